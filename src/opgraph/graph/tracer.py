@@ -1,0 +1,479 @@
+"""Tracing Python functions into graphs: proxies with operator overloading and NumPy ufunc support.
+
+:func:`trace` calls a function with :class:`Proxy` objects. Arithmetic, comparisons and NumPy/SciPy ufuncs on
+proxies record nodes in a :class:`GraphBuilder`, which merges identical subexpressions (so ``x - x`` sees one
+``x``) and records the user's source line of each node. An array example becomes a :class:`ProxyArray` (an object
+array of proxies), so ``W @ x`` with a constant matrix ``W`` and ``np.maximum(W @ x, 0)`` work.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from opgraph.graph.errors import GraphError, TraceError
+from opgraph.graph.ir import Graph, Node
+from opgraph.graph.ops import op_info
+
+_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SKIP_DIRS = tuple(
+    os.path.dirname(os.path.abspath(m.__file__))
+    for m in (np,)
+    if getattr(m, "__file__", None)
+)
+
+#: NumPy / SciPy ufunc name -> canonical op name.
+UFUNC_OPS: dict[str, str] = {
+    "add": "add",
+    "subtract": "sub",
+    "multiply": "mul",
+    "true_divide": "div",
+    "divide": "div",
+    "power": "pow",
+    "float_power": "pow",
+    "remainder": "mod",
+    "mod": "mod",
+    "negative": "neg",
+    "absolute": "abs",
+    "fabs": "abs",
+    "less": "lt",
+    "less_equal": "le",
+    "greater": "gt",
+    "greater_equal": "ge",
+    "equal": "eq",
+    "not_equal": "ne",
+    "fmax": "maximum",
+    "fmin": "minimum",
+    "expit": "sigmoid",
+}
+for _name in (
+    "sin cos tan arcsin arccos arctan sinh cosh tanh arcsinh arccosh arctanh exp exp2 expm1 log log1p log2 "
+    "log10 sqrt cbrt square reciprocal sign floor ceil rint maximum minimum arctan2 hypot erf"
+).split():
+    UFUNC_OPS[_name] = _name
+
+
+def user_source(skip: Sequence[str] = ()) -> tuple[str, str]:
+    """Return ``("file.py:LINE", function)`` of the first caller frame outside opgraph, NumPy and ``skip``."""
+    frame = sys._getframe(1)
+    skip_dirs = (_PKG_DIR, *_SKIP_DIRS, *skip)
+    while frame is not None:
+        fname = frame.f_code.co_filename
+        if not fname.startswith(skip_dirs) and not fname.startswith("<frozen"):
+            return f"{os.path.basename(fname)}:{frame.f_lineno}", frame.f_code.co_name
+        frame = frame.f_back  # type: ignore[assignment]
+    return "<unknown>:0", "<unknown>"
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return ("ndarray", value.dtype.str, value.shape, value.tobytes())
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, float | np.floating):
+        return ("float", repr(float(value)))
+    if isinstance(value, bool | np.bool_):
+        return ("bool", bool(value))
+    if isinstance(value, int | np.integer):
+        return ("int", int(value))
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return value
+
+
+class GraphBuilder:
+    """Accumulates nodes in topological order, merging identical subexpressions.
+
+    Example:
+        >>> b = GraphBuilder()
+        >>> x = b.input("x")
+        >>> y = b.add("mul", (x, b.const(2.0)))
+        >>> g = b.build([y])
+    """
+
+    def __init__(self, *, cse: bool = True, name: str = "graph") -> None:
+        """Create an empty builder; ``cse=False`` keeps duplicate subexpressions apart."""
+        self.nodes: list[Node] = []
+        self.inputs: list[int] = []
+        self.cse = cse
+        self.name = name
+        self._memo: dict[Any, int] = {}
+        self._input_names: dict[str, int] = {}
+
+    def input(self, name: str, meta: dict[str, Any] | None = None) -> int:
+        """Add a graph input called ``name`` and return its id; a repeated name raises :class:`GraphError`."""
+        if name in self._input_names:
+            raise GraphError(f"input name {name!r} is used twice; give every input its own name")
+        nid = self._append("input", (), {"name": name}, meta)
+        self.inputs.append(nid)
+        self._input_names[name] = nid
+        return nid
+
+    def const(self, value: Any, meta: dict[str, Any] | None = None) -> int:
+        """Add (or reuse) a constant node holding ``value``."""
+        key = ("const", _freeze(value))
+        if self.cse and key in self._memo:
+            return self._memo[key]
+        nid = self._append("const", (), {"value": value}, meta)
+        if self.cse:
+            self._memo[key] = nid
+        return nid
+
+    def add(
+        self,
+        op: str,
+        inputs: Sequence[int],
+        attrs: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> int:
+        """Add (or reuse) a node ``op(*inputs)``; checks the op exists and its arity."""
+        info = op_info(op)
+        ins = tuple(int(i) for i in inputs)
+        if info.arity is not None and len(ins) != info.arity:
+            raise GraphError(f"op {op!r} takes {info.arity} input(s), got {len(ins)}")
+        for i in ins:
+            if not 0 <= i < len(self.nodes):
+                raise GraphError(f"op {op!r}: input %{i} does not exist yet")
+        attrs = dict(attrs or {})
+        key = (op, ins, _freeze(attrs))
+        if self.cse and key in self._memo:
+            return self._memo[key]
+        nid = self._append(op, ins, attrs, meta)
+        if self.cse:
+            self._memo[key] = nid
+        return nid
+
+    def _append(self, op: str, inputs: tuple[int, ...], attrs: dict[str, Any], meta: dict[str, Any] | None) -> int:
+        nid = len(self.nodes)
+        m = dict(meta or {})
+        if "source" not in m:
+            m["source"], m["func"] = user_source()
+        self.nodes.append(Node(nid, op, inputs, attrs, m))
+        return nid
+
+    def build(self, outputs: Sequence[int], meta: dict[str, Any] | None = None) -> Graph:
+        """Return the :class:`Graph` with the given output ids."""
+        return Graph(tuple(self.nodes), tuple(self.inputs), tuple(int(o) for o in outputs), {"name": self.name, **(meta or {})})
+
+
+class Proxy:
+    """A traced scalar value: operations on it record nodes in its builder.
+
+    Attributes:
+        builder: The :class:`GraphBuilder` that records the operations.
+        node_id: The id of the node whose value this proxy stands for.
+    """
+
+    __array_priority__ = 1000
+
+    def __init__(self, builder: GraphBuilder, node_id: int) -> None:
+        """Wrap node ``node_id`` of ``builder``."""
+        self.builder = builder
+        self.node_id = node_id
+
+    # -- building ----------------------------------------------------------------------------------------------
+    def _lift(self, other: Any) -> int:
+        if isinstance(other, Proxy):
+            if other.builder is not self.builder:
+                raise TraceError("values from two different traces were combined; trace them in one function")
+            return other.node_id
+        if isinstance(other, np.ndarray) and other.dtype == object:
+            raise TraceError("internal: object arrays must be handled elementwise")
+        if isinstance(other, bool | int | float | complex | np.number | np.bool_):
+            return self.builder.const(other)
+        raise TraceError(
+            f"cannot combine a traced value with {type(other).__name__}; use numbers, NumPy arrays or traced values"
+        )
+
+    def _op(self, op: str, *args: Any) -> Proxy:
+        return type(self)(self.builder, self.builder.add(op, [self._lift(a) for a in args]))
+
+    def __repr__(self) -> str:
+        return f"Proxy(%{self.node_id} {self.builder.nodes[self.node_id].op})"
+
+    # -- arithmetic ------------------------------------------------------------------------------------------
+    def __add__(self, o: Any) -> Any:
+        return _dispatch("add", self, o)
+
+    def __radd__(self, o: Any) -> Any:
+        return _dispatch("add", o, self)
+
+    def __sub__(self, o: Any) -> Any:
+        return _dispatch("sub", self, o)
+
+    def __rsub__(self, o: Any) -> Any:
+        return _dispatch("sub", o, self)
+
+    def __mul__(self, o: Any) -> Any:
+        return _dispatch("mul", self, o)
+
+    def __rmul__(self, o: Any) -> Any:
+        return _dispatch("mul", o, self)
+
+    def __truediv__(self, o: Any) -> Any:
+        return _dispatch("div", self, o)
+
+    def __rtruediv__(self, o: Any) -> Any:
+        return _dispatch("div", o, self)
+
+    def __pow__(self, o: Any) -> Any:
+        return _dispatch("pow", self, o)
+
+    def __rpow__(self, o: Any) -> Any:
+        return _dispatch("pow", o, self)
+
+    def __mod__(self, o: Any) -> Any:
+        return _dispatch("mod", self, o)
+
+    def __rmod__(self, o: Any) -> Any:
+        return _dispatch("mod", o, self)
+
+    def __neg__(self) -> Proxy:
+        return self._op("neg", self)
+
+    def __pos__(self) -> Proxy:
+        return self
+
+    def __abs__(self) -> Proxy:
+        return self._op("abs", self)
+
+    def __lt__(self, o: Any) -> Any:
+        return _dispatch("lt", self, o)
+
+    def __le__(self, o: Any) -> Any:
+        return _dispatch("le", self, o)
+
+    def __gt__(self, o: Any) -> Any:
+        return _dispatch("gt", self, o)
+
+    def __ge__(self, o: Any) -> Any:
+        return _dispatch("ge", self, o)
+
+    def __eq__(self, o: Any) -> Any:  # type: ignore[override]
+        return _dispatch("eq", self, o)
+
+    def __ne__(self, o: Any) -> Any:  # type: ignore[override]
+        return _dispatch("ne", self, o)
+
+    __hash__ = object.__hash__
+
+    # -- no concrete values while tracing ------------------------------------------------------------------------
+    def __bool__(self) -> bool:
+        src, _ = user_source()
+        raise TraceError(
+            f"{src}: Python control flow (`if`, `while`, `and`, `or`, `min`, `max`) on a traced value cannot be "
+            "traced; use np.where(cond, a, b), np.maximum or np.minimum instead"
+        )
+
+    def __float__(self) -> float:
+        src, _ = user_source()
+        raise TraceError(f"{src}: float() of a traced value has no single value while tracing; keep it symbolic")
+
+    __int__ = __float__  # type: ignore[assignment]
+    __index__ = __float__  # type: ignore[assignment]
+
+    # -- NumPy protocol ----------------------------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if method != "__call__" or kwargs.get("out") is not None:
+            raise TraceError(f"np.{ufunc.__name__}.{method} is not supported on traced values")
+        return apply_ufunc(ufunc, *inputs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        name = getattr(func, "__name__", str(func))
+        if name == "where" and len(args) == 3 and not kwargs:
+            return _dispatch("where", *args)
+        if name == "clip" and len(args) == 3 and not kwargs:
+            return apply_ufunc(np.minimum, apply_ufunc(np.maximum, args[0], args[1]), args[2])
+        raise TraceError(
+            f"np.{name} is not supported on traced values; use elementwise operations and ufuncs "
+            "(np.sin, np.exp, np.maximum, np.where, ...)"
+        )
+
+
+def _make_method(ufunc_name: str) -> Callable[..., Any]:
+    op = UFUNC_OPS[ufunc_name]
+
+    def method(self: Proxy, *others: Any) -> Any:
+        return _dispatch(op, self, *others)
+
+    method.__name__ = ufunc_name
+    method.__doc__ = f"``np.{ufunc_name}`` on an object array calls this method on each element."
+    return method
+
+
+for _ufunc_name in (
+    "sin cos tan arcsin arccos arctan sinh cosh tanh arcsinh arccosh arctanh exp exp2 expm1 log log1p log2 "
+    "log10 sqrt cbrt square reciprocal sign floor ceil rint arctan2 hypot"
+).split():
+    setattr(Proxy, _ufunc_name, _make_method(_ufunc_name))
+
+
+def _first_proxy(args: Sequence[Any]) -> Proxy | None:
+    for a in args:
+        if isinstance(a, Proxy):
+            return a
+        if isinstance(a, np.ndarray) and a.dtype == object:
+            for e in a.flat:
+                if isinstance(e, Proxy):
+                    return e
+    return None
+
+
+def _dispatch(op: str, *args: Any) -> Any:
+    """Apply ``op`` to scalars, proxies and arrays (arrays elementwise, returning a :class:`ProxyArray`)."""
+    if any(isinstance(a, np.ndarray) for a in args):
+        arrays = np.broadcast_arrays(*[np.asarray(a, dtype=object) if isinstance(a, np.ndarray) else a for a in args])
+        out = np.empty(arrays[0].shape, dtype=object)
+        for idx in np.ndindex(out.shape):
+            out[idx] = _dispatch(op, *(a[idx] for a in arrays))
+        return out.view(ProxyArray)
+    p = _first_proxy(args)
+    if p is None:
+        fn = op_info(op).numpy
+        assert fn is not None
+        return fn(*args)
+    return p._op(op, *args)
+
+
+def apply_ufunc(ufunc: Any, *inputs: Any) -> Any:
+    """Apply a NumPy/SciPy ufunc to traced values (scalars or arrays); raises TraceError if unsupported."""
+    name = getattr(ufunc, "__name__", str(ufunc))
+    if name == "positive":
+        return inputs[0]
+    if name == "matmul":
+        plain = [np.asarray(a, dtype=object) if isinstance(a, np.ndarray) else a for a in inputs]
+        result = np.matmul(*[a.view(np.ndarray) if isinstance(a, np.ndarray) else a for a in plain])
+        return result.view(ProxyArray) if isinstance(result, np.ndarray) else result
+    op = UFUNC_OPS.get(name)
+    if op is None:
+        raise TraceError(
+            f"NumPy function {name!r} is not supported on traced values; supported: {', '.join(sorted(UFUNC_OPS))}"
+        )
+    return _dispatch(op, *[a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in inputs])
+
+
+class ProxyArray(np.ndarray):
+    """An object array of :class:`Proxy` elements whose ufuncs (and ``@``) are traced elementwise."""
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        plain = [a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in inputs]
+        if kwargs.get("out") is not None:
+            raise TraceError(f"np.{ufunc.__name__}(..., out=) is not supported on traced arrays")
+        if method == "__call__":
+            return apply_ufunc(ufunc, *plain)
+        if method == "reduce" and ufunc.__name__ in UFUNC_OPS:
+            arr = np.asarray(plain[0], dtype=object)
+            axis = kwargs.get("axis", 0)
+            moved = np.moveaxis(arr, 0 if axis is None else axis, 0) if arr.ndim else arr
+            if axis is None:
+                moved = arr.reshape(-1)
+            acc = moved[0]
+            for k in range(1, moved.shape[0]):
+                acc = _dispatch(UFUNC_OPS[ufunc.__name__], acc, moved[k])
+            return acc.view(ProxyArray) if isinstance(acc, np.ndarray) else acc
+        raise TraceError(f"np.{ufunc.__name__}.{method} is not supported on traced arrays")
+
+
+def _flatten_outputs(result: Any, builder: GraphBuilder, out: list[int]) -> Any:
+    """Append output ids of ``result`` to ``out`` and return its structure (for ``graph.meta``)."""
+    if isinstance(result, Proxy):
+        if result.builder is not builder:
+            raise TraceError("the function returned a value traced in another call")
+        out.append(result.node_id)
+        return "value"
+    if isinstance(result, np.ndarray):
+        for e in np.asarray(result, dtype=object).reshape(-1):
+            _flatten_outputs(e, builder, out)
+        return {"array": list(result.shape)}
+    if isinstance(result, tuple | list):
+        return [_flatten_outputs(r, builder, out) for r in result]
+    if isinstance(result, bool | int | float | np.number | np.bool_):
+        out.append(builder.const(result))
+        return "value"
+    raise TraceError(
+        f"the traced function returned {type(result).__name__}; return traced values, numbers, "
+        "arrays or tuples of them"
+    )
+
+
+def trace(fn: Callable[..., Any], *names_or_examples: Any, name: str | None = None) -> Graph:
+    """Trace ``fn`` into a :class:`Graph`.
+
+    Args:
+        fn: A Python function of scalar (or array) arguments built from arithmetic and NumPy ufuncs.
+        *names_or_examples: One per positional argument: a ``str`` names a scalar input; a NumPy array makes an
+            object array of scalar inputs (``"x[0]"``, ...); any other value is a scalar example. With none,
+            one scalar input per positional parameter of ``fn``, named after it.
+        name: Name of the graph (default: ``fn.__name__``).
+
+    Returns:
+        The graph, with one output per returned scalar (arrays are flattened; their shape and the output
+        structure are in ``graph.meta``).
+
+    Raises:
+        TraceError: ``fn`` is not callable, branches on a traced value, uses an unsupported operation, or
+            returns something that is not a traced value.
+    """
+    if not callable(fn):
+        raise TraceError(f"trace: fn must be callable, got {type(fn).__name__}")
+    fname = name or getattr(fn, "__name__", "graph")
+    params: list[str] = []
+    try:
+        sig = inspect.signature(fn)
+        params = [
+            p.name
+            for p in sig.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+        ]
+    except (TypeError, ValueError):
+        params = []
+    args: Sequence[Any] = names_or_examples or params
+    if not args:
+        raise TraceError(f"trace: cannot tell the inputs of {fname}; pass their names, e.g. trace(fn, 'x', 'y')")
+    builder = GraphBuilder(name=fname)
+    proxies: list[Any] = []
+    for k, a in enumerate(args):
+        pname = params[k] if k < len(params) else f"x{k}"
+        if isinstance(a, str):
+            proxies.append(Proxy(builder, builder.input(a)))
+        elif isinstance(a, np.ndarray | list):
+            example = np.asarray(a)
+            arr = np.empty(example.shape, dtype=object)
+            for idx in np.ndindex(example.shape):
+                arr[idx] = Proxy(builder, builder.input(f"{pname}[{','.join(map(str, idx))}]"))
+            proxies.append(arr.view(ProxyArray))
+        else:
+            proxies.append(Proxy(builder, builder.input(pname)))
+    try:
+        result = fn(*proxies)
+    except (TraceError, GraphError):
+        raise
+    except Exception as exc:
+        src, _ = _exception_source(exc)
+        raise TraceError(f"could not trace {fname} ({src}): {type(exc).__name__}: {exc}") from exc
+    outputs: list[int] = []
+    structure = _flatten_outputs(result, builder, outputs)
+    meta: dict[str, Any] = {"output_structure": structure}
+    if isinstance(result, np.ndarray):
+        meta["output_shape"] = list(result.shape)
+    return builder.build(outputs, meta)
+
+
+def _exception_source(exc: BaseException) -> tuple[str, str]:
+    tb = exc.__traceback__
+    last = ("<unknown>:0", "<unknown>")
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if not code.co_filename.startswith(_PKG_DIR):
+            last = (f"{os.path.basename(code.co_filename)}:{tb.tb_lineno}", code.co_name)
+        tb = tb.tb_next
+    return last
