@@ -1,0 +1,169 @@
+"""The ``opgraph`` command line: ``opgraph --version``, ``demo``, ``report`` and one group per system."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from opgraph import __version__
+from opgraph.errors import OpgraphError
+
+SYSTEM_GROUPS = ("dist", "perf", "energy", "ffa")
+
+
+class _Root(click.Group):
+    """Adds the systems' command groups lazily, so ``opgraph --help`` does not import torch."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._available()})
+
+    def _available(self) -> list[str]:
+        import importlib.util
+
+        found = []
+        for name in SYSTEM_GROUPS:
+            try:
+                if importlib.util.find_spec(f"opgraph.{name}.cli") is not None:
+                    found.append(name)
+            except ModuleNotFoundError:
+                continue
+        return found
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None or cmd_name not in SYSTEM_GROUPS:
+            return cmd
+        try:
+            mod = importlib.import_module(f"opgraph.{cmd_name}.cli")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(f"opgraph.{cmd_name}"):
+                return None
+            raise OpgraphError(
+                f"'opgraph {cmd_name}' needs the optional dependency {exc.name!r}: pip install 'opgraph[all]'"
+            ) from exc
+        group = getattr(mod, "group", None)
+        return group if isinstance(group, click.Command) else None
+
+
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="opgraph")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.option(
+    "--log-level", default="WARNING", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+)
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, log_level: str) -> None:
+    """opgraph: computational graphs, and several ways to interpret them."""
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=log_level, format="%(message)s", handlers=[RichHandler(show_path=False)])
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+@cli.command()
+@click.option("--out", "out_dir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
+@click.option("--full", is_flag=True, help="Longer demos (default: quick ones, about a minute each at most).")
+@click.option(
+    "--only", multiple=True, type=click.Choice(SYSTEM_GROUPS), help="Run only these systems' demos (repeatable)."
+)
+def demo(out_dir: str, full: bool, only: tuple[str, ...]) -> None:
+    """Run every available system's demo on built-in data and write OUT/index.html."""
+    from rich.console import Console
+
+    from opgraph.demo import SYSTEMS, run_demo
+
+    console = Console(stderr=True)
+    with console.status("running demos..."):
+        page = run_demo(out_dir, quick=not full, only=only or SYSTEMS)
+    click.echo(f"wrote {page}")
+
+
+@cli.command()
+@click.argument("out_dir", type=click.Path(file_okay=False))
+def report(out_dir: str) -> None:
+    """Rebuild OUT_DIR/index.html from the report.json and figures saved beside it."""
+    from opgraph.report import rebuild_report
+
+    if not Path(out_dir).is_dir():
+        raise OpgraphError(f"report: directory {out_dir!r} does not exist; pass the --out of 'opgraph demo'")
+    click.echo(f"wrote {rebuild_report(out_dir)}")
+
+
+@cli.command(name="graph")
+@click.argument("target")
+@click.option("--png", type=click.Path(dir_okay=False), help="Also draw the graph to this PNG file.")
+def graph_cmd(target: str, png: str | None) -> None:
+    """Trace TARGET ('module.py:function' or an expression such as 'x*y + sin(z)') and print its graph."""
+    g = _trace_target(target)
+    click.echo(repr(g))
+    click.echo(f"dominator path of the output: {list(g.dominator_path())}")
+    click.echo(f"separators: {sorted(g.separators())}")
+    if png:
+        g.draw(png)
+        click.echo(f"wrote {png}")
+
+
+def _trace_target(target: str) -> Any:
+    from opgraph.expr import compile_expression
+    from opgraph.graph import trace
+
+    if ":" in target and target.split(":", 1)[0].endswith(".py"):
+        path, func = target.split(":", 1)
+        fn = load_callable(path, func)
+        return trace(fn)
+    fn, names = compile_expression(target)
+    return trace(fn, *names)
+
+
+def load_callable(path: str, name: str) -> Any:
+    """Import ``name`` from the Python file ``path`` (``opgraph ... file.py:name``)."""
+    import importlib.util
+
+    file = Path(path)
+    if not file.is_file():
+        raise OpgraphError(f"file {path!r} not found (expected 'path/to/file.py:function')")
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    if spec is None or spec.loader is None:
+        raise OpgraphError(f"cannot import {path!r} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(file.parent.resolve()))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.pop(0)
+    if not hasattr(module, name):
+        raise OpgraphError(f"{path} has no attribute {name!r}")
+    return getattr(module, name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI; user errors print one line and exit 2 (``--debug`` shows the traceback)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="opgraph", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        exc.show()
+        sys.exit(2)
+    except (OpgraphError, FileNotFoundError, PermissionError) as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
