@@ -54,7 +54,10 @@ class _Root(click.Group):
 @click.version_option(__version__, prog_name="opgraph")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
 @click.option(
-    "--log-level", default="WARNING", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"])
+    "--log-level",
+    default="WARNING",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
 )
 @click.pass_context
 def cli(ctx: click.Context, debug: bool, log_level: str) -> None:
@@ -70,7 +73,10 @@ def cli(ctx: click.Context, debug: bool, log_level: str) -> None:
 @click.option("--out", "out_dir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--full", is_flag=True, help="Longer demos (default: quick ones, about a minute each at most).")
 @click.option(
-    "--only", multiple=True, type=click.Choice(SYSTEM_GROUPS), help="Run only these systems' demos (repeatable)."
+    "--only",
+    multiple=True,
+    type=click.Choice(SYSTEM_GROUPS),
+    help="Run only these systems' demos (repeatable).",
 )
 def demo(out_dir: str, full: bool, only: tuple[str, ...]) -> None:
     """Run every available system's demo on built-in data and write OUT/index.html."""

@@ -17,10 +17,35 @@ from opgraph.errors import OpgraphError
 
 FUNCTIONS: dict[str, Any] = {
     name: getattr(np, name)
-    for name in (
-        "sin cos tan arcsin arccos arctan sinh cosh tanh exp expm1 log log1p log2 log10 sqrt cbrt abs square "
-        "maximum minimum arctan2 hypot where floor ceil sign"
-    ).split()
+    for name in [
+        "sin",
+        "cos",
+        "tan",
+        "arcsin",
+        "arccos",
+        "arctan",
+        "sinh",
+        "cosh",
+        "tanh",
+        "exp",
+        "expm1",
+        "log",
+        "log1p",
+        "log2",
+        "log10",
+        "sqrt",
+        "cbrt",
+        "abs",
+        "square",
+        "maximum",
+        "minimum",
+        "arctan2",
+        "hypot",
+        "where",
+        "floor",
+        "ceil",
+        "sign",
+    ]
 }
 FUNCTIONS.update(
     {
@@ -82,7 +107,9 @@ def compile_expression(text: str) -> tuple[Callable[..., Any], list[str]]:
     names: list[str] = []
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
-            raise ExpressionError(f"expression {text!r}: {type(node).__name__} is not allowed (only arithmetic and calls)")
+            raise ExpressionError(
+                f"expression {text!r}: {type(node).__name__} is not allowed (only arithmetic and calls)"
+            )
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
                 fname = ast.unparse(node.func)
@@ -93,9 +120,13 @@ def compile_expression(text: str) -> tuple[Callable[..., Any], list[str]]:
                 raise ExpressionError(f"expression {text!r}: keyword arguments are not allowed")
     call_names = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id not in call_names and node.id not in CONSTANTS:
-            if node.id not in names:
-                names.append(node.id)
+        if (
+            isinstance(node, ast.Name)
+            and node.id not in call_names
+            and node.id not in CONSTANTS
+            and node.id not in names
+        ):
+            names.append(node.id)
     # Order variables by their position in the text, not the walk order.
     positions = {n.id: (n.lineno, n.col_offset) for n in ast.walk(tree) if isinstance(n, ast.Name)}
     names.sort(key=lambda n: positions[n])

@@ -97,7 +97,11 @@ def get_executor(spec: str | Executor | None = "serial", max_workers: int | None
             raise ExecutorError("executor 'dask' needs Dask: pip install 'opgraph[dask]'") from exc
         if spec == "dask":
             cluster = LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
             )
             return _DaskExecutor(Client(cluster), cluster)
         address = "tcp://" + spec.split("://", 1)[1]

@@ -71,22 +71,29 @@ def source_inputs(graph: Graph) -> tuple[frozenset[int], ...]:
 
 
 def _with_root(graph: Graph) -> nx.DiGraph:
+    """The graph plus a virtual root feeding every graph input (every source node if there are no inputs).
+
+    Constants and parameters carry no data from the inputs, so they are not fed by the root: a constant operand
+    does not open a path around a node, and a straight-line computation has every node on its dominator path.
+    """
     g = to_networkx(graph)
     g.add_node(_ROOT)
-    for node in graph.nodes:
-        if not node.inputs:
-            g.add_edge(_ROOT, node.id)
+    sources = graph.inputs or tuple(node.id for node in graph.nodes if not node.inputs)
+    for i in sources:
+        g.add_edge(_ROOT, i)
     return g
 
 
 def immediate_dominators(graph: Graph) -> dict[int, int]:
-    """Immediate dominator of every node, from a virtual root feeding all source nodes.
+    """Immediate dominator of every node, from a virtual root feeding all graph inputs.
 
-    A node ``d`` dominates ``n`` when every path from any source (input, const, param) to ``n`` passes
-    through ``d``. Nodes whose only dominator is the virtual root map to themselves.
+    A node ``d`` dominates ``n`` when every path from any graph input to ``n`` passes through ``d``. Inputs,
+    and nodes that no input reaches (constants, parameters), map to themselves.
     """
     idom = nx.immediate_dominators(_with_root(graph), _ROOT)
-    return {n: (n if d == _ROOT else d) for n, d in idom.items() if n != _ROOT}
+    out = {node.id: node.id for node in graph.nodes}
+    out.update({n: (n if d == _ROOT else d) for n, d in idom.items() if n != _ROOT})
+    return out
 
 
 def immediate_postdominators(graph: Graph) -> dict[int, int]:
@@ -124,6 +131,8 @@ def dominator_path(graph: Graph, node: int | None = None) -> tuple[int, ...]:
         _check(graph, node)
         target = node
     idom = nx.immediate_dominators(g, _ROOT)
+    if target not in idom:  # not reachable from any input (a constant expression)
+        return (target,)
     chain: list[int] = []
     cur = target
     while cur != _ROOT:
@@ -205,9 +214,7 @@ def subgraph(
             mapping[i] = add(old.op, tuple(mapping[j] for j in old.inputs), dict(old.attrs), dict(old.meta))
     if outputs is None:
         users = graph.users()
-        outs = [
-            i for i in chosen if i in graph.outputs or any(u not in chosen_set for u in users[i])
-        ] or [chosen[-1]]
+        outs = [i for i in chosen if i in graph.outputs or any(u not in chosen_set for u in users[i])] or [chosen[-1]]
     else:
         outs = list(outputs)
         for o in outs:

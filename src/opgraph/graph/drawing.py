@@ -74,7 +74,10 @@ def draw(graph: Graph, path: str | None = None, *, highlight: Mapping[int, str] 
 
     g = graph.to_networkx()
     pos = layered_positions(graph)
-    width = max(4.0, 1.3 * max((sum(1 for p in pos.values() if p[1] == y) for y in {p[1] for p in pos.values()}), default=1))
+    width = max(
+        4.0,
+        1.3 * max((sum(1 for p in pos.values() if p[1] == y) for y in {p[1] for p in pos.values()}), default=1),
+    )
     height = max(3.0, 0.9 * (1 + max((-p[1] for p in pos.values()), default=0)))
     fig, ax = plt.subplots(figsize=(min(width, 16), min(height, 20)))
     colors = []

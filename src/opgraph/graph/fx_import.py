@@ -255,7 +255,12 @@ def from_fx(module: Any, example_inputs: Sequence[Any], *, leaf_modules: Sequenc
 
     def ref_ids(args: Any) -> list[int]:
         found: list[int] = []
-        torch.fx.node.map_arg(args, lambda n: found.append(ids[n.name]) or n)
+
+        def visit(n: Any) -> Any:
+            found.append(ids[n.name])
+            return n
+
+        torch.fx.node.map_arg(args, visit)
         return found
 
     for fx_node in gm.graph.nodes:
@@ -266,7 +271,7 @@ def from_fx(module: Any, example_inputs: Sequence[Any], *, leaf_modules: Sequenc
             meta["source"] = line[-2].strip() if len(line) >= 2 else line[-1].strip()
         attrs: dict[str, Any] = {}
         if fx_node.op == "placeholder":
-            op, ins = "input", []
+            op, ins = "input", list[int]()
             attrs["name"] = fx_node.target
         elif fx_node.op == "get_attr":
             op, ins = "param", []

@@ -77,9 +77,7 @@ def interpret(
                 except OpgraphError as exc:
                     raise _renamed(exc, f"while evaluating {node.where}: {exc}") from exc
                 except Exception as exc:
-                    raise InterpretError(
-                        f"while evaluating {node.where}: {type(exc).__name__}: {exc}"
-                    ) from exc
+                    raise InterpretError(f"while evaluating {node.where}: {type(exc).__name__}: {exc}") from exc
             env[node.id] = value
         if on_node is not None:
             on_node(node, value)

@@ -168,7 +168,7 @@ class Graph:
         return algorithms.source_inputs(self)
 
     def immediate_dominators(self) -> dict[int, int]:
-        """Immediate dominators from a virtual root that feeds every input and const (roots map to themselves)."""
+        """Immediate dominators from a virtual root feeding every graph input (inputs and constants map to themselves)."""
         from opgraph.graph import algorithms
 
         return algorithms.immediate_dominators(self)
@@ -247,7 +247,11 @@ class Graph:
         try:
             nodes = tuple(
                 Node(
-                    int(d["id"]), str(d["op"]), tuple(int(i) for i in d["inputs"]), dict(d["attrs"]), dict(d["meta"])
+                    int(d["id"]),
+                    str(d["op"]),
+                    tuple(int(i) for i in d["inputs"]),
+                    dict(d["attrs"]),
+                    dict(d["meta"]),
                 )
                 for d in data["nodes"]
             )

@@ -12,6 +12,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
+from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -20,12 +21,20 @@ from opgraph.graph.errors import GraphError, TraceError
 from opgraph.graph.ir import Graph, Node
 from opgraph.graph.ops import op_info
 
-_PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_SKIP_DIRS = tuple(
-    os.path.dirname(os.path.abspath(m.__file__))
-    for m in (np,)
-    if getattr(m, "__file__", None)
-)
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_SKIP_DIRS: list[str] = [os.path.dirname(os.path.abspath(np.__file__))]
+
+
+def add_internal_dir(path: str) -> None:
+    """Treat frames under ``path`` as library code, not the user's, when recording source lines.
+
+    A system that builds graphs on the user's behalf (e.g. lazy random-variable arithmetic) calls this with its
+    package directory so that nodes point at the user's line rather than the system's.
+    """
+    full = os.path.abspath(path)
+    if full not in _SKIP_DIRS:
+        _SKIP_DIRS.append(full)
+
 
 #: NumPy / SciPy ufunc name -> canonical op name.
 UFUNC_OPS: dict[str, str] = {
@@ -51,22 +60,52 @@ UFUNC_OPS: dict[str, str] = {
     "fmin": "minimum",
     "expit": "sigmoid",
 }
-for _name in (
-    "sin cos tan arcsin arccos arctan sinh cosh tanh arcsinh arccosh arctanh exp exp2 expm1 log log1p log2 "
-    "log10 sqrt cbrt square reciprocal sign floor ceil rint maximum minimum arctan2 hypot erf"
-).split():
+for _name in [
+    "sin",
+    "cos",
+    "tan",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "exp",
+    "exp2",
+    "expm1",
+    "log",
+    "log1p",
+    "log2",
+    "log10",
+    "sqrt",
+    "cbrt",
+    "square",
+    "reciprocal",
+    "sign",
+    "floor",
+    "ceil",
+    "rint",
+    "maximum",
+    "minimum",
+    "arctan2",
+    "hypot",
+    "erf",
+]:
     UFUNC_OPS[_name] = _name
 
 
 def user_source(skip: Sequence[str] = ()) -> tuple[str, str]:
-    """Return ``("file.py:LINE", function)`` of the first caller frame outside opgraph, NumPy and ``skip``."""
-    frame = sys._getframe(1)
+    """Return ``("file.py:LINE", function)`` of the first caller frame outside the core, NumPy and ``skip``."""
+    frame: FrameType | None = sys._getframe(1)
     skip_dirs = (_PKG_DIR, *_SKIP_DIRS, *skip)
     while frame is not None:
         fname = frame.f_code.co_filename
         if not fname.startswith(skip_dirs) and not fname.startswith("<frozen"):
             return f"{os.path.basename(fname)}:{frame.f_lineno}", frame.f_code.co_name
-        frame = frame.f_back  # type: ignore[assignment]
+        frame = frame.f_back
     return "<unknown>:0", "<unknown>"
 
 
@@ -162,7 +201,12 @@ class GraphBuilder:
 
     def build(self, outputs: Sequence[int], meta: dict[str, Any] | None = None) -> Graph:
         """Return the :class:`Graph` with the given output ids."""
-        return Graph(tuple(self.nodes), tuple(self.inputs), tuple(int(o) for o in outputs), {"name": self.name, **(meta or {})})
+        return Graph(
+            tuple(self.nodes),
+            tuple(self.inputs),
+            tuple(int(o) for o in outputs),
+            {"name": self.name, **(meta or {})},
+        )
 
 
 class Proxy:
@@ -190,8 +234,10 @@ class Proxy:
             raise TraceError("internal: object arrays must be handled elementwise")
         if isinstance(other, bool | int | float | complex | np.number | np.bool_):
             return self.builder.const(other)
+        src, _ = user_source()
         raise TraceError(
-            f"cannot combine a traced value with {type(other).__name__}; use numbers, NumPy arrays or traced values"
+            f"{src}: cannot combine a traced value with {type(other).__name__}; "
+            "use numbers, NumPy arrays or traced values"
         )
 
     def _op(self, op: str, *args: Any) -> Proxy:
@@ -258,10 +304,10 @@ class Proxy:
     def __ge__(self, o: Any) -> Any:
         return _dispatch("ge", self, o)
 
-    def __eq__(self, o: Any) -> Any:  # type: ignore[override]
+    def __eq__(self, o: Any) -> Any:
         return _dispatch("eq", self, o)
 
-    def __ne__(self, o: Any) -> Any:  # type: ignore[override]
+    def __ne__(self, o: Any) -> Any:
         return _dispatch("ne", self, o)
 
     __hash__ = object.__hash__
@@ -278,8 +324,8 @@ class Proxy:
         src, _ = user_source()
         raise TraceError(f"{src}: float() of a traced value has no single value while tracing; keep it symbolic")
 
-    __int__ = __float__  # type: ignore[assignment]
-    __index__ = __float__  # type: ignore[assignment]
+    __int__ = __float__
+    __index__ = __float__
 
     # -- NumPy protocol ----------------------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
@@ -310,10 +356,37 @@ def _make_method(ufunc_name: str) -> Callable[..., Any]:
     return method
 
 
-for _ufunc_name in (
-    "sin cos tan arcsin arccos arctan sinh cosh tanh arcsinh arccosh arctanh exp exp2 expm1 log log1p log2 "
-    "log10 sqrt cbrt square reciprocal sign floor ceil rint arctan2 hypot"
-).split():
+for _ufunc_name in [
+    "sin",
+    "cos",
+    "tan",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "sinh",
+    "cosh",
+    "tanh",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "exp",
+    "exp2",
+    "expm1",
+    "log",
+    "log1p",
+    "log2",
+    "log10",
+    "sqrt",
+    "cbrt",
+    "square",
+    "reciprocal",
+    "sign",
+    "floor",
+    "ceil",
+    "rint",
+    "arctan2",
+    "hypot",
+]:
     setattr(Proxy, _ufunc_name, _make_method(_ufunc_name))
 
 
@@ -400,8 +473,7 @@ def _flatten_outputs(result: Any, builder: GraphBuilder, out: list[int]) -> Any:
         out.append(builder.const(result))
         return "value"
     raise TraceError(
-        f"the traced function returned {type(result).__name__}; return traced values, numbers, "
-        "arrays or tuples of them"
+        f"the traced function returned {type(result).__name__}; return traced values, numbers, arrays or tuples of them"
     )
 
 
@@ -425,7 +497,7 @@ def trace(fn: Callable[..., Any], *names_or_examples: Any, name: str | None = No
     """
     if not callable(fn):
         raise TraceError(f"trace: fn must be callable, got {type(fn).__name__}")
-    fname = name or getattr(fn, "__name__", "graph")
+    fname = str(name or getattr(fn, "__name__", "graph"))
     params: list[str] = []
     try:
         sig = inspect.signature(fn)

@@ -6,4 +6,13 @@ Each system contributes :class:`Section` objects; :func:`write_report` assembles
 from opgraph.report.page import ReportError, load_report, rebuild_report, render_html, write_report
 from opgraph.report.sections import Figure, Section, Table
 
-__all__ = ["Figure", "ReportError", "Section", "Table", "load_report", "rebuild_report", "render_html", "write_report"]
+__all__ = [
+    "Figure",
+    "ReportError",
+    "Section",
+    "Table",
+    "load_report",
+    "rebuild_report",
+    "render_html",
+    "write_report",
+]

@@ -88,8 +88,10 @@ def render_html(sections: Sequence[Section], title: str, generated: str | None =
         for s in sections
     ]
     stamp = generated or _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return _env().get_template("page.html.j2").render(
-        title=title, sections=view, version=__version__, generated=stamp, machine=_machine()
+    return (
+        _env()
+        .get_template("page.html.j2")
+        .render(title=title, sections=view, version=__version__, generated=stamp, machine=_machine())
     )
 
 
@@ -148,7 +150,15 @@ def load_report(out_dir: str | Path) -> tuple[str, list[Section]]:
             figures.append(Figure(f["name"], png_path.read_bytes(), f.get("caption", "")))
         tables = [Table(t["columns"], t["rows"], t.get("caption", "")) for t in s.get("tables", [])]
         sections.append(
-            Section(s["id"], s["title"], s.get("summary", ""), figures, tables, s.get("data", {}), s.get("notes", []))
+            Section(
+                s["id"],
+                s["title"],
+                s.get("summary", ""),
+                figures,
+                tables,
+                s.get("data", {}),
+                s.get("notes", []),
+            )
         )
     return str(doc.get("title", "opgraph report")), sections
 
