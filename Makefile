@@ -36,8 +36,10 @@ demo: venv
 	MPLBACKEND=Agg $(VENV)/bin/opgraph demo --out $(OUT)
 	@echo "report: $(OUT)/index.html"
 
+# pytest exits 5 when a marker selects no test: that is not a failure of the code.
 test: venv sysdeps
-	MPLBACKEND=Agg OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
+	@MPLBACKEND=Agg $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "no test selected (pytest exit 5): not a failure"; exit 0; fi; exit $$rc
 
 lint: venv
 	$(VENV)/bin/ruff check src tests benchmarks
