@@ -402,7 +402,11 @@ def load_graph(path: str | Path, *, lazy: bool = True, require_runtime: bool = T
             return _as_int(where, key, get[key]).reshape(-1) if key in get else None
 
         runtime = opt_int("config_runtime")
-        rounds = _as_int(where, "config_runtime_rounds", get["config_runtime_rounds"]) if "config_runtime_rounds" in get else None
+        rounds = (
+            _as_int(where, "config_runtime_rounds", get["config_runtime_rounds"])
+            if "config_runtime_rounds" in get
+            else None
+        )
         std = np.asarray(get["config_runtime_std"], dtype=np.float64) if "config_runtime_std" in get else None
         common: dict[str, Any] = dict(
             name=path.stem,
@@ -450,7 +454,9 @@ def save_graph(record: GraphRecord, path: str | Path, *, compress: bool = True) 
     return path
 
 
-def collection_dir(root: str | Path, kind: str, source: str = "xla", search: str = "default", split: str = "train") -> Path:
+def collection_dir(
+    root: str | Path, kind: str, source: str = "xla", search: str = "default", split: str = "train"
+) -> Path:
     """Directory of one collection split in the official tree (``tile/xla/train``, ``layout/nlp/random/valid``)."""
     root = Path(root)
     if kind == "tile":

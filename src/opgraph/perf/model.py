@@ -1,0 +1,443 @@
+"""A learned cost model that ranks the configurations of a graph (PyTorch Geometric GraphSAGE).
+
+Architecture (research note §6.3):
+
+* node input = opcode embedding || linear(standardised ``sign(x) log1p|x|`` of the 140 features) || categorical
+  embeddings of the layout columns 134-139;
+* config features joined early: layout configs (18 categorical columns per configurable node) are embedded and
+  added at the configurable nodes; tile configs (24 numbers, log1p) are added at every node (``join="early"``) or
+  concatenated after pooling (``join="late"``);
+* ``layers`` residual SAGEConv blocks (LayerNorm, GELU) on the undirected graph;
+* readout mean || max over nodes (|| mean over configurable nodes for layout), then an MLP -> one cost per config
+  (lower = faster);
+* loss ListMLE over the configs of one graph (``loss="hinge"``: pairwise hinge), optionally + ``mse_weight`` x MSE on
+  the per-graph standardised log runtime;
+* layout graphs are pruned to the ``k_hop`` undirected neighbourhood of the configurable nodes.
+
+Checkpoints hold the weights, the feature normalisation and :data:`~opgraph.perf.tpugraphs.FEATURE_VERSION`;
+loading one made with other features raises :class:`~opgraph.perf.errors.CheckpointError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opgraph.perf.errors import CheckpointError, PerfError, require
+from opgraph.perf.tpugraphs import FEATURE_VERSION, LAYOUT_CONFIG_DIM, TILE_CONFIG_DIM, GraphRecord
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = 1
+N_OPCODES = 256
+_CAT = 8  # categorical values -1..6 -> 0..7
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyper-parameters of :class:`CostModel`.
+
+    Attributes:
+        kind: ``"layout"`` or ``"tile"``.
+        hidden: Width of node embeddings.
+        layers: Number of SAGEConv blocks.
+        op_dim: Opcode embedding width.
+        join: ``"early"`` or ``"late"`` (tile only; layout is always early).
+        loss: ``"listmle"`` or ``"hinge"``.
+        mse_weight: Weight of the MSE term on standardised log runtime.
+        k_hop: Layout pruning radius around configurable nodes (``None``: no pruning).
+        configs_per_step: Configs of one graph per training step.
+        graphs_per_step: Graphs per optimiser step.
+        epochs: Passes over the training graphs.
+        lr: Adam learning rate.
+        weight_decay: AdamW weight decay.
+        seed: Seed of initialisation and sampling.
+    """
+
+    kind: str = "layout"
+    hidden: int = 64
+    layers: int = 3
+    op_dim: int = 32
+    join: str = "early"
+    loss: str = "listmle"
+    mse_weight: float = 0.0
+    k_hop: int | None = 3
+    configs_per_step: int = 16
+    graphs_per_step: int = 4
+    epochs: int = 40
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("layout", "tile"):
+            raise PerfError(f"ModelConfig.kind must be 'layout' or 'tile', got {self.kind!r}")
+        if self.loss not in ("listmle", "hinge"):
+            raise PerfError(f"ModelConfig.loss must be 'listmle' or 'hinge', got {self.loss!r}")
+        if self.join not in ("early", "late"):
+            raise PerfError(f"ModelConfig.join must be 'early' or 'late', got {self.join!r}")
+
+
+def _log_feat(x: np.ndarray) -> np.ndarray:
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+@dataclass
+class Normalizer:
+    """Per-column mean/std of ``sign(x) log1p|x|`` of the node features, fitted on the training graphs."""
+
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(140, dtype=np.float32))
+    std: np.ndarray = field(default_factory=lambda: np.ones(140, dtype=np.float32))
+
+    @classmethod
+    def fit(cls, records: list[GraphRecord]) -> Normalizer:
+        """Fit on the nodes of ``records``."""
+        x = _log_feat(np.concatenate([np.asarray(r.node_feat, dtype=np.float64) for r in records]))
+        std = x.std(0)
+        std[std < 1e-6] = 1.0
+        return cls(x.mean(0).astype(np.float32), std.astype(np.float32))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Standardised log features float32[n, 140]."""
+        return ((_log_feat(np.asarray(x, dtype=np.float64)) - self.mean) / self.std).astype(np.float32)
+
+
+def k_hop_nodes(n: int, edge_index: np.ndarray, seeds: np.ndarray, k: int) -> np.ndarray:
+    """Sorted ids of nodes within ``k`` undirected hops of ``seeds``."""
+    keep = np.zeros(n, dtype=bool)
+    keep[seeds] = True
+    frontier = keep.copy()
+    e = np.asarray(edge_index).reshape(-1, 2)
+    for _ in range(k):
+        nxt = np.zeros(n, dtype=bool)
+        nxt[e[frontier[e[:, 0]], 1]] = True
+        nxt[e[frontier[e[:, 1]], 0]] = True
+        frontier = nxt & ~keep
+        keep |= nxt
+        if not frontier.any():
+            break
+    return np.flatnonzero(keep)
+
+
+@dataclass
+class Prepared:
+    """Tensors of one graph ready for the network (config-independent part)."""
+
+    name: str
+    x: Any
+    opcode: Any
+    layout_cat: Any
+    edge_index: Any
+    cfg_pos: Any
+    n: int
+    record: GraphRecord
+
+
+def _cat(v: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(v) + 1, 0, _CAT - 1).astype(np.int64)
+
+
+def _build_net(cfg: ModelConfig) -> Any:
+    import torch
+    from torch import nn
+
+    require("torch_geometric", "perf")
+    from torch_geometric.nn import SAGEConv
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            h = cfg.hidden
+            self.op_emb = nn.Embedding(N_OPCODES, cfg.op_dim)
+            self.feat = nn.Linear(140, h)
+            self.lay_emb = nn.Embedding(6 * _CAT, 4)
+            self.inp = nn.Linear(cfg.op_dim + h + 24, h)
+            if cfg.kind == "layout":
+                self.cfg_emb = nn.Embedding(LAYOUT_CONFIG_DIM * _CAT, 4)
+                self.cfg_proj = nn.Sequential(nn.Linear(LAYOUT_CONFIG_DIM * 4 + 1, h), nn.GELU(), nn.Linear(h, h))
+            else:
+                self.cfg_proj = nn.Sequential(nn.Linear(TILE_CONFIG_DIM, h), nn.GELU(), nn.Linear(h, h))
+            self.convs = nn.ModuleList([SAGEConv(h, h) for _ in range(cfg.layers)])
+            self.norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(cfg.layers)])
+            pooled = 2 * h + (h if cfg.kind == "layout" else 0) + (h if cfg.join == "late" else 0)
+            self.head = nn.Sequential(nn.Linear(pooled, h), nn.GELU(), nn.Linear(h, 1))
+
+        def base(self, p: Prepared) -> Any:
+            lay = self.lay_emb(p.layout_cat + torch.arange(6) * _CAT).reshape(p.n, -1)
+            return self.inp(torch.cat([self.op_emb(p.opcode), self.feat(p.x), lay], 1))
+
+        def config_vec(self, cfg_feat: Any) -> Any:
+            if cfg.kind == "layout":
+                k, nc, _ = cfg_feat.shape
+                cat = torch.clamp(torch.round(cfg_feat) + 1, 0, _CAT - 1).long()
+                e = self.cfg_emb(cat + torch.arange(LAYOUT_CONFIG_DIM) * _CAT).reshape(k, nc, -1)
+                ones = torch.ones(k, nc, 1)
+                return self.cfg_proj(torch.cat([e, ones], -1))  # (k, nc, h)
+            return self.cfg_proj(torch.sign(cfg_feat) * torch.log1p(torch.abs(cfg_feat)))  # (k, h)
+
+        def forward(self, p: Prepared, cfg_feat: Any) -> Any:
+            from torch_geometric.utils import scatter
+
+            k = cfg_feat.shape[0]
+            h0 = self.base(p)
+            cv = self.config_vec(cfg_feat)
+            h = h0.unsqueeze(0).repeat(k, 1, 1)
+            if cfg.kind == "layout":
+                h[:, p.cfg_pos] = h[:, p.cfg_pos] + cv
+            elif cfg.join == "early":
+                h = h + cv.unsqueeze(1)
+            h = h.reshape(k * p.n, -1)
+            offs = (torch.arange(k) * p.n).repeat_interleave(p.edge_index.shape[1])
+            ei = p.edge_index.repeat(1, k) + offs
+            batch = torch.arange(k).repeat_interleave(p.n)
+            for conv, norm in zip(self.convs, self.norms):
+                h = h + nn.functional.gelu(norm(conv(h, ei)))
+            pooled = [scatter(h, batch, 0, dim_size=k, reduce="mean"), scatter(h, batch, 0, dim_size=k, reduce="max")]
+            if cfg.kind == "layout":
+                pooled.append(h.reshape(k, p.n, -1)[:, p.cfg_pos].mean(1))
+            if cfg.join == "late" and cfg.kind == "tile":
+                pooled.append(cv)
+            return self.head(torch.cat(pooled, 1)).squeeze(-1)
+
+    return Net()
+
+
+def listmle_loss(cost: Any, runtime: Any) -> Any:
+    """ListMLE on scores ``-cost``: negative log-likelihood of the true order (fastest first)."""
+    import torch
+
+    order = torch.argsort(runtime)
+    s = -cost[order]
+    # log-sum-exp over the suffix s[i:], computed from the end
+    rev = torch.flip(s, [0])
+    lse = torch.flip(torch.logcumsumexp(rev, 0), [0])
+    return (lse - s).mean()
+
+
+def hinge_loss(cost: Any, runtime: Any, margin: float = 0.1) -> Any:
+    """Pairwise hinge: for every pair with ``runtime_i < runtime_j`` penalise ``cost_i > cost_j - margin``."""
+    import torch
+
+    better = (runtime[:, None] < runtime[None, :]).float()
+    viol = torch.relu(margin + cost[:, None] - cost[None, :]) * better
+    return viol.sum() / better.sum().clamp(min=1)
+
+
+class CostModel:
+    """Learned ranking model over the configurations of a graph.
+
+    Example:
+        >>> model = CostModel(ModelConfig(kind="layout", epochs=20)).fit(train_records)  # doctest: +SKIP
+        >>> cost = model.predict(record)  # lower = predicted faster  # doctest: +SKIP
+    """
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        self.config = config or ModelConfig()
+        self.normalizer = Normalizer()
+        self.net: Any = None
+        self.history: list[dict[str, float]] = []
+        self.train_s = 0.0
+
+    # -- preparation -------------------------------------------------------------------------------------
+    def prepare(self, rec: GraphRecord) -> Prepared:
+        """Prune (layout) and convert one record to tensors."""
+        import torch
+
+        if rec.kind != self.config.kind:
+            raise PerfError(f"{rec.name}: a {rec.kind} graph given to a {self.config.kind} model")
+        n = rec.n_nodes
+        edges = np.asarray(rec.edge_index).reshape(-1, 2)
+        keep = np.arange(n)
+        cfg_ids = np.asarray(rec.node_config_ids) if rec.kind == "layout" else np.zeros(0, dtype=np.int64)
+        if rec.kind == "layout" and self.config.k_hop is not None and len(cfg_ids):
+            keep = k_hop_nodes(n, edges, cfg_ids, self.config.k_hop)
+        remap = -np.ones(n, dtype=np.int64)
+        remap[keep] = np.arange(len(keep))
+        e = remap[edges]
+        e = e[(e >= 0).all(1)]
+        both = np.concatenate([e, e[:, ::-1]]).T if len(e) else np.zeros((2, 0), dtype=np.int64)
+        feat = np.asarray(rec.node_feat)[keep]
+        return Prepared(
+            name=rec.name,
+            x=torch.from_numpy(self.normalizer(feat)),
+            opcode=torch.from_numpy(np.clip(np.asarray(rec.node_opcode)[keep], 0, N_OPCODES - 1).astype(np.int64)),
+            layout_cat=torch.from_numpy(_cat(feat[:, 134:140])),
+            edge_index=torch.from_numpy(np.ascontiguousarray(both, dtype=np.int64)),
+            cfg_pos=torch.from_numpy(remap[cfg_ids]),
+            n=len(keep),
+            record=rec,
+        )
+
+    def _ensure_net(self) -> None:
+        import torch
+
+        if self.net is None:
+            torch.manual_seed(self.config.seed)
+            self.net = _build_net(self.config)
+
+    # -- training ----------------------------------------------------------------------------------------
+    def fit(
+        self,
+        train: list[GraphRecord],
+        valid: list[GraphRecord] | None = None,
+        *,
+        progress: bool = False,
+    ) -> CostModel:
+        """Train on ``train`` (graphs with runtimes); keep the weights with the best validation Kendall tau.
+
+        Args:
+            train: Training graphs (whole graphs; hold out others for validation).
+            valid: Optional validation graphs for model selection.
+            progress: Show a tqdm bar over epochs.
+
+        Returns:
+            ``self``.
+        """
+        import torch
+        from tqdm.auto import tqdm
+
+        from opgraph.perf.measure import apply_thread_settings
+
+        if not train:
+            raise PerfError("fit: no training graphs")
+        apply_thread_settings()
+        t0 = time.perf_counter()
+        cfg = self.config
+        self.normalizer = Normalizer.fit(train)
+        self._ensure_net()
+        prepared = [self.prepare(r) for r in train]
+        targets = [torch.from_numpy(np.log(r.target_runtime())).float() for r in train]
+        valid_prep = [self.prepare(r) for r in valid] if valid else []
+        opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
+        rng = np.random.default_rng(cfg.seed)
+        best_tau, best_state = -np.inf, None
+        for epoch in tqdm(range(cfg.epochs), disable=not progress, desc="train"):
+            self.net.train()
+            order = rng.permutation(len(prepared))
+            losses = []
+            for start in range(0, len(order), cfg.graphs_per_step):
+                opt.zero_grad()
+                total = 0.0
+                for gi in order[start : start + cfg.graphs_per_step]:
+                    p, y = prepared[gi], targets[gi]
+                    c = len(y)
+                    idx = rng.choice(c, size=min(c, cfg.configs_per_step), replace=False)
+                    cf = torch.from_numpy(p.record.config_matrix(idx))
+                    cost = self.net(p, cf)
+                    yy = y[idx]
+                    loss = listmle_loss(cost, yy) if cfg.loss == "listmle" else hinge_loss(cost, yy)
+                    if cfg.mse_weight > 0:
+                        z = (yy - yy.mean()) / yy.std().clamp(min=1e-6)
+                        loss = loss + cfg.mse_weight * ((cost - cost.mean()) - z).pow(2).mean()
+                    (loss / cfg.graphs_per_step).backward()
+                    total += float(loss.detach())
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), 1.0)
+                opt.step()
+                losses.append(total)
+            sched.step()
+            entry = {"epoch": epoch, "loss": float(np.mean(losses))}
+            if valid_prep:
+                tau = float(np.mean([self._tau(p) for p in valid_prep]))
+                entry["valid_tau"] = tau
+                if tau > best_tau:
+                    best_tau = tau
+                    best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+            self.history.append(entry)
+            log.debug("epoch %d %s", epoch, entry)
+        if best_state is not None:
+            self.net.load_state_dict(best_state)
+        self.train_s = time.perf_counter() - t0
+        return self
+
+    def _tau(self, p: Prepared) -> float:
+        from opgraph.perf.metrics import kendall_tau
+
+        return kendall_tau(self._predict_prepared(p), p.record.target_runtime())
+
+    # -- inference ---------------------------------------------------------------------------------------
+    def _predict_prepared(self, p: Prepared, batch: int = 64) -> np.ndarray:
+        import torch
+
+        self.net.eval()
+        out = []
+        c = p.record.n_configs
+        with torch.no_grad():
+            for s in range(0, c, batch):
+                idx = np.arange(s, min(c, s + batch))
+                out.append(self.net(p, torch.from_numpy(p.record.config_matrix(idx))).numpy())
+        return np.concatenate(out).astype(np.float64)
+
+    def predict(self, record: GraphRecord, batch: int = 64) -> np.ndarray:
+        """Predicted cost of every config of ``record`` (lower = faster; only the order is meaningful)."""
+        if self.net is None:
+            raise PerfError("predict: the model is not trained; call fit() or CostModel.load()")
+        return self._predict_prepared(self.prepare(record), batch)
+
+    # -- persistence -------------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint (weights, config, feature normalisation, feature version) atomically."""
+        import io
+
+        import torch
+
+        from opgraph.graph.io import atomic_write
+
+        if self.net is None:
+            raise PerfError("save: the model is not trained")
+        buf = io.BytesIO()
+        torch.save(
+            {
+                "format": MODEL_FORMAT,
+                "feature_version": FEATURE_VERSION,
+                "config": asdict(self.config),
+                "state_dict": self.net.state_dict(),
+                "norm_mean": self.normalizer.mean,
+                "norm_std": self.normalizer.std,
+                "history": self.history,
+                "train_s": self.train_s,
+            },
+            buf,
+        )
+        return atomic_write(path, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> CostModel:
+        """Read a checkpoint written by :meth:`save`.
+
+        Raises:
+            CheckpointError: missing or corrupt file, or one made with another feature version.
+        """
+        import torch
+
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"--model {path}: no such checkpoint file")
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad checkpoint
+            raise CheckpointError(f"--model {path}: not a readable opgraph.perf checkpoint ({exc})") from exc
+        if not isinstance(ck, dict) or "feature_version" not in ck:
+            raise CheckpointError(f"--model {path}: not an opgraph.perf checkpoint (no feature_version)")
+        if ck["feature_version"] != FEATURE_VERSION:
+            raise CheckpointError(
+                f"--model {path}: made with feature version {ck['feature_version']}, this opgraph uses "
+                f"{FEATURE_VERSION}; retrain it with `opgraph perf train`"
+            )
+        m = cls(ModelConfig(**ck["config"]))
+        m.normalizer = Normalizer(np.asarray(ck["norm_mean"]), np.asarray(ck["norm_std"]))
+        m._ensure_net()
+        m.net.load_state_dict(ck["state_dict"])
+        m.history = list(ck.get("history", []))
+        m.train_s = float(ck.get("train_s", 0.0))
+        return m
+
+    def __repr__(self) -> str:
+        state = "untrained" if self.net is None else f"trained {len(self.history)} epochs in {self.train_s:.1f}s"
+        c = self.config
+        return f"CostModel({c.kind}, SAGE {c.layers}x{c.hidden}, {c.loss}, {state})"
