@@ -109,10 +109,16 @@ def mlp(
         layers += [nn.Linear(prev, int(h), bias=bias), nn.ReLU()]
         prev = int(h)
     layers.append(nn.Linear(prev, n_classes, bias=bias))
-    cfg = {"in_features": in_features, "hidden": list(hidden), "n_classes": n_classes,
-           "input_shape": list(input_shape), "bias": bias}
-    return Encoder(nn.Sequential(*layers), head="identity", input_shape=input_shape, n_classes=n_classes,
-                   name="mlp", config=cfg)
+    cfg = {
+        "in_features": in_features,
+        "hidden": list(hidden),
+        "n_classes": n_classes,
+        "input_shape": list(input_shape),
+        "bias": bias,
+    }
+    return Encoder(
+        nn.Sequential(*layers), head="identity", input_shape=input_shape, n_classes=n_classes, name="mlp", config=cfg
+    )
 
 
 class AsymResLNet10Body(nn.Module):
@@ -170,8 +176,14 @@ def asym_resnet10(in_channels: int = 1, n_classes: int = 10, width: int = 64, *,
         raise FFAError(f"image_size={image_size} must be a multiple of 4 (two stride-2 stages)")
     body = AsymResLNet10Body(in_channels, n_classes, width)
     cfg = {"in_channels": in_channels, "n_classes": n_classes, "width": width, "image_size": image_size}
-    return Encoder(body, head="avgpool", input_shape=(in_channels, image_size, image_size), n_classes=n_classes,
-                   name="asym_resnet10", config=cfg)
+    return Encoder(
+        body,
+        head="avgpool",
+        input_shape=(in_channels, image_size, image_size),
+        n_classes=n_classes,
+        name="asym_resnet10",
+        config=cfg,
+    )
 
 
 class BasicBlock(nn.Module):
@@ -229,9 +241,14 @@ def asym_resnet18(in_channels: int = 3, n_classes: int = 10, width: int = 64, *,
     if image_size % 8:
         raise FFAError(f"image_size={image_size} must be a multiple of 8 (three stride-2 stages)")
     cfg = {"in_channels": in_channels, "n_classes": n_classes, "width": width, "image_size": image_size}
-    return Encoder(AsymResNet18Body(in_channels, width), head="groupmax",
-                   input_shape=(in_channels, image_size, image_size), n_classes=n_classes,
-                   name="asym_resnet18", config=cfg)
+    return Encoder(
+        AsymResNet18Body(in_channels, width),
+        head="groupmax",
+        input_shape=(in_channels, image_size, image_size),
+        n_classes=n_classes,
+        name="asym_resnet18",
+        config=cfg,
+    )
 
 
 _BUILDERS = {"mlp": mlp, "asym_resnet10": asym_resnet10, "asym_resnet18": asym_resnet18}

@@ -1,0 +1,384 @@
+"""Image classification data for FFA: MNIST/Fashion-MNIST idx folders, CIFAR-10 batches, Keras npz, sklearn digits.
+
+:func:`load` returns a :class:`Dataset` of float32 images in ``[0, 1]`` with shape ``(N, C, H, W)`` (no mean/std
+normalisation, as in the authors' MNIST runs). 28x28 images are resized to 32x32 by default (the paper resizes
+MNIST to 32). Nothing is downloaded unless :func:`download` is called explicitly.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import pickle
+import struct
+import tarfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opgraph.ffa.errors import DataNotFoundError, FFAError
+
+__all__ = [
+    "CIFAR10_DIR",
+    "DOWNLOADS",
+    "FASHION_MNIST_DEBIAN_DIR",
+    "Dataset",
+    "data_home",
+    "download",
+    "load",
+    "read_idx",
+]
+
+log = logging.getLogger(__name__)
+
+#: Where the Debian package ``dataset-fashion-mnist`` installs the original idx .gz files.
+FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+CIFAR10_DIR = "cifar-10-batches-py"
+
+_IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+#: Download sources with MD5 checksums of the files as published (the checksums torchvision uses).
+DOWNLOADS: dict[str, dict[str, Any]] = {
+    "mnist": {
+        "base_url": "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "files": {
+            "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+            "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+            "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+            "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+        },
+    },
+    "fashion-mnist": {
+        "base_url": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "files": {
+            "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+            "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+            "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+            "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+        },
+    },
+    "cifar10": {
+        "base_url": "https://www.cs.toronto.edu/~kriz/",
+        "files": {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a"},
+    },
+}
+
+
+@dataclass
+class Dataset:
+    """Train and test images with integer labels.
+
+    Attributes:
+        x_train: ``(N, C, H, W)`` float32 in ``[0, 1]``.
+        y_train: ``(N,)`` int64 class indices.
+        x_test: Test images, as ``x_train``.
+        y_test: Test labels.
+        name: Where the data came from.
+        classes: Class names (``"0"``...``"9"`` for digits).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    name: str = "data"
+    classes: list[str] = field(default_factory=list)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image."""
+        return tuple(int(s) for s in self.x_train.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes."""
+        return len(self.classes) or int(max(self.y_train.max(), self.y_test.max())) + 1
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Dataset:
+        """A random subset (the first ``n`` of a seeded permutation of each split)."""
+        rng = np.random.default_rng(seed)
+        tr = rng.permutation(len(self.y_train))[:n_train] if n_train else np.arange(len(self.y_train))
+        te = rng.permutation(len(self.y_test))[:n_test] if n_test else np.arange(len(self.y_test))
+        return Dataset(
+            self.x_train[tr],
+            self.y_train[tr],
+            self.x_test[te],
+            self.y_test[te],
+            f"{self.name}[{len(tr)}/{len(te)}]",
+            list(self.classes),
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}, train={len(self.y_train)}, test={len(self.y_test)}, "
+            f"image_shape={self.image_shape}, classes={self.n_classes})"
+        )
+
+
+def data_home() -> Path:
+    """Folder for downloaded data: ``$OPGRAPH_DATA`` or ``~/.cache/opgraph/datasets``."""
+    return Path(os.environ.get("OPGRAPH_DATA", Path.home() / ".cache" / "opgraph" / "datasets"))
+
+
+def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an idx file (``.gz`` or raw) as a uint8 array."""
+    p = Path(path)
+    opener = gzip.open if p.suffix == ".gz" else open
+    with opener(p, "rb") as fh:  # type: ignore[operator]
+        raw = fh.read()
+    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype != 0x08:
+        raise FFAError(f"{p} is not an unsigned-byte idx file (magic {raw[:4].hex()})")
+    dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"), stem.replace("-idx", ".idx") + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _is_idx_folder(folder: Path) -> bool:
+    return all(_find_idx(folder, stem) for stem in _IDX_FILES.values())
+
+
+def _load_idx_folder(folder: Path, name: str) -> Dataset:
+    arrays = {}
+    for key, stem in _IDX_FILES.items():
+        found = _find_idx(folder, stem)
+        if found is None:
+            raise DataNotFoundError(
+                f"{stem}[.gz] is missing in {folder}; put the four MNIST-format idx files there "
+                f"({', '.join(_IDX_FILES.values())}, optionally gzipped)"
+            )
+        arrays[key] = read_idx(found)
+    return Dataset(
+        arrays["x_train"][:, None].astype(np.float32) / 255.0,
+        arrays["y_train"].astype(np.int64),
+        arrays["x_test"][:, None].astype(np.float32) / 255.0,
+        arrays["y_test"].astype(np.int64),
+        name,
+    )
+
+
+def _load_cifar_folder(folder: Path) -> Dataset:
+    def batch(p: Path) -> tuple[np.ndarray, np.ndarray]:
+        with open(p, "rb") as fh:
+            d = pickle.load(fh, encoding="bytes")
+        x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        return x.astype(np.float32) / 255.0, np.asarray(d[b"labels"], dtype=np.int64)
+
+    train = sorted(folder.glob("data_batch_*"))
+    test = folder / "test_batch"
+    if not train or not test.is_file():
+        raise DataNotFoundError(
+            f"CIFAR-10 python batches not found in {folder}: put data_batch_1..5 and test_batch there "
+            f"(unpack cifar-10-python.tar.gz), or call opgraph.ffa.data.download('cifar10')"
+        )
+    xs, ys = zip(*(batch(p) for p in train), strict=True)
+    xt, yt = batch(test)
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    return Dataset(np.concatenate(xs), np.concatenate(ys), xt, yt, f"cifar10:{folder}", names)
+
+
+def _load_npz(path: Path) -> Dataset:
+    with np.load(path) as z:
+        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
+        if missing:
+            raise FFAError(
+                f"{path} lacks the keys {missing}; expected the Keras mnist.npz keys x_train, y_train, x_test, y_test"
+            )
+        arrs = {k: np.asarray(z[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
+
+    def images(x: np.ndarray) -> np.ndarray:
+        x = x.astype(np.float32)
+        if x.max() > 1.0:
+            x = x / 255.0
+        if x.ndim == 3:
+            x = x[:, None]
+        elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x)
+
+    return Dataset(
+        images(arrs["x_train"]),
+        arrs["y_train"].astype(np.int64).ravel(),
+        images(arrs["x_test"]),
+        arrs["y_test"].astype(np.int64).ravel(),
+        f"npz:{path.name}",
+    )
+
+
+def _load_digits(seed: int = 0) -> Dataset:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.images.astype(np.float32) / 16.0)[:, None]
+    y = d.target.astype(np.int64)
+    perm = np.random.default_rng(seed).permutation(len(y))
+    n_test = len(y) // 5
+    te, tr = perm[:n_test], perm[n_test:]
+    return Dataset(x[tr], y[tr], x[te], y[te], "sklearn-digits", [str(i) for i in range(10)])
+
+
+def _resize(x: np.ndarray, size: int) -> np.ndarray:
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    out = []
+    t = torch.from_numpy(x)
+    for i in range(0, len(t), 4096):
+        out.append(F.interpolate(t[i : i + 4096], size=(size, size), mode="bilinear", align_corners=False))
+    return torch.cat(out).clamp_(0, 1).numpy()
+
+
+def load(
+    source: str | os.PathLike[str] = "fashion-mnist",
+    *,
+    image_size: int | None = None,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """Load a data set.
+
+    Args:
+        source: One of
+
+            * ``"mnist"``: idx files in ``data_home()/mnist`` (see :func:`download`);
+            * ``"fashion-mnist"``: idx files of the Debian package ``dataset-fashion-mnist``
+              (``/usr/share/datasets/fashion-mnist``), else ``data_home()/fashion-mnist``;
+            * ``"cifar10"``: python batches in ``data_home()/cifar-10-batches-py``;
+            * ``"digits"``: scikit-learn's 8x8 digits (1,437 train / 360 test, fixed split);
+            * a path to an ``.npz`` in the Keras ``mnist.npz`` convention (``x_train, y_train, x_test, y_test``);
+            * a folder holding MNIST-format idx files or CIFAR-10 python batches.
+        image_size: Resize images to this side (bilinear). Default: 28x28 images become 32x32 (as in the paper),
+            others keep their size.
+        n_train: Keep a random subset of this many training images.
+        n_test: Keep a random subset of this many test images.
+        seed: Seed of the subsets (and of the digits split).
+
+    Returns:
+        The :class:`Dataset`.
+
+    Raises:
+        DataNotFoundError: The files are not there; the message says where to put them.
+    """
+    src = str(source)
+    key = src.lower().replace("_", "-")
+    path = Path(src).expanduser()
+    if key == "digits":
+        ds = _load_digits(seed)
+    elif key in ("mnist", "fashion-mnist", "fashionmnist"):
+        name = "fashion-mnist" if key != "mnist" else "mnist"
+        candidates = [data_home() / name]
+        if name == "fashion-mnist":
+            candidates.insert(0, FASHION_MNIST_DEBIAN_DIR)
+        folder = next((c for c in candidates if c.is_dir() and _is_idx_folder(c)), None)
+        if folder is None:
+            hint = " or `apt-get install dataset-fashion-mnist`" if name == "fashion-mnist" else ""
+            raise DataNotFoundError(
+                f"{name} not found: put the four idx files ({', '.join(v + '.gz' for v in _IDX_FILES.values())}) "
+                f"in {candidates[-1]} (or set OPGRAPH_DATA){hint}; with internet access, "
+                f"opgraph.ffa.data.download({name!r}) fetches and checks them"
+            )
+        ds = _load_idx_folder(folder, f"{name}:{folder}")
+        ds.classes = (
+            ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+            if name == "fashion-mnist"
+            else [str(i) for i in range(10)]
+        )
+    elif key in ("cifar10", "cifar-10"):
+        ds = _load_cifar_folder(data_home() / CIFAR10_DIR)
+    elif path.is_file() and path.suffix == ".npz":
+        ds = _load_npz(path)
+        ds.classes = [str(i) for i in range(ds.n_classes)]
+    elif path.is_dir():
+        if _is_idx_folder(path):
+            ds = _load_idx_folder(path, f"idx:{path}")
+        elif (path / "test_batch").is_file() or (path / CIFAR10_DIR / "test_batch").is_file():
+            ds = _load_cifar_folder(path if (path / "test_batch").is_file() else path / CIFAR10_DIR)
+        else:
+            raise DataNotFoundError(
+                f"{path} holds neither MNIST-format idx files ({', '.join(_IDX_FILES.values())}[.gz]) nor "
+                "CIFAR-10 python batches (data_batch_1..5, test_batch)"
+            )
+    else:
+        raise DataNotFoundError(
+            f"data source {src!r} not found: give 'mnist', 'fashion-mnist', 'cifar10', 'digits', a path to a "
+            "Keras-style .npz (x_train, y_train, x_test, y_test), or a folder of idx files / CIFAR-10 batches"
+        )
+    if n_train or n_test:
+        ds = ds.subset(n_train, n_test, seed)
+    size = image_size if image_size is not None else (32 if ds.x_train.shape[-1] == 28 else None)
+    if size is not None:
+        ds.x_train = _resize(ds.x_train, size)
+        ds.x_test = _resize(ds.x_test, size)
+    log.info("loaded %r", ds)
+    return ds
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def download(name: str, dest: str | os.PathLike[str] | None = None, *, timeout_s: float = 60.0) -> Path:
+    """Download MNIST, Fashion-MNIST or CIFAR-10 and check the MD5 of every file (needs internet access).
+
+    Files already present with the right checksum are kept. Tests never call this.
+
+    Args:
+        name: ``mnist``, ``fashion-mnist`` or ``cifar10``.
+        dest: Target folder; default ``data_home()/name`` (``data_home()`` for CIFAR-10, which unpacks into
+            ``cifar-10-batches-py``).
+        timeout_s: Socket timeout per request in seconds.
+
+    Returns:
+        The folder that :func:`load` reads.
+
+    Raises:
+        FFAError: Unknown name or a checksum mismatch (the bad file is removed).
+    """
+    from opgraph.graph.io import atomic_open
+
+    if name not in DOWNLOADS:
+        raise FFAError(f"download: name {name!r} is unknown; use one of {', '.join(DOWNLOADS)}")
+    spec = DOWNLOADS[name]
+    folder = Path(dest) if dest is not None else (data_home() if name == "cifar10" else data_home() / name)
+    folder.mkdir(parents=True, exist_ok=True)
+    for fname, md5 in spec["files"].items():
+        target = folder / fname
+        if target.is_file() and _md5(target) == md5:
+            continue
+        url = spec["base_url"] + fname
+        log.info("downloading %s", url)
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp, atomic_open(target, "wb") as fh:  # noqa: S310
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                fh.write(block)
+        got = _md5(target)
+        if got != md5:
+            target.unlink()
+            raise FFAError(f"checksum mismatch for {url}: md5 {got}, expected {md5}; try again later")
+    if name == "cifar10":
+        with tarfile.open(folder / "cifar-10-python.tar.gz") as tar:
+            tar.extractall(folder, filter="data")
+        return folder / CIFAR10_DIR
+    return folder

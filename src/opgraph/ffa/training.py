@@ -1,0 +1,517 @@
+"""Training F and B as the authors ran it, with checkpoints, resume, per-epoch JSON and parallel seeds.
+
+Per mini-batch (method ``ffa``):
+
+1. ``x_noisy = x + N(0, 0.1)``; cross-entropy of ``F(x_noisy)``; F's input gradients use B's weights; RMSprop step.
+2. fresh noise; ``z = F.features(x_noisy2)`` (detached); MSE of ``B(z)`` against the **clean** ``x``; B's input
+   gradients use F's weights; RMSprop step.
+
+``bp``/``fa``/``sign`` train F only (B holds F's weights / F's random feedback / F's sign feedback, so its
+reconstruction is a by-product, as in the paper); ``kp`` (Kolen-Pollack) trains F with B's weights as feedback and
+gives B's weights F's weight gradient, so that they converge through weight decay; ``ae-bp``/``ae-fa`` train F and
+B end-to-end on reconstruction only and read the class from F's latent. Both optimisers are RMSprop (lr 1e-3,
+weight decay 1e-5 for F, 1e-6 for B), batch 256, ``ReduceLROnPlateau`` (factor 0.1; patience 50 on test accuracy
+for F, 40 on reconstruction correlation for B).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+
+from opgraph.ffa.errors import FFAError
+from opgraph.ffa.evaluation import evaluate
+from opgraph.ffa.mirror import METHODS, Pair
+
+__all__ = ["TrainConfig", "TrainResult", "load_run", "train", "train_many"]
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+HISTORY = "history.json"
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved as ``config.json`` in the run folder)."""
+
+    method: str = "ffa"
+    epochs: int = 20
+    seed: int = 0
+    batch_size: int = 256
+    lr_f: float = 1e-3
+    lr_b: float = 1e-3
+    wd_f: float = 1e-5
+    wd_b: float = 1e-6
+    momentum: float = 0.0
+    noise_var: float = 0.1
+    patience_f: int = 50
+    patience_b: int = 40
+    eval_batch_size: int = 256
+    model: dict[str, Any] = field(default_factory=dict)
+    data: str = ""
+
+
+@dataclass
+class TrainResult:
+    """The outcome of :func:`train`.
+
+    Attributes:
+        history: One dict per epoch: ``epoch``, ``train_loss_f`` (cross-entropy), ``train_loss_b`` (MSE),
+            ``test_acc`` (%), ``recon_corr`` (Pearson r), ``recon_mse``, ``align_first_deg``/``align_last_deg``/
+            ``align_mean_deg`` (angle between F's weights and its feedback weights), ``lr_f``, ``lr_b``,
+            ``epoch_s`` (wall seconds of the epoch incl. evaluation).
+        config: The :class:`TrainConfig` as a dict.
+        run_dir: Folder with ``config.json``, ``history.json`` and ``checkpoint.pt`` (None if not saved).
+        pair: The trained pair (not saved in JSON).
+        wall_s: Wall time of this call in seconds.
+    """
+
+    history: list[dict[str, Any]]
+    config: dict[str, Any]
+    run_dir: Path | None = None
+    pair: Pair | None = None
+    wall_s: float = 0.0
+
+    @property
+    def method(self) -> str:
+        """Training method."""
+        return str(self.config.get("method"))
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """Metrics of the last epoch."""
+        return self.history[-1] if self.history else {}
+
+    def best(self) -> dict[str, float]:
+        """Maximum over epochs of test accuracy and of reconstruction correlation (the paper's statistic)."""
+        if not self.history:
+            return {}
+        return {
+            "test_acc": max(h["test_acc"] for h in self.history),
+            "recon_corr": max(h["recon_corr"] for h in self.history),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (config, history, wall time)."""
+        return {
+            "config": self.config,
+            "history": self.history,
+            "wall_s": self.wall_s,
+            "run_dir": str(self.run_dir) if self.run_dir else None,
+        }
+
+    def save_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_dict` atomically."""
+        from opgraph.graph.io import atomic_write
+
+        return atomic_write(path, json.dumps(self.to_dict(), indent=1))
+
+    def plot(self) -> Any:
+        """Learning curves (accuracy, reconstruction correlation, alignment) as a matplotlib Figure."""
+        from opgraph.ffa.figures import learning_curves
+
+        return learning_curves({self.method: self})
+
+    def __repr__(self) -> str:
+        f = self.final
+        if not f:
+            return f"TrainResult(method={self.method!r}, no epochs)"
+        return (
+            f"TrainResult(method={self.method!r}, epochs={f['epoch']}, test_acc={f['test_acc']:.2f}%, "
+            f"recon_corr={f['recon_corr']:.3f}, align_mean={f['align_mean_deg']:.1f}deg, "
+            f"wall={self.wall_s:.1f}s)"
+        )
+
+    def _repr_html_(self) -> str:
+        keys = ["epoch", "test_acc", "recon_corr", "align_mean_deg", "train_loss_f", "train_loss_b", "epoch_s"]
+        head = "".join(f"<th>{k}</th>" for k in keys)
+        body = "".join(
+            "<tr>"
+            + "".join(
+                f"<td>{h.get(k):.4g}</td>" if isinstance(h.get(k), float) else f"<td>{h.get(k)}</td>" for k in keys
+            )
+            + "</tr>"
+            for h in self.history[-10:]
+        )
+        return f"<b>FFA run, method {self.method}</b><table><tr>{head}</tr>{body}</table>"
+
+
+def _device(device: str | None) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _tensors(data: Any, dev: torch.device, shape: tuple[int, ...]) -> tuple[torch.Tensor, ...]:
+    out = []
+    for k in ("x_train", "y_train", "x_test", "y_test"):
+        a = getattr(data, k)
+        out.append(torch.as_tensor(a, dtype=torch.float32 if k[0] == "x" else torch.int64).to(dev))
+    if tuple(out[0].shape[1:]) != shape:
+        raise FFAError(
+            f"data images have shape {tuple(out[0].shape[1:])} but the model expects {shape}; "
+            f"load the data with image_size={shape[-1]} or build the model for this size"
+        )
+    return tuple(out)
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    from opgraph.graph.io import atomic_write
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def train(
+    pair: Pair,
+    data: Any,
+    method: str = "ffa",
+    epochs: int = 20,
+    seed: int = 0,
+    *,
+    batch_size: int = 256,
+    lr_f: float = 1e-3,
+    lr_b: float = 1e-3,
+    wd_f: float = 1e-5,
+    wd_b: float = 1e-6,
+    momentum: float = 0.0,
+    noise_var: float = 0.1,
+    patience_f: int = 50,
+    patience_b: int = 40,
+    eval_batch_size: int = 256,
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    device: str | None = "cpu",
+) -> TrainResult:
+    """Train ``pair`` with ``method`` and return the per-epoch history.
+
+    Args:
+        pair: From :func:`opgraph.ffa.mirror`; trained in place.
+        data: A :class:`~opgraph.ffa.data.Dataset` whose image shape matches the model.
+        method: ``ffa``, ``bp``, ``fa``, ``kp`` (Kolen-Pollack), ``sign`` (sign-symmetry), ``ae-bp``, ``ae-fa``.
+        epochs: Total number of epochs (with ``resume``, training continues up to this number).
+        seed: Seeds the shuffling, the input noise and the fixed random feedback weights.
+        batch_size: Mini-batch size (256 in the paper).
+        lr_f: RMSprop learning rate of F.
+        lr_b: RMSprop learning rate of B.
+        wd_f: Weight decay of F.
+        wd_b: Weight decay of B.
+        momentum: RMSprop momentum (0 here; see docs/ffa.md).
+        noise_var: Variance of the Gaussian input noise during training (0.1 in the paper).
+        patience_f: ReduceLROnPlateau patience (epochs) of F, on test accuracy.
+        patience_b: ReduceLROnPlateau patience of B, on reconstruction correlation.
+        eval_batch_size: Batch size of the per-epoch evaluation.
+        run_dir: If given: ``config.json``, ``history.json`` (every epoch) and ``checkpoint.pt`` (every epoch,
+            atomically) are written there.
+        resume: Continue from ``run_dir/checkpoint.pt`` if it exists (same method required).
+        progress: Show a tqdm progress bar.
+        device: ``cpu``, ``cuda``, or ``auto``/None (CUDA when available).
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    from tqdm.auto import tqdm
+
+    if method not in METHODS:
+        raise FFAError(f"method={method!r} is unknown; use one of {', '.join(METHODS)}")
+    if epochs < 0 or batch_size < 2:
+        raise FFAError(f"need epochs >= 0 and batch_size >= 2 (got epochs={epochs}, batch_size={batch_size})")
+    t_start = time.perf_counter()
+    dev = _device(device)
+    pair.to(dev)
+    cfg = TrainConfig(
+        method,
+        epochs,
+        seed,
+        batch_size,
+        lr_f,
+        lr_b,
+        wd_f,
+        wd_b,
+        momentum,
+        noise_var,
+        patience_f,
+        patience_b,
+        eval_batch_size,
+        {
+            "name": pair.F.name,
+            "config": pair.F.config,
+            "tie_bn": any(m is n for m in pair.F.modules() for n in pair.B.modules()),
+        },
+        getattr(data, "name", ""),
+    )
+    pair.configure(method, seed=seed)
+    objective = METHODS[method]["objective"]
+    opt_f = torch.optim.RMSprop(pair.F.parameters(), lr=lr_f, momentum=momentum, weight_decay=wd_f)
+    opt_b = torch.optim.RMSprop(
+        pair.B.parameters(), lr=lr_b, momentum=momentum, weight_decay=wd_f if objective == "kp" else wd_b
+    )
+    sched_f = torch.optim.lr_scheduler.ReduceLROnPlateau(opt_f, mode="max", factor=0.1, patience=patience_f)
+    sched_b = torch.optim.lr_scheduler.ReduceLROnPlateau(opt_b, mode="max", factor=0.1, patience=patience_b)
+    gen = torch.Generator(device=dev).manual_seed(int(seed))
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    rdir = Path(run_dir) if run_dir is not None else None
+    if rdir is not None:
+        from opgraph.graph.io import atomic_write
+
+        ck = rdir / CHECKPOINT
+        if resume and ck.is_file():
+            state = torch.load(ck, map_location=dev, weights_only=False)
+            if state["config"]["method"] != method:
+                raise FFAError(
+                    f"run_dir {rdir} holds a {state['config']['method']!r} run; cannot resume it "
+                    f"as {method!r} (use another run_dir or resume=False)"
+                )
+            pair.load_state_dict(state["pair"])
+            opt_f.load_state_dict(state["opt_f"])
+            opt_b.load_state_dict(state["opt_b"])
+            sched_f.load_state_dict(state["sched_f"])
+            sched_b.load_state_dict(state["sched_b"])
+            gen.set_state(state["rng"].to("cpu") if dev.type == "cpu" else state["rng"])
+            history = list(state["history"])
+            start_epoch = int(state["epoch"])
+            log.info("resuming %s at epoch %d", rdir, start_epoch)
+        atomic_write(rdir / "config.json", json.dumps(asdict(cfg), indent=1))
+    x_tr, y_tr, x_te, y_te = _tensors(data, dev, pair.input_shape)
+    sd = math.sqrt(noise_var)
+    n = len(x_tr)
+    twins = pair.twin_layers()
+
+    def noisy(x: torch.Tensor) -> torch.Tensor:
+        if sd == 0:
+            return x
+        return x + sd * torch.randn(x.shape, generator=gen, device=dev, dtype=x.dtype)
+
+    bar = tqdm(
+        range(start_epoch, epochs), desc=f"ffa {method}", disable=not progress, initial=start_epoch, total=epochs
+    )
+    for epoch in bar:
+        t0 = time.perf_counter()
+        pair.train()
+        perm = torch.randperm(n, generator=gen, device=dev)
+        loss_f_sum, loss_b_sum, seen = 0.0, 0.0, 0
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            if len(idx) < 2:
+                continue
+            x, y = x_tr[idx], y_tr[idx]
+            if objective == "ae":
+                rec = pair.B(pair.F.features(noisy(x)))
+                loss_b = F.mse_loss(rec, x)
+                opt_f.zero_grad(set_to_none=True)
+                opt_b.zero_grad(set_to_none=True)
+                loss_b.backward()
+                opt_f.step()
+                opt_b.step()
+                loss_b_sum += float(loss_b.detach()) * len(idx)
+            else:
+                loss_f = F.cross_entropy(pair.F(noisy(x)), y)
+                opt_f.zero_grad(set_to_none=True)
+                loss_f.backward()
+                if objective == "kp":
+                    opt_b.zero_grad(set_to_none=True)
+                    for f_layer, b_layer in twins:
+                        g = f_layer.weight.grad
+                        b_layer.weight.grad = g.t().clone() if g.dim() == 2 else g.clone()
+                    opt_b.step()
+                opt_f.step()
+                loss_f_sum += float(loss_f.detach()) * len(idx)
+                if objective == "ffa":
+                    with torch.no_grad():
+                        z = pair.F.features(noisy(x))
+                    loss_b = F.mse_loss(pair.B(z), x)
+                    opt_b.zero_grad(set_to_none=True)
+                    loss_b.backward()
+                    opt_b.step()
+                    loss_b_sum += float(loss_b.detach()) * len(idx)
+            seen += len(idx)
+        metrics = evaluate(pair, (x_te, y_te), batch_size=eval_batch_size)
+        angles = list(pair.alignment_deg().values())
+        row: dict[str, Any] = {
+            "epoch": epoch + 1,
+            "train_loss_f": loss_f_sum / seen if objective != "ae" else float("nan"),
+            "train_loss_b": loss_b_sum / seen if objective in ("ffa", "ae") else float("nan"),
+            **metrics,
+            "align_first_deg": angles[0],
+            "align_last_deg": angles[-1],
+            "align_mean_deg": float(np.mean(angles)),
+            "lr_f": opt_f.param_groups[0]["lr"],
+            "lr_b": opt_b.param_groups[0]["lr"],
+        }
+        sched_f.step(metrics["test_acc"])
+        sched_b.step(metrics["recon_corr"])
+        row["epoch_s"] = time.perf_counter() - t0
+        history.append(row)
+        bar.set_postfix(acc=f"{row['test_acc']:.1f}", r=f"{row['recon_corr']:.2f}")
+        log.info("%s epoch %d: acc %.2f%% r %.3f", method, epoch + 1, row["test_acc"], row["recon_corr"])
+        if rdir is not None:
+            atomic_write(rdir / HISTORY, json.dumps(_clean(history), indent=1))
+            _save_checkpoint(
+                rdir / CHECKPOINT,
+                {
+                    "config": asdict(cfg),
+                    "pair": pair.state_dict(),
+                    "opt_f": opt_f.state_dict(),
+                    "opt_b": opt_b.state_dict(),
+                    "sched_f": sched_f.state_dict(),
+                    "sched_b": sched_b.state_dict(),
+                    "rng": gen.get_state(),
+                    "history": history,
+                    "epoch": epoch + 1,
+                },
+            )
+    bar.close()
+    pair.sync_decoder()
+    return TrainResult(_clean(history), asdict(cfg), rdir, pair, time.perf_counter() - t_start)
+
+
+def _clean(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replace NaN by None so that the JSON is standard."""
+    return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in h.items()} for h in history]
+
+
+def load_run(run_dir: str | Path, *, pair: Pair | None = None, device: str | None = "cpu") -> TrainResult:
+    """Load a run folder written by :func:`train`: config, history and (if possible) the trained pair.
+
+    Args:
+        run_dir: The folder.
+        pair: A pair of the same architecture to load the weights into; needed for custom encoders, built from
+            the saved model config otherwise.
+        device: Where to put the pair.
+    """
+    from opgraph.ffa import models
+    from opgraph.ffa.mirror import mirror
+
+    rdir = Path(run_dir)
+    ck = rdir / CHECKPOINT
+    if not ck.is_file():
+        raise FFAError(f"{rdir} has no {CHECKPOINT}; give a folder written by `opgraph ffa train --out`")
+    dev = _device(device)
+    state = torch.load(ck, map_location=dev, weights_only=False)
+    cfg = state["config"]
+    if pair is None:
+        spec = cfg["model"]
+        if spec.get("name") in (None, "custom"):
+            raise FFAError(f"{rdir} holds a custom encoder; pass pair= built the same way")
+        pair = mirror(models.build(spec["name"], **spec["config"]), tie_bn=bool(spec.get("tie_bn")))
+    pair.to(dev)
+    pair.configure(cfg["method"], seed=cfg["seed"])
+    pair.load_state_dict(state["pair"])
+    pair.sync_decoder()
+    return TrainResult(_clean(state["history"]), cfg, rdir, pair)
+
+
+def _run_task(item: dict[str, Any], task_seed: int) -> dict[str, Any]:
+    """Worker of :func:`train_many` (top level, so that it pickles): build, train, save, summarise."""
+    from opgraph.ffa import data as ffa_data
+    from opgraph.ffa import models
+    from opgraph.ffa.mirror import mirror
+
+    if item.get("threads"):
+        torch.set_num_threads(int(item["threads"]))
+    seed = int(item["seed"])
+    torch.manual_seed(seed)
+    ds = ffa_data.load(item["data"], **item.get("data_kwargs", {}))
+    pair = mirror(models.build(item["model"], **item["model_kwargs"]))
+    res = train(
+        pair,
+        ds,
+        method=item["method"],
+        epochs=item["epochs"],
+        seed=seed,
+        run_dir=item.get("run_dir"),
+        resume=bool(item.get("resume")),
+        **item.get("train_kwargs", {}),
+    )
+    return {
+        "method": item["method"],
+        "seed": seed,
+        "task_seed": task_seed,
+        "history": res.history,
+        "wall_s": res.wall_s,
+        "run_dir": item.get("run_dir"),
+    }
+
+
+def train_many(
+    model: str,
+    model_kwargs: dict[str, Any],
+    data: str,
+    methods: Sequence[str],
+    seeds: Sequence[int],
+    epochs: int,
+    *,
+    out_dir: str | Path | None = None,
+    executor: str = "serial",
+    data_kwargs: dict[str, Any] | None = None,
+    threads: int | None = 1,
+    progress: bool = False,
+    **train_kwargs: Any,
+) -> list[TrainResult]:
+    """Train every (method, seed) combination, in parallel through :func:`opgraph.parallel.map_tasks`.
+
+    Each task builds the model with ``torch.manual_seed(seed)``, so a (method, seed) run gives the same numbers
+    under every executor. Runs are saved to ``out_dir/<method>-s<seed>`` when ``out_dir`` is given.
+
+    Args:
+        model: Model name for :func:`opgraph.ffa.models.build`.
+        model_kwargs: Its keyword arguments.
+        data: Data source for :func:`opgraph.ffa.data.load` (a name or path; loaded in each task).
+        methods: Training methods.
+        seeds: Seeds.
+        epochs: Epochs per run.
+        out_dir: Parent folder of the run folders.
+        executor: ``serial``, ``process``, ``dask`` or ``dask://host:port``.
+        data_kwargs: Keyword arguments of :func:`~opgraph.ffa.data.load`.
+        threads: torch threads per task.
+        progress: Progress bar over tasks.
+        **train_kwargs: Passed to :func:`train`.
+
+    Returns:
+        One :class:`TrainResult` per task (without the pair), in (method, seed) order.
+    """
+    from opgraph.parallel import map_tasks
+
+    items = []
+    for m in methods:
+        for s in seeds:
+            items.append(
+                {
+                    "model": model,
+                    "model_kwargs": dict(model_kwargs),
+                    "data": str(data),
+                    "data_kwargs": dict(data_kwargs or {}),
+                    "method": m,
+                    "seed": int(s),
+                    "epochs": epochs,
+                    "run_dir": str(Path(out_dir) / f"{m}-s{s}") if out_dir else None,
+                    "threads": threads,
+                    "train_kwargs": train_kwargs,
+                }
+            )
+    outs = map_tasks(_run_task, items, executor=executor, seed=0, progress=progress, desc="ffa runs")
+    return [
+        TrainResult(
+            o["history"],
+            {"method": o["method"], "seed": o["seed"]},
+            Path(o["run_dir"]) if o["run_dir"] else None,
+            None,
+            o["wall_s"],
+        )
+        for o in outs
+    ]
