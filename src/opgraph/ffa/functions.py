@@ -26,7 +26,8 @@ class LinearFB(torch.autograd.Function):
     """``y = x Wᵀ + b`` with ``dL/dx = dL/dy · W_feedback`` (``W_feedback`` has the shape of ``W``)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, weight_fb: torch.Tensor, bias: Any) -> Any:  # noqa: D102
+    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, weight_fb: torch.Tensor, bias: Any) -> Any:
+        """Run the layer; save the input and the feedback weight."""
         ctx.save_for_backward(x, weight_fb)
         ctx.has_bias = bias is not None
         return F.linear(x, weight, bias)
@@ -59,7 +60,8 @@ class Conv2dFB(torch.autograd.Function):
         padding: Any,
         dilation: Any,
         groups: int,
-    ) -> Any:  # noqa: D102
+    ) -> Any:
+        """Run the layer; save the input and the feedback weight."""
         ctx.save_for_backward(x, weight_fb)
         ctx.conf = (stride, padding, dilation, groups)
         ctx.weight_shape = weight.shape
@@ -98,7 +100,8 @@ class ConvTranspose2dFB(torch.autograd.Function):
         padding: Any,
         output_padding: Any,
         dilation: Any,
-    ) -> Any:  # noqa: D102
+    ) -> Any:
+        """Run the layer; save the input and the feedback weight."""
         ctx.save_for_backward(x, weight_fb)
         ctx.conf = (stride, padding, dilation)
         ctx.weight_shape = weight.shape
