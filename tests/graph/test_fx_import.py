@@ -72,3 +72,12 @@ def test_untraceable_module_names_submodule_and_suggests_fix():
 def test_shape_mismatch_is_clear():
     with pytest.raises(TraceError, match="example_inputs"):
         from_fx(nn.Linear(3, 2), [torch.randn(4, 7)])
+
+
+def test_from_fx_accepts_graph_module_and_rejects_other_types():
+    gm = torch.fx.symbolic_trace(nn.Sequential(nn.Linear(3, 4), nn.GELU(), nn.Linear(4, 2)))
+    g = from_fx(gm, [torch.randn(5, 3)])
+    assert [n.op for n in g] == ["input", "linear", "gelu", "linear"]
+    assert g.node(1).attrs["out_features"] == 4 and g.node(3).meta["shape"] == (5, 2)
+    with pytest.raises(TraceError, match="expected an nn.Module"):
+        from_fx(lambda x: x, [torch.randn(2)])
