@@ -39,9 +39,9 @@ __all__ = [
 _LAZY = {
     "models": ("opgraph.ffa.models", None),
     "data": ("opgraph.ffa.data", None),
-    "mirror": ("opgraph.ffa.mirror", "mirror"),
-    "Pair": ("opgraph.ffa.mirror", "Pair"),
-    "METHODS": ("opgraph.ffa.mirror", "METHODS"),
+    "mirror": ("opgraph.ffa.mirroring", "mirror"),
+    "Pair": ("opgraph.ffa.mirroring", "Pair"),
+    "METHODS": ("opgraph.ffa.mirroring", "METHODS"),
     "train": ("opgraph.ffa.training", "train"),
     "train_many": ("opgraph.ffa.training", "train_many"),
     "load_run": ("opgraph.ffa.training", "load_run"),

@@ -32,7 +32,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from opgraph.ffa.errors import FFAError
 from opgraph.ffa.evaluation import evaluate
-from opgraph.ffa.mirror import METHODS, Pair
+from opgraph.ffa.mirroring import METHODS, Pair
 
 __all__ = ["TrainConfig", "TrainResult", "load_run", "train", "train_many"]
 
@@ -395,7 +395,7 @@ def load_run(run_dir: str | Path, *, pair: Pair | None = None, device: str | Non
         device: Where to put the pair.
     """
     from opgraph.ffa import models
-    from opgraph.ffa.mirror import mirror
+    from opgraph.ffa.mirroring import mirror
 
     rdir = Path(run_dir)
     ck = rdir / CHECKPOINT
@@ -420,7 +420,7 @@ def _run_task(item: dict[str, Any], task_seed: int) -> dict[str, Any]:
     """Worker of :func:`train_many` (top level, so that it pickles): build, train, save, summarise."""
     from opgraph.ffa import data as ffa_data
     from opgraph.ffa import models
-    from opgraph.ffa.mirror import mirror
+    from opgraph.ffa.mirroring import mirror
 
     if item.get("threads"):
         torch.set_num_threads(int(item["threads"]))

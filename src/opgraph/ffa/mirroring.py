@@ -398,7 +398,7 @@ def mirror(
             raise MirrorError(f"node {v} ({node.op}) cannot be mirrored")
     if len(result) != 1:
         raise MirrorError("the encoder body must take exactly one image input that the latent depends on")
-    dec_graph = b.build(result, meta={"source": "opgraph.ffa.mirror"})
+    dec_graph = b.build(result, meta={"source": "opgraph.ffa.mirroring"})
     # swap in the feedback layers (the twins' weights have equal shapes: checked by set_feedback)
     for path, _ in twins:
         parent_path, _, name = path.rpartition(".")
