@@ -1,0 +1,411 @@
+"""The tile configuration space with Apache TVM (``apache-tvm`` 0.27, extra ``tvm``; imported lazily).
+
+A kernel is a TVM tensor expression (matmul, batched matmul or a direct NCHW conv2d, optionally with a fused
+bias/ReLU epilogue). A tile config ``(ti, tj, tk)`` splits the two output loops and the reduction loop, reorders them
+to ``io jo ko ii ki ji`` and vectorises ``ji``. Config 0 is the default schedule (no split), measured alongside as
+the normaliser. The graph of a kernel (node features) comes from the equivalent PyTorch module through
+``from_fx``.
+
+The 24 tile config columns (TpuGraphs' kernel, output and input bounds, each 6 dims + sum + product):
+
+* kernel_bounds (0-7): the loop tile ``(ti, tj, tk)``;
+* output_bounds (8-15): the output tile (``(ti, tj)`` for matmul, ``(1, ti, tj)`` batched, ``(1, to, 1, tx)`` conv);
+* input_bounds (16-23): the first input's tile (``(ti, tk)``, ``(1, ti, tk)``, ``(1, tc, kh, tx + kw - 1)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opgraph.perf.errors import MissingDependencyError, PerfError
+from opgraph.perf.measure import MeasureSettings, measure_configs
+from opgraph.perf.tpugraphs import FEATURE_VERSION, TILE_CONFIG_DIM, GraphRecord, load_graph, save_graph
+
+log = logging.getLogger(__name__)
+
+KERNEL_OPS = ("matmul", "batch_matmul", "conv2d")
+L1_BYTES, L2_BYTES, L3_BYTES = 32 * 1024, 512 * 1024, 32 * 1024 * 1024
+
+
+def require_tvm() -> Any:
+    """Import TVM or raise :class:`MissingDependencyError` naming the ``tvm`` extra."""
+    try:
+        import tvm
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"the tile space needs Apache TVM ({exc}); install it with `pip install 'opgraph[tvm]'` "
+            "(package apache-tvm)"
+        ) from exc
+    return tvm
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """One tile-space kernel.
+
+    Attributes:
+        op: ``"matmul"``, ``"batch_matmul"`` or ``"conv2d"``.
+        dims: matmul ``(M, N, K)``; batch_matmul ``(B, M, N, K)``; conv2d ``(N, C, H, W, O, KH, KW)``.
+        epilogue: ``"none"``, ``"relu"`` or ``"bias_relu"``.
+    """
+
+    op: str
+    dims: tuple[int, ...]
+    epilogue: str = "none"
+
+    @property
+    def name(self) -> str:
+        """File-safe name, e.g. ``matmul_128x256x64_relu``."""
+        return f"{self.op}_{'x'.join(map(str, self.dims))}_{self.epilogue}"
+
+    def loop_extents(self) -> tuple[int, int, int]:
+        """Extents of the (i, j, k) loops that a tile config splits."""
+        if self.op == "matmul":
+            m, n, k = self.dims
+            return m, n, k
+        if self.op == "batch_matmul":
+            _, m, n, k = self.dims
+            return m, n, k
+        _, c, h, w, o, kh, kw = self.dims
+        return o, w - kw + 1, c
+
+    def flops(self) -> float:
+        """Multiply-add FLOPs of the main computation."""
+        if self.op == "matmul":
+            m, n, k = self.dims
+            return 2.0 * m * n * k
+        if self.op == "batch_matmul":
+            b, m, n, k = self.dims
+            return 2.0 * b * m * n * k
+        nb, c, h, w, o, kh, kw = self.dims
+        return 2.0 * nb * o * (h - kh + 1) * (w - kw + 1) * c * kh * kw
+
+    def torch_module(self) -> tuple[Any, tuple[Any, ...]]:
+        """An equivalent PyTorch module and example inputs (for the graph features)."""
+        import torch
+        from torch import nn
+
+        epi = self.epilogue
+
+        class Kernel(nn.Module):
+            def __init__(self, op: str, dims: tuple[int, ...]) -> None:
+                super().__init__()
+                self.op = op
+                if op == "conv2d":
+                    self.conv = nn.Conv2d(dims[1], dims[4], (dims[5], dims[6]), bias=epi == "bias_relu")
+                else:
+                    self.bias = nn.Parameter(torch.zeros(dims[-2])) if epi == "bias_relu" else None
+
+            def forward(self, a: Any, b: Any = None) -> Any:
+                y = self.conv(a) if self.op == "conv2d" else torch.matmul(a, b)
+                if self.op != "conv2d" and self.bias is not None:
+                    y = y + self.bias
+                return torch.relu(y) if epi != "none" else y
+
+        d = self.dims
+        mod = Kernel(self.op, d)
+        if self.op == "matmul":
+            ex: tuple[Any, ...] = (torch.randn(d[0], d[2]), torch.randn(d[2], d[1]))
+        elif self.op == "batch_matmul":
+            ex = (torch.randn(d[0], d[1], d[3]), torch.randn(d[0], d[3], d[2]))
+        else:
+            ex = (torch.randn(d[0], d[1], d[2], d[3]),)
+        return mod.eval(), ex
+
+
+def generate_kernels(n: int, seed: int = 0, *, scale: float = 1.0) -> list[KernelSpec]:
+    """``n`` distinct kernels cycling through matmul, batch_matmul and conv2d with random sizes and epilogues."""
+    rng = np.random.default_rng(seed)
+    out: list[KernelSpec] = []
+    seen: set[str] = set()
+
+    def sz(choices: tuple[int, ...]) -> int:
+        return max(8, int(round(int(rng.choice(choices)) * scale / 8) * 8))
+
+    tries = 0
+    while len(out) < n and tries < 50 * n:
+        tries += 1
+        op = KERNEL_OPS[len(out) % 3]
+        epi = str(rng.choice(["none", "relu", "bias_relu"]))
+        if op == "matmul":
+            dims: tuple[int, ...] = (sz((64, 128, 192, 256)), sz((64, 128, 192, 256)), sz((64, 128, 256)))
+        elif op == "batch_matmul":
+            dims = (int(rng.choice([2, 4])), sz((32, 64, 96, 128)), sz((32, 64, 96, 128)), sz((32, 64, 128)))
+        else:
+            k = int(rng.choice([1, 3]))
+            hw = sz((16, 24, 32))
+            dims = (1, sz((16, 32, 48)), hw + k - 1, hw + k - 1, sz((16, 32, 64)), k, k)
+        spec = KernelSpec(op, dims, epi)
+        if spec.name not in seen:
+            seen.add(spec.name)
+            out.append(spec)
+    return out
+
+
+def _te_func(spec: KernelSpec) -> Any:
+    tvm = require_tvm()
+    from tvm import te
+
+    d = spec.dims
+    if spec.op == "matmul":
+        m, n, k = d
+        a = te.placeholder((m, k), name="A")
+        b = te.placeholder((k, n), name="B")
+        r = te.reduce_axis((0, k), name="k")
+        c = te.compute((m, n), lambda i, j: te.sum(a[i, r] * b[r, j], axis=r), name="C")
+        ins = [a, b]
+        bias_shape: tuple[int, ...] = (n,)
+
+        def bias_index(*idx: Any) -> Any:
+            return (idx[-1],)
+
+    elif spec.op == "batch_matmul":
+        bt, m, n, k = d
+        a = te.placeholder((bt, m, k), name="A")
+        b = te.placeholder((bt, k, n), name="B")
+        r = te.reduce_axis((0, k), name="k")
+        c = te.compute((bt, m, n), lambda z, i, j: te.sum(a[z, i, r] * b[z, r, j], axis=r), name="C")
+        ins = [a, b]
+        bias_shape = (n,)
+
+        def bias_index(*idx: Any) -> Any:
+            return (idx[-1],)
+
+    else:
+        nb, ch, h, w, o, kh, kw = d
+        a = te.placeholder((nb, ch, h, w), name="A")
+        b = te.placeholder((o, ch, kh, kw), name="B")
+        rc = te.reduce_axis((0, ch), name="rc")
+        ry = te.reduce_axis((0, kh), name="ry")
+        rx = te.reduce_axis((0, kw), name="rx")
+        c = te.compute(
+            (nb, o, h - kh + 1, w - kw + 1),
+            lambda z, f, y, x: te.sum(a[z, rc, y + ry, x + rx] * b[f, rc, ry, rx], axis=[rc, ry, rx]),
+            name="C",
+        )
+        ins = [a, b]
+        bias_shape = (o,)
+
+        def bias_index(*idx: Any) -> Any:
+            return (idx[1],)
+
+    out = c
+    if spec.epilogue == "bias_relu":
+        bias = te.placeholder(bias_shape, name="bias")
+        ins.append(bias)
+        out = te.compute(c.shape, lambda *idx: te.max(c(*idx) + bias[bias_index(*idx)], 0.0), name="E")
+    elif spec.epilogue == "relu":
+        out = te.compute(c.shape, lambda *idx: te.max(c(*idx), 0.0), name="E")
+    del tvm
+    return te.create_prim_func(ins + [out]), [tuple(int(s) for s in t.shape) for t in ins + [out]]
+
+
+def schedule(spec: KernelSpec, tile: tuple[int, int, int] | None) -> Any:
+    """The scheduled IRModule of ``spec`` for tile ``(ti, tj, tk)`` (``None``: the default, untiled)."""
+    tvm = require_tvm()
+    func, _ = _te_func(spec)
+    sch = tvm.s_tir.Schedule(func)
+    if tile is None:
+        return sch.mod
+    ti, tj, tk = tile
+    blk = sch.get_sblock("C")
+    loops = sch.get_loops(blk)
+    if spec.op == "matmul":
+        i, j, k = loops
+        outer: list[Any] = []
+    elif spec.op == "batch_matmul":
+        z, i, j, k = loops
+        outer = [z]
+    else:
+        z, f, y, x, rc, ry, rx = loops
+        i, j, k = f, x, rc
+        outer = [z, y]
+    io, ii = sch.split(i, [None, ti])
+    jo, ji = sch.split(j, [None, tj])
+    ko, ki = sch.split(k, [None, tk])
+    if spec.op == "conv2d":
+        sch.reorder(z, io, y, jo, ko, ry, rx, ii, ki, ji)
+    else:
+        sch.reorder(*outer, io, jo, ko, ii, ki, ji)
+    if tj in (4, 8, 16, 32, 64) and spec.loop_extents()[1] % tj == 0:
+        sch.vectorize(ji)
+    return sch.mod
+
+
+def sample_tiles(spec: KernelSpec, n: int, rng: np.random.Generator) -> list[tuple[int, int, int] | None]:
+    """``None`` (default schedule) then up to ``n - 1`` distinct power-of-two tiles within the loop extents."""
+    ei, ej, ek = spec.loop_extents()
+
+    def opts(e: int) -> list[int]:
+        return [v for v in (1, 2, 4, 8, 16, 32, 64, 128, 256) if v <= e]
+
+    space = [(a, b, c) for a in opts(ei) for b in opts(ej) for c in opts(ek)]
+    idx = rng.permutation(len(space))[: max(0, n - 1)]
+    return [None] + [space[i] for i in sorted(idx)]
+
+
+def tile_config_row(spec: KernelSpec, tile: tuple[int, int, int] | None) -> np.ndarray:
+    """The 24 config columns of one tile (the default schedule uses the full loop extents)."""
+    ti, tj, tk = tile if tile is not None else spec.loop_extents()
+    if spec.op == "matmul":
+        outb, inb = [ti, tj], [ti, tk]
+    elif spec.op == "batch_matmul":
+        outb, inb = [1, ti, tj], [1, ti, tk]
+    else:
+        kw = spec.dims[6]
+        outb, inb = [1, ti, 1, tj], [1, tk, spec.dims[5], tj + kw - 1]
+
+    def block(v: list[int]) -> list[float]:
+        return [float(x) for x in v] + [0.0] * (6 - len(v)) + [float(sum(v)), float(np.prod(v))]
+
+    return np.asarray(block([ti, tj, tk]) + block(outb) + block(inb), dtype=np.float32)
+
+
+def analytical_tile_cost(rec: GraphRecord) -> np.ndarray:
+    """Cache-footprint model: FLOPs / vector efficiency x memory penalty of the tile working set (seconds, modelled).
+
+    The working set ``4 (ti tk + tk tj + ti tj)`` bytes is compared with 32 KiB L1, 512 KiB L2 and 32 MiB L3; a
+    ``tj`` that is not a multiple of 8 loses AVX2 lanes; small tiles pay loop overhead per iteration.
+    """
+    cf = rec.config_matrix().astype(np.float64)
+    ti, tj, tk = cf[:, 0], cf[:, 1], cf[:, 2]
+    k = rec.measure_meta.get("kernel")
+    flops = float(KernelSpec(k["op"], tuple(k["dims"]), k["epilogue"]).flops()) if k else float(cf[:, 7].max())
+    ws = 4.0 * (ti * tk + tk * tj + ti * tj)
+    mem = 1.0 + 1.0 * (ws > L1_BYTES) + 2.0 * (ws > L2_BYTES) + 4.0 * (ws > L3_BYTES)
+    lanes = np.where(tj % 8 == 0, 8.0, np.where(tj % 4 == 0, 4.0, 1.0))
+    overhead = 1.0 + 4.0 / np.maximum(tj, 1) + 2.0 / np.maximum(tk, 1)
+    return flops / (2e9 * lanes) * mem * overhead
+
+
+def tile_record(
+    spec: KernelSpec,
+    *,
+    n_configs: int = 40,
+    settings: MeasureSettings | None = None,
+    seed: int = 0,
+    mcpu: str | None = None,
+) -> GraphRecord:
+    """Compile and measure ``n_configs`` tile schedules of one kernel (config 0 = default = normaliser).
+
+    Args:
+        spec: The kernel.
+        n_configs: Configs including the default.
+        settings: Protocol knobs.
+        seed: Seed of tile sampling and round shuffles.
+        mcpu: LLVM CPU name (``None``: the host's, from ``llvm -mcpu`` detection).
+
+    Returns:
+        A tile :class:`GraphRecord` with normalisers, per-round runtimes and ``measure_meta``.
+    """
+    tvm = require_tvm()
+    from opgraph.perf.collect import graph_of
+    from opgraph.perf.features import node_features
+
+    t0 = time.perf_counter()
+    module, example = spec.torch_module()
+    feat, opcode, edges = node_features(graph_of(module, example))
+    rng = np.random.default_rng(seed)
+    tiles = sample_tiles(spec, n_configs, rng)
+    target_spec: dict[str, Any] = {"kind": "llvm"}
+    if mcpu:
+        target_spec["mcpu"] = mcpu
+    else:
+        host = tvm.get_global_func("tvm.codegen.llvm.GetHostCPUName", allow_missing=True)
+        if host is not None:
+            target_spec["mcpu"] = str(host())
+    target = tvm.target.Target(target_spec)
+    dev = tvm.cpu()
+    _, shapes = _te_func(spec)
+    data_rng = np.random.default_rng(0)
+    args = [tvm.runtime.tensor(data_rng.random(s, dtype=np.float32), dev) for s in shapes]
+    fns: list[Any] = []
+    compile_s = time.perf_counter()
+    for t in tiles:
+        try:
+            fns.append(tvm.compile(schedule(spec, t), target=target)["main"])
+        except Exception as exc:  # noqa: BLE001 - a schedule TVM rejects is dropped, not fatal
+            log.warning("%s: tile %s failed to compile: %s", spec.name, t, exc)
+            fns.append(None)
+    compile_s = time.perf_counter() - compile_s
+    keep = [i for i, f in enumerate(fns) if f is not None]
+    if 0 not in keep:
+        raise PerfError(f"{spec.name}: the default schedule did not compile")
+    tiles = [tiles[i] for i in keep]
+    fns = [fns[i] for i in keep]
+
+    def prepare(i: int) -> Any:
+        f = fns[i]
+        return lambda: f(*args)
+
+    m = measure_configs(len(fns), prepare, reference=0, settings=settings, seed=seed)
+    meta = dict(m.meta)
+    meta.update(
+        feature_version=FEATURE_VERSION,
+        space="tile",
+        graph=spec.name,
+        kernel={"op": spec.op, "dims": list(spec.dims), "epilogue": spec.epilogue},
+        tiles=[list(t) if t else None for t in tiles],
+        tvm=str(tvm.__version__),
+        target=str(target_spec),
+        compile_s=compile_s,
+        collect_s=time.perf_counter() - t0,
+    )
+    return GraphRecord(
+        name=spec.name,
+        kind="tile",
+        node_feat=feat,
+        node_opcode=opcode,
+        edge_index=edges,
+        config_runtime=m.runtime_ns,
+        config_feat=np.stack([tile_config_row(spec, t) for t in tiles]).reshape(-1, TILE_CONFIG_DIM),
+        config_runtime_normalizers=m.normalizer_ns,
+        config_runtime_std=m.std_ns,
+        config_runtime_rounds=m.rounds_ns,
+        measure_meta=meta,
+    )
+
+
+@dataclass(frozen=True)
+class _TileTask:
+    spec: KernelSpec
+    path: str
+    n_configs: int
+    settings: MeasureSettings
+
+
+def _tile_task(task: _TileTask, seed: int) -> dict[str, Any]:
+    path = Path(task.path)
+    if path.exists():
+        rec = load_graph(path)
+        return {"name": rec.name, "path": str(path), "skipped": True, "meta": rec.measure_meta}
+    rec = tile_record(task.spec, n_configs=task.n_configs, settings=task.settings, seed=seed)
+    save_graph(rec, path)
+    return {"name": rec.name, "path": str(path), "skipped": False, "meta": rec.measure_meta}
+
+
+def collect_tile(
+    specs: list[KernelSpec],
+    out_dir: str | Path,
+    *,
+    n_configs: int = 40,
+    settings: MeasureSettings | None = None,
+    executor: Any = "serial",
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Measure the tile space of each kernel into ``out_dir/<name>.npz`` (existing files are skipped)."""
+    from opgraph.parallel import map_tasks
+
+    require_tvm()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    s = settings or MeasureSettings()
+    tasks = [_TileTask(sp, str(out / f"{sp.name}.npz"), n_configs, s) for sp in specs]
+    return map_tasks(_tile_task, tasks, executor=executor, seed=seed, progress=progress, desc="tile kernels")
