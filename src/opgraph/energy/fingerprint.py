@@ -129,9 +129,7 @@ def equivalent(a: Fingerprint, b: Fingerprint, rtol: float = TOLERANCES["strict"
     if not a.stats or not b.stats:
         return a.stats == b.stats
     if any(not math.isfinite(v) for v in a.stats + b.stats):
-        return all(
-            (x == y) or (math.isnan(x) and math.isnan(y)) for x, y in zip(a.stats, b.stats, strict=True)
-        )
+        return all((x == y) or (math.isnan(x) and math.isnan(y)) for x, y in zip(a.stats, b.stats, strict=True))
     scale = max(a.scale, b.scale, 1e-30)
     tol = rtol * scale
     for i in range(3):

@@ -1,0 +1,541 @@
+"""Differential energy debugging: record, match, measure, decide and diagnose (``opgraph.energy.diff``)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from opgraph.energy import settings as settings_mod
+from opgraph.energy.backends import Backend, select
+from opgraph.energy.errors import EnergyError, OutputMismatchError
+from opgraph.energy.fingerprint import TOLERANCES, equivalent, fingerprint, max_relative_error
+from opgraph.energy.matcher import FREE_OPS, Match, Region, match, name_shape_table, op_counts
+from opgraph.energy.recorder import Configured, Run, configured, normalize_inputs, record
+from opgraph.energy.replay import NOTHING, PairResult, RegionRunner, paired
+from opgraph.energy.result import DiffReport, Finding, RegionResult
+
+log = logging.getLogger(__name__)
+
+DEFAULT_THRESHOLD = 1.10
+#: Agreement of outputs for "waste" (paper: <= 1% element-wise relative difference).
+AGREE_RTOL = 1e-2
+#: Lower CI bound a provably redundant op must cost (region with it / region without it).
+REDUNDANT_THRESHOLD = 1.03
+#: A flagged region must account for at least this fraction of the costly side's total.
+MIN_SHARE = 0.01
+#: Upper bound of the calibrated threshold (a very noisy A-vs-A run must not switch detection off).
+MAX_THRESHOLD = 1.25
+
+
+def _device_of(run: Run) -> str:
+    for n in run.graph.nodes:
+        dev = n.meta.get("device", "cpu")
+        if str(dev).startswith("cuda"):
+            return "cuda"
+    return "cpu"
+
+
+def check_outputs(run_a: Run, run_b: Run) -> dict[str, Any]:
+    """Compare the two runs' outputs: fingerprint equivalence (per preset) and element-wise error."""
+    if len(run_a.outputs) != len(run_b.outputs):
+        return {
+            "n_outputs": (len(run_a.outputs), len(run_b.outputs)),
+            "strict": False,
+            "precision": False,
+            "max_rel_error": math.inf,
+            "agree": False,
+        }
+    strict = precision = True
+    worst = 0.0
+    for x, y in zip(run_a.outputs, run_b.outputs):
+        fx, fy = fingerprint(x), fingerprint(y)
+        strict &= equivalent(fx, fy, TOLERANCES["strict"])
+        precision &= equivalent(fx, fy, TOLERANCES["precision"])
+        err = max_relative_error(x, y)
+        if err > AGREE_RTOL and x.numel() == y.numel() and not x.is_complex() and not y.is_complex():
+            err = min(err, max_relative_error(x.reshape(-1).sort().values, y.reshape(-1).sort().values))
+        elif x.is_complex() or y.is_complex():
+            xr = x.real if x.is_complex() else x
+            yr = y.real if y.is_complex() else y
+            err = min(err, max_relative_error(xr.reshape(-1).sort().values, yr.reshape(-1).sort().values))
+        worst = max(worst, err)
+    return {
+        "strict": bool(strict),
+        "precision": bool(precision),
+        "max_rel_error": worst,
+        "agree": bool(strict and worst <= AGREE_RTOL),
+    }
+
+
+def _callsites(run: Run, ids: Any) -> list[str]:
+    out: dict[str, None] = {}
+    for i in ids:
+        n = run.graph.nodes[i]
+        if n.op in FREE_OPS:
+            continue
+        site = n.meta.get("callsite")
+        if site:
+            out[site] = None
+    return list(out)
+
+
+def _module_path(run: Run, ids: Any) -> str:
+    paths = Counter(
+        run.graph.nodes[i].meta.get("module_path", "") for i in ids if run.graph.nodes[i].op not in FREE_OPS
+    )
+    paths.pop("", None)
+    return paths.most_common(1)[0][0] if paths else ""
+
+
+def _attr_diff(run_a: Run, ra: tuple[int, ...], run_b: Run, rb: tuple[int, ...]) -> dict[str, Any]:
+    """Per-op attribute differences of two regions with the same op sequence: dtype and memory format."""
+    out: dict[str, Any] = {}
+    na = [run_a.graph.nodes[i] for i in ra if run_a.graph.nodes[i].op not in FREE_OPS]
+    nb = [run_b.graph.nodes[j] for j in rb if run_b.graph.nodes[j].op not in FREE_OPS]
+    for x, y in zip(na, nb):
+        if x.op != y.op:
+            continue
+        if x.meta.get("dtype") != y.meta.get("dtype") and "dtype" not in out:
+            out["dtype"] = (x.meta.get("dtype"), y.meta.get("dtype"))
+        for ia, ib in zip(x.inputs, y.inputs):
+            sa, sb = run_a.graph.nodes[ia].meta, run_b.graph.nodes[ib].meta
+            if len(sa.get("shape", [])) == 4 and sa.get("channels_last") != sb.get("channels_last"):
+                out.setdefault("memory_format", (_fmt(sa), _fmt(sb)))
+    return out
+
+
+def _fmt(meta: dict[str, Any]) -> str:
+    if meta.get("channels_last"):
+        return "channels_last"
+    return "contiguous" if meta.get("contiguous") else "strided"
+
+
+def _as_run(x: Any, inputs: Any, name: str, snapshot_limit_bytes: int | None) -> Run:
+    if isinstance(x, Run):
+        return x
+    if not callable(x):
+        raise EnergyError(
+            f"diff(): side {name} must be a callable, an nn.Module or a recorded Run, not {type(x).__name__}"
+        )
+    kwargs = {} if snapshot_limit_bytes is None else {"snapshot_limit_bytes": snapshot_limit_bytes}
+    base = getattr(x.fn if isinstance(x, Configured) else x, "__name__", None) or type(x).__name__
+    return record(x, inputs, name=f"{name}:{base}", **kwargs)
+
+
+def _whole(run: Run) -> Callable[[], Any]:
+    if run.fn is None:
+        return RegionRunner(run, [n.id for n in run.graph.nodes if n.op != "input"])
+    fn, args, kwargs = run.fn, run.inputs, run.kwargs
+    mutated = bool(run.graph.meta.get("mutated_inputs"))
+
+    def call() -> Any:
+        if mutated:
+            from opgraph.energy.recorder import _clone_tree
+
+            return fn(*_clone_tree(args), **_clone_tree(kwargs))
+        return fn(*args, **kwargs)
+
+    return call
+
+
+def diff(
+    a: Any,
+    b: Any,
+    inputs: Any = (),
+    backend: str | Backend = "auto",
+    *,
+    inputs_b: Any = None,
+    tolerance: str | float = "auto",
+    threshold: float | None = None,
+    calibrate: bool = True,
+    allow_mismatch: bool = False,
+    rounds: int = 7,
+    max_rounds: int = 15,
+    bisect: bool = True,
+    seed: int = 0,
+    snapshot_limit_bytes: int | None = None,
+    window_s: float | None = None,
+) -> DiffReport:
+    """Compare two implementations of the same computation operator by operator.
+
+    Args:
+        a: Callable, ``nn.Module`` (or :func:`configured` wrapper) or recorded :class:`Run` of side A.
+        b: The same for side B.
+        inputs: Arguments for both (a tensor, a tuple/list, or a dict of keyword arguments).
+        backend: ``"auto"``, ``"time"``, ``"model"``, ``"rapl"``, ``"nvml"`` or a :class:`Backend`.
+        inputs_b: Separate arguments for B (default: ``inputs``).
+        tolerance: ``"auto"`` (strict, or the precision preset when only that one matches the outputs),
+            a preset name, or a relative tolerance.
+        threshold: Ratio a region's lower CI bound must exceed (default 1.10, raised by the A-vs-A calibration).
+        calibrate: Measure A's largest region against itself and raise the threshold above its noise.
+        allow_mismatch: Go on when the outputs differ (otherwise :class:`OutputMismatchError`).
+        rounds: Interleaved rounds per region pair (more are added while a CI straddles the threshold).
+        max_rounds: Upper bound on rounds.
+        bisect: Run config bisection for misconfiguration findings.
+        seed: Seeds round order and bootstrap.
+        snapshot_limit_bytes: Cap on recorded tensors per side.
+        window_s: Per-side measurement window (default: the backend's).
+
+    Returns:
+        A :class:`DiffReport` with ranked findings.
+    """
+    t_start = time.perf_counter()
+    run_a = _as_run(a, inputs, "A", snapshot_limit_bytes)
+    run_b = _as_run(b, inputs if inputs_b is None else inputs_b, "B", snapshot_limit_bytes)
+    t_rec = time.perf_counter()
+    out_check = check_outputs(run_a, run_b)
+    if not out_check["precision"] and not allow_mismatch:
+        raise OutputMismatchError(
+            f"diff(): the outputs of A and B differ (max relative error {out_check['max_rel_error']:.3g}, "
+            "not equivalent even at the 'precision' tolerance); fix the implementations or pass "
+            "allow_mismatch=True (--allow-mismatch) to compare anyway"
+        )
+    if tolerance == "auto":
+        tolerance = "strict" if out_check["strict"] else "precision"
+    m = match(run_a, run_b, tolerance=tolerance)
+    t_match = time.perf_counter()
+    be = select(backend, device=_device_of(run_a))
+    sa, sb = dict(run_a.settings), dict(run_b.settings)
+    apply_a = {k: v for k, v in sa.items() if settings_mod.applicable(k)}
+    apply_b = {k: v for k, v in sb.items() if settings_mod.applicable(k)}
+    replayable = run_a.replayable and run_b.replayable
+    notes: list[str] = []
+    if be.estimated:
+        notes.append("energy is MODELLED (estimated from CPU time and bytes moved), not measured")
+    if be.name == "time":
+        notes.append("time-only backend: costs are wall-clock seconds, no energy is reported")
+    if be.note:
+        notes.append(be.note)
+    if run_a.graph.meta.get("mutated_inputs") or run_b.graph.meta.get("mutated_inputs"):
+        notes.append("a callable mutates its inputs: it was recorded and replayed on copies")
+    kw = {"rounds": rounds, "max_rounds": max_rounds, "seed": seed, "window_s": window_s}
+
+    # threshold calibration: A's largest region against itself
+    thr = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+    calibration: dict[str, Any] = {}
+    if calibrate and threshold is None and replayable:
+        big = max(
+            m.regions, key=lambda r: sum(run_a.graph.nodes[i].meta.get("dur_ns", 0) for i in r.a_nodes), default=None
+        )
+        if big is not None and big.a_nodes:
+            aa = paired(
+                RegionRunner(run_a, big.a_nodes),
+                RegionRunner(run_a, big.a_nodes),
+                be,
+                settings_a=apply_a,
+                settings_b=apply_a,
+                **{**kw, "rounds": rounds + 4},
+            )
+            spread = max(aa.ci[1], 1 / aa.ci[0]) if aa.ci[0] > 0 else math.inf
+            thr = min(max(DEFAULT_THRESHOLD, spread + 0.02), MAX_THRESHOLD) if math.isfinite(spread) else thr
+            calibration = {"region": big.id, "ratio": aa.ratio, "ci": list(aa.ci), "threshold": thr}
+
+    # whole-run pair
+    total = paired(_whole(run_a), _whole(run_b), be, settings_a=apply_a, settings_b=apply_b, decide_at=thr, **kw)
+
+    results: list[RegionResult] = []
+    if not replayable:
+        notes.append("a run exceeded the snapshot limit: only the whole runs were compared (re-run)")
+    for r in m.regions if replayable else []:
+        if not _has_work(run_a, r.a_nodes) and not _has_work(run_b, r.b_nodes):
+            continue
+        fa = RegionRunner(run_a, r.a_nodes) if r.a_nodes else NOTHING
+        fb = RegionRunner(run_b, r.b_nodes) if r.b_nodes else NOTHING
+        res = paired(
+            fa,
+            fb,
+            be,
+            settings_a=apply_a,
+            settings_b=apply_b,
+            decide_at=thr,
+            bytes_a=fa.bytes_per_call,
+            bytes_b=fb.bytes_per_call,
+            **kw,
+        )
+        results.append(RegionResult(r, res, r.label(run_a, run_b)))
+    t_measure = time.perf_counter()
+
+    findings = _decide(run_a, run_b, m, results, thr, be, out_check, apply_a, apply_b, kw)
+    # "all regions shift": a global setting, not a local code change
+    measured = [x for x in results if x.pair.a.cost + x.pair.b.cost > 0]
+    flagged_dirs = Counter(f.costly_side for f in findings if f.kind == "region")
+    sdiff = settings_mod.diff(sa, sb)
+    global_shift = bool(
+        len(measured) >= 2 and sdiff and max(flagged_dirs.values(), default=0) >= max(2, 0.5 * len(measured))
+    )
+    for f in findings:
+        if f.kind != "region":
+            continue
+        if global_shift:
+            f.category = "misconfig"
+        if f.category == "misconfig":
+            f.config_diff = {**{k: list(v) for k, v in sdiff.items()}, **f.config_diff}
+    if bisect:
+        for f in findings:
+            if f.category == "misconfig":
+                _bisect(f, run_a, run_b, m, be, thr, kw)
+    findings.sort(key=lambda f: -(f.delta_cost or 0.0))
+    t_end = time.perf_counter()
+    return DiffReport(
+        findings=findings,
+        regions=results,
+        backend=be.name,
+        backend_info=be.describe(),
+        threshold=thr,
+        calibration=calibration,
+        outputs=out_check,
+        tolerance=m.tolerance,
+        total=total,
+        settings_diff={k: list(v) for k, v in sdiff.items()},
+        notes=notes,
+        run_a=run_a,
+        run_b=run_b,
+        match=m,
+        timings={
+            "record_s": t_rec - t_start,
+            "match_s": t_match - t_rec,
+            "measure_s": t_measure - t_match,
+            "total_s": t_end - t_start,
+        },
+    )
+
+
+def _has_work(run: Run, ids: tuple[int, ...]) -> bool:
+    return any(run.graph.nodes[i].op not in FREE_OPS for i in ids)
+
+
+def _decide(
+    run_a: Run,
+    run_b: Run,
+    m: Match,
+    results: list[RegionResult],
+    thr: float,
+    be: Backend,
+    out_check: dict[str, Any],
+    apply_a: dict[str, Any],
+    apply_b: dict[str, Any],
+    kw: dict[str, Any],
+) -> list[Finding]:
+    total_a = sum(x.pair.a.cost for x in results) or 1e-30
+    total_b = sum(x.pair.b.cost for x in results) or 1e-30
+    findings: list[Finding] = []
+    for x in results:
+        r, p = x.region, x.pair
+        if p.ratio >= 1:
+            side, ratio, ci, costly, cheap = "a", p.ratio, p.ci, p.a, p.b
+            share = costly.cost / total_a
+        else:
+            side, ratio, ci, costly, cheap = "b", 1 / p.ratio, (1 / p.ci[1], 1 / p.ci[0]), p.b, p.a
+            share = costly.cost / total_b
+        x.flagged = bool(ci[0] > thr and share >= MIN_SHARE)
+        if not x.flagged:
+            continue
+        ops_a, ops_b = op_counts(run_a.graph, r.a_nodes), op_counts(run_b.graph, r.b_nodes)
+        mine, theirs = (ops_a, ops_b) if side == "a" else (ops_b, ops_a)
+        if mine == theirs:
+            category = "misconfig"
+        elif all(mine[k] >= theirs[k] for k in theirs):
+            category = "redundant"
+        else:
+            category = "api_misuse"
+        waste = out_check["agree"] and cheap.wall_s <= 1.01 * costly.wall_s
+        cfg = _attr_diff(run_a, r.a_nodes, run_b, r.b_nodes) if category == "misconfig" else {}
+        findings.append(
+            _finding(
+                run_a, run_b, r, "region", category, side, ratio, ci, costly, cheap, be, waste, cfg, ops_a, ops_b, p
+            )
+        )
+        if not r.a_nodes or not r.b_nodes or r.a_cut is None:
+            findings[-1].op_table = name_shape_table(run_a, r.a_nodes, run_b, r.b_nodes)[:12]
+    # redundant-op rule: measure each provably redundant copy by eliding it
+    for x in results:
+        r = x.region
+        for red in r.redundant:
+            run = run_a if red["side"] == "a" else run_b
+            ids = r.a_nodes if red["side"] == "a" else r.b_nodes
+            settings = apply_a if red["side"] == "a" else apply_b
+            try:
+                full = RegionRunner(run, ids)
+                without = RegionRunner(run, ids, elide={red["node"]: red["source_node"]})
+            except EnergyError as exc:
+                log.info("cannot elide node %s: %s", red["node"], exc)
+                continue
+            p = paired(
+                full,
+                without,
+                be,
+                settings_a=settings,
+                settings_b=settings,
+                decide_at=REDUNDANT_THRESHOLD,
+                bytes_a=full.bytes_per_call,
+                bytes_b=without.bytes_per_call,
+                **kw,
+            )
+            red["ratio"], red["ci"] = p.ratio, list(p.ci)
+            if p.ci[0] <= REDUNDANT_THRESHOLD:
+                continue
+            if any(f.region == r.id and f.costly_side == red["side"] and f.category == "redundant" for f in findings):
+                for f in findings:
+                    if f.region == r.id:
+                        f.redundant_ops.append(red)
+                continue
+            findings = [f for f in findings if not (f.region == r.id and f.costly_side == red["side"])]
+            ids_one = (red["node"],)
+            ops_a = op_counts(run_a.graph, ids_one if red["side"] == "a" else ())
+            ops_b = op_counts(run_b.graph, ids_one if red["side"] == "b" else ())
+            f = _finding(
+                run_a,
+                run_b,
+                r,
+                "redundant_op",
+                "redundant",
+                red["side"],
+                p.ratio,
+                p.ci,
+                p.a,
+                p.b,
+                be,
+                True,
+                {},
+                ops_a,
+                ops_b,
+                p,
+            )
+            site = red["callsite"]
+            if red["side"] == "a":
+                f.a_callsites = [site]
+                f.b_callsites = _callsites(run_b, r.b_nodes)
+            else:
+                f.b_callsites = [site]
+                f.a_callsites = _callsites(run_a, r.a_nodes)
+            f.redundant_ops.append(red)
+            findings.append(f)
+    return findings
+
+
+def _finding(
+    run_a: Run,
+    run_b: Run,
+    r: Region,
+    kind: str,
+    category: str,
+    side: str,
+    ratio: float,
+    ci: tuple[float, float],
+    costly: Any,
+    cheap: Any,
+    be: Backend,
+    waste: bool,
+    cfg: dict[str, Any],
+    ops_a: Counter[str],
+    ops_b: Counter[str],
+    pair: PairResult,
+) -> Finding:
+    delta = costly.cost - cheap.cost
+    costly_run, costly_ids = (run_a, r.a_nodes) if side == "a" else (run_b, r.b_nodes)
+    return Finding(
+        region=r.id,
+        category=category,
+        ratio=float(ratio),
+        ci=(float(ci[0]), float(ci[1])),
+        delta_energy_j=None if be.name == "time" else float(delta),
+        a_callsites=_callsites(run_a, r.a_nodes),
+        b_callsites=_callsites(run_b, r.b_nodes),
+        module_path=_module_path(costly_run, costly_ids),
+        config_diff={k: list(v) for k, v in cfg.items()},
+        knob=None,
+        costly_side=side,
+        verdict="waste" if waste else "trade-off",
+        delta_cost=float(delta),
+        delta_wall_s=float(costly.wall_s - cheap.wall_s),
+        unit=be.unit,
+        estimated=be.estimated,
+        kind=kind,
+        ops_a=dict(ops_a),
+        ops_b=dict(ops_b),
+    )
+
+
+def _bisect(f: Finding, run_a: Run, run_b: Run, m: Match, be: Backend, thr: float, kw: dict[str, Any]) -> None:
+    """Re-run the cheap side with the costly side's value of each differing knob; keep the one that reproduces."""
+    costly, cheap = (run_a, run_b) if f.costly_side == "a" else (run_b, run_a)
+    trials: list[dict[str, Any]] = []
+    gap = math.log(max(f.ratio, 1.0 + 1e-9))
+    sdiff = settings_mod.diff(costly.settings, cheap.settings)
+    if cheap.fn is not None:
+        base_settings = {k: v for k, v in cheap.settings.items() if settings_mod.applicable(k)}
+        for key, (v_costly, _v_cheap) in sdiff.items():
+            if not settings_mod.applicable(key):
+                continue
+            trial_settings = {**base_settings, key: v_costly}
+            fn = cheap.fn.fn if isinstance(cheap.fn, Configured) else cheap.fn
+            try:
+                p = paired(
+                    _whole(
+                        Run(
+                            cheap.graph,
+                            cheap.settings,
+                            fn=configured(fn, **trial_settings),
+                            inputs=cheap.inputs,
+                            kwargs=cheap.kwargs,
+                        )
+                    ),
+                    _whole(cheap),
+                    be,
+                    settings_b=base_settings,
+                    **kw,
+                )
+            except Exception as exc:  # noqa: BLE001  (a knob value that breaks the callable is just not it)
+                trials.append({"knob": key, "error": str(exc)})
+                continue
+            trials.append({"knob": key, "value": v_costly, "ratio": p.ratio, "ci": list(p.ci)})
+    region = m.regions[f.region]
+    cheap_ids = region.b_nodes if f.costly_side == "a" else region.a_nodes
+    for key, value in f.config_diff.items():
+        if key not in ("memory_format", "dtype") or not cheap.replayable or not cheap_ids:
+            continue
+        target = value[0] if f.costly_side == "a" else value[1]
+        transform = _transform_for(key, target)
+        try:
+            p = paired(RegionRunner(cheap, cheap_ids, transform=transform), RegionRunner(cheap, cheap_ids), be, **kw)
+        except Exception as exc:  # noqa: BLE001
+            trials.append({"knob": key, "error": str(exc)})
+            continue
+        trials.append({"knob": key, "value": target, "ratio": p.ratio, "ci": list(p.ci)})
+    f.bisection = trials
+    best = None
+    for t in trials:
+        if "ratio" not in t or t["ci"][0] <= 1.0:
+            continue
+        explained = math.log(t["ratio"]) / gap if gap > 0 else 0.0
+        t["explained"] = explained
+        if explained >= 0.5 and (best is None or t["ratio"] > best["ratio"]):
+            best = t
+    f.knob = best["knob"] if best is not None else None
+
+
+def _transform_for(key: str, target: str) -> Callable[[Any], Any]:
+    import torch
+
+    if key == "memory_format":
+        fmt = torch.channels_last if target == "channels_last" else torch.contiguous_format
+
+        def to_format(t: Any) -> Any:
+            return t.contiguous(memory_format=fmt) if t.dim() == 4 else t
+
+        return to_format
+    dt = getattr(torch, str(target))
+
+    def to_dtype(t: Any) -> Any:
+        return t.to(dt) if t.is_floating_point() else t
+
+    return to_dtype
+
+
+def normalize(inputs: Any) -> Any:
+    """Re-export of :func:`opgraph.energy.recorder.normalize_inputs` for callers."""
+    return normalize_inputs(inputs)

@@ -1,0 +1,338 @@
+"""Match two recorded runs by the values they compute and cut them into comparable regions.
+
+1. Candidates: op outputs that are not views/aliases, not constant-valued and that depend on at least one
+   argument of the call (parameter-only computations such as ``t(W)`` are not cut points).
+2. Equivalence: candidates are bucketed by signature ``(numel, kind)`` and compared by fingerprint within a
+   tolerance preset (``strict`` or ``precision``).
+3. Level 0 (Magneton): each graph is pruned to the nodes that depend on an argument and cut at equivalent
+   tensors on both dominator paths (``Graph.dominator_path``), aligned monotonically.
+4. Level 1 (recursion for non-straight-line graphs, e.g. residual blocks whose branches are off the dominator
+   path): between consecutive level-0 cuts, a monotone alignment (longest common subsequence in execution
+   order) of equivalent candidates adds finer cuts.
+5. Regions are the execution-order spans between consecutive cuts. Ops with no counterpart leave a region with
+   an empty side. A redundant-op rule finds copies whose output equals their input in value and layout, and a
+   name/shape table (HTA TraceDiff style) is the fallback where no cut exists.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opgraph.energy.fingerprint import TOLERANCES, Fingerprint, equivalent
+from opgraph.energy.recorder import Run
+from opgraph.graph import Graph, Node
+
+#: Ops that move no data (views, metadata); left out of op multisets and per-op tables.
+FREE_OPS = frozenset(
+    {
+        "aten::view",
+        "aten::_unsafe_view",
+        "aten::reshape",
+        "aten::t",
+        "aten::transpose",
+        "aten::permute",
+        "aten::expand",
+        "aten::detach",
+        "aten::alias",
+        "aten::unsqueeze",
+        "aten::squeeze",
+        "aten::select",
+        "aten::slice",
+        "aten::as_strided",
+        "aten::lift_fresh",
+        "aten::split",
+        "aten::split_with_sizes",
+        "aten::unbind",
+        "aten::chunk",
+        "aten::narrow",
+        "aten::_reshape_alias",
+        "aten::view_as_real",
+        "aten::view_as_complex",
+        "aten::real",
+        "aten::imag",
+        "aten::unfold",
+        "aten::diagonal",
+        "aten::flatten",
+        "getitem",
+        "input",
+    }
+)
+
+#: Copy-like ops the redundant-op rule applies to (output equal to input is the whole point of them).
+COPY_OPS = frozenset(
+    {
+        "aten::clone",
+        "aten::contiguous",
+        "aten::_to_copy",
+        "aten::copy",
+        "aten::copy_",
+        "aten::repeat_interleave",
+        "aten::repeat",
+        "aten::to",
+        "aten::mul",
+        "aten::add",
+        "aten::div",
+        "aten::sub",
+        "aten::cat",
+        "aten::expand_copy",
+        "aten::index_select",
+        "aten::permute_copy",
+    }
+)
+
+
+@dataclass
+class Region:
+    """A pair of corresponding op spans, one per run, ending at a value-equivalent cut (or the end).
+
+    Attributes:
+        id: Position in execution order.
+        a_nodes: Op node ids of run A in the region (execution order).
+        b_nodes: Op node ids of run B.
+        a_cut: A's node at the region's end cut (None for a trailing region without a cut).
+        b_cut: B's node at the end cut.
+        level: 0 for a dominator-path cut, 1 for a cut found by the monotone alignment inside a segment.
+    """
+
+    id: int
+    a_nodes: tuple[int, ...]
+    b_nodes: tuple[int, ...]
+    a_cut: int | None
+    b_cut: int | None
+    level: int = 0
+    redundant: list[dict[str, Any]] = field(default_factory=list)
+
+    def label(self, run_a: Run, run_b: Run) -> str:
+        """A short 'what it computes' label built from the ops of both sides."""
+        ops_a = op_counts(run_a.graph, self.a_nodes)
+        ops_b = op_counts(run_b.graph, self.b_nodes)
+        show = lambda c: "+".join(k.replace("aten::", "") for k, _ in c.most_common(3)) or "-"  # noqa: E731
+        return f"{show(ops_a)} | {show(ops_b)}"
+
+
+@dataclass
+class Match:
+    """The result of matching two runs.
+
+    Attributes:
+        regions: The region pairs in execution order.
+        cuts: ``(a_node, b_node, level)`` of every cut.
+        tolerance: The relative tolerance used.
+        spine_a: A's pruned dominator path (node ids).
+        spine_b: B's.
+        equivalent_pairs: Number of equivalent candidate pairs found.
+    """
+
+    regions: list[Region]
+    cuts: list[tuple[int, int, int]]
+    tolerance: float
+    spine_a: tuple[int, ...]
+    spine_b: tuple[int, ...]
+    equivalent_pairs: int
+
+
+def op_counts(graph: Graph, node_ids: Sequence[int]) -> Counter[str]:
+    """Multiset of the data-moving ops among ``node_ids``."""
+    return Counter(graph.nodes[i].op for i in node_ids if graph.nodes[i].op not in FREE_OPS)
+
+
+def _fps(run: Run) -> dict[int, Fingerprint]:
+    out = {}
+    for n in run.graph.nodes:
+        fp = n.meta.get("fp")
+        if fp is not None:
+            out[n.id] = Fingerprint.from_list(fp)
+    return out
+
+
+def _arg_dependent(graph: Graph) -> list[bool]:
+    args = {i for i in graph.inputs if graph.nodes[i].attrs.get("kind") == "arg"}
+    src = graph.source_inputs()
+    return [bool(s & args) for s in src]
+
+
+def candidates(run: Run, fps: dict[int, Fingerprint]) -> list[int]:
+    """Cut candidates of ``run`` in execution order (see the module docstring)."""
+    dep = _arg_dependent(run.graph)
+    out = []
+    for n in run.graph.nodes:
+        if n.op == "input" or n.meta.get("alias") or not dep[n.id]:
+            continue
+        fp = fps.get(n.id)
+        if fp is None or fp.numel == 0 or (fp.constant and fp.numel > 1):
+            continue
+        out.append(n.id)
+    return out
+
+
+def pruned_spine(graph: Graph) -> tuple[int, ...]:
+    """The dominator path of ``graph`` after dropping nodes that depend on no call argument (parameters).
+
+    Parameters feed ops in the middle of a network straight from the source, so without pruning the dominator
+    path collapses to the output (Magneton skips parameter edges for the same reason).
+    """
+    dep = _arg_dependent(graph)
+    keep = [n.id for n in graph.nodes if dep[n.id]]
+    new_id = {old: k for k, old in enumerate(keep)}
+    nodes = []
+    for old in keep:
+        n = graph.nodes[old]
+        ins = tuple(new_id[i] for i in n.inputs if i in new_id)
+        nodes.append(Node(new_id[old], n.op if ins or n.op == "input" else "input", ins, dict(n.attrs), {}))
+    inputs = tuple(k for k, n in enumerate(nodes) if n.op == "input")
+    nodes = [
+        n if n.op != "input" else Node(n.id, "input", (), {"name": n.attrs.get("name", f"x{n.id}")}, {}) for n in nodes
+    ]
+    outputs = tuple(new_id[o] for o in graph.outputs if o in new_id)
+    if not outputs:
+        return ()
+    pruned = Graph(tuple(nodes), inputs, (max(outputs),))
+    path = pruned.dominator_path()
+    return tuple(keep[k] for k in path)
+
+
+def _lcs(xs: Sequence[int], ys: Sequence[int], eq: Any) -> list[tuple[int, int]]:
+    """Longest common subsequence of two id lists under ``eq``; ties take the earliest partners."""
+    n, m = len(xs), len(ys)
+    if n == 0 or m == 0:
+        return []
+    # dp[i][j] = LCS length of xs[i:], ys[j:]
+    dp = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        row, nxt = dp[i], dp[i + 1]
+        for j in range(m - 1, -1, -1):
+            if eq(xs[i], ys[j]):
+                row[j] = nxt[j + 1] + 1
+            else:
+                row[j] = nxt[j] if nxt[j] >= row[j + 1] else row[j + 1]
+    out = []
+    i = j = 0
+    while i < n and j < m:
+        if eq(xs[i], ys[j]) and dp[i][j] == dp[i + 1][j + 1] + 1:
+            out.append((xs[i], ys[j]))
+            i += 1
+            j += 1
+        elif dp[i + 1][j] >= dp[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def match(run_a: Run, run_b: Run, *, tolerance: str | float = "strict") -> Match:
+    """Match ``run_a`` against ``run_b`` and return the region pairs.
+
+    Args:
+        run_a: First recorded run.
+        run_b: Second recorded run.
+        tolerance: A preset name from :data:`~opgraph.energy.fingerprint.TOLERANCES` or a relative tolerance.
+    """
+    rtol = TOLERANCES[tolerance] if isinstance(tolerance, str) else float(tolerance)
+    fa, fb = _fps(run_a), _fps(run_b)
+    ca, cb = candidates(run_a, fa), candidates(run_b, fb)
+    buckets: dict[tuple[int, str], list[int]] = {}
+    for j in cb:
+        buckets.setdefault(fb[j].signature, []).append(j)
+    eq_pairs: set[tuple[int, int]] = set()
+    for i in ca:
+        for j in buckets.get(fa[i].signature, ()):
+            if equivalent(fa[i], fb[j], rtol):
+                eq_pairs.add((i, j))
+
+    def eq(i: int, j: int) -> bool:
+        return (i, j) in eq_pairs
+
+    cand_a, cand_b = set(ca), set(cb)
+    spine_a = tuple(i for i in pruned_spine(run_a.graph) if i in cand_a)
+    spine_b = tuple(j for j in pruned_spine(run_b.graph) if j in cand_b)
+    level0 = _lcs(spine_a, spine_b, eq)
+    cuts: list[tuple[int, int, int]] = []
+    prev_a, prev_b = -1, -1
+    for a, b in [*level0, (len(run_a.graph.nodes), len(run_b.graph.nodes))]:
+        seg_a = [i for i in ca if prev_a < i < a]
+        seg_b = [j for j in cb if prev_b < j < b]
+        cuts.extend((x, y, 1) for x, y in _lcs(seg_a, seg_b, eq))
+        if a < len(run_a.graph.nodes):
+            cuts.append((a, b, 0))
+        prev_a, prev_b = a, b
+    regions = _regions(run_a, run_b, cuts)
+    for r in regions:
+        r.redundant = redundant_ops(run_a, r.a_nodes, r.b_nodes, fa, run_b, "a") + redundant_ops(
+            run_b, r.b_nodes, r.a_nodes, fb, run_a, "b"
+        )
+    return Match(regions, cuts, rtol, spine_a, spine_b, len(eq_pairs))
+
+
+def _regions(run_a: Run, run_b: Run, cuts: list[tuple[int, int, int]]) -> list[Region]:
+    ops_a = [n.id for n in run_a.graph.nodes if n.op != "input"]
+    ops_b = [n.id for n in run_b.graph.nodes if n.op != "input"]
+    regions: list[Region] = []
+    prev_a, prev_b = -1, -1
+    for a, b, level in cuts:
+        ra = tuple(i for i in ops_a if prev_a < i <= a)
+        rb = tuple(j for j in ops_b if prev_b < j <= b)
+        regions.append(Region(len(regions), ra, rb, a, b, level))
+        prev_a, prev_b = a, b
+    ra = tuple(i for i in ops_a if i > prev_a)
+    rb = tuple(j for j in ops_b if j > prev_b)
+    if ra or rb:
+        regions.append(Region(len(regions), ra, rb, None, None, -1))
+    return regions
+
+
+def redundant_ops(
+    run: Run, nodes: Sequence[int], other_nodes: Sequence[int], fps: dict[int, Fingerprint], other: Run, side: str
+) -> list[dict[str, Any]]:
+    """Copies in ``nodes`` whose output equals one of their inputs in value, shape, dtype and strides.
+
+    Only reported when the other side's region runs fewer ops of that kind ("no op at that position").
+    """
+    g = run.graph
+    mine = Counter(g.nodes[i].op for i in nodes)
+    theirs = Counter(other.graph.nodes[j].op for j in other_nodes)
+    found = []
+    for i in nodes:
+        n = g.nodes[i]
+        if n.op in FREE_OPS or n.meta.get("alias") or n.meta.get("mutates") or i not in fps:
+            continue
+        if n.op not in COPY_OPS and not n.op.startswith("aten::_to"):
+            continue
+        if mine[n.op] <= theirs[n.op]:
+            continue
+        for src in n.inputs:
+            s = g.nodes[src]
+            if src not in fps or s.meta.get("shape") != n.meta.get("shape"):
+                continue
+            if s.meta.get("dtype") != n.meta.get("dtype") or s.meta.get("strides") != n.meta.get("strides"):
+                continue
+            if fps[src].stats == fps[i].stats and fps[src].signature == fps[i].signature:
+                found.append(
+                    {"side": side, "node": i, "source_node": src, "op": n.op, "callsite": n.meta.get("callsite", "")}
+                )
+                break
+    return found
+
+
+def name_shape_table(run_a: Run, a_nodes: Sequence[int], run_b: Run, b_nodes: Sequence[int]) -> list[dict[str, Any]]:
+    """Fallback per-op table matched by op name and output shape only (HTA TraceDiff style).
+
+    Returns:
+        Rows ``{"op", "shape", "count_a", "count_b", "time_a_s", "time_b_s"}`` sorted by the time difference,
+        where times are the single recorded execution (with recording on).
+    """
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for side, run, ids in (("a", run_a, a_nodes), ("b", run_b, b_nodes)):
+        for i in ids:
+            n = run.graph.nodes[i]
+            if n.op in FREE_OPS:
+                continue
+            key = (n.op, str(n.meta.get("shape", "")))
+            row = rows.setdefault(
+                key, {"op": n.op, "shape": key[1], "count_a": 0, "count_b": 0, "time_a_s": 0.0, "time_b_s": 0.0}
+            )
+            row[f"count_{side}"] += 1
+            row[f"time_{side}_s"] += n.meta.get("dur_ns", 0) / 1e9
+    return sorted(rows.values(), key=lambda r: -abs(r["time_a_s"] - r["time_b_s"]))

@@ -1,0 +1,261 @@
+"""Replay recorded op spans in isolation and measure two of them paired and interleaved.
+
+A region runner re-executes the region's aten ops (``torch.ops.aten.*``) on the tensors recorded as its
+inputs; inputs that an op in the region mutates are copied before every call. :func:`paired` runs the two sides
+alternately (A B, B A, shuffled) for several rounds, each side for at least the backend's window, and reports
+the median per-round ratio with a bootstrap confidence interval.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from opgraph.energy.backends import Backend, Sample
+from opgraph.energy.errors import EnergyError
+from opgraph.energy.recorder import Run, decode_leaf, resolve_op
+
+
+class RegionRunner:
+    """A zero-argument callable that replays ``node_ids`` of ``run``.
+
+    Args:
+        run: A replayable run.
+        node_ids: Op node ids (execution order).
+        elide: ``{node: replacement}``: skip ``node`` and use ``replacement``'s value instead (used to measure
+            a region without a redundant op).
+        transform: Optional function applied to every outside tensor once (e.g. a layout change for bisection).
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        node_ids: Sequence[int],
+        *,
+        elide: Mapping[int, int] | None = None,
+        transform: Callable[[Any], Any] | None = None,
+    ) -> None:
+        import torch
+        from torch.utils._pytree import treespec_loads
+
+        if not run.replayable:
+            raise EnergyError(f"run {run.name!r} kept no tensors (over the snapshot limit); re-run regions instead")
+        self.run = run
+        self.node_ids = tuple(node_ids)
+        elide = dict(elide or {})
+        inside = set(self.node_ids)
+        g = run.graph
+        self.steps: list[tuple[int, str, Any, list[Any], Any]] = []
+        ext: dict[int, Any] = {}
+        self.mutated_ext: set[int] = set()
+        self.bytes_per_call = 0.0
+        for nid in self.node_ids:
+            n = g.nodes[nid]
+            if nid in elide:
+                self.steps.append((nid, "elide", elide[nid], [], None))
+                continue
+            for i in n.inputs:
+                if i not in inside or i in elide and elide[i] not in inside:
+                    src = elide.get(i, i)
+                    if src not in inside and src not in ext:
+                        if src not in run.values:
+                            raise EnergyError(f"run {run.name!r}: value of node {src} was not kept")
+                        v = run.values[src]
+                        ext[src] = transform(v) if transform is not None and isinstance(v, torch.Tensor) else v
+                    if n.meta.get("mutates") and src not in inside:
+                        self.mutated_ext.add(src)
+            if n.op == "getitem":
+                self.steps.append((nid, "getitem", n.inputs[0], [int(n.attrs["index"])], None))
+                continue
+            func = resolve_op(n.attrs["overload"])
+            spec = treespec_loads(n.attrs["spec"])
+            self.steps.append((nid, "op", func, list(n.attrs["args"]), spec))
+            self.bytes_per_call += float(n.meta.get("in_bytes", 0)) + float(n.meta.get("out_bytes", 0))
+        self.ext = ext
+
+    def __call__(self) -> None:
+        """Replay the region once."""
+        from torch.utils._pytree import tree_flatten, tree_unflatten
+
+        env: dict[int, Any] = dict(self.ext)
+        for k in self.mutated_ext:
+            env[k] = env[k].clone()
+        for nid, kind, payload, leaves, spec in self.steps:
+            if kind == "elide":
+                env[nid] = env[payload]
+            elif kind == "getitem":
+                env[nid] = env[payload][leaves[0]]
+            else:
+                vals = [decode_leaf(leaf, env.__getitem__) for leaf in leaves]
+                args, kwargs = tree_unflatten(vals, spec)
+                out = payload(*args, **kwargs)
+                if not _is_tensor(out):
+                    out, _ = tree_flatten(out)
+                env[nid] = out
+
+
+def _is_tensor(x: Any) -> bool:
+    import torch
+
+    return isinstance(x, torch.Tensor)
+
+
+class _Nothing:
+    bytes_per_call = 0.0
+
+    def __call__(self) -> None:
+        return None
+
+
+NOTHING = _Nothing()
+
+
+@dataclass
+class PairResult:
+    """Paired, interleaved measurement of two callables.
+
+    Attributes:
+        ratio: Median over rounds of ``cost_a / cost_b``.
+        ci: 95% bootstrap interval of that median.
+        rounds_ratio: Per-round ratios.
+        a: Mean per-call sample of A (cost, wall, CPU, energy).
+        b: Mean per-call sample of B.
+        reps: Calls per window for A and B.
+    """
+
+    ratio: float
+    ci: tuple[float, float]
+    rounds_ratio: list[float]
+    a: Sample
+    b: Sample
+    reps: tuple[int, int]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "ratio": _finite(self.ratio),
+            "ci": [_finite(self.ci[0]), _finite(self.ci[1])],
+            "rounds_ratio": [_finite(r) for r in self.rounds_ratio],
+            "a": vars(self.a) | {"cost": self.a.cost},
+            "b": vars(self.b) | {"cost": self.b.cost},
+            "reps": list(self.reps),
+        }
+
+
+def _finite(x: float) -> float | str:
+    return x if math.isfinite(x) else str(x)
+
+
+def median_ci(ratios: Sequence[float], *, seed: int = 0, n_boot: int = 2000) -> tuple[float, tuple[float, float]]:
+    """Median of ``ratios`` (on a log scale) and its 95% percentile-bootstrap interval."""
+    r = np.asarray([x for x in ratios if x > 0 and math.isfinite(x)], dtype=float)
+    if r.size == 0:
+        return math.inf, (math.inf, math.inf)
+    logs = np.log(r)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, logs.size, size=(n_boot, logs.size))
+    meds = np.median(logs[idx], axis=1)
+    lo, hi = np.percentile(meds, [2.5, 97.5])
+    return float(np.exp(np.median(logs))), (float(np.exp(lo)), float(np.exp(hi)))
+
+
+def calibrate_reps(fn: Callable[[], Any], backend: Backend, target_s: float) -> int:
+    """Calls needed for one window of at least ``target_s`` seconds."""
+    backend.sync()
+    t0 = time.perf_counter()
+    fn()
+    backend.sync()
+    one = time.perf_counter() - t0
+    if one <= 0:
+        return 1000
+    return int(min(max(math.ceil(target_s / one), 1), 1_000_000))
+
+
+def paired(
+    fa: Callable[[], Any],
+    fb: Callable[[], Any],
+    backend: Backend,
+    *,
+    rounds: int = 7,
+    max_rounds: int = 15,
+    window_s: float | None = None,
+    decide_at: float | None = None,
+    seed: int = 0,
+    bytes_a: float = 0.0,
+    bytes_b: float = 0.0,
+    settings_a: Mapping[str, Any] | None = None,
+    settings_b: Mapping[str, Any] | None = None,
+) -> PairResult:
+    """Measure ``fa`` against ``fb``: shuffled A B / B A rounds, per-call cost ratio with a CI.
+
+    Args:
+        fa: Zero-argument callable of side A.
+        fb: Zero-argument callable of side B.
+        backend: Measurement backend.
+        rounds: Rounds to start with.
+        max_rounds: Rounds are added (up to this) while the CI straddles ``decide_at``.
+        window_s: Per-side window (default: the backend's ``min_window_s``).
+        decide_at: A ratio threshold; more rounds are spent while the CI contains it (or its inverse).
+        seed: Seeds the round order and the bootstrap.
+        bytes_a: Bytes moved per call of A (for the model backend).
+        bytes_b: Bytes moved per call of B.
+        settings_a: Settings to apply while A runs (threads, precision...).
+        settings_b: Settings to apply while B runs.
+    """
+    from opgraph.energy import settings as settings_mod
+
+    target = window_s if window_s is not None else backend.min_window_s
+    rng = np.random.default_rng(seed)
+    sa, sb = dict(settings_a or {}), dict(settings_b or {})
+    with settings_mod.applied(sa):
+        fa()  # warm-up
+        ra = calibrate_reps(fa, backend, target) if fa is not NOTHING else 1
+    with settings_mod.applied(sb):
+        fb()
+        rb = calibrate_reps(fb, backend, target) if fb is not NOTHING else 1
+    samples_a: list[Sample] = []
+    samples_b: list[Sample] = []
+
+    def one_round() -> None:
+        order = (0, 1) if rng.random() < 0.5 else (1, 0)
+        for side in order:
+            if side == 0:
+                with settings_mod.applied(sa):
+                    samples_a.append(backend.measure(fa, ra, bytes_per_call=bytes_a))
+            else:
+                with settings_mod.applied(sb):
+                    samples_b.append(backend.measure(fb, rb, bytes_per_call=bytes_b))
+
+    for _ in range(rounds):
+        one_round()
+    ratios = [_ratio(a.cost, b.cost) for a, b in zip(samples_a, samples_b)]
+    med, ci = median_ci(ratios, seed=seed)
+    while decide_at is not None and len(ratios) < max_rounds and _straddles(ci, decide_at):
+        one_round()
+        one_round()
+        ratios = [_ratio(a.cost, b.cost) for a, b in zip(samples_a, samples_b)]
+        med, ci = median_ci(ratios, seed=seed)
+    return PairResult(med, ci, ratios, _mean(samples_a), _mean(samples_b), (ra, rb))
+
+
+def _ratio(a: float, b: float) -> float:
+    if b <= 0:
+        return math.inf if a > 0 else 1.0
+    return a / b
+
+
+def _straddles(ci: tuple[float, float], t: float) -> bool:
+    return (ci[0] < t <= ci[1]) or (ci[0] < 1 / t <= ci[1])
+
+
+def _mean(samples: Sequence[Sample]) -> Sample:
+    n = len(samples)
+    energies = [s.energy_j for s in samples]
+    energy = None if any(e is None for e in energies) else sum(e for e in energies if e is not None) / n
+    return Sample(sum(s.wall_s for s in samples) / n, sum(s.cpu_s for s in samples) / n, energy, samples[0].reps)
