@@ -85,6 +85,7 @@ class Dataset:
         y_test: Test labels.
         name: Where the data came from.
         classes: Class names (``"0"``...``"9"`` for digits).
+        source: The ``source`` argument of :func:`load` (reload with ``load(source, image_size=...)``).
     """
 
     x_train: np.ndarray
@@ -93,6 +94,7 @@ class Dataset:
     y_test: np.ndarray
     name: str = "data"
     classes: list[str] = field(default_factory=list)
+    source: str = ""
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -328,6 +330,7 @@ def load(
     if size is not None:
         ds.x_train = _resize(ds.x_train, size)
         ds.x_test = _resize(ds.x_test, size)
+    ds.source = src
     log.info("loaded %r", ds)
     return ds
 

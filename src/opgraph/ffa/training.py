@@ -61,6 +61,9 @@ class TrainConfig:
     eval_batch_size: int = 256
     model: dict[str, Any] = field(default_factory=dict)
     data: str = ""
+    data_source: str = ""
+    n_train: int = 0
+    n_test: int = 0
 
 
 @dataclass
@@ -196,6 +199,7 @@ def train(
     resume: bool = False,
     progress: bool = False,
     device: str | None = "cpu",
+    max_time_s: float | None = None,
 ) -> TrainResult:
     """Train ``pair`` with ``method`` and return the per-epoch history.
 
@@ -220,6 +224,8 @@ def train(
         resume: Continue from ``run_dir/checkpoint.pt`` if it exists (same method required).
         progress: Show a tqdm progress bar.
         device: ``cpu``, ``cuda``, or ``auto``/None (CUDA when available).
+        max_time_s: Stop after the epoch during which this many wall seconds (of this call) have passed; the
+            checkpoint allows resuming later.
 
     Returns:
         A :class:`TrainResult`.
@@ -253,6 +259,9 @@ def train(
             "tie_bn": any(m is n for m in pair.F.modules() for n in pair.B.modules()),
         },
         getattr(data, "name", ""),
+        getattr(data, "source", ""),
+        len(data.y_train),
+        len(data.y_test),
     )
     pair.configure(method, seed=seed)
     objective = METHODS[method]["objective"]
@@ -375,6 +384,9 @@ def train(
                     "epoch": epoch + 1,
                 },
             )
+        if max_time_s is not None and time.perf_counter() - t_start > max_time_s:
+            log.info("%s: stopping after epoch %d (max_time_s=%s)", method, epoch + 1, max_time_s)
+            break
     bar.close()
     pair.sync_decoder()
     return TrainResult(_clean(history), asdict(cfg), rdir, pair, time.perf_counter() - t_start)
@@ -435,7 +447,6 @@ def _run_task(item: dict[str, Any], task_seed: int) -> dict[str, Any]:
         epochs=item["epochs"],
         seed=seed,
         run_dir=item.get("run_dir"),
-        resume=bool(item.get("resume")),
         **item.get("train_kwargs", {}),
     )
     return {
