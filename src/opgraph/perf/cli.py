@@ -1,0 +1,228 @@
+"""``opgraph perf ...``: collect datasets, train / evaluate the cost model, rank configs, tune a model."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from opgraph.perf.errors import PerfError
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console()
+
+
+def load_factory(spec: str) -> tuple[Any, tuple[Any, ...]]:
+    """Load ``path/to/module.py:factory`` and call it; it must return ``(nn.Module, example_inputs)``."""
+    path_s, sep, name = spec.rpartition(":")
+    if not sep or not path_s or not name:
+        raise PerfError(f"MODEL {spec!r}: expected 'path/to/module.py:factory' (a function returning (module, inputs))")
+    path = Path(path_s)
+    if not path.is_file():
+        raise PerfError(f"MODEL {spec!r}: no such file {path}")
+    mspec = importlib.util.spec_from_file_location(path.stem, path)
+    if mspec is None or mspec.loader is None:
+        raise PerfError(f"MODEL {spec!r}: cannot import {path}")
+    mod = importlib.util.module_from_spec(mspec)
+    mspec.loader.exec_module(mod)
+    fn = getattr(mod, name, None)
+    if not callable(fn):
+        raise PerfError(f"MODEL {spec!r}: {path} has no function {name!r}")
+    out = fn()
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise PerfError(f"MODEL {spec!r}: {name}() must return (nn.Module, example_inputs tuple)")
+    module, example = out
+    if not isinstance(example, tuple | list):
+        example = (example,)
+    module.eval()
+    return module, tuple(example)
+
+
+@click.group(name="perf")
+def group() -> None:
+    """TpuGraphs-style datasets, a learned cost model that ranks configurations, and a tuner."""
+
+
+@group.command()
+@click.option("--space", type=click.Choice(["layout", "tile"]), default="layout", show_default=True)
+@click.option("--zoo", "n_zoo", type=int, default=10, show_default=True, help="Zoo models (layout) or kernels (tile).")
+@click.option("--configs", type=int, default=40, show_default=True, help="Configurations per graph.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory of npz files.")
+@click.option("--executor", default="serial", show_default=True, help="serial | process | dask | dask://host:port")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--rounds", type=int, default=3, show_default=True)
+@click.option("--reps", type=int, default=3, show_default=True)
+@click.option("--module", "module_spec", default=None, help="Also measure a user model: path/to/file.py:factory.")
+def collect(
+    space: str,
+    n_zoo: int,
+    configs: int,
+    out: Path,
+    executor: str,
+    seed: int,
+    rounds: int,
+    reps: int,
+    module_spec: str | None,
+) -> None:
+    """Measure configurations on this machine and write TpuGraphs npz files (resumable)."""
+    from opgraph.perf.measure import MeasureSettings
+
+    if configs < 2:
+        raise click.UsageError("--configs must be >= 2")
+    settings = MeasureSettings(rounds=rounds, reps=reps)
+    con = _console()
+    if space == "layout":
+        from opgraph.perf import zoo
+        from opgraph.perf.collect import collect_layout, layout_record
+        from opgraph.perf.tpugraphs import save_graph
+
+        res = collect_layout(
+            zoo.generate(n_zoo, seed), out, n_configs=configs, settings=settings, executor=executor, seed=seed
+        )
+        if module_spec:
+            module, example = load_factory(module_spec)
+            name = Path(module_spec.rpartition(":")[0]).stem
+            rec = layout_record(name, module, example, n_configs=configs, settings=settings, seed=seed)
+            save_graph(rec, out / f"{name}.npz")
+            res.append({"name": name, "skipped": False, "meta": rec.measure_meta})
+    else:
+        from opgraph.perf.tile import collect_tile, generate_kernels
+
+        res = collect_tile(
+            generate_kernels(n_zoo, seed), out, n_configs=configs, settings=settings, executor=executor, seed=seed
+        )
+    for r in res:
+        m = r["meta"]
+        con.print(
+            f"{r['name']}: {'kept' if r['skipped'] else 'measured'}, noise {m.get('noise', float('nan')):.1%}, "
+            f"tau between rounds {m.get('tau_between_rounds', float('nan')):.3f}"
+        )
+    con.print(f"[bold]{len(res)} graphs in {out}[/bold]")
+
+
+def _records(data: Path) -> list[Any]:
+    from opgraph.perf.tpugraphs import load_records
+
+    recs = load_records(data)
+    kinds = {r.kind for r in recs}
+    if len(kinds) != 1:
+        raise PerfError(f"--data {data}: mixes {sorted(kinds)} graphs; point it at one collection")
+    return recs
+
+
+@group.command()
+@click.option("--data", type=click.Path(path_type=Path), required=True, help="Directory (tree) of npz files.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint path (model.pt).")
+@click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--loss", type=click.Choice(["listmle", "hinge"]), default="listmle", show_default=True)
+@click.option("--join", type=click.Choice(["early", "late"]), default="early", show_default=True)
+@click.option("--hidden", type=int, default=64, show_default=True)
+@click.option("--valid-frac", type=float, default=0.2, show_default=True, help="Whole graphs held out for selection.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def train(data: Path, out: Path, epochs: int, loss: str, join: str, hidden: int, valid_frac: float, seed: int) -> None:
+    """Train the GraphSAGE cost model on a collection."""
+    from opgraph.perf.collect import split_names
+    from opgraph.perf.model import CostModel, ModelConfig
+
+    recs = _records(data)
+    tr_names, va_names = split_names([r.name for r in recs], valid_frac, seed) if valid_frac > 0 else ([], [])
+    train_recs = [r for r in recs if r.name in tr_names] if va_names else recs
+    valid_recs = [r for r in recs if r.name in va_names]
+    cfg = ModelConfig(kind=recs[0].kind, epochs=epochs, loss=loss, join=join, hidden=hidden, seed=seed)
+    model = CostModel(cfg).fit(train_recs, valid_recs or None, progress=True)
+    model.save(out)
+    last = model.history[-1] if model.history else {}
+    _console().print(f"{model} -> {out}; last epoch {json.dumps(last)}")
+
+
+@group.command(name="eval")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), required=True)
+@click.option("--data", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--baselines/--no-baselines",
+    default=True,
+    show_default=True,
+    help="Also score random/default/analytical (no training needed).",
+)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+def eval_cmd(model_path: Path, data: Path, baselines: bool, json_out: Path | None) -> None:
+    """Score a checkpoint (and untrained baselines) on a collection, next to the noise ceiling."""
+    from opgraph.perf.baselines import AnalyticalBaseline, DefaultBaseline, RandomBaseline
+    from opgraph.perf.evaluate import compare
+    from opgraph.perf.model import CostModel
+
+    model = CostModel.load(model_path)
+    recs = _records(data)
+    models: dict[str, Any] = {"GNN": model}
+    if baselines:
+        models.update(
+            {"analytical": AnalyticalBaseline(), "default config": DefaultBaseline(), "random": RandomBaseline()}
+        )
+    comp = compare(models, [], recs, fit=False)
+    from rich.table import Table
+
+    cols, rows = comp.table()
+    t = Table(*cols, title=f"{len(recs)} {comp.kind} graphs from {data}")
+    for r in rows:
+        t.add_row(*[str(v) for v in r])
+    _console().print(t)
+    if json_out:
+        from opgraph.graph.io import atomic_write
+
+        atomic_write(json_out, json.dumps(comp.to_dict(), indent=1))
+
+
+@group.command()
+@click.option("--model", "model_path", type=click.Path(path_type=Path), required=True)
+@click.option("--top", type=int, default=10, show_default=True)
+@click.argument("graph", type=click.Path(path_type=Path))
+def rank(model_path: Path, top: int, graph: Path) -> None:
+    """Rank the configurations of GRAPH.npz with the model (fastest predicted first)."""
+    from opgraph.perf.metrics import kendall_tau
+    from opgraph.perf.model import CostModel
+    from opgraph.perf.tpugraphs import load_graph
+
+    model = CostModel.load(model_path)
+    rec = load_graph(graph, require_runtime=False)
+    cost = model.predict(rec)
+    order = [int(i) for i in cost.argsort(kind="stable")]
+    con = _console()
+    con.print(f"{rec}\npredicted fastest configs: {';'.join(map(str, order[:top]))}")
+    if rec.has_runtimes:
+        rt = rec.target_runtime()
+        con.print(
+            f"Kendall tau against the measured runtimes: {kendall_tau(cost, rt):.3f}; "
+            f"best measured config {int(rt.argmin())} is predicted #{order.index(int(rt.argmin())) + 1}"
+        )
+
+
+@group.command()
+@click.argument("model_factory")
+@click.option("--model", "model_path", type=click.Path(path_type=Path), required=True, help="Layout checkpoint.")
+@click.option("--candidates", type=int, default=200, show_default=True)
+@click.option("--measure-frac", type=float, default=0.1, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def tune(model_factory: str, model_path: Path, candidates: int, measure_frac: float, seed: int) -> None:
+    """Pick a layout for MODEL_FACTORY (path/to/file.py:factory): rank candidates, measure the top ones."""
+    from opgraph.perf.model import CostModel
+    from opgraph.perf.tune import tune_layout
+
+    if not 0 < measure_frac <= 1:
+        raise click.UsageError("--measure-frac must be in (0, 1]")
+    model = CostModel.load(model_path)
+    if model.config.kind != "layout":
+        raise PerfError(f"--model {model_path}: a {model.config.kind} model; tune needs a layout model")
+    module, example = load_factory(model_factory)
+    res = tune_layout(
+        module, example, model, n_candidates=candidates, measure_frac=measure_frac, seed=seed, name=model_factory
+    )
+    con = _console()
+    con.print(res)
+    for t, c in zip(res.targets, res.best_choice):
+        con.print(f"  {t}: {'channels_last' if c else 'NCHW'}")

@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import make_layout_record
+
+pytest.importorskip("torch_geometric")
+
+from opgraph.perf.cli import group  # noqa: E402
+from opgraph.perf.errors import OpgraphError  # noqa: E402
+from opgraph.perf.tpugraphs import save_graph  # noqa: E402
+
+FACTORY = """
+import torch
+
+def make():
+    m = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 1))
+    return m, (torch.randn(1, 3, 16, 16),)
+"""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    (d / "net.py").write_text(FACTORY)
+    return d
+
+
+def _ok(result):
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_collect_train_eval_rank_tune(workdir):
+    r = CliRunner()
+    data = workdir / "data"
+    out = _ok(
+        r.invoke(
+            group,
+            [
+                "collect",
+                "--zoo",
+                "3",
+                "--configs",
+                "4",
+                "--out",
+                str(data),
+                "--rounds",
+                "2",
+                "--reps",
+                "1",
+                "--module",
+                f"{workdir / 'net.py'}:make",
+            ],
+        )
+    )
+    assert "4 graphs" in out
+    assert len(list(data.glob("*.npz"))) == 4
+    model = workdir / "m.pt"
+    _ok(r.invoke(group, ["train", "--data", str(data), "--out", str(model), "--epochs", "2", "--hidden", "16"]))
+    assert model.is_file()
+    out = _ok(r.invoke(group, ["eval", "--model", str(model), "--data", str(data), "--json", str(workdir / "e.json")]))
+    assert "noise" in out and (workdir / "e.json").is_file()
+    out = _ok(r.invoke(group, ["rank", "--model", str(model), str(data / "net.npz"), "--top", "3"]))
+    assert "predicted fastest configs" in out and "Kendall tau" in out
+    out = _ok(
+        r.invoke(
+            group,
+            ["tune", f"{workdir / 'net.py'}:make", "--model", str(model), "--candidates", "4", "--measure-frac", "0.5"],
+        )
+    )
+    assert "speed-up" in out and "0:" in out
+
+
+def test_bad_inputs_raise_opgraph_errors(workdir, tmp_path):
+    r = CliRunner()
+    res = r.invoke(group, ["tune", "nofile.py:make", "--model", str(tmp_path / "x.pt")])
+    assert isinstance(res.exception, OpgraphError) and "no such checkpoint" in str(res.exception)
+    bad = tmp_path / "bad.npz"
+    np.savez(
+        bad,
+        node_feat=np.zeros((3, 7), np.float32),
+        node_opcode=np.zeros(3),
+        edge_index=np.zeros((0, 2)),
+        node_config_ids=np.zeros(1),
+        node_config_feat=np.zeros((2, 1, 18)),
+        config_runtime=np.ones(2),
+    )
+    res = r.invoke(group, ["eval", "--model", str(tmp_path / "x.pt"), "--data", str(bad)])
+    assert isinstance(res.exception, OpgraphError)
+    res = r.invoke(group, ["collect", "--configs", "1", "--out", str(tmp_path)])
+    assert res.exit_code == 2
+    save_graph(make_layout_record(), tmp_path / "d" / "g.npz")
+    res = r.invoke(group, ["tune", "nofile.py", "--model", str(tmp_path / "x.pt")])
+    assert isinstance(res.exception, OpgraphError)
+
+
+def test_load_factory_errors(tmp_path):
+    from opgraph.perf.cli import load_factory
+
+    with pytest.raises(OpgraphError, match="path/to/module.py:factory"):
+        load_factory("nocolon")
+    (tmp_path / "f.py").write_text("def g():\n    return 3\n")
+    with pytest.raises(OpgraphError, match="no function 'h'"):
+        load_factory(f"{tmp_path / 'f.py'}:h")
+    with pytest.raises(OpgraphError, match="must return"):
+        load_factory(f"{tmp_path / 'f.py'}:g")

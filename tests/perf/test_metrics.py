@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import kendalltau
+
+from opgraph.perf.metrics import (
+    inter_round_tau,
+    kaggle_tile_score,
+    kendall_tau,
+    ordered_pair_accuracy,
+    score_graph,
+    slowdown_at_k,
+)
+
+
+def test_perfect_and_reversed_order():
+    rt = np.array([3.0, 1.0, 2.0, 5.0])
+    assert kendall_tau(rt, rt) == pytest.approx(1.0)
+    assert kendall_tau(-rt, rt) == pytest.approx(-1.0)
+    assert ordered_pair_accuracy(rt, rt) == 1.0
+    assert ordered_pair_accuracy(-rt, rt) == 0.0
+    assert slowdown_at_k(rt, rt, 1) == 0.0
+
+
+def test_slowdown_and_kaggle_by_hand():
+    rt = np.array([10.0, 12.0, 20.0, 11.0, 30.0, 15.0])
+    pred = np.array([5.0, 1.0, 0.0, 9.0, 2.0, 3.0])  # predicted order: 2, 1, 4, 5, 0, 3
+    assert slowdown_at_k(pred, rt, 1) == pytest.approx(1.0)  # picks 20 vs best 10
+    assert slowdown_at_k(pred, rt, 2) == pytest.approx(0.2)  # best of {20, 12}
+    assert slowdown_at_k(pred, rt, 5) == pytest.approx(0.0)
+    assert kaggle_tile_score(pred, rt) == pytest.approx(1.0)
+    assert kaggle_tile_score(-rt, rt) == pytest.approx(2 - 11 / 10)  # worst five: best of them is 11
+
+
+def test_tau_b_matches_scipy_with_ties():
+    rt = np.array([1, 2, 2, 3, 3, 3, 4.0])
+    pred = np.array([1, 1, 2, 2, 3, 4, 4.0])
+    assert kendall_tau(pred, rt) == pytest.approx(kendalltau(pred, rt).statistic)
+    assert kendall_tau(np.ones(4), np.arange(4)) == 0.0  # undefined -> 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(1, 100), min_size=2, max_size=20, unique=True), st.integers(0, 1000))
+def test_opa_relates_to_tau_without_ties(values, seed):
+    rt = np.array(values)
+    pred = np.random.default_rng(seed).permutation(len(rt)).astype(float)
+    # with no ties, tau = 2 * OPA - 1
+    assert kendall_tau(pred, rt) == pytest.approx(2 * ordered_pair_accuracy(pred, rt) - 1)
+    assert 0 <= slowdown_at_k(pred, rt, 3) <= slowdown_at_k(pred, rt, 1)
+
+
+def test_inter_round_tau_and_score():
+    rounds = np.array([[1, 1.1], [2, 2.1], [3, 2.9], [4, 4.2]])
+    assert inter_round_tau(rounds) == pytest.approx(1.0)
+    assert np.isnan(inter_round_tau(rounds[:, :1]))
+    s = score_graph("g", [1, 2, 3, 4], [1, 2, 3, 4], "tile", ceiling_tau=0.9)
+    assert set(s.slowdown) == {1, 5, 10} and s.kaggle_tile == 1.0
+    with pytest.raises(ValueError, match="4 values"):
+        kendall_tau([1, 2, 3, 4], [1, 2])

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from conftest import make_layout_record, make_tile_record
+
+pytest.importorskip("torch_geometric")
+import torch  # noqa: E402
+
+from opgraph.perf.baselines import (  # noqa: E402
+    AnalyticalBaseline,
+    DefaultBaseline,
+    LightGBMBaseline,
+    RandomBaseline,
+)
+from opgraph.perf.errors import CheckpointError, PerfError  # noqa: E402
+from opgraph.perf.evaluate import compare  # noqa: E402
+from opgraph.perf.model import CostModel, ModelConfig, hinge_loss, k_hop_nodes, listmle_loss  # noqa: E402
+
+
+def _learnable_layout(seed):
+    """Runtime = sum over nodes of an NHWC cost that a node feature decides: learnable across graphs."""
+    rec = make_layout_record(f"g{seed}", n=14, nc=4, c=12, seed=seed)
+    from opgraph.perf.layout import decode_configs
+
+    ch = decode_configs(rec.config_matrix())
+    feat = np.zeros_like(rec.node_feat)
+    feat[:, 50] = np.random.default_rng(seed).integers(0, 2, rec.n_nodes)
+    w = np.where(feat[rec.node_config_ids, 50] > 0.5, 3.0, -2.0)
+    rt = (1000 + 100 * ch @ w).astype(np.int64)
+    return replace(rec, node_feat=feat, node_opcode=np.full(rec.n_nodes, 26), config_runtime=rt)
+
+
+@pytest.fixture(scope="module")
+def layout_data():
+    return [_learnable_layout(s) for s in range(6)]
+
+
+def test_losses_prefer_the_true_order():
+    rt = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    good, bad = rt.clone(), -rt
+    assert listmle_loss(good, rt) < listmle_loss(bad, rt)
+    assert hinge_loss(good, rt) < hinge_loss(bad, rt)
+
+
+def test_k_hop():
+    edges = np.array([[i + 1, i] for i in range(9)])
+    assert k_hop_nodes(10, edges, np.array([5]), 2).tolist() == [3, 4, 5, 6, 7]
+
+
+def test_train_predict_save_load(tmp_path, layout_data):
+    m = CostModel(ModelConfig(kind="layout", epochs=2, hidden=16, layers=2, k_hop=2, seed=1))
+    m.fit(layout_data[:4], layout_data[4:])
+    assert len(m.history) == 2 and "valid_tau" in m.history[0]
+    p = m.predict(layout_data[5])
+    assert p.shape == (12,) and np.isfinite(p).all()
+    path = m.save(tmp_path / "m.pt")
+    m2 = CostModel.load(path)
+    np.testing.assert_allclose(m2.predict(layout_data[5]), p, rtol=1e-5, atol=1e-6)
+    assert "trained 2 epochs" in repr(m2)
+    with pytest.raises(PerfError, match="tile graph given to a layout model"):
+        m.predict(make_tile_record())
+
+
+def test_checkpoint_errors(tmp_path, layout_data):
+    m = CostModel(ModelConfig(kind="layout", epochs=1, hidden=8, layers=1)).fit(layout_data[:2])
+    path = m.save(tmp_path / "m.pt")
+    ck = torch.load(path, weights_only=False)
+    ck["feature_version"] = 999
+    torch.save(ck, tmp_path / "old.pt")
+    with pytest.raises(CheckpointError, match="feature version 999"):
+        CostModel.load(tmp_path / "old.pt")
+    (tmp_path / "junk.pt").write_bytes(b"nope")
+    with pytest.raises(CheckpointError, match="not a readable"):
+        CostModel.load(tmp_path / "junk.pt")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        CostModel.load(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("join", ["early", "late"])
+def test_tile_model_trains(join):
+    recs = [make_tile_record(f"t{i}", seed=i) for i in range(3)]
+    m = CostModel(ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, join=join, loss="hinge", mse_weight=0.1))
+    m.fit(recs)
+    assert m.predict(recs[0]).shape == (7,)
+
+
+def test_gnn_learns_a_learnable_space(layout_data):
+    m = CostModel(ModelConfig(kind="layout", epochs=60, hidden=32, layers=2, configs_per_step=12, seed=0))
+    comp = compare({"gnn": m, "random": RandomBaseline()}, layout_data[:4], layout_data[4:])
+    assert comp.scores["gnn"].mean("kendall_tau") > 0.5
+    assert "| gnn |" in comp.to_markdown()
+
+
+def test_baselines_shapes_and_default(layout_data, tile_record):
+    rec = layout_data[0]
+    assert DefaultBaseline().predict(rec).argmin() == 0
+    assert AnalyticalBaseline().predict(rec).shape == (12,)
+    assert AnalyticalBaseline().predict(tile_record).shape == (7,)
+    lg = LightGBMBaseline(n_estimators=20).fit(layout_data[:4])
+    assert lg.predict(layout_data[5]).shape == (12,)
+    lt = LightGBMBaseline(n_estimators=10).fit([make_tile_record(f"t{i}", seed=i) for i in range(3)])
+    assert lt.predict(tile_record).shape == (7,)
