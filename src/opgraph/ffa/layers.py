@@ -57,12 +57,12 @@ class FeedbackMixin:
                     f"twin weight shape {tuple(twin.weight.shape)} does not mirror {tuple(self.weight.shape)}"
                 )
         if mode == "fixed" and getattr(self, "weight_fa", None) is None:
-            w = torch.empty_like(self.weight)
-            fan_out = w.shape[0] * (w[0, 0].numel() if w.dim() > 2 else 1)
+            shape = tuple(self.weight.shape)
+            fan_out = shape[0] * (math.prod(shape[2:]) if len(shape) > 2 else 1)
             bound = math.sqrt(6.0 / fan_out)  # kaiming_uniform, mode='fan_out', gain sqrt(2)
-            with torch.no_grad():
-                w.uniform_(-bound, bound, generator=generator)
-            self.register_buffer("weight_fa", w)  # type: ignore[attr-defined]
+            # drawn on the CPU (same numbers on every device), then moved next to the weight
+            w = torch.empty(shape, dtype=self.weight.dtype).uniform_(-bound, bound, generator=generator)
+            self.register_buffer("weight_fa", w.to(self.weight.device))  # type: ignore[attr-defined]
         self.fb_mode = mode
         object.__setattr__(self, "_twin", twin if mode == "twin" else None)
 
