@@ -275,9 +275,11 @@ def diff(
         if f.category == "misconfig":
             f.config_diff = {**{k: list(v) for k, v in sdiff.items()}, **f.config_diff}
     if bisect:
+        cache: dict[str, list[dict[str, Any]]] = {}
         for f in findings:
             if f.category == "misconfig":
-                _bisect(f, run_a, run_b, m, be, thr, kw)
+                _bisect(f, run_a, run_b, m, be, thr, kw, cache)
+    findings = _group(findings)
     findings.sort(key=lambda f: -(f.delta_cost or 0.0))
     t_end = time.perf_counter()
     return DiffReport(
@@ -304,6 +306,43 @@ def diff(
     )
 
 
+_MOVE_OPS = frozenset({"aten::cat", "aten::stack", "aten::clone", "aten::copy_", "aten::_to_copy", "aten::contiguous"})
+
+
+def _compute_ops(c: Counter[str]) -> Counter[str]:
+    return Counter({k: v for k, v in c.items() if k not in _MOVE_OPS})
+
+
+def _work_elems(run: Run, ids: tuple[int, ...]) -> int:
+    total = 0
+    for i in ids:
+        n = run.graph.nodes[i]
+        if n.op not in FREE_OPS and n.op not in _MOVE_OPS:
+            total += int(math.prod(n.meta.get("shape") or [1]))
+    return total
+
+
+def _group(findings: list[Finding]) -> list[Finding]:
+    """Merge findings with the same costly side, category and call sites (a loop repeats one culprit)."""
+    groups: dict[tuple[Any, ...], list[Finding]] = {}
+    for f in findings:
+        key = (f.costly_side, f.category, f.kind, f.verdict, tuple(f.callsites))
+        groups.setdefault(key, []).append(f)
+    out = []
+    for members in groups.values():
+        lead = max(members, key=lambda f: f.delta_cost)
+        if len(members) > 1:
+            lead.regions = sorted(f.region for f in members)
+            lead.delta_cost = sum(f.delta_cost for f in members)
+            lead.delta_wall_s = sum(f.delta_wall_s for f in members)
+            if lead.delta_energy_j is not None:
+                lead.delta_energy_j = sum(f.delta_energy_j or 0.0 for f in members)
+        else:
+            lead.regions = [lead.region]
+        out.append(lead)
+    return out
+
+
 def _has_work(run: Run, ids: tuple[int, ...]) -> bool:
     return any(run.graph.nodes[i].op not in FREE_OPS for i in ids)
 
@@ -320,6 +359,8 @@ def _decide(
     apply_b: dict[str, Any],
     kw: dict[str, Any],
 ) -> list[Finding]:
+    sdiff = settings_mod.diff(run_a.settings, run_b.settings)
+    has_knob_diff = any(settings_mod.applicable(k) or k.startswith("env.") for k in sdiff)
     total_a = sum(x.pair.a.cost for x in results) or 1e-30
     total_b = sum(x.pair.b.cost for x in results) or 1e-30
     findings: list[Finding] = []
@@ -336,14 +377,28 @@ def _decide(
             continue
         ops_a, ops_b = op_counts(run_a.graph, r.a_nodes), op_counts(run_b.graph, r.b_nodes)
         mine, theirs = (ops_a, ops_b) if side == "a" else (ops_b, ops_a)
+        cfg = _attr_diff(run_a, r.a_nodes, run_b, r.b_nodes)
         if mine == theirs:
-            category = "misconfig"
+            costly_ids, cheap_ids = (r.a_nodes, r.b_nodes) if side == "a" else (r.b_nodes, r.a_nodes)
+            costly_run, cheap_run = (run_a, run_b) if side == "a" else (run_b, run_a)
+            if _work_elems(costly_run, costly_ids) > 1.5 * _work_elems(cheap_run, cheap_ids):
+                category = "redundant"  # the same ops on more data than needed
+            elif cfg or has_knob_diff:
+                category = "misconfig"
+            else:
+                category = "api_misuse"  # same API, fed a layout it handles badly
         elif all(mine[k] >= theirs[k] for k in theirs):
             category = "redundant"
+        elif _compute_ops(mine) == _compute_ops(theirs):
+            costly_ids, cheap_ids = (r.a_nodes, r.b_nodes) if side == "a" else (r.b_nodes, r.a_nodes)
+            costly_run, cheap_run = (run_a, run_b) if side == "a" else (run_b, run_a)
+            more = _work_elems(costly_run, costly_ids) > 1.5 * _work_elems(cheap_run, cheap_ids)
+            category = "redundant" if more else "api_misuse"
         else:
             category = "api_misuse"
+        if category != "misconfig":
+            cfg = {}
         waste = out_check["agree"] and cheap.wall_s <= 1.01 * costly.wall_s
-        cfg = _attr_diff(run_a, r.a_nodes, run_b, r.b_nodes) if category == "misconfig" else {}
         findings.append(
             _finding(
                 run_a, run_b, r, "region", category, side, ratio, ci, costly, cheap, be, waste, cfg, ops_a, ops_b, p
@@ -460,13 +515,26 @@ def _finding(
     )
 
 
-def _bisect(f: Finding, run_a: Run, run_b: Run, m: Match, be: Backend, thr: float, kw: dict[str, Any]) -> None:
-    """Re-run the cheap side with the costly side's value of each differing knob; keep the one that reproduces."""
+def _bisect(
+    f: Finding,
+    run_a: Run,
+    run_b: Run,
+    m: Match,
+    be: Backend,
+    thr: float,
+    kw: dict[str, Any],
+    cache: dict[str, list[dict[str, Any]]],
+) -> None:
+    """Re-run the cheap side with the costly side's value of each differing knob; keep the one that reproduces.
+
+    Whole-run trials (settings) are cached per costly side; per-region trials (memory format, dtype) replay the
+    cheap side's region with its inputs converted to the costly side's layout or dtype.
+    """
     costly, cheap = (run_a, run_b) if f.costly_side == "a" else (run_b, run_a)
-    trials: list[dict[str, Any]] = []
+    trials: list[dict[str, Any]] = [dict(t) for t in cache.get(f.costly_side, [])]
     gap = math.log(max(f.ratio, 1.0 + 1e-9))
     sdiff = settings_mod.diff(costly.settings, cheap.settings)
-    if cheap.fn is not None:
+    if cheap.fn is not None and f.costly_side not in cache:
         base_settings = {k: v for k, v in cheap.settings.items() if settings_mod.applicable(k)}
         for key, (v_costly, _v_cheap) in sdiff.items():
             if not settings_mod.applicable(key):
@@ -493,6 +561,7 @@ def _bisect(f: Finding, run_a: Run, run_b: Run, m: Match, be: Backend, thr: floa
                 trials.append({"knob": key, "error": str(exc)})
                 continue
             trials.append({"knob": key, "value": v_costly, "ratio": p.ratio, "ci": list(p.ci)})
+        cache[f.costly_side] = [dict(t) for t in trials]
     region = m.regions[f.region]
     cheap_ids = region.b_nodes if f.costly_side == "a" else region.a_nodes
     for key, value in f.config_diff.items():

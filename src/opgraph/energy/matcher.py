@@ -267,19 +267,36 @@ def match(run_a: Run, run_b: Run, *, tolerance: str | float = "strict") -> Match
 
 
 def _regions(run_a: Run, run_b: Run, cuts: list[tuple[int, int, int]]) -> list[Region]:
-    ops_a = [n.id for n in run_a.graph.nodes if n.op != "input"]
-    ops_b = [n.id for n in run_b.graph.nodes if n.op != "input"]
+    """Assign every op to the first cut it feeds (dataflow); ops feeding no cut go by execution order."""
+    side_ids = []
+    for run, k in ((run_a, 0), (run_b, 1)):
+        g = run.graph
+        owner: dict[int, int] = {}
+        for idx, cut in enumerate(cuts):
+            stack = [cut[k]]
+            while stack:
+                nid = stack.pop()
+                if nid in owner or g.nodes[nid].op == "input":
+                    continue
+                owner[nid] = idx
+                stack.extend(g.nodes[nid].inputs)
+        # ops that feed no cut (dead code, trailing work): by execution position
+        pos = [c[k] for c in cuts]
+        for n in g.nodes:
+            if n.op == "input" or n.id in owner:
+                continue
+            later = [i for i, p in enumerate(pos) if p > n.id]
+            owner[n.id] = later[0] if later else len(cuts)
+        side_ids.append(owner)
     regions: list[Region] = []
-    prev_a, prev_b = -1, -1
-    for a, b, level in cuts:
-        ra = tuple(i for i in ops_a if prev_a < i <= a)
-        rb = tuple(j for j in ops_b if prev_b < j <= b)
-        regions.append(Region(len(regions), ra, rb, a, b, level))
-        prev_a, prev_b = a, b
-    ra = tuple(i for i in ops_a if i > prev_a)
-    rb = tuple(j for j in ops_b if j > prev_b)
-    if ra or rb:
-        regions.append(Region(len(regions), ra, rb, None, None, -1))
+    for idx in range(len(cuts) + 1):
+        ra = tuple(sorted(i for i, o in side_ids[0].items() if o == idx))
+        rb = tuple(sorted(j for j, o in side_ids[1].items() if o == idx))
+        if idx < len(cuts):
+            a, b, level = cuts[idx]
+            regions.append(Region(len(regions), ra, rb, a, b, level))
+        elif ra or rb:
+            regions.append(Region(len(regions), ra, rb, None, None, -1))
     return regions
 
 

@@ -62,11 +62,13 @@ class Finding:
         knob: The setting/attribute that reproduced the gap in config bisection (None if none did).
         costly_side: ``"a"`` or ``"b"``.
         verdict: ``"waste"`` (outputs agree and the cheaper side is not slower) or ``"trade-off"``.
-        delta_cost: Extra cost per call in the backend's unit.
+        delta_cost: Extra cost per call in the backend's unit (summed over ``regions``).
         delta_wall_s: Extra wall time per call of the costly side.
         unit: ``"J"`` or ``"s"``.
         estimated: Whether the energy is modelled.
         kind: ``"region"`` or ``"redundant_op"``.
+        regions: Every region merged into this finding (same costly side, category and call sites, e.g. one
+            line inside a loop); ``region``, ``ratio`` and ``ci`` are those of the costliest of them.
     """
 
     region: int
@@ -91,6 +93,7 @@ class Finding:
     redundant_ops: list[dict[str, Any]] = field(default_factory=list)
     bisection: list[dict[str, Any]] = field(default_factory=list)
     op_table: list[dict[str, Any]] = field(default_factory=list)
+    regions: list[int] = field(default_factory=list)
 
     @property
     def callsites(self) -> list[str]:
