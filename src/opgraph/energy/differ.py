@@ -582,7 +582,9 @@ def _bisect(
             continue
         explained = math.log(t["ratio"]) / gap if gap > 0 else 0.0
         t["explained"] = explained
-        if explained >= 0.5 and (best is None or t["ratio"] > best["ratio"]):
+        t["setting"] = t["knob"] not in ("memory_format", "dtype")
+        rank = (t["setting"], t["ratio"])
+        if explained >= 0.5 and (best is None or rank > (best["setting"], best["ratio"])):
             best = t
     f.knob = best["knob"] if best is not None else None
 
