@@ -65,8 +65,9 @@ def _gelu(device: str) -> tuple[Any, Any, Any, Any]:
     import torch.nn.functional as F
 
     dev = _gen(device)
-    fc1 = torch.nn.Linear(256, 1024).to(dev)
-    fc2 = torch.nn.Linear(1024, 256).to(dev)
+    d, n = (256, 256) if dev.type == "cpu" else (1024, 16384)
+    fc1 = torch.nn.Linear(d, 4 * d).to(dev)
+    fc2 = torch.nn.Linear(4 * d, d).to(dev)
 
     def a(x: Any) -> Any:
         h = fc1(x)
@@ -76,7 +77,7 @@ def _gelu(device: str) -> tuple[Any, Any, Any, Any]:
     def b(x: Any) -> Any:
         return fc2(F.gelu(fc1(x), approximate="tanh"))
 
-    return a, b, (torch.randn(256, 256, device=dev),), None
+    return a, b, (torch.randn(n, d, device=dev),), None
 
 
 def _attention(device: str) -> tuple[Any, Any, Any, Any]:
@@ -84,7 +85,8 @@ def _attention(device: str) -> tuple[Any, Any, Any, Any]:
     import torch.nn.functional as F
 
     dev = _gen(device)
-    q, k, v = (torch.randn(2, 4, 256, 32, device=dev) for _ in range(3))
+    shape = (2, 4, 256, 32) if dev.type == "cpu" else (8, 16, 2048, 64)
+    q, k, v = (torch.randn(*shape, device=dev) for _ in range(3))
 
     def a(q: Any, k: Any, v: Any) -> Any:
         scores = q @ k.transpose(-2, -1).contiguous() / math.sqrt(q.shape[-1])  # CULPRIT
@@ -333,7 +335,8 @@ def _float64(device: str) -> tuple[Any, Any, Any, Any]:
     import torch
 
     dev = _gen(device)
-    w32 = [torch.randn(256, 256, device=dev) / 16 for _ in range(3)]
+    d, n = (256, 512) if dev.type == "cpu" else (2048, 8192)
+    w32 = [torch.randn(d, d, device=dev) / math.sqrt(d) for _ in range(3)]
     w64 = [w.double() for w in w32]
 
     def mlp(x: Any) -> Any:
@@ -346,7 +349,7 @@ def _float64(device: str) -> tuple[Any, Any, Any, Any]:
 
     a = configured(mlp, default_dtype="float64")
     b = configured(mlp, default_dtype="float32")
-    return a, b, (torch.randn(512, 256, device=dev),), None
+    return a, b, (torch.randn(n, d, device=dev),), None
 
 
 def _threads(device: str) -> tuple[Any, Any, Any, Any]:
@@ -387,7 +390,8 @@ def _tf32(device: str) -> tuple[Any, Any, Any, Any]:
     import torch
 
     dev = _gen(device)
-    w = [torch.randn(2048, 2048, device=dev) / 45 for _ in range(4)]
+    d = 2048 if dev.type == "cpu" else 8192
+    w = [torch.randn(d, d, device=dev) / math.sqrt(d) for _ in range(4)]
 
     def mlp(x: Any) -> Any:
         for m in w:
@@ -396,7 +400,7 @@ def _tf32(device: str) -> tuple[Any, Any, Any, Any]:
 
     a = configured(mlp, **{"cuda.matmul.allow_tf32": False, "float32_matmul_precision": "highest"})
     b = configured(mlp, **{"cuda.matmul.allow_tf32": True, "float32_matmul_precision": "high"})
-    return a, b, (torch.randn(2048, 2048, device=dev),), None
+    return a, b, (torch.randn(d, d, device=dev),), None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -407,21 +411,23 @@ def _identical(device: str) -> tuple[Any, Any, Any, Any]:
     import torch
 
     dev = _gen(device)
-    fc1 = torch.nn.Linear(256, 512).to(dev)
-    fc2 = torch.nn.Linear(512, 256).to(dev)
+    d, n = (256, 128) if dev.type == "cpu" else (1024, 8192)
+    fc1 = torch.nn.Linear(d, 2 * d).to(dev)
+    fc2 = torch.nn.Linear(2 * d, d).to(dev)
 
     def block(x: Any) -> Any:
-        return x + fc2(torch.relu(fc1(torch.layer_norm(x, (256,)))))
+        return x + fc2(torch.relu(fc1(torch.layer_norm(x, (d,)))))
 
-    return block, block, (torch.randn(128, 256, device=dev),), None
+    return block, block, (torch.randn(n, d, device=dev),), None
 
 
 def _addmm(device: str) -> tuple[Any, Any, Any, Any]:
     import torch
 
     dev = _gen(device)
-    w = torch.randn(1024, 1024, device=dev) / 32
-    bias = torch.randn(1024, device=dev)
+    d, n = (1024, 256) if dev.type == "cpu" else (4096, 8192)
+    w = torch.randn(d, d, device=dev) / math.sqrt(d)
+    bias = torch.randn(d, device=dev)
 
     def a(x: Any) -> Any:
         return torch.addmm(bias, x, w)
@@ -429,7 +435,7 @@ def _addmm(device: str) -> tuple[Any, Any, Any, Any]:
     def b(x: Any) -> Any:
         return torch.mm(x, w) + bias
 
-    return a, b, (torch.randn(256, 1024, device=dev),), None
+    return a, b, (torch.randn(n, d, device=dev),), None
 
 
 def _lowrank(device: str) -> tuple[Any, Any, Any, Any]:
