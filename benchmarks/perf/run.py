@@ -117,17 +117,16 @@ def main() -> None:
                 float(max(m["loadavg_start"][0] for m in meta)),
             ],
             "malloc_env_set": all(m.get("malloc_env_set") for m in meta),
+            "sum_collect_s": float(sum(m.get("collect_s", 0.0) for m in meta)),
         }
+        # tile: ListMLE + 0.02 MSE as the official tile baseline, and twice the epochs (tiny graphs, cheap steps)
+        extra = {"mse_weight": 0.02, "epochs": 2 * args.epochs} if kind == "tile" else {"epochs": args.epochs}
         models = {
-            "GNN (SAGE, ListMLE)": CostModel(ModelConfig(kind=kind, epochs=args.epochs, seed=args.seed)),
-            "GNN (SAGE, pairwise hinge)": CostModel(
-                ModelConfig(kind=kind, epochs=args.epochs, seed=args.seed, loss="hinge")
-            ),
+            "GNN (SAGE, ListMLE)": CostModel(ModelConfig(kind=kind, seed=args.seed, **extra)),
+            "GNN (SAGE, pairwise hinge)": CostModel(ModelConfig(kind=kind, seed=args.seed, loss="hinge", **extra)),
         }
         if kind == "tile":
-            models["GNN (SAGE, late join)"] = CostModel(
-                ModelConfig(kind=kind, epochs=args.epochs, seed=args.seed, join="late")
-            )
+            models["GNN (SAGE, late join)"] = CostModel(ModelConfig(kind=kind, seed=args.seed, join="late", **extra))
         models.update(
             {
                 "LightGBM lambdarank": LightGBMBaseline(seed=args.seed),
@@ -150,40 +149,41 @@ def main() -> None:
         sections[kind] = {"data": data_stats, "comparison": comp, "tune": tune}
         results[kind] = {"data": data_stats, "models": comp.to_dict(), "tune_simulation": tune}
 
-    # ---- a real tune run on an unseen zoo model
+    # ---- real tune runs on unseen zoo models (one per CNN family)
+    from opgraph.perf.collect import layout_record
+    from opgraph.perf.layout import decode_configs
     from opgraph.perf.tune import tune_layout
 
     layout_model = CostModel(ModelConfig(kind="layout", epochs=args.epochs, seed=args.seed)).fit(
         load_records(out / "layout")
     )
-    spec = zoo.ZooSpec("mobilenet", 987654)
-    mod, ex = spec.build()
-    tr = tune_layout(mod, ex, layout_model, n_candidates=200, measure_frac=0.1, settings=settings, name=spec.name)
-    # reference: measure the full 200-candidate space to see how close the tuner came
-    from opgraph.perf.collect import layout_record
-
-    full = layout_record(spec.name, mod, ex, n_configs=200, settings=settings, seed=0)
-    tune_real = {
-        "model": spec.name,
-        "result": repr(tr),
-        "speedup_vs_default": tr.speedup,
-        "n_measured": tr.n_measured,
-        "n_candidates": tr.n_candidates,
-        "best_of_full_space_ns": int(full.config_runtime.min()),
-        "tuned_ns_in_full_run": None,
-        "tune_s": tr.seconds,
-    }
-    from opgraph.perf.layout import decode_configs
-
-    full_choices = decode_configs(full.config_matrix())
-    match = np.flatnonzero((full_choices == tr.best_choice).all(1))
-    if len(match):
-        tune_real["tuned_ns_in_full_run"] = int(full.config_runtime[match[0]])
-    tune_real["gap_vs_full_best_same_run"] = (
-        tune_real["tuned_ns_in_full_run"] / tune_real["best_of_full_space_ns"] - 1
-        if tune_real["tuned_ns_in_full_run"]
-        else tr.best_runtime_ns / full.config_runtime.min() - 1
-    )
+    tune_real = []
+    for i, fam in enumerate(zoo.CNN_FAMILIES):
+        spec = zoo.ZooSpec(fam, 987654 + i)
+        mod, ex = spec.build()
+        tr = tune_layout(mod, ex, layout_model, n_candidates=200, measure_frac=0.1, settings=settings, name=spec.name)
+        # reference: the same 200 candidates (same sampling seed), all measured in a separate run
+        full = layout_record(spec.name, mod, ex, n_configs=200, settings=settings, seed=0)
+        full_choices = decode_configs(full.config_matrix())
+        match = np.flatnonzero((full_choices == tr.best_choice).all(1))
+        tuned_ns = int(full.config_runtime[match[0]]) if len(match) else tr.best_runtime_ns
+        tune_real.append(
+            {
+                "model": spec.name,
+                "result": repr(tr),
+                "speedup_vs_default": tr.speedup,
+                "n_measured": tr.n_measured,
+                "n_candidates": tr.n_candidates,
+                "tune_s": tr.seconds,
+                "best_of_full_space_ns": int(full.config_runtime.min()),
+                "tuned_ns_in_full_run": tuned_ns,
+                "gap_vs_full_best_same_run": tuned_ns / int(full.config_runtime.min()) - 1,
+                "full_run_tau_between_rounds": full.measure_meta.get("tau_between_rounds"),
+                "full_run_noise": full.measure_meta.get("noise"),
+                "full_default_over_best": float(full.config_runtime[0] / full.config_runtime.min()),
+            }
+        )
+        print(tune_real[-1], flush=True)
     results["tune_real"] = tune_real
     results["finished_utc"] = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
     results["loadavg_end"] = os.getloadavg()
@@ -213,9 +213,13 @@ def write_doc(path: Path, args, results, sections) -> None:
         "",
         "Protocol: 1 thread, CPU time of the measuring thread (`time.thread_time_ns`), glibc malloc thresholds "
         "raised, warm-up, rounds in a fresh shuffled order, the default config re-measured in every round "
-        "(normaliser), hopeless configs (> 5x the best so far) timed once. Hold-out: 20% of whole graphs.",
+        "(normaliser), hopeless configs (> 5x the best so far) timed once. Hold-out: 20% of whole graphs. "
+        "The noise ceiling is the mean Kendall tau between two single measuring rounds of the held-out graphs; "
+        "the labels are the median over rounds (3 layout, 2 tile), which is less noisy than one round, so a model "
+        "can score slightly above the ceiling.",
         "",
-        f"Collection time: layout {results['layout_collect_s']:.0f} s"
+        f"Collection time in this invocation (files already present are kept): layout "
+        f"{results['layout_collect_s']:.0f} s"
         + (f", tile {results['tile_collect_s']:.0f} s" if "tile_collect_s" in results else "")
         + " (target: both within 30 min on 2 cores).",
         "",
@@ -229,7 +233,8 @@ def write_doc(path: Path, args, results, sections) -> None:
             f"{d['configs_per_graph']:.1f} configs per graph, {d['nodes_per_graph']:.1f} nodes per graph. "
             f"Median per-config noise {d['median_noise']:.1%}, median inter-round tau "
             f"{d['median_tau_between_rounds']:.3f}, median spread (slowest/fastest) {d['median_spread']:.2f}x, "
-            f"median default/best {d['median_default_over_best']:.3f}. Load average during collection "
+            f"median default/best {d['median_default_over_best']:.3f}. Collection time (sum over graphs, from the "
+            f"files) {d['sum_collect_s']:.0f} s. Load average during collection "
             f"{d['loadavg_range'][0]:.2f}..{d['loadavg_range'][1]:.2f}; malloc env set: {d['malloc_env_set']}.",
             "",
             sec["comparison"].to_markdown(),
@@ -246,15 +251,24 @@ def write_doc(path: Path, args, results, sections) -> None:
                 f"{t['measured_frac']:.2f} |"
             )
         L.append("")
-    tr = results["tune_real"]
     L += [
-        "## perf tune on an unseen model",
+        "## perf tune on unseen models",
         "",
-        f"`tune_layout` on `{tr['model']}` (not in the dataset), model trained on all layout graphs: {tr['result']}. "
-        f"The full 200-candidate space measured afterwards in a separate run: the tuned config is "
-        f"{tr['gap_vs_full_best_same_run']:.1%} slower than the best of the 200.",
+        "`tune_layout` on one new model per CNN family (not in the dataset), with the GNN trained on all layout "
+        "graphs: rank 200 candidate configs, measure the default + the top 19 (10%), keep the fastest. Afterwards "
+        "the same 200 candidates were all measured in a separate run; the gap is the tuned config's runtime over "
+        "the best of the 200 in that run (the minimum of 200 noisy values is biased low, so small gaps are noise).",
         "",
+        "| model | speed-up vs all-NCHW (tune run) | gap to best of 200 | default/best (full run) | tau between rounds "
+        "(full run) | tune s |",
+        "|---|---|---|---|---|---|",
     ]
+    for t in results["tune_real"]:
+        L.append(
+            f"| {t['model']} | {t['speedup_vs_default']:.3f} | {t['gap_vs_full_best_same_run']:.1%} | "
+            f"{t['full_default_over_best']:.3f} | {t['full_run_tau_between_rounds']:.3f} | {t['tune_s']:.0f} |"
+        )
+    L.append("")
     L += targets(results, sections)
     atomic_write(path, "\n".join(L) + "\n")
 
@@ -280,15 +294,19 @@ def targets(results, sections) -> list[str]:
         L.append(
             f"- Tile slowdown@5 <= 5%: {t['slowdown@5']:.3%}: **{'met' if t['slowdown@5'] <= 0.05 else 'not met'}**."
         )
-    tr = results["tune_real"]
-    g = tr["gap_vs_full_best_same_run"]
-    frac = tr["n_measured"] / tr["n_candidates"]
+    gaps = [t["gap_vs_full_best_same_run"] for t in results["tune_real"]]
+    fracs = [t["n_measured"] / t["n_candidates"] for t in results["tune_real"]]
+    n_ok = sum(g <= 0.05 and f <= 0.10 + 1e-9 for g, f in zip(gaps, fracs))
     L.append(
-        f"- perf tune within 5% of the best measured config, measuring <= 10%: gap {g:.1%}, measured "
-        f"{frac:.1%}: **{'met' if g <= 0.05 and frac <= 0.10 + 1e-9 else 'not met'}**."
+        f"- perf tune within 5% of the best measured config, measuring <= 10%: {n_ok} of {len(gaps)} unseen "
+        f"models (gaps {', '.join(f'{g:.1%}' for g in gaps)}; measured {max(fracs):.0%}): "
+        f"**{'met' if n_ok == len(gaps) else 'met for ' + str(n_ok) + ' of ' + str(len(gaps))}**."
     )
-    tot = results["layout_collect_s"] + results.get("tile_collect_s", 0)
-    L.append(f"- Collection within 30 min: {tot / 60:.1f} min: **{'met' if tot <= 1800 else 'not met'}**.")
+    tot = sum(sec["data"]["sum_collect_s"] for sec in sections.values())
+    L.append(
+        f"- Collection within 30 min: {tot / 60:.1f} min (sum of the per-graph collection times stored in the "
+        f"files, i.e. as if collected from scratch): **{'met' if tot <= 1800 else 'not met'}**."
+    )
     return L
 
 

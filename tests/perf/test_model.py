@@ -80,6 +80,14 @@ def test_checkpoint_errors(tmp_path, layout_data):
         CostModel.load(tmp_path / "missing.pt")
 
 
+def test_propagated_layout_option(layout_data):
+    m = CostModel(ModelConfig(kind="layout", epochs=1, hidden=8, layers=1, propagate_layout=True))
+    m.fit(layout_data[:2])
+    p = m.prepare(layout_data[0])
+    assert p.fmt.shape == (12, p.n) and int(p.fmt.max()) <= 2
+    assert m.predict(layout_data[0]).shape == (12,)
+
+
 @pytest.mark.parametrize("join", ["early", "late"])
 def test_tile_model_trains(join):
     recs = [make_tile_record(f"t{i}", seed=i) for i in range(3)]

@@ -123,9 +123,20 @@ def _records(data: Path) -> list[Any]:
 @click.option("--loss", type=click.Choice(["listmle", "hinge"]), default="listmle", show_default=True)
 @click.option("--join", type=click.Choice(["early", "late"]), default="early", show_default=True)
 @click.option("--hidden", type=int, default=64, show_default=True)
+@click.option("--mse-weight", type=float, default=None, help="Weight of the MSE term (default: 0.02 tile, 0 layout).")
 @click.option("--valid-frac", type=float, default=0.2, show_default=True, help="Whole graphs held out for selection.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train(data: Path, out: Path, epochs: int, loss: str, join: str, hidden: int, valid_frac: float, seed: int) -> None:
+def train(
+    data: Path,
+    out: Path,
+    epochs: int,
+    loss: str,
+    join: str,
+    hidden: int,
+    mse_weight: float | None,
+    valid_frac: float,
+    seed: int,
+) -> None:
     """Train the GraphSAGE cost model on a collection."""
     from opgraph.perf.collect import split_names
     from opgraph.perf.model import CostModel, ModelConfig
@@ -134,7 +145,9 @@ def train(data: Path, out: Path, epochs: int, loss: str, join: str, hidden: int,
     tr_names, va_names = split_names([r.name for r in recs], valid_frac, seed) if valid_frac > 0 else ([], [])
     train_recs = [r for r in recs if r.name in tr_names] if va_names else recs
     valid_recs = [r for r in recs if r.name in va_names]
-    cfg = ModelConfig(kind=recs[0].kind, epochs=epochs, loss=loss, join=join, hidden=hidden, seed=seed)
+    kind = recs[0].kind
+    mse = mse_weight if mse_weight is not None else (0.02 if kind == "tile" else 0.0)
+    cfg = ModelConfig(kind=kind, epochs=epochs, loss=loss, join=join, hidden=hidden, mse_weight=mse, seed=seed)
     model = CostModel(cfg).fit(train_recs, valid_recs or None, progress=True)
     model.save(out)
     last = model.history[-1] if model.history else {}

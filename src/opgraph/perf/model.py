@@ -57,6 +57,8 @@ class ModelConfig:
         lr: Adam learning rate.
         weight_decay: AdamW weight decay.
         seed: Seed of initialisation and sampling.
+        propagate_layout: Layout only: also embed at every 4-d node the memory format it runs in under the
+            config, propagated from the configurable nodes (``baselines.LayoutGraphInfo.propagate``).
     """
 
     kind: str = "layout"
@@ -67,6 +69,7 @@ class ModelConfig:
     loss: str = "listmle"
     mse_weight: float = 0.0
     k_hop: int | None = 3
+    propagate_layout: bool = False
     configs_per_step: int = 16
     graphs_per_step: int = 4
     epochs: int = 40
@@ -136,6 +139,7 @@ class Prepared:
     cfg_pos: Any
     n: int
     record: GraphRecord
+    fmt: Any = None  # (c, n) propagated format index per config (0 none, 1 NCHW, 2 NHWC), or None
 
 
 def _cat(v: np.ndarray) -> np.ndarray:
@@ -166,6 +170,8 @@ def _build_net(cfg: ModelConfig) -> Any:
             self.norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(cfg.layers)])
             pooled = 2 * h + (h if cfg.kind == "layout" else 0) + (h if cfg.join == "late" else 0)
             self.head = nn.Sequential(nn.Linear(pooled, h), nn.GELU(), nn.Linear(h, 1))
+            if cfg.propagate_layout:
+                self.fmt_emb = nn.Embedding(3, h)
 
         def base(self, p: Prepared) -> Any:
             lay = self.lay_emb(p.layout_cat + torch.arange(6) * _CAT).reshape(p.n, -1)
@@ -180,13 +186,15 @@ def _build_net(cfg: ModelConfig) -> Any:
                 return self.cfg_proj(torch.cat([e, ones], -1))  # (k, nc, h)
             return self.cfg_proj(torch.sign(cfg_feat) * torch.log1p(torch.abs(cfg_feat)))  # (k, h)
 
-        def forward(self, p: Prepared, cfg_feat: Any) -> Any:
+        def forward(self, p: Prepared, cfg_feat: Any, fmt: Any = None) -> Any:
             from torch_geometric.utils import scatter
 
             k = cfg_feat.shape[0]
             h0 = self.base(p)
             cv = self.config_vec(cfg_feat)
             h = h0.unsqueeze(0).repeat(k, 1, 1)
+            if fmt is not None:
+                h = h + self.fmt_emb(fmt)
             if cfg.kind == "layout":
                 h[:, p.cfg_pos] = h[:, p.cfg_pos] + cv
             elif cfg.join == "early":
@@ -271,7 +279,20 @@ class CostModel:
             cfg_pos=torch.from_numpy(remap[cfg_ids]),
             n=len(keep),
             record=rec,
+            fmt=self._formats(rec, keep) if self.config.propagate_layout and rec.kind == "layout" else None,
         )
+
+    @staticmethod
+    def _formats(rec: GraphRecord, keep: np.ndarray) -> Any:
+        import torch
+
+        from opgraph.perf.baselines import LayoutGraphInfo
+        from opgraph.perf.layout import decode_configs
+
+        info = LayoutGraphInfo(rec)
+        choices = decode_configs(rec.config_matrix())
+        fmt = np.stack([info.propagate(c)[0][keep] + 1 for c in choices])
+        return torch.from_numpy(fmt.astype(np.int64))
 
     def _ensure_net(self) -> None:
         import torch
@@ -329,7 +350,7 @@ class CostModel:
                     c = len(y)
                     idx = rng.choice(c, size=min(c, cfg.configs_per_step), replace=False)
                     cf = torch.from_numpy(p.record.config_matrix(idx))
-                    cost = self.net(p, cf)
+                    cost = self.net(p, cf, None if p.fmt is None else p.fmt[idx])
                     yy = y[idx]
                     loss = listmle_loss(cost, yy) if cfg.loss == "listmle" else hinge_loss(cost, yy)
                     if cfg.mse_weight > 0:
@@ -370,7 +391,8 @@ class CostModel:
         with torch.no_grad():
             for s in range(0, c, batch):
                 idx = np.arange(s, min(c, s + batch))
-                out.append(self.net(p, torch.from_numpy(p.record.config_matrix(idx))).numpy())
+                fmt = None if p.fmt is None else p.fmt[idx]
+                out.append(self.net(p, torch.from_numpy(p.record.config_matrix(idx)), fmt).numpy())
         return np.concatenate(out).astype(np.float64)
 
     def predict(self, record: GraphRecord, batch: int = 64) -> np.ndarray:

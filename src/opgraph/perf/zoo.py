@@ -156,7 +156,7 @@ def _resnet(rng: np.random.Generator, scale: float) -> tuple[Any, tuple[Any, ...
             k = int(rng.choice([3, 5]))
             self.stem = nn.Conv2d(3, c, k, 1, k // 2, bias=False)
             blocks = []
-            for _ in range(int(rng.integers(2, 4))):
+            for _ in range(int(rng.integers(3, 5))):
                 stride = int(rng.choice([1, 2]))
                 cout = int(min(64, c * (2 if stride == 2 else 1)))
                 blocks.append(Block(c, cout, stride))
@@ -180,9 +180,9 @@ def _vgg(rng: np.random.Generator, scale: float) -> tuple[Any, tuple[Any, ...]]:
 
     layers: list[Any] = []
     c = 3
-    for _ in range(int(rng.integers(2, 4))):
+    for _ in range(int(rng.integers(3, 5))):
         cout = int(rng.choice([8, 16, 32, 48]))
-        for _ in range(int(rng.integers(1, 3))):
+        for _ in range(int(rng.integers(2, 4))):
             layers += [nn.Conv2d(c, cout, 3, 1, 1), nn.ReLU()]
             c = cout
         layers.append(nn.MaxPool2d(2))
