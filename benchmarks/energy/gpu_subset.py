@@ -38,6 +38,13 @@ def main() -> None:
         "results": {},
     }
     nvml = NvmlBackend(min_window_s=args.window)
+    # how often does the energy counter change?
+    h = nvml.handle
+    vals, t_end = [], time.perf_counter() + 1.0
+    while time.perf_counter() < t_end:
+        vals.append(nvml.nvml.nvmlDeviceGetTotalEnergyConsumption(h))
+    out["counter_probe"] = {"reads_per_s": len(vals), "distinct_values_per_s": len(set(vals))}
+    print("counter probe:", out["counter_probe"], flush=True)
     out["nvml"] = nvml.describe()
     print("nvml:", out["nvml"], flush=True)
     import opgraph.energy.differ as differ

@@ -47,6 +47,7 @@ class Sample:
     cpu_s: float
     energy_j: float | None
     reps: int
+    gross_j: float | None = None
 
     @property
     def cost(self) -> float:
@@ -92,7 +93,8 @@ class Backend:
         if self.device.startswith("cuda"):
             import torch
 
-            torch.cuda.synchronize()
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
 
     def _begin(self) -> Any:
         return None
@@ -112,7 +114,14 @@ class Backend:
         wall = time.perf_counter() - t0
         cpu = time.process_time() - c0
         energy = self._end(state, wall, cpu, bytes_per_call * reps)
-        return Sample(wall / reps, cpu / reps, None if energy is None else energy / reps, reps)
+        gross = getattr(self, "_last_gross", None)
+        return Sample(
+            wall / reps,
+            cpu / reps,
+            None if energy is None else energy / reps,
+            reps,
+            None if gross is None else gross / reps,
+        )
 
 
 @dataclass
@@ -310,9 +319,10 @@ class NvmlBackend(Backend):
             energy = (self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) - state) / 1000.0
         else:
             energy = PowerSampler.integrate(state.stop())
+        self._last_gross = energy
         if self.subtract_idle:
             energy -= self.idle_w * wall_s
-        return max(energy, 0.0)
+        return energy
 
 
 BACKENDS = ("auto", "time", "model", "rapl", "nvml")

@@ -239,7 +239,17 @@ def diff(
 
     results: list[RegionResult] = []
     if not replayable:
-        notes.append("a run exceeded the snapshot limit: only the whole runs were compared (re-run)")
+        notes.append("a run exceeded the snapshot limit: the whole runs were re-run and compared as one region")
+        whole = Region(
+            0,
+            tuple(n.id for n in run_a.graph.nodes if n.op != "input"),
+            tuple(n.id for n in run_b.graph.nodes if n.op != "input"),
+            None,
+            None,
+            -1,
+        )
+        results.append(RegionResult(whole, total, whole.label(run_a, run_b)))
+        m.regions = [whole]
     for r in m.regions if replayable else []:
         if not _has_work(run_a, r.a_nodes) and not _has_work(run_b, r.b_nodes):
             continue

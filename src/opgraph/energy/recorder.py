@@ -288,7 +288,9 @@ class _Recorder:
         self.node_of_tensor: Any = WeakIdKeyDictionary()
         self.values: dict[int, Any] = {}
         self.kept_bytes = 0
+        self.kept_cuda_bytes = 0
         self.limit = snapshot_limit_bytes
+        self.cuda_limit = _cuda_budget()
         self.keep_values = keep_values
         self.replayable = keep_values
         self.names: dict[int, str] = {}
@@ -350,7 +352,12 @@ class _Recorder:
             key = id(t)
         self.storage_nodes.setdefault(key, []).append(nid)
         if count:
-            self.kept_bytes += int(t.numel() * t.element_size())
+            nbytes = int(t.numel() * t.element_size())
+            if t.device.type == "cuda":  # device memory has its own, larger budget
+                self.kept_cuda_bytes += nbytes
+                if self.kept_cuda_bytes <= self.cuda_limit:
+                    return
+            self.kept_bytes += nbytes
             if self.kept_bytes > self.limit:
                 log.warning(
                     "recording kept %.0f MiB of tensors (limit %.0f MiB): switching to eager fingerprints; "
@@ -494,6 +501,15 @@ class _Recorder:
             if w is not None and not single:
                 self.node_of_tensor[w] = nid if not tensors else self.node_of_tensor.get(w, nid)
         return out
+
+
+def _cuda_budget() -> int:
+    """Bytes of CUDA tensors a recording may keep: a quarter of the first GPU's memory (0 without CUDA)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return 0
+    return int(torch.cuda.get_device_properties(0).total_memory // 4)
 
 
 def _channels_last() -> Any:

@@ -145,6 +145,7 @@ class PairResult:
             "a": vars(self.a) | {"cost": self.a.cost},
             "b": vars(self.b) | {"cost": self.b.cost},
             "reps": list(self.reps),
+            **self.extra,
         }
 
 
@@ -234,14 +235,25 @@ def paired(
 
     for _ in range(rounds):
         one_round()
-    ratios = [_ratio(a.cost, b.cost) for a, b in zip(samples_a, samples_b)]
+
+    def ratios_of() -> list[float]:
+        # idle-subtracted energy can be <= 0 for work that barely lifts power above idle: use gross energy then
+        if any(s.cost <= 0 for s in samples_a + samples_b) and all(
+            s.gross_j is not None for s in samples_a + samples_b
+        ):
+            extra["basis"] = "gross energy (idle-subtracted energy was <= 0 in some window)"
+            return [_ratio(a.gross_j or 0.0, b.gross_j or 0.0) for a, b in zip(samples_a, samples_b)]
+        return [_ratio(a.cost, b.cost) for a, b in zip(samples_a, samples_b)]
+
+    extra: dict[str, Any] = {}
+    ratios = ratios_of()
     med, ci = median_ci(ratios, seed=seed)
     while decide_at is not None and len(ratios) < max_rounds and _straddles(ci, decide_at):
         one_round()
         one_round()
-        ratios = [_ratio(a.cost, b.cost) for a, b in zip(samples_a, samples_b)]
+        ratios = ratios_of()
         med, ci = median_ci(ratios, seed=seed)
-    return PairResult(med, ci, ratios, _mean(samples_a), _mean(samples_b), (ra, rb))
+    return PairResult(med, ci, ratios, _mean(samples_a), _mean(samples_b), (ra, rb), extra)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -258,4 +270,6 @@ def _mean(samples: Sequence[Sample]) -> Sample:
     n = len(samples)
     energies = [s.energy_j for s in samples]
     energy = None if any(e is None for e in energies) else sum(e for e in energies if e is not None) / n
-    return Sample(sum(s.wall_s for s in samples) / n, sum(s.cpu_s for s in samples) / n, energy, samples[0].reps)
+    grosses = [s.gross_j for s in samples]
+    gross = None if any(g is None for g in grosses) else sum(g for g in grosses if g is not None) / n
+    return Sample(sum(s.wall_s for s in samples) / n, sum(s.cpu_s for s in samples) / n, energy, samples[0].reps, gross)

@@ -58,6 +58,7 @@ class CaseResult:
     error: str | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
     baselines: dict[str, Any] = field(default_factory=dict)
+    report: dict[str, Any] | None = None
 
 
 def _hit(callsites: Iterable[str], lines: set[int]) -> bool:
@@ -82,28 +83,40 @@ def culprit_ops(run: Any, lines: set[int]) -> set[str]:
 
 def evaluate_case(
     case: Case,
-    backend: str = "model",
+    backend: Any = "model",
     *,
     device: str = "cpu",
     rounds: int = 5,
     seed: int = 0,
     baselines: bool = True,
+    max_rounds: int | None = None,
+    keep_report: bool = False,
 ) -> CaseResult:
-    """Diff one case and score it (see :class:`CaseResult`)."""
+    """Diff one case and score it (see :class:`CaseResult`); ``backend`` is a name or a Backend."""
     from opgraph.energy.differ import diff
 
-    res = CaseResult(case.id, case.kind, backend)
+    res = CaseResult(case.id, case.kind, backend if isinstance(backend, str) else backend.name)
     a, b, inputs, inputs_b = case.build(device)
     t0 = time.perf_counter()
     try:
         rep = diff(
-            a, b, inputs, backend, inputs_b=inputs_b, rounds=rounds, seed=seed, allow_mismatch=case.kind == "tradeoff"
+            a,
+            b,
+            inputs,
+            backend,
+            inputs_b=inputs_b,
+            rounds=rounds,
+            seed=seed,
+            max_rounds=max_rounds or 3 * rounds,
+            allow_mismatch=case.kind == "tradeoff",
         )
     except Exception as exc:  # noqa: BLE001  (a failing case is a result, not a crash of the suite)
         res.error = f"{type(exc).__name__}: {exc}"
         log.warning("case %s failed: %s", case.id, res.error)
         return res
     res.analysis_s = time.perf_counter() - t0
+    if keep_report:
+        res.report = rep.to_dict()
     lines = case.culprit_lines()
     hits = [_hit(f.callsites, lines) for f in rep.findings]
     res.n_findings = len(rep.findings)

@@ -1,0 +1,75 @@
+import torch
+import torch.nn.functional as F
+
+from opgraph.energy.matcher import match, name_shape_table, pruned_spine
+from opgraph.energy.recorder import record
+
+
+def gelu_chain(x):
+    h = x * 2.0
+    g = 0.5 * h * (1.0 + torch.tanh(0.7978845608 * (h + 0.044715 * torch.pow(h, 3))))
+    return g.sum(-1)
+
+
+def gelu_fused(x):
+    return F.gelu(x * 2.0, approximate="tanh").sum(-1)
+
+
+def test_cuts_isolate_the_unfused_chain():
+    x = torch.randn(32, 64)
+    ra, rb = record(gelu_chain, x), record(gelu_fused, x)
+    m = match(ra, rb)
+    assert len(m.regions) == 3
+    mid = m.regions[1]
+    ops_a = {ra.graph.nodes[i].op for i in mid.a_nodes}
+    ops_b = {rb.graph.nodes[i].op for i in mid.b_nodes}
+    assert "aten::tanh" in ops_a and ops_b == {"aten::gelu"}
+    assert m.spine_a and m.spine_b
+
+
+def test_parameters_do_not_collapse_the_spine():
+    fc1, fc2 = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16)
+    run = record(lambda x: fc2(torch.relu(fc1(x))), torch.randn(4, 16))
+    spine = pruned_spine(run.graph)
+    ops = [run.graph.nodes[i].op for i in spine]
+    assert ops.count("aten::addmm") == 2 and "aten::relu" in ops
+
+
+def test_residual_block_refined_by_alignment():
+    fc = torch.nn.Linear(16, 16)
+
+    def a(x):
+        return x + fc(torch.tanh(x) * 1.0)
+
+    def b(x):
+        return x + fc(torch.tanh(x))
+
+    m = match(record(a, torch.randn(4, 16)), record(b, torch.randn(4, 16).clone()))
+    assert m.regions  # matched at least the output
+
+
+def test_redundant_op_rule():
+    q, k = torch.randn(2, 4, 8, 16), torch.randn(2, 4, 8, 16)
+
+    def a(q, k):
+        k = k.repeat_interleave(1, dim=1)
+        return q @ k.transpose(-1, -2)
+
+    def b(q, k):
+        return q @ k.transpose(-1, -2)
+
+    ra, rb = record(a, (q, k)), record(b, (q, k))
+    m = match(ra, rb)
+    red = [r for reg in m.regions for r in reg.redundant]
+    assert red and red[0]["side"] == "a"
+    assert "test_matcher.py" in red[0]["callsite"]
+    table = name_shape_table(ra, [n.id for n in ra.op_nodes()], rb, [n.id for n in rb.op_nodes()])
+    assert any(r["count_a"] > r["count_b"] for r in table)
+
+
+def test_different_weights_do_not_match():
+    torch.manual_seed(0)
+    f1, f2 = torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+    x = torch.randn(4, 8)
+    m = match(record(f1, x), record(f2, x))
+    assert not m.cuts

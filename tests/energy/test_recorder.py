@@ -1,0 +1,119 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from opgraph.energy import settings as settings_mod
+from opgraph.energy.errors import EnergyError
+from opgraph.energy.recorder import configured, load, record
+from opgraph.energy.replay import RegionRunner
+from opgraph.graph import Graph
+
+
+class Block(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8)
+
+    def forward(self, x):
+        return torch.relu(self.fc(x))
+
+
+def test_graph_structure_callsite_module_path():
+    model = Block()
+
+    def fn(x):
+        y = model(x)
+        return y.sum()  # marker line
+
+    run = record(fn, torch.randn(4, 8))
+    g = run.graph
+    assert isinstance(g, Graph)
+    ops = [n.op for n in g.nodes]
+    assert "aten::addmm" in ops and "aten::relu" in ops and "aten::sum" in ops
+    names = {g.nodes[i].attrs["name"] for i in g.inputs}
+    assert {"arg0", "model.fc.weight", "model.fc.bias"} <= names
+    addmm = next(n for n in g.nodes if n.op == "aten::addmm")
+    assert addmm.meta["module_path"] == "model.fc"
+    assert addmm.meta["shape"] == [4, 8] and addmm.meta["dtype"] == "float32"
+    assert "strides" in addmm.meta and addmm.meta["fp"][0] == 32
+    total = next(n for n in g.nodes if n.op == "aten::sum")
+    assert total.meta["callsite"].startswith("test_recorder.py:")
+    assert total.meta["func"] == "fn"
+    assert g.outputs == (total.id,)
+    assert run.settings["num_threads"] == torch.get_num_threads()
+
+
+def test_inplace_mutation_keeps_old_value():
+    def fn(x):
+        y = x * 2
+        z = y.clone()
+        z.relu_()
+        return z + y
+
+    x = torch.randn(100)
+    run = record(fn, x)
+    clone = next(n for n in run.graph.nodes if n.op == "aten::clone")
+    assert run.values[clone.id].min() < 0  # recorded before relu_ changed it
+    relu = next(n for n in run.graph.nodes if n.op == "aten::relu_")
+    assert relu.meta["mutates"]
+    add = next(n for n in run.graph.nodes if n.op == "aten::add")
+    assert relu.id in add.inputs
+
+
+def test_mutating_callable_runs_on_copies():
+    def fn(x):
+        x.mul_(2)
+        return x + 1
+
+    x = torch.ones(4)
+    run = record(fn, x)
+    assert torch.equal(x, torch.ones(4))
+    assert run.graph.meta["mutated_inputs"] == [0]
+    runner = RegionRunner(run, [n.id for n in run.graph.nodes if n.op != "input"])
+    runner()
+    runner()
+    assert torch.equal(run.values[run.graph.inputs[0]], torch.ones(4))
+
+
+def test_multi_output_getitem_and_replay():
+    run = record(lambda x: torch.topk(x, 3).values * 2, torch.randn(10))
+    ops = [n.op for n in run.graph.nodes]
+    assert "getitem" in ops
+    RegionRunner(run, [n.id for n in run.graph.nodes if n.op != "input"])()
+
+
+def test_save_load_roundtrip(tmp_path):
+    run = record(lambda x: F.gelu(x @ x.T), torch.randn(16, 16))
+    out = run.save(tmp_path / "run")
+    again = load(out)
+    assert again.graph.to_dict() == run.graph.to_dict()
+    assert again.replayable
+    RegionRunner(again, [n.id for n in again.graph.nodes if n.op != "input"])()
+    with pytest.raises(EnergyError, match="graph.json"):
+        load(tmp_path / "nothing")
+
+
+def test_snapshot_limit_switches_to_eager_fingerprints():
+    run = record(lambda x: (x * 2 + 1).sum(), torch.randn(1000), snapshot_limit_bytes=100)
+    assert not run.replayable
+    assert all("fp" in n.meta for n in run.graph.nodes if n.op.startswith("aten::"))
+    with pytest.raises(EnergyError, match="snapshot limit"):
+        RegionRunner(run, [1])
+
+
+def test_configured_and_settings():
+    fn = configured(lambda x: x * 2, num_threads=1, default_dtype="float64")
+    run = record(fn, torch.randn(3))
+    assert run.settings["default_dtype"] == "float64"
+    assert torch.get_default_dtype() == torch.float32
+    with pytest.raises(EnergyError, match="cannot be applied"):
+        configured(lambda x: x, **{"version.torch": "1"})
+    d = settings_mod.diff({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4})
+    assert d == {"b": (2, 3), "c": (None, 4)}
+
+
+def test_record_rejects_non_callable():
+    with pytest.raises(EnergyError, match="callable"):
+        record(42, ())
+    with pytest.raises(EnergyError, match="returned no tensor"):
+        record(lambda x: None, torch.randn(2))
