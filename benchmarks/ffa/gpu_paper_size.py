@@ -35,6 +35,8 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=120.0)
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--n-train", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-weights", action="store_true", help="save the FFA pair's state dict (ffa_pair.pt)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,10 +56,10 @@ def main() -> None:
     runs = {}
     results = {}
     for method in args.methods.split(","):
-        torch.manual_seed(0)
+        torch.manual_seed(args.seed)
         pair = ffa.mirror(ffa.models.asym_resnet10(in_channels=1, n_classes=10, width=args.width))
         t0 = time.perf_counter()
-        res = ffa.train(pair, ds, method=method, epochs=args.epochs, seed=0, device=dev, max_time_s=args.budget_s)
+        res = ffa.train(pair, ds, method=method, epochs=args.epochs, seed=args.seed, device=dev, max_time_s=args.budget_s)
         if dev == "cuda":
             torch.cuda.synchronize()
         wall = time.perf_counter() - t0
@@ -65,7 +67,8 @@ def main() -> None:
             pair, ds, noise=[0.0, 0.001, 0.1, 0.5, 1.0], iterations=3, fgsm_eps=[0.05, 0.1, 0.2], n=2000
         )
         epoch_s = [h["epoch_s"] for h in res.history]
-        runs[method] = {
+        key = method if args.seed == 0 else f"{method}-s{args.seed}"
+        runs[key] = {
             "history": res.history,
             "wall_s": wall,
             "epochs_done": len(res.history),
@@ -82,6 +85,8 @@ def main() -> None:
             flush=True,
         )
         print(rob, flush=True)
+        if method == "ffa" and args.save_weights:
+            torch.save({k: v.cpu() for k, v in pair.state_dict().items()}, out / "ffa_pair.pt")
         if method == "ffa":
             with torch.no_grad():
                 x = torch.as_tensor(ds.x_test[:64]).to(dev)
