@@ -10,7 +10,12 @@ from opgraph.energy.fingerprint import TOLERANCES, Fingerprint, equivalent, fing
 
 def test_layout_invariance():
     x = torch.randn(8, 16, 4)
-    for y in (x.permute(2, 0, 1), x.transpose(0, 1).contiguous(), x.reshape(-1), x.contiguous(memory_format=torch.contiguous_format)):
+    for y in (
+        x.permute(2, 0, 1),
+        x.transpose(0, 1).contiguous(),
+        x.reshape(-1),
+        x.contiguous(memory_format=torch.contiguous_format),
+    ):
         assert equivalent(fingerprint(x), fingerprint(y))
 
 
@@ -52,7 +57,9 @@ def test_roundtrip_and_error():
     x = torch.randn(100)
     assert max_relative_error(x, x) == 0
     assert max_relative_error(x, torch.randn(3)) == math.inf
-    assert max_relative_error(x, x * 1.1) == pytest.approx(0.1 * x.abs().max().item() / (1.1 * x.abs().max().item()), rel=1e-5)
+    assert max_relative_error(x, x * 1.1) == pytest.approx(
+        0.1 * x.abs().max().item() / (1.1 * x.abs().max().item()), rel=1e-5
+    )
 
 
 @settings(max_examples=30, deadline=None)

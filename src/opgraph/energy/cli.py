@@ -28,9 +28,12 @@ def _load_maker(spec: str) -> tuple[Any, Any]:
 
 
 def _console() -> Any:
+    import sys
+
     from rich.console import Console
 
-    return Console()
+    # piped output (files, CI logs) gets wide tables instead of truncated cells
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 @click.group(name="energy")

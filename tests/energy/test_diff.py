@@ -1,0 +1,116 @@
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from opgraph import energy as oe
+from opgraph.energy.cases import CASES
+from opgraph.energy.errors import OutputMismatchError
+from opgraph.energy.suite import evaluate_case, summarize
+
+FAST = {"rounds": 3, "max_rounds": 5, "window_s": 0.002}
+
+
+def chain(x):
+    h = x * 2.0
+    g = 0.5 * h * (1.0 + torch.tanh(0.7978845608 * (h + 0.044715 * torch.pow(h, 3))))  # the culprit
+    return g.sum(-1)
+
+
+def fused(x):
+    return F.gelu(x * 2.0, approximate="tanh").sum(-1)
+
+
+@pytest.fixture(scope="module")
+def gelu_report():
+    return oe.diff(chain, fused, torch.randn(128, 512), backend="model", **FAST)
+
+
+def test_gelu_found_and_located(gelu_report):
+    rep = gelu_report
+    assert rep.backend == "model" and rep.backend_info["estimated"]
+    assert any("MODELLED" in n for n in rep.notes)
+    top = rep.findings[0]
+    assert top.category == "api_misuse" and top.verdict == "waste" and top.costly_side == "a"
+    assert top.ratio > 1.1 and top.ci[0] > rep.threshold
+    assert top.a_callsites[0].startswith("test_diff.py:") and "in chain" in top.a_callsites[0]
+    assert any("fused" in s for s in top.b_callsites)
+    assert top.delta_energy_j > 0 and top.knob is None
+    assert rep.threshold >= 1.10
+    assert "Finding(" in repr(rep)
+
+
+def test_exports(gelu_report, tmp_path):
+    rep = gelu_report
+    data = json.loads(rep.to_json(tmp_path / "r.json").read_text())
+    assert data["findings"][0]["category"] == "api_misuse"
+    assert {
+        "region",
+        "ratio",
+        "ci",
+        "delta_energy_j",
+        "a_callsites",
+        "b_callsites",
+        "module_path",
+        "config_diff",
+        "knob",
+    } <= set(data["findings"][0])
+    trace = json.loads(rep.to_perfetto(tmp_path / "t.json").read_text())
+    pids = {e["pid"] for e in trace["traceEvents"]}
+    assert pids == {1, 2}
+    assert any(e["ph"] == "C" and e["name"] == "power (W)" for e in trace["traceEvents"])
+    folded = rep.to_folded(tmp_path / "s.folded").read_text().splitlines()
+    assert folded and all(len(line.rsplit(" ", 2)) == 3 for line in folded)
+    assert (tmp_path / "s.folded.a").read_text()
+    page = rep.to_html(tmp_path / "html")
+    assert page.name == "index.html" and "test_diff.py" in page.read_text()
+    assert "<table>" in rep._repr_html_()
+
+
+def test_control_is_not_flagged():
+    fc = torch.nn.Linear(64, 64)
+
+    def f(x):
+        return torch.relu(fc(x))
+
+    rep = oe.diff(f, f, torch.randn(64, 64), backend="time", **FAST)
+    assert rep.findings == []
+    assert rep.backend == "time" and all(f.delta_energy_j is None for f in rep.findings)
+
+
+def test_output_mismatch_stops_unless_allowed():
+    x = torch.randn(32, 32)
+    with pytest.raises(OutputMismatchError, match="allow_mismatch"):
+        oe.diff(lambda x: x * 2, lambda x: x * 3, x, backend="time", **FAST)
+    rep = oe.diff(lambda x: x * 2, lambda x: x * 3, x, backend="time", allow_mismatch=True, calibrate=False, **FAST)
+    assert rep.outputs["agree"] is False
+
+
+def test_saved_runs_can_be_diffed(tmp_path):
+    x = torch.randn(256, 256)
+    oe.record(chain, x).save(tmp_path / "a")
+    oe.record(fused, x).save(tmp_path / "b")
+    rep = oe.diff(oe.load(tmp_path / "a"), oe.load(tmp_path / "b"), backend="model", bisect=False, **FAST)
+    assert rep.regions and rep.findings and rep.findings[0].category == "api_misuse"
+
+
+def test_profile():
+    prof = oe.profile(chain, torch.randn(64, 64), backend="model", window_s=0.001, rounds=1)
+    ops = {r["op"] for r in prof.rows}
+    assert "aten::tanh" in ops and prof.total_cost > 0
+    assert prof.by("op")[0][1] > 0 and "ESTIMATED" in repr(prof)
+
+
+@pytest.mark.parametrize("cid", ["repeat-kv-noop", "dtype-f64", "tradeoff-lowrank", "eig-general"])
+def test_suite_cases(cid):
+    res = evaluate_case(CASES[cid], "model", rounds=3, baselines=False)
+    assert res.error is None
+    if CASES[cid].kind == "tradeoff":
+        assert not res.waste_called
+    else:
+        assert res.detected and res.category == CASES[cid].category
+    if cid == "dtype-f64":
+        assert res.knob_ok
+    s = summarize([res])
+    assert s["cases"] == 1
