@@ -150,3 +150,13 @@ def test_model_without_convs_and_untraceable_model():
 def test_split_holds_out_whole_graphs():
     tr, te = split_names([f"g{i}" for i in range(10)], 0.2, 0)
     assert len(te) == 2 and not set(tr) & set(te) and len(tr) == 8
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised without a GPU")
+def test_cuda_timer_without_gpu_is_a_clear_error():
+    from opgraph.perf.errors import MeasurementError
+
+    with pytest.raises(MeasurementError, match="timer='cpu'"):
+        measure_configs(2, lambda i: lambda: None, settings=MeasureSettings(timer="cuda"))
+    with pytest.raises(MeasurementError, match="'cpu' or 'cuda'"):
+        measure_configs(2, lambda i: lambda: None, settings=MeasureSettings(timer="wall"))

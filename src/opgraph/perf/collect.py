@@ -81,6 +81,9 @@ def layout_record(
     meta: dict[str, Any] = {"feature_version": FEATURE_VERSION, "space": "layout", "graph": name}
     if measure:
         lm = apply_layout(module, example_inputs, targets)
+        if settings is not None and settings.timer == "cuda":  # the graph was traced on CPU; run on the GPU
+            lm.module.to("cuda")
+            lm.example_inputs = tuple(x.to("cuda") for x in lm.example_inputs)
         uniq_targets = lm.targets
 
         def prepare(i: int) -> Any:

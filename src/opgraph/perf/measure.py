@@ -46,6 +46,8 @@ class MeasureSettings:
         warmup: Untimed runs before a config's first timing (1 in later rounds).
         abort_factor: Stop repeating a config whose first run exceeds this multiple of the best so far.
         ref_every: Re-time the reference config after this many configs.
+        timer: ``"cpu"`` (CPU time of the measuring thread) or ``"cuda"`` (CUDA events around one run, for
+            models on a GPU).
     """
 
     rounds: int = 2
@@ -53,6 +55,7 @@ class MeasureSettings:
     warmup: int = 2
     abort_factor: float = 5.0
     ref_every: int = 10
+    timer: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,24 @@ def _time_once(fn: Callable[[], Any]) -> int:
     return time.thread_time_ns() - t0
 
 
+def _cuda_timer() -> Callable[[Callable[[], Any]], int]:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise MeasurementError("timer='cuda' needs a CUDA GPU visible to torch; use timer='cpu'")
+
+    def time_once(fn: Callable[[], Any]) -> int:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return int(start.elapsed_time(end) * 1e6)
+
+    return time_once
+
+
 def measure_configs(
     n_configs: int,
     prepare: Callable[[int], Callable[[], Any]],
@@ -175,6 +196,16 @@ def measure_configs(
         raise MeasurementError("n_configs must be >= 1")
     apply_thread_settings()
     meta = protocol_meta(s)
+    if s.timer == "cuda":
+        time_once = _cuda_timer()
+        import torch
+
+        meta["timer"] = "CUDA events around one run"
+        meta["gpu"] = torch.cuda.get_device_name()
+    elif s.timer == "cpu":
+        time_once = _time_once
+    else:
+        raise MeasurementError(f"MeasureSettings.timer must be 'cpu' or 'cuda', got {s.timer!r}")
     rng = np.random.default_rng(seed)
     R = max(1, s.rounds)
     rounds = np.full((n_configs, R), np.nan)
@@ -190,7 +221,7 @@ def measure_configs(
         try:
             fn = prepare(reference)
             fn()
-            ref_times[r].append(min(_time_once(fn) for _ in range(max(1, s.reps))))
+            ref_times[r].append(min(time_once(fn) for _ in range(max(1, s.reps))))
         except Exception as exc:  # noqa: BLE001 - a failing reference only loses the normalizer
             failed[reference] = True
             errors[reference] = repr(exc)
@@ -208,12 +239,12 @@ def measure_configs(
                 fn = prepare(int(i))
                 for _ in range(s.warmup if r == 0 else 1):
                     fn()
-                first = _time_once(fn)
+                first = time_once(fn)
                 if r == 0 and np.isfinite(best) and first > s.abort_factor * best:
                     aborted[i] = True
                     rounds[i, r] = first
                     continue
-                t = min([first] + [_time_once(fn) for _ in range(max(0, s.reps - 1))])
+                t = min([first] + [time_once(fn) for _ in range(max(0, s.reps - 1))])
             except Exception as exc:  # noqa: BLE001 - a config that cannot run is recorded, not fatal
                 failed[i] = True
                 errors[int(i)] = f"{type(exc).__name__}: {exc}"
