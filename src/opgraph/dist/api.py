@@ -1,0 +1,335 @@
+"""Public entry points: :func:`evaluate`, :func:`evaluate_many` and the lazy-RV path."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from opgraph.dist.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
+from opgraph.dist.engine import Evaluation, evaluate_output, graph_to_ir
+from opgraph.dist.errors import DistError
+from opgraph.dist.result import DistResult
+from opgraph.dist.rv import RandomVariable, RVExpr
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_JOINT = 2**20
+
+
+def _rules() -> dict[str, Any]:
+    from opgraph.graph import numpy_rules
+
+    table = numpy_rules()
+    return {op: (lambda f: lambda *a: f(None, *a))(fn) for op, fn in table.items()}
+
+
+def _input_names(fn: Callable[..., Any], n: int) -> list[str]:
+    try:
+        params = [
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) >= n and len(set(params[:n])) == n:
+        return params[:n]
+    return [f"x{k}" for k in range(n)]
+
+
+def _atoms_for(atoms: int | Mapping[str, int], name: str) -> int:
+    if isinstance(atoms, Mapping):
+        if name not in atoms:
+            raise DistError(f"atoms: no atom count for input {name!r}; give every input one (or one int for all)")
+        return check_atoms(atoms[name], f"atoms[{name!r}]")
+    return check_atoms(atoms)
+
+
+def _quantize_all(
+    dists: dict[str, Distribution], atoms: dict[str, int], quantizer: str | Mapping[str, str]
+) -> tuple[dict[str, Quantized], dict[str, str]]:
+    quantized, labels = {}, {}
+    for name, d in dists.items():
+        method = quantizer.get(name, "auto") if isinstance(quantizer, Mapping) else quantizer
+        if method not in QUANTIZERS:
+            raise DistError(f"quantizer={method!r} is unknown; use one of {', '.join(QUANTIZERS)}")
+        q = d.quantize(atoms[name], method)
+        quantized[name] = q
+        labels[name] = f"input {name} ({q.method}, {q.atoms.size} atoms)"
+    return quantized, labels
+
+
+def _evaluate_graph(
+    graph: Any,
+    dists: dict[str, Distribution],
+    *,
+    atoms: int | Mapping[str, int],
+    target_w1: float | None,
+    quantizer: str | Mapping[str, str],
+    max_joint: int,
+    compress_atoms: int | None,
+    qmc_points: int,
+    seed: int,
+    balance: bool,
+) -> list[DistResult]:
+    if target_w1 is not None and not (isinstance(target_w1, int | float) and target_w1 > 0):
+        raise DistError(f"target_w1={target_w1!r} must be a number > 0 (for example 1e-3)")
+    max_joint = check_atoms(max_joint, "max_joint")
+    nodes, outputs = graph_to_ir(graph, balance=balance)
+    rules = _rules()
+    names = list(dists)
+    if target_w1 is not None and not isinstance(atoms, Mapping) and atoms == 256:
+        atoms = 32
+    cur_atoms = {n: _atoms_for(atoms, n) for n in names}
+    base_compress = compress_atoms if compress_atoms is not None else max(1024, 4 * max(cur_atoms.values()))
+    cur_compress = check_atoms(base_compress, "compress_atoms")
+    results: list[DistResult] = []
+    history: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    for rnd in range(40):
+        quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
+        evals: list[Evaluation] = []
+        for o in outputs:
+            evals.append(
+                evaluate_output(
+                    nodes,
+                    o,
+                    quantized,
+                    labels,
+                    dists,
+                    max_joint=max_joint,
+                    compress_atoms=cur_compress,
+                    qmc_points=qmc_points,
+                    seed=seed,
+                    rules=rules,
+                )
+            )
+        worst = max(e.w1_bound for e in evals)
+        history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": worst})
+        done = target_w1 is None or worst <= target_w1 or not all(e.certified for e in evals)
+        if not done:
+            # Refine where the bound terms say it pays: inputs with a large share, or the compressions.
+            share: dict[str, float] = {}
+            for e in evals:
+                for k, v in e.bound_terms.items():
+                    share[k] = share.get(k, 0.0) + v
+            total = sum(share.values()) or 1.0
+            new_atoms = dict(cur_atoms)
+            for n in names:
+                s = share.get(labels[n], 0.0) / total
+                if s >= 0.5 / max(len(names), 1) and quantized[n].method not in ("exact",):
+                    new_atoms[n] = cur_atoms[n] * 2
+            comp = sum(v for k, v in share.items() if k.startswith("compression")) / total
+            new_compress = cur_compress * 2 if comp >= 0.25 else cur_compress
+            if new_atoms == cur_atoms and new_compress == cur_compress:
+                new_compress = cur_compress * 2
+            grid = math.prod(new_atoms.values())
+            if (grid > max_joint and new_compress > max_joint // 4) or new_compress > max_joint:
+                done = True
+            else:
+                cur_atoms, cur_compress = new_atoms, new_compress
+        if done:
+            met = target_w1 is None or worst <= target_w1
+            for k, e in enumerate(evals):
+                info = dict(e.info)
+                info.update(
+                    {
+                        "atoms_per_input": {n: int(quantized[n].atoms.size) for n in names},
+                        "quantizers": {n: quantized[n].method for n in names},
+                        "input_w1": {n: quantized[n].w1 for n in names},
+                        "compress_atoms": cur_compress,
+                        "seconds_total": time.perf_counter() - t0,
+                    }
+                )
+                if target_w1 is not None:
+                    info["target_w1"] = target_w1
+                    info["target_met"] = bool(met)
+                    info["refinement"] = history
+                    if not met:
+                        log.warning(
+                            "target_w1=%g not reached: bound %.3g at the max_joint=%d budget",
+                            target_w1,
+                            worst,
+                            max_joint,
+                        )
+                name = f"output {k}" if len(evals) > 1 else "output"
+                results.append(
+                    DistResult(
+                        e.atoms, e.weights, e.w1_bound, e.bound_terms, e.certified, e.support, info, e.w1_estimate, name
+                    )
+                )
+            return results
+        log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
+    raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def evaluate(
+    fn: Callable[..., Any],
+    *inputs: Any,
+    atoms: int | Mapping[str, int] = 256,
+    target_w1: float | None = None,
+    quantizer: str | Mapping[str, str] = "auto",
+    max_joint: int = DEFAULT_MAX_JOINT,
+    compress_atoms: int | None = None,
+    qmc_points: int = 2**16,
+    seed: int = 0,
+    balance: bool = True,
+) -> Any:
+    """Evaluate ``fn`` on random inputs; return the output law with a certified W1 bound.
+
+    Args:
+        fn: A Python function of one scalar per input (arithmetic, comparisons, ``np.where``, NumPy ufuncs).
+            It is traced once; a Python ``if`` on an input raises an error. It may return a tuple.
+        *inputs: One law per positional parameter: ``Normal``, ``Uniform``, ... , ``from_scipy(frozen)``,
+            ``Empirical``, ``Discrete``, a previous result, or a number.
+        atoms: Atoms per input (an int, or a dict by parameter name).
+        target_w1: If given, refine atoms/compression until the bound is <= target_w1 or ``max_joint`` is
+            reached (``result.info["target_met"]`` says which).
+        quantizer: ``"auto"``, ``"quantile"`` or ``"meansplit"`` (or a dict by parameter name).
+        max_joint: Largest joint grid (elements) a node may have; beyond, separators are compressed.
+        compress_atoms: Atoms after each compression (default ``max(1024, 4 * atoms)``).
+        qmc_points: Points of the randomised-QMC fallback.
+        seed: Seed of the QMC fallback (the grid evaluation is deterministic).
+        balance: Rebalance long chains of ``+`` into trees (fewer compressions).
+
+    Returns:
+        A :class:`DistResult`, or a tuple of them when ``fn`` returns a tuple.
+
+    Raises:
+        DistError: a bad input, parameter, or an unsupported operation (the message says what to change).
+        TraceError: ``fn`` branches on a random input or uses something that cannot be traced.
+    """
+    from opgraph.graph import trace
+
+    if not callable(fn):
+        raise DistError(f"evaluate(fn, ...): fn must be a function, got {type(fn).__name__}")
+    if not inputs:
+        raise DistError("evaluate(fn, *inputs): pass one input law per parameter of fn")
+    names = _input_names(fn, len(inputs))
+    dists = {n: as_distribution(x, n) for n, x in zip(names, inputs, strict=True)}
+    graph = trace(fn, *names)
+    results = _evaluate_graph(
+        graph,
+        dists,
+        atoms=atoms,
+        target_w1=target_w1,
+        quantizer=quantizer,
+        max_joint=max_joint,
+        compress_atoms=compress_atoms,
+        qmc_points=qmc_points,
+        seed=seed,
+        balance=balance,
+    )
+    structure = graph.meta.get("output_structure", "value")
+    return results[0] if structure == "value" else tuple(results)
+
+
+def rv_graph(rv: RandomVariable) -> tuple[Any, dict[str, Distribution]]:
+    """Build the graph of a lazy random-variable expression; returns ``(graph, {input name: law})``."""
+    from opgraph.graph import GraphBuilder
+
+    b = GraphBuilder(name="rv")
+    memo: dict[int, int] = {}
+    dists: dict[str, Distribution] = {}
+    counts: dict[str, int] = {}
+
+    def visit(x: Any) -> int:
+        if isinstance(x, RandomVariable):
+            key = id(x)
+            if key in memo:
+                return memo[key]
+            if isinstance(x, RVExpr):
+                ids = [visit(a) for a in x.args]
+                nid = b.add(x.op, ids)
+            else:
+                d = as_distribution(x)
+                base = getattr(d, "name", "x")
+                counts[base] = counts.get(base, 0) + 1
+                name = f"{base}{counts[base]}"
+                dists[name] = d
+                nid = b.input(name)
+            memo[key] = nid
+            return nid
+        return b.const(float(x))
+
+    out = visit(rv)
+    return b.build([out]), dists
+
+
+def evaluate_rv(rv: RandomVariable, atoms: int | Mapping[str, int] = 256, **kwargs: Any) -> DistResult:
+    """Evaluate a lazy random-variable expression (see :meth:`RandomVariable.evaluate`)."""
+    graph, dists = rv_graph(rv)
+    if not dists:
+        raise DistError("the expression has no random input")
+    opts = dict(
+        target_w1=None,
+        quantizer="auto",
+        max_joint=DEFAULT_MAX_JOINT,
+        compress_atoms=None,
+        qmc_points=2**16,
+        seed=0,
+        balance=True,
+    )
+    unknown = set(kwargs) - set(opts)
+    if unknown:
+        raise DistError(f"evaluate(): unknown keyword(s) {sorted(unknown)}; known: {sorted(opts)}")
+    opts.update(kwargs)
+    return _evaluate_graph(graph, dists, atoms=atoms, **opts)[0]  # type: ignore[arg-type]
+
+
+def _task(item: tuple[Callable[..., Any], Sequence[Any], dict[str, Any]], seed: int) -> Any:
+    fn, params, kwargs = item
+    kw = dict(kwargs)
+    kw.setdefault("seed", seed)
+    return evaluate(fn, *params, **kw)
+
+
+def evaluate_many(
+    fn: Callable[..., Any],
+    param_sets: Sequence[Sequence[Any] | Mapping[str, Any]],
+    *,
+    executor: Any = "serial",
+    seed: int = 0,
+    progress: bool = False,
+    **kwargs: Any,
+) -> list[Any]:
+    """Evaluate ``fn`` for each set of inputs through :func:`opgraph.parallel.map_tasks`.
+
+    Args:
+        fn: As for :func:`evaluate`; for ``"process"``/Dask executors it must be picklable (a top-level function,
+            not a lambda).
+        param_sets: One entry per evaluation: a sequence of input laws, or a mapping by parameter name.
+        executor: ``"serial"``, ``"process"``, ``"dask"``, ``"dask://host:port"`` or an Executor.
+        seed: Run seed; task ``i`` gets ``seed_for(seed, i)`` (only the QMC fallback uses it).
+        progress: Show a progress bar.
+        **kwargs: Passed to :func:`evaluate`.
+
+    Returns:
+        Results in the order of ``param_sets``; identical for every executor.
+    """
+    from opgraph.parallel import map_tasks
+
+    items = []
+    for k, ps in enumerate(param_sets):
+        if isinstance(ps, Mapping):
+            names = _input_names(fn, len(ps))
+            missing = [n for n in names if n not in ps]
+            if missing:
+                raise DistError(f"param_sets[{k}]: missing input(s) {missing}")
+            params: Sequence[Any] = [ps[n] for n in names]
+        elif isinstance(ps, Sequence) and not isinstance(ps, str):
+            params = list(ps)
+        else:
+            raise DistError(f"param_sets[{k}] must be a sequence of inputs or a dict by parameter name")
+        items.append((fn, params, kwargs))
+    return map_tasks(_task, items, executor=executor, seed=seed, progress=progress, desc="opgraph.dist")
+
+
+def _finite(x: float) -> bool:
+    return bool(np.isfinite(x))

@@ -1,0 +1,714 @@
+"""Exact-dependence evaluation of a traced graph on quantized inputs, with a certified W1 bound.
+
+How a node is represented. Every graph input (and every compressed node, see below) is an *axis*: a finite
+list of atoms with masses, a cell (interval) around each atom that contains the true values coupled to it, and
+an upper bound ``err`` on ``E[|X - atom|; X in cell]`` per cell. A node's value is a NumPy array with one dimension
+per axis it depends on (its *source set*), so nodes that share an input are evaluated on shared axes
+(``x - x`` is exactly 0) and independent inputs combine by broadcasting (outer product).
+
+The bound. All inputs are coupled to their atoms cell by cell (X' = atom of the cell of X), independently. On
+each box of the joint grid, the error ``|F(X) - F(X')|`` is bounded by walking from X' to X one coordinate at a
+time (bounded-support axes first) and multiplying each step by the largest partial derivative on the part of
+the box that step can visit (interval forward-mode differentiation, :mod:`opgraph.dist.intervals`), or, if
+smaller, by the box probability times the width of the value enclosure on the box. Summing over boxes bounds
+``E|F(X) - F(X')| >= W1``. A second, independent bound propagates ``E|V - V'|`` node by node (global Lipschitz
+constants, with moment weights ``E|W|`` for products and quotients of independent operands, which stays finite
+for products of unbounded inputs); the result reports the smaller of the two.
+
+Compression. A node that *separates* its inputs from the rest of the graph (every path from them to the output
+passes through it) may be replaced by a monotone equal-mass regrouping of its atoms: it becomes a new axis
+whose cells are the hulls of the grouped boxes' value enclosures and whose per-cell error is the upstream bound
+of the group plus the exact transport cost of the regrouping. This keeps the joint grid within ``max_joint``.
+If no separator helps, the graph is evaluated by randomised quasi-Monte Carlo and the result is labelled
+``certified=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from opgraph.dist import intervals as iv
+from opgraph.dist.distributions import Distribution, Quantized
+from opgraph.dist.errors import DistError, UnboundedWarning
+from opgraph.dist.regroup import merge_duplicates, regroup
+
+log = logging.getLogger(__name__)
+
+Terms = dict[str, float]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Internal graph form
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class INode:
+    """One node of the internal graph (after balancing sums)."""
+
+    op: str
+    inputs: tuple[int, ...]
+    attrs: dict[str, Any]
+    where: str
+    source: str = ""
+
+
+def _node_where(node: Any) -> str:
+    src = node.meta.get("source") if getattr(node, "meta", None) else None
+    return f"node {node.id} ({node.op})" + (f" from {src}" if src else "")
+
+
+def graph_to_ir(graph: Any, balance: bool = True) -> tuple[list[INode], list[int]]:
+    """Convert an :class:`opgraph.graph.Graph` into the internal list, rebalancing long chains of ``add``.
+
+    Returns:
+        ``(nodes, outputs)`` with node ids equal to list positions (topological).
+    """
+    users: dict[int, list[int]] = {n.id: [] for n in graph.nodes}
+    for n in graph.nodes:
+        for i in n.inputs:
+            users[i].append(n.id)
+    outputs = set(graph.outputs)
+
+    def absorbed(i: int) -> bool:
+        n = graph.nodes[i]
+        return (
+            balance
+            and n.op == "add"
+            and len(users[i]) == 1
+            and i not in outputs
+            and graph.nodes[users[i][0]].op == "add"
+        )
+
+    out: list[INode] = []
+    new_id: dict[int, int] = {}
+    for n in graph.nodes:
+        if absorbed(n.id):
+            continue
+        where = _node_where(n)
+        src = (n.meta or {}).get("source", "")
+        if n.op == "add" and balance:
+            leaves: list[int] = []
+            stack = list(reversed(n.inputs))
+            while stack:
+                i = stack.pop()
+                if absorbed(i):
+                    stack.extend(reversed(graph.nodes[i].inputs))
+                else:
+                    leaves.append(new_id[i])
+            level = leaves
+            while len(level) > 2:
+                nxt = []
+                for k in range(0, len(level) - 1, 2):
+                    out.append(INode("add", (level[k], level[k + 1]), {}, where, src))
+                    nxt.append(len(out) - 1)
+                if len(level) % 2:
+                    nxt.append(level[-1])
+                level = nxt
+            out.append(INode("add", tuple(level), {}, where, src))
+        else:
+            out.append(INode(n.op, tuple(new_id[i] for i in n.inputs), dict(n.attrs), where, src))
+        new_id[n.id] = len(out) - 1
+    return out, [new_id[o] for o in graph.outputs]
+
+
+def restrict(nodes: list[INode], output: int) -> tuple[list[INode], int]:
+    """Keep only the ancestors of ``output`` (renumbered, order kept)."""
+    keep = {output}
+    for i in range(output, -1, -1):
+        if i in keep:
+            keep.update(nodes[i].inputs)
+    ids = sorted(keep)
+    m = {old: k for k, old in enumerate(ids)}
+    sub = [
+        INode(nodes[i].op, tuple(m[j] for j in nodes[i].inputs), nodes[i].attrs, nodes[i].where, nodes[i].source)
+        for i in ids
+    ]
+    return sub, m[output]
+
+
+def separators(nodes: list[INode], output: int) -> set[int]:
+    """Nodes v (not inputs/consts/output) such that every path from v's inputs to ``output`` passes through v."""
+    users: list[list[int]] = [[] for _ in nodes]
+    for i, n in enumerate(nodes):
+        for j in set(n.inputs):
+            users[j].append(i)
+    srcs: list[frozenset[int]] = []
+    for i, n in enumerate(nodes):
+        if n.op == "input":
+            srcs.append(frozenset([i]))
+        else:
+            s: frozenset[int] = frozenset()
+            for j in n.inputs:
+                s = s | srcs[j]
+            srcs.append(s)
+    result = set()
+    for v, n in enumerate(nodes):
+        if n.op in ("input", "const") or v == output or not srcs[v]:
+            continue
+        seen = set(srcs[v])
+        stack = list(srcs[v])
+        reached = False
+        while stack and not reached:
+            i = stack.pop()
+            for u in users[i]:
+                if u == v or u in seen:
+                    continue
+                if u == output:
+                    reached = True
+                    break
+                seen.add(u)
+                stack.append(u)
+        if not reached:
+            result.add(v)
+    return result
+
+
+def plan_compression(
+    nodes: list[INode], output: int, sizes: dict[int, int], max_joint: int, compress_atoms: int
+) -> set[int] | None:
+    """Choose separators to compress so that every node's joint grid has at most ``max_joint`` elements.
+
+    Args:
+        nodes: Internal graph restricted to one output.
+        output: The output id.
+        sizes: Atom count of each input node.
+        max_joint: Largest joint grid allowed (elements).
+        compress_atoms: Atoms after compression.
+
+    Returns:
+        The set of node ids to compress, or ``None`` when no choice fits (then QMC is used).
+    """
+    seps = separators(nodes, output)
+    anc: list[set[int]] = []
+    for n in nodes:
+        a: set[int] = set()
+        for j in n.inputs:
+            a |= anc[j] | {j}
+        anc.append(a)
+    chosen: set[int] = set()
+    for _ in range(len(nodes) + 1):
+        axes: list[frozenset[Any]] = []
+        size: list[float] = []
+        bad = None
+        for i, n in enumerate(nodes):
+            if n.op == "input":
+                ax: frozenset[Any] = frozenset([i])
+            else:
+                ax = frozenset()
+                for j in n.inputs:
+                    ax = ax | (frozenset([("c", j)]) if j in chosen else axes[j])
+            axes.append(ax)
+            s = 1.0
+            for a in ax:
+                s *= compress_atoms if isinstance(a, tuple) else sizes[a]
+            size.append(s)
+            if s > max_joint:
+                bad = i
+                break
+        if bad is None:
+            return chosen
+        cands = [
+            u for u in anc[bad] if u in seps and u not in chosen and size[u] > compress_atoms and size[u] <= max_joint
+        ]
+        if not cands:
+            return None
+        chosen.add(max(cands, key=lambda u: (size[u], -u)))
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Values
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class Axis:
+    """One independent coordinate: an input or a compressed node."""
+
+    id: int
+    atoms: np.ndarray
+    weights: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    err: np.ndarray
+    label: str
+    components: Terms
+
+    @property
+    def bounded(self) -> bool:
+        """True when every cell is finite."""
+        return bool(np.all(np.isfinite(self.lo)) and np.all(np.isfinite(self.hi)))
+
+    @property
+    def size(self) -> int:
+        """Number of atoms."""
+        return int(self.atoms.size)
+
+
+@dataclass
+class Val:
+    """A node value on the grid of its axes, with interval enclosures and both bounds' bookkeeping."""
+
+    axes: tuple[int, ...]
+    pt: np.ndarray
+    box: list[iv.Interval]
+    der: dict[int, iv.Interval]
+    gint: tuple[float, float]
+    gint1: tuple[float, float]
+    nb: Terms
+    eabs: float
+    d1: Terms
+    nb_inf_at: str = ""
+
+
+def _tsum(*terms: tuple[float, Terms]) -> Terms:
+    out: Terms = {}
+    for c, t in terms:
+        if c == 0:
+            continue
+        for k, v in t.items():
+            if v == 0:
+                continue
+            out[k] = out.get(k, 0.0) + c * v
+    return out
+
+
+def _total(t: Terms) -> float:
+    return float(sum(t.values())) if t else 0.0
+
+
+def _mag(lo: float, hi: float) -> float:
+    m = max(abs(lo), abs(hi))
+    return math.inf if math.isnan(m) else m
+
+
+def _scalar(x: Any) -> float:
+    return float(np.asarray(x).reshape(-1)[0])
+
+
+class Evaluator:
+    """Evaluates one output of an internal graph; see the module docstring."""
+
+    def __init__(
+        self,
+        nodes: list[INode],
+        output: int,
+        quantized: dict[str, Quantized],
+        labels: dict[str, str],
+        compress: set[int],
+        compress_atoms: int,
+    ) -> None:
+        self.nodes = nodes
+        self.output = output
+        self.quantized = quantized
+        self.labels = labels
+        self.compress = compress
+        self.compress_atoms = compress_atoms
+        self.axes: dict[int, Axis] = {}
+        self.compressions: list[dict[str, Any]] = []
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+    def _key(self, a: int) -> tuple[int, int]:
+        return (0 if self.axes[a].bounded else 1, a)
+
+    def _shape(self, axes: Sequence[int]) -> tuple[int, ...]:
+        return tuple(self.axes[a].size for a in axes)
+
+    @staticmethod
+    def _expand(arr: Any, a_axes: Sequence[int], k_axes: Sequence[int]) -> np.ndarray:
+        arr = np.asarray(arr, dtype=float)
+        if arr.ndim == 0:
+            return arr
+        pos = {t: i for i, t in enumerate(a_axes)}
+        return arr.reshape([arr.shape[pos[t]] if t in pos else 1 for t in k_axes])
+
+    def _axis_val(self, ax: Axis, gint1: tuple[float, float], nb: Terms, d1: Terms) -> Val:
+        one = np.ones(ax.size)
+        return Val(
+            axes=(ax.id,),
+            pt=ax.atoms,
+            box=[(ax.atoms, ax.atoms), (ax.lo, ax.hi)],
+            der={ax.id: (one, one)},
+            gint=(float(np.min(ax.lo)), float(np.max(ax.hi))),
+            gint1=gint1,
+            nb=nb,
+            eabs=float(np.abs(ax.atoms) @ ax.weights),
+            d1=d1,
+        )
+
+    # -- per-box cellwise bound --------------------------------------------------------------------------------
+    def cellwise(self, v: Val) -> tuple[np.ndarray, Terms]:
+        """Per-box upper bound on ``E[|V - V'|; box]`` (full grid shape) and its attribution to labels."""
+        k = len(v.axes)
+        shape = self._shape(v.axes)
+        if k == 0:
+            return np.zeros(()), {}
+        wbox = np.ones(shape)
+        for a in v.axes:
+            wbox = wbox * self._expand(self.axes[a].weights, [a], v.axes)
+        terms = []
+        for a in v.axes:
+            ax = self.axes[a]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = np.where(ax.weights > 0, ax.err / ax.weights, 0.0)
+            lmag = iv.mag(v.der[a])
+            r = self._expand(ratio, [a], v.axes)
+            with np.errstate(invalid="ignore", over="ignore"):
+                t = np.where((r == 0) | (wbox == 0), 0.0, lmag * r * wbox)
+            terms.append(np.broadcast_to(t, shape))
+        deriv = np.sum(terms, axis=0) if terms else np.zeros(shape)
+        lo, hi = v.box[k]
+        with np.errstate(invalid="ignore", over="ignore"):
+            osc = np.where(wbox == 0, 0.0, (np.broadcast_to(hi, shape) - np.broadcast_to(lo, shape)) * wbox)
+        osc = np.where(np.isnan(osc), np.inf, osc)
+        deriv = np.where(np.isnan(deriv), np.inf, deriv)
+        # Boxes where no axis carries transport (all errors 0) contribute nothing.
+        any_err = np.zeros(shape, dtype=bool)
+        for a in v.axes:
+            any_err |= self._expand(self.axes[a].err > 0, [a], v.axes).astype(bool)
+        bound = np.where(any_err, np.minimum(deriv, osc), 0.0)
+        use_osc = osc < deriv
+        attr: Terms = {}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            fin = np.isfinite(deriv) & (deriv > 0)
+            for a, t in zip(v.axes, terms, strict=True):
+                share = np.where(use_osc, np.where(fin, t / np.where(fin, deriv, 1.0), 1.0 / k), 1.0)
+                contrib = float(np.sum(np.where(use_osc, bound * share, t)[any_err]))
+                for lab, frac in self.axes[a].components.items():
+                    attr[lab] = attr.get(lab, 0.0) + frac * contrib
+        return bound, attr
+
+    # -- evaluation ---------------------------------------------------------------------------------------------
+    def run(self, rules: dict[str, Any]) -> tuple[Val, np.ndarray, Terms]:
+        """Evaluate; returns the output value, its per-box bound and the bound's attribution."""
+        nodes = self.nodes
+        last_use = {}
+        for i, n in enumerate(nodes):
+            for j in n.inputs:
+                last_use[j] = i
+        vals: dict[int, Val] = {}
+        for i, n in enumerate(nodes):
+            if n.op == "input":
+                name = n.attrs["name"]
+                q = self.quantized[name]
+                label = self.labels[name]
+                ax = Axis(i, q.atoms, q.weights, q.lo, q.hi, q.err, label, {label: 1.0})
+                self.axes[i] = ax
+                sup = q.support
+                g1 = (min(sup[0], float(np.min(q.lo))), max(sup[1], float(np.max(q.hi))))
+                d1 = {f"{label} (upstream bound)": q.upstream_w1} if q.upstream_w1 > 0 else {}
+                vals[i] = self._axis_val(ax, g1, {label: q.w1}, d1)
+            elif n.op == "const":
+                c = float(np.asarray(n.attrs["value"], dtype=float))
+                vals[i] = Val((), np.asarray(c), [(np.asarray(c), np.asarray(c))], {}, (c, c), (c, c), {}, abs(c), {})
+            else:
+                vals[i] = self._op(n, [vals[j] for j in n.inputs], rules)
+            if i in self.compress:
+                vals[i] = self._compress(i, vals[i])
+            for j in set(n.inputs):
+                if last_use.get(j) == i and j != self.output:
+                    del vals[j]
+        out = vals[self.output]
+        bound, attr = self.cellwise(out)
+        return out, bound, attr
+
+    def _op(self, n: INode, ops: list[Val], rules: dict[str, Any]) -> Val:
+        if n.op not in iv.SUPPORTED_OPS:
+            raise DistError(
+                f"{n.where}: op {n.op!r} is not supported by opgraph.dist; use arithmetic, comparisons, "
+                "np.where and elementwise NumPy functions (sin, exp, log, sqrt, maximum, ...)"
+            )
+        kset = set()
+        for o in ops:
+            kset.update(o.axes)
+        K = tuple(sorted(kset, key=self._key))
+        k = len(K)
+        fn = rules.get(n.op)
+        if fn is None:
+            raise DistError(f"{n.where}: no NumPy implementation for op {n.op!r}")
+        with np.errstate(all="ignore"):
+            pt = np.asarray(fn(*[self._expand(o.pt, o.axes, K) for o in ops]), dtype=float)
+        if not np.all(np.isfinite(pt)):
+            raise DistError(
+                f"{n.where}: the op gives nan or inf on part of its inputs' support (for example log or sqrt of a "
+                "negative value, or division by 0); change the function or the input laws so it is defined "
+                "everywhere"
+            )
+        box: list[iv.Interval] = [(pt, pt)]
+        der: dict[int, iv.Interval] = {}
+        for j in range(1, k + 1):
+            prefix = set(K[:j])
+            args = []
+            for o in ops:
+                ju = sum(1 for t in o.axes if t in prefix)
+                lo, hi = o.box[ju]
+                args.append((self._expand(lo, o.axes, K), self._expand(hi, o.axes, K)))
+            vint, parts = iv.rule(n.op, args, n.attrs)
+            box.append(vint)
+            s = K[j - 1]
+            acc: iv.Interval | None = None
+            for o, p in zip(ops, parts, strict=True):
+                if s not in o.der:
+                    continue
+                dl, dh = o.der[s]
+                term = iv.imul(p, (self._expand(dl, o.axes, K), self._expand(dh, o.axes, K)))
+                acc = term if acc is None else iv.iadd(acc, term)
+            if acc is not None:
+                der[s] = iv.widen(*acc)
+            else:
+                der[s] = (np.zeros(()), np.zeros(()))
+        # Global enclosure of the true values (hull of the full-box enclosures).
+        if k:
+            glo = float(np.min(box[k][0]))
+            ghi = float(np.max(box[k][1]))
+            gint = (glo if not math.isnan(glo) else -math.inf, ghi if not math.isnan(ghi) else math.inf)
+        else:
+            gint = (float(pt), float(pt))
+        # Term 1 (composed inputs): scalar intervals over the true supports.
+        g1args = [(np.asarray(o.gint1[0]), np.asarray(o.gint1[1])) for o in ops]
+        g1v, g1p = iv.rule(n.op, g1args, n.attrs)
+        gint1 = (min(_scalar(g1v[0]), gint[0]), max(_scalar(g1v[1]), gint[1]))
+        d1 = _tsum(*[(_mag(_scalar(p[0]), _scalar(p[1])), o.d1) for o, p in zip(ops, g1p, strict=True) if o.d1])
+        # Node-level bound on E|V - V'| (paper-style path sum, moment-weighted for independent operands).
+        gargs = [(np.asarray(o.gint[0]), np.asarray(o.gint[1])) for o in ops]
+        _, gp = iv.rule(n.op, gargs, n.attrs)
+        generic = _tsum(*[(_mag(_scalar(p[0]), _scalar(p[1])), o.nb) for o, p in zip(ops, gp, strict=True) if o.nb])
+        nb = generic
+        if n.op in ("mul", "div") and not (set(ops[0].axes) & set(ops[1].axes)):
+            u, w = ops
+            if n.op == "mul":
+                moment = _tsum((w.eabs + _total(w.nb), u.nb), (u.eabs, w.nb))
+            else:
+                inv = 1.0 / min(abs(w.gint[0]), abs(w.gint[1])) if w.gint[0] * w.gint[1] > 0 else math.inf
+                moment = _tsum((inv, u.nb), (u.eabs * inv * inv, w.nb)) if u.nb or w.nb else {}
+            if _total(moment) < _total(generic):
+                nb = moment
+        nb = {key: (math.inf if math.isnan(v) else v) for key, v in nb.items()}
+        inf_at = next((o.nb_inf_at for o in ops if o.nb_inf_at), "")
+        if not inf_at and math.isinf(_total(nb)):
+            inf_at = n.where
+        eabs = self._eabs(pt, K)
+        return Val(K, pt, box, der, gint, gint1, nb, eabs, d1, inf_at)
+
+    def _wbox(self, axes: Sequence[int]) -> np.ndarray:
+        w = np.ones(self._shape(axes))
+        for a in axes:
+            w = w * self._expand(self.axes[a].weights, [a], axes)
+        return w
+
+    def _eabs(self, pt: np.ndarray, axes: Sequence[int]) -> float:
+        if not axes:
+            return float(abs(pt))
+        return float(np.sum(np.abs(np.broadcast_to(pt, self._shape(axes))) * self._wbox(axes)))
+
+    def _compress(self, i: int, v: Val) -> Val:
+        """Replace node ``i`` by a new axis: a monotone regrouping of its joint law (exact cost added)."""
+        t0 = time.perf_counter()
+        shape = self._shape(v.axes)
+        k = len(v.axes)
+        box_bound, attr = self.cellwise(v)
+        c_total = float(np.sum(box_bound))
+        n_total = _total(v.nb)
+        up_total = min(c_total, n_total)
+        up_terms = attr if c_total <= n_total else v.nb
+        pt = np.broadcast_to(v.pt, shape).reshape(-1)
+        w = self._wbox(v.axes).reshape(-1)
+        rg = regroup(pt, w, self.compress_atoms)
+        m = rg.atoms.size
+        elem_e = np.broadcast_to(box_bound, shape).reshape(-1)
+        share = rg.piece_mass / np.maximum(w[rg.piece_elem], 1e-300)
+        up_g = np.bincount(rg.piece_group, weights=share * elem_e[rg.piece_elem], minlength=m)
+        up_g = np.minimum(up_g, up_total)
+        cost = rg.cost * (1 + 1e-12) + 1e-300
+        err = up_g + cost
+        blo = np.broadcast_to(v.box[k][0], shape).reshape(-1)
+        bhi = np.broadcast_to(v.box[k][1], shape).reshape(-1)
+        lo = np.full(m, np.inf)
+        hi = np.full(m, -np.inf)
+        np.minimum.at(lo, rg.piece_group, blo[rg.piece_elem])
+        np.maximum.at(hi, rg.piece_group, bhi[rg.piece_elem])
+        lo = np.where(np.isnan(lo), -np.inf, np.minimum(lo, rg.atoms))
+        hi = np.where(np.isnan(hi), np.inf, np.maximum(hi, rg.atoms))
+        n = self.nodes[i]
+        label = f"compression at {n.where} to {m} atoms"
+        e_total = float(err.sum())
+        comp_w1 = float(cost.sum())
+        comps = _tsum((1.0, up_terms), (1.0, {label: comp_w1}))
+        scale = e_total / max(_total(comps), 1e-300)
+        components = {key: val * scale / max(e_total, 1e-300) for key, val in comps.items()} if e_total > 0 else {}
+        ax = Axis(i + 10**9, rg.atoms, rg.weights, lo, hi, err, label, components)
+        self.axes[ax.id] = ax
+        nb_terms = _tsum((1.0, up_terms), (1.0, {label: comp_w1}))
+        if _total(nb_terms) > e_total:
+            nb_terms = {key: val * e_total / _total(nb_terms) for key, val in nb_terms.items()}
+        g1 = (min(v.gint1[0], float(lo.min())), max(v.gint1[1], float(hi.max())))
+        out = self._axis_val(ax, g1, nb_terms, v.d1)
+        out.nb_inf_at = v.nb_inf_at
+        self.compressions.append(
+            {
+                "node": n.where,
+                "joint_atoms": int(pt.size),
+                "atoms": int(m),
+                "w1_cost": comp_w1,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        log.debug("compressed %s: %d -> %d atoms, W1 cost %.3g", n.where, pt.size, m, comp_w1)
+        return out
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate_graph_output` returns (turned into a result by :mod:`opgraph.dist.api`)."""
+
+    atoms: np.ndarray
+    weights: np.ndarray
+    w1_bound: float
+    bound_terms: Terms
+    certified: bool
+    support: tuple[float, float]
+    info: dict[str, Any] = field(default_factory=dict)
+    w1_estimate: float | None = None
+
+
+def evaluate_output(
+    nodes: list[INode],
+    output: int,
+    quantized: dict[str, Quantized],
+    labels: dict[str, str],
+    dists: dict[str, Distribution],
+    *,
+    max_joint: int,
+    compress_atoms: int,
+    qmc_points: int,
+    seed: int,
+    rules: dict[str, Any],
+) -> Evaluation:
+    """Evaluate one output with exact dependence and a certified bound (or QMC when nothing fits)."""
+    sub, out = restrict(nodes, output)
+    t0 = time.perf_counter()
+    for n in sub:
+        if n.op not in ("input", "const") and n.op not in iv.SUPPORTED_OPS:
+            raise DistError(
+                f"{n.where}: op {n.op!r} is not supported by opgraph.dist; use arithmetic, comparisons, "
+                "np.where and elementwise NumPy functions (sin, exp, log, sqrt, maximum, ...)"
+            )
+    if sub[out].op == "const":
+        c = float(np.asarray(sub[out].attrs["value"], dtype=float))
+        return Evaluation(np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"})
+    sizes = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub) if n.op == "input"}
+    plan = plan_compression(sub, out, sizes, max_joint, compress_atoms)
+    if plan is None:
+        return evaluate_qmc(sub, out, dists, n_points=qmc_points, seed=seed, rules=rules)
+    ev = Evaluator(sub, out, quantized, labels, plan, compress_atoms)
+    val, box_bound, attr = ev.run(rules)
+    shape = ev._shape(val.axes)
+    pt = np.broadcast_to(val.pt, shape).reshape(-1)
+    w = ev._wbox(val.axes).reshape(-1)
+    atoms, weights = merge_duplicates(pt, w)
+    c_total = float(np.sum(box_bound))
+    n_total = _total(val.nb)
+    if c_total <= n_total:
+        terms, method = dict(attr), "cellwise"
+    else:
+        terms, method = dict(val.nb), "path"
+    d1 = _total(val.d1)
+    for key, v in val.d1.items():
+        terms[key] = terms.get(key, 0.0) + v
+    bound = min(c_total, n_total) + d1
+    if math.isnan(bound):
+        bound = math.inf
+    info = {
+        "method": "grid",
+        "bound_method": method,
+        "cellwise_bound": c_total,
+        "path_bound": n_total,
+        "joint_atoms": int(pt.size),
+        "compressions": ev.compressions,
+        "seconds": time.perf_counter() - t0,
+    }
+    if math.isinf(bound):
+        where = val.nb_inf_at or sub[out].where
+        info["unbounded_at"] = where
+        warnings.warn(
+            f"no finite W1 bound: {where} has an unbounded derivative on its inputs' support (a denominator whose "
+            "range contains 0, an unbounded input through a non-Lipschitz op, a jump); the atoms are still exact "
+            "for the quantized inputs. Bounded inputs or a reformulation give a finite bound",
+            UnboundedWarning,
+            stacklevel=3,
+        )
+    return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info)
+
+
+def _sample_inputs(dists: dict[str, Distribution], u: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    out = {}
+    for k, name in enumerate(names):
+        d = dists[name]
+        q = np.clip(u[:, k], 1e-300, 1 - 2**-53)
+        if hasattr(d, "ppf"):
+            out[name] = np.asarray(d.ppf(q), dtype=float)
+        else:
+            c = np.cumsum(d.probs)  # type: ignore[attr-defined]
+            out[name] = d.values[np.minimum(np.searchsorted(c, q, side="left"), c.size - 1)]  # type: ignore[attr-defined]
+    return out
+
+
+def run_points(nodes: list[INode], output: int, inputs: dict[str, np.ndarray], rules: dict[str, Any]) -> np.ndarray:
+    """Evaluate the internal graph pointwise on arrays of input values (vectorised)."""
+    vals: dict[int, Any] = {}
+    for i, n in enumerate(nodes[: output + 1]):
+        if n.op == "input":
+            vals[i] = inputs[n.attrs["name"]]
+        elif n.op == "const":
+            vals[i] = np.asarray(n.attrs["value"], dtype=float)
+        else:
+            with np.errstate(all="ignore"):
+                vals[i] = rules[n.op](*[vals[j] for j in n.inputs])
+    return np.asarray(vals[output], dtype=float)
+
+
+def evaluate_qmc(
+    nodes: list[INode],
+    output: int,
+    dists: dict[str, Distribution],
+    *,
+    n_points: int,
+    seed: int,
+    rules: dict[str, Any],
+    replicates: int = 8,
+) -> Evaluation:
+    """Randomised QMC fallback: ``replicates`` independently scrambled Sobol sets; ``certified=False``."""
+    from scipy.stats import qmc
+
+    from opgraph.dist.w1 import w1_discrete
+
+    t0 = time.perf_counter()
+    names = sorted({n.attrs["name"] for n in nodes if n.op == "input"})
+    m = max(1, int(round(math.log2(max(n_points // replicates, 2)))))
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(replicates):
+        sob = qmc.Sobol(d=len(names), scramble=True, seed=rng)
+        u = sob.random_base2(m)
+        reps.append(run_points(nodes, output, _sample_inputs(dists, u, names), rules))
+    pooled = np.concatenate(reps)
+    if not np.all(np.isfinite(pooled)):
+        raise DistError(f"{nodes[output].where}: the function gives nan or inf on part of its inputs' support")
+    ones = np.ones(pooled.size)
+    d = [w1_discrete(r, np.ones(r.size), pooled, ones) for r in reps]
+    est = float(np.mean(d)) * math.sqrt(replicates / (replicates - 1)) / math.sqrt(replicates)
+    atoms, weights = merge_duplicates(pooled, ones / pooled.size)
+    info = {"method": "qmc", "points": int(pooled.size), "replicates": replicates, "seconds": time.perf_counter() - t0}
+    warnings.warn(
+        "the joint grid exceeds max_joint and no node separates its inputs, so the result comes from randomised "
+        "quasi-Monte Carlo: certified=False, w1_estimate is a statistical estimate, not a bound; raise max_joint "
+        "or lower atoms to get a certified result",
+        UserWarning,
+        stacklevel=3,
+    )
+    return Evaluation(atoms, weights, math.inf, {}, False, (float(atoms[0]), float(atoms[-1])), info, est)

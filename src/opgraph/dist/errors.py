@@ -1,0 +1,13 @@
+"""Errors of :mod:`opgraph.dist`: each names the argument at fault and what to do about it."""
+
+from __future__ import annotations
+
+from opgraph.errors import OpgraphError
+
+
+class DistError(OpgraphError):
+    """A distribution, an argument of :func:`opgraph.dist.evaluate` or a traced function cannot be used."""
+
+
+class UnboundedWarning(UserWarning):
+    """No finite certified W1 bound exists for a result (the warning names the node responsible)."""

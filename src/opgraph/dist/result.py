@@ -1,0 +1,214 @@
+"""The output of an evaluation: a discrete law with a certified W1 bound, and ways to look at it."""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opgraph.dist.errors import DistError
+
+
+@dataclass(frozen=True, eq=False)
+class DistResult:
+    """The law of one graph output on the quantized inputs, and how far it can be from the exact law.
+
+    Attributes:
+        atoms: Sorted support points.
+        weights: Their probabilities (sum 1).
+        w1_bound: Certified upper bound on W1(exact output law, this law); ``inf`` when none exists, ``inf`` also
+            for uncertified (QMC) results.
+        bound_terms: Contribution of each input's quantization, each compression and each upstream result to
+            the bound (they sum to ``w1_bound``).
+        certified: False for the randomised-QMC fallback (then ``w1_estimate`` is a statistical estimate).
+        support: An interval that contains the support of the exact output law.
+        info: How the result was made (method, joint atoms, compressions, atoms per input, seconds).
+        w1_estimate: For QMC results, a statistical estimate of the W1 error (not a bound).
+        name: A label for printing.
+    """
+
+    atoms: np.ndarray
+    weights: np.ndarray
+    w1_bound: float
+    bound_terms: dict[str, float]
+    certified: bool = True
+    support: tuple[float, float] = (-math.inf, math.inf)
+    info: dict[str, Any] = field(default_factory=dict)
+    w1_estimate: float | None = None
+    name: str = "output"
+
+    # -- moments and law -----------------------------------------------------------------------------------
+    def mean(self) -> float:
+        """E[Y]."""
+        return float(self.atoms @ self.weights)
+
+    def var(self) -> float:
+        """Var[Y]."""
+        m = self.mean()
+        return float(np.square(self.atoms - m) @ self.weights)
+
+    def std(self) -> float:
+        """Standard deviation."""
+        return math.sqrt(max(self.var(), 0.0))
+
+    def moment(self, k: int) -> float:
+        """E[Y**k]."""
+        return float(self.atoms**k @ self.weights)
+
+    def cdf(self, t: Any) -> Any:
+        """P(Y <= t) (a step function), vectorised."""
+        c = np.concatenate([[0.0], np.cumsum(self.weights)])
+        c[-1] = 1.0
+        out = c[np.searchsorted(self.atoms, np.asarray(t, dtype=float), side="right")]
+        return float(out) if np.ndim(out) == 0 else out
+
+    def ppf(self, q: Any) -> Any:
+        """Smallest atom with CDF >= q, vectorised."""
+        qa = np.asarray(q, dtype=float)
+        if np.any((qa < 0) | (qa > 1)):
+            raise DistError(f"ppf(q={q!r}): q must lie in [0, 1]")
+        c = np.cumsum(self.weights)
+        c[-1] = 1.0
+        out = self.atoms[np.minimum(np.searchsorted(c, qa * (1 - 1e-15), side="left"), self.atoms.size - 1)]
+        return float(out) if np.ndim(out) == 0 else out
+
+    def sample(self, n: int, rng: Any = None) -> np.ndarray:
+        """``n`` independent draws (``rng``: a seed or a ``numpy.random.Generator``)."""
+        gen = np.random.default_rng(rng)
+        return gen.choice(self.atoms, size=int(n), p=self.weights)
+
+    def w1(self, other: Any) -> float:
+        """Exact 1-D W1 distance to ``other``.
+
+        ``other`` may be another result, a distribution of this package, a frozen SciPy law or an array of
+        samples (numerical integration for SciPy families without closed-form partial moments).
+        """
+        from opgraph.dist.distributions import Continuous, Discrete, ScipyContinuous, from_scipy
+        from opgraph.dist.w1 import w1_discrete, w1_to_cdf, w1_to_continuous
+
+        if isinstance(other, DistResult):
+            return w1_discrete(self.atoms, self.weights, other.atoms, other.weights)
+        if isinstance(other, Discrete):
+            return w1_discrete(self.atoms, self.weights, other.values, other.probs)
+        if hasattr(other, "dist") and hasattr(other, "cdf"):
+            other = from_scipy(other)
+        if isinstance(other, ScipyContinuous):
+            lo, hi = (float(v) for v in other.frozen.ppf([1e-12, 1 - 1e-12]))
+            return w1_to_cdf(self.atoms, self.weights, other.frozen.cdf, lo, hi)
+        if isinstance(other, Continuous):
+            return w1_to_continuous(self.atoms, self.weights, other)
+        arr = np.asarray(other, dtype=float).reshape(-1)
+        if arr.size == 0 or not np.all(np.isfinite(arr)):
+            raise DistError("w1(other): other must be a result, a distribution, or finite samples")
+        return w1_discrete(self.atoms, self.weights, arr, np.ones(arr.size))
+
+    def to_discrete(self) -> Any:
+        """The law as an :class:`~opgraph.dist.distributions.Discrete` (drops the bound)."""
+        from opgraph.dist.distributions import Discrete
+
+        return Discrete(self.atoms, self.weights)
+
+    def _as_input(self) -> Any:
+        from opgraph.dist.distributions import ResultInput
+
+        if not self.certified:
+            raise DistError(
+                "this result is not certified (QMC fallback) and cannot be composed with a bound; use "
+                "result.to_discrete() to reuse its atoms without one"
+            )
+        return ResultInput(self.atoms, self.weights, self.w1_bound, self.support)
+
+    # -- looks -----------------------------------------------------------------------------------------------
+    def _bound_text(self) -> str:
+        if not self.certified:
+            est = f"{self.w1_estimate:.2g}" if self.w1_estimate is not None else "?"
+            return f"not certified (QMC), W1 estimate {est}"
+        return f"W1 <= {self.w1_bound:.3g}"
+
+    def __repr__(self) -> str:
+        q = self.ppf([0.05, 0.5, 0.95])
+        return (
+            f"DistResult({self.name}: mean={self.mean():.6g}, std={self.std():.4g}, "
+            f"q05={q[0]:.4g}, median={q[1]:.4g}, q95={q[2]:.4g}, {self.atoms.size} atoms, {self._bound_text()})"
+        )
+
+    def _repr_html_(self) -> str:
+        q = self.ppf([0.05, 0.5, 0.95])
+        rows = [
+            ("mean", f"{self.mean():.6g}"),
+            ("std", f"{self.std():.4g}"),
+            ("5% / 50% / 95%", f"{q[0]:.4g} / {q[1]:.4g} / {q[2]:.4g}"),
+            ("atoms", str(self.atoms.size)),
+            ("W1 bound", html.escape(self._bound_text())),
+        ]
+        top = sorted(self.bound_terms.items(), key=lambda kv: -kv[1])[:5]
+        rows += [(html.escape(k), f"{v:.3g}") for k, v in top]
+        body = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
+        return f"<table><caption>{html.escape(self.name)}</caption>{body}</table>"
+
+    def plot(self, ax: Any = None, *, bins: int = 80, reference: Any = None) -> Any:
+        """Histogram (density) and CDF side by side; returns the matplotlib Figure (Agg backend).
+
+        Args:
+            ax: Optional pair of matplotlib axes to draw into.
+            bins: Histogram bins.
+            reference: Optional frozen SciPy law / distribution with a ``cdf`` to overlay.
+        """
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+        else:
+            axes = ax
+            fig = axes[0].figure
+        lo, hi = float(self.ppf(0.0005)), float(self.ppf(0.9995))
+        if hi <= lo:
+            lo, hi = lo - 0.5, hi + 0.5
+        axes[0].hist(self.atoms, bins=bins, range=(lo, hi), weights=self.weights, density=True, color="C0", alpha=0.8)
+        axes[0].set_title("density (histogram of atoms)")
+        t = np.linspace(lo, hi, 600)
+        axes[1].plot(t, self.cdf(t), color="C0", label="result")
+        if reference is not None and hasattr(reference, "cdf"):
+            axes[1].plot(t, reference.cdf(t), "k--", lw=1, label="reference")
+            axes[1].legend()
+        axes[1].set_title(f"CDF ({self._bound_text()})")
+        fig.tight_layout()
+        return fig
+
+    # -- saving ----------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (atoms and weights included)."""
+        return {
+            "name": self.name,
+            "mean": self.mean(),
+            "std": self.std(),
+            "w1_bound": self.w1_bound,
+            "certified": self.certified,
+            "w1_estimate": self.w1_estimate,
+            "bound_terms": self.bound_terms,
+            "support": list(self.support),
+            "info": self.info,
+            "atoms": self.atoms.tolist(),
+            "weights": self.weights.tolist(),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``.json`` (summary + atoms) or ``.npz`` (atoms, weights, bound), atomically."""
+        from opgraph.graph.io import atomic_open
+
+        p = Path(path)
+        if p.suffix == ".npz":
+            with atomic_open(p, "wb") as f:
+                np.savez(f, atoms=self.atoms, weights=self.weights, w1_bound=self.w1_bound)
+        else:
+            with atomic_open(p, "w") as f:
+                json.dump(self.to_dict(), f, default=str)
+        return p
