@@ -59,7 +59,9 @@ def main() -> None:
         torch.manual_seed(args.seed)
         pair = ffa.mirror(ffa.models.asym_resnet10(in_channels=1, n_classes=10, width=args.width))
         t0 = time.perf_counter()
-        res = ffa.train(pair, ds, method=method, epochs=args.epochs, seed=args.seed, device=dev, max_time_s=args.budget_s)
+        res = ffa.train(
+            pair, ds, method=method, epochs=args.epochs, seed=args.seed, device=dev, max_time_s=args.budget_s
+        )
         if dev == "cuda":
             torch.cuda.synchronize()
         wall = time.perf_counter() - t0
