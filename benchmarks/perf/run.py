@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-tile", action="store_true")
+    ap.add_argument("--folds", type=int, default=5, help="folds over whole graphs (5: 20%% held out per fold)")
     ap.add_argument("--doc", default=str(REPO / "docs/benchmarks/perf.md"))
     args = ap.parse_args()
 
@@ -100,12 +101,12 @@ def main() -> None:
     kinds = ["layout"] + ([] if args.skip_tile else ["tile"])
     for kind in kinds:
         recs = load_records(out / kind)
-        train, test = split(recs, 0.2, args.seed)
+        n_test = len(recs) // args.folds
         meta = [r.measure_meta for r in recs]
         data_stats = {
             "graphs": len(recs),
-            "train_graphs": len(train),
-            "test_graphs": len(test),
+            "train_graphs": len(recs) - n_test,
+            "test_graphs": n_test,
             "configs_per_graph": float(np.mean([r.n_configs for r in recs])),
             "nodes_per_graph": float(np.mean([r.n_nodes for r in recs])),
             "median_noise": float(np.nanmedian([m.get("noise", np.nan) for m in meta])),
@@ -121,25 +122,54 @@ def main() -> None:
         }
         # tile: ListMLE + 0.02 MSE as the official tile baseline, and twice the epochs (tiny graphs, cheap steps)
         extra = {"mse_weight": 0.02, "epochs": 2 * args.epochs} if kind == "tile" else {"epochs": args.epochs}
-        models = {
-            "GNN (SAGE, ListMLE)": CostModel(ModelConfig(kind=kind, seed=args.seed, **extra)),
-            "GNN (SAGE, pairwise hinge)": CostModel(ModelConfig(kind=kind, seed=args.seed, loss="hinge", **extra)),
-        }
-        if kind == "tile":
-            models["GNN (SAGE, late join)"] = CostModel(ModelConfig(kind=kind, seed=args.seed, join="late", **extra))
-        models.update(
-            {
-                "LightGBM lambdarank": LightGBMBaseline(seed=args.seed),
-                "analytical": AnalyticalBaseline(),
-                "default config": DefaultBaseline(seed=args.seed),
-                "random": RandomBaseline(seed=args.seed),
+
+        def make_models(kind=kind, extra=extra):
+            models = {
+                "GNN (SAGE, ListMLE)": CostModel(ModelConfig(kind=kind, seed=args.seed, **extra)),
+                "GNN (SAGE, pairwise hinge)": CostModel(ModelConfig(kind=kind, seed=args.seed, loss="hinge", **extra)),
             }
-        )
-        comp = compare(models, train, test)
+            if kind == "tile":
+                models["GNN (SAGE, late join)"] = CostModel(
+                    ModelConfig(kind=kind, seed=args.seed, join="late", **extra)
+                )
+            else:
+                models["GNN (SAGE, ListMLE, propagated layouts)"] = CostModel(
+                    ModelConfig(kind=kind, seed=args.seed, propagate_layout=True, **extra)
+                )
+            models.update(
+                {
+                    "LightGBM lambdarank": LightGBMBaseline(seed=args.seed),
+                    "analytical": AnalyticalBaseline(),
+                    "default config": DefaultBaseline(seed=args.seed),
+                    "random": RandomBaseline(seed=args.seed),
+                }
+            )
+            return models
+
+        # k folds over whole graphs: every graph is held out once (each fold holds out 1/k of the graphs)
+        order = list(np.random.default_rng(args.seed).permutation(sorted(r.name for r in recs)))
+        folds = [set(order[f :: args.folds]) for f in range(args.folds)]
+        comp = None
+        sims_by: dict = {}
+        for f, held in enumerate(folds):
+            train = [r for r in recs if r.name not in held]
+            test = [r for r in recs if r.name in held]
+            models = make_models()
+            c = compare(models, train, test)
+            print(f"{kind} fold {f}:", {k: round(v.mean("kendall_tau"), 3) for k, v in c.scores.items()}, flush=True)
+            if comp is None:
+                comp = c
+            else:
+                for name, sc in c.scores.items():
+                    comp.scores[name].graphs.extend(sc.graphs)
+                    comp.fit_s[name] += c.fit_s[name]
+            for name in ("GNN (SAGE, ListMLE)", "LightGBM lambdarank", "analytical", "random"):
+                sims_by.setdefault(name, []).extend(simulate_tuning(models[name], r, 0.1) for r in test)
+        for name in comp.fit_s:
+            comp.fit_s[name] /= args.folds
         print(comp, flush=True)
         tune = {}
-        for name in ("GNN (SAGE, ListMLE)", "LightGBM lambdarank", "analytical", "random"):
-            sims = [simulate_tuning(models[name], r, 0.1) for r in test]
+        for name, sims in sims_by.items():
             tune[name] = {
                 "mean_gap": float(np.mean([s["gap"] for s in sims])),
                 "within_5pct": float(np.mean([s["gap"] <= 0.05 for s in sims])),
@@ -213,7 +243,7 @@ def write_doc(path: Path, args, results, sections) -> None:
         "",
         "Protocol: 1 thread, CPU time of the measuring thread (`time.thread_time_ns`), glibc malloc thresholds "
         "raised, warm-up, rounds in a fresh shuffled order, the default config re-measured in every round "
-        "(normaliser), hopeless configs (> 5x the best so far) timed once. Hold-out: 20% of whole graphs. "
+        "(normaliser), hopeless configs (> 5x the best so far) timed once. Hold-out: 20% of whole graphs per fold. "
         "The noise ceiling is the mean Kendall tau between two single measuring rounds of the held-out graphs; "
         "the labels are the median over rounds (3 layout, 2 tile), which is less noisy than one round, so a model "
         "can score slightly above the ceiling.",
@@ -229,7 +259,9 @@ def write_doc(path: Path, args, results, sections) -> None:
         L += [
             f"## {kind}",
             "",
-            f"{d['graphs']} graphs ({d['train_graphs']} train / {d['test_graphs']} held out), "
+            f"{d['graphs']} graphs, {args.folds}-fold cross-validation over whole graphs (about {d['train_graphs']} "
+            f"train / {d['test_graphs']} held out per fold; every graph is scored once, when held out; fit s is per "
+            "fold), "
             f"{d['configs_per_graph']:.1f} configs per graph, {d['nodes_per_graph']:.1f} nodes per graph. "
             f"Median per-config noise {d['median_noise']:.1%}, median inter-round tau "
             f"{d['median_tau_between_rounds']:.3f}, median spread (slowest/fastest) {d['median_spread']:.2f}x, "

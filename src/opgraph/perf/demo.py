@@ -25,7 +25,7 @@ def demo_dataset(*, quick: bool = True, directory: pathlib.Path | None = None) -
     """Measure (once) a small layout dataset of zoo models on this machine and return its directory.
 
     Args:
-        quick: 8 graphs x 12 configs (about 10 s); otherwise 16 graphs x 24 configs.
+        quick: 12 graphs x 16 configs (about 15 s); otherwise 24 graphs x 40 configs.
         directory: Where to cache it (default :func:`cache_dir`).
 
     Returns:
@@ -35,8 +35,8 @@ def demo_dataset(*, quick: bool = True, directory: pathlib.Path | None = None) -
     from opgraph.perf.collect import collect_layout
     from opgraph.perf.measure import MeasureSettings
 
-    n, c = (8, 12) if quick else (16, 24)
-    d = (directory or cache_dir()) / f"demo-layout-v{FEATURE_VERSION}-{n}x{c}"
+    n, c = (12, 16) if quick else (24, 40)
+    d = (directory or cache_dir()) / f"demo-layout-f{FEATURE_VERSION}-z{zoo.ZOO_VERSION}-{n}x{c}"
     collect_layout(
         zoo.generate(n, 2026, scale=0.75),
         d,
@@ -80,7 +80,7 @@ def report_section(work_dir: pathlib.Path, *, quick: bool = True) -> Any:
     tr_names, te_names = split_names([r.name for r in recs], 0.25, 0)
     train = [r for r in recs if r.name in tr_names]
     test = [r for r in recs if r.name in te_names]
-    gnn = CostModel(ModelConfig(kind="layout", epochs=25 if quick else 60, hidden=48 if quick else 64))
+    gnn = CostModel(ModelConfig(kind="layout", epochs=30 if quick else 60, hidden=48 if quick else 64))
     models = {
         "GNN (SAGE, ListMLE)": gnn,
         "LightGBM lambdarank": LightGBMBaseline(n_estimators=100),

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+#: Bumped whenever an architecture drawn for a given (family, seed) changes (cached datasets are keyed on it).
+ZOO_VERSION = 2
 CNN_FAMILIES = ("mobilenet", "resnet", "vgg", "unet")
 FAMILIES = CNN_FAMILIES + ("mlp", "transformer")
 
