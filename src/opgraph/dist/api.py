@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -129,8 +128,7 @@ def _evaluate_graph(
             new_compress = cur_compress * 2 if comp >= 0.25 else cur_compress
             if new_atoms == cur_atoms and new_compress == cur_compress:
                 new_compress = cur_compress * 2
-            grid = math.prod(new_atoms.values())
-            if (grid > max_joint and new_compress > max_joint // 4) or new_compress > max_joint:
+            if new_compress > max_joint or not _fits(nodes, outputs, dists, new_atoms, max_joint, new_compress):
                 done = True
             else:
                 cur_atoms, cur_compress = new_atoms, new_compress
@@ -167,6 +165,30 @@ def _evaluate_graph(
             return results
         log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
     raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def _fits(
+    nodes: list[Any],
+    outputs: list[int],
+    dists: dict[str, Distribution],
+    atoms: dict[str, int],
+    max_joint: int,
+    compress: int,
+) -> bool:
+    """True when every output can be evaluated on a grid within ``max_joint`` (with compressions)."""
+    from opgraph.dist.engine import plan_compression, restrict
+
+    for o in outputs:
+        sub, out = restrict(nodes, o)
+        sizes = {}
+        for i, n in enumerate(sub):
+            if n.op == "input":
+                d = dists[n.attrs["name"]]
+                k = atoms[n.attrs["name"]]
+                sizes[i] = min(k, d.values.size) if hasattr(d, "values") else k
+        if sub[out].op != "const" and plan_compression(sub, out, sizes, max_joint, compress) is None:
+            return False
+    return True
 
 
 def evaluate(
