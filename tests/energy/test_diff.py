@@ -9,7 +9,7 @@ from opgraph.energy.cases import CASES
 from opgraph.energy.errors import OutputMismatchError
 from opgraph.energy.suite import evaluate_case, summarize
 
-FAST = {"rounds": 3, "max_rounds": 5, "window_s": 0.002}
+FAST = {"rounds": 5, "max_rounds": 9, "window_s": 0.01}
 
 
 def chain(x):

@@ -27,6 +27,8 @@ AGREE_RTOL = 1e-2
 REDUNDANT_THRESHOLD = 1.03
 #: A flagged region must account for at least this fraction of the costly side's total.
 MIN_SHARE = 0.01
+#: The cheaper side counts as slower (trade-off, not waste) when it is > 1% slower with 95% confidence.
+SLOWER_TOLERANCE = 1.01
 #: Upper bound of the calibrated threshold (a very noisy A-vs-A run must not switch detection off).
 MAX_THRESHOLD = 1.25
 
@@ -332,6 +334,14 @@ def _work_elems(run: Run, ids: tuple[int, ...]) -> int:
     return total
 
 
+def _cheap_is_slower(p: PairResult, side: str) -> bool:
+    """Whether the cheaper side is clearly slower: the 95% CI of its wall-time ratio lies above 1.01."""
+    lo, hi = p.extra.get("wall_ci", [1.0, 1.0])
+    if side == "a":  # B is the cheap side; B/A wall = 1 / (A/B)
+        return bool(hi < 1 / SLOWER_TOLERANCE)
+    return bool(lo > SLOWER_TOLERANCE)
+
+
 def _group(findings: list[Finding]) -> list[Finding]:
     """Merge findings with the same costly side, category and call sites (a loop repeats one culprit)."""
     groups: dict[tuple[Any, ...], list[Finding]] = {}
@@ -408,7 +418,7 @@ def _decide(
             category = "api_misuse"
         if category != "misconfig":
             cfg = {}
-        waste = out_check["agree"] and cheap.wall_s <= 1.01 * costly.wall_s
+        waste = out_check["agree"] and not _cheap_is_slower(p, side)
         findings.append(
             _finding(
                 run_a, run_b, r, "region", category, side, ratio, ci, costly, cheap, be, waste, cfg, ops_a, ops_b, p

@@ -9,6 +9,7 @@ be replayed; a tensor about to be mutated in place is copied first so its record
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -301,6 +302,9 @@ class _Recorder:
         self.torch_dir = _torch_dir()
         self.t0_ns = time.perf_counter_ns()
         self.n_ext = 0
+        self.internal_code: dict[Any, bool] = {}
+        self.schema_cache: dict[Any, Any] = {}
+        self.pending: list[tuple[int, Any, Any, Any, Any]] = []
 
     # -- node creation ---------------------------------------------------------------------------------------
     def _new(self, op: str, inputs: tuple[int, ...], attrs: dict[str, Any], meta: dict[str, Any]) -> int:
@@ -395,53 +399,72 @@ class _Recorder:
     # -- call sites ---------------------------------------------------------------------------------------
     def callsite(self) -> tuple[str, str, int, str]:
         frame = sys._getframe(3)
+        internal = self.internal_code
         while frame is not None:
-            fname = frame.f_code.co_filename
-            if not fname.startswith(self.torch_dir) and fname not in _SKIP_FILES and not fname.startswith("<frozen"):
-                base = os.path.basename(fname)
+            code = frame.f_code
+            skip = internal.get(code)
+            if skip is None:
+                fname = code.co_filename
+                skip = fname.startswith(self.torch_dir) or fname in _SKIP_FILES or fname.startswith("<frozen")
+                internal[code] = skip
+            if not skip:
+                fname = code.co_filename
                 return (
-                    f"{base}:{frame.f_lineno} in {frame.f_code.co_name}",
+                    f"{os.path.basename(fname)}:{frame.f_lineno} in {code.co_name}",
                     fname,
                     frame.f_lineno,
-                    frame.f_code.co_name,
+                    code.co_name,
                 )
             frame = frame.f_back
         return ("<unknown>", "", 0, "")
 
     # -- the op hook ---------------------------------------------------------------------------------------
-    def on_op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        import torch
-        from torch.utils._pytree import tree_flatten, treespec_dumps
+    def _schema_info(self, func: Any) -> tuple[str, str, tuple[tuple[int, str, bool], ...], bool]:
+        info = self.schema_cache.get(func)
+        if info is None:
+            schema = func._schema
+            writes = tuple(
+                (i, a.name, bool(a.kwarg_only))
+                for i, a in enumerate(schema.arguments)
+                if a.alias_info is not None and a.alias_info.is_write
+            )
+            aliased = any(r.alias_info is not None for r in schema.returns)
+            info = (schema.name, f"{schema.name}.{func._overloadname}", writes, aliased)
+            self.schema_cache[func] = info
+        return info
 
-        schema = func._schema
-        leaves, spec = tree_flatten((args, kwargs))
-        # mutated arguments: keep the old value of anything sharing their storage
+    def _input_ids(self, obj: Any, ids: dict[int, int]) -> None:
+        import torch
+
+        if isinstance(obj, torch.Tensor):
+            if id(obj) not in ids:
+                ids[id(obj)] = self.node_of(obj)
+        elif isinstance(obj, (list, tuple)):
+            for x in obj:
+                self._input_ids(x, ids)
+        elif isinstance(obj, dict):
+            for x in obj.values():
+                self._input_ids(x, ids)
+
+    def on_op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run one aten op and add its node; the heavy bookkeeping is deferred to :meth:`finalize`."""
+        import torch
+
+        name, overload, writes, aliased = self._schema_info(func)
         written = []
-        for i, a in enumerate(schema.arguments):
-            if a.alias_info is not None and a.alias_info.is_write:
-                val = kwargs.get(a.name) if a.kwarg_only or i >= len(args) else args[i]
-                if isinstance(val, torch.Tensor):
-                    written.append(val)
-                    self.freeze_storage(val)
-        tensor_inputs: list[int] = []
-        enc = []
-        for leaf in leaves:
-            if isinstance(leaf, torch.Tensor):
-                nid = self.node_of(leaf)
-                tensor_inputs.append(nid)
-                enc.append(["t", nid])
-            else:
-                enc.append(_encode_leaf(leaf, self.node_of))
+        for i, aname, kwarg_only in writes:  # keep the old value of anything sharing a mutated storage
+            val = kwargs.get(aname) if kwarg_only or i >= len(args) else args[i]
+            if isinstance(val, torch.Tensor):
+                written.append(val)
+                self.freeze_storage(val)
+        ids: dict[int, int] = {}
+        self._input_ids(args, ids)
+        self._input_ids(kwargs, ids)
         site, fname, line, funcname = self.callsite()
         start = time.perf_counter_ns()
         out = func(*args, **kwargs)
         end = time.perf_counter_ns()
-        aliased = any(r.alias_info is not None for r in schema.returns)
         mutates = bool(written)
-        in_bytes = 0
-        for leaf in leaves:
-            if isinstance(leaf, torch.Tensor):
-                in_bytes += int(leaf.numel() * leaf.element_size())
         meta: dict[str, Any] = {
             "callsite": site,
             "source": f"{os.path.basename(fname)}:{line}" if fname else "",
@@ -451,56 +474,79 @@ class _Recorder:
             "module_path": ".".join(p for p in self.module_stack if p) or "",
             "alias": bool(aliased and not mutates),
             "mutates": mutates,
-            "overload": f"{schema.name}.{func._overloadname}",
-            "in_bytes": in_bytes,
+            "overload": overload,
             "start_ns": start - self.t0_ns,
             "dur_ns": end - start,
         }
-        attrs = {"args": enc, "spec": treespec_dumps(spec), "overload": meta["overload"]}
-        out_leaves, _ = tree_flatten(out)
-        tensors = [o for o in out_leaves if isinstance(o, torch.Tensor)]
         single = isinstance(out, torch.Tensor)
-        if single:
-            meta.update(self._tensor_meta(out))
-        else:
-            meta["n_outputs"] = len(out_leaves)
-            meta["scalar_out"] = [
-                None if isinstance(o, torch.Tensor) else _encode_leaf(o, self.node_of) for o in out_leaves
-            ]
-        meta["out_bytes"] = int(sum(t.numel() * t.element_size() for t in tensors))
-        nid = self._new(schema.name, tuple(dict.fromkeys(tensor_inputs)), attrs, meta)
+        nid = self._new(name, tuple(dict.fromkeys(ids.values())), {"overload": overload}, meta)
+        self.pending.append((nid, args, kwargs, out, ids))
         if single:
             self.node_of_tensor[out] = nid
             self._keep(nid, out, count=not aliased)
         else:
-            for k, o in enumerate(out_leaves):
+            outs = out if isinstance(out, (list, tuple)) else (out,)
+            for k, o in enumerate(outs):
                 if isinstance(o, torch.Tensor):
-                    gid = self._new(
-                        "getitem",
-                        (nid,),
-                        {"index": k},
-                        {
-                            **self._tensor_meta(o),
-                            "callsite": site,
-                            "source": meta["source"],
-                            "file": fname,
-                            "line": line,
-                            "func": funcname,
-                            "module_path": meta["module_path"],
-                            "alias": bool(aliased and not mutates),
-                            "mutates": False,
-                            "start_ns": meta["start_ns"],
-                            "dur_ns": 0,
-                        },
-                    )
+                    gmeta = {key: meta[key] for key in ("callsite", "source", "file", "line", "func", "module_path")}
+                    gmeta.update({"alias": meta["alias"], "mutates": False, "start_ns": meta["start_ns"], "dur_ns": 0})
+                    gid = self._new("getitem", (nid,), {"index": k}, gmeta)
+                    self.pending.append((gid, None, None, o, None))
                     self.node_of_tensor[o] = gid
                     self._keep(gid, o, count=not aliased)
-        for w in written:  # the mutated tensor now holds this op's result
-            if single and w is out:
-                continue
-            if w is not None and not single:
-                self.node_of_tensor[w] = nid if not tensors else self.node_of_tensor.get(w, nid)
+            for w in written:  # the mutated tensor now holds this op's result
+                if w is not None and not any(w is o for o in outs):
+                    self.node_of_tensor[w] = nid
+        if not self.keep_values:  # over the memory cap: do not hold on to arguments and outputs
+            self.finalize()
         return out
+
+    def finalize(self) -> None:
+        """Encode arguments, shapes, strides and bytes of every node (after the call, off the timed path)."""
+        import torch
+        from torch.utils._pytree import tree_flatten, treespec_dumps
+
+        dumped: dict[Any, str] = {}
+        for nid, args, kwargs, out, ids in self.pending:
+            d = self.nodes[nid]
+            meta = d["meta"]
+            if args is None:  # a getitem
+                meta.update(self._tensor_meta(out))
+                continue
+            leaves, spec = tree_flatten((args, kwargs))
+            enc = []
+            in_bytes = 0
+            for leaf in leaves:
+                if isinstance(leaf, torch.Tensor):
+                    enc.append(["t", ids[id(leaf)]])
+                    in_bytes += int(leaf.numel() * leaf.element_size())
+                else:
+                    enc.append(_encode_leaf(leaf, self.node_of))
+            key = spec
+            try:
+                text = dumped.get(key)
+            except TypeError:
+                text = None
+            if text is None:
+                text = treespec_dumps(spec)
+                with contextlib.suppress(TypeError):  # an unhashable spec is just not cached
+                    dumped[key] = text
+            d["attrs"]["args"] = enc
+            d["attrs"]["spec"] = text
+            meta["in_bytes"] = in_bytes
+            if isinstance(out, torch.Tensor):
+                meta.update(self._tensor_meta(out))
+                meta["out_bytes"] = meta["bytes"]
+            else:
+                out_leaves, _ = tree_flatten(out)
+                meta["n_outputs"] = len(out_leaves)
+                meta["scalar_out"] = [
+                    None if isinstance(o, torch.Tensor) else _encode_leaf(o, self.node_of) for o in out_leaves
+                ]
+                meta["out_bytes"] = int(
+                    sum(o.numel() * o.element_size() for o in out_leaves if isinstance(o, torch.Tensor))
+                )
+        self.pending.clear()
 
 
 def _cuda_budget() -> int:
@@ -629,6 +675,7 @@ def record(
             out_tensors.append(o)
     if not out_ids:
         raise EnergyError(f"record(): {rname} returned no tensor; return the result(s) it computes")
+    rec.finalize()
     rec.finish_fingerprints()
     mutated = [
         i

@@ -59,6 +59,12 @@ class RegionRunner:
             if nid in elide:
                 self.steps.append((nid, "elide", elide[nid], [], None))
                 continue
+            if n.op == "getitem" and n.inputs[0] not in inside:
+                # the producing op ran in an earlier region: its output is an outside value here
+                if nid not in run.values:
+                    raise EnergyError(f"run {run.name!r}: value of node {nid} was not kept")
+                ext[nid] = run.values[nid]
+                continue
             for i in n.inputs:
                 if i not in inside or i in elide and elide[i] not in inside:
                     src = elide.get(i, i)
@@ -253,6 +259,8 @@ def paired(
         one_round()
         ratios = ratios_of()
         med, ci = median_ci(ratios, seed=seed)
+    wall_med, wall_ci = median_ci([_ratio(a.wall_s, b.wall_s) for a, b in zip(samples_a, samples_b)], seed=seed)
+    extra["wall_ratio"], extra["wall_ci"] = wall_med, list(wall_ci)
     return PairResult(med, ci, ratios, _mean(samples_a), _mean(samples_b), (ra, rb), extra)
 
 
