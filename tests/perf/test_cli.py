@@ -68,10 +68,24 @@ def test_collect_train_eval_rank_tune(workdir):
     out = _ok(
         r.invoke(
             group,
-            ["tune", f"{workdir / 'net.py'}:make", "--model", str(model), "--candidates", "4", "--measure-frac", "0.5"],
+            [
+                "tune",
+                f"{workdir / 'net.py'}:make",
+                "--model",
+                str(model),
+                "--candidates",
+                "4",
+                "--measure-frac",
+                "0.5",
+                "--out",
+                str(workdir / "tuned.json"),
+            ],
         )
     )
     assert "speed-up" in out and "0:" in out
+    import json
+
+    assert set(json.loads((workdir / "tuned.json").read_text())["layout"]) == {"0", "2"}
 
 
 def test_bad_inputs_raise_opgraph_errors(workdir, tmp_path):

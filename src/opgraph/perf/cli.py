@@ -221,7 +221,16 @@ def rank(model_path: Path, top: int, graph: Path) -> None:
 @click.option("--candidates", type=int, default=200, show_default=True)
 @click.option("--measure-frac", type=float, default=0.1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def tune(model_factory: str, model_path: Path, candidates: int, measure_frac: float, seed: int) -> None:
+@click.option(
+    "--out",
+    "out_json",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the chosen layout (module path -> format) and the timings as JSON.",
+)
+def tune(
+    model_factory: str, model_path: Path, candidates: int, measure_frac: float, seed: int, out_json: Path | None
+) -> None:
     """Pick a layout for MODEL_FACTORY (path/to/file.py:factory): rank candidates, measure the top ones."""
     from opgraph.perf.model import CostModel
     from opgraph.perf.tune import tune_layout
@@ -237,5 +246,19 @@ def tune(model_factory: str, model_path: Path, candidates: int, measure_frac: fl
     )
     con = _console()
     con.print(res)
-    for t, c in zip(res.targets, res.best_choice):
-        con.print(f"  {t}: {'channels_last' if c else 'NCHW'}")
+    layout = {t: ("channels_last" if c else "NCHW") for t, c in zip(res.targets, res.best_choice)}
+    for t, fmt in layout.items():
+        con.print(f"  {t}: {fmt}")
+    if out_json:
+        from opgraph.graph.io import atomic_write
+
+        doc = {
+            "layout": layout,
+            "speedup_vs_all_nchw": res.speedup,
+            "default_runtime_ns": res.default_runtime_ns,
+            "best_runtime_ns": res.best_runtime_ns,
+            "n_measured": res.n_measured,
+            "n_candidates": res.n_candidates,
+        }
+        atomic_write(out_json, json.dumps(doc, indent=1))
+        con.print(f"wrote {out_json}; apply it with TuneResult.apply or convert those convolutions' inputs/weights")
