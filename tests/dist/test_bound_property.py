@@ -82,7 +82,7 @@ def test_monotone_maps_single_input(chain, which, atoms, quant):
         fa = f(a)
         for l, h in ((lo, a), (a, hi)):
             if h > l:
-                true += integrate.quad(lambda x: abs(f(x) - fa) * frozen.pdf(x), l, h, epsabs=1e-14)[0]
+                true += integrate.quad(lambda x, fa=fa: abs(f(x) - fa) * frozen.pdf(x), l, h, epsabs=1e-14)[0]
     assert true <= r.w1_bound * (1 + 1e-7) + 1e-12, (true, r.w1_bound)
 
 
