@@ -30,6 +30,7 @@ __all__ = [
     "Dataset",
     "data_home",
     "download",
+    "foolbox_data_dir",
     "load",
     "read_idx",
 ]
@@ -235,6 +236,41 @@ def _load_digits(seed: int = 0) -> Dataset:
     return Dataset(x[tr], y[tr], x[te], y[te], "sklearn-digits", [str(i) for i in range(10)])
 
 
+def foolbox_data_dir() -> Path | None:
+    """The ``data`` folder of an installed PyPI ``foolbox`` (20 real images per data set), found without importing it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("foolbox")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    return folder if folder.is_dir() else None
+
+
+def _load_samples(name: str, folder: Path | None) -> Dataset:
+    """``{name}_{index}_{label}.png`` sample images (foolbox's layout); the same images form train and test."""
+    from PIL import Image
+
+    if folder is None or not folder.is_dir():
+        raise DataNotFoundError(
+            f"sample images for {name!r} not found: `pip install --no-deps foolbox==3.3.4` (its data folder holds "
+            f"20 real {name} images), or give 'samples:{name}:/path/to/folder' with files {name}_NN_LABEL.png"
+        )
+    files = sorted(folder.glob(f"{name}_[0-9]*_[0-9]*.png"))
+    if not files:
+        raise DataNotFoundError(f"no {name}_NN_LABEL.png files in {folder}")
+    xs, ys = [], []
+    for f in files:
+        img = np.asarray(Image.open(f), dtype=np.float32) / 255.0
+        xs.append(img[None] if img.ndim == 2 else img.transpose(2, 0, 1))
+        ys.append(int(f.stem.rsplit("_", 1)[1]))
+    x, y = np.stack(xs), np.asarray(ys, dtype=np.int64)
+    return Dataset(x, y, x.copy(), y.copy(), f"samples:{name}:{folder}", [])
+
+
 def _resize(x: np.ndarray, size: int) -> np.ndarray:
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
@@ -266,6 +302,9 @@ def load(
               (``/usr/share/datasets/fashion-mnist``), else ``data_home()/fashion-mnist``;
             * ``"cifar10"``: python batches in ``data_home()/cifar-10-batches-py``;
             * ``"digits"``: scikit-learn's 8x8 digits (1,437 train / 360 test, fixed split);
+            * ``"samples:cifar10"`` (or ``mnist``, ``fashionMNIST``, ``cifar100``): the 20 real sample images of
+              the PyPI package ``foolbox`` (train = test; shape and smoke tests only), or
+              ``"samples:NAME:/folder"`` with files ``NAME_NN_LABEL.png``;
             * a path to an ``.npz`` in the Keras ``mnist.npz`` convention (``x_train, y_train, x_test, y_test``);
             * a folder holding MNIST-format idx files or CIFAR-10 python batches.
         image_size: Resize images to this side (bilinear). Default: 28x28 images become 32x32 (as in the paper),
@@ -285,6 +324,9 @@ def load(
     path = Path(src).expanduser()
     if key == "digits":
         ds = _load_digits(seed)
+    elif key.startswith("samples:"):
+        parts = src.split(":", 2)
+        ds = _load_samples(parts[1], Path(parts[2]) if len(parts) > 2 else foolbox_data_dir())
     elif key in ("mnist", "fashion-mnist", "fashionmnist"):
         name = "fashion-mnist" if key != "mnist" else "mnist"
         candidates = [data_home() / name]
