@@ -97,6 +97,7 @@ def test_debian_fashion_mnist_default():
     assert ds.x_train.shape == (100, 1, 32, 32) and ds.classes[9] == "Ankle boot"
 
 
+@pytest.mark.filterwarnings("ignore:TF32 acceleration")
 @pytest.mark.skipif(data.foolbox_data_dir() is None, reason="PyPI foolbox (20 real CIFAR-10 images) not installed")
 def test_real_cifar10_samples_train_asym_resnet18():
     import torch
