@@ -116,7 +116,7 @@ def graph_cmd(target: str, png: str | None) -> None:
 
 
 def _trace_target(target: str) -> Any:
-    from opgraph.expr import compile_expression
+    from opgraph.graph.expr import compile_expression
     from opgraph.graph import trace
 
     if ":" in target and target.split(":", 1)[0].endswith(".py"):

@@ -1,7 +1,7 @@
 """Safe compilation of a small arithmetic expression language for the CLI (``"x*y + sin(z)"``).
 
 Only names, numbers, ``+ - * / **``, unary minus, comparisons and calls of the NumPy functions listed in
-:data:`FUNCTIONS` are allowed; anything else raises :class:`OpgraphError` naming the offending part.
+:data:`FUNCTIONS` are allowed; anything else raises :class:`ExpressionError` (a :class:`TraceError`) naming the offending part.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.special
 
-from opgraph.errors import OpgraphError
+from opgraph.graph.errors import TraceError
 
 FUNCTIONS: dict[str, Any] = {
     name: getattr(np, name)
@@ -86,7 +86,7 @@ _ALLOWED = (
 )
 
 
-class ExpressionError(OpgraphError):
+class ExpressionError(TraceError):
     """The expression uses syntax or a function that is not allowed."""
 
 
