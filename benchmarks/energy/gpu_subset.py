@@ -25,6 +25,8 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=0.3)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--cases", nargs="*", default=None)
+    ap.add_argument("--backends", nargs="*", default=["nvml", "time"])
+    ap.add_argument("--nvml-cases", nargs="*", default=None, help="cases for nvml (default: --cases)")
     args = ap.parse_args()
     assert torch.cuda.is_available(), "needs a CUDA GPU"
     ids = args.cases or case_ids(device="cuda", gpu_subset=True)
@@ -50,8 +52,10 @@ def main() -> None:
     import opgraph.energy.differ as differ
 
     for name, be in (("nvml", nvml), ("time", TimeBackend(device="cuda", min_window_s=0.02))):
+        if name not in args.backends:
+            continue
         rows = []
-        for cid in ids:
+        for cid in (args.nvml_cases or ids) if name == "nvml" else ids:
             t0 = time.perf_counter()
             r = evaluate_case(
                 CASES[cid], be, device="cuda", rounds=args.rounds, baselines=False, max_rounds=args.rounds + 2
@@ -79,9 +83,9 @@ def main() -> None:
             )
             for f in r.findings[:3]:
                 print("   ", f, flush=True)
-        out["results"][name] = rows
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "gpu_subset.json").write_text(json.dumps(out, indent=1, default=str))
+            out["results"][name] = rows
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "gpu_subset.json").write_text(json.dumps(out, indent=1, default=str))
     del differ
 
 

@@ -317,7 +317,7 @@ def gpu_lines(gpu: dict) -> list[str]:
 def stability(passes: list[list[dict]]) -> float | None:
     ids = [r["id"] for r in passes[0]]
     same = 0
-    for k, cid in enumerate(ids):
+    for k, _cid in enumerate(ids):
         verdicts = {(p[k]["top1"], p[k]["n_findings"] > 0) for p in passes}
         same += len(verdicts) == 1
     return same / len(ids) if ids else None
