@@ -114,3 +114,17 @@ def test_suite_cases(cid):
         assert res.knob_ok
     s = summarize([res])
     assert s["cases"] == 1
+
+
+def test_over_snapshot_limit_compares_whole_runs():
+    x = torch.randn(256, 512)
+    rep = oe.diff(chain, fused, x, backend="model", snapshot_limit_bytes=1000, **FAST)
+    assert any("snapshot limit" in n for n in rep.notes)
+    assert len(rep.regions) == 1 and rep.findings and rep.findings[0].costly_side == "a"
+
+
+def test_profile_exports(tmp_path):
+    prof = oe.profile(fused, torch.randn(32, 32), backend="time", window_s=0.001, rounds=1)
+    assert json.loads(prof.to_perfetto(tmp_path / "p.json").read_text())["traceEvents"]
+    assert "aten::gelu" in prof.to_folded(tmp_path / "p.folded").read_text()
+    assert prof.to_json(tmp_path / "p.j").exists() and prof.table() is not None
