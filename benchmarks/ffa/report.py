@@ -195,6 +195,21 @@ def main() -> None:
             "",
         ]
         lines += rob_table({m: g["robustness"] for m, g in gpu_runs.items()})
+        fig = figures.learning_curves({m: g["history"] for m, g in gpu_runs.items()})
+        fig.savefig(RES / "gpu-h100-curves.png", dpi=80)
+        sc = figures.accuracy_vs_reconstruction(
+            [
+                {"method": m.split("-s")[0], "test_acc": g["best"]["test_acc"], "recon_corr": g["best"]["recon_corr"]}
+                for m, g in gpu_runs.items()
+            ]
+        )
+        sc.savefig(RES / "gpu-h100-scatter.png", dpi=80)
+        lines += [
+            "",
+            "![learning curves](../../benchmarks/ffa/results/gpu-h100-curves.png) "
+            "![accuracy vs reconstruction at the best epoch; hollow squares: the paper]"
+            "(../../benchmarks/ffa/results/gpu-h100-scatter.png)",
+        ]
         lines += [
             "",
             "![paper-size FFA reconstructions](../../benchmarks/ffa/results/gpu-h100-ffa-reconstructions.png)",
