@@ -290,7 +290,7 @@ def diff(
         cache: dict[str, list[dict[str, Any]]] = {}
         for f in findings:
             if f.category == "misconfig":
-                _bisect(f, run_a, run_b, m, be, thr, kw, cache)
+                _bisect(f, run_a, run_b, m, be, thr, kw, cache, total)
     findings = _group(findings)
     findings.sort(key=lambda f: -(f.delta_cost or 0.0))
     t_end = time.perf_counter()
@@ -544,6 +544,7 @@ def _bisect(
     thr: float,
     kw: dict[str, Any],
     cache: dict[str, list[dict[str, Any]]],
+    total: PairResult | None = None,
 ) -> None:
     """Re-run the cheap side with the costly side's value of each differing knob; keep the one that reproduces.
 
@@ -600,7 +601,12 @@ def _bisect(
     for t in trials:
         if "ratio" not in t or t["ci"][0] <= 1.0:
             continue
-        explained = math.log(t["ratio"]) / gap if gap > 0 else 0.0
+        ref = gap
+        if t["knob"] not in ("memory_format", "dtype") and total is not None:
+            whole = total.ratio if f.costly_side == "a" else 1 / total.ratio
+            if whole > 1.0:  # a setting acts on the whole run: compare with the whole-run gap
+                ref = math.log(whole)
+        explained = math.log(t["ratio"]) / ref if ref > 0 else 0.0
         t["explained"] = explained
         t["setting"] = t["knob"] not in ("memory_format", "dtype")
         rank = (t["setting"], t["ratio"])
