@@ -117,3 +117,21 @@ def test_record_rejects_non_callable():
         record(42, ())
     with pytest.raises(EnergyError, match="returned no tensor"):
         record(lambda x: None, torch.randn(2))
+
+
+def test_fx_recorder_uses_graph_call_sites():
+    from opgraph.energy.recorder import record_fx
+
+    run = record_fx(Block(), torch.randn(4, 8))
+    addmm = next(n for n in run.graph.nodes if n.op == "aten::addmm")
+    assert addmm.meta["module_path"] == "fc" and addmm.meta["fx_node"] == "fc"
+    assert addmm.meta["callsite"].startswith("test_recorder.py:") and "forward" in addmm.meta["callsite"]
+    assert run.graph.meta["recorder"] == "fx"
+
+    def untraceable(x):
+        if x.sum() > 0:
+            return x
+        return -x
+
+    with pytest.raises(EnergyError, match="eager"):
+        record_fx(untraceable, torch.randn(3))

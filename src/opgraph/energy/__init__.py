@@ -23,11 +23,12 @@ __all__ = [
     "load",
     "profile",
     "record",
+    "record_fx",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("record", "load", "Run", "configured"):
+    if name in ("record", "record_fx", "load", "Run", "configured"):
         from opgraph.energy import recorder
 
         return getattr(recorder, name)

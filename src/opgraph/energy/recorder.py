@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -460,7 +461,11 @@ class _Recorder:
         ids: dict[int, int] = {}
         self._input_ids(args, ids)
         self._input_ids(kwargs, ids)
-        site, fname, line, funcname = self.callsite()
+        if _FX_CONTEXT:
+            site, fname, line, funcname, fx_module, fx_node = _FX_CONTEXT[-1]
+        else:
+            site, fname, line, funcname = self.callsite()
+            fx_module = fx_node = None
         start = time.perf_counter_ns()
         out = func(*args, **kwargs)
         end = time.perf_counter_ns()
@@ -471,13 +476,15 @@ class _Recorder:
             "file": fname,
             "line": line,
             "func": funcname,
-            "module_path": ".".join(p for p in self.module_stack if p) or "",
+            "module_path": fx_module if fx_module is not None else ".".join(p for p in self.module_stack if p),
             "alias": bool(aliased and not mutates),
             "mutates": mutates,
             "overload": overload,
             "start_ns": start - self.t0_ns,
             "dur_ns": end - start,
         }
+        if fx_node is not None:
+            meta["fx_node"] = fx_node
         single = isinstance(out, torch.Tensor)
         nid = self._new(name, tuple(dict.fromkeys(ids.values())), {"overload": overload}, meta)
         self.pending.append((nid, args, kwargs, out, ids))
@@ -547,6 +554,63 @@ class _Recorder:
                     sum(o.numel() * o.element_size() for o in out_leaves if isinstance(o, torch.Tensor))
                 )
         self.pending.clear()
+
+
+#: Stack of (callsite, file, line, func, module path, fx node name) set by the fx recorder's interpreter.
+_FX_CONTEXT: list[tuple[str, str, int, str, str, str]] = []
+
+_TRACE_LINE = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+
+
+def _site_from_stack_trace(trace: str | None) -> tuple[str, str, int, str]:
+    if not trace:
+        return ("<unknown>", "", 0, "")
+    torch_dir = _torch_dir()
+    found = [f for f in _TRACE_LINE.findall(trace) if not f[0].startswith(torch_dir) and f[0] not in _SKIP_FILES]
+    if not found:
+        return ("<unknown>", "", 0, "")
+    fname, line, func = found[-1]
+    return (f"{os.path.basename(fname)}:{line} in {func}", fname, int(line), func)
+
+
+def record_fx(fn: Any, inputs: Any = (), **kwargs: Any) -> Run:
+    """Record through a ``torch.fx`` graph: trace ``fn`` symbolically, then run the graph under the recorder.
+
+    For graph-mode users: call sites and module paths come from the fx graph (``node.stack_trace`` and
+    ``nn_module_stack``/call_module targets), and every aten node gets ``meta["fx_node"]``. Takes the same
+    arguments as :func:`record`; a callable fx cannot trace raises :class:`EnergyError`.
+    """
+    import torch
+    import torch.fx
+
+    tracer = torch.fx.Tracer()
+    tracer.record_stack_traces = True
+    try:
+        graph = tracer.trace(fn)
+    except Exception as exc:  # noqa: BLE001  (fx raises many kinds of errors for untraceable code)
+        raise EnergyError(
+            f"record_fx(): torch.fx cannot trace {getattr(fn, '__name__', type(fn).__name__)} ({exc}); "
+            "use record() (eager) instead"
+        ) from exc
+    gm = torch.fx.GraphModule(tracer.root, graph)
+
+    class _Interp(torch.fx.Interpreter):
+        def run_node(self, n: Any) -> Any:
+            site = _site_from_stack_trace(n.meta.get("stack_trace") or getattr(n, "stack_trace", None))
+            module = str(n.target) if n.op == "call_module" else ""
+            _FX_CONTEXT.append((*site, module, n.name))
+            try:
+                return super().run_node(n)
+            finally:
+                _FX_CONTEXT.pop()
+
+    def run_graph(*args: Any) -> Any:
+        return _Interp(gm).run(*args)
+
+    run_graph.__name__ = getattr(fn, "__name__", type(fn).__name__)
+    run = record(run_graph, inputs, **kwargs)
+    run.graph.meta["recorder"] = "fx"
+    return run
 
 
 def _cuda_budget() -> int:
