@@ -85,7 +85,13 @@ class RegionRunner:
         self.ext = ext
 
     def __call__(self) -> None:
-        """Replay the region once."""
+        """Replay the region once (without autograd: only the recorded aten ops run)."""
+        import torch
+
+        with torch.no_grad():
+            self._run()
+
+    def _run(self) -> None:
         from torch.utils._pytree import tree_flatten, tree_unflatten
 
         env: dict[int, Any] = dict(self.ext)
