@@ -119,6 +119,7 @@ def main() -> None:
             ],
             "malloc_env_set": all(m.get("malloc_env_set") for m in meta),
             "sum_collect_s": float(sum(m.get("collect_s", 0.0) for m in meta)),
+            "collected_utc": [min(m.get("date_utc", "?") for m in meta), max(m.get("date_utc", "?") for m in meta)],
         }
         # tile: ListMLE + 0.02 MSE as the official tile baseline, and twice the epochs (tiny graphs, cheap steps)
         extra = {"mse_weight": 0.02, "epochs": 2 * args.epochs} if kind == "tile" else {"epochs": args.epochs}
@@ -266,7 +267,9 @@ def write_doc(path: Path, args, results, sections) -> None:
             f"Median per-config noise {d['median_noise']:.1%}, median inter-round tau "
             f"{d['median_tau_between_rounds']:.3f}, median spread (slowest/fastest) {d['median_spread']:.2f}x, "
             f"median default/best {d['median_default_over_best']:.3f}. Collection time (sum over graphs, from the "
-            f"files) {d['sum_collect_s']:.0f} s. Load average during collection "
+            f"files) {d['sum_collect_s']:.0f} s, graphs measured between {d['collected_utc'][0]} and "
+            f"{d['collected_utc'][1]} (collection resumes: files from earlier invocations are kept). "
+            "Load average during collection "
             f"{d['loadavg_range'][0]:.2f}..{d['loadavg_range'][1]:.2f}; malloc env set: {d['malloc_env_set']}.",
             "",
             sec["comparison"].to_markdown(),
