@@ -203,3 +203,26 @@ def test_random_single_input_graphs_bound_covers_fine_reference(e, atoms, quant)
     ref = np.asarray(f(fine), dtype=float) * np.ones_like(fine)
     true = r.w1(ref)  # the 4e5-point quantile reference is within ~3e-6 * Lipschitz of the exact law
     assert true <= r.w1_bound + 5e-5, (true, r.w1_bound)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    sig=hs.lists(hs.floats(0.1, 3), min_size=4, max_size=6),
+    coef=hs.lists(hs.floats(0.2, 2), min_size=6, max_size=6),
+    atoms=hs.sampled_from([16, 32]),
+    m=hs.sampled_from([16, 48]),
+)
+def test_compressed_sums_of_normals(sig, coef, atoms, m):
+    ins = [od.Normal(0.5 * k, s) for k, s in enumerate(sig)]
+    c = coef[: len(sig)]
+
+    def f(*xs):
+        return sum(ci * np.tanh(0.0 * xi) + ci * xi for ci, xi in zip(c, xs, strict=True))
+
+    r = od.evaluate(f, *ins, atoms=atoms, max_joint=4 * atoms * m, compress_atoms=m)
+    assert r.info["compressions"]
+    exact = st.norm(
+        sum(ci * 0.5 * k for k, ci in enumerate(c)), math.sqrt(sum((ci * s) ** 2 for ci, s in zip(c, sig, strict=True)))
+    )
+    true = r.w1(exact)
+    assert true <= r.w1_bound * (1 + 1e-9), (true, r.w1_bound)

@@ -87,6 +87,7 @@ def graph_to_ir(graph: Any, balance: bool = True) -> tuple[list[INode], list[int
         )
 
     out: list[INode] = []
+    srcs: list[frozenset[int]] = []
     new_id: dict[int, int] = {}
     for n in graph.nodes:
         if absorbed(n.id):
@@ -102,20 +103,62 @@ def graph_to_ir(graph: Any, balance: bool = True) -> tuple[list[INode], list[int
                     stack.extend(reversed(graph.nodes[i].inputs))
                 else:
                     leaves.append(new_id[i])
-            level = leaves
+            # Sum leaves that share inputs first (so each group's partial sum separates its inputs), then
+            # combine the independent groups in a balanced tree.
+            groups: list[list[int]] = []
+            gsrc: list[set[int]] = []
+            for leaf in leaves:
+                s_leaf = set(srcs[leaf])
+                hit = [g for g in range(len(groups)) if gsrc[g] & s_leaf]
+                if not hit:
+                    groups.append([leaf])
+                    gsrc.append(s_leaf)
+                    continue
+                base = hit[0]
+                groups[base].append(leaf)
+                gsrc[base] |= s_leaf
+                for g in reversed(hit[1:]):
+                    groups[base].extend(groups[g])
+                    gsrc[base] |= gsrc[g]
+                    del groups[g], gsrc[g]
+            level = [_balanced(out, srcs, grp, where, src) for grp in groups]
             while len(level) > 2:
                 nxt = []
                 for k in range(0, len(level) - 1, 2):
                     out.append(INode("add", (level[k], level[k + 1]), {}, where, src))
+                    srcs.append(srcs[level[k]] | srcs[level[k + 1]])
                     nxt.append(len(out) - 1)
                 if len(level) % 2:
                     nxt.append(level[-1])
                 level = nxt
+            if len(level) == 1:
+                new_id[n.id] = level[0]
+                continue
             out.append(INode("add", tuple(level), {}, where, src))
+            srcs.append(srcs[level[0]] | srcs[level[1]])
         else:
             out.append(INode(n.op, tuple(new_id[i] for i in n.inputs), dict(n.attrs), where, src))
+            s_new: frozenset[int] = frozenset([len(out) - 1]) if n.op == "input" else frozenset()
+            for i in n.inputs:
+                s_new = s_new | srcs[new_id[i]]
+            srcs.append(s_new)
         new_id[n.id] = len(out) - 1
     return out, [new_id[o] for o in graph.outputs]
+
+
+def _balanced(out: list[INode], srcs: list[frozenset[int]], leaves: list[int], where: str, src: str) -> int:
+    """Append a balanced tree of ``add`` over ``leaves``; return its root id."""
+    level = list(leaves)
+    while len(level) > 1:
+        nxt = []
+        for k in range(0, len(level) - 1, 2):
+            out.append(INode("add", (level[k], level[k + 1]), {}, where, src))
+            srcs.append(srcs[level[k]] | srcs[level[k + 1]])
+            nxt.append(len(out) - 1)
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
 
 
 def restrict(nodes: list[INode], output: int) -> tuple[list[INode], int]:
