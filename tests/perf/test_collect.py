@@ -160,3 +160,13 @@ def test_cuda_timer_without_gpu_is_a_clear_error():
         measure_configs(2, lambda i: lambda: None, settings=MeasureSettings(timer="cuda"))
     with pytest.raises(MeasurementError, match="'cpu' or 'cuda'"):
         measure_configs(2, lambda i: lambda: None, settings=MeasureSettings(timer="wall"))
+
+
+def test_serial_and_process_executors_sample_the_same_configs(tmp_path):
+    specs = zoo.generate(1, 11, scale=0.5)
+    collect_layout(specs, tmp_path / "a", n_configs=3, settings=FAST, progress=False)
+    collect_layout(specs, tmp_path / "b", n_configs=3, settings=FAST, executor="process", progress=False)
+    a = load_graph(tmp_path / "a" / f"{specs[0].name}.npz")
+    b = load_graph(tmp_path / "b" / f"{specs[0].name}.npz")
+    np.testing.assert_array_equal(a.config_matrix(), b.config_matrix())
+    np.testing.assert_array_equal(a.node_feat, b.node_feat)

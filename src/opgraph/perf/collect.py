@@ -157,13 +157,26 @@ def collect_layout(
     Returns:
         One dict per graph: name, path, skipped, meta.
     """
-    from opgraph.parallel import map_tasks
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     s = settings or MeasureSettings()
     tasks = [_LayoutTask(sp, str(out / f"{sp.name}.npz"), n_configs, s) for sp in specs]
-    return map_tasks(_layout_task, tasks, executor=executor, seed=seed, progress=progress, desc="layout graphs")
+    return run_tasks(_layout_task, tasks, executor=executor, seed=seed, progress=progress, desc="layout graphs")
+
+
+def run_tasks(fn: Any, tasks: list[Any], *, executor: Any, seed: int, progress: bool, desc: str) -> list[Any]:
+    """``map_tasks`` with a live progress bar (and ETA) when running serially in this process.
+
+    The serial path calls ``fn(task, seed_for(seed, i))`` exactly as :func:`opgraph.parallel.map_tasks` does, so
+    results are identical across executors.
+    """
+    from opgraph.parallel import map_tasks, seed_for
+
+    if executor in (None, "serial"):
+        from tqdm.auto import tqdm
+
+        return [fn(t, seed_for(seed, i)) for i, t in enumerate(tqdm(tasks, desc=desc, disable=not progress))]
+    return map_tasks(fn, tasks, executor=executor, seed=seed, progress=progress, desc=desc)
 
 
 def split_names(names: list[str], holdout: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:

@@ -401,11 +401,11 @@ def collect_tile(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Measure the tile space of each kernel into ``out_dir/<name>.npz`` (existing files are skipped)."""
-    from opgraph.parallel import map_tasks
+    from opgraph.perf.collect import run_tasks
 
     require_tvm()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     s = settings or MeasureSettings()
     tasks = [_TileTask(sp, str(out / f"{sp.name}.npz"), n_configs, s) for sp in specs]
-    return map_tasks(_tile_task, tasks, executor=executor, seed=seed, progress=progress, desc="tile kernels")
+    return run_tasks(_tile_task, tasks, executor=executor, seed=seed, progress=progress, desc="tile kernels")
