@@ -67,9 +67,12 @@ def main() -> None:
     out["inpaint_bottom_half"] = {"r_hidden_half": r(inp.images[:, :, hole], x.numpy()[:, :, hole])}
     rows["occluded"] = (x * mask).numpy()[:8]
     rows["inpainted"] = inp.images[:8]
+    from opgraph.ffa.inference import class_prototypes
+
     imag_rows, hit = {}, {}
+    protos = class_prototypes(pair, ds)
     for k in range(10):
-        im = ffa.imagine(pair, k, n=8, max_steps=args.steps, seed=k)
+        im = ffa.imagine(pair, k, n=8, prototypes=protos, max_steps=args.steps, seed=k)
         with torch.no_grad():
             pred = pair.F(torch.as_tensor(im.images)).argmax(1).numpy()
         hit[k] = float((pred == k).mean())

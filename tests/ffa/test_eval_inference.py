@@ -64,6 +64,10 @@ def test_sampler_inference(trained):
     np.testing.assert_allclose(inp.images[visible], x.numpy()[visible], atol=1e-6)  # visible pixels are kept
     im = ffa.imagine(pair, 3, n=4, max_steps=10)
     assert im.images.shape == (4, 1, 8, 8) and im.perceived_class.shape[1] == 4
+    im = ffa.imagine(pair, 3, n=4, data=ds, max_steps=30, beta=0.5, h0=0.05)
+    with torch.no_grad():
+        pred = pair.F(torch.tensor(im.images)).argmax(1)
+    assert (pred == 3).float().mean() >= 0.5  # the prototype conditioning steers the class
     hal = ffa.hallucinate(pair, n=4, max_steps=5, seed=1)
     assert np.isfinite(hal.images).all()
     with pytest.raises(FFAError, match="class_index"):

@@ -105,15 +105,18 @@ def evaluate_pair(
             ),
             "Inpainting the bottom half; visible pixels are kept.",
         )
+        from opgraph.ffa.inference import class_prototypes
+
         rows = {}
         imag = {}
+        protos = class_prototypes(pair, data)
         for k in range(pair.n_classes):
-            r = imagine(pair, k, n=16, max_steps=max_steps, seed=seed + k)
+            r = imagine(pair, k, n=4, prototypes=protos, max_steps=max_steps, seed=seed + k)
             rows[f"class {k}"] = r.images[:n_images]
             imag[k] = float((r.perceived_class[-1] == k).mean())
         figs["imagine"] = (
             figures.image_grid(rows, title="imagination (class-conditioned sampling)"),
-            "Class-conditioned generation from noise, one row per class.",
+            "Class-conditioned generation from noise (latent pulled to the class prototype), one row per class.",
         )
         x_np = data.x_test[: len(x)]
         out["inference"] = {

@@ -13,9 +13,8 @@ All four use the coarse-to-fine stochastic sampler of Kadkhodaie & Simoncelli (2
     return x̂(y)
 
 Imagination of class k (the paper's class-conditioned generation; how the authors inject the class is not in
-their released code) uses the class-conditioned denoiser ``B(g_k(F(y)))``, where ``g_k`` keeps the latent units
-of class k, scales the units of the other classes by ``1 - strength`` and adds ``strength * mean|z|`` to class k's
-units (class k's units: logit k for an MLP, latent channel k for AsymResLNet10, channel group k for ResNet-18).
+their released code) uses the class-conditioned denoiser ``B(g_k(F(y)))``, where ``g_k`` pulls the latent towards
+the mean latent of class k's training images (see :func:`imagine`).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ import torch
 
 from opgraph.ffa.errors import FFAError
 
-__all__ = ["InferenceResult", "denoise", "hallucinate", "imagine", "inpaint", "ks_sample"]
+__all__ = ["InferenceResult", "class_prototypes", "denoise", "hallucinate", "imagine", "inpaint", "ks_sample"]
 
 
 @dataclass
@@ -119,6 +118,7 @@ def ks_sample(
     start: torch.Tensor | None = None,
     class_index: int | None = None,
     strength: float = 0.5,
+    condition: Any = None,
     sigma0: float = 1.0,
     sigma_l: float = 0.01,
     h0: float = 0.01,
@@ -136,8 +136,9 @@ def ks_sample(
         known: Known image content ``x_c`` (inpainting), shape ``(n, C, H, W)``.
         mask: 1 where ``known`` is observed, 0 where it is to be filled in.
         start: Start from these images instead of ``N(0.5, sigma0^2)`` noise (denoising).
-        class_index: Class-conditioned denoiser (imagination).
+        class_index: Class-conditioned denoiser by latent-channel scaling (see :func:`imagine`).
         strength: Conditioning strength in [0, 1].
+        condition: A function ``latent -> latent`` applied before B (overrides ``class_index``).
         sigma0: Initial noise standard deviation.
         sigma_l: Stop when every image's effective noise is below this.
         h0: Initial step size.
@@ -167,7 +168,9 @@ def ks_sample(
     def denoise_fn(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = pair.F.features(y)
         logits = pair.F.classify(z)
-        if cmask is not None:
+        if condition is not None:
+            z = condition(z)
+        elif cmask is not None:
             scale = z.abs().flatten(1).mean(1).view(-1, *([1] * (z.dim() - 1)))
             z = z * (cmask + (1 - strength) * (1 - cmask)) + strength * scale * cmask
         return pair.B(z), logits
@@ -276,6 +279,83 @@ def hallucinate(pair: Any, n: int = 8, **kwargs: Any) -> InferenceResult:
     return ks_sample(pair, n, task="hallucinate", **kwargs)
 
 
-def imagine(pair: Any, class_index: int, n: int = 8, *, strength: float = 0.5, **kwargs: Any) -> InferenceResult:
-    """Generate ``n`` images of class ``class_index`` from noise with the class-conditioned feedback loop."""
-    return ks_sample(pair, n, class_index=class_index, strength=strength, task=f"imagine class {class_index}", **kwargs)
+@torch.no_grad()
+def class_prototypes(pair: Any, data: Any, *, n: int = 2048, batch_size: int = 256) -> torch.Tensor:
+    """Mean latent of each class over (up to ``n``) training images: ``(n_classes, *latent_shape)``."""
+    dev = next(pair.parameters()).device
+    x = data.x_train if hasattr(data, "x_train") else data[0]
+    y = data.y_train if hasattr(data, "y_train") else data[1]
+    x = torch.tensor(np.array(x[:n], dtype=np.float32))
+    y = torch.tensor(np.array(y[:n], dtype=np.int64))
+    was = pair.training
+    pair.eval()
+    z = torch.cat([pair.F.features(x[i : i + batch_size].to(dev)) for i in range(0, len(x), batch_size)])
+    pair.train(was)
+    y = y.to(dev)
+    missing = [k for k in range(pair.n_classes) if not bool((y == k).any())]
+    if missing:
+        raise FFAError(f"data has no training images of classes {missing}; cannot build their prototypes")
+    return torch.stack([z[y == k].mean(0) for k in range(pair.n_classes)])
+
+
+def imagine(
+    pair: Any,
+    class_index: int,
+    n: int = 8,
+    *,
+    data: Any = None,
+    prototypes: torch.Tensor | None = None,
+    strength: float = 0.7,
+    **kwargs: Any,
+) -> InferenceResult:
+    """Generate ``n`` images of class ``class_index`` from noise with the class-conditioned feedback loop.
+
+    The denoiser is ``B(g_k(F(y)))``. With ``data`` (or ``prototypes``) ``g_k(z) = (1 - strength) z + strength
+    z̄_k``, where ``z̄_k`` is the mean latent of class k's training images; without, the latent units of the other
+    classes are scaled by ``1 - strength`` and class k's are raised (weaker). BatchNorm uses batch statistics, so
+    a batch of one class alone would be normalised towards the average class: the sampler therefore always runs
+    ``n`` samples of *every* class in one batch and returns those of ``class_index``.
+
+    Args:
+        pair: Trained pair.
+        class_index: Class to imagine.
+        n: Number of images.
+        data: Training data for the class prototypes (a Dataset or ``(x, y)``).
+        prototypes: Precomputed :func:`class_prototypes` (saves recomputing them for every class).
+        strength: Conditioning strength in [0, 1].
+        **kwargs: Sampler settings (:func:`ks_sample`).
+    """
+    nc = pair.n_classes
+    if not 0 <= int(class_index) < nc:
+        raise FFAError(f"class_index={class_index} is out of range 0..{nc - 1}")
+    if not 0.0 <= strength <= 1.0:
+        raise FFAError(f"strength={strength} must be in [0, 1]")
+    dev = next(pair.parameters()).device
+    if prototypes is None and data is not None:
+        prototypes = class_prototypes(pair, data)
+    ks = torch.arange(nc, device=dev).repeat_interleave(int(n))
+    if prototypes is not None:
+        protos = prototypes.to(dev)[ks]
+
+        def condition(z: torch.Tensor) -> torch.Tensor:
+            return (1 - strength) * z + strength * protos
+
+    else:
+        z0 = pair.F.features(torch.full((2, *pair.input_shape), 0.5, device=dev)).detach()
+        masks = torch.stack([_class_mask(pair, tuple(z0.shape), k, dev) for k in range(nc)])[ks]
+
+        def condition(z: torch.Tensor) -> torch.Tensor:
+            scale = z.abs().flatten(1).mean(1).view(-1, *([1] * (z.dim() - 1)))
+            return z * (masks + (1 - strength) * (1 - masks)) + strength * scale * masks
+
+    res = ks_sample(pair, nc * int(n), condition=condition, task=f"imagine class {class_index}", **kwargs)
+    rows = slice(int(class_index) * int(n), (int(class_index) + 1) * int(n))
+    return InferenceResult(
+        res.images[rows],
+        res.trajectory[:, rows],
+        res.sigma[:, rows],
+        res.perceived_class[:, rows],
+        res.confidence[:, rows],
+        res.task,
+        res.start[rows],
+    )
