@@ -101,11 +101,14 @@ def _float_fp(t: Any) -> Fingerprint:
         return Fingerprint(0, "float", ())
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()
-    var, mean = torch.var_mean(x, correction=0)
+    # single-pass reductions (pairwise-summed by torch): sum, L2 norm, L1 sum, min/max; std from E[x^2] - E[x]^2
+    # (its cancellation error is far below the tolerance, which is relative to the root mean square)
     lo, hi = torch.aminmax(x)
-    mean_abs = x.abs().sum(dtype=torch.float64) / n
-    vals = torch.stack([mean.double(), var.double().clamp_min(0).sqrt(), mean_abs, lo.double(), hi.double()])
-    return Fingerprint(n, "float", tuple(float(v) for v in vals.tolist()))
+    vals = torch.stack([x.sum(), torch.linalg.vector_norm(x), x.abs().sum(), lo, hi]).double().tolist()
+    total, l2, l1, lo_v, hi_v = vals
+    mean = total / n
+    var = max(l2 * l2 / n - mean * mean, 0.0)
+    return Fingerprint(n, "float", (mean, math.sqrt(var), l1 / n, lo_v, hi_v))
 
 
 def equivalent(a: Fingerprint, b: Fingerprint, rtol: float = TOLERANCES["strict"]) -> bool:

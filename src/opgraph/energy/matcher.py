@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opgraph.energy.fingerprint import TOLERANCES, Fingerprint, equivalent
-from opgraph.energy.recorder import Run
+from opgraph.energy.recorder import COPY_OPS, Run
 from opgraph.graph import Graph, Node
 
 #: Ops that move no data (views, metadata); left out of op multisets and per-op tables.
@@ -58,28 +58,6 @@ FREE_OPS = frozenset(
         "aten::flatten",
         "getitem",
         "input",
-    }
-)
-
-#: Copy-like ops the redundant-op rule applies to (output equal to input is the whole point of them).
-COPY_OPS = frozenset(
-    {
-        "aten::clone",
-        "aten::contiguous",
-        "aten::_to_copy",
-        "aten::copy",
-        "aten::copy_",
-        "aten::repeat_interleave",
-        "aten::repeat",
-        "aten::to",
-        "aten::mul",
-        "aten::add",
-        "aten::div",
-        "aten::sub",
-        "aten::cat",
-        "aten::expand_copy",
-        "aten::index_select",
-        "aten::permute_copy",
     }
 )
 

@@ -40,6 +40,28 @@ _SKIP_FILES = {
 }
 _VIEW_OPS_NO_COST = {"aten::detach", "aten::lift_fresh", "aten::alias"}
 
+#: Copy-like ops the redundant-op rule applies to (output equal to input is the whole point of them).
+COPY_OPS = frozenset(
+    {
+        "aten::clone",
+        "aten::contiguous",
+        "aten::_to_copy",
+        "aten::copy",
+        "aten::copy_",
+        "aten::repeat_interleave",
+        "aten::repeat",
+        "aten::to",
+        "aten::mul",
+        "aten::add",
+        "aten::div",
+        "aten::sub",
+        "aten::cat",
+        "aten::expand_copy",
+        "aten::index_select",
+        "aten::permute_copy",
+    }
+)
+
 
 def _torch_dir() -> str:
     import torch
@@ -392,8 +414,16 @@ class _Recorder:
     def finish_fingerprints(self) -> None:
         import torch
 
+        copy_inputs = {
+            i for d in self.nodes if d["op"] in COPY_OPS or d["op"].startswith("aten::_to") for i in d["inputs"]
+        }
         for nid, t in self.values.items():
-            meta = self.nodes[nid]["meta"]
+            node = self.nodes[nid]
+            meta = node["meta"]
+            # views and parameters are no cut points: fingerprint them only where the redundant-op rule looks
+            skip = meta.get("alias") or node["attrs"].get("kind") in ("param", "external")
+            if skip and nid not in copy_inputs:
+                continue
             if "fp" not in meta and isinstance(t, torch.Tensor):
                 meta["fp"] = fingerprint(t).to_list()
 
