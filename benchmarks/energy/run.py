@@ -248,9 +248,16 @@ def write_md(data: dict, path: Path) -> None:
         "## Overhead and speed (transformer block: d=256, 8 heads, 4x128 tokens, 1 thread)",
         "",
         f"- Plain forward: {o['plain_ms']:.2f} ms; the same call under the recorder (dispatch mode + module "
-        f"hooks + call-site walk, fingerprints deferred): {o['recorded_call_ms']:.2f} ms = "
-        f"**{o['overhead_call']:.2f}x**; the whole `record()` including fingerprints of all {o['ops']} op "
-        f"outputs: {o['record_total_ms']:.2f} ms = {o['overhead_total']:.2f}x (medians of 15, interleaved).",
+        f"hooks + call-site walk, every output kept for replay, fingerprints deferred): "
+        f"{o['recorded_call_ms']:.2f} ms = **{o['overhead_call']:.2f}x**; the whole `record()` including "
+        f"input copies and fingerprints of the {o['ops']} op outputs: {o['record_total_ms']:.2f} ms = "
+        f"{o['overhead_total']:.2f}x (medians of 15, interleaved). The issue's target of <= 1.15x is "
+        + (
+            "met."
+            if o["overhead_call"] <= 1.15
+            else "not met on this machine: a no-op dispatch mode alone costs about 1.08x here, the rest is the "
+            "per-op Python bookkeeping and keeping every intermediate alive (no buffer reuse)."
+        ),
     ]
     for name, r in b.items():
         top = r["top"]
@@ -311,6 +318,18 @@ def gpu_lines(gpu: dict) -> list[str]:
                 f"{r['category'] or '-'} | {'-' if r['knob_ok'] is None else (r['knob'] or 'none')} | "
                 f"{ratio} | {delta} |" + (f" error: {r['error']}" if r.get("error") else "")
             )
+    if gpu.get("note"):
+        out += ["", f"Note: {gpu['note']}."]
+    out += [
+        "",
+        "Against the paper's directions (Magneton, H200/RTX 4090; not the same sizes or GPU): the unfused GELU "
+        "costs more energy than the fused kernel (paper: -77.4% GELU energy with the fused one, i.e. ~4.4x; here "
+        "the ratio above), fp32 without TF32 costs more than with it (paper hf-14450: 2.7x energy on a "
+        "transformer; here plain 8192^3 matmuls, so a larger gap), and addmm vs mm + add shows no difference "
+        "here (the paper's 9.1% needs cuBLAS 12.4; this image has a CUDA 13 build of torch). Energy ratios and "
+        "time ratios point the same way in every GPU case; the NVML ratios have wider intervals because the "
+        "counter updates about every 90 ms.",
+    ]
     return out
 
 
