@@ -74,9 +74,16 @@ def test_control_is_not_flagged():
     def f(x):
         return torch.relu(fc(x))
 
-    rep = oe.diff(f, f, torch.randn(64, 64), backend="time", **FAST)
+    rep = oe.diff(f, f, torch.randn(64, 64), backend="model", **FAST)
     assert rep.findings == []
-    assert rep.backend == "time" and all(f.delta_energy_j is None for f in rep.findings)
+    assert all(0.5 < r.pair.ratio < 2.0 for r in rep.regions)
+
+
+def test_time_backend_reports_no_energy():
+    rep = oe.diff(chain, fused, torch.randn(128, 512), backend="time", bisect=False, **FAST)
+    assert rep.backend == "time" and rep.backend_info["unit"] == "s"
+    assert rep.findings and all(f.delta_energy_j is None and f.unit == "s" for f in rep.findings)
+    assert any("time-only" in n for n in rep.notes)
 
 
 def test_output_mismatch_stops_unless_allowed():
