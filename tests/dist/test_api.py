@@ -176,3 +176,16 @@ def test_demo_section(tmp_path):
     assert s.id == "dist" and s.figures and s.tables
     assert s.data["coverage"] is True
     assert (tmp_path / "xy_sinz.json").exists()
+
+
+def test_import_needs_only_numpy_scipy_and_the_core():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, opgraph.dist; "
+        "bad = [m for m in ('torch', 'networkx', 'matplotlib', 'dask', 'click') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr

@@ -371,7 +371,7 @@ class Evaluator:
         return arr.reshape([arr.shape[pos[t]] if t in pos else 1 for t in k_axes])
 
     def _axis_val(self, ax: Axis, gint1: tuple[float, float], nb: Terms, d1: Terms) -> Val:
-        one = np.ones(ax.size)
+        one = np.ones(())
         return Val(
             axes=(ax.id,),
             pt=ax.atoms,
@@ -419,6 +419,7 @@ class Evaluator:
         attr: Terms = {}
         with np.errstate(invalid="ignore", divide="ignore"):
             fin = np.isfinite(deriv) & (deriv > 0)
+            terms = [np.broadcast_to(t, shape) for t in terms]
             for a, t in zip(v.axes, terms, strict=True):
                 share = np.where(use_osc, np.where(fin, t / np.where(fin, deriv, 1.0), 1.0 / k), 1.0)
                 contrib = float(np.sum(np.where(use_osc, bound * share, t)[any_err]))
@@ -499,7 +500,8 @@ class Evaluator:
                 if s not in o.der:
                     continue
                 dl, dh = o.der[s]
-                term = iv.imul(p, (self._expand(dl, o.axes, K), self._expand(dh, o.axes, K)))
+                el = self._expand(dl, o.axes, K)
+                term = iv.imul(p, (el, el if dl is dh else self._expand(dh, o.axes, K)))
                 acc = term if acc is None else iv.iadd(acc, term)
             if acc is not None:
                 der[s] = iv.widen(*acc)

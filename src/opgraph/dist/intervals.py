@@ -64,14 +64,43 @@ def ineg(a: Interval) -> Interval:
     return -a[1], -a[0]
 
 
-def imul(a: Interval, b: Interval) -> Interval:
-    """A * b (0 * inf counts as 0, as in extended interval arithmetic)."""
+def _nan0(x: np.ndarray) -> np.ndarray:
+    """Map NaN (only produced by 0 * inf here) to 0."""
+    return np.where(np.isnan(x), 0.0, x) if np.isnan(x).any() else x
+
+
+def _scale(a: Interval, c: float) -> Interval:
+    if c == 1.0:
+        return a
+    if c == 0.0:
+        z = np.zeros(())
+        return z, z
     with np.errstate(invalid="ignore", over="ignore"):
-        p = [a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]]
-    p = [np.where(np.isnan(x), 0.0, x) for x in p]
-    return np.minimum(np.minimum(p[0], p[1]), np.minimum(p[2], p[3])), np.maximum(
-        np.maximum(p[0], p[1]), np.maximum(p[2], p[3])
-    )
+        return (a[0] * c, a[1] * c) if c > 0 else (a[1] * c, a[0] * c)
+
+
+def imul(a: Interval, b: Interval) -> Interval:
+    """a * b (0 * inf counts as 0, as in extended interval arithmetic).
+
+    A degenerate interval is recognised by identity (``lo is hi``) and multiplied with fewer products.
+    """
+    a_pt, b_pt = a[0] is a[1], b[0] is b[1]
+    if b_pt and np.ndim(b[0]) == 0:
+        return _scale(a, float(b[0]))
+    if a_pt and np.ndim(a[0]) == 0:
+        return _scale(b, float(a[0]))
+    with np.errstate(invalid="ignore", over="ignore"):
+        if a_pt and b_pt:
+            p = _nan0(a[0] * b[0])
+            return p, p
+        if a_pt or b_pt:
+            x, (l, h) = (a[0], b) if a_pt else (b[0], a)
+            p1, p2 = x * l, x * h
+            return _nan0(np.fmin(p1, p2)), _nan0(np.fmax(p1, p2))
+        p1, p2, p3, p4 = a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]
+        lo = np.fmin(np.fmin(p1, p2), np.fmin(p3, p4))
+        hi = np.fmax(np.fmax(p1, p2), np.fmax(p3, p4))
+    return _nan0(lo), _nan0(hi)
 
 
 def iscale(c: float, a: Interval) -> Interval:
