@@ -35,6 +35,7 @@ from opgraph.dist.w1 import w1_to_cdf  # noqa: E402
 warnings.simplefilter("ignore")
 ROOT = Path(__file__).resolve().parents[2]
 EPS = (1e-2, 1e-3, 1e-4)
+MULTI_INPUT = {"S1-2", "S1-12", "S2", "M1", "M3", "R1", "E1", "E2", "P1", "PH1"}
 
 
 def _ot():
@@ -449,7 +450,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sweeps (for a smoke test)")
     ap.add_argument("--only", default="", help="comma-separated case ids")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from docs/benchmarks/dist.json")
     args = ap.parse_args()
+    if args.report_only:
+        data = json.loads((ROOT / "docs" / "benchmarks" / "dist.json").read_text())
+        write_markdown(data, args)
+        return
     budget = 1.0 if args.quick else 4.0
     cases = make_cases()
     if args.only:
@@ -552,15 +558,25 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
                 fmt(res["uncertainties"][0]["w1"]) if res["uncertainties"] else "–",
             ]
         )
-    med_ratio = float(np.median(ratios)) if ratios else float("nan")
+    # Per case: the ratio at its largest finite-bound run (the most accurate setting measured).
+    case_ratio = {}
+    for cid, res in results.items():
+        fin = [r for r in res["dist"] if math.isfinite(r["bound"]) and r["w1"] > 0]
+        if fin:
+            case_ratio[cid] = fin[-1]["bound"] / fin[-1]["w1"]
+    med_ratio = float(np.median(list(case_ratio.values()))) if case_ratio else float("nan")
+    multi = [v for cid, v in case_ratio.items() if len(results[cid]["dist"]) and cid in MULTI_INPUT]
+    med_multi = float(np.median(multi)) if multi else float("nan")
     lines += [
         "## Summary against the issue's targets",
         "",
         "| target | result | met? |",
         "|---|---|---|",
         f"| coverage 100% (bound + reference error >= true W1; reference error 0 for closed forms, 1e-8 for quadrature CDFs, its certified bound for 2**19-atom references) | {sum(coverage)}/{len(coverage)} runs | {'yes' if all(coverage) else 'NO'} |",
-        f"| median bound/true W1 <= 3 | median {med_ratio:.2f} over {len(ratios)} finite-bound runs | "
-        f"{'yes' if med_ratio <= 3 else 'no'} |",
+        f"| median bound/true W1 <= 3 | median over {len(case_ratio)} cases (finite bound, largest atoms): "
+        f"{med_ratio:.2f}; over the {len(multi)} cases that mix several independent inputs: {med_multi:.1f}; "
+        f"over all {len(ratios)} finite-bound runs: {float(np.median(ratios)):.2f} | "
+        f"{'yes overall, no for multi-input graphs' if med_ratio <= 3 and med_multi > 3 else ('yes' if med_ratio <= 3 else 'no')} |",
         f"| every dependence case exact | {sum(dep_ok)}/{len(dep_ok)} | {'yes' if all(dep_ok) else 'no'} |",
         f"| >= 10x less time than NumPy MC at W1 1e-3 (median case) | median speed-up "
         f"{fmt(float(np.median(speed_mc))) if speed_mc else '–'}x over {len(speed_mc)} cases (certified bound vs MC "
@@ -580,6 +596,22 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += ["| " + " | ".join(r) + " |" for r in summary_rows]
+    lines += [
+        "",
+        "## How to read this",
+        "",
+        "* opgraph.dist's *certified* time is the time until its bound (not its true error) is below the "
+        "threshold; its *true* time uses the true error. Monte Carlo and QMC times use their true error on one "
+        "seeded run, and do not include sorting the samples into a law.",
+        "* Single-input graphs (N1, D3, H1, D1b) get bounds within a few percent of the true error. Graphs that mix "
+        "several independent inputs have true errors that shrink faster than atoms^-1 because quantization errors "
+        "cancel when laws mix, while the coupling bound decays like atoms^-1; there the ratio is 10-100.",
+        "* `inf` bounds are reported honestly: PH1 divides by a Normal, whose range contains 0 on its tail cells, so "
+        "no finite Lipschitz bound exists even though the probability is negligible.",
+        "* OpenTURNS' distribution algebra is near exact where it applies (sums, products, some unary maps) but "
+        "treats `X - X` and `X * X` as independent copies (D1a, D1b, D1c rows); `uncertainties` propagates only "
+        "two moments. Neither gives a certificate.",
+    ]
     lines += ["", "## Sweeps", ""]
     for cid, res in results.items():
         lines += [f"### {cid}: {res['title']} (reference: {res['reference']})", ""]
