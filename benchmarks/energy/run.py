@@ -135,6 +135,13 @@ def machine() -> dict:
     }
 
 
+def _cat(r: dict, f0: dict | None) -> str:
+    """Category of the first hit, or of the top finding with its verdict when nothing hit."""
+    if r["category"]:
+        return r["category"]
+    return f"{f0['category']} ({f0['verdict']})" if f0 else "-"
+
+
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
@@ -222,7 +229,7 @@ def write_md(data: dict, path: Path) -> None:
         bl = r.get("baselines", {})
         lines.append(
             f"| {r['id']} | {c.modelled_on} | {c.kind}: {c.category or '-'}{' / ' + c.knob if c.knob else ''} | "
-            f"{r['n_findings']} | {'yes' if r['top1'] else 'no'} | {r['category'] or '-'} | "
+            f"{r['n_findings']} | {'yes' if r['top1'] else 'no'} | {_cat(r, f0)} | "
             f"{'-' if r['knob_ok'] is None else (r['knob'] or 'none')} | {ratio} | "
             f"{'yes' if bl.get('name_only', {}).get('top1') else 'no'} | "
             f"{'yes' if bl.get('profiler_topk', {}).get('top1') else 'no'} | {r['analysis_s']:.1f} |"
@@ -238,7 +245,7 @@ def write_md(data: dict, path: Path) -> None:
         f0 = r["findings"][0] if r["findings"] else None
         ratio = f"{f0['ratio']:.2f} [{f0['ci'][0]:.2f}, {f0['ci'][1]:.2f}]" if f0 else "-"
         lines.append(
-            f"| {r['id']} | {r['n_findings']} | {'yes' if r['top1'] else 'no'} | {r['category'] or '-'} | "
+            f"| {r['id']} | {r['n_findings']} | {'yes' if r['top1'] else 'no'} | {_cat(r, f0)} | "
             f"{'-' if r['knob_ok'] is None else (r['knob'] or 'none')} | {ratio} |"
         )
     o = data["overhead"]
