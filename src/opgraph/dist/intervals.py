@@ -80,7 +80,7 @@ def _scale(a: Interval, c: float) -> Interval:
 
 
 def imul(a: Interval, b: Interval) -> Interval:
-    """a * b (0 * inf counts as 0, as in extended interval arithmetic).
+    """A * b (0 * inf counts as 0, as in extended interval arithmetic).
 
     A degenerate interval is recognised by identity (``lo is hi``) and multiplied with fewer products.
     """
