@@ -128,4 +128,6 @@ def test_auto_falls_back_and_says_so(monkeypatch):
     with pytest.raises(BackendError, match="unknown"):
         select("joules")
     with pytest.raises(BackendError):
-        select("nvml", nvml=FakeNvml(fail=True))
+        select("nvml", strict=True, nvml=FakeNvml(fail=True))
+    fell = select("nvml", nvml=FakeNvml(fail=True))
+    assert fell.name == "model" and "fell back" in fell.note

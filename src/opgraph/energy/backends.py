@@ -351,16 +351,17 @@ class NvmlBackend(Backend):
 BACKENDS = ("auto", "time", "model", "rapl", "nvml")
 
 
-def select(spec: str | Backend = "auto", *, device: str = "cpu", **kwargs: Any) -> Backend:
+def select(spec: str | Backend = "auto", *, device: str = "cpu", strict: bool = False, **kwargs: Any) -> Backend:
     """Return a backend by name; ``"auto"`` picks the best available and records why in ``note``.
 
     Args:
         spec: One of :data:`BACKENDS` or a :class:`Backend` instance.
         device: ``"cpu"`` or ``"cuda"``: where the measured work runs.
+        strict: Raise instead of falling back when the requested sensor (``rapl``, ``nvml``) is unreadable.
         **kwargs: Passed to the backend's constructor (e.g. ``min_window_s``, ``constants``).
 
     Raises:
-        BackendError: An explicitly requested backend is unavailable, or the name is unknown.
+        BackendError: The name is unknown, or (with ``strict``) the requested sensor is unreadable.
     """
     if isinstance(spec, Backend):
         return spec
@@ -370,10 +371,16 @@ def select(spec: str | Backend = "auto", *, device: str = "cpu", **kwargs: Any) 
         return TimeBackend(device=device, **kwargs)
     if spec == "model":
         return ModelBackend(device=device, **kwargs)
-    if spec == "rapl":
-        return RaplBackend(device=device, **kwargs)
-    if spec == "nvml":
-        return NvmlBackend(**kwargs)
+    if spec in ("rapl", "nvml"):
+        try:
+            return RaplBackend(device=device, **kwargs) if spec == "rapl" else NvmlBackend(**kwargs)
+        except BackendError as exc:
+            if strict:
+                raise
+            log.warning("%s; falling back to the model backend (energy will be estimated)", exc)
+            b = ModelBackend(device=device)
+            b.note = f"{spec} was requested but is unreadable ({exc}); fell back to the MODEL (estimated)"
+            return b
     notes = []
     if device.startswith("cuda"):
         try:
