@@ -8,8 +8,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from opgraph.dist.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
 from opgraph.dist.engine import Evaluation, evaluate_output, graph_to_ir
 from opgraph.dist.errors import DistError
@@ -351,7 +349,3 @@ def evaluate_many(
             raise DistError(f"param_sets[{k}] must be a sequence of inputs or a dict by parameter name")
         items.append((fn, params, kwargs))
     return map_tasks(_task, items, executor=executor, seed=seed, progress=progress, desc="opgraph.dist")
-
-
-def _finite(x: float) -> bool:
-    return bool(np.isfinite(x))
