@@ -123,11 +123,23 @@ def test_suite_cases(cid):
     assert s["cases"] == 1
 
 
-def test_over_snapshot_limit_compares_whole_runs():
+def test_over_snapshot_limit_reruns_regions():
     x = torch.randn(256, 512)
     rep = oe.diff(chain, fused, x, backend="model", snapshot_limit_bytes=1000, **FAST)
-    assert any("snapshot limit" in n for n in rep.notes)
-    assert len(rep.regions) == 1 and rep.findings and rep.findings[0].costly_side == "a"
+    assert any("re-running" in n for n in rep.notes)
+    assert len(rep.regions) == 3 and rep.regions[0].pair.extra["method"].startswith("re-run")
+    assert rep.findings and rep.findings[0].costly_side == "a" and "in chain" in rep.findings[0].a_callsites[0]
+
+
+def test_over_snapshot_limit_with_a_sensor_backend_compares_whole_runs():
+    from opgraph.energy.backends import ModelBackend
+
+    class Sensor(ModelBackend):  # stands in for rapl/nvml, which cannot time single ops
+        pass
+
+    be = Sensor(name="sensor")
+    rep = oe.diff(chain, fused, torch.randn(256, 512), backend=be, snapshot_limit_bytes=1000, **FAST)
+    assert any("one region" in n for n in rep.notes) and len(rep.regions) == 1
 
 
 def test_profile_exports(tmp_path):

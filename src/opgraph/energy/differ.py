@@ -15,7 +15,7 @@ from opgraph.energy.errors import EnergyError, OutputMismatchError
 from opgraph.energy.fingerprint import TOLERANCES, equivalent, fingerprint, max_relative_error
 from opgraph.energy.matcher import FREE_OPS, Match, Region, match, name_shape_table, op_counts
 from opgraph.energy.recorder import Configured, Run, configured, normalize_inputs, record
-from opgraph.energy.replay import NOTHING, PairResult, RegionRunner, paired
+from opgraph.energy.replay import NOTHING, PairResult, RegionRunner, paired, rerun_regions
 from opgraph.energy.result import DiffReport, Finding, RegionResult
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,18 @@ def diff(
     total = paired(_whole(run_a), _whole(run_b), be, settings_a=apply_a, settings_b=apply_b, decide_at=thr, **kw)
 
     results: list[RegionResult] = []
-    if not replayable:
+    rerun_ok = not replayable and run_a.fn is not None and run_b.fn is not None and be.name in ("time", "model")
+    if rerun_ok:
+        notes.append(
+            "a run exceeded the snapshot limit: regions were measured by re-running both callables "
+            "and timing every op (per-op dispatch timing)"
+        )
+        keep = [r for r in m.regions if _has_work(run_a, r.a_nodes) or _has_work(run_b, r.b_nodes)]
+        pairs = rerun_regions(
+            run_a, run_b, [(r.a_nodes, r.b_nodes) for r in keep], be, rounds=max(rounds, 7), seed=seed
+        )
+        results.extend(RegionResult(r, p, r.label(run_a, run_b)) for r, p in zip(keep, pairs))
+    elif not replayable:
         notes.append("a run exceeded the snapshot limit: the whole runs were re-run and compared as one region")
         whole = Region(
             0,

@@ -287,3 +287,107 @@ def _mean(samples: Sequence[Sample]) -> Sample:
     grosses = [s.gross_j for s in samples]
     gross = None if any(g is None for g in grosses) else sum(g for g in grosses if g is not None) / n
     return Sample(sum(s.wall_s for s in samples) / n, sum(s.cpu_s for s in samples) / n, energy, samples[0].reps, gross)
+
+
+class RerunTimer:
+    """Per-op wall and CPU time of a fresh call of a recorded run's callable (for runs too large to replay).
+
+    Each call of :meth:`measure_once` runs the callable on copies of its inputs under a light dispatch mode that
+    times every aten op; the i-th op executed is attributed to the i-th op node of the recording (the op
+    sequence of an eager callable is deterministic for the same inputs).
+    """
+
+    def __init__(self, run: Run) -> None:
+        if run.fn is None:
+            raise EnergyError(f"run {run.name!r} has no callable (a loaded run): it cannot be re-run")
+        self.run = run
+        self.op_ids = [n.id for n in run.graph.nodes if n.op not in ("input", "getitem")]
+        self.bytes = {
+            n.id: float(n.meta.get("in_bytes", 0)) + float(n.meta.get("out_bytes", 0)) for n in run.graph.nodes
+        }
+
+    def measure_once(self) -> dict[int, tuple[float, float]]:
+        """``{node id: (wall_s, cpu_s)}`` of one fresh call."""
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        from opgraph.energy.recorder import _clone_tree
+
+        out: dict[int, tuple[float, float]] = {}
+        ids = self.op_ids
+        counter = [0]
+
+        class _Timer(TorchDispatchMode):
+            def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+                c0, t0 = time.process_time(), time.perf_counter()
+                res = func(*args, **(kwargs or {}))
+                t1, c1 = time.perf_counter(), time.process_time()
+                k = counter[0]
+                if k < len(ids):
+                    out[ids[k]] = (t1 - t0, c1 - c0)
+                counter[0] = k + 1
+                return res
+
+        args, kwargs = _clone_tree(self.run.inputs), _clone_tree(self.run.kwargs)
+        import torch
+
+        with torch.no_grad(), _Timer():
+            self.run.fn(*args, **kwargs)
+        return out
+
+
+def rerun_regions(
+    run_a: Run,
+    run_b: Run,
+    regions: Sequence[tuple[Sequence[int], Sequence[int]]],
+    backend: Backend,
+    *,
+    rounds: int = 7,
+    seed: int = 0,
+) -> list[PairResult]:
+    """Paired per-region costs from re-running both callables ``rounds`` times (A B / B A shuffled).
+
+    Only the ``time`` (wall) and ``model`` (CPU time and bytes) backends can attribute one call's cost to its
+    ops; the model's constants are the backend's.
+    """
+    if backend.name not in ("time", "model"):
+        raise EnergyError(f"re-run regions need the time or model backend, not {backend.name!r}")
+    ta, tb = RerunTimer(run_a), RerunTimer(run_b)
+    rng = np.random.default_rng(seed)
+    ta.measure_once()
+    tb.measure_once()
+    per_a: list[dict[int, tuple[float, float]]] = []
+    per_b: list[dict[int, tuple[float, float]]] = []
+    for _ in range(rounds):
+        order = (0, 1) if rng.random() < 0.5 else (1, 0)
+        for side in order:
+            (per_a if side == 0 else per_b).append((ta if side == 0 else tb).measure_once())
+    consts = getattr(backend, "constants", {})
+
+    def sample(timer: RerunTimer, times: dict[int, tuple[float, float]], ids: Sequence[int]) -> Sample:
+        wall = sum(times.get(i, (0.0, 0.0))[0] for i in ids)
+        cpu = sum(times.get(i, (0.0, 0.0))[1] for i in ids)
+        if backend.name == "time":
+            return Sample(wall, cpu, None, 1)
+        nbytes = sum(timer.bytes.get(i, 0.0) for i in ids)
+        energy = consts["p_core_w"] * cpu + consts["e_byte_j"] * nbytes + consts["p_static_w"] * wall
+        return Sample(wall, cpu, energy, 1)
+
+    out = []
+    for ids_a, ids_b in regions:
+        sa = [sample(ta, t, ids_a) for t in per_a]
+        sb = [sample(tb, t, ids_b) for t in per_b]
+        ratios = [_ratio(x.cost, y.cost) for x, y in zip(sa, sb)]
+        med, ci = median_ci(ratios, seed=seed)
+        wall_med, wall_ci = median_ci([_ratio(x.wall_s, y.wall_s) for x, y in zip(sa, sb)], seed=seed)
+        out.append(
+            PairResult(
+                med,
+                ci,
+                ratios,
+                _mean(sa),
+                _mean(sb),
+                (1, 1),
+                {"wall_ratio": wall_med, "wall_ci": list(wall_ci), "method": "re-run (per-op timing)"},
+            )
+        )
+    return out
