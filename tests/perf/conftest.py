@@ -41,6 +41,18 @@ def make_tile_record(name="t0", n=5, c=7, seed=0) -> GraphRecord:
     )
 
 
+@pytest.fixture(scope="session")
+def make_layout():
+    """Factory of synthetic layout records (conftest is not importable under --import-mode=importlib)."""
+    return make_layout_record
+
+
+@pytest.fixture(scope="session")
+def make_tile():
+    """Factory of synthetic tile records."""
+    return make_tile_record
+
+
 @pytest.fixture
 def layout_record():
     return make_layout_record()

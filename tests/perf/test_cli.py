@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from conftest import make_layout_record
-
 pytest.importorskip("torch_geometric")
 
 from opgraph.perf.cli import group  # noqa: E402
@@ -88,7 +86,7 @@ def test_collect_train_eval_rank_tune(workdir):
     assert set(json.loads((workdir / "tuned.json").read_text())["layout"]) == {"0", "2"}
 
 
-def test_bad_inputs_raise_opgraph_errors(workdir, tmp_path):
+def test_bad_inputs_raise_opgraph_errors(workdir, tmp_path, make_layout):
     r = CliRunner()
     res = r.invoke(group, ["tune", "nofile.py:make", "--model", str(tmp_path / "x.pt")])
     assert isinstance(res.exception, OpgraphError) and "no such checkpoint" in str(res.exception)
@@ -106,7 +104,7 @@ def test_bad_inputs_raise_opgraph_errors(workdir, tmp_path):
     assert isinstance(res.exception, OpgraphError)
     res = r.invoke(group, ["collect", "--configs", "1", "--out", str(tmp_path)])
     assert res.exit_code == 2
-    save_graph(make_layout_record(), tmp_path / "d" / "g.npz")
+    save_graph(make_layout(), tmp_path / "d" / "g.npz")
     res = r.invoke(group, ["tune", "nofile.py", "--model", str(tmp_path / "x.pt")])
     assert isinstance(res.exception, OpgraphError)
 

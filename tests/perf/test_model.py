@@ -5,8 +5,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from conftest import make_layout_record, make_tile_record
-
 pytest.importorskip("torch_geometric")
 import torch  # noqa: E402
 
@@ -21,7 +19,7 @@ from opgraph.perf.evaluate import compare  # noqa: E402
 from opgraph.perf.model import CostModel, ModelConfig, hinge_loss, k_hop_nodes, listmle_loss  # noqa: E402
 
 
-def _learnable_layout(seed):
+def _learnable_layout(make_layout_record, seed):
     """Runtime = sum over nodes of an NHWC cost that a node feature decides: learnable across graphs."""
     rec = make_layout_record(f"g{seed}", n=14, nc=4, c=12, seed=seed)
     from opgraph.perf.layout import decode_configs
@@ -35,8 +33,8 @@ def _learnable_layout(seed):
 
 
 @pytest.fixture(scope="module")
-def layout_data():
-    return [_learnable_layout(s) for s in range(6)]
+def layout_data(make_layout):
+    return [_learnable_layout(make_layout, s) for s in range(6)]
 
 
 def test_losses_prefer_the_true_order():
@@ -51,7 +49,7 @@ def test_k_hop():
     assert k_hop_nodes(10, edges, np.array([5]), 2).tolist() == [3, 4, 5, 6, 7]
 
 
-def test_train_predict_save_load(tmp_path, layout_data):
+def test_train_predict_save_load(tmp_path, layout_data, make_tile):
     m = CostModel(ModelConfig(kind="layout", epochs=2, hidden=16, layers=2, k_hop=2, seed=1))
     m.fit(layout_data[:4], layout_data[4:])
     assert len(m.history) == 2 and "valid_tau" in m.history[0]
@@ -62,7 +60,7 @@ def test_train_predict_save_load(tmp_path, layout_data):
     np.testing.assert_allclose(m2.predict(layout_data[5]), p, rtol=1e-5, atol=1e-6)
     assert "trained 2 epochs" in repr(m2)
     with pytest.raises(PerfError, match="tile graph given to a layout model"):
-        m.predict(make_tile_record())
+        m.predict(make_tile())
 
 
 def test_checkpoint_errors(tmp_path, layout_data):
@@ -89,8 +87,8 @@ def test_propagated_layout_option(layout_data):
 
 
 @pytest.mark.parametrize("join", ["early", "late"])
-def test_tile_model_trains(join):
-    recs = [make_tile_record(f"t{i}", seed=i) for i in range(3)]
+def test_tile_model_trains(join, make_tile):
+    recs = [make_tile(f"t{i}", seed=i) for i in range(3)]
     m = CostModel(ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, join=join, loss="hinge", mse_weight=0.1))
     m.fit(recs)
     assert m.predict(recs[0]).shape == (7,)
@@ -101,14 +99,15 @@ def test_gnn_learns_a_learnable_space(layout_data):
     comp = compare({"gnn": m, "random": RandomBaseline()}, layout_data[:4], layout_data[4:])
     assert comp.scores["gnn"].mean("kendall_tau") > 0.5
     assert "| gnn |" in comp.to_markdown()
+    assert "<td>gnn</td>" in comp._repr_html_()
 
 
-def test_baselines_shapes_and_default(layout_data, tile_record):
+def test_baselines_shapes_and_default(layout_data, tile_record, make_tile):
     rec = layout_data[0]
     assert DefaultBaseline().predict(rec).argmin() == 0
     assert AnalyticalBaseline().predict(rec).shape == (12,)
     assert AnalyticalBaseline().predict(tile_record).shape == (7,)
     lg = LightGBMBaseline(n_estimators=20).fit(layout_data[:4])
     assert lg.predict(layout_data[5]).shape == (12,)
-    lt = LightGBMBaseline(n_estimators=10).fit([make_tile_record(f"t{i}", seed=i) for i in range(3)])
+    lt = LightGBMBaseline(n_estimators=10).fit([make_tile(f"t{i}", seed=i) for i in range(3)])
     assert lt.predict(tile_record).shape == (7,)

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 
-from conftest import make_layout_record, make_tile_record
 from opgraph.perf.errors import SchemaError
 from opgraph.perf.tpugraphs import (
     LazyConfigFeat,
@@ -52,8 +51,8 @@ def test_official_layout_file_reads_with_any_int_dtype_and_transposed_edges(tmp_
     np.testing.assert_array_equal(rec.node_splits, [0, 5])
 
 
-def test_lazy_rows_from_compressed_member(tmp_path):
-    rec = make_layout_record(c=9)
+def test_lazy_rows_from_compressed_member(tmp_path, make_layout):
+    rec = make_layout(c=9)
     save_graph(rec, tmp_path / "g.npz", compress=True)
     lazy = load_graph(tmp_path / "g.npz").node_config_feat
     full = rec.config_matrix()
@@ -97,8 +96,8 @@ def test_not_a_graph_file(tmp_path):
         load_graph(tmp_path / "y.npz")
 
 
-def test_roundtrip_tile_with_extra_keys(tmp_path):
-    rec = make_tile_record()
+def test_roundtrip_tile_with_extra_keys(tmp_path, make_tile):
+    rec = make_tile()
     from dataclasses import replace
 
     rec = replace(
@@ -136,11 +135,11 @@ def test_deduplicate_averages_runtimes(layout_record):
     np.testing.assert_array_equal(d.config_runtime, [200, 200, 400])
 
 
-def test_dataset_tree(tmp_path):
+def test_dataset_tree(tmp_path, make_layout, make_tile):
     for split in ("train", "valid"):
         for i in range(2):
-            save_graph(make_layout_record(f"g{i}", seed=i), tmp_path / "layout/xla/random" / split / f"g{i}.npz")
-    save_graph(make_tile_record("t0"), tmp_path / "tile/xla/train/t0.npz")
+            save_graph(make_layout(f"g{i}", seed=i), tmp_path / "layout/xla/random" / split / f"g{i}.npz")
+    save_graph(make_tile("t0"), tmp_path / "tile/xla/train/t0.npz")
     assert ("layout", "xla", "random", "valid") in find_collections(tmp_path)
     ds = TpuGraphsDataset(tmp_path, "layout", "xla", "random", "valid")
     assert len(ds) == 2 and ds.names == ["g0", "g1"] and ds[1].name == "g1"

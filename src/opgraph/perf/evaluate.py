@@ -79,6 +79,14 @@ class Comparison:
         out += ["| " + " | ".join(str(v) for v in r) + " |" for r in rows]
         return "\n".join(out)
 
+    def _repr_html_(self) -> str:
+        import html
+
+        cols, rows = self.table()
+        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>" for r in rows)
+        return f"<table><caption>{self.kind}</caption><tr>{head}</tr>{body}</table>"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (per model: collection averages and per-graph tau)."""
         return {
