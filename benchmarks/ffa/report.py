@@ -172,7 +172,8 @@ def main() -> None:
     ]
     by_ds: dict[str, dict[str, dict]] = {}
     for r in cpu:
-        by_ds.setdefault(r["dataset"], {})[r["method"]] = r
+        key = r["method"] if r["batch_size"] == 256 else f"{r['method']} (batch {r['batch_size']})"
+        by_ds.setdefault(r["dataset"], {})[key] = r
     if gpu_runs:
         lines += [
             "## Paper-size AsymResLNet10 (width 64) on one H100, MNIST 8k/2k",
