@@ -106,7 +106,7 @@ def get_executor(spec: str | Executor | None = "serial", max_workers: int | None
             return _DaskExecutor(Client(cluster), cluster)
         address = "tcp://" + spec.split("://", 1)[1]
         try:
-            client = Client(address, timeout="10s")
+            client = Client(address, timeout="4s")
         except Exception as exc:
             raise ExecutorError(f"executor {spec!r}: cannot reach the Dask scheduler at {address}: {exc}") from exc
         return _DaskExecutor(client, None)
@@ -150,6 +150,10 @@ def map_tasks(
     work: Sequence[T] = list(items)
     own = not isinstance(executor, Executor)
     ex = get_executor(executor, max_workers=max_workers)
+    if isinstance(ex, SerialExecutor):
+        # Run each task when the progress bar reaches it (submitting would run them all before the bar moves).
+        seeds = [seed_for(seed, i) for i in range(len(work))]
+        return [fn(item, s) for item, s in _progress_items(list(zip(work, seeds, strict=True)), progress, desc)]
     try:
         futures = [ex.submit(_call, fn, item, seed_for(seed, i)) for i, item in enumerate(work)]
         return [f.result() for f in _progress(futures, progress, desc)]
@@ -169,3 +173,12 @@ def _progress(futures: list[Future[R]], enabled: bool, desc: str | None) -> Iter
             f.result()
             bar.update(1)
             yield f
+
+
+def _progress_items(pairs: list[tuple[T, int]], enabled: bool, desc: str | None) -> Iterator[tuple[T, int]]:
+    if not enabled:
+        yield from pairs
+        return
+    from tqdm.auto import tqdm
+
+    yield from tqdm(pairs, desc=desc, unit="task")
