@@ -44,10 +44,13 @@ GPU_FINDINGS = [
     "variance 0.1, 0.38 → 0.79 at 0.5). The Kadkhodaie–Simoncelli sampler (β = 0.01, ≤ 60 steps) instead "
     "drifts to other digit-like images (r 0.40–0.47; β = 1 or larger steps: 0.51–0.56): B∘F is not idempotent "
     "enough (accuracy also falls with every extra iteration), so its fixed points are not the clean digits. "
-    "Inpainting the hidden bottom half gives r = 0.41 on the hidden pixels; imagination produces digit-like "
-    "strokes but the class conditioning of this package (scaling latent channels) does not steer the class "
-    "(F recognises the target class in 0–25 % of samples, about chance). The paper's Figs. 4–5 were not "
-    "reproduced.",
+    "Inpainting the hidden bottom half gives r = 0.41 on the hidden pixels. Imagination (latent pulled towards "
+    "the class's mean training latent, strength 0.7, all classes in one batch because BatchNorm uses batch "
+    "statistics, sampler β = 0.5, h0 = 0.05, ≤ 60 steps) gives clean digits that F recognises as the target "
+    "class in 100 % of the 80 samples, but with little diversity: the samples converge to a rendering of the "
+    "class prototype. (The first version, which only scaled latent channels and sampled one class per batch, "
+    "reached chance level: BatchNorm normalised the class away.) The paper's Figs. 4–5 are reproduced only "
+    "qualitatively.",
 ]
 ORDER = ["ffa", "bp", "fa", "kp", "sign", "ae-bp", "ae-fa"]
 
