@@ -110,10 +110,11 @@ def evaluate_pair(
         rows = {}
         imag = {}
         protos = class_prototypes(pair, data)
+        n_img = 4
+        r = imagine(pair, list(range(pair.n_classes)), n=n_img, prototypes=protos, max_steps=max_steps, seed=seed)
         for k in range(pair.n_classes):
-            r = imagine(pair, k, n=4, prototypes=protos, max_steps=max_steps, seed=seed + k)
-            rows[f"class {k}"] = r.images[:n_images]
-            imag[k] = float((r.perceived_class[-1] == k).mean())
+            rows[f"class {k}"] = r.images[k * n_img : (k + 1) * n_img]
+            imag[k] = float((r.perceived_class[-1, k * n_img : (k + 1) * n_img] == k).mean())
         figs["imagine"] = (
             figures.image_grid(rows, title="imagination (class-conditioned sampling)"),
             "Class-conditioned generation from noise (latent pulled to the class prototype), one row per class.",

@@ -77,10 +77,9 @@ def _section(work_dir: pathlib.Path, *, quick: bool = True) -> Any:
     from opgraph.ffa.inference import class_prototypes
 
     protos = class_prototypes(p, ds)
-    imag = {
-        f"class {k}": imagine(p, k, n=8, prototypes=protos, max_steps=steps, seed=k).images
-        for k in range(0, 10, 3 if quick else 1)
-    }
+    shown = list(range(0, 10, 3 if quick else 1))
+    imagined = imagine(p, shown, n=8, prototypes=protos, max_steps=steps)
+    imag = {f"class {k}": imagined.images[i * 8 : (i + 1) * 8] for i, k in enumerate(shown)}
     with torch.no_grad():
         p.eval()
         rec = {m: pairs[m].reconstruct(x).numpy()[:8] for m in methods}
