@@ -158,3 +158,21 @@ def tabulated(cdf: Callable[[np.ndarray], np.ndarray], lo: float, hi: float, n: 
         return np.interp(np.asarray(t, float), grid, vals, left=0.0, right=1.0)
 
     return f
+
+
+def sum_products_cdf(n: int) -> Callable[[np.ndarray], np.ndarray]:
+    """CDF of sum_{i<=n} X_i Y_i (independent N(0,1)) = (A - B) / 2, A, B ~ chi2(n): F(t) = E_B[F_A(2t + B)]."""
+    b = np.linspace(0, 80, 20_001)
+    wb = st.chi2(n).pdf(b)
+    wb = wb / np.trapezoid(wb, b)
+    db = np.gradient(b)
+
+    def cdf(t: Any) -> np.ndarray:
+        t = np.asarray(t, float).reshape(-1)
+        out = np.empty(t.size)
+        for i in range(0, t.size, 200):
+            tt = t[i : i + 200, None]
+            out[i : i + 200] = (st.chi2(n).cdf(2 * tt + b[None, :]) * (wb * db)[None, :]).sum(1)
+        return np.clip(out, 0, 1)
+
+    return cdf
