@@ -30,6 +30,7 @@ def test_issue_example_and_result_methods():
     assert s.shape == (1000,)
     assert r.w1(s) < 0.2
     assert r.w1(r) == 0
+    assert r.to_scipy().mean() == pytest.approx(r.mean(), rel=1e-9)
     assert "W1 <=" in repr(r) and "<table>" in r._repr_html_()
     lazy = (X * Y + od.sin(Z)).evaluate(atoms=32)
     assert np.array_equal(lazy.atoms, r.atoms) and lazy.w1_bound == r.w1_bound

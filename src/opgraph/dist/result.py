@@ -113,6 +113,12 @@ class DistResult:
 
         return Discrete(self.atoms, self.weights)
 
+    def to_scipy(self) -> Any:
+        """The law as a frozen ``scipy.stats.rv_discrete`` (drops the bound)."""
+        import scipy.stats as st
+
+        return st.rv_discrete(name=self.name.replace(" ", "_"), values=(self.atoms, self.weights))
+
     def _as_input(self) -> Any:
         from opgraph.dist.distributions import ResultInput
 
