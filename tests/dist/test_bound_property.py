@@ -226,3 +226,27 @@ def test_compressed_sums_of_normals(sig, coef, atoms, m):
     )
     true = r.w1(exact)
     assert true <= r.w1_bound * (1 + 1e-9), (true, r.w1_bound)
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(
+    coeffs=hs.lists(hs.floats(-2, 2), min_size=2, max_size=4),
+    mu=hs.floats(-1, 1),
+    sigma=hs.floats(0.3, 1.5),
+    atoms=hs.sampled_from([8, 32, 128]),
+    quant=quant_st,
+)
+def test_polynomials_of_a_normal_tail_bound(coeffs, mu, sigma, atoms, quant):
+    def f(x):
+        acc = coeffs[0]
+        for c in coeffs[1:]:
+            acc = acc * x + c
+        return acc + 0.0 * x
+
+    law = od.Normal(mu, sigma)
+    r = od.evaluate(f, law, atoms=atoms, quantizer=quant)
+    fine = law.quantize(2**17, "quantile")
+    ref = np.asarray(f(fine.atoms), dtype=float) * np.ones(fine.atoms.size)
+    # The 2**17-atom reference is itself within its own certified bound of the exact law.
+    ref_err = od.evaluate(f, law, atoms=2**17, quantizer="quantile").w1_bound
+    assert r.w1(ref) <= r.w1_bound + ref_err

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.dist import growth as gr
 from opgraph.dist import intervals as iv
 from opgraph.dist.distributions import Distribution, Quantized
 from opgraph.dist.errors import DistError, UnboundedWarning
@@ -281,6 +282,7 @@ class Axis:
     err: np.ndarray
     label: str
     components: Terms
+    moment: Any = None
 
     @property
     def bounded(self) -> bool:
@@ -307,6 +309,7 @@ class Val:
     eabs: float
     d1: Terms
     nb_inf_at: str = ""
+    growth: gr.Growth | None = None
 
 
 def _tsum(*terms: tuple[float, Terms]) -> Terms:
@@ -345,7 +348,9 @@ class Evaluator:
         labels: dict[str, str],
         compress: set[int],
         compress_atoms: int,
+        dists: dict[str, Distribution] | None = None,
     ) -> None:
+        self.dists = dists or {}
         self.nodes = nodes
         self.output = output
         self.quantized = quantized
@@ -415,8 +420,22 @@ class Evaluator:
         for a in v.axes:
             any_err |= self._expand(self.axes[a].err > 0, [a], v.axes).astype(bool)
         bound = np.where(any_err, np.minimum(deriv, osc), 0.0)
+        if k == 1 and v.growth is not None and self.axes[v.axes[0]].moment is not None:
+            ax1 = self.axes[v.axes[0]]
+            pd = v.growth[1]
+            moments = [ax1.moment(ax1.lo, ax1.hi, j) for j in range(pd.size + 1)]
+            tb = gr.tail_bound(pd, ax1.atoms, moments)
+            tb = np.where(np.isnan(tb), np.inf, tb)
+            tails = ~(np.isfinite(ax1.lo) & np.isfinite(ax1.hi))
+            bound = np.where(tails & (ax1.err > 0), np.minimum(bound, tb), bound)
+            deriv = np.where(tails, np.minimum(deriv, tb), deriv)
         use_osc = osc < deriv
         attr: Terms = {}
+        if k == 1:
+            total = float(np.sum(bound))
+            for lab, frac in self.axes[v.axes[0]].components.items():
+                attr[lab] = frac * total
+            return bound, attr
         with np.errstate(invalid="ignore", divide="ignore"):
             fin = np.isfinite(deriv) & (deriv > 0)
             terms = [np.broadcast_to(t, shape) for t in terms]
@@ -441,15 +460,23 @@ class Evaluator:
                 name = n.attrs["name"]
                 q = self.quantized[name]
                 label = self.labels[name]
-                ax = Axis(i, q.atoms, q.weights, q.lo, q.hi, q.err, label, {label: 1.0})
+                dist = self.dists.get(name)
+                moment = None
+                if not np.all(np.isfinite(q.lo) & np.isfinite(q.hi)) and hasattr(dist, "abs_moment"):
+                    if dist.abs_moment(q.lo[:1], q.hi[:1], 1) is not None and q.upstream_w1 == 0:
+                        moment = dist.abs_moment
+                ax = Axis(i, q.atoms, q.weights, q.lo, q.hi, q.err, label, {label: 1.0}, moment)
                 self.axes[i] = ax
                 sup = q.support
                 g1 = (min(sup[0], float(np.min(q.lo))), max(sup[1], float(np.max(q.hi))))
                 d1 = {f"{label} (upstream bound)": q.upstream_w1} if q.upstream_w1 > 0 else {}
                 vals[i] = self._axis_val(ax, g1, {label: q.w1}, d1)
+                if moment is not None:
+                    vals[i].growth = gr.variable()
             elif n.op == "const":
                 c = float(np.asarray(n.attrs["value"], dtype=float))
                 vals[i] = Val((), np.asarray(c), [(np.asarray(c), np.asarray(c))], {}, (c, c), (c, c), {}, abs(c), {})
+                vals[i].growth = (gr.const(c), gr.const(0.0))
             else:
                 vals[i] = self._op(n, [vals[j] for j in n.inputs], rules)
             if i in self.compress:
@@ -538,7 +565,18 @@ class Evaluator:
         if not inf_at and math.isinf(_total(nb)):
             inf_at = n.where
         eabs = self._eabs(pt, K)
-        return Val(K, pt, box, der, gint, gint1, nb, eabs, d1, inf_at)
+        out = Val(K, pt, box, der, gint, gint1, nb, eabs, d1, inf_at)
+        if k == 1 and self.axes[K[0]].moment is not None:
+            consts = [float(o.pt) if not o.axes else None for o in ops]
+            out.growth = gr.rule(n.op, [o.growth for o in ops], consts)
+            if out.growth is not None and math.isinf(_total(nb)):
+                # A finite cellwise (moment-weighted) total also bounds E|V - V'|: use it for the path bound.
+                cb, attr = self.cellwise(out)
+                total = float(np.sum(cb))
+                if math.isfinite(total):
+                    out.nb = attr
+                    out.nb_inf_at = ""
+        return out
 
     def _wbox(self, axes: Sequence[int]) -> np.ndarray:
         w = np.ones(self._shape(axes))
@@ -650,7 +688,7 @@ def evaluate_output(
     plan = plan_compression(sub, out, sizes, max_joint, compress_atoms)
     if plan is None:
         return evaluate_qmc(sub, out, dists, n_points=qmc_points, seed=seed, rules=rules)
-    ev = Evaluator(sub, out, quantized, labels, plan, compress_atoms)
+    ev = Evaluator(sub, out, quantized, labels, plan, compress_atoms, dists)
     val, box_bound, attr = ev.run(rules)
     shape = ev._shape(val.axes)
     pt = np.broadcast_to(val.pt, shape).reshape(-1)
