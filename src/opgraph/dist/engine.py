@@ -462,9 +462,13 @@ class Evaluator:
                 label = self.labels[name]
                 dist = self.dists.get(name)
                 moment = None
-                if not np.all(np.isfinite(q.lo) & np.isfinite(q.hi)) and hasattr(dist, "abs_moment"):
-                    if dist.abs_moment(q.lo[:1], q.hi[:1], 1) is not None and q.upstream_w1 == 0:
-                        moment = dist.abs_moment
+                if (
+                    not np.all(np.isfinite(q.lo) & np.isfinite(q.hi))
+                    and hasattr(dist, "abs_moment")
+                    and q.upstream_w1 == 0
+                    and dist.abs_moment(q.lo[:1], q.hi[:1], 1) is not None
+                ):
+                    moment = dist.abs_moment
                 ax = Axis(i, q.atoms, q.weights, q.lo, q.hi, q.err, label, {label: 1.0}, moment)
                 self.axes[i] = ax
                 sup = q.support
