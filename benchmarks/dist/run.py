@@ -296,6 +296,22 @@ def make_cases() -> list[R.Case]:
         uncertainties=(lambda: (lambda X: X * X)(unc[0].ufloat(0.5, 12**-0.5))) if unc else None,
     )
     add(
+        id="D1d",
+        title="X*X (same X), X~N(0,1)",
+        fn=lambda x: x * x,
+        inputs=lambda: [od.Normal(0, 1)],
+        sampler=lambda g, n: (lambda x: x * x)(g.normal(size=n)),
+        ppf_inputs=[sc.ndtri],
+        cdf=st.chi2(1).cdf,
+        support=(0, 60),
+        ref_note="chi2(1), exact",
+        atoms=[64, 256, 1024, 4096, 16384],
+        exact_law=od.Gamma(0.5, 2.0),
+        dependence=True,
+        openturns=(lambda: (lambda X: X * X)(ot.Normal(0, 1))) if ot else None,
+        uncertainties=(lambda: (lambda X: X * X)(unc[0].ufloat(0, 1))) if unc else None,
+    )
+    add(
         id="D1c",
         title="(X+Y)-Y, X~N(0,1), Y~U(0,1)",
         fn=lambda x, y: (x + y) - y,
