@@ -37,7 +37,7 @@ def test_graph_command_from_file(tmp_path):
     ("args", "message"),
     [
         (["graph", "foo(x)"], "unknown function 'foo'"),
-        (["graph", "x +"], "not valid"),
+        (["graph", "x +"], "syntax error"),
         (["graph", "/no/such/file.py:f"], "not found"),
         (["report", "/no/such/dir"], "does not exist"),
         (["graph", "__import__('os')"], "unknown function"),

@@ -103,7 +103,8 @@ def compile_expression(text: str) -> tuple[Callable[..., Any], list[str]]:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ExpressionError(f"expression {text!r} is not valid: {exc.msg} at column {exc.offset}") from exc
+        column = exc.offset if exc.offset else len(text)
+        raise ExpressionError(f"expression {text!r} has a syntax error at column {column}: {exc.msg}") from exc
     names: list[str] = []
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
