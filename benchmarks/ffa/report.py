@@ -52,6 +52,26 @@ GPU_FINDINGS = [
     "reached chance level: BatchNorm normalised the class away.) The paper's Figs. 4–5 are reproduced only "
     "qualitatively.",
 ]
+CPU_FINDINGS = [
+    "What the CPU runs show (one seed each; width 16 on MNIST, 8 on Fashion-MNIST):",
+    "",
+    "- **The wall-time budget decides the outcome on this shared machine.** The processes got 15–70 % of a core "
+    "(compare train CPU s with train wall s): with the authors' batch of 256, 7 FFA epochs fit into the budget and "
+    "FFA stays far from the targets (86.5 %, r 0.49), while BP and KP, which learn faster early on, reach "
+    "96.5–96.8 %.",
+    "- **With batch 64** (4× more updates per epoch; a deviation from the authors' 256, made for the CPU budget) "
+    "and less contention, FFA reaches 96.6 % (best 97.0 %) with reconstruction r = 0.92 in 19 epochs and 619 s, "
+    "1.8 points behind BP with the same batch (98.4 %, 44 epochs in 366 s): the accuracy, reconstruction and "
+    "FFA-vs-BP targets are met with this setting.",
+    "- **BP's reconstruction is not ≤ 0.1** (0.27–0.28): its B holds F's transposed weights with B's own, untrained "
+    "batch-statistics BatchNorm, which already yields a crude image. FA's is −0.05 (target met).",
+    "- **Robustness through the loop**: after one F→B iteration the batch-64 FFA pair keeps 93.0 / 80.9 / 63.9 % "
+    "at noise variance 0.1 / 0.5 / 1.0, BP 41.6 / 36.4 / 31.9 %, FA ~11 %. Without the loop (itr0) BP is slightly "
+    "more robust (95.6 vs 94.7 % at 0.1).",
+    "- **Denoising**: one F→B pass of the batch-64 FFA pair raises r from 0.67 to 0.90 at noise variance 0.1; the "
+    "K&S sampler (β = 0.01, 100 steps) drifts to other images (r 0.38), as on the GPU. Inpainting of the hidden "
+    "half: r 0.38.",
+]
 ORDER = ["ffa", "bp", "fa", "kp", "sign", "ae-bp", "ae-fa"]
 
 
@@ -257,6 +277,8 @@ def main() -> None:
         if not runs:
             continue
         lines += [f"## CPU, {title}", ""]
+        if ds_name == "mnist10k":
+            lines += CPU_FINDINGS + [""]
         lines += cpu_table(list(runs.values()))
         lines += ["", "Robustness (accuracy %, 1,000 test images):", ""]
         lines += rob_table({m: r["robustness"] for m, r in runs.items()})
@@ -294,7 +316,10 @@ def main() -> None:
             "",
         ]
         lines += [f"Targets on CPU ({title}):", ""]
-        lines += targets(runs, f"CPU {title}")
+        lines += targets({m: r for m, r in runs.items() if "batch" not in m}, f"CPU {title}, batch 256")
+        b64 = {m.split(" ")[0]: r for m, r in runs.items() if "(batch 64)" in m}
+        if b64:
+            lines += targets(b64, f"CPU {title}, batch 64")
         lines.append("")
     atomic_write(DOC, "\n".join(lines) + "\n")
     print(DOC)
