@@ -116,8 +116,8 @@ def graph_cmd(target: str, png: str | None) -> None:
 
 
 def _trace_target(target: str) -> Any:
-    from opgraph.graph.expr import compile_expression
     from opgraph.graph import trace
+    from opgraph.graph.expr import compile_expression
 
     if ":" in target and target.split(":", 1)[0].endswith(".py"):
         path, func = target.split(":", 1)
