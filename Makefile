@@ -9,14 +9,17 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint venv sysdeps bench clean
 
-# Debian packages the tests need: chromium for the browser test of the report page.
+# Debian packages the tests need: chromium (browser test of the report page) and dataset-fashion-mnist (the real
+# Fashion-MNIST idx files that opgraph.ffa reads by default).
+DEBS := chromium dataset-fashion-mnist
 sysdeps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
-	    echo "installing Debian chromium for the browser test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "chromium missing and not root: the browser test will be skipped"; \
+	    echo "missing Debian packages:$$missing (not root): the tests that need them will be skipped"; \
 	  fi; \
 	fi
 
@@ -28,6 +31,8 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "torch==2.13.*"
 	$(PIP) install -q -e ".[all,dev]"
+	# data only: 20 real CIFAR-10 images for the ffa smoke test (foolbox's code and its deps are not needed)
+	$(PIP) install -q --no-deps "foolbox==3.3.4"
 	touch $(STAMP)
 
 venv: $(STAMP)
