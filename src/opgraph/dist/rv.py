@@ -14,57 +14,10 @@ from typing import Any
 import numpy as np
 
 from opgraph.dist.errors import DistError
+from opgraph.graph.tracer import UFUNC_OPS
 
-_UFUNCS = {
-    "add": "add",
-    "subtract": "sub",
-    "multiply": "mul",
-    "true_divide": "div",
-    "divide": "div",
-    "power": "pow",
-    "negative": "neg",
-    "absolute": "abs",
-    "fabs": "abs",
-    "maximum": "maximum",
-    "minimum": "minimum",
-    "fmax": "maximum",
-    "fmin": "minimum",
-    "arctan2": "arctan2",
-    "hypot": "hypot",
-    "less": "lt",
-    "less_equal": "le",
-    "greater": "gt",
-    "greater_equal": "ge",
-}
-UNARY = [
-    "sin",
-    "cos",
-    "tan",
-    "arcsin",
-    "arccos",
-    "arctan",
-    "sinh",
-    "cosh",
-    "tanh",
-    "exp",
-    "expm1",
-    "log",
-    "log1p",
-    "log2",
-    "log10",
-    "sqrt",
-    "cbrt",
-    "square",
-    "reciprocal",
-    "sign",
-    "floor",
-    "ceil",
-    "erf",
-    "sigmoid",
-    "relu",
-]
-for _n in UNARY:
-    _UFUNCS.setdefault(_n, _n)
+# NumPy/SciPy ufunc name -> op: the same table the core tracer uses, so `np.sin(X)` means what `trace` records.
+_UFUNCS = UFUNC_OPS
 
 
 class RandomVariable(ABC):  # noqa: B024  (no abstract method: expressions are concrete)
