@@ -60,7 +60,8 @@ UFUNC_OPS: dict[str, str] = {
     "fmin": "minimum",
     "expit": "sigmoid",
 }
-for _name in [
+#: Ufuncs whose op has the same name.
+_SAME_NAME_UFUNCS = [
     "sin",
     "cos",
     "tan",
@@ -93,7 +94,8 @@ for _name in [
     "arctan2",
     "hypot",
     "erf",
-]:
+]
+for _name in _SAME_NAME_UFUNCS:
     UFUNC_OPS[_name] = _name
 
 
@@ -356,37 +358,8 @@ def _make_method(ufunc_name: str) -> Callable[..., Any]:
     return method
 
 
-for _ufunc_name in [
-    "sin",
-    "cos",
-    "tan",
-    "arcsin",
-    "arccos",
-    "arctan",
-    "sinh",
-    "cosh",
-    "tanh",
-    "arcsinh",
-    "arccosh",
-    "arctanh",
-    "exp",
-    "exp2",
-    "expm1",
-    "log",
-    "log1p",
-    "log2",
-    "log10",
-    "sqrt",
-    "cbrt",
-    "square",
-    "reciprocal",
-    "sign",
-    "floor",
-    "ceil",
-    "rint",
-    "arctan2",
-    "hypot",
-]:
+# np.sin(object_array) calls element.sin(): give proxies a method per ufunc that NumPy dispatches this way.
+for _ufunc_name in [n for n in _SAME_NAME_UFUNCS if n not in ("maximum", "minimum", "erf")]:
     setattr(Proxy, _ufunc_name, _make_method(_ufunc_name))
 
 
