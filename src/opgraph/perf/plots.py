@@ -73,15 +73,24 @@ def draw_layout_choice(record: GraphRecord, choice: np.ndarray, *, title: str = 
     g = nx.DiGraph()
     g.add_nodes_from(range(record.n_nodes))
     g.add_edges_from((int(p), int(c)) for c, p in np.asarray(record.edge_index))
+    n_cols, n_rows = 12, 1
     try:
         gen = list(nx.topological_generations(g))
-        pos = {v: (j, i - len(level) / 2) for j, level in enumerate(gen) for i, v in enumerate(sorted(level))}
+        # One column per topological generation, wrapped every 12 columns so long chains stay readable.
+        n_cols = min(len(gen), 12)
+        n_rows = -(-len(gen) // n_cols)
+        row_h = max(len(level) for level in gen) + 1.0
+        pos = {
+            v: (j % n_cols, -(j // n_cols) * row_h + i - len(level) / 2)
+            for j, level in enumerate(gen)
+            for i, v in enumerate(sorted(level))
+        }
     except nx.NetworkXUnfeasible:
         pos = nx.spring_layout(g, seed=0)
     names = opcode_names()
     cfg = {int(v): int(c) for v, c in zip(record.node_config_ids, np.asarray(choice).reshape(-1))}
     colors = ["tab:blue" if cfg.get(v) == 0 else "tab:orange" if cfg.get(v) == 1 else "lightgray" for v in g]
-    fig = _figure(max(6, 0.35 * record.n_nodes), 4)
+    fig = _figure(max(6.0, 0.8 * n_cols), max(3.0, 1.6 * n_rows))
     ax = fig.add_subplot(1, 1, 1)
     nx.draw_networkx(
         g,
