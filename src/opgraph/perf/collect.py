@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.parallel import map_tasks
 from opgraph.perf.measure import MeasureSettings, measure_configs
-from opgraph.perf.tpugraphs import FEATURE_VERSION, GraphRecord, load_graph, save_graph
+from opgraph.perf.tpugraphs import FEATURE_VERSION, GraphRecord, load_or_build
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +123,15 @@ class _LayoutTask:
 
 
 def _layout_task(task: _LayoutTask, seed: int) -> dict[str, Any]:
-    path = Path(task.path)
-    if path.exists():
-        rec = load_graph(path)
-        return {"name": rec.name, "path": str(path), "skipped": True, "meta": rec.measure_meta}
-    module, example = task.spec.build()
-    rec = layout_record(task.spec.name, module, example, n_configs=task.n_configs, settings=task.settings, seed=seed)
-    rec.measure_meta["zoo"] = {"family": task.spec.family, "seed": task.spec.seed, "scale": task.spec.scale}
-    save_graph(rec, path)
-    return {"name": rec.name, "path": str(path), "skipped": False, "meta": rec.measure_meta}
+    def build() -> GraphRecord:
+        module, example = task.spec.build()
+        rec = layout_record(
+            task.spec.name, module, example, n_configs=task.n_configs, settings=task.settings, seed=seed
+        )
+        rec.measure_meta["zoo"] = {"family": task.spec.family, "seed": task.spec.seed, "scale": task.spec.scale}
+        return rec
+
+    return load_or_build(task.path, build)
 
 
 def collect_layout(
@@ -161,22 +162,7 @@ def collect_layout(
     out.mkdir(parents=True, exist_ok=True)
     s = settings or MeasureSettings()
     tasks = [_LayoutTask(sp, str(out / f"{sp.name}.npz"), n_configs, s) for sp in specs]
-    return run_tasks(_layout_task, tasks, executor=executor, seed=seed, progress=progress, desc="layout graphs")
-
-
-def run_tasks(fn: Any, tasks: list[Any], *, executor: Any, seed: int, progress: bool, desc: str) -> list[Any]:
-    """``map_tasks`` with a live progress bar (and ETA) when running serially in this process.
-
-    The serial path calls ``fn(task, seed_for(seed, i))`` exactly as :func:`opgraph.parallel.map_tasks` does, so
-    results are identical across executors.
-    """
-    from opgraph.parallel import map_tasks, seed_for
-
-    if executor in (None, "serial"):
-        from tqdm.auto import tqdm
-
-        return [fn(t, seed_for(seed, i)) for i, t in enumerate(tqdm(tasks, desc=desc, disable=not progress))]
-    return map_tasks(fn, tasks, executor=executor, seed=seed, progress=progress, desc=desc)
+    return map_tasks(_layout_task, tasks, executor=executor, seed=seed, progress=progress, desc="layout graphs")
 
 
 def split_names(names: list[str], holdout: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:

@@ -25,7 +25,7 @@ import numpy as np
 
 from opgraph.perf.errors import MissingDependencyError, PerfError
 from opgraph.perf.measure import MeasureSettings, measure_configs
-from opgraph.perf.tpugraphs import FEATURE_VERSION, TILE_CONFIG_DIM, GraphRecord, load_graph, save_graph
+from opgraph.perf.tpugraphs import FEATURE_VERSION, TILE_CONFIG_DIM, GraphRecord, load_or_build
 
 log = logging.getLogger(__name__)
 
@@ -381,13 +381,9 @@ class _TileTask:
 
 
 def _tile_task(task: _TileTask, seed: int) -> dict[str, Any]:
-    path = Path(task.path)
-    if path.exists():
-        rec = load_graph(path)
-        return {"name": rec.name, "path": str(path), "skipped": True, "meta": rec.measure_meta}
-    rec = tile_record(task.spec, n_configs=task.n_configs, settings=task.settings, seed=seed)
-    save_graph(rec, path)
-    return {"name": rec.name, "path": str(path), "skipped": False, "meta": rec.measure_meta}
+    return load_or_build(
+        task.path, lambda: tile_record(task.spec, n_configs=task.n_configs, settings=task.settings, seed=seed)
+    )
 
 
 def collect_tile(
@@ -401,11 +397,11 @@ def collect_tile(
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Measure the tile space of each kernel into ``out_dir/<name>.npz`` (existing files are skipped)."""
-    from opgraph.perf.collect import run_tasks
+    from opgraph.parallel import map_tasks
 
     require_tvm()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     s = settings or MeasureSettings()
     tasks = [_TileTask(sp, str(out / f"{sp.name}.npz"), n_configs, s) for sp in specs]
-    return run_tasks(_tile_task, tasks, executor=executor, seed=seed, progress=progress, desc="tile kernels")
+    return map_tasks(_tile_task, tasks, executor=executor, seed=seed, progress=progress, desc="tile kernels")

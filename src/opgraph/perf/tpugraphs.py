@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -576,3 +576,17 @@ def load_records(data: str | Path, *, lazy: bool = True, deduplicate: bool = Tru
         r = load_graph(f, lazy=lazy, require_runtime=True)
         out.append(r.deduplicate() if deduplicate else r)
     return out
+
+
+def load_or_build(path: str | Path, build: Callable[[], GraphRecord]) -> dict[str, Any]:
+    """Resumable collection step: load ``path`` if it exists, else ``build()`` the record and save it atomically.
+
+    Returns:
+        ``{"name", "path", "skipped", "meta"}``; ``skipped`` is True when the file was already there.
+    """
+    target = Path(path)
+    skipped = target.exists()
+    rec = load_graph(target) if skipped else build()
+    if not skipped:
+        save_graph(rec, target)
+    return {"name": rec.name, "path": str(target), "skipped": skipped, "meta": rec.measure_meta}
