@@ -71,10 +71,14 @@ def test_configure_methods_set_feedback():
     for f, b in pair.twin_layers():
         torch.testing.assert_close(f.feedback_weight(), b.weight.detach().t())
         torch.testing.assert_close(b.feedback_weight(), f.weight.detach().t())
-    pair.configure("bp")
+    pair.configure("bp-copy")
     assert all(a == 0.0 for a in pair.alignment_deg().values())
     for f, b in pair.twin_layers():
         torch.testing.assert_close(b.weight.detach(), f.weight.detach().t())  # B holds F's weights
+    pair.configure("bp")
+    assert all(a == 0.0 for a in pair.alignment_deg().values())  # BP's backward uses W itself
+    for f, b in pair.twin_layers():
+        assert not torch.allclose(b.weight.detach(), f.weight.detach().t())  # B: its own random init
     pair.configure("fa", seed=1)
     assert all(40 < a < 140 for a in pair.alignment_deg().values())
     with pytest.raises(FFAError):
@@ -94,3 +98,35 @@ def test_unsupported_op_is_named():
         ffa.mirror(Enc(), input_shape=(1, 6, 6))
     with pytest.raises(MirrorError, match="MaxPool2d"):
         ffa.mirror(nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2)), input_shape=(1, 6, 6))
+
+
+def test_bp_decoder_is_a_fixed_random_init_with_f_batchnorm():
+    """The authors' BP decoder: never trained, random weights unrelated to F's, F's BatchNorm parameters."""
+    torch.manual_seed(0)
+    pair = ffa.mirror(ffa.models.asym_resnet10(width=2))
+    pair.configure("bp", seed=3)
+    first = {k: b.weight.detach().clone() for (k, _), (_, b) in zip(pair.twins, pair.twin_layers(), strict=True)}
+    for f, b in pair.twin_layers():
+        # drawn like a feedback weight (bound sqrt(6 / fan_out)), not F's weights
+        w = b.weight.detach()
+        fan_out = w.shape[0] * w[0, 0].numel()
+        assert w.abs().max() <= (6.0 / fan_out) ** 0.5 and w.std() > 0.3 * (2.0 / fan_out) ** 0.5
+        assert not torch.allclose(w, f.weight.detach())
+    with torch.no_grad():
+        for f_bn, _ in pair.bn_twins():
+            f_bn.weight.uniform_(0.5, 1.5)
+            f_bn.bias.uniform_(-0.5, 0.5)
+        for f, _ in pair.twin_layers():
+            f.weight.mul_(2.0)  # "training" F must not change B
+    pair.sync_decoder()
+    assert len(pair.bn_twins()) == 10
+    for f_bn, b_bn in pair.bn_twins():
+        assert f_bn is not b_bn
+        torch.testing.assert_close(b_bn.weight, f_bn.weight)
+        torch.testing.assert_close(b_bn.bias, f_bn.bias)
+    for (k, _), (_, b) in zip(pair.twins, pair.twin_layers(), strict=True):
+        torch.testing.assert_close(b.weight.detach(), first[k])
+    again = ffa.mirror(ffa.models.asym_resnet10(width=2))
+    again.configure("bp", seed=3)
+    for (_, b1), (_, b2) in zip(pair.twin_layers(), again.twin_layers(), strict=True):
+        torch.testing.assert_close(b1.weight.detach(), b2.weight.detach())  # seeded

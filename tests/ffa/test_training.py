@@ -25,7 +25,7 @@ def test_every_method_trains_one_epoch(digits, method):
     h = res.final
     assert h["epoch"] == 2 and 0 <= h["test_acc"] <= 100 and -1 <= h["recon_corr"] <= 1
     assert np.isfinite(h["align_mean_deg"])
-    if method in ("ffa", "bp", "fa", "kp", "sign"):
+    if method in ("ffa", "bp", "bp-copy", "fa", "kp", "sign"):
         assert h["train_loss_f"] is not None and res.history[1]["train_loss_f"] < res.history[0]["train_loss_f"] + 0.5
     assert repr(res).startswith("TrainResult(")
 
@@ -36,6 +36,12 @@ def test_ffa_learns_both_pathways_and_bp_fa_decoders_stay_untrained(digits):
     assert ffa_res.final["test_acc"] > 60  # chance is 10 %
     assert ffa_res.final["recon_corr"] > 0.5
     assert fa_res.final["recon_corr"] < 0.3  # FA's decoder holds the fixed random feedback weights
+    pair = _pair()
+    bp_res = ffa.train(pair, digits, method="bp", epochs=8, seed=0, batch_size=32)
+    assert bp_res.final["test_acc"] > 60
+    assert abs(bp_res.final["recon_corr"]) < 0.3  # BP's decoder is an untrained random initialisation
+    pair.configure("bp", seed=0)  # the same seed draws the same decoder: training did not touch it
+    assert ffa.evaluate(pair, digits)["recon_corr"] == pytest.approx(bp_res.final["recon_corr"], abs=1e-6)
     # FFA: F's feedback weights are B's weights, and B learns: the angle moves away from its initial value
     assert ffa_res.history[-1]["align_mean_deg"] != ffa_res.history[0]["align_mean_deg"]
 

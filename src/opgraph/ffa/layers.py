@@ -22,9 +22,32 @@ from torch import nn
 from opgraph.ffa.errors import FFAError
 from opgraph.ffa.functions import conv2d_fb, conv_transpose2d_fb, linear_fb
 
-__all__ = ["FBConv2d", "FBConvTranspose2d", "FBLinear", "FeedbackMixin", "FEEDBACK_MODES", "is_fb_layer"]
+__all__ = [
+    "FBConv2d",
+    "FBConvTranspose2d",
+    "FBLinear",
+    "FeedbackMixin",
+    "FEEDBACK_MODES",
+    "fixed_random_like",
+    "is_fb_layer",
+]
 
 FEEDBACK_MODES = ("exact", "fixed", "twin", "sign")
+
+
+def fixed_random_like(weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A fixed random tensor of ``weight``'s shape, as the authors initialise feedback weights.
+
+    Kaiming-uniform with ``mode='fan_out'`` and ReLU gain (bound ``sqrt(6 / fan_out)``, ``fan_out = shape[0] *
+    kernel size``), as ``init.kaiming_uniform_(weight_feedback, a=sqrt(5), mode='fan_out', nonlinearity='relu')``
+    in the authors' ``modules/customized_modules_simple.py``. Drawn on the CPU (the same numbers on every device)
+    and returned next to ``weight``.
+    """
+    shape = tuple(weight.shape)
+    fan_out = shape[0] * (math.prod(shape[2:]) if len(shape) > 2 else 1)
+    bound = math.sqrt(6.0 / fan_out)
+    w = torch.empty(shape, dtype=weight.dtype).uniform_(-bound, bound, generator=generator)
+    return w.to(weight.device)
 
 
 class FeedbackMixin:
@@ -57,12 +80,8 @@ class FeedbackMixin:
                     f"twin weight shape {tuple(twin.weight.shape)} does not mirror {tuple(self.weight.shape)}"
                 )
         if mode == "fixed" and getattr(self, "weight_fa", None) is None:
-            shape = tuple(self.weight.shape)
-            fan_out = shape[0] * (math.prod(shape[2:]) if len(shape) > 2 else 1)
-            bound = math.sqrt(6.0 / fan_out)  # kaiming_uniform, mode='fan_out', gain sqrt(2)
-            # drawn on the CPU (same numbers on every device), then moved next to the weight
-            w = torch.empty(shape, dtype=self.weight.dtype).uniform_(-bound, bound, generator=generator)
-            self.register_buffer("weight_fa", w.to(self.weight.device))  # type: ignore[attr-defined]
+            w = fixed_random_like(self.weight.detach(), generator)
+            self.register_buffer("weight_fa", w)  # type: ignore[attr-defined]
         self.fb_mode = mode
         object.__setattr__(self, "_twin", twin if mode == "twin" else None)
 

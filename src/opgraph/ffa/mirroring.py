@@ -15,7 +15,9 @@ walking F's graph backwards from the latent,
 
 BatchNorm: by default B gets **its own** BatchNorm layers (same channel count and settings). The authors' code
 copies every non-convolution state-dict entry across after each step, which effectively *ties* the affine
-parameters of same-named BN layers; ``mirror(..., tie_bn=True)`` reproduces that by sharing the BN modules.
+parameters of same-named BN layers; ``mirror(..., tie_bn=True)`` reproduces that by sharing the BN modules. For
+the methods whose B is not trained (``bp``, ``fa``, ...), :meth:`Pair.sync_decoder` copies F's BN state into B's
+BN layers, which is what the authors' copy amounts to for them.
 
 B is stored as an :class:`opgraph.graph.Graph` (``pair.B.graph``) and run with :func:`opgraph.graph.interpret`:
 one rule per op, the rule of a layer op calling that layer's module.
@@ -32,7 +34,7 @@ import torch
 from torch import nn
 
 from opgraph.ffa.errors import FFAError, MirrorError
-from opgraph.ffa.layers import FBConv2d, FBConvTranspose2d, FBLinear, is_fb_layer, to_fb
+from opgraph.ffa.layers import FBConv2d, FBConvTranspose2d, FBLinear, fixed_random_like, is_fb_layer, to_fb
 from opgraph.ffa.models import HEADS, Encoder
 
 __all__ = ["METHODS", "Decoder", "Pair", "mirror"]
@@ -41,12 +43,15 @@ log = logging.getLogger(__name__)
 
 #: Training methods: how F's and B's input gradients are formed and what B learns.
 #: ``f``/``b``: feedback mode of F's/B's layers; ``decoder``: what B holds when it is not trained on
-#: reconstruction (``copy`` = F's weights, ``fa`` = F's random feedback weights, ``sign`` = F's sign feedback);
+#: reconstruction (``init`` = a fixed random initialisation, never trained, as in the authors' BP runs;
+#: ``copy`` = F's current weights; ``fa`` = F's random feedback weights; ``sign`` = F's sign feedback). Untrained
+#: decoders also take F's BatchNorm parameters, as the authors' state-dict copying does (see docs/ffa.md);
 #: ``objective``: ``ffa`` (F on cross-entropy, B on reconstruction of the detached latent), ``classify`` (F only),
 #: ``kp`` (F only; B's weight receives F's weight gradient: Kolen-Pollack), ``ae`` (F+B end-to-end on reconstruction).
 METHODS: dict[str, dict[str, str]] = {
     "ffa": {"f": "twin", "b": "twin", "decoder": "trained", "objective": "ffa"},
-    "bp": {"f": "exact", "b": "exact", "decoder": "copy", "objective": "classify"},
+    "bp": {"f": "exact", "b": "exact", "decoder": "init", "objective": "classify"},
+    "bp-copy": {"f": "exact", "b": "exact", "decoder": "copy", "objective": "classify"},
     "fa": {"f": "fixed", "b": "exact", "decoder": "fa", "objective": "classify"},
     "kp": {"f": "twin", "b": "exact", "decoder": "kp", "objective": "kp"},
     "sign": {"f": "sign", "b": "exact", "decoder": "sign", "objective": "classify"},
@@ -155,16 +160,42 @@ class Pair(nn.Module):
         for f_layer, b_layer in self.twin_layers():
             f_layer.set_feedback(spec["f"], twin=b_layer, generator=gen)  # type: ignore[operator]
             b_layer.set_feedback(spec["b"], twin=f_layer, generator=gen)  # type: ignore[operator]
+        if spec["decoder"] == "init":
+            # the authors' BP decoder: a fixed random tensor drawn like a feedback weight (their BP model is
+            # initialised from an FA-built control model whose weight_feedback is never used or updated)
+            with torch.no_grad():
+                for f_layer, b_layer in self.twin_layers():
+                    w = fixed_random_like(f_layer.weight.detach(), gen)
+                    b_layer.weight.copy_(w.t() if isinstance(f_layer, FBLinear) else w)
         self.method = method
         self.sync_decoder()
 
+    def bn_twins(self) -> list[tuple[nn.Module, nn.Module]]:
+        """``(F BatchNorm, B BatchNorm)`` module pairs (the same module twice when built with ``tie_bn=True``)."""
+        out = []
+        for key, b_layer in self.B.layers.items():
+            if isinstance(b_layer, nn.modules.batchnorm._BatchNorm):
+                out.append((self.F.body.get_submodule(key.replace("__", ".")), b_layer))
+        return out
+
     @torch.no_grad()
     def sync_decoder(self) -> None:
-        """For methods whose B is not trained, set B's weights to what those methods' feedback path holds."""
+        """For methods whose B is not trained, set B to what those methods' feedback path holds.
+
+        Weights: F's weights (``copy``), F's fixed random feedback (``fa``), its sign feedback (``sign``), or the
+        untouched random initialisation drawn by :meth:`configure` (``init``, method ``bp``). BatchNorm: B's
+        BatchNorm layers take F's same-named BatchNorm state (affine parameters), as the authors' per-step
+        state-dict copy does; with ``tie_bn=True`` they are the same modules already.
+        """
         if self.method is None:
             return
         kind = METHODS[self.method]["decoder"]
         if kind in ("trained", "kp"):
+            return
+        for f_bn, b_bn in self.bn_twins():
+            if f_bn is not b_bn:
+                b_bn.load_state_dict(f_bn.state_dict())
+        if kind == "init":
             return
         for f_layer, b_layer in self.twin_layers():
             if kind == "copy":
@@ -178,14 +209,16 @@ class Pair(nn.Module):
     def alignment_deg(self) -> dict[str, float]:
         """Angle in degrees between each F layer's weight and the feedback weight its backward pass uses.
 
-        0 deg for back-propagation; 90 deg is what unrelated random tensors give. Layers in exact mode report
-        the angle to their twin's weight instead (B's weight, transposed for Linear).
+        0 deg for back-propagation (exact mode: the backward pass uses the weight itself); 90 deg is what unrelated
+        random tensors give.
         """
         out: dict[str, float] = {}
-        for (path, _), (f_layer, b_layer) in zip(self.twins, self.twin_layers(), strict=True):
+        for path, _ in self.twins:
+            f_layer = self.F.body.get_submodule(path)
             fb = f_layer.feedback_weight()
             if fb is None:
-                fb = b_layer.weight.t() if isinstance(f_layer, FBLinear) else b_layer.weight
+                out[path] = 0.0
+                continue
             a = f_layer.weight.detach().flatten().double()
             b = fb.detach().flatten().double()
             cos = float((a @ b) / (a.norm() * b.norm() + 1e-30))
