@@ -28,8 +28,9 @@ from opgraph import ffa  # noqa: E402
 from opgraph.ffa.analysis import occlusion_mask  # noqa: E402
 from opgraph.graph.io import atomic_write  # noqa: E402
 
-DATA = {"mnist10k": "/work/shared/data/mnist10k.npz", "fashion": "fashion-mnist"}
 HERE = Path(__file__).resolve().parent
+# the MNIST subset lies in ../shared/data next to the checkout (as in docs/ffa.md); --data overrides
+DATA = {"mnist10k": str(HERE.parents[2] / "shared" / "data" / "mnist10k.npz"), "fashion": "fashion-mnist"}
 
 
 def cpu_model() -> str:
