@@ -50,7 +50,7 @@ def group() -> None:
     multiple=True,
     default=("ffa",),
     show_default=True,
-    help="ffa, bp, fa, kp, sign, ae-bp, ae-fa (repeat for several).",
+    help="ffa, bp, bp-copy, fa, kp, sign, ae-bp, ae-fa (repeat for several).",
 )
 @click.option("--epochs", type=int, default=20, show_default=True)
 @click.option("--seed", "seeds", type=int, multiple=True, default=(0,), show_default=True, help="Repeat for several.")

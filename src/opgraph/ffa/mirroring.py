@@ -150,7 +150,7 @@ class Pair(nn.Module):
         """Set every layer's feedback mode for ``method`` (one of :data:`METHODS`).
 
         Args:
-            method: ``ffa``, ``bp``, ``fa``, ``kp``, ``sign``, ``ae-bp`` or ``ae-fa``.
+            method: ``ffa``, ``bp``, ``bp-copy``, ``fa``, ``kp``, ``sign``, ``ae-bp`` or ``ae-fa``.
             seed: Seed of the fixed random feedback weights (FA); the same seed gives the same weights.
         """
         if method not in METHODS:

@@ -6,7 +6,8 @@ Per mini-batch (method ``ffa``):
 2. fresh noise; ``z = F.features(x_noisy2)`` (detached); MSE of ``B(z)`` against the **clean** ``x``; B's input
    gradients use F's weights; RMSprop step.
 
-``bp``/``fa``/``sign`` train F only (B holds F's weights / F's random feedback / F's sign feedback, so its
+``bp``/``bp-copy``/``fa``/``sign`` train F only (B holds an untrained random initialisation, as in the authors'
+BP runs / F's weights / F's random feedback / F's sign feedback, with F's BatchNorm parameters, so its
 reconstruction is a by-product, as in the paper); ``kp`` (Kolen-Pollack) trains F with B's weights as feedback and
 gives B's weights F's weight gradient, so that they converge through weight decay; ``ae-bp``/``ae-fa`` train F and
 B end-to-end on reconstruction only and read the class from F's latent. Both optimisers are RMSprop (lr 1e-3,
@@ -206,7 +207,8 @@ def train(
     Args:
         pair: From :func:`opgraph.ffa.mirror`; trained in place.
         data: A :class:`~opgraph.ffa.data.Dataset` whose image shape matches the model.
-        method: ``ffa``, ``bp``, ``fa``, ``kp`` (Kolen-Pollack), ``sign`` (sign-symmetry), ``ae-bp``, ``ae-fa``.
+        method: ``ffa``, ``bp``, ``bp-copy``, ``fa``, ``kp`` (Kolen-Pollack), ``sign`` (sign-symmetry), ``ae-bp``,
+            ``ae-fa``.
         epochs: Total number of epochs (with ``resume``, training continues up to this number).
         seed: Seeds the shuffling, the input noise and the fixed random feedback weights.
         batch_size: Mini-batch size (256 in the paper).
