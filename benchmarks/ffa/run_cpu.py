@@ -76,6 +76,8 @@ def main() -> None:
         "dataset": args.dataset,
         "data": ds.name,
         "method": args.method,
+        # what B holds for untrained-decoder methods (report.py marks runs without this field as older code)
+        "decoder": ffa.METHODS[args.method]["decoder"],
         "width": args.width,
         "batch_size": args.batch_size,
         "seed": args.seed,
