@@ -219,7 +219,20 @@ def rank(model_path: Path, top: int, graph: Path) -> None:
 @click.argument("model_factory")
 @click.option("--model", "model_path", type=click.Path(path_type=Path), required=True, help="Layout checkpoint.")
 @click.option("--candidates", type=int, default=200, show_default=True)
-@click.option("--measure-frac", type=float, default=0.1, show_default=True)
+@click.option(
+    "--measure-frac", type=float, default=0.1, show_default=True, help="Distinct configs measured / candidates."
+)
+@click.option(
+    "--local-search",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Part of the budget for single-flip neighbours of the best measured config.",
+)
+@click.option(
+    "--finalists", type=int, default=4, show_default=True, help="Configs raced head-to-head with the default."
+)
+@click.option("--race-rounds", type=int, default=8, show_default=True, help="Interleaved rounds of the race.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--out",
@@ -229,20 +242,39 @@ def rank(model_path: Path, top: int, graph: Path) -> None:
     help="Write the chosen layout (module path -> format) and the timings as JSON.",
 )
 def tune(
-    model_factory: str, model_path: Path, candidates: int, measure_frac: float, seed: int, out_json: Path | None
+    model_factory: str,
+    model_path: Path,
+    candidates: int,
+    measure_frac: float,
+    local_search: float,
+    finalists: int,
+    race_rounds: int,
+    seed: int,
+    out_json: Path | None,
 ) -> None:
-    """Pick a layout for MODEL_FACTORY (path/to/file.py:factory): rank candidates, measure the top ones."""
+    """Pick a layout for MODEL_FACTORY (path/to/file.py:factory): rank candidates, measure the top ones, race them."""
     from opgraph.perf.model import CostModel
     from opgraph.perf.tune import tune_layout
 
     if not 0 < measure_frac <= 1:
         raise click.UsageError("--measure-frac must be in (0, 1]")
+    if not 0 <= local_search < 1:
+        raise click.UsageError("--local-search must be in [0, 1)")
     model = CostModel.load(model_path)
     if model.config.kind != "layout":
         raise PerfError(f"--model {model_path}: a {model.config.kind} model; tune needs a layout model")
     module, example = load_factory(model_factory)
     res = tune_layout(
-        module, example, model, n_candidates=candidates, measure_frac=measure_frac, seed=seed, name=model_factory
+        module,
+        example,
+        model,
+        n_candidates=candidates,
+        measure_frac=measure_frac,
+        local_search=local_search,
+        finalists=finalists,
+        race_rounds=race_rounds,
+        seed=seed,
+        name=model_factory,
     )
     con = _console()
     con.print(res)
@@ -259,6 +291,8 @@ def tune(
             "best_runtime_ns": res.best_runtime_ns,
             "n_measured": res.n_measured,
             "n_candidates": res.n_candidates,
+            "n_config_rounds": res.n_config_rounds,
+            "stage_of_best": res.stage_of_best,
         }
         atomic_write(out_json, json.dumps(doc, indent=1))
         con.print(f"wrote {out_json}; apply it with TuneResult.apply or convert those convolutions' inputs/weights")

@@ -1,23 +1,222 @@
 """Pick a fast layout for a user's PyTorch model with a trained cost model.
 
-``tune_layout(module, example_inputs, model)``: enumerate candidate layout configs of the model's convolutions,
-rank them all with the cost model (no measuring), measure only the top ``measure_frac`` of them plus the default
-(all NCHW) with the measurement protocol, and return the fastest measured config and its speed-up over the default.
-``apply`` it with :meth:`TuneResult.apply`.
+``tune_layout(module, example_inputs, model)`` enumerates ``n_candidates`` layout configs of the model's
+convolutions, ranks them all with the cost model (no measuring) and then spends a measuring budget of
+``floor(measure_frac * n_candidates)`` distinct configs (the default, all NCHW, included) adaptively
+(:func:`race_tune`):
+
+1. **screen**: measure the default and the model's top picks (``settings.rounds`` interleaved rounds);
+2. **local search** (``local_search`` configs of the budget): flip one convolution of the best measured config at a
+   time, score every such neighbour with the cost model and measure the most promising ones that were not measured
+   yet (a leftover budget goes to the next model picks);
+3. **race** (successive halving): the ``finalists`` best measured configs and the default are re-measured
+   head-to-head in ``race_rounds`` extra interleaved, shuffled rounds; after the first half of those rounds the
+   slower half of the finalists is dropped. The winner is the finalist with the lowest median per-round ratio to
+   the default; if that ratio is not below 1 the default is returned (the tuner never returns a config that did
+   not beat the default head-to-head).
+
+Every distinct config measured counts against the budget; re-measuring a config in a later stage does not add to
+the count, but it is reported (``TuneResult.n_config_rounds``, the number of config x round timings). Runtimes of
+different stages are compared as ratios to the default measured in the same round.
+``apply`` the result with :meth:`TuneResult.apply`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from opgraph.perf.errors import PerfError
 from opgraph.perf.measure import MeasureSettings
 
 log = logging.getLogger(__name__)
+
+#: ``measure(choices int[k, t], rounds, seed) -> runtime ns float[k, rounds]``: one interleaved measuring run of the
+#: rows of ``choices`` (row 0 is always the default); column ``r`` holds every config's time in round ``r``.
+Measurer = Callable[[np.ndarray, int, int], np.ndarray]
+#: ``score(choices int[k, t]) -> predicted cost float[k]`` (lower = faster; only the order is used).
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class MeasuredConfig:
+    """One config the tuner measured.
+
+    Attributes:
+        choice: int[t] format per distinct convolution module (0 NCHW, 1 channels-last).
+        stage: ``"default"``, ``"screen"`` (model pick) or ``"local"`` (neighbour of the best measured config).
+        candidate: Index in the ranked candidate set, or -1 for a local-search neighbour outside it.
+        predicted_rank: Rank the cost model gave it among the candidates (-1 for neighbours outside the set).
+        ratio: Median per-round runtime / default runtime in its first measuring run (lower = faster).
+        race_ratio: Median per-round ratio to the default over the race rounds it ran (NaN if not raced).
+        race_rounds: Race rounds it ran.
+    """
+
+    choice: np.ndarray
+    stage: str
+    candidate: int
+    predicted_rank: int
+    ratio: float
+    race_ratio: float = math.nan
+    race_rounds: int = 0
+
+
+@dataclass
+class RaceOutcome:
+    """Result of :func:`race_tune`.
+
+    Attributes:
+        chosen: Index into ``measured`` of the returned config (0 = the default).
+        measured: Every distinct config measured, the default first.
+        default_ns: Median runtime of the default over the race rounds (without a race: in the screening run), ns.
+        chosen_ns: Median runtime of the chosen config over the same rounds (without a race: its median ratio to
+            the default x ``default_ns``), ns.
+        n_config_rounds: Config x round timings spent in all stages.
+        budget: The distinct-config budget.
+    """
+
+    chosen: int
+    measured: list[MeasuredConfig]
+    default_ns: float
+    chosen_ns: float
+    n_config_rounds: int
+    budget: int
+
+
+def _median_ratio(rounds_ns: np.ndarray) -> np.ndarray:
+    """Median over rounds of each row's runtime divided by row 0 (the default) in the same round."""
+    r = np.asarray(rounds_ns, dtype=np.float64)
+    return np.median(r / np.maximum(r[0:1], 1.0), axis=1)
+
+
+def race_tune(
+    candidates: np.ndarray,
+    score: Scorer,
+    measure: Measurer,
+    *,
+    budget: int,
+    local_search: int = 0,
+    finalists: int = 4,
+    race_rounds: int = 8,
+    rounds: int = 2,
+    seed: int = 0,
+) -> RaceOutcome:
+    """Spend ``budget`` distinct measured configs adaptively: screen, local search, race (see the module docs).
+
+    Args:
+        candidates: int[c, t] candidate configs per distinct convolution; row 0 is the default (all NCHW).
+        score: Cost-model scorer of config rows (lower = faster).
+        measure: Measuring run of config rows (row 0 = the default), returning per-round runtimes.
+        budget: Distinct configs to measure, the default included (>= 2).
+        local_search: Configs of the budget reserved for single-flip neighbours of the best measured config.
+        finalists: Measured configs (besides the default) raced head-to-head; 0 skips the race and returns the
+            best of the screening run if it beats the default there.
+        race_rounds: Interleaved rounds of the race (split in two halves for successive halving).
+        rounds: Rounds of the screening and local-search runs.
+        seed: Seed of the measuring runs' shuffles.
+
+    Returns:
+        A :class:`RaceOutcome`.
+    """
+    cand = np.asarray(candidates, dtype=np.int64)
+    if cand.ndim != 2 or len(cand) < 1:
+        raise PerfError("race_tune: candidates must be a non-empty int[c, t] array")
+    if cand[0].any():
+        raise PerfError("race_tune: candidate row 0 must be the default (all NCHW)")
+    if budget < 2:
+        raise PerfError(f"race_tune: the budget must allow the default and one more config, got {budget}")
+    cost = np.asarray(score(cand), dtype=np.float64)
+    order = [int(i) for i in np.argsort(cost, kind="stable") if int(i) != 0]
+    rank = {c: r for r, c in enumerate(int(i) for i in np.argsort(cost, kind="stable"))}
+    budget = min(budget, len(cand))
+    local_search = max(0, min(local_search, budget - 2))
+    index = {cand[i].tobytes(): i for i in range(len(cand))}
+    measured: list[MeasuredConfig] = []
+    seen: set[bytes] = set()
+    n_config_rounds = 0
+    runs = 0
+
+    def run(rows: list[np.ndarray], n_rounds: int) -> np.ndarray:
+        nonlocal n_config_rounds, runs
+        choices = np.stack([cand[0]] + rows)
+        out = np.asarray(measure(choices, n_rounds, seed + 1000 * runs), dtype=np.float64)
+        if out.shape != (len(choices), n_rounds):
+            raise PerfError(f"race_tune: the measurer returned shape {out.shape}, expected {(len(choices), n_rounds)}")
+        runs += 1
+        n_config_rounds += out.size
+        return out
+
+    def add(choice: np.ndarray, stage: str, ratio: float) -> None:
+        c = index.get(choice.tobytes(), -1)
+        measured.append(MeasuredConfig(choice.copy(), stage, c, rank.get(c, -1), float(ratio)))
+        seen.add(choice.tobytes())
+
+    # 1. screen: the default + the model's top picks
+    picks = [cand[i] for i in order[: budget - 1 - local_search]]
+    screen = run(picks, rounds)
+    ratio = _median_ratio(screen)
+    screen_default_ns = float(np.median(screen[0]))
+    add(cand[0], "default", 1.0)
+    for row, q in zip(picks, ratio[1:]):
+        add(row, "screen", q)
+
+    # 2. local search: single flips of the best measured config, the model's most promising first
+    left = budget - len(measured)
+    if left > 0:
+        rows: list[np.ndarray] = []
+        stages: list[str] = []
+        if local_search > 0:
+            best = min(measured, key=lambda m: m.ratio).choice
+            flips = np.repeat(best[None], len(best), axis=0)
+            flips[np.arange(len(best)), np.arange(len(best))] ^= 1
+            fresh = [f for f in flips if f.tobytes() not in seen]
+            if fresh:
+                fc = np.asarray(score(np.stack(fresh)), dtype=np.float64)
+                rows = [fresh[i] for i in np.argsort(fc, kind="stable")[: min(left, local_search)]]
+                stages = ["local"] * len(rows)
+        more = [cand[i] for i in order if cand[i].tobytes() not in seen and not any((cand[i] == r).all() for r in rows)]
+        more = more[: left - len(rows)]
+        rows += more
+        stages += ["screen"] * len(more)
+        if rows:
+            ratio = _median_ratio(run(rows, rounds))
+            for row, st, q in zip(rows, stages, ratio[1:]):
+                add(row, st, q)
+
+    # 3. race: the best finalists + the default head-to-head, successive halving
+    ranked = sorted(range(1, len(measured)), key=lambda j: measured[j].ratio)
+    field_ = ranked[: max(0, finalists)]
+    if not field_ or race_rounds < 1:
+        j = ranked[0] if ranked and measured[ranked[0]].ratio < 1.0 else 0
+        ns = screen_default_ns * measured[j].ratio
+        return RaceOutcome(j, measured, screen_default_ns, ns, n_config_rounds, budget)
+    race: dict[int, list[np.ndarray]] = {j: [] for j in field_}
+    default_rounds: list[np.ndarray] = []
+    first = race_rounds if len(field_) == 1 else max(1, race_rounds // 2)
+    for phase_rounds in (first, race_rounds - first):
+        if phase_rounds < 1:
+            continue
+        out = run([measured[j].choice for j in field_], phase_rounds)
+        default_rounds.append(out[0])
+        for j, row in zip(field_, out[1:]):
+            race[j].append(np.vstack([out[0], row]))
+        for j in field_:
+            both = np.hstack(race[j])
+            measured[j].race_ratio = float(_median_ratio(both)[1])
+            measured[j].race_rounds = both.shape[1]
+        field_ = sorted(field_, key=lambda j: measured[j].race_ratio)[: max(1, math.ceil(len(field_) / 2))]
+    win = min(field_, key=lambda j: measured[j].race_ratio)
+    both = np.hstack(race[win])
+    default_ns = float(np.median(both[0]))
+    if not measured[win].race_ratio < 1.0:
+        return RaceOutcome(0, measured, default_ns, default_ns, n_config_rounds, budget)
+    return RaceOutcome(win, measured, default_ns, float(np.median(both[1])), n_config_rounds, budget)
 
 
 @dataclass
@@ -25,14 +224,17 @@ class TuneResult:
     """Outcome of :func:`tune_layout`.
 
     Attributes:
-        targets: Module path of each configurable convolution.
-        best_choice: int[nc] the chosen format per convolution (0 NCHW, 1 channels-last).
-        default_runtime_ns: Measured runtime of the default (all NCHW), ns.
-        best_runtime_ns: Measured runtime of the chosen config, ns.
+        targets: Module path of each distinct configurable convolution.
+        best_choice: int[t] the chosen format per convolution (0 NCHW, 1 channels-last).
+        default_runtime_ns: Measured runtime of the default (all NCHW), ns (race rounds).
+        best_runtime_ns: Measured runtime of the chosen config in the same rounds, ns.
         n_candidates: Size of the ranked candidate set.
-        n_measured: Configs measured (including the default).
-        predicted_rank_of_best: Rank (0 = first) the model gave to the chosen config.
-        measured: (candidate index, runtime_ns) of every measured config.
+        n_measured: Distinct configs measured (including the default): the budget spent.
+        n_config_rounds: Config x round timings in all stages (re-measurements included).
+        predicted_rank_of_best: Rank (0 = first) the model gave to the chosen config (-1: a local-search
+            neighbour outside the candidate set).
+        stage_of_best: ``"default"``, ``"screen"`` or ``"local"``.
+        measured: Every measured config (:class:`MeasuredConfig`).
         seconds: Wall time of the whole tuning.
     """
 
@@ -42,14 +244,21 @@ class TuneResult:
     best_runtime_ns: int
     n_candidates: int
     n_measured: int
+    n_config_rounds: int
     predicted_rank_of_best: int
-    measured: list[tuple[int, int]] = field(default_factory=list)
+    stage_of_best: str
+    measured: list[MeasuredConfig] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def speedup(self) -> float:
-        """Default runtime / chosen runtime."""
+        """Default runtime / chosen runtime (medians over the same race rounds)."""
         return self.default_runtime_ns / max(self.best_runtime_ns, 1)
+
+    @property
+    def measured_frac(self) -> float:
+        """Distinct configs measured / candidates."""
+        return self.n_measured / max(self.n_candidates, 1)
 
     def apply(self, module: Any, example_inputs: tuple[Any, ...]) -> Any:
         """Return a copy of ``module`` running the chosen layout (``LayoutModel.module``)."""
@@ -62,10 +271,75 @@ class TuneResult:
     def __repr__(self) -> str:
         nhwc = int(np.sum(self.best_choice))
         return (
-            f"TuneResult({nhwc}/{len(self.best_choice)} convs channels-last, speed-up {self.speedup:.3f}x over all-NCHW "
-            f"({self.default_runtime_ns / 1e6:.3f} -> {self.best_runtime_ns / 1e6:.3f} ms), measured "
-            f"{self.n_measured}/{self.n_candidates} candidates in {self.seconds:.1f}s)"
+            f"TuneResult({nhwc}/{len(self.best_choice)} convs channels-last ({self.stage_of_best}), speed-up "
+            f"{self.speedup:.3f}x over all-NCHW ({self.default_runtime_ns / 1e6:.3f} -> "
+            f"{self.best_runtime_ns / 1e6:.3f} ms), measured {self.n_measured}/{self.n_candidates} candidates "
+            f"({self.n_config_rounds} config-rounds) in {self.seconds:.1f}s)"
         )
+
+
+def layout_measurer(
+    module: Any, example_inputs: tuple[Any, ...], targets: list[str], settings: MeasureSettings | None = None
+) -> Measurer:
+    """A :data:`Measurer` timing rows of per-target layout choices of ``module`` with the measurement protocol.
+
+    The module is wrapped once (:func:`~opgraph.perf.layout.apply_layout`); each call is one
+    :func:`~opgraph.perf.measure.measure_configs` run (interleaved shuffled rounds, warm-up, CPU time).
+    """
+    from opgraph.perf.layout import apply_layout
+    from opgraph.perf.measure import measure_configs
+
+    s = settings or MeasureSettings()
+    lm = apply_layout(module, example_inputs, targets)
+    if s.timer == "cuda":
+        lm.module.to("cuda")
+        lm.example_inputs = tuple(x.to("cuda") for x in lm.example_inputs)
+
+    def measure(choices: np.ndarray, rounds: int, seed: int) -> np.ndarray:
+        def prepare(i: int) -> Callable[[], Any]:
+            lm.set_config(choices[i])
+            return lm.run
+
+        m = measure_configs(len(choices), prepare, reference=0, settings=replace(s, rounds=rounds), seed=seed)
+        return m.rounds_ns.astype(np.float64)
+
+    return measure
+
+
+def layout_scorer(cand: Any, model: Any, columns: list[int]) -> Scorer:
+    """A :data:`Scorer`: expand per-target choices to the record's per-node columns and ``model.predict`` them."""
+    from opgraph.perf.layout import encode_configs
+
+    def score(choices: np.ndarray) -> np.ndarray:
+        per_node = np.asarray(choices, dtype=np.int64)[:, columns]
+        rec = replace(cand, node_config_feat=encode_configs(per_node), config_runtime=None)
+        return np.asarray(model.predict(rec), dtype=np.float64)
+
+    return score
+
+
+def layout_candidates(
+    module: Any, example_inputs: tuple[Any, ...], n_candidates: int, seed: int = 0, name: str = "model"
+) -> tuple[Any, list[str], np.ndarray, list[int]]:
+    """The unmeasured candidate record and its per-target view.
+
+    Returns:
+        ``(record, targets, choices, columns)``: the layout record of ``n_candidates`` sampled configs (row 0 all
+        NCHW; the same sample as ``layout_record(..., n_configs=n_candidates, seed=seed)``), the distinct
+        convolution module paths, int[c, t] choices per target and, per configurable node, its target's column.
+    """
+    from opgraph.graph import from_fx
+    from opgraph.perf.collect import layout_record
+    from opgraph.perf.layout import decode_configs
+
+    cand = layout_record(name, module, example_inputs, n_configs=n_candidates, measure=False, seed=seed)
+    g = from_fx(module, example_inputs)
+    node_targets = [g.node(int(i)).attrs["target"] for i in cand.node_config_ids]
+    targets = list(dict.fromkeys(node_targets))
+    columns = [targets.index(t) for t in node_targets]
+    per_node = decode_configs(cand.config_matrix())
+    first = [node_targets.index(t) for t in targets]
+    return cand, targets, per_node[:, first], columns
 
 
 def tune_layout(
@@ -75,58 +349,71 @@ def tune_layout(
     *,
     n_candidates: int = 200,
     measure_frac: float = 0.1,
+    local_search: float = 0.2,
+    finalists: int = 4,
+    race_rounds: int = 8,
     settings: MeasureSettings | None = None,
     seed: int = 0,
     name: str = "model",
+    measurer: Measurer | None = None,
 ) -> TuneResult:
-    """Rank ``n_candidates`` layout configs with ``model``, measure the top ``measure_frac``, return the best.
+    """Rank ``n_candidates`` layout configs with ``model`` and spend ``measure_frac`` of them measuring adaptively.
 
     Args:
         module: ``nn.Module`` in eval mode.
         example_inputs: Its inputs.
         model: A layout :class:`~opgraph.perf.model.CostModel` (or any object with ``predict(record)``).
         n_candidates: Candidate configs sampled (row 0 = all NCHW).
-        measure_frac: Fraction of the candidates to measure (at least 1, plus the default).
-        settings: Measurement protocol knobs.
+        measure_frac: Distinct configs measured / candidates (at least 2: the default and one pick).
+        local_search: Fraction of that budget for single-flip neighbours of the best measured config (0: off).
+        finalists: Best measured configs re-measured head-to-head with the default (0: no race).
+        race_rounds: Interleaved rounds of that race.
+        settings: Measurement protocol knobs (``rounds`` is used for the screening runs).
         seed: Seed of sampling and measuring.
         name: Graph name in logs.
+        measurer: Replaces the real measuring (tests, or a remote machine); see :data:`Measurer`.
 
     Returns:
         A :class:`TuneResult`.
     """
-    from opgraph.perf.collect import layout_record
-    from opgraph.perf.layout import decode_configs
-
     t0 = time.perf_counter()
-    cand = layout_record(name, module, example_inputs, n_configs=n_candidates, measure=False, seed=seed)
-    cost = np.asarray(model.predict(cand))
-    order = np.argsort(cost, kind="stable")
-    budget = max(2, int(np.floor(measure_frac * cand.n_configs)))  # the default + the model's top picks
-    chosen = [0] + [int(i) for i in order if int(i) != 0][: budget - 1]
-    choices = decode_configs(cand.config_matrix(chosen))
-    rec = layout_record(name, module, example_inputs, choices=choices, settings=settings, seed=seed)
-    rt = rec.config_runtime
-    best = int(np.argmin(rt))
-    from opgraph.graph import from_fx
-
-    g = from_fx(module, example_inputs)
-    targets = [g.node(int(i)).attrs["target"] for i in cand.node_config_ids]
-    rank = {int(c): r for r, c in enumerate(order)}
-    return TuneResult(
+    s = settings or MeasureSettings()
+    cand, targets, choices, columns = layout_candidates(module, example_inputs, n_candidates, seed, name)
+    budget = max(2, int(math.floor(measure_frac * len(choices) + 1e-9)))
+    out = race_tune(
+        choices,
+        layout_scorer(cand, model, columns),
+        measurer or layout_measurer(module, example_inputs, targets, s),
+        budget=budget,
+        local_search=int(round(local_search * budget)),
+        finalists=finalists,
+        race_rounds=race_rounds,
+        rounds=max(1, s.rounds),
+        seed=seed,
+    )
+    win = out.measured[out.chosen]
+    res = TuneResult(
         targets=targets,
-        best_choice=choices[best],
-        default_runtime_ns=int(rt[chosen.index(0)]),
-        best_runtime_ns=int(rt[best]),
-        n_candidates=cand.n_configs,
-        n_measured=len(chosen),
-        predicted_rank_of_best=rank[chosen[best]],
-        measured=[(c, int(r)) for c, r in zip(chosen, rt)],
+        best_choice=win.choice,
+        default_runtime_ns=int(round(out.default_ns)),
+        best_runtime_ns=int(round(out.chosen_ns)),
+        n_candidates=len(choices),
+        n_measured=len(out.measured),
+        n_config_rounds=out.n_config_rounds,
+        predicted_rank_of_best=win.predicted_rank,
+        stage_of_best=win.stage,
+        measured=out.measured,
         seconds=time.perf_counter() - t0,
     )
+    log.info("%s: %r", name, res)
+    return res
 
 
 def simulate_tuning(model: Any, record: Any, measure_frac: float = 0.1) -> dict[str, float]:
     """Tuning replayed on a fully measured record: measure the model's top ``measure_frac`` (+ default).
+
+    Only the screening step of :func:`tune_layout` can be replayed from stored runtimes (no fresh measurements,
+    no neighbours outside the record): the best stored runtime among the default and the model's top picks.
 
     Returns:
         ``{"gap": chosen / best - 1, "speedup_vs_default": default / chosen, "measured_frac": ...}``.
