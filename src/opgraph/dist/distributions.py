@@ -44,7 +44,18 @@ class Quantized:
         method: ``"quantile"``, ``"meansplit"``, ``"exact"`` (a discrete law kept as is) or ``"regroup"``.
         upstream_w1: For a previous result used as input: its certified W1 bound (0 otherwise).
         support: An interval that contains the support of the true law (and every atom).
+        bias: Upper bound on ``|E[X - atom; X in cell]|`` per cell (0 up to rounding for conditional-mean
+            atoms); ``None`` means unknown (then ``err`` is used, which is always a bound).
+        m2: Upper bound on ``E[(X - atom)^2; X in cell]`` per cell; ``None`` means unknown (infinite).
     """
+
+    def bias_or_err(self) -> np.ndarray:
+        """Per-cell bound on ``|E[X - atom; cell]|`` (``err`` when no sharper one is known)."""
+        return self.err if self.bias is None else np.minimum(self.bias, self.err)
+
+    def m2_or_inf(self) -> np.ndarray:
+        """Per-cell bound on ``E[(X - atom)^2; cell]`` (``inf`` when unknown)."""
+        return np.full(self.err.shape, np.inf) if self.m2 is None else self.m2
 
     atoms: np.ndarray
     weights: np.ndarray
@@ -54,6 +65,8 @@ class Quantized:
     method: str
     upstream_w1: float = 0.0
     support: tuple[float, float] = (-math.inf, math.inf)
+    bias: np.ndarray | None = None
+    m2: np.ndarray | None = None
 
     @property
     def w1(self) -> float:
@@ -111,6 +124,13 @@ class Distribution(RandomVariable):
     def quantize(self, atoms: int, method: str = "auto") -> Quantized:
         """Discretize to about ``atoms`` atoms; see :class:`Quantized`."""
         raise DistError(f"{type(self).__name__} cannot be quantized")
+
+    def density_tv(self) -> float:
+        """Total variation of the density (``inf`` when unknown or when there is no BV density).
+
+        Used by the second-order bound for sums (see :mod:`opgraph.dist.engine`).
+        """
+        return math.inf
 
     def _leaf(self) -> Distribution:
         return self
@@ -276,6 +296,13 @@ class Continuous(Distribution):
         n = check_atoms(atoms)
         if method not in QUANTIZERS:
             raise DistError(f"quantizer={method!r} is unknown; use one of {', '.join(QUANTIZERS)}")
+        cache = self.__dict__.setdefault("_qcache", {})
+        hit = cache.get((n, method))
+        if hit is None:
+            hit = cache[(n, method)] = self._quantize(n, method)
+        return hit
+
+    def _quantize(self, n: int, method: str) -> Quantized:
         if method == "auto":
             a = self.quantize(n, "quantile")
             if n < 2:
@@ -289,10 +316,38 @@ class Continuous(Distribution):
             depth = int(math.floor(math.log2(n)))
             l, a, r, w = self._z_meansplit_cells(depth)
             w = w / w.sum()
-        err = self._cell_abs_dev(l, a, r) * self.scale
+        err_z = self._cell_abs_dev(l, a, r)
+        bias_z, m2_z = self._cell_bias_m2(l, a, r, err_z)
+        err = err_z * self.scale
         s = self.scale
         sup = self.support()
-        return Quantized(self.loc + s * a, w, self.loc + s * l, self.loc + s * r, err, method, 0.0, sup)
+        return Quantized(
+            self.loc + s * a, w, self.loc + s * l, self.loc + s * r, err, method, 0.0, sup, bias_z * s, m2_z * s * s
+        )
+
+    def _cell_bias_m2(
+        self, l: np.ndarray, a: np.ndarray, r: np.ndarray, err_z: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Upper bounds on ``|E[Z - a; cell]|`` and ``E[(Z - a)^2; cell]`` per cell (Z units).
+
+        Finite cells: ``E[(Z - a)^2] <= max(a - l, r - a) * E|Z - a|`` (rigorous, no cancellation). Infinite
+        (tail) cells: the closed form ``E[Z^2] - 2 a E[Z] + a^2 P`` from partial moments, plus slack.
+        """
+        mass, mom = self._cell_mass_moment(l, r)
+        with np.errstate(invalid="ignore"):
+            bias = np.abs(mom - a * mass) + 64 * _EPS * (np.abs(mom) + np.abs(a) * mass) + 1e-300
+        bias = np.where(np.isfinite(bias), np.minimum(bias, err_z), err_z)
+        finite = np.isfinite(l) & np.isfinite(r)
+        with np.errstate(invalid="ignore"):
+            m2 = np.where(finite, np.maximum(a - l, r - a) * err_z, np.inf)
+        if not np.all(finite):
+            M2 = self._zabs_moment(l, r, 2)
+            if M2 is not None:
+                with np.errstate(invalid="ignore"):
+                    tail = M2 - 2 * a * mom + a * a * mass
+                    tail = np.maximum(tail, 0.0) + 1e-9 * (M2 + 2 * np.abs(a * mom) + a * a * mass) + 1e-300
+                m2 = np.where(finite, m2, np.where(np.isfinite(tail), tail, np.inf))
+        return bias, m2
 
     def _params(self) -> str:
         return ""
@@ -362,6 +417,10 @@ class Normal(Continuous):
         """``scipy.stats.norm(mu, sigma)``."""
         return st.norm(self.loc, self.scale)
 
+    def density_tv(self) -> float:
+        """Total variation of the Normal density: ``2 phi(0) / sigma``."""
+        return 2.0 / math.sqrt(2 * math.pi) / self.scale * (1 + 1e-12)
+
     def _params(self) -> str:
         return f"{self.loc:g}, {self.scale:g}"
 
@@ -405,6 +464,10 @@ class Uniform(Continuous):
     def to_scipy(self) -> Any:
         """``scipy.stats.uniform(low, high - low)``."""
         return st.uniform(self.loc, self.scale)
+
+    def density_tv(self) -> float:
+        """Total variation of the uniform density: ``2 / (high - low)`` (its two jumps)."""
+        return 2.0 / self.scale * (1 + 1e-12)
 
     def _params(self) -> str:
         return f"{self.loc:g}, {self.loc + self.scale:g}"
@@ -450,6 +513,17 @@ class Gamma(Continuous):
     def to_scipy(self) -> Any:
         """``scipy.stats.gamma(k, scale=theta)``."""
         return st.gamma(self.k, scale=self.scale)
+
+    def density_tv(self) -> float:
+        """Total variation of the density: twice its maximum (unimodal, ``k >= 1``); ``inf`` for ``k < 1``."""
+        if self.k < 1:
+            return math.inf
+        if self.k == 1:
+            peak = 1.0
+        else:
+            m = self.k - 1
+            peak = math.exp(m * math.log(m) - m - math.lgamma(self.k))
+        return 2.0 * peak / self.scale * (1 + 1e-9)
 
     def _params(self) -> str:
         return f"{self.k:g}, {self.scale:g}"
@@ -520,6 +594,14 @@ class LogNormal(Continuous):
         """``scipy.stats.lognorm(sigma, scale=exp(mu))``."""
         return st.lognorm(self.sigma, scale=self.scale)
 
+    def density_tv(self) -> float:
+        """Total variation of the density: twice its maximum (unimodal).
+
+        The maximum is ``exp(sigma^2 / 2) / (sigma sqrt(2 pi))`` at the mode ``exp(-sigma^2)`` (standard units).
+        """
+        peak = math.exp(0.5 * self.sigma**2) / (self.sigma * math.sqrt(2 * math.pi))
+        return 2.0 * peak / self.scale * (1 + 1e-9)
+
     def _params(self) -> str:
         return f"{self.mu:g}, {self.sigma:g}"
 
@@ -558,6 +640,20 @@ class Beta(Continuous):
     def to_scipy(self) -> Any:
         """``scipy.stats.beta(a, b)``."""
         return st.beta(self.a, self.b)
+
+    def density_tv(self) -> float:
+        """Total variation of the density: twice its maximum for ``a, b >= 1`` (unimodal); ``inf`` otherwise."""
+        if self.a < 1 or self.b < 1:
+            return math.inf
+        if self.a == 1 and self.b == 1:
+            return 2.0 * (1 + 1e-12)
+        mode = (self.a - 1) / (self.a + self.b - 2)
+        logpdf = (
+            (self.a - 1) * (math.log(mode) if self.a > 1 else 0.0)
+            + (self.b - 1) * (math.log1p(-mode) if self.b > 1 else 0.0)
+            - sc.betaln(self.a, self.b)
+        )
+        return 2.0 * math.exp(logpdf) * (1 + 1e-9)
 
     def _params(self) -> str:
         return f"{self.a:g}, {self.b:g}"
@@ -616,6 +712,15 @@ class ScipyContinuous(Continuous):
     def mean(self) -> float:
         """E[X] from SciPy."""
         return float(self.frozen.mean())
+
+    def _cell_bias_m2(
+        self, l: np.ndarray, a: np.ndarray, r: np.ndarray, err_z: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        # Quadrature partial moments carry no certified error here: use only the rigorous first-order forms.
+        finite = np.isfinite(l) & np.isfinite(r)
+        with np.errstate(invalid="ignore"):
+            m2 = np.where(finite, np.maximum(a - l, r - a) * err_z, np.inf)
+        return err_z, m2
 
     def _cell_abs_dev(self, l: np.ndarray, a: np.ndarray, r: np.ndarray) -> np.ndarray:
         from scipy import integrate

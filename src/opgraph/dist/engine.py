@@ -44,6 +44,7 @@ from opgraph.dist.regroup import merge_duplicates, regroup
 log = logging.getLogger(__name__)
 
 Terms = dict[str, float]
+_EPS = float(np.finfo(float).eps)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -283,6 +284,20 @@ class Axis:
     label: str
     components: Terms
     moment: Any = None
+    bias: np.ndarray | None = None
+    m2: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        # Per-cell |E[X - atom; cell]| and E[(X - atom)^2; cell] bounds (see Evaluator.second_moments). A cell
+        # with no transport (err 0) has both 0; a finite cell has E[(X - atom)^2] <= max deviation * err.
+        err = self.err
+        bias = err if self.bias is None else np.minimum(self.bias, err)
+        m2 = np.full(err.shape, np.inf) if self.m2 is None else np.asarray(self.m2, dtype=float)
+        with np.errstate(invalid="ignore", over="ignore"):
+            dev = np.maximum(self.atoms - self.lo, self.hi - self.atoms) * err
+        dev = np.where(np.isnan(dev), np.inf, dev)
+        m2 = np.where(err == 0, 0.0, np.minimum(m2, dev))
+        self.bias, self.m2 = np.where(err == 0, 0.0, bias), m2
 
     @property
     def bounded(self) -> bool:
@@ -310,6 +325,11 @@ class Val:
     d1: Terms
     nb_inf_at: str = ""
     growth: gr.Growth | None = None
+    # A bound on W1(law of the true node, law of the computed node) that composes at the level of laws (valid
+    # where operands are independent), or None where it does not apply (inputs that are previous results).
+    wb: Terms | None = None
+    # Total variation of the true node's density (inf when unknown or when there is no BV density).
+    tv: float = math.inf
 
 
 def _tsum(*terms: tuple[float, Terms]) -> Terms:
@@ -469,7 +489,7 @@ class Evaluator:
                     and dist.abs_moment(q.lo[:1], q.hi[:1], 1) is not None
                 ):
                     moment = dist.abs_moment
-                ax = Axis(i, q.atoms, q.weights, q.lo, q.hi, q.err, label, {label: 1.0}, moment)
+                ax = Axis(i, q.atoms, q.weights, q.lo, q.hi, q.err, label, {label: 1.0}, moment, q.bias, q.m2)
                 self.axes[i] = ax
                 sup = q.support
                 g1 = (min(sup[0], float(np.min(q.lo))), max(sup[1], float(np.max(q.hi))))
@@ -477,10 +497,15 @@ class Evaluator:
                 vals[i] = self._axis_val(ax, g1, {label: q.w1}, d1)
                 if moment is not None:
                     vals[i].growth = gr.variable()
+                if q.upstream_w1 == 0:
+                    vals[i].wb = {label: q.w1}
+                    if dist is not None and q.method in ("quantile", "meansplit"):
+                        vals[i].tv = float(dist.density_tv())
             elif n.op == "const":
                 c = float(np.asarray(n.attrs["value"], dtype=float))
                 vals[i] = Val((), np.asarray(c), [(np.asarray(c), np.asarray(c))], {}, (c, c), (c, c), {}, abs(c), {})
                 vals[i].growth = (gr.const(c), gr.const(0.0))
+                vals[i].wb = {}
             else:
                 vals[i] = self._op(n, [vals[j] for j in n.inputs], rules)
             if i in self.compress:
@@ -580,7 +605,135 @@ class Evaluator:
                 if math.isfinite(total):
                     out.nb = attr
                     out.nb_inf_at = ""
+        self._w1_level(n, ops, out, gp)
         return out
+
+    # -- law-level (W1) composition and the second-order bound for sums -----------------------------------------
+    def _w1_level(self, n: INode, ops: list[Val], out: Val, gp: list[iv.Interval]) -> None:
+        """Set ``out.wb`` (a bound on W1 of the node's law) and ``out.tv`` (TV of its true density).
+
+        For operands on pairwise disjoint axes (independent, both exactly and as computed), W1 composes at the
+        level of laws: conditioning on the other operands, ``W1(f(A, B), f(A', B')) <= E_B[Lip_a] W1(A, A') +
+        E_A'[Lip_b] W1(B, B')`` (global Lipschitz constants, or the moment weights for products / quotients).
+        For a sum ``A + B`` where the true ``B`` has a density of total variation ``TV_B``, replacing ``A`` by
+        its computed value while ``B`` stays exact costs only a second-order term (Taylor expansion of
+        ``F_B(t - a)`` around each box's computed value ``a'``)::
+
+            W1(A + B, A' + B) <= sum_boxes min( E[|A - A'|; box],
+                                                |E[A - A'; box]| + TV_B / 2 * E[(A - A')^2; box] )
+
+        and then ``W1(A' + B, A' + B') <= W1(B, B')``. With atoms at conditional means the first-order part
+        ``|E[A - A'; box]|`` is itself of second order (see :meth:`second_moments`).
+        """
+        out.tv = math.inf
+        if any(o.wb is None for o in ops):
+            out.wb = None
+            return
+        disjoint = True
+        seen: set[int] = set()
+        for o in ops:
+            if seen & set(o.axes):
+                disjoint = False
+            seen |= set(o.axes)
+        cands: list[Terms] = [out.nb]
+        if disjoint:
+            cands.append(
+                _tsum(*[(_mag(_scalar(p[0]), _scalar(p[1])), o.wb) for o, p in zip(ops, gp, strict=True) if o.wb])
+            )
+            if n.op in ("mul", "div") and len(ops) == 2:
+                u, w = ops
+                if n.op == "mul":
+                    cands.append(_tsum((w.eabs + _total(w.wb), u.wb), (u.eabs, w.wb)))
+                elif w.gint[0] * w.gint[1] > 0:
+                    inv = 1.0 / min(abs(w.gint[0]), abs(w.gint[1]))
+                    cands.append(_tsum((inv, u.wb), (u.eabs * inv * inv, w.wb)))
+            consts = [o for o in ops if not o.axes]
+            rvs = [o for o in ops if o.axes]
+            if n.op in ("add", "sub") and len(ops) == 2:
+                if len(rvs) == 2:
+                    out.tv = min(rvs[0].tv, rvs[1].tv)
+                    for a_val, b_val in ((rvs[0], rvs[1]), (rvs[1], rvs[0])):
+                        if math.isfinite(b_val.tv) and b_val.tv > 0:
+                            t = self._smoothed_term(a_val, b_val.tv)
+                            if t is not None:
+                                cands.append(_tsum((1.0, t), (1.0, b_val.wb)))  # type: ignore[arg-type]
+                elif len(rvs) == 1:
+                    out.tv = rvs[0].tv
+            elif n.op == "neg" or (n.op in ("identity", "copy", "contiguous", "convert") and len(ops) == 1):
+                out.tv = ops[0].tv
+            elif n.op in ("mul", "div") and len(rvs) == 1 and len(consts) == 1:
+                c = abs(float(consts[0].pt))
+                if n.op == "mul" and c > 0:
+                    out.tv = rvs[0].tv / c * (1 + 1e-12)
+                elif n.op == "div" and ops[1] is consts[0] and c > 0:
+                    out.tv = rvs[0].tv * c * (1 + 1e-12)
+        best = min(cands, key=_total)
+        out.wb = {key: (math.inf if math.isnan(v) else v) for key, v in best.items()}
+
+    def _smoothed_term(self, a_val: Val, tv_b: float) -> Terms | None:
+        """Bound on ``W1(A + B, A' + B)`` for an exact independent ``B`` with density TV ``tv_b`` (see above)."""
+        if not a_val.axes:
+            return None
+        cw, attr = self.cellwise(a_val)
+        bias, m2 = self.second_moments(a_val)
+        with np.errstate(invalid="ignore", over="ignore"):
+            second = bias + 0.5 * tv_b * m2
+        second = np.where(np.isnan(second), np.inf, second)
+        per_box = np.minimum(np.broadcast_to(cw, second.shape), second)
+        total = float(np.sum(per_box)) * (1 + 1e-12)
+        cw_total = float(np.sum(cw))
+        if not math.isfinite(total):
+            return None
+        if cw_total > 0 and math.isfinite(cw_total):
+            return {k: v * total / cw_total for k, v in attr.items()} or {"second-order": total}
+        return {"second-order": total} if total > 0 else {}
+
+    def second_moments(self, v: Val) -> tuple[np.ndarray, np.ndarray]:
+        """Per-box upper bounds on ``|E[V - V'; box]|`` and ``E[(V - V')^2; box]`` (full grid shape).
+
+        Walking from the atoms to the true values one coordinate at a time (as in :meth:`cellwise`), step ``j``
+        is ``g_j (X_j - x'_j)`` with ``g_j`` in the derivative enclosure ``[d_lo, d_hi]`` of that step. Writing
+        ``g_j = c_j + (g_j - c_j)`` with the midpoint ``c_j`` and radius ``r_j``, and using that ``X_j`` is
+        independent of the other coordinates on a box, ``|E[step_j; box]| <= (r_j E|X_j - x'_j| + |c_j|
+        |E[X_j - x'_j]|) P(other cells)``; ``E[(sum_j L_j |X_j - x'_j|)^2; box]`` expands into the per-cell second
+        moments and products of first moments. The square of the value enclosure's width is a second bound.
+        """
+        k = len(v.axes)
+        if k == 0:
+            return np.zeros(()), np.zeros(())
+        shape = self._shape(v.axes)
+        wbox = self._wbox(v.axes)
+        bsum: Any = 0.0
+        s1: Any = 0.0
+        s2: Any = 0.0
+        s3: Any = 0.0
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            for a in v.axes:
+                ax = self.axes[a]
+                inv = np.where(ax.weights > 0, 1.0 / np.where(ax.weights > 0, ax.weights, 1.0), 0.0)
+                r1 = self._expand(ax.err * inv, [a], v.axes)
+                rb = self._expand(ax.bias * inv, [a], v.axes)  # type: ignore[operator]
+                r2 = self._expand(ax.m2 * inv, [a], v.axes)  # type: ignore[operator]
+                dl, dh = v.der[a]
+                lmag = iv.mag((dl, dh))
+                rad = np.where(np.isnan(dh - dl), np.inf, 0.5 * (dh - dl))
+                mid = np.abs(0.5 * (dh + dl))
+                mid = np.where(np.isnan(mid), np.inf, mid)
+                zero = r1 == 0
+                bsum = bsum + np.where(zero, 0.0, rad * r1 + np.where(rb == 0, 0.0, mid * rb))
+                t1 = np.where(zero, 0.0, lmag * r1)
+                s1 = s1 + t1
+                s2 = s2 + t1 * t1
+                s3 = s3 + np.where(zero, 0.0, lmag * lmag * r2)
+            cross = np.maximum(s1 * s1 - s2, 0.0) + 8 * _EPS * s1 * s1
+            m2 = np.where(wbox == 0, 0.0, wbox * (cross + s3))
+            lo, hi = v.box[k]
+            osc = np.broadcast_to(hi, shape) - np.broadcast_to(lo, shape)
+            m2 = np.minimum(m2, np.where(wbox == 0, 0.0, wbox * osc * osc))
+            bias = np.where(wbox == 0, 0.0, wbox * bsum)
+        m2 = np.where(np.isnan(m2), np.inf, m2) * (1 + 1e-12)
+        bias = np.where(np.isnan(bias), np.inf, bias) * (1 + 1e-12)
+        return np.broadcast_to(bias, shape), np.broadcast_to(m2, shape)
 
     def _wbox(self, axes: Sequence[int]) -> np.ndarray:
         w = np.ones(self._shape(axes))
@@ -621,6 +774,22 @@ class Evaluator:
         np.maximum.at(hi, rg.piece_group, bhi[rg.piece_elem])
         lo = np.where(np.isnan(lo), -np.inf, np.minimum(lo, rg.atoms))
         hi = np.where(np.isnan(hi), np.inf, np.maximum(hi, rg.atoms))
+        # Second-order bookkeeping of the new axis: |E[V - V'; group]| and E[(V - V')^2; group] through the
+        # upstream boxes (split by mass share, independently of the true value in the box) and the regrouping.
+        bias_box, m2_box = self.second_moments(v)
+        bias_box = np.minimum(bias_box, np.broadcast_to(box_bound, shape)).reshape(-1)
+        m2_box = m2_box.reshape(-1)
+        dv = pt[rg.piece_elem] - rg.atoms[rg.piece_group]
+        with np.errstate(invalid="ignore", over="ignore"):
+            bias_up = np.bincount(rg.piece_group, weights=share * bias_box[rg.piece_elem], minlength=m)
+            shift = np.bincount(rg.piece_group, weights=rg.piece_mass * dv, minlength=m)
+            slack = np.bincount(rg.piece_group, weights=rg.piece_mass * np.abs(pt[rg.piece_elem]), minlength=m)
+            bias_g = bias_up + np.abs(shift) + 64 * _EPS * slack
+            m2_up = np.bincount(rg.piece_group, weights=share * m2_box[rg.piece_elem], minlength=m)
+            m2_rg = np.bincount(rg.piece_group, weights=rg.piece_mass * dv * dv, minlength=m)
+            m2_g = (np.sqrt(m2_up) + np.sqrt(m2_rg)) ** 2 * (1 + 1e-12) + 1e-300
+        bias_g = np.where(np.isnan(bias_g), np.inf, bias_g)
+        m2_g = np.where(np.isnan(m2_g), np.inf, m2_g)
         n = self.nodes[i]
         label = f"compression at {n.where} to {m} atoms"
         e_total = float(err.sum())
@@ -628,7 +797,7 @@ class Evaluator:
         comps = _tsum((1.0, up_terms), (1.0, {label: comp_w1}))
         scale = e_total / max(_total(comps), 1e-300)
         components = {key: val * scale / max(e_total, 1e-300) for key, val in comps.items()} if e_total > 0 else {}
-        ax = Axis(i + 10**9, rg.atoms, rg.weights, lo, hi, err, label, components)
+        ax = Axis(i + 10**9, rg.atoms, rg.weights, lo, hi, err, label, components, None, bias_g, m2_g)
         self.axes[ax.id] = ax
         nb_terms = _tsum((1.0, up_terms), (1.0, {label: comp_w1}))
         if _total(nb_terms) > e_total:
@@ -636,6 +805,11 @@ class Evaluator:
         g1 = (min(v.gint1[0], float(lo.min())), max(v.gint1[1], float(hi.max())))
         out = self._axis_val(ax, g1, nb_terms, v.d1)
         out.nb_inf_at = v.nb_inf_at
+        out.tv = v.tv
+        if v.wb is not None:
+            # W1(V, V') <= W1(V, V_grid) + W1(V_grid, V') = (the upstream W1 bound) + (exact regrouping cost).
+            wb_up = v.wb if _total(v.wb) < up_total else up_terms
+            out.wb = _tsum((1.0, wb_up), (1.0, {label: comp_w1}))
         self.compressions.append(
             {
                 "node": n.where,
@@ -708,6 +882,11 @@ def evaluate_output(
     for key, v in val.d1.items():
         terms[key] = terms.get(key, 0.0) + v
     bound = min(c_total, n_total) + d1
+    w_total = _total(val.wb) if val.wb is not None else math.inf
+    if math.isnan(w_total):
+        w_total = math.inf
+    if w_total < bound:
+        bound, terms, method = w_total, dict(val.wb or {}), "law-level"
     if math.isnan(bound):
         bound = math.inf
     info = {
@@ -715,6 +894,7 @@ def evaluate_output(
         "bound_method": method,
         "cellwise_bound": c_total,
         "path_bound": n_total,
+        "law_level_bound": w_total,
         "joint_atoms": int(pt.size),
         "compressions": ev.compressions,
         "seconds": time.perf_counter() - t0,
