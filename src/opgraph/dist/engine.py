@@ -379,6 +379,7 @@ class Evaluator:
         self.compress_atoms = compress_atoms
         self.axes: dict[int, Axis] = {}
         self.compressions: list[dict[str, Any]] = []
+        self.smoothing = True
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def _key(self, a: int) -> tuple[int, int]:
@@ -475,6 +476,7 @@ class Evaluator:
             for j in n.inputs:
                 last_use[j] = i
         vals: dict[int, Val] = {}
+        self.smoothing = self._smoothing_possible()
         for i, n in enumerate(nodes):
             if n.op == "input":
                 name = n.attrs["name"]
@@ -653,7 +655,7 @@ class Evaluator:
                 if len(rvs) == 2:
                     out.tv = min(rvs[0].tv, rvs[1].tv)
                     for a_val, b_val in ((rvs[0], rvs[1]), (rvs[1], rvs[0])):
-                        if math.isfinite(b_val.tv) and b_val.tv > 0:
+                        if self.smoothing and math.isfinite(b_val.tv) and b_val.tv > 0:
                             t = self._smoothed_term(a_val, b_val.tv)
                             if t is not None:
                                 cands.append(_tsum((1.0, t), (1.0, b_val.wb)))  # type: ignore[arg-type]
@@ -746,6 +748,60 @@ class Evaluator:
             return float(abs(pt))
         return float(np.sum(np.abs(np.broadcast_to(pt, self._shape(axes))) * self._wbox(axes)))
 
+    def _compressed_moments(
+        self, v: Val, shape: tuple[int, ...], box_bound: np.ndarray, pt: np.ndarray, share: np.ndarray, rg: Any, m: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-group ``|E[V - V'; group]|`` and ``E[(V - V')^2; group]`` bounds of a compressed node.
+
+        ``V -> V_grid`` goes through the upstream boxes (a box's mass is split between groups by share,
+        independently of the true value in the box); ``V_grid -> V'`` is the regrouping (atoms at group means,
+        so its shift is 0 up to rounding). The second moments combine by Minkowski's inequality.
+        """
+        bias_box, m2_box = self.second_moments(v)
+        bias_box = np.minimum(bias_box, np.broadcast_to(box_bound, shape)).reshape(-1)
+        m2_box = m2_box.reshape(-1)
+        dv = pt[rg.piece_elem] - rg.atoms[rg.piece_group]
+        with np.errstate(invalid="ignore", over="ignore"):
+            bias_up = np.bincount(rg.piece_group, weights=share * bias_box[rg.piece_elem], minlength=m)
+            shift = np.bincount(rg.piece_group, weights=rg.piece_mass * dv, minlength=m)
+            slack = np.bincount(rg.piece_group, weights=rg.piece_mass * np.abs(pt[rg.piece_elem]), minlength=m)
+            bias_g = bias_up + np.abs(shift) + 64 * _EPS * slack
+            m2_up = np.bincount(rg.piece_group, weights=share * m2_box[rg.piece_elem], minlength=m)
+            m2_rg = np.bincount(rg.piece_group, weights=rg.piece_mass * dv * dv, minlength=m)
+            m2_g = (np.sqrt(m2_up) + np.sqrt(m2_rg)) ** 2 * (1 + 1e-12) + 1e-300
+        return np.where(np.isnan(bias_g), np.inf, bias_g), np.where(np.isnan(m2_g), np.inf, m2_g)
+
+    def _smoothing_possible(self) -> bool:
+        """True when some sum of independent operands has an operand whose density TV may be finite.
+
+        A static over-approximation of where :meth:`_smoothed_term` can apply; when it is False the per-group
+        second moments of compressed nodes are not needed and are skipped.
+        """
+        srcs: list[frozenset[int]] = []
+        tv: list[bool] = []
+        affine = ("neg", "identity", "copy", "contiguous", "convert")
+        for i, n in enumerate(self.nodes):
+            if n.op == "input":
+                d = self.dists.get(n.attrs["name"])
+                q = self.quantized[n.attrs["name"]]
+                srcs.append(frozenset([i]))
+                tv.append(d is not None and q.method in ("quantile", "meansplit") and math.isfinite(d.density_tv()))
+                continue
+            s: frozenset[int] = frozenset()
+            for j in n.inputs:
+                s = s | srcs[j]
+            srcs.append(s)
+            ins = [j for j in n.inputs if srcs[j]]
+            if n.op in ("add", "sub", "mul", "div") and len(ins) == 1:
+                tv.append(tv[ins[0]] and (n.op != "div" or n.inputs[0] == ins[0]))
+            elif n.op in ("add", "sub") and len(ins) == 2 and not (srcs[ins[0]] & srcs[ins[1]]):
+                if tv[ins[0]] or tv[ins[1]]:
+                    return True
+                tv.append(False)
+            else:
+                tv.append(n.op in affine and len(ins) == 1 and tv[ins[0]])
+        return False
+
     def _compress(self, i: int, v: Val) -> Val:
         """Replace node ``i`` by a new axis: a monotone regrouping of its joint law (exact cost added)."""
         t0 = time.perf_counter()
@@ -776,20 +832,10 @@ class Evaluator:
         hi = np.where(np.isnan(hi), np.inf, np.maximum(hi, rg.atoms))
         # Second-order bookkeeping of the new axis: |E[V - V'; group]| and E[(V - V')^2; group] through the
         # upstream boxes (split by mass share, independently of the true value in the box) and the regrouping.
-        bias_box, m2_box = self.second_moments(v)
-        bias_box = np.minimum(bias_box, np.broadcast_to(box_bound, shape)).reshape(-1)
-        m2_box = m2_box.reshape(-1)
-        dv = pt[rg.piece_elem] - rg.atoms[rg.piece_group]
-        with np.errstate(invalid="ignore", over="ignore"):
-            bias_up = np.bincount(rg.piece_group, weights=share * bias_box[rg.piece_elem], minlength=m)
-            shift = np.bincount(rg.piece_group, weights=rg.piece_mass * dv, minlength=m)
-            slack = np.bincount(rg.piece_group, weights=rg.piece_mass * np.abs(pt[rg.piece_elem]), minlength=m)
-            bias_g = bias_up + np.abs(shift) + 64 * _EPS * slack
-            m2_up = np.bincount(rg.piece_group, weights=share * m2_box[rg.piece_elem], minlength=m)
-            m2_rg = np.bincount(rg.piece_group, weights=rg.piece_mass * dv * dv, minlength=m)
-            m2_g = (np.sqrt(m2_up) + np.sqrt(m2_rg)) ** 2 * (1 + 1e-12) + 1e-300
-        bias_g = np.where(np.isnan(bias_g), np.inf, bias_g)
-        m2_g = np.where(np.isnan(m2_g), np.inf, m2_g)
+        bias_g: np.ndarray | None = None
+        m2_g: np.ndarray | None = None
+        if self.smoothing:
+            bias_g, m2_g = self._compressed_moments(v, shape, box_bound, pt, share, rg, m)
         n = self.nodes[i]
         label = f"compression at {n.where} to {m} atoms"
         e_total = float(err.sum())

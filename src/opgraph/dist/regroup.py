@@ -54,20 +54,32 @@ def regroup(values: np.ndarray, weights: np.ndarray, m: int) -> Regrouping:
     v = np.asarray(values, dtype=float).reshape(-1)
     w = np.asarray(weights, dtype=float).reshape(-1)
     w = w / w.sum()
-    order = np.argsort(v, kind="stable")
+    order = np.argsort(v)  # introsort: ties may come in any order, which changes neither the law nor the cost
     vs, ws = v[order], w[order]
     n = vs.size
     if m >= n:
         return Regrouping(vs, ws, np.zeros(n), order, np.arange(n), ws, order)
-    cum = np.cumsum(ws)
+    cum = np.minimum(np.cumsum(ws), 1.0)  # monotone even when rounding overshoots 1 before the end
     cum[-1] = 1.0
     group_edges = np.arange(1, m) / m
-    breaks = np.union1d(np.concatenate([[0.0], cum]), np.concatenate([group_edges, [1.0]]))
+    # Merge the two sorted break lists (element ends ``cum`` and group edges) without sorting: every break's
+    # position in the merged list is its own index plus the number of breaks of the other list before it.
+    # An element end equal to a group edge gives a zero-mass piece, dropped below.
+    breaks = np.empty(n + m)
+    breaks[0] = 0.0
+    e_at = np.searchsorted(cum, group_edges, side="right")  # elements ending at or before each edge
+    c_pos = 1 + np.arange(n) + np.searchsorted(group_edges, cum, side="left")
+    g_pos = 1 + np.arange(m - 1) + e_at
+    breaks[c_pos] = cum
+    breaks[g_pos] = group_edges
+    owner = np.empty(n + m - 1, dtype=np.int64)  # the element that each piece [breaks[j], breaks[j+1]] lies in
+    owner[c_pos - 1] = np.arange(n)
+    owner[g_pos - 1] = e_at
     mass = np.diff(breaks)
     mid = 0.5 * (breaks[:-1] + breaks[1:])
     keep = mass > 0
     mass, mid = mass[keep], mid[keep]
-    elem = np.minimum(np.searchsorted(cum, mid, side="left"), n - 1)
+    elem = np.minimum(owner[keep], n - 1)
     group = np.minimum((mid * m).astype(np.int64), m - 1)
     gmass = np.bincount(group, weights=mass, minlength=m)
     gsum = np.bincount(group, weights=mass * vs[elem], minlength=m)
@@ -90,5 +102,12 @@ def merge_duplicates(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarra
     """Sort atoms and sum the weights of equal values. Returns ``(atoms, weights)``."""
     v = np.asarray(values, dtype=float).reshape(-1)
     w = np.asarray(weights, dtype=float).reshape(-1)
-    uniq, inv = np.unique(v, return_inverse=True)
-    return uniq, np.bincount(inv.reshape(-1), weights=w, minlength=uniq.size)
+    if v.size == 0:
+        return v, w
+    order = np.argsort(v)
+    vs, ws = v[order], w[order]
+    new = np.empty(vs.size, dtype=bool)
+    new[0] = True
+    np.not_equal(vs[1:], vs[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    return vs[starts], np.add.reduceat(ws, starts)
