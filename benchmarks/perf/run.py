@@ -195,14 +195,17 @@ def part_tune(args, results: dict) -> None:
     1. every tuner in :data:`TUNERS` runs ``tune_layout`` (200 candidates, 10% measuring budget, same sample);
     2. **full run**: all 200 candidates, plus any pick outside them (local-search neighbours), measured with the
        collection protocol (3 interleaved shuffled rounds): the raw gap is pick / best of the 200 - 1 in this run;
-    3. **head-to-head**: the default, the ``--h2h-top`` fastest configs of the full run and every tuner's pick are
-       re-measured together in ``--h2h-rounds`` interleaved shuffled rounds; per config the median over rounds; the
-       gap is pick / fastest of them - 1. This removes the winner's curse of taking the minimum of 200 noisy
-       values from one run.
+    3. **selection**: the ``--h2h-pool`` fastest configs of the full run and the picks are re-measured in
+       ``--h2h-pool-rounds`` short interleaved shuffled rounds (one timed run per config per round; every round
+       divided by its geometric mean, which cancels the machine's drift between rounds; median over rounds);
+    4. **head-to-head**: the default, the ``--h2h-top`` fastest of the selection and every tuner's pick are
+       re-measured in ``--h2h-rounds`` fresh short rounds the same way; the gap is pick / fastest of them - 1.
+       Fresh data for the final comparison removes the winner's curse of taking the minimum of many noisy values.
     """
     import torch
 
     from opgraph.perf import zoo
+    from opgraph.perf.measure import MeasureSettings
     from opgraph.perf.metrics import inter_round_tau
     from opgraph.perf.model import CostModel, ModelConfig
     from opgraph.perf.tpugraphs import load_records
@@ -245,10 +248,26 @@ def part_tune(args, results: dict) -> None:
         full_med = np.median(full, axis=1)
         n_c = len(choices)
         best_full = float(full_med[:n_c].min())
-        top = [int(j) for j in np.argsort(full_med[:n_c], kind="stable")[: args.h2h_top]]
+        # one timed run per config per round (after one warm-up run), many short rounds: configs of one round see
+        # the same state of the loaded machine; each round is divided by its geometric mean over its configs
+        # (cancels the drift between rounds), then the median over rounds per config
+        h2h_measure = layout_measurer(mod, ex, targets, MeasureSettings(reps=1, warmup=1))
+
+        def short_rounds(idx, n_rounds, seed, measure_=h2h_measure, rows_=rows) -> tuple[np.ndarray, np.ndarray]:
+            t = measure_(np.stack([rows_[j] for j in idx]), n_rounds, seed)
+            norm = t / np.exp(np.log(np.maximum(t, 1.0)).mean(axis=0, keepdims=True))
+            return t, norm
+
+        # selection: the --h2h-pool fastest of the full run (+ the picks) in short rounds; the --h2h-top fastest of
+        # those go on to the final re-measurement, which is fresh data (no winner's curse from the selection)
+        pool = [int(j) for j in np.argsort(full_med[:n_c], kind="stable")[: args.h2h_pool]]
+        pool_idx = list(dict.fromkeys([0] + pool + list(pick_idx.values())))
+        _, pool_norm = short_rounds(pool_idx, args.h2h_pool_rounds, 2)
+        pool_med = np.median(pool_norm, axis=1)
+        top = [pool_idx[i] for i in np.argsort(pool_med, kind="stable") if pool_idx[i] < n_c][: args.h2h_top]
         h = list(dict.fromkeys([0] + top + list(pick_idx.values())))
-        h2h = measure(np.stack([rows[j] for j in h]), args.h2h_rounds, 2)
-        h_med = np.median(h2h, axis=1)
+        h2h, norm = short_rounds(h, args.h2h_rounds, 3)
+        h_med = np.median(norm, axis=1)
         eval_s = time.perf_counter() - t1
         best_h = float(h_med.min())
         res = {
@@ -260,7 +279,10 @@ def part_tune(args, results: dict) -> None:
             "full_default_over_best": float(full_med[0] / best_full),
             "full_tau_between_rounds": inter_round_tau(full[:n_c]),
             "full_noise": float(np.median(full.std(axis=1) / full_med)),
-            "h2h_noise": float(np.median(h2h.std(axis=1) / h_med)),
+            "h2h_noise": float(np.median(norm.std(axis=1) / h_med)),
+            "h2h_noise_unnormalised": float(np.median(h2h.std(axis=1) / np.median(h2h, axis=1))),
+            "h2h_rows": [int(j) for j in h],
+            "h2h_rounds_ns": np.rint(h2h).astype(np.int64).tolist(),
             "h2h_default_over_best": float(h_med[0] / best_h),
             "eval_s": eval_s,
             "tuners": {},
@@ -293,6 +315,8 @@ def part_tune(args, results: dict) -> None:
         "models": rows_out,
         "train_s": train_s,
         "h2h_top": args.h2h_top,
+        "h2h_pool": args.h2h_pool,
+        "h2h_pool_rounds": args.h2h_pool_rounds,
         "h2h_rounds": args.h2h_rounds,
         "full_rounds": settings.rounds,
         "tuners": TUNERS,
@@ -311,9 +335,12 @@ def main() -> None:
     ap.add_argument("--skip-tile", action="store_true")
     ap.add_argument("--folds", type=int, default=5, help="folds over whole graphs (5: 20%% held out per fold)")
     ap.add_argument("--tune-models", type=int, default=8, help="unseen models tuned (cycling over CNN families)")
-    ap.add_argument("--h2h-top", type=int, default=5, help="fastest configs of the full run re-measured")
-    ap.add_argument("--h2h-rounds", type=int, default=15, help="rounds of the head-to-head re-measurement")
+    ap.add_argument("--h2h-pool", type=int, default=20, help="fastest configs of the full run re-measured")
+    ap.add_argument("--h2h-pool-rounds", type=int, default=30, help="rounds of that re-measurement")
+    ap.add_argument("--h2h-top", type=int, default=5, help="fastest of those in the final head-to-head")
+    ap.add_argument("--h2h-rounds", type=int, default=60, help="rounds of the head-to-head re-measurement")
     ap.add_argument("--doc", default=str(REPO / "docs/benchmarks/perf.md"))
+    ap.add_argument("--note", default=None, help="a remark on the conditions of this run, kept in the doc")
     args = ap.parse_args()
     parts = [p.strip() for p in args.parts.split(",") if p.strip()]
     bad = [p for p in parts if p not in PARTS]
@@ -328,6 +355,11 @@ def main() -> None:
     results: dict = json.loads(rpath.read_text()) if rpath.is_file() else {}
     from opgraph.graph.io import atomic_write
 
+    if args.note:
+        results.setdefault("notes", {})[now()] = args.note
+    if not parts:  # only rewrite the doc (and keep the note)
+        atomic_write(rpath, json.dumps(results, indent=1, default=str))
+        write_doc(Path(args.doc), args, results)
     for part in parts:
         prov = {"argv": sys.argv, "started_utc": now(), "loadavg_start": os.getloadavg()[0]}
         t0 = time.perf_counter()
@@ -373,6 +405,7 @@ def write_doc(path: Path, args, results) -> None:
         "",
     ]
     L += [f"- {part}: {_prov(results, part)}" for part in PARTS]
+    L += [f"- note ({t}): {n}" for t, n in results.get("notes", {}).items()]
     L += [
         "",
         "Protocol: 1 thread, CPU time of the measuring thread (`time.thread_time_ns`), glibc malloc thresholds "
@@ -448,10 +481,15 @@ def tune_section(tr: dict) -> list[str]:
         "",
         "Evaluation, per model in the same process: (1) the full run measures all 200 candidates (plus any pick "
         f"outside them) in {tr['full_rounds']} interleaved shuffled rounds: *raw gap* = pick / best of the 200 in "
-        f"that run - 1; (2) the head-to-head re-measures the default, the {tr['h2h_top']} fastest configs of the "
-        f"full run and every tuner's pick together in {tr['h2h_rounds']} interleaved shuffled rounds, median per "
-        "config: *gap* = pick / fastest of them - 1. The minimum of 200 noisy values of one run is biased low "
-        "(winner's curse), which the head-to-head removes; the gap is the number the target is judged on.",
+        f"that run - 1; (2) selection: the {tr.get('h2h_pool', '?')} fastest of the full run and the picks are "
+        f"re-measured in {tr.get('h2h_pool_rounds', '?')} short interleaved shuffled rounds (one timed run per "
+        "config per round after a warm-up run; each round divided by its geometric mean over its configs, which "
+        "cancels the drift of the loaded machine between rounds; median over rounds); (3) head-to-head: the "
+        f"default, the {tr['h2h_top']} fastest of the selection and every tuner's pick are re-measured in "
+        f"{tr['h2h_rounds']} fresh short rounds the same way: *gap* = pick / fastest of them - 1. The minimum of "
+        "200 noisy values of one run is biased low (winner's curse) and a 200-config round lasts seconds, over "
+        "which the machine drifts; the selection and the fresh head-to-head remove both, and the head-to-head gap "
+        "is the number the target is judged on.",
         "",
         "| model | convs | tuner | raw gap | gap (head-to-head) | speed-up vs all-NCHW (h2h) | pick from | "
         "configs measured | config-rounds vs full space | tune s |",
@@ -469,14 +507,14 @@ def tune_section(tr: dict) -> list[str]:
         "",
         "Noise of the evaluation runs:",
         "",
-        "| model | default/best (full run) | tau between rounds (full run) | noise full run | noise h2h | "
-        "default/best (h2h) | load avg | eval s |",
+        "| model | default/best (full run) | tau between rounds (full run) | noise full run | noise h2h (raw / "
+        "round-normalised) | default/best (h2h) | load avg | eval s |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for m in ms:
         L.append(
             f"| {m['model']} | {m['full_default_over_best']:.3f} | {m['full_tau_between_rounds']:.3f} | "
-            f"{m['full_noise']:.1%} | {m['h2h_noise']:.1%} | {m['h2h_default_over_best']:.3f} | "
+            f"{m['full_noise']:.1%} | {m['h2h_noise_unnormalised']:.1%} / {m['h2h_noise']:.1%} | {m['h2h_default_over_best']:.3f} | "
             f"{m['loadavg_start']:.1f}..{m['loadavg_end']:.1f} | {m['eval_s']:.0f} |"
         )
     L += [
