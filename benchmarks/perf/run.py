@@ -311,7 +311,10 @@ def part_tune(args, results: dict) -> None:
             {t: (round(v["raw_gap"], 3), round(v["gap"], 3), v["stage_of_best"]) for t, v in res["tuners"].items()},
             flush=True,
         )
+    if "tune_real" in results:  # keep a summary of every earlier tune part: all runs are reported
+        results.setdefault("tune_real_history", []).append(tune_summary(results["tune_real"], results))
     results["tune_real"] = {
+        "finished_utc": now(),
         "models": rows_out,
         "train_s": train_s,
         "h2h_top": args.h2h_top,
@@ -320,6 +323,32 @@ def part_tune(args, results: dict) -> None:
         "h2h_rounds": args.h2h_rounds,
         "full_rounds": settings.rounds,
         "tuners": TUNERS,
+    }
+
+
+def tune_summary(tr: dict, results: dict) -> dict:
+    """One line per tuner of a tune part (kept when the part is run again)."""
+    ms = tr["models"]
+    prov = results.get("parts", {}).get("tune", {})
+    return {
+        "finished_utc": tr.get("finished_utc", prov.get("finished_utc", "?")),
+        "loadavg": [prov.get("loadavg_start"), prov.get("loadavg_end")],
+        "n_models": len(ms),
+        "protocol": (
+            f"selection of {tr['h2h_pool']} in {tr['h2h_pool_rounds']} rounds, head-to-head of {tr['h2h_top']} in "
+            f"{tr['h2h_rounds']} rounds"
+            if "h2h_pool" in tr
+            else f"head-to-head of the full run's {tr['h2h_top']} fastest in {tr['h2h_rounds']} rounds"
+        ),
+        "tuners": {
+            t: {
+                "within_5pct": sum(m["tuners"][t]["gap"] <= 0.05 for m in ms),
+                "mean_gap": float(np.mean([m["tuners"][t]["gap"] for m in ms])),
+                "max_gap": float(max(m["tuners"][t]["gap"] for m in ms)),
+                "gaps": [m["tuners"][t]["gap"] for m in ms],
+            }
+            for t in tr["tuners"]
+        },
     }
 
 
@@ -458,12 +487,12 @@ def write_doc(path: Path, args, results) -> None:
             )
         L.append("")
     if "tune_real" in results:
-        L += tune_section(results["tune_real"])
+        L += tune_section(results["tune_real"], results.get("tune_real_history"))
     L += targets(results)
     atomic_write(path, "\n".join(L) + "\n")
 
 
-def tune_section(tr: dict) -> list[str]:
+def tune_section(tr: dict, results_history: list | None = None) -> list[str]:
     ms = tr["models"]
     L = [
         "## perf tune on unseen models",
@@ -533,6 +562,28 @@ def tune_section(tr: dict) -> list[str]:
             f"{sum(x <= 0.05 for x in rg)}/{len(rg)} | {np.mean(rg):.1%} | {nd} |"
         )
     L.append("")
+    hist = results_history
+    if hist:
+        L += [
+            "Earlier tune parts (same models and tuners; the machine's load differed; the table above is the latest):",
+            "",
+            "| finished | load avg | models | evaluation | "
+            + " | ".join(f"{t}: within 5% / mean gap" for t in tr["tuners"])
+            + " |",
+            "|---|---|---|---|" + "---|" * len(tr["tuners"]),
+        ]
+        for h in hist:
+            cells = [
+                f"{h['tuners'][t]['within_5pct']}/{h['n_models']} / {h['tuners'][t]['mean_gap']:.1%}"
+                if t in h["tuners"]
+                else "-"
+                for t in tr["tuners"]
+            ]
+            load = "..".join(f"{v:.1f}" for v in h["loadavg"] if v is not None) or "?"
+            L.append(
+                f"| {h['finished_utc']} | {load} | {h['n_models']} | {h['protocol']} | " + " | ".join(cells) + " |"
+            )
+        L.append("")
     return L
 
 
