@@ -29,12 +29,13 @@ REPO = Path(__file__).resolve().parents[2]
 PARTS = ("collect", "layout", "tile", "tune")
 
 #: The tuners compared on unseen models: keyword arguments of ``tune_layout``.
+RACE_ROUNDS = 40
 TUNERS = {
     "top-k": {"local_search": 0.0, "finalists": 0},
-    "race": {"local_search": 0.0, "finalists": 4},
-    "race + local search": {"local_search": 0.2, "finalists": 4},
+    "race": {"local_search": 0.0, "finalists": 4, "race_rounds": RACE_ROUNDS},
+    "race + local search": {"local_search": 0.2, "finalists": 4, "race_rounds": RACE_ROUNDS},
 }
-DEFAULT_TUNER = "race + local search"  # tune_layout's defaults
+DEFAULT_TUNER = "race"  # tune_layout's defaults (local search is off by default: it did not pay here)
 
 
 def lscpu_model() -> str:
@@ -245,6 +246,7 @@ def part_tune(args, results: dict) -> None:
             pick_idx[tname] = keys[k]
         t1 = time.perf_counter()
         full = measure(np.stack(rows), settings.rounds, 1)
+        full_s = time.perf_counter() - t1
         full_med = np.median(full, axis=1)
         n_c = len(choices)
         best_full = float(full_med[:n_c].min())
@@ -285,6 +287,7 @@ def part_tune(args, results: dict) -> None:
             "h2h_rounds_ns": np.rint(h2h).astype(np.int64).tolist(),
             "h2h_default_over_best": float(h_med[0] / best_h),
             "eval_s": eval_s,
+            "full_s": full_s,
             "tuners": {},
         }
         for tname, tr in tuned.items():
@@ -300,6 +303,7 @@ def part_tune(args, results: dict) -> None:
                 "n_config_rounds": tr.n_config_rounds,
                 "config_rounds_frac_of_full": tr.n_config_rounds / (n_c * settings.rounds),
                 "tune_s": tr.seconds,
+                "measure_s": tr.measure_s,
                 "speedup_reported": tr.speedup,
                 "raw_gap": float(full_med[j] / best_full - 1),
                 "gap": float(h_med[hj] / best_h - 1),
@@ -323,6 +327,7 @@ def part_tune(args, results: dict) -> None:
         "h2h_rounds": args.h2h_rounds,
         "full_rounds": settings.rounds,
         "tuners": TUNERS,
+        "race": f"{RACE_ROUNDS} short interleaved shuffled rounds (one timed run per config per round)",
     }
 
 
@@ -334,6 +339,7 @@ def tune_summary(tr: dict, results: dict) -> dict:
         "finished_utc": tr.get("finished_utc", prov.get("finished_utc", "?")),
         "loadavg": [prov.get("loadavg_start"), prov.get("loadavg_end")],
         "n_models": len(ms),
+        "race": tr.get("race", "8 rounds of 3 timed runs"),
         "protocol": (
             f"selection of {tr['h2h_pool']} in {tr['h2h_pool_rounds']} rounds, head-to-head of {tr['h2h_top']} in "
             f"{tr['h2h_rounds']} rounds"
@@ -502,10 +508,10 @@ def tune_section(tr: dict, results_history: list | None = None) -> list[str]:
         "sampled candidates and may measure 10% of them (20 distinct configs, the default included):",
         "",
         "- `top-k`: the default + the model's top 19, 3 rounds, keep the fastest (the earlier tuner);",
-        "- `race`: the default + the top 19 (3 rounds), then the 4 fastest and the default re-measured head-to-head in "
-        "8 more interleaved rounds with successive halving (4 -> 2 after 4 rounds); the default is kept unless the "
-        "winner beats it;",
-        "- `race + local search` (the default of `tune_layout` / `opgraph perf tune`): as `race`, but 4 of the 20 "
+        "- `race` (the default of `tune_layout` / `opgraph perf tune`): the default + the top 19 (3 rounds), then the 4 fastest and the default re-measured head-to-head in "
+        f"{tr.get('race', '8 more interleaved rounds of 3 timed runs')} with successive halving (4 -> 2 after half "
+        "of the rounds); the default is kept unless the winner beats it;",
+        "- `race + local search`: as `race`, but 4 of the 20 "
         "configs are single-convolution flips of the best measured config, the ones the model scores fastest.",
         "",
         "Evaluation, per model in the same process: (1) the full run measures all 200 candidates (plus any pick "
@@ -521,7 +527,7 @@ def tune_section(tr: dict, results_history: list | None = None) -> list[str]:
         "is the number the target is judged on.",
         "",
         "| model | convs | tuner | raw gap | gap (head-to-head) | speed-up vs all-NCHW (h2h) | pick from | "
-        "configs measured | config-rounds vs full space | tune s |",
+        "configs measured | config-rounds vs full space | measuring s (tuner / full run) |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in ms:
@@ -530,7 +536,8 @@ def tune_section(tr: dict, results_history: list | None = None) -> list[str]:
             L.append(
                 f"| {m['model']} | {m['n_convs']} | {tname} | {t['raw_gap']:.1%} | {t['gap']:.1%} | "
                 f"{t['speedup_vs_default_h2h']:.3f} | {src} | {t['n_measured']}/{m['n_candidates']} | "
-                f"{t['config_rounds_frac_of_full']:.0%} | {t['tune_s']:.0f} |"
+                f"{t['config_rounds_frac_of_full']:.0%} | {t.get('measure_s', float('nan')):.1f} / "
+                f"{m.get('full_s', float('nan')):.1f} |"
             )
     L += [
         "",
@@ -565,12 +572,13 @@ def tune_section(tr: dict, results_history: list | None = None) -> list[str]:
     hist = results_history
     if hist:
         L += [
-            "Earlier tune parts (same models and tuners; the machine's load differed; the table above is the latest):",
+            "Earlier tune parts (the first models of the same list; race settings and evaluation as listed; the "
+            "machine's load differed; the tables above are the latest):",
             "",
-            "| finished | load avg | models | evaluation | "
+            "| finished | load avg | models | race | evaluation | "
             + " | ".join(f"{t}: within 5% / mean gap" for t in tr["tuners"])
             + " |",
-            "|---|---|---|---|" + "---|" * len(tr["tuners"]),
+            "|---|---|---|---|---|" + "---|" * len(tr["tuners"]),
         ]
         for h in hist:
             cells = [
@@ -581,7 +589,8 @@ def tune_section(tr: dict, results_history: list | None = None) -> list[str]:
             ]
             load = "..".join(f"{v:.1f}" for v in h["loadavg"] if v is not None) or "?"
             L.append(
-                f"| {h['finished_utc']} | {load} | {h['n_models']} | {h['protocol']} | " + " | ".join(cells) + " |"
+                f"| {h['finished_utc']} | {load} | {h['n_models']} | {h.get('race', '8 rounds of 3 timed runs')} | "
+                f"{h['protocol']} | " + " | ".join(cells) + " |"
             )
         L.append("")
     return L

@@ -186,7 +186,9 @@ def test_tune_layout_maps_shared_modules_to_one_choice():
     truth = linear_truth([-0.1, -0.05, 0.02])
     m = FakeMeasurer(truth)
     net, x = Net().eval(), (torch.randn(1, 3, 8, 8),)
-    res = tune_layout(net, x, Model(), n_candidates=8, measure_frac=0.5, finalists=2, race_rounds=2, measurer=m)
+    res = tune_layout(
+        net, x, Model(), n_candidates=8, measure_frac=0.5, local_search=0.25, finalists=2, race_rounds=2, measurer=m
+    )
     assert res.targets == ["a", "b", "c"]
     assert res.n_candidates == 8 and res.n_measured == 4 and res.measured_frac == 0.5
     assert key(res.best_choice) == (1, 1, 0)
@@ -194,3 +196,16 @@ def test_tune_layout_maps_shared_modules_to_one_choice():
     assert Model.calls >= 2  # the candidates and the local-search neighbours were scored
     y = res.apply(net, x)(*x)
     assert torch.allclose(y, net(*x), atol=1e-5)
+
+
+def test_race_uses_its_own_measurer_and_reports_measuring_time():
+    cand = all_configs()
+    truth = linear_truth([-0.05, 0.02, -0.03, 0.04, -0.01, 0.03])
+    screen, race = FakeMeasurer(truth), FakeMeasurer(truth)
+    out = race_tune(
+        cand, exact_scorer(truth), screen, budget=8, local_search=2, finalists=4, race_rounds=10, race_measure=race
+    )
+    assert len(screen.calls) == 2 and len(race.calls) == 2  # screen + local search; two race phases
+    assert [len(c) for c in race.calls] == [5, 3]
+    assert race.distinct() <= screen.distinct()  # the race only re-measures configs already counted
+    assert out.measure_s >= 0.0

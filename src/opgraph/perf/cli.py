@@ -225,14 +225,20 @@ def rank(model_path: Path, top: int, graph: Path) -> None:
 @click.option(
     "--local-search",
     type=float,
-    default=0.2,
+    default=0.0,
     show_default=True,
     help="Part of the budget for single-flip neighbours of the best measured config.",
 )
 @click.option(
     "--finalists", type=int, default=4, show_default=True, help="Configs raced head-to-head with the default."
 )
-@click.option("--race-rounds", type=int, default=8, show_default=True, help="Interleaved rounds of the race.")
+@click.option(
+    "--race-rounds",
+    type=int,
+    default=40,
+    show_default=True,
+    help="Interleaved rounds (one timed run each) of the race.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--out",
@@ -292,6 +298,7 @@ def tune(
             "n_measured": res.n_measured,
             "n_candidates": res.n_candidates,
             "n_config_rounds": res.n_config_rounds,
+            "measure_s": res.measure_s,
             "stage_of_best": res.stage_of_best,
         }
         atomic_write(out_json, json.dumps(doc, indent=1))

@@ -6,11 +6,13 @@ convolutions, ranks them all with the cost model (no measuring) and then spends 
 (:func:`race_tune`):
 
 1. **screen**: measure the default and the model's top picks (``settings.rounds`` interleaved rounds);
-2. **local search** (``local_search`` configs of the budget): flip one convolution of the best measured config at a
+2. **local search** (optional, ``local_search`` configs of the budget; off by default because it did not pay in the
+   benchmark): flip one convolution of the best measured config at a
    time, score every such neighbour with the cost model and measure the most promising ones that were not measured
    yet (a leftover budget goes to the next model picks);
 3. **race** (successive halving): the ``finalists`` best measured configs and the default are re-measured
-   head-to-head in ``race_rounds`` extra interleaved, shuffled rounds; after the first half of those rounds the
+   head-to-head in ``race_rounds`` extra interleaved, shuffled rounds of one timed run each (short rounds: the
+   configs of a round see the same state of a loaded machine); after the first half of those rounds the
    slower half of the finalists is dropped. The winner is the finalist with the lowest median per-round ratio to
    the default; if that ratio is not below 1 the default is returned (the tuner never returns a config that did
    not beat the default head-to-head).
@@ -79,6 +81,7 @@ class RaceOutcome:
             the default x ``default_ns``), ns.
         n_config_rounds: Config x round timings spent in all stages.
         budget: The distinct-config budget.
+        measure_s: Wall time spent in the measurers, s.
     """
 
     chosen: int
@@ -87,6 +90,7 @@ class RaceOutcome:
     chosen_ns: float
     n_config_rounds: int
     budget: int
+    measure_s: float = 0.0
 
 
 def _median_ratio(rounds_ns: np.ndarray) -> np.ndarray:
@@ -103,9 +107,10 @@ def race_tune(
     budget: int,
     local_search: int = 0,
     finalists: int = 4,
-    race_rounds: int = 8,
+    race_rounds: int = 40,
     rounds: int = 2,
     seed: int = 0,
+    race_measure: Measurer | None = None,
 ) -> RaceOutcome:
     """Spend ``budget`` distinct measured configs adaptively: screen, local search, race (see the module docs).
 
@@ -120,6 +125,8 @@ def race_tune(
         race_rounds: Interleaved rounds of the race (split in two halves for successive halving).
         rounds: Rounds of the screening and local-search runs.
         seed: Seed of the measuring runs' shuffles.
+        race_measure: Measurer of the race (default ``measure``); :func:`tune_layout` passes one that times a
+            single run per config per round, so that the race's many rounds are short.
 
     Returns:
         A :class:`RaceOutcome`.
@@ -142,10 +149,14 @@ def race_tune(
     n_config_rounds = 0
     runs = 0
 
-    def run(rows: list[np.ndarray], n_rounds: int) -> np.ndarray:
-        nonlocal n_config_rounds, runs
+    measure_s = 0.0
+
+    def run(rows: list[np.ndarray], n_rounds: int, fn: Measurer = measure) -> np.ndarray:
+        nonlocal n_config_rounds, runs, measure_s
         choices = np.stack([cand[0]] + rows)
-        out = np.asarray(measure(choices, n_rounds, seed + 1000 * runs), dtype=np.float64)
+        t0 = time.perf_counter()
+        out = np.asarray(fn(choices, n_rounds, seed + 1000 * runs), dtype=np.float64)
+        measure_s += time.perf_counter() - t0
         if out.shape != (len(choices), n_rounds):
             raise PerfError(f"race_tune: the measurer returned shape {out.shape}, expected {(len(choices), n_rounds)}")
         runs += 1
@@ -195,14 +206,14 @@ def race_tune(
     if not field_ or race_rounds < 1:
         j = ranked[0] if ranked and measured[ranked[0]].ratio < 1.0 else 0
         ns = screen_default_ns * measured[j].ratio
-        return RaceOutcome(j, measured, screen_default_ns, ns, n_config_rounds, budget)
+        return RaceOutcome(j, measured, screen_default_ns, ns, n_config_rounds, budget, measure_s)
     race: dict[int, list[np.ndarray]] = {j: [] for j in field_}
     default_rounds: list[np.ndarray] = []
     first = race_rounds if len(field_) == 1 else max(1, race_rounds // 2)
     for phase_rounds in (first, race_rounds - first):
         if phase_rounds < 1:
             continue
-        out = run([measured[j].choice for j in field_], phase_rounds)
+        out = run([measured[j].choice for j in field_], phase_rounds, race_measure or measure)
         default_rounds.append(out[0])
         for j, row in zip(field_, out[1:]):
             race[j].append(np.vstack([out[0], row]))
@@ -215,8 +226,8 @@ def race_tune(
     both = np.hstack(race[win])
     default_ns = float(np.median(both[0]))
     if not measured[win].race_ratio < 1.0:
-        return RaceOutcome(0, measured, default_ns, default_ns, n_config_rounds, budget)
-    return RaceOutcome(win, measured, default_ns, float(np.median(both[1])), n_config_rounds, budget)
+        return RaceOutcome(0, measured, default_ns, default_ns, n_config_rounds, budget, measure_s)
+    return RaceOutcome(win, measured, default_ns, float(np.median(both[1])), n_config_rounds, budget, measure_s)
 
 
 @dataclass
@@ -236,6 +247,7 @@ class TuneResult:
         stage_of_best: ``"default"``, ``"screen"`` or ``"local"``.
         measured: Every measured config (:class:`MeasuredConfig`).
         seconds: Wall time of the whole tuning.
+        measure_s: Part of it spent measuring.
     """
 
     targets: list[str]
@@ -249,6 +261,7 @@ class TuneResult:
     stage_of_best: str
     measured: list[MeasuredConfig] = field(default_factory=list)
     seconds: float = 0.0
+    measure_s: float = 0.0
 
     @property
     def speedup(self) -> float:
@@ -349,9 +362,9 @@ def tune_layout(
     *,
     n_candidates: int = 200,
     measure_frac: float = 0.1,
-    local_search: float = 0.2,
+    local_search: float = 0.0,
     finalists: int = 4,
-    race_rounds: int = 8,
+    race_rounds: int = 40,
     settings: MeasureSettings | None = None,
     seed: int = 0,
     name: str = "model",
@@ -365,10 +378,11 @@ def tune_layout(
         model: A layout :class:`~opgraph.perf.model.CostModel` (or any object with ``predict(record)``).
         n_candidates: Candidate configs sampled (row 0 = all NCHW).
         measure_frac: Distinct configs measured / candidates (at least 2: the default and one pick).
-        local_search: Fraction of that budget for single-flip neighbours of the best measured config (0: off).
+        local_search: Fraction of that budget for single-flip neighbours of the best measured config (0, the
+            default: off; it did not pay in the benchmark, see docs/benchmarks/perf.md).
         finalists: Best measured configs re-measured head-to-head with the default (0: no race).
-        race_rounds: Interleaved rounds of that race.
-        settings: Measurement protocol knobs (``rounds`` is used for the screening runs).
+        race_rounds: Interleaved rounds of that race, one timed run (after a warm-up run) per config per round.
+        settings: Measurement protocol knobs (``rounds`` and ``reps`` are used for the screening runs).
         seed: Seed of sampling and measuring.
         name: Graph name in logs.
         measurer: Replaces the real measuring (tests, or a remote machine); see :data:`Measurer`.
@@ -380,16 +394,22 @@ def tune_layout(
     s = settings or MeasureSettings()
     cand, targets, choices, columns = layout_candidates(module, example_inputs, n_candidates, seed, name)
     budget = max(2, int(math.floor(measure_frac * len(choices) + 1e-9)))
+    if measurer is None:
+        measurer = layout_measurer(module, example_inputs, targets, s)
+        race_measurer = layout_measurer(module, example_inputs, targets, replace(s, reps=1, warmup=1))
+    else:
+        race_measurer = measurer
     out = race_tune(
         choices,
         layout_scorer(cand, model, columns),
-        measurer or layout_measurer(module, example_inputs, targets, s),
+        measurer,
         budget=budget,
         local_search=int(round(local_search * budget)),
         finalists=finalists,
         race_rounds=race_rounds,
         rounds=max(1, s.rounds),
         seed=seed,
+        race_measure=race_measurer,
     )
     win = out.measured[out.chosen]
     res = TuneResult(
@@ -404,6 +424,7 @@ def tune_layout(
         stage_of_best=win.stage,
         measured=out.measured,
         seconds=time.perf_counter() - t0,
+        measure_s=out.measure_s,
     )
     log.info("%s: %r", name, res)
     return res
