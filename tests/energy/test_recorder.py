@@ -135,3 +135,60 @@ def test_fx_recorder_uses_graph_call_sites():
 
     with pytest.raises(EnergyError, match="eager"):
         record_fx(untraceable, torch.randn(3))
+
+
+def test_metadata_is_taken_at_op_time():
+    def fn(x):
+        y = x * 2
+        y.t_()  # an in-place metadata change after the op
+        return y + 1
+
+    run = record(fn, torch.randn(2, 3))
+    mul = next(n for n in run.graph.nodes if n.op == "aten::mul")
+    assert mul.meta["shape"] == [2, 3] and mul.meta["strides"] == [3, 1]
+    assert list(run.values[mul.id].shape) == [2, 3]
+
+
+def test_first_seen_tensor_written_in_place_keeps_its_old_value():
+    buf = torch.zeros(4)
+
+    def fn(x):
+        buf.add_(x)
+        return buf * 1
+
+    before = buf.clone()
+    x = torch.ones(4)
+    run = record(fn, x, warmup=False)
+    ext = next(n for n in run.graph.nodes if n.op == "input" and n.attrs["kind"] == "external")
+    assert torch.equal(run.values[ext.id], before)
+    add = next(n for n in run.graph.nodes if n.op == "aten::add_")
+    mul = next(n for n in run.graph.nodes if n.op == "aten::mul")
+    assert add.meta["mutates"] and mul.inputs == (add.id,)
+
+
+def test_cpu_time_recorded_and_saved(tmp_path):
+    run = record(lambda x: x @ x, torch.randn(32, 32))
+    assert run.cpu_s > 0 and run.wall_s > 0
+    assert load(run.save(tmp_path / "r")).cpu_s == run.cpu_s
+
+
+def test_call_sites_and_module_paths_of_nested_modules():
+    class Outer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = Block()
+
+        def forward(self, x):
+            return self.inner(x) * 3  # outer line
+
+    model = Outer()
+    run = record(model, torch.randn(2, 8))
+    relu = next(n for n in run.graph.nodes if n.op == "aten::relu")
+    mul = next(n for n in run.graph.nodes if n.op == "aten::mul")
+    addmm = next(n for n in run.graph.nodes if n.op == "aten::addmm")
+    assert relu.meta["module_path"] == "Outer.inner" and relu.meta["func"] == "forward"
+    assert addmm.meta["module_path"] == "Outer.inner.fc"
+    assert mul.meta["module_path"] == "Outer" and mul.meta["callsite"].startswith("test_recorder.py:")
+    import linecache
+
+    assert "outer line" in linecache.getline(mul.meta["file"], mul.meta["line"])

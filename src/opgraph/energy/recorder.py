@@ -10,12 +10,14 @@ be replayed; a tensor about to be mutated in place is copied first so its record
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
 import re
 import sys
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +170,8 @@ class Run:
             parameters and other outside tensors; ``getitem`` nodes pick outputs of multi-output ops.
         settings: The settings snapshot taken at the start of the call.
         values: Node id -> recorded tensor (for replay); empty when the run exceeded the memory cap.
-        wall_s: Wall time of the recorded call (with recording on).
+        wall_s: Wall time of the recorded call (with recording on), seconds.
+        cpu_s: Process CPU time of the recorded call (with recording on), seconds.
         fn: The recorded callable (absent for a loaded run).
         inputs: The arguments it was called with (copies).
     """
@@ -177,6 +180,7 @@ class Run:
     settings: dict[str, Any]
     values: dict[int, Any] = field(default_factory=dict, repr=False)
     wall_s: float = 0.0
+    cpu_s: float = 0.0
     fn: Callable[..., Any] | None = field(default=None, repr=False)
     inputs: tuple[Any, ...] = field(default=(), repr=False)
     kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
@@ -221,7 +225,12 @@ class Run:
 
         out = Path(path)
         out.mkdir(parents=True, exist_ok=True)
-        data = {"format": "opgraph.energy.run/1", "graph": self.graph.to_dict(), "wall_s": self.wall_s}
+        data = {
+            "format": "opgraph.energy.run/1",
+            "graph": self.graph.to_dict(),
+            "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
+        }
         atomic_write(out / "graph.json", json.dumps(data))
         buf = io.BytesIO()
         outs = []
@@ -256,7 +265,14 @@ def load(path: str | os.PathLike[str]) -> Run:
         values = {int(k): v for k, v in blob["values"].items()}
         outputs = tuple(blob.get("outputs", ()))
     settings = dict(graph.meta.get("settings", {}))
-    return Run(graph=graph, settings=settings, values=values, wall_s=float(data.get("wall_s", 0.0)), outputs=outputs)
+    return Run(
+        graph=graph,
+        settings=settings,
+        values=values,
+        wall_s=float(data.get("wall_s", 0.0)),
+        cpu_s=float(data.get("cpu_s", 0.0)),
+        outputs=outputs,
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -304,13 +320,35 @@ def _find_modules(fn: Any) -> list[tuple[str, Any]]:
 
 
 class _Recorder:
-    def __init__(self, snapshot_limit_bytes: int, keep_values: bool) -> None:
-        from torch.utils.weak import WeakIdKeyDictionary
+    """The state of one recording; the class made by :func:`_recorder_class` is also the dispatch mode.
 
+    The dispatch hook (:meth:`dispatch`) does only what must happen while the op runs: it finds the calling
+    frame (a code object and a line), notes the module-path tuple, times the op, and appends one raw tuple
+    holding the op, its arguments and its outputs (which keeps every tensor alive, and so each tensor's
+    ``id`` unique, until :meth:`finalize`). It also counts kept bytes against the snapshot cap and, before an
+    in-place op, copies the kept tensors it will overwrite. :meth:`finalize` replays the raw tuples in
+    order after the call: it maps each tensor argument to the node that last produced it (first-seen
+    tensors become input nodes), encodes arguments, and fills in shapes, strides, bytes, call-site strings
+    and module paths. The resulting graph is the same as if all of that had been done inside the call.
+    """
+
+    def __init__(self, snapshot_limit_bytes: int, keep_values: bool) -> None:
+        import torch
+
+        super().__init__()  # TorchDispatchMode's state, in the class made by _recorder_class()
+        self.tensor_type = torch.Tensor
+        #: Raw op tuples of the hot path not yet turned into nodes.
+        self.pending: list[tuple[Any, ...]] = []
+        #: Node dicts (``op``, ``inputs``, ``attrs``, ``meta``); ids equal positions.
         self.nodes: list[dict[str, Any]] = []
         self.input_ids: list[int] = []
-        self.node_of_tensor: Any = WeakIdKeyDictionary()
+        #: id(tensor) -> (node id, weak reference); the reference tells a live tensor from a reused id.
+        self.tensor_nodes: dict[int, tuple[int, Any]] = {}
         self.values: dict[int, Any] = {}
+        self.kept_order: list[int] = []
+        self.indexed = 0
+        self.storage_nodes: dict[int, list[int]] = {}
+        self.frozen: set[int] = set()
         self.kept_bytes = 0
         self.kept_cuda_bytes = 0
         self.limit = snapshot_limit_bytes
@@ -318,100 +356,284 @@ class _Recorder:
         self.keep_values = keep_values
         self.replayable = keep_values
         self.names: dict[int, str] = {}
-        self.module_names: dict[int, str] = {}
-        self.module_stack: list[str] = []
-        self.storage_nodes: dict[int, list[int]] = {}
-        self.frozen: set[int] = set()
+        #: id(module) -> (its full path, its last path component).
+        self.module_labels: dict[int, tuple[str, str]] = {}
+        self.module_stack: tuple[str, ...] = ()
         self.torch_dir = _torch_dir()
         self.t0_ns = time.perf_counter_ns()
         self.n_ext = 0
-        self.internal_code: dict[Any, bool] = {}
-        self.schema_cache: dict[Any, Any] = {}
-        self.pending: list[tuple[int, Any, Any, Any, Any]] = []
+        #: id(code object) -> whether its frames are skipped when looking for the call site (ids, because
+        #: hashing a code object hashes its bytecode).
+        self.internal_code: dict[int, bool] = {}
+        self.seen_code: list[Any] = []
+        #: id(op overload) -> see :meth:`_schema_info` (ids: ``OpOverload.__hash__`` is a Python call).
+        self.schema_cache: dict[int, tuple[Any, tuple[tuple[int, str, bool], ...], bool, str, str]] = {}
+        self.schema_funcs: list[Any] = []
+        self._caches: tuple[dict[Any, str], dict[Any, dict[str, Any]], dict[tuple[str, ...], str]] = ({}, {}, {})
 
-    # -- node creation ---------------------------------------------------------------------------------------
-    def _new(self, op: str, inputs: tuple[int, ...], attrs: dict[str, Any], meta: dict[str, Any]) -> int:
-        nid = len(self.nodes)
-        self.nodes.append({"op": op, "inputs": inputs, "attrs": attrs, "meta": meta})
-        return nid
+    # -- the hot path (runs once per aten op, inside the recorded call) --------------------------------------
+    def dispatch(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        """``__torch_dispatch__``: run one aten op and append its raw tuple.
 
-    def add_input(self, t: Any, name: str, kind: str) -> int:
-        nid = self._new("input", (), {"name": name, "kind": kind}, self._tensor_meta(t))
-        self.input_ids.append(nid)
-        self.node_of_tensor[t] = nid
-        self._keep(nid, t, count=False)
-        return nid
+        The common case is written out in this one function on purpose: right after a kernel the
+        interpreter's caches are cold and each extra Python call or dict lookup here costs microseconds per
+        op (docs/energy.md, "Recording overhead"). In-place writes, multi-output ops, CUDA tensors and the
+        memory cap go to helper methods.
+        """
+        info = self.schema_cache.get(id(func))
+        if info is None:
+            info = self._schema_info(func)
+        if kwargs is None:
+            kwargs = {}
+        written = self._before_write(info[1], args, kwargs) if info[1] else None
+        if _FX_CONTEXT:
+            site = _FX_CONTEXT[-1]
+        else:  # the first frame outside torch and this package, as (code object, line); strings come later
+            frame = sys._getframe(1)
+            internal = self.internal_code
+            while frame is not None:
+                skip = internal.get(id(frame.f_code))
+                if skip is None:
+                    skip = self._learn_internal(frame.f_code)
+                if not skip:
+                    break
+                frame = frame.f_back
+            site = None if frame is None else (frame.f_code, frame.f_lineno)
+        start = _now_ns()
+        out = info[0](*args, **kwargs)
+        end = _now_ns()
+        self.pending.append((func, args, kwargs, out, site, self.module_stack, start, end, written))
+        if not self.keep_values:  # over the memory cap: do not hold on to arguments and outputs
+            self.finalize()
+        elif not info[2]:  # views share their base's memory: only new tensors count against the cap
+            if isinstance(out, self.tensor_type) and not out.is_cuda:
+                self.kept_bytes += out.nbytes
+                if self.kept_bytes > self.limit:
+                    self._over_cap()
+            else:
+                self._count(out)
+        return out
 
+    def _learn_internal(self, code: Any) -> bool:
+        """Decide once per code object whether its frames belong to torch or this package (skipped)."""
+        fname = code.co_filename
+        skip = fname.startswith(self.torch_dir) or fname in _SKIP_FILES or fname.startswith("<frozen")
+        self.internal_code[id(code)] = skip
+        self.seen_code.append(code)  # keeps the id-keyed cache valid
+        return skip
+
+    def _schema_info(self, func: Any) -> tuple[Any, tuple[tuple[int, str, bool], ...], bool, str, str]:
+        """``(callable, written arguments, returns an alias, name, overload)`` of an op (cached by id).
+
+        The callable is the op's C++ entry point (``OpOverload._op``), which is what calling the overload
+        runs, minus one Python frame.
+        """
+        schema = func._schema
+        writes = tuple(
+            (i, a.name, bool(a.kwarg_only))
+            for i, a in enumerate(schema.arguments)
+            if a.alias_info is not None and a.alias_info.is_write
+        )
+        aliased = any(r.alias_info is not None for r in schema.returns)
+        op = getattr(func, "_op", func)
+        info = (op, writes, aliased, schema.name, f"{schema.name}.{func._overloadname}")
+        self.schema_cache[id(func)] = info
+        self.schema_funcs.append(func)  # keeps the id-keyed cache valid
+        return info
+
+    def _before_write(
+        self, writes: tuple[tuple[int, str, bool], ...], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> list[Any]:
+        """Prepare an in-place op: bring the nodes up to date, then copy what it will overwrite.
+
+        Returns:
+            The tensors the op writes into.
+        """
+        self.finalize()
+        for t in _tensors(args, kwargs):  # first-seen arguments become input nodes holding the old value
+            self.node_of(t)
+        written = []
+        for i, aname, kwarg_only in writes:
+            val = kwargs.get(aname) if kwarg_only or i >= len(args) else args[i]
+            if isinstance(val, self.tensor_type):
+                written.append(val)
+                self.freeze_storage(val)
+        return written
+
+    # -- memory: the snapshot cap and copies before in-place writes ------------------------------------------
+    def _count(self, out: Any) -> None:
+        """Count a (multi-output or CUDA) op's new tensors against the snapshot caps."""
+        outs = out if isinstance(out, (list, tuple)) else (out,)
+        for t in outs:
+            if not isinstance(t, self.tensor_type):
+                continue
+            if t.is_cuda:  # device memory has its own, larger budget
+                self.kept_cuda_bytes += t.nbytes
+                if self.kept_cuda_bytes <= self.cuda_limit:
+                    continue
+            self.kept_bytes += t.nbytes
+        if self.kept_bytes > self.limit and self.keep_values:
+            self._over_cap()
+
+    def _over_cap(self) -> None:
+        """Stop keeping tensors: fingerprint what is kept, drop it, and mark the run not replayable."""
+        log.warning(
+            "recording kept %.0f MiB of tensors (limit %.0f MiB): switching to eager fingerprints; "
+            "regions will be measured by re-running the callable",
+            self.kept_bytes / 2**20,
+            self.limit / 2**20,
+        )
+        self.finalize()
+        self.finish_fingerprints()
+        self.values.clear()
+        self.kept_order.clear()
+        self.storage_nodes.clear()
+        self.keep_values = False
+        self.replayable = False
+
+    def freeze_storage(self, t: Any) -> None:
+        """Copy every kept tensor sharing ``t``'s storage before ``t`` is mutated in place."""
+        if not self.keep_values:
+            return
+        key = _storage_key(t)
+        if key is None:
+            return
+        self._index_storages()
+        for nid in self.storage_nodes.pop(key, []):
+            if nid in self.values and nid not in self.frozen:
+                self.values[nid] = self.values[nid].clone()
+                self.frozen.add(nid)
+
+    def _index_storages(self) -> None:
+        """Add the tensors kept since the last call to the storage -> nodes index (built only when needed)."""
+        order = self.kept_order
+        for nid in order[self.indexed :]:
+            if nid in self.frozen:
+                continue
+            t = self.values[nid]
+            key = _storage_key(t)
+            self.storage_nodes.setdefault(id(t) if key is None else key, []).append(nid)
+        self.indexed = len(order)
+
+    # -- nodes (after the call, or before an in-place op) -----------------------------------------------------
     def node_of(self, t: Any) -> int:
-        nid = self.node_of_tensor.get(t)
-        if nid is not None:
-            return int(nid)
+        """The node that last produced tensor ``t``; a tensor seen for the first time becomes an input node."""
+        entry = self.tensor_nodes.get(id(t))
+        if entry is not None and entry[1]() is t:
+            return int(entry[0])
         name = self.names.get(id(t))
         if name is not None:
             return self.add_input(t, name, "param")
         self.n_ext += 1
         return self.add_input(t, f"const{self.n_ext}", "external")
 
-    @staticmethod
-    def _tensor_meta(t: Any) -> dict[str, Any]:
-        meta: dict[str, Any] = {
-            "shape": list(t.shape),
-            "dtype": str(t.dtype).replace("torch.", ""),
-            "device": str(t.device),
-        }
-        try:
-            meta["strides"] = list(t.stride())
-            meta["contiguous"] = bool(t.is_contiguous())
-            meta["channels_last"] = bool(t.dim() == 4 and t.is_contiguous(memory_format=_channels_last()))
-        except RuntimeError:  # sparse / nested tensors have no strides
-            pass
-        meta["bytes"] = int(t.numel() * t.element_size())
-        return meta
+    def add_input(self, t: Any, name: str, kind: str) -> int:
+        """Add an input node for tensor ``t`` (an argument, a parameter or an outside tensor)."""
+        nid = self._append(
+            {"op": "input", "inputs": (), "attrs": {"name": name, "kind": kind}, "meta": _tensor_meta(t)}
+        )
+        self.input_ids.append(nid)
+        self._add_value(nid, t)
+        return nid
 
-    def _keep(self, nid: int, t: Any, *, count: bool = True) -> None:
+    def _append(self, node: dict[str, Any]) -> int:
+        self.nodes.append(node)
+        return len(self.nodes) - 1
+
+    def _add_value(self, nid: int, t: Any) -> None:
+        """Map ``t`` to node ``nid`` and keep it for replay (or fingerprint it now, over the memory cap)."""
+        self.tensor_nodes[id(t)] = (nid, _weakref(t))
         if not self.keep_values:
             self.nodes[nid]["meta"]["fp"] = fingerprint(t).to_list()
             return
         self.values[nid] = t
-        try:
-            key = t.untyped_storage().data_ptr()
-        except RuntimeError:
-            key = id(t)
-        self.storage_nodes.setdefault(key, []).append(nid)
-        if count:
-            nbytes = int(t.numel() * t.element_size())
-            if t.device.type == "cuda":  # device memory has its own, larger budget
-                self.kept_cuda_bytes += nbytes
-                if self.kept_cuda_bytes <= self.cuda_limit:
-                    return
-            self.kept_bytes += nbytes
-            if self.kept_bytes > self.limit:
-                log.warning(
-                    "recording kept %.0f MiB of tensors (limit %.0f MiB): switching to eager fingerprints; "
-                    "regions will be measured by re-running the callable",
-                    self.kept_bytes / 2**20,
-                    self.limit / 2**20,
-                )
-                self.finish_fingerprints()
-                self.values.clear()
-                self.storage_nodes.clear()
-                self.keep_values = False
-                self.replayable = False
+        self.kept_order.append(nid)
 
-    def freeze_storage(self, t: Any) -> None:
-        """Copy every kept tensor sharing ``t``'s storage before ``t`` is mutated in place."""
-        if not self.keep_values:
+    def finalize(self) -> None:
+        """Turn the pending raw tuples into nodes, in execution order."""
+        pending = self.pending
+        self.pending = []
+        for entry in pending:
+            self._add_op(entry)
+
+    def _add_op(self, entry: tuple[Any, ...]) -> None:
+        """Add the node of one raw op tuple (and a getitem node per output of a multi-output op)."""
+        func, args, kwargs, out, _site, _stack, _start, _end, written = entry
+        in_ids = [self.node_of(t) for t in _tensors(args, kwargs)]
+        nid = self._append(self._op_node(entry, in_ids))
+        if isinstance(out, self.tensor_type):
+            self._add_value(nid, out)
             return
+        outs = out if isinstance(out, (list, tuple)) else (out,)
+        for k, o in enumerate(outs):
+            if isinstance(o, self.tensor_type):
+                self._add_value(self._append(_getitem_node(nid, self.nodes[nid], k, o)), o)
+        for w in written or ():  # the mutated tensor now holds this op's result
+            if not any(w is o for o in outs):
+                self.tensor_nodes[id(w)] = (nid, _weakref(w))
+
+    def _op_node(self, entry: tuple[Any, ...], in_ids: list[int]) -> dict[str, Any]:
+        """The node dict of one raw op tuple whose tensor arguments are the nodes ``in_ids``."""
+        from torch.utils._pytree import tree_flatten, treespec_dumps
+
+        func, args, kwargs, out, site, stack, start, end, written = entry
+        _op, _writes, aliased, name, overload = self.schema_cache[id(func)]
+        spec_text, sites, paths = self._caches
+        tensor_type = self.tensor_type
+        ids = {id(t): nid for t, nid in zip(_tensors(args, kwargs), in_ids)}
+        leaves, spec = tree_flatten((args, kwargs))
+        enc = []
+        in_bytes = 0
+        for leaf in leaves:
+            if isinstance(leaf, tensor_type):
+                enc.append(["t", ids[id(leaf)]])
+                in_bytes += leaf.nbytes
+            else:
+                enc.append(_encode_leaf(leaf, self.node_of))
+        fx = _is_fx_site(site)
+        meta = dict(_site_meta(site, sites))
+        path = paths.get(stack)
+        if path is None:
+            path = paths[stack] = ".".join(p for p in stack if p)
+        mutates = bool(written)
+        meta.update(
+            module_path=site[4] if fx and site[4] is not None else path,
+            alias=bool(aliased and not mutates),
+            mutates=mutates,
+            overload=overload,
+            start_ns=start - self.t0_ns,
+            dur_ns=end - start,
+            in_bytes=int(in_bytes),
+        )
+        if fx:
+            meta["fx_node"] = site[5]
+        if isinstance(out, tensor_type):
+            meta.update(_tensor_meta(out))
+            meta["out_bytes"] = meta["bytes"]
+        else:
+            out_leaves, _ = tree_flatten(out)
+            meta["n_outputs"] = len(out_leaves)
+            meta["scalar_out"] = [
+                None if isinstance(o, tensor_type) else _encode_leaf(o, self.node_of) for o in out_leaves
+            ]
+            meta["out_bytes"] = int(sum(o.nbytes for o in out_leaves if isinstance(o, tensor_type)))
         try:
-            key = t.untyped_storage().data_ptr()
-        except RuntimeError:
-            return
-        for nid in self.storage_nodes.pop(key, []):
-            if nid in self.values and nid not in self.frozen:
-                self.values[nid] = self.values[nid].clone()
-                self.frozen.add(nid)
+            text = spec_text.get(spec)
+        except TypeError:  # an unhashable spec is just not cached
+            text = None
+        if text is None:
+            text = treespec_dumps(spec)
+            with contextlib.suppress(TypeError):
+                spec_text[spec] = text
+        return {
+            "op": name,
+            "inputs": tuple(dict.fromkeys(in_ids)),
+            "attrs": {"overload": overload, "args": enc, "spec": text},
+            "meta": meta,
+        }
 
     def finish_fingerprints(self) -> None:
+        """Fingerprint the kept tensors that can be cut points or are read by copy-like ops."""
         import torch
 
         copy_inputs = {
@@ -427,163 +649,98 @@ class _Recorder:
             if "fp" not in meta and isinstance(t, torch.Tensor):
                 meta["fp"] = fingerprint(t).to_list()
 
-    # -- call sites ---------------------------------------------------------------------------------------
-    def callsite(self) -> tuple[str, str, int, str]:
-        frame = sys._getframe(3)
-        internal = self.internal_code
-        while frame is not None:
-            code = frame.f_code
-            skip = internal.get(code)
-            if skip is None:
-                fname = code.co_filename
-                skip = fname.startswith(self.torch_dir) or fname in _SKIP_FILES or fname.startswith("<frozen")
-                internal[code] = skip
-            if not skip:
-                fname = code.co_filename
-                return (
-                    f"{os.path.basename(fname)}:{frame.f_lineno} in {code.co_name}",
-                    fname,
-                    frame.f_lineno,
-                    code.co_name,
-                )
-            frame = frame.f_back
-        return ("<unknown>", "", 0, "")
 
-    # -- the op hook ---------------------------------------------------------------------------------------
-    def _schema_info(self, func: Any) -> tuple[str, str, tuple[tuple[int, str, bool], ...], bool]:
-        info = self.schema_cache.get(func)
-        if info is None:
-            schema = func._schema
-            writes = tuple(
-                (i, a.name, bool(a.kwarg_only))
-                for i, a in enumerate(schema.arguments)
-                if a.alias_info is not None and a.alias_info.is_write
-            )
-            aliased = any(r.alias_info is not None for r in schema.returns)
-            info = (schema.name, f"{schema.name}.{func._overloadname}", writes, aliased)
-            self.schema_cache[func] = info
-        return info
+_now_ns = time.perf_counter_ns
+_weakref = weakref.ref
 
-    def _input_ids(self, obj: Any, ids: dict[int, int]) -> None:
-        import torch
 
-        if isinstance(obj, torch.Tensor):
-            if id(obj) not in ids:
-                ids[id(obj)] = self.node_of(obj)
-        elif isinstance(obj, (list, tuple)):
-            for x in obj:
-                self._input_ids(x, ids)
-        elif isinstance(obj, dict):
-            for x in obj.values():
-                self._input_ids(x, ids)
+def _storage_key(t: Any) -> int | None:
+    """The data pointer of ``t``'s storage (None for tensors without one, e.g. sparse)."""
+    try:
+        return int(t.untyped_storage().data_ptr())
+    except RuntimeError:
+        return None
 
-    def on_op(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Run one aten op and add its node; the heavy bookkeeping is deferred to :meth:`finalize`."""
-        import torch
 
-        name, overload, writes, aliased = self._schema_info(func)
-        written = []
-        for i, aname, kwarg_only in writes:  # keep the old value of anything sharing a mutated storage
-            val = kwargs.get(aname) if kwarg_only or i >= len(args) else args[i]
-            if isinstance(val, torch.Tensor):
-                written.append(val)
-                self.freeze_storage(val)
-        ids: dict[int, int] = {}
-        self._input_ids(args, ids)
-        self._input_ids(kwargs, ids)
-        if _FX_CONTEXT:
-            site, fname, line, funcname, fx_module, fx_node = _FX_CONTEXT[-1]
-        else:
-            site, fname, line, funcname = self.callsite()
-            fx_module = fx_node = None
-        start = time.perf_counter_ns()
-        out = func(*args, **kwargs)
-        end = time.perf_counter_ns()
-        mutates = bool(written)
-        meta: dict[str, Any] = {
-            "callsite": site,
-            "source": f"{os.path.basename(fname)}:{line}" if fname else "",
-            "file": fname,
-            "line": line,
-            "func": funcname,
-            "module_path": fx_module if fx_module is not None else ".".join(p for p in self.module_stack if p),
-            "alias": bool(aliased and not mutates),
-            "mutates": mutates,
-            "overload": overload,
-            "start_ns": start - self.t0_ns,
-            "dur_ns": end - start,
-        }
-        if fx_node is not None:
-            meta["fx_node"] = fx_node
-        single = isinstance(out, torch.Tensor)
-        nid = self._new(name, tuple(dict.fromkeys(ids.values())), {"overload": overload}, meta)
-        self.pending.append((nid, args, kwargs, out, ids))
-        if single:
-            self.node_of_tensor[out] = nid
-            self._keep(nid, out, count=not aliased)
-        else:
-            outs = out if isinstance(out, (list, tuple)) else (out,)
-            for k, o in enumerate(outs):
-                if isinstance(o, torch.Tensor):
-                    gmeta = {key: meta[key] for key in ("callsite", "source", "file", "line", "func", "module_path")}
-                    gmeta.update({"alias": meta["alias"], "mutates": False, "start_ns": meta["start_ns"], "dur_ns": 0})
-                    gid = self._new("getitem", (nid,), {"index": k}, gmeta)
-                    self.pending.append((gid, None, None, o, None))
-                    self.node_of_tensor[o] = gid
-                    self._keep(gid, o, count=not aliased)
-            for w in written:  # the mutated tensor now holds this op's result
-                if w is not None and not any(w is o for o in outs):
-                    self.node_of_tensor[w] = nid
-        if not self.keep_values:  # over the memory cap: do not hold on to arguments and outputs
-            self.finalize()
-        return out
+def _tensors(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """The tensors in an op's arguments, in pytree leaf order (lists, tuples and dicts are searched)."""
+    import torch
 
-    def finalize(self) -> None:
-        """Encode arguments, shapes, strides and bytes of every node (after the call, off the timed path)."""
-        import torch
-        from torch.utils._pytree import tree_flatten, treespec_dumps
+    found: list[Any] = []
 
-        dumped: dict[Any, str] = {}
-        for nid, args, kwargs, out, ids in self.pending:
-            d = self.nodes[nid]
-            meta = d["meta"]
-            if args is None:  # a getitem
-                meta.update(self._tensor_meta(out))
-                continue
-            leaves, spec = tree_flatten((args, kwargs))
-            enc = []
-            in_bytes = 0
-            for leaf in leaves:
-                if isinstance(leaf, torch.Tensor):
-                    enc.append(["t", ids[id(leaf)]])
-                    in_bytes += int(leaf.numel() * leaf.element_size())
-                else:
-                    enc.append(_encode_leaf(leaf, self.node_of))
-            key = spec
-            try:
-                text = dumped.get(key)
-            except TypeError:
-                text = None
-            if text is None:
-                text = treespec_dumps(spec)
-                with contextlib.suppress(TypeError):  # an unhashable spec is just not cached
-                    dumped[key] = text
-            d["attrs"]["args"] = enc
-            d["attrs"]["spec"] = text
-            meta["in_bytes"] = in_bytes
-            if isinstance(out, torch.Tensor):
-                meta.update(self._tensor_meta(out))
-                meta["out_bytes"] = meta["bytes"]
-            else:
-                out_leaves, _ = tree_flatten(out)
-                meta["n_outputs"] = len(out_leaves)
-                meta["scalar_out"] = [
-                    None if isinstance(o, torch.Tensor) else _encode_leaf(o, self.node_of) for o in out_leaves
-                ]
-                meta["out_bytes"] = int(
-                    sum(o.numel() * o.element_size() for o in out_leaves if isinstance(o, torch.Tensor))
-                )
-        self.pending.clear()
+    def visit(seq: Any) -> None:
+        for x in seq:
+            if isinstance(x, torch.Tensor):
+                found.append(x)
+            elif isinstance(x, (list, tuple)):
+                visit(x)
+            elif isinstance(x, dict):
+                visit(x.values())
+
+    visit(args)
+    visit(kwargs.values())
+    return found
+
+
+def _is_fx_site(site: Any) -> bool:
+    """Whether a recorded site is an fx context tuple (six fields) rather than ``(code, line)``."""
+    return site is not None and len(site) == 6
+
+
+def _site_meta(site: Any, cache: dict[Any, dict[str, Any]]) -> dict[str, Any]:
+    """``callsite``/``source``/``file``/``line``/``func`` of a recorded site (cached per site)."""
+    key = site if site is None or _is_fx_site(site) else (id(site[0]), site[1])
+    found = cache.get(key)
+    if found is not None:
+        return found
+    if site is None:
+        fields = ("<unknown>", "", 0, "")
+    elif _is_fx_site(site):
+        fields = site[:4]
+    else:
+        code, line = site
+        fields = (
+            f"{os.path.basename(code.co_filename)}:{line} in {code.co_name}",
+            code.co_filename,
+            line,
+            code.co_name,
+        )
+    callsite, fname, line, funcname = fields
+    found = {
+        "callsite": callsite,
+        "source": f"{os.path.basename(fname)}:{line}" if fname else "",
+        "file": fname,
+        "line": line,
+        "func": funcname,
+    }
+    cache[key] = found
+    return found
+
+
+def _getitem_node(parent_id: int, parent: dict[str, Any], k: int, out: Any) -> dict[str, Any]:
+    """The node dict of output ``k`` of multi-output op ``parent_id`` (call site and module path from it)."""
+    pmeta = parent["meta"]
+    meta = {key: pmeta[key] for key in ("callsite", "source", "file", "line", "func", "module_path")}
+    meta.update(alias=pmeta["alias"], mutates=False, start_ns=pmeta["start_ns"], dur_ns=0)
+    meta.update(_tensor_meta(out))
+    return {"op": "getitem", "inputs": (parent_id,), "attrs": {"index": k}, "meta": meta}
+
+
+def _tensor_meta(t: Any) -> dict[str, Any]:
+    """Shape, dtype, device, strides, contiguity and bytes of a tensor."""
+    meta: dict[str, Any] = {
+        "shape": list(t.shape),
+        "dtype": str(t.dtype).replace("torch.", ""),
+        "device": str(t.device),
+    }
+    try:
+        meta["strides"] = list(t.stride())
+        meta["contiguous"] = bool(t.is_contiguous())
+        meta["channels_last"] = bool(t.dim() == 4 and t.is_contiguous(memory_format=_channels_last()))
+    except RuntimeError:  # sparse / nested tensors have no strides
+        pass
+    meta["bytes"] = int(t.numel() * t.element_size())
+    return meta
 
 
 #: Stack of (callsite, file, line, func, module path, fx node name) set by the fx recorder's interpreter.
@@ -680,6 +837,41 @@ def normalize_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return (inputs,), {}
 
 
+@functools.cache
+def _recorder_class() -> type[_Recorder]:
+    """``_Recorder`` as a ``TorchDispatchMode`` (made on first use, so importing this module needs no torch)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    return type(
+        "_RecordingMode",
+        (_Recorder, TorchDispatchMode),
+        {"__torch_dispatch__": _Recorder.dispatch, "__module__": __name__},
+    )
+
+
+def _new_recorder(snapshot_limit_bytes: int, *, keep_values: bool = True) -> _Recorder:
+    """A recorder that is also the dispatch mode to enter (``with rec: fn(...)``)."""
+    return _recorder_class()(snapshot_limit_bytes, keep_values)
+
+
+def _module_hooks(rec: _Recorder) -> tuple[Callable[..., None], Callable[..., None]]:
+    """Global forward pre/post hooks that keep ``rec.module_stack`` (a tuple, so ops can share it)."""
+    labels = rec.module_labels
+
+    def pre_hook(module: Any, _inp: Any) -> None:
+        label = labels.get(id(module))
+        if label is None:
+            name = type(module).__name__
+            label = (name, name)
+        rec.module_stack = (*rec.module_stack, label[1] if rec.module_stack else label[0])
+
+    def post_hook(module: Any, _inp: Any, _out: Any) -> None:
+        if rec.module_stack:
+            rec.module_stack = rec.module_stack[:-1]
+
+    return pre_hook, post_hook
+
+
 def record(
     fn: Callable[..., Any],
     inputs: Any = (),
@@ -702,7 +894,6 @@ def record(
         The recorded run.
     """
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
 
     if not callable(fn):
@@ -717,14 +908,15 @@ def record(
             fn(*_clone_tree(args), **_clone_tree(kwargs))
     call_args = _clone_tree(args)
     call_kwargs = _clone_tree(kwargs)
-    rec = _Recorder(snapshot_limit_bytes, keep_values=True)
+    rec = _new_recorder(snapshot_limit_bytes)
     for mname, mod in _find_modules(fn):
         for pname, p in mod.named_parameters():
             rec.names[id(p)] = f"{mname + '.' if mname else ''}{pname}"
         for bname, b in mod.named_buffers():
             rec.names[id(b)] = f"{mname + '.' if mname else ''}{bname}"
         for sub, m in mod.named_modules():
-            rec.module_names[id(m)] = ".".join(x for x in (mname, sub) if x) or type(m).__name__
+            full = ".".join(x for x in (mname, sub) if x) or type(m).__name__
+            rec.module_labels[id(m)] = (full, full.split(".")[-1])
     flat_in, _ = tree_flatten((call_args, call_kwargs))
     originals = [t.detach().clone() for t in flat_in if isinstance(t, torch.Tensor)]
     k = 0
@@ -733,43 +925,25 @@ def record(
             rec.add_input(leaf, f"arg{k}", "arg")
             k += 1
 
-    class _Mode(TorchDispatchMode):
-        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-            return rec.on_op(func, args, kwargs or {})
-
-    def pre_hook(module: Any, _inp: Any) -> None:
-        rec.module_stack.append(
-            rec.module_names.get(id(module), type(module).__name__).split(".")[-1]
-            if rec.module_stack
-            else rec.module_names.get(id(module), type(module).__name__)
-        )
-
-    def post_hook(module: Any, _inp: Any, _out: Any) -> None:
-        if rec.module_stack:
-            rec.module_stack.pop()
+    pre_hook, post_hook = _module_hooks(rec)
 
     from torch.nn.modules import module as module_mod
 
     h1 = module_mod.register_module_forward_pre_hook(pre_hook)
     h2 = module_mod.register_module_forward_hook(post_hook)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
-        with _Mode():
+        with rec:
             result = fn(*call_args, **call_kwargs)
     finally:
         h1.remove()
         h2.remove()
-    wall = time.perf_counter() - t0
-    out_leaves, _ = tree_flatten(result)
-    out_ids = []
-    out_tensors = []
-    for o in out_leaves:
-        if isinstance(o, torch.Tensor):
-            out_ids.append(rec.node_of(o))
-            out_tensors.append(o)
-    if not out_ids:
-        raise EnergyError(f"record(): {rname} returned no tensor; return the result(s) it computes")
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     rec.finalize()
+    out_tensors = [o for o in tree_flatten(result)[0] if isinstance(o, torch.Tensor)]
+    if not out_tensors:
+        raise EnergyError(f"record(): {rname} returned no tensor; return the result(s) it computes")
+    out_ids = [rec.node_of(o) for o in out_tensors]
     rec.finish_fingerprints()
     mutated = [
         i
@@ -796,6 +970,7 @@ def record(
         settings=snap,
         values=rec.values if rec.replayable else {},
         wall_s=wall,
+        cpu_s=cpu,
         fn=fn,
         inputs=tuple(args),
         kwargs=dict(kwargs),
