@@ -369,7 +369,10 @@ class _Recorder:
         #: id(op overload) -> see :meth:`_schema_info` (ids: ``OpOverload.__hash__`` is a Python call).
         self.schema_cache: dict[int, tuple[Any, tuple[tuple[int, str, bool], ...], bool, str, str]] = {}
         self.schema_funcs: list[Any] = []
-        self._caches: tuple[dict[Any, str], dict[Any, dict[str, Any]], dict[tuple[str, ...], str]] = ({}, {}, {})
+        #: Caches of :meth:`_op_node`: pytree spec -> its JSON text, site -> call-site fields, module tuple -> path.
+        self.spec_texts: dict[Any, str] = {}
+        self.site_fields: dict[Any, dict[str, Any]] = {}
+        self.path_strings: dict[tuple[str, ...], str] = {}
 
     # -- the hot path (runs once per aten op, inside the recorded call) --------------------------------------
     def dispatch(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
@@ -578,7 +581,7 @@ class _Recorder:
 
         func, args, kwargs, out, site, stack, start, end, written = entry
         _op, _writes, aliased, name, overload = self.schema_cache[id(func)]
-        spec_text, sites, paths = self._caches
+        spec_text, sites, paths = self.spec_texts, self.site_fields, self.path_strings
         tensor_type = self.tensor_type
         ids = {id(t): nid for t, nid in zip(_tensors(args, kwargs), in_ids)}
         leaves, spec = tree_flatten((args, kwargs))
