@@ -48,3 +48,15 @@ def test_merge_duplicates():
     a, w = merge_duplicates(np.array([3.0, 1.0, 3.0, 2.0, 1.0]), np.array([0.1, 0.2, 0.3, 0.15, 0.25]))
     assert a.tolist() == [1.0, 2.0, 3.0]
     assert np.allclose(w, [0.45, 0.15, 0.4])
+
+
+@settings(max_examples=50, deadline=None, derandomize=True)
+@given(n=hs.integers(1, 300), decimals=hs.sampled_from([0, 2, 8]), equal=hs.booleans(), seed=hs.integers(0, 999))
+def test_merge_duplicates_matches_unique(n, decimals, equal, seed):
+    rng = np.random.default_rng(seed)
+    v = rng.normal(size=n).round(decimals)
+    w = np.full(n, 1.0 / n) if equal else rng.random(n)
+    a, wa = merge_duplicates(v, w)
+    u, inv = np.unique(v, return_inverse=True)
+    assert np.array_equal(a, u)
+    assert np.allclose(wa, np.bincount(inv, weights=w, minlength=u.size), rtol=1e-12, atol=0)

@@ -104,6 +104,15 @@ def merge_duplicates(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarra
     w = np.asarray(weights, dtype=float).reshape(-1)
     if v.size == 0:
         return v, w
+    if np.all(w == w[0]):
+        # Equal masses (products of equal-weight quantizations): sorting the values alone suffices.
+        vs = np.sort(v)
+        new = np.empty(vs.size, dtype=bool)
+        new[0] = True
+        np.not_equal(vs[1:], vs[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        counts = np.diff(np.append(starts, vs.size))
+        return vs[starts], counts * w[0]
     order = np.argsort(v)
     vs, ws = v[order], w[order]
     new = np.empty(vs.size, dtype=bool)
