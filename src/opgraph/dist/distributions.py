@@ -132,6 +132,21 @@ class Distribution(RandomVariable):
         """
         return math.inf
 
+    def scaled_tv(self) -> float:
+        """Total variation of ``s^2 p(s)`` (``p`` the density; ``inf`` when unknown).
+
+        Used by the second-order bound for products (see :mod:`opgraph.dist.engine`).
+        """
+        return math.inf
+
+    def mean_abs(self) -> float:
+        """An upper bound on ``E|X|`` (``inf`` when unknown)."""
+        return math.inf
+
+    def inv_mean_abs(self) -> float:
+        """An upper bound on ``E|1/X|`` (``inf`` when unknown or infinite)."""
+        return math.inf
+
     def _leaf(self) -> Distribution:
         return self
 
@@ -195,6 +210,13 @@ class Continuous(Distribution):
     def mean(self) -> float:
         """E[X]."""
         return self.loc + self.scale * float(self._zpm_lo(np.array(np.inf)))
+
+    def mean_abs(self) -> float:
+        """``E|X| = E[X] - 2 E[X; X <= 0]`` from the closed-form partial moments (plus slack)."""
+        if type(self).__name__ == "ScipyContinuous":
+            return math.inf
+        m = self.mean() - 2.0 * float(self.partial_moment(0.0))
+        return abs(m) * (1 + 1e-9) + 1e-300
 
     def support(self) -> tuple[float, float]:
         """The support as an interval."""
@@ -421,6 +443,15 @@ class Normal(Continuous):
         """Total variation of the Normal density: ``2 phi(0) / sigma``."""
         return 2.0 / math.sqrt(2 * math.pi) / self.scale * (1 + 1e-12)
 
+    def scaled_tv(self) -> float:
+        """TV of ``s^2 p(s)``: it rises from 0 to a peak at each root of ``s^2 - mu s - 2 sigma^2`` and is 0 at 0."""
+        mu, sg = self.loc, self.scale
+        r = math.sqrt(mu * mu + 8 * sg * sg)
+        total = 0.0
+        for s0 in ((mu - r) / 2, (mu + r) / 2):
+            total += 2 * s0 * s0 * math.exp(-0.5 * ((s0 - mu) / sg) ** 2) / (sg * math.sqrt(2 * math.pi))
+        return total * (1 + 1e-9)
+
     def _params(self) -> str:
         return f"{self.loc:g}, {self.scale:g}"
 
@@ -468,6 +499,19 @@ class Uniform(Continuous):
     def density_tv(self) -> float:
         """Total variation of the uniform density: ``2 / (high - low)`` (its two jumps)."""
         return 2.0 / self.scale * (1 + 1e-12)
+
+    def scaled_tv(self) -> float:
+        """TV of ``s^2 / (h - l)`` on ``[l, h]``: the two end jumps plus the variation of ``s^2`` inside."""
+        lo, hi = self.loc, self.loc + self.scale
+        inside = abs(hi * hi - lo * lo) if lo >= 0 or hi <= 0 else lo * lo + hi * hi
+        return (lo * lo + inside + hi * hi) / self.scale * (1 + 1e-12)
+
+    def inv_mean_abs(self) -> float:
+        """``E|1/X| = ln(h / l) / (h - l)`` when the support excludes 0."""
+        lo, hi = self.loc, self.loc + self.scale
+        if lo * hi <= 0:
+            return math.inf
+        return abs(math.log(hi / lo)) / self.scale * (1 + 1e-12)
 
     def _params(self) -> str:
         return f"{self.loc:g}, {self.loc + self.scale:g}"
@@ -524,6 +568,16 @@ class Gamma(Continuous):
             m = self.k - 1
             peak = math.exp(m * math.log(m) - m - math.lgamma(self.k))
         return 2.0 * peak / self.scale * (1 + 1e-9)
+
+    def scaled_tv(self) -> float:
+        """TV of ``s^2 p(s)`` (unimodal, peak at ``(k + 1) theta``): twice the peak."""
+        k1 = self.k + 1
+        peak = self.scale * math.exp(k1 * math.log(k1) - k1 - math.lgamma(self.k))
+        return 2.0 * peak * (1 + 1e-9)
+
+    def inv_mean_abs(self) -> float:
+        """``E[1/X] = 1 / ((k - 1) theta)`` for ``k > 1``."""
+        return 1.0 / ((self.k - 1) * self.scale) * (1 + 1e-12) if self.k > 1 else math.inf
 
     def _params(self) -> str:
         return f"{self.k:g}, {self.scale:g}"
@@ -602,6 +656,14 @@ class LogNormal(Continuous):
         peak = math.exp(0.5 * self.sigma**2) / (self.sigma * math.sqrt(2 * math.pi))
         return 2.0 * peak / self.scale * (1 + 1e-9)
 
+    def scaled_tv(self) -> float:
+        """TV of ``s^2 p(s)`` (unimodal, peak ``exp(mu + sigma^2 / 2) / (sigma sqrt(2 pi))``): twice the peak."""
+        return 2.0 * math.exp(self.mu + 0.5 * self.sigma**2) / (self.sigma * math.sqrt(2 * math.pi)) * (1 + 1e-9)
+
+    def inv_mean_abs(self) -> float:
+        """``E[1/X] = exp(-mu + sigma^2 / 2)``."""
+        return math.exp(-self.mu + 0.5 * self.sigma**2) * (1 + 1e-12)
+
     def _params(self) -> str:
         return f"{self.mu:g}, {self.sigma:g}"
 
@@ -654,6 +716,16 @@ class Beta(Continuous):
             - sc.betaln(self.a, self.b)
         )
         return 2.0 * math.exp(logpdf) * (1 + 1e-9)
+
+    def scaled_tv(self) -> float:
+        """TV of ``s^2 p(s)`` for ``b >= 1`` (unimodal or increasing to its end jump): twice the peak."""
+        if self.b < 1:
+            return math.inf
+        if self.b == 1:
+            return 2.0 * self.a * (1 + 1e-12)
+        m = (self.a + 1) / (self.a + self.b)
+        logf = (self.a + 1) * math.log(m) + (self.b - 1) * math.log1p(-m) - sc.betaln(self.a, self.b)
+        return 2.0 * math.exp(logf) * (1 + 1e-9)
 
     def _params(self) -> str:
         return f"{self.a:g}, {self.b:g}"

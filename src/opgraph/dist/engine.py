@@ -330,6 +330,8 @@ class Val:
     wb: Terms | None = None
     # Total variation of the true node's density (inf when unknown or when there is no BV density).
     tv: float = math.inf
+    # The exact input law when this value is an input (for the second-order product rule), else None.
+    law: Distribution | None = None
 
 
 def _tsum(*terms: tuple[float, Terms]) -> Terms:
@@ -503,6 +505,7 @@ class Evaluator:
                     vals[i].wb = {label: q.w1}
                     if dist is not None and q.method in ("quantile", "meansplit"):
                         vals[i].tv = float(dist.density_tv())
+                        vals[i].law = dist
             elif n.op == "const":
                 c = float(np.asarray(n.attrs["value"], dtype=float))
                 vals[i] = Val((), np.asarray(c), [(np.asarray(c), np.asarray(c))], {}, (c, c), (c, c), {}, abs(c), {})
@@ -661,6 +664,8 @@ class Evaluator:
                                 cands.append(_tsum((1.0, t), (1.0, b_val.wb)))  # type: ignore[arg-type]
                 elif len(rvs) == 1:
                     out.tv = rvs[0].tv
+            elif n.op in ("mul", "div") and len(rvs) == 2 and self.smoothing:
+                cands.extend(self._product_candidates(n.op, ops[0], ops[1]))
             elif n.op == "neg" or (n.op in ("identity", "copy", "contiguous", "convert") and len(ops) == 1):
                 out.tv = ops[0].tv
             elif n.op in ("mul", "div") and len(rvs) == 1 and len(consts) == 1:
@@ -671,6 +676,62 @@ class Evaluator:
                     out.tv = rvs[0].tv * c * (1 + 1e-12)
         best = min(cands, key=_total)
         out.wb = {key: (math.inf if math.isnan(v) else v) for key, v in best.items()}
+
+    def _product_candidates(self, op: str, u: Val, w: Val) -> list[Terms]:
+        """Second-order bounds for ``A * B`` and ``A / B`` where ``B`` is an exact input with a known law.
+
+        Conditioning on ``A``: ``G_t(a) = P(a C <= t)`` with ``C = B`` (product) or ``C = 1/B`` (quotient).
+        ``int |dG_t/da| dt = E|C|`` and ``int |d^2 G_t / da^2| dt = TV(s^2 p_C(s)) / |a|``, so a Taylor expansion
+        around each box's computed value ``a'`` gives per box ``min(E|C| E[|A - A'|], E|C| |E[A - A']| +
+        TV(s^2 p_C) / (2 min|a|) E[(A - A')^2])`` with ``min|a|`` over the box's value enclosure (first order
+        where it contains 0). ``TV(s^2 p_{1/B}) = TV(p_B)`` (the same function of ``1/s``). Then
+        ``W1(A' C, A' C') <= E|A'| W1(C, C')``.
+        """
+        out: list[Terms] = []
+        pairs = [(u, w), (w, u)] if op == "mul" else [(u, w)]
+        for a_val, b_val in pairs:
+            law = b_val.law
+            if law is None or b_val.wb is None:
+                continue
+            if op == "mul":
+                t2, k1, lip = law.scaled_tv(), law.mean_abs(), 1.0
+            else:
+                lo, hi = b_val.gint
+                if not lo * hi > 0:
+                    continue
+                t2, k1 = law.density_tv(), law.inv_mean_abs()
+                lip = 1.0 / min(abs(lo), abs(hi)) ** 2
+            if not (math.isfinite(t2) and math.isfinite(k1)):
+                continue
+            t = self._scaled_term(a_val, t2, k1)
+            if t is not None:
+                out.append(_tsum((1.0, t), (a_val.eabs * lip, b_val.wb)))
+        return out
+
+    def _scaled_term(self, a_val: Val, t2: float, k1: float) -> Terms | None:
+        """Bound on ``W1(A C, A' C)`` for an exact independent ``C`` (see :meth:`_product_candidates`)."""
+        if not a_val.axes:
+            return None
+        k = len(a_val.axes)
+        cw, attr = self.cellwise(a_val)
+        bias, m2 = self.second_moments(a_val)
+        lo, hi = a_val.box[k]
+        shape = bias.shape
+        lo, hi = np.broadcast_to(lo, shape), np.broadcast_to(hi, shape)
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            mn = np.where(lo > 0, lo, np.where(hi < 0, -hi, 0.0))
+            second = k1 * bias + 0.5 * t2 * np.where(mn > 0, m2 / np.where(mn > 0, mn, 1.0), np.inf)
+            first = k1 * np.broadcast_to(cw, shape)
+        second = np.where(np.isnan(second), np.inf, second)
+        first = np.where(np.isnan(first), np.inf, first)
+        per_box = np.minimum(first, second)
+        total = float(np.sum(per_box)) * (1 + 1e-12)
+        cw_total = float(np.sum(cw))
+        if not math.isfinite(total):
+            return None
+        if cw_total > 0 and math.isfinite(cw_total):
+            return {key: v * total / cw_total for key, v in attr.items()} or {"second-order": total}
+        return {"second-order": total} if total > 0 else {}
 
     def _smoothed_term(self, a_val: Val, tv_b: float) -> Terms | None:
         """Bound on ``W1(A + B, A' + B)`` for an exact independent ``B`` with density TV ``tv_b`` (see above)."""
@@ -792,6 +853,13 @@ class Evaluator:
                 s = s | srcs[j]
             srcs.append(s)
             ins = [j for j in n.inputs if srcs[j]]
+            if (
+                n.op in ("mul", "div")
+                and len(ins) == 2
+                and not (srcs[ins[0]] & srcs[ins[1]])
+                and any(self.nodes[j].op == "input" and tv[j] for j in ins)
+            ):
+                return True
             if n.op in ("add", "sub", "mul", "div") and len(ins) == 1:
                 tv.append(tv[ins[0]] and (n.op != "div" or n.inputs[0] == ins[0]))
             elif n.op in ("add", "sub") and len(ins) == 2 and not (srcs[ins[0]] & srcs[ins[1]]):
