@@ -25,14 +25,18 @@ def learning_curves(results: Mapping[str, Any]) -> Any:
     Args:
         results: ``{label: TrainResult or history list}``.
     """
+    import matplotlib
+
     fig = _fig(12, 3.4)
     axes = fig.subplots(1, 3)
-    for label, res in results.items():
+    palette = matplotlib.colormaps["tab20"].colors if len(results) > 10 else [f"C{i}" for i in range(10)]
+    for i, (label, res) in enumerate(results.items()):
         hist = res.history if hasattr(res, "history") else res
         ep = [h["epoch"] for h in hist]
-        axes[0].plot(ep, [h["test_acc"] for h in hist], label=label)
-        axes[1].plot(ep, [h["recon_corr"] for h in hist], label=label)
-        axes[2].plot(ep, [h["align_mean_deg"] for h in hist], label=label)
+        c = palette[i % len(palette)]
+        axes[0].plot(ep, [h["test_acc"] for h in hist], label=label, color=c)
+        axes[1].plot(ep, [h["recon_corr"] for h in hist], label=label, color=c)
+        axes[2].plot(ep, [h["align_mean_deg"] for h in hist], label=label, color=c)
     for ax, t in zip(axes, ("test accuracy (%)", "reconstruction Pearson r", "F vs feedback angle (deg)"), strict=True):
         ax.set_xlabel("epoch")
         ax.set_title(t)
@@ -51,7 +55,9 @@ def accuracy_vs_reconstruction(points: Sequence[Mapping[str, Any]], *, paper: bo
     fig = _fig(5, 4)
     ax = fig.subplots()
     colors: dict[str, Any] = {}
-    cmap = ["C0", "C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+    import matplotlib
+
+    cmap = list(matplotlib.colormaps["tab20"].colors)  # 20 distinct colours: one per run label
     for p in points:
         c = colors.setdefault(p["method"], cmap[len(colors) % len(cmap)])
         ax.scatter(
