@@ -146,7 +146,8 @@ def _section(work_dir: pathlib.Path, *, quick: bool = True) -> Any:
             f"epochs on scikit-learn's 8x8 digits with FFA, back-propagation (BP) and feedback alignment (FA). "
             "In FFA each network's backward pass uses the other's weights, and the feedback network learns to "
             "reconstruct the clean image from the (detached) latent of a noisy one; BP's and FA's feedback "
-            "networks only hold F's transposed / random feedback weights.\n\n"
+            "networks are never trained: they hold a random initialisation (BP) or F's random feedback weights "
+            "(FA), as in the authors' code.\n\n"
             + "; ".join(f"{r[0]}: {r[1]:.1f} % accuracy, reconstruction r = {r[2]:.2f}" for r in rows)
             + f". The section took {time.perf_counter() - t0:.1f} s."
         ),
