@@ -5,3 +5,5 @@ export OMP_NUM_THREADS=1 MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD
 R="nice -n 5 .venv/bin/python benchmarks/ffa/run_cpu.py"
 $R --dataset mnist10k --method ffa --width 16 --epochs 100 --budget-s 720 --seed 1 --tag=-s1
 $R --dataset mnist10k --method bp-copy --width 16 --epochs 100 --budget-s 600
+# added after the two runs above: BP seed 1, to pair with FFA seed 1
+$R --dataset mnist10k --method bp --width 16 --epochs 100 --budget-s 720 --seed 1 --tag=-s1

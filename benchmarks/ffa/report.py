@@ -390,8 +390,17 @@ def main() -> None:
         main = {m: r for m, r in runs.items() if "(" not in m}
         lines += targets(main, f"CPU {title}, batch 256")
         for m in sorted(k for k in main if k.startswith("ffa-s")):
-            other = {"ffa": main[m], **{k: main[k] for k in ("bp", "fa") if k in main}}
-            lines += targets(other, f"CPU {title}, batch 256, FFA seed {m[5:]} (BP/FA seed 0)")
+            sd = m[4:]  # "s1"
+            other = {"ffa": main[m]}
+            seeds = []
+            for k in ("bp", "fa"):
+                if f"{k}-{sd}" in main:
+                    other[k] = main[f"{k}-{sd}"]
+                    seeds.append(f"{k.upper()} seed {sd[1:]}")
+                elif k in main:
+                    other[k] = main[k]
+                    seeds.append(f"{k.upper()} seed 0")
+            lines += targets(other, f"CPU {title}, batch 256, FFA seed {sd[1:]} ({', '.join(seeds)})")
         b64 = {m.split(" ")[0]: r for m, r in runs.items() if "(batch 64" in m}
         if b64:
             old = sorted(m for m, r in b64.items() if f"batch 64, {OLD}" in run_label(r))
