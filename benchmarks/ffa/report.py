@@ -128,6 +128,8 @@ def run_label(r: dict) -> str:
         parts.append(f"batch {r['batch_size']}")
     if r["method"] in ("bp", "fa", "sign") and "decoder" not in r:
         parts.append(OLD)
+    if r.get("threads", 1) != 1:
+        parts.append(f"{r['threads']} threads")
     name = r["method"] + (f"-s{r['seed']}" if r.get("seed", 0) != 0 else "")
     return name + (f" ({', '.join(parts)})" if parts else "")
 
@@ -404,6 +406,9 @@ def main() -> None:
                     other[k] = main[k]
                     seeds.append(f"{k.upper()} seed 0")
             lines += targets(other, f"CPU {title}, batch 256, FFA seed {sd[1:]} ({', '.join(seeds)})")
+        for m in sorted(k for k in runs if k.endswith(" threads)") and "batch" not in k):
+            if m.startswith("ffa"):  # an FFA run given both cores, against the 1-thread BP/FA of the same seed
+                lines += targets({**main, "ffa": runs[m]}, f"CPU {title}, batch 256, {m}")
         b64 = {m.split(" ")[0]: r for m, r in runs.items() if "(batch 64" in m}
         if b64:
             old = sorted(m for m, r in b64.items() if f"batch 64, {OLD}" in run_label(r))

@@ -55,8 +55,9 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=780.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tag", default="")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the issue allows both of the 2 cores)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     ds = ffa.data.load(args.data or DATA[args.dataset])
     torch.manual_seed(args.seed)
     pair = ffa.mirror(ffa.models.asym_resnet10(in_channels=1, n_classes=10, width=args.width))
@@ -92,7 +93,7 @@ def main() -> None:
         "robustness": rob.to_dict(),
         "n_weights": pair.n_weights(),
         "cpu": cpu_model(),
-        "threads": 1,
+        "threads": args.threads,
         "torch": torch.__version__,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }
