@@ -119,3 +119,29 @@ def test_load_factory_errors(tmp_path):
         load_factory(f"{tmp_path / 'f.py'}:h")
     with pytest.raises(OpgraphError, match="must return"):
         load_factory(f"{tmp_path / 'f.py'}:g")
+
+
+def test_train_tile_uses_the_tile_design(tmp_path, make_tile):
+    data = tmp_path / "tile"
+    for i in range(4):
+        save_graph(make_tile(f"t{i}", seed=i), data / f"t{i}.npz")
+    r = CliRunner()
+    _ok(
+        r.invoke(
+            group, ["train", "--data", str(data), "--out", str(tmp_path / "t.pt"), "--epochs", "1", "--hidden", "8"]
+        )
+    )
+    from opgraph.perf.model import CostModel
+
+    m = CostModel.load(tmp_path / "t.pt")
+    c = m.config
+    assert (c.join, c.cfg_norm, c.cfg_layers, c.ensemble, c.mse_weight) == ("late", True, 3, 3, 0.02)
+    assert len(m.members) == 2
+    out = tmp_path / "e.pt"
+    _ok(
+        r.invoke(
+            group,
+            ["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--join", "early", "--ensemble", "1"],
+        )
+    )
+    assert (CostModel.load(out).config.join, CostModel.load(out).members) == ("early", [])

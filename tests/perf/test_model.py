@@ -111,3 +111,79 @@ def test_baselines_shapes_and_default(layout_data, tile_record, make_tile):
     assert lg.predict(layout_data[5]).shape == (12,)
     lt = LightGBMBaseline(n_estimators=10).fit([make_tile(f"t{i}", seed=i) for i in range(3)])
     assert lt.predict(tile_record).shape == (7,)
+
+
+def _learnable_tiles(make_tile, n_graphs=8, c=16):
+    """Runtime = |log2(tj) - 3|: the best tile has tj = 8 in every kernel, whatever the node features."""
+    recs = []
+    for i in range(n_graphs):
+        rec = make_tile(f"lt{i}", c=c, seed=100 + i)
+        rng = np.random.default_rng(i)
+        cf = np.zeros((c, 24), dtype=np.float32)
+        cf[:, :3] = 2.0 ** rng.integers(0, 8, (c, 3))
+        cf[:, 6], cf[:, 7] = cf[:, :3].sum(1), cf[:, :3].prod(1)
+        rt = 1000 * (1 + np.abs(np.log2(cf[:, 1]) - 3)) + rng.integers(0, 50, c)
+        recs.append(replace(rec, config_feat=cf, config_runtime=rt.astype(np.int64)))
+    return recs
+
+
+def test_tile_config_normalisation_is_fitted_and_saved(tmp_path, make_tile):
+    recs = _learnable_tiles(make_tile, 3, 8)
+    m = CostModel(ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, join="both", cfg_norm=True, cfg_layers=3))
+    m.fit(recs)
+    z = np.concatenate([r.config_matrix() for r in recs]).astype(np.float64)
+    z = np.sign(z) * np.log1p(np.abs(z))
+    np.testing.assert_allclose(m.net.cfg_mean.numpy(), z.mean(0), rtol=1e-5, atol=1e-5)
+    assert float(m.net.cfg_std[1]) == pytest.approx(z[:, 1].std(), rel=1e-5)
+    assert float(m.net.cfg_std[3]) == 1.0  # a constant column is not divided by 0
+    assert sum(isinstance(x, torch.nn.Linear) for x in m.net.cfg_proj) == 3
+    path = m.save(tmp_path / "t.pt")
+    np.testing.assert_allclose(CostModel.load(path).predict(recs[0]), m.predict(recs[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_tile_early_stopping_holds_out_training_graphs_only(make_tile):
+    recs = _learnable_tiles(make_tile, 5, 8)
+    m = CostModel(ModelConfig(kind="tile", epochs=3, hidden=8, layers=1, early_stop_frac=0.2))
+    seen = []
+    orig = m.prepare
+    m.prepare = lambda r: seen.append(r.name) or orig(r)  # type: ignore[method-assign]
+    m.fit(recs)
+    assert len(m.history) == 3 and "valid_tau" in m.history[0] and "valid_kaggle" in m.history[0]
+    assert set(seen) == {r.name for r in recs}  # 4 fitted + 1 validation graph, nothing else
+    with pytest.raises(PerfError, match="early_stop_frac"):
+        ModelConfig(kind="tile", early_stop_frac=1.0)
+    with pytest.raises(PerfError, match="join"):
+        ModelConfig(kind="tile", join="middle")
+
+
+def test_tile_ensemble_saves_and_loads_every_member(tmp_path, make_tile):
+    recs = _learnable_tiles(make_tile, 3, 8)
+    m = CostModel(ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, join="late", cfg_norm=True, ensemble=3))
+    m.fit(recs)
+    assert len(m.members) == 2 and m.config.ensemble == 3
+    p = m.predict(recs[0])
+    assert p.shape == (8,) and abs(p.mean()) < 1e-9  # mean of standardised member costs
+    m2 = CostModel.load(m.save(tmp_path / "e.pt"))
+    assert len(m2.members) == 2
+    np.testing.assert_allclose(m2.predict(recs[0]), p, rtol=1e-5, atol=1e-6)
+
+
+def test_tile_model_finds_the_best_tile_on_unseen_kernels(make_tile):
+    from opgraph.perf.metrics import kendall_tau, slowdown_at_k
+
+    recs = _learnable_tiles(make_tile, 8, 16)
+    cfg = ModelConfig(
+        kind="tile",
+        epochs=30,
+        hidden=16,
+        layers=1,
+        join="late",
+        cfg_norm=True,
+        cfg_layers=3,
+        graphs_per_step=1,
+        lr=5e-3,
+    )
+    m = CostModel(cfg).fit(recs[:6])
+    for r in recs[6:]:
+        assert slowdown_at_k(m.predict(r), r.target_runtime(), 5) < 0.1
+        assert kendall_tau(m.predict(r), r.target_runtime()) > 0.5

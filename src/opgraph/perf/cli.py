@@ -121,7 +121,13 @@ def _records(data: Path) -> list[Any]:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint path (model.pt).")
 @click.option("--epochs", type=int, default=40, show_default=True)
 @click.option("--loss", type=click.Choice(["listmle", "hinge"]), default="listmle", show_default=True)
-@click.option("--join", type=click.Choice(["early", "late"]), default="early", show_default=True)
+@click.option(
+    "--join",
+    type=click.Choice(["early", "late", "both"]),
+    default=None,
+    help="Where tile config features join (default: late for tile; layout is always early).",
+)
+@click.option("--ensemble", type=int, default=None, help="Networks averaged (default: 3 tile, 1 layout).")
 @click.option("--hidden", type=int, default=64, show_default=True)
 @click.option("--mse-weight", type=float, default=None, help="Weight of the MSE term (default: 0.02 tile, 0 layout).")
 @click.option("--valid-frac", type=float, default=0.2, show_default=True, help="Whole graphs held out for selection.")
@@ -131,7 +137,8 @@ def train(
     out: Path,
     epochs: int,
     loss: str,
-    join: str,
+    join: str | None,
+    ensemble: int | None,
     hidden: int,
     mse_weight: float | None,
     valid_frac: float,
@@ -147,7 +154,19 @@ def train(
     valid_recs = [r for r in recs if r.name in va_names]
     kind = recs[0].kind
     mse = mse_weight if mse_weight is not None else (0.02 if kind == "tile" else 0.0)
-    cfg = ModelConfig(kind=kind, epochs=epochs, loss=loss, join=join, hidden=hidden, mse_weight=mse, seed=seed)
+    # tile: standardised log config columns through a 3-layer config MLP (docs/perf.md, "Cost model")
+    tile = {"cfg_norm": True, "cfg_layers": 3} if kind == "tile" else {}
+    cfg = ModelConfig(
+        kind=kind,
+        epochs=epochs,
+        loss=loss,
+        join=join or ("late" if kind == "tile" else "early"),
+        ensemble=ensemble or (3 if kind == "tile" else 1),
+        hidden=hidden,
+        mse_weight=mse,
+        seed=seed,
+        **tile,
+    )
     model = CostModel(cfg).fit(train_recs, valid_recs or None, progress=True)
     model.save(out)
     last = model.history[-1] if model.history else {}

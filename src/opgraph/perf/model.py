@@ -4,9 +4,11 @@ Architecture (research note §6.3):
 
 * node input = opcode embedding || linear(standardised ``sign(x) log1p|x|`` of the 140 features) || categorical
   embeddings of the layout columns 134-139;
-* config features joined early: layout configs (18 categorical columns per configurable node) are embedded and
-  added at the configurable nodes; tile configs (24 numbers, log1p) are added at every node (``join="early"``) or
-  concatenated after pooling (``join="late"``);
+* config features: layout configs (18 categorical columns per configurable node) are embedded and added at the
+  configurable nodes (early join); tile configs (24 numbers, ``sign(x) log1p|x|``, standardised over the training
+  configs with ``cfg_norm``) go through a ``cfg_layers``-layer MLP and are added at every node (``join="early"``),
+  concatenated with the pooled graph embedding (``join="late"``), or both; ``ensemble`` > 1 averages several
+  seeds (the tile design of ``opgraph perf train`` and the benchmark: late join, standardised, 3 layers, 3 seeds);
 * ``layers`` residual SAGEConv blocks (LayerNorm, GELU) on the undirected graph;
 * readout mean || max over nodes (|| mean over configurable nodes for layout), then an MLP -> one cost per config
   (lower = faster);
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,15 @@ class ModelConfig:
         seed: Seed of initialisation and sampling.
         propagate_layout: Layout only: also embed at every 4-d node the memory format it runs in under the
             config, propagated from the configurable nodes (``baselines.LayoutGraphInfo.propagate``).
+        cfg_norm: Tile only: standardise the ``sign(x) log1p|x|`` of the 24 config columns with their mean/std over
+            the training configs (stored in the checkpoint); ``False``: plain ``log1p`` (the first version).
+        cfg_layers: Tile only: linear layers of the config MLP (GELU between them).
+        interact: Tile only (late or both joins): also feed the head the product of the pooled graph embedding and
+            the config embedding (a graph x config interaction).
+        early_stop_frac: If ``fit`` gets no validation graphs, hold out this fraction of the training graphs
+            (whole graphs, seeded) and keep the epoch with the best validation Kendall tau; 0 disables it.
+        ensemble: Number of networks trained with seeds ``seed, seed + 1, ...`` on the same graphs; the prediction
+            is the mean of their per-graph standardised costs.
     """
 
     kind: str = "layout"
@@ -76,14 +87,25 @@ class ModelConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    cfg_norm: bool = False
+    cfg_layers: int = 2
+    interact: bool = False
+    early_stop_frac: float = 0.0
+    ensemble: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
             raise PerfError(f"ModelConfig.kind must be 'layout' or 'tile', got {self.kind!r}")
         if self.loss not in ("listmle", "hinge"):
             raise PerfError(f"ModelConfig.loss must be 'listmle' or 'hinge', got {self.loss!r}")
-        if self.join not in ("early", "late"):
-            raise PerfError(f"ModelConfig.join must be 'early' or 'late', got {self.join!r}")
+        if self.join not in ("early", "late", "both"):
+            raise PerfError(f"ModelConfig.join must be 'early', 'late' or 'both', got {self.join!r}")
+        if self.cfg_layers < 1:
+            raise PerfError(f"ModelConfig.cfg_layers must be >= 1, got {self.cfg_layers}")
+        if self.ensemble < 1:
+            raise PerfError(f"ModelConfig.ensemble must be >= 1, got {self.ensemble}")
+        if not 0.0 <= self.early_stop_frac < 1.0:
+            raise PerfError(f"ModelConfig.early_stop_frac must be in [0, 1), got {self.early_stop_frac}")
 
 
 def _log_feat(x: np.ndarray) -> np.ndarray:
@@ -165,13 +187,22 @@ def _build_net(cfg: ModelConfig) -> Any:
                 self.cfg_emb = nn.Embedding(LAYOUT_CONFIG_DIM * _CAT, 4)
                 self.cfg_proj = nn.Sequential(nn.Linear(LAYOUT_CONFIG_DIM * 4 + 1, h), nn.GELU(), nn.Linear(h, h))
             else:
-                self.cfg_proj = nn.Sequential(nn.Linear(TILE_CONFIG_DIM, h), nn.GELU(), nn.Linear(h, h))
+                mlp: list[nn.Module] = [nn.Linear(TILE_CONFIG_DIM, h)]
+                for _ in range(cfg.cfg_layers - 1):
+                    mlp += [nn.GELU(), nn.Linear(h, h)]
+                self.cfg_proj = nn.Sequential(*mlp)
             self.convs = nn.ModuleList([SAGEConv(h, h) for _ in range(cfg.layers)])
             self.norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(cfg.layers)])
-            pooled = 2 * h + (h if cfg.kind == "layout" else 0) + (h if cfg.join == "late" else 0)
+            late = cfg.kind == "tile" and cfg.join in ("late", "both")
+            pooled = (
+                2 * h + (h if cfg.kind == "layout" else 0) + (h if late else 0) + (h if late and cfg.interact else 0)
+            )
             self.head = nn.Sequential(nn.Linear(pooled, h), nn.GELU(), nn.Linear(h, 1))
             if cfg.propagate_layout:
                 self.fmt_emb = nn.Embedding(3, h)
+            if cfg.kind == "tile" and cfg.cfg_norm:  # fitted on the training configs in fit(), saved with the weights
+                self.register_buffer("cfg_mean", torch.zeros(TILE_CONFIG_DIM))
+                self.register_buffer("cfg_std", torch.ones(TILE_CONFIG_DIM))
 
         def base(self, p: Prepared) -> Any:
             lay = self.lay_emb(p.layout_cat + torch.arange(6) * _CAT).reshape(p.n, -1)
@@ -184,7 +215,10 @@ def _build_net(cfg: ModelConfig) -> Any:
                 e = self.cfg_emb(cat + torch.arange(LAYOUT_CONFIG_DIM) * _CAT).reshape(k, nc, -1)
                 ones = torch.ones(k, nc, 1)
                 return self.cfg_proj(torch.cat([e, ones], -1))  # (k, nc, h)
-            return self.cfg_proj(torch.sign(cfg_feat) * torch.log1p(torch.abs(cfg_feat)))  # (k, h)
+            z = torch.sign(cfg_feat) * torch.log1p(torch.abs(cfg_feat))
+            if cfg.cfg_norm:
+                z = (z - self.cfg_mean) / self.cfg_std
+            return self.cfg_proj(z)  # (k, h)
 
         def forward(self, p: Prepared, cfg_feat: Any, fmt: Any = None) -> Any:
             from torch_geometric.utils import scatter
@@ -197,7 +231,7 @@ def _build_net(cfg: ModelConfig) -> Any:
                 h = h + self.fmt_emb(fmt)
             if cfg.kind == "layout":
                 h[:, p.cfg_pos] = h[:, p.cfg_pos] + cv
-            elif cfg.join == "early":
+            elif cfg.join in ("early", "both"):
                 h = h + cv.unsqueeze(1)
             h = h.reshape(k * p.n, -1)
             offs = (torch.arange(k) * p.n).repeat_interleave(p.edge_index.shape[1])
@@ -208,8 +242,10 @@ def _build_net(cfg: ModelConfig) -> Any:
             pooled = [scatter(h, batch, 0, dim_size=k, reduce="mean"), scatter(h, batch, 0, dim_size=k, reduce="max")]
             if cfg.kind == "layout":
                 pooled.append(h.reshape(k, p.n, -1)[:, p.cfg_pos].mean(1))
-            if cfg.join == "late" and cfg.kind == "tile":
+            if cfg.kind == "tile" and cfg.join in ("late", "both"):
                 pooled.append(cv)
+                if cfg.interact:
+                    pooled.append(pooled[0] * cv)
             return self.head(torch.cat(pooled, 1)).squeeze(-1)
 
     return Net()
@@ -248,6 +284,7 @@ class CostModel:
         self.config = config or ModelConfig()
         self.normalizer = Normalizer()
         self.net: Any = None
+        self.members: list[CostModel] = []  # the other networks of an ensemble (config.ensemble > 1)
         self.history: list[dict[str, float]] = []
         self.train_s = 0.0
 
@@ -329,8 +366,32 @@ class CostModel:
         apply_thread_settings()
         t0 = time.perf_counter()
         cfg = self.config
+        if cfg.ensemble > 1:
+            self.members = [
+                CostModel(replace(cfg, seed=cfg.seed + i, ensemble=1)).fit(train, valid, progress=progress)
+                for i in range(1, cfg.ensemble)
+            ]
+            self.config = replace(cfg, ensemble=1)
+            try:
+                self.fit(train, valid, progress=progress)
+            finally:
+                self.config = cfg
+            self.train_s = time.perf_counter() - t0
+            return self
+        if not valid and cfg.early_stop_frac > 0 and len(train) >= 2:
+            # early stopping on whole training graphs held out from fitting (never on the caller's test graphs)
+            split = np.random.default_rng([cfg.seed, 7]).permutation(len(train))
+            n_val = min(len(train) - 1, max(1, int(round(cfg.early_stop_frac * len(train)))))
+            valid = [train[i] for i in sorted(split[:n_val])]
+            train = [train[i] for i in sorted(split[n_val:])]
         self.normalizer = Normalizer.fit(train)
         self._ensure_net()
+        if cfg.kind == "tile" and cfg.cfg_norm:
+            z = _log_feat(np.concatenate([r.config_matrix().astype(np.float64) for r in train]))
+            std = z.std(0)
+            std[std < 1e-6] = 1.0
+            self.net.cfg_mean.copy_(torch.from_numpy(z.mean(0)).float())
+            self.net.cfg_std.copy_(torch.from_numpy(std).float())
         prepared = [self.prepare(r) for r in train]
         targets = [torch.from_numpy(np.log(r.target_runtime())).float() for r in train]
         valid_prep = [self.prepare(r) for r in valid] if valid else []
@@ -366,6 +427,8 @@ class CostModel:
             if valid_prep:
                 tau = float(np.mean([self._tau(p) for p in valid_prep]))
                 entry["valid_tau"] = tau
+                if cfg.kind == "tile":
+                    entry["valid_kaggle"] = float(np.mean([self._kaggle(p) for p in valid_prep]))
                 if tau > best_tau:
                     best_tau = tau
                     best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
@@ -380,6 +443,11 @@ class CostModel:
         from opgraph.perf.metrics import kendall_tau
 
         return kendall_tau(self._predict_prepared(p), p.record.target_runtime())
+
+    def _kaggle(self, p: Prepared) -> float:
+        from opgraph.perf.metrics import kaggle_tile_score
+
+        return kaggle_tile_score(self._predict_prepared(p), p.record.target_runtime())
 
     # -- inference ---------------------------------------------------------------------------------------
     def _predict_prepared(self, p: Prepared, batch: int = 64) -> np.ndarray:
@@ -399,7 +467,11 @@ class CostModel:
         """Predicted cost of every config of ``record`` (lower = faster; only the order is meaningful)."""
         if self.net is None:
             raise PerfError("predict: the model is not trained; call fit() or CostModel.load()")
-        return self._predict_prepared(self.prepare(record), batch)
+        cost = self._predict_prepared(self.prepare(record), batch)
+        if not self.members:
+            return cost
+        costs = [cost] + [m._predict_prepared(m.prepare(record), batch) for m in self.members]
+        return np.mean([(c - c.mean()) / max(float(c.std()), 1e-12) for c in costs], axis=0)
 
     # -- persistence -------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -423,6 +495,10 @@ class CostModel:
                 "norm_std": self.normalizer.std,
                 "history": self.history,
                 "train_s": self.train_s,
+                "members": [
+                    {"state_dict": m.net.state_dict(), "norm_mean": m.normalizer.mean, "norm_std": m.normalizer.std}
+                    for m in self.members
+                ],
             },
             buf,
         )
@@ -455,6 +531,12 @@ class CostModel:
         m.normalizer = Normalizer(np.asarray(ck["norm_mean"]), np.asarray(ck["norm_std"]))
         m._ensure_net()
         m.net.load_state_dict(ck["state_dict"])
+        for mk in ck.get("members", []):
+            sub = cls(replace(m.config, ensemble=1))
+            sub.normalizer = Normalizer(np.asarray(mk["norm_mean"]), np.asarray(mk["norm_std"]))
+            sub._ensure_net()
+            sub.net.load_state_dict(mk["state_dict"])
+            m.members.append(sub)
         m.history = list(ck.get("history", []))
         m.train_s = float(ck.get("train_s", 0.0))
         return m
