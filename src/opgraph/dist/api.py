@@ -11,6 +11,7 @@ from typing import Any
 from opgraph.dist.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
 from opgraph.dist.engine import Evaluation, evaluate_output, graph_to_ir
 from opgraph.dist.errors import DistError
+from opgraph.dist.refine import COMPRESS, Allocator, split_terms
 from opgraph.dist.result import DistResult
 from opgraph.dist.rv import RandomVariable, RVExpr
 
@@ -88,6 +89,7 @@ def _evaluate_graph(
     cur_compress = check_atoms(base_compress, "compress_atoms")
     results: list[DistResult] = []
     history: list[dict[str, Any]] = []
+    allocator = Allocator(target_w1) if target_w1 is not None else None
     t0 = time.perf_counter()
     for rnd in range(40):
         quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
@@ -111,25 +113,25 @@ def _evaluate_graph(
         history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": worst})
         done = target_w1 is None or worst <= target_w1 or not all(e.certified for e in evals)
         if not done:
-            # Refine where the bound terms say it pays: inputs with a large share, or the compressions.
-            share: dict[str, float] = {}
-            for e in evals:
-                for k, v in e.bound_terms.items():
-                    share[k] = share.get(k, 0.0) + v
-            total = sum(share.values()) or 1.0
-            new_atoms = dict(cur_atoms)
-            for n in names:
-                s = share.get(labels[n], 0.0) / total
-                if s >= 0.5 / max(len(names), 1) and quantized[n].method not in ("exact",):
-                    new_atoms[n] = cur_atoms[n] * 2
-            comp = sum(v for k, v in share.items() if k.startswith("compression")) / total
-            new_compress = cur_compress * 2 if comp >= 0.25 else cur_compress
-            if new_atoms == cur_atoms and new_compress == cur_compress:
-                new_compress = cur_compress * 2
-            if new_compress > max_joint or not _fits(nodes, outputs, dists, new_atoms, max_joint, new_compress):
+            new_atoms, new_compress = _next_round(
+                allocator, evals, labels, quantized, cur_atoms, cur_compress, worst, history
+            )
+            if new_atoms is None:
                 done = True
             else:
-                cur_atoms, cur_compress = new_atoms, new_compress
+                while not _fits(nodes, outputs, dists, new_atoms, max_joint, new_compress) or new_compress > max_joint:
+                    # Shrink the increases (never below the current counts) until the grid fits the budget.
+                    shrunk = {n: max(cur_atoms[n], int(v * 0.7)) for n, v in new_atoms.items()}
+                    shrunk_c = max(cur_compress, min(int(new_compress * 0.7), max_joint))
+                    if shrunk == new_atoms and shrunk_c == new_compress:
+                        break
+                    new_atoms, new_compress = shrunk, shrunk_c
+                if (new_atoms == cur_atoms and new_compress == cur_compress) or not _fits(
+                    nodes, outputs, dists, new_atoms, max_joint, new_compress
+                ):
+                    done = True
+                else:
+                    cur_atoms, cur_compress = new_atoms, new_compress
         if done:
             met = target_w1 is None or worst <= target_w1
             for k, e in enumerate(evals):
@@ -163,6 +165,47 @@ def _evaluate_graph(
             return results
         log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
     raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def _next_round(
+    allocator: Allocator | None,
+    evals: list[Evaluation],
+    labels: dict[str, str],
+    quantized: dict[str, Quantized],
+    cur_atoms: dict[str, int],
+    cur_compress: int,
+    worst: float,
+    history: list[dict[str, Any]],
+) -> tuple[dict[str, int] | None, int]:
+    """The next round's atoms and compression size (``None`` atoms: the target cannot be reached)."""
+    assert allocator is not None
+    label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
+    now = {**cur_atoms, COMPRESS: cur_compress}
+    proposal: dict[str, int] = dict(now)
+    for e in evals:
+        if e.w1_bound <= allocator.target:
+            continue
+        nxt = allocator.propose(now, split_terms(e.bound_terms, label_to_input))
+        if nxt is None:
+            return None, cur_compress
+        proposal = {k: max(proposal[k], nxt[k]) for k in proposal}
+    if len(history) > 1 and worst >= history[-2]["w1_bound"]:
+        return None, cur_compress  # no progress: the model is wrong here, stop rather than loop
+    if proposal == now:
+        # The model says the current counts suffice but the bound disagrees: double the largest term's variable.
+        split = split_terms(max(evals, key=lambda e: e.w1_bound).bound_terms, label_to_input)
+        if not split.terms:
+            return None, cur_compress
+        var = max(split.terms, key=lambda v: split.terms[v])
+        proposal[var] = now[var] * 2
+    comp = proposal.pop(COMPRESS)
+    for n, k in proposal.items():
+        if quantized[n].method == "meansplit" and k > cur_atoms[n]:
+            # meansplit makes 2**j atoms: a count between powers of two would repeat this round's atoms.
+            # Round down to the power of two below when it is close (the prediction aimed below the target).
+            lower = 1 << (k.bit_length() - 1)
+            proposal[n] = lower if lower > cur_atoms[n] and k <= 1.2 * lower else 1 << (k - 1).bit_length()
+    return proposal, comp
 
 
 def _fits(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -67,6 +67,18 @@ class Quantized:
     support: tuple[float, float] = (-math.inf, math.inf)
     bias: np.ndarray | None = None
     m2: np.ndarray | None = None
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def cell_abs_moment(self, law: Any, j: int) -> np.ndarray | None:
+        """``law.abs_moment`` over this quantization's cells (``E[|X|^j; cell]`` bounds), memoised per ``j``.
+
+        ``law`` must be the law this quantization was made from (the memo is keyed by ``id(law)`` and ``j``).
+        """
+        key = ("abs_moment", id(law), j)
+        if key not in self.memo:
+            fn = getattr(law, "abs_moment", None)
+            self.memo[key] = None if fn is None else fn(self.lo, self.hi, j)
+        return self.memo[key]
 
     @property
     def w1(self) -> float:

@@ -302,7 +302,10 @@ class Axis:
     @property
     def bounded(self) -> bool:
         """True when every cell is finite."""
-        return bool(np.all(np.isfinite(self.lo)) and np.all(np.isfinite(self.hi)))
+        b = self.__dict__.get("_bounded")
+        if b is None:
+            b = self.__dict__["_bounded"] = bool(np.all(np.isfinite(self.lo)) and np.all(np.isfinite(self.hi)))
+        return b
 
     @property
     def size(self) -> int:
@@ -382,6 +385,7 @@ class Evaluator:
         self.axes: dict[int, Axis] = {}
         self.compressions: list[dict[str, Any]] = []
         self.smoothing = True
+        self._wbox_memo: dict[tuple[int, ...], np.ndarray] = {}
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def _key(self, a: int) -> tuple[int, int]:
@@ -419,9 +423,7 @@ class Evaluator:
         shape = self._shape(v.axes)
         if k == 0:
             return np.zeros(()), {}
-        wbox = np.ones(shape)
-        for a in v.axes:
-            wbox = wbox * self._expand(self.axes[a].weights, [a], v.axes)
+        wbox = self._wbox(v.axes)
         terms = []
         for a in v.axes:
             ax = self.axes[a]
@@ -446,7 +448,7 @@ class Evaluator:
         if k == 1 and v.growth is not None and self.axes[v.axes[0]].moment is not None:
             ax1 = self.axes[v.axes[0]]
             pd = v.growth[1]
-            moments = [ax1.moment(ax1.lo, ax1.hi, j) for j in range(pd.size + 1)]
+            moments = [ax1.moment(j) for j in range(pd.size + 1)]
             tb = gr.tail_bound(pd, ax1.atoms, moments)
             tb = np.where(np.isnan(tb), np.inf, tb)
             tails = ~(np.isfinite(ax1.lo) & np.isfinite(ax1.hi))
@@ -490,9 +492,9 @@ class Evaluator:
                     not np.all(np.isfinite(q.lo) & np.isfinite(q.hi))
                     and hasattr(dist, "abs_moment")
                     and q.upstream_w1 == 0
-                    and dist.abs_moment(q.lo[:1], q.hi[:1], 1) is not None
+                    and q.cell_abs_moment(dist, 1) is not None
                 ):
-                    moment = dist.abs_moment
+                    moment = (lambda q, d: lambda j: q.cell_abs_moment(d, j))(q, dist)
                 ax = Axis(i, q.atoms, q.weights, q.lo, q.hi, q.err, label, {label: 1.0}, moment, q.bias, q.m2)
                 self.axes[i] = ax
                 sup = q.support
@@ -575,14 +577,16 @@ class Evaluator:
             gint = (glo if not math.isnan(glo) else -math.inf, ghi if not math.isnan(ghi) else math.inf)
         else:
             gint = (float(pt), float(pt))
-        # Term 1 (composed inputs): scalar intervals over the true supports.
-        g1args = [(np.asarray(o.gint1[0]), np.asarray(o.gint1[1])) for o in ops]
-        g1v, g1p = iv.rule(n.op, g1args, n.attrs)
-        gint1 = (min(_scalar(g1v[0]), gint[0]), max(_scalar(g1v[1]), gint[1]))
-        d1 = _tsum(*[(_mag(_scalar(p[0]), _scalar(p[1])), o.d1) for o, p in zip(ops, g1p, strict=True) if o.d1])
+        # Global scalar enclosures, both in one elementwise rule call (element 0: over the true supports, for
+        # term 1 of composed inputs; element 1: over the computed enclosures, for the path bound).
+        gargs2 = [(np.array([o.gint1[0], o.gint[0]]), np.array([o.gint1[1], o.gint[1]])) for o in ops]
+        gv2, gp2 = iv.rule(n.op, gargs2, n.attrs)
+        gv_lo, gv_hi = np.broadcast_to(gv2[0], (2,)), np.broadcast_to(gv2[1], (2,))
+        gint1 = (min(float(gv_lo[0]), gint[0]), max(float(gv_hi[0]), gint[1]))
+        gp2 = [(np.broadcast_to(p[0], (2,)), np.broadcast_to(p[1], (2,))) for p in gp2]
+        d1 = _tsum(*[(_mag(float(p[0][0]), float(p[1][0])), o.d1) for o, p in zip(ops, gp2, strict=True) if o.d1])
         # Node-level bound on E|V - V'| (paper-style path sum, moment-weighted for independent operands).
-        gargs = [(np.asarray(o.gint[0]), np.asarray(o.gint[1])) for o in ops]
-        _, gp = iv.rule(n.op, gargs, n.attrs)
+        gp = [(np.asarray(float(p[0][1])), np.asarray(float(p[1][1]))) for p in gp2]
         generic = _tsum(*[(_mag(_scalar(p[0]), _scalar(p[1])), o.nb) for o, p in zip(ops, gp, strict=True) if o.nb])
         nb = generic
         if n.op in ("mul", "div") and not (set(ops[0].axes) & set(ops[1].axes)):
@@ -799,14 +803,24 @@ class Evaluator:
         return np.broadcast_to(bias, shape), np.broadcast_to(m2, shape)
 
     def _wbox(self, axes: Sequence[int]) -> np.ndarray:
-        w = np.ones(self._shape(axes))
-        for a in axes:
-            w = w * self._expand(self.axes[a].weights, [a], axes)
+        """Joint box masses on the grid of ``axes`` (memoised per axes tuple; do not modify the result)."""
+        key = tuple(axes)
+        w = self._wbox_memo.get(key)
+        if w is None:
+            if len(key) == 1:
+                w = self.axes[key[0]].weights
+            else:
+                w = np.ones(self._shape(axes))
+                for a in axes:
+                    w = w * self._expand(self.axes[a].weights, [a], axes)
+            self._wbox_memo[key] = w
         return w
 
     def _eabs(self, pt: np.ndarray, axes: Sequence[int]) -> float:
         if not axes:
             return float(abs(pt))
+        if len(axes) == 1 and np.ndim(pt) == 1:
+            return float(np.abs(pt) @ self.axes[axes[0]].weights)
         return float(np.sum(np.abs(np.broadcast_to(pt, self._shape(axes))) * self._wbox(axes)))
 
     def _compressed_moments(

@@ -1,0 +1,117 @@
+"""Atom allocation for ``evaluate(..., target_w1=eps)``: predict the atoms each input needs from the bound terms.
+
+Each refinement round reports the bound split by source (one term per input, one for the compressions, and
+terms that no atom count changes, such as a previous result's own bound). Each variable term is modelled as
+``t_i(n) = c_i n**-p_i`` with an order ``p_i`` fitted from the last two rounds in which ``n_i`` changed (1 until
+then: the first-order rate of quantile midpoints; second-order terms, as for the smoothed operand of a sum, fit
+``p`` near 2). The next allocation minimises the joint grid ``prod n_i`` subject to ``sum t_i(n_i) <= safety *
+eps - fixed``; with Lagrange multipliers the optimum gives each free term the share ``t_i ∝ 1 / p_i``. Atom
+counts never decrease (a variable whose share would need fewer atoms keeps its count and its term is charged
+to the budget first), so the bound of the next round is no larger up to the model error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+COMPRESS = "__compress__"
+_P_MIN, _P_MAX = 0.5, 3.0
+
+
+@dataclass
+class Split:
+    """One round's bound split: variable terms by variable name, and the fixed part (W1 units)."""
+
+    terms: dict[str, float]
+    fixed: float
+
+
+def split_terms(bound_terms: Mapping[str, float], label_to_input: Mapping[str, str]) -> Split:
+    """Group ``bound_terms`` into per-input terms, one compression term and a fixed remainder.
+
+    Args:
+        bound_terms: A result's ``bound_terms`` (label -> W1 contribution).
+        label_to_input: The input labels of this round (label -> input name).
+
+    Returns:
+        The :class:`Split`.
+    """
+    terms: dict[str, float] = {}
+    fixed = 0.0
+    for key, v in bound_terms.items():
+        v = float(v)
+        if key in label_to_input:
+            name = label_to_input[key]
+            terms[name] = terms.get(name, 0.0) + v
+        elif key.startswith("compression"):
+            terms[COMPRESS] = terms.get(COMPRESS, 0.0) + v
+        else:
+            fixed += v
+    return Split(terms, fixed)
+
+
+@dataclass
+class Allocator:
+    """Predicts the next round's atom counts from the history of (atoms, bound split) pairs.
+
+    Attributes:
+        target: The requested bound (W1 units).
+        safety: Fraction of ``target`` the prediction aims at (model error margin).
+        max_atoms: Largest atom count any one variable may get.
+        max_growth: Largest factor by which one round may multiply a count (the fitted orders are only as good as
+            the rounds they come from; a capped step costs a fraction of the final round and fixes the order).
+    """
+
+    target: float
+    safety: float = 0.8
+    max_atoms: int = 2**22
+    max_growth: float = 16.0
+    history: list[tuple[dict[str, int], dict[str, float]]] = field(default_factory=list)
+
+    def order(self, var: str) -> float:
+        """The fitted order ``p`` of ``var``'s term (1 until two rounds with different counts exist)."""
+        pts = [(a[var], t[var]) for a, t in self.history if var in a and t.get(var, 0.0) > 0]
+        for k in range(len(pts) - 1, 0, -1):
+            (n1, t1), (n0, t0) = pts[k], pts[k - 1]
+            if n1 != n0 and t0 > 0 and t1 > 0:
+                p = math.log(t0 / t1) / math.log(n1 / n0)
+                if math.isfinite(p):
+                    return min(max(p, _P_MIN), _P_MAX)
+        return 1.0
+
+    def propose(self, atoms: Mapping[str, int], split: Split) -> dict[str, int] | None:
+        """Record this round and return the next atom counts (``None`` when the fixed part alone is too big).
+
+        Args:
+            atoms: This round's atom counts (input names, and :data:`COMPRESS` for the compression size).
+            split: This round's bound split (see :func:`split_terms`).
+
+        Returns:
+            New counts for every variable in ``atoms`` (each >= its current count).
+        """
+        self.history.append((dict(atoms), dict(split.terms)))
+        budget = self.safety * self.target - split.fixed
+        if budget <= 0:
+            return None
+        cur = {v: n for v, n in atoms.items() if split.terms.get(v, 0.0) > 0}
+        c = {v: split.terms[v] * cur[v] ** self.order(v) for v in cur}
+        p = {v: self.order(v) for v in cur}
+        new = dict(atoms)
+        free = set(cur)
+        while free:
+            held = sum(split.terms[v] for v in cur if v not in free)
+            left = budget - held
+            if left <= 0:
+                return None
+            inv = sum(1.0 / p[v] for v in free)
+            pred = {v: (c[v] / (left * (1.0 / p[v]) / inv)) ** (1.0 / p[v]) for v in free}
+            low = {v for v in free if pred[v] <= cur[v]}
+            if not low:
+                for v in free:
+                    step = min(pred[v] * 1.02, cur[v] * self.max_growth)
+                    new[v] = min(self.max_atoms, max(cur[v] + 1, math.ceil(step)))
+                break
+            free -= low
+        return new

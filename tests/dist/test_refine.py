@@ -1,0 +1,79 @@
+"""Tests of the target_w1 atom allocation (opgraph.dist.refine) and its use by evaluate()."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from opgraph import dist as od
+from opgraph.dist.refine import COMPRESS, Allocator, Split, split_terms
+
+
+def test_split_terms_groups_inputs_compressions_and_fixed_parts():
+    labels = {"input a (quantile, 8 atoms)": "a", "input b (meansplit, 8 atoms)": "b"}
+    s = split_terms(
+        {
+            "input a (quantile, 8 atoms)": 0.1,
+            "input b (meansplit, 8 atoms)": 0.2,
+            "compression at x.py:3 to 1024 atoms": 0.05,
+            "compression at x.py:4 to 1024 atoms": 0.01,
+            "input r (upstream bound)": 0.03,
+        },
+        labels,
+    )
+    assert s.terms == {"a": 0.1, "b": 0.2, COMPRESS: pytest.approx(0.06)}
+    assert s.fixed == pytest.approx(0.03)
+
+
+def _model(n: dict[str, int]) -> Split:
+    # A first-order term for "a", a second-order term for "b" (as for the smoothed operand of a sum).
+    return Split({"a": 0.25 / n["a"], "b": 0.05 / n["b"] ** 2}, 0.0)
+
+
+def test_allocator_reaches_target_in_few_rounds_and_gives_second_order_terms_fewer_atoms():
+    alloc = Allocator(1e-4)
+    n = {"a": 32, "b": 32}
+    for rounds in range(1, 10):
+        s = _model(n)
+        if sum(s.terms.values()) <= 1e-4:
+            break
+        nxt = alloc.propose(n, s)
+        assert nxt is not None
+        assert all(nxt[k] >= n[k] for k in n)  # counts never decrease
+        n = nxt
+    assert sum(_model(n).terms.values()) <= 1e-4
+    assert rounds <= 4
+    assert n["b"] < n["a"] / 20  # the second-order term needs far fewer atoms
+    assert alloc.order("b") == pytest.approx(2.0, rel=0.05)
+
+
+def test_allocator_growth_per_round_is_capped():
+    alloc = Allocator(1e-6, max_growth=16)
+    nxt = alloc.propose({"a": 10}, Split({"a": 1.0}, 0.0))
+    assert nxt == {"a": 160}
+
+
+def test_allocator_gives_up_when_the_fixed_part_exceeds_the_target():
+    assert Allocator(1e-3).propose({"a": 10}, Split({"a": 1e-2}, 2e-3)) is None
+
+
+def test_target_w1_on_a_sum_allocates_unequal_atoms_in_two_rounds():
+    r = od.evaluate(lambda a, b: a + b, od.Uniform(0, 1), od.Uniform(0, 1), target_w1=1e-3)
+    assert r.w1_bound <= 1e-3 and r.info["target_met"]
+    assert len(r.info["refinement"]) <= 3
+    counts = sorted(r.info["atoms_per_input"].values())
+    assert counts[1] >= 8 * counts[0]
+    # The bound is certified: the exact law of U1 + U2 is the triangular law on [0, 2].
+    import scipy.stats as st
+
+    assert r.w1(st.triang(0.5, loc=0, scale=2)) <= r.w1_bound + 1e-12
+
+
+@pytest.mark.parametrize("eps", [1e-2, 1e-3])
+def test_target_w1_meets_the_target_on_single_input_graphs(eps):
+    r = od.evaluate(lambda z: np.sin(z) + 0.5 * z, od.Normal(0, 1), target_w1=eps)
+    assert r.info["target_met"] and r.w1_bound <= eps
+    assert len(r.info["refinement"]) <= 4
+    assert math.isfinite(r.w1_bound)
