@@ -35,11 +35,10 @@ def _model(n: dict[str, int]) -> Split:
 def test_allocator_reaches_target_in_few_rounds_and_gives_second_order_terms_fewer_atoms():
     alloc = Allocator(1e-4)
     n = {"a": 32, "b": 32}
-    for rounds in range(1, 10):
-        s = _model(n)
-        if sum(s.terms.values()) <= 1e-4:
-            break
-        nxt = alloc.propose(n, s)
+    rounds = 1
+    while sum(_model(n).terms.values()) > 1e-4 and rounds < 10:
+        rounds += 1
+        nxt = alloc.propose(n, _model(n))
         assert nxt is not None
         assert all(nxt[k] >= n[k] for k in n)  # counts never decrease
         n = nxt

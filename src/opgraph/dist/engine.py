@@ -25,6 +25,7 @@ If no separator helps, the graph is evaluated by randomised quasi-Monte Carlo an
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -494,7 +495,7 @@ class Evaluator:
                     and q.upstream_w1 == 0
                     and q.cell_abs_moment(dist, 1) is not None
                 ):
-                    moment = (lambda q, d: lambda j: q.cell_abs_moment(d, j))(q, dist)
+                    moment = functools.partial(q.cell_abs_moment, dist)
                 ax = Axis(i, q.atoms, q.weights, q.lo, q.hi, q.err, label, {label: 1.0}, moment, q.bias, q.m2)
                 self.axes[i] = ax
                 sup = q.support
