@@ -231,6 +231,8 @@ def plan_compression(
     Returns:
         The set of node ids to compress, or ``None`` when no choice fits (then QMC is used).
     """
+    if math.prod(sizes.values()) <= max_joint:
+        return set()  # even the joint grid of every input fits: nothing to compress
     seps = separators(nodes, output)
     anc: list[set[int]] = []
     for n in nodes:
@@ -357,6 +359,11 @@ def _total(t: Terms) -> float:
 def _mag(lo: float, hi: float) -> float:
     m = max(abs(lo), abs(hi))
     return math.inf if math.isnan(m) else m
+
+
+def _at(x: Any, i: int) -> float:
+    """Element ``i`` of a length-2 rule result, or the value of a 0-d (broadcast) one."""
+    return float(x[i]) if np.ndim(x) else float(x)
 
 
 def _scalar(x: Any) -> float:
@@ -582,12 +589,10 @@ class Evaluator:
         # term 1 of composed inputs; element 1: over the computed enclosures, for the path bound).
         gargs2 = [(np.array([o.gint1[0], o.gint[0]]), np.array([o.gint1[1], o.gint[1]])) for o in ops]
         gv2, gp2 = iv.rule(n.op, gargs2, n.attrs)
-        gv_lo, gv_hi = np.broadcast_to(gv2[0], (2,)), np.broadcast_to(gv2[1], (2,))
-        gint1 = (min(float(gv_lo[0]), gint[0]), max(float(gv_hi[0]), gint[1]))
-        gp2 = [(np.broadcast_to(p[0], (2,)), np.broadcast_to(p[1], (2,))) for p in gp2]
-        d1 = _tsum(*[(_mag(float(p[0][0]), float(p[1][0])), o.d1) for o, p in zip(ops, gp2, strict=True) if o.d1])
+        gint1 = (min(_at(gv2[0], 0), gint[0]), max(_at(gv2[1], 0), gint[1]))
+        d1 = _tsum(*[(_mag(_at(p[0], 0), _at(p[1], 0)), o.d1) for o, p in zip(ops, gp2, strict=True) if o.d1])
         # Node-level bound on E|V - V'| (paper-style path sum, moment-weighted for independent operands).
-        gp = [(np.asarray(float(p[0][1])), np.asarray(float(p[1][1]))) for p in gp2]
+        gp = [(np.asarray(_at(p[0], 1)), np.asarray(_at(p[1], 1))) for p in gp2]
         generic = _tsum(*[(_mag(_scalar(p[0]), _scalar(p[1])), o.nb) for o, p in zip(ops, gp, strict=True) if o.nb])
         nb = generic
         if n.op in ("mul", "div") and not (set(ops[0].axes) & set(ops[1].axes)):
