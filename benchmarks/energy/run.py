@@ -62,12 +62,12 @@ class Block(torch.nn.Module):
         return x + self.fc2(F.gelu(self.fc1(self.ln2(x))))
 
 
-def block_pair() -> tuple[Block, Block, torch.Tensor]:
+def block_pair(d: int = 256) -> tuple[Block, Block, torch.Tensor]:
     torch.manual_seed(0)
-    a = Block(naive=True).eval()
-    b = Block(naive=False).eval()
+    a = Block(d, naive=True).eval()
+    b = Block(d, naive=False).eval()
     b.load_state_dict(a.state_dict())
-    return a, b, torch.randn(4, 128, 256)
+    return a, b, torch.randn(4, 128, d)
 
 
 class _NoopMode(TorchDispatchMode):
@@ -77,18 +77,25 @@ class _NoopMode(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def recording_overhead(rounds: int = 200, seed: int = 0) -> dict:
+def recording_overhead(rounds: int = 200, seed: int = 0, d: int = 256) -> dict:
     """CPU time of a plain forward vs the same call under the recorder, in shuffled interleaved rounds.
 
-    Each round runs, in a random order: a plain forward, a forward under a no-op dispatch mode, and a whole
-    ``record()`` (no warm-up call). The recorded call's CPU time is ``run.cpu_s``: the call under the
-    dispatch mode and the module hooks, with every op timed, its call site and module path noted and its
-    outputs kept for replay; node building, argument encoding and fingerprints come after it and are in the
-    whole-``record()`` number. Ratios are per round (paired), their median with a 95% bootstrap interval.
+    Each round runs, in a random order: a plain forward, a forward under a no-op dispatch mode, the same right
+    after an untimed plain forward (the position the timing pass is in: it always follows the recording call),
+    a whole ``record()`` (no warm-up call; recording call + timing pass), a whole single-pass
+    ``record(timing_pass=False)`` (the previous recorder, as a paired reference) and a whole default
+    single-pass ``record(timing_pass=False)`` (with its warm-up call). The recorded call's CPU time is
+    ``run.cpu_s``: with the timing pass, the call under the timing pass's dispatch mode (every op run and timed,
+    nothing kept); single-pass, the call under the recorder's dispatch mode and module hooks (every op timed, its
+    call site and module path noted, its arguments and outputs kept for replay). Node building, argument encoding
+    and fingerprints come after the calls and are in the whole-``record()`` numbers. Ratios are per round
+    (paired), their median with a 95% bootstrap interval.
     """
-    a, _, x = block_pair()
+    a, _, x = block_pair(d)
     rng = random.Random(seed)
-    cols: dict[str, list[float]] = {"plain": [], "noop": [], "call": [], "total": []}
+    names = ("plain", "noop", "noop_after", "call", "total", "single_call", "single_total", "default_single_total")
+    cols: dict[str, list[float]] = {k: [] for k in names}
+    timing: set[str] = set()
 
     def plain() -> None:
         c0 = time.process_time()
@@ -101,13 +108,32 @@ def recording_overhead(rounds: int = 200, seed: int = 0) -> dict:
             a(x)
             cols["noop"].append(time.process_time() - c0)
 
+    def noop_after() -> None:  # the no-op floor in the timing pass's position: right after a forward
+        a(x)
+        with _NoopMode():
+            c0 = time.process_time()
+            a(x)
+            cols["noop_after"].append(time.process_time() - c0)
+
     def recorded() -> None:
         c0 = time.process_time()
         run = record(a, x, warmup=False)
         cols["total"].append(time.process_time() - c0)
         cols["call"].append(run.cpu_s)
+        timing.add(run.graph.meta["timing"])
 
-    steps = [plain, noop, recorded]
+    def single() -> None:
+        c0 = time.process_time()
+        run = record(a, x, warmup=False, timing_pass=False)
+        cols["single_total"].append(time.process_time() - c0)
+        cols["single_call"].append(run.cpu_s)
+
+    def default_single() -> None:  # the single-pass record() as called by default: a warm-up call first
+        c0 = time.process_time()
+        record(a, x, timing_pass=False)
+        cols["default_single_total"].append(time.process_time() - c0)
+
+    steps = [plain, noop, noop_after, recorded, single, default_single]
     load0 = os.getloadavg()
     with torch.no_grad():
         for _ in range(5):  # warm-up
@@ -115,19 +141,32 @@ def recording_overhead(rounds: int = 200, seed: int = 0) -> dict:
                 step()
         for v in cols.values():
             v.clear()
+        timing.clear()
         for _ in range(rounds):
             rng.shuffle(steps)
             for step in steps:
                 step()
         ops = len(record(a, x, warmup=False).op_nodes())
-    out: dict = {"rounds": rounds, "ops": ops, "loadavg_start": load0, "loadavg_end": os.getloadavg()}
+    out: dict = {
+        "d": d,
+        "rounds": rounds,
+        "ops": ops,
+        "timing": sorted(timing),
+        "loadavg_start": load0,
+        "loadavg_end": os.getloadavg(),
+    }
     for name, v in cols.items():
         out[f"{name}_ms"] = statistics.median(v) * 1e3
-    for name in ("noop", "call", "total"):
+    for name in names[1:]:
         med, ci = median_ci([y / p for y, p in zip(cols[name], cols["plain"])], seed=seed)
         out[f"overhead_{name}"] = med
         out[f"overhead_{name}_ci"] = list(ci)
     return out
+
+
+def size_sweep(dims: tuple[int, ...] = (512, 768), rounds: int = 60) -> list[dict]:
+    """The same paired measurement at larger widths (extra information beside the d=256 headline)."""
+    return [recording_overhead(rounds, d=d) for d in dims]
 
 
 def block_diff(backend: str) -> dict:
@@ -342,32 +381,80 @@ def overhead_lines(o: dict) -> list[str]:
         verdict = "met" + ("" if hi <= 1.15 else f" at the median (the interval reaches {hi:.3f}x)")
     else:
         verdict = "not met"
-    return [
+    lines = [
         f"- Recording overhead, process CPU time, {o['rounds']} rounds; each round runs a plain forward, a "
-        "forward under a no-op dispatch mode and a whole `record(block, x, warmup=False)` in a shuffled order; "
-        "ratios are taken per round against that round's plain forward (median [95% bootstrap interval]). "
+        "forward under a no-op dispatch mode, "
+        + ("the same right after an untimed plain forward, " if "overhead_noop_after" in o else "")
+        + "a whole `record(block, x, warmup=False)` and a whole single-pass "
+        "`record(block, x, warmup=False, timing_pass=False)`"
+        + (
+            " and a default single-pass `record(block, x, timing_pass=False)`"
+            if "overhead_default_single_total" in o
+            else ""
+        )
+        + " in a shuffled order; ratios are taken per round "
+        "against that round's plain forward (median [95% bootstrap interval]). "
         f"Plain forward: {o['plain_ms']:.2f} ms (median).",
         f"- No-op `TorchDispatchMode` (only runs each op; the floor any dispatch-mode recorder pays): "
-        f"{_ratio(o, 'noop')}.",
-        "- **Recorded call** (`run.cpu_s`: the call under the recorder's dispatch mode and module hooks; every "
-        "aten op is run and timed, its calling frame and module path noted, its arguments and outputs kept, "
-        "which keeps every intermediate alive for replay, kept bytes counted against the snapshot cap, and "
-        f"tensors copied before an in-place op overwrites them; {o['ops']} aten ops): **{_ratio(o, 'call')}**. "
-        f"The issue's target of <= 1.15x is **{verdict}** on this machine in this run.",
-        "- Whole `record()` (adds the input copies, module discovery, the settings snapshot, and after the "
-        "call: mapping tensors to nodes, argument encoding, shapes/strides/bytes, call-site strings, the graph, "
-        f"and fingerprints of the op outputs): {_ratio(o, 'total')}; the default `record()` also makes one "
-        "warm-up call first.",
+        f"{_ratio(o, 'noop')}"
+        + (
+            f"; the same right after an untimed plain forward (the timing pass's position: it always follows "
+            f"the recording call, so the block's weights and code are warm): {_ratio(o, 'noop_after')}."
+            if "overhead_noop_after" in o
+            else "."
+        ),
+        "- **Recorded call** (`run.cpu_s`: the timed call, i.e. `record()`'s timing pass: the call under a dispatch "
+        "mode that runs and times every aten op and keeps nothing, so the allocator reuses buffers as in a plain "
+        "call; call sites, module paths, shapes and values come from the recording call, matched op by op; "
+        f"{o['ops']} aten ops; timings taken from: {', '.join(o.get('timing', ['?']))}): "
+        f"**{_ratio(o, 'call')}**. The issue's target of <= 1.15x is **{verdict}** on this machine in this run.",
+    ]
+    if "overhead_single_call" in o:
+        lines.append(
+            "- Single-pass recorded call (`timing_pass=False`, the previous recorder, same rounds: the call under "
+            "the recorder's dispatch mode and module hooks; every op timed, its calling frame and module path "
+            "noted, its arguments and outputs kept, which keeps every intermediate alive, and tensors copied "
+            f"before an in-place op overwrites them): {_ratio(o, 'single_call')}."
+        )
+    lines.append(
+        "- Whole `record()` (the input copies, module discovery, the settings snapshot, the recording call, the "
+        "timing pass, and after them: mapping tensors to nodes, argument encoding, shapes/strides/bytes, "
+        f"call-site strings, the graph, and fingerprints of the op outputs): {_ratio(o, 'total')}"
+        + (
+            f"; single-pass `record(timing_pass=False)`: {_ratio(o, 'single_total')}. The timing pass is one "
+            "more call of the block: with the default `warmup=True` it replaces the plain warm-up call the "
+            "single-pass `record()` makes, so the default `record()` makes two calls either way"
+            + (
+                f" (default single-pass `record(block, x, timing_pass=False)`, warm-up call included: "
+                f"{_ratio(o, 'default_single_total')})."
+                if "overhead_default_single_total" in o
+                else "."
+            )
+            if "overhead_single_total" in o
+            else "."
+        )
+    )
+    lines.append(
         f"- Load average during the overhead measurement: {o['loadavg_start'][0]:.1f} at the start, "
         f"{o['loadavg_end'][0]:.1f} at the end (2 cores shared with other jobs; the ratio grows with contention)"
-        + (f"; measured separately by `{o['command']}` on {o['date']} with the same code." if "command" in o else "."),
-        *(
-            f"- Earlier measurement ({r['date']}, load {r['loadavg_start'][0]:.1f}): recorded call "
-            f"{r['overhead_call']:.3f}x, no-op mode {r['overhead_noop']:.3f}x, whole `record()` "
-            f"{r['overhead_total']:.3f}x."
-            for r in o.get("earlier", [])
-        ),
-    ]
+        + (f"; measured separately by `{o['command']}` on {o['date']} with the same code." if "command" in o else ".")
+    )
+    for sw in o.get("sweep", []):
+        lines.append(
+            f"- Size sweep (extra information, not the headline; same paired measurement, {sw['rounds']} rounds, "
+            f"d={sw['d']}, 4x128 tokens, plain forward {sw['plain_ms']:.1f} ms): no-op mode {_ratio(sw, 'noop')} "
+            f"({_ratio(sw, 'noop_after')} after a forward), "
+            f"recorded call {_ratio(sw, 'call')}, single-pass recorded call {_ratio(sw, 'single_call')}, whole "
+            f"`record()` {_ratio(sw, 'total')} (single-pass {_ratio(sw, 'single_total')})."
+        )
+    for r in o.get("earlier", []):
+        lines.append(
+            f"- Earlier measurement ({r['date']}, load {r['loadavg_start'][0]:.1f}"
+            + (f", {r['recorder']}" if r.get("recorder") else "")
+            + f"): recorded call {r['overhead_call']:.3f}x, no-op mode {r['overhead_noop']:.3f}x, whole "
+            f"`record()` {r['overhead_total']:.3f}x."
+        )
+    return lines
 
 
 def gpu_lines(gpu: dict) -> list[str]:
@@ -419,6 +506,16 @@ def stability(passes: list[list[dict]]) -> float | None:
     return same / len(ids) if ids else None
 
 
+def _earlier_entry(prev: dict, default_date: str) -> dict:
+    """A saved overhead measurement, shortened for the "earlier" list (which recorder it measured noted)."""
+    entry = {k: prev[k] for k in ("overhead_noop", "overhead_call", "overhead_total", "loadavg_start")}
+    entry["date"] = prev.get("date", default_date)
+    entry["recorder"] = prev.get("recorder") or (
+        "two-pass recorder" if "overhead_single_call" in prev else "single-pass recorder"
+    )
+    return entry
+
+
 def remeasure_overhead(args: argparse.Namespace) -> None:
     """Re-measure the recording overhead; earlier measurements are kept (``overhead.earlier``) and shown."""
     saved = RESULTS / "cpu_suite.json"
@@ -427,10 +524,11 @@ def remeasure_overhead(args: argparse.Namespace) -> None:
     data = json.loads(saved.read_text())
     cmd = "python benchmarks/energy/" + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
     prev = data["overhead"]
-    earlier = [*prev.get("earlier", [])]
-    earlier.append({k: prev[k] for k in ("overhead_noop", "overhead_call", "overhead_total", "loadavg_start")})
-    earlier[-1]["date"] = prev.get("date", data["machine"]["date"])
+    earlier = [{"recorder": "single-pass recorder", **e} for e in prev.get("earlier", [])]
+    earlier.append(_earlier_entry(prev, data["machine"]["date"]))
     o = recording_overhead(args.overhead_rounds)
+    if args.sweep:
+        o["sweep"] = size_sweep()
     o["date"] = machine()["date"]
     o["command"] = cmd
     o["earlier"] = earlier
@@ -446,6 +544,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--overhead-rounds", type=int, default=200)
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "energy.md"))
+    ap.add_argument("--sweep", action="store_true", help="also measure the overhead at d=512 and d=768")
     ap.add_argument(
         "--overhead-only",
         action="store_true",
@@ -475,7 +574,17 @@ def main() -> None:
                 data["summary"][be] = summarize(res)
         data["suite"][be] = passes
         data["stability"][be] = stability(passes)
+    saved = RESULTS / "cpu_suite.json"
+    earlier: list[dict] = []
+    if saved.exists():  # keep the overhead history of earlier runs
+        prev = json.loads(saved.read_text())
+        if "overhead" in prev:
+            earlier = [{"recorder": "single-pass recorder", **e} for e in prev["overhead"].get("earlier", [])]
+            earlier.append(_earlier_entry(prev["overhead"], prev["machine"]["date"]))
     data["overhead"] = recording_overhead(args.overhead_rounds)
+    if args.sweep:
+        data["overhead"]["sweep"] = size_sweep()
+    data["overhead"]["earlier"] = earlier
     data["block"] = {be: block_diff(be) for be in ("time", "model")}
     gpu_file = RESULTS / "gpu_subset.json"
     if gpu_file.exists():

@@ -1,3 +1,6 @@
+import time
+import weakref
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -192,3 +195,99 @@ def test_call_sites_and_module_paths_of_nested_modules():
     import linecache
 
     assert "outer line" in linecache.getline(mul.meta["file"], mul.meta["line"])
+
+
+def test_timing_pass_keeps_nothing_and_is_the_timed_call(tmp_path):
+    refs = []
+    calls = []
+
+    def fn(x):
+        y = x * 2
+        refs.append(weakref.ref(y))
+        calls.append(1)
+        if len(calls) == 2:  # only in the second call, the timing pass
+            time.sleep(0.02)
+        return (y + 1).sum()
+
+    run = record(fn, torch.randn(1000))
+    assert len(calls) == 2  # recording call + timing pass; no extra warm-up call
+    assert refs[0]() is not None  # the recording call's intermediate is kept for replay
+    assert refs[1]() is None  # the timing pass keeps no tensor alive
+    meta = run.graph.meta
+    assert meta["timing"] == "timing pass"
+    assert meta["record_wall_s"] > 0 and meta["record_cpu_s"] > 0
+    add = next(n for n in run.graph.nodes if n.op == "aten::add")
+    assert add.meta["start_ns"] >= 20e6  # after the sleep: the op's start comes from the timing pass
+    assert run.wall_s >= 0.02
+    mul = next(n for n in run.graph.nodes if n.op == "aten::mul")
+    assert torch.equal(run.values[mul.id], run.inputs[0] * 2)  # values still from the recording call
+    assert load(run.save(tmp_path / "r")).graph.meta["timing"] == "timing pass"
+
+
+def test_single_pass_is_one_call_timed_while_recording():
+    calls = []
+
+    def fn(x):
+        calls.append(1)
+        return x.sin()
+
+    run = record(fn, torch.randn(8), warmup=False, timing_pass=False)
+    assert len(calls) == 1
+    assert run.graph.meta["timing"] == "recording call"
+    assert run.wall_s == run.graph.meta["record_wall_s"]
+    record(fn, torch.randn(8), timing_pass=False)  # warm-up call + recording call
+    assert len(calls) == 3
+
+
+def test_timing_pass_falls_back_when_the_ops_differ(caplog):
+    calls = []
+
+    def fn(x):
+        calls.append(1)
+        return x.sin() if len(calls) == 1 else x.cos()
+
+    with caplog.at_level("WARNING", logger="opgraph.energy.recorder"):
+        run = record(fn, torch.randn(8))
+    assert run.graph.meta["timing"] == "recording call"
+    assert run.wall_s == run.graph.meta["record_wall_s"]
+    assert "timings are from the recording call" in caplog.text
+    assert [n.op for n in run.op_nodes()] == ["aten::sin"]
+
+
+def test_timing_pass_sees_the_same_random_numbers():
+    seed = next(s for s in range(100) if _two_draws_differ(s))
+
+    def fn(x):
+        return x.sin() if torch.rand(()) > 0.5 else x.cos()
+
+    x = torch.randn(8)
+    torch.manual_seed(seed)
+    run = record(fn, x)
+    after_record = torch.rand(3)
+    assert run.graph.meta["timing"] == "timing pass"
+    # keeping rand's output alive adds a detach the timing pass does not run: it is left out of the match
+    assert [n.meta["dur_ns"] for n in run.op_nodes() if n.op == "aten::detach"] == [0]
+    torch.manual_seed(seed)
+    fn(x)
+    assert torch.equal(after_record, torch.rand(3))  # the generator advanced as by one call
+
+
+def _two_draws_differ(seed):
+    torch.manual_seed(seed)
+    return (torch.rand(()) > 0.5) != (torch.rand(()) > 0.5)
+
+
+def test_timing_pass_that_raises_keeps_the_recording(caplog):
+    calls = []
+
+    def fn(x):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("only once")
+        return x.sin()
+
+    with caplog.at_level("WARNING", logger="opgraph.energy.recorder"):
+        run = record(fn, torch.randn(8))
+    assert run.graph.meta["timing"] == "recording call"
+    assert "only once" in caplog.text
+    assert [n.op for n in run.op_nodes()] == ["aten::sin"]

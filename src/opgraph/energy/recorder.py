@@ -5,6 +5,8 @@ decomposition; global module hooks keep a module-path stack. Each op becomes a n
 shapes, dtypes, strides, alias/mutation info, the user's call site (first frame outside torch), the module
 path and a layout-independent fingerprint of its output. Outputs are kept (up to a memory cap) so regions can
 be replayed; a tensor about to be mutated in place is copied first so its recorded value stays right.
+A second call of the callable, the timing pass, only times each op (nothing kept, no frame walk, no module
+hooks); when it runs the same ops in the same order, the run's timings come from it.
 """
 
 from __future__ import annotations
@@ -170,8 +172,9 @@ class Run:
             parameters and other outside tensors; ``getitem`` nodes pick outputs of multi-output ops.
         settings: The settings snapshot taken at the start of the call.
         values: Node id -> recorded tensor (for replay); empty when the run exceeded the memory cap.
-        wall_s: Wall time of the recorded call (with recording on), seconds.
-        cpu_s: Process CPU time of the recorded call (with recording on), seconds.
+        wall_s: Wall time of the timed call, seconds: the timing pass of :func:`record` (ops only timed), or
+            the recording call where there was none (``graph.meta["timing"]`` says which).
+        cpu_s: Process CPU time of the same call, seconds.
         fn: The recorded callable (absent for a loaded run).
         inputs: The arguments it was called with (copies).
     """
@@ -373,6 +376,8 @@ class _Recorder:
         self.spec_texts: dict[Any, str] = {}
         self.site_fields: dict[Any, dict[str, Any]] = {}
         self.path_strings: dict[tuple[str, ...], str] = {}
+        #: ``(op node id, op overload)`` per recorded aten op, in execution order (see :meth:`apply_timings`).
+        self.op_order: list[tuple[int, Any]] = []
 
     # -- the hot path (runs once per aten op, inside the recorded call) --------------------------------------
     def dispatch(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
@@ -564,6 +569,7 @@ class _Recorder:
         func, args, kwargs, out, _site, _stack, _start, _end, written = entry
         in_ids = [self.node_of(t) for t in _tensors(args, kwargs)]
         nid = self._append(self._op_node(entry, in_ids))
+        self.op_order.append((nid, func))
         if isinstance(out, self.tensor_type):
             self._add_value(nid, out)
             return
@@ -634,6 +640,39 @@ class _Recorder:
             "attrs": {"overload": overload, "args": enc, "spec": text},
             "meta": meta,
         }
+
+    def apply_timings(self, ops: Sequence[tuple[Any, int, int]], t0_ns: int) -> bool:
+        """Replace the op timings with those of the timing pass, if it ran the same ops in the same order.
+
+        Cost-free alias ops (``detach``, ``alias``, ``lift_fresh``) are left out of the comparison on both
+        sides: keeping an output alive can add a ``detach`` (``torch.rand`` does that when its result has
+        another reference), so the recording call may run one the timing pass does not. Such an op of the
+        recording call gets ``dur_ns`` 0 and starts where the op before it ended.
+
+        Args:
+            ops: ``(op overload, start ns, end ns)`` per aten op of the timing pass (:func:`_timing_class`).
+            t0_ns: ``perf_counter_ns()`` at the start of the timing pass.
+
+        Returns:
+            Whether the timings were replaced (False: the op sequences differ, the recording call's stay).
+        """
+        free = _VIEW_OPS_NO_COST
+        kept = [(nid, f) for nid, f in self.op_order if f._schema.name not in free]
+        timed = [op for op in ops if op[0]._schema.name not in free]
+        if len(kept) != len(timed) or any(f is not op[0] for (_nid, f), op in zip(kept, timed)):
+            return False
+        nodes = self.nodes
+        span = {nid: (start - t0_ns, end - start) for (nid, _f), (_g, start, end) in zip(kept, timed)}
+        last_end = 0
+        for nid, _f in self.op_order:
+            start, dur = span.get(nid, (last_end, 0))
+            meta = nodes[nid]["meta"]
+            meta["start_ns"], meta["dur_ns"] = start, dur
+            last_end = start + dur
+        for node in nodes:  # outputs of multi-output ops start with their op
+            if node["op"] == "getitem":
+                node["meta"]["start_ns"] = nodes[node["inputs"][0]]["meta"]["start_ns"]
+        return True
 
     def finish_fingerprints(self) -> None:
         """Fingerprint the kept tensors that can be cut points or are read by copy-like ops."""
@@ -852,6 +891,49 @@ def _recorder_class() -> type[_Recorder]:
     )
 
 
+@functools.cache
+def _timing_class() -> type:
+    """The dispatch mode of the timing pass: it runs and times each aten op and keeps nothing else.
+
+    Each op leaves ``(op overload, start ns, end ns)`` in ``mode.ops``; no argument or output is referenced,
+    so the allocator reuses freed buffers as in a plain call, and there is no frame walk and no module hook
+    (call sites, module paths, shapes and values come from the recording call, matched op by op).
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class _TimingMode(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: list[tuple[Any, int, int]] = []
+            self.t0_ns = _now_ns()
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            start = _now_ns()
+            out = func(*args, **kwargs) if kwargs else func(*args)
+            self.ops.append((func, start, _now_ns()))
+            return out
+
+    _TimingMode.__module__ = __name__
+    return _TimingMode
+
+
+def _rng_state() -> tuple[Any, Any]:
+    """The CPU (and, where initialised, CUDA) random-number generator states."""
+    import torch
+
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    return torch.random.get_rng_state(), cuda
+
+
+def _set_rng_state(state: tuple[Any, Any]) -> None:
+    import torch
+
+    cpu, cuda = state
+    torch.random.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
+
+
 def _new_recorder(snapshot_limit_bytes: int, *, keep_values: bool = True) -> _Recorder:
     """A recorder that is also the dispatch mode to enter (``with rec: fn(...)``)."""
     return _recorder_class()(snapshot_limit_bytes, keep_values)
@@ -882,8 +964,20 @@ def record(
     name: str | None = None,
     snapshot_limit_bytes: int = SNAPSHOT_LIMIT_BYTES,
     warmup: bool = True,
+    timing_pass: bool = True,
 ) -> Run:
-    """Run ``fn(*inputs)`` once under the recorder and return the :class:`Run`.
+    """Record ``fn(*inputs)`` and return the :class:`Run`.
+
+    By default ``fn`` is called twice: the **recording call** runs under the recorder (graph, call sites,
+    module paths, fingerprints, every op's arguments and outputs kept for replay), then the **timing pass**
+    runs it again under a dispatch mode that only times each op and keeps nothing, with the random-number
+    generators reset to their state before the recording call. When the timing pass runs the same aten ops
+    in the same order (checked op by op), the run's ``wall_s``/``cpu_s`` and every op's ``start_ns``/``dur_ns``
+    come from it, so keeping values alive (no buffer reuse), the frame walk and the module hooks stay out of
+    the timings; otherwise (e.g. control flow that depends on the clock) the recording call's timings are kept
+    and ``graph.meta["timing"]`` says so. ``graph.meta["record_wall_s"]``/``["record_cpu_s"]`` hold the
+    recording call's times. Side effects of ``fn`` on state outside its inputs (module buffers, globals)
+    happen once per call.
 
     Args:
         fn: A callable or ``nn.Module`` (wrap it with :func:`configured` to fix settings such as threads).
@@ -891,7 +985,11 @@ def record(
             gets copies, so one that mutates its inputs does not change yours.
         name: Name stored in the graph (default: the callable's name).
         snapshot_limit_bytes: Cap on the op outputs kept for replay.
-        warmup: Call ``fn`` once before recording (first-call costs stay out of the timings).
+        warmup: Keep first-call costs out of the timings. With ``timing_pass`` the recording call already
+            precedes the timed call, so no extra call is made; without it, ``fn`` is called once, unrecorded,
+            before the recording call.
+        timing_pass: Time the call in a separate pass (above); False: one recording call, timed while it
+            records.
 
     Returns:
         The recorded run.
@@ -906,7 +1004,8 @@ def record(
     snap_settings = dict(getattr(fn, "settings", {})) if isinstance(fn, Configured) else {}
     with settings_mod.applied(snap_settings):
         snap = settings_mod.snapshot()
-    if warmup:
+    rng = _rng_state() if timing_pass else None
+    if warmup and not timing_pass:
         with torch.no_grad() if not torch.is_grad_enabled() else _null():
             fn(*_clone_tree(args), **_clone_tree(kwargs))
     call_args = _clone_tree(args)
@@ -942,7 +1041,35 @@ def record(
         h1.remove()
         h2.remove()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    timer = None
+    if rng is not None:
+        _set_rng_state(rng)
+        t_args, t_kwargs = _clone_tree(args), _clone_tree(kwargs)
+        timer = _timing_class()()
+        t1, c1 = time.perf_counter(), time.process_time()
+        try:
+            with timer:
+                fn(*t_args, **t_kwargs)
+        except Exception as exc:  # noqa: BLE001  (the recording is complete; keep its timings)
+            log.warning("%s: the timing pass raised %r; timings are from the recording call", rname, exc)
+            timer = None
+        timed = (time.perf_counter() - t1, time.process_time() - c1)
+        del t_args, t_kwargs
     rec.finalize()
+    timing = "recording call"
+    record_times = (wall, cpu)
+    if timer is not None:
+        if rec.apply_timings(timer.ops, timer.t0_ns):
+            timing = "timing pass"
+            wall, cpu = timed
+        else:
+            log.warning(
+                "%s: the timing pass ran %d aten ops, the recording call %d (or in another order); "
+                "timings are from the recording call",
+                rname,
+                len(timer.ops),
+                len(rec.op_order),
+            )
     out_tensors = [o for o in tree_flatten(result)[0] if isinstance(o, torch.Tensor)]
     if not out_tensors:
         raise EnergyError(f"record(): {rname} returned no tensor; return the result(s) it computes")
@@ -966,6 +1093,9 @@ def record(
             "replayable": rec.replayable,
             "mutated_inputs": mutated,
             "recorder": "dispatch",
+            "timing": timing,
+            "record_wall_s": record_times[0],
+            "record_cpu_s": record_times[1],
         },
     )
     return Run(
