@@ -76,3 +76,26 @@ def test_target_w1_meets_the_target_on_single_input_graphs(eps):
     assert r.info["target_met"] and r.w1_bound <= eps
     assert len(r.info["refinement"]) <= 4
     assert math.isfinite(r.w1_bound)
+
+
+def test_shared_standard_tables_give_the_same_quantization_as_a_fresh_computation():
+    from opgraph.dist import distributions as D
+
+    D._Z_TABLES.clear()
+    a = od.Normal(2.0, 3.0).quantize(64, "meansplit")  # computes and stores the N(0, 1) table
+    assert any(k[1] == ("normal",) for k in D._Z_TABLES)
+    b = od.Normal(-1.0, 0.5).quantize(64, "meansplit")  # maps the stored table
+    D._Z_TABLES.clear()
+    c = od.Normal(-1.0, 0.5).quantize(64, "meansplit")  # fresh
+    for f in ("atoms", "weights", "lo", "hi", "err", "bias", "m2"):
+        np.testing.assert_array_equal(getattr(b, f), getattr(c, f))
+    assert a.atoms.mean() == pytest.approx(2.0, abs=1e-12)
+    with pytest.raises(ValueError):
+        b.weights[0] = 1.0  # shared tables are read-only
+
+
+def test_cell_moments_from_the_shared_table_match_the_direct_formula():
+    law = od.Normal(0.7, 1.3)
+    q = law.quantize(128, "quantile")
+    for j in range(4):
+        np.testing.assert_allclose(q.cell_abs_moment(law, j), law.abs_moment(q.lo, q.hi, j), rtol=1e-9, atol=1e-300)

@@ -83,7 +83,7 @@ def _evaluate_graph(
     rules = _rules()
     names = list(dists)
     if target_w1 is not None and not isinstance(atoms, Mapping) and atoms == 256:
-        atoms = 32
+        atoms = _pilot_atoms(dists)
     cur_atoms = {n: _atoms_for(atoms, n) for n in names}
     base_compress = compress_atoms if compress_atoms is not None else max(1024, 4 * max(cur_atoms.values()))
     cur_compress = check_atoms(base_compress, "compress_atoms")
@@ -165,6 +165,16 @@ def _evaluate_graph(
             return results
         log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
     raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def _pilot_atoms(dists: dict[str, Distribution]) -> int:
+    """Atoms per input of the first ``target_w1`` round: a joint grid of about 4096 (8 to 256 per input).
+
+    At that size the pilot costs about as much as the fixed overhead of one evaluation, and its bound terms are
+    what the allocation of the next round is fitted to.
+    """
+    m = sum(1 for d in dists.values() if not hasattr(d, "values"))
+    return int(min(256, max(8, round(4096 ** (1 / max(m, 1))))))
 
 
 def _next_round(

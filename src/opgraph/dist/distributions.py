@@ -28,6 +28,27 @@ from opgraph.dist.regroup import merge_duplicates, regroup
 from opgraph.dist.rv import RandomVariable
 
 _EPS = np.finfo(float).eps
+# Quantization tables of standard variables (Normal(0, 1), Uniform(0, 1), Gamma(k, 1)), shared by every law of
+# the family in this process: a new Normal(mu, sigma) only maps the table affinely. Oldest entries go first.
+_Z_TABLES: dict[tuple[Any, ...], Any] = {}
+_Z_TABLES_MAX_BYTES = 256 * 2**20
+
+
+def _z_store(key: tuple[Any, ...], value: Any) -> None:
+    """Keep ``value`` (an array, a tuple of arrays, or None) read-only in :data:`_Z_TABLES`, oldest out first."""
+    arrays = [a for a in (value if isinstance(value, tuple) else (value,)) if isinstance(a, np.ndarray)]
+    for a in arrays:
+        a.setflags(write=False)
+    _Z_TABLES[key] = value
+    total = sum(_nbytes(v) for v in _Z_TABLES.values())
+    while total > _Z_TABLES_MAX_BYTES and len(_Z_TABLES) > 1:
+        total -= _nbytes(_Z_TABLES.pop(next(iter(_Z_TABLES))))
+
+
+def _nbytes(value: Any) -> int:
+    return sum(a.nbytes for a in (value if isinstance(value, tuple) else (value,)) if isinstance(a, np.ndarray))
+
+
 QUANTIZERS = ("auto", "quantile", "meansplit")
 
 
@@ -76,8 +97,12 @@ class Quantized:
         """
         key = ("abs_moment", id(law), j)
         if key not in self.memo:
-            fn = getattr(law, "abs_moment", None)
-            self.memo[key] = None if fn is None else fn(self.lo, self.hi, j)
+            zref = self.memo.get("z")
+            if zref is not None and zref[0] is type(law) and hasattr(law, "abs_moment_z"):
+                self.memo[key] = law.abs_moment_z(zref, j)  # from the shared standard-variable table
+            else:
+                fn = getattr(law, "abs_moment", None)
+                self.memo[key] = None if fn is None else fn(self.lo, self.hi, j)
         return self.memo[key]
 
     @property
@@ -343,6 +368,46 @@ class Continuous(Distribution):
                 return a
             b = self.quantize(n, "meansplit")
             return b if b.w1 < a.w1 else a
+        l, a, r, w, err_z, bias_z, m2_z = self._z_table(n, method)
+        s = self.scale
+        x = self.loc + s * a
+        # The affine map is rounded: an atom may sit up to a few ulps off loc + s * a; charge that shift to
+        # every per-cell bound (E|X - x'| <= E|X - x| + |x' - x| P, and likewise for the moments).
+        d = 4 * _EPS * (abs(self.loc) + s * np.abs(a))
+        err = err_z * s + d * w
+        bias = bias_z * s + d * w
+        m2 = m2_z * s * s + 2 * d * err_z * s + d * d * w
+        q = Quantized(x, w, self.loc + s * l, self.loc + s * r, err, method, 0.0, self.support(), bias, m2)
+        zkey = self._z_key()
+        if zkey is not None:
+            q.memo["z"] = (type(self), zkey, n, method)
+        return q
+
+    def abs_moment_z(self, zref: tuple[Any, ...], j: int) -> np.ndarray | None:
+        """:meth:`abs_moment` over the cells of the shared table ``zref`` (its ``Z`` moments computed once)."""
+        _, _, n, method = zref
+        total: Any = 0.0
+        for i in range(j + 1):
+            key = (*zref, "zabs", i)
+            if key not in _Z_TABLES:
+                l, _, r, *_rest = self._z_table(n, method)
+                _z_store(key, self._zabs_moment(l, r, i))
+            m = _Z_TABLES[key]
+            if m is None:
+                return None
+            total = total + math.comb(j, i) * abs(self.loc) ** (j - i) * self.scale**i * m
+        return total * (1 + 1e-12) + 1e-300
+
+    def _z_key(self) -> tuple[Any, ...] | None:
+        """Hashable parameters of the standard variable ``Z`` (``None``: its tables are not shared)."""
+        return None
+
+    def _z_table(self, n: int, method: str) -> tuple[np.ndarray, ...]:
+        """Cells, atoms, weights and per-cell error bounds of ``Z`` (shared per process by :meth:`_z_key`)."""
+        zkey = self._z_key()
+        key = None if zkey is None else (type(self), zkey, n, method)
+        if key is not None and key in _Z_TABLES:
+            return _Z_TABLES[key]
         if method == "quantile":
             l, a, r = self._z_quantile_cells(n)
             w = np.full(n, 1.0 / n)
@@ -352,12 +417,10 @@ class Continuous(Distribution):
             w = w / w.sum()
         err_z = self._cell_abs_dev(l, a, r)
         bias_z, m2_z = self._cell_bias_m2(l, a, r, err_z)
-        err = err_z * self.scale
-        s = self.scale
-        sup = self.support()
-        return Quantized(
-            self.loc + s * a, w, self.loc + s * l, self.loc + s * r, err, method, 0.0, sup, bias_z * s, m2_z * s * s
-        )
+        table = (l, a, r, w, err_z, bias_z, m2_z)
+        if key is not None:
+            _z_store(key, table)
+        return table
 
     def _cell_bias_m2(
         self, l: np.ndarray, a: np.ndarray, r: np.ndarray, err_z: np.ndarray
@@ -394,6 +457,9 @@ class Normal(Continuous):
     """Normal law with mean ``mu`` and standard deviation ``sigma``."""
 
     name = "normal"
+
+    def _z_key(self) -> tuple[Any, ...] | None:
+        return ("normal",)
 
     def __init__(self, mu: float = 0.0, sigma: float = 1.0) -> None:
         super().__init__(_check_param("mu", mu), _check_param("sigma", sigma, positive=True))
@@ -473,6 +539,9 @@ class Uniform(Continuous):
 
     name = "uniform"
 
+    def _z_key(self) -> tuple[Any, ...] | None:
+        return ("uniform",)
+
     def __init__(self, low: float = 0.0, high: float = 1.0) -> None:
         lo, hi = _check_param("low", low), _check_param("high", high)
         if not hi > lo:
@@ -533,6 +602,9 @@ class Gamma(Continuous):
     """Gamma law with shape ``k`` and scale ``theta`` (mean ``k * theta``)."""
 
     name = "gamma"
+
+    def _z_key(self) -> tuple[Any, ...] | None:
+        return ("gamma", self.k)
 
     def __init__(self, shape: float = 1.0, scale: float = 1.0) -> None:
         self.k = _check_param("shape", shape, positive=True)
