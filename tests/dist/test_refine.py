@@ -63,7 +63,7 @@ def test_target_w1_on_a_sum_allocates_unequal_atoms_in_two_rounds():
     assert r.w1_bound <= 1e-3 and r.info["target_met"]
     assert len(r.info["refinement"]) <= 3
     counts = sorted(r.info["atoms_per_input"].values())
-    assert counts[1] >= 8 * counts[0]
+    assert counts[1] >= 4 * counts[0]  # the smoothed summand keeps the pilot count
     # The bound is certified: the exact law of U1 + U2 is the triangular law on [0, 2].
     import scipy.stats as st
 

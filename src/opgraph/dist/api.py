@@ -20,14 +20,29 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_JOINT = 2**20
 
 
-def _rules() -> dict[str, Any]:
-    from opgraph.graph import numpy_rules
+_RULES: dict[Any, dict[str, Any]] = {}
 
-    table = numpy_rules()
-    return {op: (lambda f: lambda *a: f(None, *a))(fn) for op, fn in table.items()}
+
+def _rules() -> dict[str, Any]:
+    """NumPy implementations by op name (rebuilt when the op registry changes)."""
+    from opgraph.graph import numpy_rules
+    from opgraph.graph.ops import OPS
+
+    key = tuple((name, id(info)) for name, info in OPS.items())
+    if key not in _RULES:
+        _RULES.clear()
+        table = numpy_rules()
+        _RULES[key] = {op: (lambda f: lambda *a: f(None, *a))(fn) for op, fn in table.items()}
+    return _RULES[key]
 
 
 def _input_names(fn: Callable[..., Any], n: int) -> list[str]:
+    code = getattr(fn, "__code__", None)
+    if code is not None and not inspect.ismethod(fn) and code.co_argcount >= n and not code.co_posonlyargcount:
+        # A plain function: its first positional parameter names (what inspect.signature reports, faster).
+        params = list(code.co_varnames[:n])
+        if len(set(params)) == n:
+            return params
     try:
         params = [
             p.name

@@ -363,9 +363,14 @@ class Continuous(Distribution):
 
     def _quantize(self, n: int, method: str) -> Quantized:
         if method == "auto":
-            a = self.quantize(n, "quantile")
             if n < 2:
-                return a
+                return self.quantize(n, "quantile")
+            if self._z_key() is not None:
+                # The exact W1 of both schemes scales with ``scale``: decide on the standard tables, map one.
+                eq = float(np.sum(self._z_table(n, "quantile")[4]))
+                em = float(np.sum(self._z_table(n, "meansplit")[4]))
+                return self.quantize(n, "meansplit" if em < eq else "quantile")
+            a = self.quantize(n, "quantile")
             b = self.quantize(n, "meansplit")
             return b if b.w1 < a.w1 else a
         l, a, r, w, err_z, bias_z, m2_z = self._z_table(n, method)
