@@ -28,7 +28,7 @@ def _rules() -> dict[str, Any]:
     from opgraph.graph import numpy_rules
     from opgraph.graph.ops import OPS
 
-    key = tuple((name, id(info)) for name, info in OPS.items())
+    key = (tuple(OPS), tuple(map(id, OPS.values())))
     if key not in _RULES:
         _RULES.clear()
         table = numpy_rules()
