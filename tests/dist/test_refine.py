@@ -99,3 +99,15 @@ def test_cell_moments_from_the_shared_table_match_the_direct_formula():
     q = law.quantize(128, "quantile")
     for j in range(4):
         np.testing.assert_allclose(q.cell_abs_moment(law, j), law.abs_moment(q.lo, q.hi, j), rtol=1e-9, atol=1e-300)
+
+
+def test_allocator_respects_caps_and_gives_the_budget_to_the_others():
+    alloc = Allocator(1e-3)
+    nxt = alloc.propose({"a": 10, COMPRESS: 1024}, Split({"a": 2e-3, COMPRESS: 3e-4}, 0.0), {COMPRESS: 1024})
+    assert nxt is not None and nxt[COMPRESS] == 1024  # capped: stays
+    # "a" gets what the capped term leaves: 2e-3 * 10 / n <= 0.8e-3 - 3e-4  ->  n >= 40
+    assert 40 <= nxt["a"] <= 45
+    assert (
+        Allocator(1e-3).propose({"a": 10, COMPRESS: 64}, Split({"a": 1e-4, COMPRESS: 9e-4}, 0.0), {COMPRESS: 64})
+        is None
+    )

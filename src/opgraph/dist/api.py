@@ -128,12 +128,26 @@ def _evaluate_graph(
         history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": worst})
         done = target_w1 is None or worst <= target_w1 or not all(e.certified for e in evals)
         if not done:
+
+            def cap(c: int, atoms_now: dict[str, int] = cur_atoms) -> int:
+                lo, hi = c, max_joint
+                if _fits(nodes, outputs, dists, atoms_now, max_joint, hi):
+                    return hi
+                while hi - lo > max(1, lo // 16):  # bisection to within 1/16
+                    mid = (lo + hi) // 2
+                    lo, hi = (mid, hi) if _fits(nodes, outputs, dists, atoms_now, max_joint, mid) else (lo, mid)
+                return lo
+
             new_atoms, new_compress = _next_round(
-                allocator, evals, labels, quantized, cur_atoms, cur_compress, worst, history
+                allocator, evals, labels, quantized, cur_atoms, cur_compress, worst, history, cap
             )
             if new_atoms is None:
                 done = True
             else:
+                while new_compress > cur_compress and not _fits(
+                    nodes, outputs, dists, new_atoms, max_joint, new_compress
+                ):
+                    new_compress = max(cur_compress, int(new_compress * 0.7))  # the compression size first
                 while not _fits(nodes, outputs, dists, new_atoms, max_joint, new_compress) or new_compress > max_joint:
                     # Shrink the increases (never below the current counts) until the grid fits the budget.
                     shrunk = {n: max(cur_atoms[n], int(v * 0.7)) for n, v in new_atoms.items()}
@@ -201,16 +215,22 @@ def _next_round(
     cur_compress: int,
     worst: float,
     history: list[dict[str, Any]],
+    compress_cap: Callable[[int], int],
 ) -> tuple[dict[str, int] | None, int]:
-    """The next round's atoms and compression size (``None`` atoms: the target cannot be reached)."""
+    """The next round's atoms and compression size (``None`` atoms: the target cannot be reached).
+
+    ``compress_cap(c)`` is the largest compression size (>= ``c``) whose grids fit the memory budget with the
+    current atoms.
+    """
     assert allocator is not None
     label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
     now = {**cur_atoms, COMPRESS: cur_compress}
     proposal: dict[str, int] = dict(now)
+    caps = {COMPRESS: compress_cap(cur_compress)}
     for e in evals:
         if e.w1_bound <= allocator.target:
             continue
-        nxt = allocator.propose(now, split_terms(e.bound_terms, label_to_input))
+        nxt = allocator.propose(now, split_terms(e.bound_terms, label_to_input), caps)
         if nxt is None:
             return None, cur_compress
         proposal = {k: max(proposal[k], nxt[k]) for k in proposal}

@@ -81,12 +81,17 @@ class Allocator:
                     return min(max(p, _P_MIN), _P_MAX)
         return 1.0
 
-    def propose(self, atoms: Mapping[str, int], split: Split) -> dict[str, int] | None:
-        """Record this round and return the next atom counts (``None`` when the fixed part alone is too big).
+    def propose(
+        self, atoms: Mapping[str, int], split: Split, caps: Mapping[str, int] | None = None
+    ) -> dict[str, int] | None:
+        """Record this round and return the next atom counts (``None`` when the target looks out of reach).
 
         Args:
             atoms: This round's atom counts (input names, and :data:`COMPRESS` for the compression size).
             split: This round's bound split (see :func:`split_terms`).
+            caps: Largest count each variable may get (for example the compression size whose grids still fit
+                the memory budget); a capped variable keeps its predicted term at the cap and the others share
+                the rest of the budget.
 
         Returns:
             New counts for every variable in ``atoms`` (each >= its current count).
@@ -96,22 +101,27 @@ class Allocator:
         if budget <= 0:
             return None
         cur = {v: n for v, n in atoms.items() if split.terms.get(v, 0.0) > 0}
-        c = {v: split.terms[v] * cur[v] ** self.order(v) for v in cur}
         p = {v: self.order(v) for v in cur}
+        c = {v: split.terms[v] * cur[v] ** p[v] for v in cur}
+        cap = {v: max(cur[v], min(self.max_atoms, (caps or {}).get(v, self.max_atoms))) for v in cur}
         new = dict(atoms)
+        held: dict[str, int] = {}
         free = set(cur)
         while free:
-            held = sum(split.terms[v] for v in cur if v not in free)
-            left = budget - held
+            left = budget - sum(c[v] * n ** -p[v] for v, n in held.items())
             if left <= 0:
                 return None
             inv = sum(1.0 / p[v] for v in free)
             pred = {v: (c[v] / (left * (1.0 / p[v]) / inv)) ** (1.0 / p[v]) for v in free}
-            low = {v for v in free if pred[v] <= cur[v]}
-            if not low:
+            fix = {v: cur[v] for v in free if pred[v] <= cur[v]}
+            fix.update({v: cap[v] for v in free if pred[v] >= cap[v] and v not in fix})
+            if not fix:
                 for v in free:
-                    step = min(pred[v] * 1.02, cur[v] * self.max_growth)
-                    new[v] = min(self.max_atoms, max(cur[v] + 1, math.ceil(step)))
+                    step = min(pred[v] * 1.02, cur[v] * self.max_growth, cap[v])
+                    new[v] = max(cur[v] + 1, math.ceil(step)) if cap[v] > cur[v] else cur[v]
                 break
-            free -= low
+            held.update(fix)
+            free -= set(fix)
+        for v, n in held.items():
+            new[v] = n if n == cur[v] else max(cur[v], min(n, math.ceil(cur[v] * self.max_growth)))
         return new
