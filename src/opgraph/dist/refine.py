@@ -122,6 +122,9 @@ class Allocator:
                 break
             held.update(fix)
             free -= set(fix)
+        hard = {v for v, n in held.items() if caps and v in caps and n >= cap[v]}
+        if not free and hard and sum(c[v] * n ** -p[v] for v, n in held.items()) > budget:
+            return None  # every term is at its count or a hard cap, and together they still exceed the budget
         for v, n in held.items():
             new[v] = n if n == cur[v] else max(cur[v], min(n, math.ceil(cur[v] * self.max_growth)))
         return new
