@@ -197,13 +197,15 @@ def _evaluate_graph(
 
 
 def _pilot_atoms(dists: dict[str, Distribution]) -> int:
-    """Atoms per input of the first ``target_w1`` round: a joint grid of about 4096 (8 to 256 per input).
+    """Atoms per input of the first ``target_w1`` round: 1024 for one input, else a joint grid of about 4096.
 
-    At that size the pilot costs about as much as the fixed overhead of one evaluation, and its bound terms are
-    what the allocation of the next round is fitted to.
+    At that size the pilot costs about as much as the fixed overhead of one evaluation (one input: 256 and 1024
+    atoms cost the same here), and its bound terms are what the allocation of the next round is fitted to.
     """
     m = sum(1 for d in dists.values() if not hasattr(d, "values"))
-    return int(min(256, max(8, round(4096 ** (1 / max(m, 1))))))
+    if m <= 1:
+        return 1024
+    return int(min(256, max(8, round(4096 ** (1 / m)))))
 
 
 def _next_round(
