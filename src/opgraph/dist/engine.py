@@ -366,6 +366,20 @@ def _at(x: Any, i: int) -> float:
     return float(x[i]) if np.ndim(x) else float(x)
 
 
+def _attributed(per_box: np.ndarray, cw: np.ndarray, attr: Terms) -> Terms | None:
+    """Total of a per-box second-order bound, split like the first-order (cellwise) attribution ``attr``.
+
+    Returns ``None`` when the total is not finite (the candidate does not apply).
+    """
+    total = float(np.sum(per_box)) * (1 + 1e-12)
+    cw_total = float(np.sum(cw))
+    if not math.isfinite(total):
+        return None
+    if cw_total > 0 and math.isfinite(cw_total):
+        return {key: v * total / cw_total for key, v in attr.items()} or {"second-order": total}
+    return {"second-order": total} if total > 0 else {}
+
+
 def _scalar(x: Any) -> float:
     return float(np.asarray(x).reshape(-1)[0])
 
@@ -734,14 +748,7 @@ class Evaluator:
             first = k1 * np.broadcast_to(cw, shape)
         second = np.where(np.isnan(second), np.inf, second)
         first = np.where(np.isnan(first), np.inf, first)
-        per_box = np.minimum(first, second)
-        total = float(np.sum(per_box)) * (1 + 1e-12)
-        cw_total = float(np.sum(cw))
-        if not math.isfinite(total):
-            return None
-        if cw_total > 0 and math.isfinite(cw_total):
-            return {key: v * total / cw_total for key, v in attr.items()} or {"second-order": total}
-        return {"second-order": total} if total > 0 else {}
+        return _attributed(np.minimum(first, second), cw, attr)
 
     def _smoothed_term(self, a_val: Val, tv_b: float) -> Terms | None:
         """Bound on ``W1(A + B, A' + B)`` for an exact independent ``B`` with density TV ``tv_b`` (see above)."""
@@ -752,14 +759,7 @@ class Evaluator:
         with np.errstate(invalid="ignore", over="ignore"):
             second = bias + 0.5 * tv_b * m2
         second = np.where(np.isnan(second), np.inf, second)
-        per_box = np.minimum(np.broadcast_to(cw, second.shape), second)
-        total = float(np.sum(per_box)) * (1 + 1e-12)
-        cw_total = float(np.sum(cw))
-        if not math.isfinite(total):
-            return None
-        if cw_total > 0 and math.isfinite(cw_total):
-            return {k: v * total / cw_total for k, v in attr.items()} or {"second-order": total}
-        return {"second-order": total} if total > 0 else {}
+        return _attributed(np.minimum(np.broadcast_to(cw, second.shape), second), cw, attr)
 
     def second_moments(self, v: Val) -> tuple[np.ndarray, np.ndarray]:
         """Per-box upper bounds on ``|E[V - V'; box]|`` and ``E[(V - V')^2; box]`` (full grid shape).
