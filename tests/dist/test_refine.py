@@ -111,3 +111,53 @@ def test_allocator_respects_caps_and_gives_the_budget_to_the_others():
         Allocator(1e-3).propose({"a": 10, COMPRESS: 64}, Split({"a": 1e-4, COMPRESS: 9e-4}, 0.0), {COMPRESS: 64})
         is None
     )
+
+
+def test_allocator_gives_the_expensive_variable_a_larger_share_of_the_budget():
+    # Work ~ M**2 (compressed grids) plus a little per input: the budget goes mostly to the compression term.
+    def cost(c):
+        return float(c[COMPRESS] ** 2 + c["a"] + c["b"])
+
+    split = Split({"a": 0.2 / 8, "b": 0.2 / 8, COMPRESS: 0.2 / 64}, 0.0)
+    plain = Allocator(1e-3, max_growth=1e9).propose({"a": 8, "b": 8, COMPRESS: 64}, split)
+    costed = Allocator(1e-3, max_growth=1e9).propose({"a": 8, "b": 8, COMPRESS: 64}, split, cost=cost)
+    assert plain is not None and costed is not None
+    assert costed[COMPRESS] < plain[COMPRESS] / 2
+    assert costed["a"] > plain["a"]
+    for nxt in (plain, costed):  # both predictions meet the budget (0.8 * target) under the model
+        pred = 0.2 / nxt["a"] + 0.2 / nxt["b"] + 0.2 / nxt[COMPRESS]
+        assert pred <= 0.8e-3 * 1.01
+    assert cost(costed) < cost(plain) / 2
+    # Without a cost function every elasticity is 1 (the joint grid); doubling M here quadruples the work.
+    assert Allocator.elasticities(None, {"a": 8}, {"a"}) == {"a": 1.0}
+    assert Allocator.elasticities(cost, {"a": 8, "b": 8, COMPRESS: 1024}, {COMPRESS})[COMPRESS] == pytest.approx(
+        2.0, abs=1e-3
+    )
+
+
+def test_soft_grid_limit_compresses_early_and_work_follows_the_plan():
+    from opgraph.dist.engine import INode, grid_work, plan_compression
+
+    # ((a + b) + (c + d)) with 64 atoms each: the lazy plan keeps 64**4 = 2**24 cells out of a 2**24 budget.
+    nodes = [INode("input", (), {"name": k}, k, "") for k in "abcd"]
+    nodes += [INode("add", (0, 1), {}, "ab", ""), INode("add", (2, 3), {}, "cd", ""), INode("add", (4, 5), {}, "o", "")]
+    sizes = {0: 64, 1: 64, 2: 64, 3: 64}
+    assert plan_compression(nodes, 6, sizes, 2**24, 16) == set()
+    assert grid_work(nodes, 6, sizes, 2**24, 16) == 2 * 64**2 + 64**4
+    soft = plan_compression(nodes, 6, sizes, 2**24, 16, soft_joint=16**2)
+    assert soft == {4, 5}
+    assert grid_work(nodes, 6, sizes, 2**24, 16, 16**2) == 2 * 64**2 + 16**2
+    # A grid with nothing to compress upstream is tolerated up to max_joint, and fails beyond it.
+    prod = [INode("input", (), {"name": k}, k, "") for k in "ab"] + [INode("mul", (0, 1), {}, "o", "")]
+    assert plan_compression(prod, 2, {0: 512, 1: 512}, 2**20, 16, soft_joint=256) == set()
+    assert plan_compression(prod, 2, {0: 2048, 1: 1024}, 2**20, 16, soft_joint=256) is None
+
+
+def test_target_w1_on_a_long_sum_keeps_its_grids_near_the_square_of_the_compression_size():
+    def fn(a, b, c, d, e, f, g, h):
+        return a + b + c + d + e + f + g + h
+
+    r = od.evaluate(fn, *[od.Uniform(0, 1) for _ in range(8)], target_w1=1e-2)
+    assert r.info["target_met"] and r.w1_bound <= 1e-2
+    m = r.info["compress_atoms"]
+    assert r.info["compressions"] and max(c["joint_atoms"] for c in r.info["compressions"]) <= m * m

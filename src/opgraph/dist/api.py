@@ -18,6 +18,7 @@ from opgraph.dist.rv import RandomVariable, RVExpr
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_JOINT = 2**20
+_PILOT_COMPRESS = 256
 
 
 _RULES: dict[Any, dict[str, Any]] = {}
@@ -100,11 +101,18 @@ def _evaluate_graph(
     if target_w1 is not None and not isinstance(atoms, Mapping) and atoms == 256:
         atoms = _pilot_atoms(dists)
     cur_atoms = {n: _atoms_for(atoms, n) for n in names}
-    base_compress = compress_atoms if compress_atoms is not None else max(1024, 4 * max(cur_atoms.values()))
+    if compress_atoms is not None:
+        base_compress = compress_atoms
+    elif target_w1 is not None:
+        # The refinement grows the compression size where its term pays (counts never shrink): start small.
+        base_compress = _PILOT_COMPRESS
+    else:
+        base_compress = max(1024, 4 * max(cur_atoms.values()))
     cur_compress = check_atoms(base_compress, "compress_atoms")
     results: list[DistResult] = []
     history: list[dict[str, Any]] = []
     allocator = Allocator(target_w1) if target_w1 is not None else None
+    work = _work(nodes, outputs, dists, max_joint) if target_w1 is not None else None
     t0 = time.perf_counter()
     for rnd in range(40):
         quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
@@ -122,6 +130,7 @@ def _evaluate_graph(
                     qmc_points=qmc_points,
                     seed=seed,
                     rules=rules,
+                    soft_joint=_soft_joint(target_w1, cur_compress),
                 )
             )
         worst = max(e.w1_bound for e in evals)
@@ -139,7 +148,7 @@ def _evaluate_graph(
                 return lo
 
             new_atoms, new_compress = _next_round(
-                allocator, evals, labels, quantized, cur_atoms, cur_compress, worst, history, cap
+                allocator, evals, labels, quantized, cur_atoms, cur_compress, worst, history, cap, work
             )
             if new_atoms is None:
                 done = True
@@ -218,11 +227,12 @@ def _next_round(
     worst: float,
     history: list[dict[str, Any]],
     compress_cap: Callable[[int], int],
+    work: Callable[[Mapping[str, int]], float | None] | None = None,
 ) -> tuple[dict[str, int] | None, int]:
     """The next round's atoms and compression size (``None`` atoms: the target cannot be reached).
 
     ``compress_cap(c)`` is the largest compression size (>= ``c``) whose grids fit the memory budget with the
-    current atoms.
+    current atoms; ``work`` is the cost of one evaluation at given counts (see :func:`_work`).
     """
     assert allocator is not None
     label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
@@ -232,7 +242,7 @@ def _next_round(
     for e in evals:
         if e.w1_bound <= allocator.target:
             continue
-        nxt = allocator.propose(now, split_terms(e.bound_terms, label_to_input), caps)
+        nxt = allocator.propose(now, split_terms(e.bound_terms, label_to_input), caps, work)
         if nxt is None:
             return None, cur_compress
         proposal = {k: max(proposal[k], nxt[k]) for k in proposal}
@@ -255,17 +265,23 @@ def _next_round(
     return proposal, comp
 
 
-def _fits(
-    nodes: list[Any],
-    outputs: list[int],
-    dists: dict[str, Distribution],
-    atoms: dict[str, int],
-    max_joint: int,
-    compress: int,
-) -> bool:
-    """True when every output can be evaluated on a grid within ``max_joint`` (with compressions)."""
-    from opgraph.dist.engine import plan_compression, restrict
+def _soft_joint(target_w1: float | None, compress: int) -> int | None:
+    """The soft grid limit of the compression plan: ``compress**2`` under ``target_w1``, else none.
 
+    With a target the refinement chooses the compression size, so grids are kept near the square of it (what two
+    compressed operands make anyway) instead of filling ``max_joint``: the work then follows the allocation. With
+    fixed atoms every grid stays exact as far as ``max_joint`` allows.
+    """
+    return compress * compress if target_w1 is not None else None
+
+
+def _plan_inputs(
+    nodes: list[Any], outputs: list[int], dists: dict[str, Distribution], atoms: Mapping[str, int]
+) -> list[tuple[list[Any], int, dict[int, int]]]:
+    """Per output: its restricted graph, output id and the atom count of each input node."""
+    from opgraph.dist.engine import restrict
+
+    plans = []
     for o in outputs:
         sub, out = restrict(nodes, o)
         sizes = {}
@@ -274,9 +290,47 @@ def _fits(
                 d = dists[n.attrs["name"]]
                 k = atoms[n.attrs["name"]]
                 sizes[i] = min(k, d.values.size) if hasattr(d, "values") else k
-        if sub[out].op != "const" and plan_compression(sub, out, sizes, max_joint, compress) is None:
-            return False
-    return True
+        plans.append((sub, out, sizes))
+    return plans
+
+
+def _fits(
+    nodes: list[Any],
+    outputs: list[int],
+    dists: dict[str, Distribution],
+    atoms: dict[str, int],
+    max_joint: int,
+    compress: int,
+    soft_joint: int | None = None,
+) -> bool:
+    """True when every output can be evaluated on a grid within ``max_joint`` (with compressions)."""
+    from opgraph.dist.engine import plan_compression
+
+    return all(
+        sub[out].op == "const" or plan_compression(sub, out, sizes, max_joint, compress, soft_joint) is not None
+        for sub, out, sizes in _plan_inputs(nodes, outputs, dists, atoms)
+    )
+
+
+def _work(
+    nodes: list[Any], outputs: list[int], dists: dict[str, Distribution], max_joint: int
+) -> Callable[[Mapping[str, int]], float | None]:
+    """The allocator's cost function: cells computed by one evaluation at given counts (``None``: over budget)."""
+    from opgraph.dist.engine import grid_work
+
+    def work(counts: Mapping[str, int]) -> float | None:
+        total = 0.0
+        for sub, out, sizes in _plan_inputs(nodes, outputs, dists, counts):
+            if sub[out].op == "const":
+                continue
+            m = int(counts[COMPRESS])
+            w = grid_work(sub, out, sizes, max_joint, m, m * m)
+            if w is None:
+                return None
+            total += w
+        return total
+
+    return work
 
 
 def evaluate(

@@ -216,8 +216,39 @@ def separators(nodes: list[INode], output: int) -> set[int]:
     return result
 
 
+def _grid_sizes(
+    nodes: list[INode], sizes: dict[int, int], chosen: set[int], compress_atoms: int, stop_above: float = math.inf
+) -> list[float]:
+    """Joint grid size of every node when the nodes in ``chosen`` are compressed to ``compress_atoms`` atoms.
+
+    Stops after the first node whose grid exceeds ``stop_above`` (the list is then shorter than ``nodes``).
+    """
+    axes: list[frozenset[Any]] = []
+    size: list[float] = []
+    for i, n in enumerate(nodes):
+        if n.op == "input":
+            ax: frozenset[Any] = frozenset([i])
+        else:
+            ax = frozenset()
+            for j in n.inputs:
+                ax = ax | (frozenset([("c", j)]) if j in chosen else axes[j])
+        axes.append(ax)
+        s = 1.0
+        for a in ax:
+            s *= compress_atoms if isinstance(a, tuple) else sizes[a]
+        size.append(s)
+        if s > stop_above:
+            break
+    return size
+
+
 def plan_compression(
-    nodes: list[INode], output: int, sizes: dict[int, int], max_joint: int, compress_atoms: int
+    nodes: list[INode],
+    output: int,
+    sizes: dict[int, int],
+    max_joint: int,
+    compress_atoms: int,
+    soft_joint: int | None = None,
 ) -> set[int] | None:
     """Choose separators to compress so that every node's joint grid has at most ``max_joint`` elements.
 
@@ -227,11 +258,15 @@ def plan_compression(
         sizes: Atom count of each input node.
         max_joint: Largest joint grid allowed (elements).
         compress_atoms: Atoms after compression.
+        soft_joint: If given, also compress where a grid would exceed this size and a separator upstream of it
+            can be compressed (grids with no such separator may still grow to ``max_joint``). Without it,
+            compressions happen only where ``max_joint`` forces them (exact joint grids as far as they fit).
 
     Returns:
         The set of node ids to compress, or ``None`` when no choice fits (then QMC is used).
     """
-    if math.prod(sizes.values()) <= max_joint:
+    limit = max_joint if soft_joint is None else min(max_joint, soft_joint)
+    if math.prod(sizes.values()) <= limit:
         return set()  # even the joint grid of every input fits: nothing to compress
     seps = separators(nodes, output)
     anc: list[set[int]] = []
@@ -241,34 +276,42 @@ def plan_compression(
             a |= anc[j] | {j}
         anc.append(a)
     chosen: set[int] = set()
-    for _ in range(len(nodes) + 1):
-        axes: list[frozenset[Any]] = []
-        size: list[float] = []
-        bad = None
-        for i, n in enumerate(nodes):
-            if n.op == "input":
-                ax: frozenset[Any] = frozenset([i])
-            else:
-                ax = frozenset()
-                for j in n.inputs:
-                    ax = ax | (frozenset([("c", j)]) if j in chosen else axes[j])
-            axes.append(ax)
-            s = 1.0
-            for a in ax:
-                s *= compress_atoms if isinstance(a, tuple) else sizes[a]
-            size.append(s)
-            if s > max_joint:
-                bad = i
-                break
+    tolerated: set[int] = set()  # over the soft limit with nothing left to compress upstream
+    for _ in range(2 * len(nodes) + 1):
+        size = _grid_sizes(nodes, sizes, chosen, compress_atoms)
+        bad = next((i for i, s in enumerate(size) if s > limit and i not in tolerated), None)
         if bad is None:
             return chosen
         cands = [
             u for u in anc[bad] if u in seps and u not in chosen and size[u] > compress_atoms and size[u] <= max_joint
         ]
-        if not cands:
+        if cands:
+            chosen.add(max(cands, key=lambda u: (size[u], -u)))
+        elif size[bad] <= max_joint:
+            tolerated.add(bad)
+        else:
             return None
-        chosen.add(max(cands, key=lambda u: (size[u], -u)))
     return None
+
+
+def grid_work(
+    nodes: list[INode],
+    output: int,
+    sizes: dict[int, int],
+    max_joint: int,
+    compress_atoms: int,
+    soft_joint: int | None = None,
+) -> float | None:
+    """Cells one evaluation computes: the sum of every op node's joint grid size under the compression plan.
+
+    This is what the time of an evaluation scales with (each op, enclosure and compression is linear in its
+    grid, up to the sort of a compression). ``None`` when the plan does not fit ``max_joint``.
+    """
+    plan = plan_compression(nodes, output, sizes, max_joint, compress_atoms, soft_joint)
+    if plan is None:
+        return None
+    size = _grid_sizes(nodes, sizes, plan, compress_atoms)
+    return float(sum(s for s, n in zip(size, nodes, strict=True) if n.op not in ("input", "const")))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -983,8 +1026,12 @@ def evaluate_output(
     qmc_points: int,
     seed: int,
     rules: dict[str, Any],
+    soft_joint: int | None = None,
 ) -> Evaluation:
-    """Evaluate one output with exact dependence and a certified bound (or QMC when nothing fits)."""
+    """Evaluate one output with exact dependence and a certified bound (or QMC when nothing fits).
+
+    ``soft_joint`` is passed to :func:`plan_compression` (compress where grids exceed it, where possible).
+    """
     sub, out = restrict(nodes, output)
     t0 = time.perf_counter()
     for n in sub:
@@ -997,7 +1044,7 @@ def evaluate_output(
         c = float(np.asarray(sub[out].attrs["value"], dtype=float))
         return Evaluation(np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"})
     sizes = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub) if n.op == "input"}
-    plan = plan_compression(sub, out, sizes, max_joint, compress_atoms)
+    plan = plan_compression(sub, out, sizes, max_joint, compress_atoms, soft_joint)
     if plan is None:
         return evaluate_qmc(sub, out, dists, n_points=qmc_points, seed=seed, rules=rules)
     ev = Evaluator(sub, out, quantized, labels, plan, compress_atoms, dists)

@@ -4,20 +4,27 @@ Each refinement round reports the bound split by source (one term per input, one
 terms that no atom count changes, such as a previous result's own bound). Each variable term is modelled as
 ``t_i(n) = c_i n**-p_i`` with an order ``p_i`` fitted from the last two rounds in which ``n_i`` changed (1 until
 then: the first-order rate of quantile midpoints; second-order terms, as for the smoothed operand of a sum, fit
-``p`` near 2). The next allocation minimises the joint grid ``prod n_i`` subject to ``sum t_i(n_i) <= safety *
-eps - fixed``; with Lagrange multipliers the optimum gives each free term the share ``t_i ∝ 1 / p_i``. Atom
-counts never decrease (a variable whose share would need fewer atoms keeps its count and its term is charged
+``p`` near 2). The next allocation minimises the work of one evaluation ``W(n)`` subject to ``sum t_i(n_i) <=
+safety * eps - fixed``. Locally ``log W`` is linear in ``log n_i`` with slopes ``e_i`` (the work elasticities:
+1 for every input of a plain joint grid ``prod n_i``, about 2 for the compression size of a graph whose compressed
+grids dominate, near 0 for an input that only enters one small grid); with Lagrange multipliers the optimum gives
+each free term the share ``t_i ∝ e_i / p_i``. The elasticities are measured on the given cost function (the
+planned grid sizes) by doubling one count at a time, at the current counts and then once more at the prediction.
+Without a cost function every ``e_i`` is 1 (the joint grid). Atom counts never decrease (a variable whose share would need fewer atoms keeps its count and its term is charged
 to the budget first), so the bound of the next round is no larger up to the model error.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 COMPRESS = "__compress__"
 _P_MIN, _P_MAX = 0.5, 3.0
+_E_MIN, _E_MAX = 0.05, 4.0
+
+Cost = Callable[[Mapping[str, int]], float | None]
 
 
 @dataclass
@@ -81,8 +88,28 @@ class Allocator:
                     return min(max(p, _P_MIN), _P_MAX)
         return 1.0
 
+    @staticmethod
+    def elasticities(cost: Cost | None, at: Mapping[str, int], names: set[str]) -> dict[str, float]:
+        """``d log W / d log n_v`` for each of ``names`` at the counts ``at`` (1 each without a cost function)."""
+        if cost is None:
+            return dict.fromkeys(names, 1.0)
+        base = cost(at)
+        out = {}
+        for v in names:
+            up = cost({**at, v: 2 * at[v]}) if base else None
+            if base and up is not None and up > 0:
+                e = math.log(up / base) / math.log(2.0)
+            else:
+                e = _E_MAX  # doubling it breaks the memory budget: treat it as the most expensive
+            out[v] = min(max(e, _E_MIN), _E_MAX)
+        return out
+
     def propose(
-        self, atoms: Mapping[str, int], split: Split, caps: Mapping[str, int] | None = None
+        self,
+        atoms: Mapping[str, int],
+        split: Split,
+        caps: Mapping[str, int] | None = None,
+        cost: Cost | None = None,
     ) -> dict[str, int] | None:
         """Record this round and return the next atom counts (``None`` when the target looks out of reach).
 
@@ -92,6 +119,8 @@ class Allocator:
             caps: Largest count each variable may get (for example the compression size whose grids still fit
                 the memory budget); a capped variable keeps its predicted term at the cap and the others share
                 the rest of the budget.
+            cost: The work of one evaluation at given counts (cells; ``None`` where it does not fit), to which the
+                allocation is fitted; without it the joint grid ``prod n_i``.
 
         Returns:
             New counts for every variable in ``atoms`` (each >= its current count).
@@ -104,15 +133,45 @@ class Allocator:
         p = {v: self.order(v) for v in cur}
         c = {v: split.terms[v] * cur[v] ** p[v] for v in cur}
         cap = {v: max(cur[v], min(self.max_atoms, (caps or {}).get(v, self.max_atoms))) for v in cur}
+        e = self.elasticities(cost, atoms, set(cur))
+        new, held = self._allocate(atoms, cur, p, c, cap, e, budget)
+        if cost is not None and new is not None:
+            # Refit the elasticities at the prediction (the plan, and with it the work's shape, may change).
+            e2 = self.elasticities(cost, {**atoms, **new}, set(cur))
+            new, held = self._allocate(atoms, cur, p, c, cap, {v: 0.5 * (e[v] + e2[v]) for v in cur}, budget)
+        if new is None:
+            return None
+        hard = {v for v, n in held.items() if caps and v in caps and n >= cap[v]}
+        if not any(v not in held for v in cur) and hard and sum(c[v] * n ** -p[v] for v, n in held.items()) > budget:
+            return None  # every term is at its count or a hard cap, and together they still exceed the budget
+        for v, n in held.items():
+            new[v] = n if n == cur[v] else max(cur[v], min(n, math.ceil(cur[v] * self.max_growth)))
+        return new
+
+    def _allocate(
+        self,
+        atoms: Mapping[str, int],
+        cur: dict[str, int],
+        p: dict[str, float],
+        c: dict[str, float],
+        cap: dict[str, int],
+        e: dict[str, float],
+        budget: float,
+    ) -> tuple[dict[str, int] | None, dict[str, int]]:
+        """The Lagrange allocation with term shares ``∝ e_v / p_v`` (``None`` when the held terms use the budget).
+
+        Returns the new counts of the free variables (others unchanged) and the variables held at their current
+        count or at their cap.
+        """
         new = dict(atoms)
         held: dict[str, int] = {}
         free = set(cur)
         while free:
             left = budget - sum(c[v] * n ** -p[v] for v, n in held.items())
             if left <= 0:
-                return None
-            inv = sum(1.0 / p[v] for v in free)
-            pred = {v: (c[v] / (left * (1.0 / p[v]) / inv)) ** (1.0 / p[v]) for v in free}
+                return None, held
+            tot = sum(e[v] / p[v] for v in free)
+            pred = {v: (c[v] / (left * (e[v] / p[v]) / tot)) ** (1.0 / p[v]) for v in free}
             fix = {v: cur[v] for v in free if pred[v] <= cur[v]}
             fix.update({v: cap[v] for v in free if pred[v] >= cap[v] and v not in fix})
             if not fix:
@@ -122,9 +181,4 @@ class Allocator:
                 break
             held.update(fix)
             free -= set(fix)
-        hard = {v for v, n in held.items() if caps and v in caps and n >= cap[v]}
-        if not free and hard and sum(c[v] * n ** -p[v] for v, n in held.items()) > budget:
-            return None  # every term is at its count or a hard cap, and together they still exceed the budget
-        for v, n in held.items():
-            new[v] = n if n == cur[v] else max(cur[v], min(n, math.ceil(cur[v] * self.max_growth)))
-        return new
+        return new, held
