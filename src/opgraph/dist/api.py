@@ -130,7 +130,7 @@ def _evaluate_graph(
                     qmc_points=qmc_points,
                     seed=seed,
                     rules=rules,
-                    soft_joint=_soft_joint(target_w1, cur_compress),
+                    soft_joint=_soft_joint(cur_compress),
                 )
             )
         worst = max(e.w1_bound for e in evals)
@@ -265,14 +265,15 @@ def _next_round(
     return proposal, comp
 
 
-def _soft_joint(target_w1: float | None, compress: int) -> int | None:
-    """The soft grid limit of the compression plan: ``compress**2`` under ``target_w1``, else none.
+def _soft_joint(compress: int) -> int:
+    """The soft grid limit of the compression plan: ``compress**2``.
 
-    With a target the refinement chooses the compression size, so grids are kept near the square of it (what two
-    compressed operands make anyway) instead of filling ``max_joint``: the work then follows the allocation. With
-    fixed atoms every grid stays exact as far as ``max_joint`` allows.
+    Grids are kept near the square of the compression size (what two compressed operands make anyway) where a
+    separator allows it, instead of filling ``max_joint``: the work then follows the compression size (and, under
+    ``target_w1``, the allocation). With the default compression size (``max(1024, 4 * atoms)``) the square is
+    at least the default ``max_joint``, so every grid stays exact as far as the memory budget allows.
     """
-    return compress * compress if target_w1 is not None else None
+    return compress * compress
 
 
 def _plan_inputs(
@@ -324,7 +325,7 @@ def _work(
             if sub[out].op == "const":
                 continue
             m = int(counts[COMPRESS])
-            w = grid_work(sub, out, sizes, max_joint, m, m * m)
+            w = grid_work(sub, out, sizes, max_joint, m, _soft_joint(m))
             if w is None:
                 return None
             total += w
@@ -356,7 +357,8 @@ def evaluate(
         target_w1: If given, refine atoms/compression until the bound is <= target_w1 or ``max_joint`` is
             reached (``result.info["target_met"]`` says which).
         quantizer: ``"auto"``, ``"quantile"`` or ``"meansplit"`` (or a dict by parameter name).
-        max_joint: Largest joint grid (elements) a node may have; beyond, separators are compressed.
+        max_joint: Largest joint grid (elements) a node may have; beyond, separators are compressed (and where a
+            separator allows, grids are kept within ``compress_atoms**2``).
         compress_atoms: Atoms after each compression (default ``max(1024, 4 * atoms)``).
         qmc_points: Points of the randomised-QMC fallback.
         seed: Seed of the QMC fallback (the grid evaluation is deterministic).
