@@ -451,6 +451,15 @@ class Evaluator:
         self.compressions: list[dict[str, Any]] = []
         self.smoothing = True
         self._wbox_memo: dict[tuple[int, ...], np.ndarray] = {}
+        # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
+        # bounds (every cell's derivative enclosure lies in the global one), so those are not computed.
+        ins = [n.attrs["name"] for n in nodes if n.op == "input"]
+        self.cell_only = (
+            len(ins) == 1
+            and not compress
+            and quantized[ins[0]].upstream_w1 == 0
+            and bool(np.all(np.isfinite(quantized[ins[0]].lo)) and np.all(np.isfinite(quantized[ins[0]].hi)))
+        )
 
     # -- helpers -----------------------------------------------------------------------------------------------
     def _key(self, a: int) -> tuple[int, int]:
@@ -642,6 +651,11 @@ class Evaluator:
             gint = (glo if not math.isnan(glo) else -math.inf, ghi if not math.isnan(ghi) else math.inf)
         else:
             gint = (float(pt), float(pt))
+        if self.cell_only:
+            inf_at = next((o.nb_inf_at for o in ops if o.nb_inf_at), "")
+            if not inf_at and k and not all(np.all(np.isfinite(d)) for d in der[K[0]]):
+                inf_at = n.where
+            return Val(K, pt, box, der, gint, gint, {}, math.nan, {}, inf_at)
         # Global scalar enclosures, both in one elementwise rule call (element 0: over the true supports, for
         # term 1 of composed inputs; element 1: over the computed enclosures, for the path bound).
         gargs2 = [(np.array([o.gint1[0], o.gint[0]]), np.array([o.gint1[1], o.gint[1]])) for o in ops]
@@ -1054,7 +1068,7 @@ def evaluate_output(
     w = ev._wbox(val.axes).reshape(-1)
     atoms, weights = merge_duplicates(pt, w)
     c_total = float(np.sum(box_bound))
-    n_total = _total(val.nb)
+    n_total = math.inf if ev.cell_only else _total(val.nb)
     if c_total <= n_total:
         terms, method = dict(attr), "cellwise"
     else:
