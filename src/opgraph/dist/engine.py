@@ -40,6 +40,7 @@ from opgraph.dist import growth as gr
 from opgraph.dist import intervals as iv
 from opgraph.dist.distributions import Distribution, Quantized
 from opgraph.dist.errors import DistError, UnboundedWarning
+from opgraph.dist.extremes import OneAxis, extreme_law
 from opgraph.dist.regroup import merge_duplicates, regroup
 
 log = logging.getLogger(__name__)
@@ -216,26 +217,55 @@ def separators(nodes: list[INode], output: int) -> set[int]:
     return result
 
 
+def extreme_nodes(nodes: list[INode], output: int, seps: set[int] | None = None) -> set[int]:
+    """``maximum`` / ``minimum`` nodes whose law may be computed without their joint grid.
+
+    They must separate their inputs from the rest of the graph (or be the output): the computed law then stands
+    for the node as a new independent axis. Whether it applies also needs two operands on one distinct axis each
+    (an input, a compressed node or another such extreme, or a function of one of them), checked where the
+    operands are known (:func:`_grid_sizes`, :meth:`Evaluator.run`).
+    """
+    cands = [i for i, n in enumerate(nodes) if n.op in ("maximum", "minimum") and len(n.inputs) == 2]
+    if not cands:
+        return set()
+    if seps is None:
+        seps = separators(nodes, output)
+    return {i for i in cands if i == output or i in seps}
+
+
 def _grid_sizes(
-    nodes: list[INode], sizes: dict[int, int], chosen: set[int], compress_atoms: int, stop_above: float = math.inf
+    nodes: list[INode],
+    sizes: dict[int, int],
+    chosen: set[int],
+    compress_atoms: int,
+    stop_above: float = math.inf,
+    extremes: set[int] | None = None,
 ) -> list[float]:
     """Joint grid size of every node when the nodes in ``chosen`` are compressed to ``compress_atoms`` atoms.
 
-    Stops after the first node whose grid exceeds ``stop_above`` (the list is then shorter than ``nodes``).
+    A node in ``extremes`` whose operands lie on one distinct axis each becomes a new axis with the atoms of
+    both (see :mod:`opgraph.dist.extremes`). Stops after the first node whose grid exceeds ``stop_above`` (the
+    list is then shorter than ``nodes``).
     """
     axes: list[frozenset[Any]] = []
     size: list[float] = []
+    own: dict[Any, float] = {}
     for i, n in enumerate(nodes):
         if n.op == "input":
             ax: frozenset[Any] = frozenset([i])
         else:
-            ax = frozenset()
-            for j in n.inputs:
-                ax = ax | (frozenset([("c", j)]) if j in chosen else axes[j])
+            ops = [frozenset([("c", j)]) if j in chosen else axes[j] for j in n.inputs]
+            if extremes and i in extremes and all(len(o) == 1 for o in ops) and ops[0] != ops[1]:
+                own[("x", i)] = float(
+                    sum(own.get(a, compress_atoms if isinstance(a, tuple) else sizes.get(a, 1)) for o in ops for a in o)
+                )
+                ax = frozenset([("x", i)])
+            else:
+                ax = frozenset().union(*ops) if ops else frozenset()
         axes.append(ax)
         s = 1.0
         for a in ax:
-            s *= compress_atoms if isinstance(a, tuple) else sizes[a]
+            s *= own[a] if a in own else (compress_atoms if isinstance(a, tuple) else sizes[a])
         size.append(s)
         if s > stop_above:
             break
@@ -269,6 +299,7 @@ def plan_compression(
     if math.prod(sizes.values()) <= limit:
         return set()  # even the joint grid of every input fits: nothing to compress
     seps = separators(nodes, output)
+    extremes = extreme_nodes(nodes, output, seps)
     anc: list[set[int]] = []
     for n in nodes:
         a: set[int] = set()
@@ -278,7 +309,7 @@ def plan_compression(
     chosen: set[int] = set()
     tolerated: set[int] = set()  # over the soft limit with nothing left to compress upstream
     for _ in range(2 * len(nodes) + 1):
-        size = _grid_sizes(nodes, sizes, chosen, compress_atoms)
+        size = _grid_sizes(nodes, sizes, chosen, compress_atoms, extremes=extremes)
         bad = next((i for i, s in enumerate(size) if s > limit and i not in tolerated), None)
         if bad is None:
             return chosen
@@ -310,7 +341,7 @@ def grid_work(
     plan = plan_compression(nodes, output, sizes, max_joint, compress_atoms, soft_joint)
     if plan is None:
         return None
-    size = _grid_sizes(nodes, sizes, plan, compress_atoms)
+    size = _grid_sizes(nodes, sizes, plan, compress_atoms, extremes=extreme_nodes(nodes, output))
     return float(sum(s for s, n in zip(size, nodes, strict=True) if n.op not in ("input", "const")))
 
 
@@ -449,6 +480,7 @@ class Evaluator:
         self.compress_atoms = compress_atoms
         self.axes: dict[int, Axis] = {}
         self.compressions: list[dict[str, Any]] = []
+        self.extremes: list[dict[str, Any]] = []
         self.smoothing = True
         self._wbox_memo: dict[tuple[int, ...], np.ndarray] = {}
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
@@ -555,6 +587,7 @@ class Evaluator:
                 last_use[j] = i
         vals: dict[int, Val] = {}
         self.smoothing = self._smoothing_possible()
+        extremes = extreme_nodes(nodes, self.output)
         for i, n in enumerate(nodes):
             if n.op == "input":
                 name = n.attrs["name"]
@@ -588,7 +621,11 @@ class Evaluator:
                 vals[i].growth = (gr.const(c), gr.const(0.0))
                 vals[i].wb = {}
             else:
-                vals[i] = self._op(n, [vals[j] for j in n.inputs], rules)
+                ops = [vals[j] for j in n.inputs]
+                if i in extremes and all(len(o.axes) == 1 for o in ops) and ops[0].axes != ops[1].axes:
+                    vals[i] = self._extreme(i, n, ops)
+                else:
+                    vals[i] = self._op(n, ops, rules)
             if i in self.compress:
                 vals[i] = self._compress(i, vals[i])
             for j in set(n.inputs):
@@ -947,6 +984,58 @@ class Evaluator:
                 tv.append(n.op in affine and len(ins) == 1 and tv[ins[0]])
         return False
 
+    def _one_axis(self, v: Val) -> tuple[OneAxis, Terms]:
+        """A one-axis value as atoms, masses, cell enclosures and per-cell error bounds, and its attribution."""
+        ax = self.axes[v.axes[0]]
+        bound, attr = self.cellwise(v)
+        shape = (ax.size,)
+        lo, hi = v.box[1]
+        one = OneAxis(
+            np.broadcast_to(v.pt, shape).astype(float),
+            ax.weights,
+            np.broadcast_to(lo, shape).astype(float),
+            np.broadcast_to(hi, shape).astype(float),
+            np.broadcast_to(bound, shape).astype(float),
+        )
+        return one, attr
+
+    def _extreme(self, i: int, n: INode, ops: list[Val]) -> Val:
+        """Node ``i`` = max / min of two independent one-axis values, as a new axis (see :mod:`.extremes`)."""
+        t0 = time.perf_counter()
+        (a, attr_a), (b, attr_b) = self._one_axis(ops[0]), self._one_axis(ops[1])
+        law = extreme_law(a, b, n.op)
+        e_total = float(law.err.sum())
+        comps = _tsum(
+            (law.err_a / max(_total(attr_a), 1e-300), attr_a), (law.err_b / max(_total(attr_b), 1e-300), attr_b)
+        )
+        scale = 1.0 / max(_total(comps), 1e-300)
+        components = {key: val * scale for key, val in comps.items()} if e_total > 0 else {}
+        label = f"{n.op} at {n.where}"
+        ax = Axis(i + 2 * 10**9, law.atoms, law.weights, law.lo, law.hi, law.err, label, components)
+        self.axes[ax.id] = ax
+        pick = max if n.op == "maximum" else min
+        u, w = ops
+        g1 = (pick(u.gint1[0], w.gint1[0]), pick(u.gint1[1], w.gint1[1]))
+        g1 = (min(g1[0], float(law.lo.min())), max(g1[1], float(law.hi.max())))
+        # |op(A, B) - op(A', B')| <= |A - A'| + |B - B'|: the path bound adds; so does W1 for independent operands.
+        nb = _tsum((1.0, u.nb), (1.0, w.nb))
+        if not _total(nb) <= e_total:
+            nb = {key: v * e_total for key, v in components.items()}
+        out = self._axis_val(ax, g1, nb, _tsum((1.0, u.d1), (1.0, w.d1)))
+        out.nb_inf_at = u.nb_inf_at or w.nb_inf_at
+        if u.wb is not None and w.wb is not None:
+            wb = _tsum((1.0, u.wb), (1.0, w.wb))
+            out.wb = wb if _total(wb) < e_total else dict(nb)
+        self.extremes.append(
+            {
+                "node": n.where,
+                "atoms": int(law.atoms.size),
+                "grid_avoided": int(a.atoms.size * b.atoms.size),
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        return out
+
     def _compress(self, i: int, v: Val) -> Val:
         """Replace node ``i`` by a new axis: a monotone regrouping of its joint law (exact cost added)."""
         t0 = time.perf_counter()
@@ -1092,6 +1181,7 @@ def evaluate_output(
         "law_level_bound": w_total,
         "joint_atoms": int(pt.size),
         "compressions": ev.compressions,
+        "extremes": ev.extremes,
         "seconds": time.perf_counter() - t0,
     }
     if math.isinf(bound):
