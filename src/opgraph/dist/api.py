@@ -153,17 +153,14 @@ def _evaluate_graph(
             if new_atoms is None:
                 done = True
             else:
-                while new_compress > cur_compress and not _fits(
-                    nodes, outputs, dists, new_atoms, max_joint, new_compress
-                ):
-                    new_compress = max(cur_compress, int(new_compress * 0.7))  # the compression size first
-                while not _fits(nodes, outputs, dists, new_atoms, max_joint, new_compress) or new_compress > max_joint:
-                    # Shrink the increases (never below the current counts) until the grid fits the budget.
-                    shrunk = {n: max(cur_atoms[n], int(v * 0.7)) for n, v in new_atoms.items()}
-                    shrunk_c = max(cur_compress, min(int(new_compress * 0.7), max_joint))
-                    if shrunk == new_atoms and shrunk_c == new_compress:
-                        break
-                    new_atoms, new_compress = shrunk, shrunk_c
+                new_atoms, new_compress = _shrink_to_fit(
+                    cur_atoms,
+                    cur_compress,
+                    new_atoms,
+                    min(new_compress, max_joint),
+                    lambda a, c: _fits(nodes, outputs, dists, a, max_joint, c),
+                    {n for n in names if quantized[n].method == "meansplit"},
+                )
                 if (new_atoms == cur_atoms and new_compress == cur_compress) or not _fits(
                     nodes, outputs, dists, new_atoms, max_joint, new_compress
                 ):
@@ -263,6 +260,39 @@ def _next_round(
             lower = 1 << (k.bit_length() - 1)
             proposal[n] = lower if lower > cur_atoms[n] and k <= 1.2 * lower else 1 << (k - 1).bit_length()
     return proposal, comp
+
+
+def _shrink_to_fit(
+    cur_atoms: dict[str, int],
+    cur_compress: int,
+    new_atoms: dict[str, int],
+    new_compress: int,
+    fits: Callable[[dict[str, int], int], bool],
+    pow2: set[str],
+) -> tuple[dict[str, int], int]:
+    """The largest step towards the proposal that fits the memory budget, keeping its proportions.
+
+    Every increase is scaled by the same power ``s`` in log space (``n = cur * (new / cur) ** s``, the largest
+    ``s`` in [0, 1] that fits, by bisection), so the balance the allocation chose between the inputs and the
+    compression size survives. Inputs in ``pow2`` (mean-split quantizers) are rounded down to powers of two.
+    """
+
+    def step(s: float) -> tuple[dict[str, int], int]:
+        atoms = {}
+        for n, v in new_atoms.items():
+            k = max(cur_atoms[n], int(cur_atoms[n] * (v / cur_atoms[n]) ** s))
+            if n in pow2 and k > cur_atoms[n]:
+                k = max(cur_atoms[n], 1 << (k.bit_length() - 1))
+            atoms[n] = k
+        return atoms, max(cur_compress, int(cur_compress * (new_compress / cur_compress) ** s))
+
+    if fits(new_atoms, new_compress):
+        return new_atoms, new_compress
+    lo, hi = 0.0, 1.0
+    for _ in range(12):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if fits(*step(mid)) else (lo, mid)
+    return step(lo)
 
 
 def _soft_joint(compress: int) -> int:
