@@ -161,3 +161,20 @@ def test_target_w1_on_a_long_sum_keeps_its_grids_near_the_square_of_the_compress
     assert r.info["target_met"] and r.w1_bound <= 1e-2
     m = r.info["compress_atoms"]
     assert r.info["compressions"] and max(c["joint_atoms"] for c in r.info["compressions"]) <= m * m
+
+
+def test_shrink_to_fit_keeps_the_proportions_of_the_proposal():
+    from opgraph.dist.api import _shrink_to_fit
+
+    def fits(a, c):
+        return a["x"] * a["y"] * c <= 2**20
+
+    cur, new = {"x": 16, "y": 16}, {"x": 1024, "y": 64}
+    atoms, comp = _shrink_to_fit(cur, 4, new, 64, fits, set())
+    assert fits(atoms, comp) and not fits({"x": atoms["x"] * 2, "y": atoms["y"] * 2}, comp * 2)
+    # One common power s: log(n / cur) / log(new / cur) is the same for every variable (up to rounding).
+    s = [math.log(atoms["x"] / 16) / math.log(64), math.log(atoms["y"] / 16) / math.log(4), math.log(comp / 4) / math.log(16)]
+    assert max(s) - min(s) < 0.05 and 0.3 < s[0] < 1
+    assert _shrink_to_fit(cur, 4, {"x": 32, "y": 32}, 8, fits, set()) == ({"x": 32, "y": 32}, 8)
+    pow2, _ = _shrink_to_fit(cur, 4, new, 64, fits, {"x"})
+    assert pow2["x"] & (pow2["x"] - 1) == 0
