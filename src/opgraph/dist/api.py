@@ -332,13 +332,12 @@ def _fits(
     atoms: dict[str, int],
     max_joint: int,
     compress: int,
-    soft_joint: int | None = None,
 ) -> bool:
     """True when every output can be evaluated on a grid within ``max_joint`` (with compressions)."""
     from opgraph.dist.engine import plan_compression
 
     return all(
-        sub[out].op == "const" or plan_compression(sub, out, sizes, max_joint, compress, soft_joint) is not None
+        sub[out].op == "const" or plan_compression(sub, out, sizes, max_joint, compress) is not None
         for sub, out, sizes in _plan_inputs(nodes, outputs, dists, atoms)
     )
 

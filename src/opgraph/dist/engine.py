@@ -234,41 +234,32 @@ def extreme_nodes(nodes: list[INode], output: int, seps: set[int] | None = None)
 
 
 def _grid_sizes(
-    nodes: list[INode],
-    sizes: dict[int, int],
-    chosen: set[int],
-    compress_atoms: int,
-    stop_above: float = math.inf,
-    extremes: set[int] | None = None,
+    nodes: list[INode], sizes: dict[int, int], chosen: set[int], compress_atoms: int, extremes: set[int]
 ) -> list[float]:
     """Joint grid size of every node when the nodes in ``chosen`` are compressed to ``compress_atoms`` atoms.
 
     A node in ``extremes`` whose operands lie on one distinct axis each becomes a new axis with the atoms of
-    both (see :mod:`opgraph.dist.extremes`). Stops after the first node whose grid exceeds ``stop_above`` (the
-    list is then shorter than ``nodes``).
+    both (see :mod:`opgraph.dist.extremes`).
     """
     axes: list[frozenset[Any]] = []
     size: list[float] = []
-    own: dict[Any, float] = {}
+    own: dict[Any, float] = {}  # atoms of the axes of extremes
+
+    def atoms_of(a: Any) -> float:
+        return own[a] if a in own else (compress_atoms if isinstance(a, tuple) else sizes[a])
+
     for i, n in enumerate(nodes):
         if n.op == "input":
             ax: frozenset[Any] = frozenset([i])
         else:
             ops = [frozenset([("c", j)]) if j in chosen else axes[j] for j in n.inputs]
-            if extremes and i in extremes and all(len(o) == 1 for o in ops) and ops[0] != ops[1]:
-                own[("x", i)] = float(
-                    sum(own.get(a, compress_atoms if isinstance(a, tuple) else sizes.get(a, 1)) for o in ops for a in o)
-                )
+            if i in extremes and all(len(o) == 1 for o in ops) and ops[0] != ops[1]:
+                own[("x", i)] = float(sum(atoms_of(a) for o in ops for a in o))
                 ax = frozenset([("x", i)])
             else:
-                ax = frozenset().union(*ops) if ops else frozenset()
+                ax = frozenset().union(*ops)
         axes.append(ax)
-        s = 1.0
-        for a in ax:
-            s *= own[a] if a in own else (compress_atoms if isinstance(a, tuple) else sizes[a])
-        size.append(s)
-        if s > stop_above:
-            break
+        size.append(math.prod(atoms_of(a) for a in ax))
     return size
 
 
@@ -309,7 +300,7 @@ def plan_compression(
     chosen: set[int] = set()
     tolerated: set[int] = set()  # over the soft limit with nothing left to compress upstream
     for _ in range(2 * len(nodes) + 1):
-        size = _grid_sizes(nodes, sizes, chosen, compress_atoms, extremes=extremes)
+        size = _grid_sizes(nodes, sizes, chosen, compress_atoms, extremes)
         bad = next((i for i, s in enumerate(size) if s > limit and i not in tolerated), None)
         if bad is None:
             return chosen
@@ -341,7 +332,7 @@ def grid_work(
     plan = plan_compression(nodes, output, sizes, max_joint, compress_atoms, soft_joint)
     if plan is None:
         return None
-    size = _grid_sizes(nodes, sizes, plan, compress_atoms, extremes=extreme_nodes(nodes, output))
+    size = _grid_sizes(nodes, sizes, plan, compress_atoms, extreme_nodes(nodes, output))
     return float(sum(s for s, n in zip(size, nodes, strict=True) if n.op not in ("input", "const")))
 
 

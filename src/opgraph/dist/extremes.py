@@ -62,12 +62,11 @@ def _side(x: OneAxis, y: OneAxis, ties_to_x: bool) -> tuple[np.ndarray, np.ndarr
     own = x.err * cum_q[last]
     # Cells of y (among the losers) whose enclosure reaches above the bottom of x's cell: a superset of them is
     # the contiguous run from the first cell whose running maximum of ``hi`` exceeds ``x.lo``.
-    run_hi = np.maximum.accumulate(y.hi) if y.hi.size else y.hi
+    run_hi = np.maximum.accumulate(y.hi)
     first = np.searchsorted(run_hi, x.lo, side="right")
     first = np.minimum(first, last)
     other = x.weights * (cum_f[last] - cum_f[first])
-    top = np.where(last > 0, run_hi[np.maximum(last - 1, 0)], -np.inf) if y.hi.size else np.full(x.hi.shape, -np.inf)
-    hi = np.maximum(x.hi, top)
+    hi = np.maximum(x.hi, np.where(last > 0, run_hi[np.maximum(last - 1, 0)], -np.inf))
     return mass, own, np.maximum(other, 0.0), hi
 
 
