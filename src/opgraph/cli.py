@@ -13,7 +13,9 @@ import click
 from opgraph import __version__
 from opgraph.errors import OpgraphError
 
-SYSTEM_GROUPS = ("dist", "perf", "energy", "ffa")
+SYSTEM_GROUPS = ("dcg", "perf", "energy", "ffa")
+# Old group names that still work but are not listed in --help: `opgraph dist` is `opgraph dcg`.
+HIDDEN_ALIASES = {"dist": "dcg"}
 
 
 class _Root(click.Group):
@@ -35,6 +37,7 @@ class _Root(click.Group):
         return found
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        cmd_name = HIDDEN_ALIASES.get(cmd_name, cmd_name)
         cmd = super().get_command(ctx, cmd_name)
         if cmd is not None or cmd_name not in SYSTEM_GROUPS:
             return cmd

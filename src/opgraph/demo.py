@@ -19,7 +19,7 @@ from opgraph.report import Figure, Section, Table, write_report
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("dist", "perf", "energy", "ffa")
+SYSTEMS = ("dcg", "perf", "energy", "ffa")
 
 
 def _example(x: Any, y: Any, z: Any) -> Any:

@@ -72,3 +72,18 @@ def test_demo_and_report_commands(tmp_path, monkeypatch):
     (out / "index.html").unlink()
     result = CliRunner().invoke(cli, ["report", str(out)])
     assert result.exit_code == 0 and (out / "index.html").is_file()
+
+
+def test_dist_is_a_hidden_alias_of_dcg():
+    from click.testing import CliRunner
+
+    from opgraph.cli import cli
+
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["--help"])
+    assert "dcg" in listed.output and " dist " not in listed.output
+    a = runner.invoke(cli, ["dcg", "x + 1", "--var", "x=uniform:0,1", "--atoms", "8"])
+    b = runner.invoke(cli, ["dist", "x + 1", "--var", "x=uniform:0,1", "--atoms", "8"])
+    assert a.exit_code == 0, a.output
+    assert b.exit_code == 0, b.output
+    assert a.output.splitlines()[:3] == b.output.splitlines()[:3]

@@ -51,7 +51,7 @@ def render(page_path, screenshot):
 
 
 def test_demo_page_renders_in_chromium(tmp_path):
-    # Every available system's quick demo, as `make demo` runs them (OPGRAPH_DEMO_SYSTEMS=dist,ffa narrows it).
+    # Every available system's quick demo, as `make demo` runs them (OPGRAPH_DEMO_SYSTEMS=dcg,ffa narrows it).
     chosen = os.environ.get("OPGRAPH_DEMO_SYSTEMS")
     only = tuple(s for s in chosen.split(",") if s) if chosen is not None else SYSTEMS
     page = run_demo(tmp_path / "demo", quick=True, only=only)

@@ -57,7 +57,7 @@ class Section:
     """One system's part of a report page.
 
     Attributes:
-        id: Anchor id (``"dist"``), unique within a page.
+        id: Anchor id (``"dcg"``), unique within a page.
         title: Heading.
         summary: Short text; blank lines separate paragraphs.
         figures: Figures, shown in order.

@@ -1,6 +1,6 @@
-"""``opgraph dist``: evaluate an expression of random variables from the command line.
+"""``opgraph dcg``: evaluate an expression of random variables from the command line.
 
-``opgraph dist "x*y + sin(z)" --var x=normal:1,0.1 --var y=uniform:0,2 --var z=normal:0,1 --atoms 256``
+``opgraph dcg "x*y + sin(z)" --var x=normal:1,0.1 --var y=uniform:0,2 --var z=normal:0,1 --atoms 256``
 prints the summary (mean, std, quantiles, certified W1 bound and its terms) and writes the plot.
 """
 
@@ -23,11 +23,11 @@ class _DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-@click.group(name="dist", cls=_DefaultGroup)
+@click.group(name="dcg", cls=_DefaultGroup)
 def group() -> None:
     """Distributional computational graphs with certified Wasserstein-1 bounds.
 
-    Run `opgraph dist "EXPR" --var NAME=FAMILY:P1,P2 ...` (the same as `opgraph dist eval ...`).
+    Run `opgraph dcg "EXPR" --var NAME=FAMILY:P1,P2 ...` (the same as `opgraph dcg eval ...`).
     """
 
 
@@ -69,8 +69,8 @@ def eval_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from opgraph.dist.api import evaluate
-    from opgraph.dist.expr import compile_expression, parse_var
+    from opgraph.dcg.api import evaluate
+    from opgraph.dcg.expr import compile_expression, parse_var
 
     if not var_specs:
         raise click.UsageError("give every variable of EXPR a law with --var NAME=FAMILY:P1,P2")
@@ -115,15 +115,15 @@ def eval_cmd(
 
 
 @group.command(name="demo")
-@click.option("--out", "out_dir", default="demo-out/dist", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_dir", default="demo-out/dcg", show_default=True, type=click.Path(file_okay=False))
 @click.option("--full", is_flag=True, help="Larger sizes.")
 def demo_cmd(out_dir: str, full: bool) -> None:
-    """Run the dist demo and write its report page."""
-    from opgraph.dist.demo import report_section
+    """Run the dcg demo and write its report page."""
+    from opgraph.dcg.demo import report_section
     from opgraph.report import write_report
 
     out = Path(out_dir)
     section = report_section(out, quick=not full)
-    path = write_report([section], out, title="opgraph dist demo")
+    path = write_report([section], out, title="opgraph dcg demo")
     click.echo(f"report written to {path}")
     click.echo(json.dumps({k: v for k, v in section.data.items() if not isinstance(v, list | dict)}, default=str))

@@ -1,7 +1,7 @@
-"""Benchmark opgraph.dist against NumPy Monte Carlo, SciPy Sobol QMC, OpenTURNS and `uncertainties`.
+"""Benchmark opgraph.dcg against NumPy Monte Carlo, SciPy Sobol QMC, OpenTURNS and `uncertainties`.
 
-Run:  OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/dist/run.py [--quick]
-Writes docs/benchmarks/dist.md and docs/benchmarks/dist.json. Every reference is exact or deterministic
+Run:  OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/dcg/run.py [--quick]
+Writes docs/benchmarks/dcg.md and docs/benchmarks/dcg.json. Every reference is exact or deterministic
 (closed forms, quadrature, or a 2**21-atom single-input evaluation with its own certified bound): no Monte Carlo.
 Times are CPU seconds (process_time), median of 3 shuffled interleaved repetitions after a warm-up.
 """
@@ -29,8 +29,8 @@ from scipy.stats import qmc
 sys.path.insert(0, str(Path(__file__).parent))
 import references as R  # noqa: E402
 
-from opgraph import dist as od  # noqa: E402
-from opgraph.dist.w1 import w1_to_cdf  # noqa: E402
+from opgraph import dcg as od  # noqa: E402
+from opgraph.dcg.w1 import w1_to_cdf  # noqa: E402
 
 warnings.simplefilter("ignore")
 ROOT = Path(__file__).resolve().parents[2]
@@ -545,7 +545,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="smaller sweeps (for a smoke test)")
     ap.add_argument("--only", default="", help="comma-separated case ids")
-    ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from docs/benchmarks/dist.json")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from docs/benchmarks/dcg.json")
     ap.add_argument("--command", default="", help="the command line to print in the report header")
     ap.add_argument("--note", default="", help="a line for the report header (load, run dates)")
     args = ap.parse_args()
@@ -608,19 +608,19 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
     except OSError:
         pass
     lines = [
-        "# opgraph.dist benchmark",
+        "# opgraph.dcg benchmark",
         "",
-        f"Command: `{getattr(args, 'command', '') or 'OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dist/run.py'}"
+        f"Command: `{getattr(args, 'command', '') or 'OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dcg/run.py'}"
         f"{' --quick' if args.quick else ''}`",
         f"Machine: {cpu_model}, 2 cores (shared with other jobs), Python {platform.python_version()}, "
         f"NumPy {np.__version__}. Date: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}. No GPU.",
         *([getattr(args, "note", "")] if getattr(args, "note", "") else []),
         "",
         "Times are CPU seconds: after one calibration call per task (which also picks the sweep lengths), every "
-        "opgraph.dist, target_w1, Monte Carlo and QMC task of a case is timed in 3 rounds, shuffled within each "
+        "opgraph.dcg, target_w1, Monte Carlo and QMC task of a case is timed in 3 rounds, shuffled within each "
         "round, and the median is reported (tasks over 1 s: the calibration call only); cases in shuffled order. W1 is the "
         "distance to an exact or deterministic reference (column *reference*), never to a Monte Carlo sample. "
-        "`bound` is opgraph.dist's certified bound; *ratio* = bound / true W1; EMCC = (c / W1)^2 with "
+        "`bound` is opgraph.dcg's certified bound; *ratio* = bound / true W1; EMCC = (c / W1)^2 with "
         "c = sqrt(2/pi) * integral sqrt(F(1-F)), the Monte Carlo sample count with the same expected W1.",
         "",
     ]

@@ -1,4 +1,4 @@
-"""Errors of :mod:`opgraph.dist`: each names the argument at fault and what to do about it."""
+"""Errors of :mod:`opgraph.dcg`: each names the argument at fault and what to do about it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from opgraph.errors import OpgraphError
 
 
 class DistError(OpgraphError):
-    """A distribution, an argument of :func:`opgraph.dist.evaluate` or a traced function cannot be used."""
+    """A distribution, an argument of :func:`opgraph.dcg.evaluate` or a traced function cannot be used."""
 
 
 class UnboundedWarning(UserWarning):

@@ -7,8 +7,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from opgraph.dist.regroup import merge_duplicates, regroup
-from opgraph.dist.w1 import w1_discrete
+from opgraph.dcg.regroup import merge_duplicates, regroup
+from opgraph.dcg.w1 import w1_discrete
 
 
 @settings(max_examples=200, deadline=None, derandomize=True)

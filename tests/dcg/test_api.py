@@ -11,7 +11,7 @@ import pytest
 import scipy.stats as st
 from click.testing import CliRunner
 
-from opgraph import dist as od
+from opgraph import dcg as od
 from opgraph.errors import OpgraphError
 
 
@@ -98,7 +98,7 @@ def test_errors_name_the_argument(call, match):
 
 
 def test_unsupported_graph_op_is_named():
-    from opgraph.dist.api import _evaluate_graph
+    from opgraph.dcg.api import _evaluate_graph
     from opgraph.graph import GraphBuilder
 
     b = GraphBuilder()
@@ -121,7 +121,7 @@ def test_unsupported_graph_op_is_named():
 
 
 def test_cli_issue_form(tmp_path):
-    from opgraph.dist.cli import group
+    from opgraph.dcg.cli import group
 
     png = tmp_path / "p.png"
     res = CliRunner().invoke(
@@ -160,7 +160,7 @@ def test_cli_issue_form(tmp_path):
     ],
 )
 def test_cli_bad_input(args, match):
-    from opgraph.dist.cli import group
+    from opgraph.dcg.cli import group
 
     res = CliRunner().invoke(group, args)
     assert res.exit_code != 0
@@ -169,12 +169,12 @@ def test_cli_bad_input(args, match):
 
 
 def test_demo_section(tmp_path):
-    from opgraph.dist.demo import report_section
+    from opgraph.dcg.demo import report_section
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         s = report_section(tmp_path, quick=True)
-    assert s.id == "dist" and s.figures and s.tables
+    assert s.id == "dcg" and s.figures and s.tables
     assert s.data["coverage"] is True
     assert (tmp_path / "xy_sinz.json").exists()
 
@@ -184,7 +184,7 @@ def test_import_needs_only_numpy_scipy_and_the_core():
     import sys
 
     code = (
-        "import sys, opgraph.dist; "
+        "import sys, opgraph.dcg; "
         "bad = [m for m in ('torch', 'networkx', 'matplotlib', 'dask', 'click') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

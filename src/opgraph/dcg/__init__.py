@@ -1,17 +1,17 @@
-"""opgraph.dist: distributional computational graphs with certified Wasserstein-1 bounds.
+"""opgraph.dcg: distributional computational graphs with certified Wasserstein-1 bounds.
 
 Run ordinary Python/NumPy code on probability distributions: inputs are quantized with an exactly known W1 error,
 the traced graph is evaluated with exact dependence between shared inputs, and every result carries a certified
 bound ``W1(exact output law, result) <= result.w1_bound``.
 
->>> from opgraph import dist as od
+>>> from opgraph import dcg as od
 >>> r = od.evaluate(lambda x, y: x * y, od.Uniform(0, 1), od.Uniform(0, 1), atoms=64)
 >>> r.w1_bound > 0
 True
 """
 
-from opgraph.dist.api import evaluate, evaluate_many, rv_graph
-from opgraph.dist.distributions import (
+from opgraph.dcg.api import evaluate, evaluate_many, rv_graph
+from opgraph.dcg.distributions import (
     Beta,
     Discrete,
     Distribution,
@@ -24,9 +24,9 @@ from opgraph.dist.distributions import (
     Uniform,
     from_scipy,
 )
-from opgraph.dist.errors import DistError, UnboundedWarning
-from opgraph.dist.result import DistResult
-from opgraph.dist.rv import (
+from opgraph.dcg.errors import DistError, UnboundedWarning
+from opgraph.dcg.result import DistResult
+from opgraph.dcg.rv import (
     RandomVariable,
     arccos,
     arcsin,
@@ -58,7 +58,7 @@ from opgraph.dist.rv import (
     tanh,
     where,
 )
-from opgraph.dist.w1 import w1_discrete, w1_to_continuous
+from opgraph.dcg.w1 import w1_discrete, w1_to_continuous
 
 __all__ = [
     "Beta",

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 from scipy import integrate
 
-from opgraph import dist as od
-from opgraph.dist.w1 import w1_to_cdf
+from opgraph import dcg as od
+from opgraph.dcg.w1 import w1_to_cdf
 from opgraph.graph import interpret, numpy_rules, trace
 
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])

@@ -23,9 +23,9 @@ import numpy as np
 import scipy.special as sc
 import scipy.stats as st
 
-from opgraph.dist.errors import DistError
-from opgraph.dist.regroup import merge_duplicates, regroup
-from opgraph.dist.rv import RandomVariable
+from opgraph.dcg.errors import DistError
+from opgraph.dcg.regroup import merge_duplicates, regroup
+from opgraph.dcg.rv import RandomVariable
 
 _EPS = np.finfo(float).eps
 # Quantization tables of standard variables (Normal(0, 1), Uniform(0, 1), Gamma(k, 1)), shared by every law of
@@ -165,14 +165,14 @@ class Distribution(RandomVariable):
     def density_tv(self) -> float:
         """Total variation of the density (``inf`` when unknown or when there is no BV density).
 
-        Used by the second-order bound for sums (see :mod:`opgraph.dist.engine`).
+        Used by the second-order bound for sums (see :mod:`opgraph.dcg.engine`).
         """
         return math.inf
 
     def scaled_tv(self) -> float:
         """Total variation of ``s^2 p(s)`` (``p`` the density; ``inf`` when unknown).
 
-        Used by the second-order bound for products (see :mod:`opgraph.dist.engine`).
+        Used by the second-order bound for products (see :mod:`opgraph.dcg.engine`).
         """
         return math.inf
 

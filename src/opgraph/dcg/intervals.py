@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import scipy.special as sc
 
-from opgraph.dist.errors import DistError
+from opgraph.dcg.errors import DistError
 
 Interval = tuple[np.ndarray, np.ndarray]
 _REL = 2.0**-49
@@ -292,7 +292,7 @@ def _unary_rule(op: str, a: Interval) -> tuple[Interval, Interval]:  # noqa: C90
     if op in ("sign", "floor", "ceil", "rint"):
         return _step({"sign": np.sign, "floor": np.floor, "ceil": np.ceil, "rint": np.rint}[op], a)
     raise DistError(
-        f"op {op!r} is not supported by opgraph.dist; use arithmetic, comparisons, np.where and elementwise "
+        f"op {op!r} is not supported by opgraph.dcg; use arithmetic, comparisons, np.where and elementwise "
         "NumPy functions (sin, exp, log, sqrt, maximum, ...)"
     )
 
@@ -405,7 +405,7 @@ def rule(op: str, args: list[Interval], attrs: dict[str, Any] | None = None) -> 
         db = (np.where(false, 1.0, np.where(true, 0.0, -_INF)), np.where(false, 1.0, np.where(true, 0.0, _INF)))
         return v, [jump, da, db]
     raise DistError(
-        f"op {op!r} is not supported by opgraph.dist; use arithmetic, comparisons, np.where and elementwise "
+        f"op {op!r} is not supported by opgraph.dcg; use arithmetic, comparisons, np.where and elementwise "
         "NumPy functions (sin, exp, log, sqrt, maximum, ...)"
     )
 

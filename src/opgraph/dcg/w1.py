@@ -20,7 +20,7 @@ def w1_discrete(a: np.ndarray, wa: np.ndarray, b: np.ndarray, wb: np.ndarray) ->
 
 
 def w1_to_continuous(atoms: np.ndarray, weights: np.ndarray, dist: Any) -> float:
-    """W1 between a weighted atom list and a continuous family of :mod:`opgraph.dist.distributions`.
+    """W1 between a weighted atom list and a continuous family of :mod:`opgraph.dcg.distributions`.
 
     Uses closed-form integrals of the CDF (via partial moments) between consecutive atoms, so no quadrature
     is involved for the closed-form families.

@@ -7,9 +7,9 @@ import pytest
 import scipy.stats as st
 from scipy import integrate
 
-from opgraph import dist as od
-from opgraph.dist.regroup import regroup
-from opgraph.dist.w1 import w1_discrete, w1_to_continuous
+from opgraph import dcg as od
+from opgraph.dcg.regroup import regroup
+from opgraph.dcg.w1 import w1_discrete, w1_to_continuous
 
 FAMILIES = [
     (od.Normal(1.0, 0.3), st.norm(1.0, 0.3)),

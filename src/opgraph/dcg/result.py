@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dist.errors import DistError
+from opgraph.dcg.errors import DistError
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,8 +88,8 @@ class DistResult:
         ``other`` may be another result, a distribution of this package, a frozen SciPy law or an array of
         samples (numerical integration for SciPy families without closed-form partial moments).
         """
-        from opgraph.dist.distributions import Continuous, Discrete, ScipyContinuous, from_scipy
-        from opgraph.dist.w1 import w1_discrete, w1_to_cdf, w1_to_continuous
+        from opgraph.dcg.distributions import Continuous, Discrete, ScipyContinuous, from_scipy
+        from opgraph.dcg.w1 import w1_discrete, w1_to_cdf, w1_to_continuous
 
         if isinstance(other, DistResult):
             return w1_discrete(self.atoms, self.weights, other.atoms, other.weights)
@@ -108,8 +108,8 @@ class DistResult:
         return w1_discrete(self.atoms, self.weights, arr, np.ones(arr.size))
 
     def to_discrete(self) -> Any:
-        """The law as an :class:`~opgraph.dist.distributions.Discrete` (drops the bound)."""
-        from opgraph.dist.distributions import Discrete
+        """The law as an :class:`~opgraph.dcg.distributions.Discrete` (drops the bound)."""
+        from opgraph.dcg.distributions import Discrete
 
         return Discrete(self.atoms, self.weights)
 
@@ -120,7 +120,7 @@ class DistResult:
         return st.rv_discrete(name=self.name.replace(" ", "_"), values=(self.atoms, self.weights))
 
     def _as_input(self) -> Any:
-        from opgraph.dist.distributions import ResultInput
+        from opgraph.dcg.distributions import ResultInput
 
         if not self.certified:
             raise DistError(

@@ -9,7 +9,7 @@ per axis it depends on (its *source set*), so nodes that share an input are eval
 The bound. All inputs are coupled to their atoms cell by cell (X' = atom of the cell of X), independently. On
 each box of the joint grid, the error ``|F(X) - F(X')|`` is bounded by walking from X' to X one coordinate at a
 time (bounded-support axes first) and multiplying each step by the largest partial derivative on the part of
-the box that step can visit (interval forward-mode differentiation, :mod:`opgraph.dist.intervals`), or, if
+the box that step can visit (interval forward-mode differentiation, :mod:`opgraph.dcg.intervals`), or, if
 smaller, by the box probability times the width of the value enclosure on the box. Summing over boxes bounds
 ``E|F(X) - F(X')| >= W1``. A second, independent bound propagates ``E|V - V'|`` node by node (global Lipschitz
 constants, with moment weights ``E|W|`` for products and quotients of independent operands, which stays finite
@@ -36,12 +36,12 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dist import growth as gr
-from opgraph.dist import intervals as iv
-from opgraph.dist.distributions import Distribution, Quantized
-from opgraph.dist.errors import DistError, UnboundedWarning
-from opgraph.dist.extremes import OneAxis, extreme_law
-from opgraph.dist.regroup import merge_duplicates, regroup
+from opgraph.dcg import growth as gr
+from opgraph.dcg import intervals as iv
+from opgraph.dcg.distributions import Distribution, Quantized
+from opgraph.dcg.errors import DistError, UnboundedWarning
+from opgraph.dcg.extremes import OneAxis, extreme_law
+from opgraph.dcg.regroup import merge_duplicates, regroup
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ def _grid_sizes(
     """Joint grid size of every node when the nodes in ``chosen`` are compressed to ``compress_atoms`` atoms.
 
     A node in ``extremes`` whose operands lie on one distinct axis each becomes a new axis with the atoms of
-    both (see :mod:`opgraph.dist.extremes`).
+    both (see :mod:`opgraph.dcg.extremes`).
     """
     axes: list[frozenset[Any]] = []
     size: list[float] = []
@@ -629,7 +629,7 @@ class Evaluator:
     def _op(self, n: INode, ops: list[Val], rules: dict[str, Any]) -> Val:
         if n.op not in iv.SUPPORTED_OPS:
             raise DistError(
-                f"{n.where}: op {n.op!r} is not supported by opgraph.dist; use arithmetic, comparisons, "
+                f"{n.where}: op {n.op!r} is not supported by opgraph.dcg; use arithmetic, comparisons, "
                 "np.where and elementwise NumPy functions (sin, exp, log, sqrt, maximum, ...)"
             )
         kset = set()
@@ -1096,7 +1096,7 @@ class Evaluator:
 
 @dataclass
 class Evaluation:
-    """What :func:`evaluate_graph_output` returns (turned into a result by :mod:`opgraph.dist.api`)."""
+    """What :func:`evaluate_graph_output` returns (turned into a result by :mod:`opgraph.dcg.api`)."""
 
     atoms: np.ndarray
     weights: np.ndarray
@@ -1131,7 +1131,7 @@ def evaluate_output(
     for n in sub:
         if n.op not in ("input", "const") and n.op not in iv.SUPPORTED_OPS:
             raise DistError(
-                f"{n.where}: op {n.op!r} is not supported by opgraph.dist; use arithmetic, comparisons, "
+                f"{n.where}: op {n.op!r} is not supported by opgraph.dcg; use arithmetic, comparisons, "
                 "np.where and elementwise NumPy functions (sin, exp, log, sqrt, maximum, ...)"
             )
     if sub[out].op == "const":
@@ -1228,7 +1228,7 @@ def evaluate_qmc(
     """Randomised QMC fallback: ``replicates`` independently scrambled Sobol sets; ``certified=False``."""
     from scipy.stats import qmc
 
-    from opgraph.dist.w1 import w1_discrete
+    from opgraph.dcg.w1 import w1_discrete
 
     t0 = time.perf_counter()
     names = sorted({n.attrs["name"] for n in nodes if n.op == "input"})

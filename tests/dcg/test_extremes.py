@@ -1,4 +1,4 @@
-"""Tests of the grid-free law of max / min of independent one-axis values (opgraph.dist.extremes)."""
+"""Tests of the grid-free law of max / min of independent one-axis values (opgraph.dcg.extremes)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import scipy.stats as st
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
-from opgraph import dist as od
-from opgraph.dist.extremes import OneAxis, extreme_law
-from opgraph.dist.w1 import w1_to_cdf
+from opgraph import dcg as od
+from opgraph.dcg.extremes import OneAxis, extreme_law
+from opgraph.dcg.w1 import w1_to_cdf
 
 
 def _axis(rng: np.random.Generator, n: int, shift: float, monotone: bool) -> OneAxis:

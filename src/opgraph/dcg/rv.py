@@ -1,6 +1,6 @@
 """Lazy random-variable arithmetic: ``(X * Y + od.sin(Z)).evaluate(atoms=256)``.
 
-Every :class:`RandomVariable` is either an input law (a :class:`~opgraph.dist.distributions.Distribution`) or an
+Every :class:`RandomVariable` is either an input law (a :class:`~opgraph.dcg.distributions.Distribution`) or an
 expression built from others with operators, NumPy ufuncs (``np.sin(X)``) or the functions of this module
 (``od.sin(X)``). Using the same Python object twice means the same random variable (so ``X - X`` is exactly 0);
 two separately constructed ``Normal(0, 1)`` objects are independent.
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dist.errors import DistError
+from opgraph.dcg.errors import DistError
 from opgraph.graph.tracer import UFUNC_OPS
 
 # NumPy/SciPy ufunc name -> op: the same table the core tracer uses, so `np.sin(X)` means what `trace` records.
@@ -110,8 +110,8 @@ class RandomVariable(ABC):  # noqa: B024  (no abstract method: expressions are c
 
     # -- evaluation --------------------------------------------------------------------------------------------
     def evaluate(self, atoms: int = 256, **kwargs: Any) -> Any:
-        """Evaluate this random variable; same keywords as :func:`opgraph.dist.evaluate`."""
-        from opgraph.dist.api import evaluate_rv
+        """Evaluate this random variable; same keywords as :func:`opgraph.dcg.evaluate`."""
+        from opgraph.dcg.api import evaluate_rv
 
         return evaluate_rv(self, atoms=atoms, **kwargs)
 

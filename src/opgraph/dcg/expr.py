@@ -7,8 +7,8 @@ import keyword
 from collections.abc import Callable
 from typing import Any
 
-from opgraph.dist import distributions as d
-from opgraph.dist.errors import DistError
+from opgraph.dcg import distributions as d
+from opgraph.dcg.errors import DistError
 from opgraph.graph.expr import CONSTANTS, FUNCTIONS, ExpressionError
 from opgraph.graph.expr import compile_expression as core_compile
 

@@ -8,12 +8,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from opgraph.dist.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
-from opgraph.dist.engine import Evaluation, evaluate_output, graph_to_ir
-from opgraph.dist.errors import DistError
-from opgraph.dist.refine import COMPRESS, Allocator, split_terms
-from opgraph.dist.result import DistResult
-from opgraph.dist.rv import RandomVariable, RVExpr
+from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
+from opgraph.dcg.engine import Evaluation, evaluate_output, graph_to_ir
+from opgraph.dcg.errors import DistError
+from opgraph.dcg.refine import COMPRESS, Allocator, split_terms
+from opgraph.dcg.result import DistResult
+from opgraph.dcg.rv import RandomVariable, RVExpr
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ def _plan_inputs(
     nodes: list[Any], outputs: list[int], dists: dict[str, Distribution], atoms: Mapping[str, int]
 ) -> list[tuple[list[Any], int, dict[int, int]]]:
     """Per output: its restricted graph, output id and the atom count of each input node."""
-    from opgraph.dist.engine import restrict
+    from opgraph.dcg.engine import restrict
 
     plans = []
     for o in outputs:
@@ -334,7 +334,7 @@ def _fits(
     compress: int,
 ) -> bool:
     """True when every output can be evaluated on a grid within ``max_joint`` (with compressions)."""
-    from opgraph.dist.engine import plan_compression
+    from opgraph.dcg.engine import plan_compression
 
     return all(
         sub[out].op == "const" or plan_compression(sub, out, sizes, max_joint, compress) is not None
@@ -346,7 +346,7 @@ def _work(
     nodes: list[Any], outputs: list[int], dists: dict[str, Distribution], max_joint: int
 ) -> Callable[[Mapping[str, int]], float | None]:
     """The allocator's cost function: cells computed by one evaluation at given counts (``None``: over budget)."""
-    from opgraph.dist.engine import grid_work
+    from opgraph.dcg.engine import grid_work
 
     def work(counts: Mapping[str, int]) -> float | None:
         total = 0.0
@@ -523,4 +523,4 @@ def evaluate_many(
         else:
             raise DistError(f"param_sets[{k}] must be a sequence of inputs or a dict by parameter name")
         items.append((fn, params, kwargs))
-    return map_tasks(_task, items, executor=executor, seed=seed, progress=progress, desc="opgraph.dist")
+    return map_tasks(_task, items, executor=executor, seed=seed, progress=progress, desc="opgraph.dcg")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats as st
 
-from opgraph import dist as od
+from opgraph import dcg as od
 from opgraph.graph import interpret, numpy_rules, trace
 
 
@@ -87,7 +87,7 @@ def test_compression_at_separators_keeps_bound_sound():
             out += (-1) ** k * comb(6, k) * np.clip(t - k, 0, None) ** 6
         return np.clip(out / 720.0, 0, 1)
 
-    from opgraph.dist.w1 import w1_to_cdf
+    from opgraph.dcg.w1 import w1_to_cdf
 
     true = w1_to_cdf(r.atoms, r.weights, cdf, 0.0, 6.0)
     assert true <= r.w1_bound

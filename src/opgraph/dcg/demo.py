@@ -1,4 +1,4 @@
-"""The ``opgraph demo`` section of :mod:`opgraph.dist`: a mixed graph, dependence checks and bound convergence."""
+"""The ``opgraph demo`` section of :mod:`opgraph.dcg`: a mixed graph, dependence checks and bound convergence."""
 
 from __future__ import annotations
 
@@ -33,8 +33,8 @@ def report_section(work_dir: pathlib.Path, *, quick: bool = True) -> Section:
     import matplotlib.pyplot as plt
     import scipy.stats as st
 
-    from opgraph import dist as od
-    from opgraph.dist.w1 import w1_to_cdf
+    from opgraph import dcg as od
+    from opgraph.dcg.w1 import w1_to_cdf
 
     work_dir = pathlib.Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -48,7 +48,7 @@ def report_section(work_dir: pathlib.Path, *, quick: bool = True) -> Section:
         t0 = time.perf_counter()
         r = od.evaluate(lambda x, y, z: x * y + np.sin(z), X, Y, Z, atoms=n)
         dt = time.perf_counter() - t0
-        rows.append([f"opgraph.dist atoms={n}", f"{r.mean():.5f}", f"{r.std():.5f}", f"{r.w1_bound:.3g}", f"{dt:.3f}"])
+        rows.append([f"opgraph.dcg atoms={n}", f"{r.mean():.5f}", f"{r.std():.5f}", f"{r.w1_bound:.3g}", f"{dt:.3f}"])
         main = r
     assert main is not None
     rng = np.random.default_rng(0)
@@ -64,7 +64,7 @@ def report_section(work_dir: pathlib.Path, *, quick: bool = True) -> Section:
         Table(
             ["method", "mean", "std", "certified_w1_bound", "time_s"],
             rows,
-            "X*Y + sin(Z), X~N(1,0.1), Y~U(0,2), Z~N(0,1): opgraph.dist against Monte Carlo (which has no bound).",
+            "X*Y + sin(Z), X~N(1,0.1), Y~U(0,2), Z~N(0,1): opgraph.dcg against Monte Carlo (which has no bound).",
         )
     ]
     data["xy_sinz"] = {"mean": main.mean(), "std": main.std(), "w1_bound": main.w1_bound, "terms": main.bound_terms}
@@ -132,4 +132,4 @@ def report_section(work_dir: pathlib.Path, *, quick: bool = True) -> Section:
     ]
     if not math.isfinite(main.w1_bound):
         notes.append("The main example had no finite bound (unexpected).")
-    return Section("dist", "Distributional computational graphs (opgraph.dist)", summary, figures, tables, data, notes)
+    return Section("dcg", "Distributional computational graphs (opgraph.dcg)", summary, figures, tables, data, notes)

@@ -1,4 +1,4 @@
-"""Exact or deterministic high-precision reference CDFs for the opgraph.dist benchmark suite (no Monte Carlo)."""
+"""Exact or deterministic high-precision reference CDFs for the opgraph.dcg benchmark suite (no Monte Carlo)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import scipy.special as sc
 import scipy.stats as st
 
-from opgraph import dist as od
+from opgraph import dcg as od
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Case:
     support: tuple[float, float]
     ref_note: str
     atoms: list[int]
-    exact_law: Any = None  # a distribution of opgraph.dist / scipy frozen law, or a Discrete
+    exact_law: Any = None  # a distribution of opgraph.dcg / scipy frozen law, or a Discrete
     openturns: Callable[[], Any] | None = None
     uncertainties: Callable[[], Any] | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)

@@ -1,4 +1,4 @@
-"""Tests of the target_w1 atom allocation (opgraph.dist.refine) and its use by evaluate()."""
+"""Tests of the target_w1 atom allocation (opgraph.dcg.refine) and its use by evaluate()."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from opgraph import dist as od
-from opgraph.dist.refine import COMPRESS, Allocator, Split, split_terms
+from opgraph import dcg as od
+from opgraph.dcg.refine import COMPRESS, Allocator, Split, split_terms
 
 
 def test_split_terms_groups_inputs_compressions_and_fixed_parts():
@@ -79,7 +79,7 @@ def test_target_w1_meets_the_target_on_single_input_graphs(eps):
 
 
 def test_shared_standard_tables_give_the_same_quantization_as_a_fresh_computation():
-    from opgraph.dist import distributions as D
+    from opgraph.dcg import distributions as D
 
     D._Z_TABLES.clear()
     a = od.Normal(2.0, 3.0).quantize(64, "meansplit")  # computes and stores the N(0, 1) table
@@ -136,7 +136,7 @@ def test_allocator_gives_the_expensive_variable_a_larger_share_of_the_budget():
 
 
 def test_soft_grid_limit_compresses_early_and_work_follows_the_plan():
-    from opgraph.dist.engine import INode, grid_work, plan_compression
+    from opgraph.dcg.engine import INode, grid_work, plan_compression
 
     # ((a + b) + (c + d)) with 64 atoms each: the lazy plan keeps 64**4 = 2**24 cells out of a 2**24 budget.
     nodes = [INode("input", (), {"name": k}, k, "") for k in "abcd"]
@@ -164,7 +164,7 @@ def test_target_w1_on_a_long_sum_keeps_its_grids_near_the_square_of_the_compress
 
 
 def test_shrink_to_fit_keeps_the_proportions_of_the_proposal():
-    from opgraph.dist.api import _shrink_to_fit
+    from opgraph.dcg.api import _shrink_to_fit
 
     def fits(a, c):
         return a["x"] * a["y"] * c <= 2**20
@@ -173,7 +173,11 @@ def test_shrink_to_fit_keeps_the_proportions_of_the_proposal():
     atoms, comp = _shrink_to_fit(cur, 4, new, 64, fits, set())
     assert fits(atoms, comp) and not fits({"x": atoms["x"] * 2, "y": atoms["y"] * 2}, comp * 2)
     # One common power s: log(n / cur) / log(new / cur) is the same for every variable (up to rounding).
-    s = [math.log(atoms["x"] / 16) / math.log(64), math.log(atoms["y"] / 16) / math.log(4), math.log(comp / 4) / math.log(16)]
+    s = [
+        math.log(atoms["x"] / 16) / math.log(64),
+        math.log(atoms["y"] / 16) / math.log(4),
+        math.log(comp / 4) / math.log(16),
+    ]
     assert max(s) - min(s) < 0.05 and 0.3 < s[0] < 1
     assert _shrink_to_fit(cur, 4, {"x": 32, "y": 32}, 8, fits, set()) == ({"x": 32, "y": 32}, 8)
     pow2, _ = _shrink_to_fit(cur, 4, new, 64, fits, {"x"})
