@@ -6,6 +6,15 @@ what to do. The ``opgraph`` CLI prints such errors on one line and exits with st
 
 from __future__ import annotations
 
-from opgraph.graph.errors import GraphError, InterpretError, OpgraphError, TraceError
+from opgraph._base.errors import MissingExtraError, OpgraphError, UnsafeFileError, require
+from opgraph.graph.errors import GraphError, InterpretError, TraceError
 
-__all__ = ["GraphError", "InterpretError", "OpgraphError", "TraceError"]
+__all__ = [
+    "GraphError",
+    "InterpretError",
+    "MissingExtraError",
+    "OpgraphError",
+    "TraceError",
+    "UnsafeFileError",
+    "require",
+]

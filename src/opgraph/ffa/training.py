@@ -171,6 +171,16 @@ def _tensors(data: Any, dev: torch.device, shape: tuple[int, ...]) -> tuple[torc
     return tuple(out)
 
 
+def _load_checkpoint(path: Path, dev: torch.device) -> dict[str, Any]:
+    """Read a run folder's checkpoint with ``weights_only=True`` (tensors and plain data; never code)."""
+    from opgraph._base.torchio import load_checkpoint
+
+    state = load_checkpoint(path, what="run checkpoint", map_location=dev, error=FFAError)
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict) or "pair" not in state:
+        raise FFAError(f"{path} is not an opgraph.ffa checkpoint; give a folder written by `opgraph ffa train --out`")
+    return state
+
+
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     from opgraph.graph.io import atomic_write
 
@@ -282,7 +292,7 @@ def train(
 
         ck = rdir / CHECKPOINT
         if resume and ck.is_file():
-            state = torch.load(ck, map_location=dev, weights_only=False)
+            state = _load_checkpoint(ck, dev)
             if state["config"]["method"] != method:
                 raise FFAError(
                     f"run_dir {rdir} holds a {state['config']['method']!r} run; cannot resume it "
@@ -416,7 +426,7 @@ def load_run(run_dir: str | Path, *, pair: Pair | None = None, device: str | Non
     if not ck.is_file():
         raise FFAError(f"{rdir} has no {CHECKPOINT}; give a folder written by `opgraph ffa train --out`")
     dev = _device(device)
-    state = torch.load(ck, map_location=dev, weights_only=False)
+    state = _load_checkpoint(ck, dev)
     cfg = state["config"]
     if pair is None:
         spec = cfg["model"]

@@ -1,15 +1,14 @@
 """Exceptions of the graph core.
 
-:class:`OpgraphError` is the base of every error that a user can act on: the CLI prints its message on one line
-and exits with status 2. It lives here because ``opgraph.graph`` imports nothing else of opgraph;
-:mod:`opgraph.errors` re-exports it for the systems.
+:class:`OpgraphError` (the base of every error a user can act on) lives in :mod:`opgraph._base.errors`; it is
+re-exported here so that ``from opgraph.graph.errors import OpgraphError`` keeps working.
 """
 
 from __future__ import annotations
 
+from opgraph._base.errors import OpgraphError
 
-class OpgraphError(Exception):
-    """An error caused by the user's input, with a message that says what to change."""
+__all__ = ["GraphError", "InterpretError", "OpgraphError", "TraceError"]
 
 
 class GraphError(OpgraphError):

@@ -132,6 +132,13 @@ class Normalizer:
         return ((_log_feat(np.asarray(x, dtype=np.float64)) - self.mean) / self.std).astype(np.float32)
 
 
+def _array(value: Any) -> np.ndarray:
+    """A checkpoint's tensor (or, from older files, list) as a float32 NumPy array."""
+    if hasattr(value, "numpy"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float32)
+
+
 def k_hop_nodes(n: int, edge_index: np.ndarray, seeds: np.ndarray, k: int) -> np.ndarray:
     """Sorted ids of nodes within ``k`` undirected hops of ``seeds``."""
     keep = np.zeros(n, dtype=bool)
@@ -491,12 +498,16 @@ class CostModel:
                 "feature_version": FEATURE_VERSION,
                 "config": asdict(self.config),
                 "state_dict": self.net.state_dict(),
-                "norm_mean": self.normalizer.mean,
-                "norm_std": self.normalizer.std,
+                "norm_mean": torch.from_numpy(np.asarray(self.normalizer.mean)),
+                "norm_std": torch.from_numpy(np.asarray(self.normalizer.std)),
                 "history": self.history,
                 "train_s": self.train_s,
                 "members": [
-                    {"state_dict": m.net.state_dict(), "norm_mean": m.normalizer.mean, "norm_std": m.normalizer.std}
+                    {
+                        "state_dict": m.net.state_dict(),
+                        "norm_mean": torch.from_numpy(np.asarray(m.normalizer.mean)),
+                        "norm_std": torch.from_numpy(np.asarray(m.normalizer.std)),
+                    }
                     for m in self.members
                 ],
             },
@@ -511,15 +522,13 @@ class CostModel:
         Raises:
             CheckpointError: missing or corrupt file, or one made with another feature version.
         """
-        import torch
+        from opgraph._base.torchio import load_checkpoint
 
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"--model {path}: no such checkpoint file")
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad checkpoint
-            raise CheckpointError(f"--model {path}: not a readable opgraph.perf checkpoint ({exc})") from exc
+        # weights_only: tensors and plain containers only, so a crafted file cannot run code.
+        ck = load_checkpoint(path, what="--model", error=CheckpointError)
         if not isinstance(ck, dict) or "feature_version" not in ck:
             raise CheckpointError(f"--model {path}: not an opgraph.perf checkpoint (no feature_version)")
         if ck["feature_version"] != FEATURE_VERSION:
@@ -528,12 +537,12 @@ class CostModel:
                 f"{FEATURE_VERSION}; retrain it with `opgraph perf train`"
             )
         m = cls(ModelConfig(**ck["config"]))
-        m.normalizer = Normalizer(np.asarray(ck["norm_mean"]), np.asarray(ck["norm_std"]))
+        m.normalizer = Normalizer(_array(ck["norm_mean"]), _array(ck["norm_std"]))
         m._ensure_net()
         m.net.load_state_dict(ck["state_dict"])
         for mk in ck.get("members", []):
             sub = cls(replace(m.config, ensemble=1))
-            sub.normalizer = Normalizer(np.asarray(mk["norm_mean"]), np.asarray(mk["norm_std"]))
+            sub.normalizer = Normalizer(_array(mk["norm_mean"]), _array(mk["norm_std"]))
             sub._ensure_net()
             sub.net.load_state_dict(mk["state_dict"])
             m.members.append(sub)
