@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.errors import UnsafeFileError
 from opgraph.ffa.errors import DataNotFoundError, FFAError
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "download",
     "foolbox_data_dir",
     "load",
+    "read_cifar_batch",
     "read_idx",
 ]
 
@@ -176,13 +178,91 @@ def _load_idx_folder(folder: Path, name: str) -> Dataset:
     )
 
 
-def _load_cifar_folder(folder: Path) -> Dataset:
-    def batch(p: Path) -> tuple[np.ndarray, np.ndarray]:
-        with open(p, "rb") as fh:
-            d = pickle.load(fh, encoding="bytes")
-        x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        return x.astype(np.float32) / 255.0, np.asarray(d[b"labels"], dtype=np.int64)
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickles a CIFAR-10 python batch and nothing else: no class or function outside :data:`CIFAR_GLOBALS`.
 
+    ``pickle.load`` calls whatever a file names, so a crafted "batch" could run any code. A CIFAR batch holds a
+    dict of bytes keys, a list of int labels, a list of bytes file names and one uint8 NumPy array; the only
+    globals it needs rebuild that array (and, in files re-pickled by Python 3 or with NumPy scalars, encode
+    bytes and rebuild a scalar). Every other global raises :class:`~opgraph.errors.UnsafeFileError`.
+    """
+
+    def __init__(self, fh: Any, path: Path) -> None:
+        super().__init__(fh, encoding="bytes")
+        self._path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in CIFAR_GLOBALS:
+            raise UnsafeFileError(
+                f"{self._path}: refused, a CIFAR-10 batch holds only arrays, lists, bytes and numbers but this "
+                f"file names {module}.{name} (loading it could run code); use the original cifar-10-python files"
+            )
+        return super().find_class(module, name)
+
+
+#: (module, name) pairs a CIFAR-10 python batch may reference: NumPy's array/dtype/scalar rebuilders (old and
+#: new module paths, pickle protocols 2-5), ``_codecs.encode`` and ``bytes`` (how Python 3's protocol 2 writes
+#: bytes).
+CIFAR_GLOBALS = frozenset(
+    {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+        ("__builtin__", "bytes"),  # an empty bytes object under protocol 2
+        ("builtins", "bytes"),
+    }
+)
+
+
+def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR-10 python batch file without running code from it.
+
+    Args:
+        path: A ``data_batch_N`` or ``test_batch`` file of ``cifar-10-python.tar.gz``.
+
+    Returns:
+        ``(images, labels)``: float32 ``(N, 3, 32, 32)`` in ``[0, 1]`` and int64 ``(N,)`` in ``0..9``.
+
+    Raises:
+        UnsafeFileError: The file names a class or function a CIFAR batch does not hold.
+        FFAError: The file is not a readable CIFAR-10 batch.
+    """
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            d = _CifarUnpickler(fh, p).load()
+    except UnsafeFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated/garbage pickles raise many kinds of errors
+        raise FFAError(f"{p}: not a readable CIFAR-10 python batch ({type(exc).__name__}: {exc})") from exc
+    data = d.get(b"data") if isinstance(d, dict) else None
+    labels = d.get(b"labels") if isinstance(d, dict) else None
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype.kind not in "ui"
+        or data.size % 3072
+        or not data.size
+        or labels is None
+    ):
+        raise FFAError(f"{p}: not a CIFAR-10 batch (want a dict with b'data' uint8 (N, 3072) and b'labels')")
+    x = data.reshape(-1, 3, 32, 32)
+    try:
+        y = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError) as exc:
+        raise FFAError(f"{p}: CIFAR-10 labels are not integers ({exc})") from exc
+    if y.shape != (len(x),) or y.min() < 0 or y.max() > 9 or data.min() < 0 or data.max() > 255:
+        raise FFAError(f"{p}: not a CIFAR-10 batch ({len(x)} images, labels {y.shape} in 0..9, pixels 0..255)")
+    return x.astype(np.float32) / 255.0, y
+
+
+def _load_cifar_folder(folder: Path) -> Dataset:
+    batch = read_cifar_batch
     train = sorted(folder.glob("data_batch_*"))
     test = folder / "test_batch"
     if not train or not test.is_file():
