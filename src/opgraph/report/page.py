@@ -13,11 +13,13 @@ from typing import Any
 
 import jinja2
 
+from opgraph._base.paths import check_name, inside
 from opgraph.graph.errors import OpgraphError
 from opgraph.graph.io import atomic_write
 from opgraph.report.sections import Figure, Section, Table
 
 REPORT_FORMAT = "opgraph.report/1"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class ReportError(OpgraphError):
@@ -107,6 +109,10 @@ def write_report(sections: Sequence[Section], out_dir: str | Path, title: str = 
     out.mkdir(parents=True, exist_ok=True)
     generated = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     doc: dict[str, Any] = {"format": REPORT_FORMAT, "title": title, "generated": generated, "sections": []}
+    for s in sections:  # every name becomes a path: check them all before writing anything
+        check_name(s.id, "section id")
+        for f in s.figures:
+            check_name(f.name, f"figure name in section {s.id!r}")
     for s in sections:
         figs = []
         for f in s.figures:
@@ -144,10 +150,13 @@ def load_report(out_dir: str | Path) -> tuple[str, list[Section]]:
     for s in doc["sections"]:
         figures = []
         for f in s.get("figures", []):
-            png_path = out / f["path"]
+            png_path = inside(out, f["path"], "figure path in report.json")
             if not png_path.is_file():
                 raise ReportError(f"figure {png_path} listed in report.json is missing")
-            figures.append(Figure(f["name"], png_path.read_bytes(), f.get("caption", "")))
+            png = png_path.read_bytes()
+            if not png.startswith(PNG_SIGNATURE):
+                raise ReportError(f"figure {png_path} listed in report.json is not a PNG file; refused")
+            figures.append(Figure(f["name"], png, f.get("caption", "")))
         tables = [Table(t["columns"], t["rows"], t.get("caption", "")) for t in s.get("tables", [])]
         sections.append(
             Section(
