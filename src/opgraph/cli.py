@@ -11,7 +11,10 @@ from typing import Any
 import click
 
 from opgraph import __version__
+from opgraph._base.cli_options import UserError, load_callable, user_error_line
 from opgraph.errors import OpgraphError
+
+__all__ = ["cli", "load_callable", "main"]
 
 SYSTEM_GROUPS = ("dcg", "perf", "energy", "ffa")
 # Old group names that still work but are not listed in --help: `opgraph dist` is `opgraph dcg`.
@@ -36,6 +39,18 @@ class _Root(click.Group):
                 continue
         return found
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a user error (see :func:`user_error_line`) becomes one line and exit status 2."""
+        try:
+            return super().invoke(ctx)
+        except click.ClickException:
+            raise
+        except Exception as exc:
+            line = user_error_line(exc)
+            if line is None or (isinstance(ctx.obj, dict) and ctx.obj.get("debug")):
+                raise
+            raise UserError(line) from exc
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         cmd_name = HIDDEN_ALIASES.get(cmd_name, cmd_name)
         cmd = super().get_command(ctx, cmd_name)
@@ -46,8 +61,9 @@ class _Root(click.Group):
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith(f"opgraph.{cmd_name}"):
                 return None
+            extra = cmd_name if cmd_name in ("perf", "energy", "ffa") else "all"
             raise OpgraphError(
-                f"'opgraph {cmd_name}' needs the optional dependency {exc.name!r}: pip install 'opgraph[all]'"
+                f"'opgraph {cmd_name}' needs the optional dependency {exc.name!r}: pip install 'opgraph[{extra}]'"
             ) from exc
         group = getattr(mod, "group", None)
         return group if isinstance(group, click.Command) else None
@@ -130,48 +146,39 @@ def _trace_target(target: str) -> Any:
     return trace(fn, *names)
 
 
-def load_callable(path: str, name: str) -> Any:
-    """Import ``name`` from the Python file ``path`` (``opgraph ... file.py:name``)."""
-    import importlib.util
-
-    file = Path(path)
-    if not file.is_file():
-        raise OpgraphError(f"file {path!r} not found (expected 'path/to/file.py:function')")
-    spec = importlib.util.spec_from_file_location(file.stem, file)
-    if spec is None or spec.loader is None:
-        raise OpgraphError(f"cannot import {path!r} as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(file.parent.resolve()))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.pop(0)
-    if not hasattr(module, name):
-        raise OpgraphError(f"{path} has no attribute {name!r}")
-    return getattr(module, name)
-
-
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI; user errors print one line and exit 2 (``--debug`` shows the traceback)."""
+    """Entry point: run the CLI; every user error prints one line and exits 2 (``--debug`` shows the traceback).
+
+    User errors are those :func:`opgraph._base.cli_options.user_error_line` names: :class:`OpgraphError`,
+    :class:`EOFError` (an empty or truncated input), a missing optional extra, an unreadable file, non-UTF-8 text,
+    and click's usage errors. Ctrl-C prints "aborted" and exits 130. Anything else is a bug and keeps its traceback.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
         cli.main(args=args, prog_name="opgraph", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        line = user_error_line(exc.__cause__) if isinstance(exc.__cause__, EOFError) else None
+        if line is None:  # Ctrl-C
+            click.echo("aborted", err=True)
+            sys.exit(130)
+        if debug:
+            raise exc.__cause__ from None
+        UserError(line).show()
+        sys.exit(UserError.exit_code)
     except click.ClickException as exc:
         if debug:
             raise
-        exc.show()
-        sys.exit(2)
-    except (OpgraphError, FileNotFoundError, PermissionError) as exc:
-        if debug:
+        exc.show()  # UserError: "error: <line>"; click's usage errors keep click's format
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        line = user_error_line(exc)
+        if debug or line is None:
             raise
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        UserError(line).show()
+        sys.exit(UserError.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,7 @@ BACKEND_CHOICE = click.Choice(["auto", "time", "model", "rapl", "nvml"])
 
 def _load_maker(spec: str) -> tuple[Any, Any]:
     """``file.py:make`` -> ``make()`` which returns ``(callable, inputs)``."""
-    from opgraph.cli import load_callable
+    from opgraph._base.cli_options import load_callable
 
     path, sep, name = spec.rpartition(":")
     if not sep or not path:

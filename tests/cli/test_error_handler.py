@@ -1,0 +1,117 @@
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from opgraph._base.cli_options import load_callable, user_error_line
+from opgraph.cli import cli, main
+from opgraph.errors import OpgraphError
+
+
+def run(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, "-m", "opgraph.cli", *args], capture_output=True, text=True, timeout=300, input=stdin
+    )
+
+
+def _one_line_exit_2(proc):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+
+
+@pytest.mark.parametrize(
+    "exc,expect",
+    [
+        (OpgraphError("bad\n  value"), "bad value"),
+        (EOFError(), "unexpected end of input"),
+        (FileNotFoundError(2, "No such file or directory", "/x/y.npz"), "/x/y.npz: No such file or directory"),
+        (PermissionError(13, "Permission denied", "f"), "f: Permission denied"),
+        (IsADirectoryError(21, "Is a directory", "d"), "d: Is a directory"),
+        (b"\xff".decode("utf-8", "strict") if False else UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"), "UTF-8"),
+    ],
+)
+def test_user_errors_are_one_line(exc, expect):
+    line = user_error_line(exc)
+    assert line is not None and expect in line and "\n" not in line
+
+
+def test_missing_extra_names_the_pip_extra():
+    exc = ModuleNotFoundError("No module named 'torch_geometric'", name="torch_geometric")
+    assert user_error_line(exc) == ("this needs torch_geometric, which is not installed: pip install 'opgraph[perf]'")
+    assert user_error_line(ModuleNotFoundError("x", name="some_internal_typo")) is None
+
+
+def test_bugs_keep_their_traceback():
+    assert user_error_line(KeyError(3)) is None
+    assert user_error_line(ZeroDivisionError()) is None
+
+
+def _add_failing_command(name, exc):
+    @cli.command(name=name, hidden=True)
+    def _cmd() -> None:
+        raise exc
+
+    return name
+
+
+@pytest.mark.parametrize(
+    "exc,expect",
+    [
+        (EOFError(), "unexpected end of input"),
+        (ModuleNotFoundError("No module named 'torch'", name="torch"), "pip install 'opgraph[torch]'"),
+        (FileNotFoundError(2, "No such file or directory", "in.npz"), "in.npz: No such file"),
+        (OpgraphError("--rounds 0: give at least 1"), "--rounds 0"),
+    ],
+)
+def test_handler_through_main_and_clirunner(exc, expect, capsys):
+    name = _add_failing_command(f"fail-{type(exc).__name__.lower()}", exc)
+    try:
+        with pytest.raises(SystemExit) as info:
+            main([name])
+        assert info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expect in err[0] and err[0].startswith("error: ")
+        result = CliRunner().invoke(cli, [name])
+        assert result.exit_code == 2 and expect in result.output
+        with pytest.raises(type(exc)):
+            main(["--debug", name])
+    finally:
+        cli.commands.pop(name)
+
+
+def test_bug_is_not_swallowed():
+    name = _add_failing_command("fail-bug", KeyError(3))
+    try:
+        with pytest.raises(KeyError):
+            main([name])
+    finally:
+        cli.commands.pop(name)
+
+
+def test_empty_file_is_exit_2_not_aborted(tmp_path):
+    pytest.importorskip("torch")
+    empty = tmp_path / "empty.npz"
+    empty.write_bytes(b"")
+    proc = run("ffa", "train", "--data", str(empty), "--epochs", "1", "--out", str(tmp_path / "run"))
+    _one_line_exit_2(proc)
+    assert "unexpected end of input" in proc.stderr
+
+
+def test_usage_errors_still_exit_2():
+    proc = run("graph")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_load_callable(tmp_path):
+    (tmp_path / "m.py").write_text("def f():\n    return 7\n")
+    assert load_callable(tmp_path / "m.py", "f")() == 7
+    with pytest.raises(OpgraphError, match="no attribute 'g'"):
+        load_callable(tmp_path / "m.py", "g")
+    (tmp_path / "bad.py").write_text("def (:\n")
+    with pytest.raises(OpgraphError, match="syntax error"):
+        load_callable(tmp_path / "bad.py", "f")
+    assert isinstance(cli, click.Group)
