@@ -33,7 +33,7 @@ def test_write_report_is_self_contained_and_json_beside(tmp_path):
     doc = json.loads((tmp_path / "r" / "report.json").read_text())
     assert doc["sections"][0]["data"] == {"x": [1, 2, 3]}
     assert (tmp_path / "r" / "figures" / "one" / "line.png").is_file()
-    assert not list((tmp_path / "r").glob(".*.tmp"))
+    assert not list(tmp_path.rglob(".*opgraph-tmp*"))
 
 
 def test_rebuild_from_json(tmp_path):

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import json
 import math
-import platform
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
+from opgraph._base.errors import OpgraphError
+from opgraph._base.fileio import atomic_dir, atomic_write, folder_lock
+from opgraph._base.jsonio import dumps, read_json
 from opgraph._base.paths import check_name, inside
-from opgraph.graph.errors import OpgraphError
-from opgraph.graph.io import atomic_write
+from opgraph._base.provenance import machine_line
 from opgraph.report.sections import Figure, Section, Table
 
 REPORT_FORMAT = "opgraph.report/1"
+#: The entries of a report folder that belong to the report (everything else in the folder is left alone).
+REPORT_ENTRIES = ("report.json", "index.html", "figures")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -47,24 +49,7 @@ def _env() -> jinja2.Environment:
 
 
 def _machine() -> str:
-    return f"{platform.machine()} · {platform.system()} · Python {platform.python_version()}"
-
-
-def _json_default(value: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-        if isinstance(value, np.generic):
-            return value.item()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return repr(value)
+    return machine_line()
 
 
 def render_html(sections: Sequence[Section], title: str, generated: str | None = None) -> str:
@@ -100,38 +85,48 @@ def render_html(sections: Sequence[Section], title: str, generated: str | None =
 def write_report(sections: Sequence[Section], out_dir: str | Path, title: str = "opgraph report") -> Path:
     """Write ``out_dir/index.html``, ``out_dir/report.json`` and ``out_dir/figures/<section>/<name>.png``.
 
-    Every file is written atomically (temp file + rename), so an interrupted run never leaves half a page.
+    The page is built in a temporary folder beside ``out_dir`` and swapped into place in one step
+    (:func:`opgraph._base.fileio.atomic_dir`): an interrupted run leaves the old report whole, a second writer of
+    the same folder at the same time is refused, and other files in ``out_dir`` (a demo's ``work/``) are kept.
+    ``report.json`` is strict JSON (NaN and infinities are written as ``null``).
 
     Returns:
         The path of ``index.html``.
+
+    Raises:
+        UnsafeFileError: a section id or figure name is not a plain file name.
+        ConcurrentWriteError: another process is writing ``out_dir``.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    generated = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    doc: dict[str, Any] = {"format": REPORT_FORMAT, "title": title, "generated": generated, "sections": []}
     for s in sections:  # every name becomes a path: check them all before writing anything
         check_name(s.id, "section id")
         for f in s.figures:
             check_name(f.name, f"figure name in section {s.id!r}")
-    for s in sections:
-        figs = []
-        for f in s.figures:
-            rel = Path("figures") / s.id / f"{f.name}.png"
-            atomic_write(out / rel, f.png)
-            figs.append({"name": f.name, "caption": f.caption, "path": rel.as_posix()})
-        doc["sections"].append(
-            {
-                "id": s.id,
-                "title": s.title,
-                "summary": s.summary,
-                "notes": list(s.notes),
-                "figures": figs,
-                "tables": [{"columns": t.columns, "rows": t.rows, "caption": t.caption} for t in s.tables],
-                "data": s.data,
-            }
-        )
-    atomic_write(out / "report.json", json.dumps(doc, indent=2, default=_json_default, allow_nan=True))
-    return atomic_write(out / "index.html", render_html(sections, title, generated))
+    generated = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    html = render_html(sections, title, generated)
+    doc: dict[str, Any] = {"format": REPORT_FORMAT, "title": title, "generated": generated, "sections": []}
+    with atomic_dir(out, owned=REPORT_ENTRIES) as tmp:
+        for s in sections:
+            figs = []
+            for f in s.figures:
+                rel = Path("figures") / s.id / f"{f.name}.png"
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(f.png)
+                figs.append({"name": f.name, "caption": f.caption, "path": rel.as_posix()})
+            doc["sections"].append(
+                {
+                    "id": s.id,
+                    "title": s.title,
+                    "summary": s.summary,
+                    "notes": list(s.notes),
+                    "figures": figs,
+                    "tables": [{"columns": t.columns, "rows": t.rows, "caption": t.caption} for t in s.tables],
+                    "data": s.data,
+                }
+            )
+        (tmp / "report.json").write_text(dumps(doc, indent=2) + "\n", encoding="utf-8")
+        (tmp / "index.html").write_text(html, encoding="utf-8")
+    return out / "index.html"
 
 
 def load_report(out_dir: str | Path) -> tuple[str, list[Section]]:
@@ -140,10 +135,7 @@ def load_report(out_dir: str | Path) -> tuple[str, list[Section]]:
     path = out / "report.json"
     if not path.is_file():
         raise ReportError(f"{path} not found: pass a directory written by 'opgraph demo' or write_report()")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path} is not valid JSON ({exc}); re-run the job that wrote it") from exc
+    doc = read_json(path, what="report", error=ReportError)
     if doc.get("format") != REPORT_FORMAT:
         raise ReportError(f"{path} is not an opgraph report (format {doc.get('format')!r}, want {REPORT_FORMAT!r})")
     sections = []
@@ -174,5 +166,6 @@ def load_report(out_dir: str | Path) -> tuple[str, list[Section]]:
 
 def rebuild_report(out_dir: str | Path) -> Path:
     """Re-render ``out_dir/index.html`` from ``report.json`` and the saved figures."""
-    title, sections = load_report(out_dir)
-    return atomic_write(Path(out_dir) / "index.html", render_html(sections, title))
+    with folder_lock(out_dir):  # not while another process rewrites the folder
+        title, sections = load_report(out_dir)
+        return atomic_write(Path(out_dir) / "index.html", render_html(sections, title))
