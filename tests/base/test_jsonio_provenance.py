@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opgraph._base.jsonio import dumps, read_json, to_jsonable, write_json
+from opgraph._base.jsonio import as_float, dumps, read_json, to_jsonable, write_json
 from opgraph._base.provenance import cpu_model, machine, machine_line
 from opgraph.errors import OpgraphError
 
@@ -32,16 +32,17 @@ def test_strict_json_policy():
     }
     text = dumps(value)
     back = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
-    assert back["nan"] is None and back["inf"] is None and back["ninf"] is None
-    assert back["arr"] == [1.0, None, None] and back["np"] == 0.5 and back["i"] == 3
-    assert back["t"] == [1, [2]] and back["p"] == "/x/y" and back["rec"] == {"a": None, "b": [1]}
+    assert back["nan"] == "NaN" and back["inf"] == "Infinity" and back["ninf"] == "-Infinity"
+    assert math.isnan(as_float(back["nan"])) and as_float(back["ninf"]) == -math.inf and as_float(None) is None
+    assert back["arr"] == [1.0, "NaN", "Infinity"] and back["np"] == 0.5 and back["i"] == 3
+    assert back["t"] == [1, [2]] and back["p"] == "/x/y" and back["rec"] == {"a": "NaN", "b": [1]}
     assert back["3"] == "int key"
     assert to_jsonable(object()).startswith("<object")
 
 
 def test_write_and_read_json(tmp_path):
     p = write_json(tmp_path / "a.json", {"x": [1, float("nan")]})
-    assert read_json(p) == {"x": [1, None]}
+    assert read_json(p) == {"x": [1, "NaN"]}
     (tmp_path / "bad.json").write_text("{nope")
     with pytest.raises(OpgraphError, match="not valid JSON"):
         read_json(tmp_path / "bad.json")

@@ -3,8 +3,9 @@
 Python's ``json`` writes ``NaN``, ``Infinity`` and ``-Infinity`` by default, which are not JSON (browsers,
 ``jq`` and most other languages reject the file). opgraph's policy:
 
-* a non-finite float (NaN, +inf, -inf) is written as ``null`` (a missing value); a reader that needs to tell
-  infinity from NaN must store that separately (e.g. ``"bound_finite": false``);
+* a non-finite float is written as the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``: still strict JSON,
+  and lossless, because exactly these strings are what Python's ``float()`` and JavaScript's ``Number()`` turn
+  back into the non-finite values (a reader that wants numbers converts with ``float``; see :func:`as_float`);
 * NumPy arrays become lists and NumPy scalars Python numbers; tuples, sets and frozensets become lists; paths
   become strings; dataclasses become dicts; any other object becomes its ``str()``;
 * ``json.dumps(..., allow_nan=False)`` then guarantees the output is strict JSON.
@@ -24,13 +25,20 @@ from typing import Any
 from opgraph._base.errors import OpgraphError
 from opgraph._base.fileio import atomic_write
 
+_NONFINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
+def as_float(value: Any) -> float | None:
+    """A number read from opgraph JSON as a float (``"NaN"``/``"Infinity"``/``"-Infinity"`` included; None stays)."""
+    return None if value is None else float(value)
+
 
 def to_jsonable(value: Any) -> Any:
     """``value`` with every part turned into strict-JSON types (see the module docstring for the policy)."""
     if value is None or isinstance(value, bool | str | int):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else None
+        return value if math.isfinite(value) else _NONFINITE[str(value)]
     if isinstance(value, dict):
         return {_key(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -55,7 +63,7 @@ def _key(key: Any) -> str:
 
 
 def dumps(value: Any, *, indent: int | None = 1, sort_keys: bool = False) -> str:
-    """Serialise ``value`` as strict JSON (non-finite floats -> ``null``; see the module docstring)."""
+    """Serialise ``value`` as strict JSON (non-finite floats -> ``"NaN"``/``"Infinity"``; see the module docstring)."""
     return json.dumps(to_jsonable(value), indent=indent, sort_keys=sort_keys, allow_nan=False)
 
 
@@ -69,7 +77,7 @@ def read_json(
 ) -> Any:
     """Read a JSON file; a missing, non-UTF-8 or malformed file raises ``error`` with one line.
 
-    ``NaN``/``Infinity`` written by older opgraph versions are still accepted (as floats).
+    The bare ``NaN``/``Infinity`` tokens written by older opgraph versions are still accepted (as floats).
     """
     p = Path(path)
     try:

@@ -29,7 +29,6 @@ from opgraph.energy import settings as settings_mod
 from opgraph.energy.errors import EnergyError
 from opgraph.energy.fingerprint import Fingerprint, fingerprint
 from opgraph.graph import Graph, Node
-from opgraph.graph.io import atomic_open, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -218,55 +217,82 @@ class Run:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save to directory ``path``: ``graph.json`` (graph, settings) and ``values.pt`` (tensors).
 
+        The two files appear together or not at all: they are written into a temporary folder that replaces
+        ``path`` in one step (:func:`opgraph._base.fileio.atomic_dir`; a concurrent save to the same folder is
+        refused), and ``graph.json`` records the SHA-256 of ``values.pt``, which :func:`load` checks.
+
         Returns:
             The directory.
         """
+        import hashlib
         import io
-        import json
 
         import torch
 
+        from opgraph._base.fileio import atomic_dir
+        from opgraph._base.jsonio import dumps
+
         out = Path(path)
-        out.mkdir(parents=True, exist_ok=True)
-        data = {
-            "format": "opgraph.energy.run/1",
-            "graph": self.graph.to_dict(),
-            "wall_s": self.wall_s,
-            "cpu_s": self.cpu_s,
-        }
-        atomic_write(out / "graph.json", json.dumps(data))
         buf = io.BytesIO()
         outs = []
         for o in self.outputs:
             outs.append(o.detach().cpu() if isinstance(o, torch.Tensor) else o)
         torch.save({"values": {k: v.detach().cpu() for k, v in self.values.items()}, "outputs": outs}, buf)
-        with atomic_open(out / "values.pt", "wb") as fh:
-            fh.write(buf.getvalue())
+        blob = buf.getvalue()
+        data = {
+            "format": "opgraph.energy.run/1",
+            "graph": self.graph.to_dict(),
+            "wall_s": self.wall_s,
+            "cpu_s": self.cpu_s,
+            "values_sha256": hashlib.sha256(blob).hexdigest(),
+        }
+        with atomic_dir(out, owned=RUN_FILES) as tmp:
+            (tmp / "values.pt").write_bytes(blob)
+            (tmp / "graph.json").write_text(dumps(data, indent=None), encoding="utf-8")
         return out
 
 
-def load(path: str | os.PathLike[str]) -> Run:
-    """Load a run saved by :meth:`Run.save` (the callable is not saved; regions replay from the tensors)."""
-    import json
+#: The files of a saved run (a folder written by :meth:`Run.save`).
+RUN_FILES = ("graph.json", "values.pt")
 
-    import torch
+
+def load(path: str | os.PathLike[str]) -> Run:
+    """Load a run saved by :meth:`Run.save` (the callable is not saved; regions replay from the tensors).
+
+    ``values.pt`` is read with ``weights_only=True`` (tensors only, never code) and must match the checksum in
+    ``graph.json``; a folder whose two files come from different saves is refused.
+    """
+    import hashlib
+
+    from opgraph._base.jsonio import read_json
+    from opgraph._base.torchio import load_checkpoint
 
     src = Path(path)
     gfile = src / "graph.json"
     if not gfile.is_file():
         raise EnergyError(f"load({str(path)!r}): no graph.json there; pass a directory written by Run.save")
+    data = read_json(gfile, what=f"load({str(path)!r}):", error=EnergyError)
     try:
-        data = json.loads(gfile.read_text(encoding="utf-8"))
         graph = Graph.from_dict(data["graph"])
-    except (ValueError, KeyError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise EnergyError(f"load({str(path)!r}): graph.json is not a saved run ({exc})") from exc
     values: dict[int, Any] = {}
     outputs: tuple[Any, ...] = ()
     vfile = src / "values.pt"
+    want = data.get("values_sha256")
     if vfile.is_file():
-        blob = torch.load(vfile, weights_only=True)
+        if want is not None and hashlib.sha256(vfile.read_bytes()).hexdigest() != want:
+            raise EnergyError(
+                f"load({str(path)!r}): values.pt does not belong to graph.json (checksum differs; the folder "
+                "mixes two saves); save the run again"
+            )
+        blob = load_checkpoint(vfile, what=f"load({str(path)!r}): values.pt", error=EnergyError)
+        if not isinstance(blob, dict) or not isinstance(blob.get("values"), dict):
+            raise EnergyError(f"load({str(path)!r}): values.pt is not a saved run's tensors; save the run again")
         values = {int(k): v for k, v in blob["values"].items()}
         outputs = tuple(blob.get("outputs", ()))
+    elif want is not None:
+        raise EnergyError(f"load({str(path)!r}): values.pt is missing beside graph.json; save the run again")
     settings = dict(graph.meta.get("settings", {}))
     return Run(
         graph=graph,

@@ -88,7 +88,7 @@ def write_report(sections: Sequence[Section], out_dir: str | Path, title: str = 
     The page is built in a temporary folder beside ``out_dir`` and swapped into place in one step
     (:func:`opgraph._base.fileio.atomic_dir`): an interrupted run leaves the old report whole, a second writer of
     the same folder at the same time is refused, and other files in ``out_dir`` (a demo's ``work/``) are kept.
-    ``report.json`` is strict JSON (NaN and infinities are written as ``null``).
+    ``report.json`` is strict JSON (NaN and infinities are written as the strings ``"NaN"``, ``"Infinity"``).
 
     Returns:
         The path of ``index.html``.
