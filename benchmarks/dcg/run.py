@@ -14,7 +14,6 @@ import json
 import math
 import platform
 import random
-import subprocess
 import sys
 import time
 import warnings
@@ -601,18 +600,14 @@ def fmt(x: Any, nd: int = 2) -> str:
 
 
 def write_markdown(results: dict[str, Any], args: Any) -> None:
-    cpu_model = "unknown"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        cpu_model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "?")
-    except OSError:
-        pass
+    from opgraph._base.provenance import cpu_model
+
     lines = [
         "# opgraph.dcg benchmark",
         "",
         f"Command: `{getattr(args, 'command', '') or 'OMP_NUM_THREADS=1 .venv/bin/python benchmarks/dcg/run.py'}"
         f"{' --quick' if args.quick else ''}`",
-        f"Machine: {cpu_model}, 2 cores (shared with other jobs), Python {platform.python_version()}, "
+        f"Machine: {cpu_model()}, 2 cores (shared with other jobs), Python {platform.python_version()}, "
         f"NumPy {np.__version__}. Date: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}. No GPU.",
         *([getattr(args, "note", "")] if getattr(args, "note", "") else []),
         "",

@@ -16,10 +16,8 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from opgraph._base.provenance import machine as base_machine
 from opgraph.energy.cases import CASES
 from opgraph.energy.differ import diff
 from opgraph.energy.recorder import record
@@ -194,19 +193,8 @@ def block_diff(backend: str) -> dict:
 
 
 def machine() -> dict:
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-            if line.startswith("Model name")
-        )
-    except (StopIteration, OSError):
-        model = platform.processor()
     return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **base_machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "loadavg": os.getloadavg(),
         "rapl": Path("/sys/class/powercap").exists(),

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -25,23 +23,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from opgraph import ffa  # noqa: E402
+from opgraph._base.provenance import cpu_model  # noqa: E402
 from opgraph.ffa.analysis import occlusion_mask  # noqa: E402
 from opgraph.graph.io import atomic_write  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # the MNIST subset lies in ../shared/data next to the checkout (as in docs/ffa.md); --data overrides
 DATA = {"mnist10k": str(HERE.parents[2] / "shared" / "data" / "mnist10k.npz"), "fashion": "fashion-mnist"}
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:

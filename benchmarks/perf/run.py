@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from opgraph._base.provenance import cpu_model
 
 REPO = Path(__file__).resolve().parents[2]
 PARTS = ("collect", "layout", "tile", "tune")
@@ -36,17 +36,6 @@ TUNERS = {
     "race + local search": {"local_search": 0.2, "finalists": 4, "race_rounds": RACE_ROUNDS},
 }
 DEFAULT_TUNER = "race"  # tune_layout's defaults (local search is off by default: it did not pay here)
-
-
-def lscpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def now() -> str:
@@ -445,7 +434,7 @@ def write_doc(path: Path, args, results) -> None:
         "runs/perf-bench --parts PART` for each part (the lock keeps the timing runs of the engineers sharing "
         "this machine apart).",
         "",
-        f"Machine: {lscpu_model()}, {os.cpu_count()} cores shared with other jobs, no GPU. The noise and the "
+        f"Machine: {cpu_model()}, {os.cpu_count()} cores shared with other jobs, no GPU. The noise and the "
         "inter-round Kendall tau below are measured in the same runs and bound what any model can reach.",
         "",
         "Parts (from `runs/perf-bench/results.json`):",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph._base.jsonio import write_json
 from opgraph.dcg.errors import DistError
 
 
@@ -215,6 +215,5 @@ class DistResult:
             with atomic_open(p, "wb") as f:
                 np.savez(f, atoms=self.atoms, weights=self.weights, w1_bound=self.w1_bound)
         else:
-            with atomic_open(p, "w") as f:
-                json.dump(self.to_dict(), f, default=str)
+            write_json(p, self.to_dict(), indent=None)
         return p

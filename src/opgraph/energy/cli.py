@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from opgraph._base.jsonio import write_json
 from opgraph.energy.errors import EnergyError
 
 BACKEND_CHOICE = click.Choice(["auto", "time", "model", "rapl", "nvml"])
@@ -185,7 +186,5 @@ def cases_cmd(
         con.print_json(json.dumps(summary))
         out[be] = {"summary": summary, "cases": to_rows(res)}
     if json_path:
-        from opgraph.graph.io import atomic_write
-
-        atomic_write(Path(json_path), json.dumps(out, indent=1, default=str))
+        write_json(Path(json_path), out)
         con.print(f"JSON: {json_path}")

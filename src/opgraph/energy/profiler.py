@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opgraph._base.jsonio import write_json
 from opgraph.energy import settings as settings_mod
 from opgraph.energy.backends import select
 from opgraph.energy.matcher import FREE_OPS
@@ -64,7 +64,7 @@ class Profile:
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write JSON."""
-        return atomic_write(path, json.dumps(self.to_dict(), indent=1))
+        return write_json(path, self.to_dict())
 
     def to_folded(self, path: str | os.PathLike[str]) -> Path:
         """Folded stacks ``module;callsite;op value`` (micro-units)."""
@@ -81,7 +81,7 @@ class Profile:
 
         costs = {r["node"]: r["cost"] for r in self.rows}
         ev = run_trace_events(self.run, 1, self.run.name, costs, self.backend_info.get("unit", "J"))
-        return atomic_write(path, json.dumps({"traceEvents": ev, "displayTimeUnit": "ms"}))
+        return write_json(path, {"traceEvents": ev, "displayTimeUnit": "ms"}, indent=None)
 
     def table(self, top: int = 20) -> Any:
         """A :class:`rich.table.Table` of the costliest ops."""

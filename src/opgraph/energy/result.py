@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import linecache
 import math
 import os
@@ -10,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opgraph._base.jsonio import write_json
 from opgraph.graph.io import atomic_write
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ class DiffReport:
 
     def to_json(self, path: str | os.PathLike[str]) -> Path:
         """Write the report as JSON; returns the path."""
-        return atomic_write(path, json.dumps(self.to_dict(), indent=1))
+        return write_json(path, self.to_dict())
 
     def table(self) -> Any:
         """A :class:`rich.table.Table` of the findings (or of the regions when nothing is flagged)."""
@@ -382,7 +382,7 @@ class DiffReport:
         """Chrome/Perfetto trace: A and B as two processes, ops and regions as spans, an energy counter track."""
         from opgraph.energy.exports import perfetto_trace
 
-        return atomic_write(path, json.dumps(perfetto_trace(self)))
+        return write_json(path, perfetto_trace(self), indent=None)
 
     def to_folded(self, path: str | os.PathLike[str]) -> Path:
         """Energy-weighted folded stacks ``stack value_a value_b`` (``flamegraph.pl`` differential input).

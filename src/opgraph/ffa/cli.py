@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from opgraph._base.jsonio import write_json
 from opgraph.ffa.errors import FFAError
 
 MODELS = ("asym_resnet10", "asym_resnet18", "mlp")
@@ -192,7 +193,6 @@ def eval_cmd(
     from opgraph.ffa import data
     from opgraph.ffa.analysis import evaluate_pair
     from opgraph.ffa.training import load_run
-    from opgraph.graph.io import atomic_write
     from opgraph.report import Figure, Section, write_report
 
     res = load_run(run_dir, device=device)
@@ -212,7 +212,7 @@ def eval_cmd(
         inference=not no_inference,
     )
     out = Path(out_dir) if out_dir else Path(run_dir) / "eval"
-    atomic_write(out / "eval.json", json.dumps(numbers, indent=1))
+    write_json(out / "eval.json", numbers)
     section = Section(
         id="ffa-eval",
         title=f"FFA run {run_dir} ({cfg['method']})",

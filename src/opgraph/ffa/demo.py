@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import pathlib
 import time
 from typing import Any
+
+from opgraph._base.jsonio import write_json
 
 
 def report_section(work_dir: pathlib.Path, *, quick: bool = True) -> Any:
@@ -36,7 +37,6 @@ def _section(work_dir: pathlib.Path, *, quick: bool = True) -> Any:
     from opgraph.ffa.inference import denoise, imagine, inpaint
     from opgraph.ffa.mirroring import mirror
     from opgraph.ffa.training import train
-    from opgraph.graph.io import atomic_write
     from opgraph.report import Figure, Section, Table
 
     t0 = time.perf_counter()
@@ -137,7 +137,7 @@ def _section(work_dir: pathlib.Path, *, quick: bool = True) -> Any:
         "robustness": {m: rb.to_dict() for m, rb in robs.items()},
         "wall_s": time.perf_counter() - t0,
     }
-    atomic_write(work / "ffa_demo.json", json.dumps(numbers, indent=1))
+    write_json(work / "ffa_demo.json", numbers)
     return Section(
         id="ffa",
         title="opgraph.ffa: Feedback-Feedforward Alignment",

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
+from opgraph._base.jsonio import write_json
 from opgraph.ffa.errors import FFAError
 from opgraph.ffa.evaluation import evaluate
 from opgraph.ffa.mirroring import METHODS, Pair
@@ -288,8 +289,6 @@ def train(
     start_epoch = 0
     rdir = Path(run_dir) if run_dir is not None else None
     if rdir is not None:
-        from opgraph.graph.io import atomic_write
-
         ck = rdir / CHECKPOINT
         if resume and ck.is_file():
             state = _load_checkpoint(ck, dev)
@@ -307,7 +306,7 @@ def train(
             history = list(state["history"])
             start_epoch = int(state["epoch"])
             log.info("resuming %s at epoch %d", rdir, start_epoch)
-        atomic_write(rdir / "config.json", json.dumps(asdict(cfg), indent=1))
+        write_json(rdir / "config.json", asdict(cfg))
     x_tr, y_tr, x_te, y_te = _tensors(data, dev, pair.input_shape)
     sd = math.sqrt(noise_var)
     n = len(x_tr)
@@ -381,7 +380,7 @@ def train(
         bar.set_postfix(acc=f"{row['test_acc']:.1f}", r=f"{row['recon_corr']:.2f}")
         log.info("%s epoch %d: acc %.2f%% r %.3f", method, epoch + 1, row["test_acc"], row["recon_corr"])
         if rdir is not None:
-            atomic_write(rdir / HISTORY, json.dumps(_clean(history), indent=1))
+            write_json(rdir / HISTORY, _clean(history))
             _save_checkpoint(
                 rdir / CHECKPOINT,
                 {

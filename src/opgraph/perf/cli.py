@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from opgraph._base.jsonio import write_json
 from opgraph.perf.errors import PerfError
 
 
@@ -205,9 +206,7 @@ def eval_cmd(model_path: Path, data: Path, baselines: bool, json_out: Path | Non
         t.add_row(*[str(v) for v in r])
     _console().print(t)
     if json_out:
-        from opgraph.graph.io import atomic_write
-
-        atomic_write(json_out, json.dumps(comp.to_dict(), indent=1))
+        write_json(json_out, comp.to_dict())
 
 
 @group.command()
@@ -307,8 +306,6 @@ def tune(
     for t, fmt in layout.items():
         con.print(f"  {t}: {fmt}")
     if out_json:
-        from opgraph.graph.io import atomic_write
-
         doc = {
             "layout": layout,
             "speedup_vs_all_nchw": res.speedup,
@@ -320,5 +317,5 @@ def tune(
             "measure_s": res.measure_s,
             "stage_of_best": res.stage_of_best,
         }
-        atomic_write(out_json, json.dumps(doc, indent=1))
+        write_json(out_json, doc)
         con.print(f"wrote {out_json}; apply it with TuneResult.apply or convert those convolutions' inputs/weights")

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph._base.provenance import cpu_model
 from opgraph.perf.errors import MeasurementError
 from opgraph.perf.metrics import inter_round_tau
 
@@ -103,18 +104,6 @@ def apply_thread_settings() -> None:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover - torch is optional here
         pass
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (or ``platform.processor()``)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def protocol_meta(settings: MeasureSettings) -> dict[str, Any]:
