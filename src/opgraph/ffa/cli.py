@@ -35,6 +35,15 @@ def _model_kwargs(model: str, width: int, hidden: str, ds: Any) -> dict[str, Any
 @click.group(name="ffa")
 def group() -> None:
     """Feedback-Feedforward Alignment: train F and its mirrored feedback network B."""
+    import importlib.util
+
+    # Every ffa command needs PyTorch: say which extra provides it instead of a ModuleNotFoundError traceback.
+    try:
+        found = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise FFAError("opgraph ffa needs PyTorch, which is not installed: pip install 'opgraph[ffa]'")
 
 
 @group.command("train")
