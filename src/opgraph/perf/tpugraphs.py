@@ -443,8 +443,10 @@ def load_graph(path: str | Path, *, lazy: bool = True, require_runtime: bool = T
         raise SchemaError(f"{where}: no such npz file")
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise SchemaError(f"{where}: not a readable npz file ({exc})") from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise SchemaError(f"{where}: not a readable npz file ({type(exc).__name__}: {exc})") from exc
+    if not hasattr(z, "files"):
+        raise SchemaError(f"{where}: holds a single array, not an npz archive of the TpuGraphs keys")
     try:
         return _read_graph(z, path, lazy=lazy, require_runtime=require_runtime)
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
