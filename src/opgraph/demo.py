@@ -80,6 +80,22 @@ def core_section() -> Section:
     )
 
 
+# The extra that provides each system's optional dependencies (pyproject.toml [project.optional-dependencies]).
+EXTRAS = {"dcg": "dcg", "perf": "perf", "energy": "energy", "ffa": "ffa"}
+
+
+def _missing_extra(exc: BaseException) -> str | None:
+    """The top-level module a demo lacks, if ``exc`` or an exception it was raised from is a missing dependency."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, ModuleNotFoundError) and seen.name and not seen.name.startswith("opgraph"):
+            return seen.name.split(".")[0]
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def system_sections(work_dir: Path, *, quick: bool = True, only: tuple[str, ...] = SYSTEMS) -> list[Section]:
     """Run each available system's ``report_section``; a system that is not built or fails gets a note."""
     sections: list[Section] = []
@@ -90,15 +106,23 @@ def system_sections(work_dir: Path, *, quick: bool = True, only: tuple[str, ...]
             if exc.name and exc.name.startswith(f"opgraph.{name}"):
                 log.info("opgraph.%s has no demo yet", name)
                 continue
-            sections.append(_failed(name, f"missing dependency {exc.name!r}: pip install 'opgraph[all]'"))
+            why = f"{exc.name} is not installed: pip install 'opgraph[{EXTRAS.get(name, 'all')}]'"
+            log.warning("demo of opgraph.%s skipped: %s", name, why)
+            sections.append(_failed(name, why))
             continue
         fn: Callable[..., Section] = mod.report_section
         t0 = time.perf_counter()
         try:
             section = fn(work_dir / name, quick=quick)
         except Exception as exc:  # one system's failure must not lose the others' results
-            log.exception("demo of opgraph.%s failed", name)
-            sections.append(_failed(name, f"{type(exc).__name__}: {exc}"))
+            missing = _missing_extra(exc)
+            if missing is not None:
+                why = f"{missing} is not installed: pip install 'opgraph[{EXTRAS.get(name, 'all')}]'"
+                log.warning("demo of opgraph.%s skipped: %s", name, why)
+            else:
+                why = f"{type(exc).__name__}: {exc}"
+                log.exception("demo of opgraph.%s failed", name)
+            sections.append(_failed(name, why))
             continue
         log.info("demo of opgraph.%s took %.1f s", name, time.perf_counter() - t0)
         sections.append(section)

@@ -52,7 +52,8 @@ class _DaskExecutor(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:  # noqa: D102
         with contextlib.suppress(Exception):
-            self._inner.shutdown(wait=wait)
+            # Dask's executor cancels its pending futures when it does not wait for them.
+            self._inner.shutdown(wait=wait and not cancel_futures)
         with contextlib.suppress(Exception):
             self._client.close()
         if self._cluster is not None:
@@ -103,8 +104,13 @@ def get_executor(spec: str | Executor | None = "serial", max_workers: int | None
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
             )
-            return _DaskExecutor(Client(cluster), cluster)
+            try:
+                return _DaskExecutor(Client(cluster), cluster)
+            except BaseException:
+                cluster.close()
+                raise
         address = "tcp://" + spec.split("://", 1)[1]
+        _check_reachable(spec, address)
         try:
             client = Client(address, timeout="4s")
         except Exception as exc:
@@ -113,14 +119,34 @@ def get_executor(spec: str | Executor | None = "serial", max_workers: int | None
     raise ExecutorError(f"unknown executor {spec!r}; use 'serial', 'process', 'dask' or 'dask://host:port'")
 
 
+def _check_reachable(spec: str, address: str, timeout_s: float = 4.0) -> None:
+    """Refuse an address where nothing listens, before a Dask Client starts its IO-loop thread.
+
+    A Client that fails to connect leaves that thread running (one per attempt, measured with distributed
+    2026.8); a plain TCP connect tells the common case (wrong host or port, scheduler not started) without it.
+
+    Raises:
+        ExecutorError: the address is malformed or refuses / does not answer a TCP connection.
+    """
+    import socket
+
+    host, sep, port_text = address.removeprefix("tcp://").rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise ExecutorError(f"executor {spec!r}: expected 'dask://host:port' (for example dask://127.0.0.1:8786)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port_text)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ExecutorError(
+            f"executor {spec!r}: cannot reach the Dask scheduler at {address} ({exc}); start it with "
+            "`dask scheduler` or fix the address"
+        ) from None
+
+
 def seed_for(run_seed: int, index: int) -> int:
     """A 63-bit seed for task ``index`` of a run, derived with NumPy's SeedSequence (independent streams)."""
     state = np.random.SeedSequence([int(run_seed) & 0xFFFFFFFFFFFFFFFF, int(index)]).generate_state(2, np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1])) & 0x7FFFFFFFFFFFFFFF
-
-
-def _call(fn: Callable[[T, int], R], item: T, seed: int) -> R:
-    return fn(item, seed)
 
 
 def map_tasks(
@@ -154,12 +180,20 @@ def map_tasks(
         # Run each task when the progress bar reaches it (submitting would run them all before the bar moves).
         seeds = [seed_for(seed, i) for i in range(len(work))]
         return [fn(item, s) for item, s in _progress_items(list(zip(work, seeds, strict=True)), progress, desc)]
+    futures: list[Future[R]] = []
     try:
-        futures = [ex.submit(_call, fn, item, seed_for(seed, i)) for i, item in enumerate(work)]
-        return [f.result() for f in _progress(futures, progress, desc)]
-    finally:
+        futures.extend(ex.submit(fn, item, seed_for(seed, i)) for i, item in enumerate(work))
+        results = [f.result() for f in _progress(futures, progress, desc)]
+    except BaseException:
+        # Ctrl-C or a failed task: drop the queued tasks instead of waiting for every one of them.
+        for f in futures:
+            f.cancel()
         if own:
-            ex.shutdown(wait=True)
+            ex.shutdown(wait=True, cancel_futures=True)
+        raise
+    if own:
+        ex.shutdown(wait=True)
+    return results
 
 
 def _progress(futures: list[Future[R]], enabled: bool, desc: str | None) -> Iterator[Future[R]]:

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from opgraph.errors import OpgraphError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from opgraph.dcg.result import DistResult
 
 
 class _DefaultGroup(click.Group):
@@ -67,7 +73,6 @@ def eval_cmd(
     import warnings
 
     from rich.console import Console
-    from rich.table import Table
 
     from opgraph.dcg.api import evaluate
     from opgraph.dcg.expr import compile_expression, parse_var
@@ -84,11 +89,39 @@ def eval_cmd(
         r = evaluate(
             fn, *[dd for _, dd in parsed], atoms=atoms, target_w1=target_w1, quantizer=quantizer, max_joint=max_joint
         )
-    if isinstance(r, tuple):
-        r = r[0]
+    outputs = r if isinstance(r, tuple) else (r,)
     con = Console()
+    for i, out in enumerate(outputs):
+        title = expr if len(outputs) == 1 else f"{expr}  (output {i + 1} of {len(outputs)})"
+        con.print(_summary_table(out, title))
+    for w in caught:
+        con.print(f"[yellow]warning:[/yellow] {w.message}")
+    for i, out in enumerate(outputs):
+        if plot_path:
+            path = _numbered(plot_path, i, len(outputs))
+            fig = out.plot()
+            fig.savefig(path, dpi=100)
+            con.print(f"plot written to {path}")
+        if json_path:
+            path = _numbered(json_path, i, len(outputs))
+            out.save(path)
+            con.print(f"result written to {path}")
+
+
+def _numbered(path: str, index: int, count: int) -> str:
+    """``path`` itself for a single output, else ``stem-<index+1>.suffix`` (one file per output of a tuple)."""
+    if count == 1:
+        return path
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-{index + 1}{p.suffix}"))
+
+
+def _summary_table(r: DistResult, title: str) -> Table:
+    """A rich table with the mean, std, quantiles, atom count and certified bound (with its terms) of ``r``."""
+    from rich.table import Table
+
     q = r.ppf([0.01, 0.05, 0.5, 0.95, 0.99])
-    t = Table(title=f"{expr}")
+    t = Table(title=title)
     t.add_column("quantity")
     t.add_column("value", justify="right")
     t.add_row("mean", f"{r.mean():.6g}")
@@ -102,16 +135,7 @@ def eval_cmd(
     )
     for k, v in sorted(r.bound_terms.items(), key=lambda kv: -kv[1]):
         t.add_row(f"  {k}", f"{v:.3g}")
-    con.print(t)
-    for w in caught:
-        con.print(f"[yellow]warning:[/yellow] {w.message}")
-    if plot_path:
-        fig = r.plot()
-        fig.savefig(plot_path, dpi=100)
-        con.print(f"plot written to {plot_path}")
-    if json_path:
-        r.save(json_path)
-        con.print(f"result written to {json_path}")
+    return t
 
 
 @group.command(name="demo")

@@ -23,6 +23,20 @@ FAMILIES: dict[str, tuple[Callable[..., d.Distribution], int]] = {
 }
 
 
+# Parameters beyond this magnitude make squares (variances, W1 terms) overflow float64 (about 1.8e308).
+MAX_PARAMETER = 1e150
+
+
+def _check_magnitudes(spec: str, values: list[float]) -> None:
+    """Refuse non-finite parameters and ones whose squares would overflow a float."""
+    for v in values:
+        if not abs(v) <= MAX_PARAMETER:
+            raise DistError(
+                f"--var {spec!r}: parameter {v:g} is out of range (finite, |p| <= {MAX_PARAMETER:g}, so that "
+                "variances stay finite); rescale the variable"
+            )
+
+
 def parse_var(spec: str) -> tuple[str, d.Distribution]:
     """Parse one ``--var`` spec into ``(name, law)``.
 
@@ -46,16 +60,20 @@ def parse_var(spec: str) -> tuple[str, d.Distribution]:
         raise DistError(f"--var {spec!r}: parameters must be numbers; expected {form}") from None
     if not params and not fam.isalpha():
         try:
-            return name, d.Discrete([float(fam)])
+            value = float(fam)
         except ValueError:
             raise DistError(f"--var {spec!r}: expected {form}") from None
+        _check_magnitudes(spec, [value])
+        return name, d.Discrete([value])
     if fam == "discrete":
         if not values:
             raise DistError(f"--var {spec!r}: discrete needs values, e.g. k=discrete:1,2,3")
+        _check_magnitudes(spec, values)
         return name, d.Discrete(values)
     if fam not in FAMILIES:
         raise DistError(f"--var {spec!r}: unknown family {fam!r}; use one of {', '.join([*FAMILIES, 'discrete'])}")
     cls, n = FAMILIES[fam]
+    _check_magnitudes(spec, values)
     if len(values) != n:
         raise DistError(f"--var {spec!r}: {fam} takes {n} parameter(s), got {len(values)}")
     return name, cls(*values)

@@ -108,9 +108,15 @@ class Backend:
         state = self._begin()
         c0 = time.process_time()
         t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        self.sync()
+        try:
+            for _ in range(reps):
+                fn()
+            self.sync()
+        except BaseException:
+            # A raising fn must not leave a power-sampler thread running.
+            if isinstance(state, PowerSampler):
+                state.stop()
+            raise
         wall = time.perf_counter() - t0
         cpu = time.process_time() - c0
         energy = self._end(state, wall, cpu, bytes_per_call * reps)

@@ -45,8 +45,12 @@ def evaluate_pair(
     inference: bool = True,
     max_steps: int = 200,
     seed: int = 0,
+    batch_size: int = 256,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluate a trained pair: metrics, robustness, and visual inference.
+
+    ``metrics`` come from :func:`opgraph.ffa.evaluation.evaluate`, the function training reports each epoch with;
+    pass the run's ``eval_batch_size`` as ``batch_size`` (BatchNorm uses batch statistics) to get its numbers.
 
     Returns:
         ``(numbers, figures)``: a JSON-able dict (``metrics``, ``alignment_deg``, ``robustness``, ``inference``)
@@ -56,7 +60,7 @@ def evaluate_pair(
     from opgraph.ffa.evaluation import evaluate, robustness
     from opgraph.ffa.inference import denoise, imagine, inpaint
 
-    metrics = evaluate(pair, data, n=None)
+    metrics = evaluate(pair, data, batch_size=batch_size, n=None)
     rob = robustness(pair, data, noise=noise, iterations=iterations, fgsm_eps=fgsm_eps, n=n, seed=seed)
     out: dict[str, Any] = {
         "method": pair.method,

@@ -36,6 +36,15 @@ def _model_kwargs(model: str, width: int, hidden: str, ds: Any) -> dict[str, Any
 @click.group(name="ffa")
 def group() -> None:
     """Feedback-Feedforward Alignment: train F and its mirrored feedback network B."""
+    import importlib.util
+
+    # Every ffa command needs PyTorch: say which extra provides it instead of a ModuleNotFoundError traceback.
+    try:
+        found = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise FFAError("opgraph ffa needs PyTorch, which is not installed: pip install 'opgraph[ffa]'")
 
 
 @group.command("train")
@@ -71,6 +80,7 @@ def group() -> None:
     help="Run folder (several runs: one sub-folder <method>-s<seed> each).",
 )
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in the run folder.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out (refused without this flag).")
 @click.option("--executor", default="serial", show_default=True, help="serial | process | dask | dask://host:port")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
@@ -91,11 +101,15 @@ def train_cmd(
     n_test: int | None,
     out_dir: str,
     resume: bool,
+    overwrite: bool,
     executor: str,
     device: str,
     threads: int | None,
 ) -> None:
-    """Train one run (or every --method x --seed combination) and print the final metrics."""
+    """Train one run (or every --method x --seed combination) and print the final metrics.
+
+    An --out that already holds a run is refused unless --resume (continue it) or --overwrite (replace it).
+    """
     import torch
     from rich.console import Console
     from rich.table import Table
@@ -107,6 +121,12 @@ def train_cmd(
     for m in methods:
         if m not in METHODS:
             raise click.UsageError(f"--method {m!r} is unknown; use one of {', '.join(METHODS)}")
+    if resume and overwrite:
+        raise FFAError("--resume and --overwrite contradict each other; pass one of them")
+    if not resume and not overwrite:
+        single = len(methods) == 1 and len(seeds) == 1
+        folders = [Path(out_dir)] if single else [Path(out_dir) / f"{m}-s{s}" for m in methods for s in seeds]
+        _refuse_earlier_runs(folders)
     if threads:
         torch.set_num_threads(threads)
     dkw = {"image_size": image_size, "n_train": n_train, "n_test": n_test}
@@ -164,6 +184,19 @@ def train_cmd(
     console.print(table)
 
 
+def _refuse_earlier_runs(folders: list[Path]) -> None:
+    """Raise FFAError if a folder holds files of an earlier run (they would be overwritten without a word)."""
+    from opgraph.ffa.training import CHECKPOINT, HISTORY
+
+    for folder in folders:
+        found = [name for name in (CHECKPOINT, HISTORY, "config.json") if (folder / name).exists()]
+        if found:
+            raise FFAError(
+                f"--out {folder} already holds a run ({', '.join(found)}); pass --resume to continue it, "
+                "--overwrite to replace it, or another --out"
+            )
+
+
 @group.command("eval")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--data", "data_src", default=None, help="Data source (default: the one the run was trained on).")
@@ -201,10 +234,16 @@ def eval_cmd(
     if not src:
         raise FFAError(f"{run_dir} does not record its data source; pass --data")
     size = res.pair.input_shape[-1]
-    ds = data.load(src, image_size=size)
+    load_args = cfg.get("data_args") or {}
+    if data_src is None and load_args:
+        # The images (subset and order) that training evaluated on, so both report the same accuracy.
+        ds = data.load(src, **load_args)
+    else:
+        ds = data.load(src, image_size=size)
     numbers, figs = evaluate_pair(
         res.pair,
         ds,
+        batch_size=int(cfg.get("eval_batch_size", 256)),
         noise=_floats(noise),
         iterations=iterations,
         fgsm_eps=_floats(fgsm),
@@ -224,8 +263,14 @@ def eval_cmd(
     console = Console()
     m = numbers["metrics"]
     console.print(
-        f"[bold]{cfg['method']}[/]: test accuracy {m['test_acc']:.2f} %, reconstruction r {m['recon_corr']:.3f}"
+        f"[bold]{cfg['method']}[/]: test accuracy {m['test_acc']:.2f} % on {len(ds.y_test)} test images, "
+        f"reconstruction r {m['recon_corr']:.3f}"
     )
+    if len(ds.y_test) != cfg.get("n_test", len(ds.y_test)):
+        console.print(
+            f"[yellow]note:[/] training evaluated on {cfg['n_test']} test images, this on {len(ds.y_test)}: "
+            "the accuracies differ by sampling"
+        )
     rob = numbers["robustness"]
     for v, accs in zip(rob["noise"], rob["noise_acc"], strict=True):
         console.print(f"  noise var {v:<5g} acc after 0..{iterations} F->B: " + " ".join(f"{a:6.2f}" for a in accs))

@@ -89,6 +89,8 @@ class Dataset:
         name: Where the data came from.
         classes: Class names (``"0"``...``"9"`` for digits).
         source: The ``source`` argument of :func:`load` (reload with ``load(source, image_size=...)``).
+        load_args: The other arguments of :func:`load` (``image_size``, ``n_train``, ``n_test``, ``seed``):
+            ``load(source, **load_args)`` gives the same images in the same order.
     """
 
     x_train: np.ndarray
@@ -98,6 +100,7 @@ class Dataset:
     name: str = "data"
     classes: list[str] = field(default_factory=list)
     source: str = ""
+    load_args: dict[str, Any] = field(default_factory=dict)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -136,15 +139,34 @@ def data_home() -> Path:
 
 
 def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an idx file (``.gz`` or raw) as a uint8 array."""
+    """Read an idx file (``.gz`` or raw) as a uint8 array.
+
+    Raises:
+        FFAError: the file is not a complete unsigned-byte idx file (bad magic, truncated, corrupt gzip).
+    """
+    import zlib
+
     p = Path(path)
     opener = gzip.open if p.suffix == ".gz" else open
-    with opener(p, "rb") as fh:  # type: ignore[operator]
-        raw = fh.read()
+    try:
+        with opener(p, "rb") as fh:  # type: ignore[operator]
+            raw = fh.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise FFAError(f"{p} cannot be read as a{' gzipped' if p.suffix == '.gz' else 'n'} idx file ({exc})") from None
+    if len(raw) < 4:
+        raise FFAError(f"{p} is empty or truncated ({len(raw)} bytes); replace it with the original idx file")
     zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype != 0x08:
+    if zero != 0 or dtype != 0x08 or not 1 <= ndim <= 4:
         raise FFAError(f"{p} is not an unsigned-byte idx file (magic {raw[:4].hex()})")
+    if len(raw) < 4 + 4 * ndim:
+        raise FFAError(f"{p} is truncated in its header; replace it with the original idx file")
     dims = struct.unpack(">" + "I" * ndim, raw[4 : 4 + 4 * ndim])
+    expected = int(np.prod(dims, dtype=np.int64)) if dims else 0
+    if len(raw) - 4 - 4 * ndim != expected:
+        raise FFAError(
+            f"{p} holds {len(raw) - 4 - 4 * ndim} bytes of data but its header {dims} needs {expected}: "
+            "the file is truncated or corrupt; replace it with the original idx file"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
@@ -277,16 +299,34 @@ def _load_cifar_folder(folder: Path) -> Dataset:
 
 
 def _load_npz(path: Path) -> Dataset:
-    with np.load(path) as z:
-        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
-        if missing:
-            raise FFAError(
-                f"{path} lacks the keys {missing}; expected the Keras mnist.npz keys x_train, y_train, x_test, y_test"
-            )
-        arrs = {k: np.asarray(z[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
+    import zipfile
+    import zlib
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise FFAError(f"{path} holds a single array, not an npz archive with x_train, y_train, x_test, y_test")
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
+            if missing:
+                raise FFAError(
+                    f"{path} lacks the keys {missing}; expected the Keras mnist.npz keys x_train, y_train, x_test, "
+                    "y_test"
+                )
+            arrs = {k: np.asarray(z[k]) for k in ("x_train", "y_train", "x_test", "y_test")}
+    except FFAError:
+        raise
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error, KeyError, NotImplementedError) as exc:
+        raise FFAError(f"{path} is not a readable npz file ({type(exc).__name__}: {exc}); re-create it") from None
+    for key, arr in arrs.items():
+        if arr.dtype.kind not in "biuf":
+            raise FFAError(f"{path}: {key} has dtype {arr.dtype}; images and labels must be numeric arrays")
+        if arr.size == 0:
+            raise FFAError(f"{path}: {key} is empty; every split needs at least one image")
 
     def images(x: np.ndarray) -> np.ndarray:
         x = x.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise FFAError(f"{path}: images contain NaN or inf values; clean or re-create the data")
         if x.max() > 1.0:
             x = x / 255.0
         if x.ndim == 3:
@@ -297,11 +337,59 @@ def _load_npz(path: Path) -> Dataset:
 
     return Dataset(
         images(arrs["x_train"]),
-        arrs["y_train"].astype(np.int64).ravel(),
+        _labels(arrs["y_train"], f"{path}: y_train"),
         images(arrs["x_test"]),
-        arrs["y_test"].astype(np.int64).ravel(),
+        _labels(arrs["y_test"], f"{path}: y_test"),
         f"npz:{path.name}",
     )
+
+
+# More classes than this is a labelling error (a label of 3,000,000 would build a 3,000,001-way classifier).
+MAX_CLASSES = 10_000
+
+
+def _labels(y: np.ndarray, what: str) -> np.ndarray:
+    """Class indices as int64, refusing fractional, negative or absurdly large labels (never truncating).
+
+    Raises:
+        FFAError: naming ``what`` and the offending value.
+    """
+    y = np.asarray(y).ravel()
+    if y.dtype.kind == "f":
+        bad = ~np.isfinite(y) | (y != np.round(y))
+        if bad.any():
+            raise FFAError(f"{what}: label {y[bad][0]!r} is not an integer; labels must be class indices 0..K-1")
+    if y.dtype.kind not in "biuf":
+        raise FFAError(f"{what}: labels have dtype {y.dtype}; they must be integer class indices 0..K-1")
+    if y.size and y.min() < 0:
+        raise FFAError(f"{what}: label {y.min()} is negative; labels must be class indices 0..K-1")
+    if y.size and y.max() >= MAX_CLASSES:
+        raise FFAError(
+            f"{what}: label {y.max():.0f} would make {int(y.max()) + 1} classes (limit {MAX_CLASSES}); "
+            "labels must be class indices 0..K-1"
+        )
+    return y.astype(np.int64)
+
+
+def _check_dataset(ds: Dataset, src: str) -> None:
+    """Refuse data that would train silently to a wrong answer: empty or mismatched splits, NaN images, bad labels.
+
+    Raises:
+        FFAError: naming the source, the split and the fix.
+    """
+    for split in ("train", "test"):
+        x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+        if x.ndim != 4 or x.shape[0] == 0 or min(x.shape[1:]) == 0:
+            raise FFAError(f"data {src!r}: x_{split} has shape {x.shape}; expected (N>=1, C, H, W) images")
+        if len(y) != len(x):
+            raise FFAError(f"data {src!r}: {len(x)} {split} images but {len(y)} labels; give one label per image")
+        if not np.isfinite(x).all():
+            raise FFAError(f"data {src!r}: x_{split} contains NaN or inf values; clean or re-create the data")
+        _labels(y, f"data {src!r}: y_{split}")
+    if ds.x_train.shape[1:] != ds.x_test.shape[1:]:
+        raise FFAError(
+            f"data {src!r}: train images {ds.x_train.shape[1:]} and test images {ds.x_test.shape[1:]} differ in shape"
+        )
 
 
 def _load_digits(seed: int = 0) -> Dataset:
@@ -446,6 +534,10 @@ def load(
             f"data source {src!r} not found: give 'mnist', 'fashion-mnist', 'cifar10', 'digits', a path to a "
             "Keras-style .npz (x_train, y_train, x_test, y_test), or a folder of idx files / CIFAR-10 batches"
         )
+    _check_dataset(ds, src)
+    for arg, value in (("n_train", n_train), ("n_test", n_test), ("image_size", image_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1):
+            raise FFAError(f"{arg}={value!r} must be an integer >= 1 (or None)")
     if n_train or n_test:
         ds = ds.subset(n_train, n_test, seed)
     size = image_size if image_size is not None else (32 if ds.x_train.shape[-1] == 28 else None)
@@ -453,6 +545,7 @@ def load(
         ds.x_train = _resize(ds.x_train, size)
         ds.x_test = _resize(ds.x_test, size)
     ds.source = src
+    ds.load_args = {"image_size": image_size, "n_train": n_train, "n_test": n_test, "seed": seed}
     log.info("loaded %r", ds)
     return ds
 

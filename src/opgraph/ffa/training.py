@@ -66,6 +66,8 @@ class TrainConfig:
     data_source: str = ""
     n_train: int = 0
     n_test: int = 0
+    # The keyword arguments of opgraph.ffa.data.load that gave the data (so `ffa eval` evaluates the same images).
+    data_args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -163,6 +165,8 @@ def _tensors(data: Any, dev: torch.device, shape: tuple[int, ...]) -> tuple[torc
     out = []
     for k in ("x_train", "y_train", "x_test", "y_test"):
         a = getattr(data, k)
+        if k[0] == "x" and not np.isfinite(np.asarray(a)).all():
+            raise FFAError(f"data.{k} contains NaN or inf values; clean the images before training")
         out.append(torch.as_tensor(a, dtype=torch.float32 if k[0] == "x" else torch.int64).to(dev))
     if tuple(out[0].shape[1:]) != shape:
         raise FFAError(
@@ -249,6 +253,23 @@ def train(
         raise FFAError(f"method={method!r} is unknown; use one of {', '.join(METHODS)}")
     if epochs < 0 or batch_size < 2:
         raise FFAError(f"need epochs >= 0 and batch_size >= 2 (got epochs={epochs}, batch_size={batch_size})")
+    if epochs == 0 and not resume:
+        raise FFAError("epochs=0 trains nothing; pass epochs >= 1 (--epochs)")
+    if eval_batch_size < 1:
+        raise FFAError(f"eval_batch_size={eval_batch_size} must be >= 1")
+    for arg, value, lo, hi in (
+        ("lr_f", lr_f, 0.0, math.inf),
+        ("lr_b", lr_b, 0.0, math.inf),
+        ("wd_f", wd_f, -1.0, math.inf),
+        ("wd_b", wd_b, -1.0, math.inf),
+        ("momentum", momentum, -1.0, 1.0),
+        ("noise_var", noise_var, -1.0, math.inf),
+    ):
+        if not (isinstance(value, int | float) and math.isfinite(value) and lo < value < hi and value >= 0):
+            raise FFAError(
+                f"{arg}={value!r} must be a finite number {'> 0' if lo == 0 else '>= 0'}"
+                f"{' and < 1' if hi == 1 else ''} (--{arg.replace('_', '-')})"
+            )
     t_start = time.perf_counter()
     dev = _device(device)
     pair.to(dev)
@@ -275,6 +296,7 @@ def train(
         getattr(data, "source", ""),
         len(data.y_train),
         len(data.y_test),
+        dict(getattr(data, "load_args", {}) or {}),
     )
     pair.configure(method, seed=seed)
     objective = METHODS[method]["objective"]
@@ -360,6 +382,10 @@ def train(
                     opt_b.step()
                     loss_b_sum += float(loss_b.detach()) * len(idx)
             seen += len(idx)
+        if not math.isfinite(loss_f_sum + loss_b_sum):
+            raise FFAError(
+                f"training diverged at epoch {epoch + 1} (loss is NaN or inf); lower lr_f / lr_b (--lr-f, --lr-b)"
+            )
         metrics = evaluate(pair, (x_te, y_te), batch_size=eval_batch_size)
         angles = list(pair.alignment_deg().values())
         row: dict[str, Any] = {
@@ -399,6 +425,10 @@ def train(
             log.info("%s: stopping after epoch %d (max_time_s=%s)", method, epoch + 1, max_time_s)
             break
     bar.close()
+    if not history:
+        raise FFAError(
+            f"no epoch was trained: the checkpoint in {rdir} is already at epoch {start_epoch}; raise epochs"
+        )
     pair.sync_decoder()
     return TrainResult(_clean(history), asdict(cfg), rdir, pair, time.perf_counter() - t_start)
 

@@ -10,7 +10,14 @@ from typing import Any
 import click
 
 from opgraph._base.jsonio import write_json
-from opgraph.perf.errors import PerfError
+from opgraph.perf.errors import PerfError, require
+
+
+def _at_least(minimum: int, **options: int | None) -> None:
+    """Raise PerfError naming the first ``--option`` below ``minimum`` (None: left at its default)."""
+    for name, value in options.items():
+        if value is not None and value < minimum:
+            raise PerfError(f"--{name.replace('_', '-')} {value} must be >= {minimum}")
 
 
 def _console() -> Any:
@@ -72,10 +79,12 @@ def collect(
     module_spec: str | None,
 ) -> None:
     """Measure configurations on this machine and write TpuGraphs npz files (resumable)."""
+    require("torch", "perf")
     from opgraph.perf.measure import MeasureSettings
 
     if configs < 2:
         raise click.UsageError("--configs must be >= 2")
+    _at_least(1, zoo=n_zoo, rounds=rounds, reps=reps)
     settings = MeasureSettings(rounds=rounds, reps=reps)
     con = _console()
     if space == "layout":
@@ -146,6 +155,10 @@ def train(
     seed: int,
 ) -> None:
     """Train the GraphSAGE cost model on a collection."""
+    require("torch", "perf")
+    _at_least(1, epochs=epochs, ensemble=ensemble, hidden=hidden)
+    if not 0 <= valid_frac < 1:
+        raise PerfError(f"--valid-frac {valid_frac} must be in [0, 1) (the share of graphs held out)")
     from opgraph.perf.collect import split_names
     from opgraph.perf.model import CostModel, ModelConfig
 
@@ -190,6 +203,7 @@ def eval_cmd(model_path: Path, data: Path, baselines: bool, json_out: Path | Non
     from opgraph.perf.evaluate import compare
     from opgraph.perf.model import CostModel
 
+    require("torch", "perf")
     model = CostModel.load(model_path)
     recs = _records(data)
     models: dict[str, Any] = {"GNN": model}
@@ -219,6 +233,7 @@ def rank(model_path: Path, top: int, graph: Path) -> None:
     from opgraph.perf.model import CostModel
     from opgraph.perf.tpugraphs import load_graph
 
+    require("torch", "perf")
     model = CostModel.load(model_path)
     rec = load_graph(graph, require_runtime=False)
     cost = model.predict(rec)
@@ -284,6 +299,7 @@ def tune(
         raise click.UsageError("--measure-frac must be in (0, 1]")
     if not 0 <= local_search < 1:
         raise click.UsageError("--local-search must be in [0, 1)")
+    require("torch", "perf")
     model = CostModel.load(model_path)
     if model.config.kind != "layout":
         raise PerfError(f"--model {model_path}: a {model.config.kind} model; tune needs a layout model")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,24 +50,54 @@ class LazyConfigFeat:
     """``node_config_feat`` of a layout file, read row by row from the npz member on demand.
 
     Indexing with an int, slice or integer array reads only those configs; ``np.asarray(lazy)`` reads all.
+    Indices follow NumPy: ``-n <= i < n``, anything else raises :class:`IndexError` (never wraps around).
     Works for stored and deflated members (deflated ones are decompressed from the start on each seek).
+    The file's size, modification time and inode are remembered: reading after the file was replaced raises
+    :class:`SchemaError` instead of mixing rows of two files.
     """
 
     def __init__(self, path: Path, key: str = "node_config_feat") -> None:
         self.path = Path(path)
         self.key = key
-        with zipfile.ZipFile(self.path) as zf, zf.open(key + ".npy") as fh:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-            self._offset = fh.tell()
+        self._stamp = self._file_stamp()
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(key + ".npy") as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                self._offset = fh.tell()
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise SchemaError(f"{self.path}: member {key!r} cannot be read ({type(exc).__name__}: {exc})") from None
         if fortran:
             raise SchemaError(f"{self.path}: {key} is stored in Fortran order; rewrite it in C order")
-        self.shape: tuple[int, ...] = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
+        if self.dtype.kind not in "biuf":
+            raise SchemaError(f"{self.path}: {key} has dtype {self.dtype}; expected a numeric array")
+        self.shape: tuple[int, ...] = tuple(int(s) for s in shape)
         self._row_items = int(np.prod(self.shape[1:])) if len(self.shape) > 1 else 1
+
+    def _file_stamp(self) -> tuple[int, int, int]:
+        try:
+            st = self.path.stat()
+        except OSError as exc:
+            raise SchemaError(f"{self.path}: cannot be read ({exc}); reload the dataset") from None
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def _check_unchanged(self) -> None:
+        if self._file_stamp() != self._stamp:
+            raise SchemaError(
+                f"{self.path} changed after it was loaded (size, time or inode differ); load the dataset again"
+            )
+
+    def _rows(self, idx: np.ndarray) -> np.ndarray:
+        """Integer row indices, negative ones counted from the end; out-of-range ones raise IndexError."""
+        n = self.shape[0]
+        if idx.size and (idx.min() < -n or idx.max() >= n):
+            bad = idx[(idx < -n) | (idx >= n)][0]
+            raise IndexError(f"index {int(bad)} is out of bounds for {self.key} with {n} configs")
+        return np.where(idx < 0, idx + n, idx)
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -77,14 +108,25 @@ class LazyConfigFeat:
         return len(self.shape)
 
     def _read_rows(self, rows: np.ndarray) -> np.ndarray:
+        self._check_unchanged()
         out = np.empty((len(rows),) + self.shape[1:], dtype=self.dtype)
         row_bytes = self._row_items * self.dtype.itemsize
         order = np.argsort(rows, kind="stable")
-        with zipfile.ZipFile(self.path) as zf, zf.open(self.key + ".npy") as fh:
-            for j in order:
-                fh.seek(self._offset + int(rows[j]) * row_bytes)
-                buf = fh.read(row_bytes)
-                out[j] = np.frombuffer(buf, dtype=self.dtype).reshape(self.shape[1:])
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(self.key + ".npy") as fh:
+                for j in order:
+                    fh.seek(self._offset + int(rows[j]) * row_bytes)
+                    buf = fh.read(row_bytes)
+                    if len(buf) != row_bytes:
+                        raise SchemaError(
+                            f"{self.path}: {self.key} is truncated (config {int(rows[j])} is incomplete); "
+                            "re-create the file"
+                        )
+                    out[j] = np.frombuffer(buf, dtype=self.dtype).reshape(self.shape[1:])
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise SchemaError(f"{self.path}: {self.key} cannot be read ({type(exc).__name__}: {exc})") from None
+        if out.dtype.kind == "f" and not np.isfinite(out).all():
+            raise SchemaError(f"{self.path}: {self.key} holds NaN or inf values; re-create the file")
         return out
 
     def __getitem__(self, idx: Any) -> np.ndarray:
@@ -95,15 +137,26 @@ class LazyConfigFeat:
             return self._read_rows(rows)
         arr = np.asarray(idx)
         if arr.dtype == bool:
+            if arr.shape != (self.shape[0],):
+                raise IndexError(f"boolean index of shape {arr.shape} does not match {self.shape[0]} configs")
             return self._read_rows(np.flatnonzero(arr))
+        if arr.dtype.kind not in "iu":
+            raise IndexError(f"{self.key} indices must be integers, got dtype {arr.dtype}")
         if arr.ndim == 0:
-            i = int(arr) % self.shape[0]
-            return self._read_rows(np.array([i]))[0]
-        return self._read_rows(arr.astype(np.int64) % self.shape[0])
+            return self._read_rows(self._rows(arr.reshape(1).astype(np.int64)))[0]
+        return self._read_rows(self._rows(arr.astype(np.int64).reshape(-1))).reshape(arr.shape + self.shape[1:])
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        with np.load(self.path) as z:
-            arr = z[self.key]
+        self._check_unchanged()
+        try:
+            with np.load(self.path, allow_pickle=False) as z:
+                arr = z[self.key]
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise SchemaError(f"{self.path}: {self.key} cannot be read ({type(exc).__name__}: {exc})") from None
+        if arr.shape != self.shape:
+            raise SchemaError(f"{self.path}: {self.key} changed shape after loading; load the dataset again")
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            raise SchemaError(f"{self.path}: {self.key} holds NaN or inf values; re-create the file")
         return arr if dtype is None else arr.astype(dtype)
 
     def __repr__(self) -> str:
@@ -312,6 +365,10 @@ def validate(rec: GraphRecord) -> None:
     if nf.ndim != 2 or nf.shape[1] != NODE_FEAT_DIM:
         raise _shape_error(where, "node_feat", f"(n, {NODE_FEAT_DIM})", nf.shape)
     n = nf.shape[0]
+    if n == 0:
+        raise SchemaError(f"{where}: key 'node_feat' has no rows; a graph needs at least one node")
+    if not np.isfinite(nf).all():
+        raise SchemaError(f"{where}: key 'node_feat' holds NaN or inf values; re-create the file")
     if np.asarray(rec.node_opcode).shape != (n,):
         raise _shape_error(where, "node_opcode", f"({n},)", np.asarray(rec.node_opcode).shape)
     e = np.asarray(rec.edge_index)
@@ -323,6 +380,8 @@ def validate(rec: GraphRecord) -> None:
         cf = np.asarray(rec.config_feat)
         if cf.ndim != 2 or cf.shape[1] != TILE_CONFIG_DIM:
             raise _shape_error(where, "config_feat", f"(c, {TILE_CONFIG_DIM})", cf.shape)
+        if not np.isfinite(cf).all():
+            raise SchemaError(f"{where}: key 'config_feat' holds NaN or inf values; re-create the file")
         c = cf.shape[0]
     else:
         if rec.node_config_ids is None or rec.node_config_feat is None:
@@ -333,11 +392,22 @@ def validate(rec: GraphRecord) -> None:
             raise _shape_error(where, "node_config_feat", f"(c, {nc}, {LAYOUT_CONFIG_DIM})", shp)
         if nc and (rec.node_config_ids.min() < 0 or rec.node_config_ids.max() >= n):
             raise SchemaError(f"{where}: key 'node_config_ids' refers to nodes outside 0..{n - 1}")
+        if isinstance(rec.node_config_feat, np.ndarray) and not np.isfinite(rec.node_config_feat).all():
+            raise SchemaError(f"{where}: key 'node_config_feat' holds NaN or inf values; re-create the file")
         c = shp[0]
+    if c == 0:
+        raise SchemaError(f"{where}: the file holds no configurations; a graph needs at least one")
     for key in ("config_runtime", "config_runtime_normalizers", "config_runtime_std"):
         a = getattr(rec, key)
         if a is not None and np.asarray(a).shape != (c,):
             raise _shape_error(where, key, f"({c},)", np.asarray(a).shape)
+    for key in ("config_runtime", "config_runtime_normalizers"):
+        a = getattr(rec, key)
+        if a is not None and np.asarray(a).size and not (np.asarray(a) > 0).all():
+            bad = np.asarray(a)[~(np.asarray(a) > 0)][0]
+            raise SchemaError(
+                f"{where}: key {key!r} holds {bad} (runtimes are positive nanoseconds); re-measure or drop the config"
+            )
     r = rec.config_runtime_rounds
     if r is not None and (np.asarray(r).ndim != 2 or np.asarray(r).shape[0] != c):
         raise _shape_error(where, "config_runtime_rounds", f"({c}, rounds)", np.asarray(r).shape)
@@ -373,63 +443,77 @@ def load_graph(path: str | Path, *, lazy: bool = True, require_runtime: bool = T
         raise SchemaError(f"{where}: no such npz file")
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise SchemaError(f"{where}: not a readable npz file ({exc})") from exc
-    with z:
-        keys = set(z.files)
-        kind = _kind_of(keys, where)
-        need = list(_COMMON) + (["config_feat"] if kind == "tile" else ["node_config_ids", "node_config_feat"])
-        if require_runtime:
-            need.append("config_runtime")
-        missing = [k for k in need if k not in keys]
-        if missing:
-            raise SchemaError(f"{where}: {kind} file lacks key(s) {missing}; present: {sorted(keys)}")
-        node_feat = np.asarray(z["node_feat"], dtype=np.float32)
-        if node_feat.ndim != 2:
-            raise _shape_error(where, "node_feat", f"(n, {NODE_FEAT_DIM})", node_feat.shape)
-        n = node_feat.shape[0]
-        opcode = _as_int(where, "node_opcode", z["node_opcode"]).reshape(-1)
-        edges = _normalise_edges(where, z["edge_index"], n)
-        get = {k: z[k] for k in keys if k not in ("node_config_feat", "node_feat", "edge_index", "node_opcode")}
-        meta: dict[str, Any] = {}
-        if "measure_meta" in get:
-            try:
-                meta = json.loads(str(get["measure_meta"]))
-            except json.JSONDecodeError as exc:
-                raise SchemaError(f"{where}: key 'measure_meta' is not valid JSON ({exc})") from exc
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise SchemaError(f"{where}: not a readable npz file ({type(exc).__name__}: {exc})") from exc
+    if not hasattr(z, "files"):
+        raise SchemaError(f"{where}: holds a single array, not an npz archive of the TpuGraphs keys")
+    try:
+        return _read_graph(z, path, lazy=lazy, require_runtime=require_runtime)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise SchemaError(
+            f"{where}: a member cannot be read ({type(exc).__name__}: {exc}); re-create the file"
+        ) from None
+    finally:
+        z.close()
 
-        def opt_int(key: str) -> np.ndarray | None:
-            return _as_int(where, key, get[key]).reshape(-1) if key in get else None
 
-        runtime = opt_int("config_runtime")
-        rounds = (
-            _as_int(where, "config_runtime_rounds", get["config_runtime_rounds"])
-            if "config_runtime_rounds" in get
-            else None
-        )
-        std = np.asarray(get["config_runtime_std"], dtype=np.float64) if "config_runtime_std" in get else None
-        common: dict[str, Any] = dict(
-            name=path.stem,
-            kind=kind,
-            node_feat=node_feat,
-            node_opcode=opcode,
-            edge_index=edges,
-            config_runtime=runtime,
-            config_runtime_normalizers=opt_int("config_runtime_normalizers"),
-            config_runtime_std=std,
-            config_runtime_rounds=rounds,
-            measure_meta=meta,
-            path=path,
-        )
-        if kind == "tile":
-            return GraphRecord(config_feat=np.asarray(get["config_feat"], dtype=np.float32), **common)
-        ids = opt_int("node_config_ids")
-        if lazy:
-            ncf: Any = LazyConfigFeat(path)
-        else:
-            ncf = np.asarray(z["node_config_feat"], dtype=np.float32)
-        splits = opt_int("node_splits")
-        return GraphRecord(node_config_ids=ids, node_config_feat=ncf, node_splits=splits, **common)
+def _read_graph(z: Any, path: Path, *, lazy: bool, require_runtime: bool) -> GraphRecord:
+    """The body of :func:`load_graph` once the npz is open (its read errors are turned into SchemaError there)."""
+    where = str(path)
+    keys = set(z.files)
+    kind = _kind_of(keys, where)
+    need = list(_COMMON) + (["config_feat"] if kind == "tile" else ["node_config_ids", "node_config_feat"])
+    if require_runtime:
+        need.append("config_runtime")
+    missing = [k for k in need if k not in keys]
+    if missing:
+        raise SchemaError(f"{where}: {kind} file lacks key(s) {missing}; present: {sorted(keys)}")
+    node_feat = np.asarray(z["node_feat"], dtype=np.float32)
+    if node_feat.ndim != 2:
+        raise _shape_error(where, "node_feat", f"(n, {NODE_FEAT_DIM})", node_feat.shape)
+    n = node_feat.shape[0]
+    opcode = _as_int(where, "node_opcode", z["node_opcode"]).reshape(-1)
+    edges = _normalise_edges(where, z["edge_index"], n)
+    get = {k: z[k] for k in keys if k not in ("node_config_feat", "node_feat", "edge_index", "node_opcode")}
+    meta: dict[str, Any] = {}
+    if "measure_meta" in get:
+        try:
+            meta = json.loads(str(get["measure_meta"]))
+        except json.JSONDecodeError as exc:
+            raise SchemaError(f"{where}: key 'measure_meta' is not valid JSON ({exc})") from exc
+
+    def opt_int(key: str) -> np.ndarray | None:
+        return _as_int(where, key, get[key]).reshape(-1) if key in get else None
+
+    runtime = opt_int("config_runtime")
+    rounds = (
+        _as_int(where, "config_runtime_rounds", get["config_runtime_rounds"])
+        if "config_runtime_rounds" in get
+        else None
+    )
+    std = np.asarray(get["config_runtime_std"], dtype=np.float64) if "config_runtime_std" in get else None
+    common: dict[str, Any] = dict(
+        name=path.stem,
+        kind=kind,
+        node_feat=node_feat,
+        node_opcode=opcode,
+        edge_index=edges,
+        config_runtime=runtime,
+        config_runtime_normalizers=opt_int("config_runtime_normalizers"),
+        config_runtime_std=std,
+        config_runtime_rounds=rounds,
+        measure_meta=meta,
+        path=path,
+    )
+    if kind == "tile":
+        return GraphRecord(config_feat=np.asarray(get["config_feat"], dtype=np.float32), **common)
+    ids = opt_int("node_config_ids")
+    if lazy:
+        ncf: Any = LazyConfigFeat(path)
+    else:
+        ncf = np.asarray(z["node_config_feat"], dtype=np.float32)
+    splits = opt_int("node_splits")
+    return GraphRecord(node_config_ids=ids, node_config_feat=ncf, node_splits=splits, **common)
 
 
 def save_graph(record: GraphRecord, path: str | Path, *, compress: bool = True) -> Path:
