@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from opgraph import __version__
-from opgraph._base.cli_options import UserError, load_callable, user_error_line
+from opgraph._base.cli_options import UserError, load_callable, out_option, user_error_line
 from opgraph.errors import OpgraphError
 
 __all__ = ["cli", "load_callable", "main"]
@@ -89,7 +89,7 @@ def cli(ctx: click.Context, debug: bool, log_level: str) -> None:
 
 
 @cli.command()
-@click.option("--out", "out_dir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
+@out_option(default="demo-out", dest="out_dir")
 @click.option("--full", is_flag=True, help="Longer demos (default: quick ones, about a minute each at most).")
 @click.option(
     "--only",

@@ -115,3 +115,36 @@ def test_load_callable(tmp_path):
     with pytest.raises(OpgraphError, match="syntax error"):
         load_callable(tmp_path / "bad.py", "f")
     assert isinstance(cli, click.Group)
+
+
+def _walk(cmd, path=()):
+    yield path, cmd
+    if isinstance(cmd, click.Group):
+        ctx = click.Context(cmd)
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            if sub is not None:
+                yield from _walk(sub, (*path, name))
+
+
+def test_every_command_uses_the_shared_options():
+    """--out/--json/--seed/--executor mean the same everywhere (made by opgraph._base.cli_options)."""
+    seen = set()
+    for path, cmd in _walk(cli):
+        for p in getattr(cmd, "params", []):
+            if not isinstance(p, click.Option):
+                continue
+            name = p.opts[0]
+            if name == "--json":
+                assert isinstance(p.type, click.Path) and not p.type.dir_okay and p.type.type is not None, path
+            elif name == "--out":
+                assert isinstance(p.type, click.Path) and p.type.type is not None, path  # a pathlib.Path
+                assert p.type.file_okay != p.type.dir_okay, path
+            elif name == "--seed":
+                assert p.type is click.INT, path
+            elif name == "--executor":
+                assert p.default == "serial" and "dask://" in p.help, path
+            else:
+                continue
+            seen.add(name)
+    assert {"--json", "--out", "--seed"} <= seen

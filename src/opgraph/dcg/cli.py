@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from opgraph._base.cli_options import json_option, out_option
 from opgraph.errors import OpgraphError
 
 
@@ -52,7 +53,7 @@ def group() -> None:
     type=click.Path(dir_okay=False),
     help="Where to write the density/CDF plot ('' for none).",
 )
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also save the result.")
+@json_option(help="Also save the result.")
 def eval_cmd(
     expr: str,
     var_specs: tuple[str, ...],
@@ -115,7 +116,7 @@ def eval_cmd(
 
 
 @group.command(name="demo")
-@click.option("--out", "out_dir", default="demo-out/dcg", show_default=True, type=click.Path(file_okay=False))
+@out_option(default="demo-out/dcg", dest="out_dir")
 @click.option("--full", is_flag=True, help="Larger sizes.")
 def demo_cmd(out_dir: str, full: bool) -> None:
     """Run the dcg demo and write its report page."""
