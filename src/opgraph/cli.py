@@ -46,7 +46,7 @@ class _Root(click.Group):
         except click.ClickException:
             raise
         except Exception as exc:
-            line = user_error_line(exc)
+            line = user_error_line(exc, HIDDEN_ALIASES.get(ctx.invoked_subcommand or "", ctx.invoked_subcommand))
             if line is None or (isinstance(ctx.obj, dict) and ctx.obj.get("debug")):
                 raise
             raise UserError(line) from exc

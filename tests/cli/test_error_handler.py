@@ -43,6 +43,31 @@ def test_missing_extra_names_the_pip_extra():
     exc = ModuleNotFoundError("No module named 'torch_geometric'", name="torch_geometric")
     assert user_error_line(exc) == ("this needs torch_geometric, which is not installed: pip install 'opgraph[perf]'")
     assert user_error_line(ModuleNotFoundError("x", name="some_internal_typo")) is None
+    torch_missing = ModuleNotFoundError("No module named 'torch'", name="torch")
+    assert user_error_line(torch_missing).endswith("pip install 'opgraph[torch]'")
+    assert user_error_line(torch_missing, "perf").endswith("pip install 'opgraph[perf]'")
+    dask_missing = ModuleNotFoundError("No module named 'dask'", name="dask")
+    assert user_error_line(dask_missing, "ffa").endswith("pip install 'opgraph[dask]'")
+
+
+def test_ffa_without_torch_names_the_ffa_extra(tmp_path):
+    """Hide torch from a subprocess; `opgraph ffa train` must say which extra to install."""
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+    )
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "opgraph.cli", "ffa", "train", "--data", "digits", "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    _one_line_exit_2(proc)
+    assert "pip install 'opgraph[ffa]'" in proc.stderr
 
 
 def test_bugs_keep_their_traceback():
