@@ -99,13 +99,11 @@ def cli(ctx: click.Context, debug: bool, log_level: str) -> None:
 )
 def demo(out_dir: str, full: bool, only: tuple[str, ...]) -> None:
     """Run every available system's demo on built-in data and write OUT/index.html."""
-    from rich.console import Console
-
     from opgraph.demo import SYSTEMS, run_demo
 
-    console = Console(stderr=True)
-    with console.status("running demos..."):
-        page = run_demo(out_dir, quick=not full, only=only or SYSTEMS)
+    systems = only or SYSTEMS
+    click.echo(f"running the graph-core demo and {len(systems)} system demos ({', '.join(systems)})", err=True)
+    page = run_demo(out_dir, quick=not full, only=systems, progress=lambda line: click.echo(line, err=True))
     click.echo(f"wrote {page}")
 
 
