@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from opgraph._base.cli_options import executor_option, out_option, seed_option
+from opgraph._base.cli_options import out_option, seed_option
 from opgraph._base.jsonio import write_json
 from opgraph.ffa.errors import FFAError
 
@@ -65,7 +65,7 @@ def group() -> None:
 @click.option("--n-test", type=int, default=None, help="Use a random subset of the test set.")
 @out_option(default="runs/ffa", dest="out_dir", help="Run folder (several runs: one sub-folder <method>-s<seed> each).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in the run folder.")
-@executor_option()
+@click.option("--executor", default="serial", show_default=True, help="serial | process | dask | dask://host:port")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 def train_cmd(
