@@ -107,11 +107,8 @@ def eval_cmd(
     for w in caught:
         con.print(f"[yellow]warning:[/yellow] {w.message}")
     if plot_path:
-        from opgraph._base.fileio import atomic_open
-
         fig = r.plot()
-        with atomic_open(plot_path, "wb") as fh:  # whole file or none, mode per umask
-            fig.savefig(fh, format=Path(plot_path).suffix.lstrip(".").lower() or "png", dpi=100)
+        fig.savefig(plot_path, dpi=100)
         con.print(f"plot written to {plot_path}")
     if json_path:
         r.save(json_path)
