@@ -79,9 +79,9 @@ def group() -> None:
     help="Run folder (several runs: one sub-folder <method>-s<seed> each).",
 )
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in the run folder.")
-@click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out (refused without this flag).")
 @click.option("--executor", default="serial", show_default=True, help="serial | process | dask | dask://host:port")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out (refused without this flag).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 def train_cmd(
     data_src: str,
