@@ -63,9 +63,16 @@ def test_cli_expression_errors_are_one_line(cli_error, args, needle):
     cli_error(*args, *extra, needles=(needle,))
 
 
-def test_cli_tuple_expression_is_refused_not_truncated(cli_error):
-    # It printed only the first output; the Python API (evaluate on a function returning a tuple) gives them all.
-    cli_error("dcg", "x, x*2", "--var", "x=normal:0,1", "--plot", "", needles=("has 2 outputs",))
+def test_cli_tuple_expression_prints_every_output(cli_run, tmp_path):
+    # It printed only the first output.
+    plot = tmp_path / "p.png"
+    code, out, err = cli_run("dcg", "x, x*2", "--var", "x=normal:0,1", "--atoms", "64", "--plot", str(plot))
+    assert code == 0, err
+    assert "output 1 of 2" in out and "output 2 of 2" in out
+    assert (tmp_path / "p-1.png").is_file() and (tmp_path / "p-2.png").is_file()
+    # The second output is 2x: its printed std is twice the first's.
+    stds = [float(line.split()[-2]) for line in out.splitlines() if " std " in line]
+    assert stds[1] == pytest.approx(2 * stds[0], rel=1e-5)
 
 
 def test_api_tuple_gives_every_output():

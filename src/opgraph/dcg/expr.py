@@ -79,14 +79,6 @@ def parse_var(spec: str) -> tuple[str, d.Distribution]:
     return name, cls(*values)
 
 
-def _top_level_outputs(expr: str) -> int:
-    """Number of comma-separated outputs of an expression the core compiler accepted (1 unless a tuple)."""
-    import ast
-
-    body = ast.parse(expr.strip(), mode="eval").body
-    return len(body.elts) if isinstance(body, ast.Tuple) else 1
-
-
 def compile_expression(expr: str, names: list[str]) -> Callable[..., Any]:
     """Turn ``expr`` into a function of ``names`` (positional, in order) that the tracer can call.
 
@@ -97,13 +89,6 @@ def compile_expression(expr: str, names: list[str]) -> Callable[..., Any]:
         fn, used = core_compile(expr)
     except ExpressionError as exc:
         raise DistError(str(exc)) from None
-    outputs = _top_level_outputs(expr)
-    if outputs > 1:
-        # The CLI prints one distribution; evaluate() in Python returns one result per output of a tuple.
-        raise DistError(
-            f"expression {expr!r} has {outputs} outputs; opgraph dcg evaluates one expression: run it once per "
-            "output, or call opgraph.dcg.evaluate on a function returning a tuple"
-        )
     missing = [n for n in used if n not in names]
     if missing:
         raise DistError(f"expression uses {missing} but no --var defines them; add --var {missing[0]}=normal:0,1")

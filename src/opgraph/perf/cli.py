@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from opgraph.perf.errors import PerfError
+from opgraph.perf.errors import PerfError, require
+
+
+def _at_least(minimum: int, **options: int | None) -> None:
+    """Raise PerfError naming the first ``--option`` below ``minimum`` (None: left at its default)."""
+    for name, value in options.items():
+        if value is not None and value < minimum:
+            raise PerfError(f"--{name.replace('_', '-')} {value} must be >= {minimum}")
 
 
 def _console() -> Any:
@@ -71,8 +78,6 @@ def collect(
     module_spec: str | None,
 ) -> None:
     """Measure configurations on this machine and write TpuGraphs npz files (resumable)."""
-    from opgraph.perf.errors import require
-
     require("torch", "perf")
     from opgraph.perf.measure import MeasureSettings
 
@@ -108,13 +113,6 @@ def collect(
             f"tau between rounds {m.get('tau_between_rounds', float('nan')):.3f}"
         )
     con.print(f"[bold]{len(res)} graphs in {out}[/bold]")
-
-
-def _at_least(minimum: int, **options: int | None) -> None:
-    """Raise PerfError naming the first ``--option`` below ``minimum`` (None: left at its default)."""
-    for name, value in options.items():
-        if value is not None and value < minimum:
-            raise PerfError(f"--{name.replace('_', '-')} {value} must be >= {minimum}")
 
 
 def _records(data: Path) -> list[Any]:
@@ -156,8 +154,6 @@ def train(
     seed: int,
 ) -> None:
     """Train the GraphSAGE cost model on a collection."""
-    from opgraph.perf.errors import require
-
     require("torch", "perf")
     _at_least(1, epochs=epochs, ensemble=ensemble, hidden=hidden)
     if not 0 <= valid_frac < 1:
@@ -203,7 +199,6 @@ def train(
 def eval_cmd(model_path: Path, data: Path, baselines: bool, json_out: Path | None) -> None:
     """Score a checkpoint (and untrained baselines) on a collection, next to the noise ceiling."""
     from opgraph.perf.baselines import AnalyticalBaseline, DefaultBaseline, RandomBaseline
-    from opgraph.perf.errors import require
     from opgraph.perf.evaluate import compare
     from opgraph.perf.model import CostModel
 
@@ -235,7 +230,6 @@ def eval_cmd(model_path: Path, data: Path, baselines: bool, json_out: Path | Non
 @click.argument("graph", type=click.Path(path_type=Path))
 def rank(model_path: Path, top: int, graph: Path) -> None:
     """Rank the configurations of GRAPH.npz with the model (fastest predicted first)."""
-    from opgraph.perf.errors import require
     from opgraph.perf.metrics import kendall_tau
     from opgraph.perf.model import CostModel
     from opgraph.perf.tpugraphs import load_graph
@@ -306,8 +300,6 @@ def tune(
         raise click.UsageError("--measure-frac must be in (0, 1]")
     if not 0 <= local_search < 1:
         raise click.UsageError("--local-search must be in [0, 1)")
-    from opgraph.perf.errors import require
-
     require("torch", "perf")
     model = CostModel.load(model_path)
     if model.config.kind != "layout":
