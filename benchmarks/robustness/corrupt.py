@@ -94,7 +94,7 @@ def run(examples: int) -> dict[str, dict[str, object]]:
     return results
 
 
-def write_doc(results: dict[str, dict[str, object]], examples: int, command: str) -> Path:
+def write_doc(results: dict[str, dict[str, object]], examples: int, command: str, tree: str = "") -> Path:
     """Write docs/reliability.md (and docs/benchmarks/reliability.json) from ``results``."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     total: Counter[str] = Counter()
@@ -125,7 +125,7 @@ either a correct load of a valid file or one `OpgraphError` (one line and exit s
 another exception, never a silent wrong load.
 
 - Command: `{command}`
-- Date: {now}; machine: {_cpu()}, Python {platform.python_version()}
+- Date: {now}; machine: {_cpu()}, Python {platform.python_version()}{"; source: " + tree if tree else ""}
 - Examples per format and mutation family: {examples} (hypothesis, derandomized); CI runs the same engine with
   fewer (`tests/robustness/test_corruption.py`, about 10 s).
 
@@ -164,10 +164,11 @@ def main() -> None:
     """Parse arguments, run, write the doc."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=200, help="examples per format and mutation family")
+    parser.add_argument("--tree", default="", help="which source tree was measured (written into the doc)")
     args = parser.parse_args()
     results = run(args.examples)
     command = f"PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/robustness/corrupt.py --examples {args.examples}"
-    print(f"wrote {write_doc(results, args.examples, command)}")
+    print(f"wrote {write_doc(results, args.examples, command, args.tree)}")
 
 
 if __name__ == "__main__":

@@ -303,6 +303,10 @@ def train(
         from opgraph.graph.io import atomic_write
 
         ck = rdir / CHECKPOINT
+        if resume:
+            from opgraph._base.zipcheck import verify_zip
+
+            verify_zip(ck, what="run checkpoint", error=FFAError)  # torch.load does not check CRC-32
         if resume and ck.is_file():
             state = torch.load(ck, map_location=dev, weights_only=False)
             if state["config"]["method"] != method:
@@ -445,6 +449,9 @@ def load_run(run_dir: str | Path, *, pair: Pair | None = None, device: str | Non
     ck = rdir / CHECKPOINT
     if not ck.is_file():
         raise FFAError(f"{rdir} has no {CHECKPOINT}; give a folder written by `opgraph ffa train --out`")
+    from opgraph._base.zipcheck import verify_zip
+
+    verify_zip(ck, what="run checkpoint", error=FFAError)  # torch.load does not check CRC-32
     dev = _device(device)
     state = torch.load(ck, map_location=dev, weights_only=False)
     cfg = state["config"]

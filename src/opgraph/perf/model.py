@@ -513,6 +513,9 @@ class CostModel:
         """
         import torch
 
+        from opgraph._base.zipcheck import verify_zip
+
+        verify_zip(path, what="--model", error=CheckpointError)  # torch.load does not check CRC-32
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"--model {path}: no such checkpoint file")
