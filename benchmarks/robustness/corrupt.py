@@ -151,7 +151,15 @@ verified (also by `LazyConfigFeat` before it serves rows by seeking), object arr
 (`allow_pickle=False`), shapes, dtypes, finiteness and value ranges are validated at load (TpuGraphs schema:
 positive runtimes, finite features, at least one node and one configuration; images: finite, labels integer
 class indices below 10,000, one per image), idx headers must match the data length, report.json is checked
-for the structure of a report before use, and checkpoints load with `weights_only=True` through the base layer.
+for the structure of a report before use, and checkpoints load with `weights_only=True` through the base layer
+after every zip member's CRC-32 is verified (`opgraph/_base/zipcheck.py`: `torch.load` does not check it, and
+before that check a flipped tensor byte loaded an ffa run with other weights).
+
+Reading the table: *valid-other* is large for the JSON files because they carry no checksum: a value changed
+to another value of the right type (a title, a node's recorded time) is a valid file with other content, and
+the loaders cannot tell it from the original. An energy run's `values.pt` is bound to its `graph.json` by a
+SHA-256 stored in the latter; `graph.json` itself is not protected (a checksum of the document would close
+that gap for edits that are not deliberate).
 """
     out = ROOT / "docs" / "reliability.md"
     out.write_text(doc)
