@@ -118,12 +118,6 @@ class TrainResult:
             "run_dir": str(self.run_dir) if self.run_dir else None,
         }
 
-    def save_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` atomically."""
-        from opgraph.graph.io import atomic_write
-
-        return atomic_write(path, json.dumps(self.to_dict(), indent=1))
-
     def plot(self) -> Any:
         """Learning curves (accuracy, reconstruction correlation, alignment) as a matplotlib Figure."""
         from opgraph.ffa.figures import learning_curves
