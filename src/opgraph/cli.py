@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from opgraph import __version__
-from opgraph._base.cli_options import UserError, load_callable, user_error_line
+from opgraph._base.cli_options import UserError, load_callable, out_option, user_error_line
 from opgraph.errors import OpgraphError
 
 __all__ = ["cli", "load_callable", "main"]
@@ -46,7 +46,7 @@ class _Root(click.Group):
         except click.ClickException:
             raise
         except Exception as exc:
-            line = user_error_line(exc)
+            line = user_error_line(exc, HIDDEN_ALIASES.get(ctx.invoked_subcommand or "", ctx.invoked_subcommand))
             if line is None or (isinstance(ctx.obj, dict) and ctx.obj.get("debug")):
                 raise
             raise UserError(line) from exc
@@ -89,7 +89,7 @@ def cli(ctx: click.Context, debug: bool, log_level: str) -> None:
 
 
 @cli.command()
-@click.option("--out", "out_dir", default="demo-out", show_default=True, type=click.Path(file_okay=False))
+@out_option(default="demo-out", dest="out_dir")
 @click.option("--full", is_flag=True, help="Longer demos (default: quick ones, about a minute each at most).")
 @click.option(
     "--only",
@@ -99,13 +99,11 @@ def cli(ctx: click.Context, debug: bool, log_level: str) -> None:
 )
 def demo(out_dir: str, full: bool, only: tuple[str, ...]) -> None:
     """Run every available system's demo on built-in data and write OUT/index.html."""
-    from rich.console import Console
-
     from opgraph.demo import SYSTEMS, run_demo
 
-    console = Console(stderr=True)
-    with console.status("running demos..."):
-        page = run_demo(out_dir, quick=not full, only=only or SYSTEMS)
+    systems = only or SYSTEMS
+    click.echo(f"running the graph-core demo and {len(systems)} system demos ({', '.join(systems)})", err=True)
+    page = run_demo(out_dir, quick=not full, only=systems, progress=lambda line: click.echo(line, err=True))
     click.echo(f"wrote {page}")
 
 

@@ -5,6 +5,7 @@ This module sits at the top layer with the CLI: it is the only place (with ``cli
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import time
@@ -133,10 +134,57 @@ def _failed(name: str, why: str) -> Section:
     return Section(id=name, title=f"opgraph.{name}", summary=f"The {name} demo did not run: {why}", notes=[why])
 
 
-def run_demo(out_dir: str | Path, *, quick: bool = True, only: tuple[str, ...] = SYSTEMS) -> Path:
-    """Run the demos and write ``out_dir/index.html``; returns its path."""
+def _docs_address(rel: str) -> str:
+    """``file://`` URI of a repository page when this opgraph runs from a source checkout, else the repo path."""
+    page = Path(__file__).resolve().parents[2] / rel
+    return page.as_uri() if page.is_file() else rel
+
+
+def with_provenance(section: Section, name: str, *, quick: bool) -> Section:
+    """``section`` with the command that reproduces it and links to its system's docs and benchmark page."""
+    if section.command or section.links:
+        return section
+    if name == "graph":
+        command = "opgraph graph '(x*y + sin(z)) / (1 + x*y) + exp(-z*z)' --png graph.png"
+        links = {"docs": _docs_address("docs/architecture.md")}
+    else:
+        command = f"opgraph demo --only {name}" + ("" if quick else " --full")
+        links = {"docs": _docs_address(f"docs/{name}.md"), "benchmarks": _docs_address(f"docs/benchmarks/{name}.md")}
+    return dataclasses.replace(section, command=command, links=links)
+
+
+def run_demo(
+    out_dir: str | Path,
+    *,
+    quick: bool = True,
+    only: tuple[str, ...] = SYSTEMS,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Run the demos and write ``out_dir/index.html``; returns its path.
+
+    Args:
+        out_dir: The report folder (the systems' working files go to ``out_dir/work``).
+        quick: Short demos (about a minute each at most).
+        only: The systems to run.
+        progress: Called with one line per finished section (``"[2/5] dcg: 3.1 s"``); the CLI prints them.
+    """
     out = Path(out_dir)
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
-    sections = [core_section(), *system_sections(work, quick=quick, only=only)]
+    total = 1 + len(only)
+    t0 = time.perf_counter()
+    sections = [with_provenance(core_section(), "graph", quick=quick)]
+    if progress:
+        progress(f"[1/{total}] graph core: {time.perf_counter() - t0:.1f} s")
+    for k, name in enumerate(only, start=2):
+        t0 = time.perf_counter()
+        got = system_sections(work, quick=quick, only=(name,))
+        sections.extend(with_provenance(sec, name, quick=quick) for sec in got)
+        if progress:
+            status = (
+                "skipped (no demo)"
+                if not got
+                else ("failed" if got[-1].summary.startswith(f"The {name} demo did not run") else "done")
+            )
+            progress(f"[{k}/{total}] {name}: {status} in {time.perf_counter() - t0:.1f} s")
     return write_report(sections, out, title="opgraph demo")

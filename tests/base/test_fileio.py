@@ -143,3 +143,22 @@ def test_atomic_dir_refuses_the_current_directory(tmp_path, monkeypatch):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OpgraphError, match="not a folder"), atomic_dir(tmp_path / "f"):
         pass
+
+
+def test_folder_whose_parent_is_not_writable_can_still_be_updated(tmp_path, monkeypatch):
+    import errno
+
+    out = tmp_path / "p" / "r"
+    with atomic_dir(out) as d:
+        (d / "a").write_text("1")
+    real_open = os.open
+
+    def no_lock_files(path, *args, **kwargs):
+        if str(path).endswith(".lock"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_lock_files)  # what a read-only parent does (root ignores modes)
+    with folder_lock(out):
+        atomic_write(out / "a", "2")
+    assert (out / "a").read_text() == "2"

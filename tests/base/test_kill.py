@@ -93,3 +93,39 @@ def test_report_folder_is_whole_after_random_kills(tmp_path):
     assert [p.name for p in tmp_path.iterdir() if "opgraph-tmp" in p.name] == []
     write_report([Section("s", "S", summary="version 7", data={"v": 7})], out, title="T7")
     assert not (out / "figures").exists() and (out / "work" / "keep.txt").is_file()
+
+
+FILE_WRITER = r"""
+import sys
+from opgraph._base.fileio import atomic_open
+
+out, v = sys.argv[1], int(sys.argv[2])
+print("ready", flush=True)
+while True:
+    tag = f"v{v:06d}".encode()
+    with atomic_open(out, "wb") as fh:
+        for _ in range(50):
+            fh.write(tag * 20000)  # 7 MB in 50 pieces: kills land inside the write
+    v += 1
+"""
+
+
+def _check_file(out: Path) -> int:
+    data = out.read_bytes()
+    assert len(data) == 50 * 20000 * 7, len(data)
+    tag = data[:7]
+    assert data == tag * (50 * 20000), "a file mixes two writes or is cut off"
+    return int(tag[1:])
+
+
+def test_single_file_is_whole_and_leftovers_are_cleaned(tmp_path):
+    out = tmp_path / "big.bin"
+    out.write_bytes(b"v000000" * (50 * 20000))
+    seen = _kill_loop(FILE_WRITER, out, kills=15, check=_check_file, seed=2)
+    assert len(seen) > 2, sorted(seen)
+    left = [p for p in tmp_path.iterdir() if p.name.endswith(".opgraph-tmp")]
+    assert left, "no kill landed inside a write"
+    # killed writers hold no lock any more, so their temporaries go as soon as they are stale
+    removed = clean_stale(tmp_path, older_than_s=0)
+    assert sorted(removed) == sorted(left)
+    assert [p.name for p in tmp_path.iterdir()] == ["big.bin"]

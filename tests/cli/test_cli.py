@@ -69,6 +69,8 @@ def test_demo_and_report_commands(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["demo", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "index.html").is_file() and (out / "report.json").is_file()
+    assert "[1/1] graph core:" in result.output  # progress per section (stderr, mixed in by CliRunner)
+    assert "Reproduce: <code>opgraph graph" in (out / "index.html").read_text()
     (out / "index.html").unlink()
     result = CliRunner().invoke(cli, ["report", str(out)])
     assert result.exit_code == 0 and (out / "index.html").is_file()

@@ -43,6 +43,31 @@ def test_missing_extra_names_the_pip_extra():
     exc = ModuleNotFoundError("No module named 'torch_geometric'", name="torch_geometric")
     assert user_error_line(exc) == ("this needs torch_geometric, which is not installed: pip install 'opgraph[perf]'")
     assert user_error_line(ModuleNotFoundError("x", name="some_internal_typo")) is None
+    torch_missing = ModuleNotFoundError("No module named 'torch'", name="torch")
+    assert user_error_line(torch_missing).endswith("pip install 'opgraph[torch]'")
+    assert user_error_line(torch_missing, "perf").endswith("pip install 'opgraph[perf]'")
+    dask_missing = ModuleNotFoundError("No module named 'dask'", name="dask")
+    assert user_error_line(dask_missing, "ffa").endswith("pip install 'opgraph[dask]'")
+
+
+def test_ffa_without_torch_names_the_ffa_extra(tmp_path):
+    """Hide torch from a subprocess; `opgraph ffa train` must say which extra to install."""
+    (tmp_path / "torch").mkdir()
+    (tmp_path / "torch" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+    )
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "opgraph.cli", "ffa", "train", "--data", "digits", "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    _one_line_exit_2(proc)
+    assert "pip install 'opgraph[ffa]'" in proc.stderr
 
 
 def test_bugs_keep_their_traceback():
@@ -117,3 +142,36 @@ def test_load_callable(tmp_path):
     with pytest.raises(OpgraphError, match="syntax error"):
         load_callable(tmp_path / "bad.py", "f")
     assert isinstance(cli, click.Group)
+
+
+def _walk(cmd, path=()):
+    yield path, cmd
+    if isinstance(cmd, click.Group):
+        ctx = click.Context(cmd)
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            if sub is not None:
+                yield from _walk(sub, (*path, name))
+
+
+def test_every_command_uses_the_shared_options():
+    """--out/--json/--seed/--executor mean the same everywhere (made by opgraph._base.cli_options)."""
+    seen = set()
+    for path, cmd in _walk(cli):
+        for p in getattr(cmd, "params", []):
+            if not isinstance(p, click.Option):
+                continue
+            name = p.opts[0]
+            if name == "--json":
+                assert isinstance(p.type, click.Path) and not p.type.dir_okay and p.type.type is not None, path
+            elif name == "--out":
+                assert isinstance(p.type, click.Path) and p.type.type is not None, path  # a pathlib.Path
+                assert p.type.file_okay != p.type.dir_okay, path
+            elif name == "--seed":
+                assert p.type is click.INT, path
+            elif name == "--executor":
+                assert p.default == "serial" and "dask://" in p.help, path
+            else:
+                continue
+            seen.add(name)
+    assert {"--json", "--out", "--seed"} <= seen

@@ -63,3 +63,20 @@ def test_write_report_refuses_ids_and_names_that_leave_the_folder(tmp_path, sid,
         )
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert written == []
+
+
+def test_command_and_links_are_shown_saved_and_reloaded(tmp_path):
+    sec = Section(
+        "a",
+        "A",
+        command="opgraph demo --only dcg",
+        links={"docs": "https://example.org/dcg", "bench": "docs/benchmarks/dcg.md", "bad": "javascript:alert(1)"},
+    )
+    page = write_report([sec], tmp_path / "r").read_text()
+    assert "Reproduce: <code>opgraph demo --only dcg</code>" in page
+    assert '<a href="https://example.org/dcg">' in page and "<code>docs/benchmarks/dcg.md</code>" in page
+    assert 'href="javascript' not in page
+    _, (back,) = load_report(tmp_path / "r")
+    assert back.command == sec.command and back.links == sec.links
+    rebuild_report(tmp_path / "r")
+    assert "Reproduce:" in (tmp_path / "r" / "index.html").read_text()

@@ -187,3 +187,25 @@ def test_demo_without_torch_has_no_tracebacks(tmp_path):
     assert proc.returncode == 0, output
     assert "Traceback" not in output
     assert "pip install 'opgraph[perf]'" in output and "pip install 'opgraph[ffa]'" in output
+
+
+def test_lazy_rows_of_a_corrupt_member_are_refused(tmp_path):
+    """Seeking to a row skips zip's CRC check; LazyConfigFeat verifies the member once before serving rows."""
+    import zipfile
+
+    path = tmp_path / "g.npz"
+    np.savez(path, **{k: v for k, v in layout(c=150).items() if k not in ("name", "kind")})
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("node_config_feat.npy")
+    data = bytearray(path.read_bytes())
+    import struct
+
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    member = info.header_offset + 30 + name_len + extra_len
+    header_len = struct.unpack("<H", data[member + 8 : member + 10])[0]
+    first_row = member + 10 + header_len
+    data[first_row + 5] ^= 0x01  # a bit of config 0: still a finite float
+    path.write_bytes(bytes(data))
+    lazy = load_graph(path, lazy=True).node_config_feat
+    with pytest.raises(SchemaError, match="CRC"):
+        lazy[0]

@@ -43,28 +43,41 @@ EXTRAS: dict[str, str] = {
 USER_ERROR_EXIT = 2
 
 
-def missing_extra(exc: ImportError) -> MissingExtraError | None:
-    """The :class:`MissingExtraError` for an import of an optional dependency that failed, else ``None``."""
-    name = getattr(exc, "name", None) or ""
-    extra = EXTRAS.get(name.split(".")[0])
+def missing_extra(exc: ImportError, system: str | None = None) -> MissingExtraError | None:
+    """The :class:`MissingExtraError` for an import of an optional dependency that failed, else ``None``.
+
+    Args:
+        exc: The import error.
+        system: The system whose command failed (``"perf"``); its own extra is named when it is one
+            (``opgraph[perf]`` brings torch too), else the dependency's.
+    """
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    extra = EXTRAS.get(name)
     if not isinstance(exc, ModuleNotFoundError) or extra is None:
         return None
-    return MissingExtraError(f"this needs {name.split('.')[0]}, which is not installed: pip install 'opgraph[{extra}]'")
+    if system in SYSTEM_EXTRAS and extra not in ("dask", "bench", "dev", "tvm"):
+        extra = system
+    return MissingExtraError(f"this needs {name}, which is not installed: pip install 'opgraph[{extra}]'")
 
 
-def user_error_line(exc: BaseException) -> str | None:
+#: Systems that have an extra of their own (``dcg`` needs none).
+SYSTEM_EXTRAS = ("perf", "energy", "ffa")
+
+
+def user_error_line(exc: BaseException, system: str | None = None) -> str | None:
     """One line describing a user error, or ``None`` when ``exc`` is a bug (which keeps its traceback).
 
     User errors are: every :class:`OpgraphError`; :class:`EOFError` (an empty or truncated input); a missing
     optional dependency (named with the ``pip install 'opgraph[EXTRA]'`` that provides it); an :class:`OSError`
-    on a file (missing, unreadable, a folder); and text that is not UTF-8.
+    on a file (missing, unreadable, a folder); and text that is not UTF-8. ``system`` (``"perf"``) names the
+    command's system, whose extra is then suggested for a missing dependency.
     """
     if isinstance(exc, OpgraphError):
         text = str(exc)
     elif isinstance(exc, EOFError):
         text = f"unexpected end of input: an empty or truncated file? ({exc or 'EOF'})"
     elif isinstance(exc, ImportError):
-        extra = missing_extra(exc)
+        extra = missing_extra(exc, system)
         if extra is None:
             return None
         text = str(extra)

@@ -112,10 +112,19 @@ def folder_lock(dest: str | os.PathLike[str]) -> Iterator[Path]:
     Raises:
         ConcurrentWriteError: another process holds it; nothing was written.
     """
-    dest = Path(dest)
+    dest = Path(dest).absolute()
     lock_path = dest.parent / f".{dest.name}.lock"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666 & ~current_umask())
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        # a folder whose parent this user cannot write: nobody can swap it either, so there is nothing to lock
+        # against; a single file written inside it (rebuild_report's index.html) is still atomic
+        log.debug("no lock for %s (%s)", dest, exc)
+        yield lock_path
+        return
     try:
         if not _try_lock(fd):
             raise ConcurrentWriteError(

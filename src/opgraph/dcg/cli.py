@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from opgraph._base.cli_options import json_option, out_option
 from opgraph.errors import OpgraphError
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def group() -> None:
     type=click.Path(dir_okay=False),
     help="Where to write the density/CDF plot ('' for none).",
 )
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Also save the result.")
+@json_option(help="Also save the result.")
 def eval_cmd(
     expr: str,
     var_specs: tuple[str, ...],
@@ -139,7 +140,7 @@ def _summary_table(r: DistResult, title: str) -> Table:
 
 
 @group.command(name="demo")
-@click.option("--out", "out_dir", default="demo-out/dcg", show_default=True, type=click.Path(file_okay=False))
+@out_option(default="demo-out/dcg", dest="out_dir")
 @click.option("--full", is_flag=True, help="Larger sizes.")
 def demo_cmd(out_dir: str, full: bool) -> None:
     """Run the dcg demo and write its report page."""

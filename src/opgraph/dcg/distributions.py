@@ -70,14 +70,6 @@ class Quantized:
         m2: Upper bound on ``E[(X - atom)^2; X in cell]`` per cell; ``None`` means unknown (infinite).
     """
 
-    def bias_or_err(self) -> np.ndarray:
-        """Per-cell bound on ``|E[X - atom; cell]|`` (``err`` when no sharper one is known)."""
-        return self.err if self.bias is None else np.minimum(self.bias, self.err)
-
-    def m2_or_inf(self) -> np.ndarray:
-        """Per-cell bound on ``E[(X - atom)^2; cell]`` (``inf`` when unknown)."""
-        return np.full(self.err.shape, np.inf) if self.m2 is None else self.m2
-
     atoms: np.ndarray
     weights: np.ndarray
     lo: np.ndarray
@@ -184,9 +176,6 @@ class Distribution(RandomVariable):
         """An upper bound on ``E|1/X|`` (``inf`` when unknown or infinite)."""
         return math.inf
 
-    def _leaf(self) -> Distribution:
-        return self
-
 
 class Continuous(Distribution):
     """``X = loc + scale * Z`` with a standard variable ``Z`` described by the ``_z*`` methods."""
@@ -224,11 +213,6 @@ class Continuous(Distribution):
 
     def _zsupport(self) -> tuple[float, float]:
         return (-math.inf, math.inf)
-
-    def _zmean_abs(self) -> float:
-        lo = float(self._zpm_lo(np.array(0.0)))
-        hi = float(self._zpm_hi(np.array(0.0)))
-        return hi - lo
 
     # public law interface -----------------------------------------------------------------------------------
     def cdf(self, t: Any) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from opgraph._base.cli_options import json_option
 from opgraph._base.jsonio import write_json
 from opgraph.energy.errors import EnergyError
 
@@ -49,7 +50,7 @@ def group() -> None:
 @click.option("--rounds", type=int, default=7, show_default=True, help="Interleaved rounds per region pair.")
 @click.option("--threshold", type=float, default=None, help="Ratio threshold (default: 1.10, A-vs-A calibrated).")
 @click.option("--allow-mismatch", is_flag=True, help="Compare even when the outputs differ.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report as JSON.")
+@json_option(help="Write the report as JSON.")
 @click.option("--html", "html_dir", type=click.Path(file_okay=False), help="Write an HTML page into this directory.")
 @click.option("--perfetto", "trace_path", type=click.Path(dir_okay=False), help="Write a Perfetto/Chrome trace.")
 @click.option("--folded", "folded_path", type=click.Path(dir_okay=False), help="Write folded stacks.")
@@ -96,7 +97,7 @@ def diff_cmd(
 @click.argument("target")
 @click.option("--backend", type=BACKEND_CHOICE, default="auto", show_default=True)
 @click.option("--top", type=int, default=20, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False))
+@json_option()
 @click.option("--perfetto", "trace_path", type=click.Path(dir_okay=False))
 @click.option("--folded", "folded_path", type=click.Path(dir_okay=False))
 def profile_cmd(
@@ -135,7 +136,7 @@ def profile_cmd(
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--rounds", type=int, default=5, show_default=True)
 @click.option("--no-baselines", is_flag=True, help="Skip the name-only and profiler baselines.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False))
+@json_option()
 @click.option("--list", "list_only", is_flag=True, help="List the cases and exit.")
 def cases_cmd(
     backend: str,

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from opgraph.energy import settings as settings_mod
-from opgraph.energy.errors import EnergyError
+from opgraph.energy.errors import EnergyError, seconds_field
 from opgraph.energy.fingerprint import Fingerprint, fingerprint
 from opgraph.graph import Graph, Node
 
@@ -298,8 +298,8 @@ def load(path: str | os.PathLike[str]) -> Run:
         graph=graph,
         settings=settings,
         values=values,
-        wall_s=float(data.get("wall_s", 0.0)),
-        cpu_s=float(data.get("cpu_s", 0.0)),
+        wall_s=seconds_field(data, "wall_s", f"load({str(path)!r})"),
+        cpu_s=seconds_field(data, "cpu_s", f"load({str(path)!r})"),
         outputs=outputs,
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from opgraph._base.cli_options import out_option, seed_option
 from opgraph._base.jsonio import write_json
 from opgraph.ffa.errors import FFAError
 
@@ -63,7 +64,7 @@ def group() -> None:
     help="ffa, bp, bp-copy, fa, kp, sign, ae-bp, ae-fa (repeat for several).",
 )
 @click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--seed", "seeds", type=int, multiple=True, default=(0,), show_default=True, help="Repeat for several.")
+@seed_option(multiple=True, dest="seeds")
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--lr-f", type=float, default=1e-3, show_default=True)
 @click.option("--lr-b", type=float, default=1e-3, show_default=True)
@@ -71,18 +72,11 @@ def group() -> None:
 @click.option("--image-size", type=int, default=None, help="Resize images (default: 28x28 -> 32x32).")
 @click.option("--n-train", type=int, default=None, help="Use a random subset of the training set.")
 @click.option("--n-test", type=int, default=None, help="Use a random subset of the test set.")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False),
-    default="runs/ffa",
-    show_default=True,
-    help="Run folder (several runs: one sub-folder <method>-s<seed> each).",
-)
+@out_option(default="runs/ffa", dest="out_dir", help="Run folder (several runs: one sub-folder <method>-s<seed> each).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in the run folder.")
-@click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out (refused without this flag).")
 @click.option("--executor", default="serial", show_default=True, help="serial | process | dask | dask://host:port")
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out (refused without this flag).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
 def train_cmd(
     data_src: str,
@@ -205,9 +199,7 @@ def _refuse_earlier_runs(folders: list[Path]) -> None:
 @click.option("--iterations", type=int, default=3, show_default=True, help="F->B iterations.")
 @click.option("--n", type=int, default=512, show_default=True, help="Test images for robustness.")
 @click.option("--no-inference", is_flag=True, help="Skip denoising / inpainting / imagination.")
-@click.option(
-    "--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Report folder (default: RUN_DIR/eval)."
-)
+@out_option(dest="out_dir", help="Report folder (default: RUN_DIR/eval).")
 @click.option("--device", default="cpu", show_default=True)
 def eval_cmd(
     run_dir: str,
@@ -281,7 +273,7 @@ def eval_cmd(
 
 @group.command("compare")
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None, help="Write a report page here.")
+@out_option(dest="out_dir", help="Write a report page here.")
 def compare_cmd(run_dirs: tuple[str, ...], out_dir: str | None) -> None:
     """Compare runs: a table of final / best metrics, learning curves and the accuracy-vs-reconstruction plot."""
     from rich.console import Console

@@ -119,12 +119,6 @@ class TrainResult:
             "run_dir": str(self.run_dir) if self.run_dir else None,
         }
 
-    def save_json(self, path: str | Path) -> Path:
-        """Write :meth:`to_dict` atomically."""
-        from opgraph.graph.io import atomic_write
-
-        return atomic_write(path, json.dumps(self.to_dict(), indent=1))
-
     def plot(self) -> Any:
         """Learning curves (accuracy, reconstruction correlation, alignment) as a matplotlib Figure."""
         from opgraph.ffa.figures import learning_curves
@@ -312,6 +306,10 @@ def train(
     rdir = Path(run_dir) if run_dir is not None else None
     if rdir is not None:
         ck = rdir / CHECKPOINT
+        if resume:
+            from opgraph._base.zipcheck import verify_zip
+
+            verify_zip(ck, what="run checkpoint", error=FFAError)  # torch.load does not check CRC-32
         if resume and ck.is_file():
             state = _load_checkpoint(ck, dev)
             if state["config"]["method"] != method:
@@ -454,6 +452,9 @@ def load_run(run_dir: str | Path, *, pair: Pair | None = None, device: str | Non
     ck = rdir / CHECKPOINT
     if not ck.is_file():
         raise FFAError(f"{rdir} has no {CHECKPOINT}; give a folder written by `opgraph ffa train --out`")
+    from opgraph._base.zipcheck import verify_zip
+
+    verify_zip(ck, what="run checkpoint", error=FFAError)  # torch.load does not check CRC-32
     dev = _device(device)
     state = _load_checkpoint(ck, dev)
     cfg = state["config"]

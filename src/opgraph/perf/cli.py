@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from opgraph._base.cli_options import executor_option, json_option, out_option, seed_option
 from opgraph._base.jsonio import write_json
 from opgraph.perf.errors import PerfError, require
 
@@ -61,9 +62,9 @@ def group() -> None:
 @click.option("--space", type=click.Choice(["layout", "tile"]), default="layout", show_default=True)
 @click.option("--zoo", "n_zoo", type=int, default=10, show_default=True, help="Zoo models (layout) or kernels (tile).")
 @click.option("--configs", type=int, default=40, show_default=True, help="Configurations per graph.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output directory of npz files.")
-@click.option("--executor", default="serial", show_default=True, help="serial | process | dask | dask://host:port")
-@click.option("--seed", type=int, default=0, show_default=True)
+@out_option(required=True, help="Output directory of npz files.")
+@executor_option()
+@seed_option()
 @click.option("--rounds", type=int, default=3, show_default=True)
 @click.option("--reps", type=int, default=3, show_default=True)
 @click.option("--module", "module_spec", default=None, help="Also measure a user model: path/to/file.py:factory.")
@@ -128,7 +129,7 @@ def _records(data: Path) -> list[Any]:
 
 @group.command()
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Directory (tree) of npz files.")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint path (model.pt).")
+@out_option(kind="file", required=True, help="Checkpoint path (model.pt).")
 @click.option("--epochs", type=int, default=40, show_default=True)
 @click.option("--loss", type=click.Choice(["listmle", "hinge"]), default="listmle", show_default=True)
 @click.option(
@@ -141,7 +142,7 @@ def _records(data: Path) -> list[Any]:
 @click.option("--hidden", type=int, default=64, show_default=True)
 @click.option("--mse-weight", type=float, default=None, help="Weight of the MSE term (default: 0.02 tile, 0 layout).")
 @click.option("--valid-frac", type=float, default=0.2, show_default=True, help="Whole graphs held out for selection.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 def train(
     data: Path,
     out: Path,
@@ -196,7 +197,7 @@ def train(
     show_default=True,
     help="Also score random/default/analytical (no training needed).",
 )
-@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None)
+@json_option(dest="json_out")
 def eval_cmd(model_path: Path, data: Path, baselines: bool, json_out: Path | None) -> None:
     """Score a checkpoint (and untrained baselines) on a collection, next to the noise ceiling."""
     from opgraph.perf.baselines import AnalyticalBaseline, DefaultBaseline, RandomBaseline
@@ -272,13 +273,9 @@ def rank(model_path: Path, top: int, graph: Path) -> None:
     show_default=True,
     help="Interleaved rounds (one timed run each) of the race.",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--out",
-    "out_json",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Write the chosen layout (module path -> format) and the timings as JSON.",
+@seed_option()
+@out_option(
+    kind="file", dest="out_json", help="Write the chosen layout (module path -> format) and the timings as JSON."
 )
 def tune(
     model_factory: str,

@@ -197,8 +197,3 @@ def conv_flops(node_feat: np.ndarray, edge_index: np.ndarray, node: int) -> floa
     producers = edge_index[edge_index[:, 0] == node, 1]
     cin = float(node_feat[producers[0], COL_SHAPE + 1]) if len(producers) else 1.0
     return 2.0 * out_elems * window * max(cin / groups, 1.0)
-
-
-def node_bytes(node_feat: np.ndarray, node: int, itemsize: int = 4) -> float:
-    """Bytes of a node's output tensor (product of its shape times ``itemsize``)."""
-    return float(node_feat[node, COL_SHAPE + 7]) * itemsize

@@ -172,22 +172,3 @@ def apply_layout(module: Any, example_inputs: tuple[Any, ...], targets: list[str
         setattr(parent, attr, cls(getattr(parent, attr)))
     lm = LayoutModel(mod, uniq, tuple(example_inputs))
     return lm
-
-
-def node_layouts(graph: Any, choices: Any, config_nodes: list[int]) -> dict[int, int]:
-    """Propagate formats through the graph: configurable nodes get their choice, others their first input's.
-
-    Returns:
-        node id -> 0 (NCHW) / 1 (NHWC) for every node with a 4-d output.
-    """
-    ch = dict(zip(config_nodes, np.asarray(choices).reshape(-1).tolist()))
-    fmt: dict[int, int] = {}
-    for node in graph:
-        if len(node.meta.get("shape") or ()) != 4:
-            continue
-        if node.id in ch:
-            fmt[node.id] = int(ch[node.id])
-        else:
-            ins = [fmt[u] for u in node.inputs if u in fmt]
-            fmt[node.id] = ins[0] if ins else NCHW
-    return fmt

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from opgraph._base.provenance import cpu_model
+from opgraph.measure import cpu_ns
 from opgraph.perf.errors import MeasurementError
 from opgraph.perf.metrics import inter_round_tau
 
@@ -132,12 +133,6 @@ def protocol_meta(settings: MeasureSettings) -> dict[str, Any]:
     return meta
 
 
-def _time_once(fn: Callable[[], Any]) -> int:
-    t0 = time.thread_time_ns()
-    fn()
-    return time.thread_time_ns() - t0
-
-
 def _cuda_timer() -> Callable[[Callable[[], Any]], int]:
     import torch
 
@@ -192,7 +187,7 @@ def measure_configs(
         meta["timer"] = "CUDA events around one run"
         meta["gpu"] = torch.cuda.get_device_name()
     elif s.timer == "cpu":
-        time_once = _time_once
+        time_once = cpu_ns  # the shared timer of opgraph.measure
     else:
         raise MeasurementError(f"MeasureSettings.timer must be 'cpu' or 'cuda', got {s.timer!r}")
     rng = np.random.default_rng(seed)

@@ -524,6 +524,9 @@ class CostModel:
         """
         from opgraph._base.torchio import load_checkpoint
 
+        from opgraph._base.zipcheck import verify_zip
+
+        verify_zip(path, what="--model", error=CheckpointError)  # torch.load does not check CRC-32
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"--model {path}: no such checkpoint file")

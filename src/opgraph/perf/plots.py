@@ -117,19 +117,3 @@ def draw_layout_choice(record: GraphRecord, choice: np.ndarray, *, title: str = 
     ax.axis("off")
     fig.tight_layout()
     return fig
-
-
-def training_curve(history: Sequence[dict[str, float]]) -> Any:
-    """Training loss and validation tau per epoch."""
-    fig = _figure(6, 3)
-    ax = fig.add_subplot(1, 1, 1)
-    ep = [h["epoch"] for h in history]
-    ax.plot(ep, [h["loss"] for h in history], label="train loss")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("ListMLE loss")
-    if history and "valid_tau" in history[0]:
-        ax2 = ax.twinx()
-        ax2.plot(ep, [h["valid_tau"] for h in history], color="tab:orange", label="valid tau")
-        ax2.set_ylabel("validation Kendall tau")
-    fig.tight_layout()
-    return fig

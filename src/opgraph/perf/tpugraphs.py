@@ -53,7 +53,8 @@ class LazyConfigFeat:
     Indices follow NumPy: ``-n <= i < n``, anything else raises :class:`IndexError` (never wraps around).
     Works for stored and deflated members (deflated ones are decompressed from the start on each seek).
     The file's size, modification time and inode are remembered: reading after the file was replaced raises
-    :class:`SchemaError` instead of mixing rows of two files.
+    :class:`SchemaError` instead of mixing rows of two files. Seeking skips the zip CRC check, so the first read
+    streams the whole member once (constant memory) to verify its CRC-32: a corrupt byte is refused, not served.
     """
 
     def __init__(self, path: Path, key: str = "node_config_feat") -> None:
@@ -77,6 +78,16 @@ class LazyConfigFeat:
             raise SchemaError(f"{self.path}: {key} has dtype {self.dtype}; expected a numeric array")
         self.shape: tuple[int, ...] = tuple(int(s) for s in shape)
         self._row_items = int(np.prod(self.shape[1:])) if len(self.shape) > 1 else 1
+        self._verified = False
+
+    def _verify_member(self, zf: zipfile.ZipFile) -> None:
+        """Read the member to its end once, so that zipfile checks its CRC-32 (raises BadZipFile if corrupt)."""
+        if self._verified:
+            return
+        with zf.open(self.key + ".npy") as fh:
+            while fh.read(1 << 22):
+                pass
+        self._verified = True
 
     def _file_stamp(self) -> tuple[int, int, int]:
         try:
@@ -113,16 +124,18 @@ class LazyConfigFeat:
         row_bytes = self._row_items * self.dtype.itemsize
         order = np.argsort(rows, kind="stable")
         try:
-            with zipfile.ZipFile(self.path) as zf, zf.open(self.key + ".npy") as fh:
-                for j in order:
-                    fh.seek(self._offset + int(rows[j]) * row_bytes)
-                    buf = fh.read(row_bytes)
-                    if len(buf) != row_bytes:
-                        raise SchemaError(
-                            f"{self.path}: {self.key} is truncated (config {int(rows[j])} is incomplete); "
-                            "re-create the file"
-                        )
-                    out[j] = np.frombuffer(buf, dtype=self.dtype).reshape(self.shape[1:])
+            with zipfile.ZipFile(self.path) as zf:
+                self._verify_member(zf)
+                with zf.open(self.key + ".npy") as fh:
+                    for j in order:
+                        fh.seek(self._offset + int(rows[j]) * row_bytes)
+                        buf = fh.read(row_bytes)
+                        if len(buf) != row_bytes:
+                            raise SchemaError(
+                                f"{self.path}: {self.key} is truncated (config {int(rows[j])} is incomplete); "
+                                "re-create the file"
+                            )
+                        out[j] = np.frombuffer(buf, dtype=self.dtype).reshape(self.shape[1:])
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
             raise SchemaError(f"{self.path}: {self.key} cannot be read ({type(exc).__name__}: {exc})") from None
         if out.dtype.kind == "f" and not np.isfinite(out).all():

@@ -52,6 +52,11 @@ def _machine() -> str:
     return machine_line()
 
 
+def _href(address: str) -> str | None:
+    """A link target for ``address``: URLs and ``file://`` URIs as they are; a bare path gets no link."""
+    return address if address.split(":", 1)[0] in ("http", "https", "file") else None
+
+
 def render_html(sections: Sequence[Section], title: str, generated: str | None = None) -> str:
     """Render the page for ``sections`` as one self-contained HTML string."""
     from opgraph import __version__
@@ -65,6 +70,8 @@ def render_html(sections: Sequence[Section], title: str, generated: str | None =
             "id": s.id,
             "title": s.title,
             "notes": s.notes,
+            "command": s.command,
+            "links": [{"label": k, "href": _href(v), "text": v} for k, v in s.links.items()],
             "paragraphs": [p.strip() for p in s.summary.split("\n\n") if p.strip()],
             "tables": s.tables,
             "figures": [
@@ -119,6 +126,8 @@ def write_report(sections: Sequence[Section], out_dir: str | Path, title: str = 
                     "title": s.title,
                     "summary": s.summary,
                     "notes": list(s.notes),
+                    "command": s.command,
+                    "links": dict(s.links),
                     "figures": figs,
                     "tables": [{"columns": t.columns, "rows": t.rows, "caption": t.caption} for t in s.tables],
                     "data": s.data,
@@ -131,6 +140,9 @@ def write_report(sections: Sequence[Section], out_dir: str | Path, title: str = 
 
 def load_report(out_dir: str | Path) -> tuple[str, list[Section]]:
     """Read ``out_dir/report.json`` (and its figures) back into sections; returns ``(title, sections)``."""
+    from opgraph.report.shape import check_report_shape
+
+    check_report_shape(Path(out_dir) / "report.json")
     out = Path(out_dir)
     path = out / "report.json"
     if not path.is_file():
@@ -159,6 +171,8 @@ def load_report(out_dir: str | Path) -> tuple[str, list[Section]]:
                 tables,
                 s.get("data", {}),
                 s.get("notes", []),
+                str(s.get("command", "")),
+                {str(k): str(v) for k, v in dict(s.get("links", {})).items()},
             )
         )
     return str(doc.get("title", "opgraph report")), sections

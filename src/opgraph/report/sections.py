@@ -64,6 +64,9 @@ class Section:
         tables: Tables, shown in order.
         data: The numbers behind the section (saved to ``report.json``).
         notes: Caveats the reader must see (e.g. "energy is modelled, not measured").
+        command: The shell command that reproduces the section (shown on the page).
+        links: Label -> address (a URL, a ``file://`` URI or a repository path) of related pages, e.g. the
+            system's documentation and benchmark page.
     """
 
     id: str
@@ -73,3 +76,5 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    command: str = ""
+    links: dict[str, str] = field(default_factory=dict)
