@@ -48,6 +48,12 @@ def group() -> None:
 @click.option("--rounds", type=int, default=7, show_default=True, help="Interleaved rounds per region pair.")
 @click.option("--threshold", type=float, default=None, help="Ratio threshold (default: 1.10, A-vs-A calibrated).")
 @click.option("--allow-mismatch", is_flag=True, help="Compare even when the outputs differ.")
+@click.option(
+    "--canonicalize",
+    type=click.Choice(["flatten", "sort"]),
+    default=None,
+    help="Compare outputs flattened, or sorted (order-free), instead of position by position as they are.",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the report as JSON.")
 @click.option("--html", "html_dir", type=click.Path(file_okay=False), help="Write an HTML page into this directory.")
 @click.option("--perfetto", "trace_path", type=click.Path(dir_okay=False), help="Write a Perfetto/Chrome trace.")
@@ -60,6 +66,7 @@ def diff_cmd(
     rounds: int,
     threshold: float | None,
     allow_mismatch: bool,
+    canonicalize: str | None,
     json_path: str | None,
     html_dir: str | None,
     trace_path: str | None,
@@ -72,7 +79,15 @@ def diff_cmd(
     fa, inputs = _load_maker(a)
     fb, inputs_b = _load_maker(b)
     rep = diff(
-        fa, fb, inputs, backend, inputs_b=inputs_b, rounds=rounds, threshold=threshold, allow_mismatch=allow_mismatch
+        fa,
+        fb,
+        inputs,
+        backend,
+        inputs_b=inputs_b,
+        rounds=rounds,
+        threshold=threshold,
+        allow_mismatch=allow_mismatch,
+        canonicalize=canonicalize,
     )
     con = _console()
     if show_regions or not rep.findings:

@@ -14,7 +14,7 @@ from opgraph.energy.backends import Backend, select
 from opgraph.energy.errors import EnergyError, OutputMismatchError
 from opgraph.energy.fingerprint import TOLERANCES, equivalent, fingerprint, max_relative_error
 from opgraph.energy.matcher import FREE_OPS, Match, Region, match, name_shape_table, op_counts
-from opgraph.energy.recorder import Configured, Run, configured, normalize_inputs, record
+from opgraph.energy.recorder import Configured, Run, configured, record
 from opgraph.energy.replay import NOTHING, PairResult, RegionRunner, paired, rerun_regions
 from opgraph.energy.result import DiffReport, Finding, RegionResult
 
@@ -41,8 +41,51 @@ def _device_of(run: Run) -> str:
     return "cpu"
 
 
-def check_outputs(run_a: Run, run_b: Run) -> dict[str, Any]:
-    """Compare the two runs' outputs: fingerprint equivalence (per preset) and element-wise error."""
+#: Element-wise agreement required by the ``precision`` gate (max |a - b| / max |b|, position by position).
+PRECISION_RTOL = 0.1
+#: Canonicalisations a caller may declare for the output check (see :func:`check_outputs`).
+CANONICALIZE = ("flatten", "sort")
+
+
+def _canonical(t: Any, how: str | Callable[[Any], Any] | None) -> Any:
+    """``t`` put in the declared canonical form (None: as it is)."""
+    import torch
+
+    if how is None:
+        return t
+    if callable(how):
+        out = how(t)
+        if not isinstance(out, torch.Tensor):
+            raise EnergyError(f"diff(canonicalize=...): the callable returned {type(out).__name__}, not a tensor")
+        return out
+    flat = t.detach().reshape(-1)
+    if how == "flatten":
+        return flat
+    if flat.is_complex():  # order-free comparison of complex values: by real part when imaginary parts vanish
+        scale = max(float(flat.abs().max().item()) if flat.numel() else 0.0, 1e-30)
+        flat = flat.real if float(flat.imag.abs().max().item()) <= 1e-6 * scale else flat.abs()
+    return flat.sort().values
+
+
+def check_outputs(run_a: Run, run_b: Run, canonicalize: str | Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """Compare the two runs' outputs position by position (and by fingerprint, for the matching tolerance).
+
+    Outputs must have equal shapes and agree element by element at the same positions: ascending against
+    descending order, a transpose or a flattened copy do not agree. Where the order or layout legitimately
+    differs, declare a canonicalisation: ``"flatten"`` (compare in row-major order, shapes may differ),
+    ``"sort"`` (compare the sorted values: order-free; complex values by real part or modulus) or a callable
+    applied to every output tensor.
+
+    Returns:
+        ``strict``/``precision``: fingerprints equivalent at that preset and the element-wise error within
+        :data:`AGREE_RTOL` / :data:`PRECISION_RTOL`; ``max_rel_error``: the worst element-wise error;
+        ``agree`` (= ``strict``); ``canonicalize``; and ``shape_mismatch`` (output indices) where shapes differ.
+    """
+    if canonicalize is not None and not callable(canonicalize) and canonicalize not in CANONICALIZE:
+        raise EnergyError(
+            f"diff(canonicalize={canonicalize!r}): use None, {', '.join(map(repr, CANONICALIZE))} or a callable"
+        )
+    label = canonicalize if canonicalize is None or isinstance(canonicalize, str) else "callable"
     if len(run_a.outputs) != len(run_b.outputs):
         return {
             "n_outputs": (len(run_a.outputs), len(run_b.outputs)),
@@ -50,27 +93,32 @@ def check_outputs(run_a: Run, run_b: Run) -> dict[str, Any]:
             "precision": False,
             "max_rel_error": math.inf,
             "agree": False,
+            "canonicalize": label,
         }
-    strict = precision = True
+    fp_strict = fp_precision = True
     worst = 0.0
-    for x, y in zip(run_a.outputs, run_b.outputs):
+    shape_mismatch = []
+    for k, (x, y) in enumerate(zip(run_a.outputs, run_b.outputs)):
         fx, fy = fingerprint(x), fingerprint(y)
-        strict &= equivalent(fx, fy, TOLERANCES["strict"])
-        precision &= equivalent(fx, fy, TOLERANCES["precision"])
-        err = max_relative_error(x, y)
-        if err > AGREE_RTOL and x.numel() == y.numel() and not x.is_complex() and not y.is_complex():
-            err = min(err, max_relative_error(x.reshape(-1).sort().values, y.reshape(-1).sort().values))
-        elif x.is_complex() or y.is_complex():
-            xr = x.real if x.is_complex() else x
-            yr = y.real if y.is_complex() else y
-            err = min(err, max_relative_error(xr.reshape(-1).sort().values, yr.reshape(-1).sort().values))
-        worst = max(worst, err)
-    return {
+        fp_strict &= equivalent(fx, fy, TOLERANCES["strict"])
+        fp_precision &= equivalent(fx, fy, TOLERANCES["precision"])
+        cx, cy = _canonical(x, canonicalize), _canonical(y, canonicalize)
+        if tuple(cx.shape) != tuple(cy.shape):
+            shape_mismatch.append(k)
+            worst = math.inf
+            continue
+        worst = max(worst, max_relative_error(cx, cy))
+    strict = fp_strict and worst <= AGREE_RTOL
+    out = {
         "strict": bool(strict),
-        "precision": bool(precision),
+        "precision": bool(fp_precision and worst <= PRECISION_RTOL),
         "max_rel_error": worst,
-        "agree": bool(strict and worst <= AGREE_RTOL),
+        "agree": bool(strict),
+        "canonicalize": label,
     }
+    if shape_mismatch:
+        out["shape_mismatch"] = shape_mismatch
+    return out
 
 
 def _callsites(run: Run, ids: Any) -> list[str]:
@@ -161,6 +209,7 @@ def diff(
     seed: int = 0,
     snapshot_limit_bytes: int | None = None,
     window_s: float | None = None,
+    canonicalize: str | Callable[[Any], Any] | None = None,
 ) -> DiffReport:
     """Compare two implementations of the same computation operator by operator.
 
@@ -181,6 +230,9 @@ def diff(
         seed: Seeds round order and bootstrap.
         snapshot_limit_bytes: Cap on recorded tensors per side.
         window_s: Per-side measurement window (default: the backend's).
+        canonicalize: How outputs are put in a common form before the position-by-position output check:
+            None (as they are: equal shapes, equal values at equal positions), ``"flatten"``, ``"sort"``
+            (order-free, e.g. eigenvalues in different orders) or a callable applied to each output tensor.
 
     Returns:
         A :class:`DiffReport` with ranked findings.
@@ -189,12 +241,17 @@ def diff(
     run_a = _as_run(a, inputs, "A", snapshot_limit_bytes)
     run_b = _as_run(b, inputs if inputs_b is None else inputs_b, "B", snapshot_limit_bytes)
     t_rec = time.perf_counter()
-    out_check = check_outputs(run_a, run_b)
+    out_check = check_outputs(run_a, run_b, canonicalize)
     if not out_check["precision"] and not allow_mismatch:
+        what = (
+            f"output shapes differ at {out_check['shape_mismatch']}"
+            if out_check.get("shape_mismatch")
+            else f"max element-wise relative error {out_check['max_rel_error']:.3g}"
+        )
         raise OutputMismatchError(
-            f"diff(): the outputs of A and B differ (max relative error {out_check['max_rel_error']:.3g}, "
-            "not equivalent even at the 'precision' tolerance); fix the implementations or pass "
-            "allow_mismatch=True (--allow-mismatch) to compare anyway"
+            f"diff(): the outputs of A and B differ ({what}, compared position by position); fix the "
+            "implementations, declare a canonical form (canonicalize='sort'|'flatten', --canonicalize) where "
+            "order or layout legitimately differ, or pass allow_mismatch=True (--allow-mismatch)"
         )
     if tolerance == "auto":
         tolerance = "strict" if out_check["strict"] else "precision"
@@ -642,8 +699,3 @@ def _transform_for(key: str, target: str) -> Callable[[Any], Any]:
         return t.to(dt) if t.is_floating_point() else t
 
     return to_dtype
-
-
-def normalize(inputs: Any) -> Any:
-    """Re-export of :func:`opgraph.energy.recorder.normalize_inputs` for callers."""
-    return normalize_inputs(inputs)

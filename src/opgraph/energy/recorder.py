@@ -1006,8 +1006,7 @@ def record(
         snap = settings_mod.snapshot()
     rng = _rng_state() if timing_pass else None
     if warmup and not timing_pass:
-        with torch.no_grad() if not torch.is_grad_enabled() else _null():
-            fn(*_clone_tree(args), **_clone_tree(kwargs))
+        fn(*_clone_tree(args), **_clone_tree(kwargs))
     call_args = _clone_tree(args)
     call_kwargs = _clone_tree(kwargs)
     rec = _new_recorder(snapshot_limit_bytes)
@@ -1109,11 +1108,3 @@ def record(
         kwargs=dict(kwargs),
         outputs=tuple(out_tensors),
     )
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None

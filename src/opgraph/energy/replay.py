@@ -57,7 +57,14 @@ class RegionRunner:
         for nid in self.node_ids:
             n = g.nodes[nid]
             if nid in elide:
-                self.steps.append((nid, "elide", elide[nid], [], None))
+                src = elide[nid]
+                if src not in inside and src not in ext:
+                    # the replacement was made before the region (e.g. by the forward pass of a backward region)
+                    if src not in run.values:
+                        raise EnergyError(f"run {run.name!r}: value of node {src} was not kept")
+                    v = run.values[src]
+                    ext[src] = transform(v) if transform is not None and isinstance(v, torch.Tensor) else v
+                self.steps.append((nid, "elide", src, [], None))
                 continue
             if n.op == "getitem" and n.inputs[0] not in inside:
                 # the producing op ran in an earlier region: its output is an outside value here

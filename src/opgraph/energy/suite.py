@@ -109,6 +109,7 @@ def evaluate_case(
             seed=seed,
             max_rounds=max_rounds or 3 * rounds,
             allow_mismatch=case.kind == "tradeoff",
+            canonicalize=case.canonicalize,
         )
     except Exception as exc:  # noqa: BLE001  (a failing case is a result, not a crash of the suite)
         res.error = f"{type(exc).__name__}: {exc}"
