@@ -70,6 +70,8 @@ def _canonical(t: Any, how: str | Callable[[Any], Any] | None) -> Any:
 def check_outputs(run_a: Run, run_b: Run, canonicalize: str | Callable[[Any], Any] | None = None) -> dict[str, Any]:
     """Compare the two runs' outputs position by position (and by fingerprint, for the matching tolerance).
 
+    For training steps the parameters' gradients are compared as well (in parameter order), as they are.
+
     Outputs must have equal shapes and agree element by element at the same positions: ascending against
     descending order, a transpose or a flattened copy do not agree. Where the order or layout legitimately
     differs, declare a canonicalisation: ``"flatten"`` (compare in row-major order, shapes may differ),
@@ -79,7 +81,8 @@ def check_outputs(run_a: Run, run_b: Run, canonicalize: str | Callable[[Any], An
     Returns:
         ``strict``/``precision``: fingerprints equivalent at that preset and the element-wise error within
         :data:`AGREE_RTOL` / :data:`PRECISION_RTOL`; ``max_rel_error``: the worst element-wise error;
-        ``agree`` (= ``strict``); ``canonicalize``; and ``shape_mismatch`` (output indices) where shapes differ.
+        ``agree`` (= ``strict``); ``canonicalize``; ``shape_mismatch`` (indices; parameter gradients follow
+        the outputs) where shapes differ; ``grads_compared``: parameter gradients compared (training steps).
     """
     if canonicalize is not None and not callable(canonicalize) and canonicalize not in CANONICALIZE:
         raise EnergyError(
@@ -98,11 +101,19 @@ def check_outputs(run_a: Run, run_b: Run, canonicalize: str | Callable[[Any], An
     fp_strict = fp_precision = True
     worst = 0.0
     shape_mismatch = []
-    for k, (x, y) in enumerate(zip(run_a.outputs, run_b.outputs)):
+    pairs = [(x, y, canonicalize) for x, y in zip(run_a.outputs, run_b.outputs)]
+    grads: dict[str, Any] = {}
+    if run_a.grads or run_b.grads:
+        if len(run_a.grads) == len(run_b.grads):  # parameter gradients, position by position, as they are
+            pairs += [(ga, gb, None) for (_na, ga), (_nb, gb) in zip(run_a.grads, run_b.grads)]
+            grads = {"grads_compared": len(run_a.grads)}
+        else:
+            grads = {"grads_compared": 0, "grads": [len(run_a.grads), len(run_b.grads)]}
+    for k, (x, y, canon) in enumerate(pairs):
         fx, fy = fingerprint(x), fingerprint(y)
         fp_strict &= equivalent(fx, fy, TOLERANCES["strict"])
         fp_precision &= equivalent(fx, fy, TOLERANCES["precision"])
-        cx, cy = _canonical(x, canonicalize), _canonical(y, canonicalize)
+        cx, cy = _canonical(x, canon), _canonical(y, canon)
         if tuple(cx.shape) != tuple(cy.shape):
             shape_mismatch.append(k)
             worst = math.inf
@@ -118,11 +129,16 @@ def check_outputs(run_a: Run, run_b: Run, canonicalize: str | Callable[[Any], An
     }
     if shape_mismatch:
         out["shape_mismatch"] = shape_mismatch
+    out.update(grads)
+    if grads.get("grads_compared") == 0:  # one side's parameters got gradients the other's did not
+        out["strict"] = out["precision"] = out["agree"] = False
     return out
 
 
 def _callsites(run: Run, ids: Any) -> list[str]:
+    """Call sites of a region's ops; a backward op adds the line that ran backward after its forward line."""
     out: dict[str, None] = {}
+    later: dict[str, None] = {}
     for i in ids:
         n = run.graph.nodes[i]
         if n.op in FREE_OPS:
@@ -130,7 +146,10 @@ def _callsites(run: Run, ids: Any) -> list[str]:
         site = n.meta.get("callsite")
         if site:
             out[site] = None
-    return list(out)
+        bw = n.meta.get("backward_callsite")
+        if bw:
+            later[f"{bw} (backward)"] = None
+    return list(out) + [s for s in later if s not in out]
 
 
 def _module_path(run: Run, ids: Any) -> str:
@@ -189,6 +208,8 @@ def _whole(run: Run) -> Callable[[], Any]:
             return fn(*_clone_tree(args), **_clone_tree(kwargs))
         return fn(*args, **kwargs)
 
+    if run.stateful:  # a training step: parameters and optimizer state go back before every window
+        call.reset = run.restore  # type: ignore[attr-defined]
     return call
 
 
@@ -361,6 +382,8 @@ def diff(
                 _bisect(f, run_a, run_b, m, be, thr, kw, cache, total)
     findings = _group(findings)
     findings.sort(key=lambda f: -(f.delta_cost or 0.0))
+    run_a.restore()  # whole-run windows ran training steps: leave the user's models as they were
+    run_b.restore()
     t_end = time.perf_counter()
     return DiffReport(
         findings=findings,
@@ -639,6 +662,7 @@ def _bisect(
                             fn=configured(fn, **trial_settings),
                             inputs=cheap.inputs,
                             kwargs=cheap.kwargs,
+                            state=cheap.state,
                         )
                     ),
                     _whole(cheap),

@@ -114,7 +114,10 @@ class Match:
 
 def op_counts(graph: Graph, node_ids: Sequence[int]) -> Counter[str]:
     """Multiset of the data-moving ops among ``node_ids``."""
-    return Counter(graph.nodes[i].op for i in node_ids if graph.nodes[i].op not in FREE_OPS)
+    nodes = graph.nodes
+    return Counter(
+        nodes[i].op for i in node_ids if nodes[i].op not in FREE_OPS and not nodes[i].meta.get("recording_only")
+    )
 
 
 def _fps(run: Run) -> dict[int, Fingerprint]:

@@ -47,9 +47,14 @@ class RegionRunner:
             raise EnergyError(f"run {run.name!r} kept no tensors (over the snapshot limit); re-run regions instead")
         self.run = run
         self.node_ids = tuple(node_ids)
-        elide = dict(elide or {})
-        inside = set(self.node_ids)
         g = run.graph
+        # copies only the recording call made (a kept gradient copied into .grad): the value passes through
+        elide = {
+            nid: g.nodes[nid].inputs[-1]
+            for nid in self.node_ids
+            if g.nodes[nid].meta.get("recording_only") and g.nodes[nid].inputs
+        } | dict(elide or {})
+        inside = set(self.node_ids)
         self.steps: list[tuple[int, str, Any, list[Any], Any]] = []
         ext: dict[int, Any] = {}
         self.mutated_ext: set[int] = set()
@@ -233,10 +238,14 @@ def paired(
     target = window_s if window_s is not None else backend.min_window_s
     rng = np.random.default_rng(seed)
     sa, sb = dict(settings_a or {}), dict(settings_b or {})
+    # a callable with a ``reset`` attribute (a training step) gets its state put back before every window
+    reset_a, reset_b = getattr(fa, "reset", _no_reset), getattr(fb, "reset", _no_reset)
     with settings_mod.applied(sa):
+        reset_a()
         fa()  # warm-up
         ra = calibrate_reps(fa, backend, target) if fa is not NOTHING else 1
     with settings_mod.applied(sb):
+        reset_b()
         fb()
         rb = calibrate_reps(fb, backend, target) if fb is not NOTHING else 1
     samples_a: list[Sample] = []
@@ -247,9 +256,11 @@ def paired(
         for side in order:
             if side == 0:
                 with settings_mod.applied(sa):
+                    reset_a()
                     samples_a.append(backend.measure(fa, ra, bytes_per_call=bytes_a))
             else:
                 with settings_mod.applied(sb):
+                    reset_b()
                     samples_b.append(backend.measure(fb, rb, bytes_per_call=bytes_b))
 
     for _ in range(rounds):
@@ -272,9 +283,15 @@ def paired(
         one_round()
         ratios = ratios_of()
         med, ci = median_ci(ratios, seed=seed)
+    reset_a()
+    reset_b()
     wall_med, wall_ci = median_ci([_ratio(a.wall_s, b.wall_s) for a, b in zip(samples_a, samples_b)], seed=seed)
     extra["wall_ratio"], extra["wall_ci"] = wall_med, list(wall_ci)
     return PairResult(med, ci, ratios, _mean(samples_a), _mean(samples_b), (ra, rb), extra)
+
+
+def _no_reset() -> None:
+    return None
 
 
 def _ratio(a: float, b: float) -> float:
@@ -334,11 +351,16 @@ class RerunTimer:
                 counter[0] = k + 1
                 return res
 
-        args, kwargs = _clone_tree(self.run.inputs), _clone_tree(self.run.kwargs)
+        import contextlib
+
         import torch
 
-        with torch.no_grad(), _Timer():
+        args, kwargs = _clone_tree(self.run.inputs), _clone_tree(self.run.kwargs)
+        self.run.restore()
+        # a training step needs autograd; a forward function runs without it (as its replay does)
+        with contextlib.nullcontext() if self.run.stateful else torch.no_grad(), _Timer():
             self.run.fn(*args, **kwargs)
+        self.run.restore()
         return out
 
 

@@ -63,7 +63,7 @@ class CaseResult:
 
 def _hit(callsites: Iterable[str], lines: set[int]) -> bool:
     for site in callsites:
-        head = site.split(" in ")[0]
+        head = site.removesuffix(" (backward)").split(" in ")[0]
         fname, _, line = head.rpartition(":")
         if os.path.basename(fname) == "cases.py" and line.isdigit() and int(line) in lines:
             return True
