@@ -204,3 +204,47 @@ def cases_cmd(
 
         atomic_write(Path(json_path), json.dumps(out, indent=1, default=str))
         con.print(f"JSON: {json_path}")
+
+
+@group.command("windows")
+@click.argument("a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("b", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the comparison as JSON.")
+def windows_cmd(a: str, b: str, json_path: str | None) -> None:
+    """Compare the named windows of two runs saved with ``oe.monitor().save(...)`` (A/B medians with CIs)."""
+    from rich.table import Table
+
+    from opgraph.energy.windows import compare_windows, load_windows
+
+    da, db = load_windows(a), load_windows(b)
+    rows = compare_windows(da, db)
+    con = _console()
+    t = Table(title=f"windows: {da.get('label') or a} (A) vs {db.get('label') or b} (B)")
+    for col in ("window", "n A", "n B", "time A/B [95% CI]", "energy A/B [95% CI]", "energy"):
+        t.add_column(col)
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        if r.get(f"{key}_ratio") is None:
+            return "-"
+        lo, hi = r[f"{key}_ci"]
+        return f"{r[f'{key}_ratio']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    for r in rows:
+        t.add_row(
+            r["name"],
+            str(r["count_a"]),
+            str(r["count_b"]),
+            cell(r, "wall_s"),
+            cell(r, "energy_j"),
+            "MODELLED" if r["estimated"] else "measured",
+        )
+    con.print(t)
+    if not rows:
+        con.print("[yellow]note:[/] no window name occurs in both files")
+    if any(r["estimated"] for r in rows):
+        con.print("[yellow]note:[/] modelled energy is CPU time x a constant: it adds nothing beyond time")
+    if json_path:
+        from opgraph.graph.io import atomic_write
+
+        atomic_write(Path(json_path), json.dumps(rows, indent=1))
+        con.print(f"JSON: {json_path}")
