@@ -70,3 +70,31 @@ def test_backward_only_difference_replays(work_backend):
     assert rep.regions and all(r.pair.a.cost + r.pair.b.cost > 0 for r in rep.regions)
     pow_ops = [n for n in rep.run_a.graph.nodes if n.op == "aten::pow"]
     assert pow_ops, "the backward pass of pow was recorded"
+
+
+def _layers(x, ws):
+    for w in ws:
+        x = torch.tanh(x @ w)  # the same ops on the same shapes in every layer
+    return x
+
+
+def test_repeated_regions_are_measured_once_and_small_ones_screened(work_backend):
+    torch.manual_seed(0)
+    ws = [torch.randn(32, 32) / 6 for _ in range(6)]
+
+    def a(x):
+        return _layers(x, ws) * 1.0
+
+    def b(x):
+        return _layers(x, ws) + 0.0
+
+    x = torch.randn(64, 32)
+    rep = oe.diff(a, b, x, backend=work_backend, screen_share=0.0, **FAST)
+    t = rep.timings
+    assert t["regions_reused"] >= 4 and t["regions_replayed"] + t["regions_reused"] == len(rep.regions)
+    reused = [r for r in rep.regions if "reused_from_region" in r.pair.extra]
+    by_id = {r.region.id: r for r in rep.regions}
+    assert reused and all(r.pair.ratio == by_id[r.pair.extra["reused_from_region"]].pair.ratio for r in reused)
+    screened = oe.diff(a, b, x, backend=work_backend, screen_share=0.5, dedupe=False, **FAST)
+    assert screened.timings["regions_screened_out"] > 0 and any("not replayed" in n for n in screened.notes)
+    assert len(screened.regions) < len(rep.regions)

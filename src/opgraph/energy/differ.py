@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import math
 import time
@@ -231,6 +233,9 @@ def diff(
     snapshot_limit_bytes: int | None = None,
     window_s: float | None = None,
     canonicalize: str | Callable[[Any], Any] | None = None,
+    screen_share: float = 0.0025,
+    dedupe: bool = True,
+    min_rounds: int = 4,
 ) -> DiffReport:
     """Compare two implementations of the same computation operator by operator.
 
@@ -254,6 +259,12 @@ def diff(
         canonicalize: How outputs are put in a common form before the position-by-position output check:
             None (as they are: equal shapes, equal values at equal positions), ``"flatten"``, ``"sort"``
             (order-free, e.g. eigenvalues in different orders) or a callable applied to each output tensor.
+        screen_share: Regions whose recorded time is below this fraction of their side's total on both sides
+            are not replayed (a flag needs 1%: :data:`MIN_SHARE`); 0 replays every region.
+        dedupe: Measure regions that repeat the same ops on the same shapes and arguments (layers, tokens)
+            once and reuse the result.
+        min_rounds: Rounds after which a region pair stops early when its interval already lies clearly on
+            one side of the threshold (at most ``rounds`` otherwise, ``max_rounds`` while it straddles it).
 
     Returns:
         A :class:`DiffReport` with ranked findings.
@@ -292,7 +303,7 @@ def diff(
         notes.append(be.note)
     if run_a.graph.meta.get("mutated_inputs") or run_b.graph.meta.get("mutated_inputs"):
         notes.append("a callable mutates its inputs: it was recorded and replayed on copies")
-    kw = {"rounds": rounds, "max_rounds": max_rounds, "seed": seed, "window_s": window_s}
+    kw = {"rounds": rounds, "max_rounds": max_rounds, "seed": seed, "window_s": window_s, "min_rounds": min_rounds}
 
     # threshold calibration: A's largest region against itself
     thr = DEFAULT_THRESHOLD if threshold is None else float(threshold)
@@ -315,6 +326,7 @@ def diff(
             calibration = {"region": big.id, "ratio": aa.ratio, "ci": list(aa.ci), "threshold": thr}
 
     # whole-run pair
+    t_cal = time.perf_counter()
     total = paired(_whole(run_a), _whole(run_b), be, settings_a=apply_a, settings_b=apply_b, decide_at=thr, **kw)
 
     results: list[RegionResult] = []
@@ -341,26 +353,45 @@ def diff(
         )
         results.append(RegionResult(whole, total, whole.label(run_a, run_b)))
         m.regions = [whole]
-    for r in m.regions if replayable else []:
-        if not _has_work(run_a, r.a_nodes) and not _has_work(run_b, r.b_nodes):
-            continue
-        fa = RegionRunner(run_a, r.a_nodes) if r.a_nodes else NOTHING
-        fb = RegionRunner(run_b, r.b_nodes) if r.b_nodes else NOTHING
-        res = paired(
-            fa,
-            fb,
-            be,
-            settings_a=apply_a,
-            settings_b=apply_b,
-            decide_at=thr,
-            bytes_a=fa.bytes_per_call,
-            bytes_b=fb.bytes_per_call,
-            **kw,
+    t_whole = time.perf_counter()
+    todo = [r for r in m.regions if _has_work(run_a, r.a_nodes) or _has_work(run_b, r.b_nodes)] if replayable else []
+    screened, scale = _screen(run_a, run_b, todo, screen_share)
+    if len(screened) < len(todo):
+        notes.append(
+            f"{len(todo) - len(screened)} of {len(todo)} regions were not replayed: each took less than "
+            f"{screen_share:.2%} of its side's recorded time, too little to be flagged (screen_share)"
         )
+    done: dict[tuple[Any, ...], PairResult] = {}
+    reused = 0
+    for r in screened:
+        key = _region_key(run_a, r.a_nodes, run_b, r.b_nodes) if dedupe else None
+        if key is not None and key in done:  # the same ops on the same shapes (another layer or token)
+            res = copy.copy(done[key])
+            res.extra = {**res.extra, "reused_from_region": done[key].extra.get("region")}
+            reused += 1
+        else:
+            fa = RegionRunner(run_a, r.a_nodes) if r.a_nodes else NOTHING
+            fb = RegionRunner(run_b, r.b_nodes) if r.b_nodes else NOTHING
+            res = paired(
+                fa,
+                fb,
+                be,
+                settings_a=apply_a,
+                settings_b=apply_b,
+                decide_at=thr,
+                bytes_a=fa.bytes_per_call,
+                bytes_b=fb.bytes_per_call,
+                **kw,
+            )
+            res.extra["region"] = r.id
+            if key is not None:
+                done[key] = res
         results.append(RegionResult(r, res, r.label(run_a, run_b)))
+    if reused:
+        notes.append(f"{reused} regions repeat another region's ops and shapes: measured once, result reused")
     t_measure = time.perf_counter()
 
-    findings = _decide(run_a, run_b, m, results, thr, be, out_check, apply_a, apply_b, kw)
+    findings = _decide(run_a, run_b, m, results, thr, be, out_check, apply_a, apply_b, kw, scale)
     # "all regions shift": a global setting, not a local code change
     measured = [x for x in results if x.pair.a.cost + x.pair.b.cost > 0]
     flagged_dirs = Counter(f.costly_side for f in findings if f.kind == "region")
@@ -404,7 +435,15 @@ def diff(
             "record_s": t_rec - t_start,
             "match_s": t_match - t_rec,
             "measure_s": t_measure - t_match,
+            "calibrate_s": t_cal - t_match,
+            "whole_run_s": t_whole - t_cal,
+            "regions_s": t_measure - t_whole,
+            "diagnose_s": t_end - t_measure,
             "total_s": t_end - t_start,
+            "regions": len(m.regions),
+            "regions_replayed": len(done) if dedupe else len(screened),
+            "regions_screened_out": len(todo) - len(screened),
+            "regions_reused": reused,
         },
     )
 
@@ -454,6 +493,59 @@ def _group(findings: list[Finding]) -> list[Finding]:
     return out
 
 
+def _screen(run_a: Run, run_b: Run, regions: list[Region], share: float) -> tuple[list[Region], tuple[float, float]]:
+    """Regions worth replaying, and per side the factor from their recorded time to the whole run's.
+
+    A region is left out when, on both sides, its recorded op time is below ``share`` of that side's total
+    (the factor keeps the shares of the others, used by the 1% rule, relative to the whole run).
+    """
+
+    def dur(run: Run, ids: tuple[int, ...]) -> float:
+        return float(sum(run.graph.nodes[i].meta.get("dur_ns", 0) for i in ids))
+
+    tot_a = sum(dur(run_a, r.a_nodes) for r in regions) or 1.0
+    tot_b = sum(dur(run_b, r.b_nodes) for r in regions) or 1.0
+    keep = [
+        r
+        for r in regions
+        if share <= 0 or dur(run_a, r.a_nodes) >= share * tot_a or dur(run_b, r.b_nodes) >= share * tot_b
+    ]
+    kept_a = sum(dur(run_a, r.a_nodes) for r in keep) or tot_a
+    kept_b = sum(dur(run_b, r.b_nodes) for r in keep) or tot_b
+    return keep, (tot_a / kept_a, tot_b / kept_b)
+
+
+def _region_key(run_a: Run, ids_a: tuple[int, ...], run_b: Run, ids_b: tuple[int, ...]) -> tuple[Any, ...] | None:
+    """The key of a region pair's replay cost (None: do not de-duplicate).
+
+    Per op of both sides: the overload, the non-tensor arguments and the shapes, strides and dtypes of its
+    inputs and output.
+    """
+
+    def side(run: Run, ids: tuple[int, ...]) -> tuple[Any, ...]:
+        g = run.graph
+        out = []
+        for i in ids:
+            n = g.nodes[i]
+            if n.op == "getitem":
+                out.append(("getitem", n.attrs.get("index")))
+                continue
+            args = tuple(
+                json.dumps(leaf) if leaf[0] != "t" else _tensor_sig(g.nodes[leaf[1]].meta)
+                for leaf in n.attrs.get("args", ())
+            )
+            out.append((n.attrs.get("overload", n.op), args, _tensor_sig(n.meta), bool(n.meta.get("recording_only"))))
+        return tuple(out)
+
+    if not ids_a and not ids_b:
+        return None
+    return side(run_a, ids_a), side(run_b, ids_b)
+
+
+def _tensor_sig(meta: dict[str, Any]) -> tuple[Any, ...]:
+    return (tuple(meta.get("shape") or ()), tuple(meta.get("strides") or ()), meta.get("dtype"))
+
+
 def _has_work(run: Run, ids: tuple[int, ...]) -> bool:
     return any(run.graph.nodes[i].op not in FREE_OPS for i in ids)
 
@@ -469,11 +561,12 @@ def _decide(
     apply_a: dict[str, Any],
     apply_b: dict[str, Any],
     kw: dict[str, Any],
+    scale: tuple[float, float] = (1.0, 1.0),
 ) -> list[Finding]:
     sdiff = settings_mod.diff(run_a.settings, run_b.settings)
     has_knob_diff = any(settings_mod.applicable(k) or k.startswith("env.") for k in sdiff)
-    total_a = sum(x.pair.a.cost for x in results) or 1e-30
-    total_b = sum(x.pair.b.cost for x in results) or 1e-30
+    total_a = scale[0] * sum(x.pair.a.cost for x in results) or 1e-30
+    total_b = scale[1] * sum(x.pair.b.cost for x in results) or 1e-30
     findings: list[Finding] = []
     for x in results:
         r, p = x.region, x.pair

@@ -216,6 +216,7 @@ def paired(
     bytes_b: float = 0.0,
     settings_a: Mapping[str, Any] | None = None,
     settings_b: Mapping[str, Any] | None = None,
+    min_rounds: int | None = None,
 ) -> PairResult:
     """Measure ``fa`` against ``fb``: shuffled A B / B A rounds, per-call cost ratio with a CI.
 
@@ -232,6 +233,8 @@ def paired(
         bytes_b: Bytes moved per call of B.
         settings_a: Settings to apply while A runs (threads, precision...).
         settings_b: Settings to apply while B runs.
+        min_rounds: With ``decide_at``: stop after this many rounds (before ``rounds``) once the interval lies
+            clearly on one side of ``decide_at`` (and of its inverse).
     """
     from opgraph.energy import settings as settings_mod
 
@@ -263,7 +266,8 @@ def paired(
                     reset_b()
                     samples_b.append(backend.measure(fb, rb, bytes_per_call=bytes_b))
 
-    for _ in range(rounds):
+    first = min(rounds, max(min_rounds, 2)) if decide_at is not None and min_rounds else rounds
+    for _ in range(first):
         one_round()
 
     def ratios_of() -> list[float]:
@@ -278,6 +282,10 @@ def paired(
     extra: dict[str, Any] = {}
     ratios = ratios_of()
     med, ci = median_ci(ratios, seed=seed)
+    while len(ratios) < rounds and (decide_at is None or _straddles(ci, decide_at)):
+        one_round()
+        ratios = ratios_of()
+        med, ci = median_ci(ratios, seed=seed)
     while decide_at is not None and len(ratios) < max_rounds and _straddles(ci, decide_at):
         one_round()
         one_round()
