@@ -288,7 +288,7 @@ def training_step_diff() -> list[dict]:
 def scale_lines(rows: list[dict]) -> list[str]:
     """The 'where the time goes' table of the large diffs."""
     if not rows:
-        return ["Not run (transformers not installed: pip install 'opgraph[energy]')."]
+        return ["Not run (transformers is not installed: pip install transformers)."]
     out = [
         "| diff | total (s) | record | match | calibrate | whole run | regions | diagnose | regions: all / "
         "replayed / screened out / reused | findings | top finding |",

@@ -139,3 +139,25 @@ def test_profile_a_training_step():
     ops = {r["op"] for r in prof.rows}
     assert {"aten::addmm", "aten::mm", "aten::threshold_backward"} <= ops
     assert len(opt.state) == 0
+
+
+def test_library_culprit_sites_and_optional_cases(monkeypatch):
+    import importlib.util
+
+    from opgraph.energy import suite
+
+    sites = ("masking_utils.py:sdpa_mask",)
+    assert suite._hit(["/x/transformers/masking_utils.py:530 in sdpa_mask"], set(), sites)
+    assert not suite._hit(["/x/transformers/masking_utils.py:530 in eager_mask"], set(), sites)
+    assert suite._hit(["cases.py:12 in a (backward)"], {12})
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "transformers" else real(name))
+    ids = suite.case_ids()
+    assert "hf-gpt2-eager-attn" not in ids and "nn-encoder-slow-path" in ids
+
+
+def test_real_library_case_names_a_library_line(work_backend):
+    pytest.importorskip("transformers")
+    res = evaluate_case(CASES["hf-gpt2-eager-attn"], work_backend, rounds=3, baselines=False)
+    assert res.error is None and res.top1 and res.category == "api_misuse"
+    assert any(".py:" in s and "cases.py" not in s for s in res.findings[0]["callsites"])

@@ -34,6 +34,8 @@ class Case:
         gpu: In the GPU subset.
         canonicalize: Declared canonical form of the outputs for the output check (``"sort"``: the two sides
             return the same values in different orders), None to compare position by position.
+        requires: A module the case needs (e.g. ``"transformers"``); the suite skips the case without it.
+        culprit_sites: Culprits in a library's own source, as ``"file.py:function"`` (real-library cases).
     """
 
     id: str
@@ -45,6 +47,8 @@ class Case:
     description: str
     gpu: bool = False
     canonicalize: str | None = None
+    requires: str | None = None
+    culprit_sites: tuple[str, ...] = ()
 
     def culprit_lines(self) -> set[int]:
         """Line numbers (in this file) marked ``# CULPRIT`` inside the case's build function."""
@@ -661,6 +665,77 @@ def _train_bf16(device: str) -> tuple[Any, Any, Any, Any]:
     return a, b, (x, y), None
 
 
+# ----------------------------------------------------------------------------------------------------------
+# real libraries (transformers models from configs with random weights, nothing downloaded; torch.nn)
+
+
+def _hf_attention(arch: str) -> Callable[[str], tuple[Any, Any, Any, Any]]:
+    def build(device: str) -> tuple[Any, Any, Any, Any]:
+        import copy
+
+        import torch
+        import transformers
+
+        dev = _gen(device)
+        if arch == "llama":
+            cfg = transformers.LlamaConfig(
+                vocab_size=1000,
+                hidden_size=128,
+                intermediate_size=256,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=4,
+                max_position_embeddings=256,
+            )
+            cls = transformers.LlamaModel
+        else:
+            cfg = transformers.GPT2Config(
+                vocab_size=1000, n_embd=128, n_layer=2, n_head=4, n_positions=256, bos_token_id=0, eos_token_id=0
+            )
+            cls = transformers.GPT2Model
+        models = []
+        for impl in ("eager", "sdpa"):
+            c = copy.deepcopy(cfg)
+            c._attn_implementation = impl
+            models.append(cls(c).to(dev).eval())
+        models[1].load_state_dict(models[0].state_dict())
+        eager, sdpa = models
+
+        def a(ids: Any) -> Any:
+            with torch.no_grad():
+                return eager(ids).last_hidden_state
+
+        def b(ids: Any) -> Any:
+            with torch.no_grad():
+                return sdpa(ids).last_hidden_state
+
+        return a, b, (torch.randint(0, 1000, (2, 128), device=dev),), None
+
+    build.__name__ = f"_hf_attention_{arch}"
+    return build
+
+
+def _encoder_slow_path(device: str) -> tuple[Any, Any, Any, Any]:
+    import torch
+
+    dev = _gen(device)
+    layer = torch.nn.TransformerEncoderLayer(128, 4, 256, dropout=0.0, batch_first=True).to(dev).eval()
+
+    def a(x: Any) -> Any:
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            with torch.no_grad():
+                return layer(x)  # CULPRIT  (the slow path: separate projections, attention, norms)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(True)
+
+    def b(x: Any) -> Any:
+        with torch.no_grad():
+            return layer(x)
+
+    return a, b, (torch.randn(4, 64, 128, device=dev),), None
+
+
 CASES: dict[str, Case] = {
     c.id: c
     for c in [
@@ -853,6 +928,47 @@ CASES: dict[str, Case] = {
             None,
             _train_double_backward,
             "training step: gradient penalty with one autograd.grad per sample vs one batched call",
+        ),
+        Case(
+            "hf-llama-eager-attn",
+            "hf-39072 (transformers)",
+            "waste",
+            "api_misuse",
+            None,
+            _hf_attention("llama"),
+            "transformers LlamaModel (2 layers, 2x128 tokens): attn_implementation eager vs sdpa",
+            requires="transformers",
+            culprit_sites=(
+                "modeling_llama.py:eager_attention_forward",
+                "masking_utils.py:sdpa_mask",
+                "masking_utils.py:eager_mask",
+                "masking_utils.py:causal_mask_function",
+            ),
+        ),
+        Case(
+            "hf-gpt2-eager-attn",
+            "hf-39072 (transformers)",
+            "waste",
+            "api_misuse",
+            None,
+            _hf_attention("gpt2"),
+            "transformers GPT2Model (2 layers, 2x128 tokens): attn_implementation eager vs sdpa",
+            requires="transformers",
+            culprit_sites=(
+                "modeling_gpt2.py:eager_attention_forward",
+                "masking_utils.py:sdpa_mask",
+                "masking_utils.py:eager_mask",
+                "masking_utils.py:causal_mask_function",
+            ),
+        ),
+        Case(
+            "nn-encoder-slow-path",
+            "torch.nn fast path",
+            "waste",
+            "api_misuse",
+            None,
+            _encoder_slow_path,
+            "nn.TransformerEncoderLayer in eval: fast path disabled vs enabled",
         ),
         Case(
             "tradeoff-train-bf16",
