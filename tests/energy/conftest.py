@@ -14,7 +14,7 @@ def _one_thread():
 class WorkBackend:
     """A deterministic stand-in for a measuring backend: the cost of a call is the data its aten ops touch.
 
-    Every call is run once under a dispatch mode that adds up the elements read and written by each op that
+    Every call is run once under a dispatch mode that adds up the bytes read and written by each op that
     moves data (views are free), so a region pair's ratio depends only on the code, never on the machine's load:
     tests can assert findings without asserting timings.
     """
@@ -34,7 +34,7 @@ class WorkBackend:
                 out = func(*args, **(kwargs or {}))
                 if func._schema.name not in FREE_OPS:
                     leaves = torch.utils._pytree.tree_leaves((args, kwargs, out))
-                    self.work += sum(t.numel() for t in leaves if isinstance(t, torch.Tensor))
+                    self.work += sum(t.numel() * t.element_size() for t in leaves if isinstance(t, torch.Tensor))
                 return out
 
         class _Work(Backend):
@@ -47,6 +47,6 @@ class WorkBackend:
         return _Work(name="work", estimated=True, min_window_s=0.0)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def work_backend():
     return WorkBackend()
