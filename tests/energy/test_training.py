@@ -161,3 +161,20 @@ def test_real_library_case_names_a_library_line(work_backend):
     res = evaluate_case(CASES["hf-gpt2-eager-attn"], work_backend, rounds=3, baselines=False)
     assert res.error is None and res.top1 and res.category == "api_misuse"
     assert any(".py:" in s and "cases.py" not in s for s in res.findings[0]["callsites"])
+
+
+def test_training_step_over_the_snapshot_limit_is_re_run():
+    model, opt, x, y = _setup()
+    before = copy.deepcopy(model.state_dict())
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    rep = oe.diff(step, step, (x, y), backend="model", snapshot_limit_bytes=1000, **FAST)
+    assert any("re-running" in n for n in rep.notes) and rep.regions
+    assert all(r.pair.extra["method"].startswith("re-run") for r in rep.regions)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()) and len(opt.state) == 0

@@ -18,7 +18,7 @@ import numpy as np
 
 from opgraph.energy.backends import Backend, Sample
 from opgraph.energy.errors import EnergyError
-from opgraph.energy.recorder import Run, decode_leaf, resolve_op
+from opgraph.energy.recorder import _UNRECORDED, Run, decode_leaf, resolve_op
 
 
 class RegionRunner:
@@ -333,7 +333,10 @@ class RerunTimer:
         if run.fn is None:
             raise EnergyError(f"run {run.name!r} has no callable (a loaded run): it cannot be re-run")
         self.run = run
-        self.op_ids = [n.id for n in run.graph.nodes if n.op not in ("input", "getitem")]
+        # ops a plain call does not run (autograd's copies of gradients the recorder kept) are not counted
+        self.op_ids = [
+            n.id for n in run.graph.nodes if n.op not in ("input", "getitem") and not n.meta.get("recording_only")
+        ]
         self.bytes = {
             n.id: float(n.meta.get("in_bytes", 0)) + float(n.meta.get("out_bytes", 0)) for n in run.graph.nodes
         }
@@ -350,6 +353,8 @@ class RerunTimer:
 
         class _Timer(TorchDispatchMode):
             def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+                if func._schema.name in _UNRECORDED:  # annotations the recording left out
+                    return func(*args, **(kwargs or {}))
                 c0, t0 = time.process_time(), time.perf_counter()
                 res = func(*args, **(kwargs or {}))
                 t1, c1 = time.perf_counter(), time.process_time()
