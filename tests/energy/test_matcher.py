@@ -73,3 +73,42 @@ def test_different_weights_do_not_match():
     x = torch.randn(4, 8)
     m = match(record(f1, x), record(f2, x))
     assert not m.cuts
+
+
+def _lcs_reference(xs, ys, pairs):
+    """The plain O(n m) table and walk (ties: earliest partners) that matcher._lcs must reproduce."""
+    n, m = len(xs), len(ys)
+    dp = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        for j in range(m - 1, -1, -1):
+            if (xs[i], ys[j]) in pairs:
+                dp[i][j] = dp[i + 1][j + 1] + 1
+            else:
+                dp[i][j] = max(dp[i + 1][j], dp[i][j + 1])
+    out, i, j = [], 0, 0
+    while i < n and j < m:
+        if (xs[i], ys[j]) in pairs and dp[i][j] == dp[i + 1][j + 1] + 1:
+            out.append((xs[i], ys[j]))
+            i, j = i + 1, j + 1
+        elif dp[i + 1][j] >= dp[i][j + 1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def test_lcs_matches_the_reference_walk():
+    import random
+
+    from opgraph.energy.matcher import _lcs
+
+    rng = random.Random(0)
+    for _ in range(500):
+        xs = rng.sample(range(50), rng.randint(0, 10))
+        ys = rng.sample(range(50, 100), rng.randint(0, 10))
+        p = rng.choice([0.1, 0.3, 0.6])
+        pairs = {(x, y) for x in xs for y in ys if rng.random() < p}
+        partners = {}
+        for x, y in pairs:
+            partners.setdefault(x, []).append(y)
+        assert _lcs(xs, ys, partners) == _lcs_reference(xs, ys, pairs)

@@ -4,6 +4,8 @@
   category and the setting that causes the gap.
 * :func:`profile`: per-op energy/time profile of one run.
 * :func:`record` / :func:`load`: record a run as an :class:`opgraph.graph.Graph` and save it for a later diff.
+* :func:`window` / :func:`begin_window` / :func:`end_window`: energy and time of named windows in a running job
+  (Zeus, NVML or RAPL where present, modelled otherwise); :func:`compare_windows` compares two saved runs.
 
 Energy on a machine without a power sensor is *modelled* (``backend="model"``) and labelled estimated everywhere.
 torch is imported only when these functions run.
@@ -18,12 +20,19 @@ __all__ = [
     "Finding",
     "Profile",
     "Run",
+    "WindowMonitor",
+    "begin_window",
+    "compare_windows",
     "configured",
     "diff",
+    "end_window",
     "load",
+    "load_windows",
+    "monitor",
     "profile",
     "record",
     "record_fx",
+    "window",
 ]
 
 
@@ -40,6 +49,10 @@ def __getattr__(name: str) -> Any:
         from opgraph.energy import profiler as profile_mod
 
         return getattr(profile_mod, name)
+    if name in ("window", "begin_window", "end_window", "monitor", "compare_windows", "load_windows", "WindowMonitor"):
+        from opgraph.energy import windows as window_mod
+
+        return getattr(window_mod, name)
     if name in ("DiffReport", "Finding"):
         from opgraph.energy import result
 

@@ -32,6 +32,10 @@ class Case:
         build: ``build(device) -> (a, b, inputs, inputs_b)`` (``inputs_b`` None: same inputs).
         description: One line.
         gpu: In the GPU subset.
+        canonicalize: Declared canonical form of the outputs for the output check (``"sort"``: the two sides
+            return the same values in different orders), None to compare position by position.
+        requires: A module the case needs (e.g. ``"transformers"``); the suite skips the case without it.
+        culprit_sites: Culprits in a library's own source, as ``"file.py:function"`` (real-library cases).
     """
 
     id: str
@@ -42,6 +46,9 @@ class Case:
     build: Callable[[str], tuple[Any, Any, Any, Any]]
     description: str
     gpu: bool = False
+    canonicalize: str | None = None
+    requires: str | None = None
+    culprit_sites: tuple[str, ...] = ()
 
     def culprit_lines(self) -> set[int]:
         """Line numbers (in this file) marked ``# CULPRIT`` inside the case's build function."""
@@ -168,7 +175,7 @@ def _stft(device: str) -> tuple[Any, Any, Any, Any]:
     def a(s: Any) -> Any:
         frames = s.unfold(-1, n_fft, hop) * win  # CULPRIT
         re, im = frames @ cos_m, frames @ sin_m  # CULPRIT
-        return torch.sqrt(re * re + im * im)  # CULPRIT
+        return torch.sqrt(re * re + im * im).mT  # CULPRIT  (.mT: torch.stft's (freq, frame) order, a view)
 
     def b(s: Any) -> Any:
         return torch.stft(s, n_fft, hop, window=win, center=False, return_complex=True).abs()
@@ -457,6 +464,278 @@ def _lowrank(device: str) -> tuple[Any, Any, Any, Any]:
     return a, b, (torch.randn(512, 512, device=dev),), None
 
 
+# ----------------------------------------------------------------------------------------------------------
+# training steps (forward, loss, backward, optimizer step; parameters and optimizer state are restored
+# between every measured call, so each side always starts from the same weights)
+
+
+def _mlp(width: int, depth: int, d_in: int, d_out: int) -> Any:
+    import torch
+
+    layers: list[Any] = []
+    d = d_in
+    for _ in range(depth):
+        layers += [torch.nn.Linear(d, width), torch.nn.ReLU()]
+        d = width
+    return torch.nn.Sequential(*layers, torch.nn.Linear(d, d_out))
+
+
+def _train_loss(device: str) -> tuple[Any, Any, Any, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    dev = _gen(device)
+    model = _mlp(128, 2, 64, 512).to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(256, 64, device=dev), torch.randint(0, 512, (256,), device=dev)
+
+    def a(x: Any, y: Any) -> Any:
+        opt.zero_grad()
+        logits = model(x)
+        probs = torch.softmax(logits, dim=-1)  # CULPRIT
+        loss = -torch.log(probs.gather(1, y[:, None]) + 1e-30).mean()  # CULPRIT
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    def b(x: Any, y: Any) -> Any:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return a, b, (x, y), None
+
+
+def _train_optimizer(device: str) -> tuple[Any, Any, Any, Any]:
+    import copy
+
+    import torch
+
+    dev = _gen(device)
+    model_a = _mlp(32, 12, 32, 8).to(dev)  # 26 small tensors: per-tensor optimizer ops dominate
+    model_b = copy.deepcopy(model_a)
+    opt_a = torch.optim.Adam(model_a.parameters(), lr=1e-3, foreach=False)
+    opt_b = torch.optim.Adam(model_b.parameters(), lr=1e-3, foreach=True)
+    x, y = torch.randn(16, 32, device=dev), torch.randn(16, 8, device=dev)
+
+    def a(x: Any, y: Any) -> Any:
+        opt_a.zero_grad()
+        loss = torch.nn.functional.mse_loss(model_a(x), y)
+        loss.backward()
+        opt_a.step()  # CULPRIT
+        return loss.detach()
+
+    def b(x: Any, y: Any) -> Any:
+        opt_b.zero_grad()
+        loss = torch.nn.functional.mse_loss(model_b(x), y)
+        loss.backward()
+        opt_b.step()
+        return loss.detach()
+
+    return a, b, (x, y), None
+
+
+def _train_accum_clone(device: str) -> tuple[Any, Any, Any, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    dev = _gen(device)
+    model = _mlp(256, 2, 64, 64).to(dev)
+    params = list(model.parameters())
+    opt = torch.optim.SGD(params, lr=0.01)
+    x, y = torch.randn(2, 8, 64, device=dev), torch.randn(2, 8, 64, device=dev)
+
+    def a(x: Any, y: Any) -> Any:
+        opt.zero_grad()
+        acc = [torch.zeros_like(p) for p in params]
+        total = 0.0
+        for xb, yb in zip(x, y):
+            loss = F.mse_loss(model(xb), yb) / x.shape[0]
+            loss.backward()
+            for s, p in zip(acc, params):
+                s.add_(p.grad.clone())  # CULPRIT
+                p.grad = None  # CULPRIT
+            total = total + loss.detach()
+        for s, p in zip(acc, params):
+            p.grad = s
+        opt.step()
+        return total
+
+    def b(x: Any, y: Any) -> Any:
+        opt.zero_grad()
+        total = 0.0
+        for xb, yb in zip(x, y):
+            loss = F.mse_loss(model(xb), yb) / x.shape[0]
+            loss.backward()
+            total = total + loss.detach()
+        opt.step()
+        return total
+
+    return a, b, (x, y), None
+
+
+def _train_zero_grad(device: str) -> tuple[Any, Any, Any, Any]:
+    import torch
+    import torch.nn.functional as F
+
+    dev = _gen(device)
+    model = _mlp(512, 3, 64, 64).to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(8, 64, device=dev), torch.randn(8, 64, device=dev)
+    model(x).sum().backward()  # gradients exist before the step, as in the middle of training
+
+    def a(x: Any, y: Any) -> Any:
+        opt.zero_grad(set_to_none=False)  # CULPRIT
+        loss = F.mse_loss(model(x), y)
+        loss.backward()  # CULPRIT  (adds into the zeroed .grad instead of taking the new gradient over)
+        opt.step()
+        return loss.detach()
+
+    def b(x: Any, y: Any) -> Any:
+        opt.zero_grad()
+        loss = F.mse_loss(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return a, b, (x, y), None
+
+
+def _train_double_backward(device: str) -> tuple[Any, Any, Any, Any]:
+    import torch
+
+    dev = _gen(device)
+    model = _mlp(64, 2, 16, 1).to(dev)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randn(8, 16, device=dev)
+
+    def a(x: Any) -> Any:  # gradient penalty, one autograd.grad per sample
+        opt.zero_grad()
+        x = x.detach().requires_grad_(True)
+        y = model(x).squeeze(-1)
+        rows = [torch.autograd.grad(y[i], x, create_graph=True)[0][i] for i in range(x.shape[0])]  # CULPRIT
+        penalty = ((torch.stack(rows).norm(dim=-1) - 1) ** 2).mean()
+        penalty.backward()
+        opt.step()
+        return penalty.detach()
+
+    def b(x: Any) -> Any:
+        opt.zero_grad()
+        x = x.detach().requires_grad_(True)
+        y = model(x).squeeze(-1)
+        (g,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+        penalty = ((g.norm(dim=-1) - 1) ** 2).mean()
+        penalty.backward()
+        opt.step()
+        return penalty.detach()
+
+    return a, b, (x,), None
+
+
+def _train_bf16(device: str) -> tuple[Any, Any, Any, Any]:
+    import copy
+
+    import torch
+    import torch.nn.functional as F
+
+    dev = _gen(device)
+    model_a = _mlp(256, 2, 256, 256).to(dev)
+    model_b = copy.deepcopy(model_a)
+    opt_a = torch.optim.SGD(model_a.parameters(), lr=0.01)
+    opt_b = torch.optim.SGD(model_b.parameters(), lr=0.01)
+    x, y = torch.randn(256, 256, device=dev), torch.randn(256, 256, device=dev)
+
+    def a(x: Any, y: Any) -> Any:
+        opt_a.zero_grad()
+        loss = F.mse_loss(model_a(x), y)
+        loss.backward()
+        opt_a.step()
+        return loss.detach()
+
+    def b(x: Any, y: Any) -> Any:
+        opt_b.zero_grad()
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            loss = F.mse_loss(model_b(x).float(), y)
+        loss.backward()
+        opt_b.step()
+        return loss.detach()
+
+    return a, b, (x, y), None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# real libraries (transformers models from configs with random weights, nothing downloaded; torch.nn)
+
+
+def _hf_attention(arch: str) -> Callable[[str], tuple[Any, Any, Any, Any]]:
+    def build(device: str) -> tuple[Any, Any, Any, Any]:
+        import copy
+
+        import torch
+        import transformers
+
+        dev = _gen(device)
+        if arch == "llama":
+            cfg = transformers.LlamaConfig(
+                vocab_size=1000,
+                hidden_size=128,
+                intermediate_size=256,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=4,
+                max_position_embeddings=256,
+            )
+            cls = transformers.LlamaModel
+        else:
+            cfg = transformers.GPT2Config(
+                vocab_size=1000, n_embd=128, n_layer=2, n_head=4, n_positions=256, bos_token_id=0, eos_token_id=0
+            )
+            cls = transformers.GPT2Model
+        models = []
+        for impl in ("eager", "sdpa"):
+            c = copy.deepcopy(cfg)
+            c._attn_implementation = impl
+            models.append(cls(c).to(dev).eval())
+        models[1].load_state_dict(models[0].state_dict())
+        eager, sdpa = models
+
+        def a(ids: Any) -> Any:
+            with torch.no_grad():
+                return eager(ids).last_hidden_state
+
+        def b(ids: Any) -> Any:
+            with torch.no_grad():
+                return sdpa(ids).last_hidden_state
+
+        return a, b, (torch.randint(0, 1000, (2, 128), device=dev),), None
+
+    build.__name__ = f"_hf_attention_{arch}"
+    return build
+
+
+def _encoder_slow_path(device: str) -> tuple[Any, Any, Any, Any]:
+    import torch
+
+    dev = _gen(device)
+    layer = torch.nn.TransformerEncoderLayer(128, 4, 256, dropout=0.0, batch_first=True).to(dev).eval()
+
+    def a(x: Any) -> Any:
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            with torch.no_grad():
+                return layer(x)  # CULPRIT  (the slow path: separate projections, attention, norms)
+        finally:
+            torch.backends.mha.set_fastpath_enabled(True)
+
+    def b(x: Any) -> Any:
+        with torch.no_grad():
+            return layer(x)
+
+    return a, b, (torch.randn(4, 64, 128, device=dev),), None
+
+
 CASES: dict[str, Case] = {
     c.id: c
     for c in [
@@ -491,7 +770,16 @@ CASES: dict[str, Case] = {
         ),
         Case("topk-by-sort", "sglang-5128", "waste", "api_misuse", None, _topk, "full sort then slice vs topk"),
         Case("stft-by-unfold", "jax-28614", "waste", "api_misuse", None, _stft, "framing + DFT matmuls vs torch.stft"),
-        Case("eig-general", "hf-34570", "waste", "api_misuse", None, _eig, "eigvals on a symmetric matrix vs eigvalsh"),
+        Case(
+            "eig-general",
+            "hf-34570",
+            "waste",
+            "api_misuse",
+            None,
+            _eig,
+            "eigvals on a symmetric matrix vs eigvalsh (unordered complex vs ascending real: compared sorted)",
+            canonicalize="sort",
+        ),
         Case(
             "repeat-kv-noop",
             "megatron-543",
@@ -596,6 +884,101 @@ CASES: dict[str, Case] = {
             True,
         ),
         Case("tradeoff-lowrank", "-", "tradeoff", None, None, _lowrank, "rank-16 approximation: cheaper but ~2-4% off"),
+        Case(
+            "train-loss-manual",
+            "pytorch-141822 (training)",
+            "waste",
+            "api_misuse",
+            None,
+            _train_loss,
+            "training step: softmax, log, gather loss vs F.cross_entropy",
+        ),
+        Case(
+            "train-optim-unfused",
+            "optimizer foreach/fused",
+            "waste",
+            "api_misuse",
+            None,
+            _train_optimizer,
+            "training step: Adam(foreach=False) vs Adam(foreach=True) on 26 small tensors",
+        ),
+        Case(
+            "train-accum-clone",
+            "gradient accumulation",
+            "waste",
+            "redundant",
+            None,
+            _train_accum_clone,
+            "training step: 2 micro-batches accumulated through a cloned .grad vs autograd's own accumulation",
+        ),
+        Case(
+            "train-zero-grad-keep",
+            "zero_grad(set_to_none)",
+            "waste",
+            "redundant",
+            None,
+            _train_zero_grad,
+            "training step: zero_grad(set_to_none=False) (zero_ + add_ per parameter) vs the default",
+        ),
+        Case(
+            "train-double-backward",
+            "gradient penalty",
+            "waste",
+            "redundant",
+            None,
+            _train_double_backward,
+            "training step: gradient penalty with one autograd.grad per sample vs one batched call",
+        ),
+        Case(
+            "hf-llama-eager-attn",
+            "hf-39072 (transformers)",
+            "waste",
+            "api_misuse",
+            None,
+            _hf_attention("llama"),
+            "transformers LlamaModel (2 layers, 2x128 tokens): attn_implementation eager vs sdpa",
+            requires="transformers",
+            culprit_sites=(
+                "modeling_llama.py:eager_attention_forward",
+                "masking_utils.py:sdpa_mask",
+                "masking_utils.py:eager_mask",
+                "masking_utils.py:causal_mask_function",
+            ),
+        ),
+        Case(
+            "hf-gpt2-eager-attn",
+            "hf-39072 (transformers)",
+            "waste",
+            "api_misuse",
+            None,
+            _hf_attention("gpt2"),
+            "transformers GPT2Model (2 layers, 2x128 tokens): attn_implementation eager vs sdpa",
+            requires="transformers",
+            culprit_sites=(
+                "modeling_gpt2.py:eager_attention_forward",
+                "masking_utils.py:sdpa_mask",
+                "masking_utils.py:eager_mask",
+                "masking_utils.py:causal_mask_function",
+            ),
+        ),
+        Case(
+            "nn-encoder-slow-path",
+            "torch.nn fast path",
+            "waste",
+            "api_misuse",
+            None,
+            _encoder_slow_path,
+            "nn.TransformerEncoderLayer in eval: fast path disabled vs enabled",
+        ),
+        Case(
+            "tradeoff-train-bf16",
+            "mixed precision",
+            "tradeoff",
+            None,
+            None,
+            _train_bf16,
+            "training step: fp32 vs CPU bfloat16 autocast (outputs differ: never waste)",
+        ),
     ]
 }
 

@@ -50,6 +50,12 @@ def group() -> None:
 @click.option("--rounds", type=int, default=7, show_default=True, help="Interleaved rounds per region pair.")
 @click.option("--threshold", type=float, default=None, help="Ratio threshold (default: 1.10, A-vs-A calibrated).")
 @click.option("--allow-mismatch", is_flag=True, help="Compare even when the outputs differ.")
+@click.option(
+    "--canonicalize",
+    type=click.Choice(["flatten", "sort"]),
+    default=None,
+    help="Compare outputs flattened, or sorted (order-free), instead of position by position as they are.",
+)
 @json_option(help="Write the report as JSON.")
 @click.option("--html", "html_dir", type=click.Path(file_okay=False), help="Write an HTML page into this directory.")
 @click.option("--perfetto", "trace_path", type=click.Path(dir_okay=False), help="Write a Perfetto/Chrome trace.")
@@ -62,6 +68,7 @@ def diff_cmd(
     rounds: int,
     threshold: float | None,
     allow_mismatch: bool,
+    canonicalize: str | None,
     json_path: str | None,
     html_dir: str | None,
     trace_path: str | None,
@@ -74,7 +81,15 @@ def diff_cmd(
     fa, inputs = _load_maker(a)
     fb, inputs_b = _load_maker(b)
     rep = diff(
-        fa, fb, inputs, backend, inputs_b=inputs_b, rounds=rounds, threshold=threshold, allow_mismatch=allow_mismatch
+        fa,
+        fb,
+        inputs,
+        backend,
+        inputs_b=inputs_b,
+        rounds=rounds,
+        threshold=threshold,
+        allow_mismatch=allow_mismatch,
+        canonicalize=canonicalize,
     )
     con = _console()
     if show_regions or not rep.findings:
@@ -188,4 +203,46 @@ def cases_cmd(
         out[be] = {"summary": summary, "cases": to_rows(res)}
     if json_path:
         write_json(Path(json_path), out)
+        con.print(f"JSON: {json_path}")
+
+
+@group.command("windows")
+@click.argument("a", type=click.Path(exists=True, dir_okay=False))
+@click.argument("b", type=click.Path(exists=True, dir_okay=False))
+@json_option(help="Write the comparison as JSON.")
+def windows_cmd(a: str, b: str, json_path: str | None) -> None:
+    """Compare the named windows of two runs saved with ``oe.monitor().save(...)`` (A/B medians with CIs)."""
+    from rich.table import Table
+
+    from opgraph.energy.windows import compare_windows, load_windows
+
+    da, db = load_windows(a), load_windows(b)
+    rows = compare_windows(da, db)
+    con = _console()
+    t = Table(title=f"windows: {da.get('label') or a} (A) vs {db.get('label') or b} (B)")
+    for col in ("window", "n A", "n B", "time A/B [95% CI]", "energy A/B [95% CI]", "energy"):
+        t.add_column(col)
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        if r.get(f"{key}_ratio") is None:
+            return "-"
+        lo, hi = r[f"{key}_ci"]
+        return f"{r[f'{key}_ratio']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+    for r in rows:
+        t.add_row(
+            r["name"],
+            str(r["count_a"]),
+            str(r["count_b"]),
+            cell(r, "wall_s"),
+            cell(r, "energy_j"),
+            "MODELLED" if r["estimated"] else "measured",
+        )
+    con.print(t)
+    if not rows:
+        con.print("[yellow]note:[/] no window name occurs in both files")
+    if any(r["estimated"] for r in rows):
+        con.print("[yellow]note:[/] modelled energy is CPU time x a constant: it adds nothing beyond time")
+    if json_path:
+        write_json(Path(json_path), rows)
         con.print(f"JSON: {json_path}")

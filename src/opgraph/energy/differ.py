@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import logging
 import math
 import time
@@ -14,7 +16,7 @@ from opgraph.energy.backends import Backend, select
 from opgraph.energy.errors import EnergyError, OutputMismatchError
 from opgraph.energy.fingerprint import TOLERANCES, equivalent, fingerprint, max_relative_error
 from opgraph.energy.matcher import FREE_OPS, Match, Region, match, name_shape_table, op_counts
-from opgraph.energy.recorder import Configured, Run, configured, normalize_inputs, record
+from opgraph.energy.recorder import Configured, Run, configured, record
 from opgraph.energy.replay import NOTHING, PairResult, RegionRunner, paired, rerun_regions
 from opgraph.energy.result import DiffReport, Finding, RegionResult
 
@@ -41,8 +43,54 @@ def _device_of(run: Run) -> str:
     return "cpu"
 
 
-def check_outputs(run_a: Run, run_b: Run) -> dict[str, Any]:
-    """Compare the two runs' outputs: fingerprint equivalence (per preset) and element-wise error."""
+#: Element-wise agreement required by the ``precision`` gate (max |a - b| / max |b|, position by position).
+PRECISION_RTOL = 0.1
+#: Canonicalisations a caller may declare for the output check (see :func:`check_outputs`).
+CANONICALIZE = ("flatten", "sort")
+
+
+def _canonical(t: Any, how: str | Callable[[Any], Any] | None) -> Any:
+    """``t`` put in the declared canonical form (None: as it is)."""
+    import torch
+
+    if how is None:
+        return t
+    if callable(how):
+        out = how(t)
+        if not isinstance(out, torch.Tensor):
+            raise EnergyError(f"diff(canonicalize=...): the callable returned {type(out).__name__}, not a tensor")
+        return out
+    flat = t.detach().reshape(-1)
+    if how == "flatten":
+        return flat
+    if flat.is_complex():  # order-free comparison of complex values: by real part when imaginary parts vanish
+        scale = max(float(flat.abs().max().item()) if flat.numel() else 0.0, 1e-30)
+        flat = flat.real if float(flat.imag.abs().max().item()) <= 1e-6 * scale else flat.abs()
+    return flat.sort().values
+
+
+def check_outputs(run_a: Run, run_b: Run, canonicalize: str | Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """Compare the two runs' outputs position by position (and by fingerprint, for the matching tolerance).
+
+    For training steps the parameters' gradients are compared as well (in parameter order), as they are.
+
+    Outputs must have equal shapes and agree element by element at the same positions: ascending against
+    descending order, a transpose or a flattened copy do not agree. Where the order or layout legitimately
+    differs, declare a canonicalisation: ``"flatten"`` (compare in row-major order, shapes may differ),
+    ``"sort"`` (compare the sorted values: order-free; complex values by real part or modulus) or a callable
+    applied to every output tensor.
+
+    Returns:
+        ``strict``/``precision``: fingerprints equivalent at that preset and the element-wise error within
+        :data:`AGREE_RTOL` / :data:`PRECISION_RTOL`; ``max_rel_error``: the worst element-wise error;
+        ``agree`` (= ``strict``); ``canonicalize``; ``shape_mismatch`` (indices; parameter gradients follow
+        the outputs) where shapes differ; ``grads_compared``: parameter gradients compared (training steps).
+    """
+    if canonicalize is not None and not callable(canonicalize) and canonicalize not in CANONICALIZE:
+        raise EnergyError(
+            f"diff(canonicalize={canonicalize!r}): use None, {', '.join(map(repr, CANONICALIZE))} or a callable"
+        )
+    label = canonicalize if canonicalize is None or isinstance(canonicalize, str) else "callable"
     if len(run_a.outputs) != len(run_b.outputs):
         return {
             "n_outputs": (len(run_a.outputs), len(run_b.outputs)),
@@ -50,31 +98,49 @@ def check_outputs(run_a: Run, run_b: Run) -> dict[str, Any]:
             "precision": False,
             "max_rel_error": math.inf,
             "agree": False,
+            "canonicalize": label,
         }
-    strict = precision = True
+    fp_strict = fp_precision = True
     worst = 0.0
-    for x, y in zip(run_a.outputs, run_b.outputs):
+    shape_mismatch = []
+    pairs = [(x, y, canonicalize) for x, y in zip(run_a.outputs, run_b.outputs)]
+    grads: dict[str, Any] = {}
+    if run_a.grads or run_b.grads:
+        if len(run_a.grads) == len(run_b.grads):  # parameter gradients, position by position, as they are
+            pairs += [(ga, gb, None) for (_na, ga), (_nb, gb) in zip(run_a.grads, run_b.grads)]
+            grads = {"grads_compared": len(run_a.grads)}
+        else:
+            grads = {"grads_compared": 0, "grads": [len(run_a.grads), len(run_b.grads)]}
+    for k, (x, y, canon) in enumerate(pairs):
         fx, fy = fingerprint(x), fingerprint(y)
-        strict &= equivalent(fx, fy, TOLERANCES["strict"])
-        precision &= equivalent(fx, fy, TOLERANCES["precision"])
-        err = max_relative_error(x, y)
-        if err > AGREE_RTOL and x.numel() == y.numel() and not x.is_complex() and not y.is_complex():
-            err = min(err, max_relative_error(x.reshape(-1).sort().values, y.reshape(-1).sort().values))
-        elif x.is_complex() or y.is_complex():
-            xr = x.real if x.is_complex() else x
-            yr = y.real if y.is_complex() else y
-            err = min(err, max_relative_error(xr.reshape(-1).sort().values, yr.reshape(-1).sort().values))
-        worst = max(worst, err)
-    return {
+        fp_strict &= equivalent(fx, fy, TOLERANCES["strict"])
+        fp_precision &= equivalent(fx, fy, TOLERANCES["precision"])
+        cx, cy = _canonical(x, canon), _canonical(y, canon)
+        if tuple(cx.shape) != tuple(cy.shape):
+            shape_mismatch.append(k)
+            worst = math.inf
+            continue
+        worst = max(worst, max_relative_error(cx, cy))
+    strict = fp_strict and worst <= AGREE_RTOL
+    out = {
         "strict": bool(strict),
-        "precision": bool(precision),
+        "precision": bool(fp_precision and worst <= PRECISION_RTOL),
         "max_rel_error": worst,
-        "agree": bool(strict and worst <= AGREE_RTOL),
+        "agree": bool(strict),
+        "canonicalize": label,
     }
+    if shape_mismatch:
+        out["shape_mismatch"] = shape_mismatch
+    out.update(grads)
+    if grads.get("grads_compared") == 0:  # one side's parameters got gradients the other's did not
+        out["strict"] = out["precision"] = out["agree"] = False
+    return out
 
 
 def _callsites(run: Run, ids: Any) -> list[str]:
+    """Call sites of a region's ops; a backward op adds the line that ran backward after its forward line."""
     out: dict[str, None] = {}
+    later: dict[str, None] = {}
     for i in ids:
         n = run.graph.nodes[i]
         if n.op in FREE_OPS:
@@ -82,7 +148,10 @@ def _callsites(run: Run, ids: Any) -> list[str]:
         site = n.meta.get("callsite")
         if site:
             out[site] = None
-    return list(out)
+        bw = n.meta.get("backward_callsite")
+        if bw:
+            later[f"{bw} (backward)"] = None
+    return list(out) + [s for s in later if s not in out]
 
 
 def _module_path(run: Run, ids: Any) -> str:
@@ -141,6 +210,8 @@ def _whole(run: Run) -> Callable[[], Any]:
             return fn(*_clone_tree(args), **_clone_tree(kwargs))
         return fn(*args, **kwargs)
 
+    if run.stateful:  # a training step: parameters and optimizer state go back before every window
+        call.reset = run.restore  # type: ignore[attr-defined]
     return call
 
 
@@ -161,6 +232,10 @@ def diff(
     seed: int = 0,
     snapshot_limit_bytes: int | None = None,
     window_s: float | None = None,
+    canonicalize: str | Callable[[Any], Any] | None = None,
+    screen_share: float = 0.0025,
+    dedupe: bool = True,
+    min_rounds: int = 4,
 ) -> DiffReport:
     """Compare two implementations of the same computation operator by operator.
 
@@ -181,6 +256,15 @@ def diff(
         seed: Seeds round order and bootstrap.
         snapshot_limit_bytes: Cap on recorded tensors per side.
         window_s: Per-side measurement window (default: the backend's).
+        canonicalize: How outputs are put in a common form before the position-by-position output check:
+            None (as they are: equal shapes, equal values at equal positions), ``"flatten"``, ``"sort"``
+            (order-free, e.g. eigenvalues in different orders) or a callable applied to each output tensor.
+        screen_share: Regions whose recorded time is below this fraction of their side's total on both sides
+            are not replayed (a flag needs 1%: :data:`MIN_SHARE`); 0 replays every region.
+        dedupe: Measure regions that repeat the same ops on the same shapes and arguments (layers, tokens)
+            once and reuse the result.
+        min_rounds: Rounds after which a region pair stops early when its interval already lies clearly on
+            one side of the threshold (at most ``rounds`` otherwise, ``max_rounds`` while it straddles it).
 
     Returns:
         A :class:`DiffReport` with ranked findings.
@@ -189,12 +273,17 @@ def diff(
     run_a = _as_run(a, inputs, "A", snapshot_limit_bytes)
     run_b = _as_run(b, inputs if inputs_b is None else inputs_b, "B", snapshot_limit_bytes)
     t_rec = time.perf_counter()
-    out_check = check_outputs(run_a, run_b)
+    out_check = check_outputs(run_a, run_b, canonicalize)
     if not out_check["precision"] and not allow_mismatch:
+        what = (
+            f"output shapes differ at {out_check['shape_mismatch']}"
+            if out_check.get("shape_mismatch")
+            else f"max element-wise relative error {out_check['max_rel_error']:.3g}"
+        )
         raise OutputMismatchError(
-            f"diff(): the outputs of A and B differ (max relative error {out_check['max_rel_error']:.3g}, "
-            "not equivalent even at the 'precision' tolerance); fix the implementations or pass "
-            "allow_mismatch=True (--allow-mismatch) to compare anyway"
+            f"diff(): the outputs of A and B differ ({what}, compared position by position); fix the "
+            "implementations, declare a canonical form (canonicalize='sort'|'flatten', --canonicalize) where "
+            "order or layout legitimately differ, or pass allow_mismatch=True (--allow-mismatch)"
         )
     if tolerance == "auto":
         tolerance = "strict" if out_check["strict"] else "precision"
@@ -214,7 +303,7 @@ def diff(
         notes.append(be.note)
     if run_a.graph.meta.get("mutated_inputs") or run_b.graph.meta.get("mutated_inputs"):
         notes.append("a callable mutates its inputs: it was recorded and replayed on copies")
-    kw = {"rounds": rounds, "max_rounds": max_rounds, "seed": seed, "window_s": window_s}
+    kw = {"rounds": rounds, "max_rounds": max_rounds, "seed": seed, "window_s": window_s, "min_rounds": min_rounds}
 
     # threshold calibration: A's largest region against itself
     thr = DEFAULT_THRESHOLD if threshold is None else float(threshold)
@@ -237,6 +326,7 @@ def diff(
             calibration = {"region": big.id, "ratio": aa.ratio, "ci": list(aa.ci), "threshold": thr}
 
     # whole-run pair
+    t_cal = time.perf_counter()
     total = paired(_whole(run_a), _whole(run_b), be, settings_a=apply_a, settings_b=apply_b, decide_at=thr, **kw)
 
     results: list[RegionResult] = []
@@ -263,26 +353,45 @@ def diff(
         )
         results.append(RegionResult(whole, total, whole.label(run_a, run_b)))
         m.regions = [whole]
-    for r in m.regions if replayable else []:
-        if not _has_work(run_a, r.a_nodes) and not _has_work(run_b, r.b_nodes):
-            continue
-        fa = RegionRunner(run_a, r.a_nodes) if r.a_nodes else NOTHING
-        fb = RegionRunner(run_b, r.b_nodes) if r.b_nodes else NOTHING
-        res = paired(
-            fa,
-            fb,
-            be,
-            settings_a=apply_a,
-            settings_b=apply_b,
-            decide_at=thr,
-            bytes_a=fa.bytes_per_call,
-            bytes_b=fb.bytes_per_call,
-            **kw,
+    t_whole = time.perf_counter()
+    todo = [r for r in m.regions if _has_work(run_a, r.a_nodes) or _has_work(run_b, r.b_nodes)] if replayable else []
+    screened, scale = _screen(run_a, run_b, todo, screen_share)
+    if len(screened) < len(todo):
+        notes.append(
+            f"{len(todo) - len(screened)} of {len(todo)} regions were not replayed: each took less than "
+            f"{screen_share:.2%} of its side's recorded time, too little to be flagged (screen_share)"
         )
+    done: dict[tuple[Any, ...], PairResult] = {}
+    reused = 0
+    for r in screened:
+        key = _region_key(run_a, r.a_nodes, run_b, r.b_nodes) if dedupe else None
+        if key is not None and key in done:  # the same ops on the same shapes (another layer or token)
+            res = copy.copy(done[key])
+            res.extra = {**res.extra, "reused_from_region": done[key].extra.get("region")}
+            reused += 1
+        else:
+            fa = RegionRunner(run_a, r.a_nodes) if r.a_nodes else NOTHING
+            fb = RegionRunner(run_b, r.b_nodes) if r.b_nodes else NOTHING
+            res = paired(
+                fa,
+                fb,
+                be,
+                settings_a=apply_a,
+                settings_b=apply_b,
+                decide_at=thr,
+                bytes_a=fa.bytes_per_call,
+                bytes_b=fb.bytes_per_call,
+                **kw,
+            )
+            res.extra["region"] = r.id
+            if key is not None:
+                done[key] = res
         results.append(RegionResult(r, res, r.label(run_a, run_b)))
+    if reused:
+        notes.append(f"{reused} regions repeat another region's ops and shapes: measured once, result reused")
     t_measure = time.perf_counter()
 
-    findings = _decide(run_a, run_b, m, results, thr, be, out_check, apply_a, apply_b, kw)
+    findings = _decide(run_a, run_b, m, results, thr, be, out_check, apply_a, apply_b, kw, scale)
     # "all regions shift": a global setting, not a local code change
     measured = [x for x in results if x.pair.a.cost + x.pair.b.cost > 0]
     flagged_dirs = Counter(f.costly_side for f in findings if f.kind == "region")
@@ -304,6 +413,8 @@ def diff(
                 _bisect(f, run_a, run_b, m, be, thr, kw, cache, total)
     findings = _group(findings)
     findings.sort(key=lambda f: -(f.delta_cost or 0.0))
+    run_a.restore()  # whole-run windows ran training steps: leave the user's models as they were
+    run_b.restore()
     t_end = time.perf_counter()
     return DiffReport(
         findings=findings,
@@ -324,7 +435,15 @@ def diff(
             "record_s": t_rec - t_start,
             "match_s": t_match - t_rec,
             "measure_s": t_measure - t_match,
+            "calibrate_s": t_cal - t_match,
+            "whole_run_s": t_whole - t_cal,
+            "regions_s": t_measure - t_whole,
+            "diagnose_s": t_end - t_measure,
             "total_s": t_end - t_start,
+            "regions": len(m.regions),
+            "regions_replayed": len(done) if dedupe else len(screened),
+            "regions_screened_out": len(todo) - len(screened),
+            "regions_reused": reused,
         },
     )
 
@@ -374,6 +493,59 @@ def _group(findings: list[Finding]) -> list[Finding]:
     return out
 
 
+def _screen(run_a: Run, run_b: Run, regions: list[Region], share: float) -> tuple[list[Region], tuple[float, float]]:
+    """Regions worth replaying, and per side the factor from their recorded time to the whole run's.
+
+    A region is left out when, on both sides, its recorded op time is below ``share`` of that side's total
+    (the factor keeps the shares of the others, used by the 1% rule, relative to the whole run).
+    """
+
+    def dur(run: Run, ids: tuple[int, ...]) -> float:
+        return float(sum(run.graph.nodes[i].meta.get("dur_ns", 0) for i in ids))
+
+    tot_a = sum(dur(run_a, r.a_nodes) for r in regions) or 1.0
+    tot_b = sum(dur(run_b, r.b_nodes) for r in regions) or 1.0
+    keep = [
+        r
+        for r in regions
+        if share <= 0 or dur(run_a, r.a_nodes) >= share * tot_a or dur(run_b, r.b_nodes) >= share * tot_b
+    ]
+    kept_a = sum(dur(run_a, r.a_nodes) for r in keep) or tot_a
+    kept_b = sum(dur(run_b, r.b_nodes) for r in keep) or tot_b
+    return keep, (tot_a / kept_a, tot_b / kept_b)
+
+
+def _region_key(run_a: Run, ids_a: tuple[int, ...], run_b: Run, ids_b: tuple[int, ...]) -> tuple[Any, ...] | None:
+    """The key of a region pair's replay cost (None: do not de-duplicate).
+
+    Per op of both sides: the overload, the non-tensor arguments and the shapes, strides and dtypes of its
+    inputs and output.
+    """
+
+    def side(run: Run, ids: tuple[int, ...]) -> tuple[Any, ...]:
+        g = run.graph
+        out = []
+        for i in ids:
+            n = g.nodes[i]
+            if n.op == "getitem":
+                out.append(("getitem", n.attrs.get("index")))
+                continue
+            args = tuple(
+                json.dumps(leaf) if leaf[0] != "t" else _tensor_sig(g.nodes[leaf[1]].meta)
+                for leaf in n.attrs.get("args", ())
+            )
+            out.append((n.attrs.get("overload", n.op), args, _tensor_sig(n.meta), bool(n.meta.get("recording_only"))))
+        return tuple(out)
+
+    if not ids_a and not ids_b:
+        return None
+    return side(run_a, ids_a), side(run_b, ids_b)
+
+
+def _tensor_sig(meta: dict[str, Any]) -> tuple[Any, ...]:
+    return (tuple(meta.get("shape") or ()), tuple(meta.get("strides") or ()), meta.get("dtype"))
+
+
 def _has_work(run: Run, ids: tuple[int, ...]) -> bool:
     return any(run.graph.nodes[i].op not in FREE_OPS for i in ids)
 
@@ -389,11 +561,12 @@ def _decide(
     apply_a: dict[str, Any],
     apply_b: dict[str, Any],
     kw: dict[str, Any],
+    scale: tuple[float, float] = (1.0, 1.0),
 ) -> list[Finding]:
     sdiff = settings_mod.diff(run_a.settings, run_b.settings)
     has_knob_diff = any(settings_mod.applicable(k) or k.startswith("env.") for k in sdiff)
-    total_a = sum(x.pair.a.cost for x in results) or 1e-30
-    total_b = sum(x.pair.b.cost for x in results) or 1e-30
+    total_a = scale[0] * sum(x.pair.a.cost for x in results) or 1e-30
+    total_b = scale[1] * sum(x.pair.b.cost for x in results) or 1e-30
     findings: list[Finding] = []
     for x in results:
         r, p = x.region, x.pair
@@ -582,6 +755,7 @@ def _bisect(
                             fn=configured(fn, **trial_settings),
                             inputs=cheap.inputs,
                             kwargs=cheap.kwargs,
+                            state=cheap.state,
                         )
                     ),
                     _whole(cheap),
@@ -642,8 +816,3 @@ def _transform_for(key: str, target: str) -> Callable[[Any], Any]:
         return t.to(dt) if t.is_floating_point() else t
 
     return to_dtype
-
-
-def normalize(inputs: Any) -> Any:
-    """Re-export of :func:`opgraph.energy.recorder.normalize_inputs` for callers."""
-    return normalize_inputs(inputs)

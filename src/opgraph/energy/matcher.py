@@ -16,8 +16,9 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +115,10 @@ class Match:
 
 def op_counts(graph: Graph, node_ids: Sequence[int]) -> Counter[str]:
     """Multiset of the data-moving ops among ``node_ids``."""
-    return Counter(graph.nodes[i].op for i in node_ids if graph.nodes[i].op not in FREE_OPS)
+    nodes = graph.nodes
+    return Counter(
+        nodes[i].op for i in node_ids if nodes[i].op not in FREE_OPS and not nodes[i].meta.get("recording_only")
+    )
 
 
 def _fps(run: Run) -> dict[int, Fingerprint]:
@@ -172,28 +176,38 @@ def pruned_spine(graph: Graph) -> tuple[int, ...]:
     return tuple(keep[k] for k in path)
 
 
-def _lcs(xs: Sequence[int], ys: Sequence[int], eq: Any) -> list[tuple[int, int]]:
-    """Longest common subsequence of two id lists under ``eq``; ties take the earliest partners."""
-    n, m = len(xs), len(ys)
+def _lcs(xs: Sequence[int], ys: Sequence[int], partners: Mapping[int, Sequence[int]]) -> list[tuple[int, int]]:
+    """Longest common subsequence of two id lists; ``partners[x]``: the ys equivalent to x.
+
+    Ties take the earliest partners. Rows without a partner are dropped first (they never change the path:
+    the walk skips them), then the table is filled row by row with NumPy: ``row[j]`` is the suffix maximum
+    of ``nxt[j + 1] + 1`` where ``xs[i]`` matches ``ys[j]`` and of ``nxt[j]`` elsewhere.
+    """
+    import numpy as np
+
+    pos = {y: j for j, y in enumerate(ys)}
+    rows = [(x, sorted({pos[y] for y in partners.get(x, ()) if y in pos})) for x in xs]
+    rows = [(x, cols) for x, cols in rows if cols]
+    n, m = len(rows), len(ys)
     if n == 0 or m == 0:
         return []
-    # dp[i][j] = LCS length of xs[i:], ys[j:]
-    dp = [[0] * (m + 1) for _ in range(n + 1)]
+    dp = np.zeros((n + 1, m + 1), dtype=np.int32)
     for i in range(n - 1, -1, -1):
-        row, nxt = dp[i], dp[i + 1]
-        for j in range(m - 1, -1, -1):
-            if eq(xs[i], ys[j]):
-                row[j] = nxt[j + 1] + 1
-            else:
-                row[j] = nxt[j] if nxt[j] >= row[j + 1] else row[j + 1]
+        nxt = dp[i + 1]
+        cols = np.asarray(rows[i][1], dtype=np.intp)
+        v = nxt[:m].copy()
+        v[cols] = nxt[cols + 1] + 1
+        dp[i, :m] = np.maximum.accumulate(v[::-1])[::-1]
+    table = dp.tolist()
+    colsets = [set(cols) for _x, cols in rows]
     out = []
     i = j = 0
     while i < n and j < m:
-        if eq(xs[i], ys[j]) and dp[i][j] == dp[i + 1][j + 1] + 1:
-            out.append((xs[i], ys[j]))
+        if j in colsets[i] and table[i][j] == table[i + 1][j + 1] + 1:
+            out.append((rows[i][0], ys[j]))
             i += 1
             j += 1
-        elif dp[i + 1][j] >= dp[i][j + 1]:
+        elif table[i + 1][j] >= table[i][j + 1]:
             i += 1
         else:
             j += 1
@@ -220,19 +234,21 @@ def match(run_a: Run, run_b: Run, *, tolerance: str | float = "strict") -> Match
             if equivalent(fa[i], fb[j], rtol):
                 eq_pairs.add((i, j))
 
-    def eq(i: int, j: int) -> bool:
-        return (i, j) in eq_pairs
+    partners: dict[int, list[int]] = {}
+    for i, j in eq_pairs:
+        partners.setdefault(i, []).append(j)
 
     cand_a, cand_b = set(ca), set(cb)
     spine_a = tuple(i for i in pruned_spine(run_a.graph) if i in cand_a)
     spine_b = tuple(j for j in pruned_spine(run_b.graph) if j in cand_b)
-    level0 = _lcs(spine_a, spine_b, eq)
+    level0 = _lcs(spine_a, spine_b, partners)
     cuts: list[tuple[int, int, int]] = []
     prev_a, prev_b = -1, -1
+    sa, sb = sorted(ca), sorted(cb)
     for a, b in [*level0, (len(run_a.graph.nodes), len(run_b.graph.nodes))]:
-        seg_a = [i for i in ca if prev_a < i < a]
-        seg_b = [j for j in cb if prev_b < j < b]
-        cuts.extend((x, y, 1) for x, y in _lcs(seg_a, seg_b, eq))
+        seg_a = sa[bisect.bisect_right(sa, prev_a) : bisect.bisect_left(sa, a)]
+        seg_b = sb[bisect.bisect_right(sb, prev_b) : bisect.bisect_left(sb, b)]
+        cuts.extend((x, y, 1) for x, y in _lcs(seg_a, seg_b, partners))
         if a < len(run_a.graph.nodes):
             cuts.append((a, b, 0))
         prev_a, prev_b = a, b
@@ -258,18 +274,25 @@ def _regions(run_a: Run, run_b: Run, cuts: list[tuple[int, int, int]]) -> list[R
                     continue
                 owner[nid] = idx
                 stack.extend(g.nodes[nid].inputs)
-        # ops that feed no cut (dead code, trailing work): by execution position
+        # ops that feed no cut (dead code, trailing work): by execution position (the first cut after them)
         pos = [c[k] for c in cuts]
+        ordered = all(p < q for p, q in zip(pos, pos[1:]))
         for n in g.nodes:
             if n.op == "input" or n.id in owner:
                 continue
-            later = [i for i, p in enumerate(pos) if p > n.id]
-            owner[n.id] = later[0] if later else len(cuts)
-        side_ids.append(owner)
+            if ordered:
+                owner[n.id] = bisect.bisect_right(pos, n.id)
+            else:
+                later = [i for i, p in enumerate(pos) if p > n.id]
+                owner[n.id] = later[0] if later else len(cuts)
+        members: dict[int, list[int]] = {}
+        for nid, idx in owner.items():
+            members.setdefault(idx, []).append(nid)
+        side_ids.append(members)
     regions: list[Region] = []
     for idx in range(len(cuts) + 1):
-        ra = tuple(sorted(i for i, o in side_ids[0].items() if o == idx))
-        rb = tuple(sorted(j for j, o in side_ids[1].items() if o == idx))
+        ra = tuple(sorted(side_ids[0].get(idx, ())))
+        rb = tuple(sorted(side_ids[1].get(idx, ())))
         if idx < len(cuts):
             a, b, level = cuts[idx]
             regions.append(Region(len(regions), ra, rb, a, b, level))

@@ -42,6 +42,10 @@ _SKIP_FILES = {
     for name in ("recorder.py", "replay.py", "api.py", "differ.py", "profiler.py", "settings.py")
 }
 _VIEW_OPS_NO_COST = {"aten::detach", "aten::lift_fresh", "aten::alias"}
+#: Ops the recording call may run where a plain call does not (see :meth:`_Recorder.apply_timings`).
+_RECORDING_ONLY = frozenset({"aten::new_empty_strided", "aten::copy_", "aten::clone", "aten::empty_like"})
+#: Ops that are run but not recorded (annotations that take opaque handles and do no tensor work).
+_UNRECORDED = frozenset({"profiler::_record_function_enter_new", "profiler::_record_function_exit"})
 
 #: Copy-like ops the redundant-op rule applies to (output equal to input is the whole point of them).
 COPY_OPS = frozenset(
@@ -176,6 +180,12 @@ class Run:
         cpu_s: Process CPU time of the same call, seconds.
         fn: The recorded callable (absent for a loaded run).
         inputs: The arguments it was called with (copies).
+        kwargs: Its keyword arguments (copies).
+        outputs: The tensors it returned.
+        grads: ``(name, gradient)`` of every parameter with a gradient after the recording call (its ``.grad``
+            at the end, or the value after its last accumulation where the step set it to None), compared
+            between the two sides of a diff.
+        state: The parameters, gradients and optimizer states the callable can change (see :class:`StepState`).
     """
 
     graph: Graph
@@ -187,6 +197,18 @@ class Run:
     inputs: tuple[Any, ...] = field(default=(), repr=False)
     kwargs: dict[str, Any] = field(default_factory=dict, repr=False)
     outputs: tuple[Any, ...] = field(default=(), repr=False)
+    grads: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
+    state: StepState | None = field(default=None, repr=False)
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the callable changes parameters, buffers, gradients or optimizer state (a training step)."""
+        return self.state is not None and self.state.stateful
+
+    def restore(self) -> None:
+        """Put the modules and optimizers the callable changes back as they were before the recording."""
+        if self.stateful and self.state is not None:
+            self.state.restore()
 
     @property
     def name(self) -> str:
@@ -308,8 +330,13 @@ def load(path: str | os.PathLike[str]) -> Run:
 # recording
 
 
-def _find_modules(fn: Any) -> list[tuple[str, Any]]:
-    """Root modules reachable from ``fn`` (itself, its ``__self__``, closure cells, Configured)."""
+def _find_modules(fn: Any, optimizers: list[Any] | None = None) -> list[tuple[str, Any]]:
+    """Root modules reachable from ``fn`` (itself, its ``__self__``, closure cells, globals, Configured).
+
+    Args:
+        fn: The callable.
+        optimizers: If given, the ``torch.optim.Optimizer`` objects reachable the same way are appended to it.
+    """
     import torch
 
     roots: list[tuple[str, Any]] = []
@@ -321,6 +348,10 @@ def _find_modules(fn: Any) -> list[tuple[str, Any]]:
         seen.add(id(obj))
         if isinstance(obj, torch.nn.Module):
             roots.append((name, obj))
+            return
+        if isinstance(obj, torch.optim.Optimizer):
+            if optimizers is not None:
+                optimizers.append(obj)
             return
         if isinstance(obj, Configured):
             visit(obj.fn, name, depth + 1)
@@ -339,13 +370,133 @@ def _find_modules(fn: Any) -> list[tuple[str, Any]]:
         glb = getattr(func, "__globals__", None)
         if code is not None and isinstance(glb, dict):
             for var in code.co_names:
-                if isinstance(glb.get(var), torch.nn.Module):
+                if isinstance(glb.get(var), (torch.nn.Module, torch.optim.Optimizer)):
                     visit(glb[var], var, depth + 1)
         if hasattr(obj, "func") and callable(obj.func):  # functools.partial
             visit(obj.func, name, depth + 1)
 
     visit(fn, "", 0)
     return roots
+
+
+class StepState:
+    """What a training step changes outside its arguments, saved once and put back between calls.
+
+    Parameters and buffers of the modules reachable from the callable (values), the parameters' ``.grad``
+    and the state and hyper-parameters of the optimizers reachable from it. :func:`record` saves it before the
+    recording call and, when the call changed any of it (:attr:`stateful`), restores it before the timing
+    pass, after it (so the user's model is left as it was), and before every whole-run window and re-run.
+
+    Args:
+        modules: Root modules (``(name, module)``).
+        optimizers: Optimizers.
+    """
+
+    def __init__(self, modules: Sequence[tuple[str, Any]], optimizers: Sequence[Any]) -> None:
+        tensors: dict[int, tuple[str, Any]] = {}
+        for mname, mod in modules:
+            prefix = f"{mname}." if mname else ""
+            for pname, t in [*mod.named_parameters(), *mod.named_buffers()]:
+                tensors.setdefault(id(t), (prefix + pname, t))
+        for opt in optimizers:
+            for group in opt.param_groups:
+                for k, p in enumerate(group["params"]):
+                    tensors.setdefault(id(p), (f"optimizer.param{k}", p))
+        self.names = [name for name, _t in tensors.values()]
+        self.tensors = [t for _name, t in tensors.values()]
+        self.optimizers = list(optimizers)
+        self.stateful = False
+        self._saved: list[Any] = []
+        self._versions: list[int] = []
+        self._grads: list[Any] = []
+        self._opt: list[tuple[dict[Any, dict[str, Any]], list[dict[str, Any]]]] = []
+
+    @property
+    def params(self) -> list[tuple[str, Any]]:
+        """``(name, parameter)`` of every tensor that requires grad."""
+        return [(n, t) for n, t in zip(self.names, self.tensors) if t.requires_grad]
+
+    def save(self) -> None:
+        """Copy the values, gradients and optimizer states (the state every restore goes back to)."""
+        self._saved = [t.detach().clone() for t in self.tensors]
+        self._versions = [t._version for t in self.tensors]
+        self._grads = [None if t.grad is None else t.grad.detach().clone() for t in self.tensors]
+        self._opt = [(_copy_opt_state(opt.state), _copy_groups(opt.param_groups)) for opt in self.optimizers]
+
+    def storages(self) -> set[int | None]:
+        """Storage keys of the live tensors (values, gradients, optimizer state) a restore writes into."""
+        import torch
+
+        keys = {_storage_key(t) for t in self.tensors}
+        keys |= {_storage_key(t.grad) for t in self.tensors if t.grad is not None}
+        for opt in self.optimizers:
+            for st in opt.state.values():
+                keys |= {_storage_key(v) for v in st.values() if isinstance(v, torch.Tensor)}
+        keys.discard(None)
+        return keys
+
+    def changed(self) -> bool:
+        """Whether anything differs from the saved state (in-place writes, new or changed gradients, a step)."""
+        import torch
+
+        if any(t._version != v for t, v in zip(self.tensors, self._versions)):
+            return True
+        for t, g in zip(self.tensors, self._grads):
+            if (t.grad is None) != (g is None) or (g is not None and not torch.equal(t.grad, g)):
+                return True
+        for opt, (state, groups) in zip(self.optimizers, self._opt):
+            if len(opt.state) != len(state) or not _same(_copy_groups(opt.param_groups), groups):
+                return True
+            if any(not _same(dict(opt.state.get(p, {})), st) for p, st in state.items()):
+                return True
+        return False
+
+    def restore(self) -> None:
+        """Put the saved values, gradients and optimizer states back (in place: references stay valid)."""
+        import torch
+
+        if not self._saved:
+            return
+        with torch.no_grad():
+            for t, v in zip(self.tensors, self._saved):
+                t.copy_(v)
+        for t, g in zip(self.tensors, self._grads):  # new gradient tensors: recorded ones may alias the old
+            t.grad = None if g is None else g.clone()
+        for opt, (state, groups) in zip(self.optimizers, self._opt):
+            opt.state.clear()
+            opt.state.update(_copy_opt_state(state))
+            for group, saved in zip(opt.param_groups, groups):
+                group.update(_copy_groups([saved])[0])
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality of nested dicts/lists of tensors and plain values (tensors: same shape and values)."""
+    import torch
+
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def _copy_opt_state(state: Mapping[Any, Mapping[str, Any]]) -> dict[Any, dict[str, Any]]:
+    import copy
+
+    import torch
+
+    return {
+        p: {k: v.detach().clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v) for k, v in st.items()}
+        for p, st in state.items()
+    }
+
+
+def _copy_groups(groups: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    import copy
+
+    return [{k: copy.deepcopy(v) for k, v in g.items() if k != "params"} for g in groups]
 
 
 class _Recorder:
@@ -404,6 +555,12 @@ class _Recorder:
         self.path_strings: dict[tuple[str, ...], str] = {}
         #: ``(op node id, op overload)`` per recorded aten op, in execution order (see :meth:`apply_timings`).
         self.op_order: list[tuple[int, Any]] = []
+        #: autograd sequence number -> (site, module stack) of the forward op that created that autograd node
+        #: (as the PyTorch profiler links backward ops to forward ops through ``sequence_nr``).
+        self.forward_sites: dict[int, tuple[Any, tuple[str, ...]]] = {}
+        #: The autograd node evaluated on this thread (None outside backward) and the next sequence number.
+        self.current_node = torch._C._current_autograd_node
+        self.peek_sequence_nr = torch._C._autograd._get_sequence_nr
 
     # -- the hot path (runs once per aten op, inside the recorded call) --------------------------------------
     def dispatch(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
@@ -419,6 +576,8 @@ class _Recorder:
             info = self._schema_info(func)
         if kwargs is None:
             kwargs = {}
+        if info[3] in _UNRECORDED:  # profiler annotations (e.g. an optimizer's record_function): no work
+            return info[0](*args, **kwargs)
         written = self._before_write(info[1], args, kwargs) if info[1] else None
         if _FX_CONTEXT:
             site = _FX_CONTEXT[-1]
@@ -433,10 +592,21 @@ class _Recorder:
                     break
                 frame = frame.f_back
             site = None if frame is None else (frame.f_code, frame.f_lineno)
+        stack = self.module_stack
+        node = self.current_node()
+        if node is None:  # forward: the op about to get autograd node number (peek - 1) was made here
+            bw = None
+            self.forward_sites.setdefault(self.peek_sequence_nr() - 1, (site, stack))
+        else:  # backward: attribute the op to the forward line that created the node being evaluated
+            bw = (site, node.name())
+            fwd = self.forward_sites.get(node._sequence_nr())
+            if fwd is not None:
+                site, stack = fwd
+            self.forward_sites.setdefault(self.peek_sequence_nr() - 1, (site, stack))  # double backward
         start = _now_ns()
         out = info[0](*args, **kwargs)
         end = _now_ns()
-        self.pending.append((func, args, kwargs, out, site, self.module_stack, start, end, written))
+        self.pending.append((func, args, kwargs, out, site, stack, start, end, written, bw))
         if not self.keep_values:  # over the memory cap: do not hold on to arguments and outputs
             self.finalize()
         elif not info[2]:  # views share their base's memory: only new tensors count against the cap
@@ -592,7 +762,7 @@ class _Recorder:
 
     def _add_op(self, entry: tuple[Any, ...]) -> None:
         """Add the node of one raw op tuple (and a getitem node per output of a multi-output op)."""
-        func, args, kwargs, out, _site, _stack, _start, _end, written = entry
+        func, args, kwargs, out, _site, _stack, _start, _end, written, _bw = entry
         in_ids = [self.node_of(t) for t in _tensors(args, kwargs)]
         nid = self._append(self._op_node(entry, in_ids))
         self.op_order.append((nid, func))
@@ -611,7 +781,7 @@ class _Recorder:
         """The node dict of one raw op tuple whose tensor arguments are the nodes ``in_ids``."""
         from torch.utils._pytree import tree_flatten, treespec_dumps
 
-        func, args, kwargs, out, site, stack, start, end, written = entry
+        func, args, kwargs, out, site, stack, start, end, written, bw = entry
         _op, _writes, aliased, name, overload = self.schema_cache[id(func)]
         spec_text, sites, paths = self.spec_texts, self.site_fields, self.path_strings
         tensor_type = self.tensor_type
@@ -642,6 +812,10 @@ class _Recorder:
         )
         if fx:
             meta["fx_node"] = site[5]
+        if bw is not None:  # a backward op: its call site is the forward line; where backward was called
+            meta["phase"] = "backward"
+            meta["grad_fn"] = bw[1]
+            meta["backward_callsite"] = _site_meta(bw[0], sites)["callsite"]
         if isinstance(out, tensor_type):
             meta.update(_tensor_meta(out))
             meta["out_bytes"] = meta["bytes"]
@@ -673,7 +847,10 @@ class _Recorder:
         Cost-free alias ops (``detach``, ``alias``, ``lift_fresh``) are left out of the comparison on both
         sides: keeping an output alive can add a ``detach`` (``torch.rand`` does that when its result has
         another reference), so the recording call may run one the timing pass does not. Such an op of the
-        recording call gets ``dur_ns`` 0 and starts where the op before it ended.
+        recording call gets ``dur_ns`` 0 and starts where the op before it ended. Likewise the copies autograd
+        makes of a gradient the recorder keeps alive (``new_empty_strided`` + ``copy_`` where a plain call
+        hands the gradient over to ``.grad``): they get ``dur_ns`` 0 and ``meta["recording_only"]``, and
+        region replays skip them.
 
         Args:
             ops: ``(op overload, start ns, end ns)`` per aten op of the timing pass (:func:`_timing_class`).
@@ -682,13 +859,34 @@ class _Recorder:
         Returns:
             Whether the timings were replaced (False: the op sequences differ, the recording call's stay).
         """
-        free = _VIEW_OPS_NO_COST
+        free = _VIEW_OPS_NO_COST | _UNRECORDED
         kept = [(nid, f) for nid, f in self.op_order if f._schema.name not in free]
         timed = [op for op in ops if op[0]._schema.name not in free]
-        if len(kept) != len(timed) or any(f is not op[0] for (_nid, f), op in zip(kept, timed)):
-            return False
         nodes = self.nodes
-        span = {nid: (start - t0_ns, end - start) for (nid, _f), (_g, start, end) in zip(kept, timed)}
+        span: dict[int, tuple[int, int]] = {}
+        i = j = 0
+        while i < len(kept) and j < len(timed):
+            if kept[i][1] is timed[j][0]:
+                span[kept[i][0]] = (timed[j][1] - t0_ns, timed[j][2] - timed[j][1])
+                i, j = i + 1, j + 1
+                continue
+            # Keeping a gradient alive makes autograd copy it into .grad instead of taking it over
+            # (new_empty_strided + copy_): ops only the recording call ran, marked and skipped by replay.
+            skip = next(
+                (k for k in range(1, 5) if i + k < len(kept) and kept[i + k][1] is timed[j][0]),
+                len(kept) - i if j == len(timed) else None,
+            )
+            if skip is None or any(f._schema.name not in _RECORDING_ONLY for _n, f in kept[i : i + skip]):
+                return False
+            for nid, _f in kept[i : i + skip]:
+                nodes[nid]["meta"]["recording_only"] = True
+            i += skip
+        for nid, f in kept[i:]:
+            if f._schema.name not in _RECORDING_ONLY:
+                return False
+            nodes[nid]["meta"]["recording_only"] = True
+        if j != len(timed):
+            return False
         last_end = 0
         for nid, _f in self.op_order:
             start, dur = span.get(nid, (last_end, 0))
@@ -1030,14 +1228,19 @@ def record(
     snap_settings = dict(getattr(fn, "settings", {})) if isinstance(fn, Configured) else {}
     with settings_mod.applied(snap_settings):
         snap = settings_mod.snapshot()
+    optimizers: list[Any] = []
+    roots = _find_modules(fn, optimizers)
+    state = StepState(roots, optimizers)
+    state.save()
     rng = _rng_state() if timing_pass else None
     if warmup and not timing_pass:
-        with torch.no_grad() if not torch.is_grad_enabled() else _null():
-            fn(*_clone_tree(args), **_clone_tree(kwargs))
+        fn(*_clone_tree(args), **_clone_tree(kwargs))
+        if state.changed():
+            state.restore()
     call_args = _clone_tree(args)
     call_kwargs = _clone_tree(kwargs)
     rec = _new_recorder(snapshot_limit_bytes)
-    for mname, mod in _find_modules(fn):
+    for mname, mod in roots:
         for pname, p in mod.named_parameters():
             rec.names[id(p)] = f"{mname + '.' if mname else ''}{pname}"
         for bname, b in mod.named_buffers():
@@ -1057,8 +1260,11 @@ def record(
 
     from torch.nn.modules import module as module_mod
 
+    grads: dict[int, Any] = {}
+    params = state.params
     h1 = module_mod.register_module_forward_pre_hook(pre_hook)
     h2 = module_mod.register_module_forward_hook(post_hook)
+    grad_hooks = [p.register_post_accumulate_grad_hook(_grad_keeper(grads, k)) for k, (_n, p) in enumerate(params)]
     t0, c0 = time.perf_counter(), time.process_time()
     try:
         with rec:
@@ -1066,7 +1272,20 @@ def record(
     finally:
         h1.remove()
         h2.remove()
+        for h in grad_hooks:
+            h.remove()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    for k, (_n, p) in enumerate(params):  # the final .grad where the step leaves one, else the last accumulated
+        if p.grad is not None:
+            grads[k] = p.grad.detach().clone()
+    rec.finalize()
+    state.stateful = state.changed()
+    if state.stateful:  # a training step: keep copies of the live tensors, then undo the step
+        live = state.storages()
+        for nid, v in rec.values.items():
+            if _storage_key(v) in live:  # parameters, buffers, gradients and views of them
+                rec.values[nid] = v.detach().clone()
+        state.restore()
     timer = None
     if rng is not None:
         _set_rng_state(rng)
@@ -1081,7 +1300,8 @@ def record(
             timer = None
         timed = (time.perf_counter() - t1, time.process_time() - c1)
         del t_args, t_kwargs
-    rec.finalize()
+        if state.stateful:  # the user's model is left as it was
+            state.restore()
     timing = "recording call"
     record_times = (wall, cpu)
     if timer is not None:
@@ -1122,6 +1342,8 @@ def record(
             "timing": timing,
             "record_wall_s": record_times[0],
             "record_cpu_s": record_times[1],
+            "stateful": state.stateful,
+            "grads": [params[k][0] for k in sorted(grads)],
         },
     )
     return Run(
@@ -1134,12 +1356,17 @@ def record(
         inputs=tuple(args),
         kwargs=dict(kwargs),
         outputs=tuple(out_tensors),
+        grads=tuple((params[k][0], grads[k]) for k in sorted(grads)),
+        state=state,
     )
 
 
-class _null:
-    def __enter__(self) -> None:
-        return None
+def _grad_keeper(grads: dict[int, Any], k: int) -> Callable[[Any], None]:
+    """A post-accumulate-grad hook that keeps a copy of parameter ``k``'s ``.grad`` (not recorded as an op)."""
+    from torch.utils._python_dispatch import _disable_current_modes
 
-    def __exit__(self, *exc: Any) -> None:
-        return None
+    def hook(p: Any) -> None:
+        with _disable_current_modes():
+            grads[k] = p.grad.detach().clone()
+
+    return hook

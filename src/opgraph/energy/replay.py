@@ -18,7 +18,7 @@ import numpy as np
 
 from opgraph.energy.backends import Backend, Sample
 from opgraph.energy.errors import EnergyError
-from opgraph.energy.recorder import Run, decode_leaf, resolve_op
+from opgraph.energy.recorder import _UNRECORDED, Run, decode_leaf, resolve_op
 
 
 class RegionRunner:
@@ -47,9 +47,14 @@ class RegionRunner:
             raise EnergyError(f"run {run.name!r} kept no tensors (over the snapshot limit); re-run regions instead")
         self.run = run
         self.node_ids = tuple(node_ids)
-        elide = dict(elide or {})
-        inside = set(self.node_ids)
         g = run.graph
+        # copies only the recording call made (a kept gradient copied into .grad): the value passes through
+        elide = {
+            nid: g.nodes[nid].inputs[-1]
+            for nid in self.node_ids
+            if g.nodes[nid].meta.get("recording_only") and g.nodes[nid].inputs
+        } | dict(elide or {})
+        inside = set(self.node_ids)
         self.steps: list[tuple[int, str, Any, list[Any], Any]] = []
         ext: dict[int, Any] = {}
         self.mutated_ext: set[int] = set()
@@ -57,7 +62,14 @@ class RegionRunner:
         for nid in self.node_ids:
             n = g.nodes[nid]
             if nid in elide:
-                self.steps.append((nid, "elide", elide[nid], [], None))
+                src = elide[nid]
+                if src not in inside and src not in ext:
+                    # the replacement was made before the region (e.g. by the forward pass of a backward region)
+                    if src not in run.values:
+                        raise EnergyError(f"run {run.name!r}: value of node {src} was not kept")
+                    v = run.values[src]
+                    ext[src] = transform(v) if transform is not None and isinstance(v, torch.Tensor) else v
+                self.steps.append((nid, "elide", src, [], None))
                 continue
             if n.op == "getitem" and n.inputs[0] not in inside:
                 # the producing op ran in an earlier region: its output is an outside value here
@@ -204,6 +216,7 @@ def paired(
     bytes_b: float = 0.0,
     settings_a: Mapping[str, Any] | None = None,
     settings_b: Mapping[str, Any] | None = None,
+    min_rounds: int | None = None,
 ) -> PairResult:
     """Measure ``fa`` against ``fb``: shuffled A B / B A rounds, per-call cost ratio with a CI.
 
@@ -220,16 +233,22 @@ def paired(
         bytes_b: Bytes moved per call of B.
         settings_a: Settings to apply while A runs (threads, precision...).
         settings_b: Settings to apply while B runs.
+        min_rounds: With ``decide_at``: stop after this many rounds (before ``rounds``) once the interval lies
+            clearly on one side of ``decide_at`` (and of its inverse).
     """
     from opgraph.energy import settings as settings_mod
 
     target = window_s if window_s is not None else backend.min_window_s
     rng = np.random.default_rng(seed)
     sa, sb = dict(settings_a or {}), dict(settings_b or {})
+    # a callable with a ``reset`` attribute (a training step) gets its state put back before every window
+    reset_a, reset_b = getattr(fa, "reset", _no_reset), getattr(fb, "reset", _no_reset)
     with settings_mod.applied(sa):
+        reset_a()
         fa()  # warm-up
         ra = calibrate_reps(fa, backend, target) if fa is not NOTHING else 1
     with settings_mod.applied(sb):
+        reset_b()
         fb()
         rb = calibrate_reps(fb, backend, target) if fb is not NOTHING else 1
     samples_a: list[Sample] = []
@@ -240,12 +259,15 @@ def paired(
         for side in order:
             if side == 0:
                 with settings_mod.applied(sa):
+                    reset_a()
                     samples_a.append(backend.measure(fa, ra, bytes_per_call=bytes_a))
             else:
                 with settings_mod.applied(sb):
+                    reset_b()
                     samples_b.append(backend.measure(fb, rb, bytes_per_call=bytes_b))
 
-    for _ in range(rounds):
+    first = min(rounds, max(min_rounds, 2)) if decide_at is not None and min_rounds else rounds
+    for _ in range(first):
         one_round()
 
     def ratios_of() -> list[float]:
@@ -260,14 +282,24 @@ def paired(
     extra: dict[str, Any] = {}
     ratios = ratios_of()
     med, ci = median_ci(ratios, seed=seed)
+    while len(ratios) < rounds and (decide_at is None or _straddles(ci, decide_at)):
+        one_round()
+        ratios = ratios_of()
+        med, ci = median_ci(ratios, seed=seed)
     while decide_at is not None and len(ratios) < max_rounds and _straddles(ci, decide_at):
         one_round()
         one_round()
         ratios = ratios_of()
         med, ci = median_ci(ratios, seed=seed)
+    reset_a()
+    reset_b()
     wall_med, wall_ci = median_ci([_ratio(a.wall_s, b.wall_s) for a, b in zip(samples_a, samples_b)], seed=seed)
     extra["wall_ratio"], extra["wall_ci"] = wall_med, list(wall_ci)
     return PairResult(med, ci, ratios, _mean(samples_a), _mean(samples_b), (ra, rb), extra)
+
+
+def _no_reset() -> None:
+    return None
 
 
 def _ratio(a: float, b: float) -> float:
@@ -301,7 +333,10 @@ class RerunTimer:
         if run.fn is None:
             raise EnergyError(f"run {run.name!r} has no callable (a loaded run): it cannot be re-run")
         self.run = run
-        self.op_ids = [n.id for n in run.graph.nodes if n.op not in ("input", "getitem")]
+        # ops a plain call does not run (autograd's copies of gradients the recorder kept) are not counted
+        self.op_ids = [
+            n.id for n in run.graph.nodes if n.op not in ("input", "getitem") and not n.meta.get("recording_only")
+        ]
         self.bytes = {
             n.id: float(n.meta.get("in_bytes", 0)) + float(n.meta.get("out_bytes", 0)) for n in run.graph.nodes
         }
@@ -318,6 +353,8 @@ class RerunTimer:
 
         class _Timer(TorchDispatchMode):
             def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+                if func._schema.name in _UNRECORDED:  # annotations the recording left out
+                    return func(*args, **(kwargs or {}))
                 c0, t0 = time.process_time(), time.perf_counter()
                 res = func(*args, **(kwargs or {}))
                 t1, c1 = time.perf_counter(), time.process_time()
@@ -327,11 +364,16 @@ class RerunTimer:
                 counter[0] = k + 1
                 return res
 
-        args, kwargs = _clone_tree(self.run.inputs), _clone_tree(self.run.kwargs)
+        import contextlib
+
         import torch
 
-        with torch.no_grad(), _Timer():
+        args, kwargs = _clone_tree(self.run.inputs), _clone_tree(self.run.kwargs)
+        self.run.restore()
+        # a training step needs autograd; a forward function runs without it (as its replay does)
+        with contextlib.nullcontext() if self.run.stateful else torch.no_grad(), _Timer():
             self.run.fn(*args, **kwargs)
+        self.run.restore()
         return out
 
 

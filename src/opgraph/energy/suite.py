@@ -61,22 +61,32 @@ class CaseResult:
     report: dict[str, Any] | None = None
 
 
-def _hit(callsites: Iterable[str], lines: set[int]) -> bool:
+def _hit(callsites: Iterable[str], lines: set[int], sites: Iterable[str] = ()) -> bool:
+    """Whether a call site is a culprit.
+
+    Culprits are the ``# CULPRIT`` lines of cases.py and ``sites`` (``"file.py:function"`` in a library's source).
+    """
+    library = {tuple(s.split(":", 1)) for s in sites}
     for site in callsites:
-        head = site.split(" in ")[0]
+        head, _, func = site.removesuffix(" (backward)").partition(" in ")
         fname, _, line = head.rpartition(":")
-        if os.path.basename(fname) == "cases.py" and line.isdigit() and int(line) in lines:
+        base = os.path.basename(fname)
+        if base == "cases.py" and line.isdigit() and int(line) in lines:
+            return True
+        if (base, func) in library:
             return True
     return False
 
 
-def culprit_ops(run: Any, lines: set[int]) -> set[str]:
-    """Aten op names recorded at the culprit lines of a run of ``cases.py``."""
+def culprit_ops(run: Any, lines: set[int], sites: Iterable[str] = ()) -> set[str]:
+    """Aten op names recorded at the culprit lines of a run of ``cases.py`` (or at library ``sites``)."""
+    library = {tuple(s.split(":", 1)) for s in sites}
     out = set()
     for n in run.graph.nodes:
         if n.op in FREE_OPS or n.op == "input":
             continue
-        if os.path.basename(n.meta.get("file", "")) == "cases.py" and n.meta.get("line") in lines:
+        base = os.path.basename(n.meta.get("file", ""))
+        if (base == "cases.py" and n.meta.get("line") in lines) or (base, n.meta.get("func")) in library:
             out.add(n.op)
     return out
 
@@ -109,6 +119,7 @@ def evaluate_case(
             seed=seed,
             max_rounds=max_rounds or 3 * rounds,
             allow_mismatch=case.kind == "tradeoff",
+            canonicalize=case.canonicalize,
         )
     except Exception as exc:  # noqa: BLE001  (a failing case is a result, not a crash of the suite)
         res.error = f"{type(exc).__name__}: {exc}"
@@ -118,7 +129,7 @@ def evaluate_case(
     if keep_report:
         res.report = rep.to_dict()
     lines = case.culprit_lines()
-    hits = [_hit(f.callsites, lines) for f in rep.findings]
+    hits = [_hit(f.callsites, lines, case.culprit_sites) for f in rep.findings]
     res.n_findings = len(rep.findings)
     res.n_hits = sum(hits)
     res.detected = any(hits)
@@ -152,7 +163,7 @@ def evaluate_case(
     if baselines:
         from opgraph.energy.baselines import name_only_diff, profiler_topk
 
-        cops = culprit_ops(rep.run_a, lines) if rep.run_a is not None else set()
+        cops = culprit_ops(rep.run_a, lines, case.culprit_sites) if rep.run_a is not None else set()
         try:
             res.baselines = {
                 "name_only": name_only_diff(a, b, inputs, inputs_b, cops),
@@ -165,9 +176,14 @@ def evaluate_case(
 
 def case_ids(*, device: str = "cpu", gpu_subset: bool = False) -> list[str]:
     """Ids of the cases that run on ``device`` (the GPU subset when ``gpu_subset``)."""
+    import importlib.util
+
     out = []
     for cid, c in CASES.items():
         if cid in GPU_ONLY and not device.startswith("cuda"):
+            continue
+        if c.requires is not None and importlib.util.find_spec(c.requires) is None:
+            log.info("case %s skipped: it needs %s", cid, c.requires)
             continue
         if gpu_subset and not c.gpu:
             continue
