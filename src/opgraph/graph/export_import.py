@@ -195,7 +195,7 @@ def _quiet_torch_logs() -> Iterator[None]:
     loggers = [logging.getLogger(name) for name in _NOISY_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
-        lg.setLevel(max(lg.level, logging.ERROR))
+        lg.setLevel(max(lg.level, logging.CRITICAL))
     buf = io.StringIO()
     try:
         with contextlib.redirect_stderr(buf):

@@ -1,0 +1,82 @@
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+from opgraph.graph import from_module  # noqa: E402
+from opgraph.perf.kernels import RealKernel, dedupe_kernels, extract_kernels, model_kernels  # noqa: E402
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c)
+        self.dw = nn.Conv2d(c, c, 3, stride=2, padding=1, groups=c)
+
+    def forward(self, x):
+        return self.dw(torch.relu(self.bn(self.conv(x))))
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.b1 = Block(8)
+        self.b2 = Block(8)
+        self.fc = nn.Linear(8, 12)
+        self.out = nn.Linear(12, 4, bias=False)
+
+    def forward(self, x):
+        y = self.b1(x)
+        y = self.b2(torch.nn.functional.interpolate(y, scale_factor=2.0))
+        t = y.flatten(2).transpose(1, 2)  # (1, 16, 8)
+        h = nn.functional.gelu(self.fc(t))  # (1, 16, 12)
+        att = h @ h.transpose(1, 2)  # (1, 16, 16): a matmul of two activations
+        return self.out(att @ h)
+
+
+def test_extract_and_dedupe_by_shape():
+    g = from_module(Net().eval(), [torch.randn(1, 8, 8, 8)])
+    ks = extract_kernels(g, "net")
+    names = [k.name for k in ks]
+    # conv+BN(folded bias)+ReLU twice, the depthwise stride-2 conv twice, linear+gelu, two matmuls, linear
+    assert names == [
+        "conv2d_1x8x8x8x8x3x3_s1p1g1_bias_relu",
+        "conv2d_1x8x8x8x8x3x3_s2p1g8_bias_none",
+        "conv2d_1x8x8x8x8x3x3_s1p1g1_bias_relu",
+        "conv2d_1x8x8x8x8x3x3_s2p1g8_bias_none",
+        "matmul_16x12x8_bias_gelu",
+        "matmul_16x16x12_none",
+        "matmul_16x12x16_none",
+        "matmul_16x4x12_none",
+    ]
+    assert ks[0].sources == ("net:b1.conv",)
+    assert ks[1].output_hw() == (4, 4) and ks[1].flops() == 2.0 * 8 * 4 * 4 * 1 * 9
+    uniq = dedupe_kernels(ks)
+    assert [k.count for k in uniq] == [2, 2, 1, 1, 1, 1]
+    assert uniq[0].sources == ("net:b1.conv", "net:b2.conv")
+    # what the TVM templates can measure: padding folded into the input, no strided / grouped / gelu kernels
+    spec = uniq[0].kernel_spec()
+    assert spec is not None and spec.dims == (1, 8, 10, 10, 8, 3, 3) and spec.epilogue == "bias_relu"
+    assert uniq[1].kernel_spec() is None and uniq[2].kernel_spec() is None
+    assert uniq[3].kernel_spec().dims == (16, 16, 12)
+
+
+def test_batched_kernels_and_dedupe_keeps_distinct_epilogues():
+    a = RealKernel("matmul", (4, 4, 4), bias=True)
+    b = RealKernel("matmul", (4, 4, 4), bias=True, activation="relu")
+    assert len(dedupe_kernels([a, b, a])) == 2 and dedupe_kernels([a, b, a])[0].count == 2
+    assert RealKernel("batch_matmul", (2, 3, 4, 5)).flops() == 2.0 * 2 * 3 * 4 * 5
+
+
+def test_real_transformer_kernels():
+    pytest.importorskip("transformers")
+    from opgraph.perf.zoo import RealSpec
+
+    (gpt,) = model_kernels([RealSpec("gpt2", "tiny")], progress=False)
+    assert gpt.importer == "torch.export" and gpt.n_nodes > 100
+    by_name = {k.name: k for k in gpt.kernels}
+    # n_embd 32, 2 layers, 2 heads, 16 tokens: c_attn (addmm) and attention's two batched matmuls per layer
+    assert by_name["matmul_16x96x32_bias_none"].count == 2
+    assert by_name["batch_matmul_2x16x16x16_none"].count == 4
+    assert sum(k.count for k in gpt.kernels) == 2 * (4 + 2)

@@ -1,0 +1,54 @@
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from opgraph.perf import zoo  # noqa: E402
+from opgraph.perf.collect import graph_of  # noqa: E402
+from opgraph.perf.errors import PerfError  # noqa: E402
+from opgraph.perf.layout import configurable_nodes  # noqa: E402
+
+
+@pytest.mark.parametrize("family", zoo.REAL_FAMILIES)
+def test_every_real_family_builds_and_is_captured(family):
+    spec = zoo.RealSpec(family, "tiny")
+    module, example = spec.build()
+    assert not module.training
+    g = graph_of(module, example)
+    assert g.meta["source"] == "torch.export" and len(g) > 20
+    assert all("shape" in n.meta or "shapes" in n.meta for n in g if n.op != "input")
+    convs = configurable_nodes(g)
+    if spec.convolutional:
+        assert len(convs) == sum(n.op == "conv2d" for n in g) > 3
+    else:
+        assert any(n.op in ("linear", "matmul", "bmm") for n in g)
+
+
+def test_specs_names_sizes_and_errors():
+    specs = zoo.real_specs(("resnet", "gpt2"), ("tiny", "small"), scales=(1.0, 2.0))
+    assert len({s.name for s in specs}) == 8
+    assert zoo.RealSpec("resnet", "tiny", scale=2.0).input_size == 64
+    assert zoo.RealSpec("gpt2", "small").name == "hf_gpt2_small"
+    with pytest.raises(PerfError, match="unknown real"):
+        zoo.real_specs(("alexnet",))
+    with pytest.raises(PerfError, match="unknown real model"):
+        zoo.RealSpec("resnet", "huge").build()
+    # widths change the graph's shapes, not its op sequence (MobileNetV2 keeps its 52 convolutions)
+    a = graph_of(*zoo.RealSpec("mobilenetv2", "tiny").build())
+    b = graph_of(*zoo.RealSpec("mobilenetv2", "small").build())
+    assert [n.op for n in a] == [n.op for n in b]
+    assert [n.meta.get("shape") for n in a] != [n.meta.get("shape") for n in b]
+
+
+def test_collect_layout_on_a_real_spec(tmp_path):
+    pytest.importorskip("torch_geometric")
+    from opgraph.perf.collect import collect_layout
+    from opgraph.perf.measure import MeasureSettings
+    from opgraph.perf.tpugraphs import load_graph
+
+    spec = zoo.RealSpec("resnet", "tiny")
+    res = collect_layout([spec], tmp_path, n_configs=3, settings=MeasureSettings(rounds=1, reps=1), progress=False)
+    rec = load_graph(tmp_path / f"{spec.name}.npz")
+    assert res[0]["name"] == spec.name and len(rec.config_runtime) == 3 and len(rec.node_config_ids) == 6
+    again = collect_layout([spec], tmp_path, n_configs=3, progress=False)
+    assert again[0]["skipped"]  # resumable: an existing file is kept
