@@ -80,3 +80,28 @@ def test_real_transformer_kernels():
     assert by_name["matmul_16x96x32_bias_none"].count == 2
     assert by_name["batch_matmul_2x16x16x16_none"].count == 4
     assert sum(k.count for k in gpt.kernels) == 2 * (4 + 2)
+
+
+def test_extracted_bias_kernel_runs_in_the_tvm_template():
+    pytest.importorskip("tvm")
+    import numpy as np
+    import tvm
+
+    from opgraph.perf.tile import _te_func, schedule
+
+    g = from_module(nn.Linear(16, 8).eval(), [torch.randn(4, 16)])
+    (k,) = extract_kernels(g)
+    assert k.name == "matmul_4x8x16_bias_none"
+    spec = k.kernel_spec()
+    assert spec.epilogue == "bias" and spec.dims == (4, 8, 16)
+    _, shapes = _te_func(spec)
+    rng = np.random.default_rng(0)
+    data = [rng.random(s, dtype=np.float32) for s in shapes]
+    expect = data[0] @ data[1] + data[2]
+    for t in (None, (2, 4, 4)):
+        fn = tvm.compile(schedule(spec, t), target=tvm.target.Target({"kind": "llvm"}))["main"]
+        args = [tvm.runtime.tensor(d, tvm.cpu()) for d in data]
+        fn(*args)
+        np.testing.assert_allclose(args[-1].numpy(), expect, rtol=1e-4, atol=1e-4)
+    module, example = spec.torch_module()
+    assert module.bias is not None and module(*example).shape == (4, 8)

@@ -9,7 +9,7 @@ how often each one occurs and ``sources`` where.
 
 Shapes follow :class:`opgraph.perf.tile.KernelSpec`: matmul ``(M, N, K)``, batch_matmul ``(B, M, N, K)``, conv2d
 ``(N, C, H, W, O, KH, KW)``. :meth:`RealKernel.kernel_spec` gives the :class:`KernelSpec` that the TVM templates of
-:mod:`opgraph.perf.tile` can measure today (stride 1, no groups or dilation, epilogue none / relu / bias+relu), or
+:mod:`opgraph.perf.tile` can measure today (stride 1, no groups or dilation; epilogue none / relu / bias / bias+relu), or
 None for the kernels those templates do not express yet (strided, depthwise, GELU epilogues).
 """
 
@@ -110,13 +110,16 @@ class RealKernel:
         """The :class:`~opgraph.perf.tile.KernelSpec` the TVM templates measure, or None if they cannot express it.
 
         Padding is folded into the input size; strided, grouped or dilated convolutions and epilogues other than
-        none / relu / bias+relu have no template yet.
+        none / relu / bias / bias+relu have no template yet.
         """
         from opgraph.perf.tile import KernelSpec
 
-        epilogue = {(False, "none"): "none", (False, "relu"): "relu", (True, "relu"): "bias_relu"}.get(
-            (self.bias, self.activation)
-        )
+        epilogue = {
+            (False, "none"): "none",
+            (False, "relu"): "relu",
+            (True, "none"): "bias",
+            (True, "relu"): "bias_relu",
+        }.get((self.bias, self.activation))
         if epilogue is None:
             return None
         if self.op != "conv2d":

@@ -52,7 +52,8 @@ class KernelSpec:
     Attributes:
         op: ``"matmul"``, ``"batch_matmul"`` or ``"conv2d"``.
         dims: matmul ``(M, N, K)``; batch_matmul ``(B, M, N, K)``; conv2d ``(N, C, H, W, O, KH, KW)``.
-        epilogue: ``"none"``, ``"relu"`` or ``"bias_relu"``.
+        epilogue: ``"none"``, ``"relu"``, ``"bias"`` or ``"bias_relu"`` (``"bias"``: the epilogue of most
+            kernels extracted from real models, :mod:`opgraph.perf.kernels`).
     """
 
     op: str
@@ -98,15 +99,15 @@ class KernelSpec:
                 super().__init__()
                 self.op = op
                 if op == "conv2d":
-                    self.conv = nn.Conv2d(dims[1], dims[4], (dims[5], dims[6]), bias=epi == "bias_relu")
+                    self.conv = nn.Conv2d(dims[1], dims[4], (dims[5], dims[6]), bias=epi.startswith("bias"))
                 else:
-                    self.bias = nn.Parameter(torch.zeros(dims[-2])) if epi == "bias_relu" else None
+                    self.bias = nn.Parameter(torch.zeros(dims[-2])) if epi.startswith("bias") else None
 
             def forward(self, a: Any, b: Any = None) -> Any:
                 y = self.conv(a) if self.op == "conv2d" else torch.matmul(a, b)
                 if self.op != "conv2d" and self.bias is not None:
                     y = y + self.bias
-                return torch.relu(y) if epi != "none" else y
+                return torch.relu(y) if epi.endswith("relu") else y
 
         d = self.dims
         mod = Kernel(self.op, d)
@@ -200,6 +201,10 @@ def _te_func(spec: KernelSpec) -> Any:
         bias = te.placeholder(bias_shape, name="bias")
         ins.append(bias)
         out = te.compute(c.shape, lambda *idx: te.max(c(*idx) + bias[bias_index(*idx)], 0.0), name="E")
+    elif spec.epilogue == "bias":
+        bias = te.placeholder(bias_shape, name="bias")
+        ins.append(bias)
+        out = te.compute(c.shape, lambda *idx: c(*idx) + bias[bias_index(*idx)], name="E")
     elif spec.epilogue == "relu":
         out = te.compute(c.shape, lambda *idx: te.max(c(*idx), 0.0), name="E")
     del tvm

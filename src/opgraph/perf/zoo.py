@@ -310,9 +310,15 @@ _VOCAB = 1000
 _REAL_CONFIGS: dict[str, dict[str, tuple[dict[str, Any], int]]] = {
     "resnet": {
         "tiny": ({"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1], "layer_type": "basic"}, 32),
-        "small": ({"embedding_size": 16, "hidden_sizes": [16, 32, 64, 128], "depths": [1, 1, 1, 1]}, 64),
-        "base": ({"embedding_size": 64, "hidden_sizes": [64, 128, 256, 512], "depths": [2, 2, 2, 2]}, 96),
-        "large": (
+        "small": (
+            {"embedding_size": 16, "hidden_sizes": [16, 32, 64, 128], "depths": [1, 1, 1, 1], "layer_type": "basic"},
+            64,
+        ),
+        "base": (  # ResNet-18
+            {"embedding_size": 64, "hidden_sizes": [64, 128, 256, 512], "depths": [2, 2, 2, 2], "layer_type": "basic"},
+            96,
+        ),
+        "large": (  # ResNet-50
             {"embedding_size": 64, "hidden_sizes": [256, 512, 1024, 2048], "depths": [3, 4, 6, 3]},
             96,
         ),
