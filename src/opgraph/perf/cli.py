@@ -13,9 +13,12 @@ from opgraph.perf.errors import PerfError
 
 
 def _console() -> Any:
+    """A rich console; printed to a pipe or file it is 200 columns wide, so that tables keep whole headers."""
+    import sys
+
     from rich.console import Console
 
-    return Console()
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def load_factory(spec: str) -> tuple[Any, tuple[Any, ...]]:
@@ -212,26 +215,81 @@ def eval_cmd(model_path: Path, data: Path, baselines: bool, json_out: Path | Non
 
 @group.command()
 @click.option("--model", "model_path", type=click.Path(path_type=Path), required=True)
-@click.option("--top", type=int, default=10, show_default=True)
-@click.argument("graph", type=click.Path(path_type=Path))
-def rank(model_path: Path, top: int, graph: Path) -> None:
-    """Rank the configurations of GRAPH.npz with the model (fastest predicted first)."""
+@click.option("--top", type=int, default=10, show_default=True, help="Configs printed per graph.")
+@click.option(
+    "--csv",
+    "csv_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the Kaggle 'Fast or Slow' submission (ID,TopConfigs), one row per graph.",
+)
+@click.option("--candidates", type=int, default=200, show_default=True, help="Configs sampled for a MODEL_FACTORY.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.argument("graphs", nargs=-1, required=True)
+def rank(model_path: Path, top: int, csv_out: Path | None, candidates: int, seed: int, graphs: tuple[str, ...]) -> None:
+    """Rank configurations with the model (fastest predicted first).
+
+    GRAPHS: npz files, directories of npz files (the official tree too), or a model path/to/file.py:factory whose
+    layout candidates are sampled and ranked without measuring.
+    """
+    from rich.table import Table
+
     from opgraph.perf.metrics import kendall_tau
     from opgraph.perf.model import CostModel
+    from opgraph.perf.ranking import describe_config, kaggle_id, rank_record, write_submission
     from opgraph.perf.tpugraphs import load_graph
 
     model = CostModel.load(model_path)
-    rec = load_graph(graph, require_runtime=False)
-    cost = model.predict(rec)
-    order = [int(i) for i in cost.argsort(kind="stable")]
     con = _console()
-    con.print(f"{rec}\npredicted fastest configs: {';'.join(map(str, order[:top]))}")
-    if rec.has_runtimes:
-        rt = rec.target_runtime()
-        con.print(
-            f"Kendall tau against the measured runtimes: {kendall_tau(cost, rt):.3f}; "
-            f"best measured config {int(rt.argmin())} is predicted #{order.index(int(rt.argmin())) + 1}"
-        )
+    items: list[tuple[str, Any, list[str] | None]] = []
+    for g in graphs:
+        path = Path(g)
+        if path.is_dir():
+            files = sorted(path.rglob("*.npz"))
+            if not files:
+                raise PerfError(f"GRAPHS {g}: no npz files in that directory")
+            items += [(str(f), load_graph(f, require_runtime=False), None) for f in files]
+        elif path.suffix == ".npz" or path.is_file():
+            items.append((g, load_graph(path, require_runtime=False), None))
+        else:
+            from opgraph.perf.tune import layout_candidates
+
+            module, example = load_factory(g)
+            name = Path(g.rpartition(":")[0]).stem
+            cand, targets, _, columns = layout_candidates(module, example, candidates, seed, name)
+            items.append((f"{name}.npz", cand, [targets[c] for c in columns]))
+    rankings = []
+    for src, rec, node_targets in items:
+        if rec.kind != model.config.kind:
+            raise PerfError(f"GRAPHS {src}: a {rec.kind} graph; --model {model_path} ranks {model.config.kind} graphs")
+        r = rank_record(model, rec, kaggle_id(src, rec.kind))
+        rankings.append(r)
+        order = [int(i) for i in r.order]
+        measured = rec.target_runtime() if rec.has_runtimes else None
+        t = Table(title=f"{r.id}: {rec.n_configs} configs, fastest predicted first", title_justify="left")
+        t.add_column("rank", justify="right")
+        t.add_column("config", justify="right")
+        t.add_column("predicted cost", justify="right")
+        if measured is not None:
+            t.add_column("measured / best", justify="right")
+        t.add_column("layout" if rec.kind == "layout" else "tile config")
+        for k, i in enumerate(order[:top]):
+            row = [str(k + 1), str(i), f"{r.cost[i]:.4g}"]
+            if measured is not None:
+                row.append(f"{measured[i] / measured.min():.3f}x")
+            row.append(describe_config(rec, i, node_targets))
+            t.add_row(*row)
+        con.print(t)
+        con.print(f"predicted fastest configs: {';'.join(map(str, order[:top]))}")
+        if measured is not None:
+            best = int(measured.argmin())
+            con.print(
+                f"Kendall tau against the measured runtimes: {kendall_tau(r.cost, measured):.3f}; "
+                f"best measured config {best} is predicted #{order.index(best) + 1}"
+            )
+    if csv_out:
+        write_submission(rankings, csv_out)
+        con.print(f"wrote {csv_out} ({len(rankings)} graphs)")
 
 
 @group.command()
