@@ -52,3 +52,29 @@ def test_collect_layout_on_a_real_spec(tmp_path):
     assert res[0]["name"] == spec.name and len(rec.config_runtime) == 3 and len(rec.node_config_ids) == 6
     again = collect_layout([spec], tmp_path, n_configs=3, progress=False)
     assert again[0]["skipped"]  # resumable: an existing file is kept
+
+
+def test_cli_collect_real_zoo_layout_and_tile(tmp_path):
+    pytest.importorskip("torch_geometric")
+    from click.testing import CliRunner
+
+    from opgraph.perf.cli import group
+    from opgraph.perf.kernels import model_kernels, real_kernel_specs
+    from opgraph.perf.tpugraphs import load_graph
+
+    r = CliRunner()
+    base = ["collect", "--zoo", "0", "--configs", "3", "--rounds", "1", "--reps", "1", "--real", "tiny"]
+    res = r.invoke(group, [*base, "--out", str(tmp_path / "lay"), "--real-families", "resnet,regnet"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert sorted(p.name for p in (tmp_path / "lay").glob("*.npz")) == ["hf_regnet_tiny.npz", "hf_resnet_tiny.npz"]
+    assert load_graph(tmp_path / "lay" / "hf_regnet_tiny.npz").measure_meta["zoo"]["family"] == "regnet"
+    specs = real_kernel_specs(model_kernels([zoo.RealSpec("llama", "tiny")], progress=False))
+    # llama has no biases: q/k/v/o, up/down projections and attention's batched matmuls; gate_proj + SiLU is not
+    # expressible by the current templates
+    assert {s.op for s in specs} == {"matmul", "batch_matmul"} and all(s.epilogue == "none" for s in specs)
+    assert len(specs) == 5
+    pytest.importorskip("tvm")
+    args = [*base[:3], "--configs", "2", *base[5:], "--space", "tile", "--real-families", "llama"]
+    res = r.invoke(group, [*args, "--out", str(tmp_path / "tile")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    assert len(list((tmp_path / "tile").glob("*.npz"))) == len(specs)

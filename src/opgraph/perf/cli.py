@@ -62,6 +62,14 @@ def group() -> None:
 @click.option("--rounds", type=int, default=3, show_default=True)
 @click.option("--reps", type=int, default=3, show_default=True)
 @click.option("--module", "module_spec", default=None, help="Also measure a user model: path/to/file.py:factory.")
+@click.option(
+    "--real",
+    "real_sizes",
+    default=None,
+    help="Also the real zoo (transformers models) at these sizes, e.g. tiny,small: its convolutional models "
+    "(layout) or the kernels extracted from all its models (tile).",
+)
+@click.option("--real-families", default=None, help="Comma-separated real families (default: all that fit the space).")
 def collect(
     space: str,
     n_zoo: int,
@@ -72,21 +80,30 @@ def collect(
     rounds: int,
     reps: int,
     module_spec: str | None,
+    real_sizes: str | None,
+    real_families: str | None,
 ) -> None:
     """Measure configurations on this machine and write TpuGraphs npz files (resumable)."""
+    from opgraph.perf import zoo
     from opgraph.perf.measure import MeasureSettings
 
     if configs < 2:
         raise click.UsageError("--configs must be >= 2")
     settings = MeasureSettings(rounds=rounds, reps=reps)
     con = _console()
+    real: list[Any] = []
+    if real_sizes:
+        default = zoo.REAL_CNN_FAMILIES if space == "layout" else zoo.REAL_FAMILIES
+        fams = tuple(real_families.split(",")) if real_families else default
+        real = zoo.real_specs(fams, tuple(real_sizes.split(",")), seed=seed)
+        if space == "layout":
+            real = [s for s in real if s.convolutional]
     if space == "layout":
-        from opgraph.perf import zoo
         from opgraph.perf.collect import collect_layout, layout_record
         from opgraph.perf.tpugraphs import save_graph
 
         res = collect_layout(
-            zoo.generate(n_zoo, seed), out, n_configs=configs, settings=settings, executor=executor, seed=seed
+            zoo.generate(n_zoo, seed) + real, out, n_configs=configs, settings=settings, executor=executor, seed=seed
         )
         if module_spec:
             module, example = load_factory(module_spec)
@@ -97,9 +114,12 @@ def collect(
     else:
         from opgraph.perf.tile import collect_tile, generate_kernels
 
-        res = collect_tile(
-            generate_kernels(n_zoo, seed), out, n_configs=configs, settings=settings, executor=executor, seed=seed
-        )
+        kernels = generate_kernels(n_zoo, seed)
+        if real:
+            from opgraph.perf.kernels import model_kernels, real_kernel_specs
+
+            kernels += real_kernel_specs(model_kernels(real))
+        res = collect_tile(kernels, out, n_configs=configs, settings=settings, executor=executor, seed=seed)
     for r in res:
         m = r["meta"]
         con.print(

@@ -297,3 +297,21 @@ def model_kernels(specs: Iterable[Any], *, progress: bool = True) -> list[ModelK
         out.append(ModelKernels(spec.name, len(graph), dt, str(graph.meta.get("source", "")), kernels))
         log.info("%s: %d nodes, %d distinct kernels (%.2fs)", spec.name, len(graph), len(kernels), dt)
     return out
+
+
+def real_kernel_specs(models: Iterable[ModelKernels]) -> list[Any]:
+    """The distinct :class:`~opgraph.perf.tile.KernelSpec` of some models' kernels that the TVM templates measure.
+
+    Args:
+        models: From :func:`model_kernels`.
+
+    Returns:
+        Kernel specs without duplicates (first-seen order), ready for :func:`opgraph.perf.tile.collect_tile`.
+    """
+    seen: dict[str, Any] = {}
+    for m in models:
+        for k in m.kernels:
+            spec = k.kernel_spec()
+            if spec is not None and spec.name not in seen:
+                seen[spec.name] = spec
+    return list(seen.values())
