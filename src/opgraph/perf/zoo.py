@@ -347,16 +347,16 @@ _REAL_CONFIGS: dict[str, dict[str, tuple[dict[str, Any], int]]] = {
             {"embedding_size": 16, "hidden_sizes": [16, 32, 64, 128], "depths": [1, 1, 2, 1], "groups_width": 8},
             64,
         ),
-        "base": (
+        "base": (  # RegNetX-400MF
             {"embedding_size": 32, "hidden_sizes": [32, 64, 160, 384], "depths": [1, 2, 7, 12], "groups_width": 16},
             96,
         ),
-        "large": (
+        "large": (  # RegNetY-1.6GF (squeeze-excitation blocks)
             {
                 "embedding_size": 32,
-                "hidden_sizes": [48, 104, 208, 440],
-                "depths": [1, 3, 6, 6],
-                "groups_width": 8,
+                "hidden_sizes": [48, 120, 336, 888],
+                "depths": [2, 6, 17, 2],
+                "groups_width": 24,
                 "layer_type": "y",
             },
             96,
