@@ -27,6 +27,9 @@ def test_every_real_family_builds_and_is_captured(family):
 def test_specs_names_sizes_and_errors():
     specs = zoo.real_specs(("resnet", "gpt2"), ("tiny", "small"), scales=(1.0, 2.0))
     assert len({s.name for s in specs}) == 8
+    many = zoo.real_specs(zoo.REAL_CNN_FAMILIES, zoo.REAL_SIZES, scales=(0.5, 0.75, 1.0, 1.5, 2.0), batches=(1, 4))
+    assert len({s.name for s in many}) == len(many) == 200
+    assert zoo.RealSpec("bert", "tiny", batch=4).build()[1][0].shape == (4, 16)
     assert zoo.RealSpec("resnet", "tiny", scale=2.0).input_size == 64
     assert zoo.RealSpec("gpt2", "small").name == "hf_gpt2_small"
     with pytest.raises(PerfError, match="unknown real"):

@@ -571,14 +571,18 @@ def real_specs(
     sizes: tuple[str, ...] = ("tiny",),
     *,
     scales: tuple[float, ...] = (1.0,),
+    batches: tuple[int, ...] = (1,),
     seed: int = 0,
 ) -> list[RealSpec]:
-    """Every (family, size, scale) combination as a :class:`RealSpec` (the convolutional ones feed the layout space).
+    """Every (family, size, scale, batch) combination as a :class:`RealSpec` (convolutional ones: layout space).
+
+    5 convolutional families x 4 sizes x 5 scales x 2 batches gives 200 distinct layout graphs.
 
     Args:
         families: Families (default: all nine).
         sizes: Sizes from :data:`REAL_SIZES`.
         scales: Input size scales (several input sizes per architecture).
+        batches: Batch sizes of the example input.
         seed: Seed of weights and inputs.
 
     Returns:
@@ -589,4 +593,4 @@ def real_specs(
     bad = [f for f in families if f not in REAL_FAMILIES] + [s for s in sizes if s not in REAL_SIZES]
     if bad:
         raise PerfError(f"unknown real families/sizes {bad}; choose from {REAL_FAMILIES} and {REAL_SIZES}")
-    return [RealSpec(f, s, seed, sc) for f in families for s in sizes for sc in scales]
+    return [RealSpec(f, s, seed, sc, b) for f in families for s in sizes for sc in scales for b in batches]
