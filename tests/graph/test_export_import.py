@@ -172,3 +172,15 @@ def test_real_transformers_models_capture():
     ops = [n.op for n in g]
     assert ops.count("linear") == 4 and "scaled_dot_product_attention" in ops
     assert next(n for n in g if n.op == "linear").meta["module_path"].startswith("h.0.")
+
+
+def test_strict_mode_gives_the_same_graph():
+    from opgraph.graph import export_program
+
+    m, x = Net().eval(), torch.randn(1, 3, 8, 8)
+    ep = export_program(m, [x], strict=True)
+    assert ep.opgraph_capture["strict"] is True
+    a, b = from_export(ep), from_export(m, [x])
+    assert [n.op for n in a] == [n.op for n in b] and b.meta["strict"] is False
+    with pytest.raises(TraceError, match="nn.Module"):
+        export_program(lambda t: t, [x])
