@@ -7,6 +7,7 @@ from opgraph.perf import zoo  # noqa: E402
 from opgraph.perf.collect import graph_of  # noqa: E402
 from opgraph.perf.errors import PerfError  # noqa: E402
 from opgraph.perf.layout import configurable_nodes  # noqa: E402
+from opgraph.perf.opcodes import OTHER_OPCODE, opcode_of  # noqa: E402
 
 
 @pytest.mark.parametrize("family", zoo.REAL_FAMILIES)
@@ -17,6 +18,8 @@ def test_every_real_family_builds_and_is_captured(family):
     g = graph_of(module, example)
     assert g.meta["source"] == "torch.export" and len(g) > 20
     assert all("shape" in n.meta or "shapes" in n.meta for n in g if n.op != "input")
+    # every op has a TpuGraphs opcode (none falls into "other")
+    assert [n.op for n in g if opcode_of(n.op) == OTHER_OPCODE] == []
     convs = configurable_nodes(g)
     if spec.convolutional:
         assert len(convs) == sum(n.op == "conv2d" for n in g) > 3
