@@ -58,8 +58,13 @@ def test_extract_and_dedupe_by_shape():
     # what the TVM templates can measure: padding folded into the input, no strided / grouped / gelu kernels
     spec = uniq[0].kernel_spec()
     assert spec is not None and spec.dims == (1, 8, 10, 10, 8, 3, 3) and spec.epilogue == "bias_relu"
-    assert uniq[1].kernel_spec() is None and uniq[2].kernel_spec() is None
+    dw = uniq[1].kernel_spec()  # the depthwise stride-2 conv: padding folded, stride and groups kept
+    assert dw.dims == (1, 8, 10, 10, 8, 3, 3) and (dw.stride, dw.groups, dw.epilogue) == (2, 8, "bias")
+    assert dw.conv_output_hw() == uniq[1].output_hw() and dw.flops() == uniq[1].flops()
+    assert dw.name == "conv2d_1x8x10x10x8x3x3_s2_g8_bias"
+    assert uniq[2].kernel_spec() is None  # linear + GELU: no template
     assert uniq[3].kernel_spec().dims == (16, 16, 12)
+    assert RealKernel("conv2d", (1, 4, 8, 8, 4, 3, 3), dilation=(2, 2)).kernel_spec() is None
 
 
 def test_batched_kernels_and_dedupe_keeps_distinct_epilogues():
@@ -105,3 +110,31 @@ def test_extracted_bias_kernel_runs_in_the_tvm_template():
         np.testing.assert_allclose(args[-1].numpy(), expect, rtol=1e-4, atol=1e-4)
     module, example = spec.torch_module()
     assert module.bias is not None and module(*example).shape == (4, 8)
+
+
+@pytest.mark.parametrize("stride,groups", [(2, 1), (1, 4), (2, 8)])
+def test_strided_and_grouped_conv_templates_match_torch(stride, groups):
+    pytest.importorskip("tvm")
+    import numpy as np
+    import tvm
+
+    from opgraph.perf.tile import KernelSpec, _te_func, sample_tiles, schedule, tile_config_row
+
+    spec = KernelSpec("conv2d", (1, 8, 9, 9, 8, 3, 3), "bias_relu", stride, groups)
+    _, shapes = _te_func(spec)
+    assert shapes[1] == (8, 8 // groups, 3, 3) and shapes[-1] == (1, 8, *spec.conv_output_hw())
+    rng = np.random.default_rng(0)
+    data = [rng.random(s, dtype=np.float32) for s in shapes]
+    x, w, b = (torch.from_numpy(d) for d in data[:3])
+    expect = torch.relu(torch.nn.functional.conv2d(x, w, b, stride=stride, groups=groups)).numpy()
+    tiles = sample_tiles(spec, 3, np.random.default_rng(1))
+    for t in tiles:
+        fn = tvm.compile(schedule(spec, t), target=tvm.target.Target({"kind": "llvm"}))["main"]
+        args = [tvm.runtime.tensor(d, tvm.cpu()) for d in data]
+        fn(*args)
+        np.testing.assert_allclose(args[-1].numpy(), expect, rtol=1e-4, atol=1e-4)
+    assert spec.loop_extents() == (8, spec.conv_output_hw()[1], 8 // groups)
+    assert tile_config_row(spec, (2, 2, 1))[16:20].tolist() == [1, 1, 3, (2 - 1) * stride + 3]
+    module, example = spec.torch_module()
+    assert module.conv.stride == (stride, stride) and module.conv.groups == groups
+    assert tuple(module(*example).shape) == shapes[-1]

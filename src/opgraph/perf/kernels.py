@@ -9,8 +9,9 @@ how often each one occurs and ``sources`` where.
 
 Shapes follow :class:`opgraph.perf.tile.KernelSpec`: matmul ``(M, N, K)``, batch_matmul ``(B, M, N, K)``, conv2d
 ``(N, C, H, W, O, KH, KW)``. :meth:`RealKernel.kernel_spec` gives the :class:`KernelSpec` that the TVM templates of
-:mod:`opgraph.perf.tile` can measure today (stride 1, no groups or dilation; epilogue none / relu / bias / bias+relu), or
-None for the kernels those templates do not express yet (strided, depthwise, GELU epilogues).
+:mod:`opgraph.perf.tile` can measure today (strided and grouped/depthwise convolutions with padding folded into the
+input; epilogue none / relu / bias / bias+relu), or None for the kernels those templates do not express yet (dilated
+convolutions, unequal strides, GELU/SiLU/tanh epilogues).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class RealKernel:
     def kernel_spec(self) -> Any:
         """The :class:`~opgraph.perf.tile.KernelSpec` the TVM templates measure, or None if they cannot express it.
 
-        Padding is folded into the input size; strided, grouped or dilated convolutions and epilogues other than
+        Padding is folded into the input size; dilated convolutions, unequal strides and epilogues other than
         none / relu / bias / bias+relu have no template yet.
         """
         from opgraph.perf.tile import KernelSpec
@@ -124,10 +125,11 @@ class RealKernel:
             return None
         if self.op != "conv2d":
             return KernelSpec(self.op, self.dims, epilogue)
-        if self.stride != (1, 1) or self.dilation != (1, 1) or self.groups != 1:
+        if self.stride[0] != self.stride[1] or self.dilation != (1, 1):
             return None
         nb, c, h, w, o, kh, kw = self.dims
-        return KernelSpec("conv2d", (nb, c, h + 2 * self.padding[0], w + 2 * self.padding[1], o, kh, kw), epilogue)
+        padded = (nb, c, h + 2 * self.padding[0], w + 2 * self.padding[1], o, kh, kw)
+        return KernelSpec("conv2d", padded, epilogue, self.stride[0], self.groups)
 
 
 def _pair(v: Any, default: int) -> tuple[int, int]:
