@@ -1031,26 +1031,29 @@ def record_fx(fn: Any, inputs: Any = (), **kwargs: Any) -> Run:
 
     For graph-mode users: call sites and module paths come from the fx graph (``node.stack_trace`` and
     ``nn_module_stack``/call_module targets), and every aten node gets ``meta["fx_node"]``. Takes the same
-    arguments as :func:`record`; a callable fx cannot trace raises :class:`EnergyError`.
+    arguments as :func:`record`. An ``nn.Module`` that fx cannot trace (real model code) is captured with
+    ``torch.export`` instead (``graph.meta["recorder"] == "export"``); otherwise such a callable raises
+    :class:`EnergyError`.
     """
     import torch
     import torch.fx
 
     tracer = torch.fx.Tracer()
     tracer.record_stack_traces = True
+    exported = False
     try:
         graph = tracer.trace(fn)
+        gm = torch.fx.GraphModule(tracer.root, graph)
     except Exception as exc:  # noqa: BLE001  (fx raises many kinds of errors for untraceable code)
-        raise EnergyError(
-            f"record_fx(): torch.fx cannot trace {getattr(fn, '__name__', type(fn).__name__)} ({exc}); "
-            "use record() (eager) instead"
-        ) from exc
-    gm = torch.fx.GraphModule(tracer.root, graph)
+        gm = _exported_graph_module(fn, inputs, exc)  # real model code: torch.export (aten graph)
+        exported = True
 
     class _Interp(torch.fx.Interpreter):
         def run_node(self, n: Any) -> Any:
             site = _site_from_stack_trace(n.meta.get("stack_trace") or getattr(n, "stack_trace", None))
             module = str(n.target) if n.op == "call_module" else ""
+            if exported and n.meta.get("nn_module_stack"):
+                module = str(list(n.meta["nn_module_stack"].values())[-1][0])
             _FX_CONTEXT.append((*site, module, n.name))
             try:
                 return super().run_node(n)
@@ -1062,8 +1065,28 @@ def record_fx(fn: Any, inputs: Any = (), **kwargs: Any) -> Run:
 
     run_graph.__name__ = getattr(fn, "__name__", type(fn).__name__)
     run = record(run_graph, inputs, **kwargs)
-    run.graph.meta["recorder"] = "fx"
+    run.graph.meta["recorder"] = "export" if exported else "fx"
     return run
+
+
+def _exported_graph_module(fn: Any, inputs: Any, fx_exc: BaseException) -> Any:
+    """``torch.export`` of an ``nn.Module`` that torch.fx cannot trace, as a runnable GraphModule."""
+    import torch
+
+    from opgraph.graph import TraceError, export_program
+
+    name = getattr(fn, "__name__", type(fn).__name__)
+    if not isinstance(fn, torch.nn.Module) or isinstance(inputs, dict):
+        raise EnergyError(
+            f"record_fx(): torch.fx cannot trace {name} ({fx_exc}); use record() (eager) instead"
+        ) from fx_exc
+    args = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
+    try:
+        return export_program(fn, args).module()
+    except TraceError as exc:
+        raise EnergyError(
+            f"record_fx(): neither torch.fx nor torch.export can capture {name}: {exc}; use record() (eager) instead"
+        ) from exc
 
 
 def _cuda_budget() -> int:

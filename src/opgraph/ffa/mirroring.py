@@ -1,6 +1,7 @@
 """``mirror``: build the feedback network B from an encoder F, layer by layer, and hold them as a :class:`Pair`.
 
-The encoder body is imported with :func:`opgraph.graph.from_fx` and B is built as the *transpose* of that graph:
+The encoder body is imported with :func:`opgraph.graph.from_fx` (:func:`opgraph.graph.from_export` where
+symbolic tracing fails) and B is built as the *transpose* of that graph:
 walking F's graph backwards from the latent,
 
 * ``Conv2d(in, out, k, stride, padding)`` becomes ``ConvTranspose2d(out, in, k, stride, padding,
@@ -317,7 +318,7 @@ def mirror(
     Raises:
         MirrorError: The encoder has a layer or operation that has no mirror.
     """
-    from opgraph.graph import GraphBuilder, from_fx
+    from opgraph.graph import GraphBuilder, TraceError, from_export, from_fx
 
     if isinstance(encoder, Encoder):
         enc = copy.deepcopy(encoder)
@@ -337,7 +338,11 @@ def mirror(
     device = next(enc.parameters()).device
     example = torch.zeros(2, *enc.input_shape, device=device)
     was_training = enc.training
-    g = from_fx(enc.body, [example], leaf_modules=(FBLinear, FBConv2d, FBConvTranspose2d))
+    try:
+        g = from_fx(enc.body, [example], leaf_modules=(FBLinear, FBConv2d, FBConvTranspose2d))
+    except TraceError:  # real model code (shape checks, int() on sizes): torch.export, in eval mode
+        enc.body.eval()
+        g = from_export(enc.body, [example])
     enc.train(was_training)
     named = dict(enc.body.named_modules())
     kinds = _classify(g, named)

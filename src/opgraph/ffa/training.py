@@ -18,7 +18,6 @@ for F, 40 on reconstruction correlation for B).
 from __future__ import annotations
 
 import io
-import json
 import logging
 import math
 import time

@@ -1,9 +1,10 @@
-"""The opgraph core: graphs as data, one interpreter, builders (tracer, torch.fx importer) and algorithms.
+"""The opgraph core: graphs as data, one interpreter, builders (tracer, torch.export and torch.fx importers) and algorithms.
 
 Imports nothing else of opgraph. Heavy dependencies (torch) are imported inside the functions that need them.
 """
 
 from opgraph.graph.errors import GraphError, InterpretError, OpgraphError, TraceError
+from opgraph.graph.export_import import export_program, from_export, from_module
 from opgraph.graph.fx_import import from_fx
 from opgraph.graph.interpreter import interpret
 from opgraph.graph.ir import Graph, Node
@@ -23,7 +24,10 @@ __all__ = [
     "Proxy",
     "ProxyArray",
     "TraceError",
+    "export_program",
+    "from_export",
     "from_fx",
+    "from_module",
     "interpret",
     "numpy_rules",
     "op_info",

@@ -132,6 +132,25 @@ _MODULE_ATTRS = (
 )
 
 
+def module_op(sub: Any) -> str | None:
+    """The canonical op of a module's call (``nn.Conv2d`` and its subclasses -> ``conv2d``), or None if unknown."""
+    for cls in type(sub).__mro__:
+        if cls.__name__ in MODULE_OPS:
+            return MODULE_OPS[cls.__name__]
+    return None
+
+
+def module_attrs(sub: Any) -> dict[str, Any]:
+    """A module's hyper-parameters as JSON-able attrs (``kernel_size``, ``stride``, ..., ``bias``)."""
+    attrs: dict[str, Any] = {}
+    for key in _MODULE_ATTRS:
+        if hasattr(sub, key):
+            attrs[key] = _jsonable_arg(getattr(sub, key))
+    if hasattr(sub, "bias"):
+        attrs["bias"] = getattr(sub, "bias", None) is not None
+    return attrs
+
+
 def _jsonable_arg(value: Any) -> Any:
     import torch
 
@@ -282,11 +301,7 @@ def from_fx(module: Any, example_inputs: Sequence[Any], *, leaf_modules: Sequenc
             op = MODULE_OPS.get(cls) or _canonical(cls)
             ins = ref_ids((fx_node.args, fx_node.kwargs))
             attrs.update(target=fx_node.target, module_type=cls)
-            for key in _MODULE_ATTRS:
-                if hasattr(sub, key):
-                    attrs[key] = _jsonable_arg(getattr(sub, key))
-            if hasattr(sub, "bias"):
-                attrs["bias"] = getattr(sub, "bias", None) is not None
+            attrs.update(module_attrs(sub))
             meta["module_path"] = fx_node.target
         elif fx_node.op in ("call_function", "call_method"):
             name = _target_name(fx_node.target)

@@ -22,9 +22,12 @@ def _at_least(minimum: int, **options: int | None) -> None:
 
 
 def _console() -> Any:
+    """A rich console; printed to a pipe or file it is 200 columns wide, so that tables keep whole headers."""
+    import sys
+
     from rich.console import Console
 
-    return Console()
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def load_factory(spec: str) -> tuple[Any, tuple[Any, ...]]:
@@ -68,6 +71,14 @@ def group() -> None:
 @click.option("--rounds", type=int, default=3, show_default=True)
 @click.option("--reps", type=int, default=3, show_default=True)
 @click.option("--module", "module_spec", default=None, help="Also measure a user model: path/to/file.py:factory.")
+@click.option(
+    "--real",
+    "real_sizes",
+    default=None,
+    help="Also the real zoo (transformers models) at these sizes, e.g. tiny,small: its convolutional models "
+    "(layout) or the kernels extracted from all its models (tile).",
+)
+@click.option("--real-families", default=None, help="Comma-separated real families (default: all that fit the space).")
 def collect(
     space: str,
     n_zoo: int,
@@ -78,9 +89,12 @@ def collect(
     rounds: int,
     reps: int,
     module_spec: str | None,
+    real_sizes: str | None,
+    real_families: str | None,
 ) -> None:
     """Measure configurations on this machine and write TpuGraphs npz files (resumable)."""
     require("torch", "perf")
+    from opgraph.perf import zoo
     from opgraph.perf.measure import MeasureSettings
 
     if configs < 2:
@@ -88,13 +102,19 @@ def collect(
     _at_least(1, zoo=n_zoo, rounds=rounds, reps=reps)
     settings = MeasureSettings(rounds=rounds, reps=reps)
     con = _console()
+    real: list[Any] = []
+    if real_sizes:
+        default = zoo.REAL_CNN_FAMILIES if space == "layout" else zoo.REAL_FAMILIES
+        fams = tuple(real_families.split(",")) if real_families else default
+        real = zoo.real_specs(fams, tuple(real_sizes.split(",")), seed=seed)
+        if space == "layout":
+            real = [s for s in real if s.convolutional]
     if space == "layout":
-        from opgraph.perf import zoo
         from opgraph.perf.collect import collect_layout, layout_record
         from opgraph.perf.tpugraphs import save_graph
 
         res = collect_layout(
-            zoo.generate(n_zoo, seed), out, n_configs=configs, settings=settings, executor=executor, seed=seed
+            zoo.generate(n_zoo, seed) + real, out, n_configs=configs, settings=settings, executor=executor, seed=seed
         )
         if module_spec:
             module, example = load_factory(module_spec)
@@ -105,9 +125,12 @@ def collect(
     else:
         from opgraph.perf.tile import collect_tile, generate_kernels
 
-        res = collect_tile(
-            generate_kernels(n_zoo, seed), out, n_configs=configs, settings=settings, executor=executor, seed=seed
-        )
+        kernels = generate_kernels(n_zoo, seed)
+        if real:
+            from opgraph.perf.kernels import model_kernels, real_kernel_specs
+
+            kernels += real_kernel_specs(model_kernels(real))
+        res = collect_tile(kernels, out, n_configs=configs, settings=settings, executor=executor, seed=seed)
     for r in res:
         m = r["meta"]
         con.print(
@@ -226,27 +249,82 @@ def eval_cmd(model_path: Path, data: Path, baselines: bool, json_out: Path | Non
 
 @group.command()
 @click.option("--model", "model_path", type=click.Path(path_type=Path), required=True)
-@click.option("--top", type=int, default=10, show_default=True)
-@click.argument("graph", type=click.Path(path_type=Path))
-def rank(model_path: Path, top: int, graph: Path) -> None:
-    """Rank the configurations of GRAPH.npz with the model (fastest predicted first)."""
+@click.option("--top", type=int, default=10, show_default=True, help="Configs printed per graph.")
+@click.option(
+    "--csv",
+    "csv_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the Kaggle 'Fast or Slow' submission (ID,TopConfigs), one row per graph.",
+)
+@click.option("--candidates", type=int, default=200, show_default=True, help="Configs sampled for a MODEL_FACTORY.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.argument("graphs", nargs=-1, required=True)
+def rank(model_path: Path, top: int, csv_out: Path | None, candidates: int, seed: int, graphs: tuple[str, ...]) -> None:
+    """Rank configurations with the model (fastest predicted first).
+
+    GRAPHS: npz files, directories of npz files (the official tree too), or a model path/to/file.py:factory whose
+    layout candidates are sampled and ranked without measuring.
+    """
+    from rich.table import Table
+
     from opgraph.perf.metrics import kendall_tau
     from opgraph.perf.model import CostModel
+    from opgraph.perf.ranking import describe_config, kaggle_id, rank_record, write_submission
     from opgraph.perf.tpugraphs import load_graph
 
     require("torch", "perf")
     model = CostModel.load(model_path)
-    rec = load_graph(graph, require_runtime=False)
-    cost = model.predict(rec)
-    order = [int(i) for i in cost.argsort(kind="stable")]
     con = _console()
-    con.print(f"{rec}\npredicted fastest configs: {';'.join(map(str, order[:top]))}")
-    if rec.has_runtimes:
-        rt = rec.target_runtime()
-        con.print(
-            f"Kendall tau against the measured runtimes: {kendall_tau(cost, rt):.3f}; "
-            f"best measured config {int(rt.argmin())} is predicted #{order.index(int(rt.argmin())) + 1}"
-        )
+    items: list[tuple[str, Any, list[str] | None]] = []
+    for g in graphs:
+        path = Path(g)
+        if path.is_dir():
+            files = sorted(path.rglob("*.npz"))
+            if not files:
+                raise PerfError(f"GRAPHS {g}: no npz files in that directory")
+            items += [(str(f), load_graph(f, require_runtime=False), None) for f in files]
+        elif path.suffix == ".npz" or path.is_file():
+            items.append((g, load_graph(path, require_runtime=False), None))
+        else:
+            from opgraph.perf.tune import layout_candidates
+
+            module, example = load_factory(g)
+            name = Path(g.rpartition(":")[0]).stem
+            cand, targets, _, columns = layout_candidates(module, example, candidates, seed, name)
+            items.append((f"{name}.npz", cand, [targets[c] for c in columns]))
+    rankings = []
+    for src, rec, node_targets in items:
+        if rec.kind != model.config.kind:
+            raise PerfError(f"GRAPHS {src}: a {rec.kind} graph; --model {model_path} ranks {model.config.kind} graphs")
+        r = rank_record(model, rec, kaggle_id(src, rec.kind))
+        rankings.append(r)
+        order = [int(i) for i in r.order]
+        measured = rec.target_runtime() if rec.has_runtimes else None
+        t = Table(title=f"{r.id}: {rec.n_configs} configs, fastest predicted first", title_justify="left")
+        t.add_column("rank", justify="right")
+        t.add_column("config", justify="right")
+        t.add_column("predicted cost", justify="right")
+        if measured is not None:
+            t.add_column("measured / best", justify="right")
+        t.add_column("layout" if rec.kind == "layout" else "tile config")
+        for k, i in enumerate(order[:top]):
+            row = [str(k + 1), str(i), f"{r.cost[i]:.4g}"]
+            if measured is not None:
+                row.append(f"{measured[i] / measured.min():.3f}x")
+            row.append(describe_config(rec, i, node_targets))
+            t.add_row(*row)
+        con.print(t)
+        con.print(f"predicted fastest configs: {';'.join(map(str, order[:top]))}")
+        if measured is not None:
+            best = int(measured.argmin())
+            con.print(
+                f"Kendall tau against the measured runtimes: {kendall_tau(r.cost, measured):.3f}; "
+                f"best measured config {best} is predicted #{order.index(best) + 1}"
+            )
+    if csv_out:
+        write_submission(rankings, csv_out)
+        con.print(f"wrote {csv_out} ({len(rankings)} graphs)")
 
 
 @group.command()

@@ -27,10 +27,14 @@ log = logging.getLogger(__name__)
 
 
 def graph_of(module: Any, example_inputs: tuple[Any, ...]) -> Any:
-    """The opgraph :class:`~opgraph.graph.Graph` of a module (torch.fx + ShapeProp, via ``from_fx``)."""
-    from opgraph.graph import from_fx
+    """The opgraph :class:`~opgraph.graph.Graph` of a module (:func:`opgraph.graph.from_module`).
 
-    return from_fx(module, example_inputs)
+    Symbolic tracing (``from_fx``) where it works, the graphs of the seeded zoo; ``torch.export`` otherwise (real
+    model code such as Hugging Face ``transformers`` models). Both give the same graph where both work.
+    """
+    from opgraph.graph import from_module
+
+    return from_module(module, example_inputs)
 
 
 def layout_record(
@@ -43,6 +47,7 @@ def layout_record(
     seed: int = 0,
     choices: np.ndarray | None = None,
     measure: bool = True,
+    graph: Any = None,
 ) -> GraphRecord:
     """Measure ``n_configs`` layout configurations of a module and return them as a TpuGraphs layout record.
 
@@ -55,6 +60,7 @@ def layout_record(
         seed: Seed of config sampling and round shuffles.
         choices: Explicit configs int[c, nc] (0 NCHW / 1 NHWC) instead of sampling.
         measure: False: only the graph and configs (``config_runtime`` None), e.g. to rank before measuring.
+        graph: The module's graph if already captured (:func:`graph_of`).
 
     Returns:
         The record, with per-round runtimes, std and ``measure_meta``.
@@ -64,7 +70,7 @@ def layout_record(
     from opgraph.perf.layout import apply_layout, configurable_nodes, encode_configs, sample_configs
 
     t0 = time.perf_counter()
-    graph = graph_of(module, example_inputs)
+    graph = graph if graph is not None else graph_of(module, example_inputs)
     feat, opcode, edges = node_features(graph)
     cfg_nodes = configurable_nodes(graph)
     if not cfg_nodes:
@@ -80,6 +86,7 @@ def layout_record(
     choices = np.asarray(choices, dtype=np.int64)
     runtime = rounds = std = norm = None
     meta: dict[str, Any] = {"feature_version": FEATURE_VERSION, "space": "layout", "graph": name}
+    meta["importer"] = str(graph.meta.get("source", ""))
     if measure:
         lm = apply_layout(module, example_inputs, targets)
         if settings is not None and settings.timer == "cuda":  # the graph was traced on CPU; run on the GPU

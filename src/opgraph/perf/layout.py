@@ -105,6 +105,13 @@ def _layout_conv_class() -> type:
             self.register_buffer("w_nhwc", w.contiguous(memory_format=torch.channels_last), persistent=False)
             self.channels_last = False
 
+        def __getattr__(self, name: str) -> Any:
+            # model code reads the convolution's hyper-parameters (HF MobileNetV2 pads from conv.stride / kernel_size)
+            try:
+                return super().__getattr__(name)
+            except AttributeError:
+                return getattr(super().__getattr__("conv"), name)
+
         def forward(self, x: Any) -> Any:
             c = self.conv
             if self.channels_last:

@@ -523,7 +523,6 @@ class CostModel:
             CheckpointError: missing or corrupt file, or one made with another feature version.
         """
         from opgraph._base.torchio import load_checkpoint
-
         from opgraph._base.zipcheck import verify_zip
 
         verify_zip(path, what="--model", error=CheckpointError)  # torch.load does not check CRC-32

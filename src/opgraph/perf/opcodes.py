@@ -63,6 +63,26 @@ OP_TO_HLO: dict[str, str] = {
     "embedding": "gather",
     "size": "get-dimension-size",
     "output": "tuple",
+    # ATen ops that torch.export graphs of real models have (masks, positions, indexing)
+    "arange": "iota",
+    "slice": "slice",
+    "select": "slice",
+    "index": "gather",
+    "index_select": "gather",
+    "gather": "gather",
+    "and": "and",
+    "or": "or",
+    "bitwise_not": "not",
+    "cumsum": "reduce-window",
+    "diff": "subtract",
+    "new_ones": "broadcast",
+    "new_zeros": "broadcast",
+    "full": "broadcast",
+    "full_like": "broadcast",
+    "zeros": "broadcast",
+    "ones": "broadcast",
+    "masked_fill": "select",
+    "scalar_tensor": "constant",
 }
 
 #: Ops without a single-HLO equivalent: ids above 120.

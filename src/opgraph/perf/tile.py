@@ -1,10 +1,10 @@
 """The tile configuration space with Apache TVM (``apache-tvm`` 0.27, extra ``tvm``; imported lazily).
 
-A kernel is a TVM tensor expression (matmul, batched matmul or a direct NCHW conv2d, optionally with a fused
-bias/ReLU epilogue). A tile config ``(ti, tj, tk)`` splits the two output loops and the reduction loop, reorders them
+A kernel is a TVM tensor expression (matmul, batched matmul or a direct NCHW conv2d with any stride and groups,
+optionally with a fused bias/ReLU epilogue). A tile config ``(ti, tj, tk)`` splits the two output loops and the reduction loop, reorders them
 to ``io jo ko ii ki ji`` and vectorises ``ji``. Config 0 is the default schedule (no split), measured alongside as
 the normaliser. The graph of a kernel (node features) comes from the equivalent PyTorch module through
-``from_fx``.
+``from_module``.
 
 The 24 tile config columns (TpuGraphs' kernel, output and input bounds, each 6 dims + sum + product):
 
@@ -52,17 +52,28 @@ class KernelSpec:
     Attributes:
         op: ``"matmul"``, ``"batch_matmul"`` or ``"conv2d"``.
         dims: matmul ``(M, N, K)``; batch_matmul ``(B, M, N, K)``; conv2d ``(N, C, H, W, O, KH, KW)``.
-        epilogue: ``"none"``, ``"relu"`` or ``"bias_relu"``.
+        epilogue: ``"none"``, ``"relu"``, ``"bias"`` or ``"bias_relu"`` (``"bias"``: the epilogue of most
+            kernels extracted from real models, :mod:`opgraph.perf.kernels`).
+        stride: conv2d stride (both dims).
+        groups: conv2d groups (``C`` = ``O``: depthwise).
     """
 
     op: str
     dims: tuple[int, ...]
     epilogue: str = "none"
+    stride: int = 1
+    groups: int = 1
 
     @property
     def name(self) -> str:
-        """File-safe name, e.g. ``matmul_128x256x64_relu``."""
-        return f"{self.op}_{'x'.join(map(str, self.dims))}_{self.epilogue}"
+        """File-safe name, e.g. ``matmul_128x256x64_relu``, ``conv2d_1x32x33x33x32x3x3_s2_g32_bias_relu``."""
+        extra = ("" if self.stride == 1 else f"_s{self.stride}") + ("" if self.groups == 1 else f"_g{self.groups}")
+        return f"{self.op}_{'x'.join(map(str, self.dims))}{extra}_{self.epilogue}"
+
+    def conv_output_hw(self) -> tuple[int, int]:
+        """Output height and width of a conv2d (valid padding: pad the input to pad)."""
+        _, _, h, w, _, kh, kw = self.dims
+        return (h - kh) // self.stride + 1, (w - kw) // self.stride + 1
 
     def loop_extents(self) -> tuple[int, int, int]:
         """Extents of the (i, j, k) loops that a tile config splits."""
@@ -73,7 +84,7 @@ class KernelSpec:
             _, m, n, k = self.dims
             return m, n, k
         _, c, h, w, o, kh, kw = self.dims
-        return o, w - kw + 1, c
+        return o, self.conv_output_hw()[1], c // self.groups
 
     def flops(self) -> float:
         """Multiply-add FLOPs of the main computation."""
@@ -84,29 +95,32 @@ class KernelSpec:
             b, m, n, k = self.dims
             return 2.0 * b * m * n * k
         nb, c, h, w, o, kh, kw = self.dims
-        return 2.0 * nb * o * (h - kh + 1) * (w - kw + 1) * c * kh * kw
+        oh, ow = self.conv_output_hw()
+        return 2.0 * nb * o * oh * ow * (c // self.groups) * kh * kw
 
     def torch_module(self) -> tuple[Any, tuple[Any, ...]]:
         """An equivalent PyTorch module and example inputs (for the graph features)."""
         import torch
         from torch import nn
 
-        epi = self.epilogue
+        epi, s, g = self.epilogue, self.stride, self.groups
 
         class Kernel(nn.Module):
             def __init__(self, op: str, dims: tuple[int, ...]) -> None:
                 super().__init__()
                 self.op = op
                 if op == "conv2d":
-                    self.conv = nn.Conv2d(dims[1], dims[4], (dims[5], dims[6]), bias=epi == "bias_relu")
+                    self.conv = nn.Conv2d(
+                        dims[1], dims[4], (dims[5], dims[6]), stride=s, groups=g, bias=epi.startswith("bias")
+                    )
                 else:
-                    self.bias = nn.Parameter(torch.zeros(dims[-2])) if epi == "bias_relu" else None
+                    self.bias = nn.Parameter(torch.zeros(dims[-2])) if epi.startswith("bias") else None
 
             def forward(self, a: Any, b: Any = None) -> Any:
                 y = self.conv(a) if self.op == "conv2d" else torch.matmul(a, b)
                 if self.op != "conv2d" and self.bias is not None:
                     y = y + self.bias
-                return torch.relu(y) if epi != "none" else y
+                return torch.relu(y) if epi.endswith("relu") else y
 
         d = self.dims
         mod = Kernel(self.op, d)
@@ -179,14 +193,18 @@ def _te_func(spec: KernelSpec) -> Any:
 
     else:
         nb, ch, h, w, o, kh, kw = d
+        st, cpg, opg = spec.stride, ch // spec.groups, o // spec.groups  # channels per group in / out
+        oh, ow = spec.conv_output_hw()
         a = te.placeholder((nb, ch, h, w), name="A")
-        b = te.placeholder((o, ch, kh, kw), name="B")
-        rc = te.reduce_axis((0, ch), name="rc")
+        b = te.placeholder((o, cpg, kh, kw), name="B")
+        rc = te.reduce_axis((0, cpg), name="rc")
         ry = te.reduce_axis((0, kh), name="ry")
         rx = te.reduce_axis((0, kw), name="rx")
         c = te.compute(
-            (nb, o, h - kh + 1, w - kw + 1),
-            lambda z, f, y, x: te.sum(a[z, rc, y + ry, x + rx] * b[f, rc, ry, rx], axis=[rc, ry, rx]),
+            (nb, o, oh, ow),
+            lambda z, f, y, x: te.sum(
+                a[z, f // opg * cpg + rc, y * st + ry, x * st + rx] * b[f, rc, ry, rx], axis=[rc, ry, rx]
+            ),
             name="C",
         )
         ins = [a, b]
@@ -200,6 +218,10 @@ def _te_func(spec: KernelSpec) -> Any:
         bias = te.placeholder(bias_shape, name="bias")
         ins.append(bias)
         out = te.compute(c.shape, lambda *idx: te.max(c(*idx) + bias[bias_index(*idx)], 0.0), name="E")
+    elif spec.epilogue == "bias":
+        bias = te.placeholder(bias_shape, name="bias")
+        ins.append(bias)
+        out = te.compute(c.shape, lambda *idx: c(*idx) + bias[bias_index(*idx)], name="E")
     elif spec.epilogue == "relu":
         out = te.compute(c.shape, lambda *idx: te.max(c(*idx), 0.0), name="E")
     del tvm
@@ -259,7 +281,7 @@ def tile_config_row(spec: KernelSpec, tile: tuple[int, int, int] | None) -> np.n
         outb, inb = [1, ti, tj], [1, ti, tk]
     else:
         kw = spec.dims[6]
-        outb, inb = [1, ti, 1, tj], [1, tk, spec.dims[5], tj + kw - 1]
+        outb, inb = [1, ti, 1, tj], [1, tk, spec.dims[5], (tj - 1) * spec.stride + kw]
 
     def block(v: list[int]) -> list[float]:
         return [float(x) for x in v] + [0.0] * (6 - len(v)) + [float(sum(v)), float(np.prod(v))]
@@ -276,7 +298,11 @@ def analytical_tile_cost(rec: GraphRecord) -> np.ndarray:
     cf = rec.config_matrix().astype(np.float64)
     ti, tj, tk = cf[:, 0], cf[:, 1], cf[:, 2]
     k = rec.measure_meta.get("kernel")
-    flops = float(KernelSpec(k["op"], tuple(k["dims"]), k["epilogue"]).flops()) if k else float(cf[:, 7].max())
+    if k:
+        spec = KernelSpec(k["op"], tuple(k["dims"]), k["epilogue"], int(k.get("stride", 1)), int(k.get("groups", 1)))
+        flops = float(spec.flops())
+    else:
+        flops = float(cf[:, 7].max())
     ws = 4.0 * (ti * tk + tk * tj + ti * tj)
     mem = 1.0 + 1.0 * (ws > L1_BYTES) + 2.0 * (ws > L2_BYTES) + 4.0 * (ws > L3_BYTES)
     lanes = np.where(tj % 8 == 0, 8.0, np.where(tj % 4 == 0, 4.0, 1.0))
@@ -350,7 +376,13 @@ def tile_record(
         feature_version=FEATURE_VERSION,
         space="tile",
         graph=spec.name,
-        kernel={"op": spec.op, "dims": list(spec.dims), "epilogue": spec.epilogue},
+        kernel={
+            "op": spec.op,
+            "dims": list(spec.dims),
+            "epilogue": spec.epilogue,
+            "stride": spec.stride,
+            "groups": spec.groups,
+        },
         tiles=[list(t) if t else None for t in tiles],
         tvm=str(tvm.__version__),
         target=str(target_spec),

@@ -341,12 +341,11 @@ def layout_candidates(
         NCHW; the same sample as ``layout_record(..., n_configs=n_candidates, seed=seed)``), the distinct
         convolution module paths, int[c, t] choices per target and, per configurable node, its target's column.
     """
-    from opgraph.graph import from_fx
-    from opgraph.perf.collect import layout_record
+    from opgraph.perf.collect import graph_of, layout_record
     from opgraph.perf.layout import decode_configs
 
-    cand = layout_record(name, module, example_inputs, n_configs=n_candidates, measure=False, seed=seed)
-    g = from_fx(module, example_inputs)
+    g = graph_of(module, example_inputs)
+    cand = layout_record(name, module, example_inputs, n_configs=n_candidates, measure=False, seed=seed, graph=g)
     node_targets = [g.node(int(i)).attrs["target"] for i in cand.node_config_ids]
     targets = list(dict.fromkeys(node_targets))
     columns = [targets.index(t) for t in node_targets]

@@ -291,3 +291,306 @@ _BUILDERS = {
     "mlp": _mlp,
     "transformer": _transformer,
 }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Real architectures: Hugging Face ``transformers`` model code built from configs with random weights (extra
+# ``models``; nothing is downloaded). torch.fx cannot trace this code: graphs come from torch.export.
+
+#: Real families; the convolutional ones have a layout space.
+REAL_CNN_FAMILIES = ("resnet", "mobilenetv2", "convnext", "efficientnet", "regnet")
+REAL_FAMILIES = REAL_CNN_FAMILIES + ("vit", "bert", "gpt2", "llama")
+#: Sizes, smallest first: ``tiny`` for tests (tens to ~200 nodes), ``base`` for the published widths (ResNet-18,
+#: MobileNetV2 1.0, ConvNeXt-T, EfficientNet-B0, ViT-Ti, BERT-base, GPT-2 small) and ``large`` for bigger depths.
+REAL_SIZES = ("tiny", "small", "base", "large")
+
+_VOCAB = 1000
+
+#: family -> size -> (config keyword arguments, input size: image side or sequence length).
+_REAL_CONFIGS: dict[str, dict[str, tuple[dict[str, Any], int]]] = {
+    "resnet": {
+        "tiny": ({"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1], "layer_type": "basic"}, 32),
+        "small": (
+            {"embedding_size": 16, "hidden_sizes": [16, 32, 64, 128], "depths": [1, 1, 1, 1], "layer_type": "basic"},
+            64,
+        ),
+        "base": (  # ResNet-18
+            {"embedding_size": 64, "hidden_sizes": [64, 128, 256, 512], "depths": [2, 2, 2, 2], "layer_type": "basic"},
+            96,
+        ),
+        "large": (  # ResNet-50
+            {"embedding_size": 64, "hidden_sizes": [256, 512, 1024, 2048], "depths": [3, 4, 6, 3]},
+            96,
+        ),
+    },
+    "mobilenetv2": {
+        "tiny": ({"depth_multiplier": 0.35}, 32),
+        "small": ({"depth_multiplier": 0.5}, 64),
+        "base": ({"depth_multiplier": 1.0}, 96),
+        "large": ({"depth_multiplier": 1.4}, 128),
+    },
+    "convnext": {
+        "tiny": ({"hidden_sizes": [8, 16], "depths": [1, 1], "num_stages": 2}, 32),
+        "small": ({"hidden_sizes": [16, 32, 64, 128], "depths": [1, 1, 2, 1]}, 64),
+        "base": ({"hidden_sizes": [96, 192, 384, 768], "depths": [3, 3, 9, 3]}, 96),
+        "large": ({"hidden_sizes": [128, 256, 512, 1024], "depths": [3, 3, 27, 3]}, 96),
+    },
+    "efficientnet": {
+        "tiny": ({"width_coefficient": 0.25, "depth_coefficient": 0.25}, 32),
+        "small": ({"width_coefficient": 0.5, "depth_coefficient": 0.5}, 64),
+        "base": ({"width_coefficient": 1.0, "depth_coefficient": 1.0}, 96),
+        "large": ({"width_coefficient": 1.2, "depth_coefficient": 1.4}, 128),
+    },
+    "regnet": {
+        "tiny": ({"embedding_size": 8, "hidden_sizes": [8, 16], "depths": [1, 1], "groups_width": 8}, 32),
+        "small": (
+            {"embedding_size": 16, "hidden_sizes": [16, 32, 64, 128], "depths": [1, 1, 2, 1], "groups_width": 8},
+            64,
+        ),
+        "base": (  # RegNetX-400MF
+            {"embedding_size": 32, "hidden_sizes": [32, 64, 160, 384], "depths": [1, 2, 7, 12], "groups_width": 16},
+            96,
+        ),
+        "large": (  # RegNetY-1.6GF (squeeze-excitation blocks)
+            {
+                "embedding_size": 32,
+                "hidden_sizes": [48, 120, 336, 888],
+                "depths": [2, 6, 17, 2],
+                "groups_width": 24,
+                "layer_type": "y",
+            },
+            96,
+        ),
+    },
+    "vit": {
+        "tiny": (
+            {
+                "hidden_size": 32,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "intermediate_size": 64,
+                "patch_size": 8,
+            },
+            32,
+        ),
+        "small": (
+            {
+                "hidden_size": 64,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 4,
+                "intermediate_size": 256,
+                "patch_size": 8,
+            },
+            64,
+        ),
+        "base": (
+            {
+                "hidden_size": 192,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 3,
+                "intermediate_size": 768,
+                "patch_size": 16,
+            },
+            96,
+        ),
+        "large": (
+            {
+                "hidden_size": 384,
+                "num_hidden_layers": 12,
+                "num_attention_heads": 6,
+                "intermediate_size": 1536,
+                "patch_size": 16,
+            },
+            128,
+        ),
+    },
+    "bert": {
+        "tiny": ({"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}, 16),
+        "small": ({"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 512}, 64),
+        "base": (
+            {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072},
+            128,
+        ),
+        "large": (
+            {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096},
+            128,
+        ),
+    },
+    "gpt2": {
+        "tiny": ({"n_embd": 32, "n_layer": 2, "n_head": 2}, 16),
+        "small": ({"n_embd": 128, "n_layer": 4, "n_head": 4}, 64),
+        "base": ({"n_embd": 768, "n_layer": 12, "n_head": 12}, 128),
+        "large": ({"n_embd": 1024, "n_layer": 24, "n_head": 16}, 128),
+    },
+    "llama": {
+        "tiny": (
+            {
+                "hidden_size": 32,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 1,
+                "intermediate_size": 64,
+            },
+            16,
+        ),
+        "small": (
+            {
+                "hidden_size": 128,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "intermediate_size": 344,
+            },
+            64,
+        ),
+        "base": (
+            {
+                "hidden_size": 512,
+                "num_hidden_layers": 8,
+                "num_attention_heads": 8,
+                "num_key_value_heads": 4,
+                "intermediate_size": 1376,
+            },
+            128,
+        ),
+        "large": (
+            {
+                "hidden_size": 1024,
+                "num_hidden_layers": 16,
+                "num_attention_heads": 16,
+                "num_key_value_heads": 8,
+                "intermediate_size": 2752,
+            },
+            128,
+        ),
+    },
+}
+
+#: family -> (config class, model class) names in ``transformers``.
+_REAL_CLASSES = {
+    "resnet": ("ResNetConfig", "ResNetModel"),
+    "mobilenetv2": ("MobileNetV2Config", "MobileNetV2Model"),
+    "convnext": ("ConvNextConfig", "ConvNextModel"),
+    "efficientnet": ("EfficientNetConfig", "EfficientNetModel"),
+    "regnet": ("RegNetConfig", "RegNetModel"),
+    "vit": ("ViTConfig", "ViTModel"),
+    "bert": ("BertConfig", "BertModel"),
+    "gpt2": ("GPT2Config", "GPT2Model"),
+    "llama": ("LlamaConfig", "LlamaModel"),
+}
+
+
+@dataclass(frozen=True)
+class RealSpec:
+    """A real architecture (Hugging Face ``transformers`` code) at one size, with random weights.
+
+    Plugs into :func:`opgraph.perf.collect.collect_layout` like :class:`ZooSpec` (``name``, ``family``, ``seed``,
+    ``scale``, ``build()``).
+
+    Attributes:
+        family: One of :data:`REAL_FAMILIES`.
+        size: One of :data:`REAL_SIZES`.
+        seed: Seed of the random weights and inputs.
+        scale: Multiplies the input size (image side or sequence length).
+        batch: Batch size of the example input.
+    """
+
+    family: str
+    size: str = "tiny"
+    seed: int = 0
+    scale: float = 1.0
+    batch: int = 1
+
+    @property
+    def name(self) -> str:
+        """File-safe unique name, e.g. ``hf_resnet_base``."""
+        sc = "" if self.scale == 1.0 else f"_x{self.scale:g}".replace(".", "p")
+        b = "" if self.batch == 1 else f"_b{self.batch}"
+        return f"hf_{self.family}_{self.size}{sc}{b}"
+
+    @property
+    def convolutional(self) -> bool:
+        """Whether the model has a layout space (convolutions)."""
+        return self.family in REAL_CNN_FAMILIES
+
+    @property
+    def input_size(self) -> int:
+        """Image side (pixels) or sequence length (tokens) of the example input."""
+        return max(8, int(round(_REAL_CONFIGS[self.family][self.size][1] * self.scale)))
+
+    def build(self) -> tuple[Any, tuple[Any, ...]]:
+        """Return ``(module, example_inputs)``: the model in eval mode, random weights (nothing downloaded).
+
+        Raises:
+            PerfError: Unknown family/size, or ``transformers`` is missing (names the ``models`` extra).
+        """
+        import torch
+
+        from opgraph.perf.errors import PerfError, require
+
+        if self.family not in REAL_FAMILIES or self.size not in REAL_SIZES:
+            raise PerfError(
+                f"unknown real model {self.family!r}/{self.size!r}; families {REAL_FAMILIES}, sizes {REAL_SIZES}"
+            )
+        transformers = require("transformers", "models")
+        cfg_name, model_name = _REAL_CLASSES[self.family]
+        kwargs, _ = _REAL_CONFIGS[self.family][self.size]
+        kwargs = dict(kwargs)
+        n = self.input_size
+        text = not self.convolutional and self.family != "vit"
+        if text:
+            kwargs.update(vocab_size=_VOCAB, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+            positions = "n_positions" if self.family == "gpt2" else "max_position_embeddings"
+            kwargs[positions] = max(n, 64)
+        else:
+            kwargs["image_size"] = n
+        if self.family == "efficientnet":  # the top BatchNorm must match the top conv's rounded width
+            kwargs["hidden_dim"] = _round_filters(1280, float(kwargs["width_coefficient"]))
+        if self.family in ("gpt2", "llama"):
+            kwargs["use_cache"] = False  # a DynamicCache output cannot be exported
+        config = getattr(transformers, cfg_name)(**kwargs)
+        torch.manual_seed(self.seed % (2**31))
+        model = getattr(transformers, model_name)(config).eval()
+        gen = torch.Generator().manual_seed(self.seed % (2**31))
+        if text:
+            example: tuple[Any, ...] = (torch.randint(1, _VOCAB, (self.batch, n), generator=gen),)
+        else:
+            example = (torch.randn(self.batch, 3, n, n, generator=gen),)
+        return model, example
+
+
+def _round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """EfficientNet's channel rounding (a multiple of ``divisor``, at most 10% below ``channels * width``)."""
+    c = channels * width
+    new = max(divisor, int(c + divisor / 2) // divisor * divisor)
+    return int(new + divisor if new < 0.9 * c else new)
+
+
+def real_specs(
+    families: tuple[str, ...] = REAL_FAMILIES,
+    sizes: tuple[str, ...] = ("tiny",),
+    *,
+    scales: tuple[float, ...] = (1.0,),
+    batches: tuple[int, ...] = (1,),
+    seed: int = 0,
+) -> list[RealSpec]:
+    """Every (family, size, scale, batch) combination as a :class:`RealSpec` (convolutional ones: layout space).
+
+    5 convolutional families x 4 sizes x 5 scales x 2 batches gives 200 distinct layout graphs.
+
+    Args:
+        families: Families (default: all nine).
+        sizes: Sizes from :data:`REAL_SIZES`.
+        scales: Input size scales (several input sizes per architecture).
+        batches: Batch sizes of the example input.
+        seed: Seed of weights and inputs.
+
+    Returns:
+        Specs with distinct names, family-major.
+    """
+    from opgraph.perf.errors import PerfError
+
+    bad = [f for f in families if f not in REAL_FAMILIES] + [s for s in sizes if s not in REAL_SIZES]
+    if bad:
+        raise PerfError(f"unknown real families/sizes {bad}; choose from {REAL_FAMILIES} and {REAL_SIZES}")
+    return [RealSpec(f, s, seed, sc, b) for f in families for s in sizes for sc in scales for b in batches]
