@@ -44,8 +44,17 @@ def test_residual_block_refined_by_alignment():
     def b(x):
         return x + fc(torch.tanh(x))
 
-    m = match(record(a, torch.randn(4, 16)), record(b, torch.randn(4, 16).clone()))
-    assert m.regions  # matched at least the output
+    x = torch.randn(4, 16)
+    ra, rb = record(a, x), record(b, x.clone())
+    m = match(ra, rb)
+    # The branch is off the dominator path (x -> add): only the output is a level-0 cut; the monotone alignment
+    # inside that segment adds the tanh and the linear layer as finer (level-1) cuts.
+    ops = [(ra.graph.nodes[i].op, rb.graph.nodes[j].op, level) for i, j, level in m.cuts]
+    assert ops == [("aten::tanh", "aten::tanh", 1), ("aten::addmm", "aten::addmm", 1), ("aten::add", "aten::add", 0)]
+    assert [r.level for r in m.regions] == [1, 1, 0]
+    mid = m.regions[1]
+    extra = {ra.graph.nodes[i].op for i in mid.a_nodes} - {rb.graph.nodes[j].op for j in mid.b_nodes}
+    assert extra == {"aten::mul"}  # the region that differs holds the extra multiply, and only it
 
 
 def test_redundant_op_rule():

@@ -86,33 +86,50 @@ def test_layout_configs_keep_the_result_and_change_formats():
     assert sample_configs(2, 40, np.random.default_rng(0)).shape == (4, 2)  # whole space
 
 
-def test_measure_protocol_records_noise_and_aborts():
-    import time
+def _fake_timer(monkeypatch, costs_ns):
+    """Replace the CPU timer by one that returns ``costs_ns[i]`` for config i's thunk (no real timing)."""
+    import opgraph.perf.measure as measure
 
     def prepare(i):
         def run():
-            t = time.thread_time() + (0.0002 if i != 3 else 0.004)
-            while time.thread_time() < t:
-                pass
+            return None
 
+        run.cost_ns = costs_ns[i]
         return run
 
+    monkeypatch.setattr(measure, "_time_once", lambda fn: int(fn.cost_ns))
+    return prepare
+
+
+def test_measure_protocol_records_noise_and_aborts(monkeypatch):
+    costs = [200_000, 210_000, 190_000, 4_000_000, 205_000]
+    prepare = _fake_timer(monkeypatch, costs)
     m = measure_configs(5, prepare, settings=MeasureSettings(rounds=3, reps=2, warmup=1, abort_factor=5), seed=1)
     assert m.rounds_ns.shape == (5, 3)
-    assert m.runtime_ns[3] > 5 * m.runtime_ns[0]
+    assert m.runtime_ns.tolist() == costs
+    # Config 3 costs 20x the best: after its first timing it is aborted (with seed 1 it is not timed first) and
+    # its later rounds repeat that first timing; the others are never aborted.
+    assert m.aborted.tolist() == [False, False, False, True, False]
+    assert m.rounds_ns[3].tolist() == [costs[3]] * 3
+    assert m.meta["n_aborted"] == 1 and m.meta["n_failed"] == 0
+    assert m.noise == 0.0  # identical rounds
+    assert m.normalizer_ns.tolist() == [costs[0]] * 5  # the reference config 0
     assert "loadavg_start" in m.meta and "malloc_env_set" in m.meta and m.meta["timer"].startswith("time.thread")
-    assert 0 <= m.noise < 1
 
 
-def test_measure_records_failing_configs():
+def test_measure_records_failing_configs(monkeypatch):
+    costs = [300_000, 0, 500_000]
+    timed = _fake_timer(monkeypatch, costs)
+
     def prepare(i):
         if i == 1:
             raise RuntimeError("boom")
-        return lambda: sum(range(1000))
+        return timed(i)
 
     m = measure_configs(3, prepare, settings=FAST)
     assert m.failed.tolist() == [False, True, False]
-    assert m.runtime_ns[1] > m.runtime_ns.max() / 2
+    assert m.runtime_ns.tolist() == [300_000, 10 * 500_000, 500_000]  # a failed config: 10x the worst
+    assert "boom" in m.meta["errors"]["1"]
 
 
 def test_collect_layout_is_resumable(tmp_path):

@@ -60,3 +60,38 @@ def test_inter_round_tau_and_score():
     assert set(s.slowdown) == {1, 5, 10} and s.kaggle_tile == 1.0
     with pytest.raises(ValueError, match="4 values"):
         kendall_tau([1, 2, 3, 4], [1, 2])
+
+
+def test_ordered_pair_accuracy_counts_ties_in_pred_as_half():
+    rt = np.array([1.0, 2.0, 3.0])
+    # Pairs with runtime_i < runtime_j: (0,1), (0,2), (1,2). pred ties 0 and 1; orders (0,2) right and (1,2) wrong.
+    pred = np.array([5.0, 5.0, 4.0])
+    assert ordered_pair_accuracy(pred, rt) == pytest.approx((0.5 + 0.0 + 0.0) / 3)
+    pred = np.array([1.0, 1.0, 2.0])
+    assert ordered_pair_accuracy(pred, rt) == pytest.approx((0.5 + 1.0 + 1.0) / 3)
+    assert ordered_pair_accuracy(np.zeros(4), np.arange(4.0)) == 0.5  # all tied: a coin flip per pair
+    # Ties in runtime are not pairs at all; with no ordered pair the score is 1/2.
+    assert ordered_pair_accuracy([1.0, 2.0, 3.0], [7.0, 7.0, 8.0]) == pytest.approx(1.0)
+    assert ordered_pair_accuracy([3.0, 2.0], [7.0, 7.0]) == 0.5
+
+
+def test_slowdown_when_k_reaches_or_exceeds_the_number_of_configs():
+    rt = np.array([4.0, 2.0, 3.0, 8.0])
+    pred = np.array([0.0, 1.0, 2.0, 3.0])  # the true best (index 1) is predicted second...
+    worst_first = np.array([3.0, 9.0, 1.0, 0.0])  # ... and here last
+    assert slowdown_at_k(worst_first, rt, 1) == pytest.approx((8.0 - 2.0) / 2.0)
+    assert slowdown_at_k(worst_first, rt, 3) == pytest.approx((3.0 - 2.0) / 2.0)
+    for k in (4, 5, 100):  # k >= n: every config is in the top k, so the best one is found
+        assert slowdown_at_k(worst_first, rt, k) == 0.0
+        assert slowdown_at_k(pred, rt, k) == 0.0
+    assert slowdown_at_k(pred, rt, 1) == pytest.approx(1.0)
+    assert slowdown_at_k(pred, rt, 0) == pytest.approx(1.0)  # k < 1 still looks at one config
+    s = score_graph("g", worst_first, rt, "layout")
+    assert s.slowdown == {1: pytest.approx(3.0), 10: 0.0, 100: 0.0}
+
+
+def test_kaggle_tile_score_by_hand_with_fewer_than_five_configs():
+    rt = np.array([5.0, 4.0, 10.0])
+    assert kaggle_tile_score([2.0, 1.0, 0.0], rt) == pytest.approx(1.0)  # top-5 covers all three
+    rt6 = np.array([5.0, 6.0, 7.0, 8.0, 9.0, 1.0])
+    assert kaggle_tile_score(np.arange(6.0), rt6) == pytest.approx(2 - 5.0 / 1.0)

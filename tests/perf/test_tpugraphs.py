@@ -71,12 +71,25 @@ def test_lazy_rows_from_compressed_member(tmp_path, make_layout):
         (None, ("config_runtime", np.zeros(4, np.int64)), r"config_runtime.*\(5,\)"),
         (None, ("edge_index", np.zeros((9, 3), np.int64)), "edge_index"),
         (None, ("edge_index", np.array([[1, 99]], np.int64)), "edge_index"),
+        (None, ("edge_index", np.array([[1, 10]], np.int64)), "edge_index"),  # n = 10 nodes: ids 0..9
+        (None, ("edge_index", np.array([[10, 1]], np.int64)), "edge_index"),
+        (None, ("edge_index", np.array([[-1, 1]], np.int64)), "edge_index"),
+        (None, ("node_config_ids", np.array([2, 10], np.int32)), "node_config_ids"),
+        (None, ("node_config_ids", np.array([-1, 2], np.int32)), "node_config_ids"),
     ],
 )
 def test_missing_or_misshaped_key_names_it(tmp_path, drop, bad, match):
     _official_layout(tmp_path / "b.npz", drop=drop, bad=bad)
     with pytest.raises(SchemaError, match=match):
         load_graph(tmp_path / "b.npz")
+
+
+def test_edges_and_configurable_nodes_up_to_the_last_node_are_valid(tmp_path):
+    _official_layout(tmp_path / "e.npz", bad=("edge_index", np.array([[9, 0], [0, 9]], np.int64)))
+    rec = load_graph(tmp_path / "e.npz")
+    assert rec.edge_index.tolist() == [[9, 0], [0, 9]]
+    _official_layout(tmp_path / "f.npz", bad=("node_config_ids", np.array([0, 9], np.int32)))
+    assert load_graph(tmp_path / "f.npz").node_config_ids.tolist() == [0, 9]
 
 
 def test_unlabelled_test_file_allowed_when_asked(tmp_path):

@@ -374,10 +374,19 @@ def _first_proxy(args: Sequence[Any]) -> Proxy | None:
     return None
 
 
+def _boxed(value: Any) -> np.ndarray:
+    """A 0-d object array holding ``value`` (a proxy passed to ``np.broadcast_arrays`` would dispatch to it)."""
+    box = np.empty((), dtype=object)
+    box[()] = value
+    return box
+
+
 def _dispatch(op: str, *args: Any) -> Any:
     """Apply ``op`` to scalars, proxies and arrays (arrays elementwise, returning a :class:`ProxyArray`)."""
     if any(isinstance(a, np.ndarray) for a in args):
-        arrays = np.broadcast_arrays(*[np.asarray(a, dtype=object) if isinstance(a, np.ndarray) else a for a in args])
+        arrays = np.broadcast_arrays(
+            *[np.asarray(a, dtype=object) if isinstance(a, np.ndarray) else _boxed(a) for a in args]
+        )
         out = np.empty(arrays[0].shape, dtype=object)
         for idx in np.ndindex(out.shape):
             out[idx] = _dispatch(op, *(a[idx] for a in arrays))
