@@ -106,3 +106,27 @@ def test_atoms_codec_round_trip(uq):
     x = np.sort(np.random.default_rng(1).lognormal(0, 2, 5000))
     y = uq.decode_atoms(json.loads(json.dumps(uq.encode_atoms(x))))
     assert np.max(np.abs(y - x)) <= (x[-1] - x[0]) * 2**-31
+
+
+def test_pba_anchor_band():
+    pytest.importorskip("pba")
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("pba_anchor_bench", BENCH / "pba_anchor.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        t, lo, hi = mod.pba_band("X-X", "f")
+        assert t.shape == lo.shape == hi.shape and np.all(np.diff(t) > 0)
+        assert np.all(lo <= hi) and np.all(np.diff(lo) >= 0) and np.all(np.diff(hi) >= 0)
+        assert lo[0] == 0 and hi[-1] == 1
+        # Frechet X - X: wide (the issue quotes about +-0.39 at the 5% level), although the exact law is 0
+        lo_q = float(np.interp(0.05, hi, t))  # where the upper CDF reaches 5%
+        hi_q = float(np.interp(0.05, lo, t))  # where the lower CDF reaches 5%
+        assert hi_q - lo_q > 0.3
+        _, lo_p, hi_p = mod.pba_band("X-X", "p", t=np.array([-0.01, 0.01]))
+        np.testing.assert_array_equal(lo_p, [0.0, 1.0])  # perfect dependence: the point 0
+        np.testing.assert_array_equal(hi_p, [0.0, 1.0])
+        with pytest.raises(KeyError, match="anchor"):
+            mod.pba_band("nope")
+    finally:
+        sys.path.remove(str(BENCH))
