@@ -549,7 +549,7 @@ def main() -> None:
     ap.add_argument("--note", default="", help="a line for the report header (load, run dates)")
     args = ap.parse_args()
     if args.report_only:
-        data = json.loads((ROOT / "docs" / "benchmarks" / "dist.json").read_text())
+        data = json.loads((ROOT / "docs" / "benchmarks" / "dcg.json").read_text())
         write_markdown(data, args)
         return
     budget = 1.0 if args.quick else 4.0
@@ -581,7 +581,7 @@ def main() -> None:
     ids = [c.id for c in cases]
     merged = {i: results[i] for i in ids}
     if args.only:
-        old = json.loads((ROOT / "docs" / "benchmarks" / "dist.json").read_text())
+        old = json.loads((ROOT / "docs" / "benchmarks" / "dcg.json").read_text())
         old.update(merged)
         merged = old
     write_markdown(merged, args)
@@ -765,12 +765,24 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
                     f"{fmt(em)} |"
                 )
         lines.append("")
-    out = ROOT / "docs" / "benchmarks" / "dist.md"
+    out = ROOT / "docs" / "benchmarks" / "dcg.md"
     from opgraph.graph.io import atomic_write
 
-    atomic_write(out, "\n".join(lines) + "\n")
+    atomic_write(out, "\n".join(lines) + "\n" + _kept_sections(out))
     atomic_write(out.with_suffix(".json"), json.dumps(results, default=str, indent=1))
     print(f"wrote {out}")
+
+
+def _kept_sections(path: Path) -> str:
+    """The sections other scripts write into the same file between markers (uq.py, pba_anchor.py): kept."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    kept = []
+    for begin, end in (("<!-- uq:begin", "<!-- uq:end -->"), ("<!-- pba:begin", "<!-- pba:end -->")):
+        if begin in text and end in text:
+            kept.append(begin + text.split(begin, 1)[1].split(end, 1)[0] + end + "\n")
+    return "".join("\n" + k for k in kept)
 
 
 if __name__ == "__main__":
