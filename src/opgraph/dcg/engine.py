@@ -38,6 +38,7 @@ import numpy as np
 
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
+from opgraph.dcg.band import GridCells, mean_value_enclosure
 from opgraph.dcg.distributions import Distribution, Quantized
 from opgraph.dcg.errors import DistError, UnboundedWarning
 from opgraph.dcg.extremes import OneAxis, extreme_law
@@ -1106,6 +1107,33 @@ class Evaluation:
     support: tuple[float, float]
     info: dict[str, Any] = field(default_factory=dict)
     w1_estimate: float | None = None
+    # The output's grid cells (:class:`opgraph.dcg.band.GridCells`) for its certified CDF band, None if none.
+    cells: Any = None
+
+
+def _output_cells(ev: Evaluator, val: Val) -> Any:
+    """The output's grid cells for its certified CDF band (:class:`opgraph.dcg.band.GridCells`).
+
+    Exact masses, and per cell the natural interval enclosure, intersected with the mean-value form where an
+    input is used more than once (exact on cancellations such as ``x - x``). None when an input is a previous
+    result (its atoms are not its exact law), which gives no certified band.
+    """
+    if any(ev.quantized[n.attrs["name"]].upstream_w1 > 0 for n in ev.nodes if n.op == "input"):
+        return None
+    k = len(val.axes)
+    shape = ev._shape(val.axes)
+    lo, hi = (np.where(np.isnan(x), v, x) for x, v in zip(val.box[k], (-np.inf, np.inf), strict=True))
+    uses = [j for n in ev.nodes for j in n.inputs if ev.nodes[j].op != "const"]
+    if len(uses) > len(set(uses)):
+        steps = []
+        for a in val.axes:
+            ax = ev.axes[a]
+            steps.append((*val.der[a], *(ev._expand(x, [a], val.axes) for x in (ax.lo, ax.atoms, ax.hi))))
+        m_lo, m_hi = mean_value_enclosure(val.pt, steps)
+        lo, hi = np.maximum(lo, m_lo), np.minimum(hi, m_hi)
+    weights = tuple(ev.axes[a].weights for a in val.axes)
+    labels = tuple(ev.axes[a].label for a in val.axes)
+    return GridCells(weights, np.broadcast_to(lo, shape), np.broadcast_to(hi, shape), labels)
 
 
 def evaluate_output(
@@ -1136,7 +1164,9 @@ def evaluate_output(
             )
     if sub[out].op == "const":
         c = float(np.asarray(sub[out].attrs["value"], dtype=float))
-        return Evaluation(np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"})
+        return Evaluation(
+            np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"}, cells=GridCells.point(c)
+        )
     sizes = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub) if n.op == "input"}
     plan = plan_compression(sub, out, sizes, max_joint, compress_atoms, soft_joint)
     if plan is None:
@@ -1185,7 +1215,7 @@ def evaluate_output(
             UnboundedWarning,
             stacklevel=3,
         )
-    return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info)
+    return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info, cells=_output_cells(ev, val))
 
 
 def _sample_inputs(dists: dict[str, Distribution], u: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
