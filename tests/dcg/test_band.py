@@ -393,6 +393,65 @@ def test_cell_enclosures_contain_the_function_on_every_cell(e, which, atoms):
     assert np.all(cells.lo[:, None] <= y + tol) and np.all(y <= cells.hi[:, None] + tol)
 
 
+def _build2(e):
+    """A random graph of two inputs: leaves alternate between x and y by depth-first position."""
+    count = [0]
+
+    def build(node):
+        if node[0] == "x":
+            k = count[0]
+            count[0] += 1
+            return (lambda x, y: x) if k % 2 == 0 else (lambda x, y: y)
+        if node[0] == "u":
+            g, inner = _U[node[1]], build(node[2])
+            return lambda x, y: g(inner(x, y))
+        g, left, right = _B[node[1]], build(node[2]), build(node[3])
+        return lambda x, y: g(left(x, y), 0.7 * right(x, y) + 0.2)
+
+    return build(e)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(e=expressions(), atoms=hs.sampled_from([2, 3, 6]))
+def test_cell_enclosures_with_two_inputs_one_unbounded(e, atoms):
+    """Soundness of the enclosures on a 2-D grid (the mean-value walk visits a bounded and an unbounded axis)."""
+    body = _build2(e)
+
+    def f(x, y):
+        return body(x, y) + 0.0 * x + 0.0 * y
+
+    dx, dy = od.Uniform(-1, 1.5), od.Normal(0.3, 0.8)
+    fx, fy = st.uniform(-1, 2.5), st.norm(0.3, 0.8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", od.UnboundedWarning)
+        r = od.evaluate(f, dx, dy, atoms=atoms, quantizer="quantile")
+    cells = r.cells
+    names = [lab.split()[1] for lab in cells.labels]
+    assert sorted(names) == ["x", "y"] and cells.lo.shape == (atoms, atoms)
+    lo, hi = (cells.lo, cells.hi) if names == ["x", "y"] else (cells.lo.T, cells.hi.T)
+    u = np.clip(np.linspace(0, 1, 9), 1e-9, 1 - 1e-9)
+    pts = []
+    for d, fr in ((dx, fx), (dy, fy)):
+        q = d.quantize(atoms, "quantile")
+        p_lo, p_hi = fr.cdf(q.lo), fr.cdf(q.hi)
+        pts.append(np.clip(fr.ppf(p_lo[:, None] + (p_hi - p_lo)[:, None] * u[None, :]), q.lo[:, None], q.hi[:, None]))
+    x = pts[0][:, None, :, None]
+    y = pts[1][None, :, None, :]
+    val = f(x, y)
+    tol = 1e-9 * (1 + np.abs(val))
+    assert np.all(lo[:, :, None, None] <= val + tol) and np.all(val <= hi[:, :, None, None] + tol)
+
+
+def test_failure_probability_of_a_limit_state():
+    # P(R - S <= 0) for R ~ N(5, 0.5), S ~ LogNormal(0.5, 0.3): a reliability question, by quadrature.
+    r = od.evaluate(lambda r_, s_: r_ - s_, od.Normal(5, 0.5), od.LogNormal(0.5, 0.3), atoms=512)
+    sl = st.lognorm(0.3, scale=math.exp(0.5))
+    exact = integrate.quad(lambda s: sl.pdf(s) * st.norm(5, 0.5).cdf(s), 0, np.inf, epsabs=1e-15)[0]
+    lo, hi = r.cdf_bounds(0.0)
+    assert lo <= exact <= hi
+    assert hi <= 3 * exact and lo >= exact / 3  # informative at the 1e-4 level (meansplit's small tail cells)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Where there is no band, and the looks
 # ---------------------------------------------------------------------------------------------------------------
