@@ -486,3 +486,13 @@ def test_constant_output_plot_and_save(tmp_path):
     assert np.all(lo <= exact + TOL) and np.all(exact <= hi + TOL)
     lo_full, hi_full = r.cdf_bounds(ts)
     assert np.all(lo <= lo_full) and np.all(hi >= hi_full)
+
+
+def test_cli_prints_certified_quantile_intervals():
+    from click.testing import CliRunner
+
+    from opgraph.dcg.cli import group
+
+    res = CliRunner().invoke(group, ["x - x", "--var", "x=normal:1,0.1", "--atoms", "16", "--plot", ""])
+    assert res.exit_code == 0, res.output
+    assert "certified interval" in res.output and "[0, 0]" in res.output
