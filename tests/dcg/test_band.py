@@ -132,6 +132,8 @@ def test_band_json_round_trip_and_errors(tmp_path):
     assert band.quantile_bounds(0.5) == (0.0, 1.0)
     assert band.quantile_bounds(0.9) == (1.0, math.inf)
     assert band.area() == math.inf
+    assert band.support == (-math.inf, math.inf) and band.open_above and back.open_above
+    assert band.width(0.7) == pytest.approx(0.5, abs=1e-12)
     with pytest.raises(od.DistError, match="strictly between 0 and 1"):
         band.quantile_bounds(1.0)
     with pytest.raises(od.DistError, match="nan"):
@@ -205,6 +207,8 @@ def test_uniform_sums_irwin_hall(n, atoms, quant):
     expected = sum(float(q.weights @ (q.hi - q.lo)) for q in qs)
     area = r.cdf_band(max_steps=EXACT).area()
     assert area == pytest.approx(expected, rel=1e-9)
+    lo_s, hi_s = r.cdf_band().support
+    assert -1e-12 <= lo_s <= 1e-12 and n - 1e-12 <= hi_s <= n + 1e-12
     assert r.cdf_band().area() <= expected * (1 + 1e-3) + 1e-9  # shrunk: at most slightly wider
 
 

@@ -171,6 +171,7 @@ class CdfBand:
         slack: Rounding allowance in probability, added to ``F_up`` and subtracted from ``F_low``.
         cells: Number of grid cells the band was made from.
         shrunk: True when the band was shrunk to fewer steps (still valid, possibly wider).
+        open_above: True when some cell of positive mass is unbounded above (``F_low`` never reaches 1).
     """
 
     up_x: np.ndarray
@@ -180,6 +181,7 @@ class CdfBand:
     slack: float = 0.0
     cells: int = 0
     shrunk: bool = False
+    open_above: bool = False
 
     # -- construction ------------------------------------------------------------------------------------------
     @classmethod
@@ -207,6 +209,7 @@ class CdfBand:
         keep = m > 0
         up_x, up_p = _steps(lo_a[keep], m[keep])
         fin = keep & (hi_a < np.inf)
+        open_above = bool(np.any(keep & ~fin))
         low_x, low_p = _steps(hi_a[fin], m[fin])
         n = int(m.size)
         s = 8 * _EPS * n if slack is None else float(slack)
@@ -214,7 +217,7 @@ class CdfBand:
         shrunk = up_x.size > step or low_x.size > step
         up_x, up_p = _shrink(up_x, up_p, step, "up")
         low_x, low_p = _shrink(low_x, low_p, step, "low")
-        return cls(up_x, np.minimum(up_p, 1.0), low_x, np.minimum(low_p, 1.0), s, n, shrunk)
+        return cls(up_x, np.minimum(up_p, 1.0), low_x, np.minimum(low_p, 1.0), s, n, shrunk, open_above)
 
     @classmethod
     def point(cls, c: float) -> CdfBand:
@@ -228,7 +231,7 @@ class CdfBand:
         ux, up = _shrink(self.up_x, self.up_p, step, "up")
         lx, lp = _shrink(self.low_x, self.low_p, step, "low")
         shrunk = self.shrunk or ux.size < self.up_x.size or lx.size < self.low_x.size
-        return CdfBand(ux, up, lx, lp, self.slack, self.cells, shrunk)
+        return CdfBand(ux, up, lx, lp, self.slack, self.cells, shrunk, self.open_above)
 
     # -- queries -----------------------------------------------------------------------------------------------
     def cdf_bounds(self, t: Any) -> tuple[Any, Any]:
@@ -282,9 +285,7 @@ class CdfBand:
 
         Equals ``sum_c p_c (hi_c - lo_c)`` for an unshrunk band.
         """
-        if self.up_x.size == 0 or self.low_x.size == 0:
-            return math.inf
-        if not (math.isfinite(float(self.up_x[0])) and abs(float(self.low_p[-1]) - float(self.up_p[-1])) < 1e-9):
+        if self.up_x.size == 0 or self.low_x.size == 0 or self.open_above or not math.isfinite(float(self.up_x[0])):
             return math.inf
         du = np.diff(self.up_p, prepend=0.0)
         dl = np.diff(self.low_p, prepend=0.0)
@@ -294,8 +295,7 @@ class CdfBand:
     def support(self) -> tuple[float, float]:
         """An interval that contains the exact law's support (where the band leaves 0 and reaches 1)."""
         lo = float(self.up_x[0]) if self.up_x.size else -math.inf
-        done = self.low_x.size and float(self.low_p[-1]) - self.slack >= 1.0 - 1e-12
-        hi = float(self.low_x[-1]) if done else math.inf
+        hi = float(self.low_x[-1]) if self.low_x.size and not self.open_above else math.inf
         return lo, hi
 
     # -- looks and saving ------------------------------------------------------------------------------------
@@ -337,6 +337,7 @@ class CdfBand:
             "slack": self.slack,
             "cells": self.cells,
             "shrunk": self.shrunk,
+            "open_above": self.open_above,
         }
 
     @classmethod
@@ -350,6 +351,7 @@ class CdfBand:
             float(d["slack"]),
             int(d["cells"]),
             bool(d["shrunk"]),
+            bool(d.get("open_above", False)),
         )
 
     def save(self, path: str | Path) -> Path:
