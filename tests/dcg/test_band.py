@@ -337,6 +337,20 @@ def test_x_plus_x_is_two_x(atoms):
     assert _area(r.cdf_band(max_steps=EXACT), a, b) <= expected * (1 + 1e-9) + 1e-12
 
 
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(a=hs.floats(0.5, 5), b=hs.floats(0.5, 5), atoms=hs.sampled_from([16, 64, 128]))
+def test_gamma_share_is_beta(a, b, atoms):
+    # X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b) independent is Beta(a, b) exactly (X used twice, unbounded).
+    r = od.evaluate(lambda x, y: x / (x + y), od.Gamma(a, 1.0), od.Gamma(b, 1.0), atoms=atoms)
+    exact = st.beta(a, b)
+    _contains(r, exact.cdf, np.linspace(-0.01, 1.01, 409))
+    _quantiles_contained(r, exact.ppf)
+    # Informative where the tail cells hold little mass: the mean-value form keeps the cells of x / (x + y)
+    # narrow (the natural form gives [lo_x / (hi_x + hi_y), hi_x / (lo_x + lo_y)]).
+    if atoms >= 64:
+        assert np.all(r.cdf_band().quantile_width([0.05, 0.5, 0.95]) < 8.0 / atoms)
+
+
 def test_quadratic_with_a_shared_input_uses_the_mean_value_form():
     # Y = X^2 - X, X ~ U(0, 1): P(Y <= t) = sqrt(1 + 4 t) on [-1/4, 0].
     r = od.evaluate(lambda x: x * x - x, od.Uniform(0, 1), atoms=64, quantizer="quantile")
