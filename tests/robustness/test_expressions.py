@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from opgraph.graph.expr import MAX_DEPTH, ExpressionError, compile_expression
@@ -71,7 +73,7 @@ def test_cli_tuple_expression_prints_every_output(cli_run, tmp_path):
     assert "output 1 of 2" in out and "output 2 of 2" in out
     assert (tmp_path / "p-1.png").is_file() and (tmp_path / "p-2.png").is_file()
     # The second output is 2x: its printed std is twice the first's.
-    stds = [float(line.split()[-2]) for line in out.splitlines() if " std " in line]
+    stds = [float(re.search(r" std\s*│\s*(\S+)", line).group(1)) for line in out.splitlines() if " std " in line]
     assert stds[1] == pytest.approx(2 * stds[0], rel=1e-5)
 
 

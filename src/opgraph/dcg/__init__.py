@@ -11,6 +11,7 @@ True
 """
 
 from opgraph.dcg.api import evaluate, evaluate_many, rv_graph
+from opgraph.dcg.band import CdfBand
 from opgraph.dcg.distributions import (
     Beta,
     Discrete,
@@ -62,6 +63,7 @@ from opgraph.dcg.w1 import w1_discrete, w1_to_continuous
 
 __all__ = [
     "Beta",
+    "CdfBand",
     "Discrete",
     "DistError",
     "DistResult",

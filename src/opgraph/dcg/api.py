@@ -256,7 +256,16 @@ def _evaluate_graph(
                 name = f"output {k}" if len(evals) > 1 else "output"
                 results.append(
                     DistResult(
-                        e.atoms, e.weights, e.w1_bound, e.bound_terms, e.certified, e.support, info, e.w1_estimate, name
+                        e.atoms,
+                        e.weights,
+                        e.w1_bound,
+                        e.bound_terms,
+                        e.certified,
+                        e.support,
+                        info,
+                        e.w1_estimate,
+                        name,
+                        e.cells,
                     )
                 )
             return results

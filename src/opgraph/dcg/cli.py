@@ -7,6 +7,7 @@ prints the summary (mean, std, quantiles, certified W1 bound and its terms) and 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -121,14 +122,17 @@ def _summary_table(r: DistResult, title: str) -> Table:
     """A rich table with the mean, std, quantiles, atom count and certified bound (with its terms) of ``r``."""
     from rich.table import Table
 
-    q = r.ppf([0.01, 0.05, 0.5, 0.95, 0.99])
+    levels = [0.01, 0.05, 0.5, 0.95, 0.99]
+    q = r.ppf(levels)
+    ql, qh = r.quantile_bounds(levels) if r.cells is not None else ([math.nan] * 5, [math.nan] * 5)
     t = Table(title=title)
     t.add_column("quantity")
     t.add_column("value", justify="right")
-    t.add_row("mean", f"{r.mean():.6g}")
-    t.add_row("std", f"{r.std():.6g}")
-    for name, v in zip(("1%", "5%", "median", "95%", "99%"), q, strict=True):
-        t.add_row(name, f"{v:.6g}")
+    t.add_column("certified interval (exact law)" if r.cells is not None else "", justify="right")
+    t.add_row("mean", f"{r.mean():.6g}", "")
+    t.add_row("std", f"{r.std():.6g}", "")
+    for name, v, lo, hi in zip(("1%", "5%", "median", "95%", "99%"), q, ql, qh, strict=True):
+        t.add_row(name, f"{v:.6g}", f"[{lo:.6g}, {hi:.6g}]" if r.cells is not None else "")
     t.add_row("atoms", str(r.atoms.size))
     t.add_row(
         "W1 bound" if r.certified else "W1 estimate (QMC, not certified)",

@@ -38,6 +38,7 @@ import numpy as np
 
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
+from opgraph.dcg.band import GridCells, mean_value_enclosure
 from opgraph.dcg.distributions import Distribution, Quantized
 from opgraph.dcg.errors import DistError, UnboundedWarning
 from opgraph.dcg.extremes import OneAxis, extreme_law
@@ -1031,7 +1032,6 @@ class Evaluator:
         """Replace node ``i`` by a new axis: a monotone regrouping of its joint law (exact cost added)."""
         t0 = time.perf_counter()
         shape = self._shape(v.axes)
-        k = len(v.axes)
         box_bound, attr = self.cellwise(v)
         c_total = float(np.sum(box_bound))
         n_total = _total(v.nb)
@@ -1047,8 +1047,7 @@ class Evaluator:
         up_g = np.minimum(up_g, up_total)
         cost = rg.cost * (1 + 1e-12) + 1e-300
         err = up_g + cost
-        blo = np.broadcast_to(v.box[k][0], shape).reshape(-1)
-        bhi = np.broadcast_to(v.box[k][1], shape).reshape(-1)
+        blo, bhi = (np.broadcast_to(x, shape).reshape(-1) for x in _cell_enclosure(self, v))
         lo = np.full(m, np.inf)
         hi = np.full(m, -np.inf)
         np.minimum.at(lo, rg.piece_group, blo[rg.piece_elem])
@@ -1106,6 +1105,46 @@ class Evaluation:
     support: tuple[float, float]
     info: dict[str, Any] = field(default_factory=dict)
     w1_estimate: float | None = None
+    # The output's grid cells (:class:`opgraph.dcg.band.GridCells`) for its certified CDF band, None if none.
+    cells: Any = None
+
+
+def _reuses_inputs(nodes: list[INode]) -> bool:
+    """True when some node's value is used more than once (then the natural interval enclosure may be loose)."""
+    uses = [j for n in nodes for j in n.inputs if nodes[j].op != "const"]
+    return len(uses) > len(set(uses))
+
+
+def _cell_enclosure(ev: Evaluator, val: Val) -> tuple[np.ndarray, np.ndarray]:
+    """Per-cell value enclosure of ``val`` on its grid (full-box level; NaN ends become infinite).
+
+    The natural interval enclosure, intersected with the mean-value form where the graph reuses a value (exact on
+    cancellations such as ``x - x``). Used for the output's band and for compressed nodes' cells.
+    """
+    lo, hi = (np.where(np.isnan(x), v, x) for x, v in zip(val.box[len(val.axes)], (-np.inf, np.inf), strict=True))
+    if val.axes and _reuses_inputs(ev.nodes):
+        steps = []
+        for a in val.axes:
+            ax = ev.axes[a]
+            steps.append((*val.der[a], *(ev._expand(x, [a], val.axes) for x in (ax.lo, ax.atoms, ax.hi))))
+        m_lo, m_hi = mean_value_enclosure(val.pt, steps)
+        lo, hi = np.maximum(lo, m_lo), np.minimum(hi, m_hi)
+    return lo, hi
+
+
+def _output_cells(ev: Evaluator, val: Val) -> Any:
+    """The output's grid cells for its certified CDF band (:class:`opgraph.dcg.band.GridCells`).
+
+    Exact masses and per-cell enclosures (:func:`_cell_enclosure`). None when an input is a previous result (its
+    atoms are not its exact law), which gives no certified band.
+    """
+    if any(ev.quantized[n.attrs["name"]].upstream_w1 > 0 for n in ev.nodes if n.op == "input"):
+        return None
+    shape = ev._shape(val.axes)
+    lo, hi = _cell_enclosure(ev, val)
+    weights = tuple(ev.axes[a].weights for a in val.axes)
+    labels = tuple(ev.axes[a].label for a in val.axes)
+    return GridCells(weights, np.broadcast_to(lo, shape), np.broadcast_to(hi, shape), labels)
 
 
 def evaluate_output(
@@ -1136,7 +1175,9 @@ def evaluate_output(
             )
     if sub[out].op == "const":
         c = float(np.asarray(sub[out].attrs["value"], dtype=float))
-        return Evaluation(np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"})
+        return Evaluation(
+            np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"}, cells=GridCells.point(c)
+        )
     sizes = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub) if n.op == "input"}
     plan = plan_compression(sub, out, sizes, max_joint, compress_atoms, soft_joint)
     if plan is None:
@@ -1185,7 +1226,7 @@ def evaluate_output(
             UnboundedWarning,
             stacklevel=3,
         )
-    return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info)
+    return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info, cells=_output_cells(ev, val))
 
 
 def _sample_inputs(dists: dict[str, Distribution], u: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:

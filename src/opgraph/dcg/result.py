@@ -11,7 +11,11 @@ from typing import Any
 import numpy as np
 
 from opgraph._base.jsonio import write_json
+from opgraph.dcg.band import MAX_STEPS, CdfBand, GridCells
 from opgraph.dcg.errors import DistError
+
+#: Steps per side of the CDF band written by :meth:`DistResult.to_dict` (shrunk conservatively: still certified).
+_SAVED_BAND_STEPS = 2048
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,6 +34,9 @@ class DistResult:
         info: How the result was made (method, joint atoms, compressions, atoms per input, seconds).
         w1_estimate: For QMC results, a statistical estimate of the W1 error (not a bound).
         name: A label for printing.
+        cells: The joint grid's cells (exact masses and value enclosures, :class:`~opgraph.dcg.band.GridCells`)
+            from which :meth:`cdf_band` builds the certified band on the exact CDF; ``None`` for QMC results and
+            where an input is a previous result.
     """
 
     atoms: np.ndarray
@@ -41,6 +48,7 @@ class DistResult:
     info: dict[str, Any] = field(default_factory=dict)
     w1_estimate: float | None = None
     name: str = "output"
+    cells: GridCells | None = None
 
     # -- moments and law -----------------------------------------------------------------------------------
     def mean(self) -> float:
@@ -76,6 +84,51 @@ class DistResult:
         c[-1] = 1.0
         out = self.atoms[np.minimum(np.searchsorted(c, qa * (1 - 1e-15), side="left"), self.atoms.size - 1)]
         return float(out) if np.ndim(out) == 0 else out
+
+    # -- certified probabilities ----------------------------------------------------------------------------
+    def cdf_band(self, max_steps: int = MAX_STEPS) -> CdfBand:
+        """The certified band ``F_low <= P(Y <= t) <= F_up`` on the exact output CDF (a p-box).
+
+        Built from the joint grid's cells on the first call (a sort of the cells; cached for the default
+        ``max_steps``), with at most ``max_steps`` steps per side (fewer steps: a wider, still certified band).
+
+        Raises:
+            DistError: For QMC results and results with a previous result as input (no certified band).
+        """
+        return self._band("cdf_band", max_steps)
+
+    def _band(self, what: str, max_steps: int = MAX_STEPS) -> CdfBand:
+        if self.cells is None:
+            if not self.certified:
+                why = (
+                    "this result comes from the uncertified quasi-Monte Carlo fallback, which gives no band; raise "
+                    "max_joint or lower atoms so that the joint grid (or a compression plan) fits"
+                )
+            else:
+                why = (
+                    "an input of this result is a previous result whose atoms are not its exact law; evaluate the "
+                    "composed function in one call to get a band"
+                )
+            raise DistError(f"{what}: no certified CDF band: {why}")
+        if max_steps != MAX_STEPS:
+            return self.cells.band(max_steps)
+        band = self.__dict__.get("_band_cache")
+        if band is None:
+            band = self.cells.band(max_steps)
+            object.__setattr__(self, "_band_cache", band)
+        return band
+
+    def cdf_bounds(self, t: Any) -> tuple[Any, Any]:
+        """Certified ``(lo, hi)`` with ``lo <= P(Y <= t) <= hi`` for the exact output law, vectorised over ``t``.
+
+        The band comes from the joint grid's cells (exact masses, value enclosures per cell); see
+        :class:`~opgraph.dcg.band.CdfBand`. Raises :class:`DistError` for QMC results.
+        """
+        return self._band("cdf_bounds").cdf_bounds(t)
+
+    def quantile_bounds(self, q: Any) -> tuple[Any, Any]:
+        """Certified ``(lo, hi)`` that contains the exact output law's ``q``-quantile(s), vectorised over ``q``."""
+        return self._band("quantile_bounds").quantile_bounds(q)
 
     def sample(self, n: int, rng: Any = None) -> np.ndarray:
         """``n`` independent draws (``rng``: a seed or a ``numpy.random.Generator``)."""
@@ -152,6 +205,10 @@ class DistResult:
             ("atoms", str(self.atoms.size)),
             ("W1 bound", html.escape(self._bound_text())),
         ]
+        if self.cells is not None:
+            lo, hi = self.cdf_band().quantile_bounds([0.05, 0.5, 0.95])
+            text = " / ".join(f"[{a:.4g}, {b:.4g}]" for a, b in zip(lo, hi, strict=True))
+            rows.append(("certified 5% / 50% / 95%", text))
         top = sorted(self.bound_terms.items(), key=lambda kv: -kv[1])[:5]
         rows += [(html.escape(k), f"{v:.3g}") for k, v in top]
         body = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
@@ -159,6 +216,8 @@ class DistResult:
 
     def plot(self, ax: Any = None, *, bins: int = 80, reference: Any = None) -> Any:
         """Histogram (density) and CDF side by side; returns the matplotlib Figure (Agg backend).
+
+        The CDF panel shades the certified band on the exact CDF (:meth:`cdf_bounds`) where the result has one.
 
         Args:
             ax: Optional pair of matplotlib axes to draw into.
@@ -182,9 +241,12 @@ class DistResult:
         axes[0].set_title("density (histogram of atoms)")
         t = np.linspace(lo, hi, 600)
         axes[1].plot(t, self.cdf(t), color="C0", label="result")
+        if self.cells is not None:
+            self.cdf_band().plot(axes[1])
         if reference is not None and hasattr(reference, "cdf"):
             axes[1].plot(t, reference.cdf(t), "k--", lw=1, label="reference")
-            axes[1].legend()
+        if reference is not None or self.cells is not None:
+            axes[1].legend(fontsize="small")
         axes[1].set_title(f"CDF ({self._bound_text()})")
         fig.tight_layout()
         return fig
@@ -204,6 +266,7 @@ class DistResult:
             "info": self.info,
             "atoms": self.atoms.tolist(),
             "weights": self.weights.tolist(),
+            "cdf_band": None if self.cells is None else self.cdf_band().shrink(_SAVED_BAND_STEPS).to_dict(),
         }
 
     def save(self, path: str | Path) -> Path:
