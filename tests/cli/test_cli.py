@@ -84,8 +84,9 @@ def test_dist_is_a_hidden_alias_of_dcg():
     runner = CliRunner()
     listed = runner.invoke(cli, ["--help"])
     assert "dcg" in listed.output and " dist " not in listed.output
-    a = runner.invoke(cli, ["dcg", "x + 1", "--var", "x=uniform:0,1", "--atoms", "8"])
-    b = runner.invoke(cli, ["dist", "x + 1", "--var", "x=uniform:0,1", "--atoms", "8"])
+    with runner.isolated_filesystem():  # the default --plot file goes into the current folder
+        a = runner.invoke(cli, ["dcg", "x + 1", "--var", "x=uniform:0,1", "--atoms", "8"])
+        b = runner.invoke(cli, ["dist", "x + 1", "--var", "x=uniform:0,1", "--atoms", "8"])
     assert a.exit_code == 0, a.output
     assert b.exit_code == 0, b.output
     assert a.output.splitlines()[:3] == b.output.splitlines()[:3]
