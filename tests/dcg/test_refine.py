@@ -136,19 +136,26 @@ def test_allocator_gives_the_expensive_variable_a_larger_share_of_the_budget():
 
 
 def test_soft_grid_limit_compresses_early_and_work_follows_the_plan():
-    from opgraph.dcg.engine import INode, grid_work, plan_compression
+    from opgraph.dcg.engine import grid_work, plan_compression
+    from opgraph.graph import GraphBuilder
+
+    def build(names, ops):
+        b = GraphBuilder()
+        ids = [b.input(k) for k in names]
+        for op, ins in ops:
+            ids.append(b.add(op, [ids[i] for i in ins]))
+        return b.build([ids[-1]])
 
     # ((a + b) + (c + d)) with 64 atoms each: the lazy plan keeps 64**4 = 2**24 cells out of a 2**24 budget.
-    nodes = [INode("input", (), {"name": k}, k, "") for k in "abcd"]
-    nodes += [INode("add", (0, 1), {}, "ab", ""), INode("add", (2, 3), {}, "cd", ""), INode("add", (4, 5), {}, "o", "")]
+    graph = build("abcd", [("add", (0, 1)), ("add", (2, 3)), ("add", (4, 5))])
     sizes = {0: 64, 1: 64, 2: 64, 3: 64}
-    assert plan_compression(nodes, 6, sizes, 2**24, 16) == set()
-    assert grid_work(nodes, 6, sizes, 2**24, 16) == 2 * 64**2 + 64**4
-    soft = plan_compression(nodes, 6, sizes, 2**24, 16, soft_joint=16**2)
+    assert plan_compression(graph, 6, sizes, 2**24, 16) == set()
+    assert grid_work(graph, 6, sizes, 2**24, 16) == 2 * 64**2 + 64**4
+    soft = plan_compression(graph, 6, sizes, 2**24, 16, soft_joint=16**2)
     assert soft == {4, 5}
-    assert grid_work(nodes, 6, sizes, 2**24, 16, 16**2) == 2 * 64**2 + 16**2
+    assert grid_work(graph, 6, sizes, 2**24, 16, 16**2) == 2 * 64**2 + 16**2
     # A grid with nothing to compress upstream is tolerated up to max_joint, and fails beyond it.
-    prod = [INode("input", (), {"name": k}, k, "") for k in "ab"] + [INode("mul", (0, 1), {}, "o", "")]
+    prod = build("ab", [("mul", (0, 1))])
     assert plan_compression(prod, 2, {0: 512, 1: 512}, 2**20, 16, soft_joint=256) == set()
     assert plan_compression(prod, 2, {0: 2048, 1: 1024}, 2**20, 16, soft_joint=256) is None
 

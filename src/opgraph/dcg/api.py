@@ -9,11 +9,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
-from opgraph.dcg.engine import Evaluation, evaluate_output, graph_to_ir
+from opgraph.dcg.engine import Evaluation, evaluate_output, grid_work, plan_compression, prepare, restrict
 from opgraph.dcg.errors import DistError
 from opgraph.dcg.refine import COMPRESS, Allocator, split_terms
 from opgraph.dcg.result import DistResult
 from opgraph.dcg.rv import RandomVariable, RVExpr
+from opgraph.graph import Graph
 
 log = logging.getLogger(__name__)
 
@@ -84,15 +85,14 @@ _RULES: dict[Any, dict[str, Any]] = {}
 
 
 def _rules() -> dict[str, Any]:
-    """NumPy implementations by op name (rebuilt when the op registry changes)."""
+    """NumPy implementations by op name, ``rule(node, *values)`` (rebuilt when the op registry changes)."""
     from opgraph.graph import numpy_rules
     from opgraph.graph.ops import OPS
 
     key = (tuple(OPS), tuple(map(id, OPS.values())))
     if key not in _RULES:
         _RULES.clear()
-        table = numpy_rules()
-        _RULES[key] = {op: (lambda f: lambda *a: f(None, *a))(fn) for op, fn in table.items()}
+        _RULES[key] = numpy_rules()
     return _RULES[key]
 
 
@@ -139,7 +139,7 @@ def _quantize_all(
 
 
 def _evaluate_graph(
-    graph: Any,
+    graph: Graph,
     dists: dict[str, Distribution],
     *,
     atoms: int | Mapping[str, int],
@@ -154,7 +154,9 @@ def _evaluate_graph(
     if target_w1 is not None and not (isinstance(target_w1, int | float) and target_w1 > 0):
         raise DistError(f"target_w1={target_w1!r} must be a number > 0 (for example 1e-3)")
     max_joint = check_atoms(max_joint, "max_joint")
-    nodes, outputs = graph_to_ir(graph, balance=balance)
+    graph = prepare(graph, balance=balance)
+    outputs = list(graph.outputs)
+    restricted = [restrict(graph, o) for o in outputs] if target_w1 is not None else []
     rules = _rules()
     names = list(dists)
     if target_w1 is not None and not isinstance(atoms, Mapping) and atoms == 256:
@@ -174,7 +176,7 @@ def _evaluate_graph(
     results: list[DistResult] = []
     history: list[dict[str, Any]] = []
     allocator = Allocator(target_w1) if target_w1 is not None else None
-    work = _work(nodes, outputs, dists, max_joint) if target_w1 is not None else None
+    work = _work(restricted, dists, max_joint) if target_w1 is not None else None
     t0 = time.perf_counter()
     for rnd in range(40):
         quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
@@ -182,7 +184,7 @@ def _evaluate_graph(
         for o in outputs:
             evals.append(
                 evaluate_output(
-                    nodes,
+                    graph,
                     o,
                     quantized,
                     labels,
@@ -202,11 +204,11 @@ def _evaluate_graph(
 
             def cap(c: int, atoms_now: dict[str, int] = cur_atoms) -> int:
                 lo, hi = c, max_joint
-                if _fits(nodes, outputs, dists, atoms_now, max_joint, hi):
+                if _fits(restricted, dists, atoms_now, max_joint, hi):
                     return hi
                 while hi - lo > max(1, lo // 16):  # bisection to within 1/16
                     mid = (lo + hi) // 2
-                    lo, hi = (mid, hi) if _fits(nodes, outputs, dists, atoms_now, max_joint, mid) else (lo, mid)
+                    lo, hi = (mid, hi) if _fits(restricted, dists, atoms_now, max_joint, mid) else (lo, mid)
                 return lo
 
             new_atoms, new_compress = _next_round(
@@ -220,11 +222,11 @@ def _evaluate_graph(
                     cur_compress,
                     new_atoms,
                     min(new_compress, max_joint),
-                    lambda a, c: _fits(nodes, outputs, dists, a, max_joint, c),
+                    lambda a, c: _fits(restricted, dists, a, max_joint, c),
                     {n for n in names if quantized[n].method == "meansplit"},
                 )
                 if (new_atoms == cur_atoms and new_compress == cur_compress) or not _fits(
-                    nodes, outputs, dists, new_atoms, max_joint, new_compress
+                    restricted, dists, new_atoms, max_joint, new_compress
                 ):
                     done = True
                 else:
@@ -378,14 +380,11 @@ def _soft_joint(compress: int) -> int:
 
 
 def _plan_inputs(
-    nodes: list[Any], outputs: list[int], dists: dict[str, Distribution], atoms: Mapping[str, int]
-) -> list[tuple[list[Any], int, dict[int, int]]]:
-    """Per output: its restricted graph, output id and the atom count of each input node."""
-    from opgraph.dcg.engine import restrict
-
+    restricted: list[tuple[Graph, int]], dists: dict[str, Distribution], atoms: Mapping[str, int]
+) -> list[tuple[Graph, int, dict[int, int]]]:
+    """Per output (its graph and output id from :func:`restrict`): those and the atom count of each input node."""
     plans = []
-    for o in outputs:
-        sub, out = restrict(nodes, o)
+    for sub, out in restricted:
         sizes = {}
         for i, n in enumerate(sub):
             if n.op == "input":
@@ -397,32 +396,28 @@ def _plan_inputs(
 
 
 def _fits(
-    nodes: list[Any],
-    outputs: list[int],
+    restricted: list[tuple[Graph, int]],
     dists: dict[str, Distribution],
     atoms: dict[str, int],
     max_joint: int,
     compress: int,
 ) -> bool:
     """True when every output can be evaluated on a grid within ``max_joint`` (with compressions)."""
-    from opgraph.dcg.engine import plan_compression
-
     return all(
-        sub[out].op == "const" or plan_compression(sub, out, sizes, max_joint, compress) is not None
-        for sub, out, sizes in _plan_inputs(nodes, outputs, dists, atoms)
+        sub.nodes[out].op == "const" or plan_compression(sub, out, sizes, max_joint, compress) is not None
+        for sub, out, sizes in _plan_inputs(restricted, dists, atoms)
     )
 
 
 def _work(
-    nodes: list[Any], outputs: list[int], dists: dict[str, Distribution], max_joint: int
+    restricted: list[tuple[Graph, int]], dists: dict[str, Distribution], max_joint: int
 ) -> Callable[[Mapping[str, int]], float | None]:
     """The allocator's cost function: cells computed by one evaluation at given counts (``None``: over budget)."""
-    from opgraph.dcg.engine import grid_work
 
     def work(counts: Mapping[str, int]) -> float | None:
         total = 0.0
-        for sub, out, sizes in _plan_inputs(nodes, outputs, dists, counts):
-            if sub[out].op == "const":
+        for sub, out, sizes in _plan_inputs(restricted, dists, counts):
+            if sub.nodes[out].op == "const":
                 continue
             m = int(counts[COMPRESS])
             w = grid_work(sub, out, sizes, max_joint, m, _soft_joint(m))

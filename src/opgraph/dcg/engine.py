@@ -21,6 +21,12 @@ whose cells are the hulls of the grouped boxes' value enclosures and whose per-c
 of the group plus the exact transport cost of the regrouping. This keeps the joint grid within ``max_joint``.
 If no separator helps, the graph is evaluated by randomised quasi-Monte Carlo and the result is labelled
 ``certified=False``.
+
+On the core. The graph is an :class:`opgraph.graph.Graph` (sums rebalanced by
+:func:`opgraph.graph.passes.rebalance_sums`, restricted to one output by :meth:`Graph.subgraph`); separators are
+the core's; the loop is :func:`opgraph.graph.interpret`, whose rule for every op of
+:data:`opgraph.dcg.intervals.RULES` builds a :class:`Val` and whose ``after_node`` hook compresses the planned
+nodes.
 """
 
 from __future__ import annotations
@@ -43,6 +49,8 @@ from opgraph.dcg.distributions import Distribution, Quantized
 from opgraph.dcg.errors import DistError, UnboundedWarning
 from opgraph.dcg.extremes import OneAxis, extreme_law
 from opgraph.dcg.regroup import merge_duplicates, regroup
+from opgraph.graph import Graph, Node, interpret
+from opgraph.graph.passes import rebalance_sums
 
 log = logging.getLogger(__name__)
 
@@ -51,174 +59,33 @@ _EPS = float(np.finfo(float).eps)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Internal graph form
+# The graph: opgraph.graph's Graph, rewritten by its passes and restricted with its algorithms
 # ----------------------------------------------------------------------------------------------------------------
-@dataclass
-class INode:
-    """One node of the internal graph (after balancing sums)."""
+def prepare(graph: Graph, balance: bool = True) -> Graph:
+    """The graph the engine evaluates: ``graph`` with its chains of ``+`` rebalanced (:func:`rebalance_sums`).
 
-    op: str
-    inputs: tuple[int, ...]
-    attrs: dict[str, Any]
-    where: str
-    source: str = ""
-
-
-def _node_where(node: Any) -> str:
-    src = node.meta.get("source") if getattr(node, "meta", None) else None
-    return f"node {node.id} ({node.op})" + (f" from {src}" if src else "")
-
-
-def graph_to_ir(graph: Any, balance: bool = True) -> tuple[list[INode], list[int]]:
-    """Convert an :class:`opgraph.graph.Graph` into the internal list, rebalancing long chains of ``add``.
-
-    Returns:
-        ``(nodes, outputs)`` with node ids equal to list positions (topological).
+    Node ids change; every node keeps the id the user knows in ``meta["origin"]`` (see :attr:`Node.where`).
     """
-    users: dict[int, list[int]] = {n.id: [] for n in graph.nodes}
-    for n in graph.nodes:
-        for i in n.inputs:
-            users[i].append(n.id)
-    outputs = set(graph.outputs)
-
-    def absorbed(i: int) -> bool:
-        n = graph.nodes[i]
-        return (
-            balance
-            and n.op == "add"
-            and len(users[i]) == 1
-            and i not in outputs
-            and graph.nodes[users[i][0]].op == "add"
-        )
-
-    out: list[INode] = []
-    srcs: list[frozenset[int]] = []
-    new_id: dict[int, int] = {}
-    for n in graph.nodes:
-        if absorbed(n.id):
-            continue
-        where = _node_where(n)
-        src = (n.meta or {}).get("source", "")
-        if n.op == "add" and balance:
-            leaves: list[int] = []
-            stack = list(reversed(n.inputs))
-            while stack:
-                i = stack.pop()
-                if absorbed(i):
-                    stack.extend(reversed(graph.nodes[i].inputs))
-                else:
-                    leaves.append(new_id[i])
-            # Sum leaves that share inputs first (so each group's partial sum separates its inputs), then
-            # combine the independent groups in a balanced tree.
-            groups: list[list[int]] = []
-            gsrc: list[set[int]] = []
-            for leaf in leaves:
-                s_leaf = set(srcs[leaf])
-                hit = [g for g in range(len(groups)) if gsrc[g] & s_leaf]
-                if not hit:
-                    groups.append([leaf])
-                    gsrc.append(s_leaf)
-                    continue
-                base = hit[0]
-                groups[base].append(leaf)
-                gsrc[base] |= s_leaf
-                for g in reversed(hit[1:]):
-                    groups[base].extend(groups[g])
-                    gsrc[base] |= gsrc[g]
-                    del groups[g], gsrc[g]
-            level = [_balanced(out, srcs, grp, where, src) for grp in groups]
-            while len(level) > 2:
-                nxt = []
-                for k in range(0, len(level) - 1, 2):
-                    out.append(INode("add", (level[k], level[k + 1]), {}, where, src))
-                    srcs.append(srcs[level[k]] | srcs[level[k + 1]])
-                    nxt.append(len(out) - 1)
-                if len(level) % 2:
-                    nxt.append(level[-1])
-                level = nxt
-            if len(level) == 1:
-                new_id[n.id] = level[0]
-                continue
-            out.append(INode("add", tuple(level), {}, where, src))
-            srcs.append(srcs[level[0]] | srcs[level[1]])
-        else:
-            out.append(INode(n.op, tuple(new_id[i] for i in n.inputs), dict(n.attrs), where, src))
-            s_new: frozenset[int] = frozenset([len(out) - 1]) if n.op == "input" else frozenset()
-            for i in n.inputs:
-                s_new = s_new | srcs[new_id[i]]
-            srcs.append(s_new)
-        new_id[n.id] = len(out) - 1
-    return out, [new_id[o] for o in graph.outputs]
+    return rebalance_sums(graph) if balance else graph
 
 
-def _balanced(out: list[INode], srcs: list[frozenset[int]], leaves: list[int], where: str, src: str) -> int:
-    """Append a balanced tree of ``add`` over ``leaves``; return its root id."""
-    level = list(leaves)
-    while len(level) > 1:
-        nxt = []
-        for k in range(0, len(level) - 1, 2):
-            out.append(INode("add", (level[k], level[k + 1]), {}, where, src))
-            srcs.append(srcs[level[k]] | srcs[level[k + 1]])
-            nxt.append(len(out) - 1)
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    return level[0]
+def restrict(graph: Graph, output: int) -> tuple[Graph, int]:
+    """The ancestors of ``output`` as a single-output graph (order kept) and the output's id in it."""
+    sub, mapping = graph.subgraph(sorted(graph.ancestors(output) | {output}), [output])
+    return sub, mapping[output]
 
 
-def restrict(nodes: list[INode], output: int) -> tuple[list[INode], int]:
-    """Keep only the ancestors of ``output`` (renumbered, order kept)."""
-    keep = {output}
-    for i in range(output, -1, -1):
-        if i in keep:
-            keep.update(nodes[i].inputs)
-    ids = sorted(keep)
-    m = {old: k for k, old in enumerate(ids)}
-    sub = [
-        INode(nodes[i].op, tuple(m[j] for j in nodes[i].inputs), nodes[i].attrs, nodes[i].where, nodes[i].source)
-        for i in ids
-    ]
-    return sub, m[output]
+def separators(graph: Graph, output: int) -> set[int]:
+    """Op nodes (not inputs, constants or ``output``) through which every path from their inputs to ``output`` runs.
+
+    These are the core's separators (:meth:`Graph.separators`) of the graph restricted to ``output``: replacing
+    such a node's value by a compressed law loses no dependence with the rest of the graph.
+    """
+    g = graph if graph.outputs == (output,) else Graph(graph.nodes, graph.inputs, (output,))
+    return {v for v in g.separators() if g.nodes[v].op != "input" and v != output}
 
 
-def separators(nodes: list[INode], output: int) -> set[int]:
-    """Nodes v (not inputs/consts/output) such that every path from v's inputs to ``output`` passes through v."""
-    users: list[list[int]] = [[] for _ in nodes]
-    for i, n in enumerate(nodes):
-        for j in set(n.inputs):
-            users[j].append(i)
-    srcs: list[frozenset[int]] = []
-    for i, n in enumerate(nodes):
-        if n.op == "input":
-            srcs.append(frozenset([i]))
-        else:
-            s: frozenset[int] = frozenset()
-            for j in n.inputs:
-                s = s | srcs[j]
-            srcs.append(s)
-    result = set()
-    for v, n in enumerate(nodes):
-        if n.op in ("input", "const") or v == output or not srcs[v]:
-            continue
-        seen = set(srcs[v])
-        stack = list(srcs[v])
-        reached = False
-        while stack and not reached:
-            i = stack.pop()
-            for u in users[i]:
-                if u == v or u in seen:
-                    continue
-                if u == output:
-                    reached = True
-                    break
-                seen.add(u)
-                stack.append(u)
-        if not reached:
-            result.add(v)
-    return result
-
-
-def extreme_nodes(nodes: list[INode], output: int, seps: set[int] | None = None) -> set[int]:
+def extreme_nodes(graph: Graph, output: int, seps: set[int] | None = None) -> set[int]:
     """``maximum`` / ``minimum`` nodes whose law may be computed without their joint grid.
 
     They must separate their inputs from the rest of the graph (or be the output): the computed law then stands
@@ -226,16 +93,16 @@ def extreme_nodes(nodes: list[INode], output: int, seps: set[int] | None = None)
     (an input, a compressed node or another such extreme, or a function of one of them), checked where the
     operands are known (:func:`_grid_sizes`, :meth:`Evaluator.run`).
     """
-    cands = [i for i, n in enumerate(nodes) if n.op in ("maximum", "minimum") and len(n.inputs) == 2]
+    cands = [n.id for n in graph.nodes if n.op in ("maximum", "minimum") and len(n.inputs) == 2]
     if not cands:
         return set()
     if seps is None:
-        seps = separators(nodes, output)
+        seps = separators(graph, output)
     return {i for i in cands if i == output or i in seps}
 
 
 def _grid_sizes(
-    nodes: list[INode], sizes: dict[int, int], chosen: set[int], compress_atoms: int, extremes: set[int]
+    graph: Graph, sizes: dict[int, int], chosen: set[int], compress_atoms: int, extremes: set[int]
 ) -> list[float]:
     """Joint grid size of every node when the nodes in ``chosen`` are compressed to ``compress_atoms`` atoms.
 
@@ -249,7 +116,7 @@ def _grid_sizes(
     def atoms_of(a: Any) -> float:
         return own[a] if a in own else (compress_atoms if isinstance(a, tuple) else sizes[a])
 
-    for i, n in enumerate(nodes):
+    for i, n in enumerate(graph.nodes):
         if n.op == "input":
             ax: frozenset[Any] = frozenset([i])
         else:
@@ -265,7 +132,7 @@ def _grid_sizes(
 
 
 def plan_compression(
-    nodes: list[INode],
+    graph: Graph,
     output: int,
     sizes: dict[int, int],
     max_joint: int,
@@ -275,7 +142,7 @@ def plan_compression(
     """Choose separators to compress so that every node's joint grid has at most ``max_joint`` elements.
 
     Args:
-        nodes: Internal graph restricted to one output.
+        graph: The graph, restricted to one output (:func:`restrict`).
         output: The output id.
         sizes: Atom count of each input node.
         max_joint: Largest joint grid allowed (elements).
@@ -290,23 +157,19 @@ def plan_compression(
     limit = max_joint if soft_joint is None else min(max_joint, soft_joint)
     if math.prod(sizes.values()) <= limit:
         return set()  # even the joint grid of every input fits: nothing to compress
-    seps = separators(nodes, output)
-    extremes = extreme_nodes(nodes, output, seps)
-    anc: list[set[int]] = []
-    for n in nodes:
-        a: set[int] = set()
-        for j in n.inputs:
-            a |= anc[j] | {j}
-        anc.append(a)
+    seps = separators(graph, output)
+    extremes = extreme_nodes(graph, output, seps)
     chosen: set[int] = set()
     tolerated: set[int] = set()  # over the soft limit with nothing left to compress upstream
-    for _ in range(2 * len(nodes) + 1):
-        size = _grid_sizes(nodes, sizes, chosen, compress_atoms, extremes)
+    for _ in range(2 * len(graph) + 1):
+        size = _grid_sizes(graph, sizes, chosen, compress_atoms, extremes)
         bad = next((i for i, s in enumerate(size) if s > limit and i not in tolerated), None)
         if bad is None:
             return chosen
         cands = [
-            u for u in anc[bad] if u in seps and u not in chosen and size[u] > compress_atoms and size[u] <= max_joint
+            u
+            for u in graph.ancestors(bad)
+            if u in seps and u not in chosen and size[u] > compress_atoms and size[u] <= max_joint
         ]
         if cands:
             chosen.add(max(cands, key=lambda u: (size[u], -u)))
@@ -318,7 +181,7 @@ def plan_compression(
 
 
 def grid_work(
-    nodes: list[INode],
+    graph: Graph,
     output: int,
     sizes: dict[int, int],
     max_joint: int,
@@ -330,11 +193,11 @@ def grid_work(
     This is what the time of an evaluation scales with (each op, enclosure and compression is linear in its
     grid, up to the sort of a compression). ``None`` when the plan does not fit ``max_joint``.
     """
-    plan = plan_compression(nodes, output, sizes, max_joint, compress_atoms, soft_joint)
+    plan = plan_compression(graph, output, sizes, max_joint, compress_atoms, soft_joint)
     if plan is None:
         return None
-    size = _grid_sizes(nodes, sizes, plan, compress_atoms, extreme_nodes(nodes, output))
-    return float(sum(s for s, n in zip(size, nodes, strict=True) if n.op not in ("input", "const")))
+    size = _grid_sizes(graph, sizes, plan, compress_atoms, extreme_nodes(graph, output))
+    return float(sum(s for s, n in zip(size, graph.nodes, strict=True) if n.op not in ("input", "const")))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -451,11 +314,16 @@ def _scalar(x: Any) -> float:
 
 
 class Evaluator:
-    """Evaluates one output of an internal graph; see the module docstring."""
+    """Evaluates one output of a graph (restricted to it, see :func:`restrict`); see the module docstring.
+
+    The loop is the core's :func:`opgraph.graph.interpret`: every op's rule builds the node's :class:`Val` on the
+    grid of its operands' axes (:meth:`_op`, or :meth:`_extreme` for a grid-free max/min) and the interpreter's
+    ``after_node`` hook compresses the nodes of the plan (:meth:`_compress`).
+    """
 
     def __init__(
         self,
-        nodes: list[INode],
+        graph: Graph,
         output: int,
         quantized: dict[str, Quantized],
         labels: dict[str, str],
@@ -464,7 +332,8 @@ class Evaluator:
         dists: dict[str, Distribution] | None = None,
     ) -> None:
         self.dists = dists or {}
-        self.nodes = nodes
+        self.graph = graph
+        self.nodes = graph.nodes
         self.output = output
         self.quantized = quantized
         self.labels = labels
@@ -477,7 +346,7 @@ class Evaluator:
         self._wbox_memo: dict[tuple[int, ...], np.ndarray] = {}
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
         # bounds (every cell's derivative enclosure lies in the global one), so those are not computed.
-        ins = [n.attrs["name"] for n in nodes if n.op == "input"]
+        ins = [n.attrs["name"] for n in graph.nodes if n.op == "input"]
         self.cell_only = (
             len(ins) == 1
             and not compress
@@ -571,68 +440,70 @@ class Evaluator:
 
     # -- evaluation ---------------------------------------------------------------------------------------------
     def run(self, rules: dict[str, Any]) -> tuple[Val, np.ndarray, Terms]:
-        """Evaluate; returns the output value, its per-box bound and the bound's attribution."""
-        nodes = self.nodes
-        last_use = {}
-        for i, n in enumerate(nodes):
-            for j in n.inputs:
-                last_use[j] = i
-        vals: dict[int, Val] = {}
+        """Evaluate; returns the output value, its per-box bound and the bound's attribution.
+
+        Args:
+            rules: NumPy implementation of every op, ``rules[op](node, *values)``
+                (:func:`opgraph.graph.numpy_rules`).
+        """
         self.smoothing = self._smoothing_possible()
-        extremes = extreme_nodes(nodes, self.output)
-        for i, n in enumerate(nodes):
-            if n.op == "input":
-                name = n.attrs["name"]
-                q = self.quantized[name]
-                label = self.labels[name]
-                dist = self.dists.get(name)
-                moment = None
-                if (
-                    not np.all(np.isfinite(q.lo) & np.isfinite(q.hi))
-                    and hasattr(dist, "abs_moment")
-                    and q.upstream_w1 == 0
-                    and q.cell_abs_moment(dist, 1) is not None
-                ):
-                    moment = functools.partial(q.cell_abs_moment, dist)
-                ax = Axis(i, q.atoms, q.weights, q.lo, q.hi, q.err, label, {label: 1.0}, moment, q.bias, q.m2)
-                self.axes[i] = ax
-                sup = q.support
-                g1 = (min(sup[0], float(np.min(q.lo))), max(sup[1], float(np.max(q.hi))))
-                d1 = {f"{label} (upstream bound)": q.upstream_w1} if q.upstream_w1 > 0 else {}
-                vals[i] = self._axis_val(ax, g1, {label: q.w1}, d1)
-                if moment is not None:
-                    vals[i].growth = gr.variable()
-                if q.upstream_w1 == 0:
-                    vals[i].wb = {label: q.w1}
-                    if dist is not None and q.method in ("quantile", "meansplit"):
-                        vals[i].tv = float(dist.density_tv())
-                        vals[i].law = dist
-            elif n.op == "const":
-                c = float(np.asarray(n.attrs["value"], dtype=float))
-                vals[i] = Val((), np.asarray(c), [(np.asarray(c), np.asarray(c))], {}, (c, c), (c, c), {}, abs(c), {})
-                vals[i].growth = (gr.const(c), gr.const(0.0))
-                vals[i].wb = {}
-            else:
-                ops = [vals[j] for j in n.inputs]
-                if i in extremes and all(len(o.axes) == 1 for o in ops) and ops[0].axes != ops[1].axes:
-                    vals[i] = self._extreme(i, n, ops)
-                else:
-                    vals[i] = self._op(n, ops, rules)
-            if i in self.compress:
-                vals[i] = self._compress(i, vals[i])
-            for j in set(n.inputs):
-                if last_use.get(j) == i and j != self.output:
-                    del vals[j]
-        out = vals[self.output]
+        extremes = extreme_nodes(self.graph, self.output)
+
+        def apply(n: Node, *ops: Val) -> Val:
+            if n.id in extremes and all(len(o.axes) == 1 for o in ops) and ops[0].axes != ops[1].axes:
+                return self._extreme(n.id, n, list(ops))
+            return self._op(n, list(ops), rules)
+
+        def after(n: Node, v: Val) -> Val:
+            return self._compress(n.id, v) if n.id in self.compress else v
+
+        table: dict[str, Any] = dict.fromkeys(iv.RULES, apply)
+        table["const"] = self._const
+        inputs = {n.attrs["name"]: self._input(n) for n in self.nodes if n.op == "input"}
+        (out,) = interpret(self.graph, inputs, table, after_node=after)
         bound, attr = self.cellwise(out)
         return out, bound, attr
 
-    def _op(self, n: INode, ops: list[Val], rules: dict[str, Any]) -> Val:
-        if n.op not in iv.SUPPORTED_OPS:
-            raise DistError(
-                f"{n.where}: op {n.op!r} is not supported by opgraph.dcg; use arithmetic, comparisons, "
-                "np.where and elementwise NumPy functions (sin, exp, log, sqrt, maximum, ...)"
-            )
+    def _input(self, n: Node) -> Val:
+        """An input node's value: its quantized law as an axis (with moments for the tails of unbounded laws)."""
+        i = n.id
+        name = n.attrs["name"]
+        q = self.quantized[name]
+        label = self.labels[name]
+        dist = self.dists.get(name)
+        moment = None
+        if (
+            not np.all(np.isfinite(q.lo) & np.isfinite(q.hi))
+            and hasattr(dist, "abs_moment")
+            and q.upstream_w1 == 0
+            and q.cell_abs_moment(dist, 1) is not None
+        ):
+            moment = functools.partial(q.cell_abs_moment, dist)
+        ax = Axis(i, q.atoms, q.weights, q.lo, q.hi, q.err, label, {label: 1.0}, moment, q.bias, q.m2)
+        self.axes[i] = ax
+        sup = q.support
+        g1 = (min(sup[0], float(np.min(q.lo))), max(sup[1], float(np.max(q.hi))))
+        d1 = {f"{label} (upstream bound)": q.upstream_w1} if q.upstream_w1 > 0 else {}
+        val = self._axis_val(ax, g1, {label: q.w1}, d1)
+        if moment is not None:
+            val.growth = gr.variable()
+        if q.upstream_w1 == 0:
+            val.wb = {label: q.w1}
+            if dist is not None and q.method in ("quantile", "meansplit"):
+                val.tv = float(dist.density_tv())
+                val.law = dist
+        return val
+
+    @staticmethod
+    def _const(n: Node) -> Val:
+        c = float(np.asarray(n.attrs["value"], dtype=float))
+        val = Val((), np.asarray(c), [(np.asarray(c), np.asarray(c))], {}, (c, c), (c, c), {}, abs(c), {})
+        val.growth = (gr.const(c), gr.const(0.0))
+        val.wb = {}
+        return val
+
+    def _op(self, n: Node, ops: list[Val], rules: dict[str, Any]) -> Val:
+        """Node ``n`` on the joint grid of its operands: values, per-prefix box enclosures, derivatives, bounds."""
         kset = set()
         for o in ops:
             kset.update(o.axes)
@@ -640,12 +511,12 @@ class Evaluator:
         k = len(K)
         fn = rules.get(n.op)
         if fn is None:
-            raise DistError(f"{n.where}: no NumPy implementation for op {n.op!r}")
+            raise DistError(f"no NumPy implementation for op {n.op!r} (add one to opgraph.graph.ops)")
         with np.errstate(all="ignore"):
-            pt = np.asarray(fn(*[self._expand(o.pt, o.axes, K) for o in ops]), dtype=float)
+            pt = np.asarray(fn(n, *[self._expand(o.pt, o.axes, K) for o in ops]), dtype=float)
         if not np.all(np.isfinite(pt)):
             raise DistError(
-                f"{n.where}: the op gives nan or inf on part of its inputs' support (for example log or sqrt of a "
+                "the op gives nan or inf on part of its inputs' support (for example log or sqrt of a "
                 "negative value, or division by 0); change the function or the input laws so it is defined "
                 "everywhere"
             )
@@ -724,7 +595,7 @@ class Evaluator:
         return out
 
     # -- law-level (W1) composition and the second-order bound for sums -----------------------------------------
-    def _w1_level(self, n: INode, ops: list[Val], out: Val, gp: list[iv.Interval]) -> None:
+    def _w1_level(self, n: Node, ops: list[Val], out: Val, gp: list[iv.Interval]) -> None:
         """Set ``out.wb`` (a bound on W1 of the node's law) and ``out.tv`` (TV of its true density).
 
         For operands on pairwise disjoint axes (independent, both exactly and as computed), W1 composes at the
@@ -944,20 +815,15 @@ class Evaluator:
         A static over-approximation of where :meth:`_smoothed_term` can apply; when it is False the per-group
         second moments of compressed nodes are not needed and are skipped.
         """
-        srcs: list[frozenset[int]] = []
+        srcs = self.graph.source_inputs()
         tv: list[bool] = []
         affine = ("neg", "identity", "copy", "contiguous", "convert")
-        for i, n in enumerate(self.nodes):
+        for n in self.nodes:
             if n.op == "input":
                 d = self.dists.get(n.attrs["name"])
                 q = self.quantized[n.attrs["name"]]
-                srcs.append(frozenset([i]))
                 tv.append(d is not None and q.method in ("quantile", "meansplit") and math.isfinite(d.density_tv()))
                 continue
-            s: frozenset[int] = frozenset()
-            for j in n.inputs:
-                s = s | srcs[j]
-            srcs.append(s)
             ins = [j for j in n.inputs if srcs[j]]
             if (
                 n.op in ("mul", "div")
@@ -991,7 +857,7 @@ class Evaluator:
         )
         return one, attr
 
-    def _extreme(self, i: int, n: INode, ops: list[Val]) -> Val:
+    def _extreme(self, i: int, n: Node, ops: list[Val]) -> Val:
         """Node ``i`` = max / min of two independent one-axis values, as a new axis (see :mod:`.extremes`)."""
         t0 = time.perf_counter()
         (a, attr_a), (b, attr_b) = self._one_axis(ops[0]), self._one_axis(ops[1])
@@ -1109,7 +975,7 @@ class Evaluation:
     cells: Any = None
 
 
-def _reuses_inputs(nodes: list[INode]) -> bool:
+def _reuses_inputs(nodes: Sequence[Node]) -> bool:
     """True when some node's value is used more than once (then the natural interval enclosure may be loose)."""
     uses = [j for n in nodes for j in n.inputs if nodes[j].op != "const"]
     return len(uses) > len(set(uses))
@@ -1148,7 +1014,7 @@ def _output_cells(ev: Evaluator, val: Val) -> Any:
 
 
 def evaluate_output(
-    nodes: list[INode],
+    graph: Graph,
     output: int,
     quantized: dict[str, Quantized],
     labels: dict[str, str],
@@ -1165,16 +1031,13 @@ def evaluate_output(
 
     ``soft_joint`` is passed to :func:`plan_compression` (compress where grids exceed it, where possible).
     """
-    sub, out = restrict(nodes, output)
+    sub, out = restrict(graph, output)
     t0 = time.perf_counter()
     for n in sub:
-        if n.op not in ("input", "const") and n.op not in iv.SUPPORTED_OPS:
-            raise DistError(
-                f"{n.where}: op {n.op!r} is not supported by opgraph.dcg; use arithmetic, comparisons, "
-                "np.where and elementwise NumPy functions (sin, exp, log, sqrt, maximum, ...)"
-            )
-    if sub[out].op == "const":
-        c = float(np.asarray(sub[out].attrs["value"], dtype=float))
+        if n.op not in ("input", "const") and n.op not in iv.RULES:
+            raise DistError(f"{n.where}: {iv.unsupported(n.op)}")
+    if sub.nodes[out].op == "const":
+        c = float(np.asarray(sub.nodes[out].attrs["value"], dtype=float))
         return Evaluation(
             np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"}, cells=GridCells.point(c)
         )
@@ -1217,7 +1080,7 @@ def evaluate_output(
         "seconds": time.perf_counter() - t0,
     }
     if math.isinf(bound):
-        where = val.nb_inf_at or sub[out].where
+        where = val.nb_inf_at or sub.nodes[out].where
         info["unbounded_at"] = where
         warnings.warn(
             f"no finite W1 bound: {where} has an unbounded derivative on its inputs' support (a denominator whose "
@@ -1242,22 +1105,22 @@ def _sample_inputs(dists: dict[str, Distribution], u: np.ndarray, names: list[st
     return out
 
 
-def run_points(nodes: list[INode], output: int, inputs: dict[str, np.ndarray], rules: dict[str, Any]) -> np.ndarray:
-    """Evaluate the internal graph pointwise on arrays of input values (vectorised)."""
-    vals: dict[int, Any] = {}
-    for i, n in enumerate(nodes[: output + 1]):
-        if n.op == "input":
-            vals[i] = inputs[n.attrs["name"]]
-        elif n.op == "const":
-            vals[i] = np.asarray(n.attrs["value"], dtype=float)
-        else:
-            with np.errstate(all="ignore"):
-                vals[i] = rules[n.op](*[vals[j] for j in n.inputs])
-    return np.asarray(vals[output], dtype=float)
+def run_points(graph: Graph, inputs: dict[str, np.ndarray], rules: dict[str, Any]) -> np.ndarray:
+    """Evaluate a single-output graph pointwise on arrays of input values (vectorised; NumPy warnings silenced).
+
+    Args:
+        graph: The graph (one output).
+        inputs: An array of values per input name.
+        rules: NumPy implementation of every op, ``rules[op](node, *values)`` (:func:`opgraph.graph.numpy_rules`).
+    """
+    table = {**rules, "const": lambda n: np.asarray(n.attrs["value"], dtype=float)}
+    with np.errstate(all="ignore"):
+        (out,) = interpret(graph, inputs, table)
+    return np.asarray(out, dtype=float)
 
 
 def evaluate_qmc(
-    nodes: list[INode],
+    graph: Graph,
     output: int,
     dists: dict[str, Distribution],
     *,
@@ -1272,17 +1135,17 @@ def evaluate_qmc(
     from opgraph.dcg.w1 import w1_discrete
 
     t0 = time.perf_counter()
-    names = sorted({n.attrs["name"] for n in nodes if n.op == "input"})
+    names = sorted({n.attrs["name"] for n in graph.nodes if n.op == "input"})
     m = max(1, int(round(math.log2(max(n_points // replicates, 2)))))
     rng = np.random.default_rng(seed)
     reps = []
     for _ in range(replicates):
         sob = qmc.Sobol(d=len(names), scramble=True, seed=rng)
         u = sob.random_base2(m)
-        reps.append(run_points(nodes, output, _sample_inputs(dists, u, names), rules))
+        reps.append(run_points(graph, _sample_inputs(dists, u, names), rules))
     pooled = np.concatenate(reps)
     if not np.all(np.isfinite(pooled)):
-        raise DistError(f"{nodes[output].where}: the function gives nan or inf on part of its inputs' support")
+        raise DistError(f"{graph.nodes[output].where}: the function gives nan or inf on part of its inputs' support")
     ones = np.ones(pooled.size)
     d = [w1_discrete(r, np.ones(r.size), pooled, ones) for r in reps]
     est = float(np.mean(d)) * math.sqrt(replicates / (replicates - 1)) / math.sqrt(replicates)

@@ -12,6 +12,7 @@ Exponential, LogNormal). Ops without a polynomial majorant (exp, log, division, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from math import comb
 
 import numpy as np
@@ -19,8 +20,6 @@ import numpy as np
 Poly = np.ndarray
 Growth = tuple[Poly, Poly]
 
-_BOUNDED_VALUE = {"sin": 1.0, "cos": 1.0, "tanh": 1.0, "arctan": np.pi / 2, "erf": 1.0, "sigmoid": 1.0}
-_DERIV_FACTOR = {"sin": 1.0, "cos": 1.0, "tanh": 1.0, "arctan": 1.0, "erf": 2 / np.sqrt(np.pi), "sigmoid": 0.25}
 MAX_DEGREE = 12
 
 
@@ -48,42 +47,125 @@ def variable() -> Growth:
     return np.array([0.0, 1.0]), np.array([1.0])
 
 
+GrowthRule = Callable[[list[Growth], list[float | None]], Growth | None]
+
+
+def _sum(g: list[Growth], consts: list[float | None]) -> Growth:
+    """``a + b``, ``a - b``, ``max(a, b)``, ``min(a, b)``: |value| and |derivative| add."""
+    return padd(g[0][0], g[1][0]), padd(g[0][1], g[1][1])
+
+
+def _same(g: list[Growth], consts: list[float | None]) -> Growth:
+    """``-a``, ``|a|``, ``relu(a)``, identities: the operand's majorants."""
+    return g[0]
+
+
+def _mul(g: list[Growth], consts: list[float | None]) -> Growth:
+    (v1, d1), (v2, d2) = g
+    return pmul(v1, v2), padd(pmul(d1, v2), pmul(v1, d2))
+
+
+def _square(g: list[Growth], consts: list[float | None]) -> Growth:
+    v, d = g[0]
+    return pmul(v, v), 2 * pmul(v, d)
+
+
+def _pow(g: list[Growth], consts: list[float | None]) -> Growth | None:
+    """``a ** k`` for a constant integer ``0 <= k <= MAX_DEGREE``."""
+    c = consts[1]
+    if c is None or c < 0 or not float(c).is_integer() or c > MAX_DEGREE:
+        return None
+    k = int(c)
+    v, d = g[0]
+    if k == 0:
+        return const(1.0), const(0.0)
+    vk = np.array([1.0])
+    for _ in range(k - 1):
+        vk = pmul(vk, v)
+    return pmul(vk, v), k * pmul(vk, d)
+
+
+def _bounded(value: float, deriv: float) -> GrowthRule:
+    """A bounded op ``|f| <= value`` with ``|f'| <= deriv``: ``|d f(a)| <= deriv |d a|``."""
+
+    def rule(g: list[Growth], consts: list[float | None]) -> Growth:
+        return const(value), deriv * g[0][1]
+
+    return rule
+
+
+def _none(g: list[Growth], consts: list[float | None]) -> None:
+    """No polynomial majorant (exp, log, division, sqrt, steps, comparisons, ...): tails use other bounds."""
+    return None
+
+
+#: Growth rule of every op :mod:`opgraph.dcg` evaluates (the same keys as :data:`opgraph.dcg.intervals.RULES`):
+#: ``RULES[op](operand growths, operand constants)`` returns the node's ``(Pv, Pd)`` or ``None`` where the op has no
+#: polynomial majorant (:func:`_none`).
+RULES: dict[str, GrowthRule] = {
+    "add": _sum,
+    "sub": _sum,
+    "mul": _mul,
+    "div": _none,
+    "pow": _pow,
+    "mod": _none,
+    "neg": _same,
+    "abs": _same,
+    "lt": _none,
+    "le": _none,
+    "gt": _none,
+    "ge": _none,
+    "eq": _none,
+    "ne": _none,
+    "where": _none,
+    "sin": _bounded(1.0, 1.0),
+    "cos": _bounded(1.0, 1.0),
+    "tan": _none,
+    "arcsin": _none,
+    "arccos": _none,
+    "arctan": _bounded(np.pi / 2, 1.0),
+    "sinh": _none,
+    "cosh": _none,
+    "tanh": _bounded(1.0, 1.0),
+    "arcsinh": _none,
+    "arctanh": _none,
+    "exp": _none,
+    "exp2": _none,
+    "expm1": _none,
+    "log": _none,
+    "log1p": _none,
+    "log2": _none,
+    "log10": _none,
+    "sqrt": _none,
+    "rsqrt": _none,
+    "cbrt": _none,
+    "square": _square,
+    "reciprocal": _none,
+    "sign": _none,
+    "floor": _none,
+    "ceil": _none,
+    "rint": _none,
+    "maximum": _sum,
+    "minimum": _sum,
+    "arctan2": _none,
+    "hypot": _none,
+    "erf": _bounded(1.0, 2 / np.sqrt(np.pi)),
+    "sigmoid": _bounded(1.0, 0.25),
+    "relu": _same,
+    "identity": _same,
+    "copy": _same,
+    "contiguous": _same,
+    "convert": _same,
+}
+
+
 def rule(op: str, args: list[Growth | None], consts: list[float | None]) -> Growth | None:
     """Growth pair of ``op`` from its operands' (``None`` when no polynomial majorant is known)."""
     if any(g is None for g in args):
         return None
-    g = [a for a in args if a is not None]
-    if op in ("add", "sub"):
-        res = padd(g[0][0], g[1][0]), padd(g[0][1], g[1][1])
-    elif op in ("neg", "abs", "identity", "copy", "contiguous", "convert"):
-        res = g[0]
-    elif op == "mul":
-        (v1, d1), (v2, d2) = g
-        res = pmul(v1, v2), padd(pmul(d1, v2), pmul(v1, d2))
-    elif op == "square":
-        v, d = g[0]
-        res = pmul(v, v), 2 * pmul(v, d)
-    elif op == "pow":
-        c = consts[1]
-        if c is None or c < 0 or not float(c).is_integer() or c > MAX_DEGREE:
-            return None
-        k = int(c)
-        v, d = g[0]
-        if k == 0:
-            return const(1.0), const(0.0)
-        vk = np.array([1.0])
-        for _ in range(k - 1):
-            vk = pmul(vk, v)
-        res = pmul(vk, v), k * pmul(vk, d)
-    elif op in _BOUNDED_VALUE:
-        res = const(_BOUNDED_VALUE[op]), _DERIV_FACTOR[op] * g[0][1]
-    elif op in ("maximum", "minimum"):
-        res = padd(g[0][0], g[1][0]), padd(g[0][1], g[1][1])
-    elif op == "relu":
-        res = g[0]
-    else:
-        return None
-    if res[0].size > MAX_DEGREE + 1 or res[1].size > MAX_DEGREE + 1:
+    fn = RULES.get(op, _none)
+    res = fn([a for a in args if a is not None], consts)
+    if res is None or res[0].size > MAX_DEGREE + 1 or res[1].size > MAX_DEGREE + 1:
         return None
     return res
 

@@ -218,136 +218,150 @@ def _ilog(a: Interval) -> Interval:
     return np.where(bad, -_INF, vlo), np.where(bad, _INF, vhi)
 
 
-def _unary_rule(op: str, a: Interval) -> tuple[Interval, Interval]:  # noqa: C901  (one branch per op)
+# ----------------------------------------------------------------------------------------------------------------
+# The rule table: op name -> rule(args, attrs) -> (value enclosure, one derivative enclosure per operand)
+# ----------------------------------------------------------------------------------------------------------------
+IntervalRule = Callable[[list[Interval], dict[str, Any]], tuple[Interval, list[Interval]]]
+
+
+def _unary(f: Callable[[Interval], tuple[Interval, Interval]]) -> IntervalRule:
+    """A table rule from ``f(a) -> (value, derivative)`` of one operand; both enclosures are widened."""
+
+    def rule(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
+        v, d = f(args[0])
+        return widen(*v), [widen(*d)]
+
+    return rule
+
+
+def _identity(a: Interval) -> tuple[Interval, Interval]:
+    return a, const(1.0, a[0])
+
+
+def _neg(a: Interval) -> tuple[Interval, Interval]:
+    return ineg(a), const(-1.0, a[0])
+
+
+def _abs(a: Interval) -> tuple[Interval, Interval]:
     lo, hi = a
-    if op in ("identity", "copy", "contiguous", "convert"):
-        return a, const(1.0, lo)
-    if op == "neg":
-        return ineg(a), const(-1.0, lo)
-    if op == "abs":
-        d = (np.where(hi < 0, -1.0, np.where(lo > 0, 1.0, -1.0)), np.where(lo > 0, 1.0, np.where(hi < 0, -1.0, 1.0)))
-        return iabs(a), d
-    if op == "sin":
-        return _sin(a), _cos(a)
-    if op == "cos":
-        return _cos(a), ineg(_sin(a))
-    if op == "tan":
-        with np.errstate(invalid="ignore"):
-            pole = np.floor((hi - math.pi / 2) / math.pi) >= np.ceil((lo - math.pi / 2) / math.pi)
-        pole = pole | ~np.isfinite(lo) | ~np.isfinite(hi)
-        v = _mono(np.tan, a)
-        v = (np.where(pole, -_INF, v[0]), np.where(pole, _INF, v[1]))
-        return v, iadd(const(1.0, lo), isq(v))
-    if op == "exp":
-        v = _mono(np.exp, a)
-        return v, v
-    if op == "exp2":
-        v = _mono(np.exp2, a)
-        return v, iscale(math.log(2), v)
-    if op == "expm1":
-        return _mono(np.expm1, a), _mono(np.exp, a)
-    if op in ("log", "log2", "log10"):
-        c = {"log": 1.0, "log2": 1 / math.log(2), "log10": 1 / math.log(10)}[op]
+    d = (np.where(hi < 0, -1.0, np.where(lo > 0, 1.0, -1.0)), np.where(lo > 0, 1.0, np.where(hi < 0, -1.0, 1.0)))
+    return iabs(a), d
+
+
+def _tan(a: Interval) -> tuple[Interval, Interval]:
+    lo, hi = a
+    with np.errstate(invalid="ignore"):
+        pole = np.floor((hi - math.pi / 2) / math.pi) >= np.ceil((lo - math.pi / 2) / math.pi)
+    pole = pole | ~np.isfinite(lo) | ~np.isfinite(hi)
+    v = _mono(np.tan, a)
+    v = (np.where(pole, -_INF, v[0]), np.where(pole, _INF, v[1]))
+    return v, iadd(const(1.0, lo), isq(v))
+
+
+def _exp(a: Interval) -> tuple[Interval, Interval]:
+    v = _mono(np.exp, a)
+    return v, v
+
+
+def _exp2(a: Interval) -> tuple[Interval, Interval]:
+    v = _mono(np.exp2, a)
+    return v, iscale(math.log(2), v)
+
+
+def _log_base(c: float) -> Callable[[Interval], tuple[Interval, Interval]]:
+    def f(a: Interval) -> tuple[Interval, Interval]:
         return iscale(c, _ilog(a)), iscale(c, irecip(a))
-    if op == "log1p":
-        b = iadd(a, point(1.0))
-        return _ilog(b), irecip(b)
-    if op in ("sqrt", "rsqrt", "cbrt"):
-        if op == "cbrt":
-            v = _mono(np.cbrt, a)
-            return v, iscale(1 / 3, irecip(isq(v)))
-        v = ipow_const(a, 0.5 if op == "sqrt" else -0.5)
-        return v, iscale(0.5 if op == "sqrt" else -0.5, ipow_const(a, -0.5 if op == "sqrt" else -1.5))
-    if op == "square":
-        return isq(a), iscale(2.0, a)
-    if op == "reciprocal":
-        return irecip(a), ineg(irecip(isq(a)))
-    if op == "tanh":
-        v = _mono(np.tanh, a)
-        return v, isub(const(1.0, lo), isq(v))
-    if op == "sinh":
-        return _mono(np.sinh, a), _even_mono(np.cosh, a)
-    if op == "cosh":
-        return _even_mono(np.cosh, a), _mono(np.sinh, a)
-    if op == "arctan":
-        return _mono(np.arctan, a), irecip(iadd(const(1.0, lo), isq(a)))
-    if op == "arcsinh":
-        return _mono(np.arcsinh, a), ipow_const(iadd(const(1.0, lo), isq(a)), -0.5)
-    if op in ("arcsin", "arccos"):
+
+    return f
+
+
+def _log1p(a: Interval) -> tuple[Interval, Interval]:
+    b = iadd(a, point(1.0))
+    return _ilog(b), irecip(b)
+
+
+def _power_of(c: float) -> Callable[[Interval], tuple[Interval, Interval]]:
+    """``x ** c`` (``sqrt``: 0.5, ``rsqrt``: -0.5)."""
+
+    def f(a: Interval) -> tuple[Interval, Interval]:
+        return ipow_const(a, c), iscale(c, ipow_const(a, c - 1))
+
+    return f
+
+
+def _cbrt(a: Interval) -> tuple[Interval, Interval]:
+    v = _mono(np.cbrt, a)
+    return v, iscale(1 / 3, irecip(isq(v)))
+
+
+def _tanh(a: Interval) -> tuple[Interval, Interval]:
+    v = _mono(np.tanh, a)
+    return v, isub(const(1.0, a[0]), isq(v))
+
+
+def _arc_sin_cos(op: str) -> Callable[[Interval], tuple[Interval, Interval]]:
+    def f(a: Interval) -> tuple[Interval, Interval]:
+        lo, hi = a
         inside = (lo >= -1) & (hi <= 1)
         v = _mono(np.arcsin, a) if op == "arcsin" else _mono(np.arccos, a, increasing=False)
         d = ipow_const(isub(const(1.0, lo), isq(a)), -0.5)
         d = d if op == "arcsin" else ineg(d)
         return (np.where(inside, v[0], -_INF), np.where(inside, v[1], _INF)), d
-    if op == "arctanh":
-        return _mono(np.arctanh, a), irecip(isub(const(1.0, lo), isq(a)))
-    if op == "erf":
-        return _mono(sc.erf, a), iscale(2 / math.sqrt(math.pi), _mono(np.exp, ineg(isq(a)), increasing=True))
-    if op == "sigmoid":
-        v = _mono(sc.expit, a)
-        return v, imul(v, isub(const(1.0, lo), v))
-    if op == "relu":
-        v = (np.maximum(lo, 0.0), np.maximum(hi, 0.0))
-        return v, (np.where(lo > 0, 1.0, 0.0), np.where(hi < 0, 0.0, 1.0))
-    if op in ("sign", "floor", "ceil", "rint"):
-        return _step({"sign": np.sign, "floor": np.floor, "ceil": np.ceil, "rint": np.rint}[op], a)
-    raise DistError(
-        f"op {op!r} is not supported by opgraph.dcg; use arithmetic, comparisons, np.where and elementwise "
-        "NumPy functions (sin, exp, log, sqrt, maximum, ...)"
-    )
+
+    return f
 
 
-def _compare(op: str, a: Interval, b: Interval) -> tuple[Interval, list[Interval]]:
-    (al, ah), (bl, bh) = a, b
-    if op in ("lt", "gt"):
-        t = ah < bl if op == "lt" else al > bh
-        f = al >= bh if op == "lt" else ah <= bl
-    elif op in ("le", "ge"):
-        t = ah <= bl if op == "le" else al >= bh
-        f = al > bh if op == "le" else ah < bl
-    else:
-        eq = (al == ah) & (bl == bh) & (al == bl)
-        disjoint = (ah < bl) | (bh < al)
-        t, f = (eq, disjoint) if op == "eq" else (disjoint, eq)
-    v = (np.where(t, 1.0, 0.0), np.where(f, 0.0, 1.0))
-    decided = t | f
-    d = (np.where(decided, 0.0, -_INF), np.where(decided, 0.0, _INF))
-    return v, [d, d]
+def _sigmoid(a: Interval) -> tuple[Interval, Interval]:
+    v = _mono(sc.expit, a)
+    return v, imul(v, isub(const(1.0, a[0]), v))
 
 
-def rule(op: str, args: list[Interval], attrs: dict[str, Any] | None = None) -> tuple[Interval, list[Interval]]:
-    """Value enclosure and per-operand partial-derivative enclosures of ``op`` over the box ``args``.
+def _relu(a: Interval) -> tuple[Interval, Interval]:
+    lo, hi = a
+    return (np.maximum(lo, 0.0), np.maximum(hi, 0.0)), (np.where(lo > 0, 1.0, 0.0), np.where(hi < 0, 0.0, 1.0))
 
-    Raises:
-        DistError: the op is not supported.
-    """
-    if len(args) == 1:
-        v, d = _unary_rule(op, args[0])
-        return widen(*v), [widen(*d)]
-    if op == "add":
-        return widen(*iadd(*args)), [point(1.0), point(1.0)]
-    if op == "sub":
-        return widen(*isub(*args)), [point(1.0), point(-1.0)]
-    if op == "mul":
-        a, b = args
-        return widen(*imul(a, b)), [b, a]
-    if op == "div":
-        a, b = args
-        rb = irecip(b)
-        return widen(*imul(a, rb)), [widen(*rb), widen(*ineg(imul(a, irecip(isq(b)))))]
-    if op == "pow":
-        a, b = args
-        if np.all(b[0] == b[1]) and np.unique(b[0]).size == 1:
-            c = float(np.asarray(b[0]).reshape(-1)[0])
-            v = ipow_const(a, c)
-            da = iscale(c, ipow_const(a, c - 1)) if c != 0 else const(0.0, a[0])
-            db = imul(v, _ilog(a))
-            return widen(*v), [widen(*da), widen(*db)]
-        la = _ilog(a)
-        v = _mono(np.exp, imul(b, la))
-        da = imul(b, _mono(np.exp, imul(isub(b, point(1.0)), la)))
-        return widen(*v), [widen(*da), widen(*imul(v, la))]
-    if op in ("maximum", "minimum"):
+
+def _step_of(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[Interval], tuple[Interval, Interval]]:
+    return lambda a: _step(f, a)
+
+
+def _add(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
+    return widen(*iadd(*args)), [point(1.0), point(1.0)]
+
+
+def _sub(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
+    return widen(*isub(*args)), [point(1.0), point(-1.0)]
+
+
+def _mul(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
+    a, b = args
+    return widen(*imul(a, b)), [b, a]
+
+
+def _div(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
+    a, b = args
+    rb = irecip(b)
+    return widen(*imul(a, rb)), [widen(*rb), widen(*ineg(imul(a, irecip(isq(b)))))]
+
+
+def _pow(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
+    a, b = args
+    if np.all(b[0] == b[1]) and np.unique(b[0]).size == 1:
+        c = float(np.asarray(b[0]).reshape(-1)[0])
+        v = ipow_const(a, c)
+        da = iscale(c, ipow_const(a, c - 1)) if c != 0 else const(0.0, a[0])
+        db = imul(v, _ilog(a))
+        return widen(*v), [widen(*da), widen(*db)]
+    la = _ilog(a)
+    v = _mono(np.exp, imul(b, la))
+    da = imul(b, _mono(np.exp, imul(isub(b, point(1.0)), la)))
+    return widen(*v), [widen(*da), widen(*imul(v, la))]
+
+
+def _extreme(op: str) -> IntervalRule:
+    """``maximum`` / ``minimum``: exact value enclosure, derivative 1/0 where one operand always wins, else [0, 1]."""
+
+    def rule(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
         (al, ah), (bl, bh) = args
         if op == "maximum":
             v = (np.maximum(al, bl), np.maximum(ah, bh))
@@ -358,112 +372,163 @@ def rule(op: str, args: list[Interval], attrs: dict[str, Any] | None = None) -> 
         da = (np.where(a_wins, 1.0, 0.0), np.where(b_wins, 0.0, 1.0))
         db = (np.where(b_wins, 1.0, 0.0), np.where(a_wins, 0.0, 1.0))
         return v, [da, db]
-    if op == "hypot":
-        a, b = args
-        h = ipow_const(iadd(isq(a), isq(b)), 0.5)
-        unit = (-1.0, 1.0)
 
-        def clamp(x: Interval) -> Interval:
-            return np.maximum(x[0], unit[0]), np.minimum(x[1], unit[1])
+    return rule
 
-        return widen(*h), [clamp(idiv(a, h)), clamp(idiv(b, h))]
-    if op == "arctan2":
-        y, x = args
-        r2 = iadd(isq(y), isq(x))
-        dy = idiv(x, r2)
-        dx = ineg(idiv(y, r2))
-        cut = (x[0] <= 0) & (y[0] <= 0) & (y[1] >= 0)
-        corners = [np.arctan2(yy, xx) for yy in y for xx in x]
-        right = x[0] > 0
-        v = (
-            np.where(right, np.minimum.reduce(corners), -math.pi),
-            np.where(right, np.maximum.reduce(corners), math.pi),
-        )
-        inf = (np.where(cut, -_INF, 0.0), np.where(cut, _INF, 0.0))
-        return widen(*v), [widen(*iadd(dy, inf)), widen(*iadd(dx, inf))]
-    if op == "mod":
+
+def _hypot(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
+    a, b = args
+    h = ipow_const(iadd(isq(a), isq(b)), 0.5)
+
+    def clamp(x: Interval) -> Interval:
+        return np.maximum(x[0], -1.0), np.minimum(x[1], 1.0)
+
+    return widen(*h), [clamp(idiv(a, h)), clamp(idiv(b, h))]
+
+
+def _arctan2(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
+    y, x = args
+    r2 = iadd(isq(y), isq(x))
+    dy = idiv(x, r2)
+    dx = ineg(idiv(y, r2))
+    cut = (x[0] <= 0) & (y[0] <= 0) & (y[1] >= 0)
+    corners = [np.arctan2(yy, xx) for yy in y for xx in x]
+    right = x[0] > 0
+    v = (
+        np.where(right, np.minimum.reduce(corners), -math.pi),
+        np.where(right, np.maximum.reduce(corners), math.pi),
+    )
+    inf = (np.where(cut, -_INF, 0.0), np.where(cut, _INF, 0.0))
+    return widen(*v), [widen(*iadd(dy, inf)), widen(*iadd(dx, inf))]
+
+
+def _mod(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
+    (al, ah), (bl, bh) = args
+    with np.errstate(all="ignore"):
+        k0, k1 = np.floor(al / bl), np.floor(ah / bl)
+    same = (bl == bh) & (k0 == k1) & np.isfinite(k0)
+    v = (np.where(same, al - k0 * bl, np.minimum(0.0, bl)), np.where(same, ah - k0 * bl, np.maximum(0.0, bh)))
+    d = (np.where(same, 1.0, -_INF), np.where(same, 1.0, _INF))
+    return widen(*v), [d, (np.where(same, 0.0, -_INF), np.where(same, 0.0, _INF))]
+
+
+def _compare(op: str) -> IntervalRule:
+    """A comparison: 0/1 where the boxes decide it, else [0, 1] with a jump (derivative [-inf, inf])."""
+
+    def rule(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
         (al, ah), (bl, bh) = args
-        with np.errstate(all="ignore"):
-            k0, k1 = np.floor(al / bl), np.floor(ah / bl)
-        same = (bl == bh) & (k0 == k1) & np.isfinite(k0)
-        v = (np.where(same, al - k0 * bl, np.minimum(0.0, bl)), np.where(same, ah - k0 * bl, np.maximum(0.0, bh)))
-        d = (np.where(same, 1.0, -_INF), np.where(same, 1.0, _INF))
-        return widen(*v), [d, (np.where(same, 0.0, -_INF), np.where(same, 0.0, _INF))]
-    if op in ("lt", "le", "gt", "ge", "eq", "ne"):
-        return _compare(op, *args)
-    if op == "where":
-        c, a, b = args
-        true = (c[0] > 0) | (c[1] < 0)
-        false = (c[0] == 0) & (c[1] == 0)
-        undecided = ~(true | false)
-        v = (
-            np.where(true, a[0], np.where(false, b[0], np.minimum(a[0], b[0]))),
-            np.where(true, a[1], np.where(false, b[1], np.maximum(a[1], b[1]))),
-        )
-        jump = (np.where(undecided, -_INF, 0.0), np.where(undecided, _INF, 0.0))
-        da = (np.where(true, 1.0, np.where(false, 0.0, -_INF)), np.where(true, 1.0, np.where(false, 0.0, _INF)))
-        db = (np.where(false, 1.0, np.where(true, 0.0, -_INF)), np.where(false, 1.0, np.where(true, 0.0, _INF)))
-        return v, [jump, da, db]
-    raise DistError(
+        if op in ("lt", "gt"):
+            t = ah < bl if op == "lt" else al > bh
+            f = al >= bh if op == "lt" else ah <= bl
+        elif op in ("le", "ge"):
+            t = ah <= bl if op == "le" else al >= bh
+            f = al > bh if op == "le" else ah < bl
+        else:
+            eq = (al == ah) & (bl == bh) & (al == bl)
+            disjoint = (ah < bl) | (bh < al)
+            t, f = (eq, disjoint) if op == "eq" else (disjoint, eq)
+        v = (np.where(t, 1.0, 0.0), np.where(f, 0.0, 1.0))
+        decided = t | f
+        d = (np.where(decided, 0.0, -_INF), np.where(decided, 0.0, _INF))
+        return v, [d, d]
+
+    return rule
+
+
+def _where(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
+    c, a, b = args
+    true = (c[0] > 0) | (c[1] < 0)
+    false = (c[0] == 0) & (c[1] == 0)
+    undecided = ~(true | false)
+    v = (
+        np.where(true, a[0], np.where(false, b[0], np.minimum(a[0], b[0]))),
+        np.where(true, a[1], np.where(false, b[1], np.maximum(a[1], b[1]))),
+    )
+    jump = (np.where(undecided, -_INF, 0.0), np.where(undecided, _INF, 0.0))
+    da = (np.where(true, 1.0, np.where(false, 0.0, -_INF)), np.where(true, 1.0, np.where(false, 0.0, _INF)))
+    db = (np.where(false, 1.0, np.where(true, 0.0, -_INF)), np.where(false, 1.0, np.where(true, 0.0, _INF)))
+    return v, [jump, da, db]
+
+
+#: Interval rule of every op :mod:`opgraph.dcg` evaluates: ``RULES[op](args, attrs)`` with one interval per operand
+#: returns the value enclosure and one partial-derivative enclosure per operand over the box. The keys are the
+#: supported ops (besides the sources ``input`` and ``const``); a new elementwise op needs its entry in the core op
+#: table (:mod:`opgraph.graph.ops`, with a NumPy implementation), here, and in :data:`opgraph.dcg.growth.RULES`.
+RULES: dict[str, IntervalRule] = {
+    "add": _add,
+    "sub": _sub,
+    "mul": _mul,
+    "div": _div,
+    "pow": _pow,
+    "mod": _mod,
+    "neg": _unary(_neg),
+    "abs": _unary(_abs),
+    "lt": _compare("lt"),
+    "le": _compare("le"),
+    "gt": _compare("gt"),
+    "ge": _compare("ge"),
+    "eq": _compare("eq"),
+    "ne": _compare("ne"),
+    "where": _where,
+    "sin": _unary(lambda a: (_sin(a), _cos(a))),
+    "cos": _unary(lambda a: (_cos(a), ineg(_sin(a)))),
+    "tan": _unary(_tan),
+    "arcsin": _unary(_arc_sin_cos("arcsin")),
+    "arccos": _unary(_arc_sin_cos("arccos")),
+    "arctan": _unary(lambda a: (_mono(np.arctan, a), irecip(iadd(const(1.0, a[0]), isq(a))))),
+    "sinh": _unary(lambda a: (_mono(np.sinh, a), _even_mono(np.cosh, a))),
+    "cosh": _unary(lambda a: (_even_mono(np.cosh, a), _mono(np.sinh, a))),
+    "tanh": _unary(_tanh),
+    "arcsinh": _unary(lambda a: (_mono(np.arcsinh, a), ipow_const(iadd(const(1.0, a[0]), isq(a)), -0.5))),
+    "arctanh": _unary(lambda a: (_mono(np.arctanh, a), irecip(isub(const(1.0, a[0]), isq(a))))),
+    "exp": _unary(_exp),
+    "exp2": _unary(_exp2),
+    "expm1": _unary(lambda a: (_mono(np.expm1, a), _mono(np.exp, a))),
+    "log": _unary(_log_base(1.0)),
+    "log1p": _unary(_log1p),
+    "log2": _unary(_log_base(1 / math.log(2))),
+    "log10": _unary(_log_base(1 / math.log(10))),
+    "sqrt": _unary(_power_of(0.5)),
+    "rsqrt": _unary(_power_of(-0.5)),
+    "cbrt": _unary(_cbrt),
+    "square": _unary(lambda a: (isq(a), iscale(2.0, a))),
+    "reciprocal": _unary(lambda a: (irecip(a), ineg(irecip(isq(a))))),
+    "sign": _unary(_step_of(np.sign)),
+    "floor": _unary(_step_of(np.floor)),
+    "ceil": _unary(_step_of(np.ceil)),
+    "rint": _unary(_step_of(np.rint)),
+    "maximum": _extreme("maximum"),
+    "minimum": _extreme("minimum"),
+    "arctan2": _arctan2,
+    "hypot": _hypot,
+    "erf": _unary(lambda a: (_mono(sc.erf, a), iscale(2 / math.sqrt(math.pi), _mono(np.exp, ineg(isq(a)))))),
+    "sigmoid": _unary(_sigmoid),
+    "relu": _unary(_relu),
+    "identity": _unary(_identity),
+    "copy": _unary(_identity),
+    "contiguous": _unary(_identity),
+    "convert": _unary(_identity),
+}
+
+#: The ops :mod:`opgraph.dcg` supports: the keys of :data:`RULES`.
+SUPPORTED_OPS = frozenset(RULES)
+
+
+def unsupported(op: str) -> DistError:
+    """The error for an op that has no interval rule (names the op and what to use instead)."""
+    return DistError(
         f"op {op!r} is not supported by opgraph.dcg; use arithmetic, comparisons, np.where and elementwise "
         "NumPy functions (sin, exp, log, sqrt, maximum, ...)"
     )
 
 
-SUPPORTED_OPS = frozenset(
-    [
-        "add",
-        "sub",
-        "mul",
-        "div",
-        "pow",
-        "mod",
-        "neg",
-        "abs",
-        "lt",
-        "le",
-        "gt",
-        "ge",
-        "eq",
-        "ne",
-        "where",
-        "sin",
-        "cos",
-        "tan",
-        "arcsin",
-        "arccos",
-        "arctan",
-        "sinh",
-        "cosh",
-        "tanh",
-        "arcsinh",
-        "arctanh",
-        "exp",
-        "exp2",
-        "expm1",
-        "log",
-        "log1p",
-        "log2",
-        "log10",
-        "sqrt",
-        "rsqrt",
-        "cbrt",
-        "square",
-        "reciprocal",
-        "sign",
-        "floor",
-        "ceil",
-        "rint",
-        "maximum",
-        "minimum",
-        "arctan2",
-        "hypot",
-        "erf",
-        "sigmoid",
-        "relu",
-        "identity",
-        "copy",
-        "contiguous",
-        "convert",
-    ]
-)
+def rule(op: str, args: list[Interval], attrs: dict[str, Any] | None = None) -> tuple[Interval, list[Interval]]:
+    """Value enclosure and per-operand partial-derivative enclosures of ``op`` over the box ``args``.
+
+    Raises:
+        DistError: the op is not supported (not a key of :data:`RULES`).
+    """
+    fn = RULES.get(op)
+    if fn is None:
+        raise unsupported(op)
+    return fn(args, attrs or {})

@@ -181,6 +181,9 @@ def subgraph(
     original input's name). Outputs default to the chosen nodes whose values are used outside the set or are
     outputs of ``graph`` (else the last chosen node).
 
+    Every node records ``meta["origin"]``, the id it had in ``graph`` (or kept from an earlier pass), so error
+    messages name the node the user knows.
+
     Returns:
         The subgraph and a map from old node ids (chosen and external) to new ids.
     """
@@ -194,8 +197,9 @@ def subgraph(
     nodes: list[Node] = []
     inputs: list[int] = []
 
-    def add(op: str, ins: tuple[int, ...], attrs: dict[str, Any], meta: dict[str, Any]) -> int:
+    def add(op: str, ins: tuple[int, ...], attrs: dict[str, Any], meta: dict[str, Any], origin: int) -> int:
         nid = len(nodes)
+        meta.setdefault("origin", origin)
         nodes.append(Node(nid, op, ins, attrs, meta))
         return nid
 
@@ -205,13 +209,13 @@ def subgraph(
             if j not in chosen_set and j not in mapping:
                 src = graph.nodes[j]
                 name = src.attrs.get("name", f"%{j}") if src.op == "input" else f"%{j}"
-                mapping[j] = add("input", (), {"name": str(name)}, dict(src.meta))
+                mapping[j] = add("input", (), {"name": str(name)}, dict(src.meta), j)
                 inputs.append(mapping[j])
         if old.op == "input":
-            mapping[i] = add("input", (), dict(old.attrs), dict(old.meta))
+            mapping[i] = add("input", (), dict(old.attrs), dict(old.meta), i)
             inputs.append(mapping[i])
         else:
-            mapping[i] = add(old.op, tuple(mapping[j] for j in old.inputs), dict(old.attrs), dict(old.meta))
+            mapping[i] = add(old.op, tuple(mapping[j] for j in old.inputs), dict(old.attrs), dict(old.meta), i)
     if outputs is None:
         users = graph.users()
         outs = [i for i in chosen if i in graph.outputs or any(u not in chosen_set for u in users[i])] or [chosen[-1]]

@@ -35,6 +35,7 @@ def interpret(
     rules: Mapping[str, Rule],
     *,
     on_node: Callable[[Node, Any], None] | None = None,
+    after_node: Callable[[Node, Any], Any] | None = None,
 ) -> tuple[Any, ...]:
     """Evaluate ``graph`` on ``inputs`` with one rule per op.
 
@@ -44,12 +45,16 @@ def interpret(
         rules: ``{op: rule}``; ``rule(node, *input_values)`` returns the node's value. A ``"const"`` rule is
             optional (default: ``node.attrs["value"]``); ``"input"`` nodes take their value from ``inputs``.
         on_node: Called as ``on_node(node, value)`` after every node (for tracing, timing, annotation).
+        after_node: Called as ``after_node(node, value)`` after every node (inputs included), before ``on_node``;
+            what it returns *replaces* the node's value for every later consumer and for the outputs (return
+            ``value`` to keep it). This is the one hook for systems that substitute a value once it is known, such
+            as :mod:`opgraph.dcg` compressing a node's distribution. An error it raises is reported like a rule's.
 
     Returns:
         One value per graph output.
 
     Raises:
-        InterpretError: A rule is missing, or a rule raised; the message names the node, its op and the
+        InterpretError: A rule is missing, or a rule (or ``after_node``) raised; the message names the node, its op and the
             user's source line, and the original exception is chained.
     """
     env: dict[int, Any] = _bind_inputs(graph, inputs)
@@ -70,21 +75,28 @@ def interpret(
                     f"no rule for op {node.op!r} at {node.where}; this interpreter handles: {sorted(rules)}"
                 )
             else:
-                try:
-                    value = rule(node, *(env[i] for i in node.inputs))
-                except InterpretError:
-                    raise
-                except OpgraphError as exc:
-                    raise _renamed(exc, f"while evaluating {node.where}: {exc}") from exc
-                except Exception as exc:
-                    raise InterpretError(f"while evaluating {node.where}: {type(exc).__name__}: {exc}") from exc
+                value = _call(node, rule, node, *(env[i] for i in node.inputs))
             env[node.id] = value
+        if after_node is not None:
+            value = env[node.id] = _call(node, after_node, node, value)
         if on_node is not None:
             on_node(node, value)
         for value_id in frees.get(node.id, ()):
             if value_id not in outputs:
                 env.pop(value_id, None)
     return tuple(env[i] for i in graph.outputs)
+
+
+def _call(node: Node, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, with any error re-raised as a user-facing one that names ``node``."""
+    try:
+        return fn(*args)
+    except InterpretError:
+        raise
+    except OpgraphError as exc:
+        raise _renamed(exc, f"while evaluating {node.where}: {exc}") from exc
+    except Exception as exc:
+        raise InterpretError(f"while evaluating {node.where}: {type(exc).__name__}: {exc}") from exc
 
 
 def _renamed(exc: OpgraphError, message: str) -> OpgraphError:

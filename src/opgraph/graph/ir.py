@@ -25,6 +25,8 @@ class Node:
         inputs: Ids of the nodes whose values this node consumes, in argument order.
         attrs: Constant arguments (``"name"`` of an input, ``"value"`` of a const, a stride, ...).
         meta: Open annotations (``"shape"``, ``"dtype"``, ``"source"`` = ``"file.py:LINE"``, timings, bounds...).
+            ``"origin"`` is the id the node had in the graph the user built, set by rewrite passes
+            (:mod:`opgraph.graph.passes`) and :func:`~opgraph.graph.algorithms.subgraph`.
     """
 
     id: int
@@ -35,9 +37,13 @@ class Node:
 
     @property
     def where(self) -> str:
-        """``"node N (op) from file:line"``: how error messages name this node."""
+        """``"node N (op) from file:line"``: how error messages name this node.
+
+        ``N`` is ``meta["origin"]`` when a pass or subgraph extraction made the node (the id the user can find in
+        the graph they built), else the node's own id.
+        """
         src = self.meta.get("source")
-        return f"node {self.id} ({self.op})" + (f" from {src}" if src else "")
+        return f"node {self.meta.get('origin', self.id)} ({self.op})" + (f" from {src}" if src else "")
 
     def __repr__(self) -> str:
         args = ", ".join(f"%{i}" for i in self.inputs)
@@ -192,7 +198,14 @@ class Graph:
         return algorithms.cut_vertices(self)
 
     def separators(self) -> frozenset[int]:
-        """Nodes through which all downstream uses of their source inputs pass (safe places to compress)."""
+        """Nodes through which all downstream uses of their source inputs pass (safe places to compress).
+
+        Computed once per graph (graphs are immutable).
+        """
+        return self._separators
+
+    @cached_property
+    def _separators(self) -> frozenset[int]:
         from opgraph.graph import algorithms
 
         return algorithms.separators(self)

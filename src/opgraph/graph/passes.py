@@ -1,0 +1,119 @@
+"""Rewrite passes: functions from a :class:`Graph` to a new :class:`Graph` that computes the same outputs.
+
+A pass never edits its argument (graphs are frozen). Every node of the result records in ``meta["origin"]`` the id
+of the node it came from in the graph the user built (kept through several passes and :func:`subgraph`), so error
+messages (:attr:`Node.where`) keep naming the node the user can find in ``print(graph)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opgraph.graph.ir import Graph, Node
+
+
+def _meta(node: Node) -> dict[str, Any]:
+    meta = dict(node.meta)
+    meta.setdefault("origin", node.id)
+    return meta
+
+
+def rebalance_sums(graph: Graph) -> Graph:
+    """Rewrite every chain of ``add`` into sums of dependent groups combined by a balanced tree.
+
+    A chain is a maximal tree of ``add`` nodes whose inner nodes have a single user (another ``add``) and are
+    not outputs; its leaves are the non-absorbed operands, in left-to-right order. The leaves are grouped by
+    shared graph inputs (two leaves that depend on a common input end up in one group, transitively), each group
+    is summed by a balanced tree in leaf order, and the groups' sums are combined by a balanced tree in the order
+    the groups appear (neighbours are paired level by level; an odd one out moves up a level).
+
+    Why: a left-leaning chain ``((a + b) + c) + d`` makes every partial sum depend on all earlier inputs, so no
+    partial sum separates its inputs from the rest of the graph; the grouped, balanced form makes each group's
+    partial sum a separator (a safe place for :mod:`opgraph.dcg` to compress) and keeps every intermediate as small
+    as possible. Floating-point sums may differ in the last bits from the original association.
+
+    Every new node carries the ``meta`` of the chain's root (with ``"origin"`` set to the root's id).
+
+    Args:
+        graph: The graph to rewrite (not modified).
+
+    Returns:
+        A new graph with the same inputs (by name and order) and outputs; nodes other than ``add`` chains are kept
+        in order with their ops, attrs and meta.
+    """
+    users = graph.users()
+    outputs = set(graph.outputs)
+
+    def absorbed(i: int) -> bool:
+        n = graph.nodes[i]
+        return n.op == "add" and len(users[i]) == 1 and i not in outputs and graph.nodes[users[i][0]].op == "add"
+
+    out: list[Node] = []
+    srcs: list[frozenset[int]] = []
+    new_id: dict[int, int] = {}
+
+    def emit(op: str, inputs: tuple[int, ...], attrs: dict[str, Any], meta: dict[str, Any]) -> int:
+        out.append(Node(len(out), op, inputs, attrs, dict(meta)))
+        s: frozenset[int] = frozenset([len(out) - 1]) if op == "input" else frozenset()
+        for i in inputs:
+            s = s | srcs[i]
+        srcs.append(s)
+        return len(out) - 1
+
+    def pairs(level: list[int], meta: dict[str, Any]) -> list[int]:
+        nxt = [emit("add", (level[k], level[k + 1]), {}, meta) for k in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        return nxt
+
+    for n in graph.nodes:
+        if absorbed(n.id):
+            continue
+        meta = _meta(n)
+        if n.op != "add":
+            new_id[n.id] = emit(n.op, tuple(new_id[i] for i in n.inputs), dict(n.attrs), meta)
+            continue
+        leaves: list[int] = []
+        stack = list(reversed(n.inputs))
+        while stack:
+            i = stack.pop()
+            if absorbed(i):
+                stack.extend(reversed(graph.nodes[i].inputs))
+            else:
+                leaves.append(new_id[i])
+        # Sum leaves that share inputs first (so each group's partial sum separates its inputs), then combine the
+        # independent groups in a balanced tree.
+        groups: list[list[int]] = []
+        gsrc: list[set[int]] = []
+        for leaf in leaves:
+            s_leaf = set(srcs[leaf])
+            hit = [g for g in range(len(groups)) if gsrc[g] & s_leaf]
+            if not hit:
+                groups.append([leaf])
+                gsrc.append(s_leaf)
+                continue
+            base = hit[0]
+            groups[base].append(leaf)
+            gsrc[base] |= s_leaf
+            for g in reversed(hit[1:]):
+                groups[base].extend(groups[g])
+                gsrc[base] |= gsrc[g]
+                del groups[g], gsrc[g]
+        level = []
+        for grp in groups:
+            part = list(grp)
+            while len(part) > 1:
+                part = pairs(part, meta)
+            level.append(part[0])
+        while len(level) > 2:
+            level = pairs(level, meta)
+        if len(level) == 1:
+            new_id[n.id] = level[0]
+        else:
+            new_id[n.id] = emit("add", tuple(level), {}, meta)
+    return Graph(
+        tuple(out),
+        tuple(new_id[i] for i in graph.inputs),
+        tuple(new_id[o] for o in graph.outputs),
+        dict(graph.meta),
+    )
