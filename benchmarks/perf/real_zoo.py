@@ -84,7 +84,7 @@ def main() -> None:
         "`torch.fx.symbolic_trace` alone works. Kernels: conv2d / matmul / batched matmul (attention's two "
         "included) with fused bias (batch norm folded) and activation; `distinct` after de-duplication by shape "
         "within the model; `TVM now`: distinct kernels the current `opgraph.perf.tile` templates measure (any "
-        "stride and groups, no dilation; epilogue none / relu / bias / bias+relu). The 2-core VM is shared with other engineers' jobs: "
+        "stride and groups, no dilation; epilogue: optional bias, then none / relu / gelu / silu / sigmoid / tanh). The 2-core VM is shared with other engineers' jobs: "
         "times are indicative only.",
         "",
         "| model | input | params (M) | fx | importer | nodes | layout convs | capture s | kernels | distinct | TVM now |",

@@ -55,14 +55,15 @@ def test_extract_and_dedupe_by_shape():
     uniq = dedupe_kernels(ks)
     assert [k.count for k in uniq] == [2, 2, 1, 1, 1, 1]
     assert uniq[0].sources == ("net:b1.conv", "net:b2.conv")
-    # what the TVM templates can measure: padding folded into the input, no strided / grouped / gelu kernels
+    # what the TVM templates can measure: padding folded into the input
     spec = uniq[0].kernel_spec()
     assert spec is not None and spec.dims == (1, 8, 10, 10, 8, 3, 3) and spec.epilogue == "bias_relu"
     dw = uniq[1].kernel_spec()  # the depthwise stride-2 conv: padding folded, stride and groups kept
     assert dw.dims == (1, 8, 10, 10, 8, 3, 3) and (dw.stride, dw.groups, dw.epilogue) == (2, 8, "bias")
     assert dw.conv_output_hw() == uniq[1].output_hw() and dw.flops() == uniq[1].flops()
     assert dw.name == "conv2d_1x8x10x10x8x3x3_s2_g8_bias"
-    assert uniq[2].kernel_spec() is None  # linear + GELU: no template
+    assert uniq[2].kernel_spec().epilogue == "bias_gelu"
+    assert RealKernel("matmul", (4, 4, 4), activation="hardswish").kernel_spec() is None  # no template
     assert uniq[3].kernel_spec().dims == (16, 16, 12)
     assert RealKernel("conv2d", (1, 4, 8, 8, 4, 3, 3), dilation=(2, 2)).kernel_spec() is None
 
@@ -138,3 +139,25 @@ def test_strided_and_grouped_conv_templates_match_torch(stride, groups):
     module, example = spec.torch_module()
     assert module.conv.stride == (stride, stride) and module.conv.groups == groups
     assert tuple(module(*example).shape) == shapes[-1]
+
+
+@pytest.mark.parametrize("epilogue", ["gelu", "bias_silu", "sigmoid", "bias_tanh"])
+def test_activation_epilogues_match_torch(epilogue):
+    pytest.importorskip("tvm")
+    import numpy as np
+    import tvm
+
+    from opgraph.perf.tile import KernelSpec, _te_func, schedule
+
+    spec = KernelSpec("matmul", (8, 16, 4), epilogue)
+    _, shapes = _te_func(spec)
+    rng = np.random.default_rng(0)
+    data = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    module, _ = spec.torch_module()
+    if spec.has_bias:
+        module.bias.data = torch.from_numpy(data[2])
+    expect = module(torch.from_numpy(data[0]), torch.from_numpy(data[1])).detach().numpy()
+    fn = tvm.compile(schedule(spec, (4, 8, 2)), target=tvm.target.Target({"kind": "llvm"}))["main"]
+    args = [tvm.runtime.tensor(d, tvm.cpu()) for d in data]
+    fn(*args)
+    np.testing.assert_allclose(args[-1].numpy(), expect, rtol=1e-4, atol=1e-4)

@@ -21,6 +21,7 @@ Python line when neither can capture the model. torch is imported lazily.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import operator
@@ -85,12 +86,18 @@ def _torch() -> Any:
     return torch
 
 
+@functools.cache
 def _skip_dirs() -> tuple[str, ...]:
     """Folders whose frames are not the model's code: torch, opgraph and the standard library."""
     torch = _torch()
     dirs = [os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(__file__))]
     dirs += [sysconfig.get_paths()["stdlib"]]
     return tuple(os.path.realpath(d) + os.sep for d in dirs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _real(path: str) -> str:
+    return os.path.realpath(path)
 
 
 _FILE_LINE = re.compile(r'File "([^"]+)", line (\d+)(?:, in (\S+))?')
@@ -100,7 +107,7 @@ def _user_site(frames: Sequence[tuple[str, int, str]]) -> str:
     """``file.py:12 in forward`` of the innermost frame outside torch, opgraph and the standard library."""
     skip = _skip_dirs()
     for fname, line, func in reversed(list(frames)):
-        if not os.path.realpath(fname).startswith(skip) and not fname.startswith("<"):
+        if not _real(fname).startswith(skip) and not fname.startswith("<"):
             return f"{os.path.basename(fname)}:{line} in {func}"
     return ""
 
@@ -126,7 +133,7 @@ def _source(stack_trace: str | None) -> str:
     found = _FILE_LINE.findall(stack_trace)
     skip = _skip_dirs()
     for fname, line, func in reversed(found):
-        if not os.path.realpath(fname).startswith(skip):
+        if not _real(fname).startswith(skip):
             return f'File "{fname}", line {line}, in {func}'
     return f'File "{found[-1][0]}", line {found[-1][1]}, in {found[-1][2]}' if found else ""
 
@@ -155,7 +162,7 @@ def export_program(
         strict: Only this mode (None: non-strict, then strict).
 
     Returns:
-        The ``torch.export.ExportedProgram``, with ``meta`` attribute ``opgraph_capture`` = ``{"strict", "capture_s"}``.
+        The ``torch.export.ExportedProgram``, with an attribute ``opgraph_capture`` = ``{"strict", "capture_s"}``.
 
     Raises:
         TraceError: Neither mode could capture the model; the message names the submodule and the Python line.

@@ -10,8 +10,8 @@ how often each one occurs and ``sources`` where.
 Shapes follow :class:`opgraph.perf.tile.KernelSpec`: matmul ``(M, N, K)``, batch_matmul ``(B, M, N, K)``, conv2d
 ``(N, C, H, W, O, KH, KW)``. :meth:`RealKernel.kernel_spec` gives the :class:`KernelSpec` that the TVM templates of
 :mod:`opgraph.perf.tile` can measure today (strided and grouped/depthwise convolutions with padding folded into the
-input; epilogue none / relu / bias / bias+relu), or None for the kernels those templates do not express yet (dilated
-convolutions, unequal strides, GELU/SiLU/tanh epilogues).
+input; epilogue: optional bias, then none / relu / gelu / silu / sigmoid / tanh), or None for the kernels those
+templates do not express yet (dilated convolutions, unequal strides, other activations).
 """
 
 from __future__ import annotations
@@ -110,19 +110,17 @@ class RealKernel:
     def kernel_spec(self) -> Any:
         """The :class:`~opgraph.perf.tile.KernelSpec` the TVM templates measure, or None if they cannot express it.
 
-        Padding is folded into the input size; dilated convolutions, unequal strides and epilogues other than
-        none / relu / bias / bias+relu have no template yet.
+        Padding is folded into the input size; dilated convolutions, unequal strides and activations other than
+        :data:`~opgraph.perf.tile.EPILOGUE_ACTIVATIONS` have no template yet.
         """
-        from opgraph.perf.tile import KernelSpec
+        from opgraph.perf.tile import EPILOGUE_ACTIVATIONS, KernelSpec
 
-        epilogue = {
-            (False, "none"): "none",
-            (False, "relu"): "relu",
-            (True, "none"): "bias",
-            (True, "relu"): "bias_relu",
-        }.get((self.bias, self.activation))
-        if epilogue is None:
+        if self.activation not in EPILOGUE_ACTIVATIONS:
             return None
+        if self.activation == "none":
+            epilogue = "bias" if self.bias else "none"
+        else:
+            epilogue = f"bias_{self.activation}" if self.bias else self.activation
         if self.op != "conv2d":
             return KernelSpec(self.op, self.dims, epilogue)
         if self.stride[0] != self.stride[1] or self.dilation != (1, 1):

@@ -1,7 +1,7 @@
 """The tile configuration space with Apache TVM (``apache-tvm`` 0.27, extra ``tvm``; imported lazily).
 
 A kernel is a TVM tensor expression (matmul, batched matmul or a direct NCHW conv2d with any stride and groups,
-optionally with a fused bias/ReLU epilogue). A tile config ``(ti, tj, tk)`` splits the two output loops and the reduction loop, reorders them
+optionally with a fused epilogue: a bias, then ReLU / GELU / SiLU / sigmoid / tanh). A tile config ``(ti, tj, tk)`` splits the two output loops and the reduction loop, reorders them
 to ``io jo ko ii ki ji`` and vectorises ``ji``. Config 0 is the default schedule (no split), measured alongside as
 the normaliser. The graph of a kernel (node features) comes from the equivalent PyTorch module through
 ``from_module``.
@@ -30,6 +30,8 @@ from opgraph.perf.tpugraphs import FEATURE_VERSION, TILE_CONFIG_DIM, GraphRecord
 log = logging.getLogger(__name__)
 
 KERNEL_OPS = ("matmul", "batch_matmul", "conv2d")
+#: Activations a kernel's epilogue can apply (after an optional bias); "" is a bias alone.
+EPILOGUE_ACTIVATIONS = ("", "none", "relu", "gelu", "silu", "sigmoid", "tanh")
 L1_BYTES, L2_BYTES, L3_BYTES = 32 * 1024, 512 * 1024, 32 * 1024 * 1024
 
 
@@ -54,6 +56,7 @@ class KernelSpec:
         dims: matmul ``(M, N, K)``; batch_matmul ``(B, M, N, K)``; conv2d ``(N, C, H, W, O, KH, KW)``.
         epilogue: ``"none"``, ``"relu"``, ``"bias"`` or ``"bias_relu"`` (``"bias"``: the epilogue of most
             kernels extracted from real models, :mod:`opgraph.perf.kernels`).
+            Also ``"gelu"``, ``"silu"``, ``"sigmoid"``, ``"tanh"``, each optionally after a bias (``"bias_gelu"``).
         stride: conv2d stride (both dims).
         groups: conv2d groups (``C`` = ``O``: depthwise).
     """
@@ -69,6 +72,21 @@ class KernelSpec:
         """File-safe name, e.g. ``matmul_128x256x64_relu``, ``conv2d_1x32x33x33x32x3x3_s2_g32_bias_relu``."""
         extra = ("" if self.stride == 1 else f"_s{self.stride}") + ("" if self.groups == 1 else f"_g{self.groups}")
         return f"{self.op}_{'x'.join(map(str, self.dims))}{extra}_{self.epilogue}"
+
+    @property
+    def has_bias(self) -> bool:
+        """Whether the epilogue adds a bias."""
+        return self.epilogue.startswith("bias")
+
+    @property
+    def activation(self) -> str:
+        """The epilogue's activation (``"none"``, ``"relu"``, ``"gelu"``, ...)."""
+        act = self.epilogue.removeprefix("bias").removeprefix("_")
+        if act not in EPILOGUE_ACTIVATIONS:
+            raise PerfError(
+                f"kernel epilogue {self.epilogue!r}: use [bias_]{'|'.join(EPILOGUE_ACTIVATIONS[1:])}, bias or none"
+            )
+        return act or "none"
 
     def conv_output_hw(self) -> tuple[int, int]:
         """Output height and width of a conv2d (valid padding: pad the input to pad)."""
@@ -103,24 +121,29 @@ class KernelSpec:
         import torch
         from torch import nn
 
-        epi, s, g = self.epilogue, self.stride, self.groups
+        s, g, has_bias = self.stride, self.groups, self.has_bias
+        act_fn = {
+            "relu": torch.relu,
+            "gelu": nn.functional.gelu,
+            "silu": nn.functional.silu,
+            "sigmoid": torch.sigmoid,
+            "tanh": torch.tanh,
+        }.get(self.activation)
 
         class Kernel(nn.Module):
             def __init__(self, op: str, dims: tuple[int, ...]) -> None:
                 super().__init__()
                 self.op = op
                 if op == "conv2d":
-                    self.conv = nn.Conv2d(
-                        dims[1], dims[4], (dims[5], dims[6]), stride=s, groups=g, bias=epi.startswith("bias")
-                    )
+                    self.conv = nn.Conv2d(dims[1], dims[4], (dims[5], dims[6]), stride=s, groups=g, bias=has_bias)
                 else:
-                    self.bias = nn.Parameter(torch.zeros(dims[-2])) if epi.startswith("bias") else None
+                    self.bias = nn.Parameter(torch.zeros(dims[-2])) if has_bias else None
 
             def forward(self, a: Any, b: Any = None) -> Any:
                 y = self.conv(a) if self.op == "conv2d" else torch.matmul(a, b)
                 if self.op != "conv2d" and self.bias is not None:
                     y = y + self.bias
-                return torch.relu(y) if epi.endswith("relu") else y
+                return act_fn(y) if act_fn is not None else y
 
         d = self.dims
         mod = Kernel(self.op, d)
@@ -162,8 +185,23 @@ def generate_kernels(n: int, seed: int = 0, *, scale: float = 1.0) -> list[Kerne
     return out
 
 
+def _te_activation(te: Any, act: str, v: Any) -> Any:
+    """The TE expression of an epilogue activation of ``v``."""
+    if act == "relu":
+        return te.max(v, 0.0)
+    if act == "gelu":  # exact (erf) GELU, as torch's default
+        return v * 0.5 * (1.0 + te.erf(v * 0.7071067811865476))
+    if act == "silu":
+        return v * te.sigmoid(v)
+    if act == "sigmoid":
+        return te.sigmoid(v)
+    if act == "tanh":
+        return te.tanh(v)
+    return v
+
+
 def _te_func(spec: KernelSpec) -> Any:
-    tvm = require_tvm()
+    require_tvm()
     from tvm import te
 
     d = spec.dims
@@ -214,17 +252,17 @@ def _te_func(spec: KernelSpec) -> Any:
             return (idx[1],)
 
     out = c
-    if spec.epilogue == "bias_relu":
-        bias = te.placeholder(bias_shape, name="bias")
-        ins.append(bias)
-        out = te.compute(c.shape, lambda *idx: te.max(c(*idx) + bias[bias_index(*idx)], 0.0), name="E")
-    elif spec.epilogue == "bias":
-        bias = te.placeholder(bias_shape, name="bias")
-        ins.append(bias)
-        out = te.compute(c.shape, lambda *idx: c(*idx) + bias[bias_index(*idx)], name="E")
-    elif spec.epilogue == "relu":
-        out = te.compute(c.shape, lambda *idx: te.max(c(*idx), 0.0), name="E")
-    del tvm
+    act = spec.activation
+    if spec.has_bias or act != "none":
+        if spec.has_bias:
+            bias = te.placeholder(bias_shape, name="bias")
+            ins.append(bias)
+
+        def epilogue(*idx: Any) -> Any:
+            v = c(*idx) + bias[bias_index(*idx)] if spec.has_bias else c(*idx)
+            return _te_activation(te, act, v)
+
+        out = te.compute(c.shape, epilogue, name="E")
     return te.create_prim_func(ins + [out]), [tuple(int(s) for s in t.shape) for t in ins + [out]]
 
 
