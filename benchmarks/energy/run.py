@@ -236,7 +236,7 @@ def generate_diff(full: bool = False) -> list[dict]:
         with torch.no_grad():
             return model.generate(ids, max_new_tokens=24, do_sample=False, use_cache=True, pad_token_id=0)
 
-    variants = [("default (screen 0.25%, dedupe, early stop after 4 rounds)", {})]
+    variants = [("generate, use_cache False vs True (screen 0.25%, dedupe, early stop)", {})]
     if full:
         variants.append(("every region replayed, 7 rounds", {"screen_share": 0.0, "dedupe": False, "min_rounds": 0}))
     rows = []
@@ -382,6 +382,12 @@ def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
 
+def _kinds(data: dict) -> str:
+    rows = data["suite"]["model"][0]
+    n = {k: sum(r["kind"] == k for r in rows) for k in ("waste", "control", "tradeoff")}
+    return f"{n['waste']} wasteful pairs, {n['control']} negative controls, {n['tradeoff']} trade-offs"
+
+
 def write_md(data: dict, path: Path) -> None:
     m = data["machine"]
     lines = [
@@ -399,9 +405,9 @@ def write_md(data: dict, path: Path) -> None:
         "",
         "## Suite scores",
         "",
-        f"{len(data['suite']['model'][0])} cases per pass: 16 wasteful pairs, 2 negative controls, 1 trade-off "
-        f"(the GPU-only `tf32-off` case is skipped on CPU); {data['repeats']} repeats per backend, "
-        f"{data['rounds']} interleaved rounds per region pair.",
+        f"{len(data['suite']['model'][0])} cases per pass: {_kinds(data)} (the GPU-only `tf32-off` case is "
+        f"skipped on CPU; training-step cases start with `train-`, real-library cases with `hf-` and `nn-`); "
+        f"{data['repeats']} repeat(s) per backend, {data['rounds']} interleaved rounds per region pair.",
         "",
         "| metric | time backend | model backend (estimated energy) | name-only matcher (HTA TraceDiff style) | "
         "profiler top-k |",
@@ -515,7 +521,7 @@ def write_md(data: dict, path: Path) -> None:
         "`use_cache=True`, and a whole training step (forward, loss, backward, Adam step) of a 10M-parameter "
         "MLP. Seconds per phase; regions are replayed only where they can matter (>= 0.25% of a side's "
         "recorded time; a flag needs 1%), repeats are measured once, and a region pair stops after 4 rounds "
-        "once its interval is clear of the threshold.",
+        "once its interval lies inside (1/threshold, threshold).",
         "",
         *scale_lines(data.get("scale", [])),
         "",
