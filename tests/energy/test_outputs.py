@@ -98,3 +98,31 @@ def test_repeated_regions_are_measured_once_and_small_ones_screened(work_backend
     screened = oe.diff(a, b, x, backend=work_backend, screen_share=0.5, dedupe=False, **FAST)
     assert screened.timings["regions_screened_out"] > 0 and any("not replayed" in n for n in screened.notes)
     assert len(screened.regions) < len(rep.regions)
+
+
+def _fixed_backend(costs):
+    """A backend whose per-call cost is ``costs[fn]`` (deterministic)."""
+    from opgraph.energy.backends import Backend, Sample
+
+    class Fixed(Backend):
+        def measure(self, fn, reps, *, bytes_per_call=0.0):
+            c = costs[fn]
+            return Sample(c, c, c, reps)
+
+    return Fixed(name="fixed", estimated=True, min_window_s=0.0)
+
+
+@pytest.mark.parametrize(("cost_a", "stops_early"), [(1.0, True), (1.105, False), (3.0, False)])
+def test_region_pairs_stop_early_only_when_nothing_can_be_flagged(cost_a, stops_early):
+    from opgraph.energy.replay import paired
+
+    def fa():
+        return None
+
+    def fb():
+        return None
+
+    be = _fixed_backend({fa: cost_a, fb: 1.0})
+    p = paired(fa, fb, be, rounds=7, max_rounds=15, decide_at=1.1, min_rounds=4)
+    assert len(p.rounds_ratio) == (4 if stops_early else 7)
+    assert p.ratio == pytest.approx(cost_a)

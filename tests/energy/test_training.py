@@ -178,3 +178,20 @@ def test_training_step_over_the_snapshot_limit_is_re_run():
     assert any("re-running" in n for n in rep.notes) and rep.regions
     assert all(r.pair.extra["method"].startswith("re-run") for r in rep.regions)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items()) and len(opt.state) == 0
+
+
+def test_state_too_large_to_copy_is_detected_not_restored(caplog, monkeypatch):
+    from opgraph.energy import recorder
+
+    monkeypatch.setattr(recorder, "STATE_LIMIT_BYTES", 100)
+    model, opt, x, y = _setup()
+
+    def step(x, y):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        return model(x)
+
+    run = oe.record(step, (x, y), snapshot_limit_bytes=100, timing_pass=False)
+    assert run.stateful and not run.graph.meta["state_restored"]
+    assert "not restored" in caplog.text

@@ -263,8 +263,8 @@ def diff(
             are not replayed (a flag needs 1%: :data:`MIN_SHARE`); 0 replays every region.
         dedupe: Measure regions that repeat the same ops on the same shapes and arguments (layers, tokens)
             once and reuse the result.
-        min_rounds: Rounds after which a region pair stops early when its interval already lies clearly on
-            one side of the threshold (at most ``rounds`` otherwise, ``max_rounds`` while it straddles it).
+        min_rounds: Rounds after which a region pair stops early when its interval already lies inside
+            ``(1/threshold, threshold)`` (otherwise ``rounds``, and ``max_rounds`` while it straddles it).
 
     Returns:
         A :class:`DiffReport` with ranked findings.

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 #: Default cap on the bytes of op outputs kept for replay (beyond it: fingerprints are taken eagerly and the
 #: run is marked not replayable, so regions are measured by re-running the callable instead).
 SNAPSHOT_LIMIT_BYTES = 512 * 2**20
+#: Cap on the parameters, buffers and gradients copied so a training step can be undone (or the snapshot limit
+#: where that is larger); beyond it changes are detected but not restored, with a warning.
+STATE_LIMIT_BYTES = 2 * 2**30
 
 _THIS_DIR = os.path.dirname(os.path.abspath(__file__))
 _SKIP_FILES = {
@@ -406,6 +409,7 @@ class StepState:
         self.tensors = [t for _name, t in tensors.values()]
         self.optimizers = list(optimizers)
         self.stateful = False
+        self.saved = False
         self._saved: list[Any] = []
         self._versions: list[int] = []
         self._grads: list[Any] = []
@@ -416,10 +420,20 @@ class StepState:
         """``(name, parameter)`` of every tensor that requires grad."""
         return [(n, t) for n, t in zip(self.names, self.tensors) if t.requires_grad]
 
-    def save(self) -> None:
-        """Copy the values, gradients and optimizer states (the state every restore goes back to)."""
-        self._saved = [t.detach().clone() for t in self.tensors]
+    def save(self, max_bytes: float = math.inf) -> None:
+        """Copy the values, gradients and optimizer states (the state every restore goes back to).
+
+        Args:
+            max_bytes: Copy nothing when the values and gradients hold more than this (e.g. inference of a large
+                model: :attr:`saved` is False, changes are still detected through version counters).
+        """
         self._versions = [t._version for t in self.tensors]
+        size = sum(t.nbytes + (t.grad.nbytes if t.grad is not None else 0) for t in self.tensors)
+        self.saved = size <= max_bytes
+        if not self.saved:
+            self._saved, self._grads, self._opt = [], [], []
+            return
+        self._saved = [t.detach().clone() for t in self.tensors]
         self._grads = [None if t.grad is None else t.grad.detach().clone() for t in self.tensors]
         self._opt = [(_copy_opt_state(opt.state), _copy_groups(opt.param_groups)) for opt in self.optimizers]
 
@@ -1254,7 +1268,7 @@ def record(
     optimizers: list[Any] = []
     roots = _find_modules(fn, optimizers)
     state = StepState(roots, optimizers)
-    state.save()
+    state.save(max_bytes=max(snapshot_limit_bytes, STATE_LIMIT_BYTES))
     rng = _rng_state() if timing_pass else None
     if warmup and not timing_pass:
         fn(*_clone_tree(args), **_clone_tree(kwargs))
@@ -1303,6 +1317,12 @@ def record(
             grads[k] = p.grad.detach().clone()
     rec.finalize()
     state.stateful = state.changed()
+    if state.stateful and not state.saved:
+        log.warning(
+            "%s changed parameters, buffers or gradients too large to copy (over STATE_LIMIT_BYTES): they "
+            "are not restored, so later calls start from changed weights and the model is left changed",
+            rname,
+        )
     if state.stateful:  # a training step: keep copies of the live tensors, then undo the step
         live = state.storages()
         for nid, v in rec.values.items():
@@ -1366,6 +1386,7 @@ def record(
             "record_wall_s": record_times[0],
             "record_cpu_s": record_times[1],
             "stateful": state.stateful,
+            "state_restored": state.stateful and state.saved,
             "grads": [params[k][0] for k in sorted(grads)],
         },
     )

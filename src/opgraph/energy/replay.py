@@ -234,7 +234,7 @@ def paired(
         settings_a: Settings to apply while A runs (threads, precision...).
         settings_b: Settings to apply while B runs.
         min_rounds: With ``decide_at``: stop after this many rounds (before ``rounds``) once the interval lies
-            clearly on one side of ``decide_at`` (and of its inverse).
+            inside ``(1/decide_at, decide_at)`` (nothing to flag).
     """
     from opgraph.energy import settings as settings_mod
 
@@ -282,7 +282,7 @@ def paired(
     extra: dict[str, Any] = {}
     ratios = ratios_of()
     med, ci = median_ci(ratios, seed=seed)
-    while len(ratios) < rounds and (decide_at is None or _straddles(ci, decide_at)):
+    while len(ratios) < rounds and (decide_at is None or not _clearly_within(ci, decide_at)):
         one_round()
         ratios = ratios_of()
         med, ci = median_ci(ratios, seed=seed)
@@ -306,6 +306,15 @@ def _ratio(a: float, b: float) -> float:
     if b <= 0:
         return math.inf if a > 0 else 1.0
     return a / b
+
+
+def _clearly_within(ci: tuple[float, float], t: float) -> bool:
+    """Whether the interval lies inside ``(1/t, t)``: no flag either way, more rounds cannot change that much.
+
+    Only this side stops early: a region that looks flagged after a few rounds gets all of them (a few
+    rounds on a busy machine can put a wide interval above the threshold by chance).
+    """
+    return bool(1 / t < ci[0] and ci[1] < t)
 
 
 def _straddles(ci: tuple[float, float], t: float) -> bool:
