@@ -21,14 +21,7 @@ def test_every_table_has_the_same_keys_and_they_are_core_elementwise_ops():
     assert set(iv.RULES) - set(numpy_rules()) == NO_NUMPY
 
 
-# cos (and sin's derivative) is computed as sin(x + pi/2): the rounded shift can move an endpoint by more than the
-# relative widening near a zero of cos.
-_KNOWN = {"cos": pytest.mark.xfail(strict=True, reason="cos enclosure misses by ulps near its zeros")}
-
-
-@pytest.mark.parametrize(
-    "op", [pytest.param(op, marks=_KNOWN[op]) if op in _KNOWN else op for op in sorted(set(iv.RULES) - NO_NUMPY)]
-)
+@pytest.mark.parametrize("op", sorted(set(iv.RULES) - NO_NUMPY))
 def test_every_interval_rule_encloses_its_numpy_op_and_its_derivative(op):
     arity = OPS[op].arity
     rng = np.random.default_rng(abs(hash(op)) % 2**32)
@@ -112,3 +105,19 @@ def test_unsupported_op_names_the_node():
     assert "arccosh" in OPS and "arccosh" not in iv.RULES
     with pytest.raises(od.DistError, match=r"node \d+ \(arccosh\).*op 'arccosh' is not supported"):
         od.evaluate(fn, od.Uniform(1, 2), atoms=8)
+
+
+def test_cos_and_sin_enclosures_hold_near_the_zeros_and_extremes_of_cos():
+    # Boxes around zeros of cos (k pi + pi/2) and its extremes (k pi), down to a few ulps wide.
+    centres = np.concatenate([np.arange(-6, 7) * np.pi + np.pi / 2, np.arange(-6, 7) * np.pi])
+    for w in (1e-15, 1e-9, 1e-3, 0.5):
+        lo, hi = centres - w, centres + w
+        xs = [np.clip(x, lo, hi) for x in (np.nextafter(lo, np.inf), lo, hi, np.nextafter(hi, -np.inf), centres)]
+        (clo, chi), (dlo, dhi) = iv.rule("cos", [(lo, hi)])[0], iv.rule("cos", [(lo, hi)])[1][0]
+        (slo, shi), (sdlo, sdhi) = iv.rule("sin", [(lo, hi)])[0], iv.rule("sin", [(lo, hi)])[1][0]
+        for x in xs:
+            assert np.all((clo <= np.cos(x)) & (np.cos(x) <= chi))
+            assert np.all((slo <= np.sin(x)) & (np.sin(x) <= shi))
+            assert np.all((sdlo <= np.cos(x)) & (np.cos(x) <= sdhi))  # d sin = cos
+            assert np.all((dlo <= -np.sin(x)) & (-np.sin(x) <= dhi))  # d cos = -sin
+        assert np.all(chi - clo <= 2 * w + 1e-12)  # still tight (cos is 1-Lipschitz)

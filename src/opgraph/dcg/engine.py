@@ -267,6 +267,9 @@ class Val:
     tv: float = math.inf
     # The exact input law when this value is an input (for the second-order product rule), else None.
     law: Distribution | None = None
+    # An enclosure of the exact value at the atoms (``pt`` carries rounding errors); None where ``pt`` is exact
+    # (inputs, constants, compressed nodes).
+    box0: iv.Interval | None = None
 
 
 def _tsum(*terms: tuple[float, Terms]) -> Terms:
@@ -344,6 +347,7 @@ class Evaluator:
         self.extremes: list[dict[str, Any]] = []
         self.smoothing = True
         self._wbox_memo: dict[tuple[int, ...], np.ndarray] = {}
+        self._need_box0: set[int] = set()
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
         # bounds (every cell's derivative enclosure lies in the global one), so those are not computed.
         ins = [n.attrs["name"] for n in graph.nodes if n.op == "input"]
@@ -447,6 +451,7 @@ class Evaluator:
                 (:func:`opgraph.graph.numpy_rules`).
         """
         self.smoothing = self._smoothing_possible()
+        self._need_box0 = self._shared_operands()
         extremes = extreme_nodes(self.graph, self.output)
 
         def apply(n: Node, *ops: Val) -> Val:
@@ -522,6 +527,19 @@ class Evaluator:
             )
         box: list[iv.Interval] = [(pt, pt)]
         der: dict[int, iv.Interval] = {}
+        box0: iv.Interval | None = None
+        if n.id in self._need_box0:
+            at_atoms = [o.box0 if o.box0 is not None else (o.pt, o.pt) for o in ops]
+            args0 = [
+                (self._expand(a, o.axes, K), self._expand(b, o.axes, K))
+                for o, (a, b) in zip(ops, at_atoms, strict=True)
+            ]
+            box0 = iv.rule(n.op, args0, n.attrs)[0]
+        # Operands that share an axis (a variable used more than once): intersect each naive enclosure with the
+        # mean-value form along the walk, M_j = M_{j-1} + der_s * (cell_s - atom_s) (M_0 encloses the exact value
+        # at the atoms), which does not inflate with the dependency (sqrt(A**2 + B) - A stays away from 0).
+        mean_value = box0 is not None and len(K) < sum(len(o.axes) for o in ops)
+        prev = box0
         for j in range(1, k + 1):
             prefix = set(K[:j])
             args = []
@@ -530,7 +548,6 @@ class Evaluator:
                 lo, hi = o.box[ju]
                 args.append((self._expand(lo, o.axes, K), self._expand(hi, o.axes, K)))
             vint, parts = iv.rule(n.op, args, n.attrs)
-            box.append(vint)
             s = K[j - 1]
             acc: iv.Interval | None = None
             for o, p in zip(ops, parts, strict=True):
@@ -544,6 +561,15 @@ class Evaluator:
                 der[s] = iv.widen(*acc)
             else:
                 der[s] = (np.zeros(()), np.zeros(()))
+            if mean_value:
+                ax = self.axes[s]
+                with np.errstate(invalid="ignore", over="ignore"):
+                    assert prev is not None
+                    step = iv.widen(self._expand(ax.lo - ax.atoms, [s], K), self._expand(ax.hi - ax.atoms, [s], K))
+                    m = iv.widen(*iv.iadd(prev, iv.imul(der[s], step)))
+                vint = (np.fmax(vint[0], m[0]), np.fmin(vint[1], m[1]))
+                prev = vint
+            box.append(vint)
         # Global enclosure of the true values (hull of the full-box enclosures).
         if k:
             glo = float(np.min(box[k][0]))
@@ -555,7 +581,7 @@ class Evaluator:
             inf_at = next((o.nb_inf_at for o in ops if o.nb_inf_at), "")
             if not inf_at and k and not all(np.all(np.isfinite(d)) for d in der[K[0]]):
                 inf_at = n.where
-            return Val(K, pt, box, der, gint, gint, {}, math.nan, {}, inf_at)
+            return Val(K, pt, box, der, gint, gint, {}, math.nan, {}, inf_at, box0=box0)
         # Global scalar enclosures, both in one elementwise rule call (element 0: over the true supports, for
         # term 1 of composed inputs; element 1: over the computed enclosures, for the path bound).
         gargs2 = [(np.array([o.gint1[0], o.gint[0]]), np.array([o.gint1[1], o.gint[1]])) for o in ops]
@@ -580,7 +606,7 @@ class Evaluator:
         if not inf_at and math.isinf(_total(nb)):
             inf_at = n.where
         eabs = self._eabs(pt, K)
-        out = Val(K, pt, box, der, gint, gint1, nb, eabs, d1, inf_at)
+        out = Val(K, pt, box, der, gint, gint1, nb, eabs, d1, inf_at, box0=box0)
         if k == 1 and self.axes[K[0]].moment is not None:
             consts = [float(o.pt) if not o.axes else None for o in ops]
             out.growth = gr.rule(n.op, [o.growth for o in ops], consts)
@@ -808,6 +834,27 @@ class Evaluator:
             m2_rg = np.bincount(rg.piece_group, weights=rg.piece_mass * dv * dv, minlength=m)
             m2_g = (np.sqrt(m2_up) + np.sqrt(m2_rg)) ** 2 * (1 + 1e-12) + 1e-300
         return np.where(np.isnan(bias_g), np.inf, bias_g), np.where(np.isnan(m2_g), np.inf, m2_g)
+
+    def _shared_operands(self) -> set[int]:
+        """Op nodes whose operands share an input, with all their op ancestors.
+
+        At the first kind the mean-value form of :meth:`_op` may tighten the naive enclosure; it starts from
+        ``box0``, the enclosure of the exact value at the atoms, which the ancestors then carry too.
+        """
+        srcs = self.graph.source_inputs()
+        need: set[int] = set()
+        for n in reversed(self.nodes):
+            if n.op in ("input", "const"):
+                continue
+            seen: set[int] = set()
+            shared = n.id in need
+            for j in n.inputs:
+                shared = shared or bool(seen & srcs[j])
+                seen |= srcs[j]
+            if shared:
+                need.add(n.id)
+                need.update(j for j in n.inputs if self.nodes[j].op not in ("input", "const"))
+        return need
 
     def _smoothing_possible(self) -> bool:
         """True when some sum of independent operands has an operand whose density TV may be finite.

@@ -169,7 +169,17 @@ def _sin(a: Interval) -> Interval:
 
 
 def _cos(a: Interval) -> Interval:
-    return _sin(iadd(a, point(math.pi / 2)))
+    # cos at the endpoints themselves (not sin(x + pi/2): the rounded shift moves the value by up to an ulp of
+    # the argument, more than the relative widening where cos is near 0); maxima at 2k pi, minima at (2k + 1) pi.
+    lo, hi = a
+    with np.errstate(invalid="ignore"):
+        c0, c1 = np.cos(lo), np.cos(hi)
+        vlo, vhi = np.minimum(c0, c1), np.maximum(c0, c1)
+        two_pi = 2 * math.pi
+        has_max = np.floor(hi / two_pi) >= np.ceil(lo / two_pi)
+        has_min = np.floor((hi - math.pi) / two_pi) >= np.ceil((lo - math.pi) / two_pi)
+    wide = ~np.isfinite(lo) | ~np.isfinite(hi) | (hi - lo >= two_pi)
+    return np.where(has_min | wide, -1.0, vlo), np.where(has_max | wide, 1.0, vhi)
 
 
 def _even_mono(f: Callable[[np.ndarray], np.ndarray], a: Interval) -> Interval:
