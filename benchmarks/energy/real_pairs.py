@@ -1,8 +1,8 @@
 """Real-library pairs of the energy suite (transformers, torch.nn): top finding, its source line, ratio, diff time.
 
-Run: ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/energy/real_pairs.py [--backend model] [ids...]``
+Run: ``OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/energy/real_pairs.py [--backends model,time] [ids...]``
 
-Writes ``benchmarks/energy/results/real_pairs_<backend>.json`` and the section "Real libraries" of
+Each case is diffed under every backend back to back. Writes ``benchmarks/energy/results/real_pairs_<backend>.json`` and the section "Real libraries" of
 ``docs/benchmarks/energy.md`` (between markers, so the rest of that file is left as it is). Energy on a machine
 without RAPL or NVML is *modelled* from CPU time and bytes moved; the table says which backend gave each number.
 """
@@ -23,7 +23,7 @@ import torch
 
 from opgraph.energy.cases import CASES
 from opgraph.energy.cases_real import real_cases
-from opgraph.energy.suite import case_ids, evaluate_case, summarize, to_rows
+from opgraph.energy.suite import _hit, case_ids, evaluate_case, summarize, to_rows
 from opgraph.graph.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,11 +42,16 @@ def real_ids() -> list[str]:
 
 
 def _site(row: dict[str, Any]) -> str:
+    """The top finding's first call site in a culprit function (else its first call site), with its rank."""
     f = row["findings"][0] if row["findings"] else None
-    if f is None:
+    if f is None or not f["callsites"]:
         return "-"
     sites = f["callsites"]
-    return sites[0] if sites else "-"
+    case = CASES[row["id"]]
+    for k, site in enumerate(sites):
+        if _hit([site], case.culprit_lines(), case.culprit_sites):
+            return f"{site}" + (f" (call site {k + 1})" if k else "")
+    return sites[0]
 
 
 def _short(site: str) -> str:
@@ -74,8 +79,9 @@ def table(rows: list[dict[str, Any]], backend: str) -> str:
             if f
             else "no finding"
         )
+        expect = "" if r["category_ok"] or not f else f" (expected {CASES[r['id']].category})"
         ok = "yes" if r["top1"] else ("clean" if r["kind"] == "control" and not f else "no")
-        out.append(f"| {r['id']} | {r['kind']} | {ok} | {top} | `{_short(_site(r))}` | {r['analysis_s']:.1f} |")
+        out.append(f"| {r['id']} | {r['kind']} | {ok} | {top}{expect} | `{_short(_site(r))}` | {r['analysis_s']:.1f} |")
     return "\n".join(out)
 
 
@@ -92,59 +98,74 @@ def write_section(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the real pairs and write the results."""
+    """Run the real pairs under each backend (alternating per case) and write the results."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("ids", nargs="*", help="case ids (default: every real-library case)")
-    p.add_argument("--backend", default="model", choices=["model", "time"])
+    p.add_argument("--backends", default="model,time", help="comma-separated: model, time")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--no-doc", action="store_true", help="print only; do not touch docs/benchmarks/energy.md")
     args = p.parse_args(argv)
+    backends = [b for b in args.backends.split(",") if b]
     torch.set_num_threads(1)
     ids = args.ids or real_ids()
     t0 = time.perf_counter()
-    results = []
+    results: dict[str, list[Any]] = {b: [] for b in backends}
     for cid in ids:
-        r = evaluate_case(CASES[cid], args.backend, rounds=args.rounds, baselines=False)
-        results.append(r)
-        f = r.findings[0] if r.findings else None
-        print(
-            f"{cid}: top1={r.top1} n={r.n_findings} t={r.analysis_s:.1f}s err={r.error} "
-            f"top={f and (f['category'], round(f['ratio'], 3), f['callsites'][:2])}",
-            flush=True,
-        )
-    rows = to_rows(results)
-    summary = summarize(results)
-    RESULTS.mkdir(parents=True, exist_ok=True)
+        for backend in backends:  # both backends on one case back to back: the same load on the machine
+            r = evaluate_case(CASES[cid], backend, rounds=args.rounds, baselines=False)
+            results[backend].append(r)
+            f = r.findings[0] if r.findings else None
+            print(
+                f"{cid} [{backend}]: top1={r.top1} n={r.n_findings} t={r.analysis_s:.1f}s err={r.error} "
+                f"top={f and (f['category'], round(f['ratio'], 3), f['callsites'][:2])}",
+                flush=True,
+            )
     meta = {
         "command": "python benchmarks/energy/real_pairs.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores".strip(),
+        "machine": " ".join(x for x in (platform.machine(), platform.processor(), f"{os.cpu_count()} cores") if x),
         "torch": torch.__version__,
         "transformers": _version("transformers"),
-        "backend": args.backend,
         "total_s": time.perf_counter() - t0,
     }
-    atomic_write(
-        RESULTS / f"real_pairs_{args.backend}.json",
-        json.dumps({"meta": meta, "summary": summary, "rows": rows}, indent=1, default=str),
-    )
-    tab = table(rows, args.backend)
-    print(tab)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for backend in backends:
+        rows, summary = to_rows(results[backend]), summarize(results[backend])
+        atomic_write(
+            RESULTS / f"real_pairs_{backend}.json",
+            json.dumps({"meta": {**meta, "backend": backend}, "summary": summary, "rows": rows}, indent=1, default=str),
+        )
+        tab = table(rows, backend)
+        print(tab)
+        print(json.dumps(summary, indent=1, default=str))
+        label = "modelled energy (CPU time and bytes moved)" if backend == "model" else "CPU time only"
+        parts.append(
+            f"### Backend `{backend}`: {label}\n\n{tab}\n\n"
+            f"Top-1 {_pct(summary['top1'])}, category of the first hit right {_pct(summary['category_acc'])}, "
+            f"control false flags {summary['control_false_flags']}, findings that are hits "
+            f"{_pct(summary['precision'])}, errors {summary['errors'] or 'none'}.\n"
+        )
     if not args.no_doc:
         write_section(
             "## Real libraries\n\n"
             f"`{meta['command'].strip()}`, {meta['date_utc']} UTC, {meta['machine']}, torch {meta['torch']}, "
-            f"transformers {meta['transformers']}, 1 thread, {args.rounds} interleaved rounds per region.\n"
-            f"Backend `{args.backend}`: energy here is MODELLED (no RAPL, no NVML on this machine: CPU time and "
-            "bytes moved, labelled estimated), so the ratios rank regions; they are not joules read from a sensor.\n"
-            "Top-1: the first finding's costly call sites include the culprit function in the library's own "
-            "source; controls must have no finding. Diff time is wall time of `oe.diff` (record, match, replay).\n\n"
-            f"{tab}\n\n"
-            f"Summary: top-1 {summary['top1']}, control false flags {summary['control_false_flags']}, "
-            f"errors {summary['errors']}, total {meta['total_s']:.0f} s.\n"
+            f"transformers {meta['transformers']}, 1 thread, {args.rounds} interleaved rounds per region, "
+            f"{meta['total_s']:.0f} s in all. Energy on this machine is MODELLED: there is no RAPL and no NVML, "
+            "so the `model` backend estimates it from CPU time and bytes moved (labelled estimated); the ratios "
+            "rank regions, they are not joules read from a sensor.\n\n"
+            "Cases: `src/opgraph/energy/cases_real.py` (and the three real pairs kept in `cases.py`). Top-1: the "
+            "first finding's costly call sites include the culprit function in the library's own source (torch.nn "
+            "pairs: the user's call that selects the slow path, see below); controls must have no finding. The "
+            "call site shown is the top finding's first one in a culprit function (its rank among the finding's "
+            "call sites when not the first). Diff time: wall time of `oe.diff` (record, match, replay, diagnose) "
+            "on the shared, busy 2-core machine.\n\n" + "\n".join(parts)
         )
-    print(json.dumps(summary, indent=1, default=str))
     return 0
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
 
 
 def _version(mod: str) -> str | None:

@@ -13,6 +13,9 @@ from opgraph.energy.suite import _hit, case_ids, evaluate_case, summarize  # noq
 
 HF = [cid for cid, c in cases_real.real_cases().items() if c.requires == "transformers"]
 TORCH_ONLY = [cid for cid, c in cases_real.real_cases().items() if c.requires is None]
+#: Waste inside one fused kernel (the same bytes in and out): invisible to the work backend's byte count, so only
+#: the benchmark (time and model backends) scores these; the ops test below checks the pair itself.
+KERNEL_ONLY = {"nn-encoder-empty-pad-mask"}
 
 
 def _outputs(case):
@@ -79,6 +82,9 @@ def test_slow_path_really_taken():
     a, b, inputs, _ = CASES["nn-encoder-train-mode"].build("cpu")
     assert "aten::_transformer_encoder_layer_fwd" in ops(b, inputs)
     assert "aten::_transformer_encoder_layer_fwd" not in ops(a, inputs)
+    a, b, inputs, _ = CASES["nn-encoder-empty-pad-mask"].build("cpu")
+    assert not inputs[1].any()  # the mask masks nothing
+    assert "aten::masked_fill_" in ops(a, inputs) and "aten::masked_fill_" not in ops(b, inputs)
     a, b, inputs, _ = CASES["nn-mha-need-weights"].build("cpu")
     slow, fast = ops(a, inputs), ops(b, inputs)
     assert "aten::_softmax" in slow and "aten::_softmax" not in fast
@@ -99,7 +105,7 @@ def _check(cid, backend):
     return res
 
 
-@pytest.mark.parametrize("cid", TORCH_ONLY)
+@pytest.mark.parametrize("cid", [c for c in TORCH_ONLY if c not in KERNEL_ONLY])
 def test_torch_pair_diagnosis(cid, work_backend):
     _check(cid, work_backend)
 
@@ -120,3 +126,23 @@ def test_hf_control_and_generate(work_backend):
     results = [_check(cid, work_backend) for cid in ("control-hf-llama-mlp", "hf-llama-generate-nocache")]
     s = summarize(results)
     assert s["control_false_flags"] == 0 and s["top1"] == 1.0
+
+
+@pytest.mark.xfail(
+    strict=True, raises=RuntimeError, reason="recorder: NestedTensorImpl has no sizes (recorder._tensor_meta); see docs"
+)
+def test_nested_tensor_encoder_records():
+    """nn.TransformerEncoder with a padding mask in eval converts to a nested tensor; recording it must work."""
+    from opgraph.energy import record
+
+    layer = torch.nn.TransformerEncoderLayer(32, 2, 64, dropout=0.0, batch_first=True)
+    enc = torch.nn.TransformerEncoder(layer, 1).eval()
+    pad = torch.zeros(2, 8, dtype=torch.bool)
+    pad[1, 6:] = True
+
+    def f(x):
+        with torch.no_grad():
+            return enc(x, src_key_padding_mask=pad)
+
+    run = record(f, torch.randn(2, 8, 32))
+    assert any(n.op == "aten::_nested_tensor_from_mask" for n in run.graph.nodes)

@@ -289,6 +289,26 @@ def _mha_need_weights(device: str) -> Build:
     return need_weights_call, b, (torch.randn(4, 256, 128, device=dev),), None
 
 
+def _encoder_empty_pad_mask(device: str) -> Build:
+    import torch
+
+    dev = _seed(device)
+    layer = torch.nn.TransformerEncoderLayer(128, 4, 256, dropout=0.0, batch_first=True)
+    # enable_nested_tensor=False keeps both sides dense (the recorder cannot record nested tensors yet)
+    enc = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).to(dev).eval()
+
+    def empty_mask_call(x: Any, pad: Any) -> Any:
+        with torch.no_grad():
+            return enc(x, src_key_padding_mask=pad)  # a padding mask that masks nothing: masked-softmax path
+
+    def b(x: Any, pad: Any) -> Any:
+        with torch.no_grad():
+            return enc(x)
+
+    x = torch.randn(8, 128, 128, device=dev)
+    return empty_mask_call, b, (x, torch.zeros(8, 128, dtype=torch.bool, device=dev)), None
+
+
 #: The recorder attributes an op to the first frame outside torch, so for torch.nn pairs the finding names the
 #: user's line that selects the slow path (``cases_real.py:<call>``); torch's own functions are listed as well
 #: for a recorder that keeps library frames.
@@ -401,10 +421,20 @@ def real_cases() -> dict[str, Case]:
                 culprit_sites=_TORCH_SLOW_PATH,
             ),
             Case(
+                "nn-encoder-empty-pad-mask",
+                "pytorch-94428 (fast path slower with src_key_padding_mask)",
+                "waste",
+                "api_misuse",
+                None,
+                _encoder_empty_pad_mask,
+                "nn.TransformerEncoder (eval fast path): an all-False src_key_padding_mask vs no mask",
+                culprit_sites=("cases_real.py:empty_mask_call", "transformer.py:forward"),
+            ),
+            Case(
                 "nn-mha-need-weights",
                 "torch.nn MultiheadAttention default",
                 "waste",
-                "api_misuse",
+                "redundant",  # weights computed and averaged over heads, then thrown away by the caller
                 None,
                 _mha_need_weights,
                 "nn.MultiheadAttention off the fast path: need_weights=True (default) vs False (SDPA)",
