@@ -146,3 +146,15 @@ def test_nested_tensor_encoder_records():
 
     run = record(f, torch.randn(2, 8, 32))
     assert any(n.op == "aten::_nested_tensor_from_mask" for n in run.graph.nodes)
+
+
+def test_recorder_keeps_the_fast_path():
+    """Recording must not knock the fast side off torch's fast path (module hooks would: transformer.py checks)."""
+    from opgraph.energy import record
+
+    for cid in ("nn-encoder-train-mode", "nn-encoder-empty-pad-mask"):
+        a, b, inputs, _ = CASES[cid].build("cpu")
+        ops_b = {n.op for n in record(b, inputs).graph.nodes}
+        ops_a = {n.op for n in record(a, inputs).graph.nodes}
+        assert "aten::_transformer_encoder_layer_fwd" in ops_b, cid
+        assert cid != "nn-encoder-train-mode" or "aten::_transformer_encoder_layer_fwd" not in ops_a
