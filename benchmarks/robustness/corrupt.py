@@ -155,6 +155,13 @@ for the structure of a report before use, and checkpoints load with `weights_onl
 after every zip member's CRC-32 is verified (`opgraph/_base/zipcheck.py`: `torch.load` does not check it, and
 before that check a flipped tensor byte loaded an ffa run with other weights).
 
+Found by this suite and fixed (before the fixes these rows had failures): `LazyConfigFeat` served rows of a
+damaged member because seeking skips zip's CRC check (6 silent wrong loads in 200 with the check disabled);
+torch checkpoints have no CRC check either (a flipped tensor byte loaded an ffa run with other weights, a
+flipped byte in a perf checkpoint's config gave a `TypeError`); an energy `graph.json` whose `wall_s` is a list
+gave a `TypeError` (3 in 200 JSON-shape mutations); a `report.json` that is a list or whose sections, figures or
+tables have the wrong type gave `AttributeError`/`KeyError`/`TypeError`.
+
 Reading the table: *valid-other* is large for the JSON files because they carry no checksum: a value changed
 to another value of the right type (a title, a node's recorded time) is a valid file with other content, and
 the loaders cannot tell it from the original. An energy run's `values.pt` is bound to its `graph.json` by a

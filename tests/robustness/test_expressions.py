@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from opgraph.graph.expr import MAX_DEPTH, ExpressionError, compile_expression
 
@@ -83,3 +85,17 @@ def test_api_tuple_gives_every_output():
 
     a, b = evaluate(lambda x: (x, x * 2), d.Normal(0, 1), atoms=64)
     assert b.std() == pytest.approx(2 * a.std(), rel=1e-9)
+
+
+_TOKENS = ["x", "y", "9", "10", "1e308", "0", "**", "*", "+", "-", "/", "(", ")", ",", " ", "sin(", "pi", ".", "<"]
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(_TOKENS), max_size=25).map("".join))
+def test_any_token_soup_compiles_or_raises_expression_error(text):
+    # Never another exception and never a hang: constant subexpressions are bounded before compile().
+    try:
+        fn, names = compile_expression(text)
+    except ExpressionError:
+        return
+    assert all(n.isidentifier() for n in names)

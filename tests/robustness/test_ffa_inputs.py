@@ -102,3 +102,22 @@ def test_train_and_eval_report_the_same_accuracy_and_out_is_not_overwritten(tmp_
     assert (tmp_path / "run" / "history.json").read_text() == before
     code, _, err = cli_run(*args, "--n-train", "100", "--out", run, "--overwrite")
     assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--hidden", "0"], "--hidden '0'"),
+        (["--hidden", "abc"], "--hidden 'abc'"),
+        (["--width", "0", "--model", "asym_resnet10"], "--width 0"),
+        (["--device", "nonsense"], "not a torch device"),
+    ],
+)
+def test_bad_model_and_device_options_are_refused(tmp_path, cli_error, args, needle):
+    import torch
+
+    src = _npz(tmp_path / "d.npz")
+    base = ["ffa", "train", "--data", src, "--model", "mlp", "--epochs", "1", "--out", str(tmp_path / "r")]
+    cli_error(*base, *args, needles=(needle,))
+    if not torch.cuda.is_available():
+        cli_error(*base, "--device", "cuda", needles=("no CUDA device",))

@@ -209,3 +209,15 @@ def test_lazy_rows_of_a_corrupt_member_are_refused(tmp_path):
     lazy = load_graph(path, lazy=True).node_config_feat
     with pytest.raises(SchemaError, match="CRC"):
         lazy[0]
+
+
+def test_factory_returning_a_non_module_is_refused(tmp_path):
+    pytest.importorskip("torch")
+    from opgraph.perf.errors import PerfError
+
+    factory = tmp_path / "f.py"
+    factory.write_text("def make():\n    return (lambda x: x), (1,)\n")
+    from opgraph.perf.cli import load_factory
+
+    with pytest.raises(PerfError, match="must return a torch nn.Module"):
+        load_factory(f"{factory}:make")

@@ -47,6 +47,9 @@ def _set(path, value):
         (_set(["sections", 0, "tables", 0, "rows"], [[1, 2]]), "rows[0] must be a list of 1 cells"),
         (_set(["sections", 0, "data"], []), "data must be an object"),
         (_set(["title"], 5), "'title' must be a string"),
+        (_set(["sections", 0, "links"], 2.2e-16), "links must be an object of strings"),
+        (_set(["sections", 0, "links"], {"docs": [1]}), "links must be an object of strings"),
+        (_set(["sections", 0, "command"], []), "command must be a string"),
     ],
 )
 def test_wrong_shape_is_one_line(report_dir, cli_error, change, needle):

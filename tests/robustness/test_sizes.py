@@ -66,3 +66,13 @@ def test_estimate_scales_with_grid():
 def test_function_returning_nothing_is_refused():
     with pytest.raises(DistError, match="returns nothing"):
         evaluate(lambda x: (), d.Normal(0, 1))
+
+
+@pytest.mark.parametrize(("mu", "sigma"), [(0, 50), (0, 19), (800, 1), (-800, 1)])
+def test_lognormal_with_overflowing_moments_is_refused(cli_error, mu, sigma):
+    cli_error("dcg", "x", "--var", f"x=lognormal:{mu},{sigma}", "--plot", "", needles=("overflow a float",))
+
+
+def test_lognormal_within_range_still_works():
+    r = evaluate(lambda x: x, d.LogNormal(0, 1), atoms=64)
+    assert r.mean() == pytest.approx(1.6487, rel=1e-2)

@@ -681,6 +681,12 @@ class LogNormal(Continuous):
     def __init__(self, mu: float = 0.0, sigma: float = 1.0) -> None:
         self.mu = _check_param("mu", mu)
         self.sigma = _check_param("sigma", sigma, positive=True)
+        # E[X^2] = exp(2 mu + 2 sigma^2) must be a float (709 is log of the largest one), and exp(mu) nonzero.
+        if abs(self.mu) > 700 or self.mu + self.sigma**2 > 354:
+            raise DistError(
+                f"LogNormal(mu={mu}, sigma={sigma}): its moments overflow a float (need |mu| <= 700 and "
+                "mu + sigma**2 <= 354); rescale the variable"
+            )
         super().__init__(0.0, math.exp(self.mu))
 
     def _ln(self, z: np.ndarray) -> np.ndarray:

@@ -984,3 +984,9 @@ CASES: dict[str, Case] = {
 
 #: Cases that only make sense on a GPU (skipped on CPU).
 GPU_ONLY = frozenset({"tf32-off"})
+
+# Real-library pairs (transformers, torch.nn) live in cases_real.py; ids already above are kept.
+from opgraph.energy.cases_real import real_cases  # noqa: E402  (cases_real imports Case from here lazily)
+
+for _cid, _case in real_cases().items():
+    CASES.setdefault(_cid, _case)

@@ -24,10 +24,18 @@ def _floats(text: str) -> list[float]:
 
 def _model_kwargs(model: str, width: int, hidden: str, ds: Any) -> dict[str, Any]:
     c, h, _ = ds.image_shape
+    if width < 1:
+        raise FFAError(f"--width {width} must be >= 1 (base channels; 64 is the paper's size)")
     if model == "mlp":
+        try:
+            widths = [int(v) for v in hidden.split(",")]
+        except ValueError:
+            widths = []
+        if not widths or min(widths) < 1:
+            raise FFAError(f"--hidden {hidden!r} must be comma-separated widths >= 1, e.g. 256,256")
         return {
             "in_features": int(c * h * h),
-            "hidden": [int(v) for v in hidden.split(",")],
+            "hidden": widths,
             "n_classes": ds.n_classes,
             "input_shape": list(ds.image_shape),
         }
@@ -221,6 +229,8 @@ def eval_cmd(
     from opgraph.report import Figure, Section, write_report
 
     res = load_run(run_dir, device=device)
+    if n < 1 or iterations < 0:
+        raise FFAError(f"--n {n} must be >= 1 and --iterations {iterations} >= 0")
     cfg = res.config
     src = data_src or cfg.get("data_source")
     if not src:

@@ -151,7 +151,13 @@ class TrainResult:
 def _device(device: str | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise FFAError(f"device={device!r} is not a torch device ({exc}); use cpu, cuda or auto") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise FFAError(f"device={device!r}: no CUDA device is available here; use --device cpu (or auto)")
+    return dev
 
 
 def _tensors(data: Any, dev: torch.device, shape: tuple[int, ...]) -> tuple[torch.Tensor, ...]:

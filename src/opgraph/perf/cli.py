@@ -50,6 +50,8 @@ def load_factory(spec: str) -> tuple[Any, tuple[Any, ...]]:
     if not (isinstance(out, tuple) and len(out) == 2):
         raise PerfError(f"MODEL {spec!r}: {name}() must return (nn.Module, example_inputs tuple)")
     module, example = out
+    if not callable(getattr(module, "eval", None)):
+        raise PerfError(f"MODEL {spec!r}: {name}() must return a torch nn.Module first, got {type(module).__name__}")
     if not isinstance(example, tuple | list):
         example = (example,)
     module.eval()

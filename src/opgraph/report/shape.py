@@ -37,6 +37,13 @@ def check_report_shape(path: Path) -> None:
             need(isinstance(s.get(key), str), f"{where}.{key}", "a string")
         need(isinstance(s.get("summary", ""), str), f"{where}.summary", "a string")
         need(isinstance(s.get("data", {}), dict), f"{where}.data", "an object")
+        need(isinstance(s.get("command", ""), str), f"{where}.command", "a string")
+        links = s.get("links", {})
+        need(
+            isinstance(links, dict) and all(isinstance(v, str) for v in links.values()),
+            f"{where}.links",
+            "an object of strings",
+        )
         notes = s.get("notes", [])
         need(isinstance(notes, list) and all(isinstance(n, str) for n in notes), f"{where}.notes", "a list of strings")
         figures = s.get("figures", [])
