@@ -101,7 +101,8 @@ def collect(
 
     if configs < 2:
         raise click.UsageError("--configs must be >= 2")
-    _at_least(1, zoo=n_zoo, rounds=rounds, reps=reps)
+    _at_least(0 if real_sizes else 1, zoo=n_zoo)  # --zoo 0 --real SIZES: real models only
+    _at_least(1, rounds=rounds, reps=reps)
     settings = MeasureSettings(rounds=rounds, reps=reps)
     con = _console()
     real: list[Any] = []
