@@ -774,12 +774,17 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
 
 
 def _kept_sections(path: Path) -> str:
-    """The sections other scripts write into the same file between markers (uq.py, pba_anchor.py): kept."""
+    """The sections other scripts write into the same file between markers (band_vs_pba.py, uq.py, pba_anchor.py)."""
     if not path.exists():
         return ""
     text = path.read_text()
     kept = []
-    for begin, end in (("<!-- uq:begin", "<!-- uq:end -->"), ("<!-- pba:begin", "<!-- pba:end -->")):
+    markers = (
+        ("<!-- band-vs-pba:start", "<!-- band-vs-pba:end -->"),
+        ("<!-- uq:begin", "<!-- uq:end -->"),
+        ("<!-- pba:begin", "<!-- pba:end -->"),
+    )
+    for begin, end in markers:
         if begin in text and end in text:
             kept.append(begin + text.split(begin, 1)[1].split(end, 1)[0] + end + "\n")
     return "".join("\n" + k for k in kept)

@@ -465,19 +465,26 @@ def limited(fn: Callable[[], Any], limit_s: float) -> tuple[str, float, Any]:
     return status, time.process_time() - t0, out
 
 
-def timed_median(fn: Callable[[], Any], repeats: int = 3, fast_s: float = 0.3) -> tuple[float, Any]:
-    """CPU seconds of ``fn`` (median of ``repeats`` when one call takes under ``fast_s``) and its last result."""
+def timed_median(fn: Callable[[], Any], min_total: float = 0.25, max_reps: int = 200) -> tuple[float, Any]:
+    """CPU seconds per call of ``fn`` and its last result.
+
+    The process CPU clock ticks in 4 ms steps on this VM, so a call under ``min_total`` seconds is repeated until
+    the repetitions add up to ``min_total`` (at most ``max_reps`` calls) and the mean is returned.
+    """
     t0 = time.process_time()
     out = fn()
-    first = time.process_time() - t0
-    if first >= fast_s:
-        return first, out
-    ts = [first]
-    for _ in range(repeats - 1):
-        t0 = time.process_time()
+    total = time.process_time() - t0
+    if total >= min_total:
+        return total, out
+    reps = 0
+    t0 = time.process_time()
+    while reps < max_reps:
         out = fn()
-        ts.append(time.process_time() - t0)
-    return float(np.median(ts)), out
+        reps += 1
+        total = time.process_time() - t0
+        if total >= min_total:
+            break
+    return total / reps, out
 
 
 def peak_mb(fn: Callable[[], Any], limit_s: float) -> float | None:
@@ -501,6 +508,10 @@ def dcg_row(case: UQCase, ref: Reference, limit_s: float, **kw: Any) -> dict[str
     row: dict[str, Any] = {"status": status, "time_s": t}
     if r is None:
         return row
+    if t < 0.2:  # below the clock's resolution: re-time by repetition (same call, deterministic result)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            row["time_s"], _ = timed_median(lambda: od.evaluate(case.fn, *case.dcg_inputs(), **kw))
     w1 = ref.w1(r.atoms, r.weights)
     info = r.info
     row.update(
@@ -529,7 +540,7 @@ def run_dcg(case: UQCase, ref: Reference, limit_s: float, sweep_s: float, quick:
     for eps in EPS:
         row = dcg_row(case, ref, limit_s, target_w1=eps * ref.std)
         row["eps"] = eps
-        if row["status"] == "ok" and row["time_s"] < limit_s / 6:
+        if row["status"] == "ok" and row["time_s"] < limit_s / 3:
             row["peak_mb"] = peak_mb(
                 lambda eps=eps: od.evaluate(case.fn, *case.dcg_inputs(), target_w1=eps * ref.std), limit_s
             )
@@ -612,6 +623,29 @@ def run_openturns(case: UQCase, ref: Reference, budget_s: float, quick: bool) ->
     return _qmc_like(go, range(8, 15 if quick else 19, 2), ref, budget_s)
 
 
+def retime(path: Path, args: Any) -> None:
+    """Re-run the baselines and re-time the opgraph.dcg rows under 0.2 s of a results JSON (in place)."""
+    from tqdm import tqdm
+
+    res_all = json.loads(path.read_text())
+    cases = {c.id: c for c in make_cases()}
+    for cid in tqdm(list(res_all), desc="re-time"):
+        case, res = cases[cid], res_all[cid]
+        ref = load_reference(case)
+        std = ref.std
+        rows = [({"target_w1": float(k) * std}, r) for k, r in res["dcg"]["target"].items()]
+        rows += [({"atoms": r["atoms"]}, r) for r in res["dcg"]["sweep"]]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for kw, r in rows:
+                if r.get("status") == "ok" and r["time_s"] < 0.2:
+                    r["time_s"], _ = timed_median(lambda kw=kw, c=case: od.evaluate(c.fn, *c.dcg_inputs(), **kw))
+        res["numpy_mc"] = run_mc(case, ref, args.budget, args.quick)
+        res["sobol_qmc"] = run_qmc(case, ref, args.budget, args.quick)
+        res["openturns"] = run_openturns(case, ref, args.budget, args.quick)
+        path.write_text(json.dumps(res_all, default=str, indent=1))
+
+
 def run_case(case: UQCase, args: Any) -> dict[str, Any]:
     ref = load_reference(case)
     res: dict[str, Any] = {
@@ -658,6 +692,21 @@ def _cert_time(row: dict[str, Any]) -> str:
     if row.get("met"):
         return fmt(row["time_s"])
     return f"missed: {fmt(row['bound'] / row['eps'] / row['_std'])} x eps ({fmt(row['time_s'])} s)"
+
+
+def _how(res: dict[str, Any]) -> str:
+    """How the target_w1 calls answered, and up to which fixed atom count the grid stays certified."""
+    kinds = []
+    for r in res["dcg"]["target"].values():
+        if r.get("status") != "ok":
+            kinds.append("timeout")
+        elif not r["certified"]:
+            kinds.append("QMC fallback")
+        else:
+            kinds.append("certified" if math.isfinite(r["bound"]) else "certified, inf")
+    grid = [r["atoms"] for r in res["dcg"]["sweep"] if r.get("status") == "ok" and r["certified"]]
+    tail = f"; grid up to {max(grid)} atoms/input" if grid else "; no certified grid"
+    return " / ".join(kinds) + tail
 
 
 def summarise(cid: str, res: dict[str, Any]) -> dict[str, Any]:
@@ -707,8 +756,9 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
         f"Machine: {cpu}, {os.cpu_count()} cores shared with other jobs, Python {platform.python_version()}, "
         f"NumPy {np.__version__}. Date: {_dt.datetime.now(_dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}. No GPU.  ",
         f"Per-call limit {args.limit:g} CPU s (then `timeout`); fixed-atoms sweeps 2, 4, 8, ... atoms per input "
-        f"stop after {args.sweep:g} CPU s; times are CPU seconds of one call (median of 3 "
-        "when a call takes under 0.3 s; opgraph.dcg calls once, after a 2-atom warm-up call).",
+        f"stop after {args.sweep:g} CPU s; times are process CPU seconds per call (this VM's CPU clock ticks in "
+        "4 ms steps, so calls under 0.2-0.25 s are repeated until the repetitions add up to 0.25 s and the mean is "
+        "reported; opgraph.dcg calls follow a 2-atom warm-up call of the same program).",
         *([args.note] if args.note else []),
         "",
         "Accuracy is relative: eps x (output std). *target* = `od.evaluate(fn, *inputs, target_w1=eps * std)`. "
@@ -716,11 +766,11 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
         "over its true W1. *MC expected* = EMCC samples (c / (eps std))^2 at the measured NumPy cost per sample "
         "(c = sqrt(2/pi) integral sqrt(F(1-F)) of the reference). *QMC* / *OpenTURNS*: the first size 2^8, 2^10, "
         "... whose one scrambled Sobol (OpenTURNS: randomised Sobol, PythonFunction) sample has W1 <= eps std. "
-        "*peak MiB*: tracemalloc peak of the target calls (a separate run; – when a call took over 1/6 of the "
+        "*peak MiB*: tracemalloc peak of the target calls (a separate run; – when a call took over 1/3 of the "
         "limit). *ref err*: the reference's own W1 error (estimate) / std; *ref-limited*: the true W1 of that row is "
         "below twice the reference error, so the ratio is uncertain.",
         "",
-        "| case | inputs | finite bound? | bound/true | target 1e-2 | target 1e-3 | certified or QMC fallback "
+        "| case | inputs | finite bound? | bound/true | target 1e-2 | target 1e-3 | certified or QMC fallback (target 1e-2 / 1e-3) "
         "| peak MiB | MC expected 1e-2 / 1e-3 (s) | QMC 1e-2 / 1e-3 (s) | OpenTURNS 1e-2 / 1e-3 (s) | ref err / std |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -732,7 +782,7 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
         mc = res["numpy_mc"]["expected_s"]
         qm = res["sobol_qmc"]["time_to"]
         ot_ = res["openturns"]["time_to"] if res.get("openturns") else None
-        how = "fallback" if s["fallback"] else "certified"
+        how = _how(res)
         lines.append(
             f"| {cid}: {res['title']} | {res['inputs']} ({', '.join(res['laws'])}) | {fmt(s['finite'])} "
             f"| {fmt(s['ratio'])}{' (ref-limited)' if s['ref_limited'] else ''} | {_cert_time(tg['0.01'])} | {_cert_time(tg['0.001'])} | {how} "
@@ -759,7 +809,9 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
         "Against the issue's targets (measured today):",
         "",
         f"- finite: {sum(s['finite'] for s in summary.values())}/{n} cases have a finite certified bound at some "
-        "setting (every output here has a finite mean).",
+        "setting. Every output here has a finite mean, or (borehole's Normal r_w under a log, the undamped "
+        "oscillator's Normal m, c1, c2 under sqrt and division) is undefined only on an event of probability "
+        "below 1e-9: the issue's explicit-truncation case.",
         f"- tight: bound/true median {fmt(float(np.median(ratios))) if ratios else '–'} over {len(ratios)} cases "
         f"with a finite bound, max {fmt(max(ratios)) if ratios else '–'} (target: median <= 3, none above 30).",
         f"- certified fast: eps = 1e-2 certified in <= 1 s on {fast2}/{n}; eps = 1e-3 within 1 s (<= 3 inputs) "
@@ -817,17 +869,27 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short sweeps (smoke run)")
     ap.add_argument("--only", default="", help="comma-separated case ids")
-    ap.add_argument("--limit", type=float, default=60.0, help="CPU seconds per opgraph.dcg call (then 'timeout')")
-    ap.add_argument("--sweep", type=float, default=30.0, help="CPU seconds for a case's fixed-atoms sweep")
-    ap.add_argument("--budget", type=float, default=5.0, help="CPU seconds of the largest MC / QMC run")
+    ap.add_argument("--limit", type=float, default=30.0, help="CPU seconds per opgraph.dcg call (then 'timeout')")
+    ap.add_argument("--sweep", type=float, default=15.0, help="CPU seconds for a case's fixed-atoms sweep")
+    ap.add_argument("--budget", type=float, default=2.0, help="CPU seconds of the largest MC / QMC run")
     ap.add_argument("--references-only", action="store_true", help="compute and cache the references, then stop")
     ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from docs/benchmarks/dcg_uq.json")
+    ap.add_argument("--out-json", default="", help="write this run's results here and no markdown (for shards)")
+    ap.add_argument("--retime", default="", help="re-run MC/QMC/OpenTURNS and re-time fast opgraph.dcg rows of a JSON")
+    ap.add_argument("--merge", nargs="*", default=[], help="with --report-only: shard JSON files to merge")
     ap.add_argument("--command", default="", help="the command line printed in the report")
     ap.add_argument("--note", default="", help="a line for the report header")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
+    if args.retime:
+        retime(Path(args.retime), args)
+        return
     if args.report_only:
-        write_markdown(json.loads((ROOT / "docs" / "benchmarks" / "dcg_uq.json").read_text()), args)
+        merged: dict[str, Any] = {}
+        for f in args.merge or [str(ROOT / "docs" / "benchmarks" / "dcg_uq.json")]:
+            merged.update(json.loads(Path(f).read_text()))
+        order = [c.id for c in make_cases()]
+        write_markdown({k: merged[k] for k in order if k in merged}, args)
         return
     cases = make_cases()
     if args.only:
@@ -841,13 +903,16 @@ def main(argv: list[str] | None = None) -> None:
         return
     results: dict[str, Any] = {}
     old = ROOT / "docs" / "benchmarks" / "dcg_uq.json"
-    if args.only and old.exists():
+    if args.only and old.exists() and not args.out_json:
         results = json.loads(old.read_text())
     bar = tqdm(cases, desc="UQ cases")
     for case in bar:
         bar.set_postfix_str(case.id)
         results[case.id] = run_case(case, args)
     order = [c.id for c in make_cases()]
+    if args.out_json:
+        Path(args.out_json).write_text(json.dumps(results, default=str, indent=1))
+        return
     write_markdown({k: results[k] for k in order if k in results}, args)
 
 
