@@ -156,3 +156,16 @@ def test_profile_exports(tmp_path):
     assert json.loads(prof.to_perfetto(tmp_path / "p.json").read_text())["traceEvents"]
     assert "aten::gelu" in prof.to_folded(tmp_path / "p.folded").read_text()
     assert prof.to_json(tmp_path / "p.j").exists() and prof.table() is not None
+
+
+@pytest.mark.parametrize("rounds", [0, -1, 2.5])
+def test_rounds_below_one_is_a_one_line_error(rounds):
+    # `energy diff --rounds 0` divided by zero deep in the replay.
+    import torch
+
+    from opgraph.energy import diff
+    from opgraph.energy.errors import EnergyError
+
+    x = torch.ones(4)
+    with pytest.raises(EnergyError, match="rounds"):
+        diff(lambda t: t * 2, lambda t: t + t, (x,), rounds=rounds)

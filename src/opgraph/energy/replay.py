@@ -19,6 +19,7 @@ import numpy as np
 from opgraph.energy.backends import Backend, Sample
 from opgraph.energy.errors import EnergyError
 from opgraph.energy.recorder import _UNRECORDED, Run, decode_leaf, resolve_op
+from opgraph.measure import median_ratio_ci
 
 
 class RegionRunner:
@@ -178,16 +179,17 @@ def _finite(x: float) -> float | str:
 
 
 def median_ci(ratios: Sequence[float], *, seed: int = 0, n_boot: int = 2000) -> tuple[float, tuple[float, float]]:
-    """Median of ``ratios`` (on a log scale) and its 95% percentile-bootstrap interval."""
-    r = np.asarray([x for x in ratios if x > 0 and math.isfinite(x)], dtype=float)
-    if r.size == 0:
+    """Median of ``ratios`` (on a log scale) and its 95% percentile-bootstrap interval.
+
+    A thin adapter over the shared :func:`opgraph.measure.median_ratio_ci` (``scipy.stats.bootstrap``), keeping the
+    conventions the differ relies on: no usable ratio gives ``inf`` and one ratio a point interval.
+    """
+    ci = median_ratio_ci(ratios, n_resamples=n_boot, seed=seed)
+    if ci.n == 0:
         return math.inf, (math.inf, math.inf)
-    logs = np.log(r)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, logs.size, size=(n_boot, logs.size))
-    meds = np.median(logs[idx], axis=1)
-    lo, hi = np.percentile(meds, [2.5, 97.5])
-    return float(np.exp(np.median(logs))), (float(np.exp(lo)), float(np.exp(hi)))
+    if ci.n == 1:
+        return ci.median, (ci.median, ci.median)
+    return ci.median, (ci.low, ci.high)
 
 
 def calibrate_reps(fn: Callable[[], Any], backend: Backend, target_s: float) -> int:
