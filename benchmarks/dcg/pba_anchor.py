@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import sys
 import warnings
 from collections.abc import Callable
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from opgraph._base.jsonio import write_json
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -235,7 +236,7 @@ def write_markdown(res: dict[str, Any]) -> None:
     from opgraph.graph.io import atomic_write
 
     atomic_write(path, text)
-    atomic_write(path.with_name("dcg_pba.json"), json.dumps(res, indent=1))
+    write_json(path.with_name("dcg_pba.json"), res)
     print(f"wrote {path}")
 
 

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import references as R  # noqa: E402
 
 from opgraph import dcg as od  # noqa: E402
+from opgraph._base.jsonio import write_json
 from opgraph.dcg.w1 import w1_to_cdf  # noqa: E402
 
 warnings.simplefilter("ignore")
@@ -769,7 +770,7 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
     from opgraph.graph.io import atomic_write
 
     atomic_write(out, "\n".join(lines) + "\n" + _kept_sections(out))
-    atomic_write(out.with_suffix(".json"), json.dumps(results, default=str, indent=1))
+    write_json(out.with_suffix(".json"), results)
     print(f"wrote {out}")
 
 

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from opgraph import dcg as od
+from opgraph._base.jsonio import write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 REF_CACHE = Path(__file__).with_name("uq_references.json")
@@ -428,9 +429,8 @@ def load_reference(
         "seconds": round(time.perf_counter() - t0, 1),
         "atoms": encode_atoms(ref.atoms),
     }
-    from opgraph.graph.io import atomic_write
 
-    atomic_write(REF_CACHE, json.dumps(cache, indent=None, separators=(",", ":")))
+    write_json(REF_CACHE, cache, indent=None)
     return ref
 
 
@@ -643,7 +643,7 @@ def retime(path: Path, args: Any) -> None:
         res["numpy_mc"] = run_mc(case, ref, args.budget, args.quick)
         res["sobol_qmc"] = run_qmc(case, ref, args.budget, args.quick)
         res["openturns"] = run_openturns(case, ref, args.budget, args.quick)
-        path.write_text(json.dumps(res_all, default=str, indent=1))
+        write_json(path, res_all)
 
 
 def run_case(case: UQCase, args: Any) -> dict[str, Any]:
@@ -861,7 +861,7 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
     from opgraph.graph.io import atomic_write
 
     atomic_write(path, text)
-    atomic_write(path.with_name("dcg_uq.json"), json.dumps(results, default=str, indent=1))
+    write_json(path.with_name("dcg_uq.json"), results)
     print(f"wrote {path}")
 
 
@@ -911,7 +911,7 @@ def main(argv: list[str] | None = None) -> None:
         results[case.id] = run_case(case, args)
     order = [c.id for c in make_cases()]
     if args.out_json:
-        Path(args.out_json).write_text(json.dumps(results, default=str, indent=1))
+        write_json(Path(args.out_json), results)
         return
     write_markdown({k: results[k] for k in order if k in results}, args)
 

@@ -7,13 +7,13 @@ Writes ``gpu_subset.json`` into DIR; ``benchmarks/energy/run.py`` folds it into 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
 
 import torch
 
+from opgraph._base.jsonio import write_json
 from opgraph.energy.backends import NvmlBackend, TimeBackend
 from opgraph.energy.cases import CASES
 from opgraph.energy.suite import case_ids, evaluate_case
@@ -85,7 +85,7 @@ def main() -> None:
                 print("   ", f, flush=True)
             out["results"][name] = rows
             Path(args.out).mkdir(parents=True, exist_ok=True)
-            (Path(args.out) / "gpu_subset.json").write_text(json.dumps(out, indent=1, default=str))
+            write_json(Path(args.out) / "gpu_subset.json", out)
     del differ
 
 

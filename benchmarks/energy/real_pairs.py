@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from opgraph._base.jsonio import dumps
 from opgraph.energy.cases import CASES
 from opgraph.energy.cases_real import real_cases
 from opgraph.energy.suite import _hit, case_ids, evaluate_case, summarize, to_rows
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         tab = table(rows, backend)
         print(tab)
-        print(json.dumps(summary, indent=1, default=str))
+        print(dumps(summary))
         label = "modelled energy (CPU time and bytes moved)" if backend == "model" else "CPU time only"
         parts.append(
             f"### Backend `{backend}`: {label}\n\n{tab}\n\n"

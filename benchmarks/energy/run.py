@@ -26,13 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from opgraph._base.jsonio import dumps, write_json
 from opgraph._base.provenance import machine as base_machine
 from opgraph.energy.cases import CASES
 from opgraph.energy.differ import diff
 from opgraph.energy.recorder import record
 from opgraph.energy.replay import median_ci
 from opgraph.energy.suite import case_ids, run_suite, summarize, to_rows
-from opgraph.graph.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -702,9 +702,9 @@ def remeasure_overhead(args: argparse.Namespace) -> None:
     o["command"] = cmd
     o["earlier"] = earlier
     data["overhead"] = o
-    atomic_write(saved, json.dumps(data, indent=1, default=str))
+    write_json(saved, data)
     write_md(data, Path(args.out))
-    print(json.dumps(o, indent=1, default=str))
+    print(dumps(o))
 
 
 def main() -> None:
@@ -763,7 +763,7 @@ def main() -> None:
     if gpu_file.exists():
         data["gpu"] = json.loads(gpu_file.read_text())
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cpu_suite.json").write_text(json.dumps(data, indent=1, default=str))
+    write_json(RESULTS / "cpu_suite.json", data)
     write_md(data, Path(args.out))
     print(
         json.dumps(

@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 from opgraph import ffa  # noqa: E402
+from opgraph._base.jsonio import dumps
 from opgraph.ffa import figures  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def main() -> None:
         "budget_s_per_method": args.budget_s,
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
     }
-    print(json.dumps(info), flush=True)
+    print(dumps(info), flush=True)
     ds = ffa.data.load(args.data, n_train=args.n_train)
     runs = {}
     results = {}

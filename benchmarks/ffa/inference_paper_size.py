@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from opgraph import ffa  # noqa: E402
+from opgraph._base.jsonio import dumps, write_json
 from opgraph.ffa import figures  # noqa: E402
 from opgraph.ffa.analysis import occlusion_mask  # noqa: E402
-from opgraph.graph.io import atomic_write  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -90,8 +90,8 @@ def main() -> None:
         fig.savefig(HERE / "results" / "gpu-h100-ffa-inference.png", dpi=70)
     fig2 = figures.image_grid(imag_rows, title="paper-size FFA: imagination, one row per class")
     fig2.savefig(HERE / "results" / "gpu-h100-ffa-imagine.png", dpi=60)
-    atomic_write(HERE / "results" / "gpu-h100-ffa-inference.json", json.dumps(out, indent=1))
-    print(json.dumps(out, indent=1))
+    write_json(HERE / "results" / "gpu-h100-ffa-inference.json", out)
+    print(dumps(out))
 
 
 if __name__ == "__main__":

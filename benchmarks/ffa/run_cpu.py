@@ -12,7 +12,6 @@ under 15 minutes on 2 shared cores); the JSON records epochs done, wall and CPU 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -23,9 +22,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from opgraph import ffa  # noqa: E402
+from opgraph._base.jsonio import write_json
 from opgraph._base.provenance import cpu_model  # noqa: E402
 from opgraph.ffa.analysis import occlusion_mask  # noqa: E402
-from opgraph.graph.io import atomic_write  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 # the MNIST subset lies in ../shared/data next to the checkout (as in docs/ffa.md); --data overrides
@@ -106,7 +105,7 @@ def main() -> None:
             "inpaint_r_hidden_half": r(inp.images[:, :, hole], x.numpy()[:, :, hole]),
         }
     name = f"{args.dataset}-{args.method}-w{args.width}{args.tag}.json"
-    atomic_write(HERE / "results" / name, json.dumps(out, indent=1))
+    write_json(HERE / "results" / name, out)
     f = res.final
     print(
         f"{name}: {len(res.history)} epochs, acc {f['test_acc']:.2f} r {f['recon_corr']:.3f}, wall {train_wall:.0f}s",

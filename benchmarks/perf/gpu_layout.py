@@ -11,9 +11,10 @@ The npz files carry measure_meta["gpu"]; train and evaluate them anywhere with
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
+
+from opgraph._base.jsonio import dumps
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
             for r in res
         ],
     }
-    print(json.dumps(summary, indent=1))
+    print(dumps(summary))
 
 
 if __name__ == "__main__":

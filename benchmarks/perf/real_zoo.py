@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
-import json
 import platform
 import time
 from pathlib import Path
+
+from opgraph._base.jsonio import dumps, write_json
 
 
 def main() -> None:
@@ -66,7 +67,7 @@ def main() -> None:
         except Exception as exc:  # noqa: BLE001  (the table reports what failed)
             row["error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
         rows.append(row)
-        print(json.dumps(row), flush=True)
+        print(dumps(row), flush=True)
         del module
         gc.collect()
     uniq_all = dedupe_kernels(all_kernels)
@@ -112,9 +113,7 @@ def main() -> None:
     tmp = out.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))
     tmp.replace(out)
-    jtmp = out.with_suffix(".json.tmp")
-    jtmp.write_text(json.dumps({"rows": rows, "distinct_kernels": len(uniq_all), "seconds": total_s}, indent=1))
-    jtmp.replace(out.with_suffix(".json"))
+    write_json(out.with_suffix(".json"), {"rows": rows, "distinct_kernels": len(uniq_all), "seconds": total_s})
     print("\n".join(lines))
 
 

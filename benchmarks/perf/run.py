@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from opgraph._base.jsonio import write_json
 from opgraph._base.provenance import cpu_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -386,12 +387,11 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     rpath = out / "results.json"
     results: dict = json.loads(rpath.read_text()) if rpath.is_file() else {}
-    from opgraph.graph.io import atomic_write
 
     if args.note:
         results.setdefault("notes", {})[now()] = args.note
     if not parts:  # only rewrite the doc (and keep the note)
-        atomic_write(rpath, json.dumps(results, indent=1, default=str))
+        write_json(rpath, results)
         write_doc(Path(args.doc), args, results)
     for part in parts:
         prov = {"argv": sys.argv, "started_utc": now(), "loadavg_start": os.getloadavg()[0]}
@@ -404,7 +404,7 @@ def main() -> None:
             part_tune(args, results)
         prov.update(finished_utc=now(), loadavg_end=os.getloadavg()[0], seconds=time.perf_counter() - t0)
         results.setdefault("parts", {})[part] = prov
-        atomic_write(rpath, json.dumps(results, indent=1, default=str))
+        write_json(rpath, results)
         write_doc(Path(args.doc), args, results)
         print(f"part {part} done in {prov['seconds']:.0f}s; wrote {rpath} and {args.doc}", flush=True)
 

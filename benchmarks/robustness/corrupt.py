@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "robustness"))
 from corruption import FORMATS, OUTCOMES, classify, json_mutations, mutations  # noqa: E402
 
+from opgraph._base.jsonio import write_json  # noqa: E402
+
 
 def _cpu() -> str:
     try:
@@ -171,7 +173,7 @@ that gap for edits that are not deliberate).
     out = ROOT / "docs" / "reliability.md"
     out.write_text(doc)
     raw = ROOT / "docs" / "benchmarks" / "reliability.json"
-    raw.write_text(json.dumps({"date": now, "command": command, "examples": examples, "results": results}, indent=1))
+    write_json(raw, {"date": now, "command": command, "examples": examples, "results": results})
     return out
 
 
