@@ -252,7 +252,7 @@ def _figure(rows: list[dict[str, Any]]) -> None:
         ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     FIG.parent.mkdir(parents=True, exist_ok=True)
-    from opgraph.graph.io import atomic_open
+    from opgraph._base.fileio import atomic_open
 
     with atomic_open(FIG, "wb") as f:
         fig.savefig(f, format="png", dpi=110)
@@ -327,7 +327,7 @@ def _section(rows: list[dict[str, Any]], conv: list[dict[str, Any]]) -> str:
 
 
 def write_doc(section: str) -> None:
-    from opgraph.graph.io import atomic_write
+    from opgraph._base.fileio import atomic_write
 
     text = DOC.read_text() if DOC.exists() else "# opgraph.dcg benchmark\n"
     if START in text and END in text:

@@ -233,7 +233,7 @@ def write_markdown(res: dict[str, Any]) -> None:
         text = head + section + rest.split(MARK_END, 1)[1].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    from opgraph.graph.io import atomic_write
+    from opgraph._base.fileio import atomic_write
 
     atomic_write(path, text)
     write_json(path.with_name("dcg_pba.json"), res)

@@ -767,7 +767,7 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
                 )
         lines.append("")
     out = ROOT / "docs" / "benchmarks" / "dcg.md"
-    from opgraph.graph.io import atomic_write
+    from opgraph._base.fileio import atomic_write
 
     atomic_write(out, "\n".join(lines) + "\n" + _kept_sections(out))
     write_json(out.with_suffix(".json"), results)

@@ -858,7 +858,7 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
         text = head + section + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    from opgraph.graph.io import atomic_write
+    from opgraph._base.fileio import atomic_write
 
     atomic_write(path, text)
     write_json(path.with_name("dcg_uq.json"), results)

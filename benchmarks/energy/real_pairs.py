@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 
+from opgraph._base.fileio import atomic_write
 from opgraph._base.jsonio import dumps
 from opgraph.energy.cases import CASES
 from opgraph.energy.cases_real import real_cases
 from opgraph.energy.suite import _hit, case_ids, evaluate_case, summarize, to_rows
-from opgraph.graph.io import atomic_write
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -15,8 +15,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from opgraph._base.fileio import atomic_write  # noqa: E402
 from opgraph.ffa import figures  # noqa: E402
-from opgraph.graph.io import atomic_write  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RES = HERE / "results"

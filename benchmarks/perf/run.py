@@ -424,7 +424,7 @@ def _prov(results, part) -> str:
 
 
 def write_doc(path: Path, args, results) -> None:
-    from opgraph.graph.io import atomic_write
+    from opgraph._base.fileio import atomic_write
 
     env = "MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=8000000000 OMP_NUM_THREADS=1 TVM_NUM_THREADS=1"
     L = [

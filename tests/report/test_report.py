@@ -58,7 +58,7 @@ def test_errors(tmp_path):
 
 
 def test_failed_write_keeps_old_file(tmp_path):
-    from opgraph.graph.io import atomic_open, atomic_write
+    from opgraph._base.fileio import atomic_open, atomic_write
 
     target = tmp_path / "keep.txt"
     atomic_write(target, "old")

@@ -356,7 +356,7 @@ class CdfBand:
 
     def save(self, path: str | Path) -> Path:
         """Write the band as JSON, atomically."""
-        from opgraph.graph.io import atomic_open
+        from opgraph._base.fileio import atomic_open
 
         p = Path(path)
         with atomic_open(p, "w") as f:

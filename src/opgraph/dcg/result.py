@@ -271,7 +271,7 @@ class DistResult:
 
     def save(self, path: str | Path) -> Path:
         """Write ``.json`` (summary + atoms) or ``.npz`` (atoms, weights, bound), atomically."""
-        from opgraph.graph.io import atomic_open
+        from opgraph._base.fileio import atomic_open
 
         p = Path(path)
         if p.suffix == ".npz":

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opgraph._base.fileio import atomic_write
 from opgraph._base.jsonio import write_json
 from opgraph.energy import settings as settings_mod
 from opgraph.energy.backends import select
 from opgraph.energy.matcher import FREE_OPS
 from opgraph.energy.recorder import Run, record
 from opgraph.energy.replay import RegionRunner, calibrate_reps
-from opgraph.graph.io import atomic_write
 
 
 @dataclass

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from opgraph._base.fileio import atomic_write
 from opgraph._base.jsonio import write_json
-from opgraph.graph.io import atomic_write
 
 if TYPE_CHECKING:
     from opgraph.energy.matcher import Match, Region

@@ -221,7 +221,7 @@ class WindowMonitor:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the windows to a JSON file (atomically)."""
-        from opgraph.graph.io import atomic_write
+        from opgraph._base.fileio import atomic_write
 
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -575,7 +575,7 @@ def download(name: str, dest: str | os.PathLike[str] | None = None, *, timeout_s
     Raises:
         FFAError: Unknown name or a checksum mismatch (the bad file is removed).
     """
-    from opgraph.graph.io import atomic_open
+    from opgraph._base.fileio import atomic_open
 
     if name not in DOWNLOADS:
         raise FFAError(f"download: name {name!r} is unknown; use one of {', '.join(DOWNLOADS)}")

@@ -67,7 +67,7 @@ class InferenceResult:
         """Save all arrays to an ``.npz`` (atomically)."""
         import io
 
-        from opgraph.graph.io import atomic_write
+        from opgraph._base.fileio import atomic_write
 
         buf = io.BytesIO()
         np.savez_compressed(

@@ -186,7 +186,7 @@ def _load_checkpoint(path: Path, dev: torch.device) -> dict[str, Any]:
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    from opgraph.graph.io import atomic_write
+    from opgraph._base.fileio import atomic_write
 
     buf = io.BytesIO()
     torch.save(state, buf)

@@ -70,7 +70,7 @@ def draw(graph: Graph, path: str | None = None, *, highlight: Mapping[int, str] 
     import matplotlib.pyplot as plt
     import networkx as nx
 
-    from opgraph.graph.io import atomic_open
+    from opgraph._base.fileio import atomic_open
 
     g = graph.to_networkx()
     pos = layered_positions(graph)

@@ -487,7 +487,7 @@ class CostModel:
 
         import torch
 
-        from opgraph.graph.io import atomic_write
+        from opgraph._base.fileio import atomic_write
 
         if self.net is None:
             raise PerfError("save: the model is not trained")

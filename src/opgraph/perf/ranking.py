@@ -94,7 +94,7 @@ def submission_csv(rankings: Sequence[Ranking]) -> str:
 
 def write_submission(rankings: Sequence[Ranking], path: str | Path) -> Path:
     """Write :func:`submission_csv` atomically to ``path``; returns the path."""
-    from opgraph.graph.io import atomic_write
+    from opgraph._base.fileio import atomic_write
 
     out = Path(path)
     atomic_write(out, submission_csv(rankings))

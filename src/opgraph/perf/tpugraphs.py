@@ -540,7 +540,7 @@ def save_graph(record: GraphRecord, path: str | Path, *, compress: bool = True) 
     Returns:
         The path written.
     """
-    from opgraph.graph.io import atomic_open
+    from opgraph._base.fileio import atomic_open
 
     if np.asarray(record.node_opcode).max(initial=0) > 255:
         raise SchemaError(f"{record.name}: node_opcode ids must fit uint8 (<= 255)")
