@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.measure import RatioCI
 from opgraph.perf.errors import PerfError
 from opgraph.perf.measure import MeasureSettings
 
@@ -52,7 +53,8 @@ class MeasuredConfig:
 
     Attributes:
         choice: int[t] format per distinct convolution module (0 NCHW, 1 channels-last).
-        stage: ``"default"``, ``"screen"`` (model pick) or ``"local"`` (neighbour of the best measured config).
+        stage: ``"default"``, ``"uniform"`` (all channels-last, always measured), ``"screen"`` (model pick) or
+            ``"local"`` (neighbour of the best measured config).
         candidate: Index in the ranked candidate set, or -1 for a local-search neighbour outside it.
         predicted_rank: Rank the cost model gave it among the candidates (-1 for neighbours outside the set).
         ratio: Median per-round runtime / default runtime in its first measuring run (lower = faster).
@@ -82,6 +84,9 @@ class RaceOutcome:
         n_config_rounds: Config x round timings spent in all stages.
         budget: The distinct-config budget.
         measure_s: Wall time spent in the measurers, s.
+        race_ci: Per-round ratio (race winner / default) over the race rounds: median and 95% bootstrap interval
+            (:func:`opgraph.measure.median_ratio_ci`); None without a race. When the default is returned, this is
+            the interval of the best challenger, which did not beat it.
     """
 
     chosen: int
@@ -91,6 +96,7 @@ class RaceOutcome:
     n_config_rounds: int
     budget: int
     measure_s: float = 0.0
+    race_ci: RatioCI | None = None
 
 
 def _median_ratio(rounds_ns: np.ndarray) -> np.ndarray:
@@ -111,6 +117,9 @@ def race_tune(
     rounds: int = 2,
     seed: int = 0,
     race_measure: Measurer | None = None,
+    uniform: bool = True,
+    known: list[MeasuredConfig] | None = None,
+    on_measured: Callable[[list[MeasuredConfig], float], None] | None = None,
 ) -> RaceOutcome:
     """Spend ``budget`` distinct measured configs adaptively: screen, local search, race (see the module docs).
 
@@ -127,10 +136,20 @@ def race_tune(
         seed: Seed of the measuring runs' shuffles.
         race_measure: Measurer of the race (default ``measure``); :func:`tune_layout` passes one that times a
             single run per config per round, so that the race's many rounds are short.
+        uniform: Always measure the all-channels-last config (one config of the budget, whatever the model
+            thinks of it) and race it to the end (never dropped by the halving): with the default, both uniform
+            layouts are then in the final head-to-head rounds, so the returned config is never slower than the
+            better of the two in those rounds.
+        known: Configs measured in an earlier, interrupted run (a tuning log): not measured again; their logged
+            ratios to the default stand in for a screening measurement.
+        on_measured: Called after every screening / local-search run with the configs measured so far (the
+            default first) and the default's runtime in ns (to keep a tuning log).
 
     Returns:
         A :class:`RaceOutcome`.
     """
+    from opgraph.measure import median_ratio_ci
+
     cand = np.asarray(candidates, dtype=np.int64)
     if cand.ndim != 2 or len(cand) < 1:
         raise PerfError("race_tune: candidates must be a non-empty int[c, t] array")
@@ -141,15 +160,19 @@ def race_tune(
     cost = np.asarray(score(cand), dtype=np.float64)
     order = [int(i) for i in np.argsort(cost, kind="stable") if int(i) != 0]
     rank = {c: r for r, c in enumerate(int(i) for i in np.argsort(cost, kind="stable"))}
-    budget = min(budget, len(cand))
-    local_search = max(0, min(local_search, budget - 2))
+    ones = np.ones(cand.shape[1], dtype=np.int64)
     index = {cand[i].tobytes(): i for i in range(len(cand))}
+    uniform = uniform and cand.shape[1] > 0
+    space = len(cand) + int(uniform and ones.tobytes() not in index)
+    budget = min(budget, space)
+    local_search = max(0, min(local_search, budget - 2 - int(uniform)))
+    prior = {m.choice.astype(np.int64).tobytes(): m for m in (known or []) if m.stage != "default"}
     measured: list[MeasuredConfig] = []
     seen: set[bytes] = set()
     n_config_rounds = 0
     runs = 0
-
     measure_s = 0.0
+    default_ns = math.nan
 
     def run(rows: list[np.ndarray], n_rounds: int, fn: Measurer = measure) -> np.ndarray:
         nonlocal n_config_rounds, runs, measure_s
@@ -168,14 +191,27 @@ def race_tune(
         measured.append(MeasuredConfig(choice.copy(), stage, c, rank.get(c, -1), float(ratio)))
         seen.add(choice.tobytes())
 
-    # 1. screen: the default + the model's top picks
-    picks = [cand[i] for i in order[: budget - 1 - local_search]]
-    screen = run(picks, rounds)
-    ratio = _median_ratio(screen)
-    screen_default_ns = float(np.median(screen[0]))
+    def screen_rows(rows: list[np.ndarray], stages: list[str]) -> None:
+        """Measure the rows not in the log in one run; add all of them in the given order."""
+        nonlocal default_ns
+        fresh = [r for r in rows if r.tobytes() not in prior]
+        ratio = {}
+        if fresh:
+            out = run(fresh, rounds)
+            default_ns = float(np.median(out[0]))
+            ratio = {r.tobytes(): q for r, q in zip(fresh, _median_ratio(out)[1:])}
+        for r, st in zip(rows, stages):
+            old = prior.get(r.tobytes())
+            add(r, old.stage if old else st, old.ratio if old else ratio[r.tobytes()])
+        if on_measured is not None:
+            on_measured(measured, default_ns)
+
+    # 1. screen: the default, all channels-last (if ``uniform``) and the model's top picks
     add(cand[0], "default", 1.0)
-    for row, q in zip(picks, ratio[1:]):
-        add(row, "screen", q)
+    forced = [ones] if uniform else []
+    n_picks = budget - 1 - local_search - len(forced)
+    picks = forced + [cand[i] for i in order if not (uniform and (cand[i] == ones).all())][:n_picks]
+    screen_rows(picks, ["uniform"] * len(forced) + ["screen"] * (len(picks) - len(forced)))
 
     # 2. local search: single flips of the best measured config, the model's most promising first
     left = budget - len(measured)
@@ -196,38 +232,39 @@ def race_tune(
         rows += more
         stages += ["screen"] * len(more)
         if rows:
-            ratio = _median_ratio(run(rows, rounds))
-            for row, st, q in zip(rows, stages, ratio[1:]):
-                add(row, st, q)
+            screen_rows(rows, stages)
 
-    # 3. race: the best finalists + the default head-to-head, successive halving
+    # 3. race: the best finalists (+ all channels-last) and the default head-to-head, successive halving
     ranked = sorted(range(1, len(measured)), key=lambda j: measured[j].ratio)
     field_ = ranked[: max(0, finalists)]
+    keep = [j for j in range(1, len(measured)) if uniform and measured[j].stage == "uniform"]
     if not field_ or race_rounds < 1:
         j = ranked[0] if ranked and measured[ranked[0]].ratio < 1.0 else 0
-        ns = screen_default_ns * measured[j].ratio
-        return RaceOutcome(j, measured, screen_default_ns, ns, n_config_rounds, budget, measure_s)
+        ns = default_ns * measured[j].ratio
+        return RaceOutcome(j, measured, default_ns, ns, n_config_rounds, budget, measure_s)
+    field_ += [j for j in keep if j not in field_]
     race: dict[int, list[np.ndarray]] = {j: [] for j in field_}
-    default_rounds: list[np.ndarray] = []
     first = race_rounds if len(field_) == 1 else max(1, race_rounds // 2)
     for phase_rounds in (first, race_rounds - first):
         if phase_rounds < 1:
             continue
         out = run([measured[j].choice for j in field_], phase_rounds, race_measure or measure)
-        default_rounds.append(out[0])
         for j, row in zip(field_, out[1:]):
             race[j].append(np.vstack([out[0], row]))
         for j in field_:
             both = np.hstack(race[j])
             measured[j].race_ratio = float(_median_ratio(both)[1])
             measured[j].race_rounds = both.shape[1]
-        field_ = sorted(field_, key=lambda j: measured[j].race_ratio)[: max(1, math.ceil(len(field_) / 2))]
+        ahead = sorted(field_, key=lambda j: measured[j].race_ratio)[: max(1, math.ceil(len(field_) / 2))]
+        field_ = ahead + [j for j in keep if j not in ahead]
     win = min(field_, key=lambda j: measured[j].race_ratio)
     both = np.hstack(race[win])
     default_ns = float(np.median(both[0]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ci = median_ratio_ci(both[1] / both[0], seed=seed)
     if not measured[win].race_ratio < 1.0:
-        return RaceOutcome(0, measured, default_ns, default_ns, n_config_rounds, budget, measure_s)
-    return RaceOutcome(win, measured, default_ns, float(np.median(both[1])), n_config_rounds, budget, measure_s)
+        return RaceOutcome(0, measured, default_ns, default_ns, n_config_rounds, budget, measure_s, ci)
+    return RaceOutcome(win, measured, default_ns, float(np.median(both[1])), n_config_rounds, budget, measure_s, ci)
 
 
 @dataclass
