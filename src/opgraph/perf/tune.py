@@ -5,7 +5,8 @@ convolutions, ranks them all with the cost model (no measuring) and then spends 
 ``floor(measure_frac * n_candidates)`` distinct configs (the default, all NCHW, included) adaptively
 (:func:`race_tune`):
 
-1. **screen**: measure the default and the model's top picks (``settings.rounds`` interleaved rounds);
+1. **screen**: measure the default, **all channels-last** (the one-line setting a PyTorch user tries first; always
+   measured, whatever the model predicts) and the model's top picks (``settings.rounds`` interleaved rounds);
 2. **local search** (optional, ``local_search`` configs of the budget; off by default because it did not pay in the
    benchmark): flip one convolution of the best measured config at a
    time, score every such neighbour with the cost model and measure the most promising ones that were not measured
@@ -13,23 +14,27 @@ convolutions, ranks them all with the cost model (no measuring) and then spends 
 3. **race** (successive halving): the ``finalists`` best measured configs and the default are re-measured
    head-to-head in ``race_rounds`` extra interleaved, shuffled rounds of one timed run each (short rounds: the
    configs of a round see the same state of a loaded machine); after the first half of those rounds the
-   slower half of the finalists is dropped. The winner is the finalist with the lowest median per-round ratio to
+   slower half of the finalists is dropped (all channels-last is never dropped: it races to the end). The winner is the finalist with the lowest median per-round ratio to
    the default; if that ratio is not below 1 the default is returned (the tuner never returns a config that did
    not beat the default head-to-head).
 
 Every distinct config measured counts against the budget; re-measuring a config in a later stage does not add to
 the count, but it is reported (``TuneResult.n_config_rounds``, the number of config x round timings). Runtimes of
 different stages are compared as ratios to the default measured in the same round.
-``apply`` the result with :meth:`TuneResult.apply`.
+So the returned layout is never slower than the better of the two uniform layouts in the race's rounds.
+``apply`` the result with :meth:`TuneResult.apply`; save it with :meth:`TuneResult.save` and re-apply it to a fresh
+model instance with :func:`apply_layout`. ``tune_layout(..., log_path=...)`` keeps a resumable tuning log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -285,6 +290,9 @@ class TuneResult:
         measured: Every measured config (:class:`MeasuredConfig`).
         seconds: Wall time of the whole tuning.
         measure_s: Part of it spent measuring.
+        ratio_ci: Chosen (or, when the default is kept, best challenger) / default per race round: median and 95%
+            bootstrap interval; None without a race.
+        resumed: True when the result was read back from a finished tuning log (nothing measured).
     """
 
     targets: list[str]
@@ -299,6 +307,58 @@ class TuneResult:
     measured: list[MeasuredConfig] = field(default_factory=list)
     seconds: float = 0.0
     measure_s: float = 0.0
+    ratio_ci: RatioCI | None = None
+    resumed: bool = False
+
+    @property
+    def layout(self) -> dict[str, str]:
+        """Module path -> ``"NCHW"`` or ``"channels_last"`` for every configurable convolution."""
+        return {t: LAYOUT_VALUES[int(c)] for t, c in zip(self.targets, self.best_choice)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the tuning log's ``result``; :meth:`from_dict` reads it back)."""
+        d = {k: getattr(self, k) for k in _RESULT_FIELDS}
+        d["best_choice"] = _bits(self.best_choice)
+        d["measured"] = [_measured_to_dict(m) for m in self.measured]
+        d["ratio_ci"] = None if self.ratio_ci is None else dataclasses.asdict(self.ratio_ci)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, resumed: bool = False) -> TuneResult:
+        """Inverse of :meth:`to_dict`."""
+        ci = d.get("ratio_ci")
+        return cls(
+            **{k: d[k] for k in _RESULT_FIELDS if k not in ("seconds", "measure_s")},
+            best_choice=_unbits(d["best_choice"]),
+            measured=[_measured_from_dict(m) for m in d["measured"]],
+            seconds=float(d["seconds"]),
+            measure_s=float(d["measure_s"]),
+            ratio_ci=None if ci is None else RatioCI(**{k: float(v) if k != "n" else int(v) for k, v in ci.items()}),
+            resumed=resumed,
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the chosen layout as JSON (module path -> format, plus the timings), atomically.
+
+        Re-apply it to a fresh model instance with :func:`apply_layout`.
+        """
+        from opgraph._base.jsonio import write_json
+
+        doc = {
+            "format": LAYOUT_FILE_FORMAT,
+            "version": 1,
+            "layout": self.layout,
+            "speedup_vs_all_nchw": self.speedup,
+            "default_runtime_ns": self.default_runtime_ns,
+            "best_runtime_ns": self.best_runtime_ns,
+            "ratio_ci": None if self.ratio_ci is None else dataclasses.asdict(self.ratio_ci),
+            "n_measured": self.n_measured,
+            "n_candidates": self.n_candidates,
+            "n_config_rounds": self.n_config_rounds,
+            "measure_s": self.measure_s,
+            "stage_of_best": self.stage_of_best,
+        }
+        return write_json(path, doc)
 
     @property
     def speedup(self) -> float:
@@ -324,8 +384,137 @@ class TuneResult:
             f"TuneResult({nhwc}/{len(self.best_choice)} convs channels-last ({self.stage_of_best}), speed-up "
             f"{self.speedup:.3f}x over all-NCHW ({self.default_runtime_ns / 1e6:.3f} -> "
             f"{self.best_runtime_ns / 1e6:.3f} ms), measured {self.n_measured}/{self.n_candidates} candidates "
-            f"({self.n_config_rounds} config-rounds) in {self.seconds:.1f}s)"
+            f"({self.n_config_rounds} config-rounds) in {self.seconds:.1f}s"
+            + (f"; race ratio {ci.median:.3f} [{ci.low:.3f}, {ci.high:.3f}]" if (ci := self.ratio_ci) else "")
+            + (", resumed from a finished log)" if self.resumed else ")")
         )
+
+
+#: JSON value of each layout choice (0, 1) in saved layouts.
+LAYOUT_VALUES = ("NCHW", "channels_last")
+LAYOUT_FILE_FORMAT = "opgraph-layout"
+LOG_FORMAT = "opgraph-tune-log"
+_RESULT_FIELDS = (
+    "targets",
+    "default_runtime_ns",
+    "best_runtime_ns",
+    "n_candidates",
+    "n_measured",
+    "n_config_rounds",
+    "predicted_rank_of_best",
+    "stage_of_best",
+    "seconds",
+    "measure_s",
+)
+
+
+def _bits(choice: np.ndarray) -> str:
+    return "".join(str(int(c)) for c in np.asarray(choice).reshape(-1))
+
+
+def _unbits(bits: str) -> np.ndarray:
+    return np.array([int(c) for c in bits], dtype=np.int64)
+
+
+def _measured_to_dict(m: MeasuredConfig) -> dict[str, Any]:
+    return {
+        "choice": _bits(m.choice),
+        "stage": m.stage,
+        "candidate": m.candidate,
+        "predicted_rank": m.predicted_rank,
+        "ratio": m.ratio,
+        "race_ratio": m.race_ratio,
+        "race_rounds": m.race_rounds,
+    }
+
+
+def _measured_from_dict(d: dict[str, Any]) -> MeasuredConfig:
+    return MeasuredConfig(
+        _unbits(d["choice"]),
+        str(d["stage"]),
+        int(d["candidate"]),
+        int(d["predicted_rank"]),
+        float(d["ratio"]),
+        float(d.get("race_ratio", math.nan)),
+        int(d.get("race_rounds", 0)),
+    )
+
+
+def _read_log(path: Path, targets: list[str], n_candidates: int, seed: int) -> dict[str, Any] | None:
+    """The tuning log at ``path`` if it exists (checked to belong to the same model, candidates and seed)."""
+    from opgraph._base.jsonio import read_json
+
+    if not path.exists():
+        return None
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != LOG_FORMAT:
+        raise PerfError(f"log_path={str(path)!r} is not an opgraph tuning log; give a new path or delete the file")
+    same = (doc.get("targets"), doc.get("n_candidates"), doc.get("seed")) == (list(targets), n_candidates, seed)
+    if not same:
+        raise PerfError(
+            f"log_path={str(path)!r} logs another tuning (other convolutions, n_candidates or seed); "
+            "give a new path for this model or delete the file"
+        )
+    return doc
+
+
+def apply_layout(model: Any, layout: str | Path | dict[str, str]) -> Any:
+    """Re-apply a saved layout to a (fresh) model instance, in place, and return it.
+
+    Each convolution named in the layout gets a forward pre-hook that converts its input to its format
+    (``channels_last`` or contiguous NCHW) and its parameters are stored in that format (the parameters stay the
+    same objects, so ``state_dict`` keys and a later ``load_state_dict`` are unaffected). This is the
+    configuration the tuner measured. Applying again replaces the earlier hooks.
+
+    Args:
+        model: ``nn.Module`` of the architecture the layout was tuned on.
+        layout: A JSON file written by :meth:`TuneResult.save` (or by ``opgraph perf tune --out``), or its
+            ``{module path: "NCHW" | "channels_last"}`` dict.
+
+    Returns:
+        ``model``.
+
+    Raises:
+        PerfError: the file is not a layout, a value is not a format, or a path is not a convolution of ``model``.
+    """
+    import torch
+    from torch import nn
+
+    if isinstance(layout, dict):
+        mapping, where = layout, "layout"
+    else:
+        from opgraph._base.jsonio import read_json
+
+        doc = read_json(layout)
+        where = f"layout file {str(layout)!r}"
+        if not isinstance(doc, dict) or not isinstance(doc.get("layout"), dict):
+            raise PerfError(
+                f"{where} has no 'layout' mapping; write it with TuneResult.save or opgraph perf tune --out"
+            )
+        mapping = doc["layout"]
+    for path, fmt in mapping.items():
+        if fmt not in LAYOUT_VALUES:
+            raise PerfError(f"{where}: {path!r} has format {fmt!r}; use one of {', '.join(LAYOUT_VALUES)}")
+        try:
+            conv = model.get_submodule(path)
+        except AttributeError:
+            raise PerfError(
+                f"{where} names module {path!r}, which {type(model).__name__} does not have; apply a layout tuned "
+                "on the same architecture"
+            ) from None
+        if not isinstance(conv, nn.Conv2d | nn.ConvTranspose2d):
+            raise PerfError(f"{where}: {path!r} is a {type(conv).__name__}, not a Conv2d; tune this model again")
+        memory_format = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
+        old = getattr(conv, "_opgraph_layout_hook", None)
+        if old is not None:
+            old.remove()
+        conv.to(memory_format=memory_format)
+
+        def convert(mod: Any, args: tuple[Any, ...], fmt_: Any = memory_format) -> tuple[Any, ...]:
+            return (args[0].contiguous(memory_format=fmt_),) + tuple(args[1:])
+
+        conv._opgraph_layout_hook = conv.register_forward_pre_hook(convert)
+    return model
 
 
 def layout_measurer(
@@ -405,6 +594,7 @@ def tune_layout(
     seed: int = 0,
     name: str = "model",
     measurer: Measurer | None = None,
+    log_path: str | Path | None = None,
 ) -> TuneResult:
     """Rank ``n_candidates`` layout configs with ``model`` and spend ``measure_frac`` of them measuring adaptively.
 
@@ -422,14 +612,45 @@ def tune_layout(
         seed: Seed of sampling and measuring.
         name: Graph name in logs.
         measurer: Replaces the real measuring (tests, or a remote machine); see :data:`Measurer`.
+        log_path: A JSON tuning log. Every screening run appends its configs and their ratios to the default; a
+            rerun with the same model, ``n_candidates`` and ``seed`` measures none of the logged configs again
+            (the default is still timed as the reference of any new run), and a finished log returns its result
+            without measuring anything (``TuneResult.resumed``). The race is logged when it finishes.
 
     Returns:
-        A :class:`TuneResult`.
+        A :class:`TuneResult`; both uniform layouts (all NCHW, all channels-last) are always among the measured
+        configs and raced to the end, so the pick is never slower than the better of the two in the race rounds.
     """
     t0 = time.perf_counter()
     s = settings or MeasureSettings()
     cand, targets, choices, columns = layout_candidates(module, example_inputs, n_candidates, seed, name)
     budget = max(2, int(math.floor(measure_frac * len(choices) + 1e-9)))
+    log_file = Path(log_path) if log_path is not None else None
+    logged = _read_log(log_file, targets, len(choices), seed) if log_file is not None else None
+    if logged is not None and logged.get("result") is not None:
+        res = TuneResult.from_dict(logged["result"], resumed=True)
+        log.info("%s: finished tuning read from %s: %r", name, log_file, res)
+        return res
+    known = [_measured_from_dict(m) for m in (logged or {}).get("measured", [])]
+
+    def write_log(measured: list[MeasuredConfig], default_ns: float, result: TuneResult | None = None) -> None:
+        if log_file is None:
+            return
+        from opgraph._base.jsonio import write_json
+
+        doc = {
+            "format": LOG_FORMAT,
+            "version": 1,
+            "name": name,
+            "targets": targets,
+            "n_candidates": len(choices),
+            "seed": seed,
+            "default_ns": default_ns,
+            "measured": [_measured_to_dict(m) for m in measured],
+            "result": None if result is None else result.to_dict(),
+        }
+        write_json(log_file, doc)
+
     if measurer is None:
         measurer = layout_measurer(module, example_inputs, targets, s)
         race_measurer = layout_measurer(module, example_inputs, targets, replace(s, reps=1, warmup=1))
@@ -446,6 +667,8 @@ def tune_layout(
         rounds=max(1, s.rounds),
         seed=seed,
         race_measure=race_measurer,
+        known=known,
+        on_measured=write_log,
     )
     win = out.measured[out.chosen]
     res = TuneResult(
@@ -461,7 +684,9 @@ def tune_layout(
         measured=out.measured,
         seconds=time.perf_counter() - t0,
         measure_s=out.measure_s,
+        ratio_ci=out.race_ci,
     )
+    write_log(out.measured, out.default_ns, res)
     log.info("%s: %r", name, res)
     return res
 
