@@ -13,7 +13,26 @@ from torch import nn  # noqa: E402
 from opgraph.perf.errors import PerfError  # noqa: E402
 from opgraph.perf.tune import apply_layout, tune_layout  # noqa: E402
 
-from .test_tune import FakeMeasurer, key, linear_truth  # noqa: E402
+
+def key(c) -> tuple[int, ...]:
+    return tuple(int(v) for v in c)
+
+
+def linear_truth(weights):
+    w = np.asarray(weights, dtype=np.float64)
+    return lambda c: 1.0 + float(np.dot(w, c))
+
+
+class FakeMeasurer:
+    """Runtime = ``truth(config)`` ms, no noise; records every call's config rows."""
+
+    def __init__(self, truth):
+        self.truth = truth
+        self.calls: list[np.ndarray] = []
+
+    def __call__(self, choices, rounds, seed):
+        self.calls.append(np.array(choices))
+        return 1e6 * np.array([[self.truth(c)] * rounds for c in choices], dtype=np.float64)
 
 
 class Net(nn.Module):
