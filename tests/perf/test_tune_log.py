@@ -77,8 +77,8 @@ def test_saved_layout_reapplies_to_a_fresh_instance(tmp_path):
     keys = list(fresh.state_dict())
     seen = {}
     for t in res.targets:
-        fresh.get_submodule(t).register_forward_hook(
-            lambda m, args, out, t=t: seen.__setitem__(t, args[0].is_contiguous(memory_format=torch.channels_last))
+        fresh.get_submodule(t).register_forward_hook(  # the format each convolution computed in
+            lambda m, args, out, t=t: seen.__setitem__(t, out.is_contiguous(memory_format=torch.channels_last))
         )
     assert apply_layout(fresh, path) is fresh
     with torch.inference_mode():

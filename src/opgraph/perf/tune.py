@@ -461,10 +461,12 @@ def _read_log(path: Path, targets: list[str], n_candidates: int, seed: int) -> d
 def apply_layout(model: Any, layout: str | Path | dict[str, str]) -> Any:
     """Re-apply a saved layout to a (fresh) model instance, in place, and return it.
 
-    Each convolution named in the layout gets a forward pre-hook that converts its input to its format
-    (``channels_last`` or contiguous NCHW) and its parameters are stored in that format (the parameters stay the
-    same objects, so ``state_dict`` keys and a later ``load_state_dict`` are unaffected). This is the
-    configuration the tuner measured. Applying again replaces the earlier hooks.
+    The parameters of each convolution named in the layout are stored in its format (they stay the same objects,
+    so ``state_dict`` keys and a later ``load_state_dict`` are unaffected). A channels-last weight makes PyTorch
+    run that convolution channels-last (it converts an NCHW input itself, as ``model.to(memory_format=
+    torch.channels_last)`` does); an ``NCHW`` convolution also gets a forward pre-hook making its input contiguous
+    NCHW (a channels-last input would otherwise make it run channels-last). Each convolution thus computes in
+    the format the tuner measured. Applying again replaces the earlier hooks.
 
     Args:
         model: ``nn.Module`` of the architecture the layout was tuned on.
@@ -504,16 +506,21 @@ def apply_layout(model: Any, layout: str | Path | dict[str, str]) -> Any:
             ) from None
         if not isinstance(conv, nn.Conv2d | nn.ConvTranspose2d):
             raise PerfError(f"{where}: {path!r} is a {type(conv).__name__}, not a Conv2d; tune this model again")
-        memory_format = torch.channels_last if fmt == "channels_last" else torch.contiguous_format
         old = getattr(conv, "_opgraph_layout_hook", None)
         if old is not None:
             old.remove()
-        conv.to(memory_format=memory_format)
+            conv._opgraph_layout_hook = None
+        if fmt == "channels_last":
+            # a channels-last weight makes PyTorch's convolution run (and return) channels-last whatever the
+            # input's format, converting the input itself: no hook needed
+            conv.to(memory_format=torch.channels_last)
+            continue
+        conv.to(memory_format=torch.contiguous_format)
 
-        def convert(mod: Any, args: tuple[Any, ...], fmt_: Any = memory_format) -> tuple[Any, ...]:
-            return (args[0].contiguous(memory_format=fmt_),) + tuple(args[1:])
+        def to_nchw(mod: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+            return (args[0].contiguous(),) + tuple(args[1:])
 
-        conv._opgraph_layout_hook = conv.register_forward_pre_hook(convert)
+        conv._opgraph_layout_hook = conv.register_forward_pre_hook(to_nchw)
     return model
 
 
