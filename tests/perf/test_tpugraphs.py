@@ -160,3 +160,46 @@ def test_dataset_tree(tmp_path, make_layout, make_tile):
     with pytest.raises(SchemaError, match="collections found"):
         TpuGraphsDataset(tmp_path, "layout", "nlp", "default", "train")
     assert len(load_records(tmp_path / "layout")) == 4
+
+
+def test_dataset_yields_pyg_data_with_transforms_and_batches(tmp_path, make_layout, make_tile):
+    pytest.importorskip("torch_geometric")
+    import torch
+    from torch_geometric.loader import DataLoader
+
+    for i in range(3):
+        save_graph(
+            make_layout(f"g{i}", n=10 + i, nc=3, c=6 + i, seed=i), tmp_path / f"layout/xla/default/train/g{i}.npz"
+        )
+    ds = TpuGraphsDataset(tmp_path, "layout", "xla", "default", "train")
+    rec, data = ds[1], ds.to_pyg()[1]
+    assert data.num_nodes == rec.n_nodes == 11 and data.name == "g1"
+    assert torch.equal(data.x, torch.from_numpy(rec.node_feat))
+    assert torch.equal(data.op, torch.from_numpy(rec.node_opcode.astype(np.int64)))
+    # PyG edges run producer -> consumer; the npz rows are [consumer, producer]
+    assert torch.equal(data.edge_index, torch.from_numpy(rec.edge_index[:, ::-1].T.copy()))
+    assert torch.equal(data.y, torch.from_numpy(rec.target_runtime().astype(np.float32)))
+    assert data.node_config_feat.shape == (3, 7, 18)
+    assert torch.equal(data.node_config_feat[:, 2], torch.from_numpy(rec.config_matrix()[2]))
+
+    def mark(d):
+        d.marked = torch.tensor([d.num_nodes])
+        return d
+
+    view = ds.to_pyg(mark, configs=5, seed=1)
+    assert [int(d.marked) for d in view] == [10, 11, 12]
+    assert all(d.y.shape == (5,) for d in view)
+    assert torch.equal(view[2].y, ds.to_pyg(configs=5, seed=1)[2].y)  # the same sample on every access
+    batch = next(iter(DataLoader(view, batch_size=3)))
+    assert batch.num_graphs == 3 and batch.node_config_feat.shape == (9, 5, 18)
+    # the configurable-node ids are shifted by each graph's node offset, like edge_index
+    assert batch.config_node_index.tolist() == [
+        int(v) + off for off, d in zip((0, 10, 21), view) for v in d.config_node_index
+    ]
+
+    tile = make_tile("t0")
+    td = tile.to_pyg()
+    assert td.config_feat.shape == (7, 24)
+    assert torch.allclose(td.y, torch.from_numpy(tile.target_runtime().astype(np.float32)))
+    with pytest.raises(SchemaError, match="configs"):
+        ds.to_pyg(configs=0)

@@ -55,7 +55,9 @@ def test_budget_counts_every_distinct_config_and_default_is_row_zero():
     cand = all_configs()
     truth = linear_truth([-0.05, 0.02, -0.03, 0.04, -0.01, 0.03])
     m = FakeMeasurer(truth, noise=0.02)
-    out = race_tune(cand, exact_scorer(truth), m, budget=10, local_search=3, finalists=4, race_rounds=6, rounds=2)
+    out = race_tune(
+        cand, exact_scorer(truth), m, budget=10, local_search=3, finalists=4, race_rounds=6, rounds=2, uniform=False
+    )
     assert len(out.measured) == 10
     assert len(m.distinct()) == 10  # nothing measured outside the budget, re-measurements not double-counted
     assert all(call[0].sum() == 0 for call in m.calls)  # every run carries the default for the ratios
@@ -113,7 +115,14 @@ def test_successive_halving_drops_the_slower_half_after_the_first_half_of_the_ro
     cand = all_configs()
     truth = linear_truth([-0.05, -0.04, -0.03, -0.02, 0.01, 0.02])
     out = race_tune(
-        cand, exact_scorer(truth), FakeMeasurer(truth), budget=10, local_search=0, finalists=4, race_rounds=8
+        cand,
+        exact_scorer(truth),
+        FakeMeasurer(truth),
+        budget=10,
+        local_search=0,
+        finalists=4,
+        race_rounds=8,
+        uniform=False,
     )
     raced = sorted((m for m in out.measured if m.race_rounds), key=lambda m: m.race_ratio)
     assert [m.race_rounds for m in raced] == [8, 8, 4, 4]
@@ -203,9 +212,55 @@ def test_race_uses_its_own_measurer_and_reports_measuring_time():
     truth = linear_truth([-0.05, 0.02, -0.03, 0.04, -0.01, 0.03])
     screen, race = FakeMeasurer(truth), FakeMeasurer(truth)
     out = race_tune(
-        cand, exact_scorer(truth), screen, budget=8, local_search=2, finalists=4, race_rounds=10, race_measure=race
+        cand,
+        exact_scorer(truth),
+        screen,
+        budget=8,
+        local_search=2,
+        finalists=4,
+        race_rounds=10,
+        race_measure=race,
+        uniform=False,
     )
     assert len(screen.calls) == 2 and len(race.calls) == 2  # screen + local search; two race phases
     assert [len(c) for c in race.calls] == [5, 3]
     assert race.distinct() <= screen.distinct()  # the race only re-measures configs already counted
     assert out.measure_s >= 0.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_both_uniform_layouts_are_always_measured_and_the_measured_best_is_returned(seed):
+    cand = all_configs()
+    rng = np.random.default_rng(seed)
+    truth = linear_truth(rng.normal(0, 0.05, T))
+    ones = (1,) * T
+
+    def anti_score(choices):  # the model ranks all channels-last last, whatever the truth
+        return np.array([1e9 if key(c) == ones else truth(c) for c in choices])
+
+    m, r = FakeMeasurer(truth, noise=0.02), FakeMeasurer(truth, noise=0.02)
+    out = race_tune(cand, anti_score, m, budget=6, finalists=2, race_rounds=6, seed=seed, race_measure=r)
+    stages = {key(x.choice): x.stage for x in out.measured}
+    assert stages[(0,) * T] == "default" and stages[ones] == "uniform"
+    assert all(key(call[0]) == (0,) * T for call in m.calls + r.calls)  # the default is in every run
+    assert all(ones in {key(c) for c in call} for call in r.calls)  # ... and all channels-last in every race phase
+    raced = [x for x in out.measured if x.race_rounds == 6]  # the finalists that ran every race round
+    assert any(key(x.choice) == ones for x in raced)
+    best = min(raced, key=lambda x: x.race_ratio)
+    expect = best if best.race_ratio < 1.0 else out.measured[0]
+    assert key(out.measured[out.chosen].choice) == key(expect.choice)
+    assert out.race_ci is not None and out.race_ci.n == 6
+
+
+def test_all_channels_last_wins_when_it_is_best_even_if_the_model_ranks_it_last():
+    cand = all_configs()
+    truth = linear_truth([-0.05] * T)  # all channels-last is the optimum
+    ones = (1,) * T
+
+    def anti_score(choices):
+        return np.array([1e9 if key(c) == ones else -truth(c) for c in choices])  # and the model is adversarial
+
+    out = race_tune(cand, anti_score, FakeMeasurer(truth), budget=4, finalists=2, race_rounds=4)
+    assert key(out.measured[out.chosen].choice) == ones
+    without = race_tune(cand, anti_score, FakeMeasurer(truth), budget=4, finalists=2, race_rounds=4, uniform=False)
+    assert key(without.measured[without.chosen].choice) != ones  # the guarantee comes from ``uniform``

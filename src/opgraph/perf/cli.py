@@ -358,6 +358,13 @@ def rank(model_path: Path, top: int, csv_out: Path | None, candidates: int, seed
 @out_option(
     kind="file", dest="out_json", help="Write the chosen layout (module path -> format) and the timings as JSON."
 )
+@click.option(
+    "--log",
+    "log_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Tuning log (JSON): a rerun measures none of the configs it holds; a finished log measures nothing.",
+)
 def tune(
     model_factory: str,
     model_path: Path,
@@ -368,6 +375,7 @@ def tune(
     race_rounds: int,
     seed: int,
     out_json: Path | None,
+    log_path: Path | None,
 ) -> None:
     """Pick a layout for MODEL_FACTORY (path/to/file.py:factory): rank candidates, measure the top ones, race them."""
     from opgraph.perf.model import CostModel
@@ -393,6 +401,7 @@ def tune(
         race_rounds=race_rounds,
         seed=seed,
         name=model_factory,
+        log_path=log_path,
     )
     con = _console()
     con.print(res)
@@ -400,16 +409,5 @@ def tune(
     for t, fmt in layout.items():
         con.print(f"  {t}: {fmt}")
     if out_json:
-        doc = {
-            "layout": layout,
-            "speedup_vs_all_nchw": res.speedup,
-            "default_runtime_ns": res.default_runtime_ns,
-            "best_runtime_ns": res.best_runtime_ns,
-            "n_measured": res.n_measured,
-            "n_candidates": res.n_candidates,
-            "n_config_rounds": res.n_config_rounds,
-            "measure_s": res.measure_s,
-            "stage_of_best": res.stage_of_best,
-        }
-        write_json(out_json, doc)
-        con.print(f"wrote {out_json}; apply it with TuneResult.apply or convert those convolutions' inputs/weights")
+        res.save(out_json)
+        con.print(f"wrote {out_json}; re-apply it with opgraph.perf.tune.apply_layout(model, '{out_json}')")

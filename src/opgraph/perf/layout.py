@@ -157,21 +157,22 @@ class LayoutModel:
             return self.module(*self.example_inputs)
 
 
-def apply_layout(module: Any, example_inputs: tuple[Any, ...], targets: list[str]) -> LayoutModel:
+def apply_layout(module: Any, example_inputs: tuple[Any, ...], targets: list[str], *, copy: bool = True) -> LayoutModel:
     """Wrap the convolutions at module paths ``targets`` of a deep copy of ``module`` (the original is untouched).
 
     Args:
         module: An ``nn.Module`` in eval mode.
         example_inputs: Its example inputs.
         targets: Module paths (``attrs["target"]`` of the configurable graph nodes), without duplicates.
+        copy: False wraps ``module`` itself (in place; used to re-apply a saved layout).
 
     Returns:
         A :class:`LayoutModel` (all NCHW).
     """
-    import copy
+    import copy as copy_
 
     cls = _layout_conv_class()
-    mod = copy.deepcopy(module)
+    mod = copy_.deepcopy(module) if copy else module
     uniq = list(dict.fromkeys(targets))
     for t in uniq:
         parent_path, _, attr = t.rpartition(".")

@@ -270,6 +270,41 @@ class GraphRecord:
             changes["node_config_feat"] = self.config_matrix(idx)
         return replace(self, **changes)
 
+    def to_pyg(self, configs: Sequence[int] | np.ndarray | None = None) -> Any:
+        """This graph as a PyTorch Geometric ``Data`` object (extra ``perf``).
+
+        Attributes of the ``Data``: ``x`` float32[n,140] node features, ``op`` int64[n] opcodes, ``edge_index``
+        int64[2,m] in PyG's source -> target order (producer -> consumer), ``y`` float32[c] target runtimes
+        (:meth:`target_runtime`; absent without runtimes), ``name``; tile: ``config_feat`` float32[c,24];
+        layout: ``config_node_index`` int64[nc] (the configurable nodes; "index" in the name makes PyG's batching
+        shift it by the node offset of each graph like ``edge_index``) and ``node_config_feat`` float32[nc,c,18]
+        (node-major, so graphs with the same number of configs batch along the node dimension).
+
+        Args:
+            configs: Config indices to keep (default all); equal counts per graph let a ``DataLoader`` batch them.
+        """
+        from opgraph.perf.errors import require
+
+        torch = require("torch", "perf")
+        pyg_data = require("torch_geometric.data", "perf")
+        rec = self if configs is None else self.select_configs(configs)
+        edges = np.asarray(rec.edge_index, dtype=np.int64).reshape(-1, 2)
+        data = pyg_data.Data(  # type: ignore[attr-defined]
+            x=torch.from_numpy(np.ascontiguousarray(rec.node_feat, dtype=np.float32)),
+            op=torch.from_numpy(np.ascontiguousarray(rec.node_opcode, dtype=np.int64)),
+            edge_index=torch.from_numpy(np.ascontiguousarray(edges[:, ::-1].T)),
+            num_nodes=rec.n_nodes,
+            name=rec.name,
+        )
+        if rec.has_runtimes:
+            data.y = torch.from_numpy(rec.target_runtime().astype(np.float32))
+        if rec.kind == "tile":
+            data.config_feat = torch.from_numpy(rec.config_matrix())
+        else:
+            data.config_node_index = torch.from_numpy(np.asarray(rec.node_config_ids, dtype=np.int64))
+            data.node_config_feat = torch.from_numpy(np.ascontiguousarray(rec.config_matrix().transpose(1, 0, 2)))
+        return data
+
     def deduplicate(self) -> GraphRecord:
         """Merge configs with identical features, averaging their runtimes (as the Kaggle winners did)."""
         feats = self.config_matrix().reshape(self.n_configs, -1)
@@ -649,6 +684,20 @@ class TpuGraphsDataset(Sequence[GraphRecord]):
         for i in range(len(self)):
             yield self[i]
 
+    def to_pyg(
+        self, transform: Callable[[Any], Any] | None = None, *, configs: int | None = None, seed: int = 0
+    ) -> PygView:
+        """A view of this dataset that yields PyTorch Geometric ``Data`` objects (:meth:`GraphRecord.to_pyg`).
+
+        Args:
+            transform: Applied to each ``Data`` on access, like PyG's ``Dataset(transform=...)`` (e.g.
+                ``torch_geometric.transforms.Compose([...])``).
+            configs: Keep this many configs per graph (a seeded random sample, all if fewer), so that a
+                ``torch_geometric.loader.DataLoader`` can batch layout graphs; default all.
+            seed: Seed of that sample (one generator per graph index: the same configs on every access).
+        """
+        return PygView(self, transform, configs, seed)
+
     @property
     def names(self) -> list[str]:
         """Graph names (file stems)."""
@@ -656,6 +705,38 @@ class TpuGraphsDataset(Sequence[GraphRecord]):
 
     def __repr__(self) -> str:
         return f"TpuGraphsDataset({self.directory}, {len(self)} graphs)"
+
+
+class PygView(Sequence[Any]):
+    """:class:`TpuGraphsDataset` as PyTorch Geometric ``Data`` objects (see :meth:`TpuGraphsDataset.to_pyg`)."""
+
+    def __init__(
+        self, dataset: TpuGraphsDataset, transform: Callable[[Any], Any] | None, configs: int | None, seed: int
+    ) -> None:
+        if configs is not None and configs < 1:
+            raise SchemaError(f"configs={configs}: keep at least one config per graph (or None for all)")
+        self.dataset, self.transform, self.configs, self.seed = dataset, transform, configs, seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        if i < 0:
+            i += len(self)
+        rec = self.dataset[i]
+        idx = None
+        if self.configs is not None and rec.n_configs > self.configs:
+            rng = np.random.default_rng([self.seed, i])
+            idx = np.sort(rng.choice(rec.n_configs, self.configs, replace=False))
+        data = rec.to_pyg(idx)
+        return data if self.transform is None else self.transform(data)
+
+    def __iter__(self) -> Iterator[Any]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __repr__(self) -> str:
+        return f"PygView({self.dataset!r}, transform={self.transform!r}, configs={self.configs})"
 
 
 def load_records(data: str | Path, *, lazy: bool = True, deduplicate: bool = True) -> list[GraphRecord]:

@@ -5,7 +5,8 @@ convolutions, ranks them all with the cost model (no measuring) and then spends 
 ``floor(measure_frac * n_candidates)`` distinct configs (the default, all NCHW, included) adaptively
 (:func:`race_tune`):
 
-1. **screen**: measure the default and the model's top picks (``settings.rounds`` interleaved rounds);
+1. **screen**: measure the default, **all channels-last** (the one-line setting a PyTorch user tries first; always
+   measured, whatever the model predicts) and the model's top picks (``settings.rounds`` interleaved rounds);
 2. **local search** (optional, ``local_search`` configs of the budget; off by default because it did not pay in the
    benchmark): flip one convolution of the best measured config at a
    time, score every such neighbour with the cost model and measure the most promising ones that were not measured
@@ -13,27 +14,32 @@ convolutions, ranks them all with the cost model (no measuring) and then spends 
 3. **race** (successive halving): the ``finalists`` best measured configs and the default are re-measured
    head-to-head in ``race_rounds`` extra interleaved, shuffled rounds of one timed run each (short rounds: the
    configs of a round see the same state of a loaded machine); after the first half of those rounds the
-   slower half of the finalists is dropped. The winner is the finalist with the lowest median per-round ratio to
+   slower half of the finalists is dropped (all channels-last is never dropped: it races to the end). The winner is the finalist with the lowest median per-round ratio to
    the default; if that ratio is not below 1 the default is returned (the tuner never returns a config that did
    not beat the default head-to-head).
 
 Every distinct config measured counts against the budget; re-measuring a config in a later stage does not add to
 the count, but it is reported (``TuneResult.n_config_rounds``, the number of config x round timings). Runtimes of
 different stages are compared as ratios to the default measured in the same round.
-``apply`` the result with :meth:`TuneResult.apply`.
+So the returned layout is never slower than the better of the two uniform layouts in the race's rounds.
+``apply`` the result with :meth:`TuneResult.apply`; save it with :meth:`TuneResult.save` and re-apply it to a fresh
+model instance with :func:`apply_layout`. ``tune_layout(..., log_path=...)`` keeps a resumable tuning log.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from opgraph.measure import RatioCI
 from opgraph.perf.errors import PerfError
 from opgraph.perf.measure import MeasureSettings
 
@@ -52,7 +58,8 @@ class MeasuredConfig:
 
     Attributes:
         choice: int[t] format per distinct convolution module (0 NCHW, 1 channels-last).
-        stage: ``"default"``, ``"screen"`` (model pick) or ``"local"`` (neighbour of the best measured config).
+        stage: ``"default"``, ``"uniform"`` (all channels-last, always measured), ``"screen"`` (model pick) or
+            ``"local"`` (neighbour of the best measured config).
         candidate: Index in the ranked candidate set, or -1 for a local-search neighbour outside it.
         predicted_rank: Rank the cost model gave it among the candidates (-1 for neighbours outside the set).
         ratio: Median per-round runtime / default runtime in its first measuring run (lower = faster).
@@ -82,6 +89,9 @@ class RaceOutcome:
         n_config_rounds: Config x round timings spent in all stages.
         budget: The distinct-config budget.
         measure_s: Wall time spent in the measurers, s.
+        race_ci: Per-round ratio (race winner / default) over the race rounds: median and 95% bootstrap interval
+            (:func:`opgraph.measure.median_ratio_ci`); None without a race. When the default is returned, this is
+            the interval of the best challenger, which did not beat it.
     """
 
     chosen: int
@@ -91,6 +101,7 @@ class RaceOutcome:
     n_config_rounds: int
     budget: int
     measure_s: float = 0.0
+    race_ci: RatioCI | None = None
 
 
 def _median_ratio(rounds_ns: np.ndarray) -> np.ndarray:
@@ -111,6 +122,9 @@ def race_tune(
     rounds: int = 2,
     seed: int = 0,
     race_measure: Measurer | None = None,
+    uniform: bool = True,
+    known: list[MeasuredConfig] | None = None,
+    on_measured: Callable[[list[MeasuredConfig], float], None] | None = None,
 ) -> RaceOutcome:
     """Spend ``budget`` distinct measured configs adaptively: screen, local search, race (see the module docs).
 
@@ -127,10 +141,20 @@ def race_tune(
         seed: Seed of the measuring runs' shuffles.
         race_measure: Measurer of the race (default ``measure``); :func:`tune_layout` passes one that times a
             single run per config per round, so that the race's many rounds are short.
+        uniform: Always measure the all-channels-last config (one config of the budget, whatever the model
+            thinks of it) and race it to the end (never dropped by the halving): with the default, both uniform
+            layouts are then in the final head-to-head rounds, so the returned config is never slower than the
+            better of the two in those rounds.
+        known: Configs measured in an earlier, interrupted run (a tuning log): not measured again; their logged
+            ratios to the default stand in for a screening measurement.
+        on_measured: Called after every screening / local-search run with the configs measured so far (the
+            default first) and the default's runtime in ns (to keep a tuning log).
 
     Returns:
         A :class:`RaceOutcome`.
     """
+    from opgraph.measure import median_ratio_ci
+
     cand = np.asarray(candidates, dtype=np.int64)
     if cand.ndim != 2 or len(cand) < 1:
         raise PerfError("race_tune: candidates must be a non-empty int[c, t] array")
@@ -141,15 +165,19 @@ def race_tune(
     cost = np.asarray(score(cand), dtype=np.float64)
     order = [int(i) for i in np.argsort(cost, kind="stable") if int(i) != 0]
     rank = {c: r for r, c in enumerate(int(i) for i in np.argsort(cost, kind="stable"))}
-    budget = min(budget, len(cand))
-    local_search = max(0, min(local_search, budget - 2))
+    ones = np.ones(cand.shape[1], dtype=np.int64)
     index = {cand[i].tobytes(): i for i in range(len(cand))}
+    uniform = uniform and cand.shape[1] > 0
+    space = len(cand) + int(uniform and ones.tobytes() not in index)
+    budget = min(budget, space)
+    local_search = max(0, min(local_search, budget - 2 - int(uniform)))
+    prior = {m.choice.astype(np.int64).tobytes(): m for m in (known or []) if m.stage != "default"}
     measured: list[MeasuredConfig] = []
     seen: set[bytes] = set()
     n_config_rounds = 0
     runs = 0
-
     measure_s = 0.0
+    default_ns = math.nan
 
     def run(rows: list[np.ndarray], n_rounds: int, fn: Measurer = measure) -> np.ndarray:
         nonlocal n_config_rounds, runs, measure_s
@@ -168,14 +196,27 @@ def race_tune(
         measured.append(MeasuredConfig(choice.copy(), stage, c, rank.get(c, -1), float(ratio)))
         seen.add(choice.tobytes())
 
-    # 1. screen: the default + the model's top picks
-    picks = [cand[i] for i in order[: budget - 1 - local_search]]
-    screen = run(picks, rounds)
-    ratio = _median_ratio(screen)
-    screen_default_ns = float(np.median(screen[0]))
+    def screen_rows(rows: list[np.ndarray], stages: list[str]) -> None:
+        """Measure the rows not in the log in one run; add all of them in the given order."""
+        nonlocal default_ns
+        fresh = [r for r in rows if r.tobytes() not in prior]
+        ratio = {}
+        if fresh:
+            out = run(fresh, rounds)
+            default_ns = float(np.median(out[0]))
+            ratio = {r.tobytes(): q for r, q in zip(fresh, _median_ratio(out)[1:])}
+        for r, st in zip(rows, stages):
+            old = prior.get(r.tobytes())
+            add(r, old.stage if old else st, old.ratio if old else ratio[r.tobytes()])
+        if on_measured is not None:
+            on_measured(measured, default_ns)
+
+    # 1. screen: the default, all channels-last (if ``uniform``) and the model's top picks
     add(cand[0], "default", 1.0)
-    for row, q in zip(picks, ratio[1:]):
-        add(row, "screen", q)
+    forced = [ones] if uniform else []
+    n_picks = budget - 1 - local_search - len(forced)
+    picks = forced + [cand[i] for i in order if not (uniform and (cand[i] == ones).all())][:n_picks]
+    screen_rows(picks, ["uniform"] * len(forced) + ["screen"] * (len(picks) - len(forced)))
 
     # 2. local search: single flips of the best measured config, the model's most promising first
     left = budget - len(measured)
@@ -196,38 +237,39 @@ def race_tune(
         rows += more
         stages += ["screen"] * len(more)
         if rows:
-            ratio = _median_ratio(run(rows, rounds))
-            for row, st, q in zip(rows, stages, ratio[1:]):
-                add(row, st, q)
+            screen_rows(rows, stages)
 
-    # 3. race: the best finalists + the default head-to-head, successive halving
+    # 3. race: the best finalists (+ all channels-last) and the default head-to-head, successive halving
     ranked = sorted(range(1, len(measured)), key=lambda j: measured[j].ratio)
     field_ = ranked[: max(0, finalists)]
+    keep = [j for j in range(1, len(measured)) if uniform and measured[j].stage == "uniform"]
     if not field_ or race_rounds < 1:
         j = ranked[0] if ranked and measured[ranked[0]].ratio < 1.0 else 0
-        ns = screen_default_ns * measured[j].ratio
-        return RaceOutcome(j, measured, screen_default_ns, ns, n_config_rounds, budget, measure_s)
+        ns = default_ns * measured[j].ratio
+        return RaceOutcome(j, measured, default_ns, ns, n_config_rounds, budget, measure_s)
+    field_ += [j for j in keep if j not in field_]
     race: dict[int, list[np.ndarray]] = {j: [] for j in field_}
-    default_rounds: list[np.ndarray] = []
     first = race_rounds if len(field_) == 1 else max(1, race_rounds // 2)
     for phase_rounds in (first, race_rounds - first):
         if phase_rounds < 1:
             continue
         out = run([measured[j].choice for j in field_], phase_rounds, race_measure or measure)
-        default_rounds.append(out[0])
         for j, row in zip(field_, out[1:]):
             race[j].append(np.vstack([out[0], row]))
         for j in field_:
             both = np.hstack(race[j])
             measured[j].race_ratio = float(_median_ratio(both)[1])
             measured[j].race_rounds = both.shape[1]
-        field_ = sorted(field_, key=lambda j: measured[j].race_ratio)[: max(1, math.ceil(len(field_) / 2))]
+        ahead = sorted(field_, key=lambda j: measured[j].race_ratio)[: max(1, math.ceil(len(field_) / 2))]
+        field_ = ahead + [j for j in keep if j not in ahead]
     win = min(field_, key=lambda j: measured[j].race_ratio)
     both = np.hstack(race[win])
     default_ns = float(np.median(both[0]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ci = median_ratio_ci(both[1] / both[0], seed=seed)
     if not measured[win].race_ratio < 1.0:
-        return RaceOutcome(0, measured, default_ns, default_ns, n_config_rounds, budget, measure_s)
-    return RaceOutcome(win, measured, default_ns, float(np.median(both[1])), n_config_rounds, budget, measure_s)
+        return RaceOutcome(0, measured, default_ns, default_ns, n_config_rounds, budget, measure_s, ci)
+    return RaceOutcome(win, measured, default_ns, float(np.median(both[1])), n_config_rounds, budget, measure_s, ci)
 
 
 @dataclass
@@ -248,6 +290,9 @@ class TuneResult:
         measured: Every measured config (:class:`MeasuredConfig`).
         seconds: Wall time of the whole tuning.
         measure_s: Part of it spent measuring.
+        ratio_ci: Chosen (or, when the default is kept, best challenger) / default per race round: median and 95%
+            bootstrap interval; None without a race.
+        resumed: True when the result was read back from a finished tuning log (nothing measured).
     """
 
     targets: list[str]
@@ -262,6 +307,58 @@ class TuneResult:
     measured: list[MeasuredConfig] = field(default_factory=list)
     seconds: float = 0.0
     measure_s: float = 0.0
+    ratio_ci: RatioCI | None = None
+    resumed: bool = False
+
+    @property
+    def layout(self) -> dict[str, str]:
+        """Module path -> ``"NCHW"`` or ``"channels_last"`` for every configurable convolution."""
+        return {t: LAYOUT_VALUES[int(c)] for t, c in zip(self.targets, self.best_choice)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the tuning log's ``result``; :meth:`from_dict` reads it back)."""
+        d = {k: getattr(self, k) for k in _RESULT_FIELDS}
+        d["best_choice"] = _bits(self.best_choice)
+        d["measured"] = [_measured_to_dict(m) for m in self.measured]
+        d["ratio_ci"] = None if self.ratio_ci is None else dataclasses.asdict(self.ratio_ci)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, resumed: bool = False) -> TuneResult:
+        """Inverse of :meth:`to_dict`."""
+        ci = d.get("ratio_ci")
+        return cls(
+            **{k: d[k] for k in _RESULT_FIELDS if k not in ("seconds", "measure_s")},
+            best_choice=_unbits(d["best_choice"]),
+            measured=[_measured_from_dict(m) for m in d["measured"]],
+            seconds=float(d["seconds"]),
+            measure_s=float(d["measure_s"]),
+            ratio_ci=None if ci is None else RatioCI(**{k: float(v) if k != "n" else int(v) for k, v in ci.items()}),
+            resumed=resumed,
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the chosen layout as JSON (module path -> format, plus the timings), atomically.
+
+        Re-apply it to a fresh model instance with :func:`apply_layout`.
+        """
+        from opgraph._base.jsonio import write_json
+
+        doc = {
+            "format": LAYOUT_FILE_FORMAT,
+            "version": 1,
+            "layout": self.layout,
+            "speedup_vs_all_nchw": self.speedup,
+            "default_runtime_ns": self.default_runtime_ns,
+            "best_runtime_ns": self.best_runtime_ns,
+            "ratio_ci": None if self.ratio_ci is None else dataclasses.asdict(self.ratio_ci),
+            "n_measured": self.n_measured,
+            "n_candidates": self.n_candidates,
+            "n_config_rounds": self.n_config_rounds,
+            "measure_s": self.measure_s,
+            "stage_of_best": self.stage_of_best,
+        }
+        return write_json(path, doc)
 
     @property
     def speedup(self) -> float:
@@ -287,8 +384,144 @@ class TuneResult:
             f"TuneResult({nhwc}/{len(self.best_choice)} convs channels-last ({self.stage_of_best}), speed-up "
             f"{self.speedup:.3f}x over all-NCHW ({self.default_runtime_ns / 1e6:.3f} -> "
             f"{self.best_runtime_ns / 1e6:.3f} ms), measured {self.n_measured}/{self.n_candidates} candidates "
-            f"({self.n_config_rounds} config-rounds) in {self.seconds:.1f}s)"
+            f"({self.n_config_rounds} config-rounds) in {self.seconds:.1f}s"
+            + (f"; race ratio {ci.median:.3f} [{ci.low:.3f}, {ci.high:.3f}]" if (ci := self.ratio_ci) else "")
+            + (", resumed from a finished log)" if self.resumed else ")")
         )
+
+
+#: JSON value of each layout choice (0, 1) in saved layouts.
+LAYOUT_VALUES = ("NCHW", "channels_last")
+LAYOUT_FILE_FORMAT = "opgraph-layout"
+LOG_FORMAT = "opgraph-tune-log"
+_RESULT_FIELDS = (
+    "targets",
+    "default_runtime_ns",
+    "best_runtime_ns",
+    "n_candidates",
+    "n_measured",
+    "n_config_rounds",
+    "predicted_rank_of_best",
+    "stage_of_best",
+    "seconds",
+    "measure_s",
+)
+
+
+def _bits(choice: np.ndarray) -> str:
+    return "".join(str(int(c)) for c in np.asarray(choice).reshape(-1))
+
+
+def _unbits(bits: str) -> np.ndarray:
+    return np.array([int(c) for c in bits], dtype=np.int64)
+
+
+def _measured_to_dict(m: MeasuredConfig) -> dict[str, Any]:
+    return {
+        "choice": _bits(m.choice),
+        "stage": m.stage,
+        "candidate": m.candidate,
+        "predicted_rank": m.predicted_rank,
+        "ratio": m.ratio,
+        "race_ratio": m.race_ratio,
+        "race_rounds": m.race_rounds,
+    }
+
+
+def _measured_from_dict(d: dict[str, Any]) -> MeasuredConfig:
+    return MeasuredConfig(
+        _unbits(d["choice"]),
+        str(d["stage"]),
+        int(d["candidate"]),
+        int(d["predicted_rank"]),
+        float(d["ratio"]),
+        float(d.get("race_ratio", math.nan)),
+        int(d.get("race_rounds", 0)),
+    )
+
+
+def _read_log(path: Path, targets: list[str], n_candidates: int, seed: int) -> dict[str, Any] | None:
+    """The tuning log at ``path`` if it exists (checked to belong to the same model, candidates and seed)."""
+    from opgraph._base.jsonio import read_json
+
+    if not path.exists():
+        return None
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != LOG_FORMAT:
+        raise PerfError(f"log_path={str(path)!r} is not an opgraph tuning log; give a new path or delete the file")
+    same = (doc.get("targets"), doc.get("n_candidates"), doc.get("seed")) == (list(targets), n_candidates, seed)
+    if not same:
+        raise PerfError(
+            f"log_path={str(path)!r} logs another tuning (other convolutions, n_candidates or seed); "
+            "give a new path for this model or delete the file"
+        )
+    return doc
+
+
+def apply_layout(model: Any, layout: str | Path | dict[str, str]) -> Any:
+    """Re-apply a saved layout to a (fresh) model instance, in place, and return it.
+
+    The parameters of each convolution named in the layout are stored in its format (they stay the same objects,
+    so ``state_dict`` keys and a later ``load_state_dict`` are unaffected). A channels-last weight makes PyTorch
+    run that convolution channels-last (it converts an NCHW input itself, as ``model.to(memory_format=
+    torch.channels_last)`` does); an ``NCHW`` convolution also gets a forward pre-hook making its input contiguous
+    NCHW (a channels-last input would otherwise make it run channels-last). Each convolution thus computes in
+    the format the tuner measured. Applying again replaces the earlier hooks.
+
+    Args:
+        model: ``nn.Module`` of the architecture the layout was tuned on.
+        layout: A JSON file written by :meth:`TuneResult.save` (or by ``opgraph perf tune --out``), or its
+            ``{module path: "NCHW" | "channels_last"}`` dict.
+
+    Returns:
+        ``model``.
+
+    Raises:
+        PerfError: the file is not a layout, a value is not a format, or a path is not a convolution of ``model``.
+    """
+    import torch
+    from torch import nn
+
+    if isinstance(layout, dict):
+        mapping, where = layout, "layout"
+    else:
+        from opgraph._base.jsonio import read_json
+
+        doc = read_json(layout)
+        where = f"layout file {str(layout)!r}"
+        if not isinstance(doc, dict) or not isinstance(doc.get("layout"), dict):
+            raise PerfError(
+                f"{where} has no 'layout' mapping; write it with TuneResult.save or opgraph perf tune --out"
+            )
+        mapping = doc["layout"]
+    for path, fmt in mapping.items():
+        if fmt not in LAYOUT_VALUES:
+            raise PerfError(f"{where}: {path!r} has format {fmt!r}; use one of {', '.join(LAYOUT_VALUES)}")
+        try:
+            conv = model.get_submodule(path)
+        except AttributeError:
+            raise PerfError(
+                f"{where} names module {path!r}, which {type(model).__name__} does not have; apply a layout tuned "
+                "on the same architecture"
+            ) from None
+        if not isinstance(conv, nn.Conv2d | nn.ConvTranspose2d):
+            raise PerfError(f"{where}: {path!r} is a {type(conv).__name__}, not a Conv2d; tune this model again")
+        old = getattr(conv, "_opgraph_layout_hook", None)
+        if old is not None:
+            old.remove()
+            conv._opgraph_layout_hook = None
+        if fmt == "channels_last":
+            # a channels-last weight makes PyTorch's convolution run (and return) channels-last whatever the
+            # input's format, converting the input itself: no hook needed
+            conv.to(memory_format=torch.channels_last)
+            continue
+        conv.to(memory_format=torch.contiguous_format)
+
+        def to_nchw(mod: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+            return (args[0].contiguous(),) + tuple(args[1:])
+
+        conv._opgraph_layout_hook = conv.register_forward_pre_hook(to_nchw)
+    return model
 
 
 def layout_measurer(
@@ -368,6 +601,7 @@ def tune_layout(
     seed: int = 0,
     name: str = "model",
     measurer: Measurer | None = None,
+    log_path: str | Path | None = None,
 ) -> TuneResult:
     """Rank ``n_candidates`` layout configs with ``model`` and spend ``measure_frac`` of them measuring adaptively.
 
@@ -385,14 +619,45 @@ def tune_layout(
         seed: Seed of sampling and measuring.
         name: Graph name in logs.
         measurer: Replaces the real measuring (tests, or a remote machine); see :data:`Measurer`.
+        log_path: A JSON tuning log. Every screening run appends its configs and their ratios to the default; a
+            rerun with the same model, ``n_candidates`` and ``seed`` measures none of the logged configs again
+            (the default is still timed as the reference of any new run), and a finished log returns its result
+            without measuring anything (``TuneResult.resumed``). The race is logged when it finishes.
 
     Returns:
-        A :class:`TuneResult`.
+        A :class:`TuneResult`; both uniform layouts (all NCHW, all channels-last) are always among the measured
+        configs and raced to the end, so the pick is never slower than the better of the two in the race rounds.
     """
     t0 = time.perf_counter()
     s = settings or MeasureSettings()
     cand, targets, choices, columns = layout_candidates(module, example_inputs, n_candidates, seed, name)
     budget = max(2, int(math.floor(measure_frac * len(choices) + 1e-9)))
+    log_file = Path(log_path) if log_path is not None else None
+    logged = _read_log(log_file, targets, len(choices), seed) if log_file is not None else None
+    if logged is not None and logged.get("result") is not None:
+        res = TuneResult.from_dict(logged["result"], resumed=True)
+        log.info("%s: finished tuning read from %s: %r", name, log_file, res)
+        return res
+    known = [_measured_from_dict(m) for m in (logged or {}).get("measured", [])]
+
+    def write_log(measured: list[MeasuredConfig], default_ns: float, result: TuneResult | None = None) -> None:
+        if log_file is None:
+            return
+        from opgraph._base.jsonio import write_json
+
+        doc = {
+            "format": LOG_FORMAT,
+            "version": 1,
+            "name": name,
+            "targets": targets,
+            "n_candidates": len(choices),
+            "seed": seed,
+            "default_ns": default_ns,
+            "measured": [_measured_to_dict(m) for m in measured],
+            "result": None if result is None else result.to_dict(),
+        }
+        write_json(log_file, doc)
+
     if measurer is None:
         measurer = layout_measurer(module, example_inputs, targets, s)
         race_measurer = layout_measurer(module, example_inputs, targets, replace(s, reps=1, warmup=1))
@@ -409,6 +674,8 @@ def tune_layout(
         rounds=max(1, s.rounds),
         seed=seed,
         race_measure=race_measurer,
+        known=known,
+        on_measured=write_log,
     )
     win = out.measured[out.chosen]
     res = TuneResult(
@@ -424,7 +691,9 @@ def tune_layout(
         measured=out.measured,
         seconds=time.perf_counter() - t0,
         measure_s=out.measure_s,
+        ratio_ci=out.race_ci,
     )
+    write_log(out.measured, out.default_ns, res)
     log.info("%s: %r", name, res)
     return res
 
