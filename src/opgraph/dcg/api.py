@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
-from opgraph.dcg.engine import Evaluation, evaluate_output, grid_work, plan_compression, prepare, restrict
+from opgraph.dcg.engine import Evaluation, grid_work, plan_compression, prepare, restrict
 from opgraph.dcg.errors import DistError
 from opgraph.dcg.refine import COMPRESS, Allocator, split_terms
 from opgraph.dcg.result import DistResult
@@ -150,6 +151,7 @@ def _evaluate_graph(
     qmc_points: int,
     seed: int,
     balance: bool,
+    scale: Mapping[str, Any] | None = None,
 ) -> list[DistResult]:
     if target_w1 is not None and not (isinstance(target_w1, int | float) and target_w1 > 0):
         raise DistError(f"target_w1={target_w1!r} must be a number > 0 (for example 1e-3)")
@@ -183,7 +185,7 @@ def _evaluate_graph(
         evals: list[Evaluation] = []
         for o in outputs:
             evals.append(
-                evaluate_output(
+                evaluate_output_chunked(
                     graph,
                     o,
                     quantized,
@@ -195,6 +197,7 @@ def _evaluate_graph(
                     seed=seed,
                     rules=rules,
                     soft_joint=_soft_joint(cur_compress),
+                    **(scale or {}),
                 )
             )
         worst = max(e.w1_bound for e in evals)
@@ -440,6 +443,9 @@ def evaluate(
     qmc_points: int = 2**16,
     seed: int = 0,
     balance: bool = True,
+    max_memory: int | None = None,
+    executor: Any = "serial",
+    progress: bool | None = None,
 ) -> Any:
     """Evaluate ``fn`` on random inputs; return the output law with a certified W1 bound.
 
@@ -458,6 +464,12 @@ def evaluate(
         qmc_points: Points of the randomised-QMC fallback.
         seed: Seed of the QMC fallback (the grid evaluation is deterministic).
         balance: Rebalance long chains of ``+`` into trees (fewer compressions).
+        max_memory: Memory budget in bytes: a joint grid whose evaluation would need more is evaluated in chunks
+            (slabs of its outermost input axes) with the same result; ``None`` evaluates in one piece. See
+            :mod:`opgraph.dcg.chunks`.
+        executor: Where chunks run: ``"serial"``, ``"process"``, ``"dask"``, ``"dask://host:port"`` or an
+            :class:`opgraph.parallel.Executor` (identical results on every executor).
+        progress: Progress bar over the chunks (``None``: for large grids when stderr is a terminal).
 
     Returns:
         A :class:`DistResult`, or a tuple of them when ``fn`` returns a tuple.
@@ -486,6 +498,7 @@ def evaluate(
         qmc_points=qmc_points,
         seed=seed,
         balance=balance,
+        scale={"max_memory": max_memory, "executor": executor, "progress": progress},
     )
     structure = graph.meta.get("output_structure", "value")
     return results[0] if structure == "value" else tuple(results)
