@@ -211,3 +211,13 @@ def test_cli_max_memory_and_executor(tmp_path) -> None:
     assert saved["info"]["chunks"]["count"] > 1
     bad = CliRunner().invoke(group, [*args, "--max-memory", "lots"])
     assert bad.exit_code != 0 and "--max-memory" in str(bad.exception or bad.output)
+
+
+def test_progress_bar_over_nodes_of_one_piece(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unchunked evaluation shows a bar over its nodes when asked (off by default when not on a terminal)."""
+    fn, ins, atoms, kw = CASES["three inputs, shared, quotient"]
+    od.evaluate(fn, *ins, atoms=atoms, progress=True, **kw)
+    assert "dcg nodes" in capsys.readouterr().err
+    od.evaluate(fn, *ins, atoms=atoms, **kw)
+    od.evaluate(fn, *ins, atoms=atoms, progress=False, **kw)
+    assert "dcg nodes" not in capsys.readouterr().err

@@ -44,6 +44,7 @@ import numpy as np
 from opgraph.dcg.band import GridCells
 from opgraph.dcg.distributions import Distribution, Quantized
 from opgraph.dcg.engine import (
+    NODE_PROGRESS,
     Evaluation,
     Evaluator,
     _cell_enclosure,
@@ -232,6 +233,7 @@ def _run_chunk(item: tuple[_Job, tuple[slice, ...], dict[tuple[Any, ...], Any], 
     job, slab, known, full = item
     del seed  # the grid evaluation is deterministic
     ev = Evaluator(job.graph, job.out, job.quantized, job.labels, job.plan, job.compress_atoms, job.dists)
+    NODE_PROGRESS.set(False)  # chunks have their own bar
     ev.slabs = dict(zip(job.split, slab, strict=True))
     recorded: dict[tuple[Any, ...], tuple[bool, Any]] = {}
     split = set(job.split)
@@ -346,6 +348,46 @@ def evaluate_output_chunked(
     Raises:
         DistError: the grid cannot fit in ``max_memory`` even in chunks (the bytes needed and the limit).
     """
+    token = NODE_PROGRESS.set(progress)
+    try:
+        return _evaluate(
+            graph,
+            output,
+            quantized,
+            labels,
+            dists,
+            max_joint,
+            compress_atoms,
+            qmc_points,
+            seed,
+            rules,
+            soft_joint,
+            max_memory,
+            executor,
+            progress,
+            slabs,
+        )
+    finally:
+        NODE_PROGRESS.reset(token)
+
+
+def _evaluate(
+    graph: Graph,
+    output: int,
+    quantized: dict[str, Quantized],
+    labels: dict[str, str],
+    dists: dict[str, Distribution],
+    max_joint: int,
+    compress_atoms: int,
+    qmc_points: int,
+    seed: int,
+    rules: dict[str, Any],
+    soft_joint: int | None,
+    max_memory: int | None,
+    executor: Any,
+    progress: bool | None,
+    slabs: ChunkPlan | None,
+) -> Evaluation:
     kwargs = {
         "max_joint": max_joint,
         "compress_atoms": compress_atoms,

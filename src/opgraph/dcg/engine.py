@@ -31,6 +31,7 @@ nodes.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import math
@@ -56,6 +57,10 @@ log = logging.getLogger(__name__)
 
 Terms = dict[str, float]
 _EPS = float(np.finfo(float).eps)
+#: Progress bar over the nodes of one evaluation: True / False, or None for "when the work (cells summed over the
+#: nodes) exceeds NODE_PROGRESS_CELLS and stderr is a terminal". Set by :func:`opgraph.dcg.evaluate` (``progress``).
+NODE_PROGRESS: contextvars.ContextVar[bool | None] = contextvars.ContextVar("dcg_node_progress", default=None)
+NODE_PROGRESS_CELLS = 5 * 10**7
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -487,10 +492,38 @@ class Evaluator:
         table: dict[str, Any] = dict.fromkeys(iv.RULES, apply)
         table["const"] = self._const
         inputs = {n.attrs["name"]: self._input(n) for n in self.nodes if n.op == "input"}
-        (out,) = interpret(self.graph, inputs, table, after_node=after)
+        bar = self._progress_bar()
+        try:
+            (out,) = interpret(self.graph, inputs, table, after_node=after, on_node=bar and (lambda n, v: bar.update()))
+        finally:
+            if bar is not None:
+                bar.close()
         self._node = self.output
         bound, attr = self.cellwise(out, "final")
         return out, bound, attr
+
+    def _progress_bar(self) -> Any:
+        """A tqdm bar over the nodes when :data:`NODE_PROGRESS` asks for one (None otherwise)."""
+        want = NODE_PROGRESS.get()
+        if want is None:
+            import sys
+
+            sizes = {n.id: self.axes_size(n) for n in self.nodes if n.op == "input"}
+            want = (
+                sys.stderr.isatty()
+                and sum(_grid_sizes(self.graph, sizes, self.compress, self.compress_atoms, set())) > NODE_PROGRESS_CELLS
+            )
+        if not want:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=len(self.nodes), desc="dcg nodes", unit="node", leave=False)
+
+    def axes_size(self, n: Node) -> int:
+        """Atoms of input node ``n`` in this evaluation (its slab in a chunk)."""
+        sl = self.slabs.get(n.id)
+        size = self.quantized[n.attrs["name"]].atoms.size
+        return size if sl is None else len(range(*sl.indices(size)))
 
     def _input(self, n: Node) -> Val:
         """An input node's value: its quantized law as an axis (with moments for the tails of unbounded laws)."""
