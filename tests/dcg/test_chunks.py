@@ -221,3 +221,13 @@ def test_progress_bar_over_nodes_of_one_piece(capsys: pytest.CaptureFixture[str]
     od.evaluate(fn, *ins, atoms=atoms, **kw)
     od.evaluate(fn, *ins, atoms=atoms, progress=False, **kw)
     assert "dcg nodes" not in capsys.readouterr().err
+
+
+def test_max_memory_replaces_the_global_memory_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a budget a grid over the machine's limit is refused up front; with one it is evaluated in chunks."""
+    monkeypatch.setenv("OPGRAPH_MAX_MEMORY_GB", "0.01")
+    fn, ins = (lambda x, y: x * y + x), (U(1, 2), N(0, 1))
+    with pytest.raises(DistError, match="max-memory"):
+        od.evaluate(fn, *ins, atoms=512)
+    r = od.evaluate(fn, *ins, atoms=512, max_memory=30 * 10**6)
+    assert r.info["chunks"]["count"] > 1 and r.info["chunks"]["estimated_peak_bytes"] <= 30 * 10**6

@@ -77,7 +77,7 @@ def check_memory(atoms: Mapping[str, int], max_joint: int, refine: bool) -> int:
         raise DistError(
             f"atoms={max(atoms.values())}, max_joint={max_joint}: the evaluation needs about {need / 1e9:.3g} GB "
             f"of memory, more than the limit of {limit / 1e9:.3g} GB (half the physical memory, or "
-            f"${MEMORY_ENV}); lower --atoms / --max-joint"
+            f"${MEMORY_ENV}); lower --atoms / --max-joint, or give --max-memory to evaluate in chunks"
         )
     return need
 
@@ -172,7 +172,8 @@ def _evaluate_graph(
     else:
         base_compress = max(1024, 4 * max(cur_atoms.values()))
     cur_compress = check_atoms(base_compress, "compress_atoms")
-    check_memory(cur_atoms, max_joint, refine=target_w1 is not None)
+    if (scale or {}).get("max_memory") is None:  # with a budget, opgraph.dcg.chunks plans (and refuses) instead
+        check_memory(cur_atoms, max_joint, refine=target_w1 is not None)
     if not outputs:
         raise DistError("fn returns nothing; return one value (or a tuple of values) computed from the inputs")
     results: list[DistResult] = []
