@@ -231,3 +231,14 @@ def test_max_memory_replaces_the_global_memory_check(monkeypatch: pytest.MonkeyP
         od.evaluate(fn, *ins, atoms=512)
     r = od.evaluate(fn, *ins, atoms=512, max_memory=30 * 10**6)
     assert r.info["chunks"]["count"] > 1 and r.info["chunks"]["estimated_peak_bytes"] <= 30 * 10**6
+
+
+def test_target_w1_refinement_stays_within_max_memory() -> None:
+    """The refinement's grids are capped so that their results fit the budget (no error mid-refinement)."""
+    fn, ins = (lambda x, y, z: x * y + z), (U(1, 2), U(1, 2), U(0, 1))
+    budget = 30 * 10**6
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = od.evaluate(fn, *ins, target_w1=1e-4, max_memory=budget)
+    assert r.info["joint_atoms"] * chunks.RESULT_BYTES_PER_ELEMENT <= budget // 2
+    assert r.w1_bound > 0

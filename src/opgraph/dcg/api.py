@@ -156,6 +156,13 @@ def _evaluate_graph(
     if target_w1 is not None and not (isinstance(target_w1, int | float) and target_w1 > 0):
         raise DistError(f"target_w1={target_w1!r} must be a number > 0 (for example 1e-3)")
     max_joint = check_atoms(max_joint, "max_joint")
+    budget = (scale or {}).get("max_memory")
+    if target_w1 is not None and budget is not None:
+        # The refinement grows grids up to max_joint: keep the result of such a grid within half the budget (the
+        # other half for one chunk's arrays, see opgraph.dcg.chunks).
+        from opgraph.dcg.chunks import RESULT_BYTES_PER_ELEMENT
+
+        max_joint = max(1, min(max_joint, int(budget) // (2 * RESULT_BYTES_PER_ELEMENT)))
     graph = prepare(graph, balance=balance)
     outputs = list(graph.outputs)
     restricted = [restrict(graph, o) for o in outputs] if target_w1 is not None else []
