@@ -353,16 +353,16 @@ class Evaluator:
         self.labels = labels
         self.compress = compress
         self.compress_atoms = compress_atoms
-        self.axes: dict[int, Axis] = {}
-        self.compressions: list[dict[str, Any]] = []
-        self.extremes: list[dict[str, Any]] = []
-        self.smoothing = True
-        self._wbox_memo: dict[tuple[int, ...], np.ndarray] = {}
         # Chunked evaluation (opgraph.dcg.chunks): input node id -> the cells of its axis in this chunk, and the
         # function that turns a reduction over this chunk's grid into the global one (None: not chunked).
         self.slabs: dict[int, slice] = {}
         self.reducer: Any = None
         self._node = -1
+        self.axes: dict[int, Axis] = {}
+        self.compressions: list[dict[str, Any]] = []
+        self.extremes: list[dict[str, Any]] = []
+        self.smoothing = True
+        self._wbox_memo: dict[tuple[int, ...], np.ndarray] = {}
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
         # bounds (every cell's derivative enclosure lies in the global one), so those are not computed.
         ins = [n.attrs["name"] for n in graph.nodes if n.op == "input"]
@@ -642,7 +642,7 @@ class Evaluator:
         inf_at = next((o.nb_inf_at for o in ops if o.nb_inf_at), "")
         if not inf_at and math.isinf(_total(nb)):
             inf_at = n.where
-        eabs = self._glob(("eabs",), K, self._eabs(pt, K))
+        eabs = self._eabs(pt, K)
         out = Val(K, pt, box, der, gint, gint1, nb, eabs, d1, inf_at)
         if k == 1 and self.axes[K[0]].moment is not None:
             consts = [float(o.pt) if not o.axes else None for o in ops]
@@ -854,8 +854,10 @@ class Evaluator:
         if not axes:
             return float(abs(pt))
         if len(axes) == 1 and np.ndim(pt) == 1:
-            return float(np.abs(pt) @ self.axes[axes[0]].weights)
-        return float(np.sum(np.abs(np.broadcast_to(pt, self._shape(axes))) * self._wbox(axes)))
+            e = float(np.abs(pt) @ self.axes[axes[0]].weights)
+        else:
+            e = float(np.sum(np.abs(np.broadcast_to(pt, self._shape(axes))) * self._wbox(axes)))
+        return self._glob(("eabs",), axes, e)  # over the whole grid in a chunked evaluation
 
     def _compressed_moments(
         self, v: Val, shape: tuple[int, ...], box_bound: np.ndarray, pt: np.ndarray, share: np.ndarray, rg: Any, m: int
