@@ -8,8 +8,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
-from opgraph.dcg.engine import Evaluation, evaluate_output, grid_work, plan_compression, prepare, restrict
+from opgraph.dcg.engine import Evaluation, grid_work, plan_compression, prepare, restrict
 from opgraph.dcg.errors import DistError
 from opgraph.dcg.refine import COMPRESS, Allocator, split_terms
 from opgraph.dcg.result import DistResult
@@ -76,7 +77,7 @@ def check_memory(atoms: Mapping[str, int], max_joint: int, refine: bool) -> int:
         raise DistError(
             f"atoms={max(atoms.values())}, max_joint={max_joint}: the evaluation needs about {need / 1e9:.3g} GB "
             f"of memory, more than the limit of {limit / 1e9:.3g} GB (half the physical memory, or "
-            f"${MEMORY_ENV}); lower --atoms / --max-joint"
+            f"${MEMORY_ENV}); lower --atoms / --max-joint, or give --max-memory to evaluate in chunks"
         )
     return need
 
@@ -150,10 +151,18 @@ def _evaluate_graph(
     qmc_points: int,
     seed: int,
     balance: bool,
+    scale: Mapping[str, Any] | None = None,
 ) -> list[DistResult]:
     if target_w1 is not None and not (isinstance(target_w1, int | float) and target_w1 > 0):
         raise DistError(f"target_w1={target_w1!r} must be a number > 0 (for example 1e-3)")
     max_joint = check_atoms(max_joint, "max_joint")
+    budget = (scale or {}).get("max_memory")
+    if target_w1 is not None and budget is not None:
+        # The refinement grows grids up to max_joint: keep the result of such a grid within half the budget (the
+        # other half for one chunk's arrays, see opgraph.dcg.chunks).
+        from opgraph.dcg.chunks import RESULT_BYTES_PER_ELEMENT
+
+        max_joint = max(1, min(max_joint, int(budget) // (2 * RESULT_BYTES_PER_ELEMENT)))
     graph = prepare(graph, balance=balance)
     outputs = list(graph.outputs)
     restricted = [restrict(graph, o) for o in outputs] if target_w1 is not None else []
@@ -170,7 +179,8 @@ def _evaluate_graph(
     else:
         base_compress = max(1024, 4 * max(cur_atoms.values()))
     cur_compress = check_atoms(base_compress, "compress_atoms")
-    check_memory(cur_atoms, max_joint, refine=target_w1 is not None)
+    if (scale or {}).get("max_memory") is None:  # with a budget, opgraph.dcg.chunks plans (and refuses) instead
+        check_memory(cur_atoms, max_joint, refine=target_w1 is not None)
     if not outputs:
         raise DistError("fn returns nothing; return one value (or a tuple of values) computed from the inputs")
     results: list[DistResult] = []
@@ -183,7 +193,7 @@ def _evaluate_graph(
         evals: list[Evaluation] = []
         for o in outputs:
             evals.append(
-                evaluate_output(
+                evaluate_output_chunked(
                     graph,
                     o,
                     quantized,
@@ -195,6 +205,7 @@ def _evaluate_graph(
                     seed=seed,
                     rules=rules,
                     soft_joint=_soft_joint(cur_compress),
+                    **(scale or {}),
                 )
             )
         worst = max(e.w1_bound for e in evals)
@@ -440,6 +451,9 @@ def evaluate(
     qmc_points: int = 2**16,
     seed: int = 0,
     balance: bool = True,
+    max_memory: int | None = None,
+    executor: Any = "serial",
+    progress: bool | None = None,
 ) -> Any:
     """Evaluate ``fn`` on random inputs; return the output law with a certified W1 bound.
 
@@ -458,6 +472,12 @@ def evaluate(
         qmc_points: Points of the randomised-QMC fallback.
         seed: Seed of the QMC fallback (the grid evaluation is deterministic).
         balance: Rebalance long chains of ``+`` into trees (fewer compressions).
+        max_memory: Memory budget in bytes: a joint grid whose evaluation would need more is evaluated in chunks
+            (slabs of its outermost input axes) with the same result; ``None`` evaluates in one piece. See
+            :mod:`opgraph.dcg.chunks`.
+        executor: Where chunks run: ``"serial"``, ``"process"``, ``"dask"``, ``"dask://host:port"`` or an
+            :class:`opgraph.parallel.Executor` (identical results on every executor).
+        progress: Progress bar over the chunks (``None``: for large grids when stderr is a terminal).
 
     Returns:
         A :class:`DistResult`, or a tuple of them when ``fn`` returns a tuple.
@@ -486,6 +506,7 @@ def evaluate(
         qmc_points=qmc_points,
         seed=seed,
         balance=balance,
+        scale={"max_memory": max_memory, "executor": executor, "progress": progress},
     )
     structure = graph.meta.get("output_structure", "value")
     return results[0] if structure == "value" else tuple(results)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from opgraph._base.cli_options import json_option, out_option
+from opgraph._base.cli_options import executor_option, json_option, out_option
 from opgraph.errors import OpgraphError
 
 if TYPE_CHECKING:
@@ -53,6 +53,12 @@ def group() -> None:
 @click.option("--quantizer", default="auto", show_default=True, type=click.Choice(["auto", "quantile", "meansplit"]))
 @click.option("--max-joint", default=2**20, show_default=True, type=int, help="Largest joint grid (elements).")
 @click.option(
+    "--max-memory",
+    default=None,
+    help="Memory budget (bytes, or with a unit: 500MB, 2GB); larger grids are evaluated in chunks.",
+)
+@executor_option()
+@click.option(
     "--plot",
     "plot_path",
     default="dist.png",
@@ -68,6 +74,8 @@ def eval_cmd(
     target_w1: float | None,
     quantizer: str,
     max_joint: int,
+    max_memory: str | None,
+    executor: str,
     plot_path: str,
     json_path: str | None,
 ) -> None:
@@ -89,7 +97,14 @@ def eval_cmd(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         r = evaluate(
-            fn, *[dd for _, dd in parsed], atoms=atoms, target_w1=target_w1, quantizer=quantizer, max_joint=max_joint
+            fn,
+            *[dd for _, dd in parsed],
+            atoms=atoms,
+            target_w1=target_w1,
+            quantizer=quantizer,
+            max_joint=max_joint,
+            max_memory=parse_bytes(max_memory),
+            executor=executor,
         )
     outputs = r if isinstance(r, tuple) else (r,)
     con = Console()
@@ -108,6 +123,28 @@ def eval_cmd(
             path = _numbered(json_path, i, len(outputs))
             out.save(path)
             con.print(f"result written to {path}")
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_bytes(text: str | None) -> int | None:
+    """``"500MB"`` -> 500000000 (units B, KB, MB, GB, TB, KiB, MiB, GiB; none: bytes); None stays None.
+
+    Raises:
+        OpgraphError: not a positive size.
+    """
+    if text is None:
+        return None
+    t = text.strip().upper()
+    num = t.rstrip("BKMGTI")
+    try:
+        value = float(num) * _UNITS[t[len(num) :].strip()]
+    except (ValueError, KeyError):
+        value = float("nan")
+    if not (value >= 1 and math.isfinite(value)):
+        raise OpgraphError(f"--max-memory {text!r}: expected a size such as 500MB or 2GB")
+    return int(value)
 
 
 def _numbered(path: str, index: int, count: int) -> str:

@@ -31,6 +31,7 @@ nodes.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
 import math
@@ -56,6 +57,10 @@ log = logging.getLogger(__name__)
 
 Terms = dict[str, float]
 _EPS = float(np.finfo(float).eps)
+#: Progress bar over the nodes of one evaluation: True / False, or None for "when the work (cells summed over the
+#: nodes) exceeds NODE_PROGRESS_CELLS and stderr is a terminal". Set by :func:`opgraph.dcg.evaluate` (``progress``).
+NODE_PROGRESS: contextvars.ContextVar[bool | None] = contextvars.ContextVar("dcg_node_progress", default=None)
+NODE_PROGRESS_CELLS = 5 * 10**7
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -231,6 +236,13 @@ class Axis:
         m2 = np.where(err == 0, 0.0, np.minimum(m2, dev))
         self.bias, self.m2 = np.where(err == 0, 0.0, bias), m2
 
+    def slab(self, sl: slice) -> Axis:
+        """The cells ``sl`` of this axis (a chunk of the joint grid, :mod:`opgraph.dcg.chunks`)."""
+        m = self.moment
+        moment = None if m is None else (lambda j: None if (r := m(j)) is None else r[sl])
+        arrays = (self.atoms, self.weights, self.lo, self.hi, self.err)
+        return Axis(self.id, *(x[sl] for x in arrays), self.label, self.components, moment, self.bias[sl], self.m2[sl])  # type: ignore[index]
+
     @property
     def bounded(self) -> bool:
         """True when every cell is finite."""
@@ -298,13 +310,15 @@ def _at(x: Any, i: int) -> float:
     return float(x[i]) if np.ndim(x) else float(x)
 
 
-def _attributed(per_box: np.ndarray, cw: np.ndarray, attr: Terms) -> Terms | None:
+def _attributed(per_box: np.ndarray, cw: np.ndarray, attr: Terms, glob: Any = None) -> Terms | None:
     """Total of a per-box second-order bound, split like the first-order (cellwise) attribution ``attr``.
 
+    ``glob`` makes the two grid sums global in a chunked evaluation (:meth:`Evaluator._glob`).
     Returns ``None`` when the total is not finite (the candidate does not apply).
     """
-    total = float(np.sum(per_box)) * (1 + 1e-12)
-    cw_total = float(np.sum(cw))
+    sums = (float(np.sum(per_box)), float(np.sum(cw)))
+    total, cw_total = sums if glob is None else glob(sums)
+    total *= 1 + 1e-12
     if not math.isfinite(total):
         return None
     if cw_total > 0 and math.isfinite(cw_total):
@@ -342,6 +356,11 @@ class Evaluator:
         self.labels = labels
         self.compress = compress
         self.compress_atoms = compress_atoms
+        # Chunked evaluation (opgraph.dcg.chunks): input node id -> the cells of its axis in this chunk, and the
+        # function that turns a reduction over this chunk's grid into the global one (None: not chunked).
+        self.slabs: dict[int, slice] = {}
+        self.reducer: Any = None
+        self._node = -1
         self.axes: dict[int, Axis] = {}
         self.compressions: list[dict[str, Any]] = []
         self.extremes: list[dict[str, Any]] = []
@@ -365,6 +384,16 @@ class Evaluator:
     def _shape(self, axes: Sequence[int]) -> tuple[int, ...]:
         return tuple(self.axes[a].size for a in axes)
 
+    def _glob(self, site: Any, axes: Sequence[int], value: Any) -> Any:
+        """A reduction over the grid of ``axes`` (a float, tuple or terms; sums, except a ``"range"`` site's min/max).
+
+        The identity unless the grid is evaluated in chunks: then ``self.reducer`` returns the value over the whole
+        grid (keyed by the node being evaluated and ``site``), see :mod:`opgraph.dcg.chunks`.
+        """
+        if self.reducer is None or site is None:
+            return value
+        return self.reducer((self._node, *site) if isinstance(site, tuple) else (self._node, site), axes, value)
+
     @staticmethod
     def _expand(arr: Any, a_axes: Sequence[int], k_axes: Sequence[int]) -> np.ndarray:
         arr = np.asarray(arr, dtype=float)
@@ -380,16 +409,19 @@ class Evaluator:
             pt=ax.atoms,
             box=[(ax.atoms, ax.atoms), (ax.lo, ax.hi)],
             der={ax.id: (one, one)},
-            gint=(float(np.min(ax.lo)), float(np.max(ax.hi))),
+            gint=self._glob(("range", ax.id), (ax.id,), (float(np.min(ax.lo)), float(np.max(ax.hi)))),
             gint1=gint1,
             nb=nb,
-            eabs=float(np.abs(ax.atoms) @ ax.weights),
+            eabs=self._glob(("eabs", ax.id), (ax.id,), float(np.abs(ax.atoms) @ ax.weights)),
             d1=d1,
         )
 
     # -- per-box cellwise bound --------------------------------------------------------------------------------
-    def cellwise(self, v: Val) -> tuple[np.ndarray, Terms]:
-        """Per-box upper bound on ``E[|V - V'|; box]`` (full grid shape) and its attribution to labels."""
+    def cellwise(self, v: Val, site: Any = None) -> tuple[np.ndarray, Terms]:
+        """Per-box upper bound on ``E[|V - V'|; box]`` (full grid shape) and its attribution to labels.
+
+        ``site`` names the call for a chunked evaluation (the attribution is a sum over the grid, see :meth:`_glob`).
+        """
         k = len(v.axes)
         shape = self._shape(v.axes)
         if k == 0:
@@ -431,7 +463,7 @@ class Evaluator:
             total = float(np.sum(bound))
             for lab, frac in self.axes[v.axes[0]].components.items():
                 attr[lab] = frac * total
-            return bound, attr
+            return bound, self._glob(site, v.axes, attr)
         with np.errstate(invalid="ignore", divide="ignore"):
             fin = np.isfinite(deriv) & (deriv > 0)
             terms = [np.broadcast_to(t, shape) for t in terms]
@@ -440,7 +472,7 @@ class Evaluator:
                 contrib = float(np.sum(np.where(use_osc, bound * share, t)[any_err]))
                 for lab, frac in self.axes[a].components.items():
                     attr[lab] = attr.get(lab, 0.0) + frac * contrib
-        return bound, attr
+        return bound, self._glob(site, v.axes, attr)
 
     # -- evaluation ---------------------------------------------------------------------------------------------
     def run(self, rules: dict[str, Any]) -> tuple[Val, np.ndarray, Terms]:
@@ -465,9 +497,38 @@ class Evaluator:
         table: dict[str, Any] = dict.fromkeys(iv.RULES, apply)
         table["const"] = self._const
         inputs = {n.attrs["name"]: self._input(n) for n in self.nodes if n.op == "input"}
-        (out,) = interpret(self.graph, inputs, table, after_node=after)
-        bound, attr = self.cellwise(out)
+        bar = self._progress_bar()
+        try:
+            (out,) = interpret(self.graph, inputs, table, after_node=after, on_node=bar and (lambda n, v: bar.update()))
+        finally:
+            if bar is not None:
+                bar.close()
+        self._node = self.output
+        bound, attr = self.cellwise(out, "final")
         return out, bound, attr
+
+    def _progress_bar(self) -> Any:
+        """A tqdm bar over the nodes when :data:`NODE_PROGRESS` asks for one (None otherwise)."""
+        want = NODE_PROGRESS.get()
+        if want is None:
+            import sys
+
+            sizes = {n.id: self.axes_size(n) for n in self.nodes if n.op == "input"}
+            want = (
+                sys.stderr.isatty()
+                and sum(_grid_sizes(self.graph, sizes, self.compress, self.compress_atoms, set())) > NODE_PROGRESS_CELLS
+            )
+        if not want:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=len(self.nodes), desc="dcg nodes", unit="node", leave=False)
+
+    def axes_size(self, n: Node) -> int:
+        """Atoms of input node ``n`` in this evaluation (its slab in a chunk)."""
+        sl = self.slabs.get(n.id)
+        size = self.quantized[n.attrs["name"]].atoms.size
+        return size if sl is None else len(range(*sl.indices(size)))
 
     def _input(self, n: Node) -> Val:
         """An input node's value: its quantized law as an axis (with moments for the tails of unbounded laws)."""
@@ -485,6 +546,8 @@ class Evaluator:
         ):
             moment = functools.partial(q.cell_abs_moment, dist)
         ax = Axis(i, q.atoms, q.weights, q.lo, q.hi, q.err, label, {label: 1.0}, moment, q.bias, q.m2)
+        if i in self.slabs:
+            ax = ax.slab(self.slabs[i])
         self.axes[i] = ax
         sup = q.support
         g1 = (min(sup[0], float(np.min(q.lo))), max(sup[1], float(np.max(q.hi))))
@@ -514,6 +577,7 @@ class Evaluator:
             kset.update(o.axes)
         K = tuple(sorted(kset, key=self._key))
         k = len(K)
+        self._node = n.id
         fn = rules.get(n.op)
         if fn is None:
             raise DistError(f"no NumPy implementation for op {n.op!r} (add one to opgraph.graph.ops)")
@@ -572,8 +636,7 @@ class Evaluator:
             box.append(vint)
         # Global enclosure of the true values (hull of the full-box enclosures).
         if k:
-            glo = float(np.min(box[k][0]))
-            ghi = float(np.max(box[k][1]))
+            glo, ghi = self._glob(("range",), K, (float(np.min(box[k][0])), float(np.max(box[k][1]))))
             gint = (glo if not math.isnan(glo) else -math.inf, ghi if not math.isnan(ghi) else math.inf)
         else:
             gint = (float(pt), float(pt))
@@ -612,8 +675,8 @@ class Evaluator:
             out.growth = gr.rule(n.op, [o.growth for o in ops], consts)
             if out.growth is not None and math.isinf(_total(nb)):
                 # A finite cellwise (moment-weighted) total also bounds E|V - V'|: use it for the path bound.
-                cb, attr = self.cellwise(out)
-                total = float(np.sum(cb))
+                cb, attr = self.cellwise(out, ("growth",))
+                total = self._glob(("growth total",), K, float(np.sum(cb)))
                 if math.isfinite(total):
                     out.nb = attr
                     out.nb_inf_at = ""
@@ -664,9 +727,9 @@ class Evaluator:
             if n.op in ("add", "sub") and len(ops) == 2:
                 if len(rvs) == 2:
                     out.tv = min(rvs[0].tv, rvs[1].tv)
-                    for a_val, b_val in ((rvs[0], rvs[1]), (rvs[1], rvs[0])):
+                    for side, (a_val, b_val) in enumerate(((rvs[0], rvs[1]), (rvs[1], rvs[0]))):
                         if self.smoothing and math.isfinite(b_val.tv) and b_val.tv > 0:
-                            t = self._smoothed_term(a_val, b_val.tv)
+                            t = self._smoothed_term(a_val, b_val.tv, ("smoothed", side))
                             if t is not None:
                                 cands.append(_tsum((1.0, t), (1.0, b_val.wb)))  # type: ignore[arg-type]
                 elif len(rvs) == 1:
@@ -696,7 +759,7 @@ class Evaluator:
         """
         out: list[Terms] = []
         pairs = [(u, w), (w, u)] if op == "mul" else [(u, w)]
-        for a_val, b_val in pairs:
+        for side, (a_val, b_val) in enumerate(pairs):
             law = b_val.law
             if law is None or b_val.wb is None:
                 continue
@@ -710,17 +773,17 @@ class Evaluator:
                 lip = 1.0 / min(abs(lo), abs(hi)) ** 2
             if not (math.isfinite(t2) and math.isfinite(k1)):
                 continue
-            t = self._scaled_term(a_val, t2, k1)
+            t = self._scaled_term(a_val, t2, k1, ("scaled", side))
             if t is not None:
                 out.append(_tsum((1.0, t), (a_val.eabs * lip, b_val.wb)))
         return out
 
-    def _scaled_term(self, a_val: Val, t2: float, k1: float) -> Terms | None:
+    def _scaled_term(self, a_val: Val, t2: float, k1: float, site: Any = None) -> Terms | None:
         """Bound on ``W1(A C, A' C)`` for an exact independent ``C`` (see :meth:`_product_candidates`)."""
         if not a_val.axes:
             return None
         k = len(a_val.axes)
-        cw, attr = self.cellwise(a_val)
+        cw, attr = self.cellwise(a_val, site)
         bias, m2 = self.second_moments(a_val)
         lo, hi = a_val.box[k]
         shape = bias.shape
@@ -731,18 +794,26 @@ class Evaluator:
             first = k1 * np.broadcast_to(cw, shape)
         second = np.where(np.isnan(second), np.inf, second)
         first = np.where(np.isnan(first), np.inf, first)
-        return _attributed(np.minimum(first, second), cw, attr)
+        return _attributed(np.minimum(first, second), cw, attr, self._sums(site, a_val.axes))
 
-    def _smoothed_term(self, a_val: Val, tv_b: float) -> Terms | None:
+    def _smoothed_term(self, a_val: Val, tv_b: float, site: Any = None) -> Terms | None:
         """Bound on ``W1(A + B, A' + B)`` for an exact independent ``B`` with density TV ``tv_b`` (see above)."""
         if not a_val.axes:
             return None
-        cw, attr = self.cellwise(a_val)
+        cw, attr = self.cellwise(a_val, site)
         bias, m2 = self.second_moments(a_val)
         with np.errstate(invalid="ignore", over="ignore"):
             second = bias + 0.5 * tv_b * m2
         second = np.where(np.isnan(second), np.inf, second)
-        return _attributed(np.minimum(np.broadcast_to(cw, second.shape), second), cw, attr)
+        return _attributed(
+            np.minimum(np.broadcast_to(cw, second.shape), second), cw, attr, self._sums(site, a_val.axes)
+        )
+
+    def _sums(self, site: Any, axes: Sequence[int]) -> Any:
+        """The ``glob`` argument of :func:`_attributed` for a call at ``site`` (None when not chunked)."""
+        if self.reducer is None or site is None:
+            return None
+        return lambda sums: self._glob((*site, "sums"), axes, sums)
 
     def second_moments(self, v: Val) -> tuple[np.ndarray, np.ndarray]:
         """Per-box upper bounds on ``|E[V - V'; box]|`` and ``E[(V - V')^2; box]`` (full grid shape).
@@ -809,8 +880,10 @@ class Evaluator:
         if not axes:
             return float(abs(pt))
         if len(axes) == 1 and np.ndim(pt) == 1:
-            return float(np.abs(pt) @ self.axes[axes[0]].weights)
-        return float(np.sum(np.abs(np.broadcast_to(pt, self._shape(axes))) * self._wbox(axes)))
+            e = float(np.abs(pt) @ self.axes[axes[0]].weights)
+        else:
+            e = float(np.sum(np.abs(np.broadcast_to(pt, self._shape(axes))) * self._wbox(axes)))
+        return self._glob(("eabs",), axes, e)  # over the whole grid in a chunked evaluation
 
     def _compressed_moments(
         self, v: Val, shape: tuple[int, ...], box_bound: np.ndarray, pt: np.ndarray, share: np.ndarray, rg: Any, m: int
