@@ -1,3 +1,5 @@
+import hashlib
+import json
 import os
 
 import pytest
@@ -5,7 +7,7 @@ import torch
 
 from opgraph import ffa
 from opgraph.ffa.errors import FFAError
-from opgraph.ffa.training import CHECKPOINT
+from opgraph.ffa.training import CHECKPOINT, MANIFEST
 
 
 class _Evil:
@@ -30,6 +32,12 @@ def test_run_checkpoint_is_weights_only_and_evil_one_runs_nothing(digits, tmp_pa
     marker = tmp_path / "pwned"
     state["history"] = _Evil(marker)
     torch.save(state, ck)
+    with pytest.raises(FFAError, match="does not match"):  # the manifest's SHA-256 refuses it first
+        ffa.load_run(tmp_path / "r")
+    # an attacker can rewrite the manifest too (a checksum is no signature): weights_only must still refuse it
+    manifest = json.loads((tmp_path / "r" / MANIFEST).read_text())
+    manifest["files"][CHECKPOINT]["sha256"] = hashlib.sha256(ck.read_bytes()).hexdigest()
+    (tmp_path / "r" / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(FFAError, match="re-save"):
         ffa.load_run(tmp_path / "r")
     with pytest.raises(FFAError, match="re-save"):

@@ -145,10 +145,13 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> tuple[list[dict[str, Any]], 
     ``best_acc`` / ``best_corr`` (max over epochs), ``align_mean_deg``, ``wall_s`` (sum of epoch times).
     """
     from opgraph.ffa import figures
+    from opgraph.ffa.training import MANIFEST, verify_run
 
     rows, curves = [], {}
     for d in run_dirs:
         p = Path(d)
+        if (p / MANIFEST).is_file():
+            verify_run(p)  # a folder mixing two runs' files is refused; one without a manifest (older) is read as is
         try:
             hist = json.loads((p / "history.json").read_text())
             cfg = json.loads((p / "config.json").read_text())

@@ -86,6 +86,9 @@ def group() -> None:
 @click.option("--device", default="cpu", show_default=True, help="cpu | cuda | auto")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier run in --out (refused without this flag).")
 @click.option("--threads", type=int, default=None, help="torch CPU threads.")
+@click.option(
+    "--allow-unverified", is_flag=True, help="--resume a run without manifest.json (older opgraph), with a warning."
+)
 def train_cmd(
     data_src: str,
     model: str,
@@ -107,6 +110,7 @@ def train_cmd(
     executor: str,
     device: str,
     threads: int | None,
+    allow_unverified: bool,
 ) -> None:
     """Train one run (or every --method x --seed combination) and print the final metrics.
 
@@ -135,6 +139,8 @@ def train_cmd(
     ds = data.load(data_src, **dkw)
     mkw = _model_kwargs(model, width, hidden, ds)
     tkw = {"batch_size": batch_size, "lr_f": lr_f, "lr_b": lr_b, "momentum": momentum, "device": device}
+    if allow_unverified:
+        tkw["allow_unverified"] = True
     console = Console()
     if len(methods) == 1 and len(seeds) == 1:
         torch.manual_seed(seeds[0])
@@ -188,10 +194,10 @@ def train_cmd(
 
 def _refuse_earlier_runs(folders: list[Path]) -> None:
     """Raise FFAError if a folder holds files of an earlier run (they would be overwritten without a word)."""
-    from opgraph.ffa.training import CHECKPOINT, HISTORY
+    from opgraph.ffa.training import CHECKPOINT, CONFIG, HISTORY, MANIFEST
 
     for folder in folders:
-        found = [name for name in (CHECKPOINT, HISTORY, "config.json") if (folder / name).exists()]
+        found = [name for name in (CHECKPOINT, HISTORY, CONFIG, MANIFEST) if (folder / name).exists()]
         if found:
             raise FFAError(
                 f"--out {folder} already holds a run ({', '.join(found)}); pass --resume to continue it, "
@@ -209,6 +215,9 @@ def _refuse_earlier_runs(folders: list[Path]) -> None:
 @click.option("--no-inference", is_flag=True, help="Skip denoising / inpainting / imagination.")
 @out_option(dest="out_dir", help="Report folder (default: RUN_DIR/eval).")
 @click.option("--device", default="cpu", show_default=True)
+@click.option(
+    "--allow-unverified", is_flag=True, help="Load a run without manifest.json (older opgraph), with a warning."
+)
 def eval_cmd(
     run_dir: str,
     data_src: str | None,
@@ -219,6 +228,7 @@ def eval_cmd(
     no_inference: bool,
     out_dir: str | None,
     device: str,
+    allow_unverified: bool,
 ) -> None:
     """Evaluate a trained run: accuracy, reconstruction, robustness, visual inference; writes a report page."""
     from rich.console import Console
@@ -228,7 +238,7 @@ def eval_cmd(
     from opgraph.ffa.training import load_run
     from opgraph.report import Figure, Section, write_report
 
-    res = load_run(run_dir, device=device)
+    res = load_run(run_dir, device=device, allow_unverified=allow_unverified)
     if n < 1 or iterations < 0:
         raise FFAError(f"--n {n} must be >= 1 and --iterations {iterations} >= 0")
     cfg = res.config

@@ -17,6 +17,8 @@ for F, 40 on reconstruction correlation for B).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import logging
 import math
@@ -30,17 +32,24 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from opgraph._base.jsonio import write_json
+from opgraph._base.fileio import atomic_write, folder_lock
+from opgraph._base.jsonio import dumps, read_json
 from opgraph.ffa.errors import FFAError
 from opgraph.ffa.evaluation import evaluate
 from opgraph.ffa.mirroring import METHODS, Pair
 
-__all__ = ["TrainConfig", "TrainResult", "load_run", "train", "train_many"]
+__all__ = ["TrainConfig", "TrainResult", "load_run", "train", "train_many", "verify_run"]
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
+CONFIG = "config.json"
+#: Written last at every save: the SHA-256 of each file of the run, so a loader can tell a whole run from a mix.
+MANIFEST = "manifest.json"
+#: The files a run folder's manifest vouches for.
+RUN_FILES = (CONFIG, HISTORY, CHECKPOINT)
+_MANIFEST_FORMAT = "opgraph.ffa.run"
 
 
 @dataclass
@@ -185,12 +194,86 @@ def _load_checkpoint(path: Path, dev: torch.device) -> dict[str, Any]:
     return state
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    from opgraph._base.fileio import atomic_write
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
+
+def _save_run(rdir: Path, config: dict[str, Any], history: list[dict[str, Any]], state: dict[str, Any]) -> None:
+    """Write config, history and checkpoint (each atomically), then the manifest of their SHA-256 LAST.
+
+    A kill between two writes leaves files that do not match the manifest on disk (the previous save's), so
+    :func:`verify_run` refuses the folder instead of loading a mix; once the manifest is renamed into place the
+    folder is the new save, whole.
+    """
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write(path, buf.getvalue())
+    blobs = {
+        CONFIG: (dumps(config) + "\n").encode("utf-8"),
+        HISTORY: (dumps(_clean(history)) + "\n").encode("utf-8"),
+        CHECKPOINT: buf.getvalue(),
+    }
+    for name, blob in blobs.items():
+        atomic_write(rdir / name, blob)
+    manifest = {
+        "format": _MANIFEST_FORMAT,
+        "version": 1,
+        "epoch": int(state["epoch"]),
+        "files": {name: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for name, b in blobs.items()},
+    }
+    atomic_write(rdir / MANIFEST, dumps(manifest) + "\n")
+
+
+def verify_run(run_dir: str | Path, *, allow_unverified: bool = False) -> dict[str, Any] | None:
+    """Check that a run folder's files are one save, whole: each matches the SHA-256 in ``manifest.json``.
+
+    Args:
+        run_dir: A folder written by :func:`train`.
+        allow_unverified: Accept a folder without ``manifest.json`` (written by opgraph before run manifests)
+            with a warning instead of refusing it.
+
+    Returns:
+        The manifest, or None for an accepted folder without one.
+
+    Raises:
+        FFAError: one line naming the file that is missing or does not match, or the missing manifest.
+    """
+    rdir = Path(run_dir)
+    mpath = rdir / MANIFEST
+    if not mpath.is_file():
+        msg = (
+            f"{rdir} has no {MANIFEST} (written by opgraph before run manifests, or cut off before its first "
+            "epoch was saved), so its files cannot be checked to belong to one run"
+        )
+        if allow_unverified:
+            log.warning("%s; loading it anyway (allow_unverified)", msg)
+            return None
+        raise FFAError(f"{msg}; train it again, or pass allow_unverified=True (--allow-unverified) if you trust it")
+    manifest = read_json(mpath, what="run manifest", error=FFAError)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("format") != _MANIFEST_FORMAT
+        or not isinstance(files, dict)
+        or not all(isinstance(files.get(n), dict) and isinstance(files[n].get("sha256"), str) for n in RUN_FILES)
+    ):
+        raise FFAError(f"{mpath} is not an opgraph.ffa run manifest; give a folder written by `opgraph ffa train`")
+    for name in RUN_FILES:
+        path = rdir / name
+        if not path.is_file():
+            raise FFAError(
+                f"{rdir}: {name} is missing but {MANIFEST} lists it (the folder is incomplete); "
+                "train the run again (--overwrite)"
+            )
+        if _sha256(path) != files[name]["sha256"]:
+            raise FFAError(
+                f"{rdir}: {name} does not match {MANIFEST} (SHA-256 differs: the folder mixes files of two runs, "
+                "or a save was cut off); train the run again (--overwrite) or use another folder"
+            )
+    return manifest
 
 
 def train(
@@ -215,6 +298,7 @@ def train(
     progress: bool = False,
     device: str | None = "cpu",
     max_time_s: float | None = None,
+    allow_unverified: bool = False,
 ) -> TrainResult:
     """Train ``pair`` with ``method`` and return the per-epoch history.
 
@@ -235,13 +319,18 @@ def train(
         patience_f: ReduceLROnPlateau patience (epochs) of F, on test accuracy.
         patience_b: ReduceLROnPlateau patience of B, on reconstruction correlation.
         eval_batch_size: Batch size of the per-epoch evaluation.
-        run_dir: If given: ``config.json``, ``history.json`` (every epoch) and ``checkpoint.pt`` (every epoch,
-            atomically) are written there.
-        resume: Continue from ``run_dir/checkpoint.pt`` if it exists (same method required).
+        run_dir: If given: ``config.json``, ``history.json`` and ``checkpoint.pt`` are written there after every
+            epoch (each atomically), then ``manifest.json`` with their SHA-256, last, so that a save cut off
+            midway is refused by the loaders instead of loading as a mix. The folder is locked while training: a
+            second concurrent writer raises :class:`~opgraph._base.fileio.ConcurrentWriteError`.
+        resume: Continue from ``run_dir/checkpoint.pt`` if it exists (same method required; the folder must pass
+            :func:`verify_run`).
         progress: Show a tqdm progress bar.
         device: ``cpu``, ``cuda``, or ``auto``/None (CUDA when available).
         max_time_s: Stop after the epoch during which this many wall seconds (of this call) have passed; the
             checkpoint allows resuming later.
+        allow_unverified: With ``resume``, accept a run folder without ``manifest.json`` (older opgraph) with a
+            warning.
 
     Returns:
         A :class:`TrainResult`.
@@ -309,131 +398,135 @@ def train(
     history: list[dict[str, Any]] = []
     start_epoch = 0
     rdir = Path(run_dir) if run_dir is not None else None
-    if rdir is not None:
-        ck = rdir / CHECKPOINT
-        if resume:
-            from opgraph._base.zipcheck import verify_zip
+    with contextlib.ExitStack() as stack:
+        if rdir is not None:
+            stack.enter_context(folder_lock(rdir))  # a second writer of this folder refuses (ConcurrentWriteError)
+        if rdir is not None:
+            ck = rdir / CHECKPOINT
+            if resume:
+                from opgraph._base.zipcheck import verify_zip
 
-            verify_zip(ck, what="run checkpoint", error=FFAError)  # torch.load does not check CRC-32
-        if resume and ck.is_file():
-            state = _load_checkpoint(ck, dev)
-            if state["config"]["method"] != method:
-                raise FFAError(
-                    f"run_dir {rdir} holds a {state['config']['method']!r} run; cannot resume it "
-                    f"as {method!r} (use another run_dir or resume=False)"
-                )
-            pair.load_state_dict(state["pair"])
-            opt_f.load_state_dict(state["opt_f"])
-            opt_b.load_state_dict(state["opt_b"])
-            sched_f.load_state_dict(state["sched_f"])
-            sched_b.load_state_dict(state["sched_b"])
-            gen.set_state(state["rng"].to("cpu") if dev.type == "cpu" else state["rng"])
-            history = list(state["history"])
-            start_epoch = int(state["epoch"])
-            log.info("resuming %s at epoch %d", rdir, start_epoch)
-        write_json(rdir / "config.json", asdict(cfg))
-    x_tr, y_tr, x_te, y_te = _tensors(data, dev, pair.input_shape)
-    sd = math.sqrt(noise_var)
-    n = len(x_tr)
-    twins = pair.twin_layers()
+                verify_zip(ck, what="run checkpoint", error=FFAError)  # torch.load does not check CRC-32
+            if resume and (ck.is_file() or (rdir / MANIFEST).is_file()):
+                verify_run(rdir, allow_unverified=allow_unverified)
+                state = _load_checkpoint(ck, dev)
+                if state["config"]["method"] != method:
+                    raise FFAError(
+                        f"run_dir {rdir} holds a {state['config']['method']!r} run; cannot resume it "
+                        f"as {method!r} (use another run_dir or resume=False)"
+                    )
+                pair.load_state_dict(state["pair"])
+                opt_f.load_state_dict(state["opt_f"])
+                opt_b.load_state_dict(state["opt_b"])
+                sched_f.load_state_dict(state["sched_f"])
+                sched_b.load_state_dict(state["sched_b"])
+                gen.set_state(state["rng"].to("cpu") if dev.type == "cpu" else state["rng"])
+                history = list(state["history"])
+                start_epoch = int(state["epoch"])
+                log.info("resuming %s at epoch %d", rdir, start_epoch)
+        x_tr, y_tr, x_te, y_te = _tensors(data, dev, pair.input_shape)
+        sd = math.sqrt(noise_var)
+        n = len(x_tr)
+        twins = pair.twin_layers()
 
-    def noisy(x: torch.Tensor) -> torch.Tensor:
-        if sd == 0:
-            return x
-        return x + sd * torch.randn(x.shape, generator=gen, device=dev, dtype=x.dtype)
+        def noisy(x: torch.Tensor) -> torch.Tensor:
+            if sd == 0:
+                return x
+            return x + sd * torch.randn(x.shape, generator=gen, device=dev, dtype=x.dtype)
 
-    bar = tqdm(
-        range(start_epoch, epochs), desc=f"ffa {method}", disable=not progress, initial=start_epoch, total=epochs
-    )
-    for epoch in bar:
-        t0 = time.perf_counter()
-        pair.train()
-        perm = torch.randperm(n, generator=gen, device=dev)
-        loss_f_sum, loss_b_sum, seen = 0.0, 0.0, 0
-        for i in range(0, n, batch_size):
-            idx = perm[i : i + batch_size]
-            if len(idx) < 2:
-                continue
-            x, y = x_tr[idx], y_tr[idx]
-            if objective == "ae":
-                rec = pair.B(pair.F.features(noisy(x)))
-                loss_b = F.mse_loss(rec, x)
-                opt_f.zero_grad(set_to_none=True)
-                opt_b.zero_grad(set_to_none=True)
-                loss_b.backward()
-                opt_f.step()
-                opt_b.step()
-                loss_b_sum += float(loss_b.detach()) * len(idx)
-            else:
-                loss_f = F.cross_entropy(pair.F(noisy(x)), y)
-                opt_f.zero_grad(set_to_none=True)
-                loss_f.backward()
-                if objective == "kp":
-                    opt_b.zero_grad(set_to_none=True)
-                    for f_layer, b_layer in twins:
-                        g = f_layer.weight.grad
-                        b_layer.weight.grad = g.t().clone() if g.dim() == 2 else g.clone()
-                    opt_b.step()
-                opt_f.step()
-                loss_f_sum += float(loss_f.detach()) * len(idx)
-                if objective == "ffa":
-                    with torch.no_grad():
-                        z = pair.F.features(noisy(x))
-                    loss_b = F.mse_loss(pair.B(z), x)
+        bar = tqdm(
+            range(start_epoch, epochs), desc=f"ffa {method}", disable=not progress, initial=start_epoch, total=epochs
+        )
+        for epoch in bar:
+            t0 = time.perf_counter()
+            pair.train()
+            perm = torch.randperm(n, generator=gen, device=dev)
+            loss_f_sum, loss_b_sum, seen = 0.0, 0.0, 0
+            for i in range(0, n, batch_size):
+                idx = perm[i : i + batch_size]
+                if len(idx) < 2:
+                    continue
+                x, y = x_tr[idx], y_tr[idx]
+                if objective == "ae":
+                    rec = pair.B(pair.F.features(noisy(x)))
+                    loss_b = F.mse_loss(rec, x)
+                    opt_f.zero_grad(set_to_none=True)
                     opt_b.zero_grad(set_to_none=True)
                     loss_b.backward()
+                    opt_f.step()
                     opt_b.step()
                     loss_b_sum += float(loss_b.detach()) * len(idx)
-            seen += len(idx)
-        if not math.isfinite(loss_f_sum + loss_b_sum):
+                else:
+                    loss_f = F.cross_entropy(pair.F(noisy(x)), y)
+                    opt_f.zero_grad(set_to_none=True)
+                    loss_f.backward()
+                    if objective == "kp":
+                        opt_b.zero_grad(set_to_none=True)
+                        for f_layer, b_layer in twins:
+                            g = f_layer.weight.grad
+                            b_layer.weight.grad = g.t().clone() if g.dim() == 2 else g.clone()
+                        opt_b.step()
+                    opt_f.step()
+                    loss_f_sum += float(loss_f.detach()) * len(idx)
+                    if objective == "ffa":
+                        with torch.no_grad():
+                            z = pair.F.features(noisy(x))
+                        loss_b = F.mse_loss(pair.B(z), x)
+                        opt_b.zero_grad(set_to_none=True)
+                        loss_b.backward()
+                        opt_b.step()
+                        loss_b_sum += float(loss_b.detach()) * len(idx)
+                seen += len(idx)
+            if not math.isfinite(loss_f_sum + loss_b_sum):
+                raise FFAError(
+                    f"training diverged at epoch {epoch + 1} (loss is NaN or inf); lower lr_f / lr_b (--lr-f, --lr-b)"
+                )
+            metrics = evaluate(pair, (x_te, y_te), batch_size=eval_batch_size)
+            angles = list(pair.alignment_deg().values())
+            row: dict[str, Any] = {
+                "epoch": epoch + 1,
+                "train_loss_f": loss_f_sum / seen if objective != "ae" else float("nan"),
+                "train_loss_b": loss_b_sum / seen if objective in ("ffa", "ae") else float("nan"),
+                **metrics,
+                "align_first_deg": angles[0],
+                "align_last_deg": angles[-1],
+                "align_mean_deg": float(np.mean(angles)),
+                "lr_f": opt_f.param_groups[0]["lr"],
+                "lr_b": opt_b.param_groups[0]["lr"],
+            }
+            sched_f.step(metrics["test_acc"])
+            sched_b.step(metrics["recon_corr"])
+            row["epoch_s"] = time.perf_counter() - t0
+            history.append(row)
+            bar.set_postfix(acc=f"{row['test_acc']:.1f}", r=f"{row['recon_corr']:.2f}")
+            log.info("%s epoch %d: acc %.2f%% r %.3f", method, epoch + 1, row["test_acc"], row["recon_corr"])
+            if rdir is not None:
+                _save_run(
+                    rdir,
+                    asdict(cfg),
+                    history,
+                    {
+                        "config": asdict(cfg),
+                        "pair": pair.state_dict(),
+                        "opt_f": opt_f.state_dict(),
+                        "opt_b": opt_b.state_dict(),
+                        "sched_f": sched_f.state_dict(),
+                        "sched_b": sched_b.state_dict(),
+                        "rng": gen.get_state(),
+                        "history": history,
+                        "epoch": epoch + 1,
+                    },
+                )
+            if max_time_s is not None and time.perf_counter() - t_start > max_time_s:
+                log.info("%s: stopping after epoch %d (max_time_s=%s)", method, epoch + 1, max_time_s)
+                break
+        bar.close()
+        if not history:
             raise FFAError(
-                f"training diverged at epoch {epoch + 1} (loss is NaN or inf); lower lr_f / lr_b (--lr-f, --lr-b)"
+                f"no epoch was trained: the checkpoint in {rdir} is already at epoch {start_epoch}; raise epochs"
             )
-        metrics = evaluate(pair, (x_te, y_te), batch_size=eval_batch_size)
-        angles = list(pair.alignment_deg().values())
-        row: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "train_loss_f": loss_f_sum / seen if objective != "ae" else float("nan"),
-            "train_loss_b": loss_b_sum / seen if objective in ("ffa", "ae") else float("nan"),
-            **metrics,
-            "align_first_deg": angles[0],
-            "align_last_deg": angles[-1],
-            "align_mean_deg": float(np.mean(angles)),
-            "lr_f": opt_f.param_groups[0]["lr"],
-            "lr_b": opt_b.param_groups[0]["lr"],
-        }
-        sched_f.step(metrics["test_acc"])
-        sched_b.step(metrics["recon_corr"])
-        row["epoch_s"] = time.perf_counter() - t0
-        history.append(row)
-        bar.set_postfix(acc=f"{row['test_acc']:.1f}", r=f"{row['recon_corr']:.2f}")
-        log.info("%s epoch %d: acc %.2f%% r %.3f", method, epoch + 1, row["test_acc"], row["recon_corr"])
-        if rdir is not None:
-            write_json(rdir / HISTORY, _clean(history))
-            _save_checkpoint(
-                rdir / CHECKPOINT,
-                {
-                    "config": asdict(cfg),
-                    "pair": pair.state_dict(),
-                    "opt_f": opt_f.state_dict(),
-                    "opt_b": opt_b.state_dict(),
-                    "sched_f": sched_f.state_dict(),
-                    "sched_b": sched_b.state_dict(),
-                    "rng": gen.get_state(),
-                    "history": history,
-                    "epoch": epoch + 1,
-                },
-            )
-        if max_time_s is not None and time.perf_counter() - t_start > max_time_s:
-            log.info("%s: stopping after epoch %d (max_time_s=%s)", method, epoch + 1, max_time_s)
-            break
-    bar.close()
-    if not history:
-        raise FFAError(
-            f"no epoch was trained: the checkpoint in {rdir} is already at epoch {start_epoch}; raise epochs"
-        )
-    pair.sync_decoder()
-    return TrainResult(_clean(history), asdict(cfg), rdir, pair, time.perf_counter() - t_start)
+        pair.sync_decoder()
+        return TrainResult(_clean(history), asdict(cfg), rdir, pair, time.perf_counter() - t_start)
 
 
 def _clean(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -441,14 +534,19 @@ def _clean(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in h.items()} for h in history]
 
 
-def load_run(run_dir: str | Path, *, pair: Pair | None = None, device: str | None = "cpu") -> TrainResult:
+def load_run(
+    run_dir: str | Path, *, pair: Pair | None = None, device: str | None = "cpu", allow_unverified: bool = False
+) -> TrainResult:
     """Load a run folder written by :func:`train`: config, history and (if possible) the trained pair.
+
+    The folder must pass :func:`verify_run` (its files are one save, whole).
 
     Args:
         run_dir: The folder.
         pair: A pair of the same architecture to load the weights into; needed for custom encoders, built from
             the saved model config otherwise.
         device: Where to put the pair.
+        allow_unverified: Accept a folder without ``manifest.json`` (older opgraph) with a warning.
     """
     from opgraph.ffa import models
     from opgraph.ffa.mirroring import mirror
@@ -457,6 +555,7 @@ def load_run(run_dir: str | Path, *, pair: Pair | None = None, device: str | Non
     ck = rdir / CHECKPOINT
     if not ck.is_file():
         raise FFAError(f"{rdir} has no {CHECKPOINT}; give a folder written by `opgraph ffa train --out`")
+    verify_run(rdir, allow_unverified=allow_unverified)
     from opgraph._base.zipcheck import verify_zip
 
     verify_zip(ck, what="run checkpoint", error=FFAError)  # torch.load does not check CRC-32
