@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from opgraph.errors import OpgraphError
+from opgraph.errors import MissingExtraError, OpgraphError, require
+
+__all__ = [
+    "CheckpointError",
+    "MeasurementError",
+    "MissingDependencyError",
+    "OpgraphError",
+    "PerfError",
+    "SchemaError",
+    "require",
+]
 
 
 class PerfError(OpgraphError):
@@ -13,8 +23,12 @@ class SchemaError(PerfError):
     """An npz file does not follow the TpuGraphs schema (missing key, wrong shape or dtype)."""
 
 
-class MissingDependencyError(PerfError):
-    """An optional dependency (TVM, PyTorch Geometric, LightGBM) is not installed."""
+class MissingDependencyError(PerfError, MissingExtraError):
+    """An optional dependency (TVM, PyTorch Geometric, LightGBM) is not installed.
+
+    Missing extras in general are raised by the shared :func:`opgraph.errors.require` (re-exported here) as
+    :class:`~opgraph.errors.MissingExtraError`; this subclass is what :mod:`opgraph.perf.tile` raises for TVM.
+    """
 
 
 class CheckpointError(PerfError):
@@ -23,23 +37,3 @@ class CheckpointError(PerfError):
 
 class MeasurementError(PerfError):
     """A configuration could not be measured (every configuration failed, or the model does not run)."""
-
-
-def require(module: str, extra: str) -> object:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming the pip extra to install.
-
-    Args:
-        module: Importable module name, e.g. ``"tvm"``.
-        extra: The opgraph extra that provides it, e.g. ``"tvm"``.
-
-    Returns:
-        The imported module.
-    """
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"{module} is not installed ({exc}); install it with `pip install 'opgraph[{extra}]'`"
-        ) from exc
