@@ -186,3 +186,24 @@ def test_functional_defaults_are_the_plain_layer_defaults():
     torch.testing.assert_close(conv_transpose2d_fb(xt, wt, wt), F.conv_transpose2d(xt, wt))
     xl, wl = torch.randn(3, 5, generator=gen), torch.randn(2, 5, generator=gen)
     torch.testing.assert_close(linear_fb(xl, wl, wl), F.linear(xl, wl))
+
+
+def test_layer_construction_rules_and_copies():
+    from opgraph.ffa.errors import FFAError
+    from opgraph.ffa.layers import is_fb_layer, to_fb
+
+    assert FBLinear(3, 2).bias is not None  # bias on by default, as in nn.Linear
+    assert FBLinear(3, 2, bias=False).bias is None
+    with pytest.raises(FFAError, match="padding"):
+        FBConv2d(2, 3, 3, padding="same")
+    with pytest.raises(FFAError, match="padding"):
+        FBConv2d(2, 3, 3, padding=1, padding_mode="reflect")
+    assert all(is_fb_layer(m) for m in (FBLinear(3, 2), FBConv2d(2, 3, 3), FBConvTranspose2d(3, 2, 3)))
+    assert not is_fb_layer(nn.Linear(3, 2)) and not is_fb_layer(nn.Conv2d(2, 3, 3))
+    for plain in (nn.Linear(3, 2), nn.Linear(3, 2, bias=False), nn.Conv2d(2, 3, 3), nn.Conv2d(2, 3, 3, bias=False)):
+        fb = to_fb(plain)
+        assert is_fb_layer(fb) and fb is not plain
+        torch.testing.assert_close(fb.weight, plain.weight)
+        assert (fb.bias is None) == (plain.bias is None)
+        if plain.bias is not None:
+            torch.testing.assert_close(fb.bias, plain.bias)
