@@ -133,6 +133,13 @@ def test_unary_value_and_derivative_enclose_dense_samples(op):
         ("sin", (7.0, 8.0), (math.sin(7.0), 1.0)),  # maximum at 5 pi / 2
         ("sin", (0.0, 7.0), (-1.0, 1.0)),  # wider than a period
         ("sin", (1.7, 3.0), (math.sin(3.0), math.sin(1.7))),  # monotone piece: endpoints
+        ("sin", (1.2, 2.0), (math.sin(2.0), 1.0)),  # a narrow box around the maximum at pi/2
+        ("sin", (1.1, 1.5), (math.sin(1.1), math.sin(1.5))),  # just left of it: no interior maximum
+        ("sin", (-2.0, -1.2), (-1.0, math.sin(-2.0))),
+        ("cos", (-0.3, 0.4), (math.cos(0.4), 1.0)),
+        ("log", (0.0, 2.0), (-math.inf, math.log(2.0))),  # log 0 = -inf is the only unbounded end
+        ("arcsin", (-1.0, 0.0), (-math.pi / 2, 0.0)),  # the domain's closed ends are inside
+        ("arccos", (0.0, 1.0), (0.0, math.pi / 2)),
         ("cos", (-1.0, 2.0), (math.cos(2.0), 1.0)),  # interior maximum at 0
         ("cos", (2.0, 4.0), (-1.0, math.cos(2.0))),  # interior minimum at pi
         ("abs", (-2.0, 1.0), (0.0, 2.0)),
@@ -191,6 +198,8 @@ def test_enclosures_leave_the_domain_or_cross_a_pole_unbounded(op, box):
         assert float(lo) == pytest.approx(-1.0, abs=1e-12) and float(hi) == pytest.approx(1.0, abs=1e-12)
         return
     assert not (math.isfinite(float(lo)) and math.isfinite(float(hi))), (op, lo, hi)
+    # Partly outside the domain (or across a pole): the whole line, never an empty or one-sided interval.
+    assert float(lo) == -math.inf and float(hi) == math.inf, (op, lo, hi)
     if op in ("tan", "reciprocal"):
         assert float(lo) == -math.inf and float(hi) == math.inf
         assert not math.isfinite(float(d[1]) - float(d[0]))
@@ -256,6 +265,8 @@ def test_mod_inside_one_period_and_across_a_wrap():
     v, (da, _) = enclose("mod", (0.5, 1.5), (1.0, 1.0))  # wraps at 1: the whole period, a jump
     assert float(v[0]) <= 0.0 and float(v[1]) >= 1.0
     assert float(da[0]) == -math.inf and float(da[1]) == math.inf
+    _, (_, db) = enclose("mod", (0.5, 1.5), (1.0, 1.0))
+    assert float(db[0]) == -math.inf and float(db[1]) == math.inf
 
 
 @pytest.mark.parametrize(
@@ -265,6 +276,9 @@ def test_mod_inside_one_period_and_across_a_wrap():
         ("lt", (2, 3), (0, 1), (0, 0)),
         ("lt", (0, 2), (1, 3), (0, 1)),
         ("lt", (0, 1), (1, 2), (0, 1)),  # 1 < 1 is false at the touching corner
+        ("ge", (0, 1), (1, 2), (0, 1)),  # 1 >= 1 is true at the touching corner
+        ("le", (1, 2), (0, 1), (0, 1)),
+        ("gt", (0, 1), (1, 2), (0, 0)),
         ("le", (0, 1), (1, 2), (1, 1)),
         ("le", (2, 3), (0, 1), (0, 0)),
         ("gt", (2, 3), (0, 1), (1, 1)),
@@ -374,3 +388,28 @@ def test_interval_arithmetic_helpers_against_sampling():
     assert (float(lo), float(hi)) == (0.25, 0.5)
     lo, hi = iv.imul((np.asarray(0.0), np.asarray(0.0)), (np.asarray(-math.inf), np.asarray(math.inf)))
     assert (float(lo), float(hi)) == (0.0, 0.0)
+
+
+def test_products_with_point_intervals_take_the_fast_paths_correctly():
+    rng = np.random.default_rng(9)
+    box = (np.array([1.0, -2.0, -3.0]), np.array([2.0, 1.0, -1.0]))
+    for c in (0.5, 2.0, -0.5, -3.0, 0.0):
+        pt = iv.point(c)  # a 0-d degenerate interval (lo is hi): scaled, not multiplied out
+        for lo, hi in (iv.imul(box, pt), iv.imul(pt, box), iv.iscale(c, box)):
+            ref = np.stack([box[0] * c, box[1] * c])
+            np.testing.assert_allclose(lo, ref.min(0))
+            np.testing.assert_allclose(hi, ref.max(0))
+    arr = iv.point(np.array([0.5, -2.0, 3.0]))  # a degenerate interval per element
+    other = iv.point(np.array([4.0, 0.25, -1.0]))
+    lo, hi = iv.imul(arr, other)
+    np.testing.assert_allclose(lo, [2.0, -0.5, -3.0])
+    np.testing.assert_allclose(hi, [2.0, -0.5, -3.0])
+    for lo, hi in (iv.imul(arr, box), iv.imul(box, arr)):
+        ref = np.stack([box[0] * arr[0], box[1] * arr[0]])
+        np.testing.assert_allclose(lo, ref.min(0))
+        np.testing.assert_allclose(hi, ref.max(0))
+    a = tuple(np.sort(rng.uniform(-3, 3, (2, 5)), axis=0))
+    b = tuple(np.sort(rng.uniform(-3, 3, (2, 5)), axis=0))
+    lo, hi = iv.hull(a, b)
+    np.testing.assert_array_equal(lo, np.minimum(a[0], b[0]))
+    np.testing.assert_array_equal(hi, np.maximum(a[1], b[1]))

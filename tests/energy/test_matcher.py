@@ -121,3 +121,56 @@ def test_lcs_matches_the_reference_walk():
         for x, y in pairs:
             partners.setdefault(x, []).append(y)
         assert _lcs(xs, ys, partners) == _lcs_reference(xs, ys, pairs)
+
+
+def test_lcs_is_a_longest_common_subsequence():
+    import itertools
+    import random
+
+    from opgraph.energy.matcher import _lcs
+
+    def brute(xs, ys):
+        for k in range(min(len(xs), len(ys)), 0, -1):
+            for sub in itertools.combinations(xs, k):
+                it = iter(ys)
+                if all(any(c == y for y in it) for c in sub):
+                    return k
+        return 0
+
+    rnd = random.Random(0)
+    for _ in range(150):
+        xs = [rnd.randint(0, 3) for _ in range(rnd.randint(0, 7))]
+        ys = [rnd.randint(0, 3) for _ in range(rnd.randint(0, 7))]
+        ia, ib = list(range(len(xs))), list(range(100, 100 + len(ys)))
+        partners = {i: [j for j in ib if xs[i] == ys[j - 100]] for i in ia}
+        pairs = _lcs(ia, ib, partners)
+        assert len(pairs) == brute(xs, ys), (xs, ys, pairs)
+        assert all(xs[i] == ys[j - 100] for i, j in pairs)
+        assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(pairs, pairs[1:], strict=False))
+
+
+def test_op_counts_leave_out_views():
+    from opgraph.energy.matcher import op_counts
+
+    fc = torch.nn.Linear(8, 8)
+    run = record(lambda x: fc(x.reshape(4, 8)).t(), torch.randn(2, 16))
+    counts = op_counts(run.graph, [n.id for n in run.op_nodes()])
+    assert counts["aten::addmm"] == 1
+    assert not {"aten::t", "aten::reshape", "aten::view"} & set(counts)
+
+
+def test_dead_ops_join_the_next_region_and_the_name_table_counts_exactly():
+    def chain_with_dead_op(x):
+        torch.exp(x)  # feeds no cut: belongs to the first region after it in execution order
+        return gelu_chain(x)
+
+    x = torch.randn(32, 64)
+    ra, rb = record(chain_with_dead_op, x), record(gelu_fused, x)
+    m = match(ra, rb)
+    (dead,) = [n.id for n in ra.op_nodes() if n.op == "aten::exp"]
+    owner = [r.id for r in m.regions if dead in r.a_nodes]
+    assert owner == [0], [(r.id, [ra.graph.nodes[i].op for i in r.a_nodes]) for r in m.regions]
+    table = name_shape_table(ra, [n.id for n in ra.op_nodes()], rb, [n.id for n in rb.op_nodes()])
+    rows = {r["op"]: r for r in table}
+    assert (rows["aten::exp"]["count_a"], rows["aten::exp"]["count_b"]) == (1, 0)
+    assert (rows["aten::gelu"]["count_a"], rows["aten::gelu"]["count_b"]) == (0, 1)

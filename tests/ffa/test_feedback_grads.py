@@ -156,3 +156,54 @@ def test_fixed_random_feedback_has_the_kaiming_fan_out_bound(shape):
     assert float(fa.abs().max()) <= bound
     assert float(fa.abs().max()) >= 0.7 * bound  # spread over the whole range, not a narrower one
     assert abs(float(fa.mean())) < 0.5 * bound
+
+
+@pytest.mark.parametrize("case", ["linear_2d", "conv2d", "conv_transpose2d"])
+def test_input_gradient_alone_and_weight_gradient_alone(case):
+    # A frozen layer still passes the error down (x needs a gradient, the weight does not), and vice versa.
+    fb_fn, plain, xs, ws, nb, extra = CASES[case]
+    gen = torch.Generator().manual_seed(12)
+    x, w, fb = torch.randn(xs, generator=gen), torch.randn(ws, generator=gen), torch.randn(ws, generator=gen)
+    xr = x.clone().requires_grad_(True)
+    out = fb_fn(xr, w, fb, None, *extra)
+    g = torch.randn(out.shape, generator=gen)
+    (out * g).sum().backward()
+    xf = x.clone().requires_grad_(True)
+    (plain(xf, fb, None, *extra) * g).sum().backward()
+    torch.testing.assert_close(xr.grad, xf.grad)
+    wr = w.clone().requires_grad_(True)
+    (fb_fn(x, wr, fb, None, *extra) * g).sum().backward()
+    wf = w.clone().requires_grad_(True)
+    (plain(x, wf, None, *extra) * g).sum().backward()
+    torch.testing.assert_close(wr.grad, wf.grad)
+
+
+def test_functional_defaults_are_the_plain_layer_defaults():
+    gen = torch.Generator().manual_seed(13)
+    x, w = torch.randn(2, 3, 7, 7, generator=gen), torch.randn(4, 3, 3, 3, generator=gen)
+    torch.testing.assert_close(conv2d_fb(x, w, w), F.conv2d(x, w))
+    xt, wt = torch.randn(2, 4, 5, 5, generator=gen), torch.randn(4, 3, 3, 3, generator=gen)
+    torch.testing.assert_close(conv_transpose2d_fb(xt, wt, wt), F.conv_transpose2d(xt, wt))
+    xl, wl = torch.randn(3, 5, generator=gen), torch.randn(2, 5, generator=gen)
+    torch.testing.assert_close(linear_fb(xl, wl, wl), F.linear(xl, wl))
+
+
+def test_layer_construction_rules_and_copies():
+    from opgraph.ffa.errors import FFAError
+    from opgraph.ffa.layers import is_fb_layer, to_fb
+
+    assert FBLinear(3, 2).bias is not None  # bias on by default, as in nn.Linear
+    assert FBLinear(3, 2, bias=False).bias is None
+    with pytest.raises(FFAError, match="padding"):
+        FBConv2d(2, 3, 3, padding="same")
+    with pytest.raises(FFAError, match="padding"):
+        FBConv2d(2, 3, 3, padding=1, padding_mode="reflect")
+    assert all(is_fb_layer(m) for m in (FBLinear(3, 2), FBConv2d(2, 3, 3), FBConvTranspose2d(3, 2, 3)))
+    assert not is_fb_layer(nn.Linear(3, 2)) and not is_fb_layer(nn.Conv2d(2, 3, 3))
+    for plain in (nn.Linear(3, 2), nn.Linear(3, 2, bias=False), nn.Conv2d(2, 3, 3), nn.Conv2d(2, 3, 3, bias=False)):
+        fb = to_fb(plain)
+        assert is_fb_layer(fb) and fb is not plain
+        torch.testing.assert_close(fb.weight, plain.weight)
+        assert (fb.bias is None) == (plain.bias is None)
+        if plain.bias is not None:
+            torch.testing.assert_close(fb.bias, plain.bias)

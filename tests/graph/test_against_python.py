@@ -148,3 +148,45 @@ def test_on_node_sees_every_node_value_in_order():
     assert values["mul"] == pytest.approx((2.0 - 5.0) * (5.0 - 2.0))
     inputs = {g.nodes[i].attrs["name"]: v for i, _, v in seen if g.nodes[i].op == "input"}
     assert inputs == {"x": 2.0, "y": 5.0}
+
+
+def test_clip_and_positive_match_numpy():
+    def f(x):
+        return np.clip(x, -0.5, 1.5) + np.positive(x) * 10.0
+
+    g = trace(f)
+    for x in (-2.0, -0.5, 0.3, 1.5, 4.0):
+        (got,) = interpret(g, [x], PY_RULES)
+        assert got == pytest.approx(float(f(x)), rel=1e-12), x
+
+
+def test_variadic_function_inputs_are_numbered():
+    g = trace(lambda *xs: xs[0] - 2.0 * xs[1], 1.0, 2.0)
+    assert list(g.input_names) == ["x0", "x1"]
+    (out,) = interpret(g, {"x1": 5.0, "x0": 1.0}, PY_RULES)
+    assert out == pytest.approx(1.0 - 10.0)
+
+
+def test_builder_rejects_an_input_id_that_does_not_exist_yet():
+    from opgraph.graph import GraphBuilder, GraphError
+
+    b = GraphBuilder()
+    x = b.input("x")
+    with pytest.raises(GraphError, match="does not exist yet"):
+        b.add("neg", [x + 1])
+    with pytest.raises(GraphError, match="does not exist yet"):
+        b.add("neg", [-1])
+    assert b.add("neg", [x]) == x + 1
+
+
+def test_add_internal_dir_registers_a_directory_once(tmp_path):
+    from opgraph.graph import tracer
+
+    before = list(tracer._SKIP_DIRS)
+    try:
+        tracer.add_internal_dir(str(tmp_path))
+        tracer.add_internal_dir(str(tmp_path / "." / ""))
+        assert tracer._SKIP_DIRS.count(str(tmp_path)) == 1
+        assert len(tracer._SKIP_DIRS) == len(before) + 1
+    finally:
+        tracer._SKIP_DIRS[:] = before

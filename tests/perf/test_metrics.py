@@ -95,3 +95,51 @@ def test_kaggle_tile_score_by_hand_with_fewer_than_five_configs():
     assert kaggle_tile_score([2.0, 1.0, 0.0], rt) == pytest.approx(1.0)  # top-5 covers all three
     rt6 = np.array([5.0, 6.0, 7.0, 8.0, 9.0, 1.0])
     assert kaggle_tile_score(np.arange(6.0), rt6) == pytest.approx(2 - 5.0 / 1.0)
+
+
+def test_single_config_and_empty_input():
+    assert kendall_tau([3.0], [5.0]) == 0.0  # one config: no pair, tau undefined -> 0
+    assert ordered_pair_accuracy([3.0], [5.0]) == 0.5
+    assert slowdown_at_k([3.0], [5.0], 1) == 0.0
+    with pytest.raises(ValueError, match="empty"):
+        kendall_tau([], [])
+
+
+def test_slowdown_with_a_zero_best_runtime_is_absolute():
+    rt = np.array([0.0, 2.0, 3.0])
+    assert slowdown_at_k([2.0, 0.0, 1.0], rt, 1) == pytest.approx(2.0)  # no division by a zero best
+    assert slowdown_at_k([2.0, 1.0, 0.0], rt, 2) == pytest.approx(2.0)
+    assert slowdown_at_k([1.0, 0.0], [0.5, 1.0], 1) == pytest.approx(1.0)  # a best below 1 is still relative
+
+
+def test_inter_round_tau_is_the_mean_over_distinct_round_pairs():
+    rounds = np.array([[1.0, 2.0, 1.0], [2.0, 1.0, 2.0], [3.0, 3.0, 4.0], [4.0, 4.0, 3.0]])
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    expected = np.mean([kendalltau(rounds[:, i], rounds[:, j]).statistic for i, j in pairs])
+    assert inter_round_tau(rounds) == pytest.approx(expected)
+    assert expected < 0.9  # not a trivially perfect agreement
+    assert np.isnan(inter_round_tau(np.arange(4.0)))  # one round given as a 1-D array
+
+
+def test_collection_summary_keys_per_kind_and_frozen_scores():
+    import dataclasses
+
+    from opgraph.perf.metrics import CollectionScore
+
+    rt = np.array([1.0, 2.0, 3.0, 4.0])
+    g = score_graph("g", rt, rt, "layout")
+    assert set(g.slowdown) == {1, 10, 100}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        g.opa = 0.0  # type: ignore[misc]
+    lay = CollectionScore("m", "layout", [g])
+    assert tuple(lay.ks) == (1, 10, 100)
+    assert set(lay.summary()) == {"kendall_tau", "opa", "ceiling_tau", "slowdown@1", "slowdown@10", "slowdown@100"}
+    t = score_graph("t", -rt, rt, "tile")
+    tile = CollectionScore("m", "tile", [t, score_graph("u", rt, rt, "tile")])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tile.kind = "layout"  # type: ignore[misc]
+    assert tuple(tile.ks) == (1, 5, 10)
+    s = tile.summary()
+    assert set(s) == {"kendall_tau", "opa", "ceiling_tau", "slowdown@1", "slowdown@5", "slowdown@10", "kaggle_tile"}
+    assert s["kendall_tau"] == pytest.approx(0.0) and s["opa"] == pytest.approx(0.5)
+    assert s["slowdown@1"] == pytest.approx((4.0 - 1.0) / 1.0 / 2)

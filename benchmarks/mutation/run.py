@@ -1,0 +1,378 @@
+"""Mutation testing of the modules that decide answers: one module at a time, with the tests that cover it.
+
+For each module, every mutant (one small change of the source: an arithmetic or comparison operator, a boolean
+operator, a number, ``True``/``False``, a unary minus or ``not``, ``min``/``max``-style function names) is written
+into a private copy of ``src/`` and the module's test files are run against that copy with a timeout. A mutant is
+*killed* when the tests fail, *survives* when they pass, and *times out* when they run past the limit (counted as
+killed, as mutmut does, but reported apart). Each run is a forked child of a process that has imported NumPy,
+SciPy, pytest (and torch where the tests need it) once; the child imports ``opgraph`` from the mutated copy
+(``--no-fork``: a fresh interpreter per mutant).
+
+This is a small driver in the spirit of mutmut (https://github.com/boxed/mutmut); mutmut 3 rewrites the whole
+package into trampolines and runs the full suite first, which does not fit a ``src/`` layout tested with
+``--import-mode=importlib`` on a shared 2-core machine. Not run in CI (minutes per module).
+
+Usage::
+
+    python benchmarks/mutation/run.py                       # every module in MODULES
+    python benchmarks/mutation/run.py dcg/w1.py perf/metrics.py
+    python benchmarks/mutation/run.py dcg/intervals.py --max-mutants 150 --json out.json
+
+Prints per-module killed/survived/timeout counts and every surviving mutant (line, original, mutated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SRC = ROOT / "src"
+PKG = SRC / "opgraph"
+
+#: module (relative to src/opgraph) -> the test files that cover it.
+MODULES: dict[str, list[str]] = {
+    "dcg/w1.py": ["tests/dcg/test_w1.py"],
+    "graph/interpreter.py": ["tests/graph/test_against_python.py", "tests/graph/test_ir_interpret.py"],
+    "perf/metrics.py": ["tests/perf/test_metrics.py"],
+    "ffa/functions.py": ["tests/ffa/test_feedback_grads.py", "tests/ffa/test_functions.py"],
+    "energy/matcher.py": ["tests/energy/test_matcher.py"],
+    "graph/tracer.py": [
+        "tests/graph/test_trace.py",
+        "tests/graph/test_against_python.py",
+        "tests/graph/test_ir_interpret.py",
+    ],
+    "dcg/intervals.py": ["tests/dcg/test_intervals.py"],
+    "ffa/layers.py": ["tests/ffa/test_feedback_grads.py", "tests/ffa/test_functions.py"],
+    "perf/tpugraphs.py": ["tests/perf/test_tpugraphs.py"],
+}
+
+BINOP_SWAP = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Div,
+    ast.Mod: ast.FloorDiv,
+    ast.Pow: ast.Mult,
+    ast.BitAnd: ast.BitOr,
+    ast.BitOr: ast.BitAnd,
+}
+CMP_SWAP = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+}
+NAME_SWAP = {
+    "min": "max",
+    "max": "min",
+    "minimum": "maximum",
+    "maximum": "minimum",
+    "fmin": "fmax",
+    "fmax": "fmin",
+    "floor": "ceil",
+    "ceil": "floor",
+    "any": "all",
+    "all": "any",
+}
+
+
+@dataclass
+class Mutant:
+    """One single change of the module's source."""
+
+    index: int
+    line: int
+    kind: str
+    original: str
+    mutated: str
+    status: str = "pending"
+    seconds: float = 0.0
+
+
+def _skip_regions(tree: ast.AST) -> set[int]:
+    """ids of nodes whose subtrees are not mutated: docstrings, raise/log messages, annotations, f-strings."""
+    skip: set[int] = set()
+
+    def mark(node: ast.AST | None) -> None:
+        if node is not None:
+            for sub in ast.walk(node):
+                skip.add(id(sub))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise | ast.JoinedStr | ast.Assert):
+            mark(node)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            mark(node.returns)
+            for a in [*node.args.args, *node.args.kwonlyargs, *node.args.posonlyargs]:
+                mark(a.annotation)
+        elif isinstance(node, ast.AnnAssign):
+            mark(node.annotation)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if isinstance(node.func.value, ast.Name) and node.func.value.id in ("log", "logger", "logging"):
+                mark(node)
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            mark(node)
+    return skip
+
+
+def _sites(tree: ast.AST) -> list[tuple[ast.AST, str, object]]:
+    """Every (node, kind, payload) that can be mutated, in source order."""
+    skip = _skip_regions(tree)
+    out: list[tuple[ast.AST, str, object]] = []
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.BinOp) and type(node.op) in BINOP_SWAP:
+            out.append((node, "binop", None))
+        elif isinstance(node, ast.AugAssign) and type(node.op) in BINOP_SWAP:
+            out.append((node, "augop", None))
+        elif isinstance(node, ast.Compare):
+            for k, op in enumerate(node.ops):
+                if type(op) in CMP_SWAP:
+                    out.append((node, "compare", k))
+        elif isinstance(node, ast.BoolOp):
+            out.append((node, "boolop", None))
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.Not | ast.Invert):
+            out.append((node, "unary", None))
+        elif isinstance(node, ast.Constant) and type(node.value) in (int, float) and not isinstance(node.value, bool):
+            out.append((node, "number", None))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            out.append((node, "bool", None))
+        elif isinstance(node, ast.Name) and node.id in NAME_SWAP and isinstance(node.ctx, ast.Load):
+            out.append((node, "name", None))
+        elif isinstance(node, ast.Attribute) and node.attr in NAME_SWAP and isinstance(node.ctx, ast.Load):
+            out.append((node, "attr", None))
+    out.sort(key=lambda s: (getattr(s[0], "lineno", 0), getattr(s[0], "col_offset", 0), s[1]))
+    return out
+
+
+def _apply(node: ast.AST, kind: str, payload: object) -> ast.AST | None:
+    """A mutated copy of ``node`` (None: the unary operator is removed, handled by the caller)."""
+    new = copy.deepcopy(node)
+    if kind in ("binop", "augop"):
+        new.op = BINOP_SWAP[type(node.op)]()  # type: ignore[attr-defined]
+    elif kind == "compare":
+        k = int(payload)  # type: ignore[arg-type]
+        new.ops[k] = CMP_SWAP[type(node.ops[k])]()  # type: ignore[attr-defined]
+    elif kind == "boolop":
+        new.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()  # type: ignore[attr-defined]
+    elif kind == "number":
+        v = node.value  # type: ignore[attr-defined]
+        new.value = v + 1 if isinstance(v, int) else (v * 2 if v else 1.0)  # type: ignore[attr-defined]
+    elif kind == "bool":
+        new.value = not node.value  # type: ignore[attr-defined]
+    elif kind == "name":
+        new.id = NAME_SWAP[node.id]  # type: ignore[attr-defined]
+    elif kind == "attr":
+        new.attr = NAME_SWAP[node.attr]  # type: ignore[attr-defined]
+    elif kind == "unary":
+        return copy.deepcopy(node.operand)  # type: ignore[attr-defined]
+    return new
+
+
+class _Replace(ast.NodeTransformer):
+    def __init__(self, target: ast.AST, replacement: ast.AST) -> None:
+        self.target, self.replacement = target, replacement
+
+    def visit(self, node: ast.AST) -> ast.AST:
+        if node is self.target:
+            return self.replacement
+        return super().visit(node)
+
+
+def _all_mutants(source: str) -> list[tuple[Mutant, str]]:
+    """All single-change mutants of ``source`` as ``(Mutant, mutated module source)``, duplicates dropped.
+
+    Every mutant starts from a freshly parsed tree, so no edit leaks into the next.
+    """
+    n_sites = len(_sites(ast.parse(source)))
+    base = ast.unparse(ast.parse(source))
+    seen = {base}
+    out: list[tuple[Mutant, str]] = []
+    for k in range(n_sites):
+        tree = ast.parse(source)
+        node, kind, payload = _sites(tree)[k]
+        replacement = _apply(node, kind, payload)
+        if replacement is None:
+            continue
+        original = ast.unparse(node)
+        mutated = ast.unparse(replacement)
+        text = ast.unparse(_Replace(node, replacement).visit(tree))
+        if text in seen:
+            continue
+        seen.add(text)
+        out.append((Mutant(len(out), getattr(node, "lineno", 0), kind, original, mutated), text))
+    return out
+
+
+PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "--no-header"]
+
+
+def _preload(tests: list[str]) -> None:
+    """Import the heavy third-party modules once in the parent, so every forked child starts warm.
+
+    ``opgraph`` itself is never imported here: each child imports it from its own mutated copy.
+    """
+    import numpy  # noqa: F401
+    import pytest  # noqa: F401
+    import scipy.special  # noqa: F401
+    import scipy.stats  # noqa: F401
+
+    if any("/ffa/" in t or "/energy/" in t for t in tests):
+        import torch  # noqa: F401
+
+
+def _status(rc: int, tests: list[str]) -> str:
+    if rc == 0:
+        return "survived"
+    if rc == 5:  # no tests collected: the driver's configuration is wrong
+        raise SystemExit(f"no tests collected for {tests}")
+    return "killed"
+
+
+def _run_forked(tests: list[str], pythonpath: Path, timeout: float) -> tuple[str, float]:
+    """Run pytest in a forked child of this (pre-warmed) process; the child imports opgraph from ``pythonpath``."""
+    t0 = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:  # child
+        rc = 1
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            sys.path.insert(0, str(pythonpath))
+            os.chdir(ROOT)
+            import pytest
+
+            rc = int(pytest.main([*PYTEST_ARGS, *tests]))
+        finally:
+            os._exit(rc)
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            rc = os.waitstatus_to_exitcode(status)
+            return _status(rc if rc >= 0 else 1, tests), time.perf_counter() - t0
+        if time.perf_counter() - t0 > timeout:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            return "timeout", time.perf_counter() - t0
+        time.sleep(0.02)
+
+
+def _run_tests(tests: list[str], pythonpath: Path, timeout: float, fork: bool = True) -> tuple[str, float]:
+    if fork and hasattr(os, "fork"):
+        return _run_forked(tests, pythonpath, timeout)
+    env = dict(os.environ, PYTHONPATH=str(pythonpath), OMP_NUM_THREADS="1", MPLBACKEND="Agg")
+    cmd = [sys.executable, "-m", "pytest", *PYTEST_ARGS, *tests]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return "timeout", time.perf_counter() - t0
+    return _status(proc.returncode, tests), time.perf_counter() - t0
+
+
+def run_module(
+    module: str, tests: list[str], max_mutants: int | None, progress: bool = True, fork: bool = True
+) -> dict:
+    """Mutate ``module`` (path under src/opgraph) and run ``tests`` against every mutant."""
+    if fork:
+        _preload(tests)
+    path = PKG / module
+    source = path.read_text()
+    muts = _all_mutants(source)
+    if max_mutants is not None and len(muts) > max_mutants:
+        step = len(muts) / max_mutants
+        muts = [muts[int(k * step)] for k in range(max_mutants)]
+    with tempfile.TemporaryDirectory(prefix="opgraph-mut-") as tmp:
+        copy_src = Path(tmp) / "src"
+        shutil.copytree(SRC, copy_src, ignore=shutil.ignore_patterns("__pycache__"))
+        target = copy_src / "opgraph" / module
+        target.write_text(ast.unparse(ast.parse(source)))  # the baseline runs the unparsed source too
+        status, base_s = _run_tests(tests, copy_src, timeout=900, fork=fork)
+        if status != "survived":
+            raise SystemExit(f"{module}: the tests {tests} fail without any mutation; fix them first")
+        limit = max(20.0, 3 * base_s)
+        for k, (m, text) in enumerate(muts):
+            target.write_text(text)
+            m.status, m.seconds = _run_tests(tests, copy_src, timeout=limit, fork=fork)
+            if progress:
+                print(f"  [{k + 1}/{len(muts)}] {module}:{m.line} {m.kind} {m.status}", file=sys.stderr, flush=True)
+    counts = {s: sum(m.status == s for m in (mm for mm, _ in muts)) for s in ("killed", "survived", "timeout")}
+    total = len(muts)
+    score = (counts["killed"] + counts["timeout"]) / total if total else float("nan")
+    return {
+        "module": module,
+        "tests": tests,
+        "mutants": total,
+        **counts,
+        "score": score,
+        "baseline_s": base_s,
+        "survivors": [asdict(m) for m, _ in muts if m.status == "survived"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("modules", nargs="*", help="modules under src/opgraph (default: all in MODULES)")
+    ap.add_argument("--max-mutants", type=int, default=None, help="evenly spaced sample of at most N mutants")
+    ap.add_argument("--json", type=Path, default=None, help="write the results here (merged with the file's)")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--no-fork", action="store_true", help="one fresh interpreter per mutant (slower)")
+    args = ap.parse_args(argv)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    mods = args.modules or list(MODULES)
+    unknown = [m for m in mods if m not in MODULES]
+    if unknown:
+        ap.error(f"unknown module(s) {unknown}; known: {sorted(MODULES)}")
+    if args.list:
+        for mod in mods:
+            for m, _ in _all_mutants((PKG / mod).read_text()):
+                print(f"{mod}:{m.line} {m.kind}: {m.original!r} -> {m.mutated!r}")
+        return 0
+    results = {}
+    if args.json is not None and args.json.exists():
+        results = json.loads(args.json.read_text())
+    print(f"{'module':<24} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'score':>6}")
+    for mod in mods:
+        t0 = time.perf_counter()
+        res = run_module(mod, MODULES[mod], args.max_mutants, fork=not args.no_fork)
+        res["wall_s"] = time.perf_counter() - t0
+        res["date_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        results[mod] = res
+        print(
+            f"{mod:<24} {res['mutants']:>7} {res['killed']:>6} {res['timeout']:>7} {res['survived']:>8} "
+            f"{100 * res['score']:>5.1f}%",
+            flush=True,
+        )
+        for s in res["survivors"]:
+            print(f"    survived {mod}:{s['line']} {s['kind']}: {s['original']!r} -> {s['mutated']!r}", flush=True)
+        if args.json is not None:
+            tmp = args.json.with_suffix(".tmp")
+            tmp.write_text(json.dumps(results, indent=1))
+            tmp.replace(args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
