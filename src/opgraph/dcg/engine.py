@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.dcg import envelope
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -270,6 +271,8 @@ class Val:
     # An enclosure of the exact value at the atoms (``pt`` carries rounding errors); None where ``pt`` is exact
     # (inputs, constants, compressed nodes).
     box0: iv.Interval | None = None
+    # Closed-form tail envelopes (opgraph.dcg.envelope) of a one-input node on its input's tail cells, by cell.
+    env: dict[int, Any] | None = None
 
 
 def _tsum(*terms: tuple[float, Terms]) -> Terms:
@@ -416,6 +419,14 @@ class Evaluator:
         for a in v.axes:
             any_err |= self._expand(self.axes[a].err > 0, [a], v.axes).astype(bool)
         bound = np.where(any_err, np.minimum(deriv, osc), 0.0)
+        if k == 1 and v.env:
+            ax1 = self.axes[v.axes[0]]
+            regs = self._env_regions.get(v.axes[0], {})
+            for i, e in v.env.items():
+                if ax1.err[i] > 0 and i in regs:
+                    cb = envelope.cell_bound(e, regs[i], float(np.reshape(v.pt, -1)[i] if np.ndim(v.pt) else v.pt))
+                    bound[i] = min(bound[i], cb)
+                    deriv[i] = min(deriv[i], cb)
         if k == 1 and v.growth is not None and self.axes[v.axes[0]].moment is not None:
             ax1 = self.axes[v.axes[0]]
             pd = v.growth[1]
@@ -451,6 +462,7 @@ class Evaluator:
                 (:func:`opgraph.graph.numpy_rules`).
         """
         self.smoothing = self._smoothing_possible()
+        self._env_regions: dict[int, dict[int, envelope.Region]] = {}
         self._need_box0 = self._shared_operands()
         extremes = extreme_nodes(self.graph, self.output)
 
@@ -492,6 +504,10 @@ class Evaluator:
         val = self._axis_val(ax, g1, {label: q.w1}, d1)
         if moment is not None:
             val.growth = gr.variable()
+        if q.upstream_w1 == 0 and dist is not None and not q.bounded and hasattr(dist, "support"):
+            regs = envelope.regions(dist, q.lo, q.hi)
+            self._env_regions[i] = regs
+            val.env = {c: envelope.variable(r) for c, r in regs.items()}
         if q.upstream_w1 == 0:
             val.wb = {label: q.w1}
             if dist is not None and q.method in ("quantile", "meansplit"):
@@ -607,10 +623,13 @@ class Evaluator:
             inf_at = n.where
         eabs = self._eabs(pt, K)
         out = Val(K, pt, box, der, gint, gint1, nb, eabs, d1, inf_at, box0=box0)
-        if k == 1 and self.axes[K[0]].moment is not None:
+        if k == 1 and K[0] in self._env_regions:
+            out.env = self._env_rule(n, ops, K[0])
+        if k == 1 and (self.axes[K[0]].moment is not None or out.env):
             consts = [float(o.pt) if not o.axes else None for o in ops]
-            out.growth = gr.rule(n.op, [o.growth for o in ops], consts)
-            if out.growth is not None and math.isinf(_total(nb)):
+            if self.axes[K[0]].moment is not None:
+                out.growth = gr.rule(n.op, [o.growth for o in ops], consts)
+            if (out.growth is not None or out.env) and math.isinf(_total(nb)):
                 # A finite cellwise (moment-weighted) total also bounds E|V - V'|: use it for the path bound.
                 cb, attr = self.cellwise(out)
                 total = float(np.sum(cb))
@@ -619,6 +638,17 @@ class Evaluator:
                     out.nb_inf_at = ""
         self._w1_level(n, ops, out, gp)
         return out
+
+    def _env_rule(self, n: Node, ops: list[Val], axis: int) -> dict[int, Any] | None:
+        """Tail envelopes of a one-input node from its operands' (constants included), per tail cell."""
+        consts = [float(o.pt) if not o.axes else None for o in ops]
+        out = {}
+        for c, reg in self._env_regions[axis].items():
+            args = [envelope.constant(float(o.pt)) if not o.axes else (o.env or {}).get(c) for o in ops]
+            e = envelope.rule(n.op, args, consts, reg)
+            if e is not None:
+                out[c] = e
+        return out or None
 
     # -- law-level (W1) composition and the second-order bound for sums -----------------------------------------
     def _w1_level(self, n: Node, ops: list[Val], out: Val, gp: list[iv.Interval]) -> None:
