@@ -45,6 +45,13 @@ CASES = {
     "1 / Gamma(4)": (lambda g: 1 / g, [od.Gamma(4, 1)], st.invgamma(4)),
     "sqrt(Gamma(3, 2))": (lambda g: np.sqrt(g), [od.Gamma(3, 2)], st.gengamma(3, 2, scale=math.sqrt(2))),
     "Exponential ** 2": (lambda e: e**2, [od.Exponential(1.0)], st.gengamma(1, 0.5)),
+    # Independent inputs: u / w = u * (1 / w) and log(u * w) = log u + log w at the level of laws.
+    "Gamma(3) / Gamma(4)": (lambda x, y: x / y, [od.Gamma(3, 1), od.Gamma(4, 1)], st.betaprime(3, 4)),
+    "log(LogNormal * LogNormal)": (
+        lambda x, y: np.log(x * y),
+        [od.LogNormal(0, 0.5), od.LogNormal(0.2, 0.3)],
+        st.norm(0.2, math.hypot(0.5, 0.3)),
+    ),
 }
 
 
@@ -52,7 +59,7 @@ CASES = {
 def test_finite_bound_covers_true_w1_and_shrinks(name: str) -> None:
     fn, ins, law = CASES[name]
     bounds = []
-    for atoms in (16, 32, 64, 128):
+    for atoms in (16, 32, 64):
         with warnings.catch_warnings():
             warnings.simplefilter("error", UnboundedWarning)
             r = od.evaluate(fn, *ins, atoms=atoms)
@@ -68,10 +75,12 @@ def test_finite_bound_covers_true_w1_and_shrinks(name: str) -> None:
     [
         (lambda y: 1 / y, [od.Normal(0, 1)]),  # density positive at 0: E|1/Y| = inf
         (lambda z: np.exp(z * z), [od.Normal(0, 1)]),  # E exp(Z^2) = inf
+        (lambda x, y: x / y, [od.Gamma(3, 1), od.Exponential(1.0)]),  # E[1/Y] = inf for Gamma(k <= 1)
+        (lambda x, y: x / y, [od.Gamma(3, 1), od.Normal(0, 1)]),
     ],
 )
 def test_no_finite_mean_stays_inf_with_warning(fn, ins) -> None:
-    with pytest.warns(UnboundedWarning, match="no finite W1 bound"):
+    with pytest.warns(UnboundedWarning, match=r"no finite W1 bound: node \d+ \((div|reciprocal|exp)\)"):
         r = od.evaluate(fn, *ins, atoms=32)
     assert math.isinf(r.w1_bound)
 

@@ -273,6 +273,8 @@ class Val:
     box0: iv.Interval | None = None
     # Closed-form tail envelopes (opgraph.dcg.envelope) of a one-input node on its input's tail cells, by cell.
     env: dict[int, Any] | None = None
+    # The two operands of a product of independent values (for the law-level rewrite log(u * w) = log u + log w).
+    factors: tuple[Val, Val] | None = None
 
 
 def _tsum(*terms: tuple[float, Terms]) -> Terms:
@@ -463,6 +465,7 @@ class Evaluator:
         """
         self.smoothing = self._smoothing_possible()
         self._env_regions: dict[int, dict[int, envelope.Region]] = {}
+        self._rules = rules
         self._need_box0 = self._shared_operands()
         extremes = extreme_nodes(self.graph, self.output)
 
@@ -636,6 +639,8 @@ class Evaluator:
                 if math.isfinite(total):
                     out.nb = attr
                     out.nb_inf_at = ""
+        if n.op == "mul" and len(ops) == 2 and ops[0].axes and ops[1].axes and not set(ops[0].axes) & set(ops[1].axes):
+            out.factors = (ops[0], ops[1])
         self._w1_level(n, ops, out, gp)
         return out
 
@@ -711,8 +716,41 @@ class Evaluator:
                     out.tv = rvs[0].tv / c * (1 + 1e-12)
                 elif n.op == "div" and ops[1] is consts[0] and c > 0:
                     out.tv = rvs[0].tv * c * (1 + 1e-12)
+        if disjoint and math.isinf(_total(min(cands, key=_total))):
+            cands.extend(self._rewrite_candidates(n, ops))
         best = min(cands, key=_total)
         out.wb = {key: (math.inf if math.isnan(v) else v) for key, v in best.items()}
+
+    def _rewrite_candidates(self, n: Node, ops: list[Val]) -> list[Terms]:
+        """Law-level bounds through an exact rewrite where the direct forms give none.
+
+        ``u / w = u * (1 / w)`` (independent operands): ``W1 <= (E|1/W'| + W1_r) W1(U, U') + E|U'| W1_r`` with
+        ``W1_r`` the bound of the node ``1 / w`` evaluated on ``w``'s grid (finite through the tail envelopes where
+        ``E|1/W| < inf``). ``log(u * w) = log u + log w`` for independent ``u, w >= 0``: the two bounds add.
+        """
+        rules = getattr(self, "_rules", None)
+        out: list[Terms] = []
+        if rules is None or self.cell_only:
+            return out
+        if n.op == "div" and len(ops) == 2 and ops[1].axes and ops[0].wb is not None:
+            u, w = ops
+            try:
+                r = self._op(Node(-1, "reciprocal", meta=dict(n.meta)), [w], rules)
+            except DistError:
+                return out
+            if r.wb is not None and math.isfinite(_total(r.wb)):
+                out.append(_tsum((r.eabs + _total(r.wb), u.wb), (u.eabs, r.wb)))
+        elif n.op in ("log", "log2", "log10") and len(ops) == 1 and ops[0].factors is not None:
+            u, w = ops[0].factors
+            if min(u.gint[0], u.gint1[0]) >= 0 and min(w.gint[0], w.gint1[0]) >= 0:
+                try:
+                    lu = self._op(Node(-1, n.op, meta=dict(n.meta)), [u], rules)
+                    lw = self._op(Node(-1, n.op, meta=dict(n.meta)), [w], rules)
+                except DistError:
+                    return out
+                if lu.wb is not None and lw.wb is not None:
+                    out.append(_tsum((1.0, lu.wb), (1.0, lw.wb)))
+        return out
 
     def _product_candidates(self, op: str, u: Val, w: Val) -> list[Terms]:
         """Second-order bounds for ``A * B`` and ``A / B`` where ``B`` is an exact input with a known law.
