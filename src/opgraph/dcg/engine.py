@@ -424,9 +424,11 @@ class Evaluator:
         if k == 1 and v.env:
             ax1 = self.axes[v.axes[0]]
             regs = self._env_regions.get(v.axes[0], {})
+            blo, bhi = (np.broadcast_to(x, shape) for x in v.box[k])
             for i, e in v.env.items():
                 if ax1.err[i] > 0 and i in regs:
-                    cb = envelope.cell_bound(e, regs[i], float(np.reshape(v.pt, -1)[i] if np.ndim(v.pt) else v.pt))
+                    val_i = float(np.reshape(v.pt, -1)[i] if np.ndim(v.pt) else v.pt)
+                    cb = envelope.cell_bound(e, regs[i], val_i, float(blo[i]), float(bhi[i]))
                     bound[i] = min(bound[i], cb)
                     deriv[i] = min(deriv[i], cb)
         if k == 1 and v.growth is not None and self.axes[v.axes[0]].moment is not None:

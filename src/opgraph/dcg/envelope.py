@@ -259,12 +259,23 @@ def moment(env: Env, region: Region) -> float:
     return max(total, 0.0) * (1 + SLACK) + 1e-300
 
 
-def cell_bound(env: Env | None, region: Region, value: float) -> float:
-    """``E[|F(X) - value|; region] <= E[env(X); region] + |value| P(region)`` (``inf`` without an envelope)."""
+def cell_bound(env: Env | None, region: Region, value: float, flo: float = -math.inf, fhi: float = math.inf) -> float:
+    """An upper bound on ``E[|F(X) - value|; region]`` (``inf`` without an envelope).
+
+    With ``m = E[env(X); region] >= E|F(X)|`` and ``p = P(region)``: ``m + |value| p`` always; where an enclosure
+    ``F >= flo`` on the region is finite, ``E|D| = E[D] + 2 E[D^-] <= m - value p + 2 (value - flo)^+ p``
+    (``D = F(X) - value``), and symmetrically with ``F <= fhi``. The smallest of these is returned.
+    """
     if env is None or not math.isfinite(value):
         return math.inf
     mass = partial_moment(region.law, "power", 0.0, region.t, region.side)
-    return (moment(env, region) + abs(value) * mass) * (1 + SLACK)
+    m = moment(env, region)
+    best = m + abs(value) * mass
+    if math.isfinite(flo):
+        best = min(best, m - value * mass + 2 * max(value - flo, 0.0) * mass)
+    if math.isfinite(fhi):
+        best = min(best, m + value * mass + 2 * max(fhi - value, 0.0) * mass)
+    return max(best, 0.0) * (1 + SLACK) + 1e-300
 
 
 def regions(law: Any, lo: Any, hi: Any) -> dict[int, Region]:
