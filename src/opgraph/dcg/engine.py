@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.dcg import envelope
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -282,6 +283,10 @@ class Val:
     # An enclosure of the exact value at the atoms (``pt`` carries rounding errors); None where ``pt`` is exact
     # (inputs, constants, compressed nodes).
     box0: iv.Interval | None = None
+    # Closed-form tail envelopes (opgraph.dcg.envelope) of a one-input node on its input's tail cells, by cell.
+    env: dict[int, Any] | None = None
+    # The two operands of a product of independent values (for the law-level rewrite log(u * w) = log u + log w).
+    factors: tuple[Val, Val] | None = None
 
 
 def _tsum(*terms: tuple[float, Terms]) -> Terms:
@@ -448,6 +453,16 @@ class Evaluator:
         for a in v.axes:
             any_err |= self._expand(self.axes[a].err > 0, [a], v.axes).astype(bool)
         bound = np.where(any_err, np.minimum(deriv, osc), 0.0)
+        if k == 1 and v.env:
+            ax1 = self.axes[v.axes[0]]
+            regs = self._env_regions.get(v.axes[0], {})
+            blo, bhi = (np.broadcast_to(x, shape) for x in v.box[k])
+            for i, e in v.env.items():
+                if ax1.err[i] > 0 and i in regs:
+                    val_i = float(np.reshape(v.pt, -1)[i] if np.ndim(v.pt) else v.pt)
+                    cb = envelope.cell_bound(e, regs[i], val_i, float(blo[i]), float(bhi[i]))
+                    bound[i] = min(bound[i], cb)
+                    deriv[i] = min(deriv[i], cb)
         if k == 1 and v.growth is not None and self.axes[v.axes[0]].moment is not None:
             ax1 = self.axes[v.axes[0]]
             pd = v.growth[1]
@@ -483,6 +498,8 @@ class Evaluator:
                 (:func:`opgraph.graph.numpy_rules`).
         """
         self.smoothing = self._smoothing_possible()
+        self._env_regions: dict[int, dict[int, envelope.Region]] = {}
+        self._rules = rules
         self._need_box0 = self._shared_operands()
         extremes = extreme_nodes(self.graph, self.output)
 
@@ -555,6 +572,10 @@ class Evaluator:
         val = self._axis_val(ax, g1, {label: q.w1}, d1)
         if moment is not None:
             val.growth = gr.variable()
+        if q.upstream_w1 == 0 and dist is not None and not q.bounded and hasattr(dist, "support"):
+            regs = envelope.regions(dist, q.lo, q.hi)
+            self._env_regions[i] = regs
+            val.env = {c: envelope.variable(r) for c, r in regs.items()}
         if q.upstream_w1 == 0:
             val.wb = {label: q.w1}
             if dist is not None and q.method in ("quantile", "meansplit"):
@@ -670,18 +691,34 @@ class Evaluator:
             inf_at = n.where
         eabs = self._eabs(pt, K)
         out = Val(K, pt, box, der, gint, gint1, nb, eabs, d1, inf_at, box0=box0)
-        if k == 1 and self.axes[K[0]].moment is not None:
+        if k == 1 and K[0] in self._env_regions:
+            out.env = self._env_rule(n, ops, K[0])
+        if k == 1 and (self.axes[K[0]].moment is not None or out.env):
             consts = [float(o.pt) if not o.axes else None for o in ops]
-            out.growth = gr.rule(n.op, [o.growth for o in ops], consts)
-            if out.growth is not None and math.isinf(_total(nb)):
+            if self.axes[K[0]].moment is not None:
+                out.growth = gr.rule(n.op, [o.growth for o in ops], consts)
+            if (out.growth is not None or out.env) and math.isinf(_total(nb)):
                 # A finite cellwise (moment-weighted) total also bounds E|V - V'|: use it for the path bound.
                 cb, attr = self.cellwise(out, ("growth",))
                 total = self._glob(("growth total",), K, float(np.sum(cb)))
                 if math.isfinite(total):
                     out.nb = attr
                     out.nb_inf_at = ""
+        if n.op == "mul" and len(ops) == 2 and ops[0].axes and ops[1].axes and not set(ops[0].axes) & set(ops[1].axes):
+            out.factors = (ops[0], ops[1])
         self._w1_level(n, ops, out, gp)
         return out
+
+    def _env_rule(self, n: Node, ops: list[Val], axis: int) -> dict[int, Any] | None:
+        """Tail envelopes of a one-input node from its operands' (constants included), per tail cell."""
+        consts = [float(o.pt) if not o.axes else None for o in ops]
+        out = {}
+        for c, reg in self._env_regions[axis].items():
+            args = [envelope.constant(float(o.pt)) if not o.axes else (o.env or {}).get(c) for o in ops]
+            e = envelope.rule(n.op, args, consts, reg)
+            if e is not None:
+                out[c] = e
+        return out or None
 
     # -- law-level (W1) composition and the second-order bound for sums -----------------------------------------
     def _w1_level(self, n: Node, ops: list[Val], out: Val, gp: list[iv.Interval]) -> None:
@@ -744,8 +781,41 @@ class Evaluator:
                     out.tv = rvs[0].tv / c * (1 + 1e-12)
                 elif n.op == "div" and ops[1] is consts[0] and c > 0:
                     out.tv = rvs[0].tv * c * (1 + 1e-12)
+        if disjoint and math.isinf(_total(min(cands, key=_total))):
+            cands.extend(self._rewrite_candidates(n, ops))
         best = min(cands, key=_total)
         out.wb = {key: (math.inf if math.isnan(v) else v) for key, v in best.items()}
+
+    def _rewrite_candidates(self, n: Node, ops: list[Val]) -> list[Terms]:
+        """Law-level bounds through an exact rewrite where the direct forms give none.
+
+        ``u / w = u * (1 / w)`` (independent operands): ``W1 <= (E|1/W'| + W1_r) W1(U, U') + E|U'| W1_r`` with
+        ``W1_r`` the bound of the node ``1 / w`` evaluated on ``w``'s grid (finite through the tail envelopes where
+        ``E|1/W| < inf``). ``log(u * w) = log u + log w`` for independent ``u, w >= 0``: the two bounds add.
+        """
+        rules = getattr(self, "_rules", None)
+        out: list[Terms] = []
+        if rules is None or self.cell_only:
+            return out
+        if n.op == "div" and len(ops) == 2 and ops[1].axes and ops[0].wb is not None:
+            u, w = ops
+            try:
+                r = self._op(Node(-1, "reciprocal", meta=dict(n.meta)), [w], rules)
+            except DistError:
+                return out
+            if r.wb is not None and math.isfinite(_total(r.wb)):
+                out.append(_tsum((r.eabs + _total(r.wb), u.wb), (u.eabs, r.wb)))
+        elif n.op in ("log", "log2", "log10") and len(ops) == 1 and ops[0].factors is not None:
+            u, w = ops[0].factors
+            if min(u.gint[0], u.gint1[0]) >= 0 and min(w.gint[0], w.gint1[0]) >= 0:
+                try:
+                    lu = self._op(Node(-1, n.op, meta=dict(n.meta)), [u], rules)
+                    lw = self._op(Node(-1, n.op, meta=dict(n.meta)), [w], rules)
+                except DistError:
+                    return out
+                if lu.wb is not None and lw.wb is not None:
+                    out.append(_tsum((1.0, lu.wb), (1.0, lw.wb)))
+        return out
 
     def _product_candidates(self, op: str, u: Val, w: Val) -> list[Terms]:
         """Second-order bounds for ``A * B`` and ``A / B`` where ``B`` is an exact input with a known law.
