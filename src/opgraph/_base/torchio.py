@@ -1,6 +1,6 @@
 """Loading PyTorch checkpoints without running code from the file.
 
-``torch.load(..., weights_only=False)`` unpickles arbitrary Python objects, and unpickling can call any
+``torch.load`` with the weights-only check turned off unpickles arbitrary Python objects, and unpickling can call any
 function the file names: a checkpoint from someone else is a program. Every opgraph checkpoint therefore holds
 only what ``weights_only=True`` admits (tensors, and dicts/lists/tuples of str, int, float, bool and None);
 configurations are stored as plain dicts. :func:`load_checkpoint` is the one place that reads them.
