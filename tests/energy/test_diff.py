@@ -169,3 +169,46 @@ def test_rounds_below_one_is_a_one_line_error(rounds):
     x = torch.ones(4)
     with pytest.raises(EnergyError, match="rounds"):
         diff(lambda t: t * 2, lambda t: t + t, (x,), rounds=rounds)
+
+
+def _big_then_small_a(x, s):
+    y = x @ x
+    for _ in range(3):
+        s = s * 2 + 1
+    return y, s
+
+
+def _big_then_small_b(x, s):
+    y = x.clone() @ x  # the waste that matters: a copy of the big input
+    for _ in range(3):
+        s = (s * 2).clone() + 1  # a waste too small a share of the run to be flagged
+    return y, s
+
+
+def test_regions_too_small_to_flag_stop_after_min_rounds(work_backend):
+    from opgraph.energy.differ import MIN_SHARE
+
+    rep = oe.diff(
+        _big_then_small_a,
+        _big_then_small_b,
+        (torch.randn(128, 128), torch.randn(4)),
+        backend=work_backend,
+        screen_share=0.0,
+        min_rounds=3,
+        calibrate=False,
+        bisect=False,
+        **FAST,
+    )
+    stopped = [x for x in rep.regions if x.pair.extra.get("stopped") == "negligible share"]
+    measured = [x for x in stopped if "reused_from_region" not in x.pair.extra]
+    assert rep.timings["regions_stopped_small"] == len(measured) >= 1
+    total_a = sum(x.pair.a.cost for x in rep.regions)
+    total_b = sum(x.pair.b.cost for x in rep.regions)
+    for x in stopped:
+        assert len(x.pair.rounds_ratio) == 3 and not x.flagged
+        assert x.pair.a.cost < MIN_SHARE * total_a and x.pair.b.cost < MIN_SHARE * total_b
+    stopped_ids = {x.region.id for x in stopped}
+    assert not any(f.kind == "region" and f.region in stopped_ids for f in rep.findings)
+    assert rep.findings[0].costly_side == "b"  # the big copy ranks first (the small one only as a redundant op)
+    line = _big_then_small_b.__code__.co_firstlineno + 1
+    assert any(c.startswith(f"test_diff.py:{line} ") for c in rep.findings[0].b_callsites)

@@ -112,8 +112,11 @@ def _fixed_backend(costs):
     return Fixed(name="fixed", estimated=True, min_window_s=0.0)
 
 
-@pytest.mark.parametrize(("cost_a", "stops_early"), [(1.0, True), (1.105, False), (3.0, False)])
-def test_region_pairs_stop_early_only_when_nothing_can_be_flagged(cost_a, stops_early):
+@pytest.mark.parametrize(
+    ("cost_a", "stops_early"), [(1.0, True), (1.105, False), (1.15, False), (1 / 1.15, False), (3.0, True), (0.3, True)]
+)
+def test_region_pairs_stop_early_only_when_decided(cost_a, stops_early):
+    """Inside (1/t, t), or beyond t * DECIDED_MARGIN either way: decided after min_rounds; near t: all rounds."""
     from opgraph.energy.replay import paired
 
     def fa():
@@ -126,3 +129,28 @@ def test_region_pairs_stop_early_only_when_nothing_can_be_flagged(cost_a, stops_
     p = paired(fa, fb, be, rounds=7, max_rounds=15, decide_at=1.1, min_rounds=4)
     assert len(p.rounds_ratio) == (4 if stops_early else 7)
     assert p.ratio == pytest.approx(cost_a)
+
+
+@pytest.mark.parametrize(
+    ("cost_a", "small", "n"), [(1.15, True, 4), (1.15, False, 7), (1.105, True, 4), (1.105, False, 7)]
+)
+def test_region_pairs_too_small_to_flag_stop_after_min_rounds(cost_a, small, n):
+    from opgraph.energy.replay import paired
+
+    def fa():
+        return None
+
+    def fb():
+        return None
+
+    seen = []
+
+    def negligible(ca, cb):
+        seen.append((ca, cb))
+        return small
+
+    be = _fixed_backend({fa: cost_a, fb: 1.0})
+    p = paired(fa, fb, be, rounds=7, max_rounds=15, decide_at=1.1, min_rounds=4, negligible=negligible)
+    assert len(p.rounds_ratio) == n
+    assert seen[0] == pytest.approx((cost_a, 1.0))
+    assert (p.extra.get("stopped") == "negligible share") is small

@@ -29,6 +29,9 @@ AGREE_RTOL = 1e-2
 REDUNDANT_THRESHOLD = 1.03
 #: A flagged region must account for at least this fraction of the costly side's total.
 MIN_SHARE = 0.01
+#: A region pair stops after ``min_rounds`` when its cost is below MIN_SHARE / SHARE_MARGIN of a lower bound of
+#: each side's total (the margin covers the change of its mean cost over the rounds it skips).
+SHARE_MARGIN = 2.0
 #: The cheaper side counts as slower (trade-off, not waste) when it is > 1% slower with 95% confidence.
 SLOWER_TOLERANCE = 1.01
 #: Upper bound of the calibrated threshold (a very noisy A-vs-A run must not switch detection off).
@@ -264,7 +267,9 @@ def diff(
         dedupe: Measure regions that repeat the same ops on the same shapes and arguments (layers, tokens)
             once and reuse the result.
         min_rounds: Rounds after which a region pair stops early when its interval already lies inside
-            ``(1/threshold, threshold)`` (otherwise ``rounds``, and ``max_rounds`` while it straddles it).
+            ``(1/threshold, threshold)`` (otherwise ``rounds``, and ``max_rounds`` while it straddles it), or
+            when its cost is under half of :data:`MIN_SHARE` of the costs measured so far (largest regions
+            first), too small a share to be flagged whatever its ratio.
 
     Returns:
         A :class:`DiffReport` with ranked findings.
@@ -366,7 +371,25 @@ def diff(
         )
     done: dict[tuple[Any, ...], PairResult] = {}
     reused = 0
-    for r in screened:
+    # The largest regions first: the costs measured so far bound each side's total from below, so a pair whose
+    # share of that bound stays under MIN_SHARE / SHARE_MARGIN after min_rounds cannot be flagged and stops.
+    seen = [0.0, 0.0]  # per side: sum of the measured per-call costs so far
+    stopped = 0
+
+    def negligible(cost_a: float, cost_b: float) -> bool:
+        if min(seen) < 0 or cost_a < 0 or cost_b < 0:  # idle-subtracted energy can be < 0: no bound then
+            return False
+        low_a, low_b = scale[0] * (seen[0] + cost_a), scale[1] * (seen[1] + cost_b)
+        return cost_a * SHARE_MARGIN < MIN_SHARE * low_a and cost_b * SHARE_MARGIN < MIN_SHARE * low_b
+
+    def recorded(r: Region) -> float:
+        return max(
+            sum(run_a.graph.nodes[i].meta.get("dur_ns", 0) for i in r.a_nodes) * scale[0],
+            sum(run_b.graph.nodes[i].meta.get("dur_ns", 0) for i in r.b_nodes) * scale[1],
+        )
+
+    by_region: dict[int, RegionResult] = {}
+    for r in sorted(screened, key=lambda r: -recorded(r)):
         key = _region_key(run_a, r.a_nodes, run_b, r.b_nodes) if dedupe else None
         if key is not None and key in done:  # the same ops on the same shapes (another layer or token)
             res = copy.copy(done[key])
@@ -384,12 +407,17 @@ def diff(
                 decide_at=thr,
                 bytes_a=fa.bytes_per_call,
                 bytes_b=fb.bytes_per_call,
+                negligible=negligible if min_rounds else None,
                 **kw,
             )
             res.extra["region"] = r.id
             if key is not None:
                 done[key] = res
-        results.append(RegionResult(r, res, r.label(run_a, run_b)))
+            stopped += int(res.extra.get("stopped") == "negligible share")
+        seen[0] += res.a.cost if res.a.cost >= 0 else -math.inf
+        seen[1] += res.b.cost if res.b.cost >= 0 else -math.inf
+        by_region[id(r)] = RegionResult(r, res, r.label(run_a, run_b))
+    results.extend(by_region[id(r)] for r in screened)  # back in region order
     if reused:
         notes.append(f"{reused} regions repeat another region's ops and shapes: measured once, result reused")
     t_measure = time.perf_counter()
@@ -447,6 +475,7 @@ def diff(
             "regions_replayed": len(done) if dedupe else len(screened),
             "regions_screened_out": len(todo) - len(screened),
             "regions_reused": reused,
+            "regions_stopped_small": stopped,
         },
     )
 

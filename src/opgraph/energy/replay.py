@@ -219,6 +219,7 @@ def paired(
     settings_a: Mapping[str, Any] | None = None,
     settings_b: Mapping[str, Any] | None = None,
     min_rounds: int | None = None,
+    negligible: Callable[[float, float], bool] | None = None,
 ) -> PairResult:
     """Measure ``fa`` against ``fb``: shuffled A B / B A rounds, per-call cost ratio with a CI.
 
@@ -236,7 +237,11 @@ def paired(
         settings_a: Settings to apply while A runs (threads, precision...).
         settings_b: Settings to apply while B runs.
         min_rounds: With ``decide_at``: stop after this many rounds (before ``rounds``) once the interval lies
-            inside ``(1/decide_at, decide_at)`` (nothing to flag).
+            inside ``(1/decide_at, decide_at)`` (nothing to flag), or beyond it by :data:`DECIDED_MARGIN` (a flag
+            whichever ratio more rounds give), or once ``negligible`` says so.
+        negligible: With ``decide_at`` and ``min_rounds``: given the mean per-call costs of A and B so far
+            (backend units), whether the pair is too small a share of the run to be flagged whatever its ratio;
+            then no rounds are added after the first ``min_rounds``.
     """
     from opgraph.energy import settings as settings_mod
 
@@ -284,6 +289,13 @@ def paired(
     extra: dict[str, Any] = {}
     ratios = ratios_of()
     med, ci = median_ci(ratios, seed=seed)
+    share_known = decide_at is not None and min_rounds and negligible is not None
+    if share_known and negligible(_mean(samples_a).cost, _mean(samples_b).cost):
+        extra["stopped"] = "negligible share"
+        decide_at, rounds = None, len(ratios)  # no more rounds: it cannot be flagged
+    if decide_at is not None and min_rounds and _clearly_beyond(ci, decide_at):
+        extra["stopped"] = "decided beyond the threshold"
+        decide_at, rounds = None, len(ratios)
     while len(ratios) < rounds and (decide_at is None or not _clearly_within(ci, decide_at)):
         one_round()
         ratios = ratios_of()
@@ -317,6 +329,17 @@ def _clearly_within(ci: tuple[float, float], t: float) -> bool:
     rounds on a busy machine can put a wide interval above the threshold by chance).
     """
     return bool(1 / t < ci[0] and ci[1] < t)
+
+
+#: After ``min_rounds``, a pair stops when its interval lies beyond ``threshold * DECIDED_MARGIN`` (or below the
+#: inverse): the extra rounds would narrow an interval whose side of the threshold is already clear.
+DECIDED_MARGIN = 1.1
+
+
+def _clearly_beyond(ci: tuple[float, float], t: float) -> bool:
+    """Whether the interval lies beyond ``(1/t, t)`` by the margin: flagged either way whatever more rounds say."""
+    m = t * DECIDED_MARGIN
+    return bool(ci[0] > m or ci[1] < 1 / m)
 
 
 def _straddles(ci: tuple[float, float], t: float) -> bool:
