@@ -274,9 +274,10 @@ def diff(
     Returns:
         A :class:`DiffReport` with ranked findings.
     """
-    for name, value in (("rounds", rounds), ("max_rounds", max_rounds), ("min_rounds", min_rounds)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise EnergyError(f"{name}={value!r}: give a whole number of rounds >= 1 (e.g. the default 7)")
+    # min_rounds=0 is allowed: it turns the early stop off (every pair gets ``rounds``).
+    for name, value, least in (("rounds", rounds, 1), ("max_rounds", max_rounds, 1), ("min_rounds", min_rounds, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise EnergyError(f"{name}={value!r}: give a whole number of rounds >= {least} (e.g. the default 7)")
     t_start = time.perf_counter()
     run_a = _as_run(a, inputs, "A", snapshot_limit_bytes)
     run_b = _as_run(b, inputs if inputs_b is None else inputs_b, "B", snapshot_limit_bytes)
