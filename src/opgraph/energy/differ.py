@@ -269,7 +269,7 @@ def diff(
         min_rounds: Rounds after which a region pair stops early when its interval already lies inside
             ``(1/threshold, threshold)`` (otherwise ``rounds``, and ``max_rounds`` while it straddles it), or
             when its cost is under half of :data:`MIN_SHARE` of the costs measured so far (largest regions
-            first), too small a share to be flagged whatever its ratio.
+            first), too small a share to be flagged whatever its ratio. 0 turns the early stop off.
 
     Returns:
         A :class:`DiffReport` with ranked findings.
