@@ -39,6 +39,22 @@ import numpy as np
 from opgraph import dcg as od
 from opgraph._base.jsonio import write_json
 
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _read_results(path: Path) -> Any:
+    """A results JSON with the strict writer's ``"Infinity"``/``"NaN"`` strings turned back into floats."""
+
+    def back(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: back(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [back(x) for x in v]
+        return _NONFINITE.get(v, v) if isinstance(v, str) else v
+
+    return back(json.loads(Path(path).read_text()))
+
+
 ROOT = Path(__file__).resolve().parents[2]
 REF_CACHE = Path(__file__).with_name("uq_references.json")
 REF_VERSION = 2
@@ -627,7 +643,7 @@ def retime(path: Path, args: Any) -> None:
     """Re-run the baselines and re-time the opgraph.dcg rows under 0.2 s of a results JSON (in place)."""
     from tqdm import tqdm
 
-    res_all = json.loads(path.read_text())
+    res_all = _read_results(path)
     cases = {c.id: c for c in make_cases()}
     for cid in tqdm(list(res_all), desc="re-time"):
         case, res = cases[cid], res_all[cid]
@@ -887,7 +903,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.report_only:
         merged: dict[str, Any] = {}
         for f in args.merge or [str(ROOT / "docs" / "benchmarks" / "dcg_uq.json")]:
-            merged.update(json.loads(Path(f).read_text()))
+            merged.update(_read_results(Path(f)))
         order = [c.id for c in make_cases()]
         write_markdown({k: merged[k] for k in order if k in merged}, args)
         return
@@ -904,7 +920,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = {}
     old = ROOT / "docs" / "benchmarks" / "dcg_uq.json"
     if args.only and old.exists() and not args.out_json:
-        results = json.loads(old.read_text())
+        results = _read_results(old)
     bar = tqdm(cases, desc="UQ cases")
     for case in bar:
         bar.set_postfix_str(case.id)
