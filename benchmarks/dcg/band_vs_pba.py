@@ -35,6 +35,7 @@ import scipy.stats as st
 from scipy import integrate, optimize
 
 from opgraph import dcg as od
+from opgraph._base.fileio import replace_marked_block
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "benchmarks" / "dcg.md"
@@ -327,16 +328,7 @@ def _section(rows: list[dict[str, Any]], conv: list[dict[str, Any]]) -> str:
 
 
 def write_doc(section: str) -> None:
-    from opgraph._base.fileio import atomic_write
-
-    text = DOC.read_text() if DOC.exists() else "# opgraph.dcg benchmark\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        new = head + section.rstrip("\n") + tail
-    else:
-        new = text.rstrip("\n") + "\n\n" + section
-    atomic_write(DOC, new)
+    replace_marked_block(DOC, START, END, section, header="# opgraph.dcg benchmark\n")
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from opgraph import dcg as od
+from opgraph._base.fileio import replace_marked_block
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "benchmarks" / "dcg.md"
@@ -104,14 +105,7 @@ def main() -> None:
     lines += ["", END]
     text = "\n".join(lines)
     print(text)
-    doc = DOC.read_text() if DOC.exists() else ""
-    if START in doc and END in doc:
-        doc = doc[: doc.index(START)] + text + doc[doc.index(END) + len(END) :]
-    else:
-        doc = doc.rstrip() + "\n\n" + text + "\n"
-    tmp = DOC.with_suffix(".md.tmp")
-    tmp.write_text(doc)
-    tmp.replace(DOC)
+    replace_marked_block(DOC, START, END, text)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph._base.fileio import replace_marked_block
 from opgraph._base.jsonio import write_json
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -226,16 +227,7 @@ def write_markdown(res: dict[str, Any]) -> None:
         "",
     ]
     path = ROOT / "docs" / "benchmarks" / "dcg.md"
-    text = path.read_text() if path.exists() else "# opgraph.dcg benchmark\n"
-    section = "\n".join(lines)
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        text = head + section + rest.split(MARK_END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    from opgraph._base.fileio import atomic_write
-
-    atomic_write(path, text)
+    replace_marked_block(path, MARK_BEGIN, MARK_END, "\n".join(lines), header="# opgraph.dcg benchmark\n")
     write_json(path.with_name("dcg_pba.json"), res)
     print(f"wrote {path}")
 

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from opgraph import dcg as od
+from opgraph._base.fileio import replace_marked_block
 from opgraph._base.jsonio import write_json
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -867,16 +868,7 @@ def write_markdown(results: dict[str, Any], args: Any) -> None:
     lines += ["", MARK_END, ""]
     section = "\n".join(lines)
     path = ROOT / "docs" / "benchmarks" / "dcg.md"
-    text = path.read_text() if path.exists() else "# opgraph.dcg benchmark\n"
-    if MARK_BEGIN in text and MARK_END in text:
-        head, rest = text.split(MARK_BEGIN, 1)
-        tail = rest.split(MARK_END, 1)[1].lstrip("\n")
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    from opgraph._base.fileio import atomic_write
-
-    atomic_write(path, text)
+    replace_marked_block(path, MARK_BEGIN, MARK_END, section, header="# opgraph.dcg benchmark\n")
     write_json(path.with_name("dcg_uq.json"), results)
     print(f"wrote {path}")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from opgraph._base.fileio import atomic_write
+from opgraph._base.fileio import atomic_write, replace_marked_block
 from opgraph._base.jsonio import dumps
 from opgraph.energy.cases import CASES
 from opgraph.energy.cases_real import real_cases
@@ -88,14 +88,7 @@ def table(rows: list[dict[str, Any]], backend: str) -> str:
 
 def write_section(text: str) -> None:
     """Replace (or append) the marked "Real libraries" section of docs/benchmarks/energy.md, atomically."""
-    doc = DOC.read_text() if DOC.exists() else "# opgraph.energy benchmarks\n"
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
-    if BEGIN in doc and END in doc:
-        head, rest = doc.split(BEGIN, 1)
-        doc = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        doc = doc.rstrip() + "\n\n" + block
-    atomic_write(DOC, doc)
+    replace_marked_block(DOC, BEGIN, END, f"{BEGIN}\n{text.rstrip()}\n{END}\n", header="# opgraph.energy benchmarks\n")
 
 
 def main(argv: list[str] | None = None) -> int:

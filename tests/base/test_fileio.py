@@ -162,3 +162,19 @@ def test_folder_whose_parent_is_not_writable_can_still_be_updated(tmp_path, monk
     with folder_lock(out):
         atomic_write(out / "a", "2")
     assert (out / "a").read_text() == "2"
+
+
+def test_replace_marked_block_keeps_the_other_sections(tmp_path):
+    from opgraph._base.fileio import replace_marked_block
+
+    doc = tmp_path / "page.md"
+    replace_marked_block(
+        doc, "<!-- a:begin -->", "<!-- a:end -->", "<!-- a:begin -->\nA1\n<!-- a:end -->", header="# t\n"
+    )
+    replace_marked_block(doc, "<!-- b:begin -->", "<!-- b:end -->", "<!-- b:begin -->\nB1\n<!-- b:end -->\n")
+    replace_marked_block(doc, "<!-- a:begin -->", "<!-- a:end -->", "<!-- a:begin -->\nA2\nA2'\n<!-- a:end -->")
+    assert (
+        doc.read_text() == "# t\n\n<!-- a:begin -->\nA2\nA2'\n<!-- a:end -->\n\n<!-- b:begin -->\nB1\n<!-- b:end -->\n"
+    )
+    with pytest.raises(OpgraphError, match="must start with"):
+        replace_marked_block(doc, "<!-- a:begin -->", "<!-- a:end -->", "A3")

@@ -335,3 +335,36 @@ def atomic_dir(
             raise
         finally:
             os.close(tfd)
+
+
+def replace_marked_block(path: str | os.PathLike[str], begin: str, end: str, block: str, *, header: str = "") -> Path:
+    """Replace the text from ``begin`` to ``end`` (markers included) in ``path`` by ``block``, atomically.
+
+    Several scripts write their own section into one Markdown page (the benchmark pages); each section sits between
+    its markers so that the others survive a rerun. ``block`` must start with ``begin`` and contain ``end``. When
+    the file or the markers are missing, the block is appended (a new file starts with ``header``). One blank line
+    separates the block from what follows it.
+
+    Args:
+        path: The file to edit.
+        begin: Opening marker (e.g. ``"<!-- uq:begin -->"``).
+        end: Closing marker.
+        block: The new section, markers included.
+        header: First text of a file that does not exist yet.
+
+    Returns:
+        The path written.
+    """
+    if not block.startswith(begin) or end not in block:
+        raise OpgraphError(f"replace_marked_block: the block must start with {begin!r} and contain {end!r}")
+    p = Path(path)
+    text = p.read_text(encoding="utf-8") if p.exists() else header
+    block = block.rstrip("\n") + "\n"
+    start = text.find(begin)
+    stop = text.find(end, start) if start >= 0 else -1
+    if start >= 0 and stop >= 0:
+        tail = text[stop + len(end) :].lstrip("\n")
+        text = text[:start] + block + ("\n" + tail if tail else "")
+    else:
+        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + block
+    return atomic_write(p, text)
