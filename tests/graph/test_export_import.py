@@ -147,7 +147,7 @@ def test_aten_op_names():
     assert aten_op(aten.add_.Tensor) == "add"
     assert aten_op(aten._native_batch_norm_legit_no_training.default) == "batch_norm"
     assert aten_op(aten.scaled_dot_product_attention.default) == "scaled_dot_product_attention"
-    assert aten_op(aten.hardtanh.default, (None, 0.0, 6.0)) == "relu"
+    assert aten_op(aten.hardtanh.default, (None, 0.0, 6.0)) == "hardtanh"  # ReLU6 is a clamp, not a relu
     assert aten_op(aten.hardtanh.default, (None, -1.0, 1.0)) == "hardtanh"
 
 

@@ -266,8 +266,8 @@ def aten_op(target: Any, args: Sequence[Any] = ()) -> str:
         rank = len(getattr(weight, "meta", {}).get("val", ()).shape) if weight is not None else 4
         transposed = bool(args[6]) if len(args) > 6 and isinstance(args[6], bool) else False
         return ("conv_transpose2d" if transposed else f"conv{max(rank - 2, 1)}d") if rank else "conv2d"
-    if name in ("hardtanh", "hardtanh_") and len(args) > 1 and args[1] == 0:
-        return "relu"  # ReLU6, which from_fx also calls relu
+    if name in ("hardtanh", "hardtanh_", "relu6", "relu6_"):
+        return "hardtanh"  # ReLU6 is hardtanh(x, 0, 6): a clamp, not a ReLU
     return ATEN_OPS.get(name) or _canonical(name)
 
 
@@ -399,6 +399,10 @@ def from_export(
             attrs["kwargs"] = _jsonable_arg(dict(fx_node.kwargs))
             if name in _CONV_PACKETS:
                 attrs.update(_conv_attrs(fx_node, _normalized_kwargs(fx_node)))
+            elif op == "hardtanh":
+                kw = _normalized_kwargs(fx_node)
+                attrs["min_val"] = float(kw.get("min_val", 0.0 if name.startswith("relu6") else -1.0))
+                attrs["max_val"] = float(kw.get("max_val", 6.0 if name.startswith("relu6") else 1.0))
             stack = fx_node.meta.get("nn_module_stack") or {}
             entries = [v for v in stack.values() if isinstance(v, tuple) and len(v) >= 2]
             if entries:

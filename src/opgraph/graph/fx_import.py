@@ -21,7 +21,8 @@ MODULE_OPS: dict[str, str] = {
     "ConvTranspose2d": "conv_transpose2d",
     "Linear": "linear",
     "ReLU": "relu",
-    "ReLU6": "relu",
+    "ReLU6": "hardtanh",
+    "Hardtanh": "hardtanh",
     "GELU": "gelu",
     "SiLU": "silu",
     "Sigmoid": "sigmoid",
@@ -63,6 +64,9 @@ FUNCTION_OPS: dict[str, str] = {
     "linear": "linear",
     "relu": "relu",
     "relu_": "relu",
+    "relu6": "hardtanh",
+    "hardtanh": "hardtanh",
+    "hardtanh_": "hardtanh",
     "gelu": "gelu",
     "silu": "silu",
     "sigmoid": "sigmoid",
@@ -102,6 +106,8 @@ FUNCTION_OPS: dict[str, str] = {
 }
 
 _MODULE_ATTRS = (
+    "min_val",
+    "max_val",
     "in_channels",
     "out_channels",
     "kernel_size",
@@ -310,6 +316,13 @@ def from_fx(module: Any, example_inputs: Sequence[Any], *, leaf_modules: Sequenc
             attrs["target"] = _qualified(fx_node.target)
             attrs["args"] = _jsonable_arg(list(fx_node.args))
             attrs["kwargs"] = _jsonable_arg(dict(fx_node.kwargs))
+            if op == "hardtanh":  # F.relu6(x) / F.hardtanh(x, min_val, max_val): keep the clamp bounds
+                six = name.startswith("relu6")
+                pos = list(fx_node.args[1:3]) if not six else []
+                attrs["min_val"] = float(fx_node.kwargs.get("min_val", pos[0] if pos else (0.0 if six else -1.0)))
+                attrs["max_val"] = float(
+                    fx_node.kwargs.get("max_val", pos[1] if len(pos) > 1 else (6.0 if six else 1.0))
+                )
             stack = fx_node.meta.get("nn_module_stack")
             if stack:
                 meta["module_path"] = list(stack.values())[-1][0] if isinstance(list(stack.values())[-1], tuple) else ""

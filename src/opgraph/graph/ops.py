@@ -264,6 +264,7 @@ _TENSOR: list[tuple[str, int | None, bool, str | None]] = [
     ("copy", 1, True, "copy"),
     ("contiguous", 1, True, "copy"),
     ("convert", 1, True, "convert"),
+    ("hardtanh", 1, True, "clamp"),
     ("gelu", 1, True, None),
     ("silu", 1, True, None),
     ("dropout", 1, True, None),
@@ -317,4 +318,9 @@ def numpy_rules() -> dict[str, Callable[..., Any]]:
 
     rules = {name: make(info.numpy) for name, info in OPS.items() if info.numpy is not None}
     rules["identity"] = make(lambda x: x)
+
+    def hardtanh(node: Any, x: Any) -> Any:  # ReLU6 is hardtanh(x, 0, 6); the bounds are node attributes
+        return np.clip(x, node.attrs.get("min_val", -1.0), node.attrs.get("max_val", 1.0))
+
+    rules["hardtanh"] = hardtanh
     return rules

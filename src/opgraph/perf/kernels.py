@@ -153,6 +153,8 @@ def _epilogue(graph: Any, users: dict[int, tuple[int, ...]], nid: int, bias: boo
         if node.op == "batch_norm" and not bias:
             bias, cur = True, node.id
             continue
+        if node.op == "hardtanh" and (node.attrs.get("min_val"), node.attrs.get("max_val")) == (0.0, 6.0):
+            return bias, "relu6"
         if node.op in ACTIVATIONS:
             return bias, node.op
         break

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 KERNEL_OPS = ("matmul", "batch_matmul", "conv2d")
 #: Activations a kernel's epilogue can apply (after an optional bias); "" is a bias alone.
-EPILOGUE_ACTIVATIONS = ("", "none", "relu", "gelu", "silu", "sigmoid", "tanh")
+EPILOGUE_ACTIVATIONS = ("", "none", "relu", "relu6", "gelu", "silu", "sigmoid", "tanh")
 L1_BYTES, L2_BYTES, L3_BYTES = 32 * 1024, 512 * 1024, 32 * 1024 * 1024
 
 
@@ -124,6 +124,7 @@ class KernelSpec:
         s, g, has_bias = self.stride, self.groups, self.has_bias
         act_fn = {
             "relu": torch.relu,
+            "relu6": nn.functional.relu6,
             "gelu": nn.functional.gelu,
             "silu": nn.functional.silu,
             "sigmoid": torch.sigmoid,
@@ -189,6 +190,8 @@ def _te_activation(te: Any, act: str, v: Any) -> Any:
     """The TE expression of an epilogue activation of ``v``."""
     if act == "relu":
         return te.max(v, 0.0)
+    if act == "relu6":
+        return te.min(te.max(v, 0.0), 6.0)
     if act == "gelu":  # exact (erf) GELU, as torch's default
         return v * 0.5 * (1.0 + te.erf(v * 0.7071067811865476))
     if act == "silu":
