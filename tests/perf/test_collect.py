@@ -9,7 +9,7 @@ from opgraph.graph import from_fx  # noqa: E402
 from opgraph.perf import zoo  # noqa: E402
 from opgraph.perf.collect import collect_layout, layout_record, split_names  # noqa: E402
 from opgraph.perf.features import minor_to_major, node_features  # noqa: E402
-from opgraph.perf.layout import apply_layout, configurable_nodes, decode_configs, sample_configs  # noqa: E402
+from opgraph.perf.layout import configurable_nodes, decode_configs, sample_configs, wrap_layout  # noqa: E402
 from opgraph.perf.measure import MeasureSettings, measure_configs  # noqa: E402
 from opgraph.perf.tpugraphs import load_graph  # noqa: E402
 
@@ -74,7 +74,7 @@ def test_layout_configs_keep_the_result_and_change_formats():
     ex = (torch.randn(2, 3, 16, 16),)
     g = from_fx(m, ex)
     targets = [g.node(i).attrs["target"] for i in configurable_nodes(g)]
-    lm = apply_layout(m, ex, targets)
+    lm = wrap_layout(m, ex, targets)
     ref = m(*ex)
     for choice in ([0, 0], [1, 0], [1, 1]):
         lm.set_config(choice)

@@ -67,7 +67,7 @@ def layout_record(
     """
     from opgraph.perf.errors import PerfError
     from opgraph.perf.features import node_features
-    from opgraph.perf.layout import apply_layout, configurable_nodes, encode_configs, sample_configs
+    from opgraph.perf.layout import configurable_nodes, encode_configs, sample_configs, wrap_layout
 
     t0 = time.perf_counter()
     graph = graph if graph is not None else graph_of(module, example_inputs)
@@ -88,7 +88,7 @@ def layout_record(
     meta: dict[str, Any] = {"feature_version": FEATURE_VERSION, "space": "layout", "graph": name}
     meta["importer"] = str(graph.meta.get("source", ""))
     if measure:
-        lm = apply_layout(module, example_inputs, targets)
+        lm = wrap_layout(module, example_inputs, targets)
         if settings is not None and settings.timer == "cuda":  # the graph was traced on CPU; run on the GPU
             lm.module.to("cuda")
             lm.example_inputs = tuple(x.to("cuda") for x in lm.example_inputs)

@@ -1,7 +1,7 @@
 """The layout configuration space on PyTorch (CPU): NCHW or channels-last per convolution.
 
 A configuration gives every configurable node (each ``Conv2d`` / ``ConvTranspose2d`` module call) a memory format.
-:func:`apply_layout` swaps those modules for :class:`LayoutConv` wrappers that convert their input to the chosen
+:func:`wrap_layout` swaps those modules for :class:`LayoutConv` wrappers that convert their input to the chosen
 format (a copy when the producer's format differs: the conversion cost of TpuGraphs' layout configs) and hold
 their weight in that format. Other ops keep whatever format reaches them.
 
@@ -157,7 +157,7 @@ class LayoutModel:
             return self.module(*self.example_inputs)
 
 
-def apply_layout(module: Any, example_inputs: tuple[Any, ...], targets: list[str], *, copy: bool = True) -> LayoutModel:
+def wrap_layout(module: Any, example_inputs: tuple[Any, ...], targets: list[str], *, copy: bool = True) -> LayoutModel:
     """Wrap the convolutions at module paths ``targets`` of a deep copy of ``module`` (the original is untouched).
 
     Args:

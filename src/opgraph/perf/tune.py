@@ -372,9 +372,9 @@ class TuneResult:
 
     def apply(self, module: Any, example_inputs: tuple[Any, ...]) -> Any:
         """Return a copy of ``module`` running the chosen layout (``LayoutModel.module``)."""
-        from opgraph.perf.layout import apply_layout
+        from opgraph.perf.layout import wrap_layout
 
-        lm = apply_layout(module, example_inputs, self.targets)
+        lm = wrap_layout(module, example_inputs, self.targets)
         lm.set_config(self.best_choice)
         return lm.module
 
@@ -529,14 +529,14 @@ def layout_measurer(
 ) -> Measurer:
     """A :data:`Measurer` timing rows of per-target layout choices of ``module`` with the measurement protocol.
 
-    The module is wrapped once (:func:`~opgraph.perf.layout.apply_layout`); each call is one
+    The module is wrapped once (:func:`~opgraph.perf.layout.wrap_layout`); each call is one
     :func:`~opgraph.perf.measure.measure_configs` run (interleaved shuffled rounds, warm-up, CPU time).
     """
-    from opgraph.perf.layout import apply_layout
+    from opgraph.perf.layout import wrap_layout
     from opgraph.perf.measure import measure_configs
 
     s = settings or MeasureSettings()
-    lm = apply_layout(module, example_inputs, targets)
+    lm = wrap_layout(module, example_inputs, targets)
     if s.timer == "cuda":
         lm.module.to("cuda")
         lm.example_inputs = tuple(x.to("cuda") for x in lm.example_inputs)
