@@ -24,6 +24,16 @@ def test_submission_rows_tile_top5_layout_all(tmp_path):
     assert p.read_text() == text
 
 
+def test_duplicate_submission_ids_are_refused_and_nothing_is_written(tmp_path):
+    from opgraph.perf.errors import PerfError
+
+    one = Ranking(kaggle_id("a/mine.npz", "tile"), "tile", np.array([1, 0]), np.zeros(2))
+    two = Ranking(kaggle_id("b/mine.npz", "tile"), "tile", np.array([0, 1]), np.zeros(2))
+    with pytest.raises(PerfError, match="'tile:local:mine' would appear 2 times"):
+        write_submission([one, two], tmp_path / "sub.csv")
+    assert not (tmp_path / "sub.csv").exists()
+
+
 def test_describe_configs(make_layout, make_tile):
     lay = make_layout(nc=3, c=4)
     from opgraph.perf.layout import decode_configs

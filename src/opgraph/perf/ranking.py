@@ -84,7 +84,23 @@ def rank_record(model: Any, rec: Any, kaggle: str) -> Ranking:
 
 
 def submission_csv(rankings: Sequence[Ranking]) -> str:
-    """The Kaggle submission text (``ID,TopConfigs``) of some rankings, one row each, sorted by ID."""
+    """The Kaggle submission text (``ID,TopConfigs``) of some rankings, one row each, sorted by ID.
+
+    Raises:
+        PerfError: Two rankings share an ID (graphs with the same file name outside the official tree, or the
+            same graph ranked twice): a submission must have one row per graph.
+    """
+    from collections import Counter
+
+    from opgraph.perf.errors import PerfError
+
+    dup = sorted(i for i, c in Counter(r.id for r in rankings).items() if c > 1)
+    if dup:
+        raise PerfError(
+            f"submission ID {dup[0]!r} would appear {sum(r.id == dup[0] for r in rankings)} times"
+            f"{f' (and {len(dup) - 1} more IDs)' if len(dup) > 1 else ''}: rank one split of the official "
+            "{tile,layout}/{xla,nlp}/.../test tree at a time, or give the graph files distinct names"
+        )
     lines = ["ID,TopConfigs"]
     for r in sorted(rankings, key=lambda r: r.id):
         top = r.order[:KAGGLE_TILE_TOP] if r.kind == "tile" else r.order
