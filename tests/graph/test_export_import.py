@@ -184,3 +184,25 @@ def test_strict_mode_gives_the_same_graph():
     assert [n.op for n in a] == [n.op for n in b] and b.meta["strict"] is False
     with pytest.raises(TraceError, match="nn.Module"):
         export_program(lambda t: t, [x])
+
+
+def test_keyword_inputs_become_graph_inputs_in_order():
+    class Masked(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, x, attention_mask=None, scale=None):
+            y = self.lin(x)
+            if attention_mask is not None:
+                y = y * attention_mask
+            return y * scale if scale is not None else y
+
+    m = Masked().eval()
+    x, mask, sc = torch.randn(2, 4), torch.ones(2, 3), torch.full((2, 3), 2.0)
+    g = from_module(m, (x,), example_kwargs={"attention_mask": mask, "scale": sc})
+    assert g.meta["source"] == "torch.export"
+    assert [g.node(i).attrs["name"] for i in g.inputs] == ["x", "attention_mask", "scale"]
+    assert sum(n.op == "mul" for n in g) == 2
+    g_pos = from_module(m, (x,))  # without the keywords the masked branch is not in the graph
+    assert sum(n.op == "mul" for n in g_pos) == 0

@@ -29,7 +29,7 @@ import os
 import re
 import sysconfig
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from opgraph.graph.errors import TraceError
@@ -149,6 +149,7 @@ def export_program(
     dynamic_shapes: Any = None,
     *,
     strict: bool | None = None,
+    example_kwargs: Mapping[str, Any] | None = None,
 ) -> Any:
     """Capture ``module`` with :func:`torch.export.export`: non-strict first, then strict (TorchDynamo).
 
@@ -160,6 +161,8 @@ def export_program(
         example_inputs: Example tensors, one per positional ``forward`` argument.
         dynamic_shapes: Passed to ``torch.export.export`` (e.g. ``{"x": {0: torch.export.Dim("batch")}}``).
         strict: Only this mode (None: non-strict, then strict).
+        example_kwargs: Example keyword arguments of ``forward`` (e.g. a Hugging Face model's ``attention_mask``);
+            they become graph inputs after the positional ones, in this mapping's order.
 
     Returns:
         The ``torch.export.ExportedProgram``, with an attribute ``opgraph_capture`` = ``{"strict", "capture_s"}``.
@@ -177,7 +180,9 @@ def export_program(
         t0 = time.perf_counter()
         try:
             with _quiet_torch_logs():
-                ep = torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=mode)
+                ep = torch.export.export(
+                    module, args, kwargs=dict(example_kwargs or {}), dynamic_shapes=dynamic_shapes, strict=mode
+                )
         except Exception as exc:  # noqa: BLE001  (export raises many kinds of errors for code it cannot follow)
             log.debug("torch.export(strict=%s) failed for %s: %s", mode, type(module).__name__, exc)
             errors.append((mode, exc))
@@ -317,6 +322,7 @@ def from_export(
     dynamic_shapes: Any = None,
     *,
     keep_params: bool = False,
+    example_kwargs: Mapping[str, Any] | None = None,
 ) -> Graph:
     """Capture a PyTorch model with ``torch.export`` and import it as a :class:`Graph`.
 
@@ -326,6 +332,7 @@ def from_export(
         dynamic_shapes: ``torch.export`` dynamic shapes; symbolic sizes are recorded with the example's value.
         keep_params: Make parameters, buffers and lifted constants ``param`` nodes (default: leave them out, as
             ``from_fx`` does inside module calls).
+        example_kwargs: Example keyword arguments of ``forward`` (see :func:`export_program`).
 
     Returns:
         A graph with one node per ATen call (side-effect-only asserts dropped). Each node has ``attrs["target"]``
@@ -342,7 +349,7 @@ def from_export(
     if isinstance(module, torch.export.ExportedProgram):
         ep, root = module, None
     else:
-        ep, root = export_program(module, example_inputs, dynamic_shapes), module
+        ep, root = export_program(module, example_inputs, dynamic_shapes, example_kwargs=example_kwargs), module
     capture = dict(getattr(ep, "opgraph_capture", {}))
     gm = ep.graph_module
     kinds: dict[str, tuple[str, str]] = {}
@@ -444,6 +451,7 @@ def from_module(
     dynamic_shapes: Any = None,
     *,
     prefer: str = "fx",
+    example_kwargs: Mapping[str, Any] | None = None,
 ) -> Graph:
     """Import a user's PyTorch model: symbolic tracing first, ``torch.export`` when tracing fails.
 
@@ -456,6 +464,8 @@ def from_module(
         example_inputs: Example tensors, one per positional ``forward`` argument.
         dynamic_shapes: ``torch.export`` dynamic shapes (export only).
         prefer: ``"fx"`` (default) or ``"export"``: which importer to try first.
+        example_kwargs: Example keyword arguments of ``forward`` (export only: symbolic tracing takes positional
+            inputs).
 
     Returns:
         The graph; ``graph.meta["source"]`` says which importer made it.
@@ -466,8 +476,8 @@ def from_module(
     """
     if prefer not in ("fx", "export"):
         raise TraceError(f"prefer must be 'fx' or 'export', got {prefer!r}")
-    if prefer == "export" or dynamic_shapes is not None:
-        return from_export(module, example_inputs, dynamic_shapes)
+    if prefer == "export" or dynamic_shapes is not None or example_kwargs:
+        return from_export(module, example_inputs, dynamic_shapes, example_kwargs=example_kwargs)
     try:
         return from_fx(module, example_inputs)
     except TraceError as fx_exc:
