@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import copy
 import json
 import os
@@ -46,7 +47,7 @@ MODULES: dict[str, list[str]] = {
     "graph/interpreter.py": ["tests/graph/test_against_python.py", "tests/graph/test_ir_interpret.py"],
     "perf/metrics.py": ["tests/perf/test_metrics.py"],
     "ffa/functions.py": ["tests/ffa/test_feedback_grads.py", "tests/ffa/test_functions.py"],
-    "energy/matcher.py": ["tests/energy/test_matcher.py"],
+    "energy/matcher.py": ["tests/energy/test_matcher.py", "tests/energy/test_mutation_matcher.py"],
     "graph/tracer.py": [
         "tests/graph/test_trace.py",
         "tests/graph/test_against_python.py",
@@ -54,7 +55,20 @@ MODULES: dict[str, list[str]] = {
     ],
     "dcg/intervals.py": ["tests/dcg/test_intervals.py"],
     "ffa/layers.py": ["tests/ffa/test_feedback_grads.py", "tests/ffa/test_functions.py"],
-    "perf/tpugraphs.py": ["tests/perf/test_tpugraphs.py"],
+    "perf/tpugraphs.py": [
+        "tests/perf/test_mutation_tpugraphs.py",
+        "tests/perf/test_tpugraphs.py",
+        *(
+            f"tests/robustness/test_perf_inputs.py::{t}"
+            for t in (
+                "test_lazy_index_out_of_range_raises_instead_of_wrapping",
+                "test_lazy_read_after_file_replaced_is_refused",
+                "test_lazy_rows_of_a_corrupt_member_are_refused",
+                "test_datasets_that_would_train_to_nothing_are_refused",
+                "test_tile_inf_config_features_refused",
+            )
+        ),
+    ],
 }
 
 BINOP_SWAP = {
@@ -236,8 +250,11 @@ def _preload(tests: list[str]) -> None:
     import scipy.special  # noqa: F401
     import scipy.stats  # noqa: F401
 
-    if any("/ffa/" in t or "/energy/" in t for t in tests):
+    if any("/ffa/" in t or "/energy/" in t or "/perf/" in t for t in tests):
         import torch  # noqa: F401
+    if any("/perf/" in t for t in tests):
+        with contextlib.suppress(ImportError):  # without PyG its tests skip themselves
+            import torch_geometric  # noqa: F401
 
 
 def _status(rc: int, tests: list[str]) -> str:
