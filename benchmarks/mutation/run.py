@@ -54,6 +54,9 @@ MODULES: dict[str, list[str]] = {
         "tests/graph/test_ir_interpret.py",
     ],
     "dcg/intervals.py": ["tests/dcg/test_intervals.py"],
+    "graph/passes.py": ["tests/graph/test_mutation_passes.py", "tests/graph/test_passes.py"],
+    # the diff itself replays and times regions (minutes under mutation): run with --lines 41-142 (the output check)
+    "energy/differ.py": ["tests/energy/test_mutation_differ.py", "tests/energy/test_outputs.py"],
     "ffa/layers.py": ["tests/ffa/test_feedback_grads.py", "tests/ffa/test_functions.py"],
     "perf/tpugraphs.py": [
         "tests/perf/test_mutation_tpugraphs.py",
@@ -308,7 +311,12 @@ def _run_tests(tests: list[str], pythonpath: Path, timeout: float, fork: bool = 
 
 
 def run_module(
-    module: str, tests: list[str], max_mutants: int | None, progress: bool = True, fork: bool = True
+    module: str,
+    tests: list[str],
+    max_mutants: int | None,
+    progress: bool = True,
+    fork: bool = True,
+    lines: set[int] | None = None,
 ) -> dict:
     """Mutate ``module`` (path under src/opgraph) and run ``tests`` against every mutant."""
     if fork:
@@ -316,6 +324,8 @@ def run_module(
     path = PKG / module
     source = path.read_text()
     muts = _all_mutants(source)
+    if lines is not None:
+        muts = [mt for mt in muts if mt[0].line in lines]
     if max_mutants is not None and len(muts) > max_mutants:
         step = len(muts) / max_mutants
         muts = [muts[int(k * step)] for k in range(max_mutants)]
@@ -347,6 +357,17 @@ def run_module(
     }
 
 
+def _parse_lines(spec: str | None) -> set[int] | None:
+    """``"147,160-175"`` -> {147, 160, ..., 175}; None -> None (every line)."""
+    if spec is None:
+        return None
+    out: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -354,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-mutants", type=int, default=None, help="evenly spaced sample of at most N mutants")
     ap.add_argument("--json", type=Path, default=None, help="write the results here (merged with the file's)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--lines", default=None, help="only mutants on these source lines, e.g. '147,160-175'")
     ap.add_argument("--no-fork", action="store_true", help="one fresh interpreter per mutant (slower)")
     args = ap.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -373,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'module':<24} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'score':>6}")
     for mod in mods:
         t0 = time.perf_counter()
-        res = run_module(mod, MODULES[mod], args.max_mutants, fork=not args.no_fork)
+        res = run_module(mod, MODULES[mod], args.max_mutants, fork=not args.no_fork, lines=_parse_lines(args.lines))
         res["wall_s"] = time.perf_counter() - t0
         res["date_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
         results[mod] = res
