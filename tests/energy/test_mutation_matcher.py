@@ -112,3 +112,18 @@ def test_region_label_shows_the_three_commonest_ops_per_side_and_a_dash_for_none
     assert counts["aten::mul"] == 3 and counts["aten::exp"] == 2 and len(counts) == 6
     label = Region(0, ids, (), None, None, 0).label(ra, rb)
     assert label == "mul+exp+add | -"
+
+
+def test_an_in_place_copy_is_not_reported_as_redundant():
+    # copy_ writes into an existing buffer (it mutates): the rule leaves mutating ops out, although the value written
+    # equals its source in value, shape, dtype and strides.
+    def a(x):
+        buf = torch.empty_like(x)
+        buf.copy_(x)
+        return (buf * 2).sum(0)
+
+    x = torch.randn(4, 4)
+    ra, rb = record(a, x), record(lambda x: (x * 2).sum(0), x)
+    (copy,) = [n for n in ra.op_nodes() if n.op == "aten::copy_"]
+    assert copy.meta.get("mutates")
+    assert [r for reg in match(ra, rb).regions for r in reg.redundant] == []
