@@ -31,16 +31,6 @@ def test_median_ratio_ci_edge_cases():
     assert median_ratio_ci([1, 2, 3, 5], seed=3) == median_ratio_ci([1, 2, 3, 5], seed=3)
 
 
-def _work(n):
-    def f():
-        s = 0
-        for i in range(n):
-            s += i * i
-        return s
-
-    return f
-
-
 def test_interleaved_rounds_shape_and_order():
     calls = []
     fns = [lambda k=k: calls.append(k) for k in range(3)]
@@ -54,7 +44,33 @@ def test_interleaved_rounds_shape_and_order():
         interleaved_rounds(fns, rounds=0)
 
 
-def test_compare_finds_the_slower_callable():
-    cmp = compare(_work(40_000), _work(4_000), rounds=7, reps=2)
-    assert cmp.ratio.median > 2 and cmp.ratio.significant and len(cmp.candidate_ns) == 7
-    assert cpu_ns(_work(10)) >= 0 and wall_ns(_work(10)) >= 0
+def test_compare_finds_the_slower_callable(monkeypatch):
+    # A fake timer (no measured time in a test: under load a real ratio is noise): each callable returns its cost
+    # and its k-th timed call (k from 0) costs cost * (1 + k / 100); reps=2 keeps the smaller of two calls.
+    import opgraph.measure as measure
+
+    calls = {}
+
+    def fake(fn):
+        cost = fn()
+        k = calls.get(cost, 0)
+        calls[cost] = k + 1
+        return int(cost * (1 + k / 100))
+
+    monkeypatch.setitem(measure.TIMERS, "cpu", fake)
+    cmp = compare(lambda: 40_000, lambda: 4_000, rounds=7, reps=2, warmup=1)
+    assert cmp.candidate_ns.tolist() == [int(40_000 * (1 + k / 100)) for k in range(0, 14, 2)]
+    assert cmp.reference_ns.tolist() == [int(4_000 * (1 + k / 100)) for k in range(0, 14, 2)]
+    assert cmp.ratio.median == pytest.approx(10.0) and cmp.ratio.significant and cmp.timer == "cpu"
+    assert calls == {40_000: 14, 4_000: 14}  # 7 rounds x 2 reps timed (the warm-up call is not)
+
+
+def test_timers_subtract_the_clock_around_one_call(monkeypatch):
+    import opgraph.measure as measure
+
+    ticks = iter([100, 350, 1_000, 1_900])
+    monkeypatch.setattr(measure.time, "thread_time_ns", lambda: next(ticks))
+    calls = []
+    assert cpu_ns(lambda: calls.append(1)) == 250 and calls == [1]
+    monkeypatch.setattr(measure.time, "perf_counter_ns", lambda: next(ticks))
+    assert wall_ns(lambda: calls.append(2)) == 900 and calls == [1, 2]

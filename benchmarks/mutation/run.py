@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import copy
 import json
 import os
@@ -46,15 +47,33 @@ MODULES: dict[str, list[str]] = {
     "graph/interpreter.py": ["tests/graph/test_against_python.py", "tests/graph/test_ir_interpret.py"],
     "perf/metrics.py": ["tests/perf/test_metrics.py"],
     "ffa/functions.py": ["tests/ffa/test_feedback_grads.py", "tests/ffa/test_functions.py"],
-    "energy/matcher.py": ["tests/energy/test_matcher.py"],
+    "energy/matcher.py": ["tests/energy/test_matcher.py", "tests/energy/test_mutation_matcher.py"],
     "graph/tracer.py": [
         "tests/graph/test_trace.py",
         "tests/graph/test_against_python.py",
         "tests/graph/test_ir_interpret.py",
     ],
     "dcg/intervals.py": ["tests/dcg/test_intervals.py"],
+    "dcg/growth.py": ["tests/dcg/test_mutation_growth.py", "tests/dcg/test_tables.py"],
+    "dcg/extremes.py": ["tests/dcg/test_extremes.py"],
+    "graph/passes.py": ["tests/graph/test_mutation_passes.py", "tests/graph/test_passes.py"],
+    # the diff itself replays and times regions (minutes under mutation): run with --lines 41-142 (the output check)
+    "energy/differ.py": ["tests/energy/test_mutation_differ.py", "tests/energy/test_outputs.py"],
     "ffa/layers.py": ["tests/ffa/test_feedback_grads.py", "tests/ffa/test_functions.py"],
-    "perf/tpugraphs.py": ["tests/perf/test_tpugraphs.py"],
+    "perf/tpugraphs.py": [
+        "tests/perf/test_mutation_tpugraphs.py",
+        "tests/perf/test_tpugraphs.py",
+        *(
+            f"tests/robustness/test_perf_inputs.py::{t}"
+            for t in (
+                "test_lazy_index_out_of_range_raises_instead_of_wrapping",
+                "test_lazy_read_after_file_replaced_is_refused",
+                "test_lazy_rows_of_a_corrupt_member_are_refused",
+                "test_datasets_that_would_train_to_nothing_are_refused",
+                "test_tile_inf_config_features_refused",
+            )
+        ),
+    ],
 }
 
 BINOP_SWAP = {
@@ -236,8 +255,11 @@ def _preload(tests: list[str]) -> None:
     import scipy.special  # noqa: F401
     import scipy.stats  # noqa: F401
 
-    if any("/ffa/" in t or "/energy/" in t for t in tests):
+    if any("/ffa/" in t or "/energy/" in t or "/perf/" in t for t in tests):
         import torch  # noqa: F401
+    if any("/perf/" in t for t in tests):
+        with contextlib.suppress(ImportError):  # without PyG its tests skip themselves
+            import torch_geometric  # noqa: F401
 
 
 def _status(rc: int, tests: list[str]) -> str:
@@ -291,7 +313,12 @@ def _run_tests(tests: list[str], pythonpath: Path, timeout: float, fork: bool = 
 
 
 def run_module(
-    module: str, tests: list[str], max_mutants: int | None, progress: bool = True, fork: bool = True
+    module: str,
+    tests: list[str],
+    max_mutants: int | None,
+    progress: bool = True,
+    fork: bool = True,
+    lines: set[int] | None = None,
 ) -> dict:
     """Mutate ``module`` (path under src/opgraph) and run ``tests`` against every mutant."""
     if fork:
@@ -299,6 +326,8 @@ def run_module(
     path = PKG / module
     source = path.read_text()
     muts = _all_mutants(source)
+    if lines is not None:
+        muts = [mt for mt in muts if mt[0].line in lines]
     if max_mutants is not None and len(muts) > max_mutants:
         step = len(muts) / max_mutants
         muts = [muts[int(k * step)] for k in range(max_mutants)]
@@ -330,6 +359,17 @@ def run_module(
     }
 
 
+def _parse_lines(spec: str | None) -> set[int] | None:
+    """``"147,160-175"`` -> {147, 160, ..., 175}; None -> None (every line)."""
+    if spec is None:
+        return None
+    out: set[int] = set()
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -337,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-mutants", type=int, default=None, help="evenly spaced sample of at most N mutants")
     ap.add_argument("--json", type=Path, default=None, help="write the results here (merged with the file's)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--lines", default=None, help="only mutants on these source lines, e.g. '147,160-175'")
     ap.add_argument("--no-fork", action="store_true", help="one fresh interpreter per mutant (slower)")
     args = ap.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -356,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'module':<24} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'score':>6}")
     for mod in mods:
         t0 = time.perf_counter()
-        res = run_module(mod, MODULES[mod], args.max_mutants, fork=not args.no_fork)
+        res = run_module(mod, MODULES[mod], args.max_mutants, fork=not args.no_fork, lines=_parse_lines(args.lines))
         res["wall_s"] = time.perf_counter() - t0
         res["date_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
         results[mod] = res
