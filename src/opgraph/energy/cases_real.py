@@ -309,16 +309,18 @@ def _encoder_empty_pad_mask(device: str) -> Build:
     return empty_mask_call, b, (x, torch.zeros(8, 128, dtype=torch.bool, device=dev)), None
 
 
-#: The recorder attributes an op to the first frame outside torch, so for torch.nn pairs the finding names the
-#: user's line that selects the slow path (``cases_real.py:<call>``); torch's own functions are listed as well
-#: for a recorder that keeps library frames.
+#: The slow path's code in torch.nn (the recorder keeps the innermost library line of each op beside the user's
+#: line, so a finding names these), and the user's line that selects the slow path.
 _TORCH_SLOW_PATH = (
     "cases_real.py:train_mode_call",
     "functional.py:multi_head_attention_forward",
+    "functional.py:layer_norm",
+    "functional.py:softmax",
     "transformer.py:_sa_block",
     "transformer.py:_ff_block",
     "transformer.py:forward",
     "activation.py:forward",
+    "linear.py:forward",
 )
 
 
@@ -398,6 +400,7 @@ def real_cases() -> dict[str, Case]:
                     "activations.py:forward",
                     "linear.py:forward",
                     "normalization.py:forward",
+                    "functional.py:layer_norm",  # the innermost library line of nn.LayerNorm's op
                 ),
             ),
             Case(
