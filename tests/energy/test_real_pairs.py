@@ -166,12 +166,10 @@ def test_hf_control_and_generate(work_backend):
     assert s["control_false_flags"] == 0 and s["top1"] == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True, raises=RuntimeError, reason="recorder: NestedTensorImpl has no sizes (recorder._tensor_meta); see docs"
-)
-def test_nested_tensor_encoder_records():
-    """nn.TransformerEncoder with a padding mask in eval converts to a nested tensor; recording it must work."""
-    from opgraph.energy import record
+def test_nested_tensor_encoder_records(tmp_path, work_backend):
+    """nn.TransformerEncoder with a padding mask in eval converts to a nested tensor; recording it works."""
+    from opgraph.energy import diff, load, record
+    from opgraph.energy.fingerprint import fingerprint
 
     layer = torch.nn.TransformerEncoderLayer(32, 2, 64, dropout=0.0, batch_first=True)
     enc = torch.nn.TransformerEncoder(layer, 1).eval()
@@ -182,8 +180,18 @@ def test_nested_tensor_encoder_records():
         with torch.no_grad():
             return enc(x, src_key_padding_mask=pad)
 
-    run = record(f, torch.randn(2, 8, 32))
-    assert any(n.op == "aten::_nested_tensor_from_mask" for n in run.graph.nodes)
+    x = torch.randn(2, 8, 32)
+    run = record(f, x)
+    nested = [n for n in run.graph.nodes if n.meta.get("nested")]
+    assert any(n.op == "aten::_nested_tensor_from_mask" for n in nested)
+    for n in nested:  # 8 + 6 real tokens of width 32; the fingerprint covers exactly those elements
+        assert n.meta["nested_sizes"] == [[8, 32], [6, 32]] and n.meta["shape"] == [14 * 32], n.meta
+    src = next(n for n in nested if n.op == "aten::_nested_tensor_from_mask")
+    real = torch.cat([x[0].reshape(-1), x[1, :6].reshape(-1)])
+    assert fingerprint(run.values[src.id]) == fingerprint(real)
+    assert load(run.save(tmp_path / "run")).graph.nodes[src.id].meta["nested_sizes"] == [[8, 32], [6, 32]]
+    rep = diff(f, f, x, work_backend, rounds=3)  # the regions replay, nested values included
+    assert rep.regions and not rep.findings
 
 
 def test_recorder_keeps_the_fast_path():

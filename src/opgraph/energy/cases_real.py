@@ -294,7 +294,7 @@ def _encoder_empty_pad_mask(device: str) -> Build:
 
     dev = _seed(device)
     layer = torch.nn.TransformerEncoderLayer(128, 4, 256, dropout=0.0, batch_first=True)
-    # enable_nested_tensor=False keeps both sides dense (the recorder cannot record nested tensors yet)
+    # enable_nested_tensor=False keeps both sides dense: the pair isolates the masked-softmax path
     enc = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).to(dev).eval()
 
     def empty_mask_call(x: Any, pad: Any) -> Any:

@@ -1109,7 +1109,13 @@ def _getitem_node(parent_id: int, parent: dict[str, Any], k: int, out: Any) -> d
 
 
 def _tensor_meta(t: Any) -> dict[str, Any]:
-    """Shape, dtype, device, strides, contiguity and bytes of a tensor."""
+    """Shape, dtype, device, strides, contiguity and bytes of a tensor.
+
+    A nested tensor (``torch.nested``, e.g. ``nn.TransformerEncoder``'s padding-mask fast path) has no single
+    shape: its ``shape`` is its element count, ``nested_sizes`` the shapes of its components.
+    """
+    if t.is_nested:
+        return _nested_meta(t)
     meta: dict[str, Any] = {
         "shape": list(t.shape),
         "dtype": str(t.dtype).replace("torch.", ""),
@@ -1123,6 +1129,21 @@ def _tensor_meta(t: Any) -> dict[str, Any]:
         pass
     meta["bytes"] = int(t.numel() * t.element_size())
     return meta
+
+
+def _nested_meta(t: Any) -> dict[str, Any]:
+    """:func:`_tensor_meta` of a nested tensor (flat element count as shape, component shapes beside it)."""
+    parts = t.unbind()
+    return {
+        "shape": [int(t.numel())],
+        "nested": True,
+        "nested_sizes": [list(c.shape) for c in parts],
+        "dtype": str(t.dtype).replace("torch.", ""),
+        "device": str(t.device),
+        "contiguous": bool(t.is_contiguous()),
+        "channels_last": False,
+        "bytes": int(t.numel() * t.element_size()),
+    }
 
 
 #: Stack of (callsite, file, line, func, module path, fx node name) set by the fx recorder's interpreter.
