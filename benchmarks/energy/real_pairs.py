@@ -43,16 +43,17 @@ def real_ids() -> list[str]:
 
 
 def _site(row: dict[str, Any]) -> str:
-    """The top finding's first call site in a culprit function (else its first call site), with its rank."""
+    """The top finding's library line (the first in a culprit function, else its first) and the user's line."""
     f = row["findings"][0] if row["findings"] else None
-    if f is None or not f["callsites"]:
+    if f is None or not (f["callsites"] or f.get("lib_sites")):
         return "-"
-    sites = f["callsites"]
     case = CASES[row["id"]]
-    for k, site in enumerate(sites):
+    user = f["callsites"][0] if f["callsites"] else "?"
+    lib = f.get("lib_sites") or []
+    for k, site in enumerate(lib):
         if _hit([site], case.culprit_lines(), case.culprit_sites):
-            return f"{site}" + (f" (call site {k + 1})" if k else "")
-    return sites[0]
+            return f"{site}" + (f" (library line {k + 1})" if k else "") + f"` from `{user}"
+    return f"{lib[0]}` from `{user}" if lib else user
 
 
 def _short(site: str) -> str:
@@ -67,7 +68,8 @@ def _short(site: str) -> str:
 def table(rows: list[dict[str, Any]], backend: str) -> str:
     """Markdown table of the per-case results."""
     out = [
-        "| case | kind | top-1 | top finding: category, ratio [CI] | its call site | diff time (s) |",
+        "| case | kind | top-1 | top finding: category, ratio [CI] | its library line, from the user's line "
+        "| diff time (s) |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             f = r.findings[0] if r.findings else None
             print(
                 f"{cid} [{backend}]: top1={r.top1} n={r.n_findings} t={r.analysis_s:.1f}s err={r.error} "
-                f"top={f and (f['category'], round(f['ratio'], 3), f['callsites'][:2])}",
+                f"top={f and (f['category'], round(f['ratio'], 3), f['lib_sites'][:2], f['callsites'][:1])}",
                 flush=True,
             )
     meta = {
@@ -133,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         tab = table(rows, backend)
         print(tab)
         print(dumps(summary))
-        label = "modelled energy (CPU time and bytes moved)" if backend == "model" else "CPU time only"
+        label = (
+            "modelled energy (CPU time and bytes moved)"
+            if backend == "model"
+            else "wall time only (fastest sub-window)"
+        )
         parts.append(
             f"### Backend `{backend}`: {label}\n\n{tab}\n\n"
             f"Top-1 {_pct(summary['top1'])}, category of the first hit right {_pct(summary['category_acc'])}, "

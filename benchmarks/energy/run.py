@@ -185,6 +185,7 @@ def block_diff(backend: str) -> dict:
             "ratio": top.ratio,
             "ci": list(top.ci),
             "callsites": top.callsites[:3],
+            "lib_sites": top.lib_sites[:2],
             "module": top.module_path,
         },
         "timings": rep.timings,
@@ -201,7 +202,13 @@ def _timing_row(label: str, rep: object, seconds: float) -> dict:
         "findings": len(rep.findings),
         "top": None
         if top is None
-        else {"category": top.category, "ratio": top.ratio, "ci": list(top.ci), "callsites": top.callsites[:2]},
+        else {
+            "category": top.category,
+            "ratio": top.ratio,
+            "ci": list(top.ci),
+            "callsites": top.callsites[:2],
+            "lib_sites": top.lib_sites[:2],
+        },
     }
 
 
@@ -290,7 +297,10 @@ LIBRARY_CASES = ("hf-llama-eager-attn", "hf-gpt2-eager-attn", "nn-encoder-slow-p
 def library_lines(data: dict) -> list[str]:
     """Top findings of the real-library cases, and what they show."""
     rows = {r["id"]: r for r in (data["suite"].get("model") or [[]])[0]}
-    out = ["| case | finding | category | ratio [95% CI] | call sites (costly side) |", "|---|---|---|---|---|"]
+    out = [
+        "| case | finding | category | ratio [95% CI] | library lines (costly side) | user's line |",
+        "|---|---|---|---|---|---|",
+    ]
     shown = 0
     for cid in LIBRARY_CASES:
         r = rows.get(cid)
@@ -300,7 +310,7 @@ def library_lines(data: dict) -> list[str]:
             out.append(
                 f"| {cid if k == 0 else ''} | {k + 1}{' (culprit)' if f['hit'] else ''} | {f['category']} "
                 f"({f['verdict']}) | {f['ratio']:.2f} [{f['ci'][0]:.2f}, {f['ci'][1]:.2f}] | "
-                f"{', '.join(f['callsites'][:2])} |"
+                f"{', '.join(f.get('lib_sites', [])[:2]) or '-'} | {(f['callsites'] or ['-'])[0]} |"
             )
             shown += 1
     if not shown:
@@ -314,10 +324,11 @@ def library_lines(data: dict) -> list[str]:
         "passes `is_causal=True`. On both architectures the top-ranked finding is that mask construction, "
         "not the unfused attention itself (second). This is by design (eager attention adds an explicit "
         "mask), but its cost is independent of the attention kernel and grows with q x kv; one search of "
-        "transformers issues found none about this cost (not exhaustive). The `nn.TransformerEncoderLayer` "
-        "pair is attributed to the line that calls the layer "
-        "(frames inside torch are skipped by design); its op table shows the slow path's separate "
-        "projections, attention and norms against one `_transformer_encoder_layer_fwd`.",
+        "transformers issues found none about this cost (not exhaustive). Each finding names the innermost "
+        "library line of its ops (inside `transformers`, or inside `torch/nn` where the model calls an "
+        "`nn` module or function) beside the user's line that called the model; the "
+        "`nn.TransformerEncoderLayer` pair names lines of `torch/nn/modules/transformer.py` and "
+        "`torch/nn/functional.py` on the slow path, against one `_transformer_encoder_layer_fwd`.",
     ]
     return out
 
@@ -336,7 +347,8 @@ def scale_lines(rows: list[dict]) -> list[str]:
         top = r["top"]
         where = (
             f"{top['category']} {top['ratio']:.2f}x [{top['ci'][0]:.2f}, {top['ci'][1]:.2f}] at "
-            f"{', '.join(top['callsites'])}"
+            + (f"{', '.join(top['lib_sites'])} (library) from " if top.get("lib_sites") else "")
+            + f"{', '.join(top['callsites'])}"
             if top
             else "-"
         )

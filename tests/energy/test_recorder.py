@@ -291,3 +291,63 @@ def test_timing_pass_that_raises_keeps_the_recording(caplog):
     assert run.graph.meta["timing"] == "recording call"
     assert "only once" in caplog.text
     assert [n.op for n in run.op_nodes()] == ["aten::sin"]
+
+
+def test_library_frames_are_kept_beside_the_users_line():
+    """An op inside torch.nn gets the user's line as its call site and the torch/nn line as its library site."""
+    import linecache
+    import os
+
+    lin = torch.nn.Linear(8, 4)
+    ln = torch.nn.LayerNorm(4)
+
+    def user_fn(x):
+        return F.softmax(ln(lin(x)), -1)  # the user's line
+
+    run = record(user_fn, torch.randn(3, 8))
+    ops = {n.op: n for n in run.op_nodes()}
+    here = os.path.basename(__file__)
+    torch_nn = os.path.join(os.path.dirname(torch.__file__), "nn") + os.sep
+    for op, lib_file, func in [
+        ("aten::addmm", "linear.py", "forward"),
+        ("aten::native_layer_norm", "functional.py", "layer_norm"),
+        ("aten::_softmax", "functional.py", "softmax"),
+    ]:
+        meta = ops[op].meta
+        assert meta["callsite"].startswith(f"{here}:") and meta["func"] == "user_fn", meta["callsite"]
+        assert meta["lib_file"].startswith(torch_nn) and os.path.basename(meta["lib_file"]) == lib_file, op
+        assert meta["lib_func"] == func and meta["lib_callsite"] == meta["lib_stack"][0]
+        assert linecache.getline(meta["lib_file"], meta["lib_line"]).strip(), op
+    # the layer norm went through the module's forward: the stack holds normalization.py outside functional.py
+    assert os.path.basename(ops["aten::native_layer_norm"].meta["lib_stack"][1].split(":")[0]) == "normalization.py"
+
+
+def test_ops_called_directly_have_no_library_site():
+    run = record(lambda x: (x * 2).sum(), torch.randn(4))
+    for n in run.op_nodes():
+        assert "lib_callsite" not in n.meta and n.meta["callsite"].startswith("test_recorder.py:")
+
+
+def test_frame_kind_classifies_torch_libraries_and_plumbing():
+    import os
+
+    from opgraph.energy.recorder import _LIBRARY, _SKIP, _USER, frame_kind
+
+    tdir = os.path.join(os.sep, "env", "site-packages", "torch")
+    libs = (os.path.join(os.sep, "env", "site-packages") + os.sep,)
+    std = (os.path.join(os.sep, "py", "lib") + os.sep,)
+
+    def kind(*parts):
+        return frame_kind(os.path.join(*parts), tdir, libs, std)
+
+    assert kind(tdir, "nn", "modules", "linear.py") == _LIBRARY
+    assert kind(tdir, "nn", "functional.py") == _LIBRARY
+    assert kind(tdir, "optim", "adam.py") == _LIBRARY
+    assert kind(tdir, "functional.py") == _LIBRARY
+    for plumbing in (("_ops.py",), ("utils", "_contextlib.py"), ("overrides.py",), ("autograd", "function.py")):
+        assert kind(tdir, *plumbing) == _SKIP, plumbing
+    assert kind(tdir, "nn", "modules", "module.py") == _SKIP  # the module call machinery
+    assert kind(libs[0], "transformers", "models", "bert", "modeling_bert.py") == _LIBRARY
+    assert kind(libs[0], "transformers", "utils", "generic.py") == _SKIP
+    assert kind(std[0], "contextlib.py") == _SKIP
+    assert kind(os.sep + "home", "me", "train.py") == _USER

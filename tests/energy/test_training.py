@@ -160,7 +160,10 @@ def test_real_library_case_names_a_library_line(work_backend):
     pytest.importorskip("transformers")
     res = evaluate_case(CASES["hf-gpt2-eager-attn"], work_backend, rounds=3, baselines=False)
     assert res.error is None and res.top1 and res.category == "api_misuse"
-    assert any(".py:" in s and "cases.py" not in s for s in res.findings[0]["callsites"])
+    top = res.findings[0]
+    assert top["callsites"][0].startswith("cases.py:")  # the user's line: where the case calls the model
+    assert "/transformers/" in top["lib_file"] or "/torch/nn/" in top["lib_file"]  # and the library's own line
+    assert any(".py:" in s and "cases.py" not in s for s in top["lib_sites"])
 
 
 def test_training_step_over_the_snapshot_limit_is_re_run():

@@ -157,6 +157,22 @@ def _callsites(run: Run, ids: Any) -> list[str]:
     return list(out) + [s for s in later if s not in out]
 
 
+def _lib_sites(run: Run, ids: Any) -> list[str]:
+    """The innermost library lines of a region's ops (``meta["lib_callsite"]``), costliest first.
+
+    Cost is the ops' recorded time summed per line; ops that ran in no library's model code add nothing.
+    """
+    cost: Counter[str] = Counter()
+    for i in ids:
+        n = run.graph.nodes[i]
+        if n.op in FREE_OPS:
+            continue
+        site = n.meta.get("lib_callsite")
+        if site:
+            cost[site] += int(n.meta.get("dur_ns", 0)) + 1  # +1: a line whose ops took no time still counts
+    return [site for site, _c in cost.most_common()]
+
+
 def _module_path(run: Run, ids: Any) -> str:
     paths = Counter(
         run.graph.nodes[i].meta.get("module_path", "") for i in ids if run.graph.nodes[i].op not in FREE_OPS
@@ -506,10 +522,10 @@ def _cheap_is_slower(p: PairResult, side: str) -> bool:
 
 
 def _group(findings: list[Finding]) -> list[Finding]:
-    """Merge findings with the same costly side, category and call sites (a loop repeats one culprit)."""
+    """Merge findings with the same costly side, category and call and library sites (a loop repeats one culprit)."""
     groups: dict[tuple[Any, ...], list[Finding]] = {}
     for f in findings:
-        key = (f.costly_side, f.category, f.kind, f.verdict, tuple(f.callsites))
+        key = (f.costly_side, f.category, f.kind, f.verdict, tuple(f.callsites), tuple(sorted(f.lib_sites)))
         groups.setdefault(key, []).append(f)
     out = []
     for members in groups.values():
@@ -697,13 +713,13 @@ def _decide(
                 ops_b,
                 p,
             )
-            site = red["callsite"]
+            site, lib = red["callsite"], [red["lib_callsite"]] if red.get("lib_callsite") else []
             if red["side"] == "a":
-                f.a_callsites = [site]
-                f.b_callsites = _callsites(run_b, r.b_nodes)
+                f.a_callsites, f.a_lib_sites = [site], lib
+                f.b_callsites, f.b_lib_sites = _callsites(run_b, r.b_nodes), _lib_sites(run_b, r.b_nodes)
             else:
-                f.b_callsites = [site]
-                f.a_callsites = _callsites(run_a, r.a_nodes)
+                f.b_callsites, f.b_lib_sites = [site], lib
+                f.a_callsites, f.a_lib_sites = _callsites(run_a, r.a_nodes), _lib_sites(run_a, r.a_nodes)
             f.redundant_ops.append(red)
             findings.append(f)
     return findings
@@ -737,6 +753,8 @@ def _finding(
         delta_energy_j=None if be.name == "time" else float(delta),
         a_callsites=_callsites(run_a, r.a_nodes),
         b_callsites=_callsites(run_b, r.b_nodes),
+        a_lib_sites=_lib_sites(run_a, r.a_nodes),
+        b_lib_sites=_lib_sites(run_b, r.b_nodes),
         module_path=_module_path(costly_run, costly_ids),
         config_diff={k: list(v) for k, v in cfg.items()},
         knob=None,

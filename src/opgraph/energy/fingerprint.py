@@ -6,6 +6,7 @@ mean and std; a few more moments are added here to reduce chance matches).
 
 * float: ``(mean, std, mean|x|, min, max)`` (accumulated in float32/float64, reported as float64).
 * int / bool: exact ``(sum, sum of squares, min, max)``.
+* nested tensors: the fingerprint of their components' elements taken together.
 * complex: the real part's float fingerprint when the imaginary part is negligible (so ``eigvals`` of a
   symmetric matrix matches ``eigvalsh``), else the moduli's fingerprint with kind ``"complex"``.
 """
@@ -71,6 +72,9 @@ def fingerprint(tensor: Any) -> Fingerprint:
     import torch
 
     t = tensor.detach()
+    if t.is_nested:  # a nested tensor: the fingerprint of its components' elements, one after the other
+        parts = [c.reshape(-1) for c in t.unbind()]
+        t = torch.cat(parts) if parts else torch.empty(0, dtype=t.dtype, device=t.device)
     n = int(t.numel())
     if t.is_complex():
         if n == 0:

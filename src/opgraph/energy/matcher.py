@@ -328,7 +328,14 @@ def redundant_ops(
                 continue
             if fps[src].stats == fps[i].stats and fps[src].signature == fps[i].signature:
                 found.append(
-                    {"side": side, "node": i, "source_node": src, "op": n.op, "callsite": n.meta.get("callsite", "")}
+                    {
+                        "side": side,
+                        "node": i,
+                        "source_node": src,
+                        "op": n.op,
+                        "callsite": n.meta.get("callsite", ""),
+                        "lib_callsite": n.meta.get("lib_callsite", ""),
+                    }
                 )
                 break
     return found

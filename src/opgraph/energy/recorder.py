@@ -79,6 +79,73 @@ def _torch_dir() -> str:
     return os.path.dirname(os.path.abspath(torch.__file__))
 
 
+#: Frame kinds of the call-site walk: the user's code, a library's model code (whose innermost lines are kept
+#: beside the user's line), and plumbing that is skipped (torch internals, the standard library, this package's
+#: recording machinery).
+_USER, _LIBRARY, _SKIP = 0, 1, 2
+#: How many library frames (innermost first) an op keeps in ``meta["lib_stack"]``.
+LIB_STACK_DEPTH = 3
+#: Model code inside torch, relative to torch's folder: a frame there is a library frame; every other frame
+#: under torch (``_ops.py``, ``utils/``, ``overrides.py``, ``autograd/``, ``_tensor.py``, ...) is plumbing.
+_TORCH_MODEL_CODE = ("nn/", "functional.py", "optim/")
+#: Plumbing inside those folders (module call machinery, not a model's code).
+_TORCH_PLUMBING = ("nn/modules/module.py", "nn/utils/_", "nn/parallel/", "optim/optimizer.py")
+
+
+def frame_kind(filename: str, torch_dir: str, libraries: Sequence[str], stdlib: Sequence[str]) -> int:
+    """Whether a frame in ``filename`` is the user's code, a library's model code or plumbing.
+
+    Args:
+        filename: A code object's ``co_filename``.
+        torch_dir: torch's package folder.
+        libraries: Folders of installed packages (site-packages); files there other than torch are library code
+            (but files in a ``utils/`` folder, such as decorators, are plumbing), except this package (its case
+            suite is user code, its recorder plumbing).
+        stdlib: Folders of the standard library (plumbing such as ``contextlib``).
+
+    Returns:
+        ``_USER``, ``_LIBRARY`` or ``_SKIP``.
+    """
+    if filename in _SKIP_FILES or filename.startswith("<frozen"):
+        return _SKIP
+    if filename.startswith(torch_dir):
+        rel = filename[len(torch_dir) :].lstrip(os.sep).replace(os.sep, "/")
+        if rel.startswith(_TORCH_MODEL_CODE) and not rel.startswith(_TORCH_PLUMBING):
+            return _LIBRARY
+        return _SKIP
+    if filename.startswith(_OPGRAPH_DIR):
+        return _USER
+    if any(filename.startswith(d) for d in libraries):  # a library's helpers (decorators, wrappers) are plumbing
+        return _SKIP if f"{os.sep}utils{os.sep}" in filename else _LIBRARY
+    if any(filename.startswith(d) for d in stdlib):
+        return _SKIP
+    return _USER
+
+
+_OPGRAPH_DIR = os.path.dirname(_THIS_DIR) + os.sep
+
+
+def _frame_classifier() -> Callable[[str], int]:
+    """:func:`frame_kind` bound to this interpreter's torch, site-packages and standard-library folders."""
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    libraries = {paths.get("purelib", ""), paths.get("platlib", "")}
+    with contextlib.suppress(AttributeError):  # virtualenvs of old may lack these
+        libraries.update(site.getsitepackages())
+    with contextlib.suppress(AttributeError):
+        libraries.add(site.getusersitepackages())
+    libs = tuple(os.path.abspath(d) + os.sep for d in libraries if d)
+    stdlib = tuple(os.path.abspath(d) + os.sep for d in {paths.get("stdlib", ""), paths.get("platstdlib", "")} if d)
+    torch_dir = _torch_dir()
+
+    def classify(filename: str) -> int:
+        return frame_kind(filename, torch_dir, libs, stdlib)
+
+    return classify
+
+
 @dataclass
 class Configured:
     """A callable with the settings it must run under (e.g. ``num_threads``, ``default_dtype``).
@@ -556,9 +623,10 @@ class _Recorder:
         self.torch_dir = _torch_dir()
         self.t0_ns = time.perf_counter_ns()
         self.n_ext = 0
-        #: id(code object) -> whether its frames are skipped when looking for the call site (ids, because
-        #: hashing a code object hashes its bytecode).
-        self.internal_code: dict[int, bool] = {}
+        #: id(code object) -> ``_USER``, ``_LIBRARY`` or ``_SKIP`` (see :func:`frame_kind`; ids, because hashing a
+        #: code object hashes its bytecode).
+        self.frame_kinds: dict[int, int] = {}
+        self.classify = _frame_classifier()
         self.seen_code: list[Any] = []
         #: id(op overload) -> see :meth:`_schema_info` (ids: ``OpOverload.__hash__`` is a Python call).
         self.schema_cache: dict[int, tuple[Any, tuple[tuple[int, str, bool], ...], bool, str, str]] = {}
@@ -595,17 +663,25 @@ class _Recorder:
         written = self._before_write(info[1], args, kwargs) if info[1] else None
         if _FX_CONTEXT:
             site = _FX_CONTEXT[-1]
-        else:  # the first frame outside torch and this package, as (code object, line); strings come later
+        else:
+            # The user's line (the first frame outside torch, the libraries and this package) and the library
+            # frames inside it (innermost first, up to LIB_STACK_DEPTH), as (code object, line); strings later.
             frame = sys._getframe(1)
-            internal = self.internal_code
+            kinds = self.frame_kinds
+            lib: list[tuple[Any, int]] = []
             while frame is not None:
-                skip = internal.get(id(frame.f_code))
-                if skip is None:
-                    skip = self._learn_internal(frame.f_code)
-                if not skip:
+                kind = kinds.get(id(frame.f_code))
+                if kind is None:
+                    kind = self._learn_frame_kind(frame.f_code)
+                if kind == _USER:
                     break
+                if kind == _LIBRARY and len(lib) < LIB_STACK_DEPTH:
+                    lib.append((frame.f_code, frame.f_lineno))
                 frame = frame.f_back
-            site = None if frame is None else (frame.f_code, frame.f_lineno)
+            if frame is not None:
+                site = (frame.f_code, frame.f_lineno, tuple(lib))
+            else:  # called from library code only (e.g. a library's thread): its outermost kept frame stands in
+                site = (*lib[-1], tuple(lib)) if lib else None
         stack = self.module_stack
         node = self.current_node()
         if node is None:  # forward: the op about to get autograd node number (peek - 1) was made here
@@ -632,13 +708,12 @@ class _Recorder:
                 self._count(out)
         return out
 
-    def _learn_internal(self, code: Any) -> bool:
-        """Decide once per code object whether its frames belong to torch or this package (skipped)."""
-        fname = code.co_filename
-        skip = fname.startswith(self.torch_dir) or fname in _SKIP_FILES or fname.startswith("<frozen")
-        self.internal_code[id(code)] = skip
+    def _learn_frame_kind(self, code: Any) -> int:
+        """Classify a code object once: the user's code, a library's model code, or plumbing (see :func:`frame_kind`)."""
+        kind = self.classify(code.co_filename)
+        self.frame_kinds[id(code)] = kind
         self.seen_code.append(code)  # keeps the id-keyed cache valid
-        return skip
+        return kind
 
     def _schema_info(self, func: Any) -> tuple[Any, tuple[tuple[int, str, bool], ...], bool, str, str]:
         """``(callable, written arguments, returns an alias, name, overload)`` of an op (cached by id).
@@ -968,23 +1043,28 @@ def _is_fx_site(site: Any) -> bool:
 
 
 def _site_meta(site: Any, cache: dict[Any, dict[str, Any]]) -> dict[str, Any]:
-    """``callsite``/``source``/``file``/``line``/``func`` of a recorded site (cached per site)."""
-    key = site if site is None or _is_fx_site(site) else (id(site[0]), site[1])
+    """Call-site fields of a recorded site (cached per site).
+
+    ``callsite``/``source``/``file``/``line``/``func`` name the user's line; where the op ran inside a library's
+    model code, ``lib_callsite``/``lib_file``/``lib_line``/``lib_func`` name the innermost such line and
+    ``lib_stack`` its library frames, innermost first (``"file.py:LINE in func"``).
+    """
+    if site is None or _is_fx_site(site):
+        key = site
+    else:
+        key = (id(site[0]), site[1], tuple((id(c), ln) for c, ln in site[2]) if len(site) > 2 else ())
     found = cache.get(key)
     if found is not None:
         return found
+    lib: tuple[tuple[Any, int], ...] = ()
     if site is None:
         fields = ("<unknown>", "", 0, "")
     elif _is_fx_site(site):
         fields = site[:4]
     else:
-        code, line = site
-        fields = (
-            f"{os.path.basename(code.co_filename)}:{line} in {code.co_name}",
-            code.co_filename,
-            line,
-            code.co_name,
-        )
+        code, line = site[0], site[1]
+        lib = site[2] if len(site) > 2 else ()
+        fields = _code_fields(code, line)
     callsite, fname, line, funcname = fields
     found = {
         "callsite": callsite,
@@ -993,21 +1073,49 @@ def _site_meta(site: Any, cache: dict[Any, dict[str, Any]]) -> dict[str, Any]:
         "line": line,
         "func": funcname,
     }
+    if lib:
+        inner = _code_fields(*lib[0])
+        found.update(
+            lib_callsite=inner[0],
+            lib_file=inner[1],
+            lib_line=inner[2],
+            lib_func=inner[3],
+            lib_stack=[_code_fields(c, ln)[0] for c, ln in lib],
+        )
     cache[key] = found
     return found
+
+
+def _code_fields(code: Any, line: int) -> tuple[str, str, int, str]:
+    """``("file.py:LINE in func", path, line, func)`` of a frame's code object and line."""
+    return (f"{os.path.basename(code.co_filename)}:{line} in {code.co_name}", code.co_filename, line, code.co_name)
+
+
+#: The library call-site fields of an op's meta (present when it ran inside a library's model code).
+_LIB_FIELDS = ("lib_callsite", "lib_file", "lib_line", "lib_func", "lib_stack")
 
 
 def _getitem_node(parent_id: int, parent: dict[str, Any], k: int, out: Any) -> dict[str, Any]:
     """The node dict of output ``k`` of multi-output op ``parent_id`` (call site and module path from it)."""
     pmeta = parent["meta"]
-    meta = {key: pmeta[key] for key in ("callsite", "source", "file", "line", "func", "module_path")}
+    meta = {
+        key: pmeta[key]
+        for key in ("callsite", "source", "file", "line", "func", "module_path", *_LIB_FIELDS)
+        if key in pmeta
+    }
     meta.update(alias=pmeta["alias"], mutates=False, start_ns=pmeta["start_ns"], dur_ns=0)
     meta.update(_tensor_meta(out))
     return {"op": "getitem", "inputs": (parent_id,), "attrs": {"index": k}, "meta": meta}
 
 
 def _tensor_meta(t: Any) -> dict[str, Any]:
-    """Shape, dtype, device, strides, contiguity and bytes of a tensor."""
+    """Shape, dtype, device, strides, contiguity and bytes of a tensor.
+
+    A nested tensor (``torch.nested``, e.g. ``nn.TransformerEncoder``'s padding-mask fast path) has no single
+    shape: its ``shape`` is its element count, ``nested_sizes`` the shapes of its components.
+    """
+    if t.is_nested:
+        return _nested_meta(t)
     meta: dict[str, Any] = {
         "shape": list(t.shape),
         "dtype": str(t.dtype).replace("torch.", ""),
@@ -1021,6 +1129,21 @@ def _tensor_meta(t: Any) -> dict[str, Any]:
         pass
     meta["bytes"] = int(t.numel() * t.element_size())
     return meta
+
+
+def _nested_meta(t: Any) -> dict[str, Any]:
+    """:func:`_tensor_meta` of a nested tensor (flat element count as shape, component shapes beside it)."""
+    parts = t.unbind()
+    return {
+        "shape": [int(t.numel())],
+        "nested": True,
+        "nested_sizes": [list(c.shape) for c in parts],
+        "dtype": str(t.dtype).replace("torch.", ""),
+        "device": str(t.device),
+        "contiguous": bool(t.is_contiguous()),
+        "channels_last": False,
+        "bytes": int(t.numel() * t.element_size()),
+    }
 
 
 #: Stack of (callsite, file, line, func, module path, fx node name) set by the fx recorder's interpreter.

@@ -35,13 +35,25 @@ def _clean(obj: Any) -> Any:
 
 
 def source_line(callsite: str, run: Run | None = None) -> str:
-    """The text of the source line behind a call site ``"file.py:LINE in func"`` (empty if unavailable)."""
-    if run is None:
-        return ""
+    """The text of the source line behind a call site ``"file.py:LINE in func"`` (empty if unavailable).
+
+    ``callsite`` may be a user's line (``meta["callsite"]``) or a library line (``meta["lib_callsite"]``).
+    """
+    path, line = source_path(callsite, run)
+    return linecache.getline(path, line).strip() if path else ""
+
+
+def source_path(callsite: str, run: Run | None = None) -> tuple[str, int]:
+    """The file path and line number behind a call site or library site of ``run`` (``("", 0)`` if unknown)."""
+    if run is None or not callsite:
+        return "", 0
     for n in run.graph.nodes:
-        if n.meta.get("callsite") == callsite and n.meta.get("file"):
-            return linecache.getline(n.meta["file"], int(n.meta.get("line", 0))).strip()
-    return ""
+        meta = n.meta
+        if meta.get("callsite") == callsite and meta.get("file"):
+            return str(meta["file"]), int(meta.get("line", 0))
+        if meta.get("lib_callsite") == callsite and meta.get("lib_file"):
+            return str(meta["lib_file"]), int(meta.get("lib_line", 0))
+    return "", 0
 
 
 @dataclass
@@ -57,6 +69,10 @@ class Finding:
             estimated with the model backend, see ``estimated``).
         a_callsites: A's call sites in the region, ``"file.py:LINE in func"``.
         b_callsites: B's call sites.
+        a_lib_sites: Where A's ops ran inside a library's model code (``torch/nn``, ``transformers``...): the
+            innermost library line of each op, ``"file.py:LINE in func"``, costliest first (by recorded time);
+            empty where the region's ops were called from the user's code directly.
+        b_lib_sites: B's library lines.
         module_path: Module path of the costly side's ops (most common).
         config_diff: Differing settings and per-op attributes, ``{key: [value_a, value_b]}``.
         knob: The setting/attribute that reproduced the gap in config bisection (None if none did).
@@ -94,11 +110,18 @@ class Finding:
     bisection: list[dict[str, Any]] = field(default_factory=list)
     op_table: list[dict[str, Any]] = field(default_factory=list)
     regions: list[int] = field(default_factory=list)
+    a_lib_sites: list[str] = field(default_factory=list)
+    b_lib_sites: list[str] = field(default_factory=list)
 
     @property
     def callsites(self) -> list[str]:
-        """Call sites of the costly side."""
+        """Call sites of the costly side (the user's lines)."""
         return self.a_callsites if self.costly_side == "a" else self.b_callsites
+
+    @property
+    def lib_sites(self) -> list[str]:
+        """Library lines of the costly side, costliest first (see ``a_lib_sites``)."""
+        return self.a_lib_sites if self.costly_side == "a" else self.b_lib_sites
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -111,6 +134,8 @@ class Finding:
             else f"{self.delta_energy_j * 1e3:.3g} mJ{' (estimated)' if self.estimated else ''}"
         )
         where = self.callsites[0] if self.callsites else "?"
+        if self.lib_sites:
+            where = f"{self.lib_sites[0]} (library; called from {where})"
         return (
             f"Finding(region {self.region}, {self.category}, {self.verdict}, side {self.costly_side.upper()} "
             f"{self.ratio:.2f}x [{self.ci[0]:.2f}, {self.ci[1]:.2f}], dE={energy}, at {where}"
@@ -238,6 +263,7 @@ class DiffReport:
             "ratio [95% CI]",
             f"dE ({self.backend_info.get('unit')}{est})",
             "costly call sites",
+            "library line",
             "module",
             "knob",
         ):
@@ -252,6 +278,7 @@ class DiffReport:
                 f"{f.ratio:.2f} [{f.ci[0]:.2f}, {f.ci[1]:.2f}]",
                 f"{f.delta_cost:.3g}",
                 "\n".join(f.callsites[:3]),
+                f.lib_sites[0] if f.lib_sites else "-",
                 f.module_path or "-",
                 f.knob or "-",
             )
@@ -309,6 +336,8 @@ class DiffReport:
                     f"{f.delta_cost:.3g} {f.unit}",
                     site,
                     source_line(site, run),
+                    f.lib_sites[0] if f.lib_sites else "",
+                    source_line(f.lib_sites[0], run) if f.lib_sites else "",
                     f.module_path,
                     f.knob or "",
                 ]
@@ -325,6 +354,8 @@ class DiffReport:
                 "delta",
                 "call site",
                 "source line",
+                "library line",
+                "library source",
                 "module",
                 "knob",
             ],
@@ -370,12 +401,13 @@ class DiffReport:
         head = f"<p><b>opgraph energy diff</b> backend={self.backend} ({self.cost_label})</p>"
         rows = "".join(
             f"<tr><td>{i + 1}</td><td>{f.category}</td><td>{f.verdict}</td><td>{f.ratio:.2f}</td>"
-            f"<td>{', '.join(f.callsites[:2])}</td><td>{f.knob or ''}</td></tr>"
+            f"<td>{', '.join(f.callsites[:2])}</td><td>{f.lib_sites[0] if f.lib_sites else ''}</td>"
+            f"<td>{f.knob or ''}</td></tr>"
             for i, f in enumerate(self.findings)
         )
         return (
             head
-            + f"<table><tr><th>#</th><th>category</th><th>verdict</th><th>ratio</th><th>call sites</th><th>knob</th></tr>{rows}</table>"
+            + f"<table><tr><th>#</th><th>category</th><th>verdict</th><th>ratio</th><th>call sites</th><th>library line</th><th>knob</th></tr>{rows}</table>"
         )
 
     def to_perfetto(self, path: str | os.PathLike[str]) -> Path:

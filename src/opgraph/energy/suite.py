@@ -78,6 +78,16 @@ def _hit(callsites: Iterable[str], lines: set[int], sites: Iterable[str] = ()) -
     return False
 
 
+def _lib_source(f: Any, rep: Any) -> dict[str, Any]:
+    """``lib_file``/``lib_line`` of a finding's first library line (its path and number; empty without one)."""
+    from opgraph.energy.result import source_path
+
+    if not f.lib_sites:
+        return {"lib_file": "", "lib_line": 0}
+    path, line = source_path(f.lib_sites[0], rep.run_a if f.costly_side == "a" else rep.run_b)
+    return {"lib_file": path, "lib_line": line}
+
+
 def culprit_ops(run: Any, lines: set[int], sites: Iterable[str] = ()) -> set[str]:
     """Aten op names recorded at the culprit lines of a run of ``cases.py`` (or at library ``sites``)."""
     library = {tuple(s.split(":", 1)) for s in sites}
@@ -86,7 +96,9 @@ def culprit_ops(run: Any, lines: set[int], sites: Iterable[str] = ()) -> set[str
         if n.op in FREE_OPS or n.op == "input":
             continue
         base = os.path.basename(n.meta.get("file", ""))
-        if (base == "cases.py" and n.meta.get("line") in lines) or (base, n.meta.get("func")) in library:
+        lib = (os.path.basename(n.meta.get("lib_file", "")), n.meta.get("lib_func"))
+        user_hit = (base == "cases.py" and n.meta.get("line") in lines) or (base, n.meta.get("func")) in library
+        if user_hit or lib in library:
             out.add(n.op)
     return out
 
@@ -129,7 +141,7 @@ def evaluate_case(
     if keep_report:
         res.report = rep.to_dict()
     lines = case.culprit_lines()
-    hits = [_hit(f.callsites, lines, case.culprit_sites) for f in rep.findings]
+    hits = [_hit([*f.callsites, *f.lib_sites], lines, case.culprit_sites) for f in rep.findings]
     res.n_findings = len(rep.findings)
     res.n_hits = sum(hits)
     res.detected = any(hits)
@@ -137,12 +149,14 @@ def evaluate_case(
     res.top3 = any(hits[:3])
     res.findings = [
         {
+            **_lib_source(f, rep),
             "category": f.category,
             "verdict": f.verdict,
             "ratio": f.ratio,
             "ci": list(f.ci),
             "side": f.costly_side,
             "callsites": f.callsites[:3],
+            "lib_sites": f.lib_sites[:3],
             "knob": f.knob,
             "hit": h,
             "delta_cost": f.delta_cost,
