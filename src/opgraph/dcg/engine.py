@@ -51,6 +51,7 @@ from opgraph.dcg.distributions import Distribution, Quantized
 from opgraph.dcg.errors import DistError, UnboundedWarning
 from opgraph.dcg.extremes import OneAxis, extreme_law
 from opgraph.dcg.regroup import merge_duplicates, regroup
+from opgraph.dcg.truncation import domain_hint
 from opgraph.graph import Graph, Node, interpret
 from opgraph.graph.passes import rebalance_sums
 
@@ -1236,7 +1237,13 @@ def evaluate_output(
     if plan is None:
         return evaluate_qmc(sub, out, dists, n_points=qmc_points, seed=seed, rules=rules)
     ev = Evaluator(sub, out, quantized, labels, plan, compress_atoms, dists)
-    val, box_bound, attr = ev.run(rules)
+    try:
+        val, box_bound, attr = ev.run(rules)
+    except DistError as exc:
+        hint = domain_hint(sub, dists) if "nan or inf" in str(exc) else ""
+        if hint:
+            raise type(exc)(f"{exc}; {hint}") from exc
+        raise
     shape = ev._shape(val.axes)
     pt = np.broadcast_to(val.pt, shape).reshape(-1)
     w = ev._wbox(val.axes).reshape(-1)
@@ -1275,11 +1282,18 @@ def evaluate_output(
         warnings.warn(
             f"no finite W1 bound: {where} has an unbounded derivative on its inputs' support (a denominator whose "
             "range contains 0, an unbounded input through a non-Lipschitz op, a jump); the atoms are still exact "
-            "for the quantized inputs. Bounded inputs or a reformulation give a finite bound",
+            "for the quantized inputs. Bounded inputs or a reformulation give a finite bound"
+            + _hint_suffix(sub, dists),
             UnboundedWarning,
             stacklevel=3,
         )
     return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info, cells=_output_cells(ev, val))
+
+
+def _hint_suffix(graph: Graph, dists: dict[str, Distribution]) -> str:
+    """``"; <hint>"`` when the failure comes from negligible input tails (:func:`.truncation.domain_hint`), else ``""``."""
+    hint = domain_hint(graph, dists)
+    return f"; {hint}" if hint else ""
 
 
 def _sample_inputs(dists: dict[str, Distribution], u: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
@@ -1335,7 +1349,10 @@ def evaluate_qmc(
         reps.append(run_points(graph, _sample_inputs(dists, u, names), rules))
     pooled = np.concatenate(reps)
     if not np.all(np.isfinite(pooled)):
-        raise DistError(f"{graph.nodes[output].where}: the function gives nan or inf on part of its inputs' support")
+        raise DistError(
+            f"{graph.nodes[output].where}: the function gives nan or inf on part of its inputs' support"
+            + _hint_suffix(graph, dists)
+        )
     ones = np.ones(pooled.size)
     d = [w1_discrete(r, np.ones(r.size), pooled, ones) for r in reps]
     est = float(np.mean(d)) * math.sqrt(replicates / (replicates - 1)) / math.sqrt(replicates)
