@@ -408,9 +408,15 @@ def domain_hint(graph: Any, dists: Mapping[str, Distribution]) -> str:
     except (DistError, ValueError, OverflowError):  # pragma: no cover - a diagnostic must never mask the error
         return ""
     at = f"{where} turns undefined or unbounded" if where else "the output's enclosure becomes unbounded"
+    names = ", ".join(sorted(need))
+    if p_star <= 1e-299:  # finite for every cut: the unbounded ends themselves are the cause
+        where_text = f"{at} only because {names} are unbounded (any cut of their tails makes it finite)"
+    else:
+        where_text = (
+            f"{at} only where {names} fall beyond their {p_star:.2g} tail quantiles (probability <= {total:.2g})"
+        )
     return (
-        f"the cause is in the inputs' tails: {at} only where {', '.join(sorted(need))} fall beyond their "
-        f"{p_star:.2g} tail quantiles (probability <= {total:.2g}); pass truncate={arg} to evaluate() to drop at most "
+        f"the cause is in the inputs' tails: {where_text}; pass truncate={arg} to evaluate() to drop at most "
         f"{min(1.0, 2 * suggest * len(need)):.2g} of probability explicitly (reported as result.dropped_mass, "
         "with the CDF band widened by it)"
     )
