@@ -179,3 +179,11 @@ def test_bad_truncate_arguments(truncate: object) -> None:
 def test_discrete_inputs_cannot_be_truncated() -> None:
     with pytest.raises(od.DistError, match="continuous"):
         od.evaluate(lambda x: x, od.Discrete([1.0, 2.0]), atoms=8, truncate={"x": 0.1})
+
+
+def test_lazy_random_variable_path_truncates_too() -> None:
+    x = od.Normal(0.1, 0.0161812)
+    r = od.log(x).evaluate(atoms=32, truncate=1e-9)
+    assert math.isfinite(r.w1_bound) and r.dropped_mass == pytest.approx(2e-9, rel=1e-6)
+    with pytest.raises(od.DistError, match="truncate"):
+        od.log(x).evaluate(atoms=32, bogus=1)

@@ -587,11 +587,14 @@ def evaluate_rv(rv: RandomVariable, atoms: int | Mapping[str, int] = 256, **kwar
         seed=0,
         balance=True,
     )
+    truncate = kwargs.pop("truncate", None)
     unknown = set(kwargs) - set(opts)
     if unknown:
-        raise DistError(f"evaluate(): unknown keyword(s) {sorted(unknown)}; known: {sorted(opts)}")
+        raise DistError(f"evaluate(): unknown keyword(s) {sorted(unknown)}; known: {sorted([*opts, 'truncate'])}")
     opts.update(kwargs)
-    return _evaluate_graph(graph, dists, atoms=atoms, **opts)[0]  # type: ignore[arg-type]
+    dists, cut = truncate_inputs(dists, truncate)
+    results = _evaluate_graph(graph, dists, atoms=atoms, **opts)  # type: ignore[arg-type]
+    return _with_truncation(results, dists, cut)[0]
 
 
 def _task(item: tuple[Callable[..., Any], Sequence[Any], dict[str, Any]], seed: int) -> Any:
