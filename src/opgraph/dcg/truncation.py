@@ -22,6 +22,7 @@ because of a tail says which node, with which probability, and which ``truncate=
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -33,6 +34,7 @@ from opgraph.dcg.distributions import Continuous, Distribution, ScipyContinuous
 from opgraph.dcg.errors import DistError
 
 _EPS = float(np.finfo(float).eps)
+log = logging.getLogger(__name__)
 
 
 class Truncated(Continuous):
@@ -405,7 +407,8 @@ def domain_hint(graph: Any, dists: Mapping[str, Distribution]) -> str:
         suggest = _LADDER[next(i for i, v in enumerate(_LADDER) if v >= p_star)]
         total = min(1.0, 2 * p_star * len(need))
         arg = repr(suggest) if need == tailed else "{" + ", ".join(f"{n!r}: {suggest!r}" for n in sorted(need)) + "}"
-    except (DistError, ValueError, OverflowError):  # pragma: no cover - a diagnostic must never mask the error
+    except Exception:  # noqa: BLE001  (a diagnostic must never mask the error or warning it explains)
+        log.debug("domain_hint failed", exc_info=True)
         return ""
     at = f"{where} turns undefined or unbounded" if where else "the output's enclosure becomes unbounded"
     names = ", ".join(sorted(need))
