@@ -130,3 +130,22 @@ def test_pba_anchor_band():
             mod.pba_band("nope")
     finally:
         sys.path.remove(str(BENCH))
+
+
+@pytest.mark.parametrize("cid", ["Borehole", "Undamped"])
+def test_truncated_uq_cases_get_a_finite_bound(uq, cases, cid):
+    """Undefined only far in a tail: with the suite's truncate=1e-9 a finite bound, >= W1 to a QMC sample."""
+    import warnings
+
+    from opgraph import dcg as od
+
+    case = cases[cid]
+    assert case.dcg_kwargs == {"truncate": 1e-9}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bare = od.evaluate(case.fn, *case.dcg_inputs(), atoms=2)
+    assert math.isinf(bare.w1_bound)
+    r = case.evaluate(atoms=2)
+    assert math.isfinite(r.w1_bound) and 0 < r.dropped_mass < 1e-7
+    y = np.sort(case.numpy(uq.sobol_inputs(case, 14, seed=3)))
+    assert r.w1_bound >= od.w1_discrete(r.atoms, r.weights, y, np.ones(y.size))

@@ -59,6 +59,7 @@ from opgraph.dcg.rv import (
     tanh,
     where,
 )
+from opgraph.dcg.truncation import Truncated
 from opgraph.dcg.w1 import w1_discrete, w1_to_continuous
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "Normal",
     "Quantized",
     "RandomVariable",
+    "Truncated",
     "UnboundedWarning",
     "Uniform",
     "arccos",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import time
@@ -15,6 +16,7 @@ from opgraph.dcg.errors import DistError
 from opgraph.dcg.refine import COMPRESS, Allocator, split_terms
 from opgraph.dcg.result import DistResult
 from opgraph.dcg.rv import RandomVariable, RVExpr
+from opgraph.dcg.truncation import dropped_mass, truncate_inputs
 from opgraph.graph import Graph
 
 log = logging.getLogger(__name__)
@@ -454,6 +456,7 @@ def evaluate(
     max_memory: int | None = None,
     executor: Any = "serial",
     progress: bool | None = None,
+    truncate: float | Mapping[str, Any] | None = None,
 ) -> Any:
     """Evaluate ``fn`` on random inputs; return the output law with a certified W1 bound.
 
@@ -478,6 +481,12 @@ def evaluate(
         executor: Where chunks run: ``"serial"``, ``"process"``, ``"dask"``, ``"dask://host:port"`` or an
             :class:`opgraph.parallel.Executor` (identical results on every executor).
         progress: Progress bar over the chunks (``None``: for large grids when stderr is a terminal).
+        truncate: Drop negligible input tails explicitly (for programs undefined only there, such as a log of a
+            Normal radius): a tail mass ``p`` cuts every input with unbounded support to its quantiles
+            ``[q_p, q_{1-p}]``; a dict by input name gives a mass ``p`` or a value range ``(lo, hi)`` (``None``
+            for an open end) per input. The result's ``dropped_mass`` is the probability left out; ``w1_bound``
+            then bounds W1 to the output law of the truncated inputs, and the CDF band is widened by the dropped
+            mass so it holds for the exact law. See :mod:`opgraph.dcg.truncation`.
 
     Returns:
         A :class:`DistResult`, or a tuple of them when ``fn`` returns a tuple.
@@ -494,6 +503,7 @@ def evaluate(
         raise DistError("evaluate(fn, *inputs): pass one input law per parameter of fn")
     names = _input_names(fn, len(inputs))
     dists = {n: as_distribution(x, n) for n, x in zip(names, inputs, strict=True)}
+    dists, cut = truncate_inputs(dists, truncate)
     graph = trace(fn, *names)
     results = _evaluate_graph(
         graph,
@@ -508,8 +518,27 @@ def evaluate(
         balance=balance,
         scale={"max_memory": max_memory, "executor": executor, "progress": progress},
     )
+    results = _with_truncation(results, dists, cut)
     structure = graph.meta.get("output_structure", "value")
     return results[0] if structure == "value" else tuple(results)
+
+
+def _with_truncation(
+    results: list[DistResult], dists: Mapping[str, Distribution], cut: Mapping[str, Mapping[str, float]]
+) -> list[DistResult]:
+    """The results with the dropped mass of a truncation (this call's and that of results used as inputs)."""
+    record = dict(cut)
+    for name, d in dists.items():
+        up = float(getattr(d, "dropped_mass", 0.0))
+        if up > 0 and name not in record:
+            record[name] = {"dropped": up}
+    if not record:
+        return results
+    delta = dropped_mass(record)
+    return [
+        dataclasses.replace(r, dropped_mass=delta, info={**r.info, "truncation": {k: dict(v) for k, v in cut.items()}})
+        for r in results
+    ]
 
 
 def rv_graph(rv: RandomVariable) -> tuple[Any, dict[str, Distribution]]:
@@ -558,11 +587,14 @@ def evaluate_rv(rv: RandomVariable, atoms: int | Mapping[str, int] = 256, **kwar
         seed=0,
         balance=True,
     )
+    truncate = kwargs.pop("truncate", None)
     unknown = set(kwargs) - set(opts)
     if unknown:
-        raise DistError(f"evaluate(): unknown keyword(s) {sorted(unknown)}; known: {sorted(opts)}")
+        raise DistError(f"evaluate(): unknown keyword(s) {sorted(unknown)}; known: {sorted([*opts, 'truncate'])}")
     opts.update(kwargs)
-    return _evaluate_graph(graph, dists, atoms=atoms, **opts)[0]  # type: ignore[arg-type]
+    dists, cut = truncate_inputs(dists, truncate)
+    results = _evaluate_graph(graph, dists, atoms=atoms, **opts)  # type: ignore[arg-type]
+    return _with_truncation(results, dists, cut)[0]
 
 
 def _task(item: tuple[Callable[..., Any], Sequence[Any], dict[str, Any]], seed: int) -> Any:

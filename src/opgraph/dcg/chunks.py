@@ -49,6 +49,7 @@ from opgraph.dcg.engine import (
     Evaluator,
     _cell_enclosure,
     _grid_sizes,
+    _hint_suffix,
     _total,
     evaluate_output,
     extreme_nodes,
@@ -455,7 +456,7 @@ def _evaluate_in_chunks(
     finally:
         if own:
             ex.shutdown(wait=True)
-    ev = _assemble(sub, out, quantized, chunking, outs)
+    ev = _assemble(sub, out, quantized, chunking, outs, dists)
     ev.info["seconds"] = time.perf_counter() - t0
     ev.info["chunks"] = {
         "count": n,
@@ -468,7 +469,12 @@ def _evaluate_in_chunks(
 
 
 def _assemble(
-    sub: Graph, out: int, quantized: dict[str, Quantized], chunking: ChunkPlan, outs: list[_ChunkOut]
+    sub: Graph,
+    out: int,
+    quantized: dict[str, Quantized],
+    chunking: ChunkPlan,
+    outs: list[_ChunkOut],
+    dists: dict[str, Distribution] | None = None,
 ) -> Evaluation:
     """The Evaluation of the whole grid from its chunks (as :func:`opgraph.dcg.engine.evaluate_output` builds it)."""
     first = outs[0]
@@ -533,7 +539,8 @@ def _assemble(
         info["unbounded_at"] = where
         warnings.warn(
             f"no finite W1 bound: {where} has an unbounded derivative on its inputs' support; the atoms are still "
-            "exact for the quantized inputs. Bounded inputs or a reformulation give a finite bound",
+            "exact for the quantized inputs. Bounded inputs or a reformulation give a finite bound"
+            + _hint_suffix(sub, dists or {}),
             UnboundedWarning,
             stacklevel=4,
         )

@@ -47,10 +47,11 @@ from opgraph.dcg import envelope
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
-from opgraph.dcg.distributions import Distribution, Quantized
+from opgraph.dcg.distributions import Distribution, Quantized, Uniform
 from opgraph.dcg.errors import DistError, UnboundedWarning
 from opgraph.dcg.extremes import OneAxis, extreme_law
 from opgraph.dcg.regroup import merge_duplicates, regroup
+from opgraph.dcg.truncation import domain_hint
 from opgraph.graph import Graph, Node, interpret
 from opgraph.graph.passes import rebalance_sums
 
@@ -287,6 +288,9 @@ class Val:
     env: dict[int, Any] | None = None
     # The two operands of a product of independent values (for the law-level rewrite log(u * w) = log u + log w).
     factors: tuple[Val, Val] | None = None
+    # The operands of a sum / difference of independent values and the sign of the second (for the law-level
+    # rewrite exp(u + w) = exp(u) * exp(w)).
+    summands: tuple[Val, Val, float] | None = None
 
 
 def _tsum(*terms: tuple[float, Terms]) -> Terms:
@@ -370,6 +374,7 @@ class Evaluator:
         self.compressions: list[dict[str, Any]] = []
         self.extremes: list[dict[str, Any]] = []
         self.smoothing = True
+        self._exp_args: set[int] = set()
         self._wbox_memo: dict[tuple[int, ...], np.ndarray] = {}
         self._need_box0: set[int] = set()
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
@@ -499,6 +504,11 @@ class Evaluator:
         """
         self.smoothing = self._smoothing_possible()
         self._env_regions: dict[int, dict[int, envelope.Region]] = {}
+        # Sums read by exp / exp2 (their operands are kept for the law-level rewrite exp(u + w) = exp(u) exp(w)).
+        self._exp_args = {j for n in self.nodes if n.op in ("exp", "exp2") for j in n.inputs}
+        for n in reversed(self.nodes):  # and the sums inside those sums (exp(x + y + z) is exp((x + y) + z))
+            if n.id in self._exp_args and n.op in ("add", "sub"):
+                self._exp_args.update(n.inputs)
         self._rules = rules
         self._need_box0 = self._shared_operands()
         extremes = extreme_nodes(self.graph, self.output)
@@ -572,8 +582,13 @@ class Evaluator:
         val = self._axis_val(ax, g1, {label: q.w1}, d1)
         if moment is not None:
             val.growth = gr.variable()
-        if q.upstream_w1 == 0 and dist is not None and not q.bounded and hasattr(dist, "support"):
-            regs = envelope.regions(dist, q.lo, q.hi)
+        if (
+            q.upstream_w1 == 0
+            and dist is not None
+            and (not q.bounded or isinstance(dist, Uniform))
+            and hasattr(dist, "support")
+        ):
+            regs = envelope.regions(dist, ax.lo, ax.hi)  # this chunk's cells (a slab of the axis)
             self._env_regions[i] = regs
             val.env = {c: envelope.variable(r) for c, r in regs.items()}
         if q.upstream_w1 == 0:
@@ -665,7 +680,10 @@ class Evaluator:
             inf_at = next((o.nb_inf_at for o in ops if o.nb_inf_at), "")
             if not inf_at and k and not all(np.all(np.isfinite(d)) for d in der[K[0]]):
                 inf_at = n.where
-            return Val(K, pt, box, der, gint, gint, {}, math.nan, {}, inf_at, box0=box0)
+            cv = Val(K, pt, box, der, gint, gint, {}, math.nan, {}, inf_at, box0=box0)
+            if k == 1 and K[0] in self._env_regions:
+                cv.env = self._env_rule(n, ops, K[0])  # a bounded input with a singular end (log of a Uniform)
+            return cv
         # Global scalar enclosures, both in one elementwise rule call (element 0: over the true supports, for
         # term 1 of composed inputs; element 1: over the computed enclosures, for the path bound).
         gargs2 = [(np.array([o.gint1[0], o.gint[0]]), np.array([o.gint1[1], o.gint[1]])) for o in ops]
@@ -706,6 +724,15 @@ class Evaluator:
                     out.nb_inf_at = ""
         if n.op == "mul" and len(ops) == 2 and ops[0].axes and ops[1].axes and not set(ops[0].axes) & set(ops[1].axes):
             out.factors = (ops[0], ops[1])
+        if (
+            n.op in ("add", "sub")
+            and n.id in self._exp_args  # kept only where an exp reads the sum
+            and len(ops) == 2
+            and ops[0].axes
+            and ops[1].axes
+            and not set(ops[0].axes) & set(ops[1].axes)
+        ):
+            out.summands = (ops[0], ops[1], 1.0 if n.op == "add" else -1.0)
         self._w1_level(n, ops, out, gp)
         return out
 
@@ -805,6 +832,8 @@ class Evaluator:
                 return out
             if r.wb is not None and math.isfinite(_total(r.wb)):
                 out.append(_tsum((r.eabs + _total(r.wb), u.wb), (u.eabs, r.wb)))
+        elif n.op in ("exp", "exp2") and len(ops) == 1 and ops[0].summands is not None:
+            out.extend(self._exp_of_sum(n, ops[0], rules))
         elif n.op in ("log", "log2", "log10") and len(ops) == 1 and ops[0].factors is not None:
             u, w = ops[0].factors
             if min(u.gint[0], u.gint1[0]) >= 0 and min(w.gint[0], w.gint1[0]) >= 0:
@@ -816,6 +845,31 @@ class Evaluator:
                 if lu.wb is not None and lw.wb is not None:
                     out.append(_tsum((1.0, lu.wb), (1.0, lw.wb)))
         return out
+
+    def _exp_of_sum(self, n: Node, v: Val, rules: dict[str, Any]) -> list[Terms]:
+        """``exp(u +- w) = exp(u) * exp(+-w)`` for independent ``u, w``: the product rule on the two exponentials.
+
+        ``W1(E_u E_w, E_u' E_w') <= (E|E_w'| + W1_w) W1_u + E|E_u'| W1_w``, with ``E_u = exp(u)`` evaluated on
+        ``u``'s grid alone (finite through its tail envelopes where ``E e^U < inf``; a sum operand recurses). The
+        grid computes ``exp(u' + w')``, which differs from ``exp(u') exp(w')`` by rounding only: a relative
+        ``1e-12`` of ``E|Y'|`` is added for it.
+        """
+        u, w, sign = v.summands  # type: ignore[misc]
+        node_now = self._node
+        base = 4 * max(n.id, 0) + 2
+        try:
+            if sign < 0:
+                w = self._op(Node(-base - 2, "neg", meta=dict(n.meta)), [w], rules)
+            eu = self._op(Node(-base, n.op, meta=dict(n.meta)), [u], rules)
+            ew = self._op(Node(-base - 1, n.op, meta=dict(n.meta)), [w], rules)
+        except DistError:
+            return []
+        finally:
+            self._node = node_now
+        if eu.wb is None or ew.wb is None or not math.isfinite(_total(eu.wb) + _total(ew.wb)):
+            return []
+        rounding = {f"rounding at {n.where}": 1e-12 * (eu.eabs + _total(eu.wb)) * (ew.eabs + _total(ew.wb))}
+        return [_tsum((ew.eabs + _total(ew.wb), eu.wb), (eu.eabs, ew.wb), (1.0, rounding))]
 
     def _product_candidates(self, op: str, u: Val, w: Val) -> list[Terms]:
         """Second-order bounds for ``A * B`` and ``A / B`` where ``B`` is an exact input with a known law.
@@ -1236,7 +1290,13 @@ def evaluate_output(
     if plan is None:
         return evaluate_qmc(sub, out, dists, n_points=qmc_points, seed=seed, rules=rules)
     ev = Evaluator(sub, out, quantized, labels, plan, compress_atoms, dists)
-    val, box_bound, attr = ev.run(rules)
+    try:
+        val, box_bound, attr = ev.run(rules)
+    except DistError as exc:
+        hint = domain_hint(sub, dists) if "nan or inf" in str(exc) else ""
+        if hint:
+            raise type(exc)(f"{exc}; {hint}") from exc
+        raise
     shape = ev._shape(val.axes)
     pt = np.broadcast_to(val.pt, shape).reshape(-1)
     w = ev._wbox(val.axes).reshape(-1)
@@ -1275,11 +1335,18 @@ def evaluate_output(
         warnings.warn(
             f"no finite W1 bound: {where} has an unbounded derivative on its inputs' support (a denominator whose "
             "range contains 0, an unbounded input through a non-Lipschitz op, a jump); the atoms are still exact "
-            "for the quantized inputs. Bounded inputs or a reformulation give a finite bound",
+            "for the quantized inputs. Bounded inputs or a reformulation give a finite bound"
+            + _hint_suffix(sub, dists),
             UnboundedWarning,
             stacklevel=3,
         )
     return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info, cells=_output_cells(ev, val))
+
+
+def _hint_suffix(graph: Graph, dists: dict[str, Distribution]) -> str:
+    """``"; <hint>"`` when the failure comes from negligible input tails (:func:`.truncation.domain_hint`), else ``""``."""
+    hint = domain_hint(graph, dists)
+    return f"; {hint}" if hint else ""
 
 
 def _sample_inputs(dists: dict[str, Distribution], u: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
@@ -1335,7 +1402,10 @@ def evaluate_qmc(
         reps.append(run_points(graph, _sample_inputs(dists, u, names), rules))
     pooled = np.concatenate(reps)
     if not np.all(np.isfinite(pooled)):
-        raise DistError(f"{graph.nodes[output].where}: the function gives nan or inf on part of its inputs' support")
+        raise DistError(
+            f"{graph.nodes[output].where}: the function gives nan or inf on part of its inputs' support"
+            + _hint_suffix(graph, dists)
+        )
     ones = np.ones(pooled.size)
     d = [w1_discrete(r, np.ones(r.size), pooled, ones) for r in reps]
     est = float(np.mean(d)) * math.sqrt(replicates / (replicates - 1)) / math.sqrt(replicates)

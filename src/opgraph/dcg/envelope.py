@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from opgraph.dcg.distributions import Distribution, Gamma, LogNormal, Normal
+from opgraph.dcg.distributions import Distribution, Gamma, LogNormal, Normal, Uniform
 from opgraph.dcg.errors import DistError
 from opgraph.dcg.tails import partial_moment
 
@@ -280,7 +280,9 @@ def cell_bound(env: Env | None, region: Region, value: float, flo: float = -math
 
 def regions(law: Any, lo: Any, hi: Any) -> dict[int, Region]:
     """The tail regions of a quantized input: its first cell (``X < hi[0]``) and last cell (``X > lo[-1]``)."""
-    if not isinstance(law, Normal | LogNormal | Gamma):
+    from opgraph.dcg.truncation import Truncated
+
+    if not isinstance(law.base if isinstance(law, Truncated) else law, Normal | LogNormal | Gamma | Uniform):
         return {}
     sup = law.support()
     n = len(lo)

@@ -37,6 +37,10 @@ class DistResult:
         cells: The joint grid's cells (exact masses and value enclosures, :class:`~opgraph.dcg.band.GridCells`)
             from which :meth:`cdf_band` builds the certified band on the exact CDF; ``None`` for QMC results and
             where an input is a previous result.
+        dropped_mass: Probability of the input event left out by ``evaluate(..., truncate=...)`` (0 without
+            truncation). Then ``w1_bound`` bounds W1 to the output law of the *truncated* inputs, and the CDF band
+            (:meth:`cdf_bounds`, :meth:`quantile_bounds`) is widened by it so that it holds for the exact law
+            (see :mod:`opgraph.dcg.truncation`).
     """
 
     atoms: np.ndarray
@@ -49,6 +53,7 @@ class DistResult:
     w1_estimate: float | None = None
     name: str = "output"
     cells: GridCells | None = None
+    dropped_mass: float = 0.0
 
     # -- moments and law -----------------------------------------------------------------------------------
     def mean(self) -> float:
@@ -111,11 +116,19 @@ class DistResult:
                 )
             raise DistError(f"{what}: no certified CDF band: {why}")
         if max_steps != MAX_STEPS:
-            return self.cells.band(max_steps)
+            return self._widened(self.cells.band(max_steps))
         band = self.__dict__.get("_band_cache")
         if band is None:
-            band = self.cells.band(max_steps)
+            band = self._widened(self.cells.band(max_steps))
             object.__setattr__(self, "_band_cache", band)
+        return band
+
+    def _widened(self, band: CdfBand) -> CdfBand:
+        """The grid's band, widened by the dropped mass of a truncation (valid for the exact law)."""
+        if self.dropped_mass > 0:
+            from opgraph.dcg.truncation import widen_band
+
+            return widen_band(band, self.dropped_mass)
         return band
 
     def cdf_bounds(self, t: Any) -> tuple[Any, Any]:
@@ -180,14 +193,20 @@ class DistResult:
                 "this result is not certified (QMC fallback) and cannot be composed with a bound; use "
                 "result.to_discrete() to reuse its atoms without one"
             )
-        return ResultInput(self.atoms, self.weights, self.w1_bound, self.support)
+        law = ResultInput(self.atoms, self.weights, self.w1_bound, self.support)
+        law.dropped_mass = self.dropped_mass  # carried into results computed from this one
+        return law
 
     # -- looks -----------------------------------------------------------------------------------------------
     def _bound_text(self) -> str:
         if not self.certified:
             est = f"{self.w1_estimate:.2g}" if self.w1_estimate is not None else "?"
-            return f"not certified (QMC), W1 estimate {est}"
-        return f"W1 <= {self.w1_bound:.3g}"
+            text = f"not certified (QMC), W1 estimate {est}"
+        else:
+            text = f"W1 <= {self.w1_bound:.3g}"
+        if self.dropped_mass > 0:
+            text += f" (inputs truncated, dropped mass {self.dropped_mass:.2g})"
+        return text
 
     def __repr__(self) -> str:
         q = self.ppf([0.05, 0.5, 0.95])
@@ -205,6 +224,8 @@ class DistResult:
             ("atoms", str(self.atoms.size)),
             ("W1 bound", html.escape(self._bound_text())),
         ]
+        if self.dropped_mass > 0:
+            rows.append(("dropped mass (truncation)", f"{self.dropped_mass:.3g}"))
         if self.cells is not None:
             lo, hi = self.cdf_band().quantile_bounds([0.05, 0.5, 0.95])
             text = " / ".join(f"[{a:.4g}, {b:.4g}]" for a, b in zip(lo, hi, strict=True))
@@ -264,6 +285,7 @@ class DistResult:
             "bound_terms": self.bound_terms,
             "support": list(self.support),
             "info": self.info,
+            "dropped_mass": self.dropped_mass,
             "atoms": self.atoms.tolist(),
             "weights": self.weights.tolist(),
             "cdf_band": None if self.cells is None else self.cdf_band().shrink(_SAVED_BAND_STEPS).to_dict(),
@@ -276,7 +298,9 @@ class DistResult:
         p = Path(path)
         if p.suffix == ".npz":
             with atomic_open(p, "wb") as f:
-                np.savez(f, atoms=self.atoms, weights=self.weights, w1_bound=self.w1_bound)
+                np.savez(
+                    f, atoms=self.atoms, weights=self.weights, w1_bound=self.w1_bound, dropped_mass=self.dropped_mass
+                )
         else:
             write_json(p, self.to_dict(), indent=None)
         return p

@@ -73,6 +73,10 @@ def partial_moment(dist: Distribution, kind: str, a: float, t: float, side: str 
         raise DistError(f"partial_moment(a={a!r}): the exponent must be a finite number")
     if math.isnan(t):
         raise DistError("partial_moment(t=nan): the threshold must be a number (or +-inf)")
+    from opgraph.dcg.truncation import Truncated
+
+    if isinstance(dist, Truncated):
+        return _truncated(dist, kind, a, t, side)
     if isinstance(dist, LogNormal):
         return _lognormal(dist, kind, a, t, side)
     if isinstance(dist, Normal):
@@ -149,6 +153,42 @@ def _normal(d: Normal, kind: str, a: float, t: float, side: str) -> float:
         return float(sum(math.comb(p, j) * mu ** (p - j) * s**j * m[j] for j in range(p + 1)))
     m = _normal_upper_std_moments(-z, p)  # E[Z^j; Z<z] = (-1)^j E[Z^j; Z>-z]
     return float(sum(math.comb(p, j) * mu ** (p - j) * (-s) ** j * m[j] for j in range(p + 1)))
+
+
+def _truncated(d: Any, kind: str, a: float, t: float, side: str) -> float:
+    """``E[g(X); X in T]`` of ``X`` conditioned on ``[lo, hi]``: the base's moment on ``T`` cut to the range, over its mass.
+
+    A non-integer power of a Normal base on a range within ``[0, inf)`` has no closed form: ``scipy.integrate.quad``.
+    """
+    lo, hi = d.lo, d.hi
+    u, v = (max(t, lo), hi) if side == "upper" else (lo, min(t, hi))
+    if not u < v:
+        return 0.0
+    base = d.base
+    if kind == "power" and isinstance(base, Normal) and not _is_int(a):
+        if u < 0:
+            raise DistError(f"partial_moment: x**{a:g} is not real for x < 0 ({d!r}); use an integer power")
+        if a < 0 and u == 0 and a <= -1:
+            return math.inf
+        mu, s = base.loc, base.scale
+        from scipy.integrate import quad
+
+        def f(x: float) -> float:
+            return x**a * math.exp(-0.5 * ((x - mu) / s) ** 2) / (s * math.sqrt(2 * math.pi))
+
+        pts = [p for p in (mu,) if u < p < v] if math.isfinite(v) else None
+        val, _ = quad(f, u, v, points=pts, epsabs=0.0, epsrel=1e-11, limit=400)
+        return float(val) / d.mass
+    # E[g; u < X < v] as a difference of one-sided moments (the side away from the mode is the small one)
+    if side == "upper":
+        m = partial_moment(base, kind, a, u, "upper")
+        if math.isfinite(v):
+            m -= partial_moment(base, kind, a, v, "upper")
+    else:
+        m = partial_moment(base, kind, a, v, "lower")
+        if math.isfinite(u) and u > base.support()[0]:
+            m -= partial_moment(base, kind, a, u, "lower")
+    return m / d.mass
 
 
 def _lognormal(d: LogNormal, kind: str, a: float, t: float, side: str) -> float:
