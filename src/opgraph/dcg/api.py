@@ -10,7 +10,7 @@ from typing import Any
 
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
-from opgraph.dcg.engine import Evaluation, grid_work, plan_compression, prepare, restrict
+from opgraph.dcg.engine import Evaluation, evaluate_qmc, grid_work, plan_compression, prepare, restrict
 from opgraph.dcg.errors import DistError
 from opgraph.dcg.refine import COMPRESS, Allocator, split_terms
 from opgraph.dcg.result import DistResult
@@ -26,6 +26,9 @@ _PILOT_COMPRESS = 256
 BYTES_PER_ATOM = 320
 BYTES_PER_GRID_ELEMENT = 160
 MEMORY_ENV = "OPGRAPH_MAX_MEMORY_GB"
+#: Caps of the QMC fallback's sample under ``target_w1`` (points in all; seconds of sampling).
+QMC_MAX_POINTS = 2**24
+QMC_MAX_SECONDS = 60.0
 
 
 def memory_limit_bytes() -> int:
@@ -191,7 +194,11 @@ def _evaluate_graph(
     for rnd in range(40):
         quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
         evals: list[Evaluation] = []
-        for o in outputs:
+        for k, o in enumerate(outputs):
+            if target_w1 is not None and not _fits(restricted[k : k + 1], dists, cur_atoms, max_joint, cur_compress):
+                # No grid fits: the uncertified QMC fallback, its sample sized to target_w1.
+                evals.append(_qmc_for_target(*restricted[k], dists, qmc_points, seed, rules, target_w1))
+                continue
             evals.append(
                 evaluate_output_chunked(
                     graph,
@@ -284,6 +291,44 @@ def _evaluate_graph(
             return results
         log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
     raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def qmc_max_points(graph: Graph, replicates: int = 8) -> int:
+    """Largest QMC sample (points, all replicates) whose arrays fit :func:`memory_limit_bytes`, at most 2**24.
+
+    One replicate's evaluation holds at most one array per node (``n / replicates`` floats each); the pooled
+    sample, its sorted copy and the merged atoms and weights hold about eight arrays of ``n`` floats.
+    """
+    per_point = 8 * (8 + len(graph.nodes) / replicates)
+    return int(max(2**10, min(QMC_MAX_POINTS, memory_limit_bytes() // per_point)))
+
+
+def _qmc_for_target(
+    sub: Graph,
+    out: int,
+    dists: dict[str, Distribution],
+    qmc_points: int,
+    seed: int,
+    rules: dict[str, Any],
+    target_w1: float,
+) -> Evaluation:
+    """The QMC fallback of one output with its sample sized to ``target_w1`` (see :func:`evaluate_qmc`)."""
+    from opgraph.dcg import intervals as iv
+
+    for n in sub:
+        if n.op not in ("input", "const") and n.op not in iv.RULES:
+            raise DistError(f"{n.where}: {iv.unsupported(n.op)}")
+    return evaluate_qmc(
+        sub,
+        out,
+        dists,
+        n_points=qmc_points,
+        seed=seed,
+        rules=rules,
+        target_w1=target_w1,
+        max_points=qmc_max_points(sub),
+        max_seconds=QMC_MAX_SECONDS,
+    )
 
 
 def _pilot_atoms(dists: dict[str, Distribution]) -> int:
@@ -469,7 +514,11 @@ def evaluate(
         max_joint: Largest joint grid (elements) a node may have; beyond, separators are compressed (and where a
             separator allows, grids are kept within ``compress_atoms**2``).
         compress_atoms: Atoms after each compression (default ``max(1024, 4 * atoms)``).
-        qmc_points: Points of the randomised-QMC fallback.
+        qmc_points: Points of the randomised-QMC fallback (used only where no grid fits ``max_joint``). With
+            ``target_w1`` the fallback sizes its sample to the target instead: it starts at up to ``2**13``
+            points and grows until the spread between its scrambles estimates W1 <= ``target_w1`` (at most
+            ``QMC_MAX_POINTS`` points, ``QMC_MAX_SECONDS`` s, and the memory limit); the result says
+            ``certified=False`` and carries that estimate (``w1_estimate``, ``info["w1_estimate_method"]``).
         seed: Seed of the QMC fallback (the grid evaluation is deterministic).
         balance: Rebalance long chains of ``+`` into trees (fewer compressions).
         max_memory: Memory budget in bytes: a joint grid whose evaluation would need more is evaluated in chunks
