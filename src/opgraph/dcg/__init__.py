@@ -25,7 +25,7 @@ from opgraph.dcg.distributions import (
     Uniform,
     from_scipy,
 )
-from opgraph.dcg.errors import DistError, UnboundedWarning
+from opgraph.dcg.errors import DistError, TargetNotMetWarning, UnboundedWarning
 from opgraph.dcg.result import DistResult
 from opgraph.dcg.rv import (
     RandomVariable,
@@ -76,6 +76,7 @@ __all__ = [
     "Normal",
     "Quantized",
     "RandomVariable",
+    "TargetNotMetWarning",
     "Truncated",
     "UnboundedWarning",
     "Uniform",

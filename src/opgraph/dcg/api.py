@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import math
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
-from opgraph.dcg.engine import Evaluation, grid_work, plan_compression, prepare, restrict
-from opgraph.dcg.errors import DistError
+from opgraph.dcg.engine import Evaluation, evaluate_qmc, grid_work, plan_compression, prepare, restrict
+from opgraph.dcg.errors import DistError, TargetNotMetWarning
 from opgraph.dcg.refine import COMPRESS, Allocator, split_terms
 from opgraph.dcg.result import DistResult
 from opgraph.dcg.rv import RandomVariable, RVExpr
@@ -28,6 +30,9 @@ _PILOT_COMPRESS = 256
 BYTES_PER_ATOM = 320
 BYTES_PER_GRID_ELEMENT = 160
 MEMORY_ENV = "OPGRAPH_MAX_MEMORY_GB"
+#: Caps of the QMC fallback's sample under ``target_w1`` (points in all; seconds of sampling).
+QMC_MAX_POINTS = 2**24
+QMC_MAX_SECONDS = 60.0
 
 
 def memory_limit_bytes() -> int:
@@ -188,12 +193,18 @@ def _evaluate_graph(
     results: list[DistResult] = []
     history: list[dict[str, Any]] = []
     allocator = Allocator(target_w1) if target_w1 is not None else None
+    best: tuple[float, list[Evaluation], dict[str, Quantized], dict[str, str], int, int] | None = None
+    stop = "the refinement stopped"
     work = _work(restricted, dists, max_joint) if target_w1 is not None else None
     t0 = time.perf_counter()
     for rnd in range(40):
         quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
         evals: list[Evaluation] = []
-        for o in outputs:
+        for k, o in enumerate(outputs):
+            if target_w1 is not None and not _fits(restricted[k : k + 1], dists, cur_atoms, max_joint, cur_compress):
+                # No grid fits: the uncertified QMC fallback, its sample sized to target_w1.
+                evals.append(_qmc_for_target(*restricted[k], dists, qmc_points, seed, rules, target_w1))
+                continue
             evals.append(
                 evaluate_output_chunked(
                     graph,
@@ -212,7 +223,12 @@ def _evaluate_graph(
             )
         worst = max(e.w1_bound for e in evals)
         history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": worst})
+        if best is None or worst < best[0]:
+            # More atoms must never give a worse answer: keep the round with the best bound so far.
+            best = (worst, evals, quantized, labels, cur_compress, rnd)
         done = target_w1 is None or worst <= target_w1 or not all(e.certified for e in evals)
+        if target_w1 is not None and not all(e.certified for e in evals):
+            stop = "no joint grid fits max_joint (no node separates the shared inputs): QMC fallback"
         if not done:
 
             def cap(c: int, atoms_now: dict[str, int] = cur_atoms) -> int:
@@ -224,12 +240,13 @@ def _evaluate_graph(
                     lo, hi = (mid, hi) if _fits(restricted, dists, atoms_now, max_joint, mid) else (lo, mid)
                 return lo
 
-            new_atoms, new_compress = _next_round(
+            new_atoms, new_compress, why = _next_round(
                 allocator, evals, labels, quantized, cur_atoms, cur_compress, worst, history, cap, work
             )
             if new_atoms is None:
-                done = True
+                done, stop = True, why
             else:
+                wanted = dict(new_atoms)
                 new_atoms, new_compress = _shrink_to_fit(
                     cur_atoms,
                     cur_compress,
@@ -242,10 +259,21 @@ def _evaluate_graph(
                     restricted, dists, new_atoms, max_joint, new_compress
                 ):
                     done = True
+                    stop = (
+                        f"the next round's atoms ({_counts(wanted)}) do not fit max_joint={max_joint} (the memory "
+                        "budget) even with compressions"
+                    )
                 else:
                     cur_atoms, cur_compress = new_atoms, new_compress
         if done:
+            assert best is not None
+            _, evals, quantized, labels, kept_compress, kept_round = best
+            worst = max(e.w1_bound for e in evals)
             met = target_w1 is None or worst <= target_w1
+            message = None
+            if target_w1 is not None and not met:
+                message = _unmet_message(target_w1, evals, labels, quantized, history, kept_round, stop)
+                warnings.warn(message, TargetNotMetWarning, stacklevel=3)
             for k, e in enumerate(evals):
                 info = dict(e.info)
                 info.update(
@@ -253,7 +281,7 @@ def _evaluate_graph(
                         "atoms_per_input": {n: int(quantized[n].atoms.size) for n in names},
                         "quantizers": {n: quantized[n].method for n in names},
                         "input_w1": {n: quantized[n].w1 for n in names},
-                        "compress_atoms": cur_compress,
+                        "compress_atoms": kept_compress,
                         "seconds_total": time.perf_counter() - t0,
                     }
                 )
@@ -261,13 +289,9 @@ def _evaluate_graph(
                     info["target_w1"] = target_w1
                     info["target_met"] = bool(met)
                     info["refinement"] = history
-                    if not met:
-                        log.warning(
-                            "target_w1=%g not reached: bound %.3g at the max_joint=%d budget",
-                            target_w1,
-                            worst,
-                            max_joint,
-                        )
+                    info["kept_round"] = kept_round
+                    if message is not None:
+                        info["target_unmet"] = message
                 name = f"output {k}" if len(evals) > 1 else "output"
                 results.append(
                     DistResult(
@@ -286,6 +310,89 @@ def _evaluate_graph(
             return results
         log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
     raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def _counts(atoms: Mapping[str, int]) -> str:
+    """``x=16, y=32`` (at most six inputs, then ``...``)."""
+    items = [f"{n}={k}" for n, k in atoms.items()]
+    return ", ".join(items[:6] + (["..."] if len(items) > 6 else []))
+
+
+def _unmet_message(
+    target_w1: float,
+    evals: list[Evaluation],
+    labels: dict[str, str],
+    quantized: dict[str, Quantized],
+    history: list[dict[str, Any]],
+    kept_round: int,
+    stop: str,
+) -> str:
+    """The warning for a ``target_w1`` that was not reached: the best bound, what dominates it, why it stopped."""
+    e = max(evals, key=lambda v: v.w1_bound)
+    bound = e.w1_bound
+    head = f"target_w1={target_w1:.3g} not reached"
+    if not e.certified:
+        est = f"{e.w1_estimate:.3g}" if e.w1_estimate is not None else "?"
+        return (
+            f"{head}: {stop}, so there is no certified bound; the uncertified estimate is {est} "
+            f"({e.info.get('points')} points). Raise max_joint (or give max_memory) so that a grid fits"
+        )
+    rounds = f"best bound {bound:.3g} = {bound / target_w1:.3g} x target, round {kept_round + 1} of {len(history)}"
+    if math.isinf(bound):
+        where = e.info.get("unbounded_at", "a node")
+        return f"{head}: {rounds}: {where} has no finite bound ({stop}); bound its inputs or reformulate it"
+    label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
+    split = split_terms(e.bound_terms, label_to_input)
+    parts = [(f"input {n} ({quantized[n].atoms.size} atoms)", v) for n, v in split.terms.items() if n != COMPRESS]
+    if split.terms.get(COMPRESS):
+        parts.append(("compressions", split.terms[COMPRESS]))
+    if split.fixed > 0:
+        parts.append(("terms no atom count changes", split.fixed))
+    parts.sort(key=lambda kv: -kv[1])
+    total = sum(v for _, v in parts) or 1.0
+    top = ", ".join(f"{k} {v:.3g} ({100 * v / total:.0f}%)" for k, v in parts[:3])
+    return (
+        f"{head}: {rounds}; largest terms: {top}. Stopped because {stop}. Raise max_joint (larger grids; "
+        "max_memory evaluates them in chunks) or ask for a larger target_w1"
+    )
+
+
+def qmc_max_points(graph: Graph, replicates: int = 8) -> int:
+    """Largest QMC sample (points, all replicates) whose arrays fit :func:`memory_limit_bytes`, at most 2**24.
+
+    One replicate's evaluation holds at most one array per node (``n / replicates`` floats each); the pooled
+    sample, its sorted copy and the merged atoms and weights hold about eight arrays of ``n`` floats.
+    """
+    per_point = 8 * (8 + len(graph.nodes) / replicates)
+    return int(max(2**10, min(QMC_MAX_POINTS, memory_limit_bytes() // per_point)))
+
+
+def _qmc_for_target(
+    sub: Graph,
+    out: int,
+    dists: dict[str, Distribution],
+    qmc_points: int,
+    seed: int,
+    rules: dict[str, Any],
+    target_w1: float,
+) -> Evaluation:
+    """The QMC fallback of one output with its sample sized to ``target_w1`` (see :func:`evaluate_qmc`)."""
+    from opgraph.dcg import intervals as iv
+
+    for n in sub:
+        if n.op not in ("input", "const") and n.op not in iv.RULES:
+            raise DistError(f"{n.where}: {iv.unsupported(n.op)}")
+    return evaluate_qmc(
+        sub,
+        out,
+        dists,
+        n_points=qmc_points,
+        seed=seed,
+        rules=rules,
+        target_w1=target_w1,
+        max_points=qmc_max_points(sub),
+        max_seconds=QMC_MAX_SECONDS,
+    )
 
 
 def _pilot_atoms(dists: dict[str, Distribution]) -> int:
@@ -311,8 +418,8 @@ def _next_round(
     history: list[dict[str, Any]],
     compress_cap: Callable[[int], int],
     work: Callable[[Mapping[str, int]], float | None] | None = None,
-) -> tuple[dict[str, int] | None, int]:
-    """The next round's atoms and compression size (``None`` atoms: the target cannot be reached).
+) -> tuple[dict[str, int] | None, int, str]:
+    """The next round's atoms and compression size (``None`` atoms: the target cannot be reached), and why not.
 
     ``compress_cap(c)`` is the largest compression size (>= ``c``) whose grids fit the memory budget with the
     current atoms; ``work`` is the cost of one evaluation at given counts (see :func:`_work`).
@@ -325,17 +432,33 @@ def _next_round(
     for e in evals:
         if e.w1_bound <= allocator.target:
             continue
-        nxt = allocator.propose(now, split_terms(e.bound_terms, label_to_input), caps, work)
+        split = split_terms(e.bound_terms, label_to_input)
+        nxt = allocator.propose(now, split, caps, work)
         if nxt is None:
-            return None, cur_compress
+            if split.fixed >= allocator.safety * allocator.target:
+                why = (
+                    f"terms that no atom count changes (previous results' bounds, tails) sum to {split.fixed:.3g}, "
+                    "at or above the target"
+                )
+            else:
+                why = (
+                    f"the compression size is capped at {caps[COMPRESS]} by max_joint (the memory budget), and the "
+                    "terms at their caps already exceed the target"
+                )
+            return None, cur_compress, why
         proposal = {k: max(proposal[k], nxt[k]) for k in proposal}
     if len(history) > 1 and worst >= history[-2]["w1_bound"]:
-        return None, cur_compress  # no progress: the model is wrong here, stop rather than loop
+        # No progress: the model is wrong here, stop rather than loop.
+        why = (
+            f"the bound stopped decreasing with more atoms ({history[-2]['w1_bound']:.3g} -> {worst:.3g}): the "
+            "dominant term does not shrink with the atom count here"
+        )
+        return None, cur_compress, why
     if proposal == now:
         # The model says the current counts suffice but the bound disagrees: double the largest term's variable.
         split = split_terms(max(evals, key=lambda e: e.w1_bound).bound_terms, label_to_input)
         if not split.terms:
-            return None, cur_compress
+            return None, cur_compress, "no term of the bound depends on an atom count"
         var = max(split.terms, key=lambda v: split.terms[v])
         proposal[var] = now[var] * 2
     comp = proposal.pop(COMPRESS)
@@ -345,7 +468,7 @@ def _next_round(
             # Round down to the power of two below when it is close (the prediction aimed below the target).
             lower = 1 << (k.bit_length() - 1)
             proposal[n] = lower if lower > cur_atoms[n] and k <= 1.2 * lower else 1 << (k - 1).bit_length()
-    return proposal, comp
+    return proposal, comp, ""
 
 
 def _shrink_to_fit(
@@ -472,7 +595,11 @@ def evaluate(
         max_joint: Largest joint grid (elements) a node may have; beyond, separators are compressed (and where a
             separator allows, grids are kept within ``compress_atoms**2``).
         compress_atoms: Atoms after each compression (default ``max(1024, 4 * atoms)``).
-        qmc_points: Points of the randomised-QMC fallback.
+        qmc_points: Points of the randomised-QMC fallback (used only where no grid fits ``max_joint``). With
+            ``target_w1`` the fallback sizes its sample to the target instead: it starts at up to ``2**13``
+            points and grows until the spread between its scrambles estimates W1 <= ``target_w1`` (at most
+            ``QMC_MAX_POINTS`` points, ``QMC_MAX_SECONDS`` s, and the memory limit); the result says
+            ``certified=False`` and carries that estimate (``w1_estimate``, ``info["w1_estimate_method"]``).
         seed: Seed of the QMC fallback (the grid evaluation is deterministic).
         balance: Rebalance long chains of ``+`` into trees (fewer compressions).
         max_memory: Memory budget in bytes: a joint grid whose evaluation would need more is evaluated in chunks

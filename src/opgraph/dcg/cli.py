@@ -181,7 +181,7 @@ def _summary_table(r: DistResult, title: str) -> Table:
         t.add_row(name, f"{v:.6g}", f"[{lo:.6g}, {hi:.6g}]" if r.cells is not None else "")
     t.add_row("atoms", str(r.atoms.size))
     t.add_row(
-        "W1 bound" if r.certified else "W1 estimate (QMC, not certified)",
+        "W1 bound" if r.certified else f"W1 estimate (not certified; {r.estimate_label()})",
         f"{r.w1_bound if r.certified else r.w1_estimate:.3g}",
     )
     for k, v in sorted(r.bound_terms.items(), key=lambda kv: -kv[1]):

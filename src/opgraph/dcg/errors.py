@@ -11,3 +11,7 @@ class DistError(OpgraphError):
 
 class UnboundedWarning(UserWarning):
     """No finite certified W1 bound exists for a result (the warning names the node responsible)."""
+
+
+class TargetNotMetWarning(UserWarning):
+    """``target_w1`` was not reached: the message gives the best bound, its largest terms and what stopped it."""

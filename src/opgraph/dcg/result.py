@@ -197,11 +197,22 @@ class DistResult:
         law.dropped_mass = self.dropped_mass  # carried into results computed from this one
         return law
 
+    def estimate_label(self) -> str:
+        """How an uncertified (QMC) result's ``w1_estimate`` was made, e.g. ``"QMC, 65536 points, 8 scrambles"``."""
+        parts = ["QMC"]
+        if "points" in self.info:
+            parts.append(f"{self.info['points']} points")
+        if "replicates" in self.info:
+            parts.append(f"spread of {self.info['replicates']} scrambles")
+        if self.info.get("target_w1") is not None:
+            parts.append(f"sized to target_w1={self.info['target_w1']:.3g}")
+        return ", ".join(parts)
+
     # -- looks -----------------------------------------------------------------------------------------------
     def _bound_text(self) -> str:
         if not self.certified:
             est = f"{self.w1_estimate:.2g}" if self.w1_estimate is not None else "?"
-            text = f"not certified (QMC), W1 estimate {est}"
+            text = f"not certified ({self.estimate_label()}), W1 estimate {est} (statistical, not a bound)"
         else:
             text = f"W1 <= {self.w1_bound:.3g}"
         if self.dropped_mass > 0:
@@ -282,6 +293,7 @@ class DistResult:
             "w1_bound": self.w1_bound,
             "certified": self.certified,
             "w1_estimate": self.w1_estimate,
+            "w1_estimate_label": None if self.certified else self.estimate_label(),
             "bound_terms": self.bound_terms,
             "support": list(self.support),
             "info": self.info,

@@ -324,7 +324,10 @@ class Proxy:
 
     def __float__(self) -> float:
         src, _ = user_source()
-        raise TraceError(f"{src}: float() of a traced value has no single value while tracing; keep it symbolic")
+        raise TraceError(
+            f"{src}: float() of a traced value has no single value while tracing (math.sin(x), math.exp(x), "
+            "float(x) and int(x) all call it); use the NumPy ufunc instead (np.sin(x), np.exp(x)) or keep it symbolic"
+        )
 
     __int__ = __float__
     __index__ = __float__
@@ -410,8 +413,10 @@ def apply_ufunc(ufunc: Any, *inputs: Any) -> Any:
         return result.view(ProxyArray) if isinstance(result, np.ndarray) else result
     op = UFUNC_OPS.get(name)
     if op is None:
+        src, _ = user_source()
         raise TraceError(
-            f"NumPy function {name!r} is not supported on traced values; supported: {', '.join(sorted(UFUNC_OPS))}"
+            f"{src}: NumPy function {name!r} is not supported on traced values; supported: "
+            f"{', '.join(sorted(UFUNC_OPS))}"
         )
     return _dispatch(op, *[a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in inputs])
 

@@ -1,0 +1,68 @@
+"""More atoms never give a worse bound: the ``target_w1`` refinement keeps its best round, rounds improve."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from opgraph import dcg as od
+
+
+def _ishigami(x, y, z):
+    return np.sin(x) + 7 * np.sin(y) ** 2 + 0.1 * z**4 * np.sin(x)
+
+
+CASES = {
+    "exp-normal": (lambda x: np.exp(x), [od.Normal(0, 0.5)], 1e-3),
+    "product": (lambda x, y: x * y, [od.Uniform(0, 1), od.Uniform(1, 2)], 1e-4),
+    "quotient": (lambda x, y: x / (1 + y), [od.Uniform(1, 2), od.Uniform(0, 1)], 1e-4),
+    "shared": (lambda x, y: x * y + np.sin(x), [od.Normal(1, 0.2), od.Uniform(0, 1)], 1e-4),
+    "ishigami": (_ishigami, [od.Uniform(-np.pi, np.pi)] * 3, 3e-2),
+    "four-inputs": (
+        lambda a, b, c, d: a * b + c * d + a * d,
+        [od.Uniform(0, 1), od.Normal(0, 1), od.Uniform(1, 2), od.Normal(1, 0.5)],
+        2e-2,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bound_never_grows_along_the_refinement(case):
+    fn, laws, eps = CASES[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = od.evaluate(fn, *laws, target_w1=eps)
+    bounds = [h["w1_bound"] for h in r.info["refinement"]]
+    assert len(bounds) >= 2, bounds  # the target asks for at least one refinement
+    assert r.w1_bound == min(bounds)  # the best round is the one returned
+    assert all(b1 <= b0 for b0, b1 in zip(bounds, bounds[1:], strict=False)), bounds
+    counts = [h["atoms"] for h in r.info["refinement"]]
+    assert all(all(c1[n] >= c0[n] for n in c0) for c0, c1 in zip(counts, counts[1:], strict=False))
+
+
+def test_a_worse_later_round_is_not_returned(monkeypatch):
+    """A round whose bound is worse than an earlier one (an engine effect) never replaces the best round."""
+    from opgraph.dcg import api
+
+    real = api.evaluate_output_chunked
+    calls = []
+
+    def worse_after_first(*args, **kwargs):
+        ev = real(*args, **kwargs)
+        calls.append(ev.w1_bound)
+        if len(calls) > 1:  # every refined round comes back 1000x looser than it is
+            scale = 1000.0
+            ev.w1_bound *= scale
+            ev.bound_terms = {k: v * scale for k, v in ev.bound_terms.items()}
+        return ev
+
+    monkeypatch.setattr(api, "evaluate_output_chunked", worse_after_first)
+    with pytest.warns(od.TargetNotMetWarning, match=r"best bound .* round 1 of 2"):
+        r = od.evaluate(lambda x, y: x * y, od.Uniform(0, 1), od.Uniform(1, 2), target_w1=1e-5)
+    bounds = [h["w1_bound"] for h in r.info["refinement"]]
+    assert len(bounds) == 2 and bounds[1] > bounds[0]
+    assert r.w1_bound == bounds[0] and r.info["kept_round"] == 0
+    assert r.info["atoms_per_input"] == r.info["refinement"][0]["atoms"]
+    assert "largest terms: input" in r.info["target_unmet"]
