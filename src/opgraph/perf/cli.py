@@ -143,6 +143,66 @@ def collect(
     con.print(f"[bold]{len(res)} graphs in {out}[/bold]")
 
 
+@group.command(name="collect-real")
+@out_option(required=True, help="Collection root (layout/real/random/train, tile/real/train, kernels.json).")
+@click.option("--preset", type=click.Choice(["full", "ci"]), default="full", show_default=True)
+@click.option("--space", "spaces", type=click.Choice(["layout", "tile"]), multiple=True, help="Default: both.")
+@click.option("--layout-configs", type=int, default=8, show_default=True, help="Configs per layout graph.")
+@click.option("--tile-configs", type=int, default=8, show_default=True, help="Tile configs per kernel.")
+@click.option("--rounds", type=int, default=2, show_default=True, help=">= 2 records the noise ceiling.")
+@click.option("--reps", type=int, default=1, show_default=True)
+@click.option("--minutes", type=float, default=None, help="Start no new graph after this many minutes.")
+@click.option("--limit", type=int, default=None, help="Only the first N graphs of each space.")
+@executor_option()
+@seed_option()
+def collect_real_cmd(
+    out: Path,
+    preset: str,
+    spaces: tuple[str, ...],
+    layout_configs: int,
+    tile_configs: int,
+    rounds: int,
+    reps: int,
+    minutes: float | None,
+    limit: int | None,
+    executor: str,
+    seed: int,
+) -> None:
+    """The resumable real-zoo job: layout graphs of real CNNs, tile kernels of real models (rerun to resume)."""
+    import time
+
+    require("torch", "perf")
+    require("transformers", "models")
+    from opgraph.perf.collect import collect_real
+    from opgraph.perf.measure import MeasureSettings
+
+    _at_least(2, layout_configs=layout_configs, tile_configs=tile_configs)
+    _at_least(1, rounds=rounds, reps=reps)
+    deadline = time.time() + 60.0 * minutes if minutes is not None else None
+    res = collect_real(
+        out,
+        preset=preset,
+        spaces=spaces or ("layout", "tile"),
+        layout_configs=layout_configs,
+        tile_configs=tile_configs,
+        settings=MeasureSettings(rounds=rounds, reps=reps, warmup=1),
+        executor=executor,
+        seed=seed,
+        deadline_unix=deadline,
+        limit=limit,
+    )
+    con = _console()
+    for space, rows in res.items():
+        counts: dict[str, int] = {}
+        for r in rows:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        con.print(f"{space}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+        for r in rows:
+            if r["status"] == "failed":
+                con.print(f"  {r['name']}: failed: {r['error']}")
+    con.print(f"[bold]collection in {out}[/bold] (rerun the same command to resume)")
+
+
 def _records(data: Path) -> list[Any]:
     from opgraph.perf.tpugraphs import load_records
 

@@ -178,3 +178,229 @@ def split_names(names: list[str], holdout: float = 0.2, seed: int = 0) -> tuple[
     order = list(rng.permutation(sorted(names)))
     k = max(1, int(round(holdout * len(order)))) if len(order) > 1 else 0
     return sorted(order[k:]), sorted(order[:k])
+
+
+# -- the real-zoo collection job --------------------------------------------------------------------------------------
+
+#: Input-size scales and batch sizes of the layout graphs of the full real collection (5 CNN families x 4 sizes x 6
+#: scales x 2 batches = 240 graphs).
+REAL_LAYOUT_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+REAL_LAYOUT_BATCHES = (1, 2)
+#: Presets of :func:`collect_real`: ``ci`` is two tiny graphs and the kernels of two tiny models.
+REAL_PRESETS = ("full", "ci")
+KERNELS_FILE = "kernels.json"
+
+
+def real_layout_specs(preset: str = "full", seed: int = 0) -> list[Any]:
+    """The layout graphs of a real collection, in measuring order.
+
+    ``full``: the 5 convolutional families x 4 sizes x :data:`REAL_LAYOUT_SCALES` x :data:`REAL_LAYOUT_BATCHES`
+    (240 graphs, 22 to about 450 nodes). The 20 family/size pairs at scale 1, batch 1 come first (so that an
+    interrupted job has seen every architecture, and its time per graph can be extrapolated), then the rest from
+    the cheapest (smallest size, fewest input pixels) up. ``ci``: ResNet and ConvNeXt, tiny.
+
+    Args:
+        preset: One of :data:`REAL_PRESETS`.
+        seed: Seed of weights and inputs.
+
+    Returns:
+        :class:`~opgraph.perf.zoo.RealSpec` list with distinct names.
+    """
+    from opgraph.perf import zoo
+    from opgraph.perf.errors import PerfError
+
+    if preset == "ci":
+        return zoo.real_specs(("resnet", "convnext"), ("tiny",), seed=seed)
+    if preset != "full":
+        raise PerfError(f"preset {preset!r}: choose one of {REAL_PRESETS}")
+    specs = zoo.real_specs(
+        zoo.REAL_CNN_FAMILIES, zoo.REAL_SIZES, scales=REAL_LAYOUT_SCALES, batches=REAL_LAYOUT_BATCHES, seed=seed
+    )
+    first = [s for s in specs if s.scale == 1.0 and s.batch == 1]
+    rest = [s for s in specs if not (s.scale == 1.0 and s.batch == 1)]
+    size_rank = {s: i for i, s in enumerate(zoo.REAL_SIZES)}
+    first.sort(key=lambda s: size_rank[s.size])
+    rest.sort(key=lambda s: (size_rank[s.size], s.input_size**2 * s.batch, s.family))
+    return first + rest
+
+
+def _kernel_to_dict(spec: Any, sources: list[str]) -> dict[str, Any]:
+    return {
+        "op": spec.op,
+        "dims": list(spec.dims),
+        "epilogue": spec.epilogue,
+        "stride": spec.stride,
+        "groups": spec.groups,
+        "sources": sources,
+    }
+
+
+def real_tile_kernels(
+    out_dir: str | Path, preset: str = "full", *, seed: int = 0, progress: bool = True
+) -> list[tuple[Any, list[str]]]:
+    """The distinct TVM-ready kernels of the real zoo's models, cached in ``out_dir/kernels.json``.
+
+    ``full`` captures every family at every size (36 models, about 560 kernels; a few minutes), ``ci`` two tiny
+    models. The list is written once (atomically) and read back on resume, so a resumed job measures the same
+    kernels. Order: 20 kernels spread evenly over the FLOP range first (for the time extrapolation), then the rest
+    from the cheapest up.
+
+    Args:
+        out_dir: Collection root.
+        preset: One of :data:`REAL_PRESETS`.
+        seed: Seed of the models' weights.
+        progress: Progress bar while capturing.
+
+    Returns:
+        ``(KernelSpec, sources)`` pairs; sources are ``model:module_path`` strings.
+    """
+    from opgraph._base.jsonio import read_json, write_json
+    from opgraph.perf import zoo
+    from opgraph.perf.errors import PerfError
+    from opgraph.perf.kernels import model_kernels
+    from opgraph.perf.tile import KernelSpec
+
+    path = Path(out_dir) / KERNELS_FILE
+    if path.exists():
+        data = read_json(path, what="kernel list", error=PerfError)
+        if not isinstance(data, dict) or data.get("preset") != preset or not isinstance(data.get("kernels"), list):
+            raise PerfError(f"{path}: not a kernel list of preset {preset!r}; use another --out or delete the file")
+        return [
+            (
+                KernelSpec(
+                    k["op"], tuple(int(d) for d in k["dims"]), k["epilogue"], int(k["stride"]), int(k["groups"])
+                ),
+                list(k.get("sources", [])),
+            )
+            for k in data["kernels"]
+        ]
+    if preset == "ci":
+        specs = zoo.real_specs(("resnet", "gpt2"), ("tiny",), seed=seed)
+    elif preset == "full":
+        specs = zoo.real_specs(zoo.REAL_FAMILIES, zoo.REAL_SIZES, seed=seed)
+    else:
+        raise PerfError(f"preset {preset!r}: choose one of {REAL_PRESETS}")
+    found: dict[str, tuple[Any, list[str]]] = {}
+    for m in model_kernels(specs, progress=progress):
+        for k in m.kernels:
+            spec = k.kernel_spec()
+            if spec is None:
+                continue
+            if spec.name not in found:
+                found[spec.name] = (spec, [])
+            found[spec.name][1].extend(s for s in k.sources if len(found[spec.name][1]) < 8)
+    pairs = sorted(found.values(), key=lambda p: (p[0].flops(), p[0].name))
+    if len(pairs) > 20:  # a spread-out probe first: every family of sizes gets timed early
+        probe = sorted({int(round(i * (len(pairs) - 1) / 19)) for i in range(20)})
+        pairs = [pairs[i] for i in probe] + [p for i, p in enumerate(pairs) if i not in set(probe)]
+    write_json(path, {"preset": preset, "seed": seed, "kernels": [_kernel_to_dict(s, src) for s, src in pairs]})
+    return pairs
+
+
+@dataclass(frozen=True)
+class _GuardedTask:
+    task: Any  # _LayoutTask or tile._TileTask
+    deadline_unix: float | None
+
+
+def _guarded_task(g: _GuardedTask, seed: int) -> dict[str, Any]:
+    """Run one collection task; a failure or a passed deadline is reported in the result, not raised."""
+    from opgraph.perf.tile import _tile_task
+
+    path = Path(g.task.path)
+    name = path.stem
+    if path.exists():  # resume: kept without loading (or timing) anything heavy
+        return _run_task(g.task, seed, _tile_task)
+    if g.deadline_unix is not None and time.time() > g.deadline_unix:
+        return {"name": name, "path": str(path), "skipped": False, "status": "deadline", "meta": {}}
+    try:
+        return _run_task(g.task, seed, _tile_task)
+    except Exception as exc:  # noqa: BLE001 - one graph that fails must not stop a job of hundreds
+        log.warning("%s failed: %s: %s", name, type(exc).__name__, exc)
+        return {"name": name, "path": str(path), "skipped": False, "status": "failed", "error": str(exc)[:300]}
+
+
+def _run_task(task: Any, seed: int, tile_task: Any) -> dict[str, Any]:
+    import gc
+
+    res = _layout_task(task, seed) if isinstance(task, _LayoutTask) else tile_task(task, seed)
+    res["status"] = "kept" if res["skipped"] else "measured"
+    gc.collect()
+    return res
+
+
+def collect_real(
+    out_dir: str | Path,
+    *,
+    preset: str = "full",
+    spaces: tuple[str, ...] = ("layout", "tile"),
+    layout_configs: int = 8,
+    tile_configs: int = 8,
+    settings: MeasureSettings | None = None,
+    executor: Any = "serial",
+    seed: int = 0,
+    deadline_unix: float | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict[str, list[dict[str, Any]]]:
+    """The resumable real-zoo collection job: layout graphs of real CNNs and tile kernels extracted from real models.
+
+    Files go to the official tree under ``out_dir``: ``layout/real/random/train/<graph>.npz`` and
+    ``tile/real/train/<kernel>.npz`` (plus ``kernels.json``, the kernel list). Every file is written atomically
+    (a killed job leaves no half file) and a file that exists is kept, so rerunning the same command resumes.
+    Tasks spread over an :mod:`opgraph.parallel` executor (``"serial"``, ``"process"``, ``"dask://host:port"``);
+    measure with one worker per machine (``dask worker --nworkers 1 --nthreads 1`` on each host) or the
+    timings of concurrent workers disturb each other. A graph that fails is reported and retried by the next run;
+    after ``deadline_unix`` no new graph is started (status ``deadline``).
+
+    Args:
+        out_dir: Collection root.
+        preset: ``full`` (:func:`real_layout_specs`, :func:`real_tile_kernels`) or ``ci`` (a tiny subset).
+        spaces: ``layout`` and/or ``tile``.
+        layout_configs: Configs per layout graph (row 0 = all NCHW).
+        tile_configs: Tile configs per kernel (row 0 = TVM's default schedule).
+        settings: Measurement protocol (rounds >= 2 records the noise ceiling, the tau between rounds).
+        executor: ``opgraph.parallel`` executor spec or instance.
+        seed: Run seed.
+        deadline_unix: Wall-clock time (``time.time()``) after which tasks not yet started are skipped.
+        limit: Only the first ``limit`` graphs of each space (tests, quick runs).
+        progress: Progress bars.
+
+    Returns:
+        ``{"layout": [...], "tile": [...]}``, one dict per graph: name, path, status (measured, kept, failed,
+        deadline) and the file's ``meta``.
+    """
+    from opgraph.perf.errors import PerfError
+    from opgraph.perf.tile import _TileTask
+    from opgraph.perf.tpugraphs import collection_dir
+
+    bad = [s for s in spaces if s not in ("layout", "tile")]
+    if bad or not spaces:
+        raise PerfError(f"spaces {list(spaces)}: choose among 'layout' and 'tile'")
+    root = Path(out_dir)
+    s = settings or MeasureSettings(rounds=2, reps=1, warmup=1)
+    out: dict[str, list[dict[str, Any]]] = {}
+    if "layout" in spaces:
+        d = collection_dir(root, "layout", "real", "random", "train")
+        d.mkdir(parents=True, exist_ok=True)
+        specs = real_layout_specs(preset, seed)[:limit]
+        tasks = [
+            _GuardedTask(_LayoutTask(sp, str(d / f"{sp.name}.npz"), layout_configs, s), deadline_unix) for sp in specs
+        ]
+        out["layout"] = map_tasks(
+            _guarded_task, tasks, executor=executor, seed=seed, progress=progress, desc="layout graphs"
+        )
+    if "tile" in spaces:
+        from opgraph.perf.tile import require_tvm
+
+        require_tvm()
+        d = collection_dir(root, "tile", "real", split="train")
+        d.mkdir(parents=True, exist_ok=True)
+        kernels = real_tile_kernels(root, preset, seed=seed, progress=progress)[:limit]
+        tasks = [
+            _GuardedTask(_TileTask(k, str(d / f"{k.name}.npz"), tile_configs, s), deadline_unix) for k, _ in kernels
+        ]
+        out["tile"] = map_tasks(
+            _guarded_task, tasks, executor=executor, seed=seed + 1, progress=progress, desc="tile kernels"
+        )
+    return out

@@ -301,14 +301,19 @@ def schedule(spec: KernelSpec, tile: tuple[int, int, int] | None) -> Any:
     return sch.mod
 
 
-def sample_tiles(spec: KernelSpec, n: int, rng: np.random.Generator) -> list[tuple[int, int, int] | None]:
-    """``None`` (default schedule) then up to ``n - 1`` distinct power-of-two tiles within the loop extents."""
+def tile_space(spec: KernelSpec) -> list[tuple[int, int, int]]:
+    """Every power-of-two tile ``(ti, tj, tk)`` (1 to 256) within the kernel's loop extents, in lexicographic order."""
     ei, ej, ek = spec.loop_extents()
 
     def opts(e: int) -> list[int]:
         return [v for v in (1, 2, 4, 8, 16, 32, 64, 128, 256) if v <= e]
 
-    space = [(a, b, c) for a in opts(ei) for b in opts(ej) for c in opts(ek)]
+    return [(a, b, c) for a in opts(ei) for b in opts(ej) for c in opts(ek)]
+
+
+def sample_tiles(spec: KernelSpec, n: int, rng: np.random.Generator) -> list[tuple[int, int, int] | None]:
+    """``None`` (default schedule) then up to ``n - 1`` distinct power-of-two tiles within the loop extents."""
+    space = tile_space(spec)
     idx = rng.permutation(len(space))[: max(0, n - 1)]
     return [None] + [space[i] for i in sorted(idx)]
 
@@ -349,6 +354,79 @@ def analytical_tile_cost(rec: GraphRecord) -> np.ndarray:
     lanes = np.where(tj % 8 == 0, 8.0, np.where(tj % 4 == 0, 4.0, 1.0))
     overhead = 1.0 + 4.0 / np.maximum(tj, 1) + 2.0 / np.maximum(tk, 1)
     return flops / (2e9 * lanes) * mem * overhead
+
+
+def _llvm_target(tvm: Any, mcpu: str | None) -> tuple[Any, dict[str, Any]]:
+    """The LLVM target (``mcpu``: the host's CPU name when None) and its spec dict."""
+    target_spec: dict[str, Any] = {"kind": "llvm"}
+    if mcpu:
+        target_spec["mcpu"] = mcpu
+    else:
+        host = tvm.get_global_func("tvm.codegen.llvm.GetHostCPUName", allow_missing=True)
+        if host is not None:
+            target_spec["mcpu"] = str(host())
+    return tvm.target.Target(target_spec), target_spec
+
+
+class TileRunner:
+    """Compiles the tile schedules of one kernel on demand (cached) and runs them on fixed random inputs.
+
+    Args:
+        spec: The kernel.
+        mcpu: LLVM CPU name (``None``: the host's).
+    """
+
+    def __init__(self, spec: KernelSpec, mcpu: str | None = None) -> None:
+        tvm = require_tvm()
+        self.spec = spec
+        self.target, self.target_spec = _llvm_target(tvm, mcpu)
+        _, shapes = _te_func(spec)
+        dev = tvm.cpu()
+        data_rng = np.random.default_rng(0)
+        self.args = [tvm.runtime.tensor(data_rng.random(s, dtype=np.float32), dev) for s in shapes]
+        self._fns: dict[tuple[int, int, int] | None, Any] = {}
+        self.compile_s = 0.0
+
+    def function(self, tile: tuple[int, int, int] | None) -> Any:
+        """The compiled function of ``tile`` (``None``: TVM's default schedule); compiled once."""
+        if tile not in self._fns:
+            tvm = require_tvm()
+            t0 = time.perf_counter()
+            self._fns[tile] = tvm.compile(schedule(self.spec, tile), target=self.target)["main"]
+            self.compile_s += time.perf_counter() - t0
+        return self._fns[tile]
+
+    def thunk(self, tile: tuple[int, int, int] | None) -> Any:
+        """A no-argument callable running one execution of ``tile``'s kernel."""
+        f, args = self.function(tile), self.args
+        return lambda: f(*args)
+
+
+def candidate_record(spec: KernelSpec, tiles: list[tuple[int, int, int] | None]) -> GraphRecord:
+    """An unmeasured tile record of ``tiles`` (the cost models' input: node features and config columns)."""
+    from opgraph.perf.collect import graph_of
+    from opgraph.perf.features import node_features
+
+    module, example = spec.torch_module()
+    feat, opcode, edges = node_features(graph_of(module, example))
+    return GraphRecord(
+        name=spec.name,
+        kind="tile",
+        node_feat=feat,
+        node_opcode=opcode,
+        edge_index=edges,
+        config_runtime=None,
+        config_feat=np.stack([tile_config_row(spec, t) for t in tiles]).reshape(-1, TILE_CONFIG_DIM),
+        measure_meta={
+            "kernel": {
+                "op": spec.op,
+                "dims": list(spec.dims),
+                "epilogue": spec.epilogue,
+                "stride": spec.stride,
+                "groups": spec.groups,
+            }
+        },
+    )
 
 
 def tile_record(

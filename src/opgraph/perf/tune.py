@@ -29,6 +29,7 @@ model instance with :func:`apply_layout`. ``tune_layout(..., log_path=...)`` kee
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import math
 import time
@@ -125,6 +126,7 @@ def race_tune(
     uniform: bool = True,
     known: list[MeasuredConfig] | None = None,
     on_measured: Callable[[list[MeasuredConfig], float], None] | None = None,
+    neighbours: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> RaceOutcome:
     """Spend ``budget`` distinct measured configs adaptively: screen, local search, race (see the module docs).
 
@@ -149,6 +151,8 @@ def race_tune(
             ratios to the default stand in for a screening measurement.
         on_measured: Called after every screening / local-search run with the configs measured so far (the
             default first) and the default's runtime in ns (to keep a tuning log).
+        neighbours: ``neighbours(row) -> int[k, t]``, the local-search neighbourhood of a config (default:
+            flip one convolution's layout); :func:`tune_tile` halves or doubles tile sizes.
 
     Returns:
         A :class:`RaceOutcome`.
@@ -225,8 +229,11 @@ def race_tune(
         stages: list[str] = []
         if local_search > 0:
             best = min(measured, key=lambda m: m.ratio).choice
-            flips = np.repeat(best[None], len(best), axis=0)
-            flips[np.arange(len(best)), np.arange(len(best))] ^= 1
+            if neighbours is not None:
+                flips = np.asarray(neighbours(best), dtype=np.int64).reshape(-1, cand.shape[1])
+            else:
+                flips = np.repeat(best[None], len(best), axis=0)
+                flips[np.arange(len(best)), np.arange(len(best))] ^= 1
             fresh = [f for f in flips if f.tobytes() not in seen]
             if fresh:
                 fc = np.asarray(score(np.stack(fresh)), dtype=np.float64)
@@ -719,3 +726,157 @@ def simulate_tuning(model: Any, record: Any, measure_frac: float = 0.1) -> dict[
         "speedup_vs_default": float(rt[ref] / chosen),
         "measured_frac": len(top) / len(rt),
     }
+
+
+# -- the tile space -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TileTuneResult:
+    """The schedule :func:`tune_tile` picked for one kernel.
+
+    Attributes:
+        kernel: Kernel name (:attr:`opgraph.perf.tile.KernelSpec.name`).
+        tile: The chosen tile ``(ti, tj, tk)``; None when TVM's default schedule was not beaten.
+        n_candidates: Tiles in the candidate set (the default schedule not counted).
+        n_measured: Distinct configs measured, the default schedule included.
+        default_ns: Runtime of TVM's default schedule in the final race, ns.
+        chosen_ns: Runtime of the chosen schedule in the same rounds, ns.
+        measured: Every config measured (``choice`` = ``[ti, tj, tk]``, ``[0, 0, 0]`` for the default).
+        tune_s: Wall time of the whole call, s.
+        compile_s: Part of it spent compiling schedules, s.
+    """
+
+    kernel: str
+    tile: tuple[int, int, int] | None
+    n_candidates: int
+    n_measured: int
+    default_ns: float
+    chosen_ns: float
+    measured: list[MeasuredConfig]
+    tune_s: float
+    compile_s: float
+
+    @property
+    def speedup(self) -> float:
+        """TVM default schedule runtime / chosen runtime (>= 1 when a tile beat the default)."""
+        return self.default_ns / self.chosen_ns if self.chosen_ns > 0 else math.nan
+
+    @property
+    def measured_frac(self) -> float:
+        """Distinct configs measured / candidates."""
+        return self.n_measured / max(self.n_candidates, 1)
+
+
+def _tile_of(row: np.ndarray) -> tuple[int, int, int] | None:
+    return None if not np.asarray(row).any() else (int(row[0]), int(row[1]), int(row[2]))
+
+
+def tune_tile(
+    spec: Any,
+    ranker: Any,
+    *,
+    candidates: list[tuple[int, int, int]] | None = None,
+    measure_frac: float = 0.1,
+    finalists: int = 3,
+    race_rounds: int = 10,
+    local_frac: float = 0.4,
+    settings: MeasureSettings | None = None,
+    seed: int = 0,
+    runner: Any = None,
+) -> TileTuneResult:
+    """Pick a tile schedule for one TVM kernel, measuring only the cost model's top picks.
+
+    The cost model ranks every candidate (no compiling, no measuring); :func:`race_tune` then spends a budget of
+    ``floor(measure_frac * n)`` measured configs (TVM's default schedule counts against it): the default and the
+    model's top picks, then (``local_frac`` of the budget) the candidates next to the best measured tile (each tile
+    size halved, kept or doubled), the most promising by the model first; it races the best ``finalists`` against
+    the default and returns the winner if it beats the default head-to-head.
+
+    Args:
+        spec: The kernel (:class:`opgraph.perf.tile.KernelSpec`).
+        ranker: A tile cost model with ``predict(GraphRecord) -> cost per config`` (lower = faster), e.g. a fitted
+            :class:`opgraph.perf.baselines.LightGBMBaseline` or :class:`~opgraph.perf.baselines.AnalyticalBaseline`.
+        candidates: Candidate tiles (default: :func:`opgraph.perf.tile.tile_space`, every power-of-two tile).
+        measure_frac: Measuring budget as a fraction of the candidates (at least 2 configs).
+        finalists: Measured tiles raced against the default.
+        race_rounds: Interleaved rounds of the race (one timed run per config per round).
+        settings: Protocol of the screening run (its ``rounds``, ``reps``, ``warmup``).
+        seed: Seed of the measuring runs' shuffles.
+        local_frac: Share of the budget for the neighbours of the best measured tile (0: model picks only).
+        runner: A :class:`opgraph.perf.tile.TileRunner` of ``spec`` to reuse (its compiled schedules are cached).
+
+    Returns:
+        A :class:`TileTuneResult`.
+    """
+    from opgraph.perf.measure import measure_configs
+    from opgraph.perf.tile import TileRunner, candidate_record, tile_space
+
+    t0 = time.perf_counter()
+    tiles = list(candidates) if candidates is not None else tile_space(spec)
+    if not tiles or any(t is None or len(t) != 3 or min(t) < 1 for t in tiles):
+        raise PerfError(f"{spec.name}: candidates must be a non-empty list of (ti, tj, tk) tiles >= 1")
+    rows = np.array([[0, 0, 0]] + [list(t) for t in tiles], dtype=np.int64)
+    cost = np.asarray(ranker.predict(candidate_record(spec, [None, *tiles])), dtype=np.float64)
+    if cost.shape != (len(rows),):
+        raise PerfError(f"{spec.name}: the ranker returned {cost.shape} costs for {len(rows)} configs")
+    lookup = {r.tobytes(): float(c) for r, c in zip(rows, cost)}
+    run = runner if runner is not None else TileRunner(spec)
+    s = settings or MeasureSettings(rounds=2, reps=2, warmup=1)
+
+    def score(choices: np.ndarray) -> np.ndarray:
+        return np.array([lookup[np.asarray(r, dtype=np.int64).tobytes()] for r in choices])
+
+    def measurer(proto: MeasureSettings) -> Measurer:
+        def measure(choices: np.ndarray, n_rounds: int, run_seed: int) -> np.ndarray:
+            m = measure_configs(
+                len(choices),
+                lambda i: run.thunk(_tile_of(choices[i])),
+                reference=0,
+                settings=replace(proto, rounds=n_rounds),
+                seed=run_seed,
+            )
+            return m.rounds_ns.astype(np.float64)
+
+        return measure
+
+    in_space = set(lookup)
+
+    def neighbours(row: np.ndarray) -> np.ndarray:
+        """Candidates whose tile sizes are each the best's halved, kept or doubled (not all kept)."""
+        if not row.any():
+            return np.zeros((0, 3), dtype=np.int64)
+        out = []
+        for f in itertools.product((0.5, 1.0, 2.0), repeat=3):
+            nb = np.array([int(v * g) for v, g in zip(row, f)], dtype=np.int64)
+            if f != (1.0, 1.0, 1.0) and nb.tobytes() in in_space:
+                out.append(nb)
+        return np.array(out, dtype=np.int64).reshape(-1, 3)
+
+    budget = max(2, int(math.floor(measure_frac * len(tiles))))
+    out = race_tune(
+        rows,
+        score,
+        measurer(s),
+        budget=budget,
+        local_search=int(round(local_frac * (budget - 1))),
+        finalists=finalists,
+        race_rounds=race_rounds,
+        rounds=s.rounds,
+        seed=seed,
+        race_measure=measurer(replace(s, reps=1, warmup=1, abort_factor=math.inf)),
+        uniform=False,
+        neighbours=neighbours,
+    )
+    chosen = out.measured[out.chosen]
+    return TileTuneResult(
+        kernel=spec.name,
+        tile=_tile_of(chosen.choice),
+        n_candidates=len(tiles),
+        n_measured=len(out.measured),
+        default_ns=out.default_ns,
+        chosen_ns=out.chosen_ns,
+        measured=out.measured,
+        tune_s=time.perf_counter() - t0,
+        compile_s=run.compile_s,
+    )
