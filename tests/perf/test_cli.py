@@ -128,7 +128,9 @@ def test_train_tile_uses_the_tile_design(tmp_path, make_tile):
     r = CliRunner()
     _ok(
         r.invoke(
-            group, ["train", "--data", str(data), "--out", str(tmp_path / "t.pt"), "--epochs", "1", "--hidden", "8"]
+            group,
+            ["train", "--data", str(data), "--out", str(tmp_path / "t.pt"), "--epochs", "1", "--hidden", "8"]
+            + ["--model-type", "gnn"],
         )
     )
     from opgraph.perf.model import CostModel
@@ -141,7 +143,8 @@ def test_train_tile_uses_the_tile_design(tmp_path, make_tile):
     _ok(
         r.invoke(
             group,
-            ["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--join", "early", "--ensemble", "1"],
+            ["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--join", "early", "--ensemble", "1"]
+            + ["--model-type", "gnn"],
         )
     )
     assert (CostModel.load(out).config.join, CostModel.load(out).members) == ("early", [])

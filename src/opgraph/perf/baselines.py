@@ -11,11 +11,18 @@ like :class:`~opgraph.perf.model.CostModel`.
   NCHW convolution costs oneDNN on CPU. Tile: the cache-footprint model of :mod:`opgraph.perf.tile`.
 * :class:`LightGBMBaseline`: ``LGBMRanker(objective="lambdarank")`` with one query per graph on aggregate graph
   features + config summaries (fraction channels-last overall / FLOP-weighted / per conv kind, conversions).
+* :class:`MetaScheduleBaseline` (tile only): TVM MetaSchedule's own learned cost models, ``XGBModel`` (XGBoost on
+  per-store TIR features, pack-sum loss; what ``tune_tir`` uses) or ``MLPModel`` (segment-sum MLP, lambda-rank
+  loss), trained on the same measured records: every config's schedule is rebuilt from ``measure_meta["kernel"]``
+  and its tile, and fed to the model with its measured runtime.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import zlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,6 +30,8 @@ import numpy as np
 from opgraph.perf.errors import require
 from opgraph.perf.features import COL_GROUPS, COL_SHAPE, COL_WINDOW, conv_flops
 from opgraph.perf.tpugraphs import GraphRecord
+
+log = logging.getLogger(__name__)
 
 PEAK_FLOPS = 30e9  # effective single-core fp32 FLOP/s (AVX2 FMA at ~1/3 of peak)
 BANDWIDTH_BPS = 10e9  # effective single-core memory bandwidth, bytes/s
@@ -192,16 +201,20 @@ class LightGBMBaseline:
         self.seed = seed
         self.n_estimators = n_estimators
         self.model: Any = None
+        self.selection: dict[str, Any] = {}  # how ``opgraph perf train`` chose it (see model.load_ranker)
 
     @staticmethod
     def features(rec: GraphRecord) -> np.ndarray:
         """Row features of every config of ``rec``."""
         return layout_row_features(rec) if rec.kind == "layout" else tile_row_features(rec)
 
+    kind: str = ""
+
     def fit(self, train: list[GraphRecord]) -> LightGBMBaseline:
         """Fit ``LGBMRanker`` with relevance = 30 for the fastest config of a graph down to 0 for the slowest."""
         lgb = require("lightgbm", "perf")
         xs, ys, groups = [], [], []
+        self.kind = train[0].kind if train else ""
         for r in train:
             x = self.features(r)
             rt = r.target_runtime()
@@ -227,3 +240,167 @@ class LightGBMBaseline:
     def predict(self, rec: GraphRecord) -> np.ndarray:
         """Cost = minus the ranker's relevance score."""
         return -np.asarray(self.model.predict(self.features(rec)), dtype=np.float64)
+
+    def to_string(self) -> str:
+        """The fitted booster as LightGBM's text model format (for a checkpoint; no pickle)."""
+        booster = getattr(self.model, "booster_", self.model)
+        return str(booster.model_to_string())
+
+    @classmethod
+    def from_string(cls, text: str, kind: str) -> LightGBMBaseline:
+        """A baseline that predicts with a booster saved by :meth:`to_string`."""
+        lgb = require("lightgbm", "perf")
+        out = cls()
+        out.model = lgb.Booster(model_str=text)  # type: ignore[attr-defined]
+        out.kind = kind
+        return out
+
+
+# -- MetaSchedule's cost models (tile space) ----------------------------------------------------------------
+
+#: The apache-tvm-ffi releases whose MetaSchedule feature extraction segfaults (research note perf-real §0).
+_BAD_TVM_FFI = ("0.1.15",)
+_MS_CACHE: dict[tuple[str, int, bytes], tuple[Any, list[Any], list[float]]] = {}
+
+
+def _check_tvm_ffi() -> None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from opgraph.perf.errors import MissingDependencyError
+
+    try:
+        import tvm_ffi
+
+        v = str(getattr(tvm_ffi, "__version__", "") or version("apache-tvm-ffi"))
+    except (ImportError, PackageNotFoundError):
+        return
+    if v.startswith(_BAD_TVM_FFI):
+        raise MissingDependencyError(
+            f"MetaSchedule's feature extractor segfaults with apache-tvm-ffi {v}; "
+            "install `pip install apache-tvm-ffi==0.1.14.post1` to use the MetaSchedule baselines"
+        )
+
+
+def _kernel_of(rec: GraphRecord) -> Any:
+    from opgraph.perf.errors import PerfError
+    from opgraph.perf.tile import KernelSpec
+
+    k = rec.measure_meta.get("kernel")
+    if not k:
+        raise PerfError(f"{rec.name}: no measure_meta['kernel']; the MetaSchedule baselines need collect_tile records")
+    return KernelSpec(k["op"], tuple(k["dims"]), k["epilogue"], int(k.get("stride", 1)), int(k.get("groups", 1)))
+
+
+def metaschedule_candidates(rec: GraphRecord) -> tuple[Any, list[Any], list[float]]:
+    """``(TuneContext, MeasureCandidate per config, runtime s per config)`` of a tile record (cached per process).
+
+    Config ``measure_meta["reference_config"]`` (0) is the default schedule; every other config's tile is read
+    back from its kernel bounds (columns 0-2).
+    """
+    from opgraph.perf.tile import _te_func, require_tvm, schedule
+
+    key = (rec.name, rec.n_configs, np.ascontiguousarray(rec.config_matrix()).tobytes())
+    if key in _MS_CACHE:
+        return _MS_CACHE[key]
+    tvm = require_tvm()
+    _check_tvm_ffi()
+    ms = tvm.s_tir.meta_schedule
+    spec = _kernel_of(rec)
+    func, _ = _te_func(spec)
+    target = tvm.target.Target({"kind": "llvm", "num-cores": 1})
+    ctx = ms.TuneContext(mod=tvm.IRModule({"main": func}), target=target, num_threads=1)
+    args = ms.arg_info.ArgInfo.from_prim_func(func)
+    ref = int(rec.measure_meta.get("reference_config", 0))
+    cf = rec.config_matrix()
+    cands = []
+    for i in range(rec.n_configs):
+        tile = None if i == ref else (int(cf[i, 0]), int(cf[i, 1]), int(cf[i, 2]))
+        cands.append(ms.MeasureCandidate(tvm.s_tir.Schedule(schedule(spec, tile)), args))
+    secs = [float(v) for v in np.asarray(rec.config_runtime, dtype=np.float64) / 1e9] if rec.has_runtimes else []
+    _MS_CACHE[key] = (ctx, cands, secs)
+    return _MS_CACHE[key]
+
+
+@contextlib.contextmanager
+def _steplr_without_verbose() -> Iterator[None]:
+    """TVM 0.27's MLP trainer passes ``verbose=True`` to ``StepLR``, a keyword torch 2.x removed: drop it."""
+    import torch
+
+    orig = torch.optim.lr_scheduler.StepLR
+
+    def step_lr(*a: Any, verbose: Any = None, **kw: Any) -> Any:
+        return orig(*a, **kw)
+
+    torch.optim.lr_scheduler.StepLR = step_lr  # type: ignore[misc, assignment]
+    try:
+        yield
+    finally:
+        torch.optim.lr_scheduler.StepLR = orig  # type: ignore[misc]
+
+
+class MetaScheduleBaseline:
+    """TVM MetaSchedule's ``XGBModel`` (``model="xgb"``) or ``MLPModel`` (``model="mlp"``) on tile records.
+
+    Fitting feeds every training kernel's configs (one ``TuneContext`` per kernel, i.e. one MetaSchedule
+    workload group) with their measured runtimes and trains once on all of them; ``predict`` returns minus the
+    model's score (MetaSchedule predicts a normalised throughput, higher = faster). Needs the ``tvm`` extra,
+    ``xgboost`` for ``"xgb"`` (``pip install 'opgraph[perf]'``) and an ``apache-tvm-ffi`` other than 0.1.15.x.
+    """
+
+    def __init__(self, model: str = "xgb", seed: int = 0) -> None:
+        from opgraph.perf.errors import PerfError
+
+        if model not in ("xgb", "mlp"):
+            raise PerfError(f"MetaScheduleBaseline model must be 'xgb' or 'mlp', got {model!r}")
+        self.model_kind = model
+        self.seed = seed
+        self.name = "MetaSchedule XGBoost" if model == "xgb" else "MetaSchedule MLP"
+        self.model: Any = None
+
+    def fit(self, train: list[GraphRecord]) -> MetaScheduleBaseline:
+        """Train on every config of every training kernel."""
+        import random
+
+        from opgraph.perf.errors import PerfError
+        from opgraph.perf.tile import require_tvm
+
+        if not train or any(r.kind != "tile" for r in train):
+            raise PerfError("MetaScheduleBaseline.fit: needs tile records (kernels measured by collect_tile)")
+        tvm = require_tvm()
+        _check_tvm_ffi()
+        ms = tvm.s_tir.meta_schedule
+        groups = [metaschedule_candidates(r) for r in train]
+        if self.model_kind == "xgb":
+            require("xgboost", "perf")
+            # adaptive training with a huge last_train_size: add every group without retraining, then train once
+            from tvm.s_tir.meta_schedule.cost_model.xgb_model import XGBConfig
+
+            m = ms.cost_model.XGBModel(
+                config=XGBConfig(seed=self.seed, nthread=1), num_warmup_samples=0, adaptive_training=True
+            )
+            for i, (ctx, cands, secs) in enumerate(groups):
+                last = i == len(groups) - 1
+                m.adaptive_training = not last
+                m.last_train_size = 0 if last else 1 << 60
+                m.update(ctx, cands, [ms.runner.RunnerResult(run_secs=[s], error_msg=None) for s in secs])
+        else:
+            import torch
+            from tvm.s_tir.meta_schedule.cost_model import mlp_model
+            from tvm.s_tir.meta_schedule.utils import shash2hex
+
+            random.seed(self.seed)
+            torch.manual_seed(self.seed)
+            m = mlp_model.MLPModel()
+            results = [[ms.runner.RunnerResult(run_secs=[s], error_msg=None) for s in secs] for _, _, secs in groups]
+            for (ctx, cands, _), res in zip(groups, results):
+                feats, costs = mlp_model.extract_features(ctx, cands, res, m.trainer.state.extractor)
+                m.trainer.state.add_to_group(feats, costs, shash2hex(ctx.mod))
+            with _steplr_without_verbose():
+                m.trainer.train_full()
+        self.model = m
+        return self
+
+    def predict(self, rec: GraphRecord) -> np.ndarray:
+        """Cost = minus MetaSchedule's predicted score."""
+        ctx, cands, _ = metaschedule_candidates(rec)
+        return -np.asarray(self.model.predict(ctx, cands), dtype=np.float64).reshape(-1)

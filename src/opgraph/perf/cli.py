@@ -228,6 +228,14 @@ def _records(data: Path) -> list[Any]:
 @click.option("--hidden", type=int, default=64, show_default=True)
 @click.option("--mse-weight", type=float, default=None, help="Weight of the MSE term (default: 0.02 tile, 0 layout).")
 @click.option("--valid-frac", type=float, default=0.2, show_default=True, help="Whole graphs held out for selection.")
+@click.option(
+    "--model-type",
+    type=click.Choice(["auto", "gnn", "lightgbm"]),
+    default="auto",
+    show_default=True,
+    help="auto: train the GNN and LightGBM, keep the better on the validation graphs (Kendall tau, then "
+    "slowdown); the choice and both scores are saved in the checkpoint.",
+)
 @seed_option()
 def train(
     data: Path,
@@ -239,15 +247,16 @@ def train(
     hidden: int,
     mse_weight: float | None,
     valid_frac: float,
+    model_type: str,
     seed: int,
 ) -> None:
-    """Train the GraphSAGE cost model on a collection."""
+    """Train the GraphSAGE cost model (and LightGBM; the better one is kept) on a collection."""
     require("torch", "perf")
     _at_least(1, epochs=epochs, ensemble=ensemble, hidden=hidden)
     if not 0 <= valid_frac < 1:
         raise PerfError(f"--valid-frac {valid_frac} must be in [0, 1) (the share of graphs held out)")
     from opgraph.perf.collect import split_names
-    from opgraph.perf.model import CostModel, ModelConfig
+    from opgraph.perf.model import ModelConfig
 
     recs = _records(data)
     tr_names, va_names = split_names([r.name for r in recs], valid_frac, seed) if valid_frac > 0 else ([], [])
@@ -268,10 +277,22 @@ def train(
         seed=seed,
         **tile,
     )
-    model = CostModel(cfg).fit(train_recs, valid_recs or None, progress=True)
-    model.save(out)
-    last = model.history[-1] if model.history else {}
-    _console().print(f"{model} -> {out}; last epoch {json.dumps(last)}")
+    from opgraph.perf.evaluate import train_and_choose
+
+    chosen, model, selection = train_and_choose(
+        cfg, train_recs, valid_recs, model_type=model_type, seed=seed, progress=True
+    )
+    if chosen == "GNN":
+        model.save(out)
+    else:
+        from opgraph.perf.model import save_lightgbm
+
+        save_lightgbm(model, out, selection=selection)
+    con = _console()
+    for name, sc in selection.get("valid_scores", {}).items():
+        con.print(f"validation {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in sc.items()))
+    last = model.history[-1] if getattr(model, "history", None) else {}
+    con.print(f"kept {chosen}: {selection.get('reason', '')} -> {out}; last epoch {json.dumps(last)}")
 
 
 @group.command(name="eval")
@@ -288,12 +309,12 @@ def eval_cmd(model_path: Path, data: Path, baselines: bool, json_out: Path | Non
     """Score a checkpoint (and untrained baselines) on a collection, next to the noise ceiling."""
     from opgraph.perf.baselines import AnalyticalBaseline, DefaultBaseline, RandomBaseline
     from opgraph.perf.evaluate import compare
-    from opgraph.perf.model import CostModel
+    from opgraph.perf.model import load_ranker
 
     require("torch", "perf")
-    model = CostModel.load(model_path)
+    model = load_ranker(model_path)
     recs = _records(data)
-    models: dict[str, Any] = {"GNN": model}
+    models: dict[str, Any] = {"GNN" if hasattr(model, "net") else "LightGBM": model}
     if baselines:
         models.update(
             {"analytical": AnalyticalBaseline(), "default config": DefaultBaseline(), "random": RandomBaseline()}
@@ -332,12 +353,12 @@ def rank(model_path: Path, top: int, csv_out: Path | None, candidates: int, seed
     from rich.table import Table
 
     from opgraph.perf.metrics import kendall_tau
-    from opgraph.perf.model import CostModel
+    from opgraph.perf.model import load_ranker
     from opgraph.perf.ranking import describe_config, kaggle_id, rank_record, write_submission
     from opgraph.perf.tpugraphs import load_graph
 
     require("torch", "perf")
-    model = CostModel.load(model_path)
+    model = load_ranker(model_path)
     con = _console()
     items: list[tuple[str, Any, list[str] | None]] = []
     for g in graphs:
@@ -358,8 +379,8 @@ def rank(model_path: Path, top: int, csv_out: Path | None, candidates: int, seed
             items.append((f"{name}.npz", cand, [targets[c] for c in columns]))
     rankings = []
     for src, rec, node_targets in items:
-        if rec.kind != model.config.kind:
-            raise PerfError(f"GRAPHS {src}: a {rec.kind} graph; --model {model_path} ranks {model.config.kind} graphs")
+        if rec.kind != model.kind:
+            raise PerfError(f"GRAPHS {src}: a {rec.kind} graph; --model {model_path} ranks {model.kind} graphs")
         r = rank_record(model, rec, kaggle_id(src, rec.kind))
         rankings.append(r)
         order = [int(i) for i in r.order]
@@ -438,7 +459,7 @@ def tune(
     log_path: Path | None,
 ) -> None:
     """Pick a layout for MODEL_FACTORY (path/to/file.py:factory): rank candidates, measure the top ones, race them."""
-    from opgraph.perf.model import CostModel
+    from opgraph.perf.model import load_ranker
     from opgraph.perf.tune import tune_layout
 
     if not 0 < measure_frac <= 1:
@@ -446,9 +467,9 @@ def tune(
     if not 0 <= local_search < 1:
         raise click.UsageError("--local-search must be in [0, 1)")
     require("torch", "perf")
-    model = CostModel.load(model_path)
-    if model.config.kind != "layout":
-        raise PerfError(f"--model {model_path}: a {model.config.kind} model; tune needs a layout model")
+    model = load_ranker(model_path)
+    if model.kind != "layout":
+        raise PerfError(f"--model {model_path}: a {model.kind} model; tune needs a layout model")
     module, example = load_factory(model_factory)
     res = tune_layout(
         module,

@@ -1,10 +1,17 @@
-"""Evaluate models and baselines side by side on held-out graphs, next to the measured noise ceiling."""
+"""Evaluate models and baselines side by side on held-out graphs, next to the measured noise ceiling.
+
+* :func:`compare`: fit every model on some graphs, score it on others.
+* :func:`family_of` / :func:`leave_one_family_out` / :func:`compare_families`: hold out whole architecture
+  families (train on the others, test on one never seen; every family held out once).
+* :func:`choose_model`: pick the better of several fitted models on validation graphs (``opgraph perf train``).
+"""
 
 from __future__ import annotations
 
 import math
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,3 +137,170 @@ def compare(
         comp.fit_s[name] = time.perf_counter() - t0
         comp.scores[name] = evaluate_model(name, m, test)
     return comp
+
+
+_HF_NAME = re.compile(r"^hf_([a-z0-9]+)_")
+
+
+def family_of(rec: GraphRecord, families: Mapping[str, str] | None = None) -> str:
+    """The architecture family of a graph.
+
+    Looked up in this order: ``families[rec.name]``; ``measure_meta["family"]``; ``measure_meta["zoo"]["family"]``
+    (layout graphs of :func:`~opgraph.perf.collect.collect_layout`); the ``hf_<family>_`` prefix of real-zoo names;
+    else the name up to its first ``_`` (seeded zoo graphs ``resnet_s3``).
+
+    Args:
+        rec: The graph.
+        families: Optional graph name -> family map (e.g. the ``families.json`` of a dataset).
+
+    Returns:
+        The family name.
+    """
+    if families and rec.name in families:
+        return str(families[rec.name])
+    meta = rec.measure_meta or {}
+    if meta.get("family"):
+        return str(meta["family"])
+    zoo = meta.get("zoo")
+    if isinstance(zoo, dict) and zoo.get("family"):
+        return str(zoo["family"])
+    m = _HF_NAME.match(rec.name)
+    if m:
+        return m.group(1)
+    return rec.name.split("_", 1)[0]
+
+
+def leave_one_family_out(
+    records: Sequence[GraphRecord],
+    families: Mapping[str, str] | None = None,
+    *,
+    min_train: int = 1,
+) -> Iterator[tuple[str, list[GraphRecord], list[GraphRecord]]]:
+    """Yield ``(family, train, test)`` once per family: test = that family's graphs, train = all other graphs.
+
+    Families are visited in sorted order; every graph is in exactly one test split.
+
+    Args:
+        records: Graphs of one kind.
+        families: Optional graph name -> family map (see :func:`family_of`).
+        min_train: Skip a family whose complement has fewer training graphs than this.
+
+    Raises:
+        ValueError: Fewer than two families (nothing to hold out against).
+    """
+    fam = [family_of(r, families) for r in records]
+    names = sorted(set(fam))
+    if len(names) < 2:
+        raise ValueError(f"leave_one_family_out needs graphs of at least two families, got {names}")
+    for f in names:
+        test = [r for r, g in zip(records, fam) if g == f]
+        train = [r for r, g in zip(records, fam) if g != f]
+        if len(train) >= min_train:
+            yield f, train, test
+
+
+def compare_families(
+    models: Mapping[str, Any],
+    records: Sequence[GraphRecord],
+    families: Mapping[str, str] | None = None,
+    *,
+    progress: bool = False,
+) -> dict[str, Comparison]:
+    """Leave-one-family-out :func:`compare`: family -> comparison of every model trained without that family.
+
+    Args:
+        models: name -> a factory ``() -> model`` with ``fit``/``predict`` (a fresh model per fold, e.g. a class).
+        records: Graphs of one kind.
+        families: Optional graph name -> family map.
+        progress: Show a tqdm bar over families.
+    """
+    from tqdm.auto import tqdm
+
+    out: dict[str, Comparison] = {}
+    folds = list(leave_one_family_out(records, families))
+    for fam, train, test in tqdm(folds, disable=not progress, desc="families"):
+        fold = {name: factory() for name, factory in models.items()}
+        out[fam] = compare(fold, train, test)
+    return out
+
+
+def choose_model(scores: Mapping[str, CollectionScore], *, slowdown_k: int | None = None) -> str:
+    """The best model on validation scores: highest mean Kendall tau, ties (within 1e-9) broken by lower slowdown.
+
+    Args:
+        scores: model name -> :class:`CollectionScore` on the same validation graphs.
+        slowdown_k: The K of the tie-break slowdown (default: the collection's middle K, 10 layout / 5 tile).
+
+    Returns:
+        The winning name (the first one listed among exact ties).
+    """
+    if not scores:
+        raise ValueError("choose_model: no scores")
+
+    def key(item: tuple[int, tuple[str, CollectionScore]]) -> tuple[float, float, int]:
+        i, (_, sc) = item
+        k = slowdown_k if slowdown_k is not None else sc.ks[1]
+        tau = sc.mean("kendall_tau")
+        tau = -math.inf if math.isnan(tau) else round(tau, 9)
+        return (-tau, sc.mean_slowdown(k), i)
+
+    return min(enumerate(scores.items()), key=key)[1][0]
+
+
+def train_and_choose(
+    config: Any,
+    train: Sequence[GraphRecord],
+    valid: Sequence[GraphRecord],
+    *,
+    model_type: str = "auto",
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[str, Any, dict[str, Any]]:
+    """Train the GNN and/or LightGBM and keep the better one on the validation graphs (``opgraph perf train``).
+
+    Args:
+        config: The GNN's :class:`~opgraph.perf.model.ModelConfig`.
+        train: Training graphs.
+        valid: Validation graphs (whole graphs); with ``model_type="auto"`` and none, the GNN is kept unscored.
+        model_type: ``"auto"`` (train both, keep the better by :func:`choose_model`), ``"gnn"`` or ``"lightgbm"``.
+        seed: LightGBM's seed.
+        progress: Show the GNN's epoch bar.
+
+    Returns:
+        ``(chosen name "GNN" or "LightGBM", fitted model, selection)``; ``selection`` (saved in the checkpoint)
+        holds ``model_type``, ``chosen``, ``reason``, the validation graph names and each candidate's validation
+        summary (``valid_scores``).
+    """
+    from opgraph.perf.baselines import LightGBMBaseline
+    from opgraph.perf.errors import PerfError
+    from opgraph.perf.model import CostModel
+
+    if model_type not in ("auto", "gnn", "lightgbm"):
+        raise PerfError(f"--model-type must be auto, gnn or lightgbm, got {model_type!r}")
+    names = ("GNN", "LightGBM") if model_type == "auto" else (("GNN",) if model_type == "gnn" else ("LightGBM",))
+    fitted: dict[str, Any] = {}
+    for name in names:
+        if name == "GNN":
+            fitted[name] = CostModel(config).fit(list(train), list(valid) or None, progress=progress)
+        else:
+            fitted[name] = LightGBMBaseline(seed=seed).fit(list(train))
+    scores = {n: evaluate_model(n, m, valid) for n, m in fitted.items()} if valid else {}
+    if len(fitted) == 1:
+        chosen, reason = names[0], f"--model-type {model_type}"
+    elif not scores:
+        chosen, reason = "GNN", "no validation graphs, so nothing to compare: the GNN is kept"
+    else:
+        chosen = choose_model(scores)
+        s = {n: sc.summary() for n, sc in scores.items()}
+        reason = "higher validation Kendall tau (" + ", ".join(f"{n} {v['kendall_tau']:.3f}" for n, v in s.items())
+        reason += ")"
+    selection: dict[str, Any] = {
+        "model_type": model_type,
+        "chosen": chosen,
+        "reason": reason,
+        "valid_graphs": [r.name for r in valid],
+        "valid_scores": {n: sc.summary() for n, sc in scores.items()},
+    }
+    model = fitted[chosen]
+    model.selection = selection
+    return chosen, model, selection

@@ -70,6 +70,8 @@ class ModelConfig:
             (whole graphs, seeded) and keep the epoch with the best validation Kendall tau; 0 disables it.
         ensemble: Number of networks trained with seeds ``seed, seed + 1, ...`` on the same graphs; the prediction
             is the mean of their per-graph standardised costs.
+        feat_norm: Standardise ``sign(x) log1p|x|`` of the node features (``False``: the raw 140 columns, an
+            ablation of what the normalisation buys).
     """
 
     kind: str = "layout"
@@ -92,6 +94,7 @@ class ModelConfig:
     interact: bool = False
     early_stop_frac: float = 0.0
     ensemble: int = 1
+    feat_norm: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
@@ -118,6 +121,7 @@ class Normalizer:
 
     mean: np.ndarray = field(default_factory=lambda: np.zeros(140, dtype=np.float32))
     std: np.ndarray = field(default_factory=lambda: np.ones(140, dtype=np.float32))
+    raw: bool = False  # pass the features through unchanged (ModelConfig.feat_norm=False)
 
     @classmethod
     def fit(cls, records: list[GraphRecord]) -> Normalizer:
@@ -129,6 +133,8 @@ class Normalizer:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Standardised log features float32[n, 140]."""
+        if self.raw:
+            return np.asarray(x, dtype=np.float32)
         return ((_log_feat(np.asarray(x, dtype=np.float64)) - self.mean) / self.std).astype(np.float32)
 
 
@@ -294,6 +300,12 @@ class CostModel:
         self.members: list[CostModel] = []  # the other networks of an ensemble (config.ensemble > 1)
         self.history: list[dict[str, float]] = []
         self.train_s = 0.0
+        self.selection: dict[str, Any] = {}  # how ``opgraph perf train`` chose this model (saved in the checkpoint)
+
+    @property
+    def kind(self) -> str:
+        """``"layout"`` or ``"tile"``."""
+        return self.config.kind
 
     # -- preparation -------------------------------------------------------------------------------------
     def prepare(self, rec: GraphRecord) -> Prepared:
@@ -391,7 +403,7 @@ class CostModel:
             n_val = min(len(train) - 1, max(1, int(round(cfg.early_stop_frac * len(train)))))
             valid = [train[i] for i in sorted(split[:n_val])]
             train = [train[i] for i in sorted(split[n_val:])]
-        self.normalizer = Normalizer.fit(train)
+        self.normalizer = Normalizer.fit(train) if cfg.feat_norm else Normalizer(raw=True)
         self._ensure_net()
         if cfg.kind == "tile" and cfg.cfg_norm:
             z = _log_feat(np.concatenate([r.config_matrix().astype(np.float64) for r in train]))
@@ -482,7 +494,7 @@ class CostModel:
 
     # -- persistence -------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint (weights, config, feature normalisation, feature version) atomically."""
+        """Write a checkpoint (weights, config, feature normalisation, feature version, selection) atomically."""
         import io
 
         import torch
@@ -502,6 +514,8 @@ class CostModel:
                 "norm_std": torch.from_numpy(np.asarray(self.normalizer.std)),
                 "history": self.history,
                 "train_s": self.train_s,
+                "model_type": "gnn",
+                "selection": self.selection,
                 "members": [
                     {
                         "state_dict": m.net.state_dict(),
@@ -533,26 +547,96 @@ class CostModel:
         ck = load_checkpoint(path, what="--model", error=CheckpointError)
         if not isinstance(ck, dict) or "feature_version" not in ck:
             raise CheckpointError(f"--model {path}: not an opgraph.perf checkpoint (no feature_version)")
-        if ck["feature_version"] != FEATURE_VERSION:
+        _check_version(ck, path)
+        if ck.get("model_type", "gnn") != "gnn":
             raise CheckpointError(
-                f"--model {path}: made with feature version {ck['feature_version']}, this opgraph uses "
-                f"{FEATURE_VERSION}; retrain it with `opgraph perf train`"
+                f"--model {path}: holds a {ck['model_type']} model, not a GNN; load it with "
+                "opgraph.perf.model.load_ranker"
             )
         m = cls(ModelConfig(**ck["config"]))
-        m.normalizer = Normalizer(_array(ck["norm_mean"]), _array(ck["norm_std"]))
+        m.normalizer = Normalizer(_array(ck["norm_mean"]), _array(ck["norm_std"]), raw=not m.config.feat_norm)
         m._ensure_net()
         m.net.load_state_dict(ck["state_dict"])
         for mk in ck.get("members", []):
             sub = cls(replace(m.config, ensemble=1))
-            sub.normalizer = Normalizer(_array(mk["norm_mean"]), _array(mk["norm_std"]))
+            sub.normalizer = Normalizer(_array(mk["norm_mean"]), _array(mk["norm_std"]), raw=not m.config.feat_norm)
             sub._ensure_net()
             sub.net.load_state_dict(mk["state_dict"])
             m.members.append(sub)
         m.history = list(ck.get("history", []))
         m.train_s = float(ck.get("train_s", 0.0))
+        m.selection = dict(ck.get("selection", {}))
         return m
 
     def __repr__(self) -> str:
         state = "untrained" if self.net is None else f"trained {len(self.history)} epochs in {self.train_s:.1f}s"
         c = self.config
         return f"CostModel({c.kind}, SAGE {c.layers}x{c.hidden}, {c.loss}, {state})"
+
+
+def _check_version(ck: dict[str, Any], path: Path) -> None:
+    if ck["feature_version"] != FEATURE_VERSION:
+        raise CheckpointError(
+            f"--model {path}: made with feature version {ck['feature_version']}, this opgraph uses "
+            f"{FEATURE_VERSION}; retrain it with `opgraph perf train`"
+        )
+
+
+def save_lightgbm(model: Any, path: str | Path, *, selection: dict[str, Any] | None = None) -> Path:
+    """Write a fitted :class:`~opgraph.perf.baselines.LightGBMBaseline` as an opgraph.perf checkpoint.
+
+    The booster is stored in LightGBM's text format inside the same weights-only torch file as a GNN, with
+    ``model_type="lightgbm"``, the space, the feature version and ``selection``; :func:`load_ranker` reads both.
+    """
+    import io
+
+    import torch
+
+    from opgraph._base.fileio import atomic_write
+
+    if model.model is None:
+        raise PerfError("save_lightgbm: the LightGBM model is not fitted")
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "format": MODEL_FORMAT,
+            "feature_version": FEATURE_VERSION,
+            "model_type": "lightgbm",
+            "kind": model.kind,
+            "booster": model.to_string(),
+            "selection": selection or {},
+        },
+        buf,
+    )
+    return atomic_write(path, buf.getvalue())
+
+
+def load_ranker(path: str | Path) -> Any:
+    """Load whatever ``opgraph perf train`` saved: a :class:`CostModel` or a LightGBM ranker.
+
+    Both have ``kind``, ``predict(record)`` (lower = faster) and ``selection`` (the validation scores that chose
+    them, empty when there was no choice).
+
+    Raises:
+        CheckpointError: missing, corrupt or foreign file, or another feature version.
+    """
+    from opgraph._base.torchio import load_checkpoint
+    from opgraph._base.zipcheck import verify_zip
+
+    verify_zip(path, what="--model", error=CheckpointError)
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"--model {path}: no such checkpoint file")
+    ck = load_checkpoint(path, what="--model", error=CheckpointError)
+    if not isinstance(ck, dict) or "feature_version" not in ck:
+        raise CheckpointError(f"--model {path}: not an opgraph.perf checkpoint (no feature_version)")
+    _check_version(ck, path)
+    if ck.get("model_type", "gnn") == "gnn":
+        return CostModel.load(path)
+    if ck["model_type"] != "lightgbm" or not isinstance(ck.get("booster"), str):
+        raise CheckpointError(f"--model {path}: unknown model_type {ck.get('model_type')!r}")
+    from opgraph.perf.baselines import LightGBMBaseline
+
+    m = LightGBMBaseline.from_string(ck["booster"], str(ck.get("kind", "")))
+    m.selection = dict(ck.get("selection", {}))
+    return m

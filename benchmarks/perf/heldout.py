@@ -1,0 +1,395 @@
+"""Leave-one-family-out evaluation of the perf cost models on the real zoo (layout and tile spaces).
+
+Two parts, each resumable:
+
+``collect``: a modest real dataset in ``--data`` (``layout/*.npz``, ``tile/*.npz`` and ``families.json``):
+
+* layout: the five convolutional Hugging Face families (ResNet, MobileNetV2, ConvNeXt, EfficientNet, RegNet) at
+  several sizes and input scales, random per-conv NCHW / channels-last configs (:func:`opgraph.perf.collect.
+  collect_layout`);
+* tile: the distinct conv / matmul / bmm kernels of all nine real families (tiny and small sizes), each kernel
+  under TVM tile configs (:func:`opgraph.perf.tile.collect_tile`); a kernel belongs to the family of the first
+  model it was found in.
+
+Files already measured are kept, so a bigger dataset (the resumable collection job of ``perf-collect``) can be
+pointed at with ``--data`` as long as it has ``layout/`` and ``tile/`` folders and either ``families.json`` or
+``measure_meta["zoo"]["family"]`` / ``hf_<family>_...`` names.
+
+``evaluate``: every family held out once (:func:`opgraph.perf.evaluate.leave_one_family_out`); GNN, LightGBM,
+analytical, default and random (tile: also MetaSchedule's XGBoost model), the noise ceiling beside them; plus the
+GNN ablations. Writes a marked section of docs/benchmarks/perf.md and a JSON beside it.
+
+    MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=8000000000 OMP_NUM_THREADS=1 TVM_NUM_THREADS=1 \\
+        PYTHONPATH=src python benchmarks/perf/heldout.py collect --data runs/heldout
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/heldout.py evaluate --data runs/heldout
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from opgraph._base.jsonio import read_json, write_json
+
+LAYOUT_SIZES = ("tiny", "small", "base")
+LAYOUT_SCALES = (1.0, 1.5)
+TILE_SIZES = ("tiny", "small")
+
+
+def _families_path(data: Path) -> Path:
+    return data / "families.json"
+
+
+def _merge_families(data: Path, new: dict[str, str]) -> None:
+    path = _families_path(data)
+    fams = dict(read_json(path)) if path.exists() else {}
+    fams.update(new)
+    write_json(path, fams)
+
+
+def part_collect(args: argparse.Namespace) -> None:
+    import torch
+
+    from opgraph.perf import zoo
+    from opgraph.perf.collect import collect_layout
+    from opgraph.perf.kernels import model_kernels
+    from opgraph.perf.measure import MeasureSettings
+    from opgraph.perf.tile import collect_tile
+
+    torch.set_num_threads(1)
+    data = Path(args.data)
+    data.mkdir(parents=True, exist_ok=True)
+    settings = MeasureSettings(rounds=3, reps=3, warmup=2)
+    t0 = time.perf_counter()
+    if "layout" in args.spaces:
+        specs = [
+            s for size in LAYOUT_SIZES for s in zoo.real_specs(zoo.REAL_CNN_FAMILIES, (size,), scales=LAYOUT_SCALES)
+        ]
+        _merge_families(data, {s.name: s.family for s in specs})
+        collect_layout(specs, data / "layout", n_configs=args.layout_configs, settings=settings, seed=0)
+        print(f"layout: {len(specs)} graphs, {time.perf_counter() - t0:.0f} s", flush=True)
+    if "tile" in args.spaces:
+        t1 = time.perf_counter()
+        models = model_kernels(zoo.real_specs(zoo.REAL_FAMILIES, TILE_SIZES), progress=False)
+        family_of = {s.name: s.family for s in zoo.real_specs(zoo.REAL_FAMILIES, TILE_SIZES)}
+        kernels: dict[str, Any] = {}
+        fams: dict[str, str] = {}
+        for m in models:
+            for k in m.kernels:
+                spec = k.kernel_spec()
+                if spec is None or spec.name in kernels or spec.flops() > args.max_mflop * 1e6:
+                    continue
+                kernels[spec.name] = spec
+                fams[spec.name] = family_of[m.name]
+        _merge_families(data, fams)
+        specs_t = list(kernels.values())
+        print(f"tile: {len(specs_t)} kernels <= {args.max_mflop} MFLOP", flush=True)
+        collect_tile(specs_t, data / "tile", n_configs=args.tile_configs, settings=settings, seed=0)
+        print(f"tile: {len(specs_t)} kernels, {time.perf_counter() - t1:.0f} s", flush=True)
+
+
+# -- evaluation ---------------------------------------------------------------------------------------------
+
+BEGIN, END = "<!-- heldout:begin -->", "<!-- heldout:end -->"
+
+
+def gnn_config(kind: str, **over: Any) -> Any:
+    """The GNN of ``opgraph perf train`` (its defaults per space), early-stopped on 20% of the training graphs."""
+    from opgraph.perf.model import ModelConfig
+
+    base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2}
+    if kind == "tile":
+        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02)
+    base.update(over)
+    return ModelConfig(**base)
+
+
+#: GNN variants of the ablation: name -> ModelConfig overrides of :func:`gnn_config`.
+ABLATIONS = {
+    "layout": {
+        "GNN (perf train design)": {},
+        "no pruning (whole graph)": {"k_hop": None},
+        "1-hop subgraph": {"k_hop": 1},
+        "raw features (no log/standardise)": {"feat_norm": False},
+        "pairwise hinge loss": {"loss": "hinge"},
+        "propagated layouts": {"propagate_layout": True},
+        "ensemble of 3 seeds": {"ensemble": 3},
+    },
+    "tile": {
+        "GNN (perf train design)": {},
+        "early join": {"join": "early"},
+        "raw config columns": {"cfg_norm": False},
+        "raw features (no log/standardise)": {"feat_norm": False},
+        "pairwise hinge loss": {"loss": "hinge"},
+        "no MSE term": {"mse_weight": 0.0},
+        "single seed (no ensemble)": {"ensemble": 1},
+    },
+}
+
+
+class RankAverage:
+    """Mean of the per-graph standardised costs of already fitted models (a GNN + LightGBM ensemble)."""
+
+    def __init__(self, members: list[Any]) -> None:
+        self.members = members
+
+    def fit(self, train: list[Any]) -> RankAverage:
+        """The members are fitted by the fold already."""
+        return self
+
+    def predict(self, rec: Any) -> Any:
+        import numpy as np
+
+        out = []
+        for m in self.members:
+            c = np.asarray(m.predict(rec), dtype=np.float64)
+            out.append((c - c.mean()) / max(float(c.std()), 1e-12))
+        return np.mean(out, axis=0)
+
+
+def metaschedule_status() -> str:
+    """'' when MetaSchedule's cost models can run here, else the reason."""
+    try:
+        import xgboost  # noqa: F401
+
+        from opgraph.perf.baselines import _check_tvm_ffi
+        from opgraph.perf.tile import require_tvm
+
+        require_tvm()
+        _check_tvm_ffi()
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        return f"{type(exc).__name__}: {exc}"
+    return ""
+
+
+def _fold_models(kind: str, ms_ok: bool, args: argparse.Namespace) -> dict[str, Any]:
+    from opgraph.perf.baselines import (
+        AnalyticalBaseline,
+        DefaultBaseline,
+        LightGBMBaseline,
+        MetaScheduleBaseline,
+        RandomBaseline,
+    )
+    from opgraph.perf.model import CostModel
+
+    gnn = CostModel(gnn_config(kind, epochs=args.epochs))
+    lgbm = LightGBMBaseline()
+    models: dict[str, Any] = {"GNN": gnn, "LightGBM": lgbm, "GNN + LightGBM": RankAverage([gnn, lgbm])}
+    if kind == "tile" and ms_ok:
+        models["MetaSchedule XGBoost"] = MetaScheduleBaseline("xgb")
+        if args.mlp:
+            models["MetaSchedule MLP"] = MetaScheduleBaseline("mlp")
+    models.update({"analytical": AnalyticalBaseline(), "default config": DefaultBaseline(), "random": RandomBaseline()})
+    return models
+
+
+def _load_space(data: Path, kind: str) -> tuple[list[Any], dict[str, str]]:
+    from opgraph.perf.tpugraphs import load_records
+
+    fams = dict(read_json(_families_path(data))) if _families_path(data).exists() else {}
+    return load_records(data / kind, lazy=False), fams
+
+
+def part_evaluate(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from opgraph._base.provenance import machine_line
+    from opgraph.perf.evaluate import compare, family_of, leave_one_family_out
+    from opgraph.perf.measure import apply_thread_settings
+    from opgraph.perf.model import CostModel
+
+    apply_thread_settings()
+    data = Path(args.data)
+    out_json = Path(args.json)
+    results: dict[str, Any] = dict(read_json(out_json)) if out_json.exists() else {}
+    ms_reason = metaschedule_status()
+    t_start = time.perf_counter()
+    for kind in args.spaces:
+        recs, fams = _load_space(data, kind)
+        folds = list(leave_one_family_out(recs, fams))
+        res: dict[str, Any] = {"families": {}, "started": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())}
+        res["metaschedule"] = ms_reason or "ok"
+        for fam, train, test in folds:
+            t0 = time.perf_counter()
+            comp = compare(_fold_models(kind, not ms_reason, args), train, test)
+            res["families"][fam] = {
+                "graphs": len(test),
+                "train_graphs": len(train),
+                "nodes_median": float(np.median([r.n_nodes for r in test])),
+                "nodes_max": int(max(r.n_nodes for r in test)),
+                "configs_median": float(np.median([r.n_configs for r in test])),
+                "collect_s": float(sum(float(r.measure_meta.get("collect_s", 0.0)) for r in test)),
+                "models": comp.to_dict(),
+                "fold_s": time.perf_counter() - t0,
+            }
+            print(
+                f"{kind} {fam}: "
+                + ", ".join(
+                    f"{n} {v['summary']['kendall_tau']:.3f}" for n, v in res["families"][fam]["models"].items()
+                ),
+                flush=True,
+            )
+        if args.ablations:
+            abl: dict[str, Any] = {}
+            for name, over in ABLATIONS[kind].items():
+                t0 = time.perf_counter()
+                per: dict[str, Any] = {}
+                for fam, train, test in folds:
+                    comp = compare({"GNN": CostModel(gnn_config(kind, epochs=args.epochs, **over))}, train, test)
+                    per[fam] = comp.to_dict()["GNN"]["summary"]
+                abl[name] = {
+                    "overrides": {k: str(v) for k, v in over.items()},
+                    "families": per,
+                    "s": time.perf_counter() - t0,
+                }
+                print(
+                    f"{kind} ablation {name}: tau " + f"{np.mean([v['kendall_tau'] for v in per.values()]):.3f}",
+                    flush=True,
+                )
+            res["ablations"] = abl
+        res["graph_families"] = {r.name: family_of(r, fams) for r in recs}
+        res["eval_s"] = time.perf_counter() - t_start
+        results[kind] = res
+    results["machine"] = machine_line()
+    results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results["command"] = "PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/heldout.py " + " ".join(args.argv)
+    write_json(out_json, results)
+    write_doc(results, Path(args.doc), out_json)
+
+
+def _fmt(v: Any, nd: int = 3) -> str:
+    import math
+
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.{nd}f}"
+
+
+def _space_tables(kind: str, res: dict[str, Any]) -> list[str]:
+    import numpy as np
+
+    fams = res["families"]
+    models = list(next(iter(fams.values()))["models"])
+    ks = (1, 10, 100) if kind == "layout" else (1, 5, 10)
+    lines: list[str] = []
+    metrics = [("kendall_tau", "Kendall tau (higher is better)", 3), ("opa", "OPA (higher is better)", 3)]
+    metrics += [(f"slowdown@{k}", f"slowdown@{k} (lower is better)", 4) for k in ks]
+    for key, title, nd in metrics:
+        head = ["held-out family", "graphs", "nodes (median)"] + models
+        if key == "kendall_tau":
+            head.append("noise ceiling")
+        lines += [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        means: dict[str, list[float]] = {m: [] for m in models}
+        ceils = []
+        for fam, fr in fams.items():
+            row = [fam, str(fr["graphs"]), f"{fr['nodes_median']:.0f}"]
+            vals = {m: fr["models"][m]["summary"][key] for m in models}
+            best = max(vals.values()) if "slowdown" not in key else min(vals.values())
+            for m in models:
+                means[m].append(vals[m])
+                cell = _fmt(vals[m], nd)
+                row.append(f"**{cell}**" if vals[m] == best and m not in ("default config", "random") else cell)
+            if key == "kendall_tau":
+                c = fr["models"][models[0]]["summary"]["ceiling_tau"]
+                ceils.append(c)
+                row.append(_fmt(c))
+            lines.append("| " + " | ".join(row) + " |")
+        row = ["**mean over families**", str(sum(fr["graphs"] for fr in fams.values())), ""]
+        row += [_fmt(float(np.mean(means[m])), nd) for m in models]
+        if key == "kendall_tau":
+            row.append(_fmt(float(np.nanmean(ceils))))
+        lines += ["| " + " | ".join(row) + " |", ""]
+    return lines
+
+
+def _ablation_table(kind: str, res: dict[str, Any]) -> list[str]:
+    import numpy as np
+
+    abl = res.get("ablations")
+    if not abl:
+        return []
+    k = 10 if kind == "layout" else 5
+    lines = [
+        f"**GNN ablation ({kind})**: mean over held-out families (each a full leave-one-family-out run).",
+        "",
+        f"| variant | Kendall tau | OPA | slowdown@1 | slowdown@{k} | families where tau beats the design | s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    base = next(iter(abl.values()))["families"]
+    for name, a in abl.items():
+        per = a["families"]
+
+        def mean(key: str, per: dict[str, Any] = per) -> float:
+            return float(np.mean([v[key] for v in per.values()]))
+
+        wins = sum(per[f]["kendall_tau"] > base[f]["kendall_tau"] for f in per)
+        lines.append(
+            f"| {name} | {_fmt(mean('kendall_tau'))} | {_fmt(mean('opa'))} | {_fmt(mean('slowdown@1'), 4)} | "
+            f"{_fmt(mean(f'slowdown@{k}'), 4)} | {wins}/{len(per)} | {a['s']:.0f} |"
+        )
+    return lines + [""]
+
+
+def write_doc(results: dict[str, Any], doc: Path, json_path: Path) -> None:
+    from opgraph._base.fileio import replace_marked_block
+
+    lines = [
+        BEGIN,
+        "## Held-out architecture families (leave one family out)",
+        "",
+        f"Command: `{results['command']}` (dataset: `python benchmarks/perf/heldout.py collect`); "
+        f"{results['date']}; {results['machine']}. Raw numbers: `{json_path}`.",
+        "",
+        "Every family is held out once: the models train on the graphs of all other families and are scored on the "
+        "held-out family's graphs (never seen in training, nor used for early stopping). Rows: the held-out family; "
+        "bold: the best non-trivial model. GNN = `opgraph perf train`'s design (early-stopped on 20% of the "
+        "training graphs); GNN + LightGBM = mean of their per-graph standardised costs. Noise ceiling = mean "
+        "Kendall tau between two measuring rounds of the same configs.",
+        "",
+    ]
+    for kind in ("layout", "tile"):
+        res = results.get(kind)
+        if not res:
+            continue
+        fams = res["families"]
+        lines += [f"### {kind}", ""]
+        n = sum(f["graphs"] for f in fams.values())
+        lines.append(
+            f"{n} graphs in {len(fams)} families, collection {sum(f['collect_s'] for f in fams.values()) / 60:.1f} "
+            f"min (sum over graphs), evaluation {res['eval_s'] / 60:.1f} min. MetaSchedule: {res['metaschedule']}."
+        )
+        lines.append("")
+        lines += _space_tables(kind, res)
+        lines += _ablation_table(kind, res)
+    lines.append(END)
+    replace_marked_block(doc, BEGIN, END, "\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("part", choices=("collect", "evaluate"))
+    ap.add_argument("--data", default="runs/heldout", help="dataset folder with layout/ and tile/")
+    ap.add_argument("--spaces", default="layout,tile")
+    ap.add_argument("--layout-configs", type=int, default=32)
+    ap.add_argument("--tile-configs", type=int, default=24)
+    ap.add_argument("--max-mflop", type=float, default=40.0, help="skip tile kernels above this many MFLOP")
+    ap.add_argument("--epochs", type=int, default=40, help="GNN epochs")
+    ap.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--mlp", action=argparse.BooleanOptionalAction, default=True, help="MetaSchedule's MLP model")
+    ap.add_argument("--json", default="docs/benchmarks/perf_heldout.json")
+    ap.add_argument("--doc", default="docs/benchmarks/perf.md")
+    import sys
+
+    args = ap.parse_args()
+    args.argv = sys.argv[1:]
+    args.spaces = tuple(args.spaces.split(","))
+    if args.part == "collect":
+        part_collect(args)
+    else:
+        part_evaluate(args)
+
+
+if __name__ == "__main__":
+    main()
