@@ -76,3 +76,13 @@ def test_exp_of_sum_with_infinite_mean_part_stays_unbounded() -> None:
     with pytest.warns(od.UnboundedWarning):
         r = od.evaluate(lambda x, z: np.exp(x + z * z), od.Normal(0, 0.5), od.Normal(0, 1), atoms=16)
     assert math.isinf(r.w1_bound)
+
+
+def test_exp_of_sum_through_a_compression() -> None:
+    """exp(x + y + z) with the inner sum compressed: the product rule before it plus the regrouping's cost."""
+    fn, ins, (cdf, lo, hi) = CASES["exp(x + y + z)"]
+    r = od.evaluate(fn, *ins, atoms=64, max_joint=2**14, compress_atoms=128)
+    assert r.info["compressions"], "the inner sum must be compressed for this test"
+    true = w1_to_cdf(r.atoms, r.weights, cdf, lo, hi, n_grid=200_001)
+    assert math.isfinite(r.w1_bound) and r.w1_bound >= true
+    assert any("under exp" in k for k in r.bound_terms)

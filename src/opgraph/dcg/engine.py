@@ -291,6 +291,9 @@ class Val:
     # The operands of a sum / difference of independent values and the sign of the second (for the law-level
     # rewrite exp(u + w) = exp(u) * exp(w)).
     summands: tuple[Val, Val, float] | None = None
+    # For a compressed sum read by exp: its summands before the compression, the grid values, the regrouping
+    # plan and the compression's label (for the rewrite exp(u + w) through the compression).
+    pre_sum: tuple[Any, ...] | None = None
 
 
 def _tsum(*terms: tuple[float, Terms]) -> Terms:
@@ -850,26 +853,57 @@ class Evaluator:
         """``exp(u +- w) = exp(u) * exp(+-w)`` for independent ``u, w``: the product rule on the two exponentials.
 
         ``W1(E_u E_w, E_u' E_w') <= (E|E_w'| + W1_w) W1_u + E|E_u'| W1_w``, with ``E_u = exp(u)`` evaluated on
-        ``u``'s grid alone (finite through its tail envelopes where ``E e^U < inf``; a sum operand recurses). The
-        grid computes ``exp(u' + w')``, which differs from ``exp(u') exp(w')`` by rounding only: a relative
-        ``1e-12`` of ``E|Y'|`` is added for it.
+        ``u``'s grid alone (finite through its tail envelopes where ``E e^U < inf``; a sum operand recurses, also
+        through a compression, see :meth:`_exp_operand`). The grid computes ``exp(u' + w')``, which differs from
+        ``exp(u') exp(w')`` by rounding only: a relative ``1e-12`` of ``E|Y'|`` is added for it.
         """
-        u, w, sign = v.summands  # type: ignore[misc]
         node_now = self._node
-        base = 4 * max(n.id, 0) + 2
         try:
-            if sign < 0:
-                w = self._op(Node(-base - 2, "neg", meta=dict(n.meta)), [w], rules)
-            eu = self._op(Node(-base, n.op, meta=dict(n.meta)), [u], rules)
-            ew = self._op(Node(-base - 1, n.op, meta=dict(n.meta)), [w], rules)
+            t = self._exp_sum_terms(n, v.summands, rules, 4 * max(n.id, 0) + 2)  # type: ignore[arg-type]
         except DistError:
             return []
         finally:
             self._node = node_now
-        if eu.wb is None or ew.wb is None or not math.isfinite(_total(eu.wb) + _total(ew.wb)):
-            return []
-        rounding = {f"rounding at {n.where}": 1e-12 * (eu.eabs + _total(eu.wb)) * (ew.eabs + _total(ew.wb))}
-        return [_tsum((ew.eabs + _total(ew.wb), eu.wb), (eu.eabs, ew.wb), (1.0, rounding))]
+        return [] if t is None else [t]
+
+    def _exp_sum_terms(
+        self, n: Node, summands: tuple[Val, Val, float], rules: dict[str, Any], base: int
+    ) -> Terms | None:
+        u, w, sign = summands
+        if sign < 0:
+            w = self._op(Node(-base - 2, "neg", meta=dict(n.meta)), [w], rules)
+        eu = self._exp_operand(n, u, rules, -base)
+        ew = self._exp_operand(n, w, rules, -base - 1)
+        if eu is None or ew is None:
+            return None
+        (ua, uwb), (wa, wwb) = eu, ew
+        rounding = {f"rounding at {n.where}": 1e-12 * (ua + _total(uwb)) * (wa + _total(wwb))}
+        return _tsum((wa + _total(wwb), uwb), (ua, wwb), (1.0, rounding))
+
+    def _exp_operand(self, n: Node, x: Val, rules: dict[str, Any], nid: int) -> tuple[float, Terms] | None:
+        """``(E|exp(X')|, a bound on W1(exp(X), exp(X')))`` for one operand of a sum under ``exp`` (None: none).
+
+        Evaluated on ``x``'s grid; where that bound is not finite and ``x`` is a compressed sum (``x.pre_sum``):
+        ``W1(e^X, e^X') <= W1(e^{U+W}, e^{U'+W'}) + sum_pieces mass |e^{v} - e^{v'}|``, the product rule on the
+        sum before the compression plus the cost of the regrouping's own coupling under ``exp``.
+        """
+        e = self._op(Node(nid, n.op, meta=dict(n.meta)), [x], rules)
+        if e.wb is not None and math.isfinite(_total(e.wb)):
+            return e.eabs, e.wb
+        if x.pre_sum is None:
+            return None
+        summands, pt, rg, label = x.pre_sum
+        inner = self._exp_sum_terms(n, summands, rules, 4 * (abs(nid) + 1) + 2)
+        if inner is None:
+            return None
+        k = math.log(2.0) if n.op == "exp2" else 1.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = np.abs(np.exp(k * pt[rg.piece_elem]) - np.exp(k * rg.atoms[rg.piece_group]))
+            moved = float(rg.piece_mass @ d)
+            moved = moved * (1 + 1e-12) + 8 * _EPS * float(rg.piece_mass @ np.exp(k * pt[rg.piece_elem]))
+        if not math.isfinite(moved):
+            return None
+        return e.eabs, _tsum((1.0, inner), (1.0, {f"{label} (under {n.op})": moved}))
 
     def _product_candidates(self, op: str, u: Val, w: Val) -> list[Terms]:
         """Second-order bounds for ``A * B`` and ``A / B`` where ``B`` is an exact input with a known law.
@@ -1186,6 +1220,8 @@ class Evaluator:
         out = self._axis_val(ax, g1, nb_terms, v.d1)
         out.nb_inf_at = v.nb_inf_at
         out.tv = v.tv
+        if v.summands is not None and self.reducer is None:
+            out.pre_sum = (v.summands, pt, rg, label)
         if v.wb is not None:
             # W1(V, V') <= W1(V, V_grid) + W1(V_grid, V') = (the upstream W1 bound) + (exact regrouping cost).
             wb_up = v.wb if _total(v.wb) < up_total else up_terms
