@@ -66,3 +66,27 @@ def test_a_worse_later_round_is_not_returned(monkeypatch):
     assert r.w1_bound == bounds[0] and r.info["kept_round"] == 0
     assert r.info["atoms_per_input"] == r.info["refinement"][0]["atoms"]
     assert "largest terms: input" in r.info["target_unmet"]
+
+
+def test_slow_progress_stops_the_refinement(monkeypatch):
+    """A round that shrinks the bound by 2% with the target far away ends the loop with that reason."""
+    from opgraph.dcg import api
+
+    real = api.evaluate_output_chunked
+    first: list[float] = []
+
+    def two_percent_per_round(*args, **kwargs):
+        ev = real(*args, **kwargs)
+        if not first:
+            first.append(ev.w1_bound)
+            return ev
+        scale = first[0] * 0.98 ** len(first) / ev.w1_bound
+        first.append(ev.w1_bound)
+        ev.w1_bound *= scale
+        ev.bound_terms = {k: v * scale for k, v in ev.bound_terms.items()}
+        return ev
+
+    monkeypatch.setattr(api, "evaluate_output_chunked", two_percent_per_round)
+    with pytest.warns(od.TargetNotMetWarning, match=r"shrinks by only 2\.0% per round"):
+        r = od.evaluate(lambda x, y: x * y, od.Uniform(0, 1), od.Uniform(1, 2), target_w1=1e-6)
+    assert len(r.info["refinement"]) == 2 and r.info["kept_round"] == 1
