@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import envelope
+from opgraph.dcg import enclose, envelope
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -372,6 +372,10 @@ class Evaluator:
         self.smoothing = True
         self._wbox_memo: dict[tuple[int, ...], np.ndarray] = {}
         self._need_box0: set[int] = set()
+        # Subexpressions with a dedicated enclosure (opgraph.dcg.enclose), by node id, and the values of the nodes
+        # those enclosures need beyond the node's own operands (kept past their last use).
+        self._forms: dict[int, enclose.SqrtDiff] = {}
+        self._kept: dict[int, Val] = {}
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
         # bounds (every cell's derivative enclosure lies in the global one), so those are not computed.
         ins = [n.attrs["name"] for n in graph.nodes if n.op == "input"]
@@ -501,6 +505,9 @@ class Evaluator:
         self._env_regions: dict[int, dict[int, envelope.Region]] = {}
         self._rules = rules
         self._need_box0 = self._shared_operands()
+        self._forms = enclose.find_forms(self.graph)
+        self._kept = {}
+        keep = {f.b for f in self._forms.values()}
         extremes = extreme_nodes(self.graph, self.output)
 
         def apply(n: Node, *ops: Val) -> Val:
@@ -509,11 +516,20 @@ class Evaluator:
             return self._op(n, list(ops), rules)
 
         def after(n: Node, v: Val) -> Val:
-            return self._compress(n.id, v) if n.id in self.compress else v
+            out = self._compress(n.id, v) if n.id in self.compress else v
+            if n.id in keep:
+                self._kept[n.id] = out
+            return out
 
         table: dict[str, Any] = dict.fromkeys(iv.RULES, apply)
         table["const"] = self._const
         inputs = {n.attrs["name"]: self._input(n) for n in self.nodes if n.op == "input"}
+        for i in keep:
+            node = self.nodes[i]
+            if node.op == "input":
+                self._kept[i] = inputs[node.attrs["name"]]
+            elif node.op == "const":
+                self._kept[i] = self._const(node)
         bar = self._progress_bar()
         try:
             (out,) = interpret(self.graph, inputs, table, after_node=after, on_node=bar and (lambda n, v: bar.update()))
@@ -625,6 +641,9 @@ class Evaluator:
         # at the atoms), which does not inflate with the dependency (sqrt(A**2 + B) - A stays away from 0).
         mean_value = box0 is not None and len(K) < sum(len(o.axes) for o in ops)
         prev = box0
+        form = self._forms.get(n.id) if n.id >= 0 else None
+        if form is not None and form.b not in self._kept:
+            form = None
         for j in range(1, k + 1):
             prefix = set(K[:j])
             args = []
@@ -646,6 +665,8 @@ class Evaluator:
                 der[s] = iv.widen(*acc)
             else:
                 der[s] = (np.zeros(()), np.zeros(()))
+            if form is not None:
+                vint = self._form_enclosure(form, ops, K, prefix, s, vint, der)
             if mean_value:
                 ax = self.axes[s]
                 with np.errstate(invalid="ignore", over="ignore"):
@@ -708,6 +729,46 @@ class Evaluator:
             out.factors = (ops[0], ops[1])
         self._w1_level(n, ops, out, gp)
         return out
+
+    def _form_enclosure(
+        self,
+        form: enclose.SqrtDiff,
+        ops: list[Val],
+        K: tuple[int, ...],
+        prefix: set[int],
+        s: int,
+        vint: iv.Interval,
+        der: dict[int, iv.Interval],
+    ) -> iv.Interval:
+        """Intersect a node's enclosure at walk prefix ``prefix`` (value ``vint``, ``der[s]``) with its form's.
+
+        ``form`` is a :class:`opgraph.dcg.enclose.SqrtDiff` at this node; the operand ``a`` is one of ``ops`` and
+        ``b`` a kept value. Both enclosures are valid on the boxes, so their intersection is (``der[s]`` is
+        updated in place; the value is returned).
+        """
+        a_val = ops[1] if form.sign > 0 else ops[0]
+        b_val = self._kept[form.b]
+
+        def at_prefix(o: Val) -> tuple[iv.Interval, dict[int, iv.Interval]]:
+            ju = sum(1 for t in o.axes if t in prefix)
+            lo, hi = o.box[ju]
+            d = {}
+            if s in o.der:
+                dl, dh = o.der[s]
+                d[s] = (self._expand(dl, o.axes, K), self._expand(dh, o.axes, K))
+            return (self._expand(lo, o.axes, K), self._expand(hi, o.axes, K)), d
+
+        (a_box, da), (b_box, db) = at_prefix(a_val), at_prefix(b_val)
+        ok, fv, fd = enclose.sqrt_diff(a_box, b_box, da, db, [s])
+        if not np.any(ok):
+            return vint
+        if form.sign < 0:
+            fv = iv.ineg(fv)
+            fd = {t: iv.ineg(d) for t, d in fd.items()}
+        with np.errstate(invalid="ignore"):
+            dl, dh = der[s]
+            der[s] = (np.where(ok, np.fmax(dl, fd[s][0]), dl), np.where(ok, np.fmin(dh, fd[s][1]), dh))
+            return np.where(ok, np.fmax(vint[0], fv[0]), vint[0]), np.where(ok, np.fmin(vint[1], fv[1]), vint[1])
 
     def _env_rule(self, n: Node, ops: list[Val], axis: int) -> dict[int, Any] | None:
         """Tail envelopes of a one-input node from its operands' (constants included), per tail cell."""
