@@ -153,3 +153,132 @@ def sqrt_diff(
                     acc = term if acc is None else iv.iadd(acc, term)
             der[t] = iv.widen(*acc) if acc is not None else (np.zeros(()), np.zeros(()))
     return ok, value, der
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Cell subdivision
+# ----------------------------------------------------------------------------------------------------------------
+#: Ops whose enclosure is infinite because the function jumps: subdividing a box does not remove that.
+JUMP_OPS = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "where", "sign", "floor", "ceil", "rint", "mod"})
+#: Ops with a pole or a non-Lipschitz point at 0 of one operand (op -> operand index): where that operand's
+#: enclosure on a box comes closer to 0 than :data:`POLE_RATIO` times its own width, the op's derivative
+#: enclosure is loose (``1/d^2`` varies by more than ``(1 + 1/POLE_RATIO)^2`` over it) and bisecting the box pays.
+POLE_OPERAND = {
+    "div": 1,
+    "reciprocal": 0,
+    "log": 0,
+    "log2": 0,
+    "log10": 0,
+    "sqrt": 0,
+    "rsqrt": 0,
+    "cbrt": 0,
+    "pow": 0,
+}
+POLE_RATIO = 4.0
+#: Most sub-boxes per box (a box of k axes is bisected along all of them, L times, while (2^k)^L <= this).
+MAX_PIECES = 64
+
+
+def near_pole(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """True where ``[lo, hi]`` contains 0 or lies closer to 0 than :data:`POLE_RATIO` times its width (finite ends)."""
+    with np.errstate(invalid="ignore"):
+        dist = np.where((lo > 0) | (hi < 0), np.minimum(np.abs(lo), np.abs(hi)), 0.0)
+        return np.isfinite(lo) & np.isfinite(hi) & (dist < POLE_RATIO * (hi - lo))
+
+
+def levels_for(k: int, max_pieces: int = MAX_PIECES) -> int:
+    """Bisection levels for a box of ``k`` axes: the largest ``L`` with ``2^(k L) <= max_pieces`` (0 if none)."""
+    if k < 1:
+        return 0
+    level = 0
+    while 2 ** (k * (level + 1)) <= max_pieces:
+        level += 1
+    return level
+
+
+def ancestors_to(graph: Graph, target: int, leaves: dict[int, int]) -> list[int]:
+    """Node ids of the subexpression of ``target`` down to its leaves (axis nodes) and constants, in graph order."""
+    need: set[int] = set()
+    stack = [target]
+    while stack:
+        i = stack.pop()
+        if i in need:
+            continue
+        need.add(i)
+        if i not in leaves and graph.nodes[i].op not in ("input", "const"):
+            stack.extend(graph.nodes[i].inputs)
+    return sorted(need)
+
+
+def subdivided_enclosure(
+    graph: Graph,
+    target: int,
+    leaves: dict[int, int],
+    cells: dict[int, Interval],
+    levels: int,
+) -> tuple[Interval, dict[int, Interval]]:
+    """Value and gradient enclosures of node ``target`` over boxes, from the hull over bisected sub-boxes.
+
+    The subexpression of ``target`` (down to the nodes in ``leaves``, which are independent coordinates) is
+    re-evaluated with the interval rules of :data:`opgraph.dcg.intervals.RULES` and forward-mode interval
+    derivatives on every sub-box; the hull over a box's sub-boxes encloses the value and each partial derivative
+    over the whole box. Sub-boxes are narrower, so a reused value inflates less, and an enclosure that put 0 in a
+    denominator on the whole box may exclude it on every sub-box.
+
+    Args:
+        graph: The graph.
+        target: The node to enclose.
+        leaves: Node id -> axis id for every node that is a coordinate (an input or a compressed node).
+        cells: Axis id -> ``(lo, hi)`` arrays of shape ``(m,)``: the ``m`` boxes (all finite).
+        levels: Bisections of every axis (``2^(k levels)`` sub-boxes per box for ``k`` axes).
+
+    Returns:
+        ``(value, der)``: arrays of shape ``(m,)``; ``der[axis]`` for every axis in ``cells``.
+    """
+    axes = sorted(cells)
+    k = len(axes)
+    per = 2**levels
+    pieces = per**k
+    m = int(np.size(cells[axes[0]][0])) if axes else 1
+    # Sub-box p of box i: axis t takes its (p // per^r) % per -th piece (r = position of t).
+    p = np.arange(pieces)
+    sub: dict[int, Interval] = {}
+    for r, t in enumerate(axes):
+        lo, hi = (np.asarray(x, dtype=float).reshape(m, 1) for x in cells[t])
+        j = (p // per**r) % per
+        with np.errstate(invalid="ignore", over="ignore"):
+            a = lo + (hi - lo) * (j / per)
+            b = np.where(j == per - 1, hi, lo + (hi - lo) * ((j + 1) / per))
+        sub[t] = (np.minimum(a, hi).reshape(-1), np.maximum(b, lo).reshape(-1))
+    vals: dict[int, Interval] = {}
+    ders: dict[int, dict[int, Interval]] = {}
+    one = (np.ones(()), np.ones(()))
+    for i in ancestors_to(graph, target, leaves):
+        n = graph.nodes[i]
+        if i in leaves:
+            t = leaves[i]
+            vals[i], ders[i] = sub[t], {t: one}
+            continue
+        if n.op == "const":
+            c = np.asarray(float(np.asarray(n.attrs["value"], dtype=float)))
+            vals[i], ders[i] = (c, c), {}
+            continue
+        v, parts = iv.rule(n.op, [vals[j] for j in n.inputs], n.attrs)
+        d: dict[int, Interval] = {}
+        for j, part in zip(n.inputs, parts, strict=True):
+            for t, dj in ders[j].items():
+                term = iv.imul(part, dj)
+                d[t] = term if t not in d else iv.iadd(d[t], term)
+        vals[i] = iv.widen(*v)
+        ders[i] = {t: iv.widen(*x) for t, x in d.items()}
+    shape = (m, pieces)
+
+    def hull(x: Interval) -> Interval:
+        lo = np.broadcast_to(x[0], (m * pieces,)).reshape(shape)
+        hi = np.broadcast_to(x[1], (m * pieces,)).reshape(shape)
+        bad = np.isnan(lo).any(axis=1) | np.isnan(hi).any(axis=1)
+        lo, hi = np.min(lo, axis=1), np.max(hi, axis=1)
+        return np.where(bad, -np.inf, lo), np.where(bad, np.inf, hi)
+
+    zero = (np.zeros(m), np.zeros(m))
+    return hull(vals[target]), {t: hull(ders[target][t]) if t in ders[target] else zero for t in axes}
