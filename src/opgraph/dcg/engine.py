@@ -771,10 +771,14 @@ class Evaluator:
         bad = ~(np.isfinite(lo) & np.isfinite(hi))
         for s in K:
             bad = bad | ~(np.isfinite(der[s][0]) & np.isfinite(der[s][1]))
+        closeness: np.ndarray | None = None  # distance to the pole / width (0 where infinite): the priority
         if pole is not None and pole < len(ops) and ops[pole].axes:
             o = ops[pole]
             plo, phi = o.box[len(o.axes)]
             bad = bad | self._expand(enclose.near_pole(plo, phi), o.axes, K).astype(bool)
+            with np.errstate(all="ignore"):
+                dist = np.where((plo > 0) | (phi < 0), np.minimum(np.abs(plo), np.abs(phi)), 0.0)
+                closeness = self._expand(np.where(phi > plo, dist / (phi - plo), 0.0), o.axes, K)
         bad = np.broadcast_to(bad, shape)
         if not bad.any():
             return
@@ -792,8 +796,16 @@ class Evaluator:
         idx = np.nonzero(np.broadcast_to(bad, shape))
         if idx[0].size == 0:
             return
+        # Work budget: at most max(4096, cells / 4) sub-boxes per node, boxes nearest the pole (and infinite ones)
+        # first; the others keep their enclosures.
+        pieces = 2 ** (k * levels)
+        keep = max(1, max(4096, math.prod(shape) // 4) // pieces)
+        if idx[0].size > keep:
+            prio = np.broadcast_to(closeness, shape)[idx] if closeness is not None else np.zeros(idx[0].size)
+            order = np.sort(np.argsort(prio, kind="stable")[:keep])
+            idx = tuple(x[order] for x in idx)
         leaves = {i: a for i, a in self._leaf_axis.items() if a in K}
-        chunk = max(1, 2**20 // 2 ** (k * levels))
+        chunk = max(1, 2**20 // pieces)
         flat = np.ravel_multi_index(idx, shape)
         vlo = np.empty(flat.size)
         vhi = np.empty(flat.size)
