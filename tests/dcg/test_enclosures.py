@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from opgraph import dcg as od
-from opgraph.dcg import engine
+from opgraph.dcg import enclose, engine
 
 
 def _naive(monkeypatch):
-    """Switch the mean-value form off (plain interval arithmetic on every box)."""
+    """Switch the mean-value form, the dedicated forms and subdivision off (plain interval arithmetic per box)."""
     monkeypatch.setattr(engine.Evaluator, "_shared_operands", lambda self: set())
+    monkeypatch.setattr(enclose, "find_forms", lambda graph: {})
+    monkeypatch.setattr(enclose, "levels_for", lambda k, max_pieces=0: 0)
 
 
 def _evaluate(fn, inputs, atoms):

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import envelope
+from opgraph.dcg import enclose, envelope
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -380,6 +380,13 @@ class Evaluator:
         self._exp_args: set[int] = set()
         self._wbox_memo: dict[tuple[int, ...], np.ndarray] = {}
         self._need_box0: set[int] = set()
+        # Subexpressions with a dedicated enclosure (opgraph.dcg.enclose), by node id, and the values of the nodes
+        # those enclosures need beyond the node's own operands (kept past their last use).
+        self._forms: dict[int, enclose.SqrtDiff] = {}
+        self._kept: dict[int, Val] = {}
+        # Node id -> axis id of every node whose value is an axis (inputs, compressed and grid-free extreme nodes):
+        # the leaves of a subexpression re-evaluated on subdivided boxes (:meth:`_subdivide`).
+        self._leaf_axis: dict[int, int] = {}
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
         # bounds (every cell's derivative enclosure lies in the global one), so those are not computed.
         ins = [n.attrs["name"] for n in graph.nodes if n.op == "input"]
@@ -514,6 +521,9 @@ class Evaluator:
                 self._exp_args.update(n.inputs)
         self._rules = rules
         self._need_box0 = self._shared_operands()
+        self._forms = enclose.find_forms(self.graph)
+        self._kept = {}
+        keep = {f.b for f in self._forms.values()}
         extremes = extreme_nodes(self.graph, self.output)
 
         def apply(n: Node, *ops: Val) -> Val:
@@ -522,11 +532,20 @@ class Evaluator:
             return self._op(n, list(ops), rules)
 
         def after(n: Node, v: Val) -> Val:
-            return self._compress(n.id, v) if n.id in self.compress else v
+            out = self._compress(n.id, v) if n.id in self.compress else v
+            if n.id in keep:
+                self._kept[n.id] = out
+            return out
 
         table: dict[str, Any] = dict.fromkeys(iv.RULES, apply)
         table["const"] = self._const
         inputs = {n.attrs["name"]: self._input(n) for n in self.nodes if n.op == "input"}
+        for i in keep:
+            node = self.nodes[i]
+            if node.op == "input":
+                self._kept[i] = inputs[node.attrs["name"]]
+            elif node.op == "const":
+                self._kept[i] = self._const(node)
         bar = self._progress_bar()
         try:
             (out,) = interpret(self.graph, inputs, table, after_node=after, on_node=bar and (lambda n, v: bar.update()))
@@ -579,6 +598,7 @@ class Evaluator:
         if i in self.slabs:
             ax = ax.slab(self.slabs[i])
         self.axes[i] = ax
+        self._leaf_axis[i] = i
         sup = q.support
         g1 = (min(sup[0], float(np.min(q.lo))), max(sup[1], float(np.max(q.hi))))
         d1 = {f"{label} (upstream bound)": q.upstream_w1} if q.upstream_w1 > 0 else {}
@@ -643,6 +663,9 @@ class Evaluator:
         # at the atoms), which does not inflate with the dependency (sqrt(A**2 + B) - A stays away from 0).
         mean_value = box0 is not None and len(K) < sum(len(o.axes) for o in ops)
         prev = box0
+        form = self._forms.get(n.id) if n.id >= 0 else None
+        if form is not None and form.b not in self._kept:
+            form = None
         for j in range(1, k + 1):
             prefix = set(K[:j])
             args = []
@@ -664,6 +687,8 @@ class Evaluator:
                 der[s] = iv.widen(*acc)
             else:
                 der[s] = (np.zeros(()), np.zeros(()))
+            if form is not None:
+                vint = self._form_enclosure(form, ops, K, prefix, s, vint, der)
             if mean_value:
                 ax = self.axes[s]
                 with np.errstate(invalid="ignore", over="ignore"):
@@ -673,6 +698,8 @@ class Evaluator:
                 vint = (np.fmax(vint[0], m[0]), np.fmin(vint[1], m[1]))
                 prev = vint
             box.append(vint)
+        if k and n.id >= 0 and n.op not in enclose.JUMP_OPS:
+            self._subdivide(n, ops, K, box, der)
         # Global enclosure of the true values (hull of the full-box enclosures).
         if k:
             glo, ghi = self._glob(("range",), K, (float(np.min(box[k][0])), float(np.max(box[k][1]))))
@@ -738,6 +765,140 @@ class Evaluator:
             out.summands = (ops[0], ops[1], 1.0 if n.op == "add" else -1.0)
         self._w1_level(n, ops, out, gp)
         return out
+
+    def _subdivide(
+        self, n: Node, ops: list[Val], K: tuple[int, ...], box: list[iv.Interval], der: dict[int, iv.Interval]
+    ) -> None:
+        """Where node ``n``'s enclosure is infinite, or near a pole, on a bounded box with finite operands, bisect it.
+
+        Such a box has a singularity made by the enclosure (a denominator whose enclosure contains 0 because a
+        value occurs twice, on a wide cell), or an operand of a pole (:data:`~opgraph.dcg.enclose.POLE_OPERAND`)
+        whose enclosure comes closer to the pole than its own width, where the derivative enclosure is loose. Its subexpression is re-evaluated on ``2^(k L)`` sub-boxes
+        (:func:`opgraph.dcg.enclose.subdivided_enclosure`, at most :data:`~opgraph.dcg.enclose.MAX_PIECES`), and
+        the hull over them is intersected with the box's enclosures at every walk prefix (each prefix box lies in
+        the full box, so the full box's enclosures hold for it) and with every step's derivative enclosure. Boxes
+        that stay infinite keep ``inf``. ``box`` and ``der`` are updated in place.
+        """
+        k = len(K)
+        levels = enclose.levels_for(k)
+        if levels == 0 or any(a not in self._leaf_axis.values() for a in K):
+            return
+        lo, hi = box[k]
+        pole = enclose.POLE_OPERAND.get(n.op)
+
+        def finite_sum(arrays: Any) -> bool:
+            # One reduction per array: a sum is finite only if every term is (it may overflow to inf for huge
+            # finite values, which only sends the node down the exact path).
+            with np.errstate(all="ignore"):
+                return math.isfinite(sum(float(np.sum(x)) for x in arrays))
+
+        if pole is None:
+            if finite_sum((lo, hi, *(e for d in der.values() for e in d))):
+                return  # nothing infinite here
+            if not all(finite_sum((*o.box[len(o.axes)], *(e for d in o.der.values() for e in d))) for o in ops):
+                return  # an operand is infinite somewhere: this node's infinities are (mostly) inherited
+        shape = self._shape(K)
+        bad = ~(np.isfinite(lo) & np.isfinite(hi))
+        for s in K:
+            bad = bad | ~(np.isfinite(der[s][0]) & np.isfinite(der[s][1]))
+        closeness: np.ndarray | None = None  # distance to the pole / width (0 where infinite): the priority
+        if pole is not None and pole < len(ops) and ops[pole].axes:
+            o = ops[pole]
+            plo, phi = o.box[len(o.axes)]
+            bad = bad | self._expand(enclose.near_pole(plo, phi), o.axes, K).astype(bool)
+            with np.errstate(all="ignore"):
+                dist = np.where((plo > 0) | (phi < 0), np.minimum(np.abs(plo), np.abs(phi)), 0.0)
+                closeness = self._expand(np.where(phi > plo, dist / (phi - plo), 0.0), o.axes, K)
+        bad = np.broadcast_to(bad, shape)
+        if not bad.any():
+            return
+        for o in ops:
+            if not o.axes:
+                continue
+            olo, ohi = o.box[len(o.axes)]
+            fin = np.isfinite(olo) & np.isfinite(ohi)
+            for d in o.der.values():
+                fin = fin & np.isfinite(d[0]) & np.isfinite(d[1])
+            bad = bad & self._expand(fin, o.axes, K).astype(bool)
+        for a in K:
+            ax = self.axes[a]
+            bad = bad & self._expand(np.isfinite(ax.lo) & np.isfinite(ax.hi), [a], K).astype(bool)
+        idx = np.nonzero(np.broadcast_to(bad, shape))
+        if idx[0].size == 0:
+            return
+        # Work budget: at most max(4096, cells / 4) sub-boxes per node, boxes nearest the pole (and infinite ones)
+        # first; the others keep their enclosures.
+        pieces = 2 ** (k * levels)
+        keep = max(1, max(4096, math.prod(shape) // 4) // pieces)
+        if idx[0].size > keep:
+            prio = np.broadcast_to(closeness, shape)[idx] if closeness is not None else np.zeros(idx[0].size)
+            order = np.sort(np.argsort(prio, kind="stable")[:keep])
+            idx = tuple(x[order] for x in idx)
+        leaves = {i: a for i, a in self._leaf_axis.items() if a in K}
+        chunk = max(1, 2**20 // pieces)
+        flat = np.ravel_multi_index(idx, shape)
+        vlo = np.empty(flat.size)
+        vhi = np.empty(flat.size)
+        dsub = {s: (np.empty(flat.size), np.empty(flat.size)) for s in K}
+        for c0 in range(0, flat.size, chunk):
+            sl = slice(c0, c0 + chunk)
+            cells = {a: (self.axes[a].lo[idx[r][sl]], self.axes[a].hi[idx[r][sl]]) for r, a in enumerate(K)}
+            (v0, v1), d = enclose.subdivided_enclosure(self.graph, n.id, leaves, cells, levels)
+            vlo[sl], vhi[sl] = v0, v1
+            for s in K:
+                dsub[s][0][sl], dsub[s][1][sl] = d[s]
+
+        def meet(x: iv.Interval, new: iv.Interval) -> iv.Interval:
+            a = np.array(np.broadcast_to(x[0], shape), dtype=float).reshape(-1)
+            b = np.array(np.broadcast_to(x[1], shape), dtype=float).reshape(-1)
+            a[flat] = np.fmax(a[flat], new[0])
+            b[flat] = np.fmin(b[flat], new[1])
+            return a.reshape(shape), b.reshape(shape)
+
+        for j in range(1, k + 1):
+            box[j] = meet(box[j], (vlo, vhi))
+        for s in K:
+            der[s] = meet(der[s], dsub[s])
+
+    def _form_enclosure(
+        self,
+        form: enclose.SqrtDiff,
+        ops: list[Val],
+        K: tuple[int, ...],
+        prefix: set[int],
+        s: int,
+        vint: iv.Interval,
+        der: dict[int, iv.Interval],
+    ) -> iv.Interval:
+        """Intersect a node's enclosure at walk prefix ``prefix`` (value ``vint``, ``der[s]``) with its form's.
+
+        ``form`` is a :class:`opgraph.dcg.enclose.SqrtDiff` at this node; the operand ``a`` is one of ``ops`` and
+        ``b`` a kept value. Both enclosures are valid on the boxes, so their intersection is (``der[s]`` is
+        updated in place; the value is returned).
+        """
+        a_val = ops[1] if form.sign > 0 else ops[0]
+        b_val = self._kept[form.b]
+
+        def at_prefix(o: Val) -> tuple[iv.Interval, dict[int, iv.Interval]]:
+            ju = sum(1 for t in o.axes if t in prefix)
+            lo, hi = o.box[ju]
+            d = {}
+            if s in o.der:
+                dl, dh = o.der[s]
+                d[s] = (self._expand(dl, o.axes, K), self._expand(dh, o.axes, K))
+            return (self._expand(lo, o.axes, K), self._expand(hi, o.axes, K)), d
+
+        (a_box, da), (b_box, db) = at_prefix(a_val), at_prefix(b_val)
+        ok, fv, fd = enclose.sqrt_diff(a_box, b_box, da, db, [s])
+        if not np.any(ok):
+            return vint
+        if form.sign < 0:
+            fv = iv.ineg(fv)
+            fd = {t: iv.ineg(d) for t, d in fd.items()}
+        with np.errstate(invalid="ignore"):
+            dl, dh = der[s]
+            der[s] = (np.where(ok, np.fmax(dl, fd[s][0]), dl), np.where(ok, np.fmin(dh, fd[s][1]), dh))
+            return np.where(ok, np.fmax(vint[0], fv[0]), vint[0]), np.where(ok, np.fmin(vint[1], fv[1]), vint[1])
 
     def _env_rule(self, n: Node, ops: list[Val], axis: int) -> dict[int, Any] | None:
         """Tail envelopes of a one-input node from its operands' (constants included), per tail cell."""
@@ -1149,6 +1310,7 @@ class Evaluator:
         label = f"{n.op} at {n.where}"
         ax = Axis(i + 2 * 10**9, law.atoms, law.weights, law.lo, law.hi, law.err, label, components)
         self.axes[ax.id] = ax
+        self._leaf_axis[i] = ax.id
         pick = max if n.op == "maximum" else min
         u, w = ops
         g1 = (pick(u.gint1[0], w.gint1[0]), pick(u.gint1[1], w.gint1[1]))
@@ -1213,6 +1375,7 @@ class Evaluator:
         components = {key: val * scale / max(e_total, 1e-300) for key, val in comps.items()} if e_total > 0 else {}
         ax = Axis(i + 10**9, rg.atoms, rg.weights, lo, hi, err, label, components, None, bias_g, m2_g)
         self.axes[ax.id] = ax
+        self._leaf_axis[i] = ax.id
         nb_terms = _tsum((1.0, up_terms), (1.0, {label: comp_w1}))
         if _total(nb_terms) > e_total:
             nb_terms = {key: val * e_total / _total(nb_terms) for key, val in nb_terms.items()}

@@ -109,12 +109,22 @@ def iscale(c: float, a: Interval) -> Interval:
 
 
 def irecip(a: Interval) -> Interval:
-    """1 / a (whole line when a contains 0)."""
+    """1 / a over the nonzero values of a.
+
+    The whole line when 0 is inside ``a``; ``[1/hi, inf]`` when ``a = [0, hi]`` with ``hi > 0`` (and
+    ``[-inf, 1/lo]`` when ``a = [lo, 0]``): the values of ``1/x`` for ``x`` in ``a`` other than 0, where a
+    function is defined. So ``1 / (x * x)`` with ``x`` near 0 stays one-sided, and ``1 / (c + 1 / (x * x))`` finite.
+    """
     lo, hi = a
     zero = (lo <= 0) & (hi >= 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         rlo, rhi = 1.0 / hi, 1.0 / lo
-    return np.where(zero, -_INF, rlo), np.where(zero, _INF, rhi)
+    pos = (lo == 0) & (hi > 0)  # [0, hi]: 1/x in [1/hi, inf)
+    neg = (hi == 0) & (lo < 0)  # [lo, 0]: 1/x in (-inf, 1/lo]
+    return (
+        np.where(pos, rlo, np.where(zero, -_INF, rlo)),
+        np.where(neg, rhi, np.where(zero, _INF, rhi)),
+    )
 
 
 def idiv(a: Interval, b: Interval) -> Interval:
