@@ -155,11 +155,12 @@ def main(argv: list[str] | None = None) -> int:
             "so the `model` backend estimates it from CPU time and bytes moved (labelled estimated); the ratios "
             "rank regions, they are not joules read from a sensor.\n\n"
             "Cases: `src/opgraph/energy/cases_real.py` (and the three real pairs kept in `cases.py`). Top-1: the "
-            "first finding's costly call sites include the culprit function in the library's own source (torch.nn "
-            "pairs: the user's call that selects the slow path, see below); controls must have no finding. The "
-            "call site shown is the top finding's first one in a culprit function (its rank among the finding's "
-            "call sites when not the first). Diff time: wall time of `oe.diff` (record, match, replay, diagnose) "
-            "on the shared, busy 2-core machine.\n\n" + "\n".join(parts)
+            "first finding's costly library lines (or user's lines) include a culprit function in the library's "
+            "own source (`Case.culprit_sites`; for torch.nn pairs also the user's call that selects the slow "
+            "path); controls must have no finding. The line shown is the top finding's first library line in a "
+            "culprit function (its rank among the finding's library lines when not the first; else its first "
+            "library line), followed by the user's line that called the library. Diff time: wall time of "
+            "`oe.diff` (record, match, replay, diagnose) on the shared, busy 2-core machine.\n\n" + "\n".join(parts)
         )
     return 0
 

@@ -212,3 +212,16 @@ def test_regions_too_small_to_flag_stop_after_min_rounds(work_backend):
     assert rep.findings[0].costly_side == "b"  # the big copy ranks first (the small one only as a redundant op)
     line = _big_then_small_b.__code__.co_firstlineno + 1
     assert any(c.startswith(f"test_diff.py:{line} ") for c in rep.findings[0].b_callsites)
+
+
+def test_profile_by_library_line():
+    lin = torch.nn.Linear(32, 32)
+
+    def f(x):
+        return torch.tanh(lin(x))
+
+    prof = oe.profile(f, torch.randn(8, 32), backend="model", window_s=0.001, rounds=1)
+    by_lib = dict(prof.by("lib_callsite"))
+    assert any(k.startswith("linear.py:") and v > 0 for k, v in by_lib.items())
+    tanh = next(r for r in prof.rows if r["op"] == "aten::tanh")
+    assert tanh["lib_callsite"] == "" and tanh["callsite"].startswith("test_diff.py:")

@@ -22,8 +22,9 @@ class Profile:
     """Per-op cost of one recorded run, each op replayed alone.
 
     Attributes:
-        rows: One dict per data-moving op: ``node, op, callsite, module_path, shape, dtype, cost, wall_s, cpu_s,
-            energy_j`` (energy None with the time backend; estimated with the model backend).
+        rows: One dict per data-moving op: ``node, op, callsite, lib_callsite, module_path, shape, dtype, cost,
+            wall_s, cpu_s, energy_j`` (``lib_callsite``: the op's innermost library line, empty when the user's
+            code called it directly; energy None with the time backend; estimated with the model backend).
         backend: Backend name.
         backend_info: Backend provenance.
         run: The recorded run.
@@ -40,7 +41,7 @@ class Profile:
         return sum(r["cost"] for r in self.rows)
 
     def by(self, key: str = "op") -> list[tuple[str, float]]:
-        """Costs summed by ``"op"``, ``"callsite"`` or ``"module_path"``, largest first."""
+        """Costs summed by ``"op"``, ``"callsite"``, ``"lib_callsite"`` or ``"module_path"``, largest first."""
         acc: dict[str, float] = {}
         for r in self.rows:
             acc[str(r[key])] = acc.get(str(r[key]), 0.0) + r["cost"]
@@ -148,6 +149,7 @@ def profile(
                     "node": n.id,
                     "op": n.op,
                     "callsite": n.meta.get("callsite", ""),
+                    "lib_callsite": n.meta.get("lib_callsite", ""),
                     "module_path": n.meta.get("module_path", ""),
                     "shape": n.meta.get("shape"),
                     "dtype": n.meta.get("dtype"),
