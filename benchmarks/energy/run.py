@@ -17,6 +17,7 @@ import json
 import math
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -26,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from opgraph._base.fileio import atomic_write
 from opgraph._base.jsonio import dumps, write_json
 from opgraph._base.provenance import machine as base_machine
 from opgraph.energy.cases import CASES
@@ -560,8 +562,11 @@ def write_md(data: dict, path: Path) -> None:
         "- The machine was shared with other jobs; ratios come from paired, interleaved rounds and are stable, "
         "absolute times are not representative.",
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    # Sections other scripts own (``<!-- name:begin -->`` ... ``<!-- name:end -->``, e.g. real_pairs.py's
+    # "Real libraries") are kept, not dropped; the page is replaced atomically.
+    old = path.read_text() if path.exists() else ""
+    blocks = [m.group(0) for m in re.finditer(r"<!-- ([\w-]+):begin -->.*?<!-- \1:end -->", old, re.S)]
+    atomic_write(path, "\n".join(lines) + "\n" + "".join("\n" + b + "\n" for b in blocks))
 
 
 def _ratio(o: dict, name: str) -> str:
@@ -758,9 +763,7 @@ def remeasure_scale(args: argparse.Namespace) -> None:
         "`uptime` on this 2-core VM)."
     )
     text = text[:start] + section + ("\n" + text[end:] if end >= 0 else "\n")
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
+    atomic_write(out, text)
     print(dumps(data["scale"]))
 
 
