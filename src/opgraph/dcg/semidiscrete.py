@@ -40,8 +40,10 @@ from opgraph.graph import Graph, Node
 
 Terms = dict[str, float]
 _EPS = float(np.finfo(float).eps)
-#: Atoms of the regrouped operand ``A''`` (its second-order cost falls like 1 / atoms**2).
+#: Atoms of the regrouped operand ``A''`` (its second-order cost falls like 1 / atoms**2), and the larger size
+#: tried when that cost still dominates (the measured term's work grows with it: atoms x grid points).
 REGROUP_ATOMS = 256
+REGROUP_ATOMS_MAX = 1024
 #: Points of the first ``t`` grid (half on ``G``'s quantiles, half uniform), and refinement rounds.
 GRID_POINTS = 4096
 REFINE_ROUNDS = 3
@@ -107,14 +109,18 @@ def find_core(graph: Graph, output: int) -> Core | None:
     return None
 
 
-def _tree(graph: Graph, root: int, op: str, users: dict[int, tuple[int, ...]]) -> tuple[list[int], dict[int, int]]:
-    """Leaves and parent links of the single-use ``op`` tree at ``root``.
+def _tree(
+    graph: Graph, root: int, op: str, users: dict[int, tuple[int, ...]]
+) -> tuple[list[int], dict[int, int], float]:
+    """Leaves, parent links and constant factor of the single-use ``op`` tree at ``root``.
 
-    Products also pass through multiplications and divisions by constants (``x * c``, ``x / c``). Returns the
-    leaves and, for every node below ``root``, its parent in the tree.
+    Products also pass through multiplications and divisions by constants (``x * c``, ``x / c``; their product is
+    the returned factor, 1 for sums). Returns the leaves, for every node below ``root`` its parent in the tree,
+    and the constant factor.
     """
     leaves: list[int] = []
     parent: dict[int, int] = {}
+    factor = 1.0
     stack = [root]
     while stack:
         i = stack.pop()
@@ -126,15 +132,18 @@ def _tree(graph: Graph, root: int, op: str, users: dict[int, tuple[int, ...]]) -
                 leaves.append(i)
                 continue
             for j in n.inputs:
-                if _const(graph, j) is None:
+                v = _const(graph, j)
+                if v is None:
                     parent[j] = i
                     stack.append(j)
                 elif op == "add":
                     parent[j] = i
                     leaves.append(j)
+                else:
+                    factor = factor / v if n.op == "div" else factor * v
             continue
         leaves.append(i)
-    return leaves, parent
+    return leaves, parent, factor
 
 
 def reassociate(graph: Graph, output: int, score: dict[str, float], mode: str = "add") -> tuple[Graph, int] | None:
@@ -142,9 +151,10 @@ def reassociate(graph: Graph, output: int, score: dict[str, float], mode: str = 
 
     In the single-use tree of ``+`` (or of ``*``, with ``* c`` and ``/ c`` by constants) at the output's core (see
     :func:`find_core`), the input leaf ``C`` of lowest ``score`` (an input used nowhere else, so independent of
-    the rest) is pulled out: ``core(..., C, ...) = core'(...) op C`` with ``core'`` the same tree without ``C``
-    (its constant factors kept as a factor of ``core'``). Everything else keeps its structure; the value changes
-    only by floating-point reassociation.
+    the rest) is pulled out: ``core(..., C, ...) = core'(...) op C``. For sums ``core'`` is the same tree without
+    ``C``; for products it is the balanced product of the other factors times the tree's constant factor (pairs
+    first, which also tightens the law-level bound of long product chains). The value changes only by
+    floating-point reassociation.
 
     Args:
         graph: The graph restricted to ``output`` (:func:`opgraph.dcg.engine.restrict`).
@@ -160,7 +170,7 @@ def reassociate(graph: Graph, output: int, score: dict[str, float], mode: str = 
     if core is None or core.op != mode:
         return None
     users = graph.users()
-    leaves, parent = _tree(graph, core.node, mode, users)
+    leaves, parent, factor = _tree(graph, core.node, mode, users)
     cands = [
         i
         for i in leaves
@@ -186,24 +196,34 @@ def reassociate(graph: Graph, output: int, score: dict[str, float], mode: str = 
             top = p
             continue
         break
-    if p == core.node:
-        return None  # C (times constants) is already an operand of the core
-    sibling = next(j for j in graph.nodes[p].inputs if j != top)
+    if p == core.node and mode == "add":
+        return None  # C is already an operand of the core
     nodes = list(graph.nodes)
 
     def add(op: str, inputs: tuple[int, ...], attrs: dict[str, Any], like: int) -> int:
         nodes.append(Node(len(nodes), op, inputs, attrs, dict(graph.nodes[like].meta)))
         return len(nodes) - 1
 
-    # Copy the path from p's parent up to the core, with p replaced by its sibling.
-    cur, repl = p, sibling
-    while cur != core.node:
-        u = parent[cur]
-        un = graph.nodes[u]
-        repl = add(un.op, tuple(repl if j == cur else j for j in un.inputs), dict(un.attrs), u)
-        cur = u
-    if kappa != 1.0:
-        repl = add("mul", (repl, add("const", (), {"value": kappa}, core.node)), {}, core.node)
+    if mode == "add":
+        # Copy the path from p's parent up to the core, with p replaced by C's sibling.
+        cur, repl = p, next(j for j in graph.nodes[p].inputs if j != top)
+        while cur != core.node:
+            u = parent[cur]
+            un = graph.nodes[u]
+            repl = add(un.op, tuple(repl if j == cur else j for j in un.inputs), dict(un.attrs), u)
+            cur = u
+    else:
+        # Products: the other factors multiplied as a balanced tree (pairs first: smaller grids, and a tighter
+        # law-level bound than a chain), then the constant factor of the whole tree.
+        rest = [i for i in leaves if i != c]
+        while len(rest) > 1:
+            rest = [
+                add("mul", (rest[k], rest[k + 1]), {}, core.node) if k + 1 < len(rest) else rest[k]
+                for k in range(0, len(rest), 2)
+            ]
+        repl = rest[0]
+        if factor != 1.0:
+            repl = add("mul", (repl, add("const", (), {"value": factor}, core.node)), {}, core.node)
     top_id = add(mode, (repl, c), {}, core.node)
     chain = []
     i = output
@@ -465,12 +485,19 @@ def certify(ev: Any, core: Core, kept: dict[int, Any], attr: Terms) -> tuple[flo
     g_atoms, g_w = merge_duplicates(np.broadcast_to(cv.pt, shape).reshape(-1), ev._wbox(cv.axes).reshape(-1))
     best: tuple[float, Terms, dict[str, Any]] | None = None
     sides = (0, 1) if core.op in ("add", "sub", "mul") else (1,)
-    for c_side in sides:
+    tries = [(c_side, m) for c_side in sides for m in (REGROUP_ATOMS, REGROUP_ATOMS_MAX)]
+    for c_side, m in tries:
         c_val, a_val = vals[c_side], vals[1 - c_side]
         law = c_val.law
         if not isinstance(law, Continuous) or c_val.wb is None:
             continue
-        a2 = _regrouped(ev, core.operands[1 - c_side], a_val)
+        if m > REGROUP_ATOMS:
+            # The larger regrouping only where the smaller one left a second-order term over twice the measured one.
+            last = best[2] if best is not None and best[2]["smoothed"] == c_val_label(ev, c_val) else None
+            size = math.prod(ev._shape(a_val.axes))
+            if last is None or size <= REGROUP_ATOMS or last["second_order"] <= 2 * last["measured_w1"]:
+                continue
+        a2 = _regrouped(ev, core.operands[1 - c_side], a_val, m)
         smooth = _smoothing(ev, core.op, a2, c_val, law)
         if smooth is None:
             continue
@@ -528,20 +555,20 @@ def c_val_label(ev: Any, v: Any) -> str:
     return str(ev.axes[v.axes[0]].label)
 
 
-def _regrouped(ev: Any, node_id: int, a_val: Any) -> Any:
-    """``A''``: ``a_val`` regrouped into at most :data:`REGROUP_ATOMS` atoms, with its second-order bookkeeping.
+def _regrouped(ev: Any, node_id: int, a_val: Any, m: int = REGROUP_ATOMS) -> Any:
+    """``A''``: ``a_val`` regrouped into at most ``m`` atoms, with its second-order bookkeeping.
 
     Uses the engine's own compression (:meth:`Evaluator._compress`, the same bookkeeping as a planned compression);
     the record it appends to ``ev.compressions`` is removed again (this regrouping is not part of the result).
     """
     size = math.prod(ev._shape(a_val.axes))
-    if len(a_val.axes) == 1 and size <= REGROUP_ATOMS:
+    if len(a_val.axes) == 1 and size <= m:
         return a_val  # its nb is the path bound on E|A - A'| (the coupling of the grid)
     size_cap = _coupling_total(ev, a_val)
     key, fresh = node_id + 10**9, node_id + 3 * 10**9
     prev = ev.axes.get(key)
     saved = (ev.compress_atoms, ev.smoothing, len(ev.compressions))
-    ev.compress_atoms, ev.smoothing = REGROUP_ATOMS, True
+    ev.compress_atoms, ev.smoothing = m, True
     try:
         out = ev._compress(node_id, a_val)
     finally:
