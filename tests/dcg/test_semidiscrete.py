@@ -194,3 +194,48 @@ def engine_rules():
     from opgraph.dcg.api import _rules
 
     return _rules()
+
+
+def _mixture_cdf(nodes, weights, cond):
+    """``t -> sum_k weights_k cond(t, nodes_k)``: the CDF of a one-parameter mixture by a fixed quadrature."""
+
+    def cdf(t):
+        t = np.asarray(t, dtype=float)
+        return (cond(t.reshape(-1)[:, None], nodes[None, :]) @ weights).reshape(t.shape)
+
+    return cdf
+
+
+def _trapezoid(lo, hi, n, density):
+    x = np.linspace(lo, hi, n)
+    w = density(x) * (hi - lo) / (n - 1)
+    w[0] *= 0.5
+    w[-1] *= 0.5
+    return x, w / w.sum()
+
+
+def test_negative_denominator_and_affine_chain_are_sound():
+    import scipy.special as sc
+
+    # X / Y, X ~ N(0, 1), Y ~ U(-2, -1) (1 / C of one negative sign): P(X / Y <= t) = E_Y P(X >= t Y).
+    y, wy = _trapezoid(-2.0, -1.0, 2001, np.ones_like)
+    cdf1 = _mixture_cdf(y, wy, lambda t, v: sc.ndtr(-t * v))
+    # 5 - X E, E ~ Exp(1): P(5 - X E <= t) = E_E P(X E >= 5 - t) (a constant minus a product: affine chain).
+    e, we = _trapezoid(1e-9, 40.0, 20001, lambda x: np.exp(-x))
+    cdf2 = _mixture_cdf(e, we, lambda t, v: sc.ndtr(-(5 - t) / v))
+    for fn, ins, cdf, lo, hi in (
+        (lambda x, y: x / y, [od.Normal(0, 1), od.Uniform(-2, -1)], cdf1, -8.0, 8.0),
+        (lambda x, y: 5.0 - x * y, [od.Normal(0, 1), od.Exponential(1)], cdf2, -35.0, 45.0),
+    ):
+        for n in (3, 8):
+            r = _evaluate(fn, ins, n)
+            assert r.info["bound_method"] == "semi-discrete" and math.isfinite(r.w1_bound)
+            true = w1_to_cdf(r.atoms, r.weights, cdf, lo, hi, n_grid=8001)
+            assert r.w1_bound >= true * (1 - 1e-3), (n, r.w1_bound, true)
+
+
+@pytest.mark.parametrize("op", ["add", "mul", "sub"])
+def test_one_atom_inputs_do_not_break_it(op):
+    fn = {"add": lambda x, y: x + y, "mul": lambda x, y: x * y, "sub": lambda x, y: x - y}[op]
+    r = _evaluate(fn, [od.Normal(0, 1), od.Normal(1, 1)], 1)
+    assert math.isfinite(r.w1_bound) and r.info["semi_discrete"] is not None

@@ -1337,7 +1337,11 @@ def evaluate_output(
         bound, terms, method = w_total, dict(val.wb or {}), "law-level"
     sd_total, sd_info = math.inf, None
     if core is not None and not bound <= 0:
-        sd = semidiscrete.certify(ev, core, ev.kept, attr)
+        try:
+            sd = semidiscrete.certify(ev, core, ev.kept, attr)
+        except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as exc:  # an optional certificate
+            log.warning("semi-discrete certificate skipped at %s: %s", sub.nodes[out].where, exc)
+            sd = None
         if sd is not None:
             sd_total, sd_info = sd[0], sd[2]
             if sd_total < bound:

@@ -389,6 +389,9 @@ def w1_to_steps(s: _Pieces, atoms: np.ndarray, weights: np.ndarray, tv_h: float)
     h_lo, h_hi = s.hull()
     t0 = max(min(g_lo, h_lo), g_lo - (g_hi - g_lo + 1.0) * 1e3) if math.isfinite(h_lo) else g_lo
     t1 = min(max(g_hi, h_hi), g_hi + (g_hi - g_lo + 1.0) * 1e3) if math.isfinite(h_hi) else g_hi
+    if not t1 > t0:  # G one atom and S unbounded: any interval around it (the tails cover the rest)
+        pad = 0.5 * max(1.0, abs(t0))
+        t0, t1 = t0 - pad, t1 + pad
     tail = s.tails(t0, t1)
     if not math.isfinite(tail):
         return math.inf, math.inf
