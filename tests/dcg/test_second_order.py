@@ -7,6 +7,7 @@ variation, |E[X - atom; cell]|, E[(X - atom)^2; cell]) are checked against numer
 
 from __future__ import annotations
 
+import contextvars
 import math
 
 import numpy as np
@@ -18,6 +19,7 @@ from hypothesis import strategies as hs
 from scipy import integrate
 
 from opgraph import dcg as od
+from opgraph.dcg import engine
 from opgraph.dcg.w1 import w1_to_cdf
 
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -217,7 +219,9 @@ def test_compressed_sums_of_uniforms(n, atoms, m, quant):
     assert true <= r.w1_bound * (1 + 1e-9) + 1e-9, (true, r.w1_bound)
 
 
-def test_second_order_bound_is_tighter_and_used_for_sums():
+def test_second_order_bound_is_tighter_and_used_for_sums(monkeypatch):
+    # This checks the law-level rule itself: the semi-discrete output certificate (which would win) is off.
+    monkeypatch.setattr(engine, "SEMI_DISCRETE", contextvars.ContextVar("sd_off", default=False))
     r = od.evaluate(lambda a, b: a + b, od.Uniform(0, 1), od.Uniform(0, 1), atoms=256)
     true = w1_to_cdf(r.atoms, r.weights, _sum_uniform_cdf([1.0, 1.0], 0.0), 0.0, 2.0)
     assert r.info["bound_method"] == "law-level"

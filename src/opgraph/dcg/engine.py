@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import enclose, envelope
+from opgraph.dcg import enclose, envelope, semidiscrete
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -63,6 +63,9 @@ _EPS = float(np.finfo(float).eps)
 #: nodes) exceeds NODE_PROGRESS_CELLS and stderr is a terminal". Set by :func:`opgraph.dcg.evaluate` (``progress``).
 NODE_PROGRESS: contextvars.ContextVar[bool | None] = contextvars.ContextVar("dcg_node_progress", default=None)
 NODE_PROGRESS_CELLS = 5 * 10**7
+#: Whether :func:`evaluate_output` tries the semi-discrete output certificate (:mod:`opgraph.dcg.semidiscrete`);
+#: off only to measure what it adds.
+SEMI_DISCRETE: contextvars.ContextVar[bool] = contextvars.ContextVar("dcg_semi_discrete", default=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -338,6 +341,26 @@ def _attributed(per_box: np.ndarray, cw: np.ndarray, attr: Terms, glob: Any = No
     return {"second-order": total} if total > 0 else {}
 
 
+def _capped(first: np.ndarray, second: np.ndarray, cap: float | None) -> np.ndarray:
+    """Per box ``min(first, second)``, the first-order boxes scaled down to share ``cap`` when that is smaller.
+
+    ``first`` is ``k E[|A - A'|; box]`` under one coupling and ``cap`` bounds ``k E|A - A'|`` under the same
+    coupling, so the first-order boxes together take at most ``cap`` (valid box by box only as a sum).
+    """
+    use2 = second < first
+    out = np.where(use2, second, first)
+    if cap is None or not math.isfinite(cap) or cap < 0:
+        return out
+    rest = float(np.sum(np.where(use2, 0.0, first)))
+    if not rest > cap:
+        return out
+    if math.isfinite(rest):
+        return np.where(use2, second, first * (cap / rest))
+    out = np.array(np.where(use2, second, 0.0), dtype=float)
+    out.flat[int(np.argmin(use2.reshape(-1)))] += cap  # one first-order box carries the whole cap
+    return out
+
+
 def _scalar(x: Any) -> float:
     return float(np.asarray(x).reshape(-1)[0])
 
@@ -387,6 +410,10 @@ class Evaluator:
         # Node id -> axis id of every node whose value is an axis (inputs, compressed and grid-free extreme nodes):
         # the leaves of a subexpression re-evaluated on subdivided boxes (:meth:`_subdivide`).
         self._leaf_axis: dict[int, int] = {}
+        # Node ids whose final values :meth:`run` keeps in ``kept`` (the semi-discrete output certificate's core
+        # and operands, see :mod:`opgraph.dcg.semidiscrete`).
+        self.keep: set[int] = set()
+        self.kept: dict[int, Val] = {}
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
         # bounds (every cell's derivative enclosure lies in the global one), so those are not computed.
         ins = [n.attrs["name"] for n in graph.nodes if n.op == "input"]
@@ -535,6 +562,8 @@ class Evaluator:
             out = self._compress(n.id, v) if n.id in self.compress else v
             if n.id in keep:
                 self._kept[n.id] = out
+            if n.id in self.keep:
+                self.kept[n.id] = out
             return out
 
         table: dict[str, Any] = dict.fromkeys(iv.RULES, apply)
@@ -1097,8 +1126,14 @@ class Evaluator:
                 out.append(_tsum((1.0, t), (a_val.eabs * lip, b_val.wb)))
         return out
 
-    def _scaled_term(self, a_val: Val, t2: float, k1: float, site: Any = None) -> Terms | None:
-        """Bound on ``W1(A C, A' C)`` for an exact independent ``C`` (see :meth:`_product_candidates`)."""
+    def _scaled_term(
+        self, a_val: Val, t2: float, k1: float, site: Any = None, cap: float | None = None
+    ) -> Terms | None:
+        """Bound on ``W1(A C, A' C)`` for an exact independent ``C`` (see :meth:`_product_candidates`).
+
+        ``cap`` (optional) bounds ``k1 E|A - A'|`` under the grid coupling as a whole; the boxes that take their
+        first-order term then share it (see :func:`_capped`).
+        """
         if not a_val.axes:
             return None
         k = len(a_val.axes)
@@ -1113,10 +1148,13 @@ class Evaluator:
             first = k1 * np.broadcast_to(cw, shape)
         second = np.where(np.isnan(second), np.inf, second)
         first = np.where(np.isnan(first), np.inf, first)
-        return _attributed(np.minimum(first, second), cw, attr, self._sums(site, a_val.axes))
+        return _attributed(_capped(first, second, cap), cw, attr, self._sums(site, a_val.axes))
 
-    def _smoothed_term(self, a_val: Val, tv_b: float, site: Any = None) -> Terms | None:
-        """Bound on ``W1(A + B, A' + B)`` for an exact independent ``B`` with density TV ``tv_b`` (see above)."""
+    def _smoothed_term(self, a_val: Val, tv_b: float, site: Any = None, cap: float | None = None) -> Terms | None:
+        """Bound on ``W1(A + B, A' + B)`` for an exact independent ``B`` with density TV ``tv_b`` (see above).
+
+        ``cap``: as for :meth:`_scaled_term` (a bound on ``E|A - A'|`` under the grid coupling).
+        """
         if not a_val.axes:
             return None
         cw, attr = self.cellwise(a_val, site)
@@ -1125,7 +1163,7 @@ class Evaluator:
             second = bias + 0.5 * tv_b * m2
         second = np.where(np.isnan(second), np.inf, second)
         return _attributed(
-            np.minimum(np.broadcast_to(cw, second.shape), second), cw, attr, self._sums(site, a_val.axes)
+            _capped(np.broadcast_to(cw, second.shape), second, cap), cw, attr, self._sums(site, a_val.axes)
         )
 
     def _sums(self, site: Any, axes: Sequence[int]) -> Any:
@@ -1224,7 +1262,10 @@ class Evaluator:
             bias_g = bias_up + np.abs(shift) + 64 * _EPS * slack
             m2_up = np.bincount(rg.piece_group, weights=share * m2_box[rg.piece_elem], minlength=m)
             m2_rg = np.bincount(rg.piece_group, weights=rg.piece_mass * dv * dv, minlength=m)
-            m2_g = (np.sqrt(m2_up) + np.sqrt(m2_rg)) ** 2 * (1 + 1e-12) + 1e-300
+            # E[(V - a_g)^2; piece] = share * (E[(V - v_e)^2; box] + 2 (v_e - a_g) E[V - v_e; box]) + mass (v_e - a_g)^2
+            # (the split is independent of V within the box): the cross term needs only the box's bias bound.
+            cross = np.bincount(rg.piece_group, weights=share * bias_box[rg.piece_elem] * np.abs(dv), minlength=m)
+            m2_g = np.minimum((np.sqrt(m2_up) + np.sqrt(m2_rg)) ** 2, m2_up + m2_rg + 2 * cross) * (1 + 1e-12) + 1e-300
         return np.where(np.isnan(bias_g), np.inf, bias_g), np.where(np.isnan(m2_g), np.inf, m2_g)
 
     def _shared_operands(self) -> set[int]:
@@ -1441,6 +1482,13 @@ def _cell_enclosure(ev: Evaluator, val: Val) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+def _cells_area(cells: Any) -> float:
+    """Area of the CDF band of output cells (``sum mass * width``; ``inf`` for unbounded cells)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        a = float(np.sum(cells.mass() * (np.asarray(cells.hi, dtype=float) - np.asarray(cells.lo, dtype=float))))
+    return a if a == a else math.inf
+
+
 def _output_cells(ev: Evaluator, val: Val) -> Any:
     """The output's grid cells for its certified CDF band (:class:`opgraph.dcg.band.GridCells`).
 
@@ -1469,10 +1517,13 @@ def evaluate_output(
     seed: int,
     rules: dict[str, Any],
     soft_joint: int | None = None,
+    reassociate: bool = True,
 ) -> Evaluation:
     """Evaluate one output with exact dependence and a certified bound (or QMC when nothing fits).
 
     ``soft_joint`` is passed to :func:`plan_compression` (compress where grids exceed it, where possible).
+    ``reassociate`` lets the semi-discrete certificate also try a reassociated sum / product at the output
+    (:func:`opgraph.dcg.semidiscrete.reassociate`; the smaller of the two bounds is returned).
     """
     sub, out = restrict(graph, output)
     t0 = time.perf_counter()
@@ -1484,11 +1535,38 @@ def evaluate_output(
         return Evaluation(
             np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"}, cells=GridCells.point(c)
         )
+    if SEMI_DISCRETE.get() and reassociate:
+        for mode in ("add", "mul"):
+            re = semidiscrete.reassociate(sub, out, semidiscrete.scores(quantized, dists, mode), mode)
+            if re is not None:
+                # Both association orders are evaluated and the smaller bound is kept: the rewrite exposes an input
+                # to the semi-discrete certificate but may lose elsewhere (the law-level bound of a product chain).
+                args = (quantized, labels, dists)
+                kw = {
+                    "max_joint": max_joint,
+                    "compress_atoms": compress_atoms,
+                    "qmc_points": qmc_points,
+                    "seed": seed,
+                    "rules": rules,
+                    "soft_joint": soft_joint,
+                    "reassociate": False,
+                }
+                new = evaluate_output(re[0], re[1], *args, **kw)  # type: ignore[arg-type]
+                old = evaluate_output(sub, out, *args, **kw)  # type: ignore[arg-type]
+                best = new if new.w1_bound < old.w1_bound else old
+                best.info["reassociated"] = best is new
+                # Both cell sets enclose the exact law: the result keeps the narrower CDF band.
+                if new.cells is not None and old.cells is not None:
+                    best.cells = min((new.cells, old.cells), key=_cells_area)
+                return best
     sizes = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub) if n.op == "input"}
     plan = plan_compression(sub, out, sizes, max_joint, compress_atoms, soft_joint)
     if plan is None:
         return evaluate_qmc(sub, out, dists, n_points=qmc_points, seed=seed, rules=rules)
     ev = Evaluator(sub, out, quantized, labels, plan, compress_atoms, dists)
+    core = semidiscrete.find_core(sub, out) if SEMI_DISCRETE.get() else None
+    if core is not None:
+        ev.keep = {core.node, *core.operands}
     try:
         val, box_bound, attr = ev.run(rules)
     except DistError as exc:
@@ -1515,6 +1593,18 @@ def evaluate_output(
         w_total = math.inf
     if w_total < bound:
         bound, terms, method = w_total, dict(val.wb or {}), "law-level"
+    sd_total, sd_info = math.inf, None
+    if core is not None and not bound <= 0:
+        try:
+            sd = semidiscrete.certify(ev, core, ev.kept, attr)
+        except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as exc:  # an optional certificate
+            log.warning("semi-discrete certificate skipped at %s: %s", sub.nodes[out].where, exc)
+            sd = None
+        if sd is not None:
+            sd_total, sd_info = sd[0], sd[2]
+            if sd_total < bound:
+                bound, terms, method = sd_total, sd[1], "semi-discrete"
+    ev.kept.clear()
     if math.isnan(bound):
         bound = math.inf
     info = {
@@ -1523,6 +1613,8 @@ def evaluate_output(
         "cellwise_bound": c_total,
         "path_bound": n_total,
         "law_level_bound": w_total,
+        "semi_discrete_bound": sd_total,
+        "semi_discrete": sd_info,
         "joint_atoms": int(pt.size),
         "compressions": ev.compressions,
         "extremes": ev.extremes,
