@@ -854,7 +854,8 @@ def evaluate_many(
         executor: ``"serial"``, ``"process"``, ``"dask"``, ``"dask://host:port"`` or an Executor.
         seed: Run seed; task ``i`` gets ``seed_for(seed, i)`` (only the QMC fallback uses it).
         progress: Show a progress bar.
-        **kwargs: Passed to :func:`evaluate`.
+        **kwargs: Passed to :func:`evaluate` for every set (``atoms``, ``target_w1``, ``max_joint``, ...;
+            ``max_memory`` bounds each evaluation's memory, its grids then evaluated in chunks in the task).
 
     Returns:
         Results in the order of ``param_sets``; identical for every executor.
