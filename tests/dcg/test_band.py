@@ -506,7 +506,7 @@ def test_failure_probability_of_a_limit_state():
 def test_no_band_for_qmc_or_previous_results():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        r = od.evaluate(lambda x, y: x * y, od.Normal(1, 0.3), od.Normal(2, 0.5), atoms=2048)
+        r = od.evaluate(lambda x, y: x * y, od.Normal(1, 0.3), od.Normal(2, 0.5), atoms=2048, max_joint=3)
     assert not r.certified
     with pytest.raises(od.DistError, match="quasi-Monte Carlo.*max_joint"):
         r.cdf_bounds(1.0)

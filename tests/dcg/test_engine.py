@@ -95,10 +95,11 @@ def test_compression_at_separators_keeps_bound_sound():
 
 
 def test_qmc_fallback_is_labelled_uncertified():
-    f = lambda x, y, z: x * y + y * z + z * x  # noqa: E731  (no separator: every pair shares an input)
+    # No separator (every pair shares an input) and max_joint below even 2 atoms per input (2**3 = 8 cells).
+    f = lambda x, y, z: x * y + y * z + z * x  # noqa: E731
     with pytest.warns(UserWarning, match="quasi-Monte Carlo"):
         r = od.evaluate(
-            f, od.Uniform(0, 1), od.Uniform(0, 1), od.Uniform(0, 1), atoms=64, max_joint=1000, qmc_points=2**12
+            f, od.Uniform(0, 1), od.Uniform(0, 1), od.Uniform(0, 1), atoms=64, max_joint=7, qmc_points=2**12
         )
     assert r.certified is False
     assert r.w1_bound == float("inf")

@@ -25,7 +25,7 @@ from opgraph.dcg.distributions import (
     Uniform,
     from_scipy,
 )
-from opgraph.dcg.errors import DistError, TargetNotMetWarning, UnboundedWarning
+from opgraph.dcg.errors import AtomsReducedWarning, DistError, TargetNotMetWarning, UnboundedWarning
 from opgraph.dcg.result import DistResult
 from opgraph.dcg.rv import (
     RandomVariable,
@@ -63,6 +63,7 @@ from opgraph.dcg.truncation import Truncated
 from opgraph.dcg.w1 import w1_discrete, w1_to_continuous
 
 __all__ = [
+    "AtomsReducedWarning",
     "Beta",
     "CdfBand",
     "Discrete",

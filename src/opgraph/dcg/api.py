@@ -14,7 +14,7 @@ from typing import Any
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import Evaluation, evaluate_qmc, grid_work, plan_compression, prepare, restrict
-from opgraph.dcg.errors import DistError, TargetNotMetWarning
+from opgraph.dcg.errors import AtomsReducedWarning, DistError, TargetNotMetWarning
 from opgraph.dcg.refine import COMPRESS, Allocator, split_terms
 from opgraph.dcg.result import DistResult
 from opgraph.dcg.rv import RandomVariable, RVExpr
@@ -195,6 +195,29 @@ def _evaluate_graph(
         check_memory(cur_atoms, max_joint, refine=target_w1 is not None)
     if not outputs:
         raise DistError("fn returns nothing; return one value (or a tuple of values) computed from the inputs")
+    reduced: dict[str, Any] | None = None
+    if target_w1 is None:
+        # Fixed atoms: where the requested grid does not fit max_joint, the largest certified grid that fits
+        # (fewer atoms per input) comes before the uncertified QMC fallback (more atoms never give a worse answer).
+        used, used_compress = _largest_fitting_grid(
+            [restrict(graph, o) for o in outputs], dists, cur_atoms, max_joint, compress_atoms, cur_compress
+        )
+        if used != cur_atoms:
+            reduced = {
+                "requested": dict(cur_atoms),
+                "used": dict(used),
+                "max_joint": max_joint,
+                "compress_atoms": used_compress,
+            }
+            warnings.warn(
+                f"atoms: the requested grid ({_counts(cur_atoms)}) does not fit max_joint={max_joint} (no node "
+                f"separates the shared inputs); evaluated the largest certified grid that fits instead "
+                f"({_counts(used)}); raise max_joint (or give max_memory) for the requested atoms",
+                AtomsReducedWarning,
+                stacklevel=3,
+            )
+            log.info("atoms reduced from %s to %s to fit max_joint=%d", cur_atoms, used, max_joint)
+            cur_atoms, cur_compress = used, used_compress
     results: list[DistResult] = []
     history: list[dict[str, Any]] = []
     allocator = Allocator(target_w1) if target_w1 is not None else None
@@ -290,6 +313,8 @@ def _evaluate_graph(
                         "seconds_total": time.perf_counter() - t0,
                     }
                 )
+                if reduced is not None:
+                    info["atoms_reduced"] = reduced
                 if target_w1 is not None:
                     info["target_w1"] = target_w1
                     info["target_met"] = bool(met)
@@ -519,6 +544,69 @@ def _shrink_to_fit(
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if fits(*step(mid)) else (lo, mid)
     return step(lo)
+
+
+#: Atoms per input of the smallest grid tried before the QMC fallback (fixed-atoms evaluations).
+MIN_FALLBACK_ATOMS = 2
+#: Geometric step of the downward search for the largest fitting grid (8 steps per halving).
+_FIT_STEP = 2 ** (1 / 8)
+
+
+def _largest_fitting_grid(
+    restricted: list[tuple[Graph, int]],
+    dists: dict[str, Distribution],
+    requested: dict[str, int],
+    max_joint: int,
+    compress_atoms: int | None,
+    compress: int,
+) -> tuple[dict[str, int], int]:
+    """The requested atoms, or the largest grid below them that fits ``max_joint``; its compression size.
+
+    Every input's count is capped by one common ``cap`` (inputs that asked for fewer atoms keep theirs), and the
+    cap is the largest that fits: a downward scan in geometric steps of 2**(1/8) from the largest request, then
+    a bisection between the first fitting cap and the step above it. Without an explicit ``compress_atoms`` the
+    compression size follows the capped counts (its default ``max(1024, 4 * atoms)``), so a cap equal to a
+    smaller request gives exactly that request's grid: a larger request never lands below a smaller one that
+    fits. When even ``MIN_FALLBACK_ATOMS`` per input does not fit, the request is returned unchanged (then the
+    evaluation falls back to QMC).
+
+    Args:
+        restricted: Per output, its graph and output id (:func:`restrict`).
+        dists: Exact law per input name.
+        requested: Atoms per input asked for.
+        max_joint: Largest joint grid (elements).
+        compress_atoms: The caller's compression size, or ``None`` for the default.
+        compress: The compression size for the requested atoms.
+
+    Returns:
+        ``(atoms per input, compression size)``.
+    """
+
+    def at(cap: int) -> tuple[dict[str, int], int]:
+        atoms = {n: min(k, cap) for n, k in requested.items()}
+        return atoms, compress if compress_atoms is not None else max(1024, 4 * max(atoms.values()))
+
+    def fits(cap: int) -> bool:
+        atoms, comp = at(cap)
+        return _fits(restricted, dists, atoms, max_joint, comp)
+
+    if _fits(restricted, dists, requested, max_joint, compress):
+        return requested, compress
+    top = max(requested.values())
+    floor = min(MIN_FALLBACK_ATOMS, top)
+    above, cap = top, top
+    while True:
+        nxt = max(floor, min(cap - 1, int(cap / _FIT_STEP)))
+        above, cap = cap, nxt
+        if fits(cap):
+            break
+        if cap <= floor:
+            return requested, compress  # not even the smallest grid fits: the QMC fallback
+    lo, hi = cap, above
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid)
+    return at(lo)
 
 
 def _soft_joint(compress: int) -> int:
@@ -766,7 +854,8 @@ def evaluate_many(
         executor: ``"serial"``, ``"process"``, ``"dask"``, ``"dask://host:port"`` or an Executor.
         seed: Run seed; task ``i`` gets ``seed_for(seed, i)`` (only the QMC fallback uses it).
         progress: Show a progress bar.
-        **kwargs: Passed to :func:`evaluate`.
+        **kwargs: Passed to :func:`evaluate` for every set (``atoms``, ``target_w1``, ``max_joint``, ...;
+            ``max_memory`` bounds each evaluation's memory, its grids then evaluated in chunks in the task).
 
     Returns:
         Results in the order of ``param_sets``; identical for every executor.

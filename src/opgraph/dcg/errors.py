@@ -15,3 +15,10 @@ class UnboundedWarning(UserWarning):
 
 class TargetNotMetWarning(UserWarning):
     """``target_w1`` was not reached: the message gives the best bound, its largest terms and what stopped it."""
+
+
+class AtomsReducedWarning(UserWarning):
+    """The requested atoms did not fit ``max_joint``: a smaller certified grid was evaluated instead.
+
+    The message and ``result.info["atoms_reduced"]`` give the requested and the used atoms.
+    """

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph._base.jsonio import write_json
+from opgraph._base.jsonio import dumps, write_json
 from opgraph.dcg.band import MAX_STEPS, CdfBand, GridCells
 from opgraph.dcg.errors import DistError
 
@@ -103,6 +103,9 @@ class DistResult:
         return self._band("cdf_band", max_steps)
 
     def _band(self, what: str, max_steps: int = MAX_STEPS) -> CdfBand:
+        saved = self.__dict__.get("_saved_band")
+        if self.cells is None and saved is not None:  # a loaded result: the band it was saved with
+            return saved if max_steps == MAX_STEPS else saved.shrink(max_steps)
         if self.cells is None:
             if not self.certified:
                 why = (
@@ -122,6 +125,10 @@ class DistResult:
             band = self._widened(self.cells.band(max_steps))
             object.__setattr__(self, "_band_cache", band)
         return band
+
+    def _has_band(self) -> bool:
+        """Whether :meth:`cdf_band` has a band to give (the grid's cells, or the band a loaded result was saved with)."""
+        return self.cells is not None or "_saved_band" in self.__dict__
 
     def _widened(self, band: CdfBand) -> CdfBand:
         """The grid's band, widened by the dropped mass of a truncation (valid for the exact law)."""
@@ -300,7 +307,7 @@ class DistResult:
             "dropped_mass": self.dropped_mass,
             "atoms": self.atoms.tolist(),
             "weights": self.weights.tolist(),
-            "cdf_band": None if self.cells is None else self.cdf_band().shrink(_SAVED_BAND_STEPS).to_dict(),
+            "cdf_band": None if not self._has_band() else self.cdf_band().shrink(_SAVED_BAND_STEPS).to_dict(),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -309,10 +316,122 @@ class DistResult:
 
         p = Path(path)
         if p.suffix == ".npz":
+            meta = {k: v for k, v in self.to_dict().items() if k not in ("atoms", "weights")}
             with atomic_open(p, "wb") as f:
                 np.savez(
-                    f, atoms=self.atoms, weights=self.weights, w1_bound=self.w1_bound, dropped_mass=self.dropped_mass
+                    f,
+                    atoms=self.atoms,
+                    weights=self.weights,
+                    w1_bound=self.w1_bound,
+                    dropped_mass=self.dropped_mass,
+                    meta=np.array(dumps(meta, indent=None)),  # a plain string: loads with allow_pickle=False
                 )
         else:
             write_json(p, self.to_dict(), indent=None)
         return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> DistResult:
+        """Read a result written by :meth:`save` (``.npz`` or ``.json``; the format is told by the content).
+
+        The loaded result has its atoms, weights, bound, bound terms, certified flag, W1 estimate, support, info,
+        name and dropped mass. The joint grid's cells are not saved: its CDF band is the saved one (shrunk to at
+        most 2048 steps per side, still certified), and ``.npz`` files written before the metadata was saved load
+        with their atoms, weights, bound and dropped mass only (``certified`` then means a finite bound).
+        Non-finite numbers (written as ``"NaN"``/``"Infinity"``) come back as floats, in ``info`` too.
+
+        Raises:
+            DistError: the file is missing or is not a saved result (one line naming the path and what is missing).
+        """
+        p = Path(path)
+        try:
+            with open(p, "rb") as f:
+                head = f.read(4)
+        except OSError as exc:
+            raise DistError(f"DistResult.load({str(p)!r}): cannot be read ({exc.strerror or exc})") from exc
+        if head.startswith(b"PK"):
+            d = _read_npz(p)
+        else:
+            from opgraph._base.jsonio import read_json
+
+            d = read_json(p, what="DistResult.load: saved result", error=DistError)
+            if not isinstance(d, dict):
+                raise DistError(f"DistResult.load({str(p)!r}): not a saved result (a JSON object is expected)")
+        return _from_saved(p, d)
+
+
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _unstring(v: Any) -> Any:
+    """``v`` with the strict-JSON strings ``"NaN"``/``"Infinity"``/``"-Infinity"`` turned back into floats."""
+    if isinstance(v, dict):
+        return {k: _unstring(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_unstring(x) for x in v]
+    return _NONFINITE.get(v, v) if isinstance(v, str) else v
+
+
+def _read_npz(p: Path) -> dict[str, Any]:
+    """The fields of an ``.npz`` written by :meth:`DistResult.save` (never unpickles)."""
+    import json
+    import zipfile
+
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DistError(f"DistResult.load({str(p)!r}): not a saved result (unreadable .npz: {exc})") from exc
+    missing = [k for k in ("atoms", "weights", "w1_bound") if k not in arrays]
+    if missing:
+        raise DistError(f"DistResult.load({str(p)!r}): not a saved result (missing {', '.join(missing)})")
+    d: dict[str, Any] = {}
+    if "meta" in arrays:
+        try:
+            d = json.loads(str(arrays["meta"]))
+        except json.JSONDecodeError as exc:
+            raise DistError(f"DistResult.load({str(p)!r}): not a saved result (bad metadata: {exc})") from exc
+    d["atoms"], d["weights"] = arrays["atoms"], arrays["weights"]
+    d["w1_bound"] = float(arrays["w1_bound"])
+    d.setdefault("dropped_mass", float(arrays["dropped_mass"]) if "dropped_mass" in arrays else 0.0)
+    d.setdefault("certified", math.isfinite(d["w1_bound"]))
+    return d
+
+
+def _from_saved(p: Path, d: dict[str, Any]) -> DistResult:
+    """A :class:`DistResult` from the fields of a saved file (see :meth:`DistResult.load`)."""
+    missing = [k for k in ("atoms", "weights", "w1_bound", "certified") if k not in d]
+    if missing:
+        raise DistError(f"DistResult.load({str(p)!r}): not a saved result (missing {', '.join(missing)})")
+    try:
+        atoms = np.asarray(d["atoms"], dtype=float).reshape(-1)
+        weights = np.asarray(d["weights"], dtype=float).reshape(-1)
+        bound = float(d["w1_bound"])
+        est = None if d.get("w1_estimate") is None else float(d["w1_estimate"])
+        terms = {str(k): float(v) for k, v in (d.get("bound_terms") or {}).items()}
+        lo, hi = (float(v) for v in d.get("support", [-math.inf, math.inf]))
+        dropped = float(d.get("dropped_mass", 0.0))
+        band = None if d.get("cdf_band") is None else CdfBand.from_dict(d["cdf_band"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise DistError(f"DistResult.load({str(p)!r}): not a saved result (a malformed field: {exc})") from exc
+    if atoms.size == 0 or atoms.size != weights.size:
+        raise DistError(
+            f"DistResult.load({str(p)!r}): not a saved result ({atoms.size} atoms but {weights.size} weights)"
+        )
+    info = _unstring(d.get("info") or {})
+    r = DistResult(
+        atoms,
+        weights,
+        bound,
+        terms,
+        bool(d["certified"]),
+        (lo, hi),
+        info if isinstance(info, dict) else {},
+        est,
+        str(d.get("name", "output")),
+        None,
+        dropped,
+    )
+    if band is not None:
+        object.__setattr__(r, "_saved_band", band)
+    return r
