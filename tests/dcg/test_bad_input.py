@@ -63,9 +63,12 @@ def test_unreachable_target_gives_best_bound_and_what_limits_it():
     best = float(re.search(r"best bound ([\d.e+-]+)", msg).group(1))
     assert best == pytest.approx(r.w1_bound, rel=1e-2)
     assert "target_w1=1e-07 not reached" in msg and "max_joint" in msg
-    # The dominant term is named: y (range 2) contributes more than x (range 1).
+    # The dominant terms are named, largest first, with their shares of the bound (which input dominates depends
+    # on the certificate that won: first-order coupling puts y (range 2) first, the semi-discrete one x).
     terms = re.findall(r"input (\w) \(\d+ atoms\) [\d.e+-]+ \((\d+)%\)", msg)
-    assert terms and terms[0][0] == "y" and int(terms[0][1]) > 50
+    shares = [int(p) for _, p in terms]
+    assert terms and {t for t, _ in terms} <= {"x", "y"} and shares == sorted(shares, reverse=True)
+    assert shares[0] > 50
 
 
 def test_unreachable_target_on_the_qmc_fallback_says_there_is_no_bound():
