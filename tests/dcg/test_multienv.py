@@ -82,6 +82,8 @@ def test_rules_and_moments():
     assert (
         multienv.rule("div", [a, multienv.rule("sub", [a, b], [None, None], [True, True])], [None] * 2, [1, 0]) is None
     )
+    sn = multienv.rule("sin", [a], [None], [True])
+    assert sn.terms == ((1.0, ()),) and sn.low is None and not sn.nonneg
     p = multienv.rule("pow", [s, multienv.constant(2.0)], [None, 2.0], [True, True])
     assert sorted(c for c, _ in p.terms) == [2.0, 2.0]  # (x + y)^2 <= 2 x^2 + 2 y^2
     lo, hi, w = np.array([1.0, 0.0]), np.array([2.0, 1.0]), np.array([0.5, 0.5])
@@ -115,3 +117,17 @@ def test_damped_oscillator_finite_and_sound():
     finally:
         sys.modules.pop("uq_bench", None)
         sys.path.remove(str(BENCH))
+
+
+def test_amgm_lower_bound_of_a_sum_is_valid_and_tight_at_the_typical_point():
+    a, b = multienv.variable(0, True), multienv.variable(1, True)
+    s = multienv.rule("add", [a, b], [None, None], [True, True], {0: 1.0, 1: 1.0})
+    assert s.low[0] == pytest.approx(2.0) and s.low[1] == ((0, "power", 0.5), (1, "power", 0.5))  # 2 sqrt(x y)
+    typ = {0: 2.0, 1: 0.5}
+    s = multienv.rule("add", [a, b], [None, None], [True, True], typ)
+    r = multienv.rule("reciprocal", [s], [None], [True], typ)
+    ((c, facs),) = r.terms
+    x, y = np.random.default_rng(2).lognormal(0, 2, (2, 10000))
+    env = c * x ** facs[0][2] * y ** facs[1][2]
+    assert np.all(env >= 1 / (x + y) * (1 - 1e-12))
+    assert c * 2.0 ** facs[0][2] * 0.5 ** facs[1][2] == pytest.approx(1 / 2.5)

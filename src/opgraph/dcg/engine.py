@@ -520,6 +520,7 @@ class Evaluator:
         self.smoothing = self._smoothing_possible()
         self._env_regions: dict[int, dict[int, envelope.Region]] = {}
         self._menv_laws: dict[int, Distribution] = {}
+        self._menv_typ: dict[int, float] = {}
         # Sums read by exp / exp2 (their operands are kept for the law-level rewrite exp(u + w) = exp(u) exp(w)).
         self._exp_args = {j for n in self.nodes if n.op in ("exp", "exp2") for j in n.inputs}
         for n in reversed(self.nodes):  # and the sums inside those sums (exp(x + y + z) is exp((x + y) + z))
@@ -612,6 +613,7 @@ class Evaluator:
         if q.upstream_w1 == 0 and dist is not None:
             val.menv = multienv.variable(i, sup[0] >= 0)
             self._menv_laws[i] = dist
+            self._menv_typ[i] = float(np.sum(q.atoms * q.weights) / np.sum(q.weights))  # the whole axis' mean
         if moment is not None:
             val.growth = gr.variable()
         if (
@@ -917,7 +919,7 @@ class Evaluator:
         if any(a is None for a in args):
             return None
         consts = [float(o.pt) if not o.axes else None for o in ops]
-        return multienv.rule(n.op, args, consts, [o.gint1[0] >= 0 for o in ops])
+        return multienv.rule(n.op, args, consts, [o.gint1[0] >= 0 for o in ops], self._menv_typ)
 
     def _menv_factor(self, axis: int, kind: str, a: float) -> np.ndarray:
         """Per-cell ``E[g(X); cell]`` of an input axis (closed-form partial moments on its tail cells)."""

@@ -17,7 +17,8 @@ and each factor is a closed-form partial moment on a tail cell (:func:`opgraph.d
 add, products multiply term by term, powers of one term are exact, ``(sum y_k)^q <= n^{max(q-1, 0)} sum y_k^q``
 (``q > 0``). A reciprocal needs a positive LOWER monomial ``0 < low <= F``: an exact monomial is its own, a
 product multiplies them, and a sum of nonnegative operands keeps one operand's (``u + w >= u`` for ``w >= 0``), so
-``1 / (zt_p + zt_s) <= 1 / zt_p``. Anything else (``exp`` and ``log`` of several inputs, a difference in a
+``1 / (zt_p + zt_s) <= 1 / zt_p``; where both operands have one, the weighted AM-GM inequality
+``u + w >= (u / th)^th (w / (1 - th))^(1 - th)`` (``th`` from the inputs' means) is tight near the typical point. Anything else (``exp`` and ``log`` of several inputs, a difference in a
 denominator) gives ``None``: the bound stays whatever the other routes give.
 """
 
@@ -133,8 +134,44 @@ _SAME = ("identity", "copy", "contiguous", "convert")
 _BOUNDED = {"sin": 1.0, "cos": 1.0, "tanh": 1.0, "arctan": math.pi / 2, "erf": 1.0, "sigmoid": 1.0}
 
 
-def rule(op: str, args: list[MEnv | None], consts: list[float | None], nonneg: list[bool]) -> MEnv | None:
-    """The envelope of ``op`` from its operands' (``nonneg[i]``: operand ``i`` is known to be ``>= 0``)."""
+def _typical(m: Mono, typ: dict[int, float]) -> float:
+    v = m[0]
+    for ax, kind, a in m[1]:
+        x = typ.get(ax, math.nan)
+        v *= math.exp(a * x) if kind == "exp" else abs(x) ** a
+    return v
+
+
+def _amgm(u: Mono, w: Mono, typ: dict[int, float] | None) -> Mono | None:
+    """A monomial ``<= u + w`` (``u, w > 0``): weighted AM-GM, ``u + w >= (u/th)^th (w/(1-th))^(1-th)``.
+
+    ``th = u0 / (u0 + w0)`` from the values at the inputs' means ``typ``: exact where ``u / w = u0 / w0``.
+    """
+    if typ is None:
+        return None
+    with np.errstate(all="ignore"):
+        u0, w0 = _typical(u, typ), _typical(w, typ)
+    if not (math.isfinite(u0) and math.isfinite(w0) and u0 > 0 and w0 > 0):
+        return None
+    th = u0 / (u0 + w0)
+    if not 0 < th < 1:
+        return None
+    a = _mono_pow((u[0] / th, u[1]), th)
+    b = _mono_pow((w[0] / (1 - th), w[1]), 1 - th)
+    return _mono_mul(a, b)
+
+
+def rule(
+    op: str,
+    args: list[MEnv | None],
+    consts: list[float | None],
+    nonneg: list[bool],
+    typ: dict[int, float] | None = None,
+) -> MEnv | None:
+    """The envelope of ``op`` from its operands' (``nonneg[i]``: operand ``i`` is known to be ``>= 0``).
+
+    ``typ``: a typical value of each input axis (its mean), to balance the lower bound of a sum of positives.
+    """
     if any(e is None for e in args):
         return None
     e = [x if not nn or x.nonneg else MEnv(x.terms, x.low, True) for x, nn in zip(args, nonneg, strict=True)]  # type: ignore[union-attr]
@@ -148,6 +185,8 @@ def rule(op: str, args: list[MEnv | None], consts: list[float | None], nonneg: l
         low = None
         if op == "add":
             low = u.low if u.low is not None and w.nonneg else w.low if w.low is not None and u.nonneg else None
+            if u.low is not None and w.low is not None:
+                low = _amgm(u.low, w.low, typ) or low
         return _env(list(u.terms) + list(w.terms), low, op == "add" and u.nonneg and w.nonneg)
     if op == "mul":
         return _mul(e[0], e[1])
@@ -166,7 +205,7 @@ def rule(op: str, args: list[MEnv | None], consts: list[float | None], nonneg: l
         q = consts[1] if len(consts) > 1 else None
         return None if q is None or not math.isfinite(q) else _pow(e[0], q)
     if op in _BOUNDED:
-        return constant(_BOUNDED[op])
+        return MEnv(((_BOUNDED[op], ()),))  # |sin F| <= 1 (no lower bound, no sign)
     return None
 
 
