@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import enclose, envelope, semidiscrete
+from opgraph.dcg import enclose, envelope, multienv, semidiscrete
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -297,6 +297,8 @@ class Val:
     # For a compressed sum read by exp: its summands before the compression, the grid values, the regrouping
     # plan and the compression's label (for the rewrite exp(u + w) through the compression).
     pre_sum: tuple[Any, ...] | None = None
+    # Product-form envelope of |V| over several independent inputs (opgraph.dcg.multienv), for unbounded boxes.
+    menv: Any = None
 
 
 def _tsum(*terms: tuple[float, Terms]) -> Terms:
@@ -490,6 +492,9 @@ class Evaluator:
             osc = np.where(wbox == 0, 0.0, (np.broadcast_to(hi, shape) - np.broadcast_to(lo, shape)) * wbox)
         osc = np.where(np.isnan(osc), np.inf, osc)
         deriv = np.where(np.isnan(deriv), np.inf, deriv)
+        if k > 1 and v.menv is not None and any(a in self._env_regions for a in v.axes):
+            # An input with tails or a singular end (a property of its law: identical in every chunking).
+            osc = np.minimum(osc, self._menv_bound(v, shape, wbox))
         # Boxes where no axis carries transport (all errors 0) contribute nothing.
         any_err = np.zeros(shape, dtype=bool)
         for a in v.axes:
@@ -541,6 +546,8 @@ class Evaluator:
         """
         self.smoothing = self._smoothing_possible()
         self._env_regions: dict[int, dict[int, envelope.Region]] = {}
+        self._menv_laws: dict[int, Distribution] = {}
+        self._menv_typ: dict[int, float] = {}
         # Sums read by exp / exp2 (their operands are kept for the law-level rewrite exp(u + w) = exp(u) exp(w)).
         self._exp_args = {j for n in self.nodes if n.op in ("exp", "exp2") for j in n.inputs}
         for n in reversed(self.nodes):  # and the sums inside those sums (exp(x + y + z) is exp((x + y) + z))
@@ -632,6 +639,10 @@ class Evaluator:
         g1 = (min(sup[0], float(np.min(q.lo))), max(sup[1], float(np.max(q.hi))))
         d1 = {f"{label} (upstream bound)": q.upstream_w1} if q.upstream_w1 > 0 else {}
         val = self._axis_val(ax, g1, {label: q.w1}, d1)
+        if q.upstream_w1 == 0 and dist is not None:
+            val.menv = multienv.variable(i, sup[0] >= 0)
+            self._menv_laws[i] = dist
+            self._menv_typ[i] = float(np.sum(q.atoms * q.weights) / np.sum(q.weights))  # the whole axis' mean
         if moment is not None:
             val.growth = gr.variable()
         if (
@@ -740,6 +751,7 @@ class Evaluator:
             if not inf_at and k and not all(np.all(np.isfinite(d)) for d in der[K[0]]):
                 inf_at = n.where
             cv = Val(K, pt, box, der, gint, gint, {}, math.nan, {}, inf_at, box0=box0)
+            cv.menv = self._menv_rule(n, ops)
             if k == 1 and K[0] in self._env_regions:
                 cv.env = self._env_rule(n, ops, K[0])  # a bounded input with a singular end (log of a Uniform)
             return cv
@@ -768,6 +780,7 @@ class Evaluator:
             inf_at = n.where
         eabs = self._eabs(pt, K)
         out = Val(K, pt, box, der, gint, gint1, nb, eabs, d1, inf_at, box0=box0)
+        out.menv = self._menv_rule(n, ops)
         if k == 1 and K[0] in self._env_regions:
             out.env = self._env_rule(n, ops, K[0])
         if k == 1 and (self.axes[K[0]].moment is not None or out.env):
@@ -928,6 +941,48 @@ class Evaluator:
             dl, dh = der[s]
             der[s] = (np.where(ok, np.fmax(dl, fd[s][0]), dl), np.where(ok, np.fmin(dh, fd[s][1]), dh))
             return np.where(ok, np.fmax(vint[0], fv[0]), vint[0]), np.where(ok, np.fmin(vint[1], fv[1]), vint[1])
+
+    def _menv_rule(self, n: Node, ops: list[Val]) -> Any:
+        """The product-form envelope (:mod:`opgraph.dcg.multienv`) of a node from its operands' (or None)."""
+        args = [multienv.constant(float(o.pt)) if not o.axes else o.menv for o in ops]
+        if any(a is None for a in args):
+            return None
+        consts = [float(o.pt) if not o.axes else None for o in ops]
+        return multienv.rule(n.op, args, consts, [o.gint1[0] >= 0 for o in ops], self._menv_typ)
+
+    def _menv_factor(self, axis: int, kind: str, a: float) -> np.ndarray:
+        """Per-cell ``E[g(X); cell]`` of an input axis (closed-form partial moments on its tail cells)."""
+        cache = self.__dict__.setdefault("_mfac", {})
+        ax = self.axes[axis]
+        key = (axis, id(ax), kind, a)
+        if key not in cache:
+            if a == 0:
+                f = np.asarray(ax.weights, dtype=float)
+            else:
+                f = multienv.factor_moment(kind, a, ax.lo, ax.hi, ax.weights)
+                law = self._menv_laws.get(axis)
+                if isinstance(law, envelope.Normal | envelope.LogNormal | envelope.Gamma | Uniform):
+                    sup, env = law.support(), envelope.Env(((1.0, kind, a),))
+                    for c in range(ax.size):  # the input's end cells: closed-form partial moments
+                        low, up = ax.lo[c] <= sup[0], ax.hi[c] >= sup[1]
+                        if ax.weights[c] == 0 or low == up:
+                            continue  # an inner cell (or one cell covering the support: stays as bounded above)
+                        t = float(ax.hi[c] if low else ax.lo[c])
+                        lo_x, hi_x = (max(ax.lo[c], sup[0]), t) if low else (t, min(ax.hi[c], sup[1]))
+                        reg = envelope.Region(law, "lower" if low else "upper", t, float(lo_x), float(hi_x))
+                        try:
+                            f[c] = envelope.moment(env, reg)
+                        except DistError:
+                            f[c] = math.inf
+            cache[key] = f
+        return cache[key]
+
+    def _menv_bound(self, v: Val, shape: tuple[int, ...], wbox: np.ndarray) -> np.ndarray:
+        """Per-box ``E[|V - V'|; box]`` from ``v.menv`` (``inf`` where a factor has no finite moment)."""
+        m = multienv.grid_moment(v.menv, v.axes, self._menv_factor)
+        lo, hi = v.box[len(v.axes)]
+        b = (np.broadcast_to(x, shape) for x in (v.pt, wbox, lo, hi))
+        return multienv.box_bound(np.broadcast_to(m, shape), *b)
 
     def _env_rule(self, n: Node, ops: list[Val], axis: int) -> dict[int, Any] | None:
         """Tail envelopes of a one-input node from its operands' (constants included), per tail cell."""
