@@ -127,3 +127,15 @@ def test_an_in_place_copy_is_not_reported_as_redundant():
     (copy,) = [n for n in ra.op_nodes() if n.op == "aten::copy_"]
     assert copy.meta.get("mutates")
     assert [r for reg in match(ra, rb).regions for r in reg.redundant] == []
+
+
+def test_only_copies_count_and_only_where_the_other_side_has_fewer():
+    x = torch.randn(4, 4)
+    # relu of non-negative values returns its input unchanged, but it is not a copy: never reported
+    ra = record(lambda x: (torch.relu(x.abs()) * 2).sum(0), x)
+    rb = record(lambda x: (x.abs() * 2).sum(0), x)
+    assert [r for reg in match(ra, rb).regions for r in reg.redundant] == []
+    # both sides clone once: "no op at that position" does not hold, nothing is reported
+    rc = record(lambda x: (x.clone() * 2).sum(0), x)
+    rd = record(lambda x: (x.clone() * 2).sum(0), x.clone())
+    assert [r for reg in match(rc, rd).regions for r in reg.redundant] == []
