@@ -165,3 +165,5 @@ def test_complex_sort_threshold_is_inclusive():
     big = float(2**20)
     edge = torch.tensor([-big + 0j, complex(1.0, 1e-6 * big)], dtype=torch.complex128)
     assert _canonical(edge, "sort").tolist() == [-big, 1.0]  # imaginary part exactly 1e-6 x the scale: real part
+    above = torch.tensor([-big + 0j, complex(1.0, 1.5e-6 * big)], dtype=torch.complex128)
+    assert _canonical(above, "sort").tolist() == pytest.approx([abs(complex(1.0, 1.5e-6 * big)), big])  # modulus
