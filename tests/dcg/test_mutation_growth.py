@@ -51,6 +51,8 @@ def test_polynomial_helpers():
         ),
         ("mul", [(np.array([2.0]), np.array([0.0])), X], [2.0, None], [0, 2], [2, 0]),  # d1 v2 + v1 d2 = 0 * r + 2 * 1
         ("square", [(np.array([1.0, 1.0]), np.array([1.0]))], [None], [1, 2, 1], [2, 2]),
+        # (2x)^2: value 4 r^2, derivative 2 * (2 r) * 2 = 8 r
+        ("square", [(np.array([0.0, 2.0]), np.array([2.0]))], [None], [0, 0, 4], [0, 8]),
         ("neg", [(np.array([1.0, 3.0]), np.array([3.0]))], [None], [1, 3], [3]),
         ("abs", [X], [None], [0, 1], [1]),
         ("relu", [X], [None], [0, 1], [1]),
