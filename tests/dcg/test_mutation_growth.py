@@ -195,3 +195,11 @@ def test_tail_bound_is_the_binomial_expansion():
         gr.tail_bound(np.array([3.0]), atom, moments[:2]), 3 * (A * moments[0] + moments[1]) * (1 + 1e-12), rtol=1e-14
     )
     assert comb(3, 1) == 3  # the binomial used for the r^1 term of (r + A)^3
+
+
+def test_tail_bound_with_unit_and_zero_coefficients():
+    # Pd = 1 + 0 r: Q(r) = r + |a|; a zero coefficient adds nothing even where its moment is infinite
+    atom = np.array([0.5, -3.0])
+    moments = [np.array([0.25, 0.5]), np.array([1.0, 2.0]), np.array([np.inf, np.inf])]
+    got = gr.tail_bound(np.array([1.0, 0.0]), atom, moments)
+    np.testing.assert_allclose(got, (np.abs(atom) * moments[0] + moments[1]) * (1 + 1e-12), rtol=1e-14)
