@@ -55,7 +55,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "dcg/intervals.py": ["tests/dcg/test_intervals.py"],
     "dcg/growth.py": ["tests/dcg/test_mutation_growth.py", "tests/dcg/test_tables.py"],
-    "dcg/extremes.py": ["tests/dcg/test_extremes.py"],
+    "dcg/extremes.py": ["tests/dcg/test_mutation_extremes.py", "tests/dcg/test_extremes.py"],
     "graph/passes.py": ["tests/graph/test_mutation_passes.py", "tests/graph/test_passes.py"],
     # the diff itself replays and times regions (minutes under mutation): run with --lines 41-142 (the output check)
     "energy/differ.py": ["tests/energy/test_mutation_differ.py", "tests/energy/test_outputs.py"],

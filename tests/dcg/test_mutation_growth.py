@@ -51,6 +51,8 @@ def test_polynomial_helpers():
         ),
         ("mul", [(np.array([2.0]), np.array([0.0])), X], [2.0, None], [0, 2], [2, 0]),  # d1 v2 + v1 d2 = 0 * r + 2 * 1
         ("square", [(np.array([1.0, 1.0]), np.array([1.0]))], [None], [1, 2, 1], [2, 2]),
+        # (2x)^2: value 4 r^2, derivative 2 * (2 r) * 2 = 8 r
+        ("square", [(np.array([0.0, 2.0]), np.array([2.0]))], [None], [0, 0, 4], [0, 8]),
         ("neg", [(np.array([1.0, 3.0]), np.array([3.0]))], [None], [1, 3], [3]),
         ("abs", [X], [None], [0, 1], [1]),
         ("relu", [X], [None], [0, 1], [1]),
@@ -150,14 +152,14 @@ def test_ops_without_majorants_and_missing_operands():
 )
 def test_majorants_hold_on_a_dense_grid(f, df, build):
     v, d = build()
-    x = np.linspace(-20, 20, 400_001)
+    x = np.linspace(-20, 20, 100_001)
     r = np.abs(x)
     assert np.all(np.abs(f(x)) <= _horner(v, r) * (1 + 1e-12) + 1e-12)
     assert np.all(np.abs(df(x)) <= _horner(d, r) * (1 + 1e-12) + 1e-12)
 
 
 def test_bounded_constants_are_the_suprema():
-    x = np.linspace(-10, 10, 2_000_001)
+    x = np.linspace(-10, 10, 400_001)
     from scipy.special import erf, expit
 
     h = x[1] - x[0]
@@ -193,3 +195,11 @@ def test_tail_bound_is_the_binomial_expansion():
         gr.tail_bound(np.array([3.0]), atom, moments[:2]), 3 * (A * moments[0] + moments[1]) * (1 + 1e-12), rtol=1e-14
     )
     assert comb(3, 1) == 3  # the binomial used for the r^1 term of (r + A)^3
+
+
+def test_tail_bound_with_unit_and_zero_coefficients():
+    # Pd = 1 + 0 r: Q(r) = r + |a|; a zero coefficient adds nothing even where its moment is infinite
+    atom = np.array([0.5, -3.0])
+    moments = [np.array([0.25, 0.5]), np.array([1.0, 2.0]), np.array([np.inf, np.inf])]
+    got = gr.tail_bound(np.array([1.0, 0.0]), atom, moments)
+    np.testing.assert_allclose(got, (np.abs(atom) * moments[0] + moments[1]) * (1 + 1e-12), rtol=1e-14)

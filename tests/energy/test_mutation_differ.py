@@ -128,6 +128,42 @@ def test_canonical_forms():
     assert _canonical(real, "sort").tolist() == [-1.0, 0.5, 2.0]  # by real part: imaginary parts vanish
     cplx = torch.tensor([3j, -1.0 + 0j, 0.5 + 0.1j])
     assert _canonical(cplx, "sort").tolist() == pytest.approx([float(abs(0.5 + 0.1j)), 1.0, 3.0])  # by modulus
+    # "imaginary parts vanish" is relative to the largest modulus: 1e-5 is small next to 100, not next to 2
+    assert _canonical(torch.tensor([100 + 0j, -2 + 1e-5j]), "sort").tolist() == [-2.0, 100.0]
+    assert _canonical(torch.tensor([3 + 0j, -2 + 1e-5j]), "sort").tolist() == pytest.approx([2.0, 3.0])
+    assert _canonical(torch.zeros(3, dtype=torch.complex64), "sort").tolist() == [0.0, 0.0, 0.0]
+    # an empty complex output sorts to an empty tensor (it raised a RuntimeError from max() before)
+    assert _canonical(torch.zeros(0, dtype=torch.complex64), "sort").numel() == 0
     with pytest.raises(EnergyError, match="canonicalize='rows'"):
         check_outputs(_run(t), _run(t), "rows")
     assert check_outputs(_run(t), _run(t), lambda x: x.sum(0))["canonicalize"] == "callable"
+
+
+def test_the_thresholds_are_inclusive():
+    # max|b| = 1 exactly and b[500] = 0 exactly: moving it to 0.01 (0.1) gives an element-wise error of exactly
+    # AGREE_RTOL (PRECISION_RTOL), which still agrees; fingerprints move by 1e-4 at most, inside both presets
+    b = _ramp(1001)
+    b[500] = 0.0
+    for err, strict in ((AGREE_RTOL, True), (PRECISION_RTOL, False)):
+        a = b.clone()
+        a[500] = err
+        out = check_outputs(_run(a), _run(b))
+        assert out["max_rel_error"] == err
+        assert out["strict"] is strict and out["precision"] is True
+
+
+def test_precision_needs_equivalent_fingerprints_too():
+    # every element off by 5 % of max|b|: element-wise within the precision gate (0.1), but the mean moves by 0.05,
+    # past the precision fingerprint tolerance (0.03 x scale, scale about 0.58)
+    b = _ramp()
+    out = check_outputs(_run(b + 0.05), _run(b))
+    assert out["max_rel_error"] == pytest.approx(0.05)
+    assert not out["precision"] and not out["strict"]
+
+
+def test_complex_sort_threshold_is_inclusive():
+    big = float(2**20)
+    edge = torch.tensor([-big + 0j, complex(1.0, 1e-6 * big)], dtype=torch.complex128)
+    assert _canonical(edge, "sort").tolist() == [-big, 1.0]  # imaginary part exactly 1e-6 x the scale: real part
+    above = torch.tensor([-big + 0j, complex(1.0, 1.5e-6 * big)], dtype=torch.complex128)
+    assert _canonical(above, "sort").tolist() == pytest.approx([abs(complex(1.0, 1.5e-6 * big)), big])  # modulus

@@ -127,3 +127,27 @@ def test_an_in_place_copy_is_not_reported_as_redundant():
     (copy,) = [n for n in ra.op_nodes() if n.op == "aten::copy_"]
     assert copy.meta.get("mutates")
     assert [r for reg in match(ra, rb).regions for r in reg.redundant] == []
+
+
+def test_only_copies_count_and_only_where_the_other_side_has_fewer():
+    x = torch.randn(4, 4)
+    # relu of non-negative values returns its input unchanged, but it is not a copy: never reported
+    ra = record(lambda x: (torch.relu(x.abs()) * 2).sum(0), x)
+    rb = record(lambda x: (x.abs() * 2).sum(0), x)
+    assert [r for reg in match(ra, rb).regions for r in reg.redundant] == []
+    # both sides clone once: "no op at that position" does not hold, nothing is reported
+    rc = record(lambda x: (x.clone() * 2).sum(0), x)
+    rd = record(lambda x: (x.clone() * 2).sum(0), x.clone())
+    assert [r for reg in match(rc, rd).regions for r in reg.redundant] == []
+
+
+def test_an_arithmetic_copy_is_redundant_only_when_it_keeps_the_values():
+    x = torch.randn(4, 4)
+    rb = record(lambda x: (x * 6).sum(0), x)
+    # x * 2 then * 3: the extra multiply changes the values (same shape, dtype and layout): not a copy
+    ra = record(lambda x: (x * 2 * 3).sum(0), x)
+    assert [r for reg in match(ra, rb).regions for r in reg.redundant] == []
+    # x * 1 then * 6: the extra multiply keeps every value: a redundant copy of its input
+    rc = record(lambda x: (x * 1 * 6).sum(0), x)
+    red = [r for reg in match(rc, rb).regions for r in reg.redundant]
+    assert [(r["side"], r["op"], r["source_node"]) for r in red] == [("a", "aten::mul", 0)]

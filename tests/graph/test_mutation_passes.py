@@ -59,6 +59,10 @@ def test_independent_leaves_are_paired_level_by_level(fn, expected):
         (lambda a, b: a + b + a * b, "((a + (a * b)) + b)"),
         # a*b*c merges three groups; the later groups are appended last-first (c before b)
         (lambda a, b, c: a + b + c + a * b * c, "((a + ((a * b) * c)) + (c + b))"),
+        # b joins a's group through a*b: the group's inputs grow to {a, b}, so b is summed with them, before c
+        (lambda a, b, c: a + a * b + c + b, "(((a + (a * b)) + b) + c)"),
+        # after a*b merged b's group into a's, a*d still finds a among the merged group's inputs
+        (lambda a, b, c, d: a + b + a * b + c + a * d, "(((a + (a * b)) + (b + (a * d))) + c)"),
         # two independent pairs of dependent leaves
         (lambda a, b, c, d: a * b + c + a + d * c, "(((a * b) + a) + (c + (d * c)))"),
     ],

@@ -534,3 +534,43 @@ def test_load_or_build_builds_once(tmp_path):
     second = load_or_build(tmp_path / "t.npz", build)
     assert (first["skipped"], second["skipped"], len(calls)) == (False, True, 1)
     assert first["meta"] == second["meta"] == {"k": 1} and second["name"] == "t"
+
+
+def test_lazy_reads_any_member_and_names_the_first_bad_index(tmp_path, lazy_and_full):
+    lazy, _ = lazy_and_full
+    # -6 is the first row (valid); 9 is the first index out of bounds
+    with pytest.raises(IndexError, match="index 9 is out of bounds"):
+        lazy[[-6, 9]]
+    with pytest.raises(IndexError, match="index -7 is out of bounds"):
+        lazy[[5, -7]]
+    # a 2-D member (tile config features): one row is one config of 24 values
+    arrays = _tile(c=3)
+    arrays["config_feat"] = np.arange(72, dtype=np.float32).reshape(3, 24)
+    flat = LazyConfigFeat(_npz(tmp_path / "t.npz", arrays), key="config_feat")
+    assert flat.shape == (3, 24) and flat.ndim == 2
+    np.testing.assert_array_equal(flat[2], arrays["config_feat"][2])
+    np.testing.assert_array_equal(flat[[1, 0]], arrays["config_feat"][[1, 0]])
+    one = _tile(c=3)
+    runtime = LazyConfigFeat(_npz(tmp_path / "r.npz", one), key="config_runtime")
+    assert runtime.shape == (3,) and runtime[1] == 4000 and runtime[[2, 0]].tolist() == [6000, 3000]
+
+
+def test_pyg_view_defaults_and_negative_indices(tmp_path):
+    d = tmp_path / "layout/xla/default/train"
+    for i in range(3):
+        save_graph(GraphRecord(**_layout(seed=i, c=6)), d / f"g{i}.npz")
+    ds = TpuGraphsDataset(tmp_path, "layout", "xla", "default", "train")
+    one = ds.to_pyg(configs=1)  # one config per graph is allowed
+    assert one.configs == 1 and one.seed == 0
+    with pytest.raises(SchemaError, match="configs=0"):
+        ds.to_pyg(configs=0)
+    pytest.importorskip("torch_geometric")
+    import torch
+
+    view = ds.to_pyg(configs=4)
+    assert torch.equal(view[-1].y, view[2].y) and torch.equal(view[-3].y, view[0].y)
+    assert torch.equal(view[1].y, ds.to_pyg(configs=4, seed=0)[1].y)
+    rng = np.random.default_rng([0, 1])
+    idx = np.sort(rng.choice(6, 4, replace=False))
+    expected = ds[1].target_runtime()[idx].astype(np.float32)
+    assert view[1].y.tolist() == expected.tolist() and one[1].y.shape == (1,)

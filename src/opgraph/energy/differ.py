@@ -68,7 +68,8 @@ def _canonical(t: Any, how: str | Callable[[Any], Any] | None) -> Any:
         return flat
     if flat.is_complex():  # order-free comparison of complex values: by real part when imaginary parts vanish
         scale = max(float(flat.abs().max().item()) if flat.numel() else 0.0, 1e-30)
-        flat = flat.real if float(flat.imag.abs().max().item()) <= 1e-6 * scale else flat.abs()
+        imag = float(flat.imag.abs().max().item()) if flat.numel() else 0.0  # empty: sorted as an empty real
+        flat = flat.real if imag <= 1e-6 * scale else flat.abs()
     return flat.sort().values
 
 
