@@ -207,10 +207,25 @@ def test_tune_layout_maps_shared_modules_to_one_choice():
     assert torch.allclose(y, net(*x), atol=1e-5)
 
 
-def test_race_uses_its_own_measurer_and_reports_measuring_time():
+def test_race_uses_its_own_measurer_and_reports_measuring_time(monkeypatch):
+    import opgraph.perf.tune as tune_mod
+
+    class Clock:  # a fake clock that each measurer call advances by exactly 1.5 s
+        now = 0.0
+
+        @classmethod
+        def perf_counter(cls) -> float:
+            return cls.now
+
+    class Timed(FakeMeasurer):
+        def __call__(self, *args, **kwargs):
+            Clock.now += 1.5
+            return super().__call__(*args, **kwargs)
+
+    monkeypatch.setattr(tune_mod, "time", Clock)
     cand = all_configs()
     truth = linear_truth([-0.05, 0.02, -0.03, 0.04, -0.01, 0.03])
-    screen, race = FakeMeasurer(truth), FakeMeasurer(truth)
+    screen, race = Timed(truth), Timed(truth)
     out = race_tune(
         cand,
         exact_scorer(truth),
@@ -225,7 +240,7 @@ def test_race_uses_its_own_measurer_and_reports_measuring_time():
     assert len(screen.calls) == 2 and len(race.calls) == 2  # screen + local search; two race phases
     assert [len(c) for c in race.calls] == [5, 3]
     assert race.distinct() <= screen.distinct()  # the race only re-measures configs already counted
-    assert out.measure_s >= 0.0
+    assert out.measure_s == pytest.approx(1.5 * (len(screen.calls) + len(race.calls)))  # only measuring counts
 
 
 @pytest.mark.parametrize("seed", range(4))
