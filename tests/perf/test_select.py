@@ -102,3 +102,21 @@ def test_train_and_choose_keeps_the_better_and_round_trips(tmp_path, make_tile):
     assert chosen3 == "GNN" and sel3["valid_scores"] == {} and "no validation" in sel3["reason"]
     gnn.save(tmp_path / "g.pt")
     assert load_ranker(tmp_path / "g.pt").selection["chosen"] == "GNN"
+
+
+def test_metaschedule_baseline_guards(monkeypatch, make_layout):
+    import sys
+    import types
+
+    from opgraph.perf.baselines import MetaScheduleBaseline, _check_tvm_ffi
+    from opgraph.perf.errors import MissingDependencyError, PerfError
+
+    with pytest.raises(PerfError, match="'xgb' or 'mlp'"):
+        MetaScheduleBaseline("lgbm")
+    with pytest.raises(PerfError, match="tile records"):
+        MetaScheduleBaseline("xgb").fit([make_layout()])
+    monkeypatch.setitem(sys.modules, "tvm_ffi", types.SimpleNamespace(__version__="0.1.15.post2"))
+    with pytest.raises(MissingDependencyError, match="0.1.14.post1"):
+        _check_tvm_ffi()
+    monkeypatch.setitem(sys.modules, "tvm_ffi", types.SimpleNamespace(__version__="0.1.14.post1"))
+    _check_tvm_ffi()  # a release without the segfault passes
