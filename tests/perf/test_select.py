@@ -120,3 +120,14 @@ def test_metaschedule_baseline_guards(monkeypatch, make_layout):
         _check_tvm_ffi()
     monkeypatch.setitem(sys.modules, "tvm_ffi", types.SimpleNamespace(__version__="0.1.14.post1"))
     _check_tvm_ffi()  # a release without the segfault passes
+
+
+def test_compare_families_scores_each_family_on_its_own_graphs(make_tile):
+    from opgraph.perf.baselines import DefaultBaseline, RandomBaseline
+    from opgraph.perf.evaluate import compare_families
+
+    recs = _named(make_tile, ["hf_vit_tiny", "hf_bert_tiny", "hf_bert_small"])
+    out = compare_families({"random": RandomBaseline, "default": DefaultBaseline}, recs)
+    assert list(out) == ["bert", "vit"]
+    assert [g.graph for g in out["bert"].scores["random"].graphs] == ["hf_bert_tiny", "hf_bert_small"]
+    assert [g.graph for g in out["vit"].scores["default"].graphs] == ["hf_vit_tiny"]
