@@ -291,6 +291,8 @@ def part_doc(args: argparse.Namespace) -> None:
         commands.append(r.pop("command", ""))
         results = _deep_merge(results, r)
     results["command"] = "; ".join(c for c in commands if c)
+    if args.note:
+        results["note"] = args.note
     write_json(Path(args.json), results)
     write_doc(results, Path(args.doc), Path(args.json))
 
@@ -350,7 +352,8 @@ def _ablation_table(kind: str, res: dict[str, Any]) -> list[str]:
         return []
     k = 10 if kind == "layout" else 5
     lines = [
-        f"**GNN ablation ({kind})**: mean over held-out families (each a full leave-one-family-out run).",
+        f"**GNN ablation ({kind})**: mean over held-out families (each variant a full leave-one-family-out run, "
+        f"{res.get('ablation_epochs', '?')} epochs; the first row is the design at the same epochs).",
         "",
         f"| variant | Kendall tau | OPA | slowdown@1 | slowdown@{k} | families where tau beats the design | s |",
         "|---|---|---|---|---|---|---|",
@@ -387,6 +390,8 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path) -> None:
         "Kendall tau between two measuring rounds of the same configs.",
         "",
     ]
+    if results.get("note"):
+        lines += [f"Note: {results['note']}", ""]
     for kind in ("layout", "tile"):
         res = results.get(kind)
         if not res:
@@ -398,7 +403,8 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path) -> None:
         n = sum(f["graphs"] for f in fams.values())
         lines.append(
             f"{n} graphs in {len(fams)} families, collection {sum(f['collect_s'] for f in fams.values()) / 60:.1f} "
-            f"min (sum over graphs), evaluation {res['eval_s'] / 60:.1f} min. MetaSchedule: {res['metaschedule']}."
+            f"min (sum over graphs), evaluation {res.get('eval_s', float('nan')) / 60:.1f} min. "
+            f"MetaSchedule: {res.get('metaschedule', '-')}."
         )
         lines.append("")
         lines += _space_tables(kind, res)
@@ -422,6 +428,7 @@ def main() -> None:
     ap.add_argument("--ablation-epochs", type=int, default=0, help="GNN epochs in the ablation (0: --epochs)")
     ap.add_argument("--variants", default="", help="comma-separated ablation variants (default: all)")
     ap.add_argument("--families", default="", help="evaluate: only these held-out families (comma-separated)")
+    ap.add_argument("--note", default="", help="doc part: a note printed under the section title")
     ap.add_argument("--inputs", default="", help="doc part: comma-separated result JSON files to merge")
     ap.add_argument("--mlp", action=argparse.BooleanOptionalAction, default=True, help="MetaSchedule's MLP model")
     ap.add_argument("--json", default="docs/benchmarks/perf_heldout.json")
