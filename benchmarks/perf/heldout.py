@@ -50,6 +50,7 @@ def _merge_families(data: Path, new: dict[str, str]) -> None:
 
 
 def part_collect(args: argparse.Namespace) -> None:
+    import numpy as np
     import torch
 
     from opgraph.perf import zoo
@@ -83,8 +84,14 @@ def part_collect(args: argparse.Namespace) -> None:
                     continue
                 kernels[spec.name] = spec
                 fams[spec.name] = family_of[m.name]
-        _merge_families(data, fams)
-        specs_t = list(kernels.values())
+        specs_t = []
+        for fam in zoo.REAL_FAMILIES:  # at most --per-family kernels, spread evenly over the family's FLOPs
+            mine = sorted((s for s in kernels.values() if fams[s.name] == fam), key=lambda s: (s.flops(), s.name))
+            done = [s for s in mine if (data / "tile" / f"{s.name}.npz").exists()]  # resumed: keep what is measured
+            rest = [s for s in mine if s not in done]
+            n = min(len(rest), max(0, args.per_family - len(done)))
+            specs_t += done + [rest[int(i)] for i in np.unique(np.linspace(0, len(rest) - 1, n).round().astype(int))]
+        _merge_families(data, {s.name: fams[s.name] for s in specs_t})
         print(f"tile: {len(specs_t)} kernels <= {args.max_mflop} MFLOP", flush=True)
         collect_tile(specs_t, data / "tile", n_configs=args.tile_configs, settings=settings, seed=0)
         print(f"tile: {len(specs_t)} kernels, {time.perf_counter() - t1:.0f} s", flush=True)
@@ -117,14 +124,14 @@ ABLATIONS = {
         "propagated layouts": {"propagate_layout": True},
         "ensemble of 3 seeds": {"ensemble": 3},
     },
-    "tile": {
+    "tile": {  # the single-net variants change one thing of the single seed (cheaper than 3-seed ensembles)
         "GNN (perf train design)": {},
-        "early join": {"join": "early"},
-        "raw config columns": {"cfg_norm": False},
-        "raw features (no log/standardise)": {"feat_norm": False},
-        "pairwise hinge loss": {"loss": "hinge"},
-        "no MSE term": {"mse_weight": 0.0},
         "single seed (no ensemble)": {"ensemble": 1},
+        "single seed, early join": {"ensemble": 1, "join": "early"},
+        "single seed, raw config columns": {"ensemble": 1, "cfg_norm": False},
+        "single seed, raw features (no log/standardise)": {"ensemble": 1, "feat_norm": False},
+        "single seed, pairwise hinge loss": {"ensemble": 1, "loss": "hinge"},
+        "single seed, no MSE term": {"ensemble": 1, "mse_weight": 0.0},
     },
 }
 
@@ -208,10 +215,11 @@ def part_evaluate(args: argparse.Namespace) -> None:
     t_start = time.perf_counter()
     for kind in args.spaces:
         recs, fams = _load_space(data, kind)
-        folds = list(leave_one_family_out(recs, fams))
+        folds = [f for f in leave_one_family_out(recs, fams) if not args.families or f[0] in args.families]
         res: dict[str, Any] = {"families": {}, "started": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())}
-        res["metaschedule"] = ms_reason or "ok"
-        for fam, train, test in folds:
+        if args.main:
+            res["metaschedule"] = ms_reason or "ok"
+        for fam, train, test in folds if args.main else []:
             t0 = time.perf_counter()
             comp = compare(_fold_models(kind, not ms_reason, args), train, test)
             res["families"][fam] = {
@@ -224,6 +232,7 @@ def part_evaluate(args: argparse.Namespace) -> None:
                 "models": comp.to_dict(),
                 "fold_s": time.perf_counter() - t0,
             }
+            write_json(out_json, {**results, kind: res})  # a long run keeps the families it finished
             print(
                 f"{kind} {fam}: "
                 + ", ".join(
@@ -233,11 +242,14 @@ def part_evaluate(args: argparse.Namespace) -> None:
             )
         if args.ablations:
             abl: dict[str, Any] = {}
-            for name, over in ABLATIONS[kind].items():
+            names = args.variants or tuple(ABLATIONS[kind])
+            for name in names:  # in the order asked for; the JSON is rewritten after each variant
+                over = ABLATIONS[kind][name]
                 t0 = time.perf_counter()
                 per: dict[str, Any] = {}
                 for fam, train, test in folds:
-                    comp = compare({"GNN": CostModel(gnn_config(kind, epochs=args.epochs, **over))}, train, test)
+                    cfg = gnn_config(kind, epochs=args.ablation_epochs or args.epochs, **over)
+                    comp = compare({"GNN": CostModel(cfg)}, train, test)
                     per[fam] = comp.to_dict()["GNN"]["summary"]
                 abl[name] = {
                     "overrides": {k: str(v) for k, v in over.items()},
@@ -248,15 +260,41 @@ def part_evaluate(args: argparse.Namespace) -> None:
                     f"{kind} ablation {name}: tau " + f"{np.mean([v['kendall_tau'] for v in per.values()]):.3f}",
                     flush=True,
                 )
+                res["ablations"] = abl
+                res["ablation_epochs"] = args.ablation_epochs or args.epochs
+                write_json(out_json, {**results, kind: res})
             res["ablations"] = abl
+            res["ablation_epochs"] = args.ablation_epochs or args.epochs
         res["graph_families"] = {r.name: family_of(r, fams) for r in recs}
-        res["eval_s"] = time.perf_counter() - t_start
+        res["eval_s" if args.main else "ablation_run_s"] = time.perf_counter() - t_start
         results[kind] = res
     results["machine"] = machine_line()
     results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results["command"] = "PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/heldout.py " + " ".join(args.argv)
     write_json(out_json, results)
     write_doc(results, Path(args.doc), out_json)
+
+
+def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def part_doc(args: argparse.Namespace) -> None:
+    """Merge the result files of several evaluate runs (say, layout, tile and ablations run apart) into --json."""
+    results: dict[str, Any] = {}
+    commands = []
+    for f in [x for x in args.inputs.split(",") if x]:
+        r = dict(read_json(f))
+        commands.append(r.pop("command", ""))
+        results = _deep_merge(results, r)
+    results["command"] = "; ".join(c for c in commands if c)
+    if args.note:
+        results["note"] = args.note
+    write_json(Path(args.json), results)
+    write_doc(results, Path(args.doc), Path(args.json))
 
 
 def _fmt(v: Any, nd: int = 3) -> str:
@@ -275,7 +313,9 @@ def _space_tables(kind: str, res: dict[str, Any]) -> list[str]:
     ks = (1, 10, 100) if kind == "layout" else (1, 5, 10)
     lines: list[str] = []
     metrics = [("kendall_tau", "Kendall tau (higher is better)", 3), ("opa", "OPA (higher is better)", 3)]
-    metrics += [(f"slowdown@{k}", f"slowdown@{k} (lower is better)", 4) for k in ks]
+    n_cfg = min(fr["configs_median"] for fr in fams.values())
+    # slowdown@K with K >= the number of configs is 0 for every model: not shown
+    metrics += [(f"slowdown@{k}", f"slowdown@{k} (lower is better)", 4) for k in ks if k < n_cfg]
     for key, title, nd in metrics:
         head = ["held-out family", "graphs", "nodes (median)"] + models
         if key == "kendall_tau":
@@ -312,7 +352,8 @@ def _ablation_table(kind: str, res: dict[str, Any]) -> list[str]:
         return []
     k = 10 if kind == "layout" else 5
     lines = [
-        f"**GNN ablation ({kind})**: mean over held-out families (each a full leave-one-family-out run).",
+        f"**GNN ablation ({kind})**: mean over held-out families (each variant a full leave-one-family-out run, "
+        f"{res.get('ablation_epochs', '?')} epochs; the first row is the design at the same epochs).",
         "",
         f"| variant | Kendall tau | OPA | slowdown@1 | slowdown@{k} | families where tau beats the design | s |",
         "|---|---|---|---|---|---|---|",
@@ -349,16 +390,21 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path) -> None:
         "Kendall tau between two measuring rounds of the same configs.",
         "",
     ]
+    if results.get("note"):
+        lines += [f"Note: {results['note']}", ""]
     for kind in ("layout", "tile"):
         res = results.get(kind)
         if not res:
             continue
-        fams = res["families"]
+        fams = res.get("families") or {}
+        if not fams:
+            continue
         lines += [f"### {kind}", ""]
         n = sum(f["graphs"] for f in fams.values())
         lines.append(
             f"{n} graphs in {len(fams)} families, collection {sum(f['collect_s'] for f in fams.values()) / 60:.1f} "
-            f"min (sum over graphs), evaluation {res['eval_s'] / 60:.1f} min. MetaSchedule: {res['metaschedule']}."
+            f"min (sum over graphs), evaluation {res.get('eval_s', float('nan')) / 60:.1f} min. "
+            f"MetaSchedule: {res.get('metaschedule', '-')}."
         )
         lines.append("")
         lines += _space_tables(kind, res)
@@ -369,14 +415,21 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("part", choices=("collect", "evaluate"))
+    ap.add_argument("part", choices=("collect", "evaluate", "doc"))
     ap.add_argument("--data", default="runs/heldout", help="dataset folder with layout/ and tile/")
     ap.add_argument("--spaces", default="layout,tile")
     ap.add_argument("--layout-configs", type=int, default=32)
     ap.add_argument("--tile-configs", type=int, default=24)
     ap.add_argument("--max-mflop", type=float, default=40.0, help="skip tile kernels above this many MFLOP")
+    ap.add_argument("--per-family", type=int, default=9, help="tile kernels per family (spread over FLOPs)")
     ap.add_argument("--epochs", type=int, default=40, help="GNN epochs")
+    ap.add_argument("--main", action=argparse.BooleanOptionalAction, default=True, help="the model comparison")
     ap.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--ablation-epochs", type=int, default=0, help="GNN epochs in the ablation (0: --epochs)")
+    ap.add_argument("--variants", default="", help="comma-separated ablation variants (default: all)")
+    ap.add_argument("--families", default="", help="evaluate: only these held-out families (comma-separated)")
+    ap.add_argument("--note", default="", help="doc part: a note printed under the section title")
+    ap.add_argument("--inputs", default="", help="doc part: comma-separated result JSON files to merge")
     ap.add_argument("--mlp", action=argparse.BooleanOptionalAction, default=True, help="MetaSchedule's MLP model")
     ap.add_argument("--json", default="docs/benchmarks/perf_heldout.json")
     ap.add_argument("--doc", default="docs/benchmarks/perf.md")
@@ -385,10 +438,14 @@ def main() -> None:
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     args.spaces = tuple(args.spaces.split(","))
+    args.variants = tuple(v for v in args.variants.split(",") if v)
+    args.families = tuple(v for v in args.families.split(",") if v)
     if args.part == "collect":
         part_collect(args)
-    else:
+    elif args.part == "evaluate":
         part_evaluate(args)
+    else:
+        part_doc(args)
 
 
 if __name__ == "__main__":

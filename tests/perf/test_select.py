@@ -102,3 +102,32 @@ def test_train_and_choose_keeps_the_better_and_round_trips(tmp_path, make_tile):
     assert chosen3 == "GNN" and sel3["valid_scores"] == {} and "no validation" in sel3["reason"]
     gnn.save(tmp_path / "g.pt")
     assert load_ranker(tmp_path / "g.pt").selection["chosen"] == "GNN"
+
+
+def test_metaschedule_baseline_guards(monkeypatch, make_layout):
+    import sys
+    import types
+
+    from opgraph.perf.baselines import MetaScheduleBaseline, _check_tvm_ffi
+    from opgraph.perf.errors import MissingDependencyError, PerfError
+
+    with pytest.raises(PerfError, match="'xgb' or 'mlp'"):
+        MetaScheduleBaseline("lgbm")
+    with pytest.raises(PerfError, match="tile records"):
+        MetaScheduleBaseline("xgb").fit([make_layout()])
+    monkeypatch.setitem(sys.modules, "tvm_ffi", types.SimpleNamespace(__version__="0.1.15.post2"))
+    with pytest.raises(MissingDependencyError, match="0.1.14.post1"):
+        _check_tvm_ffi()
+    monkeypatch.setitem(sys.modules, "tvm_ffi", types.SimpleNamespace(__version__="0.1.14.post1"))
+    _check_tvm_ffi()  # a release without the segfault passes
+
+
+def test_compare_families_scores_each_family_on_its_own_graphs(make_tile):
+    from opgraph.perf.baselines import DefaultBaseline, RandomBaseline
+    from opgraph.perf.evaluate import compare_families
+
+    recs = _named(make_tile, ["hf_vit_tiny", "hf_bert_tiny", "hf_bert_small"])
+    out = compare_families({"random": RandomBaseline, "default": DefaultBaseline}, recs)
+    assert list(out) == ["bert", "vit"]
+    assert [g.graph for g in out["bert"].scores["random"].graphs] == ["hf_bert_tiny", "hf_bert_small"]
+    assert [g.graph for g in out["vit"].scores["default"].graphs] == ["hf_vit_tiny"]
