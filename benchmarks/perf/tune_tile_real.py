@@ -189,6 +189,7 @@ def main() -> None:
         }
     best_speedup = sum(r["count"] * r["default_ns"] for r in rows) / sum(r["count"] * r["best_ns"] for r in rows)
     ex_s = sum(float(ex_recs[r["kernel"]].measure_meta.get("collect_s", 0.0)) for r in rows)
+    loads = [float((ex_recs[r["kernel"]].measure_meta.get("loadavg_start") or [np.nan])[0]) for r in rows]
     cmd = "PYTHONPATH=src python benchmarks/perf/tune_tile_real.py " + shlex.join(sys.argv[1:])
     mal = "set" if all(os.environ.get(k) == v for k, v in MALLOC_ENV.items()) else "not set"
     L = [
@@ -207,14 +208,17 @@ def main() -> None:
         "collection added). Exhaustive: every candidate measured (2 rounds x min of 2 runs; "
         f"{ex_s / 60:.1f} min). Verification: default, exhaustive top 3 and the picks in one interleaved run of "
         f"{args.verify_rounds} rounds; gap = pick / best in that run - 1; speed-up = default / pick. The VM's 2 "
-        "cores were shared with other engineers' jobs (load 5-11), so runtimes are noisy.",
+        f"cores were shared with other engineers' jobs (load average {np.nanmin(loads):.0f}-{np.nanmax(loads):.0f} "
+        "at the start of the exhaustive runs), so runtimes are noisy; `noise` is the verification run's median "
+        "relative std across rounds.",
         "",
-        "| kernel | count | candidates | best/default | LightGBM: measured | gap | speed-up | analytical: measured "
-        "| gap | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| kernel | count | candidates | best/default | noise | LightGBM: measured | gap | speed-up | analytical: "
+        "measured | gap | speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cells = [r["kernel"], str(r["count"]), str(r["candidates"]), f"{r['best_ns'] / r['default_ns']:.3f}"]
+        cells.append(f"{r['verify_noise']:.0%}")
         for rn in rnames:
             p = r[rn]
             cells += [f"{p['measured']} ({p['frac']:.0%})", f"{p['gap']:+.1%}", f"{p['speedup']:.2f}x"]

@@ -74,6 +74,13 @@ def test_deadline_starts_nothing_and_a_failure_is_reported_not_raised(tmp_path):
         def build(self):
             raise RuntimeError("cannot build")
 
+    half = collect_real(
+        tmp_path, preset="ci", spaces=("layout",), layout_configs=2, settings=FAST, shard=(1, 2), progress=False
+    )
+    assert [r["name"] for r in half["layout"]] == [real_layout_specs("ci")[1].name]
+    with pytest.raises(PerfError, match="shard"):
+        collect_real(tmp_path, preset="ci", spaces=("layout",), shard=(2, 2), progress=False)
+
     out = _guarded_task(_GuardedTask(_LayoutTask(Broken(), str(tmp_path / "broken.npz"), 3, FAST), None), 0)
     assert out["status"] == "failed" and "cannot build" in out["error"]
     assert not (tmp_path / "broken.npz").exists()

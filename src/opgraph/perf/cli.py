@@ -153,6 +153,9 @@ def collect(
 @click.option("--reps", type=int, default=1, show_default=True)
 @click.option("--minutes", type=float, default=None, help="Start no new graph after this many minutes.")
 @click.option("--limit", type=int, default=None, help="Only the first N graphs of each space.")
+@click.option(
+    "--shard", default=None, help="I/N: only every N-th graph from the I-th (0-based); N jobs split the work."
+)
 @executor_option()
 @seed_option()
 def collect_real_cmd(
@@ -165,6 +168,7 @@ def collect_real_cmd(
     reps: int,
     minutes: float | None,
     limit: int | None,
+    shard: str | None,
     executor: str,
     seed: int,
 ) -> None:
@@ -179,6 +183,12 @@ def collect_real_cmd(
     _at_least(2, layout_configs=layout_configs, tile_configs=tile_configs)
     _at_least(1, rounds=rounds, reps=reps)
     deadline = time.time() + 60.0 * minutes if minutes is not None else None
+    parts: tuple[int, int] | None = None
+    if shard is not None:
+        i, _, n = shard.partition("/")
+        if not (i.isdigit() and n.isdigit()):
+            raise PerfError(f"--shard {shard}: use I/N, e.g. 0/2 and 1/2 for two jobs")
+        parts = (int(i), int(n))
     res = collect_real(
         out,
         preset=preset,
@@ -190,6 +200,7 @@ def collect_real_cmd(
         seed=seed,
         deadline_unix=deadline,
         limit=limit,
+        shard=parts,
     )
     con = _console()
     for space, rows in res.items():

@@ -341,6 +341,7 @@ def collect_real(
     seed: int = 0,
     deadline_unix: float | None = None,
     limit: int | None = None,
+    shard: tuple[int, int] | None = None,
     progress: bool = True,
 ) -> dict[str, list[dict[str, Any]]]:
     """The resumable real-zoo collection job: layout graphs of real CNNs and tile kernels extracted from real models.
@@ -364,6 +365,9 @@ def collect_real(
         seed: Run seed.
         deadline_unix: Wall-clock time (``time.time()``) after which tasks not yet started are skipped.
         limit: Only the first ``limit`` graphs of each space (tests, quick runs).
+        shard: ``(i, n)``: only every ``n``-th graph starting at the ``i``-th (0-based) of each space's list, so
+            ``n`` jobs without a shared scheduler (one per machine, each on its own share of a common folder)
+            split the work; a graph another job has already written is kept.
         progress: Progress bars.
 
     Returns:
@@ -377,13 +381,16 @@ def collect_real(
     bad = [s for s in spaces if s not in ("layout", "tile")]
     if bad or not spaces:
         raise PerfError(f"spaces {list(spaces)}: choose among 'layout' and 'tile'")
+    if shard is not None and not (len(shard) == 2 and 0 <= shard[0] < shard[1]):
+        raise PerfError(f"shard {shard}: use (i, n) with 0 <= i < n")
+    i0, step = shard if shard is not None else (0, 1)
     root = Path(out_dir)
     s = settings or MeasureSettings(rounds=2, reps=1, warmup=1)
     out: dict[str, list[dict[str, Any]]] = {}
     if "layout" in spaces:
         d = collection_dir(root, "layout", "real", "random", "train")
         d.mkdir(parents=True, exist_ok=True)
-        specs = real_layout_specs(preset, seed)[:limit]
+        specs = real_layout_specs(preset, seed)[:limit][i0::step]
         tasks = [
             _GuardedTask(_LayoutTask(sp, str(d / f"{sp.name}.npz"), layout_configs, s), deadline_unix) for sp in specs
         ]
@@ -396,7 +403,7 @@ def collect_real(
         require_tvm()
         d = collection_dir(root, "tile", "real", split="train")
         d.mkdir(parents=True, exist_ok=True)
-        kernels = real_tile_kernels(root, preset, seed=seed, progress=progress)[:limit]
+        kernels = real_tile_kernels(root, preset, seed=seed, progress=progress)[:limit][i0::step]
         tasks = [
             _GuardedTask(_TileTask(k, str(d / f"{k.name}.npz"), tile_configs, s), deadline_unix) for k, _ in kernels
         ]
