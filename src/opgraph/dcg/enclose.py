@@ -178,6 +178,13 @@ POLE_RATIO = 4.0
 #: Most sub-boxes per box (a box of k axes is bisected along all of them, L times, while (2^k)^L <= this).
 MAX_PIECES = 64
 
+#: Subdivision re-evaluates a node's whole subexpression in Python, one interval op at a time (vectorised over the
+#: boxes): a node whose subexpression has more than this many nodes is not subdivided (a 1,000-step unrolled loop
+#: would otherwise cost O(steps^2)), and one evaluation re-evaluates at most :data:`MAX_SUBDIVISION_WORK` nodes in
+#: all. Boxes left out keep their (sound, wider) enclosures.
+MAX_SUBEXPR = 256
+MAX_SUBDIVISION_WORK = 20_000
+
 
 def near_pole(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """True where ``[lo, hi]`` contains 0 or lies closer to 0 than :data:`POLE_RATIO` times its width (finite ends)."""

@@ -412,6 +412,7 @@ class Evaluator:
         # Node id -> axis id of every node whose value is an axis (inputs, compressed and grid-free extreme nodes):
         # the leaves of a subexpression re-evaluated on subdivided boxes (:meth:`_subdivide`).
         self._leaf_axis: dict[int, int] = {}
+        self._subdivision_work = 0  # subexpression nodes re-evaluated by _subdivide (capped per evaluation)
         # Node ids whose final values :meth:`run` keeps in ``kept`` (the semi-discrete output certificate's core
         # and operands, see :mod:`opgraph.dcg.semidiscrete`).
         self.keep: set[int] = set()
@@ -877,6 +878,10 @@ class Evaluator:
             order = np.sort(np.argsort(prio, kind="stable")[:keep])
             idx = tuple(x[order] for x in idx)
         leaves = {i: a for i, a in self._leaf_axis.items() if a in K}
+        size = len(enclose.ancestors_to(self.graph, n.id, leaves))
+        if size > enclose.MAX_SUBEXPR or self._subdivision_work + size > enclose.MAX_SUBDIVISION_WORK:
+            return  # too costly here (long unrolled loops): the box keeps its sound enclosure
+        self._subdivision_work += size
         chunk = max(1, 2**20 // pieces)
         flat = np.ravel_multi_index(idx, shape)
         vlo = np.empty(flat.size)
