@@ -88,6 +88,29 @@ class KernelSpec:
             )
         return act or "none"
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready ``{op, dims, epilogue, stride, groups}`` (:meth:`from_dict` reads it back)."""
+        return {
+            "op": self.op,
+            "dims": list(self.dims),
+            "epilogue": self.epilogue,
+            "stride": self.stride,
+            "groups": self.groups,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> KernelSpec:
+        """Inverse of :meth:`to_dict` (``stride`` and ``groups`` default to 1)."""
+        if d.get("op") not in KERNEL_OPS or not isinstance(d.get("dims"), list):
+            raise PerfError(f"kernel {d!r}: need op in {KERNEL_OPS} and a dims list; write it with KernelSpec.to_dict")
+        return cls(
+            str(d["op"]),
+            tuple(int(v) for v in d["dims"]),
+            str(d.get("epilogue", "none")),
+            int(d.get("stride", 1)),
+            int(d.get("groups", 1)),
+        )
+
     def conv_output_hw(self) -> tuple[int, int]:
         """Output height and width of a conv2d (valid padding: pad the input to pad)."""
         _, _, h, w, _, kh, kw = self.dims
@@ -400,6 +423,18 @@ class TileRunner:
         """A no-argument callable running one execution of ``tile``'s kernel."""
         f, args = self.function(tile), self.args
         return lambda: f(*args)
+
+
+def compile_tile(spec: KernelSpec, tile: tuple[int, int, int] | None, mcpu: str | None = None) -> Any:
+    """Build and compile the schedule of ``spec`` with ``tile`` (``None``: TVM's default) for the LLVM CPU target.
+
+    Returns:
+        The compiled function; call it with TVM tensors of the inputs (``A``, ``B``, then ``bias`` if any) and the
+        output, in the shapes of the kernel (as :class:`TileRunner` does).
+    """
+    tvm = require_tvm()
+    target, _ = _llvm_target(tvm, mcpu)
+    return tvm.compile(schedule(spec, tile), target=target)["main"]
 
 
 def candidate_record(spec: KernelSpec, tiles: list[tuple[int, int, int] | None]) -> GraphRecord:

@@ -424,8 +424,10 @@ def _unbits(bits: str) -> np.ndarray:
 
 
 def _measured_to_dict(m: MeasuredConfig) -> dict[str, Any]:
+    """A measured config as JSON: a layout choice as a bit string (``"0110"``), any other (a tile) as a list."""
+    c = np.asarray(m.choice).reshape(-1)
     return {
-        "choice": _bits(m.choice),
+        "choice": _bits(c) if bool(np.isin(c, (0, 1)).all()) else [int(v) for v in c],
         "stage": m.stage,
         "candidate": m.candidate,
         "predicted_rank": m.predicted_rank,
@@ -436,8 +438,9 @@ def _measured_to_dict(m: MeasuredConfig) -> dict[str, Any]:
 
 
 def _measured_from_dict(d: dict[str, Any]) -> MeasuredConfig:
+    c = d["choice"]
     return MeasuredConfig(
-        _unbits(d["choice"]),
+        _unbits(c) if isinstance(c, str) else np.array([int(v) for v in c], dtype=np.int64),
         str(d["stage"]),
         int(d["candidate"]),
         int(d["predicted_rank"]),
@@ -447,22 +450,50 @@ def _measured_from_dict(d: dict[str, Any]) -> MeasuredConfig:
     )
 
 
-def _read_log(path: Path, targets: list[str], n_candidates: int, seed: int) -> dict[str, Any] | None:
-    """The tuning log at ``path`` if it exists (checked to belong to the same model, candidates and seed)."""
-    from opgraph._base.jsonio import read_json
+def read_tune_log(path: Path, fmt: str, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The tuning log at ``path`` if it exists, checked to log the same tuning (every key of ``identity``).
+
+    Shared by the layout (:func:`tune_layout`) and tile (:func:`tune_tile`) tuning logs.
+
+    Raises:
+        PerfError: the file is not a log of format ``fmt``, or one of ``identity``'s values differs (named).
+    """
+    from opgraph._base.jsonio import read_json, to_jsonable
 
     if not path.exists():
         return None
-    doc = read_json(path)
-    if not isinstance(doc, dict) or doc.get("format") != LOG_FORMAT:
-        raise PerfError(f"log_path={str(path)!r} is not an opgraph tuning log; give a new path or delete the file")
-    same = (doc.get("targets"), doc.get("n_candidates"), doc.get("seed")) == (list(targets), n_candidates, seed)
-    if not same:
-        raise PerfError(
-            f"log_path={str(path)!r} logs another tuning (other convolutions, n_candidates or seed); "
-            "give a new path for this model or delete the file"
-        )
+    doc = read_json(path, error=PerfError)
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise PerfError(f"log_path={str(path)!r} is not an {fmt} tuning log; give a new path or delete the file")
+    for key, want in to_jsonable(identity).items():
+        if doc.get(key) != want:
+            raise PerfError(
+                f"log_path={str(path)!r} logs another tuning ({key} differs: logged {doc.get(key)!r}, now "
+                f"{want!r}); give a new path or delete the file"
+            )
     return doc
+
+
+def write_tune_log(
+    path: Path,
+    fmt: str,
+    identity: dict[str, Any],
+    measured: list[MeasuredConfig],
+    default_ns: float,
+    result: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a tuning log atomically (shared by the layout and tile tuners).
+
+    The log holds ``identity`` (checked on resume), ``extra`` (not checked), every measured config and the
+    finished result (None while tuning).
+    """
+    from opgraph._base.jsonio import write_json
+
+    doc = {"format": fmt, "version": 1, **(extra or {}), **identity, "default_ns": default_ns}
+    doc["measured"] = [_measured_to_dict(m) for m in measured]
+    doc["result"] = result
+    return write_json(path, doc)
 
 
 def apply_layout(model: Any, layout: str | Path | dict[str, str]) -> Any:
@@ -640,7 +671,8 @@ def tune_layout(
     cand, targets, choices, columns = layout_candidates(module, example_inputs, n_candidates, seed, name)
     budget = max(2, int(math.floor(measure_frac * len(choices) + 1e-9)))
     log_file = Path(log_path) if log_path is not None else None
-    logged = _read_log(log_file, targets, len(choices), seed) if log_file is not None else None
+    identity = {"targets": targets, "n_candidates": len(choices), "seed": seed}
+    logged = read_tune_log(log_file, LOG_FORMAT, identity) if log_file is not None else None
     if logged is not None and logged.get("result") is not None:
         res = TuneResult.from_dict(logged["result"], resumed=True)
         log.info("%s: finished tuning read from %s: %r", name, log_file, res)
@@ -648,22 +680,9 @@ def tune_layout(
     known = [_measured_from_dict(m) for m in (logged or {}).get("measured", [])]
 
     def write_log(measured: list[MeasuredConfig], default_ns: float, result: TuneResult | None = None) -> None:
-        if log_file is None:
-            return
-        from opgraph._base.jsonio import write_json
-
-        doc = {
-            "format": LOG_FORMAT,
-            "version": 1,
-            "name": name,
-            "targets": targets,
-            "n_candidates": len(choices),
-            "seed": seed,
-            "default_ns": default_ns,
-            "measured": [_measured_to_dict(m) for m in measured],
-            "result": None if result is None else result.to_dict(),
-        }
-        write_json(log_file, doc)
+        if log_file is not None:
+            res_doc = None if result is None else result.to_dict()
+            write_tune_log(log_file, LOG_FORMAT, identity, measured, default_ns, res_doc, {"name": name})
 
     if measurer is None:
         measurer = layout_measurer(module, example_inputs, targets, s)
@@ -745,6 +764,8 @@ class TileTuneResult:
         measured: Every config measured (``choice`` = ``[ti, tj, tk]``, ``[0, 0, 0]`` for the default).
         tune_s: Wall time of the whole call, s.
         compile_s: Part of it spent compiling schedules, s.
+        spec: The kernel (:class:`opgraph.perf.tile.KernelSpec`; saved with :meth:`save` to rebuild the schedule).
+        resumed: True when the result was read back from a finished tuning log (nothing measured).
     """
 
     kernel: str
@@ -756,6 +777,42 @@ class TileTuneResult:
     measured: list[MeasuredConfig]
     tune_s: float
     compile_s: float
+    spec: Any = None
+    resumed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (the tile tuning log's ``result``; :meth:`from_dict` reads it back)."""
+        d = {k: getattr(self, k) for k in _TILE_RESULT_FIELDS}
+        d["tile"] = None if self.tile is None else list(self.tile)
+        d["measured"] = [_measured_to_dict(m) for m in self.measured]
+        d["spec"] = None if self.spec is None else self.spec.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, resumed: bool = False) -> TileTuneResult:
+        """Inverse of :meth:`to_dict`."""
+        from opgraph.perf.tile import KernelSpec
+
+        return cls(
+            kernel=str(d["kernel"]),
+            tile=None if d["tile"] is None else (int(d["tile"][0]), int(d["tile"][1]), int(d["tile"][2])),
+            n_candidates=int(d["n_candidates"]),
+            n_measured=int(d["n_measured"]),
+            default_ns=float(d["default_ns"]),
+            chosen_ns=float(d["chosen_ns"]),
+            measured=[_measured_from_dict(m) for m in d["measured"]],
+            tune_s=float(d["tune_s"]),
+            compile_s=float(d["compile_s"]),
+            spec=None if d.get("spec") is None else KernelSpec.from_dict(d["spec"]),
+            resumed=resumed,
+        )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the chosen schedule as JSON, atomically (:func:`save_tile_schedules` of this one result).
+
+        Read it back with :func:`load_tile_schedules`, rebuild and compile it with :func:`apply_tile_schedules`.
+        """
+        return save_tile_schedules([self], path)
 
     @property
     def speedup(self) -> float:
@@ -766,6 +823,79 @@ class TileTuneResult:
     def measured_frac(self) -> float:
         """Distinct configs measured / candidates."""
         return self.n_measured / max(self.n_candidates, 1)
+
+
+_TILE_RESULT_FIELDS = (
+    "kernel",
+    "n_candidates",
+    "n_measured",
+    "default_ns",
+    "chosen_ns",
+    "tune_s",
+    "compile_s",
+)
+TILE_LOG_FORMAT = "opgraph-tile-tune-log"
+TILE_SCHEDULES_FORMAT = "opgraph-tile-schedules"
+
+
+def save_tile_schedules(results: list[TileTuneResult], path: str | Path) -> Path:
+    """Write the schedules :func:`tune_tile` chose for several kernels to one JSON file, atomically.
+
+    Each entry holds the kernel (:meth:`opgraph.perf.tile.KernelSpec.to_dict`), the chosen tile (``null``: TVM's
+    default schedule) and the measured runtimes (ns) of the default and the chosen schedule.
+    """
+    from opgraph._base.jsonio import write_json
+
+    kernels = []
+    for r in results:
+        if r.spec is None:
+            raise PerfError(f"{r.kernel}: the result has no kernel spec; save a result returned by tune_tile")
+        kernels.append(
+            {
+                "name": r.kernel,
+                "kernel": r.spec.to_dict(),
+                "tile": None if r.tile is None else list(r.tile),
+                "default_ns": r.default_ns,
+                "chosen_ns": r.chosen_ns,
+                "speedup": r.speedup,
+            }
+        )
+    return write_json(path, {"format": TILE_SCHEDULES_FORMAT, "version": 1, "kernels": kernels})
+
+
+def load_tile_schedules(path: str | Path) -> dict[str, tuple[Any, tuple[int, int, int] | None]]:
+    """Read a file of :func:`save_tile_schedules`: kernel name -> ``(KernelSpec, tile or None)``.
+
+    Raises:
+        PerfError: the file is missing, malformed or not a tile schedules file.
+    """
+    from opgraph._base.jsonio import read_json
+    from opgraph.perf.tile import KernelSpec
+
+    doc = read_json(path, what="tile schedules file", error=PerfError)
+    if not isinstance(doc, dict) or doc.get("format") != TILE_SCHEDULES_FORMAT:
+        raise PerfError(
+            f"path={str(path)!r} is not a tile schedules file; write it with TileTuneResult.save or save_tile_schedules"
+        )
+    out: dict[str, tuple[Any, tuple[int, int, int] | None]] = {}
+    for k in doc.get("kernels", []):
+        spec = KernelSpec.from_dict(k["kernel"])
+        t = k.get("tile")
+        if t is not None and (len(t) != 3 or min(int(v) for v in t) < 1):
+            raise PerfError(f"{str(path)!r}: kernel {spec.name} has tile {t!r}; a tile is null or 3 sizes >= 1")
+        out[spec.name] = (spec, None if t is None else (int(t[0]), int(t[1]), int(t[2])))
+    return out
+
+
+def apply_tile_schedules(path: str | Path, mcpu: str | None = None) -> dict[str, Any]:
+    """Rebuild and compile every saved schedule (:func:`opgraph.perf.tile.compile_tile`; needs the ``tvm`` extra).
+
+    Returns:
+        Kernel name -> compiled TVM function (arguments: the input tensors, then the output).
+    """
+    from opgraph.perf.tile import compile_tile
+
+    return {name: compile_tile(spec, tile, mcpu) for name, (spec, tile) in load_tile_schedules(path).items()}
 
 
 def _tile_of(row: np.ndarray) -> tuple[int, int, int] | None:
@@ -784,6 +914,8 @@ def tune_tile(
     settings: MeasureSettings | None = None,
     seed: int = 0,
     runner: Any = None,
+    measurer: Measurer | None = None,
+    log_path: str | Path | None = None,
 ) -> TileTuneResult:
     """Pick a tile schedule for one TVM kernel, measuring only the cost model's top picks.
 
@@ -805,6 +937,15 @@ def tune_tile(
         seed: Seed of the measuring runs' shuffles.
         local_frac: Share of the budget for the neighbours of the best measured tile (0: model picks only).
         runner: A :class:`opgraph.perf.tile.TileRunner` of ``spec`` to reuse (its compiled schedules are cached).
+        measurer: Replaces the measuring of both the screening runs and the race (tests, a remote machine): rows
+            ``[ti, tj, tk]`` (``[0, 0, 0]``: the default schedule); see :data:`Measurer`. No TVM is then needed.
+        log_path: A JSON tuning log (the layout tuner's mechanism, :func:`read_tune_log`): every screening run
+            writes all configs measured so far with their ratios to the default, atomically; a rerun with the same
+            kernel, candidates and settings (``measure_frac``, ``local_frac``, ``finalists``, ``race_rounds``,
+            ``settings``, ``seed``) measures none of the logged configs again (the default is still timed as the
+            reference of a new run), and a finished log returns its result without measuring
+            (``TileTuneResult.resumed``). A log of another kernel or other settings is refused (PerfError naming
+            the difference).
 
     Returns:
         A :class:`TileTuneResult`.
@@ -821,13 +962,36 @@ def tune_tile(
     if cost.shape != (len(rows),):
         raise PerfError(f"{spec.name}: the ranker returned {cost.shape} costs for {len(rows)} configs")
     lookup = {r.tobytes(): float(c) for r, c in zip(rows, cost)}
-    run = runner if runner is not None else TileRunner(spec)
     s = settings or MeasureSettings(rounds=2, reps=2, warmup=1)
+    log_file = Path(log_path) if log_path is not None else None
+    identity = {
+        "kernel": spec.to_dict(),
+        "candidates": [list(t) for t in tiles],
+        "measure_frac": measure_frac,
+        "local_frac": local_frac,
+        "finalists": finalists,
+        "race_rounds": race_rounds,
+        "settings": dataclasses.asdict(s),
+        "seed": seed,
+    }
+    logged = read_tune_log(log_file, TILE_LOG_FORMAT, identity) if log_file is not None else None
+    if logged is not None and logged.get("result") is not None:
+        res = TileTuneResult.from_dict(logged["result"], resumed=True)
+        log.info("%s: finished tile tuning read from %s (tile %s)", spec.name, log_file, res.tile)
+        return res
+    known = [_measured_from_dict(m) for m in (logged or {}).get("measured", [])]
+
+    def write_log(measured: list[MeasuredConfig], default_ns: float, result: TileTuneResult | None = None) -> None:
+        if log_file is not None:
+            res_doc = None if result is None else result.to_dict()
+            write_tune_log(log_file, TILE_LOG_FORMAT, identity, measured, default_ns, res_doc, {"name": spec.name})
+
+    run = runner if runner is not None or measurer is not None else TileRunner(spec)
 
     def score(choices: np.ndarray) -> np.ndarray:
         return np.array([lookup[np.asarray(r, dtype=np.int64).tobytes()] for r in choices])
 
-    def measurer(proto: MeasureSettings) -> Measurer:
+    def tile_measurer(proto: MeasureSettings) -> Measurer:
         def measure(choices: np.ndarray, n_rounds: int, run_seed: int) -> np.ndarray:
             m = measure_configs(
                 len(choices),
@@ -857,19 +1021,23 @@ def tune_tile(
     out = race_tune(
         rows,
         score,
-        measurer(s),
+        measurer if measurer is not None else tile_measurer(s),
         budget=budget,
         local_search=int(round(local_frac * (budget - 1))),
         finalists=finalists,
         race_rounds=race_rounds,
         rounds=s.rounds,
         seed=seed,
-        race_measure=measurer(replace(s, reps=1, warmup=1, abort_factor=math.inf)),
+        race_measure=measurer
+        if measurer is not None
+        else tile_measurer(replace(s, reps=1, warmup=1, abort_factor=math.inf)),
         uniform=False,
         neighbours=neighbours,
+        known=known,
+        on_measured=write_log,
     )
     chosen = out.measured[out.chosen]
-    return TileTuneResult(
+    res = TileTuneResult(
         kernel=spec.name,
         tile=_tile_of(chosen.choice),
         n_candidates=len(tiles),
@@ -878,5 +1046,8 @@ def tune_tile(
         chosen_ns=out.chosen_ns,
         measured=out.measured,
         tune_s=time.perf_counter() - t0,
-        compile_s=run.compile_s,
+        compile_s=run.compile_s if run is not None else 0.0,
+        spec=spec,
     )
+    write_log(out.measured, out.default_ns, res)
+    return res
