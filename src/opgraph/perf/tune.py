@@ -465,11 +465,16 @@ def read_tune_log(path: Path, fmt: str, identity: dict[str, Any]) -> dict[str, A
     doc = read_json(path, error=PerfError)
     if not isinstance(doc, dict) or doc.get("format") != fmt:
         raise PerfError(f"log_path={str(path)!r} is not an {fmt} tuning log; give a new path or delete the file")
+
+    def short(v: Any) -> str:
+        r = repr(v)
+        return r if len(r) <= 60 else r[:57] + "..."
+
     for key, want in to_jsonable(identity).items():
         if doc.get(key) != want:
             raise PerfError(
-                f"log_path={str(path)!r} logs another tuning ({key} differs: logged {doc.get(key)!r}, now "
-                f"{want!r}); give a new path or delete the file"
+                f"log_path={str(path)!r} logs another tuning ({key} differs: logged {short(doc.get(key))}, now "
+                f"{short(want)}); give a new path or delete the file"
             )
     return doc
 
