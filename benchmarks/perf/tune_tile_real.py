@@ -11,7 +11,8 @@ de-duplicated (``opgraph.perf.kernels``). For each kernel the candidate set is e
    top picks are measured (``floor(0.1 n)`` configs in all, the default included), the best 3 race the default;
    rankers: LightGBM lambdarank trained on *other* kernels (leave-one-kernel-out on the exhaustive records of the
    model's other kernels, plus ``--train-data`` records of other models' kernels whose names differ) and the
-   analytical cache-footprint model;
+   analytical cache-footprint model; each tuning keeps a log in ``--work``/tune (a rerun reads the finished
+   picks back) and every ranker's picks are saved as ``schedules_<ranker>.json`` (``apply_tile_schedules``);
 3. **verify**: one interleaved run of ``--verify-rounds`` rounds times the default, the exhaustive top 3 and every
    ranker's pick side by side; the gap is pick / best of those - 1 in that run (so the best is not a lucky single
    measurement), the speed-up is default / pick.
@@ -98,7 +99,7 @@ def main() -> None:
     from opgraph.perf.measure import MALLOC_ENV, MeasureSettings, measure_configs
     from opgraph.perf.tile import TileRunner
     from opgraph.perf.tpugraphs import load_records
-    from opgraph.perf.tune import tune_tile
+    from opgraph.perf.tune import save_tile_schedules, tune_tile
 
     torch.set_num_threads(1)
     started = now()
@@ -120,6 +121,7 @@ def main() -> None:
     if args.train_data and Path(args.train_data).exists():
         other = [r for r in load_records(args.train_data, lazy=False) if r.name not in names]
     rows = []
+    chosen: dict[str, list] = {}  # ranker -> every kernel's TileTuneResult (saved as schedules files)
     for i, (spec, count) in enumerate(kernels):
         rankers = {
             "LightGBM": LightGBMBaseline(seed=args.seed).fit(other + [r for n, r in ex_recs.items() if n != spec.name]),
@@ -128,8 +130,16 @@ def main() -> None:
         tiles = tiles_of[spec.name][1:]
         picks = {}
         for rname, ranker in rankers.items():
-            res = tune_tile(spec, ranker, candidates=tiles, measure_frac=args.measure_frac, seed=args.seed + i)
+            res = tune_tile(
+                spec,
+                ranker,
+                candidates=tiles,
+                measure_frac=args.measure_frac,
+                seed=args.seed + i,
+                log_path=work / "tune" / f"{spec.name}_{rname}.json",  # resumable
+            )
             picks[rname] = res
+            chosen.setdefault(rname, []).append(res)
         ex_rt = ex_recs[spec.name].config_runtime.astype(float)
         top3 = [int(j) for j in np.argsort(ex_rt[1:])[:3] + 1]
         verify = [None] + [tiles_of[spec.name][j] for j in top3]
@@ -176,6 +186,8 @@ def main() -> None:
             + "; ".join(f"{k} gap {row[k]['gap']:+.1%} x{row[k]['speedup']:.2f}" for k in rankers),
             flush=True,
         )
+    for rname, results in chosen.items():  # re-apply with opgraph.perf.tune.apply_tile_schedules
+        print(f"schedules: {save_tile_schedules(results, work / f'schedules_{rname}.json')}", flush=True)
     total_s = time.perf_counter() - t_all
     rnames = ["LightGBM", "analytical"]
     summary = {}
