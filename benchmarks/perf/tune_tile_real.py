@@ -136,7 +136,7 @@ def main() -> None:
                 candidates=tiles,
                 measure_frac=args.measure_frac,
                 seed=args.seed + i,
-                log_path=work / "tune" / f"{spec.name}_{rname}.json",  # resumable
+                log_path=work / "tune" / f"{spec.name}_{rname}_{len(other)}other.json",  # resumable per training set
             )
             picks[rname] = res
             chosen.setdefault(rname, []).append(res)
