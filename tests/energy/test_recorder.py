@@ -351,3 +351,45 @@ def test_frame_kind_classifies_torch_libraries_and_plumbing():
     assert kind(libs[0], "transformers", "utils", "generic.py") == _SKIP
     assert kind(std[0], "contextlib.py") == _SKIP
     assert kind(os.sep + "home", "me", "train.py") == _USER
+
+
+def test_region_replays_through_the_core_interpreter():
+    """A region is a core Graph run by opgraph.graph.interpret: same values as recorded, errors name the node."""
+    from opgraph.graph import Graph, InterpretError, interpret
+
+    def fn(x, w):
+        h = torch.relu(x @ w)
+        top = torch.topk(h, 2, dim=-1).values
+        return top * 2 + h.sum(-1, keepdim=True)
+
+    run = record(fn, (torch.randn(5, 8), torch.randn(8, 6)))
+    ids = [n.id for n in run.graph.nodes if n.op != "input"]
+    later = ids[len(ids) // 2 :]  # a region in the middle: earlier values come in as the graph's inputs
+    runner = RegionRunner(run, later)
+    assert isinstance(runner.graph, Graph) and len(runner.graph.inputs) == len(runner.ext) > 0
+    assert {n.meta["origin"] for n in runner.graph.nodes} >= set(later)  # a getitem of an earlier op: an input
+    assert set(runner.rules) >= {n.op for n in runner.graph.nodes if n.op != "input"}
+    (out,) = interpret(runner.graph, runner.ext, runner.rules)
+    last = runner.graph.nodes[runner.graph.outputs[0]].meta["origin"]
+    torch.testing.assert_close(out, run.values[last])
+    bad = dict(runner.rules)
+    victim = next(n for n in runner.graph.nodes if n.op == "aten::mul")
+    bad["aten::mul"] = lambda node, *v: (_ for _ in ()).throw(RuntimeError("boom"))
+    with pytest.raises(InterpretError, match=rf"node {victim.meta['origin']} \(aten::mul\) from test_recorder.py:"):
+        interpret(runner.graph, runner.ext, bad)
+
+
+def test_elided_copy_replays_with_its_source_and_mutations_stay_local():
+    def fn(x):
+        y = x.clone()
+        y.add_(1)
+        return y * 2
+
+    run = record(fn, torch.ones(4))
+    clone = next(n for n in run.graph.nodes if n.op == "aten::clone")
+    ids = [n.id for n in run.graph.nodes if n.op != "input"]
+    runner = RegionRunner(run, ids, elide={clone.id: clone.inputs[0]})
+    assert any(n.op == "elide" for n in runner.graph.nodes)
+    runner()
+    runner()
+    assert torch.equal(run.values[clone.inputs[0]], torch.ones(4))  # the add_ wrote to a copy each time

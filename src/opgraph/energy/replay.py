@@ -1,7 +1,8 @@
 """Replay recorded op spans in isolation and measure two of them paired and interleaved.
 
 A region runner re-executes the region's aten ops (``torch.ops.aten.*``) on the tensors recorded as its
-inputs; inputs that an op in the region mutates are copied before every call. :func:`paired` runs the two sides
+inputs, as a core graph run by :func:`opgraph.graph.interpret` with a rule table of aten calls (no loop of its
+own); inputs that an op in the region mutates are copied before every call. :func:`paired` runs the two sides
 alternately (A B, B A, shuffled) for several rounds, each side for at least the backend's window, and reports
 the median per-round ratio with a bootstrap confidence interval.
 """
@@ -19,11 +20,18 @@ import numpy as np
 from opgraph.energy.backends import Backend, Sample
 from opgraph.energy.errors import EnergyError
 from opgraph.energy.recorder import _UNRECORDED, Run, decode_leaf, resolve_op
+from opgraph.graph import Graph, Node, interpret
 from opgraph.measure import median_ratio_ci
 
 
 class RegionRunner:
-    """A zero-argument callable that replays ``node_ids`` of ``run``.
+    """A zero-argument callable that replays ``node_ids`` of ``run`` through the core interpreter.
+
+    The region becomes a core :class:`~opgraph.graph.Graph` (:attr:`graph`): the values it reads from outside
+    (recorded tensors) are its ``input`` nodes, each recorded aten op keeps its op name, encoded arguments and
+    origin id, and every call runs it with :func:`opgraph.graph.interpret` and one rule table (:attr:`rules`:
+    each aten op name -> "call the recorded overload with the decoded arguments", plus ``getitem`` and
+    ``elide``). The interpreter frees each value after its last use, as eager execution would.
 
     Args:
         run: A replayable run.
@@ -42,10 +50,11 @@ class RegionRunner:
         transform: Callable[[Any], Any] | None = None,
     ) -> None:
         import torch
-        from torch.utils._pytree import treespec_loads
+        from torch.utils._pytree import tree_flatten, tree_unflatten, treespec_loads
 
         if not run.replayable:
             raise EnergyError(f"run {run.name!r} kept no tensors (over the snapshot limit); re-run regions instead")
+        self._tensor, self._flatten, self._unflatten = torch.Tensor, tree_flatten, tree_unflatten
         self.run = run
         self.node_ids = tuple(node_ids)
         g = run.graph
@@ -56,46 +65,67 @@ class RegionRunner:
             if g.nodes[nid].meta.get("recording_only") and g.nodes[nid].inputs
         } | dict(elide or {})
         inside = set(self.node_ids)
-        self.steps: list[tuple[int, str, Any, list[Any], Any]] = []
-        ext: dict[int, Any] = {}
-        self.mutated_ext: set[int] = set()
+        nodes: list[Node] = []
+        new_id: dict[int, int] = {}  # run node id -> region graph node id
+        ext: list[Any] = []
+        mutated: list[int] = []  # positions in ext of outside values an op of the region writes to
+        #: region node id -> (op overload, argument leaves with tensors left as None, (leaf index, input position)
+        #: of each tensor argument, pytree spec); see :func:`_prepared_call`
+        self.calls: dict[int, tuple[Any, list[Any], tuple[tuple[int, int], ...], Any]] = {}
         self.bytes_per_call = 0.0
-        for nid in self.node_ids:
-            n = g.nodes[nid]
-            if nid in elide:
-                src = elide[nid]
-                if src not in inside and src not in ext:
-                    # the replacement was made before the region (e.g. by the forward pass of a backward region)
-                    if src not in run.values:
-                        raise EnergyError(f"run {run.name!r}: value of node {src} was not kept")
-                    v = run.values[src]
-                    ext[src] = transform(v) if transform is not None and isinstance(v, torch.Tensor) else v
-                self.steps.append((nid, "elide", src, [], None))
+
+        def outside(src: int) -> int:
+            """The region node of an outside value (an input node, made on first use)."""
+            if src in new_id:
+                return new_id[src]
+            if src not in run.values:
+                raise EnergyError(f"run {run.name!r}: value of node {src} was not kept")
+            v = run.values[src]
+            ext.append(transform(v) if transform is not None and isinstance(v, torch.Tensor) else v)
+            nid = new_id[src] = len(nodes)
+            nodes.append(Node(nid, "input", (), {"name": f"%{src}"}, {"origin": src}))
+            return nid
+
+        for rid in self.node_ids:
+            n = g.nodes[rid]
+            if rid in elide:
+                src = elide[rid]
+                ref = new_id[src] if src in inside else outside(src)
+                nid = new_id[rid] = len(nodes)
+                nodes.append(Node(nid, "elide", (ref,), {}, {"origin": rid}))
                 continue
             if n.op == "getitem" and n.inputs[0] not in inside:
                 # the producing op ran in an earlier region: its output is an outside value here
-                if nid not in run.values:
-                    raise EnergyError(f"run {run.name!r}: value of node {nid} was not kept")
-                ext[nid] = run.values[nid]
+                outside(rid)
                 continue
+            ins = []
             for i in n.inputs:
-                if i not in inside or i in elide and elide[i] not in inside:
-                    src = elide.get(i, i)
-                    if src not in inside and src not in ext:
-                        if src not in run.values:
-                            raise EnergyError(f"run {run.name!r}: value of node {src} was not kept")
-                        v = run.values[src]
-                        ext[src] = transform(v) if transform is not None and isinstance(v, torch.Tensor) else v
-                    if n.meta.get("mutates") and src not in inside:
-                        self.mutated_ext.add(src)
+                ref = new_id[i] if i in inside else outside(i)
+                ins.append(ref)
+                # an in-place op on an outside value (or on an elided copy of one) writes to a recorded tensor:
+                # it gets a fresh copy on every call
+                src = elide[i] if i in elide and elide[i] not in inside else i
+                if n.meta.get("mutates") and src not in inside and new_id[src] not in mutated:
+                    mutated.append(new_id[src])
+            nid = new_id[rid] = len(nodes)
+            meta = {"origin": rid, "source": n.meta.get("source", "")}
             if n.op == "getitem":
-                self.steps.append((nid, "getitem", n.inputs[0], [int(n.attrs["index"])], None))
+                nodes.append(Node(nid, "getitem", tuple(ins), {"index": int(n.attrs["index"])}, meta))
                 continue
-            func = resolve_op(n.attrs["overload"])
-            spec = treespec_loads(n.attrs["spec"])
-            self.steps.append((nid, "op", func, list(n.attrs["args"]), spec))
+            nodes.append(Node(nid, n.op, tuple(ins), {"overload": n.attrs["overload"]}, meta))
+            self.calls[nid] = _prepared_call(n, resolve_op(n.attrs["overload"]), treespec_loads(n.attrs["spec"]))
             self.bytes_per_call += float(n.meta.get("in_bytes", 0)) + float(n.meta.get("out_bytes", 0))
+        inputs = tuple(k for k, node in enumerate(nodes) if node.op == "input")
+        last = (len(nodes) - 1,) if nodes and nodes[-1].op != "input" else ()
+        #: The region as a core graph (inputs: the outside values, in :attr:`ext` order).
+        self.graph = Graph(tuple(nodes), inputs, last, {"name": f"{run.name} region", "origin_ids": self.node_ids})
         self.ext = ext
+        self.mutated = frozenset(inputs.index(k) for k in mutated)
+        rule = self._apply
+        #: The rule table of :func:`opgraph.graph.interpret`: every aten op of the region, getitem and elide.
+        self.rules: dict[str, Callable[..., Any]] = {node.op: rule for node in nodes if node.id in self.calls}
+        self.rules["getitem"] = _getitem
+        self.rules["elide"] = _elide
 
     def __call__(self) -> None:
         """Replay the region once (without autograd: only the recorded aten ops run)."""
@@ -105,23 +135,46 @@ class RegionRunner:
             self._run()
 
     def _run(self) -> None:
-        from torch.utils._pytree import tree_flatten, tree_unflatten
+        values = [v.clone() if k in self.mutated else v for k, v in enumerate(self.ext)]
+        interpret(self.graph, values, self.rules)
 
-        env: dict[int, Any] = dict(self.ext)
-        for k in self.mutated_ext:
-            env[k] = env[k].clone()
-        for nid, kind, payload, leaves, spec in self.steps:
-            if kind == "elide":
-                env[nid] = env[payload]
-            elif kind == "getitem":
-                env[nid] = env[payload][leaves[0]]
-            else:
-                vals = [decode_leaf(leaf, env.__getitem__) for leaf in leaves]
-                args, kwargs = tree_unflatten(vals, spec)
-                out = payload(*args, **kwargs)
-                if not _is_tensor(out):
-                    out, _ = tree_flatten(out)
-                env[nid] = out
+    def _apply(self, node: Node, *values: Any) -> Any:
+        """The rule of every aten op: call the recorded overload with its arguments decoded."""
+        func, template, fills, spec = self.calls[node.id]
+        vals = list(template)
+        for leaf, pos in fills:
+            vals[leaf] = values[pos]
+        args, kwargs = self._unflatten(vals, spec)
+        out = func(*args, **kwargs)
+        if not isinstance(out, self._tensor):
+            out, _ = self._flatten(out)
+        return out
+
+
+def _prepared_call(n: Node, func: Any, spec: Any) -> tuple[Any, list[Any], tuple[tuple[int, int], ...], Any]:
+    """An op node's call with its constant arguments decoded once and its tensor arguments as input positions."""
+    position = {nid: k for k, nid in enumerate(n.inputs)}
+    template: list[Any] = []
+    fills = []
+    for k, leaf in enumerate(n.attrs["args"]):
+        if leaf[0] == "t":
+            template.append(None)
+            fills.append((k, position[int(leaf[1])]))
+        else:
+            template.append(decode_leaf(leaf, _no_tensor))
+    return func, template, tuple(fills), spec
+
+
+def _no_tensor(nid: int) -> Any:
+    raise EnergyError(f"argument leaf names node {nid} as a constant")
+
+
+def _getitem(node: Node, value: Any) -> Any:
+    return value[node.attrs["index"]]
+
+
+def _elide(_node: Node, value: Any) -> Any:
+    return value
 
 
 def _is_tensor(x: Any) -> bool:
