@@ -57,7 +57,11 @@ MODULES: dict[str, list[str]] = {
     "dcg/intervals.py": ["tests/dcg/test_intervals.py", "tests/dcg/test_mutation_intervals.py"],
     # run with --lines on the bound-deciding methods (cellwise, _w1_level, second_moments): the whole module is
     # ~1900 lines
-    "dcg/engine.py": ["tests/dcg/test_engine.py", "tests/dcg/test_bound_tightness.py"],
+    "dcg/engine.py": [
+        "tests/dcg/test_engine.py",
+        "tests/dcg/test_bound_tightness.py",
+        "tests/dcg/test_mutation_engine.py",
+    ],
     "dcg/growth.py": ["tests/dcg/test_mutation_growth.py", "tests/dcg/test_tables.py"],
     "dcg/extremes.py": ["tests/dcg/test_mutation_extremes.py", "tests/dcg/test_extremes.py"],
     "graph/passes.py": ["tests/graph/test_mutation_passes.py", "tests/graph/test_passes.py"],
