@@ -29,6 +29,7 @@ import contextlib
 import copy
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -53,7 +54,14 @@ MODULES: dict[str, list[str]] = {
         "tests/graph/test_against_python.py",
         "tests/graph/test_ir_interpret.py",
     ],
-    "dcg/intervals.py": ["tests/dcg/test_intervals.py"],
+    "dcg/intervals.py": ["tests/dcg/test_intervals.py", "tests/dcg/test_mutation_intervals.py"],
+    # run with --lines on the bound-deciding methods (cellwise, _w1_level, second_moments): the whole module is
+    # ~1900 lines
+    "dcg/engine.py": [
+        "tests/dcg/test_engine.py",
+        "tests/dcg/test_bound_tightness.py",
+        "tests/dcg/test_mutation_engine.py",
+    ],
     "dcg/growth.py": ["tests/dcg/test_mutation_growth.py", "tests/dcg/test_tables.py"],
     "dcg/extremes.py": ["tests/dcg/test_mutation_extremes.py", "tests/dcg/test_extremes.py"],
     "graph/passes.py": ["tests/graph/test_mutation_passes.py", "tests/graph/test_passes.py"],
@@ -319,6 +327,7 @@ def run_module(
     progress: bool = True,
     fork: bool = True,
     lines: set[int] | None = None,
+    seed: int | None = None,
 ) -> dict:
     """Mutate ``module`` (path under src/opgraph) and run ``tests`` against every mutant."""
     if fork:
@@ -328,7 +337,10 @@ def run_module(
     muts = _all_mutants(source)
     if lines is not None:
         muts = [mt for mt in muts if mt[0].line in lines]
-    if max_mutants is not None and len(muts) > max_mutants:
+    if max_mutants is not None and len(muts) > max_mutants and seed is not None:
+        keep = sorted(random.Random(seed).sample(range(len(muts)), max_mutants))
+        muts = [muts[k] for k in keep]
+    elif max_mutants is not None and len(muts) > max_mutants:
         step = len(muts) / max_mutants
         muts = [muts[int(k * step)] for k in range(max_mutants)]
     with tempfile.TemporaryDirectory(prefix="opgraph-mut-") as tmp:
@@ -378,6 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the results here (merged with the file's)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
     ap.add_argument("--lines", default=None, help="only mutants on these source lines, e.g. '147,160-175'")
+    ap.add_argument("--seed", type=int, default=None, help="with --max-mutants: a random sample with this seed")
     ap.add_argument("--no-fork", action="store_true", help="one fresh interpreter per mutant (slower)")
     args = ap.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -397,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'module':<24} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'score':>6}")
     for mod in mods:
         t0 = time.perf_counter()
-        res = run_module(mod, MODULES[mod], args.max_mutants, fork=not args.no_fork, lines=_parse_lines(args.lines))
+        res = run_module(
+            mod, MODULES[mod], args.max_mutants, fork=not args.no_fork, lines=_parse_lines(args.lines), seed=args.seed
+        )
         res["wall_s"] = time.perf_counter() - t0
         res["date_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
         results[mod] = res
