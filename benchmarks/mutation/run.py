@@ -82,6 +82,23 @@ MODULES: dict[str, list[str]] = {
             )
         ),
     ],
+    # Fourth pass (2026-12-06): the newer dcg bound modules. test_semidiscrete.py takes minutes (whole-graph
+    # evaluations checked by 400001-point quadrature): only its fast direct tests of the pieces run here.
+    "dcg/semidiscrete.py": [
+        "tests/dcg/test_mutation_semidiscrete.py",
+        *(
+            f"tests/dcg/test_semidiscrete.py::{t}"
+            for t in (
+                "test_w1_to_steps_bounds_the_exact_distance[Normal(0.5, 1.5)-1-mul]",
+                "test_w1_to_steps_bounds_the_exact_distance[Uniform(1, 3)-0-sub]",
+                "test_w1_to_steps_bounds_the_exact_distance[LogNormal(0, 0.5)-1-add]",
+                "test_find_core_walks_the_affine_chain",
+                "test_reassociate_keeps_the_values_and_puts_the_best_input_last",
+                "test_one_atom_inputs_do_not_break_it",
+            )
+        ),
+    ],
+    "dcg/band.py": ["tests/dcg/test_band.py"],
 }
 
 BINOP_SWAP = {
