@@ -203,13 +203,20 @@ EVAL_CASES = [
     ("2(N+N)+1", lambda x, y: 2 * (x + y) + 1, [od.Normal(0, 1), od.Normal(1, 2)], od.Normal(3, 2 * math.sqrt(5))),
     ("LN*LN", lambda x, y: x * y, [od.LogNormal(0, 0.3), od.LogNormal(0, 0.4)], od.LogNormal(0, 0.5)),
     ("U/U", lambda x, y: x / y, [od.Uniform(0, 1), od.Uniform(1, 2)], None),
+    # A = x + y has 18 x 18 > 256 atoms: regrouped, with the coupling cap on its unbounded tail boxes
+    (
+        "N+N+N",
+        lambda x, y, z: x + y + z,
+        [od.Normal(0, 1), od.Normal(1, 2), od.Normal(0, 0.5)],
+        od.Normal(1, math.sqrt(5.25)),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", EVAL_CASES, ids=lambda c: c[0])
 def test_certificate_is_used_sound_and_tight(case):
     _, fn, ins, law = case
-    r = _evaluate(fn, ins, 12)
+    r = _evaluate(fn, ins, 18 if len(ins) == 3 else 12)
     assert r.info["bound_method"] == "semi-discrete"
     if law is None:
         true = w1_to_cdf(r.atoms, r.weights, _ratio_cdf, 0.0, 1.0, n_grid=200_001)
