@@ -314,7 +314,11 @@ class CdfBand:
 
         if ax is None:
             _, ax = plt.subplots(figsize=(4.5, 3.2))
-        xlo, xhi = ax.get_xlim() if ax.has_data() else self.quantile_bounds([1e-3, 1 - 1e-3])
+        if ax.has_data():
+            xlo, xhi = ax.get_xlim()
+        else:  # from the lower end of the 0.1 % quantile to the upper end of the 99.9 % one
+            q_lo, q_hi = self.quantile_bounds([1e-3, 1 - 1e-3])
+            xlo, xhi = q_lo[0], q_hi[1]
         xlo = float(xlo) if math.isfinite(float(xlo)) else float(self.low_x[0]) if self.low_x.size else -1.0
         xhi = float(xhi) if math.isfinite(float(xhi)) else float(self.up_x[-1])
         if not xhi > xlo:

@@ -188,6 +188,14 @@ def _truncated(d: Any, kind: str, a: float, t: float, side: str) -> float:
         m = partial_moment(base, kind, a, v, "lower")
         if math.isfinite(u) and u > base.support()[0]:
             m -= partial_moment(base, kind, a, u, "lower")
+    if math.isnan(m):
+        # inf - inf: both one-sided moments of the base diverge on that side (e^{aX}, a > 0, of a LogNormal above;
+        # x^p, p < 0, of a Normal below 0) while the bounded range [u, v] is away from the divergence: the other
+        # side's two moments are finite.
+        if side == "upper":
+            m = partial_moment(base, kind, a, v, "lower") - partial_moment(base, kind, a, u, "lower")
+        else:
+            m = partial_moment(base, kind, a, u, "upper") - partial_moment(base, kind, a, v, "upper")
     return m / d.mass
 
 
