@@ -53,6 +53,7 @@ MODULES: dict[str, list[str]] = {
         "tests/graph/test_trace.py",
         "tests/graph/test_against_python.py",
         "tests/graph/test_ir_interpret.py",
+        "tests/graph/test_mutation_tracer.py",
     ],
     "dcg/intervals.py": ["tests/dcg/test_intervals.py", "tests/dcg/test_mutation_intervals.py"],
     # run with --lines on the bound-deciding methods (cellwise, _w1_level, second_moments): the whole module is

@@ -8,6 +8,8 @@ infinite enclosure).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,80 @@ def test_mod_derivative_enclosures_are_intervals_and_contain_the_slope():
         assert float(v[0]) <= vals.min() and vals.max() <= float(v[1])
         assert float(da[0]) <= 1.0 <= float(da[1]) and _mag(da) == pytest.approx(1.0)
         assert float(db[0]) <= float(db[1]), db
+
+
+# ---- fourth pass (2026-12-06): survivors of the random sample --max-mutants 60 --seed 14 ----------------------
+
+
+def test_arctan2_derivative_in_x_is_unbounded_when_y_is_pinned_to_the_cut():
+    """``y = 0`` exactly and ``x`` from below 0 to above 0: ``arctan2(0, x)`` jumps from pi to 0 at ``x = 0``.
+
+    The quotient ``-y / r**2`` alone is 0 there (``y`` is the point 0), so only the cut term makes the x partial
+    infinite; the derivative in y is unbounded too (the box holds the origin).
+    """
+    ybox, xbox = (0.0, 0.0), (-1.0, 0.5)
+    v, derivs = enclose("arctan2", ybox, xbox)
+    p, q = (0.0, -0.5), (0.0, 0.25)
+    assert np.arctan2(*p) == pytest.approx(math.pi) and np.arctan2(*q) == 0.0
+    assert _mean_value_holds(np.arctan2, [ybox, xbox], derivs, p, q), derivs
+    assert not np.isfinite(_mag(derivs[1]))
+    for pt in (p, q):
+        assert float(v[0]) <= np.arctan2(*pt) <= float(v[1])
+
+
+@pytest.mark.parametrize(
+    "box",
+    [(-1.0, 1.0), (-0.5, 2.0), (-3.0, 0.25), (-2.0, 0.0), (0.0, 3.0), (-4.0, -0.5), (0.5, 4.0)],
+)
+def test_reciprocal_encloses_every_nonzero_value_of_boxes_at_or_around_zero(box):
+    """``1 / x`` at every nonzero sample of the closed box (the ends included); one-sided when 0 is an end."""
+    xs = np.linspace(*box, 2001)
+    xs = xs[xs != 0]
+    vals = 1.0 / xs
+    (lo, hi), (d,) = enclose("reciprocal", box)
+    assert float(lo) <= vals.min() and vals.max() <= float(hi), (box, lo, hi)
+    dvals = -1.0 / xs**2  # d(1/x)/dx, written out here
+    assert float(d[0]) <= dvals.min() and dvals.max() <= float(d[1])
+    if box[0] == 0.0:  # [0, hi]: 1/x in [1/hi, inf)
+        assert float(lo) == pytest.approx(1.0 / box[1]) and float(hi) == math.inf
+    if box[1] == 0.0:  # [lo, 0]: 1/x in (-inf, 1/lo]
+        assert float(lo) == -math.inf and float(hi) == pytest.approx(1.0 / box[0])
+
+
+def test_mag_is_the_largest_absolute_value_of_the_box():
+    rng = np.random.default_rng(14)
+    lo = rng.uniform(-5, 5, 50)
+    hi = lo + rng.uniform(0, 5, 50)
+    xs = np.linspace(lo, hi, 101)
+    np.testing.assert_allclose(iv.mag((lo, hi)), np.abs(xs).max(axis=0), rtol=1e-12)
+    assert float(iv.mag((np.asarray(-3.0), np.asarray(2.0)))) == 3.0
+    assert float(iv.mag((np.asarray(-1.0), np.asarray(7.0)))) == 7.0
+    assert float(iv.mag((np.asarray(np.nan), np.asarray(1.0)))) == math.inf
+
+
+@pytest.mark.parametrize("op", ["sin", "cos"])
+@pytest.mark.parametrize("box", [(np.nan, 1.0), (0.5, np.nan), (-math.inf, 1.0), (2.0, math.inf)])
+def test_sin_and_cos_of_a_box_with_an_unknown_or_infinite_end_are_the_unit_interval(op, box):
+    """Whatever the argument, sin and cos lie in [-1, 1], and so do their derivatives (cos and -sin)."""
+    (lo, hi), (d,) = enclose(op, box)
+    assert float(lo) == pytest.approx(-1.0, abs=1e-12) and float(hi) == pytest.approx(1.0, abs=1e-12)
+    assert float(d[0]) == pytest.approx(-1.0, abs=1e-12) and float(d[1]) == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("op", "box"),
+    [
+        ("arcsin", (-1.5, 0.5)),
+        ("arccos", (-1.5, 0.5)),
+        ("arcsin", (-0.5, 1.5)),
+        ("arccos", (-0.5, 1.5)),
+        ("arcsin", (-1.9, -1.2)),
+    ],
+)
+def test_arcsin_arccos_of_a_box_leaving_their_domain_are_the_whole_line(op, box):
+    """Part of the box is outside [-1, 1], where the op is NaN: no finite end can enclose it (as for log)."""
+    f = getattr(np, op)
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(f(np.linspace(*box, 101))).any()
+    (lo, hi), _ = enclose(op, box)
+    assert float(lo) == -math.inf and float(hi) == math.inf, (op, box, lo, hi)
