@@ -149,3 +149,46 @@ def test_truncated_uq_cases_get_a_finite_bound(uq, cases, cid):
     assert math.isfinite(r.w1_bound) and 0 < r.dropped_mass < 1e-7
     y = np.sort(case.numpy(uq.sobol_inputs(case, 14, seed=3)))
     assert r.w1_bound >= od.w1_discrete(r.atoms, r.weights, y, np.ones(y.size))
+
+
+def _fake_result(per_sample: float = 1e-7, c: float = 1.2, std: float = 1.0) -> dict:
+    """A results entry shaped like uq.run_case's, with hand-made rows (for the report helpers)."""
+    sweep = [
+        {"status": "ok", "atoms": 2, "time_s": 0.01, "w1": 0.3, "bound": 1.0, "certified": True},
+        {"status": "ok", "atoms": 4, "time_s": 0.04, "w1": 2e-4, "bound": 5e-3, "certified": True},
+        {"status": "timeout", "atoms": 8, "time_s": 30.0},
+    ]
+    target = {
+        "0.01": {"status": "ok", "time_s": 0.02, "w1": 4e-3, "bound": 9e-3, "certified": True},
+        "0.001": {"status": "ok", "time_s": 0.5, "w1": 9e-5, "bound": math.inf, "certified": False},
+    }
+    return {
+        "reference": {"std": std, "err": 1e-6, "c_emcc": c},
+        "numpy_mc": {"per_sample_s": per_sample},
+        "dcg": {"sweep": sweep, "target": target},
+    }
+
+
+def test_section6_helpers(uq):
+    res = _fake_result()
+    # MC's expected W1 after t CPU s: c / sqrt(t / cost per sample)
+    assert uq.mc_w1_at(res, 0.04) == pytest.approx(1.2 / math.sqrt(0.04 / 1e-7))
+    aps = uq.answers_per_second(res)
+    assert [a[0] for a in aps] == [2, 4]  # certified ok sweep rows only
+    assert aps[1][1] == pytest.approx(2e-4 / uq.mc_w1_at(res, 0.04))
+    # time to eps: certified needs a finite bound <= eps std; the cheapest such call wins
+    assert uq.time_to_eps(res, 1e-2, "bound") == (0.02, "target 0.01")
+    assert uq.time_to_eps(res, 5e-3, "bound") == (0.04, "atoms=4")
+    assert uq.time_to_eps(res, 1e-3, "bound") is None
+    # the true-error version takes any answer, a QMC fallback named
+    assert uq.time_to_eps(res, 1e-4, "true") == (0.5, "target 0.001, QMC fallback")
+    assert uq.mc_time_to(res, 1e-3) == pytest.approx(1e-7 * (1.2 / 1e-3) ** 2)
+    lines = "\n".join(uq.section6_lines({"X": res}))
+    assert "| X | 0.001 |" in lines and "not reached" in lines
+
+
+def test_report_keeps_hand_written_notes(uq, tmp_path):
+    page = tmp_path / "dcg.md"
+    page.write_text(f"intro\n{uq.MARK_BEGIN}\n## Real UQ programs\n\n{uq.NOTES_BEGIN}\nkeep me\n{uq.NOTES_END}\nold\n")
+    assert uq._notes(page) == [uq.NOTES_BEGIN, "keep me", uq.NOTES_END]
+    assert uq._notes(tmp_path / "missing.md") == [uq.NOTES_BEGIN, uq.NOTES_END]

@@ -487,7 +487,11 @@ class Evaluator:
             with np.errstate(invalid="ignore", over="ignore"):
                 t = np.where((r == 0) | (wbox == 0), 0.0, lmag * r * wbox)
             terms.append(np.broadcast_to(t, shape))
-        deriv = np.sum(terms, axis=0) if terms else np.zeros(shape)
+        # Summed in place, term after term: the same additions in the same order as np.sum(terms, axis=0), without
+        # stacking the terms into a (k, *shape) copy.
+        deriv = np.array(terms[0], dtype=float) if terms else np.zeros(shape)
+        for t in terms[1:]:
+            deriv += t
         lo, hi = v.box[k]
         with np.errstate(invalid="ignore", over="ignore"):
             osc = np.where(wbox == 0, 0.0, (np.broadcast_to(hi, shape) - np.broadcast_to(lo, shape)) * wbox)
@@ -529,9 +533,10 @@ class Evaluator:
             return bound, self._glob(site, v.axes, attr)
         with np.errstate(invalid="ignore", divide="ignore"):
             fin = np.isfinite(deriv) & (deriv > 0)
+            safe = np.where(fin, deriv, 1.0)  # the same for every axis: made once
             terms = [np.broadcast_to(t, shape) for t in terms]
             for a, t in zip(v.axes, terms, strict=True):
-                share = np.where(use_osc, np.where(fin, t / np.where(fin, deriv, 1.0), 1.0 / k), 1.0)
+                share = np.where(use_osc, np.where(fin, t / safe, 1.0 / k), 1.0)
                 contrib = float(np.sum(np.where(use_osc, bound * share, t)[any_err]))
                 for lab, frac in self.axes[a].components.items():
                     attr[lab] = attr.get(lab, 0.0) + frac * contrib

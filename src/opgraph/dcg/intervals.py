@@ -22,14 +22,31 @@ _REL = 2.0**-49
 _INF = np.inf
 
 
+def _has_nan(x: np.ndarray) -> bool:
+    """Whether ``x`` holds a NaN: one reduction without a boolean temporary (``min`` propagates NaN)."""
+    if x.size == 0:
+        return False
+    with np.errstate(invalid="ignore"):
+        return bool(np.isnan(np.min(x)))
+
+
+def _outward(x: np.ndarray, sign: float) -> np.ndarray:
+    """``x + sign * |x| * 2**-49`` in one new array (the same roundings as the three-temporary expression)."""
+    if x.ndim == 0:
+        return x - np.abs(x) * _REL if sign < 0 else x + np.abs(x) * _REL
+    t = np.abs(x)
+    np.multiply(t, _REL, out=t)
+    return np.subtract(x, t, out=t) if sign < 0 else np.add(x, t, out=t)
+
+
 def widen(lo: Any, hi: Any) -> Interval:
     """Widen ``[lo, hi]`` outwards by a few ulps and map NaN endpoints to ``-inf``/``inf``."""
     lo = np.asarray(lo, dtype=float)
     hi = np.asarray(hi, dtype=float)
-    bad = np.isnan(lo) | np.isnan(hi)
-    lo = lo - np.abs(lo) * _REL
-    hi = hi + np.abs(hi) * _REL
-    if np.any(bad):
+    bad = (np.isnan(lo) | np.isnan(hi)) if _has_nan(lo) or _has_nan(hi) else None
+    lo = _outward(lo, -1.0)
+    hi = _outward(hi, 1.0)
+    if bad is not None:
         lo = np.where(bad, -_INF, lo)
         hi = np.where(bad, _INF, hi)
     return lo, hi
@@ -66,7 +83,23 @@ def ineg(a: Interval) -> Interval:
 
 def _nan0(x: np.ndarray) -> np.ndarray:
     """Map NaN (only produced by 0 * inf here) to 0."""
-    return np.where(np.isnan(x), 0.0, x) if np.isnan(x).any() else x
+    return np.where(np.isnan(x), 0.0, x) if _has_nan(np.asarray(x)) else x
+
+
+def _sign(a: Interval) -> int:
+    """1 when every point of ``a`` is > 0, -1 when every point is < 0, else 0 (also for NaN or empty endpoints).
+
+    At most two reductions over the operand (before any broadcasting), no temporaries.
+    """
+    lo, hi = np.asarray(a[0]), np.asarray(a[1])
+    if lo.size == 0 or hi.size == 0:
+        return 0
+    with np.errstate(invalid="ignore"):
+        if np.min(lo) > 0:
+            return 1 if (lo is hi or np.min(hi) > 0) else 0
+        if np.max(hi) < 0:
+            return -1 if (lo is hi or np.max(lo) < 0) else 0
+    return 0
 
 
 def _scale(a: Interval, c: float) -> Interval:
@@ -89,6 +122,19 @@ def imul(a: Interval, b: Interval) -> Interval:
         return _scale(a, float(b[0]))
     if a_pt and np.ndim(a[0]) == 0:
         return _scale(b, float(a[0]))
+    sa = 0 if a_pt and b_pt else _sign(a)  # two points keep the identity form below
+    sb = _sign(b) if sa else 0
+    if sa and sb:
+        # Both operands of one strict sign (no zero, no NaN): rounded products are monotone in each factor, so
+        # the extreme products are two known corners; the same values as the four-product form, bit for bit.
+        with np.errstate(over="ignore"):
+            if sa > 0 and sb > 0:
+                return a[0] * b[0], a[1] * b[1]
+            if sa > 0:
+                return a[1] * b[0], a[0] * b[1]
+            if sb > 0:
+                return a[0] * b[1], a[1] * b[0]
+            return a[1] * b[1], a[0] * b[0]
     with np.errstate(invalid="ignore", over="ignore"):
         if a_pt and b_pt:
             p = _nan0(a[0] * b[0])
@@ -154,8 +200,13 @@ def hull(a: Interval, b: Interval) -> Interval:
 
 def mag(a: Interval) -> np.ndarray:
     """Max |x| over the interval (inf for NaN)."""
-    m = np.maximum(np.abs(a[0]), np.abs(a[1]))
-    return np.where(np.isnan(m), _INF, m)
+    m = np.abs(a[0])
+    b = np.abs(a[1])
+    if np.ndim(m) and np.shape(m) == np.shape(b):
+        np.maximum(m, b, out=m)
+    else:
+        m = np.maximum(m, b)
+    return np.where(np.isnan(m), _INF, m) if _has_nan(np.asarray(m)) else np.asarray(m)
 
 
 def _mono(f: Callable[[np.ndarray], np.ndarray], a: Interval, increasing: bool = True) -> Interval:
