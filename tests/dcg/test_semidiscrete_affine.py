@@ -212,3 +212,12 @@ def test_centred_constants_bound_the_numeric_ones(law, c0):
             assert kj <= tv * 1.01 + 1e-6, (j, tv, kj)  # exact closed forms (not just bounds)
     e = float(np.sum(np.abs(s - c0) * dens) * (s[1] - s[0]))
     assert e <= k[3] * (1 + 1e-4) and k[3] <= e * 1.01 + 1e-6
+
+
+def test_an_input_summand_keeps_the_sum_core():
+    """``x + y * z`` with ``x`` an input: the existing sum certificate's core, not the affine one."""
+    g = trace(lambda x, y, z: x + y * z)
+    core = sd.find_core(g, g.outputs[0])
+    assert isinstance(core, sd.Core) and core.op == "add"
+    g = trace(lambda x, y, z: x * y + y * z)
+    assert isinstance(sd.find_core(g, g.outputs[0]), sd.AffineCore)

@@ -915,6 +915,8 @@ def find_affine_core(graph: Graph, output: int) -> AffineCore | None:
         mn = graph.nodes[m]
         if mn.op != "mul" or len(mn.inputs) != 2 or len(users.get(m, ())) != 1 or _const(graph, p) is not None:
             continue
+        if graph.nodes[p].op == "input":
+            return None  # ``C' + M`` with an input ``C'``: the sum certificate of :class:`Core` applies as before
         for j in (0, 1):
             c, q = mn.inputs[j], mn.inputs[1 - j]
             shift = 0.0
@@ -1108,8 +1110,8 @@ def certify_affine(ev: Any, core: AffineCore, kept: dict[int, Any], m_atoms: int
     first = np.where(np.isnan(first), np.inf, first)
     second = np.where(np.isnan(second), np.inf, second)
     t2 = float(np.sum(np.minimum(first, second))) * (1 + 1e-12)
-    if not math.isfinite(t2):
-        return None
+    if not math.isfinite(t2) or not np.any(good):
+        return None  # no piece where the second-order form wins: at best the first-order total (not worth W1(S, G))
     cv = kept[core.node]
     g_atoms, g_w = merge_duplicates(
         np.broadcast_to(cv.pt, ev._shape(cv.axes)).reshape(-1), ev._wbox(cv.axes).reshape(-1)
