@@ -1601,8 +1601,12 @@ def evaluate_output(
             np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"}, cells=GridCells.point(c)
         )
     if SEMI_DISCRETE.get() and reassociate:
-        for mode in ("add", "mul"):
-            re = semidiscrete.reassociate(sub, out, semidiscrete.scores(quantized, dists, mode), mode)
+        for mode in ("add", "mul", "affine"):
+            if mode == "affine":  # Y = P + Q * C (opgraph.dcg.semidiscrete.affine_rewrite)
+                sizes = {k: q.atoms.size for k, q in quantized.items()}
+                re = semidiscrete.affine_alternative(sub, out, dists, rules, sizes)
+            else:
+                re = semidiscrete.reassociate(sub, out, semidiscrete.scores(quantized, dists, mode), mode)
             if re is not None:
                 # Both association orders are evaluated and the smaller bound is kept: the rewrite exposes an input
                 # to the semi-discrete certificate but may lose elsewhere (the law-level bound of a product chain).

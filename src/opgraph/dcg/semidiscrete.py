@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from opgraph.dcg.distributions import Continuous
-from opgraph.dcg.regroup import merge_duplicates
+from opgraph.dcg.regroup import merge_duplicates, regroup
 from opgraph.graph import Graph, Node
 
 Terms = dict[str, float]
@@ -79,8 +79,14 @@ def _const(graph: Graph, i: int) -> float | None:
     return float(v) if v.size == 1 else None
 
 
-def find_core(graph: Graph, output: int) -> Core | None:
-    """The core node of ``output`` (see :class:`Core`), or None when the output has no such form."""
+def find_core(graph: Graph, output: int) -> Core | AffineCore | None:
+    """The core node of ``output`` (see :class:`Core`), or None when the output has no such form.
+
+    An output ``P + Q * C`` (``C`` an input used once, ``P`` and ``Q`` not constant) is an :class:`AffineCore`.
+    """
+    aff = find_affine_core(graph, output)
+    if aff is not None:
+        return aff
     alpha, steps, i = 1.0, 0, output
     for _ in range(len(graph.nodes)):
         n = graph.nodes[i]
@@ -464,7 +470,9 @@ def _bracket(grid: np.ndarray, hv: np.ndarray, atoms: np.ndarray, cum: np.ndarra
     return float(dt @ upper), float(per.sum()), per
 
 
-def certify(ev: Any, core: Core, kept: dict[int, Any], attr: Terms) -> tuple[float, Terms, dict[str, Any]] | None:
+def certify(
+    ev: Any, core: Core | AffineCore, kept: dict[int, Any], attr: Terms
+) -> tuple[float, Terms, dict[str, Any]] | None:
     """The semi-discrete bound on ``W1(Y, G_out)`` for the output of ``ev`` (see the module docstring).
 
     Args:
@@ -476,6 +484,8 @@ def certify(ev: Any, core: Core, kept: dict[int, Any], attr: Terms) -> tuple[flo
     Returns:
         ``(bound, terms, info)`` or None where the certificate does not apply.
     """
+    if isinstance(core, AffineCore):
+        return _certify_affine_terms(ev, core, kept, attr)
     if ev.reducer is not None or core.node in ev.compress or not all(i in kept for i in (core.node, *core.operands)):
         return None
     if any(ev.quantized[n.attrs["name"]].upstream_w1 > 0 for n in ev.nodes if n.op == "input"):
@@ -622,3 +632,502 @@ def _smoothing(ev: Any, op: str, a2: Any, c_val: Any, law: Continuous) -> Terms 
     if not (math.isfinite(t2) and math.isfinite(k1)):
         return None
     return ev._scaled_term(a2, t2, k1, cap=k1 * cap)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Conditionally affine outputs: Y = P + Q * C with C one exact input and P, Q nodes on the other inputs
+# ---------------------------------------------------------------------------------------------------------------
+#: Largest joint grid of ``(P, Q)`` the affine certificate works on (about 20 arrays of this size are made).
+AFFINE_MAX_BOXES = 1 << 21
+_PATH_OPS = ("add", "sub", "mul", "div", "neg")
+
+
+def _affine_path(graph: Graph, c: int, output: int, users: dict[int, tuple[int, ...]]) -> list[int] | None:
+    """The chain of single-use ``+ - * / neg`` nodes from input ``c`` to ``output`` (None when there is none).
+
+    Every node on it has one user (the next node), so ``c`` reaches the output along this chain only and every
+    other operand of the chain is free of ``c``; ``/`` must have the chain as its numerator.
+    """
+    path, i = [], c
+    while i != output:
+        us = users.get(i, ())
+        if len(us) != 1:
+            return None
+        u = us[0]
+        n = graph.nodes[u]
+        if n.op not in _PATH_OPS or sum(j == i for j in n.inputs) != 1:
+            return None
+        if n.op == "neg" and len(n.inputs) != 1:
+            return None
+        if n.op != "neg" and len(n.inputs) != 2:
+            return None
+        if n.op == "div" and n.inputs[0] != i:
+            return None
+        path.append(u)
+        i = u
+    return path
+
+
+def affine_rewrite(graph: Graph, output: int, c: int, shift: float = 0.0) -> tuple[Graph, int, dict[str, int]] | None:
+    """``output`` rewritten as ``P + Q * C`` (or ``Q * C``), ``C`` the input node ``c`` used once on an affine chain.
+
+    With ``shift = c0 != 0`` the form is centred: ``Y(c0) + Q * (C - c0)`` (``Y(c0) = P + c0 Q`` computed by the
+    chain itself with ``C`` replaced by ``c0``).
+
+    Along the chain from ``C`` to the output (:func:`_affine_path`) the value is ``p + q C`` with ``p``, ``q``
+    nodes free of ``C``: ``+ z`` adds ``z`` to ``p``; ``- z`` / ``z -`` likewise with signs; ``* z`` and ``/ z``
+    scale both. The new nodes compute ``P`` and ``Q`` from the same operands; the value changes only by
+    floating-point reassociation.
+
+    Returns:
+        ``(graph, output id, {"p": id or -1, "q": id, "c": id, "m": id of Q * C})`` restricted to the output, or
+        None where ``c`` has no affine chain or the output is already ``p + C`` / ``C`` scaled by constants.
+    """
+    users = graph.users()
+    path = _affine_path(graph, c, output, users)
+    if not path:
+        return None
+    nodes = list(graph.nodes)
+
+    def add(op: str, inputs: tuple[int, ...], like: int, attrs: dict[str, Any] | None = None) -> int:
+        nodes.append(Node(len(nodes), op, inputs, attrs or {}, dict(graph.nodes[like].meta)))
+        return len(nodes) - 1
+
+    def const(v: float, like: int) -> int:
+        return add("const", (), like, {"value": v})
+
+    p: int | None = None  # None: 0
+    q: int | None = None  # None: 1
+    prev = c
+    for u in path:
+        n = graph.nodes[u]
+        if n.op == "neg":
+            p = None if p is None else add("neg", (p,), u)
+            q = const(-1.0, u) if q is None else add("neg", (q,), u)
+            prev = u
+            continue
+        k = 0 if n.inputs[0] == prev else 1
+        z = n.inputs[1 - k]
+        if n.op == "add":
+            p = z if p is None else add("add", (p, z), u)
+        elif n.op == "sub" and k == 0:  # chain - z
+            p = add("neg", (z,), u) if p is None else add("sub", (p, z), u)
+        elif n.op == "sub":  # z - chain
+            p = z if p is None else add("sub", (z, p), u)
+            q = const(-1.0, u) if q is None else add("neg", (q,), u)
+        elif n.op == "mul":
+            p = None if p is None else add("mul", (p, z), u)
+            q = z if q is None else add("mul", (q, z), u)
+        else:  # div, chain / z
+            p = None if p is None else add("div", (p, z), u)
+            q = add("div", (const(1.0, u), z), u) if q is None else add("div", (q, z), u)
+        prev = u
+    if q is None or _const(Graph(tuple(nodes), graph.inputs, ()), q) is not None:
+        return None  # C enters with a constant factor: the sum / product certificate already covers it
+    if shift != 0.0:
+        # Centred: Y = Y(c0) + Q (C - c0), Y(c0) the chain itself with C replaced by the constant c0 (not P + c0 Q,
+        # whose enclosures would carry the cancellation between P and c0 Q); the constants of C - c0 are smaller.
+        cur = const(shift, output)
+        prev = c
+        for u in path:
+            un = graph.nodes[u]
+            cur = add(un.op, tuple(cur if j == prev else j for j in un.inputs), u, dict(un.attrs))
+            prev = u
+        p = cur
+        m = add("mul", (q, add("sub", (c, const(shift, output)), output)), output)
+    else:
+        m = add("mul", (q, c), output)
+    top = m if p is None else add("add", (p, m), output)
+    g2 = Graph(tuple(nodes), graph.inputs, (top,))
+    keep = sorted(g2.ancestors(top) | {top})
+    sub, mapping = g2.subgraph(keep, [top])
+    ids = {"p": mapping[p] if p is not None else -1, "q": mapping[q], "c": mapping[c], "m": mapping[m]}
+    return sub, mapping[top], ids
+
+
+def affine_candidates(graph: Graph, output: int, dists: dict[str, Any], rules: dict[str, Any]) -> list[int]:
+    """Input nodes with an affine chain to ``output`` and a law with the constants the certificate needs.
+
+    Ordered by the spread of ``Y`` they cause at the other inputs' medians (:func:`input_spreads`; the input whose
+    spread dominates smooths most).
+    """
+    users = graph.users()
+    spread = input_spreads(graph, output, dists, rules)
+    out: list[tuple[float, int]] = []
+    for i, n in enumerate(graph.nodes):
+        if n.op != "input":
+            continue
+        law = dists.get(n.attrs["name"])
+        if not isinstance(law, Continuous) or not math.isfinite(_tv_sf(law)):
+            continue
+        if not all(math.isfinite(x) for x in (law.density_tv(), law.scaled_tv(), law.mean_abs())):
+            continue
+        if not _affine_path(graph, i, output, users):
+            continue
+        out.append((spread.get(n.attrs["name"], 0.0), i))
+    out.sort(key=lambda t: -t[0])
+    return [i for _, i in out]
+
+
+def input_spreads(graph: Graph, output: int, dists: dict[str, Any], rules: dict[str, Any]) -> dict[str, float]:
+    """Per input, ``|Y(x_i = q84) - Y(x_i = q16)| / 2`` at the other inputs' medians (a heuristic; {} on failure)."""
+    from opgraph.dcg.engine import run_points
+
+    names = [n.attrs["name"] for n in graph.nodes if n.op == "input"]
+    try:
+        sub, _ = graph.subgraph(sorted(graph.ancestors(output) | {output}), [output])
+        k = len(names)
+        pts = {}
+        for j, name in enumerate(names):
+            d = dists[name]
+            col = np.full(2 * k, float(np.asarray(d.ppf(0.5))))
+            col[2 * j : 2 * j + 2] = np.asarray(d.ppf(np.array([0.158655, 0.841345])), dtype=float)
+            pts[name] = col
+        y = run_points(sub, pts, rules)
+        out = {name: abs(float(y[2 * j + 1] - y[2 * j])) / 2 for j, name in enumerate(names)}
+    except Exception:  # noqa: BLE001 - a heuristic only
+        return {}
+    return {key: (v if math.isfinite(v) else math.inf) for key, v in out.items()}
+
+
+def affine_pays(spread: dict[str, float], sizes: dict[str, int], c_name: str) -> bool:
+    """Whether the second-order form can win: the other inputs' cell errors below a few times ``C``'s spread.
+
+    A piece's second-order value beats its first-order one only where ``|dP|`` is below about ``|q| / TV(p_C)``,
+    a few times the spread of ``q C``; the cells' first-order error of ``P`` is about ``sum_i 0.87 spread_i / n_i``
+    (a Uniform cell of ``n`` atoms: ``E|X - X'| = width / (4 n) = 0.87 std / n``). A heuristic that only skips work:
+    where it says no, the rewritten graph is not evaluated (the bound is whatever the other routes give).
+    """
+    if not spread or c_name not in spread:
+        return True
+    others = sum(0.87 * v / max(sizes.get(key, 1), 1) for key, v in spread.items() if key != c_name)
+    return others <= 3.0 * spread[c_name]
+
+
+def _tv_sf(law: Any) -> float:
+    """Total variation of ``s p(s)`` (``p`` the density of ``law``; ``inf`` where not known in closed form).
+
+    Uniform ``[l, h]``: the end jumps ``|l|, |h|`` over ``h - l`` and the rise 1 inside. Normal: ``s p(s)`` has
+    one minimum and one maximum, at the roots ``(mu -+ sqrt(mu^2 + 4 sigma^2)) / 2`` of ``s^2 - mu s - sigma^2``,
+    and vanishes at both ends. LogNormal: ``s p(s) = phi((ln s - mu) / sigma) / sigma`` (one peak). Gamma:
+    ``s^k e^{-s/theta} / (Gamma(k) theta^k)``, peak ``k^k e^{-k} / Gamma(k)`` at ``k theta``. Beta ``b > 1``: one
+    peak at ``a / (a + b - 1)``; ``b = 1``: rises to ``a`` at 1 then jumps to 0.
+    """
+    from opgraph.dcg import distributions as d
+
+    slack = 1 + 1e-9
+    if isinstance(law, d.Uniform):
+        lo, hi = law.loc, law.loc + law.scale
+        return ((abs(lo) + abs(hi)) / law.scale + 1.0) * slack
+    if isinstance(law, d.Normal):
+        mu, sg = law.loc, law.scale
+        r = math.sqrt(mu * mu + 4 * sg * sg)
+        total = 0.0
+        for s0 in ((mu - r) / 2, (mu + r) / 2):
+            total += 2 * abs(s0) * math.exp(-0.5 * ((s0 - mu) / sg) ** 2) / (sg * math.sqrt(2 * math.pi))
+        return total * slack
+    if isinstance(law, d.LogNormal):
+        return 2.0 / (law.sigma * math.sqrt(2 * math.pi)) * slack
+    if isinstance(law, d.Gamma):
+        k = law.k
+        return 2.0 * math.exp(k * math.log(k) - k - math.lgamma(k)) * slack
+    if isinstance(law, d.Beta):
+        a, b = law.a, law.b
+        if b < 1:
+            return math.inf
+        if b == 1:
+            return 2.0 * a * slack
+        m = a / (a + b - 1)
+        logf = a * math.log(m) + (b - 1) * math.log1p(-m) - float(d.sc.betaln(a, b))
+        return 2.0 * math.exp(logf) * slack
+    return math.inf
+
+
+def _centred_constants(law: Continuous, c0: float) -> tuple[float, float, float, float]:
+    """``TV(p)``, ``TV((s - c0) p(s))``, ``TV((s - c0)^2 p(s))`` and ``E|C - c0|`` for ``C ~ law`` (``p`` its density).
+
+    Normal and Uniform are location families: the shifted law's closed forms are exact. Otherwise, by the
+    subadditivity of TV, ``TV((s - c) p) <= TV(s p) + |c| TV(p)`` and ``TV((s - c)^2 p) <= TV(s^2 p) + 2 |c| TV(s p)
+    + c^2 TV(p)``. ``E|C - c0| = E[C] - c0 - 2 (E[C; C <= c0] - c0 P(C <= c0))`` (closed-form partial moment).
+    """
+    from opgraph.dcg import distributions as d
+
+    tv0 = law.density_tv()
+    if c0 == 0.0:
+        return tv0, _tv_sf(law), law.scaled_tv(), law.mean_abs()
+    if isinstance(law, d.Normal):
+        sh: Continuous = d.Normal(law.loc - c0, law.scale)
+        tv1, tv2 = _tv_sf(sh), sh.scaled_tv()
+    elif isinstance(law, d.Uniform):
+        sh = d.Uniform(law.loc - c0, law.loc + law.scale - c0)
+        tv1, tv2 = _tv_sf(sh), sh.scaled_tv()
+    else:
+        a, b = _tv_sf(law), law.scaled_tv()
+        tv1 = (a + abs(c0) * tv0) * (1 + 1e-12)
+        tv2 = (b + 2 * abs(c0) * a + c0 * c0 * tv0) * (1 + 1e-12)
+    f0 = float(law.cdf(c0))
+    low = float(law.partial_moment(c0)) - c0 * f0  # E[C - c0; C <= c0] <= 0
+    e = (law.mean() - c0) - 2 * low
+    e = abs(e) * (1 + 1e-9) + 64 * _EPS * (abs(c0) + law.mean_abs())
+    return tv0, tv1, tv2, e if math.isfinite(e) else math.inf
+
+
+@dataclass(frozen=True)
+class AffineCore:
+    """The output is ``P + Q * C`` with ``C`` an exact input used once and ``P``, ``Q`` nodes (not constants).
+
+    Attributes:
+        node: The output node ``P + M``.
+        p: The id of ``P``.
+        q: The id of ``Q``.
+        c: The id of the input ``C``.
+        m: The id of ``M = Q * C`` (or ``Q * (C - shift)``).
+        shift: ``c0`` of the centred form ``P + Q * (C - c0)`` (0: not centred).
+    """
+
+    node: int
+    p: int
+    q: int
+    c: int
+    m: int
+    shift: float = 0.0
+    op: str = "affine"
+
+    @property
+    def keep(self) -> set[int]:
+        """The node ids whose values the certificate reads."""
+        return {i for i in (self.node, self.p, self.q, self.c) if i >= 0}
+
+    @property
+    def operands(self) -> tuple[int, ...]:
+        """The kept nodes besides the output (the engine keeps ``{node, *operands}``)."""
+        return tuple(sorted(self.keep - {self.node}))
+
+
+def find_affine_core(graph: Graph, output: int) -> AffineCore | None:
+    """The :class:`AffineCore` of an output ``P + Q * C`` (either operand order), or None."""
+    n = graph.nodes[output]
+    if n.op != "add" or len(n.inputs) != 2 or n.inputs[0] == n.inputs[1]:
+        return None
+    users = graph.users()
+    for k in (0, 1):
+        m, p = n.inputs[k], n.inputs[1 - k]
+        mn = graph.nodes[m]
+        if mn.op != "mul" or len(mn.inputs) != 2 or len(users.get(m, ())) != 1 or _const(graph, p) is not None:
+            continue
+        if graph.nodes[p].op == "input":
+            return None  # ``C' + M`` with an input ``C'``: the sum certificate of :class:`Core` applies as before
+        for j in (0, 1):
+            c, q = mn.inputs[j], mn.inputs[1 - j]
+            shift = 0.0
+            cn = graph.nodes[c]
+            if cn.op == "sub" and len(cn.inputs) == 2 and len(users.get(c, ())) == 1:
+                v = _const(graph, cn.inputs[1])
+                if v is not None and math.isfinite(v):
+                    c, shift = cn.inputs[0], v
+            if graph.nodes[c].op == "input" and len(users.get(c, ())) == 1 and _const(graph, q) is None and q != c:
+                return AffineCore(output, p, q, c, m, shift)
+    return None
+
+
+def affine_alternative(
+    graph: Graph, output: int, dists: dict[str, Any], rules: dict[str, Any], sizes: dict[str, int] | None = None
+) -> Any:
+    """``output`` rewritten as ``P + Q * C`` for the best candidate input (:func:`affine_rewrite`), or None.
+
+    The form is centred at ``C``'s mean (``(P + c0 Q) + Q (C - c0)``): the certificate's constants are those of
+    ``C - c0``. None where the output already has the centred form, where no input qualifies, or where the
+    rewrite leaves ``P`` absent; also where ``sizes`` (atoms per input name) are given and :func:`affine_pays`
+    says the second-order form cannot win (the rewritten graph would be evaluated for nothing).
+    """
+    core = find_affine_core(graph, output)
+    if core is not None and core.shift != 0.0:
+        return None
+    for c in affine_candidates(graph, output, dists, rules)[:1]:
+        if sizes is not None and not affine_pays(
+            input_spreads(graph, output, dists, rules), sizes, graph.nodes[c].attrs["name"]
+        ):
+            return None
+        re = affine_rewrite(graph, output, c, float(dists[graph.nodes[c].attrs["name"]].mean()))
+        if re is not None and re[2]["p"] >= 0:
+            return re[0], re[1]
+    return None
+
+
+def _certify_affine_terms(ev: Any, core: AffineCore, kept: dict[int, Any], attr: Terms) -> Any:
+    """:func:`certify_affine` as ``(bound, terms, info)`` (the measured term split like ``attr``)."""
+    best = None
+    for m in (REGROUP_ATOMS, REGROUP_ATOMS_MAX):
+        r = certify_affine(ev, core, kept, m)
+        if r is None:
+            return best
+        if best is None or r[0] < best[0]:
+            best = r
+        if r[1]["second_order"] <= 2 * r[1]["measured_w1"] or r[1]["second_order_pieces"] == 0:
+            break  # more groups help only the second-order pieces
+    if best is None:
+        return None
+    total, info = best
+    terms: Terms = {f"semi-discrete regrouping of (P, Q) given {info['smoothed']}": info["second_order"]}
+    a_total = sum(attr.values())
+    if a_total > 0 and math.isfinite(a_total):
+        for k, v in attr.items():
+            terms[k] = terms.get(k, 0.0) + info["measured_w1"] * v / a_total
+    else:
+        terms["semi-discrete W1 (measured)"] = info["measured_w1"]
+    return total, terms, info
+
+
+def _on(ev: Any, arr: Any, axes: tuple[int, ...], into: tuple[int, ...]) -> np.ndarray:
+    """A per-box array on ``axes`` as an array on the grid ``into`` (a superset; broadcast, not weighted)."""
+    arr = np.asarray(arr, dtype=float)
+    if arr.ndim == 0 or not axes:
+        return np.broadcast_to(arr, ev._shape(into))
+    arr = np.broadcast_to(arr, ev._shape(axes))
+    perm = sorted(range(len(axes)), key=lambda i: into.index(axes[i]))
+    arr = np.transpose(arr, perm)
+    return np.broadcast_to(ev._expand(arr, [axes[i] for i in perm], into), ev._shape(into))
+
+
+def _box_stats(ev: Any, v: Any, into: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+    """Per box of the grid ``into``: computed value, ``E|V - V'|``, ``|E[V - V']|``, ``E[(V - V')^2]``, enclosure.
+
+    The expectations are over the box (mass included); ``V`` depends on its own axes only, so on a box of the
+    finer grid ``into`` they are the box's own values times the mass of the other axes' cells.
+    """
+    from opgraph.dcg.engine import _cell_enclosure
+
+    wv = ev._wbox(v.axes)
+    w_into = ev._wbox(into)
+    cw, _ = ev.cellwise(v)
+    bias, m2 = ev.second_moments(v)
+    lo, hi = _cell_enclosure(ev, v)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv = np.where(wv > 0, 1.0 / np.where(wv > 0, wv, 1.0), 0.0)
+    scale = [_on(ev, x * inv, v.axes, into) * w_into for x in (np.broadcast_to(cw, wv.shape), bias, m2)]
+    return (
+        _on(ev, v.pt, v.axes, into).reshape(-1),
+        *(np.where(np.isnan(s), np.inf, s).reshape(-1) for s in scale),
+        _on(ev, lo, v.axes, into).reshape(-1),
+        _on(ev, hi, v.axes, into).reshape(-1),
+    )
+
+
+def _piece_moments(
+    rg: Any, w: np.ndarray, pt: np.ndarray, cw: np.ndarray, bias: np.ndarray, m2: np.ndarray, m: int
+) -> tuple[np.ndarray, ...]:
+    """Group atoms and per-piece moments of ``V - V''`` for the affine certificate.
+
+    Returns the group atoms (mass-weighted means of ``pt``) and, per piece, ``E|V - V''|``, the box part of
+    ``|E[V - V'']|``, the signed move ``mass (v - a)`` and ``E[(V - V'')^2]``.
+    ``V -> V'`` through the boxes (a box's mass is split between groups independently of the exact value in the
+    box, so a piece takes the box's share of each expectation), ``V' -> V''`` the move of the computed value to
+    the group's atom: ``E[(V - a)^2; piece] = share (E[(V - v)^2; box] + 2 (v - a) E[V - v; box]) + mass (v - a)^2``.
+    """
+    e, g, pm = rg.piece_elem, rg.piece_group, rg.piece_mass
+    share = pm / np.maximum(w[e], 1e-300)
+    mass = np.bincount(g, weights=pm, minlength=m)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        atom = np.bincount(g, weights=pm * pt[e], minlength=m) / np.maximum(mass, 1e-300)
+        dv = pt[e] - atom[g]
+        rnd = 64 * _EPS * pm * np.abs(pt[e])  # rounding of the atoms' sums and of the computed values
+        first = (share * cw[e] + pm * np.abs(dv)) * (1 + 1e-12) + rnd
+        box_bias = share * bias[e] + rnd
+        m2p = (share * (m2[e] + 2 * np.abs(dv) * bias[e]) + pm * dv * dv) * (1 + 1e-12) + rnd * rnd / np.maximum(
+            pm, 1e-300
+        )
+    fix = [np.where(np.isnan(x), np.inf, x) for x in (first, box_bias, m2p)]
+    return atom, fix[0], fix[1], pm * dv, fix[2]
+
+
+def certify_affine(ev: Any, core: AffineCore, kept: dict[int, Any], m_atoms: int = REGROUP_ATOMS) -> Any:
+    """The semi-discrete bound on ``W1(Y, G)`` for ``Y = P + Q (C - c0)`` (``docs/dcg.md``, "Conditionally affine").
+
+    ``(P, Q)`` is regrouped jointly into ``m_atoms`` equal-mass groups (sorted by ``p + q (E[C] - c0)``, atoms at
+    the groups' mean computed values ``(p_g, q_g)``), ``S = sum_g w_g law(p_g + q_g (C - c0))`` and::
+
+        W1(Y, G) <= sum_g min(F_g, T_g) + W1(S, G) (computed),
+        F_g = E[|dP| + k1 |dQ|; g],
+        T_g = E[|dP| + k1 |dQ|; bad pieces] + |E[dP; good]| + k1 |E[dQ; good]|
+              + sum_{good pieces} (K_pp E[dP^2] + 2 K_pq sqrt(E[dP^2] E[dQ^2]) + K_qq E[dQ^2]) / (2 m_piece),
+
+    with ``k1 = E|C - c0|``, ``K_pp = TV(p_C)``, ``K_pq = TV((s - c0) p_C(s))``, ``K_qq = TV((s - c0)^2 p_C(s))``
+    and ``m_piece`` the smallest ``|q|`` over the piece's ``Q`` enclosure and the atom (a piece is good where its
+    own second-order value is below its first-order one; enclosures through 0 are bad).
+
+    Returns:
+        ``(bound, info)`` or None where the certificate does not apply.
+    """
+    if ev.reducer is not None or core.node in ev.compress or not all(i in kept for i in core.keep):
+        return None
+    if any(ev.quantized[n.attrs["name"]].upstream_w1 > 0 for n in ev.nodes if n.op == "input"):
+        return None
+    c_val, q_val = kept[core.c], kept[core.q]
+    p_val = kept[core.p] if core.p >= 0 else None
+    law = c_val.law
+    if not isinstance(law, Continuous) or len(c_val.axes) != 1:
+        return None
+    c0 = core.shift
+    k_pp, k_pq, k_qq, e_c = _centred_constants(law, c0)
+    if not all(math.isfinite(x) for x in (k_pp, k_pq, k_qq, e_c)):
+        return None
+    into: tuple[int, ...] = tuple(q_val.axes)
+    if p_val is not None:
+        into = into + tuple(a for a in p_val.axes if a not in into)
+    if not into or c_val.axes[0] in into or math.prod(ev._shape(into)) > AFFINE_MAX_BOXES:
+        return None
+    w = ev._wbox(into).reshape(-1)
+    qs = _box_stats(ev, q_val, into)
+    if p_val is not None:
+        ps = _box_stats(ev, p_val, into)
+    else:
+        z = np.zeros(w.size)
+        ps = (z, z, z, z, z, z)
+    key = ps[0] + qs[0] * (law.mean() - c0)
+    rg = regroup(key, w, m_atoms)
+    m = rg.atoms.size
+    g_mass = rg.weights
+    p_at, p_first, p_box, p_move, p_m2 = _piece_moments(rg, w, *ps[:4], m)
+    q_at, q_first, q_box, q_move, q_m2 = _piece_moments(rg, w, *qs[:4], m)
+    e, g = rg.piece_elem, rg.piece_group
+    # Per piece, the smallest |q| on the Taylor segment (Q's box enclosure and the group's atom).
+    plo, phi_ = np.minimum(qs[4][e], q_at[g]), np.maximum(qs[5][e], q_at[g])
+    mp = np.where(plo > 0, plo, np.where(phi_ < 0, -phi_, 0.0))
+    first_p = p_first + e_c * q_first
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        quad = k_pp * p_m2 + 2 * k_pq * np.sqrt(p_m2 * q_m2) + k_qq * q_m2
+        rem = np.where(mp > 0, quad / (2 * np.where(mp > 0, mp, 1.0)), np.inf)
+        lin = p_box + e_c * q_box
+        good = lin + rem < first_p
+        first = np.bincount(g, weights=first_p, minlength=m)
+        # Good pieces: Taylor at the group's atom (the moves' linear parts cancel within the group up to their
+        # sum); the other pieces of the group: the Lipschitz (first-order) bound.
+        second = (
+            np.bincount(g, weights=np.where(good, lin + rem, first_p), minlength=m)
+            + np.abs(np.bincount(g, weights=np.where(good, p_move, 0.0), minlength=m))
+            + e_c * np.abs(np.bincount(g, weights=np.where(good, q_move, 0.0), minlength=m))
+        )
+    first = np.where(np.isnan(first), np.inf, first)
+    second = np.where(np.isnan(second), np.inf, second)
+    t2 = float(np.sum(np.minimum(first, second))) * (1 + 1e-12)
+    if not math.isfinite(t2) or not np.any(good):
+        return None  # no piece where the second-order form wins: at best the first-order total (not worth W1(S, G))
+    cv = kept[core.node]
+    g_atoms, g_w = merge_duplicates(
+        np.broadcast_to(cv.pt, ev._shape(cv.axes)).reshape(-1), ev._wbox(cv.axes).reshape(-1)
+    )
+    s = _Pieces(p_at - q_at * c0, q_at, g_mass, law.cdf, law.support(), law)  # p + q (C - c0)
+    d, slack = w1_to_steps(s, g_atoms, g_w, _density_tv("add", s, law))
+    if not math.isfinite(d):
+        return None
+    info = {
+        "smoothed": c_val_label(ev, c_val),
+        "form": "P + Q * C" if p_val is not None else "Q * C",
+        "regrouped_atoms": int(m),
+        "second_order": t2,
+        "second_order_groups": int(np.sum(second < first)),
+        "second_order_pieces": int(np.sum(good)),
+        "measured_w1": d,
+        "measured_slack": slack,
+    }
+    return t2 + d, info
