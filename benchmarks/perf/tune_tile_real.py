@@ -48,15 +48,14 @@ def now() -> str:
 
 def exhaustive(spec, runner, settings, path: Path, seed: int):
     """Measure every candidate tile of ``spec`` (row 0: TVM's default schedule); resumable tile record."""
-    from opgraph.perf.measure import measure_configs
-    from opgraph.perf.tile import candidate_record, tile_space
+    from opgraph.perf.tile import candidate_record, measure_tiles, tile_space
     from opgraph.perf.tpugraphs import load_graph, load_or_build
 
     tiles = [None, *tile_space(spec)]
 
     def build():
         t0 = time.perf_counter()
-        m = measure_configs(len(tiles), lambda i: runner.thunk(tiles[i]), reference=0, settings=settings, seed=seed)
+        m = measure_tiles(runner, tiles, settings=settings, seed=seed)
         rec = dataclasses.replace(
             candidate_record(spec, tiles),
             config_runtime=m.runtime_ns,
@@ -89,6 +88,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="Only the first N kernels (quick check).")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="docs/benchmarks/perf.md")
+    ap.add_argument("--exhaustive-only", action="store_true", help="Measure (or resume) the exhaustive records only.")
     args = ap.parse_args()
     import torch
 
@@ -96,8 +96,8 @@ def main() -> None:
     from opgraph.perf import zoo
     from opgraph.perf.baselines import AnalyticalBaseline, LightGBMBaseline
     from opgraph.perf.kernels import model_kernels
-    from opgraph.perf.measure import MALLOC_ENV, MeasureSettings, measure_configs
-    from opgraph.perf.tile import TileRunner
+    from opgraph.perf.measure import MALLOC_ENV, MeasureSettings
+    from opgraph.perf.tile import TileRunner, measure_tiles
     from opgraph.perf.tpugraphs import load_records
     from opgraph.perf.tune import save_tile_schedules, tune_tile
 
@@ -109,7 +109,7 @@ def main() -> None:
     kernels = [(k.kernel_spec(), k.count) for k in mk.kernels if k.kernel_spec() is not None][: args.limit]
     names = {s.name for s, _ in kernels}
     work = Path(args.work) / spec_m.name
-    full = MeasureSettings(rounds=2, reps=2, warmup=1)
+    full = MeasureSettings(rounds=3, reps=3, warmup=1)
     ex_recs, runners, tiles_of = {}, {}, {}
     for i, (spec, _) in enumerate(kernels):
         runners[spec.name] = TileRunner(spec)
@@ -117,6 +117,8 @@ def main() -> None:
             spec, runners[spec.name], full, work / "exhaustive" / f"{spec.name}.npz", args.seed + i
         )
         print(f"exhaustive {spec.name}: {len(tiles_of[spec.name]) - 1} tiles", flush=True)
+    if args.exhaustive_only:
+        return
     other = []
     if args.train_data and Path(args.train_data).exists():
         other = [r for r in load_records(args.train_data, lazy=False) if r.name not in names]
@@ -147,11 +149,10 @@ def main() -> None:
             if res.tile not in verify:
                 verify.append(res.tile)
         runner = runners[spec.name]
-        m = measure_configs(
-            len(verify),
-            lambda j, rn=runner, v=verify: rn.thunk(v[j]),
-            reference=0,
-            settings=MeasureSettings(rounds=args.verify_rounds, reps=1, warmup=1, abort_factor=np.inf),
+        m = measure_tiles(
+            runner,
+            verify,
+            settings=MeasureSettings(rounds=args.verify_rounds, reps=3, warmup=1, abort_factor=np.inf),
             seed=args.seed,
         )
         vr = m.runtime_ns.astype(float)
