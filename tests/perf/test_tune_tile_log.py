@@ -65,7 +65,7 @@ class FakeMeasurer:
 
 @pytest.mark.parametrize(
     ("search", "stages"),
-    [("screen", ["screen", "local"]), ("refit", ["screen", "refit", "local", "local"])],
+    [("screen", ["screen", "local"]), ("refit", ["screen", "refit", "local", "local", "local"])],
 )
 def test_resume_after_a_kill_skips_logged_configs_and_gives_the_same_choice(tmp_path, search, stages):
     kw = {**KW, "search": search}

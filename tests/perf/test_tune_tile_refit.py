@@ -65,8 +65,8 @@ def test_refit_finds_the_optimum_that_the_prior_ranks_wrongly(center, wrong):
     assert res.n_measured == budget and res.measured_frac <= 0.1
     stages = [m.stage for m in res.measured]
     assert stages[0] == "default" and {"screen", "refit", "local"} <= set(stages)
-    # prior batch, one refit batch, the local batch in two steps, then the race's two halves
-    assert len(fake.runs) == 3 + 1 + 2
+    # prior batch, one refit batch, the local batch in three steps, then the race's two halves
+    assert len(fake.runs) == 1 + 1 + 3 + 2
     assert len({t for run in fake.runs for t in run}) == budget  # the race re-measures, it adds no config
     # the prior's picks alone (one screening run + local search, no refit) miss it
     once = tune_tile(SPEC, Ranker(prior), measurer=FakeMeasure(true), race_rounds=4, seed=1, search="screen")
@@ -132,3 +132,16 @@ def test_measure_tiles_runs_each_schedule_number_times_per_timing():
     assert m.rounds_ns.shape == (3, 2) and (m.runtime_ns > 0).all()
     single = measure_tiles(CountingRunner(), tiles, settings=MeasureSettings(rounds=2, reps=1, warmup=1), min_ns=0)
     assert single.meta["number"] == [1, 1, 1]
+
+
+def test_spread_keeps_the_picks_of_a_batch_apart():
+    true = bowl((16, 32, 8))
+    kw = {"measurer": FakeMeasure(true), "batches": 1, "race_rounds": 2}
+    near = tune_tile(SPEC, Ranker(true), **kw)
+    apart = tune_tile(SPEC, Ranker(true), refit_options={"spread": 1.0}, **kw)
+    logs = [np.log2([m.choice for m in r.measured[1:]]) for r in (near, apart)]
+    close = [
+        sum(np.abs(lg[a] - lg[b]).max() <= 1 for a in range(len(lg)) for b in range(a)) for lg in logs
+    ]  # pairs of picks one power of two apart
+    assert close[0] > 0 and close[1] == 0
+    assert apart.n_measured == near.n_measured

@@ -316,6 +316,7 @@ def refit_surrogate(
     *,
     length_scale: float = 1.0,
     ridge: float = 1.0,
+    prior_std: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-kernel model refitted on this kernel's own measurements: prior trend + Gaussian-process residual.
 
@@ -335,6 +336,9 @@ def refit_surrogate(
         y: float[m] their measured log runtime ratio to the default (lower = faster).
         length_scale: RBF length scale, standard deviations of each feature.
         ridge: L2 penalty of the trend's slopes (the intercept is free).
+        prior_std: Least standard deviation of the residual far from every measurement (log ratio; 0.5: a
+            factor of 1.65). The measured points can agree by chance (a batch in a flat corner of the space);
+            this keeps the unexplored regions uncertain so that the refit batches still look there.
 
     Returns:
         ``(mean float[c], std float[c])``, predicted log ratio and its standard deviation.
@@ -355,7 +359,7 @@ def refit_surrogate(
     coef = np.linalg.solve(d.T @ d + pen + 1e-9 * np.eye(design.shape[1]), d.T @ yy)
     trend = design @ coef
     resid = yy - trend[idx]
-    signal = max(float(np.var(resid)), float(np.var(yy)) * 0.25, 1e-4)
+    signal = max(float(np.var(resid)), float(np.var(yy)) * 0.25, prior_std**2, 1e-4)
     noise = 0.05 * signal + 1e-4
 
     def rbf(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -381,7 +385,8 @@ def refit_tune(
     local_frac: float = 0.3,
     neighbours: Callable[[np.ndarray], np.ndarray] | None = None,
     explore: float = 1.0,
-    local_steps: int = 2,
+    local_steps: int = 3,
+    spread: float = 0.0,
     finalists: int = 3,
     race_rounds: int = 10,
     rounds: int = 2,
@@ -416,6 +421,10 @@ def refit_tune(
         explore: Weight of the model's uncertainty in the refit batches' choice.
         local_steps: Runs the local batch is split into (hill climbing: each run measures neighbours of the best
             config after the previous one, with the model refitted in between).
+        spread: Diversity of the prior and refit batches: a pick is skipped when every feature is within
+            ``spread`` of a config picked before it in the same batch (for tiles: a neighbour one power of two
+            away), unless the batch cannot be filled otherwise; 0 (default: it cost LightGBM picks in a replay on
+            measured kernels) turns it off. The local batch is not spread.
         finalists: Measured configs raced against the default (0: no race; the best ratio below 1 wins).
         race_rounds: Interleaved rounds of the race.
         rounds: Rounds of every batch's measuring run.
@@ -476,6 +485,16 @@ def refit_tune(
         if on_measured is not None:
             on_measured(measured, state["default_ns"])
 
+    def spread_out(ranked: list[int], size: int) -> list[int]:
+        """The first ``size`` of ``ranked`` not within ``spread`` of an earlier pick (then the skipped ones)."""
+        picks: list[int] = []
+        for i in ranked:
+            if len(picks) == size:
+                break
+            if spread <= 0 or not any(np.abs(feat[i] - feat[j]).max() <= spread for j in picks):
+                picks.append(i)
+        return picks + [i for i in ranked if i not in picks][: size - len(picks)]
+
     def refit() -> tuple[np.ndarray, np.ndarray]:
         ms = measured[1:]
         y = np.log(np.maximum([m.ratio for m in ms], 1e-12))
@@ -485,13 +504,13 @@ def refit_tune(
         if size < 1:
             continue
         if b == 0:
-            picks = [i for i in order if i != 0][:size]
+            picks = spread_out([i for i in order if i != 0], size)
             stage = "screen"
         else:
             mean, std = refit()
             acq = mean - explore * std
-            picks = [int(i) + 1 for i in np.argsort(acq, kind="stable") if cand[int(i) + 1].tobytes() not in seen]
-            picks = picks[:size]
+            ranked = [int(i) + 1 for i in np.argsort(acq, kind="stable") if cand[int(i) + 1].tobytes() not in seen]
+            picks = spread_out(ranked, size)
             stage = "refit"
         measure_batch(picks, stage)
     for size in [len(a) for a in np.array_split(np.arange(n_local), max(1, min(local_steps, n_local)))]:
@@ -1165,6 +1184,7 @@ def tune_tile(
     search: str = "refit",
     batches: int = 3,
     min_timing_ns: float | None = None,
+    refit_options: dict[str, Any] | None = None,
 ) -> TileTuneResult:
     """Pick a tile schedule for one TVM kernel, measuring a tenth of the candidates at most.
 
@@ -1209,6 +1229,7 @@ def tune_tile(
         batches: Measuring batches of ``refit`` before the race, the local batch included.
         min_timing_ns: Least CPU time of one timing (default :data:`opgraph.perf.tile.MIN_TIMING_NS`; 0: single
             executions, as before).
+        refit_options: More keyword arguments of :func:`refit_tune` (``explore``, ``local_steps``, ``spread``).
 
     Returns:
         A :class:`TileTuneResult`.
@@ -1243,6 +1264,7 @@ def tune_tile(
         "settings": dataclasses.asdict(s),
         "seed": seed,
         "batches": batches,
+        "refit_options": dict(refit_options or {}),
         "min_timing_ns": min_ns,
     }
     logged = read_tune_log(log_file, TILE_LOG_FORMAT, identity) if log_file is not None else None
@@ -1305,6 +1327,7 @@ def tune_tile(
             race_measure=race_measure,
             known=known,
             on_measured=write_log,
+            **(refit_options or {}),
         )
     else:
         out = race_tune(
