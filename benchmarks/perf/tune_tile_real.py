@@ -40,6 +40,9 @@ from opgraph._base.provenance import cpu_model
 
 REPO = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- tile-tune-real:begin -->", "<!-- tile-tune-real:end -->"
+#: (label, ranker, search of tune_tile): refit batches with LightGBM and the analytical model as the prior, and
+#: LightGBM's picks without refit (the previous tuner) for comparison.
+RANKERS = [("LightGBM", "refit"), ("analytical", "refit"), ("LightGBM, no refit", "screen")]
 
 
 def now() -> str:
@@ -48,15 +51,14 @@ def now() -> str:
 
 def exhaustive(spec, runner, settings, path: Path, seed: int):
     """Measure every candidate tile of ``spec`` (row 0: TVM's default schedule); resumable tile record."""
-    from opgraph.perf.measure import measure_configs
-    from opgraph.perf.tile import candidate_record, tile_space
+    from opgraph.perf.tile import candidate_record, measure_tiles, tile_space
     from opgraph.perf.tpugraphs import load_graph, load_or_build
 
     tiles = [None, *tile_space(spec)]
 
     def build():
         t0 = time.perf_counter()
-        m = measure_configs(len(tiles), lambda i: runner.thunk(tiles[i]), reference=0, settings=settings, seed=seed)
+        m = measure_tiles(runner, tiles, settings=settings, seed=seed)
         rec = dataclasses.replace(
             candidate_record(spec, tiles),
             config_runtime=m.runtime_ns,
@@ -89,6 +91,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="Only the first N kernels (quick check).")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="docs/benchmarks/perf.md")
+    ap.add_argument("--exhaustive-only", action="store_true", help="Measure (or resume) the exhaustive records only.")
     args = ap.parse_args()
     import torch
 
@@ -96,8 +99,8 @@ def main() -> None:
     from opgraph.perf import zoo
     from opgraph.perf.baselines import AnalyticalBaseline, LightGBMBaseline
     from opgraph.perf.kernels import model_kernels
-    from opgraph.perf.measure import MALLOC_ENV, MeasureSettings, measure_configs
-    from opgraph.perf.tile import TileRunner
+    from opgraph.perf.measure import MALLOC_ENV, MeasureSettings
+    from opgraph.perf.tile import TileRunner, measure_tiles
     from opgraph.perf.tpugraphs import load_records
     from opgraph.perf.tune import save_tile_schedules, tune_tile
 
@@ -109,7 +112,7 @@ def main() -> None:
     kernels = [(k.kernel_spec(), k.count) for k in mk.kernels if k.kernel_spec() is not None][: args.limit]
     names = {s.name for s, _ in kernels}
     work = Path(args.work) / spec_m.name
-    full = MeasureSettings(rounds=2, reps=2, warmup=1)
+    full = MeasureSettings(rounds=3, reps=3, warmup=1)
     ex_recs, runners, tiles_of = {}, {}, {}
     for i, (spec, _) in enumerate(kernels):
         runners[spec.name] = TileRunner(spec)
@@ -117,26 +120,29 @@ def main() -> None:
             spec, runners[spec.name], full, work / "exhaustive" / f"{spec.name}.npz", args.seed + i
         )
         print(f"exhaustive {spec.name}: {len(tiles_of[spec.name]) - 1} tiles", flush=True)
+    if args.exhaustive_only:
+        return
     other = []
     if args.train_data and Path(args.train_data).exists():
         other = [r for r in load_records(args.train_data, lazy=False) if r.name not in names]
     rows = []
     chosen: dict[str, list] = {}  # ranker -> every kernel's TileTuneResult (saved as schedules files)
     for i, (spec, count) in enumerate(kernels):
-        rankers = {
-            "LightGBM": LightGBMBaseline(seed=args.seed).fit(other + [r for n, r in ex_recs.items() if n != spec.name]),
-            "analytical": AnalyticalBaseline(),
-        }
+        lgbm = LightGBMBaseline(seed=args.seed).fit(other + [r for n, r in ex_recs.items() if n != spec.name])
+        rankers = {name: (lgbm if "LightGBM" in name else AnalyticalBaseline(), search) for name, search in RANKERS}
         tiles = tiles_of[spec.name][1:]
         picks = {}
-        for rname, ranker in rankers.items():
+        for rname, (ranker, search) in rankers.items():
+            tag = rname.replace(" ", "").replace(",", "_")
             res = tune_tile(
                 spec,
                 ranker,
                 candidates=tiles,
                 measure_frac=args.measure_frac,
                 seed=args.seed + i,
-                log_path=work / "tune" / f"{spec.name}_{rname}_{len(other)}other.json",  # resumable per training set
+                search=search,
+                runner=runners[spec.name],
+                log_path=work / "tune" / f"{spec.name}_{tag}_{len(other)}other.json",  # resumable per training set
             )
             picks[rname] = res
             chosen.setdefault(rname, []).append(res)
@@ -147,11 +153,11 @@ def main() -> None:
             if res.tile not in verify:
                 verify.append(res.tile)
         runner = runners[spec.name]
-        m = measure_configs(
-            len(verify),
-            lambda j, rn=runner, v=verify: rn.thunk(v[j]),
-            reference=0,
-            settings=MeasureSettings(rounds=args.verify_rounds, reps=1, warmup=1, abort_factor=np.inf),
+        load_verify = os.getloadavg()[0]
+        m = measure_tiles(
+            runner,
+            verify,
+            settings=MeasureSettings(rounds=args.verify_rounds, reps=3, warmup=1, abort_factor=np.inf),
             seed=args.seed,
         )
         vr = m.runtime_ns.astype(float)
@@ -166,6 +172,8 @@ def main() -> None:
             "best_tile": list(verify[int(np.argmin(vr))] or []),
             "exhaustive_best_over_default": float(ex_rt[0] / ex_rt[1:].min()),
             "verify_noise": m.noise,
+            "load_exhaustive": float((ex_recs[spec.name].measure_meta.get("loadavg_start") or [np.nan])[0]),
+            "load_verify": load_verify,
             "n_train_other": len(other),
         }
         for rname, res in picks.items():
@@ -179,6 +187,7 @@ def main() -> None:
                 "speedup": vr[0] / pr,
                 "tune_s": res.tune_s,
                 "race_speedup": res.speedup,
+                "stages": [m.stage for m in res.measured],
             }
         rows.append(row)
         print(
@@ -189,7 +198,7 @@ def main() -> None:
     for rname, results in chosen.items():  # re-apply with opgraph.perf.tune.apply_tile_schedules
         print(f"schedules: {save_tile_schedules(results, work / f'schedules_{rname}.json')}", flush=True)
     total_s = time.perf_counter() - t_all
-    rnames = ["LightGBM", "analytical"]
+    rnames = [name for name, _ in RANKERS]
     summary = {}
     for rn in rnames:
         w_def = sum(r["count"] * r["default_ns"] for r in rows)
@@ -204,30 +213,53 @@ def main() -> None:
     loads = [float((ex_recs[r["kernel"]].measure_meta.get("loadavg_start") or [np.nan])[0]) for r in rows]
     cmd = "PYTHONPATH=src python benchmarks/perf/tune_tile_real.py " + shlex.join(sys.argv[1:])
     mal = "set" if all(os.environ.get(k) == v for k, v in MALLOC_ENV.items()) else "not set"
+    default_model = (args.family, args.size) == ("resnet", "small")
+    begin, end = (
+        (BEGIN, END)
+        if default_model
+        else (f"<!-- tile-tune-real-{spec_m.name}:begin -->", f"<!-- tile-tune-real-{spec_m.name}:end -->")
+    )
+    what = {
+        "resnet": "conv2d with folded batch norm as bias, fused ReLU",
+        "gpt2": "matmul with bias (and GELU) and the attention batched matmuls",
+    }.get(args.family, "conv2d / matmul / batched matmul with their fused epilogues")
+    noise_all = [r["verify_noise"] for r in rows]
+    lv = [r["load_verify"] for r in rows]
     L = [
-        BEGIN,
-        "## Tile tuning of a real model's kernels",
+        begin,
+        "## Tile tuning of a real model's kernels" + ("" if default_model else f": `{spec_m.name}`"),
         "",
         f"`{cmd}`; {cpu_model()}, 1 thread, malloc env {mal}, {started} .. {now()} ({total_s / 60:.1f} min in all); "
         f"TVM {__import__('tvm').__version__}, LLVM target of the host CPU.",
         "",
-        f"Model `{spec_m.name}` (transformers ResNet, random weights, {spec_m.input_size}x{spec_m.input_size}, "
-        f"batch 1): {len(rows)} distinct kernels (conv2d with folded batch norm as bias, fused ReLU). Candidates: "
-        "every power-of-two tile `(ti, tj, tk)` of the kernel's loops; the tuner measures TVM's default schedule "
-        f"and the cost model's top picks, `floor({args.measure_frac} n)` configs in all (default included), then "
-        "races the best 3 against the default (10 rounds). LightGBM is trained on other kernels only (leave this "
-        f"kernel out; {rows[0]['n_train_other'] if rows else 0} records of other models' kernels from the real "
-        "collection added). Exhaustive: every candidate measured (2 rounds x min of 2 runs; "
-        f"{ex_s / 60:.1f} min). Verification: default, exhaustive top 3 and the picks in one interleaved run of "
-        f"{args.verify_rounds} rounds; gap = pick / best in that run - 1; speed-up = default / pick. The VM's 2 "
-        f"cores were shared with other engineers' jobs (load average {np.nanmin(loads):.0f}-{np.nanmax(loads):.0f} "
-        "at the start of the exhaustive runs), so runtimes are noisy; `noise` is the verification run's median "
-        "relative std across rounds.",
+        f"Model `{spec_m.name}` ({args.family}, transformers code, random weights, input {spec_m.input_size}, "
+        f"batch 1): {len(rows)} distinct kernels ({what}). Candidates: every power-of-two tile `(ti, tj, tk)` of "
+        f"the kernel's loops. Budget: `floor({args.measure_frac} n)` distinct configs measured, TVM's default "
+        "schedule included. **refit** (`tune_tile(search='refit')`): 3 measuring batches, MetaSchedule style: "
+        "the default (measured in every batch as the anchor: runtimes are ratios to it in the same rounds) and "
+        "the prior ranker's top picks; then the picks of a per-kernel model refitted on this kernel's measured "
+        "ratios (prior rank + quadratic in log2 tile sizes + Gaussian-process residual, lowest mean - std); then "
+        "30% of the budget on neighbours of the best tile so far (sizes halved / doubled) in two hill-climbing "
+        "steps; the best 3 then race the default (10 interleaved rounds) and the winner is kept only if it beats "
+        "it. **no refit** (`search='screen'`, the previous tuner): the prior's top picks in one run, then 40% on "
+        "the best pick's neighbours, same race. LightGBM is trained on other kernels only (leave this kernel "
+        f"out; {rows[0]['n_train_other'] if rows else 0} records of other models' kernels added). Measuring "
+        "(tuner, exhaustive and verification alike, `opgraph.perf.tile.measure_tiles`): CPU time of the thread, "
+        "each timing runs the kernel back to back for >= 2 ms (TVM's `number` / `min_repeat_ms`), the minimum "
+        "of 3 timings per round, interleaved shuffled rounds. Exhaustive: every candidate, 3 rounds "
+        f"({ex_s / 60:.1f} min incl. compiling). Verification: default, exhaustive top 3 and every pick in one "
+        f"interleaved run of {args.verify_rounds} rounds; gap = pick / best in that run - 1; speed-up = default / "
+        "pick. The VM's 2 cores were shared with other engineers' jobs: load average "
+        f"{np.nanmin(loads):.0f}-{np.nanmax(loads):.0f} at the start of the exhaustive runs, "
+        f"{np.nanmin(lv):.0f}-{np.nanmax(lv):.0f} at the verification runs; `noise` is the verification run's "
+        f"median relative std across rounds (median over kernels {np.nanmedian(noise_all):.1%}).",
         "",
-        "| kernel | count | candidates | best/default | noise | LightGBM: measured | gap | speed-up | analytical: "
-        "measured | gap | speed-up |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| kernel | count | candidates | best/default | noise | "
+        + " | ".join(f"{rn}: measured | gap | speed-up" for rn in rnames)
+        + " |",
+        "|---|---|---|---|---|" + "---|---|---|" * len(rnames),
     ]
+
     for r in rows:
         cells = [r["kernel"], str(r["count"]), str(r["candidates"]), f"{r['best_ns'] / r['default_ns']:.3f}"]
         cells.append(f"{r['verify_noise']:.0%}")
@@ -247,10 +279,13 @@ def main() -> None:
             f"| {rn} | {s['within5']}/{len(rows)} | {s['max_frac']:.1%} | {s['model_speedup']:.2f}x "
             f"({best_speedup:.2f}x) | {s['tune_s']:.0f} s |"
         )
-    L += ["", END]
+    L += ["", end]
     if not args.limit:
-        replace_marked_block(REPO / args.out, BEGIN, END, "\n".join(L) + "\n")
-        write_json(REPO / "docs/benchmarks/perf_tile_tune_real.json", {"rows": rows, "summary": summary, "cmd": cmd})
+        replace_marked_block(REPO / args.out, begin, end, "\n".join(L) + "\n")
+        suffix = "" if default_model else f"_{spec_m.name}"
+        write_json(
+            REPO / f"docs/benchmarks/perf_tile_tune_real{suffix}.json", {"rows": rows, "summary": summary, "cmd": cmd}
+        )
     print("\n".join(L))
 
 

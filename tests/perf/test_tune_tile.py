@@ -85,13 +85,22 @@ def test_local_search_finds_the_best_tile_next_to_a_misranked_pick():
             return 4.0  # outside the model's top picks, first among the neighbours
         return 5.0 if is_neighbour(tile) else 3.0
 
-    res = tune_tile(SPEC, Ranker(model), runner=FakeRunner(true_cost), settings=FAST, race_rounds=4, seed=2)
+    res = tune_tile(
+        SPEC, Ranker(model), runner=FakeRunner(true_cost), settings=FAST, race_rounds=4, seed=2, search="screen"
+    )
     stages = {tuple(m.choice.tolist()): m.stage for m in res.measured}
     assert stages[near] == "screen" and stages[BEST] == "local"
     assert all(is_neighbour(t) for t, st in stages.items() if st == "local")
     assert res.tile == BEST and res.n_measured == len(tile_space(SPEC)) // 10
     no_local = tune_tile(
-        SPEC, Ranker(model), runner=FakeRunner(true_cost), settings=FAST, race_rounds=4, local_frac=0.0, seed=2
+        SPEC,
+        Ranker(model),
+        runner=FakeRunner(true_cost),
+        settings=FAST,
+        race_rounds=4,
+        local_frac=0.0,
+        seed=2,
+        search="screen",
     )
     assert BEST not in {tuple(m.choice.tolist()) for m in no_local.measured}
 

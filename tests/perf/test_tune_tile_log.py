@@ -63,23 +63,30 @@ class FakeMeasurer:
         return [r for rows, n in self.calls if n == FAST.rounds for r in rows[1:]]
 
 
-def test_resume_after_a_kill_skips_logged_configs_and_gives_the_same_choice(tmp_path):
+@pytest.mark.parametrize(
+    ("search", "stages"),
+    [("screen", ["screen", "local"]), ("refit", ["screen", "refit", "local", "local", "local"])],
+)
+def test_resume_after_a_kill_skips_logged_configs_and_gives_the_same_choice(tmp_path, search, stages):
+    kw = {**KW, "search": search}
     full_m = FakeMeasurer()
-    full = tune_tile(SPEC, Ranker(), measurer=full_m, log_path=tmp_path / "full.json", **KW)
+    full = tune_tile(SPEC, Ranker(), measurer=full_m, log_path=tmp_path / "full.json", **kw)
     n_screen = [len(rows) - 1 for rows, n in full_m.calls if n == FAST.rounds]
-    assert len(n_screen) == 2 and full.n_measured == len(tile_space(SPEC)) // 10  # screen + local search
-    assert full.tile == BEST and {m.stage for m in full.measured} == {"default", "screen", "local"}
+    assert len(n_screen) == len(stages) and full.n_measured == len(tile_space(SPEC)) // 10  # one run per batch
+    assert full.tile == BEST and {m.stage for m in full.measured} == {"default", *stages}
 
-    for fail_at, logged_configs in ((2, 1 + n_screen[0]), (3, full.n_measured)):  # killed in local search / race
+    # killed after each batch's run (the last: in the race)
+    for done in range(1, len(n_screen) + 1):
+        fail_at, logged_configs = done + 1, 1 + sum(n_screen[:done])
         log = tmp_path / f"killed{fail_at}.json"
         with pytest.raises(RuntimeError, match="killed"):
-            tune_tile(SPEC, Ranker(), measurer=FakeMeasurer(fail_at=fail_at), log_path=log, **KW)
+            tune_tile(SPEC, Ranker(), measurer=FakeMeasurer(fail_at=fail_at), log_path=log, **kw)
         doc = read_json(log)  # strict JSON, atomically written
         assert doc["result"] is None and len(doc["measured"]) == logged_configs
         logged = {key(m["choice"]) for m in doc["measured"]}
 
         again = FakeMeasurer()
-        res = tune_tile(SPEC, Ranker(), measurer=again, log_path=log, **KW)
+        res = tune_tile(SPEC, Ranker(), measurer=again, log_path=log, **kw)
         assert not set(again.screened()) & logged  # nothing logged is measured again
         assert len(again.screened()) == full.n_measured - logged_configs
         assert res.tile == full.tile and not res.resumed
@@ -87,7 +94,7 @@ def test_resume_after_a_kill_skips_logged_configs_and_gives_the_same_choice(tmp_
         assert [m.ratio for m in res.measured] == pytest.approx([m.ratio for m in full.measured])
 
         never = FakeMeasurer()
-        back = tune_tile(SPEC, Ranker(), measurer=never, log_path=log, **KW)
+        back = tune_tile(SPEC, Ranker(), measurer=never, log_path=log, **kw)
         assert never.calls == [] and back.resumed and back.tile == res.tile and back.spec == SPEC
         assert back.speedup == pytest.approx(res.speedup) and back.n_measured == res.n_measured
 
@@ -103,6 +110,8 @@ def test_a_log_of_another_kernel_or_other_settings_is_refused(tmp_path):
         ("race_rounds", {**KW, "race_rounds": 8}, SPEC),
         ("settings", {**KW, "settings": MeasureSettings(rounds=2, reps=2, warmup=1)}, SPEC),
         ("seed", {**KW, "seed": 4}, SPEC),
+        ("search", {**KW, "search": "screen"}, SPEC),
+        ("batches", {**KW, "batches": 4}, SPEC),
         ("candidates", {**KW, "candidates": tile_space(SPEC)[:50]}, SPEC),
     ]
     for name, kw, spec in cases:

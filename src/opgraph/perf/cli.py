@@ -503,3 +503,161 @@ def tune(
     if out_json:
         res.save(out_json)
         con.print(f"wrote {out_json}; re-apply it with opgraph.perf.tune.apply_layout(model, '{out_json}')")
+
+
+@group.command(name="tune-tile")
+@click.argument("model_factory")
+@out_option(kind="file", required=True, help="Schedules file (JSON) to write: one tile per kernel, or TVM's default.")
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Tile cost model from 'opgraph perf train' (the prior ranker); default: the analytical cache model.",
+)
+@click.option(
+    "--budget", type=float, default=0.1, show_default=True, help="Distinct configs measured / candidates, per kernel."
+)
+@click.option(
+    "--search",
+    type=click.Choice(["refit", "screen"]),
+    default="refit",
+    show_default=True,
+    help="refit: batches with a per-kernel model refitted between them; screen: the prior's picks only.",
+)
+@click.option("--batches", type=int, default=3, show_default=True, help="Measuring batches of --search refit.")
+@click.option("--finalists", type=int, default=3, show_default=True, help="Tiles raced against the default.")
+@click.option("--race-rounds", type=int, default=10, show_default=True, help="Interleaved rounds of the race.")
+@click.option("--limit", type=int, default=None, help="Tune only the first N kernels (by first use in the model).")
+@seed_option()
+@click.option(
+    "--resume",
+    "--log",
+    "log_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of per-kernel tuning logs: a rerun measures nothing they hold; finished kernels are read back.",
+)
+def tune_tile_cmd(
+    model_factory: str,
+    out: Path,
+    model_path: Path | None,
+    budget: float,
+    search: str,
+    batches: int,
+    finalists: int,
+    race_rounds: int,
+    limit: int | None,
+    seed: int,
+    log_dir: Path | None,
+) -> None:
+    """Tune TVM tile schedules of MODEL_FACTORY's kernels (path/to/file.py:factory) and save them (--out)."""
+    from types import SimpleNamespace
+
+    from tqdm.auto import tqdm
+
+    from opgraph.perf.kernels import model_kernels
+    from opgraph.perf.tune import save_tile_schedules, tune_tile
+
+    if not 0 < budget <= 1:
+        raise PerfError(f"--budget {budget} must be in (0, 1]: the share of each kernel's candidates measured")
+    _at_least(1, batches=batches, race_rounds=race_rounds, limit=limit)
+    _at_least(0, finalists=finalists)
+    require("torch", "perf")
+    require("tvm", "tvm")
+    if model_path is not None:
+        from opgraph.perf.model import load_ranker
+
+        ranker = load_ranker(model_path)
+        if ranker.kind != "tile":
+            raise PerfError(f"--model {model_path}: a {ranker.kind} model; tune-tile needs a tile model")
+    else:
+        from opgraph.perf.baselines import AnalyticalBaseline
+
+        ranker = AnalyticalBaseline()
+    module, example = load_factory(model_factory)
+    mk = model_kernels([SimpleNamespace(name=model_factory, build=lambda: (module, example))], progress=False)[0]
+    kernels = [(k.kernel_spec(), k.count) for k in mk.kernels if k.kernel_spec() is not None][:limit]
+    if not kernels:
+        raise PerfError(f"MODEL {model_factory!r}: no convolution or matmul kernel that the TVM templates can tune")
+    con = _console()
+    results = []
+    for i, (spec, _count) in enumerate(tqdm(kernels, desc="kernels", disable=None)):
+        res = tune_tile(
+            spec,
+            ranker,
+            measure_frac=budget,
+            search=search,
+            batches=batches,
+            finalists=finalists,
+            race_rounds=race_rounds,
+            seed=seed + i,
+            log_path=None if log_dir is None else log_dir / f"{spec.name}.json",
+        )
+        results.append(res)
+    from rich.table import Table
+
+    t = Table(title=f"{model_factory}: {len(results)} kernels")
+    for col in ("kernel", "count", "tile", "measured", "default us", "chosen us", "speed-up"):
+        t.add_column(col)
+    for (_, count), r in zip(kernels, results):
+        t.add_row(
+            r.kernel,
+            str(count),
+            "TVM default" if r.tile is None else "x".join(map(str, r.tile)),
+            f"{r.n_measured}/{r.n_candidates}" + (" (log)" if r.resumed else ""),
+            f"{r.default_ns / 1e3:.2f}",
+            f"{r.chosen_ns / 1e3:.2f}",
+            f"{r.speedup:.2f}x",
+        )
+    con.print(t)
+    w_def = sum(c * r.default_ns for (_, c), r in zip(kernels, results))
+    w_new = sum(c * r.chosen_ns for (_, c), r in zip(kernels, results))
+    con.print(f"all kernels (weighted by use): {w_def / max(w_new, 1e-9):.2f}x over TVM's default schedules")
+    save_tile_schedules(results, out)
+    con.print(f"wrote {out}; re-apply it with 'opgraph perf apply-tile {out}'")
+
+
+@group.command(name="apply-tile")
+@click.argument("schedules", type=click.Path(path_type=Path))
+@click.option("--mcpu", default=None, help="LLVM CPU name (default: the host's).")
+@click.option(
+    "--check/--no-check",
+    default=True,
+    show_default=True,
+    help="Run every compiled schedule once on random inputs and compare it with TVM's default schedule.",
+)
+def apply_tile_cmd(schedules: Path, mcpu: str | None, check: bool) -> None:
+    """Rebuild and compile the schedules of SCHEDULES (from tune-tile); check them against the default schedule."""
+    require("tvm", "tvm")
+    import numpy as np
+    from rich.table import Table
+
+    from opgraph.perf.tile import TileRunner
+    from opgraph.perf.tune import apply_tile_schedules, load_tile_schedules
+
+    saved = load_tile_schedules(schedules)
+    fns = apply_tile_schedules(schedules, mcpu)
+    t = Table(title=f"{schedules}: {len(fns)} kernels compiled")
+    for col in ("kernel", "tile") + (("max abs diff vs default",) if check else ()):
+        t.add_column(col)
+    worst = 0.0
+    for name, fn in fns.items():
+        spec, tile = saved[name]
+        row = [name, "TVM default" if tile is None else "x".join(map(str, tile))]
+        if check:
+            import tvm
+
+            runner = TileRunner(spec, mcpu)
+            ref = runner.function(None)
+            ref(*runner.args)
+            want = runner.args[-1].numpy().copy()
+            out = tvm.runtime.tensor(np.zeros_like(want))
+            fn(*runner.args[:-1], out)
+            diff = float(np.abs(out.numpy() - want).max())
+            worst = max(worst, diff / max(1.0, float(np.abs(want).max())))
+            row.append(f"{diff:.2e}")
+        t.add_row(*row)
+    _console().print(t)
+    if check and worst > 1e-3:
+        raise PerfError(f"{schedules}: a schedule's output differs from TVM's default (relative {worst:.1e})")

@@ -15,6 +15,7 @@ The 24 tile config columns (TpuGraphs' kernel, output and input bounds, each 6 d
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -408,6 +409,7 @@ class TileRunner:
         data_rng = np.random.default_rng(0)
         self.args = [tvm.runtime.tensor(data_rng.random(s, dtype=np.float32), dev) for s in shapes]
         self._fns: dict[tuple[int, int, int] | None, Any] = {}
+        self._numbers: dict[tuple[Any, float], int] = {}
         self.compile_s = 0.0
 
     def function(self, tile: tuple[int, int, int] | None) -> Any:
@@ -419,10 +421,87 @@ class TileRunner:
             self.compile_s += time.perf_counter() - t0
         return self._fns[tile]
 
-    def thunk(self, tile: tuple[int, int, int] | None) -> Any:
-        """A no-argument callable running one execution of ``tile``'s kernel."""
+    def thunk(self, tile: tuple[int, int, int] | None, number: int = 1) -> Any:
+        """A no-argument callable running ``number`` executions of ``tile``'s kernel back to back."""
         f, args = self.function(tile), self.args
-        return lambda: f(*args)
+        if number <= 1:
+            return lambda: f(*args)
+
+        def run() -> None:
+            for _ in range(number):
+                f(*args)
+
+        return run
+
+    def number(self, tile: tuple[int, int, int] | None, min_ns: float) -> int:
+        """Executions per timing so that one timing lasts at least ``min_ns`` of CPU time (calibrated once).
+
+        The kernel is run once (warm-up), then timed three times (CPU time of the thread, the minimum kept);
+        ``ceil(min_ns / t)`` executions, 1 to :data:`MAX_NUMBER`. TVM's ``time_evaluator`` does the same with
+        its ``number`` and ``min_repeat_ms``: a 20 us kernel timed alone is at the mercy of one preemption or cache
+        flush by another process; a timing of many back-to-back runs averages them out.
+        """
+        from opgraph.measure import cpu_ns
+
+        key = (tile, float(min_ns))
+        if key not in self._numbers:
+            fn = self.thunk(tile)
+            fn()
+            t = min(cpu_ns(fn) for _ in range(3))
+            self._numbers[key] = int(min(MAX_NUMBER, max(1, np.ceil(min_ns / max(t, 1)))))
+        return self._numbers[key]
+
+
+#: Most executions of a kernel per timing (:meth:`TileRunner.number`).
+MAX_NUMBER = 10_000
+#: CPU time one timing of a tile schedule lasts at least (:func:`measure_tiles`), ns.
+MIN_TIMING_NS = 2_000_000
+
+
+def measure_tiles(
+    runner: Any,
+    tiles: list[tuple[int, int, int] | None],
+    *,
+    settings: MeasureSettings | None = None,
+    seed: int = 0,
+    min_ns: float = MIN_TIMING_NS,
+) -> Any:
+    """Time tile schedules of one kernel robustly on a loaded machine; runtimes are per execution, ns.
+
+    The protocol of :func:`opgraph.perf.measure.measure_configs` (CPU time of the thread, interleaved shuffled
+    rounds, the minimum of ``settings.reps`` timings per round), where each timing runs the kernel
+    :meth:`TileRunner.number` times back to back (at least ``min_ns`` of CPU time); the timings are divided by that
+    number. The tuner, the exhaustive reference and the verification of the benchmark all measure this way.
+
+    Args:
+        runner: A :class:`TileRunner` (or any object with ``thunk(tile[, number])``; without a
+            ``number(tile, min_ns)`` method every timing is one execution).
+        tiles: The schedules (``None``: TVM's default); entry 0 is the reference.
+        settings: Protocol knobs.
+        seed: Seed of the round shuffles.
+        min_ns: Least CPU time of one timing, ns (0: one execution per timing).
+
+    Returns:
+        A :class:`opgraph.perf.measure.Measurement` of per-execution runtimes; ``meta["number"]`` lists the
+        executions per timing of each tile.
+    """
+    calibrate = getattr(runner, "number", None) if min_ns > 0 else None
+    numbers = np.array([calibrate(t, min_ns) if calibrate else 1 for t in tiles], dtype=np.float64)
+
+    def prepare(i: int) -> Any:
+        return runner.thunk(tiles[i]) if numbers[i] == 1 else runner.thunk(tiles[i], int(numbers[i]))
+
+    m = measure_configs(len(tiles), prepare, reference=0, settings=settings, seed=seed)
+    meta = dict(m.meta, number=[int(n) for n in numbers], min_timing_ns=float(min_ns))
+    meta["reference_runtime_ns_per_round"] = [v / numbers[0] for v in meta.get("reference_runtime_ns_per_round", [])]
+    return dataclasses.replace(
+        m,
+        runtime_ns=np.rint(m.runtime_ns / numbers).astype(np.int64),
+        rounds_ns=np.rint(m.rounds_ns / numbers[:, None]).astype(np.int64),
+        std_ns=m.std_ns / numbers,
+        normalizer_ns=np.rint(m.normalizer_ns / numbers[0]).astype(np.int64),
+        meta=meta,
+    )
 
 
 def compile_tile(spec: KernelSpec, tile: tuple[int, int, int] | None, mcpu: str | None = None) -> Any:

@@ -157,8 +157,6 @@ def race_tune(
     Returns:
         A :class:`RaceOutcome`.
     """
-    from opgraph.measure import median_ratio_ci
-
     cand = np.asarray(candidates, dtype=np.int64)
     if cand.ndim != 2 or len(cand) < 1:
         raise PerfError("race_tune: candidates must be a non-empty int[c, t] array")
@@ -247,20 +245,51 @@ def race_tune(
             screen_rows(rows, stages)
 
     # 3. race: the best finalists (+ all channels-last) and the default head-to-head, successive halving
+    keep = [j for j in range(1, len(measured)) if uniform and measured[j].stage == "uniform"]
+
+    def race_run(rows: list[np.ndarray], n_rounds: int) -> np.ndarray:
+        return run(rows, n_rounds, race_measure or measure)
+
+    out = _race_stage(measured, race_run, finalists=finalists, race_rounds=race_rounds, keep=keep, seed=seed)
+    default_ns = default_ns if out[1] is None else out[1]
+    chosen, chosen_ns, ci = out[0], out[2], out[3]
+    if chosen_ns is None:
+        chosen_ns = default_ns * measured[chosen].ratio
+    return RaceOutcome(chosen, measured, default_ns, chosen_ns, n_config_rounds, budget, measure_s, ci)
+
+
+def _race_stage(
+    measured: list[MeasuredConfig],
+    run: Callable[[list[np.ndarray], int], np.ndarray],
+    *,
+    finalists: int,
+    race_rounds: int,
+    keep: list[int],
+    seed: int,
+) -> tuple[int, float | None, float | None, RatioCI | None]:
+    """Race the ``finalists`` best measured configs (+ ``keep``) against the default (successive halving).
+
+    Shared by :func:`race_tune` and :func:`refit_tune`. ``run(rows, n_rounds)`` measures the default and ``rows``
+    in one interleaved run (row 0 of its output: the default). Without a race (no finalist or no round) the best
+    screening ratio below 1 wins.
+
+    Returns:
+        ``(chosen index into measured, default ns of the race or None, chosen ns of the race or None, ratio CI)``.
+    """
+    from opgraph.measure import median_ratio_ci
+
     ranked = sorted(range(1, len(measured)), key=lambda j: measured[j].ratio)
     field_ = ranked[: max(0, finalists)]
-    keep = [j for j in range(1, len(measured)) if uniform and measured[j].stage == "uniform"]
     if not field_ or race_rounds < 1:
         j = ranked[0] if ranked and measured[ranked[0]].ratio < 1.0 else 0
-        ns = default_ns * measured[j].ratio
-        return RaceOutcome(j, measured, default_ns, ns, n_config_rounds, budget, measure_s)
+        return j, None, None, None
     field_ += [j for j in keep if j not in field_]
     race: dict[int, list[np.ndarray]] = {j: [] for j in field_}
     first = race_rounds if len(field_) == 1 else max(1, race_rounds // 2)
     for phase_rounds in (first, race_rounds - first):
         if phase_rounds < 1:
             continue
-        out = run([measured[j].choice for j in field_], phase_rounds, race_measure or measure)
+        out = run([measured[j].choice for j in field_], phase_rounds)
         for j, row in zip(field_, out[1:]):
             race[j].append(np.vstack([out[0], row]))
         for j in field_:
@@ -275,8 +304,243 @@ def race_tune(
     with np.errstate(divide="ignore", invalid="ignore"):
         ci = median_ratio_ci(both[1] / both[0], seed=seed)
     if not measured[win].race_ratio < 1.0:
-        return RaceOutcome(0, measured, default_ns, default_ns, n_config_rounds, budget, measure_s, ci)
-    return RaceOutcome(win, measured, default_ns, float(np.median(both[1])), n_config_rounds, budget, measure_s, ci)
+        return 0, default_ns, default_ns, ci
+    return win, default_ns, float(np.median(both[1])), ci
+
+
+def refit_surrogate(
+    features: np.ndarray,
+    prior: np.ndarray,
+    measured: np.ndarray,
+    y: np.ndarray,
+    *,
+    length_scale: float = 1.0,
+    ridge: float = 1.0,
+    prior_std: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-kernel model refitted on this kernel's own measurements: prior trend + Gaussian-process residual.
+
+    Every candidate gets a predicted log runtime ratio to the default, ``mean = trend + residual``. The trend is a
+    ridge regression of the measured log ratios on the prior's rank (so the cost model's order counts for what
+    it is worth on this kernel: its weight can go to zero or turn negative) and a quadratic in the standardised
+    features (a bowl in log tile sizes: too small tiles pay loop overhead, too large ones miss the cache); a
+    Gaussian process (RBF kernel, ``length_scale`` in standard deviations of the features) on the trend's
+    residuals bends the prediction through the measured points and gives the uncertainty ``std`` that is large
+    far from them. This is MetaSchedule / AutoTVM's refit-between-batches loop with the pretrained ranker as the
+    prior mean.
+
+    Args:
+        features: float[c, d] per candidate (the tile tuner: log2 of the tile sizes).
+        prior: float[c] the cost model's predicted cost (lower = faster; only its order is used).
+        measured: int[m] indices of the measured candidates.
+        y: float[m] their measured log runtime ratio to the default (lower = faster).
+        length_scale: RBF length scale, standard deviations of each feature.
+        ridge: L2 penalty of the trend's slopes (the intercept is free).
+        prior_std: Least standard deviation of the residual far from every measurement (log ratio; 0.5: a
+            factor of 1.65). The measured points can agree by chance (a batch in a flat corner of the space);
+            this keeps the unexplored regions uncertain so that the refit batches still look there.
+
+    Returns:
+        ``(mean float[c], std float[c])``, predicted log ratio and its standard deviation.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-9)
+    c = len(x)
+    z = np.empty(c)
+    z[np.argsort(np.asarray(prior, dtype=np.float64), kind="stable")] = np.linspace(-1.0, 1.0, c) if c > 1 else 0.0
+    design = np.column_stack([np.ones(c), z, x, x**2])
+    idx = np.asarray(measured, dtype=np.int64)
+    yy = np.asarray(y, dtype=np.float64)
+    if len(idx) == 0:
+        return z.copy(), np.ones(c)
+    d = design[idx]
+    pen = ridge * np.eye(design.shape[1])
+    pen[0, 0] = 0.0
+    coef = np.linalg.solve(d.T @ d + pen + 1e-9 * np.eye(design.shape[1]), d.T @ yy)
+    trend = design @ coef
+    resid = yy - trend[idx]
+    signal = max(float(np.var(resid)), float(np.var(yy)) * 0.25, prior_std**2, 1e-4)
+    noise = 0.05 * signal + 1e-4
+
+    def rbf(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        d2 = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+        return signal * np.exp(-0.5 * d2 / length_scale**2)
+
+    k_mm = rbf(x[idx], x[idx]) + noise * np.eye(len(idx))
+    k_cm = rbf(x, x[idx])
+    alpha = np.linalg.solve(k_mm, resid)
+    mean = trend + k_cm @ alpha
+    var = signal - np.einsum("ij,ji->i", k_cm, np.linalg.solve(k_mm, k_cm.T))
+    return mean, np.sqrt(np.maximum(var, 0.0))
+
+
+def refit_tune(
+    candidates: np.ndarray,
+    prior: np.ndarray,
+    features: np.ndarray,
+    measure: Measurer,
+    *,
+    budget: int,
+    batches: int = 3,
+    local_frac: float = 0.3,
+    neighbours: Callable[[np.ndarray], np.ndarray] | None = None,
+    explore: float = 1.0,
+    local_steps: int = 3,
+    spread: float = 0.0,
+    local_explore: float = 1.0,
+    finalists: int = 3,
+    race_rounds: int = 10,
+    rounds: int = 2,
+    seed: int = 0,
+    race_measure: Measurer | None = None,
+    known: list[MeasuredConfig] | None = None,
+    on_measured: Callable[[list[MeasuredConfig], float], None] | None = None,
+) -> RaceOutcome:
+    """Measure in batches and refit a per-kernel model on the measurements between them; then race the best.
+
+    1. **prior batch** (stage ``"screen"``): the default (row 0, the measured anchor of every run: each config's
+       runtime is a ratio to the default in the same rounds) and the prior cost model's top picks;
+    2. **refit batches** (``batches - 2`` of them, stage ``"refit"``): :func:`refit_surrogate` is fitted on every
+       ratio measured so far and the unmeasured candidates with the lowest ``mean - explore x std`` are measured;
+    3. **local batch** (``local_frac`` of the budget, stage ``"local"``, in ``local_steps`` runs): the neighbours of
+       the best config so far (``neighbours(row)``), in the order of the refitted model's mean (free places go to
+       its next picks);
+    4. **race**: the ``finalists`` best measured configs re-measured head-to-head with the default
+       (:func:`race_tune`'s race); the default is returned unless a finalist beat it there.
+
+    The budget counts distinct configs, the default included; re-measuring in the race does not add to it.
+
+    Args:
+        candidates: int[c, t] configs; row 0 is the default.
+        prior: float[c] the pretrained cost model's costs (lower = faster).
+        features: float[c, d] features of the refitted model (:func:`refit_surrogate`).
+        measure: Measuring run of config rows (row 0 = the default), per-round runtimes.
+        budget: Distinct configs to measure, the default included (>= 2).
+        batches: Measuring batches before the race, the local one included (>= 1; 1: the prior's picks only).
+        local_frac: Share of the budget (after the default) for the local batch.
+        neighbours: ``neighbours(row) -> int[k, t]`` candidate rows next to a config (None: no local batch).
+        explore: Weight of the model's uncertainty in the refit batches' choice.
+        local_steps: Runs the local batch is split into (hill climbing: each run measures neighbours of the best
+            config after the previous one, with the model refitted in between).
+        spread: Diversity of the prior and refit batches: a pick is skipped when every feature is within
+            ``spread`` of a config picked before it in the same batch (for tiles: a neighbour one power of two
+            away), unless the batch cannot be filled otherwise; 0 (default: it cost LightGBM picks in a replay on
+            measured kernels) turns it off. The local batch is not spread.
+        local_explore: Weight of the model's uncertainty when the local batch orders the neighbours (1: in a
+            replay on 12 measured ResNet kernels it moved the worst of 3 seeds on one kernel from +63% to +7%).
+        finalists: Measured configs raced against the default (0: no race; the best ratio below 1 wins).
+        race_rounds: Interleaved rounds of the race.
+        rounds: Rounds of every batch's measuring run.
+        seed: Seed of the measuring runs' shuffles.
+        race_measure: Measurer of the race (default ``measure``).
+        known: Configs measured by an interrupted run (a tuning log): their logged ratios stand in for measuring.
+        on_measured: Called after every batch with the configs measured so far and the default's runtime (ns).
+
+    Returns:
+        A :class:`RaceOutcome`.
+    """
+    cand = np.asarray(candidates, dtype=np.int64)
+    cost = np.asarray(prior, dtype=np.float64)
+    feat = np.asarray(features, dtype=np.float64)
+    if cand.ndim != 2 or len(cand) < 2 or cost.shape != (len(cand),) or len(feat) != len(cand):
+        raise PerfError("refit_tune: candidates int[c, t] (c >= 2), prior float[c] and features float[c, d] must match")
+    if budget < 2:
+        raise PerfError(f"refit_tune: the budget must allow the default and one more config, got {budget}")
+    if batches < 1:
+        raise PerfError(f"refit_tune: batches must be >= 1, got {batches}")
+    budget = min(budget, len(cand))
+    spend = budget - 1
+    n_local = int(round(local_frac * spend)) if neighbours is not None and batches >= 2 else 0
+    n_local = min(n_local, spend - 1)
+    n_model = batches - (1 if n_local > 0 else 0)
+    model_sizes = [len(a) for a in np.array_split(np.arange(spend - n_local), max(1, n_model))]
+    index = {cand[i].tobytes(): i for i in range(len(cand))}
+    order = [int(i) for i in np.argsort(cost, kind="stable")]
+    rank = {c: r for r, c in enumerate(order)}
+    prior_log = {m.choice.astype(np.int64).tobytes(): m for m in (known or []) if m.stage != "default"}
+    measured: list[MeasuredConfig] = [MeasuredConfig(cand[0].copy(), "default", 0, rank[0], 1.0)]
+    seen = {cand[0].tobytes()}
+    state = {"runs": 0, "n_config_rounds": 0, "measure_s": 0.0, "default_ns": math.nan}
+
+    def run(rows: list[np.ndarray], n_rounds: int, fn: Measurer = measure) -> np.ndarray:
+        choices = np.stack([cand[0]] + rows)
+        t0 = time.perf_counter()
+        out = np.asarray(fn(choices, n_rounds, seed + 1000 * state["runs"]), dtype=np.float64)
+        state["measure_s"] += time.perf_counter() - t0
+        if out.shape != (len(choices), n_rounds):
+            raise PerfError(f"refit_tune: the measurer returned shape {out.shape}, expected {(len(choices), n_rounds)}")
+        state["runs"] += 1
+        state["n_config_rounds"] += out.size
+        return out
+
+    def measure_batch(idx: list[int], stage: str) -> None:
+        fresh = [i for i in idx if cand[i].tobytes() not in prior_log]
+        ratio: dict[int, float] = {}
+        if fresh:
+            out = run([cand[i] for i in fresh], rounds)
+            state["default_ns"] = float(np.median(out[0]))
+            ratio = {i: float(q) for i, q in zip(fresh, _median_ratio(out)[1:])}
+        for i in idx:
+            old = prior_log.get(cand[i].tobytes())
+            st, q = (old.stage, old.ratio) if old is not None else (stage, ratio[i])
+            measured.append(MeasuredConfig(cand[i].copy(), st, i, rank[i], q))
+            seen.add(cand[i].tobytes())
+        if on_measured is not None:
+            on_measured(measured, state["default_ns"])
+
+    def spread_out(ranked: list[int], size: int) -> list[int]:
+        """The first ``size`` of ``ranked`` not within ``spread`` of an earlier pick (then the skipped ones)."""
+        picks: list[int] = []
+        for i in ranked:
+            if len(picks) == size:
+                break
+            if spread <= 0 or not any(np.abs(feat[i] - feat[j]).max() <= spread for j in picks):
+                picks.append(i)
+        return picks + [i for i in ranked if i not in picks][: size - len(picks)]
+
+    def refit() -> tuple[np.ndarray, np.ndarray]:
+        ms = measured[1:]
+        y = np.log(np.maximum([m.ratio for m in ms], 1e-12))
+        return refit_surrogate(feat[1:], cost[1:], np.array([m.candidate - 1 for m in ms]), y)
+
+    for b, size in enumerate(model_sizes):
+        if size < 1:
+            continue
+        if b == 0:
+            picks = spread_out([i for i in order if i != 0], size)
+            stage = "screen"
+        else:
+            mean, std = refit()
+            acq = mean - explore * std
+            ranked = [int(i) + 1 for i in np.argsort(acq, kind="stable") if cand[int(i) + 1].tobytes() not in seen]
+            picks = spread_out(ranked, size)
+            stage = "refit"
+        measure_batch(picks, stage)
+    for size in [len(a) for a in np.array_split(np.arange(n_local), max(1, min(local_steps, n_local)))]:
+        if size < 1 or neighbours is None:
+            continue
+        mean, std = refit()
+        mean = mean - local_explore * std
+        best = min(measured[1:], key=lambda m: m.ratio).choice
+        near = [index[r.tobytes()] for r in np.asarray(neighbours(best), dtype=np.int64).reshape(-1, cand.shape[1])]
+        near = sorted({i for i in near if cand[i].tobytes() not in seen and i != 0}, key=lambda i: mean[i - 1])
+        picks = near[:size]
+        if len(picks) < size:
+            more = [int(i) + 1 for i in np.argsort(mean, kind="stable")]
+            picks += [i for i in more if cand[i].tobytes() not in seen and i not in picks][: size - len(picks)]
+        measure_batch(picks, "local")
+
+    def race_run(rows: list[np.ndarray], n_rounds: int) -> np.ndarray:
+        return run(rows, n_rounds, race_measure or measure)
+
+    chosen, race_default, race_chosen, ci = _race_stage(
+        measured, race_run, finalists=finalists, race_rounds=race_rounds, keep=[], seed=seed
+    )
+    default_ns = state["default_ns"] if race_default is None else race_default
+    chosen_ns = default_ns * measured[chosen].ratio if race_chosen is None else race_chosen
+    return RaceOutcome(
+        chosen, measured, default_ns, chosen_ns, state["n_config_rounds"], budget, state["measure_s"], ci
+    )
 
 
 @dataclass
@@ -915,20 +1179,33 @@ def tune_tile(
     measure_frac: float = 0.1,
     finalists: int = 3,
     race_rounds: int = 10,
-    local_frac: float = 0.4,
+    local_frac: float | None = None,
     settings: MeasureSettings | None = None,
     seed: int = 0,
     runner: Any = None,
     measurer: Measurer | None = None,
     log_path: str | Path | None = None,
+    search: str = "refit",
+    batches: int = 3,
+    min_timing_ns: float | None = None,
+    refit_options: dict[str, Any] | None = None,
 ) -> TileTuneResult:
-    """Pick a tile schedule for one TVM kernel, measuring only the cost model's top picks.
+    """Pick a tile schedule for one TVM kernel, measuring a tenth of the candidates at most.
 
-    The cost model ranks every candidate (no compiling, no measuring); :func:`race_tune` then spends a budget of
-    ``floor(measure_frac * n)`` measured configs (TVM's default schedule counts against it): the default and the
-    model's top picks, then (``local_frac`` of the budget) the candidates next to the best measured tile (each tile
-    size halved, kept or doubled), the most promising by the model first; it races the best ``finalists`` against
-    the default and returns the winner if it beats the default head-to-head.
+    The cost model ranks every candidate (no compiling, no measuring); then a budget of
+    ``floor(measure_frac * n)`` measured configs (TVM's default schedule counts against it) is spent:
+
+    * ``search="refit"`` (default, :func:`refit_tune`): in ``batches`` measuring runs, as MetaSchedule and AutoTVM
+      do: the default (the anchor of every run) and the model's top picks; then the picks of a per-kernel model
+      refitted on this kernel's measured ratios (:func:`refit_surrogate`: the prior's rank + a quadratic in log2
+      tile sizes + a Gaussian-process residual); the last ``local_frac`` of the budget (0.3) on the neighbours of
+      the best tile so far (each tile size halved, kept or doubled), in the refitted model's order;
+    * ``search="screen"`` (:func:`race_tune`): the default and the model's top picks in one run, then
+      (``local_frac``, 0.4) the neighbours of the best one, the most promising by the model first (no refit).
+
+    Both race the best ``finalists`` against the default and return the winner if it beats the default
+    head-to-head. Each timing runs the kernel back to back for at least ``min_timing_ns`` of CPU time
+    (:func:`opgraph.perf.tile.measure_tiles`), so that short kernels are measurable on a loaded machine.
 
     Args:
         spec: The kernel (:class:`opgraph.perf.tile.KernelSpec`).
@@ -937,10 +1214,11 @@ def tune_tile(
         candidates: Candidate tiles (default: :func:`opgraph.perf.tile.tile_space`, every power-of-two tile).
         measure_frac: Measuring budget as a fraction of the candidates (at least 2 configs).
         finalists: Measured tiles raced against the default.
-        race_rounds: Interleaved rounds of the race (one timed run per config per round).
+        race_rounds: Interleaved rounds of the race (the minimum of ``settings.reps`` timings per config and round).
         settings: Protocol of the screening run (its ``rounds``, ``reps``, ``warmup``).
         seed: Seed of the measuring runs' shuffles.
-        local_frac: Share of the budget for the neighbours of the best measured tile (0: model picks only).
+        local_frac: Share of the budget for the neighbours of the best measured tile (0: model picks only;
+            None: 0.3 for ``refit``, 0.4 for ``screen``).
         runner: A :class:`opgraph.perf.tile.TileRunner` of ``spec`` to reuse (its compiled schedules are cached).
         measurer: Replaces the measuring of both the screening runs and the race (tests, a remote machine): rows
             ``[ti, tj, tk]`` (``[0, 0, 0]``: the default schedule); see :data:`Measurer`. No TVM is then needed.
@@ -951,12 +1229,22 @@ def tune_tile(
             reference of a new run), and a finished log returns its result without measuring
             (``TileTuneResult.resumed``). A log of another kernel or other settings is refused (PerfError naming
             the difference).
+        search: ``"refit"`` (batches with a refitted per-kernel model) or ``"screen"`` (the prior's picks only).
+        batches: Measuring batches of ``refit`` before the race, the local batch included.
+        min_timing_ns: Least CPU time of one timing (default :data:`opgraph.perf.tile.MIN_TIMING_NS`; 0: single
+            executions, as before).
+        refit_options: More keyword arguments of :func:`refit_tune` (``explore``, ``local_steps``, ``spread``).
 
     Returns:
         A :class:`TileTuneResult`.
     """
-    from opgraph.perf.measure import measure_configs
-    from opgraph.perf.tile import TileRunner, candidate_record, tile_space
+    from opgraph.perf.tile import MIN_TIMING_NS, TileRunner, candidate_record, measure_tiles, tile_space
+
+    if search not in ("refit", "screen"):
+        raise PerfError(f"search={search!r}: use 'refit' (batches, refitted model) or 'screen' (the prior's picks)")
+    if local_frac is None:
+        local_frac = 0.3 if search == "refit" else 0.4
+    min_ns = MIN_TIMING_NS if min_timing_ns is None else float(min_timing_ns)
 
     t0 = time.perf_counter()
     tiles = list(candidates) if candidates is not None else tile_space(spec)
@@ -967,17 +1255,21 @@ def tune_tile(
     if cost.shape != (len(rows),):
         raise PerfError(f"{spec.name}: the ranker returned {cost.shape} costs for {len(rows)} configs")
     lookup = {r.tobytes(): float(c) for r, c in zip(rows, cost)}
-    s = settings or MeasureSettings(rounds=2, reps=2, warmup=1)
+    s = settings or MeasureSettings(rounds=3, reps=3, warmup=1)
     log_file = Path(log_path) if log_path is not None else None
     identity = {
         "kernel": spec.to_dict(),
         "candidates": [list(t) for t in tiles],
+        "search": search,
         "measure_frac": measure_frac,
         "local_frac": local_frac,
         "finalists": finalists,
         "race_rounds": race_rounds,
         "settings": dataclasses.asdict(s),
         "seed": seed,
+        "batches": batches,
+        "refit_options": dict(refit_options or {}),
+        "min_timing_ns": min_ns,
     }
     logged = read_tune_log(log_file, TILE_LOG_FORMAT, identity) if log_file is not None else None
     if logged is not None and logged.get("result") is not None:
@@ -998,13 +1290,8 @@ def tune_tile(
 
     def tile_measurer(proto: MeasureSettings) -> Measurer:
         def measure(choices: np.ndarray, n_rounds: int, run_seed: int) -> np.ndarray:
-            m = measure_configs(
-                len(choices),
-                lambda i: run.thunk(_tile_of(choices[i])),
-                reference=0,
-                settings=replace(proto, rounds=n_rounds),
-                seed=run_seed,
-            )
+            tiles_ = [_tile_of(c) for c in choices]
+            m = measure_tiles(run, tiles_, settings=replace(proto, rounds=n_rounds), seed=run_seed, min_ns=min_ns)
             return m.rounds_ns.astype(np.float64)
 
         return measure
@@ -1023,24 +1310,46 @@ def tune_tile(
         return np.array(out, dtype=np.int64).reshape(-1, 3)
 
     budget = max(2, int(math.floor(measure_frac * len(tiles))))
-    out = race_tune(
-        rows,
-        score,
-        measurer if measurer is not None else tile_measurer(s),
-        budget=budget,
-        local_search=int(round(local_frac * (budget - 1))),
-        finalists=finalists,
-        race_rounds=race_rounds,
-        rounds=s.rounds,
-        seed=seed,
-        race_measure=measurer
-        if measurer is not None
-        else tile_measurer(replace(s, reps=1, warmup=1, abort_factor=math.inf)),
-        uniform=False,
-        neighbours=neighbours,
-        known=known,
-        on_measured=write_log,
-    )
+    screen_measure = measurer if measurer is not None else tile_measurer(s)
+    race_measure = measurer if measurer is not None else tile_measurer(replace(s, warmup=1, abort_factor=math.inf))
+    if search == "refit":
+        extents = np.asarray(spec.loop_extents(), dtype=np.float64)
+        sizes = np.where(rows.any(axis=1, keepdims=True), rows, extents[None, :]).astype(np.float64)
+        out = refit_tune(
+            rows,
+            cost,
+            np.log2(np.maximum(sizes, 1.0)),
+            screen_measure,
+            budget=budget,
+            batches=batches,
+            local_frac=local_frac,
+            neighbours=neighbours,
+            finalists=finalists,
+            race_rounds=race_rounds,
+            rounds=s.rounds,
+            seed=seed,
+            race_measure=race_measure,
+            known=known,
+            on_measured=write_log,
+            **(refit_options or {}),
+        )
+    else:
+        out = race_tune(
+            rows,
+            score,
+            screen_measure,
+            budget=budget,
+            local_search=int(round(local_frac * (budget - 1))),
+            finalists=finalists,
+            race_rounds=race_rounds,
+            rounds=s.rounds,
+            seed=seed,
+            race_measure=race_measure,
+            uniform=False,
+            neighbours=neighbours,
+            known=known,
+            on_measured=write_log,
+        )
     chosen = out.measured[out.chosen]
     res = TileTuneResult(
         kernel=spec.name,
