@@ -100,6 +100,15 @@ def part_collect(args: argparse.Namespace) -> None:
 # -- evaluation ---------------------------------------------------------------------------------------------
 
 BEGIN, END = "<!-- heldout:begin -->", "<!-- heldout:end -->"
+#: --section: name -> (begin marker, end marker, title) of the page section written
+SECTIONS = {
+    "": (BEGIN, END, "## Held-out architecture families (leave one family out)"),
+    "metaschedule": (
+        "<!-- heldout-metaschedule:begin -->",
+        "<!-- heldout-metaschedule:end -->",
+        "## Held-out architecture families: MetaSchedule's XGBoost and MLP cost models (tile)",
+    ),
+}
 
 
 def gnn_config(kind: str, **over: Any) -> Any:
@@ -185,10 +194,13 @@ def _fold_models(kind: str, ms_ok: bool, args: argparse.Namespace) -> dict[str, 
     lgbm = LightGBMBaseline()
     models: dict[str, Any] = {"GNN": gnn, "LightGBM": lgbm, "GNN + LightGBM": RankAverage([gnn, lgbm])}
     if kind == "tile" and ms_ok:
-        models["MetaSchedule XGBoost"] = MetaScheduleBaseline("xgb")
+        cache = Path(args.ms_cache) if args.ms_cache else Path(args.data) / "metaschedule_features"
+        models["MetaSchedule XGBoost"] = MetaScheduleBaseline("xgb", cache_dir=cache)
         if args.mlp:
-            models["MetaSchedule MLP"] = MetaScheduleBaseline("mlp")
+            models["MetaSchedule MLP"] = MetaScheduleBaseline("mlp", cache_dir=cache)
     models.update({"analytical": AnalyticalBaseline(), "default config": DefaultBaseline(), "random": RandomBaseline()})
+    if args.models:  # a run split over processes: each evaluates some of the models, `doc` merges the JSONs
+        models = {n: m for n, m in models.items() if n in args.models}
     return models
 
 
@@ -272,7 +284,7 @@ def part_evaluate(args: argparse.Namespace) -> None:
     results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results["command"] = "PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/heldout.py " + " ".join(args.argv)
     write_json(out_json, results)
-    write_doc(results, Path(args.doc), out_json)
+    write_doc(results, Path(args.doc), out_json, args.section)
 
 
 def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -294,7 +306,7 @@ def part_doc(args: argparse.Namespace) -> None:
     if args.note:
         results["note"] = args.note
     write_json(Path(args.json), results)
-    write_doc(results, Path(args.doc), Path(args.json))
+    write_doc(results, Path(args.doc), Path(args.json), args.section)
 
 
 def _fmt(v: Any, nd: int = 3) -> str:
@@ -373,12 +385,13 @@ def _ablation_table(kind: str, res: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def write_doc(results: dict[str, Any], doc: Path, json_path: Path) -> None:
+def write_doc(results: dict[str, Any], doc: Path, json_path: Path, section: str = "") -> None:
     from opgraph._base.fileio import replace_marked_block
 
+    begin, end, title = SECTIONS[section]
     lines = [
-        BEGIN,
-        "## Held-out architecture families (leave one family out)",
+        begin,
+        title,
         "",
         f"Command: `{results['command']}` (dataset: `python benchmarks/perf/heldout.py collect`); "
         f"{results['date']}; {results['machine']}. Raw numbers: `{json_path}`.",
@@ -409,8 +422,8 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path) -> None:
         lines.append("")
         lines += _space_tables(kind, res)
         lines += _ablation_table(kind, res)
-    lines.append(END)
-    replace_marked_block(doc, BEGIN, END, "\n".join(lines) + "\n")
+    lines.append(end)
+    replace_marked_block(doc, begin, end, "\n".join(lines) + "\n")
 
 
 def main() -> None:
@@ -431,6 +444,9 @@ def main() -> None:
     ap.add_argument("--note", default="", help="doc part: a note printed under the section title")
     ap.add_argument("--inputs", default="", help="doc part: comma-separated result JSON files to merge")
     ap.add_argument("--mlp", action=argparse.BooleanOptionalAction, default=True, help="MetaSchedule's MLP model")
+    ap.add_argument("--models", default="", help="evaluate: only these models (comma-separated names; default: all)")
+    ap.add_argument("--ms-cache", default="", help="MetaSchedule feature cache (default: DATA/metaschedule_features)")
+    ap.add_argument("--section", default="", choices=tuple(SECTIONS), help="which marked section of --doc to write")
     ap.add_argument("--json", default="docs/benchmarks/perf_heldout.json")
     ap.add_argument("--doc", default="docs/benchmarks/perf.md")
     import sys
@@ -440,6 +456,7 @@ def main() -> None:
     args.spaces = tuple(args.spaces.split(","))
     args.variants = tuple(v for v in args.variants.split(",") if v)
     args.families = tuple(v for v in args.families.split(",") if v)
+    args.models = tuple(v for v in args.models.split(",") if v)
     if args.part == "collect":
         part_collect(args)
     elif args.part == "evaluate":

@@ -14,15 +14,19 @@ like :class:`~opgraph.perf.model.CostModel`.
 * :class:`MetaScheduleBaseline` (tile only): TVM MetaSchedule's own learned cost models, ``XGBModel`` (XGBoost on
   per-store TIR features, pack-sum loss; what ``tune_tir`` uses) or ``MLPModel`` (segment-sum MLP, lambda-rank
   loss), trained on the same measured records: every config's schedule is rebuilt from ``measure_meta["kernel"]``
-  and its tile, and fed to the model with its measured runtime.
+  and its tile, its per-store features extracted once (:func:`metaschedule_features`, cached) and fed to the model
+  with its measured runtime.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import re
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -260,7 +264,16 @@ class LightGBMBaseline:
 
 #: The apache-tvm-ffi releases whose MetaSchedule feature extraction segfaults (research note perf-real §0).
 _BAD_TVM_FFI = ("0.1.15",)
-_MS_CACHE: dict[tuple[str, int, bytes], tuple[Any, list[Any], list[float]]] = {}
+#: What to do when TVM fails inside a MetaSchedule baseline (the pair these baselines were run with).
+_MS_FIX = (
+    "use the tested pair `pip install apache-tvm==0.27.0.post1 apache-tvm-ffi==0.1.14.post1`, "
+    "or leave the MetaSchedule baselines out (benchmarks/perf/heldout.py --models / --no-mlp)"
+)
+#: Columns of ``PerStoreFeature()`` (XGBModel's extractor); ``extract_workload=True`` (MLPModel's) appends 8.
+_MS_STORE_COLS = 164
+#: Bumped when the cached feature layout changes (part of every cache file's fingerprint).
+_MS_FEATURE_FORMAT = 1
+_MS_FEATURES: dict[tuple[str, str], MetaScheduleFeatures] = {}
 
 
 def _check_tvm_ffi() -> None:
@@ -291,116 +304,321 @@ def _kernel_of(rec: GraphRecord) -> Any:
     return KernelSpec(k["op"], tuple(k["dims"]), k["epilogue"], int(k.get("stride", 1)), int(k.get("groups", 1)))
 
 
-def metaschedule_candidates(rec: GraphRecord) -> tuple[Any, list[Any], list[float]]:
-    """``(TuneContext, MeasureCandidate per config, runtime s per config)`` of a tile record (cached per process).
+@dataclasses.dataclass(frozen=True)
+class MetaScheduleFeatures:
+    """MetaSchedule's input for every config of one tile record.
 
-    Config ``measure_meta["reference_config"]`` (0) is the default schedule; every other config's tile is read
-    back from its kernel bounds (columns 0-2).
+    Attributes:
+        group: Structural hash of the kernel's IRModule (MetaSchedule's workload group, one per kernel).
+        features: Per config, ``PerStoreFeature(extract_workload=True)`` rows ``[n_stores, 172]`` (float32); the
+            first 164 columns are ``PerStoreFeature()``'s, which ``XGBModel`` uses.
     """
+
+    group: str
+    features: list[np.ndarray]
+
+
+def _fingerprint(rec: GraphRecord) -> str:
+    """What the features of ``rec`` depend on: TVM's version, the kernel, the configs and the default config."""
+    import hashlib
+    import json
+
+    import tvm
+
+    h = hashlib.sha1(json.dumps(rec.measure_meta.get("kernel"), sort_keys=True).encode())
+    h.update(np.ascontiguousarray(rec.config_matrix(), dtype=np.float64).tobytes())
+    h.update(str(int(rec.measure_meta.get("reference_config", 0))).encode())
+    return f"tvm {tvm.__version__}; format {_MS_FEATURE_FORMAT}; {h.hexdigest()}"
+
+
+@contextlib.contextmanager
+def _without_tensor_intrinsics() -> Iterator[None]:
+    """Build a ``TuneContext`` without importing ``tvm.s_tir.tensor_intrin``.
+
+    ``TuneContext.__init__`` imports that module, which registers the tensor intrinsics of every target (CUDA,
+    ARM, Hexagon, ...): 30 CPU-s, 2 min or more of wall time on a loaded machine, for each process. Per-store
+    features of these plain tiled schedules never use a tensor intrinsic (checked: identical features and group
+    hash with and without it), so an empty module stands in while the context is built. Nothing is replaced when
+    the real module is already imported.
+    """
+    import sys
+    import types
+
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        yield
+        return
+    sys.modules[name] = types.ModuleType(name)
+    try:
+        yield
+    finally:
+        sys.modules.pop(name, None)
+
+
+def _extract_features(rec: GraphRecord) -> MetaScheduleFeatures:
+    """Rebuild every config's TVM schedule and run MetaSchedule's per-store feature extractor on it."""
     from opgraph.perf.tile import _te_func, require_tvm, schedule
 
-    key = (rec.name, rec.n_configs, np.ascontiguousarray(rec.config_matrix()).tobytes())
-    if key in _MS_CACHE:
-        return _MS_CACHE[key]
     tvm = require_tvm()
     _check_tvm_ffi()
     ms = tvm.s_tir.meta_schedule
     spec = _kernel_of(rec)
     func, _ = _te_func(spec)
-    target = tvm.target.Target({"kind": "llvm", "num-cores": 1})
-    ctx = ms.TuneContext(mod=tvm.IRModule({"main": func}), target=target, num_threads=1)
+    with _without_tensor_intrinsics():
+        ctx = ms.TuneContext(
+            mod=tvm.IRModule({"main": func}), target=tvm.target.Target({"kind": "llvm", "num-cores": 1}), num_threads=1
+        )
     args = ms.arg_info.ArgInfo.from_prim_func(func)
     ref = int(rec.measure_meta.get("reference_config", 0))
     cf = rec.config_matrix()
     cands = []
-    for i in range(rec.n_configs):
+    for i in range(rec.n_configs):  # config ``ref`` is the default schedule; the others' tiles are columns 0-2
         tile = None if i == ref else (int(cf[i, 0]), int(cf[i, 1]), int(cf[i, 2]))
         cands.append(ms.MeasureCandidate(tvm.s_tir.Schedule(schedule(spec, tile)), args))
-    secs = [float(v) for v in np.asarray(rec.config_runtime, dtype=np.float64) / 1e9] if rec.has_runtimes else []
-    _MS_CACHE[key] = (ctx, cands, secs)
-    return _MS_CACHE[key]
+    extractor = ms.feature_extractor.PerStoreFeature(extract_workload=True)
+    feats = [np.asarray(x.numpy(), dtype=np.float32) for x in extractor.extract_from(ctx, cands)]
+    return MetaScheduleFeatures(str(ms.utils.shash2hex(ctx.mod)), feats)
+
+
+def _cache_file(cache_dir: Path, rec: GraphRecord) -> Path:
+    return cache_dir / (re.sub(r"[^A-Za-z0-9_.-]", "_", rec.name) + ".npz")
+
+
+def _load_cached(path: Path, fingerprint: str) -> MetaScheduleFeatures | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["fingerprint"]) != fingerprint:
+                return None
+            rows, sizes = z["rows"], z["sizes"]
+            group = str(z["group"])
+    except (OSError, KeyError, ValueError) as exc:
+        log.warning("MetaSchedule feature cache %s unreadable (%s): extracting again", path, exc)
+        return None
+    return MetaScheduleFeatures(group, list(np.split(rows, np.cumsum(sizes)[:-1])))
+
+
+def _save_cached(path: Path, fingerprint: str, f: MetaScheduleFeatures) -> None:
+    from opgraph._base.fileio import atomic_open
+
+    sizes = np.array([len(x) for x in f.features], dtype=np.int64)
+    rows = np.concatenate(f.features) if f.features else np.zeros((0, _MS_STORE_COLS + 8), np.float32)
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, rows=rows, sizes=sizes, group=np.array(f.group), fingerprint=np.array(fingerprint))
+
+
+def metaschedule_features(rec: GraphRecord, cache_dir: str | Path | None = None) -> MetaScheduleFeatures:
+    """MetaSchedule's per-store features of every config of a tile record, cached.
+
+    The features of a kernel's configs do not depend on what a model is trained on, so they are computed once per
+    process (memory cache) and, with ``cache_dir``, once per dataset: ``cache_dir/<record name>.npz`` holds them
+    with a fingerprint (TVM version, kernel, configs); a stale or unreadable file is recomputed and replaced.
+
+    Args:
+        rec: A tile record of :func:`opgraph.perf.tile.collect_tile` (``measure_meta["kernel"]`` and tile columns).
+        cache_dir: Folder for the per-record feature files, or None for the memory cache only.
+
+    Returns:
+        The record's :class:`MetaScheduleFeatures`.
+    """
+    from opgraph.perf.tile import require_tvm
+
+    require_tvm()
+    fp = _fingerprint(rec)
+    key = (rec.name, fp)
+    if key in _MS_FEATURES:
+        return _MS_FEATURES[key]
+    path = _cache_file(Path(cache_dir), rec) if cache_dir is not None else None
+    f = _load_cached(path, fp) if path is not None and path.exists() else None
+    if f is None:
+        f = _extract_features(rec)
+        if path is not None:
+            _save_cached(path, fp, f)
+    _MS_FEATURES[key] = f
+    return f
+
+
+def _run_secs(rec: GraphRecord) -> np.ndarray:
+    """Measured runtime per config in seconds, float32 as MetaSchedule keeps its costs."""
+    return (np.asarray(rec.config_runtime, dtype=np.float64) / 1e9).astype(np.float32)
 
 
 @contextlib.contextmanager
-def _steplr_without_verbose() -> Iterator[None]:
-    """TVM 0.27's MLP trainer passes ``verbose=True`` to ``StepLR``, a keyword torch 2.x removed: drop it."""
-    import torch
+def _mlp_fixes() -> Iterator[None]:
+    """Two TVM 0.27 MLP-trainer bugs, patched while it runs.
 
-    orig = torch.optim.lr_scheduler.StepLR
+    * ``StepLR(..., verbose=True)``: torch 2.x removed that keyword; it is dropped.
+    * ``SegmentSumMLP.forward`` ends in ``.squeeze()``, which turns the prediction of a batch of one candidate
+      into a 0-d tensor; ``lambda_rank_loss`` then fails with ``IndexError: too many indices`` (a training set of
+      ``128 k + 1`` candidates has such a last batch). The prediction is kept 1-d.
+    """
+    import torch
+    from tvm.s_tir.meta_schedule.cost_model import mlp_model
+
+    orig_lr = torch.optim.lr_scheduler.StepLR
+    orig_fwd = mlp_model.SegmentSumMLP.forward
 
     def step_lr(*a: Any, verbose: Any = None, **kw: Any) -> Any:
-        return orig(*a, **kw)
+        return orig_lr(*a, **kw)
+
+    def forward(self: Any, segment_sizes: Any, features: Any) -> Any:
+        return orig_fwd(self, segment_sizes, features).reshape(-1)
 
     torch.optim.lr_scheduler.StepLR = step_lr  # type: ignore[misc, assignment]
+    mlp_model.SegmentSumMLP.forward = forward  # type: ignore[method-assign]
     try:
         yield
     finally:
-        torch.optim.lr_scheduler.StepLR = orig  # type: ignore[misc]
+        torch.optim.lr_scheduler.StepLR = orig_lr  # type: ignore[misc]
+        mlp_model.SegmentSumMLP.forward = orig_fwd  # type: ignore[method-assign]
+
+
+def fit_metaschedule_xgb(groups: list[tuple[str, list[np.ndarray], np.ndarray]], seed: int = 0) -> Any:
+    """Train MetaSchedule's ``XGBModel`` on pre-extracted workload groups ``(group hash, features, run_secs)``.
+
+    Does what ``XGBModel.update`` does for each group (keep its non-empty feature rows and costs) and then its
+    retraining step once on everything: ``_train`` on the group-normalised throughput ``group min cost / cost``.
+    """
+    from itertools import chain
+
+    from tvm.s_tir.meta_schedule.cost_model.xgb_model import FeatureGroup, XGBConfig, XGBModel
+
+    m = XGBModel(config=XGBConfig(seed=seed, nthread=1), num_warmup_samples=0, adaptive_training=False)
+    for group, feats, secs in groups:
+        keep = [i for i, f in enumerate(feats) if len(f)]
+        xs = [np.ascontiguousarray(feats[i][:, :_MS_STORE_COLS]) for i in keep]
+        costs = np.asarray(secs, dtype=np.float32)[keep]
+        if group in m.data:
+            m.data[group].append(xs, costs)
+        else:
+            m.data[group] = FeatureGroup(group_hash=group, features=xs, costs=costs)
+        m.data_size += len(xs)
+    m.last_train_size = m.data_size
+    xs_all = list(chain.from_iterable(g.features for g in m.data.values()))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ys = np.concatenate(
+            [np.divide(g.min_cost, g.costs, out=np.zeros_like(g.costs), where=g.costs != 0) for g in m.data.values()]
+        )
+    m._train(xs=xs_all, ys=ys)
+    return m
+
+
+def predict_metaschedule_xgb(m: Any, feats: list[np.ndarray]) -> np.ndarray:
+    """``XGBModel``'s score (higher = faster) of one kernel's configs from their features."""
+    return np.asarray(m._predict(xs=[np.ascontiguousarray(f[:, :_MS_STORE_COLS]) for f in feats]), np.float64)
+
+
+def fit_metaschedule_mlp(
+    groups: list[tuple[str, list[np.ndarray], np.ndarray]], seed: int = 0, epochs: int = 50
+) -> Any:
+    """Train MetaSchedule's ``MLPModel`` (``train_full``: 20% of the groups held out to pick the epoch).
+
+    Raises:
+        PerfError: Fewer than 5 workload groups (TVM's split then leaves no validation group).
+    """
+    import random
+
+    import torch
+    from tvm.s_tir.meta_schedule.cost_model import mlp_model
+
+    from opgraph.perf.errors import PerfError
+
+    if len({g for g, _, _ in groups}) < 5:
+        raise PerfError(
+            f"MetaSchedule MLP: needs >= 5 training kernels (TVM holds 20% of them out), got {len(groups)}; "
+            "train on more kernels"
+        )
+    if epochs < 10:
+        raise PerfError(f"MetaSchedule MLP: epochs must be >= 10 (TVM's StepLR steps every epochs // 10), got {epochs}")
+    random.seed(seed)
+    torch.manual_seed(seed)
+    m = mlp_model.MLPModel(trainer=mlp_model.SegmentSumMLPTrainer(mlp_model.TrainerConfig(num_epoch_full=epochs)))
+    for group, feats, secs in groups:
+        m.trainer.state.add_to_group(list(feats), np.asarray(secs, dtype=np.float32), group)
+    with _mlp_fixes():
+        m.trainer.train_full()
+    return m
+
+
+def predict_metaschedule_mlp(m: Any, feats: list[np.ndarray]) -> np.ndarray:
+    """``MLPModel``'s score (higher = faster) of one kernel's configs from their features."""
+    with _mlp_fixes():
+        return np.asarray(m.trainer.predict_incremental(list(feats)), dtype=np.float64).reshape(-1)
 
 
 class MetaScheduleBaseline:
     """TVM MetaSchedule's ``XGBModel`` (``model="xgb"``) or ``MLPModel`` (``model="mlp"``) on tile records.
 
-    Fitting feeds every training kernel's configs (one ``TuneContext`` per kernel, i.e. one MetaSchedule
-    workload group) with their measured runtimes and trains once on all of them; ``predict`` returns minus the
-    model's score (MetaSchedule predicts a normalised throughput, higher = faster). Needs the ``tvm`` extra,
-    ``xgboost`` for ``"xgb"`` (``pip install 'opgraph[perf]'``) and an ``apache-tvm-ffi`` other than 0.1.15.x.
+    Every training kernel is one MetaSchedule workload group: its configs' per-store features
+    (:func:`metaschedule_features`, cached per process and, with ``cache_dir``, on disk) with their measured
+    runtimes; the model trains once on all groups. ``predict`` returns minus the model's score (MetaSchedule
+    predicts a normalised throughput, higher = faster). Needs the ``tvm`` extra, ``xgboost`` for ``"xgb"``
+    (``pip install 'opgraph[perf]'``) and an ``apache-tvm-ffi`` other than 0.1.15.x. A failure inside TVM is a
+    one-line :class:`~opgraph.perf.errors.PerfError` naming the baseline and the fix.
+
+    Args:
+        model: ``"xgb"`` or ``"mlp"``.
+        seed: Seed of XGBoost / of the MLP's initialisation, batches and validation split.
+        cache_dir: Folder of the on-disk feature cache (one npz per record), or None.
+        mlp_epochs: Epochs of the MLP's full training (TVM's default 50).
     """
 
-    def __init__(self, model: str = "xgb", seed: int = 0) -> None:
+    def __init__(
+        self, model: str = "xgb", seed: int = 0, cache_dir: str | Path | None = None, mlp_epochs: int = 50
+    ) -> None:
         from opgraph.perf.errors import PerfError
 
         if model not in ("xgb", "mlp"):
             raise PerfError(f"MetaScheduleBaseline model must be 'xgb' or 'mlp', got {model!r}")
         self.model_kind = model
         self.seed = seed
+        self.cache_dir = cache_dir
+        self.mlp_epochs = mlp_epochs
         self.name = "MetaSchedule XGBoost" if model == "xgb" else "MetaSchedule MLP"
         self.model: Any = None
 
+    @contextlib.contextmanager
+    def _tvm_errors(self, step: str) -> Iterator[None]:
+        from opgraph.perf.errors import PerfError
+
+        try:
+            yield
+        except PerfError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - anything TVM raises becomes one actionable line
+            msg = (str(exc).strip().splitlines() or [""])[-1][:200]
+            raise PerfError(f"{self.name} {step}: TVM failed ({type(exc).__name__}: {msg}); {_MS_FIX}") from exc
+
     def fit(self, train: list[GraphRecord]) -> MetaScheduleBaseline:
         """Train on every config of every training kernel."""
-        import random
-
         from opgraph.perf.errors import PerfError
         from opgraph.perf.tile import require_tvm
 
         if not train or any(r.kind != "tile" for r in train):
             raise PerfError("MetaScheduleBaseline.fit: needs tile records (kernels measured by collect_tile)")
-        tvm = require_tvm()
+        require_tvm()
         _check_tvm_ffi()
-        ms = tvm.s_tir.meta_schedule
-        groups = [metaschedule_candidates(r) for r in train]
         if self.model_kind == "xgb":
             require("xgboost", "perf")
-            # adaptive training with a huge last_train_size: add every group without retraining, then train once
-            from tvm.s_tir.meta_schedule.cost_model.xgb_model import XGBConfig
-
-            m = ms.cost_model.XGBModel(
-                config=XGBConfig(seed=self.seed, nthread=1), num_warmup_samples=0, adaptive_training=True
-            )
-            for i, (ctx, cands, secs) in enumerate(groups):
-                last = i == len(groups) - 1
-                m.adaptive_training = not last
-                m.last_train_size = 0 if last else 1 << 60
-                m.update(ctx, cands, [ms.runner.RunnerResult(run_secs=[s], error_msg=None) for s in secs])
-        else:
-            import torch
-            from tvm.s_tir.meta_schedule.cost_model import mlp_model
-            from tvm.s_tir.meta_schedule.utils import shash2hex
-
-            random.seed(self.seed)
-            torch.manual_seed(self.seed)
-            m = mlp_model.MLPModel()
-            results = [[ms.runner.RunnerResult(run_secs=[s], error_msg=None) for s in secs] for _, _, secs in groups]
-            for (ctx, cands, _), res in zip(groups, results):
-                feats, costs = mlp_model.extract_features(ctx, cands, res, m.trainer.state.extractor)
-                m.trainer.state.add_to_group(feats, costs, shash2hex(ctx.mod))
-            with _steplr_without_verbose():
-                m.trainer.train_full()
-        self.model = m
+        with self._tvm_errors("fit"):
+            groups = []
+            for r in train:
+                f = metaschedule_features(r, self.cache_dir)
+                groups.append((f.group, f.features, _run_secs(r)))
+            if self.model_kind == "xgb":
+                self.model = fit_metaschedule_xgb(groups, self.seed)
+            else:
+                self.model = fit_metaschedule_mlp(groups, self.seed, self.mlp_epochs)
         return self
 
     def predict(self, rec: GraphRecord) -> np.ndarray:
         """Cost = minus MetaSchedule's predicted score."""
-        ctx, cands, _ = metaschedule_candidates(rec)
-        return -np.asarray(self.model.predict(ctx, cands), dtype=np.float64).reshape(-1)
+        from opgraph.perf.errors import PerfError
+
+        if self.model is None:
+            raise PerfError(f"{self.name}: predict before fit; call fit(train_records) first")
+        with self._tvm_errors("predict"):
+            feats = metaschedule_features(rec, self.cache_dir).features
+            score = (predict_metaschedule_xgb if self.model_kind == "xgb" else predict_metaschedule_mlp)(
+                self.model, feats
+            )
+        return -score.reshape(-1)
