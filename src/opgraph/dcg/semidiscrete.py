@@ -784,7 +784,8 @@ def input_spreads(graph: Graph, output: int, dists: dict[str, Any], rules: dict[
             col[2 * j : 2 * j + 2] = np.asarray(d.ppf(np.array([0.158655, 0.841345])), dtype=float)
             pts[name] = col
         y = run_points(sub, pts, rules)
-        out = {name: abs(float(y[2 * j + 1] - y[2 * j])) / 2 for j, name in enumerate(names)}
+        with np.errstate(all="ignore"):
+            out = {name: abs(float(y[2 * j + 1] - y[2 * j])) / 2 for j, name in enumerate(names)}
     except Exception:  # noqa: BLE001 - a heuristic only
         return {}
     return {key: (v if math.isfinite(v) else math.inf) for key, v in out.items()}
@@ -968,7 +969,16 @@ def _certify_affine_terms(ev: Any, core: AffineCore, kept: dict[int, Any], attr:
     if best is None:
         return None
     total, info = best
-    terms: Terms = {f"semi-discrete regrouping of (P, Q) given {info['smoothed']}": info["second_order"]}
+    split = info.pop("split", {})
+    s_total = sum(split.values())
+    if not (s_total > 0 and math.isfinite(s_total)):
+        split, s_total = attr, sum(attr.values())
+    terms: Terms = {}
+    if s_total > 0 and math.isfinite(s_total):
+        for k, v in split.items():
+            terms[k] = terms.get(k, 0.0) + info["second_order"] * v / s_total
+    else:
+        terms[f"semi-discrete regrouping of (P, Q) given {info['smoothed']}"] = info["second_order"]
     a_total = sum(attr.values())
     if a_total > 0 and math.isfinite(a_total):
         for k, v in attr.items():
@@ -1130,4 +1140,11 @@ def certify_affine(ev: Any, core: AffineCore, kept: dict[int, Any], m_atoms: int
         "measured_w1": d,
         "measured_slack": slack,
     }
+    # The second-order term is split over the inputs like the first-order attribution of P and Q.
+    split: Terms = {}
+    for v, k in ((p_val, 1.0), (q_val, e_c)):
+        if v is not None and v.axes:
+            for label, x in ev.cellwise(v)[1].items():
+                split[label] = split.get(label, 0.0) + k * x
+    info["split"] = split
     return t2 + d, info
