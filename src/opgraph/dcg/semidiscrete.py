@@ -938,12 +938,16 @@ def affine_alternative(
 
     The form is centred at ``C``'s mean (``(P + c0 Q) + Q (C - c0)``): the certificate's constants are those of
     ``C - c0``. None where the output already has the centred form, where no input qualifies, or where the
-    rewrite leaves ``P`` absent; also where ``sizes`` (atoms per input name) are given and :func:`affine_pays`
+    rewrite leaves ``P`` absent, or where the output is ``A op C`` with an input operand (the certificate of
+    :class:`Core` applies to it as it is); also where ``sizes`` (atoms per input name) are given and :func:`affine_pays`
     says the second-order form cannot win (the rewritten graph would be evaluated for nothing).
     """
     core = find_affine_core(graph, output)
     if core is not None and core.shift != 0.0:
         return None
+    plain = find_core(graph, output) if core is None else None
+    if isinstance(plain, Core) and any(graph.nodes[i].op == "input" for i in plain.operands):
+        return None  # ``A op C`` with an input operand: the sum / product / quotient certificate applies as it is
     for c in affine_candidates(graph, output, dists, rules)[:1]:
         if sizes is not None and not affine_pays(
             input_spreads(graph, output, dists, rules), sizes, graph.nodes[c].attrs["name"]
