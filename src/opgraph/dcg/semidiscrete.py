@@ -87,6 +87,11 @@ def find_core(graph: Graph, output: int) -> Core | AffineCore | None:
     aff = find_affine_core(graph, output)
     if aff is not None:
         return aff
+    return plain_core(graph, output)
+
+
+def plain_core(graph: Graph, output: int) -> Core | None:
+    """The :class:`Core` of ``output`` (``alpha * (a op c) + beta``), not looking for the affine form."""
     alpha, steps, i = 1.0, 0, output
     for _ in range(len(graph.nodes)):
         n = graph.nodes[i]
@@ -172,7 +177,7 @@ def reassociate(graph: Graph, output: int, score: dict[str, float], mode: str = 
         The rewritten graph (restricted to its output) and the output's id, or None when nothing applies (no such
         tree, no candidate input, or the best input is already an operand of the core).
     """
-    core = find_core(graph, output)
+    core = plain_core(graph, output)
     if core is None or core.op != mode:
         return None
     users = graph.users()
@@ -945,7 +950,7 @@ def affine_alternative(
     core = find_affine_core(graph, output)
     if core is not None and core.shift != 0.0:
         return None
-    plain = find_core(graph, output) if core is None else None
+    plain = plain_core(graph, output) if core is None else None
     if isinstance(plain, Core) and any(graph.nodes[i].op == "input" for i in plain.operands):
         return None  # ``A op C`` with an input operand: the sum / product / quotient certificate applies as it is
     for c in affine_candidates(graph, output, dists, rules)[:1]:
