@@ -1626,7 +1626,7 @@ def evaluate_output(
                 best.info["reassociated"] = best is new
                 # Both cell sets enclose the exact law: the result keeps the narrower CDF band.
                 if new.cells is not None and old.cells is not None:
-                    best.cells = min((new.cells, old.cells), key=_cells_area)
+                    best.cells = min((old.cells, new.cells), key=_cells_area)  # ties: the original's
                 return best
     sizes = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub) if n.op == "input"}
     plan = plan_compression(sub, out, sizes, max_joint, compress_atoms, soft_joint)

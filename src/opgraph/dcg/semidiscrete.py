@@ -87,6 +87,11 @@ def find_core(graph: Graph, output: int) -> Core | AffineCore | None:
     aff = find_affine_core(graph, output)
     if aff is not None:
         return aff
+    return plain_core(graph, output)
+
+
+def plain_core(graph: Graph, output: int) -> Core | None:
+    """The :class:`Core` of ``output`` (``alpha * (a op c) + beta``), not looking for the affine form."""
     alpha, steps, i = 1.0, 0, output
     for _ in range(len(graph.nodes)):
         n = graph.nodes[i]
@@ -172,7 +177,7 @@ def reassociate(graph: Graph, output: int, score: dict[str, float], mode: str = 
         The rewritten graph (restricted to its output) and the output's id, or None when nothing applies (no such
         tree, no candidate input, or the best input is already an operand of the core).
     """
-    core = find_core(graph, output)
+    core = plain_core(graph, output)
     if core is None or core.op != mode:
         return None
     users = graph.users()
@@ -784,7 +789,8 @@ def input_spreads(graph: Graph, output: int, dists: dict[str, Any], rules: dict[
             col[2 * j : 2 * j + 2] = np.asarray(d.ppf(np.array([0.158655, 0.841345])), dtype=float)
             pts[name] = col
         y = run_points(sub, pts, rules)
-        out = {name: abs(float(y[2 * j + 1] - y[2 * j])) / 2 for j, name in enumerate(names)}
+        with np.errstate(all="ignore"):
+            out = {name: abs(float(y[2 * j + 1] - y[2 * j])) / 2 for j, name in enumerate(names)}
     except Exception:  # noqa: BLE001 - a heuristic only
         return {}
     return {key: (v if math.isfinite(v) else math.inf) for key, v in out.items()}
@@ -937,12 +943,16 @@ def affine_alternative(
 
     The form is centred at ``C``'s mean (``(P + c0 Q) + Q (C - c0)``): the certificate's constants are those of
     ``C - c0``. None where the output already has the centred form, where no input qualifies, or where the
-    rewrite leaves ``P`` absent; also where ``sizes`` (atoms per input name) are given and :func:`affine_pays`
+    rewrite leaves ``P`` absent, or where the output is ``A op C`` with an input operand (the certificate of
+    :class:`Core` applies to it as it is); also where ``sizes`` (atoms per input name) are given and :func:`affine_pays`
     says the second-order form cannot win (the rewritten graph would be evaluated for nothing).
     """
     core = find_affine_core(graph, output)
     if core is not None and core.shift != 0.0:
         return None
+    plain = plain_core(graph, output) if core is None else None
+    if isinstance(plain, Core) and any(graph.nodes[i].op == "input" for i in plain.operands):
+        return None  # ``A op C`` with an input operand: the sum / product / quotient certificate applies as it is
     for c in affine_candidates(graph, output, dists, rules)[:1]:
         if sizes is not None and not affine_pays(
             input_spreads(graph, output, dists, rules), sizes, graph.nodes[c].attrs["name"]
@@ -968,7 +978,16 @@ def _certify_affine_terms(ev: Any, core: AffineCore, kept: dict[int, Any], attr:
     if best is None:
         return None
     total, info = best
-    terms: Terms = {f"semi-discrete regrouping of (P, Q) given {info['smoothed']}": info["second_order"]}
+    split = info.pop("split", {})
+    s_total = sum(split.values())
+    if not (s_total > 0 and math.isfinite(s_total)):
+        split, s_total = attr, sum(attr.values())
+    terms: Terms = {}
+    if s_total > 0 and math.isfinite(s_total):
+        for k, v in split.items():
+            terms[k] = terms.get(k, 0.0) + info["second_order"] * v / s_total
+    else:
+        terms[f"semi-discrete regrouping of (P, Q) given {info['smoothed']}"] = info["second_order"]
     a_total = sum(attr.values())
     if a_total > 0 and math.isfinite(a_total):
         for k, v in attr.items():
@@ -1130,4 +1149,11 @@ def certify_affine(ev: Any, core: AffineCore, kept: dict[int, Any], m_atoms: int
         "measured_w1": d,
         "measured_slack": slack,
     }
+    # The second-order term is split over the inputs like the first-order attribution of P and Q.
+    split: Terms = {}
+    for v, k in ((p_val, 1.0), (q_val, e_c)):
+        if v is not None and v.axes:
+            for label, x in ev.cellwise(v)[1].items():
+                split[label] = split.get(label, 0.0) + k * x
+    info["split"] = split
     return t2 + d, info
