@@ -35,8 +35,10 @@ def law_level(monkeypatch):
         (lambda a, b: a - (-b), 1.0),
         (lambda a, b: a + b / 0.5, 0.5),  # B / 0.5 ~ N(0, 1): TV of B times 0.5
         (lambda a, b: a + b / 0.25, 0.25),
+        (lambda a, b: a + 2.0 * b, 0.5),  # 2 B ~ N(0, 1): TV of B divided by 2
+        (lambda a, b: a + b * 4.0, 0.25),
     ],
-    ids=["neg", "sub-neg", "div-half", "div-quarter"],
+    ids=["neg", "sub-neg", "div-half", "div-quarter", "mul-two", "mul-four"],
 )
 def test_second_order_term_through_neg_and_division_by_a_constant(law_level, sigma, f, b_sd):
     r = od.evaluate(f, od.Normal(0, sigma), od.Normal(0, b_sd), atoms={"a": 1, "b": 2048})
