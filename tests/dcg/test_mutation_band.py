@@ -147,7 +147,7 @@ def test_area_support_and_point():
     lo_inf = CdfBand.from_cells([0.5, 0.5], [-np.inf, 1.0], [1.0, 2.0])
     assert lo_inf.area() == math.inf and lo_inf.support == (-math.inf, 2.0)
     p = CdfBand.point(2.5)
-    assert p.area() == 0.0 and p.support == (2.5, 2.5) and not p.shrunk
+    assert p.area() == 0.0 and p.support == (2.5, 2.5) and not p.shrunk and p.cells == 1
     assert p.cdf_bounds(2.5) == (1.0, 1.0) and p.cdf_bounds(2.4) == (0.0, 0.0)
     assert GridCells.point(2.5).band().support == (2.5, 2.5)
 

@@ -152,6 +152,16 @@ def test_hand_written_values():
     assert partial_moment(ln, "exp", -1.0, math.inf) == 0.0 and partial_moment(ln, "exp", -1.0, 0.0, "lower") == 0.0
     assert partial_moment(ln, "exp", 0.0, 1.0) == pytest.approx(st.lognorm(0.5, scale=math.exp(0.3)).sf(1.0))
     assert partial_moment(ln, "exp", 0.5, math.inf) == 0.0
+    assert partial_moment(ln, "exp", 0.5, math.inf, "lower") == math.inf  # the whole E e^{aX}, a > 0: no MGF
+    ln_ref = st.lognorm(0.5, scale=math.exp(0.3))
+    for t, side, u, v in ((1.0, "upper", 1.0, math.inf), (math.inf, "lower", 0.0, math.inf)):
+        want = _ref(ln_ref, lambda x: math.exp(-x), u, v, (1.35,))
+        assert partial_moment(ln, "exp", -1.0, t, side) == pytest.approx(want, rel=1e-9)
+    # Normal partial moments by the recurrence: E[Z^2; Z > z] = z phi(z) + Q(z), E[Z^3; Z > z] = (z^2 + 2) phi(z)
+    z = 0.7
+    phi, q = st.norm.pdf(z), st.norm.sf(z)
+    assert partial_moment(od.Normal(0, 1), "power", 2, z) == pytest.approx(z * phi + q, rel=1e-13)
+    assert partial_moment(od.Normal(0, 1), "power", 3, z) == pytest.approx((z * z + 2) * phi, rel=1e-13)
     # Gamma: lower side of e^{aX} with a >= 1/theta (finite), and at t <= 0
     g = od.Gamma(2.0, 1.0)
     want = quad(lambda x: math.exp(1.5 * x) * x * math.exp(-x), 0, 2.0, epsrel=1e-13)[0]
