@@ -239,7 +239,7 @@ def main() -> None:
         "the default (measured in every batch as the anchor: runtimes are ratios to it in the same rounds) and "
         "the prior ranker's top picks; then the picks of a per-kernel model refitted on this kernel's measured "
         "ratios (prior rank + quadratic in log2 tile sizes + Gaussian-process residual, lowest mean - std); then "
-        "30% of the budget on neighbours of the best tile so far (sizes halved / doubled) in two hill-climbing "
+        "30% of the budget on neighbours of the best tile so far (sizes halved / doubled, by the refitted mean - std) in three hill-climbing "
         "steps; the best 3 then race the default (10 interleaved rounds) and the winner is kept only if it beats "
         "it. **no refit** (`search='screen'`, the previous tuner): the prior's top picks in one run, then 40% on "
         "the best pick's neighbours, same race. LightGBM is trained on other kernels only (leave this kernel "
