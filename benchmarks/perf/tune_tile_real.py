@@ -252,7 +252,9 @@ def main() -> None:
         "pick. The VM's 2 cores were shared with other engineers' jobs: load average "
         f"{np.nanmin(loads):.0f}-{np.nanmax(loads):.0f} at the start of the exhaustive runs, "
         f"{np.nanmin(lv):.0f}-{np.nanmax(lv):.0f} at the verification runs; `noise` is the verification run's "
-        f"median relative std across rounds (median over kernels {np.nanmedian(noise_all):.1%}).",
+        f"median relative std across rounds (median over kernels {np.nanmedian(noise_all):.1%}). Tuning time: "
+        "wall time of `tune_tile`, compiling included; the three rankers share each kernel's compiled schedules "
+        "(in the order of the table), so a later ranker compiles only the tiles the earlier ones did not measure.",
         "",
         "| kernel | count | candidates | best/default | noise | "
         + " | ".join(f"{rn}: measured | gap | speed-up" for rn in rnames)
