@@ -239,7 +239,7 @@ def main() -> None:
         "the default (measured in every batch as the anchor: runtimes are ratios to it in the same rounds) and "
         "the prior ranker's top picks; then the picks of a per-kernel model refitted on this kernel's measured "
         "ratios (prior rank + quadratic in log2 tile sizes + Gaussian-process residual, lowest mean - std); then "
-        "30% of the budget on neighbours of the best tile so far (sizes halved / doubled) in two hill-climbing "
+        "30% of the budget on neighbours of the best tile so far (sizes halved / doubled, by the refitted mean - std) in three hill-climbing "
         "steps; the best 3 then race the default (10 interleaved rounds) and the winner is kept only if it beats "
         "it. **no refit** (`search='screen'`, the previous tuner): the prior's top picks in one run, then 40% on "
         "the best pick's neighbours, same race. LightGBM is trained on other kernels only (leave this kernel "
@@ -252,7 +252,9 @@ def main() -> None:
         "pick. The VM's 2 cores were shared with other engineers' jobs: load average "
         f"{np.nanmin(loads):.0f}-{np.nanmax(loads):.0f} at the start of the exhaustive runs, "
         f"{np.nanmin(lv):.0f}-{np.nanmax(lv):.0f} at the verification runs; `noise` is the verification run's "
-        f"median relative std across rounds (median over kernels {np.nanmedian(noise_all):.1%}).",
+        f"median relative std across rounds (median over kernels {np.nanmedian(noise_all):.1%}). Tuning time: "
+        "wall time of `tune_tile`, compiling included; the three rankers share each kernel's compiled schedules "
+        "(in the order of the table), so a later ranker compiles only the tiles the earlier ones did not measure.",
         "",
         "| kernel | count | candidates | best/default | noise | "
         + " | ".join(f"{rn}: measured | gap | speed-up" for rn in rnames)
