@@ -387,9 +387,9 @@ def _ablation_table(kind: str, res: dict[str, Any]) -> list[str]:
     k = 10 if kind == "layout" else 5
     lines = [
         f"**GNN ablation ({kind})**: mean over held-out families (each variant a full leave-one-family-out run, "
-        f"{res.get('ablation_epochs', '?')} epochs; the first row is the design at the same epochs).",
+        f"{res.get('ablation_epochs', '?')} epochs; wins are counted against the first row).",
         "",
-        f"| variant | Kendall tau | OPA | slowdown@1 | slowdown@{k} | families where tau beats the design | s |",
+        f"| variant | Kendall tau | OPA | slowdown@1 | slowdown@{k} | families where tau beats the first row | s |",
         "|---|---|---|---|---|---|---|",
     ]
     base = next(iter(abl.values()))["families"]

@@ -118,3 +118,17 @@ def test_old_checkpoints_load_and_newer_ones_fail_in_one_line(tmp_path, make_lay
     with pytest.raises(CheckpointError, match="warp_drive are unknown to this opgraph") as e:
         CostModel.load(tmp_path / "new.pt")
     assert "\n" not in str(e.value)
+
+
+def test_analytical_hint_set_reads_only_the_analytical_columns(make_layout, make_tile):
+    from opgraph.perf.errors import PerfError
+
+    rec = make_layout("h", seed=4)
+    m = CostModel(ModelConfig(kind="layout", epochs=1, hidden=8, layers=1, hints=True, hint_set="analytical"))
+    m.fit([rec])
+    assert m.net.hint_std.shape == (4,) and m.prepare(rec).side.shape == (rec.n_configs, 4)
+    t = CostModel(ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, hints=True, hint_set="analytical"))
+    t.fit([make_tile("h", seed=4)])
+    assert t.net.hint_std.shape == (1,)
+    with pytest.raises(PerfError, match="hint_set must be"):
+        ModelConfig(hint_set="some")

@@ -80,6 +80,8 @@ class ModelConfig:
             ablation of what the normalisation buys).
         hints: Join the analytical estimate and the hand features of each config late, and learn the residual
             of the analytical estimate (module docstring).
+        hint_set: ``"all"`` (every column of :func:`~opgraph.perf.baselines.config_hints`) or ``"analytical"``
+            (only the analytical columns: the estimate and, for layout, its three penalty terms).
     """
 
     kind: str = "layout"
@@ -104,6 +106,7 @@ class ModelConfig:
     ensemble: int = 1
     feat_norm: bool = True
     hints: bool = False
+    hint_set: str = "all"
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
@@ -112,12 +115,23 @@ class ModelConfig:
             raise PerfError(f"ModelConfig.loss must be 'listmle' or 'hinge', got {self.loss!r}")
         if self.join not in ("early", "late", "both"):
             raise PerfError(f"ModelConfig.join must be 'early', 'late' or 'both', got {self.join!r}")
+        if self.hint_set not in HINT_SETS:
+            raise PerfError(f"ModelConfig.hint_set must be 'all' or 'analytical', got {self.hint_set!r}")
         if self.cfg_layers < 1:
             raise PerfError(f"ModelConfig.cfg_layers must be >= 1, got {self.cfg_layers}")
         if self.ensemble < 1:
             raise PerfError(f"ModelConfig.ensemble must be >= 1, got {self.ensemble}")
         if not 0.0 <= self.early_stop_frac < 1.0:
             raise PerfError(f"ModelConfig.early_stop_frac must be in [0, 1), got {self.early_stop_frac}")
+
+
+HINT_SETS = ("all", "analytical")
+_ANALYTICAL_HINTS = {"layout": 4, "tile": 1}  # leading columns of config_hints that come from the analytical model
+
+
+def hint_dim(cfg: ModelConfig) -> int:
+    """Number of hint columns the network of ``cfg`` reads."""
+    return HINT_DIMS[cfg.kind] if cfg.hint_set == "all" else _ANALYTICAL_HINTS[cfg.kind]
 
 
 def _log_feat(x: np.ndarray) -> np.ndarray:
@@ -231,7 +245,7 @@ def _build_net(cfg: ModelConfig) -> Any:
                 self.register_buffer("cfg_mean", torch.zeros(TILE_CONFIG_DIM))
                 self.register_buffer("cfg_std", torch.ones(TILE_CONFIG_DIM))
             if cfg.hints:
-                d = HINT_DIMS[cfg.kind]
+                d = hint_dim(cfg)
                 self.register_buffer("hint_std", torch.ones(d))  # fitted in fit(), saved with the weights
                 self.hint_mlp = nn.Sequential(nn.Linear(d, h), nn.GELU(), nn.Linear(h, h))
                 self.hint_gain = nn.Parameter(torch.ones(()))
@@ -359,7 +373,7 @@ class CostModel:
             n=len(keep),
             record=rec,
             fmt=self._formats(rec, keep) if self.config.propagate_layout and rec.kind == "layout" else None,
-            side=self._hints(rec) if self.config.hints else None,
+            side=self._hints(rec)[:, : hint_dim(self.config)] if self.config.hints else None,
         )
 
     @staticmethod
