@@ -184,7 +184,8 @@ def _fold_models(kind: str, ms_ok: bool, args: argparse.Namespace) -> dict[str, 
     )
     from opgraph.perf.model import CostModel
 
-    gnn = CostModel(gnn_config(kind, epochs=args.epochs))
+    over = {"ensemble": args.ensemble} if args.ensemble else {}
+    gnn = CostModel(gnn_config(kind, epochs=args.epochs, **over))
     lgbm = LightGBMBaseline()
     models: dict[str, Any] = {"GNN": gnn, "LightGBM": lgbm, "GNN + LightGBM": RankAverage([gnn, lgbm])}
     if kind == "tile" and ms_ok:
@@ -232,7 +233,7 @@ def part_evaluate(args: argparse.Namespace) -> None:
     data = Path(args.data)
     out_json = Path(args.json)
     results: dict[str, Any] = dict(read_json(out_json)) if out_json.exists() else {}
-    ms_reason = metaschedule_status()
+    ms_reason = metaschedule_status() if args.metaschedule else "not run (--no-metaschedule)"
     t_start = time.perf_counter()
     for kind in args.spaces:
         recs, fams = _load_space(data, kind)
@@ -332,7 +333,10 @@ def _space_tables(kind: str, res: dict[str, Any]) -> list[str]:
     import numpy as np
 
     fams = res["families"]
-    models = list(next(iter(fams.values()))["models"])
+    models: list[str] = []  # every model of any family, in first-seen order (runs merged by `doc` may differ)
+    for fr in fams.values():
+        models += [m for m in fr["models"] if m not in models]
+    nan = float("nan")
     ks = (1, 10, 100) if kind == "layout" else (1, 5, 10)
     lines: list[str] = []
     metrics = [("kendall_tau", "Kendall tau (higher is better)", 3), ("opa", "OPA (higher is better)", 3)]
@@ -354,14 +358,16 @@ def _space_tables(kind: str, res: dict[str, Any]) -> list[str]:
         halfs: list[float] = []
         for fam, fr in fams.items():
             row = [fam, str(fr["graphs"]), f"{fr['nodes_median']:.0f}"]
-            vals = {m: fr["models"][m]["summary"][key] for m in models}
-            best = max(vals.values()) if "slowdown" not in key else min(vals.values())
+            vals = {m: float(fr["models"][m]["summary"][key]) if m in fr["models"] else nan for m in models}
+            real = [v for m, v in vals.items() if np.isfinite(v) and m not in ("default config", "random")]
+            best = (max(real) if "slowdown" not in key else min(real)) if real else nan
             for m in models:
-                means[m].append(vals[m])
+                if np.isfinite(vals[m]):
+                    means[m].append(vals[m])
                 cell = _fmt(vals[m], nd)
                 row.append(f"**{cell}**" if vals[m] == best and m not in ("default config", "random") else cell)
             if key == "kendall_tau":
-                c = fr["models"][models[0]]["summary"]["ceiling_tau"]
+                c = float(next(iter(fr["models"].values()))["summary"]["ceiling_tau"])
                 ceils.append(c)
                 row.append(_fmt(c))
                 if halves:
@@ -369,7 +375,10 @@ def _space_tables(kind: str, res: dict[str, Any]) -> list[str]:
                     row.append(_fmt(halfs[-1]))
             lines.append("| " + " | ".join(row) + " |")
         row = ["**mean over families**", str(sum(fr["graphs"] for fr in fams.values())), ""]
-        row += [_fmt(float(np.mean(means[m])), nd) for m in models]
+        row += [
+            _fmt(float(np.mean(means[m])), nd) + ("" if len(means[m]) == len(fams) else f" ({len(means[m])} families)")
+            for m in models
+        ]
         if key == "kendall_tau":
             row.append(_fmt(float(np.nanmean(ceils))))
             if halves:
@@ -440,7 +449,7 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path) -> None:
         lines.append(
             f"{n} graphs in {len(fams)} families, collection {sum(f['collect_s'] for f in fams.values()) / 60:.1f} "
             f"min (sum over graphs), evaluation {res.get('eval_s', float('nan')) / 60:.1f} min. "
-            f"MetaSchedule: {res.get('metaschedule', '-')}."
+            + (f"MetaSchedule: {res.get('metaschedule', '-')}." if kind == "tile" else "")
         )
         lines.append("")
         lines += _space_tables(kind, res)
@@ -460,6 +469,7 @@ def main() -> None:
     ap.add_argument("--max-mflop", type=float, default=40.0, help="skip tile kernels above this many MFLOP")
     ap.add_argument("--per-family", type=int, default=9, help="tile kernels per family (spread over FLOPs)")
     ap.add_argument("--epochs", type=int, default=40, help="GNN epochs")
+    ap.add_argument("--ensemble", type=int, default=0, help="GNN seeds in the model comparison (0: the design's)")
     ap.add_argument("--main", action=argparse.BooleanOptionalAction, default=True, help="the model comparison")
     ap.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--ablation-epochs", type=int, default=0, help="GNN epochs in the ablation (0: --epochs)")
@@ -471,6 +481,12 @@ def main() -> None:
     ap.add_argument("--families", default="", help="evaluate: only these held-out families (comma-separated)")
     ap.add_argument("--note", default="", help="doc part: a note printed under the section title")
     ap.add_argument("--inputs", default="", help="doc part: comma-separated result JSON files to merge")
+    ap.add_argument(
+        "--metaschedule",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tile: MetaSchedule's cost models beside the others",
+    )
     ap.add_argument("--mlp", action=argparse.BooleanOptionalAction, default=True, help="MetaSchedule's MLP model")
     ap.add_argument("--json", default="docs/benchmarks/perf_heldout.json")
     ap.add_argument("--doc", default="docs/benchmarks/perf.md")
