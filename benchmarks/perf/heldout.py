@@ -106,9 +106,9 @@ def gnn_config(kind: str, **over: Any) -> Any:
     """The GNN of ``opgraph perf train`` (its defaults per space), early-stopped on 20% of the training graphs."""
     from opgraph.perf.model import ModelConfig
 
-    base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2, "hints": True}
+    base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2}
     if kind == "tile":
-        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02)
+        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02, hints=True)
     base.update(over)
     return ModelConfig(**base)
 
@@ -117,7 +117,7 @@ def gnn_config(kind: str, **over: Any) -> Any:
 ABLATIONS = {
     "layout": {
         "GNN (perf train design)": {},
-        "no hints (the previous design)": {"hints": False},
+        "analytical + hand-feature hints joined late": {"hints": True},
         "pairwise hinge loss": {"loss": "hinge"},
         "ensemble of 3 seeds": {"ensemble": 3},
         "no pruning (whole graph)": {"k_hop": None},
