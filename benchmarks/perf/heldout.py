@@ -62,7 +62,7 @@ def part_collect(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
-    settings = MeasureSettings(rounds=3, reps=3, warmup=2)
+    settings = MeasureSettings(rounds=args.rounds, reps=3, warmup=2)
     t0 = time.perf_counter()
     if "layout" in args.spaces:
         specs = [
@@ -117,7 +117,7 @@ def gnn_config(kind: str, **over: Any) -> Any:
 
     base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2}
     if kind == "tile":
-        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02)
+        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02, hints=True)
     base.update(over)
     return ModelConfig(**base)
 
@@ -126,20 +126,23 @@ def gnn_config(kind: str, **over: Any) -> Any:
 ABLATIONS = {
     "layout": {
         "GNN (perf train design)": {},
+        "analytical + hand-feature hints joined late": {"hints": True},
+        "pairwise hinge loss": {"loss": "hinge"},
+        "ensemble of 3 seeds": {"ensemble": 3},
         "no pruning (whole graph)": {"k_hop": None},
         "1-hop subgraph": {"k_hop": 1},
         "raw features (no log/standardise)": {"feat_norm": False},
-        "pairwise hinge loss": {"loss": "hinge"},
         "propagated layouts": {"propagate_layout": True},
-        "ensemble of 3 seeds": {"ensemble": 3},
     },
     "tile": {  # the single-net variants change one thing of the single seed (cheaper than 3-seed ensembles)
         "GNN (perf train design)": {},
+        "no hints (the previous design)": {"hints": False},
         "single seed (no ensemble)": {"ensemble": 1},
+        "single seed, no hints": {"ensemble": 1, "hints": False},
+        "single seed, pairwise hinge loss": {"ensemble": 1, "loss": "hinge"},
         "single seed, early join": {"ensemble": 1, "join": "early"},
         "single seed, raw config columns": {"ensemble": 1, "cfg_norm": False},
         "single seed, raw features (no log/standardise)": {"ensemble": 1, "feat_norm": False},
-        "single seed, pairwise hinge loss": {"ensemble": 1, "loss": "hinge"},
         "single seed, no MSE term": {"ensemble": 1, "mse_weight": 0.0},
     },
 }
@@ -190,7 +193,8 @@ def _fold_models(kind: str, ms_ok: bool, args: argparse.Namespace) -> dict[str, 
     )
     from opgraph.perf.model import CostModel
 
-    gnn = CostModel(gnn_config(kind, epochs=args.epochs))
+    over = {"ensemble": args.ensemble} if args.ensemble else {}
+    gnn = CostModel(gnn_config(kind, epochs=args.epochs, **over))
     lgbm = LightGBMBaseline()
     models: dict[str, Any] = {"GNN": gnn, "LightGBM": lgbm, "GNN + LightGBM": RankAverage([gnn, lgbm])}
     if kind == "tile" and ms_ok:
@@ -198,7 +202,9 @@ def _fold_models(kind: str, ms_ok: bool, args: argparse.Namespace) -> dict[str, 
         models["MetaSchedule XGBoost"] = MetaScheduleBaseline("xgb", cache_dir=cache)
         if args.mlp:
             models["MetaSchedule MLP"] = MetaScheduleBaseline("mlp", cache_dir=cache)
-    models.update({"analytical": AnalyticalBaseline(), "default config": DefaultBaseline(), "random": RandomBaseline()})
+    analytical = AnalyticalBaseline()
+    models["GNN + analytical"] = RankAverage([gnn, analytical])
+    models.update({"analytical": analytical, "default config": DefaultBaseline(), "random": RandomBaseline()})
     if args.models:  # a run split over processes: each evaluates some of the models, `doc` merges the JSONs
         models = {n: m for n, m in models.items() if n in args.models}
     return models
@@ -209,6 +215,22 @@ def _load_space(data: Path, kind: str) -> tuple[list[Any], dict[str, str]]:
 
     fams = dict(read_json(_families_path(data))) if _families_path(data).exists() else {}
     return load_records(data / kind, lazy=False), fams
+
+
+def split_half_tau(rec: Any) -> float:
+    """Kendall tau between the medians of the even and the odd measuring rounds (NaN below 4 rounds).
+
+    The target is the median over all rounds, so this (two medians of half the rounds) is closer to how well the
+    target can be predicted than the tau between two single rounds, and still a lower bound of it.
+    """
+    import numpy as np
+
+    from opgraph.perf.metrics import kendall_tau
+
+    r = None if rec.config_runtime_rounds is None else np.asarray(rec.config_runtime_rounds, dtype=np.float64)
+    if r is None or r.shape[1] < 4:
+        return float("nan")
+    return float(kendall_tau(np.median(r[:, 0::2], 1), np.median(r[:, 1::2], 1)))
 
 
 def part_evaluate(args: argparse.Namespace) -> None:
@@ -223,7 +245,7 @@ def part_evaluate(args: argparse.Namespace) -> None:
     data = Path(args.data)
     out_json = Path(args.json)
     results: dict[str, Any] = dict(read_json(out_json)) if out_json.exists() else {}
-    ms_reason = metaschedule_status()
+    ms_reason = metaschedule_status() if args.metaschedule else "not run (--no-metaschedule)"
     t_start = time.perf_counter()
     for kind in args.spaces:
         recs, fams = _load_space(data, kind)
@@ -240,6 +262,8 @@ def part_evaluate(args: argparse.Namespace) -> None:
                 "nodes_median": float(np.median([r.n_nodes for r in test])),
                 "nodes_max": int(max(r.n_nodes for r in test)),
                 "configs_median": float(np.median([r.n_configs for r in test])),
+                "rounds": int(np.median([np.asarray(r.config_runtime_rounds).shape[1] for r in test])),
+                "split_half_ceiling": float(np.mean([split_half_tau(r) for r in test])),
                 "collect_s": float(sum(float(r.measure_meta.get("collect_s", 0.0)) for r in test)),
                 "models": comp.to_dict(),
                 "fold_s": time.perf_counter() - t0,
@@ -321,7 +345,10 @@ def _space_tables(kind: str, res: dict[str, Any]) -> list[str]:
     import numpy as np
 
     fams = res["families"]
-    models = list(next(iter(fams.values()))["models"])
+    models: list[str] = []  # every model of any family, in first-seen order (runs merged by `doc` may differ)
+    for fr in fams.values():
+        models += [m for m in fr["models"] if m not in models]
+    nan = float("nan")
     ks = (1, 10, 100) if kind == "layout" else (1, 5, 10)
     lines: list[str] = []
     metrics = [("kendall_tau", "Kendall tau (higher is better)", 3), ("opa", "OPA (higher is better)", 3)]
@@ -330,28 +357,44 @@ def _space_tables(kind: str, res: dict[str, Any]) -> list[str]:
     metrics += [(f"slowdown@{k}", f"slowdown@{k} (lower is better)", 4) for k in ks if k < n_cfg]
     for key, title, nd in metrics:
         head = ["held-out family", "graphs", "nodes (median)"] + models
+        halves = key == "kendall_tau" and any(
+            np.isfinite(float(fr.get("split_half_ceiling", float("nan")))) for fr in fams.values()
+        )
         if key == "kendall_tau":
             head.append("noise ceiling")
+            if halves:
+                head.append("split-half ceiling")
         lines += [f"**{title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         means: dict[str, list[float]] = {m: [] for m in models}
-        ceils = []
+        ceils: list[float] = []
+        halfs: list[float] = []
         for fam, fr in fams.items():
             row = [fam, str(fr["graphs"]), f"{fr['nodes_median']:.0f}"]
-            vals = {m: fr["models"][m]["summary"][key] for m in models}
-            best = max(vals.values()) if "slowdown" not in key else min(vals.values())
+            vals = {m: float(fr["models"][m]["summary"][key]) if m in fr["models"] else nan for m in models}
+            real = [v for m, v in vals.items() if np.isfinite(v) and m not in ("default config", "random")]
+            best = (max(real) if "slowdown" not in key else min(real)) if real else nan
             for m in models:
-                means[m].append(vals[m])
+                if np.isfinite(vals[m]):
+                    means[m].append(vals[m])
                 cell = _fmt(vals[m], nd)
                 row.append(f"**{cell}**" if vals[m] == best and m not in ("default config", "random") else cell)
             if key == "kendall_tau":
-                c = fr["models"][models[0]]["summary"]["ceiling_tau"]
+                c = float(next(iter(fr["models"].values()))["summary"]["ceiling_tau"])
                 ceils.append(c)
                 row.append(_fmt(c))
+                if halves:
+                    halfs.append(float(fr.get("split_half_ceiling", float("nan"))))
+                    row.append(_fmt(halfs[-1]))
             lines.append("| " + " | ".join(row) + " |")
         row = ["**mean over families**", str(sum(fr["graphs"] for fr in fams.values())), ""]
-        row += [_fmt(float(np.mean(means[m])), nd) for m in models]
+        row += [
+            _fmt(float(np.mean(means[m])), nd) + ("" if len(means[m]) == len(fams) else f" ({len(means[m])} families)")
+            for m in models
+        ]
         if key == "kendall_tau":
             row.append(_fmt(float(np.nanmean(ceils))))
+            if halves:
+                row.append(_fmt(float(np.nanmean(halfs))))
         lines += ["| " + " | ".join(row) + " |", ""]
     return lines
 
@@ -365,9 +408,9 @@ def _ablation_table(kind: str, res: dict[str, Any]) -> list[str]:
     k = 10 if kind == "layout" else 5
     lines = [
         f"**GNN ablation ({kind})**: mean over held-out families (each variant a full leave-one-family-out run, "
-        f"{res.get('ablation_epochs', '?')} epochs; the first row is the design at the same epochs).",
+        f"{res.get('ablation_epochs', '?')} epochs; wins are counted against the first row).",
         "",
-        f"| variant | Kendall tau | OPA | slowdown@1 | slowdown@{k} | families where tau beats the design | s |",
+        f"| variant | Kendall tau | OPA | slowdown@1 | slowdown@{k} | families where tau beats the first row | s |",
         "|---|---|---|---|---|---|---|",
     ]
     base = next(iter(abl.values()))["families"]
@@ -399,8 +442,10 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path, section: str 
         "Every family is held out once: the models train on the graphs of all other families and are scored on the "
         "held-out family's graphs (never seen in training, nor used for early stopping). Rows: the held-out family; "
         "bold: the best non-trivial model. GNN = `opgraph perf train`'s design (early-stopped on 20% of the "
-        "training graphs); GNN + LightGBM = mean of their per-graph standardised costs. Noise ceiling = mean "
-        "Kendall tau between two measuring rounds of the same configs.",
+        "training graphs); GNN + LightGBM (GNN + analytical) = mean of their per-graph standardised costs. Noise ceiling = mean "
+        "Kendall tau between two measuring rounds of the same configs; split-half ceiling (where a graph has >= 4 "
+        "rounds) = tau between the medians of its even and its odd rounds, nearer to the reachable tau for a target "
+        "that is the median over all rounds.",
         "",
     ]
     if results.get("note"):
@@ -417,7 +462,7 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path, section: str 
         lines.append(
             f"{n} graphs in {len(fams)} families, collection {sum(f['collect_s'] for f in fams.values()) / 60:.1f} "
             f"min (sum over graphs), evaluation {res.get('eval_s', float('nan')) / 60:.1f} min. "
-            f"MetaSchedule: {res.get('metaschedule', '-')}."
+            + (f"MetaSchedule: {res.get('metaschedule', '-')}." if kind == "tile" else "")
         )
         lines.append("")
         lines += _space_tables(kind, res)
@@ -432,17 +477,29 @@ def main() -> None:
     ap.add_argument("--data", default="runs/heldout", help="dataset folder with layout/ and tile/")
     ap.add_argument("--spaces", default="layout,tile")
     ap.add_argument("--layout-configs", type=int, default=32)
+    ap.add_argument("--rounds", type=int, default=3, help="collect: interleaved measuring rounds per graph")
     ap.add_argument("--tile-configs", type=int, default=24)
     ap.add_argument("--max-mflop", type=float, default=40.0, help="skip tile kernels above this many MFLOP")
     ap.add_argument("--per-family", type=int, default=9, help="tile kernels per family (spread over FLOPs)")
     ap.add_argument("--epochs", type=int, default=40, help="GNN epochs")
+    ap.add_argument("--ensemble", type=int, default=0, help="GNN seeds in the model comparison (0: the design's)")
     ap.add_argument("--main", action=argparse.BooleanOptionalAction, default=True, help="the model comparison")
     ap.add_argument("--ablations", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--ablation-epochs", type=int, default=0, help="GNN epochs in the ablation (0: --epochs)")
-    ap.add_argument("--variants", default="", help="comma-separated ablation variants (default: all)")
+    ap.add_argument(
+        "--variants",
+        default="",
+        help="ablation variants separated by ';' (or ',' when no name has a comma; default: all)",
+    )
     ap.add_argument("--families", default="", help="evaluate: only these held-out families (comma-separated)")
     ap.add_argument("--note", default="", help="doc part: a note printed under the section title")
     ap.add_argument("--inputs", default="", help="doc part: comma-separated result JSON files to merge")
+    ap.add_argument(
+        "--metaschedule",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tile: MetaSchedule's cost models beside the others",
+    )
     ap.add_argument("--mlp", action=argparse.BooleanOptionalAction, default=True, help="MetaSchedule's MLP model")
     ap.add_argument("--models", default="", help="evaluate: only these models (comma-separated names; default: all)")
     ap.add_argument("--ms-cache", default="", help="MetaSchedule feature cache (default: DATA/metaschedule_features)")
@@ -454,7 +511,7 @@ def main() -> None:
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     args.spaces = tuple(args.spaces.split(","))
-    args.variants = tuple(v for v in args.variants.split(",") if v)
+    args.variants = tuple(v for v in args.variants.split(";" if ";" in args.variants else ",") if v)
     args.families = tuple(v for v in args.families.split(",") if v)
     args.models = tuple(v for v in args.models.split(",") if v)
     if args.part == "collect":

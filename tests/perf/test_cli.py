@@ -137,14 +137,15 @@ def test_train_tile_uses_the_tile_design(tmp_path, make_tile):
 
     m = CostModel.load(tmp_path / "t.pt")
     c = m.config
-    assert (c.join, c.cfg_norm, c.cfg_layers, c.ensemble, c.mse_weight) == ("late", True, 3, 3, 0.02)
+    assert (c.join, c.cfg_norm, c.cfg_layers, c.ensemble, c.mse_weight, c.hints) == ("late", True, 3, 3, 0.02, True)
     assert len(m.members) == 2
     out = tmp_path / "e.pt"
     _ok(
         r.invoke(
             group,
             ["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--join", "early", "--ensemble", "1"]
-            + ["--model-type", "gnn"],
+            + ["--model-type", "gnn", "--no-hints"],
         )
     )
     assert (CostModel.load(out).config.join, CostModel.load(out).members) == ("early", [])
+    assert not CostModel.load(out).config.hints

@@ -135,20 +135,29 @@ class AnalyticalBaseline:
             from opgraph.perf.tile import analytical_tile_cost
 
             return analytical_tile_cost(rec)
-        info = LayoutGraphInfo(rec)
-        ch = _choices(rec)
-        out = np.zeros(len(ch))
-        compute = np.maximum(info.flops / PEAK_FLOPS, (info.in_bytes + info.out_bytes[info.cfg]) / BANDWIDTH_BPS)
-        reorder = (info.in_bytes + info.out_bytes[info.cfg]) / BANDWIDTH_BPS
-        for c, choice in enumerate(ch):
-            _, convert = info.propagate(choice)
-            conv_cost = np.sum(convert * 2 * info.in_bytes) / BANDWIDTH_BPS
-            # oneDNN reorders NCHW activations to its blocked format and back; NHWC is consumed directly
-            nchw_penalty = np.sum((choice == 0) * reorder)
-            # depthwise convolutions are memory-bound and vectorise over channels only in NHWC
-            dw = np.sum((choice == 0) * info.depthwise * compute)
-            out[c] = compute.sum() + conv_cost + nchw_penalty + 0.5 * dw
-        return out
+        return layout_analytical_terms(rec).sum(1)
+
+
+def layout_analytical_terms(rec: GraphRecord, info: LayoutGraphInfo | None = None) -> np.ndarray:
+    """The four terms of the analytical layout model per config, seconds (modelled) float64[c, 4].
+
+    Columns: roofline compute of the convolutions (the same for every config), layout conversions, the NCHW
+    reorder penalty, the depthwise NCHW penalty; :class:`AnalyticalBaseline` predicts their sum.
+    """
+    info = info or LayoutGraphInfo(rec)
+    ch = _choices(rec)
+    out = np.zeros((len(ch), 4))
+    compute = np.maximum(info.flops / PEAK_FLOPS, (info.in_bytes + info.out_bytes[info.cfg]) / BANDWIDTH_BPS)
+    reorder = (info.in_bytes + info.out_bytes[info.cfg]) / BANDWIDTH_BPS
+    for c, choice in enumerate(ch):
+        _, convert = info.propagate(choice)
+        conv_cost = np.sum(convert * 2 * info.in_bytes) / BANDWIDTH_BPS
+        # oneDNN reorders NCHW activations to its blocked format and back; NHWC is consumed directly
+        nchw_penalty = np.sum((choice == 0) * reorder)
+        # depthwise convolutions are memory-bound and vectorise over channels only in NHWC
+        dw = np.sum((choice == 0) * info.depthwise * compute)
+        out[c] = (compute.sum(), conv_cost, nchw_penalty, 0.5 * dw)
+    return out
 
 
 def layout_row_features(rec: GraphRecord, info: LayoutGraphInfo | None = None) -> np.ndarray:
@@ -186,6 +195,34 @@ def layout_row_features(rec: GraphRecord, info: LayoutGraphInfo | None = None) -
             ]
         )
     return np.asarray(rows, dtype=np.float64)
+
+
+#: Width of :func:`config_hints` per space.
+HINT_DIMS = {"layout": 20, "tile": 52}
+
+
+def config_hints(rec: GraphRecord) -> np.ndarray:
+    """Per-config hints for a learned model float64[c, HINT_DIMS[kind]]: what the analytical model and LightGBM see.
+
+    Column 0 is the log of the analytical estimate (seconds, modelled); layout then has ``log1p`` of its three
+    penalty terms over the graph's compute time and the 16 :func:`layout_row_features`; tile has the ``sign(x)
+    log1p|x|`` of the 51 :func:`tile_row_features`. Not normalised: :class:`~opgraph.perf.model.CostModel` centres
+    them per graph and scales them with a standard deviation fitted on its training graphs.
+    """
+    if rec.kind == "layout":
+        info = LayoutGraphInfo(rec)
+        terms = layout_analytical_terms(rec, info)
+        total = terms.sum(1)
+        base = max(float(terms[:, 0].max()), 1e-12)
+        rows = layout_row_features(rec, info)
+        out = np.hstack([np.log(np.maximum(total, 1e-12))[:, None], np.log1p(terms[:, 1:] / base), rows])
+    else:
+        from opgraph.perf.tile import analytical_tile_cost
+
+        est = np.log(np.maximum(analytical_tile_cost(rec), 1e-12))
+        rows = tile_row_features(rec)
+        out = np.hstack([est[:, None], np.sign(rows) * np.log1p(np.abs(rows))])
+    return out.astype(np.float64)
 
 
 def tile_row_features(rec: GraphRecord) -> np.ndarray:

@@ -238,6 +238,12 @@ def _records(data: Path) -> list[Any]:
 @click.option("--ensemble", type=int, default=None, help="Networks averaged (default: 3 tile, 1 layout).")
 @click.option("--hidden", type=int, default=64, show_default=True)
 @click.option("--mse-weight", type=float, default=None, help="Weight of the MSE term (default: 0.02 tile, 0 layout).")
+@click.option(
+    "--hints/--no-hints",
+    default=None,
+    help="Join the analytical estimate and the hand features of each config late; the GNN learns the residual "
+    "of the analytical model (default: on for tile, off for layout, where they lost on held-out families).",
+)
 @click.option("--valid-frac", type=float, default=0.2, show_default=True, help="Whole graphs held out for selection.")
 @click.option(
     "--model-type",
@@ -257,6 +263,7 @@ def train(
     ensemble: int | None,
     hidden: int,
     mse_weight: float | None,
+    hints: bool | None,
     valid_frac: float,
     model_type: str,
     seed: int,
@@ -286,6 +293,7 @@ def train(
         hidden=hidden,
         mse_weight=mse,
         seed=seed,
+        hints=(kind == "tile") if hints is None else hints,
         **tile,
     )
     from opgraph.perf.evaluate import train_and_choose

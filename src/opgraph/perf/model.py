@@ -14,7 +14,12 @@ Architecture (research note §6.3):
   (lower = faster);
 * loss ListMLE over the configs of one graph (``loss="hinge"``: pairwise hinge), optionally + ``mse_weight`` x MSE on
   the per-graph standardised log runtime;
-* layout graphs are pruned to the ``k_hop`` undirected neighbourhood of the configurable nodes.
+* layout graphs are pruned to the ``k_hop`` undirected neighbourhood of the configurable nodes;
+* ``hints=True``: the analytical model's log estimate and the LightGBM hand features of every config
+  (:func:`opgraph.perf.baselines.config_hints`), centred per graph and scaled by a standard deviation fitted on the
+  training configs, go through an MLP joined late (concatenated with the pooled graph embedding), and the
+  scaled analytical estimate is added to the output with a learned gain initialised to 1, so that the untrained
+  network ranks like the analytical model and training learns the residual.
 
 Checkpoints hold the weights, the feature normalisation and :data:`~opgraph.perf.tpugraphs.FEATURE_VERSION`;
 loading one made with other features raises :class:`~opgraph.perf.errors.CheckpointError`.
@@ -30,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.perf.baselines import HINT_DIMS
 from opgraph.perf.errors import CheckpointError, PerfError, require
 from opgraph.perf.tpugraphs import FEATURE_VERSION, LAYOUT_CONFIG_DIM, TILE_CONFIG_DIM, GraphRecord
 
@@ -72,6 +78,10 @@ class ModelConfig:
             is the mean of their per-graph standardised costs.
         feat_norm: Standardise ``sign(x) log1p|x|`` of the node features (``False``: the raw 140 columns, an
             ablation of what the normalisation buys).
+        hints: Join the analytical estimate and the hand features of each config late, and learn the residual
+            of the analytical estimate (module docstring).
+        hint_set: ``"all"`` (every column of :func:`~opgraph.perf.baselines.config_hints`) or ``"analytical"``
+            (only the analytical columns: the estimate and, for layout, its three penalty terms).
     """
 
     kind: str = "layout"
@@ -95,6 +105,8 @@ class ModelConfig:
     early_stop_frac: float = 0.0
     ensemble: int = 1
     feat_norm: bool = True
+    hints: bool = False
+    hint_set: str = "all"
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
@@ -103,12 +115,23 @@ class ModelConfig:
             raise PerfError(f"ModelConfig.loss must be 'listmle' or 'hinge', got {self.loss!r}")
         if self.join not in ("early", "late", "both"):
             raise PerfError(f"ModelConfig.join must be 'early', 'late' or 'both', got {self.join!r}")
+        if self.hint_set not in HINT_SETS:
+            raise PerfError(f"ModelConfig.hint_set must be 'all' or 'analytical', got {self.hint_set!r}")
         if self.cfg_layers < 1:
             raise PerfError(f"ModelConfig.cfg_layers must be >= 1, got {self.cfg_layers}")
         if self.ensemble < 1:
             raise PerfError(f"ModelConfig.ensemble must be >= 1, got {self.ensemble}")
         if not 0.0 <= self.early_stop_frac < 1.0:
             raise PerfError(f"ModelConfig.early_stop_frac must be in [0, 1), got {self.early_stop_frac}")
+
+
+HINT_SETS = ("all", "analytical")
+_ANALYTICAL_HINTS = {"layout": 4, "tile": 1}  # leading columns of config_hints that come from the analytical model
+
+
+def hint_dim(cfg: ModelConfig) -> int:
+    """Number of hint columns the network of ``cfg`` reads."""
+    return HINT_DIMS[cfg.kind] if cfg.hint_set == "all" else _ANALYTICAL_HINTS[cfg.kind]
 
 
 def _log_feat(x: np.ndarray) -> np.ndarray:
@@ -175,6 +198,7 @@ class Prepared:
     n: int
     record: GraphRecord
     fmt: Any = None  # (c, n) propagated format index per config (0 none, 1 NCHW, 2 NHWC), or None
+    side: Any = None  # (c, HINT_DIMS[kind]) config hints centred over the graph's configs, or None
 
 
 def _cat(v: np.ndarray) -> np.ndarray:
@@ -208,7 +232,11 @@ def _build_net(cfg: ModelConfig) -> Any:
             self.norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(cfg.layers)])
             late = cfg.kind == "tile" and cfg.join in ("late", "both")
             pooled = (
-                2 * h + (h if cfg.kind == "layout" else 0) + (h if late else 0) + (h if late and cfg.interact else 0)
+                2 * h
+                + (h if cfg.kind == "layout" else 0)
+                + (h if late else 0)
+                + (h if late and cfg.interact else 0)
+                + (h if cfg.hints else 0)
             )
             self.head = nn.Sequential(nn.Linear(pooled, h), nn.GELU(), nn.Linear(h, 1))
             if cfg.propagate_layout:
@@ -216,6 +244,11 @@ def _build_net(cfg: ModelConfig) -> Any:
             if cfg.kind == "tile" and cfg.cfg_norm:  # fitted on the training configs in fit(), saved with the weights
                 self.register_buffer("cfg_mean", torch.zeros(TILE_CONFIG_DIM))
                 self.register_buffer("cfg_std", torch.ones(TILE_CONFIG_DIM))
+            if cfg.hints:
+                d = hint_dim(cfg)
+                self.register_buffer("hint_std", torch.ones(d))  # fitted in fit(), saved with the weights
+                self.hint_mlp = nn.Sequential(nn.Linear(d, h), nn.GELU(), nn.Linear(h, h))
+                self.hint_gain = nn.Parameter(torch.ones(()))
 
         def base(self, p: Prepared) -> Any:
             lay = self.lay_emb(p.layout_cat + torch.arange(6) * _CAT).reshape(p.n, -1)
@@ -233,7 +266,7 @@ def _build_net(cfg: ModelConfig) -> Any:
                 z = (z - self.cfg_mean) / self.cfg_std
             return self.cfg_proj(z)  # (k, h)
 
-        def forward(self, p: Prepared, cfg_feat: Any, fmt: Any = None) -> Any:
+        def forward(self, p: Prepared, cfg_feat: Any, fmt: Any = None, side: Any = None) -> Any:
             from torch_geometric.utils import scatter
 
             k = cfg_feat.shape[0]
@@ -259,7 +292,11 @@ def _build_net(cfg: ModelConfig) -> Any:
                 pooled.append(cv)
                 if cfg.interact:
                     pooled.append(pooled[0] * cv)
-            return self.head(torch.cat(pooled, 1)).squeeze(-1)
+            if not cfg.hints:
+                return self.head(torch.cat(pooled, 1)).squeeze(-1)
+            z = side / self.hint_std
+            pooled.append(self.hint_mlp(z))
+            return self.head(torch.cat(pooled, 1)).squeeze(-1) + self.hint_gain * z[:, 0]
 
     return Net()
 
@@ -336,7 +373,17 @@ class CostModel:
             n=len(keep),
             record=rec,
             fmt=self._formats(rec, keep) if self.config.propagate_layout and rec.kind == "layout" else None,
+            side=self._hints(rec)[:, : hint_dim(self.config)] if self.config.hints else None,
         )
+
+    @staticmethod
+    def _hints(rec: GraphRecord) -> Any:
+        import torch
+
+        from opgraph.perf.baselines import config_hints
+
+        h = config_hints(rec)
+        return torch.from_numpy((h - h.mean(0)).astype(np.float32))
 
     @staticmethod
     def _formats(rec: GraphRecord, keep: np.ndarray) -> Any:
@@ -412,6 +459,10 @@ class CostModel:
             self.net.cfg_mean.copy_(torch.from_numpy(z.mean(0)).float())
             self.net.cfg_std.copy_(torch.from_numpy(std).float())
         prepared = [self.prepare(r) for r in train]
+        if cfg.hints:
+            side = torch.cat([p.side for p in prepared]).double()
+            std = side.std(0) if len(side) > 1 else torch.ones(side.shape[1], dtype=torch.float64)
+            self.net.hint_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std).float())
         targets = [torch.from_numpy(np.log(r.target_runtime())).float() for r in train]
         valid_prep = [self.prepare(r) for r in valid] if valid else []
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -430,7 +481,9 @@ class CostModel:
                     c = len(y)
                     idx = rng.choice(c, size=min(c, cfg.configs_per_step), replace=False)
                     cf = torch.from_numpy(p.record.config_matrix(idx))
-                    cost = self.net(p, cf, None if p.fmt is None else p.fmt[idx])
+                    cost = self.net(
+                        p, cf, None if p.fmt is None else p.fmt[idx], None if p.side is None else p.side[idx]
+                    )
                     yy = y[idx]
                     loss = listmle_loss(cost, yy) if cfg.loss == "listmle" else hinge_loss(cost, yy)
                     if cfg.mse_weight > 0:
@@ -479,7 +532,8 @@ class CostModel:
             for s in range(0, c, batch):
                 idx = np.arange(s, min(c, s + batch))
                 fmt = None if p.fmt is None else p.fmt[idx]
-                out.append(self.net(p, torch.from_numpy(p.record.config_matrix(idx)), fmt).numpy())
+                side = None if p.side is None else p.side[idx]
+                out.append(self.net(p, torch.from_numpy(p.record.config_matrix(idx)), fmt, side).numpy())
         return np.concatenate(out).astype(np.float64)
 
     def predict(self, record: GraphRecord, batch: int = 64) -> np.ndarray:
@@ -553,7 +607,7 @@ class CostModel:
                 f"--model {path}: holds a {ck['model_type']} model, not a GNN; load it with "
                 "opgraph.perf.model.load_ranker"
             )
-        m = cls(ModelConfig(**ck["config"]))
+        m = cls(_model_config(ck["config"], path))
         m.normalizer = Normalizer(_array(ck["norm_mean"]), _array(ck["norm_std"]), raw=not m.config.feat_norm)
         m._ensure_net()
         m.net.load_state_dict(ck["state_dict"])
@@ -572,6 +626,20 @@ class CostModel:
         state = "untrained" if self.net is None else f"trained {len(self.history)} epochs in {self.train_s:.1f}s"
         c = self.config
         return f"CostModel({c.kind}, SAGE {c.layers}x{c.hidden}, {c.loss}, {state})"
+
+
+def _model_config(raw: Any, path: Path) -> ModelConfig:
+    """The checkpoint's :class:`ModelConfig`; options it lacks (older files) take their defaults."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(ModelConfig)}
+    unknown = sorted(set(raw) - known) if isinstance(raw, dict) else ["<not a dict>"]
+    if unknown:
+        raise CheckpointError(
+            f"--model {path}: model options {', '.join(map(str, unknown))} are unknown to this opgraph (a newer "
+            "version wrote it); upgrade opgraph or retrain it with `opgraph perf train`"
+        )
+    return ModelConfig(**raw)
 
 
 def _check_version(ck: dict[str, Any], path: Path) -> None:
