@@ -15,7 +15,7 @@ import scipy.stats as st
 from scipy import integrate
 
 from opgraph import dcg as od
-from opgraph.dcg.truncation import Truncated, dropped_mass, truncate_inputs, widen_band
+from opgraph.dcg.truncation import Truncated, domain_hint, dropped_mass, truncate_inputs, widen_band
 
 LAWS = [
     # (base law, its SciPy twin, lo, hi): both ends, one end, a range far in one tail (tiny masses)
@@ -24,6 +24,7 @@ LAWS = [
     (od.LogNormal(0.0, 0.8), st.lognorm(0.8), 0.3, 5.0),
     (od.Gamma(2.5, 1.5), st.gamma(2.5, scale=1.5), None, 6.0),
     (od.Gamma(3.0, 1.0), st.gamma(3.0), 0.5, 9.0),
+    (od.Uniform(1.0, 3.0), st.uniform(1.0, 2.0), 1.5, 2.7),  # loc != 0: the non-Normal frozen wrapper's shifts
 ]
 
 
@@ -139,6 +140,8 @@ def test_density_tv_and_scaled_tv_bound_the_dense_sampled_tv(base: od.Distributi
     assert t.density_tv() == pytest.approx(
         (base.density_tv() + sc.pdf(lo) + sc.pdf(hi)) / t.mass, rel=1e-6
     )  # the two jumps are part of the TV: no mutant may drop them
+    # rounded up: at least the closed form (whose own rounding is ~1e-16)
+    assert t.density_tv() >= (base.density_tv() + sc.pdf(lo) + sc.pdf(hi)) / t.mass * (1 + 5e-10)
     stv = _tv(lambda x: x * x * t.pdf(x), lo, hi)
     assert stv * (1 - 1e-6) <= t.scaled_tv()
     assert t.scaled_tv() == pytest.approx(
@@ -247,6 +250,34 @@ def test_widened_band_contains_every_mixture_with_the_dropped_event() -> None:
     assert wb.cdf_bounds(np.array([-1e300]))[1][0] == pytest.approx(d + (1 - d) * 0.2)
     assert wb.support[0] == -math.inf
     assert widen_band(band, 0.0) is band
+    assert wb.cells == band.cells + 1  # the dropped event is one more cell
+
+
+def _hint_numbers(msg: str) -> tuple[float, float, str]:
+    p = float(msg.split("beyond their ")[1].split(" tail")[0])
+    total = float(msg.split("probability <= ")[1].split(")")[0])
+    arg = msg.split("pass truncate=")[1].split(" to evaluate")[0]
+    return p, total, arg
+
+
+def test_domain_hint_names_the_node_the_exact_tail_mass_and_the_inputs_to_cut() -> None:
+    """log(x) of x ~ N(4, 1) is undefined exactly where x <= 0: probability Phi(-4), found by bisection."""
+    from opgraph.graph import trace
+
+    g = trace(lambda x: np.exp(np.log(x) * 0.5) + 1.0, "x")
+    msg = domain_hint(g, {"x": od.Normal(4.0, 1.0)})
+    assert "(log)" in msg and "turns undefined" in msg
+    p, total, arg = _hint_numbers(msg)
+    assert p == pytest.approx(st.norm.cdf(-4.0), rel=0.03)
+    assert total == pytest.approx(2 * st.norm.cdf(-4.0), rel=0.03)
+    assert arg == "0.001"  # the first rung of the ladder at or above 3.2e-5
+    # two unbounded inputs, only one needs the cut: the option names it alone
+    g2 = trace(lambda x, y: np.sqrt(x) * np.tanh(y), "x", "y")  # y unbounded but harmless
+    msg = domain_hint(g2, {"x": od.Normal(5.0, 1.0), "y": od.Normal(0.0, 1.0)})
+    assert "(sqrt)" in msg
+    p, total, arg = _hint_numbers(msg)
+    assert p == pytest.approx(st.norm.cdf(-5.0), rel=0.03) and total == pytest.approx(2 * st.norm.cdf(-5.0), rel=0.03)
+    assert arg == "{'x': 1e-06}"
 
 
 def test_evaluation_band_with_a_dropped_mass_contains_the_exact_cdf() -> None:
