@@ -145,6 +145,7 @@ MODULES: dict[str, list[str]] = {
     "dcg/truncation.py": ["tests/dcg/test_mutation_truncation.py", "tests/dcg/test_truncation.py"],
     "dcg/multienv.py": ["tests/dcg/test_mutation_multienv.py", "tests/dcg/test_multienv.py"],
     "dcg/envelope.py": [
+        "tests/dcg/test_mutation_envelope.py",
         "tests/dcg/test_multienv.py",
         *(
             f"tests/dcg/test_tails_bound.py::{t}"
