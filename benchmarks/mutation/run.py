@@ -140,6 +140,23 @@ MODULES: dict[str, list[str]] = {
             )
         ),
     ],
+    # Fifth pass (2026-12-06): explicit truncation and the tail envelopes (fast test files only; the whole-chain
+    # cases of test_tails_bound.py take ~25 s alone and are left out).
+    "dcg/truncation.py": ["tests/dcg/test_mutation_truncation.py", "tests/dcg/test_truncation.py"],
+    "dcg/multienv.py": ["tests/dcg/test_mutation_multienv.py", "tests/dcg/test_multienv.py"],
+    "dcg/envelope.py": [
+        "tests/dcg/test_mutation_envelope.py",
+        "tests/dcg/test_multienv.py",
+        *(
+            f"tests/dcg/test_tails_bound.py::{t}"
+            for t in (
+                "test_envelope_dominates_function_on_tail_region",
+                "test_finite_bound_covers_true_w1_and_shrinks[exp(Normal)]",
+                "test_finite_bound_covers_true_w1_and_shrinks[1 / Gamma(4)]",
+                "test_finite_bound_covers_true_w1_and_shrinks[log(LogNormal)]",
+            )
+        ),
+    ],
 }
 
 BINOP_SWAP = {

@@ -76,7 +76,19 @@ class Truncated(Continuous):
         above = float(base._zsf(np.array(zb))) if math.isfinite(zb) else 0.0
         self.mass_below = max(below, 0.0)
         self.mass_above = max(above, 0.0)
-        mass = 1.0 - self.mass_below - self.mass_above
+        # A range on one side of the base's median is measured from that side's tail: the other tail mass is
+        # then close to 1 and ``1 - below - above`` (or ``F(z) - below``) would cancel (a range 8 < X < 9 of a
+        # Normal has mass 6e-16, below 1 - 6e-16).
+        zmed = float(base._zmedian())
+        self._side = "upper" if za >= zmed else "lower" if zb <= zmed else "mid"
+        self._sf_a = float(base._zsf(np.array(za))) if self._side == "upper" else math.nan
+        self._cdf_b = float(base._zcdf(np.array(zb))) if self._side == "lower" else math.nan
+        if self._side == "upper":
+            mass = self._sf_a - self.mass_above
+        elif self._side == "lower":
+            mass = self._cdf_b - self.mass_below
+        else:
+            mass = 1.0 - self.mass_below - self.mass_above
         if not mass > 0:
             raise DistError(f"Truncated(lo={lo!r}, hi={hi!r}): the range has probability 0 under {base!r}")
         self.mass = mass
@@ -93,30 +105,42 @@ class Truncated(Continuous):
         return np.clip(np.asarray(z, dtype=float), self._za, self._zb)
 
     def _zcdf(self, z: np.ndarray) -> np.ndarray:
+        if self._side == "upper":
+            return np.maximum(self._sf_a - self.base._zsf(self._clip(z)), 0.0) / self.mass
         return np.maximum(self.base._zcdf(self._clip(z)) - self.mass_below, 0.0) / self.mass
 
     def _zsf(self, z: np.ndarray) -> np.ndarray:
+        if self._side == "lower":
+            return np.maximum(self._cdf_b - self.base._zcdf(self._clip(z)), 0.0) / self.mass
         return np.maximum(self.base._zsf(self._clip(z)) - self.mass_above, 0.0) / self.mass
 
     def _zppf(self, q: np.ndarray) -> np.ndarray:
         q = np.asarray(q, dtype=float)
+        if self._side == "upper":
+            return self._clip(self.base._zisf(self._sf_a - q * self.mass))
         return self._clip(self.base._zppf(self.mass_below + q * self.mass))
 
     def _zisf(self, q: np.ndarray) -> np.ndarray:
         q = np.asarray(q, dtype=float)
+        if self._side == "lower":
+            return self._clip(self.base._zppf(self._cdf_b - q * self.mass))
         return self._clip(self.base._zisf(self.mass_above + q * self.mass))
 
     def _zpm_lo(self, z: np.ndarray) -> np.ndarray:
+        if self._side == "upper":  # E[Z; a <= Z <= z] = E[Z; Z > a] - E[Z; Z > z] (no cancellation near E[Z])
+            return (float(self.base._zpm_hi(np.array(self._za))) - self.base._zpm_hi(self._clip(z))) / self.mass
         base_lo = float(self.base._zpm_lo(np.array(self._za))) if math.isfinite(self._za) else 0.0
         return (self.base._zpm_lo(self._clip(z)) - base_lo) / self.mass
 
     def _zpm_hi(self, z: np.ndarray) -> np.ndarray:
+        if self._side == "lower":
+            return (float(self.base._zpm_lo(np.array(self._zb))) - self.base._zpm_lo(self._clip(z))) / self.mass
         base_hi = float(self.base._zpm_hi(np.array(self._zb))) if math.isfinite(self._zb) else 0.0
         return (self.base._zpm_hi(self._clip(z)) - base_hi) / self.mass
 
     def _zmedian(self) -> float:
         q = np.array(0.5)
-        return float(self._zppf(q) if self.mass_below >= self.mass_above else self._zisf(q))
+        return float(self._zisf(q) if self._side == "upper" else self._zppf(q))
 
     def _zsupport(self) -> tuple[float, float]:
         return (self._za, self._zb)
