@@ -297,3 +297,68 @@ def test_compressed_axis_keeps_finite_cell_enclosures():
     assert true > 0
     assert true <= r.w1_bound * (1 + 1e-9), (true, r.w1_bound)
     assert r.w1_bound <= 3 * true, (true, r.w1_bound, r.w1_bound / true)
+
+
+# --- the compression's bookkeeping (fifth pass: survivors of the fourth pass in ``Evaluator._compress``) ---
+
+
+@pytest.mark.parametrize("compress_atoms", [4, 8])
+def test_compression_cost_is_charged_once_in_the_law_level_bound(law_level, compress_atoms):
+    """``(X + Y) + Z`` with X, Y ~ N(0, 1) on 63 atoms each, ``max_joint = 64^2 - 1`` (so ``X + Y`` is
+    compressed to 4 or 8 atoms) and Z ~ N(0, 0.2) on one atom. The true law is N(0, sqrt(2.04)), so the true W1 of
+    the result is closed-form, and the regrouping's own W1 cost is most of it (0.39 of 0.39 at 4 atoms): the
+    law-level bound ``smoothing term of Z + W1(S, S'')`` must carry that cost once. Bound / true is 1.10 and 1.19
+    here; adding the cost twice (the compressed axis' ``wb``) gives 1.37 and 1.56."""
+    r = od.evaluate(
+        lambda z, x, y: (x + y) + z,
+        od.Normal(0, 0.2),
+        od.Normal(0, 1),
+        od.Normal(0, 1),
+        atoms={"x": 64, "y": 64, "z": 1},
+        max_joint=64 * 64 - 1,
+        compress_atoms=compress_atoms,
+    )
+    assert r.info["bound_method"] == "law-level"
+    (comp,) = r.info["compressions"]
+    assert comp["atoms"] == compress_atoms and comp["joint_atoms"] == 63 * 63
+    true = od.w1_to_continuous(r.atoms, r.weights, od.Normal(0, math.sqrt(2.04)))
+    assert comp["w1_cost"] > 0.5 * true  # the compression decides the error
+    assert true <= r.w1_bound * (1 + 1e-9), (true, r.w1_bound)
+    assert r.w1_bound <= 1.3 * true, (true, r.w1_bound, r.w1_bound / true)
+
+
+def test_exp_of_a_sum_with_a_compressed_non_sum_operand():
+    """``exp(X Y + Z)`` with X, Y, Z ~ N(0, 0.5) on 31 atoms and ``X Y`` compressed: the compressed product is not a
+    sum, so it has no summands to fall back on when ``exp`` of it has no finite bound (unbounded inputs); the
+    evaluation must still finish (infinite bound here). Lower bound on the truth: ``W1 >= |E e^{XY+Z} - E'|``
+    with ``E e^{XY} = 1 / sqrt(1 - 0.25^2)``, ``E e^Z = e^{0.125}``. Keeping the regrouping record for non-sums
+    made ``exp`` unpack ``None`` (a ``TypeError``)."""
+    with pytest.warns(Warning):
+        r = od.evaluate(
+            lambda x, y, z: np.exp(x * y + z),
+            od.Normal(0, 0.5),
+            od.Normal(0, 0.5),
+            od.Normal(0, 0.5),
+            atoms=31,
+            max_joint=31 * 31,
+            compress_atoms=32,
+        )
+    assert len(r.info["compressions"]) == 1
+    mean = math.exp(0.125) / math.sqrt(1 - 0.25**2)
+    assert abs(mean - float(np.dot(r.atoms, r.weights))) <= r.w1_bound
+
+
+def test_chunked_second_order_sum_equals_the_whole_grid(law_level):
+    """``(X + Y) * 1.0 + B`` (X, Y ~ N(0, 0.1) on 16 atoms, B ~ N(0, 1) on 2048) evaluated in chunks (a memory cap
+    at 30 % of the whole grid's estimate) gives the whole-grid bound: the smoothing term's per-box sums are reduced
+    over the chunks. Without the reduction each chunk's share is used as the whole (16 % larger here)."""
+    f = lambda x, y, b: (x + y) * 1.0 + b  # noqa: E731
+    ins = (od.Normal(0, 0.1), od.Normal(0, 0.1), od.Normal(0, 1))
+    at = {"x": 16, "y": 16, "b": 2048}
+    whole = od.evaluate(f, *ins, atoms=at, max_memory=10**12)
+    assert whole.info["chunks"]["count"] == 1
+    est = whole.info["chunks"]["estimated_peak_bytes"]
+    chunked = od.evaluate(f, *ins, atoms=at, max_memory=int(0.3 * est))
+    assert chunked.info["chunks"]["count"] > 1
+    assert chunked.info["bound_method"] == whole.info["bound_method"] == "law-level"
+    assert chunked.w1_bound == pytest.approx(whole.w1_bound, rel=1e-9)
