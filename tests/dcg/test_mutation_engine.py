@@ -391,3 +391,39 @@ def test_density_tv_is_carried_through_an_identity_node(law_level):
     true = od.w1_to_continuous(r.atoms, r.weights, od.Normal(0, math.sqrt(1.04)))
     assert true <= r.w1_bound * (1 + 1e-9), (true, r.w1_bound)
     assert r.w1_bound <= 1.2 * true, (true, r.w1_bound, r.w1_bound / true)
+
+
+def test_compressed_group_moments_of_an_exact_grid_match_the_hand_computed_ones(monkeypatch):
+    """``X Y + Z`` with X ~ Discrete(0..7), Y ~ Discrete(sqrt(1..8)) exact on 8 atoms each and ``max_joint = 64``:
+    ``X Y`` (64 distinct equally likely values) is compressed to 4 atoms. The upstream grid is exact, so the new
+    axis' per-group ``E[(A - A'')^2; group]`` is the regrouping's alone: by hand, the sorted values in 4 groups of
+    16, each group's atom its mean, ``sum (v - mean)^2 / 64``; ``|E[A - A''; group]|`` is 0 up to rounding; the
+    compression's W1 cost is ``sum |v - mean| / 64``. The axis' values are read through a spy on
+    ``Evaluator._compressed_moments``."""
+    seen = []
+    orig = engine.Evaluator._compressed_moments
+
+    def spy(self, *args):
+        out = orig(self, *args)
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(engine.Evaluator, "_compressed_moments", spy)
+    xs, ys = np.arange(8.0), np.arange(1.0, 9.0) ** 0.5
+    r = od.evaluate(
+        lambda x, y, z: x * y + z,
+        od.Discrete(xs),
+        od.Discrete(ys),
+        od.Normal(0, 1),
+        atoms={"x": 8, "y": 8, "z": 8},
+        max_joint=64,
+        compress_atoms=4,
+    )
+    (comp,) = r.info["compressions"]
+    assert comp["joint_atoms"] == 64 and comp["atoms"] == 4
+    ((bias_g, m2_g),) = seen
+    groups = np.sort(np.outer(xs, ys).reshape(-1)).reshape(4, 16)
+    dev = groups - groups.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(m2_g, (dev**2).sum(axis=1) / 64, rtol=1e-9)
+    assert np.all(bias_g >= 0) and np.all(bias_g <= 1e-12 * np.abs(groups).sum(axis=1) / 16)
+    assert comp["w1_cost"] == pytest.approx(np.abs(dev).sum() / 64, rel=1e-9)
