@@ -17,8 +17,13 @@ Usage::
     python benchmarks/mutation/run.py                       # every module in MODULES
     python benchmarks/mutation/run.py dcg/w1.py perf/metrics.py
     python benchmarks/mutation/run.py dcg/intervals.py --max-mutants 150 --json out.json
+    python benchmarks/mutation/run.py dcg/engine.py --lines 1443-1511 --max-mutants 20 --seed 14 --list
+    python benchmarks/mutation/run.py dcg/engine.py --only 1272#2,1061#5     # re-run two named mutants
 
-Prints per-module killed/survived/timeout counts and every surviving mutant (line, original, mutated).
+Prints per-module killed/survived/timeout counts and every surviving mutant as ``module:line#nth kind: original ->
+mutated`` (``nth``: its place among the mutants of that line, so that two with the same text differ). With
+``--lines`` only the sites on those lines are mutated (seconds, not the ~25 min of building every mutant of
+``dcg/engine.py``); the selection is the same as building all and filtering.
 """
 
 from __future__ import annotations
@@ -205,6 +210,7 @@ class Mutant:
     kind: str
     original: str
     mutated: str
+    nth: int = 1
     status: str = "pending"
     seconds: float = 0.0
 
@@ -290,39 +296,99 @@ def _apply(node: ast.AST, kind: str, payload: object) -> ast.AST | None:
     return new
 
 
-class _Replace(ast.NodeTransformer):
-    def __init__(self, target: ast.AST, replacement: ast.AST) -> None:
-        self.target, self.replacement = target, replacement
+def _parents(tree: ast.AST) -> dict[int, tuple[ast.AST, str, int | None]]:
+    """id(node) -> (parent, field name, index in that field's list or None), for every node under ``tree``."""
+    out: dict[int, tuple[ast.AST, str, int | None]] = {}
+    for parent in ast.walk(tree):
+        for field, value in ast.iter_fields(parent):
+            if isinstance(value, list):
+                for k, child in enumerate(value):
+                    if isinstance(child, ast.AST):
+                        out[id(child)] = (parent, field, k)
+            elif isinstance(value, ast.AST):
+                out[id(value)] = (parent, field, None)
+    return out
 
-    def visit(self, node: ast.AST) -> ast.AST:
-        if node is self.target:
-            return self.replacement
-        return super().visit(node)
+
+def _put(where: tuple[ast.AST, str, int | None], node: ast.AST) -> None:
+    parent, field, k = where
+    if k is None:
+        setattr(parent, field, node)
+    else:
+        getattr(parent, field)[k] = node
 
 
-def _all_mutants(source: str) -> list[tuple[Mutant, str]]:
-    """All single-change mutants of ``source`` as ``(Mutant, mutated module source)``, duplicates dropped.
+def _all_mutants(source: str, lines: set[int] | None = None) -> list[tuple[Mutant, str]]:
+    """The single-change mutants of ``source`` as ``(Mutant, mutated module source)``, duplicates dropped.
 
-    Every mutant starts from a freshly parsed tree, so no edit leaks into the next.
+    Only the sites on ``lines`` (the node's first line; None: every line) are mutated: the source is parsed once
+    and each mutant's text is made by swapping its node into the tree, unparsing, and swapping it back. A mutant
+    whose text is the unmutated source's, or an earlier mutant's, is dropped. ``Mutant.nth`` numbers the mutants
+    of one line from 1 in source order, so two mutants with the same text on one line can be told apart; it does
+    not depend on ``lines`` (whole lines are selected). ``Mutant.index`` is the position in the returned list.
     """
-    n_sites = len(_sites(ast.parse(source)))
-    base = ast.unparse(ast.parse(source))
+    tree = ast.parse(source)
+    base = ast.unparse(tree)
+    sites = _sites(tree)
+    if lines is not None:
+        sites = [s for s in sites if getattr(s[0], "lineno", 0) in lines]
+    parents = _parents(tree)
     seen = {base}
+    per_line: dict[int, int] = {}
     out: list[tuple[Mutant, str]] = []
-    for k in range(n_sites):
-        tree = ast.parse(source)
-        node, kind, payload = _sites(tree)[k]
+    for node, kind, payload in sites:
         replacement = _apply(node, kind, payload)
         if replacement is None:
             continue
-        original = ast.unparse(node)
-        mutated = ast.unparse(replacement)
-        text = ast.unparse(_Replace(node, replacement).visit(tree))
+        where = parents[id(node)]
+        _put(where, replacement)
+        try:
+            text = ast.unparse(tree)
+        finally:
+            _put(where, node)
         if text in seen:
             continue
         seen.add(text)
-        out.append((Mutant(len(out), getattr(node, "lineno", 0), kind, original, mutated), text))
+        line = getattr(node, "lineno", 0)
+        per_line[line] = per_line.get(line, 0) + 1
+        m = Mutant(len(out), line, kind, ast.unparse(node), ast.unparse(replacement), nth=per_line[line])
+        out.append((m, text))
     return out
+
+
+def select_mutants(
+    source: str,
+    lines: set[int] | None = None,
+    max_mutants: int | None = None,
+    seed: int | None = None,
+    only: set[tuple[int, int]] | None = None,
+) -> list[tuple[Mutant, str]]:
+    """The mutants a run takes: those on ``lines``, then a sample of at most ``max_mutants``.
+
+    With ``seed`` the sample is ``random.Random(seed).sample`` of the positions (kept in source order), otherwise
+    evenly spaced. Same source, lines, seed and size give the same mutants. ``only``: just these
+    ``(line, nth)`` mutants (before any sampling; ``lines`` is then ignored).
+    """
+    if only is not None:
+        muts = [mt for mt in _all_mutants(source, {ln for ln, _ in only}) if (mt[0].line, mt[0].nth) in only]
+        missing = only - {(mt[0].line, mt[0].nth) for mt in muts}
+        if missing:
+            raise SystemExit(f"--only: no mutant {', '.join(f'{a}#{b}' for a, b in sorted(missing))}; see --list")
+    else:
+        muts = _all_mutants(source, lines)
+    if max_mutants is not None and len(muts) > max_mutants and seed is not None:
+        keep = sorted(random.Random(seed).sample(range(len(muts)), max_mutants))
+        muts = [muts[k] for k in keep]
+    elif max_mutants is not None and len(muts) > max_mutants:
+        step = len(muts) / max_mutants
+        muts = [muts[int(k * step)] for k in range(max_mutants)]
+    return muts
+
+
+def label(module: str, m: Mutant | dict) -> str:
+    """``module:line#nth kind: 'original' -> 'mutated'``, the name a mutant is reported under."""
+    d = asdict(m) if isinstance(m, Mutant) else m
+    return f"{module}:{d['line']}#{d['nth']} {d['kind']}: {d['original']!r} -> {d['mutated']!r}"
 
 
 PYTEST_ARGS = ["-x", "-q", "-p", "no:cacheprovider", "--no-header"]
@@ -403,21 +469,14 @@ def run_module(
     fork: bool = True,
     lines: set[int] | None = None,
     seed: int | None = None,
+    only: set[tuple[int, int]] | None = None,
 ) -> dict:
     """Mutate ``module`` (path under src/opgraph) and run ``tests`` against every mutant."""
     if fork:
         _preload(tests)
     path = PKG / module
     source = path.read_text()
-    muts = _all_mutants(source)
-    if lines is not None:
-        muts = [mt for mt in muts if mt[0].line in lines]
-    if max_mutants is not None and len(muts) > max_mutants and seed is not None:
-        keep = sorted(random.Random(seed).sample(range(len(muts)), max_mutants))
-        muts = [muts[k] for k in keep]
-    elif max_mutants is not None and len(muts) > max_mutants:
-        step = len(muts) / max_mutants
-        muts = [muts[int(k * step)] for k in range(max_mutants)]
+    muts = select_mutants(source, lines, max_mutants, seed, only)
     with tempfile.TemporaryDirectory(prefix="opgraph-mut-") as tmp:
         copy_src = Path(tmp) / "src"
         shutil.copytree(SRC, copy_src, ignore=shutil.ignore_patterns("__pycache__"))
@@ -431,7 +490,11 @@ def run_module(
             target.write_text(text)
             m.status, m.seconds = _run_tests(tests, copy_src, timeout=limit, fork=fork)
             if progress:
-                print(f"  [{k + 1}/{len(muts)}] {module}:{m.line} {m.kind} {m.status}", file=sys.stderr, flush=True)
+                print(
+                    f"  [{k + 1}/{len(muts)}] {module}:{m.line}#{m.nth} {m.kind} {m.status}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     counts = {s: sum(m.status == s for m in (mm for mm, _ in muts)) for s in ("killed", "survived", "timeout")}
     total = len(muts)
     score = (counts["killed"] + counts["timeout"]) / total if total else float("nan")
@@ -444,6 +507,17 @@ def run_module(
         "baseline_s": base_s,
         "survivors": [asdict(m) for m, _ in muts if m.status == "survived"],
     }
+
+
+def _parse_only(spec: str | None) -> set[tuple[int, int]] | None:
+    """``"1267#2,1056"`` -> {(1267, 2), (1056, 1)}; None -> None."""
+    if spec is None:
+        return None
+    out: set[tuple[int, int]] = set()
+    for part in spec.split(","):
+        line, _, nth = part.strip().partition("#")
+        out.add((int(line), int(nth or 1)))
+    return out
 
 
 def _parse_lines(spec: str | None) -> set[int] | None:
@@ -463,8 +537,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("modules", nargs="*", help="modules under src/opgraph (default: all in MODULES)")
     ap.add_argument("--max-mutants", type=int, default=None, help="evenly spaced sample of at most N mutants")
     ap.add_argument("--json", type=Path, default=None, help="write the results here (merged with the file's)")
-    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--list", action="store_true", help="list the mutants a run would take (module:line#nth) and exit")
     ap.add_argument("--lines", default=None, help="only mutants on these source lines, e.g. '147,160-175'")
+    ap.add_argument("--only", default=None, help="only these mutants, as --list names them: '1267#2,1056#5'")
     ap.add_argument("--seed", type=int, default=None, help="with --max-mutants: a random sample with this seed")
     ap.add_argument("--no-fork", action="store_true", help="one fresh interpreter per mutant (slower)")
     args = ap.parse_args(argv)
@@ -474,10 +549,11 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in mods if m not in MODULES]
     if unknown:
         ap.error(f"unknown module(s) {unknown}; known: {sorted(MODULES)}")
+    lines, only = _parse_lines(args.lines), _parse_only(args.only)
     if args.list:
         for mod in mods:
-            for m, _ in _all_mutants((PKG / mod).read_text()):
-                print(f"{mod}:{m.line} {m.kind}: {m.original!r} -> {m.mutated!r}")
+            for m, _ in select_mutants((PKG / mod).read_text(), lines, args.max_mutants, args.seed, only):
+                print(label(mod, m))
         return 0
     results = {}
     if args.json is not None and args.json.exists():
@@ -486,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     for mod in mods:
         t0 = time.perf_counter()
         res = run_module(
-            mod, MODULES[mod], args.max_mutants, fork=not args.no_fork, lines=_parse_lines(args.lines), seed=args.seed
+            mod, MODULES[mod], args.max_mutants, fork=not args.no_fork, lines=lines, seed=args.seed, only=only
         )
         res["wall_s"] = time.perf_counter() - t0
         res["date_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
@@ -497,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         for s in res["survivors"]:
-            print(f"    survived {mod}:{s['line']} {s['kind']}: {s['original']!r} -> {s['mutated']!r}", flush=True)
+            print(f"    survived {label(mod, s)}", flush=True)
         if args.json is not None:
             tmp = args.json.with_suffix(".tmp")
             tmp.write_text(json.dumps(results, indent=1))
