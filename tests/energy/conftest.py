@@ -1,3 +1,6 @@
+import contextlib
+import itertools
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -47,6 +50,33 @@ class WorkBackend:
         return _Work(name="work", estimated=True, min_window_s=0.0)
 
 
-@pytest.fixture(scope="session")
+@contextlib.contextmanager
+def ticking_clock():
+    """Replace the recorder's clock by a counter: one tick per reading, so every recorded op lasts the same.
+
+    The differ screens, orders and scales regions by the durations recorded while tracing (``dur_ns``); with the
+    wall clock those depend on the machine's load, so a region near the screening share could be replayed in one
+    run and skipped in the next. Under this clock a test's findings depend on the code alone.
+    """
+    from opgraph.energy import recorder
+
+    ticks = itertools.count()
+    real = recorder._now_ns
+    recorder._now_ns = lambda: 1000 * next(ticks)
+    try:
+        yield
+    finally:
+        recorder._now_ns = real
+
+
+@pytest.fixture
 def work_backend():
-    return WorkBackend()
+    """The work-counting backend; recordings made in the test use :func:`ticking_clock`."""
+    with ticking_clock():
+        yield WorkBackend()
+
+
+@pytest.fixture(scope="module")
+def work_recording():
+    """For module-scoped fixtures: ``(backend, ticking_clock)``; record and diff inside ``with ticking_clock():``."""
+    return WorkBackend(), ticking_clock

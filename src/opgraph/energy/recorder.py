@@ -621,7 +621,7 @@ class _Recorder:
         self.module_labels: dict[int, tuple[str, str]] = {}
         self.module_stack: tuple[str, ...] = ()
         self.torch_dir = _torch_dir()
-        self.t0_ns = time.perf_counter_ns()
+        self.t0_ns = _now_ns()
         self.n_ext = 0
         #: id(code object) -> ``_USER``, ``_LIBRARY`` or ``_SKIP`` (see :func:`frame_kind`; ids, because hashing a
         #: code object hashes its bytecode).
