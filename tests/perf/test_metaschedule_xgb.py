@@ -237,3 +237,26 @@ def test_cli_train_keeps_xgboost_when_it_wins_then_rank_and_eval_load_it(tmp_pat
     assert res.exit_code == 0 and "skipped" not in res.output, res.output
     res = CliRunner().invoke(group, [*args[:2], str(bare), *args[3:]])
     assert res.exit_code == 0 and "skipped MetaSchedule XGBoost: 6 of 6 graphs" in res.output, res.output
+
+
+def test_tune_tile_ranks_with_the_loaded_model(tmp_path, records):
+    """``tune_tile`` measures the loaded XGBoost model's top candidate first (a busy-loop runner, no timing)."""
+    from opgraph.perf.baselines import MetaScheduleBaseline
+    from opgraph.perf.measure import MeasureSettings
+    from opgraph.perf.model import load_ranker, save_metaschedule_xgb
+    from opgraph.perf.tile import KernelSpec, candidate_record
+    from opgraph.perf.tune import tune_tile
+
+    class Runner:
+        compile_s = 0.0
+
+        def thunk(self, tile):
+            return lambda: sum(range(100))
+
+    ranker = load_ranker(save_metaschedule_xgb(MetaScheduleBaseline("xgb").fit(records[:4]), tmp_path / "x.pt"))
+    spec = KernelSpec("matmul", (32, 32, 16), "bias_relu")
+    cands = [(4, 8, 4), (8, 8, 8), (8, 16, 4), (16, 16, 16), (2, 4, 2), (32, 32, 16), (1, 1, 1), (4, 4, 4)]
+    fast = MeasureSettings(rounds=2, reps=1, warmup=1)
+    res = tune_tile(spec, ranker, candidates=cands, runner=Runner(), settings=fast, race_rounds=2, search="screen")
+    cost = ranker.predict(candidate_record(spec, [None, *cands]))
+    assert res.n_measured == 2 and tuple(res.measured[1].choice) == cands[int(np.argmin(cost[1:]))]
