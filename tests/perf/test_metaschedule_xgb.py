@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 HAS_TVM = importlib.util.find_spec("tvm") is not None and importlib.util.find_spec("xgboost") is not None
-pytestmark = pytest.mark.skipif(not HAS_TVM, reason="needs apache-tvm and xgboost (extras 'tvm' and 'perf')")
+needs_tvm = pytest.mark.skipif(not HAS_TVM, reason="needs apache-tvm and xgboost (extras 'tvm' and 'perf')")
 
 #: Small kernels of three kinds; runtimes come from :func:`_measure`, a deterministic stand-in for a timer.
 KERNELS = [
@@ -49,9 +49,12 @@ def _record(i: int, n_tiles: int = 9):
 
 @pytest.fixture(scope="module")
 def records():
+    if not HAS_TVM:
+        pytest.skip("needs apache-tvm and xgboost (extras 'tvm' and 'perf')")
     return [_record(i) for i in range(len(KERNELS))]
 
 
+@needs_tvm
 def test_training_equals_tvm_public_xgbmodel(records):
     """``PackSumXGB`` (xgboost's public API) gives the scores of ``XGBModel.update`` / ``predict`` (TVM's public)."""
     import tvm
@@ -108,6 +111,7 @@ def _tiny_gnn():
     return ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, op_dim=4, join="late")
 
 
+@needs_tvm
 def test_auto_keeps_the_best_of_three_and_the_checkpoint_round_trips(tmp_path, records):
     pytest.importorskip("torch_geometric")
     pytest.importorskip("lightgbm")
@@ -136,6 +140,7 @@ def test_auto_keeps_the_best_of_three_and_the_checkpoint_round_trips(tmp_path, r
     assert evaluate_model("x", back, valid).mean("kendall_tau") == pytest.approx(taus["MetaSchedule XGBoost"])
 
 
+@needs_tvm
 def test_damaged_or_missing_checkpoint_is_one_line_naming_the_path(tmp_path, records):
     import io
     import zipfile
@@ -178,6 +183,7 @@ def test_damaged_or_missing_checkpoint_is_one_line_naming_the_path(tmp_path, rec
     assert load_ranker(path).predict(records[2]).shape == (records[2].n_configs,)
 
 
+@needs_tvm
 def test_skipped_without_kernel_specs_and_explicit_type_fails_with_the_reason(records):
     pytest.importorskip("torch_geometric")
     pytest.importorskip("lightgbm")
@@ -192,6 +198,7 @@ def test_skipped_without_kernel_specs_and_explicit_type_fails_with_the_reason(re
         train_and_choose(_tiny_gnn(), bare[:4], bare[4:], model_type="metaschedule-xgb")
 
 
+@needs_tvm
 def test_cli_train_keeps_xgboost_when_it_wins_then_rank_and_eval_load_it(tmp_path, records, monkeypatch):
     """The other candidates are made to rank backwards: auto must keep and save XGBoost, rank/eval must load it."""
     pytest.importorskip("torch_geometric")
@@ -239,6 +246,7 @@ def test_cli_train_keeps_xgboost_when_it_wins_then_rank_and_eval_load_it(tmp_pat
     assert res.exit_code == 0 and "skipped MetaSchedule XGBoost: 6 of 6 graphs" in res.output, res.output
 
 
+@needs_tvm
 def test_tune_tile_ranks_with_the_loaded_model(tmp_path, records):
     """``tune_tile`` measures the loaded XGBoost model's top candidate first (a busy-loop runner, no timing)."""
     from opgraph.perf.baselines import MetaScheduleBaseline
@@ -260,3 +268,21 @@ def test_tune_tile_ranks_with_the_loaded_model(tmp_path, records):
     res = tune_tile(spec, ranker, candidates=cands, runner=Runner(), settings=fast, race_rounds=2, search="screen")
     cost = ranker.predict(candidate_record(spec, [None, *cands]))
     assert res.n_measured == 2 and tuple(res.measured[1].choice) == cands[int(np.argmin(cost[1:]))]
+
+
+def test_without_tvm_auto_skips_xgboost_with_one_line_and_the_explicit_type_fails(monkeypatch, make_tile):
+    """Runs whether or not TVM is installed: TVM is hidden from ``find_spec``."""
+    pytest.importorskip("torch_geometric")
+    pytest.importorskip("lightgbm")
+    from opgraph.perf.errors import PerfError
+    from opgraph.perf.evaluate import train_and_choose
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tvm" else real(name, *a))
+    kernel = {"op": "matmul", "dims": [16, 16, 16], "epilogue": "none", "stride": 1, "groups": 1}
+    recs = [dataclasses.replace(make_tile(f"k{i}", c=6, seed=i), measure_meta={"kernel": kernel}) for i in range(4)]
+    _, _, sel = train_and_choose(_tiny_gnn(), recs[:3], recs[3:], model_type="auto")
+    assert set(sel["valid_scores"]) == {"GNN", "LightGBM"}
+    assert sel["skipped"] == {"MetaSchedule XGBoost": "Apache TVM is not installed (`pip install 'opgraph[tvm]'`)"}
+    with pytest.raises(PerfError, match=r"cannot train it: Apache TVM is not installed"):
+        train_and_choose(_tiny_gnn(), recs[:3], recs[3:], model_type="metaschedule-xgb")
