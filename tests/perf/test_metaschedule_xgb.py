@@ -116,8 +116,9 @@ def test_auto_keeps_the_best_of_three_and_the_checkpoint_round_trips(tmp_path, r
     pytest.importorskip("torch_geometric")
     pytest.importorskip("lightgbm")
     from opgraph.perf import baselines
+    from opgraph.perf.errors import CheckpointError
     from opgraph.perf.evaluate import evaluate_model, train_and_choose
-    from opgraph.perf.model import load_ranker, save_metaschedule_xgb
+    from opgraph.perf.model import CostModel, load_ranker, save_metaschedule_xgb
 
     baselines._MS_FEATURES.clear()  # so that every kernel's features go through the disk cache
     train, valid = records[:4], records[4:]
@@ -138,6 +139,8 @@ def test_auto_keeps_the_best_of_three_and_the_checkpoint_round_trips(tmp_path, r
     for rec in valid:  # the loaded model ranks exactly as the one that was saved
         np.testing.assert_array_equal(back.predict(rec), xgbm.predict(rec))
     assert evaluate_model("x", back, valid).mean("kendall_tau") == pytest.approx(taus["MetaSchedule XGBoost"])
+    with pytest.raises(CheckpointError, match="metaschedule-xgb model, not a GNN"):
+        CostModel.load(path)
 
 
 @needs_tvm

@@ -597,6 +597,11 @@ class CostModel:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"--model {path}: no such checkpoint file")
+        if _xgb_members(path) is not None:
+            raise CheckpointError(
+                f"--model {path}: holds a metaschedule-xgb model, not a GNN; load it with "
+                "opgraph.perf.model.load_ranker"
+            )
         # weights_only: tensors and plain containers only, so a crafted file cannot run code.
         ck = load_checkpoint(path, what="--model", error=CheckpointError)
         if not isinstance(ck, dict) or "feature_version" not in ck:
