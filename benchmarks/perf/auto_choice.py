@@ -11,6 +11,13 @@ Usage::
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/auto_choice.py --data /work/data/heldout-tile \
         --ms-cache /tmp/ms --json docs/benchmarks/perf_auto_choice.json --doc docs/benchmarks/perf.md
+
+``--screen FOLDER...`` replays tune-tile's one-shot screening on exhaustively measured kernels instead (see
+:func:`screen`; numbers in ``docs/benchmarks/perf_auto_screen.json``)::
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/auto_choice.py --data /work/data/heldout-tile \
+        --ms-cache /tmp/ms --screen /work/data/tile-tune/real/*/exhaustive \
+        --json docs/benchmarks/perf_auto_screen.json --doc docs/benchmarks/perf.md
 """
 
 from __future__ import annotations
@@ -22,7 +29,82 @@ from typing import Any
 
 BEGIN = "<!-- auto-choice:begin -->"
 END = "<!-- auto-choice:end -->"
+SCREEN_BEGIN = "<!-- auto-screen:begin -->"
+SCREEN_END = "<!-- auto-screen:end -->"
 MODELS = ("LightGBM", "MetaSchedule XGBoost")
+
+
+def screen(data: Path, exhaustive: list[Path], ms_cache: Path | None, seed: int, frac: float) -> dict[str, Any]:
+    """Replay tune-tile's one-shot screening on exhaustively measured kernels with each ranker as the prior.
+
+    Per kernel of an exhaustive folder (every candidate tile measured): the rankers are trained on the tile
+    collection ``data`` without the kernel's family and without any kernel of the same name; the default config
+    plus the ranker's top ``max(1, floor(frac * n) - 1)`` other configs are "measured" (their stored runtimes),
+    and the best of them is compared with the best of all.
+    """
+    import numpy as np
+
+    from opgraph._base.jsonio import read_json
+    from opgraph.perf.baselines import AnalyticalBaseline, LightGBMBaseline, MetaScheduleBaseline
+    from opgraph.perf.evaluate import family_of
+    from opgraph.perf.tpugraphs import load_records
+
+    recs = load_records(data / "tile" if (data / "tile").is_dir() else data)
+    fam_path = data / "families.json"
+    fams = dict(read_json(fam_path)) if fam_path.exists() else None
+    out: dict[str, Any] = {"frac": frac, "kernels": {}}
+    for folder in exhaustive:
+        targets = load_records(folder)
+        held = {family_of(r, fams) for r in recs if r.name in {t.name for t in targets}}
+        names = {t.name for t in targets}
+        train = [r for r in recs if family_of(r, fams) not in held and r.name not in names]
+        models = {
+            "LightGBM": LightGBMBaseline(seed=seed).fit(train),
+            "MetaSchedule XGBoost": MetaScheduleBaseline("xgb", seed, ms_cache).fit(train),
+            "analytical": AnalyticalBaseline(),
+        }
+        for t in targets:
+            rt = t.target_runtime()
+            ref = int(t.measure_meta.get("reference_config", 0))
+            k = max(1, int(frac * t.n_configs) - 1)
+            row: dict[str, Any] = {"folder": folder.parent.name, "n_configs": t.n_configs, "held_out": sorted(held)}
+            for name, m in models.items():
+                cost = np.asarray(m.predict(t), dtype=np.float64)
+                order = [int(i) for i in np.argsort(cost, kind="stable") if int(i) != ref][:k]
+                row[name] = float(rt[[ref, *order]].min() / rt.min())
+            out["kernels"][t.name] = row
+        out["n_train"] = len(train)
+    return out
+
+
+def screen_block(res: dict[str, Any]) -> str:
+    """The markdown block of the screening replay."""
+    import numpy as np
+
+    names = ("LightGBM", "MetaSchedule XGBoost", "analytical")
+    rows = res["kernels"]
+    lines = [
+        SCREEN_BEGIN,
+        f"Command: `{res['command']}`; {res['date']}; {res['machine']}; load {res['load']}. One-shot screening "
+        f"replayed on exhaustively measured kernels: the default + the ranker's top picks, {res['frac']:.0%} of each "
+        "kernel's candidates, read from the stored runtimes (no measuring); rankers trained on "
+        "`/work/data/heldout-tile` without the kernel's family and without kernels of the same name. Cell: best "
+        "picked runtime / best of all (1.000 = found the optimum).",
+        "",
+        "| model kernels | kernel | configs | " + " | ".join(names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for kname, r in rows.items():
+        cells = " | ".join(f"{r[n]:.3f}" for n in names)
+        lines.append(f"| {r['folder']} | {kname} | {r['n_configs']} | {cells} |")
+    within = {n: sum(r[n] <= 1.05 for r in rows.values()) for n in names}
+    geo = {n: float(np.exp(np.mean([np.log(r[n]) for r in rows.values()]))) for n in names}
+    lines.append(
+        f"| **within 5% / geo-mean** | {len(rows)} kernels | | "
+        + " | ".join(f"{within[n]}/{len(rows)} / {geo[n]:.3f}" for n in names)
+        + " |"
+    )
+    return "\n".join([*lines, SCREEN_END]) + "\n"
 
 
 def run(data: Path, ms_cache: Path | None, valid_frac: float, seed: int) -> dict[str, Any]:
@@ -125,7 +207,30 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="Write the raw numbers here.")
     ap.add_argument("--from-json", type=Path, default=None, help="Re-render a finished run's numbers (no training).")
     ap.add_argument("--doc", type=Path, default=None)
+    ap.add_argument(
+        "--screen", type=Path, nargs="*", default=None, help="Exhaustive folders: replay the screening instead."
+    )
+    ap.add_argument("--screen-frac", type=float, default=0.1)
     args = ap.parse_args()
+    if args.screen is not None:
+        if args.from_json:
+            res = dict(read_json(args.from_json))
+        else:
+            load0 = os.getloadavg()[0]
+            res = screen(args.data, args.screen, args.ms_cache, args.seed, args.screen_frac)
+            res.update(
+                load=f"{load0:.0f}-{os.getloadavg()[0]:.0f}",
+                date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                machine=machine_line(),
+                command="python benchmarks/perf/auto_choice.py " + " ".join(sys.argv[1:]),
+            )
+            if args.json:
+                write_json(args.json, res)
+        block = screen_block(res)
+        print(block)
+        if args.doc:
+            replace_marked_block(args.doc, SCREEN_BEGIN, SCREEN_END, block)
+        return
     if args.from_json:
         res = dict(read_json(args.from_json))
     else:
