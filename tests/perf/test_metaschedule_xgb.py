@@ -224,6 +224,8 @@ def test_cli_train_keeps_xgboost_when_it_wins_then_rank_and_eval_load_it(tmp_pat
     monkeypatch.setattr(CostModel, "predict", backwards)
     out = tmp_path / "m.pt"
     args = ["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--hidden", "8", "--valid-frac", "0.34"]
+    res = CliRunner().invoke(group, [*args, "--ms-cache", str(data / "ms")])
+    assert res.exit_code != 0 and "--ms-cache" in str(res.exception) and "outside --data" in str(res.exception)
     res = CliRunner().invoke(group, [*args, "--ms-cache", str(tmp_path / "ms")])
     assert res.exit_code == 0, res.output
     assert "kept MetaSchedule XGBoost" in res.output and "validation MetaSchedule XGBoost" in res.output

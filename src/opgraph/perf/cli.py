@@ -280,6 +280,8 @@ def train(
     _at_least(1, epochs=epochs, ensemble=ensemble, hidden=hidden)
     if not 0 <= valid_frac < 1:
         raise PerfError(f"--valid-frac {valid_frac} must be in [0, 1) (the share of graphs held out)")
+    if ms_cache is not None and data.resolve() in (ms_cache.resolve(), *ms_cache.resolve().parents):
+        raise PerfError(f"--ms-cache {ms_cache}: put it outside --data {data} (its npz files would be read as graphs)")
     from opgraph.perf.collect import split_names
     from opgraph.perf.model import ModelConfig
 
