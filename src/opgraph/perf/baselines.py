@@ -509,39 +509,136 @@ def _mlp_fixes() -> Iterator[None]:
         mlp_model.SegmentSumMLP.forward = orig_fwd  # type: ignore[method-assign]
 
 
-def fit_metaschedule_xgb(groups: list[tuple[str, list[np.ndarray], np.ndarray]], seed: int = 0) -> Any:
-    """Train MetaSchedule's ``XGBModel`` on pre-extracted workload groups ``(group hash, features, run_secs)``.
+class PackSumXGB:
+    """MetaSchedule's XGBoost cost model: one tree ensemble scores each store of a candidate; the sum is its score.
 
-    Does what ``XGBModel.update`` does for each group (keep its non-empty feature rows and costs) and then its
-    retraining step once on everything: ``_train`` on the group-normalised throughput ``group min cost / cost``.
+    The objective is MetaSchedule's ``XGBModel`` one (``PackSum``): squared error between the per-candidate sum of
+    the per-store predictions and the group-normalised throughput ``group min cost / cost``, each row weighted by
+    that target, with TVM's default ``XGBConfig`` and its early stopping (50 rounds without a better training
+    pack-sum RMSE, at most 10000). It is trained with xgboost's public API rather than ``XGBModel._train``; the
+    result equals ``XGBModel.update``/``predict`` on the same data (``tests/perf/test_metaschedule_xgb.py``).
+
+    Attributes:
+        booster: The fitted ``xgboost.Booster``.
+        n_rounds: Boosting rounds trained.
     """
-    from itertools import chain
 
-    from tvm.s_tir.meta_schedule.cost_model.xgb_model import FeatureGroup, XGBConfig, XGBModel
+    def __init__(self, booster: Any) -> None:
+        self.booster = booster
+        self.n_rounds = int(booster.num_boosted_rounds())
 
-    m = XGBModel(config=XGBConfig(seed=seed, nthread=1), num_warmup_samples=0, adaptive_training=False)
-    for group, feats, secs in groups:
+    @staticmethod
+    def _pack(feats: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        rows = [np.ascontiguousarray(f[:, :_MS_STORE_COLS], dtype=np.float32) for f in feats]
+        ids = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+        return np.concatenate(rows, axis=0), ids
+
+    @classmethod
+    def fit(
+        cls,
+        groups: list[tuple[str, list[np.ndarray], np.ndarray]],
+        seed: int = 0,
+        *,
+        early_stopping_rounds: int = 50,
+        max_rounds: int = 10000,
+    ) -> PackSumXGB:
+        """Train on workload groups ``(group hash, per-candidate store features, run seconds)``.
+
+        Candidates without stores are dropped and groups with the same hash are merged, as ``XGBModel.update``
+        does; a group's target is ``min cost / cost`` (0 where the cost is 0).
+        """
+        from collections import OrderedDict
+
+        xgb = require("xgboost", "perf")
+        from tvm.s_tir.meta_schedule.cost_model.xgb_model import XGBConfig
+
+        merged: OrderedDict[str, tuple[list[np.ndarray], list[np.ndarray]]] = OrderedDict()
+        for group, feats, secs in groups:
+            keep = [i for i, f in enumerate(feats) if len(f)]
+            fs, cs = merged.setdefault(group, ([], []))
+            fs += [feats[i] for i in keep]
+            cs.append(np.asarray(secs, dtype=np.float32)[keep])
+        xs: list[np.ndarray] = []
+        ys = []
+        for fs, cs in merged.values():
+            if not fs:
+                continue
+            costs = np.concatenate(cs)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ys.append(np.divide(costs.min(), costs, out=np.zeros_like(costs), where=costs != 0))
+            xs += fs
+        if not xs:
+            from opgraph.perf.errors import PerfError
+
+            raise PerfError("MetaSchedule XGBoost: no candidate with store features to train on")
+        x, ids = cls._pack(xs)
+        y = np.concatenate(ys)[ids]
+        dtrain = xgb.DMatrix(data=x, label=y)  # type: ignore[attr-defined]
+        dtrain.set_weight(y)
+        label = dtrain.get_label()
+        n = len(xs)
+
+        def packed(pred: np.ndarray) -> np.ndarray:
+            return np.bincount(ids, weights=pred, minlength=n)[ids]
+
+        def obj(pred: np.ndarray, _d: Any) -> tuple[np.ndarray, np.ndarray]:
+            grad = packed(pred) - label
+            return grad * label, np.ones_like(grad) * label
+
+        def p_rmse(pred: np.ndarray, _d: Any) -> tuple[str, float]:
+            return "p-rmse", float(np.sqrt(np.square(packed(pred) - label).mean()))
+
+        class _EarlyStop(xgb.callback.TrainingCallback):  # type: ignore[name-defined, misc]
+            """Stop after ``early_stopping_rounds`` rounds without a lower training p-rmse (as TVM's callback)."""
+
+            best_score = float("inf")
+            best_iteration = 0
+
+            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                text = model.eval_set([(dtrain, "tr")], iteration=epoch, feval=p_rmse)
+                score = dict(kv.split(":") for kv in text.split()[1:])["tr-p-rmse"]
+                if float(score) < self.best_score:
+                    self.best_score, self.best_iteration = float(score), epoch
+                    return False
+                return epoch - self.best_iteration >= early_stopping_rounds
+
+        params = XGBConfig(seed=seed, nthread=1).to_dict()
+        booster = xgb.train(params, dtrain, num_boost_round=max_rounds, obj=obj, callbacks=[_EarlyStop()])  # type: ignore[attr-defined]
+        return cls(booster)
+
+    def predict(self, feats: list[np.ndarray]) -> np.ndarray:
+        """Score (higher = faster) of each candidate: the sum of its stores' predictions; float64[len(feats)]."""
+        import xgboost as xgb
+
+        out = np.zeros(len(feats))
         keep = [i for i, f in enumerate(feats) if len(f)]
-        xs = [np.ascontiguousarray(feats[i][:, :_MS_STORE_COLS]) for i in keep]
-        costs = np.asarray(secs, dtype=np.float32)[keep]
-        if group in m.data:
-            m.data[group].append(xs, costs)
-        else:
-            m.data[group] = FeatureGroup(group_hash=group, features=xs, costs=costs)
-        m.data_size += len(xs)
-    m.last_train_size = m.data_size
-    xs_all = list(chain.from_iterable(g.features for g in m.data.values()))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ys = np.concatenate(
-            [np.divide(g.min_cost, g.costs, out=np.zeros_like(g.costs), where=g.costs != 0) for g in m.data.values()]
-        )
-    m._train(xs=xs_all, ys=ys)
-    return m
+        if keep:
+            x, ids = self._pack([feats[i] for i in keep])
+            pred = self.booster.predict(xgb.DMatrix(data=x))
+            out[keep] = np.bincount(ids, weights=pred, minlength=len(keep))
+        return out
+
+    def to_bytes(self) -> bytes:
+        """The booster in XGBoost's UBJSON model format (no pickle)."""
+        return bytes(self.booster.save_raw(raw_format="ubj"))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> PackSumXGB:
+        """A model from :meth:`to_bytes` output."""
+        xgb = require("xgboost", "perf")
+        booster = xgb.Booster()  # type: ignore[attr-defined]
+        booster.load_model(bytearray(raw))
+        return cls(booster)
 
 
-def predict_metaschedule_xgb(m: Any, feats: list[np.ndarray]) -> np.ndarray:
-    """``XGBModel``'s score (higher = faster) of one kernel's configs from their features."""
-    return np.asarray(m._predict(xs=[np.ascontiguousarray(f[:, :_MS_STORE_COLS]) for f in feats]), np.float64)
+def fit_metaschedule_xgb(groups: list[tuple[str, list[np.ndarray], np.ndarray]], seed: int = 0) -> PackSumXGB:
+    """Train MetaSchedule's XGBoost cost model on pre-extracted workload groups (see :class:`PackSumXGB`)."""
+    return PackSumXGB.fit(groups, seed)
+
+
+def predict_metaschedule_xgb(m: PackSumXGB, feats: list[np.ndarray]) -> np.ndarray:
+    """The XGBoost model's score (higher = faster) of one kernel's configs from their features."""
+    return m.predict(feats)
 
 
 def fit_metaschedule_mlp(
@@ -582,6 +679,36 @@ def predict_metaschedule_mlp(m: Any, feats: list[np.ndarray]) -> np.ndarray:
         return np.asarray(m.trainer.predict_incremental(list(feats)), dtype=np.float64).reshape(-1)
 
 
+def metaschedule_xgb_unavailable(records: list[GraphRecord]) -> str | None:
+    """Why MetaSchedule's XGBoost cannot be trained on ``records`` (one line), or None when it can.
+
+    It needs tile records with the kernel spec that rebuilds each config's TIR (``measure_meta["kernel"]``, which
+    :func:`opgraph.perf.tile.collect_tile` has always written; the official TpuGraphs tile data has none), Apache
+    TVM with a working ``apache-tvm-ffi``, and ``xgboost``.
+    """
+    import importlib.util
+
+    from opgraph.perf.errors import MissingDependencyError
+
+    if any(r.kind != "tile" for r in records):
+        return "it ranks tile configs only"
+    missing = [r.name for r in records if not r.measure_meta.get("kernel")]
+    if missing:
+        return (
+            f"{len(missing)} of {len(records)} graphs (e.g. {missing[0]}) have no measure_meta['kernel'] to rebuild "
+            "their TIR from (collect them with `opgraph perf collect --space tile`)"
+        )
+    if importlib.util.find_spec("tvm") is None:
+        return "Apache TVM is not installed (`pip install 'opgraph[tvm]'`)"
+    if importlib.util.find_spec("xgboost") is None:
+        return "xgboost is not installed (`pip install 'opgraph[perf]'`)"
+    try:
+        _check_tvm_ffi()
+    except MissingDependencyError as exc:
+        return str(exc)
+    return None
+
+
 class MetaScheduleBaseline:
     """TVM MetaSchedule's ``XGBModel`` (``model="xgb"``) or ``MLPModel`` (``model="mlp"``) on tile records.
 
@@ -612,6 +739,9 @@ class MetaScheduleBaseline:
         self.mlp_epochs = mlp_epochs
         self.name = "MetaSchedule XGBoost" if model == "xgb" else "MetaSchedule MLP"
         self.model: Any = None
+        self.selection: dict[str, Any] = {}  # how ``opgraph perf train`` chose it (see model.load_ranker)
+
+    kind = "tile"
 
     @contextlib.contextmanager
     def _tvm_errors(self, step: str) -> Iterator[None]:

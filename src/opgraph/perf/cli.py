@@ -247,11 +247,17 @@ def _records(data: Path) -> list[Any]:
 @click.option("--valid-frac", type=float, default=0.2, show_default=True, help="Whole graphs held out for selection.")
 @click.option(
     "--model-type",
-    type=click.Choice(["auto", "gnn", "lightgbm"]),
+    type=click.Choice(["auto", "gnn", "lightgbm", "metaschedule-xgb"]),
     default="auto",
     show_default=True,
-    help="auto: train the GNN and LightGBM, keep the better on the validation graphs (Kendall tau, then "
-    "slowdown); the choice and both scores are saved in the checkpoint.",
+    help="auto: train the GNN, LightGBM and (tile, with TVM) MetaSchedule's XGBoost, keep the best on the "
+    "validation graphs (Kendall tau, then slowdown); the choice and all scores are saved in the checkpoint.",
+)
+@click.option(
+    "--ms-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder caching MetaSchedule's per-kernel TIR features (one npz per graph; reused by later runs).",
 )
 @seed_option()
 def train(
@@ -266,13 +272,16 @@ def train(
     hints: bool | None,
     valid_frac: float,
     model_type: str,
+    ms_cache: Path | None,
     seed: int,
 ) -> None:
-    """Train the GraphSAGE cost model (and LightGBM; the better one is kept) on a collection."""
+    """Train the GraphSAGE cost model, LightGBM and (tile) MetaSchedule's XGBoost; keep the best on a collection."""
     require("torch", "perf")
     _at_least(1, epochs=epochs, ensemble=ensemble, hidden=hidden)
     if not 0 <= valid_frac < 1:
         raise PerfError(f"--valid-frac {valid_frac} must be in [0, 1) (the share of graphs held out)")
+    if ms_cache is not None and data.resolve() in (ms_cache.resolve(), *ms_cache.resolve().parents):
+        raise PerfError(f"--ms-cache {ms_cache}: put it outside --data {data} (its npz files would be read as graphs)")
     from opgraph.perf.collect import split_names
     from opgraph.perf.model import ModelConfig
 
@@ -299,15 +308,21 @@ def train(
     from opgraph.perf.evaluate import train_and_choose
 
     chosen, model, selection = train_and_choose(
-        cfg, train_recs, valid_recs, model_type=model_type, seed=seed, progress=True
+        cfg, train_recs, valid_recs, model_type=model_type, seed=seed, progress=True, ms_cache=ms_cache
     )
     if chosen == "GNN":
         model.save(out)
-    else:
+    elif chosen == "LightGBM":
         from opgraph.perf.model import save_lightgbm
 
         save_lightgbm(model, out, selection=selection)
+    else:
+        from opgraph.perf.model import save_metaschedule_xgb
+
+        save_metaschedule_xgb(model, out, selection=selection)
     con = _console()
+    for name, why in selection.get("skipped", {}).items():
+        con.print(f"skipped {name}: {why}")
     for name, sc in selection.get("valid_scores", {}).items():
         con.print(f"validation {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in sc.items()))
     last = model.history[-1] if getattr(model, "history", None) else {}
@@ -333,7 +348,8 @@ def eval_cmd(model_path: Path, data: Path, baselines: bool, json_out: Path | Non
     require("torch", "perf")
     model = load_ranker(model_path)
     recs = _records(data)
-    models: dict[str, Any] = {"GNN" if hasattr(model, "net") else "LightGBM": model}
+    name = "GNN" if hasattr(model, "net") else "LightGBM"
+    models: dict[str, Any] = {"MetaSchedule XGBoost" if getattr(model, "model_kind", "") == "xgb" else name: model}
     if baselines:
         models.update(
             {"analytical": AnalyticalBaseline(), "default config": DefaultBaseline(), "random": RandomBaseline()}

@@ -8,17 +8,21 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from opgraph.perf.metrics import CollectionScore, inter_round_tau, score_graph
 from opgraph.perf.tpugraphs import GraphRecord
+
+log = logging.getLogger(__name__)
 
 
 def ceiling_tau(rec: GraphRecord) -> float:
@@ -247,6 +251,14 @@ def choose_model(scores: Mapping[str, CollectionScore], *, slowdown_k: int | Non
     return min(enumerate(scores.items()), key=key)[1][0]
 
 
+#: ``--model-type`` values of ``opgraph perf train`` and the candidate names they train.
+MODEL_TYPES = {
+    "gnn": ("GNN",),
+    "lightgbm": ("LightGBM",),
+    "metaschedule-xgb": ("MetaSchedule XGBoost",),
+}
+
+
 def train_and_choose(
     config: Any,
     train: Sequence[GraphRecord],
@@ -255,35 +267,60 @@ def train_and_choose(
     model_type: str = "auto",
     seed: int = 0,
     progress: bool = False,
+    ms_cache: str | Path | None = None,
 ) -> tuple[str, Any, dict[str, Any]]:
-    """Train the GNN and/or LightGBM and keep the better one on the validation graphs (``opgraph perf train``).
+    """Train the candidates and keep the best one on the validation graphs (``opgraph perf train``).
+
+    ``auto`` trains the GNN and LightGBM and, on tile graphs, MetaSchedule's XGBoost (when TVM and xgboost are
+    installed and the graphs carry their kernel specs; otherwise it is skipped and ``selection["skipped"]`` says
+    why); the highest validation Kendall tau wins, ties broken by slowdown (:func:`choose_model`).
 
     Args:
         config: The GNN's :class:`~opgraph.perf.model.ModelConfig`.
         train: Training graphs.
         valid: Validation graphs (whole graphs); with ``model_type="auto"`` and none, the GNN is kept unscored.
-        model_type: ``"auto"`` (train both, keep the better by :func:`choose_model`), ``"gnn"`` or ``"lightgbm"``.
-        seed: LightGBM's seed.
+        model_type: ``"auto"``, ``"gnn"``, ``"lightgbm"`` or ``"metaschedule-xgb"``.
+        seed: Seed of LightGBM and XGBoost.
         progress: Show the GNN's epoch bar.
+        ms_cache: Folder of MetaSchedule's per-kernel feature cache (:func:`~opgraph.perf.baselines.
+            metaschedule_features`), or None for a memory cache only.
 
     Returns:
-        ``(chosen name "GNN" or "LightGBM", fitted model, selection)``; ``selection`` (saved in the checkpoint)
-        holds ``model_type``, ``chosen``, ``reason``, the validation graph names and each candidate's validation
-        summary (``valid_scores``).
+        ``(chosen name, fitted model, selection)``; the name is ``"GNN"``, ``"LightGBM"`` or ``"MetaSchedule
+        XGBoost"``; ``selection`` (saved in the checkpoint) holds ``model_type``, ``chosen``, ``reason``, the
+        validation graph names, each candidate's validation summary (``valid_scores``) and ``skipped``
+        (candidate -> why it was not trained).
     """
-    from opgraph.perf.baselines import LightGBMBaseline
+    from opgraph.perf.baselines import LightGBMBaseline, MetaScheduleBaseline, metaschedule_xgb_unavailable
     from opgraph.perf.errors import PerfError
     from opgraph.perf.model import CostModel
 
-    if model_type not in ("auto", "gnn", "lightgbm"):
-        raise PerfError(f"--model-type must be auto, gnn or lightgbm, got {model_type!r}")
-    names = ("GNN", "LightGBM") if model_type == "auto" else (("GNN",) if model_type == "gnn" else ("LightGBM",))
+    if model_type != "auto" and model_type not in MODEL_TYPES:
+        raise PerfError(f"--model-type must be auto, {', '.join(MODEL_TYPES)}; got {model_type!r}")
+    skipped: dict[str, str] = {}
+    if model_type == "auto":
+        names: tuple[str, ...] = ("GNN", "LightGBM")
+        if train and train[0].kind == "tile":
+            why = metaschedule_xgb_unavailable(list(train) + list(valid))
+            if why is None:
+                names += ("MetaSchedule XGBoost",)
+            else:
+                skipped["MetaSchedule XGBoost"] = why
+                log.warning("MetaSchedule XGBoost skipped: %s", why)
+    else:
+        names = MODEL_TYPES[model_type]
+        if model_type == "metaschedule-xgb":
+            why = metaschedule_xgb_unavailable(list(train) + list(valid))
+            if why is not None:
+                raise PerfError(f"--model-type metaschedule-xgb: cannot train it: {why}")
     fitted: dict[str, Any] = {}
     for name in names:
         if name == "GNN":
             fitted[name] = CostModel(config).fit(list(train), list(valid) or None, progress=progress)
-        else:
+        elif name == "LightGBM":
             fitted[name] = LightGBMBaseline(seed=seed).fit(list(train))
+        else:
+            fitted[name] = MetaScheduleBaseline("xgb", seed=seed, cache_dir=ms_cache).fit(list(train))
     scores = {n: evaluate_model(n, m, valid) for n, m in fitted.items()} if valid else {}
     if len(fitted) == 1:
         chosen, reason = names[0], f"--model-type {model_type}"
@@ -300,6 +337,7 @@ def train_and_choose(
         "reason": reason,
         "valid_graphs": [r.name for r in valid],
         "valid_scores": {n: sc.summary() for n, sc in scores.items()},
+        "skipped": skipped,
     }
     model = fitted[chosen]
     model.selection = selection

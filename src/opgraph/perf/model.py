@@ -597,6 +597,11 @@ class CostModel:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"--model {path}: no such checkpoint file")
+        if _xgb_members(path) is not None:
+            raise CheckpointError(
+                f"--model {path}: holds a metaschedule-xgb model, not a GNN; load it with "
+                "opgraph.perf.model.load_ranker"
+            )
         # weights_only: tensors and plain containers only, so a crafted file cannot run code.
         ck = load_checkpoint(path, what="--model", error=CheckpointError)
         if not isinstance(ck, dict) or "feature_version" not in ck:
@@ -679,10 +684,109 @@ def save_lightgbm(model: Any, path: str | Path, *, selection: dict[str, Any] | N
     return atomic_write(path, buf.getvalue())
 
 
-def load_ranker(path: str | Path) -> Any:
-    """Load whatever ``opgraph perf train`` saved: a :class:`CostModel` or a LightGBM ranker.
+#: Members of a MetaSchedule XGBoost checkpoint (a zip archive; no pickle anywhere).
+XGB_META, XGB_BOOSTER = "opgraph_perf.json", "booster.ubj"
 
-    Both have ``kind``, ``predict(record)`` (lower = faster) and ``selection`` (the validation scores that chose
+
+def save_metaschedule_xgb(model: Any, path: str | Path, *, selection: dict[str, Any] | None = None) -> Path:
+    """Write a fitted MetaSchedule XGBoost :class:`~opgraph.perf.baselines.MetaScheduleBaseline` as a checkpoint.
+
+    The file is a zip archive of two members: ``booster.ubj`` (XGBoost's own UBJSON model format) and
+    ``opgraph_perf.json`` (``model_type="metaschedule-xgb"``, the space, the feature versions, the TVM and XGBoost
+    versions, ``selection``). It is built in memory and written with one atomic rename, so a reader sees the whole
+    pair or the previous file, never one member without the other; :func:`load_ranker` reads it.
+    """
+    import io
+    import zipfile
+
+    import tvm
+    import xgboost
+
+    from opgraph._base.fileio import atomic_write
+    from opgraph._base.jsonio import dumps
+    from opgraph.perf.baselines import _MS_FEATURE_FORMAT, _MS_STORE_COLS
+
+    if getattr(model, "model_kind", None) != "xgb" or model.model is None:
+        raise PerfError("save_metaschedule_xgb: needs a fitted MetaScheduleBaseline('xgb')")
+    meta = {
+        "format": MODEL_FORMAT,
+        "feature_version": FEATURE_VERSION,
+        "model_type": "metaschedule-xgb",
+        "kind": "tile",
+        "ms_feature_format": _MS_FEATURE_FORMAT,
+        "store_cols": _MS_STORE_COLS,
+        "tvm": str(tvm.__version__),
+        "xgboost": str(xgboost.__version__),
+        "seed": int(model.seed),
+        "n_rounds": int(model.model.n_rounds),
+        "selection": selection or {},
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(XGB_META, dumps(meta))
+        zf.writestr(XGB_BOOSTER, model.model.to_bytes())
+    return atomic_write(path, buf.getvalue())
+
+
+def _xgb_members(path: Path) -> dict[str, bytes] | None:
+    """The members of a MetaSchedule XGBoost checkpoint, or None when ``path`` is not one (e.g. a torch file)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            if XGB_META not in names:
+                return None
+            return {n: zf.read(n) for n in (XGB_META, XGB_BOOSTER) if n in names}
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return None
+
+
+def _load_metaschedule_xgb(path: Path, members: dict[str, bytes]) -> Any:
+    import json
+
+    from opgraph.perf.baselines import _MS_STORE_COLS, MetaScheduleBaseline, PackSumXGB
+
+    try:
+        meta = json.loads(members[XGB_META].decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"--model {path}: {XGB_META} is not valid JSON ({exc}); retrain it") from None
+    if not isinstance(meta, dict) or meta.get("model_type") != "metaschedule-xgb":
+        raise CheckpointError(f"--model {path}: {XGB_META} does not describe a metaschedule-xgb model; retrain it")
+    _check_version(meta, path)
+    if meta.get("store_cols") != _MS_STORE_COLS:
+        raise CheckpointError(
+            f"--model {path}: trained on {meta.get('store_cols')} MetaSchedule feature columns, this opgraph "
+            f"extracts {_MS_STORE_COLS}; retrain it with `opgraph perf train`"
+        )
+    if XGB_BOOSTER not in members:
+        raise CheckpointError(f"--model {path}: no {XGB_BOOSTER} member; restore or re-create the file")
+    try:
+        booster = PackSumXGB.from_bytes(members[XGB_BOOSTER])
+    except PerfError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - XGBoost's parse errors become one line naming the file
+        msg = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"--model {path}: {XGB_BOOSTER} is not an XGBoost model ({msg}); retrain it") from None
+    try:
+        import tvm
+
+        if str(tvm.__version__) != meta.get("tvm"):
+            log.warning(
+                "--model %s: trained with TVM %s, features now from TVM %s", path, meta.get("tvm"), tvm.__version__
+            )
+    except ImportError:
+        pass
+    m = MetaScheduleBaseline("xgb", seed=int(meta.get("seed", 0)))
+    m.model = booster
+    m.selection = dict(meta.get("selection", {}))
+    return m
+
+
+def load_ranker(path: str | Path) -> Any:
+    """Load whatever ``opgraph perf train`` saved: a :class:`CostModel`, a LightGBM or a MetaSchedule XGBoost ranker.
+
+    All have ``kind``, ``predict(record)`` (lower = faster) and ``selection`` (the validation scores that chose
     them, empty when there was no choice).
 
     Raises:
@@ -695,6 +799,9 @@ def load_ranker(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"--model {path}: no such checkpoint file")
+    xgb_members = _xgb_members(path)
+    if xgb_members is not None:
+        return _load_metaschedule_xgb(path, xgb_members)
     ck = load_checkpoint(path, what="--model", error=CheckpointError)
     if not isinstance(ck, dict) or "feature_version" not in ck:
         raise CheckpointError(f"--model {path}: not an opgraph.perf checkpoint (no feature_version)")
