@@ -36,7 +36,8 @@ from opgraph._base.jsonio import read_json, write_json
 
 BEGIN, END = "<!-- tile-replay:begin -->", "<!-- tile-replay:end -->"
 
-#: Search variants: name -> keyword arguments of tune_tile (``refit_options`` for refit_tune's knobs).
+#: Search variants: name -> keyword arguments of tune_tile (``refit_options`` for refit_tune's knobs); a setting a
+#: name does not state is tune_tile's default (``local_frac`` 0.7 and ``neighbourhood`` "axis+x2" for refit).
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "screen (before refit)": {"search": "screen"},
@@ -46,11 +47,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "refit local .5": {"search": "refit", "neighbourhood": "x2", "local_frac": 0.5},
     "refit lines local .5": {"search": "refit", "local_frac": 0.5, "neighbourhood": "lines"},
     "refit x4 local .5": {"search": "refit", "local_frac": 0.5, "neighbourhood": "x4"},
-    "refit 4 batches": {"search": "refit", "neighbourhood": "x2", "batches": 4},
-    "refit 2 batches": {"search": "refit", "neighbourhood": "x2", "batches": 2},
-    "refit explore 2": {"search": "refit", "neighbourhood": "x2", "refit_options": {"explore": 2.0}},
-    "refit explore 0.3": {"search": "refit", "neighbourhood": "x2", "refit_options": {"explore": 0.3}},
-    "refit 5 finalists": {"search": "refit", "neighbourhood": "x2", "finalists": 5},
+    "refit x2 local .7 4 batches": {"search": "refit", "neighbourhood": "x2", "batches": 4},
+    "refit x2 local .7 2 batches": {"search": "refit", "neighbourhood": "x2", "batches": 2},
+    "refit x2 local .7 explore 2": {"search": "refit", "neighbourhood": "x2", "refit_options": {"explore": 2.0}},
+    "refit x2 local .7 explore 0.3": {"search": "refit", "neighbourhood": "x2", "refit_options": {"explore": 0.3}},
+    "refit x2 local .7 5 finalists": {"search": "refit", "neighbourhood": "x2", "finalists": 5},
     "refit lines local .5 steps 5": {
         "search": "refit",
         "local_frac": 0.5,
@@ -58,7 +59,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "refit_options": {"local_steps": 5},
     },
     "refit local .6": {"search": "refit", "neighbourhood": "x2", "local_frac": 0.6},
-    "refit local .7": {"search": "refit", "neighbourhood": "x2", "local_frac": 0.7},
+    "refit x2 local .7": {"search": "refit", "neighbourhood": "x2", "local_frac": 0.7},
     "refit 2 batches local .5": {"search": "refit", "neighbourhood": "x2", "batches": 2, "local_frac": 0.5},
     "refit 2 batches local .6": {"search": "refit", "neighbourhood": "x2", "batches": 2, "local_frac": 0.6},
     "refit local .5 steps 2": {
@@ -349,7 +350,9 @@ def write_doc(doc: dict[str, Any], out: Path, cmd: str, started: str, seconds: f
         "kernels of `/work/data/heldout-tile` (24 configs each, names differing from these 17) added to the "
         "training set: MetaSchedule XGBoost (TVM per-store features) on the other 16 + those 77, the GNN "
         "(`opgraph perf train`'s design, 20 epochs) on the 77 only (one GNN for all folds: 17 GNN fits do not "
-        "fit this session). `A+B`: mean of the rankers' standardised costs. `default`: `tune_tile`'s defaults "
+        "fit this session; their costs: `tile_replay.py --extra /work/data/heldout-tile/tile --cache "
+        "runs/tile_replay_x --rankers 'LightGBM,analytical,MetaSchedule XGBoost,GNN'`, 4 min of TVM feature "
+        "extraction and 1 min of GNN training). `A+B`: mean of the rankers' standardised costs. `default`: `tune_tile`'s defaults "
         "after this work (refit, 70% of the budget on neighbours, `axis+x2` steps); `refit (main)`: the "
         "default before (30%, `x2` steps); `screen`: the tuner before refit.",
         "",
