@@ -151,10 +151,18 @@ class FixedRanker:
 
 
 def load_kernels(data: Path) -> list[Any]:
-    """Every exhaustive tile record under ``data`` (``<model>/exhaustive/*.npz``), sorted by model and name."""
+    """Every exhaustive tile record under ``data`` (``<model>/exhaustive/*.npz``), sorted by model and name.
+
+    A kernel that several models share (same name) is kept once, from the first model.
+    """
     from opgraph.perf.tpugraphs import load_graph
 
-    return [load_graph(p, lazy=False) for p in sorted(data.glob("*/exhaustive/*.npz"))]
+    out, names = [], set()
+    for p in sorted(data.glob("*/exhaustive/*.npz")):
+        if p.stem not in names:
+            names.add(p.stem)
+            out.append(load_graph(p, lazy=False))
+    return out
 
 
 def tiles_of(rec: Any) -> list[tuple[int, int, int]]:
