@@ -215,3 +215,29 @@ def test_the_local_batch_measures_neighbours_of_the_best_pick(kind):
     assert all(allowed(d) and d.max() > 0 for d in dist), (kind, local)
     with pytest.raises(PerfError, match="neighbourhood"):
         tune_tile(RIDGE_SPEC, Ranker(ridge_prior), candidates=RIDGE_TILES, measurer=meas, neighbourhood="ring")
+
+
+def test_local_prior_orders_the_neighbours_by_the_prior():
+    top = min(RIDGE_TILES, key=ridge_prior)
+
+    def near(t):
+        d = np.abs(np.log2(t) - np.log2(top))
+        return d.max() > 0 and (d.max() <= 1 or ((d > 0).sum() == 1 and d.max() <= 2))
+
+    best_by_prior = sorted(ridge_prior(t) for t in RIDGE_TILES if near(t))[:5]
+    got = {}
+    for w in (0.0, 1.0):
+        res = tune_tile(
+            RIDGE_SPEC,
+            Ranker(ridge_prior),
+            candidates=RIDGE_TILES,
+            measurer=FakeMeasure(ridge),
+            measure_frac=0.07,
+            local_frac=0.8,
+            batches=2,
+            finalists=0,
+            refit_options={"local_steps": 1, "local_prior": w},
+        )
+        got[w] = sorted(ridge_prior(tuple(int(v) for v in m.choice)) for m in res.measured if m.stage == "local")
+    assert got[1.0] == pytest.approx(best_by_prior)
+    assert got[0.0] != pytest.approx(best_by_prior)  # the refitted model's order differs on this surface

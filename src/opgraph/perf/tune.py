@@ -388,6 +388,7 @@ def refit_tune(
     local_steps: int = 3,
     spread: float = 0.0,
     local_explore: float = 1.0,
+    local_prior: float = 0.0,
     finalists: int = 3,
     race_rounds: int = 10,
     rounds: int = 2,
@@ -428,6 +429,8 @@ def refit_tune(
             measured kernels) turns it off. The local batch is not spread.
         local_explore: Weight of the model's uncertainty when the local batch orders the neighbours (1: in a
             replay on 12 measured ResNet kernels it moved the worst of 3 seeds on one kernel from +63% to +7%).
+        local_prior: Weight of the prior's rank when the local batch orders the neighbours (0: the refitted model's
+            order only; 1: the prior's order only); positions in the two orders are blended.
         finalists: Measured configs raced against the default (0: no race; the best ratio below 1 wins).
         race_rounds: Interleaved rounds of the race.
         rounds: Rounds of every batch's measuring run.
@@ -524,6 +527,10 @@ def refit_tune(
         best = min(measured[1:], key=lambda m: m.ratio).choice
         near = [index[r.tobytes()] for r in np.asarray(neighbours(best), dtype=np.int64).reshape(-1, cand.shape[1])]
         near = sorted({i for i in near if cand[i].tobytes() not in seen and i != 0}, key=lambda i: mean[i - 1])
+        if local_prior > 0 and near:  # blend the refitted order with the prior's rank
+            pos = {i: p for p, i in enumerate(near)}
+            by_prior = {i: p for p, i in enumerate(sorted(near, key=lambda i: rank[i]))}
+            near = sorted(near, key=lambda i: (1 - local_prior) * pos[i] + local_prior * by_prior[i])
         picks = near[:size]
         if len(picks) < size:
             more = [int(i) + 1 for i in np.argsort(mean, kind="stable")]
@@ -1239,7 +1246,8 @@ def tune_tile(
         batches: Measuring batches of ``refit`` before the race, the local batch included.
         min_timing_ns: Least CPU time of one timing (default :data:`opgraph.perf.tile.MIN_TIMING_NS`; 0: single
             executions, as before).
-        refit_options: More keyword arguments of :func:`refit_tune` (``explore``, ``local_steps``, ``spread``).
+        refit_options: More keyword arguments of :func:`refit_tune` (``explore``, ``local_steps``, ``spread``,
+            ``local_prior``).
         neighbourhood: The neighbours of a tile in the local batch: ``"x2"`` (every tile size halved, kept or
             doubled: up to 26), ``"x4"`` (each size x 1/4 .. 4: up to 124), ``"axis"`` (one size x 1/4, 1/2, 2
             or 4), ``"axis+x2"`` (both of the last: up to 32) or ``"lines"`` (``"x2"`` and every tile that
