@@ -42,11 +42,13 @@ REPO = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- tile-tune-real:begin -->", "<!-- tile-tune-real:end -->"
 #: (label, keyword arguments of tune_tile): the default search (refit batches, 70% of the budget on neighbours of
 #: the best tile, "axis+x2" steps) with LightGBM and the analytical model as the prior, and LightGBM with the
-#: previous default (30% on neighbours, "x2" steps) for comparison. The ranker is LightGBM when its label says so.
+#: previous default (30% on neighbours, "x2" steps) and with ``local_prior=0.5`` (the replay's lead) for comparison.
+#: The ranker is LightGBM when its label says so.
 RANKERS = [
     ("LightGBM", {}),
     ("analytical", {}),
     ("LightGBM, refit before", {"local_frac": 0.3, "neighbourhood": "x2"}),
+    ("LightGBM, local prior .5", {"refit_options": {"local_prior": 0.5}}),
 ]
 
 
@@ -261,7 +263,7 @@ def main() -> None:
         f"{np.nanmin(loads):.0f}-{np.nanmax(loads):.0f} at the start of the exhaustive runs, "
         f"{np.nanmin(lv):.0f}-{np.nanmax(lv):.0f} at the verification runs; `noise` is the verification run's "
         f"median relative std across rounds (median over kernels {np.nanmedian(noise_all):.1%}). Tuning time: "
-        "wall time of `tune_tile`, compiling included; the three rankers share each kernel's compiled schedules "
+        "wall time of `tune_tile`, compiling included; the rankers share each kernel's compiled schedules "
         "(in the order of the table), so a later ranker compiles only the tiles the earlier ones did not measure.",
         "",
         "| kernel | count | candidates | best/default | noise | "
