@@ -40,9 +40,16 @@ from opgraph._base.provenance import cpu_model
 
 REPO = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- tile-tune-real:begin -->", "<!-- tile-tune-real:end -->"
-#: (label, ranker, search of tune_tile): refit batches with LightGBM and the analytical model as the prior, and
-#: LightGBM's picks without refit (the previous tuner) for comparison.
-RANKERS = [("LightGBM", "refit"), ("analytical", "refit"), ("LightGBM, no refit", "screen")]
+#: (label, keyword arguments of tune_tile): the default search (refit batches, 70% of the budget on neighbours of
+#: the best tile, "axis+x2" steps) with LightGBM and the analytical model as the prior, and LightGBM with the
+#: previous default (30% on neighbours, "x2" steps) and with ``local_prior=0.5`` (the replay's lead) for comparison.
+#: The ranker is LightGBM when its label says so.
+RANKERS = [
+    ("LightGBM", {}),
+    ("analytical", {}),
+    ("LightGBM, refit before", {"local_frac": 0.3, "neighbourhood": "x2"}),
+    ("LightGBM, local prior .5", {"refit_options": {"local_prior": 0.5}}),
+]
 
 
 def now() -> str:
@@ -129,10 +136,10 @@ def main() -> None:
     chosen: dict[str, list] = {}  # ranker -> every kernel's TileTuneResult (saved as schedules files)
     for i, (spec, count) in enumerate(kernels):
         lgbm = LightGBMBaseline(seed=args.seed).fit(other + [r for n, r in ex_recs.items() if n != spec.name])
-        rankers = {name: (lgbm if "LightGBM" in name else AnalyticalBaseline(), search) for name, search in RANKERS}
+        rankers = {name: (lgbm if "LightGBM" in name else AnalyticalBaseline(), kw) for name, kw in RANKERS}
         tiles = tiles_of[spec.name][1:]
         picks = {}
-        for rname, (ranker, search) in rankers.items():
+        for rname, (ranker, kw) in rankers.items():
             tag = rname.replace(" ", "").replace(",", "_")
             res = tune_tile(
                 spec,
@@ -140,7 +147,7 @@ def main() -> None:
                 candidates=tiles,
                 measure_frac=args.measure_frac,
                 seed=args.seed + i,
-                search=search,
+                **kw,
                 runner=runners[spec.name],
                 log_path=work / "tune" / f"{spec.name}_{tag}_{len(other)}other.json",  # resumable per training set
             )
@@ -235,14 +242,17 @@ def main() -> None:
         f"Model `{spec_m.name}` ({args.family}, transformers code, random weights, input {spec_m.input_size}, "
         f"batch 1): {len(rows)} distinct kernels ({what}). Candidates: every power-of-two tile `(ti, tj, tk)` of "
         f"the kernel's loops. Budget: `floor({args.measure_frac} n)` distinct configs measured, TVM's default "
-        "schedule included. **refit** (`tune_tile(search='refit')`): 3 measuring batches, MetaSchedule style: "
-        "the default (measured in every batch as the anchor: runtimes are ratios to it in the same rounds) and "
-        "the prior ranker's top picks; then the picks of a per-kernel model refitted on this kernel's measured "
-        "ratios (prior rank + quadratic in log2 tile sizes + Gaussian-process residual, lowest mean - std); then "
-        "30% of the budget on neighbours of the best tile so far (sizes halved / doubled, by the refitted mean - std) in three hill-climbing "
-        "steps; the best 3 then race the default (10 interleaved rounds) and the winner is kept only if it beats "
-        "it. **no refit** (`search='screen'`, the previous tuner): the prior's top picks in one run, then 40% on "
-        "the best pick's neighbours, same race. LightGBM is trained on other kernels only (leave this kernel "
+        "schedule included. **Default search** (`tune_tile` defaults: `search='refit'`, `local_frac=0.7`, "
+        "`neighbourhood='axis+x2'`): MetaSchedule-style measuring batches: the default (measured in every batch "
+        "as the anchor: runtimes are ratios to it in the same rounds) and the prior ranker's top picks; then the "
+        "picks of a per-kernel model refitted on this kernel's measured ratios (prior rank + quadratic in log2 "
+        "tile sizes + Gaussian-process residual, lowest mean - std); then 70% of the budget on neighbours of the "
+        "best tile so far (every size halved / kept / doubled, or one size x 1/4 or x 4; by the refitted mean - "
+        "std) in three hill-climbing steps; the best 3 then race the default (10 interleaved rounds) and the "
+        "winner is kept only if it beats it. **refit before** (the previous default, `local_frac=0.3, "
+        "neighbourhood='x2'`): the same with 30% of the budget on neighbours, sizes halved / doubled only. The "
+        "default was chosen by an offline replay on the stored exhaustive measurements "
+        "(`benchmarks/perf/tile_replay.py`, section below). LightGBM is trained on other kernels only (leave this kernel "
         f"out; {rows[0]['n_train_other'] if rows else 0} records of other models' kernels added). Measuring "
         "(tuner, exhaustive and verification alike, `opgraph.perf.tile.measure_tiles`): CPU time of the thread, "
         "each timing runs the kernel back to back for >= 2 ms (TVM's `number` / `min_repeat_ms`), the minimum "
@@ -253,7 +263,7 @@ def main() -> None:
         f"{np.nanmin(loads):.0f}-{np.nanmax(loads):.0f} at the start of the exhaustive runs, "
         f"{np.nanmin(lv):.0f}-{np.nanmax(lv):.0f} at the verification runs; `noise` is the verification run's "
         f"median relative std across rounds (median over kernels {np.nanmedian(noise_all):.1%}). Tuning time: "
-        "wall time of `tune_tile`, compiling included; the three rankers share each kernel's compiled schedules "
+        "wall time of `tune_tile`, compiling included; the rankers share each kernel's compiled schedules "
         "(in the order of the table), so a later ranker compiles only the tiles the earlier ones did not measure.",
         "",
         "| kernel | count | candidates | best/default | noise | "

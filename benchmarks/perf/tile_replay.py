@@ -1,0 +1,464 @@
+"""Offline replay of the tile tuner on stored exhaustive measurements: compare search strategies without measuring.
+
+Every kernel of ``--data`` (``<model>/exhaustive/*.npz``: every power-of-two tile and TVM's default schedule,
+measured by ``benchmarks/perf/tune_tile_real.py``) is tuned again with :func:`opgraph.perf.tune.tune_tile` and a
+``measurer`` that looks the runtimes up instead of timing them: each (config, round) runtime is the stored median
+runtime times ``exp(N(0, noise))`` (seeded by the replay seed and the tuner's run seed; ``--noise 0.034``, the
+median relative std of the real verification runs), so a replay is deterministic and costs no measuring. The
+gap of a pick is its stored runtime / the best stored runtime - 1 (the exhaustive run's own ranking is the
+truth here).
+
+Rankers (the prior of the tuner) are fitted once per kernel, leave-one-kernel-out: LightGBM lambdarank on the
+other kernels of ``--data`` (plus ``--extra`` tile records whose names differ), the analytical cache-footprint
+model, MetaSchedule's XGBoost model on the same training kernels (TVM per-store features, cached in
+``--cache``), and the GNN (``opgraph perf train``'s design, trained once on ``--extra`` kernels whose names are
+none of ``--data``'s: leave-one-kernel-out GNNs do not fit this machine's time), alone and averaged with LightGBM
+(mean of standardised costs). Their costs are cached in ``--cache``/costs.json. ``--where`` prints where each
+kernel's best config ranks under each ranker.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/perf/tile_replay.py --seeds 5 --out runs/tile_replay.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from opgraph._base.jsonio import read_json, write_json
+
+BEGIN, END = "<!-- tile-replay:begin -->", "<!-- tile-replay:end -->"
+
+#: Search variants: name -> keyword arguments of tune_tile (``refit_options`` for refit_tune's knobs); a setting a
+#: name does not state is tune_tile's default (``local_frac`` 0.7 and ``neighbourhood`` "axis+x2" for refit).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "screen (before refit)": {"search": "screen"},
+    "refit (main)": {"search": "refit", "batches": 3, "local_frac": 0.3, "neighbourhood": "x2"},
+    "refit x4": {"search": "refit", "neighbourhood": "x4", "local_frac": 0.3},
+    "refit lines": {"search": "refit", "neighbourhood": "lines", "local_frac": 0.3},
+    "refit local .5": {"search": "refit", "neighbourhood": "x2", "local_frac": 0.5},
+    "refit lines local .5": {"search": "refit", "local_frac": 0.5, "neighbourhood": "lines"},
+    "refit x4 local .5": {"search": "refit", "local_frac": 0.5, "neighbourhood": "x4"},
+    "refit x2 local .7 4 batches": {"search": "refit", "neighbourhood": "x2", "batches": 4},
+    "refit x2 local .7 2 batches": {"search": "refit", "neighbourhood": "x2", "batches": 2},
+    "refit x2 local .7 explore 2": {"search": "refit", "neighbourhood": "x2", "refit_options": {"explore": 2.0}},
+    "refit x2 local .7 explore 0.3": {"search": "refit", "neighbourhood": "x2", "refit_options": {"explore": 0.3}},
+    "refit x2 local .7 5 finalists": {"search": "refit", "neighbourhood": "x2", "finalists": 5},
+    "refit lines local .5 steps 5": {
+        "search": "refit",
+        "local_frac": 0.5,
+        "neighbourhood": "lines",
+        "refit_options": {"local_steps": 5},
+    },
+    "refit local .6": {"search": "refit", "neighbourhood": "x2", "local_frac": 0.6},
+    "refit x2 local .7": {"search": "refit", "neighbourhood": "x2", "local_frac": 0.7},
+    "refit 2 batches local .5": {"search": "refit", "neighbourhood": "x2", "batches": 2, "local_frac": 0.5},
+    "refit 2 batches local .6": {"search": "refit", "neighbourhood": "x2", "batches": 2, "local_frac": 0.6},
+    "refit local .5 steps 2": {
+        "search": "refit",
+        "neighbourhood": "x2",
+        "local_frac": 0.5,
+        "refit_options": {"local_steps": 2},
+    },
+    "refit local .5 steps 4": {
+        "search": "refit",
+        "neighbourhood": "x2",
+        "local_frac": 0.5,
+        "refit_options": {"local_steps": 4},
+    },
+    "refit local .5 5 finalists": {"search": "refit", "neighbourhood": "x2", "local_frac": 0.5, "finalists": 5},
+    "refit local .5 explore 2": {
+        "search": "refit",
+        "neighbourhood": "x2",
+        "local_frac": 0.5,
+        "refit_options": {"explore": 2.0},
+    },
+    "refit local .5 lexplore 0": {
+        "search": "refit",
+        "neighbourhood": "x2",
+        "local_frac": 0.5,
+        "refit_options": {"local_explore": 0.0},
+    },
+    "refit local .5 lexplore 2": {
+        "search": "refit",
+        "neighbourhood": "x2",
+        "local_frac": 0.5,
+        "refit_options": {"local_explore": 2.0},
+    },
+    "refit axis": {"search": "refit", "neighbourhood": "axis", "local_frac": 0.3},
+    "refit axis local .5": {"search": "refit", "neighbourhood": "axis", "local_frac": 0.5},
+    "refit axis local .7": {"search": "refit", "neighbourhood": "axis", "local_frac": 0.7},
+    "refit axis 2 batches local .5": {"search": "refit", "neighbourhood": "axis", "batches": 2, "local_frac": 0.5},
+    "refit axis 2 batches local .7": {"search": "refit", "neighbourhood": "axis", "batches": 2, "local_frac": 0.7},
+    "refit axis+x2 local .5": {"search": "refit", "neighbourhood": "axis+x2", "local_frac": 0.5},
+    "refit axis+x2 local .7": {"search": "refit", "neighbourhood": "axis+x2", "local_frac": 0.7},
+    "refit axis+x2 local .6": {"search": "refit", "neighbourhood": "axis+x2", "local_frac": 0.6},
+    "refit axis+x2 local .8": {"search": "refit", "neighbourhood": "axis+x2", "local_frac": 0.8},
+    "refit axis+x2 2 batches local .6": {
+        "search": "refit",
+        "neighbourhood": "axis+x2",
+        "batches": 2,
+        "local_frac": 0.6,
+    },
+    "refit axis+x2 local .7 steps 4": {
+        "search": "refit",
+        "neighbourhood": "axis+x2",
+        "local_frac": 0.7,
+        "refit_options": {"local_steps": 4},
+    },
+    "refit axis+x2 local .7 steps 2": {
+        "search": "refit",
+        "neighbourhood": "axis+x2",
+        "local_frac": 0.7,
+        "refit_options": {"local_steps": 2},
+    },
+    "refit axis+x2 local .7 4 batches": {
+        "search": "refit",
+        "neighbourhood": "axis+x2",
+        "local_frac": 0.7,
+        "batches": 4,
+    },
+    "refit x4 local .7": {"search": "refit", "neighbourhood": "x4", "local_frac": 0.7},
+    "default local prior .5": {"refit_options": {"local_prior": 0.5}},
+    "default local prior .3": {"refit_options": {"local_prior": 0.3}},
+    "default local prior 1": {"refit_options": {"local_prior": 1.0}},
+    "default local prior .4": {"refit_options": {"local_prior": 0.4}},
+    "default local prior .6": {"refit_options": {"local_prior": 0.6}},
+    "default local prior .7": {"refit_options": {"local_prior": 0.7}},
+    "default 2 batches": {"batches": 2},
+    "default 2 batches local .8": {"batches": 2, "local_frac": 0.8},
+    "default 5 finalists": {"finalists": 5},
+    "default explore 0.3": {"refit_options": {"explore": 0.3}},
+    "default spread 1": {"refit_options": {"spread": 1.0}},
+    "screen axis": {"search": "screen", "neighbourhood": "axis"},
+    "screen axis local .6": {"search": "screen", "neighbourhood": "axis", "local_frac": 0.6},
+    "screen lines": {"search": "screen", "neighbourhood": "lines"},
+    "screen x4": {"search": "screen", "neighbourhood": "x4"},
+}
+
+
+class FixedRanker:
+    """A ranker that returns precomputed costs (the replay's stand-in for a fitted model)."""
+
+    def __init__(self, cost: np.ndarray) -> None:
+        self.cost = np.asarray(cost, dtype=np.float64)
+
+    def predict(self, rec: Any) -> np.ndarray:
+        """The stored costs (one per config of the kernel's candidate record, default first)."""
+        return self.cost
+
+
+def load_kernels(data: Path) -> list[Any]:
+    """Every exhaustive tile record under ``data`` (``<model>/exhaustive/*.npz``), sorted by model and name.
+
+    A kernel that several models share (same name) is kept once, from the first model.
+    """
+    from opgraph.perf.tpugraphs import load_graph
+
+    out, names = [], set()
+    for p in sorted(data.glob("*/exhaustive/*.npz")):
+        if p.stem not in names:
+            names.add(p.stem)
+            out.append(load_graph(p, lazy=False))
+    return out
+
+
+def tiles_of(rec: Any) -> list[tuple[int, int, int]]:
+    """The candidate tiles of an exhaustive record (without the default, row 0)."""
+    raw = rec.measure_meta["tiles"]
+    raw = json.loads(raw) if isinstance(raw, str) else raw
+    return [tuple(int(v) for v in t) for t in raw[1:]]
+
+
+def spec_of(rec: Any) -> Any:
+    """The :class:`~opgraph.perf.tile.KernelSpec` of a record."""
+    from opgraph.perf.tile import KernelSpec
+
+    k = rec.measure_meta["kernel"]
+    k = json.loads(k) if isinstance(k, str) else k
+    return KernelSpec.from_dict(k)
+
+
+def replay_measurer(runtime: np.ndarray, tiles: list[tuple[int, int, int]], noise: float, seed: int) -> Any:
+    """A :data:`opgraph.perf.tune.Measurer` that looks runtimes up (row ``[0, 0, 0]`` = the default), with noise."""
+    index = {(0, 0, 0): 0} | {t: i + 1 for i, t in enumerate(tiles)}
+
+    def measure(choices: np.ndarray, n_rounds: int, run_seed: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, run_seed, len(choices), n_rounds])
+        rows = [index[tuple(int(v) for v in c)] for c in choices]
+        base = runtime[rows][:, None]
+        return base * np.exp(noise * rng.standard_normal((len(rows), n_rounds)))
+
+    return measure
+
+
+def _zscore(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return (v - v.mean()) / max(float(v.std()), 1e-12)
+
+
+def ranker_costs(
+    recs: list[Any], extra: list[Any], rankers: list[str], cache: Path, gnn_epochs: int
+) -> dict[str, dict[str, list[float]]]:
+    """Cost per config of every kernel under every ranker (leave-one-kernel-out fits), cached in ``cache``."""
+    from opgraph.perf.baselines import AnalyticalBaseline, LightGBMBaseline
+
+    path = cache / "costs.json"
+    key = hashlib.sha1(json.dumps(sorted(r.name for r in recs + extra)).encode()).hexdigest()[:12]
+    out: dict[str, dict[str, list[float]]] = {}
+    if path.exists():
+        doc = read_json(path)
+        if doc.get("key") == key:
+            out = doc["costs"]
+    names = {r.name for r in recs}
+    extra_out = [r for r in extra if r.name not in names]
+    for rn in rankers:
+        if rn in out or rn == "GNN + LightGBM" or ("+" in rn and " + " not in rn):
+            continue
+        t0 = time.perf_counter()
+        costs: dict[str, list[float]] = {}
+        if rn == "GNN":
+            from opgraph.perf.model import CostModel, ModelConfig
+
+            if not extra_out:
+                print("GNN: needs --extra training kernels; skipped", flush=True)
+                continue
+            model = CostModel(ModelConfig(kind="tile", epochs=gnn_epochs, hints=True)).fit(extra_out)
+            costs = {r.name: model.predict(r).tolist() for r in recs}
+        for r in recs:
+            if rn == "GNN":
+                break
+            train = [o for o in recs if o.name != r.name] + extra_out
+            if rn == "LightGBM":
+                m: Any = LightGBMBaseline(seed=0).fit(train)
+            elif rn == "analytical":
+                m = AnalyticalBaseline()
+            elif rn == "MetaSchedule XGBoost":
+                from opgraph.perf.baselines import MetaScheduleBaseline
+
+                m = MetaScheduleBaseline("xgb", seed=0, cache_dir=cache / "ms_features").fit(train)
+            else:
+                raise SystemExit(f"unknown ranker {rn!r}")
+            costs[r.name] = np.asarray(m.predict(r), dtype=np.float64).tolist()
+        out[rn] = costs
+        print(f"ranker {rn}: {time.perf_counter() - t0:.0f} s", flush=True)
+        write_json(path, {"key": key, "costs": out})
+    for rn in rankers:  # "A+B": mean of the standardised costs of rankers A and B (also from --more-costs)
+        parts = rn.split("+")
+        if len(parts) > 1 and " + " not in rn and all(p in out for p in parts):
+            out[rn] = {n: sum(_zscore(out[p][n]) for p in parts).tolist() for n in out[parts[0]]}
+    if "GNN" in out and "LightGBM" in out and "GNN + LightGBM" in rankers:
+        out["GNN + LightGBM"] = {
+            n: (_zscore(out["GNN"][n]) + _zscore(out["LightGBM"][n])).tolist() for n in out["LightGBM"]
+        }
+    return {rn: out[rn] for rn in rankers if rn in out}
+
+
+def where_best(recs: list[Any], costs: dict[str, dict[str, list[float]]]) -> list[dict[str, Any]]:
+    """Per kernel: the rank (0 = top) each ranker gives the exhaustive best config among the candidates."""
+    rows = []
+    for r in recs:
+        rt = np.asarray(r.config_runtime, dtype=np.float64)
+        best = int(np.argmin(rt[1:])) + 1
+        tiles = tiles_of(r)
+        row: dict[str, Any] = {"kernel": r.name, "n": len(tiles), "best_tile": list(tiles[best - 1])}
+        within = np.flatnonzero(rt[1:] <= 1.05 * rt[best]) + 1
+        row["n_within5"] = len(within)
+        for rn, c in costs.items():
+            cc = np.asarray(c[r.name])[1:]
+            order = np.argsort(cc, kind="stable") + 1
+            pos = {int(j): p for p, j in enumerate(order)}
+            row[rn] = {"best_rank": pos[best], "first_within5_rank": min(pos[int(j)] for j in within)}
+        rows.append(row)
+    return rows
+
+
+def replay(
+    recs: list[Any],
+    costs: dict[str, dict[str, list[float]]],
+    variants: dict[str, dict[str, Any]],
+    seeds: int,
+    noise: float,
+    measure_frac: float,
+) -> dict[str, Any]:
+    """Tune every kernel with every (ranker, variant) for ``seeds`` seeds; gaps against the stored best."""
+    from opgraph.perf.tune import tune_tile
+
+    result: dict[str, Any] = {}
+    for rn, c in costs.items():
+        for vn, kw in variants.items():
+            gaps = np.zeros((len(recs), seeds))
+            frac = np.zeros((len(recs), seeds))
+            for i, r in enumerate(recs):
+                rt = np.asarray(r.config_runtime, dtype=np.float64)
+                tiles = tiles_of(r)
+                index = {(0, 0, 0): 0} | {t: j + 1 for j, t in enumerate(tiles)}
+                for s in range(seeds):
+                    res = tune_tile(
+                        spec_of(r),
+                        FixedRanker(np.asarray(c[r.name])),
+                        candidates=tiles,
+                        measure_frac=measure_frac,
+                        measurer=replay_measurer(rt, tiles, noise, 1000 * s + i),
+                        seed=s,
+                        **kw,
+                    )
+                    pick = index[tuple(res.tile) if res.tile else (0, 0, 0)]
+                    gaps[i, s] = rt[pick] / rt[1:].min() - 1.0
+                    frac[i, s] = res.measured_frac
+            within = (gaps <= 0.05).sum(0)
+            result[f"{rn} | {vn}"] = {
+                "ranker": rn,
+                "variant": vn,
+                "within5_per_seed": within.tolist(),
+                "within5_min": int(within.min()),
+                "within5_mean": float(within.mean()),
+                "all17_seeds": int((within == len(recs)).sum()),
+                "mean_gap": float(gaps.mean()),
+                "worst_gap": float(gaps.max()),
+                "max_frac": float(frac.max()),
+                "gaps": {r.name: gaps[i].round(4).tolist() for i, r in enumerate(recs)},
+            }
+            v = result[f"{rn} | {vn}"]
+            v["missed"] = {r.name: gaps[i].round(3).tolist() for i, r in enumerate(recs) if (gaps[i] > 0.05).any()}
+            print(
+                f"{rn:22s} {vn:34s} within5 min {v['within5_min']:2d} mean {v['within5_mean']:5.2f}/{len(recs)} "
+                f"all-seeds {v['all17_seeds']}/{seeds} mean gap {v['mean_gap']:+.1%} worst {v['worst_gap']:+.1%} "
+                f"frac {v['max_frac']:.1%}",
+                flush=True,
+            )
+            for k, g in v["missed"].items():
+                print(f"    missed {k}: {g}", flush=True)
+    return result
+
+
+def write_doc(doc: dict[str, Any], out: Path, cmd: str, started: str, seconds: float) -> None:
+    """The marked ``tile-replay`` section of ``out``: per ranker and variant, kernels within 5% and gaps."""
+    from opgraph._base.fileio import replace_marked_block
+    from opgraph._base.provenance import cpu_model
+
+    a = doc["args"]
+    n = len(doc["kernels"])
+    res = doc["replay"]
+    lines = [
+        BEGIN,
+        "## Tile tuning replayed offline on the stored exhaustive measurements",
+        "",
+        f"`{cmd}`; {cpu_model()}, 1 thread, {started} ({seconds / 60:.1f} min in all; no measuring).",
+        "",
+        f"The {n} kernels of `hf_resnet_small` (12) and `hf_gpt2_tiny` (5) whose every power-of-two tile was "
+        "measured for the section above (3 interleaved rounds each) are tuned again by `tune_tile` with a "
+        "measurer that looks the runtimes up: each (config, round) runtime is the stored runtime x "
+        f"exp(N(0, {a['noise']})) (the median noise of the real verification runs), seeded, so the replay is "
+        f"deterministic. Budget: `floor({a['measure_frac']} n)` configs, as in the real runs; {a['seeds']} seeds "
+        "(noise and round shuffles). Gap = stored runtime of the pick / best stored runtime - 1. Rankers are fitted "
+        "leave-one-kernel-out: LightGBM on the other 16 kernels; `@x` rankers come from a run with the 77 "
+        "kernels of `/work/data/heldout-tile` (24 configs each, names differing from these 17) added to the "
+        "training set: MetaSchedule XGBoost (TVM per-store features) on the other 16 + those 77, the GNN "
+        "(`opgraph perf train`'s design, 20 epochs) on the 77 only (one GNN for all folds: 17 GNN fits do not "
+        "fit this session; their costs: `tile_replay.py --extra /work/data/heldout-tile/tile --cache "
+        "runs/tile_replay_x --rankers 'LightGBM,analytical,MetaSchedule XGBoost,GNN'`, 4 min of TVM feature "
+        "extraction and 1 min of GNN training). `A+B`: mean of the rankers' standardised costs. `default`: `tune_tile`'s defaults "
+        "after this work (refit, 70% of the budget on neighbours, `axis+x2` steps); `refit (main)`: the "
+        "default before (30%, `x2` steps); `screen`: the tuner before refit.",
+        "",
+        "| ranker | search | kernels within 5% (min over seeds) | mean over seeds | seeds with all "
+        f"{n} | mean gap | worst gap |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for v in res.values():
+        lines.append(
+            f"| {v['ranker']} | {v['variant']} | {v['within5_min']}/{n} | {v['within5_mean']:.2f} | "
+            f"{v['all17_seeds']}/{a['seeds']} | {v['mean_gap']:+.1%} | {v['worst_gap']:+.1%} |"
+        )
+    if doc.get("where"):
+        rankers = [k for k, v in doc["where"][0].items() if isinstance(v, dict)]
+        lines += [
+            "",
+            "Where each kernel's best tile ranks in each ranker's order (0 = its top pick; in brackets the first "
+            "tile within 5% of the best), with the budget for comparison:",
+            "",
+            "| kernel | candidates | budget | tiles within 5% | " + " | ".join(rankers) + " |",
+            "|---|---|---|---|" + "---|" * len(rankers),
+        ]
+        for row in doc["where"]:
+            budget = max(2, int(np.floor(a["measure_frac"] * row["n"])))
+            cells = [f"{row[r]['best_rank']} ({row[r]['first_within5_rank']})" for r in rankers]
+            lines.append(
+                f"| {row['kernel']} | {row['n']} | {budget} | {row['n_within5']} | " + " | ".join(cells) + " |"
+            )
+    lines += ["", END]
+    replace_marked_block(out, BEGIN, END, "\n".join(lines) + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default="/work/data/tile-tune/real")
+    ap.add_argument(
+        "--extra", default=None, help="More tile records (training only), e.g. /work/data/heldout-tile/tile"
+    )
+    ap.add_argument("--cache", default="runs/tile_replay")
+    ap.add_argument("--rankers", default="LightGBM,analytical")
+    ap.add_argument("--variants", default=None, help="Comma-separated names of VARIANTS (default: all).")
+    ap.add_argument("--more-costs", default=None, help="costs.json of another replay cache (rankers suffixed @x).")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--noise", type=float, default=0.034)
+    ap.add_argument("--measure-frac", type=float, default=0.1)
+    ap.add_argument("--gnn-epochs", type=int, default=20)
+    ap.add_argument("--where", action="store_true", help="Print where each kernel's best config ranks.")
+    ap.add_argument("--out", default=None, help="JSON of every result.")
+    ap.add_argument("--ablations", default=None, help="More VARIANTS, replayed with the first ranker only.")
+    ap.add_argument("--doc", default=None, help="Markdown page whose tile-replay section is rewritten.")
+    args = ap.parse_args()
+    from opgraph.perf.tpugraphs import load_records
+
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    t0 = time.perf_counter()
+
+    recs = load_kernels(Path(args.data))
+    extra = load_records(args.extra, lazy=False) if args.extra else []
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    rankers = [s.strip() for s in args.rankers.split(",") if s.strip()]
+    if args.more_costs:  # rankers cached by another run (e.g. trained with --extra), suffixed "@x"
+        more = read_json(Path(args.more_costs))["costs"]
+        path = cache / "costs.json"
+        doc0 = read_json(path)
+        doc0["costs"].update({f"{k}@x": v for k, v in more.items()})
+        write_json(path, doc0)
+    costs = ranker_costs(recs, extra, rankers, cache, args.gnn_epochs)
+    doc: dict[str, Any] = {"args": vars(args), "kernels": [r.name for r in recs]}
+    if args.where:
+        doc["where"] = where_best(recs, costs)
+        for row in doc["where"]:
+            cells = [
+                f"{rn}: {v['best_rank']} ({v['first_within5_rank']})" for rn, v in row.items() if isinstance(v, dict)
+            ]
+            print(
+                f"{row['kernel']:42s} n={row['n']:3d} best {row['best_tile']} within5 {row['n_within5']:2d} | "
+                + "; ".join(cells),
+                flush=True,
+            )
+    names = list(VARIANTS) if args.variants is None else [v.strip() for v in args.variants.split(",")]
+    doc["replay"] = replay(recs, costs, {n: VARIANTS[n] for n in names}, args.seeds, args.noise, args.measure_frac)
+    if args.ablations:
+        first = {rankers[0]: costs[rankers[0]]}
+        more = {n.strip(): VARIANTS[n.strip()] for n in args.ablations.split(",") if n.strip() not in names}
+        doc["replay"].update(replay(recs, first, more, args.seeds, args.noise, args.measure_frac))
+    if args.out:
+        write_json(Path(args.out), doc)
+    if args.doc:
+        cmd = "PYTHONPATH=src python benchmarks/perf/tile_replay.py " + shlex.join(sys.argv[1:])
+        write_doc(doc, Path(args.doc), cmd, started, time.perf_counter() - t0)
+
+
+if __name__ == "__main__":
+    main()
