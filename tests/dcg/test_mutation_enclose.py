@@ -184,3 +184,30 @@ def test_subdivided_enclosure_with_a_constant_an_unused_axis_and_a_nan_subbox():
     assert der[ix][0][0] == pytest.approx(0.75) and der[ix][1][0] == pytest.approx(1.5)
     # a box reaching below 0: sqrt is undefined there, the enclosure must not claim a finite range below
     assert vlo[1] <= 0.0 and vhi[1] >= 6.0
+
+
+def test_a_division_is_subdivided_exactly_on_the_boxes_whose_denominator_cell_is_near_zero(monkeypatch):
+    """``x / y``, X ~ U(1, 2), Y ~ U(1, 3), 4 atoms: the Y cells are [1, 1.5], ..., [2.5, 3] (width 0.5), and a
+    denominator cell is near the pole when its distance to 0 is below 4 x 0.5 = 2 (by hand: the first two). So the
+    division is re-evaluated on the 4 x 2 boxes with Y in [1, 2], and ``y / x`` (X cells of width 0.25, at least
+    1 from 0: none near) and ``x / (y + 10)`` are not subdivided at all."""
+    from opgraph import dcg as od
+
+    calls: list[tuple[str, dict[int, tuple[list[float], list[float]]]]] = []
+    real = enclose.subdivided_enclosure
+
+    def spy(graph, target, leaves, cells, levels):
+        calls.append((graph.nodes[target].op, {a: (c[0].tolist(), c[1].tolist()) for a, c in cells.items()}))
+        return real(graph, target, leaves, cells, levels)
+
+    monkeypatch.setattr(enclose, "subdivided_enclosure", spy)
+    laws = (od.Uniform(1.0, 2.0), od.Uniform(1.0, 3.0))
+    od.evaluate(lambda x, y: x / y, *laws, atoms=4)
+    assert len(calls) == 1 and calls[0][0] == "div"
+    boxes = sorted(zip(*calls[0][1][0], *calls[0][1][1], strict=True))
+    expect = sorted((xl, xl + 0.25, yl, yl + 0.5) for xl in (1.0, 1.25, 1.5, 1.75) for yl in (1.0, 1.5))
+    assert np.allclose(boxes, expect, rtol=0, atol=1e-12)
+    calls.clear()
+    od.evaluate(lambda x, y: y / x, *laws, atoms=4)
+    od.evaluate(lambda x, y: x / (y + 10.0), *laws, atoms=4)
+    assert calls == []

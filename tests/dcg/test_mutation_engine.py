@@ -427,3 +427,46 @@ def test_compressed_group_moments_of_an_exact_grid_match_the_hand_computed_ones(
     np.testing.assert_allclose(m2_g, (dev**2).sum(axis=1) / 64, rtol=1e-9)
     assert np.all(bias_g >= 0) and np.all(bias_g <= 1e-12 * np.abs(groups).sum(axis=1) / 16)
     assert comp["w1_cost"] == pytest.approx(np.abs(dev).sum() / 64, rel=1e-9)
+
+
+@pytest.mark.parametrize("n, m", [(6, 4), (8, 4), (9, 3), (12, 4), (16, 4), (24, 8)])
+def test_compressed_sum_carries_its_inputs_errors_and_the_regrouping_cost_as_path_terms(monkeypatch, n, m):
+    """``(X + Y) + Z`` of Normals on ``n`` quantile atoms each, a sum of two of them (the plan's choice) compressed
+    to ``m`` atoms: the new axis' path-bound terms are, label by label, ``W1(X, X')`` and ``W1(Y, Y')`` of those two
+    (``w1_to_continuous`` of the inputs' atoms against their laws) and the regrouping's cost, by hand: the ``n^2``
+    equally likely sums sorted into ``m`` groups of ``n^2 / m``, ``sum |v - group mean| / n^2``. Read through a spy
+    on ``Evaluator._compress``. Their total is the axis' error total up to rounding; where rounding puts it a few
+    ulps above (here ``(9, 3)`` and ``(24, 8)``), the terms are scaled down to it, by a factor ``1 - O(1e-16)``."""
+    from opgraph.dcg.w1 import w1_to_continuous
+
+    seen = []
+    orig = engine.Evaluator._compress
+
+    def spy(self, i, v):
+        out = orig(self, i, v)
+        seen.append(dict(out.nb))
+        return out
+
+    monkeypatch.setattr(engine.Evaluator, "_compress", spy)
+    laws = {"x": od.Normal(0.0, 1.0), "y": od.Normal(1.0, 3.0), "z": od.Normal(0.0, 0.1)}
+    r = od.evaluate(
+        lambda x, y, z: (x + y) + z,
+        *laws.values(),
+        atoms=n,
+        quantizer="quantile",
+        max_joint=n * n,
+        compress_atoms=m,
+    )
+    (comp,) = r.info["compressions"]
+    assert comp["joint_atoms"] == n * n and comp["atoms"] == m
+    nb = seen[0]  # the planned compression (a semi-discrete certificate may regroup again afterwards)
+    q = {k: od.evaluate(lambda x: x, law, atoms=n, quantizer="quantile") for k, law in laws.items()}
+    by_label = {k.split()[0] + " " + k.split()[1]: val for k, val in nb.items()}
+    pair = sorted(k.split()[1] for k in by_label if k.startswith("input "))  # the two summands the plan chose
+    assert len(pair) == 2 and set(by_label) == {f"input {k}" for k in pair} | {"compression at"}
+    groups = np.sort(np.add.outer(q[pair[0]].atoms, q[pair[1]].atoms).reshape(-1)).reshape(m, -1)
+    cost = np.abs(groups - groups.mean(axis=1, keepdims=True)).sum() / n**2
+    for k in pair:
+        assert by_label[f"input {k}"] == pytest.approx(w1_to_continuous(q[k].atoms, q[k].weights, laws[k]), rel=1e-9)
+    assert by_label["compression at"] == pytest.approx(cost, rel=1e-9)
+    assert comp["w1_cost"] == pytest.approx(cost, rel=1e-9)

@@ -75,3 +75,72 @@ def test_log_below_one_is_bounded_by_the_negative_power() -> None:
     full = ev.Region(od.Uniform(0.0, 1.0), "lower", 1.0, 0.0, 1.0)
     e1 = ev.rule("log", [ev.variable(full)], [None], full)
     assert e1.terms == ((1 / ev.LOG_H, "power", -ev.LOG_H),) and e1.off == pytest.approx(-1 / ev.LOG_H)
+
+
+def _env_at(e: ev.Env, xs: np.ndarray) -> np.ndarray:
+    """The envelope ``sum(terms) + off`` evaluated point by point."""
+    return sum(c * (np.exp(a * xs) if k == "exp" else np.abs(xs) ** a) for c, k, a in e.terms) + e.off
+
+
+def test_affine_envelope_keeps_its_constant_term_where_x_is_below_one() -> None:
+    """|x + 5| and |x - 5| on [0, 2]: the constant is a term ``5 |x|^0``; ``5 |x|`` would be below it for x < 1."""
+    xs = np.linspace(0.0, 2.0, 2001)
+    x = ev.variable(REG)
+    for c, op in ((5.0, "add"), (5.0, "sub"), (-3.0, "add")):
+        f = ev.rule(op, [x, ev.constant(c)], [None, c], REG)
+        exact = np.abs(xs + c) if op == "add" else np.abs(xs - c)
+        assert np.all(_env_at(f, xs) >= exact * (1 - 1e-12)), (op, c)
+        # E[|X + 5|; X < 2] = (1/4) int_0^2 (x + 5) dx = 3 (and 2 for |X - 5|, 1 for |X - 3|), rounded up
+        assert ev.moment(f, REG) >= {("add", 5.0): 3.0, ("sub", 5.0): 2.0, ("add", -3.0): 1.0}[(op, c)]
+
+
+@pytest.mark.parametrize("t", [-1.0, -3.0])
+def test_exp_on_a_lower_normal_tail_dominates_and_bounds_the_closed_form_moment(t: float) -> None:
+    """exp(X + 1) on X < t < 0 of N(0, 1): the envelope is ``e e^x``; E[e^(X+1); X < t] = e^1.5 Phi(t - 1)."""
+    from scipy.stats import norm
+
+    reg = ev.Region(od.Normal(0.0, 1.0), "lower", t, -np.inf, t)
+    x = ev.variable(reg)
+    f = ev.rule("exp", [ev.rule("add", [x, ev.constant(1.0)], [None, 1.0], reg)], [None], reg)
+    xs = np.linspace(t - 30.0, t, 30_001)
+    assert np.all(_env_at(f, xs) >= np.exp(xs + 1.0) * (1 - 1e-12))
+    exact = np.exp(1.5) * norm.cdf(t - 1.0)
+    assert exact <= ev.moment(f, reg) <= exact * (1 + 1e-6)
+    f2 = ev.rule("exp2", [x], [None], reg)  # 2^x = e^(x log 2): E = e^(log(2)^2 / 2) Phi(t - log 2)
+    ln2 = np.log(2.0)
+    exact2 = np.exp(ln2**2 / 2) * norm.cdf(t - ln2)
+    assert exact2 <= ev.moment(f2, reg) <= exact2 * (1 + 1e-6)
+
+
+def test_relu_keeps_its_operands_envelope_and_offset_and_products_with_it_work() -> None:
+    """relu(log x) <= |log x| <= (x^-h - 1) / h on (0, 1/2]; relu(x) * x <= x^2 on an upper tail."""
+    reg = ev.Region(od.Uniform(0.0, 1.0), "lower", 0.5, 0.0, 0.5)
+    x = ev.variable(reg)
+    lg = ev.rule("log", [x], [None], reg)
+    r = ev.rule("relu", [lg], [None], reg)
+    assert r.terms == lg.terms and r.off == pytest.approx(-1 / ev.LOG_H) and r.affine is None and r.mono is None
+    xs = np.linspace(1e-6, 0.5, 10_001)
+    assert np.all(_env_at(r, xs) >= np.maximum(np.log(xs), 0.0))
+    up = ev.Region(od.Normal(0.0, 1.0), "upper", 1.0, 1.0, np.inf)
+    xu = ev.variable(up)
+    # one operand without an exact monomial (relu), one with (x >= 1): the product has none either
+    p = ev.rule("mul", [ev.rule("relu", [xu], [None], up), xu], [None, None], up)
+    assert p.mono is None and p.terms == ((1.0, "power", 2.0),)
+    ys = np.linspace(1.0, 40.0, 4001)
+    assert np.all(_env_at(p, ys) >= ys * ys * (1 - 1e-12))
+    q = ev.rule("mul", [xu, ev.rule("relu", [xu], [None], up)], [None, None], up)
+    assert q.mono is None and q.terms == p.terms
+
+
+def test_regions_of_two_and_one_cell_inputs_by_hand() -> None:
+    """Two cells of N(0, 1) split at 0: both are tail regions; one cell is the lower region up to +inf."""
+    law = od.Normal(0.0, 1.0)
+    two = ev.regions(law, np.array([-np.inf, 0.0]), np.array([0.0, np.inf]))
+    assert two == {
+        0: ev.Region(law, "lower", 0.0, -np.inf, 0.0),
+        1: ev.Region(law, "upper", 0.0, 0.0, np.inf),
+    }
+    one = ev.regions(law, np.array([-np.inf]), np.array([np.inf]))
+    assert one == {0: ev.Region(law, "lower", np.inf, -np.inf, np.inf)}
+    three = ev.regions(od.Uniform(0.0, 3.0), np.array([0.0, 1.0, 2.0]), np.array([1.0, 2.0, 3.0]))
+    assert sorted(three) == [0, 2] and three[2] == ev.Region(three[2].law, "upper", 2.0, 2.0, 3.0)
