@@ -112,7 +112,11 @@ MODULES: dict[str, list[str]] = {
             )
         ),
     ],
-    "dcg/band.py": ["tests/dcg/test_mutation_band.py", "tests/dcg/test_band.py"],
+    "dcg/band.py": [
+        "tests/dcg/test_mutation_band.py",
+        "tests/dcg/test_mutation_band_wide.py",
+        "tests/dcg/test_band.py",
+    ],
     # the direct tests of the forms and of subdivision (the whole-evaluation tests of the file take ~100 s)
     "dcg/enclose.py": [
         "tests/dcg/test_mutation_enclose.py",
