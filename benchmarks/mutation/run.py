@@ -159,7 +159,11 @@ MODULES: dict[str, list[str]] = {
     ],
     # Fifth pass (2026-12-06): explicit truncation and the tail envelopes (fast test files only; the whole-chain
     # cases of test_tails_bound.py take ~25 s alone and are left out).
-    "dcg/truncation.py": ["tests/dcg/test_mutation_truncation.py", "tests/dcg/test_truncation.py"],
+    "dcg/truncation.py": [
+        "tests/dcg/test_mutation_truncation.py",
+        "tests/dcg/test_mutation_truncation_wide.py",
+        "tests/dcg/test_truncation.py",
+    ],
     "dcg/multienv.py": ["tests/dcg/test_mutation_multienv.py", "tests/dcg/test_multienv.py"],
     "dcg/envelope.py": [
         "tests/dcg/test_mutation_envelope.py",
