@@ -164,7 +164,11 @@ MODULES: dict[str, list[str]] = {
         "tests/dcg/test_mutation_truncation_wide.py",
         "tests/dcg/test_truncation.py",
     ],
-    "dcg/multienv.py": ["tests/dcg/test_mutation_multienv.py", "tests/dcg/test_multienv.py"],
+    "dcg/multienv.py": [
+        "tests/dcg/test_mutation_multienv.py",
+        "tests/dcg/test_mutation_multienv_wide.py",
+        "tests/dcg/test_multienv.py",
+    ],
     "dcg/envelope.py": [
         "tests/dcg/test_mutation_envelope.py",
         "tests/dcg/test_multienv.py",
