@@ -135,6 +135,7 @@ MODULES: dict[str, list[str]] = {
     # the fast tests; the quadrature grids (test_tails.py::test_*_match_quadrature and
     # test_mutation_tails.py::test_*_match_quadrature*, ~80 s under load) are run by hand on the survivors
     "dcg/tails.py": [
+        "tests/dcg/test_mutation_tails_wide.py",
         *(
             f"tests/dcg/test_mutation_tails.py::{t}"
             for t in (
