@@ -120,6 +120,7 @@ MODULES: dict[str, list[str]] = {
     # the direct tests of the forms and of subdivision (the whole-evaluation tests of the file take ~100 s)
     "dcg/enclose.py": [
         "tests/dcg/test_mutation_enclose.py",
+        "tests/dcg/test_mutation_enclose_wide.py",
         *(
             f"tests/dcg/test_enclose_forms.py::{t}"
             for t in (
