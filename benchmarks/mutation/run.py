@@ -100,6 +100,9 @@ MODULES: dict[str, list[str]] = {
     # evaluations checked by 400001-point quadrature): only its fast direct tests of the pieces run here.
     "dcg/semidiscrete.py": [
         "tests/dcg/test_mutation_semidiscrete.py",
+        "tests/dcg/test_mutation_semidiscrete_wide.py",
+        "tests/dcg/test_semidiscrete_affine.py::test_affine_rewrite_is_the_same_function",
+        "tests/dcg/test_semidiscrete_affine.py::test_non_affine_inputs_are_not_candidates",
         *(
             f"tests/dcg/test_semidiscrete.py::{t}"
             for t in (
