@@ -19,11 +19,19 @@ Usage::
     python benchmarks/mutation/run.py dcg/intervals.py --max-mutants 150 --json out.json
     python benchmarks/mutation/run.py dcg/engine.py --lines 1443-1511 --max-mutants 20 --seed 14 --list
     python benchmarks/mutation/run.py dcg/engine.py --only 1272#2,1061#5     # re-run two named mutants
+    python benchmarks/mutation/run.py dcg/band.py --max-mutants 30 --seed 15 \
+        --exclude-json benchmarks/mutation/results/pass4-seed14.json        # a new sample, none run before
+    python benchmarks/mutation/run.py dcg/band.py --max-mutants 30 --seed 14 --list --rev 2927df1 \
+        --json old.json                                                     # an earlier run's selection, as JSON
 
 Prints per-module killed/survived/timeout counts and every surviving mutant as ``module:line#nth kind: original ->
 mutated`` (``nth``: its place among the mutants of that line, so that two with the same text differ). With
 ``--lines`` only the sites on those lines are mutated (seconds, not the ~25 min of building every mutant of
-``dcg/engine.py``); the selection is the same as building all and filtering.
+``dcg/engine.py``); the selection is the same as building all and filtering. With ``--exclude-json`` (an earlier
+run's ``--json``, whose ``ran`` list names every mutant it took) or ``--exclude`` (``line#nth`` names), those
+mutants are dropped before sampling, so a new seeded sample takes only mutants no earlier run took. Mutants of an
+earlier JSON are matched by their source line's text (and which of the identical lines it is), ``nth``, kind and
+texts, so edits elsewhere in the module that move lines do not break the match.
 """
 
 from __future__ import annotations
@@ -92,6 +100,9 @@ MODULES: dict[str, list[str]] = {
     # evaluations checked by 400001-point quadrature): only its fast direct tests of the pieces run here.
     "dcg/semidiscrete.py": [
         "tests/dcg/test_mutation_semidiscrete.py",
+        "tests/dcg/test_mutation_semidiscrete_wide.py",
+        "tests/dcg/test_semidiscrete_affine.py::test_affine_rewrite_is_the_same_function",
+        "tests/dcg/test_semidiscrete_affine.py::test_non_affine_inputs_are_not_candidates",
         *(
             f"tests/dcg/test_semidiscrete.py::{t}"
             for t in (
@@ -104,10 +115,15 @@ MODULES: dict[str, list[str]] = {
             )
         ),
     ],
-    "dcg/band.py": ["tests/dcg/test_mutation_band.py", "tests/dcg/test_band.py"],
+    "dcg/band.py": [
+        "tests/dcg/test_mutation_band.py",
+        "tests/dcg/test_mutation_band_wide.py",
+        "tests/dcg/test_band.py",
+    ],
     # the direct tests of the forms and of subdivision (the whole-evaluation tests of the file take ~100 s)
     "dcg/enclose.py": [
         "tests/dcg/test_mutation_enclose.py",
+        "tests/dcg/test_mutation_enclose_wide.py",
         *(
             f"tests/dcg/test_enclose_forms.py::{t}"
             for t in (
@@ -123,6 +139,7 @@ MODULES: dict[str, list[str]] = {
     # the fast tests; the quadrature grids (test_tails.py::test_*_match_quadrature and
     # test_mutation_tails.py::test_*_match_quadrature*, ~80 s under load) are run by hand on the survivors
     "dcg/tails.py": [
+        "tests/dcg/test_mutation_tails_wide.py",
         *(
             f"tests/dcg/test_mutation_tails.py::{t}"
             for t in (
@@ -147,8 +164,16 @@ MODULES: dict[str, list[str]] = {
     ],
     # Fifth pass (2026-12-06): explicit truncation and the tail envelopes (fast test files only; the whole-chain
     # cases of test_tails_bound.py take ~25 s alone and are left out).
-    "dcg/truncation.py": ["tests/dcg/test_mutation_truncation.py", "tests/dcg/test_truncation.py"],
-    "dcg/multienv.py": ["tests/dcg/test_mutation_multienv.py", "tests/dcg/test_multienv.py"],
+    "dcg/truncation.py": [
+        "tests/dcg/test_mutation_truncation.py",
+        "tests/dcg/test_mutation_truncation_wide.py",
+        "tests/dcg/test_truncation.py",
+    ],
+    "dcg/multienv.py": [
+        "tests/dcg/test_mutation_multienv.py",
+        "tests/dcg/test_mutation_multienv_wide.py",
+        "tests/dcg/test_multienv.py",
+    ],
     "dcg/envelope.py": [
         "tests/dcg/test_mutation_envelope.py",
         "tests/dcg/test_multienv.py",
@@ -213,6 +238,8 @@ class Mutant:
     nth: int = 1
     status: str = "pending"
     seconds: float = 0.0
+    code: str = ""
+    code_occ: int = 0
 
 
 def _skip_regions(tree: ast.AST) -> set[int]:
@@ -318,6 +345,65 @@ def _put(where: tuple[ast.AST, str, int | None], node: ast.AST) -> None:
         getattr(parent, field)[k] = node
 
 
+def _line_texts(source: str) -> tuple[dict[int, str], dict[int, int]]:
+    """line -> its stripped text, and line -> how many earlier lines have the same stripped text."""
+    code: dict[int, str] = {}
+    occ: dict[int, int] = {}
+    seen: dict[str, int] = {}
+    for k, raw in enumerate(source.splitlines(), start=1):
+        text = raw.strip()
+        code[k], occ[k] = text, seen.get(text, 0)
+        seen[text] = occ[k] + 1
+    return code, occ
+
+
+def mutant_key(m: Mutant | dict) -> tuple:
+    """What identifies a mutant across edits that move lines: its line's text, which of the identical lines, nth,
+    kind and texts."""
+    d = asdict(m) if isinstance(m, Mutant) else m
+    return (d["code"], d["code_occ"], d["nth"], d["kind"], d["original"], d["mutated"])
+
+
+@dataclass
+class Exclusion:
+    """Mutants a run skips: by ``(line, nth)`` name in the current source, or by :func:`mutant_key`."""
+
+    names: set[tuple[int, int]]
+    keys: set[tuple]
+
+    def __contains__(self, m: Mutant) -> bool:
+        return (m.line, m.nth) in self.names or mutant_key(m) in self.keys
+
+
+def load_exclusion(module: str, json_files: list[Path], names: str | None = None) -> Exclusion:
+    """The mutants of ``module`` that the runs saved in ``json_files`` took, plus the ``names`` ('1267#2,...').
+
+    A saved run lists every mutant it took under ``ran``; names prefixed with another module (``dcg/x.py:12#1``)
+    are ignored, unprefixed ones and ``module:`` ones kept.
+    """
+    keys: set[tuple] = set()
+    for f in json_files:
+        data = json.loads(Path(f).read_text())
+        res = data.get(module)
+        if res is None:
+            continue
+        if "ran" not in res:
+            raise SystemExit(
+                f"--exclude-json {f}: no 'ran' list for {module} (an older run); rebuild it with --list --json"
+            )
+        keys.update(mutant_key(d) for d in res["ran"])
+    picked: set[tuple[int, int]] = set()
+    for part in (names or "").split(","):
+        part = part.strip()
+        if not part:
+            continue
+        mod, sep, name = part.rpartition(":")
+        if sep and mod != module:
+            continue
+        picked |= _parse_only(name) or set()
+    return Exclusion(picked, keys)
+
+
 def _all_mutants(source: str, lines: set[int] | None = None) -> list[tuple[Mutant, str]]:
     """The single-change mutants of ``source`` as ``(Mutant, mutated module source)``, duplicates dropped.
 
@@ -329,6 +415,7 @@ def _all_mutants(source: str, lines: set[int] | None = None) -> list[tuple[Mutan
     """
     tree = ast.parse(source)
     base = ast.unparse(tree)
+    code, code_occ = _line_texts(source)
     sites = _sites(tree)
     if lines is not None:
         sites = [s for s in sites if getattr(s[0], "lineno", 0) in lines]
@@ -352,6 +439,7 @@ def _all_mutants(source: str, lines: set[int] | None = None) -> list[tuple[Mutan
         line = getattr(node, "lineno", 0)
         per_line[line] = per_line.get(line, 0) + 1
         m = Mutant(len(out), line, kind, ast.unparse(node), ast.unparse(replacement), nth=per_line[line])
+        m.code, m.code_occ = code.get(line, ""), code_occ.get(line, 0)
         out.append((m, text))
     return out
 
@@ -362,12 +450,14 @@ def select_mutants(
     max_mutants: int | None = None,
     seed: int | None = None,
     only: set[tuple[int, int]] | None = None,
+    exclude: Exclusion | None = None,
 ) -> list[tuple[Mutant, str]]:
-    """The mutants a run takes: those on ``lines``, then a sample of at most ``max_mutants``.
+    """The mutants a run takes: those on ``lines``, less ``exclude``, then a sample of at most ``max_mutants``.
 
     With ``seed`` the sample is ``random.Random(seed).sample`` of the positions (kept in source order), otherwise
     evenly spaced. Same source, lines, seed and size give the same mutants. ``only``: just these
-    ``(line, nth)`` mutants (before any sampling; ``lines`` is then ignored).
+    ``(line, nth)`` mutants (before any sampling; ``lines`` is then ignored). ``exclude`` drops mutants before
+    sampling (without it the selection is the same as before it existed).
     """
     if only is not None:
         muts = [mt for mt in _all_mutants(source, {ln for ln, _ in only}) if (mt[0].line, mt[0].nth) in only]
@@ -376,6 +466,8 @@ def select_mutants(
             raise SystemExit(f"--only: no mutant {', '.join(f'{a}#{b}' for a, b in sorted(missing))}; see --list")
     else:
         muts = _all_mutants(source, lines)
+    if exclude is not None:
+        muts = [mt for mt in muts if mt[0] not in exclude]
     if max_mutants is not None and len(muts) > max_mutants and seed is not None:
         keep = sorted(random.Random(seed).sample(range(len(muts)), max_mutants))
         muts = [muts[k] for k in keep]
@@ -470,13 +562,14 @@ def run_module(
     lines: set[int] | None = None,
     seed: int | None = None,
     only: set[tuple[int, int]] | None = None,
+    exclude: Exclusion | None = None,
 ) -> dict:
     """Mutate ``module`` (path under src/opgraph) and run ``tests`` against every mutant."""
     if fork:
         _preload(tests)
     path = PKG / module
     source = path.read_text()
-    muts = select_mutants(source, lines, max_mutants, seed, only)
+    muts = select_mutants(source, lines, max_mutants, seed, only, exclude)
     with tempfile.TemporaryDirectory(prefix="opgraph-mut-") as tmp:
         copy_src = Path(tmp) / "src"
         shutil.copytree(SRC, copy_src, ignore=shutil.ignore_patterns("__pycache__"))
@@ -506,6 +599,7 @@ def run_module(
         "score": score,
         "baseline_s": base_s,
         "survivors": [asdict(m) for m, _ in muts if m.status == "survived"],
+        "ran": [asdict(m) for m, _ in muts],
     }
 
 
@@ -542,6 +636,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=None, help="only these mutants, as --list names them: '1267#2,1056#5'")
     ap.add_argument("--seed", type=int, default=None, help="with --max-mutants: a random sample with this seed")
     ap.add_argument("--no-fork", action="store_true", help="one fresh interpreter per mutant (slower)")
+    ap.add_argument(
+        "--exclude-json",
+        type=Path,
+        action="append",
+        default=[],
+        help="skip every mutant an earlier run saved in this --json took (repeatable)",
+    )
+    ap.add_argument("--exclude", default=None, help="skip these mutants: '1267#2,dcg/band.py:56#1'")
+    ap.add_argument("--rev", default=None, help="with --list: the module's source at this git revision")
     args = ap.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -550,22 +653,48 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         ap.error(f"unknown module(s) {unknown}; known: {sorted(MODULES)}")
     lines, only = _parse_lines(args.lines), _parse_only(args.only)
-    if args.list:
-        for mod in mods:
-            for m, _ in select_mutants((PKG / mod).read_text(), lines, args.max_mutants, args.seed, only):
-                print(label(mod, m))
-        return 0
+    if args.rev is not None and not args.list:
+        ap.error("--rev only goes with --list (the tests of today cannot run an old source)")
     results = {}
     if args.json is not None and args.json.exists():
         results = json.loads(args.json.read_text())
+    command = " ".join(["python", "benchmarks/mutation/run.py", *(sys.argv[1:] if argv is None else argv)])
+    if args.list:
+        for mod in mods:
+            source = _source_at(mod, args.rev)
+            excl = load_exclusion(mod, args.exclude_json, args.exclude)
+            muts = select_mutants(source, lines, args.max_mutants, args.seed, only, excl)
+            for m, _ in muts:
+                print(label(mod, m))
+            results[mod] = {
+                "module": mod,
+                "mutants": len(muts),
+                "status": "listed",
+                "rev": args.rev,
+                "command": command,
+                "ran": [asdict(m) for m, _ in muts],
+            }
+        if args.json is not None:
+            _write_json(args.json, results)
+        return 0
     print(f"{'module':<24} {'mutants':>7} {'killed':>6} {'timeout':>7} {'survived':>8} {'score':>6}")
     for mod in mods:
         t0 = time.perf_counter()
+        excl = load_exclusion(mod, args.exclude_json, args.exclude)
         res = run_module(
-            mod, MODULES[mod], args.max_mutants, fork=not args.no_fork, lines=lines, seed=args.seed, only=only
+            mod,
+            MODULES[mod],
+            args.max_mutants,
+            fork=not args.no_fork,
+            lines=lines,
+            seed=args.seed,
+            only=only,
+            exclude=excl,
         )
         res["wall_s"] = time.perf_counter() - t0
         res["date_utc"] = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        res["command"] = command
+        res["load_1min"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
         results[mod] = res
         print(
             f"{mod:<24} {res['mutants']:>7} {res['killed']:>6} {res['timeout']:>7} {res['survived']:>8} "
@@ -575,10 +704,26 @@ def main(argv: list[str] | None = None) -> int:
         for s in res["survivors"]:
             print(f"    survived {label(mod, s)}", flush=True)
         if args.json is not None:
-            tmp = args.json.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results, indent=1))
-            tmp.replace(args.json)
+            _write_json(args.json, results)
     return 0
+
+
+def _write_json(path: Path, results: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(path)
+
+
+def _source_at(module: str, rev: str | None) -> str:
+    """The module's source now (``rev`` None) or at a git revision."""
+    if rev is None:
+        return (PKG / module).read_text()
+    proc = subprocess.run(
+        ["git", "show", f"{rev}:src/opgraph/{module}"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"--rev {rev}: no src/opgraph/{module} there ({proc.stderr.strip()})")
+    return proc.stdout
 
 
 if __name__ == "__main__":

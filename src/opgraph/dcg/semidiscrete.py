@@ -187,6 +187,7 @@ def reassociate(graph: Graph, output: int, score: dict[str, float], mode: str = 
         for i in leaves
         if graph.nodes[i].op == "input"
         and len(users.get(i, ())) == 1
+        and leaves.count(i) == 1  # not ``y + y``: one user, but two leaves of the tree
         and graph.nodes[i].attrs["name"] in score
         and math.isfinite(score[graph.nodes[i].attrs["name"]])
     ]
