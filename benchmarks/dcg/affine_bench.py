@@ -101,6 +101,7 @@ def run_small(max_rows: int) -> list[dict[str, Any]]:
 
 def small_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """Before/after bounds on the small suite (same true W1: the atoms do not change)."""
+    rows = [_num(r) for r in rows]
     worse = [r for r in rows if r["bound_after"] > r["bound_before"] * (1 + 1e-9)]
     better = [r for r in rows if r["bound_after"] < r["bound_before"] * (1 - 1e-6)]
     out = [
@@ -111,7 +112,8 @@ def small_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        ratio = r["bound_after"] / r["bound_before"] if r["bound_before"] > 0 else 1.0
+        ok = r["bound_before"] > 0 and math.isfinite(r["bound_before"])
+        ratio = r["bound_after"] / r["bound_before"] if ok else 1.0
         out.append(
             f"| {r['case']} | {r['atoms']} | {_fmt(r['bound_before'])} | {_fmt(r['bound_after'])} | {ratio:.3f} | "
             f"{r['s_before']:.3f} | {r['s_after']:.3f} |"
@@ -119,8 +121,14 @@ def small_table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: Any) -> str:
+    x = float(x)  # strict JSON stores inf as "Infinity"
     return "inf" if not math.isfinite(x) else f"{x:.3g}"
+
+
+def _num(r: dict[str, Any]) -> dict[str, Any]:
+    """A row with its numbers as floats (strict JSON stores non-finite floats as strings)."""
+    return {k: (float(v) if isinstance(v, str) and k not in ("case",) else v) for k, v in r.items()}
 
 
 def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
@@ -134,7 +142,7 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "CPU s before | CPU s after |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
+    for r in map(_num, rows):
         w = r["w1_after"]
         out.append(
             f"| {r['case']} | {r['inputs']} | {r['atoms']} | {_fmt(w)} | {_fmt(r['bound_before'])} | "
