@@ -1,5 +1,6 @@
 """Mean-value enclosures where a variable occurs more than once (the interval dependency problem)."""
 
+import contextvars
 import warnings
 
 import numpy as np
@@ -14,6 +15,8 @@ def _naive(monkeypatch):
     monkeypatch.setattr(engine.Evaluator, "_shared_operands", lambda self: set())
     monkeypatch.setattr(enclose, "find_forms", lambda graph: {})
     monkeypatch.setattr(enclose, "levels_for", lambda k, max_pieces=0: 0)
+    # and the affine forms (opgraph.dcg.affine), which also keep the quadratic case away from its false pole
+    monkeypatch.setattr(engine.affine, "ENABLED", contextvars.ContextVar("affine_off", default=False))
 
 
 def _evaluate(fn, inputs, atoms):

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import enclose, envelope, multienv, semidiscrete
+from opgraph.dcg import affine, enclose, envelope, multienv, semidiscrete
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -299,6 +299,8 @@ class Val:
     pre_sum: tuple[Any, ...] | None = None
     # Product-form envelope of |V| over several independent inputs (opgraph.dcg.multienv), for unbounded boxes.
     menv: Any = None
+    # Affine-arithmetic form per box (opgraph.dcg.affine), or None where the engine forms none.
+    aff: Any = None
 
 
 def _tsum(*terms: tuple[float, Terms]) -> Terms:
@@ -464,6 +466,7 @@ class Evaluator:
             nb=nb,
             eabs=self._glob(("eabs", ax.id), (ax.id,), float(np.abs(ax.atoms) @ ax.weights)),
             d1=d1,
+            aff=affine.axis_form(ax.id, ax.lo, ax.hi, ax.atoms) if affine.ENABLED.get() else None,
         )
 
     # -- per-box cellwise bound --------------------------------------------------------------------------------
@@ -497,6 +500,8 @@ class Evaluator:
             osc = np.where(wbox == 0, 0.0, (np.broadcast_to(hi, shape) - np.broadcast_to(lo, shape)) * wbox)
         osc = np.where(np.isnan(osc), np.inf, osc)
         deriv = np.where(np.isnan(deriv), np.inf, deriv)
+        if v.aff is not None and v.aff.axes == v.axes:  # (a renamed axis leaves the form unusable, see _affine)
+            osc = np.minimum(osc, self._affine_bound(v, shape, wbox))
         if k > 1 and v.menv is not None and any(a in self._env_regions for a in v.axes):
             # An input with tails or a singular end (a property of its law: identical in every chunking).
             osc = np.minimum(osc, self._menv_bound(v, shape, wbox))
@@ -563,6 +568,7 @@ class Evaluator:
         self._need_box0 = self._shared_operands()
         self._forms = enclose.find_forms(self.graph)
         self._kept = {}
+        self._aff_live: dict[int, Any] = {}  # live affine forms with error symbols (see _affine)
         keep = {f.b for f in self._forms.values()}
         extremes = extreme_nodes(self.graph, self.output)
 
@@ -746,6 +752,7 @@ class Evaluator:
             box.append(vint)
         if k and n.id >= 0 and n.op not in enclose.JUMP_OPS:
             self._subdivide(n, ops, K, box, der)
+        aff = self._affine(n, ops, K, box) if affine.ENABLED.get() else None
         # Global enclosure of the true values (hull of the full-box enclosures).
         if k:
             glo, ghi = self._glob(("range",), K, (float(np.min(box[k][0])), float(np.max(box[k][1]))))
@@ -756,7 +763,7 @@ class Evaluator:
             inf_at = next((o.nb_inf_at for o in ops if o.nb_inf_at), "")
             if not inf_at and k and not all(np.all(np.isfinite(d)) for d in der[K[0]]):
                 inf_at = n.where
-            cv = Val(K, pt, box, der, gint, gint, {}, math.nan, {}, inf_at, box0=box0)
+            cv = Val(K, pt, box, der, gint, gint, {}, math.nan, {}, inf_at, box0=box0, aff=aff)
             cv.menv = self._menv_rule(n, ops)
             if k == 1 and K[0] in self._env_regions:
                 cv.env = self._env_rule(n, ops, K[0])  # a bounded input with a singular end (log of a Uniform)
@@ -785,7 +792,7 @@ class Evaluator:
         if not inf_at and math.isinf(_total(nb)):
             inf_at = n.where
         eabs = self._eabs(pt, K)
-        out = Val(K, pt, box, der, gint, gint1, nb, eabs, d1, inf_at, box0=box0)
+        out = Val(K, pt, box, der, gint, gint1, nb, eabs, d1, inf_at, box0=box0, aff=aff)
         out.menv = self._menv_rule(n, ops)
         if k == 1 and K[0] in self._env_regions:
             out.env = self._env_rule(n, ops, K[0])
@@ -813,6 +820,57 @@ class Evaluator:
             out.summands = (ops[0], ops[1], 1.0 if n.op == "add" else -1.0)
         self._w1_level(n, ops, out, gp)
         return out
+
+    def _affine(self, n: Node, ops: list[Val], K: tuple[int, ...], box: list[iv.Interval]) -> Any:
+        """Node ``n``'s affine form (:mod:`opgraph.dcg.affine`); intersects ``box``'s walk-prefix enclosures with it."""
+        k = len(K)
+        encs = [tuple(self._expand(x, o.axes, K) for x in o.box[len(o.axes)]) for o in ops]
+        # A form whose axes are not its value's (a value whose axis was renamed after the fact, as the semi-discrete
+        # certificate does with its regrouping) is not used: the node falls back to its interval enclosure.
+        forms = [
+            (o.aff if o.aff is not None and o.aff.axes == o.axes else None) if o.axes else affine.constant(float(o.pt))
+            for o in ops
+        ]
+        f = affine.node_form(n.op, K, forms, encs, box[k], n.attrs)  # type: ignore[arg-type]
+        if k:
+            e0 = {a: self._expand(self._affine_axis(a)[1], [a], K) for a in K}
+            for j, (lo, hi) in enumerate(affine.prefix_enclosures(f, K, e0), start=1):
+                box[j] = (np.fmax(box[j][0], lo), np.fmin(box[j][1], hi))
+        # Live forms with error symbols, by node: the groups on one grid share their symbols' condensation.
+        live = self._aff_live
+        last = self.__dict__.get("_aff_last")
+        if last is None:
+            last = self.__dict__["_aff_last"] = self.graph.last_uses()
+        if n.id >= 0 and affine.has_err(f):
+            live[n.id] = f
+        for vid in [v for v in live if last.get(v, math.inf) <= n.id]:
+            del live[vid]
+        groups: dict[tuple[int, ...], list[Any]] = {}
+        for g in live.values():
+            groups.setdefault(g.axes, []).append(g)
+        for fs in groups.values():
+            if len(fs) <= affine.MAX_GROUP:
+                affine.condense(fs, keep=max(2 * len(fs), affine.CONDENSE_AT))
+        return f
+
+    def _affine_axis(self, a: int) -> tuple[np.ndarray, np.ndarray]:
+        """Axis ``a``'s cell half-widths and its atoms' noise values ``(atom - m) / h`` (0 on unbounded cells)."""
+        ax = self.axes[a]
+        m, h = affine.half_widths(np.minimum(ax.lo, ax.atoms), np.maximum(ax.hi, ax.atoms))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            e0 = np.where(np.isfinite(h) & (h > 0), (ax.atoms - m) / np.where(h > 0, h, 1.0), 0.0)
+        return h, e0
+
+    def _affine_bound(self, v: Val, shape: tuple[int, ...], wbox: np.ndarray) -> np.ndarray:
+        """Per-box ``E[|V - V'|; box]`` bound from ``v``'s affine form (:func:`opgraph.dcg.affine.box_bound`)."""
+        h, e0, ratio = {}, {}, {}
+        for a in v.axes:
+            ax = self.axes[a]
+            ha, ea = self._affine_axis(a)
+            h[a], e0[a] = self._expand(ha, [a], v.axes), self._expand(ea, [a], v.axes)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio[a] = self._expand(np.where(ax.weights > 0, ax.err / ax.weights, 0.0), [a], v.axes)
+        return affine.box_bound(v.aff, v.axes, v.pt, h, e0, ratio, wbox, shape)
 
     def _subdivide(
         self, n: Node, ops: list[Val], K: tuple[int, ...], box: list[iv.Interval], der: dict[int, iv.Interval]
