@@ -11,6 +11,8 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import Evaluation, evaluate_qmc, grid_work, plan_compression, prepare, restrict
@@ -97,6 +99,20 @@ def check_memory(atoms: Mapping[str, int], max_joint: int, refine: bool) -> int:
 _RULES: dict[Any, dict[str, Any]] = {}
 
 
+def _same(node: Any, x: Any) -> Any:
+    return x
+
+
+def _as_float(node: Any, x: Any) -> Any:
+    return np.asarray(x, dtype=float)
+
+
+#: Point rules for the structural elementwise ops that the core's NumPy table leaves to each system (the interval
+#: and growth tables of :mod:`.intervals` / :mod:`.growth` have them): values here are float64 arrays, so a copy,
+#: a contiguity change and a dtype conversion leave them as they are.
+POINT_RULES: dict[str, Any] = {"copy": _same, "contiguous": _same, "convert": _as_float}
+
+
 def _rules() -> dict[str, Any]:
     """NumPy implementations by op name, ``rule(node, *values)`` (rebuilt when the op registry changes)."""
     from opgraph.graph import numpy_rules
@@ -105,7 +121,7 @@ def _rules() -> dict[str, Any]:
     key = (tuple(OPS), tuple(map(id, OPS.values())))
     if key not in _RULES:
         _RULES.clear()
-        _RULES[key] = numpy_rules()
+        _RULES[key] = {**POINT_RULES, **numpy_rules()}
     return _RULES[key]
 
 
