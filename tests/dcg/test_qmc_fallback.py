@@ -118,3 +118,14 @@ def test_target_shrinks_the_first_round_before_falling_back():
     assert "fallback_reason" not in r.info
     # the exact mean of x y + y z + z x is 3/4; the certified answer is within its bound of it
     assert abs(r.mean() - 0.75) <= r.w1_bound * (1 + 1e-9)
+
+
+def test_shrunk_grid_without_finite_bound_falls_back_and_says_why():
+    """A shrunk first round whose grids give only an infinite bound answers with the QMC estimate, saying so."""
+    u, n = od.Uniform(0, 1), od.Normal(0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = od.evaluate(lambda x, y, z, w: x * y + y * z + z * x + 1 / w, u, u, u, n, max_joint=1000, target_w1=1e-2)
+    assert r.info["first_round_shrunk"]["infinite_bound"] is True
+    assert r.certified is False and r.info["target_met"] is False
+    assert "give no finite bound" in r.info["fallback_reason"] and "points" in r.info["fallback_reason"]

@@ -352,6 +352,16 @@ def _evaluate_graph(
             assert best is not None
             _, evals, quantized, labels, kept_compress, kept_round = best
             worst = max(e.w1_bound for e in evals)
+            if shrunk is not None and shrunk["used"] is not None and target_w1 is not None and not math.isfinite(worst):
+                # The grids that fit give no finite bound: an estimate sized to target_w1 says more than a coarse
+                # grid without one.
+                evals = [
+                    _qmc_for_target(*restricted[k], dists, qmc_points, seed, rules, target_w1)
+                    for k in range(len(outputs))
+                ]
+                shrunk["infinite_bound"] = True
+                worst = math.inf
+                stop = "the grids that fit max_joint give no finite bound: QMC fallback"
             met = target_w1 is None or worst <= target_w1
             message = None
             if target_w1 is not None and not met:
@@ -377,10 +387,16 @@ def _evaluate_graph(
                     info["target_met"] = bool(met)
                     info["best_bound"] = float(worst)
                     if not e.certified:
+                        why = (
+                            f"the grids that fit max_joint={max_joint} (first round shrunk to {_counts(cur_atoms)}) "
+                            "give no finite bound"
+                            if shrunk is not None and shrunk.get("infinite_bound")
+                            else f"no joint grid fits max_joint={max_joint} even at 2 atoms per input (no node "
+                            "separates the shared inputs)"
+                        )
                         info["fallback_reason"] = (
-                            f"no joint grid fits max_joint={max_joint} even at 2 atoms per input (no node separates "
-                            "the shared inputs): uncertified QMC estimate, its sample sized to target_w1 "
-                            f"({e.info.get('points')} points)"
+                            f"{why}: uncertified QMC estimate, its sample sized to target_w1 ({e.info.get('points')} "
+                            "points)"
                         )
                     info["refinement"] = history
                     info["kept_round"] = kept_round
