@@ -275,7 +275,11 @@ def _evaluate_graph(
                 )
             )
         worst = max(e.w1_bound for e in evals)
-        if target_w1 is None and (reduced is not None or any(e.info.get("compressions") for e in evals)):
+        if (
+            target_w1 is None
+            and (reduced is not None or any(e.info.get("compressions") for e in evals))
+            and _has_whole_grid_certificate(graph, outputs, dists, rules)
+        ):
             alt = _full_grid_alternative(graph, outputs, cur_atoms, max_joint)
             if alt is not None:
                 # More atoms must never give a worse bound: a compressed or reduced grid can lose the certificates
@@ -666,6 +670,22 @@ def _sensitivity_atoms(
             atoms = trial
         else:
             frozen.add(name)
+
+
+def _has_whole_grid_certificate(
+    graph: Graph, outputs: list[int], dists: dict[str, Distribution], rules: dict[str, Any]
+) -> bool:
+    """Whether an output has a semi-discrete core or an affine candidate (certificates that need the whole grid)."""
+    from opgraph.dcg import engine
+    from opgraph.dcg import semidiscrete as sdc
+
+    if not engine.SEMI_DISCRETE.get():
+        return False
+    for o in outputs:
+        sub, out = restrict(graph, o)
+        if sdc.find_core(sub, out) is not None or sdc.affine_candidates(sub, out, dists, rules):
+            return True
+    return False
 
 
 def _full_grid_alternative(
