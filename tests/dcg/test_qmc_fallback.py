@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import numpy as np
@@ -79,8 +80,10 @@ def test_sample_is_sized_to_the_target():
 def test_evaluate_labels_the_target_sized_estimate(tmp_path):
     u = od.Uniform(0, 1)
     with pytest.warns(UserWarning, match=r"quasi-Monte Carlo \(\d+ points, a sample sized to target_w1=0.0005"):
-        r = od.evaluate(_no_separator, u, u, u, max_joint=1000, target_w1=5e-4)
+        r = od.evaluate(_no_separator, u, u, u, max_joint=4, target_w1=5e-4)  # not even 2 atoms per input fit
     assert r.certified is False and r.w1_bound == float("inf")
+    assert r.info["target_met"] is False and "even at 2 atoms per input" in r.info["fallback_reason"]
+    assert f"({r.info['points']} points)" in r.info["fallback_reason"]
     assert r.w1_estimate <= 5e-4
     assert r.info["method"] == "qmc" and r.info["replicates"] == 8
     assert "not a bound" in r.info["w1_estimate_method"]
@@ -93,9 +96,36 @@ def test_evaluate_labels_the_target_sized_estimate(tmp_path):
 def test_cli_prints_the_estimate_label():
     from opgraph.dcg.cli import group
 
-    args = ["x*y + y*z + z*x", "--plot", "", "--max-joint", "1000", "--target-w1", "1e-3"]
+    args = ["x*y + y*z + z*x", "--plot", "", "--max-joint", "4", "--target-w1", "1e-3"]
     for v in "xyz":
         args += ["--var", f"{v}=uniform:0,1"]
     res = CliRunner().invoke(group, args)
     assert res.exit_code == 0, res.output
     assert "W1 estimate (not certified; QMC" in res.output and "scrambles" in res.output
+
+
+def test_target_shrinks_the_first_round_before_falling_back():
+    """The pilot grid (16 atoms per input) exceeds max_joint=1000: fewer atoms are certified instead of QMC."""
+    u = od.Uniform(0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = od.evaluate(_no_separator, u, u, u, max_joint=1000, target_w1=5e-4)
+    assert r.certified is True and math.isfinite(r.w1_bound)
+    shrunk = r.info["first_round_shrunk"]
+    assert shrunk["requested"] == {"x": 16, "y": 16, "z": 16}
+    assert math.prod(shrunk["used"].values()) <= 1000 and min(shrunk["used"].values()) >= 2
+    assert r.info["best_bound"] == r.w1_bound and r.info["target_met"] is (r.w1_bound <= 5e-4)
+    assert "fallback_reason" not in r.info
+    # the exact mean of x y + y z + z x is 3/4; the certified answer is within its bound of it
+    assert abs(r.mean() - 0.75) <= r.w1_bound * (1 + 1e-9)
+
+
+def test_shrunk_grid_without_finite_bound_falls_back_and_says_why():
+    """A shrunk first round whose grids give only an infinite bound answers with the QMC estimate, saying so."""
+    u, n = od.Uniform(0, 1), od.Normal(0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = od.evaluate(lambda x, y, z, w: x * y + y * z + z * x + 1 / w, u, u, u, n, max_joint=1000, target_w1=1e-2)
+    assert r.info["first_round_shrunk"]["infinite_bound"] is True
+    assert r.certified is False and r.info["target_met"] is False
+    assert "give no finite bound" in r.info["fallback_reason"] and "points" in r.info["fallback_reason"]

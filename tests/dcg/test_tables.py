@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from opgraph import dcg as od
+from opgraph.dcg import api
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
-from opgraph.graph import OPS, numpy_rules
+from opgraph.graph import OPS, numpy_rules, trace
 from opgraph.graph.ops import OpInfo
 
 # Ops in the core table without a NumPy reference: only torch.fx imports emit them; the tracer never does.
@@ -19,9 +20,11 @@ def test_every_table_has_the_same_keys_and_they_are_core_elementwise_ops():
     for op in iv.RULES:
         assert op in OPS and OPS[op].elementwise, op
     assert set(iv.RULES) - set(numpy_rules()) == NO_NUMPY
+    # ... and dcg's own point table covers them: every interval rule has a point rule.
+    assert set(iv.RULES) <= set(api._rules()) and set(api.POINT_RULES) >= NO_NUMPY
 
 
-@pytest.mark.parametrize("op", sorted(set(iv.RULES) - NO_NUMPY))
+@pytest.mark.parametrize("op", sorted(iv.RULES))
 def test_every_interval_rule_encloses_its_numpy_op_and_its_derivative(op):
     arity = OPS[op].arity
     rng = np.random.default_rng(abs(hash(op)) % 2**32)
@@ -37,7 +40,7 @@ def test_every_interval_rule_encloses_its_numpy_op_and_its_derivative(op):
         args[0] = (np.round(c[0] > 0).astype(float), np.round(c[0] > 0).astype(float))
     (vlo, vhi), parts = iv.rule(op, args)
     assert len(parts) == arity
-    rule = numpy_rules()[op]
+    rule = api._rules()[op]
 
     def fn(*x):
         return np.asarray(rule(None, *x), dtype=float)
@@ -121,3 +124,37 @@ def test_cos_and_sin_enclosures_hold_near_the_zeros_and_extremes_of_cos():
             assert np.all((sdlo <= np.cos(x)) & (np.cos(x) <= sdhi))  # d sin = cos
             assert np.all((dlo <= -np.sin(x)) & (-np.sin(x) <= dhi))  # d cos = -sin
         assert np.all(chi - clo <= 2 * w + 1e-12)  # still tight (cos is 1-Lipschitz)
+
+
+@pytest.mark.parametrize("op", ["copy", "contiguous", "convert"])
+def test_structural_ops_have_point_rules(op):
+    """A ``copy`` / ``contiguous`` / ``convert`` node (as imported from torch) evaluates like its operand."""
+    from opgraph.graph import Graph, Node
+
+    g = trace(lambda x: x * 2.0 + 1.0)
+    nodes = [
+        Node(0, "input", (), {"name": "x"}),
+        Node(1, op, (0,)),
+        *[
+            Node(
+                n.id + 1, n.op, tuple(i + 1 if i > 0 else 1 for i in n.inputs) if n.op != "const" else (), dict(n.attrs)
+            )
+            for n in g.nodes[1:]
+        ],
+    ]
+    g2 = Graph(tuple(nodes), (0,), (g.outputs[0] + 1,))
+    assert op in api._rules() and op in api.POINT_RULES
+    kw = {
+        "target_w1": None,
+        "quantizer": "auto",
+        "max_joint": 2**20,
+        "compress_atoms": None,
+        "qmc_points": 2**10,
+        "seed": 0,
+        "balance": True,
+    }
+    law = {"x": od.Normal(1.0, 2.0)}
+    a = api._evaluate_graph(g, law, atoms=16, **kw)[0]
+    b = api._evaluate_graph(g2, law, atoms=16, **kw)[0]
+    np.testing.assert_array_equal(a.atoms, b.atoms)
+    assert b.w1_bound == pytest.approx(a.w1_bound, rel=1e-12)

@@ -187,3 +187,33 @@ def test_lazy_random_variable_path_truncates_too() -> None:
     assert math.isfinite(r.w1_bound) and r.dropped_mass == pytest.approx(2e-9, rel=1e-6)
     with pytest.raises(od.DistError, match="truncate"):
         od.log(x).evaluate(atoms=32, bogus=1)
+
+
+@pytest.mark.parametrize(
+    ("base", "lo", "hi"),
+    [
+        (od.Gamma(0.5), 0.0, 2.0),
+        (od.Gamma(0.5), 0.0, math.inf),
+        (od.Gamma(0.7, 2.0), 0.0, 3.0),
+        (od.Normal(0, 1), -1, 2),
+    ],
+)
+def test_scaled_tv_is_finite_and_bounds_the_numeric_one(base, lo, hi) -> None:
+    """An end at 0 where the density is infinite (Gamma k < 1) used to give NaN (0 * inf)."""
+    t = Truncated(base, lo, hi)
+    tv = t.scaled_tv()
+    assert math.isfinite(tv)
+    top = hi if math.isfinite(hi) else 60.0
+    s = np.concatenate([[lo], np.geomspace(1e-12, 1, 20_000) * (top - lo) + lo, [top]]) if lo == 0 else None
+    if s is None:
+        s = np.linspace(lo, top, 200_001)
+    with np.errstate(invalid="ignore"):
+        f = s * s * np.asarray(t.pdf(s), dtype=float)
+    f = np.where(np.isfinite(f), f, 0.0)
+    f[0] = 0.0 if lo == 0 else lo * lo * float(t.pdf(lo))  # the limit at an end at 0; the jump from 0 outside
+    numeric = float(np.sum(np.abs(np.diff(f)))) + abs(f[0]) + abs(f[-1])
+    assert numeric <= tv * (1 + 1e-6)
+
+
+def test_scaled_tv_is_inf_at_an_infinite_density_away_from_zero() -> None:
+    assert Truncated(od.Beta(2.0, 0.5), 0.2, 1.0).scaled_tv() == math.inf

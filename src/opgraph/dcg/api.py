@@ -11,6 +11,8 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import Evaluation, evaluate_qmc, grid_work, plan_compression, prepare, restrict
@@ -97,6 +99,20 @@ def check_memory(atoms: Mapping[str, int], max_joint: int, refine: bool) -> int:
 _RULES: dict[Any, dict[str, Any]] = {}
 
 
+def _same(node: Any, x: Any) -> Any:
+    return x
+
+
+def _as_float(node: Any, x: Any) -> Any:
+    return np.asarray(x, dtype=float)
+
+
+#: Point rules for the structural elementwise ops that the core's NumPy table leaves to each system (the interval
+#: and growth tables of :mod:`.intervals` / :mod:`.growth` have them): values here are float64 arrays, so a copy,
+#: a contiguity change and a dtype conversion leave them as they are.
+POINT_RULES: dict[str, Any] = {"copy": _same, "contiguous": _same, "convert": _as_float}
+
+
 def _rules() -> dict[str, Any]:
     """NumPy implementations by op name, ``rule(node, *values)`` (rebuilt when the op registry changes)."""
     from opgraph.graph import numpy_rules
@@ -105,7 +121,7 @@ def _rules() -> dict[str, Any]:
     key = (tuple(OPS), tuple(map(id, OPS.values())))
     if key not in _RULES:
         _RULES.clear()
-        _RULES[key] = numpy_rules()
+        _RULES[key] = {**POINT_RULES, **numpy_rules()}
     return _RULES[key]
 
 
@@ -218,6 +234,15 @@ def _evaluate_graph(
             )
             log.info("atoms reduced from %s to %s to fit max_joint=%d", cur_atoms, used, max_joint)
             cur_atoms, cur_compress = used, used_compress
+    shrunk: dict[str, Any] | None = None
+    if target_w1 is not None and not _fits(restricted, dists, cur_atoms, max_joint, cur_compress):
+        # The first round's grid does not fit: start from fewer atoms per input (allocated by sensitivity, down to
+        # 2 per input) and refine while the grids fit; QMC only where not even that fits.
+        small = _sensitivity_atoms(restricted, dists, cur_atoms, max_joint, cur_compress)
+        shrunk = {"requested": dict(cur_atoms), "used": dict(small) if small is not None else None}
+        if small is not None:
+            log.info("target_w1: first round shrunk from %s to %s to fit max_joint=%d", cur_atoms, small, max_joint)
+            cur_atoms = small
     results: list[DistResult] = []
     history: list[dict[str, Any]] = []
     allocator = Allocator(target_w1) if target_w1 is not None else None
@@ -250,6 +275,40 @@ def _evaluate_graph(
                 )
             )
         worst = max(e.w1_bound for e in evals)
+        if (
+            target_w1 is None
+            and (reduced is not None or any(e.info.get("compressions") for e in evals))
+            and _has_whole_grid_certificate(graph, outputs, dists, rules)
+        ):
+            alt = _full_grid_alternative(graph, outputs, cur_atoms, max_joint)
+            if alt is not None:
+                # More atoms must never give a worse bound: a compressed or reduced grid can lose the certificates
+                # that need the whole grid (semi-discrete, affine), so the largest power-of-two grid that fits
+                # whole is evaluated too and the better answer kept (info["full_grid_alternative"]).
+                a_q, a_l = _quantize_all(dists, alt, quantizer)
+                a_evals = [
+                    evaluate_output_chunked(
+                        graph,
+                        o,
+                        a_q,
+                        a_l,
+                        dists,
+                        max_joint=max_joint,
+                        compress_atoms=cur_compress,
+                        qmc_points=qmc_points,
+                        seed=seed,
+                        rules=rules,
+                        soft_joint=_soft_joint(cur_compress),
+                        **(scale or {}),
+                    )
+                    for o in outputs
+                ]
+                a_worst = max(e.w1_bound for e in a_evals)
+                used_alt = a_worst < worst and all(e.certified for e in a_evals)
+                for e in a_evals if used_alt else evals:
+                    e.info["full_grid_alternative"] = {"atoms": dict(alt), "w1_bound": a_worst, "used": used_alt}
+                if used_alt:
+                    evals, quantized, labels, worst, cur_atoms = a_evals, a_q, a_l, a_worst, dict(alt)
         history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": worst})
         if best is None or worst < best[0]:
             # More atoms must never give a worse answer: keep the round with the best bound so far.
@@ -297,6 +356,16 @@ def _evaluate_graph(
             assert best is not None
             _, evals, quantized, labels, kept_compress, kept_round = best
             worst = max(e.w1_bound for e in evals)
+            if shrunk is not None and shrunk["used"] is not None and target_w1 is not None and not math.isfinite(worst):
+                # The grids that fit give no finite bound: an estimate sized to target_w1 says more than a coarse
+                # grid without one.
+                evals = [
+                    _qmc_for_target(*restricted[k], dists, qmc_points, seed, rules, target_w1)
+                    for k in range(len(outputs))
+                ]
+                shrunk["infinite_bound"] = True
+                worst = math.inf
+                stop = "the grids that fit max_joint give no finite bound: QMC fallback"
             met = target_w1 is None or worst <= target_w1
             message = None
             if target_w1 is not None and not met:
@@ -315,9 +384,24 @@ def _evaluate_graph(
                 )
                 if reduced is not None:
                     info["atoms_reduced"] = reduced
+                if shrunk is not None:
+                    info["first_round_shrunk"] = shrunk
                 if target_w1 is not None:
                     info["target_w1"] = target_w1
                     info["target_met"] = bool(met)
+                    info["best_bound"] = float(worst)
+                    if not e.certified:
+                        why = (
+                            f"the grids that fit max_joint={max_joint} (first round shrunk to {_counts(cur_atoms)}) "
+                            "give no finite bound"
+                            if shrunk is not None and shrunk.get("infinite_bound")
+                            else f"no joint grid fits max_joint={max_joint} even at 2 atoms per input (no node "
+                            "separates the shared inputs)"
+                        )
+                        info["fallback_reason"] = (
+                            f"{why}: uncertified QMC estimate, its sample sized to target_w1 ({e.info.get('points')} "
+                            "points)"
+                        )
                     info["refinement"] = history
                     info["kept_round"] = kept_round
                     if message is not None:
@@ -550,6 +634,80 @@ def _shrink_to_fit(
 MIN_FALLBACK_ATOMS = 2
 #: Geometric step of the downward search for the largest fitting grid (8 steps per halving).
 _FIT_STEP = 2 ** (1 / 8)
+
+
+def _sensitivity_atoms(
+    restricted: list[tuple[Graph, int]],
+    dists: dict[str, Distribution],
+    requested: dict[str, int],
+    max_joint: int,
+    compress: int,
+) -> dict[str, int] | None:
+    """Atoms per input for a first round that fits ``max_joint``, allocated by sensitivity; None if none fits.
+
+    Every input starts at 2 atoms; then the input with the largest ``spread_i / n_i`` (``spread_i`` the effect of
+    input ``i`` between its 16 % and 84 % quantiles at the others' medians, :func:`.semidiscrete.input_spreads`:
+    about its first-order cell error at ``n_i`` atoms) is doubled while the grids still fit and the count stays at
+    most the requested one. Doubling keeps the counts powers of two (mean-preserving ``meansplit`` quantizers).
+    """
+    from opgraph.dcg import semidiscrete as sdc
+
+    atoms = {n: min(2, k) for n, k in requested.items()}
+    if not _fits(restricted, dists, atoms, max_joint, compress):
+        return None
+    spread: dict[str, float] = {}
+    for sub, out in restricted:
+        for name, v in sdc.input_spreads(sub, out, dists, _rules()).items():
+            spread[name] = max(spread.get(name, 0.0), v if math.isfinite(v) else 1e300)
+    frozen: set[str] = set()
+    while True:
+        open_ = [n for n in atoms if n not in frozen and 2 * atoms[n] <= requested[n]]
+        if not open_:
+            return atoms
+        name = max(open_, key=lambda n: (spread.get(n, 1.0) / atoms[n], n))
+        trial = {**atoms, name: 2 * atoms[name]}
+        if _fits(restricted, dists, trial, max_joint, compress):
+            atoms = trial
+        else:
+            frozen.add(name)
+
+
+def _has_whole_grid_certificate(
+    graph: Graph, outputs: list[int], dists: dict[str, Distribution], rules: dict[str, Any]
+) -> bool:
+    """Whether an output has a semi-discrete core or an affine candidate (certificates that need the whole grid)."""
+    from opgraph.dcg import engine
+    from opgraph.dcg import semidiscrete as sdc
+
+    if not engine.SEMI_DISCRETE.get():
+        return False
+    for o in outputs:
+        sub, out = restrict(graph, o)
+        if sdc.find_core(sub, out) is not None or sdc.affine_candidates(sub, out, dists, rules):
+            return True
+    return False
+
+
+def _full_grid_alternative(
+    graph: Graph, outputs: list[int], atoms: dict[str, int], max_joint: int
+) -> dict[str, int] | None:
+    """Powers of two at most ``atoms`` whose whole joint grid (per output) fits ``max_joint``, or None.
+
+    Each count is first rounded down to a power of two (the mean-preserving ``meansplit`` sizes), then the
+    largest is halved until every output's grid over its own inputs fits. None where that is the grid already
+    used or where an input would get fewer than 2 atoms.
+    """
+    alt = {n: 1 << (max(int(k), 1).bit_length() - 1) for n, k in atoms.items()}
+    per_output = []
+    for o in outputs:
+        sub, _ = restrict(graph, o)
+        per_output.append([n.attrs["name"] for n in sub.nodes if n.op == "input" and n.attrs["name"] in alt])
+    while any(math.prod(alt[n] for n in names) > max_joint for names in per_output):
+        big = max((n for names in per_output for n in names), key=lambda n: alt[n])
+        if alt[big] <= 2:
+            return None
+        alt[big] //= 2
+    return None if alt == atoms else alt
 
 
 def _largest_fitting_grid(

@@ -1678,8 +1678,9 @@ def evaluate_output(
                     "soft_joint": soft_joint,
                     "reassociate": False,
                 }
-                new = evaluate_output(re[0], re[1], *args, **kw)  # type: ignore[arg-type]
-                old = evaluate_output(sub, out, *args, **kw)  # type: ignore[arg-type]
+                with semidiscrete.shared_ceiling():  # the second skips an affine certificate that cannot win
+                    new = evaluate_output(re[0], re[1], *args, **kw)  # type: ignore[arg-type]
+                    old = evaluate_output(sub, out, *args, **kw)  # type: ignore[arg-type]
                 best = new if new.w1_bound < old.w1_bound else old
                 best.info["reassociated"] = best is new
                 # Both cell sets enclose the exact law: the result keeps the narrower CDF band.
@@ -1723,7 +1724,7 @@ def evaluate_output(
     sd_total, sd_info = math.inf, None
     if core is not None and not bound <= 0:
         try:
-            sd = semidiscrete.certify(ev, core, ev.kept, attr)
+            sd = semidiscrete.certify(ev, core, ev.kept, attr, bound)
         except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as exc:  # an optional certificate
             log.warning("semi-discrete certificate skipped at %s: %s", sub.nodes[out].where, exc)
             sd = None

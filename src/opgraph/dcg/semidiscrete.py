@@ -29,6 +29,9 @@ certificate") for the statement and the proof sketch.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +53,25 @@ REFINE_ROUNDS = 3
 #: ``(atoms of A'') x (grid points)`` CDF evaluations per block (memory of one block: 8 bytes each).
 _BLOCK = 1 << 21
 _AFFINE = ("neg", "mul", "div", "add", "sub")
+
+
+#: The smallest bound reached so far by the evaluations of one output and its rewrites (:func:`shared_ceiling`).
+_CEILING: ContextVar[list[float] | None] = ContextVar("semidiscrete_ceiling", default=None)
+
+
+@contextmanager
+def shared_ceiling() -> Iterator[None]:
+    """Within the block, each affine certificate knows the best bound of the evaluations before it (same output).
+
+    The engine evaluates an output and its rewritten form and keeps the smaller bound; a certificate that cannot
+    go below what an earlier evaluation already reached is skipped (:func:`affine_floor`), which cannot change the
+    bound returned.
+    """
+    tok = _CEILING.set([math.inf])
+    try:
+        yield
+    finally:
+        _CEILING.reset(tok)
 
 
 @dataclass(frozen=True)
@@ -289,6 +311,9 @@ class _Pieces:
 
     def cdf_at(self, t: np.ndarray) -> np.ndarray:
         """``H(t)`` at the points ``t`` (in blocks of at most ``_BLOCK`` evaluations)."""
+        fast = self._cdf_at_location_scale(t)
+        if fast is not None:
+            return fast
         out = np.empty(t.size)
         step = max(1, _BLOCK // max(self.p.size, 1))
         p, q, w = self.p[:, None], self.q[:, None], self.w
@@ -299,6 +324,43 @@ class _Pieces:
                 fx = np.clip(self.cdf(x), 0.0, 1.0)
                 v = np.where(q > 0, fx, np.where(q < 0, 1.0 - fx, (p <= tt).astype(float)))
                 out[s : s + step] = w @ v
+        return np.clip(out, 0.0, 1.0)
+
+    def _cdf_at_location_scale(self, t: np.ndarray) -> np.ndarray | None:
+        """:meth:`cdf_at` for ``B = C`` of a location-scale family: ``P(p + q B <= t) = F_0(a t + b)`` for ``q > 0``.
+
+        With ``a = 1 / (q s)``, ``b = -(p + q l) / (q s)`` (``l``, ``s`` the law's location and scale, ``F_0`` its
+        standard CDF); for ``q < 0`` the standard survival function at ``a t + b``, and a step at ``p`` for ``q = 0``:
+        one fused affine map and one CDF pass per block instead of the generic form's divisions and masks (the
+        pieces' CDF values agree to a few ulps, which the callers' rounding slack covers). None where the law's
+        CDF is not of that standard form.
+        """
+        law = self.law
+        if law is None or type(law).cdf is not Continuous.cdf:
+            return None
+        loc, scale = float(getattr(law, "loc", math.nan)), float(getattr(law, "scale", math.nan))
+        if not (math.isfinite(loc) and math.isfinite(scale) and scale > 0):
+            return None
+        out = np.zeros(t.size)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for sel, cdf in ((self.q > 0, law._zcdf), (self.q < 0, law._zsf)):
+                if not np.any(sel):
+                    continue
+                p, q, w = self.p[sel], self.q[sel], self.w[sel]
+                a = 1.0 / (q * scale)
+                b = -(p + q * loc) * a
+                step = max(1, _BLOCK // max(p.size, 1))
+                for s0 in range(0, t.size, step):
+                    z = np.multiply.outer(a, t[s0 : s0 + step])
+                    z += b[:, None]
+                    out[s0 : s0 + step] += w @ cdf(z)
+            zero = self.q == 0
+            if np.any(zero):
+                order = np.argsort(self.p[zero])
+                cum = np.concatenate([[0.0], np.cumsum(self.w[zero][order])])
+                out += cum[np.searchsorted(self.p[zero][order], t, side="right")]
+        if not np.all(np.isfinite(out)):
+            return None
         return np.clip(out, 0.0, 1.0)
 
     def hull(self) -> tuple[float, float]:
@@ -383,7 +445,9 @@ def pieces(op: str, c_side: int, a_atoms: np.ndarray, a_weights: np.ndarray, law
     return None
 
 
-def w1_to_steps(s: _Pieces, atoms: np.ndarray, weights: np.ndarray, tv_h: float) -> tuple[float, float]:
+def w1_to_steps(
+    s: _Pieces, atoms: np.ndarray, weights: np.ndarray, tv_h: float, tol: float = 0.0, points: int = GRID_POINTS
+) -> tuple[float, float]:
     """An upper bound on ``W1(S, G)`` for the discrete law ``G`` (atoms sorted, distinct), and the slack in it.
 
     Two bounds on ``int |H - G|`` over ``G``'s range (the tails outside are :meth:`_Pieces.tails`), the smaller
@@ -394,6 +458,9 @@ def w1_to_steps(s: _Pieces, atoms: np.ndarray, weights: np.ndarray, tv_h: float)
       (exact, piece by piece) ``+ sum_k int_{I_k} |H - L|``; on an interval of length ``dt`` where the density
       ``h = H'`` varies by ``V_k``, ``|H - L| <= min(t - t_k, t_{k+1} - t) V_k``, so the sum is at most
       ``max_k dt_k^2 / 4 * TV(h)`` (``tv_h`` bounds ``TV(h)``; ``inf`` turns this bound off).
+
+    ``tol`` is a slack small enough to stop refining at (the caller's other terms make it negligible) and
+    ``points`` the size of the first grid; neither changes the validity of the bound, only its tightness and cost.
 
     Returns ``(bound, slack)``: ``slack`` is what the bound adds to the midpoint (or interpolation) estimate.
     """
@@ -408,7 +475,7 @@ def w1_to_steps(s: _Pieces, atoms: np.ndarray, weights: np.ndarray, tv_h: float)
     if not math.isfinite(tail):
         return math.inf, math.inf
     cum = np.cumsum(weights)
-    n = GRID_POINTS // 2
+    n = max(points // 2, 16)
     qs = (np.arange(n) + 0.5) / n
     grid = np.unique(
         np.concatenate([[t0, t1], atoms[np.minimum(np.searchsorted(cum, qs), atoms.size - 1)], np.linspace(t0, t1, n)])
@@ -423,10 +490,10 @@ def w1_to_steps(s: _Pieces, atoms: np.ndarray, weights: np.ndarray, tv_h: float)
         lin = est + lin_slack
     bound, slack, per = _bracket(grid, hv, atoms, cum)
     for _ in range(REFINE_ROUNDS):
-        if bound <= lin or slack <= 0.02 * bound:
-            break
+        if bound <= lin or slack <= max(0.02 * bound, tol) or lin_slack <= max(0.02 * lin, tol):
+            break  # the bracket is tight enough, or the interpolation bound already is
         # Split the grid intervals that hold most of the bracketing slack into 8.
-        k = np.argsort(per)[::-1][: max(1, min(per.size, GRID_POINTS // 8))]
+        k = np.argsort(per)[::-1][: max(1, min(per.size, 2 * n // 8))]
         new = (grid[k][:, None] + np.diff(grid)[k][:, None] * (np.arange(1, 8) / 8.0)[None, :]).reshape(-1)
         new_h = s.cdf_at(new)
         grid, idx = np.unique(np.concatenate([grid, new]), return_index=True)
@@ -477,7 +544,7 @@ def _bracket(grid: np.ndarray, hv: np.ndarray, atoms: np.ndarray, cum: np.ndarra
 
 
 def certify(
-    ev: Any, core: Core | AffineCore, kept: dict[int, Any], attr: Terms
+    ev: Any, core: Core | AffineCore, kept: dict[int, Any], attr: Terms, bound: float = math.inf
 ) -> tuple[float, Terms, dict[str, Any]] | None:
     """The semi-discrete bound on ``W1(Y, G_out)`` for the output of ``ev`` (see the module docstring).
 
@@ -486,12 +553,19 @@ def certify(
         core: The output's core (:func:`find_core`).
         kept: The values of the core node and of its two operands (node id -> ``Val``).
         attr: The output's first-order attribution (label -> W1 share), used to split the measured term.
+        bound: The bound already in hand (this evaluation's, and any recorded by :func:`shared_ceiling` for the
+            same output): the affine certificate stops early where it cannot go below it.
 
     Returns:
-        ``(bound, terms, info)`` or None where the certificate does not apply.
+        ``(bound, terms, info)`` or None where the certificate does not apply (or, for the affine form, cannot win).
     """
     if isinstance(core, AffineCore):
-        return _certify_affine_terms(ev, core, kept, attr)
+        shared = _CEILING.get()
+        ceiling = min(bound, shared[0]) if shared is not None else bound
+        r = _certify_affine_terms(ev, core, kept, attr, ceiling)
+        if shared is not None:  # this output's best bound so far, for its other evaluations
+            shared[0] = min(ceiling, r[0] if r is not None else math.inf)
+        return r
     if ev.reducer is not None or core.node in ev.compress or not all(i in kept for i in (core.node, *core.operands)):
         return None
     if any(ev.quantized[n.attrs["name"]].upstream_w1 > 0 for n in ev.nodes if n.op == "input"):
@@ -965,17 +1039,9 @@ def affine_alternative(
     return None
 
 
-def _certify_affine_terms(ev: Any, core: AffineCore, kept: dict[int, Any], attr: Terms) -> Any:
+def _certify_affine_terms(ev: Any, core: AffineCore, kept: dict[int, Any], attr: Terms, ceiling: float) -> Any:
     """:func:`certify_affine` as ``(bound, terms, info)`` (the measured term split like ``attr``)."""
-    best = None
-    for m in (REGROUP_ATOMS, REGROUP_ATOMS_MAX):
-        r = certify_affine(ev, core, kept, m)
-        if r is None:
-            return best
-        if best is None or r[0] < best[0]:
-            best = r
-        if r[1]["second_order"] <= 2 * r[1]["measured_w1"] or r[1]["second_order_pieces"] == 0:
-            break  # more groups help only the second-order pieces
+    best = certify_affine(ev, core, kept, ceiling=ceiling)
     if best is None:
         return None
     total, info = best
@@ -1060,53 +1126,44 @@ def _piece_moments(
     return atom, fix[0], fix[1], pm * dv, fix[2]
 
 
-def certify_affine(ev: Any, core: AffineCore, kept: dict[int, Any], m_atoms: int = REGROUP_ATOMS) -> Any:
-    """The semi-discrete bound on ``W1(Y, G)`` for ``Y = P + Q (C - c0)`` (``docs/dcg.md``, "Conditionally affine").
+#: Group counts tried for the joint regrouping of ``(P, Q)`` (each capped at the number of boxes; a grid with no
+#: more boxes than groups is not regrouped at all) and the largest one (the measured term's work grows with it).
+AFFINE_GROUPS = (256, 1024, 4096, 16384)
+#: ``groups x grid points`` of the measured term's first grid (its grid shrinks, down to 512 points, above it).
+_MEASURE_WORK = 1 << 26
 
-    ``(P, Q)`` is regrouped jointly into ``m_atoms`` equal-mass groups (sorted by ``p + q (E[C] - c0)``, atoms at
-    the groups' mean computed values ``(p_g, q_g)``), ``S = sum_g w_g law(p_g + q_g (C - c0))`` and::
 
-        W1(Y, G) <= sum_g min(F_g, T_g) + W1(S, G) (computed),
-        F_g = E[|dP| + k1 |dQ|; g],
-        T_g = E[|dP| + k1 |dQ|; bad pieces] + |E[dP; good]| + k1 |E[dQ; good]|
-              + sum_{good pieces} (K_pp E[dP^2] + 2 K_pq sqrt(E[dP^2] E[dQ^2]) + K_qq E[dQ^2]) / (2 m_piece),
+def joint_regroup(p: np.ndarray, q: np.ndarray, w: np.ndarray, m: int, bands: int) -> Any:
+    """An equal-mass regrouping of the boxes ``(p, q)`` into ``m`` groups, ``bands`` bands in ``p`` by ``m / bands`` in ``q``.
 
-    with ``k1 = E|C - c0|``, ``K_pp = TV(p_C)``, ``K_pq = TV((s - c0) p_C(s))``, ``K_qq = TV((s - c0)^2 p_C(s))``
-    and ``m_piece`` the smallest ``|q|`` over the piece's ``Q`` enclosure and the atom (a piece is good where its
-    own second-order value is below its first-order one; enclosures through 0 are bad).
-
-    Returns:
-        ``(bound, info)`` or None where the certificate does not apply.
+    The boxes are cut into ``bands`` bands of about equal mass by their ``p`` (a box stays whole), ordered by ``q``
+    within each band, and the resulting order is cut into ``m`` equal-mass groups (:func:`regroup`; a box may be
+    split between neighbouring groups). ``bands = m`` is the order by ``p`` alone, ``bands = 1`` by ``q`` alone;
+    between them the groups are small in both coordinates, so both ``P - p_g`` and ``Q - q_g`` are small. Any
+    partition into groups gives a valid certificate (:func:`certify_affine` computes the atoms and moments of the
+    groups it is given); this only decides how small the regrouping terms are.
     """
-    if ev.reducer is not None or core.node in ev.compress or not all(i in kept for i in core.keep):
-        return None
-    if any(ev.quantized[n.attrs["name"]].upstream_w1 > 0 for n in ev.nodes if n.op == "input"):
-        return None
-    c_val, q_val = kept[core.c], kept[core.q]
-    p_val = kept[core.p] if core.p >= 0 else None
-    law = c_val.law
-    if not isinstance(law, Continuous) or len(c_val.axes) != 1:
-        return None
-    c0 = core.shift
-    k_pp, k_pq, k_qq, e_c = _centred_constants(law, c0)
-    if not all(math.isfinite(x) for x in (k_pp, k_pq, k_qq, e_c)):
-        return None
-    into: tuple[int, ...] = tuple(q_val.axes)
-    if p_val is not None:
-        into = into + tuple(a for a in p_val.axes if a not in into)
-    if not into or c_val.axes[0] in into or math.prod(ev._shape(into)) > AFFINE_MAX_BOXES:
-        return None
-    w = ev._wbox(into).reshape(-1)
-    qs = _box_stats(ev, q_val, into)
-    if p_val is not None:
-        ps = _box_stats(ev, p_val, into)
+    n = p.size
+    if bands <= 1:
+        order = np.lexsort((p, q))
     else:
-        z = np.zeros(w.size)
-        ps = (z, z, z, z, z, z)
-    key = ps[0] + qs[0] * (law.mean() - c0)
-    rg = regroup(key, w, m_atoms)
-    m = rg.atoms.size
-    g_mass = rg.weights
+        by_p = np.lexsort((q, p))
+        cum = np.cumsum(w[by_p])
+        mid = (cum - 0.5 * w[by_p]) / max(float(cum[-1]), 1e-300)
+        band = np.empty(n, dtype=np.int64)
+        band[by_p] = np.minimum((mid * bands).astype(np.int64), bands - 1)
+        order = np.lexsort((p, q, band)) if bands < m else by_p
+    rank = np.empty(n)
+    rank[order] = np.arange(n, dtype=float)
+    return regroup(rank, w, m)
+
+
+def _affine_second_order(
+    rg: Any, w: np.ndarray, ps: tuple[np.ndarray, ...], qs: tuple[np.ndarray, ...], consts: tuple[float, ...]
+) -> dict[str, Any]:
+    """``sum_g min(F_g, T_g)`` of :func:`certify_affine` for one grouping, with the group atoms and counts."""
+    k_pp, k_pq, k_qq, e_c = consts
+    m = rg.weights.size
     p_at, p_first, p_box, p_move, p_m2 = _piece_moments(rg, w, *ps[:4], m)
     q_at, q_first, q_box, q_move, q_m2 = _piece_moments(rg, w, *qs[:4], m)
     e, g = rg.piece_elem, rg.piece_group
@@ -1130,29 +1187,160 @@ def certify_affine(ev: Any, core: AffineCore, kept: dict[int, Any], m_atoms: int
     first = np.where(np.isnan(first), np.inf, first)
     second = np.where(np.isnan(second), np.inf, second)
     t2 = float(np.sum(np.minimum(first, second))) * (1 + 1e-12)
-    if not math.isfinite(t2) or not np.any(good):
+    return {
+        "t2": t2 if math.isfinite(t2) else math.inf,
+        "p_at": p_at,
+        "q_at": q_at,
+        "mass": rg.weights,
+        "m": m,
+        "groups": int(np.sum(second < first)),
+        "pieces": int(np.sum(good)),
+    }
+
+
+def affine_floor(ps: tuple[np.ndarray, ...], qs: tuple[np.ndarray, ...], consts: tuple[float, ...]) -> float:
+    """A lower bound on what :func:`certify_affine` can return, from the boxes alone (no regrouping).
+
+    Every piece of a box costs at least its share of ``min(E|dP| + k1 E|dQ|, |E dP| + k1 |E dQ| + (K_pp E[dP^2] +
+    K_qq E[dQ^2]) / (2 max|q|))`` over the box (the moves to the group atoms and the cross term only add,
+    ``m_piece`` is at most the largest ``|q|`` of the box's enclosure, and the measured term is >= 0); the shares
+    of a box sum to 1, so the
+    sum over boxes is a floor for every grouping. Costs one pass over the boxes: the certificate is skipped where
+    this floor already reaches the bound in hand.
+    """
+    k_pp, _, k_qq, e_c = consts
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        first = ps[1] + e_c * qs[1]
+        qmax = np.maximum(np.abs(qs[4]), np.abs(qs[5]))
+        quad = ps[2] + e_c * qs[2] + (k_pp * ps[3] + k_qq * qs[3]) / (2 * qmax)
+        v = np.fmin(first, np.where(qmax > 0, quad, np.inf))
+    v = np.where(np.isnan(v), 0.0, v)
+    return float(np.sum(v)) * (1 - 1e-9)
+
+
+def affine_box_wins(ps: tuple[np.ndarray, ...], qs: tuple[np.ndarray, ...], consts: tuple[float, ...]) -> bool:
+    """Whether some box's own second-order value (no regrouping move) is below its first-order one.
+
+    A heuristic that only skips work: a piece of a group adds its move to both sides, so where no box wins
+    without moves the certificate returns nothing in practice (wing weight and borehole at 4 atoms per input).
+    """
+    k_pp, k_pq, k_qq, e_c = consts
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        qmin = np.where(qs[4] > 0, qs[4], np.where(qs[5] < 0, -qs[5], 0.0))
+        quad = k_pp * ps[3] + 2 * k_pq * np.sqrt(ps[3] * qs[3]) + k_qq * qs[3]
+        second = ps[2] + e_c * qs[2] + np.where(qmin > 0, quad / (2 * np.where(qmin > 0, qmin, 1.0)), np.inf)
+        return bool(np.any(second < ps[1] + e_c * qs[1]))
+
+
+def certify_affine(
+    ev: Any, core: AffineCore, kept: dict[int, Any], m_atoms: int | None = None, ceiling: float = math.inf
+) -> Any:
+    """The semi-discrete bound on ``W1(Y, G)`` for ``Y = P + Q (C - c0)`` (``docs/dcg.md``, "Conditionally affine").
+
+    ``(P, Q)`` is regrouped jointly into equal-mass groups (:func:`joint_regroup`; atoms at the groups' mean
+    computed values ``(p_g, q_g)``), ``S = sum_g w_g law(p_g + q_g (C - c0))`` and::
+
+        W1(Y, G) <= sum_g min(F_g, T_g) + W1(S, G) (computed),
+        F_g = E[|dP| + k1 |dQ|; g],
+        T_g = E[|dP| + k1 |dQ|; bad pieces] + |E[dP; good]| + k1 |E[dQ; good]|
+              + sum_{good pieces} (K_pp E[dP^2] + 2 K_pq sqrt(E[dP^2] E[dQ^2]) + K_qq E[dQ^2]) / (2 m_piece),
+
+    with ``k1 = E|C - c0|``, ``K_pp = TV(p_C)``, ``K_pq = TV((s - c0) p_C(s))``, ``K_qq = TV((s - c0)^2 p_C(s))``
+    and ``m_piece`` the smallest ``|q|`` over the piece's ``Q`` enclosure and the atom (a piece is good where its
+    own second-order value is below its first-order one; enclosures through 0 are bad).
+
+    The groupings tried are :data:`AFFINE_GROUPS` groups (capped at the number of boxes; ``m_atoms`` fixes one
+    count) times a few band counts; the one with the smallest ``sum_g min(F_g, T_g)`` (cheap) gets the measured
+    term (the expensive part). Since the group count follows the grid up to its cap, and the whole grid is used
+    where it has no more boxes than that, the bound does not grow with the atoms as a fixed cap made it.
+
+    Args:
+        ev: The evaluator after its run.
+        core: The output's :class:`AffineCore`.
+        kept: The kept values (node id -> ``Val``).
+        m_atoms: One group count instead of :data:`AFFINE_GROUPS`.
+        ceiling: The bound already in hand: the work stops (None) as soon as a lower bound of this certificate
+            (:func:`affine_floor`, then the second-order term) reaches it.
+
+    Returns:
+        ``(bound, info)`` or None where the certificate does not apply or cannot beat ``ceiling``.
+    """
+    if ev.reducer is not None or core.node in ev.compress or not all(i in kept for i in core.keep):
+        return None
+    if any(ev.quantized[n.attrs["name"]].upstream_w1 > 0 for n in ev.nodes if n.op == "input"):
+        return None
+    c_val, q_val = kept[core.c], kept[core.q]
+    p_val = kept[core.p] if core.p >= 0 else None
+    law = c_val.law
+    if not isinstance(law, Continuous) or len(c_val.axes) != 1:
+        return None
+    c0 = core.shift
+    consts = _centred_constants(law, c0)
+    if not all(math.isfinite(x) for x in consts):
+        return None
+    into: tuple[int, ...] = tuple(q_val.axes)
+    if p_val is not None:
+        into = into + tuple(a for a in p_val.axes if a not in into)
+    if not into or c_val.axes[0] in into or math.prod(ev._shape(into)) > AFFINE_MAX_BOXES:
+        return None
+    w = ev._wbox(into).reshape(-1)
+    qs = _box_stats(ev, q_val, into)
+    if p_val is not None:
+        ps = _box_stats(ev, p_val, into)
+    else:
+        z = np.zeros(w.size)
+        ps = (z, z, z, z, z, z)
+    floor = affine_floor(ps, qs, consts)
+    if not floor < ceiling or not affine_box_wins(ps, qs, consts):
+        return None
+    key_p = ps[0] + qs[0] * (law.mean() - c0)
+    n_box = w.size
+    counts = sorted({min(m, n_box) for m in ((m_atoms,) if m_atoms else AFFINE_GROUPS)})
+    best: dict[str, Any] | None = None
+    for m in counts:
+        if m >= n_box:
+            tries = [regroup(key_p, w, m)]  # every box its own group
+        else:
+            bands = sorted({max(1, min(m, round(m**f))) for f in (0.0, 0.25, 0.5, 0.75, 1.0)})
+            tries = [joint_regroup(key_p, qs[0], w, m, b) for b in bands]
+        for rg in tries:
+            cand = _affine_second_order(rg, w, ps, qs, consts)
+            if best is None or cand["t2"] < best["t2"]:
+                best = cand
+        if best is not None and m < counts[-1] and best["t2"] <= 1.05 * floor:
+            break  # near the floor already: more groups cannot pay for the measured term's extra work
+    if best is None or not math.isfinite(best["t2"]) or best["pieces"] == 0:
         return None  # no piece where the second-order form wins: at best the first-order total (not worth W1(S, G))
+    t2 = best["t2"]
+    if not t2 < ceiling:
+        return None
     cv = kept[core.node]
     g_atoms, g_w = merge_duplicates(
         np.broadcast_to(cv.pt, ev._shape(cv.axes)).reshape(-1), ev._wbox(cv.axes).reshape(-1)
     )
-    s = _Pieces(p_at - q_at * c0, q_at, g_mass, law.cdf, law.support(), law)  # p + q (C - c0)
-    d, slack = w1_to_steps(s, g_atoms, g_w, _density_tv("add", s, law))
+    p_at, q_at = best["p_at"], best["q_at"]
+    s = _Pieces(p_at - q_at * c0, q_at, best["mass"], law.cdf, law.support(), law)  # p + q (C - c0)
+    # The grid of the measured term shrinks as the groups grow (its work is groups x points), and its refinement
+    # stops once its slack is below 2 % of the second-order term.
+    points = max(512, min(GRID_POINTS, _MEASURE_WORK // max(int(best["m"]), 1)))
+    d, slack = w1_to_steps(s, g_atoms, g_w, _density_tv("add", s, law), tol=0.02 * t2, points=points)
     if not math.isfinite(d):
         return None
     info = {
         "smoothed": c_val_label(ev, c_val),
         "form": "P + Q * C" if p_val is not None else "Q * C",
-        "regrouped_atoms": int(m),
+        "regrouped_atoms": int(best["m"]),
+        "boxes": int(n_box),
         "second_order": t2,
-        "second_order_groups": int(np.sum(second < first)),
-        "second_order_pieces": int(np.sum(good)),
+        "second_order_floor": floor,
+        "second_order_groups": best["groups"],
+        "second_order_pieces": best["pieces"],
         "measured_w1": d,
         "measured_slack": slack,
     }
     # The second-order term is split over the inputs like the first-order attribution of P and Q.
     split: Terms = {}
-    for v, k in ((p_val, 1.0), (q_val, e_c)):
+    for v, k in ((p_val, 1.0), (q_val, consts[3])):
         if v is not None and v.axes:
             for label, x in ev.cellwise(v)[1].items():
                 split[label] = split.get(label, 0.0) + k * x

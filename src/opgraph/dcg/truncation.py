@@ -175,12 +175,21 @@ class Truncated(Continuous):
         return (tv / self.mass + ends) * (1 + 1e-9)
 
     def scaled_tv(self) -> float:
-        """TV of ``s^2 p(s)``: the base's on ``[lo, hi]`` plus the jumps ``e^2 p(e)`` at the ends, over the mass."""
+        """TV of ``s^2 p(s)``: the base's on ``[lo, hi]`` plus the jumps ``e^2 p(e)`` at the ends, over the mass.
+
+        An end at 0 jumps by ``lim_{s -> 0} s^2 p(s) = 0`` even where the density is infinite there (``Gamma(k <
+        1)``: ``s^2 p(s) ~ s^(k + 1)``; the base's finite ``TV(s^2 p)`` says ``s^2 p`` has a limit); an end
+        elsewhere at an infinite density jumps by ``inf``.
+        """
         tv = self.base.scaled_tv()
         if not math.isfinite(tv):
             return math.inf
-        ends = sum(e * e * float(self.pdf(e)) for e in (self.lo, self.hi) if math.isfinite(e))
-        return (tv / self.mass + ends) * (1 + 1e-9)
+        ends = 0.0
+        for e in (self.lo, self.hi):
+            if math.isfinite(e) and e != 0.0:
+                ends += e * e * float(self.pdf(e))
+        total = (tv / self.mass + ends) * (1 + 1e-9)
+        return total if math.isfinite(total) else math.inf
 
     def mean_abs(self) -> float:
         """``E|X|`` from the closed-form partial moments (``inf`` for a ``from_scipy`` base)."""
