@@ -228,7 +228,14 @@ def _records(data: Path) -> list[Any]:
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Directory (tree) of npz files.")
 @out_option(kind="file", required=True, help="Checkpoint path (model.pt).")
 @click.option("--epochs", type=int, default=40, show_default=True)
-@click.option("--loss", type=click.Choice(["listmle", "hinge"]), default="listmle", show_default=True)
+@click.option(
+    "--loss",
+    type=click.Choice(["listmle", "hinge", "listmle_top", "lambda"]),
+    default="listmle",
+    show_default=True,
+    help="Ranking loss; listmle_top scores the 5 fastest positions only, lambda weighs pairs near the top and by "
+    "their runtime ratio (docs/perf.md).",
+)
 @click.option(
     "--join",
     type=click.Choice(["early", "late", "both"]),
