@@ -328,7 +328,9 @@ def part_seeds(args: argparse.Namespace) -> None:
     """Train each variant once per seed and fold (single networks) and keep their predictions on the held-out graphs.
 
     One JSON per (space, variant, family, seed) under ``--preds``, written atomically, so the job resumes and can
-    be spread over processes with ``--shard i/n``; LightGBM's and the analytical model's predictions are kept once
+    be spread over processes with ``--shard i/n`` or by starting several workers on the same queue (each job is
+    claimed with a ``.claim`` file; a worker that was killed leaves its claim behind: delete the ``*.claim`` files
+    before starting again); LightGBM's and the analytical model's predictions are kept once
     per fold for the rank averages. ``seedsum`` turns them into the ablation rows (mean and spread over seeds, and
     the ensemble of the seeds).
     """
@@ -354,7 +356,13 @@ def part_seeds(args: argparse.Namespace) -> None:
                 continue
             sub = "_baselines" if seed < 0 else _slug(name)
             out = root / kind / sub / fam / ("baselines.json" if seed < 0 else f"seed{seed}.json")
-            if out.exists():
+            claim = out.with_suffix(".claim")  # several workers may share the queue: the first to claim a job runs it
+            if out.exists() or claim.exists():
+                continue
+            claim.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                claim.open("x").close()
+            except FileExistsError:
                 continue
             train, test = by_fam[fam]
             t0 = time.process_time()
@@ -375,8 +383,8 @@ def part_seeds(args: argparse.Namespace) -> None:
                     "epochs": args.epochs,
                 }
             doc["cpu_s"] = time.process_time() - t0
-            out.parent.mkdir(parents=True, exist_ok=True)
             write_json(out, doc)
+            claim.unlink(missing_ok=True)
             print(f"{kind} {name} {fam} seed {seed}: {doc['cpu_s']:.0f} cpu-s", flush=True)
 
 
@@ -458,12 +466,63 @@ def seed_summary(kind: str, root: Path, data: Path, names: tuple[str, ...] = ())
     return out
 
 
+def ensemble_into_main(kind: str, res: dict[str, Any], root: Path, data: Path, variant: str) -> list[str]:
+    """Put the seeds' ensemble of ``variant`` into the model comparison as ``GNN``, ``GNN + LightGBM`` and
+    ``GNN + analytical`` (replacing those columns, and the older ``GNN with hints`` ones), per held-out family.
+
+    The ensemble of the seeds is what ``ModelConfig.ensemble`` trains (member ``i`` is the same network with seed
+    ``i``), so this is the model comparison's GNN without training it again. Returns the families filled.
+    """
+    import numpy as np
+
+    from opgraph.perf.evaluate import ceiling_tau
+    from opgraph.perf.metrics import CollectionScore, score_graph
+
+    recs, _ = _load_space(data, kind)
+    by_name = {r.name: r for r in recs}
+    vdir = root / kind / _slug(variant)
+    done = []
+    for fam, fr in res.get("families", {}).items():
+        files = sorted((vdir / fam).glob("seed*.json"))
+        bfile = root / kind / "_baselines" / fam / "baselines.json"
+        if not files or not bfile.exists():
+            continue
+        runs = [dict(read_json(f)) for f in files]
+        mean = {g: np.mean([_std(r["preds"][g]) for r in runs], 0) for g in runs[0]["preds"]}
+        base = dict(read_json(bfile))["preds"]
+        preds = {
+            "GNN": mean,
+            "GNN + LightGBM": {g: _std(mean[g]) + _std(base["LightGBM"][g]) for g in mean},
+            "GNN + analytical": {g: _std(mean[g]) + _std(base["analytical"][g]) for g in mean},
+        }
+        new: dict[str, Any] = {}
+        for name, pr in preds.items():
+            graphs = [
+                score_graph(g, p, by_name[g].target_runtime(), kind, ceiling_tau=ceiling_tau(by_name[g]))
+                for g, p in pr.items()
+            ]
+            sc = CollectionScore(name, kind, graphs)
+            new[name] = {
+                "summary": sc.summary(),
+                "fit_s": sum(float(r["cpu_s"]) for r in runs) if name == "GNN" else 0.0,
+                "per_graph_tau": {g.graph: g.kendall_tau for g in graphs},
+                "per_graph_ceiling": {g.graph: g.ceiling_tau for g in graphs},
+            }
+        old = {k: v for k, v in fr["models"].items() if not k.startswith("GNN")}
+        fr["models"] = {**new, **old}
+        done.append(fam)
+    res["gnn_from_seeds"] = {"variant": variant, "families": done}
+    return done
+
+
 def part_seedsum(args: argparse.Namespace) -> None:
     """Summarise the ``seeds`` predictions into ``--json`` (key ``seed_ablations`` per space) and the page."""
     results: dict[str, Any] = dict(read_json(Path(args.json))) if Path(args.json).exists() else {}
     for kind in args.spaces:
         res = dict(results.get(kind, {}))
         res["seed_ablations"] = seed_summary(kind, Path(args.preds), Path(args.data), args.variants)
+        if args.into_main:
+            ensemble_into_main(kind, res, Path(args.preds), Path(args.data), args.into_main)
         results[kind] = res
     if args.note:
         results["note"] = args.note
@@ -721,6 +780,11 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="seeds: networks per variant and fold")
     ap.add_argument("--preds", default="runs/heldout_preds", help="seeds/seedsum: folder of kept predictions")
     ap.add_argument("--shard", default="0/1", help="seeds: this process's share i/n of the jobs")
+    ap.add_argument(
+        "--into-main",
+        default="",
+        help="seedsum: this variant's ensemble of the seeds becomes the comparison's GNN columns",
+    )
     ap.add_argument("--seeds-command", default="", help="seedsum: the seeds commands to print (default: this one)")
     ap.add_argument("--json", default="docs/benchmarks/perf_heldout.json")
     ap.add_argument("--doc", default="docs/benchmarks/perf.md")
