@@ -399,8 +399,8 @@ def seed_summary(kind: str, root: Path, data: Path, names: tuple[str, ...] = ())
     """Per variant: metrics of each seed (mean over families), their mean and spread, and the seeds' ensemble.
 
     The ensemble is the mean of the seeds' per-graph standardised costs (what ``ModelConfig.ensemble`` does);
-    ``ensemble + LightGBM`` and ``ensemble + analytical`` average it with that model the same way. Only families
-    with every seed present count.
+    ``ensemble + LightGBM`` and ``ensemble + analytical`` average it with that model the same way. Every family
+    with predictions counts, each with the fewest seeds any of them has (the first seeds by number).
     """
     import numpy as np
 
@@ -427,10 +427,13 @@ def seed_summary(kind: str, root: Path, data: Path, names: tuple[str, ...] = ())
     for vdir in vdirs:
         fam_dirs = sorted(p for p in vdir.iterdir() if p.is_dir())
         seeds_of = {f.name: sorted(f.glob("seed*.json")) for f in fam_dirs}
-        n_seeds = max((len(v) for v in seeds_of.values()), default=0)
-        fams = [f for f, v in seeds_of.items() if len(v) == n_seeds and n_seeds > 0]
-        if not fams:
+        seeds_of = {f: v for f, v in seeds_of.items() if v}
+        if not seeds_of:
             continue
+        # every family with predictions counts, each with the same number of seeds (the fewest any has)
+        n_seeds = min(len(v) for v in seeds_of.values())
+        seeds_of = {f: v[:n_seeds] for f, v in seeds_of.items()}
+        fams = list(seeds_of)
         first = dict(read_json(seeds_of[fams[0]][0]))
         per_seed: list[dict[str, dict[str, float]]] = [{} for _ in range(n_seeds)]
         ens: dict[str, dict[str, float]] = {}
@@ -483,7 +486,8 @@ def ensemble_into_main(kind: str, res: dict[str, Any], root: Path, data: Path, v
     vdir = root / kind / _slug(variant)
     done = []
     for fam, fr in res.get("families", {}).items():
-        files = sorted((vdir / fam).glob("seed*.json"))
+        n = int(res.get("seed_ablations", {}).get(variant, {}).get("seeds", 0)) or None
+        files = sorted((vdir / fam).glob("seed*.json"))[:n]
         bfile = root / kind / "_baselines" / fam / "baselines.json"
         if not files or not bfile.exists():
             continue
