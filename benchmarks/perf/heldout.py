@@ -562,6 +562,8 @@ def part_doc(args: argparse.Namespace) -> None:
 def _fmt(v: Any, nd: int = 3) -> str:
     import math
 
+    if isinstance(v, str):  # strict JSON stores non-finite floats as "NaN"/"Infinity"
+        v = float(v)
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     return f"{v:.{nd}f}"
