@@ -71,3 +71,12 @@ def test_checkpoint_without_the_new_options_still_loads(tmp_path, make_tile):
     m2 = CostModel.load(path)
     assert m2.config.top_k == ModelConfig().top_k
     np.testing.assert_allclose(m2.predict(recs[0]), m.predict(recs[0]), rtol=1e-5, atol=1e-6)
+
+
+def test_default_loss_per_space_and_old_checkpoints_keep_theirs(tmp_path, make_tile):
+    assert ModelConfig(kind="layout").loss == "listmle_top"
+    assert ModelConfig(kind="tile").loss == "listmle"
+    assert ModelConfig(kind="layout", loss="listmle").loss == "listmle"
+    recs = [make_tile(f"t{i}", seed=i) for i in range(2)]
+    m = CostModel(ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, loss="hinge")).fit(recs)
+    assert CostModel.load(m.save(tmp_path / "h.pt")).config.loss == "hinge"

@@ -231,10 +231,9 @@ def _records(data: Path) -> list[Any]:
 @click.option(
     "--loss",
     type=click.Choice(["listmle", "hinge", "listmle_top", "lambda"]),
-    default="listmle",
-    show_default=True,
-    help="Ranking loss; listmle_top scores the 5 fastest positions only, lambda weighs pairs near the top and by "
-    "their runtime ratio (docs/perf.md).",
+    default=None,
+    help="Ranking loss (default: listmle_top for layout, listmle for tile); listmle_top scores the 5 fastest "
+    "positions only, lambda weighs pairs near the top and by their runtime ratio (docs/perf.md).",
 )
 @click.option(
     "--join",
@@ -265,7 +264,7 @@ def train(
     data: Path,
     out: Path,
     epochs: int,
-    loss: str,
+    loss: str | None,
     join: str | None,
     ensemble: int | None,
     hidden: int,
@@ -294,7 +293,7 @@ def train(
     cfg = ModelConfig(
         kind=kind,
         epochs=epochs,
-        loss=loss,
+        loss=loss or "",
         join=join or ("late" if kind == "tile" else "early"),
         ensemble=ensemble or (3 if kind == "tile" else 1),
         hidden=hidden,
