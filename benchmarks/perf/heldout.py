@@ -125,7 +125,7 @@ def gnn_config(kind: str, **over: Any) -> Any:
 #: GNN variants of the ablation: name -> ModelConfig overrides of :func:`gnn_config`.
 ABLATIONS = {
     "layout": {
-        "GNN (perf train design)": {},
+        "ListMLE (the design before top-5 ListMLE)": {"loss": "listmle"},
         "analytical + hand-feature hints joined late": {"hints": True},
         "pairwise hinge loss": {"loss": "hinge"},
         "ensemble of 3 seeds": {"ensemble": 3},
@@ -133,6 +133,8 @@ ABLATIONS = {
         "1-hop subgraph": {"k_hop": 1},
         "raw features (no log/standardise)": {"feat_norm": False},
         "propagated layouts": {"propagate_layout": True},
+        "top-5 ListMLE loss": {"loss": "listmle_top", "top_k": 5},  # the perf train layout design since gnn-earn2
+        "lambda loss (rank gap x log runtime ratio)": {"loss": "lambda"},
     },
     "tile": {  # the single-net variants change one thing of the single seed (cheaper than 3-seed ensembles)
         "GNN (perf train design)": {},
@@ -144,6 +146,8 @@ ABLATIONS = {
         "single seed, raw config columns": {"ensemble": 1, "cfg_norm": False},
         "single seed, raw features (no log/standardise)": {"ensemble": 1, "feat_norm": False},
         "single seed, no MSE term": {"ensemble": 1, "mse_weight": 0.0},
+        "top-5 ListMLE loss": {"loss": "listmle_top", "top_k": 5},
+        "lambda loss (rank gap x log runtime ratio)": {"loss": "lambda"},
     },
 }
 
@@ -311,6 +315,228 @@ def part_evaluate(args: argparse.Namespace) -> None:
     write_doc(results, Path(args.doc), out_json, args.section)
 
 
+# -- seeds: every variant trained with several seeds, predictions kept, summarised per seed and as an ensemble --
+
+
+def _slug(name: str) -> str:
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def part_seeds(args: argparse.Namespace) -> None:
+    """Train each variant once per seed and fold (single networks) and keep their predictions on the held-out graphs.
+
+    One JSON per (space, variant, family, seed) under ``--preds``, written atomically, so the job resumes and can
+    be spread over processes with ``--shard i/n`` or by starting several workers on the same queue (each job is
+    claimed with a ``.claim`` file; a worker that was killed leaves its claim behind: delete the ``*.claim`` files
+    before starting again); LightGBM's and the analytical model's predictions are kept once
+    per fold for the rank averages. ``seedsum`` turns them into the ablation rows (mean and spread over seeds, and
+    the ensemble of the seeds).
+    """
+    import numpy as np
+
+    from opgraph.perf.baselines import AnalyticalBaseline, LightGBMBaseline
+    from opgraph.perf.evaluate import leave_one_family_out
+    from opgraph.perf.measure import apply_thread_settings
+    from opgraph.perf.model import CostModel
+
+    apply_thread_settings()
+    shard, n_shards = (int(x) for x in args.shard.split("/"))
+    root = Path(args.preds)
+    for kind in args.spaces:
+        recs, fams = _load_space(Path(args.data), kind)
+        folds = [f for f in leave_one_family_out(recs, fams) if not args.families or f[0] in args.families]
+        jobs: list[tuple[str, str, int]] = [(fam, "_baselines", -1) for fam, _, _ in folds]
+        names = args.variants or tuple(ABLATIONS[kind])
+        jobs += [(fam, name, s) for name in names for s in range(args.seeds) for fam, _, _ in folds]
+        by_fam = {fam: (train, test) for fam, train, test in folds}
+        for j, (fam, name, seed) in enumerate(jobs):
+            if j % n_shards != shard:
+                continue
+            sub = "_baselines" if seed < 0 else _slug(name)
+            out = root / kind / sub / fam / ("baselines.json" if seed < 0 else f"seed{seed}.json")
+            claim = out.with_suffix(".claim")  # several workers may share the queue: the first to claim a job runs it
+            if out.exists() or claim.exists():
+                continue
+            claim.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                claim.open("x").close()
+            except FileExistsError:
+                continue
+            train, test = by_fam[fam]
+            t0 = time.process_time()
+            if seed < 0:
+                models = {"LightGBM": LightGBMBaseline(), "analytical": AnalyticalBaseline()}
+                preds = {}
+                for mname, m in models.items():
+                    m.fit(list(train))
+                    preds[mname] = {r.name: np.asarray(m.predict(r), dtype=float).tolist() for r in test}
+                doc: dict[str, Any] = {"preds": preds}
+            else:
+                over = dict(ABLATIONS[kind][name], ensemble=1, seed=seed)
+                cfg = gnn_config(kind, epochs=args.epochs, **over)
+                m = CostModel(cfg).fit(list(train))
+                doc = {
+                    "preds": {r.name: m.predict(r).tolist() for r in test},
+                    "config": {k: str(v) for k, v in over.items()},
+                    "epochs": args.epochs,
+                }
+            doc["cpu_s"] = time.process_time() - t0
+            write_json(out, doc)
+            claim.unlink(missing_ok=True)
+            print(f"{kind} {name} {fam} seed {seed}: {doc['cpu_s']:.0f} cpu-s", flush=True)
+
+
+def _std(c: Any) -> Any:
+    import numpy as np
+
+    c = np.asarray(c, dtype=np.float64)
+    return (c - c.mean()) / max(float(c.std()), 1e-12)
+
+
+def seed_summary(kind: str, root: Path, data: Path, names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Per variant: metrics of each seed (mean over families), their mean and spread, and the seeds' ensemble.
+
+    The ensemble is the mean of the seeds' per-graph standardised costs (what ``ModelConfig.ensemble`` does);
+    ``ensemble + LightGBM`` and ``ensemble + analytical`` average it with that model the same way. Every family
+    with predictions counts, each with the fewest seeds any of them has (the first seeds by number).
+    """
+    import numpy as np
+
+    from opgraph.perf.evaluate import ceiling_tau
+    from opgraph.perf.metrics import CollectionScore, score_graph
+
+    recs, _ = _load_space(data, kind)
+    by_name = {r.name: r for r in recs}
+
+    def summary(preds: dict[str, Any]) -> dict[str, float]:
+        graphs = [
+            score_graph(g, p, by_name[g].target_runtime(), kind, ceiling_tau=ceiling_tau(by_name[g]))
+            for g, p in preds.items()
+        ]
+        return CollectionScore("x", kind, graphs).summary()
+
+    base_dir = root / kind / "_baselines"
+    out: dict[str, Any] = {}
+    order = [_slug(n) for n in (names or tuple(ABLATIONS[kind]))]  # the first row is the reference
+    vdirs = sorted(
+        (p for p in (root / kind).iterdir() if p.is_dir() and p.name != "_baselines"),
+        key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name),
+    )
+    for vdir in vdirs:
+        fam_dirs = sorted(p for p in vdir.iterdir() if p.is_dir())
+        seeds_of = {f.name: sorted(f.glob("seed*.json")) for f in fam_dirs}
+        seeds_of = {f: v for f, v in seeds_of.items() if v}
+        if not seeds_of:
+            continue
+        # every family with predictions counts, each with the same number of seeds (the fewest any has)
+        n_seeds = min(len(v) for v in seeds_of.values())
+        seeds_of = {f: v[:n_seeds] for f, v in seeds_of.items()}
+        fams = list(seeds_of)
+        first = dict(read_json(seeds_of[fams[0]][0]))
+        per_seed: list[dict[str, dict[str, float]]] = [{} for _ in range(n_seeds)]
+        ens: dict[str, dict[str, float]] = {}
+        combos: dict[str, dict[str, dict[str, float]]] = {"LightGBM": {}, "analytical": {}}
+        cpu = 0.0
+        for fam in fams:
+            runs = [dict(read_json(f)) for f in seeds_of[fam]]
+            cpu += sum(float(r["cpu_s"]) for r in runs)
+            for i, r in enumerate(runs):
+                per_seed[i][fam] = summary(r["preds"])
+            mean = {g: np.mean([_std(r["preds"][g]) for r in runs], 0) for g in runs[0]["preds"]}
+            ens[fam] = summary(mean)
+            bfile = base_dir / fam / "baselines.json"
+            if bfile.exists():
+                base = dict(read_json(bfile))["preds"]
+                for b in combos:
+                    combos[b][fam] = summary({g: _std(mean[g]) + _std(base[b][g]) for g in mean})
+        keys = list(next(iter(ens.values())))
+        seed_means = {k: [float(np.mean([ps[f][k] for f in fams])) for ps in per_seed] for k in keys}
+        name = next((n for n in (names or tuple(ABLATIONS[kind])) if _slug(n) == vdir.name), vdir.name)
+        out[name] = {
+            "config": first.get("config", {}),
+            "epochs": first.get("epochs"),
+            "seeds": n_seeds,
+            "families": fams,
+            "per_seed": per_seed,
+            "seed_mean": {k: float(np.mean(v)) for k, v in seed_means.items()},
+            "seed_sd": {k: float(np.std(v, ddof=1)) if len(v) > 1 else float("nan") for k, v in seed_means.items()},
+            "ensemble": ens,
+            "ensemble_plus": {b: v for b, v in combos.items() if len(v) == len(fams)},
+            "cpu_s": cpu,
+        }
+    return out
+
+
+def ensemble_into_main(kind: str, res: dict[str, Any], root: Path, data: Path, variant: str) -> list[str]:
+    """Put the seeds' ensemble of ``variant`` into the model comparison as ``GNN``, ``GNN + LightGBM`` and
+    ``GNN + analytical`` (replacing those columns, and the older ``GNN with hints`` ones), per held-out family.
+
+    The ensemble of the seeds is what ``ModelConfig.ensemble`` trains (member ``i`` is the same network with seed
+    ``i``), so this is the model comparison's GNN without training it again. Returns the families filled.
+    """
+    import numpy as np
+
+    from opgraph.perf.evaluate import ceiling_tau
+    from opgraph.perf.metrics import CollectionScore, score_graph
+
+    recs, _ = _load_space(data, kind)
+    by_name = {r.name: r for r in recs}
+    vdir = root / kind / _slug(variant)
+    done = []
+    for fam, fr in res.get("families", {}).items():
+        n = int(res.get("seed_ablations", {}).get(variant, {}).get("seeds", 0)) or None
+        files = sorted((vdir / fam).glob("seed*.json"))[:n]
+        bfile = root / kind / "_baselines" / fam / "baselines.json"
+        if not files or not bfile.exists():
+            continue
+        runs = [dict(read_json(f)) for f in files]
+        mean = {g: np.mean([_std(r["preds"][g]) for r in runs], 0) for g in runs[0]["preds"]}
+        base = dict(read_json(bfile))["preds"]
+        preds = {
+            "GNN": mean,
+            "GNN + LightGBM": {g: _std(mean[g]) + _std(base["LightGBM"][g]) for g in mean},
+            "GNN + analytical": {g: _std(mean[g]) + _std(base["analytical"][g]) for g in mean},
+        }
+        new: dict[str, Any] = {}
+        for name, pr in preds.items():
+            graphs = [
+                score_graph(g, p, by_name[g].target_runtime(), kind, ceiling_tau=ceiling_tau(by_name[g]))
+                for g, p in pr.items()
+            ]
+            sc = CollectionScore(name, kind, graphs)
+            new[name] = {
+                "summary": sc.summary(),
+                "fit_s": sum(float(r["cpu_s"]) for r in runs) if name == "GNN" else 0.0,
+                "per_graph_tau": {g.graph: g.kendall_tau for g in graphs},
+                "per_graph_ceiling": {g.graph: g.ceiling_tau for g in graphs},
+            }
+        old = {k: v for k, v in fr["models"].items() if not k.startswith("GNN")}
+        fr["models"] = {**new, **old}
+        done.append(fam)
+    res["gnn_from_seeds"] = {"variant": variant, "families": done}
+    return done
+
+
+def part_seedsum(args: argparse.Namespace) -> None:
+    """Summarise the ``seeds`` predictions into ``--json`` (key ``seed_ablations`` per space) and the page."""
+    results: dict[str, Any] = dict(read_json(Path(args.json))) if Path(args.json).exists() else {}
+    for kind in args.spaces:
+        res = dict(results.get(kind, {}))
+        res["seed_ablations"] = seed_summary(kind, Path(args.preds), Path(args.data), args.variants)
+        if args.into_main:
+            ensemble_into_main(kind, res, Path(args.preds), Path(args.data), args.into_main)
+        results[kind] = res
+    if args.note:
+        results["note"] = args.note
+    results["seeds_command"] = args.seeds_command or (
+        "PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/heldout.py " + " ".join(args.argv)
+    )
+    write_json(Path(args.json), results)
+    write_doc(results, Path(args.doc), Path(args.json), args.section)
+
+
 def _deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     out = dict(a)
     for k, v in b.items():
@@ -336,6 +562,8 @@ def part_doc(args: argparse.Namespace) -> None:
 def _fmt(v: Any, nd: int = 3) -> str:
     import math
 
+    if isinstance(v, str):  # strict JSON stores non-finite floats as "NaN"/"Infinity"
+        v = float(v)
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     return f"{v:.{nd}f}"
@@ -428,6 +656,62 @@ def _ablation_table(kind: str, res: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _seed_table(kind: str, res: dict[str, Any]) -> list[str]:
+    import numpy as np
+
+    abl = res.get("seed_ablations")
+    if not abl:
+        return []
+    k = 10 if kind == "layout" else 5
+    ref = next(iter(abl.values()))
+    sk = f"slowdown@{k}"
+    lines = [
+        f"**GNN variants over seeds ({kind})**: each variant trained once per seed and held-out family (single "
+        "networks, same folds); 'seeds' = mean over families of each seed, then mean ± standard deviation over "
+        "the seeds; 'ensemble' = the mean of the seeds' per-graph standardised costs (with one seed: that seed). "
+        "'vs first row': on the families both rows have, the difference of the means over seeds and families, "
+        f"and the families where the variant's mean over its seeds is better (tau higher; {sk} lower).",
+        "",
+        f"| variant | seeds x epochs | families | tau (seeds) | slowdown@1 (seeds) | {sk} (seeds) | tau (ensemble) "
+        f"| slowdown@1 (ensemble) | {sk} (ensemble) | ensemble better than its seeds' mean: families tau / {sk} "
+        f"| vs first row: Δtau / Δ{sk} / families better tau / "
+        f"better {sk} | ensemble + LightGBM tau / {sk} | ensemble + analytical tau / {sk} | CPU min |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def fam_mean(a: dict[str, Any], fam: str, key: str) -> float:
+        return float(np.mean([ps[fam][key] for ps in a["per_seed"]]))
+
+    for name, a in abl.items():
+        m, sd, ens = a["seed_mean"], a["seed_sd"], a["ensemble"]
+
+        def pm(key: str, nd: int = 3, m: dict[str, float] = m, sd: dict[str, float] = sd) -> str:
+            return f"{_fmt(m[key], nd)} ± {_fmt(sd[key], nd)}"
+
+        def em(key: str, d: dict[str, Any] = ens) -> float:
+            return float(np.mean([v[key] for v in d.values()]))
+
+        common = [f for f in ens if f in ref["ensemble"]]
+        dt = np.mean([fam_mean(a, f, "kendall_tau") - fam_mean(ref, f, "kendall_tau") for f in common])
+        ds = np.mean([fam_mean(a, f, sk) - fam_mean(ref, f, sk) for f in common])
+        wt = sum(fam_mean(a, f, "kendall_tau") > fam_mean(ref, f, "kendall_tau") for f in common)
+        ws = sum(fam_mean(a, f, sk) < fam_mean(ref, f, sk) for f in common)
+        et = sum(ens[f]["kendall_tau"] > fam_mean(a, f, "kendall_tau") for f in ens)
+        es = sum(ens[f][sk] < fam_mean(a, f, sk) for f in ens)
+        own = f"{et}/{len(ens)} / {es}/{len(ens)}" if a["seeds"] > 1 else "-"
+        vs = "-" if a is ref else f"{dt:+.3f} / {ds:+.4f} / {wt}/{len(common)} / {ws}/{len(common)}"
+        plus = []
+        for b in ("LightGBM", "analytical"):
+            d = a.get("ensemble_plus", {}).get(b)
+            plus.append(f"{_fmt(em('kendall_tau', d))} / {_fmt(em(sk, d), 4)}" if d else "-")
+        lines.append(
+            f"| {name} | {a['seeds']} x {a['epochs']} | {len(ens)} | {pm('kendall_tau')} | {pm('slowdown@1', 4)} | "
+            f"{pm(sk, 4)} | {_fmt(em('kendall_tau'))} | {_fmt(em('slowdown@1'), 4)} | {_fmt(em(sk), 4)} | {own} | {vs} | "
+            f"{plus[0]} | {plus[1]} | {a['cpu_s'] / 60:.1f} |"
+        )
+    return lines + [""]
+
+
 def write_doc(results: dict[str, Any], doc: Path, json_path: Path, section: str = "") -> None:
     from opgraph._base.fileio import replace_marked_block
 
@@ -436,9 +720,13 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path, section: str 
         begin,
         title,
         "",
-        f"Command: `{results['command']}` (dataset: `python benchmarks/perf/heldout.py collect`); "
-        f"{results['date']}; {results['machine']}. Raw numbers: `{json_path}`.",
+        f"Command: `{results.get('command', '-')}` (dataset: `python benchmarks/perf/heldout.py collect`); "
+        f"{results.get('date', '-')}; {results.get('machine', '-')}. Raw numbers: `{json_path}`.",
         "",
+    ]
+    if results.get("seeds_command"):
+        lines += [f"Seed ablations (tables 'GNN variants over seeds'): `{results['seeds_command']}`.", ""]
+    lines += [
         "Every family is held out once: the models train on the graphs of all other families and are scored on the "
         "held-out family's graphs (never seen in training, nor used for early stopping). Rows: the held-out family; "
         "bold: the best non-trivial model. GNN = `opgraph perf train`'s design (early-stopped on 20% of the "
@@ -455,25 +743,28 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path, section: str 
         if not res:
             continue
         fams = res.get("families") or {}
-        if not fams:
+        if not fams and not res.get("seed_ablations"):
             continue
         lines += [f"### {kind}", ""]
-        n = sum(f["graphs"] for f in fams.values())
-        lines.append(
-            f"{n} graphs in {len(fams)} families, collection {sum(f['collect_s'] for f in fams.values()) / 60:.1f} "
-            f"min (sum over graphs), evaluation {res.get('eval_s', float('nan')) / 60:.1f} min. "
-            + (f"MetaSchedule: {res.get('metaschedule', '-')}." if kind == "tile" else "")
-        )
-        lines.append("")
-        lines += _space_tables(kind, res)
-        lines += _ablation_table(kind, res)
+        if fams:
+            n = sum(f["graphs"] for f in fams.values())
+            lines.append(
+                f"{n} graphs in {len(fams)} families, collection "
+                f"{sum(f['collect_s'] for f in fams.values()) / 60:.1f} min (sum over graphs), evaluation "
+                f"{res.get('eval_s', float('nan')) / 60:.1f} min. "
+                + (f"MetaSchedule: {res.get('metaschedule', '-')}." if kind == "tile" else "")
+            )
+            lines.append("")
+            lines += _space_tables(kind, res)
+            lines += _ablation_table(kind, res)
+        lines += _seed_table(kind, res)
     lines.append(end)
     replace_marked_block(doc, begin, end, "\n".join(lines) + "\n")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("part", choices=("collect", "evaluate", "doc"))
+    ap.add_argument("part", choices=("collect", "evaluate", "doc", "seeds", "seedsum"))
     ap.add_argument("--data", default="runs/heldout", help="dataset folder with layout/ and tile/")
     ap.add_argument("--spaces", default="layout,tile")
     ap.add_argument("--layout-configs", type=int, default=32)
@@ -504,6 +795,15 @@ def main() -> None:
     ap.add_argument("--models", default="", help="evaluate: only these models (comma-separated names; default: all)")
     ap.add_argument("--ms-cache", default="", help="MetaSchedule feature cache (default: DATA/metaschedule_features)")
     ap.add_argument("--section", default="", choices=tuple(SECTIONS), help="which marked section of --doc to write")
+    ap.add_argument("--seeds", type=int, default=3, help="seeds: networks per variant and fold")
+    ap.add_argument("--preds", default="runs/heldout_preds", help="seeds/seedsum: folder of kept predictions")
+    ap.add_argument("--shard", default="0/1", help="seeds: this process's share i/n of the jobs")
+    ap.add_argument(
+        "--into-main",
+        default="",
+        help="seedsum: this variant's ensemble of the seeds becomes the comparison's GNN columns",
+    )
+    ap.add_argument("--seeds-command", default="", help="seedsum: the seeds commands to print (default: this one)")
     ap.add_argument("--json", default="docs/benchmarks/perf_heldout.json")
     ap.add_argument("--doc", default="docs/benchmarks/perf.md")
     import sys
@@ -518,6 +818,10 @@ def main() -> None:
         part_collect(args)
     elif args.part == "evaluate":
         part_evaluate(args)
+    elif args.part == "seeds":
+        part_seeds(args)
+    elif args.part == "seedsum":
+        part_seedsum(args)
     else:
         part_doc(args)
 

@@ -76,7 +76,15 @@ def test_hints_are_fitted_saved_and_drive_the_prediction(tmp_path, make_layout, 
         rt = np.random.default_rng(s + 50).permutation(12) * 100 + 1000
         recs.append(replace(rec, config_runtime=rt.astype(np.int64)))
     cfg = ModelConfig(
-        kind="layout", epochs=30, hidden=16, layers=1, configs_per_step=12, graphs_per_step=1, lr=5e-3, hints=True
+        kind="layout",
+        loss="listmle",
+        epochs=30,
+        hidden=16,
+        layers=1,
+        configs_per_step=12,
+        graphs_per_step=1,
+        lr=5e-3,
+        hints=True,
     )
     m = CostModel(cfg).fit(recs[:6])
     std = m.net.hint_std.numpy()

@@ -228,7 +228,13 @@ def _records(data: Path) -> list[Any]:
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="Directory (tree) of npz files.")
 @out_option(kind="file", required=True, help="Checkpoint path (model.pt).")
 @click.option("--epochs", type=int, default=40, show_default=True)
-@click.option("--loss", type=click.Choice(["listmle", "hinge"]), default="listmle", show_default=True)
+@click.option(
+    "--loss",
+    type=click.Choice(["listmle", "hinge", "listmle_top", "lambda"]),
+    default=None,
+    help="Ranking loss (default: listmle_top for layout, listmle for tile); listmle_top scores the 5 fastest "
+    "positions only, lambda weighs pairs near the top and by their runtime ratio (docs/perf.md).",
+)
 @click.option(
     "--join",
     type=click.Choice(["early", "late", "both"]),
@@ -264,7 +270,7 @@ def train(
     data: Path,
     out: Path,
     epochs: int,
-    loss: str,
+    loss: str | None,
     join: str | None,
     ensemble: int | None,
     hidden: int,
@@ -296,7 +302,7 @@ def train(
     cfg = ModelConfig(
         kind=kind,
         epochs=epochs,
-        loss=loss,
+        loss=loss or "",
         join=join or ("late" if kind == "tile" else "early"),
         ensemble=ensemble or (3 if kind == "tile" else 1),
         hidden=hidden,

@@ -56,7 +56,12 @@ class ModelConfig:
         layers: Number of SAGEConv blocks.
         op_dim: Opcode embedding width.
         join: ``"early"`` or ``"late"`` (tile only; layout is always early).
-        loss: ``"listmle"`` or ``"hinge"``.
+        loss: ``""`` (the space's default: ``"listmle_top"`` for layout, where it beat ListMLE on 4 of 5 held-out
+            families, ``"listmle"`` for tile; ``docs/perf.md``), ``"listmle"``, ``"hinge"``, ``"listmle_top"`` (ListMLE over the first ``top_k`` positions of the true
+            order only: the likelihood of the fastest ``top_k`` configs in order) or ``"lambda"`` (pairwise
+            logistic, each pair weighted by its gap in reciprocal true rank times its log runtime ratio, so that
+            mistakes near the top and mistakes that cost much time weigh most).
+        top_k: Positions of the true order that ``loss="listmle_top"`` scores.
         mse_weight: Weight of the MSE term on standardised log runtime.
         k_hop: Layout pruning radius around configurable nodes (``None``: no pruning).
         configs_per_step: Configs of one graph per training step.
@@ -89,7 +94,8 @@ class ModelConfig:
     layers: int = 3
     op_dim: int = 32
     join: str = "early"
-    loss: str = "listmle"
+    loss: str = ""
+    top_k: int = 5
     mse_weight: float = 0.0
     k_hop: int | None = 3
     propagate_layout: bool = False
@@ -111,8 +117,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
             raise PerfError(f"ModelConfig.kind must be 'layout' or 'tile', got {self.kind!r}")
-        if self.loss not in ("listmle", "hinge"):
-            raise PerfError(f"ModelConfig.loss must be 'listmle' or 'hinge', got {self.loss!r}")
+        if not self.loss:  # the space's default (a checkpoint stores the loss it was trained with)
+            object.__setattr__(self, "loss", DEFAULT_LOSS.get(self.kind, "listmle"))
+        if self.loss not in LOSSES:
+            raise PerfError(f"ModelConfig.loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if self.top_k < 1:
+            raise PerfError(f"ModelConfig.top_k must be >= 1, got {self.top_k}")
         if self.join not in ("early", "late", "both"):
             raise PerfError(f"ModelConfig.join must be 'early', 'late' or 'both', got {self.join!r}")
         if self.hint_set not in HINT_SETS:
@@ -126,6 +136,9 @@ class ModelConfig:
 
 
 HINT_SETS = ("all", "analytical")
+LOSSES = ("listmle", "hinge", "listmle_top", "lambda")
+#: ModelConfig.loss when left empty, per space (held-out families, docs/perf.md)
+DEFAULT_LOSS = {"layout": "listmle_top", "tile": "listmle"}
 _ANALYTICAL_HINTS = {"layout": 4, "tile": 1}  # leading columns of config_hints that come from the analytical model
 
 
@@ -301,8 +314,15 @@ def _build_net(cfg: ModelConfig) -> Any:
     return Net()
 
 
-def listmle_loss(cost: Any, runtime: Any) -> Any:
-    """ListMLE on scores ``-cost``: negative log-likelihood of the true order (fastest first)."""
+def listmle_loss(cost: Any, runtime: Any, top_k: int | None = None) -> Any:
+    """ListMLE on scores ``-cost``: negative log-likelihood of the true order (fastest first).
+
+    Args:
+        cost: Predicted costs (lower = faster), one per config.
+        runtime: Measured runtimes of the same configs.
+        top_k: Score only the first ``top_k`` positions of the true order (top-k ListMLE: the likelihood that the
+            ``top_k`` fastest configs come first, in order); ``None``: the whole list.
+    """
     import torch
 
     order = torch.argsort(runtime)
@@ -310,7 +330,29 @@ def listmle_loss(cost: Any, runtime: Any) -> Any:
     # log-sum-exp over the suffix s[i:], computed from the end
     rev = torch.flip(s, [0])
     lse = torch.flip(torch.logcumsumexp(rev, 0), [0])
-    return (lse - s).mean()
+    terms = lse - s
+    if top_k is not None:
+        terms = terms[:top_k]
+    return terms.mean()
+
+
+def lambda_loss(cost: Any, runtime: Any) -> Any:
+    """Pairwise logistic loss weighted towards the top of the true order and by the time a mistake costs.
+
+    For every pair with ``runtime_i < runtime_j`` the term ``log(1 + exp(cost_i - cost_j))`` is weighted by
+    ``|1/(1 + rank_i) - 1/(1 + rank_j)| * log(runtime_j / runtime_i)`` (ranks from 0 = fastest): swapping the two
+    fastest configs weighs more than swapping two slow ones, and a pair 2x apart more than a pair 1% apart.
+    """
+    import torch
+
+    rank = torch.empty_like(runtime)
+    rank[torch.argsort(runtime)] = torch.arange(len(runtime), dtype=runtime.dtype)
+    inv = 1.0 / (1.0 + rank)
+    logr = torch.log(runtime.clamp(min=1e-30))
+    better = runtime[:, None] < runtime[None, :]
+    w = (inv[:, None] - inv[None, :]).abs() * (logr[None, :] - logr[:, None]).clamp(min=0) * better
+    pair = torch.nn.functional.softplus(cost[:, None] - cost[None, :])
+    return (w * pair).sum() / w.sum().clamp(min=1e-12)
 
 
 def hinge_loss(cost: Any, runtime: Any, margin: float = 0.1) -> Any:
@@ -320,6 +362,19 @@ def hinge_loss(cost: Any, runtime: Any, margin: float = 0.1) -> Any:
     better = (runtime[:, None] < runtime[None, :]).float()
     viol = torch.relu(margin + cost[:, None] - cost[None, :]) * better
     return viol.sum() / better.sum().clamp(min=1)
+
+
+def _loss(cfg: ModelConfig, cost: Any, log_runtime: Any) -> Any:
+    """The ranking loss of ``cfg`` on one graph's sampled configs (``log_runtime``: log of their runtimes)."""
+    import torch
+
+    if cfg.loss == "listmle":
+        return listmle_loss(cost, log_runtime)
+    if cfg.loss == "listmle_top":
+        return listmle_loss(cost, log_runtime, cfg.top_k)
+    if cfg.loss == "lambda":
+        return lambda_loss(cost, torch.exp(log_runtime))
+    return hinge_loss(cost, log_runtime)
 
 
 class CostModel:
@@ -485,7 +540,7 @@ class CostModel:
                         p, cf, None if p.fmt is None else p.fmt[idx], None if p.side is None else p.side[idx]
                     )
                     yy = y[idx]
-                    loss = listmle_loss(cost, yy) if cfg.loss == "listmle" else hinge_loss(cost, yy)
+                    loss = _loss(cfg, cost, yy)
                     if cfg.mse_weight > 0:
                         z = (yy - yy.mean()) / yy.std().clamp(min=1e-6)
                         loss = loss + cfg.mse_weight * ((cost - cost.mean()) - z).pow(2).mean()
