@@ -68,3 +68,40 @@ def test_a_sub_box_without_a_value_makes_the_whole_box_unbounded():
                 v = np.log(np.maximum(np.linspace(lo[i], hi[i], 101), 0.0))
                 assert np.all(vlo[i] <= v) and np.all(v <= vhi[i]), i
             assert not np.isnan(der[ix][0]).any() and not np.isnan(der[ix][1]).any()
+
+
+@pytest.mark.parametrize(
+    ("op", "fn"),
+    [
+        ("log", np.log),
+        ("log2", np.log2),
+        ("log10", np.log10),
+        ("sqrt", np.sqrt),
+        ("reciprocal", np.reciprocal),
+        ("cbrt", np.cbrt),
+        ("pow", lambda x: x**0.5),
+    ],
+)
+def test_a_unary_pole_op_is_subdivided_exactly_on_the_cells_near_its_pole(monkeypatch, op, fn):
+    """``op(x)``, X ~ U(1, 3), 4 atoms: the cells are [1, 1.5], ..., [2.5, 3] (width 0.5), and a cell is near the
+    pole at 0 when its distance to 0 is below 4 x 0.5 = 2 (by hand: the first two). Each of these ops has its pole
+    in its only operand (index 0), so it is re-evaluated on exactly those two cells; ``2 ** x`` (the pole operand
+    of ``pow`` is the constant base) is not subdivided."""
+    from opgraph import dcg as od
+
+    calls: list[tuple[str, dict[int, tuple[list[float], list[float]]]]] = []
+    real = enclose.subdivided_enclosure
+
+    def spy(graph, target, leaves, cells, levels):
+        calls.append((graph.nodes[target].op, {a: (c[0].tolist(), c[1].tolist()) for a, c in cells.items()}))
+        return real(graph, target, leaves, cells, levels)
+
+    monkeypatch.setattr(enclose, "subdivided_enclosure", spy)
+    od.evaluate(fn, od.Uniform(1.0, 3.0), atoms=4)
+    assert len(calls) == 1 and calls[0][0] == op
+    ((lo, hi),) = calls[0][1].values()
+    np.testing.assert_allclose(lo, [1.0, 1.5], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(hi, [1.5, 2.0], rtol=0, atol=1e-12)
+    calls.clear()
+    od.evaluate(lambda x: 2.0**x, od.Uniform(1.0, 3.0), atoms=4)
+    assert calls == []
