@@ -106,7 +106,8 @@ class Aff:
         return np.abs(self.c) + self.radius()
 
 
-def _expand(arr: Any, a_axes: Sequence[int], k_axes: Sequence[int]) -> np.ndarray:
+def expand_axes(arr: Any, a_axes: Sequence[int], k_axes: Sequence[int]) -> np.ndarray:
+    """``arr`` laid out on axes ``a_axes``, reshaped to broadcast over the axes ``k_axes`` (a superset, any order)."""
     arr = np.asarray(arr, dtype=float)
     if arr.ndim == 0:
         return arr
@@ -118,9 +119,13 @@ def expand(f: Aff, K: tuple[int, ...]) -> Aff:
     """``f`` reshaped onto the grid of ``K`` (a superset of its axes, in the same order)."""
     if f.axes == K:
         return f
-    L = None if f.L is None else {i: _expand(x, f.axes, K) for i, x in f.L.items()}
+    L = None if f.L is None else {i: expand_axes(x, f.axes, K) for i, x in f.L.items()}
     return Aff(
-        K, _expand(f.c, f.axes, K), {i: _expand(x, f.axes, K) for i, x in f.a.items()}, _expand(f.r, f.axes, K), L
+        K,
+        expand_axes(f.c, f.axes, K),
+        {i: expand_axes(x, f.axes, K) for i, x in f.a.items()},
+        expand_axes(f.r, f.axes, K),
+        L,
     )
 
 

@@ -250,6 +250,24 @@ def _evaluate_graph(
     stop = "the refinement stopped"
     work = _work(restricted, dists, max_joint) if target_w1 is not None else None
     t0 = time.perf_counter()
+
+    def evaluate_one(o: Any, quantized: dict[str, Quantized], labels: dict[str, str]) -> Evaluation:
+        """Output ``o`` on the grid of ``quantized`` at this round's compression size (read when called)."""
+        return evaluate_output_chunked(
+            graph,
+            o,
+            quantized,
+            labels,
+            dists,
+            max_joint=max_joint,
+            compress_atoms=cur_compress,
+            qmc_points=qmc_points,
+            seed=seed,
+            rules=rules,
+            soft_joint=_soft_joint(cur_compress),
+            **(scale or {}),
+        )
+
     for rnd in range(40):
         quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
         evals: list[Evaluation] = []
@@ -258,22 +276,7 @@ def _evaluate_graph(
                 # No grid fits: the uncertified QMC fallback, its sample sized to target_w1.
                 evals.append(_qmc_for_target(*restricted[k], dists, qmc_points, seed, rules, target_w1))
                 continue
-            evals.append(
-                evaluate_output_chunked(
-                    graph,
-                    o,
-                    quantized,
-                    labels,
-                    dists,
-                    max_joint=max_joint,
-                    compress_atoms=cur_compress,
-                    qmc_points=qmc_points,
-                    seed=seed,
-                    rules=rules,
-                    soft_joint=_soft_joint(cur_compress),
-                    **(scale or {}),
-                )
-            )
+            evals.append(evaluate_one(o, quantized, labels))
         worst = max(e.w1_bound for e in evals)
         if (
             target_w1 is None
@@ -286,23 +289,7 @@ def _evaluate_graph(
                 # that need the whole grid (semi-discrete, affine), so the largest power-of-two grid that fits
                 # whole is evaluated too and the better answer kept (info["full_grid_alternative"]).
                 a_q, a_l = _quantize_all(dists, alt, quantizer)
-                a_evals = [
-                    evaluate_output_chunked(
-                        graph,
-                        o,
-                        a_q,
-                        a_l,
-                        dists,
-                        max_joint=max_joint,
-                        compress_atoms=cur_compress,
-                        qmc_points=qmc_points,
-                        seed=seed,
-                        rules=rules,
-                        soft_joint=_soft_joint(cur_compress),
-                        **(scale or {}),
-                    )
-                    for o in outputs
-                ]
+                a_evals = [evaluate_one(o, a_q, a_l) for o in outputs]
                 a_worst = max(e.w1_bound for e in a_evals)
                 used_alt = a_worst < worst and all(e.certified for e in a_evals)
                 for e in a_evals if used_alt else evals:

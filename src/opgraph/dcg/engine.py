@@ -446,13 +446,7 @@ class Evaluator:
             return value
         return self.reducer((self._node, *site) if isinstance(site, tuple) else (self._node, site), axes, value)
 
-    @staticmethod
-    def _expand(arr: Any, a_axes: Sequence[int], k_axes: Sequence[int]) -> np.ndarray:
-        arr = np.asarray(arr, dtype=float)
-        if arr.ndim == 0:
-            return arr
-        pos = {t: i for i, t in enumerate(a_axes)}
-        return arr.reshape([arr.shape[pos[t]] if t in pos else 1 for t in k_axes])
+    _expand = staticmethod(affine.expand_axes)
 
     def _axis_val(self, ax: Axis, gint1: tuple[float, float], nb: Terms, d1: Terms) -> Val:
         one = np.ones(())
