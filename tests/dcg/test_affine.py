@@ -47,7 +47,7 @@ def _check_form(f: A.Aff, axes: list[tuple[np.ndarray, np.ndarray]], fn, samples
 
 def _form(op: str, forms: list[A.Aff], encs: list[iv.Interval], attrs=None) -> A.Aff:
     K = tuple(sorted({i for f in forms for i in f.axes}))
-    encs_k = [tuple(A._expand(x, f.axes, K) for x in e) for f, e in zip(forms, encs, strict=True)]
+    encs_k = [tuple(A.expand_axes(x, f.axes, K) for x in e) for f, e in zip(forms, encs, strict=True)]
     enc = iv.rule(op, encs_k, attrs or {})[0]
     return A.node_form(op, K, forms, encs_k, enc, attrs)
 
