@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import logging
 import math
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -123,6 +124,33 @@ def _rules() -> dict[str, Any]:
         _RULES.clear()
         _RULES[key] = {**POINT_RULES, **numpy_rules()}
     return _RULES[key]
+
+
+def _affine_switch(value: bool | None) -> bool:
+    """The affine setting an evaluation uses: ``value``, or the caller's :data:`opgraph.dcg.affine.ENABLED`.
+
+    Raises:
+        DistError: ``value`` is not ``True``, ``False`` or ``None``.
+    """
+    from opgraph.dcg import affine
+
+    if value is None:
+        return affine.ENABLED.get()
+    if not isinstance(value, bool | np.bool_):
+        raise DistError(f"affine={value!r} must be True, False or None (None: the current opgraph.dcg.affine.ENABLED)")
+    return bool(value)
+
+
+@contextlib.contextmanager
+def _affine_scope(value: bool | None) -> Iterator[None]:
+    """Set :data:`opgraph.dcg.affine.ENABLED` to ``value`` for the block (the chunk jobs carry it to workers)."""
+    from opgraph.dcg import affine
+
+    token = affine.ENABLED.set(_affine_switch(value))
+    try:
+        yield
+    finally:
+        affine.ENABLED.reset(token)
 
 
 def _input_names(fn: Callable[..., Any], n: int) -> list[str]:
@@ -836,6 +864,7 @@ def evaluate(
     executor: Any = "serial",
     progress: bool | None = None,
     truncate: float | Mapping[str, Any] | None = None,
+    affine: bool | None = None,
 ) -> Any:
     """Evaluate ``fn`` on random inputs; return the output law with a certified W1 bound.
 
@@ -870,6 +899,9 @@ def evaluate(
             for an open end) per input. The result's ``dropped_mass`` is the probability left out; ``w1_bound``
             then bounds W1 to the output law of the truncated inputs, and the CDF band is widened by the dropped
             mass so it holds for the exact law. See :mod:`opgraph.dcg.truncation`.
+        affine: Form affine enclosures (tighter bounds where inputs are shared, at some cost; see
+            :mod:`opgraph.dcg.affine`); ``False`` gives the interval-only engine. ``None``: the caller's
+            ``opgraph.dcg.affine.ENABLED`` (default on). The setting reaches the chunks on every executor.
 
     Returns:
         A :class:`DistResult`, or a tuple of them when ``fn`` returns a tuple.
@@ -888,19 +920,20 @@ def evaluate(
     dists = {n: as_distribution(x, n) for n, x in zip(names, inputs, strict=True)}
     dists, cut = truncate_inputs(dists, truncate)
     graph = trace(fn, *names)
-    results = _evaluate_graph(
-        graph,
-        dists,
-        atoms=atoms,
-        target_w1=target_w1,
-        quantizer=quantizer,
-        max_joint=max_joint,
-        compress_atoms=compress_atoms,
-        qmc_points=qmc_points,
-        seed=seed,
-        balance=balance,
-        scale={"max_memory": max_memory, "executor": executor, "progress": progress},
-    )
+    with _affine_scope(affine):
+        results = _evaluate_graph(
+            graph,
+            dists,
+            atoms=atoms,
+            target_w1=target_w1,
+            quantizer=quantizer,
+            max_joint=max_joint,
+            compress_atoms=compress_atoms,
+            qmc_points=qmc_points,
+            seed=seed,
+            balance=balance,
+            scale={"max_memory": max_memory, "executor": executor, "progress": progress},
+        )
     results = _with_truncation(results, dists, cut)
     structure = graph.meta.get("output_structure", "value")
     return results[0] if structure == "value" else tuple(results)
@@ -971,12 +1004,16 @@ def evaluate_rv(rv: RandomVariable, atoms: int | Mapping[str, int] = 256, **kwar
         balance=True,
     )
     truncate = kwargs.pop("truncate", None)
+    use_affine = kwargs.pop("affine", None)
+    scale = {k: kwargs.pop(k) for k in ("max_memory", "executor", "progress") if k in kwargs}
     unknown = set(kwargs) - set(opts)
     if unknown:
-        raise DistError(f"evaluate(): unknown keyword(s) {sorted(unknown)}; known: {sorted([*opts, 'truncate'])}")
+        known = sorted([*opts, "truncate", "affine", "max_memory", "executor", "progress"])
+        raise DistError(f"evaluate(): unknown keyword(s) {sorted(unknown)}; known: {known}")
     opts.update(kwargs)
     dists, cut = truncate_inputs(dists, truncate)
-    results = _evaluate_graph(graph, dists, atoms=atoms, **opts)  # type: ignore[arg-type]
+    with _affine_scope(use_affine):
+        results = _evaluate_graph(graph, dists, atoms=atoms, scale=scale, **opts)  # type: ignore[arg-type]
     return _with_truncation(results, dists, cut)[0]
 
 
@@ -1006,13 +1043,15 @@ def evaluate_many(
         seed: Run seed; task ``i`` gets ``seed_for(seed, i)`` (only the QMC fallback uses it).
         progress: Show a progress bar.
         **kwargs: Passed to :func:`evaluate` for every set (``atoms``, ``target_w1``, ``max_joint``, ...;
-            ``max_memory`` bounds each evaluation's memory, its grids then evaluated in chunks in the task).
+            ``max_memory`` bounds each evaluation's memory, its grids then evaluated in chunks in the task;
+            ``affine=None`` is resolved here, from the caller's ``opgraph.dcg.affine.ENABLED``, for every task).
 
     Returns:
         Results in the order of ``param_sets``; identical for every executor.
     """
     from opgraph.parallel import map_tasks
 
+    kwargs = {**kwargs, "affine": _affine_switch(kwargs.get("affine"))}
     items = []
     for k, ps in enumerate(param_sets):
         if isinstance(ps, Mapping):

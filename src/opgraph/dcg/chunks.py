@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.dcg import affine
 from opgraph.dcg.band import GridCells
 from opgraph.dcg.distributions import Distribution, Quantized
 from opgraph.dcg.engine import (
@@ -207,6 +208,8 @@ class _Job:
     plan: set[int]
     compress_atoms: int
     split: tuple[int, ...]
+    #: The caller's :data:`opgraph.dcg.affine.ENABLED` (a ContextVar does not travel to process / Dask workers).
+    affine: bool = True
 
 
 @dataclass
@@ -229,10 +232,19 @@ class _ChunkOut:
 
 def _run_chunk(item: tuple[_Job, tuple[slice, ...], dict[tuple[Any, ...], Any], bool], seed: int) -> _ChunkOut:
     """Evaluate one chunk; ``known`` holds the global reductions found so far, ``full`` asks for the values."""
-    from opgraph.dcg.api import _rules
-
     job, slab, known, full = item
     del seed  # the grid evaluation is deterministic
+    token = affine.ENABLED.set(job.affine)
+    try:
+        return _run_chunk_here(job, slab, known, full)
+    finally:
+        affine.ENABLED.reset(token)
+
+
+def _run_chunk_here(job: _Job, slab: tuple[slice, ...], known: dict[tuple[Any, ...], Any], full: bool) -> _ChunkOut:
+    """:func:`_run_chunk` with the caller's engine switches set in this worker."""
+    from opgraph.dcg.api import _rules
+
     ev = Evaluator(job.graph, job.out, job.quantized, job.labels, job.plan, job.compress_atoms, job.dists)
     NODE_PROGRESS.set(False)  # chunks have their own bar
     ev.slabs = dict(zip(job.split, slab, strict=True))
@@ -433,7 +445,7 @@ def _evaluate_in_chunks(
     from opgraph.parallel import get_executor, map_tasks
 
     t0 = time.perf_counter()
-    job = _Job(sub, out, quantized, labels, dists, plan, compress_atoms, chunking.axes)
+    job = _Job(sub, out, quantized, labels, dists, plan, compress_atoms, chunking.axes, affine.ENABLED.get())
     if progress is None:
         progress = chunking.grid > PROGRESS_ELEMENTS and sys.stderr.isatty()
     n = len(chunking.slabs)

@@ -64,6 +64,12 @@ def group() -> None:
     help="Cut every unbounded input to its [P, 1-P] quantiles (for programs undefined only far in a tail); "
     "the dropped probability is reported.",
 )
+@click.option(
+    "--affine/--no-affine",
+    default=None,
+    help="Affine enclosures (tighter bounds where inputs are shared); --no-affine: the interval-only engine. "
+    "Default: on. Applies in every executor's workers.",
+)
 @executor_option()
 @click.option(
     "--plot",
@@ -83,6 +89,7 @@ def eval_cmd(
     max_joint: int,
     max_memory: str | None,
     truncate: float | None,
+    affine: bool | None,
     executor: str,
     plot_path: str,
     json_path: str | None,
@@ -114,6 +121,7 @@ def eval_cmd(
             max_memory=parse_bytes(max_memory),
             executor=executor,
             truncate=truncate,
+            affine=affine,
         )
     outputs = r if isinstance(r, tuple) else (r,)
     con = Console()
