@@ -37,11 +37,15 @@ def describe_config(rec: Any, i: int, targets: Sequence[str] | None = None, widt
 
     Layout: how many configurable convolutions are channels-last, then either their module paths (when
     ``targets``, one per configurable node, is given) or one letter per node (``N`` NCHW, ``H`` NHWC). Tile: the
-    loop tile ``ti x tj x tk`` from the config's kernel bounds.
+    loop tile ``ti x tj x tk`` from the config's kernel bounds; TVM's default schedule (the configs that
+    ``measure_meta["tiles"]`` records as ``None``: untiled, so its kernel bounds are the whole loop extents) is
+    named as such, with those extents.
     """
     row = rec.config_matrix([int(i)])[0]
     if rec.kind == "tile":
         ti, tj, tk = (int(v) for v in row[:3])
+        if is_default_tile(rec, int(i)):
+            return f"TVM default schedule (untiled: loops {ti}x{tj}x{tk})"
         return f"tile {ti}x{tj}x{tk}"
     from opgraph.perf.layout import decode_configs
 
@@ -58,6 +62,16 @@ def describe_config(rec: Any, i: int, targets: Sequence[str] | None = None, widt
         return f"{head}: {text if len(text) <= width else text[: width - 3] + '...'}"
     letters = "".join("H" if b else "N" for b in bits)
     return f"{head} {letters if len(letters) <= width else letters[: width - 3] + '...'}"
+
+
+def is_default_tile(rec: Any, i: int) -> bool:
+    """Whether config ``i`` of a tile record is TVM's default schedule (``measure_meta["tiles"][i]`` is ``None``).
+
+    Records of :func:`opgraph.perf.tile.tile_record` and :func:`~opgraph.perf.tile.candidate_record` list their
+    tiles there; records without that list (the official TpuGraphs data) have no default config.
+    """
+    tiles = (getattr(rec, "measure_meta", None) or {}).get("tiles")
+    return isinstance(tiles, list) and len(tiles) == rec.n_configs and 0 <= i < len(tiles) and tiles[i] is None
 
 
 @dataclass(frozen=True)

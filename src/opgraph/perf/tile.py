@@ -538,7 +538,8 @@ def candidate_record(spec: KernelSpec, tiles: list[tuple[int, int, int] | None])
                 "epilogue": spec.epilogue,
                 "stride": spec.stride,
                 "groups": spec.groups,
-            }
+            },
+            "tiles": [list(t) if t else None for t in tiles],
         },
     )
 

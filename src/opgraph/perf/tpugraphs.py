@@ -266,6 +266,9 @@ class GraphRecord:
         }
         if self.kind == "tile":
             changes["config_feat"] = self.config_matrix(idx)
+            tiles = self.measure_meta.get("tiles")
+            if isinstance(tiles, list) and len(tiles) == self.n_configs:  # the tile of each config, kept aligned
+                changes["measure_meta"] = {**self.measure_meta, "tiles": [tiles[int(j)] for j in idx]}
         else:
             changes["node_config_feat"] = self.config_matrix(idx)
         return replace(self, **changes)
