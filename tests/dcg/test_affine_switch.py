@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sys
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -141,16 +140,12 @@ def test_unchunked_in_process_matches_the_contextvar() -> None:
     assert on.w1_bound < 0.8 * off.w1_bound
 
 
-def test_dask_local_cluster_follows_affine_keyword(budget: int, in_process: dict[bool, od.DistResult]) -> None:
+def test_dask_local_cluster_follows_affine_keyword(
+    budget: int, in_process: dict[bool, od.DistResult], local_dask
+) -> None:
     """Dask worker threads start from a fresh context (ENABLED's default True): the job carries the setting."""
-    distributed = pytest.importorskip("dask.distributed")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://", dashboard_address=None
-        ) as cluster:
-            address = cluster.scheduler_address.replace("tcp://", "dask://")
-            off = od.evaluate(piston, *LAWS, atoms=ATOMS, max_memory=budget, executor=address, affine=False)
+    with local_dask(2) as address:
+        off = od.evaluate(piston, *LAWS, atoms=ATOMS, max_memory=budget, executor=address, affine=False)
     assert off.info["chunks"]["count"] > 1
     _same(off, in_process[False])
 

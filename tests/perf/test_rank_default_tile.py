@@ -4,56 +4,44 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 
 from opgraph.perf.ranking import describe_config, is_default_tile
-from opgraph.perf.tpugraphs import TILE_CONFIG_DIM, GraphRecord
+from opgraph.perf.tpugraphs import GraphRecord
 
 # (ti, tj, tk) per config; None: TVM's default schedule, whose kernel bounds are the whole loops (1, 32, 32).
 LOOPS = (1, 32, 32)
 TILES = [None, (1, 8, 4), (1, 16, 32), (1, 4, 8)]
 
 
-def _tile_record(name: str, seed: int, tiles=TILES, meta: bool = True) -> GraphRecord:
-    rng = np.random.default_rng(seed)
-    n, c = 5, len(tiles)
-    feat = np.zeros((c, TILE_CONFIG_DIM), dtype=np.float32)
-    for i, t in enumerate(tiles):
-        feat[i, :3] = LOOPS if t is None else t
-        feat[i, 3:] = rng.integers(1, 64, TILE_CONFIG_DIM - 3)
-    return GraphRecord(
-        name=name,
-        kind="tile",
-        node_feat=rng.random((n, 140)).astype(np.float32),
-        node_opcode=rng.integers(1, 120, n),
-        edge_index=np.array([[i + 1, i] for i in range(n - 1)], dtype=np.int64),
-        config_runtime=rng.integers(1000, 5000, c),
-        config_feat=feat,
-        config_runtime_normalizers=np.full(c, 2000, dtype=np.int64),
-        measure_meta={"tiles": [list(t) if t else None for t in tiles]} if meta else {},
-    )
+def _tile_record(make_tile, name: str, seed: int, tiles=TILES, meta: bool = True) -> GraphRecord:
+    """A synthetic tile record (conftest's) whose config rows start with ``tiles`` (the default: the whole loops)."""
+    rec = make_tile(name, c=len(tiles), seed=seed)
+    feat = rec.config_matrix().copy()
+    feat[:, :3] = [LOOPS if t is None else t for t in tiles]
+    tile_list = {"tiles": [list(t) if t else None for t in tiles]} if meta else {}
+    return dataclasses.replace(rec, config_feat=feat, measure_meta=tile_list)
 
 
-def test_default_schedule_is_named_with_its_loops() -> None:
-    rec = _tile_record("k", 0)
+def test_default_schedule_is_named_with_its_loops(make_tile) -> None:
+    rec = _tile_record(make_tile, "k", 0)
     assert describe_config(rec, 0) == "TVM default schedule (untiled: loops 1x32x32)"
     assert describe_config(rec, 1) == "tile 1x8x4"
     assert describe_config(rec, 2) == "tile 1x16x32"
     assert [is_default_tile(rec, i) for i in range(4)] == [True, False, False, False]
 
 
-def test_records_without_a_tile_list_have_no_default() -> None:
+def test_records_without_a_tile_list_have_no_default(make_tile) -> None:
     """The official TpuGraphs data: every config is a tile of its kernel bounds."""
-    rec = _tile_record("k", 0, meta=False)
+    rec = _tile_record(make_tile, "k", 0, meta=False)
     assert describe_config(rec, 0) == "tile 1x32x32"
     # a tile list that does not match the configs is not trusted
     bad = dataclasses.replace(rec, measure_meta={"tiles": [None, [1, 8, 4]]})
     assert describe_config(bad, 0) == "tile 1x32x32"
 
 
-def test_select_configs_keeps_the_tile_list_aligned() -> None:
-    sub = _tile_record("k", 0).select_configs([2, 0])
+def test_select_configs_keeps_the_tile_list_aligned(make_tile) -> None:
+    sub = _tile_record(make_tile, "k", 0).select_configs([2, 0])
     assert sub.measure_meta["tiles"] == [[1, 16, 32], None]
     assert describe_config(sub, 0) == "tile 1x16x32"
     assert describe_config(sub, 1).startswith("TVM default schedule")
@@ -68,7 +56,7 @@ def test_candidate_record_lists_its_tiles() -> None:
     assert describe_config(rec, 1) == "tile 8x8x4"
 
 
-def test_rank_cli_labels_the_default_schedule(tmp_path) -> None:
+def test_rank_cli_labels_the_default_schedule(tmp_path, make_tile) -> None:
     pytest.importorskip("torch_geometric")
     from click.testing import CliRunner
 
@@ -76,7 +64,7 @@ def test_rank_cli_labels_the_default_schedule(tmp_path) -> None:
     from opgraph.perf.model import CostModel, ModelConfig
     from opgraph.perf.tpugraphs import save_graph
 
-    recs = [_tile_record(f"k{i}", seed=i) for i in range(3)]
+    recs = [_tile_record(make_tile, f"k{i}", seed=i) for i in range(3)]
     for r in recs:
         save_graph(r, tmp_path / "data" / f"{r.name}.npz")
     model = CostModel(ModelConfig(kind="tile", hidden=8, epochs=1)).fit(recs)
