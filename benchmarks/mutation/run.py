@@ -101,6 +101,7 @@ MODULES: dict[str, list[str]] = {
     "dcg/semidiscrete.py": [
         "tests/dcg/test_mutation_semidiscrete.py",
         "tests/dcg/test_mutation_semidiscrete_wide.py",
+        "tests/dcg/test_mutation_semidiscrete_close.py",
         "tests/dcg/test_semidiscrete_affine.py::test_affine_rewrite_is_the_same_function",
         "tests/dcg/test_semidiscrete_affine.py::test_non_affine_inputs_are_not_candidates",
         *(
