@@ -75,6 +75,7 @@ MODULES: dict[str, list[str]] = {
         "tests/dcg/test_engine.py",
         "tests/dcg/test_bound_tightness.py",
         "tests/dcg/test_mutation_engine.py",
+        "tests/dcg/test_mutation_engine_close.py",
     ],
     "dcg/growth.py": ["tests/dcg/test_mutation_growth.py", "tests/dcg/test_tables.py"],
     "dcg/extremes.py": ["tests/dcg/test_mutation_extremes.py", "tests/dcg/test_extremes.py"],
