@@ -75,6 +75,7 @@ MODULES: dict[str, list[str]] = {
         "tests/dcg/test_engine.py",
         "tests/dcg/test_bound_tightness.py",
         "tests/dcg/test_mutation_engine.py",
+        "tests/dcg/test_mutation_engine_close.py",
     ],
     "dcg/growth.py": ["tests/dcg/test_mutation_growth.py", "tests/dcg/test_tables.py"],
     "dcg/extremes.py": ["tests/dcg/test_mutation_extremes.py", "tests/dcg/test_extremes.py"],
@@ -101,6 +102,7 @@ MODULES: dict[str, list[str]] = {
     "dcg/semidiscrete.py": [
         "tests/dcg/test_mutation_semidiscrete.py",
         "tests/dcg/test_mutation_semidiscrete_wide.py",
+        "tests/dcg/test_mutation_semidiscrete_close.py",
         "tests/dcg/test_semidiscrete_affine.py::test_affine_rewrite_is_the_same_function",
         "tests/dcg/test_semidiscrete_affine.py::test_non_affine_inputs_are_not_candidates",
         *(

@@ -1129,6 +1129,9 @@ def _piece_moments(
 #: Group counts tried for the joint regrouping of ``(P, Q)`` (each capped at the number of boxes; a grid with no
 #: more boxes than groups is not regrouped at all) and the largest one (the measured term's work grows with it).
 AFFINE_GROUPS = (256, 1024, 4096, 16384)
+#: The most groups whose atoms and Taylor remainders :func:`certify_affine` lists in its ``info`` (keeps saved
+#: results small).
+GROUPS_LISTED = 1024
 #: ``groups x grid points`` of the measured term's first grid (its grid shrinks, down to 512 points, above it).
 _MEASURE_WORK = 1 << 26
 
@@ -1184,6 +1187,7 @@ def _affine_second_order(
             + np.abs(np.bincount(g, weights=np.where(good, p_move, 0.0), minlength=m))
             + e_c * np.abs(np.bincount(g, weights=np.where(good, q_move, 0.0), minlength=m))
         )
+        remainder = np.bincount(g, weights=np.where(good, rem, 0.0), minlength=m)
     first = np.where(np.isnan(first), np.inf, first)
     second = np.where(np.isnan(second), np.inf, second)
     t2 = float(np.sum(np.minimum(first, second))) * (1 + 1e-12)
@@ -1192,6 +1196,7 @@ def _affine_second_order(
         "p_at": p_at,
         "q_at": q_at,
         "mass": rg.weights,
+        "remainder": remainder,
         "m": m,
         "groups": int(np.sum(second < first)),
         "pieces": int(np.sum(good)),
@@ -1263,7 +1268,11 @@ def certify_affine(
             (:func:`affine_floor`, then the second-order term) reaches it.
 
     Returns:
-        ``(bound, info)`` or None where the certificate does not apply or cannot beat ``ceiling``.
+        ``(bound, info)`` or None where the certificate does not apply or cannot beat ``ceiling``. Where the
+        chosen grouping has at most :data:`GROUPS_LISTED` groups, ``info["second_order_by_group"]`` lists per
+        group its atoms ``p`` and ``q``, its ``mass`` and its Taylor ``remainder``: the sum over its good pieces
+        of ``(K_pp E[dP^2] + 2 K_pq sqrt(E[dP^2] E[dQ^2]) + K_qq E[dQ^2]) / (2 m_piece)`` (0 where none is good;
+        arrays, in group order).
     """
     if ev.reducer is not None or core.node in ev.compress or not all(i in kept for i in core.keep):
         return None
@@ -1338,6 +1347,8 @@ def certify_affine(
         "measured_w1": d,
         "measured_slack": slack,
     }
+    if best["m"] <= GROUPS_LISTED:
+        info["second_order_by_group"] = {"p": p_at, "q": q_at, "mass": best["mass"], "remainder": best["remainder"]}
     # The second-order term is split over the inputs like the first-order attribution of P and Q.
     split: Terms = {}
     for v, k in ((p_val, 1.0), (q_val, consts[3])):
