@@ -104,6 +104,11 @@ def test_refit_tune_checks_its_arguments():
         refit_tune(cand, np.zeros(2), np.zeros((3, 3)), meas, budget=2)
     with pytest.raises(PerfError, match="search="):
         tune_tile(SPEC, Ranker(bowl((1, 1, 1))), measurer=meas, search="grid")
+    for bad in ({"step": -1}, {"restarts": 0}, {"first_frac": 1.5}, {"local_frac": -0.1}):
+        with pytest.raises(PerfError, match=next(iter(bad))):
+            refit_tune(cand, np.zeros(3), np.zeros((3, 3)), meas, budget=2, **bad)
+    with pytest.raises(PerfError, match="local_frac"):
+        tune_tile(SPEC, Ranker(bowl((1, 1, 1))), measurer=meas, local_frac=2.0)
 
 
 class CountingRunner:
@@ -283,7 +288,7 @@ def test_mixed_search_measures_the_rankers_deeper_picks(position):
         got[name] = res.tile
         if name == "mixed":
             stages = [m.stage for m in res.measured]
-            assert stages[0] == "default" and {"screen", "local"} == set(stages[1:])
+            assert stages[0] == "default" and {"screen", "local", "refit"} == set(stages[1:])
             runs = len(fake.runs) - 2  # the race's two halves
             spend = len(SPACE) // 10 - 1
             assert runs == 1 + -(-(spend - round(0.2 * spend)) // 4)  # first run, then runs of 4 tiles

@@ -553,15 +553,15 @@ def tune(
     type=click.Choice(["mixed", "refit", "screen"]),
     default="mixed",
     show_default=True,
-    help="mixed: runs of 4 tiles, neighbours of the best measured + the prior's next picks; refit: batches with a "
-    "per-kernel model refitted between them; screen: the prior's picks only.",
+    help="mixed: runs of 4 tiles: neighbours of the best measured, the refitted model's and the prior's picks; "
+    "refit: batches with a per-kernel model refitted between them; screen: the prior's picks only.",
 )
 @click.option("--batches", type=int, default=3, show_default=True, help="Measuring batches of --search refit.")
 @click.option(
     "--local-frac",
     type=float,
     default=None,
-    help="Share on neighbours of the best measured tiles: of every run (mixed; default 0.67) or of the budget "
+    help="Share on neighbours of the best measured tiles: of every run (mixed; default 0.5) or of the budget "
     "(refit 0.7, screen 0.4).",
 )
 @click.option(

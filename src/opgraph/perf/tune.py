@@ -399,6 +399,7 @@ def refit_tune(
     step: int = 0,
     first_frac: float = 0.2,
     restarts: int = 1,
+    explore_frac: float = 0.0,
 ) -> RaceOutcome:
     """Measure in batches and refit a per-kernel model on the measurements between them; then race the best.
 
@@ -415,9 +416,10 @@ def refit_tune(
     With ``step > 0`` (the **mixed** plan, :func:`tune_tile`'s default) steps 1-3 are replaced by: a first run of
     the prior's top ``first_frac`` of the budget, then runs of ``step`` configs each until the budget is spent, each
     run ``local_frac`` neighbours of the ``restarts`` best configs measured so far (in the refitted model's order,
-    refitted before every run) and the rest the prior's next unmeasured picks. The prior keeps a share of every
-    run (a kernel whose best tile the ranker puts 3rd-9th is found by its list), and hill climbing starts early
-    and takes small steps (a kernel whose ranker is wrong is found by its neighbours).
+    refitted before every run), ``explore_frac`` the refitted model's picks anywhere (lowest ``mean - explore x
+    std``, stage ``"refit"``) and the rest the prior's next unmeasured picks. The prior keeps a share of every run
+    (a kernel whose best tile the ranker puts 3rd-9th is found by its list), hill climbing starts early and takes
+    small steps, and the refitted model looks where neither does (a kernel whose ranker is wrong).
 
     The budget counts distinct configs, the default included; re-measuring in the race does not add to it.
 
@@ -452,6 +454,7 @@ def refit_tune(
             ``local_steps``).
         first_frac: Mixed plan: share of the budget (after the default) in the first run, the prior's top picks.
         restarts: The local picks are neighbours of this many best measured configs (1: of the best only).
+        explore_frac: Mixed plan: share of every run on the refitted model's picks among all candidates.
 
     Returns:
         A :class:`RaceOutcome`.
@@ -549,6 +552,13 @@ def refit_tune(
             size = min(step, budget - len(measured))
             picks = near_best(int(round(local_frac * size)))
             stages = ["local"] * len(picks)
+            n_explore = min(size - len(picks), int(round(explore_frac * size)))
+            if n_explore > 0:  # the refitted model's most promising tiles anywhere (lowest mean - explore x std)
+                mean, std = refit()
+                acq = [int(i) + 1 for i in np.argsort(mean - explore * std, kind="stable")]
+                got = [i for i in acq if cand[i].tobytes() not in seen and i not in picks][:n_explore]
+                picks += got
+                stages += ["refit"] * len(got)
             more = [i for i in order if i != 0 and cand[i].tobytes() not in seen and i not in picks]
             picks += more[: size - len(picks)]
             if not picks:
@@ -1217,10 +1227,11 @@ def apply_tile_schedules(path: str | Path, mcpu: str | None = None) -> dict[str,
 
 
 #: ``tune_tile(search="mixed")``'s share of every measuring run on neighbours of the best measured tiles.
-MIXED_LOCAL_FRAC = 0.67
+MIXED_LOCAL_FRAC = 0.5
 #: ``tune_tile(search="mixed")``'s :func:`refit_tune` settings (``refit_options`` overrides them): runs of 4 tiles,
-#: the first run 20% of the budget (the ranker's top picks), neighbours of the 2 best measured tiles.
-MIXED_OPTIONS: dict[str, Any] = {"step": 4, "first_frac": 0.2, "restarts": 2}
+#: the first run 20% of the budget (the ranker's top picks), neighbours of the 2 best measured tiles, a quarter of
+#: every run on the refitted model's picks anywhere.
+MIXED_OPTIONS: dict[str, Any] = {"step": 4, "first_frac": 0.2, "restarts": 2, "explore_frac": 0.25}
 
 
 def _tile_of(row: np.ndarray) -> tuple[int, int, int] | None:
@@ -1253,15 +1264,16 @@ def tune_tile(
     ``floor(measure_frac * n)`` measured configs (TVM's default schedule counts against it) is spent:
 
     * ``search="mixed"`` (default, :func:`refit_tune` with ``step=4``): a first run of the ranker's top 20% of the
-      budget, then runs of 4 tiles until the budget is spent, each run ``local_frac`` (0.67) neighbours of the 2
+      budget, then runs of 4 tiles until the budget is spent, each run ``local_frac`` (0.5) neighbours of the 2
       best tiles measured so far (``neighbourhood="x2"``: every size halved, kept or doubled; in the order of the
-      per-kernel model refitted before each run) and the rest the ranker's next unmeasured picks
-      (:data:`MIXED_OPTIONS`; ``refit_options`` overrides ``step``, ``first_frac``, ``restarts``). In an offline
-      replay on the 22 exhaustively measured kernels of three real models (``benchmarks/perf/tile_replay.py``, 16
-      seeds, 3.4% noise, LightGBM fitted leave-one-kernel-out) this keeps 20.75 of 22 kernels within 5% of the
-      best (min 20, worst +7.6%) against 18.62 (min 17, worst +27%) for ``refit``: rankers put the best tile of
-      some kernels 3rd-9th on their list (``refit`` spent 70% on neighbours after 2-3 prior picks and missed
-      them) and of others 40th and lower (only neighbours find those), so every run keeps a share of both;
+      per-kernel model refitted before each run), a quarter the refitted model's picks anywhere and the rest the
+      ranker's next unmeasured picks (:data:`MIXED_OPTIONS`; ``refit_options`` overrides ``step``,
+      ``first_frac``, ``restarts``, ``explore_frac``). In an offline replay on the 22 exhaustively measured
+      kernels of three real models (``benchmarks/perf/tile_replay.py``, 16 seeds, 3.4% noise, LightGBM fitted
+      leave-one-kernel-out) this keeps 20.6 of 22 kernels within 5% of the best (worst +8%) against 18.6 (worst
+      +27%) for ``refit``: rankers put the best tile of some kernels 3rd-9th on their list (``refit`` spent 70%
+      on neighbours after 2-3 prior picks and missed them) and of others 40th and lower (only neighbours and the
+      refitted model find those), so every run keeps a share of each;
     * ``search="refit"`` (:func:`refit_tune`): in ``batches`` measuring runs, as MetaSchedule and AutoTVM
       do: the default (the anchor of every run) and the model's top picks; then the picks of a per-kernel model
       refitted on this kernel's measured ratios (:func:`refit_surrogate`: the prior's rank + a quadratic in log2
@@ -1289,7 +1301,7 @@ def tune_tile(
         race_rounds: Interleaved rounds of the race (the minimum of ``settings.reps`` timings per config and round).
         settings: Protocol of the screening run (its ``rounds``, ``reps``, ``warmup``).
         seed: Seed of the measuring runs' shuffles.
-        local_frac: Share on the neighbours of the best measured tiles: of every run for ``mixed`` (None: 0.67),
+        local_frac: Share on the neighbours of the best measured tiles: of every run for ``mixed`` (None: 0.5),
             of the budget for ``refit`` (0.7) and ``screen`` (0.4); 0: the ranker's picks only.
         runner: A :class:`opgraph.perf.tile.TileRunner` of ``spec`` to reuse (its compiled schedules are cached).
         measurer: Replaces the measuring of both the screening runs and the race (tests, a remote machine): rows
