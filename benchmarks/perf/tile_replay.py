@@ -47,7 +47,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "mixed axis+x2": {"neighbourhood": "axis+x2"},
     "mixed restarts 1": {"refit_options": {"restarts": 1}},
     "mixed first .3": {"refit_options": {"first_frac": 0.3}},
-    "mixed explore 0, local .67 (first try)": {"local_frac": 0.67, "refit_options": {"explore_frac": 0.0}},
+    "mixed explore 0 local .67 (first try)": {"local_frac": 0.67, "refit_options": {"explore_frac": 0.0}},
     "mixed explore 0": {"refit_options": {"explore_frac": 0.0}},
     "mixed explore .5": {"refit_options": {"explore_frac": 0.5}},
     "mixed local .25": {"local_frac": 0.25},
