@@ -104,7 +104,7 @@ def test_refit_tune_checks_its_arguments():
         refit_tune(cand, np.zeros(2), np.zeros((3, 3)), meas, budget=2)
     with pytest.raises(PerfError, match="search="):
         tune_tile(SPEC, Ranker(bowl((1, 1, 1))), measurer=meas, search="grid")
-    for bad in ({"step": -1}, {"restarts": 0}, {"first_frac": 1.5}, {"local_frac": -0.1}):
+    for bad in ({"step": -1}, {"restarts": 0}, {"first_frac": 1.5}, {"local_frac": -0.1}, {"explore_frac": 2.0}):
         with pytest.raises(PerfError, match=next(iter(bad))):
             refit_tune(cand, np.zeros(3), np.zeros((3, 3)), meas, budget=2, **bad)
     with pytest.raises(PerfError, match="local_frac"):

@@ -468,10 +468,11 @@ def refit_tune(
         raise PerfError(f"refit_tune: the budget must allow the default and one more config, got {budget}")
     if batches < 1:
         raise PerfError(f"refit_tune: batches must be >= 1, got {batches}")
-    if step < 0 or restarts < 1 or not 0.0 <= first_frac <= 1.0 or not 0.0 <= local_frac <= 1.0:
+    shares = {"first_frac": first_frac, "local_frac": local_frac, "explore_frac": explore_frac}
+    if step < 0 or restarts < 1 or not all(0.0 <= v <= 1.0 for v in shares.values()):
         raise PerfError(
-            f"refit_tune: step >= 0, restarts >= 1 and first_frac, local_frac in [0, 1] are needed, got step={step}, "
-            f"restarts={restarts}, first_frac={first_frac}, local_frac={local_frac}"
+            f"refit_tune: step >= 0, restarts >= 1 and first_frac, local_frac, explore_frac in [0, 1] are needed, got "
+            f"step={step}, restarts={restarts}, " + ", ".join(f"{k}={v}" for k, v in shares.items())
         )
     budget = min(budget, len(cand))
     spend = budget - 1
