@@ -37,9 +37,23 @@ from opgraph._base.jsonio import read_json, write_json
 BEGIN, END = "<!-- tile-replay:begin -->", "<!-- tile-replay:end -->"
 
 #: Search variants: name -> keyword arguments of tune_tile (``refit_options`` for refit_tune's knobs); a setting a
-#: name does not state is tune_tile's default (``local_frac`` 0.7 and ``neighbourhood`` "axis+x2" for refit).
+#: name does not state is tune_tile's default (``search="mixed"``: ``local_frac`` 0.67, ``neighbourhood`` "x2",
+#: ``step`` 4, ``first_frac`` 0.2, ``restarts`` 2; for refit ``local_frac`` 0.7 and ``neighbourhood`` "axis+x2").
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
+    "refit (before mixed)": {"search": "refit"},
+    "mixed step 3": {"refit_options": {"step": 3}},
+    "mixed step 2": {"refit_options": {"step": 2}},
+    "mixed axis+x2": {"neighbourhood": "axis+x2"},
+    "mixed restarts 1": {"refit_options": {"restarts": 1}},
+    "mixed first .3": {"refit_options": {"first_frac": 0.3}},
+    "mixed explore 0 local .67 (first try)": {"local_frac": 0.67, "refit_options": {"explore_frac": 0.0}},
+    "mixed explore 0": {"refit_options": {"explore_frac": 0.0}},
+    "mixed explore .5": {"refit_options": {"explore_frac": 0.5}},
+    "mixed local .25": {"local_frac": 0.25},
+    "mixed local .75": {"local_frac": 0.75},
+    "mixed local prior .5": {"refit_options": {"local_prior": 0.5}},
+    "mixed local 0 (prior's picks only)": {"local_frac": 0.0},
     "screen (before refit)": {"search": "screen"},
     "refit (main)": {"search": "refit", "batches": 3, "local_frac": 0.3, "neighbourhood": "x2"},
     "refit x4": {"search": "refit", "neighbourhood": "x4", "local_frac": 0.3},
@@ -171,6 +185,15 @@ def load_kernels(data: Path) -> list[Any]:
     return out
 
 
+def kernels_per_model(recs: list[Any]) -> dict[str, int]:
+    """Distinct kernels per model folder (a kernel two models share counts for the first)."""
+    out: dict[str, int] = {}
+    for r in recs:
+        model = Path(str(r.path)).parent.parent.name if getattr(r, "path", None) else "?"
+        out[model] = out.get(model, 0) + 1
+    return out
+
+
 def tiles_of(rec: Any) -> list[tuple[int, int, int]]:
     """The candidate tiles of an exhaustive record (without the default, row 0)."""
     raw = rec.measure_meta["tiles"]
@@ -210,6 +233,7 @@ def ranker_costs(
 ) -> dict[str, dict[str, list[float]]]:
     """Cost per config of every kernel under every ranker (leave-one-kernel-out fits), cached in ``cache``."""
     from opgraph.perf.baselines import AnalyticalBaseline, LightGBMBaseline
+    from opgraph.perf.tpugraphs import load_records
 
     path = cache / "costs.json"
     key = hashlib.sha1(json.dumps(sorted(r.name for r in recs + extra)).encode()).hexdigest()[:12]
@@ -220,6 +244,7 @@ def ranker_costs(
             out = doc["costs"]
     names = {r.name for r in recs}
     extra_out = [r for r in extra if r.name not in names]
+    every = [r for d in {Path(str(r.path)).parents[2] for r in recs} for r in load_records(d, lazy=False)]
     for rn in rankers:
         if rn in out or rn == "GNN + LightGBM" or ("+" in rn and " + " not in rn):
             continue
@@ -239,6 +264,8 @@ def ranker_costs(
             train = [o for o in recs if o.name != r.name] + extra_out
             if rn == "LightGBM":
                 m: Any = LightGBMBaseline(seed=0).fit(train)
+            elif rn == "LightGBM (22 records)":  # as tune_tile_real.py trains it: a shared kernel twice
+                m = LightGBMBaseline(seed=0).fit([o for o in every if o.name != r.name] + extra_out)
             elif rn == "analytical":
                 m = AnalyticalBaseline()
             elif rn == "MetaSchedule XGBoost":
@@ -297,6 +324,8 @@ def replay(
         for vn, kw in variants.items():
             gaps = np.zeros((len(recs), seeds))
             frac = np.zeros((len(recs), seeds))
+            best_at = np.full((len(recs), seeds), -1)  # position (1 = first) the best tile was measured at, -1 never
+            within_at = np.full((len(recs), seeds), -1)  # the same for the first tile within 5% of the best
             for i, r in enumerate(recs):
                 rt = np.asarray(r.config_runtime, dtype=np.float64)
                 tiles = tiles_of(r)
@@ -314,6 +343,11 @@ def replay(
                     pick = index[tuple(res.tile) if res.tile else (0, 0, 0)]
                     gaps[i, s] = rt[pick] / rt[1:].min() - 1.0
                     frac[i, s] = res.measured_frac
+                    order = [index[tuple(int(v) for v in m.choice)] for m in res.measured[1:]]
+                    best_j = int(np.argmin(rt[1:])) + 1
+                    best_at[i, s] = order.index(best_j) + 1 if best_j in order else -1
+                    near = [p + 1 for p, j in enumerate(order) if rt[j] <= 1.05 * rt[best_j]]
+                    within_at[i, s] = near[0] if near else -1
             within = (gaps <= 0.05).sum(0)
             result[f"{rn} | {vn}"] = {
                 "ranker": rn,
@@ -326,6 +360,8 @@ def replay(
                 "worst_gap": float(gaps.max()),
                 "max_frac": float(frac.max()),
                 "gaps": {r.name: gaps[i].round(4).tolist() for i, r in enumerate(recs)},
+                "best_at": {r.name: best_at[i].tolist() for i, r in enumerate(recs)},
+                "within5_at": {r.name: within_at[i].tolist() for i, r in enumerate(recs)},
             }
             v = result[f"{rn} | {vn}"]
             v["missed"] = {r.name: gaps[i].round(3).tolist() for i, r in enumerate(recs) if (gaps[i] > 0.05).any()}
@@ -348,27 +384,31 @@ def write_doc(doc: dict[str, Any], out: Path, cmd: str, started: str, seconds: f
     a = doc["args"]
     n = len(doc["kernels"])
     res = doc["replay"]
+    per_model = doc.get("models", {})
+    models = ", ".join(f"`{m}` ({k})" for m, k in per_model.items()) or "the stored models"
     lines = [
         BEGIN,
         "## Tile tuning replayed offline on the stored exhaustive measurements",
         "",
         f"`{cmd}`; {cpu_model()}, 1 thread, {started} ({seconds / 60:.1f} min in all; no measuring).",
         "",
-        f"The {n} kernels of `hf_resnet_small` (12) and `hf_gpt2_tiny` (5) whose every power-of-two tile was "
-        "measured for the section above (3 interleaved rounds each) are tuned again by `tune_tile` with a "
-        "measurer that looks the runtimes up: each (config, round) runtime is the stored runtime x "
-        f"exp(N(0, {a['noise']})) (the median noise of the real verification runs), seeded, so the replay is "
-        f"deterministic. Budget: `floor({a['measure_frac']} n)` configs, as in the real runs; {a['seeds']} seeds "
-        "(noise and round shuffles). Gap = stored runtime of the pick / best stored runtime - 1. Rankers are fitted "
-        "leave-one-kernel-out: LightGBM on the other 16 kernels; `@x` rankers come from a run with the 77 "
-        "kernels of `/work/data/heldout-tile` (24 configs each, names differing from these 17) added to the "
-        "training set: MetaSchedule XGBoost (TVM per-store features) on the other 16 + those 77, the GNN "
-        "(`opgraph perf train`'s design, 20 epochs) on the 77 only (one GNN for all folds: 17 GNN fits do not "
-        "fit this session; their costs: `tile_replay.py --extra /work/data/heldout-tile/tile --cache "
-        "runs/tile_replay_x --rankers 'LightGBM,analytical,MetaSchedule XGBoost,GNN'`, 4 min of TVM feature "
-        "extraction and 1 min of GNN training). `A+B`: mean of the rankers' standardised costs. `default`: `tune_tile`'s defaults "
-        "after this work (refit, 70% of the budget on neighbours, `axis+x2` steps); `refit (main)`: the "
-        "default before (30%, `x2` steps); `screen`: the tuner before refit.",
+        f"The {n} distinct kernels of {models} whose every power-of-two tile was measured by "
+        "`benchmarks/perf/tune_tile_real.py` (3 interleaved rounds each; `/work/data/tile-tune/real/*/exhaustive`) "
+        "(a kernel two models share is counted once, for the first) are tuned again by `tune_tile` with a "
+        "measurer that looks the runtimes up: each (config, round) runtime is "
+        f"the stored runtime x exp(N(0, {a['noise']})) (the median noise of the real verification runs), seeded, "
+        f"so the replay is deterministic. Budget: `floor({a['measure_frac']} n)` configs, as in the real runs; "
+        f"{a['seeds']} seeds (noise and round shuffles). Gap = stored runtime of the pick / best stored runtime - 1. "
+        f"Rankers are fitted leave-one-kernel-out: LightGBM on the other {n - 1} kernels"
+        + (f" plus {a['extra']}" if a.get("extra") else "")
+        + "; `@x` rankers (if any) come from the cache of another run (`--more-costs`). `A+B`: mean of the rankers' "
+        "standardised costs. `default`: `tune_tile`'s defaults after this work (`search='mixed'`: the ranker's top "
+        "20% of the budget, then runs of 4 tiles: 2 `x2` neighbours of the 2 best measured tiles, 1 pick of the "
+        "per-kernel refitted model among all tiles (lowest mean - std) and 1 the ranker's next pick); "
+        "`LightGBM (22 records)`: LightGBM trained as `tune_tile_real.py --train-data /work/data/tile-tune/real` "
+        "trains it, with the kernel two models share twice; `refit (before mixed)`: the default before (refit batches, 70% of the budget "
+        "on `axis+x2` neighbours of the best); `mixed ...` rows change one setting of the default; `screen`: the "
+        "tuner before refit.",
         "",
         "| ranker | search | kernels within 5% (min over seeds) | mean over seeds | seeds with all "
         f"{n} | mean gap | worst gap |",
@@ -379,6 +419,37 @@ def write_doc(doc: dict[str, Any], out: Path, cmd: str, started: str, seconds: f
             f"| {v['ranker']} | {v['variant']} | {v['within5_min']}/{n} | {v['within5_mean']:.2f} | "
             f"{v['all17_seeds']}/{a['seeds']} | {v['mean_gap']:+.1%} | {v['worst_gap']:+.1%} |"
         )
+    first = next(iter(res.values()))["ranker"] if res else None
+    shown = [k for k in (f"{first} | default", f"{first} | refit (before mixed)") if k in res]
+    if shown and doc.get("where"):
+        where = {row["kernel"]: row for row in doc["where"]}
+        lines += [
+            "",
+            f"Per kernel with {first}: where the best tile ranks in its order (0 = top pick; in brackets the first "
+            "tile within 5%), and when each search measured the best tile / a tile within 5% of it: seeds where it "
+            "was measured and the median position in the measuring order (1 = the first tile after the default), "
+            "then the mean and worst gap over seeds:",
+            "",
+            "| kernel | candidates | budget | tiles within 5% | rank of best (first within 5%) | "
+            + " | ".join(f"{res[k]['variant']}: best measured | within 5% measured | gap mean / worst" for k in shown)
+            + " |",
+            "|---|---|---|---|---|" + "---|---|---|" * len(shown),
+        ]
+
+        def when(pos: list[int]) -> str:
+            hit = [p for p in pos if p > 0]
+            return f"{len(hit)}/{len(pos)}" + (f" (at {int(np.median(hit))})" if hit else "")
+
+        for kname in doc["kernels"]:
+            row = where[kname]
+            budget = max(2, int(np.floor(a["measure_frac"] * row["n"])))
+            cells = [kname, str(row["n"]), str(budget), str(row["n_within5"])]
+            cells.append(f"{row[first]['best_rank']} ({row[first]['first_within5_rank']})")
+            for k in shown:
+                g = np.asarray(res[k]["gaps"][kname])
+                cells += [when(res[k]["best_at"][kname]), when(res[k]["within5_at"][kname])]
+                cells.append(f"{g.mean():+.1%} / {g.max():+.1%}")
+            lines.append("| " + " | ".join(cells) + " |")
     if doc.get("where"):
         rankers = [k for k, v in doc["where"][0].items() if isinstance(v, dict)]
         lines += [
@@ -435,7 +506,7 @@ def main() -> None:
         doc0["costs"].update({f"{k}@x": v for k, v in more.items()})
         write_json(path, doc0)
     costs = ranker_costs(recs, extra, rankers, cache, args.gnn_epochs)
-    doc: dict[str, Any] = {"args": vars(args), "kernels": [r.name for r in recs]}
+    doc: dict[str, Any] = {"args": vars(args), "kernels": [r.name for r in recs], "models": kernels_per_model(recs)}
     if args.where:
         doc["where"] = where_best(recs, costs)
         for row in doc["where"]:

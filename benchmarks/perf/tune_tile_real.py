@@ -40,15 +40,14 @@ from opgraph._base.provenance import cpu_model
 
 REPO = Path(__file__).resolve().parents[2]
 BEGIN, END = "<!-- tile-tune-real:begin -->", "<!-- tile-tune-real:end -->"
-#: (label, keyword arguments of tune_tile): the default search (refit batches, 70% of the budget on neighbours of
-#: the best tile, "axis+x2" steps) with LightGBM and the analytical model as the prior, and LightGBM with the
-#: previous default (30% on neighbours, "x2" steps) and with ``local_prior=0.5`` (the replay's lead) for comparison.
-#: The ranker is LightGBM when its label says so.
+#: (label, keyword arguments of tune_tile): the default search (mixed: the ranker's top 20% of the budget, then runs
+#: of 4 tiles: 2 neighbours of the 2 best measured tiles, 1 pick of the refitted model, 1 the ranker's next pick)
+#: with LightGBM and the analytical model as the prior, and LightGBM with the previous default (refit batches, 70% of
+#: the budget on neighbours, "axis+x2" steps) for comparison. The ranker is LightGBM when its label says so.
 RANKERS = [
     ("LightGBM", {}),
     ("analytical", {}),
-    ("LightGBM, refit before", {"local_frac": 0.3, "neighbourhood": "x2"}),
-    ("LightGBM, local prior .5", {"refit_options": {"local_prior": 0.5}}),
+    ("LightGBM, refit before", {"search": "refit"}),
 ]
 
 
@@ -242,15 +241,16 @@ def main() -> None:
         f"Model `{spec_m.name}` ({args.family}, transformers code, random weights, input {spec_m.input_size}, "
         f"batch 1): {len(rows)} distinct kernels ({what}). Candidates: every power-of-two tile `(ti, tj, tk)` of "
         f"the kernel's loops. Budget: `floor({args.measure_frac} n)` distinct configs measured, TVM's default "
-        "schedule included. **Default search** (`tune_tile` defaults: `search='refit'`, `local_frac=0.7`, "
-        "`neighbourhood='axis+x2'`): MetaSchedule-style measuring batches: the default (measured in every batch "
-        "as the anchor: runtimes are ratios to it in the same rounds) and the prior ranker's top picks; then the "
-        "picks of a per-kernel model refitted on this kernel's measured ratios (prior rank + quadratic in log2 "
-        "tile sizes + Gaussian-process residual, lowest mean - std); then 70% of the budget on neighbours of the "
-        "best tile so far (every size halved / kept / doubled, or one size x 1/4 or x 4; by the refitted mean - "
-        "std) in three hill-climbing steps; the best 3 then race the default (10 interleaved rounds) and the "
-        "winner is kept only if it beats it. **refit before** (the previous default, `local_frac=0.3, "
-        "neighbourhood='x2'`): the same with 30% of the budget on neighbours, sizes halved / doubled only. The "
+        "schedule included. **Default search** (`tune_tile` defaults: `search='mixed'`, `local_frac=0.5`, "
+        "`neighbourhood='x2'`, `step=4`, `first_frac=0.2`, `restarts=2`, `explore_frac=0.25`): the default "
+        "(measured in every run as the anchor: runtimes are ratios to it in the same rounds) and the prior ranker's top 20% of the budget; "
+        "then runs of 4 tiles until the budget is spent, each 2 neighbours of the 2 best tiles measured so far "
+        "(every size halved / kept / doubled; in the order of a per-kernel model refitted before each run: prior "
+        "rank + quadratic in log2 tile sizes + Gaussian-process residual, lowest mean - std), 1 pick of that model "
+        "among all tiles and 1 the ranker's next unmeasured pick; the best 3 then race the default (10 interleaved rounds) and the winner "
+        "is kept only if it beats it. **refit before** (the previous default, `search='refit'`): the prior's top "
+        "picks, one batch of the refitted model's picks, then 70% of the budget on neighbours of the best tile "
+        "(sizes halved / kept / doubled, or one size x 1/4 or x 4) in three hill-climbing steps; same race. The "
         "default was chosen by an offline replay on the stored exhaustive measurements "
         "(`benchmarks/perf/tile_replay.py`, section below). LightGBM is trained on other kernels only (leave this kernel "
         f"out; {rows[0]['n_train_other'] if rows else 0} records of other models' kernels added). Measuring "

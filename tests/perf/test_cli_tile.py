@@ -55,8 +55,42 @@ def test_tune_tile_user_errors(tmp_path):
         (["tune-tile", factory, "--out", str(tmp_path / "s.json"), "--batches", "0"], "--batches 0 must be >= 1"),
         (["tune-tile", "nofile.py:make", "--out", str(tmp_path / "s.json")], "no such file"),
         (["apply-tile", str(tmp_path / "net.py")], "tile schedules file"),
+        (["tune-tile", factory, "--out", str(tmp_path / "s.json"), "--local-frac", "1.5"], "--local-frac 1.5 must"),
+        (["tune-tile", factory, "--out", str(tmp_path / "s.json"), "--restarts", "0"], "--restarts 0 must be >= 1"),
+        (["tune-tile", factory, "--out", str(tmp_path / "s.json"), "--step", "-1"], "--step -1 must be >= 0"),
+        (["tune-tile", factory, "--out", str(tmp_path / "s.json"), "--search", "screen", "--step", "2"], "--step"),
     ]
     for args, msg in cases:
         res = r.invoke(group, args)
         assert isinstance(res.exception, OpgraphError), res.output
         assert msg in str(res.exception) and "\n" not in str(res.exception)
+
+
+def test_tune_tile_search_knobs_reach_the_tuner(tmp_path, monkeypatch):
+    """--search / --local-frac / --neighbourhood / --step / --restarts are passed on; the default search is mixed."""
+    import numpy as np
+
+    import opgraph.perf.tune as tune
+
+    (tmp_path / "net.py").write_text(FACTORY)
+    real, calls = tune.tune_tile, []
+
+    def measure(choices, n_rounds, seed):  # no timing: a runtime per tile, the default slowest
+        v = np.array([1e6 if not c.any() else 1e3 * (1 + abs(np.log2(c).sum() - 5)) for c in choices])
+        return np.repeat(v[:, None], n_rounds, axis=1)
+
+    def spy(spec, ranker, **kw):
+        calls.append(kw)
+        return real(spec, ranker, measurer=measure, **kw)
+
+    monkeypatch.setattr(tune, "tune_tile", spy)
+    base = ["tune-tile", f"{tmp_path / 'net.py'}:make", "--out", str(tmp_path / "s.json"), "--limit", "1"]
+    base += ["--race-rounds", "2"]
+    r = CliRunner()
+    _ok(r.invoke(group, base))
+    assert calls[-1]["search"] == "mixed" and calls[-1]["local_frac"] is None and calls[-1]["refit_options"] is None
+    more = ["--local-frac", "0.5", "--neighbourhood", "axis+x2", "--step", "3", "--restarts", "1"]
+    _ok(r.invoke(group, base + more))
+    kw = calls[-1]
+    assert kw["local_frac"] == 0.5 and kw["neighbourhood"] == "axis+x2"
+    assert kw["refit_options"] == {"step": 3, "restarts": 1}

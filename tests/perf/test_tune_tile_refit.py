@@ -60,7 +60,7 @@ def test_refit_finds_the_optimum_that_the_prior_ranks_wrongly(center, wrong):
     budget = len(SPACE) // 10
     assert best == center and best not in sorted(SPACE, key=prior)[: 3 * budget]  # the prior is far off
     fake = FakeMeasure(true)
-    res = tune_tile(SPEC, Ranker(prior), measurer=fake, race_rounds=4, seed=1)
+    res = tune_tile(SPEC, Ranker(prior), measurer=fake, race_rounds=4, seed=1, search="refit")
     assert res.tile == best
     assert res.n_measured == budget and res.measured_frac <= 0.1
     stages = [m.stage for m in res.measured]
@@ -75,7 +75,7 @@ def test_refit_finds_the_optimum_that_the_prior_ranks_wrongly(center, wrong):
 
 def test_batches_one_is_the_prior_top_picks():
     true = bowl((16, 32, 8))
-    res = tune_tile(SPEC, Ranker(true), measurer=FakeMeasure(true), batches=1, race_rounds=2)
+    res = tune_tile(SPEC, Ranker(true), measurer=FakeMeasure(true), batches=1, race_rounds=2, search="refit")
     picks = [tuple(int(v) for v in m.choice) for m in res.measured[1:]]
     assert picks == sorted(SPACE, key=true)[: len(SPACE) // 10 - 1]
     assert {m.stage for m in res.measured[1:]} == {"screen"}
@@ -104,6 +104,11 @@ def test_refit_tune_checks_its_arguments():
         refit_tune(cand, np.zeros(2), np.zeros((3, 3)), meas, budget=2)
     with pytest.raises(PerfError, match="search="):
         tune_tile(SPEC, Ranker(bowl((1, 1, 1))), measurer=meas, search="grid")
+    for bad in ({"step": -1}, {"restarts": 0}, {"first_frac": 1.5}, {"local_frac": -0.1}, {"explore_frac": 2.0}):
+        with pytest.raises(PerfError, match=next(iter(bad))):
+            refit_tune(cand, np.zeros(3), np.zeros((3, 3)), meas, budget=2, **bad)
+    with pytest.raises(PerfError, match="local_frac"):
+        tune_tile(SPEC, Ranker(bowl((1, 1, 1))), measurer=meas, local_frac=2.0)
 
 
 class CountingRunner:
@@ -136,7 +141,7 @@ def test_measure_tiles_runs_each_schedule_number_times_per_timing():
 
 def test_spread_keeps_the_picks_of_a_batch_apart():
     true = bowl((16, 32, 8))
-    kw = {"measurer": FakeMeasure(true), "batches": 1, "race_rounds": 2}
+    kw = {"measurer": FakeMeasure(true), "batches": 1, "race_rounds": 2, "search": "refit"}
     near = tune_tile(SPEC, Ranker(true), **kw)
     apart = tune_tile(SPEC, Ranker(true), refit_options={"spread": 1.0}, **kw)
     logs = [np.log2([m.choice for m in r.measured[1:]]) for r in (near, apart)]
@@ -174,13 +179,14 @@ def ridge_prior(tile):
 def test_default_search_reaches_a_ridge_the_prior_ranks_low():
     best = min(ridge(t) for t in RIDGE_TILES)
     picks = {}
-    for name, kw in {"default": {}, "before": {"local_frac": 0.3, "neighbourhood": "x2"}}.items():
+    before = {"search": "refit", "local_frac": 0.3, "neighbourhood": "x2"}
+    for name, kw in {"default": {}, "refit": {"search": "refit"}, "before": before}.items():
         res = tune_tile(
             RIDGE_SPEC, Ranker(ridge_prior), candidates=RIDGE_TILES, measurer=FakeMeasure(ridge), seed=1, **kw
         )
         assert res.n_measured <= len(RIDGE_TILES) // 10
         picks[name] = ridge(res.tile) / best - 1
-    assert picks["default"] <= 0.05, picks
+    assert picks["default"] <= 0.05 and picks["refit"] <= 0.05, picks
     assert picks["before"] > 0.05, picks  # the search before (30% local, x2 steps) stays off the ridge
 
 
@@ -204,6 +210,7 @@ def test_the_local_batch_measures_neighbours_of_the_best_pick(kind):
         local_frac=0.8,
         batches=2,
         finalists=0,
+        search="refit",
         neighbourhood=kind,
         refit_options={"local_steps": 1},
     )
@@ -236,8 +243,54 @@ def test_local_prior_orders_the_neighbours_by_the_prior():
             local_frac=0.8,
             batches=2,
             finalists=0,
+            search="refit",
             refit_options={"local_steps": 1, "local_prior": w},
         )
         got[w] = sorted(ridge_prior(tuple(int(v) for v in m.choice)) for m in res.measured if m.stage == "local")
     assert got[1.0] == pytest.approx(best_by_prior)
     assert got[0.0] != pytest.approx(best_by_prior)  # the refitted model's order differs on this surface
+
+
+def spiked(center: tuple[int, int, int], spike: tuple[int, int, int]):
+    """``bowl(center)`` lifted by 0.3 everywhere but at ``spike``, the fastest tile (every neighbour of it is slow)."""
+    base = bowl(center)
+
+    def cost(tile):
+        if tile is None:
+            return 30.0
+        return 1.0 if tuple(tile) == spike else 0.3 + base(tile)
+
+    return cost
+
+
+def ranked_at(prior_order: list[tuple[int, int, int]], tile: tuple[int, int, int], position: int):
+    """A prior cost that ranks the tiles as ``prior_order`` with ``tile`` moved to ``position`` (0 = top)."""
+    order = [t for t in prior_order if t != tile]
+    order.insert(position, tile)
+    pos = {t: p for p, t in enumerate(order)}
+    return lambda t: 1000.0 if t is None else float(pos[tuple(t)])
+
+
+@pytest.mark.parametrize("position", [4, 6])
+def test_mixed_search_measures_the_rankers_deeper_picks(position):
+    """The ranker's 5th / 7th pick is the isolated best tile: the default (mixed) search measures it; refit,
+    which spends 70% of the budget on neighbours of the best of its first 2-3 picks, does not."""
+    center, spike = (16, 32, 8), (2, 4, 32)
+    true = spiked(center, spike)
+    prior = ranked_at(sorted(SPACE, key=bowl(center)), spike, position)
+    best = min(SPACE, key=true)
+    assert best == spike and all(true(t) >= 1.3 for t in SPACE if t != spike)
+    got = {}
+    for name, kw in {"mixed": {}, "refit": {"search": "refit"}}.items():
+        fake = FakeMeasure(true)
+        res = tune_tile(SPEC, Ranker(prior), measurer=fake, race_rounds=4, seed=1, **kw)
+        assert res.n_measured == len(SPACE) // 10 and res.measured_frac <= 0.1
+        got[name] = res.tile
+        if name == "mixed":
+            stages = [m.stage for m in res.measured]
+            assert stages[0] == "default" and {"screen", "local", "refit"} == set(stages[1:])
+            runs = len(fake.runs) - 2  # the race's two halves
+            spend = len(SPACE) // 10 - 1
+            assert runs == 1 + -(-(spend - round(0.2 * spend)) // 4)  # first run, then runs of 4 tiles
+    assert got["mixed"] == spike, got
+    assert got["refit"] != spike and true(got["refit"]) >= 1.3, got

@@ -550,12 +550,36 @@ def tune(
 )
 @click.option(
     "--search",
-    type=click.Choice(["refit", "screen"]),
-    default="refit",
+    type=click.Choice(["mixed", "refit", "screen"]),
+    default="mixed",
     show_default=True,
-    help="refit: batches with a per-kernel model refitted between them; screen: the prior's picks only.",
+    help="mixed: runs of 4 tiles: neighbours of the best measured, the refitted model's and the prior's picks; "
+    "refit: batches with a per-kernel model refitted between them; screen: the prior's picks only.",
 )
 @click.option("--batches", type=int, default=3, show_default=True, help="Measuring batches of --search refit.")
+@click.option(
+    "--local-frac",
+    type=float,
+    default=None,
+    help="Share on neighbours of the best measured tiles: of every run (mixed; default 0.5) or of the budget "
+    "(refit 0.7, screen 0.4).",
+)
+@click.option(
+    "--neighbourhood",
+    type=click.Choice(["x2", "axis+x2", "axis", "x4", "lines"]),
+    default=None,
+    help="Neighbours of a tile: x2 every size halved/kept/doubled (mixed, screen), axis+x2 also one size x1/4 or "
+    "x4 (refit), axis, x4, lines.",
+)
+@click.option(
+    "--step", type=int, default=None, help="Tiles per measuring run of --search mixed (default 4; 0: refit's batches)."
+)
+@click.option(
+    "--restarts",
+    type=int,
+    default=None,
+    help="Neighbours of this many best measured tiles (default 2 for mixed, 1 for refit).",
+)
 @click.option("--finalists", type=int, default=3, show_default=True, help="Tiles raced against the default.")
 @click.option("--race-rounds", type=int, default=10, show_default=True, help="Interleaved rounds of the race.")
 @click.option("--limit", type=int, default=None, help="Tune only the first N kernels (by first use in the model).")
@@ -575,6 +599,10 @@ def tune_tile_cmd(
     budget: float,
     search: str,
     batches: int,
+    local_frac: float | None,
+    neighbourhood: str | None,
+    step: int | None,
+    restarts: int | None,
     finalists: int,
     race_rounds: int,
     limit: int | None,
@@ -591,8 +619,13 @@ def tune_tile_cmd(
 
     if not 0 < budget <= 1:
         raise PerfError(f"--budget {budget} must be in (0, 1]: the share of each kernel's candidates measured")
-    _at_least(1, batches=batches, race_rounds=race_rounds, limit=limit)
-    _at_least(0, finalists=finalists)
+    _at_least(1, batches=batches, race_rounds=race_rounds, limit=limit, restarts=restarts)
+    _at_least(0, finalists=finalists, step=step)
+    if local_frac is not None and not 0 <= local_frac <= 1:
+        raise PerfError(f"--local-frac {local_frac} must be in [0, 1]: a share of the measured tiles")
+    if search == "screen" and (step is not None or restarts is not None):
+        raise PerfError("--step and --restarts are settings of --search mixed or refit; drop them for screen")
+    options = {k: v for k, v in (("step", step), ("restarts", restarts)) if v is not None}
     require("torch", "perf")
     require("tvm", "tvm")
     if model_path is not None:
@@ -619,6 +652,9 @@ def tune_tile_cmd(
             measure_frac=budget,
             search=search,
             batches=batches,
+            local_frac=local_frac,
+            neighbourhood=neighbourhood,
+            refit_options=options or None,
             finalists=finalists,
             race_rounds=race_rounds,
             seed=seed + i,
