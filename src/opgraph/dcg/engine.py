@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import affine, enclose, envelope, multienv, semidiscrete
+from opgraph.dcg import affine, cancel, enclose, envelope, multienv, semidiscrete
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -1635,12 +1635,15 @@ def evaluate_output(
     rules: dict[str, Any],
     soft_joint: int | None = None,
     reassociate: bool = True,
+    cancel_factors: bool = True,
 ) -> Evaluation:
     """Evaluate one output with exact dependence and a certified bound (or QMC when nothing fits).
 
     ``soft_joint`` is passed to :func:`plan_compression` (compress where grids exceed it, where possible).
     ``reassociate`` lets the semi-discrete certificate also try a reassociated sum / product at the output
     (:func:`opgraph.dcg.semidiscrete.reassociate`; the smaller of the two bounds is returned).
+    ``cancel_factors`` also evaluates the output with common factors taken out of sums
+    (:func:`opgraph.dcg.cancel.rewrite`, the same output law) and returns the smaller of the two bounds.
     """
     sub, out = restrict(graph, output)
     t0 = time.perf_counter()
@@ -1652,6 +1655,32 @@ def evaluate_output(
         return Evaluation(
             np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"}, cells=GridCells.point(c)
         )
+    if cancel_factors and cancel.ENABLED.get():
+        cre = cancel.rewrite(sub, out, dists)
+        if cre is not None:
+            kw_c = {
+                "max_joint": max_joint,
+                "compress_atoms": compress_atoms,
+                "qmc_points": qmc_points,
+                "seed": seed,
+                "rules": rules,
+                "soft_joint": soft_joint,
+                "reassociate": reassociate,
+                "cancel_factors": False,
+            }
+            new_c = evaluate_output(cre[0], cre[1], quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
+            old_c = evaluate_output(sub, out, quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
+            # Both bound W1 to the same exact law (the rewrite changes values only by rounding, away from the
+            # cancelled factors' zeros): the smaller bound, and the narrower CDF band, are kept.
+            best_c = new_c if new_c.w1_bound < old_c.w1_bound else old_c
+            best_c.info["cancelled"] = {
+                "rewrites": cre[2],
+                "used": best_c is new_c,
+                "other_bound": (old_c if best_c is new_c else new_c).w1_bound,
+            }
+            if new_c.cells is not None and old_c.cells is not None:
+                best_c.cells = min((old_c.cells, new_c.cells), key=_cells_area)
+            return best_c
     if SEMI_DISCRETE.get() and reassociate:
         for mode in ("add", "mul", "affine"):
             if mode == "affine":  # Y = P + Q * C (opgraph.dcg.semidiscrete.affine_rewrite)
