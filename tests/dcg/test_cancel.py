@@ -12,13 +12,19 @@ from opgraph import dcg as od
 from opgraph.dcg import cancel
 from opgraph.dcg.api import _rules
 from opgraph.dcg.engine import prepare, restrict, run_points
-from opgraph.graph import trace
+from opgraph.graph import Graph, Node, trace
 
 
 def _bore(rw, r, tu, kw):
     """The borehole's denominator structure: ``lg`` multiplied in and divided out, ``T_u`` above and below."""
     lg = np.log(r / rw)
     return 6.283185307179586 * tu * 200.0 / (lg * (1 + 2 * 1400.0 * tu / (lg * rw**2 * kw) + tu / 89.0))
+
+
+def _vol(k, p, s):
+    """The piston's volume: ``S / (2 k) * (sqrt(A^2 + B) - A)`` with ``B`` proportional to ``k``."""
+    a = p * s + 600.0 - k * 0.006 / s
+    return s / (2.0 * k) * (np.sqrt(a**2 + 4.0 * k * 2.0) - a)
 
 
 def _clear(x, y):
@@ -36,6 +42,7 @@ def _divide(x, y):
 
 LAWS = {
     _bore: [od.Uniform(0.05, 0.15), od.Uniform(100.0, 50000.0), od.Uniform(63070.0, 115600.0), od.Uniform(9985, 12045)],
+    _vol: [od.Uniform(1000.0, 5000.0), od.Uniform(90000.0, 110000.0), od.Uniform(0.005, 0.02)],
     _clear: [od.Uniform(0.05, 1.0), od.Uniform(1.0, 2.0)],
     _distribute: [od.Uniform(1.0, 3.0), od.Uniform(0.0, 1.0)],
     _divide: [od.Uniform(1.0, 3.0), od.Uniform(0.5, 1.5)],
@@ -101,7 +108,7 @@ def _evaluate(fn, atoms, enabled=True):
         cancel.ENABLED.reset(tok)
 
 
-@pytest.mark.parametrize("fn", [_bore, _clear, _distribute, _divide])
+@pytest.mark.parametrize("fn", [_bore, _vol, _clear, _distribute, _divide])
 @pytest.mark.parametrize("atoms", [3, 6])
 def test_bound_is_sound_and_band_holds(fn, atoms):
     """True W1 (against 2^18 scrambled Sobol points) <= bound; the CDF band holds the sample's CDF."""
@@ -129,3 +136,35 @@ def test_rewrite_tightens_the_borehole_form():
 def test_disabled_gives_the_old_evaluation():
     r = _evaluate(_divide, 4, enabled=False)
     assert "cancelled" not in r.info
+
+
+def test_rationalized_piston_volume_rewrite():
+    """``rationalize`` then ``cancel`` on the piston's volume (same function: see the parametrized tests)."""
+    sub, out, dists = _graph(_vol)
+    kinds = [d.split()[0] for d in cancel.rewrite(sub, out, dists)[2]]
+    assert kinds[:2] == ["rationalize", "cancel"]
+    g = prepare(trace(_vol, "k", "p", "s"))
+    sub, out = restrict(g, g.outputs[0])
+    narrow = {"k": od.Uniform(1000.0, 5000.0), "p": od.Normal(1e5, 1e4), "s": od.Uniform(0.005, 0.02)}
+    # b = 4 k c > 0 is needed: with k allowed to reach 0 the sqrt difference is not rationalized
+    assert cancel.rewrite(sub, out, {**narrow, "k": od.Uniform(0.0, 5000.0)}) is None or all(
+        not d.startswith("rationalize") for d in cancel.rewrite(sub, out, {**narrow, "k": od.Uniform(0.0, 5000.0)})[2]
+    )
+
+
+def test_a_rewrite_that_changed_the_mean_is_refused(monkeypatch):
+    """The engine compares the two evaluations' means and keeps the original where they disagree."""
+    real = cancel._apply
+
+    def wrong(graph, output, target, kind, u, s):
+        g2, o2 = real(graph, output, target, kind, u, s)
+        nodes = list(g2.nodes)
+        c = len(nodes)
+        nodes.append(Node(c, "const", (), {"value": 1.5}, {}))
+        nodes.append(Node(c + 1, "mul", (o2, c), {}, dict(nodes[o2].meta)))
+        return Graph(tuple(nodes), g2.inputs, (c + 1,)), c + 1
+
+    monkeypatch.setattr(cancel, "_apply", wrong)
+    r = _evaluate(_bore, 3)
+    assert r.info["cancelled"]["used"] is False
+    assert r.info["cancelled"]["refused"]

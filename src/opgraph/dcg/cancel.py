@@ -14,7 +14,11 @@ effect of 4e-4 std). Two exact rewrites remove such factors:
 * **clear a denominator** ``N / (s_1 + ... + s_k) = (N u) / sum_i (u s_i)`` when some ``s_i`` has ``u`` as a
   factor of its denominator (the borehole's ``2 L T_u / (lg r_w^2 K_w)``: ``C / (a + b / r_w^2)`` has an
   interval derivative in ``r_w`` that is off by the ratio of ``r_w^-3`` at the two ends of a cell; ``C r_w^2 /
-  (a r_w^2 + b)`` does not). A factor divided through is not cleared again (and vice versa).
+  (a r_w^2 + b)`` does not). A factor divided through is not cleared again (and vice versa);
+* **cancel** ``u`` and ``1 / u`` in one product tree;
+* **rationalize** ``sqrt(a^2 + b) - a = b / (sqrt(a^2 + b) + a)`` where ``b > 0`` on the supports (exact there:
+  ``sqrt(a^2 + b) + a > 0``), which exposes ``b``'s factors to the cancellation: the piston's volume
+  ``S / (2 k) * (sqrt(A^2 + 4 k c) - A)`` becomes ``S * 4 c / (2 (sqrt(A^2 + 4 k c) + A))``.
 
 Factors and summands are read through ``mul``/``div`` and ``add``/``sub``/``neg`` trees (a bounded number of
 leaves). Both rewrites change the value only by floating-point rounding, and only where ``u = 0`` (the original
@@ -33,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from opgraph.dcg import intervals as iv
+from opgraph.dcg.enclose import _sqrt_sum
 from opgraph.graph import Graph, Node
 
 #: Whether :func:`opgraph.dcg.engine.evaluate_output` tries the rewrites (``ENABLED.set(False)``: the engine
@@ -158,6 +163,16 @@ def _find(graph: Graph, enc: list[tuple[float, float]], used: set[str]) -> tuple
     ``"clear"`` (``N / S``, ``u`` a factor of a summand's denominator: ``N u / (u S)``). A factor divided through
     is never cleared again and vice versa (``used``: the two undo each other).
     """
+    for n in graph.nodes:  # first the rewrites that only remove occurrences
+        if n.op == "sub" and len(n.inputs) == 2:
+            b_ = _sqrt_sum(graph, n.inputs[0], n.inputs[1])
+            if b_ is not None and enc[b_][0] > 0:
+                return n.id, "rationalize", n.inputs[1], b_
+        if n.op in ("mul", "div") and len(n.inputs) == 2:
+            fs = factors(graph, n.id)
+            for u, e in fs:
+                if e == 1 and (u, -1) in fs and _const(graph, u) is None and _nonzero(enc, u):
+                    return n.id, "cancel", u, n.id
     for n in graph.nodes:
         if n.op not in ("mul", "div") or len(n.inputs) != 2:
             continue
@@ -225,6 +240,11 @@ def _apply(graph: Graph, output: int, target: int, kind: str, u: int, s: int) ->
                 acc = emit("add" if sg > 0 else "sub", (acc, t), {}, meta)
             return acc
 
+        if kind == "cancel":
+            return product(_cancel(_cancel(factors(graph, target), u, -1), u, 1))
+        if kind == "rationalize":  # sqrt(a^2 + b) - a = b / (sqrt(a^2 + b) + a), for b > 0
+            root = graph.nodes[target].inputs[0]
+            return emit("div", (mp[s], emit("add", (mp[root], mp[u]), {}, meta)), {}, meta)
         e = -1 if kind == "divide" else 1
         terms = [(product(_cancel(factors(graph, t), u, e)), sg) for t, sg in summands(graph, s)]
         new_sum = total(terms)

@@ -1672,13 +1672,23 @@ def evaluate_output(
             old_c = evaluate_output(sub, out, quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
             # Both bound W1 to the same exact law (the rewrite changes values only by rounding, away from the
             # cancelled factors' zeros): the smaller bound, and the narrower CDF band, are kept.
-            best_c = new_c if new_c.w1_bound < old_c.w1_bound else old_c
+            # A guard against a wrong rewrite: both answers are laws of the same quantized program, so their means
+            # agree up to rounding (compressions keep group means); where they do not, the rewrite is refused.
+            m_new, m_old = float(new_c.atoms @ new_c.weights), float(old_c.atoms @ old_c.weights)
+            scale_c = float(np.abs(old_c.atoms) @ old_c.weights)
+            refused = not abs(m_new - m_old) <= 1e-9 * scale_c + 1e-300
+            if refused:
+                log.warning(
+                    "cancellation rewrite refused at %s: means %r and %r differ", sub.nodes[out].where, m_new, m_old
+                )
+            best_c = new_c if new_c.w1_bound < old_c.w1_bound and not refused else old_c
             best_c.info["cancelled"] = {
+                "refused": refused,
                 "rewrites": cre[2],
                 "used": best_c is new_c,
                 "other_bound": (old_c if best_c is new_c else new_c).w1_bound,
             }
-            if new_c.cells is not None and old_c.cells is not None:
+            if new_c.cells is not None and old_c.cells is not None and not refused:
                 best_c.cells = min((old_c.cells, new_c.cells), key=_cells_area)
             return best_c
     if SEMI_DISCRETE.get() and reassociate:
