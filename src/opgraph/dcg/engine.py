@@ -1710,6 +1710,7 @@ def evaluate_output(
                     "rules": rules,
                     "soft_joint": soft_joint,
                     "reassociate": False,
+                    "cancel_factors": False,  # tried before the reassociation (see above)
                 }
                 with semidiscrete.shared_ceiling():  # the second skips an affine certificate that cannot win
                     new = evaluate_output(re[0], re[1], *args, **kw)  # type: ignore[arg-type]
