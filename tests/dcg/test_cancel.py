@@ -168,3 +168,12 @@ def test_a_rewrite_that_changed_the_mean_is_refused(monkeypatch):
     r = _evaluate(_bore, 3)
     assert r.info["cancelled"]["used"] is False
     assert r.info["cancelled"]["refused"]
+
+
+def test_per_box_minimum_of_the_two_graphs():
+    """The piston volume: neither graph wins on every box; the per-box minimum beats both (fails without it)."""
+    r = _evaluate(_vol, 4)
+    old = _evaluate(_vol, 4, enabled=False)
+    info = r.info["cancelled"]
+    assert info["box_gain"] > 0
+    assert r.w1_bound < min(old.w1_bound, info["other_bound"])

@@ -1621,6 +1621,52 @@ def _output_cells(ev: Evaluator, val: Val) -> Any:
     return GridCells(weights, np.broadcast_to(lo, shape), np.broadcast_to(hi, shape), labels)
 
 
+def _share_boxes(
+    shared: dict[str, Any], ev: Evaluator, graph: Graph, val: Val, box_bound: np.ndarray, attr: Terms
+) -> tuple[np.ndarray, Terms]:
+    """Per box the smaller of this evaluation's cellwise bound and a previous one's, then this one stored.
+
+    ``shared`` holds ``(input names, computed values, box bounds)`` of an earlier evaluation of the same output law
+    (another graph of the same function: :mod:`opgraph.dcg.cancel`, the reassociation) on the same quantized inputs.
+    Both evaluations couple each input to the atom of its cell, so on a box ``b`` with mass ``w_b``
+    ``E[|Y - v_b|; b] <= E[|Y - v'_b|; b] + |v_b - v'_b| w_b``: the earlier bound moved to this evaluation's value
+    ``v_b``. Used only on plain grids (every axis an input, no compression or grid-free extreme), both ways.
+    """
+    axes = val.axes
+    names = []
+    for a in axes:
+        n = graph.nodes[a] if 0 <= a < len(graph.nodes) else None
+        if n is None or n.op != "input" or a not in ev.axes:
+            return box_bound, attr
+        names.append(n.attrs["name"])
+    if ev.compressions or ev.extremes or not axes:
+        return box_bound, attr
+    shape = ev._shape(axes)
+    pt = np.broadcast_to(np.asarray(val.pt, dtype=float), shape)
+    box = np.array(np.broadcast_to(box_bound, shape), dtype=float)
+    prev = shared.get("boxes")
+    if (
+        prev is not None
+        and sorted(prev[0]) == sorted(names)
+        and prev[1].shape == tuple(shape[names.index(m)] for m in prev[0])
+    ):
+        perm = [prev[0].index(m) for m in names]
+        p_pt, p_box = np.transpose(prev[1], perm), np.transpose(prev[2], perm)
+        w = np.broadcast_to(ev._wbox(axes), shape)
+        with np.errstate(invalid="ignore", over="ignore"):
+            moved = (p_box + np.abs(pt - p_pt) * w) * (1 + 1e-12)
+        take = np.isfinite(moved) & (moved < box)
+        if np.any(take):
+            old_total = float(np.sum(box))
+            box = np.where(take, moved, box)
+            new_total = float(np.sum(box))
+            if math.isfinite(old_total) and old_total > 0:
+                attr = {k: v * new_total / old_total for k, v in attr.items()}
+            shared["gain"] = shared.get("gain", 0.0) + (old_total - new_total)
+    shared["boxes"] = (tuple(names), np.array(pt), box)
+    return box, attr
+
+
 def evaluate_output(
     graph: Graph,
     output: int,
@@ -1636,6 +1682,7 @@ def evaluate_output(
     soft_joint: int | None = None,
     reassociate: bool = True,
     cancel_factors: bool = True,
+    shared_boxes: dict[str, Any] | None = None,
 ) -> Evaluation:
     """Evaluate one output with exact dependence and a certified bound (or QMC when nothing fits).
 
@@ -1644,6 +1691,8 @@ def evaluate_output(
     (:func:`opgraph.dcg.semidiscrete.reassociate`; the smaller of the two bounds is returned).
     ``cancel_factors`` also evaluates the output with common factors taken out of sums
     (:func:`opgraph.dcg.cancel.rewrite`, the same output law) and returns the smaller of the two bounds.
+    ``shared_boxes`` (set by that comparison) carries the per-box cellwise bounds of an evaluation of the same law
+    on the same quantized inputs to the next one, which keeps per box the smaller (see :func:`_share_boxes`).
     """
     sub, out = restrict(graph, output)
     t0 = time.perf_counter()
@@ -1667,9 +1716,10 @@ def evaluate_output(
                 "soft_joint": soft_joint,
                 "reassociate": reassociate,
                 "cancel_factors": False,
+                "shared_boxes": {},
             }
-            new_c = evaluate_output(cre[0], cre[1], quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
             old_c = evaluate_output(sub, out, quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
+            new_c = evaluate_output(cre[0], cre[1], quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
             # Both bound W1 to the same exact law (the rewrite changes values only by rounding, away from the
             # cancelled factors' zeros): the smaller bound, and the narrower CDF band, are kept.
             # A guard against a wrong rewrite: both answers are laws of the same quantized program, so their means
@@ -1687,6 +1737,7 @@ def evaluate_output(
                 "rewrites": cre[2],
                 "used": best_c is new_c,
                 "other_bound": (old_c if best_c is new_c else new_c).w1_bound,
+                "box_gain": float(kw_c["shared_boxes"].get("gain", 0.0)),  # type: ignore[union-attr]
             }
             if new_c.cells is not None and old_c.cells is not None and not refused:
                 best_c.cells = min((old_c.cells, new_c.cells), key=_cells_area)
@@ -1711,6 +1762,7 @@ def evaluate_output(
                     "soft_joint": soft_joint,
                     "reassociate": False,
                     "cancel_factors": False,  # tried before the reassociation (see above)
+                    "shared_boxes": shared_boxes,
                 }
                 with semidiscrete.shared_ceiling():  # the second skips an affine certificate that cannot win
                     new = evaluate_output(re[0], re[1], *args, **kw)  # type: ignore[arg-type]
@@ -1737,6 +1789,8 @@ def evaluate_output(
             raise type(exc)(f"{exc}; {hint}") from exc
         raise
     shape = ev._shape(val.axes)
+    if shared_boxes is not None:
+        box_bound, attr = _share_boxes(shared_boxes, ev, sub, val, np.asarray(box_bound), attr)
     pt = np.broadcast_to(val.pt, shape).reshape(-1)
     w = ev._wbox(val.axes).reshape(-1)
     atoms, weights = merge_duplicates(pt, w)
