@@ -15,7 +15,8 @@ effect of 4e-4 std). Two exact rewrites remove such factors:
   factor of its denominator (the borehole's ``2 L T_u / (lg r_w^2 K_w)``: ``C / (a + b / r_w^2)`` has an
   interval derivative in ``r_w`` that is off by the ratio of ``r_w^-3`` at the two ends of a cell; ``C r_w^2 /
   (a r_w^2 + b)`` does not). A factor divided through is not cleared again (and vice versa);
-* **cancel** ``u`` and ``1 / u`` in one product tree;
+* **cancel** ``u`` and ``1 / u`` in one product tree (read also through ``x ** k``, ``|k| <= 3``: the piston's
+  ``S^2 q / V^2`` with ``V = 2 S q / R`` becomes ``R^2 / (4 q)``);
 * **rationalize** ``sqrt(a^2 + b) - a = b / (sqrt(a^2 + b) + a)`` where ``b > 0`` on the supports (exact there:
   ``sqrt(a^2 + b) + a > 0``), which exposes ``b``'s factors to the cancellation: the piston's volume
   ``S / (2 k) * (sqrt(A^2 + 4 k c) - A)`` becomes ``S * 4 c / (2 (sqrt(A^2 + 4 k c) + A))``.
@@ -60,15 +61,33 @@ def _const(graph: Graph, i: int) -> float | None:
     return float(v) if v.size == 1 else None
 
 
-def factors(graph: Graph, i: int) -> Signed:
-    """The factors of node ``i`` through ``mul``/``div`` (exponent +1 in a numerator, -1 in a denominator)."""
+def _int_power(graph: Graph, n: Node) -> int | None:
+    """``k`` where node ``n`` is ``x ** k`` (or ``square(x)``) with an integer ``1 <= |k| <= 3``, else None."""
+    if n.op == "square" and len(n.inputs) == 1:
+        return 2
+    if n.op == "pow" and len(n.inputs) == 2:
+        c = _const(graph, n.inputs[1])
+        if c is not None and c == int(c) and 1 <= abs(c) <= 3:
+            return int(c)
+    return None
+
+
+def factors(graph: Graph, i: int, powers: bool = False) -> Signed:
+    """The factors of node ``i`` through ``mul``/``div`` (exponent +1 in a numerator, -1 in a denominator).
+
+    ``powers``: also through small integer powers (``x ** 2`` is ``x`` twice; :func:`_find`'s *cancel* only).
+    """
     out: Signed = []
 
     def walk(j: int, e: int) -> None:
         n = graph.nodes[j]
+        k = _int_power(graph, n) if powers else None
         if len(out) < MAX_LEAVES and n.op in ("mul", "div") and len(n.inputs) == 2:
             walk(n.inputs[0], e)
             walk(n.inputs[1], e if n.op == "mul" else -e)
+        elif len(out) < MAX_LEAVES and k is not None:
+            for _ in range(abs(k)):
+                walk(n.inputs[0], e if k > 0 else -e)
         else:
             out.append((j, e))
 
@@ -169,7 +188,7 @@ def _find(graph: Graph, enc: list[tuple[float, float]], used: set[str]) -> tuple
             if b_ is not None and enc[b_][0] > 0:
                 return n.id, "rationalize", n.inputs[1], b_
         if n.op in ("mul", "div") and len(n.inputs) == 2:
-            fs = factors(graph, n.id)
+            fs = factors(graph, n.id, powers=True)
             for u, e in fs:
                 if e == 1 and (u, -1) in fs and _const(graph, u) is None and _nonzero(enc, u):
                     return n.id, "cancel", u, n.id
@@ -241,7 +260,7 @@ def _apply(graph: Graph, output: int, target: int, kind: str, u: int, s: int) ->
             return acc
 
         if kind == "cancel":
-            return product(_cancel(_cancel(factors(graph, target), u, -1), u, 1))
+            return product(_cancel(_cancel(factors(graph, target, powers=True), u, -1), u, 1))
         if kind == "rationalize":  # sqrt(a^2 + b) - a = b / (sqrt(a^2 + b) + a), for b > 0
             root = graph.nodes[target].inputs[0]
             return emit("div", (mp[s], emit("add", (mp[root], mp[u]), {}, meta)), {}, meta)

@@ -1660,10 +1660,13 @@ def _share_boxes(
             old_total = float(np.sum(box))
             box = np.where(take, moved, box)
             new_total = float(np.sum(box))
-            if math.isfinite(old_total) and old_total > 0:
-                attr = {k: v * new_total / old_total for k, v in attr.items()}
+            base = attr if math.isfinite(_total(attr)) else shared.get("attr", {})
+            base_total = _total(base)
+            if math.isfinite(base_total) and base_total > 0:  # the attribution, rescaled to the new total
+                attr = {k: v * new_total / base_total for k, v in base.items()}
             shared["gain"] = shared.get("gain", 0.0) + (old_total - new_total)
     shared["boxes"] = (tuple(names), np.array(pt), box)
+    shared["attr"] = dict(attr)
     return box, attr
 
 
