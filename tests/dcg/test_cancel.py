@@ -194,3 +194,27 @@ def test_cancel_reads_through_integer_powers():
     r = _evaluate(_powers, 4)
     old = _evaluate(_powers, 4, enabled=False)
     assert r.w1_bound <= 0.7 * old.w1_bound, (r.w1_bound, old.w1_bound)
+
+
+def test_almost_surely_nonzero_factors():
+    """A sum of LogNormals is > 0 with probability 1 although its enclosure reaches 0; a Discrete 0 is not."""
+
+    def f(x, y, z, w):
+        return (x + y) * z / ((x + y) * w)
+
+    g = prepare(trace(f, "x", "y", "z", "w"))
+    sub, out = restrict(g, g.outputs[0])
+    base = {"z": od.Uniform(1.0, 2.0), "w": od.Uniform(1.0, 2.0)}
+    pos = {**base, "x": od.LogNormal(0.0, 1.0), "y": od.Gamma(2.0, 1.0)}
+    re = cancel.rewrite(sub, out, pos)
+    assert re is not None and re[2][0].startswith("cancel")
+    assert cancel.rewrite(sub, out, {**base, "x": od.LogNormal(0.0, 1.0), "y": od.Normal(0.0, 1.0)}) is None
+    assert cancel.rewrite(sub, out, {**base, "x": od.Discrete([0.0, 1.0], [0.5, 0.5]), "y": od.Uniform(0, 1)}) is None
+    env = {k: np.asarray(v.ppf(np.linspace(0.01, 0.99, 50))) for k, v in pos.items()}
+    kept = {k: v for k, v in env.items() if k in re[0].input_names}  # x and y cancel out entirely
+    np.testing.assert_allclose(run_points(re[0], kept, _rules()), run_points(sub, env, _rules()), rtol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = od.evaluate(f, pos["x"], pos["y"], pos["z"], pos["w"], atoms=8)
+    assert r.info["cancelled"]["used"] and r.certified
+    assert r.w1_bound < 0.05  # z / w alone: x and y (unbounded) no longer enter the bound

@@ -24,7 +24,8 @@ effect of 4e-4 std). Two exact rewrites remove such factors:
 Factors and summands are read through ``mul``/``div`` and ``add``/``sub``/``neg`` trees (a bounded number of
 leaves). Both rewrites change the value only by floating-point rounding, and only where ``u = 0`` (the original
 divides by ``u`` there): a rewrite is used only where an interval evaluation over the inputs' supports keeps ``u``
-away from 0, so the rewritten program has the same output law. :func:`opgraph.dcg.engine.evaluate_output`
+away from 0, or where :func:`signs` shows ``u != 0`` with probability 1 (a sum of LogNormals), so the rewritten
+program equals the original almost surely and has the same output law. :func:`opgraph.dcg.engine.evaluate_output`
 evaluates the rewritten graph beside the original and keeps the smaller certified bound (``info["cancelled"]``).
 """
 
@@ -148,9 +149,48 @@ def supports(graph: Graph, dists: dict[str, Any]) -> list[tuple[float, float]]:
     return enc
 
 
-def _nonzero(enc: list[tuple[float, float]], u: int) -> bool:
+def signs(graph: Graph, dists: dict[str, Any], enc: list[tuple[float, float]]) -> list[int]:
+    """Per node +1 (-1) where its value is > 0 (< 0) with probability 1, else 0.
+
+    Beyond the enclosures (``enc``): a continuous input law on ``[0, inf)`` is ``> 0`` almost surely (a LogNormal,
+    a Gamma), and signs pass exactly through ``* / neg sqrt exp`` and constant powers, and through ``+`` of two
+    values of one sign. So ``zt_p + zt_s`` of two LogNormals is nonzero although its enclosure reaches 0.
+    """
+    from opgraph.dcg.distributions import Continuous  # noqa: PLC0415  (a cheap module; avoids an import cycle)
+
+    out: list[int] = []
+    for n in graph.nodes:
+        lo, hi = enc[n.id]
+        sg = 1 if lo > 0 else -1 if hi < 0 else 0
+        ins = [out[j] for j in n.inputs]
+        if sg == 0:
+            if n.op == "input":
+                d = dists.get(n.attrs["name"])
+                if isinstance(d, Continuous) and lo >= 0:
+                    sg = 1
+                elif isinstance(d, Continuous) and hi <= 0:
+                    sg = -1
+            elif n.op in ("mul", "div") and len(ins) == 2:
+                sg = ins[0] * ins[1]
+            elif n.op == "neg" and ins:
+                sg = -ins[0]
+            elif n.op in ("sqrt", "exp", "exp2") and ins:
+                sg = 1 if n.op != "sqrt" or ins[0] == 1 else 0
+            elif n.op == "add" and len(ins) == 2 and ins[0] == ins[1]:
+                sg = ins[0]
+            elif n.op == "pow" and len(ins) == 2 and ins[0] == 1:
+                sg = 1
+            elif n.op == "pow" and len(ins) == 2 and ins[0] != 0:
+                c = _const(graph, n.inputs[1])
+                if c is not None and c == int(c):
+                    sg = ins[0] if int(c) % 2 else 1  # an odd power keeps the sign, an even one is > 0
+        out.append(sg)
+    return out
+
+
+def _nonzero(enc: list[tuple[float, float]], u: int, sg: list[int] | None = None) -> bool:
     lo, hi = enc[u]
-    return lo > 0 or hi < 0
+    return lo > 0 or hi < 0 or (sg is not None and sg[u] != 0)
 
 
 #: A denominator factor is cleared only where its range spans more than this ratio (``1 / u`` then varies by as
@@ -175,7 +215,9 @@ def _sig(graph: Graph, i: int, depth: int = 6) -> str:
     return f"{n.op}(" + ",".join(_sig(graph, j, depth - 1) for j in n.inputs) + ")"
 
 
-def _find(graph: Graph, enc: list[tuple[float, float]], used: set[str]) -> tuple[int, str, int, int] | None:
+def _find(
+    graph: Graph, enc: list[tuple[float, float]], used: set[str], sg: list[int] | None = None
+) -> tuple[int, str, int, int] | None:
     """The first rewrite that applies: ``(node, kind, u, sum node)``.
 
     Kinds: ``"distribute"`` (``u * S``), ``"divide"`` (``u N / S``, ``u`` a factor of a summand's numerator) and
@@ -190,7 +232,7 @@ def _find(graph: Graph, enc: list[tuple[float, float]], used: set[str]) -> tuple
         if n.op in ("mul", "div") and len(n.inputs) == 2:
             fs = factors(graph, n.id, powers=True)
             for u, e in fs:
-                if e == 1 and (u, -1) in fs and _const(graph, u) is None and _nonzero(enc, u):
+                if e == 1 and (u, -1) in fs and _const(graph, u) is None and _nonzero(enc, u, sg):
                     return n.id, "cancel", u, n.id
     for n in graph.nodes:
         if n.op not in ("mul", "div") or len(n.inputs) != 2:
@@ -198,7 +240,7 @@ def _find(graph: Graph, enc: list[tuple[float, float]], used: set[str]) -> tuple
         a, b = n.inputs
         if n.op == "mul":
             for u, s in ((a, b), (b, a)):
-                if _const(graph, u) is not None or graph.nodes[s].op not in ("add", "sub") or not _nonzero(enc, u):
+                if _const(graph, u) is not None or graph.nodes[s].op not in ("add", "sub") or not _nonzero(enc, u, sg):
                     continue
                 if any((u, -1) in factors(graph, t) for t, _ in summands(graph, s)):
                     return n.id, "distribute", u, s
@@ -206,13 +248,13 @@ def _find(graph: Graph, enc: list[tuple[float, float]], used: set[str]) -> tuple
             terms = summands(graph, b)
             tf = [factors(graph, t) for t, _ in terms]
             for u, e in factors(graph, a):
-                if e != 1 or _const(graph, u) is not None or not _nonzero(enc, u) or _sig(graph, u) in used:
+                if e != 1 or _const(graph, u) is not None or not _nonzero(enc, u, sg) or _sig(graph, u) in used:
                     continue
                 if any((u, 1) in fs for fs in tf):
                     return n.id, "divide", u, b
             for fs in tf:
                 for u, e in fs:
-                    if e == -1 and _const(graph, u) is None and _nonzero(enc, u) and _wide(enc, u):
+                    if e == -1 and _const(graph, u) is None and _nonzero(enc, u, sg) and _wide(enc, u):
                         if _sig(graph, u) in used:
                             continue
                         return n.id, "clear", u, b
@@ -303,7 +345,7 @@ def rewrite(
     used: set[str] = set()
     for _ in range(MAX_REWRITES):
         enc = supports(graph, dists)
-        hit = _find(graph, enc, used)
+        hit = _find(graph, enc, used, signs(graph, dists, enc))
         if hit is None:
             break
         target, kind, u, s = hit
