@@ -1708,7 +1708,10 @@ def evaluate_output(
             np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"}, cells=GridCells.point(c)
         )
     if cancel_factors and cancel.ENABLED.get():
-        cre = cancel.rewrite(sub, out, dists)
+        sizes_c = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub) if n.op == "input"}
+        # where no grid fits (the QMC fallback, uncertified) the rewrite cannot give a bound: not evaluated twice
+        gridded = plan_compression(sub, out, sizes_c, max_joint, compress_atoms, soft_joint) is not None
+        cre = cancel.rewrite(sub, out, dists) if gridded else None
         if cre is not None:
             kw_c = {
                 "max_joint": max_joint,
