@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import affine, enclose, envelope, multienv, semidiscrete
+from opgraph.dcg import affine, cancel, enclose, envelope, multienv, semidiscrete
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -1621,6 +1621,55 @@ def _output_cells(ev: Evaluator, val: Val) -> Any:
     return GridCells(weights, np.broadcast_to(lo, shape), np.broadcast_to(hi, shape), labels)
 
 
+def _share_boxes(
+    shared: dict[str, Any], ev: Evaluator, graph: Graph, val: Val, box_bound: np.ndarray, attr: Terms
+) -> tuple[np.ndarray, Terms]:
+    """Per box the smaller of this evaluation's cellwise bound and a previous one's, then this one stored.
+
+    ``shared`` holds ``(input names, computed values, box bounds)`` of an earlier evaluation of the same output law
+    (another graph of the same function: :mod:`opgraph.dcg.cancel`, the reassociation) on the same quantized inputs.
+    Both evaluations couple each input to the atom of its cell, so on a box ``b`` with mass ``w_b``
+    ``E[|Y - v_b|; b] <= E[|Y - v'_b|; b] + |v_b - v'_b| w_b``: the earlier bound moved to this evaluation's value
+    ``v_b``. Used only on plain grids (every axis an input, no compression or grid-free extreme), both ways.
+    """
+    axes = val.axes
+    names = []
+    for a in axes:
+        n = graph.nodes[a] if 0 <= a < len(graph.nodes) else None
+        if n is None or n.op != "input" or a not in ev.axes:
+            return box_bound, attr
+        names.append(n.attrs["name"])
+    if ev.compressions or ev.extremes or not axes:
+        return box_bound, attr
+    shape = ev._shape(axes)
+    pt = np.broadcast_to(np.asarray(val.pt, dtype=float), shape)
+    box = np.array(np.broadcast_to(box_bound, shape), dtype=float)
+    prev = shared.get("boxes")
+    if (
+        prev is not None
+        and sorted(prev[0]) == sorted(names)
+        and prev[1].shape == tuple(shape[names.index(m)] for m in prev[0])
+    ):
+        perm = [prev[0].index(m) for m in names]
+        p_pt, p_box = np.transpose(prev[1], perm), np.transpose(prev[2], perm)
+        w = np.broadcast_to(ev._wbox(axes), shape)
+        with np.errstate(invalid="ignore", over="ignore"):
+            moved = (p_box + np.abs(pt - p_pt) * w) * (1 + 1e-12)
+        take = np.isfinite(moved) & (moved < box)
+        if np.any(take):
+            old_total = float(np.sum(box))
+            box = np.where(take, moved, box)
+            new_total = float(np.sum(box))
+            base = attr if math.isfinite(_total(attr)) else shared.get("attr", {})
+            base_total = _total(base)
+            if math.isfinite(base_total) and base_total > 0:  # the attribution, rescaled to the new total
+                attr = {k: v * new_total / base_total for k, v in base.items()}
+            shared["gain"] = shared.get("gain", 0.0) + (old_total - new_total)
+    shared["boxes"] = (tuple(names), np.array(pt), box)
+    shared["attr"] = dict(attr)
+    return box, attr
+
+
 def evaluate_output(
     graph: Graph,
     output: int,
@@ -1635,12 +1684,18 @@ def evaluate_output(
     rules: dict[str, Any],
     soft_joint: int | None = None,
     reassociate: bool = True,
+    cancel_factors: bool = True,
+    shared_boxes: dict[str, Any] | None = None,
 ) -> Evaluation:
     """Evaluate one output with exact dependence and a certified bound (or QMC when nothing fits).
 
     ``soft_joint`` is passed to :func:`plan_compression` (compress where grids exceed it, where possible).
     ``reassociate`` lets the semi-discrete certificate also try a reassociated sum / product at the output
     (:func:`opgraph.dcg.semidiscrete.reassociate`; the smaller of the two bounds is returned).
+    ``cancel_factors`` also evaluates the output with common factors taken out of sums
+    (:func:`opgraph.dcg.cancel.rewrite`, the same output law) and returns the smaller of the two bounds.
+    ``shared_boxes`` (set by that comparison) carries the per-box cellwise bounds of an evaluation of the same law
+    on the same quantized inputs to the next one, which keeps per box the smaller (see :func:`_share_boxes`).
     """
     sub, out = restrict(graph, output)
     t0 = time.perf_counter()
@@ -1652,6 +1707,47 @@ def evaluate_output(
         return Evaluation(
             np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"}, cells=GridCells.point(c)
         )
+    if cancel_factors and cancel.ENABLED.get():
+        sizes_c = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub) if n.op == "input"}
+        # where no grid fits (the QMC fallback, uncertified) the rewrite cannot give a bound: not evaluated twice
+        gridded = plan_compression(sub, out, sizes_c, max_joint, compress_atoms, soft_joint) is not None
+        cre = cancel.rewrite(sub, out, dists) if gridded else None
+        if cre is not None:
+            kw_c = {
+                "max_joint": max_joint,
+                "compress_atoms": compress_atoms,
+                "qmc_points": qmc_points,
+                "seed": seed,
+                "rules": rules,
+                "soft_joint": soft_joint,
+                "reassociate": reassociate,
+                "cancel_factors": False,
+                "shared_boxes": {},
+            }
+            old_c = evaluate_output(sub, out, quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
+            new_c = evaluate_output(cre[0], cre[1], quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
+            # Both bound W1 to the same exact law (the rewrite changes values only by rounding, away from the
+            # cancelled factors' zeros): the smaller bound, and the narrower CDF band, are kept.
+            # A guard against a wrong rewrite: both answers are laws of the same quantized program, so their means
+            # agree up to rounding (compressions keep group means); where they do not, the rewrite is refused.
+            m_new, m_old = float(new_c.atoms @ new_c.weights), float(old_c.atoms @ old_c.weights)
+            scale_c = float(np.abs(old_c.atoms) @ old_c.weights)
+            refused = not abs(m_new - m_old) <= 1e-9 * scale_c + 1e-300
+            if refused:
+                log.warning(
+                    "cancellation rewrite refused at %s: means %r and %r differ", sub.nodes[out].where, m_new, m_old
+                )
+            best_c = new_c if new_c.w1_bound < old_c.w1_bound and not refused else old_c
+            best_c.info["cancelled"] = {
+                "refused": refused,
+                "rewrites": cre[2],
+                "used": best_c is new_c,
+                "other_bound": (old_c if best_c is new_c else new_c).w1_bound,
+                "box_gain": float(kw_c["shared_boxes"].get("gain", 0.0)),  # type: ignore[union-attr]
+            }
+            if new_c.cells is not None and old_c.cells is not None and not refused:
+                best_c.cells = min((old_c.cells, new_c.cells), key=_cells_area)
+            return best_c
     if SEMI_DISCRETE.get() and reassociate:
         for mode in ("add", "mul", "affine"):
             if mode == "affine":  # Y = P + Q * C (opgraph.dcg.semidiscrete.affine_rewrite)
@@ -1671,6 +1767,8 @@ def evaluate_output(
                     "rules": rules,
                     "soft_joint": soft_joint,
                     "reassociate": False,
+                    "cancel_factors": False,  # tried before the reassociation (see above)
+                    "shared_boxes": shared_boxes,
                 }
                 with semidiscrete.shared_ceiling():  # the second skips an affine certificate that cannot win
                     new = evaluate_output(re[0], re[1], *args, **kw)  # type: ignore[arg-type]
@@ -1697,6 +1795,8 @@ def evaluate_output(
             raise type(exc)(f"{exc}; {hint}") from exc
         raise
     shape = ev._shape(val.axes)
+    if shared_boxes is not None:
+        box_bound, attr = _share_boxes(shared_boxes, ev, sub, val, np.asarray(box_bound), attr)
     pt = np.broadcast_to(val.pt, shape).reshape(-1)
     w = ev._wbox(val.axes).reshape(-1)
     atoms, weights = merge_duplicates(pt, w)
