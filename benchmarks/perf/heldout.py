@@ -135,6 +135,20 @@ ABLATIONS = {
         "propagated layouts": {"propagate_layout": True},
         "top-5 ListMLE loss": {"loss": "listmle_top", "top_k": 5},  # the perf train layout design since gnn-earn2
         "lambda loss (rank gap x log runtime ratio)": {"loss": "lambda"},
+        "analytical estimate per-graph standardised, joined late + residual": {
+            "hints": True,
+            "hint_set": "estimate",
+            "hint_norm": "graph",
+        },
+        "analytical terms per-graph standardised, joined late + residual": {
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+        },
+        "analytical + hand features per-graph standardised, joined late + residual": {
+            "hints": True,
+            "hint_norm": "graph",
+        },
     },
     "tile": {  # the single-net variants change one thing of the single seed (cheaper than 3-seed ensembles)
         "GNN (perf train design)": {},
@@ -148,6 +162,9 @@ ABLATIONS = {
         "single seed, no MSE term": {"ensemble": 1, "mse_weight": 0.0},
         "top-5 ListMLE loss": {"loss": "listmle_top", "top_k": 5},
         "lambda loss (rank gap x log runtime ratio)": {"loss": "lambda"},
+        "tile-fit hints (divides / padding waste / extent per loop)": {"fit_hints": True},
+        "tile-fit hints, per-graph standardised": {"fit_hints": True, "hint_norm": "graph"},
+        "per-graph standardised hints": {"hint_norm": "graph"},
     },
 }
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.perf.baselines import HINT_DIMS
+from opgraph.perf.baselines import FIT_DIMS, HINT_DIMS
 from opgraph.perf.errors import CheckpointError, PerfError, require
 from opgraph.perf.tpugraphs import FEATURE_VERSION, LAYOUT_CONFIG_DIM, TILE_CONFIG_DIM, GraphRecord
 
@@ -85,8 +85,15 @@ class ModelConfig:
             ablation of what the normalisation buys).
         hints: Join the analytical estimate and the hand features of each config late, and learn the residual
             of the analytical estimate (module docstring).
-        hint_set: ``"all"`` (every column of :func:`~opgraph.perf.baselines.config_hints`) or ``"analytical"``
-            (only the analytical columns: the estimate and, for layout, its three penalty terms).
+        hint_set: ``"all"`` (every column of :func:`~opgraph.perf.baselines.config_hints`), ``"analytical"``
+            (only the analytical columns: the estimate and, for layout, its three penalty terms) or ``"estimate"``
+            (only the analytical estimate: a learned residual over the analytical ranking plus that one number
+            joined late).
+        hint_norm: ``"train"``: the hints are centred per graph and divided by a standard deviation fitted on the
+            training configs; ``"graph"``: standardised per graph (centred and divided by the graph's own standard
+            deviation of each column), so the analytical estimate enters every graph on the same scale.
+        fit_hints: Tile only: append how each tile fits its loops (divides, padding waste, extent / tile per loop:
+            :func:`~opgraph.perf.baselines.tile_fit_features`) to the hints.
     """
 
     kind: str = "layout"
@@ -113,6 +120,8 @@ class ModelConfig:
     feat_norm: bool = True
     hints: bool = False
     hint_set: str = "all"
+    hint_norm: str = "train"
+    fit_hints: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
@@ -126,7 +135,11 @@ class ModelConfig:
         if self.join not in ("early", "late", "both"):
             raise PerfError(f"ModelConfig.join must be 'early', 'late' or 'both', got {self.join!r}")
         if self.hint_set not in HINT_SETS:
-            raise PerfError(f"ModelConfig.hint_set must be 'all' or 'analytical', got {self.hint_set!r}")
+            raise PerfError(f"ModelConfig.hint_set must be one of {', '.join(HINT_SETS)}, got {self.hint_set!r}")
+        if self.hint_norm not in ("train", "graph"):
+            raise PerfError(f"ModelConfig.hint_norm must be 'train' or 'graph', got {self.hint_norm!r}")
+        if self.fit_hints and self.kind != "tile":
+            raise PerfError("ModelConfig.fit_hints is a tile option; leave it False for layout")
         if self.cfg_layers < 1:
             raise PerfError(f"ModelConfig.cfg_layers must be >= 1, got {self.cfg_layers}")
         if self.ensemble < 1:
@@ -135,16 +148,24 @@ class ModelConfig:
             raise PerfError(f"ModelConfig.early_stop_frac must be in [0, 1), got {self.early_stop_frac}")
 
 
-HINT_SETS = ("all", "analytical")
+HINT_SETS = ("all", "analytical", "estimate")
 LOSSES = ("listmle", "hinge", "listmle_top", "lambda")
 #: ModelConfig.loss when left empty, per space (held-out families, docs/perf.md)
 DEFAULT_LOSS = {"layout": "listmle_top", "tile": "listmle"}
 _ANALYTICAL_HINTS = {"layout": 4, "tile": 1}  # leading columns of config_hints that come from the analytical model
 
 
+#: Values of options that checkpoints written before the option existed were trained with (their defaults may differ)
+_LEGACY = {"hint_norm": "train", "fit_hints": False}
+
+
 def hint_dim(cfg: ModelConfig) -> int:
     """Number of hint columns the network of ``cfg`` reads."""
-    return HINT_DIMS[cfg.kind] if cfg.hint_set == "all" else _ANALYTICAL_HINTS[cfg.kind]
+    if cfg.hint_set == "estimate":
+        return 1
+    if cfg.hint_set == "analytical":
+        return _ANALYTICAL_HINTS[cfg.kind]
+    return HINT_DIMS[cfg.kind] + (FIT_DIMS if cfg.fit_hints else 0)
 
 
 def _log_feat(x: np.ndarray) -> np.ndarray:
@@ -428,17 +449,23 @@ class CostModel:
             n=len(keep),
             record=rec,
             fmt=self._formats(rec, keep) if self.config.propagate_layout and rec.kind == "layout" else None,
-            side=self._hints(rec)[:, : hint_dim(self.config)] if self.config.hints else None,
+            side=self._hints(rec, self.config) if self.config.hints else None,
         )
 
     @staticmethod
-    def _hints(rec: GraphRecord) -> Any:
+    def _hints(rec: GraphRecord, cfg: ModelConfig) -> Any:
         import torch
 
-        from opgraph.perf.baselines import config_hints
+        from opgraph.perf import baselines
 
-        h = config_hints(rec)
-        return torch.from_numpy((h - h.mean(0)).astype(np.float32))
+        h = baselines.config_hints(rec, fit=cfg.fit_hints) if cfg.fit_hints else baselines.config_hints(rec)
+        if cfg.hint_set == "analytical" or cfg.hint_set == "estimate":
+            h = h[:, : hint_dim(cfg)]
+        h = h - h.mean(0)
+        if cfg.hint_norm == "graph":
+            sd = h.std(0)
+            h = h / np.where(sd < 1e-9, 1.0, sd)
+        return torch.from_numpy(h.astype(np.float32))
 
     @staticmethod
     def _formats(rec: GraphRecord, keep: np.ndarray) -> Any:
@@ -699,7 +726,7 @@ def _model_config(raw: Any, path: Path) -> ModelConfig:
             f"--model {path}: model options {', '.join(map(str, unknown))} are unknown to this opgraph (a newer "
             "version wrote it); upgrade opgraph or retrain it with `opgraph perf train`"
         )
-    return ModelConfig(**raw)
+    return ModelConfig(**{**_LEGACY, **raw})
 
 
 def _check_version(ck: dict[str, Any], path: Path) -> None:
