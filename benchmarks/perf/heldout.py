@@ -169,6 +169,20 @@ ABLATIONS = {
 }
 
 
+def lightgbm_fit() -> Any:
+    """LightGBM on its tile features plus the tile-fit columns the GNN gets with ``fit_hints`` (a fair check)."""
+    import numpy as np
+
+    from opgraph.perf.baselines import LightGBMBaseline, tile_fit_features, tile_row_features
+
+    class LightGBMFit(LightGBMBaseline):
+        @staticmethod
+        def features(rec: Any) -> Any:
+            return np.hstack([tile_row_features(rec), tile_fit_features(rec)])
+
+    return LightGBMFit()
+
+
 class RankAverage:
     """Mean of the per-graph standardised costs of already fitted models (a GNN + LightGBM ensemble)."""
 
@@ -218,6 +232,8 @@ def _fold_models(kind: str, ms_ok: bool, args: argparse.Namespace) -> dict[str, 
     gnn = CostModel(gnn_config(kind, epochs=args.epochs, **over))
     lgbm = LightGBMBaseline()
     models: dict[str, Any] = {"GNN": gnn, "LightGBM": lgbm, "GNN + LightGBM": RankAverage([gnn, lgbm])}
+    if kind == "tile":
+        models["LightGBM + tile-fit features"] = lightgbm_fit()
     if kind == "tile" and ms_ok:
         cache = Path(args.ms_cache) if args.ms_cache else Path(args.data) / "metaschedule_features"
         models["MetaSchedule XGBoost"] = MetaScheduleBaseline("xgb", cache_dir=cache)
