@@ -165,6 +165,7 @@ ABLATIONS = {
         "tile-fit hints (divides / padding waste / extent per loop)": {"fit_hints": True},
         "tile-fit hints, per-graph standardised": {"fit_hints": True, "hint_norm": "graph"},
         "per-graph standardised hints": {"hint_norm": "graph"},
+        "tile-fit hints, no analytical residual": {"fit_hints": True, "residual": False},
     },
 }
 

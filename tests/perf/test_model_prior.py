@@ -82,16 +82,29 @@ def test_tile_fit_hints_train_save_and_load(tmp_path, make_tile):
     np.testing.assert_allclose(m2.predict(recs[0]), m.predict(recs[0]), atol=1e-6)
 
 
+def test_residual_false_keeps_the_analytical_estimate_an_input_only(make_tile):
+    recs = [make_tile(f"r{i}", seed=i) for i in range(2)]
+    cfg = ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, join="late", cfg_norm=True, hints=True)
+    for residual in (True, False):
+        m = CostModel(replace(cfg, residual=residual)).fit(recs)
+        before = m.predict(recs[0])
+        with torch.no_grad():
+            m.net.hint_gain.add_(50.0)
+        moved = float(np.abs(m.predict(recs[0]) - before).max())
+        assert (moved > 1.0) if residual else (moved == 0.0), (residual, moved)
+
+
 def test_checkpoints_from_before_the_options_load_as_they_were_trained(tmp_path, make_tile):
     recs = [make_tile(f"o{i}", seed=i) for i in range(2)]
     cfg = ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, join="late", cfg_norm=True, hints=True)
     m = CostModel(cfg).fit(recs)
     ck = torch.load(m.save(tmp_path / "m.pt"), weights_only=True)
-    del ck["config"]["hint_norm"], ck["config"]["fit_hints"]  # written before the options existed
+    for key in ("hint_norm", "fit_hints", "residual"):  # written before the options existed
+        del ck["config"][key]
     torch.save(ck, tmp_path / "old.pt")
     old = CostModel.load(tmp_path / "old.pt")
     # whatever the defaults are now, an old checkpoint keeps the 52 training-scaled hint columns it was trained on
-    assert (old.config.hint_norm, old.config.fit_hints) == ("train", False)
+    assert (old.config.hint_norm, old.config.fit_hints, old.config.residual) == ("train", False, True)
     np.testing.assert_allclose(old.predict(recs[0]), m.predict(recs[0]), atol=1e-6)
 
 

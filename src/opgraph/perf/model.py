@@ -92,6 +92,8 @@ class ModelConfig:
         hint_norm: ``"train"``: the hints are centred per graph and divided by a standard deviation fitted on the
             training configs; ``"graph"``: standardised per graph (centred and divided by the graph's own standard
             deviation of each column), so the analytical estimate enters every graph on the same scale.
+        residual: With ``hints``, add the scaled analytical estimate to the output with a learned gain (the network
+            learns the residual of the analytical ranking); ``False``: the hints are inputs only.
         fit_hints: Tile only: append how each tile fits its loops (divides, padding waste, extent / tile per loop:
             :func:`~opgraph.perf.baselines.tile_fit_features`) to the hints.
     """
@@ -122,6 +124,7 @@ class ModelConfig:
     hint_set: str = "all"
     hint_norm: str = "train"
     fit_hints: bool = False
+    residual: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
@@ -156,7 +159,7 @@ _ANALYTICAL_HINTS = {"layout": 4, "tile": 1}  # leading columns of config_hints 
 
 
 #: Values of options that checkpoints written before the option existed were trained with (their defaults may differ)
-_LEGACY = {"hint_norm": "train", "fit_hints": False}
+_LEGACY = {"hint_norm": "train", "fit_hints": False, "residual": True}
 
 
 def hint_dim(cfg: ModelConfig) -> int:
@@ -330,7 +333,8 @@ def _build_net(cfg: ModelConfig) -> Any:
                 return self.head(torch.cat(pooled, 1)).squeeze(-1)
             z = side / self.hint_std
             pooled.append(self.hint_mlp(z))
-            return self.head(torch.cat(pooled, 1)).squeeze(-1) + self.hint_gain * z[:, 0]
+            out = self.head(torch.cat(pooled, 1)).squeeze(-1)
+            return out + self.hint_gain * z[:, 0] if cfg.residual else out
 
     return Net()
 
