@@ -152,6 +152,7 @@ ABLATIONS = {
     },
     "tile": {  # the single-net variants change one thing of the single seed (cheaper than 3-seed ensembles)
         "GNN (perf train design)": {},
+        "previous design (no tile-fit hints)": {"fit_hints": False},
         "no hints (the previous design)": {"hints": False},
         "single seed (no ensemble)": {"ensemble": 1},
         "single seed, no hints": {"ensemble": 1, "hints": False},

@@ -94,9 +94,18 @@ def test_residual_false_keeps_the_analytical_estimate_an_input_only(make_tile):
         assert (moved > 1.0) if residual else (moved == 0.0), (residual, moved)
 
 
+def test_tile_fit_hints_are_the_tile_default_only():
+    assert ModelConfig(kind="tile").fit_hints and not ModelConfig(kind="layout").fit_hints
+    assert not ModelConfig(kind="tile", fit_hints=False).fit_hints
+    assert hint_dim(ModelConfig(kind="tile", hints=True)) == HINT_DIMS["tile"] + FIT_DIMS
+
+
 def test_checkpoints_from_before_the_options_load_as_they_were_trained(tmp_path, make_tile):
     recs = [make_tile(f"o{i}", seed=i) for i in range(2)]
-    cfg = ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, join="late", cfg_norm=True, hints=True)
+    # an old tile model: 52 hint columns (no tile-fit columns, which are the tile default now)
+    cfg = ModelConfig(
+        kind="tile", epochs=1, hidden=8, layers=1, join="late", cfg_norm=True, hints=True, fit_hints=False
+    )
     m = CostModel(cfg).fit(recs)
     ck = torch.load(m.save(tmp_path / "m.pt"), weights_only=True)
     for key in ("hint_norm", "fit_hints", "residual"):  # written before the options existed

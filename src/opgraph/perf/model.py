@@ -95,7 +95,9 @@ class ModelConfig:
         residual: With ``hints``, add the scaled analytical estimate to the output with a learned gain (the network
             learns the residual of the analytical ranking); ``False``: the hints are inputs only.
         fit_hints: Tile only: append how each tile fits its loops (divides, padding waste, extent / tile per loop:
-            :func:`~opgraph.perf.baselines.tile_fit_features`) to the hints.
+            :func:`~opgraph.perf.baselines.tile_fit_features`) to the hints. ``None`` (the default): on for tile,
+            where it lifted the held-out tau from 0.462 to 0.482 and cut slowdown@5 from 16.7% to 8.5%
+            (``docs/perf.md``); checkpoints store the value they were trained with.
     """
 
     kind: str = "layout"
@@ -123,7 +125,7 @@ class ModelConfig:
     hints: bool = False
     hint_set: str = "all"
     hint_norm: str = "train"
-    fit_hints: bool = False
+    fit_hints: bool | None = None
     residual: bool = True
 
     def __post_init__(self) -> None:
@@ -141,6 +143,8 @@ class ModelConfig:
             raise PerfError(f"ModelConfig.hint_set must be one of {', '.join(HINT_SETS)}, got {self.hint_set!r}")
         if self.hint_norm not in ("train", "graph"):
             raise PerfError(f"ModelConfig.hint_norm must be 'train' or 'graph', got {self.hint_norm!r}")
+        if self.fit_hints is None:
+            object.__setattr__(self, "fit_hints", self.kind == "tile")
         if self.fit_hints and self.kind != "tile":
             raise PerfError("ModelConfig.fit_hints is a tile option; leave it False for layout")
         if self.cfg_layers < 1:
