@@ -85,6 +85,8 @@ def test_hints_are_fitted_saved_and_drive_the_prediction(tmp_path, make_layout, 
         graphs_per_step=1,
         lr=5e-3,
         hints=True,
+        hint_set="all",
+        hint_norm="train",
     )
     m = CostModel(cfg).fit(recs[:6])
     std = m.net.hint_std.numpy()

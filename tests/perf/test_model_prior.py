@@ -50,7 +50,7 @@ def test_graph_norm_puts_every_graph_on_the_same_scale(make_layout, monkeypatch)
     rec = make_layout("n", seed=5, c=10)
     base = np.random.default_rng(0).normal(size=(rec.n_configs, HINT_DIMS["layout"]))
     monkeypatch.setattr(bl, "config_hints", lambda r: base)
-    cfg = ModelConfig(kind="layout", epochs=1, hidden=8, layers=1, hints=True, hint_norm="graph")
+    cfg = ModelConfig(kind="layout", epochs=1, hidden=8, layers=1, hints=True, hint_set="all", hint_norm="graph")
     side = CostModel(cfg).prepare(rec).side.numpy()
     np.testing.assert_allclose(side.mean(0), 0.0, atol=1e-6)
     np.testing.assert_allclose(side.std(0), 1.0, atol=1e-5)
@@ -94,6 +94,14 @@ def test_residual_false_keeps_the_analytical_estimate_an_input_only(make_tile):
         assert (moved > 1.0) if residual else (moved == 0.0), (residual, moved)
 
 
+def test_space_defaults_of_the_hints():
+    lay, tile = ModelConfig(kind="layout", hints=True), ModelConfig(kind="tile", hints=True)
+    assert (lay.hint_set, lay.hint_norm) == ("analytical", "graph")
+    assert (tile.hint_set, tile.hint_norm) == ("all", "train")
+    assert hint_dim(lay) == 4
+    assert ModelConfig(kind="layout", hint_set="all", hint_norm="train").hint_set == "all"
+
+
 def test_tile_fit_hints_are_the_tile_default_only():
     assert ModelConfig(kind="tile").fit_hints and not ModelConfig(kind="layout").fit_hints
     assert not ModelConfig(kind="tile", fit_hints=False).fit_hints
@@ -108,12 +116,17 @@ def test_checkpoints_from_before_the_options_load_as_they_were_trained(tmp_path,
     )
     m = CostModel(cfg).fit(recs)
     ck = torch.load(m.save(tmp_path / "m.pt"), weights_only=True)
-    for key in ("hint_norm", "fit_hints", "residual"):  # written before the options existed
+    for key in ("hint_set", "hint_norm", "fit_hints", "residual"):  # written before the options existed
         del ck["config"][key]
     torch.save(ck, tmp_path / "old.pt")
     old = CostModel.load(tmp_path / "old.pt")
     # whatever the defaults are now, an old checkpoint keeps the 52 training-scaled hint columns it was trained on
-    assert (old.config.hint_norm, old.config.fit_hints, old.config.residual) == ("train", False, True)
+    assert (old.config.hint_set, old.config.hint_norm, old.config.fit_hints, old.config.residual) == (
+        "all",
+        "train",
+        False,
+        True,
+    )
     np.testing.assert_allclose(old.predict(recs[0]), m.predict(recs[0]), atol=1e-6)
 
 

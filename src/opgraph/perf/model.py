@@ -85,11 +85,13 @@ class ModelConfig:
             ablation of what the normalisation buys).
         hints: Join the analytical estimate and the hand features of each config late, and learn the residual
             of the analytical estimate (module docstring).
-        hint_set: ``"all"`` (every column of :func:`~opgraph.perf.baselines.config_hints`), ``"analytical"``
+        hint_set: ``""`` (the space's default: ``"analytical"`` for layout, ``"all"`` for tile; ``docs/perf.md``),
+            ``"all"`` (every column of :func:`~opgraph.perf.baselines.config_hints`), ``"analytical"``
             (only the analytical columns: the estimate and, for layout, its three penalty terms) or ``"estimate"``
             (only the analytical estimate: a learned residual over the analytical ranking plus that one number
             joined late).
-        hint_norm: ``"train"``: the hints are centred per graph and divided by a standard deviation fitted on the
+        hint_norm: ``""`` (the space's default: ``"graph"`` for layout, ``"train"`` for tile), ``"train"``: the
+            hints are centred per graph and divided by a standard deviation fitted on the
             training configs; ``"graph"``: standardised per graph (centred and divided by the graph's own standard
             deviation of each column), so the analytical estimate enters every graph on the same scale.
         residual: With ``hints``, add the scaled analytical estimate to the output with a learned gain (the network
@@ -123,8 +125,8 @@ class ModelConfig:
     ensemble: int = 1
     feat_norm: bool = True
     hints: bool = False
-    hint_set: str = "all"
-    hint_norm: str = "train"
+    hint_set: str = ""
+    hint_norm: str = ""
     fit_hints: bool | None = None
     residual: bool = True
 
@@ -139,6 +141,10 @@ class ModelConfig:
             raise PerfError(f"ModelConfig.top_k must be >= 1, got {self.top_k}")
         if self.join not in ("early", "late", "both"):
             raise PerfError(f"ModelConfig.join must be 'early', 'late' or 'both', got {self.join!r}")
+        if not self.hint_set:
+            object.__setattr__(self, "hint_set", DEFAULT_HINT_SET.get(self.kind, "all"))
+        if not self.hint_norm:
+            object.__setattr__(self, "hint_norm", DEFAULT_HINT_NORM.get(self.kind, "train"))
         if self.hint_set not in HINT_SETS:
             raise PerfError(f"ModelConfig.hint_set must be one of {', '.join(HINT_SETS)}, got {self.hint_set!r}")
         if self.hint_norm not in ("train", "graph"):
@@ -156,6 +162,11 @@ class ModelConfig:
 
 
 HINT_SETS = ("all", "analytical", "estimate")
+#: ModelConfig.hint_set / hint_norm when left empty, per space (held-out families, docs/perf.md): layout reads the
+#: analytical estimate and its three penalty terms, standardised per graph; tile every hand feature, scaled over
+#: the training configs
+DEFAULT_HINT_SET = {"layout": "analytical", "tile": "all"}
+DEFAULT_HINT_NORM = {"layout": "graph", "tile": "train"}
 LOSSES = ("listmle", "hinge", "listmle_top", "lambda")
 #: ModelConfig.loss when left empty, per space (held-out families, docs/perf.md)
 DEFAULT_LOSS = {"layout": "listmle_top", "tile": "listmle"}
@@ -163,7 +174,7 @@ _ANALYTICAL_HINTS = {"layout": 4, "tile": 1}  # leading columns of config_hints 
 
 
 #: Values of options that checkpoints written before the option existed were trained with (their defaults may differ)
-_LEGACY = {"hint_norm": "train", "fit_hints": False, "residual": True}
+_LEGACY = {"hint_set": "all", "hint_norm": "train", "fit_hints": False, "residual": True}
 
 
 def hint_dim(cfg: ModelConfig) -> int:
