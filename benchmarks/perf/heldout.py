@@ -115,9 +115,9 @@ def gnn_config(kind: str, **over: Any) -> Any:
     """The GNN of ``opgraph perf train`` (its defaults per space), early-stopped on 20% of the training graphs."""
     from opgraph.perf.model import ModelConfig
 
-    base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2, "hints": True}
+    base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2}
     if kind == "tile":
-        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02)
+        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02, hints=True)
     base.update(over)
     return ModelConfig(**base)
 
@@ -125,10 +125,8 @@ def gnn_config(kind: str, **over: Any) -> Any:
 #: GNN variants of the ablation: name -> ModelConfig overrides of :func:`gnn_config`.
 ABLATIONS = {
     "layout": {
-        "GNN (perf train design)": {},
-        "previous design (top-5 ListMLE, no hints)": {"hints": False},
-        "ListMLE (the design before top-5 ListMLE)": {"loss": "listmle", "hints": False},
-        "analytical + hand-feature hints joined late": {"hint_set": "all", "hint_norm": "train"},
+        "ListMLE (the design before top-5 ListMLE)": {"loss": "listmle"},
+        "analytical + hand-feature hints joined late": {"hints": True, "hint_set": "all", "hint_norm": "train"},
         "pairwise hinge loss": {"loss": "hinge"},
         "ensemble of 3 seeds": {"ensemble": 3},
         "no pruning (whole graph)": {"k_hop": None},
