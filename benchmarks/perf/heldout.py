@@ -153,7 +153,7 @@ ABLATIONS = {
     },
     "tile": {  # the single-net variants change one thing of the single seed (cheaper than 3-seed ensembles)
         "GNN (perf train design)": {},
-        "previous design (no tile-fit hints)": {"fit_hints": False},
+        "previous design (no tile-fit hints)": {"fit_hints": False, "residual": True},
         "no hints (the previous design)": {"hints": False},
         "single seed (no ensemble)": {"ensemble": 1},
         "single seed, no hints": {"ensemble": 1, "hints": False},
@@ -164,7 +164,7 @@ ABLATIONS = {
         "single seed, no MSE term": {"ensemble": 1, "mse_weight": 0.0},
         "top-5 ListMLE loss": {"loss": "listmle_top", "top_k": 5},
         "lambda loss (rank gap x log runtime ratio)": {"loss": "lambda"},
-        "tile-fit hints (divides / padding waste / extent per loop)": {"fit_hints": True},
+        "tile-fit hints (divides / padding waste / extent per loop)": {"fit_hints": True, "residual": True},
         "tile-fit hints, per-graph standardised": {"fit_hints": True, "hint_norm": "graph"},
         "per-graph standardised hints": {"hint_norm": "graph"},
         "tile-fit hints, no analytical residual": {"fit_hints": True, "residual": False},

@@ -104,15 +104,24 @@ def test_space_defaults_of_the_hints():
 
 def test_tile_fit_hints_are_the_tile_default_only():
     assert ModelConfig(kind="tile").fit_hints and not ModelConfig(kind="layout").fit_hints
+    assert not ModelConfig(kind="tile").residual and ModelConfig(kind="layout").residual
     assert not ModelConfig(kind="tile", fit_hints=False).fit_hints
     assert hint_dim(ModelConfig(kind="tile", hints=True)) == HINT_DIMS["tile"] + FIT_DIMS
 
 
 def test_checkpoints_from_before_the_options_load_as_they_were_trained(tmp_path, make_tile):
     recs = [make_tile(f"o{i}", seed=i) for i in range(2)]
-    # an old tile model: 52 hint columns (no tile-fit columns, which are the tile default now)
+    # an old tile model: 52 hint columns and the residual (tile-fit columns and no residual are the tile default)
     cfg = ModelConfig(
-        kind="tile", epochs=1, hidden=8, layers=1, join="late", cfg_norm=True, hints=True, fit_hints=False
+        kind="tile",
+        epochs=1,
+        hidden=8,
+        layers=1,
+        join="late",
+        cfg_norm=True,
+        hints=True,
+        fit_hints=False,
+        residual=True,
     )
     m = CostModel(cfg).fit(recs)
     ck = torch.load(m.save(tmp_path / "m.pt"), weights_only=True)

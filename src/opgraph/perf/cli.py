@@ -247,9 +247,9 @@ def _records(data: Path) -> list[Any]:
 @click.option(
     "--hints/--no-hints",
     default=None,
-    help="Join the analytical estimate and hand features of each config late; the GNN learns the residual of "
-    "the analytical model (default: on for tile, with how each tile fits its loops; off for layout, where the "
-    "analytical terms standardised per graph gained only +0.007 tau over 3 seeds; docs/perf.md).",
+    help="Join the analytical estimate and hand features of each config late (default: on for tile, with how "
+    "each tile fits its loops, as inputs only; off for layout, where the analytical terms standardised per graph "
+    "with a residual over the estimate gained only +0.007 tau over 3 seeds; docs/perf.md).",
 )
 @click.option("--valid-frac", type=float, default=0.2, show_default=True, help="Whole graphs held out for selection.")
 @click.option(

@@ -95,7 +95,10 @@ class ModelConfig:
             training configs; ``"graph"``: standardised per graph (centred and divided by the graph's own standard
             deviation of each column), so the analytical estimate enters every graph on the same scale.
         residual: With ``hints``, add the scaled analytical estimate to the output with a learned gain (the network
-            learns the residual of the analytical ranking); ``False``: the hints are inputs only.
+            learns the residual of the analytical ranking); ``False``: the hints are inputs only. ``None`` (the
+            default): on for layout, off for tile, where the residual over the cache-footprint estimate cost
+            slowdown (held-out slowdown@5 6.2% without against 8.5% with, better on 7 of 9 families; tau 0.478 vs
+            0.482, within the seed spread; ``docs/perf.md``).
         fit_hints: Tile only: append how each tile fits its loops (divides, padding waste, extent / tile per loop:
             :func:`~opgraph.perf.baselines.tile_fit_features`) to the hints. ``None`` (the default): on for tile,
             where it lifted the held-out tau from 0.462 to 0.482 and cut slowdown@5 from 16.7% to 8.5%
@@ -128,7 +131,7 @@ class ModelConfig:
     hint_set: str = ""
     hint_norm: str = ""
     fit_hints: bool | None = None
-    residual: bool = True
+    residual: bool | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
@@ -149,6 +152,8 @@ class ModelConfig:
             raise PerfError(f"ModelConfig.hint_set must be one of {', '.join(HINT_SETS)}, got {self.hint_set!r}")
         if self.hint_norm not in ("train", "graph"):
             raise PerfError(f"ModelConfig.hint_norm must be 'train' or 'graph', got {self.hint_norm!r}")
+        if self.residual is None:
+            object.__setattr__(self, "residual", self.kind != "tile")
         if self.fit_hints is None:
             object.__setattr__(self, "fit_hints", self.kind == "tile")
         if self.fit_hints and self.kind != "tile":
