@@ -145,6 +145,12 @@ ABLATIONS = {
             "hint_set": "analytical",
             "hint_norm": "graph",
         },
+        "lambda loss + analytical terms per-graph standardised, joined late + residual": {
+            "loss": "lambda",
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+        },
         "analytical + hand features per-graph standardised, joined late + residual": {
             "hints": True,
             "hint_set": "all",
