@@ -115,9 +115,9 @@ def gnn_config(kind: str, **over: Any) -> Any:
     """The GNN of ``opgraph perf train`` (its defaults per space), early-stopped on 20% of the training graphs."""
     from opgraph.perf.model import ModelConfig
 
-    base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2}
+    base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2, "hints": True}
     if kind == "tile":
-        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02, hints=True)
+        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02)
     base.update(over)
     return ModelConfig(**base)
 
@@ -125,7 +125,7 @@ def gnn_config(kind: str, **over: Any) -> Any:
 #: GNN variants of the ablation: name -> ModelConfig overrides of :func:`gnn_config`.
 ABLATIONS = {
     "layout": {
-        "ListMLE (the design before top-5 ListMLE)": {"loss": "listmle"},
+        "ListMLE (the design before top-5 ListMLE)": {"loss": "listmle", "hints": False},
         "analytical + hand-feature hints joined late": {"hints": True, "hint_set": "all", "hint_norm": "train"},
         "pairwise hinge loss": {"loss": "hinge"},
         "ensemble of 3 seeds": {"ensemble": 3},
@@ -133,14 +133,17 @@ ABLATIONS = {
         "1-hop subgraph": {"k_hop": 1},
         "raw features (no log/standardise)": {"feat_norm": False},
         "propagated layouts": {"propagate_layout": True},
-        "top-5 ListMLE loss": {"loss": "listmle_top", "top_k": 5},  # the perf train layout design since gnn-earn2
-        "lambda loss (rank gap x log runtime ratio)": {"loss": "lambda"},
+        # the perf train layout design from gnn-earn2 to gnn-earn3 (no hints)
+        "top-5 ListMLE loss": {"loss": "listmle_top", "top_k": 5, "hints": False},
+        "lambda loss (rank gap x log runtime ratio)": {"loss": "lambda", "hints": False},
         "analytical estimate per-graph standardised, joined late + residual": {
+            "loss": "listmle_top",
             "hints": True,
             "hint_set": "estimate",
             "hint_norm": "graph",
         },
         "analytical terms per-graph standardised, joined late + residual": {
+            "loss": "listmle_top",
             "hints": True,
             "hint_set": "analytical",
             "hint_norm": "graph",
