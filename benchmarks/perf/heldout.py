@@ -115,9 +115,9 @@ def gnn_config(kind: str, **over: Any) -> Any:
     """The GNN of ``opgraph perf train`` (its defaults per space), early-stopped on 20% of the training graphs."""
     from opgraph.perf.model import ModelConfig
 
-    base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2}
+    base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2, "hints": True}
     if kind == "tile":
-        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02, hints=True)
+        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02)
     base.update(over)
     return ModelConfig(**base)
 
@@ -125,19 +125,44 @@ def gnn_config(kind: str, **over: Any) -> Any:
 #: GNN variants of the ablation: name -> ModelConfig overrides of :func:`gnn_config`.
 ABLATIONS = {
     "layout": {
-        "ListMLE (the design before top-5 ListMLE)": {"loss": "listmle"},
-        "analytical + hand-feature hints joined late": {"hints": True},
+        "ListMLE (the design before top-5 ListMLE)": {"loss": "listmle", "hints": False},
+        "analytical + hand-feature hints joined late": {"hints": True, "hint_set": "all", "hint_norm": "train"},
         "pairwise hinge loss": {"loss": "hinge"},
         "ensemble of 3 seeds": {"ensemble": 3},
         "no pruning (whole graph)": {"k_hop": None},
         "1-hop subgraph": {"k_hop": 1},
         "raw features (no log/standardise)": {"feat_norm": False},
         "propagated layouts": {"propagate_layout": True},
-        "top-5 ListMLE loss": {"loss": "listmle_top", "top_k": 5},  # the perf train layout design since gnn-earn2
-        "lambda loss (rank gap x log runtime ratio)": {"loss": "lambda"},
+        # the perf train layout design from gnn-earn2 to gnn-earn3 (no hints)
+        "top-5 ListMLE loss": {"loss": "listmle_top", "top_k": 5, "hints": False},
+        "lambda loss (rank gap x log runtime ratio)": {"loss": "lambda", "hints": False},
+        "analytical estimate per-graph standardised, joined late + residual": {
+            "loss": "listmle_top",
+            "hints": True,
+            "hint_set": "estimate",
+            "hint_norm": "graph",
+        },
+        "analytical terms per-graph standardised, joined late + residual": {
+            "loss": "listmle_top",
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+        },
+        "lambda loss + analytical terms per-graph standardised, joined late + residual": {
+            "loss": "lambda",
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+        },
+        "analytical + hand features per-graph standardised, joined late + residual": {
+            "hints": True,
+            "hint_set": "all",
+            "hint_norm": "graph",
+        },
     },
     "tile": {  # the single-net variants change one thing of the single seed (cheaper than 3-seed ensembles)
         "GNN (perf train design)": {},
+        "previous design (no tile-fit hints)": {"fit_hints": False, "residual": True},
         "no hints (the previous design)": {"hints": False},
         "single seed (no ensemble)": {"ensemble": 1},
         "single seed, no hints": {"ensemble": 1, "hints": False},
@@ -148,8 +173,26 @@ ABLATIONS = {
         "single seed, no MSE term": {"ensemble": 1, "mse_weight": 0.0},
         "top-5 ListMLE loss": {"loss": "listmle_top", "top_k": 5},
         "lambda loss (rank gap x log runtime ratio)": {"loss": "lambda"},
+        "tile-fit hints (divides / padding waste / extent per loop)": {"fit_hints": True, "residual": True},
+        "tile-fit hints, per-graph standardised": {"fit_hints": True, "hint_norm": "graph"},
+        "per-graph standardised hints": {"hint_norm": "graph"},
+        "tile-fit hints, no analytical residual": {"fit_hints": True, "residual": False},
     },
 }
+
+
+def lightgbm_fit() -> Any:
+    """LightGBM on its tile features plus the tile-fit columns the GNN gets with ``fit_hints`` (a fair check)."""
+    import numpy as np
+
+    from opgraph.perf.baselines import LightGBMBaseline, tile_fit_features, tile_row_features
+
+    class LightGBMFit(LightGBMBaseline):
+        @staticmethod
+        def features(rec: Any) -> Any:
+            return np.hstack([tile_row_features(rec), tile_fit_features(rec)])
+
+    return LightGBMFit()
 
 
 class RankAverage:
@@ -201,6 +244,8 @@ def _fold_models(kind: str, ms_ok: bool, args: argparse.Namespace) -> dict[str, 
     gnn = CostModel(gnn_config(kind, epochs=args.epochs, **over))
     lgbm = LightGBMBaseline()
     models: dict[str, Any] = {"GNN": gnn, "LightGBM": lgbm, "GNN + LightGBM": RankAverage([gnn, lgbm])}
+    if kind == "tile":
+        models["LightGBM + tile-fit features"] = lightgbm_fit()
     if kind == "tile" and ms_ok:
         cache = Path(args.ms_cache) if args.ms_cache else Path(args.data) / "metaschedule_features"
         models["MetaSchedule XGBoost"] = MetaScheduleBaseline("xgb", cache_dir=cache)

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("torch_geometric")
 import torch  # noqa: E402
 
-from opgraph.perf.baselines import HINT_DIMS, AnalyticalBaseline, config_hints  # noqa: E402
+from opgraph.perf.baselines import FIT_DIMS, HINT_DIMS, AnalyticalBaseline, config_hints  # noqa: E402
 from opgraph.perf.errors import CheckpointError  # noqa: E402
 from opgraph.perf.metrics import kendall_tau  # noqa: E402
 from opgraph.perf.model import CostModel, ModelConfig  # noqa: E402
@@ -85,6 +85,8 @@ def test_hints_are_fitted_saved_and_drive_the_prediction(tmp_path, make_layout, 
         graphs_per_step=1,
         lr=5e-3,
         hints=True,
+        hint_set="all",
+        hint_norm="train",
     )
     m = CostModel(cfg).fit(recs[:6])
     std = m.net.hint_std.numpy()
@@ -108,7 +110,8 @@ def test_tile_hints_with_an_ensemble(tmp_path, make_tile):
     recs = [make_tile(f"t{i}", seed=i) for i in range(4)]
     cfg = ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, join="late", cfg_norm=True, ensemble=2, hints=True)
     m = CostModel(cfg).fit(recs)
-    assert all(mm.net.hint_std.shape == (HINT_DIMS["tile"],) for mm in [m, *m.members])
+    # tile hints carry the tile-fit columns by default
+    assert all(mm.net.hint_std.shape == (HINT_DIMS["tile"] + FIT_DIMS,) for mm in [m, *m.members])
     np.testing.assert_allclose(
         CostModel.load(m.save(tmp_path / "t.pt")).predict(recs[0]), m.predict(recs[0]), atol=1e-6
     )

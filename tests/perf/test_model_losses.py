@@ -75,7 +75,9 @@ def test_checkpoint_without_the_new_options_still_loads(tmp_path, make_tile):
 
 def test_default_loss_per_space_and_old_checkpoints_keep_theirs(tmp_path, make_tile):
     assert ModelConfig(kind="layout").loss == "listmle_top"
-    assert ModelConfig(kind="tile").loss == "listmle"
+    assert ModelConfig(kind="layout", hints=True).loss == "lambda"  # with the analytical prior (docs/perf.md)
+    assert ModelConfig(kind="tile").loss == ModelConfig(kind="tile", hints=True).loss == "listmle"
+    assert ModelConfig(kind="layout", hints=True, loss="listmle_top").loss == "listmle_top"
     assert ModelConfig(kind="layout", loss="listmle").loss == "listmle"
     recs = [make_tile(f"t{i}", seed=i) for i in range(2)]
     m = CostModel(ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, loss="hinge")).fit(recs)

@@ -199,14 +199,50 @@ def layout_row_features(rec: GraphRecord, info: LayoutGraphInfo | None = None) -
 
 #: Width of :func:`config_hints` per space.
 HINT_DIMS = {"layout": 20, "tile": 52}
+#: Width of :func:`tile_fit_features` (appended to the tile hints with ``fit=True``).
+FIT_DIMS = 9
 
 
-def config_hints(rec: GraphRecord) -> np.ndarray:
+def tile_extents(rec: GraphRecord) -> np.ndarray:
+    """Extents of the (i, j, k) loops of a tile record float64[3].
+
+    From ``measure_meta["kernel"]`` when the record has it, else the largest tile of each loop among the configs
+    (the default schedule, config 0 of every collection here, spans the whole loop).
+    """
+    k = rec.measure_meta.get("kernel") if isinstance(rec.measure_meta, dict) else None
+    if k:
+        from opgraph.perf.tile import KernelSpec
+
+        spec = KernelSpec(k["op"], tuple(k["dims"]), k["epilogue"], int(k.get("stride", 1)), int(k.get("groups", 1)))
+        return np.asarray(spec.loop_extents(), dtype=np.float64)
+    return np.maximum(rec.config_matrix()[:, :3].astype(np.float64).max(0), 1.0)
+
+
+def tile_fit_features(rec: GraphRecord) -> np.ndarray:
+    """How each config's tile fits its loops float64[c, 9] (:data:`FIT_DIMS` columns).
+
+    Per loop (i, j, k): whether the tile divides the extent, the padding waste ``ceil(e / t) t / e - 1`` and
+    ``log(e / t)`` (extents from :func:`tile_extents`).
+
+    A tile that does not divide its loop leaves a remainder that TVM guards with a condition in the inner
+    (vectorised) loop; on the odd extents of ViT's attention (17 and 65 tokens) such configs run 3-20x slower than
+    the default schedule, which no column of the config or the node features says directly.
+    """
+    e = tile_extents(rec)[None, :]
+    t = np.clip(rec.config_matrix()[:, :3].astype(np.float64), 1.0, None)
+    t = np.minimum(t, e)
+    divides = (np.mod(e, t) == 0).astype(np.float64)
+    waste = np.ceil(e / t) * t / e - 1.0
+    return np.hstack([divides, waste, np.log(e / t)])
+
+
+def config_hints(rec: GraphRecord, *, fit: bool = False) -> np.ndarray:
     """Per-config hints for a learned model float64[c, HINT_DIMS[kind]]: what the analytical model and LightGBM see.
 
     Column 0 is the log of the analytical estimate (seconds, modelled); layout then has ``log1p`` of its three
     penalty terms over the graph's compute time and the 16 :func:`layout_row_features`; tile has the ``sign(x)
-    log1p|x|`` of the 51 :func:`tile_row_features`. Not normalised: :class:`~opgraph.perf.model.CostModel` centres
+    log1p|x|`` of the 51 :func:`tile_row_features`, then with ``fit=True`` the :data:`FIT_DIMS` columns of
+    :func:`tile_fit_features` (tile only). Not normalised: :class:`~opgraph.perf.model.CostModel` centres
     them per graph and scales them with a standard deviation fitted on its training graphs.
     """
     if rec.kind == "layout":
@@ -222,6 +258,8 @@ def config_hints(rec: GraphRecord) -> np.ndarray:
         est = np.log(np.maximum(analytical_tile_cost(rec), 1e-12))
         rows = tile_row_features(rec)
         out = np.hstack([est[:, None], np.sign(rows) * np.log1p(np.abs(rows))])
+        if fit:
+            out = np.hstack([out, tile_fit_features(rec)])
     return out.astype(np.float64)
 
 

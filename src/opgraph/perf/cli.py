@@ -232,7 +232,7 @@ def _records(data: Path) -> list[Any]:
     "--loss",
     type=click.Choice(["listmle", "hinge", "listmle_top", "lambda"]),
     default=None,
-    help="Ranking loss (default: listmle_top for layout, listmle for tile); listmle_top scores the 5 fastest "
+    help="Ranking loss (default: lambda for layout with hints, listmle_top without, listmle for tile); listmle_top scores the 5 fastest "
     "positions only, lambda weighs pairs near the top and by their runtime ratio (docs/perf.md).",
 )
 @click.option(
@@ -247,8 +247,9 @@ def _records(data: Path) -> list[Any]:
 @click.option(
     "--hints/--no-hints",
     default=None,
-    help="Join the analytical estimate and the hand features of each config late; the GNN learns the residual "
-    "of the analytical model (default: on for tile, off for layout, where they lost on held-out families).",
+    help="Join the analytical estimate and hand features of each config late (default: on; layout: the analytical "
+    "terms standardised per graph, a residual over the estimate and the lambda loss; tile: every hand feature and "
+    "how each tile fits its loops, as inputs only; docs/perf.md).",
 )
 @click.option("--valid-frac", type=float, default=0.2, show_default=True, help="Whole graphs held out for selection.")
 @click.option(
@@ -308,7 +309,7 @@ def train(
         hidden=hidden,
         mse_weight=mse,
         seed=seed,
-        hints=(kind == "tile") if hints is None else hints,
+        hints=True if hints is None else hints,
         **tile,
     )
     from opgraph.perf.evaluate import train_and_choose

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.perf.baselines import HINT_DIMS
+from opgraph.perf.baselines import FIT_DIMS, HINT_DIMS
 from opgraph.perf.errors import CheckpointError, PerfError, require
 from opgraph.perf.tpugraphs import FEATURE_VERSION, LAYOUT_CONFIG_DIM, TILE_CONFIG_DIM, GraphRecord
 
@@ -57,7 +57,9 @@ class ModelConfig:
         op_dim: Opcode embedding width.
         join: ``"early"`` or ``"late"`` (tile only; layout is always early).
         loss: ``""`` (the space's default: ``"listmle_top"`` for layout, where it beat ListMLE on 4 of 5 held-out
-            families, ``"listmle"`` for tile; ``docs/perf.md``), ``"listmle"``, ``"hinge"``, ``"listmle_top"`` (ListMLE over the first ``top_k`` positions of the true
+            families, ``"lambda"`` for layout with ``hints`` (with the analytical terms standardised per graph it
+            lifted the held-out tau from 0.268 ± 0.027 to 0.320 ± 0.012 over 3 seeds), ``"listmle"`` for tile;
+            ``docs/perf.md``), ``"listmle"``, ``"hinge"``, ``"listmle_top"`` (ListMLE over the first ``top_k`` positions of the true
             order only: the likelihood of the fastest ``top_k`` configs in order) or ``"lambda"`` (pairwise
             logistic, each pair weighted by its gap in reciprocal true rank times its log runtime ratio, so that
             mistakes near the top and mistakes that cost much time weigh most).
@@ -85,8 +87,24 @@ class ModelConfig:
             ablation of what the normalisation buys).
         hints: Join the analytical estimate and the hand features of each config late, and learn the residual
             of the analytical estimate (module docstring).
-        hint_set: ``"all"`` (every column of :func:`~opgraph.perf.baselines.config_hints`) or ``"analytical"``
-            (only the analytical columns: the estimate and, for layout, its three penalty terms).
+        hint_set: ``""`` (the space's default: ``"analytical"`` for layout, ``"all"`` for tile; ``docs/perf.md``),
+            ``"all"`` (every column of :func:`~opgraph.perf.baselines.config_hints`), ``"analytical"``
+            (only the analytical columns: the estimate and, for layout, its three penalty terms) or ``"estimate"``
+            (only the analytical estimate: a learned residual over the analytical ranking plus that one number
+            joined late).
+        hint_norm: ``""`` (the space's default: ``"graph"`` for layout, ``"train"`` for tile), ``"train"``: the
+            hints are centred per graph and divided by a standard deviation fitted on the
+            training configs; ``"graph"``: standardised per graph (centred and divided by the graph's own standard
+            deviation of each column), so the analytical estimate enters every graph on the same scale.
+        residual: With ``hints``, add the scaled analytical estimate to the output with a learned gain (the network
+            learns the residual of the analytical ranking); ``False``: the hints are inputs only. ``None`` (the
+            default): on for layout, off for tile, where the residual over the cache-footprint estimate cost
+            slowdown (held-out slowdown@5 6.2% without against 8.5% with, better on 7 of 9 families; tau 0.478 vs
+            0.482, within the seed spread; ``docs/perf.md``).
+        fit_hints: Tile only: append how each tile fits its loops (divides, padding waste, extent / tile per loop:
+            :func:`~opgraph.perf.baselines.tile_fit_features`) to the hints. ``None`` (the default): on for tile,
+            where it lifted the held-out tau from 0.462 to 0.482 and cut slowdown@5 from 16.7% to 8.5%
+            (``docs/perf.md``); checkpoints store the value they were trained with.
     """
 
     kind: str = "layout"
@@ -112,21 +130,37 @@ class ModelConfig:
     ensemble: int = 1
     feat_norm: bool = True
     hints: bool = False
-    hint_set: str = "all"
+    hint_set: str = ""
+    hint_norm: str = ""
+    fit_hints: bool | None = None
+    residual: bool | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
             raise PerfError(f"ModelConfig.kind must be 'layout' or 'tile', got {self.kind!r}")
         if not self.loss:  # the space's default (a checkpoint stores the loss it was trained with)
-            object.__setattr__(self, "loss", DEFAULT_LOSS.get(self.kind, "listmle"))
+            lam = self.kind == "layout" and bool(self.hints)  # layout with the analytical prior: lambda (docs/perf.md)
+            object.__setattr__(self, "loss", "lambda" if lam else DEFAULT_LOSS.get(self.kind, "listmle"))
         if self.loss not in LOSSES:
             raise PerfError(f"ModelConfig.loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if self.top_k < 1:
             raise PerfError(f"ModelConfig.top_k must be >= 1, got {self.top_k}")
         if self.join not in ("early", "late", "both"):
             raise PerfError(f"ModelConfig.join must be 'early', 'late' or 'both', got {self.join!r}")
+        if not self.hint_set:
+            object.__setattr__(self, "hint_set", DEFAULT_HINT_SET.get(self.kind, "all"))
+        if not self.hint_norm:
+            object.__setattr__(self, "hint_norm", DEFAULT_HINT_NORM.get(self.kind, "train"))
         if self.hint_set not in HINT_SETS:
-            raise PerfError(f"ModelConfig.hint_set must be 'all' or 'analytical', got {self.hint_set!r}")
+            raise PerfError(f"ModelConfig.hint_set must be one of {', '.join(HINT_SETS)}, got {self.hint_set!r}")
+        if self.hint_norm not in ("train", "graph"):
+            raise PerfError(f"ModelConfig.hint_norm must be 'train' or 'graph', got {self.hint_norm!r}")
+        if self.residual is None:
+            object.__setattr__(self, "residual", self.kind != "tile")
+        if self.fit_hints is None:
+            object.__setattr__(self, "fit_hints", self.kind == "tile")
+        if self.fit_hints and self.kind != "tile":
+            raise PerfError("ModelConfig.fit_hints is a tile option; leave it False for layout")
         if self.cfg_layers < 1:
             raise PerfError(f"ModelConfig.cfg_layers must be >= 1, got {self.cfg_layers}")
         if self.ensemble < 1:
@@ -135,16 +169,30 @@ class ModelConfig:
             raise PerfError(f"ModelConfig.early_stop_frac must be in [0, 1), got {self.early_stop_frac}")
 
 
-HINT_SETS = ("all", "analytical")
+HINT_SETS = ("all", "analytical", "estimate")
+#: ModelConfig.hint_set / hint_norm when left empty, per space (held-out families, docs/perf.md): layout hints are
+#: the analytical estimate and its three penalty terms, standardised per graph (all 20 columns scaled over the
+#: training configs lost 0.09 tau; these gained +0.007 over the no-hint design, so ``hints`` stays off for layout in
+#: ``perf train``); tile reads every hand feature, scaled over the training configs
+DEFAULT_HINT_SET = {"layout": "analytical", "tile": "all"}
+DEFAULT_HINT_NORM = {"layout": "graph", "tile": "train"}
 LOSSES = ("listmle", "hinge", "listmle_top", "lambda")
 #: ModelConfig.loss when left empty, per space (held-out families, docs/perf.md)
 DEFAULT_LOSS = {"layout": "listmle_top", "tile": "listmle"}
 _ANALYTICAL_HINTS = {"layout": 4, "tile": 1}  # leading columns of config_hints that come from the analytical model
 
 
+#: Values of options that checkpoints written before the option existed were trained with (their defaults may differ)
+_LEGACY = {"hint_set": "all", "hint_norm": "train", "fit_hints": False, "residual": True}
+
+
 def hint_dim(cfg: ModelConfig) -> int:
     """Number of hint columns the network of ``cfg`` reads."""
-    return HINT_DIMS[cfg.kind] if cfg.hint_set == "all" else _ANALYTICAL_HINTS[cfg.kind]
+    if cfg.hint_set == "estimate":
+        return 1
+    if cfg.hint_set == "analytical":
+        return _ANALYTICAL_HINTS[cfg.kind]
+    return HINT_DIMS[cfg.kind] + (FIT_DIMS if cfg.fit_hints else 0)
 
 
 def _log_feat(x: np.ndarray) -> np.ndarray:
@@ -309,7 +357,8 @@ def _build_net(cfg: ModelConfig) -> Any:
                 return self.head(torch.cat(pooled, 1)).squeeze(-1)
             z = side / self.hint_std
             pooled.append(self.hint_mlp(z))
-            return self.head(torch.cat(pooled, 1)).squeeze(-1) + self.hint_gain * z[:, 0]
+            out = self.head(torch.cat(pooled, 1)).squeeze(-1)
+            return out + self.hint_gain * z[:, 0] if cfg.residual else out
 
     return Net()
 
@@ -428,17 +477,23 @@ class CostModel:
             n=len(keep),
             record=rec,
             fmt=self._formats(rec, keep) if self.config.propagate_layout and rec.kind == "layout" else None,
-            side=self._hints(rec)[:, : hint_dim(self.config)] if self.config.hints else None,
+            side=self._hints(rec, self.config) if self.config.hints else None,
         )
 
     @staticmethod
-    def _hints(rec: GraphRecord) -> Any:
+    def _hints(rec: GraphRecord, cfg: ModelConfig) -> Any:
         import torch
 
-        from opgraph.perf.baselines import config_hints
+        from opgraph.perf import baselines
 
-        h = config_hints(rec)
-        return torch.from_numpy((h - h.mean(0)).astype(np.float32))
+        h = baselines.config_hints(rec, fit=cfg.fit_hints) if cfg.fit_hints else baselines.config_hints(rec)
+        if cfg.hint_set == "analytical" or cfg.hint_set == "estimate":
+            h = h[:, : hint_dim(cfg)]
+        h = h - h.mean(0)
+        if cfg.hint_norm == "graph":
+            sd = h.std(0)
+            h = h / np.where(sd < 1e-9, 1.0, sd)
+        return torch.from_numpy(h.astype(np.float32))
 
     @staticmethod
     def _formats(rec: GraphRecord, keep: np.ndarray) -> Any:
@@ -699,7 +754,7 @@ def _model_config(raw: Any, path: Path) -> ModelConfig:
             f"--model {path}: model options {', '.join(map(str, unknown))} are unknown to this opgraph (a newer "
             "version wrote it); upgrade opgraph or retrain it with `opgraph perf train`"
         )
-    return ModelConfig(**raw)
+    return ModelConfig(**{**_LEGACY, **raw})
 
 
 def _check_version(ck: dict[str, Any], path: Path) -> None:
