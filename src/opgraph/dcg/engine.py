@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import affine, enclose, envelope, multienv, semidiscrete
+from opgraph.dcg import affine, enclose, envelope, multienv, semidiscrete, subcells
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -1700,6 +1700,11 @@ def evaluate_output(
     pt = np.broadcast_to(val.pt, shape).reshape(-1)
     w = ev._wbox(val.axes).reshape(-1)
     atoms, weights = merge_duplicates(pt, w)
+    sub_info = None
+    if subcells.ENABLED.get():
+        sc = _subcell_bound(ev, sub, out, val, box_bound, attr, quantized, labels, dists, rules, max_joint)
+        if sc is not None:
+            box_bound, attr, sub_info = sc
     c_total = float(np.sum(box_bound))
     n_total = math.inf if ev.cell_only else _total(val.nb)
     if c_total <= n_total:
@@ -1742,6 +1747,8 @@ def evaluate_output(
         "extremes": ev.extremes,
         "seconds": time.perf_counter() - t0,
     }
+    if sub_info is not None:
+        info["subcells"] = sub_info
     if math.isinf(bound):
         where = val.nb_inf_at or sub.nodes[out].where
         info["unbounded_at"] = where
@@ -1754,6 +1761,83 @@ def evaluate_output(
             stacklevel=3,
         )
     return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info, cells=_output_cells(ev, val))
+
+
+def _subcell_bound(
+    ev: Evaluator,
+    sub: Graph,
+    out: int,
+    val: Val,
+    box_bound: np.ndarray,
+    attr: Terms,
+    quantized: dict[str, Quantized],
+    labels: dict[str, str],
+    dists: dict[str, Distribution],
+    rules: dict[str, Any],
+    max_joint: int,
+) -> tuple[np.ndarray, Terms, dict[str, Any]] | None:
+    """The cellwise bound recomputed on nested sub-cells of the inputs that carry it (:mod:`opgraph.dcg.subcells`).
+
+    Runs only on a grid of plain input axes (no compression, no chunk) whose cellwise bound exceeds
+    :data:`~opgraph.dcg.subcells.TRIGGER` times the computed output's std. Returns the per-box minimum of both
+    bounds, its attribution (the fine grid's, scaled to the new total) and what was done; ``None`` where nothing
+    was tried or nothing improved.
+    """
+    t0 = time.process_time()
+    total = float(np.sum(box_bound))
+    names = {n.id: n.attrs["name"] for n in sub.nodes if n.op == "input"}
+    if ev.compress or ev.slabs or set(val.axes) != set(names) or total <= 0:
+        return None
+    shape = ev._shape(val.axes)
+    pt = np.broadcast_to(val.pt, shape)
+    w = ev._wbox(val.axes)
+    mean = float(np.sum(pt * w))
+    std = math.sqrt(max(float(np.sum(w * (pt - mean) ** 2)), 0.0))
+    if not total > subcells.TRIGGER * std:
+        return None
+    terms = {name: attr.get(labels[name], 0.0) for name in names.values()}
+    sizes = {name: int(quantized[name].atoms.size) for name in names.values()}
+    tails = {
+        name: int(np.sum(~(np.isfinite(quantized[name].lo) & np.isfinite(quantized[name].hi))))
+        for name in names.values()
+    }
+    plan = subcells.plan_splits(terms, sizes, tails, min(max_joint, subcells.MAX_FACTOR * math.prod(shape)))
+    fine_q = dict(quantized)
+    parents: dict[str, np.ndarray] = {}
+    for name, p in plan.items():
+        s = subcells.split(dists.get(name), quantized[name], p)  # type: ignore[arg-type]
+        if s is not None:
+            fine_q[name], parents[name] = s
+    if not parents:
+        return None
+    ev2 = Evaluator(sub, out, fine_q, labels, set(), ev.compress_atoms, dists)
+    try:
+        val2, bound2, attr2 = ev2.run(rules)
+    except DistError as exc:  # an optional tightening: the coarse bound stands
+        log.warning("sub-cell bound skipped at %s: %s", sub.nodes[out].where, exc)
+        return None
+    if val2.axes != val.axes:
+        return None
+    fshape = ev2._shape(val2.axes)
+    par = [parents.get(names[a], np.arange(shape[j])) for j, a in enumerate(val.axes)]
+    nested = subcells.nested_bound(pt, val2.pt, np.broadcast_to(bound2, fshape), ev2._wbox(val2.axes), par)
+    new = np.minimum(box_bound, nested)
+    new_total = float(np.sum(new))
+    info = {
+        "splits": dict(plan),
+        "fine_boxes": int(math.prod(fshape)),
+        "bound_before": total,
+        "bound_after": new_total,
+        "cpu_seconds": time.process_time() - t0,
+    }
+    if not new_total < total:
+        return None
+    fine_total = _total(attr2)
+    if math.isfinite(fine_total) and fine_total > 0:
+        new_attr = {k: v * new_total / fine_total for k, v in attr2.items()}
+    else:
+        new_attr = {"sub-cells": new_total}
+    return new, new_attr, info
 
 
 def _hint_suffix(graph: Graph, dists: dict[str, Distribution]) -> str:
