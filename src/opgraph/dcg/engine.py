@@ -1801,7 +1801,8 @@ def _subcell_bound(
         name: int(np.sum(~(np.isfinite(quantized[name].lo) & np.isfinite(quantized[name].hi))))
         for name in names.values()
     }
-    plan = subcells.plan_splits(terms, sizes, tails, min(max_joint, subcells.MAX_FACTOR * math.prod(shape)))
+    cap = min(max_joint, max(subcells.MAX_FACTOR * math.prod(shape), subcells.MIN_BOXES))
+    plan = subcells.plan_splits(terms, sizes, tails, cap)
     fine_q = dict(quantized)
     parents: dict[str, np.ndarray] = {}
     for name, p in plan.items():

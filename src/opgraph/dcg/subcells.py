@@ -31,8 +31,10 @@ from opgraph.dcg.distributions import Continuous, Distribution, Quantized
 #: Whether the engine recomputes a loose cellwise bound on nested sub-cells (``ENABLED.set(False)`` turns it off,
 #: for the before/after benchmark ``benchmarks/dcg/ode_wrapping.py``).
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_subcells", default=True)
-#: The finer grid has at most this many times the boxes of the requested one.
+#: The finer grid has at most this many times the boxes of the requested one, or MIN_BOXES (small grids: the
+#: per-op overhead dominates their cost).
 MAX_FACTOR = 8
+MIN_BOXES = 512
 #: The sub-cell pass runs only where the cellwise bound exceeds this fraction of the computed output's spread
 #: (its standard deviation): below that the enclosures are not the limit.
 TRIGGER = 0.25
@@ -123,7 +125,7 @@ def split(dist: Distribution, q: Quantized, p: int) -> tuple[Quantized, np.ndarr
 def plan_splits(
     terms: Mapping[str, float], sizes: Mapping[str, int], tails: Mapping[str, int], cap: int
 ) -> dict[str, int]:
-    """Split counts per input: repeatedly double the input with the largest ``term / p`` while the grid fits ``cap``.
+    """Split counts per input: tails first, then double the input with the largest ``term / p`` while it fits ``cap``.
 
     Args:
         terms: The bound's term per input name (``inf`` counts as four times the largest finite term).
@@ -143,6 +145,12 @@ def plan_splits(
     top = 4 * max(finite) if finite else 1.0
     terms = {n: (top if math.isinf(v) else v) for n, v in terms.items() if not math.isnan(v)}
     p = dict.fromkeys(sizes, 1)
+    # Inputs with tail cells first (their boxes have no affine form; a split tail leaves only a tiny unbounded
+    # piece), largest term first, then the doubling below.
+    for name in sorted((n for n in sizes if tails.get(n, 0) and terms.get(n, 0.0) > 0), key=lambda n: -terms[n]):
+        trial = {**p, name: 2}
+        if math.prod(cells(n, k) for n, k in trial.items()) <= cap:
+            p = trial
     done: set[str] = set()
     while True:
         cand = [n for n in sizes if n not in done and terms.get(n, 0.0) > 0]
