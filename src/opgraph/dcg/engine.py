@@ -1779,7 +1779,8 @@ def _subcell_bound(
     """The cellwise bound recomputed on nested sub-cells of the inputs that carry it (:mod:`opgraph.dcg.subcells`).
 
     Runs only on a grid of plain input axes (no compression, no chunk) whose cellwise bound exceeds
-    :data:`~opgraph.dcg.subcells.TRIGGER` times the computed output's std. Returns the per-box minimum of both
+    :data:`~opgraph.dcg.subcells.TRIGGER` times the computed output's std; the fine grid is capped by
+    ``max_joint``, :data:`~opgraph.dcg.subcells.MAX_FACTOR` and :data:`~opgraph.dcg.subcells.MAX_WORK`. Returns the per-box minimum of both
     bounds, its attribution (the fine grid's, scaled to the new total) and what was done; ``None`` where nothing
     was tried or nothing improved.
     """
@@ -1802,7 +1803,60 @@ def _subcell_bound(
         for name in names.values()
     }
     cap = min(max_joint, max(subcells.MAX_FACTOR * math.prod(shape), subcells.MIN_BOXES))
+    cap = min(cap, max(subcells.MIN_BOXES, subcells.MAX_WORK // max(1, len(sub.nodes))))
     plan = subcells.plan_splits(terms, sizes, tails, cap)
+    sc = _subcell_round(ev, sub, out, plan, quantized, labels, dists, rules)
+    if sc is None:
+        return None
+    val2, bound2, attr2, parents, ev2 = sc
+    if val2.axes != val.axes:
+        return None
+    fshape = ev2._shape(val2.axes)
+    par = [parents.get(names[a], np.arange(shape[j])) for j, a in enumerate(val.axes)]
+    nested = subcells.nested_bound(pt, val2.pt, np.broadcast_to(bound2, fshape), ev2._wbox(val2.axes), par)
+    new = np.minimum(box_bound, nested)
+    new_total = float(np.sum(new))
+    info: dict[str, Any] = {"splits": dict(plan), "fine_boxes": int(math.prod(fshape))}
+    # A second plan from the fine grid's attribution (a term of the coarse grid may have been inflated by the
+    # wrapping on wide cells, or infinite), where the work of both rounds stays within MAX_WORK.
+    used = math.prod(fshape) * len(sub.nodes)
+    left = (subcells.MAX_WORK - used) // max(1, len(sub.nodes))
+    if new_total > subcells.TRIGGER * std and left >= math.prod(shape) * 2:
+        terms2 = {name: attr2.get(labels[name], 0.0) * plan.get(name, 1) for name in names.values()}
+        plan2 = subcells.plan_splits(terms2, sizes, tails, min(cap, left))
+        if plan2 and plan2 != plan:
+            sc2 = _subcell_round(ev, sub, out, plan2, quantized, labels, dists, rules)
+            if sc2 is not None and sc2[0].axes == val.axes:
+                val3, bound3, attr3, parents3, ev3 = sc2
+                par3 = [parents3.get(names[a], np.arange(shape[j])) for j, a in enumerate(val.axes)]
+                f3 = ev3._shape(val3.axes)
+                nested3 = subcells.nested_bound(pt, val3.pt, np.broadcast_to(bound3, f3), ev3._wbox(val3.axes), par3)
+                total3 = float(np.sum(np.minimum(new, nested3)))
+                info["second_splits"] = dict(plan2)
+                if total3 < new_total:
+                    new, new_total, attr2 = np.minimum(new, nested3), total3, attr3
+    info.update(bound_before=total, bound_after=new_total, cpu_seconds=time.process_time() - t0)
+    if not new_total < total:
+        return None
+    fine_total = _total(attr2)
+    if math.isfinite(fine_total) and fine_total > 0:
+        new_attr = {k: v * new_total / fine_total for k, v in attr2.items()}
+    else:
+        new_attr = {"sub-cells": new_total}
+    return new, new_attr, info
+
+
+def _subcell_round(
+    ev: Evaluator,
+    sub: Graph,
+    out: int,
+    plan: dict[str, int],
+    quantized: dict[str, Quantized],
+    labels: dict[str, str],
+    dists: dict[str, Distribution],
+    rules: dict[str, Any],
+) -> tuple[Val, np.ndarray, Terms, dict[str, np.ndarray], Evaluator] | None:
+    """One evaluation on the nested sub-cells of ``plan`` (value, per-box bound, attribution, parents, evaluator)."""
     fine_q = dict(quantized)
     parents: dict[str, np.ndarray] = {}
     for name, p in plan.items():
@@ -1817,28 +1871,7 @@ def _subcell_bound(
     except DistError as exc:  # an optional tightening: the coarse bound stands
         log.warning("sub-cell bound skipped at %s: %s", sub.nodes[out].where, exc)
         return None
-    if val2.axes != val.axes:
-        return None
-    fshape = ev2._shape(val2.axes)
-    par = [parents.get(names[a], np.arange(shape[j])) for j, a in enumerate(val.axes)]
-    nested = subcells.nested_bound(pt, val2.pt, np.broadcast_to(bound2, fshape), ev2._wbox(val2.axes), par)
-    new = np.minimum(box_bound, nested)
-    new_total = float(np.sum(new))
-    info = {
-        "splits": dict(plan),
-        "fine_boxes": int(math.prod(fshape)),
-        "bound_before": total,
-        "bound_after": new_total,
-        "cpu_seconds": time.process_time() - t0,
-    }
-    if not new_total < total:
-        return None
-    fine_total = _total(attr2)
-    if math.isfinite(fine_total) and fine_total > 0:
-        new_attr = {k: v * new_total / fine_total for k, v in attr2.items()}
-    else:
-        new_attr = {"sub-cells": new_total}
-    return new, new_attr, info
+    return val2, bound2, attr2, parents, ev2
 
 
 def _hint_suffix(graph: Graph, dists: dict[str, Distribution]) -> str:

@@ -35,6 +35,11 @@ ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_subc
 #: per-op overhead dominates their cost).
 MAX_FACTOR = 8
 MIN_BOXES = 512
+#: ... and at most MAX_WORK / (nodes of the graph) boxes (the cost cap: about 20-30 CPU s of node evaluations on
+#: this machine at MAX_WORK box-nodes, the 8-atom 1,000-step ODEs of the UQ suite).
+MAX_WORK = 2**25
+#: An infinite term counts as FACTOR_INF times the largest finite one when the splits are planned.
+FACTOR_INF = 4.0
 #: The sub-cell pass runs only where the cellwise bound exceeds this fraction of the computed output's spread
 #: (its standard deviation): below that the enclosures are not the limit.
 TRIGGER = 0.25
@@ -142,7 +147,7 @@ def plan_splits(
 
     # An infinite term counts as four times the largest finite one: its input is split first, but not alone.
     finite = [v for v in terms.values() if math.isfinite(v) and v > 0]
-    top = 4 * max(finite) if finite else 1.0
+    top = FACTOR_INF * max(finite) if finite else 1.0
     terms = {n: (top if math.isinf(v) else v) for n, v in terms.items() if not math.isnan(v)}
     p = dict.fromkeys(sizes, 1)
     # Inputs with tail cells first (their boxes have no affine form; a split tail leaves only a tiny unbounded
