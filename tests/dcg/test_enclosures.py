@@ -17,6 +17,8 @@ def _naive(monkeypatch):
     monkeypatch.setattr(enclose, "levels_for", lambda k, max_pieces=0: 0)
     # and the affine forms (opgraph.dcg.affine), which also keep the quadratic case away from its false pole
     monkeypatch.setattr(engine.affine, "ENABLED", contextvars.ContextVar("affine_off", default=False))
+    # and the nested sub-cell bound (opgraph.dcg.subcells), whose narrower cells also avoid the false pole
+    monkeypatch.setattr(engine.subcells, "ENABLED", contextvars.ContextVar("subcells_off", default=False))
 
 
 def _evaluate(fn, inputs, atoms):
