@@ -189,3 +189,16 @@ def test_subcells_make_short_odes_tight_and_stay_sound(name):
     finally:
         S.ENABLED.reset(tok)
     assert r.w1_bound <= off.w1_bound and np.array_equal(r.atoms, off.atoms)  # only the bound changes
+
+
+def test_tail_only_subcells_when_nothing_else_fits(monkeypatch):
+    """With no room for a whole split (a work cap below any doubling), only x0's tail cells are split (a partial axis):
+    the bound falls and stays above the true W1."""
+    fn = _osc(100)
+    laws = [od.Uniform(0.8, 1.2), od.Uniform(0.05, 0.15), od.Normal(1.0, 0.1)]
+    # 8^3 boxes; the tail sub-cells need 640, a doubling 1024: a cap of 650-800 boxes for the ~700-node graph
+    monkeypatch.setattr(S, "MAX_WORK", 800 * 650)
+    r = od.evaluate(fn, *laws, atoms=8)
+    assert r.info["subcells"]["splits"] == {"x0": "tails"}
+    assert r.info["subcells"]["bound_after"] < 0.1 * r.info["subcells"]["bound_before"]
+    assert _true_w1_low(r, fn, laws, 24) <= r.w1_bound

@@ -1805,6 +1805,8 @@ def _subcell_bound(
     cap = min(max_joint, max(subcells.MAX_FACTOR * math.prod(shape), subcells.MIN_BOXES))
     cap = min(cap, max(subcells.MIN_BOXES, subcells.MAX_WORK // max(1, len(sub.nodes))))
     plan = subcells.plan_splits(terms, sizes, tails, cap)
+    if not plan:  # nothing fits: split only the tail cells of the unbounded input with the largest term
+        return _subcell_tails(ev, sub, out, val, box_bound, attr, terms, tails, cap, quantized, labels, dists, rules)
     sc = _subcell_round(ev, sub, out, plan, quantized, labels, dists, rules)
     if sc is None:
         return None
@@ -1844,6 +1846,77 @@ def _subcell_bound(
     else:
         new_attr = {"sub-cells": new_total}
     return new, new_attr, info
+
+
+def _subcell_tails(
+    ev: Evaluator,
+    sub: Graph,
+    out: int,
+    val: Val,
+    box_bound: np.ndarray,
+    attr: Terms,
+    terms: dict[str, float],
+    tails: dict[str, int],
+    cap: int,
+    quantized: dict[str, Quantized],
+    labels: dict[str, str],
+    dists: dict[str, Distribution],
+    rules: dict[str, Any],
+) -> tuple[np.ndarray, Terms, dict[str, Any]] | None:
+    """The sub-cell bound on the tail boxes of one unbounded input only (its other cells left out of the fine grid).
+
+    The fine grid is the requested one with that input's axis replaced by the sub-cells of its tail cells (a
+    partial axis, like a chunk's slab), so it costs ``tail sub-cells / atoms`` of the requested evaluation; boxes
+    outside the tails keep their bound.
+    """
+    t0 = time.process_time()
+    cand = [n for n in terms if tails.get(n, 0) and terms[n] > 0]
+    if not cand:
+        return None
+    name = max(cand, key=lambda n: terms[n])
+    q = quantized[name]
+    only = ~(np.isfinite(q.lo) & np.isfinite(q.hi))
+    n_fine = int(np.sum(only)) * (1 + subcells.TAIL_PIECES)
+    shape = ev._shape(val.axes)
+    if math.prod(shape) // q.atoms.size * n_fine > cap:
+        return None
+    s = subcells.split(dists.get(name), q, 1, only)  # type: ignore[arg-type]
+    if s is None:
+        return None
+    fine_q = {**quantized, name: s[0]}
+    ev2 = Evaluator(sub, out, fine_q, labels, set(), ev.compress_atoms, dists)
+    try:
+        val2, bound2, _ = ev2.run(rules)
+    except DistError as exc:
+        log.warning("sub-cell bound skipped at %s: %s", sub.nodes[out].where, exc)
+        return None
+    if val2.axes != val.axes:
+        return None
+    axis_id = next(n.id for n in sub.nodes if n.op == "input" and n.attrs["name"] == name)
+    j = val.axes.index(axis_id)
+    kept = np.flatnonzero(only)
+    par = [np.arange(shape[i]) if i != j else np.searchsorted(kept, s[1]) for i in range(len(shape))]
+    coarse = np.take(np.broadcast_to(val.pt, shape), kept, axis=j)
+    f2 = ev2._shape(val2.axes)
+    nested = subcells.nested_bound(coarse, val2.pt, np.broadcast_to(bound2, f2), ev2._wbox(val2.axes), par)
+    new = np.array(box_bound, dtype=float)
+    sl = (slice(None),) * j + (kept,)
+    new[sl] = np.minimum(new[sl], nested)
+    total, new_total = float(np.sum(box_bound)), float(np.sum(new))
+    if not new_total < total:
+        return None
+    info = {
+        "splits": {name: "tails"},
+        "fine_boxes": int(math.prod(f2)),
+        "bound_before": total,
+        "bound_after": new_total,
+        "cpu_seconds": time.process_time() - t0,
+    }
+    return (
+        new,
+        {k: v * new_total / total for k, v in attr.items()} if math.isfinite(total) else {"sub-cells": new_total},
+        info,
+    )
 
 
 def _subcell_round(

@@ -82,18 +82,23 @@ def _z_edges(dist: Continuous, lo: float, hi: float, p: int) -> np.ndarray:
     return np.concatenate([[zl], np.sort(inner), [zr]])
 
 
-def split(dist: Distribution, q: Quantized, p: int) -> tuple[Quantized, np.ndarray] | None:
+def split(
+    dist: Distribution, q: Quantized, p: int, only: np.ndarray | None = None
+) -> tuple[Quantized, np.ndarray] | None:
     """``q``'s cells split into nested sub-cells (``p`` equal-mass pieces; tail cells also geometric far pieces).
 
     Returns the finer quantization (atoms at the sub-cells' conditional means, exact masses, per-cell errors
     ``E[|X - atom|; sub-cell]`` rounded up) and each sub-cell's parent cell index, or ``None`` where the law has
-    no closed-form cell moments (then the input is not split).
+    no closed-form cell moments (then the input is not split). ``only`` (a mask of ``q``'s cells) keeps only those
+    cells' sub-cells: a partial axis, as a chunk's slab is (its weights do not sum to 1).
     """
     if not isinstance(dist, Continuous) or type(dist).__name__ == "ScipyContinuous" or q.upstream_w1 != 0:
         return None
     s = dist.scale
     zl_all, zr_all, parent = [], [], []
     for i, (lo, hi) in enumerate(zip(q.lo, q.hi, strict=True)):
+        if only is not None and not only[i]:
+            continue
         e = _z_edges(dist, float(lo), float(hi), p)
         zl_all.append(e[:-1])
         zr_all.append(e[1:])
@@ -120,7 +125,7 @@ def split(dist: Distribution, q: Quantized, p: int) -> tuple[Quantized, np.ndarr
         return None
     # Masses from the closed-form CDF: normalised per parent to the parent's weight, so that the fine boxes of a
     # coarse box carry its mass (the differences are rounding).
-    tot = np.bincount(par, weights=mass, minlength=q.weights.size)
+    tot = np.bincount(par, weights=mass, minlength=q.weights.size)  # (zero for cells left out)
     with np.errstate(invalid="ignore", divide="ignore"):
         w = np.where(tot[par] > 0, mass / tot[par] * q.weights[par], 0.0)
     fine = Quantized(x, w, lo, hi, err, "subcells", 0.0, q.support)
