@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import affine, enclose, envelope, multienv, semidiscrete, subcells
+from opgraph.dcg import affine, enclose, envelope, multienv, semidiscrete
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -1701,6 +1701,8 @@ def evaluate_output(
     w = ev._wbox(val.axes).reshape(-1)
     atoms, weights = merge_duplicates(pt, w)
     sub_info = None
+    from opgraph.dcg import subcells  # the optional sub-cell pass
+
     if subcells.ENABLED.get():
         sc = _subcell_bound(ev, sub, out, val, box_bound, attr, quantized, labels, dists, rules, max_joint)
         if sc is not None:
@@ -1784,6 +1786,8 @@ def _subcell_bound(
     bounds, its attribution (the fine grid's, scaled to the new total) and what was done; ``None`` where nothing
     was tried or nothing improved.
     """
+    from opgraph.dcg import subcells
+
     t0 = time.process_time()
     total = float(np.sum(box_bound))
     names = {n.id: n.attrs["name"] for n in sub.nodes if n.op == "input"}
@@ -1869,6 +1873,8 @@ def _subcell_tails(
     partial axis, like a chunk's slab), so it costs ``tail sub-cells / atoms`` of the requested evaluation; boxes
     outside the tails keep their bound.
     """
+    from opgraph.dcg import subcells
+
     t0 = time.process_time()
     cand = [n for n in terms if tails.get(n, 0) and terms[n] > 0]
     if not cand:
@@ -1930,6 +1936,8 @@ def _subcell_round(
     rules: dict[str, Any],
 ) -> tuple[Val, np.ndarray, Terms, dict[str, np.ndarray], Evaluator] | None:
     """One evaluation on the nested sub-cells of ``plan`` (value, per-box bound, attribution, parents, evaluator)."""
+    from opgraph.dcg import subcells
+
     fine_q = dict(quantized)
     parents: dict[str, np.ndarray] = {}
     for name, p in plan.items():
