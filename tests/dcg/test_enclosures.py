@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 
 from opgraph import dcg as od
-from opgraph.dcg import enclose, engine
+from opgraph.dcg import enclose, engine, subcells
 
 
 def _naive(monkeypatch):
     """Switch the mean-value form, the dedicated forms and subdivision off (plain interval arithmetic per box)."""
     monkeypatch.setattr(engine.Evaluator, "_shared_operands", lambda self: set())
     monkeypatch.setattr(enclose, "find_forms", lambda graph: {})
+    # the nested sub-cell bound (opgraph.dcg.subcells), whose narrower cells also avoid the false pole
+    monkeypatch.setattr(subcells, "ENABLED", contextvars.ContextVar("subcells_off", default=False))
     monkeypatch.setattr(enclose, "levels_for", lambda k, max_pieces=0: 0)
     # and the affine forms (opgraph.dcg.affine), which also keep the quadratic case away from its false pole
     monkeypatch.setattr(engine.affine, "ENABLED", contextvars.ContextVar("affine_off", default=False))

@@ -52,10 +52,10 @@ _TINY = 1e-300
 ERR_BASE = 1 << 40
 _err_ids = itertools.count(ERR_BASE)
 #: Most error symbols one form keeps (the smallest beyond are merged into ``r``).
-MAX_FORM_ERR = 24
+MAX_FORM_ERR = 96
 #: Live forms on one grid are condensed jointly (:func:`condense`) once they carry more than this many error
 #: symbols, in groups of at most MAX_GROUP forms.
-CONDENSE_AT = 12
+CONDENSE_AT = 48
 MAX_GROUP = 6
 #: A node's form is replaced by its interval enclosure (a fresh error term) on boxes where that enclosure's
 #: half-width is below BOX_FACTOR times the form's radius (after a linear or bilinear op: a tie there would hand
@@ -563,11 +563,42 @@ def _err_total(f: Aff) -> Any:
     return sum((np.abs(v) for i, v in f.a.items() if _is_err(i)), np.zeros(())) * (1 + _SLACK)
 
 
+#: Whether :func:`condense` takes its frame from a QR factorisation of the longest error columns (Lohner's QR method,
+#: the default) or from the principal axes of the zonotope (``QR_FRAME.set(False)``: the eigenvector frame, kept for
+#: the before/after benchmark ``benchmarks/dcg/ode_wrapping.py``).
+QR_FRAME: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_affine_qr", default=True)
+
+
+def _pca_frame(B: np.ndarray, d: int) -> np.ndarray:
+    """The orthonormal eigenvectors of ``B B^T`` per box (the zonotope's principal axes)."""
+    M = B @ np.swapaxes(B, 1, 2)
+    try:
+        _, P = np.linalg.eigh(M)
+    except np.linalg.LinAlgError:
+        P = np.broadcast_to(np.eye(d), (B.shape[0], d, d)).copy()
+    return np.asarray(P)
+
+
+def _qr_frame(B: np.ndarray, d: int) -> np.ndarray:
+    """Lohner's frame per box: ``Q`` of the QR factorisation of the ``d`` longest columns of ``B``, longest first.
+
+    The previous condensation's ``d`` symbols (mapped by the linear ops since) are the longest columns of a linear
+    recurrence: their ``Q`` turns with them, so ``Q^T B`` stays near triangular and the new box hull adds little.
+    The principal axes instead are arbitrary for a near-round zonotope (an oscillator's ``(x, v)``): a frame at 45
+    degrees to the generators inflates the hull by up to ``sqrt(d)`` at every condensation.
+    """
+    norms = np.sum(B * B, axis=1)  # (boxes, symbols)
+    top = np.argsort(-norms, axis=1, kind="stable")[:, :d]  # (boxes, d): m > d here
+    Q, _ = np.linalg.qr(np.take_along_axis(B, top[:, None, :], axis=2))
+    return np.asarray(Q)
+
+
 def condense(forms: list[Aff], keep: int) -> None:
     """Replace the error symbols shared by ``forms`` (one grid: the same axes) by ``len(forms)`` new ones, in place.
 
-    Per box, with ``B`` the (forms x symbols) coefficient matrix, ``P`` the orthonormal eigenvectors of ``B B^T``
-    (the zonotope's principal axes) and ``Q = P^T`` (its inverse up to rounding): the new symbols ``F = (Q B E) / s`` with ``s_l = sum_j |(Q B)_lj|`` lie in
+    Per box, with ``B`` the (forms x symbols) coefficient matrix, ``P`` an orthonormal frame (Lohner's QR frame of
+    ``B``'s longest columns, :func:`_qr_frame`; or the eigenvectors of ``B B^T`` with :data:`QR_FRAME` off) and
+    ``Q = P^T`` (its inverse up to rounding): the new symbols ``F = (Q B E) / s`` with ``s_l = sum_j |(Q B)_lj|`` lie in
     ``[-1, 1]``, and form ``l`` gets ``sum_l' P_ll' s_l' F_l'`` plus, in ``r``, the residual ``((I - P Q) B E)_l``
     (bounded by ``sum_l' |(I - P Q)_ll'| sum_j |B_l'j|``) and rounding. The values of the forms are unchanged; the
     parallelotope ``P diag(s)`` turns with linear maps like the symbols it replaces (Lohner's method), where an
@@ -587,15 +618,11 @@ def condense(forms: list[Aff], keep: int) -> None:
     with np.errstate(all="ignore"):
         absb = np.abs(B)
         rows = absb.sum(axis=2)  # (n, d)
-        # An orthonormal frame along the principal axes of the zonotope B [-1, 1]^m (Q = P^T inverts it up to
-        # rounding, which the residual below covers): it turns with the forms under linear maps.
-        M = B @ np.swapaxes(B, 1, 2)
-        ok = np.all(np.isfinite(M), axis=(1, 2))
-        M[~ok] = np.eye(d)
-        try:
-            _, P = np.linalg.eigh(M)
-        except np.linalg.LinAlgError:
-            P = np.broadcast_to(np.eye(d), (n, d, d)).copy()
+        # An orthonormal frame (Q = P^T inverts it up to rounding, which the residual below covers; any orthonormal
+        # P is sound) that turns with the forms under linear maps.
+        ok = np.all(np.isfinite(B), axis=(1, 2))
+        Bok = np.where(ok[:, None, None], B, 0.0)
+        P = _qr_frame(Bok, d) if QR_FRAME.get() else _pca_frame(Bok, d)
         P[~ok] = np.eye(d)
         Q = np.swapaxes(P, 1, 2).copy()
         T = Q @ B

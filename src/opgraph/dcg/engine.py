@@ -1800,6 +1800,13 @@ def evaluate_output(
     pt = np.broadcast_to(val.pt, shape).reshape(-1)
     w = ev._wbox(val.axes).reshape(-1)
     atoms, weights = merge_duplicates(pt, w)
+    sub_info = None
+    from opgraph.dcg import subcells  # the optional sub-cell pass
+
+    if subcells.ENABLED.get():
+        sc = _subcell_bound(ev, sub, out, val, box_bound, attr, quantized, labels, dists, rules, max_joint)
+        if sc is not None:
+            box_bound, attr, sub_info = sc
     c_total = float(np.sum(box_bound))
     n_total = math.inf if ev.cell_only else _total(val.nb)
     if c_total <= n_total:
@@ -1842,6 +1849,8 @@ def evaluate_output(
         "extremes": ev.extremes,
         "seconds": time.perf_counter() - t0,
     }
+    if sub_info is not None:
+        info["subcells"] = sub_info
     if math.isinf(bound):
         where = val.nb_inf_at or sub.nodes[out].where
         info["unbounded_at"] = where
@@ -1854,6 +1863,196 @@ def evaluate_output(
             stacklevel=3,
         )
     return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info, cells=_output_cells(ev, val))
+
+
+def _subcell_bound(
+    ev: Evaluator,
+    sub: Graph,
+    out: int,
+    val: Val,
+    box_bound: np.ndarray,
+    attr: Terms,
+    quantized: dict[str, Quantized],
+    labels: dict[str, str],
+    dists: dict[str, Distribution],
+    rules: dict[str, Any],
+    max_joint: int,
+) -> tuple[np.ndarray, Terms, dict[str, Any]] | None:
+    """The cellwise bound recomputed on nested sub-cells of the inputs that carry it (:mod:`opgraph.dcg.subcells`).
+
+    Runs only on a grid of plain input axes (no compression, no chunk) whose cellwise bound exceeds
+    :data:`~opgraph.dcg.subcells.TRIGGER` times the computed output's std; the fine grid is capped by
+    ``max_joint``, :data:`~opgraph.dcg.subcells.MAX_FACTOR` and :data:`~opgraph.dcg.subcells.MAX_WORK`. Returns the per-box minimum of both
+    bounds, its attribution (the fine grid's, scaled to the new total) and what was done; ``None`` where nothing
+    was tried or nothing improved.
+    """
+    from opgraph.dcg import subcells
+
+    t0 = time.process_time()
+    total = float(np.sum(box_bound))
+    names = {n.id: n.attrs["name"] for n in sub.nodes if n.op == "input"}
+    if ev.compress or ev.slabs or set(val.axes) != set(names) or total <= 0:
+        return None
+    shape = ev._shape(val.axes)
+    pt = np.broadcast_to(val.pt, shape)
+    w = ev._wbox(val.axes)
+    mean = float(np.sum(pt * w))
+    std = math.sqrt(max(float(np.sum(w * (pt - mean) ** 2)), 0.0))
+    if not total > subcells.TRIGGER * std:
+        return None
+    terms = {name: attr.get(labels[name], 0.0) for name in names.values()}
+    sizes = {name: int(quantized[name].atoms.size) for name in names.values()}
+    tails = {
+        name: int(np.sum(~(np.isfinite(quantized[name].lo) & np.isfinite(quantized[name].hi))))
+        for name in names.values()
+    }
+    cap = min(max_joint, max(subcells.MAX_FACTOR * math.prod(shape), subcells.MIN_BOXES))
+    cap = min(cap, max(subcells.MIN_BOXES, subcells.MAX_WORK // max(1, len(sub.nodes))))
+    plan = subcells.plan_splits(terms, sizes, tails, cap)
+    if not plan:  # nothing fits: split only the tail cells of the unbounded input with the largest term
+        return _subcell_tails(ev, sub, out, val, box_bound, attr, terms, tails, cap, quantized, labels, dists, rules)
+    sc = _subcell_round(ev, sub, out, plan, quantized, labels, dists, rules)
+    if sc is None:
+        return None
+    val2, bound2, attr2, parents, ev2 = sc
+    if val2.axes != val.axes:
+        return None
+    fshape = ev2._shape(val2.axes)
+    par = [parents.get(names[a], np.arange(shape[j])) for j, a in enumerate(val.axes)]
+    nested = subcells.nested_bound(pt, val2.pt, np.broadcast_to(bound2, fshape), ev2._wbox(val2.axes), par)
+    new = np.minimum(box_bound, nested)
+    new_total = float(np.sum(new))
+    info: dict[str, Any] = {"splits": dict(plan), "fine_boxes": int(math.prod(fshape))}
+    # A second plan from the fine grid's attribution (a term of the coarse grid may have been inflated by the
+    # wrapping on wide cells, or infinite), where the work of both rounds stays within MAX_WORK.
+    used = math.prod(fshape) * len(sub.nodes)
+    left = (subcells.MAX_WORK - used) // max(1, len(sub.nodes))
+    if new_total > subcells.TRIGGER * std and left >= math.prod(shape) * 2:
+        terms2 = {name: attr2.get(labels[name], 0.0) * plan.get(name, 1) for name in names.values()}
+        plan2 = subcells.plan_splits(terms2, sizes, tails, min(cap, left))
+        if plan2 and plan2 != plan:
+            sc2 = _subcell_round(ev, sub, out, plan2, quantized, labels, dists, rules)
+            if sc2 is not None and sc2[0].axes == val.axes:
+                val3, bound3, attr3, parents3, ev3 = sc2
+                par3 = [parents3.get(names[a], np.arange(shape[j])) for j, a in enumerate(val.axes)]
+                f3 = ev3._shape(val3.axes)
+                nested3 = subcells.nested_bound(pt, val3.pt, np.broadcast_to(bound3, f3), ev3._wbox(val3.axes), par3)
+                total3 = float(np.sum(np.minimum(new, nested3)))
+                info["second_splits"] = dict(plan2)
+                if total3 < new_total:
+                    new, new_total, attr2 = np.minimum(new, nested3), total3, attr3
+    info.update(bound_before=total, bound_after=new_total, cpu_seconds=time.process_time() - t0)
+    if not new_total < total:
+        return None
+    fine_total = _total(attr2)
+    if math.isfinite(fine_total) and fine_total > 0:
+        new_attr = {k: v * new_total / fine_total for k, v in attr2.items()}
+    else:
+        new_attr = {"sub-cells": new_total}
+    return new, new_attr, info
+
+
+def _subcell_tails(
+    ev: Evaluator,
+    sub: Graph,
+    out: int,
+    val: Val,
+    box_bound: np.ndarray,
+    attr: Terms,
+    terms: dict[str, float],
+    tails: dict[str, int],
+    cap: int,
+    quantized: dict[str, Quantized],
+    labels: dict[str, str],
+    dists: dict[str, Distribution],
+    rules: dict[str, Any],
+) -> tuple[np.ndarray, Terms, dict[str, Any]] | None:
+    """The sub-cell bound on the tail boxes of one unbounded input only (its other cells left out of the fine grid).
+
+    The fine grid is the requested one with that input's axis replaced by the sub-cells of its tail cells (a
+    partial axis, like a chunk's slab), so it costs ``tail sub-cells / atoms`` of the requested evaluation; boxes
+    outside the tails keep their bound.
+    """
+    from opgraph.dcg import subcells
+
+    t0 = time.process_time()
+    cand = [n for n in terms if tails.get(n, 0) and terms[n] > 0]
+    if not cand:
+        return None
+    name = max(cand, key=lambda n: terms[n])
+    q = quantized[name]
+    only = ~(np.isfinite(q.lo) & np.isfinite(q.hi))
+    n_fine = int(np.sum(only)) * (1 + subcells.TAIL_PIECES)
+    shape = ev._shape(val.axes)
+    if math.prod(shape) // q.atoms.size * n_fine > cap:
+        return None
+    s = subcells.split(dists.get(name), q, 1, only)  # type: ignore[arg-type]
+    if s is None:
+        return None
+    fine_q = {**quantized, name: s[0]}
+    ev2 = Evaluator(sub, out, fine_q, labels, set(), ev.compress_atoms, dists)
+    try:
+        val2, bound2, _ = ev2.run(rules)
+    except DistError as exc:
+        log.warning("sub-cell bound skipped at %s: %s", sub.nodes[out].where, exc)
+        return None
+    if val2.axes != val.axes:
+        return None
+    axis_id = next(n.id for n in sub.nodes if n.op == "input" and n.attrs["name"] == name)
+    j = val.axes.index(axis_id)
+    kept = np.flatnonzero(only)
+    par = [np.arange(shape[i]) if i != j else np.searchsorted(kept, s[1]) for i in range(len(shape))]
+    coarse = np.take(np.broadcast_to(val.pt, shape), kept, axis=j)
+    f2 = ev2._shape(val2.axes)
+    nested = subcells.nested_bound(coarse, val2.pt, np.broadcast_to(bound2, f2), ev2._wbox(val2.axes), par)
+    new = np.array(box_bound, dtype=float)
+    sl = (slice(None),) * j + (kept,)
+    new[sl] = np.minimum(new[sl], nested)
+    total, new_total = float(np.sum(box_bound)), float(np.sum(new))
+    if not new_total < total:
+        return None
+    info = {
+        "splits": {name: "tails"},
+        "fine_boxes": int(math.prod(f2)),
+        "bound_before": total,
+        "bound_after": new_total,
+        "cpu_seconds": time.process_time() - t0,
+    }
+    return (
+        new,
+        {k: v * new_total / total for k, v in attr.items()} if math.isfinite(total) else {"sub-cells": new_total},
+        info,
+    )
+
+
+def _subcell_round(
+    ev: Evaluator,
+    sub: Graph,
+    out: int,
+    plan: dict[str, int],
+    quantized: dict[str, Quantized],
+    labels: dict[str, str],
+    dists: dict[str, Distribution],
+    rules: dict[str, Any],
+) -> tuple[Val, np.ndarray, Terms, dict[str, np.ndarray], Evaluator] | None:
+    """One evaluation on the nested sub-cells of ``plan`` (value, per-box bound, attribution, parents, evaluator)."""
+    from opgraph.dcg import subcells
+
+    fine_q = dict(quantized)
+    parents: dict[str, np.ndarray] = {}
+    for name, p in plan.items():
+        s = subcells.split(dists.get(name), quantized[name], p)  # type: ignore[arg-type]
+        if s is not None:
+            fine_q[name], parents[name] = s
+    if not parents:
+        return None
+    ev2 = Evaluator(sub, out, fine_q, labels, set(), ev.compress_atoms, dists)
+    try:
+        val2, bound2, attr2 = ev2.run(rules)
+    except DistError as exc:  # an optional tightening: the coarse bound stands
+        log.warning("sub-cell bound skipped at %s: %s", sub.nodes[out].where, exc)
+        return None
+    return val2, bound2, attr2, parents, ev2
 
 
 def _hint_suffix(graph: Graph, dists: dict[str, Distribution]) -> str:
