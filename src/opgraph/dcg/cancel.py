@@ -40,6 +40,7 @@ import numpy as np
 
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.enclose import _sqrt_sum
+from opgraph.dcg.semidiscrete import const_value
 from opgraph.graph import Graph, Node
 
 #: Whether :func:`opgraph.dcg.engine.evaluate_output` tries the rewrites (``ENABLED.set(False)``: the engine
@@ -54,20 +55,12 @@ MAX_REWRITES = 8
 Signed = list[tuple[int, int]]  # (node id, +1 or -1): a factor with its exponent, or a summand with its sign
 
 
-def _const(graph: Graph, i: int) -> float | None:
-    n = graph.nodes[i]
-    if n.op != "const":
-        return None
-    v = np.asarray(n.attrs["value"], dtype=float)
-    return float(v) if v.size == 1 else None
-
-
 def _int_power(graph: Graph, n: Node) -> int | None:
     """``k`` where node ``n`` is ``x ** k`` (or ``square(x)``) with an integer ``1 <= |k| <= 3``, else None."""
     if n.op == "square" and len(n.inputs) == 1:
         return 2
     if n.op == "pow" and len(n.inputs) == 2:
-        c = _const(graph, n.inputs[1])
+        c = const_value(graph, n.inputs[1])
         if c is not None and c == int(c) and 1 <= abs(c) <= 3:
             return int(c)
     return None
@@ -181,7 +174,7 @@ def signs(graph: Graph, dists: dict[str, Any], enc: list[tuple[float, float]]) -
             elif n.op == "pow" and len(ins) == 2 and ins[0] == 1:
                 sg = 1
             elif n.op == "pow" and len(ins) == 2 and ins[0] != 0:
-                c = _const(graph, n.inputs[1])
+                c = const_value(graph, n.inputs[1])
                 if c is not None and c == int(c):
                     sg = ins[0] if int(c) % 2 else 1  # an odd power keeps the sign, an even one is > 0
         out.append(sg)
@@ -209,7 +202,7 @@ def _sig(graph: Graph, i: int, depth: int = 6) -> str:
     if n.op == "input":
         return f"in:{n.attrs['name']}"
     if n.op == "const":
-        return f"c:{_const(graph, i)!r}"
+        return f"c:{const_value(graph, i)!r}"
     if depth == 0:
         return f"{n.op}:?"
     return f"{n.op}(" + ",".join(_sig(graph, j, depth - 1) for j in n.inputs) + ")"
@@ -232,7 +225,7 @@ def _find(
         if n.op in ("mul", "div") and len(n.inputs) == 2:
             fs = factors(graph, n.id, powers=True)
             for u, e in fs:
-                if e == 1 and (u, -1) in fs and _const(graph, u) is None and _nonzero(enc, u, sg):
+                if e == 1 and (u, -1) in fs and const_value(graph, u) is None and _nonzero(enc, u, sg):
                     return n.id, "cancel", u, n.id
     for n in graph.nodes:
         if n.op not in ("mul", "div") or len(n.inputs) != 2:
@@ -240,7 +233,11 @@ def _find(
         a, b = n.inputs
         if n.op == "mul":
             for u, s in ((a, b), (b, a)):
-                if _const(graph, u) is not None or graph.nodes[s].op not in ("add", "sub") or not _nonzero(enc, u, sg):
+                if (
+                    const_value(graph, u) is not None
+                    or graph.nodes[s].op not in ("add", "sub")
+                    or not _nonzero(enc, u, sg)
+                ):
                     continue
                 if any((u, -1) in factors(graph, t) for t, _ in summands(graph, s)):
                     return n.id, "distribute", u, s
@@ -248,13 +245,13 @@ def _find(
             terms = summands(graph, b)
             tf = [factors(graph, t) for t, _ in terms]
             for u, e in factors(graph, a):
-                if e != 1 or _const(graph, u) is not None or not _nonzero(enc, u, sg) or _sig(graph, u) in used:
+                if e != 1 or const_value(graph, u) is not None or not _nonzero(enc, u, sg) or _sig(graph, u) in used:
                     continue
                 if any((u, 1) in fs for fs in tf):
                     return n.id, "divide", u, b
             for fs in tf:
                 for u, e in fs:
-                    if e == -1 and _const(graph, u) is None and _nonzero(enc, u, sg) and _wide(enc, u):
+                    if e == -1 and const_value(graph, u) is None and _nonzero(enc, u, sg) and _wide(enc, u):
                         if _sig(graph, u) in used:
                             continue
                         return n.id, "clear", u, b
@@ -279,7 +276,7 @@ def _apply(graph: Graph, output: int, target: int, kind: str, u: int, s: int) ->
             return one[0]
 
         def product(fs: Signed) -> int:
-            fs = [(j, e) for j, e in fs if _const(graph, j) != 1.0]
+            fs = [(j, e) for j, e in fs if const_value(graph, j) != 1.0]
             num = [mp[j] for j, e in fs if e > 0]
             den = [mp[j] for j, e in fs if e < 0]
             top = num[0] if num else const1()

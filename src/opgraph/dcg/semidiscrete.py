@@ -93,7 +93,8 @@ class Core:
     steps: int
 
 
-def _const(graph: Graph, i: int) -> float | None:
+def const_value(graph: Graph, i: int) -> float | None:
+    """Node ``i``'s value when it is a scalar constant, else None (shared with :mod:`opgraph.dcg.cancel`)."""
     n = graph.nodes[i]
     if n.op != "const":
         return None
@@ -121,7 +122,7 @@ def plain_core(graph: Graph, output: int) -> Core | None:
             i, steps = n.inputs[0], steps + 1
             continue
         if n.op in _AFFINE and len(n.inputs) == 2:
-            cs = [_const(graph, j) for j in n.inputs]
+            cs = [const_value(graph, j) for j in n.inputs]
             if (cs[0] is None) != (cs[1] is None):
                 k = 0 if cs[0] is None else 1  # the variable operand
                 c = cs[1 - k]
@@ -160,12 +161,12 @@ def _tree(
         n = graph.nodes[i]
         inner = i == root or len(users.get(i, ())) == 1
         if inner and len(n.inputs) == 2 and (n.op == op or (op == "mul" and n.op == "div")):
-            cs = [_const(graph, j) for j in n.inputs]
+            cs = [const_value(graph, j) for j in n.inputs]
             if n.op == "div" and (cs[1] in (None, 0.0) or cs[0] is not None):
                 leaves.append(i)
                 continue
             for j in n.inputs:
-                v = _const(graph, j)
+                v = const_value(graph, j)
                 if v is None:
                     parent[j] = i
                     stack.append(j)
@@ -223,7 +224,7 @@ def reassociate(graph: Graph, output: int, score: dict[str, float], mode: str = 
         if p is None:
             return None
         pn = graph.nodes[p]
-        cs = [_const(graph, j) for j in pn.inputs]
+        cs = [const_value(graph, j) for j in pn.inputs]
         v = next((x for x in cs if x is not None), None)
         if mode == "mul" and v is not None:
             kappa = kappa / v if pn.op == "div" else kappa * v
@@ -263,10 +264,10 @@ def reassociate(graph: Graph, output: int, score: dict[str, float], mode: str = 
     i = output
     while i != core.node:
         chain.append(i)
-        i = next(j for j in graph.nodes[i].inputs if _const(graph, j) is None)
+        i = next(j for j in graph.nodes[i].inputs if const_value(graph, j) is None)
     for i in reversed(chain):
         n = graph.nodes[i]
-        top_id = add(n.op, tuple(top_id if _const(graph, j) is None else j for j in n.inputs), dict(n.attrs), i)
+        top_id = add(n.op, tuple(top_id if const_value(graph, j) is None else j for j in n.inputs), dict(n.attrs), i)
     g2 = Graph(tuple(nodes), graph.inputs, (top_id,))
     sub, mapping = g2.subgraph(sorted(g2.ancestors(top_id) | {top_id}), [top_id])
     return sub, mapping[top_id]
@@ -802,7 +803,7 @@ def affine_rewrite(graph: Graph, output: int, c: int, shift: float = 0.0) -> tup
             p = None if p is None else add("div", (p, z), u)
             q = add("div", (const(1.0, u), z), u) if q is None else add("div", (q, z), u)
         prev = u
-    if q is None or _const(Graph(tuple(nodes), graph.inputs, ()), q) is not None:
+    if q is None or const_value(Graph(tuple(nodes), graph.inputs, ()), q) is not None:
         return None  # C enters with a constant factor: the sum / product certificate already covers it
     if shift != 0.0:
         # Centred: Y = Y(c0) + Q (C - c0), Y(c0) the chain itself with C replaced by the constant c0 (not P + c0 Q,
@@ -994,7 +995,7 @@ def find_affine_core(graph: Graph, output: int) -> AffineCore | None:
     for k in (0, 1):
         m, p = n.inputs[k], n.inputs[1 - k]
         mn = graph.nodes[m]
-        if mn.op != "mul" or len(mn.inputs) != 2 or len(users.get(m, ())) != 1 or _const(graph, p) is not None:
+        if mn.op != "mul" or len(mn.inputs) != 2 or len(users.get(m, ())) != 1 or const_value(graph, p) is not None:
             continue
         if graph.nodes[p].op == "input":
             return None  # ``C' + M`` with an input ``C'``: the sum certificate of :class:`Core` applies as before
@@ -1003,10 +1004,10 @@ def find_affine_core(graph: Graph, output: int) -> AffineCore | None:
             shift = 0.0
             cn = graph.nodes[c]
             if cn.op == "sub" and len(cn.inputs) == 2 and len(users.get(c, ())) == 1:
-                v = _const(graph, cn.inputs[1])
+                v = const_value(graph, cn.inputs[1])
                 if v is not None and math.isfinite(v):
                     c, shift = cn.inputs[0], v
-            if graph.nodes[c].op == "input" and len(users.get(c, ())) == 1 and _const(graph, q) is None and q != c:
+            if graph.nodes[c].op == "input" and len(users.get(c, ())) == 1 and const_value(graph, q) is None and q != c:
                 return AffineCore(output, p, q, c, m, shift)
     return None
 
