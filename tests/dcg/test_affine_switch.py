@@ -15,6 +15,7 @@ import pytest
 
 import opgraph.dcg as od
 from opgraph.dcg import affine as A
+from opgraph.dcg import switches
 from opgraph.dcg.errors import DistError
 
 U = od.Uniform
@@ -205,3 +206,39 @@ def test_cli_no_affine(tmp_path, budget: int, in_process: dict[bool, od.DistResu
     assert saved["--no-affine"]["info"]["chunks"]["count"] > 1
     assert saved["--no-affine"]["w1_bound"] == pytest.approx(in_process[False].w1_bound, rel=1e-9)
     assert saved["--affine"]["w1_bound"] == pytest.approx(in_process[True].w1_bound, rel=1e-9)
+
+
+def semi_discrete_case(x, z, c):
+    """``2 Z + C X``: affine in X, so the semi-discrete certificate tightens its bound."""
+    return 2.0 * z + c * x
+
+
+SD_LAWS = [U(0.3, 1.3), U(0.0, 1.0), U(0.1, 1.1)]
+
+
+@pytest.mark.parametrize(
+    ("name", "fn", "laws", "atoms"),
+    [
+        ("cancel", piston, LAWS, 2),
+        ("subcells", piston, LAWS, 2),
+        ("semi_discrete", semi_discrete_case, SD_LAWS, 8),
+    ],
+)
+def test_every_engine_switch_reaches_spawned_workers(name, fn, laws, atoms, spawn_pool) -> None:
+    """The caller's other engine switches (opgraph.dcg.switches) travel with evaluate_many's tasks too."""
+    on = od.evaluate(fn, *laws, atoms=atoms)
+    with switches.scope({name: False}):
+        ref = od.evaluate(fn, *laws, atoms=atoms)
+        many = od.evaluate_many(fn, [laws], atoms=atoms, executor=spawn_pool)
+    assert ref.w1_bound > 1.02 * on.w1_bound  # the switch matters on this case
+    assert many[0].w1_bound == ref.w1_bound
+    assert switches.capture()[name] is True  # restored after the block
+
+
+def test_switches_scope_restores_and_ignores_unnamed() -> None:
+    before = switches.capture()
+    with switches.scope({"cancel": False}):
+        now = switches.capture()
+        assert now["cancel"] is False
+        assert {k: v for k, v in now.items() if k != "cancel"} == {k: v for k, v in before.items() if k != "cancel"}
+    assert switches.capture() == before

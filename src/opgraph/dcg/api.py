@@ -1017,11 +1017,14 @@ def evaluate_rv(rv: RandomVariable, atoms: int | Mapping[str, int] = 256, **kwar
     return _with_truncation(results, dists, cut)[0]
 
 
-def _task(item: tuple[Callable[..., Any], Sequence[Any], dict[str, Any]], seed: int) -> Any:
-    fn, params, kwargs = item
+def _task(item: tuple[Callable[..., Any], Sequence[Any], dict[str, Any], dict[str, bool]], seed: int) -> Any:
+    from opgraph.dcg import switches
+
+    fn, params, kwargs, caller_switches = item
     kw = dict(kwargs)
     kw.setdefault("seed", seed)
-    return evaluate(fn, *params, **kw)
+    with switches.scope(caller_switches):  # the caller's engine switches, also in a process / Dask worker
+        return evaluate(fn, *params, **kw)
 
 
 def evaluate_many(
@@ -1044,14 +1047,17 @@ def evaluate_many(
         progress: Show a progress bar.
         **kwargs: Passed to :func:`evaluate` for every set (``atoms``, ``target_w1``, ``max_joint``, ...;
             ``max_memory`` bounds each evaluation's memory, its grids then evaluated in chunks in the task;
-            ``affine=None`` is resolved here, from the caller's ``opgraph.dcg.affine.ENABLED``, for every task).
+            ``affine=None`` is resolved here, from the caller's ``opgraph.dcg.affine.ENABLED``, for every task;
+            the other engine switches of :mod:`opgraph.dcg.switches` travel with the tasks too).
 
     Returns:
         Results in the order of ``param_sets``; identical for every executor.
     """
+    from opgraph.dcg import switches
     from opgraph.parallel import map_tasks
 
     kwargs = {**kwargs, "affine": _affine_switch(kwargs.get("affine"))}
+    caller_switches = switches.capture()
     items = []
     for k, ps in enumerate(param_sets):
         if isinstance(ps, Mapping):
@@ -1064,5 +1070,5 @@ def evaluate_many(
             params = list(ps)
         else:
             raise DistError(f"param_sets[{k}] must be a sequence of inputs or a dict by parameter name")
-        items.append((fn, params, kwargs))
+        items.append((fn, params, kwargs, caller_switches))
     return map_tasks(_task, items, executor=executor, seed=seed, progress=progress, desc="opgraph.dcg")

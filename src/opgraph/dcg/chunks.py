@@ -36,12 +36,12 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import affine
+from opgraph.dcg import switches
 from opgraph.dcg.band import GridCells
 from opgraph.dcg.distributions import Distribution, Quantized
 from opgraph.dcg.engine import (
@@ -208,8 +208,9 @@ class _Job:
     plan: set[int]
     compress_atoms: int
     split: tuple[int, ...]
-    #: The caller's :data:`opgraph.dcg.affine.ENABLED` (a ContextVar does not travel to process / Dask workers).
-    affine: bool = True
+    #: The caller's engine switches (:mod:`opgraph.dcg.switches`: a ContextVar does not travel to process / Dask
+    #: workers).
+    switches: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass
@@ -234,11 +235,12 @@ def _run_chunk(item: tuple[_Job, tuple[slice, ...], dict[tuple[Any, ...], Any], 
     """Evaluate one chunk; ``known`` holds the global reductions found so far, ``full`` asks for the values."""
     job, slab, known, full = item
     del seed  # the grid evaluation is deterministic
-    token = affine.ENABLED.set(job.affine)
+    token = NODE_PROGRESS.set(False)  # chunks have their own bar
     try:
-        return _run_chunk_here(job, slab, known, full)
+        with switches.scope(job.switches):
+            return _run_chunk_here(job, slab, known, full)
     finally:
-        affine.ENABLED.reset(token)
+        NODE_PROGRESS.reset(token)
 
 
 def _run_chunk_here(job: _Job, slab: tuple[slice, ...], known: dict[tuple[Any, ...], Any], full: bool) -> _ChunkOut:
@@ -246,7 +248,6 @@ def _run_chunk_here(job: _Job, slab: tuple[slice, ...], known: dict[tuple[Any, .
     from opgraph.dcg.api import _rules
 
     ev = Evaluator(job.graph, job.out, job.quantized, job.labels, job.plan, job.compress_atoms, job.dists)
-    NODE_PROGRESS.set(False)  # chunks have their own bar
     ev.slabs = dict(zip(job.split, slab, strict=True))
     recorded: dict[tuple[Any, ...], tuple[bool, Any]] = {}
     split = set(job.split)
@@ -445,7 +446,7 @@ def _evaluate_in_chunks(
     from opgraph.parallel import get_executor, map_tasks
 
     t0 = time.perf_counter()
-    job = _Job(sub, out, quantized, labels, dists, plan, compress_atoms, chunking.axes, affine.ENABLED.get())
+    job = _Job(sub, out, quantized, labels, dists, plan, compress_atoms, chunking.axes, switches.capture())
     if progress is None:
         progress = chunking.grid > PROGRESS_ELEMENTS and sys.stderr.isatty()
     n = len(chunking.slabs)

@@ -1,0 +1,41 @@
+"""The engine's process-local switches, captured in the caller and set again where the work runs.
+
+Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.affine.ENABLED``,
+``opgraph.dcg.cancel.ENABLED``, ``opgraph.dcg.subcells.ENABLED``, ``opgraph.dcg.engine.SEMI_DISCRETE``). A
+ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
+tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
+evaluate with the caller's settings on every executor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping
+
+
+def _vars() -> dict[str, contextvars.ContextVar[bool]]:
+    from opgraph.dcg import affine, cancel, engine, subcells
+
+    return {
+        "affine": affine.ENABLED,
+        "cancel": cancel.ENABLED,
+        "subcells": subcells.ENABLED,
+        "semi_discrete": engine.SEMI_DISCRETE,
+    }
+
+
+def capture() -> dict[str, bool]:
+    """The current value of every switch, by name (``affine``, ``cancel``, ``subcells``, ``semi_discrete``)."""
+    return {name: bool(var.get()) for name, var in _vars().items()}
+
+
+@contextlib.contextmanager
+def scope(values: Mapping[str, bool]) -> Iterator[None]:
+    """Set the named switches to ``values`` for the block, then restore them (names not given stay as they are)."""
+    tokens = [(var, var.set(bool(values[name]))) for name, var in _vars().items() if name in values]
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
