@@ -10,7 +10,7 @@ import pytest
 
 from opgraph import dcg as od
 from opgraph.dcg import affine as A
-from opgraph.dcg import cancel, engine
+from opgraph.dcg import engine, switches
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.w1 import w1_discrete
 
@@ -266,16 +266,12 @@ def test_affine_bound_is_used_where_smaller(monkeypatch):
     """Piston at 3 atoms: the affine per-box bound is below the interval engine's total (it is what tightened it)."""
     fn, laws, _ = PROGRAMS["piston"]
     seen = _grab_final(monkeypatch)
-    tok = A.ENABLED.set(False)
-    try:
+    # Both on the original graph (opgraph.dcg.cancel evaluates a rewrite last) and without the sub-cell pass (it
+    # tightens both engines by its own means): the affine forms against the interval engine alone.
+    with switches.scope({"cancel": False, "subcells": False, "affine": False}):
         before = od.evaluate(fn, *laws, atoms=3)
-    finally:
-        A.ENABLED.reset(tok)
-    tok = cancel.ENABLED.set(False)  # the original graph's final node (opgraph.dcg.cancel evaluates a rewrite last)
-    try:
+    with switches.scope({"cancel": False, "subcells": False}):
         after = od.evaluate(fn, *laws, atoms=3)
-    finally:
-        cancel.ENABLED.reset(tok)
     assert seen["affine_bound"] < before.info["cellwise_bound"]
     assert after.info["cellwise_bound"] < before.info["cellwise_bound"]
 
