@@ -258,14 +258,15 @@ def ranker_costs(
                 continue
             model = CostModel(ModelConfig(kind="tile", epochs=gnn_epochs, hints=True)).fit(extra_out)
             costs = {r.name: model.predict(r).tolist() for r in recs}
+        base, fs = (rn[: -len(" [no fit]")], "tile") if rn.endswith(" [no fit]") else (rn, None)
         for r in recs:
             if rn == "GNN":
                 break
             train = [o for o in recs if o.name != r.name] + extra_out
-            if rn == "LightGBM":
-                m: Any = LightGBMBaseline(seed=0).fit(train)
-            elif rn == "LightGBM (22 records)":  # as tune_tile_real.py trains it: a shared kernel twice
-                m = LightGBMBaseline(seed=0).fit([o for o in every if o.name != r.name] + extra_out)
+            if base == "LightGBM":  # "[no fit]": without the tile-fit columns (LightGBM's tile prior before them)
+                m: Any = LightGBMBaseline(seed=0, features=fs).fit(train)
+            elif base == "LightGBM (22 records)":  # as tune_tile_real.py trains it: a shared kernel twice
+                m = LightGBMBaseline(seed=0, features=fs).fit([o for o in every if o.name != r.name] + extra_out)
             elif rn == "analytical":
                 m = AnalyticalBaseline()
             elif rn == "MetaSchedule XGBoost":
