@@ -104,3 +104,19 @@ def test_feature_set_mismatches_fail_in_one_line(make_tile, make_layout):
     m = LightGBMBaseline(n_estimators=3, features="tile+fit").fit(train)
     with pytest.raises(PerfError, match="'tile\\+fit' feature set, record .* is a layout graph"):
         m.predict(make_layout())
+
+
+def test_perf_train_model_type_lightgbm_fit(tmp_path, make_tile, make_layout):
+    pytest.importorskip("torch")
+    from opgraph.perf.evaluate import train_and_choose
+    from opgraph.perf.model import ModelConfig, load_ranker, save_lightgbm
+
+    train, valid = _remainder_kernels(make_tile, 6, 8), _remainder_kernels(make_tile, 2, 9)
+    cfg = ModelConfig(kind="tile", epochs=1)
+    chosen, m, sel = train_and_choose(cfg, train, valid, model_type="lightgbm-fit")
+    assert chosen == "LightGBM + tile-fit" and m.feature_set == "tile+fit" and list(sel["valid_scores"]) == [chosen]
+    assert load_ranker(save_lightgbm(m, tmp_path / "f.pt", selection=sel)).feature_set == "tile+fit"
+    _, plain, _ = train_and_choose(cfg, train, valid, model_type="lightgbm")
+    assert plain.feature_set == "tile"
+    with pytest.raises(PerfError, match="lightgbm-fit: tile collections only"):
+        train_and_choose(ModelConfig(kind="layout", epochs=1), [make_layout()], [], model_type="lightgbm-fit")
