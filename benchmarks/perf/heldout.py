@@ -183,16 +183,9 @@ ABLATIONS = {
 
 def lightgbm_fit() -> Any:
     """LightGBM on its tile features plus the tile-fit columns the GNN gets with ``fit_hints`` (a fair check)."""
-    import numpy as np
+    from opgraph.perf.baselines import LightGBMBaseline
 
-    from opgraph.perf.baselines import LightGBMBaseline, tile_fit_features, tile_row_features
-
-    class LightGBMFit(LightGBMBaseline):
-        @staticmethod
-        def features(rec: Any) -> Any:
-            return np.hstack([tile_row_features(rec), tile_fit_features(rec)])
-
-    return LightGBMFit()
+    return LightGBMBaseline(features="tile+fit")
 
 
 class RankAverage:

@@ -13,7 +13,8 @@ other kernels of ``--data`` (plus ``--extra`` tile records whose names differ), 
 model, MetaSchedule's XGBoost model on the same training kernels (TVM per-store features, cached in
 ``--cache``), and the GNN (``opgraph perf train``'s design, trained once on ``--extra`` kernels whose names are
 none of ``--data``'s: leave-one-kernel-out GNNs do not fit this machine's time), alone and averaged with LightGBM
-(mean of standardised costs). Their costs are cached in ``--cache``/costs.json. ``--where`` prints where each
+(mean of standardised costs); a LightGBM ranker name ending in `` [fit columns]`` is fitted with the tile-fit
+columns (``LightGBMBaseline(features="tile+fit")``). Their costs are cached in ``--cache``/costs.json. ``--where`` prints where each
 kernel's best config ranks under each ranker.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/perf/tile_replay.py --seeds 5 --out runs/tile_replay.json
@@ -258,14 +259,16 @@ def ranker_costs(
                 continue
             model = CostModel(ModelConfig(kind="tile", epochs=gnn_epochs, hints=True)).fit(extra_out)
             costs = {r.name: model.predict(r).tolist() for r in recs}
+        fit = " [fit columns]"
+        base, fs = (rn[: -len(fit)], "tile+fit") if rn.endswith(fit) else (rn, None)
         for r in recs:
             if rn == "GNN":
                 break
             train = [o for o in recs if o.name != r.name] + extra_out
-            if rn == "LightGBM":
-                m: Any = LightGBMBaseline(seed=0).fit(train)
-            elif rn == "LightGBM (22 records)":  # as tune_tile_real.py trains it: a shared kernel twice
-                m = LightGBMBaseline(seed=0).fit([o for o in every if o.name != r.name] + extra_out)
+            if base == "LightGBM":  # "[fit columns]": with the tile-fit columns (LightGBMBaseline "tile+fit")
+                m: Any = LightGBMBaseline(seed=0, features=fs).fit(train)
+            elif base == "LightGBM (22 records)":  # as tune_tile_real.py trains it: a shared kernel twice
+                m = LightGBMBaseline(seed=0, features=fs).fit([o for o in every if o.name != r.name] + extra_out)
             elif rn == "analytical":
                 m = AnalyticalBaseline()
             elif rn == "MetaSchedule XGBoost":
@@ -401,7 +404,8 @@ def write_doc(doc: dict[str, Any], out: Path, cmd: str, started: str, seconds: f
         f"{a['seeds']} seeds (noise and round shuffles). Gap = stored runtime of the pick / best stored runtime - 1. "
         f"Rankers are fitted leave-one-kernel-out: LightGBM on the other {n - 1} kernels"
         + (f" plus {a['extra']}" if a.get("extra") else "")
-        + "; `@x` rankers (if any) come from the cache of another run (`--more-costs`). `A+B`: mean of the rankers' "
+        + "; `[fit columns]`: LightGBM with the 9 tile-fit columns (`LightGBMBaseline(features='tile+fit')`: "
+        "does the tile divide each loop, padding waste, log(extent / tile)); `@x` rankers (if any) come from the cache of another run (`--more-costs`). `A+B`: mean of the rankers' "
         "standardised costs. `default`: `tune_tile`'s defaults after this work (`search='mixed'`: the ranker's top "
         "20% of the budget, then runs of 4 tiles: 2 `x2` neighbours of the 2 best measured tiles, 1 pick of the "
         "per-kernel refitted model among all tiles (lowest mean - std) and 1 the ranker's next pick); "

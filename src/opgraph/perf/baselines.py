@@ -271,21 +271,89 @@ def tile_row_features(rec: GraphRecord) -> np.ndarray:
     return np.hstack([cf, np.log1p(np.abs(cf)), np.repeat(g[None], len(cf), 0)])
 
 
+#: LightGBM feature sets: name -> width. ``tile+fit`` is :func:`tile_row_features` then :func:`tile_fit_features`.
+LGBM_FEATURE_SETS = {"layout": 16, "tile": 51, "tile+fit": 51 + FIT_DIMS}
+#: The feature set a LightGBM ranker fits per space when none is named. Tile stays ``tile``: as the prior of
+#: ``tune_tile`` (``benchmarks/perf/tile_replay.py``, 22 real kernels, 16 seeds) ``tile+fit`` put 18.75 of 22
+#: kernels within 5% of the best against 20.62 without the fit columns (docs/perf.md).
+LGBM_DEFAULT_FEATURES = {"layout": "layout", "tile": "tile"}
+_FIT_NAMES = [f"fit_{what}_{loop}" for what in ("divides", "waste", "log_extent_over_tile") for loop in "ijk"]
+
+
+def lightgbm_feature_names(feature_set: str) -> list[str]:
+    """Column names of a LightGBM feature set, as stored in the booster's text (``feature_names=``).
+
+    ``tile+fit`` names its :data:`FIT_DIMS` last columns ``fit_*``; the other sets keep LightGBM's own
+    ``Column_<i>`` names, so a booster saved before the feature sets existed reads as ``layout`` or ``tile``.
+    """
+    n = LGBM_FEATURE_SETS[feature_set]
+    if feature_set == "tile+fit":
+        return [f"Column_{i}" for i in range(n - FIT_DIMS)] + _FIT_NAMES
+    return [f"Column_{i}" for i in range(n)]
+
+
+def lightgbm_feature_set(names: list[str], kind: str) -> str:
+    """The feature set of a fitted booster from its feature names (see :func:`lightgbm_feature_names`).
+
+    Raises:
+        PerfError: The names match no feature set of ``kind`` (a model from another opgraph version).
+    """
+    from opgraph.perf.errors import PerfError
+
+    sets = {"layout": ["layout"], "tile": ["tile+fit", "tile"]}.get(kind, list(LGBM_FEATURE_SETS))
+    for fs in sets:
+        if list(names) == lightgbm_feature_names(fs):
+            return fs
+    raise PerfError(
+        f"LightGBM model: its {len(names)} feature columns match no {kind or 'known'} feature set "
+        f"({', '.join(f'{k}: {v}' for k, v in LGBM_FEATURE_SETS.items())}); retrain it with `opgraph perf train`"
+    )
+
+
 class LightGBMBaseline:
-    """LightGBM lambdarank on aggregate features, one query per graph."""
+    """LightGBM lambdarank on aggregate features, one query per graph.
+
+    Args:
+        seed: LightGBM's ``random_state``.
+        n_estimators: Boosting rounds.
+        features: Feature set (a key of :data:`LGBM_FEATURE_SETS`), or None for the space's default
+            (:data:`LGBM_DEFAULT_FEATURES`). ``tile+fit`` adds :func:`tile_fit_features` (does the tile divide each
+            loop, padding waste, ``log(extent / tile)``) to the tile columns. The set is recorded in the booster's
+            feature names, so a saved model predicts with the columns it was trained on.
+    """
 
     name = "LightGBM lambdarank"
 
-    def __init__(self, seed: int = 0, n_estimators: int = 200) -> None:
+    def __init__(self, seed: int = 0, n_estimators: int = 200, features: str | None = None) -> None:
+        from opgraph.perf.errors import PerfError
+
+        if features is not None and features not in LGBM_FEATURE_SETS:
+            raise PerfError(f"LightGBMBaseline features must be one of {sorted(LGBM_FEATURE_SETS)}, got {features!r}")
         self.seed = seed
         self.n_estimators = n_estimators
+        self.feature_set = features
         self.model: Any = None
         self.selection: dict[str, Any] = {}  # how ``opgraph perf train`` chose it (see model.load_ranker)
 
-    @staticmethod
-    def features(rec: GraphRecord) -> np.ndarray:
-        """Row features of every config of ``rec``."""
-        return layout_row_features(rec) if rec.kind == "layout" else tile_row_features(rec)
+    def _set_for(self, rec: GraphRecord) -> str:
+        from opgraph.perf.errors import PerfError
+
+        fs = self.feature_set or LGBM_DEFAULT_FEATURES[rec.kind]
+        if (fs == "layout") != (rec.kind == "layout"):
+            raise PerfError(
+                f"LightGBM model: uses the {fs!r} feature set, record {rec.name!r} is a {rec.kind} graph; "
+                f"use a {rec.kind} model"
+            )
+        return fs
+
+    def features(self, rec: GraphRecord) -> np.ndarray:
+        """Row features of every config of ``rec`` in this model's feature set."""
+        fs = self._set_for(rec)
+        if fs == "layout":
+            return layout_row_features(rec)
+        if fs == "tile":
+            return tile_row_features(rec)
+        return np.hstack([tile_row_features(rec), tile_fit_features(rec)])
 
     kind: str = ""
 
@@ -294,6 +362,8 @@ class LightGBMBaseline:
         lgb = require("lightgbm", "perf")
         xs, ys, groups = [], [], []
         self.kind = train[0].kind if train else ""
+        if train:
+            self.feature_set = self._set_for(train[0])
         for r in train:
             x = self.features(r)
             rt = r.target_runtime()
@@ -313,25 +383,35 @@ class LightGBMBaseline:
             verbose=-1,
             label_gain=list(range(31)),
         )
-        self.model.fit(np.vstack(xs), np.concatenate(ys), group=groups)
+        names = lightgbm_feature_names(self.feature_set) if self.feature_set else "auto"
+        self.model.fit(np.vstack(xs), np.concatenate(ys), group=groups, feature_name=names)
         return self
 
     def predict(self, rec: GraphRecord) -> np.ndarray:
         """Cost = minus the ranker's relevance score."""
-        return -np.asarray(self.model.predict(self.features(rec)), dtype=np.float64)
+        booster = getattr(self.model, "booster_", self.model)
+        return -np.asarray(booster.predict(self.features(rec)), dtype=np.float64)
 
     def to_string(self) -> str:
-        """The fitted booster as LightGBM's text model format (for a checkpoint; no pickle)."""
+        """The fitted booster as LightGBM's text model format (for a checkpoint; no pickle).
+
+        The feature set travels in it as the booster's feature names (:func:`lightgbm_feature_names`).
+        """
         booster = getattr(self.model, "booster_", self.model)
         return str(booster.model_to_string())
 
     @classmethod
     def from_string(cls, text: str, kind: str) -> LightGBMBaseline:
-        """A baseline that predicts with a booster saved by :meth:`to_string`."""
+        """A baseline that predicts with a booster saved by :meth:`to_string`, in the feature set it was fitted on.
+
+        Raises:
+            PerfError: The booster's feature columns match no feature set of ``kind``.
+        """
         lgb = require("lightgbm", "perf")
         out = cls()
         out.model = lgb.Booster(model_str=text)  # type: ignore[attr-defined]
         out.kind = kind
+        out.feature_set = lightgbm_feature_set(out.model.feature_name(), kind)
         return out
 
 

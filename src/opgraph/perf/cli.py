@@ -254,11 +254,12 @@ def _records(data: Path) -> list[Any]:
 @click.option("--valid-frac", type=float, default=0.2, show_default=True, help="Whole graphs held out for selection.")
 @click.option(
     "--model-type",
-    type=click.Choice(["auto", "gnn", "lightgbm", "metaschedule-xgb"]),
+    type=click.Choice(["auto", "gnn", "lightgbm", "lightgbm-fit", "metaschedule-xgb"]),
     default="auto",
     show_default=True,
     help="auto: train the GNN, LightGBM and (tile, with TVM) MetaSchedule's XGBoost, keep the best on the "
-    "validation graphs (Kendall tau, then slowdown); the choice and all scores are saved in the checkpoint.",
+    "validation graphs (Kendall tau, then slowdown); the choice and all scores are saved in the checkpoint. "
+    "lightgbm-fit (tile): LightGBM with the tile-fit columns (does each tile divide its loops; docs/perf.md).",
 )
 @click.option(
     "--ms-cache",
@@ -319,7 +320,7 @@ def train(
     )
     if chosen == "GNN":
         model.save(out)
-    elif chosen == "LightGBM":
+    elif chosen.startswith("LightGBM"):
         from opgraph.perf.model import save_lightgbm
 
         save_lightgbm(model, out, selection=selection)

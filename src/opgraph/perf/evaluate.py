@@ -255,6 +255,7 @@ def choose_model(scores: Mapping[str, CollectionScore], *, slowdown_k: int | Non
 MODEL_TYPES = {
     "gnn": ("GNN",),
     "lightgbm": ("LightGBM",),
+    "lightgbm-fit": ("LightGBM + tile-fit",),
     "metaschedule-xgb": ("MetaSchedule XGBoost",),
 }
 
@@ -279,15 +280,17 @@ def train_and_choose(
         config: The GNN's :class:`~opgraph.perf.model.ModelConfig`.
         train: Training graphs.
         valid: Validation graphs (whole graphs); with ``model_type="auto"`` and none, the GNN is kept unscored.
-        model_type: ``"auto"``, ``"gnn"``, ``"lightgbm"`` or ``"metaschedule-xgb"``.
+        model_type: ``"auto"``, ``"gnn"``, ``"lightgbm"``, ``"lightgbm-fit"`` (tile: LightGBM with the tile-fit
+            columns, ``LightGBMBaseline(features="tile+fit")``; not an ``auto`` candidate: as ``tune_tile``'s prior
+            it lost in the replay, docs/perf.md) or ``"metaschedule-xgb"``.
         seed: Seed of LightGBM and XGBoost.
         progress: Show the GNN's epoch bar.
         ms_cache: Folder of MetaSchedule's per-kernel feature cache (:func:`~opgraph.perf.baselines.
             metaschedule_features`), or None for a memory cache only.
 
     Returns:
-        ``(chosen name, fitted model, selection)``; the name is ``"GNN"``, ``"LightGBM"`` or ``"MetaSchedule
-        XGBoost"``; ``selection`` (saved in the checkpoint) holds ``model_type``, ``chosen``, ``reason``, the
+        ``(chosen name, fitted model, selection)``; the name is ``"GNN"``, ``"LightGBM"``, ``"LightGBM +
+        tile-fit"`` or ``"MetaSchedule XGBoost"``; ``selection`` (saved in the checkpoint) holds ``model_type``, ``chosen``, ``reason``, the
         validation graph names, each candidate's validation summary (``valid_scores``) and ``skipped``
         (candidate -> why it was not trained).
     """
@@ -309,6 +312,10 @@ def train_and_choose(
                 log.warning("MetaSchedule XGBoost skipped: %s", why)
     else:
         names = MODEL_TYPES[model_type]
+        if model_type == "lightgbm-fit" and train and train[0].kind != "tile":
+            raise PerfError(
+                f"--model-type lightgbm-fit: tile collections only, got {train[0].kind} graphs; use lightgbm"
+            )
         if model_type == "metaschedule-xgb":
             why = metaschedule_xgb_unavailable(list(train) + list(valid))
             if why is not None:
@@ -319,6 +326,8 @@ def train_and_choose(
             fitted[name] = CostModel(config).fit(list(train), list(valid) or None, progress=progress)
         elif name == "LightGBM":
             fitted[name] = LightGBMBaseline(seed=seed).fit(list(train))
+        elif name == "LightGBM + tile-fit":
+            fitted[name] = LightGBMBaseline(seed=seed, features="tile+fit").fit(list(train))
         else:
             fitted[name] = MetaScheduleBaseline("xgb", seed=seed, cache_dir=ms_cache).fit(list(train))
     scores = {n: evaluate_model(n, m, valid) for n, m in fitted.items()} if valid else {}
