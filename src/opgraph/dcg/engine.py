@@ -1917,7 +1917,9 @@ def _subcell_bound(
     cap = min(cap, max(subcells.MIN_BOXES, subcells.MAX_WORK // max(1, len(sub.nodes))))
     plan = subcells.plan_splits(terms, sizes, tails, cap)
     if not plan:  # nothing fits: split only the tail cells of the unbounded input with the largest term
-        return _subcell_tails(ev, sub, out, val, box_bound, attr, terms, tails, cap, quantized, labels, dists, rules)
+        return _subcell_tails(
+            ev, sub, out, val, box_bound, attr, terms, tails, cap, quantized, labels, dists, rules, ceiling
+        )
     box = np.array(np.broadcast_to(box_bound, shape), dtype=float)
     info: dict[str, Any] = {"splits": dict(plan)}
     r1 = _subcell_probed(ev, sub, out, val, box, plan, names, quantized, labels, dists, rules, ceiling)
@@ -2052,6 +2054,7 @@ def _subcell_tails(
     labels: dict[str, str],
     dists: dict[str, Distribution],
     rules: dict[str, Any],
+    ceiling: float = math.inf,
 ) -> tuple[np.ndarray, Terms, dict[str, Any]] | None:
     """The sub-cell bound on the tail boxes of one unbounded input only (its other cells left out of the fine grid).
 
@@ -2072,38 +2075,65 @@ def _subcell_tails(
     shape = ev._shape(val.axes)
     if math.prod(shape) // q.atoms.size * n_fine > cap:
         return None
-    s = subcells.split(dists.get(name), q, 1, only)  # type: ignore[arg-type]
-    if s is None:
-        return None
-    fine_q = {**quantized, name: s[0]}
-    ev2 = Evaluator(sub, out, fine_q, labels, set(), ev.compress_atoms, dists)
-    try:
-        val2, bound2, _ = ev2.run(rules)
-    except DistError as exc:
-        log.warning("sub-cell bound skipped at %s: %s", sub.nodes[out].where, exc)
-        return None
-    if val2.axes != val.axes:
-        return None
     axis_id = next(n.id for n in sub.nodes if n.op == "input" and n.attrs["name"] == name)
+    if axis_id not in val.axes:
+        return None
     j = val.axes.index(axis_id)
-    kept = np.flatnonzero(only)
-    par = [np.arange(shape[i]) if i != j else np.searchsorted(kept, s[1]) for i in range(len(shape))]
-    coarse = np.take(np.broadcast_to(val.pt, shape), kept, axis=j)
-    f2 = ev2._shape(val2.axes)
-    nested = subcells.nested_bound(coarse, val2.pt, np.broadcast_to(bound2, f2), ev2._wbox(val2.axes), par)
-    new = np.array(box_bound, dtype=float)
-    sl = (slice(None),) * j + (kept,)
-    new[sl] = np.minimum(new[sl], nested)
-    total, new_total = float(np.sum(box_bound)), float(np.sum(new))
+    new = np.array(np.broadcast_to(box_bound, shape), dtype=float)
+    total = float(np.sum(new))
+    # Probe: the tail cell carrying the most bound first; the other tail cells only where the gain extrapolated
+    # from it (same relative gain on their boxes) reaches MIN_GAIN of the bound and gets it below ``ceiling``.
+    kept_all = np.flatnonzero(only)
+    with np.errstate(invalid="ignore"):
+        share = np.sum(new, axis=tuple(i for i in range(new.ndim) if i != j))[kept_all]
+    first = kept_all[int(np.argmax(np.where(np.isnan(share), np.inf, share)))]
+    parts = [np.array([first])] + ([kept_all[kept_all != first]] if kept_all.size > 1 else [])
+    fine_boxes, stop = 0, ""
+    for k, kept in enumerate(parts):
+        mask = np.zeros_like(only)
+        mask[kept] = True
+        s = subcells.split(dists.get(name), q, 1, mask)  # type: ignore[arg-type]
+        if s is None:
+            return None
+        fine_q = {**quantized, name: s[0]}
+        ev2 = Evaluator(sub, out, fine_q, labels, set(), ev.compress_atoms, dists)
+        try:
+            val2, bound2, _ = ev2.run(rules)
+        except DistError as exc:
+            log.warning("sub-cell bound skipped at %s: %s", sub.nodes[out].where, exc)
+            return None
+        if val2.axes != val.axes:
+            return None
+        par = [np.arange(shape[i]) if i != j else np.searchsorted(kept, s[1]) for i in range(len(shape))]
+        coarse = np.take(np.broadcast_to(val.pt, shape), kept, axis=j)
+        f2 = ev2._shape(val2.axes)
+        fine_boxes += int(math.prod(f2))
+        nested = subcells.nested_bound(coarse, val2.pt, np.broadcast_to(bound2, f2), ev2._wbox(val2.axes), par)
+        sl = (slice(None),) * j + (kept,)
+        before = float(np.sum(new[sl]))
+        new[sl] = np.minimum(new[sl], nested)
+        if k == 0 and len(parts) > 1 and math.isfinite(before) and math.isfinite(total) and before > 0:
+            gain = before - float(np.sum(new[sl]))
+            rest = float(np.sum(new[(slice(None),) * j + (parts[1],)]))
+            predicted = total - gain - gain / before * rest
+            if total - predicted < subcells.MIN_GAIN * total:
+                stop = f"probe ({name}, 1 tail cell): extrapolated gain {1 - predicted / total:.1%} < MIN_GAIN"
+            elif predicted >= ceiling:
+                stop = f"probe ({name}, 1 tail cell): extrapolated bound above the other bounds"
+            if stop:
+                break
+    new_total = float(np.sum(new))
     if not new_total < total:
         return None
-    info = {
+    info: dict[str, Any] = {
         "splits": {name: "tails"},
-        "fine_boxes": int(math.prod(f2)),
+        "fine_boxes": fine_boxes,
         "bound_before": total,
         "bound_after": new_total,
         "cpu_seconds": time.process_time() - t0,
     }
+    if stop:
+        info["stopped"] = stop
     return (
         new,
         {k: v * new_total / total for k, v in attr.items()} if math.isfinite(total) else {"sub-cells": new_total},
