@@ -96,3 +96,15 @@ def test_probe_share_only_moves_the_cost(monkeypatch, share):
     whole = _run(monkeypatch, PROBE_MAX_FRACTION=0.0)
     probed = _run(monkeypatch, PROBE_MAX_FRACTION=1.0, PROBE_SHARE=share)
     assert probed.w1_bound == pytest.approx(whole.w1_bound, rel=1e-9)
+
+
+def test_a_bound_the_caller_holds_stops_the_pass():
+    """``subcells.CEILING`` (set by the cancellation pair around its second evaluation): at 0 no round can pay."""
+    tok = S.CEILING.set(0.0)
+    try:
+        r = od.evaluate(_osc(60), *LAWS, atoms=4)
+    finally:
+        S.CEILING.reset(tok)
+    sc = r.info.get("subcells")
+    assert sc is None or "above the other bounds" in sc["stopped"]
+    assert S.CEILING.get() == float("inf")

@@ -1725,7 +1725,13 @@ def evaluate_output(
                 "shared_boxes": {},
             }
             old_c = evaluate_output(sub, out, quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
-            new_c = evaluate_output(cre[0], cre[1], quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
+            from opgraph.dcg import subcells  # the rewrite's sub-cell pass pays only below the original's bound
+
+            tok_c = subcells.CEILING.set(min(old_c.w1_bound, subcells.CEILING.get()))
+            try:
+                new_c = evaluate_output(cre[0], cre[1], quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
+            finally:
+                subcells.CEILING.reset(tok_c)
             # Both bound W1 to the same exact law (the rewrite changes values only by rounding, away from the
             # cancelled factors' zeros): the smaller bound, and the narrower CDF band, are kept.
             # A guard against a wrong rewrite: both answers are laws of the same quantized program, so their means
@@ -1807,6 +1813,7 @@ def evaluate_output(
         # The pass only lowers the cellwise bound: it can change the answer only below the other bounds.
         d1_pre = _total(val.d1)
         ceiling = min(math.inf if ev.cell_only else _total(val.nb), _total(val.wb) - d1_pre if val.wb else math.inf)
+        ceiling = min(ceiling, subcells.CEILING.get() - d1_pre)  # a bound the caller already holds
         sc = _subcell_bound(
             ev, sub, out, val, box_bound, attr, quantized, labels, dists, rules, max_joint, ceiling=ceiling
         )

@@ -47,6 +47,9 @@ TRIGGER = 0.25
 #: TAIL_RATIO of the previous piece's mass (the outermost, unbounded piece has ``TAIL_RATIO**TAIL_PIECES`` of it).
 TAIL_PIECES = 4
 TAIL_RATIO = 1.0 / 32.0
+#: A bound the caller already holds for the same output law (the cancellation pair's first evaluation, set around
+#: the second): the pass stops where the cellwise bound cannot get below it (the answer keeps the smaller bound).
+CEILING: contextvars.ContextVar[float] = contextvars.ContextVar("opgraph_dcg_subcells_ceiling", default=math.inf)
 #: A round of the pass goes on past its probe only where the gain extrapolated from the probe is at least this
 #: fraction of the bound (and brings it below the output's other bounds); a second round runs only where the
 #: first gained at least this fraction (the engine's ``_subcell_probed``, :func:`probe_cells`).
