@@ -1725,7 +1725,13 @@ def evaluate_output(
                 "shared_boxes": {},
             }
             old_c = evaluate_output(sub, out, quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
-            new_c = evaluate_output(cre[0], cre[1], quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
+            from opgraph.dcg import subcells  # the rewrite's sub-cell pass pays only below the original's bound
+
+            tok_c = subcells.CEILING.set(min(old_c.w1_bound, subcells.CEILING.get()))
+            try:
+                new_c = evaluate_output(cre[0], cre[1], quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
+            finally:
+                subcells.CEILING.reset(tok_c)
             # Both bound W1 to the same exact law (the rewrite changes values only by rounding, away from the
             # cancelled factors' zeros): the smaller bound, and the narrower CDF band, are kept.
             # A guard against a wrong rewrite: both answers are laws of the same quantized program, so their means
@@ -1804,7 +1810,13 @@ def evaluate_output(
     from opgraph.dcg import subcells  # the optional sub-cell pass
 
     if subcells.ENABLED.get():
-        sc = _subcell_bound(ev, sub, out, val, box_bound, attr, quantized, labels, dists, rules, max_joint)
+        # The pass only lowers the cellwise bound: it can change the answer only below the other bounds.
+        d1_pre = _total(val.d1)
+        ceiling = min(math.inf if ev.cell_only else _total(val.nb), _total(val.wb) - d1_pre if val.wb else math.inf)
+        ceiling = min(ceiling, subcells.CEILING.get() - d1_pre)  # a bound the caller already holds
+        sc = _subcell_bound(
+            ev, sub, out, val, box_bound, attr, quantized, labels, dists, rules, max_joint, ceiling=ceiling
+        )
         if sc is not None:
             box_bound, attr, sub_info = sc
     c_total = float(np.sum(box_bound))
@@ -1877,6 +1889,7 @@ def _subcell_bound(
     dists: dict[str, Distribution],
     rules: dict[str, Any],
     max_joint: int,
+    ceiling: float = math.inf,
 ) -> tuple[np.ndarray, Terms, dict[str, Any]] | None:
     """The cellwise bound recomputed on nested sub-cells of the inputs that carry it (:mod:`opgraph.dcg.subcells`).
 
@@ -1890,6 +1903,7 @@ def _subcell_bound(
 
     t0 = time.process_time()
     total = float(np.sum(box_bound))
+    ceiling = math.inf if math.isnan(ceiling) else ceiling
     names = {n.id: n.attrs["name"] for n in sub.nodes if n.op == "input"}
     if ev.compress or ev.slabs or set(val.axes) != set(names) or total <= 0:
         return None
@@ -1910,46 +1924,127 @@ def _subcell_bound(
     cap = min(cap, max(subcells.MIN_BOXES, subcells.MAX_WORK // max(1, len(sub.nodes))))
     plan = subcells.plan_splits(terms, sizes, tails, cap)
     if not plan:  # nothing fits: split only the tail cells of the unbounded input with the largest term
-        return _subcell_tails(ev, sub, out, val, box_bound, attr, terms, tails, cap, quantized, labels, dists, rules)
-    sc = _subcell_round(ev, sub, out, plan, quantized, labels, dists, rules)
-    if sc is None:
+        return _subcell_tails(
+            ev, sub, out, val, box_bound, attr, terms, tails, cap, quantized, labels, dists, rules, ceiling
+        )
+    box = np.array(np.broadcast_to(box_bound, shape), dtype=float)
+    info: dict[str, Any] = {"splits": dict(plan)}
+    r1 = _subcell_probed(ev, sub, out, val, box, plan, names, quantized, labels, dists, rules, ceiling)
+    if r1 is None:
         return None
-    val2, bound2, attr2, parents, ev2 = sc
-    if val2.axes != val.axes:
-        return None
-    fshape = ev2._shape(val2.axes)
-    par = [parents.get(names[a], np.arange(shape[j])) for j, a in enumerate(val.axes)]
-    nested = subcells.nested_bound(pt, val2.pt, np.broadcast_to(bound2, fshape), ev2._wbox(val2.axes), par)
-    new = np.minimum(box_bound, nested)
+    new, attr2, fine_boxes, stop = r1
     new_total = float(np.sum(new))
-    info: dict[str, Any] = {"splits": dict(plan), "fine_boxes": int(math.prod(fshape))}
+    info["fine_boxes"] = fine_boxes
+    if stop:
+        info["stopped"] = stop
     # A second plan from the fine grid's attribution (a term of the coarse grid may have been inflated by the
-    # wrapping on wide cells, or infinite), where the work of both rounds stays within MAX_WORK.
-    used = math.prod(fshape) * len(sub.nodes)
+    # wrapping on wide cells, or infinite), where the work of both rounds stays within MAX_WORK, and only where
+    # the first round paid (a gain of at least MIN_GAIN of the bound: a round that gained less stops the pass).
+    used = fine_boxes * len(sub.nodes)
     left = (subcells.MAX_WORK - used) // max(1, len(sub.nodes))
-    if new_total > subcells.TRIGGER * std and left >= math.prod(shape) * 2:
+    gained = not math.isfinite(total) or total - new_total >= subcells.MIN_GAIN * total
+    if not stop and not gained:
+        info["stopped"] = "round 1 gain below MIN_GAIN"
+    if not stop and gained and new_total > subcells.TRIGGER * std and left >= math.prod(shape) * 2:
         terms2 = {name: attr2.get(labels[name], 0.0) * plan.get(name, 1) for name in names.values()}
         plan2 = subcells.plan_splits(terms2, sizes, tails, min(cap, left))
         if plan2 and plan2 != plan:
-            sc2 = _subcell_round(ev, sub, out, plan2, quantized, labels, dists, rules)
-            if sc2 is not None and sc2[0].axes == val.axes:
-                val3, bound3, attr3, parents3, ev3 = sc2
-                par3 = [parents3.get(names[a], np.arange(shape[j])) for j, a in enumerate(val.axes)]
-                f3 = ev3._shape(val3.axes)
-                nested3 = subcells.nested_bound(pt, val3.pt, np.broadcast_to(bound3, f3), ev3._wbox(val3.axes), par3)
-                total3 = float(np.sum(np.minimum(new, nested3)))
-                info["second_splits"] = dict(plan2)
+            info["second_splits"] = dict(plan2)
+            r2 = _subcell_probed(ev, sub, out, val, new, plan2, names, quantized, labels, dists, rules, ceiling)
+            if r2 is not None:
+                if r2[3]:
+                    info["second_stopped"] = r2[3]
+                total3 = float(np.sum(r2[0]))
                 if total3 < new_total:
-                    new, new_total, attr2 = np.minimum(new, nested3), total3, attr3
+                    new, new_total, attr2 = r2[0], total3, r2[1]
     info.update(bound_before=total, bound_after=new_total, cpu_seconds=time.process_time() - t0)
     if not new_total < total:
         return None
+    if attr2 is None:  # stopped after the probe: the coarse attribution, scaled
+        attr2 = attr
     fine_total = _total(attr2)
     if math.isfinite(fine_total) and fine_total > 0:
         new_attr = {k: v * new_total / fine_total for k, v in attr2.items()}
     else:
         new_attr = {"sub-cells": new_total}
     return new, new_attr, info
+
+
+def _subcell_probed(
+    ev: Evaluator,
+    sub: Graph,
+    out: int,
+    val: Val,
+    box: np.ndarray,
+    plan: dict[str, int],
+    names: dict[int, str],
+    quantized: dict[str, Quantized],
+    labels: dict[str, str],
+    dists: dict[str, Distribution],
+    rules: dict[str, Any],
+    ceiling: float,
+) -> tuple[np.ndarray, Terms | None, int, str] | None:
+    """One sub-cell round of ``plan`` on the per-box bounds ``box``, probed first on the boxes carrying the bound.
+
+    The probe (:func:`opgraph.dcg.subcells.probe_cells`) evaluates the sub-cells of the cells of one split input
+    that carry most of the bound; the rest of the round runs only where the gain extrapolated from the probe (same
+    relative gain on the other boxes) reaches :data:`~opgraph.dcg.subcells.MIN_GAIN` of the bound and brings it
+    below ``ceiling`` (the other bounds of the output: a cellwise bound above them changes nothing). Every box
+    keeps the smaller of its bound and its nested one, so stopping early is sound. Returns the new per-box bounds,
+    the fine attribution (``None`` when only the probe ran), the fine boxes evaluated and why it stopped (or ``""``).
+    """
+    from opgraph.dcg import subcells
+
+    shape = box.shape
+    axis_names = [names[a] for a in val.axes]
+    probe = subcells.probe_cells(box, axis_names, plan)
+    parts: list[tuple[str, np.ndarray] | None] = [probe, (probe[0], ~probe[1])] if probe is not None else [None]
+    new = box.copy()
+    total = float(np.sum(box))
+    attr_sum: Terms = {}
+    fine_boxes = 0
+    for k, part in enumerate(parts):
+        sc = _subcell_round(ev, sub, out, plan, quantized, labels, dists, rules, part)
+        if sc is None or sorted(sc[0].axes) != sorted(val.axes):
+            return None if k == 0 else (new, None, fine_boxes, "rest of the round failed")
+        val2, bound2, attr2, parents, ev2 = sc
+        fshape = ev2._shape(val2.axes)
+        fine_boxes += math.prod(fshape)
+        # the fine grid's axes in the requested grid's order (the evaluation may order them otherwise)
+        perm = [list(val2.axes).index(a) for a in val.axes]
+        fine_pt = np.transpose(np.broadcast_to(val2.pt, fshape), perm)
+        fine_bound = np.transpose(np.broadcast_to(bound2, fshape), perm)
+        fine_w = np.transpose(np.broadcast_to(ev2._wbox(val2.axes), fshape), perm)
+        par = [parents.get(names[a], np.arange(shape[j])) for j, a in enumerate(val.axes)]
+        coarse, idx = np.broadcast_to(val.pt, shape), (slice(None),) * len(shape)
+        if part is not None:
+            if part[0] not in parents:
+                return None
+            j = axis_names.index(part[0])
+            kept = np.flatnonzero(part[1])
+            par[j] = np.searchsorted(kept, par[j])
+            coarse = np.take(coarse, kept, axis=j)
+            idx = (slice(None),) * j + (kept,)
+        nested = subcells.nested_bound(coarse, fine_pt, fine_bound, fine_w, par)
+        new[idx] = np.minimum(new[idx], nested)
+        for key, v in attr2.items():
+            attr_sum[key] = attr_sum.get(key, 0.0) + v
+        if k == 0 and probe is not None:
+            in_probe, after = float(np.sum(box[idx])), float(np.sum(new[idx]))
+            if not math.isfinite(in_probe):
+                continue  # an infinite bound on the probe's boxes: any finite one pays
+            rate = (in_probe - after) / in_probe if in_probe > 0 else 0.0
+            predicted = total - (in_probe - after) - rate * (total - in_probe)
+            if total - predicted < subcells.MIN_GAIN * total:
+                return (
+                    new,
+                    None,
+                    fine_boxes,
+                    f"probe ({probe[0]}, {int(np.sum(probe[1]))} cells): extrapolated gain {1 - predicted / total:.1%} < MIN_GAIN",
+                )
+            if predicted >= ceiling:
+                return new, None, fine_boxes, f"probe ({probe[0]}): extrapolated bound above the other bounds"
+    return new, attr_sum, fine_boxes, ""
 
 
 def _subcell_tails(
@@ -1966,6 +2061,7 @@ def _subcell_tails(
     labels: dict[str, str],
     dists: dict[str, Distribution],
     rules: dict[str, Any],
+    ceiling: float = math.inf,
 ) -> tuple[np.ndarray, Terms, dict[str, Any]] | None:
     """The sub-cell bound on the tail boxes of one unbounded input only (its other cells left out of the fine grid).
 
@@ -1986,38 +2082,65 @@ def _subcell_tails(
     shape = ev._shape(val.axes)
     if math.prod(shape) // q.atoms.size * n_fine > cap:
         return None
-    s = subcells.split(dists.get(name), q, 1, only)  # type: ignore[arg-type]
-    if s is None:
-        return None
-    fine_q = {**quantized, name: s[0]}
-    ev2 = Evaluator(sub, out, fine_q, labels, set(), ev.compress_atoms, dists)
-    try:
-        val2, bound2, _ = ev2.run(rules)
-    except DistError as exc:
-        log.warning("sub-cell bound skipped at %s: %s", sub.nodes[out].where, exc)
-        return None
-    if val2.axes != val.axes:
-        return None
     axis_id = next(n.id for n in sub.nodes if n.op == "input" and n.attrs["name"] == name)
+    if axis_id not in val.axes:
+        return None
     j = val.axes.index(axis_id)
-    kept = np.flatnonzero(only)
-    par = [np.arange(shape[i]) if i != j else np.searchsorted(kept, s[1]) for i in range(len(shape))]
-    coarse = np.take(np.broadcast_to(val.pt, shape), kept, axis=j)
-    f2 = ev2._shape(val2.axes)
-    nested = subcells.nested_bound(coarse, val2.pt, np.broadcast_to(bound2, f2), ev2._wbox(val2.axes), par)
-    new = np.array(box_bound, dtype=float)
-    sl = (slice(None),) * j + (kept,)
-    new[sl] = np.minimum(new[sl], nested)
-    total, new_total = float(np.sum(box_bound)), float(np.sum(new))
+    new = np.array(np.broadcast_to(box_bound, shape), dtype=float)
+    total = float(np.sum(new))
+    # Probe: the tail cell carrying the most bound first; the other tail cells only where the gain extrapolated
+    # from it (same relative gain on their boxes) reaches MIN_GAIN of the bound and gets it below ``ceiling``.
+    kept_all = np.flatnonzero(only)
+    with np.errstate(invalid="ignore"):
+        share = np.sum(new, axis=tuple(i for i in range(new.ndim) if i != j))[kept_all]
+    first = kept_all[int(np.argmax(np.where(np.isnan(share), np.inf, share)))]
+    parts = [np.array([first])] + ([kept_all[kept_all != first]] if kept_all.size > 1 else [])
+    fine_boxes, stop = 0, ""
+    for k, kept in enumerate(parts):
+        mask = np.zeros_like(only)
+        mask[kept] = True
+        s = subcells.split(dists.get(name), q, 1, mask)  # type: ignore[arg-type]
+        if s is None:
+            return None
+        fine_q = {**quantized, name: s[0]}
+        ev2 = Evaluator(sub, out, fine_q, labels, set(), ev.compress_atoms, dists)
+        try:
+            val2, bound2, _ = ev2.run(rules)
+        except DistError as exc:
+            log.warning("sub-cell bound skipped at %s: %s", sub.nodes[out].where, exc)
+            return None
+        if val2.axes != val.axes:
+            return None
+        par = [np.arange(shape[i]) if i != j else np.searchsorted(kept, s[1]) for i in range(len(shape))]
+        coarse = np.take(np.broadcast_to(val.pt, shape), kept, axis=j)
+        f2 = ev2._shape(val2.axes)
+        fine_boxes += int(math.prod(f2))
+        nested = subcells.nested_bound(coarse, val2.pt, np.broadcast_to(bound2, f2), ev2._wbox(val2.axes), par)
+        sl = (slice(None),) * j + (kept,)
+        before = float(np.sum(new[sl]))
+        new[sl] = np.minimum(new[sl], nested)
+        if k == 0 and len(parts) > 1 and math.isfinite(before) and math.isfinite(total) and before > 0:
+            gain = before - float(np.sum(new[sl]))
+            rest = float(np.sum(new[(slice(None),) * j + (parts[1],)]))
+            predicted = total - gain - gain / before * rest
+            if total - predicted < subcells.MIN_GAIN * total:
+                stop = f"probe ({name}, 1 tail cell): extrapolated gain {1 - predicted / total:.1%} < MIN_GAIN"
+            elif predicted >= ceiling:
+                stop = f"probe ({name}, 1 tail cell): extrapolated bound above the other bounds"
+            if stop:
+                break
+    new_total = float(np.sum(new))
     if not new_total < total:
         return None
-    info = {
+    info: dict[str, Any] = {
         "splits": {name: "tails"},
-        "fine_boxes": int(math.prod(f2)),
+        "fine_boxes": fine_boxes,
         "bound_before": total,
         "bound_after": new_total,
         "cpu_seconds": time.process_time() - t0,
     }
+    if stop:
+        info["stopped"] = stop
     return (
         new,
         {k: v * new_total / total for k, v in attr.items()} if math.isfinite(total) else {"sub-cells": new_total},
@@ -2034,14 +2157,19 @@ def _subcell_round(
     labels: dict[str, str],
     dists: dict[str, Distribution],
     rules: dict[str, Any],
+    only: tuple[str, np.ndarray] | None = None,
 ) -> tuple[Val, np.ndarray, Terms, dict[str, np.ndarray], Evaluator] | None:
-    """One evaluation on the nested sub-cells of ``plan`` (value, per-box bound, attribution, parents, evaluator)."""
+    """One evaluation on the nested sub-cells of ``plan`` (value, per-box bound, attribution, parents, evaluator).
+
+    ``only`` (an input name of ``plan`` and a mask of its cells) keeps only those cells' sub-cells on that axis.
+    """
     from opgraph.dcg import subcells
 
     fine_q = dict(quantized)
     parents: dict[str, np.ndarray] = {}
     for name, p in plan.items():
-        s = subcells.split(dists.get(name), quantized[name], p)  # type: ignore[arg-type]
+        mask = only[1] if only is not None and only[0] == name else None
+        s = subcells.split(dists.get(name), quantized[name], p, mask)  # type: ignore[arg-type]
         if s is not None:
             fine_q[name], parents[name] = s
     if not parents:

@@ -47,6 +47,17 @@ TRIGGER = 0.25
 #: TAIL_RATIO of the previous piece's mass (the outermost, unbounded piece has ``TAIL_RATIO**TAIL_PIECES`` of it).
 TAIL_PIECES = 4
 TAIL_RATIO = 1.0 / 32.0
+#: A bound the caller already holds for the same output law (the cancellation pair's first evaluation, set around
+#: the second): the pass stops where the cellwise bound cannot get below it (the answer keeps the smaller bound).
+CEILING: contextvars.ContextVar[float] = contextvars.ContextVar("opgraph_dcg_subcells_ceiling", default=math.inf)
+#: A round of the pass goes on past its probe only where the gain extrapolated from the probe is at least this
+#: fraction of the bound (and brings it below the output's other bounds); a second round runs only where the
+#: first gained at least this fraction (the engine's ``_subcell_probed``, :func:`probe_cells`).
+MIN_GAIN = 0.1
+#: The probe holds the cells of one split input that carry this share of the bound (largest first) ...
+PROBE_SHARE = 0.25
+#: ... where they are at most this fraction of that input's cells (else the round runs whole).
+PROBE_MAX_FRACTION = 0.5
 
 _EPS = float(np.finfo(float).eps)
 
@@ -198,3 +209,49 @@ def nested_bound(
         starts = np.flatnonzero(np.r_[True, par[1:] != par[:-1]])
         per = np.add.reduceat(per, starts, axis=ax)
     return per * (1 + 1e-12)
+
+
+def probe_cells(
+    box: np.ndarray,
+    axis_names: list[str],
+    plan: Mapping[str, int],
+    share: float | None = None,
+    max_fraction: float | None = None,
+) -> tuple[str, np.ndarray] | None:
+    """The cheap first part of a sub-cell round: the cells of one split input that carry most of the bound.
+
+    Per input of ``plan``, its cells sorted by their share of the bound (``box`` summed over the other axes; an
+    infinite share first), the fewest that carry :data:`PROBE_SHARE` of the finite bound; the input where they are
+    the smallest fraction of its cells, if at most :data:`PROBE_MAX_FRACTION`. Returns that input's name and the
+    mask of those cells, or ``None`` (the round runs whole).
+
+    Args:
+        box: Per-box bounds of the requested grid (one axis per input).
+        axis_names: The input name of each axis of ``box``.
+        plan: Split counts per input name (:func:`plan_splits`).
+        share: Share of the finite bound the probe holds (default :data:`PROBE_SHARE`).
+        max_fraction: Most fraction of the input's cells in the probe (default :data:`PROBE_MAX_FRACTION`).
+    """
+    share = PROBE_SHARE if share is None else share
+    max_fraction = PROBE_MAX_FRACTION if max_fraction is None else max_fraction
+    best: tuple[float, str, np.ndarray] | None = None
+    for j, name in enumerate(axis_names):
+        if name not in plan or box.shape[j] < 2:
+            continue
+        other = tuple(i for i in range(box.ndim) if i != j)
+        with np.errstate(invalid="ignore"):
+            part = np.sum(box, axis=other) if other else np.asarray(box, dtype=float)
+        part = np.where(np.isnan(part), np.inf, part)
+        inf = ~np.isfinite(part)
+        fin = np.where(inf, 0.0, part)
+        order = np.argsort(-fin, kind="stable")
+        order = order[~inf[order]]
+        need = share * float(np.sum(fin))
+        cum = np.cumsum(fin[order])
+        k = int(np.searchsorted(cum, need, side="left")) + 1 if need > 0 else 0
+        mask = inf.copy()
+        mask[order[:k]] = True
+        frac = float(np.mean(mask))
+        if np.any(mask) and not np.all(mask) and frac <= max_fraction and (best is None or frac < best[0]):
+            best = (frac, name, mask)
+    return None if best is None else (best[1], best[2])
