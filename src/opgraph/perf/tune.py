@@ -308,6 +308,125 @@ def _race_stage(
     return win, default_ns, float(np.median(both[1])), ci
 
 
+def trimmed_mean_se(x: np.ndarray, trim: float = 0.2) -> tuple[float, float]:
+    """Trimmed mean of ``x`` and its standard error (Yuen: the winsorised variance), robust to a few outliers.
+
+    Args:
+        x: float[n] samples (e.g. per-round log runtime ratios).
+        trim: Share cut from each end (0: the plain mean and its standard error).
+
+    Returns:
+        ``(trimmed mean, standard error)``; the error is ``inf`` with fewer than 2 samples.
+    """
+    v = np.sort(np.asarray(x, dtype=np.float64))
+    n = len(v)
+    if n == 0:
+        return math.nan, math.inf
+    g = int(math.floor(trim * n))
+    mean = float(v[g : n - g].mean())
+    if n < 2:
+        return mean, math.inf
+    w = np.clip(v, v[g], v[n - 1 - g])
+    h = n - 2 * g
+    se = float(np.sqrt(w.var(ddof=1) * n) / h) if h > 1 else math.inf  # s_w / ((1 - 2 trim) sqrt(n))
+    return mean, se
+
+
+def _adaptive_race(
+    measured: list[MeasuredConfig],
+    run: Callable[[list[np.ndarray], int], np.ndarray],
+    *,
+    finalists: int,
+    race_rounds: int,
+    max_rounds: int,
+    margin: float,
+    max_finalists: int,
+    z: float,
+    tol: float,
+    seed: int,
+) -> tuple[int, float | None, float | None, RatioCI | None]:
+    """Race near-equal finalists until the noise separates them (or ``max_rounds``); then check the default.
+
+    The field: the ``finalists`` best measured configs by screening ratio and every other one whose screening
+    ratio is within ``margin`` of the best (a screening ratio is a median of a few noisy rounds, so a config a few
+    per cent behind may be the faster one), at most ``max_finalists``. Phases of ``race_rounds`` interleaved rounds
+    (the default in every one) follow while more than one finalist is left and ``max_rounds`` are not spent. After
+    every phase each finalist is compared with the leader (the lowest trimmed mean of the per-round log ratio to
+    the field's geometric mean) on the rounds both ran, pairwise, so the default's noise does not enter: it is
+    dropped when its 20%-trimmed mean log ratio to the leader is more than ``z`` standard errors above 0 (clearly
+    slower). The race stops early when every finalist left is within ``tol`` of the leader at its upper confidence
+    bound (which of them wins cannot matter by more than ``tol``). The leader wins if its median per-round ratio to
+    the default over its race rounds is below 1; otherwise the default is returned. With few rounds the standard
+    error is itself noisy, so ``z`` is turned into Student's t quantile of the same one-sided level (Yuen's test:
+    ``h - 1`` degrees of freedom, ``h`` the rounds kept after trimming): after a first phase of 10 rounds a
+    finalist must be about 2.8 standard errors behind to go, not 2.
+
+    Returns:
+        ``(chosen index into measured, default ns of the race, chosen ns of the race, ratio CI)``, as
+        :func:`_race_stage`.
+    """
+    from scipy import stats
+
+    from opgraph.measure import median_ratio_ci
+
+    level = float(stats.norm.cdf(z))
+
+    def bound(n: int) -> float:
+        h = n - 2 * int(math.floor(0.2 * n))
+        return float(stats.t.ppf(level, max(h - 1, 1)))
+
+    ranked = sorted(range(1, len(measured)), key=lambda j: measured[j].ratio)
+    if not ranked or finalists < 1 or race_rounds < 1:
+        j = ranked[0] if ranked and measured[ranked[0]].ratio < 1.0 else 0
+        return j, None, None, None
+    cap = max(finalists, max_finalists)
+    best = measured[ranked[0]].ratio
+    field_ = ranked[:finalists] + [j for j in ranked[finalists:] if measured[j].ratio <= best * (1.0 + margin)]
+    field_ = field_[:cap]
+    logs: dict[int, list[np.ndarray]] = {j: [] for j in field_}
+    default_rounds: dict[int, list[np.ndarray]] = {j: [] for j in field_}
+    alive = list(field_)
+    spent = 0
+    leader = alive[0]
+    while spent < max(max_rounds, race_rounds) and (len(alive) > 1 or spent == 0):
+        n = min(race_rounds, max(max_rounds, race_rounds) - spent)
+        out = np.maximum(run([measured[j].choice for j in alive], n), 1.0)
+        spent += n
+        for j, row in zip(alive, out[1:]):
+            logs[j].append(np.log(row))
+            default_rounds[j].append(out[0])
+        lr = {j: np.concatenate(logs[j]) for j in alive}  # every finalist left ran every race round so far
+        centre = np.mean([lr[j] for j in alive], axis=0)
+        leader = min(alive, key=lambda j: (trimmed_mean_se(lr[j] - centre)[0], measured[j].ratio))
+        keep, close = [leader], True
+        for j in alive:
+            if j == leader:
+                continue
+            d, se = trimmed_mean_se(lr[j] - lr[leader])
+            q = bound(len(lr[j]))
+            if d - q * se > 0.0:
+                continue  # clearly slower than the leader
+            keep.append(j)
+            close = close and d + q * se < math.log1p(tol)
+        alive = [j for j in field_ if j in keep]
+        for j in field_:
+            r = np.concatenate(logs[j])
+            dflt = np.log(np.concatenate(default_rounds[j]))
+            measured[j].race_ratio = float(np.exp(np.median(r - dflt)))
+            measured[j].race_rounds = len(r)
+        if close:
+            break
+    win = leader
+    x = np.exp(np.concatenate(logs[win]))
+    d0 = np.concatenate(default_rounds[win])
+    default_ns = float(np.median(d0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ci = median_ratio_ci(x / d0, seed=seed)
+    if not measured[win].race_ratio < 1.0:
+        return 0, default_ns, default_ns, ci
+    return win, default_ns, float(np.median(x)), ci
+
+
 def refit_surrogate(
     features: np.ndarray,
     prior: np.ndarray,
@@ -400,6 +519,14 @@ def refit_tune(
     first_frac: float = 0.2,
     restarts: int = 1,
     explore_frac: float = 0.0,
+    race: str = "halving",
+    race_max_rounds: int = 100,
+    race_margin: float = 0.1,
+    max_finalists: int = 6,
+    race_z: float = 2.5,
+    race_tol: float = 0.01,
+    diverse: int = 0,
+    diverse_window: float = 1.0,
 ) -> RaceOutcome:
     """Measure in batches and refit a per-kernel model on the measurements between them; then race the best.
 
@@ -455,6 +582,23 @@ def refit_tune(
         first_frac: Mixed plan: share of the budget (after the default) in the first run, the prior's top picks.
         restarts: The local picks are neighbours of this many best measured configs (1: of the best only).
         explore_frac: Mixed plan: share of every run on the refitted model's picks among all candidates.
+        race: ``"halving"`` (``finalists`` race ``race_rounds`` rounds, the slower half dropped after half of
+            them) or ``"adaptive"`` (:func:`_adaptive_race`: the field grows to every config within
+            ``race_margin`` of the best screening ratio, up to ``max_finalists``; phases of ``race_rounds`` rounds
+            until the noise separates the finalists or ``race_max_rounds`` are spent).
+        race_max_rounds: Adaptive race: most rounds in all.
+        race_margin: Adaptive race: screening ratios within this share of the best join the field.
+        max_finalists: Adaptive race: largest field (at least ``finalists``).
+        race_z: Adaptive race: a finalist is dropped when it is slower than the leader by this many standard
+            errors.
+        race_tol: Adaptive race: it stops when every finalist left is within this share of the leader (upper
+            confidence bound).
+        diverse: Mixed plan: this many runs give the ranker's pick of the run to a **diverse** pick instead (stage
+            ``"diverse"``): among the ranker's unmeasured top ``diverse_window x budget`` candidates, the one
+            farthest from every measured config (L1 distance in ``features``; ties: the ranker's order). The
+            ranker's deeper picks in another corner of the space are the ones neither its next pick nor the
+            neighbours of the best measured configs reach (an isolated fast tile).
+        diverse_window: Mixed plan: the diverse picks come from the ranker's top ``diverse_window x budget``.
 
     Returns:
         A :class:`RaceOutcome`.
@@ -546,6 +690,22 @@ def refit_tune(
             near = sorted(near, key=lambda i: (1 - local_prior) * pos[i] + local_prior * by_prior[i])
         return near[:size]
 
+    if race not in ("halving", "adaptive"):
+        raise PerfError(f"refit_tune: race={race!r}; use 'halving' or 'adaptive'")
+    window = [i for i in order if i != 0][: max(1, int(math.ceil(diverse_window * budget)))]
+    diverse_left = max(0, int(diverse))
+
+    def far_pick(exclude: list[int]) -> list[int]:
+        """The ranker's unmeasured top-window candidate farthest (L1 in ``feat``) from every measured config."""
+        done = [m.candidate for m in measured[1:] if m.candidate > 0] + exclude
+        free = [i for i in window if cand[i].tobytes() not in seen and i not in exclude]
+        if not free:
+            return []
+        if not done:
+            return free[:1]
+        dist = np.abs(feat[free][:, None, :] - feat[done][None, :, :]).sum(-1).min(1)
+        return [free[int(np.argmax(dist))]]  # argmax keeps the first (best-ranked) of equally far ones
+
     if step > 0:  # the mixed plan: the prior's top picks, then runs of neighbours + the prior's next picks
         model_sizes, n_local = [], 0
         measure_batch([i for i in order if i != 0][: max(1, int(round(first_frac * spend)))], "screen")
@@ -560,6 +720,11 @@ def refit_tune(
                 got = [i for i in acq if cand[i].tobytes() not in seen and i not in picks][:n_explore]
                 picks += got
                 stages += ["refit"] * len(got)
+            if diverse_left > 0 and len(picks) < size:
+                got = far_pick(picks)
+                diverse_left -= len(got)
+                picks += got
+                stages += ["diverse"] * len(got)
             more = [i for i in order if i != 0 and cand[i].tobytes() not in seen and i not in picks]
             picks += more[: size - len(picks)]
             if not picks:
@@ -593,9 +758,23 @@ def refit_tune(
     def race_run(rows: list[np.ndarray], n_rounds: int) -> np.ndarray:
         return run(rows, n_rounds, race_measure or measure)
 
-    chosen, race_default, race_chosen, ci = _race_stage(
-        measured, race_run, finalists=finalists, race_rounds=race_rounds, keep=[], seed=seed
-    )
+    if race == "adaptive":
+        chosen, race_default, race_chosen, ci = _adaptive_race(
+            measured,
+            race_run,
+            finalists=finalists,
+            race_rounds=race_rounds,
+            max_rounds=race_max_rounds,
+            margin=race_margin,
+            max_finalists=max_finalists,
+            z=race_z,
+            tol=race_tol,
+            seed=seed,
+        )
+    else:
+        chosen, race_default, race_chosen, ci = _race_stage(
+            measured, race_run, finalists=finalists, race_rounds=race_rounds, keep=[], seed=seed
+        )
     default_ns = state["default_ns"] if race_default is None else race_default
     chosen_ns = default_ns * measured[chosen].ratio if race_chosen is None else race_chosen
     return RaceOutcome(
@@ -1231,8 +1410,17 @@ def apply_tile_schedules(path: str | Path, mcpu: str | None = None) -> dict[str,
 MIXED_LOCAL_FRAC = 0.5
 #: ``tune_tile(search="mixed")``'s :func:`refit_tune` settings (``refit_options`` overrides them): runs of 4 tiles,
 #: the first run 20% of the budget (the ranker's top picks), neighbours of the 2 best measured tiles, a quarter of
-#: every run on the refitted model's picks anywhere.
-MIXED_OPTIONS: dict[str, Any] = {"step": 4, "first_frac": 0.2, "restarts": 2, "explore_frac": 0.25}
+#: every run on the refitted model's picks anywhere, one diverse pick (the ranker's top-budget tile farthest from
+#: every measured one) and the adaptive race (:func:`_adaptive_race`; ``{"race": "halving", "diverse": 0}`` gives
+#: the search before 2026-12-06 10:30 back).
+MIXED_OPTIONS: dict[str, Any] = {
+    "step": 4,
+    "first_frac": 0.2,
+    "restarts": 2,
+    "explore_frac": 0.25,
+    "race": "adaptive",
+    "diverse": 1,
+}
 
 
 def _tile_of(row: np.ndarray) -> tuple[int, int, int] | None:
@@ -1268,8 +1456,15 @@ def tune_tile(
       budget, then runs of 4 tiles until the budget is spent, each run ``local_frac`` (0.5) neighbours of the 2
       best tiles measured so far (``neighbourhood="x2"``: every size halved, kept or doubled; in the order of the
       per-kernel model refitted before each run), a quarter the refitted model's picks anywhere and the rest the
-      ranker's next unmeasured picks (:data:`MIXED_OPTIONS`; ``refit_options`` overrides ``step``,
-      ``first_frac``, ``restarts``, ``explore_frac``). In an offline replay on the 22 exhaustively measured
+      ranker's next unmeasured picks, the first of them a **diverse** pick (of the ranker's top-budget tiles the
+      one farthest from every measured tile: an isolated fast tile in another corner of the space, which neither
+      the ranker's next picks nor the neighbours reach); then the **adaptive race**: the 3 best and every tile
+      within 10% of the best screening ratio (at most 6) race the default in phases of 10 rounds, each dropped when
+      it is clearly slower than the leader (Yuen's trimmed-mean test, paired per round), until one is left or 100
+      rounds are spent (:data:`MIXED_OPTIONS`; ``refit_options`` overrides ``step``, ``first_frac``,
+      ``restarts``, ``explore_frac``, ``diverse``, ``race``, ``race_max_rounds``, ...). With both, the replay
+      below keeps 22 of 22 kernels within 5% in every one of 16 seeds (worst +4.7%) against 20.6 before (worst
+      +8.0%). In an offline replay on the 22 exhaustively measured
       kernels of three real models (``benchmarks/perf/tile_replay.py``, 16 seeds, 3.4% noise, LightGBM fitted
       leave-one-kernel-out) this keeps 20.6 of 22 kernels within 5% of the best (worst +8%) against 18.6 (worst
       +27%) for ``refit``: rankers put the best tile of some kernels 3rd-9th on their list (``refit`` spent 70%
@@ -1288,8 +1483,9 @@ def tune_tile(
     * ``search="screen"`` (:func:`race_tune`): the default and the model's top picks in one run, then
       (``local_frac``, 0.4) the neighbours of the best one, the most promising by the model first (no refit).
 
-    Both race the best ``finalists`` against the default and return the winner if it beats the default
-    head-to-head. Each timing runs the kernel back to back for at least ``min_timing_ns`` of CPU time
+    All race their best measured tiles against the default and return the winner if it beats the default
+    head-to-head (``refit`` and ``screen``: the ``finalists`` best for ``race_rounds`` rounds, the slower half
+    dropped after half of them). Each timing runs the kernel back to back for at least ``min_timing_ns`` of CPU time
     (:func:`opgraph.perf.tile.measure_tiles`), so that short kernels are measurable on a loaded machine.
 
     Args:
@@ -1298,8 +1494,10 @@ def tune_tile(
             :class:`opgraph.perf.baselines.LightGBMBaseline` or :class:`~opgraph.perf.baselines.AnalyticalBaseline`.
         candidates: Candidate tiles (default: :func:`opgraph.perf.tile.tile_space`, every power-of-two tile).
         measure_frac: Measuring budget as a fraction of the candidates (at least 2 configs).
-        finalists: Measured tiles raced against the default.
-        race_rounds: Interleaved rounds of the race (the minimum of ``settings.reps`` timings per config and round).
+        finalists: Measured tiles raced against the default (the adaptive race adds every tile within 10% of the
+            best).
+        race_rounds: Interleaved rounds of the race (the minimum of ``settings.reps`` timings per config and round);
+            of each phase of the adaptive race.
         settings: Protocol of the screening run (its ``rounds``, ``reps``, ``warmup``).
         seed: Seed of the measuring runs' shuffles.
         local_frac: Share on the neighbours of the best measured tiles: of every run for ``mixed`` (None: 0.5),
