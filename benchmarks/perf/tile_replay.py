@@ -318,9 +318,16 @@ def write_doc(doc: dict[str, Any], out: Path, cmd: str, started: str, seconds: f
         "does the tile divide each loop, padding waste, log(extent / tile)); `@x` rankers (if any) come from the cache of another run (`--more-costs`). `A+B`: mean of the rankers' "
         "standardised costs. `default`: `tune_tile`'s defaults after this work (`search='mixed'`: the ranker's top "
         "20% of the budget, then runs of 4 tiles: 2 `x2` neighbours of the 2 best measured tiles, 1 pick of the "
-        "per-kernel refitted model among all tiles (lowest mean - std) and 1 the ranker's next pick); "
+        "per-kernel refitted model among all tiles (lowest mean - std) and 1 the ranker's next pick, in the first "
+        "run instead a **diverse pick** (of the ranker's unmeasured top-budget tiles the one farthest from every "
+        "measured tile, L1 in log2 sizes); then the **adaptive race**: the 3 best and every tile within 10% of the "
+        "best screening ratio, at most 6, race in phases of 10 rounds, each dropped when clearly slower than the "
+        "leader (Yuen's paired trimmed-mean test, z 2.5 as a t quantile), until one is left or 100 rounds are "
+        "spent); `before (halving race no diverse pick)`: the default until this work (the 3 best screening ratios "
+        "race 10 rounds, the slower half dropped after 5; no diverse pick); `adaptive race only` / `diverse pick "
+        "only`: one of the two changes; "
         "`LightGBM (22 records)`: LightGBM trained as `tune_tile_real.py --train-data /work/data/tile-tune/real` "
-        "trains it, with the kernel two models share twice; `refit (before mixed)`: the default before (refit batches, 70% of the budget "
+        "trains it, with the kernel two models share twice; `refit (before mixed)`: the default before mixed (refit batches, 70% of the budget "
         "on `axis+x2` neighbours of the best); `mixed ...` rows change one setting of the default; `screen`: the "
         "tuner before refit.",
         "",
@@ -334,7 +341,7 @@ def write_doc(doc: dict[str, Any], out: Path, cmd: str, started: str, seconds: f
             f"{v['all17_seeds']}/{a['seeds']} | {v['mean_gap']:+.1%} | {v['worst_gap']:+.1%} |"
         )
     first = next(iter(res.values()))["ranker"] if res else None
-    shown = [k for k in (f"{first} | default", f"{first} | refit (before mixed)") if k in res]
+    shown = [k for k in (f"{first} | default", f"{first} | before (halving race no diverse pick)") if k in res]
     if shown and doc.get("where"):
         where = {row["kernel"]: row for row in doc["where"]}
         lines += [
