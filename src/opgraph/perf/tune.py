@@ -59,8 +59,10 @@ class MeasuredConfig:
 
     Attributes:
         choice: int[t] format per distinct convolution module (0 NCHW, 1 channels-last).
-        stage: ``"default"``, ``"uniform"`` (all channels-last, always measured), ``"screen"`` (model pick) or
-            ``"local"`` (neighbour of the best measured config).
+        stage: ``"default"``, ``"uniform"`` (all channels-last, always measured), ``"screen"`` (model pick),
+            ``"local"`` (neighbour of the best measured config); the tile tuner also has ``"refit"`` (a pick of the
+            per-kernel refitted model) and ``"diverse"`` (the ranker's top-budget tile farthest from every measured
+            one).
         candidate: Index in the ranked candidate set, or -1 for a local-search neighbour outside it.
         predicted_rank: Rank the cost model gave it among the candidates (-1 for neighbours outside the set).
         ratio: Median per-round runtime / default runtime in its first measuring run (lower = faster).
