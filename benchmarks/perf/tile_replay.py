@@ -67,6 +67,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "3 diverse picks": {"refit_options": {"diverse": 3}},
     "diverse window .5": {"refit_options": {"diverse_window": 0.5}},
     "diverse window 1.5": {"refit_options": {"diverse_window": 1.5}},
+    "local prior .5 (lead)": {"refit_options": {"local_prior": 0.5}},
+    "restarts 3 (lead)": {"refit_options": {"restarts": 3}},
 }
 
 

@@ -59,6 +59,11 @@ def test_tune_tile_user_errors(tmp_path):
         (["tune-tile", factory, "--out", str(tmp_path / "s.json"), "--restarts", "0"], "--restarts 0 must be >= 1"),
         (["tune-tile", factory, "--out", str(tmp_path / "s.json"), "--step", "-1"], "--step -1 must be >= 0"),
         (["tune-tile", factory, "--out", str(tmp_path / "s.json"), "--search", "screen", "--step", "2"], "--step"),
+        (
+            ["tune-tile", factory, "--out", str(tmp_path / "s.json"), "--search", "screen", "--race", "halving"],
+            "--race",
+        ),
+        (["tune-tile", factory, "--out", str(tmp_path / "s.json"), "--diverse", "-1"], "--diverse -1 must be >= 0"),
     ]
     for args, msg in cases:
         res = r.invoke(group, args)
@@ -94,3 +99,5 @@ def test_tune_tile_search_knobs_reach_the_tuner(tmp_path, monkeypatch):
     kw = calls[-1]
     assert kw["local_frac"] == 0.5 and kw["neighbourhood"] == "axis+x2"
     assert kw["refit_options"] == {"step": 3, "restarts": 1}
+    _ok(r.invoke(group, base + ["--diverse", "2", "--race", "halving"]))
+    assert calls[-1]["refit_options"] == {"diverse": 2, "race": "halving"}

@@ -582,8 +582,29 @@ def tune(
     default=None,
     help="Neighbours of this many best measured tiles (default 2 for mixed, 1 for refit).",
 )
+@click.option(
+    "--diverse",
+    type=int,
+    default=None,
+    help="Runs of --search mixed whose ranker pick is the ranker's top-budget tile farthest from every measured "
+    "one (default 1).",
+)
+@click.option(
+    "--race",
+    type=click.Choice(["adaptive", "halving"]),
+    default=None,
+    help="adaptive (mixed's default): every tile within 10% of the best races in phases of --race-rounds rounds "
+    "until the noise separates them (at most 100 rounds); halving (refit's): --finalists race --race-rounds "
+    "rounds, the slower half dropped after half of them.",
+)
 @click.option("--finalists", type=int, default=3, show_default=True, help="Tiles raced against the default.")
-@click.option("--race-rounds", type=int, default=10, show_default=True, help="Interleaved rounds of the race.")
+@click.option(
+    "--race-rounds",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Interleaved rounds of the race (of each phase of the adaptive race).",
+)
 @click.option("--limit", type=int, default=None, help="Tune only the first N kernels (by first use in the model).")
 @seed_option()
 @click.option(
@@ -605,6 +626,8 @@ def tune_tile_cmd(
     neighbourhood: str | None,
     step: int | None,
     restarts: int | None,
+    diverse: int | None,
+    race: str | None,
     finalists: int,
     race_rounds: int,
     limit: int | None,
@@ -622,12 +645,15 @@ def tune_tile_cmd(
     if not 0 < budget <= 1:
         raise PerfError(f"--budget {budget} must be in (0, 1]: the share of each kernel's candidates measured")
     _at_least(1, batches=batches, race_rounds=race_rounds, limit=limit, restarts=restarts)
-    _at_least(0, finalists=finalists, step=step)
+    _at_least(0, finalists=finalists, step=step, diverse=diverse)
     if local_frac is not None and not 0 <= local_frac <= 1:
         raise PerfError(f"--local-frac {local_frac} must be in [0, 1]: a share of the measured tiles")
-    if search == "screen" and (step is not None or restarts is not None):
-        raise PerfError("--step and --restarts are settings of --search mixed or refit; drop them for screen")
-    options = {k: v for k, v in (("step", step), ("restarts", restarts)) if v is not None}
+    if search == "screen" and (step is not None or restarts is not None or diverse is not None or race is not None):
+        raise PerfError(
+            "--step, --restarts, --diverse and --race are settings of --search mixed or refit; drop them for screen"
+        )
+    knobs = (("step", step), ("restarts", restarts), ("diverse", diverse), ("race", race))
+    options = {k: v for k, v in knobs if v is not None}
     require("torch", "perf")
     require("tvm", "tvm")
     if model_path is not None:
