@@ -154,6 +154,20 @@ ABLATIONS = {
             "hint_set": "analytical",
             "hint_norm": "graph",
         },
+        "lambda NDCG@10 loss + analytical terms per-graph standardised, joined late + residual": {
+            "loss": "lambda_ndcg",
+            "top_k": 10,
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+        },
+        "lambda NDCG@5 loss + analytical terms per-graph standardised, joined late + residual": {
+            "loss": "lambda_ndcg",
+            "top_k": 5,
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+        },
         "analytical + hand features per-graph standardised, joined late + residual": {
             "hints": True,
             "hint_set": "all",
@@ -177,6 +191,10 @@ ABLATIONS = {
         "tile-fit hints, per-graph standardised": {"fit_hints": True, "hint_norm": "graph"},
         "per-graph standardised hints": {"hint_norm": "graph"},
         "tile-fit hints, no analytical residual": {"fit_hints": True, "residual": False},
+        "lambda NDCG@5 loss (gains log slowest/runtime)": {"loss": "lambda_ndcg", "top_k": 5},
+        "lambda NDCG@10 loss (gains log slowest/runtime)": {"loss": "lambda_ndcg", "top_k": 10},
+        "hand features joined into the config embedding, x graph": {"hint_join": "config", "interact": True},
+        "hand features joined into the config embedding": {"hint_join": "config"},
     },
 }
 

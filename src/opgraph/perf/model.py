@@ -62,8 +62,11 @@ class ModelConfig:
             ``docs/perf.md``), ``"listmle"``, ``"hinge"``, ``"listmle_top"`` (ListMLE over the first ``top_k`` positions of the true
             order only: the likelihood of the fastest ``top_k`` configs in order) or ``"lambda"`` (pairwise
             logistic, each pair weighted by its gap in reciprocal true rank times its log runtime ratio, so that
-            mistakes near the top and mistakes that cost much time weigh most).
-        top_k: Positions of the true order that ``loss="listmle_top"`` scores.
+            mistakes near the top and mistakes that cost much time weigh most) or ``"lambda_ndcg"`` (LambdaRank
+            on NDCG@``top_k`` with gains ``log(slowest runtime / runtime)``: each pair weighted by the change in
+            NDCG@``top_k`` that swapping the two in the *predicted* order makes, so only pairs where one config is
+            predicted into the first ``top_k`` positions count: :func:`lambda_ndcg_loss`).
+        top_k: Positions of the true order that ``loss="listmle_top"`` scores; the cut-off of ``"lambda_ndcg"``.
         mse_weight: Weight of the MSE term on standardised log runtime.
         k_hop: Layout pruning radius around configurable nodes (``None``: no pruning).
         configs_per_step: Configs of one graph per training step.
@@ -105,6 +108,10 @@ class ModelConfig:
             :func:`~opgraph.perf.baselines.tile_fit_features`) to the hints. ``None`` (the default): on for tile,
             where it lifted the held-out tau from 0.462 to 0.482 and cut slowdown@5 from 16.7% to 8.5%
             (``docs/perf.md``); checkpoints store the value they were trained with.
+        hint_join: Where the hint embedding joins: ``"pooled"`` (concatenated with the pooled graph embedding
+            before the head) or ``"config"`` (tile with a late join only: added to the config embedding, so the
+            hand features and the tile columns form one late-joined config vector, which ``interact`` also
+            multiplies with the pooled graph embedding).
     """
 
     kind: str = "layout"
@@ -134,6 +141,7 @@ class ModelConfig:
     hint_norm: str = ""
     fit_hints: bool | None = None
     residual: bool | None = None
+    hint_join: str = "pooled"
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
@@ -161,6 +169,10 @@ class ModelConfig:
             object.__setattr__(self, "fit_hints", self.kind == "tile")
         if self.fit_hints and self.kind != "tile":
             raise PerfError("ModelConfig.fit_hints is a tile option; leave it False for layout")
+        if self.hint_join not in ("pooled", "config"):
+            raise PerfError(f"ModelConfig.hint_join must be 'pooled' or 'config', got {self.hint_join!r}")
+        if self.hint_join == "config" and (self.kind != "tile" or self.join == "early"):
+            raise PerfError("ModelConfig.hint_join='config' needs kind='tile' and join='late' or 'both'")
         if self.cfg_layers < 1:
             raise PerfError(f"ModelConfig.cfg_layers must be >= 1, got {self.cfg_layers}")
         if self.ensemble < 1:
@@ -176,14 +188,14 @@ HINT_SETS = ("all", "analytical", "estimate")
 #: ``perf train``); tile reads every hand feature, scaled over the training configs
 DEFAULT_HINT_SET = {"layout": "analytical", "tile": "all"}
 DEFAULT_HINT_NORM = {"layout": "graph", "tile": "train"}
-LOSSES = ("listmle", "hinge", "listmle_top", "lambda")
+LOSSES = ("listmle", "hinge", "listmle_top", "lambda", "lambda_ndcg")
 #: ModelConfig.loss when left empty, per space (held-out families, docs/perf.md)
 DEFAULT_LOSS = {"layout": "listmle_top", "tile": "listmle"}
 _ANALYTICAL_HINTS = {"layout": 4, "tile": 1}  # leading columns of config_hints that come from the analytical model
 
 
 #: Values of options that checkpoints written before the option existed were trained with (their defaults may differ)
-_LEGACY = {"hint_set": "all", "hint_norm": "train", "fit_hints": False, "residual": True}
+_LEGACY = {"hint_set": "all", "hint_norm": "train", "fit_hints": False, "residual": True, "hint_join": "pooled"}
 
 
 def hint_dim(cfg: ModelConfig) -> int:
@@ -297,7 +309,7 @@ def _build_net(cfg: ModelConfig) -> Any:
                 + (h if cfg.kind == "layout" else 0)
                 + (h if late else 0)
                 + (h if late and cfg.interact else 0)
-                + (h if cfg.hints else 0)
+                + (h if cfg.hints and cfg.hint_join == "pooled" else 0)
             )
             self.head = nn.Sequential(nn.Linear(pooled, h), nn.GELU(), nn.Linear(h, 1))
             if cfg.propagate_layout:
@@ -333,6 +345,9 @@ def _build_net(cfg: ModelConfig) -> Any:
             k = cfg_feat.shape[0]
             h0 = self.base(p)
             cv = self.config_vec(cfg_feat)
+            z = side / self.hint_std if cfg.hints else None
+            if z is not None and cfg.hint_join == "config":
+                cv = cv + self.hint_mlp(z)  # the hand features join the late config embedding
             h = h0.unsqueeze(0).repeat(k, 1, 1)
             if fmt is not None:
                 h = h + self.fmt_emb(fmt)
@@ -353,10 +368,10 @@ def _build_net(cfg: ModelConfig) -> Any:
                 pooled.append(cv)
                 if cfg.interact:
                     pooled.append(pooled[0] * cv)
-            if not cfg.hints:
+            if z is None:
                 return self.head(torch.cat(pooled, 1)).squeeze(-1)
-            z = side / self.hint_std
-            pooled.append(self.hint_mlp(z))
+            if cfg.hint_join == "pooled":
+                pooled.append(self.hint_mlp(z))
             out = self.head(torch.cat(pooled, 1)).squeeze(-1)
             return out + self.hint_gain * z[:, 0] if cfg.residual else out
 
@@ -404,6 +419,35 @@ def lambda_loss(cost: Any, runtime: Any) -> Any:
     return (w * pair).sum() / w.sum().clamp(min=1e-12)
 
 
+def lambda_ndcg_loss(cost: Any, log_runtime: Any, k: int) -> Any:
+    """LambdaRank on NDCG@``k``: pairwise logistic, each pair weighted by the NDCG@``k`` a swap would change.
+
+    Gains are ``log(slowest / runtime)`` (0 for the slowest config; the gap of two configs is their log runtime
+    ratio), discounts ``1 / log2(2 + position)`` for the first ``k`` positions of the **predicted** order and 0
+    after. For every pair with ``runtime_i < runtime_j`` the term ``log(1 + exp(cost_i - cost_j))`` is weighted by
+    ``|gain_i - gain_j| * |discount_i - discount_j| / IDCG@k``: pairs that both sit below the predicted top ``k``
+    weigh nothing, so training spends itself on what is (or should be) ranked first.
+
+    Args:
+        cost: Predicted costs (lower = faster), one per config.
+        log_runtime: Log of the measured runtimes of the same configs.
+        k: NDCG cut-off (positions).
+    """
+    import torch
+
+    n = len(cost)
+    gain = log_runtime.max() - log_runtime
+    pos = torch.empty(n, dtype=log_runtime.dtype)
+    pos[torch.argsort(cost.detach())] = torch.arange(n, dtype=log_runtime.dtype)
+    disc = torch.where(pos < k, 1.0 / torch.log2(2.0 + pos), torch.zeros_like(pos))
+    ideal = torch.sort(gain, descending=True).values[:k]
+    idcg = (ideal / torch.log2(2.0 + torch.arange(len(ideal), dtype=gain.dtype))).sum().clamp(min=1e-12)
+    better = log_runtime[:, None] < log_runtime[None, :]
+    w = (gain[:, None] - gain[None, :]).abs() * (disc[:, None] - disc[None, :]).abs() / idcg * better
+    pair = torch.nn.functional.softplus(cost[:, None] - cost[None, :])
+    return (w * pair).sum() / w.sum().clamp(min=1e-12)
+
+
 def hinge_loss(cost: Any, runtime: Any, margin: float = 0.1) -> Any:
     """Pairwise hinge: for every pair with ``runtime_i < runtime_j`` penalise ``cost_i > cost_j - margin``."""
     import torch
@@ -423,6 +467,8 @@ def _loss(cfg: ModelConfig, cost: Any, log_runtime: Any) -> Any:
         return listmle_loss(cost, log_runtime, cfg.top_k)
     if cfg.loss == "lambda":
         return lambda_loss(cost, torch.exp(log_runtime))
+    if cfg.loss == "lambda_ndcg":
+        return lambda_ndcg_loss(cost, log_runtime, cfg.top_k)
     return hinge_loss(cost, log_runtime)
 
 
