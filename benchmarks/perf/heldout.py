@@ -168,6 +168,13 @@ ABLATIONS = {
             "hint_set": "analytical",
             "hint_norm": "graph",
         },
+        "lambda NDCG (all positions) loss + analytical terms per-graph standardised, joined late + residual": {
+            "loss": "lambda_ndcg",
+            "top_k": 64,
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+        },
         "analytical + hand features per-graph standardised, joined late + residual": {
             "hints": True,
             "hint_set": "all",
@@ -195,6 +202,7 @@ ABLATIONS = {
         "lambda NDCG@10 loss (gains log slowest/runtime)": {"loss": "lambda_ndcg", "top_k": 10},
         "hand features joined into the config embedding, x graph": {"hint_join": "config", "interact": True},
         "hand features joined into the config embedding": {"hint_join": "config"},
+        "hints standardised over the training configs, not centred per kernel": {"hint_norm": "global"},
     },
 }
 

@@ -111,3 +111,22 @@ def test_hint_join_is_checked_and_old_checkpoints_join_pooled(tmp_path, make_til
     old = CostModel.load(tmp_path / "old.pt")
     assert old.config.hint_join == "pooled"
     np.testing.assert_allclose(old.predict(recs[0]), m.predict(recs[0]), atol=1e-6)
+
+
+def test_global_hint_norm_keeps_each_kernels_level(tmp_path, make_tile):
+    recs = [make_tile(f"g{i}", seed=i) for i in range(3)]
+    with pytest.raises(PerfError, match="hint_norm"):
+        ModelConfig(kind="tile", hints=True, hint_norm="kernel")
+    m = CostModel(_tile_cfg(hint_norm="global")).fit(recs)
+    side = m.prepare(recs[0]).side.numpy()
+    raw = CostModel._hints(recs[0], replace(m.config, hint_norm="train")).numpy()  # centred per graph
+    # not centred: the graph's own level stays, and centring it gives the per-graph hints back
+    assert float(np.abs(side.mean(0)).max()) > 1e-3
+    np.testing.assert_allclose(side - side.mean(0), raw, atol=1e-5)
+    # the training mean and std are fitted and saved with the weights
+    allside = np.concatenate([m.prepare(r).side.numpy() for r in recs])
+    np.testing.assert_allclose(m.net.hint_mean.numpy(), allside.mean(0), rtol=1e-4, atol=1e-5)
+    m2 = CostModel.load(m.save(tmp_path / "g.pt"))
+    assert m2.config.hint_norm == "global"
+    np.testing.assert_allclose(m2.net.hint_mean.numpy(), m.net.hint_mean.numpy())
+    np.testing.assert_allclose(m2.predict(recs[2]), m.predict(recs[2]), atol=1e-6)

@@ -98,7 +98,10 @@ class ModelConfig:
         hint_norm: ``""`` (the space's default: ``"graph"`` for layout, ``"train"`` for tile), ``"train"``: the
             hints are centred per graph and divided by a standard deviation fitted on the
             training configs; ``"graph"``: standardised per graph (centred and divided by the graph's own standard
-            deviation of each column), so the analytical estimate enters every graph on the same scale.
+            deviation of each column), so the analytical estimate enters every graph on the same scale;
+            ``"global"``: not centred per graph, standardised with the mean and standard deviation of the training
+            configs (so what is constant within a kernel, its extents and how its tiles fit them, keeps its level,
+            as the LightGBM columns do).
         residual: With ``hints``, add the scaled analytical estimate to the output with a learned gain (the network
             learns the residual of the analytical ranking); ``False``: the hints are inputs only. ``None`` (the
             default): on for layout, off for tile, where the residual over the cache-footprint estimate cost
@@ -161,8 +164,8 @@ class ModelConfig:
             object.__setattr__(self, "hint_norm", DEFAULT_HINT_NORM.get(self.kind, "train"))
         if self.hint_set not in HINT_SETS:
             raise PerfError(f"ModelConfig.hint_set must be one of {', '.join(HINT_SETS)}, got {self.hint_set!r}")
-        if self.hint_norm not in ("train", "graph"):
-            raise PerfError(f"ModelConfig.hint_norm must be 'train' or 'graph', got {self.hint_norm!r}")
+        if self.hint_norm not in ("train", "graph", "global"):
+            raise PerfError(f"ModelConfig.hint_norm must be 'train', 'graph' or 'global', got {self.hint_norm!r}")
         if self.residual is None:
             object.__setattr__(self, "residual", self.kind != "tile")
         if self.fit_hints is None:
@@ -320,6 +323,8 @@ def _build_net(cfg: ModelConfig) -> Any:
             if cfg.hints:
                 d = hint_dim(cfg)
                 self.register_buffer("hint_std", torch.ones(d))  # fitted in fit(), saved with the weights
+                if cfg.hint_norm == "global":
+                    self.register_buffer("hint_mean", torch.zeros(d))
                 self.hint_mlp = nn.Sequential(nn.Linear(d, h), nn.GELU(), nn.Linear(h, h))
                 self.hint_gain = nn.Parameter(torch.ones(()))
 
@@ -345,7 +350,9 @@ def _build_net(cfg: ModelConfig) -> Any:
             k = cfg_feat.shape[0]
             h0 = self.base(p)
             cv = self.config_vec(cfg_feat)
-            z = side / self.hint_std if cfg.hints else None
+            z = None
+            if cfg.hints:
+                z = (side - self.hint_mean if cfg.hint_norm == "global" else side) / self.hint_std
             if z is not None and cfg.hint_join == "config":
                 cv = cv + self.hint_mlp(z)  # the hand features join the late config embedding
             h = h0.unsqueeze(0).repeat(k, 1, 1)
@@ -535,7 +542,8 @@ class CostModel:
         h = baselines.config_hints(rec, fit=cfg.fit_hints) if cfg.fit_hints else baselines.config_hints(rec)
         if cfg.hint_set == "analytical" or cfg.hint_set == "estimate":
             h = h[:, : hint_dim(cfg)]
-        h = h - h.mean(0)
+        if cfg.hint_norm != "global":
+            h = h - h.mean(0)
         if cfg.hint_norm == "graph":
             sd = h.std(0)
             h = h / np.where(sd < 1e-9, 1.0, sd)
@@ -619,6 +627,8 @@ class CostModel:
             side = torch.cat([p.side for p in prepared]).double()
             std = side.std(0) if len(side) > 1 else torch.ones(side.shape[1], dtype=torch.float64)
             self.net.hint_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std).float())
+            if cfg.hint_norm == "global":
+                self.net.hint_mean.copy_(side.mean(0).float())
         targets = [torch.from_numpy(np.log(r.target_runtime())).float() for r in train]
         valid_prep = [self.prepare(r) for r in valid] if valid else []
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
