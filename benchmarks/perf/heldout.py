@@ -175,6 +175,13 @@ ABLATIONS = {
             "hint_set": "analytical",
             "hint_norm": "graph",
         },
+        "lambda loss + analytical terms, configs sampled towards the fast ones": {
+            "loss": "lambda",
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+            "fast_sampling": 0.25,
+        },
         "analytical + hand features per-graph standardised, joined late + residual": {
             "hints": True,
             "hint_set": "all",

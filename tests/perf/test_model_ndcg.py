@@ -130,3 +130,25 @@ def test_global_hint_norm_keeps_each_kernels_level(tmp_path, make_tile):
     assert m2.config.hint_norm == "global"
     np.testing.assert_allclose(m2.net.hint_mean.numpy(), m.net.hint_mean.numpy())
     np.testing.assert_allclose(m2.predict(recs[2]), m.predict(recs[2]), atol=1e-6)
+
+
+def test_fast_sampling_draws_the_fast_configs_more_often(make_tile):
+    from opgraph.perf.model import _sample_configs
+
+    rank = np.random.default_rng(3).permutation(32)
+    # 0: the uniform draw of before, number for number
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    np.testing.assert_array_equal(_sample_configs(a, rank, 16, 0.0), b.choice(32, size=16, replace=False))
+    rng = np.random.default_rng(0)
+    counts = np.zeros(32)
+    for _ in range(400):
+        idx = _sample_configs(rng, rank, 16, 0.25)
+        assert len(set(idx.tolist())) == 16
+        counts[idx] += 1
+    by_rank = counts[np.argsort(rank)]  # how often the fastest, second fastest ... config was drawn
+    assert by_rank[:4].min() > 0.9 * 400 and by_rank[-4:].max() < 0.35 * 400
+    with pytest.raises(PerfError, match="fast_sampling"):
+        ModelConfig(fast_sampling=-1.0)
+    recs = [make_tile(f"f{i}", seed=i) for i in range(2)]
+    m = CostModel(_tile_cfg(hints=False, configs_per_step=4, fast_sampling=0.25)).fit(recs)
+    assert np.isfinite(m.predict(recs[0])).all()

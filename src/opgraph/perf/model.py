@@ -115,6 +115,10 @@ class ModelConfig:
             before the head) or ``"config"`` (tile with a late join only: added to the config embedding, so the
             hand features and the tile columns form one late-joined config vector, which ``interact`` also
             multiplies with the pooled graph embedding).
+        fast_sampling: How the ``configs_per_step`` configs of a graph are drawn each step: 0 (the default)
+            uniformly; ``t > 0``: skewed towards fast configs (TpuGraphs' layout trainer), without replacement with
+            weights ``exp(-rank / (t * n))`` (rank 0 = fastest of the graph's ``n`` configs; Gumbel top-k), so the
+            loss sees the top of each graph's order more often.
     """
 
     kind: str = "layout"
@@ -145,6 +149,7 @@ class ModelConfig:
     fit_hints: bool | None = None
     residual: bool | None = None
     hint_join: str = "pooled"
+    fast_sampling: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
@@ -176,6 +181,8 @@ class ModelConfig:
             raise PerfError(f"ModelConfig.hint_join must be 'pooled' or 'config', got {self.hint_join!r}")
         if self.hint_join == "config" and (self.kind != "tile" or self.join == "early"):
             raise PerfError("ModelConfig.hint_join='config' needs kind='tile' and join='late' or 'both'")
+        if self.fast_sampling < 0:
+            raise PerfError(f"ModelConfig.fast_sampling must be >= 0, got {self.fast_sampling}")
         if self.cfg_layers < 1:
             raise PerfError(f"ModelConfig.cfg_layers must be >= 1, got {self.cfg_layers}")
         if self.ensemble < 1:
@@ -479,6 +486,19 @@ def _loss(cfg: ModelConfig, cost: Any, log_runtime: Any) -> Any:
     return hinge_loss(cost, log_runtime)
 
 
+def _sample_configs(rng: np.random.Generator, rank: np.ndarray, m: int, fast: float) -> np.ndarray:
+    """``m`` distinct config ids of one graph.
+
+    Uniform when ``fast == 0``, else Gumbel top-k with weights ``exp(-rank / (fast * n))``
+    (``ModelConfig.fast_sampling``).
+    """
+    c = len(rank)
+    if fast <= 0:
+        return rng.choice(c, size=min(c, m), replace=False)
+    keys = -rank / (fast * c) + rng.gumbel(size=c)
+    return np.argsort(-keys)[: min(c, m)]
+
+
 class CostModel:
     """Learned ranking model over the configurations of a graph.
 
@@ -630,6 +650,7 @@ class CostModel:
             if cfg.hint_norm == "global":
                 self.net.hint_mean.copy_(side.mean(0).float())
         targets = [torch.from_numpy(np.log(r.target_runtime())).float() for r in train]
+        ranks = [np.argsort(np.argsort(r.target_runtime(), kind="stable"), kind="stable") for r in train]
         valid_prep = [self.prepare(r) for r in valid] if valid else []
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
@@ -644,8 +665,7 @@ class CostModel:
                 total = 0.0
                 for gi in order[start : start + cfg.graphs_per_step]:
                     p, y = prepared[gi], targets[gi]
-                    c = len(y)
-                    idx = rng.choice(c, size=min(c, cfg.configs_per_step), replace=False)
+                    idx = _sample_configs(rng, ranks[gi], cfg.configs_per_step, cfg.fast_sampling)
                     cf = torch.from_numpy(p.record.config_matrix(idx))
                     cost = self.net(
                         p, cf, None if p.fmt is None else p.fmt[idx], None if p.side is None else p.side[idx]
