@@ -210,6 +210,7 @@ ABLATIONS = {
         "hand features joined into the config embedding, x graph": {"hint_join": "config", "interact": True},
         "hand features joined into the config embedding": {"hint_join": "config"},
         "hints standardised over the training configs, not centred per kernel": {"hint_norm": "global"},
+        "ListMLE + lambda NDCG@5 term": {"ndcg_weight": 1.0, "top_k": 5},
     },
 }
 

@@ -152,3 +152,23 @@ def test_fast_sampling_draws_the_fast_configs_more_often(make_tile):
     recs = [make_tile(f"f{i}", seed=i) for i in range(2)]
     m = CostModel(_tile_cfg(hints=False, configs_per_step=4, fast_sampling=0.25)).fit(recs)
     assert np.isfinite(m.predict(recs[0])).all()
+
+
+def test_ndcg_weight_adds_the_lambda_ndcg_term(make_tile, monkeypatch):
+    import opgraph.perf.model as pm
+
+    with pytest.raises(PerfError, match="ndcg_weight"):
+        ModelConfig(ndcg_weight=-0.5)
+    calls = []
+    real = pm.lambda_ndcg_loss
+
+    def spy(cost, log_runtime, k):
+        calls.append(k)
+        return real(cost, log_runtime, k)
+
+    monkeypatch.setattr(pm, "lambda_ndcg_loss", spy)
+    recs = [make_tile(f"n{i}", seed=i) for i in range(2)]
+    CostModel(_tile_cfg(epochs=1)).fit(recs)
+    assert calls == []
+    m = CostModel(_tile_cfg(epochs=1, ndcg_weight=0.5, top_k=4)).fit(recs)
+    assert calls and set(calls) == {4} and m.config.loss == "listmle"

@@ -119,6 +119,8 @@ class ModelConfig:
             uniformly; ``t > 0``: skewed towards fast configs (TpuGraphs' layout trainer), without replacement with
             weights ``exp(-rank / (t * n))`` (rank 0 = fastest of the graph's ``n`` configs; Gumbel top-k), so the
             loss sees the top of each graph's order more often.
+        ndcg_weight: Weight of a LambdaRank NDCG@``top_k`` term (:func:`lambda_ndcg_loss`) added to ``loss``
+            (0: none), so a listwise loss over the whole order is pulled towards the top ``top_k``.
     """
 
     kind: str = "layout"
@@ -150,6 +152,7 @@ class ModelConfig:
     residual: bool | None = None
     hint_join: str = "pooled"
     fast_sampling: float = 0.0
+    ndcg_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
@@ -181,6 +184,8 @@ class ModelConfig:
             raise PerfError(f"ModelConfig.hint_join must be 'pooled' or 'config', got {self.hint_join!r}")
         if self.hint_join == "config" and (self.kind != "tile" or self.join == "early"):
             raise PerfError("ModelConfig.hint_join='config' needs kind='tile' and join='late' or 'both'")
+        if self.ndcg_weight < 0:
+            raise PerfError(f"ModelConfig.ndcg_weight must be >= 0, got {self.ndcg_weight}")
         if self.fast_sampling < 0:
             raise PerfError(f"ModelConfig.fast_sampling must be >= 0, got {self.fast_sampling}")
         if self.cfg_layers < 1:
@@ -672,6 +677,8 @@ class CostModel:
                     )
                     yy = y[idx]
                     loss = _loss(cfg, cost, yy)
+                    if cfg.ndcg_weight > 0:
+                        loss = loss + cfg.ndcg_weight * lambda_ndcg_loss(cost, yy, cfg.top_k)
                     if cfg.mse_weight > 0:
                         z = (yy - yy.mean()) / yy.std().clamp(min=1e-6)
                         loss = loss + cfg.mse_weight * ((cost - cost.mean()) - z).pow(2).mean()
