@@ -113,11 +113,11 @@ SECTIONS = {
 
 def gnn_config(kind: str, **over: Any) -> Any:
     """The GNN of ``opgraph perf train`` (its defaults per space), early-stopped on 20% of the training graphs."""
-    from opgraph.perf.model import ModelConfig
+    from opgraph.perf.model import DEFAULT_ENSEMBLE, ModelConfig
 
     base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2, "hints": True}
     if kind == "tile":
-        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02)
+        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=DEFAULT_ENSEMBLE["tile"], mse_weight=0.02)
     base.update(over)
     return ModelConfig(**base)
 

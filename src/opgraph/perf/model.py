@@ -206,6 +206,10 @@ DEFAULT_HINT_NORM = {"layout": "graph", "tile": "train"}
 LOSSES = ("listmle", "hinge", "listmle_top", "lambda", "lambda_ndcg")
 #: ModelConfig.loss when left empty, per space (held-out families, docs/perf.md)
 DEFAULT_LOSS = {"layout": "listmle_top", "tile": "listmle"}
+#: Networks ``opgraph perf train`` averages per space (``ModelConfig.ensemble``; held-out families, docs/perf.md):
+#: tile 5 (against 3: tau 0.478 -> 0.482, better on 6 of 9 families, slowdown@1 54% -> 40%, slowdown@5 6.2% -> 6.0%);
+#: layout 1 (5 seeds ensembled: tau 0.294 against 0.297 +- 0.036 for single networks)
+DEFAULT_ENSEMBLE = {"layout": 1, "tile": 5}
 _ANALYTICAL_HINTS = {"layout": 4, "tile": 1}  # leading columns of config_hints that come from the analytical model
 
 
