@@ -8,7 +8,7 @@ Architecture (research note §6.3):
   configurable nodes (early join); tile configs (24 numbers, ``sign(x) log1p|x|``, standardised over the training
   configs with ``cfg_norm``) go through a ``cfg_layers``-layer MLP and are added at every node (``join="early"``),
   concatenated with the pooled graph embedding (``join="late"``), or both; ``ensemble`` > 1 averages several
-  seeds (the tile design of ``opgraph perf train`` and the benchmark: late join, standardised, 3 layers, 3 seeds);
+  seeds (the tile design of ``opgraph perf train`` and the benchmark: late join, standardised, 3 layers, 5 seeds);
 * ``layers`` residual SAGEConv blocks (LayerNorm, GELU) on the undirected graph;
 * readout mean || max over nodes (|| mean over configurable nodes for layout), then an MLP -> one cost per config
   (lower = faster);
