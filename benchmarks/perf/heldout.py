@@ -215,6 +215,15 @@ ABLATIONS = {
 }
 
 
+def parse_variants(text: str) -> tuple[str, ...]:
+    """``--variants``: names separated by ';', or by ',' when no name has a comma; a single known name that has
+    commas (e.g. 'lambda loss + analytical terms per-graph standardised, joined late + residual') stays whole."""
+    known = {n for space in ABLATIONS.values() for n in space}
+    if text in known:
+        return (text,)
+    return tuple(v for v in text.split(";" if ";" in text else ",") if v)
+
+
 def lightgbm_fit() -> Any:
     """LightGBM on its tile features plus the tile-fit columns the GNN gets with ``fit_hints`` (a fair check)."""
     from opgraph.perf.baselines import LightGBMBaseline
@@ -883,7 +892,7 @@ def main() -> None:
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     args.spaces = tuple(args.spaces.split(","))
-    args.variants = tuple(v for v in args.variants.split(";" if ";" in args.variants else ",") if v)
+    args.variants = parse_variants(args.variants)
     args.families = tuple(v for v in args.families.split(",") if v)
     args.models = tuple(v for v in args.models.split(",") if v)
     if args.part == "collect":
