@@ -113,11 +113,11 @@ SECTIONS = {
 
 def gnn_config(kind: str, **over: Any) -> Any:
     """The GNN of ``opgraph perf train`` (its defaults per space), early-stopped on 20% of the training graphs."""
-    from opgraph.perf.model import ModelConfig
+    from opgraph.perf.model import DEFAULT_ENSEMBLE, ModelConfig
 
     base: dict[str, Any] = {"kind": kind, "epochs": 40, "hidden": 64, "early_stop_frac": 0.2, "hints": True}
     if kind == "tile":
-        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=3, mse_weight=0.02)
+        base.update(join="late", cfg_norm=True, cfg_layers=3, ensemble=DEFAULT_ENSEMBLE["tile"], mse_weight=0.02)
     base.update(over)
     return ModelConfig(**base)
 
@@ -154,6 +154,34 @@ ABLATIONS = {
             "hint_set": "analytical",
             "hint_norm": "graph",
         },
+        "lambda NDCG@10 loss + analytical terms per-graph standardised, joined late + residual": {
+            "loss": "lambda_ndcg",
+            "top_k": 10,
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+        },
+        "lambda NDCG@5 loss + analytical terms per-graph standardised, joined late + residual": {
+            "loss": "lambda_ndcg",
+            "top_k": 5,
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+        },
+        "lambda NDCG (all positions) loss + analytical terms per-graph standardised, joined late + residual": {
+            "loss": "lambda_ndcg",
+            "top_k": 64,
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+        },
+        "lambda loss + analytical terms, configs sampled towards the fast ones": {
+            "loss": "lambda",
+            "hints": True,
+            "hint_set": "analytical",
+            "hint_norm": "graph",
+            "fast_sampling": 0.25,
+        },
         "analytical + hand features per-graph standardised, joined late + residual": {
             "hints": True,
             "hint_set": "all",
@@ -177,8 +205,23 @@ ABLATIONS = {
         "tile-fit hints, per-graph standardised": {"fit_hints": True, "hint_norm": "graph"},
         "per-graph standardised hints": {"hint_norm": "graph"},
         "tile-fit hints, no analytical residual": {"fit_hints": True, "residual": False},
+        "lambda NDCG@5 loss (gains log slowest/runtime)": {"loss": "lambda_ndcg", "top_k": 5},
+        "lambda NDCG@10 loss (gains log slowest/runtime)": {"loss": "lambda_ndcg", "top_k": 10},
+        "hand features joined into the config embedding, x graph": {"hint_join": "config", "interact": True},
+        "hand features joined into the config embedding": {"hint_join": "config"},
+        "hints standardised over the training configs, not centred per kernel": {"hint_norm": "global"},
+        "ListMLE + lambda NDCG@5 term": {"ndcg_weight": 1.0, "top_k": 5},
     },
 }
+
+
+def parse_variants(text: str) -> tuple[str, ...]:
+    """``--variants``: names separated by ';', or by ',' when no name has a comma; a single known name that has
+    commas (e.g. 'lambda loss + analytical terms per-graph standardised, joined late + residual') stays whole."""
+    known = {n for space in ABLATIONS.values() for n in space}
+    if text in known:
+        return (text,)
+    return tuple(v for v in text.split(";" if ";" in text else ",") if v)
 
 
 def lightgbm_fit() -> Any:
@@ -849,7 +892,7 @@ def main() -> None:
     args = ap.parse_args()
     args.argv = sys.argv[1:]
     args.spaces = tuple(args.spaces.split(","))
-    args.variants = tuple(v for v in args.variants.split(";" if ";" in args.variants else ",") if v)
+    args.variants = parse_variants(args.variants)
     args.families = tuple(v for v in args.families.split(",") if v)
     args.models = tuple(v for v in args.models.split(",") if v)
     if args.part == "collect":

@@ -201,3 +201,12 @@ def test_seedsum_into_main_command(ho, tree, tmp_path, monkeypatch) -> None:
     tau_row = next(line for line in text.splitlines() if line.startswith("| fb |"))
     assert "0.333" in tau_row and "-0.900" not in tau_row
     assert "| V one | 2 x 7 | 2 |" in text
+
+
+def test_variants_parse_a_single_name_with_commas_whole(ho):
+    name = "lambda loss + analytical terms per-graph standardised, joined late + residual"
+    assert ho.parse_variants(name) == (name,)
+    assert ho.parse_variants(name + ";") == (name,)
+    assert ho.parse_variants("a;b, c") == ("a", "b, c")
+    assert ho.parse_variants("a,b") == ("a", "b")
+    assert ho.parse_variants("") == ()

@@ -137,8 +137,8 @@ def test_train_tile_uses_the_tile_design(tmp_path, make_tile):
 
     m = CostModel.load(tmp_path / "t.pt")
     c = m.config
-    assert (c.join, c.cfg_norm, c.cfg_layers, c.ensemble, c.mse_weight, c.hints) == ("late", True, 3, 3, 0.02, True)
-    assert len(m.members) == 2
+    assert (c.join, c.cfg_norm, c.cfg_layers, c.ensemble, c.mse_weight, c.hints) == ("late", True, 3, 5, 0.02, True)
+    assert len(m.members) == 4
     out = tmp_path / "e.pt"
     _ok(
         r.invoke(

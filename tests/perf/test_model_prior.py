@@ -140,8 +140,8 @@ def test_checkpoints_from_before_the_options_load_as_they_were_trained(tmp_path,
 
 
 def test_bad_prior_options_fail_in_one_line():
-    with pytest.raises(PerfError, match="hint_norm must be 'train' or 'graph'"):
-        ModelConfig(hint_norm="global")
+    with pytest.raises(PerfError, match="hint_norm must be 'train', 'graph' or 'global'"):
+        ModelConfig(hint_norm="kernel")
     with pytest.raises(PerfError, match="fit_hints is a tile option"):
         ModelConfig(kind="layout", fit_hints=True)
     with pytest.raises(PerfError, match="hint_set must be one of all, analytical, estimate"):

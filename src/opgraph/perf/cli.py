@@ -241,7 +241,7 @@ def _records(data: Path) -> list[Any]:
     default=None,
     help="Where tile config features join (default: late for tile; layout is always early).",
 )
-@click.option("--ensemble", type=int, default=None, help="Networks averaged (default: 3 tile, 1 layout).")
+@click.option("--ensemble", type=int, default=None, help="Networks averaged (default: 5 tile, 1 layout).")
 @click.option("--hidden", type=int, default=64, show_default=True)
 @click.option("--mse-weight", type=float, default=None, help="Weight of the MSE term (default: 0.02 tile, 0 layout).")
 @click.option(
@@ -291,7 +291,7 @@ def train(
     if ms_cache is not None and data.resolve() in (ms_cache.resolve(), *ms_cache.resolve().parents):
         raise PerfError(f"--ms-cache {ms_cache}: put it outside --data {data} (its npz files would be read as graphs)")
     from opgraph.perf.collect import split_names
-    from opgraph.perf.model import ModelConfig
+    from opgraph.perf.model import DEFAULT_ENSEMBLE, ModelConfig
 
     recs = _records(data)
     tr_names, va_names = split_names([r.name for r in recs], valid_frac, seed) if valid_frac > 0 else ([], [])
@@ -306,7 +306,7 @@ def train(
         epochs=epochs,
         loss=loss or "",
         join=join or ("late" if kind == "tile" else "early"),
-        ensemble=ensemble or (3 if kind == "tile" else 1),
+        ensemble=ensemble or DEFAULT_ENSEMBLE[kind],
         hidden=hidden,
         mse_weight=mse,
         seed=seed,

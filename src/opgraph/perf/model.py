@@ -8,7 +8,7 @@ Architecture (research note §6.3):
   configurable nodes (early join); tile configs (24 numbers, ``sign(x) log1p|x|``, standardised over the training
   configs with ``cfg_norm``) go through a ``cfg_layers``-layer MLP and are added at every node (``join="early"``),
   concatenated with the pooled graph embedding (``join="late"``), or both; ``ensemble`` > 1 averages several
-  seeds (the tile design of ``opgraph perf train`` and the benchmark: late join, standardised, 3 layers, 3 seeds);
+  seeds (the tile design of ``opgraph perf train`` and the benchmark: late join, standardised, 3 layers, 5 seeds);
 * ``layers`` residual SAGEConv blocks (LayerNorm, GELU) on the undirected graph;
 * readout mean || max over nodes (|| mean over configurable nodes for layout), then an MLP -> one cost per config
   (lower = faster);
@@ -62,8 +62,11 @@ class ModelConfig:
             ``docs/perf.md``), ``"listmle"``, ``"hinge"``, ``"listmle_top"`` (ListMLE over the first ``top_k`` positions of the true
             order only: the likelihood of the fastest ``top_k`` configs in order) or ``"lambda"`` (pairwise
             logistic, each pair weighted by its gap in reciprocal true rank times its log runtime ratio, so that
-            mistakes near the top and mistakes that cost much time weigh most).
-        top_k: Positions of the true order that ``loss="listmle_top"`` scores.
+            mistakes near the top and mistakes that cost much time weigh most) or ``"lambda_ndcg"`` (LambdaRank
+            on NDCG@``top_k`` with gains ``log(slowest runtime / runtime)``: each pair weighted by the change in
+            NDCG@``top_k`` that swapping the two in the *predicted* order makes, so only pairs where one config is
+            predicted into the first ``top_k`` positions count: :func:`lambda_ndcg_loss`).
+        top_k: Positions of the true order that ``loss="listmle_top"`` scores; the cut-off of ``"lambda_ndcg"``.
         mse_weight: Weight of the MSE term on standardised log runtime.
         k_hop: Layout pruning radius around configurable nodes (``None``: no pruning).
         configs_per_step: Configs of one graph per training step.
@@ -95,7 +98,10 @@ class ModelConfig:
         hint_norm: ``""`` (the space's default: ``"graph"`` for layout, ``"train"`` for tile), ``"train"``: the
             hints are centred per graph and divided by a standard deviation fitted on the
             training configs; ``"graph"``: standardised per graph (centred and divided by the graph's own standard
-            deviation of each column), so the analytical estimate enters every graph on the same scale.
+            deviation of each column), so the analytical estimate enters every graph on the same scale;
+            ``"global"``: not centred per graph, standardised with the mean and standard deviation of the training
+            configs (so what is constant within a kernel, its extents and how its tiles fit them, keeps its level,
+            as the LightGBM columns do).
         residual: With ``hints``, add the scaled analytical estimate to the output with a learned gain (the network
             learns the residual of the analytical ranking); ``False``: the hints are inputs only. ``None`` (the
             default): on for layout, off for tile, where the residual over the cache-footprint estimate cost
@@ -105,6 +111,16 @@ class ModelConfig:
             :func:`~opgraph.perf.baselines.tile_fit_features`) to the hints. ``None`` (the default): on for tile,
             where it lifted the held-out tau from 0.462 to 0.482 and cut slowdown@5 from 16.7% to 8.5%
             (``docs/perf.md``); checkpoints store the value they were trained with.
+        hint_join: Where the hint embedding joins: ``"pooled"`` (concatenated with the pooled graph embedding
+            before the head) or ``"config"`` (tile with a late join only: added to the config embedding, so the
+            hand features and the tile columns form one late-joined config vector, which ``interact`` also
+            multiplies with the pooled graph embedding).
+        fast_sampling: How the ``configs_per_step`` configs of a graph are drawn each step: 0 (the default)
+            uniformly; ``t > 0``: skewed towards fast configs (TpuGraphs' layout trainer), without replacement with
+            weights ``exp(-rank / (t * n))`` (rank 0 = fastest of the graph's ``n`` configs; Gumbel top-k), so the
+            loss sees the top of each graph's order more often.
+        ndcg_weight: Weight of a LambdaRank NDCG@``top_k`` term (:func:`lambda_ndcg_loss`) added to ``loss``
+            (0: none), so a listwise loss over the whole order is pulled towards the top ``top_k``.
     """
 
     kind: str = "layout"
@@ -134,6 +150,9 @@ class ModelConfig:
     hint_norm: str = ""
     fit_hints: bool | None = None
     residual: bool | None = None
+    hint_join: str = "pooled"
+    fast_sampling: float = 0.0
+    ndcg_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("layout", "tile"):
@@ -153,14 +172,22 @@ class ModelConfig:
             object.__setattr__(self, "hint_norm", DEFAULT_HINT_NORM.get(self.kind, "train"))
         if self.hint_set not in HINT_SETS:
             raise PerfError(f"ModelConfig.hint_set must be one of {', '.join(HINT_SETS)}, got {self.hint_set!r}")
-        if self.hint_norm not in ("train", "graph"):
-            raise PerfError(f"ModelConfig.hint_norm must be 'train' or 'graph', got {self.hint_norm!r}")
+        if self.hint_norm not in ("train", "graph", "global"):
+            raise PerfError(f"ModelConfig.hint_norm must be 'train', 'graph' or 'global', got {self.hint_norm!r}")
         if self.residual is None:
             object.__setattr__(self, "residual", self.kind != "tile")
         if self.fit_hints is None:
             object.__setattr__(self, "fit_hints", self.kind == "tile")
         if self.fit_hints and self.kind != "tile":
             raise PerfError("ModelConfig.fit_hints is a tile option; leave it False for layout")
+        if self.hint_join not in ("pooled", "config"):
+            raise PerfError(f"ModelConfig.hint_join must be 'pooled' or 'config', got {self.hint_join!r}")
+        if self.hint_join == "config" and (self.kind != "tile" or self.join == "early"):
+            raise PerfError("ModelConfig.hint_join='config' needs kind='tile' and join='late' or 'both'")
+        if self.ndcg_weight < 0:
+            raise PerfError(f"ModelConfig.ndcg_weight must be >= 0, got {self.ndcg_weight}")
+        if self.fast_sampling < 0:
+            raise PerfError(f"ModelConfig.fast_sampling must be >= 0, got {self.fast_sampling}")
         if self.cfg_layers < 1:
             raise PerfError(f"ModelConfig.cfg_layers must be >= 1, got {self.cfg_layers}")
         if self.ensemble < 1:
@@ -176,14 +203,18 @@ HINT_SETS = ("all", "analytical", "estimate")
 #: ``perf train``); tile reads every hand feature, scaled over the training configs
 DEFAULT_HINT_SET = {"layout": "analytical", "tile": "all"}
 DEFAULT_HINT_NORM = {"layout": "graph", "tile": "train"}
-LOSSES = ("listmle", "hinge", "listmle_top", "lambda")
+LOSSES = ("listmle", "hinge", "listmle_top", "lambda", "lambda_ndcg")
 #: ModelConfig.loss when left empty, per space (held-out families, docs/perf.md)
 DEFAULT_LOSS = {"layout": "listmle_top", "tile": "listmle"}
+#: Networks ``opgraph perf train`` averages per space (``ModelConfig.ensemble``; held-out families, docs/perf.md):
+#: tile 5 (against 3: tau 0.478 -> 0.482, better on 6 of 9 families, slowdown@1 54% -> 40%, slowdown@5 6.2% -> 6.0%);
+#: layout 1 (5 seeds ensembled: tau 0.294 against 0.297 +- 0.036 for single networks)
+DEFAULT_ENSEMBLE = {"layout": 1, "tile": 5}
 _ANALYTICAL_HINTS = {"layout": 4, "tile": 1}  # leading columns of config_hints that come from the analytical model
 
 
 #: Values of options that checkpoints written before the option existed were trained with (their defaults may differ)
-_LEGACY = {"hint_set": "all", "hint_norm": "train", "fit_hints": False, "residual": True}
+_LEGACY = {"hint_set": "all", "hint_norm": "train", "fit_hints": False, "residual": True, "hint_join": "pooled"}
 
 
 def hint_dim(cfg: ModelConfig) -> int:
@@ -297,7 +328,7 @@ def _build_net(cfg: ModelConfig) -> Any:
                 + (h if cfg.kind == "layout" else 0)
                 + (h if late else 0)
                 + (h if late and cfg.interact else 0)
-                + (h if cfg.hints else 0)
+                + (h if cfg.hints and cfg.hint_join == "pooled" else 0)
             )
             self.head = nn.Sequential(nn.Linear(pooled, h), nn.GELU(), nn.Linear(h, 1))
             if cfg.propagate_layout:
@@ -308,6 +339,8 @@ def _build_net(cfg: ModelConfig) -> Any:
             if cfg.hints:
                 d = hint_dim(cfg)
                 self.register_buffer("hint_std", torch.ones(d))  # fitted in fit(), saved with the weights
+                if cfg.hint_norm == "global":
+                    self.register_buffer("hint_mean", torch.zeros(d))
                 self.hint_mlp = nn.Sequential(nn.Linear(d, h), nn.GELU(), nn.Linear(h, h))
                 self.hint_gain = nn.Parameter(torch.ones(()))
 
@@ -333,6 +366,11 @@ def _build_net(cfg: ModelConfig) -> Any:
             k = cfg_feat.shape[0]
             h0 = self.base(p)
             cv = self.config_vec(cfg_feat)
+            z = None
+            if cfg.hints:
+                z = (side - self.hint_mean if cfg.hint_norm == "global" else side) / self.hint_std
+            if z is not None and cfg.hint_join == "config":
+                cv = cv + self.hint_mlp(z)  # the hand features join the late config embedding
             h = h0.unsqueeze(0).repeat(k, 1, 1)
             if fmt is not None:
                 h = h + self.fmt_emb(fmt)
@@ -353,10 +391,10 @@ def _build_net(cfg: ModelConfig) -> Any:
                 pooled.append(cv)
                 if cfg.interact:
                     pooled.append(pooled[0] * cv)
-            if not cfg.hints:
+            if z is None:
                 return self.head(torch.cat(pooled, 1)).squeeze(-1)
-            z = side / self.hint_std
-            pooled.append(self.hint_mlp(z))
+            if cfg.hint_join == "pooled":
+                pooled.append(self.hint_mlp(z))
             out = self.head(torch.cat(pooled, 1)).squeeze(-1)
             return out + self.hint_gain * z[:, 0] if cfg.residual else out
 
@@ -404,6 +442,35 @@ def lambda_loss(cost: Any, runtime: Any) -> Any:
     return (w * pair).sum() / w.sum().clamp(min=1e-12)
 
 
+def lambda_ndcg_loss(cost: Any, log_runtime: Any, k: int) -> Any:
+    """LambdaRank on NDCG@``k``: pairwise logistic, each pair weighted by the NDCG@``k`` a swap would change.
+
+    Gains are ``log(slowest / runtime)`` (0 for the slowest config; the gap of two configs is their log runtime
+    ratio), discounts ``1 / log2(2 + position)`` for the first ``k`` positions of the **predicted** order and 0
+    after. For every pair with ``runtime_i < runtime_j`` the term ``log(1 + exp(cost_i - cost_j))`` is weighted by
+    ``|gain_i - gain_j| * |discount_i - discount_j| / IDCG@k``: pairs that both sit below the predicted top ``k``
+    weigh nothing, so training spends itself on what is (or should be) ranked first.
+
+    Args:
+        cost: Predicted costs (lower = faster), one per config.
+        log_runtime: Log of the measured runtimes of the same configs.
+        k: NDCG cut-off (positions).
+    """
+    import torch
+
+    n = len(cost)
+    gain = log_runtime.max() - log_runtime
+    pos = torch.empty(n, dtype=log_runtime.dtype)
+    pos[torch.argsort(cost.detach())] = torch.arange(n, dtype=log_runtime.dtype)
+    disc = torch.where(pos < k, 1.0 / torch.log2(2.0 + pos), torch.zeros_like(pos))
+    ideal = torch.sort(gain, descending=True).values[:k]
+    idcg = (ideal / torch.log2(2.0 + torch.arange(len(ideal), dtype=gain.dtype))).sum().clamp(min=1e-12)
+    better = log_runtime[:, None] < log_runtime[None, :]
+    w = (gain[:, None] - gain[None, :]).abs() * (disc[:, None] - disc[None, :]).abs() / idcg * better
+    pair = torch.nn.functional.softplus(cost[:, None] - cost[None, :])
+    return (w * pair).sum() / w.sum().clamp(min=1e-12)
+
+
 def hinge_loss(cost: Any, runtime: Any, margin: float = 0.1) -> Any:
     """Pairwise hinge: for every pair with ``runtime_i < runtime_j`` penalise ``cost_i > cost_j - margin``."""
     import torch
@@ -423,7 +490,22 @@ def _loss(cfg: ModelConfig, cost: Any, log_runtime: Any) -> Any:
         return listmle_loss(cost, log_runtime, cfg.top_k)
     if cfg.loss == "lambda":
         return lambda_loss(cost, torch.exp(log_runtime))
+    if cfg.loss == "lambda_ndcg":
+        return lambda_ndcg_loss(cost, log_runtime, cfg.top_k)
     return hinge_loss(cost, log_runtime)
+
+
+def _sample_configs(rng: np.random.Generator, rank: np.ndarray, m: int, fast: float) -> np.ndarray:
+    """``m`` distinct config ids of one graph.
+
+    Uniform when ``fast == 0``, else Gumbel top-k with weights ``exp(-rank / (fast * n))``
+    (``ModelConfig.fast_sampling``).
+    """
+    c = len(rank)
+    if fast <= 0:
+        return rng.choice(c, size=min(c, m), replace=False)
+    keys = -rank / (fast * c) + rng.gumbel(size=c)
+    return np.argsort(-keys)[: min(c, m)]
 
 
 class CostModel:
@@ -489,7 +571,8 @@ class CostModel:
         h = baselines.config_hints(rec, fit=cfg.fit_hints) if cfg.fit_hints else baselines.config_hints(rec)
         if cfg.hint_set == "analytical" or cfg.hint_set == "estimate":
             h = h[:, : hint_dim(cfg)]
-        h = h - h.mean(0)
+        if cfg.hint_norm != "global":
+            h = h - h.mean(0)
         if cfg.hint_norm == "graph":
             sd = h.std(0)
             h = h / np.where(sd < 1e-9, 1.0, sd)
@@ -573,7 +656,10 @@ class CostModel:
             side = torch.cat([p.side for p in prepared]).double()
             std = side.std(0) if len(side) > 1 else torch.ones(side.shape[1], dtype=torch.float64)
             self.net.hint_std.copy_(torch.where(std < 1e-6, torch.ones_like(std), std).float())
+            if cfg.hint_norm == "global":
+                self.net.hint_mean.copy_(side.mean(0).float())
         targets = [torch.from_numpy(np.log(r.target_runtime())).float() for r in train]
+        ranks = [np.argsort(np.argsort(r.target_runtime(), kind="stable"), kind="stable") for r in train]
         valid_prep = [self.prepare(r) for r in valid] if valid else []
         opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs))
@@ -588,14 +674,15 @@ class CostModel:
                 total = 0.0
                 for gi in order[start : start + cfg.graphs_per_step]:
                     p, y = prepared[gi], targets[gi]
-                    c = len(y)
-                    idx = rng.choice(c, size=min(c, cfg.configs_per_step), replace=False)
+                    idx = _sample_configs(rng, ranks[gi], cfg.configs_per_step, cfg.fast_sampling)
                     cf = torch.from_numpy(p.record.config_matrix(idx))
                     cost = self.net(
                         p, cf, None if p.fmt is None else p.fmt[idx], None if p.side is None else p.side[idx]
                     )
                     yy = y[idx]
                     loss = _loss(cfg, cost, yy)
+                    if cfg.ndcg_weight > 0:
+                        loss = loss + cfg.ndcg_weight * lambda_ndcg_loss(cost, yy, cfg.top_k)
                     if cfg.mse_weight > 0:
                         z = (yy - yy.mean()) / yy.std().clamp(min=1e-6)
                         loss = loss + cfg.mse_weight * ((cost - cost.mean()) - z).pow(2).mean()
