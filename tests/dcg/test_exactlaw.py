@@ -190,3 +190,16 @@ def test_chunked_evaluation_uses_the_exact_law():
 
 def test_rule_table_ops_are_engine_ops():
     assert set(exactlaw.RULES) <= set(iv.RULES)
+
+
+def test_target_w1_is_not_capped_by_the_original_grid():
+    xs = [od.LogNormal(m, s) for m, s in SULFUR]
+    exact = od.LogNormal(math.log(0.5) + sum(m for m, _ in SULFUR), math.sqrt(sum(s * s for _, s in SULFUR)))
+    std = math.sqrt((math.exp(exact.sigma**2) - 1) * math.exp(2 * exact.mu + exact.sigma**2))
+    r = _quiet(_product, *xs, target_w1=1e-4 * std)  # 9 inputs: the grid's compression size is capped near 1023
+    assert r.info["target_met"] and r.w1_bound <= 1e-4 * std
+    assert od.w1_to_continuous(-r.atoms, r.weights, exact) <= r.w1_bound
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", od.AtomsReducedWarning)
+        r2 = od.evaluate(_product, *xs, atoms=512)  # 512**9 cells would not fit; the exact law needs none
+    assert r2.w1_bound <= 1.02 * od.w1_to_continuous(-r2.atoms, r2.weights, exact)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -239,9 +240,9 @@ RULES: dict[str, Any] = {
 }
 
 
-def _input_form(i: int, dist: Distribution | None, q: Quantized | None) -> Value:
+def _input_form(i: int, dist: Distribution | None, q: Quantized | None, check: bool = True) -> Value:
     """An input's form: a generator of its own (exactly Normal / LogNormal laws only, not previous results)."""
-    if q is None or q.upstream_w1 != 0:
+    if check and (q is None or q.upstream_w1 != 0):
         return None
     if type(dist) is Normal:
         return Form("gauss", 0.0, ((i, 1.0),))
@@ -250,17 +251,24 @@ def _input_form(i: int, dist: Distribution | None, q: Quantized | None) -> Value
     return None
 
 
-def forms(graph: Graph, dists: dict[str, Distribution], quantized: dict[str, Quantized]) -> list[Value]:
-    """The closed form of every node of ``graph`` (None where it has none), in one forward pass."""
+def forms(graph: Graph, dists: dict[str, Distribution], quantized: dict[str, Quantized] | None) -> list[Value]:
+    """The closed form of every node of ``graph`` (None where it has none), in one forward pass.
+
+    ``quantized`` None: before quantization (the input families alone decide; a previous result is no family here).
+    """
     out: list[Value] = []
     for n in graph.nodes:
         out.append(_node_form(n, out, dists, quantized))
     return out
 
 
-def _node_form(n: Node, done: list[Value], dists: dict[str, Distribution], quantized: dict[str, Quantized]) -> Value:
+def _node_form(
+    n: Node, done: list[Value], dists: dict[str, Distribution], quantized: dict[str, Quantized] | None
+) -> Value:
     if n.op == "input":
         name = n.attrs["name"]
+        if quantized is None:
+            return _input_form(n.id, dists.get(name), None, check=False)
         return _input_form(n.id, dists.get(name), quantized.get(name))
     if n.op == "const":
         v = np.asarray(n.attrs["value"], dtype=float)
@@ -275,6 +283,28 @@ def _node_form(n: Node, done: list[Value], dists: dict[str, Distribution], quant
         return rule(*ops)
     except (TypeError, ValueError, OverflowError, ZeroDivisionError):  # wrong arity, overflowing constants
         return None
+
+
+_WHOLE: weakref.WeakKeyDictionary[Graph, dict[tuple[Any, ...], bool]] = weakref.WeakKeyDictionary()
+
+
+def whole_output(graph: Graph, output: int, dists: dict[str, Distribution]) -> bool:
+    """Whether :func:`substitute` replaces ``output`` itself (the graph restricted to it collapses to one input).
+
+    Then the evaluation is one 1D quantization of any size, whatever the input atoms: the ``target_w1`` planning
+    of :mod:`opgraph.dcg.api` uses this to not cap atoms or the compression size by the original graph's grids.
+    Memoised per graph (graphs are immutable) and input families.
+    """
+    if not ENABLED.get() or len(graph.nodes) > MAX_NODES:
+        return False
+    key = (output, tuple(sorted((k, type(v).__name__) for k, v in dists.items())))
+    memo = _WHOLE.setdefault(graph, {})
+    if key not in memo:
+        fs = forms(graph, dists, None)
+        f = fs[output]
+        names = {n.id: n.attrs["name"] for n in graph.nodes if n.op == "input"}
+        memo[key] = isinstance(f, Form) and not _trivial(f) and law(f, dists, names) is not None
+    return memo[key]
 
 
 def law(form: Form, dists: dict[str, Distribution], names: dict[int, str]) -> tuple[Distribution, float] | None:
