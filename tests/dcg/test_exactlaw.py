@@ -203,3 +203,26 @@ def test_target_w1_is_not_capped_by_the_original_grid():
         warnings.simplefilter("error", od.AtomsReducedWarning)
         r2 = od.evaluate(_product, *xs, atoms=512)  # 512**9 cells would not fit; the exact law needs none
     assert r2.w1_bound <= 1.02 * od.w1_to_continuous(-r2.atoms, r2.weights, exact)
+
+
+def test_normal_sum_under_a_nonlinear_op_and_the_switch():
+    import scipy.special as sc
+
+    from opgraph.dcg import switches
+
+    xs = [od.Normal(0.2, 0.3), od.Normal(-0.1, 0.4), od.Normal(0.3, 0.2)]
+    m, s = 0.4, math.sqrt(0.09 + 0.16 + 0.04)
+
+    def cdf(t):  # P(tanh(N(m, s)) <= t)
+        return sc.ndtr((np.arctanh(np.clip(t, -1 + 1e-16, 1 - 1e-16)) - m) / s)
+
+    def f(a, b, c):
+        return np.tanh(a + b + c)
+
+    r = _quiet(f, *xs, atoms=8)
+    assert r.info["exact_laws"][0]["law"].startswith("Normal")
+    true = w1_to_cdf(r.atoms, r.weights, cdf, -1.0, 1.0, n_grid=400_001)
+    assert true <= r.w1_bound * (1 + 1e-6) and r.w1_bound <= 1.2 * true
+    with switches.scope({"exact_law": False}):
+        off = _quiet(f, *xs, atoms=8)
+    assert "exact_laws" not in off.info and off.w1_bound > 5 * r.w1_bound
