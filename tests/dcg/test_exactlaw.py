@@ -226,3 +226,18 @@ def test_normal_sum_under_a_nonlinear_op_and_the_switch():
     with switches.scope({"exact_law": False}):
         off = _quiet(f, *xs, atoms=8)
     assert "exact_laws" not in off.info and off.w1_bound > 5 * r.w1_bound
+
+
+def test_an_interior_replacement_never_outgrows_a_grid_that_fitted():
+    x, y = od.LogNormal(0.0, 0.2), od.LogNormal(0.1, 0.3)
+    a, b = od.Uniform(1.0, 2.0), od.Uniform(0.0, 1.0)
+
+    def f(p, q, s, t):
+        return p * q * s + s * t  # p * q is a separator; s is shared by both terms
+
+    r = _quiet(f, x, y, a, b, atoms=8, max_joint=8**4)  # the original grid is exactly max_joint
+    assert r.certified and r.info["method"] == "grid"
+    (info,) = r.info["exact_laws"]
+    assert info["atoms"] == 64  # 8 * 8 source atoms, not the 1024 of the compression size
+    old = _without(f, x, y, a, b, atoms=8, max_joint=8**4)
+    assert r.w1_bound < old.w1_bound

@@ -26,7 +26,8 @@ runs through ``v``; the output itself is one). Then the rest of the graph sees t
 value, which is independent of every other input, so the output law is that of the graph with ``v`` replaced by a
 new independent input with ``v``'s exact law: no dependence is lost. The new input is quantized like any input
 (its exact per-cell transport through closed-form partial moments), with ``max(compress_atoms, atoms of its
-source inputs)`` atoms, so the bound at that node is the 1D quantization's W1, and the engine's tail, envelope
+source inputs)`` atoms (an interior node: at most the product of its sources' atoms, so no grid of the plan
+grows and every plan that fitted still fits), so the bound at that node is the 1D quantization's W1, and the engine's tail, envelope
 and second-order rules treat it as the exact LogNormal / Normal input it is. A negative form becomes
 ``neg(new input)``. Only *nontrivial* forms are replaced (two or more generators, a power other than 1, or a
 ``log``/``exp`` between the families); affine maps of one input are left to the grid, which is exact for them up
@@ -456,6 +457,8 @@ def substitute(
         while name in dists:
             name += "'"
         k_atoms = max([compress_atoms] + [quantized[s].atoms.size for s in srcs])
+        if n.id != out:  # an interior node's axis never exceeds the grid of its sources: every plan that fit still fits
+            k_atoms = min(k_atoms, math.prod(quantized[s].atoms.size for s in srcs))
         q = _with_slack(dist.quantize(k_atoms, _method(srcs, quantized)), slack)
         quantized[name], dists[name] = q, dist
         shown = f"-{dist!r}" if f.sign < 0 else repr(dist)
