@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from opgraph import dcg as od
-from opgraph.dcg import engine
+from opgraph.dcg import engine, exactlaw
 from opgraph.dcg.w1 import w1_to_cdf
 
 
@@ -23,6 +23,8 @@ from opgraph.dcg.w1 import w1_to_cdf
 def test_second_order_term_of_a_sum_is_tight(sigma, quant, monkeypatch):
     # This checks the law-level rule itself: the semi-discrete output certificate (which would win) is off.
     monkeypatch.setattr(engine, "SEMI_DISCRETE", contextvars.ContextVar("sd_off", default=False))
+    # ... and so is the exact-law recognition (A + B is exactly Normal: opgraph.dcg.exactlaw would replace it).
+    monkeypatch.setattr(exactlaw, "ENABLED", contextvars.ContextVar("exl_off", default=False))
     # A ~ N(0, sigma) on one atom (at 0) plus an exact-ish B ~ N(0, 1): the Taylor term TV_B / 2 * E[A^2] is the
     # whole error to leading order, so the bound is within ~7% of the truth (a coefficient 0.25 falls below it).
     r = od.evaluate(

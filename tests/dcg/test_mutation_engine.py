@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from opgraph import dcg as od
-from opgraph.dcg import engine
+from opgraph.dcg import engine, exactlaw
 from opgraph.dcg.w1 import w1_to_cdf
 
 
@@ -22,6 +22,8 @@ from opgraph.dcg.w1 import w1_to_cdf
 def law_level(monkeypatch):
     # The semi-discrete output certificate (which would win) is off: these check the law-level rules themselves.
     monkeypatch.setattr(engine, "SEMI_DISCRETE", contextvars.ContextVar("sd_off", default=False))
+    # ... and so is the exact-law recognition (a sum of Normals is Normal: opgraph.dcg.exactlaw would replace it).
+    monkeypatch.setattr(exactlaw, "ENABLED", contextvars.ContextVar("exl_off", default=False))
 
 
 # A ~ N(0, sigma) on one atom (at 0) plus an exact-ish B' that is a negated or scaled normal: the Taylor term

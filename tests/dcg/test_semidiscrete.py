@@ -7,6 +7,7 @@ a tolerance for its own error). Only finite bounds are compared, and the tests a
 
 from __future__ import annotations
 
+import contextvars
 import math
 import warnings
 
@@ -14,10 +15,19 @@ import numpy as np
 import pytest
 
 from opgraph import dcg as od
-from opgraph.dcg import engine
+from opgraph.dcg import engine, exactlaw
 from opgraph.dcg import semidiscrete as sd
 from opgraph.dcg.w1 import w1_discrete, w1_to_cdf, w1_to_continuous
 from opgraph.graph import trace
+
+
+@pytest.fixture(autouse=True)
+def _exact_law_off(monkeypatch):
+    """The grid's own certificates are checked here: the exact-law recognition (opgraph.dcg.exactlaw) is off.
+
+    Sums of Normals and products of LogNormals have closed-form laws, which it would use instead.
+    """
+    monkeypatch.setattr(exactlaw, "ENABLED", contextvars.ContextVar("exl_off", default=False))
 
 
 def _uu_cdf(t):

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.dcg import exactlaw
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import Evaluation, evaluate_qmc, grid_work, plan_compression, prepare, restrict
@@ -824,7 +825,9 @@ def _fits(
 ) -> bool:
     """True when every output can be evaluated on a grid within ``max_joint`` (with compressions)."""
     return all(
-        sub.nodes[out].op == "const" or plan_compression(sub, out, sizes, max_joint, compress) is not None
+        sub.nodes[out].op == "const"
+        or exactlaw.whole_output(sub, out, dists)  # one 1D law of any size (opgraph.dcg.exactlaw)
+        or plan_compression(sub, out, sizes, max_joint, compress) is not None
         for sub, out, sizes in _plan_inputs(restricted, dists, atoms)
     )
 
@@ -840,6 +843,9 @@ def _work(
             if sub.nodes[out].op == "const":
                 continue
             m = int(counts[COMPRESS])
+            if exactlaw.whole_output(sub, out, dists):  # one exact law quantized to the compression size
+                total += m
+                continue
             w = grid_work(sub, out, sizes, max_joint, m, _soft_joint(m))
             if w is None:
                 return None

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import switches
+from opgraph.dcg import exactlaw, switches
 from opgraph.dcg.band import GridCells
 from opgraph.dcg.distributions import Distribution, Quantized
 from opgraph.dcg.engine import (
@@ -413,6 +413,11 @@ def _evaluate(
     if max_memory is None and slabs is None:
         return evaluate_output(graph, output, quantized, labels, dists, **kwargs)  # type: ignore[arg-type]
     sub, out = restrict(graph, output)
+    # As evaluate_output does (not under an explicit split: its slabs name the original graph's inputs)
+    exl = None if slabs is not None else exactlaw.substitute(sub, out, quantized, labels, dists, compress_atoms)
+    if exl is not None:
+        args = (max_joint, compress_atoms, qmc_points, seed, rules, soft_joint, max_memory, executor, progress, slabs)
+        return exl.annotate(_evaluate(exl.graph, exl.output, exl.quantized, exl.labels, exl.dists, *args))
     sizes = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub.nodes) if n.op == "input"}
     plan = (
         None

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import affine, cancel, enclose, envelope, multienv, semidiscrete
+from opgraph.dcg import affine, cancel, enclose, envelope, exactlaw, multienv, semidiscrete
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -1706,6 +1706,24 @@ def evaluate_output(
         c = float(np.asarray(sub.nodes[out].attrs["value"], dtype=float))
         return Evaluation(
             np.array([c]), np.array([1.0]), 0.0, {}, True, (c, c), {"method": "constant"}, cells=GridCells.point(c)
+        )
+    # Closed-form separators (products of LogNormals, affine sums of Normals, ...) become inputs with their exact
+    # laws (opgraph.dcg.exactlaw); the rewritten graph has none left, so this recursion runs once.
+    exl = exactlaw.substitute(sub, out, quantized, labels, dists, compress_atoms)
+    if exl is not None:
+        kw_x = {"qmc_points": qmc_points, "seed": seed, "rules": rules, "soft_joint": soft_joint}
+        kw_x |= {"reassociate": reassociate, "cancel_factors": cancel_factors, "shared_boxes": shared_boxes}
+        return exl.annotate(
+            evaluate_output(
+                exl.graph,
+                exl.output,
+                exl.quantized,
+                exl.labels,
+                exl.dists,
+                max_joint=max_joint,
+                compress_atoms=compress_atoms,
+                **kw_x,  # type: ignore[arg-type]
+            )
         )
     if cancel_factors and cancel.ENABLED.get():
         sizes_c = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub) if n.op == "input"}
