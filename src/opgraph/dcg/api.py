@@ -296,6 +296,23 @@ def _evaluate_graph(
             **(scale or {}),
         )
 
+    def evaluate_with(o: Any, quantized: dict[str, Quantized], labels: dict[str, str], compress: int) -> Evaluation:
+        """Output ``o`` on the grid of ``quantized`` at compression size ``compress`` (soft limit its square)."""
+        return evaluate_output_chunked(
+            graph,
+            o,
+            quantized,
+            labels,
+            dists,
+            max_joint=max_joint,
+            compress_atoms=compress,
+            qmc_points=qmc_points,
+            seed=seed,
+            rules=rules,
+            soft_joint=_soft_joint(compress),
+            **(scale or {}),
+        )
+
     for rnd in range(40):
         quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
         evals: list[Evaluation] = []
@@ -371,6 +388,26 @@ def _evaluate_graph(
             assert best is not None
             _, evals, quantized, labels, kept_compress, kept_round = best
             worst = max(e.w1_bound for e in evals)
+            if target_w1 is not None and not math.isfinite(worst) and all(e.certified for e in evals):
+                # The refinement's small compression size can lose the tails that make a bound finite (a division
+                # by a compressed node whose wide cells reach 0): the largest grid that fits with the fixed-atoms
+                # compression size (no soft compressions) is certified before any uncertified fallback.
+                whole = _whole_grid_rescue(restricted, outputs, dists, quantized, max_joint, quantizer, evaluate_with)
+                if whole is not None:
+                    evals, quantized, labels, kept_compress, worst = whole
+                    history.append(
+                        {
+                            "atoms": {n: quantized[n].atoms.size for n in names},
+                            "compress_atoms": kept_compress,
+                            "w1_bound": worst,
+                            "whole_grid_rescue": True,
+                        }
+                    )
+                    kept_round = len(history) - 1
+                    stop = (
+                        "the refinement's grids gave no finite bound; the largest grid that fits max_joint without "
+                        "soft compressions did"
+                    )
             if shrunk is not None and shrunk["used"] is not None and target_w1 is not None and not math.isfinite(worst):
                 # The grids that fit give no finite bound: an estimate sized to target_w1 says more than a coarse
                 # grid without one.
@@ -439,6 +476,38 @@ def _evaluate_graph(
             return results
         log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
     raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def _whole_grid_rescue(
+    restricted: list[tuple[Graph, int]],
+    outputs: list[Any],
+    dists: dict[str, Distribution],
+    quantized: dict[str, Quantized],
+    max_joint: int,
+    quantizer: str | Mapping[str, str],
+    evaluate_with: Any,
+) -> tuple[list[Evaluation], dict[str, Quantized], dict[str, str], int, float] | None:
+    """The largest grid at or below ``quantized``'s counts that fits with the fixed-atoms compression size.
+
+    Used where every round of a ``target_w1`` refinement gave an infinite bound: its compression size (256 at
+    first) makes compressed nodes whose wide cells can reach a singularity, while the fixed-atoms path (compression
+    size ``max(1024, 4 * atoms)``, soft limit its square) keeps the grid whole where ``max_joint`` allows.
+
+    Returns:
+        ``(evaluations, quantized, labels, compression size, worst bound)`` when that grid is certified with a
+        finite bound, else ``None``.
+    """
+    requested = {n: int(q.atoms.size) for n, q in quantized.items()}
+    base = max(1024, 4 * max(requested.values()))
+    atoms, compress = _largest_fitting_grid(restricted, dists, requested, max_joint, None, base)
+    if not _fits(restricted, dists, atoms, max_joint, compress):
+        return None
+    q2, l2 = _quantize_all(dists, atoms, quantizer)
+    evals = [evaluate_with(o, q2, l2, compress) for o in outputs]
+    worst = max(e.w1_bound for e in evals)
+    if not (math.isfinite(worst) and all(e.certified for e in evals)):
+        return None
+    return evals, q2, l2, compress, worst
 
 
 def _counts(atoms: Mapping[str, int]) -> str:
