@@ -16,19 +16,31 @@ import numpy as np
 
 from opgraph.dcg import exactlaw
 from opgraph.dcg.chunks import evaluate_output_chunked
-from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
-from opgraph.dcg.engine import Evaluation, evaluate_qmc, grid_work, plan_compression, prepare, restrict
+from opgraph.dcg.distributions import QUANTIZERS, Distribution, LogNormal, Quantized, as_distribution, check_atoms
+from opgraph.dcg.engine import (
+    Evaluation,
+    _reuses_inputs,
+    evaluate_qmc,
+    grid_work,
+    plan_compression,
+    prepare,
+    restrict,
+)
 from opgraph.dcg.errors import AtomsReducedWarning, DistError, TargetNotMetWarning
 from opgraph.dcg.refine import COMPRESS, Allocator, split_terms
 from opgraph.dcg.result import DistResult
 from opgraph.dcg.rv import RandomVariable, RVExpr
-from opgraph.dcg.truncation import dropped_mass, truncate_inputs
+from opgraph.dcg.truncation import Truncated, dropped_mass, truncate_inputs
 from opgraph.graph import Graph
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_JOINT = 2**20
 _PILOT_COMPRESS = 256
+#: ``quantizer="auto"`` gives LogNormal inputs the ``geometric`` cells (equal in log x, light tail cells) in
+#: programs of at least this many inputs that reuse a value (:func:`_program_quantizers`); one- and two-input
+#: programs bound their tails with closed-form envelopes or the law-level product rule.
+GEOMETRIC_MIN_INPUTS = 3
 _PILOT_JOINT = 2**12
 #: A round that shrinks the bound by less than 1 - _SLOW_RATE, with the target more than _MAX_SLOW_ROUNDS such
 #: rounds away, stops the refinement (see :func:`_next_round`).
@@ -196,6 +208,35 @@ def _quantize_all(
     return quantized, labels
 
 
+def _program_quantizers(
+    graph: Graph, dists: dict[str, Distribution], quantizer: str | Mapping[str, str]
+) -> str | Mapping[str, str]:
+    """``quantizer`` with ``"auto"`` LogNormal inputs of a multi-input program that reuses values set to geometric.
+
+    (A LogNormal truncated by ``truncate=`` counts: its geometric cells are equal in its normal scores.)
+
+    In a program of :data:`GEOMETRIC_MIN_INPUTS` or more inputs where some value is used more than once (no
+    law-level bound composes over it), every box that touches a tail cell is charged with a product-form envelope
+    (:mod:`opgraph.dcg.multienv`), of the order of the output's magnitude per unit mass: the geometric cells (equal
+    in ``log x``, tail cells of mass 0.05 at 4 atoms, 0.016 at 7) trade that for slightly wider inner cells. Programs
+    without reuse (products of LogNormals) keep the mean-split cells, whose smaller input W1 the product rule uses.
+    """
+    if len(dists) < GEOMETRIC_MIN_INPUTS or not any(_lognormal(d) for d in dists.values()):
+        return quantizer
+    if not _reuses_inputs(graph.nodes):
+        return quantizer
+    out = {}
+    for name, d in dists.items():
+        method = quantizer.get(name, "auto") if isinstance(quantizer, Mapping) else quantizer
+        out[name] = "geometric" if method == "auto" and _lognormal(d) else method
+    return out
+
+
+def _lognormal(d: Distribution) -> bool:
+    """A LogNormal law, or one truncated by ``truncate=`` (:class:`opgraph.dcg.truncation.Truncated`)."""
+    return isinstance(d, LogNormal) or (isinstance(d, Truncated) and isinstance(d.base, LogNormal))
+
+
 def _evaluate_graph(
     graph: Graph,
     dists: dict[str, Distribution],
@@ -221,6 +262,7 @@ def _evaluate_graph(
 
         max_joint = max(1, min(max_joint, int(budget) // (2 * RESULT_BYTES_PER_ELEMENT)))
     graph = prepare(graph, balance=balance)
+    quantizer = _program_quantizers(graph, dists, quantizer)
     outputs = list(graph.outputs)
     restricted = [restrict(graph, o) for o in outputs] if target_w1 is not None else []
     rules = _rules()
@@ -294,6 +336,23 @@ def _evaluate_graph(
             seed=seed,
             rules=rules,
             soft_joint=_soft_joint(cur_compress),
+            **(scale or {}),
+        )
+
+    def evaluate_with(o: Any, quantized: dict[str, Quantized], labels: dict[str, str], compress: int) -> Evaluation:
+        """Output ``o`` on the grid of ``quantized`` at compression size ``compress`` (soft limit its square)."""
+        return evaluate_output_chunked(
+            graph,
+            o,
+            quantized,
+            labels,
+            dists,
+            max_joint=max_joint,
+            compress_atoms=compress,
+            qmc_points=qmc_points,
+            seed=seed,
+            rules=rules,
+            soft_joint=_soft_joint(compress),
             **(scale or {}),
         )
 
@@ -372,6 +431,26 @@ def _evaluate_graph(
             assert best is not None
             _, evals, quantized, labels, kept_compress, kept_round = best
             worst = max(e.w1_bound for e in evals)
+            if target_w1 is not None and not math.isfinite(worst) and all(e.certified for e in evals):
+                # The refinement's small compression size can lose the tails that make a bound finite (a division
+                # by a compressed node whose wide cells reach 0): the largest grid that fits with the fixed-atoms
+                # compression size (no soft compressions) is certified before any uncertified fallback.
+                whole = _whole_grid_rescue(restricted, outputs, dists, quantized, max_joint, quantizer, evaluate_with)
+                if whole is not None:
+                    evals, quantized, labels, kept_compress, worst = whole
+                    history.append(
+                        {
+                            "atoms": {n: quantized[n].atoms.size for n in names},
+                            "compress_atoms": kept_compress,
+                            "w1_bound": worst,
+                            "whole_grid_rescue": True,
+                        }
+                    )
+                    kept_round = len(history) - 1
+                    stop = (
+                        "the refinement's grids gave no finite bound; the largest grid that fits max_joint without "
+                        "soft compressions did"
+                    )
             if shrunk is not None and shrunk["used"] is not None and target_w1 is not None and not math.isfinite(worst):
                 # The grids that fit give no finite bound: an estimate sized to target_w1 says more than a coarse
                 # grid without one.
@@ -440,6 +519,38 @@ def _evaluate_graph(
             return results
         log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
     raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def _whole_grid_rescue(
+    restricted: list[tuple[Graph, int]],
+    outputs: list[Any],
+    dists: dict[str, Distribution],
+    quantized: dict[str, Quantized],
+    max_joint: int,
+    quantizer: str | Mapping[str, str],
+    evaluate_with: Any,
+) -> tuple[list[Evaluation], dict[str, Quantized], dict[str, str], int, float] | None:
+    """The largest grid at or below ``quantized``'s counts that fits with the fixed-atoms compression size.
+
+    Used where every round of a ``target_w1`` refinement gave an infinite bound: its compression size (256 at
+    first) makes compressed nodes whose wide cells can reach a singularity, while the fixed-atoms path (compression
+    size ``max(1024, 4 * atoms)``, soft limit its square) keeps the grid whole where ``max_joint`` allows.
+
+    Returns:
+        ``(evaluations, quantized, labels, compression size, worst bound)`` when that grid is certified with a
+        finite bound, else ``None``.
+    """
+    requested = {n: int(q.atoms.size) for n, q in quantized.items()}
+    base = max(1024, 4 * max(requested.values()))
+    atoms, compress = _largest_fitting_grid(restricted, dists, requested, max_joint, None, base)
+    if not _fits(restricted, dists, atoms, max_joint, compress):
+        return None
+    q2, l2 = _quantize_all(dists, atoms, quantizer)
+    evals = [evaluate_with(o, q2, l2, compress) for o in outputs]
+    worst = max(e.w1_bound for e in evals)
+    if not (math.isfinite(worst) and all(e.certified for e in evals)):
+        return None
+    return evals, q2, l2, compress, worst
 
 
 def _counts(atoms: Mapping[str, int]) -> str:
@@ -882,7 +993,10 @@ def evaluate(
         atoms: Atoms per input (an int, or a dict by parameter name).
         target_w1: If given, refine atoms/compression until the bound is <= target_w1 or ``max_joint`` is
             reached (``result.info["target_met"]`` says which).
-        quantizer: ``"auto"``, ``"quantile"`` or ``"meansplit"`` (or a dict by parameter name).
+        quantizer: ``"auto"``, ``"quantile"``, ``"meansplit"`` or ``"geometric"`` (or a dict by parameter name).
+            ``"auto"`` takes per input the one of quantile / meansplit with the smaller exact W1, except LogNormal
+            inputs of programs with 3 or more inputs that reuse a value, which get ``"geometric"`` (cells equal
+            in ``log x`` and light tail cells, see ``Continuous._z_geometric_cells``).
         max_joint: Largest joint grid (elements) a node may have; beyond, separators are compressed (and where a
             separator allows, grids are kept within ``compress_atoms**2``).
         compress_atoms: Atoms after each compression (default ``max(1024, 4 * atoms)``).

@@ -50,7 +50,9 @@ def group() -> None:
 )
 @click.option("--atoms", default=256, show_default=True, type=int, help="Atoms per input.")
 @click.option("--target-w1", type=float, default=None, help="Refine until the certified bound is below this.")
-@click.option("--quantizer", default="auto", show_default=True, type=click.Choice(["auto", "quantile", "meansplit"]))
+@click.option(
+    "--quantizer", default="auto", show_default=True, type=click.Choice(["auto", "quantile", "meansplit", "geometric"])
+)
 @click.option("--max-joint", default=2**20, show_default=True, type=int, help="Largest joint grid (elements).")
 @click.option(
     "--max-memory",

@@ -662,7 +662,7 @@ class Evaluator:
             val.env = {c: envelope.variable(r) for c, r in regs.items()}
         if q.upstream_w1 == 0:
             val.wb = {label: q.w1}
-            if dist is not None and q.method in ("quantile", "meansplit"):
+            if dist is not None and q.method in ("quantile", "meansplit", "geometric"):
                 val.tv = float(dist.density_tv())
                 val.law = dist
         return val
@@ -1419,7 +1419,11 @@ class Evaluator:
             if n.op == "input":
                 d = self.dists.get(n.attrs["name"])
                 q = self.quantized[n.attrs["name"]]
-                tv.append(d is not None and q.method in ("quantile", "meansplit") and math.isfinite(d.density_tv()))
+                tv.append(
+                    d is not None
+                    and q.method in ("quantile", "meansplit", "geometric")
+                    and math.isfinite(d.density_tv())
+                )
                 continue
             ins = [j for j in n.inputs if srcs[j]]
             if (

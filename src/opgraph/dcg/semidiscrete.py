@@ -284,7 +284,11 @@ def scores(quantized: dict[str, Any], dists: dict[str, Any], mode: str) -> dict[
     tv: dict[str, float] = {}
     for name, q in quantized.items():
         law = dists.get(name)
-        if not isinstance(law, Continuous) or q.upstream_w1 > 0 or q.method not in ("quantile", "meansplit"):
+        if (
+            not isinstance(law, Continuous)
+            or q.upstream_w1 > 0
+            or q.method not in ("quantile", "meansplit", "geometric")
+        ):
             continue
         v = float(np.sum(np.minimum(q.m2, np.inf)))
         if mode == "mul":
