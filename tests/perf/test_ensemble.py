@@ -202,3 +202,33 @@ def test_cli_trains_an_ensemble_that_rank_eval_and_tune_load(tmp_path, make_layo
     tune = ["tune", f"{tmp_path / 'net.py'}:make", "--model", str(model), "--candidates", "4", "--measure-frac", "0.5"]
     res = r.invoke(group, tune + ["--out", str(tmp_path / "tuned.json")])
     assert res.exit_code == 0 and "speed-up" in res.output, res.output + repr(res.exception)
+
+
+def test_tune_tile_ranks_with_a_loaded_ensemble(tmp_path, make_tile):
+    """``tune_tile``'s prior can be an ensemble checkpoint: it measures the ensemble's top candidate first."""
+    pytest.importorskip("torch_geometric")
+    pytest.importorskip("lightgbm")
+    pytest.importorskip("tvm")
+    from opgraph.perf.evaluate import train_and_choose
+    from opgraph.perf.measure import MeasureSettings
+    from opgraph.perf.model import ModelConfig, load_ranker, save_ranker
+    from opgraph.perf.tile import KernelSpec, candidate_record
+    from opgraph.perf.tune import tune_tile
+
+    class Runner:
+        compile_s = 0.0
+
+        def thunk(self, tile):
+            return lambda: sum(range(100))
+
+    tiles = [make_tile(f"t{i}", c=12, seed=i) for i in range(4)]
+    cfg = ModelConfig(kind="tile", epochs=1, hidden=8, layers=1, op_dim=4, join="late", ensemble=1)
+    _, ens, sel = train_and_choose(cfg, tiles, [], model_type="gnn+lightgbm")
+    ranker = load_ranker(save_ranker(ens, tmp_path / "ens.pt", selection=sel))
+    spec = KernelSpec("matmul", (32, 32, 16), "bias_relu")
+    cands = [(4, 8, 4), (8, 8, 8), (8, 16, 4), (16, 16, 16), (2, 4, 2), (32, 32, 16), (1, 1, 1), (4, 4, 4)]
+    cost = ranker.predict(candidate_record(spec, [None, *cands]))
+    np.testing.assert_array_equal(cost, ens.predict(candidate_record(spec, [None, *cands])))
+    fast = MeasureSettings(rounds=2, reps=1, warmup=1)
+    res = tune_tile(spec, ranker, candidates=cands, runner=Runner(), settings=fast, race_rounds=2, search="screen")
+    assert res.n_measured == 2 and tuple(res.measured[1].choice) == cands[int(np.argmin(cost[1:]))]
