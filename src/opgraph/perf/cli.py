@@ -330,7 +330,8 @@ def train(
         con.print(f"skipped {name}: {why}")
     for name, sc in selection.get("valid_scores", {}).items():
         con.print(f"validation {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in sc.items()))
-    last = model.history[-1] if getattr(model, "history", None) else {}
+    hists = [getattr(m, "history", None) for m in [model, *getattr(model, "members", [])]]  # an ensemble: its GNN's
+    last = next((h[-1] for h in hists if h), {})
     con.print(f"kept {chosen}: {selection.get('reason', '')} -> {out}; last epoch {json.dumps(last)}")
 
 
