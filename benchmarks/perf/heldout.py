@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from opgraph._base.jsonio import read_json, write_json
+from opgraph.perf.ensemble import RankAverage
+from opgraph.perf.ensemble import standardise as _std
 
 LAYOUT_SIZES = ("tiny", "small", "base")
 LAYOUT_SCALES = (1.0, 1.5)
@@ -231,26 +233,6 @@ def lightgbm_fit() -> Any:
     return LightGBMBaseline(features="tile+fit")
 
 
-class RankAverage:
-    """Mean of the per-graph standardised costs of already fitted models (a GNN + LightGBM ensemble)."""
-
-    def __init__(self, members: list[Any]) -> None:
-        self.members = members
-
-    def fit(self, train: list[Any]) -> RankAverage:
-        """The members are fitted by the fold already."""
-        return self
-
-    def predict(self, rec: Any) -> Any:
-        import numpy as np
-
-        out = []
-        for m in self.members:
-            c = np.asarray(m.predict(rec), dtype=np.float64)
-            out.append((c - c.mean()) / max(float(c.std()), 1e-12))
-        return np.mean(out, axis=0)
-
-
 def metaschedule_status() -> str:
     """'' when MetaSchedule's cost models can run here, else the reason."""
     try:
@@ -279,7 +261,11 @@ def _fold_models(kind: str, ms_ok: bool, args: argparse.Namespace) -> dict[str, 
     over = {"ensemble": args.ensemble} if args.ensemble else {}
     gnn = CostModel(gnn_config(kind, epochs=args.epochs, **over))
     lgbm = LightGBMBaseline()
-    models: dict[str, Any] = {"GNN": gnn, "LightGBM": lgbm, "GNN + LightGBM": RankAverage([gnn, lgbm])}
+    models: dict[str, Any] = {
+        "GNN": gnn,
+        "LightGBM": lgbm,
+        "GNN + LightGBM": RankAverage([gnn, lgbm], ["GNN", "LightGBM"]),
+    }
     if kind == "tile":
         models["LightGBM + tile-fit features"] = lightgbm_fit()
     if kind == "tile" and ms_ok:
@@ -288,7 +274,7 @@ def _fold_models(kind: str, ms_ok: bool, args: argparse.Namespace) -> dict[str, 
         if args.mlp:
             models["MetaSchedule MLP"] = MetaScheduleBaseline("mlp", cache_dir=cache)
     analytical = AnalyticalBaseline()
-    models["GNN + analytical"] = RankAverage([gnn, analytical])
+    models["GNN + analytical"] = RankAverage([gnn, analytical], ["GNN", "analytical"])
     models.update({"analytical": analytical, "default config": DefaultBaseline(), "random": RandomBaseline()})
     if args.models:  # a run split over processes: each evaluates some of the models, `doc` merges the JSONs
         models = {n: m for n, m in models.items() if n in args.models}
@@ -467,13 +453,6 @@ def part_seeds(args: argparse.Namespace) -> None:
             write_json(out, doc)
             claim.unlink(missing_ok=True)
             print(f"{kind} {name} {fam} seed {seed}: {doc['cpu_s']:.0f} cpu-s", flush=True)
-
-
-def _std(c: Any) -> Any:
-    import numpy as np
-
-    c = np.asarray(c, dtype=np.float64)
-    return (c - c.mean()) / max(float(c.std()), 1e-12)
 
 
 def seed_summary(kind: str, root: Path, data: Path, names: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -124,7 +124,7 @@ def test_auto_keeps_the_best_of_three_and_the_checkpoint_round_trips(tmp_path, r
     train, valid = records[:4], records[4:]
     chosen, model, sel = train_and_choose(_tiny_gnn(), train, valid, model_type="auto", ms_cache=tmp_path / "ms")
     taus = {n: s["kendall_tau"] for n, s in sel["valid_scores"].items()}
-    assert set(taus) == {"GNN", "LightGBM", "MetaSchedule XGBoost"} and sel["skipped"] == {}
+    assert set(taus) == {"GNN", "LightGBM", "MetaSchedule XGBoost", "GNN + LightGBM"} and sel["skipped"] == {}
     best = max(taus.values())
     assert taus[chosen] == best  # the highest validation tau is kept
     assert len(list((tmp_path / "ms").glob("*.npz"))) == len(records)  # features cached per kernel
@@ -195,7 +195,8 @@ def test_skipped_without_kernel_specs_and_explicit_type_fails_with_the_reason(re
 
     bare = [dataclasses.replace(r, measure_meta={}) for r in records]  # like the official TpuGraphs tile data
     chosen, _, sel = train_and_choose(_tiny_gnn(), bare[:4], bare[4:], model_type="auto")
-    assert set(sel["valid_scores"]) == {"GNN", "LightGBM"} and chosen in ("GNN", "LightGBM")
+    assert set(sel["valid_scores"]) == {"GNN", "LightGBM", "GNN + LightGBM"}
+    assert chosen in ("GNN", "LightGBM", "GNN + LightGBM")
     assert "measure_meta['kernel']" in sel["skipped"]["MetaSchedule XGBoost"]
     with pytest.raises(PerfError, match="metaschedule-xgb: cannot train it: 6 of 6 graphs"):
         train_and_choose(_tiny_gnn(), bare[:4], bare[4:], model_type="metaschedule-xgb")
@@ -287,7 +288,7 @@ def test_without_tvm_auto_skips_xgboost_with_one_line_and_the_explicit_type_fail
     kernel = {"op": "matmul", "dims": [16, 16, 16], "epilogue": "none", "stride": 1, "groups": 1}
     recs = [dataclasses.replace(make_tile(f"k{i}", c=6, seed=i), measure_meta={"kernel": kernel}) for i in range(4)]
     _, _, sel = train_and_choose(_tiny_gnn(), recs[:3], recs[3:], model_type="auto")
-    assert set(sel["valid_scores"]) == {"GNN", "LightGBM"}
+    assert set(sel["valid_scores"]) == {"GNN", "LightGBM", "GNN + LightGBM"}
     assert sel["skipped"] == {"MetaSchedule XGBoost": "Apache TVM is not installed (`pip install 'opgraph[tvm]'`)"}
     with pytest.raises(PerfError, match=r"cannot train it: Apache TVM is not installed"):
         train_and_choose(_tiny_gnn(), recs[:3], recs[3:], model_type="metaschedule-xgb")

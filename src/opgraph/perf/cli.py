@@ -254,11 +254,15 @@ def _records(data: Path) -> list[Any]:
 @click.option("--valid-frac", type=float, default=0.2, show_default=True, help="Whole graphs held out for selection.")
 @click.option(
     "--model-type",
-    type=click.Choice(["auto", "gnn", "lightgbm", "lightgbm-fit", "metaschedule-xgb"]),
+    type=click.Choice(
+        ["auto", "gnn", "lightgbm", "lightgbm-fit", "metaschedule-xgb", "gnn+lightgbm", "gnn+analytical"]
+    ),
     default="auto",
     show_default=True,
-    help="auto: train the GNN, LightGBM and (tile, with TVM) MetaSchedule's XGBoost, keep the best on the "
-    "validation graphs (Kendall tau, then slowdown); the choice and all scores are saved in the checkpoint. "
+    help="auto: train the GNN, LightGBM and (tile, with TVM) MetaSchedule's XGBoost, score them and the averaged "
+    "ensembles GNN + LightGBM and (layout) GNN + analytical (mean of per-graph standardised costs), keep the best "
+    "on the validation graphs (Kendall tau, then slowdown); the choice and all scores are saved in the checkpoint "
+    "(an ensemble as one file). "
     "lightgbm-fit (tile): LightGBM with the tile-fit columns (does each tile divide its loops; docs/perf.md).",
 )
 @click.option(
@@ -318,22 +322,16 @@ def train(
     chosen, model, selection = train_and_choose(
         cfg, train_recs, valid_recs, model_type=model_type, seed=seed, progress=True, ms_cache=ms_cache
     )
-    if chosen == "GNN":
-        model.save(out)
-    elif chosen.startswith("LightGBM"):
-        from opgraph.perf.model import save_lightgbm
+    from opgraph.perf.model import save_ranker
 
-        save_lightgbm(model, out, selection=selection)
-    else:
-        from opgraph.perf.model import save_metaschedule_xgb
-
-        save_metaschedule_xgb(model, out, selection=selection)
+    save_ranker(model, out, selection=selection)
     con = _console()
     for name, why in selection.get("skipped", {}).items():
         con.print(f"skipped {name}: {why}")
     for name, sc in selection.get("valid_scores", {}).items():
         con.print(f"validation {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in sc.items()))
-    last = model.history[-1] if getattr(model, "history", None) else {}
+    hists = [getattr(m, "history", None) for m in [model, *getattr(model, "members", [])]]  # an ensemble: its GNN's
+    last = next((h[-1] for h in hists if h), {})
     con.print(f"kept {chosen}: {selection.get('reason', '')} -> {out}; last epoch {json.dumps(last)}")
 
 
@@ -357,6 +355,8 @@ def eval_cmd(model_path: Path, data: Path, baselines: bool, json_out: Path | Non
     model = load_ranker(model_path)
     recs = _records(data)
     name = "GNN" if hasattr(model, "net") else "LightGBM"
+    if hasattr(model, "names"):  # an averaged ensemble (opgraph.perf.ensemble.RankAverage)
+        name = " + ".join(model.names)
     models: dict[str, Any] = {"MetaSchedule XGBoost" if getattr(model, "model_kind", "") == "xgb" else name: model}
     if baselines:
         models.update(

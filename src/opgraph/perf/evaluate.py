@@ -257,6 +257,8 @@ MODEL_TYPES = {
     "lightgbm": ("LightGBM",),
     "lightgbm-fit": ("LightGBM + tile-fit",),
     "metaschedule-xgb": ("MetaSchedule XGBoost",),
+    "gnn+lightgbm": ("GNN + LightGBM",),
+    "gnn+analytical": ("GNN + analytical",),
 }
 
 
@@ -274,7 +276,9 @@ def train_and_choose(
 
     ``auto`` trains the GNN and LightGBM and, on tile graphs, MetaSchedule's XGBoost (when TVM and xgboost are
     installed and the graphs carry their kernel specs; otherwise it is skipped and ``selection["skipped"]`` says
-    why); the highest validation Kendall tau wins, ties broken by slowdown (:func:`choose_model`).
+    why), and scores beside them the averaged ensembles ``GNN + LightGBM`` and (layout) ``GNN + analytical``
+    (:class:`~opgraph.perf.ensemble.RankAverage` of the same fitted members: no extra training); the highest
+    validation Kendall tau wins, ties broken by slowdown (:func:`choose_model`).
 
     Args:
         config: The GNN's :class:`~opgraph.perf.model.ModelConfig`.
@@ -282,7 +286,8 @@ def train_and_choose(
         valid: Validation graphs (whole graphs); with ``model_type="auto"`` and none, the GNN is kept unscored.
         model_type: ``"auto"``, ``"gnn"``, ``"lightgbm"``, ``"lightgbm-fit"`` (tile: LightGBM with the tile-fit
             columns, ``LightGBMBaseline(features="tile+fit")``; not an ``auto`` candidate: as ``tune_tile``'s prior
-            it lost in the replay, docs/perf.md) or ``"metaschedule-xgb"``.
+            it lost in the replay, docs/perf.md), ``"metaschedule-xgb"``, ``"gnn+lightgbm"`` or
+            ``"gnn+analytical"`` (layout).
         seed: Seed of LightGBM and XGBoost.
         progress: Show the GNN's epoch bar.
         ms_cache: Folder of MetaSchedule's per-kernel feature cache (:func:`~opgraph.perf.baselines.
@@ -290,46 +295,69 @@ def train_and_choose(
 
     Returns:
         ``(chosen name, fitted model, selection)``; the name is ``"GNN"``, ``"LightGBM"``, ``"LightGBM +
-        tile-fit"`` or ``"MetaSchedule XGBoost"``; ``selection`` (saved in the checkpoint) holds ``model_type``, ``chosen``, ``reason``, the
-        validation graph names, each candidate's validation summary (``valid_scores``) and ``skipped``
+        tile-fit"``, ``"MetaSchedule XGBoost"``, ``"GNN + LightGBM"`` or ``"GNN + analytical"`` (save any of them with
+        :func:`~opgraph.perf.model.save_ranker`); ``selection`` (saved in the checkpoint) holds ``model_type``,
+        ``chosen``, ``reason``, the validation graph names, each candidate's validation summary (``valid_scores``) and ``skipped``
         (candidate -> why it was not trained).
     """
-    from opgraph.perf.baselines import LightGBMBaseline, MetaScheduleBaseline, metaschedule_xgb_unavailable
+    from opgraph.perf.baselines import (
+        AnalyticalBaseline,
+        LightGBMBaseline,
+        MetaScheduleBaseline,
+        metaschedule_xgb_unavailable,
+    )
+    from opgraph.perf.ensemble import ENSEMBLES, RankAverage, ensemble_name
     from opgraph.perf.errors import PerfError
     from opgraph.perf.model import CostModel
 
     if model_type != "auto" and model_type not in MODEL_TYPES:
         raise PerfError(f"--model-type must be auto, {', '.join(MODEL_TYPES)}; got {model_type!r}")
     skipped: dict[str, str] = {}
+    kind = train[0].kind if train else ""
     if model_type == "auto":
         names: tuple[str, ...] = ("GNN", "LightGBM")
-        if train and train[0].kind == "tile":
+        if kind == "tile":
             why = metaschedule_xgb_unavailable(list(train) + list(valid))
             if why is None:
                 names += ("MetaSchedule XGBoost",)
             else:
                 skipped["MetaSchedule XGBoost"] = why
                 log.warning("MetaSchedule XGBoost skipped: %s", why)
+        # the averaged ensembles that won on held-out families (docs/perf.md); members are trained once
+        names += ("GNN + LightGBM",) + (("GNN + analytical",) if kind == "layout" else ())
     else:
         names = MODEL_TYPES[model_type]
         if model_type == "lightgbm-fit" and train and train[0].kind != "tile":
             raise PerfError(
                 f"--model-type lightgbm-fit: tile collections only, got {train[0].kind} graphs; use lightgbm"
             )
+        if model_type == "gnn+analytical" and kind == "tile":
+            raise PerfError(
+                "--model-type gnn+analytical: layout collections only (on tile graphs it lost to GNN + LightGBM "
+                "on held-out families, docs/perf.md); use gnn+lightgbm"
+            )
         if model_type == "metaschedule-xgb":
             why = metaschedule_xgb_unavailable(list(train) + list(valid))
             if why is not None:
                 raise PerfError(f"--model-type metaschedule-xgb: cannot train it: {why}")
     fitted: dict[str, Any] = {}
-    for name in names:
+    ensembles = {ensemble_name(ms): ms for ms in ENSEMBLES.values()}
+    to_fit = [m for n in names for m in ensembles.get(n, (n,))]
+    for name in dict.fromkeys(to_fit):
         if name == "GNN":
             fitted[name] = CostModel(config).fit(list(train), list(valid) or None, progress=progress)
         elif name == "LightGBM":
             fitted[name] = LightGBMBaseline(seed=seed).fit(list(train))
         elif name == "LightGBM + tile-fit":
             fitted[name] = LightGBMBaseline(seed=seed, features="tile+fit").fit(list(train))
+        elif name == "analytical":
+            fitted[name] = AnalyticalBaseline().fit(list(train))
         else:
             fitted[name] = MetaScheduleBaseline("xgb", seed=seed, cache_dir=ms_cache).fit(list(train))
+    for name in names:
+        if name in ensembles:
+            fitted[name] = RankAverage([fitted[m] for m in ensembles[name]], ensembles[name])
+    fitted = {n: fitted[n] for n in names}  # the candidates only (an ensemble-only member is not one)
     scores = {n: evaluate_model(n, m, valid) for n, m in fitted.items()} if valid else {}
     if len(fitted) == 1:
         chosen, reason = names[0], f"--model-type {model_type}"

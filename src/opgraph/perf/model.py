@@ -744,6 +744,33 @@ class CostModel:
         return np.mean([(c - c.mean()) / max(float(c.std()), 1e-12) for c in costs], axis=0)
 
     # -- persistence -------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The checkpoint dict (tensors and plain containers only): what :meth:`save` writes."""
+        import torch
+
+        if self.net is None:
+            raise PerfError("save: the model is not trained")
+        return {
+            "format": MODEL_FORMAT,
+            "feature_version": FEATURE_VERSION,
+            "config": asdict(self.config),
+            "state_dict": self.net.state_dict(),
+            "norm_mean": torch.from_numpy(np.asarray(self.normalizer.mean)),
+            "norm_std": torch.from_numpy(np.asarray(self.normalizer.std)),
+            "history": self.history,
+            "train_s": self.train_s,
+            "model_type": "gnn",
+            "selection": self.selection,
+            "members": [
+                {
+                    "state_dict": m.net.state_dict(),
+                    "norm_mean": torch.from_numpy(np.asarray(m.normalizer.mean)),
+                    "norm_std": torch.from_numpy(np.asarray(m.normalizer.std)),
+                }
+                for m in self.members
+            ],
+        }
+
     def save(self, path: str | Path) -> Path:
         """Write a checkpoint (weights, config, feature normalisation, feature version, selection) atomically."""
         import io
@@ -752,32 +779,8 @@ class CostModel:
 
         from opgraph._base.fileio import atomic_write
 
-        if self.net is None:
-            raise PerfError("save: the model is not trained")
         buf = io.BytesIO()
-        torch.save(
-            {
-                "format": MODEL_FORMAT,
-                "feature_version": FEATURE_VERSION,
-                "config": asdict(self.config),
-                "state_dict": self.net.state_dict(),
-                "norm_mean": torch.from_numpy(np.asarray(self.normalizer.mean)),
-                "norm_std": torch.from_numpy(np.asarray(self.normalizer.std)),
-                "history": self.history,
-                "train_s": self.train_s,
-                "model_type": "gnn",
-                "selection": self.selection,
-                "members": [
-                    {
-                        "state_dict": m.net.state_dict(),
-                        "norm_mean": torch.from_numpy(np.asarray(m.normalizer.mean)),
-                        "norm_std": torch.from_numpy(np.asarray(m.normalizer.std)),
-                    }
-                    for m in self.members
-                ],
-            },
-            buf,
-        )
+        torch.save(self.state(), buf)
         return atomic_write(path, buf.getvalue())
 
     @classmethod
@@ -809,7 +812,16 @@ class CostModel:
                 f"--model {path}: holds a {ck['model_type']} model, not a GNN; load it with "
                 "opgraph.perf.model.load_ranker"
             )
-        m = cls(_model_config(ck["config"], path))
+        return cls.from_state(ck, path)
+
+    @classmethod
+    def from_state(cls, ck: dict[str, Any], path: str | Path) -> CostModel:
+        """The model of a checkpoint dict written by :meth:`state` (``path`` names the file in errors)."""
+        path = Path(path)
+        try:
+            m = cls(_model_config(ck["config"], path))
+        except KeyError as exc:
+            raise CheckpointError(f"--model {path}: GNN checkpoint without {exc}; retrain it") from None
         m.normalizer = Normalizer(_array(ck["norm_mean"]), _array(ck["norm_std"]), raw=not m.config.feat_norm)
         m._ensure_net()
         m.net.load_state_dict(ck["state_dict"])
@@ -981,7 +993,10 @@ def _load_metaschedule_xgb(path: Path, members: dict[str, bytes]) -> Any:
 
 
 def load_ranker(path: str | Path) -> Any:
-    """Load whatever ``opgraph perf train`` saved: a :class:`CostModel`, a LightGBM or a MetaSchedule XGBoost ranker.
+    """Load whatever ``opgraph perf train`` saved (:func:`save_ranker`): a model or an averaged ensemble.
+
+    That is a :class:`CostModel`, a LightGBM or a MetaSchedule XGBoost ranker, or a
+    :class:`~opgraph.perf.ensemble.RankAverage` of GNN, LightGBM and analytical members.
 
     All have ``kind``, ``predict(record)`` (lower = faster) and ``selection`` (the validation scores that chose
     them, empty when there was no choice).
@@ -1005,10 +1020,102 @@ def load_ranker(path: str | Path) -> Any:
     _check_version(ck, path)
     if ck.get("model_type", "gnn") == "gnn":
         return CostModel.load(path)
+    if ck["model_type"] == "ensemble":
+        return _load_ensemble(ck, path)
     if ck["model_type"] != "lightgbm" or not isinstance(ck.get("booster"), str):
         raise CheckpointError(f"--model {path}: unknown model_type {ck.get('model_type')!r}")
     from opgraph.perf.baselines import LightGBMBaseline
 
     m = LightGBMBaseline.from_string(ck["booster"], str(ck.get("kind", "")))
+    m.selection = dict(ck.get("selection", {}))
+    return m
+
+
+#: Member types an ensemble checkpoint may hold (what :func:`save_ranker` writes for each).
+ENSEMBLE_MEMBER_TYPES = ("gnn", "lightgbm", "analytical")
+
+
+def _member_state(name: str, model: Any) -> dict[str, Any]:
+    from opgraph.perf.baselines import AnalyticalBaseline, LightGBMBaseline
+
+    if isinstance(model, CostModel):
+        return {"name": name, **model.state(), "selection": {}}
+    if isinstance(model, LightGBMBaseline):
+        if model.model is None:
+            raise PerfError(f"save_ranker: ensemble member {name} (LightGBM) is not fitted")
+        return {"name": name, "model_type": "lightgbm", "kind": model.kind, "booster": model.to_string()}
+    if isinstance(model, AnalyticalBaseline):
+        return {"name": name, "model_type": "analytical"}
+    raise PerfError(
+        f"save_ranker: ensemble member {name} is a {type(model).__name__}; an ensemble checkpoint holds "
+        f"{', '.join(ENSEMBLE_MEMBER_TYPES)} members only"
+    )
+
+
+def save_ranker(model: Any, path: str | Path, *, selection: dict[str, Any] | None = None) -> Path:
+    """Write any model ``opgraph perf train`` keeps, atomically, as one file :func:`load_ranker` reads.
+
+    A GNN (:meth:`CostModel.save`), LightGBM (:func:`save_lightgbm`), MetaSchedule XGBoost
+    (:func:`save_metaschedule_xgb`) or an averaged ensemble (:class:`~opgraph.perf.ensemble.RankAverage` of GNN,
+    LightGBM and analytical members): one weights-only torch file with ``model_type="ensemble"`` and each member's
+    own checkpoint dict (the GNN's tensors, LightGBM's model string; no pickle).
+    """
+    import io
+
+    import torch
+
+    from opgraph._base.fileio import atomic_write
+    from opgraph.perf.baselines import LightGBMBaseline
+    from opgraph.perf.ensemble import RankAverage
+
+    sel = selection if selection is not None else dict(getattr(model, "selection", {}) or {})
+    if isinstance(model, CostModel):
+        model.selection = sel
+        return model.save(path)
+    if isinstance(model, LightGBMBaseline):
+        return save_lightgbm(model, path, selection=sel)
+    if getattr(model, "model_kind", None) == "xgb":
+        return save_metaschedule_xgb(model, path, selection=sel)
+    if not isinstance(model, RankAverage):
+        raise PerfError(f"save_ranker: cannot save a {type(model).__name__}")
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "format": MODEL_FORMAT,
+            "feature_version": FEATURE_VERSION,
+            "model_type": "ensemble",
+            "kind": model.kind,
+            "members": [_member_state(n, m) for n, m in zip(model.names, model.members, strict=True)],
+            "selection": sel,
+        },
+        buf,
+    )
+    return atomic_write(path, buf.getvalue())
+
+
+def _load_ensemble(ck: dict[str, Any], path: Path) -> Any:
+    from opgraph.perf.baselines import AnalyticalBaseline, LightGBMBaseline
+    from opgraph.perf.ensemble import RankAverage
+
+    raw = ck.get("members")
+    if not isinstance(raw, list) or not raw or not all(isinstance(mk, dict) for mk in raw):
+        raise CheckpointError(f"--model {path}: ensemble checkpoint without members; retrain it")
+    members, names = [], []
+    for i, mk in enumerate(raw):
+        mt = mk.get("model_type")
+        if mt == "gnn":
+            _check_version({"feature_version": mk.get("feature_version")}, path)
+            members.append(CostModel.from_state(mk, path))
+        elif mt == "lightgbm" and isinstance(mk.get("booster"), str):
+            members.append(LightGBMBaseline.from_string(mk["booster"], str(mk.get("kind", ""))))
+        elif mt == "analytical":
+            members.append(AnalyticalBaseline())
+        else:
+            raise CheckpointError(
+                f"--model {path}: ensemble member {i} has model_type {mt!r} (expected one of "
+                f"{', '.join(ENSEMBLE_MEMBER_TYPES)}); retrain it"
+            )
+        names.append(str(mk.get("name", mt)))
+    m = RankAverage(members, names)
     m.selection = dict(ck.get("selection", {}))
     return m
