@@ -14,9 +14,19 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.dcg import subcells
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, Quantized, as_distribution, check_atoms
-from opgraph.dcg.engine import Evaluation, evaluate_qmc, grid_work, plan_compression, prepare, restrict
+from opgraph.dcg.engine import (
+    DEFER_SUBCELLS,
+    Evaluation,
+    evaluate_qmc,
+    grid_work,
+    plan_compression,
+    prepare,
+    restrict,
+    run_deferred,
+)
 from opgraph.dcg.errors import AtomsReducedWarning, DistError, TargetNotMetWarning
 from opgraph.dcg.refine import COMPRESS, Allocator, split_terms
 from opgraph.dcg.result import DistResult
@@ -278,6 +288,10 @@ def _evaluate_graph(
     stop = "the refinement stopped"
     work = _work(restricted, dists, max_joint) if target_w1 is not None else None
     t0 = time.perf_counter()
+    # Under target_w1 the sub-cell passes are deferred per round (opgraph.dcg.engine.DEFER_SUBCELLS) and run only
+    # where the round could reach the target with them, else on the final round (not with max_memory: the chunked
+    # path has no pass, and a kept round's arrays would count twice against the budget).
+    defer = target_w1 is not None and subcells.ENABLED.get() and (scale or {}).get("max_memory") is None
 
     def evaluate_one(o: Any, quantized: dict[str, Quantized], labels: dict[str, str]) -> Evaluation:
         """Output ``o`` on the grid of ``quantized`` at this round's compression size (read when called)."""
@@ -304,8 +318,20 @@ def _evaluate_graph(
                 # No grid fits: the uncertified QMC fallback, its sample sized to target_w1.
                 evals.append(_qmc_for_target(*restricted[k], dists, qmc_points, seed, rules, target_w1))
                 continue
-            evals.append(evaluate_one(o, quantized, labels))
-        worst = max(e.w1_bound for e in evals)
+            if defer:  # the sub-cell passes wait until this round's bounds say whether they can pay
+                tok_d = DEFER_SUBCELLS.set(True)
+                try:
+                    evals.append(evaluate_one(o, quantized, labels))
+                finally:
+                    DEFER_SUBCELLS.reset(tok_d)
+            else:
+                evals.append(evaluate_one(o, quantized, labels))
+        plan_evals = list(evals)  # the refinement plans from the bounds before any sub-cell pass
+        worst = plan_worst = max(e.w1_bound for e in evals)
+        passes = "none"
+        if defer and target_w1 is not None and any(e.resume is not None for e in evals):
+            evals, passes = _round_passes(evals, target_w1)
+            worst = max(e.w1_bound for e in evals)
         if (
             target_w1 is None
             and (reduced is not None or any(e.info.get("compressions") for e in evals))
@@ -324,10 +350,18 @@ def _evaluate_graph(
                     e.info["full_grid_alternative"] = {"atoms": dict(alt), "w1_bound": a_worst, "used": used_alt}
                 if used_alt:
                     evals, quantized, labels, worst, cur_atoms = a_evals, a_q, a_l, a_worst, dict(alt)
-        history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": worst})
+        history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": plan_worst})
+        if passes != "none":
+            history[-1].update(subcell_passes=passes, w1_bound_after_passes=worst)
         if best is None or worst < best[0]:
             # More atoms must never give a worse answer: keep the round with the best bound so far.
+            if best is not None:
+                for e in best[1]:
+                    e.resume = None  # a pass kept for the final round is dropped with its round (frees its grid)
             best = (worst, evals, quantized, labels, cur_compress, rnd)
+        else:
+            for e in evals:
+                e.resume = None
         done = target_w1 is None or worst <= target_w1 or not all(e.certified for e in evals)
         if target_w1 is not None and not all(e.certified for e in evals):
             stop = "no joint grid fits max_joint (no node separates the shared inputs): QMC fallback"
@@ -343,7 +377,7 @@ def _evaluate_graph(
                 return lo
 
             new_atoms, new_compress, why = _next_round(
-                allocator, evals, labels, quantized, cur_atoms, cur_compress, worst, history, cap, work
+                allocator, plan_evals, labels, quantized, cur_atoms, cur_compress, plan_worst, history, cap, work
             )
             if new_atoms is None:
                 done, stop = True, why
@@ -370,6 +404,12 @@ def _evaluate_graph(
         if done:
             assert best is not None
             _, evals, quantized, labels, kept_compress, kept_round = best
+            if any(e.resume is not None for e in evals):
+                # The passes skipped while the kept round's grid could not reach the target run on it now.
+                evals = [run_deferred(e) for e in evals]
+                history[kept_round].update(
+                    subcell_passes="ran (final round)", w1_bound_after_passes=max(e.w1_bound for e in evals)
+                )
             worst = max(e.w1_bound for e in evals)
             if shrunk is not None and shrunk["used"] is not None and target_w1 is not None and not math.isfinite(worst):
                 # The grids that fit give no finite bound: an estimate sized to target_w1 says more than a coarse
@@ -439,6 +479,32 @@ def _evaluate_graph(
             return results
         log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
     raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def _round_passes(evals: list[Evaluation], target_w1: float) -> tuple[list[Evaluation], str]:
+    """A ``target_w1`` round's deferred sub-cell passes: run where they could bring the round to the target.
+
+    The round can reach ``target_w1`` only where every output's bound before its pass is at most the target or
+    would be with its cellwise bound divided by :data:`opgraph.dcg.subcells.MAX_GAIN` (more than the pass gains on
+    the UQ suite). Then the passes of the outputs above the target run (the others' are dropped); else none runs
+    and they stay pending (run on the final round if this round is the one kept). Returns the evaluations and
+    ``"ran"``, ``"not needed"`` or ``"skipped"``.
+    """
+    above = [e for e in evals if e.w1_bound > target_w1]
+    if not above:
+        for e in evals:
+            e.resume = None
+        return evals, "not needed"
+    if any(e.resume is None or not e.resume.predict(subcells.MAX_GAIN) <= target_w1 for e in above):
+        return evals, "skipped"
+    out = []
+    for e in evals:
+        if e.w1_bound > target_w1:
+            out.append(run_deferred(e))
+        else:
+            e.resume = None
+            out.append(e)
+    return out, "ran"
 
 
 def _counts(atoms: Mapping[str, int]) -> str:
