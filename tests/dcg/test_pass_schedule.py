@@ -128,3 +128,28 @@ def test_target_loop_skips_early_passes_and_runs_them_on_the_final_round(monkeyp
     assert len(calls) == sum(1 for h in hist if h.get("subcell_passes") == "ran (final round)")
     off = run(False)
     assert np.array_equal(r.atoms, off.atoms) and r.w1_bound <= off.w1_bound
+
+
+def test_a_round_that_only_grows_the_compression_a_little_is_not_run(monkeypatch):
+    """Piston at 1e-2 ran a whole 2M-box round for compression 256 -> 287 (bound -0.2 %): such a round is skipped
+    where even a bound shrinking in proportion to the compression size would miss the target."""
+    real = api._next_round
+    seen: list[int] = []
+
+    def compress_only(allocator, evals, labels, quantized, cur_atoms, cur_compress, *rest):
+        seen.append(cur_compress)
+        return dict(cur_atoms), int(cur_compress * 1.1), ""
+
+    monkeypatch.setattr(api, "_next_round", compress_only)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = od.evaluate(TC._divide, *TC.LAWS[TC._divide], target_w1=1e-9)
+    assert len(r.info["refinement"]) == 1 and len(seen) == 1
+    assert "only the compression size can grow" in r.info["target_unmet"]
+    # growing it 2x is run (the rule is about small growth only)
+    monkeypatch.setattr(api, "_next_round", lambda a, e, lb, q, ca, cc, *rest: (dict(ca), 2 * cc, ""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r2 = od.evaluate(TC._divide, *TC.LAWS[TC._divide], target_w1=1e-9, max_joint=2**14)
+    assert len(r2.info["refinement"]) >= 2
+    monkeypatch.setattr(api, "_next_round", real)

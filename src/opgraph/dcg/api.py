@@ -43,6 +43,9 @@ _PILOT_JOINT = 2**12
 #: rounds away, stops the refinement (see :func:`_next_round`).
 _SLOW_RATE = 0.8
 _MAX_SLOW_ROUNDS = 4
+#: A round that would only grow the compression size by less than this factor is not run where even a bound
+#: shrinking in proportion would miss the target.
+_MIN_COMPRESS_GROWTH = 1.5
 # Peak bytes per atom of an input and per element of a joint grid, measured with tracemalloc on x*y + x
 # (2026-12-05: 296 B per atom with a single 2**20-atom input, 155 B per grid element at 2**20 and 2**22), rounded up.
 BYTES_PER_ATOM = 320
@@ -398,6 +401,19 @@ def _evaluate_graph(
                     stop = (
                         f"the next round's atoms ({_counts(wanted)}) do not fit max_joint={max_joint} (the memory "
                         "budget) even with compressions"
+                    )
+                elif (
+                    new_atoms == cur_atoms
+                    and new_compress < _MIN_COMPRESS_GROWTH * cur_compress
+                    and plan_worst * cur_compress / new_compress > target_w1
+                ):
+                    # Only the compression size would grow, and by little (capped by max_joint): even a bound
+                    # shrinking with it in proportion would miss the target, so the round is not worth its cost
+                    # (piston at 1e-2: 256 -> 287, a whole 2M-box round for 0.2 %).
+                    done = True
+                    stop = (
+                        f"only the compression size can grow, {cur_compress} -> {new_compress} (capped by "
+                        f"max_joint={max_joint}): too little to reach the target"
                     )
                 else:
                     cur_atoms, cur_compress = new_atoms, new_compress
