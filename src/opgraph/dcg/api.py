@@ -14,10 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import exactlaw
+from opgraph.dcg import exactlaw, subcells
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, LogNormal, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import (
+    DEFER_SUBCELLS,
     Evaluation,
     _reuses_inputs,
     evaluate_qmc,
@@ -25,6 +26,7 @@ from opgraph.dcg.engine import (
     plan_compression,
     prepare,
     restrict,
+    run_deferred,
 )
 from opgraph.dcg.errors import AtomsReducedWarning, DistError, TargetNotMetWarning
 from opgraph.dcg.refine import COMPRESS, Allocator, split_terms
@@ -46,6 +48,9 @@ _PILOT_JOINT = 2**12
 #: rounds away, stops the refinement (see :func:`_next_round`).
 _SLOW_RATE = 0.8
 _MAX_SLOW_ROUNDS = 4
+#: A round that would only grow the compression size by less than this factor is not run where even a bound
+#: shrinking in proportion would miss the target.
+_MIN_COMPRESS_GROWTH = 1.5
 # Peak bytes per atom of an input and per element of a joint grid, measured with tracemalloc on x*y + x
 # (2026-12-05: 296 B per atom with a single 2**20-atom input, 155 B per grid element at 2**20 and 2**22), rounded up.
 BYTES_PER_ATOM = 320
@@ -321,6 +326,10 @@ def _evaluate_graph(
     stop = "the refinement stopped"
     work = _work(restricted, dists, max_joint) if target_w1 is not None else None
     t0 = time.perf_counter()
+    # Under target_w1 the sub-cell passes are deferred per round (opgraph.dcg.engine.DEFER_SUBCELLS) and run only
+    # where the round could reach the target with them, else on the final round (not with max_memory: the chunked
+    # path has no pass, and a kept round's arrays would count twice against the budget).
+    defer = target_w1 is not None and subcells.ENABLED.get() and (scale or {}).get("max_memory") is None
 
     def evaluate_one(o: Any, quantized: dict[str, Quantized], labels: dict[str, str]) -> Evaluation:
         """Output ``o`` on the grid of ``quantized`` at this round's compression size (read when called)."""
@@ -364,8 +373,20 @@ def _evaluate_graph(
                 # No grid fits: the uncertified QMC fallback, its sample sized to target_w1.
                 evals.append(_qmc_for_target(*restricted[k], dists, qmc_points, seed, rules, target_w1))
                 continue
-            evals.append(evaluate_one(o, quantized, labels))
-        worst = max(e.w1_bound for e in evals)
+            if defer:  # the sub-cell passes wait until this round's bounds say whether they can pay
+                tok_d = DEFER_SUBCELLS.set(True)
+                try:
+                    evals.append(evaluate_one(o, quantized, labels))
+                finally:
+                    DEFER_SUBCELLS.reset(tok_d)
+            else:
+                evals.append(evaluate_one(o, quantized, labels))
+        plan_evals = list(evals)  # the refinement plans from the bounds before any sub-cell pass
+        worst = plan_worst = max(e.w1_bound for e in evals)
+        passes = "none"
+        if defer and target_w1 is not None and any(e.resume is not None for e in evals):
+            evals, passes = _round_passes(evals, target_w1)
+            worst = max(e.w1_bound for e in evals)
         if (
             target_w1 is None
             and (reduced is not None or any(e.info.get("compressions") for e in evals))
@@ -384,10 +405,18 @@ def _evaluate_graph(
                     e.info["full_grid_alternative"] = {"atoms": dict(alt), "w1_bound": a_worst, "used": used_alt}
                 if used_alt:
                     evals, quantized, labels, worst, cur_atoms = a_evals, a_q, a_l, a_worst, dict(alt)
-        history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": worst})
+        history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": plan_worst})
+        if passes != "none":
+            history[-1].update(subcell_passes=passes, w1_bound_after_passes=worst)
         if best is None or worst < best[0]:
             # More atoms must never give a worse answer: keep the round with the best bound so far.
+            if best is not None:
+                for e in best[1]:
+                    e.resume = None  # a pass kept for the final round is dropped with its round (frees its grid)
             best = (worst, evals, quantized, labels, cur_compress, rnd)
+        else:
+            for e in evals:
+                e.resume = None
         done = target_w1 is None or worst <= target_w1 or not all(e.certified for e in evals)
         if target_w1 is not None and not all(e.certified for e in evals):
             stop = "no joint grid fits max_joint (no node separates the shared inputs): QMC fallback"
@@ -403,7 +432,7 @@ def _evaluate_graph(
                 return lo
 
             new_atoms, new_compress, why = _next_round(
-                allocator, evals, labels, quantized, cur_atoms, cur_compress, worst, history, cap, work
+                allocator, plan_evals, labels, quantized, cur_atoms, cur_compress, plan_worst, history, cap, work
             )
             if new_atoms is None:
                 done, stop = True, why
@@ -425,11 +454,30 @@ def _evaluate_graph(
                         f"the next round's atoms ({_counts(wanted)}) do not fit max_joint={max_joint} (the memory "
                         "budget) even with compressions"
                     )
+                elif (
+                    new_atoms == cur_atoms
+                    and new_compress < _MIN_COMPRESS_GROWTH * cur_compress
+                    and plan_worst * cur_compress / new_compress > target_w1
+                ):
+                    # Only the compression size would grow, and by little (capped by max_joint): even a bound
+                    # shrinking with it in proportion would miss the target, so the round is not worth its cost
+                    # (piston at 1e-2: 256 -> 287, a whole 2M-box round for 0.2 %).
+                    done = True
+                    stop = (
+                        f"only the compression size can grow, {cur_compress} -> {new_compress} (capped by "
+                        f"max_joint={max_joint}): too little to reach the target"
+                    )
                 else:
                     cur_atoms, cur_compress = new_atoms, new_compress
         if done:
             assert best is not None
             _, evals, quantized, labels, kept_compress, kept_round = best
+            if any(e.resume is not None for e in evals):
+                # The passes skipped while the kept round's grid could not reach the target run on it now.
+                evals = [run_deferred(e) for e in evals]
+                history[kept_round].update(
+                    subcell_passes="ran (final round)", w1_bound_after_passes=max(e.w1_bound for e in evals)
+                )
             worst = max(e.w1_bound for e in evals)
             if target_w1 is not None and not math.isfinite(worst) and all(e.certified for e in evals):
                 # The refinement's small compression size can lose the tails that make a bound finite (a division
@@ -551,6 +599,32 @@ def _whole_grid_rescue(
     if not (math.isfinite(worst) and all(e.certified for e in evals)):
         return None
     return evals, q2, l2, compress, worst
+
+
+def _round_passes(evals: list[Evaluation], target_w1: float) -> tuple[list[Evaluation], str]:
+    """A ``target_w1`` round's deferred sub-cell passes: run where they could bring the round to the target.
+
+    The round can reach ``target_w1`` only where every output's bound before its pass is at most the target or
+    would be with its cellwise bound divided by :data:`opgraph.dcg.subcells.MAX_GAIN` (more than the pass gains on
+    the UQ suite). Then the passes of the outputs above the target run (the others' are dropped); else none runs
+    and they stay pending (run on the final round if this round is the one kept). Returns the evaluations and
+    ``"ran"``, ``"not needed"`` or ``"skipped"``.
+    """
+    above = [e for e in evals if e.w1_bound > target_w1]
+    if not above:
+        for e in evals:
+            e.resume = None
+        return evals, "not needed"
+    if any(e.resume is None or not e.resume.predict(subcells.MAX_GAIN) <= target_w1 for e in above):
+        return evals, "skipped"
+    out = []
+    for e in evals:
+        if e.w1_bound > target_w1:
+            out.append(run_deferred(e))
+        else:
+            e.resume = None
+            out.append(e)
+    return out, "ran"
 
 
 def _counts(atoms: Mapping[str, int]) -> str:

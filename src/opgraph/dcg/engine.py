@@ -66,6 +66,11 @@ NODE_PROGRESS_CELLS = 5 * 10**7
 #: Whether :func:`evaluate_output` tries the semi-discrete output certificate (:mod:`opgraph.dcg.semidiscrete`);
 #: off only to measure what it adds.
 SEMI_DISCRETE: contextvars.ContextVar[bool] = contextvars.ContextVar("dcg_semi_discrete", default=True)
+#: Set by a caller that decides itself where the sub-cell pass runs (the cancellation pair, the ``target_w1``
+#: loop): :func:`evaluate_output` then returns its answer before the pass, with the pass as
+#: :attr:`Evaluation.resume` (a :class:`DeferredPass`) to run later or never. The bound is the same either way where
+#: the pass runs (the same code on the same arrays); skipping it only leaves the larger of two valid bounds.
+DEFER_SUBCELLS: contextvars.ContextVar[bool] = contextvars.ContextVar("dcg_defer_subcells", default=False)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -1578,6 +1583,33 @@ class Evaluation:
     w1_estimate: float | None = None
     # The output's grid cells (:class:`opgraph.dcg.band.GridCells`) for its certified CDF band, None if none.
     cells: Any = None
+    # The sub-cell pass not yet run (under DEFER_SUBCELLS only; never pickled: callers run or drop it first).
+    resume: DeferredPass | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass
+class DeferredPass:
+    """A sub-cell pass handed back by :func:`evaluate_output` under :data:`DEFER_SUBCELLS` (run it, or drop it).
+
+    ``run(ceiling)`` runs the pass with ``ceiling`` (a bound the caller already holds for the same law: the pass
+    stops where it cannot get below it) and returns the finished evaluation (the answer before the pass where the
+    pass does not gain). ``predict(factor)`` is the bound the evaluation would have if the pass divided its cellwise
+    bound by ``factor`` (the first-order and law-level parts it cannot change kept): the callers' test of whether
+    running the pass could pay at all.
+    """
+
+    run: Any
+    predict: Any
+
+    def __call__(self, ceiling: float = math.inf) -> Evaluation:
+        """The pass run under ``ceiling`` (output units); the finished evaluation."""
+        return self.run(ceiling)
+
+
+def run_deferred(e: Evaluation, ceiling: float = math.inf) -> Evaluation:
+    """``e`` with its deferred sub-cell pass run (``e`` itself where none is pending); clears ``e.resume``."""
+    r, e.resume = e.resume, None
+    return e if r is None else r(ceiling)
 
 
 def _reuses_inputs(nodes: Sequence[Node]) -> bool:
@@ -1746,14 +1778,17 @@ def evaluate_output(
                 "cancel_factors": False,
                 "shared_boxes": {},
             }
-            old_c = evaluate_output(sub, out, quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
-            from opgraph.dcg import subcells  # the rewrite's sub-cell pass pays only below the original's bound
+            # Both graphs are evaluated before any sub-cell pass (deferred), which then runs on the better one
+            # first and on the other only where it could still win (:func:`_pair_passes`).
+            from opgraph.dcg import subcells
 
-            tok_c = subcells.CEILING.set(min(old_c.w1_bound, subcells.CEILING.get()))
+            outer_defer = DEFER_SUBCELLS.get()
+            tok_d = DEFER_SUBCELLS.set(True)
             try:
+                old_c = evaluate_output(sub, out, quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
                 new_c = evaluate_output(cre[0], cre[1], quantized, labels, dists, **kw_c)  # type: ignore[arg-type]
             finally:
-                subcells.CEILING.reset(tok_c)
+                DEFER_SUBCELLS.reset(tok_d)
             # Both bound W1 to the same exact law (the rewrite changes values only by rounding, away from the
             # cancelled factors' zeros): the smaller bound, and the narrower CDF band, are kept.
             # A guard against a wrong rewrite: both answers are laws of the same quantized program, so their means
@@ -1765,17 +1800,43 @@ def evaluate_output(
                 log.warning(
                     "cancellation rewrite refused at %s: means %r and %r differ", sub.nodes[out].where, m_new, m_old
                 )
-            best_c = new_c if new_c.w1_bound < old_c.w1_bound and not refused else old_c
-            best_c.info["cancelled"] = {
-                "refused": refused,
-                "rewrites": cre[2],
-                "used": best_c is new_c,
-                "other_bound": (old_c if best_c is new_c else new_c).w1_bound,
-                "box_gain": float(kw_c["shared_boxes"].get("gain", 0.0)),  # type: ignore[union-attr]
-            }
-            if new_c.cells is not None and old_c.cells is not None and not refused:
-                best_c.cells = min((old_c.cells, new_c.cells), key=_cells_area)
-            return best_c
+
+            def pick(old_e: Evaluation, new_e: Evaluation, passes: dict[str, Any] | None) -> Evaluation:
+                best_c = new_e if new_e.w1_bound < old_e.w1_bound and not refused else old_e
+                best_c.info["cancelled"] = {
+                    "refused": refused,
+                    "rewrites": cre[2],
+                    "used": best_c is new_e,
+                    "other_bound": (old_e if best_c is new_e else new_e).w1_bound,
+                    "box_gain": float(kw_c["shared_boxes"].get("gain", 0.0)),  # type: ignore[union-attr]
+                }
+                if passes is not None:
+                    best_c.info["cancelled"]["subcell_passes"] = passes
+                if new_e.cells is not None and old_e.cells is not None and not refused:
+                    best_c.cells = min((old_e.cells, new_e.cells), key=_cells_area)
+                return best_c
+
+            o_res, n_res = old_c.resume, new_c.resume
+            old_c.resume = new_c.resume = None
+            if o_res is None and n_res is None:
+                return pick(old_c, new_c, None)
+
+            def run_pair(ceiling: float) -> Evaluation:
+                o, n, passes = _pair_passes(old_c, o_res, new_c, n_res, ceiling, refused)
+                return pick(o, n, passes)
+
+            if outer_defer:  # the caller decides whether the passes run: the better answer before them
+                o_pre, n_pre = old_c.w1_bound, new_c.w1_bound
+                pre = pick(old_c, new_c, None)
+
+                def predict_pair(factor: float) -> float:
+                    p_o = o_res.predict(factor) if o_res is not None else o_pre
+                    p_n = n_res.predict(factor) if n_res is not None else n_pre
+                    return min(p_o, p_n)
+
+                pre.resume = DeferredPass(run_pair, predict_pair)
+                return pre
+            return run_pair(subcells.CEILING.get())
     if SEMI_DISCRETE.get() and reassociate:
         for mode in ("add", "mul", "affine"):
             if mode == "affine":  # Y = P + Q * C (opgraph.dcg.semidiscrete.affine_rewrite)
@@ -1828,75 +1889,159 @@ def evaluate_output(
     pt = np.broadcast_to(val.pt, shape).reshape(-1)
     w = ev._wbox(val.axes).reshape(-1)
     atoms, weights = merge_duplicates(pt, w)
-    sub_info = None
     from opgraph.dcg import subcells  # the optional sub-cell pass
 
-    if subcells.ENABLED.get():
-        # The pass only lowers the cellwise bound: it can change the answer only below the other bounds.
-        d1_pre = _total(val.d1)
-        ceiling = min(math.inf if ev.cell_only else _total(val.nb), _total(val.wb) - d1_pre if val.wb else math.inf)
-        ceiling = min(ceiling, subcells.CEILING.get() - d1_pre)  # a bound the caller already holds
-        sc = _subcell_bound(
-            ev, sub, out, val, box_bound, attr, quantized, labels, dists, rules, max_joint, ceiling=ceiling
-        )
-        if sc is not None:
-            box_bound, attr, sub_info = sc
-    c_total = float(np.sum(box_bound))
-    n_total = math.inf if ev.cell_only else _total(val.nb)
-    if c_total <= n_total:
-        terms, method = dict(attr), "cellwise"
-    else:
-        terms, method = dict(val.nb), "path"
-    d1 = _total(val.d1)
-    for key, v in val.d1.items():
-        terms[key] = terms.get(key, 0.0) + v
-    bound = min(c_total, n_total) + d1
-    w_total = _total(val.wb) if val.wb is not None else math.inf
-    if math.isnan(w_total):
-        w_total = math.inf
-    if w_total < bound:
-        bound, terms, method = w_total, dict(val.wb or {}), "law-level"
-    sd_total, sd_info = math.inf, None
-    if core is not None and not bound <= 0:
-        try:
-            sd = semidiscrete.certify(ev, core, ev.kept, attr, bound)
-        except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as exc:  # an optional certificate
-            log.warning("semi-discrete certificate skipped at %s: %s", sub.nodes[out].where, exc)
+    d1_pre = _total(val.d1)
+    n_pre = math.inf if ev.cell_only else _total(val.nb)
+    w_pre = _total(val.wb) if val.wb is not None else math.inf
+    w_pre = math.inf if math.isnan(w_pre) else w_pre
+    # The pass only lowers the cellwise bound: it can change the answer only below the other bounds.
+    base_ceiling = min(n_pre, w_pre - d1_pre if val.wb else math.inf)
+    done: dict[str, Any] = {}  # the semi-discrete certificate and the band cells, computed once
+
+    def finish(box_bound: np.ndarray, attr: Terms, sub_info: dict[str, Any] | None) -> Evaluation:
+        c_total = float(np.sum(box_bound))
+        n_total = n_pre
+        if c_total <= n_total:
+            terms, method = dict(attr), "cellwise"
+        else:
+            terms, method = dict(val.nb), "path"
+        d1 = _total(val.d1)
+        for key, v in val.d1.items():
+            terms[key] = terms.get(key, 0.0) + v
+        bound = min(c_total, n_total) + d1
+        w_total = w_pre
+        if w_total < bound:
+            bound, terms, method = w_total, dict(val.wb or {}), "law-level"
+        if "sd" not in done:
             sd = None
-        if sd is not None:
-            sd_total, sd_info = sd[0], sd[2]
+            if core is not None and not bound <= 0:
+                try:
+                    sd = semidiscrete.certify(ev, core, ev.kept, attr, bound)
+                except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as exc:  # an optional one
+                    log.warning("semi-discrete certificate skipped at %s: %s", sub.nodes[out].where, exc)
+            done["sd"] = sd
+            ev.kept.clear()
+        sd_total, sd_info = math.inf, None
+        if done["sd"] is not None:
+            sd_total, sd_info = done["sd"][0], done["sd"][2]
             if sd_total < bound:
-                bound, terms, method = sd_total, sd[1], "semi-discrete"
-    ev.kept.clear()
-    if math.isnan(bound):
-        bound = math.inf
-    info = {
-        "method": "grid",
-        "bound_method": method,
-        "cellwise_bound": c_total,
-        "path_bound": n_total,
-        "law_level_bound": w_total,
-        "semi_discrete_bound": sd_total,
-        "semi_discrete": sd_info,
-        "joint_atoms": int(pt.size),
-        "compressions": ev.compressions,
-        "extremes": ev.extremes,
-        "seconds": time.perf_counter() - t0,
-    }
-    if sub_info is not None:
-        info["subcells"] = sub_info
-    if math.isinf(bound):
-        where = val.nb_inf_at or sub.nodes[out].where
-        info["unbounded_at"] = where
-        warnings.warn(
-            f"no finite W1 bound: {where} has an unbounded derivative on its inputs' support (a denominator whose "
-            "range contains 0, an unbounded input through a non-Lipschitz op, a jump); the atoms are still exact "
-            "for the quantized inputs. Bounded inputs or a reformulation give a finite bound"
-            + _hint_suffix(sub, dists),
-            UnboundedWarning,
-            stacklevel=3,
+                bound, terms, method = sd_total, done["sd"][1], "semi-discrete"
+        if math.isnan(bound):
+            bound = math.inf
+        info = {
+            "method": "grid",
+            "bound_method": method,
+            "cellwise_bound": c_total,
+            "path_bound": n_total,
+            "law_level_bound": w_total,
+            "semi_discrete_bound": sd_total,
+            "semi_discrete": sd_info,
+            "joint_atoms": int(pt.size),
+            "compressions": ev.compressions,
+            "extremes": ev.extremes,
+            "seconds": time.perf_counter() - t0,
+        }
+        if sub_info is not None:
+            info["subcells"] = sub_info
+        if math.isinf(bound):
+            where = val.nb_inf_at or sub.nodes[out].where
+            info["unbounded_at"] = where
+            warnings.warn(
+                f"no finite W1 bound: {where} has an unbounded derivative on its inputs' support (a denominator "
+                "whose range contains 0, an unbounded input through a non-Lipschitz op, a jump); the atoms are still "
+                "exact for the quantized inputs. Bounded inputs or a reformulation give a finite bound"
+                + _hint_suffix(sub, dists),
+                UnboundedWarning,
+                stacklevel=4,
+            )
+        if "cells" not in done:
+            done["cells"] = _output_cells(ev, val)
+        return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info, cells=done["cells"])
+
+    def passed(ceiling: float) -> tuple[np.ndarray, Terms, dict[str, Any]] | None:
+        """The sub-cell pass under ``ceiling`` (a bound of the same law held elsewhere), or None."""
+        return _subcell_bound(
+            ev,
+            sub,
+            out,
+            val,
+            box_bound,
+            attr,
+            quantized,
+            labels,
+            dists,
+            rules,
+            max_joint,
+            ceiling=min(base_ceiling, ceiling - d1_pre),
         )
-    return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info, cells=_output_cells(ev, val))
+
+    if not subcells.ENABLED.get():
+        return finish(box_bound, attr, None)
+    if DEFER_SUBCELLS.get():
+        before = finish(box_bound, attr, None)
+
+        def run(ceiling: float) -> Evaluation:
+            sc = passed(ceiling)
+            return before if sc is None else finish(*sc)
+
+        def predict(factor: float) -> float:
+            c_total = float(np.sum(box_bound)) / factor
+            return min(min(c_total, n_pre) + d1_pre, w_pre, before.info["semi_discrete_bound"])
+
+        before.resume = DeferredPass(run, predict)
+        return before
+    sc = passed(subcells.CEILING.get())
+    return finish(box_bound, attr, None) if sc is None else finish(*sc)
+
+
+def _pair_passes(
+    a: Evaluation,
+    ra: DeferredPass | None,
+    b: Evaluation,
+    rb: DeferredPass | None,
+    ceiling: float,
+    refused: bool = False,
+) -> tuple[Evaluation, Evaluation, dict[str, Any]]:
+    """The deferred sub-cell passes of a cancellation pair (``a`` the original's answer, ``b`` the rewrite's).
+
+    ``ra`` and ``rb`` are their deferred passes (None: none pending); ``refused``: the rewrite's answer is not used
+    (only the original's pass runs).
+
+    The pass runs first on the answer with the smaller bound before the passes (the *winner*), under ``ceiling``.
+    The other's pass runs only where it could still beat the winner's bound after its pass: not where the winner's
+    pass divided its cellwise bound by a factor ``g >= 1 / (1 - MIN_GAIN)`` and the other's bound with its cellwise
+    bound divided by ``g`` (:meth:`DeferredPass.predict`) stays at or above it; else under the winner's bound as
+    ceiling (its probe stops where the gain it extrapolates cannot get below it). A winner's pass that gained less
+    says nothing about the other graph's (the piston's volume: the rewrite's pass gains 0.2 %, the original's 7x). Each answer's bound stays one of its valid bounds, so the
+    pair's minimum is a valid bound whichever passes ran. Returns both answers and a record of what ran.
+    """
+    if refused:
+        rb = None
+    swap = b.w1_bound < a.w1_bound and not refused
+    first, second = (b, a) if swap else (a, b)
+    r1, r2 = (rb, ra) if swap else (ra, rb)
+    rec: dict[str, Any] = {"first": "rewrite" if swap else "original"}
+    f_after = first if r1 is None else r1(ceiling)
+    rec["first_ran"] = r1 is not None
+    c0, c1 = first.info.get("cellwise_bound", math.inf), f_after.info.get("cellwise_bound", math.inf)
+    # The winner's own gain on its cellwise bound; None where its pass did not run or gained less than MIN_GAIN:
+    # then it says nothing about the other graph's (whose own probe decides, under the winner's bound).
+    from opgraph.dcg import subcells
+
+    gained = r1 is not None and math.isfinite(c0) and 0 < c1 <= (1 - subcells.MIN_GAIN) * c0
+    factor = c0 / c1 if gained else None
+    s_after = second
+    if r2 is not None:
+        limit = min(ceiling, f_after.w1_bound)
+        predicted = r2.predict(factor) if factor is not None else None
+        if predicted is not None and not predicted < limit:
+            rec["second"] = f"skipped: {predicted:.4g} extrapolated (winner's gain x{factor:.3g}) >= {limit:.4g}"
+        else:
+            s_after = r2(limit)
+            rec["second"] = "ran"
+    out = (s_after, f_after) if swap else (f_after, s_after)
+    return out[0], out[1], rec
 
 
 def _subcell_bound(

@@ -54,6 +54,11 @@ CEILING: contextvars.ContextVar[float] = contextvars.ContextVar("opgraph_dcg_sub
 #: fraction of the bound (and brings it below the output's other bounds); a second round runs only where the
 #: first gained at least this fraction (the engine's ``_subcell_probed``, :func:`probe_cells`).
 MIN_GAIN = 0.1
+#: Under ``target_w1`` a round runs its sub-cell passes only where its bound would reach the target with each
+#: output's cellwise bound divided by this (an optimistic cap: the pass divided cellwise bounds by 1.0-7x on the UQ
+#: rows and test programs measured, Piston 2x at 4 atoms); otherwise the passes wait for the final round
+#: (:func:`opgraph.dcg.api._round_passes`). A speed rule only: every bound stays a valid one.
+MAX_GAIN = 16.0
 #: The probe holds the cells of one split input that carry this share of the bound (largest first) ...
 PROBE_SHARE = 0.25
 #: ... where they are at most this fraction of that input's cells (else the round runs whole).
