@@ -1622,17 +1622,22 @@ def _output_cells(ev: Evaluator, val: Val) -> Any:
 
 
 def _taylor_boxes(
-    ev: Evaluator, graph: Graph, val: Val, box_bound: np.ndarray, attr: Terms
+    ev: Evaluator, graph: Graph, val: Val, box_bound: np.ndarray, attr: Terms, chunk: bool = False
 ) -> tuple[np.ndarray, Terms, dict[str, Any] | None]:
     """Per box the smaller of the cellwise bound and the second-order Taylor bound (:mod:`opgraph.dcg.taylor`).
 
-    Only on plain, unchunked grids whose axes are all exact inputs (no compression, grid-free extreme or previous
-    result); the attribution is rescaled to the new total. Returns the bound, the attribution and a summary.
+    Only on plain grids whose axes are all exact inputs (no compression, grid-free extreme or previous result);
+    the attribution is rescaled to the new total. Returns the bound, the attribution and a summary. ``chunk``: the
+    grid is one chunk of a larger one (:mod:`opgraph.dcg.chunks`; every box's bound is local to the box, so the
+    chunk's boxes are bounded alone); the attribution, a sum over the whole grid, is then returned unchanged and
+    rescaled by the caller once the chunks' totals are known.
     """
     from opgraph.dcg import taylor
 
     axes = val.axes
-    if not taylor.ENABLED.get() or ev.reducer is not None or ev.compressions or ev.extremes or not axes:
+    if not taylor.ENABLED.get() or (ev.reducer is not None and not chunk) or ev.compressions or ev.extremes:
+        return box_bound, attr, None
+    if not axes:
         return box_bound, attr, None
     for a in axes:
         n = graph.nodes[a] if 0 <= a < len(graph.nodes) else None
@@ -1650,7 +1655,9 @@ def _taylor_boxes(
     new = np.minimum(box, tb)
     new_total = float(np.sum(new))
     info = {"before": old_total, "after": new_total, "boxes": float(np.mean(tb < box)), "cpu_s": 0.0}
-    if new_total < old_total:
+    if new_total < old_total and chunk:
+        box_bound = new
+    elif new_total < old_total:
         base_total = _total(attr)
         if math.isfinite(base_total) and base_total > 0:
             attr = {k: v * new_total / base_total for k, v in attr.items()}
