@@ -160,7 +160,11 @@ def test_not_applied_to_kinks_or_when_switched_off():
     r = _evaluate(lambda a, b: np.tanh(a - 0.5 * b), [x, y], 8, False)
     assert "taylor" not in r.info
     r = _evaluate(lambda a, b: np.tanh(a - 0.5 * b), [x, y], 8, True)
-    assert "taylor" in r.info
+    assert "taylor" in r.info and "after" in r.info["taylor"]
+    # 2 atoms per Normal input: every cell is a tail cell, the pass is skipped (cost guard), the bound unchanged
+    r2 = _evaluate(lambda a, b: np.tanh(a - 0.5 * b), [x, y], 2, True)
+    r2_off = _evaluate(lambda a, b: np.tanh(a - 0.5 * b), [x, y], 2, False)
+    assert "skipped" in r2.info["taylor"] and r2.w1_bound == r2_off.w1_bound
 
 
 def test_switch_travels_with_the_others():
