@@ -30,8 +30,9 @@ tails' ``E[d^2]`` are closed forms.
 Supported: graphs made of ``add sub mul div neg`` (and the identity-like ops), constants, and the smooth unary
 ops of :data:`SECOND` (``tanh sigmoid exp sin cos sinh cosh square log arctan erf``). Anything else (a jump, a
 kink, ``pow``, ``sqrt`` ...) makes :func:`box_bound` return ``None`` and the engine keeps its own bound. The engine
-keeps per box the smaller of this and its cellwise bound (:func:`opgraph.dcg.engine.evaluate_output`), so the
-bound never grows. ``ENABLED`` (a ContextVar, default on) switches it off; it travels to workers with the other
+keeps per box the smaller of this and its cellwise bound (:func:`opgraph.dcg.engine.evaluate_output`, after the
+sub-cell pass; per chunk in :mod:`opgraph.dcg.chunks`), so the bound never grows; it skips the pass where boxes of
+finite cells carry less than ``opgraph.dcg.engine.TAYLOR_MIN_FINITE`` of the mass (a cost guard). ``ENABLED`` (a ContextVar, default on) switches it off; it travels to workers with the other
 switches (:mod:`opgraph.dcg.switches`).
 """
 
