@@ -179,3 +179,14 @@ def test_switch_travels_with_the_others():
         assert taylor.ENABLED.get() is False
     assert taylor.ENABLED.get() is True
     assert engine.SEMI_DISCRETE.get() in (True, False)
+
+
+@pytest.mark.parametrize("scale", [4.96e-197, 1e-160, 1e160])
+def test_tiny_and_huge_scales_stay_sound(scale):
+    # Found by test_bound_property: f = c x with c ~ 1e-197 squared the gradient to 0 in the square-root form.
+    law = od.Normal(0, 1)
+    r = _evaluate(lambda x: scale * x + 0.0, [law], 8, True)
+    fine = law.quantize(2**14, "quantile")
+    ref_err = fine.w1 * scale
+    true_w1 = w1_discrete(r.atoms, r.weights, scale * fine.atoms, fine.weights)
+    assert true_w1 <= r.w1_bound + ref_err

@@ -16,12 +16,13 @@ of independent inputs), so with the per-cell moments ``E_i = E[|d_i| | cell]``, 
 ``M_i >= E[d_i^2 | cell]`` (closed forms of the quantizer) and ``g = c + (g - c)``, ``|g_i - c_i| <= r_i``
 (midpoint and radius of the enclosure):
 
-    E[|f(X) - f(x')| | box] <= min( sqrt(sum_i c_i^2 M_i + (sum_i |c_i| b_i)^2), sum_i |c_i| E_i )
+    E[|f(X) - f(x')| | box] <= min( sqrt(sum_i c_i^2 M_i) + sum_i |c_i| b_i, sum_i |c_i| E_i )
                                + sum_i r_i E_i
                                + 1/2 sum_i |H_ii| M_i + sum_{i<k} |H_ik| E_i E_k,
 
-(``E(sum_i c_i d_i)^2 = sum_i c_i^2 Var(d_i) + (sum_i c_i E d_i)^2`` and Jensen; ``E|d_i d_k| = E_i E_k`` for
-``i != k``). The computed value ``V'`` at the atom enters through the width of its enclosure ``[v_lo, v_hi]`` (the
+(``E(sum_i c_i d_i)^2 = sum_i c_i^2 Var(d_i) + (sum_i c_i E d_i)^2``, Jensen and ``sqrt(u + v^2) <= sqrt(u) +
+v``; ``E|d_i d_k| = E_i E_k`` for ``i != k``; the square-root form is not used on a box where a square
+underflowed). The computed value ``V'`` at the atom enters through the width of its enclosure ``[v_lo, v_hi]`` (the
 exact ``f(x')`` lies in it): ``+ max(V' - v_lo, v_hi - V')``. The linear part is first order in the cell size
 but keeps the cancellation between the terms; the remainder is second order, and finite on unbounded cells where
 the Hessian is bounded (``tanh``, ``sin``, ``sigmoid`` of affine forms of Normal inputs), since the Normal
@@ -54,6 +55,8 @@ ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_tayl
 MAX_WORK = 2**25
 #: Most axes (Hessian entries grow as k (k + 1) / 2).
 MAX_AXES = 12
+#: Squares below this count as underflowed (the square-root form is not used on that box).
+_NORMAL = 1e-280
 
 Interval = iv.Interval
 #: ``f''`` enclosure of a unary op from ``(u, v, d)``: the operand's, the value's and ``f'``'s enclosures.
@@ -256,19 +259,27 @@ def box_bound(
             mass, e1, b1, m2 = (np.asarray(x, dtype=float) for x in moments[a])
             inv = np.where(mass > 0, 1.0 / np.where(mass > 0, mass, 1.0), 0.0)
             r1[a], rb[a], r2[a] = lay(e1 * inv, a), lay(b1 * inv, a), lay(m2 * inv, a)
+            # E[d^2] >= E|d|^2: a second moment at the underflow range with E|d| > 0 has lost its value (a law at
+            # scale ~1e-160): taken as unknown, so the boxes that need it keep the engine's bound.
+            r2[a] = np.where((r1[a] > 0) & ~(r2[a] > _NORMAL), np.inf, r2[a])
         lin_sq: Any = 0.0
         bias: Any = 0.0
         lin1: Any = 0.0
         rad: Any = 0.0
+        exact: Any = True  # where no square underflowed (a tiny gradient, or a tiny second moment)
         for a in axes:
             gl, gh = point.g.get(a, (np.zeros(()), np.zeros(())))
             c = 0.5 * (gl + gh)
             r = 0.5 * (gh - gl)
-            lin_sq = lin_sq + c * c * r2[a]
+            sq = c * c * r2[a]
+            exact = exact & ((np.abs(c) * r1[a] == 0) | (sq > _NORMAL))
+            lin_sq = lin_sq + sq
             bias = bias + np.abs(c) * rb[a]
             lin1 = lin1 + np.abs(c) * r1[a]
             rad = rad + r * r1[a]
-        lin = np.minimum(np.sqrt(lin_sq + bias * bias), lin1) + rad
+        # sqrt(sum c^2 M + (sum |c| b)^2) <= sqrt(sum c^2 M) + sum |c| b (b is not squared: it is often ~1e-300);
+        # the square-root form only where no square underflowed (a gradient ~1e-197 squares to 0).
+        lin = np.where(exact, np.minimum(np.sqrt(lin_sq) + bias, lin1), lin1) + rad
         rem: Any = 0.0
         for (i, j), hij in outer.h.items():
             m = iv.mag(hij)
