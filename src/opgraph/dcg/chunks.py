@@ -51,6 +51,7 @@ from opgraph.dcg.engine import (
     _cell_enclosure,
     _grid_sizes,
     _hint_suffix,
+    _taylor_boxes,
     _total,
     evaluate_output,
     extreme_nodes,
@@ -260,6 +261,8 @@ def _run_chunk_here(job: _Job, slab: tuple[slice, ...], known: dict[tuple[Any, .
     val, box_bound, attr = ev.run(_rules())
     if not full:
         return _ChunkOut(recorded)
+    # The Taylor bound per box, as on the whole grid (the terms are rescaled in _assemble).
+    box_bound = _taylor_boxes(ev, job.graph, val, np.asarray(box_bound), attr, chunk=True)[0]
     shape = ev._shape(val.axes)
     pt = np.broadcast_to(val.pt, shape).reshape(-1)
     w = ev._wbox(val.axes).reshape(-1)
@@ -529,6 +532,9 @@ def _assemble(
     n_total = math.inf if first.cell_only else _total(val.nb)
     if c_total <= n_total:
         terms, method = dict(first.attr or {}), "cellwise"
+        t_total = _total(terms)
+        if math.isfinite(t_total) and t_total > c_total > 0:  # boxes lowered by the Taylor bound in the chunks
+            terms = {k: v * c_total / t_total for k, v in terms.items()}
     else:
         terms, method = dict(val.nb), "path"
     d1 = _total(val.d1)

@@ -509,6 +509,30 @@ class Normal(Continuous):
     def _zmedian(self) -> float:
         return 0.0
 
+    def _cell_bias_m2(
+        self, l: np.ndarray, a: np.ndarray, r: np.ndarray, err_z: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As the base class, and on finite cells also the closed form of ``E[(Z - a)^2; l < Z <= r]``.
+
+        ``int (z - a)^2 phi = (1 + a^2) (Phi(r) - Phi(l)) - (r - 2a) phi(r) + (l - 2a) phi(l)`` (from
+        ``int z^2 phi = Phi - z phi`` and ``int z phi = -phi``), with an absolute rounding slack of
+        ``1e-13 (1 + a^2 + |l| + |r|)`` (the terms are at most that large, each within a few ulps); the smaller of
+        this and the base class's ``max deviation * E|Z - a|`` (about 1.5x the exact value on a narrow cell).
+        """
+        bias, m2 = super()._cell_bias_m2(l, a, r, err_z)
+        finite = np.isfinite(l) & np.isfinite(r)
+        if not np.any(finite):
+            return bias, m2
+        lf, rf = np.where(finite, l, 0.0), np.where(finite, r, 0.0)
+        mass = np.where(lf >= 0, sc.ndtr(-lf) - sc.ndtr(-rf), sc.ndtr(rf) - sc.ndtr(lf))
+        c = 1 / math.sqrt(2 * math.pi)
+        phl, phr = c * np.exp(-0.5 * lf * lf), c * np.exp(-0.5 * rf * rf)
+        exact = (1 + a * a) * mass - (rf - 2 * a) * phr + (lf - 2 * a) * phl
+        slack = 1e-13 * (1 + a * a + np.abs(lf) + np.abs(rf))
+        closed = np.maximum(exact, 0.0) + slack
+        m2 = np.where(finite & np.isfinite(closed), np.minimum(m2, closed), m2)
+        return bias, m2
+
     @staticmethod
     def _upper_moment(t: np.ndarray, j: int) -> np.ndarray:
         """int_t^inf z^j phi(z) dz (recursion J_j = t^(j-1) phi(t) + (j-1) J_(j-2))."""

@@ -1,7 +1,8 @@
 """The engine's process-local switches, captured in the caller and set again where the work runs.
 
 Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.affine.ENABLED``,
-``opgraph.dcg.cancel.ENABLED``, ``opgraph.dcg.exactlaw.ENABLED``, ``opgraph.dcg.subcells.ENABLED``, ``opgraph.dcg.engine.SEMI_DISCRETE``). A
+``opgraph.dcg.cancel.ENABLED``, ``opgraph.dcg.exactlaw.ENABLED``, ``opgraph.dcg.subcells.ENABLED``,
+``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -15,7 +16,7 @@ from collections.abc import Iterator, Mapping
 
 
 def _vars() -> dict[str, contextvars.ContextVar[bool]]:
-    from opgraph.dcg import affine, cancel, engine, exactlaw, subcells
+    from opgraph.dcg import affine, cancel, engine, exactlaw, subcells, taylor
 
     return {
         "affine": affine.ENABLED,
@@ -23,11 +24,15 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "exact_law": exactlaw.ENABLED,
         "subcells": subcells.ENABLED,
         "semi_discrete": engine.SEMI_DISCRETE,
+        "taylor": taylor.ENABLED,
     }
 
 
 def capture() -> dict[str, bool]:
-    """The current value of every switch, by name (``affine``, ``cancel``, ``exact_law``, ``subcells``, ``semi_discrete``)."""
+    """The current value of every switch, by name.
+
+    Names: ``affine``, ``cancel``, ``exact_law``, ``subcells``, ``semi_discrete``, ``taylor``.
+    """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
 
