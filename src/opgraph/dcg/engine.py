@@ -370,6 +370,26 @@ def _capped(first: np.ndarray, second: np.ndarray, cap: float | None) -> np.ndar
     return out
 
 
+#: A node whose values are all below this in magnitude (and not all 0) switches the second-order certificates off
+#: (law-level sums and products, semi-discrete, Taylor): they square values and moments, and float64 squares of
+#: values below ~1e-154 underflow, which would make those bounds too small. The first-order bounds stay.
+TINY_SCALE = 1e-140
+
+
+def _tiny_scale(what: str, values: Any) -> str | None:
+    """A note where ``values`` are all tiny but not all 0 (see :data:`TINY_SCALE`), else None."""
+    v = np.asarray(values)
+    with np.errstate(invalid="ignore"):
+        mags = np.abs(v[np.isfinite(v)])
+    m = float(np.max(mags)) if mags.size else 0.0
+    if 0 < m < TINY_SCALE:
+        return (
+            f"{what} has values of magnitude {m:.1e} (below {TINY_SCALE:.0e}): second-order certificates off, the "
+            "bound is first order; rescale the program's units for a tighter one"
+        )
+    return None
+
+
 def _scalar(x: Any) -> float:
     return float(np.asarray(x).reshape(-1)[0])
 
@@ -424,6 +444,8 @@ class Evaluator:
         # and operands, see :mod:`opgraph.dcg.semidiscrete`).
         self.keep: set[int] = set()
         self.kept: dict[int, Val] = {}
+        # Set where an input or node has only tiny values (:data:`TINY_SCALE`): second-order certificates off.
+        self.tiny: str | None = None
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
         # bounds (every cell's derivative enclosure lies in the global one), so those are not computed.
         ins = [n.attrs["name"] for n in graph.nodes if n.op == "input"]
@@ -577,6 +599,10 @@ class Evaluator:
             return self._op(n, list(ops), rules)
 
         def after(n: Node, v: Val) -> Val:
+            if n.op != "const":  # a tiny constant (an 1e-300 guard) matters only where it makes a value tiny
+                self.tiny = self.tiny or _tiny_scale(f"{n.where}", v.pt)
+            if self.tiny is not None:
+                v.wb = None  # no law-level bound from here on (the rule passes None on to every user)
             out = self._compress(n.id, v) if n.id in self.compress else v
             if n.id in keep:
                 self._kept[n.id] = out
@@ -631,6 +657,7 @@ class Evaluator:
         i = n.id
         name = n.attrs["name"]
         q = self.quantized[name]
+        self.tiny = self.tiny or _tiny_scale(f"input {name!r}", q.atoms)
         label = self.labels[name]
         dist = self.dists.get(name)
         moment = None
@@ -1675,7 +1702,13 @@ def _taylor_boxes(
     from opgraph.dcg import taylor
 
     axes = val.axes
-    if not taylor.ENABLED.get() or (ev.reducer is not None and not chunk) or ev.compressions or ev.extremes:
+    if (
+        not taylor.ENABLED.get()
+        or (ev.reducer is not None and not chunk)
+        or ev.compressions
+        or ev.extremes
+        or ev.tiny is not None
+    ):
         return box_bound, attr, None
     if not axes:
         return box_bound, attr, None
@@ -1977,7 +2010,7 @@ def evaluate_output(
             bound, terms, method = w_total, dict(val.wb or {}), "law-level"
         if "sd" not in done:
             sd = None
-            if core is not None and not bound <= 0:
+            if core is not None and not bound <= 0 and ev.tiny is None:
                 try:
                     sd = semidiscrete.certify(ev, core, ev.kept, attr, bound)
                 except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as exc:  # an optional one
@@ -2008,6 +2041,8 @@ def evaluate_output(
             info["subcells"] = sub_info
         if taylor_info is not None:
             info["taylor"] = taylor_info
+        if ev.tiny is not None:
+            info["tiny_scale"] = ev.tiny
         if math.isinf(bound):
             where = val.nb_inf_at or sub.nodes[out].where
             info["unbounded_at"] = where

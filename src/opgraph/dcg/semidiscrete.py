@@ -293,7 +293,9 @@ def scores(quantized: dict[str, Any], dists: dict[str, Any], mode: str) -> dict[
         v = float(np.sum(np.minimum(q.m2, np.inf)))
         if mode == "mul":
             ea = law.mean_abs()
-            v /= ea * ea
+            if not ea > 0:
+                continue  # no relative spread (a point mass at 0): left out
+            v = v / ea / ea  # two divisions: ea * ea underflows to 0 for ea below ~1e-154
             t = law.scaled_tv() / ea
         else:
             t = law.density_tv()
