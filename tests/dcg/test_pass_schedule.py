@@ -19,15 +19,30 @@ import test_cancel as TC  # noqa: E402  (the cancellation tests' programs and la
 
 
 def _counting(monkeypatch) -> list[int]:
+    """Counts the sub-cell passes run (a deferred pass's probe-only call is not one)."""
     calls: list[int] = []
     real = engine._subcell_bound
 
     def counted(*a, **kw):
-        calls.append(1)
+        if not kw.get("probe_only"):
+            calls.append(1)
         return real(*a, **kw)
 
     monkeypatch.setattr(engine, "_subcell_bound", counted)
     return calls
+
+
+def _rounds(monkeypatch) -> list[tuple[int, bytes]]:
+    """Records each fine-grid evaluation of the pass: (its coarse evaluator's id, the cells it was restricted to)."""
+    seen: list[tuple[int, bytes]] = []
+    real = engine._subcell_round
+
+    def recorded(ev, sub, out, plan, quantized, labels, dists, rules, only=None):
+        seen.append((id(ev), b"" if only is None else only[0].encode() + np.asarray(only[1]).tobytes()))
+        return real(ev, sub, out, plan, quantized, labels, dists, rules, only)
+
+    monkeypatch.setattr(engine, "_subcell_round", recorded)
+    return seen
 
 
 def _eval(fn, atoms):
@@ -36,25 +51,60 @@ def _eval(fn, atoms):
         return od.evaluate(fn, *TC.LAWS[fn], atoms=atoms)
 
 
-def test_pair_runs_the_pass_on_the_winner_only(monkeypatch):
-    """_powers at 3 atoms: the rewrite wins before the passes and its pass gains 1.7x; the original's cannot catch
-    up at that rate, so its pass is skipped (it ran too before this change: two calls)."""
-    calls = _counting(monkeypatch)
-    r = _eval(TC._powers, 3)
+def test_pair_loser_is_stopped_by_its_own_probe(monkeypatch):
+    """_bore at 3 atoms: the rewrite's pass runs; the original's probe extrapolates a bound (22.2) far above the
+    rewrite's (10.8), so the original's pass stops after its probe, evaluated once (kept from probe() for the run)."""
+    seen = _rounds(monkeypatch)
+    r = _eval(TC._bore, 3)
     rec = r.info["cancelled"]["subcell_passes"]
     assert rec["first"] == "rewrite" and rec["first_ran"]
-    assert rec["second"].startswith("skipped"), rec
-    assert len(calls) == 1
+    assert rec["second"].startswith("stopped by its probe"), rec
+    assert rec["probed"]["rewrite"] < rec["probed"]["original"]
+    assert len(seen) == len(set(seen)), seen  # no probe evaluated twice
+    per_graph = sorted(sum(1 for e, _ in seen if e == g) for g in {e for e, _ in seen})
+    assert len(per_graph) == 2 and per_graph[0] == 1, per_graph  # the loser: its probe only
 
 
-def test_loser_still_runs_where_the_winner_gained_nothing(monkeypatch):
-    """The piston volume at 3 atoms: the rewrite wins before the passes but its pass gains 0.2 %; the original's
-    pass (7x) must still run, and the original's answer is kept (skipping it: bound 0.0046 instead of 0.00068)."""
+def test_loser_runs_where_its_own_probe_says_it_wins(monkeypatch):
+    """The piston volume at 3 atoms: the rewrite has the smaller bound before the passes, but its pass gains 0.2 %
+    and the original's 7x: the original's probe puts it first, its pass runs, and its answer is kept (skipping it:
+    bound 0.0046 instead of 0.00068)."""
     calls = _counting(monkeypatch)
     r = _eval(TC._vol, 3)
-    assert r.info["cancelled"]["subcell_passes"]["second"] == "ran"
+    rec = r.info["cancelled"]["subcell_passes"]
+    assert rec["first"] == "original" and rec["first_ran"]
+    assert rec["probed"]["original"] < rec["probed"]["rewrite"]
     assert len(calls) == 2
     assert not r.info["cancelled"]["used"] and r.w1_bound < 0.5 * r.info["cancelled"]["other_bound"]
+
+
+def _probed(bound: float, after: float, predicted: float, log: list[tuple[str, float]], name: str) -> Evaluation:
+    e = Evaluation(np.array([0.0]), np.array([1.0]), bound, {}, True, (0.0, 0.0), {})
+
+    def run(ceiling: float) -> Evaluation:
+        log.append((name, ceiling))
+        return Evaluation(e.atoms, e.weights, after, {}, True, (0.0, 0.0), {})
+
+    e.resume = DeferredPass(run, lambda factor: bound / factor, lambda: predicted)
+    return e
+
+
+def test_pair_order_comes_from_each_graphs_own_probe():
+    """Borehole at 4 atoms lost 2.4 %: the rewrite (smaller bound before the passes) gained 1.42x, from which the
+    original's pass (12x on its own) was judged unable to win and skipped. Each graph's probe now decides."""
+    log: list[tuple[str, float]] = []
+    a, b = _probed(1.0, 0.1, 0.12, log, "original"), _probed(0.9, 0.6, 0.63, log, "rewrite")
+    a_r, b_r = a.resume, b.resume
+    a.resume = b.resume = None
+    oa, ob, rec = engine._pair_passes(a, a_r, b, b_r, 5.0)
+    assert rec["first"] == "original" and [n for n, _ in log] == ["original", "rewrite"]
+    assert log[0][1] == 5.0 and log[1][1] == pytest.approx(engine.PAIR_SLACK * 0.1)
+    assert min(oa.w1_bound, ob.w1_bound) == 0.1
+    # a refused rewrite: only the original's pass, first, whatever the probes say
+    log.clear()
+    a, b = _probed(1.0, 0.7, 0.8, log, "original"), _probed(0.9, 0.1, 0.12, log, "rewrite")
+    oa, ob, rec = engine._pair_passes(a, a.resume, b, b.resume, 5.0, refused=True)
+    assert rec["first"] == "original" and [n for n, _ in log] == ["original"] and ob.w1_bound == 0.9
 
 
 def _both_passes(a, ra, b, rb, ceiling, refused=False):
@@ -63,7 +113,7 @@ def _both_passes(a, ra, b, rb, ceiling, refused=False):
 
 
 @pytest.mark.parametrize("fn", [TC._bore, TC._vol, TC._powers, TC._clear, TC._distribute, TC._divide])
-@pytest.mark.parametrize("atoms", [3, 6])
+@pytest.mark.parametrize("atoms", [3, 4, 6])
 def test_pair_bound_no_worse_than_running_both_passes(monkeypatch, fn, atoms):
     sched = _eval(fn, atoms)
     monkeypatch.setattr(engine, "_pair_passes", _both_passes)
