@@ -16,7 +16,7 @@ import pytest
 import scipy.stats as st
 
 from opgraph import dcg as od
-from opgraph.dcg import exactlaw
+from opgraph.dcg import api, exactlaw
 
 L = od.LogNormal
 
@@ -48,7 +48,9 @@ def _target(**kw):
     return r, [str(w.message) for w in rec]
 
 
-def test_compressed_rounds_without_finite_bound_are_rescued_by_the_whole_grid():
+def test_compressed_rounds_without_finite_bound_are_rescued_by_the_whole_grid(monkeypatch):
+    """The rescue itself, with the first round's pole check off (it would start on the whole grid: see below)."""
+    monkeypatch.setattr(api, "_compressed_pole", lambda *a, **kw: None)
     r, msgs = _target()
     hist = r.info["refinement"]
     assert math.isinf(hist[0]["w1_bound"])  # the compressed round: no finite bound
@@ -75,3 +77,27 @@ def test_no_rescue_where_the_refinement_is_finite():
         r = od.evaluate(_ratio, *INPUTS, target_w1=1e-4, max_joint=4096)
     assert math.isfinite(r.w1_bound)
     assert not any(h.get("whole_grid_rescue") for h in r.info["refinement"])
+
+
+def test_first_round_on_the_whole_grid_where_compressed_cells_reach_a_pole(monkeypatch):
+    """The compressed node ``a * b`` (range [0, inf): LogNormal tails) feeds the denominator ``a * b + c``: the
+    compressed first round is bound to be inf, so the rescue's grid is the first round (no inf round, no rescue)."""
+    r, _ = _target()
+    hist = r.info["refinement"]
+    assert "div" in hist[0]["whole_grid_first"] and hist[0]["compress_atoms"] >= 1024
+    assert all(math.isfinite(h["w1_bound"]) for h in hist[:1]) and not any(h.get("whole_grid_rescue") for h in hist)
+    assert r.certified is True and math.isfinite(r.w1_bound) and not r.info.get("compressions")
+    monkeypatch.setattr(api, "_compressed_pole", lambda *a, **kw: None)
+    rescued, _ = _target()
+    assert rescued.info["refinement"][-1].get("whole_grid_rescue") is True
+    assert r.w1_bound <= rescued.w1_bound * (1 + 1e-12)
+
+
+def test_no_whole_grid_first_round_for_bounded_inputs():
+    """Bounded inputs whose ranges end at the pole only through the interval dependency problem keep the
+    compressed first round (the piston's ``sqrt(A**2 + B)`` is finite there)."""
+    u = [od.Uniform(0.5, 1.5), od.Uniform(0.5, 1.5), od.Uniform(0.0, 1.0), od.Uniform(0.5, 1.5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = od.evaluate(_ratio, *u, target_w1=1e-4, compress_atoms=2, max_joint=4096)
+    assert "whole_grid_first" not in r.info["refinement"][0]

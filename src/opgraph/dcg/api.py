@@ -319,6 +319,21 @@ def _evaluate_graph(
         if small is not None:
             log.info("target_w1: first round shrunk from %s to %s to fit max_joint=%d", cur_atoms, small, max_joint)
             cur_atoms = small
+    whole_first: str | None = None
+    if target_w1 is not None:
+        pole = _compressed_pole(restricted, dists, cur_atoms, max_joint, cur_compress)
+        if pole is not None:
+            # The first round's compressed nodes reach a pole: that round (and the rounds after it) would give
+            # only inf before the whole-grid rescue ran (DampedOsc at 1e-2: 21 s of compressed rounds, then the
+            # rescue). The rescue's grid (fixed-atoms compression size) is the first round instead.
+            w_atoms, w_comp = _largest_fitting_grid(
+                restricted, dists, cur_atoms, max_joint, None, max(1024, 4 * max(cur_atoms.values()))
+            )
+            if _fits(restricted, dists, w_atoms, max_joint, w_comp) and (
+                _compressed_pole(restricted, dists, w_atoms, max_joint, w_comp) is None
+            ):
+                log.info("target_w1: compressed nodes reach a pole at %s: first round on the whole grid", pole)
+                cur_atoms, cur_compress, whole_first = w_atoms, w_comp, pole
     results: list[DistResult] = []
     history: list[dict[str, Any]] = []
     allocator = Allocator(target_w1) if target_w1 is not None else None
@@ -406,6 +421,8 @@ def _evaluate_graph(
                 if used_alt:
                     evals, quantized, labels, worst, cur_atoms = a_evals, a_q, a_l, a_worst, dict(alt)
         history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": plan_worst})
+        if rnd == 0 and whole_first is not None:
+            history[-1]["whole_grid_first"] = whole_first
         if passes != "none":
             history[-1].update(subcell_passes=passes, w1_bound_after_passes=worst)
         if best is None or worst < best[0]:
@@ -972,6 +989,83 @@ def _largest_fitting_grid(
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return at(lo)
+
+
+#: Ops with a pole (of the value or of the derivative) at a finite point of one operand: that operand's index and
+#: the test that its range *ends* at the pole (a LogNormal's 0: the singular end that tail cells reach; a range
+#: across it is the interval dependency problem, which the boxes' own enclosures avoid, or a law without a mean).
+_POLES: dict[str, tuple[int, Callable[[float, float], bool]]] = {
+    "div": (1, lambda lo, hi: lo == 0.0 or hi == 0.0),
+    "reciprocal": (0, lambda lo, hi: lo == 0.0 or hi == 0.0),
+    "rsqrt": (0, lambda lo, hi: lo == 0.0),
+    "log": (0, lambda lo, hi: lo == 0.0),
+    "log2": (0, lambda lo, hi: lo == 0.0),
+    "log10": (0, lambda lo, hi: lo == 0.0),
+    "log1p": (0, lambda lo, hi: lo == -1.0),
+    "sqrt": (0, lambda lo, hi: lo == 0.0),  # an infinite derivative at 0 (no Lipschitz bound across it)
+    "cbrt": (0, lambda lo, hi: lo == 0.0 or hi == 0.0),
+}
+
+
+def _compressed_pole(
+    restricted: list[tuple[Graph, int]],
+    dists: dict[str, Distribution],
+    atoms: Mapping[str, int],
+    max_joint: int,
+    compress: int,
+) -> str | None:
+    """Where a compressed node of the grid at ``atoms`` and compression size ``compress`` feeds a pole, or None.
+
+    A compressed node's cells are hulls of its boxes' enclosures; where its range (the natural enclosure over the
+    inputs' whole supports) ends at a pole of an op after it, and the range depends on an input with an unbounded
+    support (its tail cells reach that end; bounded inputs' ends at a pole are mostly the interval dependency
+    problem: the piston's ``sqrt(A**2 + B)``, whose compressed rounds are finite) (a denominator or a log argument reaching 0: the
+    DampedOsc's ``sqrt(Ks / Ms)``), the cells next to the pole make that op's bound infinite, and with it the
+    round's (its tails are no longer tied to one input, where the envelopes could bound them). Returns the op's
+    place in the source.
+    """
+    from opgraph.dcg import intervals as iv
+
+    for sub, out, sizes in _plan_inputs(restricted, dists, atoms):
+        if sub.nodes[out].op == "const" or exactlaw.whole_output(sub, out, dists):
+            continue
+        plan = plan_compression(sub, out, sizes, max_joint, compress, _soft_joint(compress))
+        if not plan:
+            continue
+        env: dict[int, tuple[float, float]] = {}
+        tainted: set[int] = set()  # the compressed nodes and what depends on them
+        tailed: set[int] = set()  # what depends on an input with an unbounded support (LogNormal, Gamma, Normal)
+        for i, n in enumerate(sub.nodes):
+            if any(j in tailed for j in n.inputs):
+                tailed.add(i)
+            if n.op == "input":
+                lo, hi = dists[n.attrs["name"]].support()
+                env[i] = (float(lo), float(hi))
+                if not (math.isfinite(lo) and math.isfinite(hi)):
+                    tailed.add(i)
+            elif n.op == "const":
+                c = np.asarray(n.attrs["value"], dtype=float)
+                env[i] = (float(np.min(c)), float(np.max(c))) if c.size else (0.0, 0.0)
+            else:
+                args = [(np.asarray(env[j][0]), np.asarray(env[j][1])) for j in n.inputs]
+                pole = _POLES.get(n.op)
+                at = n.inputs[pole[0]] if pole is not None and pole[0] < len(n.inputs) else None
+                if pole is not None and at in tainted and at in tailed and pole[1](*env[at]):
+                    return n.where
+                if n.op == "pow" and len(n.inputs) == 2 and n.inputs[0] in tainted and n.inputs[0] in tailed:
+                    (e_lo, e_hi), b_lo = env[n.inputs[1]], env[n.inputs[0]][0]
+                    if e_lo < 1 and not (e_lo == e_hi and e_lo >= 0 and float(e_lo).is_integer()) and b_lo == 0:
+                        return n.where  # a negative or fractional power of a range reaching 0
+                try:
+                    with np.errstate(all="ignore"):
+                        (vlo, vhi), _ = iv.rule(n.op, args, n.attrs)
+                    vlo_f, vhi_f = float(np.min(vlo)), float(np.max(vhi))
+                except (DistError, ValueError, TypeError):
+                    vlo_f, vhi_f = -math.inf, math.inf
+                env[i] = (-math.inf if math.isnan(vlo_f) else vlo_f, math.inf if math.isnan(vhi_f) else vhi_f)
+            if i in plan or any(j in tainted for j in n.inputs):
+                tainted.add(i)
+    return None
 
 
 def _soft_joint(compress: int) -> int:
