@@ -132,3 +132,18 @@ def test_unsupported_ops_decline(op):
     fn = {"relu": lambda x: np.maximum(x, 0.0), "abs": np.abs, "sqrt": np.sqrt}[op]
     g = trace(fn, "x")
     assert not taylor.supported(g, g.outputs[0])
+
+
+def test_gradient_radius_enters_times_the_cell_moment_on_narrow_cells():
+    # Kills taylor:279#2 (r * E -> r / E): the atom's gradient enclosure is a few ulps wide (r ~ 1e-15), so on a
+    # cell with E|d| = 1e-9 its term is ~1e-24, far below the linear term 3e-9; divided by E it would be ~1e-6.
+    g = trace(lambda x: 3.0 * x, "x")
+    (ax,) = [n.id for n in g.nodes if n.op == "input"]
+    atoms = np.array([1.0, 2.0])
+    cells = {ax: (atoms - 1e-9, atoms + 1e-9, atoms)}
+    mass = np.array([0.5, 0.5])
+    moments = {ax: (mass, 1e-9 * mass, 0.0 * mass, 1e-18 * mass)}
+    tb = taylor.box_bound(g, g.outputs[0], (ax,), 3.0 * atoms, cells, moments, mass)
+    # plus the distance of V' to the few-ulp enclosure of f(x') (measured 16 ulps of V'; 64 allowed)
+    ulps = 64 * np.finfo(float).eps * 3.0 * atoms
+    assert np.all(tb >= 3e-9 * (1 + 1e-9) * mass) and np.all(tb <= (3e-9 + ulps) * (1 + 1e-9) * mass)
