@@ -147,3 +147,16 @@ def test_gradient_radius_enters_times_the_cell_moment_on_narrow_cells():
     # plus the distance of V' to the few-ulp enclosure of f(x') (measured 16 ulps of V'; 64 allowed)
     ulps = 64 * np.finfo(float).eps * 3.0 * atoms
     assert np.all(tb >= 3e-9 * (1 + 1e-9) * mass) and np.all(tb <= (3e-9 + ulps) * (1 + 1e-9) * mass)
+
+
+def test_memory_guard_boundary_is_inclusive(monkeypatch):
+    # Kills taylor:245#7 (`> MAX_WORK` -> `>=`): a grid whose cells times Hessian entries equal MAX_WORK is still
+    # bounded (2 x 2 cells, 2 axes: 4 * 3 = 12), one above it declines (the limit lowered here to keep it small).
+    g, axes, cells, moments = _setup(lambda x, y: 3.0 * x - 2.0 * y + 5.0)
+    pt = 3.0 * X_CELLS[2][:, None] - 2.0 * Y_CELLS[2][None, :] + 5.0
+    w = X_MASS[:, None] * Y_MASS[None, :]
+    monkeypatch.setattr(taylor, "MAX_WORK", 12)
+    tb = taylor.box_bound(g, g.outputs[0], axes, pt, cells, moments, w)
+    assert tb is not None and np.all(np.isfinite(tb))
+    monkeypatch.setattr(taylor, "MAX_WORK", 11)
+    assert taylor.box_bound(g, g.outputs[0], axes, pt, cells, moments, w) is None
