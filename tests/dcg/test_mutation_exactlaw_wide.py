@@ -93,3 +93,14 @@ def test_a_replacement_name_that_is_taken_gets_primes():
     new = [k for k in sub.dists if k not in dists]
     assert new == [taken + "'"]
     assert isinstance(sub.dists[taken + "'"], od.LogNormal) and sub.dists[taken] is dists[taken]
+
+
+def test_a_non_finite_constant_has_no_form():
+    # Kills exactlaw:276#1 (the scalar-constant test's `and` chain -> `or`): a sum of Normals plus inf is no
+    # Normal, so neither the constant nor the sum has a form.
+    dists = {"a": od.Normal(0.0, 1.0), "b": od.Normal(1.0, 2.0)}
+    g = trace(lambda a, b: a + b + np.inf, "a", "b")
+    fs = exactlaw.forms(g, dists, None)
+    assert [n.op for n in g.nodes] == ["input", "input", "add", "const", "add"]
+    assert fs[3] is None and fs[4] is None
+    assert isinstance(fs[2], exactlaw.Form)
