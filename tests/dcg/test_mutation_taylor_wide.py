@@ -66,3 +66,66 @@ def test_axis_count_guard_is_inclusive(monkeypatch):
     assert taylor.box_bound(g, g.outputs[0], axes, pt, cells, moments, w) is not None
     monkeypatch.setattr(taylor, "MAX_AXES", 1)
     assert taylor.box_bound(g, g.outputs[0], axes, pt, cells, moments, w) is None
+
+
+# --- third sample (seed 18) ----------------------------------------------------------------------------------
+
+
+def test_quotient_cross_hessian_is_enclosed():
+    # Kills taylor:154#1 (the div rule's `(0, 1)` key -> `(1, 1)`, a duplicate that drops d2(u/w)/du dw): for
+    # f = x / y the cross entry -1/y^2 must enclose central differences at points of the box.
+    g = trace(lambda x, y: x / y, "x", "y")
+    ids = {n.attrs["name"]: n.id for n in g.nodes if n.op == "input"}
+    box = {ids["x"]: (np.array([0.5]), np.array([1.5])), ids["y"]: (np.array([1.0]), np.array([2.0]))}
+    jet = taylor.jets(g, g.outputs[0], box, hess=True)
+    hxy = jet.h[tuple(sorted((ids["x"], ids["y"])))]
+    ys = np.linspace(1.0, 2.0, 101)
+    assert np.all(-1 / ys**2 >= hxy[0] - 1e-12) and np.all(-1 / ys**2 <= hxy[1] + 1e-12)
+    hyy = jet.h[(ids["y"], ids["y"])]
+    xs = np.linspace(0.5, 1.5, 11)[:, None]
+    assert np.all(2 * xs / ys**3 >= hyy[0] - 1e-12) and np.all(2 * xs / ys**3 <= hyy[1] + 1e-12)
+
+
+def test_hessian_is_enclosed_over_the_whole_box_not_at_one_end():
+    # Kills taylor:252#1 (the box's lower ends taken from `hi`): f = exp(-x) on the cell [0, 1] with atom 0.5 has
+    # |f''| <= 1 (at x = 0), not e^-1 (at x = 1): the remainder is 1/2 * 1 * E d^2.
+    g = trace(lambda x: np.exp(-x), "x")
+    (ax,) = [n.id for n in g.nodes if n.op == "input"]
+    one = np.array([1.0])
+    atom = np.array([0.5])
+    cells = {ax: (np.array([0.0]), one, atom)}
+    e, m = 0.25, 1 / 12  # X ~ U(0, 1): E|d| = 1/4, E d^2 = 1/12
+    moments = {ax: (one, e * one, 0.0 * one, m * one)}
+    pt = np.exp(-atom)
+    tb = taylor.box_bound(g, g.outputs[0], (ax,), pt, cells, moments, one)
+    c = np.exp(-0.5)
+    lin = min(c * np.sqrt(m), c * e)
+    lo = (lin + 0.5 * 1.0 * m) * (1 + 1e-9)
+    assert lo <= tb[0] <= lo * (1 + 1e-9)
+
+
+def test_a_square_that_underflowed_falls_back_to_the_sum_form():
+    # Kills taylor:275#1 (`exact & (...)` -> `exact | (...)`: the square-root form taken everywhere): f = 5e-197 x
+    # squares its gradient to 0, so sqrt(sum c^2 M) + sum |c| b = 0 would drop the whole term; the box keeps
+    # |c| E|d| = 2e-197 (the case test_bound_property found first).
+    c = 5e-197
+    g = trace(lambda x: c * x, "x")
+    (ax,) = [n.id for n in g.nodes if n.op == "input"]
+    m = np.array([0.5, 0.5])
+    cells = {ax: (np.array([-1.0, 0.0]), np.array([0.0, 1.0]), np.array([-0.5, 0.5]))}
+    moments = {ax: (m, 0.4 * m, 0.0 * m, 0.2 * m)}
+    tb = taylor.box_bound(g, g.outputs[0], (ax,), c * np.array([-0.5, 0.5]), cells, moments, m)
+    assert np.all(tb >= c * 0.4 * (1 + 1e-9) * m)
+    assert np.all(tb <= c * 0.4 * (1 + 1e-9) * m * (1 + 1e-12))
+
+
+def test_zero_mass_boxes_get_zero():
+    # Kills taylor:291#3 (zero-mass boxes set to 1.0): a cell of mass 0 carries no bound.
+    g = trace(lambda x: 3.0 * x, "x")
+    (ax,) = [n.id for n in g.nodes if n.op == "input"]
+    m = np.array([0.5, 0.0, 0.5])
+    atoms = np.array([-1.0, 0.0, 1.0])
+    cells = {ax: (atoms - 0.5, atoms + 0.5, atoms)}
+    moments = {ax: (m, 0.25 * m, 0.0 * m, m / 12)}
+    tb = taylor.box_bound(g, g.outputs[0], (ax,), 3.0 * atoms, cells, moments, m)
+    assert tb[1] == 0.0 and np.all(tb[[0, 2]] > 0)
