@@ -98,3 +98,19 @@ def test_graph_size_guard_is_inclusive(monkeypatch):
     assert exactlaw.substitute(g, g.outputs[0], quantized, labels, dists, 16) is not None
     monkeypatch.setattr(exactlaw, "MAX_NODES", 4)
     assert exactlaw.substitute(g, g.outputs[0], quantized, labels, dists, 16) is None
+
+
+def test_a_rule_op_with_attributes_has_no_form():
+    # Kills exactlaw:278#1 (`rule is None or n.attrs` -> `and`): an op that carries attributes (torch's
+    # add(x, y, alpha=2) imported as `add` with attrs) is not the plain op the rule describes.
+    from opgraph.graph import Graph, Node
+
+    nodes = (
+        Node(0, "input", (), {"name": "a"}, {}),
+        Node(1, "input", (), {"name": "b"}, {}),
+        Node(2, "add", (0, 1), {"alpha": 2.0}, {}),
+    )
+    g = Graph(nodes, (0, 1), (2,), {})
+    dists = {"a": od.Normal(0.0, 1.0), "b": od.Normal(1.0, 2.0)}
+    fs = exactlaw.forms(g, dists, None)
+    assert isinstance(fs[0], exactlaw.Form) and fs[2] is None
