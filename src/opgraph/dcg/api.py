@@ -346,23 +346,6 @@ def _evaluate_graph(
     # path has no pass, and a kept round's arrays would count twice against the budget).
     defer = target_w1 is not None and subcells.ENABLED.get() and (scale or {}).get("max_memory") is None
 
-    def evaluate_one(o: Any, quantized: dict[str, Quantized], labels: dict[str, str]) -> Evaluation:
-        """Output ``o`` on the grid of ``quantized`` at this round's compression size (read when called)."""
-        return evaluate_output_chunked(
-            graph,
-            o,
-            quantized,
-            labels,
-            dists,
-            max_joint=max_joint,
-            compress_atoms=cur_compress,
-            qmc_points=qmc_points,
-            seed=seed,
-            rules=rules,
-            soft_joint=_soft_joint(cur_compress),
-            **(scale or {}),
-        )
-
     def evaluate_with(o: Any, quantized: dict[str, Quantized], labels: dict[str, str], compress: int) -> Evaluation:
         """Output ``o`` on the grid of ``quantized`` at compression size ``compress`` (soft limit its square)."""
         return evaluate_output_chunked(
@@ -379,6 +362,10 @@ def _evaluate_graph(
             soft_joint=_soft_joint(compress),
             **(scale or {}),
         )
+
+    def evaluate_one(o: Any, quantized: dict[str, Quantized], labels: dict[str, str]) -> Evaluation:
+        """Output ``o`` on the grid of ``quantized`` at this round's compression size (read when called)."""
+        return evaluate_with(o, quantized, labels, cur_compress)
 
     for rnd in range(40):
         quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
