@@ -2360,19 +2360,25 @@ def _subcell_probed(
     attr_sum: Terms = {}
     fine_boxes = 0
     plan_key = tuple(sorted(plan.items()))
+
+    def after_probe(predicted: float | None) -> tuple[np.ndarray, None, int, str] | None:
+        """The round's early answer after its probe (``predicted``: the extrapolated bound), or None to go on."""
+        if predicted is None:  # an infinite bound on the probe's boxes: any finite one pays
+            return None
+        if probe_only:
+            return new, None, fine_boxes, "probe only"
+        assert probe is not None  # called on the probe part only
+        stop = _probe_stop(probe, total, predicted, ceiling)
+        return (new, None, fine_boxes, stop) if stop else None
+
     for k, part in enumerate(parts):
         if k == 0 and probe is not None and memo is not None and memo.get("plan") == plan_key:
             if memo["probe"] is None:
                 return None
             new, attr_sum, fine_boxes, idx = memo["probe"][0].copy(), dict(memo["probe"][1]), *memo["probe"][2:]
-            predicted = memo["predicted"]
-            if predicted is None:
-                continue
-            if probe_only:
-                return new, None, fine_boxes, "probe only"
-            stop = _probe_stop(probe, total, predicted, ceiling)
-            if stop:
-                return new, None, fine_boxes, stop
+            early = after_probe(memo["predicted"])
+            if early is not None:
+                return early
             continue
         sc = _subcell_round(ev, sub, out, plan, quantized, labels, dists, rules, part)
         if sc is None or sorted(sc[0].axes) != sorted(val.axes):
@@ -2403,19 +2409,15 @@ def _subcell_probed(
             attr_sum[key] = attr_sum.get(key, 0.0) + v
         if k == 0 and probe is not None:
             in_probe, after = float(np.sum(box[idx])), float(np.sum(new[idx]))
-            predicted = None  # an infinite bound on the probe's boxes: any finite one pays
+            predicted = None
             if math.isfinite(in_probe):
                 rate = (in_probe - after) / in_probe if in_probe > 0 else 0.0
                 predicted = total - (in_probe - after) - rate * (total - in_probe)
             if memo is not None:
                 memo.update(plan=plan_key, probe=(new.copy(), dict(attr_sum), fine_boxes, idx), predicted=predicted)
-            if predicted is None:
-                continue
-            if probe_only:
-                return new, None, fine_boxes, "probe only"
-            stop = _probe_stop(probe, total, predicted, ceiling)
-            if stop:
-                return new, None, fine_boxes, stop
+            early = after_probe(predicted)
+            if early is not None:
+                return early
     return new, attr_sum, fine_boxes, ""
 
 
