@@ -379,9 +379,14 @@ TINY_SCALE = 1e-140
 def _tiny_scale(what: str, values: Any) -> str | None:
     """A note where ``values`` are all tiny but not all 0 (see :data:`TINY_SCALE`), else None."""
     v = np.asarray(values)
-    with np.errstate(invalid="ignore"):
-        mags = np.abs(v[np.isfinite(v)])
-    m = float(np.max(mags)) if mags.size else 0.0
+    if v.size == 0:
+        return None
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN array
+        m = max(abs(float(np.nanmax(v))), abs(float(np.nanmin(v))))  # two reductions, no temporaries (per node)
+        if not math.isfinite(m):  # infinite atoms beside finite ones: the largest finite magnitude decides
+            mags = np.abs(v[np.isfinite(v)])
+            m = float(np.max(mags)) if mags.size else 0.0
     if 0 < m < TINY_SCALE:
         return (
             f"{what} has values of magnitude {m:.1e} (below {TINY_SCALE:.0e}): second-order certificates off, the "
