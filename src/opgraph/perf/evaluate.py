@@ -44,6 +44,23 @@ def evaluate_model(name: str, model: Any, records: Sequence[GraphRecord]) -> Col
     return CollectionScore(name, kind, graphs)
 
 
+def per_graph_metrics(score: CollectionScore) -> dict[str, dict[str, float]]:
+    """Every metric of every graph, as the held-out significance table pairs them (:mod:`opgraph.perf.significance`).
+
+    Returns:
+        metric (``"kendall_tau"``, ``"opa"``, ``"slowdown@K"``, tile also ``"kaggle_tile"``) -> graph name -> value.
+    """
+    out: dict[str, dict[str, float]] = {
+        "kendall_tau": {g.graph: g.kendall_tau for g in score.graphs},
+        "opa": {g.graph: g.opa for g in score.graphs},
+    }
+    for k in score.ks:
+        out[f"slowdown@{k}"] = {g.graph: g.slowdown[k] for g in score.graphs}
+    if score.kind == "tile":
+        out["kaggle_tile"] = {g.graph: g.kaggle_tile for g in score.graphs}
+    return out
+
+
 @dataclass
 class Comparison:
     """Scores of several models on the same held-out graphs.
@@ -99,13 +116,14 @@ class Comparison:
         return f"<table><caption>{self.kind}</caption><tr>{head}</tr>{body}</table>"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary (per model: collection averages and per-graph tau)."""
+        """JSON-able summary (per model: collection averages, per-graph tau and every per-graph metric)."""
         return {
             name: {
                 "summary": sc.summary(),
                 "fit_s": self.fit_s.get(name, 0.0),
                 "per_graph_tau": {g.graph: g.kendall_tau for g in sc.graphs},
                 "per_graph_ceiling": {g.graph: g.ceiling_tau for g in sc.graphs},
+                "per_graph": per_graph_metrics(sc),
             }
             for name, sc in self.scores.items()
         }
