@@ -800,7 +800,8 @@ def _significance_table(kind: str, res: dict[str, Any]) -> list[str]:
         f"the {n_f} families; families where a is better / equal / worse. 'more than noise' = the interval "
         "excludes 0 (named: the better model). Further rows: the GNN alone; (tile) MetaSchedule's XGBoost; the "
         "GNN ensemble with the best mean tau against its non-GNN member (does the GNN add anything to it?). "
-        "The intervals do not include the optimism of picking the best of each group after seeing the numbers.",
+        "The intervals do not include the optimism of picking the best of each group after seeing the numbers, "
+        "and each is a 95 % interval on its own (not family-wise over the rows).",
         "",
         "| metric | comparison | a (mean) | b (mean) | Δ = a − b | 95 % CI, graphs within families "
         "| 95 % CI, families | families a better / equal / worse | more than noise? |",
