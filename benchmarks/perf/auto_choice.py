@@ -12,6 +12,13 @@ Usage::
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/auto_choice.py --data /work/data/heldout-tile \
         --ms-cache /tmp/ms --json docs/benchmarks/perf_auto_choice.json --doc docs/benchmarks/perf.md
 
+``--replay-rules HELDOUT_JSON`` replays ``perf train --select-by``'s rules on stored results, no training
+(:func:`replay_rules`; numbers in ``docs/benchmarks/perf_auto_rule.json``)::
+
+    PYTHONPATH=src python benchmarks/perf/auto_choice.py --replay-rules docs/benchmarks/perf_heldout.json \
+        --from-json docs/benchmarks/perf_auto_choice.json --json docs/benchmarks/perf_auto_rule.json \
+        --doc docs/benchmarks/perf.md
+
 ``--screen FOLDER...`` replays tune-tile's one-shot screening on exhaustively measured kernels instead (see
 :func:`screen`; numbers in ``docs/benchmarks/perf_auto_screen.json``)::
 
@@ -146,6 +153,115 @@ def run(data: Path, ms_cache: Path | None, valid_frac: float, seed: int) -> dict
     return {"data": str(data), "valid_frac": valid_frac, "seed": seed, "folds": folds}
 
 
+RULE_BEGIN = "<!-- auto-rule:begin -->"
+RULE_END = "<!-- auto-rule:end -->"
+#: ``perf train --model-type auto``'s candidates per space (MetaSchedule's XGBoost: tile only)
+CANDIDATES = {
+    "tile": ("GNN", "LightGBM", "MetaSchedule XGBoost", "GNN + LightGBM"),
+    "layout": ("GNN", "LightGBM", "GNN + LightGBM", "GNN + analytical"),
+}
+
+
+def _pooled(fams: dict[str, Any], model: str, keep: list[str]) -> dict[str, float]:
+    """Mean over the graphs of the families ``keep`` of each per-graph metric of ``model`` (a validation summary)."""
+    import numpy as np
+
+    per = [fams[f]["models"][model]["per_graph"] for f in keep]
+    out = {}
+    for metric in per[0]:
+        vals = [float(v) for p in per for v in p[metric].values()]
+        vals = [v for v in vals if np.isfinite(v)]
+        out[metric] = float(np.mean(vals)) if vals else float("nan")
+    return out
+
+
+def replay_rules(heldout: dict[str, Any], auto: dict[str, Any] | None) -> dict[str, Any]:
+    """Replay ``perf train``'s selection rules on stored held-out results (no training).
+
+    * ``heldout`` (``docs/benchmarks/perf_heldout.json`` with per-graph metrics, ``heldout.py pergraph``): per held-out
+      family F, each rule picks among ``auto``'s candidates by their metrics pooled over the graphs of the *other*
+      families (each scored by a model trained without that family, so a validation set of unseen graphs, as
+      ``perf train``'s), and the pick is scored on F. Every candidate, the GNN included, takes part.
+    * ``auto`` (``docs/benchmarks/perf_auto_choice.json``): the folds of :func:`run`, LightGBM against XGBoost
+      trained on 80 % of the training families and chosen on the other 20 % as ``perf train`` does.
+    """
+    from opgraph.perf.evaluate import SELECT_BY, choose_model
+
+    out: dict[str, Any] = {}
+    for kind in ("tile", "layout"):
+        fams = heldout.get(kind, {}).get("families") or {}
+        cands = [c for c in CANDIDATES[kind] if all("per_graph" in fr["models"].get(c, {}) for fr in fams.values())]
+        if len(cands) < 2:
+            continue
+        folds = {}
+        for fam in fams:
+            others = [f for f in fams if f != fam]
+            valid = {c: _pooled(fams, c, others) for c in cands}
+            folds[fam] = {
+                "chosen": {r: choose_model(valid, select_by=r, kind=kind) for r in SELECT_BY},
+                "held_out": {c: {k: float(v) for k, v in fams[fam]["models"][c]["summary"].items()} for c in cands},
+            }
+        out[f"heldout-{kind}"] = {"kind": kind, "candidates": cands, "folds": folds}
+    if auto:
+        folds = {}
+        for fam, r in auto["folds"].items():
+            valid = {n: dict(v) for n, v in r["valid"].items()}
+            folds[fam] = {
+                "chosen": {rule: choose_model(valid, select_by=rule, kind="tile") for rule in SELECT_BY},
+                "held_out": r["held_out"],
+            }
+        out["auto-choice-tile"] = {"kind": "tile", "candidates": list(MODELS), "folds": folds}
+    return out
+
+
+def rule_block(res: dict[str, Any]) -> str:
+    """The markdown block of the rule replay."""
+    import numpy as np
+
+    from opgraph.perf.evaluate import SELECT_BY, selection_reason
+
+    lines = [
+        RULE_BEGIN,
+        f"Command: `{res['command']}`; {res['date']}; no training (stored results only). Raw numbers: "
+        "`docs/benchmarks/perf_auto_rule.json`.",
+        "",
+        "Rules (`perf train --select-by`): "
+        + "; ".join(f"**{r}** = {selection_reason(r, 'tile')} (layout: @10)" for r in SELECT_BY)
+        + ". Replays: **heldout-tile / heldout-layout**: per held-out family, `auto`'s candidates (GNN included) are "
+        "compared on the graphs of the other families (each scored by its held-out model, trained without that "
+        "family: unseen graphs, like `perf train`'s validation graphs), the rule picks one and the pick is scored "
+        "on the held-out family (`docs/benchmarks/perf_heldout.json`, section 'Held-out architecture families'). "
+        "**auto-choice-tile**: the folds of the section above (LightGBM against XGBoost, trained on 80 % of the "
+        "training families, validated on the other 20 %). Cells: mean over held-out families of the picked model's "
+        "held-out metric; 'always X' = no selection.",
+        "",
+    ]
+    for name, r in res["replays"].items():
+        k = 5 if r["kind"] == "tile" else 10
+        keys = ["kendall_tau", "opa", "slowdown@1", f"slowdown@{k}"]
+        folds = r["folds"]
+        lines += [
+            f"**{name}** ({len(folds)} folds; candidates: {', '.join(r['candidates'])})",
+            "",
+            "| selection | tau | OPA | slowdown@1 | slowdown@" + str(k) + " | picks |",
+            "|---|---|---|---|---|---|",
+        ]
+
+        def row(label: str, pick: Any, picks: str, keys: list[str] = keys, folds: dict[str, Any] = folds) -> str:
+            vals = [float(np.mean([float(f["held_out"][pick(f)][m]) for f in folds.values()])) for m in keys]
+            cells = [f"{vals[0]:.3f}", f"{vals[1]:.3f}", f"{vals[2]:.1%}", f"{vals[3]:.2%}"]
+            return f"| {label} | " + " | ".join(cells) + f" | {picks} |"
+
+        for rule in SELECT_BY:
+            chosen = [f["chosen"][rule] for f in folds.values()]
+            picks = ", ".join(f"{c} {chosen.count(c)}" for c in dict.fromkeys(chosen))
+            lines.append(row(f"--select-by {rule}", lambda f, rule=rule: f["chosen"][rule], picks))
+        for c in r["candidates"]:
+            lines.append(row(f"always {c}", lambda f, c=c: c, "-"))
+        lines.append("")
+    return "\n".join([*lines, RULE_END]) + "\n"
+
+
 def _mean(res: dict[str, Any], which: str, key: str) -> float:
     import numpy as np
 
@@ -211,7 +327,27 @@ def main() -> None:
         "--screen", type=Path, nargs="*", default=None, help="Exhaustive folders: replay the screening instead."
     )
     ap.add_argument("--screen-frac", type=float, default=0.1)
+    ap.add_argument(
+        "--replay-rules",
+        type=Path,
+        default=None,
+        help="perf_heldout.json with per-graph metrics: replay the --select-by rules on it (and on --from-json).",
+    )
     args = ap.parse_args()
+    if args.replay_rules is not None:
+        auto = dict(read_json(args.from_json)) if args.from_json else None
+        res = {
+            "replays": replay_rules(dict(read_json(args.replay_rules)), auto),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "command": "python benchmarks/perf/auto_choice.py " + " ".join(sys.argv[1:]),
+        }
+        if args.json:
+            write_json(args.json, res)
+        block = rule_block(res)
+        print(block)
+        if args.doc:
+            replace_marked_block(args.doc, RULE_BEGIN, RULE_END, block)
+        return
     if args.screen is not None:
         if args.from_json:
             res = dict(read_json(args.from_json))

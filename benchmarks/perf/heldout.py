@@ -22,6 +22,13 @@ GNN ablations. Writes a marked section of docs/benchmarks/perf.md and a JSON bes
     MALLOC_MMAP_THRESHOLD_=4000000000 MALLOC_TRIM_THRESHOLD_=8000000000 OMP_NUM_THREADS=1 TVM_NUM_THREADS=1 \\
         PYTHONPATH=src python benchmarks/perf/heldout.py collect --data runs/heldout
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/heldout.py evaluate --data runs/heldout
+
+``pergraph``: every model's per-graph metrics added to the JSON (GNN columns from the predictions ``seeds`` kept,
+the cheap models trained again), and the "Is it more than noise?" table per space (paired bootstrap over graphs
+within families and over families, :mod:`opgraph.perf.significance`); ``doc`` redraws it from the JSON::
+
+    PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/heldout.py pergraph --data /work/data/heldout-tile \
+        --spaces tile --preds runs/preds --ms-cache runs/ms_cache
 """
 
 from __future__ import annotations
@@ -378,6 +385,7 @@ def part_evaluate(args: argparse.Namespace) -> None:
     results["machine"] = machine_line()
     results["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results["command"] = "PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/heldout.py " + " ".join(args.argv)
+    add_significance(results)
     write_json(out_json, results)
     write_doc(results, Path(args.doc), out_json, args.section)
 
@@ -529,6 +537,33 @@ def seed_summary(kind: str, root: Path, data: Path, names: tuple[str, ...] = ())
     return out
 
 
+def kept_predictions(kind: str, fam: str, root: Path, variant: str, n_seeds: int | None = None) -> dict[str, Any]:
+    """The GNN-containing models' predictions on a held-out family, from the files ``seeds`` keeps (no training).
+
+    ``GNN`` = the mean of the first ``n_seeds`` seeds' per-graph standardised costs of ``variant`` (what
+    ``ModelConfig.ensemble`` trains); ``GNN + LightGBM`` / ``GNN + analytical`` = the sum of its and that baseline's
+    standardised costs (the same order as their mean); ``LightGBM`` and ``analytical`` as kept. Each is graph ->
+    costs; ``"_cpu_s"`` = the seeds' training CPU seconds. Empty when the family has no seeds or no baselines file.
+    """
+    import numpy as np
+
+    files = sorted((root / kind / _slug(variant) / fam).glob("seed*.json"))[:n_seeds]
+    bfile = root / kind / "_baselines" / fam / "baselines.json"
+    if not files or not bfile.exists():
+        return {}
+    runs = [dict(read_json(f)) for f in files]
+    mean = {g: np.mean([_std(r["preds"][g]) for r in runs], 0) for g in runs[0]["preds"]}
+    base = dict(read_json(bfile))["preds"]
+    return {
+        "GNN": mean,
+        "GNN + LightGBM": {g: _std(mean[g]) + _std(base["LightGBM"][g]) for g in mean},
+        "GNN + analytical": {g: _std(mean[g]) + _std(base["analytical"][g]) for g in mean},
+        "LightGBM": {g: np.asarray(base["LightGBM"][g], dtype=float) for g in mean},
+        "analytical": {g: np.asarray(base["analytical"][g], dtype=float) for g in mean},
+        "_cpu_s": sum(float(r["cpu_s"]) for r in runs),
+    }
+
+
 def ensemble_into_main(kind: str, res: dict[str, Any], root: Path, data: Path, variant: str) -> list[str]:
     """Put the seeds' ensemble of ``variant`` into the model comparison as ``GNN``, ``GNN + LightGBM`` and
     ``GNN + analytical`` (replacing those columns, and the older ``GNN with hints`` ones), per held-out family.
@@ -536,31 +571,21 @@ def ensemble_into_main(kind: str, res: dict[str, Any], root: Path, data: Path, v
     The ensemble of the seeds is what ``ModelConfig.ensemble`` trains (member ``i`` is the same network with seed
     ``i``), so this is the model comparison's GNN without training it again. Returns the families filled.
     """
-    import numpy as np
-
-    from opgraph.perf.evaluate import ceiling_tau
+    from opgraph.perf.evaluate import ceiling_tau, per_graph_metrics
     from opgraph.perf.metrics import CollectionScore, score_graph
 
     recs, _ = _load_space(data, kind)
     by_name = {r.name: r for r in recs}
-    vdir = root / kind / _slug(variant)
     done = []
     for fam, fr in res.get("families", {}).items():
         n = int(res.get("seed_ablations", {}).get(variant, {}).get("seeds", 0)) or None
-        files = sorted((vdir / fam).glob("seed*.json"))[:n]
-        bfile = root / kind / "_baselines" / fam / "baselines.json"
-        if not files or not bfile.exists():
+        preds = kept_predictions(kind, fam, root, variant, n)
+        if not preds:
             continue
-        runs = [dict(read_json(f)) for f in files]
-        mean = {g: np.mean([_std(r["preds"][g]) for r in runs], 0) for g in runs[0]["preds"]}
-        base = dict(read_json(bfile))["preds"]
-        preds = {
-            "GNN": mean,
-            "GNN + LightGBM": {g: _std(mean[g]) + _std(base["LightGBM"][g]) for g in mean},
-            "GNN + analytical": {g: _std(mean[g]) + _std(base["analytical"][g]) for g in mean},
-        }
+        runs_cpu_s = preds.pop("_cpu_s")
         new: dict[str, Any] = {}
-        for name, pr in preds.items():
+        for name in ("GNN", "GNN + LightGBM", "GNN + analytical"):
+            pr = preds[name]
             graphs = [
                 score_graph(g, p, by_name[g].target_runtime(), kind, ceiling_tau=ceiling_tau(by_name[g]))
                 for g, p in pr.items()
@@ -568,15 +593,238 @@ def ensemble_into_main(kind: str, res: dict[str, Any], root: Path, data: Path, v
             sc = CollectionScore(name, kind, graphs)
             new[name] = {
                 "summary": sc.summary(),
-                "fit_s": sum(float(r["cpu_s"]) for r in runs) if name == "GNN" else 0.0,
+                "fit_s": runs_cpu_s if name == "GNN" else 0.0,
                 "per_graph_tau": {g.graph: g.kendall_tau for g in graphs},
                 "per_graph_ceiling": {g.graph: g.ceiling_tau for g in graphs},
+                "per_graph": per_graph_metrics(sc),
             }
         old = {k: v for k, v in fr["models"].items() if not k.startswith("GNN")}
         fr["models"] = {**new, **old}
         done.append(fam)
     res["gnn_from_seeds"] = {"variant": variant, "families": done}
     return done
+
+
+# -- per-graph metrics of every model, and whether the held-out differences are more than noise ----------------
+
+#: models of the comparison whose predictions ``seeds`` does not keep: ``pergraph`` trains them again (cheap)
+RETRAINED = ("LightGBM + tile-fit features", "MetaSchedule XGBoost", "MetaSchedule MLP", "default config", "random")
+#: models left out of the significance table (not cost models)
+TRIVIAL = ("default config", "random")
+
+
+def _retrained_predictions(
+    kind: str, fam: str, train: list[Any], test: list[Any], names: list[str], args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Predictions of the cheap models ``names`` on ``test`` (fitted on ``train``), cached under ``--preds``."""
+    import numpy as np
+
+    out: dict[str, dict[str, Any]] = {}
+    todo = []
+    for name in names:
+        f = Path(args.preds) / kind / "_retrained" / fam / f"{_slug(name)}.json"
+        if f.exists():
+            out[name] = {g: np.asarray(p, dtype=float) for g, p in dict(read_json(f))["preds"].items()}
+        else:
+            todo.append(name)
+    if not todo:
+        return out
+    ns = argparse.Namespace(**{**vars(args), "models": tuple(todo)})
+    ms_ok = not metaschedule_status() if any(n.startswith("MetaSchedule") for n in todo) else False
+    models = _fold_models(kind, ms_ok, ns)
+    for name in todo:
+        if name not in models:
+            log_line = f"{kind} {fam}: {name} cannot be trained here (MetaSchedule: {metaschedule_status()})"
+            print(log_line, flush=True)
+            continue
+        t0 = time.process_time()
+        m = models[name].fit(list(train))
+        preds = {r.name: np.asarray(m.predict(r), dtype=float) for r in test}
+        f = Path(args.preds) / kind / "_retrained" / fam / f"{_slug(name)}.json"
+        write_json(f, {"preds": {g: p.tolist() for g, p in preds.items()}, "cpu_s": time.process_time() - t0})
+        out[name] = preds
+        print(f"{kind} {fam}: {name} trained again ({time.process_time() - t0:.0f} cpu-s)", flush=True)
+    return out
+
+
+def part_pergraph(args: argparse.Namespace) -> None:
+    """Add every model's per-graph metrics to ``--json`` (``models[m]["per_graph"]``) without training a GNN.
+
+    The GNN-containing models and LightGBM / analytical come from the predictions ``seeds`` kept (``--preds``,
+    the variant ``seedsum --into-main`` put into the comparison, same number of seeds); the other cheap models
+    (:data:`RETRAINED`) are trained again on the same folds (their predictions cached in ``--preds``). The mean of
+    each model's per-graph values is checked against the stored family summary: a model whose numbers differ by
+    more than 1e-6 is listed in ``per_graph_mismatch`` and left out of the significance table.
+    """
+    from opgraph.perf.evaluate import ceiling_tau, leave_one_family_out, per_graph_metrics
+    from opgraph.perf.measure import apply_thread_settings
+    from opgraph.perf.metrics import CollectionScore, score_graph
+
+    apply_thread_settings()
+    out_json = Path(args.json)
+    results: dict[str, Any] = dict(read_json(out_json))
+    for kind in args.spaces:
+        res = results.get(kind)
+        if not res or not res.get("families"):
+            continue
+        recs, fams = _load_space(Path(args.data), kind)
+        by_name = {r.name: r for r in recs}
+        folds = {fam: (train, test) for fam, train, test in leave_one_family_out(recs, fams)}
+        variant = res.get("gnn_from_seeds", {}).get("variant", "")
+        n_seeds = int(res.get("seed_ablations", {}).get(variant, {}).get("seeds", 0)) or None
+        mismatch: dict[str, float] = {}
+        for fam, fr in res["families"].items():
+            kept = kept_predictions(kind, fam, Path(args.preds), variant, n_seeds) if variant else {}
+            kept.pop("_cpu_s", None)
+            want = [m for m in fr["models"] if m not in kept]
+            train, test = folds[fam]
+            preds = {**kept, **_retrained_predictions(kind, fam, train, test, want, args)}
+            for name, pr in preds.items():
+                if name not in fr["models"]:
+                    continue
+                graphs = [
+                    score_graph(g, p, by_name[g].target_runtime(), kind, ceiling_tau=ceiling_tau(by_name[g]))
+                    for g, p in pr.items()
+                ]
+                sc = CollectionScore(name, kind, graphs)
+                stored = fr["models"][name]["summary"]
+                gap = max(abs(v - float(stored[k])) for k, v in sc.summary().items() if k != "ceiling_tau")
+                if gap > 1e-6:
+                    mismatch[f"{fam}/{name}"] = gap
+                    continue
+                fr["models"][name]["per_graph"] = per_graph_metrics(sc)
+        res["per_graph_mismatch"] = mismatch
+        print(f"{kind}: per-graph metrics added; mismatches {mismatch or 'none'}", flush=True)
+    add_significance(results)
+    cmd = "PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/perf/heldout.py " + " ".join(args.argv)
+    prev = str(results.get("pergraph_command", ""))
+    results["pergraph_command"] = prev if cmd in prev else "; ".join(c for c in (prev, cmd) if c)
+    write_json(out_json, results)
+    write_doc(results, Path(args.doc), out_json, args.section)
+
+
+def _ks_shown(kind: str, fams: dict[str, Any]) -> list[int]:
+    """The K of the slowdown@K columns (K below every family's median config count: above it all are 0)."""
+    ks = (1, 10, 100) if kind == "layout" else (1, 5, 10)
+    n_cfg = min(fr["configs_median"] for fr in fams.values())
+    return [k for k in ks if k < n_cfg]
+
+
+def significance(kind: str, res: dict[str, Any], *, n_boot: int = 10_000, seed: int = 0) -> list[dict[str, Any]]:
+    """Per metric: the best GNN-containing model against the best baseline, paired over the held-out graphs.
+
+    "Best" = the best mean over families on that metric among the models with per-graph metrics in every family
+    (GNN, GNN + LightGBM, GNN + analytical against LightGBM, LightGBM + tile-fit features, analytical and
+    MetaSchedule's XGBoost / MLP; default and random left out); when the best GNN-containing model is an
+    ensemble, the GNN alone against the same baseline is a second row; in the tile space the best GNN-containing
+    model against MetaSchedule's XGBoost (the cost model TVM users rely on) when that is not the best baseline; and
+    the GNN ensemble with the best mean tau against its non-GNN member (what the GNN adds). Intervals:
+    :func:`opgraph.perf.significance.paired_difference` (95 %, graphs resampled within families, and families
+    resampled).
+    """
+    import numpy as np
+
+    from opgraph.perf.significance import higher_is_better, paired_difference
+
+    fams = res.get("families") or {}
+    models: list[str] = []
+    for fr in fams.values():
+        models += [m for m in fr["models"] if m not in models]
+    models = [
+        m for m in models if m not in TRIVIAL and all("per_graph" in fr["models"].get(m, {}) for fr in fams.values())
+    ]
+    gnns = [m for m in models if m.startswith("GNN")]
+    bases = [m for m in models if not m.startswith("GNN")]
+    if not gnns or not bases:
+        return []
+    # the ensemble with the best mean tau against its non-GNN member: does the graph model add anything to it?
+    ensembles = [m for m in gnns if " + " in m and m.split(" + ", 1)[1] in bases]
+    tau_mean = {
+        m: float(np.mean([float(fr["models"][m]["summary"]["kendall_tau"]) for fr in fams.values()])) for m in ensembles
+    }
+    ens = max(ensembles, key=tau_mean.__getitem__) if ensembles else ""
+    partner = ens.split(" + ", 1)[1] if ens else ""
+    rows = []
+    for metric in ["kendall_tau", "opa"] + [f"slowdown@{k}" for k in _ks_shown(kind, fams)]:
+        hb = higher_is_better(metric)
+
+        def per(m: str, metric: str = metric) -> dict[str, dict[str, float]]:
+            return {f: {g: float(v) for g, v in fr["models"][m]["per_graph"][metric].items()} for f, fr in fams.items()}
+
+        def mean(m: str, metric: str = metric) -> float:
+            return float(np.mean([float(fr["models"][m]["summary"][metric]) for fr in fams.values()]))
+
+        pick = max if hb else min
+        best_g = pick(gnns, key=mean)
+        best_b = pick(bases, key=mean)
+        pairs = [("best vs best", best_g, best_b)]
+        if best_g != "GNN" and "GNN" in gnns:
+            pairs.append(("GNN alone vs best baseline", "GNN", best_b))
+        if "MetaSchedule XGBoost" in bases and best_b != "MetaSchedule XGBoost":
+            pairs.append(("vs TVM's cost model", best_g, "MetaSchedule XGBoost"))
+        if partner:
+            pairs.append(("what the GNN adds to its partner", ens, partner))
+        seen: set[tuple[str, str]] = set()
+        for what, a, b in pairs:
+            if (a, b) in seen:  # e.g. the best ensemble's partner is the best baseline: one row
+                continue
+            seen.add((a, b))
+            d = paired_difference(per(a), per(b), higher_better=hb, n_boot=n_boot, seed=seed)
+            rows.append(
+                {"comparison": what, "metric": metric, "a": a, "b": b, "a_mean": mean(a), "b_mean": mean(b)}
+                | d.to_dict()
+                | {"verdict_graphs": d.verdict("graphs"), "verdict_families": d.verdict("families")}
+            )
+    return rows
+
+
+def add_significance(results: dict[str, Any]) -> None:
+    """Store :func:`significance`'s rows per space (``results[kind]["significance"]``) for the JSON beside the page."""
+    for kind in ("layout", "tile"):
+        if results.get(kind, {}).get("families"):
+            rows = significance(kind, results[kind])
+            if rows:
+                results[kind]["significance"] = rows
+
+
+def _significance_table(kind: str, res: dict[str, Any]) -> list[str]:
+    rows = significance(kind, res)
+    if not rows:
+        return []
+    n_f = len(res["families"])
+    lines = [
+        f"**Is it more than noise? ({kind})** The best GNN-containing model (a) against the best baseline (b) per "
+        "metric (best = best mean over families; default and random are not baselines here), paired graph by "
+        "graph: Δ = a − b as a mean over families of the family means (the difference of the two table rows); "
+        "95 % bootstrap intervals (10,000 resamples) resampling the graphs within each family, and resampling "
+        f"the {n_f} families; families where a is better / equal / worse. 'more than noise' = the interval "
+        "excludes 0 (named: the better model). Further rows: the GNN alone; (tile) MetaSchedule's XGBoost; the "
+        "GNN ensemble with the best mean tau against its non-GNN member (does the GNN add anything to it?). "
+        "The intervals do not include the optimism of picking the best of each group after seeing the numbers, "
+        "and each is a 95 % interval on its own (not family-wise over the rows).",
+        "",
+        "| metric | comparison | a (mean) | b (mean) | Δ = a − b | 95 % CI, graphs within families "
+        "| 95 % CI, families | families a better / equal / worse | more than noise? |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        nd = 3 if r["metric"] in ("kendall_tau", "opa") else 4
+        name = {"kendall_tau": "Kendall tau (higher better)", "opa": "OPA (higher better)"}.get(
+            r["metric"], f"{r['metric']} (lower better)"
+        )
+        lo_g, hi_g = (float(x) for x in r["ci_graphs"])
+        lo_f, hi_f = (float(x) for x in r["ci_families"])
+
+        def say(v: str, r: dict[str, Any] = r) -> str:
+            return {"a better": f"{r['a']} better", "b better": f"{r['b']} better"}.get(v, "no")
+
+        verdict = f"graphs: {say(r['verdict_graphs'])}; families: {say(r['verdict_families'])}"
+        lines.append(
+            f"| {name} | {r['comparison']} | {r['a']} ({_fmt(r['a_mean'], nd)}) | {r['b']} ({_fmt(r['b_mean'], nd)}) | "
+            f"{float(r['mean']):+.{nd}f} | [{lo_g:+.{nd}f}, {hi_g:+.{nd}f}] | [{lo_f:+.{nd}f}, {hi_f:+.{nd}f}] | "
+            f"{r['wins']} / {r['ties']} / {r['losses']} | {verdict} |"
+        )
+    return lines + [""]
 
 
 def part_seedsum(args: argparse.Namespace) -> None:
@@ -615,6 +863,7 @@ def part_doc(args: argparse.Namespace) -> None:
     results["command"] = "; ".join(c for c in commands if c)
     if args.note:
         results["note"] = args.note
+    add_significance(results)
     write_json(Path(args.json), results)
     write_doc(results, Path(args.doc), Path(args.json), args.section)
 
@@ -784,6 +1033,12 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path, section: str 
         f"{results.get('date', '-')}; {results.get('machine', '-')}. Raw numbers: `{json_path}`.",
         "",
     ]
+    if results.get("pergraph_command"):
+        lines += [
+            f"Per-graph metrics of every model (the significance tables): `{results['pergraph_command']}` (GNN "
+            "columns from the seeds' kept predictions, the cheap models trained again on the same folds).",
+            "",
+        ]
     if results.get("seeds_command"):
         lines += [f"Seed ablations (tables 'GNN variants over seeds'): `{results['seeds_command']}`.", ""]
     lines += [
@@ -816,6 +1071,7 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path, section: str 
             )
             lines.append("")
             lines += _space_tables(kind, res)
+            lines += _significance_table(kind, res)
             lines += _ablation_table(kind, res)
         lines += _seed_table(kind, res)
     lines.append(end)
@@ -824,7 +1080,7 @@ def write_doc(results: dict[str, Any], doc: Path, json_path: Path, section: str 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("part", choices=("collect", "evaluate", "doc", "seeds", "seedsum"))
+    ap.add_argument("part", choices=("collect", "evaluate", "doc", "seeds", "seedsum", "pergraph"))
     ap.add_argument("--data", default="runs/heldout", help="dataset folder with layout/ and tile/")
     ap.add_argument("--spaces", default="layout,tile")
     ap.add_argument("--layout-configs", type=int, default=32)
@@ -856,7 +1112,7 @@ def main() -> None:
     ap.add_argument("--ms-cache", default="", help="MetaSchedule feature cache (default: DATA/metaschedule_features)")
     ap.add_argument("--section", default="", choices=tuple(SECTIONS), help="which marked section of --doc to write")
     ap.add_argument("--seeds", type=int, default=3, help="seeds: networks per variant and fold")
-    ap.add_argument("--preds", default="runs/heldout_preds", help="seeds/seedsum: folder of kept predictions")
+    ap.add_argument("--preds", default="runs/heldout_preds", help="seeds/seedsum/pergraph: folder of kept predictions")
     ap.add_argument("--shard", default="0/1", help="seeds: this process's share i/n of the jobs")
     ap.add_argument(
         "--into-main",
@@ -882,6 +1138,8 @@ def main() -> None:
         part_seeds(args)
     elif args.part == "seedsum":
         part_seedsum(args)
+    elif args.part == "pergraph":
+        part_pergraph(args)
     else:
         part_doc(args)
 

@@ -149,3 +149,24 @@ def test_train_tile_uses_the_tile_design(tmp_path, make_tile):
     )
     assert (CostModel.load(out).config.join, CostModel.load(out).members) == ("early", [])
     assert not CostModel.load(out).config.hints
+
+
+def test_train_auto_prints_and_saves_the_selection_table(tmp_path, make_tile):
+    from opgraph.perf.model import load_ranker
+
+    data = tmp_path / "tile"
+    for i in range(6):
+        save_graph(make_tile(f"t{i}", seed=i), data / f"t{i}.npz")
+    out = tmp_path / "auto.pt"
+    res = CliRunner().invoke(
+        group,
+        ["train", "--data", str(data), "--out", str(out), "--epochs", "1", "--hidden", "8", "--ensemble", "1"]
+        + ["--valid-frac", "0.4", "--select-by", "slowdown"],
+    )
+    _ok(res)
+    assert "lowest validation slowdown@5" in res.output and "mean rank" in res.output
+    sel = load_ranker(out).selection
+    assert sel["select_by"] == "slowdown" and {"GNN", "LightGBM", "GNN + LightGBM"} <= set(sel["table"])
+    best = min(sel["table"].values(), key=lambda r: r["slowdown@5"])["slowdown@5"]
+    assert sel["table"][sel["chosen"]]["slowdown@5"] == best
+    assert "* " + sel["chosen"] in res.output

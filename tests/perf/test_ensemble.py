@@ -232,3 +232,30 @@ def test_tune_tile_ranks_with_a_loaded_ensemble(tmp_path, make_tile):
     fast = MeasureSettings(rounds=2, reps=1, warmup=1)
     res = tune_tile(spec, ranker, candidates=cands, runner=Runner(), settings=fast, race_rounds=2, search="screen")
     assert res.n_measured == 2 and tuple(res.measured[1].choice) == cands[int(np.argmin(cost[1:]))]
+
+
+def test_auto_select_by_rank_drops_a_tau_winner_that_misses_the_best(monkeypatch, make_tile):
+    from opgraph.perf.errors import PerfError
+    from opgraph.perf.evaluate import train_and_choose
+    from opgraph.perf.model import ModelConfig
+
+    rng = np.random.default_rng(3)
+    valid, gnn, lgbm = [], {}, {}
+    for i in range(4):
+        perm = rng.permutation(12)  # config j has the perm[j]-th runtime; perm == 0 is the fastest
+        r = make_tile(f"v{i}", c=12, seed=i)
+        valid.append(replace(r, config_runtime=(1000 + 100 * perm).astype(np.int64)))
+        gnn[r.name] = np.where(perm == 0, 99.0, perm).astype(float)  # right order, but the fastest ranked last
+        lgbm[r.name] = np.where(perm == 0, -1.0, rng.permutation(12)).astype(float)  # finds the fastest, else noise
+    _patch_members(monkeypatch, gnn, lgbm)
+    cfg = ModelConfig(kind="tile")
+    chosen_tau, _, sel_tau = train_and_choose(cfg, valid, valid, model_type="auto", select_by="tau")
+    chosen, _, sel = train_and_choose(cfg, valid, valid, model_type="auto", select_by="rank")
+    t = sel["table"]
+    assert chosen_tau == "GNN" and t["GNN"]["rank kendall_tau"] == 1  # the tau winner...
+    assert t["GNN"]["slowdown@1"] > 0 and t["GNN"]["rank slowdown@1"] > 1  # ...misses the fastest config
+    assert chosen == "LightGBM" and t[chosen]["mean rank"] == min(v["mean rank"] for v in t.values())
+    assert sel["select_by"] == "rank" and "mean rank" in sel["rule"] and sel_tau["select_by"] == "tau"
+    assert set(t) == {"GNN", "LightGBM", "GNN + LightGBM"}
+    with pytest.raises(PerfError, match="select-by"):
+        train_and_choose(cfg, valid, valid, model_type="auto", select_by="best")

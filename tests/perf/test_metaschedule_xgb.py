@@ -229,7 +229,7 @@ def test_cli_train_keeps_xgboost_when_it_wins_then_rank_and_eval_load_it(tmp_pat
     assert res.exit_code != 0 and "--ms-cache" in str(res.exception) and "outside --data" in str(res.exception)
     res = CliRunner().invoke(group, [*args, "--ms-cache", str(tmp_path / "ms")])
     assert res.exit_code == 0, res.output
-    assert "kept MetaSchedule XGBoost" in res.output and "validation MetaSchedule XGBoost" in res.output
+    assert "kept MetaSchedule XGBoost" in res.output and "* MetaSchedule XGBoost" in res.output  # the table
     with zipfile.ZipFile(out) as zf:  # XGBoost's UBJSON + our JSON, no pickle
         meta = json.loads(zf.read(XGB_META))
         assert (

@@ -83,7 +83,8 @@ def test_train_and_choose_keeps_the_better_and_round_trips(tmp_path, make_tile):
     chosen, model, sel = train_and_choose(cfg, train, valid, model_type="auto")
     taus = {n: s["kendall_tau"] for n, s in sel["valid_scores"].items()}
     assert set(taus) == {"GNN", "LightGBM", "GNN + LightGBM"} and sel["valid_graphs"] == ["v0", "v1"]
-    assert taus[chosen] == pytest.approx(max(taus.values()), abs=1e-9)  # the higher validation tau is kept
+    ranks = {n: row["mean rank"] for n, row in sel["table"].items()}  # the default rule: the lowest mean rank
+    assert sel["select_by"] == "rank" and ranks[chosen] == min(ranks.values())
     assert taus["LightGBM"] > 0.5  # runtime is monotone in a config column: the trees find it
     assert model.selection["chosen"] == chosen
 
@@ -130,3 +131,49 @@ def test_compare_families_scores_each_family_on_its_own_graphs(make_tile):
     assert list(out) == ["bert", "vit"]
     assert [g.graph for g in out["bert"].scores["random"].graphs] == ["hf_bert_tiny", "hf_bert_small"]
     assert [g.graph for g in out["vit"].scores["default"].graphs] == ["hf_vit_tiny"]
+
+
+def _summary(tau, s1, s5, opa=0.5):
+    return {"kendall_tau": tau, "opa": opa, "slowdown@1": s1, "slowdown@5": s5, "slowdown@10": s5 / 2}
+
+
+def test_rank_rule_does_not_keep_a_tau_winner_that_is_worst_at_the_top():
+    from opgraph.perf.evaluate import choose_model, selection_table
+
+    scores = {
+        "ens": _summary(0.55, 1.00, 0.20),  # best tau, worst slowdown@1 and @5 (the perf-ens run's case)
+        "xgb": _summary(0.50, 0.42, 0.05),
+        "lgbm": _summary(0.52, 0.60, 0.06),
+    }
+    assert choose_model(scores, select_by="tau", kind="tile") == "ens"
+    assert choose_model(scores, select_by="rank", kind="tile") == "xgb"  # ranks: ens 1,3,3; xgb 3,1,1; lgbm 2,2,2
+    assert choose_model(scores, select_by="slowdown", kind="tile") == "xgb"
+    t = selection_table(scores, "tile")
+    assert [t[n]["mean rank"] for n in scores] == pytest.approx([7 / 3, 5 / 3, 2.0])
+    assert t["ens"]["rank kendall_tau"] == 1 and t["ens"]["rank slowdown@5"] == 3 and t["xgb"]["slowdown@1"] == 0.42
+
+
+def test_rank_rule_ties_and_layout_k():
+    from opgraph.perf.evaluate import choose_model, selection_metrics, selection_table
+
+    assert selection_metrics("layout") == ("kendall_tau", "slowdown@1", "slowdown@10")
+    # equal slowdowns share their mean rank; equal mean ranks are broken by tau
+    a, b = _summary(0.40, 0.1, 0.02), _summary(0.45, 0.1, 0.02)
+    t = selection_table({"a": a, "b": b}, "tile")
+    assert t["a"]["rank slowdown@1"] == t["b"]["rank slowdown@1"] == 1.5
+    assert choose_model({"a": a, "b": b}, select_by="rank", kind="tile") == "b"
+    # layout looks at slowdown@10 (= s5 / 2 here), not @5; a NaN ranks last
+    c = {**_summary(0.30, 0.2, 0.5), "slowdown@10": 0.0}
+    d = {**_summary(0.31, 0.2, 0.0), "slowdown@10": float("nan")}
+    assert choose_model({"c": c, "d": d}, select_by="slowdown", kind="layout") == "c"
+    assert choose_model({"c": c, "d": d}, select_by="slowdown", kind="tile") == "d"
+    with pytest.raises(ValueError, match="select_by"):
+        choose_model({"c": c}, select_by="median")
+
+
+def test_choose_model_rules_accept_collection_scores():
+    a = _score("a", [0.6, 0.6], [0.5, 0.5])  # best tau, worst top
+    b = _score("b", [0.5, 0.5], [0.0, 0.0])
+    c = _score("c", [0.4, 0.4], [0.1, 0.1])
+    assert choose_model({"a": a, "b": b, "c": c}) == "a"  # the default of choose_model stays tau
+    assert choose_model({"a": a, "b": b, "c": c}, select_by="rank") == "b"

@@ -261,9 +261,18 @@ def _records(data: Path) -> list[Any]:
     show_default=True,
     help="auto: train the GNN, LightGBM and (tile, with TVM) MetaSchedule's XGBoost, score them and the averaged "
     "ensembles GNN + LightGBM and (layout) GNN + analytical (mean of per-graph standardised costs), keep the best "
-    "on the validation graphs (Kendall tau, then slowdown); the choice and all scores are saved in the checkpoint "
+    "on the validation graphs (by --select-by); the choice and all scores are saved in the checkpoint "
     "(an ensemble as one file). "
     "lightgbm-fit (tile): LightGBM with the tile-fit columns (does each tile divide its loops; docs/perf.md).",
+)
+@click.option(
+    "--select-by",
+    type=click.Choice(["rank", "tau", "slowdown"]),
+    default="rank",
+    show_default=True,
+    help="How auto picks among the candidates on the validation graphs: rank = lowest mean rank over tau, "
+    "slowdown@1 and slowdown@5 (tile) / @10 (layout), ties by tau; tau = highest Kendall tau; slowdown = lowest "
+    "slowdown@5 / @10. The table of every candidate is printed and saved in the checkpoint (docs/perf.md).",
 )
 @click.option(
     "--ms-cache",
@@ -284,6 +293,7 @@ def train(
     hints: bool | None,
     valid_frac: float,
     model_type: str,
+    select_by: str,
     ms_cache: Path | None,
     seed: int,
 ) -> None:
@@ -320,7 +330,14 @@ def train(
     from opgraph.perf.evaluate import train_and_choose
 
     chosen, model, selection = train_and_choose(
-        cfg, train_recs, valid_recs, model_type=model_type, seed=seed, progress=True, ms_cache=ms_cache
+        cfg,
+        train_recs,
+        valid_recs,
+        model_type=model_type,
+        seed=seed,
+        progress=True,
+        ms_cache=ms_cache,
+        select_by=select_by,
     )
     from opgraph.perf.model import save_ranker
 
@@ -328,11 +345,26 @@ def train(
     con = _console()
     for name, why in selection.get("skipped", {}).items():
         con.print(f"skipped {name}: {why}")
-    for name, sc in selection.get("valid_scores", {}).items():
-        con.print(f"validation {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in sc.items()))
+    table = selection.get("table", {})
+    if table:
+        _print_selection(con, table, chosen, selection.get("rule", ""))
     hists = [getattr(m, "history", None) for m in [model, *getattr(model, "members", [])]]  # an ensemble: its GNN's
     last = next((h[-1] for h in hists if h), {})
     con.print(f"kept {chosen}: {selection.get('reason', '')} -> {out}; last epoch {json.dumps(last)}")
+
+
+def _print_selection(con: Any, table: dict[str, dict[str, float]], chosen: str, rule: str) -> None:
+    """The selection table of ``perf train``: every candidate's validation metrics and ranks, the kept one marked."""
+    from rich.table import Table
+
+    cols = [c for c in next(iter(table.values())) if c != "ceiling_tau"]
+    t = Table(title=f"validation ({rule})")
+    t.add_column("candidate", no_wrap=True)
+    for c in cols:
+        t.add_column(c.replace("kendall_tau", "tau").replace("slowdown@", "sd@"), justify="right", no_wrap=True)
+    for name, row in table.items():
+        t.add_row(("* " if name == chosen else "") + name, *(f"{row[c]:.3f}" for c in cols))
+    con.print(t)
 
 
 @group.command(name="eval")

@@ -44,6 +44,23 @@ def evaluate_model(name: str, model: Any, records: Sequence[GraphRecord]) -> Col
     return CollectionScore(name, kind, graphs)
 
 
+def per_graph_metrics(score: CollectionScore) -> dict[str, dict[str, float]]:
+    """Every metric of every graph, as the held-out significance table pairs them (:mod:`opgraph.perf.significance`).
+
+    Returns:
+        metric (``"kendall_tau"``, ``"opa"``, ``"slowdown@K"``, tile also ``"kaggle_tile"``) -> graph name -> value.
+    """
+    out: dict[str, dict[str, float]] = {
+        "kendall_tau": {g.graph: g.kendall_tau for g in score.graphs},
+        "opa": {g.graph: g.opa for g in score.graphs},
+    }
+    for k in score.ks:
+        out[f"slowdown@{k}"] = {g.graph: g.slowdown[k] for g in score.graphs}
+    if score.kind == "tile":
+        out["kaggle_tile"] = {g.graph: g.kaggle_tile for g in score.graphs}
+    return out
+
+
 @dataclass
 class Comparison:
     """Scores of several models on the same held-out graphs.
@@ -99,13 +116,14 @@ class Comparison:
         return f"<table><caption>{self.kind}</caption><tr>{head}</tr>{body}</table>"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able summary (per model: collection averages and per-graph tau)."""
+        """JSON-able summary (per model: collection averages, per-graph tau and every per-graph metric)."""
         return {
             name: {
                 "summary": sc.summary(),
                 "fit_s": self.fit_s.get(name, 0.0),
                 "per_graph_tau": {g.graph: g.kendall_tau for g in sc.graphs},
                 "per_graph_ceiling": {g.graph: g.ceiling_tau for g in sc.graphs},
+                "per_graph": per_graph_metrics(sc),
             }
             for name, sc in self.scores.items()
         }
@@ -228,27 +246,108 @@ def compare_families(
     return out
 
 
-def choose_model(scores: Mapping[str, CollectionScore], *, slowdown_k: int | None = None) -> str:
-    """The best model on validation scores: highest mean Kendall tau, ties (within 1e-9) broken by lower slowdown.
+#: ``--select-by`` rules of :func:`choose_model` / ``opgraph perf train``.
+SELECT_BY = ("rank", "tau", "slowdown")
+#: The rule ``perf train`` uses unless told otherwise (chosen by the replay in docs/perf.md, "Which model").
+DEFAULT_SELECT_BY = "rank"
+
+
+def selection_metrics(kind: str) -> tuple[str, str, str]:
+    """The validation metrics the ``rank`` rule averages: tau, slowdown@1, slowdown@5 (tile) / @10 (layout)."""
+    return ("kendall_tau", "slowdown@1", "slowdown@5" if kind == "tile" else "slowdown@10")
+
+
+def _as_summary(sc: Any) -> dict[str, float]:
+    return dict(sc.summary()) if hasattr(sc, "summary") else {k: float(v) for k, v in dict(sc).items()}
+
+
+def selection_table(scores: Mapping[str, Any], kind: str) -> dict[str, dict[str, float]]:
+    """Every candidate's validation metrics, its rank on each of :func:`selection_metrics` and their mean.
 
     Args:
-        scores: model name -> :class:`CollectionScore` on the same validation graphs.
-        slowdown_k: The K of the tie-break slowdown (default: the collection's middle K, 10 layout / 5 tile).
+        scores: candidate name -> :class:`CollectionScore` (or its ``summary()`` dict) on the same validation graphs.
+        kind: ``"layout"`` or ``"tile"``.
+
+    Returns:
+        name -> ``{"kendall_tau", "opa", "slowdown@K"..., "rank kendall_tau", "rank slowdown@1", "rank slowdown@K",
+        "mean rank"}``; ranks start at 1 (best), equal values share their mean rank, a NaN ranks last.
+    """
+    from scipy.stats import rankdata
+
+    summ = {n: _as_summary(sc) for n, sc in scores.items()}
+    names = list(summ)
+    table: dict[str, dict[str, float]] = {n: {k: float(v) for k, v in summ[n].items()} for n in names}
+    metrics = selection_metrics(kind)
+    for m in metrics:
+        vals = np.array([summ[n].get(m, math.nan) for n in names], dtype=np.float64)
+        key = -vals if m == "kendall_tau" else vals  # rank 1 = the best
+        key = np.where(np.isnan(key), np.inf, key)
+        for n, r in zip(names, rankdata(key, method="average")):
+            table[n][f"rank {m}"] = float(r)
+    for n in names:
+        table[n]["mean rank"] = float(np.mean([table[n][f"rank {m}"] for m in metrics]))
+    return table
+
+
+def choose_model(
+    scores: Mapping[str, Any],
+    *,
+    slowdown_k: int | None = None,
+    select_by: str = "tau",
+    kind: str | None = None,
+) -> str:
+    """The best model on validation scores, by one of three documented rules.
+
+    * ``"tau"``: highest mean Kendall tau; ties (within 1e-9) broken by lower slowdown@K.
+    * ``"slowdown"``: lowest slowdown@K; ties by lower slowdown@1, then higher tau.
+    * ``"rank"``: each candidate is ranked on tau, slowdown@1 and slowdown@K (:func:`selection_table`); the lowest
+      mean rank wins, ties broken by higher tau, then lower slowdown@K. A model that wins tau but is worst at the
+      top of the ranking does not win this way.
+
+    Args:
+        scores: model name -> :class:`CollectionScore` (or its ``summary()`` dict) on the same validation graphs.
+        slowdown_k: The K of slowdown@K (default: 10 layout / 5 tile).
+        select_by: ``"tau"``, ``"slowdown"`` or ``"rank"``.
+        kind: ``"layout"`` or ``"tile"`` (default: the first score's ``kind``; needed for summary dicts).
 
     Returns:
         The winning name (the first one listed among exact ties).
     """
     if not scores:
         raise ValueError("choose_model: no scores")
+    if select_by not in SELECT_BY:
+        raise ValueError(f"select_by must be one of {', '.join(SELECT_BY)}; got {select_by!r}")
+    first = next(iter(scores.values()))
+    kind = kind or getattr(first, "kind", None) or "tile"
+    k = slowdown_k if slowdown_k is not None else (5 if kind == "tile" else 10)
+    summ = {n: _as_summary(sc) for n, sc in scores.items()}
 
-    def key(item: tuple[int, tuple[str, CollectionScore]]) -> tuple[float, float, int]:
-        i, (_, sc) = item
-        k = slowdown_k if slowdown_k is not None else sc.ks[1]
-        tau = sc.mean("kendall_tau")
-        tau = -math.inf if math.isnan(tau) else round(tau, 9)
-        return (-tau, sc.mean_slowdown(k), i)
+    def num(v: float, worst: float) -> float:
+        return worst if math.isnan(v) else round(v, 9)
 
-    return min(enumerate(scores.items()), key=key)[1][0]
+    def tau(n: str) -> float:
+        return -num(summ[n]["kendall_tau"], -math.inf)  # negated: lower is better everywhere below
+
+    def slow(n: str, kk: int) -> float:
+        return num(summ[n].get(f"slowdown@{kk}", math.nan), math.inf)
+
+    order = {n: i for i, n in enumerate(summ)}
+    if select_by == "tau":
+        return min(summ, key=lambda n: (tau(n), slow(n, k), order[n]))
+    if select_by == "slowdown":
+        return min(summ, key=lambda n: (slow(n, k), slow(n, 1), tau(n), order[n]))
+    table = selection_table(summ, kind)
+    return min(summ, key=lambda n: (round(table[n]["mean rank"], 9), tau(n), slow(n, k), order[n]))
+
+
+def selection_reason(select_by: str, kind: str) -> str:
+    """One line naming the rule (saved in the checkpoint's ``selection["rule"]``)."""
+    k = 5 if kind == "tile" else 10
+    return {
+        "tau": f"highest validation Kendall tau (ties: lower slowdown@{k})",
+        "slowdown": f"lowest validation slowdown@{k} (ties: slowdown@1, then tau)",
+        "rank": f"lowest mean rank over validation tau, slowdown@1 and slowdown@{k} (ties: higher tau)",
+    }[select_by]
 
 
 #: ``--model-type`` values of ``opgraph perf train`` and the candidate names they train.
@@ -271,14 +370,16 @@ def train_and_choose(
     seed: int = 0,
     progress: bool = False,
     ms_cache: str | Path | None = None,
+    select_by: str = DEFAULT_SELECT_BY,
 ) -> tuple[str, Any, dict[str, Any]]:
     """Train the candidates and keep the best one on the validation graphs (``opgraph perf train``).
 
     ``auto`` trains the GNN and LightGBM and, on tile graphs, MetaSchedule's XGBoost (when TVM and xgboost are
     installed and the graphs carry their kernel specs; otherwise it is skipped and ``selection["skipped"]`` says
     why), and scores beside them the averaged ensembles ``GNN + LightGBM`` and (layout) ``GNN + analytical``
-    (:class:`~opgraph.perf.ensemble.RankAverage` of the same fitted members: no extra training); the highest
-    validation Kendall tau wins, ties broken by slowdown (:func:`choose_model`).
+    (:class:`~opgraph.perf.ensemble.RankAverage` of the same fitted members: no extra training); the winner on
+    the validation graphs is picked by ``select_by`` (:func:`choose_model`; default: the lowest mean rank over tau,
+    slowdown@1 and slowdown@5 / @10).
 
     Args:
         config: The GNN's :class:`~opgraph.perf.model.ModelConfig`.
@@ -292,13 +393,15 @@ def train_and_choose(
         progress: Show the GNN's epoch bar.
         ms_cache: Folder of MetaSchedule's per-kernel feature cache (:func:`~opgraph.perf.baselines.
             metaschedule_features`), or None for a memory cache only.
+        select_by: ``"rank"``, ``"tau"`` or ``"slowdown"``: the rule of :func:`choose_model`.
 
     Returns:
         ``(chosen name, fitted model, selection)``; the name is ``"GNN"``, ``"LightGBM"``, ``"LightGBM +
         tile-fit"``, ``"MetaSchedule XGBoost"``, ``"GNN + LightGBM"`` or ``"GNN + analytical"`` (save any of them with
         :func:`~opgraph.perf.model.save_ranker`); ``selection`` (saved in the checkpoint) holds ``model_type``,
-        ``chosen``, ``reason``, the validation graph names, each candidate's validation summary (``valid_scores``) and ``skipped``
-        (candidate -> why it was not trained).
+        ``chosen``, ``reason``, ``select_by`` and its ``rule``, the validation graph names, each candidate's
+        validation summary (``valid_scores``), the selection ``table`` (:func:`selection_table`: every candidate's
+        metrics, ranks and mean rank) and ``skipped`` (candidate -> why it was not trained).
     """
     from opgraph.perf.baselines import (
         AnalyticalBaseline,
@@ -310,6 +413,8 @@ def train_and_choose(
     from opgraph.perf.errors import PerfError
     from opgraph.perf.model import CostModel
 
+    if select_by not in SELECT_BY:
+        raise PerfError(f"--select-by must be one of {', '.join(SELECT_BY)}; got {select_by!r}")
     if model_type != "auto" and model_type not in MODEL_TYPES:
         raise PerfError(f"--model-type must be auto, {', '.join(MODEL_TYPES)}; got {model_type!r}")
     skipped: dict[str, str] = {}
@@ -364,16 +469,20 @@ def train_and_choose(
     elif not scores:
         chosen, reason = "GNN", "no validation graphs, so nothing to compare: the GNN is kept"
     else:
-        chosen = choose_model(scores)
-        s = {n: sc.summary() for n, sc in scores.items()}
-        reason = "higher validation Kendall tau (" + ", ".join(f"{n} {v['kendall_tau']:.3f}" for n, v in s.items())
-        reason += ")"
+        chosen = choose_model(scores, select_by=select_by, kind=kind)
+        t = selection_table(scores, kind)
+        reason = f"{selection_reason(select_by, kind)}: " + ", ".join(
+            f"{n} tau {v['kendall_tau']:.3f} / mean rank {v['mean rank']:.2f}" for n, v in t.items()
+        )
     selection: dict[str, Any] = {
         "model_type": model_type,
         "chosen": chosen,
         "reason": reason,
+        "select_by": select_by,
+        "rule": selection_reason(select_by, kind or "tile"),
         "valid_graphs": [r.name for r in valid],
         "valid_scores": {n: sc.summary() for n, sc in scores.items()},
+        "table": selection_table(scores, kind) if scores else {},
         "skipped": skipped,
     }
     model = fitted[chosen]
