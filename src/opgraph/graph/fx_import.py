@@ -11,7 +11,7 @@ from typing import Any
 
 from opgraph.graph.errors import TraceError
 from opgraph.graph.ir import Graph, Node
-from opgraph.graph.ops import OPS, OpInfo, register_op
+from opgraph.graph.ops import register_unmapped
 
 #: torch module class name -> canonical op.
 MODULE_OPS: dict[str, str] = {
@@ -195,9 +195,7 @@ def _qualified(target: Any) -> str:
 def _canonical(name: str) -> str:
     op = FUNCTION_OPS.get(name.rstrip("_") if name not in FUNCTION_OPS else name)
     if op is None:
-        op = name.lower().strip("_")
-        if op not in OPS:
-            register_op(OpInfo(op, None, False, None, None))
+        op = register_unmapped(name.lower().strip("_"))
     return op
 
 
