@@ -283,7 +283,7 @@ def _non_pytree_output(exc: BaseException, module: Any) -> str:
     try:
         import inspect
 
-        fwd = type(module).forward
+        fwd = inspect.unwrap(type(module).forward)  # Hugging Face decorates forward (deprecation, output checks)
         site = f", at {os.path.basename(inspect.getsourcefile(fwd) or '?')}:{inspect.getsourcelines(fwd)[1]} in forward"
     except (OSError, TypeError):
         pass
