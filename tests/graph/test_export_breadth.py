@@ -2,6 +2,7 @@
 
 import functools
 import inspect
+import logging
 import os
 
 import numpy as np
@@ -172,3 +173,26 @@ def test_tiny_transformers_architectures_have_no_op_outside_the_table(family):
     g = from_export(model.eval(), [x])
     assert g.meta["unmapped_ops"] == {}, g.meta["unmapped_ops"]
     assert sum(n.op in ("linear", "matmul", "bmm", "scaled_dot_product_attention") for n in g) >= 4
+
+
+def test_a_failed_capture_prints_nothing_but_the_error():
+    """Swin with a window larger than its last stage: strict export's fake tensors logged the whole traceback."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.SwinConfig(
+        image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4
+    )
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage()[:200])
+
+    logger = logging.getLogger("torch._subclasses.fake_tensor")
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        with pytest.raises(TraceError, match="in submodule 'encoder.layers.3.blocks.0.attention'"):
+            from_export(transformers.SwinModel(cfg).eval(), [torch.randn(1, 3, 64, 64)])
+    finally:
+        logger.removeHandler(handler)
+    assert seen == []

@@ -249,7 +249,13 @@ def export_program(
 
 
 #: torch loggers that print graph dumps and guard warnings while a capture fails (the error says it in one line).
-_NOISY_LOGGERS = ("torch.fx.experimental.symbolic_shapes", "torch._dynamo", "torch.export", "torch._export")
+_NOISY_LOGGERS = (
+    "torch.fx.experimental.symbolic_shapes",
+    "torch._dynamo",
+    "torch.export",
+    "torch._export",
+    "torch._subclasses.fake_tensor",  # logs the whole traceback of a shape error in a fake-tensor kernel
+)
 
 
 @contextlib.contextmanager
