@@ -29,7 +29,7 @@ class MaskAndPositions(nn.Module):
         mask = (ids > 2) & ~(ids == 5)
         causal = torch.ones(ids.shape[1], ids.shape[1]).cumsum(0)[:, 1]
         h = self.emb(ids) + pos.unsqueeze(-1) + causal.unsqueeze(-1)
-        h = h.masked_fill(~mask.unsqueeze(-1), 0.0)
+        h = h.masked_fill(~mask.unsqueeze(-1), 0.0).roll(1, dims=1)
         top = torch.max(h, torch.zeros_like(h))  # aten.max.other: elementwise
         return top[:, 0] + h.select(1, 1) + h[:, ids[0, :2]].sum(1) + F.hardswish(h).mean(1)
 
@@ -82,7 +82,19 @@ def test_aten_ops_of_real_model_code_are_in_the_op_table():
     g = from_export(MaskAndPositions().eval(), [torch.randint(0, 10, (2, 5))])
     ops = {n.op for n in g}
     assert g.meta["unmapped_ops"] == {}
-    for op in ("arange", "unsqueeze", "expand", "and", "not", "cumsum", "masked_fill", "maximum", "select", "index"):
+    for op in (
+        "arange",
+        "unsqueeze",
+        "expand",
+        "and",
+        "not",
+        "cumsum",
+        "masked_fill",
+        "maximum",
+        "select",
+        "index",
+        "roll",
+    ):
         assert op in ops, op
         assert op in OPS and op not in UNMAPPED_OPS
     assert "hardswish" in ops and OPS["hardswish"].elementwise

@@ -334,6 +334,7 @@ _TENSOR: list[tuple[str, int | None, bool, str | None]] = [
     ("expand", None, False, "broadcast"),
     ("repeat", 1, False, "broadcast"),
     ("repeat_interleave", None, False, "gather"),
+    ("roll", 1, False, "concatenate"),  # Swin's shifted windows; XLA lowers a roll to two slices and a concatenate
     # slicing, indexing and splitting
     ("slice", 1, False, "slice"),
     ("select", 1, False, "slice"),
