@@ -208,3 +208,31 @@ def test_a_failed_capture_prints_nothing_but_the_error():
     finally:
         logger.removeHandler(handler)
     assert seen == []
+
+
+class Lookup(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(10, 4)
+
+    def forward(self, ids):
+        return self.emb(ids)
+
+
+class DataGate(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # data-dependent control flow
+            return x * 2
+        return x
+
+
+def test_the_fix_hint_fits_the_failure():
+    with pytest.raises(TraceError) as info:  # float ids: the model's own error, not control flow
+        from_export(Lookup(), [torch.randn(1, 5)])
+    msg = str(info.value)
+    assert "in submodule 'emb': Embedding" in msg and "example_inputs" in msg and "dtype" in msg
+    assert "torch.cond" not in msg
+    with pytest.raises(TraceError) as info:
+        from_export(DataGate(), [torch.randn(3)])
+    msg = str(info.value)
+    assert "torch.cond" in msg and "decoder_input_ids" not in msg

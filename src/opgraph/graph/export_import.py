@@ -243,9 +243,28 @@ def export_program(
             raise TraceError(bad_output) from err
     raise TraceError(
         f"torch.export could not capture {type(module).__name__}{_where(first, module)}: {_first_line(first)}. "
-        "Put the model in eval mode, check that example_inputs match forward(), and rewrite data-dependent "
-        "control flow at that line (torch.cond, or compute it outside the model)"
+        + _fix_hint(first)
     ) from first
+
+
+def _data_dependent(exc: BaseException) -> bool:
+    """Whether an export error comes from control flow or shapes that depend on tensor values."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(key in text for key in ("datadependent", "data-dependent", "data dependent", "guardon"))
+
+
+def _fix_hint(exc: BaseException) -> str:
+    """What to change: data-dependent control flow, or (the model's own error) the example inputs."""
+    if _data_dependent(exc):
+        return (
+            "Rewrite the data-dependent control flow at that line (torch.cond, or compute it outside the model), "
+            "and put the model in eval mode"
+        )
+    return (
+        "The model's code raised this on the example inputs: check that example_inputs (and example_kwargs, e.g. "
+        "an encoder-decoder's decoder_input_ids) match forward() in number, dtype and shape, and that the model "
+        "is in eval mode"
+    )
 
 
 #: torch loggers that print graph dumps and guard warnings while a capture fails (the error says it in one line).
