@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
-from opgraph.graph import OPS, TraceError, from_export, numpy_rules  # noqa: E402
+from opgraph.graph import OPS, TraceError, from_export, from_fx, numpy_rules  # noqa: E402
 from opgraph.graph.export_import import aten_op  # noqa: E402
 from opgraph.graph.ops import UNMAPPED_OPS  # noqa: E402
 
@@ -109,6 +109,8 @@ def test_an_op_outside_the_table_is_counted_in_meta():
     g = from_export(Glu(), [torch.randn(2, 4)])
     assert g.meta["unmapped_ops"] == {"glu": 2}
     assert "glu" in UNMAPPED_OPS and OPS["glu"].arity is None
+    assert from_fx(Glu(), [torch.randn(2, 4)]).meta["unmapped_ops"] == {"glu": 2}  # the same count on the fast path
+    assert from_fx(nn.Sequential(nn.Linear(4, 4), nn.ReLU()), [torch.randn(2, 4)]).meta["unmapped_ops"] == {}
 
 
 def test_max_and_min_overloads():

@@ -35,7 +35,7 @@ from typing import Any
 from opgraph.graph.errors import TraceError
 from opgraph.graph.fx_import import _canonical, _failing_module, _jsonable_arg, from_fx, module_attrs, module_op
 from opgraph.graph.ir import Graph, Node
-from opgraph.graph.ops import UNMAPPED_OPS
+from opgraph.graph.ops import unmapped_counts
 
 log = logging.getLogger(__name__)
 
@@ -597,12 +597,8 @@ def from_export(
     walk(gm)
     name = type(root).__name__ if root is not None else "ExportedProgram"
     gmeta: dict[str, Any] = {"name": name, "source": "torch.export", **capture}
-    unmapped: dict[str, int] = {}
-    for node in nodes:
-        if node.op in UNMAPPED_OPS:
-            unmapped[node.op] = unmapped.get(node.op, 0) + 1
-    gmeta["unmapped_ops"] = dict(sorted(unmapped.items(), key=lambda kv: (-kv[1], kv[0])))
-    if unmapped:
+    gmeta["unmapped_ops"] = unmapped_counts(n.op for n in nodes)
+    if gmeta["unmapped_ops"]:
         log.debug("%s: ATen ops outside the op table: %s", name, gmeta["unmapped_ops"])
     gmeta["import_s"] = time.perf_counter() - t0
     return Graph(tuple(nodes), tuple(inputs), tuple(outputs), gmeta)

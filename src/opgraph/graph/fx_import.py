@@ -11,7 +11,7 @@ from typing import Any
 
 from opgraph.graph.errors import TraceError
 from opgraph.graph.ir import Graph, Node
-from opgraph.graph.ops import register_unmapped
+from opgraph.graph.ops import register_unmapped, unmapped_counts
 
 #: torch module class name -> canonical op.
 MODULE_OPS: dict[str, str] = {
@@ -334,7 +334,8 @@ def from_fx(module: Any, example_inputs: Sequence[Any], *, leaf_modules: Sequenc
         ids[fx_node.name] = nid
         if op == "input":
             inputs.append(nid)
-    return Graph(tuple(nodes), tuple(inputs), tuple(outputs), {"name": type(module).__name__, "source": "torch.fx"})
+    meta = {"name": type(module).__name__, "source": "torch.fx", "unmapped_ops": unmapped_counts(n.op for n in nodes)}
+    return Graph(tuple(nodes), tuple(inputs), tuple(outputs), meta)
 
 
 def _failing_module(exc: BaseException, root: Any) -> str:

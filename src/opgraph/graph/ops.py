@@ -8,7 +8,7 @@ the same thing (systems that need an id for those, such as ``opgraph.perf``, ass
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -194,6 +194,15 @@ def register_unmapped(name: str) -> str:
         register_op(OpInfo(name, None, False, None, None))
         UNMAPPED_OPS.add(name)
     return name
+
+
+def unmapped_counts(ops: Iterable[str]) -> dict[str, int]:
+    """``{op: count}`` of the ops in ``ops`` that are outside the core table (:data:`UNMAPPED_OPS`), most first."""
+    counts: dict[str, int] = {}
+    for op in ops:
+        if op in UNMAPPED_OPS:
+            counts[op] = counts.get(op, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def op_info(name: str) -> OpInfo:
