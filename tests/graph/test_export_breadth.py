@@ -238,3 +238,35 @@ def test_the_fix_hint_fits_the_failure():
         from_export(DataGate(), [torch.randn(3)])
     msg = str(info.value)
     assert "torch.cond" in msg and "decoder_input_ids" not in msg
+
+
+class NeedsThree(nn.Module):
+    def forward(self, x):
+        if x.shape[1] < 3:  # the model only takes 3 or more positions
+            return x
+        return x * x.shape[1]  # the size as a value: a symbolic size read under dynamic shapes
+
+
+def test_dynamic_shapes_the_model_cannot_take_get_torchs_fix_in_one_line():
+    from torch.export import Dim
+
+    seen = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            seen.append(record.getMessage()[:200])
+
+    logger = logging.getLogger("torch._guards")
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        with pytest.raises(TraceError) as info:
+            from_export(NeedsThree(), [torch.randn(2, 8)], dynamic_shapes=({1: Dim("seq", min=2, max=60)},))
+    finally:
+        logger.removeHandler(handler)
+    msg = str(info.value)
+    assert "\n" not in msg and "dynamic_shapes allow sizes" in msg
+    assert "Dim('seq', min=3, max=60)" in msg
+    assert seen == []
+    ok = from_export(NeedsThree(), [torch.randn(2, 8)], dynamic_shapes=({1: Dim("seq", min=3, max=60)},))
+    assert ok.meta["unmapped_ops"] == {} and "size" in {n.op for n in ok}  # aten.sym_size is the core op size

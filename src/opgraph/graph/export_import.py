@@ -73,6 +73,8 @@ ATEN_OPS: dict[str, str] = {
     "detach": "identity",
     "detach_": "identity",
     "_grouped_mm": "grouped_mm",
+    "sym_size": "size",  # a symbolic size read under dynamic_shapes
+    "sym_numel": "size",
     "grouped_mm_fallback": "grouped_mm",  # transformers' mixture-of-experts custom op (torch._grouped_mm's fallback)
     "numpy_T": "transpose",
     "reshape_as": "reshape",
@@ -238,13 +240,33 @@ def export_program(
         return ep
     first = errors[0][1]
     for _, err in errors:
-        bad_output = _non_pytree_output(err, module)
-        if bad_output:
-            raise TraceError(bad_output) from err
+        specific = _non_pytree_output(err, module) or _constraint_violation(err, module)
+        if specific:
+            raise TraceError(specific) from err
     raise TraceError(
         f"torch.export could not capture {type(module).__name__}{_where(first, module)}: {_first_line(first)}. "
         + _fix_hint(first)
     ) from first
+
+
+def _constraint_violation(exc: BaseException, module: Any) -> str:
+    """The one-line error for ``dynamic_shapes`` that allow sizes the model cannot take, with torch's fix, or ""."""
+    text = str(exc)
+    if "Constraints violated" not in text:
+        return ""
+    lines = [ln.strip() for ln in text.splitlines()]
+    why = next((ln.lstrip("- ") for ln in lines if ln.startswith("- ")), lines[0])
+    fixes: list[str] = []
+    if "Suggested fixes:" in lines:
+        for ln in lines[lines.index("Suggested fixes:") + 1 :]:
+            if not ln:
+                break
+            fixes.append(ln)
+    fix = f"use {'; '.join(fixes)}" if fixes else "narrow the Dim ranges to sizes the model accepts"
+    return (
+        f"torch.export could not capture {type(module).__name__}: dynamic_shapes allow sizes the model cannot take "
+        f"({why[:240]}); {fix}"
+    )
 
 
 def _data_dependent(exc: BaseException) -> bool:
@@ -274,6 +296,7 @@ _NOISY_LOGGERS = (
     "torch.export",
     "torch._export",
     "torch._subclasses.fake_tensor",  # logs the whole traceback of a shape error in a fake-tensor kernel
+    "torch._guards",  # logs where a violated dynamic-shape guard was created
 )
 
 

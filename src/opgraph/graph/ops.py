@@ -360,6 +360,7 @@ _TENSOR: list[tuple[str, int | None, bool, str | None]] = [
     # tensor factories (positions, masks)
     ("arange", None, False, "iota"),
     ("full", 0, False, "broadcast"),
+    ("eye", 0, False, "iota"),  # XLA builds an identity matrix from two iotas and a compare
     ("zeros", 0, False, "broadcast"),
     ("ones", 0, False, "broadcast"),
     ("empty", 0, False, "broadcast"),
@@ -373,6 +374,7 @@ _TENSOR: list[tuple[str, int | None, bool, str | None]] = [
     ("new_empty", 1, False, "broadcast"),
     ("fill", None, True, "broadcast"),
     ("scalar_tensor", 0, False, "constant"),
+    ("size", 1, False, "get-dimension-size"),  # aten.sym_size: a dynamic dimension read as a value
     # reductions, scans, sorting
     ("amin", None, False, "reduce"),
     ("max", None, False, "reduce"),
