@@ -328,6 +328,47 @@ def _first(out: Any) -> Any:
     return out[0] if isinstance(out, tuple | list) else getattr(out, "last_hidden_state", out)
 
 
+def _dynamic(model: Any, example: tuple[Any, ...], kind: str) -> str:
+    """Export with the sequence (text) or batch (other) dimension marked ``Dim.AUTO``: dynamic, specialized or failed."""
+    import torch
+
+    from opgraph.graph import export_program, from_export
+
+    x = example[0]
+    dim = 1 if kind == "text" else 0
+    x = torch.cat([x, x], dim)  # a size that is not 1, so that export can keep it symbolic
+    try:
+        ep = export_program(model, (x,), ({dim: torch.export.Dim.AUTO},))
+        g = from_export(ep)
+    except Exception as exc:  # noqa: BLE001
+        return "no: " + _short(exc, 120)
+    ph = next(n for n in ep.graph_module.graph.nodes if n.op == "placeholder" and n.name in _user_inputs(ep))
+    symbolic = not isinstance(ph.meta["val"].shape[dim], int)
+    un = g.meta.get("unmapped_ops") or {}
+    return ("dynamic" if symbolic else "specialized") + (f" (outside the table: {un})" if un else "")
+
+
+def _user_inputs(ep: Any) -> set[str]:
+    return {s.arg.name for s in ep.graph_signature.input_specs if s.kind.name == "USER_INPUT"}
+
+
+def _masked(model: Any, example: tuple[Any, ...]) -> str:
+    """Capture a padded batch of 2 with an ``attention_mask`` keyword input (as Hugging Face users call models)."""
+    import torch
+
+    from opgraph.graph import from_export
+
+    ids = example[0].repeat(2, 1)
+    mask = torch.ones_like(ids)
+    mask[1, -4:] = 0
+    try:
+        g = from_export(model, (ids,), example_kwargs={"attention_mask": mask})
+    except Exception as exc:  # noqa: BLE001
+        return "no: " + _short(exc, 120)
+    un = g.meta.get("unmapped_ops") or {}
+    return "yes" + (f" (outside the table: {un})" if un else "")
+
+
 def check(arch: Arch, *, energy: bool, mirror: bool) -> dict[str, Any]:
     """Capture one architecture and run the downstream checks; a row of the table."""
     import numpy as np
@@ -357,6 +398,9 @@ def check(arch: Arch, *, energy: bool, mirror: bool) -> dict[str, Any]:
     row["nodes"] = len(g)
     row["unmapped"] = dict(g.meta.get("unmapped_ops", {}))
     row["other_opcode_nodes"] = sum(opcode_of(n.op) == OTHER_OPCODE for n in g)
+    row["dynamic"] = _dynamic(model, example, arch.kind)
+    if arch.kind == "text":
+        row["mask"] = _masked(model, example)
     try:
         ks = extract_kernels(g, arch.name)
         uniq = dedupe_kernels(ks)
@@ -405,13 +449,13 @@ def check(arch: Arch, *, energy: bool, mirror: bool) -> dict[str, Any]:
 
 def _table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| model | class | captured | nodes | ATen ops outside the op table | capture CPU s | kernels (distinct, "
-        "TVM-ready) | layout convs | energy.record_fx | ffa.mirror |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | class | captured | nodes | ATen ops outside the op table | capture CPU s | dynamic dim | "
+        "attention_mask | kernels (distinct, TVM-ready) | layout convs | energy.record_fx | ffa.mirror |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if "nodes" not in r:
-            lines.append(f"| {r['name']} | {r['model']} | **no**: {r.get('error', '')} | | | | | | | |")
+            lines.append(f"| {r['name']} | {r['model']} | **no**: {r.get('error', '')} | | | | | | | | | |")
             continue
         un = ", ".join(f"{k} {v}" for k, v in r["unmapped"].items()) or "none"
         kern = f"{r['kernels']} ({r['distinct']}, {r['tvm_ready']})" if "kernels" in r else r.get("kernels_error", "")
@@ -426,8 +470,8 @@ def _table(rows: list[dict[str, Any]]) -> list[str]:
             mi = f"no: {r.get('mirror_error', '')}"
         mode = "strict" if r["strict"] else "non-strict"
         lines.append(
-            f"| {r['name']} | {r['model']} | yes ({mode}) | {r['nodes']} | {un} | {r['capture_cpu_s']:.2f} | {kern} | "
-            f"{lay} | {en} | {mi} |"
+            f"| {r['name']} | {r['model']} | yes ({mode}) | {r['nodes']} | {un} | {r['capture_cpu_s']:.2f} | "
+            f"{r.get('dynamic', '')} | {r.get('mask', 'n/a')} | {kern} | {lay} | {en} | {mi} |"
         )
     return lines
 
@@ -474,7 +518,10 @@ def main() -> None:
         f"{total_s:.0f} s wall in all; shared 2-core VM, load average {load:.1f} at the end (times indicative). "
         "Tiny configs, random weights, batch 1, nothing downloaded (text: 16 tokens; images: 32x32 unless the "
         "config says otherwise). `captured`: `opgraph.graph.from_export` (non-strict `torch.export`, strict as the "
-        "retry). `ATen ops outside the op table`: `graph.meta['unmapped_ops']` (op: nodes). `kernels`: conv2d / "
+        "retry). `ATen ops outside the op table`: `graph.meta['unmapped_ops']` (op: nodes). `dynamic dim`: the "
+        "sequence (text) or batch (other) dimension exported as `Dim.AUTO` stays symbolic (`dynamic`) or is "
+        "specialized by the model code. `attention_mask`: a padded batch of 2 with the mask as a keyword input "
+        "(`example_kwargs`). `kernels`: conv2d / "
         "matmul / batched matmul occurrences that `opgraph.perf.kernels.extract_kernels` finds (distinct by shape; "
         "how many the TVM templates express). `layout convs`: configurable convolutions of the layout space; "
         "`runs`: the model runs under a random mix of NCHW/NHWC convolutions and gives the same output. `energy.record_fx`: which capture path it recorded "
