@@ -35,6 +35,7 @@ from typing import Any
 from opgraph.graph.errors import TraceError
 from opgraph.graph.fx_import import _canonical, _failing_module, _jsonable_arg, from_fx, module_attrs, module_op
 from opgraph.graph.ir import Graph, Node
+from opgraph.graph.ops import unmapped_counts
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,58 @@ ATEN_OPS: dict[str, str] = {
     "_scaled_dot_product_flash_attention": "scaled_dot_product_attention",
     "alias": "identity",
     "lift_fresh_copy": "copy",
+    "detach": "identity",
+    "detach_": "identity",
+    "_grouped_mm": "grouped_mm",
+    "sym_size": "size",  # a symbolic size read under dynamic_shapes
+    "sym_numel": "size",
+    "grouped_mm_fallback": "grouped_mm",  # transformers' mixture-of-experts custom op (torch._grouped_mm's fallback)
+    "numpy_T": "transpose",
+    "reshape_as": "reshape",
+    "view_as": "view",
+    "expand_as": "expand",
+    "expand_copy": "expand",
+    "slice_copy": "slice",
+    "select_copy": "select",
+    "unsqueeze_copy": "unsqueeze",
+    "squeeze_copy": "squeeze",
+    "view_copy": "view",
+    "permute_copy": "permute",
+    "__and__": "and",
+    "__or__": "or",
+    "__xor__": "xor",
+    "bitwise_and": "and",
+    "bitwise_or": "or",
+    "bitwise_xor": "xor",
+    "bitwise_not": "not",
+    "_weight_norm": "weight_norm",
+    "_weight_norm_interface": "weight_norm",
+    "clamp_min": "clamp",
+    "clamp_max": "clamp",
+    "fft_fftn": "fft",
+    "fft_fft": "fft",
+    "fft_rfft": "fft",
+    "fft_ifft": "fft",
+    "fft_irfft": "fft",
+    "_fft_r2c": "fft",
+    "_fft_c2c": "fft",
+    "_fft_c2r": "fft",
+    "masked_fill_": "masked_fill",
+    "index_put_": "index_put",
+    "fill_": "fill",
+    "zero_": "zeros_like",
 }
+
+#: ``aten.max.other`` / ``aten.min.other`` are the elementwise maximum / minimum of two tensors (the other overloads
+#: of max / min are reductions).
+_BINARY_OVERLOADS = {("max", "other"): "maximum", ("min", "other"): "minimum"}
 
 #: Convolution overloads (their hyper-parameters are read from the call's arguments).
 _CONV_PACKETS = frozenset({"conv1d", "conv2d", "conv3d", "convolution", "_convolution", "conv_transpose2d"})
+
+#: Higher-order ops that only wrap a region of ATen calls in a grad mode or autocast setting (``with torch.no_grad()``
+#: inside ``forward``): :func:`from_export` imports the region's calls in place of the wrapper.
+_INLINE_HOPS = frozenset({"wrap_with_set_grad_enabled", "wrap_with_autocast"})
 
 #: Side-effect-only nodes of an exported graph (shape asserts), dropped.
 _DROP_PREFIXES = ("_assert", "sym_constrain_range", "_check")
@@ -190,15 +239,65 @@ def export_program(
         ep.opgraph_capture = {"strict": mode, "capture_s": time.perf_counter() - t0}
         return ep
     first = errors[0][1]
+    for _, err in errors:
+        specific = _non_pytree_output(err, module) or _constraint_violation(err, module)
+        if specific:
+            raise TraceError(specific) from err
     raise TraceError(
         f"torch.export could not capture {type(module).__name__}{_where(first, module)}: {_first_line(first)}. "
-        "Put the model in eval mode, check that example_inputs match forward(), and rewrite data-dependent "
-        "control flow at that line (torch.cond, or compute it outside the model)"
+        + _fix_hint(first)
     ) from first
 
 
+def _constraint_violation(exc: BaseException, module: Any) -> str:
+    """The one-line error for ``dynamic_shapes`` that allow sizes the model cannot take, with torch's fix, or ""."""
+    text = str(exc)
+    if "Constraints violated" not in text:
+        return ""
+    lines = [ln.strip() for ln in text.splitlines()]
+    why = next((ln.lstrip("- ") for ln in lines if ln.startswith("- ")), lines[0])
+    fixes: list[str] = []
+    if "Suggested fixes:" in lines:
+        for ln in lines[lines.index("Suggested fixes:") + 1 :]:
+            if not ln:
+                break
+            fixes.append(ln)
+    fix = f"use {'; '.join(fixes)}" if fixes else "narrow the Dim ranges to sizes the model accepts"
+    return (
+        f"torch.export could not capture {type(module).__name__}: dynamic_shapes allow sizes the model cannot take "
+        f"({why[:240]}); {fix}"
+    )
+
+
+def _data_dependent(exc: BaseException) -> bool:
+    """Whether an export error comes from control flow or shapes that depend on tensor values."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    return any(key in text for key in ("datadependent", "data-dependent", "data dependent", "guardon"))
+
+
+def _fix_hint(exc: BaseException) -> str:
+    """What to change: data-dependent control flow, or (the model's own error) the example inputs."""
+    if _data_dependent(exc):
+        return (
+            "Rewrite the data-dependent control flow at that line (torch.cond, or compute it outside the model), "
+            "and put the model in eval mode"
+        )
+    return (
+        "The model's code raised this on the example inputs: check that example_inputs (and example_kwargs, e.g. "
+        "an encoder-decoder's decoder_input_ids) match forward() in number, dtype and shape, and that the model "
+        "is in eval mode"
+    )
+
+
 #: torch loggers that print graph dumps and guard warnings while a capture fails (the error says it in one line).
-_NOISY_LOGGERS = ("torch.fx.experimental.symbolic_shapes", "torch._dynamo", "torch.export", "torch._export")
+_NOISY_LOGGERS = (
+    "torch.fx.experimental.symbolic_shapes",
+    "torch._dynamo",
+    "torch.export",
+    "torch._export",
+    "torch._subclasses.fake_tensor",  # logs the whole traceback of a shape error in a fake-tensor kernel
+    "torch._guards",  # logs where a violated dynamic-shape guard was created
+)
 
 
 @contextlib.contextmanager
@@ -219,6 +318,31 @@ def _quiet_torch_logs() -> Iterator[None]:
             log.debug("torch.export printed: %s", buf.getvalue())
 
 
+_BAD_OUTPUT = re.compile(r"Found <class '([\w.]+)'> in output")
+
+
+def _non_pytree_output(exc: BaseException, module: Any) -> str:
+    """The one-line error for a ``forward`` that returns an object torch.export cannot flatten (a cache), or ""."""
+    found = _BAD_OUTPUT.search(str(exc))
+    if not found:
+        return ""
+    cls = found.group(1).rsplit(".", 1)[-1]
+    site = ""
+    try:
+        import inspect
+
+        fwd = inspect.unwrap(type(module).forward)  # Hugging Face decorates forward (deprecation, output checks)
+        site = f", at {os.path.basename(inspect.getsourcefile(fwd) or '?')}:{inspect.getsourcelines(fwd)[1]} in forward"
+    except (OSError, TypeError):
+        pass
+    return (
+        f"torch.export could not capture {type(module).__name__} (in submodule '<root>': {type(module).__name__}"
+        f"{site}): forward() returns a {cls}, which is not a tensor, tuple, list, dict or registered pytree. Return "
+        "tensors only: for a Hugging Face model set use_cache=False in its config (a cache object is returned "
+        "otherwise), or wrap the model in a module whose forward returns the tensors you need"
+    )
+
+
 def _where(exc: BaseException, module: Any) -> str:
     """`` (in submodule 'a.b': Block, at file.py:12 in forward)`` for an error raised while capturing ``module``."""
     sub = _failing_module(exc, module)  # " (in submodule 'a.b': Block)" or ""
@@ -228,6 +352,18 @@ def _where(exc: BaseException, module: Any) -> str:
     if site:
         return f" (at {site})"
     return sub
+
+
+def _submodule(owner: Any, target: Any) -> Any:
+    """The ``torch.fx.GraphModule`` at attribute path ``target`` of ``owner``, or None (a parameter, a constant)."""
+    import torch.fx
+
+    obj = owner
+    for part in str(target).split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj if isinstance(obj, torch.fx.GraphModule) else None
 
 
 def _dim(s: Any) -> int:
@@ -273,6 +409,9 @@ def aten_op(target: Any, args: Sequence[Any] = ()) -> str:
         return ("conv_transpose2d" if transposed else f"conv{max(rank - 2, 1)}d") if rank else "conv2d"
     if name in ("hardtanh", "hardtanh_", "relu6", "relu6_"):
         return "hardtanh"  # ReLU6 is hardtanh(x, 0, 6): a clamp, not a ReLU
+    binary = _BINARY_OVERLOADS.get((name, str(getattr(target, "_overloadname", ""))))
+    if binary is not None:
+        return binary
     return ATEN_OPS.get(name) or _canonical(name)
 
 
@@ -339,7 +478,8 @@ def from_export(
         (the module path for a leaf module's main op, else the ATen overload such as ``aten.add.Tensor``),
         ``attrs["args"]``/``attrs["kwargs"]``, module hyper-parameters where it is a module call, and ``meta``
         ``shape``/``dtype``/``stride``, ``module_path``/``module_type`` (``nn_module_stack``), ``source`` and
-        ``fx_name``. ``graph.meta`` has ``source="torch.export"``, ``strict`` and ``capture_s``.
+        ``fx_name``. ``graph.meta`` has ``source="torch.export"``, ``strict``, ``capture_s`` and ``unmapped_ops``
+        (``{op: count}`` of the ATen ops that fell outside the core op table, most frequent first).
 
     Raises:
         TraceError: The model could not be exported (the message names the submodule and the Python line).
@@ -362,20 +502,57 @@ def from_export(
     nodes: list[Node] = []
     inputs: list[int] = []
     outputs: list[int] = []
-    ids: dict[str, int] = {}
+    ids: dict[Any, int] = {}  # fx node (of the graph or of an inlined region) -> opgraph node id
+    regions: dict[Any, list[Any]] = {}  # inlined higher-order op -> the fx nodes its region returns
 
     def ref_ids(args: Any) -> list[int]:
         found: list[int] = []
 
         def visit(n: Any) -> Any:
-            if n.name in ids:
-                found.append(ids[n.name])
+            if n in ids:
+                found.append(ids[n])
+            for r in regions.get(n, ()):
+                if isinstance(r, torch.fx.Node) and r in ids:
+                    found.append(ids[r])
             return n
 
         torch.fx.node.map_arg(args, visit)
         return found
 
-    for fx_node in gm.graph.nodes:
+    def inline(fx_node: Any, owner: Any) -> bool:
+        """Import the region of a higher-order op that only wraps a subgraph (grad mode / autocast) in place."""
+        if _packet_name(fx_node.target) not in _INLINE_HOPS:
+            return False
+        refs = [i for i, a in enumerate(fx_node.args) if isinstance(a, torch.fx.Node) and a.op == "get_attr"]
+        body = _submodule(owner, fx_node.args[refs[0]].target) if refs else None
+        if body is None:
+            return False
+        holders = [n for n in body.graph.nodes if n.op == "placeholder"]
+        for holder, arg in zip(holders, fx_node.args[refs[0] + 1 :]):
+            if isinstance(arg, torch.fx.Node) and arg in ids:
+                ids[holder] = ids[arg]
+        walk(body)
+        out = next(n for n in body.graph.nodes if n.op == "output")
+        results = out.args[0]
+        regions[fx_node] = list(results) if isinstance(results, list | tuple) else [results]
+        return True
+
+    def walk(owner: Any) -> None:
+        for fx_node in owner.graph.nodes:
+            if fx_node.op == "placeholder" and owner is not gm:
+                continue  # an inlined region's operand: aliased to the outer value by inline()
+            if fx_node.op == "output" and owner is not gm:
+                continue
+            if fx_node.op == "call_function" and inline(fx_node, owner):
+                continue
+            if fx_node.op == "call_function" and fx_node.target is operator.getitem and fx_node.args[0] in regions:
+                picked = regions[fx_node.args[0]][int(fx_node.args[1])]
+                if isinstance(picked, torch.fx.Node) and picked in ids:
+                    ids[fx_node] = ids[picked]
+                continue
+            add(fx_node, owner)
+
+    def add(fx_node: Any, owner: Any) -> None:
         meta = _val_meta(fx_node.meta.get("val"))
         meta["fx_name"] = fx_node.name
         attrs: dict[str, Any] = {}
@@ -388,17 +565,17 @@ def from_export(
                 op = "param"
                 attrs.update(target=fqn, kind=kind.lower())
             else:
-                continue
+                return
             ins: list[int] = []
         elif fx_node.op == "get_attr":
-            if not keep_params:
-                continue
+            if not keep_params or _submodule(owner, fx_node.target) is not None:  # a region's body is no param
+                return
             op, ins = "param", []
             attrs["target"] = str(fx_node.target)
         elif fx_node.op == "call_function":
             name = _packet_name(fx_node.target)
             if name.startswith(_DROP_PREFIXES) and not fx_node.users:
-                continue
+                return
             op = aten_op(fx_node.target, fx_node.args)
             ins = ref_ids((fx_node.args, fx_node.kwargs))
             attrs["target"] = str(fx_node.target)
@@ -431,16 +608,21 @@ def from_export(
                 meta["source"] = src
         elif fx_node.op == "output":
             outputs.extend(ref_ids(fx_node.args))
-            continue
+            return
         else:  # pragma: no cover - exported graphs have no call_module / call_method nodes
             raise TraceError(f"unexpected node kind {fx_node.op!r} in an exported graph")
         nid = len(nodes)
         nodes.append(Node(nid, op, tuple(ins), attrs, meta))
-        ids[fx_node.name] = nid
+        ids[fx_node] = nid
         if op == "input":
             inputs.append(nid)
+
+    walk(gm)
     name = type(root).__name__ if root is not None else "ExportedProgram"
     gmeta: dict[str, Any] = {"name": name, "source": "torch.export", **capture}
+    gmeta["unmapped_ops"] = unmapped_counts(n.op for n in nodes)
+    if gmeta["unmapped_ops"]:
+        log.debug("%s: ATen ops outside the op table: %s", name, gmeta["unmapped_ops"])
     gmeta["import_s"] = time.perf_counter() - t0
     return Graph(tuple(nodes), tuple(inputs), tuple(outputs), gmeta)
 

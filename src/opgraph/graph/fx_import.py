@@ -11,7 +11,7 @@ from typing import Any
 
 from opgraph.graph.errors import TraceError
 from opgraph.graph.ir import Graph, Node
-from opgraph.graph.ops import OPS, OpInfo, register_op
+from opgraph.graph.ops import register_unmapped, unmapped_counts
 
 #: torch module class name -> canonical op.
 MODULE_OPS: dict[str, str] = {
@@ -195,9 +195,7 @@ def _qualified(target: Any) -> str:
 def _canonical(name: str) -> str:
     op = FUNCTION_OPS.get(name.rstrip("_") if name not in FUNCTION_OPS else name)
     if op is None:
-        op = name.lower().strip("_")
-        if op not in OPS:
-            register_op(OpInfo(op, None, False, None, None))
+        op = register_unmapped(name.lower().strip("_"))
     return op
 
 
@@ -336,7 +334,8 @@ def from_fx(module: Any, example_inputs: Sequence[Any], *, leaf_modules: Sequenc
         ids[fx_node.name] = nid
         if op == "input":
             inputs.append(nid)
-    return Graph(tuple(nodes), tuple(inputs), tuple(outputs), {"name": type(module).__name__, "source": "torch.fx"})
+    meta = {"name": type(module).__name__, "source": "torch.fx", "unmapped_ops": unmapped_counts(n.op for n in nodes)}
+    return Graph(tuple(nodes), tuple(inputs), tuple(outputs), meta)
 
 
 def _failing_module(exc: BaseException, root: Any) -> str:

@@ -8,7 +8,7 @@ the same thing (systems that need an id for those, such as ``opgraph.perf``, ass
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,6 +180,31 @@ def register_op(info: OpInfo, *, replace: bool = False) -> OpInfo:
     return info
 
 
+#: Ops that an importer met and registered on the fly (``aten.foo`` -> ``foo``: no arity, no HLO id, no NumPy
+#: reference): they fell outside the core table. Importers count them in ``graph.meta["unmapped_ops"]``.
+UNMAPPED_OPS: set[str] = set()
+
+
+def register_unmapped(name: str) -> str:
+    """Register an op an importer does not know (generic: variadic, not elementwise, no HLO id); returns ``name``.
+
+    An op that is already in :data:`OPS` is left as it is (and not marked unmapped).
+    """
+    if name not in OPS:
+        register_op(OpInfo(name, None, False, None, None))
+        UNMAPPED_OPS.add(name)
+    return name
+
+
+def unmapped_counts(ops: Iterable[str]) -> dict[str, int]:
+    """``{op: count}`` of the ops in ``ops`` that are outside the core table (:data:`UNMAPPED_OPS`), most first."""
+    counts: dict[str, int] = {}
+    for op in ops:
+        if op in UNMAPPED_OPS:
+            counts[op] = counts.get(op, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 def op_info(name: str) -> OpInfo:
     """Return the :class:`OpInfo` of ``name`` or raise :class:`GraphError` naming the known ops."""
     try:
@@ -249,6 +274,19 @@ _ELEMENTWISE: list[tuple[str, int, str | None, Callable[..., Any]]] = [
     ("erf", 1, None, scipy.special.erf),
     ("sigmoid", 1, "logistic", scipy.special.expit),
     ("relu", 1, "maximum", lambda x: np.maximum(x, 0)),
+    # activations and integer/boolean ops that exported real models have (ATen names, see export_import.ATEN_OPS)
+    ("softplus", 1, None, lambda x: np.logaddexp(0.0, x)),
+    ("hardswish", 1, None, lambda x: x * np.clip(np.asarray(x, dtype=float) + 3.0, 0.0, 6.0) / 6.0),
+    ("hardsigmoid", 1, None, lambda x: np.clip(np.asarray(x, dtype=float) / 6.0 + 0.5, 0.0, 1.0)),
+    ("mish", 1, None, lambda x: x * np.tanh(np.logaddexp(0.0, x))),
+    ("floor_divide", 2, "divide", np.floor_divide),
+    ("and", 2, "and", np.bitwise_and),
+    ("or", 2, "or", np.bitwise_or),
+    ("xor", 2, "xor", np.bitwise_xor),
+    ("not", 1, "not", np.invert),
+    ("logical_and", 2, "and", np.logical_and),
+    ("logical_or", 2, "or", np.logical_or),
+    ("logical_not", 1, "not", np.logical_not),
 ]
 
 for _name, _arity, _hlo, _fn in _ELEMENTWISE:
@@ -298,6 +336,70 @@ _TENSOR: list[tuple[str, int | None, bool, str | None]] = [
     ("embedding", None, False, "gather"),
     ("interpolate", None, False, None),
     ("scaled_dot_product_attention", None, False, None),
+    # ops of torch.export graphs of real models (ATen names; shapes come from torch's fake tensors in meta["shape"]):
+    # views and broadcasts
+    ("unsqueeze", 1, False, "reshape"),
+    ("squeeze", 1, False, "reshape"),
+    ("expand", None, False, "broadcast"),
+    ("repeat", 1, False, "broadcast"),
+    ("repeat_interleave", None, False, "gather"),
+    ("roll", 1, False, "concatenate"),  # Swin's shifted windows; XLA lowers a roll to two slices and a concatenate
+    # slicing, indexing and splitting
+    ("slice", 1, False, "slice"),
+    ("select", 1, False, "slice"),
+    ("chunk", 1, False, "slice"),
+    ("split", 1, False, "slice"),
+    ("split_with_sizes", 1, False, "slice"),
+    ("tensor_split", None, False, "slice"),
+    ("index", None, False, "gather"),
+    ("index_select", 2, False, "gather"),
+    ("gather", 2, False, "gather"),
+    ("index_put", None, False, "scatter"),
+    ("scatter", None, False, "scatter"),
+    ("masked_fill", None, True, "select"),
+    # tensor factories (positions, masks)
+    ("arange", None, False, "iota"),
+    ("full", 0, False, "broadcast"),
+    ("eye", 0, False, "iota"),  # XLA builds an identity matrix from two iotas and a compare
+    ("zeros", 0, False, "broadcast"),
+    ("ones", 0, False, "broadcast"),
+    ("empty", 0, False, "broadcast"),
+    ("full_like", 1, True, "broadcast"),
+    ("zeros_like", 1, True, "broadcast"),
+    ("ones_like", 1, True, "broadcast"),
+    ("empty_like", 1, True, "broadcast"),
+    ("new_full", 1, False, "broadcast"),
+    ("new_zeros", 1, False, "broadcast"),
+    ("new_ones", 1, False, "broadcast"),
+    ("new_empty", 1, False, "broadcast"),
+    ("fill", None, True, "broadcast"),
+    ("scalar_tensor", 0, False, "constant"),
+    ("size", 1, False, "get-dimension-size"),  # aten.sym_size: a dynamic dimension read as a value
+    # reductions, scans, sorting
+    ("amin", None, False, "reduce"),
+    ("max", None, False, "reduce"),
+    ("min", None, False, "reduce"),
+    ("argmax", None, False, "reduce"),
+    ("argmin", None, False, "reduce"),
+    ("prod", None, False, "reduce"),
+    ("var", None, False, "reduce"),
+    ("linalg_vector_norm", None, False, "reduce"),
+    ("cumsum", None, False, "reduce-window"),
+    ("diff", None, False, "subtract"),
+    ("sort", None, False, "sort"),
+    ("topk", None, False, "sort"),
+    ("histc", None, False, None),
+    # contractions, pooling, norms, spectral
+    ("einsum", None, False, "dot"),
+    ("grouped_mm", None, False, "dot"),  # one matmul per expert group of rows (mixture-of-experts layers)
+    ("adaptive_avg_pool1d", 1, False, "reduce-window"),
+    ("avg_pool1d", 1, False, "reduce-window"),
+    ("max_pool1d", 1, False, "reduce-window"),
+    ("adaptive_max_pool2d", 1, False, "reduce-window"),
+    ("weight_norm", 2, False, None),
+    ("clamp", None, True, "clamp"),
+    ("fft", None, False, "fft"),
+    ("real", 1, True, "real"),
 ]
 for _name, _arity2, _ew, _hlo in _TENSOR:
     register_op(OpInfo(_name, _arity2, _ew, _h(_hlo) if _hlo else None, None))

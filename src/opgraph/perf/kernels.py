@@ -1,6 +1,7 @@
 """Tile-space kernels extracted from real networks, as TenSet extracts tasks from real models.
 
-Every convolution, matrix multiplication and batched matrix multiplication of a captured graph (``from_module`` /
+Every convolution, matrix multiplication and batched matrix multiplication (two-operand einsum contractions
+included) of a captured graph (``from_module`` /
 ``from_export``: real model code, transformer attention included) becomes a :class:`RealKernel` with its fused
 epilogue: a bias (a ``Linear``/``addmm`` bias, a conv bias, or an inference batch norm folded into the conv) and the
 activation that is the kernel's only consumer. Kernels are de-duplicated by shape (:func:`dedupe_kernels`): a
@@ -179,6 +180,41 @@ def _has_bias(node: Any) -> bool:
     return node.op == "linear" and len(args) > 2 and args[2] is not None
 
 
+def _einsum_dims(graph: Any, node: Any, by_fx: dict[str, int]) -> tuple[int, ...] | None:
+    """``(M, N, K)`` or ``(B, M, N, K)`` of a two-operand einsum that is a (batched) matmul, else None.
+
+    Batch letters are in both operands and the output, contracted letters (K) in both operands only, M letters in
+    the first operand and the output, N letters in the second and the output. A parameter operand is not a graph
+    node: its letters' sizes come from the other operand and the output. Ellipses, repeated letters and letters
+    summed within one operand are not matmuls.
+    """
+    args = node.attrs.get("args") or []
+    if len(args) < 2 or not isinstance(args[0], str) or "->" not in args[0] or "." in args[0]:
+        return None
+    operands = args[1] if isinstance(args[1], list) else args[1:]
+    lhs, out = args[0].replace(" ", "").split("->")
+    terms = lhs.split(",")
+    if len(terms) != 2 or len(operands) != 2 or any(len(set(t)) != len(t) for t in (*terms, out)):
+        return None
+    sizes: dict[str, int] = dict(zip(out, _shape(graph, node.id)))
+    if len(sizes) != len(out):
+        return None
+    for term, operand in zip(terms, operands):
+        nid = by_fx.get(operand[1:]) if isinstance(operand, str) and operand.startswith("%") else None
+        shape = _shape(graph, nid) if nid is not None else ()
+        if nid is not None and len(shape) != len(term):
+            return None
+        sizes.update(zip(term, shape))
+    a, b, o = set(terms[0]), set(terms[1]), set(out)
+    if (a | b) - o - (a & b) or o - (a | b) or not (a & b) - o or any(c not in sizes for c in a | b):
+        return None  # a letter summed within one operand, an output letter from nowhere, or no contraction
+    batch = math.prod(sizes[c] for c in a & b & o)
+    m = math.prod(sizes[c] for c in (a - b) & o)
+    n = math.prod(sizes[c] for c in (b - a) & o)
+    k = math.prod(sizes[c] for c in (a & b) - o)
+    return (batch, m, n, k) if batch > 1 else (m, n, k)
+
+
 def extract_kernels(graph: Any, name: str = "") -> list[RealKernel]:
     """Every conv2d / matmul / batched matmul of ``graph`` with its epilogue, in graph order (not de-duplicated).
 
@@ -190,6 +226,7 @@ def extract_kernels(graph: Any, name: str = "") -> list[RealKernel]:
         One kernel per occurrence (``scaled_dot_product_attention`` gives its two batched matmuls).
     """
     users = graph.users()
+    by_fx = {n.meta["fx_name"]: n.id for n in graph if "fx_name" in n.meta}
     out: list[RealKernel] = []
     for node in graph:
         shape = _shape(graph, node.id)
@@ -230,6 +267,13 @@ def extract_kernels(graph: Any, name: str = "") -> list[RealKernel]:
             else:
                 k = RealKernel("matmul", (m, n, kdim))
             out.append(replace(k, bias=bias, activation=act, dtype=dtype, sources=(where,)))
+        elif node.op == "einsum":
+            dims = _einsum_dims(graph, node, by_fx)
+            if dims is not None:
+                bias, act = _epilogue(graph, users, node.id, False)
+                kind = "batch_matmul" if len(dims) == 4 else "matmul"
+                k = RealKernel(kind, dims, bias=bias, activation=act, dtype=dtype, sources=(where,))
+                out.append(k)
         elif node.op == "scaled_dot_product_attention" and len(ins) >= 3:
             q, kk, v = (_shape(graph, i) for i in ins[:3])
             if len(q) < 3 or len(kk) < 3 or len(v) < 3:

@@ -300,6 +300,12 @@ _BUILDERS = {
 #: Real families; the convolutional ones have a layout space.
 REAL_CNN_FAMILIES = ("resnet", "mobilenetv2", "convnext", "efficientnet", "regnet")
 REAL_FAMILIES = REAL_CNN_FAMILIES + ("vit", "bert", "gpt2", "llama")
+#: More real families (``benchmarks/perf/export_breadth.py`` captures them cleanly): MobileViT (convolutions and
+#: attention; layout space), Swin (windowed attention), Qwen2 (grouped-query decoder with q/k/v biases) and the T5
+#: encoder (relative position bias, no biases). Opt-in (``real_specs(REAL_EXTRA_FAMILIES)``): the defaults, the
+#: collected datasets and the held-out splits keep the nine families above.
+REAL_EXTRA_FAMILIES = ("mobilevit", "swin", "qwen2", "t5")
+_IMAGE_FAMILIES = frozenset(REAL_CNN_FAMILIES + ("vit", "mobilevit", "swin"))
 #: Sizes, smallest first: ``tiny`` for tests (tens to ~200 nodes), ``base`` for the published widths (ResNet-18,
 #: MobileNetV2 1.0, ConvNeXt-T, EfficientNet-B0, ViT-Ti, BERT-base, GPT-2 small) and ``large`` for bigger depths.
 REAL_SIZES = ("tiny", "small", "base", "large")
@@ -464,6 +470,69 @@ _REAL_CONFIGS: dict[str, dict[str, tuple[dict[str, Any], int]]] = {
             128,
         ),
     },
+    "mobilevit": {  # small / base / large: MobileViT-XXS / XS / S widths
+        "tiny": (
+            {"hidden_sizes": [16, 24, 32], "neck_hidden_sizes": [8, 16, 24, 24, 32, 40, 64], "num_attention_heads": 2},
+            32,
+        ),
+        "small": ({"hidden_sizes": [64, 80, 96], "neck_hidden_sizes": [16, 16, 24, 48, 64, 80, 320]}, 64),
+        "base": ({"hidden_sizes": [96, 120, 144], "neck_hidden_sizes": [16, 32, 48, 64, 80, 96, 384]}, 96),
+        "large": ({"hidden_sizes": [144, 192, 240], "neck_hidden_sizes": [16, 32, 64, 96, 128, 160, 640]}, 128),
+    },
+    "swin": {  # base / large: Swin-T / Swin-S depths and widths at a small input (window 3)
+        "tiny": ({"embed_dim": 16, "depths": [1, 1], "num_heads": [1, 2], "window_size": 4}, 32),
+        "small": ({"embed_dim": 32, "depths": [1, 1, 2], "num_heads": [1, 2, 4], "window_size": 4}, 64),
+        "base": ({"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24], "window_size": 3}, 96),
+        "large": ({"embed_dim": 96, "depths": [2, 2, 18, 2], "num_heads": [3, 6, 12, 24], "window_size": 3}, 96),
+    },
+    "qwen2": {
+        "tiny": (
+            {
+                "hidden_size": 32,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "num_key_value_heads": 1,
+                "intermediate_size": 64,
+            },
+            16,
+        ),
+        "small": (
+            {
+                "hidden_size": 128,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "intermediate_size": 344,
+            },
+            64,
+        ),
+        "base": (
+            {
+                "hidden_size": 512,
+                "num_hidden_layers": 8,
+                "num_attention_heads": 8,
+                "num_key_value_heads": 2,
+                "intermediate_size": 1376,
+            },
+            128,
+        ),
+        "large": (
+            {
+                "hidden_size": 896,
+                "num_hidden_layers": 24,
+                "num_attention_heads": 14,
+                "num_key_value_heads": 2,
+                "intermediate_size": 4864,
+            },
+            128,
+        ),
+    },
+    "t5": {  # the encoder stack; base / large: T5-small / T5-base
+        "tiny": ({"d_model": 32, "d_kv": 16, "d_ff": 64, "num_layers": 2, "num_heads": 2}, 16),
+        "small": ({"d_model": 128, "d_kv": 32, "d_ff": 512, "num_layers": 4, "num_heads": 4}, 64),
+        "base": ({"d_model": 512, "d_kv": 64, "d_ff": 2048, "num_layers": 6, "num_heads": 8}, 128),
+        "large": ({"d_model": 768, "d_kv": 64, "d_ff": 3072, "num_layers": 12, "num_heads": 12}, 128),
+    },
 }
 
 #: family -> (config class, model class) names in ``transformers``.
@@ -477,6 +546,10 @@ _REAL_CLASSES = {
     "bert": ("BertConfig", "BertModel"),
     "gpt2": ("GPT2Config", "GPT2Model"),
     "llama": ("LlamaConfig", "LlamaModel"),
+    "mobilevit": ("MobileViTConfig", "MobileViTModel"),
+    "swin": ("SwinConfig", "SwinModel"),
+    "qwen2": ("Qwen2Config", "Qwen2Model"),
+    "t5": ("T5Config", "T5EncoderModel"),
 }
 
 
@@ -488,7 +561,7 @@ class RealSpec:
     ``scale``, ``build()``).
 
     Attributes:
-        family: One of :data:`REAL_FAMILIES`.
+        family: One of :data:`REAL_FAMILIES` or :data:`REAL_EXTRA_FAMILIES`.
         size: One of :data:`REAL_SIZES`.
         seed: Seed of the random weights and inputs.
         scale: Multiplies the input size (image side or sequence length).
@@ -511,7 +584,7 @@ class RealSpec:
     @property
     def convolutional(self) -> bool:
         """Whether the model has a layout space (convolutions)."""
-        return self.family in REAL_CNN_FAMILIES
+        return self.family in REAL_CNN_FAMILIES or self.family == "mobilevit"
 
     @property
     def input_size(self) -> int:
@@ -528,16 +601,17 @@ class RealSpec:
 
         from opgraph.perf.errors import PerfError, require
 
-        if self.family not in REAL_FAMILIES or self.size not in REAL_SIZES:
+        if self.family not in REAL_FAMILIES + REAL_EXTRA_FAMILIES or self.size not in REAL_SIZES:
             raise PerfError(
-                f"unknown real model {self.family!r}/{self.size!r}; families {REAL_FAMILIES}, sizes {REAL_SIZES}"
+                f"unknown real model {self.family!r}/{self.size!r}; families {REAL_FAMILIES + REAL_EXTRA_FAMILIES}, "
+                f"sizes {REAL_SIZES}"
             )
         transformers = require("transformers", "models")
         cfg_name, model_name = _REAL_CLASSES[self.family]
         kwargs, _ = _REAL_CONFIGS[self.family][self.size]
         kwargs = dict(kwargs)
         n = self.input_size
-        text = not self.convolutional and self.family != "vit"
+        text = self.family not in _IMAGE_FAMILIES
         if text:
             kwargs.update(vocab_size=_VOCAB, bos_token_id=0, eos_token_id=0, pad_token_id=0)
             positions = "n_positions" if self.family == "gpt2" else "max_position_embeddings"
@@ -546,7 +620,7 @@ class RealSpec:
             kwargs["image_size"] = n
         if self.family == "efficientnet":  # the top BatchNorm must match the top conv's rounded width
             kwargs["hidden_dim"] = _round_filters(1280, float(kwargs["width_coefficient"]))
-        if self.family in ("gpt2", "llama"):
+        if self.family in ("gpt2", "llama", "qwen2", "t5"):
             kwargs["use_cache"] = False  # a DynamicCache output cannot be exported
         config = getattr(transformers, cfg_name)(**kwargs)
         torch.manual_seed(self.seed % (2**31))
@@ -579,7 +653,7 @@ def real_specs(
     5 convolutional families x 4 sizes x 5 scales x 2 batches gives 200 distinct layout graphs.
 
     Args:
-        families: Families (default: all nine).
+        families: Families (default: the nine of :data:`REAL_FAMILIES`; :data:`REAL_EXTRA_FAMILIES` on request).
         sizes: Sizes from :data:`REAL_SIZES`.
         scales: Input size scales (several input sizes per architecture).
         batches: Batch sizes of the example input.
@@ -590,7 +664,8 @@ def real_specs(
     """
     from opgraph.perf.errors import PerfError
 
-    bad = [f for f in families if f not in REAL_FAMILIES] + [s for s in sizes if s not in REAL_SIZES]
+    known = REAL_FAMILIES + REAL_EXTRA_FAMILIES
+    bad = [f for f in families if f not in known] + [s for s in sizes if s not in REAL_SIZES]
     if bad:
-        raise PerfError(f"unknown real families/sizes {bad}; choose from {REAL_FAMILIES} and {REAL_SIZES}")
+        raise PerfError(f"unknown real families/sizes {bad}; choose from {known} and {REAL_SIZES}")
     return [RealSpec(f, s, seed, sc, b) for f in families for s in sizes for sc in scales for b in batches]
