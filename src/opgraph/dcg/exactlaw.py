@@ -351,9 +351,12 @@ def _with_slack(q: Quantized, slack: float) -> Quantized:
     add = slack * q.weights + 1e-9 * q.err
     err = q.err + add
     bias = None if q.bias is None else q.bias + add
-    pad = 8 * _EPS * np.maximum(np.abs(q.lo), np.abs(q.hi))
-    lo = np.where(np.isfinite(q.lo), q.lo - np.where(np.isfinite(pad), pad, 0.0), q.lo)
-    hi = np.where(np.isfinite(q.hi), q.hi + np.where(np.isfinite(pad), pad, 0.0), q.hi)
+    # 8 ulps of the cell's largest finite end: a half-infinite cell's finite end is padded too (from max(|lo|,
+    # |hi|) = inf it was left where it was)
+    fin_lo, fin_hi = np.isfinite(q.lo), np.isfinite(q.hi)
+    pad = 8 * _EPS * np.maximum(np.where(fin_lo, np.abs(q.lo), 0.0), np.where(fin_hi, np.abs(q.hi), 0.0))
+    lo = np.where(fin_lo, q.lo - pad, q.lo)
+    hi = np.where(fin_hi, q.hi + pad, q.hi)
     lo[0] = q.lo[0]  # the support's end (0 for a LogNormal) stays
     hi[-1] = q.hi[-1]
     out = Quantized(q.atoms, q.weights, lo, hi, err, q.method, 0.0, q.support, bias, q.m2)
