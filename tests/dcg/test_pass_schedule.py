@@ -344,3 +344,16 @@ def test_association_orders_one_pass_same_bound(monkeypatch, atoms, second):
     for other in (before, every):
         assert np.array_equal(sched.atoms, other.atoms) and np.array_equal(sched.weights, other.weights)
     assert sched.w1_bound <= every.w1_bound * (1 + 1e-12) and sched.w1_bound <= before.w1_bound * (1 + 1e-12)
+
+
+def test_association_pair_under_no_ceiling_probes_both_orders():
+    """No ceiling (not a cancellation pair's loser): an infinite bound and probe of the lead order (both orders
+    infinite before the passes) does not stop the other order, which is probed and run first."""
+    inf = float("inf")
+    log: list[tuple[str, float]] = []
+    probes: list[str] = []
+    old = _counted_probe(_probed(inf, inf, inf, log, "original"), probes, "original")
+    new = _counted_probe(_probed(inf, 0.6, 0.8, log, "rewrite"), probes, "rewrite")
+    x, y, rec = engine._pair_passes(old, old.resume, new, new.resume, inf, same_law_orders=True)
+    assert sorted(probes) == ["original", "rewrite"] and log[0] == ("rewrite", inf)
+    assert rec["first"] == "rewrite" and y.w1_bound == 0.6

@@ -2227,7 +2227,7 @@ def _pair_passes(
         # cancellation pair: Borehole's original graph, probed 66.9 against the rewrite's 16.51 after its pass).
         lead, r_lead = (b, rb) if pre_swap else (a, ra)
         x_lead = expected(lead, r_lead)
-        if id(r_lead) in probed and x_lead >= ceiling:
+        if id(r_lead) in probed and math.isfinite(ceiling) and x_lead >= ceiling:
             name = "rewrite" if pre_swap else "original"
             done = r_lead(ceiling)  # stops on its kept probe (no new fine grid), keeping what the probe's boxes gained
             rec_l = {"first": name, "probed": {name: x_lead}, "first_ran": True, "second": "not run (nor probed)"}
