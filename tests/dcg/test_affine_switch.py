@@ -216,12 +216,21 @@ def semi_discrete_case(x, z, c):
 SD_LAWS = [U(0.3, 1.3), U(0.0, 1.0), U(0.1, 1.1)]
 
 
+def regroup_case(x1, z, x2):
+    """x1 * x2 has an exact law only once the product is regrouped (z is used again)."""
+    return x1 * z * x2 + z
+
+
+REGROUP_LAWS = [od.LogNormal(0.0, 0.3), od.LogNormal(0.1, 0.2), od.LogNormal(-0.2, 0.4)]
+
+
 @pytest.mark.parametrize(
     ("name", "fn", "laws", "atoms"),
     [
         ("cancel", piston, LAWS, 2),
         ("subcells", piston, LAWS, 2),
         ("semi_discrete", semi_discrete_case, SD_LAWS, 8),
+        ("exact_law_regroup", regroup_case, REGROUP_LAWS, 8),
     ],
 )
 def test_every_engine_switch_reaches_spawned_workers(name, fn, laws, atoms, spawn_pool) -> None:

@@ -107,11 +107,18 @@ def test_rule_does_not_fire_where_an_input_is_used_outside_the_monomial():
     def f(a, b, c):
         return a * b * c + a  # a reaches the output outside the product: no node separates {a, b, c}
 
-    r = _quiet(f, x, y, z, atoms=8)
+    tok = exactlaw.REGROUP.set(False)  # the product as written (regrouped, b * c separates: below)
+    try:
+        r = _quiet(f, x, y, z, atoms=8)
+    finally:
+        exactlaw.REGROUP.reset(tok)
     old = _without(f, x, y, z, atoms=8)
     assert "exact_laws" not in r.info
     np.testing.assert_array_equal(r.atoms, old.atoms)
     assert r.w1_bound == old.w1_bound
+    # regrouped as a * (b * c): b * c is replaced (never the whole monomial, which a leaves)
+    (rec,) = _quiet(f, x, y, z, atoms=8).info["exact_laws"]
+    assert rec["inputs"] == ["b", "c"]
 
 
 def test_interior_separator_is_replaced_and_stays_sound():

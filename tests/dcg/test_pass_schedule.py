@@ -107,7 +107,7 @@ def test_pair_order_comes_from_each_graphs_own_probe():
     assert rec["first"] == "original" and [n for n, _ in log] == ["original"] and ob.w1_bound == 0.9
 
 
-def _both_passes(a, ra, b, rb, ceiling, refused=False):
+def _both_passes(a, ra, b, rb, ceiling, refused=False, **kw):
     """The schedule before this change: both graphs' passes, each without a ceiling from the other."""
     return (a if ra is None else ra(ceiling)), (b if rb is None else rb(ceiling)), {"first": "both"}
 
@@ -230,12 +230,23 @@ def test_pair_bound_no_worse_than_every_pass_run_at_once(monkeypatch, fn, atoms)
     assert sched.w1_bound <= every.w1_bound * (1 + 1e-12)
 
 
+def _counted_probe(e: Evaluation, probes: list[str], name: str) -> Evaluation:
+    """``e`` whose deferred pass's probe records each call in ``probes``."""
+    r = e.resume
+    assert r is not None
+    e.resume = DeferredPass(r.run, r.predict, lambda: (probes.append(name), r.probe())[1])
+    return e
+
+
 def test_deferred_reassociation_pair_chooses_after_the_passes():
     """Two association orders with deferred passes: the one with the larger bound before the passes but the
-    smaller after them is returned once the pass runs (Borehole at 4 atoms: 23.51 vs 23.99 before, the kept
-    order's pass reached 16.91 and the dropped one's 16.51, +2.4 %)."""
+    smaller probe is run first and returned (Borehole at 4 atoms: 23.51 vs 23.99 before; the order kept before
+    dcg-pairfix reached 16.91, the other 16.51: +2.4 %). The second order's probe (0.63) read at the first's
+    realised / probed ratio (0.2 / 0.25) lands at 0.504 >= 0.2: its pass is skipped (Borehole's 3.7 s ran both)."""
     log: list[tuple[str, float]] = []
-    old, new = _probed(1.0, 0.2, 0.25, log, "original"), _probed(0.9, 0.6, 0.63, log, "rewrite")
+    probes: list[str] = []
+    old = _counted_probe(_probed(1.0, 0.2, 0.25, log, "original"), probes, "original")
+    new = _counted_probe(_probed(0.9, 0.6, 0.63, log, "rewrite"), probes, "rewrite")
     ro, rn = old.resume, new.resume
     old.resume = new.resume = None
 
@@ -244,7 +255,105 @@ def test_deferred_reassociation_pair_chooses_after_the_passes():
 
     pre = engine._deferred_pair(old, ro, new, rn, pick, "reassociated_passes")
     assert pre.w1_bound == 0.9 and pre.resume is not None
-    assert pre.resume.predict(1.0) == 0.9 and pre.resume.probe() == 0.25
+    # the pair's probe is the order returned before the passes (its orders' probes lie close): one probe
+    assert pre.resume.predict(1.0) == 0.9 and pre.resume.probe() == 0.63 and probes == ["rewrite"]
     done = engine.run_deferred(pre)
-    assert done.w1_bound == 0.2 and done.info["reassociated_passes"]["first"] == "original"
-    assert [n for n, _ in log] == ["original", "rewrite"]
+    rec = done.info["reassociated_passes"]
+    assert done.w1_bound == 0.2 and rec["first"] == "original"
+    assert [n for n, _ in log] == ["original"], log
+    assert rec["second"].startswith("skipped") and "0.504" in rec["second"], rec
+    assert rec["probed"] == {"original": 0.25, "rewrite": 0.63}
+
+
+def test_association_orders_skip_only_a_probed_second_pass():
+    """The skip needs both orders probed and an association pair: a second order without a probe runs under the
+    first's bound times PAIR_SLACK, and a cancellation pair (two different graphs) keeps running its second."""
+    log: list[tuple[str, float]] = []
+    a, b = _probed(1.0, 0.2, 0.25, log, "original"), _probed(0.9, 0.19, 0.26, log, "rewrite")
+    ra, rb = a.resume, b.resume
+    a.resume = b.resume = None
+    x, y, rec = engine._pair_passes(a, ra, b, rb, 5.0, same_law_orders=True)
+    assert [n for n, _ in log] == ["original"] and (x.w1_bound, y.w1_bound) == (0.2, 0.9)  # heuristic: 0.19 lost
+    log.clear()
+    x, y, rec = engine._pair_passes(a, ra, b, rb, 5.0)  # a cancellation pair: both run
+    assert [n for n, _ in log] == ["original", "rewrite"] and y.w1_bound == 0.19
+    assert log[1][1] == pytest.approx(engine.PAIR_SLACK * 0.2)
+    log.clear()
+    rb_np = DeferredPass(rb.run, rb.predict, lambda: None)  # the second order has no probe: its pass runs
+    x, y, rec = engine._pair_passes(a, ra, b, rb_np, 5.0, same_law_orders=True)
+    assert [n for n, _ in log] == ["original", "rewrite"] and rec["second"] == "ran"
+
+
+def test_association_pair_above_its_ceiling_probes_one_order():
+    """A losing cancellation graph's association orders (Borehole's original, probed 66.9 against the rewrite's
+    16.5): where the order returned before the passes probes at or above the ceiling, the other order is neither
+    probed nor run; the lead's pass is called (it stops on its kept probe)."""
+    log: list[tuple[str, float]] = []
+    probes: list[str] = []
+    old = _counted_probe(_probed(1.0, 0.7, 0.8, log, "original"), probes, "original")
+    new = _counted_probe(_probed(0.9, 0.6, 0.75, log, "rewrite"), probes, "rewrite")
+    x, y, rec = engine._pair_passes(old, old.resume, new, new.resume, 0.5, same_law_orders=True)
+    assert probes == ["rewrite"] and log == [("rewrite", 0.5)] and x is old and y.w1_bound == 0.6
+    assert rec["second"].startswith("not run") and rec["first"] == "rewrite"
+    # below the ceiling both are probed and the order follows the probes
+    probes.clear()
+    log.clear()
+    x, y, rec = engine._pair_passes(old, old.resume, new, new.resume, 0.78, same_law_orders=True)
+    assert sorted(probes) == ["original", "rewrite"] and [n for n, _ in log] == ["rewrite"]
+
+
+def _bore5(rw, r, tu, kw, hu):
+    """The borehole's structure with a head difference: a cancellation pair whose graphs are reassociated."""
+    lg = np.log(r / rw)
+    return 6.283185307179586 * tu * (hu - 800.0) / (lg * (1 + 2 * 1400.0 * tu / (lg * rw**2 * kw) + tu / 89.0))
+
+
+_BORE5 = [od.Uniform(0.05, 0.15), od.Uniform(100.0, 50000.0), od.Uniform(63070.0, 115600.0), od.Uniform(9985, 12045)]
+_BORE5 += [od.Uniform(990.0, 1110.0)]
+
+
+def _old_pair_rule(monkeypatch):
+    """engine._pair_passes without the association orders' rules (the schedule of dcg-pairfix)."""
+    real = engine._pair_passes
+
+    def old(*a, same_law_orders=False, **kw):
+        return real(*a, **kw)
+
+    monkeypatch.setattr(engine, "_pair_passes", old)
+
+
+@pytest.mark.parametrize(("atoms", "second"), [(3, "skipped"), (4, "skipped"), (6, "ran")])
+def test_association_orders_one_pass_same_bound(monkeypatch, atoms, second):
+    """_bore5: a cancellation pair of reassociated graphs. The second order's pass is skipped (at 6 atoms the
+    second order has no probe: it runs) and the losing graph's second order is not probed: fewer fine-grid
+    evaluations, the same atoms, and the bound of every pass run at once (equal at 3, 4, 6 atoms: 16.22, 12.40,
+    6.291)."""
+    seen = _rounds(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sched = od.evaluate(_bore5, *_BORE5, atoms=atoms)
+        n_new = len(seen)
+        seen.clear()
+        _old_pair_rule(monkeypatch)
+        before = od.evaluate(_bore5, *_BORE5, atoms=atoms)
+        n_old = len(seen)
+        monkeypatch.setattr(engine, "DEFER_SUBCELLS", _NoDefer())
+        every = od.evaluate(_bore5, *_BORE5, atoms=atoms)
+    assert sched.info["reassociated_passes"]["second"].startswith(second), sched.info["reassociated_passes"]
+    assert n_new < n_old, (n_new, n_old)
+    for other in (before, every):
+        assert np.array_equal(sched.atoms, other.atoms) and np.array_equal(sched.weights, other.weights)
+    assert sched.w1_bound <= every.w1_bound * (1 + 1e-12) and sched.w1_bound <= before.w1_bound * (1 + 1e-12)
+
+
+def test_association_pair_under_no_ceiling_probes_both_orders():
+    """No ceiling (not a cancellation pair's loser): an infinite bound and probe of the lead order (both orders
+    infinite before the passes) does not stop the other order, which is probed and run first."""
+    inf = float("inf")
+    log: list[tuple[str, float]] = []
+    probes: list[str] = []
+    old = _counted_probe(_probed(inf, inf, inf, log, "original"), probes, "original")
+    new = _counted_probe(_probed(inf, 0.6, 0.8, log, "rewrite"), probes, "rewrite")
+    x, y, rec = engine._pair_passes(old, old.resume, new, new.resume, inf, same_law_orders=True)
+    assert sorted(probes) == ["original", "rewrite"] and log[0] == ("rewrite", inf)
+    assert rec["first"] == "rewrite" and y.w1_bound == 0.6

@@ -32,6 +32,8 @@ and second-order rules treat it as the exact LogNormal / Normal input it is. A n
 ``neg(new input)``. Only *nontrivial* forms are replaced (two or more generators, a power other than 1, or a
 ``log``/``exp`` between the families); affine maps of one input are left to the grid, which is exact for them up
 to rounding. The largest replaceable node wins (a separator inside a replaced node disappears with it).
+A product (sum) written so that no node holds its closed-form factors together (``X1 * Z * X2`` with ``Z`` used
+elsewhere) is first regrouped where those factors separate their inputs (:func:`regroup`).
 
 The parameters ``m`` and ``s`` are computed in floating point; a bound on the W1 their rounding can cause
 (a few ulps, relative) is added to the new input's per-cell errors.
@@ -351,9 +353,12 @@ def _with_slack(q: Quantized, slack: float) -> Quantized:
     add = slack * q.weights + 1e-9 * q.err
     err = q.err + add
     bias = None if q.bias is None else q.bias + add
-    pad = 8 * _EPS * np.maximum(np.abs(q.lo), np.abs(q.hi))
-    lo = np.where(np.isfinite(q.lo), q.lo - np.where(np.isfinite(pad), pad, 0.0), q.lo)
-    hi = np.where(np.isfinite(q.hi), q.hi + np.where(np.isfinite(pad), pad, 0.0), q.hi)
+    # 8 ulps of the cell's largest finite end: a half-infinite cell's finite end is padded too (from max(|lo|,
+    # |hi|) = inf it was left where it was)
+    fin_lo, fin_hi = np.isfinite(q.lo), np.isfinite(q.hi)
+    pad = 8 * _EPS * np.maximum(np.where(fin_lo, np.abs(q.lo), 0.0), np.where(fin_hi, np.abs(q.hi), 0.0))
+    lo = np.where(fin_lo, q.lo - pad, q.lo)
+    hi = np.where(fin_hi, q.hi + pad, q.hi)
     lo[0] = q.lo[0]  # the support's end (0 for a LogNormal) stays
     hi[-1] = q.hi[-1]
     out = Quantized(q.atoms, q.weights, lo, hi, err, q.method, 0.0, q.support, bias, q.m2)
@@ -392,6 +397,106 @@ def _method(names: list[str], quantized: dict[str, Quantized]) -> str:
     return methods.pop() if len(methods) == 1 and methods <= {"quantile", "meansplit"} else "auto"
 
 
+#: Whether :func:`substitute` regroups product / sum chains to expose a closed-form sub-product (``X1 * Z * X2``
+#: with ``Z`` used elsewhere: ``(X1 * X2) * Z``).
+REGROUP: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_exactlaw_regroup", default=True)
+#: The chains regrouped, per op: ``"mul"`` gathers LogNormal (``exp``) forms, ``"add"`` Normal (``gauss``) forms.
+_CHAIN_KIND = {"mul": "exp", "add": "gauss"}
+
+
+def _private_group(
+    graph: Graph,
+    root: int,
+    leaves: list[int],
+    fs: list[Value],
+    kind: str,
+    users: dict[int, tuple[int, ...]],
+    srcs: tuple[frozenset[int], ...],
+) -> list[int] | None:
+    """Positions of the leaves of the chain at ``root`` whose product (sum) would be a closed-form separator.
+
+    Candidates are the leaves with a ``kind`` form (and constant leaves); a candidate is dropped while some node
+    feeding it (its ancestors and itself, with an input among their sources) has a user outside the candidates'
+    ancestors other than the chain's own nodes: that use reaches the output without passing through the group.
+    What stays is a group whose combined node every path from its inputs to the output runs through (a
+    separator), returned where it holds two or more forms and is not the whole chain (then the root itself is the
+    closed form), else None. ``users`` and ``srcs``: ``graph.users()`` and ``graph.source_inputs()``.
+    """
+    cand = {
+        k
+        for k, leaf in enumerate(leaves)
+        if isinstance(fs[leaf], Const) or (isinstance(fs[leaf], Form) and fs[leaf].kind == kind)  # type: ignore[union-attr]
+    }
+    if sum(1 for k in cand if isinstance(fs[leaves[k]], Form)) < 2:
+        return None
+    chain = {root}
+    stack = list(graph.nodes[root].inputs)
+    leaf_set = set(leaves)
+    while stack:  # the chain's absorbed nodes
+        i = stack.pop()
+        if i not in leaf_set and i not in chain:
+            chain.add(i)
+            stack.extend(graph.nodes[i].inputs)
+    while True:
+        feeds = {k: graph.ancestors(leaves[k]) | {leaves[k]} for k in cand}
+        inside = set().union(*feeds.values()) if feeds else set()
+        group_leaves = {leaves[k] for k in cand}
+        bad = set()
+        for k in cand:
+            for u in feeds[k]:
+                if not srcs[u]:
+                    continue
+                ok_users = inside | (chain if u in group_leaves else set())
+                if any(v not in ok_users for v in users[u]):
+                    bad.add(k)
+                    break
+        if not bad:
+            break
+        cand -= bad
+    n_forms = sum(1 for k in cand if isinstance(fs[leaves[k]], Form))
+    if n_forms < 2 or len(cand) == len(leaves):
+        return None
+    return sorted(cand)
+
+
+def regroup(
+    graph: Graph, output: int, dists: dict[str, Distribution], quantized: dict[str, Quantized] | None
+) -> tuple[Graph, int] | None:
+    """``graph`` with product (sum) chains regrouped where some of their factors (terms) form a closed-form separator.
+
+    ``X1 * Z * X2`` (LogNormals, ``Z`` also used elsewhere) reads as ``(X1 * Z) * X2``: no node has the law of
+    ``X1 * X2``. Chains of ``mul`` (``add``) found by :func:`opgraph.graph.passes.chains` whose LogNormal (Normal)
+    form leaves and constants separate their inputs (:func:`_private_group`) are rewritten by
+    :func:`opgraph.graph.passes.regroup_chains` as ``(those leaves) op (the others)``; the other chains are left
+    as they are. Returns the new graph and its output id, or None where no chain is regrouped. Floating-point
+    values may change in the last bits (another association).
+    """
+    from opgraph.graph.passes import chains, regroup_chains, shared_input_groups
+
+    if not REGROUP.get() or graph.outputs != (output,):
+        return None
+    g, changed = graph, False
+    for op, kind in _CHAIN_KIND.items():
+        found = chains(g, op)
+        if not found:
+            continue
+        fs = forms(g, dists, quantized)
+        users, srcs = g.users(), g.source_inputs()
+        plans: dict[int, list[list[int]]] = {}
+        for root, leaves in found.items():
+            grp = _private_group(g, root, leaves, fs, kind, users, srcs)
+            if grp is not None:
+                rest = [k for k in range(len(leaves)) if k not in grp]
+                if op == "add":  # the other terms keep rebalance_sums's grouping by shared inputs
+                    parts = shared_input_groups(srcs, [leaves[k] for k in rest])
+                    plans[root] = [grp, *([rest[j] for j in part] for part in parts)]
+                else:
+                    plans[root] = [grp, rest]
+        if plans:
+            g, changed = regroup_chains(g, op, lambda root, leaves, plans=plans: plans.get(root)), True
+    return (g, g.outputs[0]) if changed else None
+
+
 def substitute(
     graph: Graph,
     output: int,
@@ -418,6 +523,9 @@ def substitute(
     if not any(type(dists.get(n.attrs["name"])) in (Normal, LogNormal) for n in graph.nodes if n.op == "input"):
         return None
     sub, out = graph, output
+    rg = regroup(sub, out, dists, quantized)  # a closed-form sub-product that the association hides
+    if rg is not None:
+        sub, out = rg
     fs = forms(sub, dists, quantized)
     cand = [i for i, f in enumerate(fs) if isinstance(f, Form) and sub.nodes[i].op != "input" and not _trivial(f)]
     if not cand:

@@ -7,8 +7,10 @@ messages (:attr:`Node.where`) keep naming the node the user can find in ``print(
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from opgraph.graph.errors import GraphError
 from opgraph.graph.ir import Graph, Node
 
 
@@ -41,37 +43,55 @@ def rebalance_sums(graph: Graph) -> Graph:
         A new graph with the same inputs (by name and order) and outputs; nodes other than ``add`` chains are kept
         in order with their ops, attrs and meta.
     """
+    srcs = graph.source_inputs()
+    # Sum leaves that share inputs first (so each group's partial sum separates its inputs), then combine the
+    # independent groups in a balanced tree.
+    return regroup_chains(graph, "add", lambda root, leaves: shared_input_groups(srcs, leaves))
+
+
+def shared_input_groups(srcs: Sequence[frozenset[int]], leaves: Sequence[int]) -> list[list[int]]:
+    """Positions of ``leaves`` grouped by shared inputs (transitively), groups in order of first appearance.
+
+    ``srcs``: the graph's :meth:`Graph.source_inputs`. Within a group the positions keep their order, except that
+    a leaf joining several groups appends the later groups' positions to the first one's.
+    """
+    groups: list[list[int]] = []
+    gsrc: list[set[int]] = []
+    for k, leaf in enumerate(leaves):
+        s_leaf = set(srcs[leaf])
+        hit = [g for g in range(len(groups)) if gsrc[g] & s_leaf]
+        if not hit:
+            groups.append([k])
+            gsrc.append(s_leaf)
+            continue
+        base = hit[0]
+        groups[base].append(k)
+        gsrc[base] |= s_leaf
+        for g in reversed(hit[1:]):
+            groups[base].extend(groups[g])
+            gsrc[base] |= gsrc[g]
+            del groups[g], gsrc[g]
+    return groups
+
+
+def chains(graph: Graph, op: str) -> dict[int, list[int]]:
+    """The maximal chains of the associative, commutative binary ``op`` (``"add"``, ``"mul"``): root -> leaves.
+
+    A chain is a tree of ``op`` nodes whose inner nodes have a single user (another ``op`` node of the tree) and
+    are not outputs; its leaves are the operands not absorbed, in left-to-right order (node ids; a value used
+    twice by the chain is two leaves). Every ``op`` node that is not absorbed is a root (a lone ``op`` node is a
+    chain of two leaves).
+    """
     users = graph.users()
     outputs = set(graph.outputs)
 
     def absorbed(i: int) -> bool:
         n = graph.nodes[i]
-        return n.op == "add" and len(users[i]) == 1 and i not in outputs and graph.nodes[users[i][0]].op == "add"
+        return n.op == op and len(users[i]) == 1 and i not in outputs and graph.nodes[users[i][0]].op == op
 
-    out: list[Node] = []
-    srcs: list[frozenset[int]] = []
-    new_id: dict[int, int] = {}
-
-    def emit(op: str, inputs: tuple[int, ...], attrs: dict[str, Any], meta: dict[str, Any]) -> int:
-        out.append(Node(len(out), op, inputs, attrs, dict(meta)))
-        s: frozenset[int] = frozenset([len(out) - 1]) if op == "input" else frozenset()
-        for i in inputs:
-            s = s | srcs[i]
-        srcs.append(s)
-        return len(out) - 1
-
-    def pairs(level: list[int], meta: dict[str, Any]) -> list[int]:
-        nxt = [emit("add", (level[k], level[k + 1]), {}, meta) for k in range(0, len(level) - 1, 2)]
-        if len(level) % 2:
-            nxt.append(level[-1])
-        return nxt
-
+    out: dict[int, list[int]] = {}
     for n in graph.nodes:
-        if absorbed(n.id):
-            continue
-        meta = _meta(n)
-        if n.op != "add":
-            new_id[n.id] = emit(n.op, tuple(new_id[i] for i in n.inputs), dict(n.attrs), meta)
+        if n.op != op or absorbed(n.id):
             continue
         leaves: list[int] = []
         stack = list(reversed(n.inputs))
@@ -80,28 +100,78 @@ def rebalance_sums(graph: Graph) -> Graph:
             if absorbed(i):
                 stack.extend(reversed(graph.nodes[i].inputs))
             else:
-                leaves.append(new_id[i])
-        # Sum leaves that share inputs first (so each group's partial sum separates its inputs), then combine the
-        # independent groups in a balanced tree.
-        groups: list[list[int]] = []
-        gsrc: list[set[int]] = []
-        for leaf in leaves:
-            s_leaf = set(srcs[leaf])
-            hit = [g for g in range(len(groups)) if gsrc[g] & s_leaf]
-            if not hit:
-                groups.append([leaf])
-                gsrc.append(s_leaf)
+                leaves.append(i)
+        out[n.id] = leaves
+    return out
+
+
+def regroup_chains(graph: Graph, op: str, partition: Any) -> Graph:
+    """Rewrite chains of the associative, commutative ``op`` (:func:`chains`) as groups combined by balanced trees.
+
+    ``partition(root, leaves)`` receives a chain's root id and its leaves (node ids of ``graph``, in order) and
+    returns the groups as lists of positions into ``leaves`` (each position once), or None to keep that chain as
+    it is. Each group is combined by a balanced tree in the order given (neighbours paired level by level; an odd
+    one out moves up a level), then the groups' values likewise, in the order of the groups. Every new node
+    carries the ``meta`` of the chain's root (``"origin"`` set to the root's id). :func:`rebalance_sums` is this
+    pass with the leaves grouped by shared inputs; :mod:`opgraph.dcg.exactlaw` groups the factors of a product
+    whose exact law is known. Floating-point results may differ in the last bits from the original association.
+
+    Args:
+        graph: The graph to rewrite (not modified).
+        op: The op name of the chains (``"add"`` or ``"mul"``: both operands' order is free).
+        partition: The grouping per chain, as above.
+
+    Returns:
+        A new graph with the same inputs (by name and order) and outputs; other nodes are kept in order with
+        their ops, attrs and meta.
+
+    Raises:
+        GraphError: a partition that does not use every leaf position exactly once.
+    """
+    found = chains(graph, op)
+    plans: dict[int, list[list[int]]] = {}
+    for root, leaves in found.items():
+        groups = partition(root, list(leaves))
+        if groups is None:
+            continue
+        if sorted(k for g in groups for k in g) != list(range(len(leaves))) or any(not g for g in groups):
+            raise GraphError(f"regroup_chains: partition of chain {root} must use positions 0..{len(leaves) - 1} once")
+        plans[root] = [list(g) for g in groups]
+    inner: set[int] = set()
+    for root in plans:  # the absorbed nodes of the regrouped chains (the others are copied as they are)
+        stack = list(graph.nodes[root].inputs)
+        leaf_set = set(found[root])
+        while stack:
+            i = stack.pop()
+            if i in leaf_set or i in inner:
                 continue
-            base = hit[0]
-            groups[base].append(leaf)
-            gsrc[base] |= s_leaf
-            for g in reversed(hit[1:]):
-                groups[base].extend(groups[g])
-                gsrc[base] |= gsrc[g]
-                del groups[g], gsrc[g]
-        level = []
-        for grp in groups:
-            part = list(grp)
+            inner.add(i)
+            stack.extend(graph.nodes[i].inputs)
+
+    out: list[Node] = []
+    new_id: dict[int, int] = {}
+
+    def emit(op_: str, inputs: tuple[int, ...], attrs: dict[str, Any], meta: dict[str, Any]) -> int:
+        out.append(Node(len(out), op_, inputs, attrs, dict(meta)))
+        return len(out) - 1
+
+    def pairs(level: list[int], meta: dict[str, Any]) -> list[int]:
+        nxt = [emit(op, (level[k], level[k + 1]), {}, meta) for k in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        return nxt
+
+    for n in graph.nodes:
+        if n.id in inner:
+            continue
+        meta = _meta(n)
+        if n.id not in plans:
+            new_id[n.id] = emit(n.op, tuple(new_id[i] for i in n.inputs), dict(n.attrs), meta)
+            continue
+        leaves = [new_id[i] for i in found[n.id]]
+        level: list[int] = []
+        for grp in plans[n.id]:
+            part = [leaves[k] for k in grp]
             while len(part) > 1:
                 part = pairs(part, meta)
             level.append(part[0])
@@ -110,7 +180,7 @@ def rebalance_sums(graph: Graph) -> Graph:
         if len(level) == 1:
             new_id[n.id] = level[0]
         else:
-            new_id[n.id] = emit("add", tuple(level), {}, meta)
+            new_id[n.id] = emit(op, tuple(level), {}, meta)
     return Graph(
         tuple(out),
         tuple(new_id[i] for i in graph.inputs),
