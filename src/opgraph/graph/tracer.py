@@ -334,7 +334,10 @@ class Proxy:
 
     # -- NumPy protocol ----------------------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        if method != "__call__" or kwargs.get("out") is not None:
+        out = kwargs.pop("out", None)
+        if out is not None:
+            return _ufunc_into(ufunc, method, inputs, out, kwargs)
+        if method != "__call__" or kwargs:
             raise TraceError(f"np.{ufunc.__name__}.{method} is not supported on traced values")
         return apply_ufunc(ufunc, *inputs)
 
@@ -418,7 +421,14 @@ def apply_ufunc(ufunc: Any, *inputs: Any) -> Any:
             f"{src}: NumPy function {name!r} is not supported on traced values; supported: "
             f"{', '.join(sorted(UFUNC_OPS))}"
         )
-    return _dispatch(op, *[a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in inputs])
+    # A list or tuple operand is an array to a ufunc (``xx ** [1.75, 1.5]``), as in NumPy.
+    return _dispatch(
+        op,
+        *[
+            a.view(np.ndarray) if isinstance(a, ProxyArray) else np.asarray(a) if isinstance(a, list | tuple) else a
+            for a in inputs
+        ],
+    )
 
 
 class ProxyArray(np.ndarray):
@@ -426,8 +436,9 @@ class ProxyArray(np.ndarray):
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         plain = [a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in inputs]
-        if kwargs.get("out") is not None:
-            raise TraceError(f"np.{ufunc.__name__}(..., out=) is not supported on traced arrays")
+        out = kwargs.pop("out", None)
+        if out is not None:
+            return _ufunc_into(ufunc, method, plain, out, kwargs)
         if method == "__call__":
             return apply_ufunc(ufunc, *plain)
         if method == "reduce" and ufunc.__name__ in UFUNC_OPS:
@@ -441,6 +452,28 @@ class ProxyArray(np.ndarray):
                 acc = _dispatch(UFUNC_OPS[ufunc.__name__], acc, moved[k])
             return acc.view(ProxyArray) if isinstance(acc, np.ndarray) else acc
         raise TraceError(f"np.{ufunc.__name__}.{method} is not supported on traced arrays")
+
+
+def _ufunc_into(ufunc: np.ufunc, method: str, inputs: Sequence[Any], out: Any, kwargs: dict[str, Any]) -> Any:
+    """``np.<ufunc>(..., out=arr)`` on traced values, as in ``y += x``: written into ``arr`` if it is an object array.
+
+    A float array cannot hold a traced value, so ``y = np.zeros(n); y += x`` raises a one-line error naming the
+    line and the fix (NumPy rebinds ``y`` to what the ufunc returns, but an explicit ``out=`` must update ``arr``).
+    """
+    target = out[0] if isinstance(out, tuple) and len(out) == 1 else out
+    if method != "__call__" or kwargs or not isinstance(target, np.ndarray):
+        raise TraceError(f"np.{ufunc.__name__}.{method}(..., out=) is not supported on traced arrays")
+    if target.dtype != object:
+        src, _ = user_source()
+        raise TraceError(
+            f"{src}: an in-place update (y += x, or np.{ufunc.__name__}(..., out=y)) writes a traced value into a "
+            f"{target.dtype} NumPy array, which cannot hold it; write y = y + x, or create y with dtype=object "
+            "(np.zeros(n, dtype=object))"
+        )
+    result = apply_ufunc(ufunc, *inputs)
+    value = result.view(np.ndarray) if isinstance(result, np.ndarray) else _boxed(result)
+    target.view(np.ndarray)[...] = np.broadcast_to(value, target.shape)
+    return target
 
 
 def _flatten_outputs(result: Any, builder: GraphBuilder, out: list[int]) -> Any:

@@ -1,0 +1,75 @@
+"""NumPy patterns of vectorised code on traced values: in-place updates (``y += x``, ``out=``), list operands."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from opgraph.graph import TraceError, interpret, trace
+from opgraph.graph.tracer import ProxyArray
+
+# From Python's math module (independent of the op table the tracer and the interpreter share).
+MATH_RULES = {
+    "add": lambda n, a, b: a + b,
+    "mul": lambda n, a, b: a * b,
+    "square": lambda n, a: a * a,
+    "pow": lambda n, a, b: a**b,
+    "sin": lambda n, a: math.sin(a),
+}
+
+
+def _row(*x):
+    xx = np.empty((1, len(x)), dtype=object)
+    xx[0, :] = list(x)
+    return xx.view(ProxyArray)
+
+
+def test_inplace_add_into_an_object_array_is_traced():
+    def fn(a, b):
+        y = np.zeros(1, dtype=object)
+        y += _row(a, b)[:, 0] ** 2
+        y += np.sin(_row(a, b)[:, 1])
+        return y
+
+    g = trace(fn)
+    (got,) = interpret(g, [1.5, -0.7], MATH_RULES)
+    assert got == pytest.approx(1.5**2 + math.sin(-0.7))
+
+
+def test_explicit_out_into_an_object_array_updates_it():
+    def fn(a):
+        y = np.empty(2, dtype=object)
+        np.multiply(np.array([a, a], dtype=object).view(ProxyArray), 3.0, out=y)
+        return y[0] + y[1]
+
+    (got,) = interpret(trace(fn), [0.25], MATH_RULES)
+    assert got == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("scalar", [True, False])
+def test_inplace_add_into_a_float_array_names_the_line_and_the_fix(scalar):
+    def fn(a):
+        y = np.zeros(1)
+        y += a if scalar else _row(a)[:, 0]
+        return y
+
+    with pytest.raises(
+        TraceError, match=r"test_trace_numpy_patterns\.py:\d+: an in-place update .*float64.*y = y \+ x"
+    ):
+        trace(fn)
+
+
+def test_other_ufunc_methods_with_out_are_still_refused():
+    with pytest.raises(TraceError, match="accumulate"):
+        trace(lambda v: np.add.accumulate(v, out=np.empty(2, dtype=object)), np.zeros(2))
+
+
+def test_a_list_operand_of_a_ufunc_on_a_traced_array_is_an_array():
+    def fn(a, b):
+        yy = _row(a, b) ** [2.0, 3.0]  # as uqtestfuns' DetteExp writes xx ** [1.75, 1.5, 1.25]
+        return np.sum(yy, axis=1)
+
+    (got,) = interpret(trace(fn), [1.5, -0.5], MATH_RULES)
+    assert got == pytest.approx(1.5**2 + (-0.5) ** 3)
