@@ -17,6 +17,7 @@ MATH_RULES = {
     "square": lambda n, a: a * a,
     "pow": lambda n, a, b: a**b,
     "sin": lambda n, a: math.sin(a),
+    "sub": lambda n, a, b: a - b,
 }
 
 
@@ -49,14 +50,27 @@ def test_explicit_out_into_an_object_array_updates_it():
 
 
 @pytest.mark.parametrize("scalar", [True, False])
-def test_inplace_add_into_a_float_array_names_the_line_and_the_fix(scalar):
+def test_augmented_assignment_into_a_float_array_rebinds_it_to_a_traced_array(scalar):
+    def fn(a, b):
+        yy = np.zeros(1)  # as uqtestfuns' Bratley D and Dette 8D accumulate
+        for k in range(1, 3):
+            yy += a**k if scalar else _row(a, b)[:, 0] ** k
+            yy *= 2.0
+        yy -= b
+        return yy
+
+    (got,) = interpret(trace(fn), [1.5, 0.25], MATH_RULES)
+    assert got == pytest.approx(((1.5 * 2.0) + 1.5**2) * 2.0 - 0.25)
+
+
+def test_explicit_out_into_a_float_array_names_the_line_and_the_fix():
     def fn(a):
         y = np.zeros(1)
-        y += a if scalar else _row(a)[:, 0]
+        np.add(y, a, out=y)
         return y
 
     with pytest.raises(
-        TraceError, match=r"test_trace_numpy_patterns\.py:\d+: an in-place update .*float64.*y = y \+ x"
+        TraceError, match=r"test_trace_numpy_patterns\.py:\d+: np\.add\(\.\.\., out=y\) .*float64.*y = y \+ x"
     ):
         trace(fn)
 

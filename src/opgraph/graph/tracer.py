@@ -454,25 +454,49 @@ class ProxyArray(np.ndarray):
         raise TraceError(f"np.{ufunc.__name__}.{method} is not supported on traced arrays")
 
 
-def _ufunc_into(ufunc: np.ufunc, method: str, inputs: Sequence[Any], out: Any, kwargs: dict[str, Any]) -> Any:
-    """``np.<ufunc>(..., out=arr)`` on traced values, as in ``y += x``: written into ``arr`` if it is an object array.
+def _user_frame() -> FrameType | None:
+    """The first caller frame outside the core and NumPy (the user's line)."""
+    frame: FrameType | None = sys._getframe(1)
+    skip_dirs = (_PKG_DIR, *_SKIP_DIRS)
+    while frame is not None and (frame.f_code.co_filename.startswith(skip_dirs + ("<frozen",))):
+        frame = frame.f_back
+    return frame
 
-    A float array cannot hold a traced value, so ``y = np.zeros(n); y += x`` raises a one-line error naming the
-    line and the fix (NumPy rebinds ``y`` to what the ufunc returns, but an explicit ``out=`` must update ``arr``).
+
+def _augmented_assignment(frame: FrameType | None) -> bool:
+    """Whether ``frame`` is executing an augmented assignment (``y += x``, ``y *= x``, ...)."""
+    if frame is None:
+        return False
+    import dis
+
+    for ins in dis.get_instructions(frame.f_code):
+        if ins.offset == frame.f_lasti:
+            return ins.opname == "BINARY_OP" and str(ins.argrepr).endswith("=")
+    return False
+
+
+def _ufunc_into(ufunc: np.ufunc, method: str, inputs: Sequence[Any], out: Any, kwargs: dict[str, Any]) -> Any:
+    """``np.<ufunc>(..., out=arr)`` on traced values (``y += x`` calls it so).
+
+    An object array ``arr`` receives the traced values. A float array cannot hold them: in an augmented assignment
+    (``y = np.zeros(n); y += x``, the accumulation loops of vectorised test functions) Python rebinds ``y`` to what
+    the ufunc returns, so a new traced array is returned (another name bound to the old float array keeps its old
+    values); an explicit ``out=`` of a float array raises a one-line error naming the line and the fix.
     """
     target = out[0] if isinstance(out, tuple) and len(out) == 1 else out
     if method != "__call__" or kwargs or not isinstance(target, np.ndarray):
         raise TraceError(f"np.{ufunc.__name__}.{method}(..., out=) is not supported on traced arrays")
-    if target.dtype != object:
+    if target.dtype != object and not _augmented_assignment(_user_frame()):
         src, _ = user_source()
         raise TraceError(
-            f"{src}: an in-place update (y += x, or np.{ufunc.__name__}(..., out=y)) writes a traced value into a "
-            f"{target.dtype} NumPy array, which cannot hold it; write y = y + x, or create y with dtype=object "
-            "(np.zeros(n, dtype=object))"
+            f"{src}: np.{ufunc.__name__}(..., out=y) writes a traced value into a {target.dtype} NumPy array, which "
+            "cannot hold it; write y = y + x (or y += x), or create y with dtype=object (np.zeros(n, dtype=object))"
         )
     result = apply_ufunc(ufunc, *inputs)
-    value = result.view(np.ndarray) if isinstance(result, np.ndarray) else _boxed(result)
-    target.view(np.ndarray)[...] = np.broadcast_to(value, target.shape)
+    value = np.broadcast_to(result.view(np.ndarray) if isinstance(result, np.ndarray) else _boxed(result), target.shape)
+    if target.dtype != object:
+        return np.array(value, dtype=object).view(ProxyArray)
+    target.view(np.ndarray)[...] = value
     return target
 
 
