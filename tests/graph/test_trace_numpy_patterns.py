@@ -87,3 +87,15 @@ def test_a_list_operand_of_a_ufunc_on_a_traced_array_is_an_array():
 
     (got,) = interpret(trace(fn), [1.5, -0.5], MATH_RULES)
     assert got == pytest.approx(1.5**2 + (-0.5) ** 3)
+
+
+def test_stacked_traced_arrays_stay_traced_so_a_reduction_along_an_axis_works():
+    def fn(a, b):
+        xx = _row(a, b)
+        yy = np.vstack((xx[:, 0] + 1.0, xx[:, 1] * 2.0, np.sin(xx[:, 0])))  # as uqtestfuns' FourBranch
+        return np.min(yy, axis=0)
+
+    g = trace(fn)
+    for a, b in [(1.5, 0.25), (-0.5, 3.0), (0.1, -2.0)]:
+        (got,) = interpret(g, [a, b], {**MATH_RULES, "minimum": lambda n, u, v: min(u, v)})
+        assert got == pytest.approx(min(a + 1.0, b * 2.0, math.sin(a)))

@@ -434,6 +434,14 @@ def apply_ufunc(ufunc: Any, *inputs: Any) -> Any:
 class ProxyArray(np.ndarray):
     """An object array of :class:`Proxy` elements whose ufuncs (and ``@``) are traced elementwise."""
 
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        # NumPy's own implementation; object arrays it returns (np.vstack, np.concatenate, np.append...) stay
+        # ProxyArrays, so a later reduction (np.min(np.vstack(...), axis=0)) is traced instead of comparing proxies.
+        result = super().__array_function__(func, types, args, kwargs)
+        if isinstance(result, tuple | list):
+            return type(result)(_as_proxy_array(r) for r in result)
+        return _as_proxy_array(result)
+
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         plain = [a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in inputs]
         out = kwargs.pop("out", None)
@@ -498,6 +506,13 @@ def _ufunc_into(ufunc: np.ufunc, method: str, inputs: Sequence[Any], out: Any, k
         return np.array(value, dtype=object).view(ProxyArray)
     target.view(np.ndarray)[...] = value
     return target
+
+
+def _as_proxy_array(value: Any) -> Any:
+    """``value`` viewed as a :class:`ProxyArray` if it is a plain object array, else unchanged."""
+    if isinstance(value, np.ndarray) and value.dtype == object and not isinstance(value, ProxyArray):
+        return value.view(ProxyArray)
+    return value
 
 
 def _flatten_outputs(result: Any, builder: GraphBuilder, out: list[int]) -> Any:
