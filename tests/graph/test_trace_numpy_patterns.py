@@ -99,3 +99,24 @@ def test_stacked_traced_arrays_stay_traced_so_a_reduction_along_an_axis_works():
     for a, b in [(1.5, 0.25), (-0.5, 3.0), (0.1, -2.0)]:
         (got,) = interpret(g, [a, b], {**MATH_RULES, "minimum": lambda n, u, v: min(u, v)})
         assert got == pytest.approx(min(a + 1.0, b * 2.0, math.sin(a)))
+
+
+@pytest.mark.parametrize("augmented", [True, False])
+def test_storing_a_traced_value_into_a_float_array_names_the_line_and_the_fix(augmented):
+    def fn(a):
+        y = np.zeros(1)
+        if augmented:
+            y[:] += a  # as uqtestfuns' MorrisM accumulates
+        else:
+            y[0] = a
+        return y
+
+    with pytest.raises(TraceError, match=r"test_trace_numpy_patterns\.py:\d+: y\[\.\.\.\] = x stores a traced value"):
+        trace(fn)
+
+
+def test_float_of_a_traced_value_elsewhere_keeps_its_message():
+    import math
+
+    with pytest.raises(TraceError, match=r"float\(\) of a traced value.*np\.sin"):
+        trace(lambda a: math.sin(a))

@@ -324,6 +324,11 @@ class Proxy:
 
     def __float__(self) -> float:
         src, _ = user_source()
+        if _storing_item(_user_frame()):
+            raise TraceError(
+                f"{src}: y[...] = x stores a traced value into a NumPy array of floats, which cannot hold it; build "
+                "y from traced values instead (y = x, y = y + x, np.where(mask, x, y)), or create y with dtype=object"
+            )
         raise TraceError(
             f"{src}: float() of a traced value has no single value while tracing (math.sin(x), math.exp(x), "
             "float(x) and int(x) all call it); use the NumPy ufunc instead (np.sin(x), np.exp(x)) or keep it symbolic"
@@ -480,6 +485,18 @@ def _augmented_assignment(frame: FrameType | None) -> bool:
     for ins in dis.get_instructions(frame.f_code):
         if ins.offset == frame.f_lasti:
             return ins.opname == "BINARY_OP" and str(ins.argrepr).endswith("=")
+    return False
+
+
+def _storing_item(frame: FrameType | None) -> bool:
+    """Whether ``frame`` is executing a subscript store (``y[i] = x``, also the store of ``y[i] += x``)."""
+    if frame is None:
+        return False
+    import dis
+
+    for ins in dis.get_instructions(frame.f_code):
+        if ins.offset == frame.f_lasti:
+            return ins.opname == "STORE_SUBSCR"
     return False
 
 
