@@ -120,3 +120,21 @@ def test_float_of_a_traced_value_elsewhere_keeps_its_message():
 
     with pytest.raises(TraceError, match=r"float\(\) of a traced value.*np\.sin"):
         trace(lambda a: math.sin(a))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5])
+def test_chebyshev_polynomial_of_a_constant_degree_is_traced_as_its_arithmetic(n):
+    from scipy.special import eval_chebyt
+
+    rules = {**MATH_RULES, "sub": lambda node, a, b: a - b}
+    g = trace(lambda a: eval_chebyt(n, 2 * _row(a)[:, 0] - 1))  # as uqtestfuns' Bratley C
+    for a in (0.1, 0.5, 0.93):
+        (got,) = interpret(g, [a], rules)
+        assert got == pytest.approx(float(eval_chebyt(n, 2 * a - 1)), abs=1e-12)
+
+
+def test_chebyshev_polynomial_of_a_traced_degree_is_refused():
+    from scipy.special import eval_chebyt
+
+    with pytest.raises(TraceError, match="eval_chebyt"):
+        trace(lambda a, x: eval_chebyt(a, x))

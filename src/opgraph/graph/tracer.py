@@ -410,11 +410,34 @@ def _dispatch(op: str, *args: Any) -> Any:
     return p._op(op, *args)
 
 
+def _degree(n: Any) -> int | None:
+    """``n`` as a polynomial degree (a plain non-negative integer, not traced), else None."""
+    if isinstance(n, bool | np.bool_) or not isinstance(n, int | np.integer | float | np.floating):
+        return None
+    return int(n) if float(n).is_integer() and 0 <= n <= 64 else None
+
+
+def _chebyshev_t(n: int, x: Any) -> Any:
+    """``T_n(x)`` by the three-term recurrence ``T_{k+1} = 2 x T_k - T_{k-1}`` (``scipy.special.eval_chebyt``)."""
+    prev, cur = 1.0 + 0.0 * x, x
+    if n == 0:
+        return prev
+    for _ in range(n - 1):
+        prev, cur = cur, 2.0 * x * cur - prev
+    return cur
+
+
+#: SciPy's orthogonal-polynomial ufuncs of a constant integer degree, traced as the polynomial's arithmetic.
+_POLYNOMIALS: dict[str, Callable[[int, Any], Any]] = {"eval_chebyt": _chebyshev_t}
+
+
 def apply_ufunc(ufunc: Any, *inputs: Any) -> Any:
     """Apply a NumPy/SciPy ufunc to traced values (scalars or arrays); raises TraceError if unsupported."""
     name = getattr(ufunc, "__name__", str(ufunc))
     if name == "positive":
         return inputs[0]
+    if name in _POLYNOMIALS and len(inputs) == 2 and _degree(inputs[0]) is not None:
+        return _POLYNOMIALS[name](_degree(inputs[0]), inputs[1])
     if name == "matmul":
         plain = [np.asarray(a, dtype=object) if isinstance(a, np.ndarray) else a for a in inputs]
         result = np.matmul(*[a.view(np.ndarray) if isinstance(a, np.ndarray) else a for a in plain])
