@@ -436,8 +436,9 @@ def apply_ufunc(ufunc: Any, *inputs: Any) -> Any:
     name = getattr(ufunc, "__name__", str(ufunc))
     if name == "positive":
         return inputs[0]
-    if name in _POLYNOMIALS and len(inputs) == 2 and _degree(inputs[0]) is not None:
-        return _as_proxy_array(_POLYNOMIALS[name](_degree(inputs[0]), _as_proxy_array(inputs[1])))
+    degree = _degree(inputs[0]) if name in _POLYNOMIALS and len(inputs) == 2 else None
+    if degree is not None:
+        return _as_proxy_array(_POLYNOMIALS[name](degree, _as_proxy_array(inputs[1])))
     if name == "matmul":
         plain = [np.asarray(a, dtype=object) if isinstance(a, np.ndarray) else a for a in inputs]
         result = np.matmul(*[a.view(np.ndarray) if isinstance(a, np.ndarray) else a for a in plain])
