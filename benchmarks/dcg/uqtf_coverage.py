@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/benchmarks/dcg.md")
     ap.add_argument("--before", default="", help="JSON of a run on the code before the fixes (counts beside)")
     ap.add_argument("--before-label", default="main", help="what --before ran on (a commit)")
+    ap.add_argument("--atoms", default=",".join(map(str, ATOMS)), help="atom counts (the first for every function)")
     args = ap.parse_args(argv)
     if args.worker:
         _worker(args.worker[0], int(args.worker[1]))
@@ -425,12 +426,13 @@ def main(argv: list[str] | None = None) -> None:
         if args.only:
             names = [n for n in names if n in set(args.only.split(","))]
         out.parent.mkdir(parents=True, exist_ok=True)
+        counts = [int(a) for a in args.atoms.split(",")]
         for name in (bar := tqdm(names, desc="uqtestfuns", unit="fn")):
-            for atoms in ATOMS:
+            for atoms in counts:
                 key = f"{name}@{atoms}"
                 bar.set_postfix_str(key)
-                if atoms != ATOMS[0]:
-                    first = data["runs"].get(f"{name}@{ATOMS[0]}", {})
+                if atoms != counts[0]:
+                    first = data["runs"].get(f"{name}@{counts[0]}", {})
                     if first.get("outcome") != "finite" or _num(first.get("cpu_s")) >= FAST_S:
                         data["runs"].pop(key, None)
                         continue
