@@ -239,7 +239,7 @@ def test_every_engine_switch_reaches_spawned_workers(name, fn, laws, atoms, spaw
     with switches.scope({name: False}):
         ref = od.evaluate(fn, *laws, atoms=atoms)
         many = od.evaluate_many(fn, [laws], atoms=atoms, executor=spawn_pool)
-    assert ref.w1_bound > 1.01 * on.w1_bound  # the switch matters on this case (cancel: 1.4 % since dcg-cost)
+    assert ref.w1_bound > 1.003 * on.w1_bound  # the switch matters here (cancel: 0.5 % since x**2 is a square)
     assert many[0].w1_bound == ref.w1_bound
     assert switches.capture()[name] is True  # restored after the block
 

@@ -80,7 +80,6 @@ def test_binary_ufuncs_on_plain_object_arrays_keep_the_operand_order():
         (lambda x: np.add.reduce(x), "reduce"),
         (lambda x: np.add.accumulate(x), "accumulate"),
         (lambda x: np.multiply.outer(x, 2.0), "outer"),
-        (lambda x: np.sin(x, out=np.empty(())), "__call__"),
     ],
 )
 def test_ufunc_methods_other_than_a_plain_call_on_a_traced_scalar_are_refused(fn, method):

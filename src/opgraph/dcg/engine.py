@@ -53,7 +53,7 @@ from opgraph.dcg.extremes import OneAxis, extreme_law
 from opgraph.dcg.regroup import merge_duplicates, regroup
 from opgraph.dcg.truncation import domain_hint
 from opgraph.graph import Graph, Node, interpret
-from opgraph.graph.passes import rebalance_sums
+from opgraph.graph.passes import rebalance_sums, square_powers
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +77,12 @@ DEFER_SUBCELLS: contextvars.ContextVar[bool] = contextvars.ContextVar("dcg_defer
 # The graph: opgraph.graph's Graph, rewritten by its passes and restricted with its algorithms
 # ----------------------------------------------------------------------------------------------------------------
 def prepare(graph: Graph, balance: bool = True) -> Graph:
-    """The graph the engine evaluates: ``graph`` with its chains of ``+`` rebalanced (:func:`rebalance_sums`).
+    """The graph the engine evaluates: ``x ** 2`` as ``square(x)``, chains of ``+`` rebalanced.
 
-    Node ids change; every node keeps the id the user knows in ``meta["origin"]`` (see :attr:`Node.where`).
+    :func:`square_powers` gives ``x ** 2`` the tighter rules of ``square``; :func:`rebalance_sums` makes partial sums
+    separators. Node ids change; every node keeps the id the user knows in ``meta["origin"]`` (see :attr:`Node.where`).
     """
+    graph = square_powers(graph)
     return rebalance_sums(graph) if balance else graph
 
 

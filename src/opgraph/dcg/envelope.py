@@ -230,14 +230,45 @@ def rule(op: str, args: list[Env | None], consts: list[float | None], region: Re
     return None
 
 
+def _abs_power_across_zero(law: Distribution, a: float, t: float, side: str) -> float:
+    """``E[|X|^a; region]`` (``a > 0``) on a tail region that contains 0 (a Normal's tail cell past its mean).
+
+    An odd integer power splits at 0: ``E[X^a; 0 < X < t] - E[X^a; X < 0]`` (lower side, ``t > 0``), likewise on
+    the upper side; every piece is a closed-form partial moment, and the difference is padded by 1e-12 of the
+    pieces' magnitude for its rounding. Other powers use the two even powers around ``a`` (:func:`_even_powers`).
+    """
+    if float(a).is_integer():
+        whole = partial_moment(law, "power", a, t, side)
+        half = partial_moment(law, "power", a, 0.0, side)  # the part beyond 0, away from t
+        # lower: E[X^a; X<t] = half + E[X^a; 0<X<t]; |X|^a = -X^a below 0 (odd a). upper: symmetric.
+        m = (whole - 2.0 * half) if side == "lower" else (2.0 * half - whole)
+        return m + 1e-12 * (abs(whole) + 2.0 * abs(half))
+    return _even_powers(law, a, t, side)
+
+
+def _even_powers(law: Distribution, a: float, t: float, side: str) -> float:
+    """``E[|X|^a; region] <= E[X^(2j); region] + E[X^(2j+2); region]`` with ``2j <= a <= 2j + 2`` (any sign of X)."""
+    lo = 2.0 * math.floor(a / 2.0)
+    return partial_moment(law, "power", lo, t, side) + partial_moment(law, "power", lo + 2.0, t, side)
+
+
 def _term_moment(c: float, kind: str, a: float, r: Region) -> float:
     try:
         if kind == "exp" or a == 0:
             m = partial_moment(r.law, kind, a, r.t, r.side)
         elif r.xlo >= 0:
-            m = partial_moment(r.law, "power", a, r.t, r.side)
+            try:
+                m = partial_moment(r.law, "power", a, r.t, r.side)
+            except DistError:
+                if a < 0 or float(a).is_integer():
+                    raise
+                m = _even_powers(r.law, a, r.t, r.side)  # a fractional power of a Normal (no closed form here)
         elif float(a).is_integer() and (r.xhi <= 0 or int(a) % 2 == 0):
             m = partial_moment(r.law, "power", a, r.t, r.side) * (-1.0 if r.xhi <= 0 and int(a) % 2 else 1.0)
+        elif a > 0 and (r.t > 0 if r.side == "lower" else r.t < 0):
+            m = _abs_power_across_zero(r.law, a, r.t, r.side)
+        elif a > 0:
+            m = _even_powers(r.law, a, r.t, r.side)  # a fractional power of negative values
         else:
             return math.inf
     except DistError:

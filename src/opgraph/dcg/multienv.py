@@ -188,6 +188,13 @@ def rule(
             if u.low is not None and w.low is not None:
                 low = _amgm(u.low, w.low, typ) or low
         return _env(list(u.terms) + list(w.terms), low, op == "add" and u.nonneg and w.nonneg)
+    if op in ("maximum", "minimum"):
+        # |max(u, w)|, |min(u, w)| <= |u| + |w|; max(u, w) >= u >= low(u); min of two nonnegatives is nonnegative
+        u, w = e
+        if op == "maximum":
+            low = u.low if u.low is not None else w.low
+            return _env(list(u.terms) + list(w.terms), low, u.nonneg or w.nonneg)
+        return _env(list(u.terms) + list(w.terms), None, u.nonneg and w.nonneg)
     if op == "mul":
         return _mul(e[0], e[1])
     if op == "div":

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -439,7 +440,11 @@ def domain_hint(graph: Any, dists: Mapping[str, Distribution]) -> str:
         (_, _), where = _box_enclosure(graph, _boxes(sub, p_star * 0.5, need))
         suggest = _LADDER[next(i for i, v in enumerate(_LADDER) if v >= p_star)]
         total = min(1.0, 2 * p_star * len(need))
-        arg = repr(suggest) if need == tailed else "{" + ", ".join(f"{n!r}: {suggest!r}" for n in sorted(need)) + "}"
+        # A replaced subexpression (an exact-law node, "node 6 (add) ... (exact law)") is no argument of fn: cut
+        # every unbounded input then (the scalar form), which the user can pass.
+        derived = any(not re.fullmatch(r"[A-Za-z_]\w*(\[\d+\])*", n) for n in need)
+        whole = need == tailed or derived
+        arg = repr(suggest) if whole else "{" + ", ".join(f"{n!r}: {suggest!r}" for n in sorted(need)) + "}"
     except Exception:  # noqa: BLE001  (a diagnostic must never mask the error or warning it explains)
         log.debug("domain_hint failed", exc_info=True)
         return ""
@@ -451,10 +456,14 @@ def domain_hint(graph: Any, dists: Mapping[str, Distribution]) -> str:
         where_text = (
             f"{at} only where {names} fall beyond their {p_star:.2g} tail quantiles (probability <= {total:.2g})"
         )
+    dropped = (
+        f"{2 * suggest:.2g} of probability per unbounded input"
+        if derived
+        else f"at most {min(1.0, 2 * suggest * len(need)):.2g} of probability"
+    )
     return (
-        f"the cause is in the inputs' tails: {where_text}; pass truncate={arg} to evaluate() to drop at most "
-        f"{min(1.0, 2 * suggest * len(need)):.2g} of probability explicitly (reported as result.dropped_mass, "
-        "with the CDF band widened by it)"
+        f"the cause is in the inputs' tails: {where_text}; pass truncate={arg} to evaluate() to drop {dropped} "
+        "explicitly (reported as result.dropped_mass, with the CDF band widened by it)"
     )
 
 

@@ -324,6 +324,11 @@ class Proxy:
 
     def __float__(self) -> float:
         src, _ = user_source()
+        if _storing_item(_user_frame()):
+            raise TraceError(
+                f"{src}: y[...] = x stores a traced value into a NumPy array of floats, which cannot hold it; build "
+                "y from traced values instead (y = x, y = y + x, np.where(mask, x, y)), or create y with dtype=object"
+            )
         raise TraceError(
             f"{src}: float() of a traced value has no single value while tracing (math.sin(x), math.exp(x), "
             "float(x) and int(x) all call it); use the NumPy ufunc instead (np.sin(x), np.exp(x)) or keep it symbolic"
@@ -334,7 +339,10 @@ class Proxy:
 
     # -- NumPy protocol ----------------------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        if method != "__call__" or kwargs.get("out") is not None:
+        out = kwargs.pop("out", None)
+        if out is not None:
+            return _ufunc_into(ufunc, method, inputs, out, kwargs)
+        if method != "__call__" or kwargs:
             raise TraceError(f"np.{ufunc.__name__}.{method} is not supported on traced values")
         return apply_ufunc(ufunc, *inputs)
 
@@ -402,11 +410,35 @@ def _dispatch(op: str, *args: Any) -> Any:
     return p._op(op, *args)
 
 
+def _degree(n: Any) -> int | None:
+    """``n`` as a polynomial degree (a plain non-negative integer, not traced), else None."""
+    if isinstance(n, bool | np.bool_) or not isinstance(n, int | np.integer | float | np.floating):
+        return None
+    return int(n) if float(n).is_integer() and 0 <= n <= 64 else None
+
+
+def _chebyshev_t(n: int, x: Any) -> Any:
+    """``T_n(x)`` by the three-term recurrence ``T_{k+1} = 2 x T_k - T_{k-1}`` (``scipy.special.eval_chebyt``)."""
+    prev, cur = 1.0 + 0.0 * x, x
+    if n == 0:
+        return prev
+    for _ in range(n - 1):
+        prev, cur = cur, 2.0 * x * cur - prev
+    return cur
+
+
+#: SciPy's orthogonal-polynomial ufuncs of a constant integer degree, traced as the polynomial's arithmetic.
+_POLYNOMIALS: dict[str, Callable[[int, Any], Any]] = {"eval_chebyt": _chebyshev_t}
+
+
 def apply_ufunc(ufunc: Any, *inputs: Any) -> Any:
     """Apply a NumPy/SciPy ufunc to traced values (scalars or arrays); raises TraceError if unsupported."""
     name = getattr(ufunc, "__name__", str(ufunc))
     if name == "positive":
         return inputs[0]
+    degree = _degree(inputs[0]) if name in _POLYNOMIALS and len(inputs) == 2 else None
+    if degree is not None:
+        return _as_proxy_array(_POLYNOMIALS[name](degree, _as_proxy_array(inputs[1])))
     if name == "matmul":
         plain = [np.asarray(a, dtype=object) if isinstance(a, np.ndarray) else a for a in inputs]
         result = np.matmul(*[a.view(np.ndarray) if isinstance(a, np.ndarray) else a for a in plain])
@@ -418,16 +450,32 @@ def apply_ufunc(ufunc: Any, *inputs: Any) -> Any:
             f"{src}: NumPy function {name!r} is not supported on traced values; supported: "
             f"{', '.join(sorted(UFUNC_OPS))}"
         )
-    return _dispatch(op, *[a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in inputs])
+    # A list or tuple operand is an array to a ufunc (``xx ** [1.75, 1.5]``), as in NumPy.
+    return _dispatch(
+        op,
+        *[
+            a.view(np.ndarray) if isinstance(a, ProxyArray) else np.asarray(a) if isinstance(a, list | tuple) else a
+            for a in inputs
+        ],
+    )
 
 
 class ProxyArray(np.ndarray):
     """An object array of :class:`Proxy` elements whose ufuncs (and ``@``) are traced elementwise."""
 
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        # NumPy's own implementation; object arrays it returns (np.vstack, np.concatenate, np.append...) stay
+        # ProxyArrays, so a later reduction (np.min(np.vstack(...), axis=0)) is traced instead of comparing proxies.
+        result = super().__array_function__(func, types, args, kwargs)
+        if isinstance(result, tuple | list):
+            return type(result)(_as_proxy_array(r) for r in result)
+        return _as_proxy_array(result)
+
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         plain = [a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in inputs]
-        if kwargs.get("out") is not None:
-            raise TraceError(f"np.{ufunc.__name__}(..., out=) is not supported on traced arrays")
+        out = kwargs.pop("out", None)
+        if out is not None:
+            return _ufunc_into(ufunc, method, plain, out, kwargs)
         if method == "__call__":
             return apply_ufunc(ufunc, *plain)
         if method == "reduce" and ufunc.__name__ in UFUNC_OPS:
@@ -441,6 +489,71 @@ class ProxyArray(np.ndarray):
                 acc = _dispatch(UFUNC_OPS[ufunc.__name__], acc, moved[k])
             return acc.view(ProxyArray) if isinstance(acc, np.ndarray) else acc
         raise TraceError(f"np.{ufunc.__name__}.{method} is not supported on traced arrays")
+
+
+def _user_frame() -> FrameType | None:
+    """The first caller frame outside the core and NumPy (the user's line)."""
+    frame: FrameType | None = sys._getframe(1)
+    skip_dirs = (_PKG_DIR, *_SKIP_DIRS)
+    while frame is not None and (frame.f_code.co_filename.startswith(skip_dirs + ("<frozen",))):
+        frame = frame.f_back
+    return frame
+
+
+def _augmented_assignment(frame: FrameType | None) -> bool:
+    """Whether ``frame`` is executing an augmented assignment (``y += x``, ``y *= x``, ...)."""
+    if frame is None:
+        return False
+    import dis
+
+    for ins in dis.get_instructions(frame.f_code):
+        if ins.offset == frame.f_lasti:
+            return ins.opname == "BINARY_OP" and str(ins.argrepr).endswith("=")
+    return False
+
+
+def _storing_item(frame: FrameType | None) -> bool:
+    """Whether ``frame`` is executing a subscript store (``y[i] = x``, also the store of ``y[i] += x``)."""
+    if frame is None:
+        return False
+    import dis
+
+    for ins in dis.get_instructions(frame.f_code):
+        if ins.offset == frame.f_lasti:
+            return ins.opname == "STORE_SUBSCR"
+    return False
+
+
+def _ufunc_into(ufunc: np.ufunc, method: str, inputs: Sequence[Any], out: Any, kwargs: dict[str, Any]) -> Any:
+    """``np.<ufunc>(..., out=arr)`` on traced values (``y += x`` calls it so).
+
+    An object array ``arr`` receives the traced values. A float array cannot hold them: in an augmented assignment
+    (``y = np.zeros(n); y += x``, the accumulation loops of vectorised test functions) Python rebinds ``y`` to what
+    the ufunc returns, so a new traced array is returned (another name bound to the old float array keeps its old
+    values); an explicit ``out=`` of a float array raises a one-line error naming the line and the fix.
+    """
+    target = out[0] if isinstance(out, tuple) and len(out) == 1 else out
+    if method != "__call__" or kwargs or not isinstance(target, np.ndarray):
+        raise TraceError(f"np.{ufunc.__name__}.{method}(..., out=) is not supported on traced arrays")
+    if target.dtype != object and not _augmented_assignment(_user_frame()):
+        src, _ = user_source()
+        raise TraceError(
+            f"{src}: np.{ufunc.__name__}(..., out=y) writes a traced value into a {target.dtype} NumPy array, which "
+            "cannot hold it; write y = y + x (or y += x), or create y with dtype=object (np.zeros(n, dtype=object))"
+        )
+    result = apply_ufunc(ufunc, *inputs)
+    value = np.broadcast_to(result.view(np.ndarray) if isinstance(result, np.ndarray) else _boxed(result), target.shape)
+    if target.dtype != object:
+        return np.array(value, dtype=object).view(ProxyArray)
+    target.view(np.ndarray)[...] = value
+    return target
+
+
+def _as_proxy_array(value: Any) -> Any:
+    """``value`` viewed as a :class:`ProxyArray` if it is a plain object array, else unchanged."""
+    if isinstance(value, np.ndarray) and value.dtype == object and not isinstance(value, ProxyArray):
+        return value.view(ProxyArray)
+    return value
 
 
 def _flatten_outputs(result: Any, builder: GraphBuilder, out: list[int]) -> Any:
