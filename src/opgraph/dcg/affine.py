@@ -36,7 +36,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -95,11 +95,17 @@ class Aff:
     r: np.ndarray
     # Lipschitz constants of the remainder R(e) = V - c - sum_i a_i e_i in each e_i (None: unknown, i.e. inf).
     L: dict[int, np.ndarray] | None = None
+    # The radius, computed once per form (a form is read as an operand by every user, and by the engine twice):
+    # None until asked for; :func:`condense`, the one place that changes a form in place, resets it.
+    _rad: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def radius(self) -> np.ndarray:
-        """``sum |a_i| + r`` (rounded up)."""
-        tot = np.abs(self.r) if not self.a else sum(np.abs(x) for x in self.a.values()) + self.r
-        return np.asarray(tot, dtype=float) * (1 + _SLACK)
+        """``sum |a_i| + r`` (rounded up). The caller must not change the returned array in place (it is kept)."""
+        rad = self._rad
+        if rad is None or not iv.FAST.get():
+            tot = np.abs(self.r) if not self.a else sum(np.abs(x) for x in self.a.values()) + self.r
+            rad = self._rad = np.asarray(tot, dtype=float) * (1 + _SLACK)
+        return rad
 
     def mag(self) -> np.ndarray:
         """``|c| + sum |a_i| + r``."""
@@ -111,6 +117,8 @@ def expand_axes(arr: Any, a_axes: Sequence[int], k_axes: Sequence[int]) -> np.nd
     arr = np.asarray(arr, dtype=float)
     if arr.ndim == 0:
         return arr
+    if a_axes == k_axes:  # the same layout (the common case): a new view, as the general reshape below gives
+        return arr.reshape(arr.shape)
     pos = {t: i for i, t in enumerate(a_axes)}
     return arr.reshape([arr.shape[pos[t]] if t in pos else 1 for t in k_axes])
 
@@ -120,18 +128,21 @@ def expand(f: Aff, K: tuple[int, ...]) -> Aff:
     if f.axes == K:
         return f
     L = None if f.L is None else {i: expand_axes(x, f.axes, K) for i, x in f.L.items()}
-    return Aff(
+    out = Aff(
         K,
         expand_axes(f.c, f.axes, K),
         {i: expand_axes(x, f.axes, K) for i, x in f.a.items()},
         expand_axes(f.r, f.axes, K),
         L,
     )
+    if f._rad is not None:  # the same numbers, laid out on K (elementwise sums commute with the reshape)
+        out._rad = expand_axes(f._rad, f.axes, K)
+    return out
 
 
 def _clean(f: Aff, mag: Any) -> Aff:
     """Add the rounding slack ``2**-50 * mag`` to ``r``; NaN anywhere makes the box invalid (``r = inf``)."""
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         r = f.r * (1 + _SLACK) + _SLACK * np.asarray(mag, dtype=float) + _TINY
         bad = np.isnan(r) | np.isnan(f.c)
         for x in f.a.values():
@@ -142,7 +153,7 @@ def _clean(f: Aff, mag: Any) -> Aff:
         errs.sort(key=lambda i: float(np.max(np.abs(f.a[i]))))
         a = dict(f.a)
         for i in errs[: len(errs) - MAX_FORM_ERR]:
-            with np.errstate(invalid="ignore", over="ignore"):
+            with iv.errstate(invalid="ignore", over="ignore"):
                 r = r + np.abs(a.pop(i)) * (1 + _SLACK)
         f = Aff(f.axes, f.c, a, r, L)
     if np.any(bad):
@@ -169,7 +180,7 @@ def _lsum(*terms: tuple[Any, dict[int, np.ndarray] | None]) -> dict[int, np.ndar
         if L is None:
             return None
         for i, x in L.items():
-            with np.errstate(invalid="ignore", over="ignore"):
+            with iv.errstate(invalid="ignore", over="ignore"):
                 t = w * x
             out[i] = out[i] + t if i in out else t
     return {i: _lip(x) for i, x in out.items()}
@@ -198,7 +209,7 @@ def axis_form(axis_id: int, lo: np.ndarray, hi: np.ndarray, atoms: np.ndarray) -
 
 def half_widths(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centre ``m`` and half-width ``h`` of cells ``[lo, hi]``, ``h`` rounded up so that ``m +- h`` covers them."""
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         m = 0.5 * lo + 0.5 * hi
         h = (0.5 * hi - 0.5 * lo) + 2.0**-50 * (np.abs(m) + np.abs(hi - lo))
     return m, h
@@ -207,7 +218,7 @@ def half_widths(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def _box_form(K: tuple[int, ...], enc: iv.Interval) -> Aff:
     """The fallback: the interval enclosure ``enc`` as a fresh error term."""
     lo, hi = enc
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         c = 0.5 * lo + 0.5 * hi
         r = (0.5 * hi - 0.5 * lo) * (1 + _SLACK) + _SLACK * np.abs(c) + _TINY
     fin = np.isfinite(c) & np.isfinite(r)
@@ -246,14 +257,14 @@ def add(x: Aff, y: Aff, sign: float = 1.0) -> Aff:
     a = dict(x.a)
     for i, v in y.a.items():
         a[i] = a[i] + sign * v if i in a else sign * v
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         return _clean(Aff(x.axes, x.c + sign * y.c, a, x.r + y.r, _lsum((1.0, x.L), (1.0, y.L))), x.mag() + y.mag())
 
 
 def scale(x: Aff, k: Any, shift: Any = 0.0) -> Aff:
     """``k * x + shift`` for arrays (or numbers) ``k``, ``shift`` constant on each box."""
     k = np.asarray(k, dtype=float)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         out = Aff(x.axes, k * x.c + shift, {i: k * v for i, v in x.a.items()}, np.abs(k) * x.r, _lsum((np.abs(k), x.L)))
         return _clean(out, np.abs(k) * x.mag() + np.abs(shift))
 
@@ -261,7 +272,7 @@ def scale(x: Aff, k: Any, shift: Any = 0.0) -> Aff:
 def _times_near_const(k: Aff, y: Aff) -> Aff:
     """``k * y`` for a form ``k`` without noise terms (a constant up to its remainder ``k.r``, constant on a box)."""
     out = scale(y, k.c)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         r = (out.r + k.r * y.mag()) * (1 + _SLACK)
         L = _lsum((1.0, out.L), (k.r, y.L), (k.r, _axis_abs(y.a)))
     return Aff(out.axes, out.c, out.a, np.where(np.isnan(r), np.inf, r), L)
@@ -273,7 +284,7 @@ def mul(x: Aff, y: Aff) -> Aff:
         return _times_near_const(x, y)
     if not y.a and y.L is not None and not any(np.any(v) for v in y.L.values()):
         return _times_near_const(y, x)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         ax = sum(np.abs(v) for v in x.a.values()) if x.a else np.zeros(())
         ay = sum(np.abs(v) for v in y.a.values()) if y.a else np.zeros(())
         c = x.c * y.c
@@ -325,7 +336,7 @@ def _chebyshev(
     ``g(x) >= f(t) - f'(t) t + min((f'(t) - alpha) lo, (f'(t) - alpha) hi)``, valid for every ``t`` in the range
     (concave: mirrored). ``curv == 0`` marks boxes where it does not apply (``dlt = inf``).
     """
-    with np.errstate(all="ignore"):
+    with iv.errstate(all="ignore"):
         flo, fhi = f(lo), f(hi)
         w = hi - lo
         alpha = np.where(w > 0, (fhi - flo) / np.where(w > 0, w, 1.0), df(lo))
@@ -356,7 +367,7 @@ def _mean_value(
 
     Also returns that derivative enclosure ``[dl, dh]`` (for the remainder's Lipschitz constant).
     """
-    with np.errstate(all="ignore"):
+    with iv.errstate(all="ignore"):
         m0 = 0.5 * lo + 0.5 * hi
         rng = list(args)
         rng[idx] = (lo, hi)
@@ -384,14 +395,14 @@ def _signed(lo: np.ndarray, hi: np.ndarray, neg_curv: float, pos_curv: float) ->
 
 
 def _tanh_touch(alpha: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    with np.errstate(all="ignore"):
+    with iv.errstate(all="ignore"):
         u = np.arctanh(np.sqrt(np.clip(1.0 - alpha, 0.0, 1.0 - 1e-16)))
     return np.where(hi <= 0, -u, u)
 
 
 def _cheb_rule(op: str, lo: np.ndarray, hi: np.ndarray, p: float | None = None) -> Lin | None:
     """The Chebyshev linearisation of the convex/concave ops (``None``: no such rule for ``op``)."""
-    with np.errstate(all="ignore"):
+    with iv.errstate(all="ignore"):
         if op == "exp":
             return _chebyshev(np.exp, np.exp, np.log, np.ones(np.shape(lo)), lo, hi)
         if op == "log":
@@ -442,7 +453,7 @@ _PASS = frozenset({"identity", "copy", "contiguous", "convert"})
 
 def _range(x: Aff, enc: iv.Interval | None) -> iv.Interval:
     """The operand's range: its form's hull, intersected with its interval enclosure."""
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         rad = x.radius()
         lo, hi = iv.widen(x.c - rad, x.c + rad)
         if enc is not None:
@@ -462,12 +473,12 @@ def _unary(op: str, x: Aff, xenc: iv.Interval | None, args: list[iv.Interval], i
     cheb = _cheb_rule(op if op != "pow" or idx == 0 else "", safe_lo, safe_hi, p)
     if cheb is not None:
         rad = x.radius()
-        with np.errstate(invalid="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore"):
             better = np.abs(cheb[0]) * rad + cheb[2] < np.abs(alpha) * rad + dlt
         alpha, beta, dlt = (np.where(better, c, m) for c, m in zip(cheb, (alpha, beta, dlt), strict=True))
     dlt = np.where(fin, dlt, np.inf)
     out = scale(x, alpha, beta)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         # The new remainder is alpha R_x + delta(x(e)), and |delta'| = |f' - alpha| <= kappa on the range.
         kappa = np.maximum(np.abs(dl - alpha), np.abs(dh - alpha))
         kappa = np.where(fin & np.isfinite(dlt) & ~np.isnan(kappa), kappa, np.inf)
@@ -615,7 +626,7 @@ def condense(forms: list[Aff], keep: int) -> None:
         for j, sym in enumerate(syms):
             if sym in f.a:
                 B[:, l, j] = np.broadcast_to(f.a[sym], shape).reshape(-1)
-    with np.errstate(all="ignore"):
+    with iv.errstate(all="ignore"):
         absb = np.abs(B)
         rows = absb.sum(axis=2)  # (n, d)
         # An orthonormal frame (Q = P^T inverts it up to rounding, which the residual below covers; any orthonormal
@@ -641,11 +652,12 @@ def condense(forms: list[Aff], keep: int) -> None:
             a[sym] = G[:, l, lp].reshape(shape)
         f.a = a
         f.r = np.broadcast_to(f.r, shape) + resid[:, l].reshape(shape)
+        f._rad = None
 
 
 def prefix_enclosures(f: Aff, K: tuple[int, ...], e0: dict[int, np.ndarray]) -> list[iv.Interval]:
     """Enclosures at the walk prefixes ``K[:j]``, ``j = 1..k``: axes beyond the prefix at their atoms (``e0``)."""
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         centre = f.c + sum((f.a[i] * e0[i] for i in K if i in f.a), np.zeros(()))
         rad = np.asarray(f.r, dtype=float) + _err_total(f)
         out = []
@@ -683,7 +695,7 @@ def box_bound(
     """
     if tuple(f.axes) != tuple(K):
         return np.full(shape, np.inf)  # a form of other noise symbols says nothing about these boxes
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore", divide="ignore"):
         at0 = f.c + sum((f.a[i] * e0[i] for i in K if i in f.a), np.zeros(()))
         gap = np.abs(at0 - pt) + _SLACK * (f.mag() + np.abs(pt))
         per = (f.r + _err_total(f)) * (1 + _SLACK) + gap

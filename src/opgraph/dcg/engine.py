@@ -376,11 +376,21 @@ def _capped(first: np.ndarray, second: np.ndarray, cap: float | None) -> np.ndar
 TINY_SCALE = 1e-140
 
 
+_add_reduce = np.add.reduce
+
+
 def _tiny_scale(what: str, values: Any) -> str | None:
     """A note where ``values`` are all tiny but not all 0 (see :data:`TINY_SCALE`), else None."""
     v = np.asarray(values)
     if v.size == 0:
         return None
+    if v.dtype.kind == "f":
+        # Fast path (every node calls this): plain max/min; where both are finite there is no NaN, so they are
+        # nanmax/nanmin's values, without the warnings context (the cost of this call on small grids).
+        hi, lo = float(v.max()), float(v.min())
+        if math.isfinite(hi) and math.isfinite(lo):
+            m = max(abs(hi), abs(lo))
+            return None if not 0 < m < TINY_SCALE else _tiny_note(what, m)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN array
         m = max(abs(float(np.nanmax(v))), abs(float(np.nanmin(v))))  # two reductions, no temporaries (per node)
@@ -388,11 +398,15 @@ def _tiny_scale(what: str, values: Any) -> str | None:
             mags = np.abs(v[np.isfinite(v)])
             m = float(np.max(mags)) if mags.size else 0.0
     if 0 < m < TINY_SCALE:
-        return (
-            f"{what} has values of magnitude {m:.1e} (below {TINY_SCALE:.0e}): second-order certificates off, the "
-            "bound is first order; rescale the program's units for a tighter one"
-        )
+        return _tiny_note(what, m)
     return None
+
+
+def _tiny_note(what: str, m: float) -> str:
+    return (
+        f"{what} has values of magnitude {m:.1e} (below {TINY_SCALE:.0e}): second-order certificates off, the "
+        "bound is first order; rescale the program's units for a tighter one"
+    )
 
 
 def _scalar(x: Any) -> float:
@@ -713,7 +727,16 @@ class Evaluator:
         return val
 
     def _op(self, n: Node, ops: list[Val], rules: dict[str, Any]) -> Val:
-        """Node ``n`` on the joint grid of its operands: values, per-prefix box enclosures, derivatives, bounds."""
+        """Node ``n`` on the joint grid of its operands: values, per-prefix box enclosures, derivatives, bounds.
+
+        Runs with floating-point warnings off (:func:`opgraph.dcg.intervals.quiet`: one ``np.errstate`` per node
+        instead of one per interval and affine operation; the values are the same).
+        """
+        with iv.quiet():
+            return self._op_node(n, ops, rules)
+
+    def _op_node(self, n: Node, ops: list[Val], rules: dict[str, Any]) -> Val:
+        """:meth:`_op`'s work."""
         kset = set()
         for o in ops:
             kset.update(o.axes)
@@ -725,7 +748,7 @@ class Evaluator:
             raise DistError(f"no NumPy implementation for op {n.op!r} (add one to opgraph.graph.ops)")
         with np.errstate(all="ignore"):
             pt = np.asarray(fn(n, *[self._expand(o.pt, o.axes, K) for o in ops]), dtype=float)
-        if not np.all(np.isfinite(pt)):
+        if not np.isfinite(pt).all():
             raise DistError(
                 "the op gives nan or inf on part of its inputs' support (for example log or sqrt of a "
                 "negative value, or division by 0); change the function or the input laws so it is defined "
@@ -864,7 +887,7 @@ class Evaluator:
         ]
         f = affine.node_form(n.op, K, forms, encs, box[k], n.attrs)  # type: ignore[arg-type]
         if k:
-            e0 = {a: self._expand(self._affine_axis(a)[1], [a], K) for a in K}
+            e0 = self._affine_e0(K)
             for j, (lo, hi) in enumerate(affine.prefix_enclosures(f, K, e0), start=1):
                 box[j] = (np.fmax(box[j][0], lo), np.fmin(box[j][1], hi))
         # Live forms with error symbols, by node: the groups on one grid share their symbols' condensation.
@@ -885,12 +908,32 @@ class Evaluator:
         return f
 
     def _affine_axis(self, a: int) -> tuple[np.ndarray, np.ndarray]:
-        """Axis ``a``'s cell half-widths and its atoms' noise values ``(atom - m) / h`` (0 on unbounded cells)."""
+        """Axis ``a``'s cell half-widths and its atoms' noise values ``(atom - m) / h`` (0 on unbounded cells).
+
+        Computed once per axis object (memo keyed by the axis id, checked by identity: an axis replaced in
+        ``self.axes`` is computed anew). The returned arrays are shared: callers must not change them in place.
+        """
         ax = self.axes[a]
+        memo = self.__dict__.setdefault("_aff_axis_memo", {})
+        hit = memo.get(a)
+        if hit is not None and hit[0] is ax and iv.FAST.get():
+            return hit[1]
         m, h = affine.half_widths(np.minimum(ax.lo, ax.atoms), np.maximum(ax.hi, ax.atoms))
         with np.errstate(invalid="ignore", divide="ignore"):
             e0 = np.where(np.isfinite(h) & (h > 0), (ax.atoms - m) / np.where(h > 0, h, 1.0), 0.0)
+        memo[a] = (ax, (h, e0))
         return h, e0
+
+    def _affine_e0(self, K: tuple[int, ...]) -> dict[int, np.ndarray]:
+        """Per axis of ``K``, the atoms' noise values expanded to ``K``'s grid (memo per ``K``, checked by identity)."""
+        memo = self.__dict__.setdefault("_aff_e0_memo", {})
+        axes = tuple(self.axes[a] for a in K)
+        hit = memo.get(K)
+        if hit is not None and iv.FAST.get() and all(x is y for x, y in zip(hit[0], axes, strict=True)):
+            return hit[1]
+        e0 = {a: self._expand(self._affine_axis(a)[1], [a], K) for a in K}
+        memo[K] = (axes, e0)
+        return e0
 
     def _affine_bound(self, v: Val, shape: tuple[int, ...], wbox: np.ndarray) -> np.ndarray:
         """Per-box ``E[|V - V'|; box]`` bound from ``v``'s affine form (:func:`opgraph.dcg.affine.box_bound`)."""
@@ -926,8 +969,9 @@ class Evaluator:
         def finite_sum(arrays: Any) -> bool:
             # One reduction per array: a sum is finite only if every term is (it may overflow to inf for huge
             # finite values, which only sends the node down the exact path).
+            # (np.add.reduce over all axes is what np.sum computes, without its dispatch: per node on small grids)
             with np.errstate(all="ignore"):
-                return math.isfinite(sum(float(np.sum(x)) for x in arrays))
+                return math.isfinite(sum(float(_add_reduce(x, axis=None)) for x in arrays))
 
         if pole is None:
             if finite_sum((lo, hi, *(e for d in der.values() for e in d))):
