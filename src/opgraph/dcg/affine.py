@@ -98,12 +98,20 @@ class Aff:
     # The radius, computed once per form (a form is read as an operand by every user, and by the engine twice):
     # None until asked for; :func:`condense`, the one place that changes a form in place, resets it.
     _rad: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _sabs: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def abs_sum(self) -> Any:
+        """``sum_i |a_i|`` (Python's ``sum`` from 0, in the order of ``a``; memoised like :meth:`radius`)."""
+        s = self._sabs
+        if s is None or not iv.FAST.get():
+            s = self._sabs = sum(np.abs(x) for x in self.a.values())
+        return s
 
     def radius(self) -> np.ndarray:
         """``sum |a_i| + r`` (rounded up). The caller must not change the returned array in place (it is kept)."""
         rad = self._rad
         if rad is None or not iv.FAST.get():
-            tot = np.abs(self.r) if not self.a else sum(np.abs(x) for x in self.a.values()) + self.r
+            tot = np.abs(self.r) if not self.a else self.abs_sum() + self.r
             rad = self._rad = np.asarray(tot, dtype=float) * (1 + _SLACK)
         return rad
 
@@ -137,6 +145,8 @@ def expand(f: Aff, K: tuple[int, ...]) -> Aff:
     )
     if f._rad is not None:  # the same numbers, laid out on K (elementwise sums commute with the reshape)
         out._rad = expand_axes(f._rad, f.axes, K)
+    if f._sabs is not None and f.a:
+        out._sabs = expand_axes(f._sabs, f.axes, K)
     return out
 
 
@@ -144,9 +154,12 @@ def _clean(f: Aff, mag: Any) -> Aff:
     """Add the rounding slack ``2**-50 * mag`` to ``r``; NaN anywhere makes the box invalid (``r = inf``)."""
     with iv.errstate(invalid="ignore", over="ignore"):
         r = f.r * (1 + _SLACK) + _SLACK * np.asarray(mag, dtype=float) + _TINY
-        bad = np.isnan(r) | np.isnan(f.c)
-        for x in f.a.values():
-            bad = bad | np.isnan(x)
+        bad: Any = False
+        # One sum over all coefficients first: it is NaN when any of them is (or on inf - inf); only then the mask.
+        if not iv.FAST.get() or np.isnan(_add_reduce(_flat_all(r, f.c, *f.a.values()), axis=None)):
+            bad = np.isnan(r) | np.isnan(f.c)
+            for x in f.a.values():
+                bad = bad | np.isnan(x)
     L = None if f.L is None else {i: _lip(x) for i, x in f.L.items()}
     errs = [i for i in f.a if _is_err(i)]
     if len(errs) > MAX_FORM_ERR:
@@ -165,6 +178,14 @@ def _clean(f: Aff, mag: Any) -> Aff:
             L,
         )
     return Aff(f.axes, f.c, f.a, r, L)
+
+
+_add_reduce = np.add.reduce
+
+
+def _flat_all(*arrays: Any) -> np.ndarray:
+    """Every element of ``arrays`` in one flat array (for a single reduction over all of them)."""
+    return np.concatenate([np.asarray(x, dtype=float).reshape(-1) for x in arrays])
 
 
 def _lip(x: Any) -> np.ndarray:
@@ -255,10 +276,24 @@ def _tighter(f: Aff, K: tuple[int, ...], enc: iv.Interval | None, factor: float 
 def add(x: Aff, y: Aff, sign: float = 1.0) -> Aff:
     """``x + sign * y`` (both on the same grid)."""
     a = dict(x.a)
-    for i, v in y.a.items():
-        a[i] = a[i] + sign * v if i in a else sign * v
     with iv.errstate(invalid="ignore", over="ignore"):
-        return _clean(Aff(x.axes, x.c + sign * y.c, a, x.r + y.r, _lsum((1.0, x.L), (1.0, y.L))), x.mag() + y.mag())
+        if sign in (1.0, -1.0) and iv.FAST.get():
+            # u + 1.0 * v is u + v and u + (-1.0) * v is u - v, bit for bit (IEEE subtraction adds the negation):
+            # one operation per symbol instead of two. A symbol of y alone keeps y's array for sign 1 (the values
+            # of 1.0 * v; coefficient arrays are never changed in place, forms share them as _PASS ops do).
+            if sign == 1.0:
+                for i, v in y.a.items():
+                    a[i] = np.add(a[i], v) if i in a else v
+                c = np.add(x.c, y.c)
+            else:
+                for i, v in y.a.items():
+                    a[i] = np.subtract(a[i], v) if i in a else np.negative(v)
+                c = np.subtract(x.c, y.c)
+        else:
+            for i, v in y.a.items():
+                a[i] = a[i] + sign * v if i in a else sign * v
+            c = x.c + sign * y.c
+        return _clean(Aff(x.axes, c, a, x.r + y.r, _lsum((1.0, x.L), (1.0, y.L))), x.mag() + y.mag())
 
 
 def scale(x: Aff, k: Any, shift: Any = 0.0) -> Aff:
@@ -285,8 +320,8 @@ def mul(x: Aff, y: Aff) -> Aff:
     if not y.a and y.L is not None and not any(np.any(v) for v in y.L.values()):
         return _times_near_const(y, x)
     with iv.errstate(invalid="ignore", over="ignore"):
-        ax = sum(np.abs(v) for v in x.a.values()) if x.a else np.zeros(())
-        ay = sum(np.abs(v) for v in y.a.values()) if y.a else np.zeros(())
+        ax = x.abs_sum() if x.a else np.zeros(())
+        ay = y.abs_sum() if y.a else np.zeros(())
         c = x.c * y.c
         diag: Any = 0.0
         a: dict[int, np.ndarray] = {}
@@ -615,6 +650,13 @@ def condense(forms: list[Aff], keep: int) -> None:
     parallelotope ``P diag(s)`` turns with linear maps like the symbols it replaces (Lohner's method), where an
     interval hull of each form's symbols would wrap. Does nothing with ``keep`` or fewer symbols.
     """
+    fast = iv.FAST.get()
+    if fast:
+        keys: set[int] = set()
+        for f in forms:
+            keys.update(f.a)
+        if len(keys) <= keep:  # at most that many symbols (axes included): nothing to do
+            return
     syms = sorted({j for f in forms for j in f.a if _is_err(j)})
     d, m = len(forms), len(syms)
     if m <= keep or d == 0:
@@ -622,10 +664,22 @@ def condense(forms: list[Aff], keep: int) -> None:
     shape = np.broadcast_shapes(*(np.shape(v) for f in forms for v in f.a.values()), *(np.shape(f.r) for f in forms))
     n = int(np.prod(shape))
     B = np.zeros((n, d, m))
-    for l, f in enumerate(forms):
-        for j, sym in enumerate(syms):
-            if sym in f.a:
-                B[:, l, j] = np.broadcast_to(f.a[sym], shape).reshape(-1)
+    if fast:
+        grid = B.reshape(*shape, d, m)  # a view: each coefficient array broadcasts into its slot
+        for l, f in enumerate(forms):
+            for j, sym in enumerate(syms):
+                if sym in f.a:
+                    grid[..., l, j] = f.a[sym]
+        if not np.isfinite(B).all():
+            # A box with a non-finite coefficient gets the identity frame below and a non-finite scale, so the
+            # condensation would be given up after the QR factorisations (same outcome, without their cost: a
+            # program whose forms overflow on some box retries at every node).
+            return
+    else:
+        for l, f in enumerate(forms):
+            for j, sym in enumerate(syms):
+                if sym in f.a:
+                    B[:, l, j] = np.broadcast_to(f.a[sym], shape).reshape(-1)
     with iv.errstate(all="ignore"):
         absb = np.abs(B)
         rows = absb.sum(axis=2)  # (n, d)
@@ -652,7 +706,7 @@ def condense(forms: list[Aff], keep: int) -> None:
             a[sym] = G[:, l, lp].reshape(shape)
         f.a = a
         f.r = np.broadcast_to(f.r, shape) + resid[:, l].reshape(shape)
-        f._rad = None
+        f._rad = f._sabs = None
 
 
 def prefix_enclosures(f: Aff, K: tuple[int, ...], e0: dict[int, np.ndarray]) -> list[iv.Interval]:
