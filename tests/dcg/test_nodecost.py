@@ -151,3 +151,36 @@ def test_quiet_skips_inner_errstate_and_keeps_values():
             assert not iv.QUIET.get()  # the previous path keeps its per-call contexts
     finally:
         iv.FAST.reset(tok)
+
+
+def _random_interval(rng, shape):
+    pool = np.array([-np.inf, -3.0, -1e-300, -0.0, 0.0, 2e-310, 0.5, 7.0, np.inf, np.nan])
+    a = np.where(rng.random(shape) < 0.3, rng.choice(pool, shape), rng.normal(size=shape) * 10)
+    b = np.where(rng.random(shape) < 0.3, rng.choice(pool, shape), rng.normal(size=shape) * 10)
+    lo, hi = np.fmin(a, b), np.fmax(a, b)
+    if rng.random() < 0.4:  # strictly positive or negative operands take the sign path
+        s = 1.0 if rng.random() < 0.5 else -1.0
+        lo, hi = (np.abs(lo) + 0.1, np.abs(hi) + 0.2) if s > 0 else (-np.abs(hi) - 0.2, -np.abs(lo) - 0.1)
+        lo, hi = np.fmin(lo, hi), np.fmax(lo, hi)
+    return lo, hi
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_interval_kernels_inside_quiet_match_the_plain_path(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        shapes = [(), (1,), (3,), (2, 1), (2, 3)]
+        sa, sb = shapes[rng.integers(len(shapes))], shapes[rng.integers(len(shapes))]
+        a, b = _random_interval(rng, sa), _random_interval(rng, sb)
+        if rng.random() < 0.2:
+            a = (a[0], a[0])  # a point by identity
+        with np.errstate(all="ignore"):
+            plain = [iv.imul(a, b), iv.widen(*a), iv.widen(*iv.iadd(a, b)), (iv._nan0(a[0] * b[1]),) * 2]
+        with iv.quiet():
+            fast = [iv.imul(a, b), iv.widen(*a), iv.widen(*iv.iadd(a, b)), (iv._nan0(a[0] * b[1]),) * 2]
+        for p, f in zip(plain, fast, strict=True):
+            for x, y in zip(p, f, strict=True):
+                x, y = np.asarray(x), np.asarray(y)
+                assert x.shape == y.shape
+                assert np.array_equal(x, y, equal_nan=True)
+                assert np.array_equal(np.signbit(x), np.signbit(y))

@@ -70,7 +70,7 @@ def _is_err(i: int) -> bool:
 
 
 def _axis_abs(a: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-    return {i: np.abs(v) for i, v in a.items() if not _is_err(i)}
+    return {i: np.abs(v) for i, v in a.items() if i < ERR_BASE}  # (_is_err inlined: per node, per symbol)
 
 
 def _fresh(a: dict[int, np.ndarray], amount: Any) -> None:
@@ -161,7 +161,7 @@ def _clean(f: Aff, mag: Any) -> Aff:
             for x in f.a.values():
                 bad = bad | np.isnan(x)
     L = None if f.L is None else {i: _lip(x) for i, x in f.L.items()}
-    errs = [i for i in f.a if _is_err(i)]
+    errs = [i for i in f.a if i >= ERR_BASE] if len(f.a) > MAX_FORM_ERR else []
     if len(errs) > MAX_FORM_ERR:
         errs.sort(key=lambda i: float(np.max(np.abs(f.a[i]))))
         a = dict(f.a)
@@ -191,6 +191,8 @@ def _flat_all(*arrays: Any) -> np.ndarray:
 def _lip(x: Any) -> np.ndarray:
     """A Lipschitz constant rounded up (NaN: inf)."""
     x = np.asarray(x, dtype=float) * (1 + _SLACK)
+    if iv.QUIET.get() and not np.isnan(_add_reduce(x, axis=None)):
+        return np.asarray(x)  # no NaN (one sum; inf - inf takes the mask below, which then changes nothing)
     return np.where(np.isnan(x), np.inf, x)
 
 
@@ -254,7 +256,7 @@ def _tighter(f: Aff, K: tuple[int, ...], enc: iv.Interval | None, factor: float 
     # Only where the enclosure is much narrower: the form's noise terms keep the dependence on the inputs that
     # later ops cancel (a tie would otherwise hand whole linear recurrences to the wrapping intervals).
     use = g.r < factor * f.radius()
-    if not np.any(use):
+    if not use.any():
         return f
     # Where the enclosure is used, R = V - c' has the Lipschitz constants of V itself: |a_i| + L_i.
     L = None
@@ -601,12 +603,12 @@ def _recip_const(f: Aff) -> Aff:
 # ------------------------------------------------------------------------------------------------------------------
 def has_err(f: Aff) -> bool:
     """Whether ``f`` carries error symbols."""
-    return any(_is_err(i) for i in f.a)
+    return any(i >= ERR_BASE for i in f.a)
 
 
 def _err_total(f: Aff) -> Any:
     """``sum_j |b_j|`` over the error symbols (rounded up)."""
-    return sum((np.abs(v) for i, v in f.a.items() if _is_err(i)), np.zeros(())) * (1 + _SLACK)
+    return sum((np.abs(v) for i, v in f.a.items() if i >= ERR_BASE), np.zeros(())) * (1 + _SLACK)
 
 
 #: Whether :func:`condense` takes its frame from a QR factorisation of the longest error columns (Lohner's QR method,
@@ -657,7 +659,7 @@ def condense(forms: list[Aff], keep: int) -> None:
             keys.update(f.a)
         if len(keys) <= keep:  # at most that many symbols (axes included): nothing to do
             return
-    syms = sorted({j for f in forms for j in f.a if _is_err(j)})
+    syms = sorted({j for f in forms for j in f.a if j >= ERR_BASE})
     d, m = len(forms), len(syms)
     if m <= keep or d == 0:
         return

@@ -796,10 +796,9 @@ class Evaluator:
             if form is not None:
                 vint = self._form_enclosure(form, ops, K, prefix, s, vint, der)
             if mean_value:
-                ax = self.axes[s]
                 with np.errstate(invalid="ignore", over="ignore"):
                     assert prev is not None
-                    step = iv.widen(self._expand(ax.lo - ax.atoms, [s], K), self._expand(ax.hi - ax.atoms, [s], K))
+                    step = self._mv_step(s, K)
                     m = iv.widen(*iv.iadd(prev, iv.imul(der[s], step)))
                 vint = (np.fmax(vint[0], m[0]), np.fmin(vint[1], m[1]))
                 prev = vint
@@ -923,6 +922,21 @@ class Evaluator:
             e0 = np.where(np.isfinite(h) & (h > 0), (ax.atoms - m) / np.where(h > 0, h, 1.0), 0.0)
         memo[a] = (ax, (h, e0))
         return h, e0
+
+    def _mv_step(self, s: int, K: tuple[int, ...]) -> iv.Interval:
+        """Axis ``s``'s cells minus their atoms, widened and expanded to ``K``'s grid: the mean-value form's step.
+
+        Memoised per ``(s, K)`` (checked by the axis' identity, as :meth:`_affine_axis`); shared, not to be changed.
+        """
+        ax = self.axes[s]
+        memo = self.__dict__.setdefault("_mv_step_memo", {})
+        hit = memo.get((s, K))
+        if hit is not None and hit[0] is ax and iv.FAST.get():
+            return hit[1]
+        with np.errstate(invalid="ignore", over="ignore"):
+            step = iv.widen(self._expand(ax.lo - ax.atoms, [s], K), self._expand(ax.hi - ax.atoms, [s], K))
+        memo[(s, K)] = (ax, step)
+        return step
 
     def _affine_e0(self, K: tuple[int, ...]) -> dict[int, np.ndarray]:
         """Per axis of ``K``, the atoms' noise values expanded to ``K``'s grid (memo per ``K``, checked by identity)."""
@@ -1437,7 +1451,13 @@ class Evaluator:
         if len(axes) == 1 and np.ndim(pt) == 1:
             e = float(np.abs(pt) @ self.axes[axes[0]].weights)
         else:
-            e = float(np.sum(np.abs(np.broadcast_to(pt, self._shape(axes))) * self._wbox(axes)))
+            w = self._wbox(axes)
+            if iv.FAST.get() and np.shape(w) == self._shape(axes):
+                # The product already has the grid's shape (w is the full grid's masses): the same elements summed
+                # in the same order as with pt broadcast first, by the reduction np.sum calls.
+                e = float(_add_reduce(np.abs(pt) * w, axis=None))
+            else:
+                e = float(np.sum(np.abs(np.broadcast_to(pt, self._shape(axes))) * w))
         return self._glob(("eabs",), axes, e)  # over the whole grid in a chunked evaluation
 
     def _compressed_moments(
