@@ -240,7 +240,7 @@ class Axis:
         err = self.err
         bias = err if self.bias is None else np.minimum(self.bias, err)
         m2 = np.full(err.shape, np.inf) if self.m2 is None else np.asarray(self.m2, dtype=float)
-        with np.errstate(invalid="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore"):
             dev = np.maximum(self.atoms - self.lo, self.hi - self.atoms) * err
         dev = np.where(np.isnan(dev), np.inf, dev)
         m2 = np.where(err == 0, 0.0, np.minimum(m2, dev))
@@ -391,7 +391,7 @@ def _tiny_scale(what: str, values: Any) -> str | None:
         if math.isfinite(hi) and math.isfinite(lo):
             m = max(abs(hi), abs(lo))
             return None if not 0 < m < TINY_SCALE else _tiny_note(what, m)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+    with iv.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN array
         m = max(abs(float(np.nanmax(v))), abs(float(np.nanmin(v))))  # two reductions, no temporaries (per node)
         if not math.isfinite(m):  # infinite atoms beside finite ones: the largest finite magnitude decides
@@ -523,11 +523,11 @@ class Evaluator:
         terms = []
         for a in v.axes:
             ax = self.axes[a]
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with iv.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(ax.weights > 0, ax.err / ax.weights, 0.0)
             lmag = iv.mag(v.der[a])
             r = self._expand(ratio, [a], v.axes)
-            with np.errstate(invalid="ignore", over="ignore"):
+            with iv.errstate(invalid="ignore", over="ignore"):
                 t = np.where((r == 0) | (wbox == 0), 0.0, lmag * r * wbox)
             terms.append(np.broadcast_to(t, shape))
         # Summed in place, term after term: the same additions in the same order as np.sum(terms, axis=0), without
@@ -536,7 +536,7 @@ class Evaluator:
         for t in terms[1:]:
             deriv += t
         lo, hi = v.box[k]
-        with np.errstate(invalid="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore"):
             osc = np.where(wbox == 0, 0.0, (np.broadcast_to(hi, shape) - np.broadcast_to(lo, shape)) * wbox)
         osc = np.where(np.isnan(osc), np.inf, osc)
         deriv = np.where(np.isnan(deriv), np.inf, deriv)
@@ -576,7 +576,7 @@ class Evaluator:
             for lab, frac in self.axes[v.axes[0]].components.items():
                 attr[lab] = frac * total
             return bound, self._glob(site, v.axes, attr)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with iv.errstate(invalid="ignore", divide="ignore"):
             fin = np.isfinite(deriv) & (deriv > 0)
             safe = np.where(fin, deriv, 1.0)  # the same for every axis: made once
             terms = [np.broadcast_to(t, shape) for t in terms]
@@ -746,7 +746,7 @@ class Evaluator:
         fn = rules.get(n.op)
         if fn is None:
             raise DistError(f"no NumPy implementation for op {n.op!r} (add one to opgraph.graph.ops)")
-        with np.errstate(all="ignore"):
+        with iv.errstate(all="ignore"):
             pt = np.asarray(fn(n, *[self._expand(o.pt, o.axes, K) for o in ops]), dtype=float)
         if not np.isfinite(pt).all():
             raise DistError(
@@ -796,7 +796,7 @@ class Evaluator:
             if form is not None:
                 vint = self._form_enclosure(form, ops, K, prefix, s, vint, der)
             if mean_value:
-                with np.errstate(invalid="ignore", over="ignore"):
+                with iv.errstate(invalid="ignore", over="ignore"):
                     assert prev is not None
                     step = self._mv_step(s, K)
                     m = iv.widen(*iv.iadd(prev, iv.imul(der[s], step)))
@@ -918,7 +918,7 @@ class Evaluator:
         if hit is not None and hit[0] is ax and iv.FAST.get():
             return hit[1]
         m, h = affine.half_widths(np.minimum(ax.lo, ax.atoms), np.maximum(ax.hi, ax.atoms))
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with iv.errstate(invalid="ignore", divide="ignore"):
             e0 = np.where(np.isfinite(h) & (h > 0), (ax.atoms - m) / np.where(h > 0, h, 1.0), 0.0)
         memo[a] = (ax, (h, e0))
         return h, e0
@@ -933,7 +933,7 @@ class Evaluator:
         hit = memo.get((s, K))
         if hit is not None and hit[0] is ax and iv.FAST.get():
             return hit[1]
-        with np.errstate(invalid="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore"):
             step = iv.widen(self._expand(ax.lo - ax.atoms, [s], K), self._expand(ax.hi - ax.atoms, [s], K))
         memo[(s, K)] = (ax, step)
         return step
@@ -956,7 +956,7 @@ class Evaluator:
             ax = self.axes[a]
             ha, ea = self._affine_axis(a)
             h[a], e0[a] = self._expand(ha, [a], v.axes), self._expand(ea, [a], v.axes)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with iv.errstate(divide="ignore", invalid="ignore"):
                 ratio[a] = self._expand(np.where(ax.weights > 0, ax.err / ax.weights, 0.0), [a], v.axes)
         return affine.box_bound(v.aff, v.axes, v.pt, h, e0, ratio, wbox, shape)
 
@@ -984,7 +984,7 @@ class Evaluator:
             # One reduction per array: a sum is finite only if every term is (it may overflow to inf for huge
             # finite values, which only sends the node down the exact path).
             # (np.add.reduce over all axes is what np.sum computes, without its dispatch: per node on small grids)
-            with np.errstate(all="ignore"):
+            with iv.errstate(all="ignore"):
                 return math.isfinite(sum(float(_add_reduce(x, axis=None)) for x in arrays))
 
         if pole is None:
@@ -1001,7 +1001,7 @@ class Evaluator:
             o = ops[pole]
             plo, phi = o.box[len(o.axes)]
             bad = bad | self._expand(enclose.near_pole(plo, phi), o.axes, K).astype(bool)
-            with np.errstate(all="ignore"):
+            with iv.errstate(all="ignore"):
                 dist = np.where((plo > 0) | (phi < 0), np.minimum(np.abs(plo), np.abs(phi)), 0.0)
                 closeness = self._expand(np.where(phi > plo, dist / (phi - plo), 0.0), o.axes, K)
         bad = np.broadcast_to(bad, shape)
@@ -1094,7 +1094,7 @@ class Evaluator:
         if form.sign < 0:
             fv = iv.ineg(fv)
             fd = {t: iv.ineg(d) for t, d in fd.items()}
-        with np.errstate(invalid="ignore"):
+        with iv.errstate(invalid="ignore"):
             dl, dh = der[s]
             der[s] = (np.where(ok, np.fmax(dl, fd[s][0]), dl), np.where(ok, np.fmin(dh, fd[s][1]), dh))
             return np.where(ok, np.fmax(vint[0], fv[0]), vint[0]), np.where(ok, np.fmin(vint[1], fv[1]), vint[1])
@@ -1299,7 +1299,7 @@ class Evaluator:
         if inner is None:
             return None
         k = math.log(2.0) if n.op == "exp2" else 1.0
-        with np.errstate(over="ignore", invalid="ignore"):
+        with iv.errstate(over="ignore", invalid="ignore"):
             d = np.abs(np.exp(k * pt[rg.piece_elem]) - np.exp(k * rg.atoms[rg.piece_group]))
             moved = float(rg.piece_mass @ d)
             moved = moved * (1 + 1e-12) + 8 * _EPS * float(rg.piece_mass @ np.exp(k * pt[rg.piece_elem]))
@@ -1354,7 +1354,7 @@ class Evaluator:
         lo, hi = a_val.box[k]
         shape = bias.shape
         lo, hi = np.broadcast_to(lo, shape), np.broadcast_to(hi, shape)
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore", divide="ignore"):
             mn = np.where(lo > 0, lo, np.where(hi < 0, -hi, 0.0))
             second = k1 * bias + 0.5 * t2 * np.where(mn > 0, m2 / np.where(mn > 0, mn, 1.0), np.inf)
             first = k1 * np.broadcast_to(cw, shape)
@@ -1371,7 +1371,7 @@ class Evaluator:
             return None
         cw, attr = self.cellwise(a_val, site)
         bias, m2 = self.second_moments(a_val)
-        with np.errstate(invalid="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore"):
             second = bias + 0.5 * tv_b * m2
         second = np.where(np.isnan(second), np.inf, second)
         return _attributed(
@@ -1403,7 +1403,7 @@ class Evaluator:
         s1: Any = 0.0
         s2: Any = 0.0
         s3: Any = 0.0
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", divide="ignore", over="ignore"):
             for a in v.axes:
                 ax = self.axes[a]
                 inv = np.where(ax.weights > 0, 1.0 / np.where(ax.weights > 0, ax.weights, 1.0), 0.0)
@@ -1473,7 +1473,7 @@ class Evaluator:
         bias_box = np.minimum(bias_box, np.broadcast_to(box_bound, shape)).reshape(-1)
         m2_box = m2_box.reshape(-1)
         dv = pt[rg.piece_elem] - rg.atoms[rg.piece_group]
-        with np.errstate(invalid="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore"):
             bias_up = np.bincount(rg.piece_group, weights=share * bias_box[rg.piece_elem], minlength=m)
             shift = np.bincount(rg.piece_group, weights=rg.piece_mass * dv, minlength=m)
             slack = np.bincount(rg.piece_group, weights=rg.piece_mass * np.abs(pt[rg.piece_elem]), minlength=m)
@@ -1736,7 +1736,7 @@ def _cell_enclosure(ev: Evaluator, val: Val) -> tuple[np.ndarray, np.ndarray]:
 
 def _cells_area(cells: Any) -> float:
     """Area of the CDF band of output cells (``sum mass * width``; ``inf`` for unbounded cells)."""
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         a = float(np.sum(cells.mass() * (np.asarray(cells.hi, dtype=float) - np.asarray(cells.lo, dtype=float))))
     return a if a == a else math.inf
 
@@ -1854,7 +1854,7 @@ def _share_boxes(
         perm = [prev[0].index(m) for m in names]
         p_pt, p_box = np.transpose(prev[1], perm), np.transpose(prev[2], perm)
         w = np.broadcast_to(ev._wbox(axes), shape)
-        with np.errstate(invalid="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore"):
             moved = (p_box + np.abs(pt - p_pt) * w) * (1 + 1e-12)
         take = np.isfinite(moved) & (moved < box)
         if np.any(take):
@@ -2548,7 +2548,7 @@ def _subcell_tails(
     # Probe: the tail cell carrying the most bound first; the other tail cells only where the gain extrapolated
     # from it (same relative gain on their boxes) reaches MIN_GAIN of the bound and gets it below ``ceiling``.
     kept_all = np.flatnonzero(only)
-    with np.errstate(invalid="ignore"):
+    with iv.errstate(invalid="ignore"):
         share = np.sum(new, axis=tuple(i for i in range(new.ndim) if i != j))[kept_all]
     first = kept_all[int(np.argmax(np.where(np.isnan(share), np.inf, share)))]
     parts = [np.array([first])] + ([kept_all[kept_all != first]] if kept_all.size > 1 else [])
@@ -2668,7 +2668,7 @@ def run_points(graph: Graph, inputs: dict[str, np.ndarray], rules: dict[str, Any
         rules: NumPy implementation of every op, ``rules[op](node, *values)`` (:func:`opgraph.graph.numpy_rules`).
     """
     table = {**rules, "const": lambda n: np.asarray(n.attrs["value"], dtype=float)}
-    with np.errstate(all="ignore"):
+    with iv.errstate(all="ignore"):
         (out,) = interpret(graph, inputs, table)
     return np.asarray(out, dtype=float)
 
