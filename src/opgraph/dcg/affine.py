@@ -327,18 +327,19 @@ def mul(x: Aff, y: Aff) -> Aff:
         c = x.c * y.c
         diag: Any = 0.0
         a: dict[int, np.ndarray] = {}
+        xget, yget, xc, yc, arr = x.a.get, y.a.get, x.c, y.c, np.ndarray
         for i in set(x.a) | set(y.a):
-            xi, yi = x.a.get(i), y.a.get(i)
+            xi, yi = xget(i), yget(i)
             t = 0.0
             if yi is not None:
-                t = t + x.c * yi
+                t = t + xc * yi
             if xi is not None:
-                t = t + y.c * xi
+                t = t + yc * xi
             if xi is not None and yi is not None:
                 p = xi * yi
                 c = c + 0.5 * p
                 diag = diag + 0.5 * np.abs(p)
-            a[i] = np.asarray(t, dtype=float)
+            a[i] = t if type(t) is arr and t.dtype == float else np.asarray(t, dtype=float)
         r = np.abs(x.c) * y.r + np.abs(y.c) * x.r + ax * y.r + x.r * ay + x.r * y.r
         _fresh(a, np.maximum(ax * ay - diag, 0.0))
         # R = Q + Ax rho_y + rho_x Ay + rho_x rho_y + cx rho_y + cy rho_x (Q the centred bilinear part):

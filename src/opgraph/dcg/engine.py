@@ -772,15 +772,17 @@ class Evaluator:
         form = self._forms.get(n.id) if n.id >= 0 else None
         if form is not None and form.b not in self._kept:
             form = None
+        jus = [0] * len(ops)  # per operand, how many of its axes are in the walk prefix K[:j]
         for j in range(1, k + 1):
             prefix = set(K[:j])
+            s = K[j - 1]
             args = []
-            for o in ops:
-                ju = sum(1 for t in o.axes if t in prefix)
-                lo, hi = o.box[ju]
+            for idx, o in enumerate(ops):
+                if s in o.axes:
+                    jus[idx] += 1
+                lo, hi = o.box[jus[idx]]
                 args.append((self._expand(lo, o.axes, K), self._expand(hi, o.axes, K)))
             vint, parts = iv.rule(n.op, args, n.attrs)
-            s = K[j - 1]
             acc: iv.Interval | None = None
             for o, p in zip(ops, parts, strict=True):
                 if s not in o.der:

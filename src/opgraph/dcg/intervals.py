@@ -127,7 +127,7 @@ def ineg(a: Interval) -> Interval:
 
 def _nan0(x: np.ndarray) -> np.ndarray:
     """Map NaN (only produced by 0 * inf here) to 0."""
-    if np.size(x) >= _FAST_MIN:
+    if _size(x) >= _FAST_MIN:
         nan = _has_nan(np.asarray(x))
     elif QUIET.get():
         # One reduction: the sum is NaN where x holds a NaN (or both infinities: then the mask below is exact too,
@@ -143,10 +143,22 @@ _min_reduce = np.minimum.reduce
 _max_reduce = np.maximum.reduce
 
 
+def _ndim(x: Any) -> int:
+    """``np.ndim(x)``, read off an array's attribute without the dispatch."""
+    n = getattr(x, "ndim", None)
+    return np.ndim(x) if n is None else n
+
+
+def _size(x: Any) -> int:
+    """``np.size(x)``, read off an array's attribute without the dispatch."""
+    n = getattr(x, "size", None)
+    return np.size(x) if not isinstance(n, int) else n
+
+
 def _sign_quick(a: Interval) -> int:
     """:func:`_sign` with the reductions called directly (no dispatch: for small arrays inside :func:`quiet`)."""
     lo, hi = a
-    if np.size(lo) == 0 or np.size(hi) == 0:
+    if _size(lo) == 0 or _size(hi) == 0:
         return 0
     if _min_reduce(lo, axis=None) > 0:
         return 1 if (lo is hi or _min_reduce(hi, axis=None) > 0) else 0
@@ -187,11 +199,11 @@ def imul(a: Interval, b: Interval) -> Interval:
     A degenerate interval is recognised by identity (``lo is hi``) and multiplied with fewer products.
     """
     a_pt, b_pt = a[0] is a[1], b[0] is b[1]
-    if b_pt and np.ndim(b[0]) == 0:
+    if b_pt and _ndim(b[0]) == 0:
         return _scale(a, float(b[0]))
-    if a_pt and np.ndim(a[0]) == 0:
+    if a_pt and _ndim(a[0]) == 0:
         return _scale(b, float(a[0]))
-    big = max(np.size(a[0]), np.size(b[0])) >= _FAST_MIN
+    big = max(_size(a[0]), _size(b[0])) >= _FAST_MIN
     if not big and not (a_pt and b_pt) and QUIET.get():
         # Small operands inside quiet(): the sign test with direct reductions is cheaper than the four-product
         # form below (the same values, bit for bit, as for large operands).
