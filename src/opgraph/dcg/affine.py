@@ -156,7 +156,12 @@ def _clean(f: Aff, mag: Any) -> Aff:
         r = f.r * (1 + _SLACK) + _SLACK * np.asarray(mag, dtype=float) + _TINY
         bad: Any = False
         # One sum over all coefficients first: it is NaN when any of them is (or on inf - inf); only then the mask.
-        if not iv.FAST.get() or np.isnan(_add_reduce(_flat_all(r, f.c, *f.a.values()), axis=None)):
+        # (Small grids: one concatenation; large ones: one sum per array, no copy of every coefficient.)
+        if not iv.FAST.get() or (
+            np.isnan(_add_reduce(_flat_all(r, f.c, *f.a.values()), axis=None))
+            if np.size(r) < iv._FAST_MIN
+            else any(np.isnan(_add_reduce(x, axis=None)) for x in (r, f.c, *f.a.values()))
+        ):
             bad = np.isnan(r) | np.isnan(f.c)
             for x in f.a.values():
                 bad = bad | np.isnan(x)
