@@ -240,7 +240,7 @@ class Axis:
         err = self.err
         bias = err if self.bias is None else np.minimum(self.bias, err)
         m2 = np.full(err.shape, np.inf) if self.m2 is None else np.asarray(self.m2, dtype=float)
-        with iv.errstate(invalid="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             dev = np.maximum(self.atoms - self.lo, self.hi - self.atoms) * err
         dev = np.where(np.isnan(dev), np.inf, dev)
         m2 = np.where(err == 0, 0.0, np.minimum(m2, dev))
@@ -391,7 +391,7 @@ def _tiny_scale(what: str, values: Any) -> str | None:
         if math.isfinite(hi) and math.isfinite(lo):
             m = max(abs(hi), abs(lo))
             return None if not 0 < m < TINY_SCALE else _tiny_note(what, m)
-    with iv.errstate(invalid="ignore"), warnings.catch_warnings():
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN array
         m = max(abs(float(np.nanmax(v))), abs(float(np.nanmin(v))))  # two reductions, no temporaries (per node)
         if not math.isfinite(m):  # infinite atoms beside finite ones: the largest finite magnitude decides
@@ -1738,7 +1738,7 @@ def _cell_enclosure(ev: Evaluator, val: Val) -> tuple[np.ndarray, np.ndarray]:
 
 def _cells_area(cells: Any) -> float:
     """Area of the CDF band of output cells (``sum mass * width``; ``inf`` for unbounded cells)."""
-    with iv.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         a = float(np.sum(cells.mass() * (np.asarray(cells.hi, dtype=float) - np.asarray(cells.lo, dtype=float))))
     return a if a == a else math.inf
 
@@ -1856,7 +1856,7 @@ def _share_boxes(
         perm = [prev[0].index(m) for m in names]
         p_pt, p_box = np.transpose(prev[1], perm), np.transpose(prev[2], perm)
         w = np.broadcast_to(ev._wbox(axes), shape)
-        with iv.errstate(invalid="ignore", over="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             moved = (p_box + np.abs(pt - p_pt) * w) * (1 + 1e-12)
         take = np.isfinite(moved) & (moved < box)
         if np.any(take):
@@ -2550,7 +2550,7 @@ def _subcell_tails(
     # Probe: the tail cell carrying the most bound first; the other tail cells only where the gain extrapolated
     # from it (same relative gain on their boxes) reaches MIN_GAIN of the bound and gets it below ``ceiling``.
     kept_all = np.flatnonzero(only)
-    with iv.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):
         share = np.sum(new, axis=tuple(i for i in range(new.ndim) if i != j))[kept_all]
     first = kept_all[int(np.argmax(np.where(np.isnan(share), np.inf, share)))]
     parts = [np.array([first])] + ([kept_all[kept_all != first]] if kept_all.size > 1 else [])
@@ -2670,7 +2670,7 @@ def run_points(graph: Graph, inputs: dict[str, np.ndarray], rules: dict[str, Any
         rules: NumPy implementation of every op, ``rules[op](node, *values)`` (:func:`opgraph.graph.numpy_rules`).
     """
     table = {**rules, "const": lambda n: np.asarray(n.attrs["value"], dtype=float)}
-    with iv.errstate(all="ignore"):
+    with np.errstate(all="ignore"):
         (out,) = interpret(graph, inputs, table)
     return np.asarray(out, dtype=float)
 
