@@ -36,7 +36,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -70,7 +70,7 @@ def _is_err(i: int) -> bool:
 
 
 def _axis_abs(a: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
-    return {i: np.abs(v) for i, v in a.items() if not _is_err(i)}
+    return {i: np.abs(v) for i, v in a.items() if i < ERR_BASE}  # (_is_err inlined: per node, per symbol)
 
 
 def _fresh(a: dict[int, np.ndarray], amount: Any) -> None:
@@ -95,11 +95,25 @@ class Aff:
     r: np.ndarray
     # Lipschitz constants of the remainder R(e) = V - c - sum_i a_i e_i in each e_i (None: unknown, i.e. inf).
     L: dict[int, np.ndarray] | None = None
+    # The radius, computed once per form (a form is read as an operand by every user, and by the engine twice):
+    # None until asked for; :func:`condense`, the one place that changes a form in place, resets it.
+    _rad: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _sabs: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def abs_sum(self) -> Any:
+        """``sum_i |a_i|`` (Python's ``sum`` from 0, in the order of ``a``; memoised like :meth:`radius`)."""
+        s = self._sabs
+        if s is None or not iv.FAST.get():
+            s = self._sabs = sum(np.abs(x) for x in self.a.values())
+        return s
 
     def radius(self) -> np.ndarray:
-        """``sum |a_i| + r`` (rounded up)."""
-        tot = np.abs(self.r) if not self.a else sum(np.abs(x) for x in self.a.values()) + self.r
-        return np.asarray(tot, dtype=float) * (1 + _SLACK)
+        """``sum |a_i| + r`` (rounded up). The caller must not change the returned array in place (it is kept)."""
+        rad = self._rad
+        if rad is None or not iv.FAST.get():
+            tot = np.abs(self.r) if not self.a else self.abs_sum() + self.r
+            rad = self._rad = np.asarray(tot, dtype=float) * (1 + _SLACK)
+        return rad
 
     def mag(self) -> np.ndarray:
         """``|c| + sum |a_i| + r``."""
@@ -111,6 +125,8 @@ def expand_axes(arr: Any, a_axes: Sequence[int], k_axes: Sequence[int]) -> np.nd
     arr = np.asarray(arr, dtype=float)
     if arr.ndim == 0:
         return arr
+    if a_axes == k_axes:  # the same layout (the common case): a new view, as the general reshape below gives
+        return arr.reshape(arr.shape)
     pos = {t: i for i, t in enumerate(a_axes)}
     return arr.reshape([arr.shape[pos[t]] if t in pos else 1 for t in k_axes])
 
@@ -120,29 +136,42 @@ def expand(f: Aff, K: tuple[int, ...]) -> Aff:
     if f.axes == K:
         return f
     L = None if f.L is None else {i: expand_axes(x, f.axes, K) for i, x in f.L.items()}
-    return Aff(
+    out = Aff(
         K,
         expand_axes(f.c, f.axes, K),
         {i: expand_axes(x, f.axes, K) for i, x in f.a.items()},
         expand_axes(f.r, f.axes, K),
         L,
     )
+    if f._rad is not None:  # the same numbers, laid out on K (elementwise sums commute with the reshape)
+        out._rad = expand_axes(f._rad, f.axes, K)
+    if f._sabs is not None and f.a:
+        out._sabs = expand_axes(f._sabs, f.axes, K)
+    return out
 
 
 def _clean(f: Aff, mag: Any) -> Aff:
     """Add the rounding slack ``2**-50 * mag`` to ``r``; NaN anywhere makes the box invalid (``r = inf``)."""
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         r = f.r * (1 + _SLACK) + _SLACK * np.asarray(mag, dtype=float) + _TINY
-        bad = np.isnan(r) | np.isnan(f.c)
-        for x in f.a.values():
-            bad = bad | np.isnan(x)
+        bad: Any = False
+        # One sum over all coefficients first: it is NaN when any of them is (or on inf - inf); only then the mask.
+        # (Small grids: one concatenation; large ones: one sum per array, no copy of every coefficient.)
+        if not iv.FAST.get() or (
+            np.isnan(_add_reduce(_flat_all(r, f.c, *f.a.values()), axis=None))
+            if np.size(r) < iv._FAST_MIN
+            else any(np.isnan(_add_reduce(x, axis=None)) for x in (r, f.c, *f.a.values()))
+        ):
+            bad = np.isnan(r) | np.isnan(f.c)
+            for x in f.a.values():
+                bad = bad | np.isnan(x)
     L = None if f.L is None else {i: _lip(x) for i, x in f.L.items()}
-    errs = [i for i in f.a if _is_err(i)]
+    errs = [i for i in f.a if i >= ERR_BASE] if len(f.a) > MAX_FORM_ERR else []
     if len(errs) > MAX_FORM_ERR:
         errs.sort(key=lambda i: float(np.max(np.abs(f.a[i]))))
         a = dict(f.a)
         for i in errs[: len(errs) - MAX_FORM_ERR]:
-            with np.errstate(invalid="ignore", over="ignore"):
+            with iv.errstate(invalid="ignore", over="ignore"):
                 r = r + np.abs(a.pop(i)) * (1 + _SLACK)
         f = Aff(f.axes, f.c, a, r, L)
     if np.any(bad):
@@ -156,9 +185,19 @@ def _clean(f: Aff, mag: Any) -> Aff:
     return Aff(f.axes, f.c, f.a, r, L)
 
 
+_add_reduce = np.add.reduce
+
+
+def _flat_all(*arrays: Any) -> np.ndarray:
+    """Every element of ``arrays`` in one flat array (for a single reduction over all of them)."""
+    return np.concatenate([np.asarray(x, dtype=float).reshape(-1) for x in arrays])
+
+
 def _lip(x: Any) -> np.ndarray:
     """A Lipschitz constant rounded up (NaN: inf)."""
     x = np.asarray(x, dtype=float) * (1 + _SLACK)
+    if iv.QUIET.get() and not np.isnan(_add_reduce(x, axis=None)):
+        return np.asarray(x)  # no NaN (one sum; inf - inf takes the mask below, which then changes nothing)
     return np.where(np.isnan(x), np.inf, x)
 
 
@@ -169,7 +208,7 @@ def _lsum(*terms: tuple[Any, dict[int, np.ndarray] | None]) -> dict[int, np.ndar
         if L is None:
             return None
         for i, x in L.items():
-            with np.errstate(invalid="ignore", over="ignore"):
+            with iv.errstate(invalid="ignore", over="ignore"):
                 t = w * x
             out[i] = out[i] + t if i in out else t
     return {i: _lip(x) for i, x in out.items()}
@@ -198,7 +237,7 @@ def axis_form(axis_id: int, lo: np.ndarray, hi: np.ndarray, atoms: np.ndarray) -
 
 def half_widths(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centre ``m`` and half-width ``h`` of cells ``[lo, hi]``, ``h`` rounded up so that ``m +- h`` covers them."""
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         m = 0.5 * lo + 0.5 * hi
         h = (0.5 * hi - 0.5 * lo) + 2.0**-50 * (np.abs(m) + np.abs(hi - lo))
     return m, h
@@ -207,7 +246,7 @@ def half_widths(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def _box_form(K: tuple[int, ...], enc: iv.Interval) -> Aff:
     """The fallback: the interval enclosure ``enc`` as a fresh error term."""
     lo, hi = enc
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         c = 0.5 * lo + 0.5 * hi
         r = (0.5 * hi - 0.5 * lo) * (1 + _SLACK) + _SLACK * np.abs(c) + _TINY
     fin = np.isfinite(c) & np.isfinite(r)
@@ -222,7 +261,7 @@ def _tighter(f: Aff, K: tuple[int, ...], enc: iv.Interval | None, factor: float 
     # Only where the enclosure is much narrower: the form's noise terms keep the dependence on the inputs that
     # later ops cancel (a tie would otherwise hand whole linear recurrences to the wrapping intervals).
     use = g.r < factor * f.radius()
-    if not np.any(use):
+    if not use.any():
         return f
     # Where the enclosure is used, R = V - c' has the Lipschitz constants of V itself: |a_i| + L_i.
     L = None
@@ -244,16 +283,30 @@ def _tighter(f: Aff, K: tuple[int, ...], enc: iv.Interval | None, factor: float 
 def add(x: Aff, y: Aff, sign: float = 1.0) -> Aff:
     """``x + sign * y`` (both on the same grid)."""
     a = dict(x.a)
-    for i, v in y.a.items():
-        a[i] = a[i] + sign * v if i in a else sign * v
-    with np.errstate(invalid="ignore", over="ignore"):
-        return _clean(Aff(x.axes, x.c + sign * y.c, a, x.r + y.r, _lsum((1.0, x.L), (1.0, y.L))), x.mag() + y.mag())
+    with iv.errstate(invalid="ignore", over="ignore"):
+        if sign in (1.0, -1.0) and iv.FAST.get():
+            # u + 1.0 * v is u + v and u + (-1.0) * v is u - v, bit for bit (IEEE subtraction adds the negation):
+            # one operation per symbol instead of two. A symbol of y alone keeps y's array for sign 1 (the values
+            # of 1.0 * v; coefficient arrays are never changed in place, forms share them as _PASS ops do).
+            if sign == 1.0:
+                for i, v in y.a.items():
+                    a[i] = np.add(a[i], v) if i in a else v
+                c = np.add(x.c, y.c)
+            else:
+                for i, v in y.a.items():
+                    a[i] = np.subtract(a[i], v) if i in a else np.negative(v)
+                c = np.subtract(x.c, y.c)
+        else:
+            for i, v in y.a.items():
+                a[i] = a[i] + sign * v if i in a else sign * v
+            c = x.c + sign * y.c
+        return _clean(Aff(x.axes, c, a, x.r + y.r, _lsum((1.0, x.L), (1.0, y.L))), x.mag() + y.mag())
 
 
 def scale(x: Aff, k: Any, shift: Any = 0.0) -> Aff:
     """``k * x + shift`` for arrays (or numbers) ``k``, ``shift`` constant on each box."""
     k = np.asarray(k, dtype=float)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         out = Aff(x.axes, k * x.c + shift, {i: k * v for i, v in x.a.items()}, np.abs(k) * x.r, _lsum((np.abs(k), x.L)))
         return _clean(out, np.abs(k) * x.mag() + np.abs(shift))
 
@@ -261,7 +314,7 @@ def scale(x: Aff, k: Any, shift: Any = 0.0) -> Aff:
 def _times_near_const(k: Aff, y: Aff) -> Aff:
     """``k * y`` for a form ``k`` without noise terms (a constant up to its remainder ``k.r``, constant on a box)."""
     out = scale(y, k.c)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         r = (out.r + k.r * y.mag()) * (1 + _SLACK)
         L = _lsum((1.0, out.L), (k.r, y.L), (k.r, _axis_abs(y.a)))
     return Aff(out.axes, out.c, out.a, np.where(np.isnan(r), np.inf, r), L)
@@ -273,24 +326,25 @@ def mul(x: Aff, y: Aff) -> Aff:
         return _times_near_const(x, y)
     if not y.a and y.L is not None and not any(np.any(v) for v in y.L.values()):
         return _times_near_const(y, x)
-    with np.errstate(invalid="ignore", over="ignore"):
-        ax = sum(np.abs(v) for v in x.a.values()) if x.a else np.zeros(())
-        ay = sum(np.abs(v) for v in y.a.values()) if y.a else np.zeros(())
+    with iv.errstate(invalid="ignore", over="ignore"):
+        ax = x.abs_sum() if x.a else np.zeros(())
+        ay = y.abs_sum() if y.a else np.zeros(())
         c = x.c * y.c
         diag: Any = 0.0
         a: dict[int, np.ndarray] = {}
+        xget, yget, xc, yc, arr = x.a.get, y.a.get, x.c, y.c, np.ndarray
         for i in set(x.a) | set(y.a):
-            xi, yi = x.a.get(i), y.a.get(i)
+            xi, yi = xget(i), yget(i)
             t = 0.0
             if yi is not None:
-                t = t + x.c * yi
+                t = t + xc * yi
             if xi is not None:
-                t = t + y.c * xi
+                t = t + yc * xi
             if xi is not None and yi is not None:
                 p = xi * yi
                 c = c + 0.5 * p
                 diag = diag + 0.5 * np.abs(p)
-            a[i] = np.asarray(t, dtype=float)
+            a[i] = t if type(t) is arr and t.dtype == float else np.asarray(t, dtype=float)
         r = np.abs(x.c) * y.r + np.abs(y.c) * x.r + ax * y.r + x.r * ay + x.r * y.r
         _fresh(a, np.maximum(ax * ay - diag, 0.0))
         # R = Q + Ax rho_y + rho_x Ay + rho_x rho_y + cx rho_y + cy rho_x (Q the centred bilinear part):
@@ -325,7 +379,7 @@ def _chebyshev(
     ``g(x) >= f(t) - f'(t) t + min((f'(t) - alpha) lo, (f'(t) - alpha) hi)``, valid for every ``t`` in the range
     (concave: mirrored). ``curv == 0`` marks boxes where it does not apply (``dlt = inf``).
     """
-    with np.errstate(all="ignore"):
+    with iv.errstate(all="ignore"):
         flo, fhi = f(lo), f(hi)
         w = hi - lo
         alpha = np.where(w > 0, (fhi - flo) / np.where(w > 0, w, 1.0), df(lo))
@@ -356,7 +410,7 @@ def _mean_value(
 
     Also returns that derivative enclosure ``[dl, dh]`` (for the remainder's Lipschitz constant).
     """
-    with np.errstate(all="ignore"):
+    with iv.errstate(all="ignore"):
         m0 = 0.5 * lo + 0.5 * hi
         rng = list(args)
         rng[idx] = (lo, hi)
@@ -384,14 +438,14 @@ def _signed(lo: np.ndarray, hi: np.ndarray, neg_curv: float, pos_curv: float) ->
 
 
 def _tanh_touch(alpha: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    with np.errstate(all="ignore"):
+    with iv.errstate(all="ignore"):
         u = np.arctanh(np.sqrt(np.clip(1.0 - alpha, 0.0, 1.0 - 1e-16)))
     return np.where(hi <= 0, -u, u)
 
 
 def _cheb_rule(op: str, lo: np.ndarray, hi: np.ndarray, p: float | None = None) -> Lin | None:
     """The Chebyshev linearisation of the convex/concave ops (``None``: no such rule for ``op``)."""
-    with np.errstate(all="ignore"):
+    with iv.errstate(all="ignore"):
         if op == "exp":
             return _chebyshev(np.exp, np.exp, np.log, np.ones(np.shape(lo)), lo, hi)
         if op == "log":
@@ -442,7 +496,7 @@ _PASS = frozenset({"identity", "copy", "contiguous", "convert"})
 
 def _range(x: Aff, enc: iv.Interval | None) -> iv.Interval:
     """The operand's range: its form's hull, intersected with its interval enclosure."""
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         rad = x.radius()
         lo, hi = iv.widen(x.c - rad, x.c + rad)
         if enc is not None:
@@ -462,12 +516,12 @@ def _unary(op: str, x: Aff, xenc: iv.Interval | None, args: list[iv.Interval], i
     cheb = _cheb_rule(op if op != "pow" or idx == 0 else "", safe_lo, safe_hi, p)
     if cheb is not None:
         rad = x.radius()
-        with np.errstate(invalid="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore"):
             better = np.abs(cheb[0]) * rad + cheb[2] < np.abs(alpha) * rad + dlt
         alpha, beta, dlt = (np.where(better, c, m) for c, m in zip(cheb, (alpha, beta, dlt), strict=True))
     dlt = np.where(fin, dlt, np.inf)
     out = scale(x, alpha, beta)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         # The new remainder is alpha R_x + delta(x(e)), and |delta'| = |f' - alpha| <= kappa on the range.
         kappa = np.maximum(np.abs(dl - alpha), np.abs(dh - alpha))
         kappa = np.where(fin & np.isfinite(dlt) & ~np.isnan(kappa), kappa, np.inf)
@@ -555,12 +609,12 @@ def _recip_const(f: Aff) -> Aff:
 # ------------------------------------------------------------------------------------------------------------------
 def has_err(f: Aff) -> bool:
     """Whether ``f`` carries error symbols."""
-    return any(_is_err(i) for i in f.a)
+    return any(i >= ERR_BASE for i in f.a)
 
 
 def _err_total(f: Aff) -> Any:
     """``sum_j |b_j|`` over the error symbols (rounded up)."""
-    return sum((np.abs(v) for i, v in f.a.items() if _is_err(i)), np.zeros(())) * (1 + _SLACK)
+    return sum((np.abs(v) for i, v in f.a.items() if i >= ERR_BASE), np.zeros(())) * (1 + _SLACK)
 
 
 #: Whether :func:`condense` takes its frame from a QR factorisation of the longest error columns (Lohner's QR method,
@@ -604,18 +658,37 @@ def condense(forms: list[Aff], keep: int) -> None:
     parallelotope ``P diag(s)`` turns with linear maps like the symbols it replaces (Lohner's method), where an
     interval hull of each form's symbols would wrap. Does nothing with ``keep`` or fewer symbols.
     """
-    syms = sorted({j for f in forms for j in f.a if _is_err(j)})
+    fast = iv.FAST.get()
+    if fast:
+        keys: set[int] = set()
+        for f in forms:
+            keys.update(f.a)
+        if len(keys) <= keep:  # at most that many symbols (axes included): nothing to do
+            return
+    syms = sorted({j for f in forms for j in f.a if j >= ERR_BASE})
     d, m = len(forms), len(syms)
     if m <= keep or d == 0:
         return
     shape = np.broadcast_shapes(*(np.shape(v) for f in forms for v in f.a.values()), *(np.shape(f.r) for f in forms))
     n = int(np.prod(shape))
     B = np.zeros((n, d, m))
-    for l, f in enumerate(forms):
-        for j, sym in enumerate(syms):
-            if sym in f.a:
-                B[:, l, j] = np.broadcast_to(f.a[sym], shape).reshape(-1)
-    with np.errstate(all="ignore"):
+    if fast:
+        grid = B.reshape(*shape, d, m)  # a view: each coefficient array broadcasts into its slot
+        for l, f in enumerate(forms):
+            for j, sym in enumerate(syms):
+                if sym in f.a:
+                    grid[..., l, j] = f.a[sym]
+        if not np.isfinite(B).all():
+            # A box with a non-finite coefficient gets the identity frame below and a non-finite scale, so the
+            # condensation would be given up after the QR factorisations (same outcome, without their cost: a
+            # program whose forms overflow on some box retries at every node).
+            return
+    else:
+        for l, f in enumerate(forms):
+            for j, sym in enumerate(syms):
+                if sym in f.a:
+                    B[:, l, j] = np.broadcast_to(f.a[sym], shape).reshape(-1)
+    with iv.errstate(all="ignore"):
         absb = np.abs(B)
         rows = absb.sum(axis=2)  # (n, d)
         # An orthonormal frame (Q = P^T inverts it up to rounding, which the residual below covers; any orthonormal
@@ -641,11 +714,12 @@ def condense(forms: list[Aff], keep: int) -> None:
             a[sym] = G[:, l, lp].reshape(shape)
         f.a = a
         f.r = np.broadcast_to(f.r, shape) + resid[:, l].reshape(shape)
+        f._rad = f._sabs = None
 
 
 def prefix_enclosures(f: Aff, K: tuple[int, ...], e0: dict[int, np.ndarray]) -> list[iv.Interval]:
     """Enclosures at the walk prefixes ``K[:j]``, ``j = 1..k``: axes beyond the prefix at their atoms (``e0``)."""
-    with np.errstate(invalid="ignore", over="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore"):
         centre = f.c + sum((f.a[i] * e0[i] for i in K if i in f.a), np.zeros(()))
         rad = np.asarray(f.r, dtype=float) + _err_total(f)
         out = []
@@ -683,7 +757,7 @@ def box_bound(
     """
     if tuple(f.axes) != tuple(K):
         return np.full(shape, np.inf)  # a form of other noise symbols says nothing about these boxes
-    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+    with iv.errstate(invalid="ignore", over="ignore", divide="ignore"):
         at0 = f.c + sum((f.a[i] * e0[i] for i in K if i in f.a), np.zeros(()))
         gap = np.abs(at0 - pt) + _SLACK * (f.mag() + np.abs(pt))
         per = (f.r + _err_total(f)) * (1 + _SLACK) + gap

@@ -378,11 +378,21 @@ def _capped(first: np.ndarray, second: np.ndarray, cap: float | None) -> np.ndar
 TINY_SCALE = 1e-140
 
 
+_add_reduce = np.add.reduce
+
+
 def _tiny_scale(what: str, values: Any) -> str | None:
     """A note where ``values`` are all tiny but not all 0 (see :data:`TINY_SCALE`), else None."""
     v = np.asarray(values)
     if v.size == 0:
         return None
+    if v.dtype.kind == "f":
+        # Fast path (every node calls this): plain max/min; where both are finite there is no NaN, so they are
+        # nanmax/nanmin's values, without the warnings context (the cost of this call on small grids).
+        hi, lo = float(v.max()), float(v.min())
+        if math.isfinite(hi) and math.isfinite(lo):
+            m = max(abs(hi), abs(lo))
+            return None if not 0 < m < TINY_SCALE else _tiny_note(what, m)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN array
         m = max(abs(float(np.nanmax(v))), abs(float(np.nanmin(v))))  # two reductions, no temporaries (per node)
@@ -390,11 +400,15 @@ def _tiny_scale(what: str, values: Any) -> str | None:
             mags = np.abs(v[np.isfinite(v)])
             m = float(np.max(mags)) if mags.size else 0.0
     if 0 < m < TINY_SCALE:
-        return (
-            f"{what} has values of magnitude {m:.1e} (below {TINY_SCALE:.0e}): second-order certificates off, the "
-            "bound is first order; rescale the program's units for a tighter one"
-        )
+        return _tiny_note(what, m)
     return None
+
+
+def _tiny_note(what: str, m: float) -> str:
+    return (
+        f"{what} has values of magnitude {m:.1e} (below {TINY_SCALE:.0e}): second-order certificates off, the "
+        "bound is first order; rescale the program's units for a tighter one"
+    )
 
 
 def _scalar(x: Any) -> float:
@@ -511,11 +525,11 @@ class Evaluator:
         terms = []
         for a in v.axes:
             ax = self.axes[a]
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with iv.errstate(divide="ignore", invalid="ignore"):
                 ratio = np.where(ax.weights > 0, ax.err / ax.weights, 0.0)
             lmag = iv.mag(v.der[a])
             r = self._expand(ratio, [a], v.axes)
-            with np.errstate(invalid="ignore", over="ignore"):
+            with iv.errstate(invalid="ignore", over="ignore"):
                 t = np.where((r == 0) | (wbox == 0), 0.0, lmag * r * wbox)
             terms.append(np.broadcast_to(t, shape))
         # Summed in place, term after term: the same additions in the same order as np.sum(terms, axis=0), without
@@ -524,7 +538,7 @@ class Evaluator:
         for t in terms[1:]:
             deriv += t
         lo, hi = v.box[k]
-        with np.errstate(invalid="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore"):
             osc = np.where(wbox == 0, 0.0, (np.broadcast_to(hi, shape) - np.broadcast_to(lo, shape)) * wbox)
         osc = np.where(np.isnan(osc), np.inf, osc)
         deriv = np.where(np.isnan(deriv), np.inf, deriv)
@@ -564,7 +578,7 @@ class Evaluator:
             for lab, frac in self.axes[v.axes[0]].components.items():
                 attr[lab] = frac * total
             return bound, self._glob(site, v.axes, attr)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with iv.errstate(invalid="ignore", divide="ignore"):
             fin = np.isfinite(deriv) & (deriv > 0)
             safe = np.where(fin, deriv, 1.0)  # the same for every axis: made once
             terms = [np.broadcast_to(t, shape) for t in terms]
@@ -715,7 +729,16 @@ class Evaluator:
         return val
 
     def _op(self, n: Node, ops: list[Val], rules: dict[str, Any]) -> Val:
-        """Node ``n`` on the joint grid of its operands: values, per-prefix box enclosures, derivatives, bounds."""
+        """Node ``n`` on the joint grid of its operands: values, per-prefix box enclosures, derivatives, bounds.
+
+        Runs with floating-point warnings off (:func:`opgraph.dcg.intervals.quiet`: one ``np.errstate`` per node
+        instead of one per interval and affine operation; the values are the same).
+        """
+        with iv.quiet():
+            return self._op_node(n, ops, rules)
+
+    def _op_node(self, n: Node, ops: list[Val], rules: dict[str, Any]) -> Val:
+        """:meth:`_op`'s work."""
         kset = set()
         for o in ops:
             kset.update(o.axes)
@@ -725,9 +748,9 @@ class Evaluator:
         fn = rules.get(n.op)
         if fn is None:
             raise DistError(f"no NumPy implementation for op {n.op!r} (add one to opgraph.graph.ops)")
-        with np.errstate(all="ignore"):
+        with iv.errstate(all="ignore"):
             pt = np.asarray(fn(n, *[self._expand(o.pt, o.axes, K) for o in ops]), dtype=float)
-        if not np.all(np.isfinite(pt)):
+        if not np.isfinite(pt).all():
             raise DistError(
                 "the op gives nan or inf on part of its inputs' support (for example log or sqrt of a "
                 "negative value, or division by 0); change the function or the input laws so it is defined "
@@ -751,15 +774,17 @@ class Evaluator:
         form = self._forms.get(n.id) if n.id >= 0 else None
         if form is not None and form.b not in self._kept:
             form = None
+        jus = [0] * len(ops)  # per operand, how many of its axes are in the walk prefix K[:j]
         for j in range(1, k + 1):
             prefix = set(K[:j])
+            s = K[j - 1]
             args = []
-            for o in ops:
-                ju = sum(1 for t in o.axes if t in prefix)
-                lo, hi = o.box[ju]
+            for idx, o in enumerate(ops):
+                if s in o.axes:
+                    jus[idx] += 1
+                lo, hi = o.box[jus[idx]]
                 args.append((self._expand(lo, o.axes, K), self._expand(hi, o.axes, K)))
             vint, parts = iv.rule(n.op, args, n.attrs)
-            s = K[j - 1]
             acc: iv.Interval | None = None
             for o, p in zip(ops, parts, strict=True):
                 if s not in o.der:
@@ -775,10 +800,9 @@ class Evaluator:
             if form is not None:
                 vint = self._form_enclosure(form, ops, K, prefix, s, vint, der)
             if mean_value:
-                ax = self.axes[s]
-                with np.errstate(invalid="ignore", over="ignore"):
+                with iv.errstate(invalid="ignore", over="ignore"):
                     assert prev is not None
-                    step = iv.widen(self._expand(ax.lo - ax.atoms, [s], K), self._expand(ax.hi - ax.atoms, [s], K))
+                    step = self._mv_step(s, K)
                     m = iv.widen(*iv.iadd(prev, iv.imul(der[s], step)))
                 vint = (np.fmax(vint[0], m[0]), np.fmin(vint[1], m[1]))
                 prev = vint
@@ -866,7 +890,7 @@ class Evaluator:
         ]
         f = affine.node_form(n.op, K, forms, encs, box[k], n.attrs)  # type: ignore[arg-type]
         if k:
-            e0 = {a: self._expand(self._affine_axis(a)[1], [a], K) for a in K}
+            e0 = self._affine_e0(K)
             for j, (lo, hi) in enumerate(affine.prefix_enclosures(f, K, e0), start=1):
                 box[j] = (np.fmax(box[j][0], lo), np.fmin(box[j][1], hi))
         # Live forms with error symbols, by node: the groups on one grid share their symbols' condensation.
@@ -887,12 +911,47 @@ class Evaluator:
         return f
 
     def _affine_axis(self, a: int) -> tuple[np.ndarray, np.ndarray]:
-        """Axis ``a``'s cell half-widths and its atoms' noise values ``(atom - m) / h`` (0 on unbounded cells)."""
+        """Axis ``a``'s cell half-widths and its atoms' noise values ``(atom - m) / h`` (0 on unbounded cells).
+
+        Computed once per axis object (memo keyed by the axis id, checked by identity: an axis replaced in
+        ``self.axes`` is computed anew). The returned arrays are shared: callers must not change them in place.
+        """
         ax = self.axes[a]
+        memo = self.__dict__.setdefault("_aff_axis_memo", {})
+        hit = memo.get(a)
+        if hit is not None and hit[0] is ax and iv.FAST.get():
+            return hit[1]
         m, h = affine.half_widths(np.minimum(ax.lo, ax.atoms), np.maximum(ax.hi, ax.atoms))
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with iv.errstate(invalid="ignore", divide="ignore"):
             e0 = np.where(np.isfinite(h) & (h > 0), (ax.atoms - m) / np.where(h > 0, h, 1.0), 0.0)
+        memo[a] = (ax, (h, e0))
         return h, e0
+
+    def _mv_step(self, s: int, K: tuple[int, ...]) -> iv.Interval:
+        """Axis ``s``'s cells minus their atoms, widened and expanded to ``K``'s grid: the mean-value form's step.
+
+        Memoised per ``(s, K)`` (checked by the axis' identity, as :meth:`_affine_axis`); shared, not to be changed.
+        """
+        ax = self.axes[s]
+        memo = self.__dict__.setdefault("_mv_step_memo", {})
+        hit = memo.get((s, K))
+        if hit is not None and hit[0] is ax and iv.FAST.get():
+            return hit[1]
+        with iv.errstate(invalid="ignore", over="ignore"):
+            step = iv.widen(self._expand(ax.lo - ax.atoms, [s], K), self._expand(ax.hi - ax.atoms, [s], K))
+        memo[(s, K)] = (ax, step)
+        return step
+
+    def _affine_e0(self, K: tuple[int, ...]) -> dict[int, np.ndarray]:
+        """Per axis of ``K``, the atoms' noise values expanded to ``K``'s grid (memo per ``K``, checked by identity)."""
+        memo = self.__dict__.setdefault("_aff_e0_memo", {})
+        axes = tuple(self.axes[a] for a in K)
+        hit = memo.get(K)
+        if hit is not None and iv.FAST.get() and all(x is y for x, y in zip(hit[0], axes, strict=True)):
+            return hit[1]
+        e0 = {a: self._expand(self._affine_axis(a)[1], [a], K) for a in K}
+        memo[K] = (axes, e0)
+        return e0
 
     def _affine_bound(self, v: Val, shape: tuple[int, ...], wbox: np.ndarray) -> np.ndarray:
         """Per-box ``E[|V - V'|; box]`` bound from ``v``'s affine form (:func:`opgraph.dcg.affine.box_bound`)."""
@@ -901,7 +960,7 @@ class Evaluator:
             ax = self.axes[a]
             ha, ea = self._affine_axis(a)
             h[a], e0[a] = self._expand(ha, [a], v.axes), self._expand(ea, [a], v.axes)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with iv.errstate(divide="ignore", invalid="ignore"):
                 ratio[a] = self._expand(np.where(ax.weights > 0, ax.err / ax.weights, 0.0), [a], v.axes)
         return affine.box_bound(v.aff, v.axes, v.pt, h, e0, ratio, wbox, shape)
 
@@ -928,8 +987,9 @@ class Evaluator:
         def finite_sum(arrays: Any) -> bool:
             # One reduction per array: a sum is finite only if every term is (it may overflow to inf for huge
             # finite values, which only sends the node down the exact path).
-            with np.errstate(all="ignore"):
-                return math.isfinite(sum(float(np.sum(x)) for x in arrays))
+            # (np.add.reduce over all axes is what np.sum computes, without its dispatch: per node on small grids)
+            with iv.errstate(all="ignore"):
+                return math.isfinite(sum(float(_add_reduce(x, axis=None)) for x in arrays))
 
         if pole is None:
             if finite_sum((lo, hi, *(e for d in der.values() for e in d))):
@@ -945,7 +1005,7 @@ class Evaluator:
             o = ops[pole]
             plo, phi = o.box[len(o.axes)]
             bad = bad | self._expand(enclose.near_pole(plo, phi), o.axes, K).astype(bool)
-            with np.errstate(all="ignore"):
+            with iv.errstate(all="ignore"):
                 dist = np.where((plo > 0) | (phi < 0), np.minimum(np.abs(plo), np.abs(phi)), 0.0)
                 closeness = self._expand(np.where(phi > plo, dist / (phi - plo), 0.0), o.axes, K)
         bad = np.broadcast_to(bad, shape)
@@ -1038,7 +1098,7 @@ class Evaluator:
         if form.sign < 0:
             fv = iv.ineg(fv)
             fd = {t: iv.ineg(d) for t, d in fd.items()}
-        with np.errstate(invalid="ignore"):
+        with iv.errstate(invalid="ignore"):
             dl, dh = der[s]
             der[s] = (np.where(ok, np.fmax(dl, fd[s][0]), dl), np.where(ok, np.fmin(dh, fd[s][1]), dh))
             return np.where(ok, np.fmax(vint[0], fv[0]), vint[0]), np.where(ok, np.fmin(vint[1], fv[1]), vint[1])
@@ -1243,7 +1303,7 @@ class Evaluator:
         if inner is None:
             return None
         k = math.log(2.0) if n.op == "exp2" else 1.0
-        with np.errstate(over="ignore", invalid="ignore"):
+        with iv.errstate(over="ignore", invalid="ignore"):
             d = np.abs(np.exp(k * pt[rg.piece_elem]) - np.exp(k * rg.atoms[rg.piece_group]))
             moved = float(rg.piece_mass @ d)
             moved = moved * (1 + 1e-12) + 8 * _EPS * float(rg.piece_mass @ np.exp(k * pt[rg.piece_elem]))
@@ -1298,7 +1358,7 @@ class Evaluator:
         lo, hi = a_val.box[k]
         shape = bias.shape
         lo, hi = np.broadcast_to(lo, shape), np.broadcast_to(hi, shape)
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore", divide="ignore"):
             mn = np.where(lo > 0, lo, np.where(hi < 0, -hi, 0.0))
             second = k1 * bias + 0.5 * t2 * np.where(mn > 0, m2 / np.where(mn > 0, mn, 1.0), np.inf)
             first = k1 * np.broadcast_to(cw, shape)
@@ -1315,7 +1375,7 @@ class Evaluator:
             return None
         cw, attr = self.cellwise(a_val, site)
         bias, m2 = self.second_moments(a_val)
-        with np.errstate(invalid="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore"):
             second = bias + 0.5 * tv_b * m2
         second = np.where(np.isnan(second), np.inf, second)
         return _attributed(
@@ -1347,7 +1407,7 @@ class Evaluator:
         s1: Any = 0.0
         s2: Any = 0.0
         s3: Any = 0.0
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", divide="ignore", over="ignore"):
             for a in v.axes:
                 ax = self.axes[a]
                 inv = np.where(ax.weights > 0, 1.0 / np.where(ax.weights > 0, ax.weights, 1.0), 0.0)
@@ -1395,7 +1455,13 @@ class Evaluator:
         if len(axes) == 1 and np.ndim(pt) == 1:
             e = float(np.abs(pt) @ self.axes[axes[0]].weights)
         else:
-            e = float(np.sum(np.abs(np.broadcast_to(pt, self._shape(axes))) * self._wbox(axes)))
+            w = self._wbox(axes)
+            if iv.FAST.get() and np.shape(w) == self._shape(axes):
+                # The product already has the grid's shape (w is the full grid's masses): the same elements summed
+                # in the same order as with pt broadcast first, by the reduction np.sum calls.
+                e = float(_add_reduce(np.abs(pt) * w, axis=None))
+            else:
+                e = float(np.sum(np.abs(np.broadcast_to(pt, self._shape(axes))) * w))
         return self._glob(("eabs",), axes, e)  # over the whole grid in a chunked evaluation
 
     def _compressed_moments(
@@ -1411,7 +1477,7 @@ class Evaluator:
         bias_box = np.minimum(bias_box, np.broadcast_to(box_bound, shape)).reshape(-1)
         m2_box = m2_box.reshape(-1)
         dv = pt[rg.piece_elem] - rg.atoms[rg.piece_group]
-        with np.errstate(invalid="ignore", over="ignore"):
+        with iv.errstate(invalid="ignore", over="ignore"):
             bias_up = np.bincount(rg.piece_group, weights=share * bias_box[rg.piece_elem], minlength=m)
             shift = np.bincount(rg.piece_group, weights=rg.piece_mass * dv, minlength=m)
             slack = np.bincount(rg.piece_group, weights=rg.piece_mass * np.abs(pt[rg.piece_elem]), minlength=m)

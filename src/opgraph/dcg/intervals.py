@@ -8,6 +8,8 @@ ulps after every operation so that rounding cannot shrink an enclosure. NaN endp
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +23,32 @@ Interval = tuple[np.ndarray, np.ndarray]
 _REL = 2.0**-49
 _INF = np.inf
 
+#: True while the caller has floating-point warnings off (``np.errstate(all="ignore")``, see :func:`quiet`): the
+#: per-call ``np.errstate`` contexts of this module and :mod:`opgraph.dcg.affine` are then skipped. They only
+#: silence warnings (values are the same either way) and cost more than the arithmetic on small grids (the engine
+#: evaluates every node of a 1,000-step program on a few boxes).
+QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_quiet", default=False)
+_NULL = contextlib.nullcontext()
+#: The engine's per-node fast paths (memoised form radii and per-axis constants, :func:`quiet` around each node):
+#: ``FAST.set(False)`` runs the previous code path, for the equivalence tests (the results are the same bit for bit).
+FAST: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_fast", default=True)
+
+
+def errstate(**kw: Any) -> Any:
+    """``np.errstate(**kw)``, or a no-op context inside :func:`quiet` (where every warning is already off)."""
+    return _NULL if QUIET.get() else np.errstate(**kw)
+
+
+@contextlib.contextmanager
+def quiet() -> Any:
+    """Floating-point warnings off (``np.errstate(all="ignore")``) and the inner contexts skipped (:data:`QUIET`)."""
+    with np.errstate(all="ignore"):
+        token = QUIET.set(FAST.get())
+        try:
+            yield
+        finally:
+            QUIET.reset(token)
+
 
 #: Elements from which the one-reduction fast paths below pay: on smaller arrays (long programs on small grids:
 #: thousands of ops on a few dozen cells) their extra reductions cost more than the temporaries they save
@@ -32,7 +60,7 @@ def _has_nan(x: np.ndarray) -> bool:
     """Whether ``x`` holds a NaN: one reduction without a boolean temporary (``min`` propagates NaN)."""
     if x.size == 0:
         return False
-    with np.errstate(invalid="ignore"):
+    with errstate(invalid="ignore"):
         return bool(np.isnan(np.min(x)))
 
 
@@ -50,10 +78,13 @@ def widen(lo: Any, hi: Any) -> Interval:
     lo = np.asarray(lo, dtype=float)
     hi = np.asarray(hi, dtype=float)
     if lo.size < _FAST_MIN and hi.size < _FAST_MIN:
+        if QUIET.get() and not (np.isnan(_add_reduce(lo, axis=None)) or np.isnan(_add_reduce(hi, axis=None))):
+            # No NaN in either (one sum each; a NaN sum from inf - inf takes the exact path below), inside quiet()
+            return lo - np.abs(lo) * _REL, hi + np.abs(hi) * _REL
         bad = np.isnan(lo) | np.isnan(hi)
         lo = lo - np.abs(lo) * _REL
         hi = hi + np.abs(hi) * _REL
-        if not np.any(bad):
+        if not bad.any():  # the method: np.any's dispatch costs more than the reduction on small grids
             return lo, hi
         return np.where(bad, -_INF, lo), np.where(bad, _INF, hi)
     bad = (np.isnan(lo) | np.isnan(hi)) if _has_nan(lo) or _has_nan(hi) else None
@@ -79,13 +110,13 @@ def const(value: float, like: np.ndarray) -> Interval:
 
 def iadd(a: Interval, b: Interval) -> Interval:
     """A + b."""
-    with np.errstate(invalid="ignore"):
+    with errstate(invalid="ignore"):
         return a[0] + b[0], a[1] + b[1]
 
 
 def isub(a: Interval, b: Interval) -> Interval:
     """A - b."""
-    with np.errstate(invalid="ignore"):
+    with errstate(invalid="ignore"):
         return a[0] - b[1], a[1] - b[0]
 
 
@@ -96,8 +127,44 @@ def ineg(a: Interval) -> Interval:
 
 def _nan0(x: np.ndarray) -> np.ndarray:
     """Map NaN (only produced by 0 * inf here) to 0."""
-    nan = _has_nan(np.asarray(x)) if np.size(x) >= _FAST_MIN else bool(np.isnan(x).any())
+    if _size(x) >= _FAST_MIN:
+        nan = _has_nan(np.asarray(x))
+    elif QUIET.get():
+        # One reduction: the sum is NaN where x holds a NaN (or both infinities: then the mask below is exact too,
+        # and maps nothing). Inside quiet() only, where the inf - inf of the sum raises no warning.
+        nan = bool(np.isnan(_add_reduce(x, axis=None)))
+    else:
+        nan = bool(np.isnan(x).any())
     return np.where(np.isnan(x), 0.0, x) if nan else x
+
+
+_add_reduce = np.add.reduce
+_min_reduce = np.minimum.reduce
+_max_reduce = np.maximum.reduce
+
+
+def _ndim(x: Any) -> int:
+    """``np.ndim(x)``, read off an array's attribute without the dispatch."""
+    n = getattr(x, "ndim", None)
+    return np.ndim(x) if n is None else n
+
+
+def _size(x: Any) -> int:
+    """``np.size(x)``, read off an array's attribute without the dispatch."""
+    n = getattr(x, "size", None)
+    return np.size(x) if not isinstance(n, int) else n
+
+
+def _sign_quick(a: Interval) -> int:
+    """:func:`_sign` with the reductions called directly (no dispatch: for small arrays inside :func:`quiet`)."""
+    lo, hi = a
+    if _size(lo) == 0 or _size(hi) == 0:
+        return 0
+    if _min_reduce(lo, axis=None) > 0:
+        return 1 if (lo is hi or _min_reduce(hi, axis=None) > 0) else 0
+    if _max_reduce(hi, axis=None) < 0:
+        return -1 if (lo is hi or _max_reduce(lo, axis=None) < 0) else 0
+    return 0
 
 
 def _sign(a: Interval) -> int:
@@ -108,7 +175,7 @@ def _sign(a: Interval) -> int:
     lo, hi = np.asarray(a[0]), np.asarray(a[1])
     if lo.size == 0 or hi.size == 0:
         return 0
-    with np.errstate(invalid="ignore"):
+    with errstate(invalid="ignore"):
         if np.min(lo) > 0:
             return 1 if (lo is hi or np.min(hi) > 0) else 0
         if np.max(hi) < 0:
@@ -122,7 +189,7 @@ def _scale(a: Interval, c: float) -> Interval:
     if c == 0.0:
         z = np.zeros(())
         return z, z
-    with np.errstate(invalid="ignore", over="ignore"):
+    with errstate(invalid="ignore", over="ignore"):
         return (a[0] * c, a[1] * c) if c > 0 else (a[1] * c, a[0] * c)
 
 
@@ -132,17 +199,23 @@ def imul(a: Interval, b: Interval) -> Interval:
     A degenerate interval is recognised by identity (``lo is hi``) and multiplied with fewer products.
     """
     a_pt, b_pt = a[0] is a[1], b[0] is b[1]
-    if b_pt and np.ndim(b[0]) == 0:
+    if b_pt and _ndim(b[0]) == 0:
         return _scale(a, float(b[0]))
-    if a_pt and np.ndim(a[0]) == 0:
+    if a_pt and _ndim(a[0]) == 0:
         return _scale(b, float(a[0]))
-    big = max(np.size(a[0]), np.size(b[0])) >= _FAST_MIN
-    sa = 0 if (a_pt and b_pt) or not big else _sign(a)  # two points keep the identity form below
-    sb = _sign(b) if sa else 0
+    big = max(_size(a[0]), _size(b[0])) >= _FAST_MIN
+    if not big and not (a_pt and b_pt) and QUIET.get():
+        # Small operands inside quiet(): the sign test with direct reductions is cheaper than the four-product
+        # form below (the same values, bit for bit, as for large operands).
+        sa = _sign_quick(a)
+        sb = _sign_quick(b) if sa else 0
+    else:
+        sa = 0 if (a_pt and b_pt) or not big else _sign(a)  # two points keep the identity form below
+        sb = _sign(b) if sa else 0
     if sa and sb:
         # Both operands of one strict sign (no zero, no NaN): rounded products are monotone in each factor, so
         # the extreme products are two known corners; the same values as the four-product form, bit for bit.
-        with np.errstate(over="ignore"):
+        with errstate(over="ignore"):
             if sa > 0 and sb > 0:
                 return a[0] * b[0], a[1] * b[1]
             if sa > 0:
@@ -150,7 +223,7 @@ def imul(a: Interval, b: Interval) -> Interval:
             if sb > 0:
                 return a[0] * b[1], a[1] * b[0]
             return a[1] * b[1], a[0] * b[0]
-    with np.errstate(invalid="ignore", over="ignore"):
+    with errstate(invalid="ignore", over="ignore"):
         if a_pt and b_pt:
             p = _nan0(a[0] * b[0])
             return p, p
@@ -178,7 +251,7 @@ def irecip(a: Interval) -> Interval:
     """
     lo, hi = a
     zero = (lo <= 0) & (hi >= 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with errstate(divide="ignore", invalid="ignore"):
         rlo, rhi = 1.0 / hi, 1.0 / lo
     pos = (lo == 0) & (hi > 0)  # [0, hi]: 1/x in [1/hi, inf)
     neg = (hi == 0) & (lo < 0)  # [lo, 0]: 1/x in (-inf, 1/lo]
@@ -204,7 +277,7 @@ def iabs(a: Interval) -> Interval:
 def isq(a: Interval) -> Interval:
     """A ** 2."""
     lo, hi = iabs(a)
-    with np.errstate(over="ignore"):
+    with errstate(over="ignore"):
         return lo * lo, hi * hi
 
 
@@ -227,14 +300,14 @@ def mag(a: Interval) -> np.ndarray:
 
 
 def _mono(f: Callable[[np.ndarray], np.ndarray], a: Interval, increasing: bool = True) -> Interval:
-    with np.errstate(all="ignore"):
+    with errstate(all="ignore"):
         x, y = f(a[0]), f(a[1])
     return (x, y) if increasing else (y, x)
 
 
 def _sin(a: Interval) -> Interval:
     lo, hi = a
-    with np.errstate(invalid="ignore"):
+    with errstate(invalid="ignore"):
         s0, s1 = np.sin(lo), np.sin(hi)
         vlo, vhi = np.minimum(s0, s1), np.maximum(s0, s1)
         two_pi = 2 * math.pi
@@ -250,7 +323,7 @@ def _cos(a: Interval) -> Interval:
     # cos at the endpoints themselves (not sin(x + pi/2): the rounded shift moves the value by up to an ulp of
     # the argument, more than the relative widening where cos is near 0); maxima at 2k pi, minima at (2k + 1) pi.
     lo, hi = a
-    with np.errstate(invalid="ignore"):
+    with errstate(invalid="ignore"):
         c0, c1 = np.cos(lo), np.cos(hi)
         vlo, vhi = np.minimum(c0, c1), np.maximum(c0, c1)
         two_pi = 2 * math.pi
@@ -263,7 +336,7 @@ def _cos(a: Interval) -> Interval:
 def _even_mono(f: Callable[[np.ndarray], np.ndarray], a: Interval) -> Interval:
     """f(|x|) for f increasing on [0, inf)."""
     lo, hi = iabs(a)
-    with np.errstate(over="ignore"):
+    with errstate(over="ignore"):
         return f(lo), f(hi)
 
 
@@ -283,13 +356,13 @@ def ipow_const(a: Interval, c: float) -> Interval:
         if k > 0:
             if k % 2 == 0:
                 m = iabs(a)
-                with np.errstate(over="ignore"):
+                with errstate(over="ignore"):
                     return m[0] ** k, m[1] ** k
-            with np.errstate(over="ignore"):
+            with errstate(over="ignore"):
                 return lo**k, hi**k
         return irecip(ipow_const(a, -k))
     neg = lo < 0
-    with np.errstate(all="ignore"):
+    with errstate(all="ignore"):
         if c > 0:
             v = (np.maximum(lo, 0.0) ** c, np.maximum(hi, 0.0) ** c)
         else:
@@ -299,7 +372,7 @@ def ipow_const(a: Interval, c: float) -> Interval:
 
 def _ilog(a: Interval) -> Interval:
     lo, hi = a
-    with np.errstate(all="ignore"):
+    with errstate(all="ignore"):
         vlo = np.where(lo > 0, np.log(lo), -_INF)
         vhi = np.where(hi > 0, np.log(hi), -_INF)
     bad = lo < 0
@@ -338,7 +411,7 @@ def _abs(a: Interval) -> tuple[Interval, Interval]:
 
 def _tan(a: Interval) -> tuple[Interval, Interval]:
     lo, hi = a
-    with np.errstate(invalid="ignore"):
+    with errstate(invalid="ignore"):
         pole = np.floor((hi - math.pi / 2) / math.pi) >= np.ceil((lo - math.pi / 2) / math.pi)
     pole = pole | ~np.isfinite(lo) | ~np.isfinite(hi)
     v = _mono(np.tan, a)
@@ -492,7 +565,7 @@ def _arctan2(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, lis
 
 def _mod(args: list[Interval], attrs: dict[str, Any]) -> tuple[Interval, list[Interval]]:
     (al, ah), (bl, bh) = args
-    with np.errstate(all="ignore"):
+    with errstate(all="ignore"):
         k0, k1 = np.floor(al / bl), np.floor(ah / bl)
     same = (bl == bh) & (k0 == k1) & np.isfinite(k0)
     v = (np.where(same, al - k0 * bl, np.minimum(0.0, bl)), np.where(same, ah - k0 * bl, np.maximum(0.0, bh)))

@@ -199,22 +199,23 @@ def jets(graph: Any, output: int, cells: dict[int, Interval], hess: bool) -> _Je
     """
     last = graph.last_uses()
     vals: dict[int, _Jet] = {}
-    for n in graph.nodes:
-        if n.id > output:
-            break
-        if n.op == "input":
-            lo, hi = cells[n.id]
-            one = iv.const(1.0, np.zeros(()))
-            jet = _Jet((lo, hi), {n.id: one}, {})
-        elif n.op == "const":
-            c = np.asarray(float(np.asarray(n.attrs["value"], dtype=float)))
-            jet = _Jet((c, c), {}, {})
-        else:
-            jet = _node(n, [vals[j] for j in n.inputs], hess)
-        vals[n.id] = jet
-        for j in set(n.inputs):
-            if last.get(j, math.inf) <= n.id and j != output:
-                vals.pop(j, None)
+    with iv.quiet():  # one np.errstate for the pass (the interval kernels' own are skipped; same values)
+        for n in graph.nodes:
+            if n.id > output:
+                break
+            if n.op == "input":
+                lo, hi = cells[n.id]
+                one = iv.const(1.0, np.zeros(()))
+                jet = _Jet((lo, hi), {n.id: one}, {})
+            elif n.op == "const":
+                c = np.asarray(float(np.asarray(n.attrs["value"], dtype=float)))
+                jet = _Jet((c, c), {}, {})
+            else:
+                jet = _node(n, [vals[j] for j in n.inputs], hess)
+            vals[n.id] = jet
+            for j in set(n.inputs):
+                if last.get(j, math.inf) <= n.id and j != output:
+                    vals.pop(j, None)
     return vals[output]
 
 
