@@ -196,6 +196,7 @@ MODULES: dict[str, list[str]] = {
         "tests/dcg/test_mutation_exactlaw.py",
         "tests/dcg/test_mutation_exactlaw_wide.py",
         "tests/dcg/test_mutation_exactlaw_seed18.py",
+        "tests/dcg/test_mutation_exactlaw_rest.py",
         "tests/dcg/test_exactlaw.py",
     ],
     "dcg/taylor.py": [
