@@ -46,6 +46,8 @@ def _form_and_law(fn, dists):
         # 2 / (a b) = exp(log 2 - G_a - G_b)
         (lambda a, b: 2.0 / (a * b), math.log(2.0) - M_AB, S_AB),
         (lambda a, b: 0.5 / a, math.log(0.5) - 0.3, 0.2),
+        # kills :131#1 (the constant's log minus the inverted exponent's shift): 2 / (3 a b) = exp(log(2/3) - G_a - G_b)
+        (lambda a, b: 2.0 / (3.0 * a * b), math.log(2.0 / 3.0) - M_AB, S_AB),
         # the powers of _power: (a b)^2, sqrt(a b), 1 / sqrt(a) (rsqrt as a power)
         (lambda a, b: (a * b) ** 2, 2 * M_AB, 2 * S_AB),
         (lambda a, b: np.sqrt(a * b), M_AB / 2, S_AB / 2),
@@ -95,3 +97,34 @@ def test_abs_of_a_normal_form_has_no_form():
     assert exactlaw.whole_output(g, g.outputs[0], nd) is False
     f, _, _ = _form_and_law(lambda a, b: np.abs(a * b), LN)
     assert f.kind == "exp" and f.sign == 1.0
+
+
+def test_scaling_by_one_keeps_the_form_and_by_zero_has_none():
+    # Kills exactlaw:105#4 (`c == 0.0` -> `c == 1.0` in _log_const): a factor of 1 is a nonzero constant, log 1 = 0,
+    # so the form is unchanged (also through a graph: the tracer keeps `1.0 * x` as a mul node); a factor of 0 has
+    # no log and no form.
+    c, form = exactlaw.Const, exactlaw.Form
+    e = form("exp", 0.25, ((0, 1.0), (1, 2.0)), -1.0, True)
+    gs = form("gauss", 0.5, ((0, 2.0),), 1.0, True)
+    for f in (e, gs):
+        assert exactlaw.RULES["mul"](f, c(1.0)) == f
+        assert exactlaw.RULES["div"](f, c(1.0)) == f
+        assert exactlaw.RULES["mul"](c(1.0), f) == f
+        assert exactlaw.RULES["mul"](f, c(0.0)) is None
+        # kills :105#1 (the guard's `or` -> `and`): neither 0 nor a non-finite factor has a log
+        assert exactlaw.RULES["mul"](f, c(math.inf)) is None
+        assert exactlaw.RULES["div"](c(-math.inf), e) is None
+        assert exactlaw.RULES["div"](c(0.0), e) is None
+    f, lw, _ = _form_and_law(lambda a, b: (a * b) * 1.0, LN)
+    assert isinstance(lw[0], od.LogNormal)
+    assert lw[0].mu == pytest.approx(M_AB, rel=1e-12) and lw[0].sigma == pytest.approx(S_AB, rel=1e-12)
+
+
+def test_a_constant_over_a_normal_form_has_no_form():
+    # Kills exactlaw:127#1 (`lc is None or y.kind != "exp"` -> `and`): 2 / (a + b) of Normals is no LogNormal (the
+    # mutant inverted the Gaussian part as if it were an exponent).
+    nd = {"a": od.Normal(0.5, 0.2), "b": od.Normal(1.0, 0.3)}
+    for fn in (lambda a, b: 2.0 / (a + b), lambda a, b: -1.0 / (a - b)):
+        g = trace(fn, *nd)
+        assert exactlaw.forms(g, nd, None)[g.outputs[0]] is None
+        assert exactlaw.whole_output(g, g.outputs[0], nd) is False
