@@ -128,3 +128,13 @@ def test_a_constant_over_a_normal_form_has_no_form():
         g = trace(fn, *nd)
         assert exactlaw.forms(g, nd, None)[g.outputs[0]] is None
         assert exactlaw.whole_output(g, g.outputs[0], nd) is False
+
+
+def test_rsqrt_is_the_power_minus_one_half():
+    # Kills exactlaw:229#2 (rsqrt as the power -1): the op comes from torch graphs (torch.rsqrt), which the NumPy
+    # tracer does not make, so the rule table is called directly: rsqrt(exp(0.2 + 2 G)) = exp(-0.1 - G).
+    f = exactlaw.Form("exp", 0.2, ((0, 2.0),), 1.0, False)
+    assert exactlaw.RULES["rsqrt"](f) == exactlaw.Form("exp", -0.1, ((0, -1.0),), 1.0, True)
+    assert exactlaw.RULES["sqrt"](f) == exactlaw.Form("exp", 0.1, ((0, 1.0),), 1.0, True)
+    neg = exactlaw.Form("exp", 0.2, ((0, 2.0),), -1.0, True)
+    assert exactlaw.RULES["rsqrt"](neg) is None  # no real root of a negative form
