@@ -138,3 +138,93 @@ def test_rsqrt_is_the_power_minus_one_half():
     assert exactlaw.RULES["sqrt"](f) == exactlaw.Form("exp", 0.1, ((0, 1.0),), 1.0, True)
     neg = exactlaw.Form("exp", 0.2, ((0, 2.0),), -1.0, True)
     assert exactlaw.RULES["rsqrt"](neg) is None  # no real root of a negative form
+
+
+# --- seed 21 ---------------------------------------------------------------------------------------------------
+
+
+def _chain(steps: int, negate: bool):
+    def fn(a, b):
+        y = a * b
+        for i in range(steps):
+            y = y * (1.0 + i * 1e-9)  # a new constant and a mul per step: 2 nodes
+        return -y if negate else y
+
+    return trace(fn, "a", "b")
+
+
+def test_graph_size_limit_is_twenty_thousand_nodes():
+    # Kills exactlaw:58#1 (MAX_NODES 20000 -> 20001): a 20000-node graph is searched, a 20001-node one is not (the
+    # product stays one LogNormal monomial through every step, so only the size decides).
+    dists = {"a": LN["a"], "b": LN["b"]}
+    g = _chain(9998, negate=True)
+    assert len(g.nodes) == 20000
+    assert exactlaw.whole_output(g, g.outputs[0], dists) is True
+    g2 = _chain(9999, negate=False)
+    assert len(g2.nodes) == 20001
+    assert exactlaw.whole_output(g2, g2.outputs[0], dists) is False
+
+
+def test_power_one_keeps_the_form_and_power_zero_has_none():
+    # Kills exactlaw:153#6 (`p == 0` -> `p == 1` in _power's guard): x ** 1 is x (a LogNormal monomial), x ** 0 is
+    # the constant 1 (no generator, no form).
+    f = exactlaw.Form("exp", 0.25, ((0, 1.0), (1, -2.0)), -1.0, True)
+    assert exactlaw.RULES["pow"](f, exactlaw.Const(1.0)) == f
+    assert exactlaw.RULES["pow"](f, exactlaw.Const(0.0)) is None
+    fa, lw, _ = _form_and_law(lambda a, b: (a * b) ** 1.0, LN)
+    assert lw[0].mu == pytest.approx(M_AB, rel=1e-12) and lw[0].sigma == pytest.approx(S_AB, rel=1e-12)
+
+
+def test_cbrt_of_one_input_is_nontrivial():
+    # Kills exactlaw:169#1 (cbrt's form marked trivial): cbrt(a) of a LogNormal is LogNormal(m / 3, s / 3), a power
+    # other than 1, so it is replaced (the whole output is one exact law).
+    f, lw, g = _form_and_law(lambda a, b: np.cbrt(a), LN)
+    assert f.nontrivial is True
+    assert exactlaw.whole_output(g, g.outputs[0], LN) is True
+    assert lw[0].mu == pytest.approx(0.1, rel=1e-12) and lw[0].sigma == pytest.approx(0.2 / 3, rel=1e-12)
+
+
+def test_a_constant_base_of_zero_or_below_has_no_form():
+    # Kills exactlaw:180#6 (`base > 0` -> `base >= 0`): 0 ** G has no LogNormal law (log 0 is undefined); the rule
+    # table answers None, it does not raise.
+    g = exactlaw.Form("gauss", 0.5, ((0, 1.0),), 1.0, False)
+    assert exactlaw.RULES["pow"](exactlaw.Const(0.0), g) is None
+    assert exactlaw.RULES["pow"](exactlaw.Const(-2.0), g) is None
+    assert exactlaw.RULES["pow"](exactlaw.Const(math.inf), g) is None
+
+
+def test_negating_and_taking_abs_of_constants():
+    # Kills exactlaw:206#1 (neg of a constant kept its sign): the rule table folds constants itself (graphs from
+    # torch keep them as nodes).
+    c = exactlaw.Const
+    assert exactlaw.RULES["neg"](c(2.5)) == c(-2.5)
+    assert exactlaw.RULES["abs"](c(-2.5)) == c(2.5)
+
+
+def test_signs_of_exp_forms_are_plus_or_minus_one():
+    # The Form docstring: sign = +-1. Kills exactlaw:107#1 / :107#5 (the sign of a positive / negative constant
+    # 1.0 -> 2.0 / -1.0 -> -2.0), which the rules carry into every product.
+    c = exactlaw.Const
+    e = exactlaw.Form("exp", 0.0, ((0, 1.0),), 1.0, False)
+    assert exactlaw.RULES["mul"](e, c(-2.0)) == exactlaw.Form("exp", math.log(2.0), ((0, 1.0),), -1.0, False)
+    assert exactlaw.RULES["mul"](e, c(2.0)) == exactlaw.Form("exp", math.log(2.0), ((0, 1.0),), 1.0, False)
+    f, _, _ = _form_and_law(lambda a, b: -2.0 * a * b, LN)
+    assert f.sign == -1.0
+    f2, _, _ = _form_and_law(lambda a, b: (-2.0 * a) * (-3.0 * b), LN)
+    assert f2.sign == 1.0
+
+
+def test_the_replacement_input_keeps_the_source_line_of_the_node():
+    # Kills exactlaw:467#1 (the kept meta keys inverted): the new input carries the replaced node's source line and
+    # origin id, and nothing else (so errors and labels name the user's line).
+    g = trace(lambda a, b: a * b, "a", "b")
+    out = g.nodes[g.outputs[0]]
+    assert "source" in out.meta and "func" in out.meta
+    dists = {"a": LN["a"], "b": LN["b"]}
+    quantized = {k: d.quantize(8, "quantile") for k, d in dists.items()}
+    sub = exactlaw.substitute(g, out.id, quantized, {k: k for k in dists}, dists, 16)
+    assert sub is not None
+    (node,) = sub.graph.nodes
+    assert node.op == "input"
+    assert node.meta == {"source": out.meta["source"], "origin": out.id}
+    assert node.where == out.where.replace("(mul)", "(input)")
