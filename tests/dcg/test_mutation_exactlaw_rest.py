@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 
 import numpy as np
 import pytest
 
 from opgraph import dcg as od
-from opgraph.dcg import exactlaw
+from opgraph.dcg import exactlaw, switches
 from opgraph.graph import trace
 
 
@@ -228,3 +229,60 @@ def test_the_replacement_input_keeps_the_source_line_of_the_node():
     assert node.op == "input"
     assert node.meta == {"source": out.meta["source"], "origin": out.id}
     assert node.where == out.where.replace("(mul)", "(input)")
+
+
+# --- seed 22 ---------------------------------------------------------------------------------------------------
+
+
+def test_log_and_exp_of_one_input_are_nontrivial():
+    # Kills exactlaw:183#2 (exp of a Normal form marked trivial): a log / exp between the families is nontrivial
+    # (module docstring), so exp(a) of one Normal is replaced by LogNormal(m, s), log(x) of one LogNormal by
+    # Normal(mu, sigma).
+    nd = {"a": od.Normal(0.5, 0.2), "b": od.Normal(1.0, 0.3)}
+    for fn, dists, law in (
+        (lambda a, b: np.exp(a), nd, od.LogNormal(0.5, 0.2)),
+        (lambda a, b: np.log(b), LN, od.Normal(-0.4, 0.35)),
+    ):
+        f, lw, g = _form_and_law(fn, dists)
+        assert f.nontrivial is True
+        assert exactlaw.whole_output(g, g.outputs[0], dists) is True
+        assert repr(lw[0]) == repr(law)
+
+
+def test_cbrt_of_a_normal_form_or_a_constant_has_no_form():
+    # Kills exactlaw:166#1 (cbrt's guard `or` -> `and`): the cube root of a Normal sum is no LogNormal, and a
+    # constant's cube root is left to the grid's folding (None, not an error).
+    nd = {"a": od.Normal(0.5, 0.2), "b": od.Normal(1.0, 0.3)}
+    g = trace(lambda a, b: np.cbrt(a + b), *nd)
+    assert exactlaw.forms(g, nd, None)[g.outputs[0]] is None
+    assert exactlaw.RULES["cbrt"](exactlaw.Const(8.0)) is None
+
+
+def test_a_form_whose_variance_overflows_is_left_to_the_grid():
+    # Found while classifying exactlaw:328#2: law() squared a * sd with `**`, which raises OverflowError (not inf)
+    # past ~1e154, so od.evaluate(1e200 a + 1e200 b) raised where the grid alone evaluates it. Now such a form has
+    # no law (s would be inf) and the evaluation is the one without exact laws.
+    nd = {"a": od.Normal(0.0, 1.0), "b": od.Normal(1.0, 2.0)}
+    form = exactlaw.Form("gauss", 0.0, ((0, 1e200), (1, 1e200)), 1.0, True)
+    assert exactlaw.law(form, nd, {0: "a", 1: "b"}) is None
+    lform = exactlaw.Form("exp", 0.0, ((0, 1e200),), 1.0, True)
+    assert exactlaw.law(lform, {"a": od.LogNormal(0.0, 1.0)}, {0: "a"}) is None
+
+    def fn(a, b):
+        return 1e200 * a + 1e200 * b
+
+    g = trace(fn, *nd)
+    assert exactlaw.whole_output(g, g.outputs[0], nd) is False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = od.evaluate(fn, nd["a"], nd["b"], atoms=8)
+        with switches.scope({"exact_law": False}):
+            off = od.evaluate(fn, nd["a"], nd["b"], atoms=8)
+    assert "exact_laws" not in r.info
+    np.testing.assert_array_equal(r.atoms, off.atoms)
+    assert r.w1_bound == off.w1_bound and math.isfinite(r.w1_bound)
+    # the same sum at a scale whose variance fits a float is replaced by its exact Normal law
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r2 = od.evaluate(lambda a, b: 1e100 * a + 1e100 * b, nd["a"], nd["b"], atoms=8)
+    assert r2.info["exact_laws"][0]["law"] == repr(od.Normal(1e100, math.sqrt(5.0) * 1e100))
