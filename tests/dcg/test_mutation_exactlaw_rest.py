@@ -286,3 +286,14 @@ def test_a_form_whose_variance_overflows_is_left_to_the_grid():
         warnings.simplefilter("ignore")
         r2 = od.evaluate(lambda a, b: 1e100 * a + 1e100 * b, nd["a"], nd["b"], atoms=8)
     assert r2.info["exact_laws"][0]["law"] == repr(od.Normal(1e100, math.sqrt(5.0) * 1e100))
+
+
+def test_log_of_a_normal_form_or_of_a_negative_form_has_no_form():
+    # Kills exactlaw:173#1 (_log's guard `or` chain -> `and`): log(a + b) of Normals is no Normal (the mutant took
+    # the Gaussian part as an exponent), and the log of a negative LogNormal form is undefined.
+    nd = {"a": od.Normal(0.5, 0.2), "b": od.Normal(1.0, 0.3)}
+    g = trace(lambda a, b: np.log(a + b), *nd)
+    assert exactlaw.forms(g, nd, None)[g.outputs[0]] is None
+    for fn in (lambda a, b: np.log(-(a * b)), lambda a, b: np.log2(-2.0 * a / b)):
+        g2 = trace(fn, *LN)
+        assert exactlaw.forms(g2, LN, None)[g2.outputs[0]] is None
