@@ -189,6 +189,22 @@ MODULES: dict[str, list[str]] = {
             )
         ),
     ],
+    # Eighth and ninth passes (2026-12-06): exact-law recognition and the Taylor box bound. The fast files written
+    # against the earlier samples first (with -x most mutants stop there); test_exactlaw.py last (~20 s, most of it
+    # one 13 s case of test_product_of_lognormals_bound_matches_true_error).
+    "dcg/exactlaw.py": [
+        "tests/dcg/test_mutation_exactlaw.py",
+        "tests/dcg/test_mutation_exactlaw_wide.py",
+        "tests/dcg/test_mutation_exactlaw_seed18.py",
+        "tests/dcg/test_mutation_exactlaw_rest.py",
+        "tests/dcg/test_exactlaw.py",
+    ],
+    "dcg/taylor.py": [
+        "tests/dcg/test_mutation_taylor.py",
+        "tests/dcg/test_mutation_taylor_wide.py",
+        "tests/dcg/test_mutation_taylor_rest.py",
+        "tests/dcg/test_taylor.py",
+    ],
 }
 
 BINOP_SWAP = {

@@ -319,20 +319,20 @@ def law(form: Form, dists: dict[str, Distribution], names: dict[int, str]) -> tu
     ``E[e^(tZ) |Z|]``).
     """
     m, var, mag_m, mag_v = form.c0, 0.0, abs(form.c0), 0.0
-    for k, a in form.coef:
-        d = dists[names[k]]
-        mu, sd = (d.mu, d.sigma) if isinstance(d, LogNormal) else (d.loc, d.scale)
-        m += a * mu
-        var += (a * sd) ** 2
-        mag_m += abs(a * mu)
-        mag_v += (a * sd) ** 2
-    s = math.sqrt(var)
-    if not (s > 0 and math.isfinite(s) and math.isfinite(m)):
-        return None
-    nterms = len(form.coef) + 2
-    dm = 4 * nterms * _EPS * (mag_m + abs(m)) + 1e-300
-    ds = 4 * nterms * _EPS * (math.sqrt(mag_v) + s) + 1e-300
-    try:
+    try:  # (a sd) ** 2 past ~1e154 and the exponentials below raise OverflowError: no law, the grid keeps the node
+        for k, a in form.coef:
+            d = dists[names[k]]
+            mu, sd = (d.mu, d.sigma) if isinstance(d, LogNormal) else (d.loc, d.scale)
+            m += a * mu
+            var += (a * sd) ** 2
+            mag_m += abs(a * mu)
+            mag_v += (a * sd) ** 2
+        s = math.sqrt(var)
+        if not (s > 0 and math.isfinite(s) and math.isfinite(m)):
+            return None
+        nterms = len(form.coef) + 2
+        dm = 4 * nterms * _EPS * (mag_m + abs(m)) + 1e-300
+        ds = 4 * nterms * _EPS * (math.sqrt(mag_v) + s) + 1e-300
         if form.kind == "gauss":
             return Normal(m, s), dm + ds * math.sqrt(2 / math.pi)
         t = s + ds
