@@ -2413,6 +2413,8 @@ def _subcell_bound(
     if not stop and gained and new_total > subcells.TRIGGER * std and left >= math.prod(shape) * 2:
         terms2 = {name: attr2.get(labels[name], 0.0) * plan.get(name, 1) for name in names.values()}
         plan2 = subcells.plan_splits(terms2, sizes, tails, min(cap, left))
+        if not plan2 or plan2 == plan:  # nothing new from the attribution: the tail cells the first round left whole
+            plan2 = subcells.plan_splits(terms2, sizes, tails, min(cap, left), tail_only=True)
         if plan2 and plan2 != plan:
             info["second_splits"] = dict(plan2)
             r2 = _subcell_probed(ev, sub, out, val, new, plan2, names, quantized, labels, dists, rules, ceiling)
