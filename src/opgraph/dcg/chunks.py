@@ -49,6 +49,7 @@ from opgraph.dcg.engine import (
     Evaluation,
     Evaluator,
     _cell_enclosure,
+    _cellwise_or_path,
     _grid_sizes,
     _hint_suffix,
     _taylor_boxes,
@@ -530,17 +531,11 @@ def _assemble(
     del pts, ws
     c_total = float(sum(o.cell_sum for o in outs))
     n_total = math.inf if first.cell_only else _total(val.nb)
-    if c_total <= n_total:
-        terms, method = dict(first.attr or {}), "cellwise"
-        t_total = _total(terms)
-        if math.isfinite(t_total) and t_total > c_total > 0:  # boxes lowered by the Taylor bound in the chunks
-            terms = {k: v * c_total / t_total for k, v in terms.items()}
-    else:
-        terms, method = dict(val.nb), "path"
-    d1 = _total(val.d1)
-    for key, v in val.d1.items():
-        terms[key] = terms.get(key, 0.0) + v
-    bound = min(c_total, n_total) + d1
+    cell_terms = dict(first.attr or {})
+    t_total = _total(cell_terms)
+    if math.isfinite(t_total) and t_total > c_total > 0:  # boxes lowered by the Taylor bound in the chunks
+        cell_terms = {k: v * c_total / t_total for k, v in cell_terms.items()}
+    terms, method, bound = _cellwise_or_path(c_total, n_total, cell_terms, val)
     w_total = _total(val.wb) if val.wb is not None else math.inf
     if math.isnan(w_total):
         w_total = math.inf

@@ -326,6 +326,21 @@ def _total(t: Terms) -> float:
     return float(sum(t.values())) if t else 0.0
 
 
+def _cellwise_or_path(c_total: float, n_total: float, cell_terms: Terms, val: Val) -> tuple[Terms, str, float]:
+    """The smaller of the cellwise and the path bound, plus the compressions' terms ``val.d1``.
+
+    Returns ``(terms, method, bound)``; shared by the whole-grid and the chunked evaluation (whose cellwise terms
+    are the chunks' sums).
+    """
+    if c_total <= n_total:
+        terms, method = dict(cell_terms), "cellwise"
+    else:
+        terms, method = dict(val.nb), "path"
+    for key, v in val.d1.items():
+        terms[key] = terms.get(key, 0.0) + v
+    return terms, method, min(c_total, n_total) + _total(val.d1)
+
+
 def _mag(lo: float, hi: float) -> float:
     m = max(abs(lo), abs(hi))
     return math.inf if math.isnan(m) else m
@@ -2088,14 +2103,7 @@ def evaluate_output(
         box_bound, attr, taylor_info = _taylor_boxes(ev, sub, val, np.asarray(box_bound), attr)
         c_total = float(np.sum(box_bound))
         n_total = n_pre
-        if c_total <= n_total:
-            terms, method = dict(attr), "cellwise"
-        else:
-            terms, method = dict(val.nb), "path"
-        d1 = _total(val.d1)
-        for key, v in val.d1.items():
-            terms[key] = terms.get(key, 0.0) + v
-        bound = min(c_total, n_total) + d1
+        terms, method, bound = _cellwise_or_path(c_total, n_total, attr, val)
         w_total = w_pre
         if w_total < bound:
             bound, terms, method = w_total, dict(val.wb or {}), "law-level"
@@ -2314,13 +2322,14 @@ def _pair_passes(
     x_1, x_2 = (x_b, x_a) if swap else (x_a, x_b)
     probed_both = r1 is not None and r2 is not None and id(r1) in probed and id(r2) in probed
     if same_law_orders and probed_both and x_1 > 0 and math.isfinite(x_1):
-        landing = x_2 * f_after.w1_bound / x_1  # at or above f_after.w1_bound exactly where x_2 >= x_1
-        if x_2 >= x_1:
-            rec["second"] = (
-                f"skipped: its probe {x_2:.4g} at the first's realised / probed ratio "
-                f"{f_after.w1_bound:.4g} / {x_1:.4g} lands at {landing:.4g}"
-            )
-            r2 = None
+        # x_2 >= x_1 (the first is the one probed smaller), so x_2 read at the first's realised / probed ratio lands
+        # at or above the first's bound after its pass: the second cannot win
+        landing = x_2 * f_after.w1_bound / x_1
+        rec["second"] = (
+            f"skipped: its probe {x_2:.4g} at the first's realised / probed ratio "
+            f"{f_after.w1_bound:.4g} / {x_1:.4g} lands at {landing:.4g}"
+        )
+        r2 = None
     if r2 is not None:
         # the probe's extrapolation is a heuristic (_clear at 3 atoms: 0.233 predicted, 0.2235 reached, under the
         # first's 0.2241): the second stops only where its probe extrapolates PAIR_SLACK times the first's bound
