@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from opgraph import dcg as od
-from opgraph.dcg import api
+from opgraph.dcg import api, logic
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.graph import OPS, numpy_rules, trace
@@ -38,6 +38,10 @@ def test_every_interval_rule_encloses_its_numpy_op_and_its_derivative(op):
     args = [(c[k] - w[k], c[k] + w[k]) for k in range(arity)]
     if op == "where":
         args[0] = (np.round(c[0] > 0).astype(float), np.round(c[0] > 0).astype(float))
+    if op in logic.OPS:  # truth values: decided (0 or 1) or undecided ([0, 1])
+        for k in range(arity):
+            lo = (c[k] > 0.5).astype(float)
+            args[k] = (lo, np.where(c[k] < -0.5, 1.0, lo))
     (vlo, vhi), parts = iv.rule(op, args)
     assert len(parts) == arity
     rule = api._rules()[op]
@@ -45,7 +49,7 @@ def test_every_interval_rule_encloses_its_numpy_op_and_its_derivative(op):
     def fn(*x):
         return np.asarray(rule(None, *x), dtype=float)
 
-    for t in np.linspace(0, 1, 5):
+    for t in (0.0, 1.0) if op in logic.OPS else np.linspace(0, 1, 5):  # truth values take the ends only
         x = [np.clip(a[0] + t * (a[1] - a[0]), a[0], a[1]) for a in args]
         y = fn(*x)
         assert np.all((vlo <= y) & (y <= vhi)), op
@@ -67,6 +71,7 @@ def test_every_interval_rule_encloses_its_numpy_op_and_its_derivative(op):
         "relu",
         "maximum",
         "minimum",
+        *logic.OPS,
     ):
         return
     h = 1e-6

@@ -39,6 +39,9 @@ def cov():
         "DetteExp",  # xx ** [1.75, 1.5, 1.25]
         "FourBranch",  # np.min(np.vstack(...), axis=0) of Normals: envelopes through minimum
         "ConvexFailDomain",  # 0.1 (x1 - x2) ** 2 - ...: x ** 2 as square
+        "GenzDiscontinuous",  # mask |= x_i > b_i (a bool np.zeros); yy[mask] = 0: a jump on three inputs
+        "GramacySine",  # yy = np.zeros(n); yy[x <= 9.6] = f(x[x <= 9.6]); yy[x > 9.6] = g(...)
+        "MorrisM",  # term = np.zeros(n); term[:] += ...; term *= beta
     ],
 )
 def test_function_is_traced_as_written_with_a_finite_sound_bound(cov, name):

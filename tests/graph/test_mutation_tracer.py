@@ -34,7 +34,7 @@ MATH_RULES = {
 
 def _object_array(*values):
     """A plain ``ndarray`` of dtype object (not a ``ProxyArray``): NumPy's object loop calls ``element.sin()``."""
-    arr = np.empty(len(values), dtype=object)
+    arr = np.empty(len(values), dtype=object).view(np.ndarray)  # np.empty in traced code gives a ProxyArray
     arr[:] = values
     return arr
 

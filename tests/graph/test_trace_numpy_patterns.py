@@ -65,7 +65,7 @@ def test_augmented_assignment_into_a_float_array_rebinds_it_to_a_traced_array(sc
 
 def test_explicit_out_into_a_float_array_names_the_line_and_the_fix():
     def fn(a):
-        y = np.zeros(1)
+        y = np.array([0.0])  # a float array (np.zeros in traced code would give a traced one)
         np.add(y, a, out=y)
         return y
 
@@ -104,7 +104,7 @@ def test_stacked_traced_arrays_stay_traced_so_a_reduction_along_an_axis_works():
 @pytest.mark.parametrize("augmented", [True, False])
 def test_storing_a_traced_value_into_a_float_array_names_the_line_and_the_fix(augmented):
     def fn(a):
-        y = np.zeros(1)
+        y = np.array([0.0])  # a float array (np.zeros in traced code would give a traced one)
         if augmented:
             y[:] += a  # as uqtestfuns' MorrisM accumulates
         else:

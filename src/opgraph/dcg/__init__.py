@@ -61,6 +61,7 @@ from opgraph.dcg.rv import (
 )
 from opgraph.dcg.truncation import Truncated
 from opgraph.dcg.w1 import w1_discrete, w1_to_continuous
+from opgraph.graph.arrays import vectorized
 
 __all__ = [
     "AtomsReducedWarning",
@@ -113,6 +114,7 @@ __all__ = [
     "square",
     "tan",
     "tanh",
+    "vectorized",
     "w1_discrete",
     "w1_to_continuous",
     "where",

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import exactlaw, subcells
+from opgraph.dcg import exactlaw, logic, subcells
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, LogNormal, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import (
@@ -140,7 +140,7 @@ def _rules() -> dict[str, Any]:
     key = (tuple(OPS), tuple(map(id, OPS.values())))
     if key not in _RULES:
         _RULES.clear()
-        _RULES[key] = {**POINT_RULES, **numpy_rules()}
+        _RULES[key] = {**POINT_RULES, **numpy_rules(), **logic.POINT_RULES}
     return _RULES[key]
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from opgraph.dcg import intervals as iv
+from opgraph.dcg import logic
 from opgraph.graph import Graph
 
 Interval = iv.Interval
@@ -159,7 +160,7 @@ def sqrt_diff(
 # Cell subdivision
 # ----------------------------------------------------------------------------------------------------------------
 #: Ops whose enclosure is infinite because the function jumps: subdividing a box does not remove that.
-JUMP_OPS = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "where", "sign", "floor", "ceil", "rint", "mod"})
+JUMP_OPS = frozenset({"lt", "le", "gt", "ge", "eq", "ne", "where", "sign", "floor", "ceil", "rint", "mod", *logic.OPS})
 #: Ops with a pole or a non-Lipschitz point at 0 of one operand (op -> operand index): where that operand's
 #: enclosure on a box comes closer to 0 than :data:`POLE_RATIO` times its own width, the op's derivative
 #: enclosure is loose (``1/d^2`` varies by more than ``(1 + 1/POLE_RATIO)^2`` over it) and bisecting the box pays.

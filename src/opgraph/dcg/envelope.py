@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from opgraph.dcg import logic
 from opgraph.dcg.distributions import Distribution, Gamma, LogNormal, Normal, Uniform
 from opgraph.dcg.errors import DistError
 from opgraph.dcg.tails import partial_moment
@@ -168,6 +169,11 @@ _SAME = ("identity", "copy", "contiguous", "convert")
 
 def rule(op: str, args: list[Env | None], consts: list[float | None], region: Region) -> Env | None:
     """The envelope of ``op`` on ``region`` from its operands' (``None`` where no closed form applies)."""
+    if op in logic.TRUTH_VALUED:  # a comparison or a truth op of them: 0 or 1
+        return constant(1.0)
+    if op == "where":  # |where(c, u, w)| <= |u| + |w|
+        u, w = args[1], args[2]
+        return None if u is None or w is None else Env(_merge(list(u.terms) + list(w.terms)), u.off + w.off)
     if any(e is None for e in args):
         return None
     e: list[Env] = [x for x in args if x is not None]

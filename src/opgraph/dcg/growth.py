@@ -157,6 +157,9 @@ RULES: dict[str, GrowthRule] = {
     "contiguous": _same,
     "convert": _same,
 }
+RULES.update(
+    dict.fromkeys(("and", "or", "xor", "not", "logical_and", "logical_or", "logical_xor", "logical_not"), _none)
+)
 
 
 def rule(op: str, args: list[Growth | None], consts: list[float | None]) -> Growth | None:

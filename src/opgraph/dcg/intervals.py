@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.special as sc
 
+from opgraph.dcg import logic as _logic
 from opgraph.dcg.errors import DistError
 
 Interval = tuple[np.ndarray, np.ndarray]
@@ -670,6 +671,7 @@ RULES: dict[str, IntervalRule] = {
     "contiguous": _unary(_identity),
     "convert": _unary(_identity),
 }
+RULES.update(_logic.INTERVAL_RULES)  # & | ^ ~ and np.logical_* of comparisons (opgraph.dcg.logic)
 
 #: The ops :mod:`opgraph.dcg` supports: the keys of :data:`RULES`.
 SUPPORTED_OPS = frozenset(RULES)

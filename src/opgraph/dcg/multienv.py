@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from opgraph.dcg import logic
+
 #: Most terms an envelope may carry (products of sums multiply term counts); beyond it the node gets none.
 MAX_TERMS = 64
 
@@ -172,6 +174,13 @@ def rule(
 
     ``typ``: a typical value of each input axis (its mean), to balance the lower bound of a sum of positives.
     """
+    if op in logic.TRUTH_VALUED:  # a comparison or a truth op of them: 0 or 1
+        return MEnv(((1.0, ()),), None, True)
+    if op == "where":  # |where(c, u, w)| <= |u| + |w|
+        u, w = args[1], args[2]
+        if u is None or w is None:
+            return None
+        return _env(list(u.terms) + list(w.terms), None, (u.nonneg or nonneg[1]) and (w.nonneg or nonneg[2]))
     if any(e is None for e in args):
         return None
     e = [x if not nn or x.nonneg else MEnv(x.terms, x.low, True) for x, nn in zip(args, nonneg, strict=True)]  # type: ignore[union-attr]

@@ -21,7 +21,7 @@ _UFUNCS = UFUNC_OPS
 
 
 class RandomVariable(ABC):  # noqa: B024  (no abstract method: expressions are concrete)
-    """Base of input laws and lazy expressions; supports ``+ - * / ** abs``, comparisons and NumPy ufuncs."""
+    """Base of input laws and lazy expressions: ``+ - * / ** abs``, comparisons, ``& | ^ ~`` of them, NumPy ufuncs."""
 
     __array_priority__ = 1000
 
@@ -88,6 +88,27 @@ class RandomVariable(ABC):  # noqa: B024  (no abstract method: expressions are c
 
     def __ge__(self, o: Any) -> RVExpr:
         return self._apply("ge", self, o)
+
+    def __and__(self, o: Any) -> RVExpr:
+        return self._apply("and", self, o)
+
+    def __rand__(self, o: Any) -> RVExpr:
+        return self._apply("and", o, self)
+
+    def __or__(self, o: Any) -> RVExpr:
+        return self._apply("or", self, o)
+
+    def __ror__(self, o: Any) -> RVExpr:
+        return self._apply("or", o, self)
+
+    def __xor__(self, o: Any) -> RVExpr:
+        return self._apply("xor", self, o)
+
+    def __rxor__(self, o: Any) -> RVExpr:
+        return self._apply("xor", o, self)
+
+    def __invert__(self) -> RVExpr:
+        return self._apply("not", self)
 
     __hash__ = object.__hash__
 

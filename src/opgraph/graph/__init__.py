@@ -3,6 +3,7 @@
 Imports nothing else of opgraph. Heavy dependencies (torch) are imported inside the functions that need them.
 """
 
+from opgraph.graph.arrays import vectorized
 from opgraph.graph.errors import GraphError, InterpretError, OpgraphError, TraceError
 from opgraph.graph.export_import import export_program, from_export, from_module
 from opgraph.graph.fx_import import from_fx
@@ -33,4 +34,5 @@ __all__ = [
     "op_info",
     "register_op",
     "trace",
+    "vectorized",
 ]

@@ -287,6 +287,7 @@ _ELEMENTWISE: list[tuple[str, int, str | None, Callable[..., Any]]] = [
     ("logical_and", 2, "and", np.logical_and),
     ("logical_or", 2, "or", np.logical_or),
     ("logical_not", 1, "not", np.logical_not),
+    ("logical_xor", 2, "xor", np.logical_xor),
 ]
 
 for _name, _arity, _hlo, _fn in _ELEMENTWISE:

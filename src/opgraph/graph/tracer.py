@@ -59,6 +59,15 @@ UFUNC_OPS: dict[str, str] = {
     "fmax": "maximum",
     "fmin": "minimum",
     "expit": "sigmoid",
+    # truth values: bitwise ops of comparisons (``(x > a) | (y > b)``, ``mask |= ...``) and NumPy's logical_*
+    "bitwise_and": "and",
+    "bitwise_or": "or",
+    "bitwise_xor": "xor",
+    "invert": "not",
+    "logical_and": "logical_and",
+    "logical_or": "logical_or",
+    "logical_xor": "logical_xor",
+    "logical_not": "logical_not",
 }
 #: Ufuncs whose op has the same name.
 _SAME_NAME_UFUNCS = [
@@ -97,6 +106,15 @@ _SAME_NAME_UFUNCS = [
 ]
 for _name in _SAME_NAME_UFUNCS:
     UFUNC_OPS[_name] = _name
+
+
+#: Ops whose value is a truth value (comparisons and the truth ops of them): the elements of a traced boolean mask.
+TRUTH_OPS = frozenset(
+    {"lt", "le", "gt", "ge", "eq", "ne", "and", "or", "xor", "not", "logical_and", "logical_or", "logical_xor"}
+    | {"logical_not"}
+)
+#: Truth ops with a neutral constant (``False | m`` is ``m``, ``True & m`` is ``m``).
+_NEUTRAL = {"or": False, "logical_or": False, "and": True, "logical_and": True}
 
 
 def user_source(skip: Sequence[str] = ()) -> tuple[str, str]:
@@ -243,7 +261,18 @@ class Proxy:
         )
 
     def _op(self, op: str, *args: Any) -> Proxy:
+        if op in _NEUTRAL and len(args) == 2:  # False | m and True & m are m (a mask accumulated from np.zeros)
+            for a, b in (args, args[::-1]):
+                if isinstance(a, bool | np.bool_) and a == _NEUTRAL[op] and self._is_truth(b):
+                    return b  # type: ignore[no-any-return]
         return type(self)(self.builder, self.builder.add(op, [self._lift(a) for a in args]))
+
+    def _is_truth(self, value: Any) -> bool:
+        return (
+            isinstance(value, Proxy)
+            and value.builder is self.builder
+            and self.builder.nodes[value.node_id].op in TRUTH_OPS
+        )
 
     def __repr__(self) -> str:
         return f"Proxy(%{self.node_id} {self.builder.nodes[self.node_id].op})"
@@ -311,6 +340,27 @@ class Proxy:
 
     def __ne__(self, o: Any) -> Any:
         return _dispatch("ne", self, o)
+
+    def __and__(self, o: Any) -> Any:
+        return _dispatch("and", self, o)
+
+    def __rand__(self, o: Any) -> Any:
+        return _dispatch("and", o, self)
+
+    def __or__(self, o: Any) -> Any:
+        return _dispatch("or", self, o)
+
+    def __ror__(self, o: Any) -> Any:
+        return _dispatch("or", o, self)
+
+    def __xor__(self, o: Any) -> Any:
+        return _dispatch("xor", self, o)
+
+    def __rxor__(self, o: Any) -> Any:
+        return _dispatch("xor", o, self)
+
+    def __invert__(self) -> Proxy:
+        return self._op("not", self)
 
     __hash__ = object.__hash__
 
@@ -466,13 +516,59 @@ class ProxyArray(np.ndarray):
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         # NumPy's own implementation; object arrays it returns (np.vstack, np.concatenate, np.append...) stay
         # ProxyArrays, so a later reduction (np.min(np.vstack(...), axis=0)) is traced instead of comparing proxies.
-        result = super().__array_function__(func, types, args, kwargs)
+        name = getattr(func, "__name__", "")
+        if name == "where" and len(args) == 3 and not kwargs:  # elementwise, as on traced scalars
+            return _dispatch("where", *[a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in args])
+        if name == "clip" and len(args) == 3 and not kwargs:
+            return apply_ufunc(np.minimum, apply_ufunc(np.maximum, args[0], args[1]), args[2])
+        try:
+            result = super().__array_function__(func, types, args, kwargs)
+        except (TypeError, ValueError):
+            # an array of numbers only (np.zeros in traced code, not yet written to) acts as a float array
+            if _holds_proxy(args) or _holds_proxy(kwargs):
+                raise
+            return func(*_constants(args), **_constants(kwargs))
         if isinstance(result, tuple | list):
             return type(result)(_as_proxy_array(r) for r in result)
         return _as_proxy_array(result)
 
+    def __getitem__(self, index: Any) -> Any:
+        if _object_index(index):  # a traced boolean mask, or an object array of plain numbers
+            from opgraph.graph import arrays
+
+            split = arrays.split_mask(index, self.shape)
+            if split is not None:
+                return arrays.masked_getitem(self, split)
+            index = arrays.plain_index(index)
+        return super().__getitem__(index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if _object_index(index) or isinstance(value, ProxyArray) and hasattr(value, "mask_axis"):
+            from opgraph.graph import arrays
+
+            split = arrays.split_mask(index, self.shape)
+            if split is not None:
+                arrays.masked_setitem(self, split, value)
+                return
+            if isinstance(value, arrays.MaskedProxyArray):
+                src, _ = user_source()
+                raise TraceError(
+                    f"{src}: y[...] = x[mask] with a traced mask has a data-dependent length; store it with the same "
+                    "mask (y[mask] = x[mask]) or write y = np.where(mask, x, y)"
+                )
+            index = arrays.plain_index(index)
+        super().__setitem__(index, value)
+
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         plain = [a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in inputs]
+        if (
+            ufunc.__name__ not in UFUNC_OPS
+            and ufunc.__name__ != "matmul"
+            and "out" not in kwargs
+            and not _holds_proxy(plain)
+        ):
+            # numbers only (an np.zeros array of traced code before any write): NumPy computes it
+            return getattr(ufunc, method)(*_constants(plain), **_constants(kwargs))
         out = kwargs.pop("out", None)
         if out is not None:
             return _ufunc_into(ufunc, method, plain, out, kwargs)
@@ -489,6 +585,37 @@ class ProxyArray(np.ndarray):
                 acc = _dispatch(UFUNC_OPS[ufunc.__name__], acc, moved[k])
             return acc.view(ProxyArray) if isinstance(acc, np.ndarray) else acc
         raise TraceError(f"np.{ufunc.__name__}.{method} is not supported on traced arrays")
+
+
+def _object_index(index: Any) -> bool:
+    """Whether an index has an object-array component (the only kind that can hold traced values)."""
+    if isinstance(index, np.ndarray):
+        return bool(index.dtype == object)
+    return isinstance(index, tuple) and any(isinstance(c, np.ndarray) and c.dtype == object for c in index)
+
+
+def _holds_proxy(value: Any) -> bool:
+    """Whether ``value`` (nested lists, tuples, dicts, object arrays) holds a traced value."""
+    if isinstance(value, Proxy):
+        return True
+    if isinstance(value, np.ndarray):
+        return value.dtype == object and any(isinstance(e, Proxy) for e in value.flat)
+    if isinstance(value, list | tuple):
+        return any(_holds_proxy(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_proxy(v) for v in value.values())
+    return False
+
+
+def _constants(value: Any) -> Any:
+    """``value`` with object arrays of numbers (no traced value) turned into NumPy number arrays."""
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        return np.array(value.tolist()) if value.ndim else np.array(value[()])
+    if isinstance(value, list | tuple):
+        return type(value)(_constants(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _constants(v) for k, v in value.items()}
+    return value
 
 
 def _user_frame() -> FrameType | None:
@@ -556,6 +683,12 @@ def _as_proxy_array(value: Any) -> Any:
     return value
 
 
+RETURNED_SELECTION = (
+    "the traced function returned x[mask] with a traced mask (a data-dependent length); return full arrays, e.g. "
+    "np.where(mask, x, np.nan)"
+)
+
+
 def _flatten_outputs(result: Any, builder: GraphBuilder, out: list[int]) -> Any:
     """Append output ids of ``result`` to ``out`` and return its structure (for ``graph.meta``)."""
     if isinstance(result, Proxy):
@@ -564,6 +697,8 @@ def _flatten_outputs(result: Any, builder: GraphBuilder, out: list[int]) -> Any:
         out.append(result.node_id)
         return "value"
     if isinstance(result, np.ndarray):
+        if hasattr(result, "mask_axis"):
+            raise TraceError(RETURNED_SELECTION)
         for e in np.asarray(result, dtype=object).reshape(-1):
             _flatten_outputs(e, builder, out)
         return {"array": list(result.shape)}
@@ -625,10 +760,22 @@ def trace(fn: Callable[..., Any], *names_or_examples: Any, name: str | None = No
             proxies.append(arr.view(ProxyArray))
         else:
             proxies.append(Proxy(builder, builder.input(pname)))
+    from opgraph.graph.arrays import writable_arrays
+
     try:
-        result = fn(*proxies)
+        with writable_arrays():  # np.zeros & co. in fn give arrays that hold traced values (opgraph.graph.arrays)
+            result = fn(*proxies)
     except (TraceError, GraphError):
         raise
+    except IndexError as exc:
+        src, _ = _exception_source(exc)
+        if "used as indices" not in str(exc):
+            raise TraceError(f"could not trace {fname} ({src}): {type(exc).__name__}: {exc}") from exc
+        raise TraceError(
+            f"could not trace {fname} ({src}): a traced boolean mask indexes a NumPy array of numbers, which cannot "
+            "hold traced values; create that array in the traced function with np.zeros/np.empty, or use "
+            "np.where(mask, a, b)"
+        ) from exc
     except Exception as exc:
         src, _ = _exception_source(exc)
         raise TraceError(f"could not trace {fname} ({src}): {type(exc).__name__}: {exc}") from exc

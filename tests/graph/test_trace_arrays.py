@@ -1,0 +1,152 @@
+"""Vectorised NumPy idioms on traced values: truth ops, boolean-mask writes, np.zeros arrays written to, vectorized.
+
+Each traced graph is checked against the same function run by NumPy on a float sample matrix, at many points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from opgraph.graph import TraceError, interpret, numpy_rules, trace
+from opgraph.graph.arrays import vectorized
+
+RULES = numpy_rules()
+POINTS = np.random.default_rng(5).uniform(-1.0, 2.0, size=(64, 3))
+
+
+def _agree(fn, d=3, points=POINTS):
+    """Trace ``vectorized(fn)`` and compare the graph with ``fn`` on a float matrix, row by row."""
+    g = trace(vectorized(fn), *[f"x{k}" for k in range(d)])
+    want = np.asarray(fn(points[:, :d]), dtype=float).reshape(len(points), -1)[:, 0]
+    got = [float(interpret(g, list(row[:d]), RULES)[0]) for row in points]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    return g
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        lambda a, b, c: (a > 0.5) | (b < 0.2),
+        lambda a, b, c: (a > 0.5) & ~(b < 0.2),
+        lambda a, b, c: (a > 0.5) ^ (c > 1.0),
+        lambda a, b, c: np.logical_or(a > 0.5, np.logical_and(b > 0, c < 1)),
+        lambda a, b, c: np.logical_xor(a > b, np.logical_not(c > 0.3)),
+        lambda a, b, c: np.bitwise_or(a > 1.5, np.bitwise_and(b > 0, np.invert(c > 1))),
+    ],
+)
+def test_truth_ops_of_comparisons_are_traced(expr):
+    def fn(xx):
+        m = expr(xx[:, 0], xx[:, 1], xx[:, 2])
+        return np.where(m, xx[:, 0] + xx[:, 1], -xx[:, 2])
+
+    g = _agree(fn)
+    assert {"or", "and", "xor", "not", "logical_or", "logical_and", "logical_xor", "logical_not"} & {
+        n.op for n in g.nodes
+    }
+
+
+def test_mask_accumulated_with_or_into_a_bool_array_then_written_through():
+    aa, bb = np.array([1.0, 0.5, 2.0]), np.array([0.5, 0.2, 1.5])
+
+    def fn(xx):  # uqtestfuns' Genz discontinuous
+        yy = np.exp(np.sum(xx * aa, axis=1))
+        mask = np.zeros(xx.shape[0], dtype=bool)
+        for i in range(xx.shape[1]):
+            mask |= xx[:, i] > bb[i]
+        yy[mask] = 0
+        return yy
+
+    g = _agree(fn)
+    assert [n.op for n in g.nodes].count("or") == 2  # False | m is m
+
+
+def test_writes_through_a_mask_into_an_np_zeros_array():
+    def fn(xx):  # uqtestfuns' Gramacy sine: y[m] = f(x[m]), y[~m] = g(x[~m])
+        yy = np.zeros(len(xx))
+        idx_1 = xx[:, 0] <= 0.6
+        idx_2 = xx[:, 0] > 0.6
+        yy[idx_1] = np.sin(0.2 * np.pi * xx[idx_1, 0]) + 0.2 * np.cos(0.8 * np.pi * xx[idx_1, 0])
+        yy[idx_2] = -1 + 0.1 * xx[idx_2, 0]
+        return yy
+
+    _agree(fn, d=1)
+
+
+def test_slice_accumulation_into_an_np_zeros_array():
+    def fn(xx):  # uqtestfuns' Morris M
+        p = xx.shape[1]
+        term = np.zeros(len(xx))
+        for i in range(p - 1):
+            term[:] += xx[:, i] * np.sum(xx[:, i + 1 : p], axis=1)
+        term *= 1.7
+        return 0.3 * np.sum(xx, axis=1) + term
+
+    _agree(fn)
+
+
+def test_item_and_column_writes_into_np_empty_and_np_full():
+    def fn(xx):
+        out = np.empty((len(xx), 2))
+        out[:, 0] = xx[:, 0] * xx[:, 1]
+        out[:, 1] = np.sin(xx[:, 2])
+        acc = np.full(len(xx), 2.0)
+        acc[0] = acc[0] + out[0, 1] if len(xx) == 1 else acc[0]
+        if len(xx) > 1:
+            acc = acc + out[:, 1]
+        return np.sum(out, axis=1) * acc
+
+    _agree(fn)
+
+
+def test_mask_of_a_two_dimensional_array_and_along_rows():
+    def fn(xx):
+        y = xx * 2.0
+        y[y > 1.0] = 1.0  # a mask as large as the array (clipping)
+        z = np.zeros((len(xx), 3))
+        z[xx[:, 0] > 0.5, 1] = xx[xx[:, 0] > 0.5, 2]
+        return np.sum(y, axis=1) + np.sum(z, axis=1)
+
+    _agree(fn)
+
+
+def test_np_zeros_arrays_without_traced_values_still_act_as_float_arrays():
+    def fn(xx):
+        m = np.zeros((2, 2))
+        m[0, 0], m[1, 1], m[0, 1] = 2.0, 4.0, 1.0
+        s = np.linalg.solve(m, np.array([1.0, 2.0]))  # NumPy functions of numbers only
+        return xx[:, 0] * float(s[0]) + xx[:, 1] * np.isnan(m).sum()
+
+    _agree(fn)
+
+
+def test_np_zeros_is_left_alone_outside_a_trace_and_in_library_code():
+    trace(vectorized(lambda xx: np.ones(len(xx)) * xx[:, 0]), "x")
+    assert type(np.zeros(3)) is np.ndarray and np.zeros(3).dtype == float
+    assert np.zeros.__module__ == "numpy"
+
+
+@pytest.mark.parametrize(
+    ("fn", "match"),
+    [
+        (lambda xx: np.sum(xx[xx[:, 0] > 0, 1]), r"np\.sum of x\[mask\].*np\.where"),
+        (lambda xx: xx[xx[:, 0] > 0, 1] + np.array([1.0, 2.0]), r"fixed shape \(2,\)"),
+        (lambda xx: xx[xx[:, 0] > 0, 1], r"returned x\[mask\]"),
+        (lambda xx: xx[np.floor(xx[:, 0]) + 1.0, 1], r"indexing with a traced value \(add\).*np\.where"),
+        (lambda xx: np.array([[1.0, 2.0]])[xx[:, 0] > 0.5, 0], r"cannot hold traced values.*np\.zeros"),
+    ],
+)
+def test_data_dependent_lengths_fail_with_one_line_naming_the_fix(fn, match):
+    with pytest.raises(TraceError, match=match) as info:
+        trace(vectorized(fn), "x0", "x1")
+    assert "\n" not in str(info.value)
+    assert "test_trace_arrays.py:" in str(info.value)
+
+
+def test_vectorized_returns_numbers_for_numbers_and_checks_the_output_shape():
+    g = vectorized(lambda xx, a: a * xx[:, 0] + xx[:, 1], 3.0)
+    assert g(1.0, 2.0) == pytest.approx(5.0)
+    two = vectorized(lambda xx: np.column_stack([xx[:, 0], 2 * xx[:, 0]]))
+    assert two(1.5) == pytest.approx((1.5, 3.0))
+    with pytest.raises(TraceError, match=r"one output per row"):
+        vectorized(lambda xx: np.zeros(3))(1.0)
