@@ -150,3 +150,19 @@ def test_vectorized_returns_numbers_for_numbers_and_checks_the_output_shape():
     assert two(1.5) == pytest.approx((1.5, 3.0))
     with pytest.raises(TraceError, match=r"one output per row"):
         vectorized(lambda xx: np.zeros(3))(1.0)
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (
+            lambda a: __import__("scipy.integrate").integrate.solve_ivp(lambda t, y: -a * y, (0, 1), [1.0]).y[0, -1],
+            "scipy.integrate.solve_ivp",
+        ),
+        (lambda a: __import__("scipy.optimize").optimize.root(lambda z: z - a, 0.0).x[0], "scipy.optimize.root"),
+    ],
+)
+def test_scipy_solvers_on_traced_values_fail_with_one_line_naming_the_call_and_the_fix(call, name):
+    with pytest.raises(TraceError, match=rf"test_trace_arrays\.py:\d+\)?: {name} ran on traced values.*NumPy") as info:
+        trace(call, "a")
+    assert "\n" not in str(info.value)

@@ -12,7 +12,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Sequence
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any
 
 import numpy as np
@@ -373,6 +373,9 @@ class Proxy:
         )
 
     def __float__(self) -> float:
+        called = _scipy_caller(sys._getframe(1))
+        if called is not None:  # SciPy converts its arguments to floats (solve_ivp, optimize.root)
+            raise TraceError(f"{called[0]}: {_scipy_message(called[1])}")
         src, _ = user_source()
         if _storing_item(_user_frame()):
             raise TraceError(
@@ -777,6 +780,9 @@ def trace(fn: Callable[..., Any], *names_or_examples: Any, name: str | None = No
             "np.where(mask, a, b)"
         ) from exc
     except Exception as exc:
+        called = _scipy_call(exc)
+        if called is not None:
+            raise TraceError(f"could not trace {fname} ({called[0]}): {_scipy_message(called[1])}") from exc
         src, _ = _exception_source(exc)
         raise TraceError(f"could not trace {fname} ({src}): {type(exc).__name__}: {exc}") from exc
     outputs: list[int] = []
@@ -785,6 +791,81 @@ def trace(fn: Callable[..., Any], *names_or_examples: Any, name: str | None = No
     if isinstance(result, np.ndarray):
         meta["output_shape"] = list(result.shape)
     return builder.build(outputs, meta)
+
+
+def _scipy_dir() -> str | None:
+    """SciPy's package folder where SciPy is imported, else None."""
+    scipy = sys.modules.get("scipy")
+    path = getattr(scipy, "__file__", None)
+    return os.path.dirname(os.path.abspath(path)) if isinstance(path, str) else None
+
+
+def _scipy_message(func: str) -> str:
+    return (
+        f"{func} ran on traced values, but SciPy's compiled solvers, root finders and integrators need numbers; "
+        "write the computation with NumPy arithmetic (e.g. a fixed number of Newton or Euler steps) so that it can "
+        "be traced"
+    )
+
+
+def _public_name(frame: FrameType) -> str:
+    """``scipy.optimize.minimize`` for a frame of ``scipy.optimize._minimize.minimize`` (public modules only)."""
+    mod = []
+    for part in str(frame.f_globals.get("__name__", "scipy")).split("."):
+        if part.startswith("_"):
+            break
+        mod.append(part)
+    return ".".join([*mod, frame.f_code.co_name])
+
+
+def _scipy_caller(frame: FrameType | None) -> tuple[str, str] | None:
+    """The user's line that called into SciPy and the function called, where ``frame`` runs inside SciPy.
+
+    That is where the first frame outside the core and NumPy from ``frame`` outwards is SciPy's; the result reads
+    ``("model.py:12", "scipy.integrate.solve_ivp")``, else None.
+    """
+    sdir = _scipy_dir()
+    if sdir is None:
+        return None
+    lib = (_PKG_DIR, *_SKIP_DIRS)
+    while frame is not None and frame.f_code.co_filename.startswith(lib):
+        frame = frame.f_back
+    if frame is None or not frame.f_code.co_filename.startswith(sdir):
+        return None
+    entry = frame
+    while frame is not None and frame.f_code.co_filename.startswith((sdir, *lib)):
+        if frame.f_code.co_filename.startswith(sdir):
+            entry = frame
+        frame = frame.f_back
+    if frame is None:
+        return None
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}", _public_name(entry)
+
+
+def _scipy_call(exc: BaseException) -> tuple[str, str] | None:
+    """``("file.py:LINE", "scipy.module.function")`` where traced code called into SciPy and SciPy raised ``exc``.
+
+    None where the exception did not come from inside SciPy (the innermost frame is not SciPy's).
+    """
+    sdir = _scipy_dir()
+    if sdir is None or exc.__traceback__ is None:
+        return None
+    frames = []
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        frames.append((tb.tb_frame, tb.tb_lineno))
+        tb = tb.tb_next
+    if not frames[-1][0].f_code.co_filename.startswith(sdir):
+        return None
+    caller = None
+    for frame, line in frames:
+        fname = frame.f_code.co_filename
+        if fname.startswith(sdir):
+            if caller is not None:
+                return caller, _public_name(frame)
+        elif not fname.startswith((_PKG_DIR, *_SKIP_DIRS)):
+            caller = f"{os.path.basename(fname)}:{line}"
+    return None
 
 
 def _exception_source(exc: BaseException) -> tuple[str, str]:
