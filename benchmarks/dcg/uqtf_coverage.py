@@ -348,6 +348,7 @@ def report(data: dict[str, Any], before: dict[str, Any] | None = None) -> str:
         "True W1 is an **estimate** against 2 x 2^15 scrambled Sobol points of the function's own NumPy code "
         "(`ref err` = W1 between the two scrambles / 2); bound/true below 1 within that error is not a violation.",
         "",
+        *([str(data["note"]), ""] if data.get("note") else []),
         "Outcomes at 4 atoms: "
         + _counts_line(data)
         + "."
@@ -408,6 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--before", default="", help="JSON of a run on the code before the fixes (counts beside)")
     ap.add_argument("--before-label", default="main", help="what --before ran on (a commit)")
     ap.add_argument("--atoms", default=",".join(map(str, ATOMS)), help="atom counts (the first for every function)")
+    ap.add_argument("--note", default=None, help="a line under the command (e.g. which rows a later run re-ran)")
     args = ap.parse_args(argv)
     if args.worker:
         _worker(args.worker[0], int(args.worker[1]))
@@ -448,6 +450,9 @@ def main(argv: list[str] | None = None) -> None:
                     src=str(args.src),
                 )
                 write_json(out, data)
+    if args.note is not None:
+        data["note"] = args.note
+        write_json(out, data)
     before = None
     if args.before:
         before = {**_load(Path(args.before)), "label": args.before_label}
