@@ -143,6 +143,21 @@ def test_data_dependent_lengths_fail_with_one_line_naming_the_fix(fn, match):
     assert "test_trace_arrays.py:" in str(info.value)
 
 
+def test_traces_in_several_threads_at_once_each_get_writable_arrays():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fn(xx):
+        y = np.zeros(len(xx))
+        y[xx[:, 0] > 0.5] = xx[:, 0] * xx[:, 1]
+        return y
+
+    with ThreadPoolExecutor(4) as pool:
+        graphs = list(pool.map(lambda _: trace(vectorized(fn), "a", "b"), range(8)))
+    assert all([n.op for n in g.nodes] == [n.op for n in graphs[0].nodes] for g in graphs)
+    assert "where" in [n.op for n in graphs[0].nodes]
+    assert type(np.zeros(2)) is np.ndarray
+
+
 def test_vectorized_returns_numbers_for_numbers_and_checks_the_output_shape():
     g = vectorized(lambda xx, a: a * xx[:, 0] + xx[:, 1], 3.0)
     assert g(1.0, 2.0) == pytest.approx(5.0)

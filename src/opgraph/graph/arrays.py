@@ -295,7 +295,7 @@ def _box(value: Any) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------------------------
 # Writable arrays: np.zeros & co. inside a traced function
 _LOCK = threading.Lock()
-_STATE: dict[str, Any] = {"depth": 0, "thread": None, "saved": {}, "dirs": ()}
+_STATE: dict[str, Any] = {"threads": {}, "saved": {}, "dirs": ()}
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -312,7 +312,7 @@ def _writable(fill: Callable[[np.ndarray], np.ndarray], original: Callable[..., 
 
         out = original(*args, **kwargs)
         if (
-            threading.get_ident() != _STATE["thread"]
+            threading.get_ident() not in _STATE["threads"]
             or not isinstance(out, np.ndarray)
             or out.dtype.kind not in "fO"
             or out.size > MAX_TRACED_ELEMENTS
@@ -338,31 +338,32 @@ def _empty_fill(out: np.ndarray) -> np.ndarray:
 def writable_arrays() -> Iterator[None]:
     """Within the block, ``np.zeros/ones/empty/full`` called from traced code return writable traced arrays.
 
-    Only the calling thread is affected, only calls whose caller is not NumPy, SciPy or opgraph itself, and only
-    float or object arrays of at most :data:`MAX_TRACED_ELEMENTS` elements. Nested blocks are allowed.
+    Only the threads inside such a block are affected (others, tracing or not, may run at the same time), only
+    calls whose caller is not NumPy, SciPy or opgraph itself, and only float or object arrays of at most
+    :data:`MAX_TRACED_ELEMENTS` elements. Nested blocks are allowed; NumPy's functions are back when the last
+    block ends.
     """
     me = threading.get_ident()
     with _LOCK:
-        if _STATE["depth"] and _STATE["thread"] != me:
-            raise TraceError("trace: another thread is tracing at the same time; trace one function at a time")
-        if _STATE["depth"] == 0:
-            _STATE["thread"] = me
+        threads = _STATE["threads"]
+        if not threads:
             _STATE["dirs"] = _library_dirs()
             fills = {"zeros": _as_objects, "ones": _as_objects, "full": _as_objects, "empty": _empty_fill}
             _STATE["saved"] = {name: getattr(np, name) for name in fills}
             for name, fill in fills.items():
                 setattr(np, name, _writable(fill, _STATE["saved"][name]))
-        _STATE["depth"] += 1
+        threads[me] = threads.get(me, 0) + 1
     try:
         yield
     finally:
         with _LOCK:
-            _STATE["depth"] -= 1
-            if _STATE["depth"] == 0:
+            threads[me] -= 1
+            if not threads[me]:
+                del threads[me]
+            if not threads:
                 for name, fn in _STATE["saved"].items():
                     setattr(np, name, fn)
                 _STATE["saved"] = {}
-                _STATE["thread"] = None
 
 
 # ---------------------------------------------------------------------------------------------------------------
