@@ -73,6 +73,18 @@ def test_writes_through_a_mask_into_an_np_zeros_array():
     _agree(fn, d=1)
 
 
+def test_augmented_assignment_through_a_mask():
+    def fn(xx):
+        y = np.zeros(len(xx)) + xx[:, 2]
+        m = xx[:, 0] > 0.5
+        y[m] += 1.0
+        y[m] *= xx[m, 1]
+        y[~m] -= np.cos(xx[~m, 1])
+        return y
+
+    _agree(fn)
+
+
 def test_slice_accumulation_into_an_np_zeros_array():
     def fn(xx):  # uqtestfuns' Morris M
         p = xx.shape[1]

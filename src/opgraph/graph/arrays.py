@@ -213,8 +213,25 @@ class MaskedProxyArray(ProxyArray):
         )
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        out = kwargs.pop("out", None)
         if method != "__call__" or kwargs:
-            raise self._refuse(f"np.{ufunc.__name__}.{method}" if method != "__call__" else "an out= argument")
+            raise self._refuse(f"np.{ufunc.__name__}.{method}" if method != "__call__" else "a keyword argument")
+        result = self._elementwise(ufunc, inputs)
+        if out is None:
+            return result
+        # y[m] += v: Python computes t = y[m]; t += v; y[m] = t (t is a copy at full length, marked with m)
+        target = out[0] if isinstance(out, tuple) and len(out) == 1 else out
+        if (
+            not isinstance(target, MaskedProxyArray)
+            or not _same_mask(target.mask, self.mask)
+            or not isinstance(result, np.ndarray)
+            or result.shape != target.shape
+        ):
+            raise self._refuse(f"np.{ufunc.__name__}(..., out=) into another array")
+        target.view(np.ndarray)[...] = result.view(np.ndarray)
+        return target
+
+    def _elementwise(self, ufunc: np.ufunc, inputs: tuple[Any, ...]) -> Any:
         mask, axis, ndim = self.mask, self.mask_axis, self.ndim
         plain = []
         for a in inputs:
