@@ -146,6 +146,8 @@ def test_np_zeros_is_left_alone_outside_a_trace_and_in_library_code():
         (lambda xx: xx[xx[:, 0] > 0, 1], r"returned x\[mask\]"),
         (lambda xx: xx[np.floor(xx[:, 0]) + 1.0, 1], r"indexing with a traced value \(add\).*np\.where"),
         (lambda xx: np.array([[1.0, 2.0]])[xx[:, 0] > 0.5, 0], r"cannot hold traced values.*np\.zeros"),
+        (lambda xx: np.sort(xx, axis=1)[:, 0], r"np\.sort compares traced values.*np\.minimum"),
+        (lambda xx: np.cumsum(xx, axis=1)[:, -1], r"np\.add\.accumulate is not supported.*np\.sum"),
     ],
 )
 def test_data_dependent_lengths_fail_with_one_line_naming_the_fix(fn, match):

@@ -396,7 +396,11 @@ class Proxy:
         if out is not None:
             return _ufunc_into(ufunc, method, inputs, out, kwargs)
         if method != "__call__" or kwargs:
-            raise TraceError(f"np.{ufunc.__name__}.{method} is not supported on traced values")
+            src, _ = user_source()
+            raise TraceError(
+                f"{src}: np.{ufunc.__name__}.{method} is not supported on traced values; call the ufunc itself "
+                f"(np.{ufunc.__name__}(a, b)) on traced values"
+            )
         return apply_ufunc(ufunc, *inputs)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
@@ -405,8 +409,9 @@ class Proxy:
             return _dispatch("where", *args)
         if name == "clip" and len(args) == 3 and not kwargs:
             return apply_ufunc(np.minimum, apply_ufunc(np.maximum, args[0], args[1]), args[2])
+        src, _ = user_source()
         raise TraceError(
-            f"np.{name} is not supported on traced values; use elementwise operations and ufuncs "
+            f"{src}: np.{name} is not supported on traced values; use elementwise operations and ufuncs "
             "(np.sin, np.exp, np.maximum, np.where, ...)"
         )
 
@@ -526,6 +531,14 @@ class ProxyArray(np.ndarray):
             return apply_ufunc(np.minimum, apply_ufunc(np.maximum, args[0], args[1]), args[2])
         try:
             result = super().__array_function__(func, types, args, kwargs)
+        except TraceError as exc:
+            if "control flow" not in str(exc):
+                raise
+            src, _ = user_source()
+            raise TraceError(
+                f"{src}: np.{name} compares traced values to order or select them, which depends on their values; "
+                "use np.min / np.max along an axis, np.minimum / np.maximum or np.where"
+            ) from None
         except (TypeError, ValueError):
             # an array of numbers only (np.zeros in traced code, not yet written to) acts as a float array
             if _holds_proxy(args) or _holds_proxy(kwargs):
@@ -587,7 +600,11 @@ class ProxyArray(np.ndarray):
             for k in range(1, moved.shape[0]):
                 acc = _dispatch(UFUNC_OPS[ufunc.__name__], acc, moved[k])
             return acc.view(ProxyArray) if isinstance(acc, np.ndarray) else acc
-        raise TraceError(f"np.{ufunc.__name__}.{method} is not supported on traced arrays")
+        src, _ = user_source()
+        raise TraceError(
+            f"{src}: np.{ufunc.__name__}.{method} is not supported on traced arrays; write it with elementwise "
+            "operations and reductions along an axis (np.sum, np.prod, np.min, np.max)"
+        )
 
 
 def _object_index(index: Any) -> bool:
@@ -664,7 +681,11 @@ def _ufunc_into(ufunc: np.ufunc, method: str, inputs: Sequence[Any], out: Any, k
     """
     target = out[0] if isinstance(out, tuple) and len(out) == 1 else out
     if method != "__call__" or kwargs or not isinstance(target, np.ndarray):
-        raise TraceError(f"np.{ufunc.__name__}.{method}(..., out=) is not supported on traced arrays")
+        src, _ = user_source()
+        raise TraceError(
+            f"{src}: np.{ufunc.__name__}.{method}(..., out=) is not supported on traced arrays; write y = "
+            f"np.{ufunc.__name__}(...) (or y += x) instead"
+        )
     if target.dtype != object and not _augmented_assignment(_user_frame()):
         src, _ = user_source()
         raise TraceError(
