@@ -122,6 +122,24 @@ def test_mask_of_a_two_dimensional_array_and_along_rows():
     _agree(fn)
 
 
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda xx: np.mean(xx, axis=1) + np.std(xx, axis=1),  # NumPy divides into its result (out=, casting=)
+        lambda xx: np.linalg.norm(xx, axis=1),  # conjugates
+        lambda xx: xx[:, 0] * (xx[:, 1] > 1).astype(float) + (xx[:, 2] > 0.5).astype(bool),
+        lambda xx: np.where(np.any(xx > 1.5, axis=1), 1.0, xx[:, 0]) + np.all(xx > 0.5, axis=1),
+    ],
+)
+def test_reductions_and_dtype_conversions_of_traced_arrays(fn):
+    _agree(fn)
+
+
+def test_astype_int_of_traced_values_names_the_line_and_the_fix():
+    with pytest.raises(TraceError, match=r"test_trace_arrays\.py:\d+: astype\(int64\) .*np\.floor"):
+        trace(vectorized(lambda xx: xx.astype(int)[:, 0]), "a")
+
+
 def test_np_zeros_arrays_without_traced_values_still_act_as_float_arrays():
     def fn(xx):
         m = np.zeros((2, 2))

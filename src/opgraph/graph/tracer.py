@@ -362,6 +362,10 @@ class Proxy:
     def __invert__(self) -> Proxy:
         return self._op("not", self)
 
+    def conjugate(self) -> Proxy:
+        """A real traced value is its own conjugate (``np.conjugate`` of an object array calls this)."""
+        return self
+
     __hash__ = object.__hash__
 
     # -- no concrete values while tracing ------------------------------------------------------------------------
@@ -492,7 +496,7 @@ _POLYNOMIALS: dict[str, Callable[[int, Any], Any]] = {"eval_chebyt": _chebyshev_
 def apply_ufunc(ufunc: Any, *inputs: Any) -> Any:
     """Apply a NumPy/SciPy ufunc to traced values (scalars or arrays); raises TraceError if unsupported."""
     name = getattr(ufunc, "__name__", str(ufunc))
-    if name == "positive":
+    if name in ("positive", "conjugate"):  # traced values are real: np.std and np.linalg.norm conjugate
         return inputs[0]
     degree = _degree(inputs[0]) if name in _POLYNOMIALS and len(inputs) == 2 else None
     if degree is not None:
@@ -547,6 +551,24 @@ class ProxyArray(np.ndarray):
         if isinstance(result, tuple | list):
             return type(result)(_as_proxy_array(r) for r in result)
         return _as_proxy_array(result)
+
+    def astype(self, dtype: Any, *args: Any, **kwargs: Any) -> Any:
+        """``x.astype(float)`` keeps the traced values (real; a comparison is 0 or 1); ``astype(bool)`` is ``x != 0``.
+
+        An integer type would truncate, which is not traced (use ``np.floor`` / ``np.ceil``).
+        """
+        if not _holds_proxy(self.view(np.ndarray)):
+            return _constants(self.view(np.ndarray)).astype(dtype, *args, **kwargs)
+        kind = np.dtype(dtype).kind
+        if kind in "fO":
+            return np.array(self.view(np.ndarray), dtype=object).view(ProxyArray)
+        if kind == "b":
+            return _dispatch("ne", self.view(np.ndarray), 0.0)
+        src, _ = user_source()
+        raise TraceError(
+            f"{src}: astype({np.dtype(dtype).name}) of traced values would truncate them; use np.floor, np.ceil or "
+            "np.rint (or astype(float))"
+        )
 
     def __getitem__(self, index: Any) -> Any:
         if _object_index(index):  # a traced boolean mask, or an object array of plain numbers
@@ -680,6 +702,8 @@ def _ufunc_into(ufunc: np.ufunc, method: str, inputs: Sequence[Any], out: Any, k
     values); an explicit ``out=`` of a float array raises a one-line error naming the line and the fix.
     """
     target = out[0] if isinstance(out, tuple) and len(out) == 1 else out
+    # NumPy's own np.mean / np.std divide into their result with casting="unsafe", subok=False: no-ops here
+    kwargs = {k: v for k, v in kwargs.items() if not (k == "casting" or (k == "subok" and v is False))}
     if method != "__call__" or kwargs or not isinstance(target, np.ndarray):
         src, _ = user_source()
         raise TraceError(
