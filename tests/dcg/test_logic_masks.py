@@ -91,3 +91,57 @@ def test_truth_ops_of_random_variables_give_the_exact_bernoulli_within_the_bound
 def test_bitwise_op_of_a_value_other_than_0_and_1_names_the_op_and_the_fix():
     with pytest.raises(od.DistError, match=r"bitwise_or \(\|\) of a value other than 0 and 1.*np\.logical_or"):
         od.evaluate(lambda x: np.floor(x) | (x > 1.0), od.Uniform(0, 3), atoms=8)
+
+
+def test_null_ties_marks_only_comparisons_of_an_atomless_input_with_a_constant_or_another_input():
+    from opgraph.dcg.logic import mark_null_ties
+    from opgraph.graph import trace
+
+    def fn(x, y, d):
+        return (x > 0.5) + (x >= y) + (d < 0.5) + (x + 0.0 > 0.5) + (x > x) + (d <= x) + np.where(y < d, 1.0, 0.0)
+
+    g = trace(fn)
+    laws = {"x": od.Uniform(0, 1), "y": od.Normal(0, 1), "d": od.Discrete([0.25, 0.5, 0.75])}
+    marked = mark_null_ties(g, laws)
+    got = {
+        (n.op, tuple(g.nodes[i].op if g.nodes[i].op != "input" else g.nodes[i].attrs["name"] for i in n.inputs))
+        for n in marked.nodes
+        if n.attrs.get("null_ties")
+    }
+    assert got == {("gt", ("x", "const")), ("ge", ("x", "y")), ("le", ("d", "x")), ("lt", ("y", "d"))}
+    assert mark_null_ties(g, {k: od.Discrete([0.0, 1.0]) for k in laws}) is g
+
+
+@pytest.mark.parametrize("atoms", [2, 3, 4, 8])
+def test_a_jump_at_a_cell_edge_is_decided_on_both_sides_and_the_bound_holds(atoms):
+    def fn(xx):  # the thresholds 0.5 and 0.25 are cell edges at even atom counts (quantile cells of U(0, 1))
+        y = np.exp(5.0 * xx[:, 0]) + xx[:, 1]
+        y[(xx[:, 0] > 0.5) | (xx[:, 1] <= 0.25)] = 0.0
+        return y
+
+    def shifted(xx):  # the same function with x + 0 compared: a derived operand, not marked
+        y = np.exp(5.0 * xx[:, 0]) + xx[:, 1]
+        y[(xx[:, 0] + 0.0 > 0.5) | (xx[:, 1] + 0.0 <= 0.25)] = 0.0
+        return y
+
+    laws = [od.Uniform(0, 1), od.Uniform(0, 1)]
+    r, _ = _check_sound(fn, laws, [lambda u: u, lambda u: u], atoms)
+    lo, hi = r.cdf_bounds(0.0)
+    assert lo <= 1 - 0.5 * 0.75 <= hi  # P(Y <= 0) = P(x > .5 or y <= .25), exactly
+    unmarked = od.evaluate(od.vectorized(shifted), *laws, atoms=atoms).w1_bound
+    assert r.w1_bound <= unmarked * (1 + 1e-12)
+    if atoms % 4 == 0:  # both thresholds on cell edges
+        assert r.w1_bound < 0.5 * unmarked
+
+
+@pytest.mark.parametrize("atoms", [2, 3, 5])
+def test_a_discrete_input_at_the_threshold_keeps_the_closed_rule_and_the_exact_law_is_within_the_bound(atoms):
+    d = od.Discrete([0.25, 0.5, 0.75], [0.3, 0.4, 0.3])
+    r = od.evaluate(lambda x, u: np.where(x >= 0.5, u, 2.0 + u), d, od.Uniform(0, 1), atoms=atoms)
+    # exact law: U(0, 1) with mass 0.7, U(2, 3) with mass 0.3
+    grid = (np.arange(2**16) + 0.5) / 2**16
+    ref = np.concatenate([grid, 2.0 + grid])
+    true = float(
+        od.w1_discrete(r.atoms, r.weights, ref, np.concatenate([np.full(grid.size, 0.7), np.full(grid.size, 0.3)]))
+    )
+    assert r.w1_bound >= true - 1e-4

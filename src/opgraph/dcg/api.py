@@ -266,7 +266,7 @@ def _evaluate_graph(
         from opgraph.dcg.chunks import RESULT_BYTES_PER_ELEMENT
 
         max_joint = max(1, min(max_joint, int(budget) // (2 * RESULT_BYTES_PER_ELEMENT)))
-    graph = prepare(graph, balance=balance)
+    graph = logic.mark_null_ties(prepare(graph, balance=balance), dists)
     quantizer = _program_quantizers(graph, dists, quantizer)
     outputs = list(graph.outputs)
     restricted = [restrict(graph, o) for o in outputs] if target_w1 is not None else []

@@ -589,6 +589,13 @@ def _compare(op: str) -> IntervalRule:
             eq = (al == ah) & (bl == bh) & (al == bl)
             disjoint = (ah < bl) | (bh < al)
             t, f = (eq, disjoint) if op == "eq" else (disjoint, eq)
+        if attrs.get("null_ties") and op in _logic.ORDER_OPS:
+            # P(a == b) = 0 (opgraph.dcg.logic.mark_null_ties): a box that meets the other only at its end is
+            # decided (a null set differs); a box of one tied point keeps the rule above (the value at a tie)
+            below, above = ah <= bl, al >= bh
+            tie = below & above
+            t = t | ((below if op in ("lt", "le") else above) & ~tie)
+            f = f | ((above if op in ("lt", "le") else below) & ~tie)
         v = (np.where(t, 1.0, 0.0), np.where(f, 0.0, 1.0))
         decided = t | f
         d = (np.where(decided, 0.0, -_INF), np.where(decided, 0.0, _INF))
