@@ -145,3 +145,53 @@ def test_a_discrete_input_at_the_threshold_keeps_the_closed_rule_and_the_exact_l
         od.w1_discrete(r.atoms, r.weights, ref, np.concatenate([np.full(grid.size, 0.7), np.full(grid.size, 0.3)]))
     )
     assert r.w1_bound >= true - 1e-4
+
+
+@pytest.mark.parametrize("op", ["and", "or", "xor", "not", "logical_and", "logical_or", "logical_xor", "logical_not"])
+def test_truth_op_rules_are_exact_where_decided_and_0_1_where_not(op):
+    from itertools import product
+
+    from opgraph.dcg import api
+    from opgraph.dcg import intervals as iv
+
+    arity = 1 if op.endswith("not") else 2
+    boxes = {0.0: (0.0, 0.0), 1.0: (1.0, 1.0), None: (0.0, 1.0)}
+    point = api._rules()[op]
+    for keys in product(boxes, repeat=arity):
+        args = [(np.array([boxes[k][0]]), np.array([boxes[k][1]])) for k in keys]
+        (lo, hi), parts = iv.rule(op, args)
+        if None in keys:  # the value may be either where an operand is undecided ... unless another decides it
+            outs = {
+                float(point(None, *[np.array([v]) for v in vals])[0])
+                for vals in product(*[[0.0, 1.0] if k is None else [k] for k in keys])
+            }
+        else:
+            outs = {float(point(None, *[np.array([k]) for k in keys])[0])}
+        assert (float(lo[0]), float(hi[0])) == (min(outs), max(outs)), (op, keys)
+        decided = len(outs) == 1
+        for d in parts:
+            assert (float(d[0][0]), float(d[1][0])) == ((0.0, 0.0) if decided else (-np.inf, np.inf))
+    if op in ("and", "or", "xor", "not"):  # a bitwise op of a non-truth value: no enclosure
+        (lo, hi), _ = iv.rule(op, [(np.array([0.0]), np.array([2.0]))] * arity)
+        assert (lo[0], hi[0]) == (-np.inf, np.inf)
+
+
+@pytest.mark.parametrize(
+    ("op", "a", "b", "closed", "null"),
+    [
+        ("gt", (0.5, 0.75), 0.5, (0.0, 1.0), (1.0, 1.0)),
+        ("ge", (0.25, 0.5), 0.5, (0.0, 1.0), (0.0, 0.0)),
+        ("lt", (0.25, 0.5), 0.5, (0.0, 1.0), (1.0, 1.0)),
+        ("le", (0.5, 0.75), 0.5, (0.0, 1.0), (0.0, 0.0)),
+        ("gt", (0.5, 0.5), 0.5, (0.0, 0.0), (0.0, 0.0)),  # a tie box keeps NumPy's value at the tie
+        ("ge", (0.5, 0.5), 0.5, (1.0, 1.0), (1.0, 1.0)),
+        ("lt", (0.4, 0.6), 0.5, (0.0, 1.0), (0.0, 1.0)),  # a real straddle stays undecided
+    ],
+)
+def test_null_ties_rule_decides_boxes_that_touch_the_threshold_at_an_end(op, a, b, closed, null):
+    from opgraph.dcg import intervals as iv
+
+    args = [(np.array([a[0]]), np.array([a[1]])), (np.array([b]), np.array([b]))]
+    for attrs, want in (({}, closed), ({"null_ties": True}, null)):
+        (lo, hi), _ = iv.rule(op, args, attrs)
+        assert (float(lo[0]), float(hi[0])) == want, (op, a, attrs)
