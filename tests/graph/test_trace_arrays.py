@@ -213,3 +213,30 @@ def test_scipy_solvers_on_traced_values_fail_with_one_line_naming_the_call_and_t
     with pytest.raises(TraceError, match=rf"test_trace_arrays\.py:\d+\)?: {name} ran on traced values.*NumPy") as info:
         trace(call, "a")
     assert "\n" not in str(info.value)
+
+
+def test_numpy_and_scipy_internals_keep_float_arrays_while_tracing():
+    from scipy.interpolate import CubicSpline
+
+    spline = CubicSpline([0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 0.5, 2.0])
+
+    def fn(xx):  # SciPy fills np.zeros / np.empty arrays inside: they must stay float arrays
+        c = float(spline(1.5)) + np.polyfit([0.0, 1.0, 2.0], [1.0, 3.0, 5.0], 1)[0]
+        return c * xx[:, 0]
+
+    _agree(fn, d=1)
+
+
+@pytest.mark.parametrize(
+    ("fn", "match"),
+    [
+        (lambda xx: np.zeros((1, 2))[xx[:, 0] > 0, xx[:, 1] > 0], r"two traced boolean masks"),
+        (lambda xx: np.zeros((1, 2))[xx[:, 0] > 0, [0, 1]], r"combined with another array index"),
+        (lambda xx: np.zeros((1, 2, 1))[0, :, xx[:, 0] > 0], r"this placement of a traced boolean mask"),
+        (lambda xx: np.zeros(3)[xx[:, 0] > 0], r"does not fit an array of shape \(3,\)"),
+    ],
+)
+def test_unsupported_mask_indexes_name_the_line(fn, match):
+    with pytest.raises(TraceError, match=match) as info:
+        trace(vectorized(fn), "x0", "x1")
+    assert "test_trace_arrays.py:" in str(info.value)
