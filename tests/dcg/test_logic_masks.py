@@ -69,6 +69,16 @@ def test_np_where_jump_of_one_normal_input_bound_holds(atoms):
     _check_sound(fn, [od.Normal(0, 1)], [norm(0, 1).ppf], atoms)
 
 
+@pytest.mark.parametrize("atoms", [4, 16])
+def test_piecewise_and_select_of_normal_inputs_bound_holds(atoms):
+    def fn(xx):
+        x, y = xx[:, 0], xx[:, 1]
+        p = np.piecewise(x, [x < -0.5, x > 1.0], [lambda v: -v, lambda v: v**2, 0.5])
+        return p + np.select([y > 0.8, x + y < 0], [y, 2.0 * x], default=1.0)
+
+    _check_sound(fn, [od.Normal(0, 1), od.Normal(0.3, 0.8)], [norm(0, 1).ppf, norm(0.3, 0.8).ppf], atoms)
+
+
 def test_bound_shrinks_with_atoms_on_a_jump():
     laws = [od.Uniform(0, 1), od.Uniform(0, 1)]
     bounds = [od.evaluate(vectorized(_union_cut), *laws, atoms=a).w1_bound for a in (4, 16, 64)]

@@ -135,6 +135,32 @@ def test_reductions_and_dtype_conversions_of_traced_arrays(fn):
     _agree(fn)
 
 
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda xx: np.select([xx[:, 0] < 0, xx[:, 0] < 1], [xx[:, 1], xx[:, 0] ** 2], default=-1.0),
+        lambda xx: np.select([xx[:, 0] > 1.5], [2.0]) + xx[:, 1],
+        lambda xx: np.piecewise(xx[:, 0], [xx[:, 0] < 0, xx[:, 0] >= 0.5], [lambda x: -x, lambda x: x**2]),
+        lambda xx: np.piecewise(
+            xx[:, 0], [xx[:, 0] < 0, xx[:, 0] > 1], [lambda x, k: k * x, 7.0, lambda x, k: np.sin(x) + k], 3.0
+        ),
+        lambda xx: np.heaviside(xx[:, 0] - 1.0, 0.5) * xx[:, 1] + np.heaviside(np.round(xx[:, 2]), 0.25),
+    ],
+)
+def test_select_piecewise_and_heaviside_are_chains_of_where(fn):
+    _agree(fn)
+
+
+def test_select_and_piecewise_of_traced_scalars():
+    def f(a, b):
+        return np.select([a < 0.5], [b], 1.0) + np.piecewise(a, [a > 1.0], [lambda v: v * v, lambda v: -v])
+
+    g = trace(f)
+    for a, b in [(0.2, 3.0), (0.7, -1.0), (1.5, 0.0)]:
+        want = (b if a < 0.5 else 1.0) + (a * a if a > 1.0 else -a)
+        assert float(interpret(g, [a, b], RULES)[0]) == pytest.approx(want)
+
+
 def test_astype_int_of_traced_values_names_the_line_and_the_fix():
     with pytest.raises(TraceError, match=r"test_trace_arrays\.py:\d+: astype\(int64\) .*np\.floor"):
         trace(vectorized(lambda xx: xx.astype(int)[:, 0]), "a")

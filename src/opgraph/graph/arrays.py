@@ -310,6 +310,62 @@ def _box(value: Any) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Piecewise functions of traced conditions: np.select, np.piecewise, np.heaviside as chains of np.where
+def _plain(a: Any) -> Any:
+    return a.view(np.ndarray) if isinstance(a, ProxyArray) else a
+
+
+def _traced(value: Any) -> Any:
+    return value.view(ProxyArray) if isinstance(value, np.ndarray) and value.dtype == object else value
+
+
+def select(condlist: Any, choicelist: Any, default: Any = 0) -> Any:
+    """``np.select`` on traced conditions: the first true condition's choice, else ``default`` (nested where)."""
+    conds, choices = list(condlist), list(choicelist)
+    if len(conds) != len(choices):
+        src, _ = user_source()
+        raise TraceError(f"{src}: np.select: condlist and choicelist must have the same length")
+    out = _plain(default)
+    for c, v in zip(reversed(conds), reversed(choices), strict=True):
+        out = _dispatch("where", _plain(c), _plain(v), out)
+    return _traced(out)
+
+
+def piecewise(x: Any, condlist: Any, funclist: Any, *args: Any, **kw: Any) -> Any:
+    """``np.piecewise`` on traced conditions: each function is applied to all of ``x`` and selected with where.
+
+    Later conditions override earlier ones and one extra function is the "otherwise" branch, as in NumPy. Every
+    function must be defined on all of ``x`` (it runs on the full array, not on ``x[cond]``).
+    """
+    conds = list(condlist) if isinstance(condlist, list | tuple) else [condlist]
+    funcs = list(funclist)
+    if len(funcs) not in (len(conds), len(conds) + 1):
+        src, _ = user_source()
+        raise TraceError(f"{src}: np.piecewise: funclist must have len(condlist) or len(condlist) + 1 entries")
+
+    def value(f: Any) -> Any:
+        return _plain(f(_traced(x), *args, **kw) if callable(f) else f)
+
+    out: Any = _dispatch("mul", _plain(x), 0.0)
+    for c, f in zip(conds, funcs, strict=False):
+        out = _dispatch("where", _plain(c), value(f), out)
+    if len(funcs) == len(conds) + 1:
+        anyc = _plain(conds[0])
+        for c in conds[1:]:
+            anyc = _dispatch("or", anyc, _plain(c))
+        out = _dispatch("where", anyc, out, value(funcs[-1]))
+    return _traced(out)
+
+
+def heaviside(x: Any, h: Any) -> Any:
+    """``np.heaviside(x, h)``: 1 where ``x > 0``, ``h`` where ``x == 0``, else 0."""
+    x, h = _plain(x), _plain(h)
+    return _traced(
+        _dispatch("where", _dispatch("gt", x, 0.0), 1.0, _dispatch("where", _dispatch("eq", x, 0.0), h, 0.0))
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Writable arrays: np.zeros & co. inside a traced function
 _LOCK = threading.Lock()
 _STATE: dict[str, Any] = {"threads": {}, "saved": {}, "dirs": ()}

@@ -413,6 +413,10 @@ class Proxy:
             return _dispatch("where", *args)
         if name == "clip" and len(args) == 3 and not kwargs:
             return apply_ufunc(np.minimum, apply_ufunc(np.maximum, args[0], args[1]), args[2])
+        if name in ("select", "piecewise"):  # nested np.where (opgraph.graph.arrays)
+            from opgraph.graph import arrays
+
+            return getattr(arrays, name)(*args, **kwargs)
         src, _ = user_source()
         raise TraceError(
             f"{src}: np.{name} is not supported on traced values; use elementwise operations and ufuncs "
@@ -498,6 +502,10 @@ def apply_ufunc(ufunc: Any, *inputs: Any) -> Any:
     name = getattr(ufunc, "__name__", str(ufunc))
     if name in ("positive", "conjugate"):  # traced values are real: np.std and np.linalg.norm conjugate
         return inputs[0]
+    if name == "heaviside" and len(inputs) == 2:
+        from opgraph.graph.arrays import heaviside
+
+        return heaviside(*inputs)
     degree = _degree(inputs[0]) if name in _POLYNOMIALS and len(inputs) == 2 else None
     if degree is not None:
         return _as_proxy_array(_POLYNOMIALS[name](degree, _as_proxy_array(inputs[1])))
@@ -533,6 +541,10 @@ class ProxyArray(np.ndarray):
             return _dispatch("where", *[a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in args])
         if name == "clip" and len(args) == 3 and not kwargs:
             return apply_ufunc(np.minimum, apply_ufunc(np.maximum, args[0], args[1]), args[2])
+        if name in ("select", "piecewise") and _holds_proxy(args):  # nested np.where (opgraph.graph.arrays)
+            from opgraph.graph import arrays
+
+            return getattr(arrays, name)(*args, **kwargs)
         try:
             result = super().__array_function__(func, types, args, kwargs)
         except TraceError as exc:
