@@ -171,7 +171,8 @@ def test_np_zeros_arrays_without_traced_values_still_act_as_float_arrays():
         m = np.zeros((2, 2))
         m[0, 0], m[1, 1], m[0, 1] = 2.0, 4.0, 1.0
         s = np.linalg.solve(m, np.array([1.0, 2.0]))  # NumPy functions of numbers only
-        return xx[:, 0] * float(s[0]) + xx[:, 1] * np.isnan(m).sum()
+        c = np.cumsum(m)[-1] + np.sort(m, axis=None)[1] + np.add.outer(m[0], m[1]).sum() + np.median(m)
+        return xx[:, 0] * float(s[0]) + xx[:, 1] * np.isnan(m).sum() + c
 
     _agree(fn)
 

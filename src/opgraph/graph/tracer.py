@@ -548,6 +548,8 @@ class ProxyArray(np.ndarray):
         try:
             result = super().__array_function__(func, types, args, kwargs)
         except TraceError as exc:
+            if not (_holds_proxy(args) or _holds_proxy(kwargs)):  # numbers only: NumPy computes it
+                return func(*_constants(args), **_constants(kwargs))
             if "control flow" not in str(exc):
                 raise
             src, _ = user_source()
@@ -611,13 +613,9 @@ class ProxyArray(np.ndarray):
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         plain = [a.view(np.ndarray) if isinstance(a, ProxyArray) else a for a in inputs]
-        if (
-            ufunc.__name__ not in UFUNC_OPS
-            and ufunc.__name__ != "matmul"
-            and "out" not in kwargs
-            and not _holds_proxy(plain)
-        ):
-            # numbers only (an np.zeros array of traced code before any write): NumPy computes it
+        traced_call = method == "__call__" and (ufunc.__name__ in UFUNC_OPS or ufunc.__name__ == "matmul")
+        if not traced_call and "out" not in kwargs and not _holds_proxy(plain):
+            # numbers only (an np.zeros array of traced code before any write): NumPy computes it (np.cumsum, np.isnan)
             return getattr(ufunc, method)(*_constants(plain), **_constants(kwargs))
         out = kwargs.pop("out", None)
         if out is not None:
