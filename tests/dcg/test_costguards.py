@@ -15,7 +15,7 @@ from opgraph import dcg as od
 from opgraph.dcg import costguards, engine
 from opgraph.dcg.api import prepare, restrict
 from opgraph.dcg.errors import TargetNotMetWarning
-from opgraph.graph import trace
+from opgraph.graph import Graph, trace
 
 sys.path.insert(0, str(Path(__file__).parent))
 import test_cancel as TC  # noqa: E402  (multi-input programs whose sub-cell passes run, with their laws)
@@ -208,3 +208,19 @@ def test_long_program_target_call_answers_within_the_work_cap(monkeypatch):
         "a": 8,
         "b": 8,
     }
+
+
+def test_separators_memo_is_per_graph_object():
+    """The separators are kept per graph object: the same answer as computed afresh, and a caller's copy."""
+    g1 = prepare(trace(_seps, "a", "b", "c", "d"), balance=True)
+    sub, out = restrict(g1, g1.outputs[0])
+    first = engine.separators(sub, out)
+    assert first == set(engine._separators(sub, out)) and first
+    first.clear()  # the caller's set: the memo keeps its own
+    assert engine.separators(sub, out) == set(engine._separators(sub, out))
+    g2 = prepare(trace(_chain, "a", "b", "c", "d"), balance=True)
+    sub2, out2 = restrict(g2, g2.outputs[0])
+    assert engine.separators(sub2, out2) == set(engine._separators(sub2, out2))
+    for _ in range(costguards._GRAPH_MEMO_SIZE + 2):  # the memo stays bounded
+        costguards.memo_by_graph("t", Graph((), (), ()), None, lambda: 1)
+    assert len(costguards._GRAPH_MEMO) <= costguards._GRAPH_MEMO_SIZE

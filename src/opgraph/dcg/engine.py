@@ -98,8 +98,12 @@ def separators(graph: Graph, output: int) -> set[int]:
     These are the core's separators (:meth:`Graph.separators`) of the graph restricted to ``output``: replacing
     such a node's value by a compressed law loses no dependence with the rest of the graph.
     """
+    return set(costguards.memo_by_graph("separators", graph, output, lambda: _separators(graph, output)))
+
+
+def _separators(graph: Graph, output: int) -> frozenset[int]:
     g = graph if graph.outputs == (output,) else Graph(graph.nodes, graph.inputs, (output,))
-    return {v for v in g.separators() if g.nodes[v].op != "input" and v != output}
+    return frozenset(v for v in g.separators() if g.nodes[v].op != "input" and v != output)
 
 
 def extreme_nodes(graph: Graph, output: int, seps: set[int] | None = None) -> set[int]:
