@@ -32,7 +32,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 ROWS = ["ODE-osc:2", "ODE-osc:4", "ODE-log:2", "ODE-log:4", "Ishigami:64", "Ishigami:128", "Piston:4",
         "Borehole:4", "OTL:8", "MLP:8"]  # fmt: skip
-BEGIN, END = "<!-- nodecost:begin -->", "<!-- nodecost:end -->"
 
 
 def worker(row: str) -> None:
@@ -81,6 +80,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--rows", nargs="*", default=ROWS, help="CASE:ATOMS (case ids of benchmarks/dcg/uq.py)")
     ap.add_argument("--write", action="store_true", help="write the table into docs/benchmarks/dcg.md")
+    ap.add_argument("--section", default="nodecost", help="marker name of the table's block in the docs page")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -106,14 +106,16 @@ def main() -> None:
                     r = res[row][v][-1]
                     print(f"round {k} {row} {v}: {r['cpu']:.2f} s bound {r['bound']} load {r['load']:.1f}", flush=True)
     end = _dt.datetime.now(_dt.UTC)
+    begin, stop = f"<!-- {args.section}:begin -->", f"<!-- {args.section}:end -->"
     lines = [
-        BEGIN,
+        begin,
         f"Command: `OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/dcg/nodecost_bench.py --before {args.before} "
-        f"--rounds {args.rounds} --write`; before = {rev.stdout.strip()}, after = {head.stdout.strip()} (working "
+        f"--rounds {args.rounds} --rows {' '.join(args.rows)} --section {args.section} --write`; before = {rev.stdout.strip()}, after = {head.stdout.strip()} (working "
         f"tree); {platform.machine()} {os.cpu_count()}-core shared VM, {platform.python_version()}, "
         f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC. CPU s of one call (1 thread, median over rounds, each call in a "
         "fresh process after a warm-up); speed-up = median over rounds of before/after with its 95 % bootstrap "
-        "interval; same = answers (atoms, weights, bound terms) and bound identical bit for bit in every round.",
+        "interval; same = answers (atoms, weights, bound terms) and bound identical bit for bit in every round "
+        "(where not, the bound column reads before -> after).",
         "",
         "| case | atoms | CPU s before | CPU s after | speed-up (95 % CI) | bound | same | load |",
         "|---|---|---|---|---|---|---|---|",
@@ -126,17 +128,20 @@ def main() -> None:
         same = all((x["bound"], x["digest"]) == (b[0]["bound"], b[0]["digest"]) for x in a + b)
         loads = [x["load"] for x in a + b]
         span = f"{ci.median:.2f}x" + ("" if np.isnan(ci.low) else f" ({ci.low:.2f}-{ci.high:.2f})")
+        bound = f"{float(b[0]['bound']):.4g}"
+        if a[0]["bound"] != b[0]["bound"]:
+            bound += f" -> {float(a[0]['bound']):.4g}"
         lines.append(
-            f"| {cid} | {atoms} | {tb:.2f} | {ta:.2f} | {span} | {float(b[0]['bound']):.4g} | "
+            f"| {cid} | {atoms} | {tb:.2f} | {ta:.2f} | {span} | {bound} | "
             f"{'yes' if same else 'NO'} | {min(loads):.1f}-{max(loads):.1f} |"
         )
-    lines.append(END)
+    lines.append(stop)
     block = "\n".join(lines) + "\n"
     print(block)
     if args.write:
         from opgraph._base.fileio import replace_marked_block
 
-        replace_marked_block(ROOT / "docs" / "benchmarks" / "dcg.md", BEGIN, END, block)
+        replace_marked_block(ROOT / "docs" / "benchmarks" / "dcg.md", begin, stop, block)
 
 
 if __name__ == "__main__":

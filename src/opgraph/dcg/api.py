@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import exactlaw, logic, subcells
+from opgraph.dcg import costguards, exactlaw, logic, subcells
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, LogNormal, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import (
@@ -272,7 +272,8 @@ def _evaluate_graph(
     restricted = [restrict(graph, o) for o in outputs] if target_w1 is not None else []
     rules = _rules()
     names = list(dists)
-    if target_w1 is not None and not isinstance(atoms, Mapping) and atoms == 256:
+    pilot = target_w1 is not None and not isinstance(atoms, Mapping) and atoms == 256
+    if pilot:
         atoms = _pilot_atoms(dists)
     cur_atoms = {n: _atoms_for(atoms, n) for n in names}
     if compress_atoms is not None:
@@ -340,6 +341,10 @@ def _evaluate_graph(
     best: tuple[float, list[Evaluation], dict[str, Quantized], dict[str, str], int, int] | None = None
     stop = "the refinement stopped"
     work = _work(restricted, dists, max_joint) if target_w1 is not None else None
+    long_cap = costguards.round_work_cap([g for g, _ in restricted]) if work is not None else None
+    if long_cap is not None and pilot and shrunk is None and whole_first is None:
+        assert work is not None
+        cur_atoms = costguards.pilot_counts(names, cur_atoms, lambda c: work({**c, COMPRESS: cur_compress}), long_cap)
     t0 = time.perf_counter()
     # Under target_w1 the sub-cell passes are deferred per round (opgraph.dcg.engine.DEFER_SUBCELLS) and run only
     # where the round could reach the target with them, else on the final round (not with max_memory: the chunked
@@ -470,6 +475,14 @@ def _evaluate_graph(
                     stop = (
                         f"only the compression size can grow, {cur_compress} -> {new_compress} (capped by "
                         f"max_joint={max_joint}): too little to reach the target"
+                    )
+                elif long_cap is not None and (work({**new_atoms, COMPRESS: new_compress}) or 0.0) > long_cap:
+                    done = True
+                    stop = (
+                        f"a long program ({max(len(g.nodes) for g, _ in restricted)} nodes): the next round's atoms "
+                        f"({_counts(new_atoms)}) exceed the work cap of a target_w1 round "
+                        f"(opgraph.dcg.costguards.LONG_ROUND_WORK = {long_cap:.0f} box-nodes); evaluate with fixed "
+                        "atoms for a larger grid"
                     )
                 else:
                     cur_atoms, cur_compress = new_atoms, new_compress

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import affine, cancel, enclose, envelope, exactlaw, multienv, semidiscrete
+from opgraph.dcg import affine, cancel, costguards, enclose, envelope, exactlaw, multienv, semidiscrete
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -98,8 +98,12 @@ def separators(graph: Graph, output: int) -> set[int]:
     These are the core's separators (:meth:`Graph.separators`) of the graph restricted to ``output``: replacing
     such a node's value by a compressed law loses no dependence with the rest of the graph.
     """
+    return set(costguards.memo_by_graph("separators", graph, output, lambda: _separators(graph, output)))
+
+
+def _separators(graph: Graph, output: int) -> frozenset[int]:
     g = graph if graph.outputs == (output,) else Graph(graph.nodes, graph.inputs, (output,))
-    return {v for v in g.separators() if g.nodes[v].op != "input" and v != output}
+    return frozenset(v for v in g.separators() if g.nodes[v].op != "input" and v != output)
 
 
 def extreme_nodes(graph: Graph, output: int, seps: set[int] | None = None) -> set[int]:
@@ -178,20 +182,27 @@ def plan_compression(
     extremes = extreme_nodes(graph, output, seps)
     chosen: set[int] = set()
     tolerated: set[int] = set()  # over the soft limit with nothing left to compress upstream
+    # The sizes change only when a node is chosen; a tolerated node leaves them (and every node before it, all
+    # within the limit or tolerated) as they were, so the scan goes on after it: O(nodes) per choice, not per
+    # tolerated node (a 1,000-step ODE tolerated 7,000 nodes one full pass each: 100 s per call at 64 atoms).
+    size: list[float] | None = None
+    start = 0
     for _ in range(2 * len(graph) + 1):
-        size = _grid_sizes(graph, sizes, chosen, compress_atoms, extremes)
-        bad = next((i for i, s in enumerate(size) if s > limit and i not in tolerated), None)
+        if size is None:
+            size, start = _grid_sizes(graph, sizes, chosen, compress_atoms, extremes), 0
+        bad = next((i for i in range(start, len(size)) if size[i] > limit and i not in tolerated), None)
         if bad is None:
             return chosen
-        cands = [
-            u
-            for u in graph.ancestors(bad)
-            if u in seps and u not in chosen and size[u] > compress_atoms and size[u] <= max_joint
-        ]
+        # Candidates: separators upstream of ``bad`` (ancestry checked only where a separator qualifies at all).
+        pool = [u for u in seps if u not in chosen and size[u] > compress_atoms and size[u] <= max_joint]
+        up = graph.ancestors(bad) if pool else frozenset()
+        cands = [u for u in pool if u in up]
         if cands:
             chosen.add(max(cands, key=lambda u: (size[u], -u)))
+            size = None
         elif size[bad] <= max_joint:
             tolerated.add(bad)
+            start = bad + 1
         else:
             return None
     return None
@@ -1795,6 +1806,7 @@ def _taylor_boxes(
     axes = val.axes
     if (
         not taylor.ENABLED.get()
+        or not costguards.taylor_pays(graph)
         or (ev.reducer is not None and not chunk)
         or ev.compressions
         or ev.extremes
@@ -2479,13 +2491,20 @@ def _subcell_probed(
 
     shape = box.shape
     axis_names = [names[a] for a in val.axes]
-    probe = subcells.probe_cells(box, axis_names, plan)
+    plan_key = tuple(sorted(plan.items()))
+    # A small round runs whole: its probe would cost about as much (costguards); kept in ``memo`` for a later call.
+    whole = costguards.round_runs_whole(
+        plan, {m: quantized[m] for m in axis_names}, subcells.TAIL_PIECES, len(sub.nodes)
+    )
+    if whole and memo is not None and memo.get("whole_plan") == plan_key:
+        kept = memo["whole"]
+        return None if kept is None else (kept[0].copy(), dict(kept[1]), kept[2], kept[3])
+    probe = None if whole else subcells.probe_cells(box, axis_names, plan)
     parts: list[tuple[str, np.ndarray] | None] = [probe, (probe[0], ~probe[1])] if probe is not None else [None]
     new = box.copy()
     total = float(np.sum(box))
     attr_sum: Terms = {}
     fine_boxes = 0
-    plan_key = tuple(sorted(plan.items()))
 
     def after_probe(predicted: float | None) -> tuple[np.ndarray, None, int, str] | None:
         """The round's early answer after its probe (``predicted``: the extrapolated bound), or None to go on."""
@@ -2510,6 +2529,8 @@ def _subcell_probed(
         if sc is None or sorted(sc[0].axes) != sorted(val.axes):
             if k == 0 and memo is not None and probe is not None:
                 memo.update(plan=plan_key, probe=None, predicted=None)
+            if whole and memo is not None:
+                memo.update(whole_plan=plan_key, whole=None, predicted=None)
             return None if k == 0 else (new, None, fine_boxes, "rest of the round failed")
         val2, bound2, attr2, parents, ev2 = sc
         fshape = ev2._shape(val2.axes)
@@ -2544,6 +2565,9 @@ def _subcell_probed(
             early = after_probe(predicted)
             if early is not None:
                 return early
+    if whole and memo is not None:  # the round's own bound is what a probe would have extrapolated
+        memo.update(whole_plan=plan_key, whole=(new.copy(), dict(attr_sum), fine_boxes, ""))
+        memo["predicted"] = float(np.sum(new))
     return new, attr_sum, fine_boxes, ""
 
 
@@ -2618,6 +2642,7 @@ def _subcell_tails(
             return None
         fine_q = {**quantized, name: s[0]}
         ev2 = Evaluator(sub, out, fine_q, labels, set(), ev.compress_atoms, dists)
+        ev2.cell_only = ev2.cell_only or costguards.fine_cell_only(sub)  # only its cellwise bound is read
         try:
             val2, bound2, _ = ev2.run(rules)
         except DistError as exc:
@@ -2689,6 +2714,7 @@ def _subcell_round(
     if not parents:
         return None
     ev2 = Evaluator(sub, out, fine_q, labels, set(), ev.compress_atoms, dists)
+    ev2.cell_only = ev2.cell_only or costguards.fine_cell_only(sub)  # only its cellwise bound is read
     try:
         val2, bound2, attr2 = ev2.run(rules)
     except DistError as exc:  # an optional tightening: the coarse bound stands

@@ -1,0 +1,150 @@
+"""Cost guards for long programs on small grids (issue 14 sections 4 and 6: long programs, certified fast).
+
+A 1,000-step Euler ODE unrolls to 5,000-7,000 graph nodes; at 2-8 atoms per input every graph evaluation costs
+about 0.4-0.9 ms per node whatever the grid (the count of NumPy calls per node, not their size), so the work of a
+call is the number of whole-graph evaluations it makes. Three of them could not pay on such programs:
+
+- **the probe of a small sub-cell round on a long program** (:func:`whole_round`): a probe evaluates the graph on the sub-cells of a
+  few cells, and the rest of the round evaluates it again; on a round of at most :data:`WHOLE_ROUND_BOXES` fine
+  boxes the probe costs about as much as the whole round, so the round runs whole (one evaluation instead of two
+  where the probe would let it go on; where the probe would have stopped it, the round now also lowers the bound
+  of the other boxes, for about the same cost);
+- **the path and law-level bounds of a sub-cell round's evaluation** (:func:`fine_cell_only`): the nested bound
+  reads only the fine grid's per-box cellwise bounds, never the path (moment-weighted) or law-level bounds that
+  every node also carries; the fine evaluator runs cell-only (the same box enclosures, derivative enclosures and
+  affine forms: the cellwise bound is the same bit for bit);
+- **the second-order Taylor box bound on long graphs** (:func:`taylor_pays`): its jets carry interval Hessian
+  enclosures through every node, which wrap over a chain of thousands of ops (on the UQ suite's ODEs it won on 0
+  boxes, for 1.6 CPU s per call); it runs on graphs of at most :data:`TAYLOR_MAX_NODES` nodes.
+
+Every guard only decides what is computed; each bound kept is one of the valid bounds the engine computes.
+``ENABLED.set(False)`` restores the previous schedule (for the equal-bounds test and the before/after benchmark
+``benchmarks/dcg/nodecost_bench.py``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from opgraph.dcg.distributions import Quantized
+from opgraph.graph import Graph
+
+#: Whether the guards apply (``ENABLED.set(False)``: every probe, path bound and Taylor pass runs as before).
+ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_costguards", default=True)
+#: A graph of more than this many nodes is a long program (the guards on probes and target_w1 rounds apply).
+LONG_NODES = 2048
+#: A sub-cell round of at most this many fine boxes runs whole, without a probe (512: the fine grid of the
+#: 1,000-step ODEs at 2 and 4 atoms per input, where one evaluation at 512 boxes cost 1.6x one at 8 boxes).
+WHOLE_ROUND_BOXES = 512
+#: The Taylor box bound runs on graphs of at most this many nodes (the MLPs it was made for have 100-300).
+TAYLOR_MAX_NODES = 2048
+
+
+def fine_boxes(plan: Mapping[str, int], sizes: Mapping[str, int], tails: Mapping[str, int], pieces: int) -> int:
+    """Boxes of a sub-cell round's whole fine grid.
+
+    Per split input ``atoms * p`` sub-cells plus ``pieces`` more per tail cell (:func:`opgraph.dcg.subcells.split`);
+    the other inputs' cells as they are.
+    """
+    return math.prod(
+        sizes[name] * plan[name] + tails.get(name, 0) * pieces if name in plan else sizes[name] for name in sizes
+    )
+
+
+def whole_round(n_fine: int, n_nodes: int) -> bool:
+    """Whether a sub-cell round of ``n_fine`` fine boxes on a graph of ``n_nodes`` nodes runs whole (no probe).
+
+    Only on long programs (more than :data:`LONG_NODES` nodes): a short graph's probe costs milliseconds, and a
+    round evaluated whole is not the probe and the rest evaluated apart box for box (the affine forms' symbol
+    pruning and the subdivision budget are per evaluation), so the bound may move either way by a few percent
+    (the cancellation tests' piston volume at 3 atoms: +2.5 %); short programs keep their probes.
+    """
+    return ENABLED.get() and n_nodes > LONG_NODES and n_fine <= WHOLE_ROUND_BOXES
+
+
+def fine_cell_only(graph: Graph) -> bool:
+    """Whether a sub-cell round's evaluator on ``graph`` may skip the path and law-level bounds.
+
+    The output of a round has every input as an axis; with at least two inputs, its cellwise bound
+    reads no tail-growth series (those are kept on one-axis values only), and without ``maximum``/``minimum`` no
+    grid-free extreme (whose axis is built from its operands' path terms) is formed.
+    """
+    ops = [n.op for n in graph.nodes]
+    return ENABLED.get() and ops.count("input") >= 2 and "maximum" not in ops and "minimum" not in ops
+
+
+def taylor_pays(graph: Graph) -> bool:
+    """Whether the second-order Taylor box bound may run on ``graph`` (at most :data:`TAYLOR_MAX_NODES` nodes)."""
+    return not ENABLED.get() or len(graph.nodes) <= TAYLOR_MAX_NODES
+
+
+def round_runs_whole(plan: Mapping[str, int], quantized: Mapping[str, Quantized], pieces: int, n_nodes: int) -> bool:
+    """Whether the sub-cell round of ``plan`` on the inputs' quantizations ``quantized`` (by name) runs whole."""
+    if not ENABLED.get() or n_nodes <= LONG_NODES:
+        return False
+    sizes = {name: int(q.atoms.size) for name, q in quantized.items()}
+    tails = {name: int(np.sum(~(np.isfinite(q.lo) & np.isfinite(q.hi)))) for name, q in quantized.items()}
+    return whole_round(fine_boxes(plan, sizes, tails, pieces), n_nodes)
+
+
+#: Under ``target_w1``, on a long program (more than LONG_NODES nodes) each refinement round is capped at
+#: LONG_ROUND_WORK box-nodes (the sum over op nodes of their grid sizes, :func:`opgraph.dcg.engine.grid_work`),
+#: and the first round is the largest even grid within it (4 atoms per input for the 1,000-step ODEs of 3 inputs:
+#: 448k box-nodes, about 5 CPU s before the sub-cell pass, 13-15 s with it). Rounds beyond the cap cost a minute or
+#: more each there (8 atoms: 3.6M box-nodes) and were what made those calls time out at 30 s without an answer.
+LONG_ROUND_WORK = 2**19
+
+
+def round_work_cap(graphs: Sequence[Graph]) -> float | None:
+    """The per-round work cap of a ``target_w1`` call on ``graphs`` (its outputs' graphs), None for short programs."""
+    if not ENABLED.get() or max((len(g.nodes) for g in graphs), default=0) <= LONG_NODES:
+        return None
+    return float(LONG_ROUND_WORK)
+
+
+def pilot_counts(
+    names: Sequence[str], counts: Mapping[str, int], work: Callable[[dict[str, int]], float | None], cap: float
+) -> dict[str, int]:
+    """The first round's atoms of a long program.
+
+    The largest power of two per input (from 2, at most ``counts``) whose grid's work stays within ``cap``
+    (``work`` of a counts dict, None where it does not fit).
+    """
+    a = 2
+    while True:
+        nxt = {n: min(counts[n], 2 * a) for n in names}
+        if nxt == {n: min(counts[n], a) for n in names}:
+            break
+        w = work(nxt)
+        if w is None or w > cap:
+            break
+        a *= 2
+    return {n: min(counts[n], a) for n in names}
+
+
+#: Results of graph algorithms kept per graph object (the compression planner asks for the separators of the same
+#: restricted graph at every allocation and fit check of a ``target_w1`` round: 0.1 s each on a 7,000-node ODE).
+_GRAPH_MEMO: dict[tuple[str, int, Any], tuple[Graph, Any]] = {}
+_GRAPH_MEMO_SIZE = 32
+
+
+def memo_by_graph(kind: str, graph: Graph, key: Any, compute: Callable[[], Any]) -> Any:
+    """``compute()`` for ``(kind, graph, key)``, kept while the graph object lives in the memo (checked by identity).
+
+    The memo holds the graph (so its id is not reused while kept) and at most ``_GRAPH_MEMO_SIZE`` entries (the
+    oldest dropped first). The value must not be changed by the caller.
+    """
+    k = (kind, id(graph), key)
+    hit = _GRAPH_MEMO.get(k)
+    if hit is not None and hit[0] is graph:
+        return hit[1]
+    value = compute()
+    if len(_GRAPH_MEMO) >= _GRAPH_MEMO_SIZE:
+        del _GRAPH_MEMO[next(iter(_GRAPH_MEMO))]
+    _GRAPH_MEMO[k] = (graph, value)
+    return value
