@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import affine, cancel, enclose, envelope, exactlaw, multienv, semidiscrete
+from opgraph.dcg import affine, cancel, cellmoments, enclose, envelope, exactlaw, multienv, semidiscrete
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -1150,6 +1150,8 @@ class Evaluator:
                             f[c] = envelope.moment(env, reg)
                         except DistError:
                             f[c] = math.inf
+                if law is not None and cellmoments.exact_kind(law, kind, a):  # inner cells: exact, not sup * P
+                    f = np.where(ax.weights > 0, np.fmin(f, cellmoments.inner_moments(law, kind, a, ax.lo, ax.hi)), f)
             cache[key] = f
         return cache[key]
 
