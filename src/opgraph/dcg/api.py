@@ -339,7 +339,7 @@ def _evaluate_graph(
     history: list[dict[str, Any]] = []
     allocator = Allocator(target_w1) if target_w1 is not None else None
     best: tuple[float, list[Evaluation], dict[str, Quantized], dict[str, str], int, int] | None = None
-    carried_from: dict[int, tuple[list[Evaluation], int]] = {}  # round -> the earlier best it carried from
+    carried_from: dict[int, tuple[list[carry.Answer], int]] = {}  # round -> the earlier best it carried from
     stop = "the refinement stopped"
     work = _work(restricted, dists, max_joint) if target_w1 is not None else None
     t0 = time.perf_counter()
@@ -416,8 +416,8 @@ def _evaluate_graph(
             history[-1].update(subcell_passes=passes, w1_bound_after_passes=worst)
         if target_w1 is not None and best is not None and carry.ENABLED.get():
             # bound_k <= bound_best + W1(answer_k, answer_best) (opgraph.dcg.carry): kept where smaller.
-            carried_from[rnd] = (best[1], best[5])
-            evals = [carry.carry(e, b, f"round {best[5]}") for e, b in zip(evals, best[1], strict=True)]
+            carried_from[rnd] = ([carry.snapshot(b) for b in best[1]], best[5])
+            evals = [carry.carry(e, b, f"round {best[5]}") for e, b in zip(evals, carried_from[rnd][0], strict=True)]
             worst = max(e.w1_bound for e in evals)
             if any("carried" in e.info for e in evals):
                 history[-1]["w1_bound_carried"] = worst

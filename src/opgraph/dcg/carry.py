@@ -50,6 +50,21 @@ PAD = 1e-9
 T = TypeVar("T")
 
 
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """What a carry needs of a coarser answer: its law and certificate (not its grid cells, which can be large)."""
+
+    atoms: np.ndarray
+    weights: np.ndarray
+    w1_bound: float
+    certified: bool
+
+
+def snapshot(e: Any) -> Answer:
+    """The :class:`Answer` of an evaluation or result (keeps a refinement from holding earlier rounds' grids)."""
+    return Answer(e.atoms, e.weights, float(e.w1_bound), bool(e.certified))
+
+
 def distance(a: Any, b: Any) -> float:
     """An upper bound on ``W1(a, b)`` of two discrete answers (``atoms``/``weights``), padded for rounding."""
     w = w1_discrete(a.atoms, a.weights, b.atoms, b.weights)
