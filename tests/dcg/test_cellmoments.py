@@ -112,3 +112,34 @@ def test_damped_oscillator_bound_falls_from_2_to_4_atoms_and_is_sound():
     ref, w, ref_err = _reference()
     for r in (r2, r4):
         assert r.w1_bound >= w1_discrete(r.atoms, r.weights, ref, w) - 3 * ref_err
+
+
+def _env_value(env, x):
+    """``sum_k c_k prod x_axis^a`` of a power-only envelope at points ``x`` (dict axis -> array)."""
+    total = 0.0
+    for c, facs in env.terms:
+        v = c
+        for ax, kind, a in facs:
+            v = v * (np.exp(a * x[ax]) if kind == "exp" else np.abs(x[ax]) ** a)
+        total = total + v
+    return total
+
+
+@pytest.mark.parametrize("q", [0.5, 1.0 / 3.0, 0.8])
+def test_concave_power_tangent_envelopes_hold_pointwise(q):
+    from opgraph.dcg import multienv as me
+
+    u = me.rule("add", [me.variable(0, True), me.variable(1, True)], [None, None], [True, True], {0: 1.0, 1: 2.0})
+    u = me.rule("add", [u, me.variable(2, True)], [None, None], [True, True], {0: 1.0, 1: 2.0, 2: 0.5})
+    e = me.rule("pow", [u, me.constant(q)], [None, q], [True, True], {0: 1.0, 1: 2.0, 2: 0.5})
+    assert len(e.alts) == len(me.TANGENT_SCALES)
+    g = np.random.default_rng(3)
+    x = {k: np.exp(g.normal(0.0, 2.0, 20000)) for k in range(3)}
+    f = (x[0] + x[1] + x[2]) ** q
+    for env in (e, *e.alts):
+        assert np.all(_env_value(env, x) >= f * (1 - 1e-12))
+    # near the typical point the tangent at t = S0 is tight, the subadditive form is not
+    x0 = {0: np.array([1.0]), 1: np.array([2.0]), 2: np.array([0.5])}
+    f0 = 3.5**q
+    assert min(float(_env_value(a, x0)[0]) for a in e.alts) == pytest.approx(f0, rel=1e-12)
+    assert float(_env_value(e, x0)[0]) > 1.2 * f0

@@ -1158,6 +1158,8 @@ class Evaluator:
     def _menv_bound(self, v: Val, shape: tuple[int, ...], wbox: np.ndarray) -> np.ndarray:
         """Per-box ``E[|V - V'|; box]`` from ``v.menv`` (``inf`` where a factor has no finite moment)."""
         m = multienv.grid_moment(v.menv, v.axes, self._menv_factor)
+        for alt in v.menv.alts:  # other envelopes of the same node: each box takes the smallest moment
+            m = np.fmin(m, multienv.grid_moment(alt, v.axes, self._menv_factor))
         lo, hi = v.box[len(v.axes)]
         b = (np.broadcast_to(x, shape) for x in (v.pt, wbox, lo, hi))
         return multienv.box_bound(np.broadcast_to(m, shape), *b)
