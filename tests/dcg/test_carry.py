@@ -96,6 +96,14 @@ def test_fixed_atoms_carry_catches_a_bound_that_grows(monkeypatch):
     """Without the exact inner-cell moments DampedOsc's bound grows 2 -> 4 atoms; the N/2 carry caps it."""
     monkeypatch.setattr(cellmoments, "exact_kind", lambda *a: False)
     monkeypatch.setattr(carry, "MIN_JOINT", 1)
+    tok_f = carry.FIXED_ATOMS.set(True)
+    try:
+        _fixed_atoms_catches()
+    finally:
+        carry.FIXED_ATOMS.reset(tok_f)
+
+
+def _fixed_atoms_catches():
     tok = carry.ENABLED.set(False)
     try:
         own2, own4 = _osc(2), _osc(4)
@@ -111,7 +119,7 @@ def test_fixed_atoms_carry_catches_a_bound_that_grows(monkeypatch):
     assert r4.w1_bound >= w1_discrete(r4.atoms, r4.weights, ref, w) - 3 * ref_err
 
 
-def test_fixed_atoms_carry_skips_small_grids_and_single_inputs(monkeypatch):
+def test_fixed_atoms_carry_is_off_by_default_and_skips_small_grids_and_single_inputs(monkeypatch):
     calls = []
     real = api._evaluate_graph
 
@@ -120,15 +128,23 @@ def test_fixed_atoms_carry_skips_small_grids_and_single_inputs(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(api, "_evaluate_graph", spy)
-    _uu(8)  # 64 joint atoms < MIN_JOINT: no N/2 call
-    assert len(calls) == 1
     monkeypatch.setattr(carry, "MIN_JOINT", 1)
-    calls.clear()
-    r = _uu(8)  # now 8 -> 4 -> 2 (never below 2 atoms)
-    assert calls[1:] == [{"x": 4, "y": 4}, {"x": 2, "y": 2}]
-    assert math.isfinite(r.w1_bound)
-    calls.clear()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        od.evaluate(np.exp, od.Normal(0, 1), atoms=16, progress=False)  # one input: never
+    _uu(8)  # off by default: no N/2 call
     assert len(calls) == 1
+    tok = carry.FIXED_ATOMS.set(True)
+    try:
+        calls.clear()
+        r = _uu(8)  # on: 8 -> 4 -> 2 (never below 2 atoms)
+        assert calls[1:] == [{"x": 4, "y": 4}, {"x": 2, "y": 2}]
+        assert math.isfinite(r.w1_bound)
+        monkeypatch.setattr(carry, "MIN_JOINT", 2**15)
+        calls.clear()
+        _uu(8)  # 64 joint atoms < MIN_JOINT: no N/2 call
+        assert len(calls) == 1
+        calls.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            od.evaluate(lambda x: np.exp(x), od.Normal(0, 1), atoms=2**16, progress=False)  # one input: never
+        assert len(calls) == 1
+    finally:
+        carry.FIXED_ATOMS.reset(tok)

@@ -608,7 +608,7 @@ def _carry_half(
     requested = {n: _atoms_for(atoms, n) for n in names}
     half = {n: requested[n] if requested[n] < 2 else max(2, requested[n] // 2) for n in names}  # never 1 atom
     if (
-        not carry.ENABLED.get()
+        not (carry.ENABLED.get() and carry.FIXED_ATOMS.get())
         or len(names) < carry.MIN_INPUTS
         or half == requested
         or not all(r.certified and math.isfinite(r.w1_bound) for r in results)

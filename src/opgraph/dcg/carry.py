@@ -12,7 +12,8 @@ weights, and its certified CDF band) is unchanged: only its W1 certificate gets 
 Where it runs (:mod:`opgraph.dcg.api`):
 
 - ``target_w1`` refinement: every round's answer carries the best earlier round's certificate;
-- fixed atoms (``atoms=N``) on a program of at least :data:`MIN_INPUTS` inputs whose evaluated grid has at least
+- fixed atoms (``atoms=N``), only where :data:`FIXED_ATOMS` is on (default off), on a program of at least
+  :data:`MIN_INPUTS` inputs whose evaluated grid has at least
   :data:`MIN_JOINT` joint atoms: the same program at ``N // 2`` atoms per input (which itself carries from
   ``N // 4`` where its own grid is that large; never below 2 atoms) is evaluated too, when that grid has at most
   ``2**-MIN_INPUTS`` of the evaluated grid's joint atoms.
@@ -21,7 +22,8 @@ Contract: a call at ``N`` atoms returns ``bound_N <= bound_{N/2} + W1(answer_N, 
 ``bound_{N/2}`` is what the same call at ``N // 2`` atoms returns. It does NOT promise ``bound_N <= bound_{N/2}``:
 the two answers differ, and the coarse certificate says nothing about the fine answer beyond their distance.
 
-The switch :data:`ENABLED` (a ContextVar, carried to workers by :mod:`opgraph.dcg.switches`) turns both off.
+The switches :data:`ENABLED` and :data:`FIXED_ATOMS` are ContextVars, carried to workers by
+:mod:`opgraph.dcg.switches`; ``ENABLED`` off turns both uses off.
 """
 
 from __future__ import annotations
@@ -35,8 +37,13 @@ import numpy as np
 
 from opgraph.dcg.w1 import w1_discrete
 
-#: Carry coarser certificates (fixed atoms: the N/2 grid; target_w1: earlier rounds).
+#: Carry coarser certificates (target_w1: earlier rounds; fixed atoms: the N/2 grid where FIXED_ATOMS is on too).
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_carry", default=True)
+#: Fixed-atoms calls also evaluate the N/2 grid to carry its certificate. Off by default: measured, it never gave
+#: a smaller bound once the growing bound's cause was fixed, and it cost +80% CPU on small programs (fixed
+#: per-call costs), +15-25% on the README example at 64 atoms and +80-115% at 128 (the N/2 call needs the
+#: reduced-grid alternatives too); see docs/dcg.md, "More atoms, never a worse bound".
+FIXED_ATOMS: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_carry_fixed", default=False)
 #: Fewest inputs for the fixed-atoms N/2 evaluation (one input: the half grid would cost half the call).
 MIN_INPUTS = 2
 #: Fewest joint atoms of the evaluated grid for the fixed-atoms N/2 evaluation. Below it the N/2 call's fixed costs
