@@ -5,7 +5,8 @@ Run:
 
 For every ``uqtestfuns`` function of :data:`FAST` (those whose 8-atom call took under 1 s in the breadth table of
 ``docs/benchmarks/dcg.md``; or the names given), ``od.evaluate(fn, *laws, atoms=n)`` at n = 2, 4, 8 with the
-certificate carry of :mod:`opgraph.dcg.carry` off and on (interleaved, in this process): the bounds (units of the
+certificate carry of :mod:`opgraph.dcg.carry` off and on (``carry.FIXED_ATOMS``, the opt-in N/2 carry of
+fixed-atoms calls, with its ``MIN_JOINT`` floor; interleaved, in this process): the bounds (units of the
 function's own output std, from the result at 8 atoms), the CPU seconds, and whether the bound grows with atoms.
 Prints a markdown table and a summary line (growth count off / on, total CPU off / on).
 """
@@ -106,7 +107,7 @@ def program(name: str) -> tuple[Any, list[Any]]:
 def bounds(fn: Any, laws: list[Any], on: bool) -> tuple[list[float], list[float], list[Any]]:
     """Bounds, CPU seconds and results at each of :data:`ATOMS` with the carry ``on`` or off."""
     out, cpu, res = [], [], []
-    tok = carry.ENABLED.set(on)
+    tok, tok_f = carry.ENABLED.set(on), carry.FIXED_ATOMS.set(on)  # on: the opt-in fixed-atoms N/2 carry too
     try:
         for n in ATOMS:
             t0 = time.process_time()
@@ -117,6 +118,7 @@ def bounds(fn: Any, laws: list[Any], on: bool) -> tuple[list[float], list[float]
             out.append(float(r.w1_bound))
             res.append(r)
     finally:
+        carry.FIXED_ATOMS.reset(tok_f)
         carry.ENABLED.reset(tok)
     return out, cpu, res
 
