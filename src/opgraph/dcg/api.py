@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import carry, exactlaw, subcells
+from opgraph.dcg import exactlaw, subcells
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, LogNormal, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import (
@@ -258,6 +258,8 @@ def _evaluate_graph(
 ) -> list[DistResult]:
     if target_w1 is not None and not (isinstance(target_w1, int | float) and target_w1 > 0):
         raise DistError(f"target_w1={target_w1!r} must be a number > 0 (for example 1e-3)")
+    from opgraph.dcg import carry
+
     max_joint = check_atoms(max_joint, "max_joint")
     raw_graph, quantizer_arg = graph, quantizer  # as given: the fixed-atoms N/2 call repeats them (carry)
     budget = (scale or {}).get("max_memory")
@@ -604,6 +606,8 @@ def _carry_half(
     is certified, the evaluated grid has at least ``carry.MIN_JOINT`` joint atoms (below, the N/2 call's fixed costs
     make it cost as much as the call itself), and the half grid has at most ``2**-MIN_INPUTS`` of its joint atoms.
     """
+    from opgraph.dcg import carry
+
     names = list(dists)
     requested = {n: _atoms_for(atoms, n) for n in names}
     half = {n: requested[n] if requested[n] < 2 else max(2, requested[n] // 2) for n in names}  # never 1 atom
