@@ -77,7 +77,7 @@ def diagnose(case: Any, n: int, points: int = 2**17, seed: int = 0) -> str:
 
 def boxes(case: Any, n: int, quantizer: Any = "auto") -> str:
     """The cellwise bound of the output's grid split into boxes touching an input's end cell and inner boxes."""
-    from opgraph.dcg import engine, subcells
+    from opgraph.dcg import carry, engine, subcells
 
     seen: list[tuple[Any, Any, np.ndarray]] = []
     run = engine.Evaluator.run
@@ -88,7 +88,8 @@ def boxes(case: Any, n: int, quantizer: Any = "auto") -> str:
         return out
 
     ref = uq.load_reference(case)
-    toks = (cancel.ENABLED.set(False), subcells.ENABLED.set(False))
+    # carry off: the fixed-atoms N/2 call (opgraph.dcg.carry) would be the last grid seen
+    toks = (cancel.ENABLED.set(False), subcells.ENABLED.set(False), carry.ENABLED.set(False))
     engine.Evaluator.run = spy  # type: ignore[method-assign]
     try:
         with warnings.catch_warnings():
@@ -96,6 +97,7 @@ def boxes(case: Any, n: int, quantizer: Any = "auto") -> str:
             r = case.evaluate(atoms=n, quantizer=quantizer)
     finally:
         engine.Evaluator.run = run  # type: ignore[method-assign]
+        carry.ENABLED.reset(toks[2])
         subcells.ENABLED.reset(toks[1])
         cancel.ENABLED.reset(toks[0])
     ev, val, bb = seen[-1]

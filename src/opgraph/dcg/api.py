@@ -258,7 +258,10 @@ def _evaluate_graph(
 ) -> list[DistResult]:
     if target_w1 is not None and not (isinstance(target_w1, int | float) and target_w1 > 0):
         raise DistError(f"target_w1={target_w1!r} must be a number > 0 (for example 1e-3)")
+    from opgraph.dcg import carry
+
     max_joint = check_atoms(max_joint, "max_joint")
+    raw_graph, quantizer_arg = graph, quantizer  # as given: the fixed-atoms N/2 call repeats them (carry)
     budget = (scale or {}).get("max_memory")
     if target_w1 is not None and budget is not None:
         # The refinement grows grids up to max_joint: keep the result of such a grid within half the budget (the
@@ -339,6 +342,7 @@ def _evaluate_graph(
     history: list[dict[str, Any]] = []
     allocator = Allocator(target_w1) if target_w1 is not None else None
     best: tuple[float, list[Evaluation], dict[str, Quantized], dict[str, str], int, int] | None = None
+    carried_from: dict[int, tuple[list[carry.Answer], int]] = {}  # round -> the earlier best it carried from
     stop = "the refinement stopped"
     work = _work(restricted, dists, max_joint) if target_w1 is not None else None
     long_cap = costguards.round_work_cap([g for g, _ in restricted]) if work is not None else None
@@ -417,6 +421,13 @@ def _evaluate_graph(
             history[-1]["whole_grid_first"] = whole_first
         if passes != "none":
             history[-1].update(subcell_passes=passes, w1_bound_after_passes=worst)
+        if target_w1 is not None and best is not None and carry.ENABLED.get():
+            # bound_k <= bound_best + W1(answer_k, answer_best) (opgraph.dcg.carry): kept where smaller.
+            carried_from[rnd] = ([carry.snapshot(b) for b in best[1]], best[5])
+            evals = [carry.carry(e, b, f"round {best[5]}") for e, b in zip(evals, carried_from[rnd][0], strict=True)]
+            worst = max(e.w1_bound for e in evals)
+            if any("carried" in e.info for e in evals):
+                history[-1]["w1_bound_carried"] = worst
         if best is None or worst < best[0]:
             # More atoms must never give a worse answer: keep the round with the best bound so far.
             if best is not None:
@@ -492,6 +503,9 @@ def _evaluate_graph(
             if any(e.resume is not None for e in evals):
                 # The passes skipped while the kept round's grid could not reach the target run on it now.
                 evals = [run_deferred(e) for e in evals]
+                if kept_round in carried_from:  # the pass starts from the round's own bound: carry again
+                    src, src_round = carried_from[kept_round]
+                    evals = [carry.carry(e, b, f"round {src_round}") for e, b in zip(evals, src, strict=True)]
                 history[kept_round].update(
                     subcell_passes="ran (final round)", w1_bound_after_passes=max(e.w1_bound for e in evals)
                 )
@@ -581,9 +595,49 @@ def _evaluate_graph(
                         e.cells,
                     )
                 )
+            if target_w1 is None:
+                opts = {"quantizer": quantizer_arg, "max_joint": max_joint, "compress_atoms": compress_atoms}
+                opts.update(qmc_points=qmc_points, seed=seed, balance=balance, scale=scale)
+                results = _carry_half(raw_graph, dists, atoms, cur_atoms, results, opts)
             return results
         log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
     raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def _carry_half(
+    graph: Graph,
+    dists: dict[str, Distribution],
+    atoms: int | Mapping[str, int],
+    used: Mapping[str, int],
+    results: list[DistResult],
+    opts: dict[str, Any],
+) -> list[DistResult]:
+    """Fixed atoms: the results with the N/2 call's certificates carried over where smaller (:mod:`.carry`).
+
+    Runs where the program has at least ``carry.MIN_INPUTS`` inputs, some input has 4 or more atoms (halving stops
+    at 2: a grid of 1 atom per input has no finite bound on unbounded inputs and costs its diagnosis), every result
+    is certified, the evaluated grid has at least ``carry.MIN_JOINT`` joint atoms (below, the N/2 call's fixed costs
+    make it cost as much as the call itself), and the half grid has at most ``2**-MIN_INPUTS`` of its joint atoms.
+    """
+    from opgraph.dcg import carry
+
+    names = list(dists)
+    requested = {n: _atoms_for(atoms, n) for n in names}
+    half = {n: requested[n] if requested[n] < 2 else max(2, requested[n] // 2) for n in names}  # never 1 atom
+    if (
+        not (carry.ENABLED.get() and carry.FIXED_ATOMS.get())
+        or len(names) < carry.MIN_INPUTS
+        or half == requested
+        or not all(r.certified and math.isfinite(r.w1_bound) for r in results)
+        or math.prod(used.values()) < carry.MIN_JOINT
+        or math.prod(half.values()) * 2**carry.MIN_INPUTS > math.prod(used.values())
+    ):
+        return results
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        coarse = _evaluate_graph(graph, dists, atoms=half, target_w1=None, **opts)
+    label = f"atoms {_counts(half)}"
+    return [carry.carry(r, c, label) for r, c in zip(results, coarse, strict=True)]
 
 
 def _whole_grid_rescue(

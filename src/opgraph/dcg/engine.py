@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import affine, cancel, costguards, enclose, envelope, exactlaw, multienv, semidiscrete
+from opgraph.dcg import affine, cancel, cellmoments, costguards, enclose, envelope, exactlaw, multienv, semidiscrete
 from opgraph.dcg import growth as gr
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.band import GridCells, mean_value_enclosure
@@ -1161,12 +1161,16 @@ class Evaluator:
                             f[c] = envelope.moment(env, reg)
                         except DistError:
                             f[c] = math.inf
+                if law is not None and cellmoments.exact_kind(law, kind, a):  # inner cells: exact, not sup * P
+                    f = np.where(ax.weights > 0, np.fmin(f, cellmoments.inner_moments(law, kind, a, ax.lo, ax.hi)), f)
             cache[key] = f
         return cache[key]
 
     def _menv_bound(self, v: Val, shape: tuple[int, ...], wbox: np.ndarray) -> np.ndarray:
         """Per-box ``E[|V - V'|; box]`` from ``v.menv`` (``inf`` where a factor has no finite moment)."""
         m = multienv.grid_moment(v.menv, v.axes, self._menv_factor)
+        for alt in v.menv.alts:  # other envelopes of the same node: each box takes the smallest moment
+            m = np.fmin(m, multienv.grid_moment(alt, v.axes, self._menv_factor))
         lo, hi = v.box[len(v.axes)]
         b = (np.broadcast_to(x, shape) for x in (v.pt, wbox, lo, hi))
         return multienv.box_bound(np.broadcast_to(m, shape), *b)

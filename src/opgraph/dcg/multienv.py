@@ -46,6 +46,8 @@ class MEnv:
     terms: tuple[Mono, ...]
     low: Mono | None = None
     nonneg: bool = False
+    # Other envelopes of the same node (``|F| <= each``): a box may take the smallest moment (see :func:`_pow`).
+    alts: tuple[MEnv, ...] = ()
 
 
 def _mono_mul(s: Mono, u: Mono) -> Mono | None:
@@ -117,19 +119,51 @@ def _mul(u: MEnv, w: MEnv) -> MEnv | None:
     return _env(terms, low, u.nonneg and w.nonneg)
 
 
-def _pow(u: MEnv, q: float) -> MEnv | None:
+#: Tangent points of the concave power envelopes, as multiples of the sum's typical value (see :func:`_tangents`).
+TANGENT_SCALES = (0.25, 1.0, 4.0, 16.0)
+
+
+def _tangents(u: MEnv, q: float, typ: dict[int, float] | None) -> tuple[MEnv, ...]:
+    """Envelopes of ``|u|^q`` (``0 < q < 1``) linear in ``u``'s terms: tangents of the concave ``S^q``.
+
+    ``S^q <= (1 - q) t^q + q t^(q - 1) S`` for every ``S >= 0`` and ``t > 0``. With ``S`` the sum of ``u``'s terms
+    this is a constant plus the terms scaled, so its moments stay closed-form, and near ``S = t`` it is exact, where
+    the subadditive ``S^q <= sum_k y_k^q`` loses up to ``n^(1 - q)`` on ``n`` terms of one size (the damped
+    oscillator's ``sqrt`` of 4 products). ``t`` runs over :data:`TANGENT_SCALES` times ``S`` at the inputs' means.
+    """
+    if typ is None or len(u.terms) < 2:
+        return ()
+    with np.errstate(all="ignore"):
+        s0 = sum(_typical(m, typ) for m in u.terms)
+    if not (math.isfinite(s0) and s0 > 0):
+        return ()
+    out = []
+    for k in TANGENT_SCALES:
+        t = k * s0
+        slope = q * t ** (q - 1.0)
+        terms = [((1.0 - q) * t**q, ())] + [(slope * c, f) for c, f in u.terms]
+        e = _env(terms, None, True)
+        if e is not None:
+            out.append(e)
+    return tuple(out)
+
+
+def _pow(u: MEnv, q: float, typ: dict[int, float] | None = None) -> MEnv | None:
     if q == 0:
         return constant(1.0)
     if q < 0:
         r = _recip(u)
-        return None if r is None else _pow(r, -q)
+        return None if r is None else _pow(r, -q, typ)
     if len(u.terms) == 1:
         terms = [_mono_pow(u.terms[0], q)]
     else:
         scale = max(1.0, len(u.terms) ** (q - 1.0))
         terms = [(scale * c**q, tuple((ax, k, a * q) for ax, k, a in f)) for c, f in u.terms]
     even = float(q).is_integer() and int(q) % 2 == 0
-    return _env(terms, None if u.low is None else _mono_pow(u.low, q), u.nonneg or even)
+    out = _env(terms, None if u.low is None else _mono_pow(u.low, q), u.nonneg or even)
+    if out is not None and 0 < q < 1:
+        out = MEnv(out.terms, out.low, out.nonneg, _tangents(u, q, typ))
+    return out
 
 
 _SAME = ("identity", "copy", "contiguous", "convert")
@@ -212,14 +246,14 @@ def rule(
     if op == "reciprocal":
         return _recip(e[0])
     if op == "sqrt":
-        return _pow(e[0], 0.5)
+        return _pow(e[0], 0.5, typ)
     if op == "rsqrt":
-        return _pow(e[0], -0.5)
+        return _pow(e[0], -0.5, typ)
     if op == "square":
-        return _pow(e[0], 2.0)
+        return _pow(e[0], 2.0, typ)
     if op == "pow":
         q = consts[1] if len(consts) > 1 else None
-        return None if q is None or not math.isfinite(q) else _pow(e[0], q)
+        return None if q is None or not math.isfinite(q) else _pow(e[0], q, typ)
     if op in _BOUNDED:
         return MEnv(((_BOUNDED[op], ()),))  # |sin F| <= 1 (no lower bound, no sign)
     return None

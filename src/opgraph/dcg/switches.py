@@ -2,8 +2,8 @@
 
 Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.affine.ENABLED``,
 ``opgraph.dcg.cancel.ENABLED``, ``opgraph.dcg.exactlaw.ENABLED``, ``opgraph.dcg.exactlaw.REGROUP``,
-``opgraph.dcg.subcells.ENABLED``, ``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``). A
-ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
+``opgraph.dcg.carry.ENABLED``, ``opgraph.dcg.carry.FIXED_ATOMS``, ``opgraph.dcg.subcells.ENABLED``,
+``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``). A ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
 """
@@ -16,11 +16,13 @@ from collections.abc import Iterator, Mapping
 
 
 def _vars() -> dict[str, contextvars.ContextVar[bool]]:
-    from opgraph.dcg import affine, cancel, engine, exactlaw, subcells, taylor
+    from opgraph.dcg import affine, cancel, carry, engine, exactlaw, subcells, taylor
 
     return {
         "affine": affine.ENABLED,
         "cancel": cancel.ENABLED,
+        "carry": carry.ENABLED,
+        "carry_fixed_atoms": carry.FIXED_ATOMS,
         "exact_law": exactlaw.ENABLED,
         "exact_law_regroup": exactlaw.REGROUP,
         "subcells": subcells.ENABLED,
@@ -32,7 +34,8 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
 def capture() -> dict[str, bool]:
     """The current value of every switch, by name.
 
-    Names: ``affine``, ``cancel``, ``exact_law``, ``exact_law_regroup``, ``subcells``, ``semi_discrete``, ``taylor``.
+    Names: ``affine``, ``cancel``, ``carry``, ``carry_fixed_atoms``, ``exact_law``, ``exact_law_regroup``,
+    ``subcells``, ``semi_discrete``, ``taylor``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
