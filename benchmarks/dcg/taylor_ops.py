@@ -6,10 +6,10 @@ Three modes per row, interleaved in one process after a warm-up at 2 atoms:
 
 - ``off``: ``opgraph.dcg.taylor.ENABLED`` off (the engine's own bound; the cost baseline);
 - ``before``: the Taylor bound as it was (``add sub mul div neg``, ``tanh sigmoid exp sin cos sinh cosh square log
-  arctan erf``; no mean-value value enclosures; grids over ``taylor.MAX_WORK`` skipped);
+  arctan erf``; no mean-value value enclosures; grids over ``taylor.MAX_WORK`` skipped; no probe);
 - ``after``: the current table (``sqrt rsqrt cbrt reciprocal pow`` with constant or variable exponents, ``hypot``,
   ``tan arcsin arccos arcsinh arctanh expm1 exp2 log1p log2 log10``, kinks and jumps where decided on the box),
-  mean-value value enclosures, large grids in slices.
+  mean-value value enclosures, large grids in slices, the probe (cost guard) on grids of 4096+ boxes.
 
 Rows: ``uqtestfuns`` functions through ``benchmarks/dcg/uqtf_coverage.py`` (reference: 2 x 2^15 scrambled Sobol
 points, its error = W1 between the scrambles / 2), and the UQ suite's rows through ``benchmarks/dcg/uq.py`` (its
@@ -61,17 +61,31 @@ MODES = ("off", "before", "after")
 @contextlib.contextmanager
 def mode(name: str) -> Iterator[None]:
     """The Taylor bound off, as it was, or as it is now (module tables swapped for the call)."""
-    saved = (taylor.SECOND, taylor.SECOND_BINARY, taylor.BINARY, taylor.CENTRED, taylor.MAX_SLICES)
+    saved = (
+        taylor.SECOND,
+        taylor.SECOND_BINARY,
+        taylor.BINARY,
+        taylor.CENTRED,
+        taylor.MAX_SLICES,
+        taylor.PROBE_MIN_BOXES,
+    )
     tok = taylor.ENABLED.set(name != "off")
     try:
         if name == "before":
             taylor.SECOND = {k: v for k, v in saved[0].items() if k in OLD_UNARY}
             taylor.SECOND_BINARY = {k: v for k, v in saved[1].items() if k in OLD_BINARY}
             taylor.BINARY = frozenset(taylor.SECOND_BINARY)
-            taylor.CENTRED, taylor.MAX_SLICES = False, 1
+            taylor.CENTRED, taylor.MAX_SLICES, taylor.PROBE_MIN_BOXES = False, 1, math.inf  # type: ignore[assignment]
         yield
     finally:
-        taylor.SECOND, taylor.SECOND_BINARY, taylor.BINARY, taylor.CENTRED, taylor.MAX_SLICES = saved
+        (
+            taylor.SECOND,
+            taylor.SECOND_BINARY,
+            taylor.BINARY,
+            taylor.CENTRED,
+            taylor.MAX_SLICES,
+            taylor.PROBE_MIN_BOXES,
+        ) = saved
         taylor.ENABLED.reset(tok)
 
 

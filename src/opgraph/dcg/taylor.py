@@ -71,6 +71,13 @@ ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_tayl
 MAX_WORK = 2**25
 #: Most slices of the first axis a grid over :data:`MAX_WORK` is cut into (beyond that the pass is skipped: cost).
 MAX_SLICES = 4
+#: The probe (cost guard): per axis the cells at these fractions of its cell count form a sub-grid (at most 2 ** k
+#: boxes) on which the bound is tried first, against the engine's own per-box bound.
+PROBE_AT = (0.25, 0.75)
+#: The whole pass runs only where the probe's boxes gain at least this share of the engine's bound on them.
+PROBE_MIN_GAIN = 0.01
+#: Grids with fewer boxes go straight to the whole pass (as cheap as the probe).
+PROBE_MIN_BOXES = 4096
 #: Whether the box pass intersects every node's value enclosure with its mean-value form (:func:`jets`).
 CENTRED = True
 #: Most axes (Hessian entries grow as k (k + 1) / 2).
@@ -460,6 +467,7 @@ def box_bound(
     moments: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
     wbox: np.ndarray,
     parts: dict[str, float] | None = None,
+    probe: tuple[dict[int, Any], dict[int, Any]] | None = None,
 ) -> np.ndarray | None:
     """Per-box bound on ``E[|f(X) - V'|; box]`` (module docstring), or ``None`` where it does not apply.
 
@@ -473,13 +481,25 @@ def box_bound(
             with ``d = X - atom``.
         wbox: The boxes' masses on the grid of ``axes``.
         parts: If given, receives the mass-weighted totals of the linear, remainder and rounding-gap terms
-            (``"linear"``, ``"remainder"``, ``"gap"``; a diagnosis of where the bound goes).
+            (``"linear"``, ``"remainder"``, ``"gap"``; a diagnosis of where the bound goes), and ``"probe_gain"``
+            where the probe ran.
+        probe: ``(cells, moments)`` of the *whole* axes (as ``cells`` and ``moments``; a chunk passes the whole
+            grid's, so that every chunk decides as the whole grid). Given, and the whole grid has at least
+            :data:`PROBE_MIN_BOXES` boxes, the bound is first tried on a probe sub-grid (:data:`PROBE_AT`) against the
+            first-order bound ``sum_i max|g_i| E_i`` from the same box gradients, and the whole pass runs only where
+            it saves at least :data:`PROBE_MIN_GAIN` of that there (else ``None``: a cost guard).
     """
     k = len(axes)
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
     size = int(np.prod(shape)) if shape else 1
     if not k or k > MAX_AXES or not supported(graph, output):
         return None
+    if probe is not None and math.prod(int(np.size(probe[0][a][2])) for a in axes) >= PROBE_MIN_BOXES:
+        gain = _probe(graph, output, axes, *probe)
+        if parts is not None:
+            parts["probe_gain"] = gain
+        if not gain >= PROBE_MIN_GAIN:
+            return None
     work = size * k * (k + 1) // 2
     if work > MAX_WORK:  # bounded memory: slices of the first axis (every box's bound is local to the box)
         if work > MAX_WORK * MAX_SLICES or shape[0] < 2:
@@ -505,17 +525,50 @@ def box_bound(
     return _box_piece(graph, output, axes, pt, cells, moments, wbox, parts)
 
 
+def _probe(
+    graph: Any,
+    output: int,
+    axes: Sequence[int],
+    cells: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    moments: dict[int, tuple[Any, Any, Any, Any]],
+) -> float:
+    """The share of the first-order bound that the Taylor bound saves on the probe sub-grid of the whole axes."""
+    shape = tuple(int(np.size(cells[a][2])) for a in axes)
+    idx = [np.unique([min(n - 1, int(q * n)) for q in PROBE_AT]) for n in shape]
+    c_p = {a: tuple(np.asarray(x)[i] for x in cells[a]) for a, i in zip(axes, idx, strict=True)}
+    m_p = {}
+    for a, i in zip(axes, idx, strict=True):
+        mass, e1, b1, m2 = moments[a]
+        b1 = e1 if b1 is None else b1  # |E d| <= E|d|
+        m2 = np.full(np.shape(mass), np.inf) if m2 is None else m2  # unknown
+        m_p[a] = tuple(np.asarray(x, dtype=float)[i] for x in (mass, e1, b1, m2))
+    w: Any = 1.0
+    for a in axes:
+        w = w * np.asarray(m_p[a][0]).reshape([-1 if t == a else 1 for t in axes])
+    first: list[np.ndarray] = []
+    tb = _box_piece(graph, output, axes, None, c_p, m_p, w, None, first)
+    ref = first[0]
+    saved = float(np.sum(np.where(tb < ref, ref - tb, 0.0)))
+    base = float(np.sum(np.where(np.isfinite(ref), ref, 0.0)))
+    return saved / base if base > 0 else (math.inf if saved > 0 else 0.0)
+
+
 def _box_piece(
     graph: Any,
     output: int,
     axes: Sequence[int],
-    pt: np.ndarray,
+    pt: np.ndarray | None,
     cells: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
     moments: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
     wbox: np.ndarray,
     parts: dict[str, float] | None,
+    first: list[np.ndarray] | None = None,
 ) -> np.ndarray:
-    """:func:`box_bound` on one grid (or one slice of it), its arguments already checked."""
+    """:func:`box_bound` on one grid (or one slice of it), its arguments already checked.
+
+    ``pt`` None: the midpoint of the point enclosure stands for the computed value. ``first``: receives the
+    first-order bound ``(sum_i max|g_i| E_i + gap) w`` per box from the same box gradients (the probe's yardstick).
+    """
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
 
     def lay(x: np.ndarray, a: int) -> np.ndarray:
@@ -558,9 +611,16 @@ def _box_piece(
             m = iv.mag(hij)
             rem = rem + (0.5 * m * r2[i] if i == j else m * r1[i] * r1[j])
         vlo, vhi = point.v
-        p = np.asarray(pt, dtype=float)
+        p = 0.5 * (vlo + vhi) if pt is None else np.asarray(pt, dtype=float)
         gap = np.maximum(np.maximum(p - vlo, vhi - p), 0.0)
         tot = (lin + rem + gap) * (1 + 1e-9) * w
+        if first is not None:
+            g1: Any = gap
+            for a in axes:
+                ga = outer.g.get(a)
+                if ga is not None:
+                    g1 = g1 + iv.mag(ga) * r1[a]
+            first.append(np.broadcast_to(np.where(w == 0, 0.0, g1 * w), shape))
         if parts is not None:
             fin = np.broadcast_to(np.isfinite(tot), shape)
             for key, x in (("linear", lin), ("remainder", rem), ("gap", gap)):
