@@ -398,7 +398,13 @@ def _node(n: Any, ops: list[_Jet], hess: bool) -> _Jet:
 
 
 def jets(
-    graph: Any, output: int, cells: dict[int, Interval], hess: bool, centre: dict[int, np.ndarray] | None = None
+    graph: Any,
+    output: int,
+    cells: dict[int, Interval],
+    hess: bool,
+    centre: dict[int, np.ndarray] | None = None,
+    point_out: list[_Jet] | None = None,
+    centred: bool = True,
 ) -> _Jet:
     """Forward-mode value / gradient (/ Hessian) enclosures of ``graph``'s last node.
 
@@ -408,15 +414,18 @@ def jets(
         cells: Per input node id (its axis), the interval of each cell (or of each atom, for the point pass), laid
             out to broadcast over the output's axes.
         hess: Also compute the Hessian enclosures (the box pass).
-        centre: Per axis, a point of each cell (its atom), laid out as ``cells``. Given, every node's value
-            enclosure is intersected with its mean-value form ``f(x') + sum_i g_i [lo_i - x'_i, hi_i - x'_i]``
-            (``g_i``: the node's gradient enclosure over the box, ``f(x')`` enclosed by a point evaluation carried
-            along): a variable used twice (``sqrt(A**2 + B) - A``) no longer widens the enclosure to a pole that
-            the function does not have, and the downstream derivative enclosures shrink with it.
+        centre: Per axis, a point of each cell (its atom), laid out as ``cells``. Given, the point pass (value and
+            gradient enclosures at ``centre``) runs in the same loop, and (``centred``) the value enclosure of every
+            node whose plain enclosure reaches 0 on some box is intersected with its mean-value form ``f(x') + sum_i g_i [lo_i - x'_i, hi_i - x'_i]``
+            (``g_i``: the node's gradient enclosure over the box, ``f(x')``: the point pass's value enclosure): a
+            variable used twice (``sqrt(A**2 + B) - A``) no longer widens the enclosure to a pole that the function
+            does not have, and the downstream derivative enclosures shrink with it.
+        point_out: With ``centre``, receives the point pass's jet of the output.
+        centred: Whether to intersect with the mean-value forms (with ``centre``).
     """
     last = graph.last_uses()
     vals: dict[int, _Jet] = {}
-    pts: dict[int, Interval] = {}
+    pts: dict[int, _Jet] = {}
     delta: dict[int, Interval] = {}
     if centre is not None:
         delta = {a: (cells[a][0] - centre[a], cells[a][1] - centre[a]) for a in cells}
@@ -429,23 +438,29 @@ def jets(
                 one = iv.const(1.0, np.zeros(()))
                 jet = _Jet((lo, hi), {n.id: one}, {})
                 if centre is not None:
-                    pts[n.id] = (centre[n.id], centre[n.id])
+                    pts[n.id] = _Jet((centre[n.id], centre[n.id]), {n.id: one}, {})
             elif n.op == "const":
                 c = np.asarray(float(np.asarray(n.attrs["value"], dtype=float)))
                 jet = _Jet((c, c), {}, {})
                 if centre is not None:
-                    pts[n.id] = (c, c)
+                    pts[n.id] = jet
             else:
                 jet = _node(n, [vals[j] for j in n.inputs], hess)
                 if centre is not None:
-                    pv = iv.rule(n.op, [pts[j] for j in n.inputs], n.attrs)[0]
-                    pts[n.id] = pv
-                    jet.v = _centred(jet, pv, delta)
+                    pj = _node(n, [pts[j] for j in n.inputs], False)
+                    pts[n.id] = pj
+                    if centred and jet.g and bool(np.any((jet.v[0] <= 0) & (jet.v[1] >= 0))):
+                        # only where the plain enclosure reaches 0 somewhere (the manufactured poles of a
+                        # downstream division, log, sqrt or power; elsewhere the k products cost 30-50 % of the
+                        # pass for nothing on the VLSE programs)
+                        jet.v = _centred(jet, pj.v, delta)
             vals[n.id] = jet
             for j in set(n.inputs):
                 if last.get(j, math.inf) <= n.id and j != output:
                     vals.pop(j, None)
                     pts.pop(j, None)
+    if point_out is not None and centre is not None:
+        point_out.append(pts[output])
     return vals[output]
 
 
@@ -582,8 +597,9 @@ def _box_piece(
     with np.errstate(all="ignore"):
         box = {a: (lay(cells[a][0], a), lay(cells[a][1], a)) for a in axes}
         at = {a: (lay(cells[a][2], a), lay(cells[a][2], a)) for a in axes}
-        outer = jets(graph, output, box, hess=True, centre={a: at[a][0] for a in axes} if CENTRED else None)
-        point = jets(graph, output, at, hess=False)
+        got: list[_Jet] = []  # the point pass runs in the same loop (its values centre the box pass)
+        outer = jets(graph, output, box, hess=True, centre={a: at[a][0] for a in axes}, point_out=got, centred=CENTRED)
+        point = got[0]
         w = np.asarray(wbox, dtype=float)
         r1, rb, r2 = {}, {}, {}
         for a in axes:
