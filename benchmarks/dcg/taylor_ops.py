@@ -117,6 +117,7 @@ def main() -> None:
     ap.add_argument("--atoms", type=int, nargs="+", default=[4, 8])
     ap.add_argument("--limit", type=float, default=40.0, help="CPU s per call")
     ap.add_argument("--only", default="", help="comma-separated row names (uqtf names or suite ids)")
+    ap.add_argument("--source", choices=("uqtf", "suite", "both"), default="both", help="which rows")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     only = {x for x in args.only.split(",") if x}
@@ -127,7 +128,7 @@ def main() -> None:
     lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
     notes: list[str] = []
     rows: list[tuple[str, str, Callable[[int], Callable[[], Any]], Callable[[Any], float], float]] = []
-    for name in UQTF + UQTF_COST:
+    for name in UQTF + UQTF_COST if args.source != "suite" else []:
         if only and name not in only:
             continue
         fn, laws, kw, (ref, std, err) = uqtf_row(name)
@@ -140,7 +141,7 @@ def main() -> None:
 
         notes.append(f"uqtf {name}: reference std {std:.4g}, error {err / std:.2g} std" + (f", {kw}" if kw else ""))
         rows.append(("uqtf", name, make, true_w1, std))
-    for case in uq.make_cases():
+    for case in uq.make_cases() if args.source != "uqtf" else []:
         if case.id not in SUITE or (only and case.id not in only):
             continue
         ref_s = uq.load_reference(case)

@@ -39,12 +39,14 @@ valid on every box: where the box reaches a pole (``sqrt``, ``reciprocal``, a fr
 bound is infinite, so the engine keeps its own bound there; where a kink is decided on the box the op is affine
 (or constant) on it and its second derivative is 0.
 
-Value enclosures with a reused variable (``sqrt(A**2 + B) - A``, piston's volume) are intersected node by node with
-their mean-value form ``f(x') + sum_i g_i [lo_i - x'_i, hi_i - x'_i]`` (``g_i`` the node's gradient enclosure over
-the box, ``f(x')`` from a point evaluation carried along; :data:`CENTRED`), so a pole the function does not have
+Value enclosures of a divisor, a power's base or a ``log`` / ``sqrt`` argument that reach 0 (a reused variable:
+``sqrt(A**2 + B) - A``, piston's volume) are intersected node by node with their mean-value form ``f(x') + sum_i g_i [lo_i - x'_i, hi_i - x'_i]`` (``g_i`` the node's gradient
+enclosure over the box, ``f(x')`` from the point pass, run in the same loop; :data:`CENTRED`), so a pole the
+function does not have
 (``1 / V**2`` with ``V``'s plain enclosure containing 0) does not make the downstream Hessian infinite where the box
 is narrow enough. Grids larger than :data:`MAX_WORK` Hessian entries are bounded in slices of the first axis
-(at most :data:`MAX_SLICES`; bounded memory, the same per-box values).
+(at most :data:`MAX_SLICES`; bounded memory, the same per-box values). On grids of :data:`PROBE_MIN_BOXES` boxes
+or more, a probe sub-grid decides first whether the whole pass can pay (:func:`box_bound`, ``probe``).
 
 The engine keeps per box the smaller of this and its cellwise bound (:func:`opgraph.dcg.engine.evaluate_output`,
 after the sub-cell pass; per chunk in :mod:`opgraph.dcg.chunks`), so the bound never grows; it skips the pass
@@ -416,7 +418,8 @@ def jets(
         hess: Also compute the Hessian enclosures (the box pass).
         centre: Per axis, a point of each cell (its atom), laid out as ``cells``. Given, the point pass (value and
             gradient enclosures at ``centre``) runs in the same loop, and (``centred``) the value enclosure of every
-            node whose plain enclosure reaches 0 on some box is intersected with its mean-value form ``f(x') + sum_i g_i [lo_i - x'_i, hi_i - x'_i]``
+            operand of a pole at 0 (a divisor, a power's base, the argument of ``log``, ``sqrt`` ...) whose plain
+            enclosure reaches 0 on some box is intersected with its mean-value form ``f(x') + sum_i g_i [lo_i - x'_i, hi_i - x'_i]``
             (``g_i``: the node's gradient enclosure over the box, ``f(x')``: the point pass's value enclosure): a
             variable used twice (``sqrt(A**2 + B) - A``) no longer widens the enclosure to a pole that the function
             does not have, and the downstream derivative enclosures shrink with it.
@@ -424,6 +427,7 @@ def jets(
         centred: Whether to intersect with the mean-value forms (with ``centre``).
     """
     last = graph.last_uses()
+    poles = _pole_operands(graph) if centre is not None and centred else set()
     vals: dict[int, _Jet] = {}
     pts: dict[int, _Jet] = {}
     delta: dict[int, Interval] = {}
@@ -449,10 +453,10 @@ def jets(
                 if centre is not None:
                     pj = _node(n, [pts[j] for j in n.inputs], False)
                     pts[n.id] = pj
-                    if centred and jet.g and bool(np.any((jet.v[0] <= 0) & (jet.v[1] >= 0))):
-                        # only where the plain enclosure reaches 0 somewhere (the manufactured poles of a
-                        # downstream division, log, sqrt or power; elsewhere the k products cost 30-50 % of the
-                        # pass for nothing on the VLSE programs)
+                    if centred and n.id in poles and jet.g and bool(np.any(jet.v[0] <= 0)):
+                        # only on the operands of ops with a pole or a branch end at 0 (a denominator, the argument
+                        # of log / sqrt / a power) whose plain enclosure reaches 0 somewhere: on every node the k
+                        # products cost 30-50 % of the pass for nothing on the VLSE programs, 13 % on the ODEs
                         jet.v = _centred(jet, pj.v, delta)
             vals[n.id] = jet
             for j in set(n.inputs):
@@ -462,6 +466,21 @@ def jets(
     if point_out is not None and centre is not None:
         point_out.append(pts[output])
     return vals[output]
+
+
+#: Unary ops whose rules reach a pole or a branch end at 0 (their operand's enclosure is worth centring).
+_POLE_AT_0 = frozenset({"reciprocal", "log", "log2", "log10", "sqrt", "rsqrt", "cbrt"})
+
+
+def _pole_operands(graph: Any) -> set[int]:
+    """Ids of the nodes that feed an op with a pole at 0: a divisor, a power's base, ``log``/``sqrt``'s argument."""
+    out: set[int] = set()
+    for n in graph.nodes:
+        if n.op == "div" or n.op == "pow":
+            out.add(n.inputs[1] if n.op == "div" else n.inputs[0])
+        elif n.op in _POLE_AT_0:
+            out.add(n.inputs[0])
+    return out
 
 
 def _centred(jet: _Jet, pv: Interval, delta: dict[int, Interval]) -> Interval:
