@@ -116,20 +116,25 @@ def test_an_underflowed_second_moment_is_unknown_and_a_small_normal_one_is_used(
 
 
 def test_the_memory_guard_declines_before_any_work():
-    # Kills taylor:55#2 (MAX_WORK 2**25 -> 3**25): 2731 x 4096 cells x 3 Hessian entries is just above 2**25, so
-    # the bound declines at once; it never reads the moments (an empty dict here would raise if it went on).
+    # Kills taylor:55#2 (MAX_WORK 2**25 -> 3**25): 4 x 2731 x 4096 cells x 3 Hessian entries is just above
+    # MAX_SLICES (4) slices of 2**25, so the bound declines at once; it never reads the moments (an empty dict here
+    # would raise if it went on).
     g = trace(lambda x, y: x + y, "x", "y")
     ids = [n.id for n in g.nodes if n.op == "input"]
-    assert 2731 * 4096 * 3 > 2**25 >= 2730 * 4096 * 3
+    assert 4 * 2731 * 4096 * 3 > 4 * 2**25 >= 4 * 2730 * 4096 * 3
     one = np.zeros(1)
-    cells = {ids[0]: (one, one, np.zeros(2731)), ids[1]: (one, one, np.zeros(4096))}
+    cells = {ids[0]: (one, one, np.zeros(4 * 2731)), ids[1]: (one, one, np.zeros(4096))}
     assert taylor.box_bound(g, g.outputs[0], tuple(ids), np.zeros(()), cells, {}, np.zeros(())) is None
-    assert taylor.MAX_WORK == 2**25 and math.isfinite(taylor.MAX_WORK)
+    assert taylor.MAX_WORK == 2**25 and math.isfinite(taylor.MAX_WORK) and taylor.MAX_SLICES == 4
 
 
-@pytest.mark.parametrize("op", ["relu", "abs", "sqrt"])
+@pytest.mark.parametrize("op", ["where", "mod", "gt"])
 def test_unsupported_ops_decline(op):
-    fn = {"relu": lambda x: np.maximum(x, 0.0), "abs": np.abs, "sqrt": np.sqrt}[op]
+    fn = {
+        "where": lambda x: np.where(x > 0.0, x, 0.0),
+        "mod": lambda x: np.mod(x, 1.0),
+        "gt": lambda x: (x > 0.5) * 1.0,
+    }[op]
     g = trace(fn, "x")
     assert not taylor.supported(g, g.outputs[0])
 
@@ -159,4 +164,7 @@ def test_memory_guard_boundary_is_inclusive(monkeypatch):
     tb = taylor.box_bound(g, g.outputs[0], axes, pt, cells, moments, w)
     assert tb is not None and np.all(np.isfinite(tb))
     monkeypatch.setattr(taylor, "MAX_WORK", 11)
+    sliced = taylor.box_bound(g, g.outputs[0], axes, pt, cells, moments, w)  # two slices of the first axis
+    np.testing.assert_allclose(sliced, tb, rtol=1e-12)
+    monkeypatch.setattr(taylor, "MAX_SLICES", 1)
     assert taylor.box_bound(g, g.outputs[0], axes, pt, cells, moments, w) is None

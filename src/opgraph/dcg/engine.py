@@ -1835,9 +1835,17 @@ def _taylor_boxes(
     t0 = time.process_time()
     cells = {a: (ev.axes[a].lo, ev.axes[a].hi, ev.axes[a].atoms) for a in axes}
     moments = {a: (ev.axes[a].weights, ev.axes[a].err, ev.axes[a].bias, ev.axes[a].m2) for a in axes}
-    tb = taylor.box_bound(graph, ev.output, axes, np.asarray(val.pt), cells, moments, ev._wbox(axes))  # type: ignore[arg-type]
-    if tb is None:
-        return box_bound, attr, None
+    probe: dict[str, float] = {}
+    whole = {a: ev.quantized[graph.nodes[a].attrs["name"]] for a in axes}  # a chunk probes as the whole grid
+    on = (
+        {a: (q.lo, q.hi, q.atoms) for a, q in whole.items()},
+        {a: (q.weights, q.err, q.bias, q.m2) for a, q in whole.items()},
+    )
+    args = (np.asarray(val.pt), cells, moments, ev._wbox(axes), probe, on)
+    tb = taylor.box_bound(graph, ev.output, axes, *args)  # type: ignore[arg-type]
+    if tb is None:  # no rule for some op, too large, or the probe found nothing to gain (cost guard)
+        skip = {"skipped": f"probe gain {probe['probe_gain']:.3g} < {taylor.PROBE_MIN_GAIN}"} if probe else None
+        return box_bound, attr, skip
     shape = ev._shape(axes)
     box = np.broadcast_to(box_bound, shape)
     old_total = float(np.sum(box))
