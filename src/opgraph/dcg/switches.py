@@ -2,7 +2,7 @@
 
 Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.affine.ENABLED``,
 ``opgraph.dcg.cancel.ENABLED``, ``opgraph.dcg.exactlaw.ENABLED``, ``opgraph.dcg.exactlaw.REGROUP``,
-``opgraph.dcg.subcells.ENABLED``, ``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``). A
+``opgraph.dcg.subcells.ENABLED``, ``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``, ``opgraph.dcg.disjoint.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 
 
 def _vars() -> dict[str, contextvars.ContextVar[bool]]:
-    from opgraph.dcg import affine, cancel, engine, exactlaw, subcells, taylor
+    from opgraph.dcg import affine, cancel, disjoint, engine, exactlaw, subcells, taylor
 
     return {
         "affine": affine.ENABLED,
@@ -26,13 +26,15 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "subcells": subcells.ENABLED,
         "semi_discrete": engine.SEMI_DISCRETE,
         "taylor": taylor.ENABLED,
+        "disjoint": disjoint.ENABLED,
     }
 
 
 def capture() -> dict[str, bool]:
     """The current value of every switch, by name.
 
-    Names: ``affine``, ``cancel``, ``exact_law``, ``exact_law_regroup``, ``subcells``, ``semi_discrete``, ``taylor``.
+    Names: ``affine``, ``cancel``, ``exact_law``, ``exact_law_regroup``, ``subcells``, ``semi_discrete``, ``taylor``,
+    ``disjoint``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
