@@ -40,6 +40,9 @@ def test_structure():
     assert _split(lambda x, y, z: x - x * y + x * y * z, 3) == "prod(leaf[x0], sum(prod(leaf[x1], leaf[x2])))"
     assert _split(lambda x, y: np.sin(x + y) + y, 2) is None
     assert _split(lambda x: np.sin(x) + x**2, 1) is None
+    # more than MAX_LEAVES parts, or a part on more than MAX_LEAF_INPUTS inputs: the grid engine alone
+    assert _split(lambda *v: sum(np.sin(x) for x in v), 5) is None
+    assert _split(lambda a, b, c, d, e: np.sin(a) + np.sin(b + c + d + e), 5) is None
 
 
 def _evaluate(fn, laws, target):

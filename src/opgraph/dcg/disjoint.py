@@ -62,6 +62,10 @@ ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_disj
 
 #: Largest number of monomials an expansion may make (beyond, a node stays one factor).
 MAX_TERMS = 64
+#: Most leaves a split may have (the sum of 8 products of 16 Normals, case X1, ran > 100 s CPU split).
+MAX_LEAVES = 4
+#: Most inputs of one leaf (a larger leaf costs as much as the whole grid, which then runs too where it misses).
+MAX_LEAF_INPUTS = 3
 #: Arithmetic nodes farther than this from the output are not expanded (one factor each).
 MAX_DEPTH = 64
 _ARITH = frozenset({"add", "sub", "neg", "mul", "div"})
@@ -283,7 +287,8 @@ def decompose(graph: Graph, dists: Mapping[str, Any] | None = None) -> Part | No
 
     Returns ``None`` also where every leaf is a bare input and the tree is a sum of them or has at most two leaves
     (sums of inputs and products of two: the grid engine's second-order and semi-discrete certificates are tighter
-    there), and where the whole output has an exact law that :mod:`opgraph.dcg.exactlaw` recognises (given
+    there), where it has more than :data:`MAX_LEAVES` leaves or a leaf on more than :data:`MAX_LEAF_INPUTS`
+    inputs, and where the whole output has an exact law that :mod:`opgraph.dcg.exactlaw` recognises (given
     ``dists``).
     """
     if len(graph.outputs) != 1:
@@ -300,6 +305,8 @@ def decompose(graph: Graph, dists: Mapping[str, Any] | None = None) -> Part | No
     leaves = tree.leaves()
     if all(_bare_input(ex, lf) for lf in leaves) and (len(leaves) <= 2 or _sum_of_leaves(tree)):
         return None
+    if len(leaves) > MAX_LEAVES or max(len(lf.inputs) for lf in leaves) > MAX_LEAF_INPUTS:
+        return None  # many parts, or a large grid part: measured slower than the grid engine alone (see docs)
     return tree
 
 
