@@ -198,7 +198,7 @@ def report(data: dict[str, Any]) -> None:
         if r["outcome"] == "error":
             return "error"
         mark = "" if r.get("sound", True) else " UNSOUND"
-        met = "**met**" if r["outcome"] == "met" else f"{r['bound_over_target']:.3g}x"
+        met = "**met**" if r["outcome"] == "met" else f"{float(r['bound_over_target']):.3g}x"
         return f"{r['cpu_s']:.2f} s, {met}{mark}"
 
     lines = [
@@ -208,8 +208,11 @@ def report(data: dict[str, Any]) -> None:
         f"{meta.get('eps', '1e-3,1e-4')} --limit {lim:g}`  ",
         f"Machine: {platform.machine()}, 2 cores (shared), Python {platform.python_version()}, NumPy {np.__version__}; "
         f"no GPU. {meta.get('started', '?')} - {meta.get('ended', '?')} UTC, load average "
-        f"{meta.get('load', ['?', '?'])[0]:.1f} at the start, {meta.get('load', ['?', '?'])[1]:.1f} at the end "
-        "(other engineers' jobs). CPU s of the worker process, one thread.",
+        f"{meta.get('load', [math.nan, math.nan])[0]:.1f} at the start, "
+        f"{meta.get('load', [math.nan, math.nan])[1]:.1f} at the end (other engineers' jobs). CPU s of the worker "
+        "process, one thread. *before* runs first in each worker, so it also pays the process's one-time warm-up "
+        "(per-process quantizer tables, imports of the engine's modules; about 0.1 s, visible on the one-input "
+        "functions, which take the same path in both variants).",
         "",
         "`od.evaluate(fn, *laws, target_w1=eps * std)` per uqtestfuns function with <= 3 inputs; *before* = the grid "
         "engine alone (`opgraph.dcg.disjoint.ENABLED` off), *after* = with the disjoint split (default); each cell: "
