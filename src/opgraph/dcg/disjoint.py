@@ -73,8 +73,9 @@ _ARITH = frozenset({"add", "sub", "neg", "mul", "div"})
 LATTICE_SHARE = 0.15
 #: Most product values formed in one chunk (cache-sized blocks are 10-30x faster than one big outer product).
 CHUNK = 2**17
-#: Largest product grid ``n_A n_B`` a product part may form (values); beyond, the target is out of reach here.
-MAX_PRODUCT = 2**26
+#: Largest product grid ``n_A n_B`` a product part forms (values; about 0.5 s); beyond, the larger operand is snapped
+#: to a coarser lattice first (its cost added) and the refinement stops.
+MAX_PRODUCT = 2**25
 #: Largest ``n_A n_B`` of a sum convolved directly (beyond, by FFT with an a priori rounding bound).
 DIRECT_MAX = 2**24
 #: Largest lattice (points) of one part.
@@ -454,12 +455,14 @@ class _TooLarge(Exception):
     """A product grid beyond :data:`MAX_PRODUCT` values."""
 
 
-def _product(a: Law, b: Law, h: float, label: str) -> Law:
+def _product(a: Law, b: Law, h: float, label: str, stats: dict[str, int] | None = None) -> Law:
     """The law of ``A' B'`` snapped to the lattice ``h Z`` (cost exact up to rounding), with the product bound."""
     if a.atoms.size < b.atoms.size:
         a, b = b, a
     if a.atoms.size * b.atoms.size > MAX_PRODUCT:
         # Coarsen the larger operand onto a lattice that fits (its exact snapping cost joins the bound).
+        if stats is not None:
+            stats["coarsened"] = stats.get("coarsened", 0) + 1
         m = max(2, MAX_PRODUCT // max(1, b.atoms.size))
         span = float(a.atoms[-1] - a.atoms[0])
         if span > 0:
@@ -613,7 +616,7 @@ def _plan(tree: Part, target: float, eabs: Mapping[int, float], width: Mapping[i
     return _Plan(leaf_target, spacing)
 
 
-def _combine(tree: Part, laws: Mapping[int, Law], plan: _Plan) -> Law:
+def _combine(tree: Part, laws: Mapping[int, Law], plan: _Plan, stats: dict[str, int] | None = None) -> Law:
     def visit(p: Part, h_parent: float | None) -> Law:
         if p.kind == "leaf":
             return laws[id(p)]
@@ -622,7 +625,7 @@ def _combine(tree: Part, laws: Mapping[int, Law], plan: _Plan) -> Law:
             kids = [visit(c, None) for c in p.children]
             acc = _affine(kids[0], p.coef, 0.0) if p.coef != 1.0 else kids[0]
             for k in kids[1:]:
-                acc = _product(acc, k, h, "lattice (products)")
+                acc = _product(acc, k, h, "lattice (products)", stats)
             return acc
         h = plan.spacing[id(p)]
         kids = [visit(c, h if c.kind == "prod" else None) for c in p.children]
@@ -698,16 +701,17 @@ def certify(
                     "target_met": r.info.get("target_met"),
                 }
             )
+        stats: dict[str, int] = {}
         try:
-            law = _combine(tree, laws, plan)
+            law = _combine(tree, laws, plan, stats)
         except _TooLarge as exc:
             log.info("disjoint split: %s", exc)
             break
         rounds.append({"leaves": info_leaves, "w1_bound": law.bound, "spacing": sorted(plan.spacing.values())})
         if best is None or law.bound < best[0]:
             best = (law.bound, law, info_leaves)
-        if law.bound <= target:
-            break
+        if law.bound <= target or stats.get("coarsened"):
+            break  # met, or a product grid is at MAX_PRODUCT already: finer leaves cannot be used
         scale *= 0.9 * target / law.bound
     if best is None:
         return None
