@@ -245,6 +245,57 @@ def _lognormal(d: Distribution) -> bool:
 def _evaluate_graph(
     graph: Graph,
     dists: dict[str, Distribution],
+    **kw: Any,
+) -> list[DistResult]:
+    """The grid engine (:func:`_evaluate_graph_grid`), after the disjoint split where a ``target_w1`` output splits.
+
+    The split (:mod:`opgraph.dcg.disjoint`) is tried first; where it meets the target it is the answer, otherwise
+    the grid engine runs and the smaller bound of the two is kept.
+    """
+    split = _disjoint_split(graph, dists, **kw)
+    if split is not None and split.info["target_met"]:
+        return [split]
+    results = _evaluate_graph_grid(graph, dists, **kw)
+    if split is not None and len(results) == 1 and split.w1_bound < results[0].w1_bound:
+        return [dataclasses.replace(split, info={**split.info, "grid_engine_bound": results[0].w1_bound})]
+    return results
+
+
+def _disjoint_split(graph: Graph, dists: dict[str, Distribution], **kw: Any) -> DistResult | None:
+    """The :mod:`opgraph.dcg.disjoint` result for a ``target_w1`` call whose output splits (else ``None``)."""
+    from opgraph.dcg import disjoint
+
+    target = kw.get("target_w1")
+    if (
+        target is None
+        or not disjoint.ENABLED.get()
+        or (kw.get("scale") or {}).get("max_memory") is not None
+        or isinstance(kw.get("atoms"), Mapping)
+        or kw.get("atoms") != 256
+        or not (isinstance(target, int | float) and target > 0)
+    ):
+        return None
+    tree = disjoint.decompose(graph, dists)
+    if tree is None:
+        return None
+    quant = kw.get("quantizer", "auto")
+
+    def leaf_eval(g: Graph, t: float) -> DistResult:
+        names = [str(g.nodes[i].attrs["name"]) for i in g.inputs]
+        q = {n: quant[n] for n in names} if isinstance(quant, Mapping) else quant
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            extra: dict[str, Any] = {"target_w1": t, "quantizer": q}
+            if len(names) == 1 and kw.get("compress_atoms") is None:
+                extra["compress_atoms"] = kw["max_joint"]  # one input: its grid is 1D, never worth compressing
+            return _evaluate_graph_grid(g, {n: dists[n] for n in names}, **{**kw, **extra})[0]
+
+    return disjoint.certify(graph, tree, dists, float(target), leaf_eval)
+
+
+def _evaluate_graph_grid(
+    graph: Graph,
+    dists: dict[str, Distribution],
     *,
     atoms: int | Mapping[str, int],
     target_w1: float | None,
