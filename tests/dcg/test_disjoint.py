@@ -70,6 +70,28 @@ def test_sum_of_squares_exact(target):
     assert abs(r.weights.sum() - 1) < 1e-12 and np.all(np.diff(r.atoms) > 0)
 
 
+def test_split_result_has_a_certified_cdf_band():
+    # the split's answer has no grid of its own: its band comes from a grid run of the same program (made on the
+    # first call), and it must contain the exact CDF (U1^2 + U2^2 has one in closed form: the disc area)
+    def cdf(t):
+        t = np.asarray(t, float)
+        c = np.sqrt(np.maximum(t - 1.0, 0.0))
+        outer = c + t / 2 * (np.pi / 2 - 2 * np.arccos(np.minimum(1.0, 1.0 / np.sqrt(np.maximum(t, 1e-300)))))
+        return np.where(t <= 1.0, np.pi * t / 4, np.minimum(outer, 1.0))
+
+    r = _evaluate(lambda x, y: x**2 + np.square(y), [od.Uniform(0, 1), od.Uniform(0, 1)], 3e-3)
+    assert r.info["method"] == "disjoint split"
+    t = np.linspace(0.05, 1.95, 39)
+    lo, hi = r.cdf_bounds(t)
+    exact = cdf(t)
+    assert np.all(lo <= exact + 1e-12) and np.all(exact <= hi + 1e-12)
+    assert float(np.max(hi - lo)) < 0.2  # a band, not [0, 1]
+    qlo, qhi = r.quantile_bounds([0.1, 0.5, 0.9])
+    assert np.all(cdf(qlo) <= np.array([0.1, 0.5, 0.9]) + 1e-12) and np.all(
+        cdf(qhi) >= np.array([0.1, 0.5, 0.9]) - 1e-12
+    )
+
+
 @pytest.mark.parametrize("target", [5e-2, 5e-3])
 def test_product_of_lognormals_exact(target):
     # exp(Z1) * exp(Z2) = exp(Z1 + Z2) ~ LogNormal(0, s sqrt(2)) for Zi ~ N(0, s): unbounded parts, product rule

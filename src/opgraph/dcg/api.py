@@ -254,10 +254,18 @@ def _evaluate_graph(
     """
     split = _disjoint_split(graph, dists, **kw)
     if split is not None and split.info["target_met"]:
-        return [split]
+
+        def band_cells() -> Any:  # the CDF band of a grid run at the call's atoms (compressed where it must be)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return _evaluate_graph_grid(graph, dists, **{**kw, "target_w1": None})[0].cells
+
+        return [split.with_band_source(band_cells)]
     results = _evaluate_graph_grid(graph, dists, **kw)
     if split is not None and len(results) == 1 and split.w1_bound < results[0].w1_bound:
-        return [dataclasses.replace(split, info={**split.info, "grid_engine_bound": results[0].w1_bound})]
+        # the grid run's cells enclose the same exact law: its band is this result's band
+        info = {**split.info, "grid_engine_bound": results[0].w1_bound}
+        return [dataclasses.replace(split, info=info, cells=results[0].cells)]
     return results
 
 

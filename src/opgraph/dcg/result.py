@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,10 +103,24 @@ class DistResult:
         """
         return self._band("cdf_band", max_steps)
 
+    def with_band_source(self, source: Callable[[], GridCells | None]) -> DistResult:
+        """This result, whose CDF band comes from ``source()`` (the cells of a grid run of the same program and inputs).
+
+        For results made without a joint grid of their own (the disjoint split of :mod:`opgraph.dcg.disjoint`): the
+        grid run is made on the first call of :meth:`cdf_band`, :meth:`cdf_bounds`, :meth:`quantile_bounds`,
+        :meth:`plot` or :meth:`save`, not before. Its cells enclose the same exact law, so the band is certified
+        for this result's exact output law too (it is the grid's band, not one built from this result's atoms).
+        """
+        object.__setattr__(self, "_band_source", source)
+        return self
+
     def _band(self, what: str, max_steps: int = MAX_STEPS) -> CdfBand:
         saved = self.__dict__.get("_saved_band")
         if self.cells is None and saved is not None:  # a loaded result: the band it was saved with
             return saved if max_steps == MAX_STEPS else saved.shrink(max_steps)
+        source = self.__dict__.pop("_band_source", None)
+        if self.cells is None and source is not None:
+            object.__setattr__(self, "cells", source())
         if self.cells is None:
             if not self.certified:
                 why = (
@@ -128,7 +143,7 @@ class DistResult:
 
     def _has_band(self) -> bool:
         """Whether :meth:`cdf_band` has a band to give (the grid's cells, or the band a loaded result was saved with)."""
-        return self.cells is not None or "_saved_band" in self.__dict__
+        return self.cells is not None or "_saved_band" in self.__dict__ or "_band_source" in self.__dict__
 
     def _widened(self, band: CdfBand) -> CdfBand:
         """The grid's band, widened by the dropped mass of a truncation (valid for the exact law)."""
@@ -280,11 +295,12 @@ class DistResult:
         axes[0].set_title("density (histogram of atoms)")
         t = np.linspace(lo, hi, 600)
         axes[1].plot(t, self.cdf(t), color="C0", label="result")
-        if self.cells is not None:
+        has_band = self._has_band()
+        if has_band:
             self.cdf_band().plot(axes[1])
         if reference is not None and hasattr(reference, "cdf"):
             axes[1].plot(t, reference.cdf(t), "k--", lw=1, label="reference")
-        if reference is not None or self.cells is not None:
+        if reference is not None or has_band:
             axes[1].legend(fontsize="small")
         axes[1].set_title(f"CDF ({self._bound_text()})")
         fig.tight_layout()
