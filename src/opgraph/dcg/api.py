@@ -515,6 +515,14 @@ def _evaluate_graph_grid(
             )
             if new_atoms is None:
                 done, stop = True, why
+                if not math.isfinite(plan_worst):
+                    # The round's first-order bound is inf (wide cells reach a pole: long programs); the sub-cell
+                    # pass, deferred to the kept round, is what makes it finite, so the allocator had no finite terms.
+                    stop = (
+                        f"round {rnd}'s bound is inf before its sub-cell pass (wide cells reach a pole; the pass runs "
+                        "on the kept round), so the allocator has no finite terms to plan a larger grid from; evaluate "
+                        "with fixed atoms for a larger grid"
+                    )
             else:
                 wanted = dict(new_atoms)
                 new_atoms, new_compress = _shrink_to_fit(
