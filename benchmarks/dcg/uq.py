@@ -68,6 +68,9 @@ MARK_END = "<!-- uq:end -->"
 NOTES_BEGIN = "<!-- uq:notes:begin (hand-written; uq.py --report-only keeps the text between these lines) -->"
 NOTES_END = "<!-- uq:notes:end -->"
 EPS = (1e-2, 1e-3)
+#: Further target_w1 calls, each made only where the call before it certified its eps (a program that meets
+#: 1e-3 is asked for 3e-4, then 1e-4): they feed the *ahead of Monte Carlo* table, not the target columns.
+DEEPER_EPS = (3e-4, 1e-4)
 #: Accuracies (relative to std) of the "ahead of Monte Carlo where it is slow" comparison (issue 14 section 6).
 EPS_SLOW = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4)
 #: MC counts as slow at eps where its expected time to eps exceeds this (CPU s).
@@ -591,6 +594,13 @@ def run_dcg(case: UQCase, ref: Reference, limit_s: float, sweep_s: float, quick:
         pk, done = peak_mb(lambda eps=eps: case.evaluate(target_w1=eps * ref.std), limit_s if full else limit_s / 3)
         row["peak_mb"], row["peak_partial"] = pk, not done
         target[str(eps)] = row
+    prev = target[str(EPS[-1])]
+    for eps in DEEPER_EPS:
+        if prev["status"] != "ok" or not prev.get("certified") or not prev.get("met"):
+            break
+        prev = dcg_row(case, ref, limit_s, target_w1=eps * ref.std)
+        prev["eps"] = eps
+        target[str(eps)] = prev
     sweep = []
     spent = 0.0
     for n in [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024][: 4 if quick else None]:
@@ -748,7 +758,7 @@ def _cert_time(row: dict[str, Any]) -> str:
 def _how(res: dict[str, Any]) -> str:
     """How the target_w1 calls answered, and up to which fixed atom count the grid stays certified."""
     kinds = []
-    for r in res["dcg"]["target"].values():
+    for r in (res["dcg"]["target"][str(e)] for e in EPS):
         if r.get("status") != "ok":
             kinds.append("timeout")
         elif not r["certified"]:
@@ -893,8 +903,8 @@ def section6_lines(results: dict[str, Any]) -> list[str]:
         "*certified*: the cheapest measured call (target_w1 or fixed atoms) whose certified bound is <= eps std. "
         "*true error*: the cheapest measured call whose TRUE W1 is <= eps std (any answer, a QMC fallback named; "
         "(ref-limited) where eps std is below twice the reference error). Speed-up = MC expected s / ours. The "
-        "cheapest call is picked after the fact, among the calls this run made (no target_w1 call at 1e-4: no "
-        "certified bound here is below 1e-3 std).",
+        "cheapest call is picked after the fact, among the calls this run made (target_w1 calls at 3e-4 and 1e-4 "
+        "only where the call at the eps above certified its target).",
         "",
         "| case | eps | MC expected s | certified: ours s (call) | speed-up | true error: ours s (call) | speed-up |",
         "|---|---|---|---|---|---|---|",
