@@ -37,7 +37,11 @@ bound). A share of ``target_w1`` (15%) is reserved for the lattice costs (spacin
 snapping), the rest goes to the leaves in proportion to their work elasticity (a one-input leaf under a product:
 1, as the product costs ``n_A n_B`` values; a one-input leaf of a sum only: 1/4; a leaf on ``d`` inputs: ``d``),
 and every leaf gets ``target_w1 = share / m_i``. A round that misses the target is redone with every share scaled
-by the measured excess (at most 3 rounds); the caller keeps the grid engine's answer where that is better.
+by the measured excess (at most 3 rounds); the caller keeps the grid engine's answer where that is better. A
+product grid ``n_A n_B`` beyond :data:`MAX_PRODUCT` is coarsened (the larger operand snapped to a lattice of at most
+``MAX_PRODUCT / n_B`` points, cost added): its leaves' fine atoms are then wasted at a snapping cost about their own
+error, so a round that coarsened and missed is redone with those leaves' targets times ``1.1 sqrt(n_A n_B /
+MAX_PRODUCT)`` (the grid then fits), and after such a round no finer one is tried.
 """
 
 from __future__ import annotations
@@ -460,13 +464,14 @@ def _product(a: Law, b: Law, h: float, label: str, stats: dict[str, int] | None 
     if a.atoms.size < b.atoms.size:
         a, b = b, a
     if a.atoms.size * b.atoms.size > MAX_PRODUCT:
-        # Coarsen the larger operand onto a lattice that fits (its exact snapping cost joins the bound).
+        # Coarsen the larger operand onto a lattice that fits (its exact snapping cost joins the bound). A span
+        # ``S`` on ``0 + (S / (m - 2)) Z`` touches at most ``m`` lattice points (``S / (m - 1)`` could touch m + 1).
         if stats is not None:
             stats["coarsened"] = stats.get("coarsened", 0) + 1
-        m = max(2, MAX_PRODUCT // max(1, b.atoms.size))
+        m = max(3, MAX_PRODUCT // max(1, b.atoms.size))
         span = float(a.atoms[-1] - a.atoms[0])
         if span > 0:
-            a = _snap(a, 0.0, span / (m - 1), label)
+            a = _snap(a, 0.0, span / (m - 2), "coarsening (products)")
         if a.atoms.size * b.atoms.size > MAX_PRODUCT:
             raise _TooLarge(f"a product grid of {a.atoms.size} x {b.atoms.size} values exceeds {MAX_PRODUCT}")
         if a.atoms.size < b.atoms.size:
@@ -616,7 +621,15 @@ def _plan(tree: Part, target: float, eabs: Mapping[int, float], width: Mapping[i
     return _Plan(leaf_target, spacing)
 
 
-def _combine(tree: Part, laws: Mapping[int, Law], plan: _Plan, stats: dict[str, int] | None = None) -> Law:
+def _combine(
+    tree: Part,
+    laws: Mapping[int, Law],
+    plan: _Plan,
+    stats: dict[str, int] | None = None,
+    over: dict[int, float] | None = None,
+) -> Law:
+    """The combined law of ``tree`` (``over`` receives, by product part id, ``n_A n_B / MAX_PRODUCT`` where > 1)."""
+
     def visit(p: Part, h_parent: float | None) -> Law:
         if p.kind == "leaf":
             return laws[id(p)]
@@ -625,6 +638,9 @@ def _combine(tree: Part, laws: Mapping[int, Law], plan: _Plan, stats: dict[str, 
             kids = [visit(c, None) for c in p.children]
             acc = _affine(kids[0], p.coef, 0.0) if p.coef != 1.0 else kids[0]
             for k in kids[1:]:
+                ratio = acc.atoms.size * k.atoms.size / MAX_PRODUCT
+                if over is not None and ratio > 1:
+                    over[id(p)] = max(over.get(id(p), 1.0), ratio)
                 acc = _product(acc, k, h, "lattice (products)", stats)
             return acc
         h = plan.spacing[id(p)]
@@ -638,6 +654,25 @@ def _combine(tree: Part, laws: Mapping[int, Law], plan: _Plan, stats: dict[str, 
         return _affine(acc, 1.0, p.shift) if p.shift else acc
 
     return visit(tree, None)
+
+
+def _relax_products(tree: Part, over: Mapping[int, float], relax: dict[int, float]) -> None:
+    """Scale the targets of the leaves under each product of ``over`` by ``1.1 sqrt(ratio)`` (its grid then fits).
+
+    A leaf's atom count grows at least like ``1 / target`` (first-order quantization), so each of two operands
+    asked for ``sqrt(ratio)`` times its target has at most ``1 / sqrt(ratio)`` of its atoms.
+    """
+
+    def walk(p: Part, factor: float) -> None:
+        f = factor * (1.1 * math.sqrt(over[id(p)]) if id(p) in over else 1.0)
+        if p.kind == "leaf":
+            if f != 1.0:
+                relax[id(p)] = relax.get(id(p), 1.0) * f
+            return
+        for c in p.children:
+            walk(c, f)
+
+    walk(tree, 1.0)
 
 
 def certify(
@@ -669,12 +704,13 @@ def certify(
     rounds: list[dict[str, Any]] = []
     leaves = tree.leaves()
     cache: dict[tuple[int, float], DistResult] = {}
+    relax: dict[int, float] = {}  # per leaf id: factor on its planned target (leaves of products over MAX_PRODUCT)
     for _ in range(max_rounds):
         plan = _plan(tree, target * scale, eabs, width)
         laws: dict[int, Law] = {}
         info_leaves = []
         for k, lf in enumerate(leaves):
-            t_leaf = plan.leaf_target[id(lf)]
+            t_leaf = plan.leaf_target[id(lf)] * relax.get(id(lf), 1.0)
             key = (k, t_leaf)
             r = cache.get(key)
             if r is None:
@@ -702,16 +738,27 @@ def certify(
                 }
             )
         stats: dict[str, int] = {}
+        over: dict[int, float] = {}
         try:
-            law = _combine(tree, laws, plan, stats)
+            law = _combine(tree, laws, plan, stats, over)
         except _TooLarge as exc:
             log.info("disjoint split: %s", exc)
-            break
+            if not over:
+                break
+            _relax_products(tree, over, relax)
+            continue
         rounds.append({"leaves": info_leaves, "w1_bound": law.bound, "spacing": sorted(plan.spacing.values())})
         if best is None or law.bound < best[0]:
             best = (law.bound, law, info_leaves)
-        if law.bound <= target or stats.get("coarsened"):
-            break  # met, or a product grid is at MAX_PRODUCT already: finer leaves cannot be used
+        if law.bound <= target:
+            break
+        if over:
+            # A product grid was coarsened: its leaves' fine atoms were thrown away at a snapping cost about as
+            # large as their own error. Ask those leaves for about as many atoms as the grid takes instead.
+            _relax_products(tree, over, relax)
+            continue
+        if relax:
+            break  # the product grids are at MAX_PRODUCT: finer leaves would be coarsened again
         scale *= 0.9 * target / law.bound
     if best is None:
         return None
