@@ -546,14 +546,11 @@ def _sample_eabs(graph: Graph, tree: Part, dists: Mapping[str, Any]) -> tuple[di
     from scipy.stats import qmc
 
     from opgraph.dcg.api import _rules
-    from opgraph.dcg.engine import run_points
+    from opgraph.dcg.engine import run_points, sample_inputs
 
     names = [str(graph.nodes[i].attrs["name"]) for i in graph.inputs]
     u = qmc.Sobol(len(names), scramble=True, seed=0).random(4096)
-    u = np.clip(u, 1e-9, 1 - 1e-9)
-    pts = {}
-    for k, name in enumerate(names):
-        pts[name] = _inverse_cdf(dists[name], u[:, k])
+    pts = sample_inputs(dists, np.clip(u, 1e-9, 1 - 1e-9), names)
     eabs: dict[int, float] = {}
     width: dict[int, float] = {}
     rules = _rules()
@@ -575,18 +572,6 @@ def _sample_eabs(graph: Graph, tree: Part, dists: Mapping[str, Any]) -> tuple[di
 
     visit(tree)
     return eabs, width
-
-
-def _inverse_cdf(d: Any, q: np.ndarray) -> np.ndarray:
-    """Values of ``d`` at probabilities ``q`` (a closed-form quantile, or the quantile of a discrete law)."""
-    ppf = getattr(d, "ppf", None)
-    if ppf is not None:
-        return np.asarray(ppf(q), dtype=float) * np.ones(q.shape)
-    values, probs = getattr(d, "values", None), getattr(d, "probs", None)
-    if values is not None and probs is not None:
-        c = np.cumsum(probs)
-        return np.asarray(values, dtype=float)[np.minimum(np.searchsorted(c, q), len(c) - 1)]
-    return np.full(q.shape, float(d.mean()))
 
 
 def _plan(tree: Part, target: float, eabs: Mapping[int, float], width: Mapping[int, float]) -> _Plan:

@@ -37,7 +37,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -2741,7 +2741,8 @@ def _hint_suffix(graph: Graph, dists: dict[str, Distribution]) -> str:
     return f"; {hint}" if hint else ""
 
 
-def _sample_inputs(dists: dict[str, Distribution], u: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+def sample_inputs(dists: Mapping[str, Distribution], u: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Input values at the points ``u`` of the unit cube (column ``k`` for ``names[k]``): each law's quantile."""
     out = {}
     for k, name in enumerate(names):
         d = dists[name]
@@ -2843,7 +2844,7 @@ def evaluate_qmc(
         for k, eng in enumerate(engines):
             have = reps[k].size
             u = eng.random((1 << m) - have)
-            vals = run_points(graph, _sample_inputs(dists, u, names), rules)
+            vals = run_points(graph, sample_inputs(dists, u, names), rules)
             if not np.all(np.isfinite(vals)):
                 raise DistError(
                     f"{graph.nodes[output].where}: the function gives nan or inf on part of its inputs' support"
