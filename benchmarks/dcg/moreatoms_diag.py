@@ -14,41 +14,21 @@ output's std (uq.py's reference). ``--before``: inner cells' envelope factors as
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 
-from opgraph.dcg import cancel, carry, cellmoments, engine, multienv, subcells
+from opgraph.dcg import cellmoments, multienv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import term_diagnosis  # noqa: E402
 import uq  # noqa: E402
 
 
 def diagnose(n: int, points: int = 2**19) -> str:
     case = {c.id: c for c in uq.make_cases()}["DampedOsc"]
     ref = uq.load_reference(case)
-    seen = []
-    run = engine.Evaluator.run
-
-    def spy(self, rules):  # noqa: ANN001, ANN202
-        out = run(self, rules)
-        seen.append((self, out[0], np.asarray(out[1])))
-        return out
-
-    # carry off: the fixed-atoms N/2 call would be the last grid seen
-    toks = (cancel.ENABLED.set(False), subcells.ENABLED.set(False), carry.ENABLED.set(False))
-    engine.Evaluator.run = spy  # type: ignore[method-assign]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            r = case.evaluate(atoms=n)
-    finally:
-        engine.Evaluator.run = run  # type: ignore[method-assign]
-        carry.ENABLED.reset(toks[2])
-        subcells.ENABLED.reset(toks[1])
-        cancel.ENABLED.reset(toks[0])
-    ev, val, bb = seen[-1]
+    r, ev, val, bb = term_diagnosis.last_grid(case, n)
     shape = bb.shape
     axes = [ev.axes[a] for a in val.axes]
     w = np.broadcast_to(ev._wbox(val.axes), shape)

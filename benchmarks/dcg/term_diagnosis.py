@@ -75,9 +75,11 @@ def diagnose(case: Any, n: int, points: int = 2**17, seed: int = 0) -> str:
     return "\n".join(out)
 
 
-def boxes(case: Any, n: int, quantizer: Any = "auto") -> str:
-    """The cellwise bound of the output's grid split into boxes touching an input's end cell and inner boxes."""
-    from opgraph.dcg import carry, engine, subcells
+def last_grid(case: Any, n: int, quantizer: Any = "auto") -> tuple[Any, Any, Any, np.ndarray]:
+    """``case`` at ``n`` atoms with its first-order cellwise bound: the result, and the last grid's evaluator, output
+    value and per-box bound (cancellation rewrites, sub-cell pass and carry off)."""
+    from opgraph.dcg import engine
+    from opgraph.dcg.switches import scope
 
     seen: list[tuple[Any, Any, np.ndarray]] = []
     run = engine.Evaluator.run
@@ -87,20 +89,21 @@ def boxes(case: Any, n: int, quantizer: Any = "auto") -> str:
         seen.append((self, out[0], np.asarray(out[1])))
         return out
 
-    ref = uq.load_reference(case)
     # carry off: the fixed-atoms N/2 call (opgraph.dcg.carry) would be the last grid seen
-    toks = (cancel.ENABLED.set(False), subcells.ENABLED.set(False), carry.ENABLED.set(False))
     engine.Evaluator.run = spy  # type: ignore[method-assign]
     try:
-        with warnings.catch_warnings():
+        with scope({"cancel": False, "subcells": False, "carry": False}), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             r = case.evaluate(atoms=n, quantizer=quantizer)
     finally:
         engine.Evaluator.run = run  # type: ignore[method-assign]
-        carry.ENABLED.reset(toks[2])
-        subcells.ENABLED.reset(toks[1])
-        cancel.ENABLED.reset(toks[0])
-    ev, val, bb = seen[-1]
+    return (r, *seen[-1])
+
+
+def boxes(case: Any, n: int, quantizer: Any = "auto") -> str:
+    """The cellwise bound of the output's grid split into boxes touching an input's end cell and inner boxes."""
+    ref = uq.load_reference(case)
+    r, ev, val, bb = last_grid(case, n, quantizer)
     idx = np.indices(bb.shape)
     end = np.zeros(bb.shape, dtype=bool)
     for j, m in enumerate(bb.shape):
