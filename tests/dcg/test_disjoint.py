@@ -151,17 +151,22 @@ def test_factored_product_exact(target):
     assert r.w1_bound <= target
 
 
-def test_ishigami_against_sobol_reference():
+def _ishigami_reference(seeds):
+    """Ishigami's std (closed form), 2 x 2^18 scrambled Sobol values and their error (W1 between the scrambles / 2)."""
     from scipy.stats import qmc
 
     std = math.sqrt(A * A / 8 + B * math.pi**4 / 5 + B * B * math.pi**8 / 18 + 0.5)
     refs = []
-    for seed in (1, 2):
+    for seed in seeds:
         u = qmc.Sobol(3, scramble=True, seed=seed).random_base2(18) * 2 * math.pi - math.pi
         refs.append(np.sort(ishigami(u[:, 0], u[:, 1], u[:, 2])))
     one = np.full(refs[0].size, 1.0 / refs[0].size)
-    ref_err = w1_discrete(refs[0], one, refs[1], one) / 2
-    ref = np.concatenate(refs)
+    return std, np.concatenate(refs), w1_discrete(refs[0], one, refs[1], one) / 2
+
+
+def test_ishigami_against_sobol_reference():
+
+    std, ref, ref_err = _ishigami_reference((1, 2))
     r = _evaluate(ishigami, [od.Uniform(-math.pi, math.pi) for _ in range(3)], 3e-2 * std)
     assert r.info["method"] == "disjoint split" and r.info["target_met"]
     true = w1_discrete(r.atoms, r.weights, ref, np.full(ref.size, 1.0 / ref.size))
@@ -215,16 +220,8 @@ def test_coarsened_product_fits_its_cap_and_keeps_its_bound(monkeypatch, n_a, n_
 def test_ishigami_deep_targets_through_a_coarsened_product():
     """3e-4 std is met (the product's leaves are re-asked at the grid's size) and 1e-4 std gives the split's
     coarsened answer, not the grid engine's 200x looser one; both bounds hold against a 2^19 Sobol reference."""
-    from scipy.stats import qmc
 
-    std = math.sqrt(A * A / 8 + B * math.pi**4 / 5 + B * B * math.pi**8 / 18 + 0.5)
-    refs = []
-    for seed in (3, 4):
-        u = qmc.Sobol(3, scramble=True, seed=seed).random_base2(18) * 2 * math.pi - math.pi
-        refs.append(np.sort(ishigami(u[:, 0], u[:, 1], u[:, 2])))
-    one = np.full(refs[0].size, 1.0 / refs[0].size)
-    ref_err = w1_discrete(refs[0], one, refs[1], one) / 2
-    ref = np.concatenate(refs)
+    std, ref, ref_err = _ishigami_reference((3, 4))
     laws = [od.Uniform(-math.pi, math.pi) for _ in range(3)]
     for eps in (3e-4, 1e-4):
         r = _evaluate(ishigami, laws, eps * std)
