@@ -255,18 +255,34 @@ def _evaluate_graph(
     split = _disjoint_split(graph, dists, **kw)
     if split is not None and split.info["target_met"]:
 
-        def band_cells() -> Any:  # the CDF band of a grid run at the call's atoms (compressed where it must be)
+        def band_cells() -> Any:
+            # the band of a grid run at the call's atoms (compressed where it must be) and the band built from the
+            # parts' bands (opgraph.dcg.partband): both enclose the exact law, their intersection is kept
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return _evaluate_graph_grid(graph, dists, **{**kw, "target_w1": None})[0].cells
+                grid = _evaluate_graph_grid(graph, dists, **{**kw, "target_w1": None})[0]
+            return _narrower_band(grid, split)
 
         return [split.with_band_source(band_cells)]
     results = _evaluate_graph_grid(graph, dists, **kw)
     if split is not None and len(results) == 1 and split.w1_bound < results[0].w1_bound:
-        # the grid run's cells enclose the same exact law: its band is this result's band
+        # the grid run's cells enclose the same exact law: its band, intersected with the parts' band, is this
+        # result's band
         info = {**split.info, "grid_engine_bound": results[0].w1_bound}
-        return [dataclasses.replace(split, info=info, cells=results[0].cells)]
+        grid, parts = results[0], split
+        return [dataclasses.replace(split, info=info).with_band_source(lambda: _narrower_band(grid, parts))]
     return results
+
+
+def _narrower_band(grid: DistResult, split: DistResult) -> Any:
+    """The pointwise intersection of a grid run's band and the split's band from its parts (either may be absent)."""
+    from opgraph.dcg import disjoint, partband
+
+    try:
+        gb = grid.cdf_band()
+    except DistError:
+        gb = None
+    return partband.narrower(gb, disjoint.parts_band(split))
 
 
 def _disjoint_split(graph: Graph, dists: dict[str, Distribution], **kw: Any) -> DistResult | None:
