@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import costguards, exactlaw, logic, subcells
+from opgraph.dcg import costguards, exactlaw, keepbest, logic, subcells
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, LogNormal, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import (
@@ -443,7 +443,7 @@ def _evaluate_graph_grid(
             qmc_points=qmc_points,
             seed=seed,
             rules=rules,
-            soft_joint=_soft_joint(compress),
+            soft_joint=keepbest.soft_joint(graph, o, _soft_joint(compress)),  # none on a one-input output
             **(scale or {}),
         )
 

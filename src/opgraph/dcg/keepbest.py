@@ -1,4 +1,4 @@
-"""Keep the better of two certificates of the same law: an exact-law rewrite against the program as written.
+"""Keep the better of two certificates: an exact-law rewrite against the program as written; no compression in 1-D.
 
 :mod:`opgraph.dcg.exactlaw` replaces closed-form separators (regrouped ones too: ``(y1 + z + y2) * z`` read as
 ``((y1 + y2) + z) * z``) by new inputs carrying their exact laws. That removes first-order terms, but the rewritten
@@ -19,6 +19,14 @@ Taylor pass does not run on it either) and where that grid is at most :data:`MAX
 (the pair then costs at most ``1 + MAX_RATIO`` times the rewrite alone). Deferred sub-cell passes of both run
 under :func:`opgraph.dcg.engine._pair_passes` (the better answer's first, the other's only where its probe can
 still win), as for the cancellation pair.
+
+**One-input outputs** (:func:`soft_joint`). A ``target_w1`` refinement starts at a small compression size (256) and
+sets the plan's soft grid limit to its square, so a one-input program whose atoms pass 65,536 had a node
+compressed to 256 atoms: every grid of such a program is the one axis of its input (n values per node with or
+without the compression), so the compression saves no more than a constant factor of work while its regrouping
+costs about ``span / 256`` of W1. HigdonSine at ``target_w1 = 1e-5 std`` had 8.1e-5 std at 16,384 atoms and
+5.4e-3 std at 169,577 atoms with the compression (the refinement kept the first and missed the target by 8x). The
+soft limit is dropped there: only ``max_joint`` can force a compression on such an output.
 """
 
 from __future__ import annotations
@@ -35,6 +43,23 @@ from opgraph.dcg import exactlaw
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_keepbest", default=True)
 #: The program as written is evaluated only where its joint grid is at most this many times the rewritten one's.
 MAX_RATIO = 8
+
+
+def soft_joint(graph: Any, output: int, soft: int | None) -> int | None:
+    """The plan's soft grid limit for ``output``: ``soft``, or None where the output depends on one input at most.
+
+    Args:
+        graph: The evaluated graph.
+        output: The output's node id.
+        soft: The soft limit the caller would use (:func:`opgraph.dcg.api._soft_joint`).
+
+    Returns:
+        ``soft``, or None (no soft compressions) for a one-input output (module docstring).
+    """
+    if soft is None or not ENABLED.get():
+        return soft
+    n_inputs = sum(1 for i in graph.ancestors(output) | {output} if graph.nodes[i].op == "input")
+    return None if n_inputs <= 1 else soft
 
 
 def _grid(graph: Any, quantized: dict[str, Any]) -> dict[int, int]:
