@@ -141,3 +141,28 @@ def test_ishigami_band_from_parts_is_narrower_than_the_grid_band():
         mp.setattr(disjoint, "parts_band", lambda res: None)
         g = _split(ish, [u, u, u], 1e-2 * 3.72).cdf_band()
     assert partband.mean_width(r.cdf_band(), -10.8, 17.8) < 0.5 * partband.mean_width(g, -10.8, 17.8)
+
+
+def test_split_band_survives_an_explicit_truncation():
+    # truncate= copies the result (dropped_mass set): the split's band source must travel with the copy, and the
+    # band is widened by the dropped mass (its parts' bands enclose the truncated laws)
+    from scipy.special import ndtri
+    from scipy.stats import qmc
+
+    def fn(x, y):
+        return np.sin(x) + np.cos(y) ** 2
+
+    laws = [od.Normal(0.0, 1.0), od.Normal(0.5, 0.7)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = od.evaluate(fn, *laws, target_w1=1e-3, truncate=1e-9, progress=False)
+    assert r.info["method"] == "disjoint split" and r.dropped_mass > 0
+    z = ndtri(qmc.Sobol(2, scramble=True, seed=3).random_base2(16))
+    y = np.sort(fn(z[:, 0], 0.5 + 0.7 * z[:, 1]))
+    t = np.linspace(-1.2, 2.2, 341)
+    emp = np.searchsorted(y, t, side="right") / y.size
+    lo, hi = r.cdf_bounds(t)
+    tol = 4.0 / math.sqrt(y.size)
+    assert np.all(lo <= emp + tol) and np.all(emp <= hi + tol)
+    assert float(np.mean(hi - lo)) < 0.05
+    assert np.all(hi - lo >= r.dropped_mass - 1e-15)  # widened by the dropped mass

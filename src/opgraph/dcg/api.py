@@ -1376,10 +1376,14 @@ def _with_truncation(
     if not record:
         return results
     delta = dropped_mass(record)
-    return [
-        dataclasses.replace(r, dropped_mass=delta, info={**r.info, "truncation": {k: dict(v) for k, v in cut.items()}})
-        for r in results
-    ]
+    out = []
+    for r in results:
+        new = dataclasses.replace(
+            r, dropped_mass=delta, info={**r.info, "truncation": {k: dict(v) for k, v in cut.items()}}
+        )
+        source = r.__dict__.get("_band_source")  # a split result's band (made on first use) stays with the copy
+        out.append(new.with_band_source(source) if source is not None else new)
+    return out
 
 
 def rv_graph(rv: RandomVariable) -> tuple[Any, dict[str, Distribution]]:

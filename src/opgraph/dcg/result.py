@@ -124,7 +124,8 @@ class DistResult:
         source = self.__dict__.pop("_band_source", None)
         if self.cells is None and source is not None:
             got = source()
-            if isinstance(got, CdfBand):  # a band made without cells (opgraph.dcg.partband): kept as it is
+            if isinstance(got, CdfBand):  # a band made without cells (opgraph.dcg.partband), widened as the grid's
+                got = self._widened(got)
                 object.__setattr__(self, "_saved_band", got)
                 return got if max_steps == MAX_STEPS else got.shrink(max_steps)
             object.__setattr__(self, "cells", got)
