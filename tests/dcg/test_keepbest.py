@@ -166,16 +166,28 @@ def test_one_input_sines_meet_deep_targets(fn, law, eps):
     assert r.info["target_met"] and r.w1_bound <= target
 
 
-def test_soft_limit_is_kept_on_multi_input_outputs():
+def test_soft_limit_is_kept_on_multi_input_and_long_outputs():
     from opgraph.dcg import engine
     from opgraph.graph import trace
 
-    g = engine.prepare(trace(lambda x, y: np.sin(x) * y + np.cos(x), "x", "y"))
-    assert keepbest.soft_joint(g, g.outputs[0], 65536) == 65536
-    g1 = engine.prepare(trace(lambda x: np.sin(x) * x + np.cos(x), "x"))
-    assert keepbest.soft_joint(g1, g1.outputs[0], 65536) is None
+    def plan(fn, *names, n=169577):
+        g = engine.prepare(trace(fn, *names))
+        sub, out = engine.restrict(g, g.outputs[0])
+        sizes = {i: n for i, x in enumerate(sub.nodes) if x.op == "input"}
+        return sub, out, 65536, sizes, 2**24, 256
+
+    assert keepbest.soft_joint(*plan(lambda x, y: np.sin(x) * y + np.cos(x), "x", "y", n=512)) == 65536
+    assert keepbest.soft_joint(*plan(lambda x: np.sin(x) * x + np.cos(x), "x")) is None
+
+    def loop(p):  # 200 steps: without compressions 400x the work of the plan with them
+        x = 1.0
+        for _ in range(200):
+            x = x + 0.01 * (-p * x + np.sin(x))
+        return x
+
+    assert keepbest.soft_joint(*plan(loop, "p")) == 65536
     with switches_off():
-        assert keepbest.soft_joint(g1, g1.outputs[0], 65536) == 65536
+        assert keepbest.soft_joint(*plan(lambda x: np.sin(x) * x + np.cos(x), "x")) == 65536
 
 
 def switches_off():

@@ -430,6 +430,12 @@ def _evaluate_graph_grid(
     # path has no pass, and a kept round's arrays would count twice against the budget).
     defer = target_w1 is not None and subcells.ENABLED.get() and (scale or {}).get("max_memory") is None
 
+    def _soft_for(o: Any, quantized: dict[str, Quantized], compress: int) -> int | None:
+        """The soft grid limit ``compress**2``, or None on a short one-input output (:func:`keepbest.soft_joint`)."""
+        sub, out = restrict(graph, o)
+        sizes = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub.nodes) if n.op == "input"}
+        return keepbest.soft_joint(sub, out, _soft_joint(compress), sizes, max_joint, compress)
+
     def evaluate_with(o: Any, quantized: dict[str, Quantized], labels: dict[str, str], compress: int) -> Evaluation:
         """Output ``o`` on the grid of ``quantized`` at compression size ``compress`` (soft limit its square)."""
         return evaluate_output_chunked(
@@ -443,7 +449,7 @@ def _evaluate_graph_grid(
             qmc_points=qmc_points,
             seed=seed,
             rules=rules,
-            soft_joint=keepbest.soft_joint(graph, o, _soft_joint(compress)),  # none on a one-input output
+            soft_joint=_soft_for(o, quantized, compress),
             **(scale or {}),
         )
 
@@ -1166,7 +1172,14 @@ def _compressed_pole(
     for sub, out, sizes in _plan_inputs(restricted, dists, atoms):
         if sub.nodes[out].op == "const" or exactlaw.whole_output(sub, out, dists):
             continue
-        plan = plan_compression(sub, out, sizes, max_joint, compress, _soft_joint(compress))
+        plan = plan_compression(
+            sub,
+            out,
+            sizes,
+            max_joint,
+            compress,
+            keepbest.soft_joint(sub, out, _soft_joint(compress), sizes, max_joint, compress),
+        )
         if not plan:
             continue
         env: dict[int, tuple[float, float]] = {}
@@ -1262,7 +1275,9 @@ def _work(
             if exactlaw.whole_output(sub, out, dists):  # one exact law quantized to the compression size
                 total += m
                 continue
-            w = grid_work(sub, out, sizes, max_joint, m, _soft_joint(m))
+            w = grid_work(
+                sub, out, sizes, max_joint, m, keepbest.soft_joint(sub, out, _soft_joint(m), sizes, max_joint, m)
+            )
             if w is None:
                 return None
             total += w

@@ -26,7 +26,10 @@ compressed to 256 atoms: every grid of such a program is the one axis of its inp
 without the compression), so the compression saves no more than a constant factor of work while its regrouping
 costs about ``span / 256`` of W1. HigdonSine at ``target_w1 = 1e-5 std`` had 8.1e-5 std at 16,384 atoms and
 5.4e-3 std at 169,577 atoms with the compression (the refinement kept the first and missed the target by 8x). The
-soft limit is dropped there: only ``max_joint`` can force a compression on such an output.
+soft limit is dropped there (only ``max_joint`` can force a compression on such an output) where the plan without
+it costs at most :data:`MAX_WORK_RATIO` times the work of the plan with it or at most :data:`WORK_FLOOR` cells: a
+long one-input program (a loop of hundreds of steps) keeps its compressions, whose saved work is then the number of
+nodes after them times ``n / 256`` (a 200-step loop at 109,277 atoms: 84 s of CPU without them, 10 s with them).
 """
 
 from __future__ import annotations
@@ -45,21 +48,42 @@ ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_keep
 MAX_RATIO = 8
 
 
-def soft_joint(graph: Any, output: int, soft: int | None) -> int | None:
-    """The plan's soft grid limit for ``output``: ``soft``, or None where the output depends on one input at most.
+#: A one-input output is evaluated without soft compressions where that costs at most this many times the work
+#: (:func:`opgraph.dcg.engine.grid_work`, cells) of the plan with them, or at most :data:`WORK_FLOOR` cells.
+MAX_WORK_RATIO = 4.0
+#: ... (about 2 s of CPU at the measured ~0.5 us per cell). A long program keeps its compressions: a 200-step loop
+#: at 109,277 atoms is 1.7e8 cells without them, 4.3e5 with them (84 s against 10 s of CPU, measured).
+WORK_FLOOR = 2**22
+
+
+def soft_joint(
+    graph: Any, output: int, soft: int | None, sizes: dict[int, int], max_joint: int, compress: int
+) -> int | None:
+    """The plan's soft grid limit for ``output``: ``soft``, or None on a short one-input output.
+
+    None where the output depends on one input and its plan without soft compressions costs at most
+    :data:`MAX_WORK_RATIO` times the work of the plan with them, or at most :data:`WORK_FLOOR` cells.
 
     Args:
-        graph: The evaluated graph.
+        graph: The graph restricted to ``output`` (:func:`opgraph.dcg.engine.restrict`).
         output: The output's node id.
         soft: The soft limit the caller would use (:func:`opgraph.dcg.api._soft_joint`).
+        sizes: Atom count of each input node.
+        max_joint: Largest joint grid allowed.
+        compress: The compression size.
 
     Returns:
         ``soft``, or None (no soft compressions) for a one-input output (module docstring).
     """
-    if soft is None or not ENABLED.get():
+    from opgraph.dcg import engine
+
+    if soft is None or not ENABLED.get() or len(sizes) != 1:
         return soft
-    n_inputs = sum(1 for i in graph.ancestors(output) | {output} if graph.nodes[i].op == "input")
-    return None if n_inputs <= 1 else soft
+    with_soft = engine.grid_work(graph, output, sizes, max_joint, compress, soft)
+    without = engine.grid_work(graph, output, sizes, max_joint, compress, None)
+    if without is None or with_soft is None or without > max(MAX_WORK_RATIO * with_soft, WORK_FLOOR):
+        return soft
+    return None
 
 
 def _grid(graph: Any, quantized: dict[str, Any]) -> dict[int, int]:
