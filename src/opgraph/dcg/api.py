@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import costguards, exactlaw, logic, subcells
+from opgraph.dcg import costguards, exactlaw, keepbest, logic, subcells
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, LogNormal, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import (
@@ -255,18 +255,34 @@ def _evaluate_graph(
     split = _disjoint_split(graph, dists, **kw)
     if split is not None and split.info["target_met"]:
 
-        def band_cells() -> Any:  # the CDF band of a grid run at the call's atoms (compressed where it must be)
+        def band_cells() -> Any:
+            # the band of a grid run at the call's atoms (compressed where it must be) and the band built from the
+            # parts' bands (opgraph.dcg.partband): both enclose the exact law, their intersection is kept
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return _evaluate_graph_grid(graph, dists, **{**kw, "target_w1": None})[0].cells
+                grid = _evaluate_graph_grid(graph, dists, **{**kw, "target_w1": None})[0]
+            return _narrower_band(grid, split)
 
         return [split.with_band_source(band_cells)]
     results = _evaluate_graph_grid(graph, dists, **kw)
     if split is not None and len(results) == 1 and split.w1_bound < results[0].w1_bound:
-        # the grid run's cells enclose the same exact law: its band is this result's band
+        # the grid run's cells enclose the same exact law: its band, intersected with the parts' band, is this
+        # result's band
         info = {**split.info, "grid_engine_bound": results[0].w1_bound}
-        return [dataclasses.replace(split, info=info, cells=results[0].cells)]
+        grid, parts = results[0], split
+        return [dataclasses.replace(split, info=info).with_band_source(lambda: _narrower_band(grid, parts))]
     return results
+
+
+def _narrower_band(grid: DistResult, split: DistResult) -> Any:
+    """The pointwise intersection of a grid run's band and the split's band from its parts (either may be absent)."""
+    from opgraph.dcg import disjoint, partband
+
+    try:
+        gb = grid.cdf_band()
+    except DistError:
+        gb = None
+    return partband.narrower(gb, disjoint.parts_band(split))
 
 
 def _disjoint_split(graph: Graph, dists: dict[str, Distribution], **kw: Any) -> DistResult | None:
@@ -414,6 +430,12 @@ def _evaluate_graph_grid(
     # path has no pass, and a kept round's arrays would count twice against the budget).
     defer = target_w1 is not None and subcells.ENABLED.get() and (scale or {}).get("max_memory") is None
 
+    def _soft_for(o: Any, quantized: dict[str, Quantized], compress: int) -> int | None:
+        """The soft grid limit ``compress**2``, or None on a short one-input output (:func:`keepbest.soft_joint`)."""
+        sub, out = restrict(graph, o)
+        sizes = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub.nodes) if n.op == "input"}
+        return keepbest.soft_joint(sub, out, _soft_joint(compress), sizes, max_joint, compress)
+
     def evaluate_with(o: Any, quantized: dict[str, Quantized], labels: dict[str, str], compress: int) -> Evaluation:
         """Output ``o`` on the grid of ``quantized`` at compression size ``compress`` (soft limit its square)."""
         return evaluate_output_chunked(
@@ -427,7 +449,7 @@ def _evaluate_graph_grid(
             qmc_points=qmc_points,
             seed=seed,
             rules=rules,
-            soft_joint=_soft_joint(compress),
+            soft_joint=_soft_for(o, quantized, compress),
             **(scale or {}),
         )
 
@@ -1150,7 +1172,14 @@ def _compressed_pole(
     for sub, out, sizes in _plan_inputs(restricted, dists, atoms):
         if sub.nodes[out].op == "const" or exactlaw.whole_output(sub, out, dists):
             continue
-        plan = plan_compression(sub, out, sizes, max_joint, compress, _soft_joint(compress))
+        plan = plan_compression(
+            sub,
+            out,
+            sizes,
+            max_joint,
+            compress,
+            keepbest.soft_joint(sub, out, _soft_joint(compress), sizes, max_joint, compress),
+        )
         if not plan:
             continue
         env: dict[int, tuple[float, float]] = {}
@@ -1246,7 +1275,9 @@ def _work(
             if exactlaw.whole_output(sub, out, dists):  # one exact law quantized to the compression size
                 total += m
                 continue
-            w = grid_work(sub, out, sizes, max_joint, m, _soft_joint(m))
+            w = grid_work(
+                sub, out, sizes, max_joint, m, keepbest.soft_joint(sub, out, _soft_joint(m), sizes, max_joint, m)
+            )
             if w is None:
                 return None
             total += w
@@ -1360,10 +1391,14 @@ def _with_truncation(
     if not record:
         return results
     delta = dropped_mass(record)
-    return [
-        dataclasses.replace(r, dropped_mass=delta, info={**r.info, "truncation": {k: dict(v) for k, v in cut.items()}})
-        for r in results
-    ]
+    out = []
+    for r in results:
+        new = dataclasses.replace(
+            r, dropped_mass=delta, info={**r.info, "truncation": {k: dict(v) for k, v in cut.items()}}
+        )
+        source = r.__dict__.get("_band_source")  # a split result's band (made on first use) stays with the copy
+        out.append(new.with_band_source(source) if source is not None else new)
+    return out
 
 
 def rv_graph(rv: RandomVariable) -> tuple[Any, dict[str, Distribution]]:

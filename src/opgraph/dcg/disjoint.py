@@ -685,7 +685,7 @@ def certify(
     t0 = time.process_time()
     eabs, width = _sample_eabs(graph, tree, dists)
     scale = 1.0
-    best: tuple[float, Law, list[dict[str, Any]]] | None = None
+    best: tuple[float, Law, list[dict[str, Any]], dict[int, DistResult]] | None = None
     rounds: list[dict[str, Any]] = []
     leaves = tree.leaves()
     cache: dict[tuple[int, float], DistResult] = {}
@@ -693,6 +693,7 @@ def certify(
     for _ in range(max_rounds):
         plan = _plan(tree, target * scale, eabs, width)
         laws: dict[int, Law] = {}
+        leaf_results: dict[int, DistResult] = {}
         info_leaves = []
         for k, lf in enumerate(leaves):
             t_leaf = plan.leaf_target[id(lf)] * relax.get(id(lf), 1.0)
@@ -705,6 +706,7 @@ def certify(
                 log.info("disjoint split: leaf %s has no finite bound", sorted(lf.inputs))
                 return None
             label = f"part {k} ({','.join(sorted(lf.inputs))})"
+            leaf_results[id(lf)] = r
             laws[id(lf)] = Law(
                 np.asarray(r.atoms, float),
                 np.asarray(r.weights, float),
@@ -734,7 +736,7 @@ def certify(
             continue
         rounds.append({"leaves": info_leaves, "w1_bound": law.bound, "spacing": sorted(plan.spacing.values())})
         if best is None or law.bound < best[0]:
-            best = (law.bound, law, info_leaves)
+            best = (law.bound, law, info_leaves, leaf_results)
         if law.bound <= target:
             break
         if over:
@@ -747,7 +749,7 @@ def certify(
         scale *= 0.9 * target / law.bound
     if best is None:
         return None
-    bound, law, info_leaves = best
+    bound, law, info_leaves, leaf_results = best
     order = np.argsort(law.atoms, kind="stable")
     info = {
         "method": "disjoint split",
@@ -767,4 +769,25 @@ def certify(
             + ", ".join(f"{k} {v:.3g}" for k, v in top)
         )
     sup = law.support if all(math.isfinite(s) for s in law.support) else (-math.inf, math.inf)
-    return DistResult(law.atoms[order], law.weights[order], float(bound), law.terms, True, sup, info)
+    res = DistResult(law.atoms[order], law.weights[order], float(bound), law.terms, True, sup, info)
+    object.__setattr__(res, "_split_parts", (tree, leaf_results))  # for parts_band (not saved, not copied)
+    return res
+
+
+def parts_band(result: DistResult) -> Any:
+    """The CDF band of a split result built from its parts' bands (:mod:`opgraph.dcg.partband`), or None.
+
+    None where ``result`` does not come from :func:`certify` (or a copy of it) or a part has no band.
+    """
+    from opgraph.dcg import partband
+    from opgraph.dcg.errors import DistError
+
+    got = result.__dict__.get("_split_parts")
+    if got is None:
+        return None
+    tree, leaf_results = got
+    try:
+        bands = {k: r.cdf_band() for k, r in leaf_results.items()}
+    except DistError:
+        return None
+    return partband.combine(tree, bands)

@@ -1957,18 +1957,10 @@ def evaluate_output(
     if exl is not None:
         kw_x = {"qmc_points": qmc_points, "seed": seed, "rules": rules, "soft_joint": soft_joint}
         kw_x |= {"reassociate": reassociate, "cancel_factors": cancel_factors, "shared_boxes": shared_boxes}
-        return exl.annotate(
-            evaluate_output(
-                exl.graph,
-                exl.output,
-                exl.quantized,
-                exl.labels,
-                exl.dists,
-                max_joint=max_joint,
-                compress_atoms=compress_atoms,
-                **kw_x,  # type: ignore[arg-type]
-            )
-        )
+        kw_x |= {"max_joint": max_joint, "compress_atoms": compress_atoms}
+        from opgraph.dcg import keepbest  # the better of the rewrite and the program as written
+
+        return keepbest.exact_or_written(exl, sub, out, quantized, labels, dists, evaluate_output, **kw_x)
     if cancel_factors and cancel.ENABLED.get():
         sizes_c = {i: quantized[n.attrs["name"]].atoms.size for i, n in enumerate(sub) if n.op == "input"}
         # where no grid fits (the QMC fallback, uncertified) the rewrite cannot give a bound: not evaluated twice

@@ -103,8 +103,11 @@ class DistResult:
         """
         return self._band("cdf_band", max_steps)
 
-    def with_band_source(self, source: Callable[[], GridCells | None]) -> DistResult:
+    def with_band_source(self, source: Callable[[], GridCells | CdfBand | None]) -> DistResult:
         """This result, whose CDF band comes from ``source()`` (the cells of a grid run of the same program and inputs).
+
+        ``source()`` may also return a certified :class:`CdfBand` of the same exact law (the disjoint split's band:
+        the grid run's intersected with the one built from its parts, :mod:`opgraph.dcg.partband`).
 
         For results made without a joint grid of their own (the disjoint split of :mod:`opgraph.dcg.disjoint`): the
         grid run is made on the first call of :meth:`cdf_band`, :meth:`cdf_bounds`, :meth:`quantile_bounds`,
@@ -120,7 +123,12 @@ class DistResult:
             return saved if max_steps == MAX_STEPS else saved.shrink(max_steps)
         source = self.__dict__.pop("_band_source", None)
         if self.cells is None and source is not None:
-            object.__setattr__(self, "cells", source())
+            got = source()
+            if isinstance(got, CdfBand):  # a band made without cells (opgraph.dcg.partband), widened as the grid's
+                got = self._widened(got)
+                object.__setattr__(self, "_saved_band", got)
+                return got if max_steps == MAX_STEPS else got.shrink(max_steps)
+            object.__setattr__(self, "cells", got)
         if self.cells is None:
             if not self.certified:
                 why = (
