@@ -722,6 +722,11 @@ def _uniform_linear(
         gl, gh = point.g.get(j, zero)
         cs[j] = np.abs(0.5 * (gl + gh))
     best: Any = np.inf
+    sq_all: Any = 0.0
+    bs_all: Any = 0.0
+    for j in axes:
+        sq_all = sq_all + cs[j] * cs[j] * r2[j]
+        bs_all = bs_all + cs[j] * rb[j]
     for u in axes:
         if u not in uniform:
             continue
@@ -730,12 +735,9 @@ def _uniform_linear(
         slack = 1e-12 * (np.abs(lo) + np.abs(hi))
         a = cs[u] * (0.5 * (hi - lo) + slack)
         mu = cs[u] * (np.abs(0.5 * (lo + hi) - x) + slack)
-        sq: Any = 0.0
-        bs: Any = 0.0
-        for j in axes:
-            if j != u:
-                sq = sq + cs[j] * cs[j] * r2[j]
-                bs = bs + cs[j] * rb[j]
+        # the sums without u, by subtraction (one pass over the axes: k products per box, not k^2), rounded up
+        sq = np.maximum(sq_all - cs[u] * cs[u] * r2[u], 0.0) + 1e-12 * sq_all
+        bs = np.maximum(bs_all - cs[u] * rb[u], 0.0) + 1e-12 * bs_all
         s = np.sqrt(sq) + bs + mu
         with np.errstate(all="ignore"):
             got = np.where(s >= a, s, 0.5 * a + s * s / (2.0 * np.where(a > 0, a, 1.0)))
