@@ -52,12 +52,14 @@ def _grid(fn, names, laws, atoms, quantizer="quantile", shift=None):
         wbox = wbox * lay(q.weights, i)
     pt = fn(*[lay(x, i) for i, x in enumerate(xs)]) * np.ones([atoms] * k)
     uniform = frozenset(a for a, law in zip(ids, laws, strict=True) if isinstance(law, od.Uniform))
-    return g, ids, qs, xs, cells, moments, wbox, pt, uniform
+    unimodal = frozenset(a for a, law in zip(ids, laws, strict=True) if type(law).__name__ in taylor.UNIMODAL)
+    return g, ids, qs, xs, cells, moments, wbox, pt, uniform, unimodal
 
 
-def _check_boxes(fn, names, laws, atoms, shift=None, m=20_000):
-    g, ids, qs, xs, cells, moments, wbox, pt, uniform = _grid(fn, names, laws, atoms, shift=shift)
-    with_u = taylor.box_bound(g, g.outputs[0], tuple(ids), pt, cells, moments, wbox, uniform=uniform)
+def _check_boxes(fn, names, laws, atoms, shift=None, m=20_000, unimodal=True):
+    g, ids, qs, xs, cells, moments, wbox, pt, uniform, uni = _grid(fn, names, laws, atoms, shift=shift)
+    uni = uni if unimodal else frozenset()
+    with_u = taylor.box_bound(g, g.outputs[0], tuple(ids), pt, cells, moments, wbox, uniform=uniform, unimodal=uni)
     plain = taylor.box_bound(g, g.outputs[0], tuple(ids), pt, cells, moments, wbox)
     assert with_u is not None and plain is not None
     assert np.all(with_u <= plain * (1 + 1e-12))
@@ -91,6 +93,33 @@ def test_linear_program_balanced_terms():
     laws = [od.Uniform(0.0, 1.0)] * 4
     new, old = _check_boxes(fn, ["a", "b", "c", "d"], laws, 2)
     assert new < old
+
+
+@pytest.mark.parametrize(
+    "law",
+    [od.Normal(1.0, 0.7), od.LogNormal(0.0, 0.5), od.Exponential(2.0), od.Gamma(0.6, 1.0)],
+    ids=["normal", "lognormal", "exponential", "gamma-shape-0.6"],
+)
+def test_linear_program_one_dominant_unimodal(law):
+    # A dominant coordinate with a unimodal law (interior cells are finite and asymmetric; tail cells unbounded: the
+    # bound keeps the L2 form there), a smaller uniform one and a small Normal one.
+    def fn(x, y, z):
+        return 3.0 * x + 0.3 * y - 0.2 * z
+
+    laws = [law, od.Uniform(-1.0, 1.0), od.Normal(0.0, 0.3)]
+    new, old = _check_boxes(fn, ["x", "y", "z"], laws, 5)
+    assert new <= old
+
+
+def test_unimodal_law_tightens_a_normal_mlp_unit():
+    # tanh of a sum of Normals (a one-unit network): the linear term with the unimodal cells is below the L2 form.
+    def fn(a, b):
+        return np.tanh(0.9 * a - 0.4 * b + 0.1)
+
+    laws = [od.Normal(0.0, 1.0), od.Normal(0.5, 0.5)]
+    new, _ = _check_boxes(fn, ["a", "b"], laws, 6)
+    plain, _ = _check_boxes(fn, ["a", "b"], laws, 6, unimodal=False)
+    assert new < plain
 
 
 def test_nonlinear_uniform_program_per_box():
