@@ -19,7 +19,7 @@ from hypothesis import strategies as hs
 from scipy import integrate
 
 from opgraph import dcg as od
-from opgraph.dcg import engine, exactlaw
+from opgraph.dcg import engine, exactlaw, taylor
 from opgraph.dcg.w1 import w1_to_cdf
 
 
@@ -232,6 +232,9 @@ def test_compressed_sums_of_uniforms(n, atoms, m, quant):
 def test_second_order_bound_is_tighter_and_used_for_sums(monkeypatch):
     # This checks the law-level rule itself: the semi-discrete output certificate (which would win) is off.
     monkeypatch.setattr(engine, "SEMI_DISCRETE", contextvars.ContextVar("sd_off", default=False))
+    # ... and the Taylor box bound's uniform linear form (second order in effect on a sum of uniforms: a / 2 + s^2 /
+    # (2 a) per box), so that the comparison below is with the first-order bounds.
+    monkeypatch.setattr(taylor, "UNIFORM_LINEAR", False)
     r = od.evaluate(lambda a, b: a + b, od.Uniform(0, 1), od.Uniform(0, 1), atoms=256)
     true = w1_to_cdf(r.atoms, r.weights, _sum_uniform_cdf([1.0, 1.0], 0.0), 0.0, 2.0)
     assert r.info["bound_method"] == "law-level"

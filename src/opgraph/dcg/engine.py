@@ -1842,7 +1842,10 @@ def _taylor_boxes(
         {a: (q.weights, q.err, q.bias, q.m2) for a, q in whole.items()},
     )
     args = (np.asarray(val.pt), cells, moments, ev._wbox(axes), probe, on)
-    tb = taylor.box_bound(graph, ev.output, axes, *args)  # type: ignore[arg-type]
+    law = {a: type(ev.dists.get(graph.nodes[a].attrs["name"])).__name__ for a in axes}
+    uniform = frozenset(a for a in axes if law[a] == "Uniform")
+    unimodal = frozenset(a for a in axes if law[a] in taylor.UNIMODAL)
+    tb = taylor.box_bound(graph, ev.output, axes, *args, uniform=uniform, unimodal=unimodal)  # type: ignore[arg-type]
     if tb is None:  # no rule for some op, too large, or the probe found nothing to gain (cost guard)
         skip = {"skipped": f"probe gain {probe['probe_gain']:.3g} < {taylor.PROBE_MIN_GAIN}"} if probe else None
         return box_bound, attr, skip
