@@ -3,7 +3,8 @@
 Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.affine.ENABLED``,
 ``opgraph.dcg.cancel.ENABLED``, ``opgraph.dcg.exactlaw.ENABLED``, ``opgraph.dcg.exactlaw.REGROUP``,
 ``opgraph.dcg.carry.ENABLED``, ``opgraph.dcg.carry.FIXED_ATOMS``, ``opgraph.dcg.subcells.ENABLED``,
-``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``, ``opgraph.dcg.disjoint.ENABLED``). A
+``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``, ``opgraph.dcg.disjoint.ENABLED``,
+``opgraph.dcg.elastic.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -17,7 +18,7 @@ from collections.abc import Iterator, Mapping
 
 
 def _vars() -> dict[str, contextvars.ContextVar[bool]]:
-    from opgraph.dcg import affine, cancel, carry, disjoint, engine, exactlaw, subcells, taylor
+    from opgraph.dcg import affine, cancel, carry, disjoint, elastic, engine, exactlaw, subcells, taylor
 
     return {
         "affine": affine.ENABLED,
@@ -30,6 +31,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "semi_discrete": engine.SEMI_DISCRETE,
         "taylor": taylor.ENABLED,
         "disjoint": disjoint.ENABLED,
+        "elastic": elastic.ENABLED,
     }
 
 
@@ -37,7 +39,7 @@ def capture() -> dict[str, bool]:
     """The current value of every switch, by name.
 
     Names: ``affine``, ``cancel``, ``carry``, ``carry_fixed_atoms``, ``exact_law``, ``exact_law_regroup``,
-    ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``.
+    ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``elastic``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
