@@ -180,3 +180,13 @@ def test_damped_oscillator_bound_falls_and_stays_sound():
     w = np.full(n, 1.0 / n)
     ref_err = w1_discrete(refs[0], w, refs[1], w)
     assert after.w1_bound >= w1_discrete(after.atoms, after.weights, refs[0], w) - 3 * ref_err
+
+
+def test_probe_skips_the_pass_where_it_cannot_gain():
+    # x - y of two Normals: the engine's cellwise bound is already exact in the derivative (1 and -1), the log-space
+    # bound is infinite wherever the difference changes sign: the probe sees no gain and the pass does not run.
+    r = od.evaluate(lambda x, y: x - y, od.Normal(0, 1), od.Normal(0, 1), atoms=32, progress=False)
+    assert "skipped" in r.info["elastic"]
+    # while on the oscillator's 4-atom grid (16384 boxes) it runs
+    r2 = od.evaluate(oscillator, *[od.LogNormal(m, s) for m, s in OSC_LAWS], atoms=4, progress=False)
+    assert "after" in r2.info["elastic"]

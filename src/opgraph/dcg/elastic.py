@@ -13,18 +13,24 @@ the elasticity, is a sum of the powers for a product, and a convex combination o
 sum, whatever the box (a tail included). With ``L_i >= sup_B |dh/du_i|`` and ``f`` of one sign on ``B`` (the box is
 convex in ``u``, so the segment from ``u'`` to ``u`` stays in it),
 
-    |f(x) - f(x')| = |f(x')| |e^{h(u) - h(u')} - 1| <= |f(x')| (e^{sum_i L_i |u_i - u'_i|} - 1),
+    |f(x) - f(x')| = |f(x')| |e^{h(u) - h(u')} - 1| <= |f(x')| (e^{sum_i L_i |u_i - u'_i|} - 1).
 
-and on a box of independent inputs the expectation factorises:
+A tighter ``L_i`` comes from moving one coordinate at a time along the path from ``u'`` to ``u`` (dimension 1, then
+2, ...): while dimension ``i`` moves, the dimensions before it range over their cells and those after it sit at
+their atoms, so ``L_i`` is the supremum of ``|dh/du_i|`` over that smaller box (one interval pass per dimension;
+``|h(u) - h(u')| <= sum_i L_i |u_i - u'_i|`` still holds, each leg of the path lying in its box). On a box of
+independent inputs the expectation then factorises:
 
     E[|f(X) - f(x')|; B] <= |f(x')| (prod_i E[e^{L_i |U_i - u'_i|}; C_i] - prod_i P(C_i)),
 
 each factor a closed form on the cell: for a LogNormal ``U_i = log X_i`` is Normal, and for a Normal input with
 the linear coordinate, ``E[e^{L |Z - c|}; a < Z < b]`` is a difference of Normal CDFs at shifted arguments
-(computed with ``log_ndtr``, no cancellation in the tails). Other laws give no bound here (``None``).
+(computed with ``log_ndtr``, no cancellation in the tails). Other laws give no bound here (``None``). The computed
+value at the atom enters through the width of its enclosure (an interval pass at the atoms).
 
-The interval propagation (one pass over the graph, vectorised over the grid) carries per node its value
-enclosure ``V`` (plain interval arithmetic), its elasticities ``G_i`` and its ``u``-derivatives ``D_i = V G_i``:
+The interval propagation (vectorised over the grid, in slabs of the first axis) carries per node its value
+enclosure ``V`` (plain interval arithmetic, with a structural sign: products, quotients and powers of positive
+values stay positive where an end underflows to 0), its elasticities ``G_i`` and its ``u``-derivatives ``D_i``:
 
 - products and quotients add and subtract ``G`` (exact: no dependency problem), constant powers scale it;
 - a sum of two operands of one sign has ``G`` in the hull of the operands' ``G`` (``h`` of a sum of positives
@@ -33,10 +39,11 @@ enclosure ``V`` (plain interval arithmetic), its elasticities ``G_i`` and its ``
 - a pole (a divisor, ``log`` or fractional-power argument not of one strict sign on the box) makes the box's
   enclosures infinite, so the box keeps the engine's bound.
 
-Each node intersects ``G`` with ``D / V`` and ``D`` with ``V G``. Supported ops: :data:`OPS`; any other op makes
+Where a rule gave ``D`` a form of its own (sums, differences, ``log``, and what they feed), ``G`` is intersected
+with ``D / V`` and ``D`` with ``V G``; elsewhere ``D = V G``. Supported ops: :data:`OPS`; any other op makes
 :func:`box_bound` return ``None``. The engine keeps per box the smaller of this and its own bound (after the
-Taylor pass, on plain grids of exact inputs), so no bound grows. ``ENABLED`` (a ContextVar, default on) switches it
-off.
+Taylor pass, on plain grids of exact inputs; not on the chunks of :mod:`opgraph.dcg.chunks`), so no bound grows.
+``ENABLED`` (a ContextVar, default on) switches it off; it travels to workers with the other switches.
 """
 
 from __future__ import annotations
@@ -60,6 +67,12 @@ PAD = 1e-9
 
 #: Boxes per slab of the first axis (memory: a few live nodes of ``2 k + 1`` enclosures each on a slab).
 MAX_BOXES = 2**16
+
+#: The cost guard of :func:`apply`: on grids of PROBE_MIN_BOXES boxes or more, the cells at these fractions of each
+#: axis form a probe sub-grid; the whole pass runs only where the probe's total falls by PROBE_MIN_GAIN or more.
+PROBE_MIN_BOXES = 2**10
+PROBE_AT = (0.25, 0.75)
+PROBE_MIN_GAIN = 0.02
 
 #: Ops with a rule here (``pow`` needs a constant exponent).
 OPS = frozenset(
@@ -528,6 +541,7 @@ def _bound(
     pt_err: np.ndarray,
     shape: tuple[int, ...],
 ) -> np.ndarray:
+    """The per-box bound from the Lipschitz constants ``lams`` of ``log|f|`` per dimension (``inf`` where unsigned)."""
     k = len(axes)
     total = np.zeros(shape)
     with np.errstate(all="ignore"):
@@ -584,10 +598,26 @@ def apply(ev: Any, graph: Any, val: Any, box_bound: np.ndarray, attr: dict[str, 
     with np.errstate(invalid="ignore"):
         err = np.maximum(np.broadcast_to(pt, shape) - at[0][0], at[0][1] - np.broadcast_to(pt, shape))
     err = np.where(np.isfinite(err), np.maximum(err, 0.0), _INF)
-    eb = box_bound_fn(graph, ev.output, axes, laws, cells, pt, ev._wbox(axes), shape, err)
+    box = np.broadcast_to(box_bound, shape)
+    wbox = np.broadcast_to(ev._wbox(axes), shape)
+    if math.prod(shape) >= PROBE_MIN_BOXES:
+        # Cost guard: the cells at PROBE_AT of each axis first (at most 2 ** k boxes); skip unless it gains there.
+        pick = [np.unique(np.clip((np.asarray(PROBE_AT) * m).astype(int), 0, m - 1)) for m in shape]
+        sel = np.ix_(*pick)
+        pc = {a: tuple(np.asarray(x)[pick[j]] for x in cells[a]) for j, a in enumerate(axes)}
+        pshape = tuple(p.size for p in pick)
+        pb = box_bound_fn(
+            graph, ev.output, axes, laws, pc, np.broadcast_to(pt, shape)[sel], wbox[sel], pshape, err[sel]
+        )
+        if pb is None:
+            return box_bound, attr, None
+        before = float(np.sum(box[sel]))
+        gain = 1.0 - float(np.sum(np.minimum(box[sel], pb))) / before if before > 0 else 0.0
+        if not gain >= PROBE_MIN_GAIN:
+            return box_bound, attr, {"skipped": f"probe gain {gain:.3g} < {PROBE_MIN_GAIN}"}
+    eb = box_bound_fn(graph, ev.output, axes, laws, cells, pt, wbox, shape, err)
     if eb is None:
         return box_bound, attr, None
-    box = np.broadcast_to(box_bound, shape)
     old_total = float(np.sum(box))
     new = np.minimum(box, eb)
     new_total = float(np.sum(new))
