@@ -411,15 +411,18 @@ def _log_seg(mu: float, s: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return lh + np.log1p(-np.exp(np.minimum(ll - lh, 0.0)))
 
 
-def log_factor(mu: float, s: float, a: np.ndarray, b: np.ndarray, c: np.ndarray, lam: np.ndarray) -> np.ndarray:
-    """``log( E[e^{lam |Z - c|}; a < Z < b] / P(a < Z < b) )`` for ``Z ~ N(mu, s^2)``, ``a <= c <= b`` (elementwise).
+def log_factor(
+    mu: float, s: float, a: np.ndarray, b: np.ndarray, c: np.ndarray, lam: np.ndarray, lam_dn: np.ndarray | None = None
+) -> np.ndarray:
+    """``log( E[e^{L(Z) |Z - c|}; a < Z < b] / P(a < Z < b) )`` for ``Z ~ N(mu, s^2)``, ``a <= c <= b`` (elementwise).
 
-    The two sides in closed form: ``E[e^{lam (Z - c)}; c < Z < b] = e^{lam (mu - c) + lam^2 s^2 / 2} P(c < Z' < b)``
-    with ``Z' ~ N(mu + lam s^2, s^2)``, and likewise below ``c`` with ``-lam``.
+    ``L = lam`` above ``c`` and ``lam_dn`` below it (``lam`` on both sides when None). The two sides in closed form:
+    ``E[e^{lam (Z - c)}; c < Z < b] = e^{lam (mu - c) + lam^2 s^2 / 2} P(c < Z' < b)`` with ``Z' ~ N(mu + lam s^2,
+    s^2)``, and likewise below ``c`` with ``-lam_dn``.
     """
-    half = 0.5 * lam * lam * s * s
-    up = lam * (mu - c) + half + _log_seg(mu + lam * s * s, s, c, b)
-    dn = -lam * (mu - c) + half + _log_seg(mu - lam * s * s, s, a, c)
+    ld = lam if lam_dn is None else lam_dn
+    up = lam * (mu - c) + 0.5 * lam * lam * s * s + _log_seg(mu + lam * s * s, s, c, b)
+    dn = -ld * (mu - c) + 0.5 * ld * ld * s * s + _log_seg(mu - ld * s * s, s, a, c)
     return np.logaddexp(up, dn) - _log_seg(mu, s, a, b)
 
 
@@ -502,7 +505,7 @@ def _slab(
         # The path from the atom u' to u moves one coordinate at a time, in ``order``: while dimension j moves, the
         # dimensions before it sit anywhere in their cells and those after it at their atoms, so L_j is the
         # supremum of |d h / d u_j| over that (smaller) box.
-        lam: dict[int, np.ndarray] = {}
+        lam: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         v = None
         for pos, j in enumerate(order):
             moved = set(order[: pos + 1])
@@ -510,12 +513,21 @@ def _slab(
             for jj, a in enumerate(axes):
                 lo, hi, at = (np.asarray(x, dtype=float) for x in cells[a])
                 cj[a] = (lo, hi) if jj in moved else (at, at)
-            res = elasticities(graph, output, axes, cj, log, {j})
-            if res is None:
-                return None
             if pos == k - 1:
+                res = elasticities(graph, output, axes, cj, log, set())
+                if res is None:
+                    return None
                 v = res[0]  # the whole box: the sign condition
-            lam[j] = iv.mag(res[1][j]) if j in res[1] else np.zeros(())
+            # The leg of dimension j stays on one side of its atom: the half-cell below it, or the one above it.
+            lo, hi, at = (np.asarray(x, dtype=float) for x in cells[axes[j]])
+            pair = []
+            for half in ((lo, at), (at, hi)):
+                cj[axes[j]] = half
+                res = elasticities(graph, output, axes, cj, log, {j})
+                if res is None:
+                    return None
+                pair.append(iv.mag(res[1][j]) if j in res[1] else np.zeros(()))
+            lam[j] = (pair[0], pair[1])
         assert v is not None
         b = _bound(axes, laws, cells, log, lam, v, pt, wbox, pt_err, shape)
         best = b if best is None else np.minimum(best, b)
@@ -534,7 +546,7 @@ def _bound(
     laws: Mapping[int, Distribution],
     cells: Mapping[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
     log: Sequence[bool],
-    lams: Mapping[int, np.ndarray],
+    lams: Mapping[int, tuple[np.ndarray, np.ndarray]],
     v: Interval,
     pt: np.ndarray,
     wbox: np.ndarray,
@@ -553,8 +565,8 @@ def _bound(
                 lo, hi, at = np.log(np.maximum(lo, 0.0)), np.log(hi), np.log(at)
             sh = [1] * k
             sh[j] = at.size
-            lam = lams[j]
-            lf = log_factor(mu, s, lo.reshape(sh), hi.reshape(sh), at.reshape(sh), np.broadcast_to(lam, shape))
+            ldn, lup = (np.broadcast_to(x, shape) for x in lams[j])
+            lf = log_factor(mu, s, lo.reshape(sh), hi.reshape(sh), at.reshape(sh), lup, ldn)
             total += np.where(np.isnan(lf), _INF, lf)
         apt = np.abs(pt)
         out = apt * np.expm1(total) * (1 + PAD) + PAD * k * apt
