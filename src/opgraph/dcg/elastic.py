@@ -51,7 +51,6 @@ from __future__ import annotations
 import contextvars
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -86,8 +85,6 @@ OPS = frozenset(
 )
 
 _INF = math.inf
-# Grids that had the pass in this process: (id of the call's quantized inputs, shape, input names) -> those inputs.
-_SEEN: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
 Interval = tuple[np.ndarray, np.ndarray]
 
@@ -657,14 +654,6 @@ def apply(ev: Any, graph: Any, val: Any, box_bound: np.ndarray, attr: dict[str, 
     if key in memo:  # the same grid bounded again (before / after the sub-cell pass): computed once
         eb = memo[key]
         return _take(box_bound, attr, box, eb, t0) if eb is not None else (box_bound, attr, None)
-    # Cost: the engine's rewrites (cancellation, reassociation) evaluate the same output again on the same
-    # quantized grid; the pass runs on the first of them only (the engine keeps the better answer: still sound).
-    grid = (id(ev.quantized), shape, tuple(graph.nodes[a].attrs["name"] for a in axes))
-    if grid in _SEEN:
-        return box_bound, attr, {"skipped": "the same grid of another form of this output had the pass"}
-    _SEEN[grid] = ev.quantized  # pins the id while it is remembered
-    while len(_SEEN) > 16:
-        _SEEN.popitem(last=False)
     cells = {a: (ev.axes[a].lo, ev.axes[a].hi, ev.axes[a].atoms) for a in axes}
     pt = np.broadcast_to(np.asarray(val.pt, dtype=float), shape)
     wbox = np.broadcast_to(ev._wbox(axes), shape)
