@@ -2107,7 +2107,7 @@ def evaluate_output(
     pt = np.broadcast_to(val.pt, shape).reshape(-1)
     w = ev._wbox(val.axes).reshape(-1)
     atoms, weights = merge_duplicates(pt, w)
-    from opgraph.dcg import subcells  # the optional sub-cell pass
+    from opgraph.dcg import elastic, subcells  # the optional sub-cell and log-space passes
 
     d1_pre = _total(val.d1)
     n_pre = math.inf if ev.cell_only else _total(val.nb)
@@ -2120,6 +2120,7 @@ def evaluate_output(
     def finish(box_bound: np.ndarray, attr: Terms, sub_info: dict[str, Any] | None) -> Evaluation:
         # After the sub-cell pass (whose probes would stop earlier on boxes already lowered): per box only a minimum.
         box_bound, attr, taylor_info = _taylor_boxes(ev, sub, val, np.asarray(box_bound), attr)
+        box_bound, attr, elastic_info = elastic.apply(ev, sub, val, np.asarray(box_bound), attr)
         c_total = float(np.sum(box_bound))
         n_total = n_pre
         terms, method, bound = _cellwise_or_path(c_total, n_total, attr, val)
@@ -2159,6 +2160,8 @@ def evaluate_output(
             info["subcells"] = sub_info
         if taylor_info is not None:
             info["taylor"] = taylor_info
+        if elastic_info is not None:
+            info["elastic"] = elastic_info
         if ev.tiny is not None:
             info["tiny_scale"] = ev.tiny
         if math.isinf(bound):
