@@ -108,8 +108,15 @@ def test_max_seconds_is_checked(bad):
         od.evaluate(lambda x: x * x, od.Uniform(0, 1), target_w1=1e-3, max_seconds=bad)
 
 
-def test_a_spent_budget_stops_after_the_first_round():
+def test_a_spent_budget_stops_after_the_first_round(monkeypatch):
     """With a budget already spent after the first round, the call returns it, certified, naming the bound."""
+    clock = _Clock()
+
+    def ticking() -> float:  # every reading 1 s later: the first round alone outlasts the budget
+        clock.t += 1.0
+        return clock.t
+
+    monkeypatch.setattr(rb, "_clock", ticking)
     with scope({"disjoint": False}), pytest.warns(od.TargetNotMetWarning) as rec:
         r = od.evaluate(
             lambda x, y: x * y + np.sin(x), od.Uniform(0, 1), od.Uniform(1, 2), target_w1=1e-7, max_seconds=1e-9

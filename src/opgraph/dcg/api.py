@@ -1442,8 +1442,10 @@ def evaluate(
         affine: Form affine enclosures (tighter bounds where inputs are shared, at some cost; see
             :mod:`opgraph.dcg.affine`); ``False`` gives the interval-only engine. ``None``: the caller's
             ``opgraph.dcg.affine.ENABLED`` (default on). The setting reaches the chunks on every executor.
-        max_seconds: Wall-clock budget of a ``target_w1`` call (seconds, default
-            :data:`opgraph.dcg.roundbudget.DEFAULT_MAX_SECONDS` = 20): each refinement round's time is predicted
+        max_seconds: Time budget of a ``target_w1`` call (seconds, default
+            :data:`opgraph.dcg.roundbudget.DEFAULT_MAX_SECONDS` = 20; CPU seconds of this process with the serial
+            executor, so that the plan does not depend on the machine's load; wall-clock seconds with other
+            executors, whose chunks run elsewhere): each refinement round's time is predicted
             from the rounds before it, and a round predicted to end after the budget is shrunk to fit (the inputs
             with the largest bound terms grown first) or not started; the call then returns its best certified
             round with a :class:`TargetNotMetWarning` naming the bound reached and the budget. The first round
@@ -1468,7 +1470,8 @@ def evaluate(
     dists, cut = truncate_inputs(dists, truncate)
     max_seconds = roundbudget.check_max_seconds(max_seconds)
     graph = trace(fn, *names)
-    with _affine_scope(affine), roundbudget.scope(max_seconds if target_w1 is not None else None):
+    serial = isinstance(executor, str) and executor == "serial"
+    with _affine_scope(affine), roundbudget.scope(max_seconds if target_w1 is not None else None, serial):
         results = _evaluate_graph(
             graph,
             dists,

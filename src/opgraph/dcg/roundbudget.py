@@ -36,7 +36,8 @@ from typing import Any
 
 from opgraph.dcg.errors import DistError
 
-#: Default wall-clock budget of a ``target_w1`` call (seconds): rounds predicted to end later are not started.
+#: Default budget of a ``target_w1`` call (CPU seconds of a serial call; wall-clock seconds with other executors):
+#: rounds predicted to end later are not started.
 DEFAULT_MAX_SECONDS = 20.0
 #: Exponent of the power-law floor of a round's predicted seconds, ``s_k (work / w_k) ** B_MIN``.
 B_MIN = 0.8
@@ -53,7 +54,12 @@ log = logging.getLogger(__name__)
 
 
 def _clock() -> float:
-    """The budget's clock: wall-clock seconds (``time.perf_counter``; tests replace this function)."""
+    """The budget's clock of serial calls: this process's CPU seconds (``time.process_time``; tests replace it)."""
+    return time.process_time()
+
+
+def _wall() -> float:
+    """The budget's clock where chunks run on other processes (``executor`` not serial): wall-clock seconds."""
     return time.perf_counter()
 
 
@@ -62,11 +68,12 @@ _CURRENT: ContextVar[RoundBudget | None] = ContextVar("opgraph_dcg_round_budget"
 
 @dataclass
 class RoundBudget:
-    """The wall-clock budget of one ``target_w1`` call and the cost model of its rounds.
+    """The time budget of one ``target_w1`` call and the cost model of its rounds.
 
     Attributes:
-        max_seconds: The budget (wall-clock seconds, from the call's start).
-        clock: The clock (seconds; wall-clock ``time.perf_counter`` through :func:`_clock`).
+        max_seconds: The budget (seconds of ``clock``, from the call's start).
+        clock: The clock (seconds): this process's CPU time (:func:`_clock`) for serial calls, so that the plan
+            does not depend on the machine's load; wall-clock time (:func:`_wall`) where chunks run elsewhere.
         start: ``clock()`` at the call's start.
         rounds: Measured rounds, ``(work, seconds)`` each (work in the engine's box-node units).
     """
@@ -149,17 +156,20 @@ def check_max_seconds(value: float | None) -> float | None:
 
 
 @contextlib.contextmanager
-def scope(max_seconds: float | None) -> Iterator[RoundBudget | None]:
+def scope(max_seconds: float | None, serial: bool = True) -> Iterator[RoundBudget | None]:
     """The budget of this call: a new one, or the enclosing call's (nested calls share its deadline).
 
     Args:
-        max_seconds: Wall-clock seconds (``None``: no budget unless an enclosing call has one).
+        max_seconds: Seconds (``None``: no budget unless an enclosing call has one).
+        serial: Whether the call's chunks run in this process (then the budget counts this process's CPU
+            seconds; else wall-clock seconds, since the work of other processes is not in this one's CPU time).
     """
     outer = _CURRENT.get()
     if outer is not None or max_seconds is None:
         yield outer
         return
-    token = _CURRENT.set(RoundBudget(float(max_seconds)))
+    clock = (lambda: _clock()) if serial else (lambda: _wall())
+    token = _CURRENT.set(RoundBudget(float(max_seconds), clock=clock))
     try:
         yield _CURRENT.get()
     finally:
@@ -342,9 +352,11 @@ def plan_step(
         c = keep_whole(a, c)
         if not fits(a, c) or (stay_whole and not is_whole(a, c)):
             return False
-        if budget.affordable(work(a, c)):
+        w = work(a, c)
+        if budget.affordable(w):
             return True
         refused.append(a)
+        log.debug("target_w1: %s at compression %d does not fit the time: %s", a, c, budget.describe(w))
         return False
 
     atoms, comp = dict(new_atoms), new_compress
