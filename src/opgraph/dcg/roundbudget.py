@@ -44,7 +44,7 @@ B_MIN = 0.8
 #: Safety factor on a predicted round time (model error, load changes between rounds).
 SAFETY = 1.25
 #: A round predicted to shrink the bound by less than this fraction (and not to reach the target) is not run.
-MIN_GAIN = 0.1
+MIN_GAIN = 0.05
 #: The affine probe runs only where the first round took at most this fraction of the budget.
 PROBE_FRACTION = 0.1
 #: Affine forms are kept where they tighten the first round's bound by more than this fraction.
