@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
             f"Machine: {platform.machine()}, 2 cores shared with other engineers' jobs, Python "
             f"{platform.python_version()}; no GPU. {started:%Y-%m-%d %H:%M} UTC, commit {rev}, load average "
             f"{load0:.1f} at the start, {load1:.1f} at the end. *before* = `max_seconds=None` (the refinement of main),"
-            f" *after* = the default `max_seconds={roundbudget.DEFAULT_MAX_SECONDS:g}` (wall-clock; affine probe, "
+            f" *after* = the default `max_seconds={roundbudget.DEFAULT_MAX_SECONDS:g}` (CPU s; affine probe, "
             "term fill, whole grids kept whole); each call under a CPU limit of "
             f"{args.limit:g} s (then `timeout`).",
             "",
