@@ -199,3 +199,18 @@ def test_uq_mlp_within_budget_is_sound():
     ref, err = _sobol_reference(fn, 4)
     true = w1_discrete(r.atoms, r.weights, ref, np.full(ref.size, 1 / ref.size))
     assert r.w1_bound + err >= true
+
+
+def test_cli_max_seconds():
+    from click.testing import CliRunner
+
+    from opgraph.dcg.cli import group
+
+    base = ["x*y + sin(x)", "--plot", "", "--var", "x=uniform:0,1", "--var", "y=uniform:1,2", "--target-w1", "1e-9"]
+    res = CliRunner().invoke(group, [*base, "--max-seconds", "0.5"])
+    assert res.exit_code == 0, res.output
+    assert "not reached" in res.output and "best bound" in res.output
+    res = CliRunner().invoke(group, [*base, "--max-seconds", "soon"])
+    assert res.exit_code != 0 and "--max-seconds" in (res.output + str(res.exception))
+    res = CliRunner().invoke(group, [*base, "--max-seconds", "0"])
+    assert res.exit_code != 0 and "max_seconds" in (res.output + str(res.exception))
