@@ -214,3 +214,19 @@ def test_cli_max_seconds():
     assert res.exit_code != 0 and "--max-seconds" in (res.output + str(res.exception))
     res = CliRunner().invoke(group, [*base, "--max-seconds", "0"])
     assert res.exit_code != 0 and "max_seconds" in (res.output + str(res.exception))
+
+
+def test_random_variable_expressions_take_max_seconds(monkeypatch):
+    clock = _Clock()
+
+    def ticking() -> float:
+        clock.t += 1.0
+        return clock.t
+
+    monkeypatch.setattr(rb, "_clock", ticking)
+    x, y = od.Uniform(0, 1), od.Uniform(1, 2)
+    with scope({"disjoint": False}), pytest.warns(od.TargetNotMetWarning, match="max_seconds"):
+        r = (x * y + x).evaluate(target_w1=1e-4, max_seconds=0.5)
+    assert len(r.info["refinement"]) == 1
+    with pytest.raises(od.DistError, match="max_seconds"):
+        (x * y).evaluate(target_w1=1e-3, max_seconds=-1)

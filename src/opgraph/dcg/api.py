@@ -1556,14 +1556,16 @@ def evaluate_rv(rv: RandomVariable, atoms: int | Mapping[str, int] = 256, **kwar
     )
     truncate = kwargs.pop("truncate", None)
     use_affine = kwargs.pop("affine", None)
+    max_seconds = roundbudget.check_max_seconds(kwargs.pop("max_seconds", roundbudget.DEFAULT_MAX_SECONDS))
     scale = {k: kwargs.pop(k) for k in ("max_memory", "executor", "progress") if k in kwargs}
     unknown = set(kwargs) - set(opts)
     if unknown:
-        known = sorted([*opts, "truncate", "affine", "max_memory", "executor", "progress"])
+        known = sorted([*opts, "truncate", "affine", "max_seconds", "max_memory", "executor", "progress"])
         raise DistError(f"evaluate(): unknown keyword(s) {sorted(unknown)}; known: {known}")
     opts.update(kwargs)
     dists, cut = truncate_inputs(dists, truncate)
-    with _affine_scope(use_affine):
+    serial = scale.get("executor", "serial") == "serial"
+    with _affine_scope(use_affine), roundbudget.scope(max_seconds if opts["target_w1"] is not None else None, serial):
         results = _evaluate_graph(graph, dists, atoms=atoms, scale=scale, **opts)  # type: ignore[arg-type]
     return _with_truncation(results, dists, cut)[0]
 
