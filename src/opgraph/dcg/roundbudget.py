@@ -6,7 +6,8 @@ reach the last rounds can take most of the call while improving the bound by a f
 ``benchmarks/dcg/uq.py`` at ``1e-2 std``: 1.5 s for the first round, 60 s for the second, 50 s for a third that
 shrank the bound by 1.7 %). This module gives the loop
 
-* a :class:`RoundBudget`: the wall-clock seconds left of the call's ``max_seconds``, and the predicted seconds of
+* a :class:`RoundBudget`: the seconds left of the call's ``max_seconds`` (this process's CPU seconds for serial
+  calls, wall-clock seconds where chunks run in other processes), and the predicted seconds of
   a round of given work (the engine's planned box-nodes, :func:`opgraph.dcg.api._work`) from the rounds measured
   so far: the larger of ``s_k (work / w_k) ** B_MIN`` (``s_k``, ``w_k`` the last round's) and the straight line
   through the last two rounds (their slope leaves out the fixed costs that make the small first round look
@@ -360,7 +361,7 @@ def plan_step(
         return False
 
     atoms, comp = dict(new_atoms), new_compress
-    w_prop = work(atoms, comp)
+    w_prop = work(atoms, keep_whole(atoms, comp))
     if not budget.affordable(w_prop) or (stay_whole and not is_whole(atoms, keep_whole(atoms, comp))):
         atoms, comp = shrink(atoms, comp, in_time)
         if not in_time(atoms, comp):
