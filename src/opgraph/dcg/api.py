@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import costguards, exactlaw, keepbest, logic, subcells
+from opgraph.dcg import costguards, exactlaw, keepbest, logic, roundbudget, subcells
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, LogNormal, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import (
@@ -457,8 +457,15 @@ def _evaluate_graph_grid(
         """Output ``o`` on the grid of ``quantized`` at this round's compression size (read when called)."""
         return evaluate_with(o, quantized, labels, cur_compress)
 
-    for rnd in range(40):
-        quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
+    # Time budget of a target_w1 call (opgraph.dcg.roundbudget): rounds predicted to end after it are shrunk or
+    # not run; affine forms are dropped from later rounds where the first round's probe shows they do not pay.
+    tbudget = roundbudget.current() if target_w1 is not None else None
+    affine_off, round_affine_off = False, {}
+    compress_wanted = cur_compress  # this round's compression size before any raise that keeps its grids whole
+    clock = tbudget.clock if tbudget is not None else time.perf_counter
+
+    def round_evals(quantized: dict[str, Quantized], labels: dict[str, str]) -> list[Evaluation]:
+        """This round's evaluation of every output (the QMC fallback where no grid fits)."""
         evals: list[Evaluation] = []
         for k, o in enumerate(outputs):
             if target_w1 is not None and not _fits(restricted[k : k + 1], dists, cur_atoms, max_joint, cur_compress):
@@ -473,12 +480,42 @@ def _evaluate_graph_grid(
                     DEFER_SUBCELLS.reset(tok_d)
             else:
                 evals.append(evaluate_one(o, quantized, labels))
+        return evals
+
+    for rnd in range(40):
+        t_round = clock()
+        quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
+        round_affine_off[rnd] = affine_off
+        with roundbudget.affine_disabled(affine_off):
+            evals = round_evals(quantized, labels)
         plan_evals = list(evals)  # the refinement plans from the bounds before any sub-cell pass
         worst = plan_worst = max(e.w1_bound for e in evals)
+        probe = None
+        t_eval = clock() - t_round
+        if tbudget is not None and rnd == 0 and roundbudget.should_probe(tbudget, t_eval, evals):
+            # Does the affine form pay here? The same round without it (cheap: the first round is small).
+            t_probe = clock()
+            with roundbudget.affine_disabled(True):
+                off_evals = round_evals(quantized, labels)
+            t_round += clock() - t_probe  # the round's own time (the probe is not part of its cost)
+            for e in off_evals:
+                e.resume = None
+            off_worst = max(e.w1_bound for e in off_evals)
+            affine_off = not roundbudget.affine_pays(plan_worst, off_worst)
+            probe = {
+                "with_affine": plan_worst,
+                "without": off_worst,
+                "later_rounds_affine": not affine_off,
+                "seconds": round(clock() - t_probe, 4),
+            }
+            log.info("target_w1: affine probe %s", probe)
         passes = "none"
         if defer and target_w1 is not None and any(e.resume is not None for e in evals):
-            evals, passes = _round_passes(evals, target_w1)
+            with roundbudget.affine_disabled(round_affine_off[rnd]):
+                evals, passes = _round_passes(evals, target_w1)
             worst = max(e.w1_bound for e in evals)
+        if tbudget is not None and work is not None:
+            tbudget.record(work({**cur_atoms, COMPRESS: cur_compress}), clock() - t_round)
         if (
             target_w1 is None
             and (reduced is not None or any(e.info.get("compressions") for e in evals))
@@ -500,6 +537,12 @@ def _evaluate_graph_grid(
         history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": plan_worst})
         if rnd == 0 and whole_first is not None:
             history[-1]["whole_grid_first"] = whole_first
+        if probe is not None:
+            history[-1]["affine_probe"] = probe
+        if round_affine_off[rnd]:
+            history[-1]["affine"] = False
+        if tbudget is not None:
+            history[-1]["seconds"] = round(clock() - t_round, 4)
         if passes != "none":
             history[-1].update(subcell_passes=passes, w1_bound_after_passes=worst)
         if target_w1 is not None and best is not None and carry.ENABLED.get():
@@ -555,6 +598,16 @@ def _evaluate_graph_grid(
                     lambda a, c: _fits(restricted, dists, a, max_joint, c),
                     {n for n in names if quantized[n].method == "meansplit"},
                 )
+                if tbudget is not None and new_atoms == cur_atoms and new_compress == cur_compress:
+                    # The proportional step rounds every input down to this round's power of two: grow the inputs
+                    # with the largest terms one doubling at a time instead (opgraph.dcg.roundbudget).
+                    new_atoms = roundbudget.fill_by_terms(
+                        cur_atoms,
+                        cur_atoms,
+                        wanted,
+                        _input_terms(plan_evals, labels, quantized),
+                        lambda a, c=cur_compress: _fits(restricted, dists, a, max_joint, c),
+                    )
                 if (new_atoms == cur_atoms and new_compress == cur_compress) or not _fits(
                     restricted, dists, new_atoms, max_joint, new_compress
                 ):
@@ -585,13 +638,35 @@ def _evaluate_graph_grid(
                         "atoms for a larger grid"
                     )
                 else:
-                    cur_atoms, cur_compress = new_atoms, new_compress
+                    compress_proposed = new_compress
+                    new_atoms, new_compress, why = _budget_step(
+                        tbudget,
+                        allocator,
+                        plan_evals,
+                        labels,
+                        quantized,
+                        cur_atoms,
+                        cur_compress,
+                        new_atoms,
+                        new_compress,
+                        wanted,
+                        compress_wanted,
+                        plan_worst,
+                        lambda a, c: _fits(restricted, dists, a, max_joint, c),
+                        work,
+                    )
+                    if new_atoms is None:
+                        done, stop = True, why
+                    else:
+                        compress_wanted = min(new_compress, compress_proposed)
+                        cur_atoms, cur_compress = new_atoms, new_compress
         if done:
             assert best is not None
             _, evals, quantized, labels, kept_compress, kept_round = best
             if any(e.resume is not None for e in evals):
                 # The passes skipped while the kept round's grid could not reach the target run on it now.
-                evals = [run_deferred(e) for e in evals]
+                with roundbudget.affine_disabled(round_affine_off.get(kept_round, False)):
+                    evals = [run_deferred(e) for e in evals]
                 if kept_round in carried_from:  # the pass starts from the round's own bound: carry again
                     src, src_round = carried_from[kept_round]
                     evals = [carry.carry(e, b, f"round {src_round}") for e, b in zip(evals, src, strict=True)]
@@ -826,10 +901,12 @@ def _unmet_message(
     parts.sort(key=lambda kv: -kv[1])
     total = sum(v for _, v in parts) or 1.0
     top = ", ".join(f"{k} {v:.3g} ({100 * v / total:.0f}%)" for k, v in parts[:3])
-    return (
-        f"{head}: {rounds}; largest terms: {top}. Stopped because {stop}. Raise max_joint (larger grids; "
-        "max_memory evaluates them in chunks) or ask for a larger target_w1"
+    fix = (
+        "Raise max_seconds (None: no time budget) or ask for a larger target_w1"
+        if "max_seconds" in stop
+        else "Raise max_joint (larger grids; max_memory evaluates them in chunks) or ask for a larger target_w1"
     )
+    return f"{head}: {rounds}; largest terms: {top}. Stopped because {stop}. {fix}"
 
 
 def qmc_max_points(graph: Graph, replicates: int = 8) -> int:
@@ -956,6 +1033,59 @@ def _next_round(
             lower = 1 << (k.bit_length() - 1)
             proposal[n] = lower if lower > cur_atoms[n] and k <= 1.2 * lower else 1 << (k - 1).bit_length()
     return proposal, comp, ""
+
+
+def _input_terms(evals: list[Evaluation], labels: dict[str, str], quantized: dict[str, Quantized]) -> dict[str, float]:
+    """The per-input bound terms of the output with the largest bound (W1 units, by input name)."""
+    label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
+    split = split_terms(max(evals, key=lambda e: e.w1_bound).bound_terms, label_to_input)
+    return {n: t for n, t in split.terms.items() if n != COMPRESS}
+
+
+def _budget_step(
+    tbudget: roundbudget.RoundBudget | None,
+    allocator: Allocator | None,
+    evals: list[Evaluation],
+    labels: dict[str, str],
+    quantized: dict[str, Quantized],
+    cur_atoms: dict[str, int],
+    cur_compress: int,
+    new_atoms: dict[str, int],
+    new_compress: int,
+    wanted: dict[str, int],
+    compress_wanted: int,
+    worst: float,
+    fits: Callable[[dict[str, int], int], bool],
+    work: Callable[[Mapping[str, int]], float | None] | None,
+) -> tuple[dict[str, int] | None, int, str]:
+    """The next round within the time budget (:func:`opgraph.dcg.roundbudget.plan_step`); ``None``: stop, and why.
+
+    ``compress_wanted`` is the compression size this round had before :func:`~opgraph.dcg.roundbudget.plan_step`
+    raised it to keep the grids whole (the round's own where it was not raised).
+    """
+    if tbudget is None or allocator is None or work is None:
+        return new_atoms, new_compress, ""
+    whole = all(e.certified and not e.info.get("compressions") for e in evals)
+    label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
+    split = split_terms(max(evals, key=lambda e: e.w1_bound).bound_terms, label_to_input)
+    pow2 = {n for n in cur_atoms if quantized[n].method == "meansplit"}
+    return roundbudget.plan_step(
+        tbudget,
+        allocator,
+        split,
+        cur_atoms,
+        cur_compress,
+        new_atoms,
+        new_compress,
+        wanted,
+        worst,
+        fits,
+        lambda a, c: work({**a, COMPRESS: c}),
+        lambda a, c, f: _shrink_to_fit(cur_atoms, cur_compress, a, c, f, pow2),
+        _counts,
+        whole=whole,
+        stay_whole=whole and cur_compress > compress_wanted,
+    )
 
 
 def _shrink_to_fit(
@@ -1302,6 +1432,7 @@ def evaluate(
     progress: bool | None = None,
     truncate: float | Mapping[str, Any] | None = None,
     affine: bool | None = None,
+    max_seconds: float | None = roundbudget.DEFAULT_MAX_SECONDS,
 ) -> Any:
     """Evaluate ``fn`` on random inputs; return the output law with a certified W1 bound.
 
@@ -1342,6 +1473,15 @@ def evaluate(
         affine: Form affine enclosures (tighter bounds where inputs are shared, at some cost; see
             :mod:`opgraph.dcg.affine`); ``False`` gives the interval-only engine. ``None``: the caller's
             ``opgraph.dcg.affine.ENABLED`` (default on). The setting reaches the chunks on every executor.
+        max_seconds: Time budget of a ``target_w1`` call (seconds, default
+            :data:`opgraph.dcg.roundbudget.DEFAULT_MAX_SECONDS` = 20; CPU seconds of this process with the serial
+            executor, so that the plan does not depend on the machine's load; wall-clock seconds with other
+            executors, whose chunks run elsewhere): each refinement round's time is predicted
+            from the rounds before it, and a round predicted to end after the budget is shrunk to fit (the inputs
+            with the largest bound terms grown first) or not started; the call then returns its best certified
+            round with a :class:`TargetNotMetWarning` naming the bound reached and the budget. The first round
+            always runs, and the final steps of the kept round (a deferred sub-cell pass) may add to the time, so
+            this is a budget, not a hard limit. ``None``: no time budget. Ignored without ``target_w1``.
 
     Returns:
         A :class:`DistResult`, or a tuple of them when ``fn`` returns a tuple.
@@ -1359,8 +1499,10 @@ def evaluate(
     names = _input_names(fn, len(inputs))
     dists = {n: as_distribution(x, n) for n, x in zip(names, inputs, strict=True)}
     dists, cut = truncate_inputs(dists, truncate)
+    max_seconds = roundbudget.check_max_seconds(max_seconds)
     graph = trace(fn, *names)
-    with _affine_scope(affine):
+    serial = isinstance(executor, str) and executor == "serial"
+    with _affine_scope(affine), roundbudget.scope(max_seconds if target_w1 is not None else None, serial):
         results = _evaluate_graph(
             graph,
             dists,
@@ -1449,14 +1591,16 @@ def evaluate_rv(rv: RandomVariable, atoms: int | Mapping[str, int] = 256, **kwar
     )
     truncate = kwargs.pop("truncate", None)
     use_affine = kwargs.pop("affine", None)
+    max_seconds = roundbudget.check_max_seconds(kwargs.pop("max_seconds", roundbudget.DEFAULT_MAX_SECONDS))
     scale = {k: kwargs.pop(k) for k in ("max_memory", "executor", "progress") if k in kwargs}
     unknown = set(kwargs) - set(opts)
     if unknown:
-        known = sorted([*opts, "truncate", "affine", "max_memory", "executor", "progress"])
+        known = sorted([*opts, "truncate", "affine", "max_seconds", "max_memory", "executor", "progress"])
         raise DistError(f"evaluate(): unknown keyword(s) {sorted(unknown)}; known: {known}")
     opts.update(kwargs)
     dists, cut = truncate_inputs(dists, truncate)
-    with _affine_scope(use_affine):
+    serial = scale.get("executor", "serial") == "serial"
+    with _affine_scope(use_affine), roundbudget.scope(max_seconds if opts["target_w1"] is not None else None, serial):
         results = _evaluate_graph(graph, dists, atoms=atoms, scale=scale, **opts)  # type: ignore[arg-type]
     return _with_truncation(results, dists, cut)[0]
 

@@ -39,6 +39,16 @@ def group() -> None:
     """
 
 
+def _seconds(text: str) -> float | None:
+    """``--max-seconds``: a number of seconds, or ``none`` (no time budget)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise OpgraphError(f"--max-seconds {text!r}: give a number of seconds (for example 20) or 'none'") from None
+
+
 @group.command(name="eval")
 @click.argument("expr")
 @click.option(
@@ -50,6 +60,13 @@ def group() -> None:
 )
 @click.option("--atoms", default=256, show_default=True, type=int, help="Atoms per input.")
 @click.option("--target-w1", type=float, default=None, help="Refine until the certified bound is below this.")
+@click.option(
+    "--max-seconds",
+    default="20",
+    show_default=True,
+    help="Time budget of a --target-w1 call (CPU seconds; 'none' for none): rounds predicted to end later are not "
+    "run, and the best certified round is returned with a warning naming its bound.",
+)
 @click.option(
     "--quantizer", default="auto", show_default=True, type=click.Choice(["auto", "quantile", "meansplit", "geometric"])
 )
@@ -87,6 +104,7 @@ def eval_cmd(
     var_specs: tuple[str, ...],
     atoms: int,
     target_w1: float | None,
+    max_seconds: str,
     quantizer: str,
     max_joint: int,
     max_memory: str | None,
@@ -124,6 +142,7 @@ def eval_cmd(
             executor=executor,
             truncate=truncate,
             affine=affine,
+            max_seconds=_seconds(max_seconds),
         )
     outputs = r if isinstance(r, tuple) else (r,)
     con = Console()
