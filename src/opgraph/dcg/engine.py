@@ -493,6 +493,7 @@ class Evaluator:
         self.kept: dict[int, Val] = {}
         # Set where an input or node has only tiny values (:data:`TINY_SCALE`): second-order certificates off.
         self.tiny: str | None = None
+        self.box_linear: dict[str, Any] | None = None  # set by _taylor_boxes (opgraph.dcg.boxlinear)
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
         # bounds (every cell's derivative enclosure lies in the global one), so those are not computed.
         ins = [n.attrs["name"] for n in graph.nodes if n.op == "input"]
@@ -1805,8 +1806,9 @@ def _taylor_boxes(
     chunk's boxes are bounded alone); the attribution, a sum over the whole grid, is then returned unchanged and
     rescaled by the caller once the chunks' totals are known.
     """
-    from opgraph.dcg import taylor
+    from opgraph.dcg import boxlinear, taylor
 
+    ev.box_linear = None
     axes = val.axes
     if (
         not taylor.ENABLED.get()
@@ -1842,7 +1844,9 @@ def _taylor_boxes(
         {a: (q.weights, q.err, q.bias, q.m2) for a, q in whole.items()},
     )
     args = (np.asarray(val.pt), cells, moments, ev._wbox(axes), probe, on)
-    tb = taylor.box_bound(graph, ev.output, axes, *args)  # type: ignore[arg-type]
+    lin: dict[str, Any] | None = None if chunk or not boxlinear.ENABLED.get() else {}
+    tb = taylor.box_bound(graph, ev.output, axes, *args, linear=lin)  # type: ignore[arg-type]
+    ev.box_linear = lin or None  # the linear models, for the box-linear mixture answer (opgraph.dcg.boxlinear)
     if tb is None:  # no rule for some op, too large, or the probe found nothing to gain (cost guard)
         skip = {"skipped": f"probe gain {probe['probe_gain']:.3g} < {taylor.PROBE_MIN_GAIN}"} if probe else None
         return box_bound, attr, skip
@@ -2147,6 +2151,22 @@ def evaluate_output(
                 bound, terms, method = sd_total, done["sd"][1], "semi-discrete"
         if math.isnan(bound):
             bound = math.inf
+        from opgraph.dcg import boxlinear  # the box-linear mixture answer
+
+        span = None  # the support of the exact law (NaN ends of the cells' enclosures: unbounded)
+        if ev.box_linear is not None and "cells" not in done:
+            done["cells"] = _output_cells(ev, val)
+        gc = done.get("cells") if ev.box_linear is not None else None
+        if gc is not None:
+            span = (
+                float(np.min(np.where(np.isnan(gc.lo), -np.inf, gc.lo))),
+                float(np.max(np.where(np.isnan(gc.hi), np.inf, gc.hi))),
+            )
+        a_out, w_out, bl = atoms, weights, boxlinear.answer(ev, sub, val, box_bound, bound, span)
+        if bl is not None:  # a second-order certificate for another answer (the mixture of the boxes' linear models)
+            a_out, w_out, base = bl[0], bl[1], _total(terms)
+            terms = {k: v * bl[2] / base for k, v in terms.items()} if 0 < base < math.inf else {"box-linear": bl[2]}
+            bound, method = bl[2], "box-linear mixture"
         info = {
             "method": "grid",
             "bound_method": method,
@@ -2164,6 +2184,8 @@ def evaluate_output(
             info["subcells"] = sub_info
         if taylor_info is not None:
             info["taylor"] = taylor_info
+        if bl is not None:
+            info["box_linear"] = bl[3]
         if ev.tiny is not None:
             info["tiny_scale"] = ev.tiny
         if math.isinf(bound):
@@ -2179,7 +2201,7 @@ def evaluate_output(
             )
         if "cells" not in done:
             done["cells"] = _output_cells(ev, val)
-        return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info, cells=done["cells"])
+        return Evaluation(a_out, w_out, float(bound), terms, True, val.gint1, info, cells=done["cells"])
 
     memo: dict[str, Any] = {}  # the first round's probe, kept between a deferred pass's probe() and run()
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 
 
 def _vars() -> dict[str, contextvars.ContextVar[bool]]:
-    from opgraph.dcg import affine, cancel, carry, disjoint, engine, exactlaw, subcells, taylor
+    from opgraph.dcg import affine, boxlinear, cancel, carry, disjoint, engine, exactlaw, subcells, taylor
 
     return {
         "affine": affine.ENABLED,
@@ -30,6 +30,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "semi_discrete": engine.SEMI_DISCRETE,
         "taylor": taylor.ENABLED,
         "disjoint": disjoint.ENABLED,
+        "box_linear": boxlinear.ENABLED,
     }
 
 
@@ -37,7 +38,7 @@ def capture() -> dict[str, bool]:
     """The current value of every switch, by name.
 
     Names: ``affine``, ``cancel``, ``carry``, ``carry_fixed_atoms``, ``exact_law``, ``exact_law_regroup``,
-    ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``.
+    ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``box_linear``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
