@@ -2005,8 +2005,10 @@ def evaluate_output(
             # cancelled factors' zeros): the smaller bound, and the narrower CDF band, are kept.
             # A guard against a wrong rewrite: both answers are laws of the same quantized program, so their means
             # agree up to rounding (compressions keep group means); where they do not, the rewrite is refused.
-            m_new, m_old = float(new_c.atoms @ new_c.weights), float(old_c.atoms @ old_c.weights)
-            scale_c = float(np.abs(old_c.atoms) @ old_c.weights)
+            # (a box-linear mixture answer is another law: its grid's point-mass means are compared)
+            m_new, m_old = (e.info.get("box_linear", {}).get("grid_mean", e.atoms @ e.weights) for e in (new_c, old_c))
+            m_new, m_old = float(m_new), float(m_old)
+            scale_c = float(old_c.info.get("box_linear", {}).get("grid_abs_mean", np.abs(old_c.atoms) @ old_c.weights))
             refused = not abs(m_new - m_old) <= 1e-9 * scale_c + 1e-300
             if refused:
                 log.warning(
@@ -2185,7 +2187,11 @@ def evaluate_output(
         if taylor_info is not None:
             info["taylor"] = taylor_info
         if bl is not None:
-            info["box_linear"] = bl[3]
+            info["box_linear"] = {
+                **bl[3],
+                "grid_mean": float(atoms @ weights),
+                "grid_abs_mean": float(np.abs(atoms) @ weights),
+            }
         if ev.tiny is not None:
             info["tiny_scale"] = ev.tiny
         if math.isinf(bound):
