@@ -48,6 +48,7 @@ def test_tuple_outputs_and_plot(tmp_path):
     assert (a.save(tmp_path / "r.npz")).exists()
 
 
+@pytest.mark.usefixtures("point_mass_answers")
 def test_target_w1_refines_until_met():
     r = od.evaluate(lambda x, y: x * y, od.Uniform(0, 1), od.Uniform(1, 2), target_w1=2e-4)
     assert r.info["target_met"] and r.w1_bound <= 2e-4

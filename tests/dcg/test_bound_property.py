@@ -13,6 +13,7 @@ from hypothesis import strategies as hs
 from scipy import integrate
 
 from opgraph import dcg as od
+from opgraph.dcg import switches
 from opgraph.dcg.w1 import w1_to_cdf
 from opgraph.graph import interpret, numpy_rules, trace
 
@@ -172,8 +173,9 @@ def test_random_graphs_match_brute_force_and_are_deterministic(e, atoms):
         return body((x, y, z)) + 0.0 * x
 
     ins = [od.Uniform(-1, 1), od.Beta(2, 2), od.Normal(0, 1)]
-    r1 = od.evaluate(f, *ins, atoms=atoms, quantizer="quantile")
-    r2 = od.evaluate(f, *ins, atoms=atoms, quantizer="quantile")
+    with switches.scope({"box_linear": False}):  # the grid's answer (the mixture answer is a lattice law)
+        r1 = od.evaluate(f, *ins, atoms=atoms, quantizer="quantile")
+        r2 = od.evaluate(f, *ins, atoms=atoms, quantizer="quantile")
     assert (
         np.array_equal(r1.atoms, r2.atoms)
         and r1.w1_bound == r2.w1_bound

@@ -37,6 +37,7 @@ def _uu(atoms, **kw):
         return od.evaluate(_mul, od.Uniform(0, 1), od.Uniform(0, 1), atoms=atoms, progress=False, **kw)
 
 
+@pytest.mark.usefixtures("point_mass_answers")
 def test_carry_takes_the_smaller_bound_and_stays_sound():
     fine, coarse = _uu(4), _uu(64)
     c = carry.carry(fine, coarse, "atoms 64")
@@ -59,6 +60,7 @@ def test_carry_takes_the_smaller_bound_and_stays_sound():
         carry.ENABLED.reset(tok)
 
 
+@pytest.mark.usefixtures("point_mass_answers")
 def test_target_rounds_carry_an_earlier_certificate(monkeypatch):
     """Round 1 gets a 1000x worse certificate: the carried one (round 0's plus W1) takes over in that round."""
     real = api.evaluate_output_chunked

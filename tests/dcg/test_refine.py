@@ -58,6 +58,7 @@ def test_allocator_gives_up_when_the_fixed_part_exceeds_the_target():
     assert Allocator(1e-3).propose({"a": 10}, Split({"a": 1e-2}, 2e-3)) is None
 
 
+@pytest.mark.usefixtures("point_mass_answers")
 def test_target_w1_on_a_sum_allocates_unequal_atoms_in_two_rounds():
     r = od.evaluate(lambda a, b: a + b, od.Uniform(0, 1), od.Uniform(0, 1), target_w1=1e-3)
     assert r.w1_bound <= 1e-3 and r.info["target_met"]

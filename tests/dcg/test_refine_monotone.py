@@ -30,6 +30,7 @@ CASES = {
 }
 
 
+@pytest.mark.usefixtures("point_mass_answers")
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bound_never_grows_along_the_refinement(case):
     fn, laws, eps = CASES[case]

@@ -493,6 +493,7 @@ class Evaluator:
         self.kept: dict[int, Val] = {}
         # Set where an input or node has only tiny values (:data:`TINY_SCALE`): second-order certificates off.
         self.tiny: str | None = None
+        self.box_linear: dict[str, Any] | None = None  # set by _taylor_boxes (opgraph.dcg.boxlinear)
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
         # bounds (every cell's derivative enclosure lies in the global one), so those are not computed.
         ins = [n.attrs["name"] for n in graph.nodes if n.op == "input"]
@@ -1805,8 +1806,9 @@ def _taylor_boxes(
     chunk's boxes are bounded alone); the attribution, a sum over the whole grid, is then returned unchanged and
     rescaled by the caller once the chunks' totals are known.
     """
-    from opgraph.dcg import taylor
+    from opgraph.dcg import boxlinear, taylor
 
+    ev.box_linear = None
     axes = val.axes
     if (
         not taylor.ENABLED.get()
@@ -1845,7 +1847,9 @@ def _taylor_boxes(
     law = {a: type(ev.dists.get(graph.nodes[a].attrs["name"])).__name__ for a in axes}
     uniform = frozenset(a for a in axes if law[a] == "Uniform")
     unimodal = frozenset(a for a in axes if law[a] in taylor.UNIMODAL)
-    tb = taylor.box_bound(graph, ev.output, axes, *args, uniform=uniform, unimodal=unimodal)  # type: ignore[arg-type]
+    lin: dict[str, Any] | None = None if chunk or not boxlinear.ENABLED.get() else {}
+    tb = taylor.box_bound(graph, ev.output, axes, *args, uniform=uniform, unimodal=unimodal, linear=lin)  # type: ignore[arg-type]
+    ev.box_linear = lin or None  # the linear models, for the box-linear mixture answer (opgraph.dcg.boxlinear)
     if tb is None:  # no rule for some op, too large, or the probe found nothing to gain (cost guard)
         skip = {"skipped": f"probe gain {probe['probe_gain']:.3g} < {taylor.PROBE_MIN_GAIN}"} if probe else None
         return box_bound, attr, skip
@@ -1996,8 +2000,10 @@ def evaluate_output(
             # cancelled factors' zeros): the smaller bound, and the narrower CDF band, are kept.
             # A guard against a wrong rewrite: both answers are laws of the same quantized program, so their means
             # agree up to rounding (compressions keep group means); where they do not, the rewrite is refused.
-            m_new, m_old = float(new_c.atoms @ new_c.weights), float(old_c.atoms @ old_c.weights)
-            scale_c = float(np.abs(old_c.atoms) @ old_c.weights)
+            # (a box-linear mixture answer is another law: its grid's point-mass means are compared)
+            m_new, m_old = (e.info.get("box_linear", {}).get("grid_mean", e.atoms @ e.weights) for e in (new_c, old_c))
+            m_new, m_old = float(m_new), float(m_old)
+            scale_c = float(old_c.info.get("box_linear", {}).get("grid_abs_mean", np.abs(old_c.atoms) @ old_c.weights))
             refused = not abs(m_new - m_old) <= 1e-9 * scale_c + 1e-300
             if refused:
                 log.warning(
@@ -2143,6 +2149,22 @@ def evaluate_output(
                 bound, terms, method = sd_total, done["sd"][1], "semi-discrete"
         if math.isnan(bound):
             bound = math.inf
+        from opgraph.dcg import boxlinear  # the box-linear mixture answer
+
+        span = None  # the support of the exact law (NaN ends of the cells' enclosures: unbounded)
+        if ev.box_linear is not None and "cells" not in done:
+            done["cells"] = _output_cells(ev, val)
+        gc = done.get("cells") if ev.box_linear is not None else None
+        if gc is not None:
+            span = (
+                float(np.min(np.where(np.isnan(gc.lo), -np.inf, gc.lo))),
+                float(np.max(np.where(np.isnan(gc.hi), np.inf, gc.hi))),
+            )
+        a_out, w_out, bl = atoms, weights, boxlinear.answer(ev, sub, val, box_bound, bound, span)
+        if bl is not None:  # a second-order certificate for another answer (the mixture of the boxes' linear models)
+            a_out, w_out, base = bl[0], bl[1], _total(terms)
+            terms = {k: v * bl[2] / base for k, v in terms.items()} if 0 < base < math.inf else {"box-linear": bl[2]}
+            bound, method = bl[2], "box-linear mixture"
         info = {
             "method": "grid",
             "bound_method": method,
@@ -2162,6 +2184,12 @@ def evaluate_output(
             info["taylor"] = taylor_info
         if elastic_info is not None:
             info["elastic"] = elastic_info
+        if bl is not None:
+            info["box_linear"] = {
+                **bl[3],
+                "grid_mean": float(atoms @ weights),
+                "grid_abs_mean": float(np.abs(atoms) @ weights),
+            }
         if ev.tiny is not None:
             info["tiny_scale"] = ev.tiny
         if math.isinf(bound):
@@ -2177,7 +2205,7 @@ def evaluate_output(
             )
         if "cells" not in done:
             done["cells"] = _output_cells(ev, val)
-        return Evaluation(atoms, weights, float(bound), terms, True, val.gint1, info, cells=done["cells"])
+        return Evaluation(a_out, w_out, float(bound), terms, True, val.gint1, info, cells=done["cells"])
 
     memo: dict[str, Any] = {}  # the first round's probe, kept between a deferred pass's probe() and run()
 

@@ -514,6 +514,7 @@ def box_bound(
     probe: tuple[dict[int, Any], dict[int, Any]] | None = None,
     uniform: frozenset[int] = frozenset(),
     unimodal: frozenset[int] = frozenset(),
+    linear: dict[str, Any] | None = None,
 ) -> np.ndarray | None:
     """Per-box bound on ``E[|f(X) - V'|; box]`` (module docstring), or ``None`` where it does not apply.
 
@@ -538,6 +539,11 @@ def box_bound(
             ``E|X + r|`` of a uniform ``X`` (:func:`_uniform_linear`).
         unimodal: The axes whose input law is unimodal (other than uniform): the same through the convex order
             below a uniform law.
+        linear: If given (and the grid is bounded in one piece, not in slices), receives the box-linear model of
+            every box for :mod:`opgraph.dcg.boxlinear`: ``"c"`` (per axis, the midpoints of the gradient
+            enclosures at the atoms, on the grid) and ``"rest"`` (per box, an upper bound on
+            ``E[|f(X) - V' - sum_i c_i d_i| | box]``: the gradient radii, the remainder and the rounding gap, not
+            weighted by the box's mass).
     """
     k = len(axes)
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
@@ -545,7 +551,7 @@ def box_bound(
     if not k or k > MAX_AXES or not supported(graph, output):
         return None
     if probe is not None and math.prod(int(np.size(probe[0][a][2])) for a in axes) >= PROBE_MIN_BOXES:
-        gain = _probe(graph, output, axes, *probe, uniform=uniform, unimodal=unimodal)
+        gain = _probe(graph, output, axes, *probe, uniform=uniform, unimodal=unimodal, mix=linear is not None)
         if parts is not None:
             parts["probe_gain"] = gain
         if not gain >= PROBE_MIN_GAIN:
@@ -558,11 +564,13 @@ def box_bound(
         a0 = axes[0]
         full_pt, full_w = np.broadcast_to(pt, shape), np.broadcast_to(wbox, shape)
         pieces, sub = [], {}
+        lins: list[dict[str, Any]] = []
         for s0 in range(0, shape[0], per):
             sl = slice(s0, s0 + per)
             c2 = {**cells, a0: tuple(np.asarray(x)[sl] for x in cells[a0])}
             m2 = {**moments, a0: tuple(np.asarray(x)[sl] for x in moments[a0])}
             got: dict[str, float] = {}
+            lin_s: dict[str, Any] | None = None if linear is None else {}
             piece = _box_piece(
                 graph,
                 output,
@@ -574,16 +582,24 @@ def box_bound(
                 got,
                 uniform=uniform,  # type: ignore[arg-type]
                 unimodal=unimodal,
+                linear=lin_s,
             )
             if piece is None:
                 return None
             pieces.append(piece)
+            if lin_s is not None:
+                lins.append(lin_s)
             for key, x in got.items():
                 sub[key] = sub.get(key, 0.0) + x
         if parts is not None:
             parts.update(sub)
+        if linear is not None and lins:  # the slices' linear models, put together along the first axis
+            linear["rest"] = np.concatenate([x["rest"] for x in lins], axis=0)
+            linear["c"] = {a: np.concatenate([x["c"][a] for x in lins], axis=0) for a in axes}
         return np.concatenate(pieces, axis=0)
-    return _box_piece(graph, output, axes, pt, cells, moments, wbox, parts, uniform=uniform, unimodal=unimodal)
+    return _box_piece(
+        graph, output, axes, pt, cells, moments, wbox, parts, uniform=uniform, unimodal=unimodal, linear=linear
+    )
 
 
 def _probe(
@@ -594,8 +610,13 @@ def _probe(
     moments: dict[int, tuple[Any, Any, Any, Any]],
     uniform: frozenset[int] = frozenset(),
     unimodal: frozenset[int] = frozenset(),
+    mix: bool = False,
 ) -> float:
-    """The share of the first-order bound that the Taylor bound saves on the probe sub-grid of the whole axes."""
+    """The share of the first-order bound that the Taylor bound saves on the probe sub-grid of the whole axes.
+
+    ``mix``: the box-linear mixture (:mod:`opgraph.dcg.boxlinear`) will use the linear models; a box then costs
+    about its remainder part ``rest`` plus the lattice's share (taken as ``rest`` again), where that is smaller.
+    """
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
     idx = [np.unique([min(n - 1, int(q * n)) for q in PROBE_AT]) for n in shape]
     c_p = {a: tuple(np.asarray(x)[i] for x in cells[a]) for a, i in zip(axes, idx, strict=True)}
@@ -609,7 +630,10 @@ def _probe(
     for a in axes:
         w = w * np.asarray(m_p[a][0]).reshape([-1 if t == a else 1 for t in axes])
     first: list[np.ndarray] = []
-    tb = _box_piece(graph, output, axes, None, c_p, m_p, w, None, first, uniform=uniform, unimodal=unimodal)
+    lin: dict[str, Any] | None = {} if mix else None
+    tb = _box_piece(graph, output, axes, None, c_p, m_p, w, None, first, uniform=uniform, unimodal=unimodal, linear=lin)
+    if lin:
+        tb = np.minimum(tb, np.where(w == 0, 0.0, 2 * lin["rest"] * w))
     ref = first[0]
     saved = float(np.sum(np.where(tb < ref, ref - tb, 0.0)))
     base = float(np.sum(np.where(np.isfinite(ref), ref, 0.0)))
@@ -628,12 +652,14 @@ def _box_piece(
     first: list[np.ndarray] | None = None,
     uniform: frozenset[int] = frozenset(),
     unimodal: frozenset[int] = frozenset(),
+    linear: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """:func:`box_bound` on one grid (or one slice of it), its arguments already checked.
 
     ``pt`` None: the midpoint of the point enclosure stands for the computed value. ``first``: receives the
     first-order bound ``(sum_i max|g_i| E_i + gap) w`` per box from the same box gradients (the probe's yardstick).
     ``uniform`` / ``unimodal``: the axes whose input law is uniform / unimodal on each cell (:func:`_uniform_linear`).
+    ``linear``: receives the box-linear model (:func:`box_bound`).
     """
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
 
@@ -689,6 +715,11 @@ def _box_piece(
         p = 0.5 * (vlo + vhi) if pt is None else np.asarray(pt, dtype=float)
         gap = np.maximum(np.maximum(p - vlo, vhi - p), 0.0)
         tot = (lin + rem + gap) * (1 + 1e-9) * w
+        if linear is not None:
+            rest = np.where(np.isnan(rad + rem + gap), np.inf, (rad + rem + gap) * (1 + 1e-9))
+            linear["rest"] = np.broadcast_to(rest, shape)
+            zero = (np.zeros(()), np.zeros(()))
+            linear["c"] = {a: np.broadcast_to(0.5 * sum(point.g.get(a, zero)), shape) for a in axes}
         if first is not None:
             g1: Any = gap
             for a in axes:

@@ -1,0 +1,343 @@
+"""Box-linear mixture answer: a second-order certificate on general multi-input grids.
+
+Every point-mass certificate on a grid bounds a coupling between the exact output ``Y = f(X)`` and the atoms
+``f(x'_b)`` of the boxes, ``sum_b E[|f(X) - f(x'_b)|; box b]``: first order in the cell size, while the true W1 of
+a mean-preserving grid is second order because the boxes' first-order errors cancel across boxes. This module
+returns a different answer, for which a second-order bound holds.
+
+**Answer.** On a box ``b`` whose cells are all finite (product of the cells ``[lo_i, hi_i]`` with atoms ``x'_i``,
+computed value ``V'_b``), let ``c_i`` be the midpoint of the gradient enclosure at the atom (from
+:mod:`opgraph.dcg.taylor`) and ``L_b(X) = V'_b + sum_i c_i (X_i - x'_i)``, ``X`` drawn from the box's
+cell-conditional input laws (independent across inputs). Each term ``T_1 = V'_b + c_1 d_1``, ``T_i = c_i d_i``
+(``i >= 2``, ``d_i = X_i - x'_i``) is rounded to the nearest point of the lattice ``delta Z``; the rounded terms are
+independent, so their sum has the convolution of their lattice laws (computed by FFT, vectorised over boxes) as its
+law ``G_b``, on the same lattice. The answer is ``G = sum_b p_b G_b`` over the boxes where this is chosen, plus the
+point masses ``p_b V'_b`` of the other boxes.
+
+**Theorem.** With ``R_b >= E[|f(X) - L_b(X)| | box b]`` (:func:`opgraph.dcg.taylor.box_bound`'s ``rest``: the
+gradient radii ``sum_i r_i E|d_i|``, the Hessian remainder ``1/2 sum |H_ik| E|d_i d_k|`` and the gap
+``|f(x') - V'|``), ``D_b = sum_i E|T_i - round(T_i)|`` (exact 1-D integrals of the conditional laws, from their
+closed-form CDF and partial moments, padded for rounding) and ``B_b`` the engine's own bound on
+``E[|f(X) - V'_b|; box b]``,
+
+    W1(law Y, G) <= sum_{b mixed} p_b (R_b + D_b + s_b) + sum_{b other} B_b,
+
+with ``s_b`` the padding for the FFT's and the lattice's rounding. **Proof.** Couple on each box separately (a
+mixture of couplings is a coupling of the mixtures): on a mixed box, ``Y = f(X)`` with ``L_b(X)`` through the same
+``X`` (cost ``E|f(X) - L_b(X)| <= R_b``), and ``L_b(X) = sum_i T_i`` with ``sum_i round(T_i)`` through the same
+``X`` (cost ``<= sum_i E|T_i - round(T_i)| = D_b``, triangle inequality); ``sum_i round(T_i)`` has law ``G_b``
+exactly (independence of the coordinates on a box). On the other boxes, the engine's coupling with the point mass.
+Both ``R_b`` and ``D_b`` are second order where ``delta`` is: the first-order term ``c . d`` of the point-mass
+bound is no longer paid, it is *in the answer*.
+
+The lattice step is chosen so that ``D`` is about :data:`DISC_SHARE` of the remainder total, within a work
+budget (:data:`WORK_PER_BOX` lattice cells per box plus 2**20, at most :data:`MAX_WORK` over all boxes;
+:data:`MAX_LATTICE` points in the answer; boxes are
+processed in blocks of at most :data:`BLOCK` cells, so memory is bounded). The engine keeps the result only where
+its bound is smaller than the point-mass answer's final bound (never worse); the CDF band is unchanged (it comes from
+the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default on) turns it
+off; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Whether the engine tries the box-linear mixture answer (``ENABLED.set(False)`` turns it off for the context).
+ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=True)
+
+#: The lattice step aims at a discretization cost of about this share of the remainder total.
+DISC_SHARE = 0.5
+#: Most lattice cells (boxes times per-box support) one answer may cost (a CPU guard).
+MAX_WORK = 2**25
+#: Most lattice cells per candidate box (plus 2**20), under :data:`MAX_WORK`: the work follows the grid's size.
+WORK_PER_BOX = 64
+#: Fewest inputs on the grid: one input is certified in 1-D already, and its answer stays the atoms' images.
+MIN_AXES = 2
+#: Most points of the answer's lattice, per box of the grid (at least 2**14, at most :data:`MAX_LATTICE`).
+LATTICE_PER_BOX = 4
+#: Most points of the answer's lattice.
+MAX_LATTICE = 2**20
+#: Terms with at most this many lattice points are convolved by shifted adds, longer ones by FFT.
+DIRECT = 6
+#: Most cells (boxes times padded support) one block holds (memory guard: a few arrays of 16 bytes).
+BLOCK = 2**20
+_EPS = float(np.finfo(float).eps)
+
+
+def _cost_bins(dist: Any, x: np.ndarray, f: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Upper bounds on ``E[|X - s_j|; X between x_j and x_{j+1}]`` per bin ``j``, padded for rounding.
+
+    ``x``: the bins' edges by row (monotone, either direction), ``f``: the CDF at them, ``s``: a point per bin. From
+    the closed-form partial moment ``PM(x) = E[X; X <= x]`` where the law has one (split at ``s`` clipped into the
+    bin); never above ``P(bin) * max(|a - s|, |b - s|)``.
+    """
+    up = x[:, 1:] >= x[:, :-1]
+    a, b = np.where(up, x[:, :-1], x[:, 1:]), np.where(up, x[:, 1:], x[:, :-1])
+    fa, fb = np.where(up, f[:, :-1], f[:, 1:]), np.where(up, f[:, 1:], f[:, :-1])
+    mass = np.maximum(fb - fa, 0.0) + 4 * _EPS
+    crude = mass * np.maximum(np.abs(a - s), np.abs(b - s))
+    if type(dist).__name__ == "Uniform":  # constant density 1 / scale: the integral of |x - s| in closed form
+        inside = (a <= s) & (s <= b)
+        area = np.where(inside, 0.5 * ((s - a) ** 2 + (b - s) ** 2), (b - a) * np.abs(0.5 * (a + b) - s))
+        got = area / dist.scale * (1 + 1e-12) + 4 * _EPS * mass * (np.abs(a) + np.abs(b) + np.abs(s))
+        return np.minimum(got, crude)
+    pm = getattr(dist, "partial_moment", None)
+    if pm is None or type(dist).__name__ == "ScipyContinuous":
+        return crude
+    pe = np.asarray(pm(x), dtype=float)
+    pa, pb = np.where(up, pe[:, :-1], pe[:, 1:]), np.where(up, pe[:, 1:], pe[:, :-1])
+    sc = np.clip(s, a, b)
+    fs, ps = np.asarray(dist.cdf(sc), dtype=float), np.asarray(pm(sc), dtype=float)
+    exact = s * (fs - fa) - (ps - pa) + (pb - ps) - s * (fb - fs)
+    slack = 8 * _EPS * (np.abs(s) * (fa + fb + 2 * fs) + np.abs(pa) + np.abs(pb) + 2 * np.abs(ps))
+    got = np.maximum(exact, 0.0) + slack
+    return np.where(np.isfinite(got), np.minimum(got, crude), crude)
+
+
+def mixture(
+    axes: Sequence[int],
+    pt: np.ndarray,
+    cells: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    dists: dict[int, Any],
+    wbox: np.ndarray,
+    box_bound: np.ndarray,
+    linear: dict[str, Any],
+    ceiling: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, float, dict[str, Any]] | None:
+    """The box-linear mixture answer and its bound (module docstring), or None where it cannot win or costs too much.
+
+    Args:
+        axes: The grid's axes (input node ids).
+        pt: Computed values ``V'`` at the atoms (broadcastable to the grid).
+        cells: Per axis, ``(lo, hi, atoms)`` of its cells (1-D).
+        dists: Per axis, the input's law (``cdf``; ``partial_moment`` where closed-form).
+        wbox: The boxes' masses.
+        box_bound: The engine's per-box bound on ``E[|f(X) - V'|; box]`` (weighted by the box's mass).
+        linear: :func:`opgraph.dcg.taylor.box_bound`'s ``linear`` output (``"c"`` per axis, ``"rest"`` per box).
+        ceiling: A bound held elsewhere: nothing is built where the remainder and the other boxes' bounds alone
+            reach it.
+
+    Returns:
+        ``(atoms, weights, bound, info)``: the answer (unsorted, duplicates possible), its W1 bound and a summary
+        (``delta``, the totals of the remainder, discretization and point-mass parts, boxes mixed, CPU seconds).
+    """
+    t0 = time.process_time()
+    k = len(axes)
+    shape = tuple(int(np.size(cells[a][2])) for a in axes)
+    w = np.broadcast_to(np.asarray(wbox, dtype=float), shape).reshape(-1)
+    old = np.broadcast_to(np.asarray(box_bound, dtype=float), shape).reshape(-1)
+    v = np.broadcast_to(np.asarray(pt, dtype=float), shape).reshape(-1)
+    rest = np.asarray(linear["rest"], dtype=float).reshape(-1)
+    ok = np.isfinite(rest) & np.isfinite(v) & (w > 0) & (w * rest < old)
+    for a in axes:
+        fin = np.isfinite(cells[a][0]) & np.isfinite(cells[a][1])
+        ok &= np.broadcast_to(fin.reshape([-1 if t == a else 1 for t in axes]), shape).reshape(-1)
+        ok &= np.isfinite(np.asarray(linear["c"][a], dtype=float).reshape(-1))
+    cand = np.flatnonzero(ok)
+    budget = min(MAX_WORK, WORK_PER_BOX * cand.size + 2**20)  # the work grows with the grid the engine evaluated
+    if not cand.size or cand.size * (k + 2) > budget * 3 // 4:
+        return None
+    floor = float(np.sum(np.where(ok, w * rest, old)))  # the bound is above this whatever the lattice
+    if ceiling is not None and not floor < ceiling:
+        return None
+    idx = [x.astype(np.int32) for x in np.unravel_index(cand, shape)]
+    vc, wc = v[cand], w[cand]
+    cc = [np.asarray(linear["c"][a], dtype=float).reshape(-1)[cand] for a in axes]  # k arrays over the candidates
+
+    def term(i: int, sel: Any, delta: float) -> tuple[np.ndarray, ...]:
+        """Box-wise ``c, x', lo, hi, offset, T range, lowest lattice index, points`` of term ``i`` on ``sel``."""
+        a = axes[i]
+        j = idx[i][sel]
+        ci = cc[i][sel]
+        lo_, hi_, xa_ = (np.asarray(cells[a][t], dtype=float)[j] for t in range(3))
+        off = vc[sel] if i == 0 else np.zeros(ci.size)
+        t_a, t_b = off + ci * (lo_ - xa_), off + ci * (hi_ - xa_)
+        tlo, thi = np.minimum(t_a, t_b), np.maximum(t_a, t_b)
+        kmin = np.floor(tlo / delta + 0.5) if delta > 0 else tlo
+        npts = (np.floor(thi / delta + 0.5) - kmin + 1).astype(np.int64) if delta > 0 else np.ones(ci.size, np.int64)
+        return ci, xa_, lo_, hi_, off, tlo, thi, kmin, npts
+
+    every = slice(None)
+    span = np.zeros(cand.size)
+    for i in range(k):
+        ci, _, lo_, hi_ = term(i, every, 0.0)[:4]
+        span += np.abs(ci) * (hi_ - lo_)
+    rest_total = float(np.sum(wc * rest[cand]))
+    mass = float(np.sum(wc))
+    # delta: discretization cost ~ (k + 1) delta / 4 per box (a smooth law rounded to the nearest lattice point)
+    delta = 4 * DISC_SHARE * rest_total / ((k + 1) * mass) if rest_total > 0 else 0.0
+    delta = max(delta, float(np.sum(span)) / (budget - cand.size * (k + 2)))
+    vmin, vmax = float(np.min(vc - span)), float(np.max(vc + span))
+    points = min(MAX_LATTICE, max(2**14, LATTICE_PER_BOX * w.size))
+    delta = max(delta, (vmax - vmin) / (points - 4 * k - 4), 1e-300)
+    if not (math.isfinite(delta) and delta > 0):
+        return None
+    ksum = np.zeros(cand.size)
+    supp = np.ones(cand.size, dtype=np.int64)  # support length of the convolution
+    for i in range(k):
+        got = term(i, every, delta)
+        ksum += got[7]
+        supp += got[8] - 1
+    gmin = int(np.min(ksum))
+    glen = int(np.max(ksum + supp)) - gmin
+    if glen > points or float(np.sum(supp)) > budget:
+        return None
+    order = np.argsort(supp, kind="stable")
+    lattice = np.zeros(glen)
+    disc = np.full(cand.size, np.inf)
+    slack = np.zeros(cand.size)
+    chosen = np.zeros(cand.size, dtype=bool)
+    lat_w = 0.0
+    start = 0
+    while start < order.size:
+        cap = 1 << max(1, int(supp[order[start]] - 1).bit_length())  # blocks of supports within a factor 2
+        stop = start + 1
+        while stop < order.size and supp[order[stop]] <= cap and (stop - start + 1) * cap <= BLOCK:
+            stop += 1
+        blk = order[start:stop]
+        start = stop
+        n_fft = int(np.max(supp[blk]))  # the block's widest support: no circular wrap (linear convolution)
+        filled = 1  # the support reached so far by the shifted adds
+        spec = None
+        acc = np.zeros((blk.size, n_fft))
+        acc[:, 0] = 1.0
+        dsum = np.zeros(blk.size)
+        for i in range(k):
+            ci, xi, loi, hii, oi, tlo, thi, kb, npts = (x[:, None] for x in term(i, blk, delta))
+            j = np.arange(int(np.max(npts)) + 1)
+            e = np.clip((kb + j - 0.5) * delta, tlo, thi)  # bin edges in T
+            flat = ci == 0
+            safe = np.where(flat, 1.0, ci)
+            x = np.clip(xi + (e - oi) / safe, loi, hii)  # edges in X (decreasing where c < 0)
+            dist = dists[axes[i]]
+            f = np.asarray(dist.cdf(x), dtype=float)
+            raw = np.abs(np.diff(f, axis=1))
+            tot = raw.sum(axis=1, keepdims=True)
+            good = tot > 0
+            pm = np.where(good, raw / np.where(good, tot, 1.0), 0.0)
+            # a flat term (c = 0) is the constant offset: all its mass at its nearest lattice point
+            one = np.zeros_like(pm)
+            one[:, 0] = 1.0
+            pm = np.where(flat, one, pm)
+            # rounding cost: E|T - q delta| = |c| E|X - s| on each bin, s the X of the lattice point q delta
+            s = xi + ((kb + j[:-1]) * delta - oi) / safe
+            cost = _cost_bins(dist, x, f, s) / np.where(good, tot, 1.0)
+            d_i = np.abs(ci[:, 0]) * cost.sum(axis=1)
+            d_i = np.where(flat[:, 0], np.abs(oi[:, 0] - kb[:, 0] * delta), np.where(good[:, 0], d_i, np.inf))
+            dsum += d_i
+            if pm.shape[1] <= DIRECT:  # a short term: shifted adds (exact up to rounding, cheaper than an FFT)
+                nxt = np.zeros_like(acc)
+                for q in range(pm.shape[1]):
+                    top = min(filled, n_fft - q)
+                    nxt[:, q : q + top] += pm[:, q : q + 1] * acc[:, :top]
+                acc = nxt
+                filled = min(n_fft, filled + pm.shape[1] - 1)
+            else:
+                s_f = np.fft.rfft(pm, n_fft, axis=1)
+                spec = s_f if spec is None else spec * s_f
+        if spec is not None:
+            acc = np.fft.irfft(spec * np.fft.rfft(acc, n_fft, axis=1), n_fft, axis=1)
+            n_spec = 1
+        else:
+            n_spec = 0
+        comp = np.maximum(acc, 0.0)
+        comp[np.arange(n_fft)[None, :] >= supp[blk][:, None]] = 0.0  # round-off beyond the support
+        comp /= comp.sum(axis=1, keepdims=True)
+        # FFT round-off: each entry within ~ (k + 1) log2(n) 4 eps of the exact convolution, so the total variation
+        # is at most n_fft times that, doubled by the renormalisation; W1 <= TV * support span. Lattice values
+        # fl(q delta) and the offsets: a few eps relative.
+        tv = 2 * n_fft * (k + 1) * 4 * _EPS * max(1, n_fft.bit_length() * n_spec) + 4 * (k + 1) * _EPS
+        top = np.abs(vc[blk]) + span[blk] + 2 * delta
+        slack[blk] = tv * (span[blk] + 2 * delta * (k + 1)) + 4 * _EPS * (k + 2) * top
+        disc[blk] = dsum
+        cost_mix = wc[blk] * (rest[cand[blk]] + dsum + slack[blk])
+        win = cost_mix < old[cand[blk]]
+        chosen[blk] = win
+        if np.any(win):
+            base = ksum[blk[win]].astype(np.int64) - gmin
+            pos = base[:, None] + np.arange(n_fft)[None, :]
+            mw = comp[win] * wc[blk[win]][:, None]
+            inside = pos < glen
+            lattice += np.bincount(pos[inside], weights=mw[inside], minlength=glen)[:glen]
+            lat_w += float(np.sum(np.where(inside, 0.0, mw)))
+    if lat_w > 0:  # wrapped mass cannot occur (the FFT length covers the support); guarded, never silently
+        log.warning("box-linear mixture: %.3g of mass beyond the lattice; not used", lat_w)
+        return None
+    mixed = cand[chosen]
+    rest_part = float(np.sum(w[mixed] * rest[mixed]))
+    disc_part = float(np.sum(wc[chosen] * (disc[chosen] + slack[chosen])))
+    other = w > 0
+    other[mixed] = False
+    other_part = float(np.sum(old[other]))
+    bound = (rest_part + disc_part + other_part) * (1 + 1e-9)
+    nz = np.flatnonzero(lattice > 0)
+    atoms = np.concatenate([(gmin + nz) * delta, v[other]])
+    weights = np.concatenate([lattice[nz], w[other]])
+    info = {
+        "delta": delta,
+        "remainder": rest_part,
+        "discretization": disc_part,
+        "point_mass_boxes": other_part,
+        "boxes_mixed": float(np.sum(w[mixed])),
+        "lattice_points": int(nz.size),
+        "bound": bound,
+        "cpu_s": time.process_time() - t0,
+    }
+    return atoms, weights, bound, info
+
+
+def answer(
+    ev: Any, graph: Any, val: Any, box_bound: np.ndarray, bound: float, support: tuple[float, float] | None = None
+) -> tuple[Any, ...] | None:
+    """The engine's entry: the mixture answer where its bound is below ``bound``, else None.
+
+    Args:
+        ev: The :class:`opgraph.dcg.engine.Evaluator` that evaluated the grid (its ``box_linear`` holds the Taylor
+            pass's linear models, set by the engine where that pass ran on the whole grid).
+        graph: The evaluated graph (every input node's id is its axis).
+        val: The output's value on the grid.
+        box_bound: The engine's final per-box bound (weighted by the boxes' masses).
+        bound: The point-mass answer's final bound (whatever certificate gave it).
+        support: An interval that contains the exact output law's support (the cells' value enclosures): the
+            answer's atoms are clipped into it, which moves no atom farther from any point of the interval, so the
+            bound stays valid (a linear model can reach past a saturating op's range: ``tanh`` beyond 1).
+
+    Returns:
+        ``(atoms, weights, bound, info)`` (atoms sorted, duplicates merged) or None.
+    """
+    from opgraph.dcg.regroup import merge_duplicates
+
+    lin = getattr(ev, "box_linear", None)
+    axes = tuple(val.axes)
+    if not ENABLED.get() or lin is None or not bound > 0 or len(axes) < MIN_AXES:
+        return None
+    dists = {}
+    for a in axes:
+        d = ev.dists.get(graph.nodes[a].attrs["name"])
+        if d is None or not hasattr(d, "cdf"):
+            return None
+        dists[a] = d
+    cells = {a: (ev.axes[a].lo, ev.axes[a].hi, ev.axes[a].atoms) for a in axes}
+    try:
+        with np.errstate(all="ignore"):
+            got = mixture(axes, np.asarray(val.pt), cells, dists, ev._wbox(axes), box_bound, lin, bound)
+    except (ValueError, FloatingPointError, MemoryError) as exc:  # an optional answer: the point masses stay
+        log.warning("box-linear mixture skipped: %s", exc)
+        return None
+    if got is None or not got[2] < bound:
+        return None
+    a = got[0]
+    if support is not None and support[0] <= support[1]:
+        a = np.clip(a, support[0], support[1])
+    atoms, weights = merge_duplicates(a, got[1])
+    return atoms, weights, got[2], got[3]
