@@ -14,6 +14,13 @@ from opgraph.dcg import boxlinear, switches
 ONLY_MIXTURE = {"semi_discrete": False, "exact_law": False, "affine": False}
 
 
+@pytest.fixture(autouse=True)
+def _box_linear_on():
+    """The mixture is opt-in (``opgraph.dcg.boxlinear.ENABLED`` defaults to off): every test here turns it on."""
+    with switches.scope({"box_linear": True}):
+        yield
+
+
 def _w1_to_cdf(atoms, weights, cdf, lo, hi, n=200_001):
     """W1 between a discrete law and an exact CDF on [lo, hi] (the support), by the trapezoid rule on a fine grid."""
     t = np.linspace(lo, hi, n)

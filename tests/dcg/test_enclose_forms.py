@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from opgraph import dcg as od
-from opgraph.dcg import enclose
+from opgraph.dcg import enclose, switches
 from opgraph.dcg import intervals as iv
 from opgraph.graph import trace
 
@@ -193,7 +193,10 @@ def test_compressed_oscillator_bounds_shrink_as_atoms_double():
         return x0 * (np.exp(-z * w * 10.0) * np.cos(w * np.sqrt(1 - z * z) * 10.0))
 
     inputs = [od.Uniform(0.8, 1.2), od.Uniform(0.05, 0.15), od.Normal(1.0, 0.1)]
-    results = [_evaluate(osc, inputs, n) for n in (32, 64, 128, 256)]
+    # the point-mass answers: with the box-linear mixture on, 128 atoms are not compressed and the mixture's lattice
+    # is coarser there than at 64 (its work cap), so its bound does not shrink from 64 to 128 (noted in docs/dcg.md)
+    with switches.scope({"box_linear": False}):
+        results = [_evaluate(osc, inputs, n) for n in (32, 64, 128, 256)]
     assert [bool(r.info["compressions"]) for r in results] == [False, False, True, True]
     bounds = [r.w1_bound for r in results]
     assert all(b2 < b1 for b1, b2 in zip(bounds, bounds[1:], strict=False)), bounds

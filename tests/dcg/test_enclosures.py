@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from opgraph import dcg as od
-from opgraph.dcg import enclose, engine, subcells, taylor
+from opgraph.dcg import boxlinear, enclose, engine, subcells, taylor
 
 
 def _naive(monkeypatch):
@@ -66,6 +66,8 @@ def test_a_reused_variable_gets_a_finite_and_sound_bound(monkeypatch, name, fn, 
 def test_the_mean_value_form_never_loosens_a_bound(monkeypatch, fn, inputs):
     # the same graph both times (opgraph.dcg.cancel would rewrite x / (x + y) = 1 / (1 + y / x): other roundings)
     monkeypatch.setattr(engine.cancel, "ENABLED", contextvars.ContextVar("cancel_off", default=False))
+    # ... and the point-mass answer on both (the box-linear mixture's lattice differs with the bound it aims at)
+    monkeypatch.setattr(boxlinear, "ENABLED", contextvars.ContextVar("box_linear_off", default=False))
     r = _evaluate(fn, inputs, 16)
     _naive(monkeypatch)
     plain = _evaluate(fn, inputs, 16)
