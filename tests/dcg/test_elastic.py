@@ -20,6 +20,8 @@ from opgraph.dcg.switches import scope
 from opgraph.dcg.w1 import w1_discrete
 from opgraph.graph import trace
 
+from .test_cellmoments import OSC_LAWS, oscillator
+
 
 def ratio_prog(x, y, z):
     """Positive sums, a difference of positives squared, reuse of every input."""
@@ -136,31 +138,6 @@ def test_unsupported_op_or_law_gives_none():
     g2 = trace(lambda x, y: x * y, "x0", "x1")
     laws = {0: od.Uniform(1, 2), 1: Normal(0, 1)}
     assert elastic.box_bound(g2, g2.outputs[0], [0, 1], laws, cells, 1.0, w, (4, 4)) is None
-
-
-OSC_LAWS = [
-    (0.40049, 0.0997513),
-    (-4.61015, 0.0997513),
-    (-0.0196104, 0.198042),
-    (-4.62478, 0.198042),
-    (-3.06994, 0.385253),
-    (-4.02359, 0.472381),
-    (4.6002, 0.0997513),
-]
-
-
-def oscillator(mm_p, mm_s, kk_p, kk_s, zt_p, zt_s, ss_0):
-    """Der Kiureghian's damped oscillator (uqtestfuns ``DampedOscillator``), rms displacement."""
-    omega_p = np.sqrt(kk_p / mm_p)
-    omega_s = np.sqrt(kk_s / mm_s)
-    gamma = mm_s / mm_p
-    omega_a = (omega_p + omega_s) / 2.0
-    zt_a = (zt_p + zt_s) / 2.0
-    theta = (omega_p - omega_s) / omega_a
-    first = np.pi * ss_0 / 4 / zt_s / (omega_s**3)
-    second = zt_a * zt_s / (zt_p * zt_s * (4 * zt_a**2 + theta**2) + gamma * zt_a**2)
-    third = (zt_p * omega_p**3 + zt_s * omega_s**3) * omega_p / 4 / zt_a / (omega_a**4)
-    return np.sqrt(first * second * third)
 
 
 def test_damped_oscillator_bound_falls_and_stays_sound():
