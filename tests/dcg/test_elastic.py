@@ -167,3 +167,16 @@ def test_probe_skips_the_pass_where_it_cannot_gain():
     # while on the oscillator's 4-atom grid (16384 boxes) it runs
     r2 = od.evaluate(oscillator, *[od.LogNormal(m, s) for m, s in OSC_LAWS], atoms=4, progress=False)
     assert "after" in r2.info["elastic"]
+
+
+def test_a_cell_edge_next_to_zero_keeps_the_engine_bound():
+    """N(3e-72, 1) at 4 atoms: a cell starts at 3e-72, so log|x| has L = 3e71 there and the closed form lost every digit
+    (its log-factor came out negative and the bound fell below the true W1: 0.222 < 0.271, found by hypothesis)."""
+    import scipy.stats as st
+
+    law = od.Normal(3.344171477605291e-72, 1.0)
+    r = od.evaluate(lambda x: x + 0.0, law, atoms=4, quantizer="quantile", progress=False)
+    assert r.w1(st.norm(3.344171477605291e-72, 1.0)) <= r.w1_bound * (1 + 1e-9)
+    with scope({"elastic": False}):
+        off = od.evaluate(lambda x: x + 0.0, law, atoms=4, quantizer="quantile", progress=False)
+    assert r.w1_bound == off.w1_bound
