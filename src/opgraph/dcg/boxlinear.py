@@ -35,8 +35,8 @@ budget (:data:`WORK_PER_BOX` lattice cells per box plus 2**20, at most :data:`MA
 :data:`MAX_LATTICE` points in the answer; boxes are
 processed in blocks of at most :data:`BLOCK` cells, so memory is bounded). The engine keeps the result only where
 its bound is smaller than the point-mass answer's final bound (never worse); the CDF band is unchanged (it comes from
-the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default on) turns it
-off; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
+the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **off**: see its comment)
+turns it on; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
 """
 
 from __future__ import annotations
