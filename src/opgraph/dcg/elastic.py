@@ -79,6 +79,12 @@ PROBE_MIN_BOXES = 2**10
 PROBE_AT = (0.25, 0.75)
 PROBE_MIN_GAIN = 0.02
 
+#: Whether a sum of two operands of one sign bounds its elasticity by the convex combination with the enclosed
+#: weights ``|u| / (|u| + |w|)`` (:func:`_convex`) instead of the hull of the operands' (a module constant for A/B).
+WEIGHTED_SUMS = True
+
+_EPS = float(np.finfo(float).eps)
+
 #: Ops with a rule here (``pow`` needs a constant exponent).
 OPS = frozenset(
     {"add", "sub", "mul", "div", "neg", "pow", "sqrt", "square", "reciprocal", "exp", "log", "identity", "pos"}
@@ -215,6 +221,46 @@ def _const_of(n: _Node) -> float | None:
     return float(lo)
 
 
+def _weights(u: Interval, w: Interval) -> Interval:
+    """An enclosure of ``t = |u| / (|u| + |w|)`` for values of one sign in ``u`` and ``w`` (outward, within [0, 1]).
+
+    ``t`` is smallest at the smallest ``|u|`` and the largest ``|w|``, and largest the other way round. Where it is
+    undefined (``0 / 0``, ``inf / inf``) the end falls back to 0 or 1, the hull's weight.
+    """
+    with iv.errstate(all="ignore"):
+        mig_u = np.where(u[0] > 0, u[0], np.where(u[1] < 0, -u[1], 0.0))
+        mig_w = np.where(w[0] > 0, w[0], np.where(w[1] < 0, -w[1], 0.0))
+        mag_u, mag_w = np.maximum(np.abs(u[0]), np.abs(u[1])), np.maximum(np.abs(w[0]), np.abs(w[1]))
+        lo = mig_u / (mig_u + mag_w) * (1 - 4 * _EPS)
+        hi = mag_u / (mag_u + mig_w) * (1 + 4 * _EPS)
+    lo = np.where(np.isfinite(lo), np.clip(lo, 0.0, 1.0), 0.0)
+    hi = np.where(np.isfinite(hi), np.clip(hi, 0.0, 1.0), 1.0)
+    return lo, np.maximum(lo, hi)
+
+
+def _convex(ga: Interval, gb: Interval, t: Interval) -> Interval:
+    """``{t x + (1 - t) y : x in ga, y in gb, t in t}`` (outward), within the hull of ``ga`` and ``gb``.
+
+    For fixed ``t`` the set is ``[t ga_lo + (1 - t) gb_lo, t ga_hi + (1 - t) gb_hi]``, each end linear in ``t``: its
+    extremes over ``t`` are at the ends of ``t``. Round-off is padded absolutely (the two products may cancel); a
+    NaN end (``0 * inf``) or an infinite operand end keeps the hull's.
+    """
+    h = iv.hull(ga, gb)
+    t0, t1 = t
+    with iv.errstate(all="ignore"):
+        ends = []
+        for x, y in ((ga[0], gb[0]), (ga[1], gb[1])):
+            p0, q0 = t0 * x, (1 - t0) * y
+            p1, q1 = t1 * x, (1 - t1) * y
+            pad = 4 * _EPS * np.maximum(np.abs(p0) + np.abs(q0), np.abs(p1) + np.abs(q1))
+            ends.append((p0 + q0, p1 + q1, pad))
+        lo = np.minimum(ends[0][0], ends[0][1]) - ends[0][2]
+        hi = np.maximum(ends[1][0], ends[1][1]) + ends[1][2]
+    lo = np.where(np.isfinite(lo), np.maximum(lo, h[0]), h[0])
+    hi = np.where(np.isfinite(hi), np.minimum(hi, h[1]), h[1])
+    return lo, hi
+
+
 def _add(a: _Node, b: _Node, sign: float) -> _Node:
     bv = b.v if sign > 0 else iv.ineg(b.v)
     v = iv.iadd(a.v, bv)
@@ -224,11 +270,13 @@ def _add(a: _Node, b: _Node, sign: float) -> _Node:
     with iv.errstate(invalid="ignore"):
         same = ((a.v[0] >= 0) & (bv[0] >= 0)) | ((a.v[1] <= 0) & (bv[1] <= 0))
         same = same | ((_sgn(a) != 0) & (_sgn(a) == _sgn(b) * sign))
+    t = _weights(a.v, bv) if WEIGHTED_SUMS else None
     for j in keys:
         db = _dof(b, j)
         d[j] = iv.iadd(_dof(a, j), db if sign > 0 else iv.ineg(db))
         # log|u + w| = weighted mean of log|u|, log|w| (weights u / (u + w) in [0, 1]) where u, w share a sign
-        g[j] = _mask(iv.hull(_get(a.g, j), _get(b.g, j)), same)
+        ga, gb = _get(a.g, j), _get(b.g, j)
+        g[j] = _mask(iv.hull(ga, gb) if t is None else _convex(ga, gb, t), same)
     sa, sb = _sgn(a), _sgn(b) * sign
     return _finish(v, g, d, sign=np.where(sa == sb, sa, 0))
 
