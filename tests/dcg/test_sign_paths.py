@@ -125,3 +125,33 @@ def test_unary_shortcuts_are_taken(monkeypatch: pytest.MonkeyPatch) -> None:
             seen.clear()
             iv.irecip(pos)
             assert seen == []
+
+
+@pytest.mark.parametrize("kind", [*KINDS, "tiny", "neg_inf"])
+def test_widen_one_product_matches_general(kind: str) -> None:
+    """Grid-sized one-signed ends are widened by one product: the same bits as ``x -+ |x| 2**-49``."""
+    g = np.random.default_rng(len(kind) + 23)
+    for shape in [(70, 80), (6000,)]:
+        if kind == "tiny":  # |x| * 2**-49 inexact (subnormal) on some ends: the general form
+            lo, hi = _make(g, shape, "pos")
+            lo, hi = lo * 1e-295, hi * 1e-290
+        elif kind == "neg_inf":
+            lo, hi = _make(g, shape, "neg")
+            lo = lo.copy()
+            lo.reshape(-1)[::7] = -np.inf
+        else:
+            lo, hi = _make(g, shape, kind)
+        for a, b in ((lo, hi), (-hi, -lo), (lo, lo), (hi * 1e300, hi * 1e308)):
+            _check(lambda a=a, b=b: iv.widen(a, b))
+
+
+def test_widen_one_product_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    g = np.random.default_rng(9)
+    seen: list[float] = []
+    monkeypatch.setattr(iv, "_outward", lambda x, s: seen.append(s) or (x - s * np.abs(x) * iv._REL))
+    lo, hi = _make(g, (70, 80), "pos")
+    iv.widen(lo, hi)
+    iv.widen(-hi, -lo)
+    assert seen == []
+    iv.widen(*_make(g, (70, 80), "mixed"))
+    assert seen == [-1.0, 1.0]

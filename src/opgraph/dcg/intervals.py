@@ -74,6 +74,27 @@ def _outward(x: np.ndarray, sign: float) -> np.ndarray:
     return np.subtract(x, t, out=t) if sign < 0 else np.add(x, t, out=t)
 
 
+#: Below this magnitude ``|x| * 2**-49`` may be inexact (subnormal): :func:`_outward_signed` keeps the general form.
+_EXACT_SHIFT = 2.0**-960
+_DOWN, _UP = 1.0 - _REL, 1.0 + _REL
+
+
+def _outward_signed(x: np.ndarray, sign: float, mn: Any) -> np.ndarray:
+    """:func:`_outward` in one product where ``x`` has one sign, bit for bit (``mn``: the minimum of ``x``, no NaN).
+
+    Where every ``|x| >= 2**-960`` and finite, ``|x| * 2**-49`` is exact, so ``x -+ |x| 2**-49`` is the rounding of
+    the real number ``x (1 -+ 2**-49)`` (``x > 0``; ``x (1 +- 2**-49)`` for ``x < 0``), which is also what the one
+    product with the representable factor ``1 -+ 2**-49`` rounds. Infinite ends (whose general form gives NaN on
+    one side) and tiny or mixed-sign arrays take the three-pass form.
+    """
+    if x.ndim and mn >= _EXACT_SHIFT:
+        if _max_reduce(x, axis=None) < _INF:
+            return np.multiply(x, _DOWN if sign < 0 else _UP)
+    elif x.ndim and mn > -_INF and _max_reduce(x, axis=None) <= -_EXACT_SHIFT:
+        return np.multiply(x, _UP if sign < 0 else _DOWN)
+    return _outward(x, sign)
+
+
 def widen(lo: Any, hi: Any) -> Interval:
     """Widen ``[lo, hi]`` outwards by a few ulps and map NaN endpoints to ``-inf``/``inf``."""
     lo = np.asarray(lo, dtype=float)
@@ -88,9 +109,16 @@ def widen(lo: Any, hi: Any) -> Interval:
         if not bad.any():  # the method: np.any's dispatch costs more than the reduction on small grids
             return lo, hi
         return np.where(bad, -_INF, lo), np.where(bad, _INF, hi)
-    bad = (np.isnan(lo) | np.isnan(hi)) if _has_nan(lo) or _has_nan(hi) else None
-    lo = _outward(lo, -1.0)
-    hi = _outward(hi, 1.0)
+    if SIGN_PATHS and lo.size and hi.size:
+        with errstate(invalid="ignore"):
+            mlo, mhi = _min_reduce(lo, axis=None), _min_reduce(hi, axis=None)
+        bad = (np.isnan(lo) | np.isnan(hi)) if np.isnan(mlo) or np.isnan(mhi) else None
+        lo = _outward_signed(lo, -1.0, mlo) if bad is None else _outward(lo, -1.0)
+        hi = _outward_signed(hi, 1.0, mhi) if bad is None else _outward(hi, 1.0)
+    else:
+        bad = (np.isnan(lo) | np.isnan(hi)) if _has_nan(lo) or _has_nan(hi) else None
+        lo = _outward(lo, -1.0)
+        hi = _outward(hi, 1.0)
     if bad is not None:
         lo = np.where(bad, -_INF, lo)
         hi = np.where(bad, _INF, hi)
