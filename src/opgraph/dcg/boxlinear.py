@@ -36,7 +36,7 @@ budget (:data:`WORK_PER_BOX` lattice cells per box plus 2**20, at most :data:`MA
 processed in blocks of at most :data:`BLOCK` cells, so memory is bounded). The engine keeps the result only where
 its bound is smaller than the point-mass answer's final bound (never worse), and skips it where its bound cannot go
 below a bound the caller already holds for the same law (``answer``'s ``held``); the CDF band is unchanged (it comes
-from the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **on**:
+from the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **off**:
 see its comment) switches it; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
 """
 
@@ -53,12 +53,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-#: Whether the engine tries the box-linear mixture answer. On by default (``ENABLED.set(False)`` or
-#: ``opgraph.dcg.switches.scope({"box_linear": False})`` turns it off). It was opt-in while its work cap made the
-#: lattice coarser on larger grids (a damped oscillator: 0.00045 at 64 -> 0.00058 at 128 atoms per input); the work
-#: now follows the grid (:data:`MAX_WORK`). Chunked grids (``max_memory``) still do not build it: their answers are
-#: the point-mass ones (docs/dcg.md, "Box-linear mixture answer").
-ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=True)
+#: Whether the engine tries the box-linear mixture answer. Off by default (opt in with ``ENABLED.set(True)`` or
+#: ``opgraph.dcg.switches.scope({"box_linear": True})``): chunked grids do not build it (their answers would differ
+#: from unchunked ones). (Its work cap, which made the lattice coarser on larger grids, now follows the grid.)
+ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=False)
 
 #: The lattice step aims at a discretization cost of about this share of the remainder total.
 DISC_SHARE = 0.5
