@@ -82,8 +82,12 @@ def test_bound_is_the_smaller_of_rewrite_and_as_written(case, atoms):
         assert lo_t - tol <= p <= hi_t + tol, (t, lo_t, p, hi_t)
 
 
-def test_the_as_written_answer_wins_where_the_rewrite_lost():
-    """The measured case of issue 14's note: (y1 + z + y2) * z at 16 atoms, 0.103 with the rewrite alone."""
+def test_the_as_written_answer_wins_where_the_rewrite_lost(point_mass_answers):
+    """The measured case of issue 14's note: (y1 + z + y2) * z at 16 atoms, 0.103 with the rewrite alone.
+
+    On the point-mass answers: with the box-linear mixture (on by default) the rewrite alone certifies 0.0163 (true
+    W1 0.0026 against 2 x 2^20 Sobol points) and the pair has nothing left to win.
+    """
     fn, _ = CASES["(y1+z+y2)*z"]
     laws = [od.Normal(m, s) for m, s in NN]
     r = _run(fn, laws, atoms=16)

@@ -15,7 +15,8 @@ def _f(x, y):
 _SETS = [[od.Normal(1, 0.5), od.Uniform(0, 2)], {"x": od.Normal(0, 1), "y": od.Uniform(1, 2)}]
 
 
-def test_max_memory_chunks_every_evaluation_with_the_same_answer():
+def test_max_memory_chunks_every_evaluation_with_the_same_answer(point_mass_answers):
+    # chunked grids keep the point-mass answer (no box-linear mixture there, docs/dcg.md): compared with the same
     budget = 6 * 10**6  # the 256 x 256 grid needs about 18 MB in one piece
     many = od.evaluate_many(_f, _SETS, atoms=256, max_memory=budget)
     for ps, r in zip(_SETS, many, strict=True):

@@ -34,9 +34,10 @@ The lattice step is chosen so that ``D`` is about :data:`DISC_SHARE` of the rema
 budget (:data:`WORK_PER_BOX` lattice cells per box plus 2**20, at most :data:`MAX_WORK` over all boxes;
 :data:`MAX_LATTICE` points in the answer; boxes are
 processed in blocks of at most :data:`BLOCK` cells, so memory is bounded). The engine keeps the result only where
-its bound is smaller than the point-mass answer's final bound (never worse); the CDF band is unchanged (it comes from
-the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **off**: see its comment)
-turns it on; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
+its bound is smaller than the point-mass answer's final bound (never worse), and skips it where its bound cannot go
+below a bound the caller already holds for the same law (``answer``'s ``held``); the CDF band is unchanged (it comes
+from the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **off**:
+see its comment) switches it; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
 """
 
 from __future__ import annotations
@@ -53,23 +54,24 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: Whether the engine tries the box-linear mixture answer. Off by default (opt in with ``ENABLED.set(True)`` or
-#: ``opgraph.dcg.switches.scope({"box_linear": True})``): under its work cap its lattice can be coarser on a larger
-#: grid, so a fixed-atoms bound can grow with the atoms (0.00045 at 64 -> 0.00058 at 128 atoms per input on a
-#: damped oscillator), and chunked grids do not build it (their answers would differ from unchunked ones).
+#: ``opgraph.dcg.switches.scope({"box_linear": True})``): chunked grids do not build it (their answers would differ
+#: from unchunked ones). (Its work cap, which made the lattice coarser on larger grids, now follows the grid.)
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=False)
 
 #: The lattice step aims at a discretization cost of about this share of the remainder total.
 DISC_SHARE = 0.5
-#: Most lattice cells (boxes times per-box support) one answer may cost (a CPU guard).
-MAX_WORK = 2**25
+#: Most lattice cells (boxes times per-box support) one answer may cost (a CPU guard). It binds only on grids of
+#: over ``MAX_WORK / WORK_PER_BOX`` (2**21) candidate boxes, twice the default ``max_joint``: below, the work follows
+#: the grid and the lattice step falls with the cells (more atoms, a finer lattice; module docstring).
+MAX_WORK = 2**27
 #: Most lattice cells per candidate box (plus 2**20), under :data:`MAX_WORK`: the work follows the grid's size.
 WORK_PER_BOX = 64
 #: Fewest inputs on the grid: one input is certified in 1-D already, and its answer stays the atoms' images.
 MIN_AXES = 2
 #: Most points of the answer's lattice, per box of the grid (at least 2**14, at most :data:`MAX_LATTICE`).
 LATTICE_PER_BOX = 4
-#: Most points of the answer's lattice.
-MAX_LATTICE = 2**20
+#: Most points of the answer's lattice (binds only beyond 2**20 boxes, the default ``max_joint``; 32 MB).
+MAX_LATTICE = 2**22
 #: Terms with at most this many lattice points are convolved by shifted adds, longer ones by FFT.
 DIRECT = 6
 #: Most cells (boxes times padded support) one block holds (memory guard: a few arrays of 16 bytes).
@@ -300,7 +302,13 @@ def mixture(
 
 
 def answer(
-    ev: Any, graph: Any, val: Any, box_bound: np.ndarray, bound: float, support: tuple[float, float] | None = None
+    ev: Any,
+    graph: Any,
+    val: Any,
+    box_bound: np.ndarray,
+    bound: float,
+    support: tuple[float, float] | None = None,
+    held: float = math.inf,
 ) -> tuple[Any, ...] | None:
     """The engine's entry: the mixture answer where its bound is below ``bound``, else None.
 
@@ -314,6 +322,8 @@ def answer(
         support: An interval that contains the exact output law's support (the cells' value enclosures): the
             answer's atoms are clipped into it, which moves no atom farther from any point of the interval, so the
             bound stays valid (a linear model can reach past a saturating op's range: ``tanh`` beyond 1).
+        held: A bound of the same output law held elsewhere (an alternative evaluation the caller will compare
+            with this one and keep the smaller): nothing is built where the mixture's bound cannot go below it.
 
     Returns:
         ``(atoms, weights, bound, info)`` (atoms sorted, duplicates merged) or None.
@@ -333,7 +343,7 @@ def answer(
     cells = {a: (ev.axes[a].lo, ev.axes[a].hi, ev.axes[a].atoms) for a in axes}
     try:
         with np.errstate(all="ignore"):
-            got = mixture(axes, np.asarray(val.pt), cells, dists, ev._wbox(axes), box_bound, lin, bound)
+            got = mixture(axes, np.asarray(val.pt), cells, dists, ev._wbox(axes), box_bound, lin, min(bound, held))
     except (ValueError, FloatingPointError, MemoryError) as exc:  # an optional answer: the point masses stay
         log.warning("box-linear mixture skipped: %s", exc)
         return None

@@ -2123,7 +2123,11 @@ def evaluate_output(
     base_ceiling = min(n_pre, w_pre - d1_pre if val.wb else math.inf)
     done: dict[str, Any] = {}  # the semi-discrete certificate and the band cells, computed once
 
-    def finish(box_bound: np.ndarray, attr: Terms, sub_info: dict[str, Any] | None) -> Evaluation:
+    def finish(
+        box_bound: np.ndarray, attr: Terms, sub_info: dict[str, Any] | None, held: float = math.inf
+    ) -> Evaluation:
+        # ``held``: a bound of the same law the caller already holds (a pass's ceiling): the box-linear mixture is
+        # not built where it cannot go below it (nor below the best bound of this output's other evaluations).
         # After the sub-cell pass (whose probes would stop earlier on boxes already lowered): per box only a minimum.
         box_bound, attr, taylor_info = _taylor_boxes(ev, sub, val, np.asarray(box_bound), attr)
         box_bound, attr, elastic_info = elastic.apply(ev, sub, val, np.asarray(box_bound), attr)
@@ -2160,11 +2164,15 @@ def evaluate_output(
                 float(np.min(np.where(np.isnan(gc.lo), -np.inf, gc.lo))),
                 float(np.max(np.where(np.isnan(gc.hi), np.inf, gc.hi))),
             )
-        a_out, w_out, bl = atoms, weights, boxlinear.answer(ev, sub, val, box_bound, bound, span)
+        shared = semidiscrete.shared_best()  # the best final bound of this output's earlier evaluations, if any
+        held = min(held, shared[0]) if shared is not None else held
+        a_out, w_out, bl = atoms, weights, boxlinear.answer(ev, sub, val, box_bound, bound, span, held)
         if bl is not None:  # a second-order certificate for another answer (the mixture of the boxes' linear models)
             a_out, w_out, base = bl[0], bl[1], _total(terms)
             terms = {k: v * bl[2] / base for k, v in terms.items()} if 0 < base < math.inf else {"box-linear": bl[2]}
             bound, method = bl[2], "box-linear mixture"
+        if shared is not None:  # for this output's later evaluations (they keep the smaller bound)
+            shared[0] = min(shared[0], float(bound))
         info = {
             "method": "grid",
             "bound_method": method,
@@ -2235,7 +2243,7 @@ def evaluate_output(
 
         def run(ceiling: float) -> Evaluation:
             sc = passed(ceiling)
-            return before if sc is None else finish(*sc)
+            return before if sc is None else finish(*sc, held=ceiling)
 
         def predict(factor: float) -> float:
             c_total = float(np.sum(box_bound)) / factor
@@ -2251,8 +2259,9 @@ def evaluate_output(
 
         before.resume = DeferredPass(run, predict, probe)
         return before
-    sc = passed(subcells.CEILING.get())
-    return finish(box_bound, attr, None) if sc is None else finish(*sc)
+    held = subcells.CEILING.get()
+    sc = passed(held)
+    return finish(box_bound, attr, None) if sc is None else finish(*sc, held=held)
 
 
 def _deferred_pair(

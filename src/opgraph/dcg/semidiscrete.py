@@ -74,6 +74,14 @@ def shared_ceiling() -> Iterator[None]:
         _CEILING.reset(tok)
 
 
+def shared_best() -> list[float] | None:
+    """The one-element list of :func:`shared_ceiling`'s best bound so far (None outside such a block).
+
+    An evaluation may skip an optional certificate that cannot go below it, and records its final bound in it.
+    """
+    return _CEILING.get()
+
+
 @dataclass(frozen=True)
 class Core:
     """Where the certificate applies: the output is ``alpha * node + beta`` with ``node = a op c``.
