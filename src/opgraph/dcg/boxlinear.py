@@ -37,6 +37,11 @@ processed in blocks of at most :data:`BLOCK` cells, so memory is bounded). The e
 its bound is smaller than the point-mass answer's final bound (never worse); the CDF band is unchanged (it comes from
 the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **off**: see its comment)
 turns it on; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
+
+**Half-line cells** (:mod:`opgraph.dcg.boxtails`, switch ``box_linear_tails``, default on): a box with an unbounded
+cell of a Normal, LogNormal, Gamma or Exponential input is mixed too where its remainder is finite; the tail term's
+lattice is cut at a far point and its last bin reaches infinity, so ``D_b`` stays the exact sum of the bins' costs
+(the proof above does not use the lattice's range).
 """
 
 from __future__ import annotations
