@@ -38,6 +38,11 @@ its bound is smaller than the point-mass answer's final bound (never worse), and
 below a bound the caller already holds for the same law (``answer``'s ``held``); the CDF band is unchanged (it comes
 from the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **off**:
 see its comment) switches it; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
+
+**Half-line cells** (:mod:`opgraph.dcg.boxtails`, switch ``box_linear_tails``, default on): a box with an unbounded
+cell of a Normal, LogNormal, Gamma or Exponential input is mixed too where its remainder is finite; the tail term's
+lattice is cut at a far point and its last bin reaches infinity, so ``D_b`` stays the exact sum of the bins' costs
+(the proof above does not use the lattice's range).
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from opgraph.dcg import boxtails
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +83,8 @@ MAX_LATTICE = 2**22
 DIRECT = 6
 #: Most cells (boxes times padded support) one block holds (memory guard: a few arrays of 16 bytes).
 BLOCK = 2**20
+#: Most rounds of (far points of the half-line cells, lattice step) on grids with tail cells (:mod:`boxtails`).
+TAIL_ROUNDS = 3
 _EPS = float(np.finfo(float).eps)
 
 
@@ -144,8 +153,11 @@ def mixture(
     v = np.broadcast_to(np.asarray(pt, dtype=float), shape).reshape(-1)
     rest = np.asarray(linear["rest"], dtype=float).reshape(-1)
     ok = np.isfinite(rest) & np.isfinite(v) & (w > 0) & (w * rest < old)
+    tails = boxtails.ENABLED.get()  # boxes with a half-line cell too (opgraph.dcg.boxtails)
     for a in axes:
         fin = np.isfinite(cells[a][0]) & np.isfinite(cells[a][1])
+        if tails:
+            fin = boxtails.tail_ok(dists[a], cells[a][0], cells[a][1])
         ok &= np.broadcast_to(fin.reshape([-1 if t == a else 1 for t in axes]), shape).reshape(-1)
         ok &= np.isfinite(np.asarray(linear["c"][a], dtype=float).reshape(-1))
     cand = np.flatnonzero(ok)
@@ -158,13 +170,17 @@ def mixture(
     idx = [x.astype(np.int32) for x in np.unravel_index(cand, shape)]
     vc, wc = v[cand], w[cand]
     cc = [np.asarray(linear["c"][a], dtype=float).reshape(-1)[cand] for a in axes]  # k arrays over the candidates
+    # per term, the cells' ends on the candidates: a half-line's open end is replaced by a far point (boxtails)
+    ends = [[np.asarray(cells[a][t], dtype=float)[idx[i]] for t in (0, 1)] for i, a in enumerate(axes)]
+    has_tail = [bool(np.any(~np.isfinite(e[0]) | ~np.isfinite(e[1]))) for e in ends]
 
     def term(i: int, sel: Any, delta: float) -> tuple[np.ndarray, ...]:
         """Box-wise ``c, x', lo, hi, offset, T range, lowest lattice index, points`` of term ``i`` on ``sel``."""
         a = axes[i]
         j = idx[i][sel]
         ci = cc[i][sel]
-        lo_, hi_, xa_ = (np.asarray(cells[a][t], dtype=float)[j] for t in range(3))
+        lo_, hi_ = eff[i][0][sel], eff[i][1][sel]
+        xa_ = np.asarray(cells[a][2], dtype=float)[j]
         off = vc[sel] if i == 0 else np.zeros(ci.size)
         t_a, t_b = off + ci * (lo_ - xa_), off + ci * (hi_ - xa_)
         tlo, thi = np.minimum(t_a, t_b), np.maximum(t_a, t_b)
@@ -173,18 +189,31 @@ def mixture(
         return ci, xa_, lo_, hi_, off, tlo, thi, kmin, npts
 
     every = slice(None)
-    span = np.zeros(cand.size)
-    for i in range(k):
-        ci, _, lo_, hi_ = term(i, every, 0.0)[:4]
-        span += np.abs(ci) * (hi_ - lo_)
     rest_total = float(np.sum(wc * rest[cand]))
     mass = float(np.sum(wc))
     # delta: discretization cost ~ (k + 1) delta / 4 per box (a smooth law rounded to the nearest lattice point)
-    delta = 4 * DISC_SHARE * rest_total / ((k + 1) * mass) if rest_total > 0 else 0.0
-    delta = max(delta, float(np.sum(span)) / (budget - cand.size * (k + 2)))
-    vmin, vmax = float(np.min(vc - span)), float(np.max(vc + span))
+    delta0 = 4 * DISC_SHARE * rest_total / ((k + 1) * mass) if rest_total > 0 else 0.0
     points = min(MAX_LATTICE, max(2**14, LATTICE_PER_BOX * w.size))
-    delta = max(delta, (vmax - vmin) / (points - 4 * k - 4), 1e-300)
+    delta = delta0
+    eff = ends
+    # with half-line cells the far points depend on delta and the spans (so delta) on them: a few rounds
+    for _ in range(TAIL_ROUNDS if any(has_tail) else 1):
+        if any(has_tail):
+            if not (math.isfinite(delta) and delta > 0):  # no remainder to size the step: a first guess
+                delta = max(float(np.max(np.abs(vc))), 1.0) * 2.0**-20
+            eff = [
+                boxtails.far_ends(dists[a], *ends[i], cc[i], delta) if has_tail[i] else ends[i]
+                for i, a in enumerate(axes)
+            ]
+        span = np.zeros(cand.size)
+        for i in range(k):
+            ci, _, lo_, hi_ = term(i, every, 0.0)[:4]
+            span += np.abs(ci) * (hi_ - lo_)
+        prev, delta = delta, max(delta0, float(np.sum(span)) / (budget - cand.size * (k + 2)))
+        vmin, vmax = float(np.min(vc - span)), float(np.max(vc + span))
+        delta = max(delta, (vmax - vmin) / (points - 4 * k - 4), 1e-300)
+        if not delta > 1.1 * prev:  # the far points were chosen for (about) this step
+            break
     if not (math.isfinite(delta) and delta > 0):
         return None
     ksum = np.zeros(cand.size)
@@ -224,6 +253,11 @@ def mixture(
             flat = ci == 0
             safe = np.where(flat, 1.0, ci)
             x = np.clip(xi + (e - oi) / safe, loi, hii)  # edges in X (decreasing where c < 0)
+            if has_tail[i]:  # a half-line's first / last bin reaches its true ends (the far tail on the last point)
+                t_lo, t_hi = (ends[i][t][blk][:, None] for t in (0, 1))
+                cut = (t_lo != loi) | (t_hi != hii)
+                x = np.where(cut & (j == 0), np.where(ci >= 0, t_lo, t_hi), x)
+                x = np.where(cut & (j >= npts), np.where(ci >= 0, t_hi, t_lo), x)
             dist = dists[axes[i]]
             f = np.asarray(dist.cdf(x), dtype=float)
             raw = np.abs(np.diff(f, axis=1))
@@ -279,6 +313,9 @@ def mixture(
         log.warning("box-linear mixture: %.3g of mass beyond the lattice; not used", lat_w)
         return None
     mixed = cand[chosen]
+    on_tail = np.zeros(cand.size, dtype=bool)  # the candidates with a half-line cell (opgraph.dcg.boxtails)
+    for e in ends:
+        on_tail |= ~np.isfinite(e[0]) | ~np.isfinite(e[1])
     rest_part = float(np.sum(w[mixed] * rest[mixed]))
     disc_part = float(np.sum(wc[chosen] * (disc[chosen] + slack[chosen])))
     other = w > 0
@@ -294,6 +331,7 @@ def mixture(
         "discretization": disc_part,
         "point_mass_boxes": other_part,
         "boxes_mixed": float(np.sum(w[mixed])),
+        "tail_boxes_mixed": float(np.sum(wc[chosen & on_tail])),
         "lattice_points": int(nz.size),
         "bound": bound,
         "cpu_s": time.process_time() - t0,

@@ -4,7 +4,8 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.cancel.ENABLED``, ``opgraph.dcg.exactlaw.ENABLED``, ``opgraph.dcg.exactlaw.REGROUP``,
 ``opgraph.dcg.carry.ENABLED``, ``opgraph.dcg.carry.FIXED_ATOMS``, ``opgraph.dcg.subcells.ENABLED``,
 ``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``, ``opgraph.dcg.disjoint.ENABLED``,
-``opgraph.dcg.keepbest.ENABLED``, ``opgraph.dcg.elastic.ENABLED``, ``opgraph.dcg.boxlinear.ENABLED``). A
+``opgraph.dcg.keepbest.ENABLED``, ``opgraph.dcg.elastic.ENABLED``, ``opgraph.dcg.boxlinear.ENABLED``,
+``opgraph.dcg.boxtails.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -21,6 +22,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
     from opgraph.dcg import (
         affine,
         boxlinear,
+        boxtails,
         cancel,
         carry,
         disjoint,
@@ -46,6 +48,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "keep_best": keepbest.ENABLED,
         "elastic": elastic.ENABLED,
         "box_linear": boxlinear.ENABLED,
+        "box_linear_tails": boxtails.ENABLED,
     }
 
 
@@ -53,7 +56,8 @@ def capture() -> dict[str, bool]:
     """The current value of every switch, by name.
 
     Names: ``affine``, ``cancel``, ``carry``, ``carry_fixed_atoms``, ``exact_law``, ``exact_law_regroup``,
-    ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``box_linear``.
+    ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``box_linear``,
+    ``box_linear_tails``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
