@@ -106,6 +106,9 @@ SLOPE = True
 #: Whether the slope form also walks the axes one at a time (gradient enclosures over thinner boxes; k more
 #: one-tangent passes over the grid, :func:`_slope`).
 SLOPE_WALK = True
+#: Whether the walk takes the axes in decreasing order of their whole-box slope terms (median over the grid), so that
+#: the largest terms get the thinnest boxes; else in the grid's order.
+WALK_ORDER = True
 #: Whether the slope form's gradient enclosures are also taken in affine arithmetic (:mod:`opgraph.dcg.affgrad`),
 #: intersected with the interval ones.
 SLOPE_AFFINE = True
@@ -822,28 +825,55 @@ def _slope(
     ``c``: the midpoints of the point pass's gradient enclosures at the atom ``x'``. *Whole box*: ``f(X) - f(x') =
     grad f(xi) . d`` with ``xi`` on the segment ``[x', X]`` inside the box, so ``|f(X) - f(x') - c . d| <= sum_i
     mag(G_i - c_i) |d_i|`` with ``G_i`` the box pass's enclosure of ``df/dx_i`` (``outer.g``). *Walk* (``walk``):
-    changing one coordinate at a time in the order of ``axes``, ``f(X) - f(x') = sum_i df/dx_i(xi_i) d_i`` with
+    changing one coordinate at a time (any order: :data:`WALK_ORDER` puts the axes with the largest whole-box terms
+    first), ``f(X) - f(x') = sum_i df/dx_i(xi_i) d_i`` with
     ``xi_i`` in the thinner box ``B_i`` (coordinates before ``i`` free on their cells, ``i`` on its cell, those after
-    it at their atoms), so the same holds with ``G_i`` enclosed over ``B_i`` (one tangent per pass), intersected with
-    the whole box's. Taking expectations on the box gives ``sum_i mag(G_i - c_i) E|d_i|`` (``r1``: ``E|d_i|`` per
+    it at their atoms), so the same holds with ``G_i`` enclosed over ``B_i`` (the free axes seeded), intersected with
+    the whole box's; ``affine``: also in affine arithmetic (:func:`opgraph.dcg.affgrad.gradients`). Taking expectations on the box gives ``sum_i mag(G_i - c_i) E|d_i|`` (``r1``: ``E|d_i|`` per
     cell). ``G_i`` is unbounded where the box straddles a jump or reaches a pole (interval rules), so such a box keeps
     the other bounds. Returns the bound laid out on the grid (``inf`` where it is unknown).
     """
+    zero = (np.zeros(()), np.zeros(()))
+    cs = {a: 0.5 * (point.g.get(a, zero)[0] + point.g.get(a, zero)[1]) for a in axes}
+    order = list(axes)
+    if walk and WALK_ORDER:  # the axes whose whole-box slope terms are largest go first (the thinnest boxes)
+        score = {}
+        for a in axes:
+            x = np.where(r1[a] > 0, iv.mag(iv.isub(outer.g.get(a, zero), (cs[a], cs[a]))) * r1[a], 0.0)
+            score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
+        order.sort(key=lambda a: -score[a])
+    return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine)
+
+
+def _walk(
+    graph: Any,
+    output: int,
+    axes: Sequence[int],
+    order: list[int],
+    outer: _Jet,
+    box: dict[int, tuple[np.ndarray, np.ndarray]],
+    at: dict[int, tuple[np.ndarray, np.ndarray]],
+    r1: dict[int, np.ndarray],
+    cs: dict[int, np.ndarray],
+    walk: bool,
+    affine: bool,
+) -> np.ndarray:
+    """:func:`_slope` for one walk order (``walk`` False: the whole box for every axis)."""
     from opgraph.dcg import affgrad
 
     zero = (np.zeros(()), np.zeros(()))
     tot: Any = 0.0
     # the whole box's affine partials: only the last axis's where the walk encloses the others over thinner boxes
-    seeds = [a for a in (axes[-1:] if walk else axes) if a in outer.g]
+    seeds = [a for a in (order[-1:] if walk else order) if a in outer.g]
     whole = affgrad.gradients(graph, output, axes, box, seeds) if affine and seeds else {}
-    for n, a in enumerate(axes):
-        gl, gh = point.g.get(a, zero)
-        c = 0.5 * (gl + gh)
+    for n, a in enumerate(order):
+        c = cs[a]
         g = _meet(outer.g.get(a, zero), whole.get(a))
-        if walk and a in outer.g and n < len(axes) - 1:  # the last axis's B_i is the whole box (outer.g)
-            thin = {t: (box[t] if m <= n else at[t]) for m, t in enumerate(axes)}
+        if walk and a in outer.g and n < len(order) - 1:  # the last axis's B_i is the whole box (outer.g)
+            free = order[: n + 1]
+            thin = {t: (box[t] if t in free else at[t]) for t in axes}
             # the free axes are seeded (the centred value enclosures need their gradients); the others are points
-            got = jets(graph, output, thin, hess=False, centre={t: at[t][0] for t in axes}, seeds=axes[: n + 1])
+            got = jets(graph, output, thin, hess=False, centre={t: at[t][0] for t in axes}, seeds=free)
             g = _meet(g, got.g.get(a, zero))
             if affine:
                 g = _meet(g, affgrad.gradients(graph, output, axes, thin, [a]).get(a))
