@@ -112,9 +112,14 @@ WALK_ORDER = True
 #: Whether the slope form's gradient enclosures are also taken in affine arithmetic (:mod:`opgraph.dcg.affgrad`),
 #: intersected with the interval ones.
 SLOPE_AFFINE = True
-#: The affine gradients run where the grid's boxes times the graph's nodes are at most this (a CPU guard: about 6 us
-#: per box and node over the walk's passes), or where the box-linear mixture asked for the linear models.
-AFFINE_MAX_WORK = 2**23
+#: CPU guards, on the grid's boxes times the graph's nodes: the walk's extra interval passes run up to
+#: :data:`WALK_MAX_WORK`, the affine gradients (about 6 us per box and node over the walk) up to
+#: :data:`AFFINE_MAX_WORK`; both up to :data:`MIX_MAX_WORK` where the box-linear mixture asked for the linear models
+#: (opt-in; the remainder is all it pays there). Measured: at 4 atoms piston's point-mass bound gains nothing from
+#: them for +4 CPU s, WingWeight's (10 inputs) nothing for +1.4 s; OTL's gains at 4 atoms.
+WALK_MAX_WORK = 2**23
+AFFINE_MAX_WORK = 2**18
+MIX_MAX_WORK = 2**25
 #: Most axes (Hessian entries grow as k (k + 1) / 2).
 MAX_AXES = 12
 #: Squares below this count as underflowed (the square-root form is not used on that box).
@@ -578,10 +583,21 @@ def box_bound(
     size = int(np.prod(shape)) if shape else 1
     if not k or k > MAX_AXES or not supported(graph, output):
         return None
-    affine = SLOPE_AFFINE and (linear is not None or size * len(graph.nodes) <= AFFINE_MAX_WORK)
+    nodes_work = size * len(graph.nodes)
+    mix = linear is not None
+    walk = SLOPE_WALK and nodes_work <= (MIX_MAX_WORK if mix else WALK_MAX_WORK)
+    affine = SLOPE_AFFINE and nodes_work <= (MIX_MAX_WORK if mix else AFFINE_MAX_WORK)
     if probe is not None and math.prod(int(np.size(probe[0][a][2])) for a in axes) >= PROBE_MIN_BOXES:
         gain = _probe(
-            graph, output, axes, *probe, uniform=uniform, unimodal=unimodal, mix=linear is not None, affine=affine
+            graph,
+            output,
+            axes,
+            *probe,
+            uniform=uniform,
+            unimodal=unimodal,
+            mix=linear is not None,
+            affine=affine,
+            walk=walk,
         )
         if parts is not None:
             parts["probe_gain"] = gain
@@ -615,6 +631,7 @@ def box_bound(
                 unimodal=unimodal,
                 linear=lin_s,
                 affine=affine,
+                walk=walk,
             )
             if piece is None:
                 return None
@@ -642,6 +659,7 @@ def box_bound(
         unimodal=unimodal,
         linear=linear,
         affine=affine,
+        walk=walk,
     )
 
 
@@ -655,6 +673,7 @@ def _probe(
     unimodal: frozenset[int] = frozenset(),
     mix: bool = False,
     affine: bool = False,
+    walk: bool = False,
 ) -> float:
     """The share of the first-order bound that the Taylor bound saves on the probe sub-grid of the whole axes.
 
@@ -689,6 +708,7 @@ def _probe(
         unimodal=unimodal,
         linear=lin,
         affine=affine,
+        walk=walk,
     )
     if lin:
         tb = np.minimum(tb, np.where(w == 0, 0.0, 2 * lin["rest"] * w))
@@ -712,14 +732,15 @@ def _box_piece(
     unimodal: frozenset[int] = frozenset(),
     linear: dict[str, Any] | None = None,
     affine: bool = False,
+    walk: bool = False,
 ) -> np.ndarray:
     """:func:`box_bound` on one grid (or one slice of it), its arguments already checked.
 
     ``pt`` None: the midpoint of the point enclosure stands for the computed value. ``first``: receives the
     first-order bound ``(sum_i max|g_i| E_i + gap) w`` per box from the same box gradients (the probe's yardstick).
     ``uniform`` / ``unimodal``: the axes whose input law is uniform / unimodal on each cell (:func:`_uniform_linear`).
-    ``linear``: receives the box-linear model (:func:`box_bound`). ``affine``: the slope form also takes affine
-    gradient enclosures (:data:`SLOPE_AFFINE`, under :data:`AFFINE_MAX_WORK`).
+    ``linear``: receives the box-linear model (:func:`box_bound`). ``walk`` / ``affine``: the slope form also walks
+    the axes / takes affine gradient enclosures (:data:`SLOPE_WALK`, :data:`SLOPE_AFFINE`, under the work guards).
     """
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
 
@@ -778,7 +799,7 @@ def _box_piece(
         hess = np.where(np.isnan(rad + rem), np.inf, rad + rem)
         took: Any = False
         if SLOPE:
-            slope = _slope(graph, output, axes, outer, point, box, at, r1, walk=SLOPE_WALK, affine=affine)
+            slope = _slope(graph, output, axes, outer, point, box, at, r1, walk=walk, affine=affine)
             took = slope < hess
             hess = np.where(took, slope, hess)
         tot = (lin0 + hess + gap) * (1 + 1e-9) * w
