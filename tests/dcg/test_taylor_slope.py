@@ -248,3 +248,20 @@ def test_whole_bound_sound_and_not_looser(box_linear):
         true = w1_discrete(r.atoms, r.weights, ref, np.ones(ref.size))
         assert r.w1_bound >= true - 3 * err
     assert got[True].w1_bound <= got[False].w1_bound * (1 + 1e-9)
+
+
+@pytest.mark.parametrize(("walk", "affine", "want"), [(False, False, 0.02), (True, False, 0.01), (True, True, 0.01)])
+def test_slope_form_exact_on_a_product(walk, affine, want):
+    # f = x y on [1, 1.2] x [2, 2.4], atoms at the centres, E|d| = width / 4 (uniform cells): the gradient
+    # enclosures are exact, so the whole-box form is 0.2 * 0.05 + 0.1 * 0.1 = 0.02; the walk holds y at its atom while
+    # x moves (G_x = 2.2 = c_x: no term) and pays 0.01 for y; the true E|d_x d_y| is 0.005.
+    g = trace(lambda x, y: x * y, "x", "y")
+    out = g.outputs[0]
+    ids = [n.id for n in g.nodes if n.op == "input"]
+    box = {ids[0]: (np.array([[1.0]]), np.array([[1.2]])), ids[1]: (np.array([[2.0]]), np.array([[2.4]]))}
+    at = {ids[0]: (np.array([[1.1]]),) * 2, ids[1]: (np.array([[2.2]]),) * 2}
+    got: list = []
+    outer = taylor.jets(g, out, box, hess=True, centre={a: at[a][0] for a in ids}, point_out=got)
+    r1 = {ids[0]: np.array([[0.05]]), ids[1]: np.array([[0.1]])}
+    s = taylor._slope(g, out, ids, outer, got[0], box, at, r1, walk=walk, affine=affine)
+    np.testing.assert_allclose(np.ravel(s)[0], want, rtol=1e-6)
