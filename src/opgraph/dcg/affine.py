@@ -349,11 +349,15 @@ def mul(x: Aff, y: Aff) -> Aff:
         _fresh(a, np.maximum(ax * ay - diag, 0.0))
         # R = Q + Ax rho_y + rho_x Ay + rho_x rho_y + cx rho_y + cy rho_x (Q the centred bilinear part):
         # d/de_i is at most |ax_i| (SAy + ry) + |ay_i| (SAx + rx) + Ly_i (SAx + rx + |cx|) + Lx_i (SAy + ry + |cy|).
-        L = _lsum(
-            (ay + y.r, _axis_abs(x.a)),
-            (ax + x.r, _axis_abs(y.a)),
-            (ax + x.r + np.abs(x.c), y.L),
-            (ay + y.r + np.abs(y.c), x.L),
+        L = (
+            None  # unknown either way (_lsum's answer), without building the first two terms
+            if x.L is None or y.L is None
+            else _lsum(
+                (ay + y.r, _axis_abs(x.a)),
+                (ax + x.r, _axis_abs(y.a)),
+                (ax + x.r + np.abs(x.c), y.L),
+                (ay + y.r + np.abs(y.c), x.L),
+            )
         )
         return _clean(Aff(x.axes, c, a, r, L), x.mag() * y.mag())
 

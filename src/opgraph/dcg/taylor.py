@@ -48,6 +48,14 @@ is narrow enough. Grids larger than :data:`MAX_WORK` Hessian entries are bounded
 (at most :data:`MAX_SLICES`; bounded memory, the same per-box values). On grids of :data:`PROBE_MIN_BOXES` boxes
 or more, a probe sub-grid decides first whether the whole pass can pay (:func:`box_bound`, ``probe``).
 
+**Slope (mean-value) remainder** (:func:`_slope`, :data:`SLOPE`): the radii and the Hessian remainder together bound
+``E[|f(X) - f(x') - c . d| | box]``; so does ``sum_i mag(G_i - c_i) E|d_i|`` with ``G_i`` an enclosure of ``df/dx_i``
+over the box (``f(X) - f(x') = grad f(xi) . d``), or over the thinner boxes of a one-coordinate-at-a-time walk
+(:data:`SLOPE_WALK`), taken both in interval and in affine arithmetic (:mod:`opgraph.dcg.affgrad`,
+:data:`SLOPE_AFFINE`), intersected. Per box the smaller of the two forms is used, in the point-mass bound and in the
+box-linear model's ``rest``. No Hessian enclosure is needed, so a chain whose second-derivative enclosures blow up
+(piston: 412x at one quotient) can still get a second-order remainder.
+
 The engine keeps per box the smaller of this and its cellwise bound (:func:`opgraph.dcg.engine.evaluate_output`,
 after the sub-cell pass; per chunk in :mod:`opgraph.dcg.chunks`), so the bound never grows; it skips the pass
 where boxes of finite cells carry less than ``opgraph.dcg.engine.TAYLOR_MIN_FINITE`` of the mass (a cost guard).
@@ -92,6 +100,27 @@ UNIFORM_LINEAR = True
 #: Input laws (class names) that are unimodal, so on every cell: their linear term uses the convex order below a
 #: uniform law (:func:`_uniform_linear`). Beta (U-shaped for shapes below 1) and ``from_scipy`` laws are not listed.
 UNIMODAL = frozenset({"Normal", "LogNormal", "Exponential", "Gamma"})
+#: Whether the remainder also takes the mean-value (slope) form ``sum_i mag(G_i - c_i) E|d_i|`` per box, the smaller
+#: of it and the Hessian form kept (:func:`_slope`).
+SLOPE = True
+#: Whether the slope form also walks the axes one at a time (gradient enclosures over thinner boxes; k more
+#: one-tangent passes over the grid, :func:`_slope`).
+SLOPE_WALK = True
+#: Whether the walk takes the axes in decreasing order of their whole-box slope terms (median over the grid), so that
+#: the largest terms get the thinnest boxes; else in the grid's order.
+WALK_ORDER = True
+#: Whether the slope form's gradient enclosures are also taken in affine arithmetic (:mod:`opgraph.dcg.affgrad`),
+#: intersected with the interval ones.
+SLOPE_AFFINE = True
+#: CPU guards, on the grid's boxes times the graph's nodes: the walk's extra interval passes run up to
+#: :data:`WALK_MAX_WORK`, the affine gradients (about 6 us per box and node over the walk) up to
+#: :data:`AFFINE_MAX_WORK`; both up to :data:`MIX_MAX_WORK` where the box-linear mixture asked for the linear models
+#: (opt-in; the remainder is all it pays there). Measured: at 4 atoms piston's point-mass bound (6.4e5 box-nodes)
+#: gains nothing from them for +4 CPU s (+1.8 s from the walk alone), WingWeight's nothing for +1.4 s; OTL's
+#: (1e5) gains at 4 atoms, Borehole's (2.6e6) 2 %.
+WALK_MAX_WORK = 2**19
+AFFINE_MAX_WORK = 2**18
+MIX_MAX_WORK = 2**25
 #: Most axes (Hessian entries grow as k (k + 1) / 2).
 MAX_AXES = 12
 #: Squares below this count as underflowed (the square-root form is not used on that box).
@@ -412,6 +441,7 @@ def jets(
     centre: dict[int, np.ndarray] | None = None,
     point_out: list[_Jet] | None = None,
     centred: bool = True,
+    seeds: Sequence[int] | None = None,
 ) -> _Jet:
     """Forward-mode value / gradient (/ Hessian) enclosures of ``graph``'s last node.
 
@@ -430,6 +460,9 @@ def jets(
             does not have, and the downstream derivative enclosures shrink with it.
         point_out: With ``centre``, receives the point pass's jet of the output.
         centred: Whether to intersect with the mean-value forms (with ``centre``).
+        seeds: If given, only these input axes carry a gradient (the others count as constants in the derivative
+            enclosures: only sound where their cells are single points, or for the partials of the seeded axes
+            with the other coordinates fixed).
     """
     last = graph.last_uses()
     poles = _pole_operands(graph) if centre is not None and centred else set()
@@ -445,9 +478,10 @@ def jets(
             if n.op == "input":
                 lo, hi = cells[n.id]
                 one = iv.const(1.0, np.zeros(()))
-                jet = _Jet((lo, hi), {n.id: one}, {})
+                seed = {n.id: one} if seeds is None or n.id in seeds else {}
+                jet = _Jet((lo, hi), seed, {})
                 if centre is not None:
-                    pts[n.id] = _Jet((centre[n.id], centre[n.id]), {n.id: one}, {})
+                    pts[n.id] = _Jet((centre[n.id], centre[n.id]), seed, {})
             elif n.op == "const":
                 c = np.asarray(float(np.asarray(n.attrs["value"], dtype=float)))
                 jet = _Jet((c, c), {}, {})
@@ -550,8 +584,22 @@ def box_bound(
     size = int(np.prod(shape)) if shape else 1
     if not k or k > MAX_AXES or not supported(graph, output):
         return None
+    nodes_work = size * len(graph.nodes)
+    mix = linear is not None
+    walk = SLOPE_WALK and nodes_work <= (MIX_MAX_WORK if mix else WALK_MAX_WORK)
+    affine = SLOPE_AFFINE and nodes_work <= (MIX_MAX_WORK if mix else AFFINE_MAX_WORK)
     if probe is not None and math.prod(int(np.size(probe[0][a][2])) for a in axes) >= PROBE_MIN_BOXES:
-        gain = _probe(graph, output, axes, *probe, uniform=uniform, unimodal=unimodal, mix=linear is not None)
+        gain = _probe(
+            graph,
+            output,
+            axes,
+            *probe,
+            uniform=uniform,
+            unimodal=unimodal,
+            mix=linear is not None,
+            affine=affine,
+            walk=walk,
+        )
         if parts is not None:
             parts["probe_gain"] = gain
         if not gain >= PROBE_MIN_GAIN:
@@ -583,6 +631,8 @@ def box_bound(
                 uniform=uniform,  # type: ignore[arg-type]
                 unimodal=unimodal,
                 linear=lin_s,
+                affine=affine,
+                walk=walk,
             )
             if piece is None:
                 return None
@@ -598,7 +648,19 @@ def box_bound(
             linear["c"] = {a: np.concatenate([x["c"][a] for x in lins], axis=0) for a in axes}
         return np.concatenate(pieces, axis=0)
     return _box_piece(
-        graph, output, axes, pt, cells, moments, wbox, parts, uniform=uniform, unimodal=unimodal, linear=linear
+        graph,
+        output,
+        axes,
+        pt,
+        cells,
+        moments,
+        wbox,
+        parts,
+        uniform=uniform,
+        unimodal=unimodal,
+        linear=linear,
+        affine=affine,
+        walk=walk,
     )
 
 
@@ -611,6 +673,8 @@ def _probe(
     uniform: frozenset[int] = frozenset(),
     unimodal: frozenset[int] = frozenset(),
     mix: bool = False,
+    affine: bool = False,
+    walk: bool = False,
 ) -> float:
     """The share of the first-order bound that the Taylor bound saves on the probe sub-grid of the whole axes.
 
@@ -631,7 +695,22 @@ def _probe(
         w = w * np.asarray(m_p[a][0]).reshape([-1 if t == a else 1 for t in axes])
     first: list[np.ndarray] = []
     lin: dict[str, Any] | None = {} if mix else None
-    tb = _box_piece(graph, output, axes, None, c_p, m_p, w, None, first, uniform=uniform, unimodal=unimodal, linear=lin)
+    tb = _box_piece(
+        graph,
+        output,
+        axes,
+        None,
+        c_p,
+        m_p,
+        w,
+        None,
+        first,
+        uniform=uniform,
+        unimodal=unimodal,
+        linear=lin,
+        affine=affine,
+        walk=walk,
+    )
     if lin:
         tb = np.minimum(tb, np.where(w == 0, 0.0, 2 * lin["rest"] * w))
     ref = first[0]
@@ -653,13 +732,16 @@ def _box_piece(
     uniform: frozenset[int] = frozenset(),
     unimodal: frozenset[int] = frozenset(),
     linear: dict[str, Any] | None = None,
+    affine: bool = False,
+    walk: bool = False,
 ) -> np.ndarray:
     """:func:`box_bound` on one grid (or one slice of it), its arguments already checked.
 
     ``pt`` None: the midpoint of the point enclosure stands for the computed value. ``first``: receives the
     first-order bound ``(sum_i max|g_i| E_i + gap) w`` per box from the same box gradients (the probe's yardstick).
     ``uniform`` / ``unimodal``: the axes whose input law is uniform / unimodal on each cell (:func:`_uniform_linear`).
-    ``linear``: receives the box-linear model (:func:`box_bound`).
+    ``linear``: receives the box-linear model (:func:`box_bound`). ``walk`` / ``affine``: the slope form also walks
+    the axes / takes affine gradient enclosures (:data:`SLOPE_WALK`, :data:`SLOPE_AFFINE`, under the work guards).
     """
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
 
@@ -706,7 +788,6 @@ def _box_piece(
             lin0 = np.where(
                 exact, np.minimum(lin0, _uniform_linear(axes, uniform, point, box, at, r2, rb, exact_uniform)), lin0
             )
-        lin = lin0 + rad
         rem: Any = 0.0
         for (i, j), hij in outer.h.items():
             m = iv.mag(hij)
@@ -714,9 +795,17 @@ def _box_piece(
         vlo, vhi = point.v
         p = 0.5 * (vlo + vhi) if pt is None else np.asarray(pt, dtype=float)
         gap = np.maximum(np.maximum(p - vlo, vhi - p), 0.0)
-        tot = (lin + rem + gap) * (1 + 1e-9) * w
+        # E|f(X) - f(x') - c . d| on the box: gradient radii plus the Hessian remainder, or the mean-value (slope)
+        # form, whichever is smaller per box
+        hess = np.where(np.isnan(rad + rem), np.inf, rad + rem)
+        took: Any = False
+        if SLOPE:
+            slope = _slope(graph, output, axes, outer, point, box, at, r1, walk=walk, affine=affine)
+            took = slope < hess
+            hess = np.where(took, slope, hess)
+        tot = (lin0 + hess + gap) * (1 + 1e-9) * w
         if linear is not None:
-            rest = np.where(np.isnan(rad + rem + gap), np.inf, (rad + rem + gap) * (1 + 1e-9))
+            rest = np.where(np.isnan(hess + gap), np.inf, (hess + gap) * (1 + 1e-9))
             linear["rest"] = np.broadcast_to(rest, shape)
             zero = (np.zeros(()), np.zeros(()))
             linear["c"] = {a: np.broadcast_to(0.5 * sum(point.g.get(a, zero)), shape) for a in axes}
@@ -729,12 +818,100 @@ def _box_piece(
             first.append(np.broadcast_to(np.where(w == 0, 0.0, g1 * w), shape))
         if parts is not None:
             fin = np.broadcast_to(np.isfinite(tot), shape)
-            for key, x in (("linear", lin), ("remainder", rem), ("gap", gap)):
+            lin_part = lin0 + np.where(took, 0.0, rad)  # the radii count as linear where the Hessian form is used
+            for key, x in (("linear", lin_part), ("remainder", hess - np.where(took, 0.0, rad)), ("gap", gap)):
                 parts[key] = float(np.sum(np.where(fin, np.broadcast_to(x * w, shape), 0.0)))
+            parts["slope_mass"] = float(
+                np.sum(np.where(fin & np.broadcast_to(took, shape), np.broadcast_to(w, shape), 0.0))
+            )
             parts["finite_mass"] = float(np.sum(np.where(fin, np.broadcast_to(w, shape), 0.0)))
         tot = np.where(w == 0, 0.0, tot)
         tot = np.where(np.isnan(tot), np.inf, tot)
     return np.broadcast_to(tot, shape)
+
+
+def _slope(
+    graph: Any,
+    output: int,
+    axes: Sequence[int],
+    outer: _Jet,
+    point: _Jet,
+    box: dict[int, tuple[np.ndarray, np.ndarray]],
+    at: dict[int, tuple[np.ndarray, np.ndarray]],
+    r1: dict[int, np.ndarray],
+    walk: bool = True,
+    affine: bool = False,
+) -> np.ndarray:
+    """The mean-value (slope) bound on ``E[|f(X) - f(x') - c . d| | box]`` per box (no Hessian enclosure).
+
+    ``c``: the midpoints of the point pass's gradient enclosures at the atom ``x'``. *Whole box*: ``f(X) - f(x') =
+    grad f(xi) . d`` with ``xi`` on the segment ``[x', X]`` inside the box, so ``|f(X) - f(x') - c . d| <= sum_i
+    mag(G_i - c_i) |d_i|`` with ``G_i`` the box pass's enclosure of ``df/dx_i`` (``outer.g``). *Walk* (``walk``):
+    changing one coordinate at a time (any order: :data:`WALK_ORDER` puts the axes with the largest whole-box terms
+    first), ``f(X) - f(x') = sum_i df/dx_i(xi_i) d_i`` with
+    ``xi_i`` in the thinner box ``B_i`` (coordinates before ``i`` free on their cells, ``i`` on its cell, those after
+    it at their atoms), so the same holds with ``G_i`` enclosed over ``B_i`` (the free axes seeded), intersected with
+    the whole box's; ``affine``: also in affine arithmetic (:func:`opgraph.dcg.affgrad.gradients`). Taking expectations on the box gives ``sum_i mag(G_i - c_i) E|d_i|`` (``r1``: ``E|d_i|`` per
+    cell). ``G_i`` is unbounded where the box straddles a jump or reaches a pole (interval rules), so such a box keeps
+    the other bounds. Returns the bound laid out on the grid (``inf`` where it is unknown).
+    """
+    zero = (np.zeros(()), np.zeros(()))
+    cs = {a: 0.5 * (point.g.get(a, zero)[0] + point.g.get(a, zero)[1]) for a in axes}
+    order = list(axes)
+    if walk and WALK_ORDER:  # the axes whose whole-box slope terms are largest go first (the thinnest boxes)
+        score = {}
+        for a in axes:
+            x = np.where(r1[a] > 0, iv.mag(iv.isub(outer.g.get(a, zero), (cs[a], cs[a]))) * r1[a], 0.0)
+            score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
+        order.sort(key=lambda a: -score[a])
+    return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine)
+
+
+def _walk(
+    graph: Any,
+    output: int,
+    axes: Sequence[int],
+    order: list[int],
+    outer: _Jet,
+    box: dict[int, tuple[np.ndarray, np.ndarray]],
+    at: dict[int, tuple[np.ndarray, np.ndarray]],
+    r1: dict[int, np.ndarray],
+    cs: dict[int, np.ndarray],
+    walk: bool,
+    affine: bool,
+) -> np.ndarray:
+    """:func:`_slope` for one walk order (``walk`` False: the whole box for every axis)."""
+    from opgraph.dcg import affgrad
+
+    zero = (np.zeros(()), np.zeros(()))
+    tot: Any = 0.0
+    # the whole box's affine partials: only the last axis's where the walk encloses the others over thinner boxes
+    seeds = [a for a in (order[-1:] if walk else order) if a in outer.g]
+    whole = affgrad.gradients(graph, output, axes, box, seeds) if affine and seeds else {}
+    for n, a in enumerate(order):
+        c = cs[a]
+        g = _meet(outer.g.get(a, zero), whole.get(a))
+        if walk and a in outer.g and n < len(order) - 1:  # the last axis's B_i is the whole box (outer.g)
+            free = order[: n + 1]
+            thin = {t: (box[t] if t in free else at[t]) for t in axes}
+            # the free axes are seeded (the centred value enclosures need their gradients); the others are points
+            got = jets(graph, output, thin, hess=False, centre={t: at[t][0] for t in axes}, seeds=free)
+            g = _meet(g, got.g.get(a, zero))
+            if affine:
+                g = _meet(g, affgrad.gradients(graph, output, axes, thin, [a]).get(a))
+        m = iv.mag(iv.isub(g, (c, c)))
+        tot = tot + np.where(r1[a] > 0, m * r1[a], 0.0)  # d_i = 0 almost surely where E|d_i| = 0
+    tot = tot * (1 + 1e-9)
+    return np.where(np.isnan(tot), np.inf, tot)
+
+
+def _meet(g: Interval, h: Interval | None) -> Interval:
+    """``g`` intersected with ``h`` (two enclosures of the same values); ``g`` kept where the meet is empty."""
+    if h is None:
+        return g
+    lo, hi = np.maximum(g[0], h[0]), np.minimum(g[1], h[1])
+    keep = lo <= hi  # an empty intersection cannot happen for valid enclosures (rounding: keep g's)
+    return np.where(keep, lo, g[0]), np.where(keep, hi, g[1])
 
 
 def _uniform_linear(
