@@ -16,7 +16,6 @@ import datetime as _dt
 import os
 import platform
 import sys
-import time
 import warnings
 from typing import Any
 
@@ -25,7 +24,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import uq  # noqa: E402
 
 from opgraph._base.fileio import replace_marked_block  # noqa: E402
-from opgraph.dcg import switches  # noqa: E402
 
 BEGIN = "<!-- boxlinear:begin (written by benchmarks/dcg/boxlinear_bench.py) -->"
 END = "<!-- boxlinear:end -->"
@@ -34,12 +32,7 @@ CASES = ["WingWeight", "OTL", "MLP", "Borehole", "Piston"]
 
 def one(case: Any, ref: Any, atoms: int, on: bool) -> dict[str, Any]:
     """One fixed-atoms call with the switch set: bound, true W1 (both / std), CPU s, how the bound was made."""
-    with switches.scope({"box_linear": on}), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.process_time()
-        r = case.evaluate(atoms=atoms, progress=False)
-        cpu = time.process_time() - t0
-    true = ref.w1(r.atoms, r.weights)
+    r, cpu, true = uq.fixed_call(case, ref, atoms, {"box_linear": on})
     bl = r.info.get("box_linear") or {}
     return {
         "bound": float(r.w1_bound) / ref.std,

@@ -16,7 +16,6 @@ import argparse
 import datetime as _dt
 import os
 import sys
-import time
 import warnings
 from typing import Any
 
@@ -24,19 +23,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import uq  # noqa: E402
 
-from opgraph.dcg import switches  # noqa: E402
-
 CASES = ["MLP", "ODE-osc", "Undamped", "Borehole"]
 
 
 def one(case: Any, ref: Any, atoms: int, tails: bool) -> dict[str, Any]:
     """One fixed-atoms call, the mixture on and its tail switch set: bound, true W1 (both / std), CPU s, parts."""
-    with switches.scope({"box_linear": True, "box_linear_tails": tails}), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t0 = time.process_time()
-        r = case.evaluate(atoms=atoms, progress=False)
-        cpu = time.process_time() - t0
-    true = ref.w1(r.atoms, r.weights)
+    r, cpu, true = uq.fixed_call(case, ref, atoms, {"box_linear": True, "box_linear_tails": tails})
     bl = r.info.get("box_linear") or {}
     return {
         "bound": float(r.w1_bound) / ref.std,

@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import uq  # noqa: E402
 
-from opgraph.dcg import switches, taylor  # noqa: E402
+from opgraph.dcg import taylor  # noqa: E402
 
 MODES = {"off": (False, False, False), "walk": (True, True, False), "on": (True, True, True)}
 
@@ -43,12 +41,7 @@ def main(argv: list[str] | None = None) -> None:
             for bl in (bool(int(x)) for x in args.box_linear.split(",")):
                 for mode in args.modes.split(","):
                     taylor.SLOPE, taylor.SLOPE_WALK, taylor.SLOPE_AFFINE = MODES[mode]
-                    with switches.scope({"box_linear": bl}), warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        t0 = time.process_time()
-                        r = case.evaluate(atoms=n, progress=False)
-                        cpu = time.process_time() - t0
-                    true = ref.w1(r.atoms, r.weights)
+                    r, cpu, true = uq.fixed_call(case, ref, n, {"box_linear": bl})
                     mix = r.info.get("box_linear") or {}
                     parts = (
                         ""

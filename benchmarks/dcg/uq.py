@@ -528,6 +528,22 @@ def timed_median(fn: Callable[[], Any], min_total: float = 0.25, max_reps: int =
     return total / reps, out
 
 
+def fixed_call(case: UQCase, ref: Reference, atoms: int, values: dict[str, bool]) -> tuple[Any, float, float]:
+    """One fixed-atoms call of ``case`` under the switches ``values`` (warnings silenced), for the A/B scripts.
+
+    Returns:
+        ``(result, CPU s of the call, true W1 of its answer against ref)``.
+    """
+    from opgraph.dcg import switches
+
+    with switches.scope(values), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.process_time()
+        r = case.evaluate(atoms=atoms, progress=False)
+        cpu = time.process_time() - t0
+    return r, cpu, ref.w1(r.atoms, r.weights)
+
+
 def peak_mb(fn: Callable[[], Any], limit_s: float) -> tuple[float | None, bool]:
     """Peak traced memory (MiB, tracemalloc: NumPy buffers included) of one call, and whether it finished.
 
