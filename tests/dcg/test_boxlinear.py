@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from scipy import integrate
 
 from opgraph import dcg as od
 from opgraph.dcg import boxlinear, switches
+
+from .sobolref import sobol_reference
 
 # The other second-order certificates (semi-discrete, exact-law recognition, affine rewrites) would win on these
 # small programs: switched off where the test is about the mixture itself.
@@ -68,15 +72,7 @@ def test_bound_holds_against_exact_laws(case, atoms):
     assert r.w1_bound <= 10 * true  # second order: near the true error (point masses: 6-30x)
 
 
-def _sobol_reference(fn, laws, log2=16):
-    from scipy.stats import qmc
-
-    reps = []
-    for s in range(2):
-        u = qmc.Sobol(len(laws), scramble=True, seed=30 + s).random_base2(log2)
-        u = np.clip(u, 1e-12, 1 - 1e-12)
-        reps.append(np.sort(fn(*[law.to_scipy().ppf(u[:, k]) for k, law in enumerate(laws)])))
-    return np.sort(np.concatenate(reps)), float(np.mean(np.abs(reps[0] - reps[1]))) / 2
+_sobol_reference = functools.partial(sobol_reference, log2=16, seed=30)
 
 
 CASES = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,21 +13,13 @@ from scipy import integrate
 from opgraph import dcg as od
 from opgraph.dcg import boxlinear, boxtails, switches
 
+from .sobolref import sobol_reference
+
 # The other second-order certificates would win on these small programs: off where the test is about the mixture.
 ONLY_MIXTURE = {"box_linear": True, "semi_discrete": False, "exact_law": False, "affine": False}
 
 
-def _sobol_reference(fn, laws, log2=20, seed=70):
-    """Two scrambles of ``2**log2`` Sobol points through the inputs' quantiles; the pooled sorted sample and an
-    estimate of its W1 error (half the W1 between the two scrambles)."""
-    from scipy.stats import qmc
-
-    reps = []
-    for s in range(2):
-        u = qmc.Sobol(len(laws), scramble=True, seed=seed + s).random_base2(log2)
-        u = np.clip(u, 1e-15, 1 - 1e-15)
-        reps.append(np.sort(fn(*[law.to_scipy().ppf(u[:, k]) for k, law in enumerate(laws)])))
-    return np.sort(np.concatenate(reps)), float(np.mean(np.abs(reps[0] - reps[1]))) / 2
+_sobol_reference = functools.partial(sobol_reference, log2=20, seed=70, clip=1e-15)
 
 
 CASES = {

@@ -10,6 +10,7 @@ without the Taylor bound does not meet (measured before the change).
 from __future__ import annotations
 
 import contextvars
+import functools
 import math
 import warnings
 
@@ -21,6 +22,8 @@ from opgraph.dcg import engine, exactlaw, taylor
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.w1 import w1_discrete
 from opgraph.graph import trace
+
+from .sobolref import sobol_reference
 
 
 @pytest.fixture(autouse=True)
@@ -413,15 +416,7 @@ def test_slices_give_the_same_bound(monkeypatch):
     assert taylor.box_bound(g, g.outputs[0], tuple(ids), pt, cells, moments, wbox) is None
 
 
-def _sobol_reference(fn, laws, log2=16):
-    from scipy.stats import qmc
-
-    reps = []
-    for s in range(2):
-        u = qmc.Sobol(len(laws), scramble=True, seed=20 + s).random_base2(log2)
-        u = np.clip(u, 1e-12, 1 - 1e-12)
-        reps.append(np.sort(fn(*[law.to_scipy().ppf(u[:, k]) for k, law in enumerate(laws)])))
-    return np.concatenate(reps), float(np.mean(np.abs(reps[0] - reps[1]))) / 2
+_sobol_reference = functools.partial(sobol_reference, log2=16, seed=20)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ bound against a scrambled Sobol reference with the box-linear mixture on.
 from __future__ import annotations
 
 import contextvars
+import functools
 import math
 import warnings
 
@@ -22,6 +23,8 @@ from opgraph import dcg as od
 from opgraph.dcg import affgrad, exactlaw, switches, taylor
 from opgraph.dcg.w1 import w1_discrete
 from opgraph.graph import trace
+
+from .sobolref import sobol_reference
 
 
 @pytest.fixture(autouse=True)
@@ -220,15 +223,7 @@ def test_affine_gradients_in_slices_match(monkeypatch):
             )
 
 
-def _sobol_reference(fn, laws, log2=15):
-    from scipy.stats import qmc
-
-    reps = []
-    for s in range(2):
-        u = qmc.Sobol(len(laws), scramble=True, seed=40 + s).random_base2(log2)
-        u = np.clip(u, 1e-12, 1 - 1e-12)
-        reps.append(np.sort(fn(*[law.to_scipy().ppf(u[:, k]) for k, law in enumerate(laws)])))
-    return np.concatenate(reps), float(np.mean(np.abs(reps[0] - reps[1]))) / 2
+_sobol_reference = functools.partial(sobol_reference, log2=15, seed=40)
 
 
 @pytest.mark.parametrize("box_linear", [False, True])

@@ -7,6 +7,7 @@ scrambled Sobol references.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -17,6 +18,8 @@ from opgraph import dcg as od
 from opgraph.dcg import switches, taylor
 from opgraph.dcg.w1 import w1_discrete
 from opgraph.graph import trace
+
+from .sobolref import sobol_reference
 
 
 def _grid(fn, names, laws, atoms, quantizer="quantile", shift=None):
@@ -131,15 +134,7 @@ def test_nonlinear_uniform_program_per_box():
     _check_boxes(fn, ["a", "b", "c"], laws, 3)
 
 
-def _sobol_reference(fn, laws, log2=16):
-    from scipy.stats import qmc
-
-    reps = []
-    for s in range(2):
-        u = qmc.Sobol(len(laws), scramble=True, seed=40 + s).random_base2(log2)
-        u = np.clip(u, 1e-12, 1 - 1e-12)
-        reps.append(np.sort(fn(*[law.to_scipy().ppf(u[:, k]) for k, law in enumerate(laws)])))
-    return np.concatenate(reps), float(np.mean(np.abs(reps[0] - reps[1]))) / 2
+_sobol_reference = functools.partial(sobol_reference, log2=16, seed=40)
 
 
 def _otl(rb1, rb2, rf, rc1, rc2, beta):
