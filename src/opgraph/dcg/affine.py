@@ -150,18 +150,34 @@ def expand(f: Aff, K: tuple[int, ...]) -> Aff:
     return out
 
 
-def _clean(f: Aff, mag: Any) -> Aff:
-    """Add the rounding slack ``2**-50 * mag`` to ``r``; NaN anywhere makes the box invalid (``r = inf``)."""
+def _clean(f: Aff, mag: Any, keep_abs: bool = False) -> Aff:
+    """Add the rounding slack ``2**-50 * mag`` to ``r``; NaN anywhere makes the box invalid (``r = inf``).
+
+    ``keep_abs`` (for a form whose radius is read next, as every node's form is by :func:`_tighter`): the NaN test
+    reads ``sum_i |a_i|`` (:meth:`Aff.abs_sum`, NaN where any coefficient is), which the result then keeps, instead
+    of reducing every coefficient once more. The same values either way.
+    """
+    sabs: Any = None
+    a0 = f.a
     with iv.errstate(invalid="ignore", over="ignore"):
         r = f.r * (1 + _SLACK) + _SLACK * np.asarray(mag, dtype=float) + _TINY
         bad: Any = False
-        # One sum over all coefficients first: it is NaN when any of them is (or on inf - inf); only then the mask.
-        # (Small grids: one concatenation; large ones: one sum per array, no copy of every coefficient.)
-        if not iv.FAST.get() or (
-            np.isnan(_add_reduce(_flat_all(r, f.c, *f.a.values()), axis=None))
-            if np.size(r) < iv._FAST_MIN
-            else any(np.isnan(_add_reduce(x, axis=None)) for x in (r, f.c, *f.a.values()))
-        ):
+        fast = iv.FAST.get()
+        if fast and keep_abs and f.a:
+            sabs = sum(np.abs(x) for x in f.a.values())  # Aff.abs_sum of the result: the same dict, the same order
+            # NaN when any coefficient, r or c is (or on inf - inf: then the exact mask below, which is the same test)
+            suspect = np.isnan(_add_reduce(sabs + r + f.c, axis=None))
+        elif not fast:
+            suspect = True
+        else:
+            # One sum over all coefficients first: it is NaN when any of them is (or on inf - inf); only then the
+            # mask. (Small grids: one concatenation; large ones: one sum per array, no copy of every coefficient.)
+            suspect = (
+                np.isnan(_add_reduce(_flat_all(r, f.c, *f.a.values()), axis=None))
+                if np.size(r) < iv._FAST_MIN
+                else any(np.isnan(_add_reduce(x, axis=None)) for x in (r, f.c, *f.a.values()))
+            )
+        if suspect:
             bad = np.isnan(r) | np.isnan(f.c)
             for x in f.a.values():
                 bad = bad | np.isnan(x)
@@ -182,7 +198,10 @@ def _clean(f: Aff, mag: Any) -> Aff:
             np.where(bad, np.inf, r),
             L,
         )
-    return Aff(f.axes, f.c, f.a, r, L)
+    out = Aff(f.axes, f.c, f.a, r, L)
+    if sabs is not None and out.a is a0:
+        out._sabs = sabs  # no symbol merged into r above and no box masked: the coefficients summed are these
+    return out
 
 
 _add_reduce = np.add.reduce
@@ -300,7 +319,7 @@ def add(x: Aff, y: Aff, sign: float = 1.0) -> Aff:
             for i, v in y.a.items():
                 a[i] = a[i] + sign * v if i in a else sign * v
             c = x.c + sign * y.c
-        return _clean(Aff(x.axes, c, a, x.r + y.r, _lsum((1.0, x.L), (1.0, y.L))), x.mag() + y.mag())
+        return _clean(Aff(x.axes, c, a, x.r + y.r, _lsum((1.0, x.L), (1.0, y.L))), x.mag() + y.mag(), keep_abs=True)
 
 
 def scale(x: Aff, k: Any, shift: Any = 0.0) -> Aff:
@@ -359,7 +378,7 @@ def mul(x: Aff, y: Aff) -> Aff:
                 (ay + y.r + np.abs(y.c), x.L),
             )
         )
-        return _clean(Aff(x.axes, c, a, r, L), x.mag() * y.mag())
+        return _clean(Aff(x.axes, c, a, r, L), x.mag() * y.mag(), keep_abs=True)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -726,12 +745,13 @@ def prefix_enclosures(f: Aff, K: tuple[int, ...], e0: dict[int, np.ndarray]) -> 
     with iv.errstate(invalid="ignore", over="ignore"):
         centre = f.c + sum((f.a[i] * e0[i] for i in K if i in f.a), np.zeros(()))
         rad = np.asarray(f.r, dtype=float) + _err_total(f)
+        mag = f.mag() if iv.FAST.get() else None  # the same array at every prefix: computed once
         out = []
         for s in K:
             if s in f.a:
                 centre = centre - f.a[s] * e0[s]
                 rad = rad + np.abs(f.a[s])
-            slack = _SLACK * (np.abs(centre) + rad + f.mag())
+            slack = _SLACK * (np.abs(centre) + rad + (f.mag() if mag is None else mag))
             lo, hi = iv.widen(centre - rad - slack, centre + rad + slack)
             out.append((lo, hi))
     return out
