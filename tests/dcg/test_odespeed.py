@@ -115,9 +115,21 @@ def _form(rng, shape, n_err, nan_at=None):
     return A.Aff((0, 1), rng.normal(size=shape), a, np.abs(rng.normal(size=shape)) * 0.01, {})
 
 
-@pytest.mark.parametrize("op", ["mul", "add"])
+def _apply(op, x, y):
+    if op == "mul":
+        return A.mul(x, y)
+    if op == "add":
+        return A.add(x, y)
+    if op == "scale":
+        return A._times_near_const(A.constant(0.7), x)  # scale(), then the near-constant product's remainder
+    rad = x.radius()
+    enc = iv.widen(x.c - rad, x.c + rad)
+    return A._unary("exp", x, enc, [enc], 0, {})  # scale() by the linearisation, then a fresh error symbol
+
+
+@pytest.mark.parametrize("op", ["mul", "add", "scale", "exp"])
 @pytest.mark.parametrize("nan", [False, True])
-def test_kept_abs_sum_matches_recomputation(op, nan):
+def test_kept_abs_sums_match_recomputation(op, nan):
     rng = np.random.default_rng(7)
     x = _form(rng, (3, 4), 6, nan_at=(1, 2) if nan else None)
     y = _form(rng, (3, 4), 5)
@@ -125,24 +137,25 @@ def test_kept_abs_sum_matches_recomputation(op, nan):
     for fast in (True, False):
         tok = iv.FAST.set(fast)
         try:
-            out[fast] = A.mul(x, y) if op == "mul" else A.add(x, y)
+            out[fast] = _apply(op, x, y)
         finally:
             iv.FAST.reset(tok)
     f, g = out[True], out[False]
-    kept = f._sabs is not None  # read before any radius() call (which memoises it)
+    kept = f._sabs is not None and f._etot is not None  # read before any radius() call (which memoises _sabs)
     np.testing.assert_array_equal(f.c, g.c)
     np.testing.assert_array_equal(f.r, g.r)
-    assert len(f.a) == len(g.a)  # the same symbols (the fresh one numbered anew by each call), in the same order
+    assert len(f.a) == len(g.a)  # the same symbols (a fresh one numbered anew by each call), in the same order
     for (i, u), (j, v) in zip(f.a.items(), g.a.items(), strict=True):
         assert i == j or (A._is_err(i) and A._is_err(j))
         np.testing.assert_array_equal(u, v)
     tok = iv.FAST.set(False)
     try:
-        fresh = g.radius()
+        fresh_rad, fresh_err = g.radius(), A._err_total(g)
     finally:
         iv.FAST.reset(tok)
-    np.testing.assert_array_equal(f.radius(), fresh)
-    if nan:
-        assert np.isinf(f.r[1, 2]) and not kept  # the masked box: invalid, and no kept sum of the old a
-    else:
-        assert kept  # the path taken: the sum kept from the NaN test
+    np.testing.assert_array_equal(f.radius(), fresh_rad)
+    np.testing.assert_array_equal(A._err_total(f), fresh_err)
+    if nan and op in ("mul", "add"):
+        assert np.isinf(f.r[1, 2]) and not kept  # the masked box: invalid, and no kept sums of the old a
+    elif not nan:
+        assert kept  # the path taken: the sums kept from the NaN test

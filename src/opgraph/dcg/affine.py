@@ -99,6 +99,9 @@ class Aff:
     # None until asked for; :func:`condense`, the one place that changes a form in place, resets it.
     _rad: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     _sabs: Any = field(default=None, init=False, repr=False, compare=False)
+    # ``sum |a_j|`` over the error symbols (before the rounding factor of :func:`_err_total`), kept by :func:`_clean`
+    # beside ``_sabs`` (the same ``|a_j|`` arrays); None: not kept.
+    _etot: Any = field(default=None, init=False, repr=False, compare=False)
 
     def abs_sum(self) -> Any:
         """``sum_i |a_i|`` (Python's ``sum`` from 0, in the order of ``a``; memoised like :meth:`radius`)."""
@@ -158,13 +161,21 @@ def _clean(f: Aff, mag: Any, keep_abs: bool = False) -> Aff:
     of reducing every coefficient once more. The same values either way.
     """
     sabs: Any = None
+    etot: Any = None
     a0 = f.a
     with iv.errstate(invalid="ignore", over="ignore"):
         r = f.r * (1 + _SLACK) + _SLACK * np.asarray(mag, dtype=float) + _TINY
         bad: Any = False
         fast = iv.FAST.get()
         if fast and keep_abs and f.a:
-            sabs = sum(np.abs(x) for x in f.a.values())  # Aff.abs_sum of the result: the same dict, the same order
+            # Aff.abs_sum of the result (the same dict, the same order: Python's sum from 0) and, from the same
+            # |a_j| arrays, _err_total's sum over the error symbols (from np.zeros(()), in that order too)
+            sabs, etot = 0, np.zeros(())
+            for i, x in f.a.items():
+                ab = np.abs(x)
+                sabs = sabs + ab
+                if i >= ERR_BASE:
+                    etot = etot + ab
             # NaN when any coefficient, r or c is (or on inf - inf: then the exact mask below, which is the same test)
             suspect = np.isnan(_add_reduce(sabs + r + f.c, axis=None))
         elif not fast:
@@ -200,7 +211,7 @@ def _clean(f: Aff, mag: Any, keep_abs: bool = False) -> Aff:
         )
     out = Aff(f.axes, f.c, f.a, r, L)
     if sabs is not None and out.a is a0:
-        out._sabs = sabs  # no symbol merged into r above and no box masked: the coefficients summed are these
+        out._sabs, out._etot = sabs, etot  # no symbol merged into r above, no box masked: the coefficients summed
     return out
 
 
@@ -327,7 +338,7 @@ def scale(x: Aff, k: Any, shift: Any = 0.0) -> Aff:
     k = np.asarray(k, dtype=float)
     with iv.errstate(invalid="ignore", over="ignore"):
         out = Aff(x.axes, k * x.c + shift, {i: k * v for i, v in x.a.items()}, np.abs(k) * x.r, _lsum((np.abs(k), x.L)))
-        return _clean(out, np.abs(k) * x.mag() + np.abs(shift))
+        return _clean(out, np.abs(k) * x.mag() + np.abs(shift), keep_abs=True)
 
 
 def _times_near_const(k: Aff, y: Aff) -> Aff:
@@ -336,7 +347,9 @@ def _times_near_const(k: Aff, y: Aff) -> Aff:
     with iv.errstate(invalid="ignore", over="ignore"):
         r = (out.r + k.r * y.mag()) * (1 + _SLACK)
         L = _lsum((1.0, out.L), (k.r, y.L), (k.r, _axis_abs(y.a)))
-    return Aff(out.axes, out.c, out.a, np.where(np.isnan(r), np.inf, r), L)
+    res = Aff(out.axes, out.c, out.a, np.where(np.isnan(r), np.inf, r), L)
+    res._sabs, res._etot = out._sabs, out._etot  # the same coefficients
+    return res
 
 
 def mul(x: Aff, y: Aff) -> Aff:
@@ -556,7 +569,15 @@ def _unary(op: str, x: Aff, xenc: iv.Interval | None, args: list[iv.Interval], i
         a = dict(out.a)
         fin_d = np.isfinite(dlt)
         _fresh(a, np.where(fin_d, dlt, 0.0))
-        return Aff(out.axes, out.c, a, np.where(fin_d, out.r, np.inf), L)
+        res = Aff(out.axes, out.c, a, np.where(fin_d, out.r, np.inf), L)
+        if out._sabs is not None and iv.FAST.get():
+            # the sums of the kept |a_j| with the fresh symbol's (appended last: one more step of the same folds)
+            if len(a) == len(out.a):
+                res._sabs, res._etot = out._sabs, out._etot
+            else:
+                ab = np.abs(a[next(reversed(a))])
+                res._sabs, res._etot = out._sabs + ab, out._etot + ab
+        return res
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -636,8 +657,11 @@ def has_err(f: Aff) -> bool:
 
 
 def _err_total(f: Aff) -> Any:
-    """``sum_j |b_j|`` over the error symbols (rounded up)."""
-    return sum((np.abs(v) for i, v in f.a.items() if i >= ERR_BASE), np.zeros(())) * (1 + _SLACK)
+    """``sum_j |b_j|`` over the error symbols (rounded up; the sum kept by :func:`_clean` where it is)."""
+    s = f._etot
+    if s is None or not iv.FAST.get():
+        s = sum((np.abs(v) for i, v in f.a.items() if i >= ERR_BASE), np.zeros(()))
+    return s * (1 + _SLACK)
 
 
 #: Whether :func:`condense` takes its frame from a QR factorisation of the longest error columns (Lohner's QR method,
@@ -737,7 +761,7 @@ def condense(forms: list[Aff], keep: int) -> None:
             a[sym] = G[:, l, lp].reshape(shape)
         f.a = a
         f.r = np.broadcast_to(f.r, shape) + resid[:, l].reshape(shape)
-        f._rad = f._sabs = None
+        f._rad = f._sabs = f._etot = None
 
 
 def prefix_enclosures(f: Aff, K: tuple[int, ...], e0: dict[int, np.ndarray]) -> list[iv.Interval]:
