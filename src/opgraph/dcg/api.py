@@ -1406,8 +1406,9 @@ def _reallocate_round(
     """A ``target_w1`` round whose proposal does not fit: the budget re-allocated by the terms, or ``None``.
 
     ``step`` is the proportional step towards the proposal ``wanted`` that fits (:func:`_shrink_to_fit`, no count
-    below this round's). :func:`.budgetalloc.allocate` fills the same budget from the floors (1 atom for a bounded
-    input, 2 otherwise) up to ``wanted`` with this round's ``terms`` and the allocator's fitted orders (at least 1);
+    below this round's). Where the model predicts that step to shrink the bound by less than
+    ``budgetalloc.REALLOCATE_BELOW_GAIN`` (the round already fills the budget), :func:`.budgetalloc.allocate` fills
+    the same budget from the floors (1 atom for a bounded input; an unbounded one keeps its count) up to ``wanted`` with this round's ``terms`` and the allocator's fitted orders (at least 1);
     the result is returned where the model predicts a smaller bound than the step's and than this round's by
     ``roundbudget.MIN_GAIN``. Where
     this round's grids were ``whole`` (no compression), so must the re-allocated ones be (each output's joint grid
@@ -1430,15 +1431,18 @@ def _reallocate_round(
         m = quantizer.get(n, "auto") if isinstance(quantizer, Mapping) else quantizer
         return int(dists[n].quantize(k, m).atoms.size)
 
+    before = budgetalloc.predicted(terms, cur_atoms, step, orders, size)
+    if before < (1.0 - budgetalloc.REALLOCATE_BELOW_GAIN) * sum(terms.values()):
+        return None  # the proportional step still pays: the allocator's plan (work elasticities) is kept
     floors = {}
     for n, d in dists.items():
         lo, hi = d.support()
-        floors[n] = min(cur_atoms[n], 1 if math.isfinite(lo) and math.isfinite(hi) else MIN_FALLBACK_ATOMS)
+        # An unbounded input keeps its count: its tail cells make fewer atoms cost more than the 1/n model says.
+        floors[n] = min(cur_atoms[n], 1) if math.isfinite(lo) and math.isfinite(hi) else cur_atoms[n]
     caps = {n: max(wanted.get(n, k), k) for n, k in cur_atoms.items()}
     got = budgetalloc.allocate(terms, cur_atoms, fits, caps, floors, orders, size)
     if got is None or got == cur_atoms:
         return None
-    before = budgetalloc.predicted(terms, cur_atoms, step, orders, size)
     after = budgetalloc.predicted(terms, cur_atoms, got, orders, size)
     return got if after < before and after < (1.0 - roundbudget.MIN_GAIN) * sum(terms.values()) else None
 

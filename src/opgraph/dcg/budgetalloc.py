@@ -35,6 +35,12 @@ ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_budg
 #: docs/benchmarks/dcg.md (branch alloc-fixed): ``"terms"`` is the default.
 SENSITIVITY = "terms"
 
+#: A ``target_w1`` round whose proposal does not fit is re-allocated only where the proportional step that fits is
+#: predicted to shrink the bound by less than this fraction (the round already fills the budget: WingWeight, OTL at
+#: 1e-2). Where the step still pays, the allocator's plan is kept: a four-input program with two Normal inputs at
+#: 2e-2 took 0.010 in 3 CPU s with it and 0.017 in 12 s with every round re-allocated.
+REALLOCATE_BELOW_GAIN = 0.25
+
 #: Smallest factor by which one greedy step multiplies a count (at least one atom more).
 STEP = 2**0.25
 
@@ -135,16 +141,17 @@ def allocate(
 
 
 def ladder(requested: Mapping[str, int], floor: Mapping[str, int]) -> list[dict[str, int]]:
-    """The caps ``requested // 2**k`` (k = 0, 1, ...) while some cap is above ``floor`` (the uniform grid's counts).
+    """The caps ``min(requested_i, top // 2**k)``, k = 0, 1, ..., while some cap is above ``floor``.
 
-    A fixed-atoms call at ``2N`` per input tries the allocations capped at ``2N, N, N/2, ...``, a superset of the
+    ``top`` is the largest request and ``floor`` the uniform grid's counts. A fixed-atoms call at ``2N`` per input tries the allocations capped at ``2N, N, N/2, ...``, a superset of the
     call at ``N``'s, so with the same uniform grid (both requests reduced to it) the kept bound at ``2N`` is at most
     the one at ``N``.
     """
     out = []
+    top = max(requested.values())
     k = 0
     while True:
-        caps = {v: max(1, n >> k) for v, n in requested.items()}
+        caps = {v: max(1, min(n, top >> k)) for v, n in requested.items()}
         if not any(caps[v] > floor[v] for v in caps):
             return out
         out.append(caps)
