@@ -146,3 +146,11 @@ def test_twice_the_atoms_never_gives_a_worse_bound(a, b, c, n, normal):
         used = r.info["atoms_per_input"]
         assert all(v <= k for v in used.values()) and math.prod(used.values()) <= 1000
         assert r.w1_bound <= r.info["atoms_reduced"]["allocation"]["uniform_w1_bound"]
+
+
+def test_without_the_ladder_only_the_requested_cap_is_tried(monkeypatch):
+    monkeypatch.setattr(budgetalloc, "LADDER", False)
+    r = _run(_weighted(4.0, 0.3, 0.02), [_U, _U, _U], atoms=64, max_joint=1000)
+    cands = r.info["atoms_reduced"]["allocation"]["candidates"]
+    assert len(cands) == 1 and cands[0]["cap"] == 64
+    assert r.w1_bound <= r.info["atoms_reduced"]["allocation"]["uniform_w1_bound"]

@@ -383,7 +383,14 @@ def _evaluate_graph_grid(
             warnings.warn(
                 f"atoms: the requested grid ({_counts(cur_atoms)}) does not fit max_joint={max_joint} (no node "
                 f"separates the shared inputs); evaluated the largest certified grid that fits instead "
-                f"({_counts(used)}); raise max_joint (or give max_memory) for the requested atoms",
+                f"({_counts(used)})"
+                + (
+                    ", and per-input allocations of that budget by sensitivity, keeping the smallest bound "
+                    "(info['atoms_reduced'])"
+                    if budgetalloc.ENABLED.get()
+                    else ""
+                )
+                + "; raise max_joint (or give max_memory) for the requested atoms",
                 AtomsReducedWarning,
                 stacklevel=3,
             )
@@ -1371,7 +1378,7 @@ def _budget_allocations(
     record: dict[str, Any] = {"sensitivity": how, "uniform_w1_bound": base, "candidates": [], "used": None}
     tried: list[dict[str, int]] = [uniform]
     best: tuple[list[Evaluation], dict[str, Quantized], dict[str, str], int] | None = None
-    for caps in budgetalloc.ladder(requested, uniform):
+    for caps in budgetalloc.ladder(requested, uniform)[: None if budgetalloc.LADDER else 1]:
         got = budgetalloc.allocate(terms, uniform, fits, caps, floors, size=size)
         if got is None:
             continue
