@@ -1374,7 +1374,7 @@ def _budget_allocations(
     floors = {}
     for n, d in dists.items():
         lo, hi = d.support()
-        floors[n] = 1 if math.isfinite(lo) and math.isfinite(hi) else MIN_FALLBACK_ATOMS
+        floors[n] = budgetalloc.BOUNDED_FLOOR if math.isfinite(lo) and math.isfinite(hi) else MIN_FALLBACK_ATOMS
     record: dict[str, Any] = {"sensitivity": how, "uniform_w1_bound": base, "candidates": [], "used": None}
     tried: list[dict[str, int]] = [uniform]
     best: tuple[list[Evaluation], dict[str, Quantized], dict[str, str], int] | None = None
@@ -1445,7 +1445,9 @@ def _reallocate_round(
     for n, d in dists.items():
         lo, hi = d.support()
         # An unbounded input keeps its count: its tail cells make fewer atoms cost more than the 1/n model says.
-        floors[n] = min(cur_atoms[n], 1) if math.isfinite(lo) and math.isfinite(hi) else cur_atoms[n]
+        floors[n] = (
+            min(cur_atoms[n], budgetalloc.BOUNDED_FLOOR) if math.isfinite(lo) and math.isfinite(hi) else cur_atoms[n]
+        )
     caps = {n: max(wanted.get(n, k), k) for n, k in cur_atoms.items()}
     got = budgetalloc.allocate(terms, cur_atoms, fits, caps, floors, orders, size)
     if got is None or got == cur_atoms:

@@ -46,6 +46,9 @@ LADDER = True
 #: 2e-2 took 0.010 in 3 CPU s with it and 0.017 in 12 s with every round re-allocated.
 REALLOCATE_BELOW_GAIN = 0.25
 
+#: Fewest atoms an input with a bounded support may get (an unbounded one: 2, its tails need a cell each).
+BOUNDED_FLOOR = 1
+
 #: Smallest factor by which one greedy step multiplies a count (at least one atom more).
 STEP = 2**0.25
 
