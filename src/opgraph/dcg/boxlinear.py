@@ -36,7 +36,7 @@ budget (:data:`WORK_PER_BOX` lattice cells per box plus 2**20, at most :data:`MA
 processed in blocks of at most :data:`BLOCK` cells, so memory is bounded). The engine keeps the result only where
 its bound is smaller than the point-mass answer's final bound (never worse), and skips it where its bound cannot go
 below a bound the caller already holds for the same law (``answer``'s ``held``); the CDF band is unchanged (it comes
-from the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **off**:
+from the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **on**:
 see its comment) switches it; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
 
 **Half-line cells** (:mod:`opgraph.dcg.boxtails`, switch ``box_linear_tails``, default on): a box with an unbounded
@@ -60,10 +60,13 @@ from opgraph.dcg import boxtails
 
 log = logging.getLogger(__name__)
 
-#: Whether the engine tries the box-linear mixture answer. Off by default (opt in with ``ENABLED.set(True)`` or
-#: ``opgraph.dcg.switches.scope({"box_linear": True})``): chunked grids do not build it (their answers would differ
-#: from unchunked ones). (Its work cap, which made the lattice coarser on larger grids, now follows the grid.)
-ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=False)
+#: Whether the engine tries the box-linear mixture answer. On by default (turn it off with ``ENABLED.set(False)`` or
+#: ``opgraph.dcg.switches.scope({"box_linear": False})``). Chunked grids (``max_memory``) do not build it, so a
+#: chunked answer can differ from the unchunked one (both certified). Fixed-atoms calls whose grid is reduced or
+#: compressed also evaluate the halved request (``opgraph.dcg.api._mixture_smaller_request``: more atoms never give
+#: a worse bound there); ``target_w1`` calls skip a mixture predicted to end past their ``max_seconds``
+#: (:func:`affordable`).
+ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=True)
 
 #: The lattice step aims at a discretization cost of about this share of the remainder total.
 DISC_SHARE = 0.5
@@ -85,7 +88,33 @@ DIRECT = 6
 BLOCK = 2**20
 #: Most rounds of (far points of the half-line cells, lattice step) on grids with tail cells (:mod:`boxtails`).
 TAIL_ROUNDS = 3
+#: Predicted CPU seconds of the mixture per lattice cell of its work budget (measured 1.35e-7 on Borehole's
+#: 8-atom target_w1 rounds, tail rounds included, 2026-12-07; padded): a ``target_w1`` call skips a mixture
+#: predicted to end past its ``max_seconds`` (:func:`affordable`).
+SECONDS_PER_CELL = 2e-7
 _EPS = float(np.finfo(float).eps)
+
+
+def affordable(seconds: float, what: str = "box-linear mixture") -> bool:
+    """Whether work for the mixture predicted to take ``seconds`` (CPU) fits the running ``target_w1`` call.
+
+    True outside a ``target_w1`` call (fixed atoms have no time budget). Inside one
+    (:func:`opgraph.dcg.roundbudget.current`), the predicted seconds, with the budget's safety margin, must fit the
+    seconds left of ``max_seconds``. Callers: :func:`mixture` (``SECONDS_PER_CELL`` times its lattice work; skipped,
+    the round's answer is its point-mass answer, as with the switch off) and :func:`opgraph.dcg.taylor.box_bound`
+    (the larger slope work cap the mixture asks for; skipped, the default caps apply). Neither changes a bound's
+    validity, only which certified answer a round returns.
+    """
+    from opgraph.dcg import roundbudget
+
+    rb = roundbudget.current()
+    if rb is None:
+        return True
+    need = roundbudget.SAFETY * seconds
+    if need <= rb.left():
+        return True
+    log.info("%s skipped: predicted %.3g s, %.3g s left of max_seconds", what, need, rb.left())
+    return False
 
 
 def _cost_bins(dist: Any, x: np.ndarray, f: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -166,6 +195,8 @@ def mixture(
         return None
     floor = float(np.sum(np.where(ok, w * rest, old)))  # the bound is above this whatever the lattice
     if ceiling is not None and not floor < ceiling:
+        return None
+    if not affordable(SECONDS_PER_CELL * budget):  # target_w1: within the call's max_seconds
         return None
     idx = [x.astype(np.int32) for x in np.unravel_index(cand, shape)]
     vc, wc = v[cand], w[cand]
