@@ -128,5 +128,7 @@ def test_target_calls_skip_a_mixture_past_their_time_budget(monkeypatch):
     off = _run(fn, laws, target_w1=target, max_seconds=30.0, atoms=8)
     assert off.info["bound_method"] != "box-linear mixture"
     # outside a target_w1 call there is no budget: fixed atoms still build it
-    assert roundbudget.current() is None and boxlinear.affordable(1e30)
+    assert roundbudget.current() is None and boxlinear.affordable(1e30) and boxlinear.wanted(2**20)
+    with switches.scope({"box_linear": False}):
+        assert not boxlinear.wanted(16)
     assert _run(fn, laws, atoms=8).info["bound_method"] == "box-linear mixture"

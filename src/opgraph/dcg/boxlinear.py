@@ -95,6 +95,19 @@ SECONDS_PER_CELL = 2e-7
 _EPS = float(np.finfo(float).eps)
 
 
+def wanted(boxes: int) -> bool:
+    """Whether the engine asks the Taylor pass for linear models on a grid of ``boxes`` boxes (for the mixture).
+
+    Off with the switch, and inside a ``target_w1`` call where the mixture's largest work on such a grid
+    (``min(MAX_WORK, WORK_PER_BOX * boxes + 2**20)`` lattice cells) is predicted past ``max_seconds``
+    (:func:`affordable`): the mixture would be skipped there, and the linear models cost the Taylor pass its probe
+    skip and larger slope work caps (Borehole's 1e-2 target call: 10.9 -> 15.7 CPU s for the same bound).
+    """
+    if not ENABLED.get():
+        return False
+    return affordable(SECONDS_PER_CELL * min(MAX_WORK, WORK_PER_BOX * boxes + 2**20))
+
+
 def affordable(seconds: float, what: str = "box-linear mixture") -> bool:
     """Whether work for the mixture predicted to take ``seconds`` (CPU) fits the running ``target_w1`` call.
 
