@@ -20,7 +20,7 @@ ONLY_MIXTURE = {"semi_discrete": False, "exact_law": False, "affine": False}
 
 @pytest.fixture(autouse=True)
 def _box_linear_on():
-    """Every test here runs with the mixture on (``opgraph.dcg.boxlinear.ENABLED``, on by default since boxlin-on)."""
+    """The mixture is opt-in (``opgraph.dcg.boxlinear.ENABLED`` defaults to off): every test here turns it on."""
     with switches.scope({"box_linear": True}):
         yield
 

@@ -36,7 +36,7 @@ budget (:data:`WORK_PER_BOX` lattice cells per box plus 2**20, at most :data:`MA
 processed in blocks of at most :data:`BLOCK` cells, so memory is bounded). The engine keeps the result only where
 its bound is smaller than the point-mass answer's final bound (never worse), and skips it where its bound cannot go
 below a bound the caller already holds for the same law (``answer``'s ``held``); the CDF band is unchanged (it comes
-from the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **on**:
+from the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **off**:
 see its comment) switches it; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
 
 **Half-line cells** (:mod:`opgraph.dcg.boxtails`, switch ``box_linear_tails``, default on): a box with an unbounded
@@ -60,13 +60,15 @@ from opgraph.dcg import boxtails
 
 log = logging.getLogger(__name__)
 
-#: Whether the engine tries the box-linear mixture answer. On by default (turn it off with ``ENABLED.set(False)`` or
-#: ``opgraph.dcg.switches.scope({"box_linear": False})``). Chunked grids (``max_memory``) do not build it, so a
+#: Whether the engine tries the box-linear mixture answer. Off by default (opt in with ``ENABLED.set(True)`` or
+#: ``opgraph.dcg.switches.scope({"box_linear": True})``): on whole grids of nearly linear programs more atoms can give
+#: a worse bound (three Exponentials summed: 0.0021 / 0.0048 / 0.0085 at 8 / 16 / 32 atoms; the lattice work floor
+#: of 2**20 cells, docs/dcg.md "Opt-in"). Chunked grids (``max_memory``) do not build it, so a
 #: chunked answer can differ from the unchunked one (both certified). Fixed-atoms calls whose grid is reduced or
 #: compressed also evaluate the halved request (``opgraph.dcg.api._mixture_smaller_request``: more atoms never give
 #: a worse bound there); ``target_w1`` calls skip a mixture predicted to end past their ``max_seconds``
 #: (:func:`affordable`).
-ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=True)
+ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=False)
 
 #: The lattice step aims at a discretization cost of about this share of the remainder total.
 DISC_SHARE = 0.5

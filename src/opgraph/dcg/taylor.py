@@ -115,7 +115,7 @@ SLOPE_AFFINE = True
 #: CPU guards, on the grid's boxes times the graph's nodes: the walk's extra interval passes run up to
 #: :data:`WALK_MAX_WORK`, the affine gradients (about 6 us per box and node over the walk) up to
 #: :data:`AFFINE_MAX_WORK`; both up to :data:`MIX_MAX_WORK` where the box-linear mixture asked for the linear models
-#: (on by default; the remainder is all it pays there). Measured: at 4 atoms piston's point-mass bound (6.4e5 box-nodes)
+#: (opt-in; the remainder is all it pays there). Measured: at 4 atoms piston's point-mass bound (6.4e5 box-nodes)
 #: gains nothing from them for +4 CPU s (+1.8 s from the walk alone), WingWeight's nothing for +1.4 s; OTL's
 #: (1e5) gains at 4 atoms, Borehole's (2.6e6) 2 %.
 WALK_MAX_WORK = 2**19
