@@ -129,7 +129,28 @@ def test_target_calls_skip_a_mixture_past_their_time_budget(monkeypatch):
     off = _run(fn, laws, target_w1=target, max_seconds=30.0, atoms=8)
     assert off.info["bound_method"] != "box-linear mixture"
     # outside a target_w1 call there is no budget: fixed atoms still build it
-    assert roundbudget.current() is None and boxlinear.affordable(1e30) and boxlinear.wanted(2**20)
+    assert roundbudget.current() is None and boxlinear.affordable(1e30) and boxlinear.wanted(2**20, 3)
     with switches.scope({"box_linear": False}):
-        assert not boxlinear.wanted(16)
+        assert not boxlinear.wanted(16, 3)
     assert _run(fn, laws, atoms=8).info["bound_method"] == "box-linear mixture"
+
+
+def test_the_lattice_work_floor_grows_with_the_grid_so_more_atoms_never_raise_the_bound():
+    # A linear program: the remainder is 0 and the bound is the lattice cost alone, set by the work step. With a
+    # constant floor of 2**20 cells the step grew with the boxes' span: 0.0021 / 0.0048 / 0.0085 at 8 / 16 / 32.
+    import scipy.stats as st
+
+    from opgraph.dcg.w1 import w1_to_cdf
+
+    bounds = []
+    for n in (8, 16, 32):
+        r = _run(lambda a, b, c: a + b + c, [od.Exponential(1)] * 3, atoms=n)
+        assert r.info["bound_method"] == "box-linear mixture"
+        true = w1_to_cdf(r.atoms, r.weights, st.gamma(3).cdf, 0.0, 60.0, n_grid=400_001)
+        assert true <= r.w1_bound, (n, true, r.w1_bound)  # the exact law: Gamma(3)
+        bounds.append(r.w1_bound)
+    assert bounds[1] <= bounds[0] and bounds[2] <= bounds[1], bounds
+    # the floor scales as the boxes' span under refinement: 2**(k-1) per doubling of the atoms (boxes 2**k)
+    for k, n in ((2, 500), (3, 4096), (6, 2**12)):
+        floor = [boxlinear.work_budget(b, k) - boxlinear.WORK_PER_BOX * b for b in (n, n * 2**k)]
+        assert floor[1] == pytest.approx(2 ** (k - 1) * floor[0], rel=1e-5, abs=2)  # int rounding

@@ -31,7 +31,8 @@ Both ``R_b`` and ``D_b`` are second order where ``delta`` is: the first-order te
 bound is no longer paid, it is *in the answer*.
 
 The lattice step is chosen so that ``D`` is about :data:`DISC_SHARE` of the remainder total, within a work
-budget (:data:`WORK_PER_BOX` lattice cells per box plus 2**20, at most :data:`MAX_WORK` over all boxes;
+budget (:data:`WORK_PER_BOX` lattice cells per box plus a floor growing as the boxes' total span,
+:func:`work_budget`, at most :data:`MAX_WORK` over all boxes;
 :data:`MAX_LATTICE` points in the answer; boxes are
 processed in blocks of at most :data:`BLOCK` cells, so memory is bounded). The engine keeps the result only where
 its bound is smaller than the point-mass answer's final bound (never worse), and skips it where its bound cannot go
@@ -76,8 +77,13 @@ DISC_SHARE = 0.5
 #: over ``MAX_WORK / WORK_PER_BOX`` (2**21) candidate boxes, twice the default ``max_joint``: below, the work follows
 #: the grid and the lattice step falls with the cells (more atoms, a finer lattice; module docstring).
 MAX_WORK = 2**27
-#: Most lattice cells per candidate box (plus 2**20), under :data:`MAX_WORK`: the work follows the grid's size.
+#: Most lattice cells per candidate box (plus the floor of :func:`work_budget`), under :data:`MAX_WORK`: the work
+#: follows the grid's size.
 WORK_PER_BOX = 64
+#: The work floor of :func:`work_budget` at :data:`FLOOR_BOXES` candidate boxes (lattice cells).
+WORK_FLOOR = 2**20
+#: Candidate boxes at which the work floor is :data:`WORK_FLOOR` (it scales as ``boxes ** ((k - 1) / k)``).
+FLOOR_BOXES = 2**14
 #: Fewest inputs on the grid: one input is certified in 1-D already, and its answer stays the atoms' images.
 MIN_AXES = 2
 #: Most points of the answer's lattice, per box of the grid (at least 2**14, at most :data:`MAX_LATTICE`).
@@ -97,17 +103,30 @@ SECONDS_PER_CELL = 2e-7
 _EPS = float(np.finfo(float).eps)
 
 
-def wanted(boxes: int) -> bool:
+def work_budget(boxes: int, k: int) -> int:
+    """Most lattice cells of a mixture over ``boxes`` candidate boxes of a ``k``-input grid.
+
+    ``min(MAX_WORK, WORK_PER_BOX * boxes + F)`` with the floor ``F = WORK_FLOOR * (boxes / FLOOR_BOXES) **
+    ((k - 1) / k)``, which grows as the boxes' total linear span does under refinement (``2**(k-1)`` per doubling of
+    the atoms while the boxes grow ``2**k``): so the work step ``delta_W`` never grows with the atoms below the cap
+    (docs/dcg.md, "Lattice step and more atoms"). A constant floor of 2**20 made ``delta_W`` grow as the span on
+    grids under 2**14 boxes: three Exponentials summed certified 0.0021 / 0.0048 / 0.0085 at 8 / 16 / 32 atoms.
+    """
+    floor = WORK_FLOOR * (max(boxes, 1) / FLOOR_BOXES) ** ((k - 1) / k)
+    return int(min(MAX_WORK, WORK_PER_BOX * boxes + floor))
+
+
+def wanted(boxes: int, k: int) -> bool:
     """Whether the engine asks the Taylor pass for linear models on a grid of ``boxes`` boxes (for the mixture).
 
     Off with the switch, and inside a ``target_w1`` call where the mixture's largest work on such a grid
-    (``min(MAX_WORK, WORK_PER_BOX * boxes + 2**20)`` lattice cells) is predicted past ``max_seconds``
+    (:func:`work_budget` lattice cells, ``k`` inputs) is predicted past ``max_seconds``
     (:func:`affordable`): the mixture would be skipped there, and the linear models cost the Taylor pass its probe
     skip and larger slope work caps (Borehole's 1e-2 target call: 10.9 -> 15.7 CPU s for the same bound).
     """
     if not ENABLED.get():
         return False
-    return affordable(SECONDS_PER_CELL * min(MAX_WORK, WORK_PER_BOX * boxes + 2**20))
+    return affordable(SECONDS_PER_CELL * work_budget(boxes, k))
 
 
 def affordable(seconds: float, what: str = "box-linear mixture") -> bool:
@@ -205,7 +224,7 @@ def mixture(
         ok &= np.broadcast_to(fin.reshape([-1 if t == a else 1 for t in axes]), shape).reshape(-1)
         ok &= np.isfinite(np.asarray(linear["c"][a], dtype=float).reshape(-1))
     cand = np.flatnonzero(ok)
-    budget = min(MAX_WORK, WORK_PER_BOX * cand.size + 2**20)  # the work grows with the grid the engine evaluated
+    budget = work_budget(cand.size, k)  # the work grows with the grid the engine evaluated
     if not cand.size or cand.size * (k + 2) > budget * 3 // 4:
         return None
     floor = float(np.sum(np.where(ok, w * rest, old)))  # the bound is above this whatever the lattice
