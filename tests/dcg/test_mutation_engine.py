@@ -78,6 +78,8 @@ def test_cellwise_bound_of_a_jump_is_the_oscillation_times_the_straddling_mass(n
 
 
 @pytest.mark.parametrize(("half_width", "scale"), [(10.0, 0.01), (20.0, 0.0025)])
+# the grid's point-mass certificate (the box-linear mixture answer would replace it)
+@pytest.mark.usefixtures("point_mass_answers")
 def test_second_order_bias_term_is_sound_on_wide_cells(law_level, half_width, scale):
     """``c X^2 + B`` with X ~ U(0, L) on one atom (at L / 2) and B ~ N(0, 20) exact: the law-level second-order
     term ``|E[V - V'; box]| + TV_B / 2 E[(V - V')^2; box]`` decides the bound. Its bias part is bounded by
@@ -212,6 +214,8 @@ _GL_U, _GL_W = np.polynomial.legendre.leggauss(120)
 
 @pytest.mark.parametrize("lo", [1.0, 0.2])
 @pytest.mark.parametrize("law", [od.Normal(3, 0.5), od.LogNormal(0, 0.3)], ids=repr)
+# the grid's point-mass certificate (the box-linear mixture answer would replace it)
+@pytest.mark.usefixtures("point_mass_answers")
 def test_law_level_second_order_product_term(law_level, law, lo):
     """``A * C`` with A ~ U(lo, 1.3 lo) on one atom and C exact on 4096 atoms, with the semi-discrete certificate off
     (``tests/dcg/test_bound_tightness.py`` has the same case with it on, where the certificate decides): the
@@ -272,6 +276,8 @@ def test_second_moment_cross_term_of_two_coarse_operands(law_level):
 _GL200_U, _GL200_W = np.polynomial.legendre.leggauss(200)
 
 
+# the grid's point-mass certificate (the box-linear mixture answer would replace it)
+@pytest.mark.usefixtures("point_mass_answers")
 def test_compressed_axis_keeps_finite_cell_enclosures():
     """``tanh(X + Y) + Z`` with X, Y, Z ~ U(0, 1) on 64 atoms and ``max_joint = 64^2``: ``X + Y`` is compressed to
     64 atoms, and the new axis' cells get the hull of the enclosures of the boxes regrouped into them (finite
@@ -305,6 +311,8 @@ def test_compressed_axis_keeps_finite_cell_enclosures():
 
 
 @pytest.mark.parametrize("compress_atoms", [4, 8])
+# the grid's point-mass certificate (the box-linear mixture answer would replace it)
+@pytest.mark.usefixtures("point_mass_answers")
 def test_compression_cost_is_charged_once_in_the_law_level_bound(law_level, compress_atoms):
     """``(X + Y) + Z`` with X, Y ~ N(0, 1) on 63 atoms each, ``max_joint = 64^2 - 1`` (so ``X + Y`` is
     compressed to 4 or 8 atoms) and Z ~ N(0, 0.2) on one atom. The true law is N(0, sqrt(2.04)), so the true W1 of

@@ -810,10 +810,80 @@ def _evaluate_graph_grid(
             if target_w1 is None:
                 opts = {"quantizer": quantizer_arg, "max_joint": max_joint, "compress_atoms": compress_atoms}
                 opts.update(qmc_points=qmc_points, seed=seed, balance=balance, scale=scale)
+                results = _mixture_smaller_request(raw_graph, graph, dists, atoms, results, opts)
                 results = _carry_half(raw_graph, dists, atoms, cur_atoms, results, opts)
             return results
         log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
     raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def _halved(requested: Mapping[str, int]) -> dict[str, int]:
+    """Every count halved, never below 2 (a count below 2 is kept)."""
+    return {n: k if k < 2 else max(2, k // 2) for n, k in requested.items()}
+
+
+def _mixture_smaller_request(
+    raw_graph: Graph,
+    graph: Graph,
+    dists: dict[str, Distribution],
+    atoms: int | Mapping[str, int],
+    results: list[DistResult],
+    opts: dict[str, Any],
+) -> list[DistResult]:
+    """Fixed atoms, box-linear mixture on: the smaller of this answer and the answer to the halved request.
+
+    Where the requested grid was reduced to fit ``max_joint`` (``info["atoms_reduced"]``) or compressed (neither
+    the Taylor pass nor the box-linear mixture runs on a compressed grid), the same call at half the atoms per
+    input (:func:`_halved`, which itself applies this rule) is evaluated too and, per output, the result with the
+    smaller bound is kept (``info["smaller_request"]``). So ``bound(2N) <= bound(N)`` wherever the ``2N`` grid is
+    reduced or compressed (docs/dcg.md, "More atoms with the mixture on"). Halved requests whose grid is the one
+    already evaluated (a reduction to the same cap) are skipped: their answer is this one's. The halved call runs
+    under this answer's bound as ceiling (:data:`opgraph.dcg.subcells.CEILING`): it builds no mixture that cannot
+    go below it, which changes no kept result.
+    """
+    from opgraph.dcg import boxlinear, taylor
+
+    names = list(dists)
+    if (
+        not (boxlinear.ENABLED.get() and taylor.ENABLED.get())
+        or len(names) < boxlinear.MIN_AXES
+        or (opts.get("scale") or {}).get("max_memory") is not None  # chunked grids build no mixture
+        or not all(r.certified for r in results)
+        or not any(r.info.get("atoms_reduced") or r.info.get("compressions") for r in results)
+    ):
+        return results
+    restricted = [restrict(graph, o) for o in graph.outputs]
+    if not all(costguards.taylor_pays(g) for g, _ in restricted):
+        return results
+    max_joint, compress_atoms = int(opts["max_joint"]), opts.get("compress_atoms")
+
+    def grid(req: Mapping[str, int]) -> tuple[dict[str, int], int]:
+        comp = compress_atoms if compress_atoms is not None else max(1024, 4 * max(req.values()))
+        return _largest_fitting_grid(restricted, dists, dict(req), max_joint, compress_atoms, comp)
+
+    requested = {n: _atoms_for(atoms, n) for n in names}
+    here, half = grid(requested), _halved(requested)
+    while half != requested and grid(half) == here:  # the same grid: the same answer
+        requested, half = half, _halved(half)
+    if half == requested:
+        return results
+    ceiling = max(r.w1_bound for r in results)
+    token = subcells.CEILING.set(min(subcells.CEILING.get(), ceiling))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            smaller = _evaluate_graph(raw_graph, dists, atoms=half, target_w1=None, **opts)
+    finally:
+        subcells.CEILING.reset(token)
+    kept = []
+    for r, s in zip(results, smaller, strict=True):
+        use = s.certified and s.w1_bound < r.w1_bound
+        note = {"requested": dict(half), "w1_bound": float(s.w1_bound), "requested_grid_bound": float(r.w1_bound)}
+        info = {**(s.info if use else r.info), "smaller_request": {**note, "used": use}}
+        if use and "atoms_reduced" in r.info:
+            info["atoms_reduced"] = r.info["atoms_reduced"]  # this call's reduction (its warning), not the halved one's
+        kept.append(dataclasses.replace(s if use else r, info=info))
+    return kept
 
 
 def _carry_half(

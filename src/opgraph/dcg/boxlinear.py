@@ -31,7 +31,8 @@ Both ``R_b`` and ``D_b`` are second order where ``delta`` is: the first-order te
 bound is no longer paid, it is *in the answer*.
 
 The lattice step is chosen so that ``D`` is about :data:`DISC_SHARE` of the remainder total, within a work
-budget (:data:`WORK_PER_BOX` lattice cells per box plus 2**20, at most :data:`MAX_WORK` over all boxes;
+budget (:data:`WORK_PER_BOX` lattice cells per box plus a floor growing as the boxes' total span,
+:func:`work_budget`, at most :data:`MAX_WORK` over all boxes;
 :data:`MAX_LATTICE` points in the answer; boxes are
 processed in blocks of at most :data:`BLOCK` cells, so memory is bounded). The engine keeps the result only where
 its bound is smaller than the point-mass answer's final bound (never worse), and skips it where its bound cannot go
@@ -61,8 +62,13 @@ from opgraph.dcg import boxtails
 log = logging.getLogger(__name__)
 
 #: Whether the engine tries the box-linear mixture answer. Off by default (opt in with ``ENABLED.set(True)`` or
-#: ``opgraph.dcg.switches.scope({"box_linear": True})``): chunked grids do not build it (their answers would differ
-#: from unchunked ones). (Its work cap, which made the lattice coarser on larger grids, now follows the grid.)
+#: ``opgraph.dcg.switches.scope({"box_linear": True})``): on whole grids of nearly linear programs more atoms can give
+#: a worse bound (three Exponentials summed: 0.0021 / 0.0048 / 0.0085 at 8 / 16 / 32 atoms; the lattice work floor
+#: of 2**20 cells, docs/dcg.md "Opt-in"). Chunked grids (``max_memory``) do not build it, so a
+#: chunked answer can differ from the unchunked one (both certified). Fixed-atoms calls whose grid is reduced or
+#: compressed also evaluate the halved request (``opgraph.dcg.api._mixture_smaller_request``: more atoms never give
+#: a worse bound there); ``target_w1`` calls skip a mixture predicted to end past their ``max_seconds``
+#: (:func:`affordable`).
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=False)
 
 #: The lattice step aims at a discretization cost of about this share of the remainder total.
@@ -71,8 +77,13 @@ DISC_SHARE = 0.5
 #: over ``MAX_WORK / WORK_PER_BOX`` (2**21) candidate boxes, twice the default ``max_joint``: below, the work follows
 #: the grid and the lattice step falls with the cells (more atoms, a finer lattice; module docstring).
 MAX_WORK = 2**27
-#: Most lattice cells per candidate box (plus 2**20), under :data:`MAX_WORK`: the work follows the grid's size.
+#: Most lattice cells per candidate box (plus the floor of :func:`work_budget`), under :data:`MAX_WORK`: the work
+#: follows the grid's size.
 WORK_PER_BOX = 64
+#: The work floor of :func:`work_budget` at :data:`FLOOR_BOXES` candidate boxes (lattice cells).
+WORK_FLOOR = 2**20
+#: Candidate boxes at which the work floor is :data:`WORK_FLOOR` (it scales as ``boxes ** ((k - 1) / k)``).
+FLOOR_BOXES = 2**14
 #: Fewest inputs on the grid: one input is certified in 1-D already, and its answer stays the atoms' images.
 MIN_AXES = 2
 #: Most points of the answer's lattice, per box of the grid (at least 2**14, at most :data:`MAX_LATTICE`).
@@ -85,7 +96,59 @@ DIRECT = 6
 BLOCK = 2**20
 #: Most rounds of (far points of the half-line cells, lattice step) on grids with tail cells (:mod:`boxtails`).
 TAIL_ROUNDS = 3
+#: Predicted CPU seconds of the mixture per lattice cell of its work budget (measured 1.35e-7 on Borehole's
+#: 8-atom target_w1 rounds, tail rounds included, 2026-12-07; padded): a ``target_w1`` call skips a mixture
+#: predicted to end past its ``max_seconds`` (:func:`affordable`).
+SECONDS_PER_CELL = 2e-7
 _EPS = float(np.finfo(float).eps)
+
+
+def work_budget(boxes: int, k: int) -> int:
+    """Most lattice cells of a mixture over ``boxes`` candidate boxes of a ``k``-input grid.
+
+    ``min(MAX_WORK, WORK_PER_BOX * boxes + F)`` with the floor ``F = WORK_FLOOR * (boxes / FLOOR_BOXES) **
+    ((k - 1) / k)``, which grows as the boxes' total linear span does under refinement (``2**(k-1)`` per doubling of
+    the atoms while the boxes grow ``2**k``): so the work step ``delta_W`` never grows with the atoms below the cap
+    (docs/dcg.md, "Lattice step and more atoms"). A constant floor of 2**20 made ``delta_W`` grow as the span on
+    grids under 2**14 boxes: three Exponentials summed certified 0.0021 / 0.0048 / 0.0085 at 8 / 16 / 32 atoms.
+    """
+    floor = WORK_FLOOR * (max(boxes, 1) / FLOOR_BOXES) ** ((k - 1) / k)
+    return int(min(MAX_WORK, WORK_PER_BOX * boxes + floor))
+
+
+def wanted(boxes: int, k: int) -> bool:
+    """Whether the engine asks the Taylor pass for linear models on a grid of ``boxes`` boxes (for the mixture).
+
+    Off with the switch, and inside a ``target_w1`` call where the mixture's largest work on such a grid
+    (:func:`work_budget` lattice cells, ``k`` inputs) is predicted past ``max_seconds``
+    (:func:`affordable`): the mixture would be skipped there, and the linear models cost the Taylor pass its probe
+    skip and larger slope work caps (Borehole's 1e-2 target call: 10.9 -> 15.7 CPU s for the same bound).
+    """
+    if not ENABLED.get():
+        return False
+    return affordable(SECONDS_PER_CELL * work_budget(boxes, k))
+
+
+def affordable(seconds: float, what: str = "box-linear mixture") -> bool:
+    """Whether work for the mixture predicted to take ``seconds`` (CPU) fits the running ``target_w1`` call.
+
+    True outside a ``target_w1`` call (fixed atoms have no time budget). Inside one
+    (:func:`opgraph.dcg.roundbudget.current`), the predicted seconds, with the budget's safety margin, must fit the
+    seconds left of ``max_seconds``. Callers: :func:`mixture` (``SECONDS_PER_CELL`` times its lattice work; skipped,
+    the round's answer is its point-mass answer, as with the switch off) and :func:`opgraph.dcg.taylor.box_bound`
+    (the larger slope work cap the mixture asks for; skipped, the default caps apply). Neither changes a bound's
+    validity, only which certified answer a round returns.
+    """
+    from opgraph.dcg import roundbudget
+
+    rb = roundbudget.current()
+    if rb is None:
+        return True
+    need = roundbudget.SAFETY * seconds
+    if need <= rb.left():
+        return True
+    log.info("%s skipped: predicted %.3g s, %.3g s left of max_seconds", what, need, rb.left())
+    return False
 
 
 def _cost_bins(dist: Any, x: np.ndarray, f: np.ndarray, s: np.ndarray) -> np.ndarray:
@@ -161,11 +224,13 @@ def mixture(
         ok &= np.broadcast_to(fin.reshape([-1 if t == a else 1 for t in axes]), shape).reshape(-1)
         ok &= np.isfinite(np.asarray(linear["c"][a], dtype=float).reshape(-1))
     cand = np.flatnonzero(ok)
-    budget = min(MAX_WORK, WORK_PER_BOX * cand.size + 2**20)  # the work grows with the grid the engine evaluated
+    budget = work_budget(cand.size, k)  # the work grows with the grid the engine evaluated
     if not cand.size or cand.size * (k + 2) > budget * 3 // 4:
         return None
     floor = float(np.sum(np.where(ok, w * rest, old)))  # the bound is above this whatever the lattice
     if ceiling is not None and not floor < ceiling:
+        return None
+    if not affordable(SECONDS_PER_CELL * budget):  # target_w1: within the call's max_seconds
         return None
     idx = [x.astype(np.int32) for x in np.unravel_index(cand, shape)]
     vc, wc = v[cand], w[cand]

@@ -1853,7 +1853,7 @@ def _taylor_boxes(
     law = {a: type(ev.dists.get(graph.nodes[a].attrs["name"])).__name__ for a in axes}
     uniform = frozenset(a for a in axes if law[a] == "Uniform")
     unimodal = frozenset(a for a in axes if law[a] in taylor.UNIMODAL)
-    lin: dict[str, Any] | None = None if chunk or not boxlinear.ENABLED.get() else {}
+    lin: dict[str, Any] | None = None if chunk or not boxlinear.wanted(math.prod(ev._shape(axes)), len(axes)) else {}
     tb = taylor.box_bound(graph, ev.output, axes, *args, uniform=uniform, unimodal=unimodal, linear=lin)  # type: ignore[arg-type]
     ev.box_linear = lin or None  # the linear models, for the box-linear mixture answer (opgraph.dcg.boxlinear)
     if tb is None:  # no rule for some op, too large, or the probe found nothing to gain (cost guard)

@@ -121,6 +121,10 @@ SLOPE_AFFINE = True
 WALK_MAX_WORK = 2**19
 AFFINE_MAX_WORK = 2**18
 MIX_MAX_WORK = 2**25
+#: Predicted CPU seconds per box-node of the walk and affine gradients under :data:`MIX_MAX_WORK` (measured about
+#: 1.4e-6 on piston at 7 atoms, 2.7e-7 on Borehole's 8-atom target rounds, 2026-12-07): a ``target_w1`` call uses
+#: the larger caps only where that fits its ``max_seconds`` (:func:`opgraph.dcg.boxlinear.affordable`).
+MIX_SECONDS_PER_BOX_NODE = 1e-6
 #: Most axes (Hessian entries grow as k (k + 1) / 2).
 MAX_AXES = 12
 #: Squares below this count as underflowed (the square-root form is not used on that box).
@@ -585,9 +589,13 @@ def box_bound(
     if not k or k > MAX_AXES or not supported(graph, output):
         return None
     nodes_work = size * len(graph.nodes)
-    mix = linear is not None
-    walk = SLOPE_WALK and nodes_work <= (MIX_MAX_WORK if mix else WALK_MAX_WORK)
-    affine = SLOPE_AFFINE and nodes_work <= (MIX_MAX_WORK if mix else AFFINE_MAX_WORK)
+    mix_caps = linear is not None  # the larger work caps the mixture asks for
+    if mix_caps and nodes_work > min(WALK_MAX_WORK, AFFINE_MAX_WORK):  # target_w1: the larger caps within max_seconds
+        from opgraph.dcg.boxlinear import affordable
+
+        mix_caps = affordable(MIX_SECONDS_PER_BOX_NODE * nodes_work, "the mixture's slope work cap")
+    walk = SLOPE_WALK and nodes_work <= (MIX_MAX_WORK if mix_caps else WALK_MAX_WORK)
+    affine = SLOPE_AFFINE and nodes_work <= (MIX_MAX_WORK if mix_caps else AFFINE_MAX_WORK)
     if probe is not None and math.prod(int(np.size(probe[0][a][2])) for a in axes) >= PROBE_MIN_BOXES:
         gain = _probe(
             graph,

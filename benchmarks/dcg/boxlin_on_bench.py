@@ -1,0 +1,82 @@
+"""Box-linear mixture on vs off (branch boxlin-on): target_w1 and fixed-atoms calls of UQ cases, same process.
+
+Interleaved A/B (off, on) per row, 1 thread, CPU seconds of the call; the mixture's own CPU (every mixture the call
+built, counted by wrapping :func:`opgraph.dcg.boxlinear.mixture`) and how many it built or skipped.
+
+    PYTHONPATH=src python benchmarks/dcg/boxlin_on_bench.py --only OTL,Borehole --eps 1e-2 --atoms 8,16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import uq  # noqa: E402
+
+from opgraph.dcg import boxlinear  # noqa: E402
+
+_STATS = {"calls": 0, "built": 0, "cpu": 0.0}
+_orig = boxlinear.mixture
+
+
+def _counted(*a: Any, **k: Any) -> Any:
+    t0 = time.process_time()
+    out = _orig(*a, **k)
+    _STATS["calls"] += 1
+    _STATS["built"] += out is not None
+    _STATS["cpu"] += time.process_time() - t0
+    return out
+
+
+boxlinear.mixture = _counted
+
+
+def row(case: Any, ref: Any, on: bool, limit: float, **kw: Any) -> dict[str, Any]:
+    """One call under the switch ``box_linear = on``: bound, bound/true, CPU s, mixture CPU s."""
+    from opgraph.dcg import switches
+
+    _STATS.update(calls=0, built=0, cpu=0.0)
+    with switches.scope({"box_linear": on}):
+        r = uq.dcg_row(case, ref, limit, **kw)
+    out = {k: r.get(k) for k in ("status", "time_s", "bound", "w1", "met", "bound_method", "atoms_per_input")}
+    if r.get("bound") is not None:
+        out["bound_std"] = r["bound"] / ref.std
+        out["ratio"] = r["bound"] / r["w1"] if r["w1"] > 0 else None
+    out.update(mix_calls=_STATS["calls"], mix_built=_STATS["built"], mix_cpu=round(_STATS["cpu"], 2))
+    return out
+
+
+def main() -> None:
+    """Command line: see the module docstring."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--only", default="OTL,Borehole")
+    ap.add_argument("--eps", default="1e-2")
+    ap.add_argument("--atoms", default="")
+    ap.add_argument("--limit", type=float, default=60.0)
+    ap.add_argument("--out-json", default="")
+    a = ap.parse_args()
+    cases = {c.id: c for c in uq.make_cases()}
+    rows = []
+    for cid in a.only.split(","):
+        case = cases[cid]
+        ref = uq.load_reference(case)
+        calls = [{"target_w1": float(e) * ref.std} for e in a.eps.split(",") if e]
+        calls += [{"atoms": int(n)} for n in a.atoms.split(",") if n]
+        for kw in calls:
+            for on in (False, True):
+                r = row(case, ref, on, a.limit, **kw)
+                what = f"eps={kw['target_w1'] / ref.std:g}" if "target_w1" in kw else f"atoms={kw['atoms']}"
+                rows.append({"case": cid, "call": what, "on": on, **r})
+                print(json.dumps(rows[-1], default=str), flush=True)
+    if a.out_json:
+        Path(a.out_json).write_text(json.dumps(rows, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
