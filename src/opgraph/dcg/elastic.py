@@ -37,13 +37,17 @@ values stay positive where an end underflows to 0), its elasticities ``G_i`` and
   is a weighted mean of theirs); any other sum or difference goes through ``D`` (``D_u +- D_w``, ``G = D / V``);
 - ``exp`` and ``log`` swap the two (``G(e^u) = D_u``, ``D(log u) = G_u``);
 - a pole (a divisor, ``log`` or fractional-power argument not of one strict sign on the box) makes the box's
-  enclosures infinite, so the box keeps the engine's bound.
+  enclosures infinite, so the box keeps the engine's bound;
+- a quotient of two linear forms in the same two positive values (``(a - b) / ((a + b) / 2)``) is also enclosed as a
+  monotone function of ``a / b`` (:mod:`opgraph.dcg.mobius`, ``MOBIUS``), met with the general rule's enclosures.
 
 Where a rule gave ``D`` a form of its own (sums, differences, ``log``, and what they feed), ``G`` is intersected
 with ``D / V`` and ``D`` with ``V G``; elsewhere ``D = V G``. Supported ops: :data:`OPS`; any other op makes
 :func:`box_bound` return ``None``. The engine keeps per box the smaller of this and its own bound (after the
 Taylor pass, on plain grids of exact inputs; not on the chunks of :mod:`opgraph.dcg.chunks`), so no bound grows.
-``ENABLED`` (a ContextVar, default on) switches it off; it travels to workers with the other switches.
+``ENABLED`` (a ContextVar, default on) switches it off; it travels to workers with the other switches. Per box the
+pass also takes the centred form of :mod:`opgraph.dcg.centredlog` (the same leg enclosures used signed; its own switch)
+where it is smaller.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from typing import Any
 import numpy as np
 import scipy.special as sc
 
+from opgraph.dcg import centredlog, mobius
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.distributions import Distribution, LogNormal, Normal
 
@@ -78,6 +83,10 @@ HALF_CELLS_MAX_BOXES = 2**18
 PROBE_MIN_BOXES = 2**10
 PROBE_AT = (0.25, 0.75)
 PROBE_MIN_GAIN = 0.02
+
+#: Whether quotients of two linear forms in the same two positive values take the monotone ratio rule of
+#: :mod:`opgraph.dcg.mobius` (met with the general quotient rule; a module constant for A/B).
+MOBIUS = True
 
 #: Whether a sum of two operands of one sign bounds its elasticity by the convex combination with the enclosed
 #: weights ``|u| / (|u| + |w|)`` (:func:`_convex`) instead of the hull of the operands' (a module constant for A/B).
@@ -306,6 +315,23 @@ def _div(a: _Node, b: _Node) -> _Node:
     return _finish(v, g, d, ok, _sgn(a) * _sgn(b))
 
 
+def _ratio(gen: _Node, na: _Node, nb: _Node, coef: tuple[float, float, float, float]) -> _Node:
+    """``gen`` (a quotient by the general rule) met with :mod:`opgraph.dcg.mobius`'s enclosures (never wider).
+
+    The quotient is ``(alpha a + beta b) / (gamma a + delta b)`` of the nodes ``na``, ``nb``: its value is monotone in
+    ``r = a / b`` and ``D_j = K psi(r) (G_a,j - G_b,j)``, where both ``a`` and ``b`` are known positive.
+    """
+    with iv.errstate(invalid="ignore"):
+        ok = ((na.v[0] > 0) | (_sgn(na) > 0)) & ((nb.v[0] > 0) | (_sgn(nb) > 0))
+    v, f = mobius.enclose(na.v, nb.v, ok, coef)
+    d: dict[int, Interval] = {}
+    for j in _keys(gen, na, nb):
+        with iv.errstate(invalid="ignore", over="ignore"):
+            dm = _mask(_w(iv.imul(f, iv.isub(_get(na.g, j), _get(nb.g, j)))), ok)
+        d[j] = _meet(_dof(gen, j), dm)
+    return _finish(_meet(gen.v, v), dict(gen.g), d, sign=gen.sign)
+
+
 def _pow(a: _Node, q: float) -> _Node:
     integer = float(q).is_integer()
     sa = _sgn(a)
@@ -402,8 +428,12 @@ def elasticities(
         if i in need:
             for x in n.inputs:
                 last[x] = i
+    mob = mobius.plan(graph, need) if MOBIUS else {}
+    for i, (a, b, *_) in mob.items():  # the ratio rule reads its base nodes: keep them until then
+        last[a] = max(last.get(a, i), i)
+        last[b] = max(last.get(b, i), i)
     with np.errstate(over="ignore"):
-        return _walk(graph, output, need, last, dim, cells, log, dims, k, cache, state)
+        return _walk(graph, output, need, last, dim, cells, log, dims, k, cache, state, mob)
 
 
 def _walk(
@@ -418,6 +448,7 @@ def _walk(
     k: int,
     cache: dict[Any, Any] | None = None,
     state: Sequence[str] | None = None,
+    mob: Mapping[int, tuple[int, int, float, float, float, float]] | None = None,
 ) -> tuple[Interval, dict[int, Interval]] | None:
     vals: dict[int, _Node] = {}
     deps: dict[int, frozenset[int]] = {}
@@ -465,6 +496,9 @@ def _walk(
             vals[i] = _mul(args[0], args[1])
         elif op == "div":
             vals[i] = _div(args[0], args[1])
+            if mob and i in mob:
+                a, b, *coef = mob[i]
+                vals[i] = _ratio(vals[i], vals[a], vals[b], tuple(coef))  # type: ignore[arg-type]
         elif op == "pow":
             q = _const_of(args[1])
             if q is None:
@@ -597,6 +631,7 @@ def _slab(
         # dimensions before it sit anywhere in their cells and those after it at their atoms, so L_j is the
         # supremum of |d h / d u_j| over that (smaller) box.
         lam: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        sig: dict[int, tuple[Interval, Interval]] = {}  # the signed enclosures, for :mod:`opgraph.dcg.centredlog`
         v = None
         cache: dict[Any, Any] = {}  # nodes that do not depend on the moving dimension, by the state of their cells
         for pos, j in enumerate(order):
@@ -616,6 +651,7 @@ def _slab(
             # (on grids over HALF_CELLS_MAX_BOXES, one pass over the whole cell: half the cost).
             lo, hi, at = (np.asarray(x, dtype=float) for x in cells[axes[j]])
             pair = []
+            spair = []
             legs = (("l", (lo, at)), ("u", (at, hi))) if half_cells else (("f", (lo, hi)),)
             for label, half in legs:
                 cj[axes[j]] = half
@@ -623,10 +659,16 @@ def _slab(
                 res = elasticities(graph, output, axes, cj, log, {j}, cache, state)
                 if res is None:
                     return None
-                pair.append(iv.mag(res[1][j]) if j in res[1] else np.zeros(()))
+                gj = res[1][j] if j in res[1] else _zero()
+                spair.append(gj)
+                pair.append(iv.mag(gj))
             lam[j] = (pair[0], pair[-1])
+            sig[j] = (spair[0], spair[-1])
         assert v is not None
         b = _bound(axes, laws, cells, log, lam, v, pt, wbox, pt_err, shape)
+        if centredlog.ENABLED.get():  # per box the smaller of the two (never worse), where it may matter
+            sel = centredlog.select(wbox, shape)
+            b = np.minimum(b, _centred(axes, laws, cells, log, sig, v, pt, wbox, pt_err, shape, sel))
         best = b if best is None else np.minimum(best, b)
     return best
 
@@ -641,6 +683,33 @@ def _params(law: Distribution) -> tuple[float, float]:
     if isinstance(law, LogNormal):
         return float(law.mu), float(law.sigma)
     return float(law.loc), float(law.scale)  # type: ignore[attr-defined]
+
+
+def _centred(
+    axes: Sequence[int],
+    laws: Mapping[int, Distribution],
+    cells: Mapping[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    log: Sequence[bool],
+    sig: Mapping[int, tuple[Interval, Interval]],
+    v: Interval,
+    pt: np.ndarray,
+    wbox: np.ndarray,
+    pt_err: np.ndarray,
+    shape: tuple[int, ...],
+    sel: np.ndarray | None = None,
+) -> np.ndarray:
+    """:func:`opgraph.dcg.centredlog.bound` on the cells in their Normal coordinates (``inf`` where unsigned)."""
+    k = len(axes)
+    dims = []
+    with np.errstate(divide="ignore"):
+        for j, a in enumerate(axes):
+            lo, hi, at = (np.asarray(x, dtype=float) for x in cells[a])
+            if log[j]:
+                lo, hi, at = np.log(np.maximum(lo, 0.0)), np.log(hi), np.log(at)
+            sh = [1] * k
+            sh[j] = at.size
+            dims.append((*_params(laws[a]), lo.reshape(sh), hi.reshape(sh), at.reshape(sh)))
+    return centredlog.bound(dims, sig, _strict(v), pt, wbox, pt_err, shape, LS_MAX, sel)
 
 
 def _bound(
