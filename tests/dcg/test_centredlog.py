@@ -165,3 +165,31 @@ def test_damped_oscillator_suite_case_stays_above_its_reference():
         sys.path.remove(str(bench))
     assert r.w1_bound < before.w1_bound
     assert r.w1_bound >= ref.w1(r.atoms, r.weights) - ref.err
+
+
+def test_path_order_puts_the_largest_moves_first_and_any_order_is_sound(monkeypatch):
+    laws = TUNED_LAWS
+    g = trace(tuned_prog, *[f"x{i}" for i in range(4)])
+    qs, cells, w = _grid(laws, 4)
+    order = elastic.path_order(g, g.outputs[0], list(range(4)), dict(enumerate(laws)), cells)
+    assert sorted(order) == [0, 1, 2, 3]
+    # |dh/du_j| sigma_j at the central atom, by central differences: the order sorts it
+    at = [float(q.atoms[q.atoms.size // 2]) for q in qs]
+    h = 1e-6
+    score = []
+    for j, law in enumerate(laws):
+        up, dn = list(at), list(at)
+        up[j], dn[j] = at[j] * np.exp(h), at[j] * np.exp(-h)
+        score.append(abs(np.log(tuned_prog(*up)) - np.log(tuned_prog(*dn))) / (2 * h) * law.sigma)
+    assert order == sorted(range(4), key=lambda j: -score[j])
+    # the bound holds along the reversed order as well (a path in any order is valid)
+    monkeypatch.setattr(elastic, "path_order", lambda *a, **k: order[::-1])
+    shape = tuple(q.atoms.size for q in qs)
+    pt = _at_atoms(tuned_prog, qs)
+    b = elastic.box_bound(g, g.outputs[0], list(range(4)), dict(enumerate(laws)), cells, pt, w, shape)
+    monkeypatch.undo()
+    assert b is not None
+    fin = np.isfinite(b.reshape(-1))
+    assert fin.any()
+    mean, se = _box_coupling(tuned_prog, laws, qs, pt, shape)
+    assert np.all(b.reshape(-1)[fin] >= mean[fin] - 5 * se[fin] - 1e-12)

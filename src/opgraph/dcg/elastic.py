@@ -84,6 +84,10 @@ PROBE_MIN_BOXES = 2**10
 PROBE_AT = (0.25, 0.75)
 PROBE_MIN_GAIN = 0.02
 
+#: Whether the path moves the coordinates in :func:`path_order`'s order (largest ``|dh/du_j| sigma_j`` at the central
+#: box first) instead of the grid's (a module constant for A/B).
+ORDER_BY_SCALE = True
+
 #: Whether quotients of two linear forms in the same two positive values take the monotone ratio rule of
 #: :mod:`opgraph.dcg.mobius` (met with the general quotient rule; a module constant for A/B).
 MOBIUS = True
@@ -586,17 +590,52 @@ def box_bound(
     pt_b = np.broadcast_to(pt, shape)
     w_b = np.broadcast_to(wbox, shape)
     e_b = np.broadcast_to(np.asarray(pt_err, dtype=float), shape)
+    order0 = path_order(graph, output, axes, laws, cells) if ORDER_BY_SCALE else None
     parts = []
     for start in range(0, n0, per):  # slices of the first axis: bounded memory, the same per-box values
         sl = slice(start, min(n0, start + per))
         sub = dict(cells)
         a0 = axes[0]
         sub[a0] = tuple(np.asarray(x)[sl] for x in cells[a0])  # type: ignore[assignment]
-        part = _slab(graph, output, axes, laws, sub, pt_b[sl], w_b[sl], e_b[sl], (sl.stop - sl.start, *shape[1:]), half)
+        part = _slab(
+            graph, output, axes, laws, sub, pt_b[sl], w_b[sl], e_b[sl], (sl.stop - sl.start, *shape[1:]), half, order0
+        )
         if part is None:
             return None
         parts.append(part)
     return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
+
+
+def path_order(
+    graph: Any,
+    output: int,
+    axes: Sequence[int],
+    laws: Mapping[int, Distribution],
+    cells: Mapping[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> list[int]:
+    """The order in which the path moves the grid dimensions: largest ``|dh/du_j| sigma_j`` first.
+
+    ``dh/du_j`` is enclosed at the central box's atom (one point pass; the midpoint of the enclosure, 0 where it is
+    not finite) and ``sigma_j`` is the scale of the dimension's Normal coordinate. A dimension moved early has its
+    slope enclosed while fewer of the others range over their cells, so the dimensions that move the output most go
+    first (DampedOsc's 7^7 grid: 1.41 -> 1.32 std against the grid's order). Any order gives a valid bound.
+    """
+    k = len(axes)
+    log = [isinstance(laws[a], LogNormal) for a in axes]
+    mid = {}
+    for a in axes:
+        at = np.asarray(cells[a][2], dtype=float)
+        c = at[at.size // 2 : at.size // 2 + 1]
+        mid[a] = (c, c)
+    res = elasticities(graph, output, axes, mid, log)
+    if res is None:
+        return list(range(k))
+    score = []
+    for j, a in enumerate(axes):
+        g = res[1].get(j)
+        m = 0.0 if g is None else float(np.ravel((np.asarray(g[0]) + np.asarray(g[1])) / 2)[0])
+        score.append(abs(m) * _params(laws[a])[1] if math.isfinite(m) else 0.0)
+    return sorted(range(k), key=lambda j: -score[j])
 
 
 def _ops(graph: Any, output: int) -> set[str]:
@@ -621,12 +660,13 @@ def _slab(
     pt_err: np.ndarray,
     shape: tuple[int, ...],
     half_cells: bool = True,
+    order0: Sequence[int] | None = None,
 ) -> np.ndarray | None:
     """:func:`box_bound` on one slab of the grid (``cells`` of the first axis restricted to it)."""
     log = [isinstance(laws[a], LogNormal) for a in axes]
     k = len(axes)
     best = None
-    for order in (list(range(k)),):  # one order (the reversed one as well: 2x the cost for 1-2 % on DampedOsc)
+    for order in (list(order0) if order0 is not None else list(range(k)),):  # one order (see :func:`path_order`)
         # The path from the atom u' to u moves one coordinate at a time, in ``order``: while dimension j moves, the
         # dimensions before it sit anywhere in their cells and those after it at their atoms, so L_j is the
         # supremum of |d h / d u_j| over that (smaller) box.
