@@ -45,6 +45,9 @@ PAD = 1e-9
 #: bound; the others keep the point-mass bound (DampedOsc's 7^7 grid: 37 % of the boxes, 1.408 -> 1.411 std).
 SHARE = 0.99
 
+#: Slabs under this many boxes get the centred bound on every box (the guard pays only on large grids).
+SELECT_MIN_BOXES = 2**12
+
 Interval = tuple[np.ndarray, np.ndarray]
 
 
@@ -53,7 +56,7 @@ def select(wbox: np.ndarray, shape: tuple[int, ...], share: float | None = None)
     share = SHARE if share is None else share
     w = np.broadcast_to(wbox, shape).ravel()
     total = float(w.sum())
-    if share >= 1 or not total > 0:
+    if share >= 1 or w.size < SELECT_MIN_BOXES or not total > 0:
         return np.broadcast_to(True, shape)
     order = np.argsort(-w, kind="stable")
     m = int(np.searchsorted(np.cumsum(w[order]), share * total)) + 1
