@@ -193,3 +193,31 @@ def test_path_order_puts_the_largest_moves_first_and_any_order_is_sound(monkeypa
     assert fin.any()
     mean, se = _box_coupling(tuned_prog, laws, qs, pt, shape)
     assert np.all(b.reshape(-1)[fin] >= mean[fin] - 5 * se[fin] - 1e-12)
+
+
+def test_log_segment_probabilities_match_high_precision():
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 400
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=300) * 8
+    b = a + np.abs(rng.normal(size=300)) * rng.choice([1e-3, 0.1, 1.0, 10.0], size=300)
+    got = elastic._log_seg(0.0, 1.0, a, b)
+    want = []
+    for lo, hi in zip(a, b):
+        lo_m, hi_m = mpmath.mpf(float(lo)), mpmath.mpf(float(hi))
+        p = mpmath.ncdf(-lo_m) - mpmath.ncdf(-hi_m) if lo > 0 else mpmath.ncdf(hi_m) - mpmath.ncdf(lo_m)
+        want.append(float(mpmath.log(p)))
+    assert np.max(np.abs(got - np.array(want))) < 1e-10
+    assert elastic._log_seg(0.0, 1.0, np.array([-np.inf]), np.array([-40.0]))[0] < -800  # far tail: finite, log form
+    assert elastic._log_seg(0.0, 1.0, np.array([1.0]), np.array([1.0]))[0] == -np.inf  # empty
+
+
+def test_mass_guard_keeps_the_heaviest_boxes():
+    from opgraph.dcg import centredlog
+
+    w = np.random.default_rng(0).dirichlet(np.ones(2**13)).reshape(2**6, 2**7)
+    keep = centredlog.select(w, w.shape, 0.95)
+    assert w[keep].sum() >= 0.95 and keep.sum() < w.size
+    assert w[keep].min() >= w[~keep].max()  # the heaviest first
+    small = w[:8, :8]
+    assert centredlog.select(small, small.shape, 0.5).all()  # small slabs: every box

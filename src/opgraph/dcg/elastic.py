@@ -528,14 +528,27 @@ def _walk(
 
 
 def _log_seg(mu: float, s: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``log P(a < Z < b)`` for ``Z ~ N(mu, s^2)`` (elementwise, accurate in both tails; ``-inf`` if empty)."""
+    """``log P(a < Z < b)`` for ``Z ~ N(mu, s^2)`` (elementwise, accurate in both tails; ``-inf`` if empty).
+
+    ``log(Phi(hi) - Phi(lo))`` after mirroring a segment of the upper half into the lower one (the same conditioning
+    as ``log Phi(hi) + log1p(-Phi(lo) / Phi(hi))``, at half the cost); where ``Phi(hi)`` is below 1e-280 (far lower
+    tail) the ``log_ndtr`` form.
+    """
     x, y = (a - mu) / s, (b - mu) / s
     flip = x > 0  # both in the upper tail: use the mirrored lower tail, P(-y < Z' < -x)
     lo = np.where(flip, -y, x)
     hi = np.where(flip, -x, y)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lh, ll = sc.log_ndtr(hi), sc.log_ndtr(lo)
-        return lh + np.log1p(-np.exp(np.minimum(ll - lh, 0.0)))
+        ph = sc.ndtr(hi)
+        out = np.log(np.maximum(ph - sc.ndtr(lo), 0.0))
+        far = ~(ph > 1e-280)
+        if np.any(far):
+            lo_f, hi_f = np.broadcast_arrays(lo, hi)
+            lo_f, hi_f = np.broadcast_to(lo_f, out.shape)[far], np.broadcast_to(hi_f, out.shape)[far]
+            lh, ll = sc.log_ndtr(hi_f), sc.log_ndtr(lo_f)
+            out = np.array(out, dtype=float, copy=True)
+            out[far] = lh + np.log1p(-np.exp(np.minimum(ll - lh, 0.0)))
+        return out
 
 
 def log_factor(
