@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from opgraph import dcg as od
+from opgraph.dcg.switches import scope
 
 
 def _ishigami(x, y, z):
@@ -23,7 +24,8 @@ _U = od.Uniform(0, 1)
 
 
 def _run(fn, ins, **kw):
-    with warnings.catch_warnings(record=True) as rec:
+    # The uniform reduction itself (per-input allocations beside it: tests/dcg/test_budgetalloc.py).
+    with warnings.catch_warnings(record=True) as rec, scope({"budget_alloc": False}):
         warnings.simplefilter("always")
         r = od.evaluate(fn, *ins, **kw)
     return r, [w for w in rec if issubclass(w.category, od.AtomsReducedWarning)]
@@ -86,3 +88,14 @@ def test_qmc_only_when_not_even_two_atoms_per_input_fit():
 def test_a_fitting_request_is_untouched():
     r, w = _run(_ishigami, [_PI, _PI, _PI], atoms=16, max_joint=2**12)
     assert not w and "atoms_reduced" not in r.info and r.info["atoms_per_input"] == {"x": 16, "y": 16, "z": 16}
+
+
+def test_the_allocation_is_never_worse_than_the_uniform_grid():
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        r = od.evaluate(_ishigami, _PI, _PI, _PI, atoms=32, max_joint=2**12)
+    uni, _ = _run(_ishigami, [_PI, _PI, _PI], atoms=32, max_joint=2**12)
+    assert r.w1_bound <= uni.w1_bound and r.certified
+    assert len([w for w in rec if issubclass(w.category, od.AtomsReducedWarning)]) == 1
+    red = r.info["atoms_reduced"]
+    assert red["used"] == r.info["atoms_per_input"] and red["allocation"]["uniform_w1_bound"] == uni.w1_bound

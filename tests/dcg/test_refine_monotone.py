@@ -42,8 +42,14 @@ def test_bound_never_grows_along_the_refinement(case):
     assert len(bounds) >= 2, bounds  # the target asks for at least one refinement
     assert r.w1_bound == min(bounds)  # the best round is the one returned
     assert all(b1 <= b0 for b0, b1 in zip(bounds, bounds[1:], strict=False)), bounds
-    counts = [h["atoms"] for h in r.info["refinement"]]
-    assert all(all(c1[n] >= c0[n] for n in c0) for c0, c1 in zip(counts, counts[1:], strict=False))
+    # Counts never fall, except in a round whose budget was re-allocated (opgraph.dcg.budgetalloc: the round before
+    # it filled the budget and its proposal did not fit).
+    hist = r.info["refinement"]
+    assert all(
+        all(h1["atoms"][n] >= h0["atoms"][n] for n in h0["atoms"])
+        or h1["atoms"] == h0.get("next_round_reallocated", {}).get("used")
+        for h0, h1 in zip(hist, hist[1:], strict=False)
+    )
 
 
 def test_a_worse_later_round_is_not_returned(monkeypatch):

@@ -99,6 +99,9 @@ class Aff:
     # None until asked for; :func:`condense`, the one place that changes a form in place, resets it.
     _rad: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     _sabs: Any = field(default=None, init=False, repr=False, compare=False)
+    # ``sum |a_j|`` over the error symbols (before the rounding factor of :func:`_err_total`), kept by :func:`_clean`
+    # beside ``_sabs`` (the same ``|a_j|`` arrays); None: not kept.
+    _etot: Any = field(default=None, init=False, repr=False, compare=False)
 
     def abs_sum(self) -> Any:
         """``sum_i |a_i|`` (Python's ``sum`` from 0, in the order of ``a``; memoised like :meth:`radius`)."""
@@ -150,18 +153,42 @@ def expand(f: Aff, K: tuple[int, ...]) -> Aff:
     return out
 
 
-def _clean(f: Aff, mag: Any) -> Aff:
-    """Add the rounding slack ``2**-50 * mag`` to ``r``; NaN anywhere makes the box invalid (``r = inf``)."""
+def _clean(f: Aff, mag: Any, keep_abs: bool = False) -> Aff:
+    """Add the rounding slack ``2**-50 * mag`` to ``r``; NaN anywhere makes the box invalid (``r = inf``).
+
+    ``keep_abs`` (for a form whose radius is read next, as every node's form is by :func:`_tighter`): the NaN test
+    reads ``sum_i |a_i|`` (:meth:`Aff.abs_sum`, NaN where any coefficient is), which the result then keeps, instead
+    of reducing every coefficient once more. The same values either way.
+    """
+    sabs: Any = None
+    etot: Any = None
+    a0 = f.a
     with iv.errstate(invalid="ignore", over="ignore"):
         r = f.r * (1 + _SLACK) + _SLACK * np.asarray(mag, dtype=float) + _TINY
         bad: Any = False
-        # One sum over all coefficients first: it is NaN when any of them is (or on inf - inf); only then the mask.
-        # (Small grids: one concatenation; large ones: one sum per array, no copy of every coefficient.)
-        if not iv.FAST.get() or (
-            np.isnan(_add_reduce(_flat_all(r, f.c, *f.a.values()), axis=None))
-            if np.size(r) < iv._FAST_MIN
-            else any(np.isnan(_add_reduce(x, axis=None)) for x in (r, f.c, *f.a.values()))
-        ):
+        fast = iv.FAST.get()
+        if fast and keep_abs and f.a:
+            # Aff.abs_sum of the result (the same dict, the same order: Python's sum from 0) and, from the same
+            # |a_j| arrays, _err_total's sum over the error symbols (from np.zeros(()), in that order too)
+            sabs, etot = 0, np.zeros(())
+            for i, x in f.a.items():
+                ab = np.abs(x)
+                sabs = sabs + ab
+                if i >= ERR_BASE:
+                    etot = etot + ab
+            # NaN when any coefficient, r or c is (or on inf - inf: then the exact mask below, which is the same test)
+            suspect = np.isnan(_add_reduce(sabs + r + f.c, axis=None))
+        elif not fast:
+            suspect = True
+        else:
+            # One sum over all coefficients first: it is NaN when any of them is (or on inf - inf); only then the
+            # mask. (Small grids: one concatenation; large ones: one sum per array, no copy of every coefficient.)
+            suspect = (
+                np.isnan(_add_reduce(_flat_all(r, f.c, *f.a.values()), axis=None))
+                if np.size(r) < iv._FAST_MIN
+                else any(np.isnan(_add_reduce(x, axis=None)) for x in (r, f.c, *f.a.values()))
+            )
+        if suspect:
             bad = np.isnan(r) | np.isnan(f.c)
             for x in f.a.values():
                 bad = bad | np.isnan(x)
@@ -182,7 +209,10 @@ def _clean(f: Aff, mag: Any) -> Aff:
             np.where(bad, np.inf, r),
             L,
         )
-    return Aff(f.axes, f.c, f.a, r, L)
+    out = Aff(f.axes, f.c, f.a, r, L)
+    if sabs is not None and out.a is a0:
+        out._sabs, out._etot = sabs, etot  # no symbol merged into r above, no box masked: the coefficients summed
+    return out
 
 
 _add_reduce = np.add.reduce
@@ -300,7 +330,7 @@ def add(x: Aff, y: Aff, sign: float = 1.0) -> Aff:
             for i, v in y.a.items():
                 a[i] = a[i] + sign * v if i in a else sign * v
             c = x.c + sign * y.c
-        return _clean(Aff(x.axes, c, a, x.r + y.r, _lsum((1.0, x.L), (1.0, y.L))), x.mag() + y.mag())
+        return _clean(Aff(x.axes, c, a, x.r + y.r, _lsum((1.0, x.L), (1.0, y.L))), x.mag() + y.mag(), keep_abs=True)
 
 
 def scale(x: Aff, k: Any, shift: Any = 0.0) -> Aff:
@@ -308,7 +338,7 @@ def scale(x: Aff, k: Any, shift: Any = 0.0) -> Aff:
     k = np.asarray(k, dtype=float)
     with iv.errstate(invalid="ignore", over="ignore"):
         out = Aff(x.axes, k * x.c + shift, {i: k * v for i, v in x.a.items()}, np.abs(k) * x.r, _lsum((np.abs(k), x.L)))
-        return _clean(out, np.abs(k) * x.mag() + np.abs(shift))
+        return _clean(out, np.abs(k) * x.mag() + np.abs(shift), keep_abs=True)
 
 
 def _times_near_const(k: Aff, y: Aff) -> Aff:
@@ -317,7 +347,9 @@ def _times_near_const(k: Aff, y: Aff) -> Aff:
     with iv.errstate(invalid="ignore", over="ignore"):
         r = (out.r + k.r * y.mag()) * (1 + _SLACK)
         L = _lsum((1.0, out.L), (k.r, y.L), (k.r, _axis_abs(y.a)))
-    return Aff(out.axes, out.c, out.a, np.where(np.isnan(r), np.inf, r), L)
+    res = Aff(out.axes, out.c, out.a, np.where(np.isnan(r), np.inf, r), L)
+    res._sabs, res._etot = out._sabs, out._etot  # the same coefficients
+    return res
 
 
 def mul(x: Aff, y: Aff) -> Aff:
@@ -359,7 +391,7 @@ def mul(x: Aff, y: Aff) -> Aff:
                 (ay + y.r + np.abs(y.c), x.L),
             )
         )
-        return _clean(Aff(x.axes, c, a, r, L), x.mag() * y.mag())
+        return _clean(Aff(x.axes, c, a, r, L), x.mag() * y.mag(), keep_abs=True)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -537,7 +569,15 @@ def _unary(op: str, x: Aff, xenc: iv.Interval | None, args: list[iv.Interval], i
         a = dict(out.a)
         fin_d = np.isfinite(dlt)
         _fresh(a, np.where(fin_d, dlt, 0.0))
-        return Aff(out.axes, out.c, a, np.where(fin_d, out.r, np.inf), L)
+        res = Aff(out.axes, out.c, a, np.where(fin_d, out.r, np.inf), L)
+        if out._sabs is not None and iv.FAST.get():
+            # the sums of the kept |a_j| with the fresh symbol's (appended last: one more step of the same folds)
+            if len(a) == len(out.a):
+                res._sabs, res._etot = out._sabs, out._etot
+            else:
+                ab = np.abs(a[next(reversed(a))])
+                res._sabs, res._etot = out._sabs + ab, out._etot + ab
+        return res
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -617,8 +657,11 @@ def has_err(f: Aff) -> bool:
 
 
 def _err_total(f: Aff) -> Any:
-    """``sum_j |b_j|`` over the error symbols (rounded up)."""
-    return sum((np.abs(v) for i, v in f.a.items() if i >= ERR_BASE), np.zeros(())) * (1 + _SLACK)
+    """``sum_j |b_j|`` over the error symbols (rounded up; the sum kept by :func:`_clean` where it is)."""
+    s = f._etot
+    if s is None or not iv.FAST.get():
+        s = sum((np.abs(v) for i, v in f.a.items() if i >= ERR_BASE), np.zeros(()))
+    return s * (1 + _SLACK)
 
 
 #: Whether :func:`condense` takes its frame from a QR factorisation of the longest error columns (Lohner's QR method,
@@ -718,7 +761,7 @@ def condense(forms: list[Aff], keep: int) -> None:
             a[sym] = G[:, l, lp].reshape(shape)
         f.a = a
         f.r = np.broadcast_to(f.r, shape) + resid[:, l].reshape(shape)
-        f._rad = f._sabs = None
+        f._rad = f._sabs = f._etot = None
 
 
 def prefix_enclosures(f: Aff, K: tuple[int, ...], e0: dict[int, np.ndarray]) -> list[iv.Interval]:
@@ -726,12 +769,13 @@ def prefix_enclosures(f: Aff, K: tuple[int, ...], e0: dict[int, np.ndarray]) -> 
     with iv.errstate(invalid="ignore", over="ignore"):
         centre = f.c + sum((f.a[i] * e0[i] for i in K if i in f.a), np.zeros(()))
         rad = np.asarray(f.r, dtype=float) + _err_total(f)
+        mag = f.mag() if iv.FAST.get() else None  # the same array at every prefix: computed once
         out = []
         for s in K:
             if s in f.a:
                 centre = centre - f.a[s] * e0[s]
                 rad = rad + np.abs(f.a[s])
-            slack = _SLACK * (np.abs(centre) + rad + f.mag())
+            slack = _SLACK * (np.abs(centre) + rad + (f.mag() if mag is None else mag))
             lo, hi = iv.widen(centre - rad - slack, centre + rad + slack)
             out.append((lo, hi))
     return out

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import costguards, exactlaw, keepbest, logic, roundbudget, subcells
+from opgraph.dcg import budgetalloc, costguards, exactlaw, keepbest, logic, roundbudget, subcells
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, LogNormal, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import (
@@ -383,7 +383,14 @@ def _evaluate_graph_grid(
             warnings.warn(
                 f"atoms: the requested grid ({_counts(cur_atoms)}) does not fit max_joint={max_joint} (no node "
                 f"separates the shared inputs); evaluated the largest certified grid that fits instead "
-                f"({_counts(used)}); raise max_joint (or give max_memory) for the requested atoms",
+                f"({_counts(used)})"
+                + (
+                    ", and per-input allocations of that budget by sensitivity, keeping the smallest bound "
+                    "(info['atoms_reduced'])"
+                    if budgetalloc.ENABLED.get()
+                    else ""
+                )
+                + "; raise max_joint (or give max_memory) for the requested atoms",
                 AtomsReducedWarning,
                 stacklevel=3,
             )
@@ -534,6 +541,27 @@ def _evaluate_graph_grid(
                     e.info["full_grid_alternative"] = {"atoms": dict(alt), "w1_bound": a_worst, "used": used_alt}
                 if used_alt:
                     evals, quantized, labels, worst, cur_atoms = a_evals, a_q, a_l, a_worst, dict(alt)
+        if target_w1 is None and reduced is not None and budgetalloc.ENABLED.get():
+            # The uniform reduction spends the grid budget on every input alike: per-input allocations by
+            # sensitivity (opgraph.dcg.budgetalloc) are evaluated too and the smallest certified bound kept.
+            found = _budget_allocations(
+                [restrict(graph, o) for o in outputs],
+                dists,
+                reduced["requested"],
+                evals,
+                quantized,
+                labels,
+                max_joint,
+                compress_atoms,
+                quantizer,
+                lambda q, lab, c: [evaluate_with(o, q, lab, c) for o in outputs],
+            )
+            reduced["allocation"] = found[-1]
+            if found[0] is not None:
+                evals, quantized, labels, cur_compress = found[0]
+                worst = max(e.w1_bound for e in evals)
+                cur_atoms = {n: int(quantized[n].atoms.size) for n in names}
+                reduced["used"], reduced["compress_atoms"] = dict(cur_atoms), cur_compress
         history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": plan_worst})
         if rnd == 0 and whole_first is not None:
             history[-1]["whole_grid_first"] = whole_first
@@ -598,6 +626,26 @@ def _evaluate_graph_grid(
                     lambda a, c: _fits(restricted, dists, a, max_joint, c),
                     {n for n in names if quantized[n].method == "meansplit"},
                 )
+                if budgetalloc.ENABLED.get() and new_atoms != wanted:
+                    # The proposal does not fit: the proportional step never lowers a count, so a round that fills
+                    # the budget cannot move it to the inputs with the largest terms. Re-allocate it (counts may
+                    # fall) where the model predicts a smaller bound (opgraph.dcg.budgetalloc).
+                    moved = _reallocate_round(
+                        restricted,
+                        dists,
+                        quantizer,
+                        _input_terms(plan_evals, labels, quantized),
+                        allocator,
+                        cur_atoms,
+                        new_atoms,
+                        wanted,
+                        max_joint,
+                        new_compress,
+                        whole=all(not e.info.get("compressions") for e in plan_evals),
+                    )
+                    if moved is not None:
+                        history[-1]["next_round_reallocated"] = {"proportional": dict(new_atoms), "used": moved}
+                        new_atoms, wanted = moved, dict(moved)  # the time budget's fill grows no count beyond it
                 if tbudget is not None and new_atoms == cur_atoms and new_compress == cur_compress:
                     # The proportional step rounds every input down to this round's power of two: grow the inputs
                     # with the largest terms one doubling at a time instead (opgraph.dcg.roundbudget).
@@ -1262,6 +1310,150 @@ def _largest_fitting_grid(
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid)
     return at(lo)
+
+
+def _budget_allocations(
+    restricted: list[tuple[Graph, int]],
+    dists: dict[str, Distribution],
+    requested: dict[str, int],
+    evals: list[Evaluation],
+    quantized: dict[str, Quantized],
+    labels: dict[str, str],
+    max_joint: int,
+    compress_atoms: int | None,
+    quantizer: str | Mapping[str, str],
+    evaluate: Callable[[dict[str, Quantized], dict[str, str], int], list[Evaluation]],
+) -> tuple[tuple[list[Evaluation], dict[str, Quantized], dict[str, str], int] | None, dict[str, Any]]:
+    """Fixed atoms reduced to fit ``max_joint``: per-input allocations tried beside the uniform grid.
+
+    The uniform grid (``evals`` on ``quantized``) gives each input's sensitivity (its bound term, or with
+    ``budgetalloc.SENSITIVITY = "spreads"`` the input's effect slope times its quantization W1); for each cap of
+    :func:`.budgetalloc.ladder` (the request, its half, ...) :func:`.budgetalloc.allocate` spends the grid budget
+    where the predicted bound falls most, every count at most the request. Each distinct allocation is evaluated
+    (every answer carries its own certified bound) and the one with the smallest bound is returned where it beats
+    the uniform grid's.
+
+    Returns:
+        ``((evaluations, quantized, labels, compression size) or None, record)``; the record (for
+        ``info["atoms_reduced"]["allocation"]``) lists every candidate's counts and bound, the sensitivity used,
+        the uniform grid's bound and whether an allocation was used.
+    """
+    from opgraph.dcg import semidiscrete as sdc
+
+    uniform = {n: int(q.atoms.size) for n, q in quantized.items()}
+    base = max(e.w1_bound for e in evals)
+    label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
+    terms: dict[str, float] = {}
+    how = budgetalloc.SENSITIVITY
+    if how == "terms" and all(e.certified for e in evals) and math.isfinite(base):
+        for e in evals:
+            for n, t in split_terms(e.bound_terms, label_to_input).terms.items():
+                if n != COMPRESS:
+                    terms[n] = max(terms.get(n, 0.0), t)
+    if not terms:
+        how = "spreads"
+        for sub, out in restricted:
+            for n, v in sdc.input_spreads(sub, out, dists, _rules()).items():
+                d = dists[n]
+                width = float(np.asarray(d.ppf(0.841345)) - np.asarray(d.ppf(0.158655)))
+                if math.isfinite(v) and width > 0 and n in uniform:
+                    terms[n] = max(terms.get(n, 0.0), 2 * v / width * quantized[n].w1)
+
+    def method(n: str) -> str:
+        return quantizer.get(n, "auto") if isinstance(quantizer, Mapping) else quantizer
+
+    def size(n: str, k: int) -> int:
+        return int(dists[n].quantize(k, method(n)).atoms.size)
+
+    def comp(a: Mapping[str, int]) -> int:
+        return compress_atoms if compress_atoms is not None else max(1024, 4 * max(a.values()))
+
+    def fits(a: dict[str, int]) -> bool:
+        return _fits(restricted, dists, a, max_joint, comp(a))
+
+    floors = {}
+    for n, d in dists.items():
+        lo, hi = d.support()
+        floors[n] = budgetalloc.BOUNDED_FLOOR if math.isfinite(lo) and math.isfinite(hi) else MIN_FALLBACK_ATOMS
+    record: dict[str, Any] = {"sensitivity": how, "uniform_w1_bound": base, "candidates": [], "used": None}
+    tried: list[dict[str, int]] = [uniform]
+    best: tuple[list[Evaluation], dict[str, Quantized], dict[str, str], int] | None = None
+    for caps in budgetalloc.ladder(requested, uniform)[: None if budgetalloc.LADDER else 1]:
+        got = budgetalloc.allocate(terms, uniform, fits, caps, floors, size=size)
+        if got is None:
+            continue
+        q, lab = _quantize_all(dists, got, quantizer)
+        counts = {n: int(q[n].atoms.size) for n in q}
+        if counts in tried:
+            continue
+        tried.append(counts)
+        c = comp(got)
+        cand = evaluate(q, lab, c)
+        bound = max(e.w1_bound for e in cand)
+        ok = all(e.certified for e in cand)
+        record["candidates"].append({"atoms": counts, "cap": max(caps.values()), "w1_bound": bound, "certified": ok})
+        if ok and bound < base:
+            best, base, record["used"] = (cand, q, lab, c), bound, counts
+    return best, record
+
+
+def _reallocate_round(
+    restricted: list[tuple[Graph, int]],
+    dists: dict[str, Distribution],
+    quantizer: str | Mapping[str, str],
+    terms: dict[str, float],
+    allocator: Allocator | None,
+    cur_atoms: dict[str, int],
+    step: dict[str, int],
+    wanted: dict[str, int],
+    max_joint: int,
+    compress: int,
+    whole: bool,
+) -> dict[str, int] | None:
+    """A ``target_w1`` round whose proposal does not fit: the budget re-allocated by the terms, or ``None``.
+
+    ``step`` is the proportional step towards the proposal ``wanted`` that fits (:func:`_shrink_to_fit`, no count
+    below this round's). Where the model predicts that step to shrink the bound by less than
+    ``budgetalloc.REALLOCATE_BELOW_GAIN`` (the round already fills the budget), :func:`.budgetalloc.allocate` fills
+    the same budget from the floors (1 atom for a bounded input; an unbounded one keeps its count) up to ``wanted`` with this round's ``terms`` and the allocator's fitted orders (at least 1);
+    the result is returned where the model predicts a smaller bound than the step's and than this round's by
+    ``roundbudget.MIN_GAIN``. Where
+    this round's grids were ``whole`` (no compression), so must the re-allocated ones be (each output's joint grid
+    at most ``max_joint``): the terms say nothing about the compressions a larger grid would need (OTL at 1e-2:
+    128 x 128 x 18 x 10 x 1 x 22 compressed to 256 atoms bounds 0.146, the whole 8**6 grid 0.181, the
+    re-allocated whole grid 0.087).
+    """
+    per_output = [[n.attrs["name"] for n in sub.nodes if n.op == "input"] for sub, _ in restricted]
+
+    def fits(a: dict[str, int]) -> bool:
+        if whole and any(math.prod(a[n] for n in names) > max_joint for names in per_output):
+            return False
+        return _fits(restricted, dists, a, max_joint, compress)
+
+    # Orders below 1 (fitted where a term barely moved, or moved with the other inputs' cells) would make fewer atoms
+    # look free: OTL's second round at 1e-2 cut an input from 6 to 2 atoms at a fitted order 0.5 and doubled the bound.
+    orders = {v: max(1.0, allocator.order(v)) for v in terms} if allocator is not None else {}
+
+    def size(n: str, k: int) -> int:
+        m = quantizer.get(n, "auto") if isinstance(quantizer, Mapping) else quantizer
+        return int(dists[n].quantize(k, m).atoms.size)
+
+    before = budgetalloc.predicted(terms, cur_atoms, step, orders, size)
+    if before < (1.0 - budgetalloc.REALLOCATE_BELOW_GAIN) * sum(terms.values()):
+        return None  # the proportional step still pays: the allocator's plan (work elasticities) is kept
+    floors = {}
+    for n, d in dists.items():
+        lo, hi = d.support()
+        # An unbounded input keeps its count: its tail cells make fewer atoms cost more than the 1/n model says.
+        floors[n] = (
+            min(cur_atoms[n], budgetalloc.BOUNDED_FLOOR) if math.isfinite(lo) and math.isfinite(hi) else cur_atoms[n]
+        )
+    caps = {n: max(wanted.get(n, k), k) for n, k in cur_atoms.items()}
+    got = budgetalloc.allocate(terms, cur_atoms, fits, caps, floors, orders, size)
+    if got is None or got == cur_atoms:
+        return None
+    after = budgetalloc.predicted(terms, cur_atoms, got, orders, size)
+    return got if after < before and after < (1.0 - roundbudget.MIN_GAIN) * sum(terms.values()) else None
 
 
 #: Ops with a pole (of the value or of the derivative) at a finite point of one operand: that operand's index and

@@ -932,9 +932,15 @@ class Evaluator:
         groups: dict[tuple[int, ...], list[Any]] = {}
         for g in live.values():
             groups.setdefault(g.axes, []).append(g)
+        fast = iv.FAST.get()
         for fs in groups.values():
             if len(fs) <= affine.MAX_GROUP:
-                affine.condense(fs, keep=max(2 * len(fs), affine.CONDENSE_AT))
+                keep = max(2 * len(fs), affine.CONDENSE_AT)
+                # condense() does nothing while the forms' symbols (their union) number at most ``keep``: where even
+                # the sum of their counts does, skip the call (it would build that union at every node)
+                if fast and sum(len(g.a) for g in fs) <= keep:
+                    continue
+                affine.condense(fs, keep=keep)
         return f
 
     def _affine_axis(self, a: int) -> tuple[np.ndarray, np.ndarray]:
