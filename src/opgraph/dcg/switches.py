@@ -4,8 +4,8 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.cancel.ENABLED``, ``opgraph.dcg.exactlaw.ENABLED``, ``opgraph.dcg.exactlaw.REGROUP``,
 ``opgraph.dcg.carry.ENABLED``, ``opgraph.dcg.carry.FIXED_ATOMS``, ``opgraph.dcg.subcells.ENABLED``,
 ``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``, ``opgraph.dcg.disjoint.ENABLED``,
-``opgraph.dcg.keepbest.ENABLED``, ``opgraph.dcg.elastic.ENABLED``, ``opgraph.dcg.boxlinear.ENABLED``,
-``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``). A
+``opgraph.dcg.keepbest.ENABLED``, ``opgraph.dcg.elastic.ENABLED``, ``opgraph.dcg.centredlog.ENABLED``,
+``opgraph.dcg.boxlinear.ENABLED``, ``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -26,6 +26,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         budgetalloc,
         cancel,
         carry,
+        centredlog,
         disjoint,
         elastic,
         engine,
@@ -48,6 +49,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "disjoint": disjoint.ENABLED,
         "keep_best": keepbest.ENABLED,
         "elastic": elastic.ENABLED,
+        "elastic_centred": centredlog.ENABLED,
         "box_linear": boxlinear.ENABLED,
         "box_linear_tails": boxtails.ENABLED,
         "budget_alloc": budgetalloc.ENABLED,
@@ -58,8 +60,8 @@ def capture() -> dict[str, bool]:
     """The current value of every switch, by name.
 
     Names: ``affine``, ``cancel``, ``carry``, ``carry_fixed_atoms``, ``exact_law``, ``exact_law_regroup``,
-    ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``box_linear``,
-    ``box_linear_tails``, ``budget_alloc``.
+    ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``elastic_centred``,
+    ``box_linear``, ``box_linear_tails``, ``budget_alloc``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
