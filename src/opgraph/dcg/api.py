@@ -1527,9 +1527,11 @@ def evaluate(
             executors, whose chunks run elsewhere): each refinement round's time is predicted
             from the rounds before it, and a round predicted to end after the budget is shrunk to fit (the inputs
             with the largest bound terms grown first) or not started; the call then returns its best certified
-            round with a :class:`TargetNotMetWarning` naming the bound reached and the budget. The first round
-            always runs, and the final steps of the kept round (a deferred sub-cell pass) may add to the time, so
-            this is a budget, not a hard limit. ``None``: no time budget. Ignored without ``target_w1``.
+            round with a :class:`TargetNotMetWarning` naming the bound reached and the budget. The first round is
+            priced by a prior cost model before it runs and shrunk where it would take most of the budget
+            (:func:`opgraph.dcg.costguards.first_round_counts`); it always runs, and the final steps of the kept
+            round (a deferred sub-cell pass) may add to the time, so this is a budget, not a hard limit. ``None``:
+            no time budget. Ignored without ``target_w1``.
 
     Returns:
         A :class:`DistResult`, or a tuple of them when ``fn`` returns a tuple.
