@@ -224,3 +224,69 @@ def test_separators_memo_is_per_graph_object():
     for _ in range(costguards._GRAPH_MEMO_SIZE + 2):  # the memo stays bounded
         costguards.memo_by_graph("t", Graph((), (), ()), None, lambda: 1)
     assert len(costguards._GRAPH_MEMO) <= costguards._GRAPH_MEMO_SIZE
+
+
+def test_first_round_counts_caps_to_the_predicted_share(monkeypatch):
+    """The counts are capped at the largest value predicted within the share; None where the round already fits."""
+    monkeypatch.setattr(costguards, "FIRST_ROUND_FIXED", 0.0)
+    monkeypatch.setattr(costguards, "FIRST_ROUND_RATE", 1e-3)
+    monkeypatch.setattr(costguards, "FIRST_ROUND_SHARE", 0.5)
+
+    def work(c):
+        return 10.0 * math.prod(c.values())
+
+    counts = {"a": 8, "b": 8, "c": 4}
+    assert costguards.first_round_counts(counts, work, 1e6) is None  # 2.56 s predicted, 5e5 s allowed
+    # 2 s allowed: 1e-2 * a * a * min(a, 4) s <= 2 s -> a = 7 (1.96 s; 8 is the requested 2.56 s)
+    assert costguards.first_round_counts(counts, work, 4.0) == {"a": 7, "b": 7, "c": 4}
+    # mean-split inputs stay powers of two
+    assert costguards.first_round_counts(counts, work, 4.0, frozenset({"a"})) == {"a": 4, "b": 7, "c": 4}
+    # nothing fits: the smallest grid (2 per input)
+    assert costguards.first_round_counts(counts, work, 1e-6) == {"a": 2, "b": 2, "c": 2}
+    tok = costguards.ENABLED.set(False)
+    try:
+        assert costguards.first_round_counts(counts, work, 4.0) is None
+    finally:
+        costguards.ENABLED.reset(tok)
+
+
+def _five(a, b, c, d, e):
+    return a * b / (1.0 + c * d) + np.sqrt(e + a) * c
+
+
+FIVE_LAWS = [
+    od.Uniform(1.0, 2.0),
+    od.Uniform(0.5, 1.5),
+    od.Uniform(0.2, 1.0),
+    od.Uniform(1.0, 3.0),
+    od.Uniform(0.0, 2.0),
+]
+
+
+def test_target_call_sizes_its_first_round_to_a_small_budget(monkeypatch):
+    """Where the prior predicts the pilot round over a small max_seconds, the first round is smaller; certified, sound."""
+    from opgraph.dcg.w1 import w1_discrete
+
+    from .sobolref import sobol_reference
+
+    # the prior made expensive, so that the 8-per-input pilot (32,768 boxes) is predicted far over 1 s
+    monkeypatch.setattr(costguards, "FIRST_ROUND_RATE", 1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TargetNotMetWarning)
+        r = od.evaluate(_five, *FIVE_LAWS, target_w1=1e-7, max_seconds=1.0)
+    hist = r.info["refinement"]
+    sized = hist[0]["first_round_sized"]
+    assert sized["requested"] == dict.fromkeys("abcde", 8)
+    assert hist[0]["atoms"] == sized["used"]
+    assert all(sized["used"][n] < sized["requested"][n] for n in "abcde")
+    assert r.certified and math.isfinite(r.w1_bound)
+    ref, err = sobol_reference(_five, FIVE_LAWS, log2=15)
+    true = w1_discrete(r.atoms, r.weights, ref, np.ones(ref.size))
+    assert r.w1_bound >= true - 3 * err
+    # the switch off: the pilot grid is the first round
+    monkeypatch.setattr(costguards, "SIZE_FIRST_ROUND", False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TargetNotMetWarning)
+        r0 = od.evaluate(_five, *FIVE_LAWS, target_w1=1e-7, max_seconds=1.0)
+    assert r0.info["refinement"][0]["atoms"] == dict.fromkeys("abcde", 8)
+    assert "first_round_sized" not in r0.info["refinement"][0]

@@ -470,6 +470,11 @@ def _evaluate_graph_grid(
     affine_off, round_affine_off = False, {}
     compress_wanted = cur_compress  # this round's compression size before any raise that keeps its grids whole
     clock = tbudget.clock if tbudget is not None else time.perf_counter
+    first_sized = _size_first_round(
+        tbudget, work, long_cap, restricted, dists, cur_atoms, max_joint, cur_compress, quantizer
+    )
+    if first_sized is not None:
+        cur_atoms = dict(first_sized["used"])
 
     def round_evals(quantized: dict[str, Quantized], labels: dict[str, str]) -> list[Evaluation]:
         """This round's evaluation of every output (the QMC fallback where no grid fits)."""
@@ -565,6 +570,8 @@ def _evaluate_graph_grid(
         history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": plan_worst})
         if rnd == 0 and whole_first is not None:
             history[-1]["whole_grid_first"] = whole_first
+        if rnd == 0 and first_sized is not None:
+            history[-1]["first_round_sized"] = first_sized
         if probe is not None:
             history[-1]["affine_probe"] = probe
         if round_affine_off[rnd]:
@@ -1206,6 +1213,47 @@ def _budget_step(
     )
 
 
+def _size_first_round(
+    tbudget: roundbudget.RoundBudget | None,
+    work: Callable[[Mapping[str, int]], float | None] | None,
+    long_cap: float | None,
+    restricted: list[tuple[Graph, int]],
+    dists: dict[str, Distribution],
+    atoms: dict[str, int],
+    max_joint: int,
+    compress: int,
+    quantizer: str | Mapping[str, str],
+) -> dict[str, Any] | None:
+    """The first ``target_w1`` round shrunk to its time budget (:func:`opgraph.dcg.costguards.first_round_counts`).
+
+    Returns None where it stays (no budget, a long program under its own work cap, or predicted within the
+    budget), else ``{"requested", "used", "predicted_s", "budget_s"}`` (atoms per input, the prior's predicted CPU
+    seconds of the requested round, the seconds left of ``max_seconds``). A smaller grid whose compressed nodes
+    would reach a pole (:func:`_compressed_pole`) is not taken.
+    """
+    if tbudget is None or work is None or long_cap is not None:
+        return None
+
+    def round_work(c: dict[str, int]) -> float | None:
+        return work({**c, COMPRESS: compress})
+
+    w0 = round_work(atoms)
+    if w0 is None or costguards.first_round_seconds(w0) <= costguards.FIRST_ROUND_SHARE * tbudget.left():
+        return None
+    quantized, _ = _quantize_all(dists, atoms, quantizer)  # the methods (mean-split counts stay powers of two)
+    pow2 = frozenset(n for n, q in quantized.items() if q.method == "meansplit")
+    used = costguards.first_round_counts(atoms, round_work, tbudget.left(), pow2)
+    if used is None or _compressed_pole(restricted, dists, used, max_joint, compress) is not None:
+        return None
+    log.info("target_w1: first round sized to the time budget: %s -> %s", atoms, used)
+    return {
+        "requested": dict(atoms),
+        "used": dict(used),
+        "predicted_s": round(costguards.first_round_seconds(w0), 3),
+        "budget_s": round(tbudget.left(), 3),
+    }
+
+
 def _shrink_to_fit(
     cur_atoms: dict[str, int],
     cur_compress: int,
@@ -1741,9 +1789,11 @@ def evaluate(
             executors, whose chunks run elsewhere): each refinement round's time is predicted
             from the rounds before it, and a round predicted to end after the budget is shrunk to fit (the inputs
             with the largest bound terms grown first) or not started; the call then returns its best certified
-            round with a :class:`TargetNotMetWarning` naming the bound reached and the budget. The first round
-            always runs, and the final steps of the kept round (a deferred sub-cell pass) may add to the time, so
-            this is a budget, not a hard limit. ``None``: no time budget. Ignored without ``target_w1``.
+            round with a :class:`TargetNotMetWarning` naming the bound reached and the budget. The first round is
+            priced by a prior cost model before it runs and shrunk where it would take most of the budget
+            (:func:`opgraph.dcg.costguards.first_round_counts`); it always runs, and the final steps of the kept
+            round (a deferred sub-cell pass) may add to the time, so this is a budget, not a hard limit. ``None``:
+            no time budget. Ignored without ``target_w1``.
 
     Returns:
         A :class:`DistResult`, or a tuple of them when ``fn`` returns a tuple.

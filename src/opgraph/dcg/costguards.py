@@ -148,3 +148,72 @@ def memo_by_graph(kind: str, graph: Graph, key: Any, compute: Callable[[], Any])
         del _GRAPH_MEMO[next(iter(_GRAPH_MEMO))]
     _GRAPH_MEMO[k] = (graph, value)
     return value
+
+
+#: Whether a ``target_w1`` call sizes its first round to the time budget (:func:`first_round_counts`; module switch
+#: for the before/after benchmark, read in the calling process).
+SIZE_FIRST_ROUND = True
+#: Prior cost model of a first ``target_w1`` round, before any round of the call was measured:
+#: ``FIRST_ROUND_FIXED + FIRST_ROUND_RATE * work`` CPU seconds (``work`` in box-nodes, :func:`opgraph.dcg.api._work`).
+#: Set above the UQ suite's measured target rounds (2026-12-07, 1 thread, load 5-8): Piston 23k box-nodes 0.59 s,
+#: 190k 0.47 s, 1.5M 3.6 s, 4.8M 12.8 s, 8.5M 23.6 s; DampedOsc 0.99M 6.8 s, 5.5M 24.6 s; MLP 272k 1.5 s.
+FIRST_ROUND_FIXED = 0.5
+FIRST_ROUND_RATE = 7e-6
+#: The first round is shrunk where its predicted seconds exceed this share of the call's budget, to the largest
+#: grid predicted within it (the rest of the budget for the rounds the measured cost model then plans).
+FIRST_ROUND_SHARE = 0.8
+
+
+def first_round_seconds(work: float) -> float:
+    """The prior's predicted CPU seconds of a first round of ``work`` box-nodes (:data:`FIRST_ROUND_RATE`)."""
+    return FIRST_ROUND_FIXED + FIRST_ROUND_RATE * max(work, 0.0)
+
+
+def first_round_counts(
+    counts: Mapping[str, int],
+    work: Callable[[dict[str, int]], float | None],
+    seconds: float,
+    pow2: frozenset[str] = frozenset(),
+) -> dict[str, int] | None:
+    """Smaller first-round counts of a ``target_w1`` call whose predicted cost fits its time budget, or None.
+
+    The first round of a ``target_w1`` call is planned before anything was measured (the pilot grid, or the grid
+    shrunk to fit ``max_joint``), and the refinement's time budget (:mod:`opgraph.dcg.roundbudget`) applies only
+    from the second round on: Piston's 8-per-input pilot (8.5M box-nodes) took 23.6 CPU s of a 20 s budget and
+    DampedOsc's whole first grid 25-41 s (its ``uq.py`` calls time out at 30 s). Where the prior
+    (:func:`first_round_seconds`) predicts more than :data:`FIRST_ROUND_SHARE` of ``seconds``, every count is
+    capped at the largest ``a`` (from the largest count down to 2; inputs in ``pow2``, mean-split quantizers,
+    rounded down to powers of two) whose grid is predicted within that share; the rounds after it are planned from
+    their measured cost. Every round is a certified answer of its own, so a smaller first round only changes which
+    grids the refinement visits (the best bound of the rounds is kept).
+
+    Args:
+        counts: The first round's atoms per input.
+        work: The work of a round at given counts (box-nodes; None: over the memory budget).
+        seconds: The time left of the call's budget (seconds).
+        pow2: Inputs whose counts must stay powers of two.
+
+    Returns:
+        The smaller counts, or None where the first round is predicted within the share (or the switches are off).
+    """
+    if not (ENABLED.get() and SIZE_FIRST_ROUND) or not counts or not math.isfinite(seconds):
+        return None
+    allowed = FIRST_ROUND_SHARE * seconds
+    w0 = work(dict(counts))
+    if w0 is None or first_round_seconds(w0) <= allowed:
+        return None
+
+    def capped(a: int) -> dict[str, int]:
+        out = {}
+        for n, c in counts.items():
+            k = min(c, a)
+            out[n] = 1 << (k.bit_length() - 1) if n in pow2 else k
+        return out
+
+    for a in range(max(counts.values()) - 1, 1, -1):
+        c = capped(a)
+        w = work(c)
+        if w is not None and first_round_seconds(w) <= allowed:
+            return c
+    smallest = capped(2)
+    return smallest if smallest != dict(counts) else None

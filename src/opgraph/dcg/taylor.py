@@ -112,6 +112,13 @@ WALK_ORDER = True
 #: Whether the slope form's gradient enclosures are also taken in affine arithmetic (:mod:`opgraph.dcg.affgrad`),
 #: intersected with the interval ones.
 SLOPE_AFFINE = True
+#: Whether each walk step first tries the interval pass with its own axis alone seeded and no point pass (the same
+#: gradient enclosure where no value enclosure is centred; :func:`jets`' ``pole_check``), before the pass with every
+#: free axis seeded.
+WALK_ONE_SEED = True
+#: Whether the walk's interval passes reuse the box pass's point values at the atoms (the centring's ``f(x')``)
+#: instead of repeating the point pass (:func:`jets`' ``points``; the same values).
+WALK_POINTS = True
 #: CPU guards, on the grid's boxes times the graph's nodes: the walk's extra interval passes run up to
 #: :data:`WALK_MAX_WORK`, the affine gradients (about 6 us per box and node over the walk) up to
 #: :data:`AFFINE_MAX_WORK`; both up to :data:`MIX_MAX_WORK` where the box-linear mixture asked for the linear models
@@ -392,6 +399,10 @@ def supported(graph: Any, output: int) -> bool:
     return all(n.op in ("input", "const") or n.op in SECOND or n.op in BINARY for n in graph.nodes if n.id <= output)
 
 
+class _WouldCentre(Exception):
+    """Raised by :func:`jets` with ``pole_check`` where a value enclosure would be centred."""
+
+
 class _Jet:
     """A node's value enclosure, gradient enclosures by axis and Hessian enclosures by axis pair ``(i, k)``."""
 
@@ -446,6 +457,9 @@ def jets(
     point_out: list[_Jet] | None = None,
     centred: bool = True,
     seeds: Sequence[int] | None = None,
+    pole_check: list[int] | None = None,
+    points: dict[int, Interval] | None = None,
+    keep_points: dict[int, Interval] | None = None,
 ) -> _Jet:
     """Forward-mode value / gradient (/ Hessian) enclosures of ``graph``'s last node.
 
@@ -467,12 +481,29 @@ def jets(
         seeds: If given, only these input axes carry a gradient (the others count as constants in the derivative
             enclosures: only sound where their cells are single points, or for the partials of the seeded axes
             with the other coordinates fixed).
+        pole_check: If given (with ``centre`` and ``centred``), the pass runs without the point pass and without
+            centring, and stops (raises :class:`_WouldCentre`, the id of the node appended to ``pole_check``) at the
+            first operand of a pole whose plain enclosure reaches 0 on some box: where it returns, no value enclosure would
+            have been centred, so its gradient enclosures of the seeded axes are those of the full pass with any
+            superset of ``seeds`` (the value enclosures, and with them every partial, do not depend on the seeds
+            where no centring applies), bit for bit.
+        points: With ``centre`` and ``centred``: the point pass's value enclosures of every operand of a pole (as
+            ``keep_points`` gives them for the same ``centre``); the point pass is then skipped (its values depend
+            on ``centre`` alone, not on ``cells`` or ``seeds``: the same centring, bit for bit). Not with
+            ``point_out``.
+        keep_points: With ``centre`` and ``centred``: receives the point pass's value enclosures of the operands of
+            poles (for ``points`` of later passes at the same ``centre``).
     """
     last = graph.last_uses()
     poles = _pole_operands(graph) if centre is not None and centred else set()
     vals: dict[int, _Jet] = {}
     pts: dict[int, _Jet] = {}
     delta: dict[int, Interval] = {}
+    if pole_check is not None and centre is not None and centred:
+        checks, centre = poles, None  # no point pass: it serves only the centring, which must not happen here
+        poles = set()
+    else:
+        checks = set()
     if centre is not None:
         delta = {a: (cells[a][0] - centre[a], cells[a][1] - centre[a]) for a in cells}
     with iv.quiet():  # one np.errstate for the pass (the interval kernels' own are skipped; same values)
@@ -493,14 +524,24 @@ def jets(
                     pts[n.id] = jet
             else:
                 jet = _node(n, [vals[j] for j in n.inputs], hess)
+                if n.id in checks and bool(np.any(jet.v[0] <= 0)):
+                    assert pole_check is not None
+                    pole_check.append(n.id)
+                    raise _WouldCentre
                 if centre is not None:
-                    pj = _node(n, [pts[j] for j in n.inputs], False)
-                    pts[n.id] = pj
+                    if points is not None:
+                        pv = points.get(n.id)
+                    else:
+                        pj = _node(n, [pts[j] for j in n.inputs], False)
+                        pts[n.id], pv = pj, pj.v
+                        if keep_points is not None and n.id in poles:
+                            keep_points[n.id] = pv
                     if centred and n.id in poles and jet.g and bool(np.any(jet.v[0] <= 0)):
                         # only on the operands of ops with a pole or a branch end at 0 (a denominator, the argument
                         # of log / sqrt / a power) whose plain enclosure reaches 0 somewhere: on every node the k
                         # products cost 30-50 % of the pass for nothing on the VLSE programs, 13 % on the ODEs
-                        jet.v = _centred(jet, pj.v, delta)
+                        assert pv is not None, "points must hold every operand of a pole"
+                        jet.v = _centred(jet, pv, delta)
             vals[n.id] = jet
             for j in set(n.inputs):
                 if last.get(j, math.inf) <= n.id and j != output:
@@ -760,7 +801,17 @@ def _box_piece(
         box = {a: (lay(cells[a][0], a), lay(cells[a][1], a)) for a in axes}
         at = {a: (lay(cells[a][2], a), lay(cells[a][2], a)) for a in axes}
         got: list[_Jet] = []  # the point pass runs in the same loop (its values centre the box pass)
-        outer = jets(graph, output, box, hess=True, centre={a: at[a][0] for a in axes}, point_out=got, centred=CENTRED)
+        kept: dict[int, Interval] = {}  # the point values the walk's centring reuses (jets' keep_points)
+        outer = jets(
+            graph,
+            output,
+            box,
+            hess=True,
+            centre={a: at[a][0] for a in axes},
+            point_out=got,
+            centred=CENTRED,
+            keep_points=kept if CENTRED and WALK_POINTS else None,
+        )
         point = got[0]
         w = np.asarray(wbox, dtype=float)
         r1, rb, r2 = {}, {}, {}
@@ -808,7 +859,19 @@ def _box_piece(
         hess = np.where(np.isnan(rad + rem), np.inf, rad + rem)
         took: Any = False
         if SLOPE:
-            slope = _slope(graph, output, axes, outer, point, box, at, r1, walk=walk, affine=affine)
+            slope = _slope(
+                graph,
+                output,
+                axes,
+                outer,
+                point,
+                box,
+                at,
+                r1,
+                walk=walk,
+                affine=affine,
+                points=kept if CENTRED and WALK_POINTS else None,
+            )
             took = slope < hess
             hess = np.where(took, slope, hess)
         tot = (lin0 + hess + gap) * (1 + 1e-9) * w
@@ -849,6 +912,7 @@ def _slope(
     r1: dict[int, np.ndarray],
     walk: bool = True,
     affine: bool = False,
+    points: dict[int, Interval] | None = None,
 ) -> np.ndarray:
     """The mean-value (slope) bound on ``E[|f(X) - f(x') - c . d| | box]`` per box (no Hessian enclosure).
 
@@ -872,7 +936,7 @@ def _slope(
             x = np.where(r1[a] > 0, iv.mag(iv.isub(outer.g.get(a, zero), (cs[a], cs[a]))) * r1[a], 0.0)
             score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
         order.sort(key=lambda a: -score[a])
-    return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine)
+    return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine, points)
 
 
 def _walk(
@@ -887,8 +951,13 @@ def _walk(
     cs: dict[int, np.ndarray],
     walk: bool,
     affine: bool,
+    points: dict[int, Interval] | None = None,
 ) -> np.ndarray:
-    """:func:`_slope` for one walk order (``walk`` False: the whole box for every axis)."""
+    """:func:`_slope` for one walk order (``walk`` False: the whole box for every axis).
+
+    ``points``: the box pass's point values of the operands of poles at the atoms (:func:`jets`' ``keep_points``),
+    which the walk's passes reuse instead of repeating the point pass.
+    """
     from opgraph.dcg import affgrad
 
     zero = (np.zeros(()), np.zeros(()))
@@ -902,8 +971,16 @@ def _walk(
         if walk and a in outer.g and n < len(order) - 1:  # the last axis's B_i is the whole box (outer.g)
             free = order[: n + 1]
             thin = {t: (box[t] if t in free else at[t]) for t in axes}
-            # the free axes are seeded (the centred value enclosures need their gradients); the others are points
-            got = jets(graph, output, thin, hess=False, centre={t: at[t][0] for t in axes}, seeds=free)
+            # the free axes are seeded (the centred value enclosures need their gradients); the others are points.
+            # First the pass with ``a`` alone seeded and no point pass: the same enclosure of df/dx_a wherever no
+            # operand of a pole reaches 0 on a box (no centring), else the full pass (jets' ``pole_check``).
+            centre = {t: at[t][0] for t in axes}
+            try:
+                if not WALK_ONE_SEED:
+                    raise _WouldCentre
+                got = jets(graph, output, thin, hess=False, centre=centre, seeds=[a], pole_check=[])
+            except _WouldCentre:
+                got = jets(graph, output, thin, hess=False, centre=centre, seeds=free, points=points)
             g = _meet(g, got.g.get(a, zero))
             if affine:
                 g = _meet(g, affgrad.gradients(graph, output, axes, thin, [a]).get(a))
