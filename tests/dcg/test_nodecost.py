@@ -15,6 +15,9 @@ from opgraph import dcg as od
 from opgraph.dcg import affine as A
 from opgraph.dcg import intervals as iv
 
+from .fastpath import assert_same as _same
+from .fastpath import run_fast as _run
+
 _UNARY = ("exp", "sin", "tanh", "sqrt", "square", "log1p")
 
 
@@ -53,27 +56,6 @@ def _random_program(seed: int, n_ops: int):
         return vals[-1] + vals[-2]
 
     return fn
-
-
-def _run(fn, inputs, fast: bool, **kw):
-    tok = iv.FAST.set(fast)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return od.evaluate(fn, *inputs, **kw)
-    finally:
-        iv.FAST.reset(tok)
-
-
-def _same(r0, r1) -> None:
-    assert repr(r0.w1_bound) == repr(r1.w1_bound)
-    assert r0.bound_terms == r1.bound_terms
-    np.testing.assert_array_equal(r0.atoms, r1.atoms)
-    np.testing.assert_array_equal(r0.weights, r1.weights)
-    assert r0.support == r1.support
-    if r0.cells is not None:
-        np.testing.assert_array_equal(r0.cells.lo, r1.cells.lo)
-        np.testing.assert_array_equal(r0.cells.hi, r1.cells.hi)
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -7,8 +7,6 @@ recomputed at every walk prefix (:func:`opgraph.dcg.affine.prefix_enclosures`).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -16,39 +14,12 @@ from opgraph import dcg as od
 from opgraph.dcg import affine as A
 from opgraph.dcg import intervals as iv
 
+from .fastpath import assert_same as _same
+from .fastpath import run_fast as _run
 from .sobolref import sobol_reference
+from .test_ode_wrapping import LOG_LAWS, _logistic
 
-
-def _run(fn, inputs, fast: bool, **kw):
-    tok = iv.FAST.set(fast)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return od.evaluate(fn, *inputs, **kw)
-    finally:
-        iv.FAST.reset(tok)
-
-
-def _same(r0, r1) -> None:
-    assert repr(r0.w1_bound) == repr(r1.w1_bound)
-    assert r0.bound_terms == r1.bound_terms
-    np.testing.assert_array_equal(r0.atoms, r1.atoms)
-    np.testing.assert_array_equal(r0.weights, r1.weights)
-
-
-def _logistic(steps: int, t_end: float = 5.0):
-    h = t_end / steps
-
-    def fn(r, k, x0):
-        x = x0
-        for _ in range(steps):
-            x = x + h * r * x * (1 - x / k)
-        return x
-
-    return fn
-
-
-_LOGISTIC_LAWS = [od.Uniform(0.5, 1.0), od.Uniform(80.0, 120.0), od.Uniform(5.0, 15.0)]
+_LOGISTIC_LAWS = LOG_LAWS
 
 
 @pytest.mark.parametrize("atoms", [2, 3])
