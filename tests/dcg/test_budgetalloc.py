@@ -29,7 +29,7 @@ def _weighted(a: float, b: float, c: float):
 
 
 def _run(fn, ins, alloc: bool = True, **kw):
-    with warnings.catch_warnings(), scope({"budget_alloc": alloc}):
+    with warnings.catch_warnings(), scope({"budget_alloc": alloc, "budget_alloc_fixed_atoms": alloc}):
         warnings.simplefilter("ignore")
         return od.evaluate(fn, *ins, **kw)
 
@@ -81,6 +81,7 @@ def test_ladder_caps_are_nested():
 
 def test_the_switch_is_registered():
     assert capture()["budget_alloc"] is True
+    assert capture()["budget_alloc_fixed_atoms"] is False  # opt-in: the ladder costs 2-4.5x the call's CPU
     with scope({"budget_alloc": False}):
         assert budgetalloc.ENABLED.get() is False
 

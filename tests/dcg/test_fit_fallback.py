@@ -97,7 +97,8 @@ def test_a_fitting_request_is_untouched():
 def test_the_allocation_is_never_worse_than_the_uniform_grid():
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        r = od.evaluate(_ishigami, _PI, _PI, _PI, atoms=32, max_joint=2**12)
+        with scope({"budget_alloc_fixed_atoms": True}):
+            r = od.evaluate(_ishigami, _PI, _PI, _PI, atoms=32, max_joint=2**12)
     uni, _ = _run(_ishigami, [_PI, _PI, _PI], atoms=32, max_joint=2**12)
     assert r.w1_bound <= uni.w1_bound and r.certified
     assert len([w for w in rec if issubclass(w.category, od.AtomsReducedWarning)]) == 1

@@ -387,7 +387,7 @@ def _evaluate_graph_grid(
                 + (
                     ", and per-input allocations of that budget by sensitivity, keeping the smallest bound "
                     "(info['atoms_reduced'])"
-                    if budgetalloc.ENABLED.get()
+                    if budgetalloc.ENABLED.get() and budgetalloc.FIXED_ATOMS.get()
                     else ""
                 )
                 + "; raise max_joint (or give max_memory) for the requested atoms",
@@ -546,7 +546,7 @@ def _evaluate_graph_grid(
                     e.info["full_grid_alternative"] = {"atoms": dict(alt), "w1_bound": a_worst, "used": used_alt}
                 if used_alt:
                     evals, quantized, labels, worst, cur_atoms = a_evals, a_q, a_l, a_worst, dict(alt)
-        if target_w1 is None and reduced is not None and budgetalloc.ENABLED.get():
+        if target_w1 is None and reduced is not None and budgetalloc.ENABLED.get() and budgetalloc.FIXED_ATOMS.get():
             # The uniform reduction spends the grid budget on every input alike: per-input allocations by
             # sensitivity (opgraph.dcg.budgetalloc) are evaluated too and the smallest certified bound kept.
             found = _budget_allocations(

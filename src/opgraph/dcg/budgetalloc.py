@@ -16,7 +16,8 @@ to ``sum_i log n_i <= log budget``, exact for the convex model up to the step si
 This is not a certificate: every grid evaluated carries its own certified bound, and callers keep the smallest
 (the uniform reduction's answer included), so the answer is never worse than the uniform one.
 
-Switch: :data:`ENABLED` (``budget_alloc`` in :mod:`opgraph.dcg.switches`).
+Switches: :data:`ENABLED` (``budget_alloc`` in :mod:`opgraph.dcg.switches`, default on) and :data:`FIXED_ATOMS`
+(``budget_alloc_fixed_atoms``, default off: the fixed-atoms allocations cost 2-4.5x the CPU of the call).
 """
 
 from __future__ import annotations
@@ -25,9 +26,18 @@ import contextvars
 import math
 from collections.abc import Callable, Mapping
 
-#: Whether fixed-atoms calls whose grid does not fit ``max_joint`` also try per-input allocations (and
-#: ``target_w1`` rounds whose proposal does not fit re-allocate the budget instead of only scaling it down).
+#: Whether ``target_w1`` rounds whose proposal does not fit re-allocate the budget instead of only scaling it down
+#: (and, with :data:`FIXED_ATOMS` on too, whether fixed-atoms calls whose grid does not fit ``max_joint`` also try
+#: per-input allocations).
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_budgetalloc", default=True)
+
+#: Whether fixed-atoms calls whose grid does not fit ``max_joint`` also evaluate per-input allocations (under
+#: :data:`ENABLED`). **Off by default** (lead's decision at the merge of alloc-fixed, measured in the same process,
+#: 1 thread, load 3-5): the ladder's extra evaluations cost 2-4.5x the CPU of the call for a 1.2-2x smaller bound
+#: (Piston at 8 atoms per input: bound 0.1118 in 21 CPU s -> 0.0891 in 68 s; Borehole at 64: 9.5 -> 42 s), which
+#: pushed the UQ suite's Piston and DampedOsc 8-atom rows past their 30 s call limit. ``target_w1`` calls, which
+#: have a time budget, re-allocate by default. Opt in with ``switches.scope({"budget_alloc_fixed_atoms": True})``.
+FIXED_ATOMS: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_budgetalloc_fixed", default=False)
 
 #: Where the fixed-atoms allocation takes the per-input sensitivities from: ``"terms"`` (the bound terms of the
 #: uniformly reduced grid, evaluated anyway) or ``"spreads"`` (interval-derivative effect of each input between
