@@ -36,3 +36,16 @@ def assert_same(r0: Any, r1: Any) -> None:
     if r0.cells is not None:
         np.testing.assert_array_equal(r0.cells.lo, r1.cells.lo)
         np.testing.assert_array_equal(r0.cells.hi, r1.cells.hi)
+
+
+def euler_oscillator(steps: int = 60, h: float = 0.1) -> Any:
+    """A damped oscillator ``x'' + 2 z w x' + w^2 x = 0`` integrated by explicit Euler (``steps`` steps of ``h``)."""
+
+    def fn(w: Any, z: Any, x0: Any) -> Any:
+        x, v = x0, 0.0 * x0
+        for _ in range(steps):
+            v = v - h * (2 * z * w * v + w * w * x)
+            x = x + h * v
+        return x
+
+    return fn

@@ -15,6 +15,7 @@ from opgraph.dcg import affine as A
 from opgraph.dcg import intervals as iv
 
 from .fastpath import assert_same as _same
+from .fastpath import euler_oscillator
 from .fastpath import run_fast as _run
 from .sobolref import sobol_reference
 from .test_ode_wrapping import LOG_LAWS, _logistic
@@ -57,14 +58,7 @@ def test_condensation_skipped_only_where_it_does_nothing(monkeypatch):
         calls["acted"] += any(f.a != b for f, b in zip(forms, before, strict=True))
 
     monkeypatch.setattr(A, "condense", counting)
-    h = 0.1
-
-    def fn(w, z, x0):
-        x, v = x0, 0.0 * x0
-        for _ in range(60):
-            v = v - h * (2 * z * w * v + w * w * x)
-            x = x + h * v
-        return x
+    fn = euler_oscillator()
 
     inputs = [od.Uniform(0.8, 1.2), od.Uniform(0.05, 0.15), od.Uniform(0.9, 1.1)]
     r_fast = _run(fn, inputs, True, atoms=2)
