@@ -13,20 +13,13 @@ from opgraph.dcg import engine, switches
 from opgraph.dcg import subcells as S
 from opgraph.dcg.w1 import w1_discrete
 
+from .fastpath import euler_oscillator
+
 RNG = np.random.default_rng(11)
 
 
 def _osc(steps: int, t_end: float = 10.0):
-    h = t_end / steps
-
-    def fn(w, z, x0):
-        x, v = x0, 0.0 * x0
-        for _ in range(steps):
-            v = v - h * (2 * z * w * v + w * w * x)
-            x = x + h * v
-        return x
-
-    return fn
+    return euler_oscillator(steps, t_end / steps)
 
 
 def _logistic(steps: int, t_end: float = 5.0):

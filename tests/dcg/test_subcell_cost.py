@@ -10,18 +10,11 @@ from opgraph.dcg import engine
 from opgraph.dcg import subcells as S
 from opgraph.dcg.w1 import w1_discrete
 
+from .fastpath import euler_oscillator
+
 
 def _osc(steps: int, t_end: float = 10.0):
-    h = t_end / steps
-
-    def fn(w, z, x0):
-        x, v = x0, 0.0 * x0
-        for _ in range(steps):
-            v = v - h * (2 * z * w * v + w * w * x)
-            x = x + h * v
-        return x
-
-    return fn
+    return euler_oscillator(steps, t_end / steps)
 
 
 LAWS = [od.Uniform(0.8, 1.2), od.Uniform(0.05, 0.15), od.Normal(1.0, 0.1)]
