@@ -1010,7 +1010,7 @@ def _long_round_passes(evals: list[Evaluation]) -> tuple[list[Evaluation], str]:
         return evals, "skipped"
     out, what = evals, "skipped"
     if tb.planned_work > 0 and any(e.resume is not None for e in evals):
-        first = not tb.rounds
+        first = len(tb.rounds) == tb.first_round
         t_round = max(tb.elapsed() - sum(s for _, s in tb.rounds) - tb.passes_total, 0.0)
         need = costguards.pass_seconds(t_round, tb.planned_work, tb.long_nodes)
         if first and not all(math.isfinite(e.w1_bound) for e in evals):
@@ -1171,8 +1171,10 @@ def _next_round(
     if not math.isfinite(worst) and tb is not None and tb.long_nodes > 0:
         # A long program's first-order bound is inf (wide cells reach a pole or overflow over thousands of steps):
         # the allocator has no finite terms, and narrower cells are what makes it finite (ODE-log: inf at 4 atoms
-        # per input, 11.6 at 8). Every input is doubled; the time budget then shrinks the step where it must.
-        doubled = {n: 2 * k if quantized[n].method != "exact" else k for n, k in cur_atoms.items()}
+        # per input, 11.6 at 8, 4.8 at 12). Every input grows by costguards.INF_STEP; the time budget shrinks the
+        # step (proportionally, at least a doubling where it fits) to the largest round predicted within it: a
+        # long program's round costs its per-node floor whatever the grid, so small steps pay it again and again.
+        doubled = {n: costguards.INF_STEP * k if quantized[n].method != "exact" else k for n, k in cur_atoms.items()}
         if doubled != cur_atoms:
             return doubled, cur_compress, ""
     caps = {COMPRESS: compress_cap(cur_compress)}

@@ -113,16 +113,16 @@ def round_work_cap(graphs: Sequence[Graph]) -> float | None:
     model, :attr:`opgraph.dcg.roundbudget.RoundBudget.long_nodes`); the first round stays within
     :data:`LONG_ROUND_WORK` (:func:`pilot_counts`).
     """
-    n = max((len(g.nodes) for g in graphs), default=0)
-    if not ENABLED.get() or n <= LONG_NODES:
-        return None
     from opgraph.dcg import roundbudget
 
+    n = max((len(g.nodes) for g in graphs), default=0)
+    long = ENABLED.get() and n > LONG_NODES
     budget = roundbudget.current()
-    if TIME_MODEL and budget is not None:
-        budget.long_nodes = n
-        return math.inf
-    return float(LONG_ROUND_WORK)
+    if budget is not None:  # this call's state (nested calls share the budget: the disjoint split's leaves)
+        budget.start_long_call(n if long and TIME_MODEL else 0)
+    if not long:
+        return None
+    return math.inf if TIME_MODEL and budget is not None else float(LONG_ROUND_WORK)
 
 
 def pilot_counts(
@@ -145,6 +145,12 @@ def pilot_counts(
         a *= 2
     return {n: min(counts[n], a) for n in names}
 
+
+#: Under a time budget, a long program's round whose first-order bound is infinite is followed by a round with every
+#: input's atoms times this (the allocator has no finite terms to plan from; the time budget shrinks the step
+#: proportionally to the largest round predicted within it). ODE-log, 20 s budget: 4 -> 8 -> 10 atoms (two stepping
+#: rounds of about 5 s each, bound 6.9) with a doubling; 4 -> 14 atoms with this.
+INF_STEP = 4
 
 #: A sub-cell pass is costed as this many graph evaluations on its fine grid (a pass has at most two rounds, each
 #: one evaluation where it runs whole: ODE-log at 4 atoms, two rounds of 512 fine boxes, 10.5 CPU s against 4.7 s

@@ -92,6 +92,7 @@ class RoundBudget:
             (``inf``: none yet): a later round that cannot get below it without its pass is not worth running.
         pass_seconds: Seconds of sub-cell passes run inside the round being measured (not part of its cost model:
             :meth:`record` takes them off); ``passes_total``: of all rounds so far.
+        first_round: The index in :attr:`rounds` of the running call's first round (:meth:`start_long_call`).
     """
 
     max_seconds: float
@@ -103,10 +104,20 @@ class RoundBudget:
     held: float = math.inf
     pass_seconds: float = 0.0
     passes_total: float = 0.0
+    first_round: int = 0
 
     def __post_init__(self) -> None:
         if math.isnan(self.start):
             self.start = self.clock()
+
+    def start_long_call(self, nodes: int) -> None:
+        """Start a ``target_w1`` call's long-program state (``nodes``: its node count, 0 for a short program).
+
+        Nested calls share the budget (its deadline and measured rounds); the long-program state (node count,
+        planned work, bound held, the round the call started at) is per call.
+        """
+        self.long_nodes, self.planned_work, self.held = int(nodes), 0.0, math.inf
+        self.pass_seconds, self.first_round = 0.0, len(self.rounds)
 
     def elapsed(self) -> float:
         """Seconds since the call started."""
