@@ -144,3 +144,44 @@ def test_floor_model_and_pass_cost():
     b.record(3.2e5, 8.0)
     assert b.rounds == [(3.2e5, 5.0)] and b.pass_seconds == 0.0
     assert b.predict(2.05e7) == pytest.approx(roundbudget.floor_seconds(5.0, 3.2e5, 2.05e7, 5000))
+
+
+class _Eval:
+    """The two fields of an Evaluation that ``_long_round_passes`` reads (its bound and its pending pass)."""
+
+    def __init__(self, bound, after=None):
+        self.w1_bound = bound
+        self.resume = None if after is None else (lambda ceiling=math.inf: _Eval(after))
+
+
+def _budget(left: float, rounds: int) -> roundbudget.RoundBudget:
+    clock = {"t": 0.0}
+    b = roundbudget.RoundBudget(left + 1.0, clock=lambda: clock["t"])
+    clock["t"] = 1.0  # one second spent: ``left`` seconds left
+    b.start_long_call(1000)
+    b.planned_work = 64 * 1000.0
+    b.rounds = [(64 * 1000.0, 0.5)] * rounds
+    return b
+
+
+@pytest.mark.parametrize(
+    ("left", "rounds", "bound", "what", "kept"),
+    [
+        (0.0, 0, 5.0, "ran", 1.0),  # first round, finite: its pass runs whatever the time left
+        (1e6, 0, math.inf, "skipped", math.inf),  # first round, infinite: pending as before
+        (0.0, 1, 5.0, "dropped", 5.0),  # a later round whose pass does not fit: dropped
+        (1e6, 1, 5.0, "ran", 1.0),  # ... and one whose pass fits: run with the round
+    ],
+)
+def test_long_round_passes_schedule(left, rounds, bound, what, kept):
+    from opgraph.dcg import api
+
+    b = _budget(left, rounds)
+    tok = roundbudget._CURRENT.set(b)
+    try:
+        out, did = api._long_round_passes([_Eval(bound, after=1.0)])
+    finally:
+        roundbudget._CURRENT.reset(tok)
+    assert did.startswith(what)
+    assert out[0].w1_bound == kept and b.held == kept
+    assert (out[0].resume is None) == (what != "skipped")
