@@ -998,7 +998,7 @@ def _long_round_passes(evals: list[Evaluation]) -> tuple[list[Evaluation], str]:
       round before, and the first round is kept where no later one does better: this is the answer the call gave
       before); later rounds must then beat that bound (:attr:`~opgraph.dcg.roundbudget.RoundBudget.held`). An
       infinite first-round bound keeps its passes pending (run on the kept round, as before) and the next round
-      doubles every input (:func:`_next_round`): more atoms, not the pass, are what make such a bound finite;
+      grows every input (:func:`_next_round`): more atoms, not the pass, are what make such a bound finite;
     * a later round's passes run now where they fit the time left, else they are dropped (they could not run
       within the budget on the kept round either): that round answers with its own bound.
 
@@ -1014,7 +1014,7 @@ def _long_round_passes(evals: list[Evaluation]) -> tuple[list[Evaluation], str]:
         t_round = max(tb.elapsed() - sum(s for _, s in tb.rounds) - tb.passes_total, 0.0)
         need = costguards.pass_seconds(t_round, tb.planned_work, tb.long_nodes)
         if first and not all(math.isfinite(e.w1_bound) for e in evals):
-            pass  # pending, as before: the next round doubles every input
+            pass  # pending, as before: the next round grows every input (costguards.INF_STEP)
         elif first or roundbudget.SAFETY * need <= tb.left():
             t0 = tb.clock()
             out = [run_deferred(e) for e in evals]
@@ -1171,12 +1171,12 @@ def _next_round(
     if not math.isfinite(worst) and tb is not None and tb.long_nodes > 0:
         # A long program's first-order bound is inf (wide cells reach a pole or overflow over thousands of steps):
         # the allocator has no finite terms, and narrower cells are what makes it finite (ODE-log: inf at 4 atoms
-        # per input, 11.6 at 8, 4.8 at 12). Every input grows by costguards.INF_STEP; the time budget shrinks the
+        # per input, 11.6 at 8, 2.9 at 16). Every input grows by costguards.INF_STEP; the time budget shrinks the
         # step (proportionally, at least a doubling where it fits) to the largest round predicted within it: a
         # long program's round costs its per-node floor whatever the grid, so small steps pay it again and again.
-        doubled = {n: costguards.INF_STEP * k if quantized[n].method != "exact" else k for n, k in cur_atoms.items()}
-        if doubled != cur_atoms:
-            return doubled, cur_compress, ""
+        grown = {n: costguards.INF_STEP * k if quantized[n].method != "exact" else k for n, k in cur_atoms.items()}
+        if grown != cur_atoms:
+            return grown, cur_compress, ""
     caps = {COMPRESS: compress_cap(cur_compress)}
     for e in evals:
         if e.w1_bound <= allocator.target:
