@@ -976,7 +976,7 @@ def _round_passes(evals: list[Evaluation], target_w1: float) -> tuple[list[Evalu
             e.resume = None
         return evals, "not needed"
     if any(e.resume is None or not e.resume.predict(subcells.MAX_GAIN) <= target_w1 for e in above):
-        return evals, "skipped"
+        return _long_round_passes(evals)
     out = []
     for e in evals:
         if e.w1_bound > target_w1:
@@ -985,6 +985,49 @@ def _round_passes(evals: list[Evaluation], target_w1: float) -> tuple[list[Evalu
             e.resume = None
             out.append(e)
     return out, "ran"
+
+
+def _long_round_passes(evals: list[Evaluation]) -> tuple[list[Evaluation], str]:
+    """A long program's deferred sub-cell passes that cannot reach the target: run now, keep pending, or drop.
+
+    Under a time budget on a long program (:attr:`opgraph.dcg.roundbudget.RoundBudget.long_nodes`), a pass costs one
+    or two more graph evaluations on up to 8x the boxes (:func:`opgraph.dcg.costguards.pass_seconds`), and the loop
+    keeps the round whose bound is smallest *before* a pending pass. So that a round's pass is weighed with it:
+
+    * the first round's passes run now where its bound is finite, whatever the time left (they ran on the kept
+      round before, and the first round is kept where no later one does better: this is the answer the call gave
+      before); later rounds must then beat that bound (:attr:`~opgraph.dcg.roundbudget.RoundBudget.held`). An
+      infinite first-round bound keeps its passes pending (run on the kept round, as before) and the next round
+      grows every input (:func:`_next_round`): more atoms, not the pass, are what make such a bound finite;
+    * a later round's passes run now where they fit the time left, else they are dropped (they could not run
+      within the budget on the kept round either): that round answers with its own bound.
+
+    Every bound kept is one of the round's valid bounds. Returns the evaluations and what was done (``"skipped"``
+    where nothing applies: pending as before).
+    """
+    tb = roundbudget.current()
+    if tb is None or tb.long_nodes <= 0:
+        return evals, "skipped"
+    out, what = evals, "skipped"
+    if tb.planned_work > 0 and any(e.resume is not None for e in evals):
+        first = len(tb.rounds) == tb.first_round
+        t_round = max(tb.elapsed() - sum(s for _, s in tb.rounds) - tb.passes_total, 0.0)
+        need = costguards.pass_seconds(t_round, tb.planned_work, tb.long_nodes)
+        if first and not all(math.isfinite(e.w1_bound) for e in evals):
+            pass  # pending, as before: the next round grows every input (costguards.INF_STEP)
+        elif first or roundbudget.SAFETY * need <= tb.left():
+            t0 = tb.clock()
+            out = [run_deferred(e) for e in evals]
+            spent = tb.clock() - t0
+            tb.pass_seconds += spent
+            tb.passes_total += spent
+            what = f"ran (long program: {spent:.3g} s, predicted {need:.3g} s)"
+        elif not first:
+            for e in evals:
+                e.resume = None
+            what = f"dropped: predicted {need:.3g} s (x{roundbudget.SAFETY} margin) with {tb.left():.3g} s left"
+    tb.held = min(tb.held, max(e.w1_bound for e in out))
+    return out, what
 
 
 def _counts(atoms: Mapping[str, int]) -> str:
@@ -1124,6 +1167,16 @@ def _next_round(
                 f"{worst:.3g}): more than {_MAX_SLOW_ROUNDS} rounds from the target at that rate"
             )
             return None, cur_compress, why
+    tb = roundbudget.current()
+    if not math.isfinite(worst) and tb is not None and tb.long_nodes > 0:
+        # A long program's first-order bound is inf (wide cells reach a pole or overflow over thousands of steps):
+        # the allocator has no finite terms, and narrower cells are what makes it finite (ODE-log: inf at 4 atoms
+        # per input, 11.6 at 8, 2.9 at 16). Every input grows by costguards.INF_STEP; the time budget shrinks the
+        # step (proportionally, at least a doubling where it fits) to the largest round predicted within it: a
+        # long program's round costs its per-node floor whatever the grid, so small steps pay it again and again.
+        grown = {n: costguards.INF_STEP * k if quantized[n].method != "exact" else k for n, k in cur_atoms.items()}
+        if grown != cur_atoms:
+            return grown, cur_compress, ""
     caps = {COMPRESS: compress_cap(cur_compress)}
     for e in evals:
         if e.w1_bound <= allocator.target:
@@ -1194,7 +1247,7 @@ def _budget_step(
     label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
     split = split_terms(max(evals, key=lambda e: e.w1_bound).bound_terms, label_to_input)
     pow2 = {n for n in cur_atoms if quantized[n].method == "meansplit"}
-    return roundbudget.plan_step(
+    atoms, comp, why = roundbudget.plan_step(
         tbudget,
         allocator,
         split,
@@ -1211,6 +1264,46 @@ def _budget_step(
         whole=whole,
         stay_whole=whole and cur_compress > compress_wanted,
     )
+    if atoms is None or tbudget.long_nodes <= 0:
+        return atoms, comp, why
+    w = work({**atoms, COMPRESS: comp}) or 0.0
+    if math.isfinite(tbudget.held) and tbudget.held < worst:
+        # A long program whose rounds already hold a smaller bound after their sub-cell passes: the next round is
+        # kept only where it gets below that, so without its own pass its predicted bound must, or else the round
+        # and its pass must fit the time left together.
+        now = {**cur_atoms, COMPRESS: cur_compress}
+
+        def with_pass(a: Mapping[str, int], c: int) -> float:
+            """Predicted seconds of the round at ``a``, ``c`` and its sub-cell pass."""
+            wa = work({**a, COMPRESS: c})
+            t = tbudget.predict(wa)
+            return t + costguards.pass_seconds(t, wa or 0.0, tbudget.long_nodes)
+
+        pred = roundbudget.predicted_bound(split.terms, split.fixed, now, {**atoms, COMPRESS: comp}, allocator.order)
+        if pred >= tbudget.held and roundbudget.SAFETY * with_pass(atoms, comp) > tbudget.left():
+            # The largest step towards it whose round and pass fit the time left together (the pass then runs
+            # with the round, :func:`_long_round_passes`), else stop.
+            planned, t_both = dict(atoms), with_pass(atoms, comp)
+            atoms, comp = _shrink_to_fit(
+                cur_atoms,
+                cur_compress,
+                atoms,
+                comp,
+                lambda a, c: fits(a, c) and roundbudget.SAFETY * with_pass(a, c) <= tbudget.left(),
+                pow2,
+            )
+            if atoms == cur_atoms or roundbudget.SAFETY * with_pass(atoms, comp) > tbudget.left():
+                return (
+                    None,
+                    cur_compress,
+                    f"the next round ({_counts(planned)}) is predicted at {pred:.3g} before its sub-cell pass, not "
+                    f"below the {tbudget.held:.3g} held after an earlier round's pass, and the round with its pass "
+                    f"is {roundbudget.SAFETY}x {t_both:.3g} s with {max(tbudget.left(), 0.0):.3g} s left of "
+                    f"max_seconds={tbudget.max_seconds:g} (no smaller step fits)",
+                )
+            w = work({**atoms, COMPRESS: comp}) or 0.0
+    tbudget.planned_work = w
+    return atoms, comp, why
 
 
 def _size_first_round(
@@ -1231,6 +1324,8 @@ def _size_first_round(
     seconds of the requested round, the seconds left of ``max_seconds``). A smaller grid whose compressed nodes
     would reach a pole (:func:`_compressed_pole`) is not taken.
     """
+    if tbudget is not None and work is not None and long_cap is not None:
+        tbudget.planned_work = work({**atoms, COMPRESS: compress}) or 0.0  # a long program's first round
     if tbudget is None or work is None or long_cap is not None:
         return None
 

@@ -92,19 +92,37 @@ def round_runs_whole(plan: Mapping[str, int], quantized: Mapping[str, Quantized]
     return whole_round(fine_boxes(plan, sizes, tails, pieces), n_nodes)
 
 
-#: Under ``target_w1``, on a long program (more than LONG_NODES nodes) each refinement round is capped at
-#: LONG_ROUND_WORK box-nodes (the sum over op nodes of their grid sizes, :func:`opgraph.dcg.engine.grid_work`),
-#: and the first round is the largest even grid within it (4 atoms per input for the 1,000-step ODEs of 3 inputs:
-#: 448k box-nodes, about 5 CPU s before the sub-cell pass, 13-15 s with it). Rounds beyond the cap cost a minute or
-#: more each there (8 atoms: 3.6M box-nodes) and were what made those calls time out at 30 s without an answer.
+#: Under ``target_w1`` without a time budget (``max_seconds=None``), on a long program (more than LONG_NODES nodes)
+#: each refinement round is capped at LONG_ROUND_WORK box-nodes (the sum over op nodes of their grid sizes,
+#: :func:`opgraph.dcg.engine.grid_work`); the first round is the largest even grid within it either way (4 atoms per
+#: input for the 1,000-step ODEs of 3 inputs: 448k box-nodes, about 5 CPU s before the sub-cell pass). Under a time
+#: budget (the default ``max_seconds``) the rounds after the first are sized by the budget's per-node floor model
+#: instead (:func:`opgraph.dcg.roundbudget.floor_seconds`, calibrated on the first round's own time): the cap was
+#: set when an 8-atom round cost a minute, and now rules out rounds of 5-14 s (8-16 atoms per input).
 LONG_ROUND_WORK = 2**19
+#: Whether a time budget replaces the work cap of a long program's later rounds (module switch for the before/after
+#: benchmark and the tests; read in the calling process).
+TIME_MODEL = True
 
 
 def round_work_cap(graphs: Sequence[Graph]) -> float | None:
-    """The per-round work cap of a ``target_w1`` call on ``graphs`` (its outputs' graphs), None for short programs."""
-    if not ENABLED.get() or max((len(g.nodes) for g in graphs), default=0) <= LONG_NODES:
+    """The per-round work cap of a ``target_w1`` call on ``graphs`` (its outputs' graphs), None for short programs.
+
+    Under a time budget (:func:`opgraph.dcg.roundbudget.current`) and :data:`TIME_MODEL`, a long program's cap is
+    ``inf`` (the budget's prediction decides instead) and the budget is told the node count (its per-node floor
+    model, :attr:`opgraph.dcg.roundbudget.RoundBudget.long_nodes`); the first round stays within
+    :data:`LONG_ROUND_WORK` (:func:`pilot_counts`).
+    """
+    from opgraph.dcg import roundbudget
+
+    n = max((len(g.nodes) for g in graphs), default=0)
+    long = ENABLED.get() and n > LONG_NODES
+    budget = roundbudget.current()
+    if budget is not None:  # this call's state (nested calls share the budget: the disjoint split's leaves)
+        budget.start_long_call(n if long and TIME_MODEL else 0)
+    if not long:
         return None
-    return float(LONG_ROUND_WORK)
+    return math.inf if TIME_MODEL and budget is not None else float(LONG_ROUND_WORK)
 
 
 def pilot_counts(
@@ -112,9 +130,10 @@ def pilot_counts(
 ) -> dict[str, int]:
     """The first round's atoms of a long program.
 
-    The largest power of two per input (from 2, at most ``counts``) whose grid's work stays within ``cap``
-    (``work`` of a counts dict, None where it does not fit).
+    The largest power of two per input (from 2, at most ``counts``) whose grid's work stays within ``cap`` and
+    :data:`LONG_ROUND_WORK` (``work`` of a counts dict, None where it does not fit).
     """
+    cap = min(cap, float(LONG_ROUND_WORK))
     a = 2
     while True:
         nxt = {n: min(counts[n], 2 * a) for n in names}
@@ -125,6 +144,37 @@ def pilot_counts(
             break
         a *= 2
     return {n: min(counts[n], a) for n in names}
+
+
+#: Under a time budget, a long program's round whose first-order bound is infinite is followed by a round with every
+#: input's atoms times this (the allocator has no finite terms to plan from; the time budget shrinks the step
+#: proportionally to the largest round predicted within it). ODE-log, 20 s budget: 4 -> 8 -> 10 atoms (two stepping
+#: rounds of about 5 s each, bound 6.9) with a doubling; 4 -> 14 atoms with this.
+INF_STEP = 4
+
+#: A sub-cell pass is costed as this many graph evaluations on its fine grid (a pass has at most two rounds, each
+#: one evaluation where it runs whole: ODE-log at 4 atoms, two rounds of 512 fine boxes, 10.5 CPU s against 4.7 s
+#: for the round itself; ODE-osc one round, 5.2 s against 4.8 s).
+PASS_EVALS = 2.0
+
+
+def pass_fine_boxes(boxes: float, nodes: int) -> float:
+    """The fine boxes a sub-cell pass evaluates on a grid of ``boxes`` boxes (:mod:`opgraph.dcg.subcells` caps)."""
+    from opgraph.dcg import subcells
+
+    return min(max(subcells.MAX_FACTOR * boxes, subcells.MIN_BOXES), subcells.MAX_WORK / max(nodes, 1))
+
+
+def pass_seconds(round_seconds: float, round_work: float, nodes: int) -> float:
+    """Predicted seconds of a long program's sub-cell pass after a round of ``round_work`` box-nodes.
+
+    :data:`PASS_EVALS` evaluations on the pass's fine grid (:func:`pass_fine_boxes`), each predicted from the round's
+    own seconds by the per-node floor model (:func:`opgraph.dcg.roundbudget.floor_seconds`).
+    """
+    from opgraph.dcg import roundbudget
+
+    fine = pass_fine_boxes(round_work / max(nodes, 1), nodes) * nodes
+    return PASS_EVALS * roundbudget.floor_seconds(round_seconds, round_work, fine, nodes)
 
 
 #: Results of graph algorithms kept per graph object (the compression planner asks for the separators of the same

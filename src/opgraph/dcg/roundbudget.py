@@ -50,6 +50,11 @@ MIN_GAIN = 0.05
 PROBE_FRACTION = 0.1
 #: Affine forms are kept where they tighten the first round's bound by more than this fraction.
 AFFINE_MIN_GAIN = 1e-3
+#: Long programs (:data:`opgraph.dcg.costguards.LONG_NODES`): a graph pass costs a per-node floor (about 0.7-1.1 ms
+#: of Python and NumPy calls per node, whatever the grid up to a few hundred boxes) plus a per-box-node part that
+#: reaches the floor at this many boxes (measured on the 1,000-step ODEs, 1 thread, 2026-12-07: 4,096 boxes cost
+#: 2.5-2.8x the floor, so the knee is 2,150-2,800 boxes; 2,048 errs towards predicting more).
+FLOOR_KNEE_BOXES = 2048
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +82,42 @@ class RoundBudget:
             does not depend on the machine's load; wall-clock time (:func:`_wall`) where chunks run elsewhere.
         start: ``clock()`` at the call's start.
         rounds: Measured rounds, ``(work, seconds)`` each (work in the engine's box-node units).
+        long_nodes: The graph's node count where it is a long program (set by
+            :func:`opgraph.dcg.costguards.round_work_cap`; 0: a short one). Then a round's seconds are predicted
+            from the per-node floor (:meth:`predict`) instead of a power law of the work.
+        planned_work: The work of the round about to run (box-nodes; 0: not known), set where a long program's
+            round is planned: the sub-cell pass of a round is costed from it
+            (:func:`opgraph.dcg.costguards.pass_seconds`).
+        held: The smallest bound a long program's rounds hold so far after the sub-cell passes run with them
+            (``inf``: none yet): a later round that cannot get below it without its pass is not worth running.
+        pass_seconds: Seconds of sub-cell passes run inside the round being measured (not part of its cost model:
+            :meth:`record` takes them off); ``passes_total``: of all rounds so far.
+        first_round: The index in :attr:`rounds` of the running call's first round (:meth:`start_long_call`).
     """
 
     max_seconds: float
     clock: Callable[[], float] = field(default=lambda: _clock())
     start: float = math.nan
     rounds: list[tuple[float, float]] = field(default_factory=list)
+    long_nodes: int = 0
+    planned_work: float = 0.0
+    held: float = math.inf
+    pass_seconds: float = 0.0
+    passes_total: float = 0.0
+    first_round: int = 0
 
     def __post_init__(self) -> None:
         if math.isnan(self.start):
             self.start = self.clock()
+
+    def start_long_call(self, nodes: int) -> None:
+        """Start a ``target_w1`` call's long-program state (``nodes``: its node count, 0 for a short program).
+
+        Nested calls share the budget (its deadline and measured rounds); the long-program state (node count,
+        planned work, bound held, the round the call started at) is per call.
+        """
+        self.long_nodes, self.planned_work, self.held = int(nodes), 0.0, math.inf
+        self.pass_seconds, self.first_round = 0.0, len(self.rounds)
 
     def elapsed(self) -> float:
         """Seconds since the call started."""
@@ -97,7 +128,12 @@ class RoundBudget:
         return self.max_seconds - self.elapsed()
 
     def record(self, work: float | None, seconds: float) -> None:
-        """Record one measured round (ignored without a positive work figure)."""
+        """Record one measured round (ignored without a positive work figure).
+
+        The seconds of sub-cell passes run within the round (:attr:`pass_seconds`) are taken off: the model predicts
+        the graph evaluation of a round, and a pass is costed on its own (:func:`opgraph.dcg.costguards.pass_seconds`).
+        """
+        seconds, self.pass_seconds = seconds - self.pass_seconds, 0.0
         if work is not None and work > 0 and seconds >= 0:
             self.rounds.append((float(work), float(seconds)))
 
@@ -122,6 +158,8 @@ class RoundBudget:
         if not self.rounds:
             return 0.0
         w, s = self.rounds[-1]
+        if self.long_nodes > 0:
+            return floor_seconds(s, w, work, self.long_nodes, self.rate())
         pred = s * (max(work, 1.0) / w) ** B_MIN
         r = self.rate()
         if r is not None and work > w:
@@ -138,6 +176,30 @@ class RoundBudget:
             f"predicted {self.predict(work):.3g} s (x{SAFETY} margin) with {max(self.left(), 0.0):.3g} s left of "
             f"max_seconds={self.max_seconds:g}"
         )
+
+
+def floor_seconds(seconds: float, work: float, new_work: float, nodes: int, rate: float | None = None) -> float:
+    """Predicted seconds of a long program's round of ``new_work`` box-nodes from a measured one.
+
+    A pass over a long program costs a per-node floor ``f`` (seconds per node, whatever the grid up to a few
+    hundred boxes) plus ``f / FLOOR_KNEE_BOXES`` per box and node; the measured round (``seconds`` at ``work``)
+    calibrates ``f`` in this process (load included): ``seconds = f (nodes + work / knee)``, and the prediction is
+    ``seconds + (new_work - work) f / knee`` (``seconds`` for a smaller round: the floor does not shrink), or the
+    straight line through two measured rounds (``rate``, seconds per box-node) where it predicts more.
+
+    Args:
+        seconds: The measured round's seconds.
+        work: The measured round's work (box-nodes).
+        new_work: The work of the round to predict (box-nodes).
+        nodes: The graph's node count.
+        rate: Seconds per box-node between two measured rounds (None: not known).
+    """
+    per_box_node = seconds / (nodes * FLOOR_KNEE_BOXES + max(work, 0.0))
+    extra = max(new_work - work, 0.0)
+    pred = seconds + extra * per_box_node
+    if rate is not None:
+        pred = max(pred, seconds + extra * rate)
+    return pred
 
 
 def check_max_seconds(value: float | None) -> float | None:
