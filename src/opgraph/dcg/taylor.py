@@ -56,6 +56,12 @@ over the box (``f(X) - f(x') = grad f(xi) . d``), or over the thinner boxes of a
 box-linear model's ``rest``. No Hessian enclosure is needed, so a chain whose second-derivative enclosures blow up
 (piston: 412x at one quotient) can still get a second-order remainder.
 
+**The mixture's slope work, gated** (:data:`MIX_GATE`): where the box-linear mixture's larger work caps would run
+the walk or the affine gradients beyond the default caps, the probe also compares the mixture's predicted cost with
+the engine's own per-box bound (``engine_bound``): where it cannot pay, the pass runs as without the mixture; else
+it may skip the Hessian enclosures and some walk passes that the probe finds idle (never a box's bound above the
+pass without the mixture; docs/dcg.md, "The mixture's slope work").
+
 The engine keeps per box the smaller of this and its cellwise bound (:func:`opgraph.dcg.engine.evaluate_output`,
 after the sub-cell pass; per chunk in :mod:`opgraph.dcg.chunks`), so the bound never grows; it skips the pass
 where boxes of finite cells carry less than ``opgraph.dcg.engine.TAYLOR_MIN_FINITE`` of the mass (a cost guard).
@@ -139,8 +145,8 @@ MIX_SECONDS_PER_BOX_NODE = 1e-6
 #: linear models: the engine keeps its point-mass answer, as with the switch off). Else, where the Hessian form
 #: wins on none of the probe's boxes and the pass without the mixture would not run at all (its own probe, default
 #: caps, under :data:`PROBE_MIN_GAIN`), the whole pass skips the Hessian enclosures (the slope form alone; the
-#: Hessian form counts as infinite); and a walk step's interval or affine pass that tightens the probe's terms by at
-#: most :data:`WALK_TOL` is skipped. Each only changes which sound bound is computed, never its validity, and none
+#: Hessian form counts as infinite); and walk passes whose loss on the probe's terms stays within :data:`WALK_TOL`
+#: are skipped. Each only changes which sound bound is computed, never its validity, and none
 #: makes a box's bound larger than the pass without the mixture gives it (that pass has no walk or affine
 #: gradients on these grids, and the Hessian form is dropped only where that pass does not run).
 MIX_GATE = True
@@ -149,12 +155,12 @@ MIX_GATE = True
 #: (2026-12-07): the original graph 0.0 (whole grid 0.0001; the mixture wins on no box, 13 CPU s of walk for
 #: nothing), the cancellation rewrite 0.127 (whole grid 0.116; the mixture's answer 0.118 -> 0.114).
 MIX_MIN_GAIN = 0.02
-#: Under the gate (:data:`MIX_GATE`), a walk step's interval pass (or its affine pass) is skipped on the whole grid
-#: where, on the probe's boxes, the step's term without it is at most ``1 + WALK_TOL`` times the term with both
-#: (the affine pass is tried for skipping first: it costs about twice the interval pass). Measured on piston's
-#: cancellation rewrite at 6 atoms (2026-12-07): the interval passes (3.0 of the walk's 9.7 CPU s) tighten the
-#: affine terms by 0-7 % per axis (0.224 -> 0.214 in all).
-WALK_TOL = 0.05
+#: Under the gate (:data:`MIX_GATE`), walk passes are skipped on the whole grid while, on the probe's boxes, the
+#: walk steps' terms (every axis but the last) grow by at most this share of their total: per step its interval or
+#: its affine pass (at most one), the smallest growth per unit of cost first (an affine pass counts twice an
+#: interval one). Measured on piston's cancellation rewrite at 6 atoms (2026-12-07): the interval passes (3.0 of the
+#: walk's 9.7 CPU s) tighten the affine terms by 0-7 % per axis (0.224 -> 0.214 in all).
+WALK_TOL = 0.01
 #: Most axes (Hessian entries grow as k (k + 1) / 2).
 MAX_AXES = 12
 #: Squares below this count as underflowed (the square-root form is not used on that box).
@@ -719,7 +725,7 @@ def box_bound(
             hessian = off_gain >= PROBE_MIN_GAIN
             if parts is not None:
                 parts["probe_gain_off"] = off_gain
-        if gate:  # per walk step, a pass that tightens the probe's terms by at most WALK_TOL is skipped
+        if gate:  # walk passes whose loss on the probe's terms stays within WALK_TOL in all are skipped
             # (the interval passes only where the default caps would not walk: never below the pass without the
             # mixture; the gate implies that the default caps take no affine gradients)
             keep_iv = nodes_work <= WALK_MAX_WORK
@@ -859,6 +865,8 @@ def _probe(
         m_live = float(np.sum(np.where(live, wb, 0.0)))
         diag["hessian_wins"] = float(np.sum(np.where(live & (h < sl), wb, 0.0))) / m_live if m_live > 0 else 1.0
         walk_stats = forms.get("walk", {})
+        cands: list[tuple[float, int, float]] = []  # (loss per unit of cost, axis, 1: skip affine / 2: interval)
+        total = 0.0
         for a in axes:
             if (a, "both") not in walk_stats:
                 continue
@@ -866,12 +874,21 @@ def _probe(
             for key in ("interval", "affine", "both"):
                 t = np.broadcast_to(walk_stats[(a, key)] * w, tb.shape)
                 fin_t = np.isfinite(t)
-                # (mass where the term is unbounded, the finite terms' sum): compared in that order
+                # (mass where the term is unbounded, the finite terms' sum): a skip may not add unbounded mass
                 tot[key] = (float(np.sum(np.where(fin_t, 0.0, wb))), float(np.sum(np.where(fin_t, t, 0.0))))
             both = tot["both"]
-            close = {key: tot[key][0] <= both[0] and tot[key][1] <= (1 + WALK_TOL) * both[1] for key in tot}
-            # 1: the interval pass alone is close enough (skip the affine); 2: the affine alone (skip the interval)
-            diag[f"walk_{a}"] = 1.0 if close["interval"] else (2.0 if close["affine"] else 0.0)
+            total += both[1]
+            diag[f"walk_{a}"] = 0.0
+            for key, code, cost in (("interval", 1.0, 2.0), ("affine", 2.0, 1.0)):  # an affine pass costs ~2x
+                if tot[key][0] <= both[0]:
+                    cands.append((max(tot[key][1] - both[1], 0.0) / cost, a, code))
+        # the cheapest losses per unit of cost first, while the probe's walk terms grow by at most WALK_TOL in all
+        spent = 0.0
+        for rate, a, code in sorted(cands):
+            loss = rate * (2.0 if code == 1.0 else 1.0)
+            if diag[f"walk_{a}"] == 0.0 and spent + loss <= WALK_TOL * total:
+                diag[f"walk_{a}"] = code
+                spent += loss
     if lin:
         tb = np.minimum(tb, np.where(w == 0, 0.0, 2 * lin["rest"] * w))
     ref = first[0]
