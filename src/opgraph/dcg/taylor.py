@@ -145,8 +145,8 @@ MIX_SECONDS_PER_BOX_NODE = 1e-6
 #: linear models: the engine keeps its point-mass answer, as with the switch off). Else, where the Hessian form
 #: wins on none of the probe's boxes and the pass without the mixture would not run at all (its own probe, default
 #: caps, under :data:`PROBE_MIN_GAIN`), the whole pass skips the Hessian enclosures (the slope form alone; the
-#: Hessian form counts as infinite); and walk passes whose loss on the probe's terms stays within :data:`WALK_TOL`
-#: are skipped. Each only changes which sound bound is computed, never its validity, and none
+#: Hessian form counts as infinite); and (opt-in, :data:`WALK_TOL`) walk passes whose loss on the probe's terms
+#: stays within a share are skipped. Each only changes which sound bound is computed, never its validity, and none
 #: makes a box's bound larger than the pass without the mixture gives it (that pass has no walk or affine
 #: gradients on these grids, and the Hessian form is dropped only where that pass does not run).
 MIX_GATE = True
@@ -155,12 +155,15 @@ MIX_GATE = True
 #: (2026-12-07): the original graph 0.0 (whole grid 0.0001; the mixture wins on no box, 13 CPU s of walk for
 #: nothing), the cancellation rewrite 0.127 (whole grid 0.116; the mixture's answer 0.118 -> 0.114).
 MIX_MIN_GAIN = 0.02
-#: Under the gate (:data:`MIX_GATE`), walk passes are skipped on the whole grid while, on the probe's boxes, the
-#: walk steps' terms (every axis but the last) grow by at most this share of their total: per step its interval or
-#: its affine pass (at most one), the smallest growth per unit of cost first (an affine pass counts twice an
-#: interval one). Measured on piston's cancellation rewrite at 6 atoms (2026-12-07): the interval passes (3.0 of the
-#: walk's 9.7 CPU s) tighten the affine terms by 0-7 % per axis (0.224 -> 0.214 in all).
-WALK_TOL = 0.01
+#: Under the gate (:data:`MIX_GATE`), if not None: walk passes are skipped on the whole grid while, on the probe's
+#: boxes, the walk steps' terms (every axis but the last) grow by at most this share of their total: per step its
+#: interval or its affine pass (at most one), the smallest growth per unit of cost first (an affine pass counts twice
+#: an interval one). Off (None) by default: the probe's terms do not predict the whole grid's. Measured 2026-12-07:
+#: piston's cancellation rewrite at 6 atoms, the interval passes (3.0 of the walk's 9.7 CPU s) tighten the affine
+#: terms by 0-7 % per axis, and skipping those within 5 % cost the answer 0.005 % (0.710915 -> 0.71095 std, 88 -> 26
+#: CPU s with the other changes, about 3 s of it this one); Borehole at 4 atoms, 0.336351 -> 0.3392 / 0.3392 /
+#: 0.3367 std at shares 0.01 / 0.001 / 0 (10.1 -> 8.6 CPU s), a loss the probe did not see.
+WALK_TOL: float | None = None
 #: Most axes (Hessian entries grow as k (k + 1) / 2).
 MAX_AXES = 12
 #: Squares below this count as underflowed (the square-root form is not used on that box).
@@ -725,7 +728,7 @@ def box_bound(
             hessian = off_gain >= PROBE_MIN_GAIN
             if parts is not None:
                 parts["probe_gain_off"] = off_gain
-        if gate:  # walk passes whose loss on the probe's terms stays within WALK_TOL in all are skipped
+        if gate and WALK_TOL is not None:  # walk passes whose loss on the probe stays within WALK_TOL
             # (the interval passes only where the default caps would not walk: never below the pass without the
             # mixture; the gate implies that the default caps take no affine gradients)
             keep_iv = nodes_work <= WALK_MAX_WORK
@@ -886,7 +889,7 @@ def _probe(
         spent = 0.0
         for rate, a, code in sorted(cands):
             loss = rate * (2.0 if code == 1.0 else 1.0)
-            if diag[f"walk_{a}"] == 0.0 and spent + loss <= WALK_TOL * total:
+            if diag[f"walk_{a}"] == 0.0 and WALK_TOL is not None and spent + loss <= WALK_TOL * total:
                 diag[f"walk_{a}"] = code
                 spent += loss
     if lin:
