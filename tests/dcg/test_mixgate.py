@@ -244,3 +244,33 @@ def test_whole_answer_sound_with_the_gate(monkeypatch, small_caps, gate):
         warnings.simplefilter("ignore")
         off = od.evaluate(_piston_like, *PISTON_LAWS, atoms=8)
     assert r.w1_bound <= off.w1_bound * (1 + 1e-9)  # never worse than the mixture off
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    a0=st.floats(0.3, 2.0),
+    aw=st.floats(0.05, 1.5),
+    b0=st.floats(0.1, 1.0),
+    bw=st.floats(0.05, 1.0),
+    k=st.floats(0.5, 6.0),
+    n=st.integers(3, 5),
+    scale=st.sampled_from([1e-30, 1e-3, 1.0, 1e300]),
+)
+def test_gate_never_above_the_pass_without_the_mixture(a0, aw, b0, bw, k, n, scale):
+    """Per box, the gated pass (any engine bound: the gate closed or open) is at most the switch-off pass's."""
+
+    def fn(a, b, c):
+        return c / (np.sqrt(a**2 + k * b * c) - a) + 0.3 * a * b
+
+    laws = [od.Uniform(a0, a0 + aw), od.Uniform(b0, b0 + bw), od.Uniform(1.0, 2.0)]
+    setup = _setup(fn, ["a", "b", "c"], laws, n)
+    saved = taylor.WALK_MAX_WORK, taylor.AFFINE_MAX_WORK, taylor.PROBE_MIN_BOXES
+    taylor.WALK_MAX_WORK, taylor.AFFINE_MAX_WORK, taylor.PROBE_MIN_BOXES = 2**8, 2**8, 8
+    try:
+        tb, parts, _ = _bound(setup, scale * setup[6])
+        plain, _, _ = _bound(setup, None, linear=False)
+    finally:
+        taylor.WALK_MAX_WORK, taylor.AFFINE_MAX_WORK, taylor.PROBE_MIN_BOXES = saved
+    if plain is not None:
+        assert tb is not None
+        assert np.all(tb <= plain * (1 + 1e-12) + 1e-300), parts
