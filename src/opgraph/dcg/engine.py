@@ -494,6 +494,10 @@ class Evaluator:
         # Set where an input or node has only tiny values (:data:`TINY_SCALE`): second-order certificates off.
         self.tiny: str | None = None
         self.box_linear: dict[str, Any] | None = None  # set by _taylor_boxes (opgraph.dcg.boxlinear)
+        # The Taylor pass's per-box bound and linear models of the last unchunked grid (_taylor_boxes): the pass does
+        # not read the engine's per-box bound, so the evaluation's second ``finish`` (after the sub-cell pass) reuses
+        # them instead of repeating the pass (``(val, graph, tb, lin, probe)``; None until set).
+        self.taylor_memo: tuple[Any, ...] | None = None
         # One exact, bounded input and no compression: the cellwise bound is never above the path or law-level
         # bounds (every cell's derivative enclosure lies in the global one), so those are not computed.
         ins = [n.attrs["name"] for n in graph.nodes if n.op == "input"]
@@ -1801,6 +1805,11 @@ def _output_cells(ev: Evaluator, val: Val) -> Any:
 TAYLOR_MIN_FINITE = 0.25
 
 
+#: Whether :func:`_taylor_boxes` reuses the Taylor pass of an earlier ``finish`` of the same evaluation (the same
+#: grid, values and cells: the same per-box bound and linear models; ``Evaluator.taylor_memo``).
+MEMO_TAYLOR = True
+
+
 def _taylor_boxes(
     ev: Evaluator, graph: Graph, val: Val, box_bound: np.ndarray, attr: Terms, chunk: bool = False
 ) -> tuple[np.ndarray, Terms, dict[str, Any] | None]:
@@ -1853,8 +1862,30 @@ def _taylor_boxes(
     law = {a: type(ev.dists.get(graph.nodes[a].attrs["name"])).__name__ for a in axes}
     uniform = frozenset(a for a in axes if law[a] == "Uniform")
     unimodal = frozenset(a for a in axes if law[a] in taylor.UNIMODAL)
-    lin: dict[str, Any] | None = None if chunk or not boxlinear.wanted(math.prod(ev._shape(axes)), len(axes)) else {}
-    tb = taylor.box_bound(graph, ev.output, axes, *args, uniform=uniform, unimodal=unimodal, linear=lin)  # type: ignore[arg-type]
+    memo = ev.taylor_memo
+    if not chunk and MEMO_TAYLOR and memo is not None and memo[0] is val and memo[1] is graph:
+        # the same grid as an earlier finish of this evaluation (the pass reads neither box_bound nor attr): reused
+        tb, lin = memo[2], memo[3]
+        probe.update(memo[4])
+        reused = True
+    else:
+        reused = False
+        wanted = not chunk and boxlinear.wanted(math.prod(ev._shape(axes)), len(axes))
+        lin = {} if wanted else None
+        # the engine's own bound: the probe tells whether the mixture's larger slope work can pay (taylor.MIX_GATE)
+        eb = np.asarray(box_bound) if wanted else None
+        tb = taylor.box_bound(
+            graph,
+            ev.output,
+            axes,
+            *args,  # type: ignore[arg-type]
+            uniform=uniform,
+            unimodal=unimodal,
+            linear=lin,
+            engine_bound=eb,
+        )
+        if not chunk:
+            ev.taylor_memo = (val, graph, tb, lin, dict(probe))
     ev.box_linear = lin or None  # the linear models, for the box-linear mixture answer (opgraph.dcg.boxlinear)
     if tb is None:  # no rule for some op, too large, or the probe found nothing to gain (cost guard)
         skip = {"skipped": f"probe gain {probe['probe_gain']:.3g} < {taylor.PROBE_MIN_GAIN}"} if probe else None
@@ -1865,6 +1896,12 @@ def _taylor_boxes(
     new = np.minimum(box, tb)
     new_total = float(np.sum(new))
     info = {"before": old_total, "after": new_total, "boxes": float(np.mean(tb < box)), "cpu_s": 0.0}
+    if reused:
+        info["reused"] = True  # the pass of an earlier finish (MEMO_TAYLOR): its cost is in that finish's cpu_s
+    if probe.get("mix_gated") or "hessian" in probe:
+        info["mix_gate"] = {
+            key: probe[key] for key in ("probe_mix_gain", "probe_hessian_wins", "mix_gated", "hessian") if key in probe
+        }
     if new_total < old_total and chunk:
         box_bound = new
     elif new_total < old_total:

@@ -56,6 +56,12 @@ over the box (``f(X) - f(x') = grad f(xi) . d``), or over the thinner boxes of a
 box-linear model's ``rest``. No Hessian enclosure is needed, so a chain whose second-derivative enclosures blow up
 (piston: 412x at one quotient) can still get a second-order remainder.
 
+**The mixture's slope work, gated** (:data:`MIX_GATE`): where the box-linear mixture's larger work caps would run
+the walk or the affine gradients beyond the default caps, the probe also compares the mixture's predicted cost with
+the engine's own per-box bound (``engine_bound``): where it cannot pay, the pass runs as without the mixture; else
+it may skip the Hessian enclosures and some walk passes that the probe finds idle (never a box's bound above the
+pass without the mixture; docs/dcg.md, "The mixture's slope work").
+
 The engine keeps per box the smaller of this and its cellwise bound (:func:`opgraph.dcg.engine.evaluate_output`,
 after the sub-cell pass; per chunk in :mod:`opgraph.dcg.chunks`), so the bound never grows; it skips the pass
 where boxes of finite cells carry less than ``opgraph.dcg.engine.TAYLOR_MIN_FINITE`` of the mass (a cost guard).
@@ -132,6 +138,32 @@ MIX_MAX_WORK = 2**25
 #: 1.4e-6 on piston at 7 atoms, 2.7e-7 on Borehole's 8-atom target rounds, 2026-12-07): a ``target_w1`` call uses
 #: the larger caps only where that fits its ``max_seconds`` (:func:`opgraph.dcg.boxlinear.affordable`).
 MIX_SECONDS_PER_BOX_NODE = 1e-6
+#: Whether the probe also decides, where the box-linear mixture asked for linear models and its larger work caps
+#: (:data:`MIX_MAX_WORK`) would run the walk or the affine gradients beyond the default caps, whether that work can
+#: pay: on the probe's boxes the mixture's predicted cost ``2 rest`` against the engine's own per-box bound
+#: (:func:`box_bound`'s ``engine_bound``). Below :data:`MIX_MIN_GAIN` the pass runs as without the mixture (no
+#: linear models: the engine keeps its point-mass answer, as with the switch off). Else, where the Hessian form
+#: wins on none of the probe's boxes and the pass without the mixture would not run at all (its own probe, default
+#: caps, under :data:`PROBE_MIN_GAIN`), the whole pass skips the Hessian enclosures (the slope form alone; the
+#: Hessian form counts as infinite); and (opt-in, :data:`WALK_TOL`) walk passes whose loss on the probe's terms
+#: stays within a share are skipped. Each only changes which sound bound is computed, never its validity, and none
+#: makes a box's bound larger than the pass without the mixture gives it (that pass has no walk or affine
+#: gradients on these grids, and the Hessian form is dropped only where that pass does not run).
+MIX_GATE = True
+#: Least share of the engine's bound on the probe's boxes that the mixture must be predicted to save
+#: (``sum max(0, B - 2 w rest) / sum B``) for its larger slope work to run. Measured on piston at 6 atoms
+#: (2026-12-07): the original graph 0.0 (whole grid 0.0001; the mixture wins on no box, 13 CPU s of walk for
+#: nothing), the cancellation rewrite 0.127 (whole grid 0.116; the mixture's answer 0.118 -> 0.114).
+MIX_MIN_GAIN = 0.02
+#: Under the gate (:data:`MIX_GATE`), if not None: walk passes are skipped on the whole grid while, on the probe's
+#: boxes, the walk steps' terms (every axis but the last) grow by at most this share of their total: per step its
+#: interval or its affine pass (at most one), the smallest growth per unit of cost first (an affine pass counts twice
+#: an interval one). Off (None) by default: the probe's terms do not predict the whole grid's. Measured 2026-12-07:
+#: piston's cancellation rewrite at 6 atoms, the interval passes (3.0 of the walk's 9.7 CPU s) tighten the affine
+#: terms by 0-7 % per axis, and skipping those within 5 % cost the answer 0.005 % (0.710915 -> 0.71095 std, 88 -> 26
+#: CPU s with the other changes, about 3 s of it this one); Borehole at 4 atoms, 0.336351 -> 0.3392 / 0.3392 /
+#: 0.3367 std at shares 0.01 / 0.001 / 0 (10.1 -> 8.6 CPU s), a loss the probe did not see.
+WALK_TOL: float | None = None
 #: Most axes (Hessian entries grow as k (k + 1) / 2).
 MAX_AXES = 12
 #: Squares below this count as underflowed (the square-root form is not used on that box).
@@ -594,6 +626,7 @@ def box_bound(
     uniform: frozenset[int] = frozenset(),
     unimodal: frozenset[int] = frozenset(),
     linear: dict[str, Any] | None = None,
+    engine_bound: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Per-box bound on ``E[|f(X) - V'|; box]`` (module docstring), or ``None`` where it does not apply.
 
@@ -623,6 +656,9 @@ def box_bound(
             enclosures at the atoms, on the grid) and ``"rest"`` (per box, an upper bound on
             ``E[|f(X) - V' - sum_i c_i d_i| | box]``: the gradient radii, the remainder and the rounding gap, not
             weighted by the box's mass).
+        engine_bound: With ``linear``: the engine's own per-box bound (weighted by the boxes' masses, on the grid
+            of ``axes``), for the probe's mixture gate (:data:`MIX_GATE`). Where the gate finds that the mixture
+            cannot pay, ``linear`` stays empty and the result is that of ``linear=None``.
     """
     k = len(axes)
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
@@ -637,7 +673,20 @@ def box_bound(
         mix_caps = affordable(MIX_SECONDS_PER_BOX_NODE * nodes_work, "the mixture's slope work cap")
     walk = SLOPE_WALK and nodes_work <= (MIX_MAX_WORK if mix_caps else WALK_MAX_WORK)
     affine = SLOPE_AFFINE and nodes_work <= (MIX_MAX_WORK if mix_caps else AFFINE_MAX_WORK)
+    # the mixture's caps run work the default caps would not: the probe decides whether it can pay (MIX_GATE)
+    gate = (
+        MIX_GATE
+        and mix_caps
+        and engine_bound is not None
+        and (
+            (walk and not nodes_work <= WALK_MAX_WORK and SLOPE_WALK)
+            or (affine and not nodes_work <= AFFINE_MAX_WORK and SLOPE_AFFINE)
+        )
+    )
+    hessian = True  # the Hessian enclosures (skipped only under the gate)
+    steps: dict[int, tuple[bool, bool]] | None = None
     if probe is not None and math.prod(int(np.size(probe[0][a][2])) for a in axes) >= PROBE_MIN_BOXES:
+        diag: dict[str, float] = {}
         gain = _probe(
             graph,
             output,
@@ -648,11 +697,44 @@ def box_bound(
             mix=linear is not None,
             affine=affine,
             walk=walk,
+            engine_bound=engine_bound if gate else None,
+            diag=diag,
         )
         if parts is not None:
             parts["probe_gain"] = gain
+            parts.update({f"probe_{key}": x for key, x in diag.items()})
+        if gate and not diag.get("mix_gain", 0.0) >= MIX_MIN_GAIN:
+            # the mixture cannot pay for its slope work here: the pass without it (and no linear models)
+            if parts is not None:
+                parts["mix_gated"] = 1.0
+            return box_bound(graph, output, axes, pt, cells, moments, wbox, parts, probe, uniform, unimodal)
         if not gain >= PROBE_MIN_GAIN:
             return None
+        # the Hessian form wins on none of the probe's boxes, and the pass without the mixture would not run (its
+        # probe, with the default caps, finds too little to gain; so no per-box bound of that pass is lost): the
+        # whole pass without the Hessian enclosures
+        hessian = True
+        if gate and diag.get("hessian_wins", 1.0) == 0.0:
+            off_gain = _probe(
+                graph,
+                output,
+                axes,
+                *probe,
+                uniform=uniform,
+                unimodal=unimodal,
+                affine=SLOPE_AFFINE and nodes_work <= AFFINE_MAX_WORK,
+                walk=SLOPE_WALK and nodes_work <= WALK_MAX_WORK,
+            )
+            hessian = off_gain >= PROBE_MIN_GAIN
+            if parts is not None:
+                parts["probe_gain_off"] = off_gain
+        if gate and WALK_TOL is not None:  # walk passes whose loss on the probe stays within WALK_TOL
+            # (the interval passes only where the default caps would not walk: never below the pass without the
+            # mixture; the gate implies that the default caps take no affine gradients)
+            keep_iv = nodes_work <= WALK_MAX_WORK
+            steps = {a: (keep_iv or diag.get(f"walk_{a}") != 2.0, diag.get(f"walk_{a}") != 1.0) for a in axes}
+        if parts is not None:
+            parts["hessian"] = float(hessian)
     work = size * k * (k + 1) // 2
     if work > MAX_WORK:  # bounded memory: slices of the first axis (every box's bound is local to the box)
         if work > MAX_WORK * MAX_SLICES or shape[0] < 2:
@@ -682,6 +764,8 @@ def box_bound(
                 linear=lin_s,
                 affine=affine,
                 walk=walk,
+                hessian=hessian,
+                steps=steps,
             )
             if piece is None:
                 return None
@@ -710,6 +794,8 @@ def box_bound(
         linear=linear,
         affine=affine,
         walk=walk,
+        hessian=hessian,
+        steps=steps,
     )
 
 
@@ -724,11 +810,17 @@ def _probe(
     mix: bool = False,
     affine: bool = False,
     walk: bool = False,
+    engine_bound: np.ndarray | None = None,
+    diag: dict[str, float] | None = None,
 ) -> float:
     """The share of the first-order bound that the Taylor bound saves on the probe sub-grid of the whole axes.
 
     ``mix``: the box-linear mixture (:mod:`opgraph.dcg.boxlinear`) will use the linear models; a box then costs
     about its remainder part ``rest`` plus the lattice's share (taken as ``rest`` again), where that is smaller.
+    ``engine_bound`` (with ``mix``; the engine's per-box bound on the whole grid, whose boxes the probe's are):
+    ``diag`` receives ``"mix_gain"``, the share of that bound on the probe's boxes which ``2 rest`` saves, and
+    ``"hessian_wins"``, the share of the probe's finite mass where the Hessian form is below the slope form
+    (:data:`MIX_GATE`).
     """
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
     idx = [np.unique([min(n - 1, int(q * n)) for q in PROBE_AT]) for n in shape]
@@ -744,6 +836,7 @@ def _probe(
         w = w * np.asarray(m_p[a][0]).reshape([-1 if t == a else 1 for t in axes])
     first: list[np.ndarray] = []
     lin: dict[str, Any] | None = {} if mix else None
+    forms: dict[str, np.ndarray] | None = {} if diag is not None and engine_bound is not None and mix else None
     tb = _box_piece(
         graph,
         output,
@@ -759,7 +852,46 @@ def _probe(
         linear=lin,
         affine=affine,
         walk=walk,
+        forms=forms,
     )
+    if lin and forms is not None and diag is not None and engine_bound is not None:
+        full = tuple(int(np.size(cells[a][2])) for a in axes)
+        eb = np.broadcast_to(np.asarray(engine_bound, dtype=float), full)[np.ix_(*idx)]
+        mixed = np.where(w == 0, 0.0, 2 * lin["rest"] * w)
+        fin = np.isfinite(eb)
+        tot_eb = float(np.sum(np.where(fin, eb, 0.0)))
+        save = float(np.sum(np.where(fin & (mixed < eb), eb - mixed, 0.0)))
+        diag["mix_gain"] = save / tot_eb if tot_eb > 0 else 0.0
+        h, sl = (np.broadcast_to(forms[key], tb.shape) for key in ("hess", "slope"))
+        wb = np.broadcast_to(w, tb.shape)
+        live = np.isfinite(np.minimum(h, sl)) & (wb > 0)
+        m_live = float(np.sum(np.where(live, wb, 0.0)))
+        diag["hessian_wins"] = float(np.sum(np.where(live & (h < sl), wb, 0.0))) / m_live if m_live > 0 else 1.0
+        walk_stats = forms.get("walk", {})
+        cands: list[tuple[float, int, float]] = []  # (loss per unit of cost, axis, 1: skip affine / 2: interval)
+        total = 0.0
+        for a in axes:
+            if (a, "both") not in walk_stats:
+                continue
+            tot = {}
+            for key in ("interval", "affine", "both"):
+                t = np.broadcast_to(walk_stats[(a, key)] * w, tb.shape)
+                fin_t = np.isfinite(t)
+                # (mass where the term is unbounded, the finite terms' sum): a skip may not add unbounded mass
+                tot[key] = (float(np.sum(np.where(fin_t, 0.0, wb))), float(np.sum(np.where(fin_t, t, 0.0))))
+            both = tot["both"]
+            total += both[1]
+            diag[f"walk_{a}"] = 0.0
+            for key, code, cost in (("interval", 1.0, 2.0), ("affine", 2.0, 1.0)):  # an affine pass costs ~2x
+                if tot[key][0] <= both[0]:
+                    cands.append((max(tot[key][1] - both[1], 0.0) / cost, a, code))
+        # the cheapest losses per unit of cost first, while the probe's walk terms grow by at most WALK_TOL in all
+        spent = 0.0
+        for rate, a, code in sorted(cands):
+            loss = rate * (2.0 if code == 1.0 else 1.0)
+            if diag[f"walk_{a}"] == 0.0 and WALK_TOL is not None and spent + loss <= WALK_TOL * total:
+                diag[f"walk_{a}"] = code
+                spent += loss
     if lin:
         tb = np.minimum(tb, np.where(w == 0, 0.0, 2 * lin["rest"] * w))
     ref = first[0]
@@ -783,6 +915,9 @@ def _box_piece(
     linear: dict[str, Any] | None = None,
     affine: bool = False,
     walk: bool = False,
+    hessian: bool = True,
+    forms: dict[str, Any] | None = None,
+    steps: dict[int, tuple[bool, bool]] | None = None,
 ) -> np.ndarray:
     """:func:`box_bound` on one grid (or one slice of it), its arguments already checked.
 
@@ -791,8 +926,14 @@ def _box_piece(
     ``uniform`` / ``unimodal``: the axes whose input law is uniform / unimodal on each cell (:func:`_uniform_linear`).
     ``linear``: receives the box-linear model (:func:`box_bound`). ``walk`` / ``affine``: the slope form also walks
     the axes / takes affine gradient enclosures (:data:`SLOPE_WALK`, :data:`SLOPE_AFFINE`, under the work guards).
+    ``hessian`` False (with :data:`SLOPE`): no Hessian enclosures; the Hessian form counts as infinite on every box
+    and the slope form alone bounds the remainder (:data:`MIX_GATE`). ``forms``: receives the per-box Hessian
+    (radii included) and slope forms (``"hess"``, ``"slope"``, unweighted; for the probe's diagnosis), and the walk's
+    per-step terms (``"walk"``, :func:`_walk`'s ``stats``). ``steps``: per walk axis, whether its interval and its
+    affine pass run (:func:`_walk`).
     """
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
+    hessian = hessian or not SLOPE  # without the slope form the Hessian form is the only remainder
 
     def lay(x: np.ndarray, a: int) -> np.ndarray:
         return np.asarray(x, dtype=float).reshape([x.size if t == a else 1 for t in axes])
@@ -806,7 +947,7 @@ def _box_piece(
             graph,
             output,
             box,
-            hess=True,
+            hess=hessian,
             centre={a: at[a][0] for a in axes},
             point_out=got,
             centred=CENTRED,
@@ -857,6 +998,10 @@ def _box_piece(
         # E|f(X) - f(x') - c . d| on the box: gradient radii plus the Hessian remainder, or the mean-value (slope)
         # form, whichever is smaller per box
         hess = np.where(np.isnan(rad + rem), np.inf, rad + rem)
+        if not hessian:  # no Hessian enclosures: the form is unknown (outer.h is empty, not zero)
+            hess = np.full(np.shape(hess), np.inf)
+        if forms is not None:
+            forms["hess"] = hess
         took: Any = False
         if SLOPE:
             slope = _slope(
@@ -871,7 +1016,11 @@ def _box_piece(
                 walk=walk,
                 affine=affine,
                 points=kept if CENTRED and WALK_POINTS else None,
+                stats=None if forms is None else forms.setdefault("walk", {}),
+                steps=steps,
             )
+            if forms is not None:
+                forms["slope"] = slope
             took = slope < hess
             hess = np.where(took, slope, hess)
         tot = (lin0 + hess + gap) * (1 + 1e-9) * w
@@ -913,6 +1062,8 @@ def _slope(
     walk: bool = True,
     affine: bool = False,
     points: dict[int, Interval] | None = None,
+    stats: dict[Any, np.ndarray] | None = None,
+    steps: dict[int, tuple[bool, bool]] | None = None,
 ) -> np.ndarray:
     """The mean-value (slope) bound on ``E[|f(X) - f(x') - c . d| | box]`` per box (no Hessian enclosure).
 
@@ -936,7 +1087,7 @@ def _slope(
             x = np.where(r1[a] > 0, iv.mag(iv.isub(outer.g.get(a, zero), (cs[a], cs[a]))) * r1[a], 0.0)
             score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
         order.sort(key=lambda a: -score[a])
-    return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine, points)
+    return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine, points, stats, steps)
 
 
 def _walk(
@@ -952,11 +1103,17 @@ def _walk(
     walk: bool,
     affine: bool,
     points: dict[int, Interval] | None = None,
+    stats: dict[Any, np.ndarray] | None = None,
+    steps: dict[int, tuple[bool, bool]] | None = None,
 ) -> np.ndarray:
     """:func:`_slope` for one walk order (``walk`` False: the whole box for every axis).
 
     ``points``: the box pass's point values of the operands of poles at the atoms (:func:`jets`' ``keep_points``),
-    which the walk's passes reuse instead of repeating the point pass.
+    which the walk's passes reuse instead of repeating the point pass. ``stats`` (with ``walk`` and ``affine``):
+    receives per walk step (every axis but the last) the step's term per box with the interval pass alone
+    (``(a, "interval")``), the affine pass alone (``(a, "affine")``) and both (``(a, "both")``), for the probe
+    (:data:`WALK_TOL`). ``steps``: per axis ``(interval, affine)``, whether each of the step's passes runs (missing
+    axes: both); a skipped pass only leaves a wider (still valid) enclosure to intersect.
     """
     from opgraph.dcg import affgrad
 
@@ -975,15 +1132,24 @@ def _walk(
             # First the pass with ``a`` alone seeded and no point pass: the same enclosure of df/dx_a wherever no
             # operand of a pole reaches 0 on a box (no centring), else the full pass (jets' ``pole_check``).
             centre = {t: at[t][0] for t in axes}
-            try:
-                if not WALK_ONE_SEED:
-                    raise _WouldCentre
-                got = jets(graph, output, thin, hess=False, centre=centre, seeds=[a], pole_check=[])
-            except _WouldCentre:
-                got = jets(graph, output, thin, hess=False, centre=centre, seeds=free, points=points)
-            g = _meet(g, got.g.get(a, zero))
-            if affine:
-                g = _meet(g, affgrad.gradients(graph, output, axes, thin, [a]).get(a))
+            run_iv, run_af = (True, True) if steps is None else steps.get(a, (True, True))
+            g0 = g
+            if run_iv:
+                try:
+                    if not WALK_ONE_SEED:
+                        raise _WouldCentre
+                    got = jets(graph, output, thin, hess=False, centre=centre, seeds=[a], pole_check=[])
+                except _WouldCentre:
+                    got = jets(graph, output, thin, hess=False, centre=centre, seeds=free, points=points)
+                g = _meet(g, got.g.get(a, zero))
+            if affine and run_af:
+                g_af = affgrad.gradients(graph, output, axes, thin, [a]).get(a)
+                if stats is not None and run_iv:
+                    for key, x in (("interval", g), ("affine", _meet(g0, g_af))):
+                        stats[(a, key)] = np.where(r1[a] > 0, iv.mag(iv.isub(x, (c, c))) * r1[a], 0.0)
+                g = _meet(g, g_af)
+                if stats is not None and run_iv:
+                    stats[(a, "both")] = np.where(r1[a] > 0, iv.mag(iv.isub(g, (c, c))) * r1[a], 0.0)
         m = iv.mag(iv.isub(g, (c, c)))
         tot = tot + np.where(r1[a] > 0, m * r1[a], 0.0)  # d_i = 0 almost surely where E|d_i| = 0
     tot = tot * (1 + 1e-9)
