@@ -433,6 +433,12 @@ def _evaluate_graph_grid(
         assert work is not None
         cur_atoms = costguards.pilot_counts(names, cur_atoms, lambda c: work({**c, COMPRESS: cur_compress}), long_cap)
     t0 = time.perf_counter()
+    # The fixed-atoms allocations' time share (opgraph.dcg.budgetalloc.FIXED_ATOMS_SECONDS) counts this process's CPU
+    # seconds where the chunks run here, else wall-clock seconds (as roundbudget does for target_w1 calls).
+    fixed_clock = (
+        time.process_time if (scale or {}).get("executor", "serial") in ("serial", None) else time.perf_counter
+    )
+    fixed_started = fixed_clock()
     # Under target_w1 the sub-cell passes are deferred per round (opgraph.dcg.engine.DEFER_SUBCELLS) and run only
     # where the round could reach the target with them, else on the final round (not with max_memory: the chunked
     # path has no pass, and a kept round's arrays would count twice against the budget).
@@ -775,6 +781,8 @@ def _evaluate_graph_grid(
                             compress_atoms,
                             quantizer,
                             on_grid,
+                            fixed_clock,
+                            fixed_started,
                         ),
                         _mixture_smaller_request(raw_graph, graph, dists, atoms, opts),
                         _carry_half(dists, raw_graph, atoms, opts),
@@ -1519,6 +1527,8 @@ def _budget_allocations(
     compress_atoms: int | None,
     quantizer: str | Mapping[str, str],
     on_grid: Callable[[dict[str, Quantized], dict[str, str], int, dict[str, int]], Kept],
+    clock: Callable[[], float],
+    started: float,
 ) -> Candidate:
     """Fixed atoms reduced to fit ``max_joint``: per-input allocations tried beside the uniform grid.
 
@@ -1534,6 +1544,7 @@ def _budget_allocations(
     from opgraph.dcg import semidiscrete as sdc
 
     names = list(dists)
+    work = _work(restricted, dists, max_joint)
 
     def wanted(kept: Kept) -> bool:
         return reduced is not None and budgetalloc.ENABLED.get() and budgetalloc.FIXED_ATOMS.get()
@@ -1576,8 +1587,11 @@ def _budget_allocations(
             lo, hi = d.support()
             floors[n] = budgetalloc.BOUNDED_FLOOR if math.isfinite(lo) and math.isfinite(hi) else MIN_FALLBACK_ATOMS
         record: dict[str, Any] = {"sensitivity": how, "uniform_w1_bound": base, "candidates": [], "used": None}
+        record["skipped"] = []  # allocations not evaluated, and why
         reduced["allocation"] = record
         tried: list[dict[str, int]] = [uniform]
+        rungs: list[tuple[float, int, dict[str, int], dict[str, Quantized], dict[str, str]]] = []
+        at_uniform = budgetalloc.predicted(terms, uniform, uniform, size=size)
         for caps in budgetalloc.ladder(reduced["requested"], uniform)[: None if budgetalloc.LADDER else 1]:
             got = budgetalloc.allocate(terms, uniform, fits, caps, floors, size=size)
             if got is None:
@@ -1587,12 +1601,47 @@ def _budget_allocations(
             if counts in tried:
                 continue
             tried.append(counts)
+            pred = budgetalloc.predicted(terms, uniform, got, size=size)
+            if budgetalloc.MODEL_SKIP and not pred < at_uniform:
+                # the model predicts no gain over the uniform grid (a test of this rung alone: every call whose
+                # ladder holds the rung skips it alike, so bound(2N) <= bound(N) still holds)
+                record["skipped"].append(
+                    {
+                        "atoms": counts,
+                        "cap": max(caps.values()),
+                        "predicted": pred,
+                        "skipped": "the model predicts no gain over the uniform grid",
+                    }
+                )
+                continue
+            rungs.append((pred, max(caps.values()), got, q, lab))
+        if budgetalloc.MODEL_FIRST:
+            rungs.sort(key=lambda r: r[0])  # the model's best first: it runs where the time share ends early
+        one_grid = clock() - started  # the call so far: at least one grid's evaluation
+        work_uniform = work({**uniform, COMPRESS: kept.compress})
+        for pred, cap, got, q, lab in rungs:
+            w = work({**got, COMPRESS: comp(got)})
+            ratio = w / work_uniform if w is not None and work_uniform else 1.0
+            seconds = one_grid * ratio * roundbudget.SAFETY
+            limit = budgetalloc.FIXED_ATOMS_SECONDS
+            if limit is not None and clock() - started + seconds > limit:
+                record["skipped"].append(
+                    {
+                        "atoms": {n: int(q[n].atoms.size) for n in q},
+                        "cap": cap,
+                        "predicted": pred,
+                        "skipped": f"predicted {seconds:.3g} s more, past the call's "
+                        f"budgetalloc.FIXED_ATOMS_SECONDS = {limit:g} s",
+                    }
+                )
+                continue
 
             def run(
                 q: dict[str, Quantized] = q,
                 lab: dict[str, str] = lab,
                 got: dict[str, int] = got,
-                cap: int = max(caps.values()),
+                cap: int = cap,
+                pred: float = pred,
             ) -> Kept:
                 new = on_grid(q, lab, comp(got), {n: int(q[n].atoms.size) for n in names})
                 ok = all(r.certified for r in new.results)
@@ -1602,6 +1651,7 @@ def _budget_allocations(
                         "cap": cap,
                         "w1_bound": new.worst,
                         "certified": ok,
+                        "predicted": pred,
                     }
                 )
                 return new
