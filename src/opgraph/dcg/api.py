@@ -421,7 +421,6 @@ def _evaluate_graph_grid(
             ):
                 log.info("target_w1: compressed nodes reach a pole at %s: first round on the whole grid", pole)
                 cur_atoms, cur_compress, whole_first = w_atoms, w_comp, pole
-    results: list[DistResult] = []
     history: list[dict[str, Any]] = []
     allocator = Allocator(target_w1) if target_w1 is not None else None
     best: tuple[float, list[Evaluation], dict[str, Quantized], dict[str, str], int, int] | None = None

@@ -50,7 +50,7 @@ class Kept:
     @property
     def worst(self) -> float:
         """The largest bound over the outputs (W1 units)."""
-        return max(r.w1_bound for r in self.results)
+        return float(max(r.w1_bound for r in self.results))
 
 
 #: A trial: evaluates one more answer (a grid of this call, or a whole call at a smaller request).
