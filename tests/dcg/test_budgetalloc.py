@@ -155,3 +155,59 @@ def test_without_the_ladder_only_the_requested_cap_is_tried(monkeypatch):
     cands = r.info["atoms_reduced"]["allocation"]["candidates"]
     assert len(cands) == 1 and cands[0]["cap"] == 64
     assert r.w1_bound <= r.info["atoms_reduced"]["allocation"]["uniform_w1_bound"]
+
+
+# -- the time share and the model's order (branch cand-alloc) ----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("point_mass_answers")
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(
+    a=hs.floats(0.05, 5),
+    b=hs.floats(0.05, 5),
+    c=hs.floats(0.05, 5),
+    n=hs.sampled_from([16, 32, 64]),
+    max_joint=hs.sampled_from([300, 1000, 3000]),
+    normal=hs.booleans(),
+)
+def test_the_allocations_never_give_a_worse_bound_than_without_them(a, b, c, n, max_joint, normal):
+    """Every allocation carries its own certificate and is kept only where smaller: on <= off, and still sound."""
+    ins = [_U, od.Normal(0.5, 0.2) if normal else _U, _U]
+    fn = _weighted(a, b, c)
+    off = _run(fn, ins, alloc=False, atoms=n, max_joint=max_joint)
+    on = _run(fn, ins, atoms=n, max_joint=max_joint)
+    assert off.certified and on.certified
+    assert on.w1_bound <= off.w1_bound * (1 + 1e-12)
+    alloc = on.info["atoms_reduced"]["allocation"]
+    assert alloc["uniform_w1_bound"] == pytest.approx(off.w1_bound, rel=1e-12)
+    preds = [cand["predicted"] for cand in alloc["candidates"]]
+    assert preds == sorted(preds)  # the model's best first
+
+
+@pytest.mark.usefixtures("point_mass_answers")
+def test_allocations_past_the_time_share_are_skipped_and_say_why(monkeypatch):
+    fn, ins = _weighted(4.0, 0.3, 0.02), [_U, _U, _U]
+    full = _run(fn, ins, atoms=32, max_joint=1000)
+    assert full.info["atoms_reduced"]["allocation"]["candidates"]  # without the limit binding, they run
+    monkeypatch.setattr(budgetalloc, "FIXED_ATOMS_SECONDS", 0.0)
+    r = _run(fn, ins, atoms=32, max_joint=1000)
+    off = _run(fn, ins, alloc=False, atoms=32, max_joint=1000)
+    alloc = r.info["atoms_reduced"]["allocation"]
+    assert alloc["candidates"] == [] and alloc["used"] is None and alloc["skipped"]
+    assert all("FIXED_ATOMS_SECONDS" in s["skipped"] for s in alloc["skipped"])
+    assert r.w1_bound == off.w1_bound and np.array_equal(r.atoms, off.atoms)  # the uniform grid's answer
+    monkeypatch.setattr(budgetalloc, "FIXED_ATOMS_SECONDS", None)
+    unlimited = _run(fn, ins, atoms=32, max_joint=1000)
+    assert unlimited.w1_bound == full.w1_bound
+
+
+@pytest.mark.usefixtures("point_mass_answers")
+def test_a_rung_the_model_says_cannot_win_is_skipped(monkeypatch):
+    """Terms that the allocation cannot lower (a model that predicts no gain) skip every rung, without evaluation."""
+    real = budgetalloc.predicted
+    monkeypatch.setattr(budgetalloc, "predicted", lambda terms, at, counts, *a, **k: 1.0)
+    r = _run(_weighted(4.0, 0.3, 0.02), [_U, _U, _U], atoms=32, max_joint=1000)
+    alloc = r.info["atoms_reduced"]["allocation"]
+    assert alloc["candidates"] == [] and alloc["skipped"]
+    assert all("no gain" in s["skipped"] for s in alloc["skipped"])
+    monkeypatch.setattr(budgetalloc, "predicted", real)

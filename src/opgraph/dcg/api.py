@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import budgetalloc, costguards, exactlaw, keepbest, logic, roundbudget, subcells
+from opgraph.dcg import budgetalloc, candidates, costguards, exactlaw, keepbest, logic, roundbudget, subcells
+from opgraph.dcg.candidates import Candidate, Kept
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, LogNormal, Quantized, as_distribution, check_atoms
 from opgraph.dcg.engine import (
@@ -420,7 +421,6 @@ def _evaluate_graph_grid(
             ):
                 log.info("target_w1: compressed nodes reach a pole at %s: first round on the whole grid", pole)
                 cur_atoms, cur_compress, whole_first = w_atoms, w_comp, pole
-    results: list[DistResult] = []
     history: list[dict[str, Any]] = []
     allocator = Allocator(target_w1) if target_w1 is not None else None
     best: tuple[float, list[Evaluation], dict[str, Quantized], dict[str, str], int, int] | None = None
@@ -432,6 +432,12 @@ def _evaluate_graph_grid(
         assert work is not None
         cur_atoms = costguards.pilot_counts(names, cur_atoms, lambda c: work({**c, COMPRESS: cur_compress}), long_cap)
     t0 = time.perf_counter()
+    # The fixed-atoms allocations' time share (opgraph.dcg.budgetalloc.FIXED_ATOMS_SECONDS) counts this process's CPU
+    # seconds where the chunks run here, else wall-clock seconds (as roundbudget does for target_w1 calls).
+    fixed_clock = (
+        time.process_time if (scale or {}).get("executor", "serial") in ("serial", None) else time.perf_counter
+    )
+    fixed_started = fixed_clock()
     # Under target_w1 the sub-cell passes are deferred per round (opgraph.dcg.engine.DEFER_SUBCELLS) and run only
     # where the round could reach the target with them, else on the final round (not with max_memory: the chunked
     # path has no pass, and a kept round's arrays would count twice against the budget).
@@ -528,45 +534,6 @@ def _evaluate_graph_grid(
             worst = max(e.w1_bound for e in evals)
         if tbudget is not None and work is not None:
             tbudget.record(work({**cur_atoms, COMPRESS: cur_compress}), clock() - t_round)
-        if (
-            target_w1 is None
-            and (reduced is not None or any(e.info.get("compressions") for e in evals))
-            and _has_whole_grid_certificate(graph, outputs, dists, rules)
-        ):
-            alt = _full_grid_alternative(graph, outputs, cur_atoms, max_joint)
-            if alt is not None:
-                # More atoms must never give a worse bound: a compressed or reduced grid can lose the certificates
-                # that need the whole grid (semi-discrete, affine), so the largest power-of-two grid that fits
-                # whole is evaluated too and the better answer kept (info["full_grid_alternative"]).
-                a_q, a_l = _quantize_all(dists, alt, quantizer)
-                a_evals = [evaluate_one(o, a_q, a_l) for o in outputs]
-                a_worst = max(e.w1_bound for e in a_evals)
-                used_alt = a_worst < worst and all(e.certified for e in a_evals)
-                for e in a_evals if used_alt else evals:
-                    e.info["full_grid_alternative"] = {"atoms": dict(alt), "w1_bound": a_worst, "used": used_alt}
-                if used_alt:
-                    evals, quantized, labels, worst, cur_atoms = a_evals, a_q, a_l, a_worst, dict(alt)
-        if target_w1 is None and reduced is not None and budgetalloc.ENABLED.get() and budgetalloc.FIXED_ATOMS.get():
-            # The uniform reduction spends the grid budget on every input alike: per-input allocations by
-            # sensitivity (opgraph.dcg.budgetalloc) are evaluated too and the smallest certified bound kept.
-            found = _budget_allocations(
-                [restrict(graph, o) for o in outputs],
-                dists,
-                reduced["requested"],
-                evals,
-                quantized,
-                labels,
-                max_joint,
-                compress_atoms,
-                quantizer,
-                lambda q, lab, c: [evaluate_with(o, q, lab, c) for o in outputs],
-            )
-            reduced["allocation"] = found[-1]
-            if found[0] is not None:
-                evals, quantized, labels, cur_compress = found[0]
-                worst = max(e.w1_bound for e in evals)
-                cur_atoms = {n: int(quantized[n].atoms.size) for n in names}
-                reduced["used"], reduced["compress_atoms"] = dict(cur_atoms), cur_compress
         history.append({"atoms": dict(cur_atoms), "compress_atoms": cur_compress, "w1_bound": plan_worst})
         if rnd == 0 and whole_first is not None:
             history[-1]["whole_grid_first"] = whole_first
@@ -764,64 +731,123 @@ def _evaluate_graph_grid(
             if target_w1 is not None and not met:
                 message = _unmet_message(target_w1, evals, labels, quantized, history, kept_round, stop)
                 warnings.warn(message, TargetNotMetWarning, stacklevel=3)
-            for k, e in enumerate(evals):
-                info = dict(e.info)
-                info.update(
-                    {
-                        "atoms_per_input": {n: int(quantized[n].atoms.size) for n in names},
-                        "quantizers": {n: quantized[n].method for n in names},
-                        "input_w1": {n: quantized[n].w1 for n in names},
-                        "compress_atoms": kept_compress,
-                        "seconds_total": time.perf_counter() - t0,
-                    }
+
+            extra: dict[str, Any] = {}  # info entries of every result of this call
+            if reduced is not None:
+                extra["atoms_reduced"] = reduced
+            if shrunk is not None:
+                extra["first_round_shrunk"] = shrunk
+            fallback = None
+            if target_w1 is not None:
+                extra.update(target_w1=target_w1, target_met=bool(met), best_bound=float(worst))
+                fallback = (
+                    f"the grids that fit max_joint={max_joint} (first round shrunk to {_counts(cur_atoms)}) "
+                    "give no finite bound"
+                    if shrunk is not None and shrunk.get("infinite_bound")
+                    else f"no joint grid fits max_joint={max_joint} even at 2 atoms per input (no node "
+                    "separates the shared inputs)"
                 )
-                if reduced is not None:
-                    info["atoms_reduced"] = reduced
-                if shrunk is not None:
-                    info["first_round_shrunk"] = shrunk
-                if target_w1 is not None:
-                    info["target_w1"] = target_w1
-                    info["target_met"] = bool(met)
-                    info["best_bound"] = float(worst)
-                    if not e.certified:
-                        why = (
-                            f"the grids that fit max_joint={max_joint} (first round shrunk to {_counts(cur_atoms)}) "
-                            "give no finite bound"
-                            if shrunk is not None and shrunk.get("infinite_bound")
-                            else f"no joint grid fits max_joint={max_joint} even at 2 atoms per input (no node "
-                            "separates the shared inputs)"
-                        )
-                        info["fallback_reason"] = (
-                            f"{why}: uncertified QMC estimate, its sample sized to target_w1 ({e.info.get('points')} "
-                            "points)"
-                        )
-                    info["refinement"] = history
-                    info["kept_round"] = kept_round
-                    if message is not None:
-                        info["target_unmet"] = message
-                name = f"output {k}" if len(evals) > 1 else "output"
-                results.append(
-                    DistResult(
-                        e.atoms,
-                        e.weights,
-                        e.w1_bound,
-                        e.bound_terms,
-                        e.certified,
-                        e.support,
-                        info,
-                        e.w1_estimate,
-                        name,
-                        e.cells,
-                    )
-                )
+                extra.update(refinement=history, kept_round=kept_round)
+                if message is not None:
+                    extra["target_unmet"] = message
+            results = _finish(evals, quantized, kept_compress, t0, extra, fallback)
             if target_w1 is None:
+                # Fixed atoms: the other grids tried beside this one, the smallest certified bound kept
+                # (opgraph.dcg.candidates).
                 opts = {"quantizer": quantizer_arg, "max_joint": max_joint, "compress_atoms": compress_atoms}
                 opts.update(qmc_points=qmc_points, seed=seed, balance=balance, scale=scale)
-                results = _mixture_smaller_request(raw_graph, graph, dists, atoms, results, opts)
-                results = _carry_half(raw_graph, dists, atoms, cur_atoms, results, opts)
+
+                def on_grid(
+                    q: dict[str, Quantized],
+                    lab: dict[str, str],
+                    c: int,
+                    counts: dict[str, int],
+                    extra: dict[str, Any] = extra,
+                ) -> Kept:
+                    """This call's answer on the grid of ``q`` at compression size ``c`` (``counts`` its atoms)."""
+                    made = _finish([evaluate_with(o, q, lab, c) for o in outputs], q, c, t0, extra, None)
+                    return Kept(made, q, lab, c, counts, [True] * len(made))
+
+                kept = candidates.best_of(
+                    Kept(results, quantized, labels, kept_compress, dict(cur_atoms), [True] * len(results)),
+                    [
+                        _full_grid_candidate(graph, outputs, dists, rules, reduced, max_joint, quantizer, on_grid),
+                        _budget_allocations(
+                            [restrict(graph, o) for o in outputs],
+                            dists,
+                            reduced,
+                            max_joint,
+                            compress_atoms,
+                            quantizer,
+                            on_grid,
+                            fixed_clock,
+                            fixed_started,
+                        ),
+                        _mixture_smaller_request(raw_graph, graph, dists, atoms, opts),
+                        _carry_half(dists, raw_graph, atoms, opts),
+                    ],
+                )
+                results = kept.results
+                for r, mine in zip(results, kept.own, strict=True):
+                    if mine:  # the call's time, its other grids included
+                        r.info["seconds_total"] = time.perf_counter() - t0
             return results
         log.info("refinement round %d: bound %.3g > target %.3g", rnd, worst, target_w1)
     raise DistError("target_w1 refinement did not terminate")  # pragma: no cover
+
+
+def _finish(
+    evals: list[Evaluation],
+    quantized: dict[str, Quantized],
+    compress: int,
+    t0: float,
+    extra: dict[str, Any],
+    fallback: str | None,
+) -> list[DistResult]:
+    """A call's results from one evaluation per output on the grid of ``quantized``.
+
+    Args:
+        evals: One evaluation per output.
+        quantized: The quantized inputs of the grid.
+        compress: The grid's compression size (atoms).
+        t0: When the call started (``time.perf_counter``, s): ``info["seconds_total"]`` is the time since.
+        extra: Info entries of every result (the reduction, the refinement's record).
+        fallback: Why no grid fits, where a ``target_w1`` call fell back to QMC (``info["fallback_reason"]``).
+    """
+    names = list(quantized)
+    made: list[DistResult] = []
+    for k, e in enumerate(evals):
+        info = dict(e.info)
+        info.update(
+            {
+                "atoms_per_input": {n: int(quantized[n].atoms.size) for n in names},
+                "quantizers": {n: quantized[n].method for n in names},
+                "input_w1": {n: quantized[n].w1 for n in names},
+                "compress_atoms": compress,
+                "seconds_total": time.perf_counter() - t0,
+            }
+        )
+        info.update(extra)
+        if fallback is not None and not e.certified:
+            info["fallback_reason"] = (
+                f"{fallback}: uncertified QMC estimate, its sample sized to target_w1 ({e.info.get('points')} points)"
+            )
+        name = f"output {k}" if len(evals) > 1 else "output"
+        made.append(
+            DistResult(
+                e.atoms,
+                e.weights,
+                e.w1_bound,
+                e.bound_terms,
+                e.certified,
+                e.support,
+                info,
+                e.w1_estimate,
+                name,
+                e.cells,
+            )
+        )
+    return made
 
 
 def _halved(requested: Mapping[str, int]) -> dict[str, int]:
@@ -834,10 +860,9 @@ def _mixture_smaller_request(
     graph: Graph,
     dists: dict[str, Distribution],
     atoms: int | Mapping[str, int],
-    results: list[DistResult],
     opts: dict[str, Any],
-) -> list[DistResult]:
-    """Fixed atoms, box-linear mixture on: the smaller of this answer and the answer to the halved request.
+) -> Candidate:
+    """Fixed atoms, box-linear mixture on: the answer to the halved request, kept per output where smaller.
 
     Where the requested grid was reduced to fit ``max_joint`` (``info["atoms_reduced"]``) or compressed (neither
     the Taylor pass nor the box-linear mixture runs on a compressed grid), the same call at half the atoms per
@@ -845,88 +870,109 @@ def _mixture_smaller_request(
     smaller bound is kept (``info["smaller_request"]``). So ``bound(2N) <= bound(N)`` wherever the ``2N`` grid is
     reduced or compressed (docs/dcg.md, "More atoms with the mixture on"). Halved requests whose grid is the one
     already evaluated (a reduction to the same cap) are skipped: their answer is this one's. The halved call runs
-    under this answer's bound as ceiling (:data:`opgraph.dcg.subcells.CEILING`): it builds no mixture that cannot
-    go below it, which changes no kept result.
+    under the kept answer's bound as ceiling (:data:`opgraph.dcg.subcells.CEILING`): it builds no mixture that
+    cannot go below it, which changes no kept result.
     """
     from opgraph.dcg import boxlinear, taylor
 
     names = list(dists)
-    if (
-        not (boxlinear.ENABLED.get() and taylor.ENABLED.get())
-        or len(names) < boxlinear.MIN_AXES
-        or (opts.get("scale") or {}).get("max_memory") is not None  # chunked grids build no mixture
-        or not all(r.certified for r in results)
-        or not any(r.info.get("atoms_reduced") or r.info.get("compressions") for r in results)
-    ):
-        return results
-    restricted = [restrict(graph, o) for o in graph.outputs]
-    if not all(costguards.taylor_pays(g) for g, _ in restricted):
-        return results
     max_joint, compress_atoms = int(opts["max_joint"]), opts.get("compress_atoms")
 
-    def grid(req: Mapping[str, int]) -> tuple[dict[str, int], int]:
-        comp = compress_atoms if compress_atoms is not None else max(1024, 4 * max(req.values()))
-        return _largest_fitting_grid(restricted, dists, dict(req), max_joint, compress_atoms, comp)
+    def wanted(kept: Kept) -> bool:
+        if (
+            not (boxlinear.ENABLED.get() and taylor.ENABLED.get())
+            or len(names) < boxlinear.MIN_AXES
+            or (opts.get("scale") or {}).get("max_memory") is not None  # chunked grids build no mixture
+            or not all(r.certified for r in kept.results)
+            or not any(r.info.get("atoms_reduced") or r.info.get("compressions") for r in kept.results)
+        ):
+            return False
+        return all(costguards.taylor_pays(g) for g, _ in (restrict(graph, o) for o in graph.outputs))
 
-    requested = {n: _atoms_for(atoms, n) for n in names}
-    here, half = grid(requested), _halved(requested)
-    while half != requested and grid(half) == here:  # the same grid: the same answer
-        requested, half = half, _halved(half)
-    if half == requested:
-        return results
-    ceiling = max(r.w1_bound for r in results)
-    token = subcells.CEILING.set(min(subcells.CEILING.get(), ceiling))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            smaller = _evaluate_graph(raw_graph, dists, atoms=half, target_w1=None, **opts)
-    finally:
-        subcells.CEILING.reset(token)
-    kept = []
-    for r, s in zip(results, smaller, strict=True):
-        use = s.certified and s.w1_bound < r.w1_bound
-        note = {"requested": dict(half), "w1_bound": float(s.w1_bound), "requested_grid_bound": float(r.w1_bound)}
-        info = {**(s.info if use else r.info), "smaller_request": {**note, "used": use}}
-        if use and "atoms_reduced" in r.info:
-            info["atoms_reduced"] = r.info["atoms_reduced"]  # this call's reduction (its warning), not the halved one's
-        kept.append(dataclasses.replace(s if use else r, info=info))
-    return kept
+    def trials(kept: Kept) -> Iterator[Callable[[], Kept]]:
+        restricted = [restrict(graph, o) for o in graph.outputs]
+
+        def grid(req: Mapping[str, int]) -> tuple[dict[str, int], int]:
+            comp = compress_atoms if compress_atoms is not None else max(1024, 4 * max(req.values()))
+            return _largest_fitting_grid(restricted, dists, dict(req), max_joint, compress_atoms, comp)
+
+        requested = {n: _atoms_for(atoms, n) for n in names}
+        here, half = grid(requested), _halved(requested)
+        while half != requested and grid(half) == here:  # the same grid: the same answer
+            requested, half = half, _halved(half)
+        if half == requested:
+            return
+        ceiling = kept.worst
+
+        def run() -> Kept:
+            token = subcells.CEILING.set(min(subcells.CEILING.get(), ceiling))
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    smaller = _evaluate_graph(raw_graph, dists, atoms=half, target_w1=None, **opts)
+            finally:
+                subcells.CEILING.reset(token)
+            return Kept(smaller, None, None, kept.compress, dict(half), [False] * len(smaller))
+
+        yield run
+
+    def keep(kept: Kept, new: Kept) -> Kept:
+        def note(r: DistResult, s: DistResult, use: bool) -> dict[str, Any]:
+            return {
+                "requested": dict(new.atoms),
+                "w1_bound": float(s.w1_bound),
+                "requested_grid_bound": float(r.w1_bound),
+                "used": use,
+            }
+
+        # a kept halved answer still carries this call's reduction (its warning), not the halved call's
+        return candidates.keep_per_output(kept, new, note, "smaller_request", keep_info=("atoms_reduced",))
+
+    return Candidate("smaller_request", wanted, trials, keep)
 
 
 def _carry_half(
-    graph: Graph,
-    dists: dict[str, Distribution],
-    atoms: int | Mapping[str, int],
-    used: Mapping[str, int],
-    results: list[DistResult],
-    opts: dict[str, Any],
-) -> list[DistResult]:
-    """Fixed atoms: the results with the N/2 call's certificates carried over where smaller (:mod:`.carry`).
+    dists: dict[str, Distribution], graph: Graph, atoms: int | Mapping[str, int], opts: dict[str, Any]
+) -> Candidate:
+    """Fixed atoms: the ``N/2`` call's certificates carried over to the kept answer where smaller (:mod:`.carry`).
 
-    Runs where the program has at least ``carry.MIN_INPUTS`` inputs, some input has 4 or more atoms (halving stops
-    at 2: a grid of 1 atom per input has no finite bound on unbounded inputs and costs its diagnosis), every result
-    is certified, the evaluated grid has at least ``carry.MIN_JOINT`` joint atoms (below, the N/2 call's fixed costs
-    make it cost as much as the call itself), and the half grid has at most ``2**-MIN_INPUTS`` of its joint atoms.
+    Wanted where ``carry_fixed_atoms`` is on, the program has at least ``carry.MIN_INPUTS`` inputs, some input has 4
+    or more atoms (halving stops at 2: a grid of 1 atom per input has no finite bound on unbounded inputs and costs
+    its diagnosis), every kept result is certified, the kept grid has at least ``carry.MIN_JOINT`` joint atoms
+    (below, the N/2 call's fixed costs make it cost as much as the call itself), and the half grid has at most
+    ``2**-MIN_INPUTS`` of its joint atoms.
     """
     from opgraph.dcg import carry
 
     names = list(dists)
     requested = {n: _atoms_for(atoms, n) for n in names}
     half = {n: requested[n] if requested[n] < 2 else max(2, requested[n] // 2) for n in names}  # never 1 atom
-    if (
-        not (carry.ENABLED.get() and carry.FIXED_ATOMS.get())
-        or len(names) < carry.MIN_INPUTS
-        or half == requested
-        or not all(r.certified and math.isfinite(r.w1_bound) for r in results)
-        or math.prod(used.values()) < carry.MIN_JOINT
-        or math.prod(half.values()) * 2**carry.MIN_INPUTS > math.prod(used.values())
-    ):
-        return results
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        coarse = _evaluate_graph(graph, dists, atoms=half, target_w1=None, **opts)
-    label = f"atoms {_counts(half)}"
-    return [carry.carry(r, c, label) for r, c in zip(results, coarse, strict=True)]
+
+    def wanted(kept: Kept) -> bool:
+        return not (
+            not (carry.ENABLED.get() and carry.FIXED_ATOMS.get())
+            or len(names) < carry.MIN_INPUTS
+            or half == requested
+            or not all(r.certified and math.isfinite(r.w1_bound) for r in kept.results)
+            or math.prod(kept.atoms.values()) < carry.MIN_JOINT
+            or math.prod(half.values()) * 2**carry.MIN_INPUTS > math.prod(kept.atoms.values())
+        )
+
+    def trials(kept: Kept) -> Iterator[Callable[[], Kept]]:
+        def run() -> Kept:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                coarse = _evaluate_graph(graph, dists, atoms=half, target_w1=None, **opts)
+            return Kept(coarse, None, None, kept.compress, dict(half), [False] * len(coarse))
+
+        yield run
+
+    def keep(kept: Kept, new: Kept) -> Kept:
+        label = f"atoms {_counts(half)}"
+        results = [carry.carry(r, c, label) for r, c in zip(kept.results, new.results, strict=True)]
+        return dataclasses.replace(kept, results=results)  # the answers are the kept ones: only bounds change
+
+    return Candidate("carry_half", wanted, trials, keep)
 
 
 def _whole_grid_rescue(
@@ -1525,52 +1571,77 @@ def _largest_fitting_grid(
     return at(lo)
 
 
+def _full_grid_candidate(
+    graph: Graph,
+    outputs: list[int],
+    dists: dict[str, Distribution],
+    rules: Any,
+    reduced: dict[str, Any] | None,
+    max_joint: int,
+    quantizer: str | Mapping[str, str],
+    on_grid: Callable[[dict[str, Quantized], dict[str, str], int, dict[str, int]], Kept],
+) -> Candidate:
+    """Fixed atoms, reduced or compressed grid: the largest power-of-two grid that fits whole (:func:`_full_grid_alternative`).
+
+    More atoms must never give a worse bound: a compressed or reduced grid can lose the certificates that need the
+    whole grid (semi-discrete, affine), so that grid is evaluated too and the better answer kept (all outputs or
+    none; ``info["full_grid_alternative"]`` on the answer kept).
+    """
+
+    def wanted(kept: Kept) -> bool:
+        return (reduced is not None or any(r.info.get("compressions") for r in kept.results)) and (
+            _has_whole_grid_certificate(graph, outputs, dists, rules)
+        )
+
+    def trials(kept: Kept) -> Iterator[Callable[[], Kept]]:
+        alt = _full_grid_alternative(graph, outputs, kept.atoms, max_joint)
+        if alt is not None:
+
+            def run() -> Kept:
+                q, lab = _quantize_all(dists, alt, quantizer)
+                return on_grid(q, lab, kept.compress, dict(alt))
+
+            yield run
+
+    def keep(kept: Kept, new: Kept) -> Kept:
+        used = candidates.wins_whole(kept, new)
+        out = new if used else kept
+        note = {"atoms": dict(new.atoms), "w1_bound": new.worst, "used": used}
+        results = [dataclasses.replace(r, info={**r.info, "full_grid_alternative": dict(note)}) for r in out.results]
+        return dataclasses.replace(out, results=results)
+
+    return Candidate("full_grid_alternative", wanted, trials, keep)
+
+
 def _budget_allocations(
     restricted: list[tuple[Graph, int]],
     dists: dict[str, Distribution],
-    requested: dict[str, int],
-    evals: list[Evaluation],
-    quantized: dict[str, Quantized],
-    labels: dict[str, str],
+    reduced: dict[str, Any] | None,
     max_joint: int,
     compress_atoms: int | None,
     quantizer: str | Mapping[str, str],
-    evaluate: Callable[[dict[str, Quantized], dict[str, str], int], list[Evaluation]],
-) -> tuple[tuple[list[Evaluation], dict[str, Quantized], dict[str, str], int] | None, dict[str, Any]]:
+    on_grid: Callable[[dict[str, Quantized], dict[str, str], int, dict[str, int]], Kept],
+    clock: Callable[[], float],
+    started: float,
+) -> Candidate:
     """Fixed atoms reduced to fit ``max_joint``: per-input allocations tried beside the uniform grid.
 
-    The uniform grid (``evals`` on ``quantized``) gives each input's sensitivity (its bound term, or with
-    ``budgetalloc.SENSITIVITY = "spreads"`` the input's effect slope times its quantization W1); for each cap of
-    :func:`.budgetalloc.ladder` (the request, its half, ...) :func:`.budgetalloc.allocate` spends the grid budget
-    where the predicted bound falls most, every count at most the request. Each distinct allocation is evaluated
-    (every answer carries its own certified bound) and the one with the smallest bound is returned where it beats
-    the uniform grid's.
-
-    Returns:
-        ``((evaluations, quantized, labels, compression size) or None, record)``; the record (for
-        ``info["atoms_reduced"]["allocation"]``) lists every candidate's counts and bound, the sensitivity used,
-        the uniform grid's bound and whether an allocation was used.
+    The kept grid (the uniform reduction, or the full-grid alternative where it won) gives each input's sensitivity
+    (its bound term, or with ``budgetalloc.SENSITIVITY = "spreads"`` the input's effect slope times its
+    quantization W1); for each cap of :func:`.budgetalloc.ladder` (the request, its half, ...)
+    :func:`.budgetalloc.allocate` spends the grid budget where the predicted bound falls most, every count at most
+    the request. Each distinct allocation is a trial (every answer carries its own certified bound), kept where all
+    outputs are certified with a smaller largest bound. The record ``info["atoms_reduced"]["allocation"]`` lists
+    every trial's counts and bound, the sensitivity used, the uniform grid's bound and the allocation used; where
+    one is used, ``info["atoms_reduced"]["used"]`` and ``["compress_atoms"]`` are its grid's.
     """
     from opgraph.dcg import semidiscrete as sdc
 
-    uniform = {n: int(q.atoms.size) for n, q in quantized.items()}
-    base = max(e.w1_bound for e in evals)
-    label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
-    terms: dict[str, float] = {}
-    how = budgetalloc.SENSITIVITY
-    if how == "terms" and all(e.certified for e in evals) and math.isfinite(base):
-        for e in evals:
-            for n, t in split_terms(e.bound_terms, label_to_input).terms.items():
-                if n != COMPRESS:
-                    terms[n] = max(terms.get(n, 0.0), t)
-    if not terms:
-        how = "spreads"
-        for sub, out in restricted:
-            for n, v in sdc.input_spreads(sub, out, dists, _rules()).items():
-                d = dists[n]
-                width = float(np.asarray(d.ppf(0.841345)) - np.asarray(d.ppf(0.158655)))
-                if math.isfinite(v) and width > 0 and n in uniform:
-                    terms[n] = max(terms.get(n, 0.0), 2 * v / width * quantized[n].w1)
+    names = list(dists)
+    work = _work(restricted, dists, max_joint)
+
+    def wanted(kept: Kept) -> bool:
+        return reduced is not None and budgetalloc.ENABLED.get() and budgetalloc.FIXED_ATOMS.get()
 
     def method(n: str) -> str:
         return quantizer.get(n, "auto") if isinstance(quantizer, Mapping) else quantizer
@@ -1584,30 +1655,112 @@ def _budget_allocations(
     def fits(a: dict[str, int]) -> bool:
         return _fits(restricted, dists, a, max_joint, comp(a))
 
-    floors = {}
-    for n, d in dists.items():
-        lo, hi = d.support()
-        floors[n] = budgetalloc.BOUNDED_FLOOR if math.isfinite(lo) and math.isfinite(hi) else MIN_FALLBACK_ATOMS
-    record: dict[str, Any] = {"sensitivity": how, "uniform_w1_bound": base, "candidates": [], "used": None}
-    tried: list[dict[str, int]] = [uniform]
-    best: tuple[list[Evaluation], dict[str, Quantized], dict[str, str], int] | None = None
-    for caps in budgetalloc.ladder(requested, uniform)[: None if budgetalloc.LADDER else 1]:
-        got = budgetalloc.allocate(terms, uniform, fits, caps, floors, size=size)
-        if got is None:
-            continue
-        q, lab = _quantize_all(dists, got, quantizer)
-        counts = {n: int(q[n].atoms.size) for n in q}
-        if counts in tried:
-            continue
-        tried.append(counts)
-        c = comp(got)
-        cand = evaluate(q, lab, c)
-        bound = max(e.w1_bound for e in cand)
-        ok = all(e.certified for e in cand)
-        record["candidates"].append({"atoms": counts, "cap": max(caps.values()), "w1_bound": bound, "certified": ok})
-        if ok and bound < base:
-            best, base, record["used"] = (cand, q, lab, c), bound, counts
-    return best, record
+    def trials(kept: Kept) -> Iterator[Callable[[], Kept]]:
+        assert reduced is not None and kept.quantized is not None and kept.labels is not None
+        quantized, labels = kept.quantized, kept.labels
+        uniform = {n: int(q.atoms.size) for n, q in quantized.items()}
+        base = kept.worst
+        label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
+        terms: dict[str, float] = {}
+        how = budgetalloc.SENSITIVITY
+        if how == "terms" and all(r.certified for r in kept.results) and math.isfinite(base):
+            for r in kept.results:
+                for n, t in split_terms(r.bound_terms, label_to_input).terms.items():
+                    if n != COMPRESS:
+                        terms[n] = max(terms.get(n, 0.0), t)
+        if not terms:
+            how = "spreads"
+            for sub, out in restricted:
+                for n, v in sdc.input_spreads(sub, out, dists, _rules()).items():
+                    d = dists[n]
+                    width = float(np.asarray(d.ppf(0.841345)) - np.asarray(d.ppf(0.158655)))
+                    if math.isfinite(v) and width > 0 and n in uniform:
+                        terms[n] = max(terms.get(n, 0.0), 2 * v / width * quantized[n].w1)
+        floors = {}
+        for n, d in dists.items():
+            lo, hi = d.support()
+            floors[n] = budgetalloc.BOUNDED_FLOOR if math.isfinite(lo) and math.isfinite(hi) else MIN_FALLBACK_ATOMS
+        record: dict[str, Any] = {"sensitivity": how, "uniform_w1_bound": base, "candidates": [], "used": None}
+        record["skipped"] = []  # allocations not evaluated, and why
+        reduced["allocation"] = record
+        tried: list[dict[str, int]] = [uniform]
+        rungs: list[tuple[float, int, dict[str, int], dict[str, Quantized], dict[str, str]]] = []
+        at_uniform = budgetalloc.predicted(terms, uniform, uniform, size=size)
+        for caps in budgetalloc.ladder(reduced["requested"], uniform)[: None if budgetalloc.LADDER else 1]:
+            got = budgetalloc.allocate(terms, uniform, fits, caps, floors, size=size)
+            if got is None:
+                continue
+            q, lab = _quantize_all(dists, got, quantizer)
+            counts = {n: int(q[n].atoms.size) for n in q}
+            if counts in tried:
+                continue
+            tried.append(counts)
+            pred = budgetalloc.predicted(terms, uniform, got, size=size)
+            if budgetalloc.MODEL_SKIP and not pred < at_uniform:
+                # the model predicts no gain over the uniform grid (a test of this rung alone: every call whose
+                # ladder holds the rung skips it alike, so bound(2N) <= bound(N) still holds)
+                record["skipped"].append(
+                    {
+                        "atoms": counts,
+                        "cap": max(caps.values()),
+                        "predicted": pred,
+                        "skipped": "the model predicts no gain over the uniform grid",
+                    }
+                )
+                continue
+            rungs.append((pred, max(caps.values()), got, q, lab))
+        if budgetalloc.MODEL_FIRST:
+            rungs.sort(key=lambda r: r[0])  # the model's best first: it runs where the time share ends early
+        one_grid = clock() - started  # the call so far: at least one grid's evaluation
+        work_uniform = work({**uniform, COMPRESS: kept.compress})
+        for pred, cap, got, q, lab in rungs:
+            w = work({**got, COMPRESS: comp(got)})
+            ratio = w / work_uniform if w is not None and work_uniform else 1.0
+            seconds = one_grid * ratio * roundbudget.SAFETY
+            limit = budgetalloc.FIXED_ATOMS_SECONDS
+            if limit is not None and clock() - started + seconds > limit:
+                record["skipped"].append(
+                    {
+                        "atoms": {n: int(q[n].atoms.size) for n in q},
+                        "cap": cap,
+                        "predicted": pred,
+                        "skipped": f"predicted {seconds:.3g} s more, past the call's "
+                        f"budgetalloc.FIXED_ATOMS_SECONDS = {limit:g} s",
+                    }
+                )
+                continue
+
+            def run(
+                q: dict[str, Quantized] = q,
+                lab: dict[str, str] = lab,
+                got: dict[str, int] = got,
+                cap: int = cap,
+                pred: float = pred,
+            ) -> Kept:
+                new = on_grid(q, lab, comp(got), {n: int(q[n].atoms.size) for n in names})
+                ok = all(r.certified for r in new.results)
+                record["candidates"].append(
+                    {
+                        "atoms": {n: int(q[n].atoms.size) for n in q},
+                        "cap": cap,
+                        "w1_bound": new.worst,
+                        "certified": ok,
+                        "predicted": pred,
+                    }
+                )
+                return new
+
+            yield run
+
+    def keep(kept: Kept, new: Kept) -> Kept:
+        if not candidates.wins_whole(kept, new):
+            return kept
+        assert reduced is not None and new.quantized is not None
+        reduced["allocation"]["used"] = {n: int(new.quantized[n].atoms.size) for n in new.quantized}
+        reduced["used"], reduced["compress_atoms"] = dict(new.atoms), new.compress
+        return new
+
+    return Candidate("budget_allocation", wanted, trials, keep)
 
 
 def _reallocate_round(

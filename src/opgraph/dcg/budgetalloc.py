@@ -16,6 +16,12 @@ to ``sum_i log n_i <= log budget``, exact for the convex model up to the step si
 This is not a certificate: every grid evaluated carries its own certified bound, and callers keep the smallest
 (the uniform reduction's answer included), so the answer is never worse than the uniform one.
 
+Fixed-atoms cost (``api._budget_allocations``): the ladder's distinct allocations are evaluated in the order of
+their predicted bounds (:data:`MODEL_FIRST`), an allocation the model predicts no better than the uniform grid is
+skipped (:data:`MODEL_SKIP`), and an allocation is evaluated only while the call is predicted to end within
+:data:`FIXED_ATOMS_SECONDS` (each allocation's seconds predicted from the call's seconds so far and the engine's
+work model); skipped ones are listed in ``info["atoms_reduced"]["allocation"]["skipped"]``.
+
 Switches: :data:`ENABLED` (``budget_alloc`` in :mod:`opgraph.dcg.switches`, default on) and :data:`FIXED_ATOMS`
 (``budget_alloc_fixed_atoms``, default off: the fixed-atoms allocations cost 2-4.5x the CPU of the call).
 """
@@ -49,6 +55,20 @@ SENSITIVITY = "terms"
 #: at ``2N`` at most the one at ``N``, at one evaluation per distinct allocation (Borehole at 64 atoms: 4 besides
 #: the uniform grid, 9.5 -> 42 CPU s). ``False``: only the request's own cap (one evaluation; no such guarantee).
 LADDER = True
+
+#: CPU seconds (wall-clock seconds where chunks run in other processes) within which a fixed-atoms call runs its
+#: allocations: an allocation is evaluated only where the call's seconds so far plus its predicted seconds (the
+#: call's seconds before the allocations times the allocation's work over the uniform grid's, times
+#: ``roundbudget.SAFETY``) stay within it; skipped ones are listed in the record. Half the default ``max_seconds``
+#: of a ``target_w1`` call. ``None``: no limit (every rung of the ladder runs).
+FIXED_ATOMS_SECONDS: float | None = 10.0
+
+#: Fixed atoms: evaluate the allocations in the order of their predicted bounds (the model's best first), so the
+#: time share goes to the likeliest winner.
+MODEL_FIRST = True
+
+#: Fixed atoms: skip an allocation whose predicted bound is not below the model's bound at the uniform grid.
+MODEL_SKIP = True
 
 #: A ``target_w1`` round whose proposal does not fit is re-allocated only where the proportional step that fits is
 #: predicted to shrink the bound by less than this fraction (the round already fills the budget: WingWeight, OTL at
