@@ -4,6 +4,9 @@ Interleaved A/B (off, on) per row, 1 thread, CPU seconds of the call; the mixtur
 built, counted by wrapping :func:`opgraph.dcg.boxlinear.mixture`) and how many it built or skipped.
 
     PYTHONPATH=src python benchmarks/dcg/boxlin_on_bench.py --only OTL,Borehole --eps 1e-2 --atoms 8,16
+
+``--sweep S`` adds ``uq.py``'s fixed-atoms sweep per switch value (rows of ``--sweep-atoms``, stopped as ``uq.py``
+stops it: a row over ``S / 4`` CPU s, or the rows' total over ``S``), run off then on for each case.
 """
 
 from __future__ import annotations
@@ -60,12 +63,15 @@ def main() -> None:
     ap.add_argument("--atoms", default="")
     ap.add_argument("--limit", type=float, default=60.0)
     ap.add_argument("--out-json", default="")
+    ap.add_argument("--sweep", type=float, default=0.0, help="CPU s of uq.py's sweep rule (0: no sweep)")
+    ap.add_argument("--sweep-atoms", default="2,4,8,16")
     a = ap.parse_args()
     cases = {c.id: c for c in uq.make_cases()}
     rows = []
     for cid in a.only.split(","):
         case = cases[cid]
         ref = uq.load_reference(case)
+        uq.dcg_row(case, ref, a.limit, atoms=2)  # warm-up (tracing, caches), as uq.py's run_dcg
         calls = [{"target_w1": float(e) * ref.std} for e in a.eps.split(",") if e]
         calls += [{"atoms": int(n)} for n in a.atoms.split(",") if n]
         for kw in calls:
@@ -74,6 +80,15 @@ def main() -> None:
                 what = f"eps={kw['target_w1'] / ref.std:g}" if "target_w1" in kw else f"atoms={kw['atoms']}"
                 rows.append({"case": cid, "call": what, "on": on, **r})
                 print(json.dumps(rows[-1], default=str), flush=True)
+        for on in (False, True) if a.sweep > 0 else ():
+            spent = 0.0
+            for n in [int(x) for x in a.sweep_atoms.split(",") if x]:
+                r = row(case, ref, on, a.limit, atoms=n)
+                rows.append({"case": cid, "call": f"sweep atoms={n}", "on": on, **r})
+                print(json.dumps(rows[-1], default=str), flush=True)
+                spent += r["time_s"]
+                if r["status"] != "ok" or spent > a.sweep or r["time_s"] > a.sweep / 4:
+                    break
     if a.out_json:
         Path(a.out_json).write_text(json.dumps(rows, indent=1, default=str))
 

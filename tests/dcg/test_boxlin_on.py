@@ -128,8 +128,11 @@ def test_target_calls_skip_a_mixture_past_their_time_budget(monkeypatch):
     monkeypatch.setattr(boxlinear, "SECONDS_PER_CELL", 1e6)  # every mixture predicted to take days
     off = _run(fn, laws, target_w1=target, max_seconds=30.0, atoms=8)
     assert off.info["bound_method"] != "box-linear mixture"
-    # outside a target_w1 call there is no budget: fixed atoms still build it
-    assert roundbudget.current() is None and boxlinear.affordable(1e30) and boxlinear.wanted(2**20, 3)
+    # outside a target_w1 call there is no time budget: fixed atoms still build it (their own guard is
+    # FIXED_MAX_SECONDS at the measured SECONDS_PER_CELL: test_fixed_atoms_past_the_fixed_budget_...)
+    assert roundbudget.current() is None and boxlinear.affordable(1e30)
+    monkeypatch.undo()
+    assert boxlinear.wanted(2**12, 3)
     with switches.scope({"box_linear": False}):
         assert not boxlinear.wanted(16, 3)
     assert _run(fn, laws, atoms=8).info["bound_method"] == "box-linear mixture"
@@ -154,3 +157,32 @@ def test_the_lattice_work_floor_grows_with_the_grid_so_more_atoms_never_raise_th
     for k, n in ((2, 500), (3, 4096), (6, 2**12)):
         floor = [boxlinear.work_budget(b, k) - boxlinear.WORK_PER_BOX * b for b in (n, n * 2**k)]
         assert floor[1] == pytest.approx(2 ** (k - 1) * floor[0], rel=1e-5, abs=2)  # int rounding
+
+
+def test_fixed_atoms_past_the_fixed_budget_build_no_mixture_and_keep_the_halved_answer(monkeypatch):
+    # A fixed-atoms call has no max_seconds: a grid whose mixture is predicted past FIXED_MAX_SECONDS gets the
+    # point-mass answer, and the halved request (whose mixture fits) is evaluated too: the smaller bound is kept, so
+    # twice the atoms never give a worse bound than the mixture of the smaller grid (OTL at 8 atoms: 2.7 -> 20.7 CPU s
+    # for three mixtures before this guard).
+    fn, laws = _PROGRAMS["sines"]
+    names = {"x": 8, "y": 8, "z": 8}
+    monkeypatch.setattr(boxlinear, "FIXED_MAX_SECONDS", boxlinear.SECONDS_PER_CELL * boxlinear.work_budget(8**3, 3))
+    assert boxlinear.within_fixed_budget(8**3, 3) and not boxlinear.within_fixed_budget(16**3, 3)
+    assert not boxlinear.wanted(16**3, 3)
+    small = _run(fn, laws, atoms=8)
+    assert small.info["bound_method"] == "box-linear mixture" and "smaller_request" not in small.info
+    with switches.scope({"box_linear": False}):
+        points = _run(fn, laws, atoms=16)  # what the 16-atom grid certifies without a mixture
+    big = _run(fn, laws, atoms=16)
+    note = big.info["smaller_request"]
+    assert note["requested"] == names
+    assert note["requested_grid_bound"] == pytest.approx(points.w1_bound, rel=1e-12)  # no mixture on 16**3
+    assert big.w1_bound == pytest.approx(min(points.w1_bound, small.w1_bound), rel=1e-12)
+    assert big.w1_bound <= small.w1_bound * (1 + 1e-12)
+    ref, err = sobol_reference(fn, laws)
+    assert big.w1(ref) <= big.w1_bound + err
+    # a target_w1 call has its own time budget (max_seconds): the fixed budget does not apply there
+    monkeypatch.setattr(boxlinear, "FIXED_MAX_SECONDS", 0.0)
+    on = _run(fn, laws, target_w1=1.5 * small.w1_bound, max_seconds=30.0, atoms=8)
+    assert on.info["bound_method"] == "box-linear mixture"
+    assert _run(fn, laws, atoms=8).info["bound_method"] != "box-linear mixture"

@@ -865,7 +865,8 @@ def _mixture_smaller_request(
     """Fixed atoms, box-linear mixture on: the answer to the halved request, kept per output where smaller.
 
     Where the requested grid was reduced to fit ``max_joint`` (``info["atoms_reduced"]``) or compressed (neither
-    the Taylor pass nor the box-linear mixture runs on a compressed grid), the same call at half the atoms per
+    the Taylor pass nor the box-linear mixture runs on a compressed grid), or is too large for a mixture in a call
+    without a time budget (:func:`opgraph.dcg.boxlinear.fixed_budget_fits`), the same call at half the atoms per
     input (:func:`_halved`, which itself applies this rule) is evaluated too and, per output, the result with the
     smaller bound is kept (``info["smaller_request"]``). So ``bound(2N) <= bound(N)`` wherever the ``2N`` grid is
     reduced or compressed (docs/dcg.md, "More atoms with the mixture on"). Halved requests whose grid is the one
@@ -884,7 +885,6 @@ def _mixture_smaller_request(
             or len(names) < boxlinear.MIN_AXES
             or (opts.get("scale") or {}).get("max_memory") is not None  # chunked grids build no mixture
             or not all(r.certified for r in kept.results)
-            or not any(r.info.get("atoms_reduced") or r.info.get("compressions") for r in kept.results)
         ):
             return False
         return all(costguards.taylor_pays(g) for g, _ in (restrict(graph, o) for o in graph.outputs))
@@ -898,6 +898,9 @@ def _mixture_smaller_request(
 
         requested = {n: _atoms_for(atoms, n) for n in names}
         here, half = grid(requested), _halved(requested)
+        shrunk = any(r.info.get("atoms_reduced") or r.info.get("compressions") for r in kept.results)
+        if not shrunk and boxlinear.fixed_budget_fits(restricted, here[0]):
+            return
         while half != requested and grid(half) == here:  # the same grid: the same answer
             requested, half = half, _halved(half)
         if half == requested:

@@ -100,6 +100,14 @@ TAIL_ROUNDS = 3
 #: 8-atom target_w1 rounds, tail rounds included, 2026-12-07; padded): a ``target_w1`` call skips a mixture
 #: predicted to end past its ``max_seconds`` (:func:`affordable`).
 SECONDS_PER_CELL = 2e-7
+#: Calls without a time budget (fixed atoms): most predicted CPU seconds of one mixture (``SECONDS_PER_CELL`` times
+#: the :func:`work_budget` of the grid's boxes: 2.5e7 lattice cells). Larger grids get no mixture and no linear
+#: models from the Taylor pass (:func:`within_fixed_budget`); the fixed-atoms call then also evaluates the halved
+#: request (``opgraph.dcg.api._mixture_smaller_request``), so twice the atoms never give a worse bound there. Set
+#: from the UQ suite (2026-12-07, 1 thread, load 10-12): 6 inputs at 8 atoms (2**18 boxes, 2.7e7 cells, 5.5 s
+#: predicted) took 13.6 s for one mixture (Undamped) and 16.7 s for three (OTL), where the point-mass call took
+#: 0.75 s and 2.7 s; 3 inputs at 64 atoms (2**18 boxes, 2.3e7 cells) about 5.5 s (Ishigami, kept: 8x smaller bound).
+FIXED_MAX_SECONDS = 5.0
 _EPS = float(np.finfo(float).eps)
 
 
@@ -126,7 +134,37 @@ def wanted(boxes: int, k: int) -> bool:
     """
     if not ENABLED.get():
         return False
-    return affordable(SECONDS_PER_CELL * work_budget(boxes, k))
+    return within_fixed_budget(boxes, k) and affordable(SECONDS_PER_CELL * work_budget(boxes, k))
+
+
+def within_fixed_budget(boxes: int, k: int) -> bool:
+    """Whether a mixture over ``boxes`` boxes of a ``k``-input grid fits a call without a time budget.
+
+    True inside a ``target_w1`` call (its ``max_seconds`` guards it: :func:`affordable`). Outside one (fixed atoms),
+    the mixture's largest work on the grid (:func:`work_budget`) must be predicted within :data:`FIXED_MAX_SECONDS`
+    CPU s. A deterministic function of the grid's size: the same call gives the same answer on any machine. Skipping
+    changes no certificate, only which certified answer the call returns (the point-mass answer).
+    """
+    from opgraph.dcg import roundbudget
+
+    if roundbudget.current() is not None:
+        return True
+    return SECONDS_PER_CELL * work_budget(boxes, k) <= FIXED_MAX_SECONDS
+
+
+def fixed_budget_fits(restricted: Sequence[tuple[Any, int]], counts: dict[str, int]) -> bool:
+    """Whether every output's whole grid at ``counts`` atoms per input is within :func:`within_fixed_budget`.
+
+    Args:
+        restricted: Per output, its graph and output id (``opgraph.dcg.engine.restrict``); the grid's axes are
+            the graph's input nodes.
+        counts: Atoms per input name.
+    """
+    for g, _ in restricted:
+        names = [n.attrs["name"] for n in g.nodes if n.op == "input"]
+        if len(names) >= MIN_AXES and not within_fixed_budget(math.prod(counts[n] for n in names), len(names)):
+            return False
+    return True
 
 
 def affordable(seconds: float, what: str = "box-linear mixture") -> bool:
@@ -231,6 +269,8 @@ def mixture(
     if ceiling is not None and not floor < ceiling:
         return None
     if not affordable(SECONDS_PER_CELL * budget):  # target_w1: within the call's max_seconds
+        return None
+    if not within_fixed_budget(cand.size, k):  # fixed atoms: within FIXED_MAX_SECONDS
         return None
     idx = [x.astype(np.int32) for x in np.unravel_index(cand, shape)]
     vc, wc = v[cand], w[cand]
