@@ -17,6 +17,8 @@ from opgraph.dcg.switches import capture, scope
 from .sobolref import sobol_reference
 
 _U = od.Uniform(0, 1)
+#: The weights of `_weighted`'s three terms drawn by the property tests.
+_WEIGHTS = {name: hs.floats(0.05, 5) for name in "abc"}
 
 
 def _weighted(a: float, b: float, c: float):
@@ -129,9 +131,7 @@ def test_off_keeps_the_uniform_grid():
 @pytest.mark.usefixtures("point_mass_answers")
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(
-    a=hs.floats(0.05, 5),
-    b=hs.floats(0.05, 5),
-    c=hs.floats(0.05, 5),
+    **_WEIGHTS,
     n=hs.sampled_from([16, 32]),
     normal=hs.booleans(),
 )
@@ -163,9 +163,7 @@ def test_without_the_ladder_only_the_requested_cap_is_tried(monkeypatch):
 @pytest.mark.usefixtures("point_mass_answers")
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(
-    a=hs.floats(0.05, 5),
-    b=hs.floats(0.05, 5),
-    c=hs.floats(0.05, 5),
+    **_WEIGHTS,
     n=hs.sampled_from([16, 32, 64]),
     max_joint=hs.sampled_from([300, 1000, 3000]),
     normal=hs.booleans(),

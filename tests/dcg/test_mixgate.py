@@ -30,6 +30,15 @@ from opgraph.dcg.w1 import w1_discrete
 from .sobolref import sobol_reference
 from .test_taylor_slope import PISTON_LAWS, _piston_like, _setup
 
+#: The piston-like boxes drawn by the property tests: positions and widths of the two inputs, the exponent.
+_BOX_LAWS = {
+    "a0": st.floats(0.3, 2.0),
+    "aw": st.floats(0.05, 1.5),
+    "b0": st.floats(0.1, 1.0),
+    "bw": st.floats(0.05, 1.0),
+    "k": st.floats(0.5, 6.0),
+}
+
 
 @pytest.fixture(autouse=True)
 def _exact_law_off(monkeypatch):
@@ -157,11 +166,7 @@ def test_hessian_kept_where_it_wins_on_the_probe(small_caps):
 
 @settings(max_examples=25, deadline=None)
 @given(
-    a0=st.floats(0.3, 2.0),
-    aw=st.floats(0.05, 1.5),
-    b0=st.floats(0.1, 1.0),
-    bw=st.floats(0.05, 1.0),
-    k=st.floats(0.5, 6.0),
+    **_BOX_LAWS,
     n=st.integers(2, 4),
     seed=st.integers(0, 2**16),
 )
@@ -248,11 +253,7 @@ def test_whole_answer_sound_with_the_gate(monkeypatch, small_caps, gate):
 
 @settings(max_examples=20, deadline=None)
 @given(
-    a0=st.floats(0.3, 2.0),
-    aw=st.floats(0.05, 1.5),
-    b0=st.floats(0.1, 1.0),
-    bw=st.floats(0.05, 1.0),
-    k=st.floats(0.5, 6.0),
+    **_BOX_LAWS,
     n=st.integers(3, 5),
     scale=st.sampled_from([1e-30, 1e-3, 1.0, 1e300]),
 )
