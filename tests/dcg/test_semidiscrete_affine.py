@@ -125,6 +125,7 @@ def test_affine_certificate_is_tight_and_fires(point_mass_answers):
     assert r.w1_bound < off.w1_bound / 3  # the first-order bound is several times looser
 
 
+@pytest.mark.usefixtures("point_mass_answers")  # subject: the semi-discrete certificate's own terms, not the mixture
 def test_second_order_term_is_needed():
     """Where the regrouping term dominates, the measured term alone is below the true W1 (dropping it fails)."""
     a, b, mu, sigma = 1.0, 2.0, 0.5, 0.3
@@ -137,6 +138,7 @@ def test_second_order_term_is_needed():
     assert r.w1_bound <= 4 * true
 
 
+@pytest.mark.usefixtures("point_mass_answers")  # subject: the semi-discrete rewrite firing, not the mixture
 def test_rewritten_borehole_form_is_never_worse_and_fires():
     """``k (c - h) / (1 + k)`` has no ``P + Q C`` node: the rewrite exposes it, the smaller bound is kept."""
     a, b, mu, sigma = 1.0, 2.0, 3.0, 0.5

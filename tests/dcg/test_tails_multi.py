@@ -90,6 +90,8 @@ def test_exp_of_sum_with_infinite_mean_part_stays_unbounded() -> None:
     assert math.isinf(r.w1_bound)
 
 
+# subject: the tail product rule through a compression (the halved request answers uncompressed), not the mixture
+@pytest.mark.usefixtures("point_mass_answers")
 def test_exp_of_sum_through_a_compression() -> None:
     """exp(x + y + z) with the inner sum compressed: the product rule before it plus the regrouping's cost."""
     fn, ins, (cdf, lo, hi) = CASES["exp(x + y + z)"]

@@ -36,6 +36,8 @@ def test_tiny_programs_keep_a_sound_bound(name):
     assert r.info["bound_method"] in ("cellwise", "path")
 
 
+# subject: which second-order certificate answers at scale one, not the mixture
+@pytest.mark.usefixtures("point_mass_answers")
 def test_scale_one_keeps_its_second_order_certificates():
     make_f, make_in = CASES["tiny input"]
     r = od.evaluate(make_f(1.0), *make_in(1.0), atoms=8)
