@@ -155,6 +155,8 @@ def test_round_passes_run_only_where_the_round_can_reach_the_target():
     assert what == "not needed" and log == [] and out[0].resume is None
 
 
+# subject: the round schedule of the sub-cell passes (the mixture meets the target in fewer rounds), not the mixture
+@pytest.mark.usefixtures("point_mass_answers")
 def test_target_loop_skips_early_passes_and_runs_them_on_the_final_round(monkeypatch):
     """An unreachable target: round 1's grid cannot reach it even with the pass (skipped); the kept round runs it."""
     from opgraph.dcg import subcells
