@@ -37,14 +37,14 @@ def _run(fn, laws, **kw):
 
 @pytest.fixture(autouse=True)
 def _box_linear_on():
-    """The mixture on (opt-in) for every test here."""
+    """The mixture on (the default since 2026-12-07) for every test here, whatever the environment set."""
     with switches.scope({"box_linear": True}):
         yield
 
 
-def test_the_mixture_is_opt_in_and_used_when_on():
-    # still opt-in (docs/dcg.md, "Opt-in": whole grids of nearly linear programs, the lattice work floor)
-    assert contextvars.Context().run(boxlinear.ENABLED.get) is False  # the ContextVar's own default
+def test_the_mixture_is_on_by_default_and_used():
+    # on by default since 2026-12-07 (docs/dcg.md, "On by default")
+    assert contextvars.Context().run(boxlinear.ENABLED.get) is True  # the ContextVar's own default
     assert switches.capture()["box_linear"] is True  # this module's fixture
     r = _run(lambda x, y, z: x * y + np.sin(z) * x, [od.Uniform(0, 1), od.Uniform(1, 2), od.Uniform(-1, 1)], atoms=8)
     assert r.info["bound_method"] == "box-linear mixture"

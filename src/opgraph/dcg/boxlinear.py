@@ -37,7 +37,7 @@ budget (:data:`WORK_PER_BOX` lattice cells per box plus a floor growing as the b
 processed in blocks of at most :data:`BLOCK` cells, so memory is bounded). The engine keeps the result only where
 its bound is smaller than the point-mass answer's final bound (never worse), and skips it where its bound cannot go
 below a bound the caller already holds for the same law (``answer``'s ``held``); the CDF band is unchanged (it comes
-from the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **off**:
+from the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **on**:
 see its comment) switches it; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
 
 **Half-line cells** (:mod:`opgraph.dcg.boxtails`, switch ``box_linear_tails``, default on): a box with an unbounded
@@ -61,15 +61,15 @@ from opgraph.dcg import boxtails
 
 log = logging.getLogger(__name__)
 
-#: Whether the engine tries the box-linear mixture answer. Off by default (opt in with ``ENABLED.set(True)`` or
-#: ``opgraph.dcg.switches.scope({"box_linear": True})``): on whole grids of nearly linear programs more atoms can give
-#: a worse bound (three Exponentials summed: 0.0021 / 0.0048 / 0.0085 at 8 / 16 / 32 atoms; the lattice work floor
-#: of 2**20 cells, docs/dcg.md "Opt-in"). Chunked grids (``max_memory``) do not build it, so a
-#: chunked answer can differ from the unchunked one (both certified). Fixed-atoms calls whose grid is reduced or
-#: compressed also evaluate the halved request (``opgraph.dcg.api._mixture_smaller_request``: more atoms never give
-#: a worse bound there); ``target_w1`` calls skip a mixture predicted to end past their ``max_seconds``
-#: (:func:`affordable`).
-ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=False)
+#: Whether the engine tries the box-linear mixture answer. On by default since 2026-12-07 (turn it off with
+#: ``ENABLED.set(False)`` or ``opgraph.dcg.switches.scope({"box_linear": False})``; docs/dcg.md "On by default"). On
+#: whole grids the lattice work floor follows the grid (:func:`work_budget`), so more atoms do not give a worse bound
+#: (three Exponentials summed: 0.0098 / 0.0088 / 0.0072 at 8 / 16 / 32 atoms). Chunked grids (``max_memory``) do not
+#: build it, so a chunked answer can differ from the unchunked one (both certified). Fixed-atoms calls whose grid is
+#: reduced or compressed also evaluate the halved request (``opgraph.dcg.api._mixture_smaller_request``: more atoms
+#: never give a worse bound there) and skip a mixture predicted past :data:`FIXED_MAX_SECONDS`; ``target_w1`` calls
+#: skip a mixture predicted to end past their ``max_seconds`` (:func:`affordable`).
+ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=True)
 
 #: The lattice step aims at a discretization cost of about this share of the remainder total.
 DISC_SHARE = 0.5
