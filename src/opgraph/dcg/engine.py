@@ -1883,6 +1883,7 @@ def _taylor_boxes(
             unimodal=unimodal,
             linear=lin,
             engine_bound=eb,
+            laws={a: ev.dists.get(graph.nodes[a].attrs["name"]) for a in axes} if wanted else None,
         )
         if not chunk:
             ev.taylor_memo = (val, graph, tb, lin, dict(probe))

@@ -627,6 +627,7 @@ def box_bound(
     unimodal: frozenset[int] = frozenset(),
     linear: dict[str, Any] | None = None,
     engine_bound: np.ndarray | None = None,
+    laws: dict[int, Any] | None = None,
 ) -> np.ndarray | None:
     """Per-box bound on ``E[|f(X) - V'|; box]`` (module docstring), or ``None`` where it does not apply.
 
@@ -659,6 +660,9 @@ def box_bound(
         engine_bound: With ``linear``: the engine's own per-box bound (weighted by the boxes' masses, on the grid
             of ``axes``), for the probe's mixture gate (:data:`MIX_GATE`). Where the gate finds that the mixture
             cannot pay, ``linear`` stays empty and the result is that of ``linear=None``.
+        laws: Per axis, the input's law. With ``linear``, the remainder may also take the sub-box slope form
+            (:mod:`opgraph.dcg.subslope`: each cell cut into equal-mass pieces, within that module's CPU budget)
+            where the whole-box remainder is large against the linear term.
     """
     k = len(axes)
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
@@ -672,6 +676,11 @@ def box_bound(
 
         mix_caps = affordable(MIX_SECONDS_PER_BOX_NODE * nodes_work, "the mixture's slope work cap")
     walk = SLOPE_WALK and nodes_work <= (MIX_MAX_WORK if mix_caps else WALK_MAX_WORK)
+    sub = 1  # most sub-boxes per box of the sub-box slope remainder (opgraph.dcg.subslope): only for the mixture
+    if linear is not None and laws and SLOPE:
+        from opgraph.dcg import subslope
+
+        sub = subslope.allowance(size, len(graph.nodes))
     affine = SLOPE_AFFINE and nodes_work <= (MIX_MAX_WORK if mix_caps else AFFINE_MAX_WORK)
     # the mixture's caps run work the default caps would not: the probe decides whether it can pay (MIX_GATE)
     gate = (
@@ -699,6 +708,8 @@ def box_bound(
             walk=walk,
             engine_bound=engine_bound if gate else None,
             diag=diag,
+            laws=laws,
+            sub=sub,
         )
         if parts is not None:
             parts["probe_gain"] = gain
@@ -707,7 +718,7 @@ def box_bound(
             # the mixture cannot pay for its slope work here: the pass without it (and no linear models)
             if parts is not None:
                 parts["mix_gated"] = 1.0
-            return box_bound(graph, output, axes, pt, cells, moments, wbox, parts, probe, uniform, unimodal)
+            return box_bound(graph, output, axes, pt, cells, moments, wbox, parts, probe, uniform, unimodal)  # no laws
         if not gain >= PROBE_MIN_GAIN:
             return None
         # the Hessian form wins on none of the probe's boxes, and the pass without the mixture would not run (its
@@ -766,6 +777,8 @@ def box_bound(
                 walk=walk,
                 hessian=hessian,
                 steps=steps,
+                laws=laws,
+                sub=sub,
             )
             if piece is None:
                 return None
@@ -796,6 +809,8 @@ def box_bound(
         walk=walk,
         hessian=hessian,
         steps=steps,
+        laws=laws,
+        sub=sub,
     )
 
 
@@ -812,6 +827,8 @@ def _probe(
     walk: bool = False,
     engine_bound: np.ndarray | None = None,
     diag: dict[str, float] | None = None,
+    laws: dict[int, Any] | None = None,
+    sub: int = 1,
 ) -> float:
     """The share of the first-order bound that the Taylor bound saves on the probe sub-grid of the whole axes.
 
@@ -853,6 +870,8 @@ def _probe(
         affine=affine,
         walk=walk,
         forms=forms,
+        laws=laws,
+        sub=sub,
     )
     if lin and forms is not None and diag is not None and engine_bound is not None:
         full = tuple(int(np.size(cells[a][2])) for a in axes)
@@ -918,6 +937,8 @@ def _box_piece(
     hessian: bool = True,
     forms: dict[str, Any] | None = None,
     steps: dict[int, tuple[bool, bool]] | None = None,
+    laws: dict[int, Any] | None = None,
+    sub: int = 1,
 ) -> np.ndarray:
     """:func:`box_bound` on one grid (or one slice of it), its arguments already checked.
 
@@ -930,7 +951,8 @@ def _box_piece(
     and the slope form alone bounds the remainder (:data:`MIX_GATE`). ``forms``: receives the per-box Hessian
     (radii included) and slope forms (``"hess"``, ``"slope"``, unweighted; for the probe's diagnosis), and the walk's
     per-step terms (``"walk"``, :func:`_walk`'s ``stats``). ``steps``: per walk axis, whether its interval and its
-    affine pass run (:func:`_walk`).
+    affine pass run (:func:`_walk`). ``laws`` / ``sub`` (with ``linear``): the inputs' laws and the most sub-boxes
+    per box of the sub-box slope remainder (:func:`_sub_slope`).
     """
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
     hessian = hessian or not SLOPE  # without the slope form the Hessian form is the only remainder
@@ -1023,6 +1045,13 @@ def _box_piece(
                 forms["slope"] = slope
             took = slope < hess
             hess = np.where(took, slope, hess)
+            if linear is not None and laws and sub > 1:  # sub-box slope form (opgraph.dcg.subslope)
+                got_sub = _sub_slope(graph, output, axes, cells, moments, laws, sub, outer, point, r1, lin0, hess, w)
+                if got_sub is not None:
+                    took = took | (got_sub < hess)
+                    hess = np.minimum(hess, got_sub)
+                    if parts is not None:
+                        parts["sub_slope"] = 1.0
         tot = (lin0 + hess + gap) * (1 + 1e-9) * w
         if linear is not None:
             rest = np.where(np.isnan(hess + gap), np.inf, (hess + gap) * (1 + 1e-9))
@@ -1048,6 +1077,53 @@ def _box_piece(
         tot = np.where(w == 0, 0.0, tot)
         tot = np.where(np.isnan(tot), np.inf, tot)
     return np.broadcast_to(tot, shape)
+
+
+def _sub_slope(
+    graph: Any,
+    output: int,
+    axes: Sequence[int],
+    cells: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    moments: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    laws: dict[int, Any],
+    sub: int,
+    outer: _Jet,
+    point: _Jet,
+    r1: dict[int, np.ndarray],
+    lin0: np.ndarray,
+    rem: np.ndarray,
+    w: np.ndarray,
+) -> np.ndarray | None:
+    """The sub-box slope remainder per box (:func:`opgraph.dcg.subslope.remainder`), or None where it is not tried.
+
+    Tried where the whole-box remainder ``rem`` (mass-weighted; unbounded boxes as ``subslope.INF_AS`` times their
+    linear term ``lin0``) exceeds ``subslope.TRIGGER`` of the linear term's total; the pieces go to the axes with the
+    largest whole-box slope terms (median over the boxes; :func:`opgraph.dcg.subslope.plan`), at most ``sub`` per box.
+    """
+    from opgraph.dcg import subslope
+
+    with np.errstate(all="ignore"):
+        lin_w = np.where(np.isfinite(lin0), lin0 * w, 0.0)
+        rem_w = np.where(np.isfinite(rem), rem, subslope.INF_AS * lin0) * w
+        if not float(np.sum(np.where(np.isfinite(rem_w), rem_w, 0.0))) > subslope.TRIGGER * float(np.sum(lin_w)):
+            return None
+    zero = (np.zeros(()), np.zeros(()))
+    cs = {a: 0.5 * (point.g.get(a, zero)[0] + point.g.get(a, zero)[1]) for a in axes}
+    scores = {}
+    for a in axes:
+        if laws.get(a) is None or a not in outer.g:
+            continue
+        with np.errstate(all="ignore"):
+            x = np.where(r1[a] > 0, iv.mag(iv.isub(outer.g[a], (cs[a], cs[a]))) * r1[a], 0.0)
+        scores[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
+    split = subslope.plan(scores, sub)
+    if math.prod(split.values()) <= 1:
+        return None
+    e1 = {}
+    for a in axes:
+        mass, err = (np.asarray(x, dtype=float) for x in moments[a][:2])
+        e1[a] = np.where(mass > 0, err / np.where(mass > 0, mass, 1.0), 0.0)
+    return subslope.remainder(graph, output, axes, cells, e1, laws, cs, point.v, split)
 
 
 def _slope(

@@ -1,0 +1,279 @@
+"""Slope (mean-value) remainder on sub-boxes: the box-linear model's remainder where box-wide enclosures blow up.
+
+:func:`opgraph.dcg.taylor._slope` bounds ``E[|f(X) - f(x') - c . d| | box]`` (``d = X - x'``, ``c`` the midpoints of
+the gradient enclosures at the atom ``x'``) by ``sum_i mag(G_i - c_i) E|d_i|`` with ``G_i`` an enclosure of
+``df/dx_i`` over the whole box (or a walk's thinner boxes). Where a variable is used several times along a long
+chain (piston's volume ``sqrt(A^2 + B) - A`` in a quotient), the interval and affine enclosures over a box a quarter
+of each range wide are tens to thousands of times the gradient's true range, and that overestimate falls faster
+than the box's width: on piston's 4-atom grid halving three axes' cells cuts the remainder total 75x, quartering
+them 800x (docs/dcg.md, "Sub-box slope remainder").
+
+**Theorem.** Split each cell ``i`` of a box ``B`` into pieces ``P_ij`` (so ``B`` into sub-boxes ``s``, the products
+of pieces), with a point ``x_s`` in each sub-box. Then
+
+    E[|f(X) - f(x') - c . d| | B] <= sum_s q_s ( sum_i mag(G^s_i - c_i) E[|X_i - x_si| | P_i,s_i]
+                                                 + |f(x_s) - f(x') - c . (x_s - x')| ),
+
+with ``q_s = P(X in s | B)`` (the product of the pieces' shares: the coordinates are independent on a box) and
+``G^s_i`` an enclosure of ``df/dx_i`` over ``s``. *Proof.* For ``X`` in ``s`` (convex, containing ``x_s``),
+``f(X) - f(x_s) = grad f(xi) . (X - x_s)`` with ``xi`` in ``s``, so ``f(X) - f(x') - c . d = (grad f(xi) - c) .
+(X - x_s) + (f(x_s) - f(x') - c . (x_s - x'))``; the absolute value is at most ``sum_i mag(G^s_i - c_i) |X_i - x_si|
++ |f(x_s) - f(x') - c . (x_s - x')|``; take the expectation given ``s`` (each ``|X_i - x_si|`` has the marginal law of
+``X_i`` on its piece) and sum over ``s`` with the weights ``q_s``. The point term is computed from rigorous
+enclosures of ``f(x_s)`` and ``f(x')`` (interval point passes), padded for the rounding of ``c . (x_s - x')``. Both
+terms are second order: ``G^s_i - c_i`` is ``O(width)`` and so is ``E|X_i - x_si|`` on a piece, and the point term is
+the expansion's own curvature at ``x_s``. Where ``G^s`` is unbounded on some sub-box (a pole, a tail cell) the
+bound is infinite there and the caller keeps its other bound (per box, the minimum).
+
+The pieces of a cell have equal masses under the input's law (quantile function), ``x_si`` is the piece's
+conditional median, and ``E[|X_i - x_si|; piece]`` comes from :func:`opgraph.dcg.boxlinear._cost_bins` (closed-form
+partial moments; an upper bound); a cell with an unbounded end, of mass below :data:`MIN_CELL_MASS`, or whose law has
+no quantile function is not split (all its pieces are the whole cell at its atom, with its own ``E|d|``: the same
+statement with one piece). Used by :func:`opgraph.dcg.taylor.box_bound` where the box-linear mixture asked for
+linear models and the whole-box remainder is large against the linear term (:data:`TRIGGER`), within a CPU budget
+(:func:`allowance`). ``ENABLED`` (a ContextVar, default on; switch ``sub_slope``) turns it off.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from opgraph.dcg import intervals as iv
+
+#: Whether the Taylor pass tries the sub-box slope remainder (``ENABLED.set(False)`` or the switch ``sub_slope``).
+ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_subslope", default=True)
+#: Most sub-boxes per box (the product of the pieces per axis).
+MAX_PIECES = 64
+#: Predicted CPU seconds per sub-box and graph node (an interval pass and one affine gradient pass with every axis
+#: seeded; measured 4.6e-7 on piston's 4-atom grid, 39 nodes, 1 thread, load 2-3, 2026-12-07).
+SECONDS_PER_BOX_NODE = 5e-7
+#: Calls without a time budget (fixed atoms): most predicted CPU seconds of the pass (piston at 4 atoms, 64 pieces per
+#: box: about 20 s predicted).
+FIXED_SECONDS = 24.0
+#: The pass runs only where the whole-box remainder (mass-weighted, an unbounded box counted as ``INF_AS`` times its
+#: linear term) exceeds this share of the linear term's total: where the remainder is already small against the
+#: linear term (OTL, the MLP), a finer remainder cannot change the mixture's bound much.
+TRIGGER = 0.5
+#: An unbounded whole-box remainder counts as this many times the box's linear term in :data:`TRIGGER`'s test.
+INF_AS = 10.0
+#: Cells with less mass are not split (their pieces' masses would lose relative precision in the CDF differences).
+MIN_CELL_MASS = 1e-6
+#: Most sub-boxes of one pass: the pieces of the axes with the most pieces are laid out on the grid up to this many
+#: (fewer passes over more boxes: a pass over a small grid is mostly per-node overhead), the others looped over.
+LAYOUT_MAX = 2**16
+#: Model of an axis's term against its pieces in :func:`plan` (``term / m ** DECAY``).
+DECAY = 2.0
+_EPS = float(np.finfo(float).eps)
+
+
+def allowance(boxes: int, nodes: int) -> int:
+    """Most sub-boxes per box that the pass may use on a grid of ``boxes`` boxes and ``nodes`` graph nodes (1: none).
+
+    Outside a ``target_w1`` call the pass is predicted (:data:`SECONDS_PER_BOX_NODE`) within :data:`FIXED_SECONDS`;
+    inside one, within the seconds left of its ``max_seconds`` (with the budget's safety margin). Deterministic for a
+    fixed-atoms call (the grid's size alone), so the same call gives the same bound on any machine.
+    """
+    if not ENABLED.get() or boxes <= 0 or nodes <= 0:
+        return 1
+    from opgraph.dcg import roundbudget
+
+    per = SECONDS_PER_BOX_NODE * boxes * nodes
+    rb = roundbudget.current()
+    seconds = FIXED_SECONDS if rb is None else rb.left() / roundbudget.SAFETY
+    return int(max(1, min(MAX_PIECES, math.floor(seconds / per))))
+
+
+def plan(scores: Mapping[int, float], allow: int) -> dict[int, int]:
+    """Pieces per axis, their product at most ``allow``: greedily to the axis whose modelled term is largest.
+
+    ``scores``: per splittable axis, its whole-box slope term (any positive scale; ``inf`` first). An axis's term is
+    modelled as ``score / m ** DECAY`` with ``m`` pieces.
+    """
+    m = {a: 1 for a in scores}
+    live = {a for a, s in scores.items() if s > 0}
+    prod = 1
+    while live:
+        a = max(live, key=lambda t: (scores[t] / m[t] ** DECAY, -t))
+        nxt = prod // m[a] * (m[a] + 1)
+        if nxt > allow:
+            live.discard(a)
+            continue
+        prod = nxt
+        m[a] += 1
+    return m
+
+
+def pieces(
+    dist: Any, lo: np.ndarray, hi: np.ndarray, atoms: np.ndarray, e1: np.ndarray, m: int
+) -> tuple[np.ndarray, ...]:
+    """Per cell, ``m`` equal-mass pieces: ``(lo, hi, point, E[|X - point| | piece], share)``, each of shape (n, m).
+
+    Args:
+        dist: The input's law (``cdf``, ``ppf``; ``partial_moment`` where closed-form).
+        lo: The cells' lower ends.
+        hi: The cells' upper ends.
+        atoms: The cells' atoms.
+        e1: The cells' ``E[|X - atom| | cell]`` (upper bounds), used for the cells that are not split.
+        m: Pieces per cell.
+
+    A cell that is not split (an unbounded end, mass below :data:`MIN_CELL_MASS`, no quantile function, ``m == 1``)
+    gets ``m`` copies of itself at its atom, each with share ``1 / m``.
+    """
+    from opgraph.dcg.boxlinear import _cost_bins
+
+    lo, hi, atoms, e1 = (np.asarray(x, dtype=float).reshape(-1) for x in (lo, hi, atoms, e1))
+    n = lo.size
+    whole = (
+        np.repeat(lo[:, None], m, 1),
+        np.repeat(hi[:, None], m, 1),
+        np.repeat(atoms[:, None], m, 1),
+        np.repeat(e1[:, None], m, 1),
+        np.full((n, m), 1.0 / m),
+    )
+    ppf = getattr(dist, "ppf", None)
+    if m == 1 or ppf is None or not hasattr(dist, "cdf"):
+        return whole
+    with np.errstate(all="ignore"):
+        flo, fhi = np.asarray(dist.cdf(lo), dtype=float), np.asarray(dist.cdf(hi), dtype=float)
+        ok = np.isfinite(lo) & np.isfinite(hi) & (fhi - flo >= MIN_CELL_MASS) & (hi > lo)
+        if not np.any(ok):
+            return whole
+        t = np.arange(m + 1) / m
+        u = flo[:, None] + (fhi - flo)[:, None] * t[None, :]
+        edges = np.asarray(ppf(np.clip(u, 0.0, 1.0)), dtype=float)
+        edges[:, 0], edges[:, -1] = lo, hi
+        edges = np.maximum.accumulate(np.clip(edges, lo[:, None], hi[:, None]), axis=1)
+        mid = flo[:, None] + (fhi - flo)[:, None] * (t[:-1] + 0.5 / m)[None, :]
+        point = np.clip(np.asarray(ppf(np.clip(mid, 0.0, 1.0)), dtype=float), edges[:, :-1], edges[:, 1:])
+        f = np.asarray(dist.cdf(edges), dtype=float)
+        mass = np.maximum(np.diff(f, axis=1), 0.0)
+        total = mass.sum(axis=1, keepdims=True)
+        cost = _cost_bins(dist, edges, f, point)  # upper bounds on E[|X - point|; piece]
+        good = ok[:, None] & np.isfinite(edges).all(axis=1, keepdims=True) & np.isfinite(point) & np.isfinite(cost)
+        good &= total > 0
+        safe = np.where(mass > 0, mass, 1.0)
+        # E[|X - point| | piece], padded for the relative rounding of the CDF differences (mass >= MIN_CELL_MASS)
+        cond = np.where(mass > 0, cost / safe, 0.0) * (1 + 1e-8)
+        share = np.where(total > 0, mass / np.where(total > 0, total, 1.0), 0.0)
+        good &= np.isfinite(cond)
+        good = np.broadcast_to(np.all(good, axis=1, keepdims=True), (n, m))
+    return (
+        np.where(good, edges[:, :-1], whole[0]),
+        np.where(good, edges[:, 1:], whole[1]),
+        np.where(good, point, whole[2]),
+        np.where(good, cond, whole[3]),
+        np.where(good, share, whole[4]),
+    )
+
+
+def remainder(
+    graph: Any,
+    output: int,
+    axes: Sequence[int],
+    cells: Mapping[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    e1: Mapping[int, np.ndarray],
+    laws: Mapping[int, Any],
+    c: Mapping[int, np.ndarray],
+    fx: tuple[np.ndarray, np.ndarray],
+    split: Mapping[int, int],
+    affine: bool = True,
+) -> np.ndarray:
+    """Per box, the sub-box bound on ``E[|f(X) - f(x') - c . d| | box]`` (module docstring), ``inf`` where unknown.
+
+    Args:
+        graph: The output's graph (every input node's id is its axis).
+        output: The output node's id.
+        axes: The grid's axes.
+        cells: Per axis, ``(lo, hi, atoms)`` of its cells (1-D).
+        e1: Per axis, ``E[|X - atom| | cell]`` per cell (1-D; upper bounds).
+        laws: Per axis, the input's law (axes without one are not split).
+        c: Per axis, the linear model's coefficients (broadcastable to the grid).
+        fx: An enclosure ``(lo, hi)`` of the exact ``f`` at the atoms (broadcastable to the grid).
+        split: Pieces per axis (missing axes: 1).
+        affine: Also enclose the sub-boxes' gradients in affine arithmetic (:mod:`opgraph.dcg.affgrad`), intersected
+            with the interval ones.
+    """
+    from opgraph.dcg import affgrad, taylor
+
+    k = len(axes)
+    shape = tuple(int(np.size(cells[a][2])) for a in axes)
+    cut = {}
+    for a in axes:
+        lo, hi, at = cells[a]
+        law = laws.get(a)
+        cut[a] = pieces(law, lo, hi, at, e1[a], int(split.get(a, 1)) if law is not None else 1)
+    npc = {a: cut[a][0].shape[1] for a in axes}
+    # axes whose pieces are laid out on the grid (one pass over more boxes: the per-pass overhead of a small grid);
+    # the others' pieces are looped over (bounded memory)
+    inline: set[int] = set()
+    boxes = math.prod(shape)
+    for a in sorted(axes, key=lambda t: -npc[t]):
+        if npc[a] > 1 and boxes * npc[a] <= LAYOUT_MAX:
+            inline.add(a)
+            boxes *= npc[a]
+
+    def lay(x: np.ndarray, a: int) -> np.ndarray:
+        return np.asarray(x, dtype=float).reshape([x.size if t == a else 1 for t in axes])
+
+    def expand(x: Any) -> np.ndarray:
+        """A grid-shaped (broadcastable) array of the boxes, repeated over the inline axes' pieces."""
+        x = np.asarray(x, dtype=float)
+        x = x.reshape((1,) * (k - x.ndim) + x.shape)
+        for i, a in enumerate(axes):
+            if a in inline and x.shape[i] > 1:
+                x = np.repeat(x, npc[a], axis=i)
+        return x
+
+    def column(a: int, t: int, j: int | None) -> np.ndarray:
+        """Field ``t`` of axis ``a``'s pieces: piece ``j`` of every cell, or all pieces cell-major (inline)."""
+        return lay(cut[a][t].reshape(-1) if j is None else cut[a][t][:, j], a)
+
+    zero = (np.zeros(()), np.zeros(()))
+    vlo, vhi = expand(fx[0]), expand(fx[1])
+    cx = {a: expand(c[a]) for a in axes}
+    atoms = {a: lay(np.repeat(np.asarray(cells[a][2], dtype=float), npc[a] if a in inline else 1), a) for a in axes}
+    acc: Any = 0.0
+    ranges = [[None] if a in inline else range(npc[a]) for a in axes]
+    with np.errstate(all="ignore"):
+        for combo in itertools.product(*ranges):
+            box = {a: (column(a, 0, j), column(a, 1, j)) for a, j in zip(axes, combo, strict=True)}
+            ctr = {a: column(a, 2, j) for a, j in zip(axes, combo, strict=True)}
+            got: list[Any] = []
+            outer = taylor.jets(graph, output, box, hess=False, centre=ctr, point_out=got, centred=True)
+            seeds = [a for a in axes if a in outer.g]
+            whole = affgrad.gradients(graph, output, axes, box, seeds) if affine and seeds else {}
+            term: Any = 0.0
+            shift: Any = 0.0  # c . (x_s - x')
+            size: Any = 0.0  # sum |c_i (x_si - x'_i)|: the rounding scale of the shift
+            share: Any = 1.0
+            for a, j in zip(axes, combo, strict=True):
+                ca = cx[a]
+                g = taylor._meet(outer.g.get(a, zero), whole.get(a))
+                e = column(a, 3, j)
+                term = term + np.where(e > 0, iv.mag(iv.isub(g, (ca, ca))) * e, 0.0)
+                step = ca * (ctr[a] - atoms[a])
+                shift = shift + step
+                size = size + np.abs(step)
+                share = share * column(a, 4, j)
+            slo, shi = got[0].v
+            gap = np.maximum(np.abs(shi - vlo - shift), np.abs(slo - vhi - shift))
+            gap = gap + 8 * _EPS * (np.abs(shi) + np.abs(slo) + np.abs(vlo) + np.abs(vhi) + (k + 2) * size)
+            part = term + gap
+            acc = acc + np.where(share > 0, share * np.where(np.isnan(part), np.inf, part), 0.0)
+    acc = np.broadcast_to(
+        np.asarray(acc, dtype=float),
+        tuple(n * (npc[a] if a in inline else 1) for n, a in zip(shape, axes, strict=True)),
+    )
+    if inline:  # the inline axes' pieces summed back into their boxes
+        split_shape: list[int] = []
+        for n, a in zip(shape, axes, strict=True):
+            split_shape += [n, npc[a] if a in inline else 1]
+        acc = acc.reshape(split_shape).sum(axis=tuple(2 * i + 1 for i in range(k)))
+    out = np.asarray(acc, dtype=float) * (1 + 1e-9)
+    return np.where(np.isnan(out), np.inf, out)
