@@ -55,7 +55,7 @@ MAX_PIECES = 64
 SECONDS_PER_BOX_NODE = 5e-7
 #: Calls without a time budget (fixed atoms): most predicted CPU seconds of the pass (piston at 4 atoms, 64 pieces per
 #: box: about 20 s predicted).
-FIXED_SECONDS = 24.0
+FIXED_SECONDS = 12.0
 #: The pass runs only where the whole-box remainder (mass-weighted, an unbounded box counted as ``INF_AS`` times its
 #: linear term) exceeds this share of the linear term's total: where the remainder is already small against the
 #: linear term (OTL, the MLP), a finer remainder cannot change the mixture's bound much.
@@ -68,7 +68,7 @@ MIN_CELL_MASS = 1e-6
 #: (fewer passes over more boxes: a pass over a small grid is mostly per-node overhead), the others looped over.
 LAYOUT_MAX = 2**16
 #: Model of an axis's term against its pieces in :func:`plan` (``term / m ** DECAY``).
-DECAY = 2.0
+DECAY = 1.3
 _EPS = float(np.finfo(float).eps)
 
 
