@@ -60,6 +60,12 @@ FIXED_SECONDS = 12.0
 #: linear term) exceeds this share of the linear term's total: where the remainder is already small against the
 #: linear term (OTL, the MLP), a finer remainder cannot change the mixture's bound much.
 TRIGGER = 0.5
+#: ... and only where the whole-box remainder of the boxes where it is finite is at most this many times the linear
+#: term's total. Beyond, the enclosures are dominated by a near-pole that pieces within the budget do not fix:
+#: piston's program as written (``V**2`` in a denominator; the cancellation pair's other graph) has 4.6e14 against
+#: a linear total of 0.033, and its sub-box remainder still summed to 141 (5-6 CPU s at 4 atoms for nothing), where
+#: the rewrite has 21 and gets 0.041.
+HOPELESS = 1e6
 #: An unbounded whole-box remainder counts as this many times the box's linear term in :data:`TRIGGER`'s test.
 INF_AS = 10.0
 #: Cells with less mass are not split (their pieces' masses would lose relative precision in the CDF differences).

@@ -54,7 +54,9 @@ over the box (``f(X) - f(x') = grad f(xi) . d``), or over the thinner boxes of a
 (:data:`SLOPE_WALK`), taken both in interval and in affine arithmetic (:mod:`opgraph.dcg.affgrad`,
 :data:`SLOPE_AFFINE`), intersected. Per box the smaller of the two forms is used, in the point-mass bound and in the
 box-linear model's ``rest``. No Hessian enclosure is needed, so a chain whose second-derivative enclosures blow up
-(piston: 412x at one quotient) can still get a second-order remainder.
+(piston: 412x at one quotient) can still get a second-order remainder. Where the box-linear mixture asked for
+linear models (``laws`` given) and the whole-box remainder is still large against the linear term, the slope form is
+also taken over sub-boxes (each cell cut into equal-mass pieces; :mod:`opgraph.dcg.subslope`), within a CPU budget.
 
 **The mixture's slope work, gated** (:data:`MIX_GATE`): where the box-linear mixture's larger work caps would run
 the walk or the affine gradients beyond the default caps, the probe also compares the mixture's predicted cost with
@@ -1097,7 +1099,8 @@ def _sub_slope(
     """The sub-box slope remainder per box (:func:`opgraph.dcg.subslope.remainder`), or None where it is not tried.
 
     Tried where the whole-box remainder ``rem`` (mass-weighted; unbounded boxes as ``subslope.INF_AS`` times their
-    linear term ``lin0``) exceeds ``subslope.TRIGGER`` of the linear term's total; the pieces go to the axes with the
+    linear term ``lin0``) exceeds ``subslope.TRIGGER`` of the linear term's total, and its finite boxes' part is at
+    most ``subslope.HOPELESS`` times that total; the pieces go to the axes with the
     largest whole-box slope terms (median over the boxes; :func:`opgraph.dcg.subslope.plan`), at most ``sub`` per box.
     """
     from opgraph.dcg import subslope
@@ -1105,7 +1108,11 @@ def _sub_slope(
     with np.errstate(all="ignore"):
         lin_w = np.where(np.isfinite(lin0), lin0 * w, 0.0)
         rem_w = np.where(np.isfinite(rem), rem, subslope.INF_AS * lin0) * w
-        if not float(np.sum(np.where(np.isfinite(rem_w), rem_w, 0.0))) > subslope.TRIGGER * float(np.sum(lin_w)):
+        total, lin_total = float(np.sum(np.where(np.isfinite(rem_w), rem_w, 0.0))), float(np.sum(lin_w))
+        if not total > subslope.TRIGGER * lin_total:
+            return None
+        fin_total = float(np.sum(np.where(np.isfinite(rem), rem * w, 0.0)))
+        if fin_total > subslope.HOPELESS * lin_total:  # enclosures dominated by a near-pole: pieces cannot fix it
             return None
     zero = (np.zeros(()), np.zeros(()))
     cs = {a: 0.5 * (point.g.get(a, zero)[0] + point.g.get(a, zero)[1]) for a in axes}

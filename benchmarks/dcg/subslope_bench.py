@@ -1,0 +1,60 @@
+"""Sub-box slope remainder off vs on (branch piston-mix): fixed-atoms rows of UQ cases, same process, interleaved.
+
+    PYTHONPATH=src python benchmarks/dcg/subslope_bench.py --rows Piston:4,OTL:4,Undamped:4
+
+Per row: the call with the switch ``sub_slope`` off, then on (1 thread, CPU s of the call): bound and true W1 in
+units of the output's std, bound / true, the bound's method, and the mixture's parts (remainder / lattice /
+point-mass boxes, std).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import uq  # noqa: E402
+
+
+def main() -> None:
+    """Command line: see the module docstring."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", default="Piston:4", help="CASE:ATOMS,... (a case's rows run in the order given)")
+    ap.add_argument("--out-json", default="")
+    a = ap.parse_args()
+    cases = {c.id: c for c in uq.make_cases()}
+    rows, warm = [], set()
+    for spec in a.rows.split(","):
+        cid, n = spec.split(":")
+        case = cases[cid]
+        ref = uq.load_reference(case)
+        if cid not in warm:  # tracing and caches, as uq.py's warm-up
+            uq.fixed_call(case, ref, 2, {})
+            warm.add(cid)
+        for on in (False, True):
+            r, cpu, w1 = uq.fixed_call(case, ref, int(n), {"sub_slope": on})
+            mix = r.info.get("box_linear") or {}
+            row = {
+                "case": cid,
+                "atoms": int(n),
+                "sub_slope": on,
+                "bound_std": r.w1_bound / ref.std,
+                "true_std": w1 / ref.std,
+                "ratio": r.w1_bound / w1 if w1 > 0 else None,
+                "cpu_s": round(cpu, 2),
+                "method": r.info.get("bound_method"),
+                "mix_std": [
+                    round(mix.get(k, 0.0) / ref.std, 4) for k in ("remainder", "discretization", "point_mass_boxes")
+                ],
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if a.out_json:
+        Path(a.out_json).write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
