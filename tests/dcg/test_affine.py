@@ -312,12 +312,15 @@ def test_oscillator_steps_far_tighter_than_intervals():
     def fn(w, z, x0):
         return _ode(w, z, x0, steps=100, h=0.1)
 
-    tok = A.ENABLED.set(False)
-    try:
-        before = od.evaluate(fn, *laws, atoms=6)
-    finally:
-        A.ENABLED.reset(tok)
-    after = od.evaluate(fn, *laws, atoms=6)
+    # The subject is the affine forms against intervals: the sub-box slope remainder (opgraph.dcg.subslope) also
+    # changes both mixtures here (with it on: 0.185 against 0.053, 3.5x, not 8x), so it is pinned off.
+    with switches.scope({"sub_slope": False}):
+        tok = A.ENABLED.set(False)
+        try:
+            before = od.evaluate(fn, *laws, atoms=6)
+        finally:
+            A.ENABLED.reset(tok)
+        after = od.evaluate(fn, *laws, atoms=6)
     ref = od.evaluate(fn, *laws, atoms=24)
     assert after.w1_bound < before.w1_bound / 8, (after.w1_bound, before.w1_bound)
     assert w1_discrete(after.atoms, after.weights, ref.atoms, ref.weights) - ref.w1_bound <= after.w1_bound
