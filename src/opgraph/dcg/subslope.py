@@ -56,6 +56,9 @@ SECONDS_PER_BOX_NODE = 5e-7
 #: Calls without a time budget (fixed atoms): most predicted CPU seconds of the pass (piston at 4 atoms, 64 pieces per
 #: box: about 20 s predicted).
 FIXED_SECONDS = 12.0
+#: Inside a ``target_w1`` call: most share of the seconds left of its ``max_seconds`` that one pass may be predicted
+#: to take (the later rounds keep the rest).
+TARGET_SHARE = 0.25
 #: The pass runs only where the whole-box remainder (mass-weighted, an unbounded box counted as ``INF_AS`` times its
 #: linear term) exceeds this share of the linear term's total: where the remainder is already small against the
 #: linear term (OTL, the MLP), a finer remainder cannot change the mixture's bound much.
@@ -82,7 +85,8 @@ def allowance(boxes: int, nodes: int) -> int:
     """Most sub-boxes per box that the pass may use on a grid of ``boxes`` boxes and ``nodes`` graph nodes (1: none).
 
     Outside a ``target_w1`` call the pass is predicted (:data:`SECONDS_PER_BOX_NODE`) within :data:`FIXED_SECONDS`;
-    inside one, within the seconds left of its ``max_seconds`` (with the budget's safety margin). Deterministic for a
+    inside one, within :data:`TARGET_SHARE` of the seconds left of its ``max_seconds`` (with the budget's safety
+    margin). Deterministic for a
     fixed-atoms call (the grid's size alone), so the same call gives the same bound on any machine.
     """
     if not ENABLED.get() or boxes <= 0 or nodes <= 0:
@@ -91,7 +95,7 @@ def allowance(boxes: int, nodes: int) -> int:
 
     per = SECONDS_PER_BOX_NODE * boxes * nodes
     rb = roundbudget.current()
-    seconds = FIXED_SECONDS if rb is None else rb.left() / roundbudget.SAFETY
+    seconds = FIXED_SECONDS if rb is None else TARGET_SHARE * rb.left() / roundbudget.SAFETY
     return int(max(1, min(MAX_PIECES, math.floor(seconds / per))))
 
 
