@@ -10,7 +10,7 @@ import pytest
 from scipy.stats import qmc
 
 from opgraph import dcg as od
-from opgraph.dcg import cancel, subcells
+from opgraph.dcg import cancel, subcells, subslope
 from opgraph.dcg.api import _rules
 from opgraph.dcg.engine import prepare, restrict, run_points
 from opgraph.graph import Graph, Node, trace
@@ -134,9 +134,12 @@ def test_bound_is_sound_and_band_holds(fn, atoms):
 
 @pytest.fixture
 def no_subcells(monkeypatch):
-    """The sub-cell pass (:mod:`opgraph.dcg.subcells`) off: it tightens both graphs' bounds by its own means, so the
-    tests that compare the rewritten graph with the original one measure the rewrites alone."""
+    """The sub-cell pass (:mod:`opgraph.dcg.subcells`) and the sub-box slope remainder (:mod:`opgraph.dcg.subslope`)
+    off: they tighten both graphs' bounds by their own means (with the latter on, the piston volume and the integer
+    powers get the same mixture bound with and without the rewrite), so the tests that compare the rewritten graph
+    with the original one measure the rewrites alone."""
     monkeypatch.setattr(subcells, "ENABLED", contextvars.ContextVar("subcells_off_in_test", default=False))
+    monkeypatch.setattr(subslope, "ENABLED", contextvars.ContextVar("subslope_off_in_test", default=False))
 
 
 def test_rewrite_tightens_the_borehole_form(no_subcells):
