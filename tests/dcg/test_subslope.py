@@ -201,3 +201,11 @@ def test_the_switch_travels():
     assert "sub_slope" in switches.capture()
     with switches.scope({"sub_slope": False}):
         assert switches.capture()["sub_slope"] is False
+
+
+def test_discrete_cells_are_not_cut():
+    law = od.Discrete([0.0, 1.0, 2.0, 3.0], [0.1, 0.2, 0.3, 0.4])
+    lo, hi, at, e1 = np.array([0.0, 2.0]), np.array([1.0, 3.0]), np.array([0.5, 2.5]), np.array([0.5, 0.5])
+    got = subslope.pieces(law, lo, hi, at, e1, 3)
+    np.testing.assert_array_equal(got[0], np.repeat(lo[:, None], 3, 1))
+    np.testing.assert_array_equal(got[3], np.repeat(e1[:, None], 3, 1))

@@ -27,8 +27,8 @@ bound is infinite there and the caller keeps its other bound (per box, the minim
 
 The pieces of a cell have equal masses under the input's law (quantile function), ``x_si`` is the piece's
 conditional median, and ``E[|X_i - x_si|; piece]`` comes from :func:`opgraph.dcg.boxlinear._cost_bins` (closed-form
-partial moments; an upper bound); a cell with an unbounded end, of mass below :data:`MIN_CELL_MASS`, or whose law has
-no quantile function is not split (all its pieces are the whole cell at its atom, with its own ``E|d|``: the same
+partial moments; an upper bound); a cell with an unbounded end, of mass below :data:`MIN_CELL_MASS`, or whose law is
+not continuous (:class:`opgraph.dcg.distributions.Continuous`) is not split (all its pieces are the whole cell at its atom, with its own ``E|d|``: the same
 statement with one piece). Used by :func:`opgraph.dcg.taylor.box_bound` where the box-linear mixture asked for
 linear models and the whole-box remainder is large against the linear term (:data:`TRIGGER`), within a CPU budget
 (:func:`allowance`). ``ENABLED`` (a ContextVar, default on; switch ``sub_slope``) turns it off.
@@ -132,7 +132,8 @@ def pieces(
         e1: The cells' ``E[|X - atom| | cell]`` (upper bounds), used for the cells that are not split.
         m: Pieces per cell.
 
-    A cell that is not split (an unbounded end, mass below :data:`MIN_CELL_MASS`, no quantile function, ``m == 1``)
+    A cell that is not split (an unbounded end, mass below :data:`MIN_CELL_MASS`, a law that is not continuous,
+    ``m == 1``)
     gets ``m`` copies of itself at its atom, each with share ``1 / m``.
     """
     from opgraph.dcg.boxlinear import _cost_bins
@@ -146,8 +147,10 @@ def pieces(
         np.repeat(e1[:, None], m, 1),
         np.full((n, m), 1.0 / m),
     )
+    from opgraph.dcg.distributions import Continuous
+
     ppf = getattr(dist, "ppf", None)
-    if m == 1 or ppf is None or not hasattr(dist, "cdf"):
+    if m == 1 or ppf is None or not isinstance(dist, Continuous):  # a discrete law's cells are not cut
         return whole
     with np.errstate(all="ignore"):
         flo, fhi = np.asarray(dist.cdf(lo), dtype=float), np.asarray(dist.cdf(hi), dtype=float)
