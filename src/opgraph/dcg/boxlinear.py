@@ -90,6 +90,9 @@ MIN_AXES = 2
 LATTICE_PER_BOX = 4
 #: Most points of the answer's lattice (binds only beyond 2**20 boxes, the default ``max_joint``; 32 MB).
 MAX_LATTICE = 2**22
+#: Reuse an evaluation's last mixture where the engine asks again for the same grid, linear models and per-box
+#: bounds (a re-finish: OTL at 8 atoms built the same 4 s mixture twice; branch mix-many; off: rebuilt, as before).
+MEMO = True
 #: Uniform inputs' terms in closed form (:func:`_uniform_term`; off: bin by bin through the CDF, as before).
 UNIFORM_CLOSED = True
 #: Terms with at most this many lattice points are convolved by shifted adds, longer ones by FFT.
@@ -212,12 +215,14 @@ def affordable(seconds: float, what: str = "box-linear mixture") -> bool:
     return False
 
 
-def _cost_bins(dist: Any, x: np.ndarray, f: np.ndarray, s: np.ndarray) -> np.ndarray:
+def _cost_bins(dist: Any, x: np.ndarray, f: np.ndarray, s: np.ndarray, means: list[Any] | None = None) -> np.ndarray:
     """Upper bounds on ``E[|X - s_j|; X between x_j and x_{j+1}]`` per bin ``j``, padded for rounding.
 
     ``x``: the bins' edges by row (monotone, either direction), ``f``: the CDF at them, ``s``: a point per bin. From
     the closed-form partial moment ``PM(x) = E[X; X <= x]`` where the law has one (split at ``s`` clipped into the
-    bin); never above ``P(bin) * max(|a - s|, |b - s|)``.
+    bin); never above ``P(bin) * max(|a - s|, |b - s|)``. Where ``means`` is a list and the partial moments were
+    evaluated, ``(E[s - X; bin], its rounding error bound)`` is appended to it (for :mod:`opgraph.dcg.boxvariance`,
+    which then need not evaluate them again).
     """
     up = x[:, 1:] >= x[:, :-1]
     a, b = np.where(up, x[:, :-1], x[:, 1:]), np.where(up, x[:, 1:], x[:, :-1])
@@ -238,6 +243,8 @@ def _cost_bins(dist: Any, x: np.ndarray, f: np.ndarray, s: np.ndarray) -> np.nda
     fs, ps = np.asarray(dist.cdf(sc), dtype=float), np.asarray(pm(sc), dtype=float)
     exact = s * (fs - fa) - (ps - pa) + (pb - ps) - s * (fb - fs)
     slack = 8 * _EPS * (np.abs(s) * (fa + fb + 2 * fs) + np.abs(pa) + np.abs(pb) + 2 * np.abs(ps))
+    if means is not None:
+        means.append((s * (fb - fa) - (pb - pa), 8 * _EPS * (np.abs(s) * (fa + fb) + np.abs(pa) + np.abs(pb))))
     got = np.maximum(exact, 0.0) + slack
     return np.where(np.isfinite(got), np.minimum(got, crude), crude)
 
@@ -399,10 +406,14 @@ def mixture(
     every = slice(None)
     rest_total = float(np.sum(wc * rest[cand]))
     mass = float(np.sum(wc))
-    # delta: discretization cost ~ (k + 1) delta / 4 per box (a smooth law rounded to the nearest lattice point), or
-    # ~ sqrt((k + 1) / 8) delta with the second-moment bound (opgraph.dcg.boxvariance)
+    # delta: discretization cost ~ (k + 1) delta / 4 per box (a smooth law rounded to the nearest lattice point).
+    # With the second-moment bound (opgraph.dcg.boxvariance) and only Uniform inputs (exact second moments, no
+    # half-line bins) it is ~ sqrt((k + 1) / 12) delta: the step aims at sqrt((k + 1) / 6) delta, a coarser lattice
+    # whose rounding cost is still below the triangle inequality's at the finer step. Other laws keep the step (their
+    # generic second moment, h E|X - s|, is looser, and a half-line bin has none): the same lattice, a smaller bound.
     var_on = boxvariance.ENABLED.get()
-    per_delta = math.sqrt((k + 1) / 6) if var_on else (k + 1) / 4
+    coarse = var_on and all(type(dists[a]).__name__ == "Uniform" for a in axes)
+    per_delta = math.sqrt((k + 1) / 6) if coarse else (k + 1) / 4
     delta0 = DISC_SHARE * rest_total / (per_delta * mass) if rest_total > 0 else 0.0
     points = min(MAX_LATTICE, max(2**14, LATTICE_PER_BOX * w.size))
     delta = delta0
@@ -462,7 +473,8 @@ def mixture(
         pm = np.where(flat, one, pm)
         # rounding cost: E|T - q delta| = |c| E|X - s| on each bin, s the X of the lattice point q delta
         s = xi + ((kb + j[:-1]) * delta - oi) / safe
-        cost = _cost_bins(dist, x, f, s) / np.where(good, tot, 1.0)
+        means: list[Any] | None = [] if var_on else None
+        cost = _cost_bins(dist, x, f, s, means) / np.where(good, tot, 1.0)
         d_i = np.abs(ci[:, 0]) * cost.sum(axis=1)
         d_i = np.where(flat[:, 0], np.abs(oi[:, 0] - kb[:, 0] * delta), np.where(good[:, 0], d_i, np.inf))
         mu_i = er_i = m2_i = None
@@ -470,7 +482,9 @@ def mixture(
             up = x[:, 1:] >= x[:, :-1]
             xa, xb = np.where(up, x[:, :-1], x[:, 1:]), np.where(up, x[:, 1:], x[:, :-1])
             fa, fb = np.where(up, f[:, :-1], f[:, 1:]), np.where(up, f[:, 1:], f[:, :-1])
-            bm, be, b2 = boxvariance.bin_moments(dist, xa, xb, s, fa, fb, cost * np.where(good, tot, 1.0))
+            bm, be, b2 = boxvariance.bin_moments(
+                dist, xa, xb, s, fa, fb, cost * np.where(good, tot, 1.0), means[0] if means else None
+            )
             den = np.where(good[:, 0], tot[:, 0], 1.0)
             mu_i = ci[:, 0] * bm.sum(axis=1) / den
             er_i = np.abs(ci[:, 0]) * be.sum(axis=1) / den * (1 + 1e-12) + 1e-12 * np.abs(mu_i)
@@ -581,6 +595,7 @@ def mixture(
         "lattice_points": int(nz.size),
         "bound": bound,
         "cpu_s": time.process_time() - t0,
+        "floor": floor,
     }
     return atoms, weights, bound, info
 
@@ -625,12 +640,22 @@ def answer(
             return None
         dists[a] = d
     cells = {a: (ev.axes[a].lo, ev.axes[a].hi, ev.axes[a].atoms) for a in axes}
-    try:
-        with np.errstate(all="ignore"):
-            got = mixture(axes, np.asarray(val.pt), cells, dists, ev._wbox(axes), box_bound, lin, min(bound, held))
-    except (ValueError, FloatingPointError, MemoryError) as exc:  # an optional answer: the point masses stay
-        log.warning("box-linear mixture skipped: %s", exc)
-        return None
+    ceiling = min(bound, held)
+    memo = getattr(ev, "box_linear_memo", None)
+    bb = np.asarray(box_bound, dtype=float)
+    if MEMO and memo is not None and memo[0] is val and memo[1] is lin and np.array_equal(memo[2], bb):
+        # the same grid, linear models and per-box bounds as this evaluation's last mixture (a re-finish): the same
+        # answer; only the ceiling may differ, and it only decides whether to build (the floor below it)
+        got = memo[4] if memo[3] < ceiling else None
+    else:
+        try:
+            with np.errstate(all="ignore"):
+                got = mixture(axes, np.asarray(val.pt), cells, dists, ev._wbox(axes), bb, lin, ceiling)
+        except (ValueError, FloatingPointError, MemoryError) as exc:  # an optional answer: the point masses stay
+            log.warning("box-linear mixture skipped: %s", exc)
+            return None
+        if MEMO and got is not None:
+            ev.box_linear_memo = (val, lin, bb.copy(), got[3]["floor"], got)
     if got is None or not got[2] < bound:
         return None
     a = got[0]

@@ -46,7 +46,14 @@ _EPS = float(np.finfo(float).eps)
 
 
 def bin_moments(
-    dist: Any, a: np.ndarray, b: np.ndarray, s: np.ndarray, fa: np.ndarray, fb: np.ndarray, cost: np.ndarray
+    dist: Any,
+    a: np.ndarray,
+    b: np.ndarray,
+    s: np.ndarray,
+    fa: np.ndarray,
+    fb: np.ndarray,
+    cost: np.ndarray,
+    means: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per bin ``[a, b]`` (ordered), point ``s``: ``E[s - X; bin]``, its error bound, a bound on ``E[(X - s)^2; bin]``.
 
@@ -60,6 +67,7 @@ def bin_moments(
         fa: The CDF at ``a``.
         fb: The CDF at ``b``.
         cost: Upper bounds on ``E[|X - s|; bin]`` (:func:`opgraph.dcg.boxlinear._cost_bins`).
+        means: ``E[s - X; bin]`` and its error bound where already evaluated (from the same partial moments).
 
     Returns:
         ``(mean, mean_err, m2)``; ``mean`` is NaN where the law has no closed-form partial moment.
@@ -88,9 +96,12 @@ def bin_moments(
     if pm is None or name == "ScipyContinuous":
         return np.full(a.shape, np.nan), np.zeros(a.shape), m2
     with np.errstate(all="ignore"):
-        pa, pb = np.asarray(pm(a), dtype=float), np.asarray(pm(b), dtype=float)
-        mean = s * (fb - fa) - (pb - pa)
-        err = 8 * _EPS * (np.abs(s) * (fa + fb) + np.abs(pa) + np.abs(pb))
+        if means is not None:
+            mean, err = means
+        else:
+            pa, pb = np.asarray(pm(a), dtype=float), np.asarray(pm(b), dtype=float)
+            mean = s * (fb - fa) - (pb - pa)
+            err = 8 * _EPS * (np.abs(s) * (fa + fb) + np.abs(pa) + np.abs(pb))
     bad = ~(np.isfinite(mean) & np.isfinite(err))
     return np.where(bad, np.nan, mean), np.where(bad, 0.0, err), m2
 
