@@ -56,6 +56,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import scipy.fft
 
 from opgraph.dcg import boxtails, boxvariance
 
@@ -93,6 +94,8 @@ MAX_LATTICE = 2**22
 #: Reuse an evaluation's last mixture where the engine asks again for the same grid, linear models and per-box
 #: bounds (a re-finish: OTL at 8 atoms built the same 4 s mixture twice; branch mix-many; off: rebuilt, as before).
 MEMO = True
+#: Pad each block's FFT length to a 2-3-5-smooth size (a prime length such as 127 took 6-13x as long; mix-many).
+FAST_LENGTH = True
 #: Uniform inputs' terms in closed form (:func:`_uniform_term`; off: bin by bin through the CDF, as before).
 UNIFORM_CLOSED = True
 #: Terms with at most this many lattice points are convolved by shifted adds, longer ones by FFT.
@@ -510,6 +513,8 @@ def mixture(
         blk = order[start:stop]
         start = stop
         n_fft = int(np.max(supp[blk]))  # the block's widest support: no circular wrap (linear convolution)
+        if FAST_LENGTH:  # zero padding to a 2-3-5-smooth length: the same linear convolution, 5-10x faster FFTs
+            n_fft = int(scipy.fft.next_fast_len(n_fft, real=True))
         filled = 1  # the support reached so far by the shifted adds
         spec = None
         acc = np.zeros((blk.size, n_fft))
