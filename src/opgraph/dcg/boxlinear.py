@@ -303,7 +303,11 @@ def _uniform_term(
     inner = np.maximum(n - 2, 0)
 
     def ints(u: np.ndarray, v: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return 0.5 * (v * np.abs(v) - u * np.abs(u)), 0.5 * (v * v - u * u), (v**3 - u**3) / 3.0
+        return (
+            0.5 * (v * np.abs(v) - u * np.abs(u)),
+            0.5 * (v * v - u * u),
+            (v * v * v - u * u * u) / 3.0,
+        )  # products: a float power is 60x slower
 
     a0, m0, s0 = ints(u0, v0)
     a1, m1, s1 = ints(np.full(n.shape, u1), v1)

@@ -86,9 +86,11 @@ def bin_moments(
             * (ub * ub + ua * ua + (np.abs(a) + np.abs(b) + np.abs(s)) * (np.abs(ub) + np.abs(ua)))
             / dist.scale
         )
-        exact = (ub**3 - ua**3) / (3 * dist.scale)
+        exact = (ub * ub * ub - ua * ua * ua) / (3 * dist.scale)
         pad = (
-            16 * _EPS * (np.abs(ub) ** 3 + np.abs(ua) ** 3 + (np.abs(a) + np.abs(b) + np.abs(s)) * (ub * ub + ua * ua))
+            16
+            * _EPS
+            * (np.abs(ub * ub * ub) + np.abs(ua * ua * ua) + (np.abs(a) + np.abs(b) + np.abs(s)) * (ub * ub + ua * ua))
         )
         m2 = np.minimum(m2, np.maximum(exact, 0.0) * (1 + 1e-12) + pad / dist.scale)
         return mean, err + 4 * _EPS * mass * (np.abs(s) + 1e-300), m2
