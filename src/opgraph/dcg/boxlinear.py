@@ -224,14 +224,15 @@ def _cost_bins(dist: Any, x: np.ndarray, f: np.ndarray, s: np.ndarray, means: li
     ``x``: the bins' edges by row (monotone, either direction), ``f``: the CDF at them, ``s``: a point per bin. From
     the closed-form partial moment ``PM(x) = E[X; X <= x]`` where the law has one (split at ``s`` clipped into the
     bin); never above ``P(bin) * max(|a - s|, |b - s|)``. Where ``means`` is a list and the partial moments were
-    evaluated, ``(E[s - X; bin], its rounding error bound)`` is appended to it (for :mod:`opgraph.dcg.boxvariance`,
-    which then need not evaluate them again).
+    evaluated, ``(E[s - X; bin], its rounding error bound, the bin's largest |x - s|)`` is appended to it (for
+    :mod:`opgraph.dcg.boxvariance`, which then need not evaluate them again).
     """
     up = x[:, 1:] >= x[:, :-1]
     a, b = np.where(up, x[:, :-1], x[:, 1:]), np.where(up, x[:, 1:], x[:, :-1])
     fa, fb = np.where(up, f[:, :-1], f[:, 1:]), np.where(up, f[:, 1:], f[:, :-1])
     mass = np.maximum(fb - fa, 0.0) + 4 * _EPS
-    crude = mass * np.maximum(np.abs(a - s), np.abs(b - s))
+    h = np.maximum(np.abs(a - s), np.abs(b - s))
+    crude = mass * h
     if type(dist).__name__ == "Uniform":  # constant density 1 / scale: the integral of |x - s| in closed form
         inside = (a <= s) & (s <= b)
         area = np.where(inside, 0.5 * ((s - a) ** 2 + (b - s) ** 2), (b - a) * np.abs(0.5 * (a + b) - s))
@@ -247,7 +248,7 @@ def _cost_bins(dist: Any, x: np.ndarray, f: np.ndarray, s: np.ndarray, means: li
     exact = s * (fs - fa) - (ps - pa) + (pb - ps) - s * (fb - fs)
     slack = 8 * _EPS * (np.abs(s) * (fa + fb + 2 * fs) + np.abs(pa) + np.abs(pb) + 2 * np.abs(ps))
     if means is not None:
-        means.append((s * (fb - fa) - (pb - pa), 8 * _EPS * (np.abs(s) * (fa + fb) + np.abs(pa) + np.abs(pb))))
+        means.append((s * (fb - fa) - (pb - pa), 8 * _EPS * (np.abs(s) * (fa + fb) + np.abs(pa) + np.abs(pb)), h))
     got = np.maximum(exact, 0.0) + slack
     return np.where(np.isfinite(got), np.minimum(got, crude), crude)
 
@@ -485,13 +486,16 @@ def mixture(
         d_i = np.abs(ci[:, 0]) * cost.sum(axis=1)
         d_i = np.where(flat[:, 0], np.abs(oi[:, 0] - kb[:, 0] * delta), np.where(good[:, 0], d_i, np.inf))
         mu_i = er_i = m2_i = None
-        if var_on:  # the rounding error's mean and second moment (opgraph.dcg.boxvariance)
+        if var_on and means:  # the partial moments' means, and E e^2 <= c^2 h E|X - s| per bin (boxvariance)
+            bm, be, h = means[0]
+            b2 = np.where(cost > 0, h * cost, 0.0)  # cost: already conditional (divided by the cell's mass)
+            b2 = np.where(np.isfinite(b2), b2, np.inf) * np.where(good, tot, 1.0)
+        elif var_on:  # the rounding error's mean and second moment (opgraph.dcg.boxvariance)
             up = x[:, 1:] >= x[:, :-1]
             xa, xb = np.where(up, x[:, :-1], x[:, 1:]), np.where(up, x[:, 1:], x[:, :-1])
             fa, fb = np.where(up, f[:, :-1], f[:, 1:]), np.where(up, f[:, 1:], f[:, :-1])
-            bm, be, b2 = boxvariance.bin_moments(
-                dist, xa, xb, s, fa, fb, cost * np.where(good, tot, 1.0), means[0] if means else None
-            )
+            bm, be, b2 = boxvariance.bin_moments(dist, xa, xb, s, fa, fb, cost * np.where(good, tot, 1.0))
+        if var_on:
             den = np.where(good[:, 0], tot[:, 0], 1.0)
             mu_i = ci[:, 0] * bm.sum(axis=1) / den
             er_i = np.abs(ci[:, 0]) * be.sum(axis=1) / den * (1 + 1e-12) + 1e-12 * np.abs(mu_i)
