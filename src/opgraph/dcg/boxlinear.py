@@ -40,6 +40,13 @@ below a bound the caller already holds for the same law (``answer``'s ``held``);
 from the cells' value enclosures of the exact law, not from the answer). ``ENABLED`` (a ContextVar, default **on**:
 see its comment) switches it; it travels to workers with the other switches (:mod:`opgraph.dcg.switches`).
 
+**Many-input grids** (branch mix-many): ``D_b`` is the smaller of the triangle inequality's sum and the second-moment
+bound ``sqrt(E S^2)`` of the independent rounding errors (:mod:`opgraph.dcg.boxvariance`, switch
+``box_linear_variance``; where every input is Uniform the step is coarser at the same rounding share); a Uniform
+input's term is computed in closed form (:func:`_uniform_term`, :data:`UNIFORM_CLOSED`); a ``target_w1`` call whose
+time left cannot pay the grid's whole work budget builds the mixture on the work that fits (:data:`FIT_BUDGET`); an
+evaluation's repeated request for the same grid reuses its mixture (:data:`MEMO`).
+
 **Half-line cells** (:mod:`opgraph.dcg.boxtails`, switch ``box_linear_tails``, default on): a box with an unbounded
 cell of a Normal, LogNormal, Gamma or Exponential input is mixed too where its remainder is finite; the tail term's
 lattice is cut at a far point and its last bin reaches infinity, so ``D_b`` stays the exact sum of the bins' costs
