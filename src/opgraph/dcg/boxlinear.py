@@ -228,6 +228,7 @@ def mixture(
     box_bound: np.ndarray,
     linear: dict[str, Any],
     ceiling: float | None = None,
+    disc_share: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, dict[str, Any]] | None:
     """The box-linear mixture answer and its bound (module docstring), or None where it cannot win or costs too much.
 
@@ -241,6 +242,7 @@ def mixture(
         linear: :func:`opgraph.dcg.taylor.box_bound`'s ``linear`` output (``"c"`` per axis, ``"rest"`` per box).
         ceiling: A bound held elsewhere: nothing is built where the remainder and the other boxes' bounds alone
             reach it.
+        disc_share: The share of the remainder total the lattice cost aims at (:data:`DISC_SHARE` when None).
 
     Returns:
         ``(atoms, weights, bound, info)``: the answer (unsorted, duplicates possible), its W1 bound and a summary
@@ -297,7 +299,8 @@ def mixture(
     rest_total = float(np.sum(wc * rest[cand]))
     mass = float(np.sum(wc))
     # delta: discretization cost ~ (k + 1) delta / 4 per box (a smooth law rounded to the nearest lattice point)
-    delta0 = 4 * DISC_SHARE * rest_total / ((k + 1) * mass) if rest_total > 0 else 0.0
+    share = DISC_SHARE if disc_share is None else disc_share
+    delta0 = 4 * share * rest_total / ((k + 1) * mass) if rest_total > 0 else 0.0
     points = min(MAX_LATTICE, max(2**14, LATTICE_PER_BOX * w.size))
     delta = delta0
     eff = ends

@@ -5,7 +5,7 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.carry.ENABLED``, ``opgraph.dcg.carry.FIXED_ATOMS``, ``opgraph.dcg.subcells.ENABLED``,
 ``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``, ``opgraph.dcg.disjoint.ENABLED``,
 ``opgraph.dcg.keepbest.ENABLED``, ``opgraph.dcg.elastic.ENABLED``, ``opgraph.dcg.centredlog.ENABLED``,
-``opgraph.dcg.boxlinear.ENABLED``, ``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``). A
+``opgraph.dcg.boxlinear.ENABLED``, ``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.loglinear.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -32,6 +32,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         engine,
         exactlaw,
         keepbest,
+        loglinear,
         subcells,
         taylor,
     )
@@ -52,6 +53,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "elastic_centred": centredlog.ENABLED,
         "box_linear": boxlinear.ENABLED,
         "box_linear_tails": boxtails.ENABLED,
+        "log_linear": loglinear.ENABLED,
         "budget_alloc": budgetalloc.ENABLED,
         "budget_alloc_fixed_atoms": budgetalloc.FIXED_ATOMS,
     }
@@ -62,7 +64,7 @@ def capture() -> dict[str, bool]:
 
     Names: ``affine``, ``cancel``, ``carry``, ``carry_fixed_atoms``, ``exact_law``, ``exact_law_regroup``,
     ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``elastic_centred``,
-    ``box_linear``, ``box_linear_tails``, ``budget_alloc``, ``budget_alloc_fixed_atoms``.
+    ``box_linear``, ``box_linear_tails``, ``log_linear``, ``budget_alloc``, ``budget_alloc_fixed_atoms``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
