@@ -349,6 +349,7 @@ def mixture(
     box_bound: np.ndarray,
     linear: dict[str, Any],
     ceiling: float | None = None,
+    disc_share: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, float, dict[str, Any]] | None:
     """The box-linear mixture answer and its bound (module docstring), or None where it cannot win or costs too much.
 
@@ -362,6 +363,7 @@ def mixture(
         linear: :func:`opgraph.dcg.taylor.box_bound`'s ``linear`` output (``"c"`` per axis, ``"rest"`` per box).
         ceiling: A bound held elsewhere: nothing is built where the remainder and the other boxes' bounds alone
             reach it.
+        disc_share: The share of the remainder total the lattice cost aims at (:data:`DISC_SHARE` when None).
 
     Returns:
         ``(atoms, weights, bound, info)``: the answer (unsorted, duplicates possible), its W1 bound and a summary
@@ -426,10 +428,12 @@ def mixture(
     # half-line bins) it is ~ sqrt((k + 1) / 12) delta: the step aims at sqrt((k + 1) / 6) delta, a coarser lattice
     # whose rounding cost is still below the triangle inequality's at the finer step. Other laws keep the step (their
     # generic second moment, h E|X - s|, is looser, and a half-line bin has none): the same lattice, a smaller bound.
+    # ``disc_share`` (the log-linear models, opgraph.dcg.loglinear) replaces DISC_SHARE.
     var_on = boxvariance.ENABLED.get()
     coarse = var_on and all(type(dists[a]).__name__ == "Uniform" for a in axes)
     per_delta = math.sqrt((k + 1) / 6) if coarse else (k + 1) / 4
-    delta0 = DISC_SHARE * rest_total / (per_delta * mass) if rest_total > 0 else 0.0
+    share = DISC_SHARE if disc_share is None else disc_share
+    delta0 = share * rest_total / (per_delta * mass) if rest_total > 0 else 0.0
     points = min(MAX_LATTICE, max(2**14, LATTICE_PER_BOX * w.size))
     delta = delta0
     eff = ends

@@ -494,6 +494,7 @@ class Evaluator:
         # Set where an input or node has only tiny values (:data:`TINY_SCALE`): second-order certificates off.
         self.tiny: str | None = None
         self.box_linear: dict[str, Any] | None = None  # set by _taylor_boxes (opgraph.dcg.boxlinear)
+        self.log_linear: dict[str, Any] | None = None  # set by elastic.apply (opgraph.dcg.loglinear)
         # The Taylor pass's per-box bound and linear models of the last unchunked grid (_taylor_boxes): the pass does
         # not read the engine's per-box bound, so the evaluation's second ``finish`` (after the sub-cell pass) reuses
         # them instead of repeating the pass (``(val, graph, tb, lin, probe)``; None until set).
@@ -2196,12 +2197,13 @@ def evaluate_output(
                 bound, terms, method = sd_total, done["sd"][1], "semi-discrete"
         if math.isnan(bound):
             bound = math.inf
-        from opgraph.dcg import boxlinear  # the box-linear mixture answer
+        from opgraph.dcg import boxlinear, loglinear  # the box-linear mixture answers (in x; in log coordinates)
 
         span = None  # the support of the exact law (NaN ends of the cells' enclosures: unbounded)
-        if ev.box_linear is not None and "cells" not in done:
+        models = ev.box_linear is not None or ev.log_linear is not None
+        if models and "cells" not in done:
             done["cells"] = _output_cells(ev, val)
-        gc = done.get("cells") if ev.box_linear is not None else None
+        gc = done.get("cells") if models else None
         if gc is not None:
             span = (
                 float(np.min(np.where(np.isnan(gc.lo), -np.inf, gc.lo))),
@@ -2210,6 +2212,9 @@ def evaluate_output(
         shared = semidiscrete.shared_best()  # the best final bound of this output's earlier evaluations, if any
         held = min(held, shared[0]) if shared is not None else held
         a_out, w_out, bl = atoms, weights, boxlinear.answer(ev, sub, val, box_bound, bound, span, held)
+        # the log-linear models of the log-space pass: kept only where their mixture beats both answers above
+        ll = loglinear.answer(ev, sub, val, box_bound, bound if bl is None else bl[2], span, held)
+        bl = ll if ll is not None else bl
         if bl is not None:  # a second-order certificate for another answer (the mixture of the boxes' linear models)
             a_out, w_out, base = bl[0], bl[1], _total(terms)
             terms = {k: v * bl[2] / base for k, v in terms.items()} if 0 < base < math.inf else {"box-linear": bl[2]}

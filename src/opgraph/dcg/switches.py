@@ -5,7 +5,8 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.carry.ENABLED``, ``opgraph.dcg.carry.FIXED_ATOMS``, ``opgraph.dcg.subcells.ENABLED``,
 ``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``, ``opgraph.dcg.disjoint.ENABLED``,
 ``opgraph.dcg.keepbest.ENABLED``, ``opgraph.dcg.elastic.ENABLED``, ``opgraph.dcg.centredlog.ENABLED``,
-``opgraph.dcg.boxlinear.ENABLED``, ``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.boxvariance.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``). A
+``opgraph.dcg.boxlinear.ENABLED``, ``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.boxvariance.ENABLED``,
+``opgraph.dcg.loglinear.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -33,6 +34,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         engine,
         exactlaw,
         keepbest,
+        loglinear,
         subcells,
         taylor,
     )
@@ -54,6 +56,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "box_linear": boxlinear.ENABLED,
         "box_linear_tails": boxtails.ENABLED,
         "box_linear_variance": boxvariance.ENABLED,
+        "log_linear": loglinear.ENABLED,
         "budget_alloc": budgetalloc.ENABLED,
         "budget_alloc_fixed_atoms": budgetalloc.FIXED_ATOMS,
     }
@@ -64,7 +67,8 @@ def capture() -> dict[str, bool]:
 
     Names: ``affine``, ``cancel``, ``carry``, ``carry_fixed_atoms``, ``exact_law``, ``exact_law_regroup``,
     ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``elastic_centred``,
-    ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``budget_alloc``, ``budget_alloc_fixed_atoms``.
+    ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``log_linear``, ``budget_alloc``,
+    ``budget_alloc_fixed_atoms``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
