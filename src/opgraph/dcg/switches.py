@@ -5,7 +5,8 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.carry.ENABLED``, ``opgraph.dcg.carry.FIXED_ATOMS``, ``opgraph.dcg.subcells.ENABLED``,
 ``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``, ``opgraph.dcg.disjoint.ENABLED``,
 ``opgraph.dcg.keepbest.ENABLED``, ``opgraph.dcg.elastic.ENABLED``, ``opgraph.dcg.centredlog.ENABLED``,
-``opgraph.dcg.boxlinear.ENABLED``, ``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``). A
+``opgraph.dcg.boxlinear.ENABLED``, ``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``,
+``opgraph.dcg.longmix.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -32,6 +33,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         engine,
         exactlaw,
         keepbest,
+        longmix,
         subcells,
         taylor,
     )
@@ -54,6 +56,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "box_linear_tails": boxtails.ENABLED,
         "budget_alloc": budgetalloc.ENABLED,
         "budget_alloc_fixed_atoms": budgetalloc.FIXED_ATOMS,
+        "long_mixture": longmix.ENABLED,
     }
 
 

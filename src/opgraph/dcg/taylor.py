@@ -627,6 +627,7 @@ def box_bound(
     unimodal: frozenset[int] = frozenset(),
     linear: dict[str, Any] | None = None,
     engine_bound: np.ndarray | None = None,
+    lean: bool = False,
 ) -> np.ndarray | None:
     """Per-box bound on ``E[|f(X) - V'|; box]`` (module docstring), or ``None`` where it does not apply.
 
@@ -659,6 +660,10 @@ def box_bound(
         engine_bound: With ``linear``: the engine's own per-box bound (weighted by the boxes' masses, on the grid
             of ``axes``), for the probe's mixture gate (:data:`MIX_GATE`). Where the gate finds that the mixture
             cannot pay, ``linear`` stays empty and the result is that of ``linear=None``.
+        lean: The lean pass of long programs (:mod:`opgraph.dcg.longmix`): the point pass, then the slope form's
+            affine walk only (no box interval pass, Hessian enclosures, interval walk passes or probe; their
+            enclosures count as the whole line), whatever the work caps. Each box's remainder is then the slope form
+            with the affine walk's enclosures.
     """
     k = len(axes)
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
@@ -666,6 +671,25 @@ def box_bound(
     if not k or k > MAX_AXES or not supported(graph, output):
         return None
     nodes_work = size * len(graph.nodes)
+    if lean:  # long programs (opgraph.dcg.longmix): the caller checked the pass's predicted time
+        return _box_piece(
+            graph,
+            output,
+            axes,
+            pt,
+            cells,
+            moments,
+            wbox,
+            parts,
+            uniform=uniform,
+            unimodal=unimodal,
+            linear=linear,
+            affine=True,
+            walk=True,
+            hessian=False,
+            steps={a: (False, True) for a in axes},
+            box_pass=False,
+        )
     mix_caps = linear is not None  # the larger work caps the mixture asks for
     if mix_caps and nodes_work > min(WALK_MAX_WORK, AFFINE_MAX_WORK):  # target_w1: the larger caps within max_seconds
         from opgraph.dcg.boxlinear import affordable
@@ -918,6 +942,7 @@ def _box_piece(
     hessian: bool = True,
     forms: dict[str, Any] | None = None,
     steps: dict[int, tuple[bool, bool]] | None = None,
+    box_pass: bool = True,
 ) -> np.ndarray:
     """:func:`box_bound` on one grid (or one slice of it), its arguments already checked.
 
@@ -930,7 +955,9 @@ def _box_piece(
     and the slope form alone bounds the remainder (:data:`MIX_GATE`). ``forms``: receives the per-box Hessian
     (radii included) and slope forms (``"hess"``, ``"slope"``, unweighted; for the probe's diagnosis), and the walk's
     per-step terms (``"walk"``, :func:`_walk`'s ``stats``). ``steps``: per walk axis, whether its interval and its
-    affine pass run (:func:`_walk`).
+    affine pass run (:func:`_walk`). ``box_pass`` False (the lean pass, with ``hessian`` False): only the point pass
+    runs; the whole box's gradient enclosures count as the whole line (the walk's affine enclosures are intersected
+    with them) and the walk puts the axes with the largest linear terms ``|c_i| E|d_i|`` first.
     """
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
     hessian = hessian or not SLOPE  # without the slope form the Hessian form is the only remainder
@@ -943,17 +970,22 @@ def _box_piece(
         at = {a: (lay(cells[a][2], a), lay(cells[a][2], a)) for a in axes}
         got: list[_Jet] = []  # the point pass runs in the same loop (its values centre the box pass)
         kept: dict[int, Interval] = {}  # the point values the walk's centring reuses (jets' keep_points)
-        outer = jets(
-            graph,
-            output,
-            box,
-            hess=hessian,
-            centre={a: at[a][0] for a in axes},
-            point_out=got,
-            centred=CENTRED,
-            keep_points=kept if CENTRED and WALK_POINTS else None,
-        )
-        point = got[0]
+        if box_pass:
+            outer = jets(
+                graph,
+                output,
+                box,
+                hess=hessian,
+                centre={a: at[a][0] for a in axes},
+                point_out=got,
+                centred=CENTRED,
+                keep_points=kept if CENTRED and WALK_POINTS else None,
+            )
+            point = got[0]
+        else:  # the point pass alone (the same values as the box pass's point pass); box gradients unknown
+            point = jets(graph, output, at, hess=False)
+            line = (np.full((), -np.inf), np.full((), np.inf))
+            outer = _Jet(line, {a: line for a in point.g}, {})
         w = np.asarray(wbox, dtype=float)
         r1, rb, r2 = {}, {}, {}
         for a in axes:
@@ -1018,6 +1050,7 @@ def _box_piece(
                 points=kept if CENTRED and WALK_POINTS else None,
                 stats=None if forms is None else forms.setdefault("walk", {}),
                 steps=steps,
+                by_linear=not box_pass,
             )
             if forms is not None:
                 forms["slope"] = slope
@@ -1064,8 +1097,12 @@ def _slope(
     points: dict[int, Interval] | None = None,
     stats: dict[Any, np.ndarray] | None = None,
     steps: dict[int, tuple[bool, bool]] | None = None,
+    by_linear: bool = False,
 ) -> np.ndarray:
     """The mean-value (slope) bound on ``E[|f(X) - f(x') - c . d| | box]`` per box (no Hessian enclosure).
+
+    ``by_linear``: the walk order puts the axes with the largest linear terms ``|c_i| E|d_i|`` first (the lean pass:
+    no whole-box enclosures to rank the axes by).
 
     ``c``: the midpoints of the point pass's gradient enclosures at the atom ``x'``. *Whole box*: ``f(X) - f(x') =
     grad f(xi) . d`` with ``xi`` on the segment ``[x', X]`` inside the box, so ``|f(X) - f(x') - c . d| <= sum_i
@@ -1084,7 +1121,12 @@ def _slope(
     if walk and WALK_ORDER:  # the axes whose whole-box slope terms are largest go first (the thinnest boxes)
         score = {}
         for a in axes:
-            x = np.where(r1[a] > 0, iv.mag(iv.isub(outer.g.get(a, zero), (cs[a], cs[a]))) * r1[a], 0.0)
+            ga = outer.g.get(a, zero)
+            if by_linear:  # no box pass (lean): the linear term |c_a| E|d_a| instead
+                x = np.where(r1[a] > 0, np.abs(cs[a]) * r1[a], 0.0)
+                score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
+                continue
+            x = np.where(r1[a] > 0, iv.mag(iv.isub(ga, (cs[a], cs[a]))) * r1[a], 0.0)
             score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
         order.sort(key=lambda a: -score[a])
     return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine, points, stats, steps)
