@@ -165,11 +165,24 @@ def test_switch_is_registered_and_on_by_default():
         assert longmix.ENABLED.get() is False
 
 
-def test_lean_pass_in_a_target_call(long_graphs):
-    fn, laws = _logistic(30), LOG_LAWS
-    r = _evaluate(fn, laws, target_w1=0.05, max_seconds=1e4)
-    assert r.certified
+def test_lean_pass_in_a_target_call(long_graphs, monkeypatch):
+    fn, laws = _logistic(20), LOG_LAWS
+    seen = _grab(monkeypatch)
+    r = _evaluate(fn, laws, target_w1=0.5, max_seconds=1e4)
+    assert r.certified and seen
     _sound(r, fn, laws, log2=14)
+
+
+def test_lean_pass_gives_up_where_the_mixture_cannot_gain(long_graphs, monkeypatch):
+    from opgraph.dcg import taylor
+
+    fn, laws = _logistic(30), LOG_LAWS
+    monkeypatch.setattr(taylor, "LEAN_MIN_GAIN", 2.0)  # no mixture can save twice the engine's bound
+    r = _evaluate(fn, laws, atoms=6)
+    assert "nothing to gain" in r.info["taylor"]["skipped"] and r.info["taylor"]["lean"]
+    with switches.scope({"long_mixture": False}):
+        off = _evaluate(fn, laws, atoms=6)
+    assert r.w1_bound == off.w1_bound and np.array_equal(r.atoms, off.atoms)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -188,3 +201,27 @@ def test_property_lean_rest_bounds_the_sampled_remainder(long_graphs, monkeypatc
     if seen:
         _check_rest(seen[-1], fn, ["r", "k", "x0"], per_box=200)
     _sound(r, fn, laws, log2=13)
+
+
+def test_lean_rest_is_the_slope_walk_on_a_long_product(long_graphs, monkeypatch):
+    """``x y + sum 0.001 x`` (a long chain): ``E|f - f(x') - c . d| = E|d_x| E|d_y|`` per box, the walk gives 2x that."""
+
+    def fn(x, y):
+        t = x * y
+        for _ in range(30):
+            t = t + 0.001 * x
+        return t
+
+    monkeypatch.setattr(costguards, "TAYLOR_MAX_NODES", 3)  # the sums are regrouped into a few nodes
+    seen = _grab(monkeypatch)
+    _evaluate(fn, [od.Uniform(1.0, 2.0), od.Uniform(0.0, 1.0)], atoms=4)
+    rec = seen[-1]
+    rest = np.asarray(rec["lin"]["rest"])
+    (lx, hx, ax), (ly, hy, ay) = (tuple(np.asarray(v, dtype=float) for v in c) for c in rec["cells"])
+    # uniform cells with centred atoms: E|d| = width / 4; the true remainder E|d_x d_y| = E|d_x| E|d_y|
+    ex, ey = (hx - lx) / 4, (hy - ly) / 4
+    true = ex[:, None] * ey[None, :]
+    assert rec["names"] == ["x", "y"]
+    # the walk's first step holds the other input at its atom (df/dx_1 exact: term 0), its last step spans the other
+    # input's cell: mag(x_1 - x_1') E|d_2| = (w_1 / 2) (w_2 / 4), twice the true remainder: exactly the theorem's value
+    np.testing.assert_allclose(rest, 2 * true, rtol=1e-6, atol=1e-12)

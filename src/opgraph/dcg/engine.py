@@ -1897,6 +1897,10 @@ def _taylor_boxes(
         if not chunk:
             ev.taylor_memo = (val, graph, tb, lin, dict(probe))
     ev.box_linear = lin or None  # the linear models, for the box-linear mixture answer (opgraph.dcg.boxlinear)
+    if tb is None and lean:  # the lean pass stopped (nothing to gain) or found no rule
+        why = "its walk terms leave the mixture nothing to gain" if probe.get("lean_stopped") else "no rule"
+        info_skip = {"skipped": f"lean pass (long program): {why}", "lean": True}
+        return box_bound, attr, {**info_skip, "cpu_s": time.process_time() - t0}
     if tb is None:  # no rule for some op, too large, or the probe found nothing to gain (cost guard)
         skip = {"skipped": f"probe gain {probe['probe_gain']:.3g} < {taylor.PROBE_MIN_GAIN}"} if probe else None
         return box_bound, attr, skip

@@ -672,24 +672,32 @@ def box_bound(
         return None
     nodes_work = size * len(graph.nodes)
     if lean:  # long programs (opgraph.dcg.longmix): the caller checked the pass's predicted time
-        return _box_piece(
-            graph,
-            output,
-            axes,
-            pt,
-            cells,
-            moments,
-            wbox,
-            parts,
-            uniform=uniform,
-            unimodal=unimodal,
-            linear=linear,
-            affine=True,
-            walk=True,
-            hessian=False,
-            steps={a: (False, True) for a in axes},
-            box_pass=False,
-        )
+        try:
+            return _box_piece(
+                graph,
+                output,
+                axes,
+                pt,
+                cells,
+                moments,
+                wbox,
+                parts,
+                uniform=uniform,
+                unimodal=unimodal,
+                linear=linear,
+                affine=True,
+                walk=True,
+                hessian=False,
+                steps={a: (False, True) for a in axes},
+                box_pass=False,
+                give_up=None if engine_bound is None else _lean_give_up(engine_bound, wbox, shape),
+            )
+        except _GiveUp:
+            if parts is not None:
+                parts["lean_stopped"] = 1.0
+            if linear is not None:
+                linear.clear()
+            return None
     mix_caps = linear is not None  # the larger work caps the mixture asks for
     if mix_caps and nodes_work > min(WALK_MAX_WORK, AFFINE_MAX_WORK):  # target_w1: the larger caps within max_seconds
         from opgraph.dcg.boxlinear import affordable
@@ -823,6 +831,34 @@ def box_bound(
     )
 
 
+class _GiveUp(Exception):
+    """The lean pass stops: the walk's terms so far leave the mixture nothing to gain (:func:`_lean_give_up`)."""
+
+
+#: The lean pass (long programs) stops after any walk step where twice its partial remainder (a lower bound on the
+#: mixture's cost per box: remainder plus about as much lattice rounding) saves less than this share of the engine's
+#: own finite bound, and makes no infinite box finite.
+LEAN_MIN_GAIN = 0.02
+
+
+def _lean_give_up(engine_bound: np.ndarray, wbox: np.ndarray, shape: tuple[int, ...]) -> Callable[[np.ndarray], bool]:
+    """The lean pass's stop rule on the walk's partial sums of slope terms (per box, not weighted by mass)."""
+    eb = np.broadcast_to(np.asarray(engine_bound, dtype=float), shape)
+    w = np.broadcast_to(np.asarray(wbox, dtype=float), shape)
+    fin = np.isfinite(eb)
+    total = float(np.sum(np.where(fin, eb, 0.0)))
+
+    def stop(partial: np.ndarray) -> bool:
+        with np.errstate(all="ignore"):
+            cost = np.broadcast_to(2.0 * np.asarray(partial, dtype=float), shape) * w
+        if bool(np.any(~fin & (w > 0) & np.isfinite(cost))):  # an infinite box might become finite
+            return False
+        saved = float(np.sum(np.where(fin & (cost < eb), eb - cost, 0.0)))
+        return total > 0 and saved < LEAN_MIN_GAIN * total
+
+    return stop
+
+
 def _probe(
     graph: Any,
     output: int,
@@ -943,6 +979,7 @@ def _box_piece(
     forms: dict[str, Any] | None = None,
     steps: dict[int, tuple[bool, bool]] | None = None,
     box_pass: bool = True,
+    give_up: Callable[[np.ndarray], bool] | None = None,
 ) -> np.ndarray:
     """:func:`box_bound` on one grid (or one slice of it), its arguments already checked.
 
@@ -958,6 +995,7 @@ def _box_piece(
     affine pass run (:func:`_walk`). ``box_pass`` False (the lean pass, with ``hessian`` False): only the point pass
     runs; the whole box's gradient enclosures count as the whole line (the walk's affine enclosures are intersected
     with them) and the walk puts the axes with the largest linear terms ``|c_i| E|d_i|`` first.
+    ``give_up``: called by the walk with its partial slope sums (:func:`_walk`); True raises :class:`_GiveUp`.
     """
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
     hessian = hessian or not SLOPE  # without the slope form the Hessian form is the only remainder
@@ -1051,6 +1089,7 @@ def _box_piece(
                 stats=None if forms is None else forms.setdefault("walk", {}),
                 steps=steps,
                 by_linear=not box_pass,
+                give_up=give_up,
             )
             if forms is not None:
                 forms["slope"] = slope
@@ -1098,6 +1137,7 @@ def _slope(
     stats: dict[Any, np.ndarray] | None = None,
     steps: dict[int, tuple[bool, bool]] | None = None,
     by_linear: bool = False,
+    give_up: Callable[[np.ndarray], bool] | None = None,
 ) -> np.ndarray:
     """The mean-value (slope) bound on ``E[|f(X) - f(x') - c . d| | box]`` per box (no Hessian enclosure).
 
@@ -1129,7 +1169,7 @@ def _slope(
             x = np.where(r1[a] > 0, iv.mag(iv.isub(ga, (cs[a], cs[a]))) * r1[a], 0.0)
             score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
         order.sort(key=lambda a: -score[a])
-    return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine, points, stats, steps)
+    return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine, points, stats, steps, give_up)
 
 
 def _walk(
@@ -1147,6 +1187,7 @@ def _walk(
     points: dict[int, Interval] | None = None,
     stats: dict[Any, np.ndarray] | None = None,
     steps: dict[int, tuple[bool, bool]] | None = None,
+    give_up: Callable[[np.ndarray], bool] | None = None,
 ) -> np.ndarray:
     """:func:`_slope` for one walk order (``walk`` False: the whole box for every axis).
 
@@ -1164,6 +1205,13 @@ def _walk(
     # the whole box's affine partials: only the last axis's where the walk encloses the others over thinner boxes
     seeds = [a for a in (order[-1:] if walk else order) if a in outer.g]
     whole = affgrad.gradients(graph, output, axes, box, seeds) if affine and seeds else {}
+    done: Any = 0.0  # with give_up: the last axis's term, known first (every term is >= 0: sums bound the total below)
+    if give_up is not None and walk and order:
+        last = order[-1]
+        gl = _meet(outer.g.get(last, zero), whole.get(last))
+        done = np.where(r1[last] > 0, iv.mag(iv.isub(gl, (cs[last], cs[last]))) * r1[last], 0.0)
+        if give_up(np.where(np.isnan(done), np.inf, done)):
+            raise _GiveUp
     for n, a in enumerate(order):
         c = cs[a]
         g = _meet(outer.g.get(a, zero), whole.get(a))
@@ -1194,6 +1242,10 @@ def _walk(
                     stats[(a, "both")] = np.where(r1[a] > 0, iv.mag(iv.isub(g, (c, c))) * r1[a], 0.0)
         m = iv.mag(iv.isub(g, (c, c)))
         tot = tot + np.where(r1[a] > 0, m * r1[a], 0.0)  # d_i = 0 almost surely where E|d_i| = 0
+        if give_up is not None and walk and n < len(order) - 2:  # a later walk pass is left to skip
+            part = tot + done
+            if give_up(np.where(np.isnan(part), np.inf, part)):
+                raise _GiveUp
     tot = tot * (1 + 1e-9)
     return np.where(np.isnan(tot), np.inf, tot)
 
