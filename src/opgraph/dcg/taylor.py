@@ -62,6 +62,10 @@ the engine's own per-box bound (``engine_bound``): where it cannot pay, the pass
 it may skip the Hessian enclosures and some walk passes that the probe finds idle (never a box's bound above the
 pass without the mixture; docs/dcg.md, "The mixture's slope work").
 
+**Lean pass** (``box_bound(..., lean=True)``, long programs: :mod:`opgraph.dcg.longmix`): the point pass and the
+slope form's affine walk only (no box interval pass, Hessian enclosures, interval walk passes or probe), stopped
+after any walk step whose terms so far leave the mixture nothing to gain (:data:`LEAN_MIN_GAIN`).
+
 The engine keeps per box the smaller of this and its cellwise bound (:func:`opgraph.dcg.engine.evaluate_output`,
 after the sub-cell pass; per chunk in :mod:`opgraph.dcg.chunks`), so the bound never grows; it skips the pass
 where boxes of finite cells carry less than ``opgraph.dcg.engine.TAYLOR_MIN_FINITE`` of the mass (a cost guard).
