@@ -225,3 +225,25 @@ def test_lean_rest_is_the_slope_walk_on_a_long_product(long_graphs, monkeypatch)
     # the walk's first step holds the other input at its atom (df/dx_1 exact: term 0), its last step spans the other
     # input's cell: mag(x_1 - x_1') E|d_2| = (w_1 / 2) (w_2 / 4), twice the true remainder: exactly the theorem's value
     np.testing.assert_allclose(rest, 2 * true, rtol=1e-6, atol=1e-12)
+
+
+def test_target_rounds_of_long_programs_skip_the_pilot_and_reserve_the_pass():
+    from opgraph.dcg import roundbudget
+
+    counts = {"r": 12, "k": 12, "x0": 12}
+    assert longmix.reserve(None, counts) == 0.0
+    with roundbudget.scope(1e6) as rb:
+        assert rb is not None
+        rb.start_long_call(5000)
+        # the pilot round (no round measured yet in this call): no lean pass
+        assert not longmix.runs(12**3, 5000, 3)
+        want = roundbudget.SAFETY * longmix.seconds(12**3, 5000, 3)
+        assert longmix.reserve(rb, counts) == pytest.approx(want)
+        rb.record(1e6, 1.0)  # the pilot measured: later rounds run it where it fits
+        assert longmix.runs(12**3, 5000, 3)
+        rb.lean_idle = True  # a lean pass of this call stopped with nothing to gain: nothing held back for it
+        assert longmix.reserve(rb, counts) == 0.0
+        rb.start_long_call(0)  # a short program: no reservation
+        assert longmix.reserve(rb, counts) == 0.0
+        with switches.scope({"long_mixture": False}):
+            assert not longmix.runs(12**3, 5000, 3)

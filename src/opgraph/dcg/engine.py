@@ -1899,6 +1899,11 @@ def _taylor_boxes(
     ev.box_linear = lin or None  # the linear models, for the box-linear mixture answer (opgraph.dcg.boxlinear)
     if tb is None and lean:  # the lean pass stopped (nothing to gain) or found no rule
         why = "its walk terms leave the mixture nothing to gain" if probe.get("lean_stopped") else "no rule"
+        from opgraph.dcg import roundbudget
+
+        rb = roundbudget.current()
+        if rb is not None:
+            rb.lean_idle = True  # later rounds of this target_w1 call reserve no time for it (longmix.reserve)
         info_skip = {"skipped": f"lean pass (long program): {why}", "lean": True}
         return box_bound, attr, {**info_skip, "cpu_s": time.process_time() - t0}
     if tb is None:  # no rule for some op, too large, or the probe found nothing to gain (cost guard)

@@ -21,7 +21,8 @@ mixture only where it wins.
 Cost guard: the lean pass costs about :data:`SECONDS_PER_BOX_NODE` CPU s per box, graph node and axis (the affine
 walk's ``k`` passes), plus a per-node floor; it runs where that prediction fits the ``target_w1`` call's
 ``max_seconds`` (:func:`opgraph.dcg.boxlinear.affordable`), or, in a fixed-atoms call, :data:`FIXED_MAX_SECONDS`
-(a function of the grid's size: the same answer on any machine).
+(a function of the grid's size: the same answer on any machine). A long program's ``target_w1`` call skips it on
+its pilot round (:data:`PILOT_SKIP`).
 
 ``ENABLED`` (ContextVar, switch ``long_mixture`` in :mod:`opgraph.dcg.switches`) turns it off: long graphs then get
 no Taylor pass, as before.
@@ -30,6 +31,9 @@ no Taylor pass, as before.
 from __future__ import annotations
 
 import contextvars
+import math
+from collections.abc import Mapping
+from typing import Any
 
 #: Whether the lean Taylor pass runs on long graphs where the box-linear mixture wants linear models.
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_longmix", default=True)
@@ -40,6 +44,16 @@ SECONDS_PER_BOX_NODE = 8e-8
 SECONDS_PER_NODE = 2.5e-4
 #: Fixed-atoms calls (no time budget): the most predicted CPU s of the lean pass.
 FIXED_MAX_SECONDS = 20.0
+#: Whether a long program's ``target_w1`` call skips the lean pass on its pilot round (the first, sized by
+#: ``costguards.LONG_ROUND_WORK`` to calibrate the time model: 4 atoms per input on the 1,000-step ODEs, where the
+#: pass spent its ~3 s floor and left ODE-log's bound infinite; the time goes to a larger later round instead).
+PILOT_SKIP = True
+#: Whether a long program's ``target_w1`` rounds after the pilot are planned with the lean pass's predicted time
+#: held back (:func:`reserve`; ``opgraph.dcg.api._budget_step``): a smaller round and its pass instead of a larger
+#: round whose pass no longer fits.
+RESERVE = True
+#: The grids (fractions of the proposed atoms per input) whose lean pass a round's plan tries to hold back, in order.
+RESERVE_FRACTIONS = (1.0, 0.8, 0.65, 0.5)
 
 
 def seconds(boxes: int, nodes: int, k: int) -> float:
@@ -54,6 +68,25 @@ def runs(boxes: int, nodes: int, k: int) -> bool:
     if not ENABLED.get() or not boxlinear.ENABLED.get():
         return False
     s = seconds(boxes, nodes, k)
-    if roundbudget.current() is None:
+    rb = roundbudget.current()
+    if rb is None:
         return s <= FIXED_MAX_SECONDS
+    if PILOT_SKIP and rb.long_nodes and len(rb.rounds) <= rb.first_round:
+        return False  # the pilot round of a long program's target_w1 call (see PILOT_SKIP)
     return boxlinear.affordable(s, "the lean Taylor pass of a long program")
+
+
+def reserve(budget: Any, counts: Mapping[str, int]) -> float:
+    """CPU s a long program's ``target_w1`` round at ``counts`` atoms per input holds back for the lean pass.
+
+    0 where no lean pass is expected: switches off, a short program, or the call's lean pass already stopped with
+    nothing to gain (``budget.lean_idle``). Else :data:`opgraph.dcg.roundbudget.SAFETY` times :func:`seconds` on
+    the grid of ``counts`` (the proposal before the plan shrinks it: an upper bound on the planned round's pass).
+    """
+    from opgraph.dcg import boxlinear, roundbudget
+
+    if not (ENABLED.get() and boxlinear.ENABLED.get() and RESERVE) or budget is None or budget.long_nodes <= 0:
+        return 0.0
+    if budget.lean_idle or len(counts) < boxlinear.MIN_AXES:
+        return 0.0
+    return roundbudget.SAFETY * seconds(math.prod(counts.values()), budget.long_nodes, len(counts))
