@@ -1208,15 +1208,12 @@ def _walk(
     tot: Any = 0.0
     # the whole box's affine partials: only the last axis's where the walk encloses the others over thinner boxes
     seeds = [a for a in (order[-1:] if walk else order) if a in outer.g]
-    whole = affgrad.gradients(graph, output, axes, box, seeds) if affine and seeds else {}
-    done: Any = 0.0  # with give_up: the last axis's term, known first (every term is >= 0: sums bound the total below)
-    if give_up is not None and walk and order:
-        last = order[-1]
-        gl = _meet(outer.g.get(last, zero), whole.get(last))
-        done = np.where(r1[last] > 0, iv.mag(iv.isub(gl, (cs[last], cs[last]))) * r1[last], 0.0)
-        if give_up(np.where(np.isnan(done), np.inf, done)):
-            raise _GiveUp
+    # with give_up (the lean pass) the whole box's pass runs last, after the cheaper thin-box passes that may stop it
+    lazy = give_up is not None and walk
+    whole = affgrad.gradients(graph, output, axes, box, seeds) if affine and seeds and not lazy else {}
     for n, a in enumerate(order):
+        if lazy and n == len(order) - 1 and affine and seeds:
+            whole = affgrad.gradients(graph, output, axes, box, seeds)
         c = cs[a]
         g = _meet(outer.g.get(a, zero), whole.get(a))
         if walk and a in outer.g and n < len(order) - 1:  # the last axis's B_i is the whole box (outer.g)
@@ -1246,10 +1243,9 @@ def _walk(
                     stats[(a, "both")] = np.where(r1[a] > 0, iv.mag(iv.isub(g, (c, c))) * r1[a], 0.0)
         m = iv.mag(iv.isub(g, (c, c)))
         tot = tot + np.where(r1[a] > 0, m * r1[a], 0.0)  # d_i = 0 almost surely where E|d_i| = 0
-        if give_up is not None and walk and n < len(order) - 2:  # a later walk pass is left to skip
-            part = tot + done
-            if give_up(np.where(np.isnan(part), np.inf, part)):
-                raise _GiveUp
+        # the terms so far (each >= 0) bound the total below, with passes left to skip
+        if lazy and give_up is not None and n < len(order) - 1 and give_up(np.where(np.isnan(tot), np.inf, tot)):
+            raise _GiveUp
     tot = tot * (1 + 1e-9)
     return np.where(np.isnan(tot), np.inf, tot)
 
