@@ -227,8 +227,10 @@ def test_lean_rest_is_the_slope_walk_on_a_long_product(long_graphs, monkeypatch)
     np.testing.assert_allclose(rest, 2 * true, rtol=1e-6, atol=1e-12)
 
 
-def test_target_rounds_of_long_programs_skip_the_pilot_and_reserve_the_pass():
+def test_target_rounds_of_long_programs_skip_the_pilot_and_reserve_the_pass(monkeypatch):
     from opgraph.dcg import roundbudget
+
+    monkeypatch.setattr(costguards, "TAYLOR_MAX_NODES", 2048)
 
     counts = {"r": 12, "k": 12, "x0": 12}
     assert longmix.reserve(None, counts) == 0.0
@@ -244,6 +246,8 @@ def test_target_rounds_of_long_programs_skip_the_pilot_and_reserve_the_pass():
         rb.lean_idle = True  # a lean pass of this call stopped with nothing to gain: nothing held back for it
         assert longmix.reserve(rb, counts) == 0.0
         rb.start_long_call(0)  # a short program: no reservation
+        assert longmix.reserve(rb, counts) == 0.0
+        rb.start_long_call(1000)  # long for the rounds, short enough for the full Taylor pass: no lean pass
         assert longmix.reserve(rb, counts) == 0.0
         with switches.scope({"long_mixture": False}):
             assert not longmix.runs(12**3, 5000, 3)

@@ -82,7 +82,12 @@ def fine_cell_only(graph: Graph) -> bool:
 
 def taylor_pays(graph: Graph) -> bool:
     """Whether the second-order Taylor box bound may run on ``graph`` (at most :data:`TAYLOR_MAX_NODES` nodes)."""
-    return not ENABLED.get() or len(graph.nodes) <= TAYLOR_MAX_NODES
+    return taylor_pays_nodes(len(graph.nodes))
+
+
+def taylor_pays_nodes(nodes: int) -> bool:
+    """:func:`taylor_pays` for a graph of ``nodes`` nodes."""
+    return not ENABLED.get() or nodes <= TAYLOR_MAX_NODES
 
 
 def round_runs_whole(plan: Mapping[str, int], quantized: Mapping[str, Quantized], pieces: int, n_nodes: int) -> bool:

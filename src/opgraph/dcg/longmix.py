@@ -83,10 +83,10 @@ def reserve(budget: Any, counts: Mapping[str, int]) -> float:
     nothing to gain (``budget.lean_idle``). Else :data:`opgraph.dcg.roundbudget.SAFETY` times :func:`seconds` on
     the grid of ``counts`` (the proposal before the plan shrinks it: an upper bound on the planned round's pass).
     """
-    from opgraph.dcg import boxlinear, roundbudget
+    from opgraph.dcg import boxlinear, costguards, roundbudget
 
     if not (ENABLED.get() and boxlinear.ENABLED.get() and RESERVE) or budget is None or budget.long_nodes <= 0:
         return 0.0
-    if budget.lean_idle or len(counts) < boxlinear.MIN_AXES:
-        return 0.0
+    if budget.lean_idle or len(counts) < boxlinear.MIN_AXES or costguards.taylor_pays_nodes(budget.long_nodes):
+        return 0.0  # (a graph short enough for the full Taylor pass gets no lean pass)
     return roundbudget.SAFETY * seconds(math.prod(counts.values()), budget.long_nodes, len(counts))
