@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import logging
 import math
@@ -427,7 +428,13 @@ def _evaluate_graph_grid(
     carried_from: dict[int, tuple[list[carry.Answer], int]] = {}  # round -> the earlier best it carried from
     stop = "the refinement stopped"
     work = _work(restricted, dists, max_joint) if target_w1 is not None else None
-    long_cap = costguards.round_work_cap([g for g, _ in restricted]) if work is not None else None
+    long_cap = None
+    if work is not None:
+        n_long = costguards.long_nodes([g for g, _ in restricted])
+        timed = roundbudget.current()  # this call's state (nested calls share it: the disjoint split's leaves)
+        if timed is not None:
+            timed.start_long_call(n_long if costguards.TIME_MODEL else 0)
+        long_cap = costguards.round_work_cap(n_long, timed is not None)
     if long_cap is not None and pilot and shrunk is None and whole_first is None:
         assert work is not None
         cur_atoms = costguards.pilot_counts(names, cur_atoms, lambda c: work({**c, COMPRESS: cur_compress}), long_cap)
@@ -879,6 +886,10 @@ def _mixture_smaller_request(
     names = list(dists)
     max_joint, compress_atoms = int(opts["max_joint"]), opts.get("compress_atoms")
 
+    @functools.cache
+    def outputs() -> list[Any]:  # the graph restricted to each output, once for both steps
+        return [restrict(graph, o) for o in graph.outputs]
+
     def wanted(kept: Kept) -> bool:
         if (
             not (boxlinear.ENABLED.get() and taylor.ENABLED.get())
@@ -887,10 +898,10 @@ def _mixture_smaller_request(
             or not all(r.certified for r in kept.results)
         ):
             return False
-        return all(costguards.taylor_pays(g) for g, _ in (restrict(graph, o) for o in graph.outputs))
+        return all(costguards.taylor_pays(g) for g, _ in outputs())
 
     def trials(kept: Kept) -> Iterator[Callable[[], Kept]]:
-        restricted = [restrict(graph, o) for o in graph.outputs]
+        restricted = outputs()
 
         def grid(req: Mapping[str, int]) -> tuple[dict[str, int], int]:
             comp = compress_atoms if compress_atoms is not None else max(1024, 4 * max(req.values()))

@@ -83,7 +83,7 @@ class RoundBudget:
         start: ``clock()`` at the call's start.
         rounds: Measured rounds, ``(work, seconds)`` each (work in the engine's box-node units).
         long_nodes: The graph's node count where it is a long program (set by
-            :func:`opgraph.dcg.costguards.round_work_cap`; 0: a short one). Then a round's seconds are predicted
+            the `target_w1` loop from :func:`opgraph.dcg.costguards.long_nodes`; 0: a short one). Then a round's seconds are predicted
             from the per-node floor (:meth:`predict`) instead of a power law of the work.
         planned_work: The work of the round about to run (box-nodes; 0: not known), set where a long program's
             round is planned: the sub-cell pass of a round is costed from it
