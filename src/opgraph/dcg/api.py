@@ -1307,23 +1307,48 @@ def _budget_step(
     label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
     split = split_terms(max(evals, key=lambda e: e.w1_bound).bound_terms, label_to_input)
     pow2 = {n for n in cur_atoms if quantized[n].method == "meansplit"}
-    atoms, comp, why = roundbudget.plan_step(
-        tbudget,
-        allocator,
-        split,
-        cur_atoms,
-        cur_compress,
-        new_atoms,
-        new_compress,
-        wanted,
-        worst,
-        fits,
-        lambda a, c: work({**a, COMPRESS: c}),
-        lambda a, c, f: _shrink_to_fit(cur_atoms, cur_compress, a, c, f, pow2),
-        _counts,
-        whole=whole,
-        stay_whole=whole and cur_compress > compress_wanted,
-    )
+
+    def plan() -> tuple[dict[str, int] | None, int, str]:
+        return roundbudget.plan_step(
+            tbudget,
+            allocator,
+            split,
+            cur_atoms,
+            cur_compress,
+            new_atoms,
+            new_compress,
+            wanted,
+            worst,
+            fits,
+            lambda a, c: work({**a, COMPRESS: c}),
+            lambda a, c, f: _shrink_to_fit(cur_atoms, cur_compress, a, c, f, pow2),
+            _counts,
+            whole=whole,
+            stay_whole=whole and cur_compress > compress_wanted,
+        )
+
+    from opgraph.dcg import longmix
+
+    # A long program whose next round will run the lean Taylor pass (opgraph.dcg.longmix): the round is planned
+    # with that pass's predicted seconds held back, for the pass on the proposed grid or on grids of
+    # longmix.RESERVE_FRACTIONS of its atoms per input; the first plan whose own pass fits what was held back is
+    # taken. Where none does, the round is planned as before (the pass then runs only where it still fits).
+    atoms, comp, why = None, new_compress, ""
+    for frac in longmix.RESERVE_FRACTIONS if whole else ():
+        reserve = longmix.reserve(tbudget, {n: max(2, int(a * frac)) for n, a in new_atoms.items()})
+        if reserve <= 0:
+            break
+        saved = tbudget.max_seconds
+        tbudget.max_seconds = saved - reserve
+        try:
+            got = plan()
+        finally:
+            tbudget.max_seconds = saved
+        if got[0] is not None and longmix.reserve(tbudget, got[0]) <= reserve:
+            atoms, comp, why = got
+            break
+    if atoms is None:
+        atoms, comp, why = plan()
     if atoms is None or tbudget.long_nodes <= 0:
         return atoms, comp, why
     w = work({**atoms, COMPRESS: comp}) or 0.0

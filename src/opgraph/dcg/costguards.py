@@ -15,7 +15,9 @@ call is the number of whole-graph evaluations it makes. Three of them could not 
   affine forms: the cellwise bound is the same bit for bit);
 - **the second-order Taylor box bound on long graphs** (:func:`taylor_pays`): its jets carry interval Hessian
   enclosures through every node, which wrap over a chain of thousands of ops (on the UQ suite's ODEs it won on 0
-  boxes, for 1.6 CPU s per call); it runs on graphs of at most :data:`TAYLOR_MAX_NODES` nodes.
+  boxes, for 1.6 CPU s per call); it runs on graphs of at most :data:`TAYLOR_MAX_NODES` nodes. Longer graphs get
+  the *lean* pass (point pass and affine slope walk only) where the box-linear mixture wants linear models
+  (:mod:`opgraph.dcg.longmix`).
 
 Every guard only decides what is computed; each bound kept is one of the valid bounds the engine computes.
 ``ENABLED.set(False)`` restores the previous schedule (for the equal-bounds test and the before/after benchmark
@@ -80,7 +82,12 @@ def fine_cell_only(graph: Graph) -> bool:
 
 def taylor_pays(graph: Graph) -> bool:
     """Whether the second-order Taylor box bound may run on ``graph`` (at most :data:`TAYLOR_MAX_NODES` nodes)."""
-    return not ENABLED.get() or len(graph.nodes) <= TAYLOR_MAX_NODES
+    return taylor_pays_nodes(len(graph.nodes))
+
+
+def taylor_pays_nodes(nodes: int) -> bool:
+    """:func:`taylor_pays` for a graph of ``nodes`` nodes."""
+    return not ENABLED.get() or nodes <= TAYLOR_MAX_NODES
 
 
 def round_runs_whole(plan: Mapping[str, int], quantized: Mapping[str, Quantized], pieces: int, n_nodes: int) -> bool:
