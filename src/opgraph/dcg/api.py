@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import logging
 import math
@@ -427,7 +428,13 @@ def _evaluate_graph_grid(
     carried_from: dict[int, tuple[list[carry.Answer], int]] = {}  # round -> the earlier best it carried from
     stop = "the refinement stopped"
     work = _work(restricted, dists, max_joint) if target_w1 is not None else None
-    long_cap = costguards.round_work_cap([g for g, _ in restricted]) if work is not None else None
+    long_cap = None
+    if work is not None:
+        n_long = costguards.long_nodes([g for g, _ in restricted])
+        timed = roundbudget.current()  # this call's state (nested calls share it: the disjoint split's leaves)
+        if timed is not None:
+            timed.start_long_call(n_long if costguards.TIME_MODEL else 0)
+        long_cap = costguards.round_work_cap(n_long, timed is not None)
     if long_cap is not None and pilot and shrunk is None and whole_first is None:
         assert work is not None
         cur_atoms = costguards.pilot_counts(names, cur_atoms, lambda c: work({**c, COMPRESS: cur_compress}), long_cap)
@@ -879,6 +886,10 @@ def _mixture_smaller_request(
     names = list(dists)
     max_joint, compress_atoms = int(opts["max_joint"]), opts.get("compress_atoms")
 
+    @functools.cache
+    def outputs() -> list[Any]:  # the graph restricted to each output, once for both steps
+        return [restrict(graph, o) for o in graph.outputs]
+
     def wanted(kept: Kept) -> bool:
         if (
             not (boxlinear.ENABLED.get() and taylor.ENABLED.get())
@@ -887,10 +898,10 @@ def _mixture_smaller_request(
             or not all(r.certified for r in kept.results)
         ):
             return False
-        return all(costguards.taylor_pays(g) for g, _ in (restrict(graph, o) for o in graph.outputs))
+        return all(costguards.taylor_pays(g) for g, _ in outputs())
 
     def trials(kept: Kept) -> Iterator[Callable[[], Kept]]:
-        restricted = [restrict(graph, o) for o in graph.outputs]
+        restricted = outputs()
 
         def grid(req: Mapping[str, int]) -> tuple[dict[str, int], int]:
             comp = compress_atoms if compress_atoms is not None else max(1024, 4 * max(req.values()))
@@ -1296,23 +1307,48 @@ def _budget_step(
     label_to_input = {lab: n for n, lab in labels.items() if quantized[n].method != "exact"}
     split = split_terms(max(evals, key=lambda e: e.w1_bound).bound_terms, label_to_input)
     pow2 = {n for n in cur_atoms if quantized[n].method == "meansplit"}
-    atoms, comp, why = roundbudget.plan_step(
-        tbudget,
-        allocator,
-        split,
-        cur_atoms,
-        cur_compress,
-        new_atoms,
-        new_compress,
-        wanted,
-        worst,
-        fits,
-        lambda a, c: work({**a, COMPRESS: c}),
-        lambda a, c, f: _shrink_to_fit(cur_atoms, cur_compress, a, c, f, pow2),
-        _counts,
-        whole=whole,
-        stay_whole=whole and cur_compress > compress_wanted,
-    )
+
+    def plan() -> tuple[dict[str, int] | None, int, str]:
+        return roundbudget.plan_step(
+            tbudget,
+            allocator,
+            split,
+            cur_atoms,
+            cur_compress,
+            new_atoms,
+            new_compress,
+            wanted,
+            worst,
+            fits,
+            lambda a, c: work({**a, COMPRESS: c}),
+            lambda a, c, f: _shrink_to_fit(cur_atoms, cur_compress, a, c, f, pow2),
+            _counts,
+            whole=whole,
+            stay_whole=whole and cur_compress > compress_wanted,
+        )
+
+    from opgraph.dcg import longmix
+
+    # A long program whose next round will run the lean Taylor pass (opgraph.dcg.longmix): the round is planned
+    # with that pass's predicted seconds held back, for the pass on the proposed grid or on grids of
+    # longmix.RESERVE_FRACTIONS of its atoms per input; the first plan whose own pass fits what was held back is
+    # taken. Where none does, the round is planned as before (the pass then runs only where it still fits).
+    atoms, comp, why = None, new_compress, ""
+    for frac in longmix.RESERVE_FRACTIONS if whole else ():
+        reserve = longmix.reserve(tbudget, {n: max(2, int(a * frac)) for n, a in new_atoms.items()})
+        if reserve <= 0:
+            break
+        saved = tbudget.max_seconds
+        tbudget.max_seconds = saved - reserve
+        try:
+            got = plan()
+        finally:
+            tbudget.max_seconds = saved
+        if got[0] is not None and longmix.reserve(tbudget, got[0]) <= reserve:
+            atoms, comp, why = got
+            break
+    if atoms is None:
+        atoms, comp, why = plan()
     if atoms is None or tbudget.long_nodes <= 0:
         return atoms, comp, why
     w = work({**atoms, COMPRESS: comp}) or 0.0

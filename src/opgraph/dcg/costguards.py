@@ -15,7 +15,9 @@ call is the number of whole-graph evaluations it makes. Three of them could not 
   affine forms: the cellwise bound is the same bit for bit);
 - **the second-order Taylor box bound on long graphs** (:func:`taylor_pays`): its jets carry interval Hessian
   enclosures through every node, which wrap over a chain of thousands of ops (on the UQ suite's ODEs it won on 0
-  boxes, for 1.6 CPU s per call); it runs on graphs of at most :data:`TAYLOR_MAX_NODES` nodes.
+  boxes, for 1.6 CPU s per call); it runs on graphs of at most :data:`TAYLOR_MAX_NODES` nodes. Longer graphs get
+  the *lean* pass (point pass and affine slope walk only) where the box-linear mixture wants linear models
+  (:mod:`opgraph.dcg.longmix`).
 
 Every guard only decides what is computed; each bound kept is one of the valid bounds the engine computes.
 ``ENABLED.set(False)`` restores the previous schedule (for the equal-bounds test and the before/after benchmark
@@ -80,7 +82,12 @@ def fine_cell_only(graph: Graph) -> bool:
 
 def taylor_pays(graph: Graph) -> bool:
     """Whether the second-order Taylor box bound may run on ``graph`` (at most :data:`TAYLOR_MAX_NODES` nodes)."""
-    return not ENABLED.get() or len(graph.nodes) <= TAYLOR_MAX_NODES
+    return taylor_pays_nodes(len(graph.nodes))
+
+
+def taylor_pays_nodes(nodes: int) -> bool:
+    """:func:`taylor_pays` for a graph of ``nodes`` nodes."""
+    return not ENABLED.get() or nodes <= TAYLOR_MAX_NODES
 
 
 def round_runs_whole(plan: Mapping[str, int], quantized: Mapping[str, Quantized], pieces: int, n_nodes: int) -> bool:
@@ -105,24 +112,30 @@ LONG_ROUND_WORK = 2**19
 TIME_MODEL = True
 
 
-def round_work_cap(graphs: Sequence[Graph]) -> float | None:
-    """The per-round work cap of a ``target_w1`` call on ``graphs`` (its outputs' graphs), None for short programs.
+def long_nodes(graphs: Sequence[Graph]) -> int:
+    """The node count of the longest of ``graphs`` where it is a long program (over :data:`LONG_NODES`), else 0.
 
-    Under a time budget (:func:`opgraph.dcg.roundbudget.current`) and :data:`TIME_MODEL`, a long program's cap is
-    ``inf`` (the budget's prediction decides instead) and the budget is told the node count (its per-node floor
-    model, :attr:`opgraph.dcg.roundbudget.RoundBudget.long_nodes`); the first round stays within
+    0 too where the long-program guards are off (:data:`ENABLED`).
+    """
+    n = max((len(g.nodes) for g in graphs), default=0)
+    return n if ENABLED.get() and n > LONG_NODES else 0
+
+
+def round_work_cap(n_long: int, timed: bool) -> float | None:
+    """The per-round work cap of a ``target_w1`` call, None for short programs (``n_long == 0``).
+
+    Args:
+        n_long: :func:`long_nodes` of the call's output graphs.
+        timed: Whether the call runs under a time budget (:func:`opgraph.dcg.roundbudget.current`).
+
+    Under a time budget and :data:`TIME_MODEL`, a long program's cap is ``inf`` (the budget's prediction decides
+    instead: its per-node floor model, :attr:`opgraph.dcg.roundbudget.RoundBudget.long_nodes`, which the caller
+    sets with :meth:`~opgraph.dcg.roundbudget.RoundBudget.start_long_call`); the first round stays within
     :data:`LONG_ROUND_WORK` (:func:`pilot_counts`).
     """
-    from opgraph.dcg import roundbudget
-
-    n = max((len(g.nodes) for g in graphs), default=0)
-    long = ENABLED.get() and n > LONG_NODES
-    budget = roundbudget.current()
-    if budget is not None:  # this call's state (nested calls share the budget: the disjoint split's leaves)
-        budget.start_long_call(n if long and TIME_MODEL else 0)
-    if not long:
+    if not n_long:
         return None
-    return math.inf if TIME_MODEL and budget is not None else float(LONG_ROUND_WORK)
+    return math.inf if TIME_MODEL and timed else float(LONG_ROUND_WORK)
 
 
 def pilot_counts(

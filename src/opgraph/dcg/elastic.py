@@ -576,6 +576,7 @@ def box_bound(
     wbox: np.ndarray,
     shape: tuple[int, ...],
     pt_err: np.ndarray | float = 0.0,
+    linear: dict[str, Any] | None = None,
 ) -> np.ndarray | None:
     """Per-box upper bound on ``E[|f(X) - pt|; box]`` (grid shape), ``inf`` where it does not apply; or None.
 
@@ -589,6 +590,9 @@ def box_bound(
         wbox: The boxes' masses (broadcastable to ``shape``).
         shape: The grid shape.
         pt_err: A bound on ``|f(x') - pt|`` per box (rounding of the computed value).
+        linear: Where a dict is given (and the centred bound runs), it receives the log-linear box models of
+            :func:`opgraph.dcg.loglinear.models` on the same leg enclosures: ``"c"`` (per axis, the u-coefficients,
+            grid shape) and ``"rest"`` (per box, the conditional remainder; ``inf`` where not modelled).
 
     Returns:
         The per-box bound, or None when some input's law or some op has no rule here.
@@ -605,17 +609,35 @@ def box_bound(
     e_b = np.broadcast_to(np.asarray(pt_err, dtype=float), shape)
     order0 = path_order(graph, output, axes, laws, cells) if ORDER_BY_SCALE else None
     parts = []
+    lins: list[dict[str, Any]] = []
     for start in range(0, n0, per):  # slices of the first axis: bounded memory, the same per-box values
         sl = slice(start, min(n0, start + per))
         sub = dict(cells)
         a0 = axes[0]
         sub[a0] = tuple(np.asarray(x)[sl] for x in cells[a0])  # type: ignore[assignment]
+        lin: dict[str, Any] | None = {} if linear is not None else None
         part = _slab(
-            graph, output, axes, laws, sub, pt_b[sl], w_b[sl], e_b[sl], (sl.stop - sl.start, *shape[1:]), half, order0
+            graph,
+            output,
+            axes,
+            laws,
+            sub,
+            pt_b[sl],
+            w_b[sl],
+            e_b[sl],
+            (sl.stop - sl.start, *shape[1:]),
+            half,
+            order0,
+            lin,
         )
         if part is None:
             return None
         parts.append(part)
+        if lin is not None:
+            lins.append(lin)
+    if linear is not None and lins and all("rest" in x for x in lins):
+        linear["rest"] = np.concatenate([x["rest"] for x in lins], axis=0)
+        linear["c"] = {a: np.concatenate([x["c"][j] for x in lins], axis=0) for j, a in enumerate(axes)}
     return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
 
 
@@ -674,8 +696,12 @@ def _slab(
     shape: tuple[int, ...],
     half_cells: bool = True,
     order0: Sequence[int] | None = None,
+    linear: dict[str, Any] | None = None,
 ) -> np.ndarray | None:
-    """:func:`box_bound` on one slab of the grid (``cells`` of the first axis restricted to it)."""
+    """:func:`box_bound` on one slab of the grid (``cells`` of the first axis restricted to it).
+
+    ``linear``: filled with the slab's log-linear models (``"c"`` per grid dimension, ``"rest"``) where given.
+    """
     log = [isinstance(laws[a], LogNormal) for a in axes]
     k = len(axes)
     best = None
@@ -718,10 +744,13 @@ def _slab(
             lam[j] = (pair[0], pair[-1])
             sig[j] = (spair[0], spair[-1])
         assert v is not None
+        if linear is not None:  # the log-linear models' slopes: the gradient at the atoms (a point pass)
+            pres = elasticities(graph, output, axes, {a: (cells[a][2], cells[a][2]) for a in axes}, log)
+            linear["centre"] = None if pres is None else [pres[1].get(j, _zero()) for j in range(k)]
         b = _bound(axes, laws, cells, log, lam, v, pt, wbox, pt_err, shape)
         if centredlog.ENABLED.get():  # per box the smaller of the two (never worse), where it may matter
             sel = centredlog.select(wbox, shape)
-            b = np.minimum(b, _centred(axes, laws, cells, log, sig, v, pt, wbox, pt_err, shape, sel))
+            b = np.minimum(b, _centred(axes, laws, cells, log, sig, v, pt, wbox, pt_err, shape, sel, linear))
         best = b if best is None else np.minimum(best, b)
     return best
 
@@ -750,8 +779,13 @@ def _centred(
     pt_err: np.ndarray,
     shape: tuple[int, ...],
     sel: np.ndarray | None = None,
+    linear: dict[str, Any] | None = None,
 ) -> np.ndarray:
-    """:func:`opgraph.dcg.centredlog.bound` on the cells in their Normal coordinates (``inf`` where unsigned)."""
+    """:func:`opgraph.dcg.centredlog.bound` on the cells in their Normal coordinates (``inf`` where unsigned).
+
+    Where ``linear`` is a dict, also the log-linear models of :func:`opgraph.dcg.loglinear.models` on the same
+    enclosures and boxes (``"c"``: a list per grid dimension, ``"rest"``).
+    """
     k = len(axes)
     dims = []
     with np.errstate(divide="ignore"):
@@ -762,6 +796,11 @@ def _centred(
             sh = [1] * k
             sh[j] = at.size
             dims.append((*_params(laws[a]), lo.reshape(sh), hi.reshape(sh), at.reshape(sh)))
+    if linear is not None:
+        from opgraph.dcg import loglinear
+
+        centre = linear.pop("centre", None)
+        linear["c"], linear["rest"] = loglinear.models(dims, sig, _strict(v), pt, pt_err, shape, LS_MAX, sel, centre)
     return centredlog.bound(dims, sig, _strict(v), pt, wbox, pt_err, shape, LS_MAX, sel)
 
 
@@ -809,7 +848,12 @@ def apply(ev: Any, graph: Any, val: Any, box_bound: np.ndarray, attr: dict[str, 
     Only on plain grids whose axes are all exact inputs of a law with a rule here (no compression, grid-free
     extreme, chunk or previous result; the same conditions as the Taylor pass). The attribution is rescaled to the
     new total. Returns the bound, the attribution and a summary (None where the pass did not run).
+
+    Where the box-linear mixture is on and :mod:`opgraph.dcg.loglinear` wants models on this grid, the pass also
+    leaves ``ev.log_linear`` (the cells and laws in the Normal coordinates and the models), for
+    :func:`opgraph.dcg.loglinear.answer`; else ``ev.log_linear`` is None.
     """
+    ev.log_linear = None
     axes = tuple(val.axes)
     if not ENABLED.get() or not axes or ev.reducer is not None or ev.compressions or ev.extremes or ev.tiny:
         return box_bound, attr, None
@@ -830,7 +874,7 @@ def apply(ev: Any, graph: Any, val: Any, box_bound: np.ndarray, attr: dict[str, 
     memo = ev.__dict__.setdefault("_elastic_memo", {})
     key = (id(graph), ev.output, axes)
     if key in memo:  # the same grid bounded again (before / after the sub-cell pass): computed once
-        eb = memo[key]
+        eb, ev.log_linear = memo[key] if memo[key] is not None else (None, None)
         return _take(box_bound, attr, box, eb, t0) if eb is not None else (box_bound, attr, None)
     cells = {a: (ev.axes[a].lo, ev.axes[a].hi, ev.axes[a].atoms) for a in axes}
     pt = np.broadcast_to(np.asarray(val.pt, dtype=float), shape)
@@ -847,8 +891,13 @@ def apply(ev: Any, graph: Any, val: Any, box_bound: np.ndarray, attr: dict[str, 
         if not gain >= PROBE_MIN_GAIN:
             memo[key] = None
             return box_bound, attr, {"skipped": f"probe gain {gain:.3g} < {PROBE_MIN_GAIN}"}
-    eb = _with_err(graph, ev.output, axes, laws, cells, pt, wbox, shape)
-    memo[key] = eb
+    from opgraph.dcg import loglinear
+
+    lin: dict[str, Any] | None = {} if loglinear.wanted(math.prod(shape), len(axes)) else None
+    eb = _with_err(graph, ev.output, axes, laws, cells, pt, wbox, shape, lin)
+    if eb is not None and lin and "rest" in lin:
+        ev.log_linear = loglinear.package(axes, laws, cells, lin)
+    memo[key] = (eb, ev.log_linear) if eb is not None else None
     if eb is None:
         return box_bound, attr, None
     return _take(box_bound, attr, box, eb, t0)
@@ -863,6 +912,7 @@ def _with_err(
     pt: np.ndarray,
     wbox: np.ndarray,
     shape: tuple[int, ...],
+    linear: dict[str, Any] | None = None,
 ) -> np.ndarray | None:
     """:func:`box_bound` with ``pt``'s rounding error from an outward-rounded interval pass at the atoms."""
     at = elasticities(graph, output, axes, {a: (c[2], c[2]) for a, c in cells.items()}, [False] * len(axes), set())
@@ -871,7 +921,7 @@ def _with_err(
     with np.errstate(invalid="ignore"):
         err = np.maximum(pt - at[0][0], at[0][1] - pt)
     err = np.where(np.isfinite(err), np.maximum(err, 0.0), _INF)
-    return box_bound_fn(graph, output, axes, laws, cells, pt, wbox, shape, err)
+    return box_bound_fn(graph, output, axes, laws, cells, pt, wbox, shape, err, linear)
 
 
 def _take(

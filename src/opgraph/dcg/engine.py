@@ -494,6 +494,7 @@ class Evaluator:
         # Set where an input or node has only tiny values (:data:`TINY_SCALE`): second-order certificates off.
         self.tiny: str | None = None
         self.box_linear: dict[str, Any] | None = None  # set by _taylor_boxes (opgraph.dcg.boxlinear)
+        self.log_linear: dict[str, Any] | None = None  # set by elastic.apply (opgraph.dcg.loglinear)
         # The Taylor pass's per-box bound and linear models of the last unchunked grid (_taylor_boxes): the pass does
         # not read the engine's per-box bound, so the evaluation's second ``finish`` (after the sub-cell pass) reuses
         # them instead of repeating the pass (``(val, graph, tb, lin, probe)``; None until set).
@@ -1821,13 +1822,12 @@ def _taylor_boxes(
     chunk's boxes are bounded alone); the attribution, a sum over the whole grid, is then returned unchanged and
     rescaled by the caller once the chunks' totals are known.
     """
-    from opgraph.dcg import boxlinear, taylor
+    from opgraph.dcg import boxlinear, longmix, taylor
 
     ev.box_linear = None
     axes = val.axes
     if (
         not taylor.ENABLED.get()
-        or not costguards.taylor_pays(graph)
         or (ev.reducer is not None and not chunk)
         or ev.compressions
         or ev.extremes
@@ -1840,6 +1840,14 @@ def _taylor_boxes(
         n = graph.nodes[a] if 0 <= a < len(graph.nodes) else None
         if n is None or n.op != "input" or a not in ev.axes or ev.quantized[n.attrs["name"]].upstream_w1 > 0:
             return box_bound, attr, None
+    # A long graph gets the lean pass (opgraph.dcg.longmix) where the mixture wants linear models and it fits
+    lean = not costguards.taylor_pays(graph)
+    if lean and (
+        chunk
+        or not boxlinear.wanted(math.prod(ev._shape(axes)), len(axes))
+        or not longmix.runs(math.prod(ev._shape(axes)), len(graph.nodes), len(axes))
+    ):
+        return box_bound, attr, None
     # Cost guard: on boxes with an unbounded cell the Hessian spans the whole tail and the bound rarely wins (the
     # 8-32-1 MLP at 2-4 atoms: never, for up to 60 % more CPU); the pass runs where at least TAYLOR_MIN_FINITE of
     # the mass lies in boxes of finite cells only.
@@ -1863,6 +1871,8 @@ def _taylor_boxes(
     uniform = frozenset(a for a in axes if law[a] == "Uniform")
     unimodal = frozenset(a for a in axes if law[a] in taylor.UNIMODAL)
     memo = ev.taylor_memo
+    if lean:
+        probe["lean"] = 1.0
     if not chunk and MEMO_TAYLOR and memo is not None and memo[0] is val and memo[1] is graph:
         # the same grid as an earlier finish of this evaluation (the pass reads neither box_bound nor attr): reused
         tb, lin = memo[2], memo[3]
@@ -1884,10 +1894,20 @@ def _taylor_boxes(
             linear=lin,
             engine_bound=eb,
             laws={a: ev.dists.get(graph.nodes[a].attrs["name"]) for a in axes} if wanted else None,
+            lean=lean,
         )
         if not chunk:
             ev.taylor_memo = (val, graph, tb, lin, dict(probe))
     ev.box_linear = lin or None  # the linear models, for the box-linear mixture answer (opgraph.dcg.boxlinear)
+    if tb is None and lean:  # the lean pass stopped (nothing to gain) or found no rule
+        why = "its walk terms leave the mixture nothing to gain" if probe.get("lean_stopped") else "no rule"
+        from opgraph.dcg import roundbudget
+
+        rb = roundbudget.current()
+        if rb is not None:
+            rb.lean_idle = True  # later rounds of this target_w1 call reserve no time for it (longmix.reserve)
+        info_skip = {"skipped": f"lean pass (long program): {why}", "lean": True}
+        return box_bound, attr, {**info_skip, "cpu_s": time.process_time() - t0}
     if tb is None:  # no rule for some op, too large, or the probe found nothing to gain (cost guard)
         skip = {"skipped": f"probe gain {probe['probe_gain']:.3g} < {taylor.PROBE_MIN_GAIN}"} if probe else None
         return box_bound, attr, skip
@@ -1899,6 +1919,8 @@ def _taylor_boxes(
     info = {"before": old_total, "after": new_total, "boxes": float(np.mean(tb < box)), "cpu_s": 0.0}
     if reused:
         info["reused"] = True  # the pass of an earlier finish (MEMO_TAYLOR): its cost is in that finish's cpu_s
+    if lean:
+        info["lean"] = True  # the lean pass of a long program (opgraph.dcg.longmix)
     if probe.get("mix_gated") or "hessian" in probe:
         info["mix_gate"] = {
             key: probe[key] for key in ("probe_mix_gain", "probe_hessian_wins", "mix_gated", "hessian") if key in probe
@@ -2197,12 +2219,13 @@ def evaluate_output(
                 bound, terms, method = sd_total, done["sd"][1], "semi-discrete"
         if math.isnan(bound):
             bound = math.inf
-        from opgraph.dcg import boxlinear  # the box-linear mixture answer
+        from opgraph.dcg import boxlinear, loglinear  # the box-linear mixture answers (in x; in log coordinates)
 
         span = None  # the support of the exact law (NaN ends of the cells' enclosures: unbounded)
-        if ev.box_linear is not None and "cells" not in done:
+        models = ev.box_linear is not None or ev.log_linear is not None
+        if models and "cells" not in done:
             done["cells"] = _output_cells(ev, val)
-        gc = done.get("cells") if ev.box_linear is not None else None
+        gc = done.get("cells") if models else None
         if gc is not None:
             span = (
                 float(np.min(np.where(np.isnan(gc.lo), -np.inf, gc.lo))),
@@ -2211,6 +2234,9 @@ def evaluate_output(
         shared = semidiscrete.shared_best()  # the best final bound of this output's earlier evaluations, if any
         held = min(held, shared[0]) if shared is not None else held
         a_out, w_out, bl = atoms, weights, boxlinear.answer(ev, sub, val, box_bound, bound, span, held)
+        # the log-linear models of the log-space pass: kept only where their mixture beats both answers above
+        ll = loglinear.answer(ev, sub, val, box_bound, bound if bl is None else bl[2], span, held)
+        bl = ll if ll is not None else bl
         if bl is not None:  # a second-order certificate for another answer (the mixture of the boxes' linear models)
             a_out, w_out, base = bl[0], bl[1], _total(terms)
             terms = {k: v * bl[2] / base for k, v in terms.items()} if 0 < base < math.inf else {"box-linear": bl[2]}

@@ -83,7 +83,7 @@ class RoundBudget:
         start: ``clock()`` at the call's start.
         rounds: Measured rounds, ``(work, seconds)`` each (work in the engine's box-node units).
         long_nodes: The graph's node count where it is a long program (set by
-            :func:`opgraph.dcg.costguards.round_work_cap`; 0: a short one). Then a round's seconds are predicted
+            the `target_w1` loop from :func:`opgraph.dcg.costguards.long_nodes`; 0: a short one). Then a round's seconds are predicted
             from the per-node floor (:meth:`predict`) instead of a power law of the work.
         planned_work: The work of the round about to run (box-nodes; 0: not known), set where a long program's
             round is planned: the sub-cell pass of a round is costed from it
@@ -93,6 +93,8 @@ class RoundBudget:
         pass_seconds: Seconds of sub-cell passes run inside the round being measured (not part of its cost model:
             :meth:`record` takes them off); ``passes_total``: of all rounds so far.
         first_round: The index in :attr:`rounds` of the running call's first round (:meth:`start_long_call`).
+        lean_idle: A long program's lean Taylor pass stopped with nothing to gain in this call
+            (:mod:`opgraph.dcg.longmix`: later rounds reserve no time for it).
     """
 
     max_seconds: float
@@ -105,6 +107,7 @@ class RoundBudget:
     pass_seconds: float = 0.0
     passes_total: float = 0.0
     first_round: int = 0
+    lean_idle: bool = False
 
     def __post_init__(self) -> None:
         if math.isnan(self.start):
@@ -118,6 +121,7 @@ class RoundBudget:
         """
         self.long_nodes, self.planned_work, self.held = int(nodes), 0.0, math.inf
         self.pass_seconds, self.first_round = 0.0, len(self.rounds)
+        self.lean_idle = False
 
     def elapsed(self) -> float:
         """Seconds since the call started."""

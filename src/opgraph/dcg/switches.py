@@ -5,8 +5,9 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.carry.ENABLED``, ``opgraph.dcg.carry.FIXED_ATOMS``, ``opgraph.dcg.subcells.ENABLED``,
 ``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``, ``opgraph.dcg.disjoint.ENABLED``,
 ``opgraph.dcg.keepbest.ENABLED``, ``opgraph.dcg.elastic.ENABLED``, ``opgraph.dcg.centredlog.ENABLED``,
-``opgraph.dcg.boxlinear.ENABLED``, ``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``,
-``opgraph.dcg.subslope.ENABLED``). A
+``opgraph.dcg.boxlinear.ENABLED``, ``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.boxvariance.ENABLED``,
+``opgraph.dcg.loglinear.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``,
+``opgraph.dcg.longmix.ENABLED``, ``opgraph.dcg.subslope.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -24,6 +25,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         affine,
         boxlinear,
         boxtails,
+        boxvariance,
         budgetalloc,
         cancel,
         carry,
@@ -33,6 +35,8 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         engine,
         exactlaw,
         keepbest,
+        loglinear,
+        longmix,
         subcells,
         subslope,
         taylor,
@@ -54,8 +58,11 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "elastic_centred": centredlog.ENABLED,
         "box_linear": boxlinear.ENABLED,
         "box_linear_tails": boxtails.ENABLED,
+        "box_linear_variance": boxvariance.ENABLED,
+        "log_linear": loglinear.ENABLED,
         "budget_alloc": budgetalloc.ENABLED,
         "budget_alloc_fixed_atoms": budgetalloc.FIXED_ATOMS,
+        "long_mixture": longmix.ENABLED,
         "sub_slope": subslope.ENABLED,
     }
 
@@ -65,7 +72,8 @@ def capture() -> dict[str, bool]:
 
     Names: ``affine``, ``cancel``, ``carry``, ``carry_fixed_atoms``, ``exact_law``, ``exact_law_regroup``,
     ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``elastic_centred``,
-    ``box_linear``, ``box_linear_tails``, ``budget_alloc``, ``budget_alloc_fixed_atoms``, ``sub_slope``.
+    ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``log_linear``, ``budget_alloc``,
+    ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 

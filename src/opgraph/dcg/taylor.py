@@ -64,6 +64,10 @@ the engine's own per-box bound (``engine_bound``): where it cannot pay, the pass
 it may skip the Hessian enclosures and some walk passes that the probe finds idle (never a box's bound above the
 pass without the mixture; docs/dcg.md, "The mixture's slope work").
 
+**Lean pass** (``box_bound(..., lean=True)``, long programs: :mod:`opgraph.dcg.longmix`): the point pass and the
+slope form's affine walk only (no box interval pass, Hessian enclosures, interval walk passes or probe), stopped
+after any walk step whose terms so far leave the mixture nothing to gain (:data:`LEAN_MIN_GAIN`).
+
 The engine keeps per box the smaller of this and its cellwise bound (:func:`opgraph.dcg.engine.evaluate_output`,
 after the sub-cell pass; per chunk in :mod:`opgraph.dcg.chunks`), so the bound never grows; it skips the pass
 where boxes of finite cells carry less than ``opgraph.dcg.engine.TAYLOR_MIN_FINITE`` of the mass (a cost guard).
@@ -630,6 +634,7 @@ def box_bound(
     linear: dict[str, Any] | None = None,
     engine_bound: np.ndarray | None = None,
     laws: dict[int, Any] | None = None,
+    lean: bool = False,
 ) -> np.ndarray | None:
     """Per-box bound on ``E[|f(X) - V'|; box]`` (module docstring), or ``None`` where it does not apply.
 
@@ -665,6 +670,10 @@ def box_bound(
         laws: Per axis, the input's law. With ``linear``, the remainder may also take the sub-box slope form
             (:mod:`opgraph.dcg.subslope`: each cell cut into equal-mass pieces, within that module's CPU budget)
             where the whole-box remainder is large against the linear term.
+        lean: The lean pass of long programs (:mod:`opgraph.dcg.longmix`): the point pass, then the slope form's
+            affine walk only (no box interval pass, Hessian enclosures, interval walk passes or probe; their
+            enclosures count as the whole line), whatever the work caps. Each box's remainder is then the slope form
+            with the affine walk's enclosures.
     """
     k = len(axes)
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
@@ -672,6 +681,33 @@ def box_bound(
     if not k or k > MAX_AXES or not supported(graph, output):
         return None
     nodes_work = size * len(graph.nodes)
+    if lean:  # long programs (opgraph.dcg.longmix): the caller checked the pass's predicted time
+        try:
+            return _box_piece(
+                graph,
+                output,
+                axes,
+                pt,
+                cells,
+                moments,
+                wbox,
+                parts,
+                uniform=uniform,
+                unimodal=unimodal,
+                linear=linear,
+                affine=True,
+                walk=True,
+                hessian=False,
+                steps={a: (False, True) for a in axes},
+                box_pass=False,
+                give_up=None if engine_bound is None else _lean_give_up(engine_bound, wbox, shape),
+            )
+        except _GiveUp:
+            if parts is not None:
+                parts["lean_stopped"] = 1.0
+            if linear is not None:
+                linear.clear()
+            return None
     mix_caps = linear is not None  # the larger work caps the mixture asks for
     if mix_caps and nodes_work > min(WALK_MAX_WORK, AFFINE_MAX_WORK):  # target_w1: the larger caps within max_seconds
         from opgraph.dcg.boxlinear import affordable
@@ -816,6 +852,34 @@ def box_bound(
     )
 
 
+class _GiveUp(Exception):
+    """The lean pass stops: the walk's terms so far leave the mixture nothing to gain (:func:`_lean_give_up`)."""
+
+
+#: The lean pass (long programs) stops after any walk step where twice its partial remainder (a lower bound on the
+#: mixture's cost per box: remainder plus about as much lattice rounding) saves less than this share of the engine's
+#: own finite bound, and makes no infinite box finite.
+LEAN_MIN_GAIN = 0.02
+
+
+def _lean_give_up(engine_bound: np.ndarray, wbox: np.ndarray, shape: tuple[int, ...]) -> Callable[[np.ndarray], bool]:
+    """The lean pass's stop rule on the walk's partial sums of slope terms (per box, not weighted by mass)."""
+    eb = np.broadcast_to(np.asarray(engine_bound, dtype=float), shape)
+    w = np.broadcast_to(np.asarray(wbox, dtype=float), shape)
+    fin = np.isfinite(eb)
+    total = float(np.sum(np.where(fin, eb, 0.0)))
+
+    def stop(partial: np.ndarray) -> bool:
+        with np.errstate(all="ignore"):
+            cost = np.broadcast_to(2.0 * np.asarray(partial, dtype=float), shape) * w
+        if bool(np.any(~fin & (w > 0) & np.isfinite(cost))):  # an infinite box might become finite
+            return False
+        saved = float(np.sum(np.where(fin & (cost < eb), eb - cost, 0.0)))
+        return total > 0 and saved < LEAN_MIN_GAIN * total
+
+    return stop
+
+
 def _probe(
     graph: Any,
     output: int,
@@ -941,6 +1005,8 @@ def _box_piece(
     steps: dict[int, tuple[bool, bool]] | None = None,
     laws: dict[int, Any] | None = None,
     sub: int = 1,
+    box_pass: bool = True,
+    give_up: Callable[[np.ndarray], bool] | None = None,
 ) -> np.ndarray:
     """:func:`box_bound` on one grid (or one slice of it), its arguments already checked.
 
@@ -955,6 +1021,10 @@ def _box_piece(
     per-step terms (``"walk"``, :func:`_walk`'s ``stats``). ``steps``: per walk axis, whether its interval and its
     affine pass run (:func:`_walk`). ``laws`` / ``sub`` (with ``linear``): the inputs' laws and the most sub-boxes
     per box of the sub-box slope remainder (:func:`_sub_slope`).
+    affine pass run (:func:`_walk`). ``box_pass`` False (the lean pass, with ``hessian`` False): only the point pass
+    runs; the whole box's gradient enclosures count as the whole line (the walk's affine enclosures are intersected
+    with them) and the walk puts the axes with the largest linear terms ``|c_i| E|d_i|`` first.
+    ``give_up``: called by the walk with its partial slope sums (:func:`_walk`); True raises :class:`_GiveUp`.
     """
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
     hessian = hessian or not SLOPE  # without the slope form the Hessian form is the only remainder
@@ -967,17 +1037,22 @@ def _box_piece(
         at = {a: (lay(cells[a][2], a), lay(cells[a][2], a)) for a in axes}
         got: list[_Jet] = []  # the point pass runs in the same loop (its values centre the box pass)
         kept: dict[int, Interval] = {}  # the point values the walk's centring reuses (jets' keep_points)
-        outer = jets(
-            graph,
-            output,
-            box,
-            hess=hessian,
-            centre={a: at[a][0] for a in axes},
-            point_out=got,
-            centred=CENTRED,
-            keep_points=kept if CENTRED and WALK_POINTS else None,
-        )
-        point = got[0]
+        if box_pass:
+            outer = jets(
+                graph,
+                output,
+                box,
+                hess=hessian,
+                centre={a: at[a][0] for a in axes},
+                point_out=got,
+                centred=CENTRED,
+                keep_points=kept if CENTRED and WALK_POINTS else None,
+            )
+            point = got[0]
+        else:  # the point pass alone (the same values as the box pass's point pass); box gradients unknown
+            point = jets(graph, output, at, hess=False)
+            line = (np.full((), -np.inf), np.full((), np.inf))
+            outer = _Jet(line, {a: line for a in point.g}, {})
         w = np.asarray(wbox, dtype=float)
         r1, rb, r2 = {}, {}, {}
         for a in axes:
@@ -1042,6 +1117,8 @@ def _box_piece(
                 points=kept if CENTRED and WALK_POINTS else None,
                 stats=None if forms is None else forms.setdefault("walk", {}),
                 steps=steps,
+                by_linear=not box_pass,
+                give_up=give_up,
             )
             if forms is not None:
                 forms["slope"] = slope
@@ -1147,8 +1224,13 @@ def _slope(
     points: dict[int, Interval] | None = None,
     stats: dict[Any, np.ndarray] | None = None,
     steps: dict[int, tuple[bool, bool]] | None = None,
+    by_linear: bool = False,
+    give_up: Callable[[np.ndarray], bool] | None = None,
 ) -> np.ndarray:
     """The mean-value (slope) bound on ``E[|f(X) - f(x') - c . d| | box]`` per box (no Hessian enclosure).
+
+    ``by_linear``: the walk order puts the axes with the largest linear terms ``|c_i| E|d_i|`` first (the lean pass:
+    no whole-box enclosures to rank the axes by).
 
     ``c``: the midpoints of the point pass's gradient enclosures at the atom ``x'``. *Whole box*: ``f(X) - f(x') =
     grad f(xi) . d`` with ``xi`` on the segment ``[x', X]`` inside the box, so ``|f(X) - f(x') - c . d| <= sum_i
@@ -1167,10 +1249,15 @@ def _slope(
     if walk and WALK_ORDER:  # the axes whose whole-box slope terms are largest go first (the thinnest boxes)
         score = {}
         for a in axes:
-            x = np.where(r1[a] > 0, iv.mag(iv.isub(outer.g.get(a, zero), (cs[a], cs[a]))) * r1[a], 0.0)
+            ga = outer.g.get(a, zero)
+            if by_linear:  # no box pass (lean): the linear term |c_a| E|d_a| instead
+                x = np.where(r1[a] > 0, np.abs(cs[a]) * r1[a], 0.0)
+                score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
+                continue
+            x = np.where(r1[a] > 0, iv.mag(iv.isub(ga, (cs[a], cs[a]))) * r1[a], 0.0)
             score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
         order.sort(key=lambda a: -score[a])
-    return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine, points, stats, steps)
+    return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine, points, stats, steps, give_up)
 
 
 def _walk(
@@ -1188,6 +1275,7 @@ def _walk(
     points: dict[int, Interval] | None = None,
     stats: dict[Any, np.ndarray] | None = None,
     steps: dict[int, tuple[bool, bool]] | None = None,
+    give_up: Callable[[np.ndarray], bool] | None = None,
 ) -> np.ndarray:
     """:func:`_slope` for one walk order (``walk`` False: the whole box for every axis).
 
@@ -1204,8 +1292,12 @@ def _walk(
     tot: Any = 0.0
     # the whole box's affine partials: only the last axis's where the walk encloses the others over thinner boxes
     seeds = [a for a in (order[-1:] if walk else order) if a in outer.g]
-    whole = affgrad.gradients(graph, output, axes, box, seeds) if affine and seeds else {}
+    # with give_up (the lean pass) the whole box's pass runs last, after the cheaper thin-box passes that may stop it
+    lazy = give_up is not None and walk
+    whole = affgrad.gradients(graph, output, axes, box, seeds) if affine and seeds and not lazy else {}
     for n, a in enumerate(order):
+        if lazy and n == len(order) - 1 and affine and seeds:
+            whole = affgrad.gradients(graph, output, axes, box, seeds)
         c = cs[a]
         g = _meet(outer.g.get(a, zero), whole.get(a))
         if walk and a in outer.g and n < len(order) - 1:  # the last axis's B_i is the whole box (outer.g)
@@ -1235,6 +1327,9 @@ def _walk(
                     stats[(a, "both")] = np.where(r1[a] > 0, iv.mag(iv.isub(g, (c, c))) * r1[a], 0.0)
         m = iv.mag(iv.isub(g, (c, c)))
         tot = tot + np.where(r1[a] > 0, m * r1[a], 0.0)  # d_i = 0 almost surely where E|d_i| = 0
+        # the terms so far (each >= 0) bound the total below, with passes left to skip
+        if lazy and give_up is not None and n < len(order) - 1 and give_up(np.where(np.isnan(tot), np.inf, tot)):
+            raise _GiveUp
     tot = tot * (1 + 1e-9)
     return np.where(np.isnan(tot), np.inf, tot)
 
