@@ -209,3 +209,31 @@ def test_discrete_cells_are_not_cut():
     got = subslope.pieces(law, lo, hi, at, e1, 3)
     np.testing.assert_array_equal(got[0], np.repeat(lo[:, None], 3, 1))
     np.testing.assert_array_equal(got[3], np.repeat(e1[:, None], 3, 1))
+
+
+def test_sliced_grid_gives_the_unsliced_bound(monkeypatch):
+    # A grid over taylor.MAX_WORK is bounded in slices of its first axis; each slice runs the sub-box pass with the
+    # same allowance (a regression: the slices' parts dict once shadowed the allowance, a TypeError on Borehole).
+    def run() -> od.DistResult:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return od.evaluate(_piston_like, *PISTON_LAWS, atoms=4)
+
+    whole = run()
+    assert whole.info["bound_method"] == "box-linear mixture"
+    calls = []
+    orig = taylor._box_piece
+
+    def counted(*a, **k):
+        calls.append(k.get("sub"))
+        return orig(*a, **k)
+
+    monkeypatch.setattr(taylor, "_box_piece", counted)
+    monkeypatch.setattr(taylor, "MAX_WORK", 200)  # 4^3 boxes x 6 pairs = 384 > 200: two slices of the first axis
+    sliced = run()
+    assert len(calls) >= 2 and all(isinstance(s, int) and s > 1 for s in calls)  # the sub-box pass in every slice
+    assert sliced.info["bound_method"] == "box-linear mixture"
+    # the slices plan their pieces on their own boxes (not bit for bit the whole grid's plan): close, and sound
+    assert sliced.w1_bound <= 1.1 * whole.w1_bound
+    ref, err = _sobol(_piston_like, PISTON_LAWS)
+    assert sliced.w1_bound >= w1_discrete(sliced.atoms, sliced.weights, ref, np.ones(ref.size)) - 3 * err

@@ -791,7 +791,7 @@ def box_bound(
         per = max(1, shape[0] * MAX_WORK // work)
         a0 = axes[0]
         full_pt, full_w = np.broadcast_to(pt, shape), np.broadcast_to(wbox, shape)
-        pieces, sub = [], {}
+        pieces, sums = [], {}  # sums: the slices' parts totals
         lins: list[dict[str, Any]] = []
         for s0 in range(0, shape[0], per):
             sl = slice(s0, s0 + per)
@@ -824,9 +824,9 @@ def box_bound(
             if lin_s is not None:
                 lins.append(lin_s)
             for key, x in got.items():
-                sub[key] = sub.get(key, 0.0) + x
+                sums[key] = sums.get(key, 0.0) + x
         if parts is not None:
-            parts.update(sub)
+            parts.update(sums)
         if linear is not None and lins:  # the slices' linear models, put together along the first axis
             linear["rest"] = np.concatenate([x["rest"] for x in lins], axis=0)
             linear["c"] = {a: np.concatenate([x["c"][a] for x in lins], axis=0) for a in axes}
