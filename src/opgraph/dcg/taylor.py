@@ -1020,8 +1020,7 @@ def _box_piece(
     (radii included) and slope forms (``"hess"``, ``"slope"``, unweighted; for the probe's diagnosis), and the walk's
     per-step terms (``"walk"``, :func:`_walk`'s ``stats``). ``steps``: per walk axis, whether its interval and its
     affine pass run (:func:`_walk`). ``laws`` / ``sub`` (with ``linear``): the inputs' laws and the most sub-boxes
-    per box of the sub-box slope remainder (:func:`_sub_slope`).
-    affine pass run (:func:`_walk`). ``box_pass`` False (the lean pass, with ``hessian`` False): only the point pass
+    per box of the sub-box slope remainder (:func:`_sub_slope`). ``box_pass`` False (the lean pass, with ``hessian`` False): only the point pass
     runs; the whole box's gradient enclosures count as the whole line (the walk's affine enclosures are intersected
     with them) and the walk puts the axes with the largest linear terms ``|c_i| E|d_i|`` first.
     ``give_up``: called by the walk with its partial slope sums (:func:`_walk`); True raises :class:`_GiveUp`.
@@ -1158,6 +1157,29 @@ def _box_piece(
     return np.broadcast_to(tot, shape)
 
 
+def _centre(point: _Jet, axes: Sequence[int]) -> dict[int, np.ndarray]:
+    """``c``: per axis the midpoint of the point pass's gradient enclosure at the atom (0 where it has none)."""
+    zero = (np.zeros(()), np.zeros(()))
+    return {a: 0.5 * (point.g.get(a, zero)[0] + point.g.get(a, zero)[1]) for a in axes}
+
+
+def _slope_scores(
+    axes: Sequence[int], outer: _Jet, cs: dict[int, np.ndarray], r1: dict[int, np.ndarray], by_linear: bool = False
+) -> dict[int, float]:
+    """Per axis the median over the boxes of its whole-box slope term ``mag(G_a - c_a) E|d_a|``.
+
+    Non-finite terms rank first; ``by_linear`` (no box pass: the lean pass) takes the linear term ``|c_a| E|d_a|``.
+    """
+    zero = (np.zeros(()), np.zeros(()))
+    score = {}
+    for a in axes:
+        with np.errstate(all="ignore"):
+            m = np.abs(cs[a]) if by_linear else iv.mag(iv.isub(outer.g.get(a, zero), (cs[a], cs[a])))
+            x = np.where(r1[a] > 0, m * r1[a], 0.0)
+        score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
+    return score
+
+
 def _sub_slope(
     graph: Any,
     output: int,
@@ -1191,15 +1213,8 @@ def _sub_slope(
         fin_total = float(np.sum(np.where(np.isfinite(rem), rem * w, 0.0)))
         if fin_total > subslope.HOPELESS * lin_total:  # enclosures dominated by a near-pole: pieces cannot fix it
             return None
-    zero = (np.zeros(()), np.zeros(()))
-    cs = {a: 0.5 * (point.g.get(a, zero)[0] + point.g.get(a, zero)[1]) for a in axes}
-    scores = {}
-    for a in axes:
-        if laws.get(a) is None or a not in outer.g:
-            continue
-        with np.errstate(all="ignore"):
-            x = np.where(r1[a] > 0, iv.mag(iv.isub(outer.g[a], (cs[a], cs[a]))) * r1[a], 0.0)
-        scores[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
+    cs = _centre(point, axes)
+    scores = _slope_scores([a for a in axes if laws.get(a) is not None and a in outer.g], outer, cs, r1)
     split = subslope.plan(scores, sub)
     if math.prod(split.values()) <= 1:
         return None
@@ -1243,19 +1258,10 @@ def _slope(
     cell). ``G_i`` is unbounded where the box straddles a jump or reaches a pole (interval rules), so such a box keeps
     the other bounds. Returns the bound laid out on the grid (``inf`` where it is unknown).
     """
-    zero = (np.zeros(()), np.zeros(()))
-    cs = {a: 0.5 * (point.g.get(a, zero)[0] + point.g.get(a, zero)[1]) for a in axes}
+    cs = _centre(point, axes)
     order = list(axes)
     if walk and WALK_ORDER:  # the axes whose whole-box slope terms are largest go first (the thinnest boxes)
-        score = {}
-        for a in axes:
-            ga = outer.g.get(a, zero)
-            if by_linear:  # no box pass (lean): the linear term |c_a| E|d_a| instead
-                x = np.where(r1[a] > 0, np.abs(cs[a]) * r1[a], 0.0)
-                score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
-                continue
-            x = np.where(r1[a] > 0, iv.mag(iv.isub(ga, (cs[a], cs[a]))) * r1[a], 0.0)
-            score[a] = float(np.median(np.where(np.isfinite(x), x, 1e300)))
+        score = _slope_scores(axes, outer, cs, r1, by_linear)
         order.sort(key=lambda a: -score[a])
     return _walk(graph, output, axes, order, outer, box, at, r1, cs, walk, affine, points, stats, steps, give_up)
 
