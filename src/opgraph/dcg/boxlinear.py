@@ -651,8 +651,6 @@ def answer(
     Returns:
         ``(atoms, weights, bound, info)`` (atoms sorted, duplicates merged) or None.
     """
-    from opgraph.dcg.regroup import merge_duplicates
-
     lin = getattr(ev, "box_linear", None)
     axes = tuple(val.axes)
     if not ENABLED.get() or lin is None or not bound > 0 or len(axes) < MIN_AXES:
@@ -673,13 +671,40 @@ def answer(
         got = memo[4] if memo[3] < ceiling else None
     else:
         try:
-            with np.errstate(all="ignore"):
-                got = mixture(axes, np.asarray(val.pt), cells, dists, ev._wbox(axes), bb, lin, ceiling)
-        except (ValueError, FloatingPointError, MemoryError) as exc:  # an optional answer: the point masses stay
-            log.warning("box-linear mixture skipped: %s", exc)
+            got = built(axes, np.asarray(val.pt), cells, dists, ev._wbox(axes), bb, lin, ceiling)
+        except MixtureSkipped:
             return None
         if MEMO and got is not None:
             ev.box_linear_memo = (val, lin, bb.copy(), got[3]["floor"], got)
+    return as_answer(got, bound, support)
+
+
+class MixtureSkipped(Exception):
+    """:func:`built` gave up on a mixture (numerical trouble or memory): the point-mass answer stays."""
+
+
+def built(*args: Any, what: str = "box-linear", **kwargs: Any) -> tuple[Any, ...] | None:
+    """:func:`mixture` as an optional answer, floating-point warnings silenced.
+
+    Its ``ValueError``, ``FloatingPointError`` or ``MemoryError`` is logged (``what`` names the mixture) and raised
+    as :class:`MixtureSkipped`.
+    """
+    try:
+        with np.errstate(all="ignore"):
+            return mixture(*args, **kwargs)
+    except (ValueError, FloatingPointError, MemoryError) as exc:
+        log.warning("%s mixture skipped: %s", what, exc)
+        raise MixtureSkipped from exc
+
+
+def as_answer(got: tuple[Any, ...] | None, bound: float, support: tuple[float, float] | None) -> tuple[Any, ...] | None:
+    """A built mixture as the engine's answer ``(atoms, weights, bound, info)``, or None.
+
+    None where its bound is not below ``bound``; the atoms are clipped into ``support`` (which keeps the bound
+    valid: :func:`answer`) and duplicates merged.
+    """
+    from opgraph.dcg.regroup import merge_duplicates
+
     if got is None or not got[2] < bound:
         return None
     a = got[0]

@@ -38,14 +38,11 @@ where the box-linear mixture is on (``boxlinear.ENABLED``).
 from __future__ import annotations
 
 import contextvars
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 #: Whether the log-space pass also builds log-linear box models for the mixture answer (``ENABLED.set(False)``).
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_log_linear", default=True)
@@ -277,7 +274,6 @@ def answer(
     (the same arguments and result).
     """
     from opgraph.dcg import boxlinear
-    from opgraph.dcg.regroup import merge_duplicates
 
     got_ll = getattr(ev, "log_linear", None)
     axes = tuple(val.axes)
@@ -286,25 +282,19 @@ def answer(
     if got_ll["axes"] != axes or len(axes) < boxlinear.MIN_AXES:
         return None
     try:
-        with np.errstate(all="ignore"):
-            got = boxlinear.mixture(
-                axes,
-                np.asarray(val.pt),
-                got_ll["cells"],
-                got_ll["dists"],
-                ev._wbox(axes),
-                box_bound,
-                got_ll["linear"],
-                min(bound, held),
-                DISC_SHARE,
-            )
-    except (ValueError, FloatingPointError, MemoryError) as exc:  # an optional answer: the point masses stay
-        log.warning("log-linear mixture skipped: %s", exc)
+        got = boxlinear.built(
+            axes,
+            np.asarray(val.pt),
+            got_ll["cells"],
+            got_ll["dists"],
+            ev._wbox(axes),
+            box_bound,
+            got_ll["linear"],
+            min(bound, held),
+            DISC_SHARE,
+            what="log-linear",
+        )
+    except boxlinear.MixtureSkipped:
         return None
-    if got is None or not got[2] < bound:
-        return None
-    a = got[0]
-    if support is not None and support[0] <= support[1]:
-        a = np.clip(a, support[0], support[1])
-    atoms, weights = merge_duplicates(a, got[1])
-    return atoms, weights, got[2], {**got[3], "coordinates": "log"}
+    out = boxlinear.as_answer(got, bound, support)
+    return None if out is None else (*out[:3], {**out[3], "coordinates": "log"})
