@@ -244,6 +244,8 @@ def _name(zone: Path) -> str:
 class PowerSampler:
     """Background thread polling ``nvmlDeviceGetPowerUsage`` (mW) at ``hz``; integrates to joules."""
 
+    THREAD_NAME = "opgraph-power-sampler"
+
     def __init__(self, nvml: Any, handle: Any, hz: float = 1000.0) -> None:
         self.nvml, self.handle, self.period = nvml, handle, 1.0 / hz
         self.samples: list[tuple[float, float]] = []
@@ -254,7 +256,7 @@ class PowerSampler:
         """Start sampling."""
         self.samples = []
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self.THREAD_NAME, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
