@@ -6,7 +6,8 @@ mixtures' own CPU s (every mixture the call built) and the lattice step of the l
 
     PYTHONPATH=src python benchmarks/dcg/mixmany_bench.py --only WingWeight,OTL --eps 1e-2 --atoms 4 [--no-guard]
 
-``--no-guard`` lifts the fixed-atoms guard (``boxlinear.FIXED_MAX_SECONDS``) to show what the mixture costs there.
+``--no-guard`` lifts the fixed-atoms guard (``fixedbudget.SECONDS["box_linear"]``) to show what the mixture costs
+there.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import uq  # noqa: E402
 
-from opgraph.dcg import boxlinear, switches  # noqa: E402
+from opgraph.dcg import boxlinear, fixedbudget, switches  # noqa: E402
 
 _STATS: dict[str, Any] = {"cpu": 0.0, "built": 0, "delta": None}
 _orig = boxlinear.mixture
@@ -67,7 +68,7 @@ def main() -> None:
     ap.add_argument("--out-json", default="")
     a = ap.parse_args()
     if a.no_guard:
-        boxlinear.FIXED_MAX_SECONDS = 1e9
+        fixedbudget.SECONDS["box_linear"] = 1e9
     cases = {c.id: c for c in uq.make_cases()}
     rows = []
     for cid in a.only.split(","):
