@@ -18,8 +18,8 @@ signed rates ``(c_j + m_sj^+, m_sj^- - c_j)`` about ``u_sj``, times ``e^{c_j (u_
 masses' product. The model (its slopes ``c``) is unchanged, so the box keeps the smaller of the two remainders.
 Theorem and proof: docs/dcg.md, "Sub-box remainder of the log-linear models".
 
-Where: :func:`opgraph.dcg.elastic.box_bound` calls :func:`refine` after the log-linear models of a grid are built,
-on the boxes whose ``min(point-mass bound, P(B) rest)`` is largest, within :data:`MAX_SUB_BOXES` sub-boxes. ``ENABLED``
+Where: :func:`opgraph.dcg.elastic.apply` calls :func:`refine` after the log-linear models of a grid are built,
+on the boxes whose ``min(point-mass bound, P(B) rest)`` is largest, within :func:`allowance` sub-boxes. ``ENABLED``
 (a ContextVar, default on; :mod:`opgraph.dcg.switches` name ``log_sub_box``) switches it off.
 """
 
@@ -52,6 +52,10 @@ TARGET_SHARE = 0.25
 #: off it is 0.013. A module constant for A/B.
 MIX_TAILS = False
 
+#: Sub-boxes per grid in a fixed-atoms call (about 1 CPU s on DampedOsc; at 4 atoms per input 2^17 sub-boxes took 8 s
+#: for 2 % of the bound).
+FIXED_MAX_SUB_BOXES = 2**15
+
 #: Sub-boxes evaluated together (memory: a few live nodes of a handful of arrays of this length).
 CHUNK = 2**14
 
@@ -66,15 +70,21 @@ PAD = 1e-9
 _EPS = float(np.finfo(float).eps)
 
 
-def allowance() -> int:
-    """Sub-boxes for one grid: :data:`MAX_SUB_BOXES`, within :data:`TARGET_SHARE` of a ``target_w1`` call's time left."""
-    from opgraph.dcg import roundbudget
+def allowance(boxes: int, k: int) -> int:
+    """Sub-boxes for one grid of ``boxes`` boxes and ``k`` inputs (a cost guard; no certificate depends on it).
+
+    Fixed atoms: :data:`FIXED_MAX_SUB_BOXES`. In a ``target_w1`` call: :data:`MAX_SUB_BOXES`, within
+    :data:`TARGET_SHARE` of the seconds left after the mixture's largest work on the grid is set aside (the mixture
+    must still fit: a round whose mixture is skipped returns its point-mass answer, whose true error is larger).
+    """
+    from opgraph.dcg import boxlinear, roundbudget
 
     rb = roundbudget.current()
     if rb is None:
-        return MAX_SUB_BOXES
-    fit = TARGET_SHARE * max(rb.left(), 0.0) / (roundbudget.SAFETY * SECONDS_PER_SUB_BOX)
-    return int(min(MAX_SUB_BOXES, fit))
+        return FIXED_MAX_SUB_BOXES
+    mix = boxlinear.SECONDS_PER_CELL * boxlinear.work_budget(boxes, k)
+    fit = TARGET_SHARE * (rb.left() - roundbudget.SAFETY * mix) / (roundbudget.SAFETY * SECONDS_PER_SUB_BOX)
+    return int(min(MAX_SUB_BOXES, max(fit, 0.0)))
 
 
 def plan(k: int, boxes: int) -> tuple[int, ...]:
@@ -157,7 +167,7 @@ def refine(
         linear: The log-linear models (``"c"``: per axis ``V' c_j``; ``"rest"``: per box), changed in place.
         held: Per box the point-mass bound it holds (weighted by its mass), to rank the boxes; lowered in place
             where the sub-box form of the centred point-mass bound (same slopes ``c``) is smaller.
-        max_sub: Sub-boxes in all (:data:`MAX_SUB_BOXES` when None).
+        max_sub: Sub-boxes in all (:func:`allowance` when None).
 
     Returns:
         A summary (boxes refined, remainder before / after on them, CPU s), or None where nothing ran.
@@ -183,7 +193,7 @@ def refine(
     tail_flat = tail.reshape(-1)
     m = plan(k, int(np.count_nonzero(contrib)))
     per = math.prod(m)
-    budget = allowance() if max_sub is None else max_sub
+    budget = allowance(rest.size, k) if max_sub is None else max_sub
     nb = min(int(np.count_nonzero(contrib > 0)), budget // per)
     if nb <= 0 or per <= 1:
         return None
