@@ -209,3 +209,38 @@ def test_a_rung_the_model_says_cannot_win_is_skipped(monkeypatch):
     assert alloc["candidates"] == [] and alloc["skipped"]
     assert all("no gain" in s["skipped"] for s in alloc["skipped"])
     monkeypatch.setattr(budgetalloc, "predicted", real)
+
+
+def _pow2(c: int) -> int:
+    """Atoms of a quantizer that rounds counts down to powers of two."""
+    return 1 << (c.bit_length() - 1)
+
+
+def test_first_above_matches_a_scan_with_few_questions():
+    asked: list[int] = []
+
+    def made(c: int) -> int:
+        asked.append(c)
+        return _pow2(c)
+
+    for lo, hi in [(3, 5), (5, 100), (2**19 + 1, 2**20), (2**19 + 1, 2**20 - 1), (7, 7 + 1)]:
+        have = _pow2(lo)
+        scan = next((c for c in range(lo + 1, hi + 1) if _pow2(c) > have), None)
+        asked.clear()
+        assert budgetalloc.first_above(made, have, lo, hi) == scan
+        assert len(asked) <= 2 + (hi - lo).bit_length()
+
+
+def test_allocate_near_a_million_atoms_asks_the_quantizer_a_few_times():
+    """One input at 2^19 + 1 atoms, cap 2^20: growing it must not quantize every count in between."""
+    asked: list[int] = []
+
+    def size(_v: str, c: int) -> int:
+        asked.append(c)
+        return _pow2(c)
+
+    got = budgetalloc.allocate(
+        {"x": 1.0}, {"x": 2**19 + 1}, lambda a: True, caps={"x": 2**20}, floors={"x": 2**19 + 1}, size=size
+    )
+    assert got == {"x": 2**20}
+    assert len(asked) < 200

@@ -42,7 +42,10 @@ def test_structure():
     assert _split(lambda x: np.sin(x) + x**2, 1) is None
     # more than MAX_LEAVES parts, or a part on more than MAX_LEAF_INPUTS inputs: the grid engine alone
     assert _split(lambda *v: sum(np.sin(x) for x in v), 5) is None
-    assert _split(lambda a, b, c, d, e: np.sin(a) + np.sin(b + c + d + e), 5) is None
+    with scope({"wide_leaf": False}):
+        assert _split(lambda a, b, c, d, e: np.sin(a) + np.sin(b + c + d + e), 5) is None
+    # one wide part beside one-input parts is kept (opgraph.dcg.wideleaf; tests/dcg/test_wideleaf.py)
+    assert _split(lambda a, b, c, d, e: np.sin(a) + np.sin(b + c + d + e), 5) == "sum(leaf[x0], leaf[x1,x2,x3,x4])"
 
 
 def _evaluate(fn, laws, target):

@@ -252,10 +252,21 @@ def _evaluate_graph(
     """The grid engine (:func:`_evaluate_graph_grid`), after the disjoint split where a ``target_w1`` output splits.
 
     The split (:mod:`opgraph.dcg.disjoint`) is tried first; where it meets the target it is the answer, otherwise
-    the grid engine runs and the smaller bound of the two is kept.
+    the grid engine runs and the smaller bound of the two is kept. A split with one wide part
+    (:mod:`opgraph.dcg.wideleaf`) runs second instead, only where the grid engine missed the target, on the time
+    the grid engine left; the smaller bound of the two is kept.
     """
-    split = _disjoint_split(graph, dists, **kw)
-    if split is not None and split.info["target_met"]:
+    if _wide_split(graph, dists, **kw):
+        # one wide part (opgraph.dcg.wideleaf): the grid engine runs first, on the whole budget, and the split on
+        # the time it leaves, so a wide part that does worse cannot cost the grid engine's answer its rounds
+        results = _evaluate_graph_grid(graph, dists, **kw)
+        if len(results) != 1 or results[0].info.get("target_met", False):
+            return results
+        split = _disjoint_split(graph, dists, **kw)
+    else:
+        split = _disjoint_split(graph, dists, **kw)
+        results = []
+    if split is not None and split.info["target_met"] and not results:
 
         def band_cells() -> Any:
             # the band of a grid run at the call's atoms (compressed where it must be) and the band built from the
@@ -266,7 +277,7 @@ def _evaluate_graph(
             return _narrower_band(grid, split)
 
         return [split.with_band_source(band_cells)]
-    results = _evaluate_graph_grid(graph, dists, **kw)
+    results = results or _evaluate_graph_grid(graph, dists, **kw)
     if split is not None and len(results) == 1 and split.w1_bound < results[0].w1_bound:
         # the grid run's cells enclose the same exact law: its band, intersected with the parts' band, is this
         # result's band
@@ -287,8 +298,8 @@ def _narrower_band(grid: DistResult, split: DistResult) -> Any:
     return partband.narrower(gb, disjoint.parts_band(split))
 
 
-def _disjoint_split(graph: Graph, dists: dict[str, Distribution], **kw: Any) -> DistResult | None:
-    """The :mod:`opgraph.dcg.disjoint` result for a ``target_w1`` call whose output splits (else ``None``)."""
+def _split_tree(graph: Graph, dists: dict[str, Distribution], **kw: Any) -> Any:
+    """The :mod:`opgraph.dcg.disjoint` decomposition for a ``target_w1`` call whose output splits (else ``None``)."""
     from opgraph.dcg import disjoint
 
     target = kw.get("target_w1")
@@ -301,9 +312,25 @@ def _disjoint_split(graph: Graph, dists: dict[str, Distribution], **kw: Any) -> 
         or not (isinstance(target, int | float) and target > 0)
     ):
         return None
-    tree = disjoint.decompose(graph, dists)
+    return disjoint.decompose(graph, dists)
+
+
+def _wide_split(graph: Graph, dists: dict[str, Distribution], **kw: Any) -> bool:
+    """Whether the call splits with one wide part (:mod:`opgraph.dcg.wideleaf`): then the grid engine runs first."""
+    from opgraph.dcg import disjoint, wideleaf
+
+    tree = _split_tree(graph, dists, **kw)
+    return tree is not None and any(wideleaf.is_wide(len(lf.inputs), disjoint.MAX_LEAF_INPUTS) for lf in tree.leaves())
+
+
+def _disjoint_split(graph: Graph, dists: dict[str, Distribution], **kw: Any) -> DistResult | None:
+    """The :mod:`opgraph.dcg.disjoint` result for a ``target_w1`` call whose output splits (else ``None``)."""
+    from opgraph.dcg import disjoint
+
+    tree = _split_tree(graph, dists, **kw)
     if tree is None:
         return None
+    target = kw["target_w1"]
     quant = kw.get("quantizer", "auto")
 
     def leaf_eval(g: Graph, t: float) -> DistResult:

@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.dcg import wideleaf
 from opgraph.dcg.result import DistResult
 from opgraph.graph.ir import Graph
 
@@ -293,8 +294,8 @@ def decompose(graph: Graph, dists: Mapping[str, Any] | None = None) -> Part | No
     Returns ``None`` also where every leaf is a bare input and the tree is a sum of them or has at most two leaves
     (sums of inputs and products of two: the grid engine's second-order and semi-discrete certificates are tighter
     there), where it has more than :data:`MAX_LEAVES` leaves or a leaf on more than :data:`MAX_LEAF_INPUTS`
-    inputs, and where the whole output has an exact law that :mod:`opgraph.dcg.exactlaw` recognises (given
-    ``dists``).
+    inputs (except one wide leaf beside one-input leaves, :func:`opgraph.dcg.wideleaf.admits`), and where the
+    whole output has an exact law that :mod:`opgraph.dcg.exactlaw` recognises (given ``dists``).
     """
     if len(graph.outputs) != 1:
         return None
@@ -310,8 +311,12 @@ def decompose(graph: Graph, dists: Mapping[str, Any] | None = None) -> Part | No
     leaves = tree.leaves()
     if all(_bare_input(ex, lf) for lf in leaves) and (len(leaves) <= 2 or _sum_of_leaves(tree)):
         return None
-    if len(leaves) > MAX_LEAVES or max(len(lf.inputs) for lf in leaves) > MAX_LEAF_INPUTS:
-        return None  # many parts, or a large grid part: measured slower than the grid engine alone (see docs)
+    if len(leaves) > MAX_LEAVES:
+        return None  # many parts: measured slower than the grid engine alone (see docs)
+    widths = [len(lf.inputs) for lf in leaves]
+    if max(widths) > MAX_LEAF_INPUTS and not wideleaf.admits(widths, MAX_LEAF_INPUTS):
+        return None  # a large grid part: measured slower than the grid engine alone (see docs), unless it is the
+        # one wide part beside one-input parts (opgraph.dcg.wideleaf)
     return tree
 
 
@@ -737,7 +742,9 @@ def certify(
         rounds.append({"leaves": info_leaves, "w1_bound": law.bound, "spacing": sorted(plan.spacing.values())})
         if best is None or law.bound < best[0]:
             best = (law.bound, law, info_leaves, leaf_results)
-        if law.bound <= target:
+        if law.bound <= target or wideleaf.stuck(
+            [(len(lf.inputs), leaf_results[id(lf)]) for lf in leaves], MAX_LEAF_INPUTS
+        ):
             break
         if over:
             # A product grid was coarsened: its leaves' fine atoms were thrown away at a snapping cost about as

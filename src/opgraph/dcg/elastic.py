@@ -375,9 +375,13 @@ def _log(a: _Node) -> _Node:
     return _finish(v, {}, d, ok)
 
 
-def _input(j: int, k: int, lo: np.ndarray, hi: np.ndarray, log_coord: bool, wanted: bool = True) -> _Node:
+def _input(
+    j: int, k: int, lo: np.ndarray, hi: np.ndarray, log_coord: bool, wanted: bool = True, flat: bool = False
+) -> _Node:
     shape = [1] * k
     shape[j] = lo.size
+    if flat:  # a list of boxes: every input's cells along one axis (:mod:`opgraph.dcg.logsubbox`)
+        shape = [lo.size]
     lo = np.asarray(lo, float)
     if log_coord:  # a law of positive support: its lowest cell is (0, t], no value at 0
         lo = np.maximum(lo, np.nextafter(0.0, 1.0))
@@ -399,6 +403,7 @@ def elasticities(
     dims: set[int] | None = None,
     cache: dict[Any, Any] | None = None,
     state: Sequence[str] | None = None,
+    flat: bool = False,
 ) -> tuple[Interval, dict[int, Interval]] | None:
     """The output's value enclosure and its elasticity enclosures per grid dimension, or None (unsupported op).
 
@@ -412,6 +417,8 @@ def elasticities(
         cache: Nodes kept between calls on the same slab: a node none of whose grid dimensions is wanted, and whose
             dimensions' cells are in the same ``state`` as in an earlier call, is taken from it.
         state: Per grid dimension, a label of the cells passed (equal labels: equal cells); needed with ``cache``.
+        flat: Whether the cells are a list of boxes (every input's arrays of one length, box ``b`` made of entry
+            ``b`` of each) instead of the product grid of the inputs' cells.
 
     Returns:
         ``(V, G)``: ``V`` the output's enclosure per box, ``G[j]`` the enclosure of ``d log|f| / d u_j`` per box
@@ -437,7 +444,7 @@ def elasticities(
         last[a] = max(last.get(a, i), i)
         last[b] = max(last.get(b, i), i)
     with np.errstate(over="ignore"):
-        return _walk(graph, output, need, last, dim, cells, log, dims, k, cache, state, mob)
+        return _walk(graph, output, need, last, dim, cells, log, dims, k, cache, state, mob, flat)
 
 
 def _walk(
@@ -453,6 +460,7 @@ def _walk(
     cache: dict[Any, Any] | None = None,
     state: Sequence[str] | None = None,
     mob: Mapping[int, tuple[int, int, float, float, float, float]] | None = None,
+    flat: bool = False,
 ) -> tuple[Interval, dict[int, Interval]] | None:
     vals: dict[int, _Node] = {}
     deps: dict[int, frozenset[int]] = {}
@@ -472,7 +480,7 @@ def _walk(
                 return None
             j = dim[i]
             lo, hi = cells[i]
-            vals[i] = _input(j, k, lo, hi, bool(log[j]), dims is None or j in dims)
+            vals[i] = _input(j, k, lo, hi, bool(log[j]), dims is None or j in dims, flat)
             continue
         if op == "const":
             c = np.asarray(n.attrs["value"], dtype=float)
@@ -638,6 +646,8 @@ def box_bound(
     if linear is not None and lins and all("rest" in x for x in lins):
         linear["rest"] = np.concatenate([x["rest"] for x in lins], axis=0)
         linear["c"] = {a: np.concatenate([x["c"][j] for x in lins], axis=0) for j, a in enumerate(axes)}
+        linear["order"] = list(order0) if order0 is not None else list(range(len(axes)))
+        linear["pt_err"] = e_b
     return np.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]
 
 
@@ -899,6 +909,14 @@ def apply(ev: Any, graph: Any, val: Any, box_bound: np.ndarray, attr: dict[str, 
     lin: dict[str, Any] | None = {} if want_models else None
     eb = _with_err(graph, ev.output, axes, laws, cells, pt, wbox, shape, lin)
     if eb is not None and lin and "rest" in lin:
+        from opgraph.dcg import logsubbox
+
+        order, err = lin.pop("order"), lin.pop("pt_err")
+        held = np.array(np.minimum(box, eb), dtype=float)  # the boxes' bounds so far: lowered in place
+        got = logsubbox.refine(graph, ev.output, axes, laws, cells, order, pt, err, wbox, shape, lin, held)
+        if got is not None:
+            lin["sub_box"] = got
+            eb = held
         ev.log_linear = loglinear.package(axes, laws, cells, lin)
     memo[key] = (eb, ev.log_linear) if eb is not None else None
     if eb is None:

@@ -209,13 +209,37 @@ def _models_at(
             ec_mag = ec_mag + np.abs(c) * np.abs(off)
             ec_pad = ec_pad + np.abs(c) * pad
             coef.append(c)
-        e3, ea = np.exp(t3), np.exp(ta)
-        # E[e^{C + R}] - 1 - E[C] >= 0 (e^{C + R} >= e^C >= 1 + C): padded for the cancellation of its terms
-        core = e3 - 1 - ec + PAD * k * (e3 + 1 + ec_mag) + ec_pad
-        rest = ((apt + err) * np.maximum(core, 0.0) + err * ea) * (1 + PAD) + PAD * k * apt
+        rest = remainder(np.exp(t3), np.exp(ta), ec, ec_mag, ec_pad, apt, err, k)
     ok = np.broadcast_to(v_ok, shape) & ~bad & np.isfinite(rest)
     rest = np.where(ok, rest, np.inf)
     return [np.where(ok, c, 0.0) for c in coef], rest
+
+
+def remainder(
+    e3: np.ndarray,
+    ea: np.ndarray,
+    ec: np.ndarray,
+    ec_mag: np.ndarray,
+    ec_pad: np.ndarray,
+    apt: np.ndarray,
+    err: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """The box's remainder ``(|V'| + e) (E[e^{C + R}] - 1 - E[C]) + e E[e^{|C|}]``, padded for its rounding.
+
+    Args:
+        e3: ``E[e^{C + R} | B]`` (an upper bound).
+        ea: ``E[e^{|C|} | B]`` (an upper bound).
+        ec: ``E[C | B]`` as computed.
+        ec_mag: ``sum_j |c_j| |E d_j|``: the magnitudes ``ec`` is computed from.
+        ec_pad: A bound on the rounding error of ``ec``.
+        apt: ``|V'|``.
+        err: ``e >= |f(x') - V'|``.
+        k: The number of coordinates (the pads scale with it).
+    """
+    # E[e^{C + R}] - 1 - E[C] >= 0 (e^{C + R} >= e^C >= 1 + C): padded for the cancellation of its terms
+    core = e3 - 1 - ec + PAD * k * (e3 + 1 + ec_mag) + ec_pad
+    return ((apt + err) * np.maximum(core, 0.0) + err * ea) * (1 + PAD) + PAD * k * apt
 
 
 def wanted(boxes: int, k: int) -> bool:
@@ -297,4 +321,9 @@ def answer(
     except boxlinear.MixtureSkipped:
         return None
     out = boxlinear.as_answer(got, bound, support)
-    return None if out is None else (*out[:3], {**out[3], "coordinates": "log"})
+    if out is None:
+        return None
+    extra = {"coordinates": "log"}
+    if "sub_box" in got_ll["linear"]:  # opgraph.dcg.logsubbox's summary
+        extra["sub_box"] = got_ll["linear"]["sub_box"]
+    return (*out[:3], {**out[3], **extra})
