@@ -14,7 +14,6 @@ writes the section "Affine enclosures" of docs/benchmarks/dcg.md between its mar
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import math
@@ -32,6 +31,7 @@ from opgraph._base.jsonio import write_json
 from opgraph.dcg import affine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchcli  # noqa: E402
 import uq  # noqa: E402  (the UQ suite and its cached references)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,11 +153,14 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="ODE-osc,ODE-log,Piston,OTL,Ishigami,MLP")
-    ap.add_argument("--atoms", default="4,8,16")
-    ap.add_argument("--limit", type=float, default=120.0, help="CPU seconds per case before larger atoms are skipped")
-    ap.add_argument("--out-json", default="")
+    ap = benchcli.parser(__doc__, summary=True)
+    benchcli.add(
+        ap,
+        only="ODE-osc,ODE-log,Piston,OTL,Ishigami,MLP",
+        atoms="4,8,16",
+        limit=(120.0, "CPU seconds per case before larger atoms are skipped"),
+        out_json="",
+    )
     ap.add_argument("--table", nargs="*", default=None, help="JSON files to merge into the docs table")
     ap.add_argument("--small", type=int, default=0, help="run the small suite's first N atom counts instead")
     args = ap.parse_args(argv)
@@ -181,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.small:
         rows = run_small(args.small)
     else:
-        rows = run(args.only.split(","), [int(a) for a in args.atoms.split(",")], args.limit)
+        rows = run(benchcli.items(args.only), benchcli.ints(args.atoms), args.limit)
     meta = {
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",

@@ -11,7 +11,6 @@ stops it: a row over ``S / 4`` CPU s, or the rows' total over ``S``), run off th
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import benchcli  # noqa: E402
 import uq  # noqa: E402
 
 from opgraph.dcg import boxlinear  # noqa: E402
@@ -57,32 +57,23 @@ def row(case: Any, ref: Any, on: bool, limit: float, **kw: Any) -> dict[str, Any
 
 def main() -> None:
     """Command line: see the module docstring."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", default="OTL,Borehole")
-    ap.add_argument("--eps", default="1e-2")
-    ap.add_argument("--atoms", default="")
-    ap.add_argument("--limit", type=float, default=60.0)
-    ap.add_argument("--out-json", default="")
+    ap = benchcli.parser(__doc__)
+    benchcli.add(ap, only="OTL,Borehole", eps="1e-2", atoms="", limit=60.0, out_json="")
     ap.add_argument("--sweep", type=float, default=0.0, help="CPU s of uq.py's sweep rule (0: no sweep)")
     ap.add_argument("--sweep-atoms", default="2,4,8,16")
     a = ap.parse_args()
-    cases = {c.id: c for c in uq.make_cases()}
     rows = []
-    for cid in a.only.split(","):
-        case = cases[cid]
-        ref = uq.load_reference(case)
+    for case in benchcli.uq_cases(a.only):
+        cid, ref = case.id, uq.load_reference(case)
         uq.dcg_row(case, ref, a.limit, atoms=2)  # warm-up (tracing, caches), as uq.py's run_dcg
-        calls = [{"target_w1": float(e) * ref.std} for e in a.eps.split(",") if e]
-        calls += [{"atoms": int(n)} for n in a.atoms.split(",") if n]
-        for kw in calls:
+        for kw in benchcli.uq_calls(a.eps, a.atoms, ref.std):
             for on in (False, True):
                 r = row(case, ref, on, a.limit, **kw)
-                what = f"eps={kw['target_w1'] / ref.std:g}" if "target_w1" in kw else f"atoms={kw['atoms']}"
-                rows.append({"case": cid, "call": what, "on": on, **r})
+                rows.append({"case": cid, "call": benchcli.call_label(kw, ref.std), "on": on, **r})
                 print(json.dumps(rows[-1], default=str), flush=True)
         for on in (False, True) if a.sweep > 0 else ():
             spent = 0.0
-            for n in [int(x) for x in a.sweep_atoms.split(",") if x]:
+            for n in benchcli.ints(a.sweep_atoms):
                 r = row(case, ref, on, a.limit, atoms=n)
                 rows.append({"case": cid, "call": f"sweep atoms={n}", "on": on, **r})
                 print(json.dumps(rows[-1], default=str), flush=True)

@@ -11,7 +11,6 @@ section "Box-linear mixture answer" of docs/benchmarks/dcg.md between markers.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import platform
@@ -21,6 +20,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import benchcli  # noqa: E402
 import uq  # noqa: E402
 
 from opgraph._base.fileio import replace_marked_block  # noqa: E402
@@ -46,13 +46,11 @@ def one(case: Any, ref: Any, atoms: int, on: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default=",".join(CASES))
+    ap = benchcli.add(benchcli.parser(__doc__, summary=True), only=",".join(CASES))
     ap.add_argument("--atoms", type=int, nargs="*", default=[4, 8, 16])
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
-    wanted = args.only.split(",")
-    cases = [c for c in uq.make_cases() if c.id in wanted]
+    cases = benchcli.uq_cases(args.only, suite_order=True)
     load0 = os.getloadavg()[0]
     lines = []
     for case in cases:

@@ -12,7 +12,6 @@ the output's std); writes nothing.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import benchcli  # noqa: E402
 import uq  # noqa: E402
 
 CASES = ["MLP", "ODE-osc", "Undamped", "Borehole"]
@@ -44,13 +44,11 @@ def one(case: Any, ref: Any, atoms: int, tails: bool) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default=",".join(CASES))
+    ap = benchcli.add(benchcli.parser(__doc__, summary=True), only=",".join(CASES))
     ap.add_argument("--atoms", type=int, nargs="*", default=[4, 8, 16])
-    ap.add_argument("--rounds", type=int, default=2)
+    benchcli.add(ap, rounds=2)
     args = ap.parse_args(argv)
-    wanted = args.only.split(",")
-    cases = [c for c in uq.make_cases() if c.id in wanted]
+    cases = benchcli.uq_cases(args.only, suite_order=True)
     load0 = os.getloadavg()[0]
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(

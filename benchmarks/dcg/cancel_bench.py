@@ -14,7 +14,6 @@ and docs/benchmarks/dcg_cancel.json.
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import platform
@@ -30,6 +29,7 @@ from opgraph._base.jsonio import write_json
 from opgraph.dcg import cancel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchcli  # noqa: E402
 import uq  # noqa: E402  (the UQ suite and its cached references)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,12 +117,10 @@ def table(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cases", default=DEFAULT, help="comma-separated CASE:ATOMS")
-    ap.add_argument("--rounds", type=int, default=2)
+    ap = benchcli.add(benchcli.parser(__doc__, summary=True), cases=(DEFAULT, "comma-separated CASE:ATOMS"), rounds=2)
     ap.add_argument("--no-docs", action="store_true", help="print only")
     args = ap.parse_args(argv)
-    specs = [(s.split(":")[0], int(s.split(":")[1])) for s in args.cases.split(",") if s]
+    specs = benchcli.case_rows(args.cases)
     load0 = os.getloadavg()[0]
     rows = run(specs, args.rounds)
     meta = {

@@ -15,7 +15,6 @@ only ones replaced). ``--write`` puts the tables between markers in ``docs/bench
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import math
 import os
@@ -30,6 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import benchcli  # noqa: E402
 import uq  # noqa: E402
 
 from opgraph import dcg as od  # noqa: E402
@@ -151,9 +151,9 @@ def scan_rows() -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = benchcli.parser(__doc__, summary=True)
     ap.add_argument("--atoms", nargs="*", type=int, default=[4, 8, 16])
-    ap.add_argument("--rounds", type=int, default=2)
+    benchcli.add(ap, rounds=2)
     ap.add_argument("--write", action="store_true", help="write the tables into docs/benchmarks/dcg.md")
     args = ap.parse_args()
     head = (

@@ -9,7 +9,6 @@ mixture parts. 1 thread; CPU seconds are noisy on a shared machine (compare with
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import os
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import benchcli  # noqa: E402
 import uq  # noqa: E402
 
 from opgraph.dcg import switches  # noqa: E402
@@ -48,19 +48,19 @@ def row(case: Any, ref: Any, on: bool, **kw: Any) -> dict[str, Any]:
 
 def main() -> None:
     """Command line: see the module docstring."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", default="DampedOsc")
-    ap.add_argument("--eps", default="1e-2", help="comma-separated target_w1 accuracies (x std); '' for none")
-    ap.add_argument("--atoms", default="2,4", help="comma-separated fixed atoms per input; '' for none")
-    ap.add_argument("--rounds", type=int, default=1)
+    ap = benchcli.add(
+        benchcli.parser(__doc__),
+        only="DampedOsc",
+        eps=("1e-2", "comma-separated target_w1 accuracies (x std); '' for none"),
+        atoms=("2,4", "comma-separated fixed atoms per input; '' for none"),
+        rounds=1,
+    )
     args = ap.parse_args()
-    cases = {c.id: c for c in uq.make_cases()}
     print(f"# {_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()[0]:.1f}", flush=True)
-    for cid in args.only.split(","):
-        case = cases[cid]
-        ref = uq.load_reference(case)
-        calls = [("target", {"target_w1": float(e) * ref.std}, e) for e in args.eps.split(",") if e]
-        calls += [("atoms", {"atoms": int(a)}, a) for a in args.atoms.split(",") if a]
+    for case in benchcli.uq_cases(args.only):
+        cid, ref = case.id, uq.load_reference(case)
+        calls = [("target", {"target_w1": float(e) * ref.std}, e) for e in benchcli.items(args.eps)]
+        calls += [("atoms", {"atoms": int(a)}, a) for a in benchcli.items(args.atoms)]
         for rnd in range(args.rounds):
             for kind, kw, lab in calls:
                 for on in (False, True):

@@ -8,7 +8,6 @@ case's cached reference, bound/true), plus the lean pass's CPU and the mixture's
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import benchcli  # noqa: E402
 import uq  # noqa: E402
 
 from opgraph.dcg import engine  # noqa: E402
@@ -53,23 +53,17 @@ def row(case: Any, ref: Any, on: bool, limit: float, **kw: Any) -> dict[str, Any
 
 def main() -> None:
     """Command line: see the module docstring."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", default="ODE-log,ODE-osc")
-    ap.add_argument("--atoms", default="8,16")
-    ap.add_argument("--eps", default="1e-2")
-    ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--limit", type=float, default=120.0)
-    ap.add_argument("--out", default="")
+    ap = benchcli.parser(__doc__)
+    benchcli.add(ap, only="ODE-log,ODE-osc", atoms="8,16", eps="1e-2", rounds=1, limit=120.0, out="")
     args = ap.parse_args()
-    ids = [s for s in args.only.split(",") if s]
-    cases = [c for c in uq.make_cases() if c.id in ids]
+    cases = benchcli.uq_cases(args.only, suite_order=True)
     results = []
     print(f"start {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime())} UTC", flush=True)
     for case in cases:
         ref = uq.load_reference(case)
         uq.dcg_row(case, ref, args.limit, atoms=2)  # warm-up (tracing)
-        calls = [{"atoms": int(a)} for a in args.atoms.split(",") if a]
-        calls += [{"target_w1": float(e) * ref.std, "eps": float(e)} for e in args.eps.split(",") if e]
+        calls = [{"atoms": n} for n in benchcli.ints(args.atoms)]
+        calls += [{"target_w1": float(e) * ref.std, "eps": float(e)} for e in benchcli.items(args.eps)]
         for kw in calls:
             for rnd in range(args.rounds):
                 for on in (False, True):

@@ -14,12 +14,12 @@ the call's CPU s (1 thread) and the bound's method. Nothing is written; the numb
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import benchcli  # noqa: E402
 import uq  # noqa: E402
 
 from opgraph.dcg import engine, taylor  # noqa: E402
@@ -29,20 +29,14 @@ MODES = {"off": (False, True, True), "old": (True, False, False), "new": (True, 
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("cases", help="comma-separated uq.py case ids")
-    ap.add_argument("atoms", help="comma-separated atom counts")
-    ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--modes", default="off,old,new")
-    args = ap.parse_args(argv)
-    cases = {c.id: c for c in uq.make_cases()}
-    for name in args.cases.split(","):
-        case = cases[name]
-        ref = uq.load_reference(case)
+    ap = benchcli.add_case_atoms(benchcli.parser(__doc__, summary=True))
+    args = benchcli.add(ap, rounds=1, modes="off,old,new").parse_args(argv)
+    for case in benchcli.uq_cases(args.cases):
+        name, ref = case.id, uq.load_reference(case)
         uq.fixed_call(case, ref, 2, {"box_linear": False})  # warm-up (tracing, caches)
-        for n in (int(x) for x in args.atoms.split(",")):
+        for n in benchcli.ints(args.atoms):
             for rnd in range(args.rounds):
-                for mode in args.modes.split(","):
+                for mode in benchcli.items(args.modes):
                     bl, engine.MEMO_TAYLOR, taylor.MIX_GATE = MODES[mode]
                     r, cpu, true = uq.fixed_call(case, ref, n, {"box_linear": bl})
                     print(

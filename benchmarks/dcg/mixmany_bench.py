@@ -6,12 +6,12 @@ mixtures' own CPU s (every mixture the call built) and the lattice step of the l
 
     PYTHONPATH=src python benchmarks/dcg/mixmany_bench.py --only WingWeight,OTL --eps 1e-2 --atoms 4 [--no-guard]
 
-``--no-guard`` lifts the fixed-atoms guard (``boxlinear.FIXED_MAX_SECONDS``) to show what the mixture costs there.
+``--no-guard`` lifts the fixed-atoms guard (``fixedbudget.SECONDS["box_linear"]``) to show what the mixture costs
+there.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -20,9 +20,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import benchcli  # noqa: E402
 import uq  # noqa: E402
 
-from opgraph.dcg import boxlinear, switches  # noqa: E402
+from opgraph.dcg import boxlinear, fixedbudget, switches  # noqa: E402
 
 _STATS: dict[str, Any] = {"cpu": 0.0, "built": 0, "delta": None}
 _orig = boxlinear.mixture
@@ -58,29 +59,21 @@ def row(case: Any, ref: Any, mode: str, limit: float, **kw: Any) -> dict[str, An
 
 def main() -> None:
     """Command line: see the module docstring."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", default="WingWeight,OTL")
-    ap.add_argument("--eps", default="1e-2")
-    ap.add_argument("--atoms", default="")
-    ap.add_argument("--limit", type=float, default=60.0)
+    ap = benchcli.parser(__doc__)
+    benchcli.add(ap, only="WingWeight,OTL", eps="1e-2", atoms="", limit=60.0)
     ap.add_argument("--no-guard", action="store_true")
-    ap.add_argument("--out-json", default="")
+    benchcli.add(ap, out_json="")
     a = ap.parse_args()
     if a.no_guard:
-        boxlinear.FIXED_MAX_SECONDS = 1e9
-    cases = {c.id: c for c in uq.make_cases()}
+        fixedbudget.SECONDS["box_linear"] = 1e9
     rows = []
-    for cid in a.only.split(","):
-        case = cases[cid]
-        ref = uq.load_reference(case)
+    for case in benchcli.uq_cases(a.only):
+        cid, ref = case.id, uq.load_reference(case)
         uq.dcg_row(case, ref, a.limit, atoms=2)  # warm-up (tracing, caches), as uq.py's run_dcg
-        calls = [{"target_w1": float(e) * ref.std} for e in a.eps.split(",") if e]
-        calls += [{"atoms": int(n)} for n in a.atoms.split(",") if n]
-        for kw in calls:
+        for kw in benchcli.uq_calls(a.eps, a.atoms, ref.std):
             for mode in ("old", "new"):
                 r = row(case, ref, mode, a.limit, **kw)
-                what = f"eps={kw['target_w1'] / ref.std:g}" if "target_w1" in kw else f"atoms={kw['atoms']}"
-                rows.append({"case": cid, "call": what, "mode": mode, **r})
+                rows.append({"case": cid, "call": benchcli.call_label(kw, ref.std), "mode": mode, **r})
                 print(json.dumps(rows[-1], default=str), flush=True)
     if a.out_json:
         Path(a.out_json).write_text(json.dumps(rows, indent=1, default=str))

@@ -30,6 +30,9 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+import benchcli  # noqa: E402
+
 ROWS = ["ODE-osc:2", "ODE-osc:4", "ODE-log:2", "ODE-log:4", "Ishigami:64", "Ishigami:128", "Piston:4",
         "Borehole:4", "OTL:8", "MLP:8"]  # fmt: skip
 
@@ -42,7 +45,7 @@ def worker(row: str) -> None:
     import uq
 
     warnings.simplefilter("ignore")
-    cid, atoms = row.split(":")
+    cid, atoms = benchcli.case_row(row)
     cases = {c.id: c for c in uq.make_cases()}
     case = cases[cid]
     if cid == "ODE-osc":
@@ -75,9 +78,9 @@ def run_one(src: Path, row: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = benchcli.parser(__doc__, summary=True)
     ap.add_argument("--before", required=False, help="git revision to compare against (e.g. main)")
-    ap.add_argument("--rounds", type=int, default=2)
+    benchcli.add(ap, rounds=2)
     ap.add_argument("--rows", nargs="*", default=ROWS, help="CASE:ATOMS (case ids of benchmarks/dcg/uq.py)")
     ap.add_argument("--write", action="store_true", help="write the table into docs/benchmarks/dcg.md")
     ap.add_argument("--section", default="nodecost", help="marker name of the table's block in the docs page")
@@ -121,7 +124,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in args.rows:
-        cid, atoms = row.split(":")
+        cid, atoms = benchcli.case_row(row)
         b, a = res[row]["before"], res[row]["after"]
         tb, ta = float(np.median([x["cpu"] for x in b])), float(np.median([x["cpu"] for x in a]))
         ci = median_ratio_ci([x["cpu"] / y["cpu"] for x, y in zip(b, a, strict=True)])

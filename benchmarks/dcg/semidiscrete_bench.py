@@ -12,7 +12,6 @@ section "Semi-discrete output certificate (before / after)" of docs/benchmarks/d
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import math
 import platform
@@ -31,6 +30,7 @@ from opgraph.dcg import engine
 from opgraph.dcg.w1 import w1_to_cdf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchcli  # noqa: E402
 import uq  # noqa: E402  (the UQ suite and its cached references)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,14 +187,16 @@ def write(rows: list[dict[str, Any]], command: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", default="", help="comma-separated case ids")
-    ap.add_argument("--atoms", default="4,16,64", help="comma-separated atoms per input")
-    ap.add_argument("--limit", type=float, default=20.0, help="CPU seconds per case before its sweep stops")
+    ap = benchcli.add(
+        benchcli.parser(__doc__, summary=True),
+        only=("", "comma-separated case ids"),
+        atoms=("4,16,64", "comma-separated atoms per input"),
+        limit=(20.0, "CPU seconds per case before its sweep stops"),
+    )
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args(argv)
-    only = {s for s in args.only.split(",") if s}
-    atoms = [int(s) for s in args.atoms.split(",") if s]
+    only = set(benchcli.items(args.only))
+    atoms = benchcli.ints(args.atoms)
     rows = run(only, atoms, args.limit)
     if not args.no_write:
         write(

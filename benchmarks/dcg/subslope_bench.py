@@ -9,26 +9,24 @@ point-mass boxes, std).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import benchcli  # noqa: E402
 import uq  # noqa: E402
 
 
 def main() -> None:
     """Command line: see the module docstring."""
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--rows", default="Piston:4", help="CASE:ATOMS,... (a case's rows run in the order given)")
-    ap.add_argument("--out-json", default="")
+    ap = benchcli.parser(__doc__)
+    benchcli.add(ap, rows=("Piston:4", "CASE:ATOMS,... (a case's rows run in the order given)"), out_json="")
     a = ap.parse_args()
     cases = {c.id: c for c in uq.make_cases()}
     rows, warm = [], set()
-    for spec in a.rows.split(","):
-        cid, n = spec.split(":")
+    for cid, n in benchcli.case_rows(a.rows):
         case = cases[cid]
         ref = uq.load_reference(case)
         if cid not in warm:  # tracing and caches, as uq.py's warm-up

@@ -13,12 +13,12 @@ written; the numbers in docs/benchmarks/dcg.md ("Taylor slope remainder") come f
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import benchcli  # noqa: E402
 import uq  # noqa: E402
 
 from opgraph.dcg import taylor  # noqa: E402
@@ -27,19 +27,14 @@ MODES = {"off": (False, False, False), "walk": (True, True, False), "on": (True,
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("cases", help="comma-separated uq.py case ids")
-    ap.add_argument("atoms", help="comma-separated atom counts")
+    ap = benchcli.add_case_atoms(benchcli.parser(__doc__, summary=True))
     ap.add_argument("--box-linear", default="0,1")
-    ap.add_argument("--modes", default="off,on")
-    args = ap.parse_args(argv)
-    cases = {c.id: c for c in uq.make_cases()}
-    for name in args.cases.split(","):
-        case = cases[name]
-        ref = uq.load_reference(case)
-        for n in (int(x) for x in args.atoms.split(",")):
-            for bl in (bool(int(x)) for x in args.box_linear.split(",")):
-                for mode in args.modes.split(","):
+    args = benchcli.add(ap, modes="off,on").parse_args(argv)
+    for case in benchcli.uq_cases(args.cases):
+        name, ref = case.id, uq.load_reference(case)
+        for n in benchcli.ints(args.atoms):
+            for bl in (bool(x) for x in benchcli.ints(args.box_linear)):
+                for mode in benchcli.items(args.modes):
                     taylor.SLOPE, taylor.SLOPE_WALK, taylor.SLOPE_AFFINE = MODES[mode]
                     r, cpu, true = uq.fixed_call(case, ref, n, {"box_linear": bl})
                     mix = r.info.get("box_linear") or {}

@@ -9,7 +9,6 @@ in units of the output's std, bound / true, the bound's method, the split's desc
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import benchcli  # noqa: E402
 import uq  # noqa: E402
 
 
@@ -25,21 +25,21 @@ def main() -> None:
     """Command line: see the module docstring."""
     from opgraph.dcg import switches
 
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", default="Undamped", help="comma-separated case ids")
-    ap.add_argument("--eps", default="1e-2", help="comma-separated eps (target_w1 = eps * the output's std)")
-    ap.add_argument("--rounds", type=int, default=1, help="interleaved off/on rounds per eps")
-    ap.add_argument("--out-json", default="")
+    ap = benchcli.add(
+        benchcli.parser(__doc__),
+        only=("Undamped", "comma-separated case ids"),
+        eps=("1e-2", "comma-separated eps (target_w1 = eps * the output's std)"),
+        rounds=(1, "interleaved off/on rounds per eps"),
+        out_json="",
+    )
     a = ap.parse_args()
-    cases = {c.id: c for c in uq.make_cases()}
     rows = []
-    for cid in a.only.split(","):
-        case = cases[cid]
-        ref = uq.load_reference(case)
+    for case in benchcli.uq_cases(a.only):
+        cid, ref = case.id, uq.load_reference(case)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             case.evaluate(atoms=2, progress=False)  # tracing and caches, as uq.py's warm-up
-        for eps in [float(e) for e in a.eps.split(",")]:
+        for eps in [float(e) for e in benchcli.items(a.eps)]:
             for k in range(a.rounds):
                 for on in (False, True):
                     with switches.scope({"wide_leaf": on}), warnings.catch_warnings():

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from opgraph import dcg as od
-from opgraph.dcg import api, boxlinear, roundbudget, switches
+from opgraph.dcg import api, boxlinear, fixedbudget, roundbudget, switches
 
 from .sobolref import sobol_reference
 
@@ -129,7 +129,7 @@ def test_target_calls_skip_a_mixture_past_their_time_budget(monkeypatch):
     off = _run(fn, laws, target_w1=target, max_seconds=30.0, atoms=8)
     assert off.info["bound_method"] != "box-linear mixture"
     # outside a target_w1 call there is no time budget: fixed atoms still build it (their own guard is
-    # FIXED_MAX_SECONDS at the measured SECONDS_PER_CELL: test_fixed_atoms_past_the_fixed_budget_...)
+    # fixedbudget.SECONDS["box_linear"] at the measured SECONDS_PER_CELL: test_fixed_atoms_past_the_fixed_budget_...)
     assert roundbudget.current() is None and boxlinear.affordable(1e30)
     monkeypatch.undo()
     assert boxlinear.wanted(2**12, 3)
@@ -160,13 +160,13 @@ def test_the_lattice_work_floor_grows_with_the_grid_so_more_atoms_never_raise_th
 
 
 def test_fixed_atoms_past_the_fixed_budget_build_no_mixture_and_keep_the_halved_answer(monkeypatch):
-    # A fixed-atoms call has no max_seconds: a grid whose mixture is predicted past FIXED_MAX_SECONDS gets the
+    # A fixed-atoms call has no max_seconds: a grid whose mixture is predicted past its fixed-atoms allowance gets the
     # point-mass answer, and the halved request (whose mixture fits) is evaluated too: the smaller bound is kept, so
     # twice the atoms never give a worse bound than the mixture of the smaller grid (OTL at 8 atoms: 2.7 -> 20.7 CPU s
     # for three mixtures before this guard).
     fn, laws = _PROGRAMS["sines"]
     names = {"x": 8, "y": 8, "z": 8}
-    monkeypatch.setattr(boxlinear, "FIXED_MAX_SECONDS", boxlinear.SECONDS_PER_CELL * boxlinear.work_budget(8**3, 3))
+    monkeypatch.setitem(fixedbudget.SECONDS, "box_linear", boxlinear.SECONDS_PER_CELL * boxlinear.work_budget(8**3, 3))
     assert boxlinear.within_fixed_budget(8**3, 3) and not boxlinear.within_fixed_budget(16**3, 3)
     assert not boxlinear.wanted(16**3, 3)
     small = _run(fn, laws, atoms=8)
@@ -182,7 +182,7 @@ def test_fixed_atoms_past_the_fixed_budget_build_no_mixture_and_keep_the_halved_
     ref, err = sobol_reference(fn, laws)
     assert big.w1(ref) <= big.w1_bound + err
     # a target_w1 call has its own time budget (max_seconds): the fixed budget does not apply there
-    monkeypatch.setattr(boxlinear, "FIXED_MAX_SECONDS", 0.0)
+    monkeypatch.setitem(fixedbudget.SECONDS, "box_linear", 0.0)
     on = _run(fn, laws, target_w1=1.5 * small.w1_bound, max_seconds=30.0, atoms=8)
     assert on.info["bound_method"] == "box-linear mixture"
     assert _run(fn, laws, atoms=8).info["bound_method"] != "box-linear mixture"

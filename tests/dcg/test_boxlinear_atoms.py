@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from opgraph import dcg as od
-from opgraph.dcg import boxlinear, switches
+from opgraph.dcg import boxlinear, fixedbudget, switches
 
 PROGRAMS = {
     "product": (lambda x, y: x * y, [od.Uniform(1, 2), od.Uniform(0.5, 1.5)]),
@@ -71,7 +71,7 @@ def test_cap_on_the_work_no_longer_binds_at_the_default_max_joint():
 def test_damped_oscillator_bound_falls_from_64_to_128_atoms(monkeypatch):
     # the regression that made the mixture opt-in: 0.00045 at 64 atoms per input, 0.00058 at 128 (cap 2**25).
     # The lattice rule itself is checked: no fixed-atoms cost guard (128 atoms: 2**20 boxes, past its budget).
-    monkeypatch.setattr(boxlinear, "FIXED_MAX_SECONDS", float("inf"))
+    monkeypatch.setitem(fixedbudget.SECONDS, "box_linear", float("inf"))
     b64, b128 = (_bound("oscillator", k) for k in (64, 128))
     assert b64.info["bound_method"] == b128.info["bound_method"] == "box-linear mixture"
     # 128 is reduced to fit max_joint, so the call also evaluates the halved request (64) and keeps the smaller

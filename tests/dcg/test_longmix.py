@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opgraph import dcg as od
-from opgraph.dcg import costguards, engine, longmix, switches
+from opgraph.dcg import costguards, engine, fixedbudget, longmix, switches
 from opgraph.dcg.w1 import w1_discrete
 
 from .fastpath import euler_oscillator
@@ -142,9 +142,9 @@ def test_never_worse_than_the_switch_off_and_sound_on_both_odes(long_graphs):
 
 def test_lean_pass_skipped_past_its_fixed_budget_and_without_the_mixture(long_graphs, monkeypatch):
     fn, laws = _logistic(30), LOG_LAWS
-    monkeypatch.setattr(longmix, "FIXED_MAX_SECONDS", 0.0)
+    monkeypatch.setitem(fixedbudget.SECONDS, "long_mixture", 0.0)
     assert _evaluate(fn, laws, atoms=4).info.get("taylor") is None
-    monkeypatch.setattr(longmix, "FIXED_MAX_SECONDS", 1e9)
+    monkeypatch.setitem(fixedbudget.SECONDS, "long_mixture", 1e9)
     with switches.scope({"box_linear": False}):
         assert _evaluate(fn, laws, atoms=4).info.get("taylor") is None
     assert _evaluate(fn, laws, atoms=4).info["taylor"].get("lean") is True

@@ -69,24 +69,23 @@ def test_predicted_bound_and_affine_rule():
     assert not rb.affine_pays(math.inf, 1.0)
 
 
-def test_plan_step_stops_where_no_round_fits_the_time():
-    clock = _Clock()
-    b = rb.RoundBudget(10.0, clock=clock)
-    b.record(4096.0, 2.0)
-    clock.t += 9.0
+class _Alloc:
+    """An allocator's target and term orders, as :func:`opgraph.dcg.roundbudget.plan_step` reads them."""
 
-    class _Alloc:
-        target = 1e-6
+    target = 1e-6
 
-        @staticmethod
-        def order(v):
-            return 1.0
+    @staticmethod
+    def order(v):
+        return 1.0
 
+
+def _plan(budget, terms, held_back=0.0):
+    """The plan from 8 x 8 atoms towards 64 x 64 (work 64 per box; memory never binds; no proportional shrink)."""
     cur = {"x": 8, "y": 8}
-    atoms, comp, why = rb.plan_step(
-        b,
+    return rb.plan_step(
+        budget,
         _Alloc(),
-        Split({"x": 0.5, "y": 0.5}, 0.0),
+        Split(terms, 0.0),
         cur,
         256,
         {"x": 64, "y": 64},
@@ -97,9 +96,44 @@ def test_plan_step_stops_where_no_round_fits_the_time():
         lambda a, c: float(math.prod(a.values())) * 64,
         lambda a, c, fits: (dict(cur), 256),
         str,
+        held_back=held_back,
     )
+
+
+def test_plan_step_stops_where_no_round_fits_the_time():
+    clock = _Clock()
+    b = rb.RoundBudget(10.0, clock=clock)
+    b.record(4096.0, 2.0)
+    clock.t += 9.0
+    atoms, comp, why = _plan(b, {"x": 0.5, "y": 0.5})
     assert atoms is None and comp == 256
     assert "time budget" in why and "max_seconds=10" in why
+
+
+def test_plan_step_holds_seconds_back_without_changing_the_budget():
+    """``held_back`` plans as a budget ``held_back`` seconds smaller would, and leaves the budget as it was."""
+    clock = _Clock()
+
+    def plan(budget, held_back=0.0):
+        return _plan(budget, {"x": 0.5, "y": 0.25}, held_back)
+
+    def budget(max_seconds):
+        b = rb.RoundBudget(max_seconds, clock=clock)
+        b.record(4096.0, 0.5)
+        return b
+
+    free = plan(budget(10.0))
+    assert free[0] is not None and math.prod(free[0].values()) > 64  # a larger round fits the whole budget
+    b = budget(10.0)
+    for held in (5.0, 9.0, 9.5):
+        got = plan(b, held)
+        assert got == plan(budget(10.0 - held))  # the same plan as the smaller budget's, message included
+        assert b.max_seconds == 10.0  # the budget itself is untouched
+    assert math.prod(plan(b, 5.0)[0].values()) < math.prod(free[0].values())
+    stopped = plan(b, 9.5)  # 0.5 s left: no larger round fits
+    assert stopped[0] is None and "max_seconds=0.5" in stopped[2]
+    assert b.left(9.5) == pytest.approx(0.5) and b.left() == pytest.approx(10.0)
+    assert b.affordable(8192.0) and not b.affordable(8192.0, 9.5)
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, "10", True])

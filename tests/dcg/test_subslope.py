@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import integrate
 
 from opgraph import dcg as od
-from opgraph.dcg import exactlaw, roundbudget, subslope, switches, taylor
+from opgraph.dcg import exactlaw, fixedbudget, roundbudget, subslope, switches, taylor
 from opgraph.dcg.w1 import w1_discrete
 from opgraph.graph import trace
 
@@ -75,9 +75,9 @@ def test_plan_is_greedy_within_the_allowance():
 
 
 def test_allowance_follows_the_budget():
-    assert subslope.allowance(512, 39) == subslope.MAX_PIECES  # fixed atoms: predicted within FIXED_SECONDS
+    assert subslope.allowance(512, 39) == subslope.MAX_PIECES  # fixed atoms: predicted within the allowance
     per = subslope.SECONDS_PER_BOX_NODE * 16384 * 39
-    assert subslope.allowance(16384, 39) == min(subslope.MAX_PIECES, int(subslope.FIXED_SECONDS / per))
+    assert subslope.allowance(16384, 39) == min(subslope.MAX_PIECES, int(fixedbudget.allowance("sub_slope") / per))
     assert subslope.allowance(823543, 39) == 1  # too large for the fixed budget
     with switches.scope({"sub_slope": False}):
         assert subslope.allowance(16, 10) == 1

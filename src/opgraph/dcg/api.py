@@ -1335,7 +1335,7 @@ def _budget_step(
     split = split_terms(max(evals, key=lambda e: e.w1_bound).bound_terms, label_to_input)
     pow2 = {n for n in cur_atoms if quantized[n].method == "meansplit"}
 
-    def plan() -> tuple[dict[str, int] | None, int, str]:
+    def plan(held_back: float = 0.0) -> tuple[dict[str, int] | None, int, str]:
         return roundbudget.plan_step(
             tbudget,
             allocator,
@@ -1352,25 +1352,22 @@ def _budget_step(
             _counts,
             whole=whole,
             stay_whole=whole and cur_compress > compress_wanted,
+            held_back=held_back,
         )
 
     from opgraph.dcg import longmix
 
     # A long program whose next round will run the lean Taylor pass (opgraph.dcg.longmix): the round is planned
-    # with that pass's predicted seconds held back, for the pass on the proposed grid or on grids of
-    # longmix.RESERVE_FRACTIONS of its atoms per input; the first plan whose own pass fits what was held back is
-    # taken. Where none does, the round is planned as before (the pass then runs only where it still fits).
+    # with that pass's predicted seconds held back (plan_step's held_back: the budget itself is not changed), for
+    # the pass on the proposed grid or on grids of longmix.RESERVE_FRACTIONS of its atoms per input; the first plan
+    # whose own pass fits what was held back is taken. Where none does, the round is planned as before (the pass
+    # then runs only where it still fits).
     atoms, comp, why = None, new_compress, ""
     for frac in longmix.RESERVE_FRACTIONS if whole else ():
         reserve = longmix.reserve(tbudget, {n: max(2, int(a * frac)) for n, a in new_atoms.items()})
         if reserve <= 0:
             break
-        saved = tbudget.max_seconds
-        tbudget.max_seconds = saved - reserve
-        try:
-            got = plan()
-        finally:
-            tbudget.max_seconds = saved
+        got = plan(reserve)
         if got[0] is not None and longmix.reserve(tbudget, got[0]) <= reserve:
             atoms, comp, why = got
             break

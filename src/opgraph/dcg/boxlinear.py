@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from opgraph.dcg import boxtails, boxvariance
+from opgraph.dcg import boxtails, boxvariance, fixedbudget
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,9 @@ log = logging.getLogger(__name__)
 #: (three Exponentials summed: 0.0098 / 0.0088 / 0.0072 at 8 / 16 / 32 atoms). Chunked grids (``max_memory``) do not
 #: build it, so a chunked answer can differ from the unchunked one (both certified). Fixed-atoms calls whose grid is
 #: reduced or compressed also evaluate the halved request (``opgraph.dcg.api._mixture_smaller_request``: more atoms
-#: never give a worse bound there) and skip a mixture predicted past :data:`FIXED_MAX_SECONDS`; ``target_w1`` calls
-#: skip a mixture predicted to end past their ``max_seconds`` (:func:`affordable`).
+#: never give a worse bound there) and skip a mixture predicted past the fixed-atoms allowance
+#: (:mod:`opgraph.dcg.fixedbudget`, entry ``"box_linear"``); ``target_w1`` calls skip a mixture predicted to end
+#: past their ``max_seconds`` (:func:`affordable`).
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxlinear", default=True)
 
 #: The lattice step aims at a discretization cost of about this share of the remainder total.
@@ -115,14 +116,6 @@ TAIL_ROUNDS = 3
 #: 8-atom target_w1 rounds, tail rounds included, 2026-12-07; padded): a ``target_w1`` call skips a mixture
 #: predicted to end past its ``max_seconds`` (:func:`affordable`).
 SECONDS_PER_CELL = 2e-7
-#: Calls without a time budget (fixed atoms): most predicted CPU seconds of one mixture (``SECONDS_PER_CELL`` times
-#: the :func:`work_budget` of the grid's boxes: 2.5e7 lattice cells). Larger grids get no mixture and no linear
-#: models from the Taylor pass (:func:`within_fixed_budget`); the fixed-atoms call then also evaluates the halved
-#: request (``opgraph.dcg.api._mixture_smaller_request``), so twice the atoms never give a worse bound there. Set
-#: from the UQ suite (2026-12-07, 1 thread, load 10-12): 6 inputs at 8 atoms (2**18 boxes, 2.7e7 cells, 5.5 s
-#: predicted) took 13.6 s for one mixture (Undamped) and 16.7 s for three (OTL), where the point-mass call took
-#: 0.75 s and 2.7 s; 3 inputs at 64 atoms (2**18 boxes, 2.3e7 cells) about 5.5 s (Ishigami, kept: 8x smaller bound).
-FIXED_MAX_SECONDS = 5.0
 #: ``target_w1`` calls: where the grid's whole work budget is predicted past the time left of ``max_seconds``, build
 #: the mixture on the work that fits (a coarser lattice step: a larger but still certified rounding cost) instead of
 #: skipping it, if at least :data:`FIT_MIN_PER_BOX` times the fixed per-box work ``k + 2`` cells fits (branch
@@ -177,15 +170,18 @@ def within_fixed_budget(boxes: int, k: int) -> bool:
     """Whether a mixture over ``boxes`` boxes of a ``k``-input grid fits a call without a time budget.
 
     True inside a ``target_w1`` call (its ``max_seconds`` guards it: :func:`affordable`). Outside one (fixed atoms),
-    the mixture's largest work on the grid (:func:`work_budget`) must be predicted within :data:`FIXED_MAX_SECONDS`
-    CPU s. A deterministic function of the grid's size: the same call gives the same answer on any machine. Skipping
-    changes no certificate, only which certified answer the call returns (the point-mass answer).
+    the mixture's largest work on the grid (:func:`work_budget`, :data:`SECONDS_PER_CELL` each) must be predicted
+    within the fixed-atoms allowance ``"box_linear"`` (:mod:`opgraph.dcg.fixedbudget`: 5 CPU s, 2.5e7 lattice
+    cells). Larger grids get no mixture and no linear models from the Taylor pass; the fixed-atoms call then also
+    evaluates the halved request (``opgraph.dcg.api._mixture_smaller_request``), so twice the atoms never give a
+    worse bound there. A deterministic function of the grid's size: the same call gives the same answer on any
+    machine. Skipping changes no certificate, only which certified answer the call returns (the point-mass answer).
     """
     from opgraph.dcg import roundbudget
 
     if roundbudget.current() is not None:
         return True
-    return SECONDS_PER_CELL * work_budget(boxes, k) <= FIXED_MAX_SECONDS
+    return fixedbudget.allows("box_linear", SECONDS_PER_CELL * work_budget(boxes, k))
 
 
 def fixed_budget_fits(restricted: Sequence[tuple[Any, int]], counts: dict[str, int]) -> bool:
@@ -397,7 +393,7 @@ def mixture(
             return None
         log.info("box-linear mixture: work budget %d -> %d lattice cells (max_seconds)", budget, int(fit))
         budget = int(fit)
-    if not within_fixed_budget(cand.size, k):  # fixed atoms: within FIXED_MAX_SECONDS
+    if not within_fixed_budget(cand.size, k):  # fixed atoms: within the fixed-atoms allowance
         return None
     idx = [x.astype(np.int32) for x in np.unravel_index(cand, shape)]
     vc, wc = v[cand], w[cand]

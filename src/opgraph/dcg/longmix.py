@@ -20,9 +20,9 @@ mixture only where it wins.
 
 Cost guard: the lean pass costs about :data:`SECONDS_PER_BOX_NODE` CPU s per box, graph node and axis (the affine
 walk's ``k`` passes), plus a per-node floor; it runs where that prediction fits the ``target_w1`` call's
-``max_seconds`` (:func:`opgraph.dcg.boxlinear.affordable`), or, in a fixed-atoms call, :data:`FIXED_MAX_SECONDS`
-(a function of the grid's size: the same answer on any machine). A long program's ``target_w1`` call skips it on
-its pilot round (:data:`PILOT_SKIP`).
+``max_seconds`` (:func:`opgraph.dcg.boxlinear.affordable`), or, in a fixed-atoms call, the fixed-atoms allowance
+``"long_mixture"`` (:mod:`opgraph.dcg.fixedbudget`: 20 CPU s; a function of the grid's size: the same answer on any
+machine). A long program's ``target_w1`` call skips it on its pilot round (:data:`PILOT_SKIP`).
 
 ``ENABLED`` (ContextVar, switch ``long_mixture`` in :mod:`opgraph.dcg.switches`) turns it off: long graphs then get
 no Taylor pass, as before.
@@ -35,6 +35,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from opgraph.dcg import fixedbudget
+
 #: Whether the lean Taylor pass runs on long graphs where the box-linear mixture wants linear models.
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_longmix", default=True)
 #: CPU s per box, graph node and input axis of the lean pass (the affine walk's passes; calibrated on ODE-log,
@@ -42,8 +44,6 @@ ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_long
 SECONDS_PER_BOX_NODE = 8e-8
 #: CPU s per graph node of one lean pass whatever the grid (the NumPy-call floor of its ``k + 1`` passes).
 SECONDS_PER_NODE = 2.5e-4
-#: Fixed-atoms calls (no time budget): the most predicted CPU s of the lean pass.
-FIXED_MAX_SECONDS = 20.0
 #: Whether a long program's ``target_w1`` call skips the lean pass on its pilot round (the first, sized by
 #: ``costguards.LONG_ROUND_WORK`` to calibrate the time model: 4 atoms per input on the 1,000-step ODEs, where the
 #: pass spent its ~3 s floor and left ODE-log's bound infinite; the time goes to a larger later round instead).
@@ -70,7 +70,7 @@ def runs(boxes: int, nodes: int, k: int) -> bool:
     s = seconds(boxes, nodes, k)
     rb = roundbudget.current()
     if rb is None:
-        return s <= FIXED_MAX_SECONDS
+        return fixedbudget.allows("long_mixture", s)
     if PILOT_SKIP and rb.long_nodes and len(rb.rounds) <= rb.first_round:
         return False  # the pilot round of a long program's target_w1 call (see PILOT_SKIP)
     return boxlinear.affordable(s, "the lean Taylor pass of a long program")

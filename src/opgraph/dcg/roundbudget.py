@@ -127,9 +127,9 @@ class RoundBudget:
         """Seconds since the call started."""
         return self.clock() - self.start
 
-    def left(self) -> float:
-        """Seconds left of the budget (may be negative)."""
-        return self.max_seconds - self.elapsed()
+    def left(self, held_back: float = 0.0) -> float:
+        """Seconds left of the budget (may be negative), less ``held_back`` seconds kept for later work."""
+        return self.max_seconds - held_back - self.elapsed()
 
     def record(self, work: float | None, seconds: float) -> None:
         """Record one measured round (ignored without a positive work figure).
@@ -170,15 +170,18 @@ class RoundBudget:
             pred = max(pred, s + r * (work - w))
         return pred
 
-    def affordable(self, work: float | None) -> bool:
-        """Whether a round of ``work``, with the :data:`SAFETY` margin, is predicted to end inside the budget."""
-        return SAFETY * self.predict(work) <= self.left()
+    def affordable(self, work: float | None, held_back: float = 0.0) -> bool:
+        """Whether a round of ``work``, with the :data:`SAFETY` margin, is predicted to end inside the budget.
 
-    def describe(self, work: float | None) -> str:
-        """One phrase for messages: the predicted round time against the time left."""
+        ``held_back``: seconds of the budget kept for later work (:meth:`left`).
+        """
+        return SAFETY * self.predict(work) <= self.left(held_back)
+
+    def describe(self, work: float | None, held_back: float = 0.0) -> str:
+        """One phrase for messages: the predicted round time against the time left (less ``held_back`` s)."""
         return (
-            f"predicted {self.predict(work):.3g} s (x{SAFETY} margin) with {max(self.left(), 0.0):.3g} s left of "
-            f"max_seconds={self.max_seconds:g}"
+            f"predicted {self.predict(work):.3g} s (x{SAFETY} margin) with {max(self.left(held_back), 0.0):.3g} s "
+            f"left of max_seconds={self.max_seconds - held_back:g}"
         )
 
 
@@ -362,6 +365,7 @@ def plan_step(
     counts: Callable[[Mapping[str, int]], str],
     whole: bool = False,
     stay_whole: bool = False,
+    held_back: float = 0.0,
 ) -> tuple[dict[str, int] | None, int, str]:
     """The next round's counts within the time budget, or ``None`` and why the refinement stops.
 
@@ -397,6 +401,9 @@ def plan_step(
         whole: Whether this round's grids were evaluated whole (no compression).
         stay_whole: Whether this round's compression size was raised to keep its grids whole (then the next
             round's must stay whole too).
+        held_back: Seconds of the budget kept for later work and not given to the round (a long program's lean
+            Taylor pass, :func:`opgraph.dcg.longmix.reserve`): the round is planned as if ``max_seconds`` were that
+            much smaller.
 
     Returns:
         ``(atoms, compress, "")``, or ``(None, cur_compress, why)``.
@@ -420,15 +427,15 @@ def plan_step(
         if not fits(a, c) or (stay_whole and not is_whole(a, c)):
             return False
         w = work(a, c)
-        if budget.affordable(w):
+        if budget.affordable(w, held_back):
             return True
         refused.append(a)
-        log.debug("target_w1: %s at compression %d does not fit the time: %s", a, c, budget.describe(w))
+        log.debug("target_w1: %s at compression %d does not fit the time: %s", a, c, budget.describe(w, held_back))
         return False
 
     atoms, comp = dict(new_atoms), new_compress
     w_prop = work(atoms, keep_whole(atoms, comp))
-    if not budget.affordable(w_prop) or (stay_whole and not is_whole(atoms, keep_whole(atoms, comp))):
+    if not budget.affordable(w_prop, held_back) or (stay_whole and not is_whole(atoms, keep_whole(atoms, comp))):
         atoms, comp = shrink(atoms, comp, in_time)
         if not in_time(atoms, comp):
             atoms, comp = dict(cur_atoms), cur_compress
@@ -447,13 +454,13 @@ def plan_step(
             None,
             cur_compress,
             f"the time budget: the next round ({counts(new_atoms)}, compression {new_compress}) is "
-            f"{budget.describe(w_prop)}, and no smaller step fits (raise max_seconds for it)",
+            f"{budget.describe(w_prop, held_back)}, and no smaller step fits (raise max_seconds for it)",
         )
     now = {**cur_atoms, COMPRESS: cur_compress}
     nxt = {**atoms, COMPRESS: comp}
     pred = predicted_bound(split.terms, split.fixed, now, nxt, allocator.order)
     if pred > allocator.target and pred > (1.0 - MIN_GAIN) * worst:
-        where = f" (the largest step that fits max_seconds={budget.max_seconds:g})" if refused else ""
+        where = f" (the largest step that fits max_seconds={budget.max_seconds - held_back:g})" if refused else ""
         return (
             None,
             cur_compress,

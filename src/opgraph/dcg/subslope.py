@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.dcg import fixedbudget
 from opgraph.dcg import intervals as iv
 
 #: Whether the Taylor pass tries the sub-box slope remainder (``ENABLED.set(False)`` or the switch ``sub_slope``).
@@ -53,9 +54,6 @@ MAX_PIECES = 64
 #: Predicted CPU seconds per sub-box and graph node (an interval pass and one affine gradient pass with every axis
 #: seeded; measured 4.6e-7 on piston's 4-atom grid, 39 nodes, 1 thread, load 2-3, 2026-12-07).
 SECONDS_PER_BOX_NODE = 5e-7
-#: Calls without a time budget (fixed atoms): most predicted CPU seconds of the pass (piston at 4 atoms, 64 pieces per
-#: box: about 20 s predicted).
-FIXED_SECONDS = 12.0
 #: Inside a ``target_w1`` call: most share of the seconds left of its ``max_seconds`` that one pass may be predicted
 #: to take (the later rounds keep the rest).
 TARGET_SHARE = 0.25
@@ -84,10 +82,10 @@ _EPS = float(np.finfo(float).eps)
 def allowance(boxes: int, nodes: int) -> int:
     """Most sub-boxes per box that the pass may use on a grid of ``boxes`` boxes and ``nodes`` graph nodes (1: none).
 
-    Outside a ``target_w1`` call the pass is predicted (:data:`SECONDS_PER_BOX_NODE`) within :data:`FIXED_SECONDS`;
-    inside one, within :data:`TARGET_SHARE` of the seconds left of its ``max_seconds`` (with the budget's safety
-    margin). Deterministic for a
-    fixed-atoms call (the grid's size alone), so the same call gives the same bound on any machine.
+    Outside a ``target_w1`` call the pass is predicted (:data:`SECONDS_PER_BOX_NODE`) within the fixed-atoms
+    allowance ``"sub_slope"`` (:mod:`opgraph.dcg.fixedbudget`: 12 CPU s); inside one, within :data:`TARGET_SHARE` of
+    the seconds left of its ``max_seconds`` (with the budget's safety margin). Deterministic for a fixed-atoms call
+    (the grid's size alone), so the same call gives the same bound on any machine.
     """
     if not ENABLED.get() or boxes <= 0 or nodes <= 0:
         return 1
@@ -95,7 +93,7 @@ def allowance(boxes: int, nodes: int) -> int:
 
     per = SECONDS_PER_BOX_NODE * boxes * nodes
     rb = roundbudget.current()
-    seconds = FIXED_SECONDS if rb is None else TARGET_SHARE * rb.left() / roundbudget.SAFETY
+    seconds = fixedbudget.allowance("sub_slope") if rb is None else TARGET_SHARE * rb.left() / roundbudget.SAFETY
     return int(max(1, min(MAX_PIECES, math.floor(seconds / per))))
 
 

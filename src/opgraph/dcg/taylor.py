@@ -681,20 +681,27 @@ def box_bound(
     if not k or k > MAX_AXES or not supported(graph, output):
         return None
     nodes_work = size * len(graph.nodes)
+
+    def whole(**how: Any) -> np.ndarray:
+        """:func:`_box_piece` on the whole grid (not in slices), with the pass's settings ``how``."""
+        return _box_piece(
+            graph,
+            output,
+            axes,
+            pt,
+            cells,
+            moments,
+            wbox,
+            parts,
+            uniform=uniform,
+            unimodal=unimodal,
+            linear=linear,
+            **how,
+        )
+
     if lean:  # long programs (opgraph.dcg.longmix): the caller checked the pass's predicted time
         try:
-            return _box_piece(
-                graph,
-                output,
-                axes,
-                pt,
-                cells,
-                moments,
-                wbox,
-                parts,
-                uniform=uniform,
-                unimodal=unimodal,
-                linear=linear,
+            return whole(
                 affine=True,
                 walk=True,
                 hessian=False,
@@ -831,25 +838,7 @@ def box_bound(
             linear["rest"] = np.concatenate([x["rest"] for x in lins], axis=0)
             linear["c"] = {a: np.concatenate([x["c"][a] for x in lins], axis=0) for a in axes}
         return np.concatenate(pieces, axis=0)
-    return _box_piece(
-        graph,
-        output,
-        axes,
-        pt,
-        cells,
-        moments,
-        wbox,
-        parts,
-        uniform=uniform,
-        unimodal=unimodal,
-        linear=linear,
-        affine=affine,
-        walk=walk,
-        hessian=hessian,
-        steps=steps,
-        laws=laws,
-        sub=sub,
-    )
+    return whole(affine=affine, walk=walk, hessian=hessian, steps=steps, laws=laws, sub=sub)
 
 
 class _GiveUp(Exception):
