@@ -215,6 +215,16 @@ def _quantize_all(
     return quantized, labels
 
 
+def _atoms_made(dists: dict[str, Distribution], quantizer: str | Mapping[str, str]) -> Callable[[str, int], int]:
+    """``size(name, count)``: the atoms input ``name``'s quantizer makes when asked for ``count`` (the allocators' size)."""
+
+    def size(name: str, count: int) -> int:
+        method = quantizer.get(name, "auto") if isinstance(quantizer, Mapping) else quantizer
+        return int(dists[name].quantize(count, method).atoms.size)
+
+    return size
+
+
 def _program_quantizers(
     graph: Graph, dists: dict[str, Distribution], quantizer: str | Mapping[str, str]
 ) -> str | Mapping[str, str]:
@@ -1706,11 +1716,7 @@ def _budget_allocations(
     def wanted(kept: Kept) -> bool:
         return reduced is not None and budgetalloc.ENABLED.get() and budgetalloc.FIXED_ATOMS.get()
 
-    def method(n: str) -> str:
-        return quantizer.get(n, "auto") if isinstance(quantizer, Mapping) else quantizer
-
-    def size(n: str, k: int) -> int:
-        return int(dists[n].quantize(k, method(n)).atoms.size)
+    size = _atoms_made(dists, quantizer)
 
     def comp(a: Mapping[str, int]) -> int:
         return compress_atoms if compress_atoms is not None else max(1024, 4 * max(a.values()))
@@ -1863,9 +1869,7 @@ def _reallocate_round(
     # look free: OTL's second round at 1e-2 cut an input from 6 to 2 atoms at a fitted order 0.5 and doubled the bound.
     orders = {v: max(1.0, allocator.order(v)) for v in terms} if allocator is not None else {}
 
-    def size(n: str, k: int) -> int:
-        m = quantizer.get(n, "auto") if isinstance(quantizer, Mapping) else quantizer
-        return int(dists[n].quantize(k, m).atoms.size)
+    size = _atoms_made(dists, quantizer)
 
     before = budgetalloc.predicted(terms, cur_atoms, step, orders, size)
     if before < (1.0 - budgetalloc.REALLOCATE_BELOW_GAIN) * sum(terms.values()):
