@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as hs
 
 from opgraph import dcg as od
 from opgraph.dcg import elastic
@@ -25,6 +24,8 @@ from opgraph.dcg.switches import scope
 from opgraph.dcg.w1 import w1_discrete
 from opgraph.graph import trace
 
+from .logprograms import PARAMS, program
+from .logprograms import laws as log_laws
 from .sobolref import sobol_reference
 from .test_cellmoments import OSC_LAWS, oscillator
 from .test_elastic import _at_atoms, _grid, normal_prog, ratio_prog
@@ -87,20 +88,9 @@ def test_centred_bound_alone_is_above_the_coupling_cost_on_every_box(fn, laws, n
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
-@given(
-    p=hs.floats(-2.0, 2.0),
-    q=hs.floats(-2.0, 2.0),
-    c=hs.floats(0.05, 5.0),
-    s1=hs.floats(0.05, 0.6),
-    s2=hs.floats(0.05, 0.6),
-    n=hs.sampled_from([4, 8]),
-)
+@given(**PARAMS)
 def test_centred_bound_holds_on_random_programs(p, q, c, s1, s2, n, monkeypatch):
-    # f = x^p (c + y^q) + (x - y)^2 / (x + y): products, a positive sum, the ratio rule's shape
-    def fn(x, y):
-        return x**p * (c + y**q) + (x - y) ** 2 / (x + y)
-
-    laws = [LogNormal(0.0, s1), LogNormal(0.2, s2)]
+    fn, laws = program(p, q, c), log_laws(s1, s2)
     b, qs, pt, w, shape = _centred_only(fn, laws, n, monkeypatch)
     fin = np.isfinite(b.reshape(-1))
     assert fin.any()

@@ -21,6 +21,8 @@ from opgraph.dcg.switches import scope
 from opgraph.dcg.w1 import w1_discrete
 from opgraph.graph import trace
 
+from .logprograms import PARAMS, program
+from .logprograms import laws as log_laws
 from .sobolref import sobol_reference
 from .test_centredlog import TUNED_LAWS, tuned_prog
 from .test_elastic import _at_atoms, _grid, normal_prog, ratio_prog
@@ -95,20 +97,9 @@ def test_remainder_is_above_the_models_cost_on_every_box(fn, laws, n, centre, mo
 @settings(
     max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
-@given(
-    p=hs.floats(-2.0, 2.0),
-    q=hs.floats(-2.0, 2.0),
-    c=hs.floats(0.05, 5.0),
-    s1=hs.floats(0.05, 0.6),
-    s2=hs.floats(0.05, 0.6),
-    n=hs.sampled_from([4, 8]),
-)
+@given(**PARAMS)
 def test_remainder_holds_on_random_programs(p, q, c, s1, s2, n):
-    # f = x^p (c + y^q) + (x - y)^2 / (x + y): products, a positive sum, the ratio rule's shape
-    def fn(x, y):
-        return x**p * (c + y**q) + (x - y) ** 2 / (x + y)
-
-    laws = [LogNormal(0.0, s1), LogNormal(0.2, s2)]
+    fn, laws = program(p, q, c), log_laws(s1, s2)
     for centre in ("gradient", "hull"):
         old = loglinear.CENTRE
         loglinear.CENTRE = centre

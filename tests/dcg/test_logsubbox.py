@@ -21,6 +21,8 @@ from opgraph.dcg.switches import scope
 from opgraph.dcg.w1 import w1_discrete
 from opgraph.graph import trace
 
+from .logprograms import PARAMS, program
+from .logprograms import laws as log_laws
 from .sobolref import sobol_reference
 from .test_centredlog import TUNED_LAWS, tuned_prog
 from .test_elastic import _at_atoms, _grid, ratio_prog
@@ -112,20 +114,12 @@ def test_refined_bounds_are_above_the_costs_on_every_box(fn, laws, n, pieces, cu
     max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 )
 @given(
-    p=hs.floats(-2.0, 2.0),
-    q=hs.floats(-2.0, 2.0),
-    c=hs.floats(0.05, 5.0),
-    s1=hs.floats(0.05, 0.6),
-    s2=hs.floats(0.05, 0.6),
-    n=hs.sampled_from([4, 8]),
+    **PARAMS,
     pieces=hs.integers(2, 4),
     cut=hs.integers(1, 2),
 )
 def test_refined_bounds_hold_on_random_programs(p, q, c, s1, s2, n, pieces, cut):
-    def fn(x, y):
-        return x**p * (c + y**q) + (x - y) ** 2 / (x + y)
-
-    laws = [LogNormal(0.0, s1), LogNormal(0.2, s2)]
+    fn, laws = program(p, q, c), log_laws(s1, s2)
     _check(fn, laws, n, m=2**18, seed=11, pieces=pieces, cut=cut)
 
 
