@@ -21,7 +21,7 @@ from opgraph.dcg.switches import scope
 from opgraph.dcg.w1 import w1_discrete
 from opgraph.graph import trace
 
-from .logprograms import PARAMS, program
+from .logprograms import PARAMS, box_costs, program
 from .logprograms import laws as log_laws
 from .sobolref import sobol_reference
 from .test_centredlog import TUNED_LAWS, tuned_prog
@@ -66,12 +66,7 @@ def _refined(fn, laws, n, pieces=3, cut=2):
 
 def _point_cost(fn, laws, qs, pt, shape, m=2**20, seed=7):
     """Per box a Monte Carlo estimate of ``E[|f(X) - V'| | box]`` and its standard error (flat)."""
-    rng = np.random.default_rng(seed)
-    x = [np.asarray(law.ppf(rng.uniform(size=m))) for law in laws]
-    idx = tuple(np.clip(np.searchsorted(q.hi, x[j]), 0, q.atoms.size - 1) for j, q in enumerate(qs))
-    flat = np.ravel_multi_index(idx, shape)
-    d = np.abs(fn(*x) - np.broadcast_to(pt, shape).reshape(-1)[flat])
-    size = int(np.prod(shape))
+    flat, d, size = box_costs(fn, laws, qs, pt, shape, m, seed)
     cnt = np.bincount(flat, minlength=size).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(flat, d, size) / cnt
