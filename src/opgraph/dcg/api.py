@@ -266,16 +266,15 @@ def _evaluate_graph(
     (:mod:`opgraph.dcg.wideleaf`) runs second instead, only where the grid engine missed the target, on the time
     the grid engine left; the smaller bound of the two is kept.
     """
-    if _wide_split(graph, dists, **kw):
+    tree = _split_tree(graph, dists, **kw)
+    results: list[DistResult] = []
+    if _has_wide_part(tree):
         # one wide part (opgraph.dcg.wideleaf): the grid engine runs first, on the whole budget, and the split on
         # the time it leaves, so a wide part that does worse cannot cost the grid engine's answer its rounds
         results = _evaluate_graph_grid(graph, dists, **kw)
         if len(results) != 1 or results[0].info.get("target_met", False):
             return results
-        split = _disjoint_split(graph, dists, **kw)
-    else:
-        split = _disjoint_split(graph, dists, **kw)
-        results = []
+    split = _disjoint_split(graph, dists, tree, **kw)
     if split is not None and split.info["target_met"] and not results:
 
         def band_cells() -> Any:
@@ -325,19 +324,17 @@ def _split_tree(graph: Graph, dists: dict[str, Distribution], **kw: Any) -> Any:
     return disjoint.decompose(graph, dists)
 
 
-def _wide_split(graph: Graph, dists: dict[str, Distribution], **kw: Any) -> bool:
-    """Whether the call splits with one wide part (:mod:`opgraph.dcg.wideleaf`): then the grid engine runs first."""
+def _has_wide_part(tree: Any) -> bool:
+    """Whether a split (:func:`_split_tree`) has one wide part (:mod:`opgraph.dcg.wideleaf`): the grid engine runs first."""
     from opgraph.dcg import disjoint, wideleaf
 
-    tree = _split_tree(graph, dists, **kw)
     return tree is not None and any(wideleaf.is_wide(len(lf.inputs), disjoint.MAX_LEAF_INPUTS) for lf in tree.leaves())
 
 
-def _disjoint_split(graph: Graph, dists: dict[str, Distribution], **kw: Any) -> DistResult | None:
-    """The :mod:`opgraph.dcg.disjoint` result for a ``target_w1`` call whose output splits (else ``None``)."""
+def _disjoint_split(graph: Graph, dists: dict[str, Distribution], tree: Any, **kw: Any) -> DistResult | None:
+    """The :mod:`opgraph.dcg.disjoint` result for the split ``tree`` (:func:`_split_tree`; ``None``: no split)."""
     from opgraph.dcg import disjoint
 
-    tree = _split_tree(graph, dists, **kw)
     if tree is None:
         return None
     target = kw["target_w1"]
