@@ -218,10 +218,7 @@ def refine(
     mj = [1] * k
     for p, j in enumerate(order):
         mj[j] = m[p]
-    from opgraph.dcg import tailpieces
-
-    ratio = tailpieces.ratio()
-    new, pm = _refine_boxes(graph, output, axes, laws, cells, order, idx, mj, linear, vpt, pt_err, shape, ratio)
+    new, pm = _refine_boxes(graph, output, axes, laws, cells, order, idx, mj, linear, vpt, pt_err, shape)
     before = rest.reshape(-1)[pick]
     if not MIX_TAILS:
         new = np.where(tail_flat[pick], np.inf, new)
@@ -242,6 +239,8 @@ def refine(
         "held_after": float(np.sum(hflat[pick])),
         "cpu_s": 0.0,
     }
+    from opgraph.dcg import tailpieces
+
     tails = tailpieces.refine(graph, output, axes, laws, cells, order, linear, vpt, pt_err, shape, w, hflat)
     if tails is not None:
         summary.update(tails)

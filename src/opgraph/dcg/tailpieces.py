@@ -23,9 +23,10 @@ remainder of the log-linear models": any partition into sub-boxes, any point in 
 :func:`opgraph.dcg.logsubbox._refine_boxes`; per box the smaller of the held and the new bound is kept (never
 worse). Only the point-mass bound is lowered: the boxes' log-linear models keep their remainders
 (:data:`opgraph.dcg.logsubbox.MIX_TAILS`), so the mixture never takes a model across a half-line that it did not
-take before. The main pass's pieces of half-line cells take the same geometric masses while this switch is on.
+take before. The main pass keeps its equal-mass pieces (geometric ones there were tried: DampedOsc's 6^6 x 4 grid
+0.5-1 % lower, but its 2-atom grid, every cell a half-line, 0.01 % higher: not never-worse).
 
-``ENABLED`` (a ContextVar, default on; :mod:`opgraph.dcg.switches` name ``log_tail_pieces``) switches both off.
+``ENABLED`` (a ContextVar, default on; :mod:`opgraph.dcg.switches` name ``log_tail_pieces``) switches it off.
 """
 
 from __future__ import annotations
@@ -40,25 +41,21 @@ import numpy as np
 #: Whether the half-line boxes' point-mass bounds are also taken on geometric pieces (``ENABLED.set(False)``).
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_log_tail_pieces", default=True)
 
-#: Pieces of the cut half-line cell (DampedOsc's fixed 6^6 x 4 grid, 2^15 sub-boxes: 4 / 6 / 10 pieces at ratio
-#: 0.2-0.3 give 1.001 / 1.003 / 1.005 std; 6 at 0.15 0.993).
+#: Pieces of the cut half-line cell (DampedOsc's fixed 6^6 x 4 grid, 2^15 sub-boxes, measured with the main pass's
+#: half-line pieces geometric too: 4 / 6 / 10 pieces at ratio 0.2-0.3 give 1.001 / 1.003 / 1.005 std; 6 at 0.15 0.993).
 PIECES = 6
 
 #: Each piece of a half-line cell carries this share of the mass of the next one inward (a geometric partition; 1
-#: gives equal masses). DampedOsc's fixed 6^6 x 4 grid, 2^15 sub-boxes, 6 pieces: equal masses 1.051 std, 0.3 1.003,
-#: 0.15 0.993.
+#: gives equal masses). DampedOsc's fixed 6^6 x 4 grid, 2^15 sub-boxes, 6 pieces (main pass geometric too): equal
+#: masses 1.051 std, 0.3 1.003, 0.15 0.993; main pass with equal masses, 0.15: 0.9985 (switch off: 1.0752).
 RATIO = 0.15
 
-#: Sub-boxes per grid in a fixed-atoms call (about 1.2 CPU s per pass on DampedOsc's 49-node graph).
-FIXED_MAX_SUB_BOXES = 2**15
+#: Sub-boxes per grid in a fixed-atoms call (DampedOsc at 4 atoms per input, the pass runs on two grids: 2^13 / 2^14
+#: / 2^15 sub-boxes lower the bound 5.8 / 6.6 / 7.5 % for +1.1 / +1.5 / +3.2 CPU s).
+FIXED_MAX_SUB_BOXES = 2**14
 
 #: Sub-boxes per grid in a ``target_w1`` call (within the time share of :func:`opgraph.dcg.logsubbox.allowance`).
 MAX_SUB_BOXES = 2**16
-
-
-def ratio() -> float | None:
-    """The geometric ratio of half-line cells' pieces (:data:`RATIO`), or None (equal masses) when switched off."""
-    return RATIO if ENABLED.get() else None
 
 
 def half_line(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
