@@ -542,7 +542,10 @@ def _evaluate_graph_grid(
         and (scale or {}).get("max_memory") is None
         and mixfirst.ENABLED.get()
         and boxlinear.ENABLED.get()
-        and (shrunk is not None or _round_compresses(restricted, dists, cur_atoms, max_joint, cur_compress))
+        and (
+            shrunk is not None
+            or _round_compresses(restricted, dists, cur_atoms, max_joint, cur_compress, mixfirst.SUM_OPS)
+        )
     ):
         # The first round would be compressed (no mixture there) or was shrunk to fit max_joint (one round with the
         # mixture then takes the whole budget): a small whole grid with the mixture first (opgraph.dcg.mixfirst).
@@ -2018,13 +2021,18 @@ def _round_compresses(
     atoms: Mapping[str, int],
     max_joint: int,
     compress: int,
+    skip_ops: frozenset[str] = frozenset(),
 ) -> bool:
-    """Whether the grid at ``atoms`` and compression size ``compress`` compresses a node of some output."""
+    """Whether the grid at ``atoms`` and compression size ``compress`` compresses a node of some output.
+
+    Compressed nodes whose op is in ``skip_ops`` do not count.
+    """
     for sub, out, sizes in _plan_inputs(restricted, dists, atoms):
         if sub.nodes[out].op == "const" or exactlaw.whole_output(sub, out, dists):
             continue
         soft = keepbest.soft_joint(sub, out, _soft_joint(compress), sizes, max_joint, compress)
-        if plan_compression(sub, out, sizes, max_joint, compress, soft):
+        plan = plan_compression(sub, out, sizes, max_joint, compress, soft)
+        if plan and any(sub.nodes[i].op not in skip_ops for i in plan):
             return True
     return False
 
