@@ -15,7 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import budgetalloc, candidates, costguards, exactlaw, keepbest, logic, roundbudget, subcells
+from opgraph.dcg import (
+    boxlinear,
+    budgetalloc,
+    candidates,
+    costguards,
+    exactlaw,
+    keepbest,
+    logic,
+    mixfirst,
+    roundbudget,
+    subcells,
+)
 from opgraph.dcg.candidates import Candidate, Kept
 from opgraph.dcg.chunks import evaluate_output_chunked
 from opgraph.dcg.distributions import QUANTIZERS, Distribution, LogNormal, Quantized, as_distribution, check_atoms
@@ -271,7 +282,13 @@ def _evaluate_graph(
     if _has_wide_part(tree):
         # one wide part (opgraph.dcg.wideleaf): the grid engine runs first, on the whole budget, and the split on
         # the time it leaves, so a wide part that does worse cannot cost the grid engine's answer its rounds
-        results = _evaluate_graph_grid(graph, dists, **kw)
+        # (mixture first is off there: its whole grids would take the time the split's wide part, which gets the
+        # mixture on its own grid, needs; the undamped oscillator at 1e-2: 0.061 -> 0.138 std)
+        token = mixfirst.ENABLED.set(False)
+        try:
+            results = _evaluate_graph_grid(graph, dists, **kw)
+        finally:
+            mixfirst.ENABLED.reset(token)
         if len(results) != 1 or results[0].info.get("target_met", False):
             return results
     split = _disjoint_split(graph, dists, tree, **kw)
@@ -517,6 +534,32 @@ def _evaluate_graph_grid(
     affine_off, round_affine_off = False, {}
     compress_wanted = cur_compress  # this round's compression size before any raise that keeps its grids whole
     clock = tbudget.clock if tbudget is not None else time.perf_counter
+    mix_first = None
+    if (
+        tbudget is not None
+        and long_cap is None
+        and whole_first is None
+        and (scale or {}).get("max_memory") is None
+        and mixfirst.ENABLED.get()
+        and boxlinear.ENABLED.get()
+        and (
+            shrunk is not None
+            or _round_compresses(restricted, dists, cur_atoms, max_joint, cur_compress, mixfirst.SUM_OPS)
+        )
+    ):
+        # The first round would be compressed (no mixture there) or was shrunk to fit max_joint (one round with the
+        # mixture then takes the whole budget): a small whole grid with the mixture first (opgraph.dcg.mixfirst).
+        small = mixfirst.counts(mixfirst.input_names(restricted), cur_atoms)
+        if small is not None:
+            s_comp = max(1024, 4 * max(small.values()))
+            if (
+                _fits(restricted, dists, small, max_joint, s_comp)
+                and not _round_compresses(restricted, dists, small, max_joint, s_comp)
+                and _compressed_pole(restricted, dists, small, max_joint, s_comp) is None
+            ):
+                log.info("target_w1: first round %s compressed or shrunk: mixture first on %s", cur_atoms, small)
+                mix_first = {"requested": dict(cur_atoms), "used": dict(small)}
+                cur_atoms, cur_compress = dict(small), s_comp
     first_sized = _size_first_round(
         tbudget, work, long_cap, restricted, dists, cur_atoms, max_joint, cur_compress, quantizer
     )
@@ -580,6 +623,8 @@ def _evaluate_graph_grid(
             history[-1]["whole_grid_first"] = whole_first
         if rnd == 0 and first_sized is not None:
             history[-1]["first_round_sized"] = first_sized
+        if rnd == 0 and mix_first is not None:
+            history[-1]["mixture_first"] = mix_first
         if probe is not None:
             history[-1]["affine_probe"] = probe
         if round_affine_off[rnd]:
@@ -1968,6 +2013,28 @@ def _compressed_pole(
             if i in plan or any(j in tainted for j in n.inputs):
                 tainted.add(i)
     return None
+
+
+def _round_compresses(
+    restricted: list[tuple[Graph, int]],
+    dists: dict[str, Distribution],
+    atoms: Mapping[str, int],
+    max_joint: int,
+    compress: int,
+    skip_ops: frozenset[str] = frozenset(),
+) -> bool:
+    """Whether the grid at ``atoms`` and compression size ``compress`` compresses a node of some output.
+
+    Compressed nodes whose op is in ``skip_ops`` do not count.
+    """
+    for sub, out, sizes in _plan_inputs(restricted, dists, atoms):
+        if sub.nodes[out].op == "const" or exactlaw.whole_output(sub, out, dists):
+            continue
+        soft = keepbest.soft_joint(sub, out, _soft_joint(compress), sizes, max_joint, compress)
+        plan = plan_compression(sub, out, sizes, max_joint, compress, soft)
+        if plan and any(sub.nodes[i].op not in skip_ops for i in plan):
+            return True
+    return False
 
 
 def _soft_joint(compress: int) -> int:

@@ -1,0 +1,75 @@
+"""Mixture first: a ``target_w1`` call whose first round would be compressed or shrunk starts on a small whole grid.
+
+The first round of a ``target_w1`` call is sized from first-order terms: 8 atoms per input, shrunk to fit
+``max_joint`` and the time budget. On programs of many inputs that grid is either compressed (the piston's
+``div`` node: compressed cells, so no box-linear mixture, :mod:`opgraph.dcg.boxlinear`) or so large that one round
+with the mixture takes the whole ``max_seconds`` (the borehole at ``8^6 x 2^2`` boxes: 25 CPU s for a bound of
+0.53 std). A small whole grid with the mixture certifies far less than either (3 atoms per input: the piston 0.67
+std in 3 CPU s against 1.0-2.3 std in 24 s, the borehole 0.17 std in 4.5 s), because the mixture's second-order
+remainder falls faster with the box width than the first-order coupling bound does with the atoms.
+
+Where the first round would compress a node other than a sum (:data:`SUM_OPS`) or had to be shrunk to fit
+``max_joint``, the call's first round is instead the whole grid of the largest equal atom count per input whose boxes stay within :data:`MAX_BOXES` (inputs
+asked for fewer keep theirs). The rounds after it are planned as before, and the call keeps the round with the
+smallest bound, so a later round that certifies less changes nothing (more atoms never give a worse answer).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+#: Whether a ``target_w1`` call whose first round would be compressed or shrunk starts on a small whole grid with
+#: the box-linear mixture (off: the first round as before). Registered in :mod:`opgraph.dcg.switches`
+#: (``mixture_first``).
+ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_mixfirst", default=True)
+
+#: Compressed nodes of these ops do not call for mixture first: a compressed sum keeps its law-level bound (its
+#: rounds met a sum of 8 Uniforms' 1e-2 target, which the rounds after a mixture-first round missed by 1.6x).
+SUM_OPS = frozenset({"add", "sub", "neg"})
+
+#: Most boxes of the mixture-first grid, per output (a function of the grid's size, so the same call gives the same
+#: first round on any machine): 3 atoms per input on 7-8 inputs (2,187 and 6,561 boxes), 2 on 9-13.
+MAX_BOXES = 2**13
+
+
+def counts(
+    inputs_per_output: Sequence[Sequence[str]], requested: Mapping[str, int], max_boxes: int = MAX_BOXES
+) -> dict[str, int] | None:
+    """The mixture-first grid: one atom count ``k`` for every input, the largest whose grids fit ``max_boxes``.
+
+    Args:
+        inputs_per_output: Per output, the names of the inputs its graph reads (the grid's axes).
+        requested: Atoms per input the first round asked for; an input asked for fewer than ``k`` keeps its count.
+        max_boxes: Most boxes of any output's whole grid.
+
+    Returns:
+        Atoms per input, or ``None`` where not even 2 per input fits, or where the grid would be the request itself.
+    """
+    widest = max((len(set(names)) for names in inputs_per_output), default=0)
+    if widest == 0:
+        return None
+    k = max(int(math.floor(max_boxes ** (1.0 / widest) + 1e-9)), 0)
+
+    def grid(c: int) -> dict[str, int]:
+        return {n: min(int(a), c) for n, a in requested.items()}
+
+    def boxes(g: Mapping[str, int]) -> int:
+        return max(math.prod(g[n] for n in set(names)) for names in inputs_per_output)
+
+    while k >= 2 and boxes(grid(k)) > max_boxes:
+        k -= 1
+    top = max(int(a) for a in requested.values())
+    while 2 <= k < top and boxes(grid(k + 1)) <= max_boxes:
+        k += 1  # inputs asked for fewer atoms leave room for the others
+    if k < 2:
+        return None
+    out = grid(k)
+    return None if out == dict(requested) else out
+
+
+def input_names(restricted: Sequence[tuple[Any, int]]) -> list[list[str]]:
+    """Per output (its graph and output id, ``opgraph.dcg.engine.restrict``), the names of its input nodes."""
+    return [[n.attrs["name"] for n in g.nodes if n.op == "input"] for g, _ in restricted]
