@@ -238,9 +238,16 @@ HEAD = (
 )
 
 
-def ab(cases: dict[str, Any], specs: list[str], switch: str, rounds: int) -> str:
-    """Each ``Case:atoms`` with ``switch`` off and on, interleaved: bound, bound/true, CPU s (output stds)."""
+def ab(cases: dict[str, Any], specs: list[str], switch: str, rounds: int, old_pieces: int | None = None) -> str:
+    """Each ``Case:atoms`` with ``switch`` off and on, interleaved: bound, bound/true, CPU s (output stds).
+
+    ``old_pieces``: :data:`opgraph.dcg.subslope.MAX_PIECES` for the runs with the switch off (main's 64 against the
+    branch's 256: main's code in one process).
+    """
+    from opgraph.dcg import subslope
     from opgraph.dcg.switches import scope
+
+    new_pieces = subslope.MAX_PIECES
 
     lines = [
         "| case:atoms | bound off | bound on | true off | true on | ratio off | ratio on | CPU s off | CPU s on |",
@@ -253,6 +260,7 @@ def ab(cases: dict[str, Any], specs: list[str], switch: str, rounds: int) -> str
         got: dict[bool, list[Any]] = {False: [], True: []}
         for _ in range(rounds):
             for on in (False, True):
+                subslope.MAX_PIECES = new_pieces if on or old_pieces is None else old_pieces
                 with scope({switch: on}), warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     t0 = time.process_time()
@@ -276,10 +284,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-box", type=int, default=64, help="Monte Carlo points per box (stratified)")
     p.add_argument("--ab", default=None, help="a switch name: each spec evaluated with it off then on (A/B), no MC")
     p.add_argument("--rounds", type=int, default=1, help="A/B rounds (interleaved)")
+    p.add_argument("--old-pieces", type=int, default=None, help="with --ab: subslope.MAX_PIECES for the off runs")
     a = p.parse_args(argv)
     cases = {c.id: c for c in uq.make_cases()}
     if a.ab:
-        print(ab(cases, a.specs, a.ab, a.rounds))
+        print(ab(cases, a.specs, a.ab, a.rounds, a.old_pieces))
         return
     rows = []
     for spec in a.specs:

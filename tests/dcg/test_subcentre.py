@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from scipy import integrate
 
 from opgraph import dcg as od
-from opgraph.dcg import exactlaw, subcentre, subslope, switches, taylor
+from opgraph.dcg import exactlaw, fixedbudget, roundbudget, subcentre, subslope, switches, taylor
+from opgraph.dcg.engine import restrict
 from opgraph.dcg.w1 import w1_discrete
+from opgraph.graph import trace
 
 from .sobolref import sobol_reference
 from .test_subslope import PISTON_LAWS, _piston_like, _setup
@@ -227,3 +229,30 @@ def test_the_switch_travels():
     with switches.scope({"sub_centred": False}):
         assert switches.capture()["sub_centred"] is False
         assert subcentre.ENABLED.get() is False
+
+
+def test_fewer_pieces_at_more_atoms_evaluate_the_halved_request(monkeypatch):
+    """Where the grid of ``2N`` gets fewer sub-box pieces per box than that of ``N``, ``bound(2N) <= bound(N)``."""
+    g = trace(_piston_like, "a", "b", "c")
+    rg = restrict(g, g.outputs[0])
+    nodes = len(rg[0].nodes)
+    # the allowance: all pieces on the 4-atom grid (64 boxes), a few on the 8-atom grid (512 boxes)
+    per = fixedbudget.allowance("sub_slope") / (subslope.MAX_PIECES * 64 * nodes)
+    monkeypatch.setattr(subslope, "SECONDS_PER_BOX_NODE", per)
+    assert subslope.allowance(64, nodes) == subslope.MAX_PIECES
+    assert subslope.allowance(512, nodes) < subslope.MAX_PIECES // 4
+    restricted = [rg]
+    eight, four = dict.fromkeys("abc", 8), dict.fromkeys("abc", 4)
+    assert subslope.fewer_pieces(restricted, eight, four)
+    assert not subslope.fewer_pieces(restricted, four, four)
+    with roundbudget.scope(100.0):  # inside a target_w1 call: its time budget decides, no halving
+        assert not subslope.fewer_pieces(restricted, eight, four)
+    with switches.scope({"sub_slope": False}):
+        assert not subslope.fewer_pieces(restricted, eight, four)
+    r4, r8 = _run(_piston_like, PISTON_LAWS, 4, True), _run(_piston_like, PISTON_LAWS, 8, True)
+    note = r8.info["smaller_request"]
+    assert note["requested"] == four  # the path is taken
+    assert r8.w1_bound == min(note["requested_grid_bound"], r4.w1_bound)
+    assert r8.w1_bound <= r4.w1_bound
+    ref, err = _sobol(_piston_like, PISTON_LAWS)
+    assert r8.w1_bound >= w1_discrete(r8.atoms, r8.weights, ref, np.ones(ref.size)) - 3 * err

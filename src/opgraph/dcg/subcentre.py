@@ -8,7 +8,7 @@ point ``x_s`` and ``e = X - x_s``,
 ``G_i`` an enclosure of ``df/dx_i`` over ``s``. Away from the atom ``G_i - c_i`` is mostly the shift of the gradient
 between ``x'`` and ``x_s`` (about ``H (x_s - x')``), not its spread over ``s``; the form pays that shift once per
 input as ``|b_i| E|e_i|`` (triangle inequality), although ``a_s + b . e`` is one affine function of independent,
-nearly centred coordinates. On the boxes of the box-linear mixture this slope part was 70-90 % of the remainder
+nearly centred coordinates. On the boxes of the box-linear mixture this slope part was 80-96 % of the remainder
 (docs/benchmarks/dcg.md, "mix-slack").
 
 **Theorem.** With ``b_i`` any reals (here ``mid(G_i) - c_i``), ``a`` enclosed in ``[a_m - a_r, a_m + a_r]``,

@@ -100,6 +100,31 @@ def allowance(boxes: int, nodes: int) -> int:
     return int(max(1, min(MAX_PIECES, math.floor(seconds / per))))
 
 
+def fewer_pieces(restricted: Sequence[tuple[Any, int]], counts: Mapping[str, int], coarser: Mapping[str, int]) -> bool:
+    """Whether some output's grid at ``counts`` atoms per input gets fewer sub-box pieces per box than at ``coarser``.
+
+    Outside a ``target_w1`` call only (a fixed-atoms call; :func:`allowance` is then a function of the grid's size),
+    with the pass on. A fixed-atoms call for which this holds also evaluates the halved request and keeps the smaller
+    bound (``opgraph.dcg.api._mixture_smaller_request``): with :data:`MAX_PIECES` = 256 Borehole's 2-atom grid (256
+    boxes, 256 pieces each) certified 0.158 std and its 4-atom grid (65,536 boxes, 10-14 pieces) 0.182.
+
+    Args:
+        restricted: Per output, its graph and output id (the grid's axes are the graph's input nodes).
+        counts: Atoms per input name of the requested grid.
+        coarser: Atoms per input name of the halved request's grid.
+    """
+    from opgraph.dcg import roundbudget
+
+    if not ENABLED.get() or roundbudget.current() is not None:
+        return False
+    for g, _ in restricted:
+        names = [n.attrs["name"] for n in g.nodes if n.op == "input"]
+        here = allowance(math.prod(counts[n] for n in names), len(g.nodes))
+        if here < MAX_PIECES and here < allowance(math.prod(coarser[n] for n in names), len(g.nodes)):
+            return True
+    return False
+
+
 def plan(scores: Mapping[int, float], allow: int) -> dict[int, int]:
     """Pieces per axis, their product at most ``allow``: greedily to the axis whose modelled term is largest.
 
