@@ -19,7 +19,9 @@ masses' product. The model (its slopes ``c``) is unchanged, so the box keeps the
 Theorem and proof: docs/dcg.md, "Sub-box remainder of the log-linear models".
 
 Where: :func:`opgraph.dcg.elastic.apply` calls :func:`refine` after the log-linear models of a grid are built,
-on the boxes whose ``min(point-mass bound, P(B) rest)`` is largest, within :func:`allowance` sub-boxes. ``ENABLED``
+on the boxes whose ``min(point-mass bound, P(B) rest)`` is largest, within :func:`allowance` sub-boxes; then
+:func:`opgraph.dcg.tailpieces.refine` takes the boxes with a half-line cell, that cell cut into geometric pieces
+(:func:`_refine_boxes`, the same bound on another partition). ``ENABLED``
 (a ContextVar, default on; :mod:`opgraph.dcg.switches` name ``log_sub_box``) switches it off.
 """
 
@@ -70,21 +72,22 @@ PAD = 1e-9
 _EPS = float(np.finfo(float).eps)
 
 
-def allowance(boxes: int, k: int) -> int:
+def allowance(boxes: int, k: int, fixed: int | None = None, most: int | None = None) -> int:
     """Sub-boxes for one grid of ``boxes`` boxes and ``k`` inputs (a cost guard; no certificate depends on it).
 
-    Fixed atoms: :data:`FIXED_MAX_SUB_BOXES`. In a ``target_w1`` call: :data:`MAX_SUB_BOXES`, within
-    :data:`TARGET_SHARE` of the seconds left after the mixture's largest work on the grid is set aside (the mixture
-    must still fit: a round whose mixture is skipped returns its point-mass answer, whose true error is larger).
+    Fixed atoms: ``fixed`` (:data:`FIXED_MAX_SUB_BOXES` when None). In a ``target_w1`` call: ``most``
+    (:data:`MAX_SUB_BOXES` when None), within :data:`TARGET_SHARE` of the seconds left after the mixture's largest
+    work on the grid is set aside (the mixture must still fit: a round whose mixture is skipped returns its
+    point-mass answer, whose true error is larger). :mod:`opgraph.dcg.tailpieces` passes its own caps.
     """
     from opgraph.dcg import boxlinear, roundbudget
 
     rb = roundbudget.current()
     if rb is None:
-        return FIXED_MAX_SUB_BOXES
+        return FIXED_MAX_SUB_BOXES if fixed is None else fixed
     mix = boxlinear.SECONDS_PER_CELL * boxlinear.work_budget(boxes, k)
     fit = TARGET_SHARE * (rb.left() - roundbudget.SAFETY * mix) / (roundbudget.SAFETY * SECONDS_PER_SUB_BOX)
-    return int(min(MAX_SUB_BOXES, max(fit, 0.0)))
+    return int(min(MAX_SUB_BOXES if most is None else most, max(fit, 0.0)))
 
 
 def plan(k: int, boxes: int) -> tuple[int, ...]:
@@ -98,11 +101,16 @@ def plan(k: int, boxes: int) -> tuple[int, ...]:
     return tuple(PIECES if p < cut else 1 for p in range(k))
 
 
-def _pieces(mu: float, s: float, lo: np.ndarray, hi: np.ndarray, at: np.ndarray, m: int) -> tuple[np.ndarray, ...]:
+def _pieces(
+    mu: float, s: float, lo: np.ndarray, hi: np.ndarray, at: np.ndarray, m: int, ratio: float | None = None
+) -> tuple[np.ndarray, ...]:
     """``m`` pieces per cell of ``U ~ N(mu, s^2)`` in ``x = e^u``-space ends: ``(lo, hi, point)``, each ``(n, m)``.
 
     Equal masses up to rounding (the shares used later are computed from the ends); a cell with ``m == 1`` keeps its
-    atom. Ends and points are the coordinates' (``u``) exponentials, the outer ends the cell's own.
+    atom. Ends and points are the coordinates' (``u``) exponentials, the outer ends the cell's own. With ``ratio``
+    (in (0, 1]) a half-line cell's pieces have geometric masses instead, each piece ``ratio`` times the next one
+    inward, so the far (unbounded) piece carries the least (:mod:`opgraph.dcg.tailpieces`); any partition serves
+    the bounds, this one only decides where their work goes.
     """
     lo, hi, at = (np.asarray(x, dtype=float).reshape(-1) for x in (lo, hi, at))
     if m == 1:
@@ -113,11 +121,17 @@ def _pieces(mu: float, s: float, lo: np.ndarray, hi: np.ndarray, at: np.ndarray,
         flip = (zl + zh) > 0  # upper half: cut the mirrored lower tail (accurate small probabilities)
         pl = np.where(flip, sc.ndtr(-zh), sc.ndtr(zl))
         ph = np.where(flip, sc.ndtr(-zl), sc.ndtr(zh))
-        t = np.arange(m + 1) / m
-        q = pl[:, None] + (ph - pl)[:, None] * t[None, :]
+        t = np.broadcast_to(np.arange(m + 1) / m, (lo.size, m + 1))
+        if ratio is not None:  # half-line cells: the far end's pieces carry geometrically less mass
+            # (the far end sits at t = 0: a lower half-line directly, an upper one in the mirrored coordinate)
+            g = ratio ** np.arange(m - 1, -1, -1.0)
+            tg = np.concatenate([[0.0], np.cumsum(g) / np.sum(g)])
+            half = ~np.isfinite(zl) | ~np.isfinite(zh)
+            t = np.where(half[:, None], tg[None, :], t)
+        q = pl[:, None] + (ph - pl)[:, None] * t
         z = sc.ndtri(q)
-        tm = (np.arange(m) + 0.5) / m
-        zm = sc.ndtri(pl[:, None] + (ph - pl)[:, None] * tm[None, :])
+        tm = (t[:, :-1] + t[:, 1:]) / 2
+        zm = sc.ndtri(pl[:, None] + (ph - pl)[:, None] * tm)
         z = np.where(flip[:, None], -z[:, ::-1], z)
         zm = np.where(flip[:, None], -zm[:, ::-1], zm)
         edges = np.exp(mu + s * z)
@@ -172,7 +186,6 @@ def refine(
     Returns:
         A summary (boxes refined, remainder before / after on them, CPU s), or None where nothing ran.
     """
-    from opgraph.dcg import elastic
     from opgraph.dcg.distributions import LogNormal
 
     if not ENABLED.get() or "rest" not in linear:
@@ -202,26 +215,78 @@ def refine(
     log = [isinstance(laws[a], LogNormal) for a in axes]
     if not all(log):
         return None  # Normal coordinates: not built here (the x-space mixture serves them)
-    # Per axis (by grid dimension) the pieces' tables, and the cut per path position.
     mj = [1] * k
     for p, j in enumerate(order):
         mj[j] = m[p]
+    new, pm = _refine_boxes(graph, output, axes, laws, cells, order, idx, mj, linear, vpt, pt_err, shape)
+    before = rest.reshape(-1)[pick]
+    if not MIX_TAILS:
+        new = np.where(tail_flat[pick], np.inf, new)
+    better = np.minimum(before, new)
+    flat_rest = rest.reshape(-1).copy()
+    flat_rest[pick] = better
+    linear["rest"] = flat_rest.reshape(shape)
+    wp = w.reshape(-1)[pick]
+    hflat = held.reshape(-1)
+    h_before = hflat[pick].copy()
+    hflat[pick] = np.minimum(h_before, np.where(wp > 0, wp * pm, h_before))
+    summary = {
+        "boxes": float(nb),
+        "pieces": float(per),
+        "rest_before": float(np.sum(np.minimum(h_before, wp * before))),
+        "rest_after": float(np.sum(np.minimum(hflat[pick], wp * better))),
+        "held_before": float(np.sum(h_before)),
+        "held_after": float(np.sum(hflat[pick])),
+        "cpu_s": 0.0,
+    }
+    from opgraph.dcg import tailpieces
+
+    tails = tailpieces.refine(graph, output, axes, laws, cells, order, linear, vpt, pt_err, shape, w, hflat)
+    if tails is not None:
+        summary.update(tails)
+    summary["cpu_s"] = time.process_time() - t0
+    return summary
+
+
+def _refine_boxes(
+    graph: Any,
+    output: int,
+    axes: Sequence[int],
+    laws: Mapping[int, Any],
+    cells: Mapping[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    order: Sequence[int],
+    idx: tuple[np.ndarray, ...],
+    mj: Sequence[int],
+    linear: dict[str, Any],
+    vpt: np.ndarray,
+    pt_err: np.ndarray,
+    shape: tuple[int, ...],
+    ratio: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sub-box model remainder and point-mass bound (conditional) of the boxes ``idx``, ``mj`` pieces per axis.
+
+    ``mj`` is indexed by grid dimension (the pieces of :func:`_pieces`, ``ratio`` passed on); ``inf`` where a box's
+    form does not apply (:func:`_chunk`). The boxes' inputs must all be LogNormal.
+    """
+    from opgraph.dcg import elastic
+
+    per = math.prod(mj)
+    nb = idx[0].size
     tab = []
     for j, a in enumerate(axes):
         mu, s = float(laws[a].mu), float(laws[a].sigma)
         lo, hi, at = (np.asarray(x, dtype=float) for x in cells[a])
-        tab.append((mu, s, lo, hi, at, *_pieces(mu, s, lo, hi, at, mj[j])))
+        tab.append((mu, s, lo, hi, at, *_pieces(mu, s, lo, hi, at, mj[j], ratio)))
     sub = np.array(np.unravel_index(np.arange(per), mj))  # (k, per): the piece of each axis per sub-box
+    vsel = vpt[idx]
     slope = [
-        np.where(vpt[idx] != 0, np.broadcast_to(linear["c"][a], shape)[idx] / np.where(vpt[idx] != 0, vpt[idx], 1), 0)
-        for a in axes
+        np.where(vsel != 0, np.broadcast_to(linear["c"][a], shape)[idx] / np.where(vsel != 0, vsel, 1), 0) for a in axes
     ]
-    apt = np.abs(vpt[idx])
+    apt = np.abs(vsel)
     err = np.abs(np.broadcast_to(pt_err, shape)[idx])
     new = np.full(nb, np.inf)
     pm = np.full(nb, np.inf)
     bpc = max(1, CHUNK // per)
-    vsel = vpt[idx]
     for b0 in range(0, nb, bpc):
         bs = slice(b0, min(nb, b0 + bpc))
         new[bs], pm[bs] = _chunk(
@@ -238,26 +303,7 @@ def refine(
             err[bs],
             elastic,
         )
-    before = rest.reshape(-1)[pick]
-    if not MIX_TAILS:
-        new = np.where(tail_flat[pick], np.inf, new)
-    better = np.minimum(before, new)
-    flat_rest = rest.reshape(-1).copy()
-    flat_rest[pick] = better
-    linear["rest"] = flat_rest.reshape(shape)
-    wp = w.reshape(-1)[pick]
-    hflat = held.reshape(-1)
-    h_before = hflat[pick].copy()
-    hflat[pick] = np.minimum(h_before, np.where(wp > 0, wp * pm, h_before))
-    return {
-        "boxes": float(nb),
-        "pieces": float(per),
-        "rest_before": float(np.sum(np.minimum(h_before, wp * before))),
-        "rest_after": float(np.sum(np.minimum(hflat[pick], wp * better))),
-        "held_before": float(np.sum(h_before)),
-        "held_after": float(np.sum(hflat[pick])),
-        "cpu_s": time.process_time() - t0,
-    }
+    return new, pm
 
 
 def _chunk(

@@ -1,0 +1,149 @@
+"""Diagnostic (branch dosc-tail): DampedOsc's point-mass boxes, their certified bounds against their true costs.
+
+On one grid (atoms per input, default ``6,6,6,6,6,6,4``: the case's ``target_w1`` grid) the log-linear mixture's
+arguments are recorded (:func:`opgraph.dcg.boxlinear.mixture` as called by :func:`opgraph.dcg.loglinear.answer`):
+the boxes' held point-mass bounds ``old`` (the engine's per-box bound after the log-space passes) and the models'
+remainders. The boxes that keep their point mass are approximated by ``not (w rest < old)`` (the mixture also drops
+boxes whose lattice cost tips them; the printed total of the mixture's own ``point_mass_boxes`` is beside it). Per
+class of box (number of half-line cells, i.e. cells reaching 0 or infinity, and on which inputs) it prints: mass,
+the certified ``sum old`` and a Monte Carlo estimate (2^20 points by default) of ``sum_b P(B) E[|f(X) - V'| | B]``,
+the true first-order cost the point-mass bound certifies (its floor). Output std units.
+
+    PYTHONPATH=src python benchmarks/dcg/dosc_pointmass_diag.py 6,6,6,6,6,6,4 [log2 points]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import uq  # noqa: E402
+
+from opgraph.dcg import boxlinear  # noqa: E402
+
+_CALLS: list[dict[str, Any]] = []
+_mixture = boxlinear.mixture
+
+
+def _record(axes: Any, pt: Any, cells: Any, dists: Any, wbox: Any, box_bound: Any, linear: Any, *a: Any) -> Any:
+    out = _mixture(axes, pt, cells, dists, wbox, box_bound, linear, *a)
+    if len(a) > 1 and a[1] is not None:  # the log-linear call (it passes its disc_share)
+        _CALLS.append(
+            {
+                "axes": tuple(axes),
+                "pt": np.array(pt, dtype=float),
+                "cells": {x: tuple(np.array(c, dtype=float) for c in cells[x]) for x in axes},
+                "wbox": np.array(wbox, dtype=float),
+                "old": np.array(box_bound, dtype=float),
+                "rest": np.array(linear["rest"], dtype=float),
+                "info": None if out is None else dict(out[3]),
+            }
+        )
+    return out
+
+
+def report(case: Any, call: dict[str, Any], std: float, log2n: int, seed: int = 1) -> None:
+    """Print the per-class table of one recorded mixture call (module docstring)."""
+    axes = call["axes"]
+    k = len(axes)
+    shape = tuple(call["cells"][a][2].size for a in axes)
+    w = np.broadcast_to(call["wbox"], shape).reshape(-1)
+    old = np.broadcast_to(call["old"], shape).reshape(-1)
+    rest = np.broadcast_to(call["rest"], shape).reshape(-1)
+    pt = np.broadcast_to(call["pt"], shape).reshape(-1)
+    with np.errstate(all="ignore"):
+        mixed = np.isfinite(rest) & (w * rest < old)
+    pm = ~mixed & (w > 0)
+    tails = np.zeros((k, *shape), dtype=bool)
+    for j, a in enumerate(axes):
+        lo, hi, _ = call["cells"][a]
+        t = ~np.isfinite(lo) | ~np.isfinite(hi)
+        sh = [1] * k
+        sh[j] = t.size
+        tails[j] = np.broadcast_to(t.reshape(sh), shape)
+    tails = tails.reshape(k, -1)
+    ntail = tails.sum(axis=0)
+    g = np.random.default_rng(seed)
+    n = 2**log2n
+    cols = [law.sample(g, n) for law in case.laws]
+    with np.errstate(all="ignore"):
+        f = case.numpy(cols)
+    idx = []
+    for j, a in enumerate(axes):
+        lo, hi, _ = call["cells"][a]
+        idx.append(np.clip(np.searchsorted(hi, np.log(cols[j])), 0, hi.size - 1))
+    b = np.ravel_multi_index(tuple(idx), shape)
+    cost = np.bincount(b, weights=np.abs(f - pt[b]), minlength=w.size) / n  # P(B) E[|f - V'| | B], estimated
+    sq = np.bincount(b, weights=np.abs(f - pt[b]) ** 2, minlength=w.size) / n
+    info = call["info"] or {}
+    print(
+        f"mixture: bound {info.get('bound', float('nan')) / std:.4f} = remainder {info.get('remainder', 0) / std:.4f}"
+        f" + lattice {info.get('discretization', 0) / std:.4f} + point-mass boxes "
+        f"{info.get('point_mass_boxes', 0) / std:.4f} std; boxes mixed (mass) {info.get('boxes_mixed', 0):.3f}"
+    )
+    print(f"whole grid: sum old {old.sum() / std:.4f}, MC sum P E|f - V'| {cost.sum() / std:.4f} std")
+    print("| class | boxes | mass | sum old (std) | MC cost (std) | MC s.e. | old / cost |")
+    print("|---|---|---|---|---|---|---|")
+
+    def row(name: str, sel: np.ndarray) -> None:
+        c = float(cost[sel].sum())
+        se = float(np.sqrt(max(sq[sel].sum() / n - (c**2) / n, 0.0)))
+        o = float(old[sel].sum())
+        print(
+            f"| {name} | {int(sel.sum())} | {w[sel].sum():.4f} | {o / std:.4f} | {c / std:.4f} | {se / std:.1g} | "
+            f"{o / max(c, 1e-300):.2f} |"
+        )
+
+    row("point-mass, all", pm)
+    row("point-mass, no half-line cell", pm & (ntail == 0))
+    row("point-mass, one half-line cell", pm & (ntail == 1))
+    row("point-mass, 2+ half-line cells", pm & (ntail >= 2))
+    for j in range(k):
+        row(f"point-mass, half-line on input {j} ({case.laws[j].params})", pm & tails[j])
+    row("mixed (their old, for scale)", mixed)
+    fin_pm = pm & (ntail == 0)
+    # the largest inner point-mass boxes
+    top = np.argsort(-np.where(fin_pm, old, 0))[:8]
+    print("largest inner point-mass boxes: index, mass, old (std), MC cost (std), old / cost")
+    for t in top:
+        print(
+            f"  {np.unravel_index(t, shape)} {w[t]:.2e} {old[t] / std:.2e} {cost[t] / std:.2e} "
+            f"{old[t] / max(cost[t], 1e-300):.1f}"
+        )
+    ratio = old[pm] / np.maximum(cost[pm], 1e-300)
+    wts = old[pm]
+    o = np.argsort(ratio)
+    cum = np.cumsum(wts[o]) / wts.sum()
+    qs = [ratio[o][np.searchsorted(cum, q)] for q in (0.1, 0.25, 0.5, 0.75, 0.9)]
+    print(
+        "old / MC cost over point-mass boxes, quantiles weighted by old (10/25/50/75/90 %):", [f"{q:.2f}" for q in qs]
+    )
+
+
+def main() -> None:
+    """Command line: see the module docstring."""
+    case = {c.id: c for c in uq.make_cases()}["DampedOsc"]
+    ref = uq.load_reference(case)
+    s = ref.std
+    boxlinear.mixture = _record
+    atoms = {f"x{i}": int(v) for i, v in enumerate(sys.argv[1].split(","))}
+    log2n = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    t0 = time.process_time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = case.evaluate(atoms=atoms, progress=False)
+    cpu = time.process_time() - t0
+    print(f"bound {r.w1_bound / s:.4f} std, true W1 {ref.w1(r.atoms, r.weights) / s:.5f} std, CPU {cpu:.1f} s")
+    if _CALLS:
+        report(case, _CALLS[-1], s, log2n)
+
+
+if __name__ == "__main__":
+    main()
