@@ -952,7 +952,8 @@ def _mixture_smaller_request(
 
     Where the requested grid was reduced to fit ``max_joint`` (``info["atoms_reduced"]``) or compressed (neither
     the Taylor pass nor the box-linear mixture runs on a compressed grid), or is too large for a mixture in a call
-    without a time budget (:func:`opgraph.dcg.boxlinear.fixed_budget_fits`), the same call at half the atoms per
+    without a time budget (:func:`opgraph.dcg.boxlinear.fixed_budget_fits`), or gives its boxes fewer sub-box pieces
+    than the halved grid's (:func:`opgraph.dcg.subslope.fewer_pieces`), the same call at half the atoms per
     input (:func:`_halved`, which itself applies this rule) is evaluated too and, per output, the result with the
     smaller bound is kept (``info["smaller_request"]``). So ``bound(2N) <= bound(N)`` wherever the ``2N`` grid is
     reduced or compressed (docs/dcg.md, "More atoms with the mixture on"). Halved requests whose grid is the one
@@ -960,7 +961,7 @@ def _mixture_smaller_request(
     under the kept answer's bound as ceiling (:data:`opgraph.dcg.subcells.CEILING`): it builds no mixture that
     cannot go below it, which changes no kept result.
     """
-    from opgraph.dcg import boxlinear, taylor
+    from opgraph.dcg import boxlinear, subslope, taylor
 
     names = list(dists)
     max_joint, compress_atoms = int(opts["max_joint"]), opts.get("compress_atoms")
@@ -989,7 +990,13 @@ def _mixture_smaller_request(
         requested = {n: _atoms_for(atoms, n) for n in names}
         here, half = grid(requested), _halved(requested)
         shrunk = any(r.info.get("atoms_reduced") or r.info.get("compressions") for r in kept.results)
-        if not shrunk and boxlinear.fixed_budget_fits(restricted, here[0]):
+        # a whole grid within the fixed budget: halved only where its boxes get fewer sub-box pieces than the halved
+        # grid's (opgraph.dcg.subslope.allowance), so that it could certify less than the coarser grid
+        if (
+            not shrunk
+            and boxlinear.fixed_budget_fits(restricted, here[0])
+            and not subslope.fewer_pieces(restricted, here[0], grid(half)[0])
+        ):
             return
         while half != requested and grid(half) == here:  # the same grid: the same answer
             requested, half = half, _halved(half)

@@ -49,8 +49,11 @@ from opgraph.dcg import intervals as iv
 
 #: Whether the Taylor pass tries the sub-box slope remainder (``ENABLED.set(False)`` or the switch ``sub_slope``).
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_subslope", default=True)
-#: Most sub-boxes per box (the product of the pieces per axis).
-MAX_PIECES = 64
+#: Most sub-boxes per box (the product of the pieces per axis). 256 since branch mix-slack (was 64): with the
+#: re-centred forms (:mod:`opgraph.dcg.subcentre`) more pieces keep paying (OTL at 4 atoms, 4,096 boxes: remainder
+#: 0.0372 -> 0.0295 std, 1.9 -> 3.8 CPU s, still within the fixed-atoms allowance's model); larger grids get fewer
+#: pieces from :func:`allowance` anyway.
+MAX_PIECES = 256
 #: Predicted CPU seconds per sub-box and graph node (an interval pass and one affine gradient pass with every axis
 #: seeded; measured 4.6e-7 on piston's 4-atom grid, 39 nodes, 1 thread, load 2-3, 2026-12-07).
 SECONDS_PER_BOX_NODE = 5e-7
@@ -95,6 +98,31 @@ def allowance(boxes: int, nodes: int) -> int:
     rb = roundbudget.current()
     seconds = fixedbudget.allowance("sub_slope") if rb is None else TARGET_SHARE * rb.left() / roundbudget.SAFETY
     return int(max(1, min(MAX_PIECES, math.floor(seconds / per))))
+
+
+def fewer_pieces(restricted: Sequence[tuple[Any, int]], counts: Mapping[str, int], coarser: Mapping[str, int]) -> bool:
+    """Whether some output's grid at ``counts`` atoms per input gets fewer sub-box pieces per box than at ``coarser``.
+
+    Outside a ``target_w1`` call only (a fixed-atoms call; :func:`allowance` is then a function of the grid's size),
+    with the pass on. A fixed-atoms call for which this holds also evaluates the halved request and keeps the smaller
+    bound (``opgraph.dcg.api._mixture_smaller_request``): with :data:`MAX_PIECES` = 256 Borehole's 2-atom grid (256
+    boxes, 256 pieces each) certified 0.158 std and its 4-atom grid (65,536 boxes, 10-14 pieces) 0.182.
+
+    Args:
+        restricted: Per output, its graph and output id (the grid's axes are the graph's input nodes).
+        counts: Atoms per input name of the requested grid.
+        coarser: Atoms per input name of the halved request's grid.
+    """
+    from opgraph.dcg import roundbudget
+
+    if not ENABLED.get() or roundbudget.current() is not None:
+        return False
+    for g, _ in restricted:
+        names = [n.attrs["name"] for n in g.nodes if n.op == "input"]
+        here = allowance(math.prod(counts[n] for n in names), len(g.nodes))
+        if here < MAX_PIECES and here < allowance(math.prod(coarser[n] for n in names), len(g.nodes)):
+            return True
+    return False
 
 
 def plan(scores: Mapping[int, float], allow: int) -> dict[int, int]:
@@ -194,6 +222,7 @@ def remainder(
     fx: tuple[np.ndarray, np.ndarray],
     split: Mapping[int, int],
     affine: bool = True,
+    hessian: bool = False,
 ) -> np.ndarray:
     """Per box, the sub-box bound on ``E[|f(X) - f(x') - c . d| | box]`` (module docstring), ``inf`` where unknown.
 
@@ -209,8 +238,10 @@ def remainder(
         split: Pieces per axis (missing axes: 1).
         affine: Also enclose the sub-boxes' gradients in affine arithmetic (:mod:`opgraph.dcg.affgrad`), intersected
             with the interval ones.
+        hessian: With the re-centred forms on (:mod:`opgraph.dcg.subcentre`), also the second-order form on each
+            sub-box (Hessian enclosures over the sub-boxes: about 1.3-1.8x the pass's CPU).
     """
-    from opgraph.dcg import affgrad, taylor
+    from opgraph.dcg import affgrad, subcentre, taylor
 
     k = len(axes)
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
@@ -220,6 +251,10 @@ def remainder(
         law = laws.get(a)
         cut[a] = pieces(law, lo, hi, at, e1[a], int(split.get(a, 1)) if law is not None else 1)
     npc = {a: cut[a][0].shape[1] for a in axes}
+    # the pieces' means and second moments for the re-centred form (opgraph.dcg.subcentre)
+    centred = subcentre.ENABLED.get()
+    mom = {a: subcentre.piece_moments(laws.get(a), *cut[a][:4]) for a in axes} if centred else {}
+    hs = centred and hessian
     # axes whose pieces are laid out on the grid (one pass over more boxes: the per-pass overhead of a small grid);
     # the others' pieces are looped over (bounded memory)
     inline: set[int] = set()
@@ -241,9 +276,9 @@ def remainder(
                 x = np.repeat(x, npc[a], axis=i)
         return x
 
-    def column(a: int, t: int, j: int | None) -> np.ndarray:
+    def column(a: int, t: int, j: int | None, src: Mapping[int, tuple[np.ndarray, ...]] = cut) -> np.ndarray:
         """Field ``t`` of axis ``a``'s pieces: piece ``j`` of every cell, or all pieces cell-major (inline)."""
-        return lay(cut[a][t].reshape(-1) if j is None else cut[a][t][:, j], a)
+        return lay(src[a][t].reshape(-1) if j is None else src[a][t][:, j], a)
 
     zero = (np.zeros(()), np.zeros(()))
     vlo, vhi = expand(fx[0]), expand(fx[1])
@@ -256,26 +291,42 @@ def remainder(
             box = {a: (column(a, 0, j), column(a, 1, j)) for a, j in zip(axes, combo, strict=True)}
             ctr = {a: column(a, 2, j) for a, j in zip(axes, combo, strict=True)}
             got: list[Any] = []
-            outer = taylor.jets(graph, output, box, hess=False, centre=ctr, point_out=got, centred=True)
+            outer = taylor.jets(graph, output, box, hess=hs, centre=ctr, point_out=got, centred=True)
             seeds = [a for a in axes if a in outer.g]
             whole = affgrad.gradients(graph, output, axes, box, seeds) if affine and seeds else {}
             term: Any = 0.0
             shift: Any = 0.0  # c . (x_s - x')
             size: Any = 0.0  # sum |c_i (x_si - x'_i)|: the rounding scale of the shift
             share: Any = 1.0
+            rc = subcentre.Accumulator() if centred else None
+            rh = subcentre.Accumulator() if hs else None
+            e_by: dict[int, Any] = {}
+            m2_by: dict[int, Any] = {}
             for a, j in zip(axes, combo, strict=True):
                 ca = cx[a]
                 g = taylor._meet(outer.g.get(a, zero), whole.get(a))
                 e = column(a, 3, j)
                 term = term + np.where(e > 0, iv.mag(iv.isub(g, (ca, ca))) * e, 0.0)
+                if rc is not None:
+                    rc.add(g, ca, e, *(column(a, t, j, mom) for t in range(3)))
+                if rh is not None:
+                    gp = got[0].g.get(a, zero)
+                    rh.add(gp, ca, e, *(column(a, t, j, mom) for t in range(3)))
+                    e_by[a], m2_by[a] = e, column(a, 2, j, mom)
                 step = ca * (ctr[a] - atoms[a])
                 shift = shift + step
                 size = size + np.abs(step)
                 share = share * column(a, 4, j)
             slo, shi = got[0].v
             gap = np.maximum(np.abs(shi - vlo - shift), np.abs(slo - vhi - shift))
-            gap = gap + 8 * _EPS * (np.abs(shi) + np.abs(slo) + np.abs(vlo) + np.abs(vhi) + (k + 2) * size)
-            part = term + gap
+            pad = 8 * _EPS * (np.abs(shi) + np.abs(slo) + np.abs(vlo) + np.abs(vhi) + (k + 2) * size)
+            part = term + gap + pad
+            if rc is not None:  # the re-centred forms (opgraph.dcg.subcentre), the smallest kept per sub-box
+                a_lo, a_hi = slo - vhi - shift, shi - vlo - shift  # f(x_s) - f(x') - c . (x_s - x')
+                part = np.fmin(np.where(np.isnan(part), np.inf, part), rc.bound(a_lo, a_hi, pad))
+                if rh is not None:  # second order on the sub-box: Taylor at x_s, the Hessian enclosed over s
+                    rh.spread = rh.spread + subcentre.hessian_term(outer.h, e_by, m2_by)
+                    part = np.fmin(part, rh.bound(a_lo, a_hi, pad))
             acc = acc + np.where(share > 0, share * np.where(np.isnan(part), np.inf, part), 0.0)
     acc = np.broadcast_to(
         np.asarray(acc, dtype=float),

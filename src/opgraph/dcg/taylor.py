@@ -1089,6 +1089,7 @@ def _box_piece(
             hess = np.full(np.shape(hess), np.inf)
         if forms is not None:
             forms["hess"] = hess
+        hess_finite = _finite_share(hess, w, shape)  # the sub-boxes' Hessian form is tried where this is large
         took: Any = False
         if SLOPE:
             slope = _slope(
@@ -1113,7 +1114,9 @@ def _box_piece(
             took = slope < hess
             hess = np.where(took, slope, hess)
             if linear is not None and laws and sub > 1:  # sub-box slope form (opgraph.dcg.subslope)
-                got_sub = _sub_slope(graph, output, axes, cells, moments, laws, sub, outer, point, r1, lin0, hess, w)
+                got_sub = _sub_slope(
+                    graph, output, axes, cells, moments, laws, sub, outer, point, r1, lin0, hess, w, hess_finite
+                )
                 if got_sub is not None:
                     took = took | (got_sub < hess)
                     hess = np.minimum(hess, got_sub)
@@ -1144,6 +1147,15 @@ def _box_piece(
         tot = np.where(w == 0, 0.0, tot)
         tot = np.where(np.isnan(tot), np.inf, tot)
     return np.broadcast_to(tot, shape)
+
+
+def _finite_share(x: Any, w: np.ndarray, shape: tuple[int, ...]) -> float:
+    """The share of the boxes' mass ``w`` where the per-box form ``x`` is finite (0 where the mass is 0)."""
+    wb = np.broadcast_to(np.asarray(w, dtype=float), shape)
+    total = float(np.sum(wb))
+    if not total > 0:
+        return 0.0
+    return float(np.sum(np.where(np.broadcast_to(np.isfinite(x), shape), wb, 0.0))) / total
 
 
 def _centre(point: _Jet, axes: Sequence[int]) -> dict[int, np.ndarray]:
@@ -1183,8 +1195,12 @@ def _sub_slope(
     lin0: np.ndarray,
     rem: np.ndarray,
     w: np.ndarray,
+    hess_finite: float = 0.0,
 ) -> np.ndarray | None:
     """The sub-box slope remainder per box (:func:`opgraph.dcg.subslope.remainder`), or None where it is not tried.
+
+    ``hess_finite``: the mass share of the boxes whose whole-box Hessian form is finite; the sub-boxes take the
+    second-order form too (:mod:`opgraph.dcg.subcentre`) where it is at least ``subcentre.HESSIAN_MIN_FINITE``.
 
     Tried where the whole-box remainder ``rem`` (mass-weighted; unbounded boxes as ``subslope.INF_AS`` times their
     linear term ``lin0``) exceeds ``subslope.TRIGGER`` of the linear term's total, and its finite boxes' part is at
@@ -1211,7 +1227,10 @@ def _sub_slope(
     for a in axes:
         mass, err = (np.asarray(x, dtype=float) for x in moments[a][:2])
         e1[a] = np.where(mass > 0, err / np.where(mass > 0, mass, 1.0), 0.0)
-    return subslope.remainder(graph, output, axes, cells, e1, laws, cs, point.v, split)
+    from opgraph.dcg import subcentre
+
+    hessian = hess_finite >= subcentre.HESSIAN_MIN_FINITE
+    return subslope.remainder(graph, output, axes, cells, e1, laws, cs, point.v, split, hessian=hessian)
 
 
 def _slope(
