@@ -8,7 +8,7 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.boxlinear.ENABLED``, ``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.boxvariance.ENABLED``,
 ``opgraph.dcg.loglinear.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``,
 ``opgraph.dcg.longmix.ENABLED``, ``opgraph.dcg.subslope.ENABLED``, ``opgraph.dcg.wideleaf.ENABLED``,
-``opgraph.dcg.logsubbox.ENABLED``). A
+``opgraph.dcg.logsubbox.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -39,6 +39,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         loglinear,
         logsubbox,
         longmix,
+        polymodel,
         subcells,
         subslope,
         taylor,
@@ -69,6 +70,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "sub_slope": subslope.ENABLED,
         "wide_leaf": wideleaf.ENABLED,
         "log_sub_box": logsubbox.ENABLED,
+        "poly_model": polymodel.ENABLED,
     }
 
 
@@ -78,7 +80,7 @@ def capture() -> dict[str, bool]:
     Names: ``affine``, ``cancel``, ``carry``, ``carry_fixed_atoms``, ``exact_law``, ``exact_law_regroup``,
     ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``elastic_centred``,
     ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``log_linear``, ``budget_alloc``,
-    ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``, ``wide_leaf``, ``log_sub_box``.
+    ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``, ``wide_leaf``, ``log_sub_box``, ``poly_model``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
