@@ -202,3 +202,19 @@ def test_switch_is_registered_and_on_by_default():
     assert switches.capture()["poly_model"] is True
     with switches.scope({"poly_model": False}):
         assert polymodel.ENABLED.get() is False
+
+
+def test_target_call_keeps_the_mixture_of_its_pilot_round(long_graphs):
+    """The pilot round of a polynomial long program runs the lean pass (longmix.runs' ``polynomial``), and the answer
+    keeps that round's mixture: its deferred sub-cell pass is dropped or, if run, the smaller answer is kept."""
+    fn = euler_oscillator(60, h=10.0 / 60)
+    r = _evaluate(fn, OSC_LAWS, target_w1=1e-5, max_seconds=8)
+    assert r.info["bound_method"] == "box-linear mixture"
+    fixed = (
+        _evaluate(fn, OSC_LAWS, atoms=r.info["atoms_per_input"]["w"])
+        if len(set(r.info["atoms_per_input"].values())) == 1
+        else None
+    )
+    if fixed is not None:
+        assert r.w1_bound <= fixed.w1_bound * (1 + 1e-9)
+    _sound(r, fn, OSC_LAWS, log2=14)

@@ -1822,7 +1822,7 @@ def _taylor_boxes(
     chunk's boxes are bounded alone); the attribution, a sum over the whole grid, is then returned unchanged and
     rescaled by the caller once the chunks' totals are known.
     """
-    from opgraph.dcg import boxlinear, longmix, taylor
+    from opgraph.dcg import boxlinear, longmix, polymodel, taylor
 
     ev.box_linear = None
     axes = val.axes
@@ -1845,7 +1845,12 @@ def _taylor_boxes(
     if lean and (
         chunk
         or not boxlinear.wanted(math.prod(ev._shape(axes)), len(axes))
-        or not longmix.runs(math.prod(ev._shape(axes)), len(graph.nodes), len(axes))
+        or not longmix.runs(
+            math.prod(ev._shape(axes)),
+            len(graph.nodes),
+            len(axes),
+            polynomial=polymodel.applies(graph, ev.output, axes),
+        )
     ):
         return box_bound, attr, None
     # Cost guard: on boxes with an unbounded cell the Hessian spans the whole tail and the bound rarely wins (the
@@ -2313,7 +2318,13 @@ def evaluate_output(
 
         def run(ceiling: float) -> Evaluation:
             sc = passed(ceiling)
-            return before if sc is None else finish(*sc, held=ceiling)
+            if sc is None:
+                return before
+            after = finish(*sc, held=ceiling)
+            # the answer before the pass where it stays smaller: a finish after the pass can lose what the first
+            # built (a target_w1 round's box-linear mixture no longer affordable in the seconds left after the pass:
+            # ODE-osc at 4 atoms, 0.0376 before the pass, 0.219 after it); both are valid answers
+            return before if before.w1_bound < after.w1_bound else after
 
         def predict(factor: float) -> float:
             c_total = float(np.sum(box_bound)) / factor

@@ -52,6 +52,7 @@ DEGREE = 6
 MAX_AXES = 3
 #: Ops modelled exactly (identity-like: the operand's model).
 _IDENTITY = frozenset({"identity", "copy", "contiguous", "convert"})
+_OPS = _IDENTITY | {"input", "const", "add", "sub", "neg", "mul", "square"}
 _PAD_OP = 2.0**-44
 _PAD_END = 2.0**-40
 
@@ -181,6 +182,18 @@ def _mul(cx: _Ctx, x: _Poly, y: _Poly) -> _Poly:
     ax, ay = x.mag(cx), y.mag(cx)
     r = _rsum(rho, _rmul(cx, ax, y.rho), _rmul(cx, ay, x.rho), _rmul(cx, x.rho, y.rho))
     return _Poly(p, _rsum(r, _rscale(_rmul(cx, ax, ay), 4 * _PAD_OP)))
+
+
+def applies(graph: Any, output: int, axes: Sequence[int]) -> bool:
+    """Whether :func:`rest` can model ``output`` on a grid of ``axes`` (switch on, few axes, every op modelled)."""
+    if not ENABLED.get() or not 0 < len(axes) <= MAX_AXES:
+        return False
+    for n in graph.nodes:
+        if n.id > output:
+            break
+        if n.op not in _OPS:
+            return False
+    return True
 
 
 def models(
