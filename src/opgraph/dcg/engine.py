@@ -1992,6 +1992,19 @@ def _share_boxes(
     return box, attr
 
 
+#: A fixed-atoms evaluation of a long program with polynomial box models (:func:`_polynomial`) finishes with its
+#: box-linear mixture first and runs the sub-cell pass only where it could beat it (branch ode-osc); False: the pass
+#: first, as for every other program.
+MIXTURE_FIRST = True
+
+
+def _polynomial(ev: Evaluator, graph: Graph, output: int, val: Val) -> bool:
+    """Whether the output gets polynomial box models on its grid (:func:`opgraph.dcg.polymodel.applies`)."""
+    from opgraph.dcg import boxlinear, polymodel
+
+    return bool(val.axes) and boxlinear.ENABLED.get() and polymodel.applies(graph, output, val.axes)
+
+
 def evaluate_output(
     graph: Graph,
     output: int,
@@ -2341,6 +2354,19 @@ def evaluate_output(
         before.resume = DeferredPass(run, predict, probe)
         return before
     held = subcells.CEILING.get()
+    if MIXTURE_FIRST and not costguards.taylor_pays(graph) and _polynomial(ev, graph, output, val):
+        # a long polynomial program (opgraph.dcg.polymodel): its mixture first, and the pass only where even
+        # subcells.MAX_GAIN could beat it (ODE-osc at 8 atoms: the pass cost 17 s and its answer was not kept)
+        first = finish(box_bound, attr, None)
+        c_opt = float(np.sum(box_bound)) / subcells.MAX_GAIN
+        if not min(min(c_opt, n_pre) + d1_pre, w_pre, first.info["semi_discrete_bound"]) < first.w1_bound:
+            first.info["subcells_skipped"] = "cannot beat the box-linear mixture (cellwise / subcells.MAX_GAIN)"
+            return first
+        sc = passed(held)
+        if sc is None:
+            return first
+        after = finish(*sc, held=held)
+        return first if first.w1_bound < after.w1_bound else after
     sc = passed(held)
     return finish(box_bound, attr, None) if sc is None else finish(*sc, held=held)
 
