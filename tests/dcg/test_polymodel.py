@@ -218,3 +218,15 @@ def test_target_call_keeps_the_mixture_of_its_pilot_round(long_graphs):
     if fixed is not None:
         assert r.w1_bound <= fixed.w1_bound * (1 + 1e-9)
     _sound(r, fn, OSC_LAWS, log2=14)
+
+
+@pytest.mark.parametrize("degree", [1, 2, 3, 6])
+def test_truncated_monomials_go_to_the_remainder(degree):
+    """``x^4 y^3`` kept to a low degree: the dropped monomials (most of the curvature) must be in ``rho``."""
+
+    def fn(x, y):
+        x2 = x * x
+        return x2 * x2 * (y * y * y)
+
+    rest = _check(fn, [od.Uniform(1.0, 3.0), od.Uniform(0.5, 1.5)], 2, per_box=2000, degree=degree)
+    assert np.all(np.isfinite(rest))
