@@ -1994,8 +1994,8 @@ def _share_boxes(
 
 #: A fixed-atoms evaluation of a long program with polynomial box models (:func:`_polynomial`) finishes with its
 #: box-linear mixture first and runs the sub-cell pass only where it could beat it (branch ode-osc); False: the pass
-#: first, as for every other program.
-MIXTURE_FIRST = True
+#: first, as for every other program. (Not :mod:`opgraph.dcg.mixfirst` of main, a target_w1 round rule.)
+POLY_MIXTURE_FIRST = True
 
 
 def _polynomial(ev: Evaluator, graph: Graph, output: int, val: Val) -> bool:
@@ -2354,7 +2354,7 @@ def evaluate_output(
         before.resume = DeferredPass(run, predict, probe)
         return before
     held = subcells.CEILING.get()
-    if MIXTURE_FIRST and not costguards.taylor_pays(graph) and _polynomial(ev, graph, output, val):
+    if POLY_MIXTURE_FIRST and not costguards.taylor_pays(graph) and _polynomial(ev, graph, output, val):
         # a long polynomial program (opgraph.dcg.polymodel): its mixture first, and the pass only where even
         # subcells.MAX_GAIN could beat it (ODE-osc at 8 atoms: the pass cost 17 s and its answer was not kept)
         first = finish(box_bound, attr, None)
