@@ -2329,15 +2329,16 @@ def evaluate_output(
     if DEFER_SUBCELLS.get():
         before = finish(box_bound, attr, None)
 
+        poly_first = POLY_MIXTURE_FIRST and not costguards.taylor_pays(graph) and _polynomial(ev, graph, output, val)
+
         def run(ceiling: float) -> Evaluation:
             sc = passed(ceiling)
             if sc is None:
                 return before
             after = finish(*sc, held=ceiling)
-            # the answer before the pass where it stays smaller: a finish after the pass can lose what the first
-            # built (a target_w1 round's box-linear mixture no longer affordable in the seconds left after the pass:
-            # ODE-osc at 4 atoms, 0.0376 before the pass, 0.219 after it); both are valid answers
-            return before if before.w1_bound < after.w1_bound else after
+            # a long polynomial program: the answer before the pass where smaller (the finish after it can find no
+            # time left for the mixture: ODE-osc at 4 atoms, 0.0376 before the pass, 0.219 after); both are valid
+            return before if poly_first and before.w1_bound < after.w1_bound else after
 
         def predict(factor: float) -> float:
             c_total = float(np.sum(box_bound)) / factor
