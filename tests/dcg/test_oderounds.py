@@ -189,3 +189,31 @@ def test_long_round_passes_schedule(left, rounds, bound, what, kept):
     assert did.startswith(what)
     assert out[0].w1_bound == kept and b.held == kept
     assert (out[0].resume is None) == (what != "skipped")
+
+
+def test_long_round_pass_dropped_where_it_cannot_beat_the_answer():
+    """A first round whose answer is below what its pass could give even at ``subcells.MAX_GAIN`` (a box-linear
+    mixture far below the cellwise bound, ODE-osc at 4 atoms): the pass is dropped instead of run (branch ode-osc)."""
+    from opgraph.dcg import api, engine
+
+    class _Pass:
+        def __init__(self, predicted: float) -> None:
+            self.predicted = predicted
+
+        def predict(self, factor: float) -> float:
+            return self.predicted
+
+        def __call__(self, ceiling: float = math.inf) -> _Eval:
+            return _Eval(1.0)
+
+    for predicted, what, kept in ((0.5, "ran", 1.0), (5.0, "dropped", 5.0), (7.0, "dropped", 5.0)):
+        b = _budget(0.0, 0)
+        e = _Eval(5.0)
+        e.resume = engine.DeferredPass(_Pass(predicted), _Pass(predicted).predict)
+        tok = roundbudget._CURRENT.set(b)
+        try:
+            out, did = api._long_round_passes([e])
+        finally:
+            roundbudget._CURRENT.reset(tok)
+        assert did.startswith(what), did
+        assert out[0].w1_bound == kept and out[0].resume is None

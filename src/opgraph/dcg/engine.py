@@ -1822,7 +1822,7 @@ def _taylor_boxes(
     chunk's boxes are bounded alone); the attribution, a sum over the whole grid, is then returned unchanged and
     rescaled by the caller once the chunks' totals are known.
     """
-    from opgraph.dcg import boxlinear, longmix, taylor
+    from opgraph.dcg import boxlinear, longmix, polymodel, taylor
 
     ev.box_linear = None
     axes = val.axes
@@ -1845,7 +1845,12 @@ def _taylor_boxes(
     if lean and (
         chunk
         or not boxlinear.wanted(math.prod(ev._shape(axes)), len(axes))
-        or not longmix.runs(math.prod(ev._shape(axes)), len(graph.nodes), len(axes))
+        or not longmix.runs(
+            math.prod(ev._shape(axes)),
+            len(graph.nodes),
+            len(axes),
+            polynomial=polymodel.applies(graph, ev.output, axes),
+        )
     ):
         return box_bound, attr, None
     # Cost guard: on boxes with an unbounded cell the Hessian spans the whole tail and the bound rarely wins (the
@@ -1985,6 +1990,19 @@ def _share_boxes(
     shared["boxes"] = (tuple(names), np.array(pt), box)
     shared["attr"] = dict(attr)
     return box, attr
+
+
+#: A fixed-atoms evaluation of a long program with polynomial box models (:func:`_polynomial`) finishes with its
+#: box-linear mixture first and runs the sub-cell pass only where it could beat it (branch ode-osc); False: the pass
+#: first, as for every other program. (Not :mod:`opgraph.dcg.mixfirst` of main, a target_w1 round rule.)
+POLY_MIXTURE_FIRST = True
+
+
+def _polynomial(ev: Evaluator, graph: Graph, output: int, val: Val) -> bool:
+    """Whether the output gets polynomial box models on its grid (:func:`opgraph.dcg.polymodel.applies`)."""
+    from opgraph.dcg import boxlinear, polymodel
+
+    return bool(val.axes) and boxlinear.ENABLED.get() and polymodel.applies(graph, output, val.axes)
 
 
 def evaluate_output(
@@ -2311,9 +2329,16 @@ def evaluate_output(
     if DEFER_SUBCELLS.get():
         before = finish(box_bound, attr, None)
 
+        poly_first = POLY_MIXTURE_FIRST and not costguards.taylor_pays(graph) and _polynomial(ev, graph, output, val)
+
         def run(ceiling: float) -> Evaluation:
             sc = passed(ceiling)
-            return before if sc is None else finish(*sc, held=ceiling)
+            if sc is None:
+                return before
+            after = finish(*sc, held=ceiling)
+            # a long polynomial program: the answer before the pass where smaller (the finish after it can find no
+            # time left for the mixture: ODE-osc at 4 atoms, 0.0376 before the pass, 0.219 after); both are valid
+            return before if poly_first and before.w1_bound < after.w1_bound else after
 
         def predict(factor: float) -> float:
             c_total = float(np.sum(box_bound)) / factor
@@ -2330,6 +2355,19 @@ def evaluate_output(
         before.resume = DeferredPass(run, predict, probe)
         return before
     held = subcells.CEILING.get()
+    if POLY_MIXTURE_FIRST and not costguards.taylor_pays(graph) and _polynomial(ev, graph, output, val):
+        # a long polynomial program (opgraph.dcg.polymodel): its mixture first, and the pass only where even
+        # subcells.MAX_GAIN could beat it (ODE-osc at 8 atoms: the pass cost 17 s and its answer was not kept)
+        first = finish(box_bound, attr, None)
+        c_opt = float(np.sum(box_bound)) / subcells.MAX_GAIN
+        if not min(min(c_opt, n_pre) + d1_pre, w_pre, first.info["semi_discrete_bound"]) < first.w1_bound:
+            first.info["subcells_skipped"] = "cannot beat the box-linear mixture (cellwise / subcells.MAX_GAIN)"
+            return first
+        sc = passed(held)
+        if sc is None:
+            return first
+        after = finish(*sc, held=held)
+        return first if first.w1_bound < after.w1_bound else after
     sc = passed(held)
     return finish(box_bound, attr, None) if sc is None else finish(*sc, held=held)
 

@@ -708,6 +708,7 @@ def box_bound(
                 steps={a: (False, True) for a in axes},
                 box_pass=False,
                 give_up=None if engine_bound is None else _lean_give_up(engine_bound, wbox, shape),
+                poly=True,
             )
         except _GiveUp:
             if parts is not None:
@@ -866,6 +867,7 @@ def _lean_give_up(engine_bound: np.ndarray, wbox: np.ndarray, shape: tuple[int, 
         saved = float(np.sum(np.where(fin & (cost < eb), eb - cost, 0.0)))
         return total > 0 and saved < LEAN_MIN_GAIN * total
 
+    stop.engine_bound = eb  # type: ignore[attr-defined]  # (read by _box_piece to rebuild it under the models)
     return stop
 
 
@@ -996,6 +998,7 @@ def _box_piece(
     sub: int = 1,
     box_pass: bool = True,
     give_up: Callable[[np.ndarray], bool] | None = None,
+    poly: bool = False,
 ) -> np.ndarray:
     """:func:`box_bound` on one grid (or one slice of it), its arguments already checked.
 
@@ -1082,6 +1085,24 @@ def _box_piece(
         vlo, vhi = point.v
         p = 0.5 * (vlo + vhi) if pt is None else np.asarray(pt, dtype=float)
         gap = np.maximum(np.maximum(p - vlo, vhi - p), 0.0)
+        poly_rest = None  # the polynomial box models' remainder (opgraph.dcg.polymodel; the lean pass only)
+        if poly and linear is not None:
+            from opgraph.dcg import polymodel
+
+            if polymodel.ENABLED.get():
+                poly_rest = polymodel.rest(
+                    graph, output, axes, box, {a: at[a][0] for a in axes}, p, _centre(point, axes), r1, r2
+                )
+                if poly_rest is not None and not np.any(np.isfinite(poly_rest)):
+                    poly_rest = None
+            if poly_rest is not None and give_up is not None:  # the walk must now beat the models to go on
+                eb = getattr(give_up, "engine_bound", None)
+                if eb is not None:
+                    with np.errstate(all="ignore"):
+                        ceiling = np.minimum(eb, np.where(np.isfinite(poly_rest), 2.0 * poly_rest * w, np.inf))
+                    give_up = _lean_give_up(ceiling, wbox, tuple(np.shape(eb)))
+            if parts is not None and poly_rest is not None:
+                parts["poly_model"] = 1.0
         # E|f(X) - f(x') - c . d| on the box: gradient radii plus the Hessian remainder, or the mean-value (slope)
         # form, whichever is smaller per box
         hess = np.where(np.isnan(rad + rem), np.inf, rad + rem)
@@ -1092,23 +1113,28 @@ def _box_piece(
         hess_finite = _finite_share(hess, w, shape)  # the sub-boxes' Hessian form is tried where this is large
         took: Any = False
         if SLOPE:
-            slope = _slope(
-                graph,
-                output,
-                axes,
-                outer,
-                point,
-                box,
-                at,
-                r1,
-                walk=walk,
-                affine=affine,
-                points=kept if CENTRED and WALK_POINTS else None,
-                stats=None if forms is None else forms.setdefault("walk", {}),
-                steps=steps,
-                by_linear=not box_pass,
-                give_up=give_up,
-            )
+            try:
+                slope = _slope(
+                    graph,
+                    output,
+                    axes,
+                    outer,
+                    point,
+                    box,
+                    at,
+                    r1,
+                    walk=walk,
+                    affine=affine,
+                    points=kept if CENTRED and WALK_POINTS else None,
+                    stats=None if forms is None else forms.setdefault("walk", {}),
+                    steps=steps,
+                    by_linear=not box_pass,
+                    give_up=give_up,
+                )
+            except _GiveUp:
+                if poly_rest is None:
+                    raise
+                slope = np.full(np.shape(hess), np.inf)  # the walk stopped: the polynomial models stand alone
             if forms is not None:
                 forms["slope"] = slope
             took = slope < hess
@@ -1122,6 +1148,11 @@ def _box_piece(
                     hess = np.minimum(hess, got_sub)
                     if parts is not None:
                         parts["sub_slope"] = 1.0
+        if poly_rest is not None:  # per box the smaller of two valid remainders (each includes the gap)
+            with np.errstate(all="ignore"):
+                wins = poly_rest < hess + gap
+                took = took | wins
+                hess = np.where(wins, poly_rest - gap, hess)
         tot = (lin0 + hess + gap) * (1 + 1e-9) * w
         if linear is not None:
             rest = np.where(np.isnan(hess + gap), np.inf, (hess + gap) * (1 + 1e-9))
