@@ -9,6 +9,7 @@ fixed-atoms calls of ``--eps`` and ``--atoms`` (:func:`uq_calls`, :func:`call_la
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -110,3 +111,30 @@ def uq_calls(eps: str, atoms: str, std: float) -> list[dict[str, Any]]:
 def call_label(call: Mapping[str, Any], std: float) -> str:
     """``eps=...`` (the ``target_w1`` over ``std``) or ``atoms=...`` for one of :func:`uq_calls`' calls."""
     return f"eps={call['target_w1'] / std:g}" if "target_w1" in call else f"atoms={call['atoms']}"
+
+
+def ab_row(case_id: str, switch: str, on: bool, result: Any, cpu: float, w1: float, std: float, **fields: Any) -> dict:
+    """One row of an off/on A/B driver, printed as a JSON line and returned.
+
+    Args:
+        case_id: The uq.py case id.
+        switch: The switch's name (:func:`opgraph.dcg.switches.capture`); the row's key for ``on``.
+        on: Whether the switch was on.
+        result: The call's ``DistResult``.
+        cpu: CPU seconds of the call.
+        w1: The answer's true W1 against the case's reference (output units).
+        std: The output's std: bound and true W1 are given in its units.
+        **fields: Further entries (the call, the round, driver-specific parts), placed after the case id.
+    """
+    row = {
+        "case": case_id,
+        **fields,
+        switch: on,
+        "bound_std": result.w1_bound / std,
+        "true_std": w1 / std,
+        "ratio": result.w1_bound / w1 if w1 > 0 else None,
+        "cpu_s": round(cpu, 2),
+        "method": result.info.get("bound_method"),
+    }
+    print(json.dumps(row), flush=True)
+    return row

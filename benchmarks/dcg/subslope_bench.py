@@ -35,21 +35,9 @@ def main() -> None:
         for on in (False, True):
             r, cpu, w1 = uq.fixed_call(case, ref, int(n), {"sub_slope": on})
             mix = r.info.get("box_linear") or {}
-            row = {
-                "case": cid,
-                "atoms": int(n),
-                "sub_slope": on,
-                "bound_std": r.w1_bound / ref.std,
-                "true_std": w1 / ref.std,
-                "ratio": r.w1_bound / w1 if w1 > 0 else None,
-                "cpu_s": round(cpu, 2),
-                "method": r.info.get("bound_method"),
-                "mix_std": [
-                    round(mix.get(k, 0.0) / ref.std, 4) for k in ("remainder", "discretization", "point_mass_boxes")
-                ],
-            }
+            parts = [round(mix.get(k, 0.0) / ref.std, 4) for k in ("remainder", "discretization", "point_mass_boxes")]
+            row = benchcli.ab_row(cid, "sub_slope", on, r, cpu, w1, ref.std, atoms=int(n), mix_std=parts)
             rows.append(row)
-            print(json.dumps(row), flush=True)
     if a.out_json:
         Path(a.out_json).write_text(json.dumps(rows, indent=1))
 

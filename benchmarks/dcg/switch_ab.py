@@ -14,12 +14,48 @@ import json
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchcli  # noqa: E402
 import uq  # noqa: E402
+
+
+def run(
+    switch: str,
+    only: str,
+    eps: str,
+    atoms: str = "",
+    rounds: int = 1,
+    extra: Callable[[Any, Any], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The off/on rows of ``switch`` on the cases ``only`` (module docstring); ``extra(result, ref)`` adds fields."""
+    from opgraph.dcg import switches
+
+    rows = []
+    for case in benchcli.uq_cases(only):
+        ref = uq.load_reference(case)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            case.evaluate(atoms=2, progress=False)  # tracing and caches, as uq.py's warm-up
+        for call in benchcli.uq_calls(eps, atoms, ref.std):
+            for k in range(rounds):
+                for on in (False, True):
+                    with switches.scope({switch: on}), warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        t0 = time.process_time()
+                        r = case.evaluate(progress=False, **call)
+                        cpu = time.process_time() - t0
+                    fields = {"call": benchcli.call_label(call, ref.std), "round": k}
+                    fields["atoms"] = r.info.get("atoms_per_input")
+                    fields.update(extra(r, ref) if extra is not None else {})
+                    rows.append(
+                        benchcli.ab_row(case.id, switch, on, r, cpu, ref.w1(r.atoms, r.weights), ref.std, **fields)
+                    )
+    return rows
 
 
 def main() -> None:
@@ -38,35 +74,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.switch not in switches.capture():
         ap.error(f"--switch {a.switch!r} is not a switch; use one of {sorted(switches.capture())}")
-    rows = []
-    for case in benchcli.uq_cases(a.only):
-        ref = uq.load_reference(case)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            case.evaluate(atoms=2, progress=False)  # tracing and caches, as uq.py's warm-up
-        for call in benchcli.uq_calls(a.eps, a.atoms, ref.std):
-            for k in range(a.rounds):
-                for on in (False, True):
-                    with switches.scope({a.switch: on}), warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        t0 = time.process_time()
-                        r = case.evaluate(progress=False, **call)
-                        cpu = time.process_time() - t0
-                    w1 = ref.w1(r.atoms, r.weights)
-                    row = {
-                        "case": case.id,
-                        "call": benchcli.call_label(call, ref.std),
-                        "round": k,
-                        a.switch: on,
-                        "bound_std": r.w1_bound / ref.std,
-                        "true_std": w1 / ref.std,
-                        "ratio": r.w1_bound / w1 if w1 > 0 else None,
-                        "cpu_s": round(cpu, 2),
-                        "method": r.info.get("bound_method"),
-                        "atoms": r.info.get("atoms_per_input"),
-                    }
-                    rows.append(row)
-                    print(json.dumps(row), flush=True)
+    rows = run(a.switch, a.only, a.eps, a.atoms, a.rounds)
     if a.out_json:
         Path(a.out_json).write_text(json.dumps(rows, indent=1))
 
