@@ -233,6 +233,8 @@ def test_the_switch_travels():
 
 def test_fewer_pieces_at_more_atoms_evaluate_the_halved_request(monkeypatch):
     """Where the grid of ``2N`` gets fewer sub-box pieces per box than that of ``N``, ``bound(2N) <= bound(N)``."""
+    monkeypatch.setattr(subslope, "HALVE_WHERE_FEWER", True)  # off by default (its cost; subslope.MAX_PIECES)
+    monkeypatch.setattr(subslope, "MAX_PIECES", 256)
     g = trace(_piston_like, "a", "b", "c")
     rg = restrict(g, g.outputs[0])
     nodes = len(rg[0].nodes)

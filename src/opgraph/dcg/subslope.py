@@ -49,11 +49,15 @@ from opgraph.dcg import intervals as iv
 
 #: Whether the Taylor pass tries the sub-box slope remainder (``ENABLED.set(False)`` or the switch ``sub_slope``).
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_subslope", default=True)
-#: Most sub-boxes per box (the product of the pieces per axis). 256 since branch mix-slack (was 64): with the
-#: re-centred forms (:mod:`opgraph.dcg.subcentre`) more pieces keep paying (OTL at 4 atoms, 4,096 boxes: remainder
-#: 0.0372 -> 0.0295 std, 1.9 -> 3.8 CPU s, still within the fixed-atoms allowance's model); larger grids get fewer
-#: pieces from :func:`allowance` anyway.
-MAX_PIECES = 256
+#: Most sub-boxes per box (the product of the pieces per axis). 64: branch mix-slack raised it to 256 (OTL at 4
+#: atoms, 4,096 boxes: remainder 0.0372 -> 0.0295 std, 1.9 -> 3.8 CPU s), which made Borehole's 4-atom bound (0.182
+#: std) worse than its 2-atom one (0.158) and needed the halved request of :func:`fewer_pieces` on every mid-size
+#: fixed-atoms grid; with both the test suite took 31 instead of 18 minutes (over the CI limit), so 64 again.
+MAX_PIECES = 64
+#: Whether :func:`fewer_pieces` may answer True (a fixed-atoms call then also evaluates the halved request). Off:
+#: with :data:`MAX_PIECES` = 64 the allowance's pieces do not make more atoms worse on the suite, and the halved
+#: request doubled the cost of mid-size fixed-atoms mixtures (see :data:`MAX_PIECES`).
+HALVE_WHERE_FEWER = False
 #: Predicted CPU seconds per sub-box and graph node (an interval pass and one affine gradient pass with every axis
 #: seeded; measured 4.6e-7 on piston's 4-atom grid, 39 nodes, 1 thread, load 2-3, 2026-12-07).
 SECONDS_PER_BOX_NODE = 5e-7
@@ -105,7 +109,7 @@ def fewer_pieces(restricted: Sequence[tuple[Any, int]], counts: Mapping[str, int
 
     Outside a ``target_w1`` call only (a fixed-atoms call; :func:`allowance` is then a function of the grid's size),
     with the pass on. A fixed-atoms call for which this holds also evaluates the halved request and keeps the smaller
-    bound (``opgraph.dcg.api._mixture_smaller_request``): with :data:`MAX_PIECES` = 256 Borehole's 2-atom grid (256
+    bound (``opgraph.dcg.api._mixture_smaller_request``); off unless :data:`HALVE_WHERE_FEWER`. With 256 pieces Borehole's 2-atom grid (256
     boxes, 256 pieces each) certified 0.158 std and its 4-atom grid (65,536 boxes, 10-14 pieces) 0.182.
 
     Args:
@@ -115,7 +119,7 @@ def fewer_pieces(restricted: Sequence[tuple[Any, int]], counts: Mapping[str, int
     """
     from opgraph.dcg import roundbudget
 
-    if not ENABLED.get() or roundbudget.current() is not None:
+    if not HALVE_WHERE_FEWER or not ENABLED.get() or roundbudget.current() is not None:
         return False
     for g, _ in restricted:
         names = [n.attrs["name"] for n in g.nodes if n.op == "input"]
