@@ -284,11 +284,7 @@ def _evaluate_graph(
         # the time it leaves, so a wide part that does worse cannot cost the grid engine's answer its rounds
         # (mixture first is off there: its whole grids would take the time the split's wide part, which gets the
         # mixture on its own grid, needs; the undamped oscillator at 1e-2: 0.061 -> 0.138 std)
-        token = mixfirst.ENABLED.set(False)
-        try:
-            results = _evaluate_graph_grid(graph, dists, **kw)
-        finally:
-            mixfirst.ENABLED.reset(token)
+        results = _evaluate_graph_grid(graph, dists, mixture_first=False, **kw)
         if len(results) != 1 or results[0].info.get("target_met", False):
             return results
     split = _disjoint_split(graph, dists, tree, **kw)
@@ -383,7 +379,14 @@ def _evaluate_graph_grid(
     seed: int,
     balance: bool,
     scale: Mapping[str, Any] | None = None,
+    mixture_first: bool = True,
 ) -> list[DistResult]:
+    """The grid engine: ``target_w1`` rounds (or one fixed-atoms grid) with compression, the mixture and the carry.
+
+    ``mixture_first=False`` keeps a ``target_w1`` call from starting on a small whole grid with the mixture
+    (:mod:`opgraph.dcg.mixfirst`; the caller's choice where another evaluation needs the time, as the wide-part
+    split does); the switch ``mixture_first`` turns it off everywhere.
+    """
     if target_w1 is not None and not (isinstance(target_w1, int | float) and target_w1 > 0):
         raise DistError(f"target_w1={target_w1!r} must be a number > 0 (for example 1e-3)")
     from opgraph.dcg import carry
@@ -540,6 +543,7 @@ def _evaluate_graph_grid(
         and long_cap is None
         and whole_first is None
         and (scale or {}).get("max_memory") is None
+        and mixture_first
         and mixfirst.ENABLED.get()
         and boxlinear.ENABLED.get()
         and (
@@ -1985,19 +1989,7 @@ def _compressed_pole(
     """
     from opgraph.dcg import intervals as iv
 
-    for sub, out, sizes in _plan_inputs(restricted, dists, atoms):
-        if sub.nodes[out].op == "const" or exactlaw.whole_output(sub, out, dists):
-            continue
-        plan = plan_compression(
-            sub,
-            out,
-            sizes,
-            max_joint,
-            compress,
-            keepbest.soft_joint(sub, out, _soft_joint(compress), sizes, max_joint, compress),
-        )
-        if not plan:
-            continue
+    for sub, plan in _compression_plans(restricted, dists, atoms, max_joint, compress):
         env: dict[int, tuple[float, float]] = {}
         tainted: set[int] = set()  # the compressed nodes and what depends on them
         tailed: set[int] = set()  # what depends on an input with an unbounded support (LogNormal, Gamma, Normal)
@@ -2046,14 +2038,31 @@ def _round_compresses(
 
     Compressed nodes whose op is in ``skip_ops`` do not count.
     """
+    return any(
+        any(sub.nodes[i].op not in skip_ops for i in plan)
+        for sub, plan in _compression_plans(restricted, dists, atoms, max_joint, compress)
+    )
+
+
+def _compression_plans(
+    restricted: list[tuple[Graph, int]],
+    dists: dict[str, Distribution],
+    atoms: Mapping[str, int],
+    max_joint: int,
+    compress: int,
+) -> Iterator[tuple[Graph, set[int]]]:
+    """Per output that the grid engine evaluates (not a constant, not an exact law): its graph and its non-empty plan.
+
+    The plan is :func:`plan_compression`'s (the nodes it compresses) at ``atoms`` and compression size ``compress``,
+    with the soft grid limit the engine uses; outputs whose plan is empty are skipped.
+    """
     for sub, out, sizes in _plan_inputs(restricted, dists, atoms):
         if sub.nodes[out].op == "const" or exactlaw.whole_output(sub, out, dists):
             continue
         soft = keepbest.soft_joint(sub, out, _soft_joint(compress), sizes, max_joint, compress)
         plan = plan_compression(sub, out, sizes, max_joint, compress, soft)
-        if plan and any(sub.nodes[i].op not in skip_ops for i in plan):
-            return True
-    return False
+        if plan:
+            yield sub, plan
 
 
 def _soft_joint(compress: int) -> int:
