@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed-stamp
 OUT ?= demo-out
-# The suite runs on every core, whole files per worker (pytest-xdist): about half the wall time on 2 cores.
-PYTEST_ARGS ?= -n auto --dist loadfile
+# The suite runs on every core, whole files per worker (pytest-xdist): about half the wall time on 2 cores. The 25
+# slowest tests are listed at the end (CI's limit is 30 minutes: the list says where the time goes).
+PYTEST_ARGS ?= -n auto --dist loadfile --durations=25
 
 .PHONY: demo test lint venv sysdeps bench clean
 
