@@ -283,6 +283,10 @@ def remainder(
     # the pieces' means and second moments for the re-centred form (opgraph.dcg.subcentre)
     centred = subcentre.ENABLED.get()
     mom = {a: subcentre.piece_moments(laws.get(a), *cut[a][:4]) for a in axes} if centred else {}
+    if centred and ratio is not None:  # the half-line pieces' second moments (closed forms; opgraph.dcg.tailsub)
+        from opgraph.dcg import tailsub
+
+        mom = {a: tailsub.half_line_moments(laws.get(a), *cut[a][:3], mom[a]) for a in axes}
     hs = centred and hessian
     # axes whose pieces are laid out on the grid (one pass over more boxes: the per-pass overhead of a small grid);
     # the others' pieces are looped over (bounded memory)

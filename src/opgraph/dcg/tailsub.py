@@ -81,6 +81,35 @@ def half_cells(law: Any, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.isfinite(lo) ^ np.isfinite(hi))
 
 
+def half_line_moments(
+    law: Any, lo: np.ndarray, hi: np.ndarray, point: np.ndarray, mom: tuple[np.ndarray, np.ndarray, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pieces' moments ``mom`` with ``E[(X - x_s)^2 | piece]`` filled in on the half-line pieces.
+
+    ``mom``: :func:`opgraph.dcg.subcentre.piece_moments` of the pieces, whose second moment is ``inf`` on a
+    half-line piece (no ``h E|X - x_s|`` bound there); here it comes from the family's closed-form moments.
+
+    ``E[(Z - a)^2; piece] = E[Z^2; piece] - 2 a E[Z; piece] + a^2 P(piece)`` in the law's standard units (its
+    tail-cell form, ``_cell_bias_m2``, padded for the cancellation), divided by the piece's mass; the means keep
+    their (unknown: 0 within ``E|X - x_s|``) values. A law without closed-form moments keeps ``inf``.
+    """
+    lo, hi, point = (np.asarray(x, dtype=float) for x in (lo, hi, point))
+    half = np.isfinite(lo) != np.isfinite(hi)
+    if not np.any(half) or not _tail_law(law) or not hasattr(law, "_cell_bias_m2"):
+        return mom
+    with np.errstate(all="ignore"):
+        zl, zr, za = ((x - law.loc) / law.scale for x in (lo, hi, point))
+        try:
+            _, m2z = law._cell_bias_m2(zl.reshape(-1), za.reshape(-1), zr.reshape(-1), np.full(zl.size, np.inf))
+        except (TypeError, ValueError):  # pragma: no cover - a family without the tail form
+            return mom
+        mass = np.maximum(np.asarray(law.cdf(hi), dtype=float) - np.asarray(law.cdf(lo), dtype=float), 0.0)
+        m2 = np.asarray(m2z, dtype=float).reshape(lo.shape) * law.scale**2
+        cond = np.where(mass >= 1e-300, m2 / np.where(mass > 0, mass, 1.0), np.inf) * (1 + 1e-9)
+        ok = half & np.isfinite(cond) & (mass > 0)
+    return mom[0], mom[1], np.where(ok, np.minimum(mom[2], cond), mom[2])
+
+
 def seconds_allowed() -> float:
     """The CPU seconds the pass may be predicted to take (fixed-atoms allowance, or a share of a target call's)."""
     from opgraph.dcg import fixedbudget, roundbudget
