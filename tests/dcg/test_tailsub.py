@@ -62,6 +62,27 @@ def test_half_line_pieces_against_quadrature(law):
             np.testing.assert_array_equal(old[3][i], e1[i])
 
 
+@pytest.mark.parametrize(
+    "law", [od.Normal(0.5, 2.0), od.LogNormal(0.0, 0.5), od.Gamma(2.0, 1.5), od.Exponential(1.3)], ids=str
+)
+def test_half_line_second_moments_against_quadrature(law):
+    q = law.quantize(4, "meansplit")
+    lo, hi, pt, cond, _ = subslope.pieces(law, q.lo, q.hi, q.atoms, q.err / q.weights, 4, 0.5)
+    unknown = (np.zeros(lo.shape), cond, np.full(lo.shape, np.inf))
+    _, _, m2 = tailsub.half_line_moments(law, lo, hi, pt, unknown)
+    sp = law.to_scipy()
+    checked = 0
+    for i, j in np.ndindex(*lo.shape):
+        if np.isfinite(lo[i, j]) and np.isfinite(hi[i, j]):
+            assert m2[i, j] == np.inf  # finite pieces: left to subcentre.piece_moments
+            continue
+        mass = sp.cdf(hi[i, j]) - sp.cdf(lo[i, j])
+        exact = integrate.quad(lambda x, s=pt[i, j]: (x - s) ** 2 * sp.pdf(x), lo[i, j], hi[i, j])[0] / mass
+        assert exact * (1 - 1e-7) <= m2[i, j] <= exact * (1 + 1e-6) + 1e-12
+        checked += 1
+    assert checked >= 1
+
+
 def _setup(fn, laws, atoms):
     names = [chr(ord("a") + i) for i in range(len(laws))]
     g = trace(fn, *names)

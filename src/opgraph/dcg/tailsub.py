@@ -93,6 +93,8 @@ def half_line_moments(
     tail-cell form, ``_cell_bias_m2``, padded for the cancellation), divided by the piece's mass; the means keep
     their (unknown: 0 within ``E|X - x_s|``) values. A law without closed-form moments keeps ``inf``.
     """
+    from opgraph.dcg import subslope
+
     lo, hi, point = (np.asarray(x, dtype=float) for x in (lo, hi, point))
     half = np.isfinite(lo) != np.isfinite(hi)
     if not np.any(half) or not _tail_law(law) or not hasattr(law, "_cell_bias_m2"):
@@ -103,10 +105,13 @@ def half_line_moments(
             _, m2z = law._cell_bias_m2(zl.reshape(-1), za.reshape(-1), zr.reshape(-1), np.full(zl.size, np.inf))
         except (TypeError, ValueError):  # pragma: no cover - a family without the tail form
             return mom
-        mass = np.maximum(np.asarray(law.cdf(hi), dtype=float) - np.asarray(law.cdf(lo), dtype=float), 0.0)
+        # the pieces' masses from the family's tail-side formulas; at least MIN_CELL_MASS, so that their relative
+        # rounding stays far below the 1e-9 pad
+        mass = np.asarray(law._cell_mass_moment(zl.reshape(-1), zr.reshape(-1))[0], dtype=float).reshape(lo.shape)
         m2 = np.asarray(m2z, dtype=float).reshape(lo.shape) * law.scale**2
-        cond = np.where(mass >= 1e-300, m2 / np.where(mass > 0, mass, 1.0), np.inf) * (1 + 1e-9)
-        ok = half & np.isfinite(cond) & (mass > 0)
+        big = mass >= subslope.MIN_CELL_MASS
+        cond = np.where(big, m2 / np.where(big, mass, 1.0), np.inf) * (1 + 1e-9)
+        ok = half & np.isfinite(cond) & big
     return mom[0], mom[1], np.where(ok, np.minimum(mom[2], cond), mom[2])
 
 
