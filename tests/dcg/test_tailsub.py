@@ -103,7 +103,11 @@ def _setup(fn, laws, atoms):
 
 
 def _sampled(fn, laws, qs, ids, c, fx_mid, idx, rng, m):
-    """A high estimate of ``E[|f(X) - f(x') - c . d| | box]``: the sample mean plus 5 standard errors."""
+    """A low estimate of ``E[|f(X) - f(x') - c . d| | box]``: the sample mean less 3 standard errors.
+
+    A bound below it is below the true value with a probability of about 1e-3 (the test fails on an unsound form); a
+    high estimate would fail on tight bounds (relu-like box (1, 3): bound 0.00297, exact 0.00271 by quadrature).
+    """
     sps = [law.to_scipy() for law in laws]
     xs = []
     for sp, q, j in zip(sps, qs, idx, strict=True):
@@ -111,7 +115,7 @@ def _sampled(fn, laws, qs, ids, c, fx_mid, idx, rng, m):
         xs.append(np.clip(sp.ppf(np.clip(u, 1e-300, 1 - 1e-16)), q.lo[j], q.hi[j]))
     lin = sum(np.broadcast_to(c[a], fx_mid.shape)[idx] * (x - q.atoms[j]) for a, x, q, j in zip(ids, xs, qs, idx))
     dev = np.abs(fn(*xs) - fx_mid[idx] - lin)
-    return dev.mean() + 5 * dev.std() / math.sqrt(m)
+    return dev.mean() - 3 * dev.std() / math.sqrt(m)
 
 
 def _tail_boxes(qs):
@@ -149,7 +153,7 @@ FINITE = {"mlp": 12, "tanh_product": 0, "sin_square": 12, "arctan": 12, "relu": 
 
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
 def test_remainder_holds_on_every_tail_box_against_samples(name):
-    """``tailsub >= E[|f(X) - f(x') - c . d| | box]`` (30,000 samples, 5 standard errors) on every half-line box."""
+    """``tailsub >= E[|f(X) - f(x') - c . d| | box]`` (30,000 samples, 3 standard errors) on every half-line box."""
     fn = PROGRAMS[name]
     laws = [od.Normal(0.2, 1.0), od.Normal(-0.3, 0.8)]
     got, stats, ids, qs, c, mid = _run(fn, laws, 4)
@@ -165,13 +169,13 @@ def test_remainder_holds_on_every_tail_box_against_samples(name):
     assert got[1, 1] == got[1, 2] == got[2, 1] == got[2, 2] == 1e9
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     name=st.sampled_from(sorted(PROGRAMS)),
     mu=st.floats(-1.0, 1.0),
     s0=st.floats(0.2, 2.0),
     s1=st.floats(0.2, 2.0),
-    atoms=st.sampled_from([2, 3, 4]),
+    atoms=st.sampled_from([2, 3]),
     ratio=st.sampled_from([0.25, 0.5, 1.0]),
     seed=st.integers(0, 2**16),
 )
@@ -267,3 +271,27 @@ def test_uniform_inputs_have_no_blocks():
     assert tailsub.blocks(ids, cells, dict(zip(ids, [od.Uniform(0, 1)] * 2, strict=True))) == []
     got = tailsub.remainder(g, out, ids, cells, moments, {}, c, fx, np.ones((4, 4)), w)
     assert got is None
+
+
+def test_tight_relu_box_against_quadrature():
+    """The relu-like program's box (1, 3) reduces to ``0.2 tanh(b)`` (the kink inactive): its exact value by quadrature."""
+    from scipy import stats
+
+    laws = [od.Normal(0.0, 1.0), od.Normal(0.0, 2.0)]
+    old = tailsub.RATIO
+    tailsub.RATIO = 1.0
+    try:
+        got, _, ids, qs, c, mid = _run(PROGRAMS["relu"], laws, 4)
+    finally:
+        tailsub.RATIO = old
+    sp = stats.norm(0.0, 2.0)
+    lo, at = qs[1].lo[3], qs[1].atoms[3]
+    cb = float(np.broadcast_to(c[ids[1]], got.shape)[1, 3])
+    f0 = float(mid[1, 3])
+
+    def g(b):
+        return abs(0.2 * np.tanh(b) - f0 - cb * (b - at)) * sp.pdf(b)
+
+    exact = (integrate.quad(g, lo, at, epsabs=1e-14)[0] + integrate.quad(g, at, np.inf, epsabs=1e-14)[0]) / sp.sf(lo)
+    assert qs[0].hi[1] <= 0 and lo > 0  # a - 0.3 b < 0 on the box: f = 0.2 tanh(b) there
+    assert exact <= got[1, 3] <= 1.5 * exact
