@@ -2,7 +2,7 @@
 
 A fixed-atoms call (``od.evaluate(..., atoms=n)``, no ``target_w1``) has no ``max_seconds``: a pass that would
 tighten its bound but may cost far more than the grid's evaluation itself runs only where its predicted CPU seconds
-are within this allowance. Three passes ask it, each under its switch name (:mod:`opgraph.dcg.switches`):
+are within this allowance. Four passes ask it, each under its switch name (:mod:`opgraph.dcg.switches`):
 
 - ``"box_linear"`` (5 s): the box-linear mixture (:func:`opgraph.dcg.boxlinear.within_fixed_budget`: its largest
   lattice work on the grid, ``SECONDS_PER_CELL`` each). Set from the UQ suite (2026-12-07, 1 thread, load 10-12):
@@ -13,6 +13,8 @@ are within this allowance. Three passes ask it, each under its switch name (:mod
   per box to it; piston at 4 atoms, 64 pieces per box: about 20 s predicted).
 - ``"long_mixture"`` (20 s): the lean Taylor pass of long programs (:func:`opgraph.dcg.longmix.runs`; ODE-log at
   32 atoms, 44 s predicted, is skipped).
+- ``"tail_sub"`` (4 s): the sub-box remainder on the boxes with a half-line cell (:mod:`opgraph.dcg.tailsub`; the
+  4-16-1 MLP at 16 atoms per input, every such box: 3.2 s predicted, 2.7 s measured).
 
 Each prediction is a function of the grid's size and the graph alone (never a measured time), so the same call
 gives the same answer on any machine. Skipping a pass changes no certificate, only which certified answer the call
@@ -27,6 +29,7 @@ SECONDS: dict[str, float] = {
     "box_linear": 5.0,
     "sub_slope": 12.0,
     "long_mixture": 20.0,
+    "tail_sub": 4.0,
 }
 
 

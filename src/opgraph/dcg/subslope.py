@@ -150,7 +150,13 @@ def plan(scores: Mapping[int, float], allow: int) -> dict[int, int]:
 
 
 def pieces(
-    dist: Any, lo: np.ndarray, hi: np.ndarray, atoms: np.ndarray, e1: np.ndarray, m: int
+    dist: Any,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    atoms: np.ndarray,
+    e1: np.ndarray,
+    m: int,
+    ratio: float | None = None,
 ) -> tuple[np.ndarray, ...]:
     """Per cell, ``m`` equal-mass pieces: ``(lo, hi, point, E[|X - point| | piece], share)``, each of shape (n, m).
 
@@ -161,10 +167,14 @@ def pieces(
         atoms: The cells' atoms.
         e1: The cells' ``E[|X - atom| | cell]`` (upper bounds), used for the cells that are not split.
         m: Pieces per cell.
+        ratio: With a value in (0, 1], a half-line cell (one finite end) is cut too, into pieces of geometric
+            masses: each piece ``ratio`` times the next one inward, so the last, unbounded piece carries the least
+            (:mod:`opgraph.dcg.tailsub`); its ``E[|X - point| | piece]`` is the closed-form partial moments' (finite:
+            the law has a finite mean). None: half-lines are not cut.
 
-    A cell that is not split (an unbounded end, mass below :data:`MIN_CELL_MASS`, a law that is not continuous,
-    ``m == 1``)
-    gets ``m`` copies of itself at its atom, each with share ``1 / m``.
+    A cell that is not split (an unbounded end without ``ratio``, mass below :data:`MIN_CELL_MASS` or a piece of a
+    half-line below it, a law that is not continuous or without a closed-form partial moment on a half-line,
+    ``m == 1``) gets ``m`` copies of itself at its atom, each with share ``1 / m``.
     """
     from opgraph.dcg.boxlinear import _cost_bins
 
@@ -184,22 +194,35 @@ def pieces(
         return whole
     with np.errstate(all="ignore"):
         flo, fhi = np.asarray(dist.cdf(lo), dtype=float), np.asarray(dist.cdf(hi), dtype=float)
-        ok = np.isfinite(lo) & np.isfinite(hi) & (fhi - flo >= MIN_CELL_MASS) & (hi > lo)
+        fin = np.isfinite(lo) & np.isfinite(hi)
+        up = np.isfinite(lo) & (hi == np.inf)  # half-lines (lo, inf) and (-inf, hi), cut only with ``ratio``
+        down = (lo == -np.inf) & np.isfinite(hi)
+        half = (up | down) if ratio is not None and 0 < ratio <= 1 else np.zeros(n, dtype=bool)
+        ok = (fin | half) & (fhi - flo >= MIN_CELL_MASS) & (hi > lo)
         if not np.any(ok):
             return whole
-        t = np.arange(m + 1) / m
-        u = flo[:, None] + (fhi - flo)[:, None] * t[None, :]
+        t = np.broadcast_to(np.arange(m + 1) / m, (n, m + 1))
+        if np.any(half):  # geometric masses, the smallest at the unbounded end (t = 0 below, t = 1 above)
+            g = float(ratio) ** np.arange(m - 1, -1, -1.0)  # type: ignore[arg-type]
+            tg = np.concatenate([[0.0], np.cumsum(g) / np.sum(g)])
+            tg[-1] = 1.0
+            t = np.where(down[:, None], tg[None, :], np.where(up[:, None], 1.0 - tg[None, ::-1], t))
+        u = flo[:, None] + (fhi - flo)[:, None] * t
         edges = np.asarray(ppf(np.clip(u, 0.0, 1.0)), dtype=float)
         edges[:, 0], edges[:, -1] = lo, hi
         edges = np.maximum.accumulate(np.clip(edges, lo[:, None], hi[:, None]), axis=1)
-        mid = flo[:, None] + (fhi - flo)[:, None] * (t[:-1] + 0.5 / m)[None, :]
+        tm = np.where(half[:, None], 0.5 * (t[:, :-1] + t[:, 1:]), t[:, :-1] + 0.5 / m)  # the pieces' medians
+        mid = flo[:, None] + (fhi - flo)[:, None] * tm
         point = np.clip(np.asarray(ppf(np.clip(mid, 0.0, 1.0)), dtype=float), edges[:, :-1], edges[:, 1:])
         f = np.asarray(dist.cdf(edges), dtype=float)
         mass = np.maximum(np.diff(f, axis=1), 0.0)
         total = mass.sum(axis=1, keepdims=True)
         cost = _cost_bins(dist, edges, f, point)  # upper bounds on E[|X - point|; piece]
-        good = ok[:, None] & np.isfinite(edges).all(axis=1, keepdims=True) & np.isfinite(point) & np.isfinite(cost)
-        good &= total > 0
+        # the inner edges finite (only a half-line's outer end may be infinite)
+        good = ok[:, None] & np.isfinite(edges[:, 1:-1]).all(axis=1, keepdims=True) & np.isfinite(point)
+        good = good & np.isfinite(cost) & (total > 0)
+        # a half-line's pieces each carry at least MIN_CELL_MASS (the relative rounding of the CDF differences)
+        good &= ~half[:, None] | (mass >= MIN_CELL_MASS).all(axis=1, keepdims=True)
         safe = np.where(mass > 0, mass, 1.0)
         # E[|X - point| | piece], padded for the relative rounding of the CDF differences (mass >= MIN_CELL_MASS)
         cond = np.where(mass > 0, cost / safe, 0.0) * (1 + 1e-8)
@@ -227,6 +250,7 @@ def remainder(
     split: Mapping[int, int],
     affine: bool = True,
     hessian: bool = False,
+    ratio: float | None = None,
 ) -> np.ndarray:
     """Per box, the sub-box bound on ``E[|f(X) - f(x') - c . d| | box]`` (module docstring), ``inf`` where unknown.
 
@@ -244,6 +268,7 @@ def remainder(
             with the interval ones.
         hessian: With the re-centred forms on (:mod:`opgraph.dcg.subcentre`), also the second-order form on each
             sub-box (Hessian enclosures over the sub-boxes: about 1.3-1.8x the pass's CPU).
+        ratio: Half-line cells are cut too, into pieces of geometric masses (:func:`pieces`; :mod:`opgraph.dcg.tailsub`).
     """
     from opgraph.dcg import affgrad, subcentre, taylor
 
@@ -253,11 +278,15 @@ def remainder(
     for a in axes:
         lo, hi, at = cells[a]
         law = laws.get(a)
-        cut[a] = pieces(law, lo, hi, at, e1[a], int(split.get(a, 1)) if law is not None else 1)
+        cut[a] = pieces(law, lo, hi, at, e1[a], int(split.get(a, 1)) if law is not None else 1, ratio)
     npc = {a: cut[a][0].shape[1] for a in axes}
     # the pieces' means and second moments for the re-centred form (opgraph.dcg.subcentre)
     centred = subcentre.ENABLED.get()
     mom = {a: subcentre.piece_moments(laws.get(a), *cut[a][:4]) for a in axes} if centred else {}
+    if centred and ratio is not None:  # the half-line pieces' second moments (closed forms; opgraph.dcg.tailsub)
+        from opgraph.dcg import tailsub
+
+        mom = {a: tailsub.half_line_moments(laws.get(a), *cut[a][:3], mom[a]) for a in axes}
     hs = centred and hessian
     # axes whose pieces are laid out on the grid (one pass over more boxes: the per-pass overhead of a small grid);
     # the others' pieces are looped over (bounded memory)

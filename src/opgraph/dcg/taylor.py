@@ -1148,6 +1148,15 @@ def _box_piece(
                     hess = np.minimum(hess, got_sub)
                     if parts is not None:
                         parts["sub_slope"] = 1.0
+            if linear is not None and laws:  # half-line cells cut into geometric pieces (opgraph.dcg.tailsub)
+                from opgraph.dcg import tailsub
+
+                got_tail = tailsub.remainder(
+                    graph, output, axes, cells, moments, laws, _centre(point, axes), point.v, hess, w, parts
+                )
+                if got_tail is not None:
+                    took = took | (got_tail < hess)
+                    hess = np.minimum(hess, got_tail)
         if poly_rest is not None:  # per box the smaller of two valid remainders (each includes the gap)
             with np.errstate(all="ignore"):
                 wins = poly_rest < hess + gap
