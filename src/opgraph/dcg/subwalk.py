@@ -25,8 +25,9 @@ enclosure (both contain ``gamma_i``), so with the same pieces no sub-box's bound
 
 Cost: per walked axis one interval pass (one seed, no point pass where no value enclosure is centred) and one
 affine pass with one seed, about :data:`COST_PER_STEP` of the sub-box pass each; :func:`opgraph.dcg.taylor._sub_slope`
-walks the :data:`STEPS` axes with the largest modelled terms and pays for them with fewer pieces (the same predicted
-CPU: the allowance divided by ``1 + COST_PER_STEP * steps``). Measured on piston's 4-atom grid (docs/benchmarks/dcg.md,
+walks the :data:`STEPS` axes with the largest whole-box slope terms and pays for them with fewer pieces (the same
+predicted CPU: the allowance divided by ``1 + COST_PER_STEP * steps``), where a sample of boxes finds that this pays
+(:func:`choose`). Measured on piston's 4-atom grid (docs/benchmarks/dcg.md,
 branch piston-hess): the sub-box remainder 0.0381 -> 0.0221 at 24 instead of 32 pieces, 7.1 -> 7.4 CPU s.
 ``ENABLED`` (a ContextVar, default on; switch ``sub_walk``) turns it off.
 """
@@ -55,9 +56,11 @@ INTERVAL = True
 COST_PER_STEP = 0.18
 
 
-#: The decision's sample of boxes (:func:`choose`): per axis the cells at these fractions of its cell count, on the
-#: :data:`SAMPLE_AXES` axes with the largest whole-box slope terms (one cell, the middle one, on the others).
-SAMPLE_AT = (0.25, 0.75)
+#: The decision's sample of boxes (:func:`choose`): per axis the cells that carry the most of the whole-box remainder
+#: (summed over the other axes, weighted by mass), :data:`SAMPLE_CELLS` of them on the :data:`SAMPLE_AXES` axes with
+#: the largest whole-box slope terms, one on the others. Fixed fractions of the cells (1/4 and 3/4, or the ends and
+#: the middle) missed where Borehole's remainder sits and chose the plain plan where the walk saves 6-14 %.
+SAMPLE_CELLS = 2
 SAMPLE_AXES = 5
 #: The walk is considered only where the sub-box pass is predicted (``subslope.SECONDS_PER_BOX_NODE``) to take at
 #: least this many CPU seconds: on smaller grids the sample's two passes (about 0.05-0.15 s, per-node overhead) would
@@ -65,7 +68,12 @@ SAMPLE_AXES = 5
 #: the test suite would pay it on every call.
 MIN_SECONDS = 4.0
 #: The walk (with fewer pieces) is taken only where its sample total is below this share of the pass without it.
-MIN_GAIN = 0.97
+#: Not 0.97: a smaller remainder can make the whole bound larger where it brings boxes kept as point masses into the
+#: box-linear mixture, whose lattice step grows with the mean remainder of the boxes it takes in
+#: (:func:`opgraph.dcg.boxlinear.mixture`): Borehole at 4 atoms, sub-box remainders -14 % and -6 % (the walk chosen at
+#: 0.97), 0.92 -> 0.99 of the mass mixed, its step 0.031 -> 0.036, bound 0.1819 -> 0.1941 std. Piston's 4-atom
+#: remainder falls by 42 % (its boxes were all mixed already).
+MIN_GAIN = 0.8
 
 
 def _take(x: Any, idx: Sequence[np.ndarray]) -> Any:
@@ -92,14 +100,15 @@ def choose(
     scores: Mapping[int, float],
     sub: int,
     hessian: bool = False,
+    rest: np.ndarray | None = None,
 ) -> tuple[dict[int, int], list[int]]:
     """Pieces per axis and walked axes for the sub-box pass: with or without the walk, by a sample of boxes.
 
     Without the walk (also where the pass is predicted under :data:`MIN_SECONDS`): :func:`opgraph.dcg.subslope.plan`
-    at ``sub`` pieces, no walk. With it: the plan at
-    :func:`pieces_allowed` pieces (the same predicted CPU) and the :data:`STEPS` axes with the largest modelled terms
-    ``score / m ** DECAY`` walked first. Both are evaluated on a sample of the grid's boxes (:data:`SAMPLE_AT`,
-    :data:`SAMPLE_AXES`) and the walk is kept where its mass-weighted total is below :data:`MIN_GAIN` of the other's.
+    at ``sub`` pieces, no walk. With it: the plan at :func:`pieces_allowed` pieces (the same predicted CPU) and the
+    :data:`STEPS` axes with the largest whole-box slope terms ``scores`` walked first. Both are evaluated on a sample
+    of the grid's boxes (:data:`SAMPLE_CELLS`, :data:`SAMPLE_AXES`: where the whole-box remainder ``rest`` sits) and
+    the walk is kept where its mass-weighted total is below :data:`MIN_GAIN` of the other's.
     Either choice gives a valid bound (the sub-box theorems hold for any pieces); the sample only picks the smaller.
 
     Args:
@@ -115,6 +124,7 @@ def choose(
         scores: Per splittable axis, its whole-box slope term (:func:`opgraph.dcg.subslope.plan`).
         sub: The most sub-boxes per box.
         hessian: Passed to :func:`opgraph.dcg.subslope.remainder`.
+        rest: The whole-box remainder per box (broadcastable to the grid; where the sample's cells are taken).
     """
     from opgraph.dcg import subslope
 
@@ -130,16 +140,23 @@ def choose(
     split = subslope.plan(scores, fewer)
     if math.prod(split.values()) <= 1:
         return base, []
-    live = sorted((a for a in scores if scores[a] > 0), key=lambda a: (-scores[a] / split[a] ** subslope.DECAY, a))
-    walk = live[:steps]
+    # the axes with the largest whole-box slope terms walk first (their walk boxes are the thinnest)
+    walk = sorted((a for a in scores if scores[a] > 0), key=lambda a: (-scores[a], a))[:steps]
     if not walk:
         return base, []
-    shape = [int(np.size(cells[a][2])) for a in axes]
+    shape = tuple(int(np.size(cells[a][2])) for a in axes)
     ranked = sorted(axes, key=lambda a: -scores.get(a, 0.0))[:SAMPLE_AXES]
-    idx = [
-        np.unique([min(n - 1, int(q * n)) for q in (SAMPLE_AT if a in ranked else (0.5,))])
-        for a, n in zip(axes, shape, strict=True)
-    ]
+    with np.errstate(all="ignore"):  # where the whole-box remainder sits: per axis its cells' shares
+        part = np.broadcast_to(np.asarray(w, dtype=float), shape)
+        if rest is not None:
+            r = np.broadcast_to(np.asarray(rest, dtype=float), shape)
+            part = part * np.where(np.isfinite(r), r, 0.0)
+        part = np.where(np.isfinite(part), part, 0.0)
+    idx = []
+    for i, a in enumerate(axes):
+        marg = part.sum(axis=tuple(t for t in range(len(axes)) if t != i))
+        top = np.argsort(-marg, kind="stable")[: SAMPLE_CELLS if a in ranked else 1]
+        idx.append(np.sort(top))
     cs = {a: tuple(np.asarray(x)[i] for x in cells[a]) for a, i in zip(axes, idx, strict=True)}
     es = {a: np.asarray(e1[a])[i] for a, i in zip(axes, idx, strict=True)}
     c_s = {a: _take(c[a], idx) for a in axes}

@@ -1263,7 +1263,7 @@ def _sub_slope(
     hessian = hess_finite >= subcentre.HESSIAN_MIN_FINITE
     walk: list[int] = []
     if subwalk.ENABLED.get():  # the walk on the sub-boxes, for fewer pieces, where a sample of boxes finds it pays
-        split, walk = subwalk.choose(graph, output, axes, cells, e1, laws, cs, point.v, w, scores, sub, hessian)
+        split, walk = subwalk.choose(graph, output, axes, cells, e1, laws, cs, point.v, w, scores, sub, hessian, rem)
     return subslope.remainder(graph, output, axes, cells, e1, laws, cs, point.v, split, hessian=hessian, walk=walk)
 
 
