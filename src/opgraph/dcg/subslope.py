@@ -251,6 +251,7 @@ def remainder(
     affine: bool = True,
     hessian: bool = False,
     ratio: float | None = None,
+    walk: Sequence[int] = (),
 ) -> np.ndarray:
     """Per box, the sub-box bound on ``E[|f(X) - f(x') - c . d| | box]`` (module docstring), ``inf`` where unknown.
 
@@ -269,8 +270,10 @@ def remainder(
         hessian: With the re-centred forms on (:mod:`opgraph.dcg.subcentre`), also the second-order form on each
             sub-box (Hessian enclosures over the sub-boxes: about 1.3-1.8x the pass's CPU).
         ratio: Half-line cells are cut too, into pieces of geometric masses (:func:`pieces`; :mod:`opgraph.dcg.tailsub`).
+        walk: Axes whose gradients are also enclosed over the sub-boxes' walk boxes, in this order
+            (:func:`opgraph.dcg.subwalk.gradients`; empty: none).
     """
-    from opgraph.dcg import affgrad, subcentre, taylor
+    from opgraph.dcg import affgrad, subcentre, subwalk, taylor
 
     k = len(axes)
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
@@ -324,7 +327,11 @@ def remainder(
             box = {a: (column(a, 0, j), column(a, 1, j)) for a, j in zip(axes, combo, strict=True)}
             ctr = {a: column(a, 2, j) for a, j in zip(axes, combo, strict=True)}
             got: list[Any] = []
-            outer = taylor.jets(graph, output, box, hess=hs, centre=ctr, point_out=got, centred=True)
+            kept: dict[int, Any] = {}
+            outer = taylor.jets(
+                graph, output, box, hess=hs, centre=ctr, point_out=got, centred=True, keep_points=kept if walk else None
+            )
+            thin = subwalk.gradients(graph, output, axes, walk, box, ctr, kept, affine) if walk else {}
             seeds = [a for a in axes if a in outer.g]
             whole = affgrad.gradients(graph, output, axes, box, seeds) if affine and seeds else {}
             term: Any = 0.0
@@ -337,7 +344,7 @@ def remainder(
             m2_by: dict[int, Any] = {}
             for a, j in zip(axes, combo, strict=True):
                 ca = cx[a]
-                g = taylor._meet(outer.g.get(a, zero), whole.get(a))
+                g = taylor._meet(taylor._meet(outer.g.get(a, zero), whole.get(a)), thin.get(a))
                 e = column(a, 3, j)
                 term = term + np.where(e > 0, iv.mag(iv.isub(g, (ca, ca))) * e, 0.0)
                 if rc is not None:

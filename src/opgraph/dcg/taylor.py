@@ -1267,10 +1267,13 @@ def _sub_slope(
     for a in axes:
         mass, err = (np.asarray(x, dtype=float) for x in moments[a][:2])
         e1[a] = np.where(mass > 0, err / np.where(mass > 0, mass, 1.0), 0.0)
-    from opgraph.dcg import subcentre
+    from opgraph.dcg import subcentre, subwalk
 
     hessian = hess_finite >= subcentre.HESSIAN_MIN_FINITE
-    return subslope.remainder(graph, output, axes, cells, e1, laws, cs, point.v, split, hessian=hessian)
+    walk: list[int] = []
+    if subwalk.ENABLED.get():  # the walk on the sub-boxes, for fewer pieces, where a sample of boxes finds it pays
+        split, walk = subwalk.choose(graph, output, axes, cells, e1, laws, cs, point.v, w, scores, sub, hessian, rem)
+    return subslope.remainder(graph, output, axes, cells, e1, laws, cs, point.v, split, hessian=hessian, walk=walk)
 
 
 def _slope(
@@ -1355,24 +1358,12 @@ def _walk(
         c = cs[a]
         g = _meet(outer.g.get(a, zero), whole.get(a))
         if walk and a in outer.g and n < len(order) - 1:  # the last axis's B_i is the whole box (outer.g)
-            free = order[: n + 1]
-            thin = {t: (box[t] if t in free else at[t]) for t in axes}
-            # the free axes are seeded (the centred value enclosures need their gradients); the others are points.
-            # First the pass with ``a`` alone seeded and no point pass: the same enclosure of df/dx_a wherever no
-            # operand of a pole reaches 0 on a box (no centring), else the full pass (jets' ``pole_check``).
-            centre = {t: at[t][0] for t in axes}
             run_iv, run_af = (True, True) if steps is None else steps.get(a, (True, True))
             g0 = g
             if run_iv:
-                try:
-                    if not WALK_ONE_SEED:
-                        raise _WouldCentre
-                    got = jets(graph, output, thin, hess=False, centre=centre, seeds=[a], pole_check=[])
-                except _WouldCentre:
-                    got = jets(graph, output, thin, hess=False, centre=centre, seeds=free, points=points)
-                g = _meet(g, got.g.get(a, zero))
+                g = _meet(g, thin_interval(graph, output, axes, order[: n + 1], box, at, points))
             if affine and run_af:
-                g_af = affgrad.gradients(graph, output, axes, thin, [a]).get(a)
+                g_af = thin_affine(graph, output, axes, order[: n + 1], box, at)
                 if stats is not None and run_iv:
                     for key, x in (("interval", g), ("affine", _meet(g0, g_af))):
                         stats[(a, key)] = np.where(r1[a] > 0, iv.mag(iv.isub(x, (c, c))) * r1[a], 0.0)
@@ -1386,6 +1377,50 @@ def _walk(
             raise _GiveUp
     tot = tot * (1 + 1e-9)
     return np.where(np.isnan(tot), np.inf, tot)
+
+
+def _thin_box(
+    axes: Sequence[int], free: Sequence[int], box: dict[int, Interval], at: dict[int, Interval]
+) -> dict[int, Interval]:
+    """The walk's box ``B_i``: the ``free`` axes on their cells, the others at their points ``at``."""
+    return {t: (box[t] if t in free else at[t]) for t in axes}
+
+
+def thin_interval(
+    graph: Any,
+    output: int,
+    axes: Sequence[int],
+    free: Sequence[int],
+    box: dict[int, Interval],
+    at: dict[int, Interval],
+    points: dict[int, Interval] | None = None,
+) -> Interval:
+    """Interval enclosure of ``df/dx_a`` (``a = free[-1]``) over the walk's box ``B_a`` (:func:`_thin_box`).
+
+    The free axes are seeded (the centred value enclosures need their gradients); the others are points. First the
+    pass with ``a`` alone seeded and no point pass: the same enclosure wherever no operand of a pole reaches 0 on a
+    box (no centring), else the full pass (:func:`jets`' ``pole_check``; ``points``: its ``keep_points`` at ``at``).
+    """
+    a = free[-1]
+    thin = _thin_box(axes, free, box, at)
+    centre = {t: at[t][0] for t in axes}
+    try:
+        if not WALK_ONE_SEED:
+            raise _WouldCentre
+        got = jets(graph, output, thin, hess=False, centre=centre, seeds=[a], pole_check=[])
+    except _WouldCentre:
+        got = jets(graph, output, thin, hess=False, centre=centre, seeds=free, points=points)
+    zero = (np.zeros(()), np.zeros(()))
+    return got.g.get(a, zero)
+
+
+def thin_affine(
+    graph: Any, output: int, axes: Sequence[int], free: Sequence[int], box: dict[int, Interval], at: dict[int, Interval]
+) -> Interval | None:
+    """Affine-arithmetic enclosure of ``df/dx_a`` (``a = free[-1]``) over the walk's box ``B_a`` (None: no form)."""
+    from opgraph.dcg import affgrad
+
+    return affgrad.gradients(graph, output, axes, _thin_box(axes, free, box, at), [free[-1]]).get(free[-1])
 
 
 def _meet(g: Interval, h: Interval | None) -> Interval:
