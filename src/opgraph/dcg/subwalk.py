@@ -52,6 +52,8 @@ STEPS = 3
 AFFINE = True
 #: Whether each step also takes the interval enclosure (affine steps alone where False and ``affine``).
 INTERVAL = True
+#: Whether the sample also tries the walk's pieces all on the axis with the largest whole-box slope term.
+ONE_AXIS = True
 #: CPU of one walk step as a share of the sub-box pass without the walk (measured 0.15-0.18 on piston, 2026-12-07).
 COST_PER_STEP = 0.18
 
@@ -66,7 +68,7 @@ SAMPLE_AXES = 5
 #: least this many CPU seconds: on smaller grids the sample's two passes (about 0.05-0.15 s, per-node overhead) would
 #: cost a large share of the pass (WingWeight and Borehole at 2 atoms: 13-18 %, no gain), and the small programs of
 #: the test suite would pay it on every call.
-MIN_SECONDS = 4.0
+MIN_SECONDS = 1.5
 #: The walk (with fewer pieces) is taken only where its sample total is below this share of the pass without it.
 #: Not 0.97: a smaller remainder can make the whole bound larger where it brings boxes kept as point masses into the
 #: box-linear mixture, whose lattice step grows with the mean remainder of the boxes it takes in
@@ -162,14 +164,20 @@ def choose(
     c_s = {a: _take(c[a], idx) for a in axes}
     f_s = (_take(fx[0], idx), _take(fx[1], idx))
     w_s = _take(w, idx)
+    plans: list[tuple[dict[int, int], list[int]]] = [(base, []), (split, walk)]
+    if ONE_AXIS:  # the pieces all on the axis with the largest term (the walk takes the others' spread)
+        one = {a: (fewer if a == walk[0] else 1) for a in scores}
+        if one != split:
+            plans.append((one, walk))
     got = []
-    for sp, wk in ((base, []), (split, walk)):
+    for sp, wk in plans:
         r = subslope.remainder(graph, output, axes, cs, es, laws, c_s, f_s, sp, hessian=hessian, walk=wk)
         with np.errstate(all="ignore"):
             tot = np.where(w_s > 0, np.broadcast_to(r, np.broadcast_shapes(np.shape(r), np.shape(w_s))) * w_s, 0.0)
         got.append(float(np.sum(tot)))
-    if got[1] < MIN_GAIN * got[0]:
-        return split, walk
+    best = min(range(1, len(plans)), key=lambda j: got[j])
+    if got[best] < MIN_GAIN * got[0]:
+        return plans[best]
     return base, []
 
 
