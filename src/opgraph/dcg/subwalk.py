@@ -65,9 +65,10 @@ COST_PER_STEP = 0.18
 SAMPLE_CELLS = 2
 SAMPLE_AXES = 5
 #: The walk is considered only where the sub-box pass is predicted (``subslope.SECONDS_PER_BOX_NODE``) to take at
-#: least this many CPU seconds: on smaller grids the sample's two passes (about 0.05-0.15 s, per-node overhead) would
+#: least this many CPU seconds: on smaller grids the sample's passes (about 0.05-0.15 s, per-node overhead) would
 #: cost a large share of the pass (WingWeight and Borehole at 2 atoms: 13-18 %, no gain), and the small programs of
-#: the test suite would pay it on every call.
+#: the test suite would pay it on every call. 1.5 takes in Borehole's target grids (4 x 3 x 2 x 4 x 3 x 4 x 4 x 4 at
+#: 10-12 pieces, predicted 2.3-2.8 s; their bound 0.115 -> 0.0985 std) and piston's (3^7 boxes).
 MIN_SECONDS = 1.5
 #: The walk (with fewer pieces) is taken only where its sample total is below this share of the pass without it.
 #: Not 0.97: a smaller remainder can make the whole bound larger where it brings boxes kept as point masses into the
