@@ -201,6 +201,25 @@ def test_a_cheap_pass_is_not_walked(monkeypatch):
     assert walk == [] and split == subslope.plan(scores, 16) and not calls
 
 
+@pytest.mark.parametrize("one_axis", [False, True])
+def test_the_choice_pays_the_walk_with_fewer_pieces(monkeypatch, one_axis):
+    """A walking plan has at most ``pieces_allowed`` sub-boxes, its axes the largest terms; else the plain plan."""
+    monkeypatch.setattr(subwalk, "MIN_SECONDS", 0.0)
+    monkeypatch.setattr(subwalk, "ONE_AXIS", one_axis)
+    g, out, ids, qs, cells, e1, c, fx = _setup(_piston_volume, VOLUME_LAWS, 4)
+    scores = {a: float(s) for a, s in zip(ids, (4.0, 3.0, 2.0, 1.0), strict=True)}
+    w = np.ones(tuple(q.atoms.size for q in qs)) / 256
+    laws = dict(zip(ids, VOLUME_LAWS, strict=True))
+    split, walk = subwalk.choose(g, out, ids, cells, e1, laws, c, fx, w, scores, 24, rest=w)
+    if walk:
+        assert walk == ids[: subwalk.STEPS]
+        assert math.prod(split.values()) <= subwalk.pieces_allowed(24, subwalk.STEPS)
+        if not one_axis:
+            assert split == subslope.plan(scores, subwalk.pieces_allowed(24, subwalk.STEPS))
+    else:
+        assert split == subslope.plan(scores, 24)
+
+
 def test_the_switch_travels():
     assert "sub_walk" in switches.capture()
     with switches.scope({"sub_walk": False}):

@@ -52,6 +52,8 @@ STEPS = 3
 AFFINE = True
 #: Whether each step also takes the interval enclosure (affine steps alone where False and ``affine``).
 INTERVAL = True
+#: Whether the sample also tries the walk's pieces all on the axis with the largest whole-box slope term.
+ONE_AXIS = True
 #: CPU of one walk step as a share of the sub-box pass without the walk (measured 0.15-0.18 on piston, 2026-12-07).
 COST_PER_STEP = 0.18
 
@@ -63,10 +65,11 @@ COST_PER_STEP = 0.18
 SAMPLE_CELLS = 2
 SAMPLE_AXES = 5
 #: The walk is considered only where the sub-box pass is predicted (``subslope.SECONDS_PER_BOX_NODE``) to take at
-#: least this many CPU seconds: on smaller grids the sample's two passes (about 0.05-0.15 s, per-node overhead) would
+#: least this many CPU seconds: on smaller grids the sample's passes (about 0.05-0.15 s, per-node overhead) would
 #: cost a large share of the pass (WingWeight and Borehole at 2 atoms: 13-18 %, no gain), and the small programs of
-#: the test suite would pay it on every call.
-MIN_SECONDS = 4.0
+#: the test suite would pay it on every call. 1.5 takes in Borehole's target grids (4 x 3 x 2 x 4 x 3 x 4 x 4 x 4 at
+#: 10-12 pieces, predicted 2.3-2.8 s; their bound 0.115 -> 0.0985 std) and piston's (3^7 boxes).
+MIN_SECONDS = 1.5
 #: The walk (with fewer pieces) is taken only where its sample total is below this share of the pass without it.
 #: Not 0.97: a smaller remainder can make the whole bound larger where it brings boxes kept as point masses into the
 #: box-linear mixture, whose lattice step grows with the mean remainder of the boxes it takes in
@@ -162,14 +165,20 @@ def choose(
     c_s = {a: _take(c[a], idx) for a in axes}
     f_s = (_take(fx[0], idx), _take(fx[1], idx))
     w_s = _take(w, idx)
+    plans: list[tuple[dict[int, int], list[int]]] = [(base, []), (split, walk)]
+    if ONE_AXIS:  # the pieces all on the axis with the largest term (the walk takes the others' spread)
+        one = {a: (fewer if a == walk[0] else 1) for a in scores}
+        if one != split:
+            plans.append((one, walk))
     got = []
-    for sp, wk in ((base, []), (split, walk)):
+    for sp, wk in plans:
         r = subslope.remainder(graph, output, axes, cs, es, laws, c_s, f_s, sp, hessian=hessian, walk=wk)
         with np.errstate(all="ignore"):
             tot = np.where(w_s > 0, np.broadcast_to(r, np.broadcast_shapes(np.shape(r), np.shape(w_s))) * w_s, 0.0)
         got.append(float(np.sum(tot)))
-    if got[1] < MIN_GAIN * got[0]:
-        return split, walk
+    best = min(range(1, len(plans)), key=lambda j: got[j])
+    if got[best] < MIN_GAIN * got[0]:
+        return plans[best]
     return base, []
 
 
