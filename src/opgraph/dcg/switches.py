@@ -9,7 +9,7 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.loglinear.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``,
 ``opgraph.dcg.longmix.ENABLED``, ``opgraph.dcg.subslope.ENABLED``, ``opgraph.dcg.wideleaf.ENABLED``,
 ``opgraph.dcg.logsubbox.ENABLED``, ``opgraph.dcg.tailpieces.ENABLED``, ``opgraph.dcg.mixfirst.ENABLED``,
-``opgraph.dcg.subcentre.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``). A
+``opgraph.dcg.subcentre.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -44,6 +44,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         polymodel,
         subcells,
         subcentre,
+        subpieces,
         subslope,
         tailpieces,
         taylor,
@@ -78,6 +79,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "mixture_first": mixfirst.ENABLED,
         "sub_centred": subcentre.ENABLED,
         "poly_model": polymodel.ENABLED,
+        "sub_pieces": subpieces.ENABLED,
     }
 
 
@@ -88,7 +90,7 @@ def capture() -> dict[str, bool]:
     ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``elastic_centred``,
     ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``log_linear``, ``budget_alloc``,
     ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``, ``wide_leaf``, ``log_sub_box``, ``log_tail_pieces``,
-    ``mixture_first``, ``sub_centred``, ``poly_model``.
+    ``mixture_first``, ``sub_centred``, ``poly_model``, ``sub_pieces``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
