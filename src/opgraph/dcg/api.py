@@ -994,12 +994,13 @@ def _mixture_smaller_request(
         requested = {n: _atoms_for(atoms, n) for n in names}
         here, half = grid(requested), _halved(requested)
         shrunk = any(r.info.get("atoms_reduced") or r.info.get("compressions") for r in kept.results)
+        sub_ran = any((r.info.get("taylor") or {}).get("sub_slope") for r in kept.results)  # opgraph.dcg.subpieces
         # a whole grid within the fixed budget: halved only where its boxes get fewer sub-box pieces than the halved
         # grid's (opgraph.dcg.subslope.allowance), so that it could certify less than the coarser grid
         if (
             not shrunk
             and boxlinear.fixed_budget_fits(restricted, here[0])
-            and not subslope.fewer_pieces(restricted, here[0], grid(half)[0])
+            and not subslope.fewer_pieces(restricted, here[0], grid(half)[0], sub_ran)
         ):
             return
         while half != requested and grid(half) == here:  # the same grid: the same answer

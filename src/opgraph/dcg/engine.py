@@ -1926,6 +1926,8 @@ def _taylor_boxes(
         info["reused"] = True  # the pass of an earlier finish (MEMO_TAYLOR): its cost is in that finish's cpu_s
     if lean:
         info["lean"] = True  # the lean pass of a long program (opgraph.dcg.longmix)
+    if probe.get("sub_slope"):
+        info["sub_slope"] = True  # the sub-box slope remainder ran (opgraph.dcg.subslope; read by subpieces' halving)
     if probe.get("mix_gated") or "hessian" in probe:
         info["mix_gate"] = {
             key: probe[key] for key in ("probe_mix_gain", "probe_hessian_wins", "mix_gated", "hessian") if key in probe

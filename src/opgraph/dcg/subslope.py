@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from opgraph.dcg import fixedbudget
+from opgraph.dcg import fixedbudget, subpieces
 from opgraph.dcg import intervals as iv
 
 #: Whether the Taylor pass tries the sub-box slope remainder (``ENABLED.set(False)`` or the switch ``sub_slope``).
@@ -54,9 +54,11 @@ ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_subs
 #: std) worse than its 2-atom one (0.158) and needed the halved request of :func:`fewer_pieces` on every mid-size
 #: fixed-atoms grid; with both the test suite took 31 instead of 18 minutes (over the CI limit), so 64 again.
 MAX_PIECES = 64
-#: Whether :func:`fewer_pieces` may answer True (a fixed-atoms call then also evaluates the halved request). Off:
-#: with :data:`MAX_PIECES` = 64 the allowance's pieces do not make more atoms worse on the suite, and the halved
-#: request doubled the cost of mid-size fixed-atoms mixtures (see :data:`MAX_PIECES`).
+#: Whether :func:`fewer_pieces` may answer True wherever a grid gets fewer than :data:`MAX_PIECES` pieces per box
+#: (a fixed-atoms call then also evaluates the halved request). Off: with :data:`MAX_PIECES` = 64 the allowance's
+#: pieces do not make more atoms worse on the suite, and the halved request doubled the cost of mid-size
+#: fixed-atoms mixtures (see :data:`MAX_PIECES`). The wide pieces (:mod:`opgraph.dcg.subpieces`) ask for the halved
+#: request only where the coarser grid got more than :data:`MAX_PIECES`.
 HALVE_WHERE_FEWER = False
 #: Predicted CPU seconds per sub-box and graph node (an interval pass and one affine gradient pass with every axis
 #: seeded; measured 4.6e-7 on piston's 4-atom grid, 39 nodes, 1 thread, load 2-3, 2026-12-07).
@@ -86,13 +88,15 @@ DECAY = 1.3
 _EPS = float(np.finfo(float).eps)
 
 
-def allowance(boxes: int, nodes: int) -> int:
+def allowance(boxes: int, nodes: int, axes: int | None = None) -> int:
     """Most sub-boxes per box that the pass may use on a grid of ``boxes`` boxes and ``nodes`` graph nodes (1: none).
 
     Outside a ``target_w1`` call the pass is predicted (:data:`SECONDS_PER_BOX_NODE`) within the fixed-atoms
     allowance ``"sub_slope"`` (:mod:`opgraph.dcg.fixedbudget`: 12 CPU s); inside one, within :data:`TARGET_SHARE` of
-    the seconds left of its ``max_seconds`` (with the budget's safety margin). Deterministic for a fixed-atoms call
-    (the grid's size alone), so the same call gives the same bound on any machine.
+    the seconds left of its ``max_seconds`` (with the budget's safety margin), at most :data:`MAX_PIECES`; beyond
+    that, up to :data:`opgraph.dcg.subpieces.WIDE_PIECES` on a grid of ``axes`` axes, at least
+    :data:`opgraph.dcg.subpieces.MIN_AXES` (:func:`opgraph.dcg.subpieces.wide`; ``axes=None``: the old cap).
+    Deterministic for a fixed-atoms call (the grid's size), so the same call gives the same bound on any machine.
     """
     if not ENABLED.get() or boxes <= 0 or nodes <= 0:
         return 1
@@ -100,31 +104,46 @@ def allowance(boxes: int, nodes: int) -> int:
 
     per = SECONDS_PER_BOX_NODE * boxes * nodes
     rb = roundbudget.current()
-    seconds = fixedbudget.allowance("sub_slope") if rb is None else TARGET_SHARE * rb.left() / roundbudget.SAFETY
-    return int(max(1, min(MAX_PIECES, math.floor(seconds / per))))
+    fixed = fixedbudget.allowance("sub_slope")
+    seconds = fixed if rb is None else TARGET_SHARE * rb.left() / roundbudget.SAFETY
+    # beyond MAX_PIECES only on many axes (opgraph.dcg.subpieces; switch sub_pieces)
+    return int(max(1, min(MAX_PIECES, math.floor(seconds / per)), subpieces.wide(per, seconds, fixed, axes)))
 
 
-def fewer_pieces(restricted: Sequence[tuple[Any, int]], counts: Mapping[str, int], coarser: Mapping[str, int]) -> bool:
+def fewer_pieces(
+    restricted: Sequence[tuple[Any, int]],
+    counts: Mapping[str, int],
+    coarser: Mapping[str, int],
+    sub_ran: bool = True,
+) -> bool:
     """Whether some output's grid at ``counts`` atoms per input gets fewer sub-box pieces per box than at ``coarser``.
 
     Outside a ``target_w1`` call only (a fixed-atoms call; :func:`allowance` is then a function of the grid's size),
-    with the pass on. A fixed-atoms call for which this holds also evaluates the halved request and keeps the smaller
-    bound (``opgraph.dcg.api._mixture_smaller_request``); off unless :data:`HALVE_WHERE_FEWER`. With 256 pieces Borehole's 2-atom grid (256
+    with the pass on, and only where the coarser grid got wide pieces (more than :data:`MAX_PIECES`,
+    :mod:`opgraph.dcg.subpieces`, switch ``sub_pieces``) or, with :data:`HALVE_WHERE_FEWER`, wherever this grid gets
+    fewer than :data:`MAX_PIECES`. A fixed-atoms call for which this holds also evaluates the halved request and keeps
+    the smaller bound (``opgraph.dcg.api._mixture_smaller_request``). With 256 pieces Borehole's 2-atom grid (256
     boxes, 256 pieces each) certified 0.158 std and its 4-atom grid (65,536 boxes, 10-14 pieces) 0.182.
 
     Args:
         restricted: Per output, its graph and output id (the grid's axes are the graph's input nodes).
         counts: Atoms per input name of the requested grid.
         coarser: Atoms per input name of the halved request's grid.
+        sub_ran: Whether the sub-box pass ran on the requested grid (``info["taylor"]["sub_slope"]``): the wide pieces
+            ask for the halved request only then (where the pass did not trigger on the finer grid, or no Taylor
+            pass or mixture ran, as on the LogNormal oscillators, the coarser grid's pieces are not what the call is
+            missing).
     """
     from opgraph.dcg import roundbudget
 
-    if not HALVE_WHERE_FEWER or not ENABLED.get() or roundbudget.current() is not None:
+    wide = subpieces.ENABLED.get() and sub_ran
+    if not (HALVE_WHERE_FEWER or wide) or not ENABLED.get() or roundbudget.current() is not None:
         return False
     for g, _ in restricted:
         names = [n.attrs["name"] for n in g.nodes if n.op == "input"]
-        here = allowance(math.prod(counts[n] for n in names), len(g.nodes))
-        if here < MAX_PIECES and here < allowance(math.prod(coarser[n] for n in names), len(g.nodes)):
+        here = allowance(math.prod(counts[n] for n in names), len(g.nodes), len(names))
+        there = allowance(math.prod(coarser[n] for n in names), len(g.nodes), len(names))
+        if here < there and ((HALVE_WHERE_FEWER and here < MAX_PIECES) or (wide and there > MAX_PIECES)):
             return True
     return False
 

@@ -726,7 +726,7 @@ def box_bound(
     if linear is not None and laws and SLOPE:
         from opgraph.dcg import subslope
 
-        sub = subslope.allowance(size, len(graph.nodes))
+        sub = subslope.allowance(size, len(graph.nodes), k)
     affine = SLOPE_AFFINE and nodes_work <= (MIX_MAX_WORK if mix_caps else AFFINE_MAX_WORK)
     # the mixture's caps run work the default caps would not: the probe decides whether it can pay (MIX_GATE)
     gate = (
