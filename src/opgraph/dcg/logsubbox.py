@@ -21,7 +21,7 @@ Theorem and proof: docs/dcg.md, "Sub-box remainder of the log-linear models".
 Where: :func:`opgraph.dcg.elastic.apply` calls :func:`refine` after the log-linear models of a grid are built,
 on the boxes whose ``min(point-mass bound, P(B) rest)`` is largest, within :func:`allowance` sub-boxes; then
 :func:`opgraph.dcg.tailpieces.refine` takes the boxes with a half-line cell, that cell cut into geometric pieces
-(:func:`_refine_boxes`, the same bound on another partition). ``ENABLED``
+(:func:`refine_boxes`, the same bound on another partition). ``ENABLED``
 (a ContextVar, default on; :mod:`opgraph.dcg.switches` name ``log_sub_box``) switches it off.
 """
 
@@ -218,7 +218,7 @@ def refine(
     mj = [1] * k
     for p, j in enumerate(order):
         mj[j] = m[p]
-    new, pm = _refine_boxes(graph, output, axes, laws, cells, order, idx, mj, linear, vpt, pt_err, shape)
+    new, pm = refine_boxes(graph, output, axes, laws, cells, order, idx, mj, linear, vpt, pt_err, shape)
     before = rest.reshape(-1)[pick]
     if not MIX_TAILS:
         new = np.where(tail_flat[pick], np.inf, new)
@@ -248,7 +248,7 @@ def refine(
     return summary
 
 
-def _refine_boxes(
+def refine_boxes(
     graph: Any,
     output: int,
     axes: Sequence[int],

@@ -20,7 +20,7 @@ shrink geometrically towards the unbounded end (:data:`RATIO`: each piece ``RATI
 the pieces near the cell's finite end, which carry most of its mass, have narrow slope enclosures, and the far piece,
 still a half-line with a wide enclosure, carries little mass. The bound is the same theorem (docs/dcg.md, "Sub-box
 remainder of the log-linear models": any partition into sub-boxes, any point in each), computed by
-:func:`opgraph.dcg.logsubbox._refine_boxes`; per box the smaller of the held and the new bound is kept (never
+:func:`opgraph.dcg.logsubbox.refine_boxes`; per box the smaller of the held and the new bound is kept (never
 worse). Only the point-mass bound is lowered: the boxes' log-linear models keep their remainders
 (:data:`opgraph.dcg.logsubbox.MIX_TAILS`), so the mixture never takes a model across a half-line that it did not
 take before. The main pass keeps its equal-mass pieces (geometric ones there were tried: DampedOsc's 6^6 x 4 grid
@@ -128,7 +128,7 @@ def refine(
         mj = [1] * k
         mj[j] = PIECES
         idx = np.unravel_index(pj, shape)
-        _, pm = logsubbox._refine_boxes(
+        _, pm = logsubbox.refine_boxes(
             graph, output, axes, laws, cells, order, idx, mj, linear, pt, pt_err, shape, RATIO
         )
         wp = w[pj]
