@@ -59,18 +59,19 @@ def test_oscillator_200_steps_does_not_wrap():
 
 
 def test_qr_frame_tighter_than_principal_axes():
-    """The frame alone (no sub-cell bound): 200 steps, 4 atoms, 0.42 -> 0.25 (both condensing at 48 symbols)."""
+    """The frame alone (no sub-cell bound, no mixture): 200 steps, 4 atoms, 0.42 -> 0.25 (both condensing at 48 symbols).
+
+    The box-linear mixture is off: its remainder (since the walk on sub-boxes, 0.19 -> 0.16 here) is another
+    mechanism, and this test is about the affine forms' frame in the cellwise bound.
+    """
     fn = _osc(200)
-    off = S.ENABLED.set(False)
-    try:
+    with switches.scope({"subcells": False, "box_linear": False}):
         tok = A.QR_FRAME.set(False)
         try:
             before = od.evaluate(fn, *OSC_LAWS, atoms=4)
         finally:
             A.QR_FRAME.reset(tok)
         after = od.evaluate(fn, *OSC_LAWS, atoms=4)
-    finally:
-        S.ENABLED.reset(off)
     assert after.w1_bound < 0.8 * before.w1_bound, (after.w1_bound, before.w1_bound)
 
 
