@@ -556,10 +556,9 @@ def _evaluate_graph_grid(
         small = mixfirst.counts(mixfirst.input_names(restricted), cur_atoms)
         if small is not None:
             s_comp = max(1024, 4 * max(small.values()))
-            if (
-                _fits(restricted, dists, small, max_joint, s_comp)
-                and not _round_compresses(restricted, dists, small, max_joint, s_comp)
-                and _compressed_pole(restricted, dists, small, max_joint, s_comp) is None
+            # (a grid that compresses nothing has no compressed node that could reach a pole)
+            if _fits(restricted, dists, small, max_joint, s_comp) and not _round_compresses(
+                restricted, dists, small, max_joint, s_comp
             ):
                 log.info("target_w1: first round %s compressed or shrunk: mixture first on %s", cur_atoms, small)
                 mix_first = {"requested": dict(cur_atoms), "used": dict(small)}

@@ -197,12 +197,14 @@ def refine(
     vpt = np.broadcast_to(pt, shape)
     with np.errstate(all="ignore"):
         contrib = np.where(np.isfinite(rest), np.minimum(np.broadcast_to(held, shape), w * rest), 0.0).reshape(-1)
+    from opgraph.dcg import tailpieces
+
     tail = np.zeros(shape, dtype=bool)  # boxes with a half-line cell: their models keep the whole-box remainder
     for j, a in enumerate(axes):
-        lo, hi, _ = (np.asarray(x, dtype=float) for x in cells[a])
+        lo, hi, _ = cells[a]
         sh = [1] * k
-        sh[j] = lo.size
-        tail |= ((lo <= 0) | ~np.isfinite(lo) | ~np.isfinite(hi)).reshape(sh)
+        sh[j] = np.size(lo)
+        tail |= tailpieces.half_line(lo, hi).reshape(sh)
     tail_flat = tail.reshape(-1)
     m = plan(k, int(np.count_nonzero(contrib)))
     per = math.prod(m)
@@ -239,8 +241,6 @@ def refine(
         "held_after": float(np.sum(hflat[pick])),
         "cpu_s": 0.0,
     }
-    from opgraph.dcg import tailpieces
-
     tails = tailpieces.refine(graph, output, axes, laws, cells, order, linear, vpt, pt_err, shape, w, hflat)
     if tails is not None:
         summary.update(tails)
