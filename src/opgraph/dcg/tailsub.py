@@ -244,10 +244,9 @@ def remainder(
     rb = roundbudget.current()
     t0 = rb.clock() if rb is not None else 0.0
     scored.sort(key=lambda x: -x[0])  # the most remainder per sub-box first
-    e1 = {}
-    for a in axes:
-        mass, err = (np.asarray(x, dtype=float) for x in moments[a][:2])
-        e1[a] = np.where(mass > 0, err / np.where(mass > 0, mass, 1.0), 0.0)
+    from opgraph.dcg import taylor
+
+    e1 = taylor.cell_abs_dev(axes, moments)
     cg = {a: np.broadcast_to(np.asarray(c[a], dtype=float), shape) for a in axes}
     flo = np.broadcast_to(np.asarray(fx[0], dtype=float), shape)
     fhi = np.broadcast_to(np.asarray(fx[1], dtype=float), shape)

@@ -79,7 +79,7 @@ from __future__ import annotations
 
 import contextvars
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -1189,6 +1189,18 @@ def _box_piece(
     return np.broadcast_to(tot, shape)
 
 
+def cell_abs_dev(axes: Sequence[int], moments: Mapping[int, tuple[Any, ...]]) -> dict[int, np.ndarray]:
+    """Per axis, ``E[|X - atom| | cell]`` per cell (0 where a cell has no mass).
+
+    ``moments``: per axis ``(P(cell), E[|X - atom|; cell], ...)`` (:func:`box_bound`'s).
+    """
+    out = {}
+    for a in axes:
+        mass, err = (np.asarray(x, dtype=float) for x in moments[a][:2])
+        out[a] = np.where(mass > 0, err / np.where(mass > 0, mass, 1.0), 0.0)
+    return out
+
+
 def _finite_share(x: Any, w: np.ndarray, shape: tuple[int, ...]) -> float:
     """The share of the boxes' mass ``w`` where the per-box form ``x`` is finite (0 where the mass is 0)."""
     wb = np.broadcast_to(np.asarray(w, dtype=float), shape)
@@ -1263,10 +1275,7 @@ def _sub_slope(
     split = subslope.plan(scores, sub)
     if math.prod(split.values()) <= 1:
         return None
-    e1 = {}
-    for a in axes:
-        mass, err = (np.asarray(x, dtype=float) for x in moments[a][:2])
-        e1[a] = np.where(mass > 0, err / np.where(mass > 0, mass, 1.0), 0.0)
+    e1 = cell_abs_dev(axes, moments)
     from opgraph.dcg import subcentre, subwalk
 
     hessian = hess_finite >= subcentre.HESSIAN_MIN_FINITE
