@@ -49,11 +49,11 @@ def _tail_bounds(fn, laws, n):
         dict(enumerate(laws)),
         cells,
         lin["order"],
-        lin,
         np.broadcast_to(pt, shape),
         np.broadcast_to(lin["pt_err"], shape),
-        shape,
         np.broadcast_to(w, shape),
+        shape,
+        lin,
         held,
         max_sub=2**22,
     )

@@ -241,7 +241,7 @@ def refine(
         "held_after": float(np.sum(hflat[pick])),
         "cpu_s": 0.0,
     }
-    tails = tailpieces.refine(graph, output, axes, laws, cells, order, linear, vpt, pt_err, shape, w, hflat)
+    tails = tailpieces.refine(graph, output, axes, laws, cells, order, vpt, pt_err, w, shape, linear, hflat)
     if tails is not None:
         summary.update(tails)
     summary["cpu_s"] = time.process_time() - t0

@@ -363,7 +363,7 @@ def remainder(
             m2_by: dict[int, Any] = {}
             for a, j in zip(axes, combo, strict=True):
                 ca = cx[a]
-                g = taylor._meet(taylor._meet(outer.g.get(a, zero), whole.get(a)), thin.get(a))
+                g = taylor.meet(taylor.meet(outer.g.get(a, zero), whole.get(a)), thin.get(a))
                 e = column(a, 3, j)
                 term = term + np.where(e > 0, iv.mag(iv.isub(g, (ca, ca))) * e, 0.0)
                 if rc is not None:

@@ -226,7 +226,7 @@ def gradients(
         g = taylor.thin_interval(graph, output, axes, free, box, at, points) if INTERVAL or not affine else None
         if affine:
             g_af = taylor.thin_affine(graph, output, axes, free, box, at)
-            g = g_af if g is None else taylor._meet(g, g_af)
+            g = g_af if g is None else taylor.meet(g, g_af)
         if g is not None:
             out[a] = g
     return out

@@ -71,15 +71,17 @@ def refine(
     laws: Mapping[int, Any],
     cells: Mapping[int, tuple[np.ndarray, np.ndarray, np.ndarray]],
     order: Sequence[int],
-    linear: dict[str, Any],
     pt: np.ndarray,
     pt_err: np.ndarray,
-    shape: tuple[int, ...],
     wbox: np.ndarray,
+    shape: tuple[int, ...],
+    linear: dict[str, Any],
     held: np.ndarray,
     max_sub: int | None = None,
 ) -> dict[str, float] | None:
     """Lower ``held`` on the boxes with a half-line cell by the bound on geometric pieces (module docstring).
+
+    The arguments come in the order of :func:`opgraph.dcg.logsubbox.refine`'s.
 
     Args:
         graph: The (restricted) graph.
@@ -88,11 +90,11 @@ def refine(
         laws: Per input node id, its law.
         cells: Per input node id, ``(lo, hi, atoms)`` of its cells (``x``-space).
         order: The path's order of the grid dimensions (:func:`opgraph.dcg.elastic.path_order`).
-        linear: The log-linear models (``"c"``: per axis ``V' c_j``), whose slopes the bound is centred on.
         pt: The computed output ``V'`` at the atoms (grid shape).
         pt_err: A bound on ``|f(x') - V'|`` per box.
-        shape: The grid shape.
         wbox: The boxes' masses (grid shape).
+        shape: The grid shape.
+        linear: The log-linear models (``"c"``: per axis ``V' c_j``), whose slopes the bound is centred on.
         held: Per box (flat) the point-mass bound it holds, weighted by its mass; lowered in place.
         max_sub: Sub-boxes in all (:func:`opgraph.dcg.logsubbox.allowance` with this module's caps when None).
 

@@ -1365,18 +1365,18 @@ def _walk(
         if lazy and n == len(order) - 1 and affine and seeds:
             whole = affgrad.gradients(graph, output, axes, box, seeds)
         c = cs[a]
-        g = _meet(outer.g.get(a, zero), whole.get(a))
+        g = meet(outer.g.get(a, zero), whole.get(a))
         if walk and a in outer.g and n < len(order) - 1:  # the last axis's B_i is the whole box (outer.g)
             run_iv, run_af = (True, True) if steps is None else steps.get(a, (True, True))
             g0 = g
             if run_iv:
-                g = _meet(g, thin_interval(graph, output, axes, order[: n + 1], box, at, points))
+                g = meet(g, thin_interval(graph, output, axes, order[: n + 1], box, at, points))
             if affine and run_af:
                 g_af = thin_affine(graph, output, axes, order[: n + 1], box, at)
                 if stats is not None and run_iv:
-                    for key, x in (("interval", g), ("affine", _meet(g0, g_af))):
+                    for key, x in (("interval", g), ("affine", meet(g0, g_af))):
                         stats[(a, key)] = np.where(r1[a] > 0, iv.mag(iv.isub(x, (c, c))) * r1[a], 0.0)
-                g = _meet(g, g_af)
+                g = meet(g, g_af)
                 if stats is not None and run_iv:
                     stats[(a, "both")] = np.where(r1[a] > 0, iv.mag(iv.isub(g, (c, c))) * r1[a], 0.0)
         m = iv.mag(iv.isub(g, (c, c)))
@@ -1432,7 +1432,7 @@ def thin_affine(
     return affgrad.gradients(graph, output, axes, _thin_box(axes, free, box, at), [free[-1]]).get(free[-1])
 
 
-def _meet(g: Interval, h: Interval | None) -> Interval:
+def meet(g: Interval, h: Interval | None) -> Interval:
     """``g`` intersected with ``h`` (two enclosures of the same values); ``g`` kept where the meet is empty."""
     if h is None:
         return g
