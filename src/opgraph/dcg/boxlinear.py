@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from opgraph.dcg import boxtails, boxvariance, fixedbudget
+from opgraph.dcg import boxsmooth, boxtails, boxvariance, fixedbudget
 
 log = logging.getLogger(__name__)
 
@@ -428,6 +428,8 @@ def mixture(
     var_on = boxvariance.ENABLED.get()
     coarse = var_on and all(type(dists[a]).__name__ == "Uniform" for a in axes)
     per_delta = math.sqrt((k + 1) / 6) if coarse else (k + 1) / 4
+    if boxsmooth.ENABLED.get() and boxsmooth.MATCH_STEP:  # the smoothed rounding's cost: about delta / 4
+        per_delta = min(per_delta, boxsmooth.PER_DELTA)
     share = DISC_SHARE if disc_share is None else disc_share
     delta0 = share * rest_total / (per_delta * mass) if rest_total > 0 else 0.0
     points = min(MAX_LATTICE, max(2**14, LATTICE_PER_BOX * w.size))
@@ -453,12 +455,15 @@ def mixture(
             break
     if not (math.isfinite(delta) and delta > 0):
         return None
+    # boxes whose rounding is certified by smoothing (opgraph.dcg.boxsmooth): hat-rounded terms, their own frames
+    sm = boxsmooth.plan(k, term, ends, [dists[a] for a in axes], delta, var_on)
     ksum = np.zeros(cand.size)
     supp = np.ones(cand.size, dtype=np.int64)  # support length of the convolution
     for i in range(k):
         got = term(i, every, delta)
-        ksum += got[7]
-        supp += got[8] - 1
+        kb_i, n_i = (got[7], got[8]) if sm is None else sm.frame(i, got[7], got[8], got[5], got[6], delta)
+        ksum += kb_i
+        supp += n_i - 1
     gmin = int(np.min(ksum))
     glen = int(np.max(ksum + supp)) - gmin
     if glen > points or float(np.sum(supp)) > budget:
@@ -545,6 +550,10 @@ def mixture(
                 tv_blk += tv_i
             else:
                 pm, d_i, mu_i, er_i, m2_i = generic_term(i, blk, (ci, xi, loi, hii, oi, tlo, thi, kb, npts), j)
+            if sm is not None:  # the hat law on this term's smoothed boxes (opgraph.dcg.boxsmooth)
+                got_i = (ci, xi, loi, hii, oi, tlo, thi)
+                pm, tv_i = sm.term_law(i, blk, pm, d_i, m2_i, got_i, delta, dists[axes[i]])
+                tv_blk += tv_i
             dsum += d_i
             if var_on:
                 vm2 += m2_i
@@ -578,6 +587,8 @@ def mixture(
         slack[blk] = (tv + tv_blk) * (span[blk] + 2 * delta * (k + 1)) + 4 * _EPS * (k + 2) * top
         if var_on:
             dsum = boxvariance.combine(dsum, vm2, vmu, ver, vmu2)
+        if sm is not None:
+            dsum = sm.bound(blk, dsum)
         disc[blk] = dsum
         cost_mix = wc[blk] * (rest[cand[blk]] + dsum + slack[blk])
         win = cost_mix < old[cand[blk]]
@@ -612,6 +623,7 @@ def mixture(
         "point_mass_boxes": other_part,
         "boxes_mixed": float(np.sum(w[mixed])),
         "tail_boxes_mixed": float(np.sum(wc[chosen & on_tail])),
+        "boxes_smoothed": 0.0 if sm is None else float(np.sum(wc[chosen & (sm.star >= 0)])),
         "lattice_points": int(nz.size),
         "bound": bound,
         "cpu_s": time.process_time() - t0,
