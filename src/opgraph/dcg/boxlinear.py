@@ -428,8 +428,6 @@ def mixture(
     var_on = boxvariance.ENABLED.get()
     coarse = var_on and all(type(dists[a]).__name__ == "Uniform" for a in axes)
     per_delta = math.sqrt((k + 1) / 6) if coarse else (k + 1) / 4
-    if boxsmooth.ENABLED.get() and boxsmooth.MATCH_STEP:  # the smoothed rounding's cost: about delta / 4
-        per_delta = min(per_delta, boxsmooth.PER_DELTA)
     share = DISC_SHARE if disc_share is None else disc_share
     delta0 = share * rest_total / (per_delta * mass) if rest_total > 0 else 0.0
     points = min(MAX_LATTICE, max(2**14, LATTICE_PER_BOX * w.size))
@@ -456,7 +454,10 @@ def mixture(
     if not (math.isfinite(delta) and delta > 0):
         return None
     # boxes whose rounding is certified by smoothing (opgraph.dcg.boxsmooth): hat-rounded terms, their own frames
-    sm = boxsmooth.plan(k, term, ends, [dists[a] for a in axes], delta, var_on)
+    laws = [dists[a] for a in axes]
+    if boxsmooth.MATCH_STEP:  # a coarser step at the same predicted rounding cost
+        delta = boxsmooth.matched_step(k, term, ends, laws, delta, per_delta, wc, var_on)
+    sm = boxsmooth.plan(k, term, ends, laws, delta, var_on)
     ksum = np.zeros(cand.size)
     supp = np.ones(cand.size, dtype=np.int64)  # support length of the convolution
     for i in range(k):
@@ -466,7 +467,8 @@ def mixture(
         supp += n_i - 1
     gmin = int(np.min(ksum))
     glen = int(np.max(ksum + supp)) - gmin
-    if glen > points or float(np.sum(supp)) > budget:
+    # the hat laws of smoothed boxes (opgraph.dcg.boxsmooth) may take one lattice point more per term
+    if glen > points or float(np.sum(supp)) > budget + (0 if sm is None else k * cand.size):
         return None
 
     def generic_term(i: int, blk: np.ndarray, got: tuple[np.ndarray, ...], j: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -45,7 +45,8 @@ density ``p 1_[lo, hi] / P`` in ``T = o + c (X - x')`` is ``(p(lo) + p(hi) + int
 ``int |p'| = |p(hi) - p(lo)|`` where the mode is outside the cell and ``2 p(mode) - p(lo) - p(hi)`` inside (the
 Normal, LogNormal, Gamma and Exponential laws are unimodal; ``p(+-inf) = 0``; a Uniform cell: ``2 / (|c| (hi -
 lo))``). ``P`` is padded down, the densities up. A law without a closed-form density here (Beta, SciPy) cannot be
-``i*``; a law without closed-form partial moments, or a half-line cell, cannot be hat-rounded: a box with two such
+``i*``; a law truncated to ``[a, b]`` (:mod:`opgraph.dcg.truncation`) has on a cell within ``[a, b]`` its base law's
+cell-conditional density; a law without closed-form partial moments, or a half-line cell, cannot be hat-rounded: a box with two such
 terms keeps the nearest rounding and :mod:`opgraph.dcg.boxlinear`'s bound.
 
 **Float rounding.** The hat laws are computed from rounded CDFs and partial moments: each lattice probability's
@@ -77,11 +78,10 @@ ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxs
 
 #: A box is smoothed where its predicted smoothed rounding cost is below this share of the nearest rounding's.
 WIN = 0.8
-#: Size the lattice step of :mod:`opgraph.dcg.boxlinear` for the smoothed rounding's cost (:data:`PER_DELTA` per
-#: unit step) instead of the nearest rounding's (``(k + 1) / 4`` or ``sqrt((k + 1) / 6)``): a coarser lattice.
+#: Size the lattice step of :mod:`opgraph.dcg.boxlinear` for the smoothed rounding's predicted cost
+#: (:func:`matched_step`) instead of the nearest rounding's (``(k + 1) / 4`` or ``sqrt((k + 1) / 6)`` per unit step):
+#: a coarser lattice at about the same rounding cost.
 MATCH_STEP = False
-#: The smoothed rounding's cost per unit lattice step the step rule assumes (``1/4`` plus the smoothing term).
-PER_DELTA = 1 / 3
 _EPS = float(np.finfo(float).eps)
 _PAD = 64 * _EPS  # relative error allowed to a closed-form CDF, survival function or density
 _HAT_FAMILIES = ("Normal", "LogNormal", "Gamma", "Exponential", "Beta", "Uniform")
@@ -132,6 +132,8 @@ def density_tv(dist: Any, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """
     lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
     name = type(dist).__name__
+    if name == "Truncated":  # on a cell within the kept range, the base law's cell-conditional density
+        return density_tv(dist.base, np.maximum(lo, dist.lo), np.minimum(hi, dist.hi))
     with np.errstate(all="ignore"):
         if name == "Uniform":  # exactly uniform on the cell (a cell lies within the support)
             a, b = np.maximum(lo, dist.loc), np.minimum(hi, dist.loc + dist.scale)
@@ -155,6 +157,8 @@ def density_tv(dist: Any, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 def _hat_ok(dist: Any) -> bool:
     """Whether the family's hat law can be computed here (closed-form CDF and partial moments)."""
     name = type(dist).__name__
+    if name == "Truncated":
+        return _hat_ok(dist.base)
     return name in _HAT_FAMILIES and (name == "Uniform" or hasattr(dist, "partial_moment"))
 
 
@@ -356,6 +360,39 @@ class Plan:
         return np.where(st >= 0, got, dsum)
 
 
+def _stars(
+    k: int,
+    term: Callable[[int, Any, float], tuple[np.ndarray, ...]],
+    ends: Sequence[Sequence[np.ndarray]],
+    dists: Sequence[Any],
+    delta: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per candidate box: the term ``i*``, the ``TV`` of its density, and whether the box can be smoothed at all."""
+    every = slice(None)
+    tvs, hat_ok = [], []
+    for i in range(k):
+        ci = term(i, every, delta)[0]
+        lo, hi = ends[i]
+        with np.errstate(all="ignore"):
+            tvs.append(density_tv(dists[i], lo, hi) / np.abs(ci))
+        hat_ok.append(np.isfinite(lo) & np.isfinite(hi) & _hat_ok(dists[i]))
+    tv = np.stack(tvs)  # (k, boxes)
+    tv = np.where(np.isfinite(tv), tv, np.inf)
+    ok = np.stack(hat_ok)
+    n_bad = np.sum(~ok, axis=0)
+    star = np.where(n_bad == 1, np.argmax(~ok, axis=0), np.argmin(tv, axis=0))
+    tv_star = tv[star, np.arange(star.size)]
+    return star, tv_star, (n_bad <= 1) & np.isfinite(tv_star)
+
+
+def _predicted(k: int, tv: np.ndarray, able: np.ndarray, delta: float, var_on: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per box, whether it is smoothed at step ``delta`` and its predicted rounding cost in units of ``delta``."""
+    old = min(k / 4, math.sqrt(k / 12)) if var_on else k / 4
+    new = 0.25 + tv * delta * (k - 1) / 8
+    smooth = able & (new < WIN * old)
+    return smooth, np.where(smooth, new, old)
+
+
 def plan(
     k: int,
     term: Callable[[int, Any, float], tuple[np.ndarray, ...]],
@@ -376,23 +413,43 @@ def plan(
     """
     if not ENABLED.get() or k < 2 or not delta > 0:
         return None
-    every = slice(None)
-    tvs, hat_ok = [], []
-    for i in range(k):
-        ci = term(i, every, delta)[0]
-        lo, hi = ends[i]
-        with np.errstate(all="ignore"):
-            tvs.append(density_tv(dists[i], lo, hi) / np.abs(ci))
-        hat_ok.append(np.isfinite(lo) & np.isfinite(hi) & _hat_ok(dists[i]))
-    tv = np.stack(tvs)  # (k, boxes)
-    tv = np.where(np.isfinite(tv), tv, np.inf)
-    ok = np.stack(hat_ok)
-    n_bad = np.sum(~ok, axis=0)
-    star = np.where(n_bad == 1, np.argmax(~ok, axis=0), np.argmin(tv, axis=0))
-    tv_star = tv[star, np.arange(star.size)]
-    old = min(k / 4, math.sqrt(k / 12)) if var_on else k / 4
-    new = 0.25 + tv_star * delta * (k - 1) / 8
-    smooth = (n_bad <= 1) & np.isfinite(tv_star) & (new < WIN * old)
+    star, tv_star, able = _stars(k, term, ends, dists, delta)
+    smooth = _predicted(k, tv_star, able, delta, var_on)[0]
     if not np.any(smooth):
         return None
     return Plan(np.where(smooth, star, -1), tv_star, k)
+
+
+def matched_step(
+    k: int,
+    term: Callable[[int, Any, float], tuple[np.ndarray, ...]],
+    ends: Sequence[Sequence[np.ndarray]],
+    dists: Sequence[Any],
+    delta: float,
+    per_delta: float,
+    weights: np.ndarray,
+    var_on: bool,
+) -> float:
+    """:data:`MATCH_STEP`: the coarsest step whose predicted rounding cost is the nearest rounding's at ``delta``.
+
+    The nearest rounding's step rule aims at ``per_delta * delta`` per unit mass; with the smoothed boxes' predicted
+    cost (``delta' (1/4 + TV delta' (k - 1) / 8)``, the others ``per_delta delta'``) the same total is reached at a
+    coarser ``delta' >= delta`` (bisection, at most ``8 delta``). Any step is valid: this only sizes the lattice.
+    """
+    if not ENABLED.get() or k < 2 or not delta > 0:
+        return delta
+    star, tv, able = _stars(k, term, ends, dists, delta)
+    w = np.asarray(weights, dtype=float)
+    target = per_delta * delta * float(np.sum(w))
+
+    def cost(d: float) -> float:
+        smooth, per = _predicted(k, tv, able, d, var_on)
+        return d * float(np.sum(w * np.where(smooth, per, per_delta)))
+
+    lo, hi = delta, 8 * delta
+    if cost(hi) <= target:
+        return hi
+    for _ in range(30):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if cost(mid) <= target else (lo, mid)
+    return lo
