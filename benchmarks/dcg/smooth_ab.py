@@ -1,7 +1,7 @@
 """A/B of the smoothed lattice rounding (:mod:`opgraph.dcg.boxsmooth`) on UQ cases, switch on and off in one process.
 
 Run:
-    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/dcg/smooth_ab.py Piston:4 MLP:8 Piston:t
+    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/dcg/smooth_ab.py [--no-b] Piston:4 MLP:8 Piston:t
 
 ``Case:atoms`` is a fixed-atoms call, ``Case:t`` a ``target_w1 = 1e-2 * std`` call. Per setting, three runs
 interleaved: ``off`` (switch ``box_smooth`` off), ``A`` (on, the lattice step rule unchanged) and ``B`` (on,
@@ -69,12 +69,16 @@ def run(case: Any, ref: Any, what: str, values: dict[str, bool], match: bool) ->
 def main() -> None:
     cases = {c.id: c for c in uq.make_cases()}
     out = []
-    for spec in sys.argv[1:]:
+    args = [a for a in sys.argv[1:] if a != "--no-b"]
+    runs = (("off", False, False), ("A", True, False), ("B", True, True))
+    if "--no-b" in sys.argv:  # B measured and rejected (module docstring of opgraph.dcg.boxsmooth): off and A only
+        runs = runs[:2]
+    for spec in args:
         cid, what = spec.split(":")
         case = cases[cid]
         ref = uq.load_reference(case)
         row: dict[str, Any] = {"case": cid, "what": what}
-        for key, on, match in (("off", False, False), ("A", True, False), ("B", True, True)):
+        for key, on, match in runs:
             row[key] = run(case, ref, what, {"box_smooth": on}, match)
         print(json.dumps(row), flush=True)
         out.append(row)

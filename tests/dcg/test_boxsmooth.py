@@ -118,7 +118,7 @@ def test_hat_law_preserves_the_mean(law, lo, hi, c):
         pm, e2, tv = boxsmooth.hat_uniform(*args, kb, n, delta)
     else:
         xs = [np.array([v]) for v in (x0, lo, hi)]
-        pm, tv = boxsmooth.hat_generic(law, args[0], *xs, *args[1:], kb, n, delta)
+        pm, e2, tv = boxsmooth.hat_generic(law, args[0], *xs, *args[1:], kb, n, delta)
     pts = (kb[0] + np.arange(pm.shape[1])) * delta
     mass = float(law.cdf(hi) - law.cdf(lo))
     ex = float(law.partial_moment(hi) - law.partial_moment(lo)) / mass
@@ -126,10 +126,17 @@ def test_hat_law_preserves_the_mean(law, lo, hi, c):
     assert float(np.sum(pm)) == pytest.approx(1.0, abs=1e-12)
     assert float(np.sum(pm[0] * pts)) == pytest.approx(want, abs=1e-12)
     assert np.all(pm >= 0) and tv[0] < 1e-9
-    if type(law).__name__ == "Uniform" and c != 0:  # E e^2 = delta^2 E f (1 - f), by quadrature
-        g = lambda t: (t / delta - np.floor(t / delta)) * (1 - t / delta + np.floor(t / delta))  # noqa: E731
-        quad = integrate.quad(g, tlo, thi, limit=200, points=list(pts))[0] / (thi - tlo) * delta**2
-        assert e2[0] >= quad and e2[0] <= quad * (1 + 1e-6) + 1e-15
+    if c != 0:  # E e^2 = delta^2 E f (1 - f), by quadrature: exact for a Uniform input, else an upper bound
+        dens = law.to_scipy().pdf
+
+        def g(t):
+            f = t / delta - np.floor(t / delta)
+            return f * (1 - f) * dens(x0 + (t - o) / c) / abs(c) / mass
+
+        quad = integrate.quad(g, tlo, thi, limit=400, points=list(pts))[0] * delta**2
+        assert e2[0] >= quad * (1 - 1e-9)
+        if type(law).__name__ == "Uniform":
+            assert e2[0] <= quad * (1 + 1e-6) + 1e-15
 
 
 @pytest.mark.parametrize(
@@ -153,6 +160,36 @@ def test_density_tv_bounds_the_variation(law, lo, hi):
     want = (p[0] + (p[-1] if np.isfinite(hi) else 0.0) + np.sum(np.abs(np.diff(p)))) / mass
     assert got >= want * (1 - 1e-9)
     assert got <= want * (1 + 1e-6) + 1e-9
+
+
+def _hat_uniform_bins(tlo, thi, kb, n, delta):
+    """The Uniform term's hat law and ``E e^2`` bin by bin (the reference of the closed form)."""
+    j = np.arange(max(int(np.max(n)), 2))
+    ln = thi - tlo
+    pts = (kb[:, None] + j[None, :]) * delta
+    t = np.clip(pts, tlo[:, None], thi[:, None])
+    u, v = t[:, :-1] - pts[:, :-1], t[:, 1:] - pts[:, :-1]
+    mass = (v - u) / ln[:, None]
+    right = (v - u) * (v + u) / (2 * delta) / ln[:, None]
+    pm = np.zeros((kb.size, j.size))
+    pm[:, :-1] += mass - right
+    pm[:, 1:] += right
+    e2 = delta * ((v * v - u * u) / 2 - (v**3 - u**3) / (3 * delta)).sum(axis=1) / ln
+    return pm, e2
+
+
+def test_uniform_hat_closed_form_matches_bin_by_bin():
+    rng = np.random.default_rng(3)
+    delta = 0.07
+    tlo = rng.uniform(-1, 1, 400)
+    thi = tlo + np.concatenate([rng.uniform(0, 0.1, 200), rng.uniform(0, 1, 200)])
+    thi[:5] = np.ceil(thi[:5] / delta) * delta  # ends on the lattice
+    tlo[5:10] = np.floor(tlo[5:10] / delta) * delta
+    kb, n = boxsmooth.hat_range(tlo, thi, delta)
+    pm, e2, _ = boxsmooth.hat_uniform(np.ones(tlo.size), np.zeros(tlo.size), tlo, thi, kb, n, delta)
+    ref, e2_ref = _hat_uniform_bins(tlo, thi, kb, n, delta)
+    assert np.allclose(pm, ref[:, : pm.shape[1]], atol=1e-12)
+    assert np.all(e2 >= e2_ref) and np.allclose(e2, e2_ref, rtol=1e-6, atol=1e-14)
 
 
 _sobol_reference = functools.partial(sobol_reference, log2=16, seed=50)

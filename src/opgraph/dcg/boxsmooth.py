@@ -38,7 +38,9 @@ has mean zero given ``X_*``). ∎
 
 **The moments used.** ``E[e_i^2 | T_i] = f (1 - f) delta^2 <= delta dist(T_i, delta Z)``, so ``E e_i^2 <= delta
 E|T_i - round T_i|``: the nearest rounding's cost ``d_i`` that :mod:`opgraph.dcg.boxlinear` computes anyway (exact
-1-D integrals, padded). For a Uniform input the hat's ``E e_i^2 = delta^2 E f (1 - f)`` is integrated in closed form
+1-D integrals, padded); also ``E[f (1 - f); bin] <= M (P - M) / P`` on each lattice interval (``P`` its mass, ``M =
+E[f; bin]``, both in the hat law: Jensen, ``f (1 - f)`` is concave), tighter where a term is narrow; the smaller is
+used. For a Uniform input the hat's ``E e_i^2 = delta^2 E f (1 - f)`` is integrated in closed form
 (``delta^2 / 6`` per unit mass on a full lattice interval against ``delta^2 / 4`` for ``delta d_i``). ``E|T_* -
 Q_*|`` and ``E (Q_* - T_*)^2`` are the nearest rounding's (boxlinear, boxvariance). ``TV`` of a cell-conditional
 density ``p 1_[lo, hi] / P`` in ``T = o + c (X - x')`` is ``(p(lo) + p(hi) + int_lo^hi |p'|) / (|c| P)``, with
@@ -191,24 +193,40 @@ def hat_uniform(
     ln = thi - tlo
     live = (c != 0) & (ln > 0)
     safe = np.where(live, ln, 1.0)
-    pts = (kb[:, None] + j[None, :]) * delta
-    t = np.clip(pts, tlo[:, None], thi[:, None])
-    u, v = t[:, :-1] - pts[:, :-1], t[:, 1:] - pts[:, :-1]  # each bin, measured from its left lattice point
-    mass = (v - u) / safe[:, None]
-    right = np.clip((v - u) * (v + u) / (2 * delta) / safe[:, None], 0.0, mass)
-    pm = np.zeros((kb.size, j.size))
-    pm[:, :-1] += mass - right
-    pm[:, 1:] += right
-    g2 = ((v * v - u * u) / 2 - (v * v * v - u * u * u) / (3 * delta)) / safe[:, None]  # int g (1 - g) dt delta
-    e2 = np.maximum(g2.sum(axis=1), 0.0) * delta
+    nb = npts - 1  # lattice intervals (bins) per row: all full but the first and the last
+    half = 0.5 * delta / safe
+
+    def part(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A bin's (left point's mass, right point's mass, its share of E e^2), ``[u, v]`` from its left point."""
+        mass = (v - u) / safe
+        right = np.clip((v - u) * (v + u) / (2 * delta) / safe, 0.0, mass)
+        e2 = delta * ((v - u) * (v + u) / 2 - (v * v * v - u * u * u) / (3 * delta)) / safe
+        return mass - right, right, e2
+
+    p0, pl = kb * delta, (kb + nb - 1) * delta  # the first bin's and the last bin's left lattice points
+    l0, r0, e0 = part(tlo - p0, np.minimum(thi - p0, delta))
+    l1, r1, e1 = part(np.maximum(tlo - pl, 0.0), thi - pl)
+    two = nb >= 2
+    col = j[None, :]
+    nbc = nb[:, None]
+    full_here, full_left = (col >= 1) & (col <= nbc - 2), (col >= 2) & (col <= nbc - 1)  # full bins at col, col - 1
+    pm = half[:, None] * (full_here.astype(float) + full_left)
+    rows = np.arange(kb.size)
+    pm[:, 0] += l0
+    pm[:, 1] += r0
+    r2 = rows[two]
+    pm[r2, nb[two] - 1] += l1[two]
+    pm[r2, nb[two]] += r1[two]
+    e2 = np.maximum(e0 + np.where(two, e1, 0.0) + np.maximum(nb - 2, 0) * (delta**3 / 6) / safe, 0.0)
     eta = 4 * _EPS * (np.abs(tlo) + np.abs(thi) + np.abs(kb * delta) + np.abs((kb + n) * delta) + delta)
     tv = 8 * j.size * (eta / safe + 4 * _EPS)
     e2 = e2 * (1 + 1e-9) + 4 * delta * eta / safe + 1e-300
     # a constant term (c = 0 or an empty range): T = tlo, split between its two lattice neighbours
     f = np.clip(tlo / delta - kb, 0.0, 1.0)
-    one = np.zeros_like(pm)
-    one[:, 0], one[:, 1] = 1 - f, f
-    pm = np.where(live[:, None], pm, one)
+    flat = ~live
+    if np.any(flat):
+        pm[flat] = 0.0
+        pm[flat, 0], pm[flat, 1] = 1 - f[flat], f[flat]
     e2 = np.where(live, e2, f * (1 - f) * delta * delta + 4 * delta * eta)
     tv = np.where(live, tv, 8 * eta / delta + 8 * _EPS)
     return pm, e2, tv
@@ -234,8 +252,9 @@ def hat_generic(
     delta`` (``s_q`` the ``X`` of ``q delta``) go to ``q + 1``, the rest of the bin's mass to ``q``.
 
     Returns:
-        ``(pm, total variation of pm's rounding error)`` (``pm`` by row from ``kb``; NaN rows where the law gives no
-        finite moments).
+        ``(pm, E e^2 bound, total variation of pm's rounding error)`` (``pm`` by row from ``kb``; NaN rows where the
+        law gives no finite moments). ``E e^2 = delta^2 E f (1 - f) <= delta^2 sum_bins M (P - M) / P`` (Jensen
+        on each bin, ``M = E[f; bin]``).
     """
     n = int(np.max(npts))
     j = np.arange(max(n, 2))
@@ -263,15 +282,21 @@ def hat_generic(
     pm[:, :-1] += (mass - right) / den
     pm[:, 1:] += right / den
     # each entry within (err_r + the mass's rounding) / tot; twice that per bin in total variation
-    tv = 2 * (2 * err_r + _PAD * (fa + fb)).sum(axis=1) / den[:, 0] + 8 * j.size * _EPS
+    err = err_r + _PAD * (fa + fb)
+    tv = 2 * (2 * err).sum(axis=1) / den[:, 0] + 8 * j.size * _EPS
+    # E[f (1 - f); bin] <= M (P - M) / P (Jensen: f (1 - f) is concave, E[f; bin] = M), each within err of it
+    with np.errstate(all="ignore"):
+        jen = np.where(mass > 0, right * (mass - right) / np.where(mass > 0, mass, 1.0), 0.0)
+    e2 = delta * delta * ((jen + err).sum(axis=1) / den[:, 0] * (1 + 1e-9) + 8 * j.size * _EPS)
     # a constant term: T = o at its two lattice neighbours
     g = np.clip(tlo / delta - kb, 0.0, 1.0)
     one = np.zeros_like(pm)
     one[:, 0], one[:, 1] = 1 - g, g
     pm = np.where(flat[:, None], one, pm)
     tv = np.where(flat, 8 * _EPS * (1 + np.abs(tlo) / delta), tv)
+    e2 = np.where(flat, g * (1 - g) * delta * delta + 8 * _EPS * delta * (delta + np.abs(tlo)), e2)
     pm = np.where((ok | flat)[:, None], pm, np.nan)
-    return pm, np.where(ok | flat, tv, np.inf)
+    return pm, np.where(ok | flat, e2, np.inf), np.where(ok | flat, tv, np.inf)
 
 
 class Plan:
@@ -335,13 +360,19 @@ class Plan:
             hp, e2, tvh = hat_uniform(ci, oi, tlo, thi, kb, n, delta)
             e2 = np.minimum(e2, delta * d_i[h] * (1 + 1e-12))
         else:
-            hp, tvh = hat_generic(dist, ci, xi, loi, hii, oi, tlo, thi, kb, n, delta)
-            e2 = delta * d_i[h] * (1 + 1e-12)
+            hp, e2, tvh = hat_generic(dist, ci, xi, loi, hii, oi, tlo, thi, kb, n, delta)
+            e2 = np.minimum(e2, delta * d_i[h] * (1 + 1e-12))
         width = max(pm.shape[1], hp.shape[1])
-        out = np.zeros((blk.size, width))
-        out[:, : pm.shape[1]] = pm
-        out[h] = 0.0
-        out[np.flatnonzero(h)[:, None], np.arange(hp.shape[1])[None, :]] = hp
+        if h.all() and width == hp.shape[1]:  # every box of the block hat-rounds this term
+            out = hp
+        elif width == pm.shape[1]:
+            out = pm
+        else:
+            out = np.zeros((blk.size, width))
+            out[:, : pm.shape[1]] = pm
+        if out is not hp:
+            out[h, : hp.shape[1]] = hp
+            out[h, hp.shape[1] :] = 0.0
         bad = ~np.isfinite(out).all(axis=1)
         out[bad] = 0.0  # never used: the box's bound is inf (its weight goes to the point-mass answer)
         self.m[blk[h]] += np.where(np.isfinite(e2), e2, np.inf)
