@@ -29,6 +29,12 @@ BOXES = {
         [0.5, 2.0, 1.0, -0.9],
     ),
     "lognormal_star": ([(LN(0, 0.5), 0.5, 2.0, 1.0), (G(3, 0.5), 1.0, 1.2, 1.1), (N(0, 1), 0.0, 0.1, 0.05)], [1, 1, 1]),
+    # half-line cells (opgraph.dcg.boxtails): their terms are clipped at a far point, then hat-rounded
+    "tails3": ([(N(0, 1), 1.0, np.inf, 1.5), (LN(0, 0.5), 1.5, np.inf, 2.0), (U(0, 1), 0.0, 0.3, 0.15)], [1, 0.8, 1.2]),
+    "tails_lower": (
+        [(N(0, 1), -np.inf, -0.5, -1.0), (G(2, 1.0), 3.0, np.inf, 3.8), (N(0, 1), -0.3, 0.2, 0.0)],
+        [1, -0.5, 2],
+    ),
 }
 V0 = 0.3
 
@@ -60,6 +66,8 @@ def _fine_law(name: str, h: float) -> tuple[np.ndarray, np.ndarray, float]:
     laws, coefs = BOXES[name]
     pmf, off = None, V0
     for (law, lo, hi, x), c in zip(laws, coefs, strict=True):
+        # a half-line cut where 1e-14 of the law is left beyond (its W1 share is far below the margins)
+        lo, hi = max(lo, float(law.ppf(1e-14))), min(hi, float(law.ppf(1 - 1e-14)))
         tlo, thi = sorted((c * (lo - x), c * (hi - x)))
         n = int(math.ceil((thi - tlo) / h)) + 1
         t = tlo + h * np.arange(n + 1)
@@ -74,6 +82,8 @@ def _fine_law(name: str, h: float) -> tuple[np.ndarray, np.ndarray, float]:
 @pytest.mark.parametrize("delta", [0.003, 0.02, 0.1])
 @pytest.mark.parametrize("name", sorted(BOXES))
 def test_smoothed_rounding_bound_holds_on_one_box(name, delta):
+    if name.startswith("tails") and delta < 0.01:
+        pytest.skip("long tails at a fine step: a slow reference")
     ref, wref, err = _fine_law(name, delta / 500)
     for on in (False, True):
         atoms, weights, _, info = _one_box(name, delta, on)
@@ -84,7 +94,7 @@ def test_smoothed_rounding_bound_holds_on_one_box(name, delta):
             assert info["discretization"] <= 1.1 * true + err  # near exact where the widest term is wide
 
 
-@pytest.mark.parametrize("name", ["mixed3", "mixed4", "lognormal_star"])
+@pytest.mark.parametrize("name", ["mixed3", "mixed4", "lognormal_star", "tails3", "tails_lower"])
 def test_smoothed_rounding_is_tighter(name):
     off = _one_box(name, 0.01, False)[3]["discretization"]
     on = _one_box(name, 0.01, True)[3]["discretization"]
@@ -118,7 +128,7 @@ def test_hat_law_preserves_the_mean(law, lo, hi, c):
         pm, e2, tv = boxsmooth.hat_uniform(*args, kb, n, delta)
     else:
         xs = [np.array([v]) for v in (x0, lo, hi)]
-        pm, e2, tv = boxsmooth.hat_generic(law, args[0], *xs, *args[1:], kb, n, delta)
+        pm, e2, tv, _ = boxsmooth.hat_generic(law, args[0], *xs, *args[1:], kb, n, delta)
     pts = (kb[0] + np.arange(pm.shape[1])) * delta
     mass = float(law.cdf(hi) - law.cdf(lo))
     ex = float(law.partial_moment(hi) - law.partial_moment(lo)) / mass

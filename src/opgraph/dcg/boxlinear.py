@@ -548,7 +548,11 @@ def mixture(
             ci, xi, loi, hii, oi, tlo, thi, kb, npts = (x[:, None] for x in term(i, blk, delta))
             j = np.arange(int(np.max(npts)) + 1)
             if UNIFORM_CLOSED and type(dists[axes[i]]).__name__ == "Uniform" and not has_tail[i]:
-                pm, d_i, mu_i, er_i, m2_i, tv_i = _uniform_term(ci[:, 0], oi[:, 0], tlo, thi, kb, npts, delta, j)
+                args = (ci[:, 0], oi[:, 0], tlo, thi, kb, npts)
+                if sm is None:
+                    pm, d_i, mu_i, er_i, m2_i, tv_i = _uniform_term(*args, delta, j)
+                else:  # not on the boxes where this term is hat-rounded (boxsmooth: its exact E e^2 is used there)
+                    pm, d_i, mu_i, er_i, m2_i, tv_i = sm.nearest_rows(i, blk, _uniform_term, args, delta, j)
                 tv_blk += tv_i
             else:
                 pm, d_i, mu_i, er_i, m2_i = generic_term(i, blk, (ci, xi, loi, hii, oi, tlo, thi, kb, npts), j)

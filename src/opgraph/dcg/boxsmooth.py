@@ -74,10 +74,16 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.dcg import boxtails
+
 #: Whether the box-linear mixture rounds all but its widest term mean-preservingly and certifies the rounding by
 #: the smoothing of the widest term (module docstring).
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_boxsmooth", default=True)
 
+#: Hat-round half-line cells too (Normal, LogNormal, Gamma, Exponential; :mod:`opgraph.dcg.boxtails`): the term
+#: clipped at its far point first, the clipping's cost added (module docstring). Off: a box with a half-line cell
+#: smooths only with that term as ``i*``.
+TAILS = True
 #: A box is smoothed where its predicted smoothed rounding cost is below this share of the nearest rounding's.
 WIN = 0.8
 #: Size the lattice step of :mod:`opgraph.dcg.boxlinear` for the smoothed rounding's predicted cost
@@ -244,16 +250,23 @@ def hat_generic(
     kb: np.ndarray,
     npts: np.ndarray,
     delta: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The hat law of a term ``T = o + c (X - x0)``, ``X`` the input's law on the finite cell ``[lo, hi]``, per row.
+    cell_lo: np.ndarray | None = None,
+    cell_hi: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The hat law of a term ``T = o + c (X - x0)``, ``X`` the input's law on the cell ``[lo, hi]``, per row.
+
+    Where the true cell ``[cell_lo, cell_hi]`` is wider (a half-line cut at its far point ``lo`` or ``hi``,
+    :mod:`opgraph.dcg.boxtails`), ``X`` is first clipped into ``[lo, hi]``: the mass beyond is an atom at the far
+    point (hat-split like the rest), and the clipping's cost ``|c| E[|X - clip(X)| | cell]`` (closed-form excess,
+    :func:`opgraph.dcg.boxtails._excess`, padded) is returned.
 
     From the CDF and the closed-form partial moment ``E[X; X <= x]`` at the lattice points' ``X``: on the bin
     between the lattice points ``q`` and ``q + 1``, ``P(bin)`` and ``E[T / delta - q; bin] = c E[X - s_q; bin] /
     delta`` (``s_q`` the ``X`` of ``q delta``) go to ``q + 1``, the rest of the bin's mass to ``q``.
 
     Returns:
-        ``(pm, E e^2 bound, total variation of pm's rounding error)`` (``pm`` by row from ``kb``; NaN rows where the
-        law gives no finite moments). ``E e^2 = delta^2 E f (1 - f) <= delta^2 sum_bins M (P - M) / P`` (Jensen
+        ``(pm, E e^2 bound, total variation of pm's rounding error, clipping cost)`` (``pm`` by row from ``kb``; NaN
+        rows where the law gives no finite moments). ``E e^2 = delta^2 E f (1 - f) <= delta^2 sum_bins M (P - M) / P`` (Jensen
         on each bin, ``M = E[f; bin]``).
     """
     n = int(np.max(npts))
@@ -272,6 +285,22 @@ def hat_generic(
     s = x0[:, None] + (pts[:, :-1] - o[:, None]) / safe  # the X of each bin's left lattice point
     mass = np.maximum(fb - fa, 0.0)
     tot = mass.sum(axis=1)
+    cut_lo = np.zeros(c.size, dtype=bool) if cell_lo is None else cell_lo < lo
+    cut_hi = np.zeros(c.size, dtype=bool) if cell_hi is None else cell_hi > hi
+    atoms = []  # (rows, T of the far point, mass beyond it)
+    clip = np.zeros(c.size)
+    for cut, end, far, upper in ((cut_lo, cell_lo, lo, False), (cut_hi, cell_hi, hi, True)):
+        if not np.any(cut):
+            continue
+        r = np.flatnonzero(cut)
+        fe, ff = np.asarray(dist.cdf(end[r]), dtype=float), np.asarray(dist.cdf(far[r]), dtype=float)
+        m_far = np.maximum(fe - ff if upper else ff - fe, 0.0)
+        atoms.append((r, o[r] + c[r] * (far[r] - x0[r]), m_far))
+        tot[r] += m_far
+        z = (far[r] - dist.loc) / dist.scale
+        beyond = dist._zsf(z) if upper else dist._zcdf(z)
+        ex = boxtails._excess(dist, far[r], np.full(r.size, upper))
+        clip[r] += np.abs(c[r]) * (ex * (1 + 1e-9) + 128 * _EPS * dist.scale * (np.abs(z) + 1) * beyond)
     good = (tot > 0) & np.isfinite(tot)
     den = np.where(good, tot, 1.0)[:, None]
     raw_r = safe * ((pb - pa) - s * (fb - fa)) / delta
@@ -288,6 +317,17 @@ def hat_generic(
     with np.errstate(all="ignore"):
         jen = np.where(mass > 0, right * (mass - right) / np.where(mass > 0, mass, 1.0), 0.0)
     e2 = delta * delta * ((jen + err).sum(axis=1) / den[:, 0] * (1 + 1e-9) + 8 * j.size * _EPS)
+    rows_all = np.arange(c.size)
+    for r, t_far, m_far in atoms:  # the far atoms, hat-split between their lattice neighbours
+        q = np.floor(t_far / delta)
+        g_far = np.clip(t_far / delta - q, 0.0, 1.0)
+        col = np.clip(q - kb[r], 0, j.size - 1).astype(np.int64)
+        w_far = m_far / den[r, 0]
+        np.add.at(pm, (rows_all[r], col), w_far * (1 - g_far))
+        np.add.at(pm, (rows_all[r], np.minimum(col + 1, j.size - 1)), w_far * g_far)
+        e2[r] += delta * delta * w_far * g_far * (1 - g_far) * (1 + 1e-9)
+        tv[r] += 4 * _PAD + 8 * _EPS * (1 + np.abs(t_far) / delta)
+    clip = clip / den[:, 0]
     # a constant term: T = o at its two lattice neighbours
     g = np.clip(tlo / delta - kb, 0.0, 1.0)
     one = np.zeros_like(pm)
@@ -295,8 +335,9 @@ def hat_generic(
     pm = np.where(flat[:, None], one, pm)
     tv = np.where(flat, 8 * _EPS * (1 + np.abs(tlo) / delta), tv)
     e2 = np.where(flat, g * (1 - g) * delta * delta + 8 * _EPS * delta * (delta + np.abs(tlo)), e2)
+    clip = np.where(flat, 0.0, clip)
     pm = np.where((ok | flat)[:, None], pm, np.nan)
-    return pm, np.where(ok | flat, e2, np.inf), np.where(ok | flat, tv, np.inf)
+    return pm, np.where(ok | flat, e2, np.inf), np.where(ok | flat, tv, np.inf), np.where(ok | flat, clip, np.inf)
 
 
 class Plan:
@@ -308,9 +349,11 @@ class Plan:
         hat: Per term, the candidate boxes where it is hat-rounded (smoothed boxes, ``i != i*``).
     """
 
-    def __init__(self, star: np.ndarray, tv: np.ndarray, k: int) -> None:
+    def __init__(self, star: np.ndarray, tv: np.ndarray, k: int, ends: Sequence[Sequence[np.ndarray]]) -> None:
         self.star = star
         self.tv = tv
+        self.ends = ends  # per term, the candidates' true cell ends
+        self.clip = np.zeros(star.size)  # sum over hat terms of the far tails' clipping cost
         self.hat = [(star >= 0) & (star != i) for i in range(k)]
         n = star.size
         self.m = np.zeros(n)  # sum over hat terms of E e_i^2 bounds
@@ -324,6 +367,25 @@ class Plan:
             return kb, npts
         k0, n0 = hat_range(tlo, thi, delta)
         return np.where(h, k0, kb), np.where(h, n0, npts)
+
+    def nearest_rows(
+        self, i: int, blk: np.ndarray, fn: Callable[..., tuple[np.ndarray, ...]], args: Sequence[np.ndarray], *rest: Any
+    ) -> tuple[np.ndarray, ...]:
+        """A term's nearest lattice law and moments ``fn(*args, *rest)`` only where term ``i`` is not hat-rounded.
+
+        Zeros on the other rows of ``blk`` (:meth:`term_law` replaces their laws, and :meth:`bound` does not use
+        their moments). For a Uniform term, whose hat ``E e^2`` is exact and needs no nearest cost.
+        """
+        keep = ~self.hat[i][blk]
+        if keep.all():
+            return fn(*args, *rest)
+        got = fn(*(a[keep] for a in args), *rest)
+        out = []
+        for g in got:
+            full = np.zeros((blk.size,) + g.shape[1:])
+            full[keep] = g
+            out.append(full)
+        return tuple(out)
 
     def term_law(
         self,
@@ -357,11 +419,14 @@ class Plan:
         ci, xi, loi, hii, oi, tlo, thi = (np.asarray(g)[:, 0][h] for g in got[:7])
         kb, n = hat_range(tlo, thi, delta)
         if type(dist).__name__ == "Uniform":
-            hp, e2, tvh = hat_uniform(ci, oi, tlo, thi, kb, n, delta)
-            e2 = np.minimum(e2, delta * d_i[h] * (1 + 1e-12))
+            hp, e2, tvh = hat_uniform(ci, oi, tlo, thi, kb, n, delta)  # exact E e^2 (d_i: see nearest_rows)
         else:
-            hp, e2, tvh = hat_generic(dist, ci, xi, loi, hii, oi, tlo, thi, kb, n, delta)
-            e2 = np.minimum(e2, delta * d_i[h] * (1 + 1e-12))
+            rows = blk[h]
+            cl, ch = self.ends[i][0][rows], self.ends[i][1][rows]
+            hp, e2, tvh, clip = hat_generic(dist, ci, xi, loi, hii, oi, tlo, thi, kb, n, delta, cl, ch)
+            cut = (cl < loi) | (ch > hii)  # clipped rows: delta d_i is the unclipped term's (not a bound there)
+            e2 = np.where(cut, e2, np.minimum(e2, delta * d_i[h] * (1 + 1e-12)))
+            self.clip[rows] += clip
         width = max(pm.shape[1], hp.shape[1])
         if h.all() and width == hp.shape[1]:  # every box of the block hat-rounds this term
             out = hp
@@ -387,7 +452,8 @@ class Plan:
         with np.errstate(all="ignore"):
             sm = np.minimum(tv * m / 2, np.sqrt(m)) * (1 + 1e-12)
             got = np.minimum(self.d_star[blk] + sm, np.sqrt(self.m2_star[blk] + m) * (1 + 1e-12))
-        got = np.where(np.isfinite(m), got, np.inf)
+            got = (got + self.clip[blk]) * (1 + 1e-12)
+        got = np.where(np.isfinite(m) & np.isfinite(got), got, np.inf)
         return np.where(st >= 0, got, dsum)
 
 
@@ -406,7 +472,8 @@ def _stars(
         lo, hi = ends[i]
         with np.errstate(all="ignore"):
             tvs.append(density_tv(dists[i], lo, hi) / np.abs(ci))
-        hat_ok.append(np.isfinite(lo) & np.isfinite(hi) & _hat_ok(dists[i]))
+        fin = np.isfinite(lo) & np.isfinite(hi)
+        hat_ok.append((boxtails.tail_ok(dists[i], lo, hi) if TAILS else fin) & _hat_ok(dists[i]))
     tv = np.stack(tvs)  # (k, boxes)
     tv = np.where(np.isfinite(tv), tv, np.inf)
     ok = np.stack(hat_ok)
@@ -448,7 +515,7 @@ def plan(
     smooth = _predicted(k, tv_star, able, delta, var_on)[0]
     if not np.any(smooth):
         return None
-    return Plan(np.where(smooth, star, -1), tv_star, k)
+    return Plan(np.where(smooth, star, -1), tv_star, k, ends)
 
 
 def matched_step(
