@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import integrate, signal
 
 from opgraph import dcg as od
@@ -92,6 +94,49 @@ def test_smoothed_rounding_bound_holds_on_one_box(name, delta):
         if on and delta <= 0.02:
             assert info["boxes_smoothed"] == 1.0
             assert info["discretization"] <= 1.1 * true + err  # near exact where the widest term is wide
+
+
+_FAMILIES = [
+    lambda lo, w: (U(-5, 5), lo, lo + w),
+    lambda lo, w: (N(0, 1), lo, lo + w),
+    lambda lo, w: (LN(0, 0.5), math.exp(lo / 3), math.exp(lo / 3) + w),
+    lambda lo, w: (G(2.5, 0.7), 2 + lo / 3, 2 + lo / 3 + w),
+    lambda lo, w: (N(0, 1), lo, np.inf),  # an upper half-line
+]
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    terms=st.lists(
+        st.tuples(
+            st.integers(0, len(_FAMILIES) - 1),
+            st.floats(-2, 2),
+            st.floats(0.05, 1.5),
+            st.floats(-3, 3).filter(lambda c: abs(c) > 0.05),
+        ),
+        min_size=2,
+        max_size=4,
+    ),
+    rel_step=st.floats(0.01, 0.5),
+)
+def test_property_smoothed_rounding_bound_holds(terms, rel_step):
+    laws = []
+    for fam, lo, w, _ in terms:
+        law, a, b = _FAMILIES[fam](lo, w)
+        x = a + 0.4 * (min(b, a + 3) - a)
+        laws.append((law, a, b, x))
+    coefs = [t[3] for t in terms]
+    widest = max(abs(c) * (min(b, a + 3) - a) for (_, a, b, _), c in zip(laws, coefs, strict=True))
+    delta = rel_step * widest
+    BOXES["random"] = (laws, coefs)
+    try:
+        ref, wref, err = _fine_law("random", delta / 300)
+        for on in (False, True):
+            atoms, weights, _, info = _one_box("random", delta, on)
+            true = float(od.w1_discrete(atoms, weights, ref, wref))
+            assert info["discretization"] >= true - err, (on, info["discretization"], true, err)
+    finally:
+        del BOXES["random"]
 
 
 @pytest.mark.parametrize("name", ["mixed3", "mixed4", "lognormal_star", "tails3", "tails_lower"])
