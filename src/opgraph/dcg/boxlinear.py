@@ -51,6 +51,12 @@ evaluation's repeated request for the same grid reuses its mixture (:data:`MEMO`
 cell of a Normal, LogNormal, Gamma or Exponential input is mixed too where its remainder is finite; the tail term's
 lattice is cut at a far point and its last bin reaches infinity, so ``D_b`` stays the exact sum of the bins' costs
 (the proof above does not use the lattice's range).
+
+**Smoothed rounding** (:mod:`opgraph.dcg.boxsmooth`, switch ``box_smooth``, default on; branch smooth-round): on a
+box where it is predicted to win, every term but the widest is rounded mean-preservingly (hat projection) and
+``D_b`` is the widest term's nearest-rounding cost plus a second-order smoothing term (about ``delta / 4`` in all,
+not ``(k + 1) delta / 4``); the decision is made per box before its lattice laws are built, so the answer's law
+matches its bound. The lattice step is unchanged.
 """
 
 from __future__ import annotations
