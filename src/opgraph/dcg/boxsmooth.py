@@ -229,14 +229,14 @@ def hat_uniform(
     l0, r0, e0 = part(tlo - p0, np.minimum(thi - p0, delta))
     l1, r1, e1 = part(np.maximum(tlo - pl, 0.0), thi - pl)
     two = nb >= 2
-    col = j[None, :]
-    nbc = nb[:, None]
-    full_here, full_left = (col >= 1) & (col <= nbc - 2), (col >= 2) & (col <= nbc - 1)  # full bins at col, col - 1
-    pm = half[:, None] * (full_here.astype(float) + full_left)
+    # the full bins give half to each of their points: delta / L on columns 2 .. nb - 2, half on 1 and nb - 1
+    pm = (j[None, :] < nb[:, None]) * (2 * half)[:, None]
+    pm[:, 0] = l0
     rows = np.arange(kb.size)
-    pm[:, 0] += l0
-    pm[:, 1] += r0
     r2 = rows[two]
+    pm[r2, 1] -= half[two]
+    pm[r2, nb[two] - 1] -= half[two]
+    pm[:, 1] = np.where(two, pm[:, 1], 0.0) + r0
     pm[r2, nb[two] - 1] += l1[two]
     pm[r2, nb[two]] += r1[two]
     e2 = np.maximum(e0 + np.where(two, e1, 0.0) + np.maximum(nb - 2, 0) * (delta**3 / 6) / safe, 0.0)
@@ -454,7 +454,8 @@ class Plan:
         if out is not hp:
             out[h, : hp.shape[1]] = hp
             out[h, hp.shape[1] :] = 0.0
-        bad = ~np.isfinite(out).all(axis=1)
+        bad = np.zeros(blk.size, dtype=bool)
+        bad[h] = ~np.isfinite(hp[:, 0])  # hat_generic's rows without finite moments: NaN throughout
         out[bad] = 0.0  # never used: the box's bound is inf (its weight goes to the point-mass answer)
         self.m[blk[h]] += np.where(np.isfinite(e2), e2, np.inf)
         tv[h] = tvh
