@@ -6,6 +6,7 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.engine.SEMI_DISCRETE``, ``opgraph.dcg.taylor.ENABLED``, ``opgraph.dcg.disjoint.ENABLED``,
 ``opgraph.dcg.keepbest.ENABLED``, ``opgraph.dcg.elastic.ENABLED``, ``opgraph.dcg.centredlog.ENABLED``,
 ``opgraph.dcg.boxlinear.ENABLED``, ``opgraph.dcg.boxtails.ENABLED``, ``opgraph.dcg.boxvariance.ENABLED``,
+``opgraph.dcg.boxsmooth.ENABLED``,
 ``opgraph.dcg.loglinear.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``,
 ``opgraph.dcg.longmix.ENABLED``, ``opgraph.dcg.subslope.ENABLED``, ``opgraph.dcg.wideleaf.ENABLED``,
 ``opgraph.dcg.logsubbox.ENABLED``, ``opgraph.dcg.tailpieces.ENABLED``, ``opgraph.dcg.mixfirst.ENABLED``,
@@ -27,6 +28,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
     from opgraph.dcg import (
         affine,
         boxlinear,
+        boxsmooth,
         boxtails,
         boxvariance,
         budgetalloc,
@@ -71,6 +73,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "box_linear": boxlinear.ENABLED,
         "box_linear_tails": boxtails.ENABLED,
         "box_linear_variance": boxvariance.ENABLED,
+        "box_smooth": boxsmooth.ENABLED,
         "log_linear": loglinear.ENABLED,
         "budget_alloc": budgetalloc.ENABLED,
         "budget_alloc_fixed_atoms": budgetalloc.FIXED_ATOMS,
@@ -93,7 +96,7 @@ def capture() -> dict[str, bool]:
 
     Names: ``affine``, ``cancel``, ``carry``, ``carry_fixed_atoms``, ``exact_law``, ``exact_law_regroup``,
     ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``elastic_centred``,
-    ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``log_linear``, ``budget_alloc``,
+    ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``box_smooth``, ``log_linear``, ``budget_alloc``,
     ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``, ``wide_leaf``, ``log_sub_box``, ``log_tail_pieces``,
     ``mixture_first``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``.
     """
