@@ -57,7 +57,7 @@ Exponential) a hat-rounded term is first clipped at its far point ``t``: ``T'_i 
 the mass beyond ``t`` an atom at ``t`` (hat-split like the rest). The ``T'_i`` are independent, so the theorem holds
 for ``L'_b = T_* + sum_{i != i*} T'_i``, and ``W1(law L_b, law L'_b) <= sum_i E|T_i - T'_i| = sum_i |c_i| E[(X_i -
 t)^+ | cell]`` (the coupling through the same ``X``; mirrored for a lower tail): that closed-form excess
-(``boxtails._excess``, padded for its cancellation) is added to the box's bound. ``E e_i^2`` there is the Jensen
+(``boxtails.excess``, padded for its cancellation) is added to the box's bound. ``E e_i^2`` there is the Jensen
 form alone (``delta d_i`` is the unclipped term's). ``T_*`` itself may be a half-line term (nearest rounding, its
 last bin reaching infinity, as in :mod:`opgraph.dcg.boxtails`).
 
@@ -274,7 +274,7 @@ def hat_generic(
     Where the true cell ``[cell_lo, cell_hi]`` is wider (a half-line cut at its far point ``lo`` or ``hi``,
     :mod:`opgraph.dcg.boxtails`), ``X`` is first clipped into ``[lo, hi]``: the mass beyond is an atom at the far
     point (hat-split like the rest), and the clipping's cost ``|c| E[|X - clip(X)| | cell]`` (closed-form excess,
-    :func:`opgraph.dcg.boxtails._excess`, padded) is returned.
+    :func:`opgraph.dcg.boxtails.excess`, padded) is returned.
 
     From the CDF and the closed-form partial moment ``E[X; X <= x]`` at the lattice points' ``X``: on the bin
     between the lattice points ``q`` and ``q + 1``, ``P(bin)`` and ``E[T / delta - q; bin] = c E[X - s_q; bin] /
@@ -315,7 +315,7 @@ def hat_generic(
         tot[r] += m_far
         z = (far[r] - dist.loc) / dist.scale
         beyond = dist._zsf(z) if upper else dist._zcdf(z)
-        ex = boxtails._excess(dist, far[r], np.full(r.size, upper))
+        ex = boxtails.excess(dist, far[r], np.full(r.size, upper))
         clip[r] += np.abs(c[r]) * (ex * (1 + 1e-9) + 128 * _EPS * dist.scale * (np.abs(z) + 1) * beyond)
     good = (tot > 0) & np.isfinite(tot)
     den = np.where(good, tot, 1.0)[:, None]

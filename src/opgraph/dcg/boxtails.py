@@ -61,7 +61,7 @@ def tail_ok(dist: Any, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return fin | half
 
 
-def _excess(dist: Any, t: np.ndarray, upper: np.ndarray) -> np.ndarray:
+def excess(dist: Any, t: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """``E[(X - t)^+]`` where ``upper``, else ``E[(t - X)^+]`` (unconditional; closed forms of the family)."""
     z = (t - dist.loc) / dist.scale
     up = dist.scale * (dist._zpm_hi(z) - z * dist._zsf(z))
@@ -106,9 +106,9 @@ def far_ends(dist: Any, lo: np.ndarray, hi: np.ndarray, c: np.ndarray, delta: fl
         for _ in range(STEPS):
             m = 0.5 * (a + b)
             t = _tail_point(dist, mass * 10.0**m, upper)
-            good = _excess(dist, t, upper) <= tau
+            good = excess(dist, t, upper) <= tau
             a, b = np.where(good, m, a), np.where(good, b, m)
-        near = _excess(dist, end, upper) <= tau  # the whole tail collapses onto the cell's end
+        near = excess(dist, end, upper) <= tau  # the whole tail collapses onto the cell's end
         t = np.where(near, end, _tail_point(dist, mass * 10.0**a, upper))
         # a tail point that did not come out finite and beyond the end (an underflowed mass): the cell's end, so the
         # whole tail goes on one lattice point (its cost is still computed exactly: sound, only costlier)
