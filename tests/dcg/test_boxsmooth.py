@@ -81,11 +81,12 @@ def _fine_law(name: str, h: float) -> tuple[np.ndarray, np.ndarray, float]:
     return off + h * np.arange(pmf.size), pmf, len(laws) * h / 2
 
 
-@pytest.mark.parametrize("delta", [0.003, 0.02, 0.1])
-@pytest.mark.parametrize("name", sorted(BOXES))
+# the half-line boxes at the finest step are left out: their reference law takes minutes at delta / 500
+_ONE_BOX = [(n, d) for n in sorted(BOXES) for d in (0.003, 0.02, 0.1) if not (n.startswith("tails") and d < 0.01)]
+
+
+@pytest.mark.parametrize(("name", "delta"), _ONE_BOX)
 def test_smoothed_rounding_bound_holds_on_one_box(name, delta):
-    if name.startswith("tails") and delta < 0.01:
-        pytest.skip("long tails at a fine step: a slow reference")
     ref, wref, err = _fine_law(name, delta / 500)
     for on in (False, True):
         atoms, weights, _, info = _one_box(name, delta, on)
