@@ -182,7 +182,7 @@ def _clean(f: Aff, mag: Any, keep_abs: bool = False) -> Aff:
                     if i >= ERR_BASE:
                         etot = etot + ab
             # NaN when any coefficient, r or c is (or on inf - inf: then the exact mask below, which is the same test)
-            suspect = np.isnan(_add_reduce(sabs + r + f.c, axis=None))
+            suspect = _isnan(_add_reduce(sabs + r + f.c, axis=None))
         elif not fast:
             suspect = True
         else:
@@ -221,6 +221,7 @@ def _clean(f: Aff, mag: Any, keep_abs: bool = False) -> Aff:
 
 
 _add_reduce = np.add.reduce
+_isnan = iv._isnan
 
 
 def _flat_all(*arrays: Any) -> np.ndarray:
@@ -231,7 +232,7 @@ def _flat_all(*arrays: Any) -> np.ndarray:
 def _lip(x: Any) -> np.ndarray:
     """A Lipschitz constant rounded up (NaN: inf)."""
     x = np.asarray(x, dtype=float) * (1 + _SLACK)
-    if iv.QUIET.get() and not np.isnan(_add_reduce(x, axis=None)):
+    if iv.QUIET.get() and not _isnan(_add_reduce(x, axis=None)):
         return np.asarray(x)  # no NaN (one sum; inf - inf takes the mask below, which then changes nothing)
     return np.where(np.isnan(x), np.inf, x)
 
