@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from opgraph.dcg import affstack
 from opgraph.dcg import intervals as iv
 
 #: Relative slack added for rounding (8 times the unit roundoff 2**-53 of one operation).
@@ -170,14 +171,18 @@ def _clean(f: Aff, mag: Any, keep_abs: bool = False) -> Aff:
         if fast and keep_abs and f.a:
             # Aff.abs_sum of the result (the same dict, the same order: Python's sum from 0) and, from the same
             # |a_j| arrays, _err_total's sum over the error symbols (from np.zeros(()), in that order too)
-            sabs, etot = 0, np.zeros(())
-            for i, x in f.a.items():
-                ab = np.abs(x)
-                sabs = sabs + ab
-                if i >= ERR_BASE:
-                    etot = etot + ab
+            sums = affstack.abs_sums(f.a, ERR_BASE) if affstack.ENABLED.get() else None
+            if sums is not None:
+                sabs, etot = sums  # the same folds on a stack (opgraph.dcg.affstack)
+            else:
+                sabs, etot = 0, np.zeros(())
+                for i, x in f.a.items():
+                    ab = np.abs(x)
+                    sabs = sabs + ab
+                    if i >= ERR_BASE:
+                        etot = etot + ab
             # NaN when any coefficient, r or c is (or on inf - inf: then the exact mask below, which is the same test)
-            suspect = np.isnan(_add_reduce(sabs + r + f.c, axis=None))
+            suspect = _isnan(_add_reduce(sabs + r + f.c, axis=None))
         elif not fast:
             suspect = True
         else:
@@ -216,6 +221,7 @@ def _clean(f: Aff, mag: Any, keep_abs: bool = False) -> Aff:
 
 
 _add_reduce = np.add.reduce
+_isnan = iv._isnan
 
 
 def _flat_all(*arrays: Any) -> np.ndarray:
@@ -226,7 +232,7 @@ def _flat_all(*arrays: Any) -> np.ndarray:
 def _lip(x: Any) -> np.ndarray:
     """A Lipschitz constant rounded up (NaN: inf)."""
     x = np.asarray(x, dtype=float) * (1 + _SLACK)
-    if iv.QUIET.get() and not np.isnan(_add_reduce(x, axis=None)):
+    if iv.QUIET.get() and not _isnan(_add_reduce(x, axis=None)):
         return np.asarray(x)  # no NaN (one sum; inf - inf takes the mask below, which then changes nothing)
     return np.where(np.isnan(x), np.inf, x)
 
@@ -310,6 +316,10 @@ def _tighter(f: Aff, K: tuple[int, ...], enc: iv.Interval | None, factor: float 
 # ------------------------------------------------------------------------------------------------------------------
 # Linear and bilinear rules
 # ------------------------------------------------------------------------------------------------------------------
+#: Symbols from which :func:`mul`, :func:`add` and :func:`scale` try the stacked loops (:mod:`opgraph.dcg.affstack`).
+_STACK_AT = 12
+
+
 def add(x: Aff, y: Aff, sign: float = 1.0) -> Aff:
     """``x + sign * y`` (both on the same grid)."""
     a = dict(x.a)
@@ -318,7 +328,12 @@ def add(x: Aff, y: Aff, sign: float = 1.0) -> Aff:
             # u + 1.0 * v is u + v and u + (-1.0) * v is u - v, bit for bit (IEEE subtraction adds the negation):
             # one operation per symbol instead of two. A symbol of y alone keeps y's array for sign 1 (the values
             # of 1.0 * v; coefficient arrays are never changed in place, forms share them as _PASS ops do).
-            if sign == 1.0:
+            shared = _add_stacked(a, y.a, sign) if len(y.a) >= _STACK_AT and affstack.ENABLED.get() else None
+            if shared is not None:  # the shared symbols' sums on stacks (opgraph.dcg.affstack), in y's order
+                for i, v in y.a.items():
+                    a[i] = shared[i] if i in shared else (v if sign == 1.0 else np.negative(v))
+                c = np.add(x.c, y.c) if sign == 1.0 else np.subtract(x.c, y.c)
+            elif sign == 1.0:
                 for i, v in y.a.items():
                     a[i] = np.add(a[i], v) if i in a else v
                 c = np.add(x.c, y.c)
@@ -333,11 +348,34 @@ def add(x: Aff, y: Aff, sign: float = 1.0) -> Aff:
         return _clean(Aff(x.axes, c, a, x.r + y.r, _lsum((1.0, x.L), (1.0, y.L))), x.mag() + y.mag(), keep_abs=True)
 
 
+def _add_stacked(a: dict[int, Any], b: dict[int, Any], sign: float) -> dict[int, Any] | None:
+    """``a[i] + b[i]`` (``sign`` -1: ``a[i] - b[i]``) for the symbols of both, on two stacks (None: not stacked).
+
+    The stacks must have as many axes each (then every row broadcasts as the two symbols' arrays do).
+    """
+    keys = [i for i in b if i in a]
+    if len(keys) < affstack.MIN_STACK:
+        return None
+    sa, sb = affstack.stack([a[i] for i in keys]), affstack.stack([b[i] for i in keys])
+    if sa is None or sb is None or sa.ndim != sb.ndim:
+        return None
+    return dict(zip(keys, np.add(sa, sb) if sign == 1.0 else np.subtract(sa, sb), strict=True))
+
+
+def _scaled(k: np.ndarray, a: dict[int, Any]) -> dict[int, Any]:
+    """``{i: k * a[i]}``, on one stack where :func:`opgraph.dcg.affstack.stack` takes ``a``'s arrays."""
+    if len(a) >= _STACK_AT and affstack.ENABLED.get():
+        st = affstack.stack(list(a.values()))
+        if st is not None and k.ndim < st.ndim:
+            return dict(zip(a, k * st, strict=True))
+    return {i: k * v for i, v in a.items()}
+
+
 def scale(x: Aff, k: Any, shift: Any = 0.0) -> Aff:
     """``k * x + shift`` for arrays (or numbers) ``k``, ``shift`` constant on each box."""
     k = np.asarray(k, dtype=float)
     with iv.errstate(invalid="ignore", over="ignore"):
-        out = Aff(x.axes, k * x.c + shift, {i: k * v for i, v in x.a.items()}, np.abs(k) * x.r, _lsum((np.abs(k), x.L)))
+        out = Aff(x.axes, k * x.c + shift, _scaled(k, x.a), np.abs(k) * x.r, _lsum((np.abs(k), x.L)))
         return _clean(out, np.abs(k) * x.mag() + np.abs(shift), keep_abs=True)
 
 
@@ -365,7 +403,12 @@ def mul(x: Aff, y: Aff) -> Aff:
         diag: Any = 0.0
         a: dict[int, np.ndarray] = {}
         xget, yget, xc, yc, arr = x.a.get, y.a.get, x.c, y.c, np.ndarray
-        for i in set(x.a) | set(y.a):
+        keys = set(x.a) | set(y.a)
+        stacked = _mul_stacked(keys, x, y, c) if len(keys) >= _STACK_AT and affstack.ENABLED.get() else None
+        if stacked is not None:
+            c, diag, a = stacked
+            keys = set()
+        for i in keys:
             xi, yi = xget(i), yget(i)
             t = 0.0
             if yi is not None:
@@ -392,6 +435,53 @@ def mul(x: Aff, y: Aff) -> Aff:
             )
         )
         return _clean(Aff(x.axes, c, a, r, L), x.mag() * y.mag(), keep_abs=True)
+
+
+def _mul_stacked(keys: set[int], x: Aff, y: Aff, c0: Any) -> tuple[Any, Any, dict[int, np.ndarray]] | None:
+    """:func:`mul`'s per-symbol loop on stacks (:mod:`opgraph.dcg.affstack`): ``(c, diag, a)``, the same numbers.
+
+    The loop's terms per symbol ``i`` (in the iteration order of ``keys``): ``t = 0.0 + xc y_i`` (``+ yc x_i``),
+    and where both forms carry ``i``, ``p = x_i y_i`` with ``c = c + 0.5 p`` and ``diag = diag + 0.5 |p|``. The
+    symbols of both forms, of ``x`` only and of ``y`` only are three stacks; each must hold float arrays of one
+    shape with at least as many axes as the centres (so that every row is the loop's ``t``, with its shape).
+    None where one does not.
+    """
+    xa, ya, xc, yc = x.a, y.a, x.c, y.c
+    order = list(keys)
+    both = [k for k, i in enumerate(order) if i in xa and i in ya]
+    only_x = [k for k, i in enumerate(order) if i not in ya]
+    only_y = [k for k, i in enumerate(order) if i not in xa]
+    cn = max(np.ndim(xc), np.ndim(yc))
+    stacks = []
+    for idx, forms in ((both, (xa, ya)), (only_x, (xa,)), (only_y, (ya,))):
+        for f in forms:
+            st = affstack.stack([f[order[k]] for k in idx]) if idx else None
+            if idx and (st is None or st.ndim - 1 < cn):
+                return None
+            stacks.append(st)
+    xb, yb, xo, yo = stacks
+    rows: list[Any] = [None] * len(order)
+    if only_x:
+        rows_of(rows, only_x, yc * xo + 0.0)
+    if only_y:
+        rows_of(rows, only_y, xc * yo + 0.0)
+    c: Any = c0
+    diag: Any = 0.0
+    if both:
+        rows_of(rows, both, (xc * yb + 0.0) + yc * xb)
+        p = xb * yb
+        terms = np.empty((len(both) + 1, *np.broadcast_shapes(np.shape(c0), p.shape[1:])))
+        terms[0] = c0
+        terms[1:] = 0.5 * p
+        c = affstack.fold_rows(terms)
+        diag = affstack.fold_rows(0.5 * np.abs(p))
+    return c, diag, dict(zip(order, rows, strict=True))
+
+
+def rows_of(rows: list[Any], idx: list[int], st: np.ndarray) -> None:
+    """``rows[idx[j]] = st[j]`` (the rows of a stacked result back at their symbols' places)."""
+    for k, v in zip(idx, st, strict=True):
+        rows[k] = v
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def widen(lo: Any, hi: Any) -> Interval:
     lo = np.asarray(lo, dtype=float)
     hi = np.asarray(hi, dtype=float)
     if lo.size < _FAST_MIN and hi.size < _FAST_MIN:
-        if QUIET.get() and not (np.isnan(_add_reduce(lo, axis=None)) or np.isnan(_add_reduce(hi, axis=None))):
+        if QUIET.get() and not (_isnan(_add_reduce(lo, axis=None)) or _isnan(_add_reduce(hi, axis=None))):
             # No NaN in either (one sum each; a NaN sum from inf - inf takes the exact path below), inside quiet()
             return lo - np.abs(lo) * _REL, hi + np.abs(hi) * _REL
         bad = np.isnan(lo) | np.isnan(hi)
@@ -161,7 +161,7 @@ def _nan0(x: np.ndarray) -> np.ndarray:
     elif QUIET.get():
         # One reduction: the sum is NaN where x holds a NaN (or both infinities: then the mask below is exact too,
         # and maps nothing). Inside quiet() only, where the inf - inf of the sum raises no warning.
-        nan = bool(np.isnan(_add_reduce(x, axis=None)))
+        nan = _isnan(_add_reduce(x, axis=None))
     else:
         nan = bool(np.isnan(x).any())
     return np.where(np.isnan(x), 0.0, x) if nan else x
@@ -169,6 +169,8 @@ def _nan0(x: np.ndarray) -> np.ndarray:
 
 _add_reduce = np.add.reduce
 _min_reduce = np.minimum.reduce
+#: NaN test of a reduction's NumPy scalar: ``math.isnan`` gives ``np.isnan``'s answer without a ufunc call.
+_isnan = math.isnan
 _max_reduce = np.maximum.reduce
 
 

@@ -11,7 +11,7 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.longmix.ENABLED``, ``opgraph.dcg.subslope.ENABLED``, ``opgraph.dcg.wideleaf.ENABLED``,
 ``opgraph.dcg.logsubbox.ENABLED``, ``opgraph.dcg.tailpieces.ENABLED``, ``opgraph.dcg.mixfirst.ENABLED``,
 ``opgraph.dcg.subcentre.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``, ``opgraph.dcg.tailsub.ENABLED``,
-``opgraph.dcg.subwalk.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``). A
+``opgraph.dcg.subwalk.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``, ``opgraph.dcg.affstack.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping
 def _vars() -> dict[str, contextvars.ContextVar[bool]]:
     from opgraph.dcg import (
         affine,
+        affstack,
         boxlinear,
         boxsmooth,
         boxtails,
@@ -88,6 +89,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "tail_sub": tailsub.ENABLED,
         "sub_walk": subwalk.ENABLED,
         "sub_pieces": subpieces.ENABLED,
+        "affine_stacked": affstack.ENABLED,
     }
 
 
@@ -98,7 +100,8 @@ def capture() -> dict[str, bool]:
     ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``elastic_centred``,
     ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``box_smooth``, ``log_linear``, ``budget_alloc``,
     ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``, ``wide_leaf``, ``log_sub_box``, ``log_tail_pieces``,
-    ``mixture_first``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``.
+    ``mixture_first``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``,
+    ``affine_stacked``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
