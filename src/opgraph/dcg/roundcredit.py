@@ -1,0 +1,67 @@
+"""Round credit: a long program's next round may spend the time its kept round's pending pass would spend anyway.
+
+On a long program (:data:`opgraph.dcg.costguards.LONG_NODES`) a ``target_w1`` call's pilot round (4 atoms per input
+on the 1,000-step ODEs) usually ends with an infinite bound before its sub-cell pass, and that pass stays *pending*
+(:func:`opgraph.dcg.api._long_round_passes`): it runs at the end of the call if the pilot round is the one kept,
+whatever the time left (``max_seconds`` does not stop it). Its predicted cost is about twice the round's
+(:func:`opgraph.dcg.costguards.pass_seconds`: two evaluations on the pass's fine grid).
+
+Where the machine is slow (load: the budget counts CPU seconds, and a loaded core gives fewer operations per CPU
+second), the pilot round takes half of ``max_seconds`` or more, the next round no longer fits the time left, and
+the call answered with the pilot round and its pass: ODE-log at ``target_w1 = 1e-2 std`` with the planner's clock
+slowed 2x certified 1.29 std (pilot round plus pass, 4 atoms per input) against 0.144 std at normal speed (a
+second round of 8 atoms per input with the box-linear mixture of :mod:`opgraph.dcg.longmix`); in other runs a
+second round that fitted without its mixture (6 atoms per input, 2.10 std) replaced the pilot round and dropped its
+pass. A 10-30x worse answer for a 2x slower clock.
+
+**Rule.** Where the plan of the next round stops on the time budget, or fits only without the lean Taylor pass that
+the round's mixture needs, and the kept round has such a pending pass, the plan is made once more with the pending
+pass's predicted seconds (:attr:`opgraph.dcg.roundbudget.RoundBudget.credit`) added to the time left. A round
+planned so runs with its mixture; if its bound is smaller than the kept round's (an infinite bound before the
+pass: any finite bound), it replaces the kept round and the pending pass is dropped (it never runs), so the call
+ends about when it would have ended with the pass. The credit is spent with that round: it is cleared once the round
+is measured (:func:`spend`), and no later round gets it again.
+
+**Cost.** The call's end moves from ``max_seconds`` plus the pending pass (as before) to at most ``max_seconds``
+plus the predicted pass (``SAFETY`` margins included on the round's side); where the credited round does not beat
+the kept round (not seen on the ODEs), both run. Nothing changes where a round fits without the credit (the calls
+at normal speed plan exactly as before).
+
+``ENABLED`` (ContextVar, switch ``round_credit`` in :mod:`opgraph.dcg.switches`) turns it off. No certificate
+changes: the credit only chooses which certified round the call answers with.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+#: Whether a long program's next round may spend the predicted time of the kept round's pending sub-cell pass.
+ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_roundcredit", default=True)
+
+
+def available(budget: Any) -> float:
+    """Seconds a credited plan may add to the time left: the kept round's pending pass (0: no credit applies).
+
+    Args:
+        budget: The call's :class:`opgraph.dcg.roundbudget.RoundBudget` (or ``None``).
+    """
+    if not ENABLED.get() or budget is None or budget.long_nodes <= 0 or budget.credit_used:
+        return 0.0
+    return max(float(budget.pending_pass), 0.0)
+
+
+def grant(budget: Any, seconds: float) -> None:
+    """Add ``seconds`` of credit to ``budget``'s time left (:meth:`opgraph.dcg.roundbudget.RoundBudget.left`)."""
+    budget.credit = float(seconds)
+
+
+def revoke(budget: Any) -> None:
+    """Take a granted credit back (the credited plan found no round)."""
+    budget.credit = 0.0
+
+
+def spend(budget: Any) -> None:
+    """Clear the credit once its round is measured: later rounds plan with the plain time left again."""
+    if budget is not None and budget.credit > 0:
+        budget.credit, budget.credit_used = 0.0, True
