@@ -591,7 +591,6 @@ def _evaluate_graph_grid(
 
     for rnd in range(40):
         t_round = clock()
-        credit_now = tbudget.credit if tbudget is not None else 0.0  # planned on a pending pass's time (roundcredit)
         quantized, labels = _quantize_all(dists, cur_atoms, quantizer)
         round_affine_off[rnd] = affine_off
         with roundbudget.affine_disabled(affine_off):
@@ -657,8 +656,8 @@ def _evaluate_graph_grid(
         else:
             for e in evals:
                 e.resume = None
-        if credit_now > 0:
-            history[-1]["round_credit_s"] = round(credit_now, 3)
+        if tbudget is not None and tbudget.credit > 0:  # granted at the plan or in the round (roundcredit)
+            history[-1]["round_credit_s"] = round(tbudget.credit, 3)
             roundcredit.spend(tbudget)
         done = target_w1 is None or worst <= target_w1 or not all(e.certified for e in evals)
         if target_w1 is not None and not all(e.certified for e in evals):

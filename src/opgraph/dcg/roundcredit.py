@@ -51,6 +51,30 @@ def available(budget: Any) -> float:
     return max(float(budget.pending_pass), 0.0)
 
 
+def pilot_grant(budget: Any, seconds: float) -> bool:
+    """Whether a long program's pilot round may run its lean pass (``seconds`` predicted) on its pass's time.
+
+    The first round of a long program's ``target_w1`` call runs its sub-cell pass whatever the time left (or keeps
+    it pending: :func:`opgraph.dcg.api._long_round_passes`), so that pass's predicted seconds
+    (:func:`opgraph.dcg.costguards.pass_seconds` from the round's seconds so far) are committed. Where the lean pass
+    (and the mixture after it) fits the time left plus them, the credit is granted for the rest of the round
+    (cleared by :func:`spend`) and True returned. A mixture answer the pass cannot beat then drops the pass (ODE-osc
+    at 4 atoms per input: 0.0376 against the pass's 0.219).
+    """
+    from opgraph.dcg import costguards, roundbudget
+
+    if not ENABLED.get() or budget is None or budget.long_nodes <= 0 or budget.credit_used or budget.credit > 0:
+        return False
+    if len(budget.rounds) != budget.first_round or budget.planned_work <= 0:
+        return False  # not the pilot round (or its work is not known)
+    t_round = max(budget.elapsed(), 0.0)
+    need = costguards.pass_seconds(t_round, budget.planned_work, budget.long_nodes)
+    if not roundbudget.SAFETY * seconds <= budget.left() + need:
+        return False
+    grant(budget, need)
+    return True
+
+
 def grant(budget: Any, seconds: float) -> None:
     """Add ``seconds`` of credit to ``budget``'s time left (:meth:`opgraph.dcg.roundbudget.RoundBudget.left`)."""
     budget.credit = float(seconds)
