@@ -118,6 +118,25 @@ def test_credit_rules():
     assert b.left() == pytest.approx(2.0)
 
 
+def test_pilot_grant_rules():
+    b = roundbudget.RoundBudget(10.0, clock=lambda: 8.0)
+    b.start = 0.0
+    b.start_long_call(5000)
+    assert not roundcredit.pilot_grant(b, 3.0)  # the pilot's work is not known
+    b.planned_work = 64 * 5000.0
+    need = costguards.pass_seconds(8.0, b.planned_work, 5000)
+    assert need > 3.0
+    assert not roundcredit.pilot_grant(b, (2.0 + need) / roundbudget.SAFETY * 1.01)  # not even with the pass's time
+    assert roundcredit.pilot_grant(b, 3.0)  # 3.75 s > the 2 s left, but within 2 s + the pass's seconds
+    assert b.credit == pytest.approx(need) and b.left() == pytest.approx(2.0 + need)
+    assert not roundcredit.pilot_grant(b, 3.0)  # granted once
+    roundcredit.spend(b)
+    b.start_long_call(5000)
+    b.planned_work = 64 * 5000.0
+    b.record(b.planned_work, 8.0)
+    assert not roundcredit.pilot_grant(b, 3.0)  # a later round: its pass is not committed
+
+
 def test_plan_memo_same_answers_one_call_per_grid():
     calls = []
 

@@ -1457,12 +1457,12 @@ def _budget_step(
                 return got
         return None
 
-    atoms, comp, why = None, new_compress, ""
     got = reserved()
     lean = whole and longmix.reserve(tbudget, new_atoms) > 0  # the lean pass is expected on the next round
+    plain = None  # the plan without a reserve or credit, where made
     if got is None and not lean:
-        got = plan()
-        got = got if got[0] is not None else None
+        plain = plan()
+        got = plain if plain[0] is not None else None
     credit = roundcredit.available(tbudget) if got is None else 0.0
     if credit > 0:
         # No round fits with its lean pass (or at all) in the time left, and the kept round has a pending pass that
@@ -1474,10 +1474,7 @@ def _budget_step(
             roundcredit.revoke(tbudget)
         else:
             log.info("target_w1: next round %s planned on the pending pass's %.3g s (round credit)", got[0], credit)
-    if got is not None:
-        atoms, comp, why = got
-    else:
-        atoms, comp, why = plan()
+    atoms, comp, why = got if got is not None else plain if plain is not None else plan()
     if atoms is None or tbudget.long_nodes <= 0:
         return atoms, comp, why
     w = work({**atoms, COMPRESS: comp}) or 0.0
