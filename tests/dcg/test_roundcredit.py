@@ -137,6 +137,18 @@ def test_pilot_grant_rules():
     assert not roundcredit.pilot_grant(b, 3.0)  # a later round: its pass is not committed
 
 
+def test_mixture_grace_only_in_a_credited_round():
+    assert not roundcredit.grace(0.01)  # no target_w1 call
+    with roundbudget.scope(10.0) as rb:
+        assert rb is not None
+        assert not roundcredit.grace(0.01)  # no credit
+        roundcredit.grant(rb, 20.0)
+        assert roundcredit.grace(0.01) and roundcredit.grace(roundcredit.GRACE * 20.0 / roundbudget.SAFETY)
+        assert not roundcredit.grace(1.01 * roundcredit.GRACE * 20.0 / roundbudget.SAFETY)
+        with switches.scope({"round_credit": False}):
+            assert not roundcredit.grace(0.01)
+
+
 def test_plan_memo_same_answers_one_call_per_grid():
     calls = []
 
