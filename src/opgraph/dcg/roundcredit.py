@@ -22,6 +22,14 @@ pass: any finite bound), it replaces the kept round and the pending pass is drop
 ends about when it would have ended with the pass. The credit is spent with that round: it is cleared once the round
 is measured (:func:`spend`), and no later round gets it again.
 
+**Pilot round** (:func:`pilot_grant`). A long program's pilot round with polynomial box models runs its lean pass
+(:func:`opgraph.dcg.longmix.runs`); where that pass does not fit the time left, it runs where it fits the time left
+plus the pilot round's own sub-cell pass (committed: the first round's pass runs whatever the time left). A mixture
+answer the pass cannot beat then drops the pass (ODE-osc at 4 atoms per input: 0.0376 against the pass's 0.219).
+
+**Mixture grace** (:func:`grace`). In a credited round the box-linear mixture (0.01-0.1 s after a lean pass of
+5-10 s) runs past the time left where it is predicted within :data:`GRACE` of the credit.
+
 **Cost.** The call's end moves from ``max_seconds`` plus the pending pass (as before) to at most ``max_seconds``
 plus the predicted pass (``SAFETY`` margins included on the round's side); where the credited round does not beat
 the kept round (not seen on the ODEs), both run. Nothing changes where a round fits without the credit (the calls
