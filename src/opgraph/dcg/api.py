@@ -24,7 +24,9 @@ from opgraph.dcg import (
     keepbest,
     logic,
     mixfirst,
+    planmemo,
     roundbudget,
+    roundcredit,
     subcells,
 )
 from opgraph.dcg.candidates import Candidate, Kept
@@ -648,10 +650,15 @@ def _evaluate_graph_grid(
             if best is not None:
                 for e in best[1]:
                     e.resume = None  # a pass kept for the final round is dropped with its round (frees its grid)
+                if tbudget is not None:
+                    tbudget.pending_pass = 0.0  # (dropped: no later round is credited with it)
             best = (worst, evals, quantized, labels, cur_compress, rnd)
         else:
             for e in evals:
                 e.resume = None
+        if tbudget is not None and tbudget.credit > 0:  # granted at the plan or in the round (roundcredit)
+            history[-1]["round_credit_s"] = round(tbudget.credit, 3)
+            roundcredit.spend(tbudget)
         done = target_w1 is None or worst <= target_w1 or not all(e.certified for e in evals)
         if target_w1 is not None and not all(e.certified for e in evals):
             stop = "no joint grid fits max_joint (no node separates the shared inputs): QMC fallback"
@@ -1170,7 +1177,9 @@ def _long_round_passes(evals: list[Evaluation]) -> tuple[list[Evaluation], str]:
         t_round = max(tb.elapsed() - sum(s for _, s in tb.rounds) - tb.passes_total, 0.0)
         need = costguards.pass_seconds(t_round, tb.planned_work, tb.long_nodes)
         if first and not all(math.isfinite(e.w1_bound) for e in evals):
-            pass  # pending, as before: the next round grows every input (costguards.INF_STEP)
+            # pending, as before: the next round grows every input (costguards.INF_STEP); its predicted seconds are
+            # what a slow call's next round may be credited with (opgraph.dcg.roundcredit)
+            tb.pending_pass = need
         elif all(_pass_cannot_pay(e) for e in evals):
             # even the optimistic gain leaves every answer where it is (an answer the pass does not touch: a
             # box-linear mixture below the point-mass bound, ODE-osc at 4 atoms 0.0376 against 407 / 16)
@@ -1437,17 +1446,35 @@ def _budget_step(
     # the pass on the proposed grid or on grids of longmix.RESERVE_FRACTIONS of its atoms per input; the first plan
     # whose own pass fits what was held back is taken. Where none does, the round is planned as before (the pass
     # then runs only where it still fits).
-    atoms, comp, why = None, new_compress, ""
-    for frac in longmix.RESERVE_FRACTIONS if whole else ():
-        reserve = longmix.reserve(tbudget, {n: max(2, int(a * frac)) for n, a in new_atoms.items()})
-        if reserve <= 0:
-            break
-        got = plan(reserve)
-        if got[0] is not None and longmix.reserve(tbudget, got[0]) <= reserve:
-            atoms, comp, why = got
-            break
-    if atoms is None:
-        atoms, comp, why = plan()
+    def reserved() -> tuple[dict[str, int] | None, int, str] | None:
+        """The first plan whose lean pass fits the time held back for it (None: none does or none is expected)."""
+        for frac in longmix.RESERVE_FRACTIONS if whole else ():
+            reserve = longmix.reserve(tbudget, {n: max(2, int(a * frac)) for n, a in new_atoms.items()})
+            if reserve <= 0:
+                return None
+            got = plan(reserve)
+            if got[0] is not None and longmix.reserve(tbudget, got[0]) <= reserve:
+                return got
+        return None
+
+    got = reserved()
+    lean = whole and longmix.reserve(tbudget, new_atoms) > 0  # the lean pass is expected on the next round
+    plain = None  # the plan without a reserve or credit, where made
+    if got is None and not lean:
+        plain = plan()
+        got = plain if plain[0] is not None else None
+    credit = roundcredit.available(tbudget) if got is None else 0.0
+    if credit > 0:
+        # No round fits with its lean pass (or at all) in the time left, and the kept round has a pending pass that
+        # would run at the end anyway: plan once more with that pass's seconds added (opgraph.dcg.roundcredit).
+        roundcredit.grant(tbudget, credit)
+        got = reserved() if lean else plan()
+        if got is None or got[0] is None:
+            got = None
+            roundcredit.revoke(tbudget)
+        else:
+            log.info("target_w1: next round %s planned on the pending pass's %.3g s (round credit)", got[0], credit)
+    atoms, comp, why = got if got is not None else plain if plain is not None else plan()
     if atoms is None or tbudget.long_nodes <= 0:
         return atoms, comp, why
     w = work({**atoms, COMPRESS: comp}) or 0.0
@@ -2130,7 +2157,7 @@ def _work(
             total += w
         return total
 
-    return work
+    return planmemo.memoized(work)
 
 
 def evaluate(

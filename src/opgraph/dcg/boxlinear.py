@@ -393,7 +393,10 @@ def mixture(
     floor = float(np.sum(np.where(ok, w * rest, old)))  # the bound is above this whatever the lattice
     if ceiling is not None and not floor < ceiling:
         return None
-    if not affordable(SECONDS_PER_CELL * budget):  # target_w1: within the call's max_seconds
+    from opgraph.dcg import roundcredit
+
+    # target_w1: within the call's max_seconds (or a credited round's small grace: opgraph.dcg.roundcredit.grace)
+    if not affordable(SECONDS_PER_CELL * budget) and not roundcredit.grace(SECONDS_PER_CELL * budget):
         fit = cells_left()  # FIT_BUDGET: a coarser lattice (less work) that fits the time left
         if not (FIT_BUDGET and fit >= FIT_MIN_PER_BOX * cand.size * (k + 2)):
             return None

@@ -78,7 +78,11 @@ def runs(boxes: int, nodes: int, k: int, polynomial: bool = False) -> bool:
         return fixedbudget.allows("long_mixture", s)
     if PILOT_SKIP and not polynomial and rb.long_nodes and len(rb.rounds) <= rb.first_round:
         return False  # the pilot round of a long program's target_w1 call (see PILOT_SKIP)
-    return boxlinear.affordable(s, "the lean Taylor pass of a long program")
+    if boxlinear.affordable(s, "the lean Taylor pass of a long program"):
+        return True
+    from opgraph.dcg import roundcredit
+
+    return roundcredit.pilot_grant(rb, s)  # the pilot round's committed sub-cell pass time (roundcredit)
 
 
 def reserve(budget: Any, counts: Mapping[str, int]) -> float:

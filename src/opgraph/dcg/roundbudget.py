@@ -95,6 +95,10 @@ class RoundBudget:
         first_round: The index in :attr:`rounds` of the running call's first round (:meth:`start_long_call`).
         lean_idle: A long program's lean Taylor pass stopped with nothing to gain in this call
             (:mod:`opgraph.dcg.longmix`: later rounds reserve no time for it).
+        pending_pass: Predicted seconds of the sub-cell pass a long program's kept round left pending (it runs at the
+            call's end if that round stays kept; 0: none).
+        credit: Seconds added to the time left (:meth:`left`) for one round planned on the pending pass's time
+            (:mod:`opgraph.dcg.roundcredit`; 0: none); ``credit_used``: that round was run in this call.
     """
 
     max_seconds: float
@@ -108,6 +112,9 @@ class RoundBudget:
     passes_total: float = 0.0
     first_round: int = 0
     lean_idle: bool = False
+    pending_pass: float = 0.0
+    credit: float = 0.0
+    credit_used: bool = False
 
     def __post_init__(self) -> None:
         if math.isnan(self.start):
@@ -122,14 +129,18 @@ class RoundBudget:
         self.long_nodes, self.planned_work, self.held = int(nodes), 0.0, math.inf
         self.pass_seconds, self.first_round = 0.0, len(self.rounds)
         self.lean_idle = False
+        self.pending_pass, self.credit, self.credit_used = 0.0, 0.0, False
 
     def elapsed(self) -> float:
         """Seconds since the call started."""
         return self.clock() - self.start
 
     def left(self, held_back: float = 0.0) -> float:
-        """Seconds left of the budget (may be negative), less ``held_back`` seconds kept for later work."""
-        return self.max_seconds - held_back - self.elapsed()
+        """Seconds left of the budget (may be negative), less ``held_back`` seconds kept for later work.
+
+        A granted :attr:`credit` (:mod:`opgraph.dcg.roundcredit`) counts as time left.
+        """
+        return self.max_seconds + self.credit - held_back - self.elapsed()
 
     def record(self, work: float | None, seconds: float) -> None:
         """Record one measured round (ignored without a positive work figure).

@@ -11,7 +11,8 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.longmix.ENABLED``, ``opgraph.dcg.subslope.ENABLED``, ``opgraph.dcg.wideleaf.ENABLED``,
 ``opgraph.dcg.logsubbox.ENABLED``, ``opgraph.dcg.tailpieces.ENABLED``, ``opgraph.dcg.mixfirst.ENABLED``,
 ``opgraph.dcg.subcentre.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``, ``opgraph.dcg.tailsub.ENABLED``,
-``opgraph.dcg.subwalk.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``, ``opgraph.dcg.affstack.ENABLED``). A
+``opgraph.dcg.subwalk.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``, ``opgraph.dcg.affstack.ENABLED``,
+``opgraph.dcg.roundcredit.ENABLED``, ``opgraph.dcg.planmemo.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -45,7 +46,9 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         logsubbox,
         longmix,
         mixfirst,
+        planmemo,
         polymodel,
+        roundcredit,
         subcells,
         subcentre,
         subpieces,
@@ -84,6 +87,8 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "log_sub_box": logsubbox.ENABLED,
         "log_tail_pieces": tailpieces.ENABLED,
         "mixture_first": mixfirst.ENABLED,
+        "round_credit": roundcredit.ENABLED,
+        "plan_memo": planmemo.ENABLED,
         "sub_centred": subcentre.ENABLED,
         "poly_model": polymodel.ENABLED,
         "tail_sub": tailsub.ENABLED,
@@ -101,7 +106,7 @@ def capture() -> dict[str, bool]:
     ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``box_smooth``, ``log_linear``, ``budget_alloc``,
     ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``, ``wide_leaf``, ``log_sub_box``, ``log_tail_pieces``,
     ``mixture_first``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``,
-    ``affine_stacked``.
+    ``affine_stacked``, ``round_credit``, ``plan_memo``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
