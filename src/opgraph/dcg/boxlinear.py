@@ -71,7 +71,7 @@ from typing import Any
 import numpy as np
 import scipy.fft
 
-from opgraph.dcg import boxsmooth, boxtails, boxvariance, fixedbudget
+from opgraph.dcg import boxsmooth, boxtails, boxvariance, fixedbudget, roundcredit
 
 log = logging.getLogger(__name__)
 
@@ -393,8 +393,6 @@ def mixture(
     floor = float(np.sum(np.where(ok, w * rest, old)))  # the bound is above this whatever the lattice
     if ceiling is not None and not floor < ceiling:
         return None
-    from opgraph.dcg import roundcredit
-
     # target_w1: within the call's max_seconds (or a credited round's small grace: opgraph.dcg.roundcredit.grace)
     if not affordable(SECONDS_PER_CELL * budget) and not roundcredit.grace(SECONDS_PER_CELL * budget):
         fit = cells_left()  # FIT_BUDGET: a coarser lattice (less work) that fits the time left
