@@ -221,7 +221,10 @@ def test_uniform_sum_through_compressions_stays_valid():
 
     widths = []
     for compress, max_joint in ((64, 2**12), (256, 2**16)):
-        r = od.evaluate(f, *dists, atoms=32, max_joint=max_joint, compress_atoms=compress)
+        # the box-linear mixture off: with its smoothed rounding the halved request's uncompressed mixture answers
+        # here (0.0031 against the compressed grid's 0.0059 at 256 atoms), and this test's subject is the compressed path
+        with switches.scope({"box_linear": False}):
+            r = od.evaluate(f, *dists, atoms=32, max_joint=max_joint, compress_atoms=compress)
         assert r.info["compressions"], "this test needs the compressed path"
         _contains(r, _irwin_hall(6), np.linspace(-0.1, 6.1, 2001))
         band = r.cdf_band()

@@ -77,7 +77,10 @@ def test_deterministic():
 
 def test_compression_at_separators_keeps_bound_sound():
     ins = [od.Uniform(0, 1) for _ in range(6)]
-    r = od.evaluate(lambda *a: sum(a), *ins, atoms=32, max_joint=2**17, compress_atoms=256)
+    # the box-linear mixture off: with its smoothed rounding the halved request's uncompressed mixture wins here
+    # (0.0031 against 0.0059), and this test's subject is the compressed path
+    with switches.scope({"box_linear": False}):
+        r = od.evaluate(lambda *a: sum(a), *ins, atoms=32, max_joint=2**17, compress_atoms=256)
     assert r.info["compressions"], "expected compressions with a small max_joint"
     assert any(k.startswith("compression") for k in r.bound_terms)
     # Irwin-Hall(6) CDF.

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from opgraph import dcg as od
-from opgraph.dcg import exactlaw
+from opgraph.dcg import exactlaw, switches
 from opgraph.dcg import intervals as iv
 from opgraph.dcg.w1 import w1_to_cdf
 
@@ -84,7 +84,10 @@ def test_affine_sum_of_normals_is_normal():
     assert r.info["exact_laws"][0]["law"].startswith("Normal")
     true = od.w1_to_continuous(r.atoms, r.weights, exact)
     assert true <= r.w1_bound <= 1.02 * true
-    old = _without(lambda a, b, c: 2 * a - b / 4 + (c - 3.0) + a, x, y, z, atoms=32)
+    # against the grid's point-mass bound: the box-linear mixture with smoothed rounding now beats the exact law's
+    # 1024-atom quantization on this linear program (0.00122 against 0.00204; docs/dcg.md, "What was not done")
+    with switches.scope({"box_linear": False}):
+        old = _without(lambda a, b, c: 2 * a - b / 4 + (c - 3.0) + a, x, y, z, atoms=32)
     assert r.w1_bound < old.w1_bound
 
 
