@@ -9,7 +9,8 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.boxsmooth.ENABLED``,
 ``opgraph.dcg.loglinear.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``,
 ``opgraph.dcg.longmix.ENABLED``, ``opgraph.dcg.subslope.ENABLED``, ``opgraph.dcg.wideleaf.ENABLED``,
-``opgraph.dcg.logsubbox.ENABLED``, ``opgraph.dcg.tailpieces.ENABLED``, ``opgraph.dcg.mixfirst.ENABLED``,
+``opgraph.dcg.logsubbox.ENABLED``, ``opgraph.dcg.tailpieces.ENABLED``, ``opgraph.dcg.tailaxis.ENABLED``,
+``opgraph.dcg.mixfirst.ENABLED``,
 ``opgraph.dcg.subcentre.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``, ``opgraph.dcg.tailsub.ENABLED``,
 ``opgraph.dcg.subwalk.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``, ``opgraph.dcg.affstack.ENABLED``,
 ``opgraph.dcg.roundcredit.ENABLED``, ``opgraph.dcg.planmemo.ENABLED``). A
@@ -54,6 +55,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         subpieces,
         subslope,
         subwalk,
+        tailaxis,
         tailpieces,
         tailsub,
         taylor,
@@ -86,6 +88,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "wide_leaf": wideleaf.ENABLED,
         "log_sub_box": logsubbox.ENABLED,
         "log_tail_pieces": tailpieces.ENABLED,
+        "tail_axis": tailaxis.ENABLED,
         "mixture_first": mixfirst.ENABLED,
         "round_credit": roundcredit.ENABLED,
         "plan_memo": planmemo.ENABLED,
@@ -105,6 +108,7 @@ def capture() -> dict[str, bool]:
     ``subcells``, ``semi_discrete``, ``taylor``, ``disjoint``, ``keep_best``, ``elastic``, ``elastic_centred``,
     ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``box_smooth``, ``log_linear``, ``budget_alloc``,
     ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``, ``wide_leaf``, ``log_sub_box``, ``log_tail_pieces``,
+    ``tail_axis``,
     ``mixture_first``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``,
     ``affine_stacked``, ``round_credit``, ``plan_memo``.
     """

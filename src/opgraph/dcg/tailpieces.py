@@ -102,7 +102,7 @@ def refine(
         ``{"tail_boxes", "tail_held_before", "tail_held_after"}`` (boxes refined, their held bound before and after),
         or None where nothing ran.
     """
-    from opgraph.dcg import logsubbox
+    from opgraph.dcg import logsubbox, tailaxis
 
     if not ENABLED.get() or PIECES < 2:
         return None
@@ -122,6 +122,20 @@ def refine(
     if nb <= 0:
         return None
     pick = np.argsort(-score, kind="stable")[:nb]
+    skipped = 0
+    if tailaxis.ENABLED.get():  # skip the half-line axes in which f is exactly log-linear on the box
+        ncand = min(int(np.count_nonzero(score > 0)), tailaxis.CANDIDATES * nb)
+        cand = np.argsort(-score, kind="stable")[:ncand]
+        cidx = np.unravel_index(cand, shape)
+        half = np.stack([half_line(*cells[axes[j]][:2])[cidx[j]] for j in range(k)], axis=1)
+        exact = tailaxis.exact_axes(graph, output, axes, cells, cidx)
+        cfirst = tailaxis.first_cut(half, exact, order)
+        first[cand] = cfirst
+        skipped = int(np.count_nonzero(cfirst < 0))
+        pick = cand[cfirst >= 0][:nb]
+        nb = int(pick.size)
+        if nb <= 0:
+            return None
     before = float(np.sum(hflat[pick]))
     for j in range(k):
         pj = pick[first[pick] == j]
@@ -135,4 +149,9 @@ def refine(
         )
         wp = w[pj]
         hflat[pj] = np.minimum(hflat[pj], np.where(wp > 0, wp * pm, hflat[pj]))
-    return {"tail_boxes": float(nb), "tail_held_before": before, "tail_held_after": float(np.sum(hflat[pick]))}
+    return {
+        "tail_boxes": float(nb),
+        "tail_held_before": before,
+        "tail_held_after": float(np.sum(hflat[pick])),
+        "tail_exact_skipped": float(skipped),
+    }
