@@ -1139,6 +1139,27 @@ def _box_piece(
                 forms["slope"] = slope
             took = slope < hess
             hess = np.where(took, slope, hess)
+            if affine and box_pass and _affine_hessian():  # the Hessian from affine gradient forms (affhess)
+                from opgraph.dcg import affhess
+
+                got_aff = affhess.remainder(
+                    graph,
+                    output,
+                    axes,
+                    box,
+                    {a: at[a][0] for a in axes},
+                    _centre(point, axes),
+                    r1,
+                    r2,
+                    seeds=[a for a in axes if a in point.g],
+                )
+                if forms is not None:
+                    forms["affhess"] = got_aff
+                wins = got_aff < hess
+                took = took | wins
+                hess = np.where(wins, got_aff, hess)
+                if parts is not None:
+                    parts["affhess_mass"] = float(np.sum(np.broadcast_to(np.where(wins, w, 0.0), shape)))
             if linear is not None and laws and sub > 1:  # sub-box slope form (opgraph.dcg.subslope)
                 got_sub = _sub_slope(
                     graph, output, axes, cells, moments, laws, sub, outer, point, r1, lin0, hess, w, hess_finite
@@ -1187,6 +1208,13 @@ def _box_piece(
         tot = np.where(w == 0, 0.0, tot)
         tot = np.where(np.isnan(tot), np.inf, tot)
     return np.broadcast_to(tot, shape)
+
+
+def _affine_hessian() -> bool:
+    """Whether the box pass also takes the affine-gradient Hessian form (:mod:`opgraph.dcg.affhess`)."""
+    from opgraph.dcg import affhess
+
+    return affhess.ENABLED.get()
 
 
 def cell_abs_dev(axes: Sequence[int], moments: Mapping[int, tuple[Any, ...]]) -> dict[int, np.ndarray]:
