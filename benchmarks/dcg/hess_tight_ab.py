@@ -4,7 +4,7 @@ Run (1 thread, CPU time, interleaved in one process):
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/dcg/hess_tight_ab.py Piston:4 OTL:4 --rounds 1
 
 For each ``Case:atoms`` of ``benchmarks/dcg/uq.py``: the certified bound and the answer's true W1 (output stds,
-``uq``'s cached reference), bound/true and CPU s, with the switches ``affine_hessian`` and ``exact_cell_m2``
+``uq``'s cached reference), bound/true and CPU s, with the switches ``affine_hessian``, ``exact_cell_m2`` and ``hess_quotient``
 (:mod:`opgraph.dcg.switches`) as each configuration sets them; also the Taylor pass's remainder diagnosis
 (:func:`opgraph.dcg.taylor._box_piece`'s ``parts``, summed over its calls with linear models).
 """
@@ -31,6 +31,10 @@ CONFIGS = {
     "m2": {"affine_hessian": False, "exact_cell_m2": True},
     "aff": {"affine_hessian": True, "exact_cell_m2": False},
     "on": {"affine_hessian": True, "exact_cell_m2": True},
+    "quot_off": {"hess_quotient": False},
+    "quot_on": {"hess_quotient": True},
+    "main": {"affine_hessian": False, "exact_cell_m2": False, "hess_quotient": False},
+    "branch": {"affine_hessian": False, "exact_cell_m2": True, "hess_quotient": True},
 }
 
 

@@ -13,7 +13,7 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.subcentre.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``, ``opgraph.dcg.tailsub.ENABLED``,
 ``opgraph.dcg.subwalk.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``, ``opgraph.dcg.affstack.ENABLED``,
 ``opgraph.dcg.roundcredit.ENABLED``, ``opgraph.dcg.planmemo.ENABLED``, ``opgraph.dcg.affhess.ENABLED``,
-``opgraph.dcg.cellm2.ENABLED``). A
+``opgraph.dcg.cellm2.ENABLED``, ``opgraph.dcg.hessdiv.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -44,6 +44,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         elastic,
         engine,
         exactlaw,
+        hessdiv,
         keepbest,
         loglinear,
         logsubbox,
@@ -100,6 +101,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "affine_stacked": affstack.ENABLED,
         "affine_hessian": affhess.ENABLED,
         "exact_cell_m2": cellm2.ENABLED,
+        "hess_quotient": hessdiv.ENABLED,
     }
 
 
@@ -111,7 +113,8 @@ def capture() -> dict[str, bool]:
     ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``box_smooth``, ``log_linear``, ``budget_alloc``,
     ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``, ``wide_leaf``, ``log_sub_box``, ``log_tail_pieces``,
     ``mixture_first``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``,
-    ``affine_stacked``, ``round_credit``, ``plan_memo``, ``affine_hessian``, ``exact_cell_m2``.
+    ``affine_stacked``, ``round_credit``, ``plan_memo``, ``affine_hessian``, ``exact_cell_m2``,
+    ``hess_quotient``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 

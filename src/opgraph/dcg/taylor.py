@@ -479,11 +479,52 @@ def _node(n: Any, ops: list[_Jet], hess: bool) -> _Jet:
                 for k, gbk in gb.items():
                     if i <= k:
                         _acc(h, (i, k), iv.imul(qab, iv.imul(gai, gbk)))
+    if n.op == "div" and len(ops) == 2 and ops[1].g and _quotient_rule():
+        g, h = _quotient(ops, args[1], v, g, h, hess)
     return _Jet(
         iv.widen(*v),
         {i: iv.widen(*x) for i, x in g.items()},
         {ik: iv.widen(*x) for ik, x in h.items()},
     )
+
+
+def _quotient_rule() -> bool:
+    """Whether ``div`` also takes the quotient-form derivative enclosures (:mod:`opgraph.dcg.hessdiv`)."""
+    from opgraph.dcg import hessdiv
+
+    return hessdiv.ENABLED.get()
+
+
+def _quotient(
+    ops: list[_Jet],
+    w: Interval,
+    q: Interval,
+    g: dict[int, Interval],
+    h: dict[tuple[int, int], Interval],
+    hess: bool,
+) -> tuple[dict[int, Interval], dict[tuple[int, int], Interval]]:
+    """``q = u / w``'s gradient and Hessian enclosures intersected with their quotient forms (:mod:`opgraph.dcg.hessdiv`).
+
+    ``g_q = (g_u - q g_w) / w`` and ``H_q = (H_u - q H_w - g_w g_q^T - g_q g_w^T) / w``, with ``q`` the node's own
+    value enclosure and (in ``H_q``) its own gradient enclosure: each holds at every point of the box, so each
+    interval evaluation encloses the same values as the chain rule's, and the intersection is sound.
+    """
+    zero = (np.zeros(()), np.zeros(()))
+    u_j, w_j = ops
+    r = iv.irecip(w)
+    g2 = dict(g)
+    for i, gi in g.items():
+        alt = iv.imul(iv.isub(u_j.g.get(i, zero), iv.imul(q, w_j.g.get(i, zero))), r)
+        g2[i] = meet(gi, iv.widen(*alt))
+    if not hess:
+        return g2, h
+    h2 = dict(h)
+    for (i, k), hik in h.items():
+        num = iv.isub(u_j.h.get((i, k), zero), iv.imul(q, w_j.h.get((i, k), zero)))
+        cross = iv.iadd(iv.imul(w_j.g.get(i, zero), g2.get(k, zero)), iv.imul(g2.get(i, zero), w_j.g.get(k, zero)))
+        alt = iv.imul(iv.isub(num, cross), r)
+        h2[(i, k)] = meet(hik, iv.widen(*alt))
+    return g2, h2
 
 
 def jets(
