@@ -44,7 +44,7 @@ form is kept, so no box's bound grows. ``ENABLED`` (a ContextVar, **default off*
 ``"affine_hessian"``) turns it on. Measured (docs/dcg.md, "Affine Hessian remainder"): on small smooth programs it
 lies between the interval Hessian form and the slope form (``exp(x+y) z`` at 4 uniform atoms: 0.099 against 0.085
 and 0.167); on Borehole:4 it is below both whole-box forms on 20-27 % of the box mass, but the sub-box slope form
-(:mod:`opgraph.dcg.subslope`) is lower still there, and on piston the affine gradient forms' remainders are 30-170x
+(:mod:`opgraph.dcg.subslope`) is lower still there, and on piston the affine gradient forms' remainders are 30-180x
 their linear parts (the chain's value ranges are too wide at 4 atoms per input), so no bound of the suite moved.
 """
 
