@@ -236,7 +236,9 @@ def test_second_order_bound_is_tighter_and_used_for_sums(monkeypatch):
     # ... and the Taylor box bound's uniform linear form (second order in effect on a sum of uniforms: a / 2 + s^2 /
     # (2 a) per box), so that the comparison below is with the first-order bounds.
     monkeypatch.setattr(taylor, "UNIFORM_LINEAR", False)
-    with switches.scope({"box_linear": False}):  # the box-linear mixture would win too
+    # ... and the exact uniform cell second moments (opgraph.dcg.cellm2: the L2 linear form is then the exact L2
+    # norm of the box's sum, 0.8x the first-order bound).
+    with switches.scope({"box_linear": False, "exact_cell_m2": False}):  # the box-linear mixture would win too
         r = od.evaluate(lambda a, b: a + b, od.Uniform(0, 1), od.Uniform(0, 1), atoms=256)
     true = w1_to_cdf(r.atoms, r.weights, _sum_uniform_cdf([1.0, 1.0], 0.0), 0.0, 2.0)
     assert r.info["bound_method"] == "law-level"

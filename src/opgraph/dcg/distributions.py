@@ -182,6 +182,13 @@ class Distribution(RandomVariable):
         return math.inf
 
 
+def _m2_setting() -> bool:
+    """The exact-cell-second-moment switch (:mod:`opgraph.dcg.cellm2`): the quantizer tables are kept per setting."""
+    from opgraph.dcg import cellm2
+
+    return cellm2.ENABLED.get()
+
+
 class Continuous(Distribution):
     """``X = loc + scale * Z`` with a standard variable ``Z`` described by the ``_z*`` methods."""
 
@@ -372,9 +379,10 @@ class Continuous(Distribution):
         if method not in QUANTIZERS:
             raise DistError(f"quantizer={method!r} is unknown; use one of {', '.join(QUANTIZERS)}")
         cache = self.__dict__.setdefault("_qcache", {})
-        hit = cache.get((n, method))
+        key = (n, method, _m2_setting())  # the cells' second moments depend on the exact_cell_m2 switch
+        hit = cache.get(key)
         if hit is None:
-            hit = cache[(n, method)] = self._quantize(n, method)
+            hit = cache[key] = self._quantize(n, method)
         return hit
 
     def _quantize(self, n: int, method: str) -> Quantized:
@@ -426,7 +434,7 @@ class Continuous(Distribution):
     def _z_table(self, n: int, method: str) -> tuple[np.ndarray, ...]:
         """Cells, atoms, weights and per-cell error bounds of ``Z`` (shared per process by :meth:`_z_key`)."""
         zkey = self._z_key()
-        key = None if zkey is None else (type(self), zkey, n, method)
+        key = None if zkey is None else (type(self), zkey, n, method, _m2_setting())
         if key is not None and key in _Z_TABLES:
             return _Z_TABLES[key]
         if method == "quantile":
@@ -634,6 +642,18 @@ class Uniform(Continuous):
         lo, hi = self.loc, self.loc + self.scale
         inside = abs(hi * hi - lo * lo) if lo >= 0 or hi <= 0 else lo * lo + hi * hi
         return (lo * lo + inside + hi * hi) / self.scale * (1 + 1e-12)
+
+    def _cell_bias_m2(
+        self, l: np.ndarray, a: np.ndarray, r: np.ndarray, err_z: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As the base class, and (:mod:`opgraph.dcg.cellm2`) the exact ``w (w^2 / 12 + (m - a)^2)``, the smaller."""
+        bias, m2 = super()._cell_bias_m2(l, a, r, err_z)
+        from opgraph.dcg import cellm2
+
+        if cellm2.ENABLED.get():
+            exact = cellm2.uniform_m2(l, a, r)
+            m2 = np.where(np.isfinite(exact), np.minimum(m2, exact), m2)
+        return bias, m2
 
     def inv_mean_abs(self) -> float:
         """``E|1/X| = ln(h / l) / (h - l)`` when the support excludes 0."""
