@@ -1,10 +1,10 @@
-"""Branch hess-tight: the affine-gradient Hessian form and the exact cell second moments, switch off/on (A/B).
+"""Branch hess-tight: the quotient Hessian form and the exact cell second moments, switch off/on (A/B).
 
 Run (1 thread, CPU time, interleaved in one process):
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/dcg/hess_tight_ab.py Piston:4 OTL:4 --rounds 1
 
 For each ``Case:atoms`` of ``benchmarks/dcg/uq.py``: the certified bound and the answer's true W1 (output stds,
-``uq``'s cached reference), bound/true and CPU s, with the switches ``affine_hessian``, ``exact_cell_m2`` and ``hess_quotient``
+``uq``'s cached reference), bound/true and CPU s, with the switches ``exact_cell_m2`` and ``hess_quotient``
 (:mod:`opgraph.dcg.switches`) as each configuration sets them; also the Taylor pass's remainder diagnosis
 (:func:`opgraph.dcg.taylor._box_piece`'s ``parts``, summed over its calls with linear models).
 """
@@ -27,14 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import uq  # noqa: E402
 
 CONFIGS = {
-    "off": {"affine_hessian": False, "exact_cell_m2": False},
-    "m2": {"affine_hessian": False, "exact_cell_m2": True},
-    "aff": {"affine_hessian": True, "exact_cell_m2": False},
-    "on": {"affine_hessian": True, "exact_cell_m2": True},
+    "off": {"exact_cell_m2": False},
+    "m2": {"exact_cell_m2": True},
     "quot_off": {"hess_quotient": False},
     "quot_on": {"hess_quotient": True},
-    "main": {"affine_hessian": False, "exact_cell_m2": False, "hess_quotient": False},
-    "branch": {"affine_hessian": False, "exact_cell_m2": True, "hess_quotient": True},
+    "main": {"exact_cell_m2": False, "hess_quotient": False},
+    "branch": {"exact_cell_m2": True, "hess_quotient": True},
 }
 
 
@@ -47,7 +45,7 @@ def run(case: Any, n: int, values: dict[str, bool]) -> dict[str, Any]:
         parts = a[7] if len(a) > 7 else None
         got = piece(*a, **kw)
         if parts is not None and kw.get("linear") is not None:
-            for key in ("remainder", "affhess_mass", "slope_mass", "finite_mass"):
+            for key in ("remainder", "slope_mass", "finite_mass"):
                 if key in parts:
                     agg[key] = agg.get(key, 0.0) + parts[key]
         return got
@@ -78,7 +76,7 @@ def main() -> None:
     args = ap.parse_args()
     cases = {c.id: c for c in uq.make_cases()}
     names = args.configs.split(",")
-    print("| case:atoms | config | bound | true W1 | bound/true | CPU s | Taylor remainder (parts) | affhess mass |")
+    print("| case:atoms | config | bound | true W1 | bound/true | CPU s | Taylor remainder (parts) |")
     print("|---|---|---|---|---|---|---|---|")
     for spec in args.specs:
         cid, n = spec.split(":")
@@ -93,8 +91,7 @@ def main() -> None:
             cpu = float(np.median([x["cpu"] for x in rows]))
             p = rows[0]["parts"]
             print(
-                f"| {spec} | {k} | {b:.4g} | {t:.4g} | {b / t:.2f} | {cpu:.1f} | {p.get('remainder', float('nan')):.4g} "
-                f"| {p.get('affhess_mass', 0.0):.3f} |",
+                f"| {spec} | {k} | {b:.4g} | {t:.4g} | {b / t:.2f} | {cpu:.1f} | {p.get('remainder', float('nan')):.4g} |",
                 flush=True,
             )
 

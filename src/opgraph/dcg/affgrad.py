@@ -134,13 +134,8 @@ def _partials(
 
 
 def _slice_gradients(
-    graph: Any,
-    output: int,
-    K: tuple[int, ...],
-    box: dict[int, Interval],
-    seeds: Sequence[int],
-    as_forms: bool = False,
-) -> dict[int, Any]:
+    graph: Any, output: int, K: tuple[int, ...], box: dict[int, Interval], seeds: Sequence[int]
+) -> dict[int, Interval]:
     last = graph.last_uses()
     forms: dict[int, af.Aff] = {}
     encs: dict[int, Interval] = {}
@@ -205,12 +200,9 @@ def _slice_gradients(
                     forms.pop(j, None)
                     encs.pop(j, None)
                     grads.pop(j, None)
-    out: dict[int, Any] = {}
+    out: dict[int, Interval] = {}
     for i, gf in grads[output].items():
         gf = af.expand(gf, K) if gf.axes != K else gf
-        if as_forms:
-            out[i] = gf
-            continue
         rad = gf.radius()
         with np.errstate(all="ignore"):
             lo, hi = iv.widen(gf.c - rad, gf.c + rad)
@@ -257,45 +249,4 @@ def gradients(
                 )
             )
         out[i] = (ends[0], ends[1])
-    return out
-
-
-def gradient_forms(
-    graph: Any, output: int, axes: Sequence[int], box: dict[int, Interval], seeds: Sequence[int]
-) -> dict[int, af.Aff]:
-    """Per seeded axis, the affine form of ``df/dx_i`` over every box (error symbols folded into ``r``).
-
-    The form is ``c + sum_j a[j] e_j + r [-1, 1]`` with ``e_j = (x_j - m_j) / h_j`` (``m_j, h_j``:
-    :func:`opgraph.dcg.affine.half_widths` of axis ``j``'s cell): for every point ``x`` of the box, ``df/dx_i(x)``
-    lies in it. Arguments as :func:`gradients`; the arrays are laid out on the grid of ``axes`` (slices of the first
-    axis of at most :data:`MAX_SLICE` boxes, put together). Where a form is unbounded its ``r`` is ``inf``.
-    """
-    K = tuple(axes)
-    shape = tuple(int(np.size(box[a][0])) for a in K)
-    size = int(np.prod(shape)) if shape else 1
-    per = max(1, shape[0] * MAX_SLICE // max(size, 1)) if shape else 1
-    if not shape or per >= shape[0]:
-        return _slice_gradients(graph, output, K, box, seeds, as_forms=True)
-    a0 = K[0]
-    pieces: list[dict[int, af.Aff]] = []
-    rows: list[int] = []
-    for s0 in range(0, shape[0], per):
-        sl = slice(s0, s0 + per)
-        sub = {a: (box[a] if a != a0 else tuple(np.asarray(x)[sl] for x in box[a])) for a in K}
-        pieces.append(_slice_gradients(graph, output, K, sub, seeds, as_forms=True))  # type: ignore[arg-type]
-        rows.append(min(per, shape[0] - s0))
-    out: dict[int, af.Aff] = {}
-
-    def cat(xs: list[Any]) -> np.ndarray:
-        return np.concatenate(
-            [np.broadcast_to(np.asarray(x, dtype=float), (n, *shape[1:])) for x, n in zip(xs, rows, strict=True)],
-            axis=0,
-        )
-
-    for i in pieces[0]:
-        fs = [p[i] for p in pieces]
-        keys = set().union(*(f.a for f in fs))
-        zero = np.zeros(())
-        a = {j: cat([f.a.get(j, zero) for f in fs]) for j in keys}
-        out[i] = af.Aff(K, cat([f.c for f in fs]), a, cat([f.r for f in fs]), None)
     return out

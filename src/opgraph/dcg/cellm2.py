@@ -1,6 +1,6 @@
 """Exact second moments of a bounded law's cells about their atoms (the Taylor remainder's ``E[d^2; cell]``).
 
-The second-order box bounds (:mod:`opgraph.dcg.taylor`'s Hessian form, :mod:`opgraph.dcg.affhess`, the
+The second-order box bounds (:mod:`opgraph.dcg.taylor`'s Hessian form, the
 square-root linear term ``sqrt(sum c^2 E d^2)``, the pair forms) need per cell an upper bound on ``E[(Z - a)^2;
 l < Z <= r]`` (``a`` the cell's atom). :meth:`opgraph.dcg.distributions.Continuous._cell_bias_m2` gives
 ``max(a - l, r - a) E|Z - a|`` on finite cells (no cancellation, any law), which for a uniform cell with the atom

@@ -13,7 +13,7 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.mixfirst.ENABLED``,
 ``opgraph.dcg.subcentre.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``, ``opgraph.dcg.tailsub.ENABLED``,
 ``opgraph.dcg.subwalk.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``, ``opgraph.dcg.affstack.ENABLED``,
-``opgraph.dcg.roundcredit.ENABLED``, ``opgraph.dcg.planmemo.ENABLED``, ``opgraph.dcg.affhess.ENABLED``,
+``opgraph.dcg.roundcredit.ENABLED``, ``opgraph.dcg.planmemo.ENABLED``,
 ``opgraph.dcg.cellm2.ENABLED``, ``opgraph.dcg.hessdiv.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
@@ -29,7 +29,6 @@ from collections.abc import Iterator, Mapping
 
 def _vars() -> dict[str, contextvars.ContextVar[bool]]:
     from opgraph.dcg import (
-        affhess,
         affine,
         affstack,
         boxlinear,
@@ -102,7 +101,6 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "sub_walk": subwalk.ENABLED,
         "sub_pieces": subpieces.ENABLED,
         "affine_stacked": affstack.ENABLED,
-        "affine_hessian": affhess.ENABLED,
         "exact_cell_m2": cellm2.ENABLED,
         "hess_quotient": hessdiv.ENABLED,
     }
@@ -117,7 +115,7 @@ def capture() -> dict[str, bool]:
     ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``, ``wide_leaf``, ``log_sub_box``, ``log_tail_pieces``,
     ``tail_axis``,
     ``mixture_first``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``,
-    ``affine_stacked``, ``round_credit``, ``plan_memo``, ``affine_hessian``, ``exact_cell_m2``,
+    ``affine_stacked``, ``round_credit``, ``plan_memo``, ``exact_cell_m2``,
     ``hess_quotient``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}

@@ -58,11 +58,9 @@ box-linear model's ``rest``. No Hessian enclosure is needed, so a chain whose se
 linear models (``laws`` given) and the whole-box remainder is still large against the linear term, the slope form is
 also taken over sub-boxes (each cell cut into equal-mass pieces; :mod:`opgraph.dcg.subslope`), within a CPU budget.
 
-**Quotients and an affine Hessian** (branch hess-tight): a ``div`` node's Hessian enclosures are intersected with
+**Quotients** (branch hess-tight): a ``div`` node's Hessian enclosures are intersected with
 the quotient form ``(H_u - q H_w - g_w g_q^T - g_q g_w^T) / w`` (:mod:`opgraph.dcg.hessdiv`, switch
-``hess_quotient``, on), and (switch ``affine_hessian``, off by default) the remainder also takes the form of
-:mod:`opgraph.dcg.affhess`, the Hessian read off the affine gradient forms' coefficients, on passes that take affine
-gradients; per box the smallest form is kept.
+``hess_quotient``, on). A Hessian read off the affine gradient forms was measured and not merged (docs/dcg.md).
 
 **The mixture's slope work, gated** (:data:`MIX_GATE`): where the box-linear mixture's larger work caps would run
 the walk or the affine gradients beyond the default caps, the probe also compares the mixture's predicted cost with
@@ -1188,27 +1186,6 @@ def _box_piece(
                 forms["slope"] = slope
             took = slope < hess
             hess = np.where(took, slope, hess)
-            if affine and box_pass and _affine_hessian():  # the Hessian from affine gradient forms (affhess)
-                from opgraph.dcg import affhess
-
-                got_aff = affhess.remainder(
-                    graph,
-                    output,
-                    axes,
-                    box,
-                    {a: at[a][0] for a in axes},
-                    _centre(point, axes),
-                    r1,
-                    r2,
-                    seeds=[a for a in axes if a in point.g],
-                )
-                if forms is not None:
-                    forms["affhess"] = got_aff
-                wins = got_aff < hess
-                took = took | wins
-                hess = np.where(wins, got_aff, hess)
-                if parts is not None:
-                    parts["affhess_mass"] = float(np.sum(np.broadcast_to(np.where(wins, w, 0.0), shape)))
             if linear is not None and laws and sub > 1:  # sub-box slope form (opgraph.dcg.subslope)
                 got_sub = _sub_slope(
                     graph, output, axes, cells, moments, laws, sub, outer, point, r1, lin0, hess, w, hess_finite
@@ -1257,13 +1234,6 @@ def _box_piece(
         tot = np.where(w == 0, 0.0, tot)
         tot = np.where(np.isnan(tot), np.inf, tot)
     return np.broadcast_to(tot, shape)
-
-
-def _affine_hessian() -> bool:
-    """Whether the box pass also takes the affine-gradient Hessian form (:mod:`opgraph.dcg.affhess`)."""
-    from opgraph.dcg import affhess
-
-    return affhess.ENABLED.get()
 
 
 def cell_abs_dev(axes: Sequence[int], moments: Mapping[int, tuple[Any, ...]]) -> dict[int, np.ndarray]:
