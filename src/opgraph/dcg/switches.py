@@ -12,7 +12,7 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.logsubbox.ENABLED``, ``opgraph.dcg.tailpieces.ENABLED``, ``opgraph.dcg.mixfirst.ENABLED``,
 ``opgraph.dcg.subcentre.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``, ``opgraph.dcg.tailsub.ENABLED``,
 ``opgraph.dcg.subwalk.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``, ``opgraph.dcg.affstack.ENABLED``,
-``opgraph.dcg.roundcredit.ENABLED``, ``opgraph.dcg.planmemo.ENABLED``). A
+``opgraph.dcg.roundcredit.ENABLED``, ``opgraph.dcg.planmemo.ENABLED``, ``opgraph.dcg.radial.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -48,6 +48,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         mixfirst,
         planmemo,
         polymodel,
+        radial,
         roundcredit,
         subcells,
         subcentre,
@@ -95,6 +96,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "sub_walk": subwalk.ENABLED,
         "sub_pieces": subpieces.ENABLED,
         "affine_stacked": affstack.ENABLED,
+        "radial_slope": radial.ENABLED,
     }
 
 
@@ -106,7 +108,7 @@ def capture() -> dict[str, bool]:
     ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``box_smooth``, ``log_linear``, ``budget_alloc``,
     ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``, ``wide_leaf``, ``log_sub_box``, ``log_tail_pieces``,
     ``mixture_first``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``,
-    ``affine_stacked``, ``round_credit``, ``plan_memo``.
+    ``affine_stacked``, ``round_credit``, ``plan_memo``, ``radial_slope``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
