@@ -192,7 +192,7 @@ BOUND_CASES = [
     (_piston_volume, VOLUME_LAWS, 4),
     (_piston_like, PISTON_LAWS, 6),
     (_otl_like, OTL_LAWS, 6),
-    (lambda a, b, c: np.exp(0.4 * a * b) / (1.0 + c * c), [od.Normal(0, 1), od.Normal(0.2, 0.6), od.Uniform(0, 2)], 6),
+    (lambda a, b, c: np.exp(0.4 * a * b) / (1.0 + c * c), [od.Uniform(-1, 2), od.Uniform(0, 1.5), od.Normal(0, 1)], 6),
 ]
 
 

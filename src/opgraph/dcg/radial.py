@@ -41,12 +41,43 @@ For an enclosure whose excess over the gradient at ``x_s`` grows linearly with t
 overestimate grows faster gains more. Cost: ``K - 1`` more gradient passes (interval and, with :data:`AFFINE`,
 affine) per box; the last slice's box is the whole range, whose enclosures the caller already has.
 
+**Theorem (the affine ray form: the split's limit for affine gradient forms).** Let the slices' enclosures be affine
+forms: for ``x`` in ``B^k``, ``df/dx_i(x) = A^k_i(x) + rho`` with ``|rho| <= r^k_i`` and ``A^k_i(x) = c^k_i + sum_j
+a^k_ij (x_j - m^k_j) / h^k_j`` (:func:`opgraph.dcg.affgrad.gradients`' forms, the noise symbols ``(x_j - m_j) /
+h_j`` exact functions of ``x``). On the ray ``x_j(t) = x_sj + t e_j`` for ``j`` in ``M`` and ``x_j(t) = y_j`` (here
+``X_j``: the walked axes) off ``M``, so ``x_j(t) - x_sj`` is ``t e_j`` or ``e_j``, and integrating slice by slice
+
+    gamma_i = C_i + sum_j Q_ij e_j + rho_i,   |rho_i| <= R_i = sum_k w_k r^k_i,   C_i = sum_k w_k A^k_i(x_s),
+    Q_ij = sum_k s_kj a^k_ij / h^k_j,   w_k = t_k - t_{k-1},   s_kj = (t_k^2 - t_{k-1}^2) / 2 on M, w_k off M.
+
+Then ``sum_{i in M} (gamma_i - c_i) e_i = sum_i (C_i - c_i) e_i + sum_{i, j} Q_ij e_i e_j + sum_i rho_i e_i``, and
+(the coordinates independent on a sub-box) ``E|sum_{i, j} Q_ij e_i e_j| <= sum_{i != j} |Q_ij| E|e_i| E|e_j| +
+sum_i |Q_ii| E e_i^2``. :mod:`opgraph.dcg.subcentre`'s theorem holds with ``b_i = C_i - c_i`` and the spread
+``sum_i R_i E|e_i|`` plus the pairs' sum in place of ``sum_i mag(G_i - c_i - b_i) E|e_i|``: its proof used only
+``f(X) - f(x') - c . d = a + (b . e) + rest`` with ``E|rest|`` bounded by the spread. ∎ With one slice (``K = 1``,
+the sub-box's own affine forms, no extra pass) ``Q_ij = a_ij / (2 h_j)`` on ``M``: where ``E|e_j| = h_j / 2`` (a
+centred uniform piece) the pair costs a quarter of what the affine hull's ``|a_ij|`` costs in the slope form; the
+remainders ``r_i`` are paid in full. A coefficient off ``M`` for an axis the ray moves (the output does not depend
+on it) is counted with ``s = w_k``: ``|Q|`` only grows, and the bound uses ``|Q_ij|`` alone. Each sub-box keeps the
+smallest of this and the other forms; a pass with a walk also takes the form with ``M`` every axis (the ray from
+``x_s``, the sub-box's own enclosures: another decomposition, bounded on its own), so that the walk never leaves a
+sub-box's bound above the pass without it at the same pieces (:func:`opgraph.dcg.subwalk.choose` compares the two).
+Rounding: ``C_i`` is padded by ``(n + 4) eps`` times the sum of its terms' magnitudes, ``R_i`` by ``4 eps``, the
+pairs' total by ``1e-12`` relative.
+
+**Measured** (docs/dcg.md, "Radial slope remainder"): on piston's 4-atom grid the affine forms' remainders ``r_i E|e_i|``
+are 3-8x their linear parts (the chain's products), so the one-slice form takes 5-8 % off the sub-box remainder for
+no extra pass (Borehole at 4 atoms: 13 %); the slices (interval and affine, or affine forms with the limit) take
+13-54 % off at 1.5-4x the pass's CPU, where the same CPU in more sub-box pieces takes more (24 -> 48 pieces with the
+walk: 37 % for 2.2x). So :data:`SLICES` and :data:`EXACT_SLICES` are 1 by default.
+
 Rounding: the scaled boxes are widened outwards by ``4 eps (|x_s| + |B - x_s|)`` and clipped to the hull of ``B``
 and ``x_s`` (they contain the exact scaled boxes); the interval sum's ends are padded by ``(K + 2) eps`` times the
 sum of the slices' magnitudes.
 
-``ENABLED`` (a ContextVar; switch ``radial_slope``) turns it on in the sub-box slope remainder
-(:func:`opgraph.dcg.subslope.remainder`).
+``ENABLED`` (a ContextVar, default on; switch ``radial_slope``) turns both on in the sub-box slope remainder
+(:func:`opgraph.dcg.subslope.remainder`: the affine ray form with :data:`EXACT`, the slices of :func:`enclose` where
+:data:`SLICES` > 1, on the walk's steps with :data:`WALK` and on the last segment with :data:`RAY`).
 """
 
 from __future__ import annotations
@@ -59,8 +90,8 @@ import numpy as np
 
 from opgraph.dcg import intervals as iv
 
-#: Whether the sub-box slope remainder averages gradient enclosures over scaled boxes (switch ``radial_slope``).
-ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_radial", default=False)
+#: Whether the sub-box slope remainder takes the ray forms of this module (switch ``radial_slope``).
+ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_radial", default=True)
 #: Slices of the ray ``K`` for the interval-and-affine enclosures (:func:`enclose`: the boxes scaled by ``k / K``,
 #: ``k = 1 .. K``; the last is the caller's whole range). 1: not used (measured: they do not pay against more
 #: sub-box pieces for the same CPU; docs/dcg.md, "Radial slope remainder").

@@ -408,13 +408,19 @@ def remainder(
                     part = np.fmin(part, rh.bound(a_lo, a_hi, pad))
                 if forms:  # the affine ray form on the last segment's axes (opgraph.dcg.radial.affine_ray)
                     moving = [a for a in seeds if a not in walked]
-                    ray = radial.ray_forms(graph, output, axes, moving, box, ctr, forms)
-                    g_ray, quad = radial.affine_ray(axes, moving, ray, ctr, e_by, m2_by)
-                    rq = subcentre.Accumulator()
-                    for a, j in zip(axes, combo, strict=True):
-                        rq.add(g_ray.get(a, g_by[a]), cx[a], e_by[a], *(column(a, t, j, mom) for t in range(3)))
-                    rq.spread = rq.spread + quad
-                    part = np.fmin(part, np.where(np.isnan(quad), np.inf, rq.bound(a_lo, a_hi, pad)))
+                    # with a walk, also the ray over every axis from x_s (the pass without the walk has it: so the
+                    # walk never makes a sub-box's bound larger than the same pieces without it)
+                    for mv in [moving, seeds] if walked and moving != seeds else [moving]:
+                        ray = radial.ray_forms(graph, output, axes, mv, box, ctr, forms)
+                        g_ray, quad = radial.affine_ray(axes, mv, ray, ctr, e_by, m2_by)
+                        rq = subcentre.Accumulator()
+                        for a, j in zip(axes, combo, strict=True):
+                            gq = g_ray.get(
+                                a, g_by[a] if mv is moving else taylor.meet(outer.g.get(a, zero), whole.get(a))
+                            )
+                            rq.add(gq, cx[a], e_by[a], *(column(a, t, j, mom) for t in range(3)))
+                        rq.spread = rq.spread + quad
+                        part = np.fmin(part, np.where(np.isnan(quad), np.inf, rq.bound(a_lo, a_hi, pad)))
             acc = acc + np.where(share > 0, share * np.where(np.isnan(part), np.inf, part), 0.0)
     acc = np.broadcast_to(
         np.asarray(acc, dtype=float),
