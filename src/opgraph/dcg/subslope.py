@@ -100,9 +100,9 @@ def allowance(boxes: int, nodes: int, axes: int | None = None) -> int:
     """
     if not ENABLED.get() or boxes <= 0 or nodes <= 0:
         return 1
-    from opgraph.dcg import roundbudget
+    from opgraph.dcg import radial, roundbudget
 
-    per = SECONDS_PER_BOX_NODE * boxes * nodes
+    per = SECONDS_PER_BOX_NODE * boxes * nodes * radial.pass_factor()  # the radial slices' extra passes
     rb = roundbudget.current()
     fixed = fixedbudget.allowance("sub_slope")
     seconds = fixed if rb is None else TARGET_SHARE * rb.left() / roundbudget.SAFETY
