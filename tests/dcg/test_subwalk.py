@@ -142,9 +142,10 @@ def test_remainder_with_the_walk_holds_and_never_exceeds_the_same_pieces_without
 
 
 def test_the_walk_pays_on_a_reused_chain():
-    # Against the pieces' remainder with the chain rule's quotient Hessians: the quotient form (opgraph.dcg.hessdiv)
-    # tightens the pieces without the walk too (old 5.05, walk 4.06: 0.80x).
-    with switches.scope({"hess_quotient": False}):
+    # The walk's own gain, against the pieces' remainder with the chain rule's quotient Hessians (the quotient form,
+    # opgraph.dcg.hessdiv, tightens the pieces without the walk too: old 5.05, walk 4.06, 0.80x) and without the
+    # radial forms (opgraph.dcg.radial, which also tighten the pass without the walk).
+    with switches.scope({"hess_quotient": False, "radial_slope": False}):
         got, _ = _remainders(_piston_volume, VOLUME_LAWS, (2, 3, 2, 1), lambda ids: ids[::-1])
     assert float(np.sum(got["walk"])) < 0.8 * float(np.sum(got["old"]))
 
@@ -164,7 +165,8 @@ def test_take_restricts_broadcast_layouts():
 
 
 def _run(fn, laws, atoms, on):
-    with switches.scope({"sub_walk": on}), warnings.catch_warnings():
+    # the walk's own gain: without the radial forms (opgraph.dcg.radial; with them the walk does not change this bound)
+    with switches.scope({"sub_walk": on, "radial_slope": False}), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return od.evaluate(fn, *laws, atoms=atoms)
 

@@ -133,8 +133,19 @@ def _partials(
     return [af._box_form(K, p) for p in parts]  # the interval partials as fresh error terms
 
 
+#: A gradient's affine form on the grid: ``(c, {axis: a_j}, r)``, ``df/dx_i`` within ``c + sum_j a_j e_j +- r``
+#: at every point of the box, ``e_j = (x_j - m_j) / h_j`` (``m_j, h_j``: :func:`opgraph.dcg.affine.half_widths` of
+#: axis ``j``'s range; an axis held at a point has no symbol).
+Form = tuple[np.ndarray, dict[int, np.ndarray], np.ndarray]
+
+
 def _slice_gradients(
-    graph: Any, output: int, K: tuple[int, ...], box: dict[int, Interval], seeds: Sequence[int]
+    graph: Any,
+    output: int,
+    K: tuple[int, ...],
+    box: dict[int, Interval],
+    seeds: Sequence[int],
+    keep: dict[int, Form] | None = None,
 ) -> dict[int, Interval]:
     last = graph.last_uses()
     forms: dict[int, af.Aff] = {}
@@ -208,11 +219,20 @@ def _slice_gradients(
             lo, hi = iv.widen(gf.c - rad, gf.c + rad)
         bad = np.isnan(lo) | np.isnan(hi)
         out[i] = (np.where(bad, -np.inf, lo), np.where(bad, np.inf, hi))
+        if keep is not None:  # the form itself (its error symbols folded into r: FOLD), where it is finite
+            f = _fold(gf)
+            if all(j < af.ERR_BASE for j in f.a):
+                keep[i] = (np.asarray(f.c, dtype=float), {j: np.asarray(x, dtype=float) for j, x in f.a.items()}, f.r)
     return out
 
 
 def gradients(
-    graph: Any, output: int, axes: Sequence[int], box: dict[int, Interval], seeds: Sequence[int]
+    graph: Any,
+    output: int,
+    axes: Sequence[int],
+    box: dict[int, Interval],
+    seeds: Sequence[int],
+    forms: dict[int, Form] | None = None,
 ) -> dict[int, Interval]:
     """Per seeded axis, an enclosure of ``df/dx_i`` over every box (hull of its affine form), laid out on the grid.
 
@@ -222,19 +242,35 @@ def gradients(
         axes: The grid's axes; ``box[a]`` is laid out to broadcast over them (``-1`` at ``a``'s position).
         box: Per axis, the cells' ``(lo, hi)`` (degenerate cells give an axis at its atom).
         seeds: The axes whose partials are wanted.
+        forms: If given, receives per seeded axis its affine form (:data:`Form`, broadcast to the grid) where it has
+            no error symbol left (the hulls returned are the same).
     """
     K = tuple(axes)
     shape = tuple(int(np.size(box[a][0])) for a in K)
     size = int(np.prod(shape)) if shape else 1
     per = max(1, shape[0] * MAX_SLICE // max(size, 1)) if shape else 1
     if not shape or per >= shape[0]:
-        return _slice_gradients(graph, output, K, box, seeds)
+        return _slice_gradients(graph, output, K, box, seeds, forms)
     a0 = K[0]
     pieces: list[dict[int, Interval]] = []
+    kept: list[dict[int, Form]] = []
     for s0 in range(0, shape[0], per):
         sl = slice(s0, s0 + per)
         sub = {a: (box[a] if a != a0 else tuple(np.asarray(x)[sl] for x in box[a])) for a in K}
-        pieces.append(_slice_gradients(graph, output, K, sub, seeds))  # type: ignore[arg-type]
+        kept.append({})
+        pieces.append(_slice_gradients(graph, output, K, sub, seeds, kept[-1] if forms is not None else None))  # type: ignore[arg-type]
+    if forms is not None:  # the slices' forms put together along the first axis (an axis missing in one: dropped)
+        rows = [min(per, shape[0] - n * per) for n in range(len(kept))]
+
+        def cat(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate([np.broadcast_to(x, (m, *shape[1:])) for x, m in zip(parts, rows, strict=True)], 0)
+
+        for i in kept[0]:
+            syms = set(kept[0][i][1])
+            if not all(i in k and set(k[i][1]) == syms for k in kept):
+                continue
+            fs = [k[i] for k in kept]
+            forms[i] = (cat([f[0] for f in fs]), {j: cat([f[1][j] for f in fs]) for j in syms}, cat([f[2] for f in fs]))
     out: dict[int, Interval] = {}
     for i in pieces[0]:
         ends = []

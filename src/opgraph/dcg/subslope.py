@@ -100,9 +100,9 @@ def allowance(boxes: int, nodes: int, axes: int | None = None) -> int:
     """
     if not ENABLED.get() or boxes <= 0 or nodes <= 0:
         return 1
-    from opgraph.dcg import roundbudget
+    from opgraph.dcg import radial, roundbudget
 
-    per = SECONDS_PER_BOX_NODE * boxes * nodes
+    per = SECONDS_PER_BOX_NODE * boxes * nodes * radial.pass_factor()  # the radial slices' extra passes
     rb = roundbudget.current()
     fixed = fixedbudget.allowance("sub_slope")
     seconds = fixed if rb is None else TARGET_SHARE * rb.left() / roundbudget.SAFETY
@@ -292,7 +292,7 @@ def remainder(
         walk: Axes whose gradients are also enclosed over the sub-boxes' walk boxes, in this order
             (:func:`opgraph.dcg.subwalk.gradients`; empty: none).
     """
-    from opgraph.dcg import affgrad, subcentre, subwalk, taylor
+    from opgraph.dcg import affgrad, radial, subcentre, subwalk, taylor
 
     k = len(axes)
     shape = tuple(int(np.size(cells[a][2])) for a in axes)
@@ -341,6 +341,10 @@ def remainder(
     atoms = {a: lay(np.repeat(np.asarray(cells[a][2], dtype=float), npc[a] if a in inline else 1), a) for a in axes}
     acc: Any = 0.0
     ranges = [[None] if a in inline else range(npc[a]) for a in axes]
+    # the ray split (opgraph.dcg.radial): the axes the walk does not move, scaled about x_s together
+    ray_on = radial.ENABLED.get() and radial.RAY and radial.SLICES > 1
+    exact_on = radial.ENABLED.get() and radial.EXACT and centred  # the affine ray form (radial.affine_ray)
+    walked = list(walk)[: k - 1]
     with np.errstate(all="ignore"):
         for combo in itertools.product(*ranges):
             box = {a: (column(a, 0, j), column(a, 1, j)) for a, j in zip(axes, combo, strict=True)}
@@ -348,11 +352,23 @@ def remainder(
             got: list[Any] = []
             kept: dict[int, Any] = {}
             outer = taylor.jets(
-                graph, output, box, hess=hs, centre=ctr, point_out=got, centred=True, keep_points=kept if walk else None
+                graph,
+                output,
+                box,
+                hess=hs,
+                centre=ctr,
+                point_out=got,
+                centred=True,
+                keep_points=kept if walk or ray_on else None,
             )
             thin = subwalk.gradients(graph, output, axes, walk, box, ctr, kept, affine) if walk else {}
             seeds = [a for a in axes if a in outer.g]
-            whole = affgrad.gradients(graph, output, axes, box, seeds) if affine and seeds else {}
+            forms: dict[int, Any] | None = {} if exact_on and affine else None
+            whole = affgrad.gradients(graph, output, axes, box, seeds, forms) if affine and seeds else {}
+            if ray_on:  # the last segment's axes: their enclosures averaged over the scaled sub-boxes
+                moving = [a for a in seeds if a not in walked]
+                last = {a: taylor.meet(outer.g[a], whole.get(a)) for a in moving}
+                thin = {**thin, **radial.enclose(graph, output, axes, moving, box, ctr, last, kept, affine)}
             term: Any = 0.0
             shift: Any = 0.0  # c . (x_s - x')
             size: Any = 0.0  # sum |c_i (x_si - x'_i)|: the rounding scale of the shift
@@ -361,6 +377,7 @@ def remainder(
             rh = subcentre.Accumulator() if hs else None
             e_by: dict[int, Any] = {}
             m2_by: dict[int, Any] = {}
+            g_by: dict[int, Any] = {}
             for a, j in zip(axes, combo, strict=True):
                 ca = cx[a]
                 g = taylor.meet(taylor.meet(outer.g.get(a, zero), whole.get(a)), thin.get(a))
@@ -368,6 +385,9 @@ def remainder(
                 term = term + np.where(e > 0, iv.mag(iv.isub(g, (ca, ca))) * e, 0.0)
                 if rc is not None:
                     rc.add(g, ca, e, *(column(a, t, j, mom) for t in range(3)))
+                if forms:
+                    g_by[a] = g
+                    e_by[a], m2_by[a] = e, column(a, 2, j, mom)
                 if rh is not None:
                     gp = got[0].g.get(a, zero)
                     rh.add(gp, ca, e, *(column(a, t, j, mom) for t in range(3)))
@@ -386,6 +406,21 @@ def remainder(
                 if rh is not None:  # second order on the sub-box: Taylor at x_s, the Hessian enclosed over s
                     rh.spread = rh.spread + subcentre.hessian_term(outer.h, e_by, m2_by)
                     part = np.fmin(part, rh.bound(a_lo, a_hi, pad))
+                if forms:  # the affine ray form on the last segment's axes (opgraph.dcg.radial.affine_ray)
+                    moving = [a for a in seeds if a not in walked]
+                    # with a walk, also the ray over every axis from x_s (the pass without the walk has it: so the
+                    # walk never makes a sub-box's bound larger than the same pieces without it)
+                    for mv in [moving, seeds] if walked and moving != seeds else [moving]:
+                        ray = radial.ray_forms(graph, output, axes, mv, box, ctr, forms)
+                        g_ray, quad = radial.affine_ray(axes, mv, ray, ctr, e_by, m2_by)
+                        rq = subcentre.Accumulator()
+                        for a, j in zip(axes, combo, strict=True):
+                            gq = g_ray.get(
+                                a, g_by[a] if mv is moving else taylor.meet(outer.g.get(a, zero), whole.get(a))
+                            )
+                            rq.add(gq, cx[a], e_by[a], *(column(a, t, j, mom) for t in range(3)))
+                        rq.spread = rq.spread + quad
+                        part = np.fmin(part, np.where(np.isnan(quad), np.inf, rq.bound(a_lo, a_hi, pad)))
             acc = acc + np.where(share > 0, share * np.where(np.isnan(part), np.inf, part), 0.0)
     acc = np.broadcast_to(
         np.asarray(acc, dtype=float),

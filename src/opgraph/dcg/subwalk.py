@@ -215,18 +215,22 @@ def gradients(
             ``keep_points``), for the passes that centre.
         affine: Also the affine enclosures.
     """
-    from opgraph.dcg import taylor
+    from opgraph.dcg import radial, taylor
 
     affine = affine and AFFINE
     at = {a: (point[a], point[a]) for a in axes}
     out: dict[int, iv.Interval] = {}
     steps = list(order)[: len(axes) - 1]
+    ray = radial.ENABLED.get() and radial.WALK and radial.SLICES > 1
     for n, a in enumerate(steps):
         free = steps[: n + 1]
         g = taylor.thin_interval(graph, output, axes, free, box, at, points) if INTERVAL or not affine else None
         if affine:
             g_af = taylor.thin_affine(graph, output, axes, free, box, at)
             g = g_af if g is None else taylor.meet(g, g_af)
+        if g is not None and ray:  # the step's axis scaled about x_s (opgraph.dcg.radial, M = {a})
+            thin = taylor._thin_box(axes, free, box, at)
+            g = radial.enclose(graph, output, axes, [a], thin, point, {a: g}, points, affine)[a]
         if g is not None:
             out[a] = g
     return out

@@ -14,7 +14,7 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.subcentre.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``, ``opgraph.dcg.tailsub.ENABLED``,
 ``opgraph.dcg.subwalk.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``, ``opgraph.dcg.affstack.ENABLED``,
 ``opgraph.dcg.roundcredit.ENABLED``, ``opgraph.dcg.planmemo.ENABLED``,
-``opgraph.dcg.cellm2.ENABLED``, ``opgraph.dcg.hessdiv.ENABLED``). A
+``opgraph.dcg.cellm2.ENABLED``, ``opgraph.dcg.hessdiv.ENABLED``, ``opgraph.dcg.radial.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -52,6 +52,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         mixfirst,
         planmemo,
         polymodel,
+        radial,
         roundcredit,
         subcells,
         subcentre,
@@ -103,6 +104,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "affine_stacked": affstack.ENABLED,
         "exact_cell_m2": cellm2.ENABLED,
         "hess_quotient": hessdiv.ENABLED,
+        "radial_slope": radial.ENABLED,
     }
 
 
@@ -116,7 +118,7 @@ def capture() -> dict[str, bool]:
     ``tail_axis``,
     ``mixture_first``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``,
     ``affine_stacked``, ``round_credit``, ``plan_memo``, ``exact_cell_m2``,
-    ``hess_quotient``.
+    ``hess_quotient``, ``radial_slope``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 
