@@ -7,8 +7,8 @@ term per group (``second_order_by_group``). On ``Y = 2 Z + C X`` with few boxes 
 (atom = the box's computed value, no regrouping moves), so each group's term can be checked:
 
 * against its definition, from the cells alone: ``E[dP^2]`` and ``E[dQ^2]`` as the quantizer's documented
-  bounds (the closed form ``E[(Z - a)^2; cell]`` on a Normal's half-line cells, ``max(a - l, r - a) E|X - a|``
-  on a Uniform's finite cells, both by quadrature), the ``K`` as total variations of densities on a dense grid,
+  bounds (the closed form ``E[(Z - a)^2; cell]`` on a Normal's half-line cells, on a Uniform's finite cells
+  its exact ``E[(X - a)^2; cell]`` (:mod:`opgraph.dcg.cellm2`), both by quadrature), the ``K`` as total variations of densities on a dense grid,
   and ``m`` the lower end of ``X``'s cell;
 * against what it bounds: the exact remainder ``sup_f |E[phi_f(P, Q); box] - w phi_f(p_g, q_g) - grad phi_f .
   E[(dP, dQ); box]|``, which is ``int |H(y)| dy`` for the signed CDF ``H = E[F(y; P, Q); box] - w F(y; p_g, q_g) -
@@ -85,10 +85,9 @@ def test_each_groups_taylor_remainder_is_its_definition_with_m_the_lower_end_of_
         a = z_atoms[i]
         # P = 2 Z: E[(P - p_g)^2; box] = 4 E[(Z - a)^2; cell] P(X cell); the half-line's closed form
         e_dp2 = 4 * quad(lambda z, a=a: (z - a) ** 2 * z_pdf(z), lo, hi)[0] / nx
-        # Q = X: the Uniform cell's bound max(a - l, r - a) E|X - a; cell| (the quantizer's, documented), P(Z cell)
+        # Q = X: the Uniform cell's exact E[(X - a)^2; cell] (the quantizer's, opgraph.dcg.cellm2), P(Z cell)
         xl, xr = x_edges[j], x_edges[j + 1]
-        e_abs = quad(lambda x, q=q_g: abs(x - q) / (xb - xa), xl, xr, points=[q_g])[0]
-        e_dq2 = max(q_g - xl, xr - q_g) * e_abs * 0.5
+        e_dq2 = quad(lambda x, q=q_g: (x - q) ** 2 / (xb - xa), xl, xr, points=[q_g])[0] * 0.5
         m = min(xl, q_g)  # the smallest |q| on every segment from the atom into the cell
         want = (k_pp * e_dp2 + 2 * k_pq * math.sqrt(e_dp2 * e_dq2) + k_qq * e_dq2) / (2 * m)
         assert got == pytest.approx(want, rel=1e-5), (p_g, q_g)
