@@ -97,7 +97,7 @@ def _sound_params():
 
     CI time: three inputs at 64 atoms are 262,144 boxes through the box-linear mixture, twice per test (semi-discrete
     on and off): 60 CPU s per case and method. 64 atoms stay covered by the one- and two-input cases here, and by
-    the three-input E+E+E and N+N+N in test_semi_discrete_bound_is_used_and_tight.
+    the three-input E+E+E and N+N+N in test_semi_discrete_bound_is_used_and_tight (point-mass answers there).
     """
     for case in CASES:
         for n in (4, 16, 32 if len(case[2]) == 3 else 64):
