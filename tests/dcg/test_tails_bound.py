@@ -30,17 +30,31 @@ def _exact_law_off(monkeypatch):
 
 
 def true_w1(atoms: np.ndarray, weights: np.ndarray, law: object) -> float:
-    """W1(law, atoms) = integral of |F - F_hat| (adaptive quadrature between consecutive atoms)."""
+    """W1(law, atoms) = integral of |F - F_hat| (adaptive quadrature: both tails, and between consecutive atoms).
+
+    Between consecutive atoms ``x_j < x_j+1`` the integrand ``|F - c_j|`` has one kink, where the monotone ``F``
+    crosses ``c_j``: each interval is split there (at ``ppf(c_j)``), and all pieces are integrated at once by
+    ``quad_vec`` (vectorised CDF calls; its error estimate, summed over the pieces, is asserted below 1e-9 of the
+    result). CI time and accuracy: one scalar ``quad`` per interval, unsplit, took 28 CPU s on 13,475 atoms, and
+    its default ``epsabs`` (1.5e-8 per interval) overstated the true W1 by up to 2.4e-5 (relative) where a closed
+    form exists; the split pieces agree with the closed form to 3e-11.
+    """
     order = np.argsort(atoms)
     x = np.asarray(atoms, float)[order]
     c = np.cumsum(np.asarray(weights, float)[order] / np.sum(weights))
-    cdf, sf = law.cdf, law.sf  # type: ignore[attr-defined]
+    cdf, sf, ppf = law.cdf, law.sf, law.ppf  # type: ignore[attr-defined]
     lo_sup = law.support()[0]  # type: ignore[attr-defined]
     total = si.quad(cdf, lo_sup, x[0], limit=200)[0] if x[0] > lo_sup else 0.0
     total += si.quad(sf, x[-1], np.inf, limit=200)[0]
-    for j in range(x.size - 1):
-        if x[j + 1] > x[j]:
-            total += si.quad(lambda t, cj=c[j]: abs(cdf(t) - cj), x[j], x[j + 1], limit=200)[0]
+    j = np.flatnonzero(x[1:] > x[:-1])
+    if j.size:
+        a, b, cj = x[j], x[j + 1], c[j]
+        s = np.clip(ppf(np.minimum(cj, 1.0)), a, b)
+        lo, hi, cc = np.concatenate([a, s]), np.concatenate([s, b]), np.concatenate([cj, cj])
+        h = hi - lo
+        val, err = si.quad_vec(lambda u: np.abs(cdf(lo + u * h) - cc) * h, 0.0, 1.0, epsabs=1e-15, epsrel=0, norm="max")
+        total += float(np.sum(val))
+        assert err * lo.size <= 1e-9 * total, (err, lo.size, total)
     return total
 
 
