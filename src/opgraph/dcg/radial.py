@@ -125,8 +125,10 @@ def scaled(box: Interval, centre: np.ndarray, t: float) -> Interval:
         dlo, dhi = elo - c, ehi - c
         slo = c + t * dlo
         shi = c + t * dhi
-        slo = slo - 4 * _EPS * (np.abs(c) + np.abs(dlo))
-        shi = shi + 4 * _EPS * (np.abs(c) + np.abs(dhi))
+        # relative pad for the two roundings, plus 2 subnormal steps (1e-323) for underflow, where the relative pad
+        # is 0 (a width of 5e-324 scaled by 0.25 rounds to 0)
+        slo = slo - 4 * _EPS * (np.abs(c) + np.abs(dlo)) - 1e-323
+        shi = shi + 4 * _EPS * (np.abs(c) + np.abs(dhi)) + 1e-323
         # an infinite end stays infinite (t * inf); NaN (inf - inf cannot occur for finite centres) to the hull
         slo = np.where(np.isnan(slo), elo, np.maximum(slo, elo))
         shi = np.where(np.isnan(shi), ehi, np.minimum(shi, ehi))
