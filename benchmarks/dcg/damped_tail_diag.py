@@ -18,35 +18,15 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import uq  # noqa: E402
+from dosc_pointmass_diag import _CALLS, _record  # noqa: E402  (the log-linear mixture calls' spy)
 
 from opgraph.dcg import boxlinear  # noqa: E402
-
-_CALLS: list[dict[str, Any]] = []
-_mixture = boxlinear.mixture
-
-
-def _record(axes: Any, pt: Any, cells: Any, dists: Any, wbox: Any, box_bound: Any, linear: Any, *a: Any) -> Any:
-    out = _mixture(axes, pt, cells, dists, wbox, box_bound, linear, *a)
-    if len(a) > 1 and a[1] is not None:  # the log-linear call (it passes its disc_share)
-        _CALLS.append(
-            {
-                "pt": np.array(pt, dtype=float),
-                "cells": [tuple(np.array(c, dtype=float).reshape(-1) for c in cells[x]) for x in axes],
-                "wbox": np.array(wbox, dtype=float),
-                "old": np.array(box_bound, dtype=float),
-                "rest": np.array(linear["rest"], dtype=float),
-                "c": [np.array(linear["c"][x], dtype=float) for x in axes],
-                "info": None if out is None else dict(out[3]),
-            }
-        )
-    return out
 
 
 def main() -> None:
@@ -66,7 +46,7 @@ def main() -> None:
         f"bound {r.w1_bound / std:.4f} std, true W1 {ref.w1(r.atoms, r.weights) / std:.5f}, CPU {time.process_time() - t0:.1f} s"
     )
     call = _CALLS[-1]
-    cells = call["cells"]
+    cells = [tuple(np.asarray(c).reshape(-1) for c in call["cells"][x]) for x in call["axes"]]
     k = len(cells)
     shape = tuple(c[2].size for c in cells)
 

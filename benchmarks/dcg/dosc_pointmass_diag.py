@@ -43,6 +43,7 @@ def _record(axes: Any, pt: Any, cells: Any, dists: Any, wbox: Any, box_bound: An
                 "wbox": np.array(wbox, dtype=float),
                 "old": np.array(box_bound, dtype=float),
                 "rest": np.array(linear["rest"], dtype=float),
+                "c": [np.array(linear["c"][x], dtype=float) for x in axes],
                 "info": None if out is None else dict(out[3]),
             }
         )
