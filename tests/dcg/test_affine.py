@@ -355,3 +355,39 @@ def test_affine_alone_avoids_the_false_pole(monkeypatch):
     assert math.isfinite(r.w1_bound)
     fine = od.evaluate(fn, od.Uniform(0, 1), atoms=2048)
     assert r.w1(fine) - fine.w1_bound <= r.w1_bound
+
+
+@pytest.mark.parametrize("n_syms", [5, 30])  # below and above the stacked path's threshold (affine._STACK_AT)
+def test_product_does_not_depend_on_error_symbol_ids(n_syms):
+    """The same forms with their error symbols numbered from another start (a later call in the same process draws
+    later ids from the process-wide counter) give the same product bit for bit: the symbols are summed in the forms'
+    order, not in a set's (whose order follows the ids' hashes)."""
+    rng = np.random.default_rng(3)
+    shared = rng.normal(size=(n_syms, 64))
+    only_y = rng.normal(size=(n_syms, 64))
+
+    def forms(start):
+        ids = [
+            A.ERR_BASE + 2**30 + start + 37 * k for k in range(2 * n_syms)
+        ]  # far above the counter; spread: hash slots wrap
+        x = A.Aff((0,), rng_c[0], {0: rng_c[2], **{ids[k]: shared[k] for k in range(n_syms)}}, np.full(64, 1e-3))
+        y = A.Aff(
+            (0,),
+            rng_c[1],
+            {
+                **{ids[k]: 0.5 * shared[k] for k in range(0, n_syms, 2)},
+                **{ids[n_syms + k]: only_y[k] for k in range(n_syms)},
+            },
+            np.full(64, 2e-3),
+        )
+        return ids, A.mul(x, y)
+
+    rng_c = rng.normal(size=(3, 64))
+    outs = [forms(start) for start in (0, 29, 1000003)]
+    ids0, p0 = outs[0]
+    for ids, p in outs[1:]:
+        assert p.c.tobytes() == p0.c.tobytes() and np.asarray(p.r).tobytes() == np.asarray(p0.r).tobytes()
+        rename = dict(zip(ids, ids0, strict=True))
+        a = {rename.get(i, i): v for i, v in p.a.items() if i in rename or i < A.ERR_BASE}
+        for i, v in a.items():
+            assert np.asarray(v).tobytes() == np.asarray(p0.a[i]).tobytes()

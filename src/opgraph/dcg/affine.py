@@ -403,11 +403,13 @@ def mul(x: Aff, y: Aff) -> Aff:
         diag: Any = 0.0
         a: dict[int, np.ndarray] = {}
         xget, yget, xc, yc, arr = x.a.get, y.a.get, x.c, y.c, np.ndarray
-        keys = set(x.a) | set(y.a)
+        # the symbols in a fixed order (x's, then y's others): a set's order follows the error symbols' ids, which
+        # a process-wide counter hands out, so the sums below would round differently from one call to the next
+        keys = list(x.a) + [i for i in y.a if i not in x.a]
         stacked = _mul_stacked(keys, x, y, c) if len(keys) >= _STACK_AT and affstack.ENABLED.get() else None
         if stacked is not None:
             c, diag, a = stacked
-            keys = set()
+            keys = []
         for i in keys:
             xi, yi = xget(i), yget(i)
             t = 0.0
@@ -437,7 +439,7 @@ def mul(x: Aff, y: Aff) -> Aff:
         return _clean(Aff(x.axes, c, a, r, L), x.mag() * y.mag(), keep_abs=True)
 
 
-def _mul_stacked(keys: set[int], x: Aff, y: Aff, c0: Any) -> tuple[Any, Any, dict[int, np.ndarray]] | None:
+def _mul_stacked(keys: Sequence[int], x: Aff, y: Aff, c0: Any) -> tuple[Any, Any, dict[int, np.ndarray]] | None:
     """:func:`mul`'s per-symbol loop on stacks (:mod:`opgraph.dcg.affstack`): ``(c, diag, a)``, the same numbers.
 
     The loop's terms per symbol ``i`` (in the iteration order of ``keys``): ``t = 0.0 + xc y_i`` (``+ yc x_i``),
