@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +105,33 @@ def test_not_taken_without_the_mixture_or_on_small_grids():
         warnings.simplefilter("ignore")
         r2 = od.evaluate(lambda a, b: a / (1 + b), od.Uniform(1, 2), od.Uniform(0, 1), target_w1=1e-3)
     assert all("mixture_first" not in h for h in r2.info["refinement"])
+
+
+def test_kept_first_round_again_with_a_larger_pass_share(monkeypatch):
+    """Where the call keeps the mixture-first round (here: the planner stops after it) with time left, the round is
+    evaluated again with the sub-box pass on a larger share of that time: the piston (its mixture bound is mostly
+    the sub-box remainder) gets a smaller bound, sound against Sobol points; nothing of it with the switch off."""
+    from opgraph.dcg import api
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import test_affine_switch as AS  # the piston program and its Uniform laws
+
+    monkeypatch.setattr(api, "_next_round", lambda *a, **k: (None, a[5], "stopped for the test"))
+    monkeypatch.setattr(mixfirst, "AGAIN_MIN_LEFT", 1.0)  # a short budget for the test
+
+    def run(on: bool):
+        with switches.scope({"mixture_first_again": on}), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return od.evaluate(AS.piston, *AS.LAWS, target_w1=1e-6, max_seconds=6)
+
+    off, on = run(False), run(True)
+    assert "mixture_first" in off.info["refinement"][0] and off.info["kept_round"] == 0
+    assert "again" not in off.info["refinement"][0]
+    again = on.info["refinement"][0]["again"]
+    assert again["kept"] and again["w1_bound"] == on.w1_bound < off.w1_bound
+    u = qmc.Sobol(7, scramble=True, seed=11).random_base2(16)
+    lo, hi = (np.array([b[k] for b in AS.PISTON_VARS.values()], dtype=float) for k in (0, 1))
+    x = lo + (hi - lo) * u
+    ref = np.sort(AS.piston(*x.T))
+    true = w1_discrete(np.asarray(on.atoms), np.asarray(on.weights), ref, np.full(ref.size, 1.0 / ref.size))
+    assert on.certified and true <= on.w1_bound

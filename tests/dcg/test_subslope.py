@@ -83,6 +83,11 @@ def test_allowance_follows_the_budget():
         assert subslope.allowance(16, 10) == 1
     with roundbudget.scope(1e-9):  # a target_w1 call with (almost) no time left
         assert subslope.allowance(16384, 39) == 1
+    with roundbudget.scope(10.0):  # a larger pass share (a mixture-first round again: opgraph.dcg.mixfirst)
+        rb = roundbudget.current()
+        base = subslope.allowance(51282, 39)  # about 1 s per piece: 2 s of the 10 left
+        rb.pass_share = 3 * subslope.TARGET_SHARE
+        assert subslope.allowance(51282, 39) >= 2 * base + 1
 
 
 def _setup(fn, laws, atoms, quantizer="meansplit"):

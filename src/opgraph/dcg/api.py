@@ -781,6 +781,38 @@ def _evaluate_graph_grid(
         if done:
             assert best is not None
             _, evals, quantized, labels, kept_compress, kept_round = best
+            if (
+                tbudget is not None
+                and kept_round == 0
+                and mix_first is not None
+                and mixfirst.AGAIN.get()
+                and target_w1 is not None
+                and best[0] > target_w1
+                and all(e.certified for e in evals)
+                and tbudget.left() >= mixfirst.AGAIN_MIN_LEFT * history[0].get("seconds", math.inf)
+            ):
+                # the kept mixture-first round again, its sub-box pass on a larger share of the time left
+                # (opgraph.dcg.mixfirst, "Mixture first again"); kept where its bound is smaller
+                cur_atoms, cur_compress = dict(history[0]["atoms"]), kept_compress
+                t_again = clock()
+                tbudget.pass_share = mixfirst.PASS_SHARE
+                try:
+                    with roundbudget.affine_disabled(round_affine_off.get(0, False)):
+                        again = round_evals(quantized, labels)
+                finally:
+                    tbudget.pass_share = 0.0
+                w_again = max(e.w1_bound for e in again)
+                kept_again = w_again < best[0] and all(e.certified for e in again)
+                for e in again if not kept_again else evals:
+                    e.resume = None
+                if kept_again:
+                    evals = again
+                history[0]["again"] = {
+                    "w1_bound": w_again,
+                    "kept": kept_again,
+                    "seconds": round(clock() - t_again, 4),
+                }
+                log.info("target_w1: mixture-first round again: bound %.3g -> %.3g", best[0], w_again)
             if any(e.resume is not None for e in evals):
                 # The passes skipped while the kept round's grid could not reach the target run on it now.
                 with roundbudget.affine_disabled(round_affine_off.get(kept_round, False)):

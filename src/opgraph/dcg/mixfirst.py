@@ -12,6 +12,23 @@ Where the first round would compress a node other than a sum (:data:`SUM_OPS`) o
 ``max_joint``, the call's first round is instead the whole grid of the largest equal atom count per input whose boxes stay within :data:`MAX_BOXES` (inputs
 asked for fewer keep theirs). The rounds after it are planned as before, and the call keeps the round with the
 smallest bound, so a later round that certifies less changes nothing (more atoms never give a worse answer).
+
+**Mixture first again** (:data:`AGAIN`, :data:`PASS_SHARE`, :data:`AGAIN_MIN_LEFT`). On such a grid the bound is
+mostly the mixture's per-box remainder, which the sub-box slope pass (:mod:`opgraph.dcg.subslope`) makes small
+with pieces; inside a ``target_w1`` call that pass takes at most :data:`opgraph.dcg.subslope.TARGET_SHARE` (a
+quarter) of the seconds left, so that later rounds keep the rest. Where the later rounds certify less (planned
+from first-order terms: the piston at 1e-2 std, round 0 at 3 atoms per input 0.0501, round 1 at ``{3, 3, 3, 5,
+5, 3, 4}`` 0.109 before its passes) the call keeps round 0 and ends with seconds left (0.359 std in 7.5 of its 20
+CPU s, where the same 3-atom grid at fixed atoms, with the fixed-atoms allowance of 12 s, certifies 0.139 std).
+So where the kept round is the mixture-first round, the target is not met and at least :data:`AGAIN_MIN_LEFT`
+times that round's seconds are left, the round is evaluated again with its sub-box pass allowed
+:data:`PASS_SHARE` of the seconds left (:attr:`opgraph.dcg.roundbudget.RoundBudget.pass_share`), and kept where
+its bound is smaller (the piston at 1e-2 and 1e-3 std: 0.359 -> 0.164 std, 7.3 -> 13.2 CPU s of its 20; a share
+of 0.6 gave 0.183 in 12.1 s, 0.9 gave 0.149 in 14.0 s but needs 3.6x the round's seconds left, more than the
+piston has). Giving the first round the larger share from the start was measured worse: the borehole,
+whose later rounds do pay, lost them (its cost model learns the round's larger time) and went 0.067 -> 0.082-0.096
+std at 1e-2/1e-3, while the piston went 0.359 -> 0.140. Only the pass's pieces change: each bound is the same
+theorem's, and the call keeps the smaller.
 """
 
 from __future__ import annotations
@@ -25,6 +42,17 @@ from typing import Any
 #: the box-linear mixture (off: the first round as before). Registered in :mod:`opgraph.dcg.switches`
 #: (``mixture_first``).
 ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_mixfirst", default=True)
+
+#: Whether a kept mixture-first round that missed the target is evaluated again with a larger sub-box pass share
+#: where time is left (off: the call ends with it as it was). Registered in :mod:`opgraph.dcg.switches`
+#: (``mixture_first_again``).
+AGAIN: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_mixfirst_again", default=True)
+#: The share of the seconds left that the sub-box slope pass of the round evaluated again may be predicted to take.
+PASS_SHARE = 0.8
+#: The round is evaluated again only where at least this many times its first evaluation's seconds are left: its
+#: pass is predicted within ``PASS_SHARE / SAFETY`` = 0.64 of the seconds left (``roundbudget.SAFETY`` = 1.25), and
+#: the rest of the round takes at most its first evaluation's seconds (which included a pass), at most 0.36 of them.
+AGAIN_MIN_LEFT = 2.8
 
 #: Compressed nodes of these ops do not call for mixture first: a compressed sum keeps its law-level bound (its
 #: rounds met a sum of 8 Uniforms' 1e-2 target, which the rounds after a mixture-first round missed by 1.6x).

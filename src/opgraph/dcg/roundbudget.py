@@ -99,6 +99,9 @@ class RoundBudget:
             call's end if that round stays kept; 0: none).
         credit: Seconds added to the time left (:meth:`left`) for one round planned on the pending pass's time
             (:mod:`opgraph.dcg.roundcredit`; 0: none); ``credit_used``: that round was run in this call.
+        pass_share: The share of the seconds left that one sub-box slope pass may be predicted to take in the round
+            being evaluated (0: :data:`opgraph.dcg.subslope.TARGET_SHARE`); set where a kept mixture-first round is
+            evaluated again (:data:`opgraph.dcg.mixfirst.PASS_SHARE`).
     """
 
     max_seconds: float
@@ -115,6 +118,7 @@ class RoundBudget:
     pending_pass: float = 0.0
     credit: float = 0.0
     credit_used: bool = False
+    pass_share: float = 0.0
 
     def __post_init__(self) -> None:
         if math.isnan(self.start):

@@ -93,7 +93,8 @@ def allowance(boxes: int, nodes: int, axes: int | None = None) -> int:
 
     Outside a ``target_w1`` call the pass is predicted (:data:`SECONDS_PER_BOX_NODE`) within the fixed-atoms
     allowance ``"sub_slope"`` (:mod:`opgraph.dcg.fixedbudget`: 12 CPU s); inside one, within :data:`TARGET_SHARE` of
-    the seconds left of its ``max_seconds`` (with the budget's safety margin), at most :data:`MAX_PIECES`; beyond
+    the seconds left of its ``max_seconds`` (with the budget's safety margin; a mixture-first round evaluated again:
+    :attr:`opgraph.dcg.roundbudget.RoundBudget.pass_share` instead where set), at most :data:`MAX_PIECES`; beyond
     that, up to :data:`opgraph.dcg.subpieces.WIDE_PIECES` on a grid of ``axes`` axes, at least
     :data:`opgraph.dcg.subpieces.MIN_AXES` (:func:`opgraph.dcg.subpieces.wide`; ``axes=None``: the old cap).
     Deterministic for a fixed-atoms call (the grid's size), so the same call gives the same bound on any machine.
@@ -105,7 +106,7 @@ def allowance(boxes: int, nodes: int, axes: int | None = None) -> int:
     per = SECONDS_PER_BOX_NODE * boxes * nodes * radial.pass_factor()  # the radial slices' extra passes
     rb = roundbudget.current()
     fixed = fixedbudget.allowance("sub_slope")
-    seconds = fixed if rb is None else TARGET_SHARE * rb.left() / roundbudget.SAFETY
+    seconds = fixed if rb is None else (rb.pass_share or TARGET_SHARE) * rb.left() / roundbudget.SAFETY
     # beyond MAX_PIECES only on many axes (opgraph.dcg.subpieces; switch sub_pieces)
     return int(max(1, min(MAX_PIECES, math.floor(seconds / per)), subpieces.wide(per, seconds, fixed, axes)))
 

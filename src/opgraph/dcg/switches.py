@@ -10,7 +10,7 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.loglinear.ENABLED``, ``opgraph.dcg.budgetalloc.ENABLED``, ``opgraph.dcg.budgetalloc.FIXED_ATOMS``,
 ``opgraph.dcg.longmix.ENABLED``, ``opgraph.dcg.subslope.ENABLED``, ``opgraph.dcg.wideleaf.ENABLED``,
 ``opgraph.dcg.logsubbox.ENABLED``, ``opgraph.dcg.tailpieces.ENABLED``, ``opgraph.dcg.tailaxis.ENABLED``,
-``opgraph.dcg.mixfirst.ENABLED``,
+``opgraph.dcg.mixfirst.ENABLED``, ``opgraph.dcg.mixfirst.AGAIN``,
 ``opgraph.dcg.subcentre.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``, ``opgraph.dcg.tailsub.ENABLED``,
 ``opgraph.dcg.subwalk.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``, ``opgraph.dcg.affstack.ENABLED``,
 ``opgraph.dcg.roundcredit.ENABLED``, ``opgraph.dcg.planmemo.ENABLED``,
@@ -94,6 +94,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "log_tail_pieces": tailpieces.ENABLED,
         "tail_axis": tailaxis.ENABLED,
         "mixture_first": mixfirst.ENABLED,
+        "mixture_first_again": mixfirst.AGAIN,
         "round_credit": roundcredit.ENABLED,
         "plan_memo": planmemo.ENABLED,
         "sub_centred": subcentre.ENABLED,
@@ -116,7 +117,7 @@ def capture() -> dict[str, bool]:
     ``box_linear``, ``box_linear_tails``, ``box_linear_variance``, ``box_smooth``, ``log_linear``, ``budget_alloc``,
     ``budget_alloc_fixed_atoms``, ``long_mixture``, ``sub_slope``, ``wide_leaf``, ``log_sub_box``, ``log_tail_pieces``,
     ``tail_axis``,
-    ``mixture_first``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``,
+    ``mixture_first``, ``mixture_first_again``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``,
     ``affine_stacked``, ``round_credit``, ``plan_memo``, ``exact_cell_m2``,
     ``hess_quotient``, ``radial_slope``.
     """
