@@ -104,6 +104,7 @@ def choose(
     sub: int,
     hessian: bool = False,
     rest: np.ndarray | None = None,
+    slices_out: list[int] | None = None,
 ) -> tuple[dict[int, int], list[int]]:
     """Pieces per axis and walked axes for the sub-box pass: with or without the walk, by a sample of boxes.
 
@@ -128,8 +129,15 @@ def choose(
         sub: The most sub-boxes per box.
         hessian: Passed to :func:`opgraph.dcg.subslope.remainder`.
         rest: The whole-box remainder per box (broadcastable to the grid; where the sample's cells are taken).
+        slices_out: Where given and :mod:`opgraph.dcg.radialchoose` is on, the plans are also tried with
+            :data:`opgraph.dcg.radialchoose.SLICES` affine ray slices at the same predicted CPU (fewer pieces), and
+            the chosen slice count is appended (1 where none was chosen); pass it to
+            :func:`opgraph.dcg.subslope.remainder`'s ``exact_slices``.
     """
-    from opgraph.dcg import subslope
+    from opgraph.dcg import radial, radialchoose, subslope
+
+    if slices_out is not None:
+        slices_out.append(1)
 
     base = subslope.plan(scores, sub)
     nodes = len(getattr(graph, "nodes", ()))
@@ -170,16 +178,37 @@ def choose(
         one = {a: (fewer if a == walk[0] else 1) for a in scores}
         if one != split:
             plans.append((one, walk))
+    # K = 2 affine ray slices (opgraph.dcg.radialchoose): the same plans with the pieces the extra pass leaves
+    ks = [1] * len(plans)
+    try_k = slices_out is not None and radialchoose.ENABLED.get() and radial.ENABLED.get() and radial.EXACT
+    if try_k:
+        kk = radialchoose.SLICES
+        for sp, wk in list(plans):
+            n = radialchoose.pieces_allowed(max(math.prod(sp.values()), 1), kk)
+            sp2 = subslope.plan(scores, n) if not wk or sp == split else {a: min(v, n) for a, v in sp.items()}
+            plans.append((sp2, wk))
+            ks.append(kk)
     got = []
-    for sp, wk in plans:
-        r = subslope.remainder(graph, output, axes, cs, es, laws, c_s, f_s, sp, hessian=hessian, walk=wk)
+    for (sp, wk), kk in zip(plans, ks, strict=True):
+        r = subslope.remainder(
+            graph, output, axes, cs, es, laws, c_s, f_s, sp, hessian=hessian, walk=wk, exact_slices=kk
+        )
         with np.errstate(all="ignore"):
             tot = np.where(w_s > 0, np.broadcast_to(r, np.broadcast_shapes(np.shape(r), np.shape(w_s))) * w_s, 0.0)
         got.append(float(np.sum(tot)))
-    best = min(range(1, len(plans)), key=lambda j: got[j])
-    if got[best] < MIN_GAIN * got[0]:
-        return plans[best]
-    return base, []
+    ones = [j for j in range(len(plans)) if ks[j] == 1]
+    best = min(ones[1:], key=lambda j: got[j])
+    pick = best if got[best] < MIN_GAIN * got[0] else 0
+    if try_k:
+        twos = [j for j in range(len(plans)) if ks[j] != 1]
+        b2 = min(twos, key=lambda j: got[j])
+        if got[b2] < radialchoose.MIN_GAIN * got[pick]:
+            pick = b2
+            assert slices_out is not None
+            slices_out[-1] = ks[b2]
+    if pick == 0:
+        return base, []
+    return plans[pick]
 
 
 def pieces_allowed(sub: int, steps: int) -> int:
