@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mix_slack  # noqa: E402
 import uq  # noqa: E402
 
-from opgraph.dcg import radial  # noqa: E402
+from opgraph.dcg import radial, radialchoose  # noqa: E402
 from opgraph.dcg.switches import scope  # noqa: E402
 
 SWITCH = "radial_slope"
@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--slices", type=int, default=None, help="radial.SLICES for the runs with the switch on")
     p.add_argument("--exact-slices", type=int, default=None, help="radial.EXACT_SLICES for the runs with it on")
     p.add_argument("--switch", default="radial_slope", help="the switch to A/B (radial_slope, radial_choose)")
+    p.add_argument("--choose-cost", type=float, default=None, help="radialchoose.COST (None: radial.SLICE_COST)")
     a = p.parse_args(argv)
+    radialchoose.COST = a.choose_cost
     global SWITCH
     SWITCH = a.switch
     if a.slices is not None:

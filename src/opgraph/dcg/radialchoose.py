@@ -29,10 +29,15 @@ SLICES = 2
 #: ``K = 2`` is taken only where its sample total is below this share of the best ``K = 1`` plan's (the sample's
 #: noise, and the mixture's step growing with kept boxes: :data:`opgraph.dcg.subwalk.MIN_GAIN`'s note).
 MIN_GAIN = 0.9
+#: The extra pass's CPU charged against the pieces, as a share of the sub-box pass (None:
+#: :data:`opgraph.dcg.radial.SLICE_COST`, the measured 0.8: the same predicted CPU). Below it the choice buys the
+#: slices with more CPU than the ``K = 1`` plan (at 0: the same pieces, ``1 + SLICE_COST`` times the pass).
+COST: float | None = None
 
 
 def pieces_allowed(sub: int, slices: int = SLICES) -> int:
     """Pieces per box left to a sub-box pass of ``sub`` pieces once ``slices - 1`` extra affine passes are paid."""
     from opgraph.dcg import radial
 
-    return max(1, int(sub / (1.0 + radial.SLICE_COST * max(slices - 1, 0))))
+    cost = radial.SLICE_COST if COST is None else COST
+    return max(1, int(sub / (1.0 + cost * max(slices - 1, 0))))
