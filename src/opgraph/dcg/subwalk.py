@@ -202,7 +202,9 @@ def choose(
     if try_k:
         twos = [j for j in range(len(plans)) if ks[j] != 1]
         b2 = min(twos, key=lambda j: got[j])
-        if got[b2] < radialchoose.MIN_GAIN * got[pick]:
+        # against every K = 1 plan's total (not only the one picked: a walk plan that missed MIN_GAIN must not
+        # come in through its K = 2 twin)
+        if got[b2] < radialchoose.MIN_GAIN * min(got[j] for j in ones):
             pick = b2
             assert slices_out is not None
             slices_out[-1] = ks[b2]
