@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--slices", type=int, default=None, help="radial.SLICES for the runs with the switch on")
     p.add_argument("--exact-slices", type=int, default=None, help="radial.EXACT_SLICES for the runs with it on")
     p.add_argument("--switch", default="radial_slope", help="the switch to A/B (radial_slope, radial_choose)")
-    p.add_argument("--choose-cost", type=float, default=None, help="radialchoose.COST (None: radial.SLICE_COST)")
+    p.add_argument("--choose-cost", type=float, default=0.0, help="radialchoose.COST (the default 0)")
     a = p.parse_args(argv)
     radialchoose.COST = a.choose_cost
     global SWITCH

@@ -29,8 +29,10 @@ def test_the_switch_travels():
         assert radialchoose.ENABLED.get() is True
 
 
-def test_pieces_allowed_pays_the_extra_pass():
+def test_pieces_allowed_pays_the_extra_pass(monkeypatch):
     assert radialchoose.pieces_allowed(24, 1) == 24
+    assert radialchoose.pieces_allowed(24, 2) == 24  # COST 0: the same pieces
+    monkeypatch.setattr(radialchoose, "COST", None)  # the pass's measured share: fewer pieces
     assert radialchoose.pieces_allowed(24, 2) < 24
     assert radialchoose.pieces_allowed(1, 2) == 1
 

@@ -7,9 +7,14 @@ but where the extra pass is paid from the sub-box pieces piston's bound doubled,
 
 This module lets :func:`opgraph.dcg.subwalk.choose` decide per grid: besides its plans at ``K = 1`` (the pass
 without the walk, the walk's plans) it evaluates, on the same sample of boxes, the same plans at ``K = 2`` with the
-pieces cut to what the same predicted CPU allows (:func:`pieces_allowed`: ``sub / (1 + SLICE_COST)``,
-:data:`opgraph.dcg.radial.SLICE_COST` one extra affine pass), and keeps ``K = 2`` only where its sample total is
-below :data:`MIN_GAIN` of the best ``K = 1`` plan's; else ``K = 1``.
+pieces cut by :func:`pieces_allowed` (``sub / (1 + COST)``), and keeps ``K = 2`` only where its sample total is
+below :data:`MIN_GAIN` of every ``K = 1`` plan's; else ``K = 1``. :data:`COST` is 0 (the same pieces, the extra
+affine pass paid on top): charged the pass's measured 0.8 (:data:`opgraph.dcg.radial.SLICE_COST`, the same predicted
+CPU) or 0.3 the slices rarely win against the pieces they cost. Measured (docs/benchmarks/dcg.md, branch
+radial-slices; bounds in output stds, CPU s off -> on): COST 0: Borehole:4 0.1153 -> 0.08398 (CPU 16.1 -> 17.9), OTL:4
+0.0246 -> 0.02273 (4.0 -> 5.0), Piston:4, WingWeight:2, Ishigami:8 unchanged (the sample keeps ``K = 1``); COST 0.3:
+Borehole:4 0.1001, OTL:4 0.02374 (CPU 1.0-1.1x). So the choice pays only where the slices' remainder saving is large
+(Borehole's chain of quotients: -30 % of the sub-box remainder) and is paid in CPU, not in pieces.
 
 **Soundness.** The choice only picks among sound forms: for any ``K`` the affine ray theorem
 (:mod:`opgraph.dcg.radial`) holds, for any pieces the sub-box theorems hold, and the pass keeps per sub-box the
@@ -31,8 +36,9 @@ SLICES = 2
 MIN_GAIN = 0.9
 #: The extra pass's CPU charged against the pieces, as a share of the sub-box pass (None:
 #: :data:`opgraph.dcg.radial.SLICE_COST`, the measured 0.8: the same predicted CPU). Below it the choice buys the
-#: slices with more CPU than the ``K = 1`` plan (at 0: the same pieces, ``1 + SLICE_COST`` times the pass).
-COST: float | None = None
+#: slices with more CPU than the ``K = 1`` plan; 0 (default): the same pieces (measured +11-26 % of the whole call's
+#: CPU where ``K = 2`` is taken, module docstring).
+COST: float | None = 0.0
 
 
 def pieces_allowed(sub: int, slices: int = SLICES) -> int:
