@@ -79,6 +79,13 @@ MIN_SECONDS = 1.5
 MIN_GAIN = 0.8
 
 
+def _total(r: Any, w: Any) -> float:
+    """The sample's mass-weighted total of the per-box remainders ``r`` (``w`` the boxes' masses)."""
+    with np.errstate(all="ignore"):
+        tot = np.where(w > 0, np.broadcast_to(r, np.broadcast_shapes(np.shape(r), np.shape(w))) * w, 0.0)
+    return float(np.sum(tot))
+
+
 def _take(x: Any, idx: Sequence[np.ndarray]) -> Any:
     """``x`` (laid out on the grid, broadcastable) restricted to the cells ``idx`` per axis."""
     x = np.asarray(x, dtype=float)
@@ -178,36 +185,30 @@ def choose(
         one = {a: (fewer if a == walk[0] else 1) for a in scores}
         if one != split:
             plans.append((one, walk))
-    # K = 2 affine ray slices (opgraph.dcg.radialchoose): the same plans with the pieces the extra pass leaves
-    ks = [1] * len(plans)
-    try_k = slices_out is not None and radialchoose.ENABLED.get() and radial.ENABLED.get() and radial.EXACT
-    if try_k:
-        kk = radialchoose.SLICES
-        for sp, wk in list(plans):
-            n = radialchoose.pieces_allowed(max(math.prod(sp.values()), 1), kk)
-            sp2 = subslope.plan(scores, n) if not wk or sp == split else {a: min(v, n) for a, v in sp.items()}
-            plans.append((sp2, wk))
-            ks.append(kk)
     got = []
-    for (sp, wk), kk in zip(plans, ks, strict=True):
-        r = subslope.remainder(
-            graph, output, axes, cs, es, laws, c_s, f_s, sp, hessian=hessian, walk=wk, exact_slices=kk
-        )
-        with np.errstate(all="ignore"):
-            tot = np.where(w_s > 0, np.broadcast_to(r, np.broadcast_shapes(np.shape(r), np.shape(w_s))) * w_s, 0.0)
-        got.append(float(np.sum(tot)))
-    ones = [j for j in range(len(plans)) if ks[j] == 1]
-    best = min(ones[1:], key=lambda j: got[j])
+    for sp, wk in plans:
+        r = subslope.remainder(graph, output, axes, cs, es, laws, c_s, f_s, sp, hessian=hessian, walk=wk)
+        got.append(_total(r, w_s))
+    best = min(range(1, len(plans)), key=lambda j: got[j])
     pick = best if got[best] < MIN_GAIN * got[0] else 0
-    if try_k:
-        twos = [j for j in range(len(plans)) if ks[j] != 1]
-        b2 = min(twos, key=lambda j: got[j])
-        # against every K = 1 plan's total (not only the one picked: a walk plan that missed MIN_GAIN must not
-        # come in through its K = 2 twin)
-        if got[b2] < radialchoose.MIN_GAIN * min(got[j] for j in ones):
-            pick = b2
-            assert slices_out is not None
-            slices_out[-1] = ks[b2]
+    # K = 2 affine ray slices (opgraph.dcg.radialchoose): the twin of the K = 1 plan with the smallest sample total
+    # (one more sample pass), with the pieces the extra pass leaves; taken where it beats every K = 1 plan's total
+    if slices_out is not None and radialchoose.ENABLED.get() and radial.ENABLED.get() and radial.EXACT:
+        kk = radialchoose.SLICES
+        j1 = min(range(len(plans)), key=lambda j: got[j])
+        sp, wk = plans[j1]
+        n = radialchoose.pieces_allowed(max(math.prod(sp.values()), 1), kk)
+        sp2 = (
+            sp
+            if n >= math.prod(sp.values())
+            else (subslope.plan(scores, n) if j1 != 2 else {a: min(v, n) for a, v in sp.items()})
+        )
+        r = subslope.remainder(
+            graph, output, axes, cs, es, laws, c_s, f_s, sp2, hessian=hessian, walk=wk, exact_slices=kk
+        )
+        if _total(r, w_s) < radialchoose.MIN_GAIN * got[j1]:
+            slices_out[-1] = kk
+            return sp2, list(wk)
     if pick == 0:
         return base, []
     return plans[pick]
