@@ -6,9 +6,9 @@
 but where the extra pass is paid from the sub-box pieces piston's bound doubled, so ``K`` is 1 by default.
 
 This module lets :func:`opgraph.dcg.subwalk.choose` decide per grid: besides its plans at ``K = 1`` (the pass
-without the walk, the walk's plans) it evaluates, on the same sample of boxes, the same plans at ``K = 2`` with the
-pieces cut by :func:`pieces_allowed` (``sub / (1 + COST)``), and keeps ``K = 2`` only where its sample total is
-below :data:`MIN_GAIN` of every ``K = 1`` plan's; else ``K = 1``. :data:`COST` is 0 (the same pieces, the extra
+without the walk, the walk's plans) it evaluates, on the same sample of boxes, the twin at ``K = 2`` of the ``K = 1`` plan with the
+smallest sample total (one more sample pass), with the pieces cut by :func:`pieces_allowed` (``sub / (1 + COST)``),
+and keeps ``K = 2`` only where its sample total is below :data:`MIN_GAIN` of every ``K = 1`` plan's; else ``K = 1``. :data:`COST` is 0 (the same pieces, the extra
 affine pass paid on top): charged the pass's measured 0.8 (:data:`opgraph.dcg.radial.SLICE_COST`, the same predicted
 CPU) or 0.3 the slices rarely win against the pieces they cost. Measured (docs/benchmarks/dcg.md, branch
 radial-slices; bounds in output stds, CPU s off -> on): COST 0: Borehole:4 0.1153 -> 0.08398 (CPU 16.1 -> 17.9), OTL:4

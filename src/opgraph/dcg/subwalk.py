@@ -136,8 +136,9 @@ def choose(
         sub: The most sub-boxes per box.
         hessian: Passed to :func:`opgraph.dcg.subslope.remainder`.
         rest: The whole-box remainder per box (broadcastable to the grid; where the sample's cells are taken).
-        slices_out: Where given and :mod:`opgraph.dcg.radialchoose` is on, the plans are also tried with
-            :data:`opgraph.dcg.radialchoose.SLICES` affine ray slices at the same predicted CPU (fewer pieces), and
+        slices_out: Where given and :mod:`opgraph.dcg.radialchoose` is on, the best ``K = 1`` plan is also tried with
+            :data:`opgraph.dcg.radialchoose.SLICES` affine ray slices (pieces from
+            :func:`opgraph.dcg.radialchoose.pieces_allowed`), and
             the chosen slice count is appended (1 where none was chosen); pass it to
             :func:`opgraph.dcg.subslope.remainder`'s ``exact_slices``.
     """
