@@ -6,7 +6,8 @@ Run:
 For each ``Case:atoms`` (a :mod:`uq` case at fixed atoms), the switch ``radial_slope`` off and on, interleaved in one
 process (``--rounds`` times; the smallest CPU kept): the certified bound, the true W1 of the answer (``uq``'s
 reference), the mixture's remainder part (spied on as :mod:`mix_slack` does) and the CPU seconds
-(``time.process_time``), bounds in output stds. ``--slices K`` / ``--exact-slices K`` set
+(``time.process_time``), bounds in output stds. ``--switch radial_choose`` A/Bs that switch instead (with
+``radial_slope`` on). ``--slices K`` / ``--exact-slices K`` set
 :data:`opgraph.dcg.radial.SLICES` / :data:`opgraph.dcg.radial.EXACT_SLICES` for the runs with the switch on.
 """
 
@@ -22,14 +23,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mix_slack  # noqa: E402
 import uq  # noqa: E402
 
-from opgraph.dcg import radial  # noqa: E402
+from opgraph.dcg import radial, radialchoose  # noqa: E402
 from opgraph.dcg.switches import scope  # noqa: E402
+
+SWITCH = "radial_slope"
 
 
 def one(case: Any, n: int, on: bool) -> dict[str, float]:
     """``case`` at ``n`` atoms with the switch ``on``: bound, true W1, remainder (output stds), CPU s."""
     ref = uq.load_reference(case)
-    with scope({"radial_slope": on}):
+    with scope({SWITCH: on}):
         t0 = time.process_time()
         r, calls = mix_slack.spy_mixtures(case, n)
         cpu = time.process_time() - t0
@@ -50,7 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=1, help="off/on rounds, interleaved (the smallest CPU is kept)")
     p.add_argument("--slices", type=int, default=None, help="radial.SLICES for the runs with the switch on")
     p.add_argument("--exact-slices", type=int, default=None, help="radial.EXACT_SLICES for the runs with it on")
+    p.add_argument("--switch", default="radial_slope", help="the switch to A/B (radial_slope, radial_choose)")
+    p.add_argument("--choose-cost", type=float, default=0.0, help="radialchoose.COST (the default 0)")
     a = p.parse_args(argv)
+    radialchoose.COST = a.choose_cost
+    global SWITCH
+    SWITCH = a.switch
     if a.slices is not None:
         radial.SLICES = a.slices
     if a.exact_slices is not None:

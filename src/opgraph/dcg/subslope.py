@@ -272,6 +272,7 @@ def remainder(
     hessian: bool = False,
     ratio: float | None = None,
     walk: Sequence[int] = (),
+    exact_slices: int | None = None,
 ) -> np.ndarray:
     """Per box, the sub-box bound on ``E[|f(X) - f(x') - c . d| | box]`` (module docstring), ``inf`` where unknown.
 
@@ -292,6 +293,8 @@ def remainder(
         ratio: Half-line cells are cut too, into pieces of geometric masses (:func:`pieces`; :mod:`opgraph.dcg.tailsub`).
         walk: Axes whose gradients are also enclosed over the sub-boxes' walk boxes, in this order
             (:func:`opgraph.dcg.subwalk.gradients`; empty: none).
+        exact_slices: The affine ray form's slices ``K`` (:func:`opgraph.dcg.radial.ray_forms`; None:
+            :data:`opgraph.dcg.radial.EXACT_SLICES`; :mod:`opgraph.dcg.radialchoose` picks it per grid).
     """
     from opgraph.dcg import affgrad, radial, subcentre, subwalk, taylor
 
@@ -412,7 +415,7 @@ def remainder(
                     # with a walk, also the ray over every axis from x_s (the pass without the walk has it: so the
                     # walk never makes a sub-box's bound larger than the same pieces without it)
                     for mv in [moving, seeds] if walked and moving != seeds else [moving]:
-                        ray = radial.ray_forms(graph, output, axes, mv, box, ctr, forms)
+                        ray = radial.ray_forms(graph, output, axes, mv, box, ctr, forms, exact_slices)
                         g_ray, quad = radial.affine_ray(axes, mv, ray, ctr, e_by, m2_by)
                         rq = subcentre.Accumulator()
                         for a, j in zip(axes, combo, strict=True):

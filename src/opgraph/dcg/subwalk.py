@@ -79,6 +79,13 @@ MIN_SECONDS = 1.5
 MIN_GAIN = 0.8
 
 
+def _total(r: Any, w: Any) -> float:
+    """The sample's mass-weighted total of the per-box remainders ``r`` (``w`` the boxes' masses)."""
+    with np.errstate(all="ignore"):
+        tot = np.where(w > 0, np.broadcast_to(r, np.broadcast_shapes(np.shape(r), np.shape(w))) * w, 0.0)
+    return float(np.sum(tot))
+
+
 def _take(x: Any, idx: Sequence[np.ndarray]) -> Any:
     """``x`` (laid out on the grid, broadcastable) restricted to the cells ``idx`` per axis."""
     x = np.asarray(x, dtype=float)
@@ -104,6 +111,7 @@ def choose(
     sub: int,
     hessian: bool = False,
     rest: np.ndarray | None = None,
+    slices_out: list[int] | None = None,
 ) -> tuple[dict[int, int], list[int]]:
     """Pieces per axis and walked axes for the sub-box pass: with or without the walk, by a sample of boxes.
 
@@ -128,8 +136,16 @@ def choose(
         sub: The most sub-boxes per box.
         hessian: Passed to :func:`opgraph.dcg.subslope.remainder`.
         rest: The whole-box remainder per box (broadcastable to the grid; where the sample's cells are taken).
+        slices_out: Where given and :mod:`opgraph.dcg.radialchoose` is on, the best ``K = 1`` plan is also tried with
+            :data:`opgraph.dcg.radialchoose.SLICES` affine ray slices (pieces from
+            :func:`opgraph.dcg.radialchoose.pieces_allowed`), and
+            the chosen slice count is appended (1 where none was chosen); pass it to
+            :func:`opgraph.dcg.subslope.remainder`'s ``exact_slices``.
     """
-    from opgraph.dcg import subslope
+    from opgraph.dcg import radial, radialchoose, subslope
+
+    if slices_out is not None:
+        slices_out.append(1)
 
     base = subslope.plan(scores, sub)
     nodes = len(getattr(graph, "nodes", ()))
@@ -173,13 +189,30 @@ def choose(
     got = []
     for sp, wk in plans:
         r = subslope.remainder(graph, output, axes, cs, es, laws, c_s, f_s, sp, hessian=hessian, walk=wk)
-        with np.errstate(all="ignore"):
-            tot = np.where(w_s > 0, np.broadcast_to(r, np.broadcast_shapes(np.shape(r), np.shape(w_s))) * w_s, 0.0)
-        got.append(float(np.sum(tot)))
+        got.append(_total(r, w_s))
     best = min(range(1, len(plans)), key=lambda j: got[j])
-    if got[best] < MIN_GAIN * got[0]:
-        return plans[best]
-    return base, []
+    pick = best if got[best] < MIN_GAIN * got[0] else 0
+    # K = 2 affine ray slices (opgraph.dcg.radialchoose): the twin of the K = 1 plan with the smallest sample total
+    # (one more sample pass), with the pieces the extra pass leaves; taken where it beats every K = 1 plan's total
+    if slices_out is not None and radialchoose.ENABLED.get() and radial.ENABLED.get() and radial.EXACT:
+        kk = radialchoose.SLICES
+        j1 = min(range(len(plans)), key=lambda j: got[j])
+        sp, wk = plans[j1]
+        n = radialchoose.pieces_allowed(max(math.prod(sp.values()), 1), kk)
+        sp2 = (
+            sp
+            if n >= math.prod(sp.values())
+            else (subslope.plan(scores, n) if j1 != 2 else {a: min(v, n) for a, v in sp.items()})
+        )
+        r = subslope.remainder(
+            graph, output, axes, cs, es, laws, c_s, f_s, sp2, hessian=hessian, walk=wk, exact_slices=kk
+        )
+        if _total(r, w_s) < radialchoose.MIN_GAIN * got[j1]:
+            slices_out[-1] = kk
+            return sp2, list(wk)
+    if pick == 0:
+        return base, []
+    return plans[pick]
 
 
 def pieces_allowed(sub: int, steps: int) -> int:

@@ -14,7 +14,8 @@ Each switch is a :class:`contextvars.ContextVar` of its module (``opgraph.dcg.af
 ``opgraph.dcg.subcentre.ENABLED``, ``opgraph.dcg.polymodel.ENABLED``, ``opgraph.dcg.tailsub.ENABLED``,
 ``opgraph.dcg.subwalk.ENABLED``, ``opgraph.dcg.subpieces.ENABLED``, ``opgraph.dcg.affstack.ENABLED``,
 ``opgraph.dcg.roundcredit.ENABLED``, ``opgraph.dcg.planmemo.ENABLED``,
-``opgraph.dcg.cellm2.ENABLED``, ``opgraph.dcg.hessdiv.ENABLED``, ``opgraph.dcg.radial.ENABLED``). A
+``opgraph.dcg.cellm2.ENABLED``, ``opgraph.dcg.hessdiv.ENABLED``, ``opgraph.dcg.radial.ENABLED``,
+``opgraph.dcg.radialchoose.ENABLED``). A
 ContextVar does not travel to process-pool or Dask workers, so the chunk jobs of :mod:`opgraph.dcg.chunks` and the
 tasks of :func:`opgraph.dcg.evaluate_many` carry :func:`capture`'s values and run under :func:`scope`: the workers
 evaluate with the caller's settings on every executor.
@@ -53,6 +54,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         planmemo,
         polymodel,
         radial,
+        radialchoose,
         roundcredit,
         subcells,
         subcentre,
@@ -106,6 +108,7 @@ def _vars() -> dict[str, contextvars.ContextVar[bool]]:
         "exact_cell_m2": cellm2.ENABLED,
         "hess_quotient": hessdiv.ENABLED,
         "radial_slope": radial.ENABLED,
+        "radial_choose": radialchoose.ENABLED,
     }
 
 
@@ -119,7 +122,7 @@ def capture() -> dict[str, bool]:
     ``tail_axis``,
     ``mixture_first``, ``mixture_first_again``, ``sub_centred``, ``poly_model``, ``tail_sub``, ``sub_walk``, ``sub_pieces``,
     ``affine_stacked``, ``round_credit``, ``plan_memo``, ``exact_cell_m2``,
-    ``hess_quotient``, ``radial_slope``.
+    ``hess_quotient``, ``radial_slope``, ``radial_choose``.
     """
     return {name: bool(var.get()) for name, var in _vars().items()}
 

@@ -1327,9 +1327,15 @@ def _sub_slope(
 
     hessian = hess_finite >= subcentre.HESSIAN_MIN_FINITE
     walk: list[int] = []
+    ks: list[int] = []  # the affine ray slices, where the choice takes them (opgraph.dcg.radialchoose)
     if subwalk.ENABLED.get():  # the walk on the sub-boxes, for fewer pieces, where a sample of boxes finds it pays
-        split, walk = subwalk.choose(graph, output, axes, cells, e1, laws, cs, point.v, w, scores, sub, hessian, rem)
-    return subslope.remainder(graph, output, axes, cells, e1, laws, cs, point.v, split, hessian=hessian, walk=walk)
+        split, walk = subwalk.choose(
+            graph, output, axes, cells, e1, laws, cs, point.v, w, scores, sub, hessian, rem, slices_out=ks
+        )
+    k = ks[0] if ks and ks[0] != 1 else None
+    return subslope.remainder(
+        graph, output, axes, cells, e1, laws, cs, point.v, split, hessian=hessian, walk=walk, exact_slices=k
+    )
 
 
 def _slope(
