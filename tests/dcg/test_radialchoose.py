@@ -72,9 +72,9 @@ def test_the_choice_is_never_worse_than_the_plan_without_it_on_its_sample(monkey
         assert min(chosen) < gain * min(t for _, _, k, t in calls if k == 1)
 
 
-def test_off_by_default_and_without_slices_out_nothing_changes(monkeypatch):
-    """With the switch off (the default) or without ``slices_out`` only ``K = 1`` plans are sampled."""
-    assert radialchoose.ENABLED.get() is False
+def test_off_and_without_slices_out_nothing_changes(monkeypatch):
+    """With the switch off or without ``slices_out`` only ``K = 1`` plans are sampled."""
+    assert radialchoose.ENABLED.get() is True  # on by default
     monkeypatch.setattr(subwalk, "MIN_SECONDS", 0.0)
     g, out, ids, qs, cells, e1, c, fx = _setup(_piston_volume, VOLUME_LAWS, 4)
     scores = {a: float(s) for a, s in zip(ids, (4.0, 3.0, 2.0, 1.0), strict=True)}
@@ -84,9 +84,9 @@ def test_off_by_default_and_without_slices_out_nothing_changes(monkeypatch):
     real = subslope.remainder
     monkeypatch.setattr(subslope, "remainder", lambda *a, **k: seen.append(k.get("exact_slices")) or real(*a, **k))
     ks: list[int] = []
-    got = subwalk.choose(g, out, ids, cells, e1, laws, c, fx, w, scores, 24, rest=w, slices_out=ks)
-    with switches.scope({"radial_choose": True}):
-        again = subwalk.choose(g, out, ids, cells, e1, laws, c, fx, w, scores, 24, rest=w)
+    with switches.scope({"radial_choose": False}):
+        got = subwalk.choose(g, out, ids, cells, e1, laws, c, fx, w, scores, 24, rest=w, slices_out=ks)
+    again = subwalk.choose(g, out, ids, cells, e1, laws, c, fx, w, scores, 24, rest=w)
     assert ks == [1] and got == again
     assert all(k in (None, 1) for k in seen)
 

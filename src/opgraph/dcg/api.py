@@ -795,7 +795,8 @@ def _evaluate_graph_grid(
                 # (opgraph.dcg.mixfirst, "Mixture first again"); kept where its bound is smaller
                 cur_atoms, cur_compress = dict(history[0]["atoms"]), kept_compress
                 t_again = clock()
-                tbudget.pass_share = mixfirst.PASS_SHARE
+                # the pass within the seconds left less the round's first time (which included a pass)
+                tbudget.pass_share = mixfirst.again_share(tbudget.left(), history[0]["seconds"], roundbudget.SAFETY)
                 try:
                     with roundbudget.affine_disabled(round_affine_off.get(0, False)):
                         again = round_evals(quantized, labels)

@@ -22,7 +22,7 @@ from first-order terms: the piston at 1e-2 std, round 0 at 3 atoms per input 0.0
 CPU s, where the same 3-atom grid at fixed atoms, with the fixed-atoms allowance of 12 s, certifies 0.139 std).
 So where the kept round is the mixture-first round, the target is not met and at least :data:`AGAIN_MIN_LEFT`
 times that round's seconds are left, the round is evaluated again with its sub-box pass allowed
-:data:`PASS_SHARE` of the seconds left (:attr:`opgraph.dcg.roundbudget.RoundBudget.pass_share`), and kept where
+:data:`PASS_SHARE` of the seconds left, less where the round's first time would then not fit (:func:`again_share`) (:attr:`opgraph.dcg.roundbudget.RoundBudget.pass_share`), and kept where
 its bound is smaller (the piston at 1e-2 and 1e-3 std: 0.359 -> 0.164 std, 7.3 -> 13.2 CPU s of its 20; a share
 of 0.6 gave 0.183 in 12.1 s, 0.9 gave 0.149 in 14.0 s but needs 3.6x the round's seconds left, more than the
 piston has). Giving the first round the larger share from the start was measured worse: the borehole,
@@ -49,10 +49,8 @@ ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_mixf
 AGAIN: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_mixfirst_again", default=True)
 #: The share of the seconds left that the sub-box slope pass of the round evaluated again may be predicted to take.
 PASS_SHARE = 0.8
-#: The round is evaluated again only where at least this many times its first evaluation's seconds are left: its
-#: pass is predicted within ``PASS_SHARE / SAFETY`` = 0.64 of the seconds left (``roundbudget.SAFETY`` = 1.25), and
-#: the rest of the round takes at most its first evaluation's seconds (which included a pass), at most 0.36 of them.
-AGAIN_MIN_LEFT = 2.8
+#: The round is evaluated again only where at least this many times its first evaluation's seconds are left.
+AGAIN_MIN_LEFT = 2.0
 
 #: Compressed nodes of these ops do not call for mixture first: a compressed sum keeps its law-level bound (its
 #: rounds met a sum of 8 Uniforms' 1e-2 target, which the rounds after a mixture-first round missed by 1.6x).
@@ -101,3 +99,20 @@ def counts(
 def input_names(restricted: Sequence[tuple[Any, int]]) -> list[list[str]]:
     """Per output (its graph and output id, ``opgraph.dcg.engine.restrict``), the names of its input nodes."""
     return [[n.attrs["name"] for n in g.nodes if n.op == "input"] for g, _ in restricted]
+
+
+def again_share(left: float, first_seconds: float, safety: float) -> float:
+    """The sub-box pass share of the round evaluated again (at most :data:`PASS_SHARE`).
+
+    Smaller where needed so that the pass's predicted seconds (``share * left / safety``,
+    :func:`opgraph.dcg.subslope.allowance`) and the round's first evaluation's seconds (an upper bound on the rest
+    of the round: it included a pass) fit in ``left``.
+
+    Args:
+        left: Seconds left of the call's budget.
+        first_seconds: Seconds of the round's first evaluation.
+        safety: The round budget's safety factor (:data:`opgraph.dcg.roundbudget.SAFETY`).
+    """
+    if not left > 0:
+        return 0.0
+    return max(0.0, min(PASS_SHARE, safety * (1.0 - first_seconds / left)))

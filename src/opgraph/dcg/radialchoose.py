@@ -1,4 +1,4 @@
-"""Per-grid choice of the affine ray form's slice count (issue 14 §3; switch ``radial_choose``, default off).
+"""Per-grid choice of the affine ray form's slice count (issue 14 §3; switch ``radial_choose``, on by default).
 
 :mod:`opgraph.dcg.radial`'s affine ray form integrates the gradient's affine forms along the ray ``x_s + t e``; with
 ``K`` slices (:data:`opgraph.dcg.radial.EXACT_SLICES`) it encloses the forms over the sub-box scaled by ``k / K``
@@ -28,7 +28,7 @@ import contextvars
 
 #: Whether the sub-box pass's plan choice (:func:`opgraph.dcg.subwalk.choose`) also tries ``K = 2`` affine ray
 #: slices at the same predicted CPU (switch ``radial_choose``).
-ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_radialchoose", default=False)
+ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("opgraph_dcg_radialchoose", default=True)
 #: The slice count tried against ``K = 1``.
 SLICES = 2
 #: ``K = 2`` is taken only where its sample total is below this share of the best ``K = 1`` plan's (the sample's
