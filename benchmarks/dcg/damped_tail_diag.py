@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import uq  # noqa: E402
-from dosc_pointmass_diag import _CALLS, _record  # noqa: E402  (the log-linear mixture calls' spy)
+from dosc_pointmass_diag import _CALLS, _record, grid_of, locate  # noqa: E402  (the mixture calls' spy)
 
 from opgraph.dcg import boxlinear  # noqa: E402
 
@@ -46,38 +46,15 @@ def main() -> None:
         f"bound {r.w1_bound / std:.4f} std, true W1 {ref.w1(r.atoms, r.weights) / std:.5f}, CPU {time.process_time() - t0:.1f} s"
     )
     call = _CALLS[-1]
-    cells = [tuple(np.asarray(c).reshape(-1) for c in call["cells"][x]) for x in call["axes"]]
-    k = len(cells)
-    shape = tuple(c[2].size for c in cells)
-
-    def flat(x: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(x, shape).reshape(-1)
-
-    w, old, rest, pt = (flat(call[x]) for x in ("wbox", "old", "rest", "pt"))
-    coef = [flat(c) for c in call["c"]]
-    with np.errstate(all="ignore"):
-        mixed = np.isfinite(rest) & (w * rest < old)
+    grid = grid_of(call)
+    cells, k = grid["cells"], len(grid["cells"])
+    w, old, rest, pt, coef, mixed = (grid[x] for x in ("w", "old", "rest", "pt", "c", "mixed"))
     pm = ~mixed & (w > 0)
-    tails = np.array(
-        [
-            np.broadcast_to(
-                (~np.isfinite(cells[j][0]) | ~np.isfinite(cells[j][1])).reshape(
-                    [-1 if i == j else 1 for i in range(k)]
-                ),
-                shape,
-            ).reshape(-1)
-            for j in range(k)
-        ]
-    )
+    tails = grid["tails"]
     nt = tails.sum(axis=0)
-    g = np.random.default_rng(1)
     n = 2**log2n
-    cols = [law.sample(g, n) for law in case.laws]
-    with np.errstate(all="ignore"):
-        f = case.numpy(cols)
-    u = [np.log(c) for c in cols]
-    idx = [np.clip(np.searchsorted(cells[j][1], u[j]), 0, shape[j] - 1) for j in range(k)]
-    b = np.ravel_multi_index(tuple(idx), shape)
+    at = locate(case, cells, n)
+    cols, f, u, idx, b = (at[x] for x in ("cols", "f", "u", "idx", "b"))
     d = [u[j] - cells[j][2][idx[j]] for j in range(k)]
     model = pt[b] + sum(coef[j][b] * d[j] for j in range(k))
     e = np.exp(0.5 * d[k - 1])  # S0 is the last input: f = sqrt(S0) g(rest)

@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import uq  # noqa: E402
-from dosc_pointmass_diag import _CALLS, _record  # noqa: E402  (the log-linear mixture calls' spy)
+from dosc_pointmass_diag import _CALLS, _record, grid_of, locate  # noqa: E402  (the mixture calls' spy)
 
 from opgraph.dcg import boxlinear, logsubbox  # noqa: E402
 
@@ -59,28 +59,12 @@ def cdf_split(atoms: np.ndarray, weights: np.ndarray, ref: np.ndarray) -> list[t
 
 def pieces(case: uq.Case, call: dict, n: int) -> dict[str, np.ndarray]:
     """Sample X of the true law; return f(X), the pre-lattice piece value M(X), and box flags (module docstring)."""
-    cells = [tuple(np.asarray(c).reshape(-1) for c in call["cells"][x]) for x in call["axes"]]
-    k = len(cells)
-    shape = tuple(c[2].size for c in cells)
-
-    def flat(x: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(x, shape).reshape(-1)
-
-    w, old, rest, pt = (flat(call[x]) for x in ("wbox", "old", "rest", "pt"))
-    coef = [flat(c) for c in call["c"]]
-    with np.errstate(all="ignore"):
-        mixed = np.isfinite(rest) & (w * rest < old)
-    tail = np.zeros(w.size, dtype=bool)
-    for j in range(k):
-        t = ~np.isfinite(cells[j][0]) | ~np.isfinite(cells[j][1])
-        tail |= np.broadcast_to(t.reshape([-1 if i == j else 1 for i in range(k)]), shape).reshape(-1)
-    g = np.random.default_rng(1)
-    cols = [law.sample(g, n) for law in case.laws]
-    with np.errstate(all="ignore"):
-        f = case.numpy(cols)
-    u = [np.log(c) for c in cols]
-    idx = [np.clip(np.searchsorted(cells[j][1], u[j]), 0, shape[j] - 1) for j in range(k)]
-    b = np.ravel_multi_index(tuple(idx), shape)
+    grid = grid_of(call)
+    cells, k = grid["cells"], len(grid["cells"])
+    pt, coef, mixed = grid["pt"], grid["c"], grid["mixed"]
+    tail = grid["tails"].any(axis=0)
+    at = locate(case, cells, n)
+    f, u, idx, b = (at[x] for x in ("f", "u", "idx", "b"))
     lin = pt[b] + sum(coef[j][b] * (u[j] - cells[j][2][idx[j]]) for j in range(k))
     m = np.where(mixed[b], lin, pt[b])
     return {"f": f, "m": m, "mixed": mixed[b], "tail": tail[b], "box": b}

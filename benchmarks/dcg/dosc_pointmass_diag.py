@@ -50,37 +50,70 @@ def _record(axes: Any, pt: Any, cells: Any, dists: Any, wbox: Any, box_bound: An
     return out
 
 
-def report(case: Any, call: dict[str, Any], std: float, log2n: int, seed: int = 1) -> None:
-    """Print the per-class table of one recorded mixture call (module docstring)."""
-    axes = call["axes"]
-    k = len(axes)
-    shape = tuple(call["cells"][a][2].size for a in axes)
-    w = np.broadcast_to(call["wbox"], shape).reshape(-1)
-    old = np.broadcast_to(call["old"], shape).reshape(-1)
-    rest = np.broadcast_to(call["rest"], shape).reshape(-1)
-    pt = np.broadcast_to(call["pt"], shape).reshape(-1)
+def grid_of(call: dict[str, Any]) -> dict[str, Any]:
+    """A recorded mixture call's boxes, flat: the arrays every diagnosis of it starts from.
+
+    Returns:
+        ``cells`` (per axis ``(lo, hi, atoms)``, 1-D, log space), ``shape``, per box ``w`` (mass), ``old`` (the
+        engine's bound), ``rest`` (the linear model's remainder), ``pt`` (the value at the atom), ``c`` (per axis the
+        model's coefficients), ``mixed`` (the mixture keeps the box's model) and ``tails`` (axis x box: the box's cell
+        on that axis is a half-line).
+    """
+    cells = [tuple(np.asarray(c).reshape(-1) for c in call["cells"][a]) for a in call["axes"]]
+    k = len(cells)
+    shape = tuple(c[2].size for c in cells)
+
+    def flat(x: Any) -> np.ndarray:
+        return np.broadcast_to(x, shape).reshape(-1)
+
+    w, old, rest, pt = (flat(call[x]) for x in ("wbox", "old", "rest", "pt"))
     with np.errstate(all="ignore"):
         mixed = np.isfinite(rest) & (w * rest < old)
-    pm = ~mixed & (w > 0)
-    tails = np.zeros((k, *shape), dtype=bool)
-    for j, a in enumerate(axes):
-        lo, hi, _ = call["cells"][a]
-        t = ~np.isfinite(lo) | ~np.isfinite(hi)
-        sh = [1] * k
-        sh[j] = t.size
-        tails[j] = np.broadcast_to(t.reshape(sh), shape)
-    tails = tails.reshape(k, -1)
-    ntail = tails.sum(axis=0)
+    tails = np.array(
+        [
+            flat(
+                (~np.isfinite(cells[j][0]) | ~np.isfinite(cells[j][1])).reshape([-1 if i == j else 1 for i in range(k)])
+            )
+            for j in range(k)
+        ]
+    )
+    c = [flat(x) for x in call.get("c") or []]
+    return {
+        "cells": cells,
+        "shape": shape,
+        "w": w,
+        "old": old,
+        "rest": rest,
+        "pt": pt,
+        "c": c,
+        "mixed": mixed,
+        "tails": tails,
+    }
+
+
+def locate(case: Any, cells: list[tuple[np.ndarray, ...]], n: int, seed: int = 1) -> dict[str, Any]:
+    """``n`` points of the case's true law, ``f`` there, their log coordinates ``u``, cells ``idx`` and boxes ``b``."""
     g = np.random.default_rng(seed)
-    n = 2**log2n
     cols = [law.sample(g, n) for law in case.laws]
     with np.errstate(all="ignore"):
         f = case.numpy(cols)
-    idx = []
-    for j, a in enumerate(axes):
-        lo, hi, _ = call["cells"][a]
-        idx.append(np.clip(np.searchsorted(hi, np.log(cols[j])), 0, hi.size - 1))
-    b = np.ravel_multi_index(tuple(idx), shape)
+    u = [np.log(c) for c in cols]
+    idx = [np.clip(np.searchsorted(cells[j][1], u[j]), 0, cells[j][1].size - 1) for j in range(len(cells))]
+    b = np.ravel_multi_index(tuple(idx), tuple(c[2].size for c in cells))
+    return {"cols": cols, "f": f, "u": u, "idx": idx, "b": b}
+
+
+def report(case: Any, call: dict[str, Any], std: float, log2n: int, seed: int = 1) -> None:
+    """Print the per-class table of one recorded mixture call (module docstring)."""
+    grid = grid_of(call)
+    k, shape = len(grid["cells"]), grid["shape"]
+    w, old, pt, mixed = grid["w"], grid["old"], grid["pt"], grid["mixed"]
+    pm = ~mixed & (w > 0)
+    tails = grid["tails"]
+    ntail = tails.sum(axis=0)
+    n = 2**log2n
+    at = locate(case, grid["cells"], n, seed)
+    f, b = at["f"], at["b"]
     cost = np.bincount(b, weights=np.abs(f - pt[b]), minlength=w.size) / n  # P(B) E[|f - V'| | B], estimated
     sq = np.bincount(b, weights=np.abs(f - pt[b]) ** 2, minlength=w.size) / n
     info = call["info"] or {}
