@@ -23,21 +23,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import uq  # noqa: E402
-from dosc_pointmass_diag import _CALLS, _record, grid_of, locate  # noqa: E402  (the mixture calls' spy)
-
-from opgraph.dcg import boxlinear  # noqa: E402
+from dosc_pointmass_diag import _CALLS, grid_of, locate, setup  # noqa: E402  (the mixture calls' spy)
 
 
 def main() -> None:
     """Command line: see the module docstring."""
-    case = {c.id: c for c in uq.make_cases()}["DampedOsc"]
-    ref = uq.load_reference(case)
+    case, ref, atoms, log2n = setup("6,6,6,6,6,6,4", 21)
     std = ref.std
-    boxlinear.mixture = _record
-    spec = sys.argv[1] if len(sys.argv) > 1 else "6,6,6,6,6,6,4"
-    atoms = {f"x{i}": int(v) for i, v in enumerate(spec.split(","))}
-    log2n = int(sys.argv[2]) if len(sys.argv) > 2 else 21
     t0 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

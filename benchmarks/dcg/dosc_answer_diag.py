@@ -30,9 +30,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import uq  # noqa: E402
-from dosc_pointmass_diag import _CALLS, _record, grid_of, locate  # noqa: E402  (the mixture calls' spy)
+from dosc_pointmass_diag import _CALLS, grid_of, locate, setup  # noqa: E402  (the mixture calls' spy)
 
-from opgraph.dcg import boxlinear, logsubbox  # noqa: E402
+from opgraph.dcg import logsubbox  # noqa: E402
 
 BANDS = (0.0, 0.01, 0.1, 0.5, 0.9, 0.99, 1.0)
 
@@ -72,13 +72,9 @@ def pieces(case: uq.Case, call: dict, n: int) -> dict[str, np.ndarray]:
 
 def main() -> None:
     """Command line: see the module docstring."""
-    case = {c.id: c for c in uq.make_cases()}["DampedOsc"]
-    ref = uq.load_reference(case)
+    case, ref, atoms, log2n = setup("6,6,6,6,6,6,4", 20)
     std = ref.std
-    boxlinear.mixture = _record
-    spec = sys.argv[1] if len(sys.argv) > 1 else "6,6,6,6,6,6,4"
-    atoms = {f"x{i}": int(v) for i, v in enumerate(spec.split(","))}
-    n = 2 ** (int(sys.argv[2]) if len(sys.argv) > 2 else 20)
+    n = 2**log2n
     bands = " | ".join(f"{lo:g}-{hi:g}" for lo, hi in zip(BANDS[:-1], BANDS[1:]))
     for mix in (False, True):
         logsubbox.MIX_TAILS = mix

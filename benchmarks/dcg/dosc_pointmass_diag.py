@@ -161,14 +161,24 @@ def report(case: Any, call: dict[str, Any], std: float, log2n: int, seed: int = 
     )
 
 
-def main() -> None:
-    """Command line: see the module docstring."""
+def setup(default_atoms: str | None, default_log2: int) -> tuple[Any, Any, dict[str, int], int]:
+    """The diagnosis scripts' command line: DampedOsc, its reference, the spy on the mixture, atoms and log2 points.
+
+    ``argv[1]``: atoms per input, comma-separated (``default_atoms`` where absent; required where None);
+    ``argv[2]``: log2 of the sample points (``default_log2`` where absent).
+    """
     case = {c.id: c for c in uq.make_cases()}["DampedOsc"]
     ref = uq.load_reference(case)
-    s = ref.std
     boxlinear.mixture = _record
-    atoms = {f"x{i}": int(v) for i, v in enumerate(sys.argv[1].split(","))}
-    log2n = int(sys.argv[2]) if len(sys.argv) > 2 else 20
+    spec = sys.argv[1] if len(sys.argv) > 1 or default_atoms is None else default_atoms
+    atoms = {f"x{i}": int(v) for i, v in enumerate(spec.split(","))}
+    return case, ref, atoms, int(sys.argv[2]) if len(sys.argv) > 2 else default_log2
+
+
+def main() -> None:
+    """Command line: see the module docstring."""
+    case, ref, atoms, log2n = setup(None, 20)
+    s = ref.std
     t0 = time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
